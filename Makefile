@@ -1,0 +1,79 @@
+# xsknet: build, test and demo. `make` alone lists the targets.
+#
+# Variables: CARGO (cargo), TEST_THREADS (2: privileged tests make uniquely named namespaces and
+# may run side by side, but the machines have two cores and timing tests need one to themselves),
+# TEST_ARGS (extra arguments for cargo test, e.g. TEST_ARGS='-p xsknet wire::').
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# rustup puts cargo in ~/.cargo/bin, which sudo's and CI's PATH may lack; ip and ethtool live in sbin.
+ifeq ($(shell command -v cargo 2>/dev/null),)
+export PATH := $(HOME)/.cargo/bin:/root/.cargo/bin:$(PATH)
+endif
+export PATH := $(PATH):/usr/sbin:/sbin
+
+CARGO        ?= cargo
+TEST_THREADS ?= 2
+TEST_ARGS    ?=
+TEST_LOG     := target/test.log
+
+# The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
+# own binaries, and udp-check belongs to xsknet-bench).
+export XSKNET_BIN       := $(CURDIR)/target/release/xsknet
+export XSKNET_UDP_CHECK := $(CURDIR)/target/release/udp-check
+
+.PHONY: help deps build test demo lint clean
+
+help: ## list the targets (this text)
+	@echo "xsknet: a kernel-bypass UDP/IP stack on AF_XDP"
+	@echo
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z]+:.*## / { printf "  make %-6s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
+	@echo
+	@echo "test and demo need root (namespaces, XDP, AF_XDP): sudo -E env PATH=\"\$$PATH\" make test"
+
+deps: ## install the missing Debian packages (clang, libbpf-dev, iproute2, ethtool, socat, trafgen, ...)
+	@scripts/deps.sh
+
+build: ## cargo build --release --workspace (runs deps first when clang or the BPF headers are missing)
+	@scripts/deps.sh --check build 2>/dev/null || scripts/deps.sh
+	$(CARGO) build --release --workspace
+
+test: ## build, then run every test, privileged ones included (as root); ends with a summary line
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "make test: not root: privileged tests (namespaces, XDP) will skip, or fail with CI set;"; \
+	    echo "           run 'sudo -E env PATH=\"\$$PATH\" make test' to run them"; \
+	fi
+	$(CARGO) build --release --workspace
+	$(CARGO) test --release --workspace --no-run
+	@start=$$(date +%s); status=0; \
+	$(CARGO) test --release --workspace --no-fail-fast $(TEST_ARGS) -- --test-threads=$(TEST_THREADS) 2>&1 \
+	    | tee $(TEST_LOG) || status=$$?; \
+	awk -v status=$$status -v secs=$$(( $$(date +%s) - start )) -v logfile=$(TEST_LOG) ' \
+	    /^test result:/ { bins++; for (i = 2; i <= NF; i++) { \
+	        if ($$i ~ /^passed;?$$/) p += $$(i-1); \
+	        if ($$i ~ /^failed;?$$/) f += $$(i-1); \
+	        if ($$i ~ /^ignored;?$$/) s += $$(i-1) } } \
+	    /^test .* \.\.\. FAILED$$/ { failed[++nf] = $$2 } \
+	    END { \
+	        print ""; \
+	        for (i = 1; i <= nf; i++) print "make test: FAILED " failed[i]; \
+	        if (status != 0 && f == 0) { f = 1; print "make test: cargo test exited with status " status " without a failing test: a build error, or a test binary that crashed (see " logfile ")" } \
+	        printf "make test: %d test binaries in %d s, log in %s\n", bins, secs, logfile; \
+	        printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' $(TEST_LOG); \
+	exit $$status
+
+demo: ## build, then the story on a veth pair: ping, UDP echo, port unreachable, counters (root)
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	$(CARGO) build --release --workspace
+	scripts/demo.sh
+
+lint: ## rustfmt --check and clippy, warnings as errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+clean: ## cargo clean
+	$(CARGO) clean

@@ -1,0 +1,89 @@
+//! Error numbers of the socket API, with the text `strerror(3)` gives, so a
+//! user sees exactly what Linux would say ("Too many open files").
+
+use std::fmt;
+
+/// An `errno` value from a socket call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    pub const EBADF: Errno = Errno(libc::EBADF);
+    pub const EAGAIN: Errno = Errno(libc::EAGAIN);
+    pub const EINVAL: Errno = Errno(libc::EINVAL);
+    pub const EMFILE: Errno = Errno(libc::EMFILE);
+    pub const EADDRINUSE: Errno = Errno(libc::EADDRINUSE);
+    pub const EADDRNOTAVAIL: Errno = Errno(libc::EADDRNOTAVAIL);
+    pub const EMSGSIZE: Errno = Errno(libc::EMSGSIZE);
+    pub const ENOBUFS: Errno = Errno(libc::ENOBUFS);
+    pub const ECONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
+    pub const EDESTADDRREQ: Errno = Errno(libc::EDESTADDRREQ);
+    pub const ENOTCONN: Errno = Errno(libc::ENOTCONN);
+    pub const ESHUTDOWN: Errno = Errno(libc::ESHUTDOWN);
+    pub const ETIMEDOUT: Errno = Errno(libc::ETIMEDOUT);
+
+    /// The symbolic name, as in `errno.h`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            libc::EBADF => "EBADF",
+            libc::EAGAIN => "EAGAIN",
+            libc::EINVAL => "EINVAL",
+            libc::EMFILE => "EMFILE",
+            libc::EADDRINUSE => "EADDRINUSE",
+            libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+            libc::EMSGSIZE => "EMSGSIZE",
+            libc::ENOBUFS => "ENOBUFS",
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::EDESTADDRREQ => "EDESTADDRREQ",
+            libc::ENOTCONN => "ENOTCONN",
+            libc::ESHUTDOWN => "ESHUTDOWN",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            _ => "E?",
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // glibc's strerror() texts.
+        let text = match self.0 {
+            libc::EBADF => "Bad file descriptor",
+            libc::EAGAIN => "Resource temporarily unavailable",
+            libc::EINVAL => "Invalid argument",
+            libc::EMFILE => "Too many open files",
+            libc::EADDRINUSE => "Address already in use",
+            libc::EADDRNOTAVAIL => "Cannot assign requested address",
+            libc::EMSGSIZE => "Message too long",
+            libc::ENOBUFS => "No buffer space available",
+            libc::ECONNREFUSED => "Connection refused",
+            libc::EDESTADDRREQ => "Destination address required",
+            libc::ENOTCONN => "Transport endpoint is not connected",
+            libc::ESHUTDOWN => "Cannot send after transport endpoint shutdown",
+            libc::ETIMEDOUT => "Connection timed out",
+            _ => return write!(f, "errno {}", self.0),
+        };
+        f.write_str(text)
+    }
+}
+
+impl std::error::Error for Errno {}
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> std::io::Error {
+        std::io::Error::from_raw_os_error(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_match_the_c_library() {
+        for e in [Errno::EMFILE, Errno::EBADF, Errno::EADDRINUSE, Errno::EAGAIN, Errno::ECONNREFUSED] {
+            let libc_text = std::io::Error::from_raw_os_error(e.0).to_string();
+            assert!(libc_text.starts_with(&e.to_string()), "{libc_text} vs {e}");
+        }
+        assert_eq!(Errno::EMFILE.to_string(), "Too many open files");
+    }
+}

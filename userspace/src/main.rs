@@ -1,0 +1,547 @@
+//! The `xsknet` command: UDP echo and sink servers on the user-space stack.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use xsknet::netdevice::{DeviceStats, NetDevice};
+use xsknet::snmp::Mib;
+use xsknet::softirq::LoopStats;
+use xsknet::stack::FrameCensus;
+use xsknet::umem::Umem;
+use xsknet::wire::EthernetAddress;
+use xsknet::xdp::{AttachMode, XdpOptions, XdpProgStats, XdpProgram};
+use xsknet::xsk::{BindMode, XskConfig, XskDevice};
+use xsknet::{signal, Errno, SockType, Stack, StackConfig, ThreadedStack};
+
+#[derive(Parser)]
+#[command(
+    name = "xsknet",
+    version,
+    about = "A kernel-bypass UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.",
+    long_about = "A kernel-bypass UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.\n\n\
+        An XDP program on IFACE redirects frames for ADDR (and ARP for it) into an AF_XDP socket; \
+        xsknet's busy-poll loop validates them as Linux does, answers ARP and ping, and serves UDP. \
+        Everything else on IFACE still goes to the kernel. IFACE needs no kernel address.\n\n\
+        Needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW). On veth, run `ethtool -K <peer> tx off` \
+        on the peer: veth otherwise sends partial checksums that fail validation."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve UDP echo: every datagram to PORT goes back to its sender.
+    Echo(ServeArgs),
+    /// Receive and discard UDP datagrams to PORT: a load-test target.
+    Sink(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum XdpModeArg {
+    Auto,
+    Driver,
+    Generic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BindModeArg {
+    Auto,
+    Copy,
+    Zerocopy,
+}
+
+#[derive(Parser, Clone)]
+struct ServeArgs {
+    /// Interface to serve on (a veth or a NIC; never the one with the default route unless --force).
+    #[arg(long, value_name = "IFACE")]
+    iface: String,
+    /// Our IPv4 address and prefix on IFACE, e.g. 10.77.0.2/24.
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = parse_cidr)]
+    ip: (Ipv4Addr, u8),
+    /// UDP port to serve.
+    #[arg(long, default_value_t = 7)]
+    port: u16,
+    /// Next hop for destinations outside the prefix.
+    #[arg(long, value_name = "ADDR")]
+    gateway: Option<Ipv4Addr>,
+    /// Interface rx queue to bind (a veth has only queue 0 unless created with more).
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
+    /// XDP attach mode: driver (native) with fallback to generic, or one of them.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    xdp_mode: XdpModeArg,
+    /// AF_XDP bind mode: zero-copy where the driver supports it, else copy (veth: copy).
+    #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
+    bind_mode: BindModeArg,
+    /// Run the softirq loop on its own thread and the application blocking on another
+    /// (default: run to completion on one thread).
+    #[arg(long)]
+    threaded: bool,
+    /// UMEM frames.
+    #[arg(long, default_value_t = 4096)]
+    frames: u32,
+    /// UMEM frame size: 2048 or 4096.
+    #[arg(long, default_value_t = 2048)]
+    frame_size: u32,
+    /// Size of each of the four rings (a power of two).
+    #[arg(long, default_value_t = 2048)]
+    ring_size: u32,
+    /// Receive buffer per socket in bytes (each datagram is charged one frame).
+    #[arg(long, default_value_t = xsknet::sock::DEFAULT_RCVBUF)]
+    rcvbuf: usize,
+    /// Descriptor limit of the stack's fd table (like `ulimit -n`).
+    #[arg(long, default_value_t = xsknet::fdtable::DEFAULT_MAX_FDS)]
+    max_fds: usize,
+    /// Write every counter to PATH as JSON on exit.
+    #[arg(long, value_name = "PATH")]
+    stats_json: Option<PathBuf>,
+    /// Print a rate line every SECS seconds (0: off).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    stats_interval: f64,
+    /// Stop after SECS seconds (default: until SIGINT/SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Take the place of an XDP program already attached to IFACE.
+    #[arg(long)]
+    replace: bool,
+    /// Allow IFACE even if it holds the default route (this can cut the machine off).
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.2/24"))?;
+    let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a}: not an IPv4 address"))?;
+    let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{p}: prefix must be 0 to 32"))?;
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+        return Err(format!("{addr}: not a usable unicast address"));
+    }
+    Ok((addr, prefix))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (kind, args) = match &cli.command {
+        Command::Echo(a) => (App::Echo, a.clone()),
+        Command::Sink(a) => (App::Sink, a.clone()),
+    };
+    match serve(kind, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xsknet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum App {
+    Echo,
+    Sink,
+}
+
+impl App {
+    fn name(self) -> &'static str {
+        match self {
+            App::Echo => "udp echo",
+            App::Sink => "udp sink",
+        }
+    }
+}
+
+/// What the application saw (beyond the stack's counters).
+#[derive(Default, Clone, Copy, serde::Serialize)]
+struct AppStats {
+    datagrams: u64,
+    bytes: u64,
+    /// Echoes that could not be queued (sndbuf or frames exhausted).
+    echo_send_failed: u64,
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
+    let (addr, prefix_len) = args.ip;
+    if !args.ring_size.is_power_of_two() {
+        return Err(format!("--ring-size {} is not a power of two", args.ring_size).into());
+    }
+    signal::install()?;
+    let mode = match args.xdp_mode {
+        XdpModeArg::Auto => AttachMode::Auto,
+        XdpModeArg::Driver => AttachMode::Driver,
+        XdpModeArg::Generic => AttachMode::Generic,
+    };
+    let mut xdp = XdpProgram::attach(&XdpOptions {
+        ifname: args.iface.clone(),
+        ipv4_addr: addr,
+        mode,
+        replace: args.replace,
+        force: args.force,
+    })?;
+    let mac = EthernetAddress(xsknet::xdp::interface_mac(&args.iface)?);
+    let (umem, pool) = Umem::new(args.frames, args.frame_size)?;
+    let umem = Arc::new(umem);
+    let mut xcfg = XskConfig::new(&args.iface, args.queue);
+    xcfg.bind_mode = match args.bind_mode {
+        BindModeArg::Auto => BindMode::Auto,
+        BindModeArg::Copy => BindMode::Copy,
+        BindModeArg::Zerocopy => BindMode::ZeroCopy,
+    };
+    xcfg.rx_size = args.ring_size;
+    xcfg.tx_size = args.ring_size;
+    xcfg.fill_size = args.ring_size;
+    xcfg.completion_size = args.ring_size;
+    let dev = XskDevice::open(umem.clone(), &xcfg)?;
+    xdp.register_xsk(args.queue, dev.as_fd())?;
+    let zero_copy = dev.zero_copy();
+
+    let mut cfg = StackConfig::new(mac, addr, prefix_len);
+    cfg.gateway = args.gateway;
+    cfg.rcvbuf = args.rcvbuf;
+    cfg.max_fds = args.max_fds;
+    let stack = Stack::new(dev, umem, Arc::new(pool), cfg);
+    let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, args.port);
+    let setup = format!(
+        "{} on {} {}:{} (queue {}, {} mode, XDP {} mode, prog id {}, {})",
+        app.name(),
+        args.iface,
+        addr,
+        args.port,
+        args.queue,
+        if zero_copy { "zero-copy" } else { "copy" },
+        xdp.mode(),
+        xdp.program_id(),
+        if args.threaded { "threaded" } else { "run-to-completion" },
+    );
+    let started = Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
+    let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
+
+    let (final_stack, loop_stats, app_stats) = if args.threaded {
+        run_threaded(app, stack, local, &setup, deadline, interval, &xdp)?
+    } else {
+        run_to_completion(app, stack, local, &setup, deadline, interval, &xdp)?
+    };
+    let elapsed = started.elapsed();
+    let report = Report {
+        setup: &setup,
+        elapsed,
+        mib: final_stack.snmp(),
+        device: final_stack.device_stats(),
+        census: final_stack.frame_census(),
+        xdp: xdp.stats().unwrap_or_default(),
+        loop_stats,
+        app: app_stats,
+    };
+    report.print();
+    if let Some(path) = &args.stats_json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    drop(final_stack);
+    drop(xdp); // detaches (bpf_link)
+    Ok(())
+}
+
+fn bind_error(e: Errno, port: u16) -> BoxError {
+    format!("bind to UDP port {port}: {e} ({})", e.name()).into()
+}
+
+fn should_stop(deadline: Option<Instant>) -> bool {
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        signal::request_stop();
+    }
+    signal::stop_requested()
+}
+
+/// Prints a rate line every `interval`.
+struct Ticker {
+    interval: Option<Duration>,
+    last: Instant,
+    last_rx: u64,
+    last_app: u64,
+}
+
+impl Ticker {
+    fn new(interval: Option<Duration>) -> Ticker {
+        Ticker { interval, last: Instant::now(), last_rx: 0, last_app: 0 }
+    }
+
+    fn tick(&mut self, rx_frames: u64, app_datagrams: u64, busy: f64) {
+        let Some(iv) = self.interval else { return };
+        let now = Instant::now();
+        let dt = now.duration_since(self.last);
+        if dt < iv {
+            return;
+        }
+        let secs = dt.as_secs_f64();
+        eprintln!(
+            "xsknet: rx {:>10.0} frames/s  app {:>10.0} datagrams/s  softirq busy {:>5.1} %",
+            (rx_frames - self.last_rx) as f64 / secs,
+            (app_datagrams - self.last_app) as f64 / secs,
+            busy * 100.0
+        );
+        self.last = now;
+        self.last_rx = rx_frames;
+        self.last_app = app_datagrams;
+    }
+}
+
+fn run_to_completion<D: NetDevice>(
+    app: App,
+    mut stack: Stack<D>,
+    local: SocketAddrV4,
+    setup: &str,
+    deadline: Option<Instant>,
+    interval: Option<Duration>,
+    xdp: &XdpProgram,
+) -> Result<(Stack<D>, LoopStats, AppStats), BoxError> {
+    let fd = stack.socket(SockType::Dgram)?;
+    stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
+    println!("xsknet: ready: {setup}");
+    let _ = xdp;
+    let mut stats = LoopStats::default();
+    let mut app_stats = AppStats::default();
+    let mut ticker = Ticker::new(interval);
+    let mut buf = [0u8; 2048];
+    let mut n_polls: u32 = 0;
+    loop {
+        n_polls = n_polls.wrapping_add(1);
+        if n_polls % 1024 == 0 {
+            if should_stop(deadline) {
+                break;
+            }
+            let mib = stack.snmp();
+            ticker.tick(mib.XskRxFrames, app_stats.datagrams, stats.busy_share());
+        }
+        let t0 = Instant::now();
+        let r = stack.poll();
+        stats.record(r, t0.elapsed().as_nanos() as u64);
+        loop {
+            let got = match app {
+                App::Sink => stack.recv_with(fd, |data, peer| (data.len(), peer)),
+                App::Echo => stack.recv_from(fd, &mut buf),
+            };
+            let (n, peer) = match got {
+                Ok(v) => v,
+                Err(_) => break,
+            };
+            app_stats.datagrams += 1;
+            app_stats.bytes += n as u64;
+            if app == App::Echo {
+                let mut sent = stack.send_to(fd, &buf[..n], peer);
+                if sent == Err(Errno::EAGAIN) {
+                    // The write queue is full: let the loop drain it once.
+                    stack.poll();
+                    sent = stack.send_to(fd, &buf[..n], peer);
+                }
+                if sent.is_err() {
+                    app_stats.echo_send_failed += 1;
+                }
+            }
+        }
+    }
+    // Let what is queued go out before closing.
+    let drain_until = Instant::now() + Duration::from_millis(50);
+    while Instant::now() < drain_until {
+        stack.poll();
+    }
+    stack.close(fd)?;
+    stack.release_backlog();
+    Ok((stack, stats, app_stats))
+}
+
+fn run_threaded<D: NetDevice + Send + 'static>(
+    app: App,
+    stack: Stack<D>,
+    local: SocketAddrV4,
+    setup: &str,
+    deadline: Option<Instant>,
+    interval: Option<Duration>,
+    _xdp: &XdpProgram,
+) -> Result<(Stack<D>, LoopStats, AppStats), BoxError> {
+    let threaded = ThreadedStack::spawn(stack)?;
+    let h = threaded.handle();
+    let fd = h.socket(SockType::Dgram)?;
+    h.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
+    println!("xsknet: ready: {setup}");
+    let mut app_stats = AppStats::default();
+    let mut ticker = Ticker::new(interval);
+    let mut buf = [0u8; 2048];
+    while !should_stop(deadline) {
+        match h.recv_from(fd, &mut buf, Some(Duration::from_millis(100))) {
+            Ok((n, peer)) => {
+                app_stats.datagrams += 1;
+                app_stats.bytes += n as u64;
+                if app == App::Echo && h.send_to(fd, &buf[..n], peer).is_err() {
+                    app_stats.echo_send_failed += 1;
+                }
+            }
+            Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(format!("recvfrom: {e}").into()),
+        }
+        if interval.is_some() {
+            if let Ok(s) = h.snapshot() {
+                ticker.tick(s.mib.XskRxFrames, app_stats.datagrams, s.loop_stats.busy_share());
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    h.close(fd)?;
+    let (mut stack, stats) = threaded.stop().map_err(|_| "the softirq thread panicked")?;
+    stack.release_backlog();
+    Ok((stack, stats, app_stats))
+}
+
+struct Report<'a> {
+    setup: &'a str,
+    elapsed: Duration,
+    mib: Mib,
+    device: DeviceStats,
+    census: FrameCensus,
+    xdp: XdpProgStats,
+    loop_stats: LoopStats,
+    app: AppStats,
+}
+
+/// Counters that count a dropped packet, with what the drop means.
+const DROP_REASONS: &[(&str, &str)] = &[
+    ("XskRxRunts", "frame shorter than an Ethernet header"),
+    ("XskRxOtherHost", "destination MAC not ours"),
+    ("XskRxNoHandler", "EtherType not handled"),
+    ("IpInHdrErrors", "bad IPv4 header (version, length, checksum)"),
+    ("IpExtInCsumErrors", "bad IPv4 header checksum"),
+    ("IpExtInTruncatedPkts", "IPv4 total length beyond the frame"),
+    ("IpInAddrErrors", "IPv4 destination not ours"),
+    ("XskIpInMartianSrc", "IPv4 source broadcast, multicast or zero"),
+    ("XskIpFragDrops", "IPv4 fragment (no reassembly)"),
+    ("IpInUnknownProtos", "IP protocol not handled (protocol unreachable sent)"),
+    ("IcmpInErrors", "bad ICMP message"),
+    ("IcmpInCsumErrors", "bad ICMP checksum"),
+    ("UdpInErrors", "bad UDP datagram or receive buffer full"),
+    ("UdpInCsumErrors", "bad UDP checksum"),
+    ("UdpNoPorts", "no socket on the port (port unreachable sent)"),
+    ("UdpRcvbufErrors", "socket receive buffer full"),
+    ("XskArpInErrors", "malformed or unsupported ARP"),
+    ("XskNeighUnresDiscards", "next hop never answered ARP"),
+    ("IpOutNoRoutes", "no route to the destination"),
+    ("XskNoFreeFrames", "no free UMEM frame for a reply"),
+    ("XskTxRingFull", "tx ring full (packet waited or was dropped)"),
+    ("IcmpOutRateLimitGlobal", "ICMP error not sent: global rate limit"),
+    ("IcmpOutRateLimitHost", "ICMP error not sent: per-host rate limit"),
+];
+
+/// The counters shown per stage, in path order.
+const STAGES: &[(&str, &[&str])] = &[
+    ("softirq: frames", &["XskRxFrames", "XskTxFrames"]),
+    ("ARP", &["XskArpInRequests", "XskArpOutReplies", "XskArpInReplies", "XskArpOutRequests"]),
+    ("IP in", &["IpInReceives", "IpInDelivers", "IpExtInOctets"]),
+    ("ICMP", &["IcmpInMsgs", "IcmpInEchos", "IcmpOutEchoReps", "IcmpOutDestUnreachs", "IcmpOutMsgs"]),
+    ("UDP", &["UdpInDatagrams", "UdpOutDatagrams"]),
+    ("IP out", &["IpOutRequests", "IpOutTransmits", "IpExtOutOctets"]),
+];
+
+impl Report<'_> {
+    fn print(&self) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let l = &self.loop_stats;
+        println!();
+        println!("xsknet: stopped after {:.1} s: {}", secs, self.setup);
+        println!(
+            "  application: {} datagrams, {} bytes ({:.0} datagrams/s){}",
+            self.app.datagrams,
+            self.app.bytes,
+            self.app.datagrams as f64 / secs,
+            if self.app.echo_send_failed > 0 {
+                format!(", {} echoes not sent", self.app.echo_send_failed)
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "  softirq loop: {} polls, {:.1} % busy (our si), {} rx / {} tx descriptors",
+            l.polls,
+            l.busy_share() * 100.0,
+            l.rx_packets,
+            l.tx_packets
+        );
+        println!("\n  {:<22} {:<28} {:>14}", "stage", "counter", "value");
+        let x = &self.xdp;
+        let rows: [(&str, u64); 6] = [
+            ("rx", x.rx),
+            ("redirect_ipv4", x.redirect_ipv4),
+            ("redirect_arp", x.redirect_arp),
+            ("pass_not_ours", x.pass_not_ours),
+            ("pass_no_socket", x.pass_no_socket),
+            ("pass_malformed", x.pass_malformed),
+        ];
+        let mut first = true;
+        for (name, v) in rows {
+            println!("  {:<22} {:<28} {:>14}", if first { "hard IRQ (XDP)" } else { "" }, name, v);
+            first = false;
+        }
+        let d = &self.device;
+        println!("  {:<22} {:<28} {:>14}", "rings (XDP_STATISTICS)", "rx_dropped", d.rx_dropped);
+        println!("  {:<22} {:<28} {:>14}", "", "rx_ring_full", d.rx_ring_full);
+        println!("  {:<22} {:<28} {:>14}", "", "rx_fill_ring_empty_descs", d.rx_fill_ring_empty_descs);
+        println!("  {:<22} {:<28} {:>14}", "", "rx_invalid_descs", d.rx_invalid_descs);
+        println!("  {:<22} {:<28} {:>14}", "", "tx_invalid_descs", d.tx_invalid_descs);
+        for (stage, names) in STAGES {
+            for (i, n) in names.iter().enumerate() {
+                let v = self.mib.get(n).unwrap_or(0);
+                println!("  {:<22} {:<28} {:>14}", if i == 0 { stage } else { &"" }, n, v);
+            }
+        }
+        let drops: Vec<_> = DROP_REASONS
+            .iter()
+            .filter_map(|(n, why)| self.mib.get(n).filter(|v| *v > 0).map(|v| (n, why, v)))
+            .collect();
+        println!("\n  drops by reason:{}", if drops.is_empty() { " none" } else { "" });
+        for (n, why, v) in drops {
+            println!("    {:<26} {:>12}  {}", n, v, why);
+        }
+        let c = &self.census;
+        println!(
+            "\n  frames: {} in UMEM = {} in kernel rings + {} free + {} in socks + {} awaiting ARP + {} tx backlog{}",
+            c.total,
+            c.in_kernel,
+            c.free_local + c.free_shared,
+            c.in_socks,
+            c.awaiting_neighbour,
+            c.tx_backlog,
+            if c.accounted() == c.total {
+                " (all accounted for)".to_string()
+            } else {
+                format!(" — {} MISSING", c.total as i64 - c.accounted() as i64)
+            }
+        );
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let counters: serde_json::Map<String, serde_json::Value> =
+            self.mib.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v))).collect();
+        serde_json::json!({
+            "setup": self.setup,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "counters": counters,
+            "xdp_prog": self.xdp,
+            "xdp_statistics": self.device,
+            "frames": self.census,
+            "softirq": {
+                "polls": self.loop_stats.polls,
+                "busy_polls": self.loop_stats.busy_polls,
+                "busy_share": self.loop_stats.busy_share(),
+                "rx_packets": self.loop_stats.rx_packets,
+                "tx_packets": self.loop_stats.tx_packets,
+            },
+            "application": self.app,
+        })
+    }
+}

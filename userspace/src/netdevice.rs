@@ -1,0 +1,224 @@
+//! The device seen from the softirq loop: where received frames come from and
+//! where frames to send go, as descriptor batches.
+//!
+//! [`NetDevice`] is what a NIC driver offers NAPI: receive a batch under a
+//! budget, take frames to receive into (the fill ring), transmit a batch, give
+//! back what was sent (the completion ring). The AF_XDP socket
+//! ([`crate::xsk::XskDevice`]) is the real one; [`MemDevice`] is an in-memory
+//! device so that the whole loop can be tested and measured without a kernel.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use crate::umem::{Frame, Umem};
+
+/// A frame on its way in or out: the frame, and where its packet lies in it.
+#[derive(Debug)]
+pub struct Desc {
+    pub frame: Frame,
+    /// Offset of the packet from the frame base.
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// Counters of the device queue that only the device knows: the kernel's
+/// `XDP_STATISTICS` for an AF_XDP socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceStats {
+    /// Frames dropped by the kernel for reasons other than the two below.
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the rx ring was full (we did not keep up).
+    pub rx_ring_full: u64,
+    /// Frames dropped because the fill ring was empty (no frame to receive into).
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_ring_empty_descs: u64,
+}
+
+pub trait NetDevice {
+    /// Moves up to `budget` received packets into `batch` (appending).
+    /// Touches the rx ring's indices once.
+    fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>);
+
+    /// Gives frames from the end of `free` to the device to receive into
+    /// (the fill ring); returns how many it took.
+    fn fill(&mut self, free: &mut Vec<Frame>) -> usize;
+
+    /// Frames the fill ring can still take, as far as this side knows (the
+    /// kernel publishes its progress lazily, so this may under-count).
+    fn fill_room(&self) -> usize;
+
+    /// The fill ring's size.
+    fn fill_capacity(&self) -> usize;
+
+    /// Queues packets from the front of `batch` for transmission, removing
+    /// those it took; returns how many. Kicks the kernel only when it asks.
+    fn transmit(&mut self, batch: &mut Vec<Desc>) -> usize;
+
+    /// Moves transmitted frames (the completion ring) to `free`.
+    fn complete(&mut self, free: &mut Vec<Frame>) -> usize;
+
+    /// Frames the kernel holds now (fill, rx, tx and completion rings).
+    fn frames_in_kernel(&self) -> usize;
+
+    fn stats(&self) -> DeviceStats;
+
+    /// Kicks the kernel to receive, if the fill ring says it needs it
+    /// (`XDP_USE_NEED_WAKEUP`). Called when a poll found nothing to do.
+    fn wake_rx(&mut self) {}
+}
+
+/// An in-memory device: tests inject frames as bytes and read what was sent.
+/// It copies into frames from its fill ring as the kernel does in copy mode,
+/// and drops with `rx_fill_ring_empty_descs` when there is none. Its "wire"
+/// side ([`MemWire`]) can be used from another thread than the loop's: the
+/// state sits behind one mutex, taken once per batch.
+pub struct MemDevice {
+    wire: MemWire,
+}
+
+/// The far side of a [`MemDevice`]: where tests put frames and read them.
+#[derive(Clone)]
+pub struct MemWire {
+    umem: Arc<Umem>,
+    inner: Arc<Mutex<MemRings>>,
+}
+
+struct MemRings {
+    fill_ring: VecDeque<Frame>,
+    fill_size: usize,
+    rx_ring: VecDeque<Desc>,
+    rx_size: usize,
+    transmitted: VecDeque<Desc>,
+    completion_ring: VecDeque<Frame>,
+    stats: DeviceStats,
+    rx_headroom: u32,
+}
+
+impl MemDevice {
+    pub fn new(umem: Arc<Umem>, fill_size: usize, rx_size: usize) -> MemDevice {
+        let rings = MemRings {
+            fill_ring: VecDeque::with_capacity(fill_size),
+            fill_size,
+            rx_ring: VecDeque::with_capacity(rx_size),
+            rx_size,
+            transmitted: VecDeque::new(),
+            completion_ring: VecDeque::new(),
+            stats: DeviceStats::default(),
+            rx_headroom: 256,
+        };
+        MemDevice { wire: MemWire { umem, inner: Arc::new(Mutex::new(rings)) } }
+    }
+
+    pub fn wire(&self) -> MemWire {
+        self.wire.clone()
+    }
+
+    fn rings(&self) -> std::sync::MutexGuard<'_, MemRings> {
+        self.wire.rings()
+    }
+}
+
+impl MemWire {
+    fn rings(&self) -> std::sync::MutexGuard<'_, MemRings> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The wire delivers `packet`: copied into a fill-ring frame and put on
+    /// the rx ring, or dropped and counted as the kernel would.
+    pub fn inject(&self, packet: &[u8]) -> bool {
+        let mut r = self.rings();
+        let room = self.umem.frame_size() - r.rx_headroom;
+        if packet.len() > room as usize {
+            r.stats.rx_dropped += 1;
+            return false;
+        }
+        if r.rx_ring.len() >= r.rx_size {
+            r.stats.rx_ring_full += 1;
+            return false;
+        }
+        let Some(mut frame) = r.fill_ring.pop_front() else {
+            r.stats.rx_fill_ring_empty_descs += 1;
+            return false;
+        };
+        let at = r.rx_headroom as usize;
+        self.umem.frame_mut(&mut frame)[at..at + packet.len()].copy_from_slice(packet);
+        let offset = r.rx_headroom;
+        r.rx_ring.push_back(Desc { frame, offset, len: packet.len() as u32 });
+        true
+    }
+
+    /// Takes the packets sent so far (their frames go to the completion ring).
+    pub fn take_transmitted(&self) -> Vec<Vec<u8>> {
+        let mut r = self.rings();
+        let mut out = Vec::with_capacity(r.transmitted.len());
+        while let Some(d) = r.transmitted.pop_front() {
+            let start = d.offset as usize;
+            out.push(self.umem.frame(&d.frame)[start..start + d.len as usize].to_vec());
+            r.completion_ring.push_back(d.frame);
+        }
+        out
+    }
+
+    /// Completes what was sent without copying it (for benchmarks).
+    pub fn complete_transmitted(&self) -> usize {
+        let mut r = self.rings();
+        let n = r.transmitted.len();
+        while let Some(d) = r.transmitted.pop_front() {
+            r.completion_ring.push_back(d.frame);
+        }
+        n
+    }
+
+    pub fn stats(&self) -> DeviceStats {
+        self.rings().stats
+    }
+}
+
+impl NetDevice for MemDevice {
+    fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>) {
+        let mut r = self.rings();
+        let n = budget.min(r.rx_ring.len());
+        batch.extend(r.rx_ring.drain(..n));
+    }
+
+    fn fill(&mut self, free: &mut Vec<Frame>) -> usize {
+        let mut r = self.rings();
+        let n = (r.fill_size - r.fill_ring.len()).min(free.len());
+        let start = free.len() - n;
+        r.fill_ring.extend(free.drain(start..));
+        n
+    }
+
+    fn fill_room(&self) -> usize {
+        let r = self.rings();
+        r.fill_size - r.fill_ring.len()
+    }
+
+    fn fill_capacity(&self) -> usize {
+        self.rings().fill_size
+    }
+
+    fn transmit(&mut self, batch: &mut Vec<Desc>) -> usize {
+        let n = batch.len();
+        self.rings().transmitted.extend(batch.drain(..));
+        n
+    }
+
+    fn complete(&mut self, free: &mut Vec<Frame>) -> usize {
+        let mut r = self.rings();
+        let n = r.completion_ring.len();
+        free.extend(r.completion_ring.drain(..));
+        n
+    }
+
+    fn frames_in_kernel(&self) -> usize {
+        let r = self.rings();
+        r.fill_ring.len() + r.rx_ring.len() + r.transmitted.len() + r.completion_ring.len()
+    }
+
+    fn stats(&self) -> DeviceStats {
+        self.rings().stats
+    }
+}

@@ -1,0 +1,280 @@
+//! The sock: a receive queue and a write queue of [`SkBuff`]s, bounded in
+//! bytes by rcvbuf and sndbuf (`struct sock`: `sk_receive_queue`,
+//! `sk_write_queue`, `sk_rmem_alloc`, `sk_wmem_alloc`).
+//!
+//! The softirq loop enqueues on the receive queue and wakes readers; the
+//! application dequeues. The application enqueues on the write queue and
+//! schedules the sock for transmission; the loop dequeues. Each queue has one
+//! producer and one consumer side and is lock-free; the only lock is the wait
+//! queue's list of sleeping threads, taken only when someone sleeps.
+//!
+//! A frame on a sock's queue is out of the fill ring until it is read, so the
+//! queues are bounded: every buffer is charged its truesize (the UMEM frame
+//! size), as Linux charges `skb->truesize`, and a datagram that would take the
+//! receive queue past rcvbuf is dropped and counted (`UdpRcvbufErrors`).
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::Instant;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::errno::Errno;
+use crate::skbuff::SkBuff;
+
+/// Linux's default `net.core.rmem_default` / `wmem_default`.
+pub const DEFAULT_RCVBUF: usize = 212_992;
+pub const DEFAULT_SNDBUF: usize = 212_992;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockType {
+    /// SOCK_DGRAM over IPv4: UDP.
+    Dgram,
+}
+
+/// Threads sleeping on a sock (`sk_wq`). Wakers check a counter first, so a
+/// sock nobody sleeps on costs one atomic load per wake-up.
+#[derive(Default)]
+pub struct WaitQueue {
+    sleepers: AtomicUsize,
+    threads: Mutex<Vec<Thread>>,
+}
+
+impl WaitQueue {
+    /// Wakes every sleeper (`sk_data_ready`, `sk_write_space`).
+    #[inline]
+    pub fn wake_up(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+            for t in threads.iter() {
+                t.unpark();
+            }
+        }
+    }
+
+    pub(crate) fn add(&self) {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(std::thread::current());
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn remove(&self) {
+        let me = std::thread::current().id();
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = threads.iter().position(|t| t.id() == me) {
+            threads.swap_remove(i);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Sleeps until `ready()` or the deadline, registered on every queue in
+/// `queues` so that any of them can wake us. Returns `ready()`'s last answer.
+pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+    if ready() {
+        return true;
+    }
+    for q in queues {
+        q.add();
+    }
+    let result = loop {
+        // Registered before this check: a wake-up after it unparks us.
+        if ready() {
+            break true;
+        }
+        match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    break ready();
+                }
+                std::thread::park_timeout(d - now);
+            }
+            None => std::thread::park(),
+        }
+    };
+    for q in queues {
+        q.remove();
+    }
+    result
+}
+
+pub struct Sock {
+    pub sock_type: SockType,
+    /// The bound local address (`inet_sport`); set once, by bind or autobind.
+    local: OnceLock<SocketAddrV4>,
+    /// The connected peer, if any (`connect()` on a datagram socket).
+    remote: OnceLock<SocketAddrV4>,
+    receive_queue: ArrayQueue<SkBuff>,
+    rmem_alloc: AtomicUsize,
+    rcvbuf: usize,
+    write_queue: ArrayQueue<SkBuff>,
+    wmem_alloc: AtomicUsize,
+    sndbuf: usize,
+    truesize: usize,
+    /// On the loop's list of socks with something to send.
+    pub(crate) tx_scheduled: AtomicBool,
+    /// `sk_err`: an asynchronous error (ICMP port unreachable on a connected
+    /// socket gives ECONNREFUSED), reported by the next call.
+    err: AtomicI32,
+    closed: AtomicBool,
+    /// Datagrams read by the application (UdpInDatagrams is counted on read).
+    pub(crate) datagrams_read: AtomicU64,
+    pub wq: WaitQueue,
+}
+
+impl Sock {
+    pub fn new(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize) -> Sock {
+        let slots = |bytes: usize| (bytes / truesize).max(1);
+        Sock {
+            sock_type,
+            local: OnceLock::new(),
+            remote: OnceLock::new(),
+            receive_queue: ArrayQueue::new(slots(rcvbuf)),
+            rmem_alloc: AtomicUsize::new(0),
+            rcvbuf,
+            write_queue: ArrayQueue::new(slots(sndbuf)),
+            wmem_alloc: AtomicUsize::new(0),
+            sndbuf,
+            truesize,
+            tx_scheduled: AtomicBool::new(false),
+            err: AtomicI32::new(0),
+            closed: AtomicBool::new(false),
+            datagrams_read: AtomicU64::new(0),
+            wq: WaitQueue::default(),
+        }
+    }
+
+    pub fn local(&self) -> Option<SocketAddrV4> {
+        self.local.get().copied()
+    }
+
+    pub(crate) fn set_local(&self, addr: SocketAddrV4) -> Result<(), Errno> {
+        self.local.set(addr).map_err(|_| Errno::EINVAL)
+    }
+
+    pub fn remote(&self) -> Option<SocketAddrV4> {
+        self.remote.get().copied()
+    }
+
+    pub(crate) fn set_remote(&self, addr: SocketAddrV4) -> Result<(), Errno> {
+        self.remote.set(addr).map_err(|_| Errno::EINVAL)
+    }
+
+    /// Softirq side: queues a received datagram, or hands it back when rcvbuf
+    /// is full (the caller counts UdpRcvbufErrors and frees it).
+    #[inline]
+    pub(crate) fn queue_rcv(&self, skb: SkBuff) -> Result<(), SkBuff> {
+        if self.rmem_alloc.load(Ordering::Relaxed) + self.truesize > self.rcvbuf {
+            return Err(skb);
+        }
+        self.rmem_alloc.fetch_add(self.truesize, Ordering::Relaxed);
+        match self.receive_queue.push(skb) {
+            Ok(()) => {
+                self.wq.wake_up();
+                Ok(())
+            }
+            Err(skb) => {
+                self.rmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
+                Err(skb)
+            }
+        }
+    }
+
+    /// Application side: the oldest received datagram.
+    #[inline]
+    pub(crate) fn dequeue_rcv(&self) -> Option<SkBuff> {
+        let skb = self.receive_queue.pop()?;
+        self.rmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
+        self.datagrams_read.fetch_add(1, Ordering::Relaxed);
+        Some(skb)
+    }
+
+    /// Application side: whether a send of one more buffer fits in sndbuf.
+    #[inline]
+    pub(crate) fn sndbuf_has_room(&self) -> bool {
+        self.wmem_alloc.load(Ordering::Relaxed) + self.truesize <= self.sndbuf
+    }
+
+    /// Application side: queues a datagram for the loop to send; hands it back
+    /// when sndbuf is full.
+    #[inline]
+    pub(crate) fn queue_xmit(&self, skb: SkBuff) -> Result<(), SkBuff> {
+        if !self.sndbuf_has_room() {
+            return Err(skb);
+        }
+        self.wmem_alloc.fetch_add(self.truesize, Ordering::Relaxed);
+        self.write_queue.push(skb).inspect_err(|_| {
+            self.wmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
+        })
+    }
+
+    /// Softirq side: the next datagram to send. Its buffer is uncharged now,
+    /// as a driver that orphans skbs on transmit does (veth does).
+    #[inline]
+    pub(crate) fn dequeue_xmit(&self) -> Option<SkBuff> {
+        let skb = self.write_queue.pop()?;
+        self.wmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
+        Some(skb)
+    }
+
+    pub fn readable(&self) -> bool {
+        !self.receive_queue.is_empty() || self.err.load(Ordering::Relaxed) != 0 || self.is_closed()
+    }
+
+    pub fn writable(&self) -> bool {
+        self.sndbuf_has_room()
+    }
+
+    pub(crate) fn set_err(&self, e: Errno) {
+        self.err.store(e.0, Ordering::Relaxed);
+        self.wq.wake_up();
+    }
+
+    /// Takes the pending asynchronous error (`sock_error`).
+    pub(crate) fn take_err(&self) -> Option<Errno> {
+        match self.err.swap(0, Ordering::Relaxed) {
+            0 => None,
+            e => Some(Errno(e)),
+        }
+    }
+
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wq.wake_up();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Frames on both queues, for the frame census.
+    pub fn queued(&self) -> usize {
+        self.receive_queue.len() + self.write_queue.len()
+    }
+
+    /// Bytes charged to the receive queue.
+    pub fn rmem_alloc(&self) -> usize {
+        self.rmem_alloc.load(Ordering::Relaxed)
+    }
+
+    /// Empties both queues (on close), handing every buffer to `free`.
+    pub(crate) fn purge(&self, mut free: impl FnMut(SkBuff)) {
+        while let Some(skb) = self.receive_queue.pop() {
+            self.rmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
+            free(skb);
+        }
+        while let Some(skb) = self.write_queue.pop() {
+            self.wmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
+            free(skb);
+        }
+    }
+}
+
+impl Sock {
+    /// Frames on the write queue.
+    pub fn queued_xmit(&self) -> usize {
+        self.write_queue.len()
+    }
+}

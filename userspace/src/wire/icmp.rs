@@ -1,0 +1,411 @@
+//! ICMPv4 (RFC 792): the checks of Linux `icmp_rcv()`, echo replies made in place, and the
+//! destination-unreachable errors that `icmp_send()` builds.
+//!
+//! This module owns the message layout and checksum, not the policy: which requests to answer,
+//! rate limits, and counters (`IcmpInCsumErrors`, `IcmpInErrors`, `IcmpOutEchoReps`,
+//! `IcmpOutDestUnreachs`) belong to the receive loop. See `net/ipv4/icmp.c`.
+
+use core::fmt;
+
+use super::checksum;
+
+/// Length of the ICMP header: type, code, checksum and four type-specific bytes.
+pub const HEADER_LEN: usize = 8;
+
+/// Maximum bytes of the offending datagram that Linux quotes in an ICMP error: `icmp_send()`
+/// caps the whole ICMP error IP packet at 576 bytes, so 576 - 20 (IP) - 8 (ICMP) = 548.
+pub const MAX_QUOTED_LEN: usize = 548;
+
+/// ICMP message types (`include/uapi/linux/icmp.h`).
+pub mod msg_type {
+    /// `ICMP_ECHOREPLY`.
+    pub const ECHO_REPLY: u8 = 0;
+    /// `ICMP_DEST_UNREACH`.
+    pub const DEST_UNREACH: u8 = 3;
+    /// `ICMP_ECHO`.
+    pub const ECHO_REQUEST: u8 = 8;
+}
+
+/// Codes of [`msg_type::DEST_UNREACH`].
+pub mod unreach_code {
+    /// `ICMP_PROT_UNREACH`: no handler for the IP protocol.
+    pub const PROTOCOL: u8 = 2;
+    /// `ICMP_PORT_UNREACH`: no socket bound to the UDP port.
+    pub const PORT: u8 = 3;
+}
+
+/// Why `icmp_rcv()` would drop the message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Shorter than the 8-byte header (checksum valid). Linux: `IcmpInErrors`.
+    Truncated,
+    /// Checksum over the message does not verify. Linux: `IcmpInCsumErrors` and
+    /// `IcmpInErrors`.
+    ChecksumError,
+}
+
+impl fmt::Display for IcmpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IcmpError::Truncated => "ICMP message shorter than its 8-byte header",
+            IcmpError::ChecksumError => "bad ICMP checksum",
+        })
+    }
+}
+
+impl std::error::Error for IcmpError {}
+
+/// The 8-byte ICMP header. The body is `message[HEADER_LEN..]`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IcmpHeader {
+    pub msg_type: u8,
+    pub code: u8,
+    pub checksum: u16,
+    /// Type-specific: identifier and sequence number for echo, unused (or next-hop MTU) for
+    /// destination unreachable.
+    pub rest: [u8; 4],
+}
+
+impl IcmpHeader {
+    /// Echo identifier (`rest[0..2]`).
+    #[inline]
+    pub fn echo_ident(&self) -> u16 {
+        u16::from_be_bytes([self.rest[0], self.rest[1]])
+    }
+
+    /// Echo sequence number (`rest[2..4]`).
+    #[inline]
+    pub fn echo_seq(&self) -> u16 {
+        u16::from_be_bytes([self.rest[2], self.rest[3]])
+    }
+}
+
+/// Validates an ICMP message (the IP payload, trimmed to the datagram) as Linux `icmp_rcv()`:
+/// first the checksum over the whole message, then the header length. So a message shorter
+/// than 8 bytes whose checksum still verifies is [`IcmpError::Truncated`], and a bad checksum
+/// is reported before truncation. An empty message has a bad checksum (its sum is 0).
+#[inline]
+pub fn check(message: &[u8]) -> Result<IcmpHeader, IcmpError> {
+    if checksum::checksum(message) != 0 {
+        return Err(IcmpError::ChecksumError);
+    }
+    let Some(h) = message.first_chunk::<HEADER_LEN>() else {
+        return Err(IcmpError::Truncated);
+    };
+    Ok(IcmpHeader {
+        msg_type: h[0],
+        code: h[1],
+        checksum: u16::from_be_bytes([h[2], h[3]]),
+        rest: [h[4], h[5], h[6], h[7]],
+    })
+}
+
+/// Turns an echo request in place into an echo reply: type 8 → 0, the identifier, sequence
+/// and data stay, and the checksum is updated incrementally (RFC 1624), not recomputed.
+///
+/// The result is bit-identical to a full recompute: in the one case where RFC 1624 eqn. 3
+/// differs (a reply that is all zeros, i.e. identifier, sequence and data all 0, where it would
+/// give 0x0000 and a receiver would reject the message), the checksum is set to 0xFFFF.
+/// Messages shorter than 4 bytes are left alone (callers pass messages that passed [`check`]).
+#[inline]
+pub fn echo_request_to_reply(message: &mut [u8]) {
+    let Some(h) = message.first_chunk_mut::<4>() else {
+        return;
+    };
+    let old = u16::from_be_bytes([h[0], h[1]]);
+    let new = u16::from_be_bytes([msg_type::ECHO_REPLY, h[1]]);
+    let old_csum = u16::from_be_bytes([h[2], h[3]]);
+    let mut csum = checksum::update(old_csum, old, new);
+    h[0] = msg_type::ECHO_REPLY;
+    // Rare: only when the rest of the message sums to 0xFFFF; then scan once for the
+    // all-zero message, whose checksum must be 0xFFFF ("negative zero" is not a valid sum).
+    if csum == 0 && new == 0 && message[4..].iter().all(|&b| b == 0) {
+        csum = 0xFFFF;
+    }
+    message[2..4].copy_from_slice(&csum.to_be_bytes());
+}
+
+/// Writes an echo request or reply header into `buf[..8]` and the checksum over
+/// `buf[..8 + payload_len]` (the data already in place); returns the message length.
+///
+/// # Panics
+/// If `buf` is shorter than `8 + payload_len`.
+#[inline]
+pub fn write_echo(buf: &mut [u8], msg_type: u8, ident: u16, seq: u16, payload_len: usize) -> usize {
+    let len = HEADER_LEN + payload_len;
+    let m = &mut buf[..len];
+    m[0] = msg_type;
+    m[1] = 0;
+    m[2] = 0;
+    m[3] = 0;
+    m[4..6].copy_from_slice(&ident.to_be_bytes());
+    m[6..8].copy_from_slice(&seq.to_be_bytes());
+    let c = checksum::checksum(m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    len
+}
+
+/// Writes a destination-unreachable message (8-byte header, unused = 0) quoting
+/// `min(original.len(), MAX_QUOTED_LEN)` bytes of `original` (the offending IP datagram from
+/// its IP header, trimmed to its total length); returns the ICMP message length.
+///
+/// # Panics
+/// If `buf` is shorter than the message (`8 + MAX_QUOTED_LEN` always suffices).
+#[inline]
+pub fn write_dest_unreachable(buf: &mut [u8], code: u8, original: &[u8]) -> usize {
+    let quoted = &original[..original.len().min(MAX_QUOTED_LEN)];
+    let len = HEADER_LEN + quoted.len();
+    let m = &mut buf[..len];
+    m[..HEADER_LEN].copy_from_slice(&[msg_type::DEST_UNREACH, code, 0, 0, 0, 0, 0, 0]);
+    m[HEADER_LEN..].copy_from_slice(quoted);
+    let c = checksum::checksum(m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ICMP part of a Linux `ping` (id 0x0b1f, seq 1): 8-byte header, 16-byte
+    /// `struct timeval`, then the pattern 0x10..=0x37.
+    const PACKET_BYTES: [u8; 64] = [
+        0x08, 0x00, 0x8e, 0xf1, 0x0b, 0x1f, 0x00, 0x01, //
+        0xa3, 0xe1, 0x44, 0x67, 0x00, 0x00, 0x00, 0x00, //
+        0xb1, 0xd2, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, //
+        0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, //
+        0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, //
+        0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, //
+        0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, //
+        0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
+    ];
+
+    /// The reply Linux sends to it.
+    const REPLY_BYTES: [u8; 64] = [
+        0x00, 0x00, 0x96, 0xf1, 0x0b, 0x1f, 0x00, 0x01, //
+        0xa3, 0xe1, 0x44, 0x67, 0x00, 0x00, 0x00, 0x00, //
+        0xb1, 0xd2, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, //
+        0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, //
+        0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, //
+        0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, //
+        0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, //
+        0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
+    ];
+
+    /// A UDP datagram to a closed port (10.0.0.1:40000 → 10.0.0.2:7777, "hi"), the original
+    /// quoted by a port-unreachable error.
+    const UDP_PACKET_BYTES: [u8; 30] = [
+        0x45, 0x00, 0x00, 0x1e, 0x12, 0x35, 0x40, 0x00, //
+        0x40, 0x11, 0x14, 0x98, 0x0a, 0x00, 0x00, 0x01, //
+        0x0a, 0x00, 0x00, 0x02, 0x9c, 0x40, 0x1e, 0x61, //
+        0x00, 0x0a, 0xc8, 0xcc, 0x68, 0x69,
+    ];
+
+    /// Independent RFC 1071 checksum for cross-checks.
+    fn naive_checksum(data: &[u8]) -> u16 {
+        let mut s: u32 = 0;
+        for pair in data.chunks(2) {
+            s += u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
+        }
+        while s > 0xFFFF {
+            s = (s & 0xFFFF) + (s >> 16);
+        }
+        !(s as u16)
+    }
+
+    fn naive_fill(m: &mut [u8]) {
+        m[2] = 0;
+        m[3] = 0;
+        let c = naive_checksum(m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn check_echo_request() {
+        let h = check(&PACKET_BYTES).unwrap();
+        assert_eq!(h.msg_type, msg_type::ECHO_REQUEST);
+        assert_eq!(h.code, 0);
+        assert_eq!(h.checksum, 0x8ef1);
+        assert_eq!((h.echo_ident(), h.echo_seq()), (0x0b1f, 1));
+        assert_eq!(check(&REPLY_BYTES).unwrap().msg_type, msg_type::ECHO_REPLY);
+    }
+
+    #[test]
+    fn check_header_only_and_odd_length() {
+        let mut m = [0x08, 0x00, 0, 0, 0x12, 0x34, 0x56, 0x78];
+        naive_fill(&mut m);
+        assert!(check(&m).is_ok());
+        let mut odd = [0x08, 0x00, 0, 0, 0x12, 0x34, 0x56, 0x78, 0xAB];
+        naive_fill(&mut odd);
+        assert!(check(&odd).is_ok());
+    }
+
+    #[test]
+    fn reject_bad_checksum() {
+        for i in 0..PACKET_BYTES.len() {
+            let mut m = PACKET_BYTES;
+            m[i] ^= 0x01;
+            assert_eq!(check(&m), Err(IcmpError::ChecksumError), "byte {i}");
+        }
+        // A message cut short almost never still verifies.
+        assert_eq!(check(&PACKET_BYTES[..63]), Err(IcmpError::ChecksumError));
+        assert_eq!(check(&[]), Err(IcmpError::ChecksumError));
+        assert_eq!(check(&[0]), Err(IcmpError::ChecksumError));
+    }
+
+    #[test]
+    fn reject_truncated_with_valid_checksum() {
+        // Shorter than 8 bytes but checksummed: Truncated, as Linux (checksum first).
+        for len in 4..HEADER_LEN {
+            let mut m = [0x08u8, 0x00, 0, 0, 0x12, 0x34, 0x56, 0x78];
+            let m = &mut m[..len];
+            naive_fill(m);
+            assert_eq!(check(m), Err(IcmpError::Truncated), "len {len}");
+        }
+        assert_eq!(check(&[0xFF, 0xFF]), Err(IcmpError::Truncated));
+        assert_eq!(check(&[0xFF, 0xFF, 0x00]), Err(IcmpError::Truncated));
+        assert_eq!(check(&[0xF7, 0xFF, 0x08]), Err(IcmpError::Truncated));
+    }
+
+    #[test]
+    fn echo_reply_matches_linux() {
+        let mut m = PACKET_BYTES;
+        echo_request_to_reply(&mut m);
+        assert_eq!(m, REPLY_BYTES);
+        assert!(check(&m).is_ok());
+    }
+
+    /// Deterministic xorshift64*.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn echo_reply_incremental_equals_recompute() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let mut buf = [0u8; 8 + 101];
+        let mut cases = 0;
+        for payload_len in 0..=101usize {
+            for round in 0..60 {
+                // Edge values first, then random ones; code byte varies too.
+                let (ident, seq) = match round {
+                    0 => (0, 0),
+                    1 => (0xFFFF, 0xFFFF),
+                    2 => (0, 0xFFFF),
+                    3 => (0xF7FF, 0),
+                    _ => (rng.next() as u16, rng.next() as u16),
+                };
+                let fill = match round % 4 {
+                    0 => 0x00,
+                    1 => 0xFF,
+                    _ => 0x100,
+                };
+                for b in &mut buf[8..8 + payload_len] {
+                    *b = if fill == 0x100 { rng.next() as u8 } else { fill as u8 };
+                }
+                let code = if round == 5 { 0x42 } else { 0 };
+                let m = &mut buf[..8 + payload_len];
+                write_echo(m, msg_type::ECHO_REQUEST, ident, seq, payload_len);
+                m[1] = code;
+                naive_fill(m);
+                assert_eq!(check(m).map(|h| h.msg_type), Ok(msg_type::ECHO_REQUEST));
+
+                let mut reply = [0u8; 8 + 101];
+                let reply = &mut reply[..m.len()];
+                reply.copy_from_slice(m);
+                echo_request_to_reply(reply);
+
+                let mut expect = [0u8; 8 + 101];
+                let expect = &mut expect[..m.len()];
+                expect.copy_from_slice(m);
+                expect[0] = msg_type::ECHO_REPLY;
+                naive_fill(expect);
+                assert_eq!(reply, expect, "ident {ident:#x} seq {seq:#x} len {payload_len}");
+                assert!(check(reply).is_ok());
+                cases += 1;
+            }
+        }
+        assert!(cases > 6000);
+    }
+
+    #[test]
+    fn echo_reply_all_zero_message() {
+        // ident 0, seq 0, no data: the one case where plain RFC 1624 would give 0x0000.
+        let mut m = [0x08, 0x00, 0xF7, 0xFF, 0, 0, 0, 0];
+        assert!(check(&m).is_ok());
+        echo_request_to_reply(&mut m);
+        assert_eq!(m, [0, 0, 0xFF, 0xFF, 0, 0, 0, 0]);
+        assert!(check(&m).is_ok());
+        // Short input is left alone.
+        let mut short = [0x08, 0x00, 0xF7];
+        echo_request_to_reply(&mut short);
+        assert_eq!(short, [0x08, 0x00, 0xF7]);
+    }
+
+    #[test]
+    fn write_echo_matches_ping() {
+        let mut buf = PACKET_BYTES;
+        buf[..8].fill(0);
+        assert_eq!(write_echo(&mut buf, msg_type::ECHO_REQUEST, 0x0b1f, 1, 56), 64);
+        assert_eq!(buf, PACKET_BYTES);
+    }
+
+    #[test]
+    fn dest_unreachable_port() {
+        let mut buf = [0u8; HEADER_LEN + MAX_QUOTED_LEN];
+        let len = write_dest_unreachable(&mut buf, unreach_code::PORT, &UDP_PACKET_BYTES);
+        assert_eq!(len, 8 + 30);
+        let m = &buf[..len];
+        assert_eq!(&m[..2], &[3, 3]);
+        assert_eq!(&m[4..8], &[0; 4]);
+        assert_eq!(&m[8..], &UDP_PACKET_BYTES);
+        let mut zeroed = [0u8; 38];
+        zeroed.copy_from_slice(m);
+        zeroed[2] = 0;
+        zeroed[3] = 0;
+        assert_eq!(u16::from_be_bytes([m[2], m[3]]), naive_checksum(&zeroed));
+        let h = check(m).unwrap();
+        assert_eq!((h.msg_type, h.code), (msg_type::DEST_UNREACH, unreach_code::PORT));
+    }
+
+    #[test]
+    fn dest_unreachable_caps_quote_at_548() {
+        let mut original = [0u8; 1500];
+        for (i, b) in original.iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        for orig_len in [0usize, 1, 29, 547, 548, 549, 1000, 1500] {
+            let mut buf = [0xA5u8; 1600];
+            let len = write_dest_unreachable(&mut buf, unreach_code::PROTOCOL, &original[..orig_len]);
+            let quoted = orig_len.min(548);
+            assert_eq!(len, 8 + quoted);
+            assert!(len <= 576 - 20);
+            assert_eq!(&buf[8..len], &original[..quoted]);
+            assert_eq!(buf[len], 0xA5, "nothing written past the message");
+            assert_eq!(check(&buf[..len]).map(|h| h.code), Ok(unreach_code::PROTOCOL));
+            let mut copy = [0u8; 1600];
+            copy[..len].copy_from_slice(&buf[..len]);
+            naive_fill(&mut copy[..len]);
+            assert_eq!(copy[..len], buf[..len]);
+        }
+    }
+
+    #[test]
+    fn every_prefix_is_ok_or_err() {
+        for len in 0..=PACKET_BYTES.len() {
+            let _ = check(&PACKET_BYTES[..len]);
+        }
+    }
+
+    #[test]
+    fn error_display() {
+        assert_eq!(IcmpError::ChecksumError.to_string(), "bad ICMP checksum");
+        assert!(IcmpError::Truncated.to_string().contains("8-byte"));
+    }
+}

@@ -1,0 +1,314 @@
+//! The AF_XDP socket and its four rings: the device queue the softirq loop
+//! polls (Documentation/networking/af_xdp.rst; Linux ≥ 5.4, statistics v2 and
+//! `need_wakeup` ≥ 5.9).
+//!
+//! One socket per interface queue, bound to the UMEM, owning the fill and
+//! completion rings (UMEM side) and the rx and tx rings (socket side). Each
+//! ring is single-producer single-consumer; this type is their one user-space
+//! owner and touches each ring's indices once per batch. Zero-copy is tried
+//! first where asked and the driver supports it; veth only has copy mode.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::num::NonZeroU32;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use xdpilone::xdp::XdpDesc;
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, UmemConfig, User};
+
+use crate::netdevice::{Desc, DeviceStats, NetDevice};
+use crate::umem::{Frame, Umem};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    /// Zero-copy if the driver supports it, else copy.
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+#[derive(Clone, Debug)]
+pub struct XskConfig {
+    pub ifname: String,
+    pub queue_id: u32,
+    pub bind_mode: BindMode,
+    /// Ring sizes (powers of two).
+    pub rx_size: u32,
+    pub tx_size: u32,
+    pub fill_size: u32,
+    pub completion_size: u32,
+}
+
+impl XskConfig {
+    pub fn new(ifname: &str, queue_id: u32) -> XskConfig {
+        XskConfig {
+            ifname: ifname.to_string(),
+            queue_id,
+            bind_mode: BindMode::Auto,
+            rx_size: 2048,
+            tx_size: 2048,
+            fill_size: 2048,
+            completion_size: 2048,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum XskError {
+    #[error("interface {ifname} not found (see `ip link`)")]
+    NoSuchInterface { ifname: String },
+    #[error("creating an AF_XDP socket needs CAP_NET_RAW and CAP_NET_ADMIN: run as root")]
+    NotPermitted,
+    #[error("{ifname} has no queue {queue_id}: a veth has one queue unless created with numrxqueues/numtxqueues")]
+    NoSuchQueue { ifname: String, queue_id: u32 },
+    #[error("{ifname} does not support zero-copy AF_XDP; use --bind-mode auto or copy")]
+    ZeroCopyUnsupported { ifname: String },
+    #[error("queue {queue_id} of {ifname} is in use by another AF_XDP socket (EBUSY)")]
+    Busy { ifname: String, queue_id: u32 },
+    #[error("{call} failed on {ifname}: {io_error}")]
+    Syscall { call: &'static str, ifname: String, io_error: std::io::Error },
+}
+
+/// The AF_XDP socket as a [`NetDevice`].
+pub struct XskDevice {
+    // Field order is drop order: the rings and socket go before the UMEM.
+    fq: DeviceQueue,
+    rx: RingRx,
+    tx: RingTx,
+    user: User,
+    _xumem: xdpilone::Umem,
+    umem: Arc<Umem>,
+    fill_size: u32,
+    /// Frames given to the kernel and not yet back: the books for the census.
+    in_kernel: usize,
+    zero_copy: bool,
+    rx_headroom_mask: u64,
+}
+
+// SAFETY: the device holds raw pointers into the ring and UMEM mappings,
+// which xdpilone does not mark `Send`. The mappings live as long as the
+// device (they are unmapped in its fields' `Drop`), and the device is one
+// value with one owner: moving it to the loop thread moves all four rings'
+// user-space ends together, so each ring still has exactly one producer or
+// consumer on our side. It is not `Sync`: it is never shared.
+unsafe impl Send for XskDevice {}
+
+fn errno_io(e: xdpilone::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.get_raw())
+}
+
+impl XskDevice {
+    /// Creates the socket, maps the rings and binds to `cfg.queue_id` of
+    /// `cfg.ifname`, with `XDP_USE_NEED_WAKEUP`.
+    pub fn open(umem: Arc<Umem>, cfg: &XskConfig) -> Result<XskDevice, XskError> {
+        match cfg.bind_mode {
+            BindMode::Auto => match Self::open_with(umem.clone(), cfg, true) {
+                Err(XskError::ZeroCopyUnsupported { .. }) => Self::open_with(umem, cfg, false),
+                other => other,
+            },
+            BindMode::ZeroCopy => Self::open_with(umem, cfg, true),
+            BindMode::Copy => Self::open_with(umem, cfg, false),
+        }
+    }
+
+    fn open_with(umem: Arc<Umem>, cfg: &XskConfig, zero_copy: bool) -> Result<XskDevice, XskError> {
+        let ifname = cfg.ifname.clone();
+        let sys = |call: &'static str, e: xdpilone::Errno| {
+            let io_error = errno_io(e);
+            match io_error.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => XskError::NotPermitted,
+                _ => XskError::Syscall { call, ifname: ifname.clone(), io_error },
+            }
+        };
+        let name =
+            CString::new(cfg.ifname.as_str()).map_err(|_| XskError::NoSuchInterface { ifname: ifname.clone() })?;
+        let mut info = IfInfo::invalid();
+        info.from_name(&name).map_err(|_| XskError::NoSuchInterface { ifname: ifname.clone() })?;
+        info.set_queue(cfg.queue_id);
+
+        let config = UmemConfig {
+            fill_size: cfg.fill_size,
+            complete_size: cfg.completion_size,
+            frame_size: umem.frame_size(),
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: the area is a page-aligned mapping owned by `umem`, which this
+        // device keeps alive (the `Arc`) for as long as the kernel may use it:
+        // the xdpilone objects are dropped before it (field order).
+        let xumem = unsafe { xdpilone::Umem::new(config, umem.area()) }.map_err(|e| sys("XDP_UMEM_REG", e))?;
+        let sock = Socket::with_shared(&info, &xumem).map_err(|e| sys("socket(AF_XDP)", e))?;
+        let fq = xumem.fq_cq(&sock).map_err(|e| sys("XDP_UMEM_FILL_RING", e))?;
+        let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        bind_flags |= if zero_copy { SocketConfig::XDP_BIND_ZEROCOPY } else { SocketConfig::XDP_BIND_COPY };
+        let user = xumem
+            .rx_tx(
+                &sock,
+                &SocketConfig {
+                    rx_size: NonZeroU32::new(cfg.rx_size),
+                    tx_size: NonZeroU32::new(cfg.tx_size),
+                    bind_flags,
+                },
+            )
+            .map_err(|e| sys("XDP_RX_RING", e))?;
+        let rx = user.map_rx().map_err(|e| sys("mmap rx ring", e))?;
+        let tx = user.map_tx().map_err(|e| sys("mmap tx ring", e))?;
+        // Socket teardown is asynchronous: a queue released a moment ago can
+        // still be busy. Retry for a short while before giving up.
+        let mut tries = 0;
+        loop {
+            match xumem.bind(&user) {
+                Ok(()) => break,
+                Err(e) => {
+                    let err = e.get_raw();
+                    if err == libc::EBUSY && tries < 50 {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    return Err(match err {
+                        libc::EOPNOTSUPP | libc::EPROTONOSUPPORT if zero_copy => {
+                            XskError::ZeroCopyUnsupported { ifname }
+                        }
+                        libc::EINVAL if cfg.queue_id > 0 => XskError::NoSuchQueue { ifname, queue_id: cfg.queue_id },
+                        libc::EBUSY => XskError::Busy { ifname, queue_id: cfg.queue_id },
+                        _ => sys("bind(AF_XDP)", e),
+                    });
+                }
+            }
+        }
+        let frame_size = umem.frame_size();
+        Ok(XskDevice {
+            fq,
+            rx,
+            tx,
+            user,
+            _xumem: xumem,
+            umem,
+            fill_size: cfg.fill_size,
+            in_kernel: 0,
+            zero_copy,
+            rx_headroom_mask: u64::from(frame_size) - 1,
+        })
+    }
+
+    /// The socket, to register in the XDP program's XSKMAP.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor is owned by `self.rx` (xdpilone's socket) and
+        // stays open while the returned borrow (tied to `&self`) lives.
+        unsafe { BorrowedFd::borrow_raw(self.rx.as_raw_fd()) }
+    }
+
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+}
+
+impl NetDevice for XskDevice {
+    fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>) {
+        let mut reader = self.rx.receive(budget as u32);
+        while let Some(XdpDesc { addr, len, .. }) = reader.read() {
+            let base = addr & !self.rx_headroom_mask;
+            // The kernel hands back only frames we filled; an address outside
+            // the UMEM would be a kernel bug, not something to trust.
+            debug_assert!(self.umem.contains(addr));
+            batch.push(Desc { frame: Frame::from_kernel(base), offset: (addr - base) as u32, len });
+            self.in_kernel -= 1;
+        }
+        // Release what was read, or the same descriptors come back.
+        reader.release();
+    }
+
+    fn fill(&mut self, free: &mut Vec<Frame>) -> usize {
+        // The ring's free count is cached and refreshed only when it reads
+        // zero, so a second reservation right after the first sees what the
+        // kernel has consumed meanwhile: reserve until nothing more fits.
+        let mut total = 0;
+        while !free.is_empty() {
+            let mut writer = self.fq.fill(free.len() as u32);
+            // Reserve first, then take exactly as many frames as were
+            // reserved: a frame taken and not written would be lost.
+            let n = writer.capacity() as usize;
+            if n == 0 {
+                break;
+            }
+            let start = free.len() - n;
+            let taken = writer.insert(free.drain(start..).map(Frame::into_kernel)) as usize;
+            debug_assert_eq!(taken, n);
+            writer.commit();
+            drop(writer);
+            total += n;
+        }
+        self.in_kernel += total;
+        total
+    }
+
+    fn fill_capacity(&self) -> usize {
+        self.fill_size as usize
+    }
+
+    fn fill_room(&self) -> usize {
+        (self.fill_size - self.fq.pending()) as usize
+    }
+
+    fn transmit(&mut self, batch: &mut Vec<Desc>) -> usize {
+        if batch.is_empty() {
+            return 0;
+        }
+        let mut writer = self.tx.transmit(batch.len() as u32);
+        let n = writer.capacity() as usize;
+        let taken = writer.insert(batch.drain(..n).map(|d| XdpDesc {
+            addr: d.frame.into_kernel() + u64::from(d.offset),
+            len: d.len,
+            options: 0,
+        })) as usize;
+        debug_assert_eq!(taken, n);
+        writer.commit();
+        drop(writer);
+        self.in_kernel += n;
+        // In copy mode every kick is a syscall: only when the ring asks.
+        if n > 0 && self.tx.needs_wakeup() {
+            self.tx.wake();
+        }
+        n
+    }
+
+    fn complete(&mut self, free: &mut Vec<Frame>) -> usize {
+        let mut reader = self.fq.complete(u32::MAX);
+        let mut n = 0;
+        while let Some(addr) = reader.read() {
+            free.push(Frame::from_kernel(addr & !self.rx_headroom_mask));
+            n += 1;
+        }
+        reader.release();
+        drop(reader);
+        self.in_kernel -= n;
+        n
+    }
+
+    fn frames_in_kernel(&self) -> usize {
+        self.in_kernel
+    }
+
+    fn stats(&self) -> DeviceStats {
+        match self.user.statistics_v2() {
+            Ok(s) => DeviceStats {
+                rx_dropped: s.rx_dropped,
+                rx_invalid_descs: s.rx_invalid_descs,
+                tx_invalid_descs: s.tx_invalid_descs,
+                rx_ring_full: s.rx_ring_full,
+                rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+                tx_ring_empty_descs: s.tx_ring_empty_descs,
+            },
+            Err(_) => DeviceStats::default(),
+        }
+    }
+
+    fn wake_rx(&mut self) {
+        if self.fq.needs_wakeup() {
+            self.fq.wake();
+        }
+    }
+}

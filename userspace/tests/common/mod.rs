@@ -1,0 +1,497 @@
+//! Helpers shared by the end-to-end tests that run the `xsknet` binary against
+//! the kernel of a peer namespace: start and stop the server, read its JSON
+//! counters, read the kernel's counters (`/proc/net/snmp`, `/proc/net/netstat`)
+//! in a namespace, ping, and build raw frames with `xsknet::wire`.
+//!
+//! Everything here works in namespaces made by [`xsknet::testing::NetNsPair`];
+//! nothing touches an interface a test did not create.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read},
+    net::Ipv4Addr,
+    path::PathBuf,
+    process::{Child, ExitStatus},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use xsknet::testing::{run_in, spawn_in};
+use xsknet::wire::{checksum, ethernet, icmp, ipv4, udp};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_xsknet");
+
+/// The address xsknet (or the kernel, in the differential test) serves.
+pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// The peer kernel's address.
+pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const PREFIX: u8 = 24;
+pub const ECHO_PORT: u16 = 7;
+
+/// How long a freshly started xsknet may take to print its `ready` line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+static JSON_FILES: AtomicU32 = AtomicU32::new(0);
+
+/// A running `xsknet` child in a namespace. Drop kills it (SIGKILL) if it still
+/// runs, so that a failing test never leaves a process holding a namespace.
+pub struct Xsknet {
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    json_path: PathBuf,
+    /// Every line of stdout seen so far by `wait_ready`.
+    pub ready_line: Option<String>,
+}
+
+/// What a stopped xsknet left: exit status, output, and its JSON report.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub json: serde_json::Value,
+}
+
+impl Xsknet {
+    /// Starts `xsknet echo --iface IFNAME --ip 10.77.0.2/24 --port 7 --stats-json …`
+    /// in namespace `ns`, with `extra` arguments appended.
+    pub fn spawn_echo(ns: &str, ifname: &str, extra: &[&str]) -> Xsknet {
+        let json_path = std::env::temp_dir().join(format!(
+            "xsknet-test-{}-{}.json",
+            std::process::id(),
+            JSON_FILES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&json_path);
+        let ip = format!("{SERVER_ADDR}/{PREFIX}");
+        let port = ECHO_PORT.to_string();
+        let json = json_path.to_string_lossy().into_owned();
+        let mut args = vec![
+            BIN,
+            "echo",
+            "--iface",
+            ifname,
+            "--ip",
+            &ip,
+            "--port",
+            &port,
+            "--stats-json",
+            &json,
+        ];
+        args.extend_from_slice(extra);
+        let mut child = spawn_in(ns, &args);
+        let (tx, lines) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        let out = child.stdout.take().expect("piped stdout");
+        let all = stdout.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                all.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        }));
+        let mut err = child.stderr.take().expect("piped stderr");
+        let all = stderr.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }));
+        Xsknet {
+            child: Some(child),
+            lines,
+            stdout,
+            stderr,
+            readers,
+            json_path,
+            ready_line: None,
+        }
+    }
+
+    /// Starts xsknet and waits for its `ready` line; panics with its output if it
+    /// exits or stays silent.
+    pub fn start_echo(ns: &str, ifname: &str, extra: &[&str]) -> Xsknet {
+        let mut x = Xsknet::spawn_echo(ns, ifname, extra);
+        if let Err(e) = x.wait_ready(READY_TIMEOUT) {
+            panic!("xsknet did not become ready: {e}");
+        }
+        x
+    }
+
+    /// The child's pid (`ip netns exec` execs, so it is xsknet's own).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits until stdout shows `xsknet: ready: …`. On failure, says why, with
+    /// the exit status and stderr when the process ended.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(line) if line.starts_with("xsknet: ready:") => {
+                    self.ready_line = Some(line.clone());
+                    return Ok(line);
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(status) = self.try_exited() {
+                        return Err(format!(
+                            "xsknet exited ({status}) before ready; stderr: {}",
+                            self.stderr_text()
+                        ));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "no ready line within {timeout:?}; stderr so far: {}",
+                            self.stderr_text()
+                        ));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.wait_exit(Duration::from_secs(5));
+                    return Err(format!(
+                        "xsknet closed stdout before ready ({status:?}); stderr: {}",
+                        self.stderr_text()
+                    ));
+                }
+            }
+        }
+    }
+
+    fn try_exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_exited() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet, so the
+        // pid cannot have been reused by another process.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    }
+
+    /// SIGKILL, and reap. The process gets no chance to clean up.
+    pub fn kill9(&mut self) -> ExitStatus {
+        self.signal(libc::SIGKILL);
+        let status = self
+            .wait_exit(Duration::from_secs(5))
+            .expect("xsknet survived SIGKILL for 5 s");
+        self.child = None;
+        status
+    }
+
+    /// SIGINT, wait for the exit (at most 10 s), and collect the report.
+    pub fn stop(mut self) -> Finished {
+        self.signal(libc::SIGINT);
+        let Some(status) = self.wait_exit(Duration::from_secs(10)) else {
+            panic!(
+                "xsknet did not exit within 10 s of SIGINT; stdout:\n{}\nstderr:\n{}",
+                self.stdout_text(),
+                self.stderr_text()
+            );
+        };
+        self.child = None;
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let stdout = self.stdout_text();
+        let stderr = self.stderr_text();
+        let text = std::fs::read_to_string(&self.json_path).unwrap_or_else(|e| {
+            panic!(
+                "reading {}: {e} ({status}); stdout:\n{stdout}\nstderr:\n{stderr}",
+                self.json_path.display()
+            )
+        });
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}: {text}", self.json_path.display()));
+        Finished {
+            status,
+            stdout,
+            stderr,
+            json,
+        }
+    }
+}
+
+impl Drop for Xsknet {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.json_path);
+    }
+}
+
+impl Finished {
+    /// A counter from the JSON `counters` object; panics if it is missing.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.json["counters"][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("counter {name} missing from the JSON report"))
+    }
+
+    /// Checks what every stop must show: exit status 0, the summary's "all
+    /// accounted for", and the JSON `frames` parts adding up to `total`.
+    pub fn assert_clean_exit(&self) {
+        assert!(
+            self.status.success(),
+            "xsknet exited with {}; stderr:\n{}",
+            self.status,
+            self.stderr
+        );
+        let frames_line = self
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("frames:"))
+            .unwrap_or_else(|| panic!("no frames line in the summary:\n{}", self.stdout));
+        assert!(
+            frames_line.contains("(all accounted for)"),
+            "frames not all accounted for: {frames_line}"
+        );
+        let f = &self.json["frames"];
+        let get = |k: &str| {
+            f[k].as_u64()
+                .unwrap_or_else(|| panic!("frames.{k} missing: {f}"))
+        };
+        let parts = [
+            "in_kernel",
+            "free_local",
+            "free_shared",
+            "in_socks",
+            "awaiting_neighbour",
+            "tx_backlog",
+        ];
+        let sum: u64 = parts.iter().map(|k| get(k)).sum();
+        assert_eq!(sum, get("total"), "JSON frames do not add up: {f}");
+        assert!(get("total") > 0, "{f}");
+    }
+}
+
+/// `ping -n -q -c COUNT -i INTERVAL -W WAIT ADDR` in `ns`: (transmitted, received).
+pub fn ping(ns: &str, addr: Ipv4Addr, count: u32, interval: &str, wait: &str) -> (u32, u32) {
+    let out = run_in(
+        ns,
+        &[
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            "-W",
+            wait,
+            &addr.to_string(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "5 packets transmitted, 5 received, 0% packet loss, time 804ms"
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("ping printed no statistics: {out:?}"));
+    let num = |word: &str| -> u32 {
+        let (before, _) = line
+            .split_once(word)
+            .unwrap_or_else(|| panic!("{line:?}: no {word:?}"));
+        before
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .find(|s| !s.is_empty())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{line:?}: no number before {word:?}"))
+    };
+    (num(" packets transmitted"), num(" received"))
+}
+
+/// One ping at a time until one is answered or `timeout` passes: attaching an
+/// XDP program may bounce the link, so the first packet can be lost
+/// (pitfalls.md). Returns how many were sent, or panics.
+pub fn warm_up_ping(ns: &str, addr: Ipv4Addr, timeout: Duration) -> u32 {
+    let deadline = Instant::now() + timeout;
+    let mut sent = 0;
+    loop {
+        let (tx, rx) = ping(ns, addr, 1, "0.2", "1");
+        sent += tx;
+        if rx == 1 {
+            return sent;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ping reply from {addr} within {timeout:?} ({sent} sent)"
+        );
+    }
+}
+
+/// The ip link details of `ifname` in `ns`.
+pub fn link_details(ns: &str, ifname: &str) -> String {
+    let out = run_in(ns, &["ip", "-d", "link", "show", "dev", ifname]);
+    assert!(out.status.success(), "ip link show: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `ip -d link` shows an XDP program: an `xdp…` flag on the first line
+/// or a `prog/xdp` line.
+pub fn shows_xdp(details: &str) -> bool {
+    let first = details.lines().next().unwrap_or("");
+    first.split_whitespace().any(|w| w.starts_with("xdp")) || details.contains("prog/xdp")
+}
+
+/// The kernel's SNMP counters in namespace `ns`, with nstat's names
+/// (`Ip`+`InReceives` → `IpInReceives`, `IpExt`+`InCsumErrors` → …), from
+/// `/proc/net/snmp` and `/proc/net/netstat` read by a process in `ns`.
+pub fn kernel_counters(ns: &str) -> BTreeMap<String, i64> {
+    let mut counters = BTreeMap::new();
+    for file in ["/proc/net/snmp", "/proc/net/netstat"] {
+        let out = run_in(ns, &["cat", file]);
+        assert!(out.status.success(), "cat {file}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        parse_proc_net(&text, &mut counters);
+    }
+    counters
+}
+
+/// Parses the header-line / value-line pairs of `/proc/net/snmp` or
+/// `/proc/net/netstat` into `counters`.
+pub fn parse_proc_net(text: &str, counters: &mut BTreeMap<String, i64>) {
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let (Some((section, names)), Some((section2, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        assert_eq!(section, section2, "unpaired lines in /proc/net: {pair:?}");
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            if let Ok(v) = value.parse::<i64>() {
+                counters.insert(format!("{section}{name}"), v);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- frames
+
+/// Ethernet header + `payload`.
+pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; ethernet::HEADER_LEN + payload.len()];
+    ethernet::EthernetHeader {
+        dst: ethernet::EthernetAddress(dst),
+        src: ethernet::EthernetAddress(src),
+        ethertype,
+    }
+    .write(&mut f);
+    f[ethernet::HEADER_LEN..].copy_from_slice(payload);
+    f
+}
+
+/// A UDP datagram (header + payload) with a correct checksum.
+pub fn udp_datagram(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut d = vec![0u8; udp::HEADER_LEN + payload.len()];
+    d[udp::HEADER_LEN..].copy_from_slice(payload);
+    udp::write_header(&mut d, src, dst, sport, dport, payload.len());
+    d
+}
+
+/// An ICMP echo request with a correct checksum.
+pub fn icmp_echo_request(ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; icmp::HEADER_LEN + data.len()];
+    m[icmp::HEADER_LEN..].copy_from_slice(data);
+    icmp::write_echo(&mut m, icmp::msg_type::ECHO_REQUEST, ident, seq, data.len());
+    m
+}
+
+/// An IPv4 packet: a header with `options` (a multiple of 4 bytes), a correct
+/// header checksum, DF set, TTL 64, then `payload`.
+pub fn ipv4_packet(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    ident: u16,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    assert_eq!(options.len() % 4, 0, "IP options come in 32-bit words");
+    let hl = ipv4::MIN_HEADER_LEN + options.len();
+    let mut p = vec![0u8; hl + payload.len()];
+    ipv4::Ipv4Header::write(
+        &mut p,
+        src,
+        dst,
+        protocol,
+        options.len() + payload.len(),
+        64,
+        ident,
+        true,
+    );
+    p[0] = 0x40 | (hl / 4) as u8;
+    p[ipv4::MIN_HEADER_LEN..hl].copy_from_slice(options);
+    p[hl..].copy_from_slice(payload);
+    fix_ipv4_checksum(&mut p);
+    p
+}
+
+/// Recomputes the header checksum of the IPv4 header at the start of `p` (over
+/// its IHL, at least 20 bytes) after a test changed a field.
+pub fn fix_ipv4_checksum(p: &mut [u8]) {
+    let hl = (usize::from(p[0] & 0x0f) * 4).clamp(ipv4::MIN_HEADER_LEN, p.len());
+    p[10] = 0;
+    p[11] = 0;
+    let c = checksum::checksum(&p[..hl]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The payload byte at `i` of a datagram of `size` bytes: differs by size and
+/// position, so a shifted, truncated or stale echo never compares equal.
+pub fn pattern(size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i.wrapping_mul(31) ^ size.wrapping_mul(7) ^ (size >> 8)) as u8)
+        .collect()
+}

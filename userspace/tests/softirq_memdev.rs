@@ -1,0 +1,685 @@
+//! The whole softirq path over the in-memory device: no kernel, no root.
+//! Frames are built with the wire module, injected as the NIC would deliver
+//! them, and what the stack transmits is parsed back and checked.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use xsknet::netdevice::{MemDevice, MemWire};
+use xsknet::umem::Umem;
+use xsknet::wire::arp::{ArpOperation, ArpPacket};
+use xsknet::wire::ethernet::{ethertype, EthernetHeader, HEADER_LEN as ETH_LEN};
+use xsknet::wire::icmp::{self, msg_type};
+use xsknet::wire::ipv4::{protocol, Ipv4Header};
+use xsknet::wire::{udp, EthernetAddress};
+use xsknet::{Errno, SockType, Stack, StackConfig, ThreadedStack};
+
+const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
+const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const FRAMES: u32 = 256;
+
+fn stack_with(cfg: impl FnOnce(&mut StackConfig)) -> (Stack<MemDevice>, MemWire) {
+    let (umem, pool) = Umem::new(FRAMES, 2048).unwrap();
+    let umem = Arc::new(umem);
+    let dev = MemDevice::new(umem.clone(), 64, 64);
+    let wire = dev.wire();
+    let mut c = StackConfig::new(OUR_MAC, OUR_IP, 24);
+    cfg(&mut c);
+    (Stack::new(dev, umem, Arc::new(pool), c), wire)
+}
+
+fn stack() -> (Stack<MemDevice>, MemWire) {
+    stack_with(|_| {})
+}
+
+fn eth(dst: EthernetAddress, ty: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; ETH_LEN + payload.len()];
+    EthernetHeader { dst, src: PEER_MAC, ethertype: ty }.write(&mut f);
+    f[ETH_LEN..].copy_from_slice(payload);
+    f
+}
+
+fn ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + payload.len()];
+    Ipv4Header::write(&mut p, PEER_IP, OUR_IP, proto, payload.len(), 64, 0x1234, true);
+    p[20..].copy_from_slice(payload);
+    p
+}
+
+fn udp_datagram(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = vec![0u8; 8 + payload.len()];
+    d[8..].copy_from_slice(payload);
+    udp::write_header(&mut d, PEER_IP, OUR_IP, sport, dport, payload.len());
+    d
+}
+
+fn udp_frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::UDP, &udp_datagram(sport, dport, payload)))
+}
+
+fn echo_request(id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; 8 + data.len()];
+    m[8..].copy_from_slice(data);
+    icmp::write_echo(&mut m, msg_type::ECHO_REQUEST, id, seq, data.len());
+    eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &m))
+}
+
+fn arp(op: ArpOperation, dst: EthernetAddress, target_hw: EthernetAddress) -> Vec<u8> {
+    let mut body = [0u8; 28];
+    ArpPacket { operation: op, sender_hw: PEER_MAC, sender_ip: PEER_IP, target_hw, target_ip: OUR_IP }.write(&mut body);
+    eth(dst, ethertype::ARP, &body)
+}
+
+/// The peer asks for us, so both sides know each other.
+fn learn_peer(s: &mut Stack<MemDevice>, w: &MemWire) {
+    w.inject(&arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default()));
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "one ARP reply");
+}
+
+fn poll_n(s: &mut Stack<MemDevice>, n: usize) {
+    for _ in 0..n {
+        s.poll();
+    }
+}
+
+fn assert_census(s: &Stack<MemDevice>) {
+    let c = s.frame_census();
+    assert_eq!(c.accounted(), c.total, "frames lost or duplicated: {c:?}");
+}
+
+/// Parses a transmitted IPv4 frame: Ethernet header, IP header, payload.
+fn parse_ip(frame: &[u8]) -> (EthernetHeader, Ipv4Header, Vec<u8>) {
+    let e = EthernetHeader::parse(frame).unwrap();
+    assert_eq!(e.ethertype, ethertype::IPV4);
+    let ip = Ipv4Header::check(&frame[ETH_LEN..]).expect("valid IP header out");
+    let payload = ip.payload(&frame[ETH_LEN..]).to_vec();
+    (e, ip, payload)
+}
+
+#[test]
+fn arp_request_for_us_is_answered_and_teaches_the_neighbour() {
+    let (mut s, w) = stack();
+    w.inject(&arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default()));
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1);
+    let e = EthernetHeader::parse(&out[0]).unwrap();
+    assert_eq!((e.dst, e.src, e.ethertype), (PEER_MAC, OUR_MAC, ethertype::ARP));
+    let a = ArpPacket::parse(&out[0][ETH_LEN..]).unwrap();
+    assert_eq!(a.operation, ArpOperation::Reply);
+    assert_eq!((a.sender_hw, a.sender_ip, a.target_hw, a.target_ip), (OUR_MAC, OUR_IP, PEER_MAC, PEER_IP));
+    let m = s.snmp();
+    assert_eq!((m.XskArpInRequests, m.XskArpOutReplies), (1, 1));
+    // Having learnt the peer, a ping is answered without asking.
+    w.inject(&echo_request(7, 1, b"abc"));
+    s.poll();
+    assert_eq!(w.take_transmitted().len(), 1);
+    assert_eq!(s.snmp().XskArpOutRequests, 0);
+    assert_census(&s);
+}
+
+#[test]
+fn ping_waits_for_arp_then_the_reply_goes_out() {
+    let (mut s, w) = stack();
+    let data: Vec<u8> = (0..56).collect();
+    w.inject(&echo_request(0x0b1f, 1, &data));
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "an ARP request, the reply waits");
+    let e = EthernetHeader::parse(&out[0]).unwrap();
+    assert_eq!((e.dst, e.ethertype), (EthernetAddress::BROADCAST, ethertype::ARP));
+    let a = ArpPacket::parse(&out[0][ETH_LEN..]).unwrap();
+    assert_eq!((a.operation, a.target_ip), (ArpOperation::Request, PEER_IP));
+    assert_eq!(s.frame_census().awaiting_neighbour, 1);
+
+    w.inject(&arp(ArpOperation::Reply, OUR_MAC, OUR_MAC));
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1);
+    let (e, ip, msg) = parse_ip(&out[0]);
+    assert_eq!((e.dst, e.src), (PEER_MAC, OUR_MAC));
+    assert_eq!((ip.src, ip.dst, ip.protocol, ip.ttl), (OUR_IP, PEER_IP, protocol::ICMP, 64));
+    let h = icmp::check(&msg).expect("valid ICMP checksum");
+    assert_eq!((h.msg_type, h.echo_ident(), h.echo_seq()), (msg_type::ECHO_REPLY, 0x0b1f, 1));
+    assert_eq!(&msg[8..], &data[..]);
+    let m = s.snmp();
+    assert_eq!((m.IcmpInEchos, m.IcmpOutEchoReps, m.IcmpMsgOutType0, m.IpOutRequests), (1, 1, 1, 1));
+    assert_census(&s);
+}
+
+#[test]
+fn udp_is_delivered_read_and_echoed() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    for size in [0usize, 1, 18, 64, 511, 1472] {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+        w.inject(&udp_frame(40000, 7, &payload));
+        s.poll();
+        let mut buf = [0u8; 2048];
+        let (n, peer) = s.recv_from(fd, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &payload[..]);
+        assert_eq!(peer, SocketAddrV4::new(PEER_IP, 40000));
+        assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN));
+        assert_eq!(s.send_to(fd, &buf[..n], peer), Ok(n));
+        s.poll();
+        let out = w.take_transmitted();
+        assert_eq!(out.len(), 1);
+        let (e, ip, seg) = parse_ip(&out[0]);
+        assert_eq!(e.dst, PEER_MAC);
+        assert_eq!((ip.src, ip.dst), (OUR_IP, PEER_IP));
+        let uh = udp::parse(&seg).unwrap();
+        assert_eq!((uh.src_port, uh.dst_port), (7, 40000));
+        assert!(udp::verify_checksum(ip.src, ip.dst, &seg));
+        assert_ne!(uh.checksum, 0);
+        assert_eq!(&seg[8..], &payload[..]);
+    }
+    let m = s.snmp();
+    assert_eq!((m.UdpInDatagrams, m.UdpOutDatagrams, m.IpInDelivers), (6, 6, 6));
+    assert_census(&s);
+}
+
+#[test]
+fn closed_port_gets_port_unreachable_quoting_the_datagram() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let frame = udp_frame(40000, 9, b"anyone there?");
+    w.inject(&frame);
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1);
+    let (_, ip, msg) = parse_ip(&out[0]);
+    assert_eq!((ip.protocol, ip.dst, ip.tos), (protocol::ICMP, PEER_IP, 0xc0));
+    let h = icmp::check(&msg).unwrap();
+    assert_eq!((h.msg_type, h.code), (msg_type::DEST_UNREACH, icmp::unreach_code::PORT));
+    assert_eq!(&msg[8..], &frame[ETH_LEN..], "quotes the whole offending datagram");
+    let m = s.snmp();
+    assert_eq!((m.UdpNoPorts, m.IcmpOutDestUnreachs, m.IcmpOutMsgs, m.IpInDelivers), (1, 1, 1, 1));
+    assert_census(&s);
+}
+
+#[test]
+fn port_unreachable_is_rate_limited_per_host() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    for _ in 0..10 {
+        w.inject(&udp_frame(40000, 9, b"x"));
+        s.poll();
+    }
+    let m = s.snmp();
+    assert_eq!(m.UdpNoPorts, 10);
+    // inet_peer_xrlim_allow: a burst of 6 (unless the sysctls here say otherwise).
+    assert_eq!(m.IcmpOutDestUnreachs + m.IcmpOutRateLimitHost + m.IcmpOutRateLimitGlobal, 10);
+    assert!(m.IcmpOutDestUnreachs <= 6, "{m:?}");
+    assert_eq!(w.take_transmitted().len() as u64, m.IcmpOutDestUnreachs);
+}
+
+/// Each malformed frame is dropped and counted under the name Linux uses.
+#[test]
+fn every_rejection_is_counted_by_reason() {
+    let good = ipv4(protocol::UDP, &udp_datagram(40000, 7, b"hello"));
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = good.clone();
+        f(&mut p);
+        eth(OUR_MAC, ethertype::IPV4, &p)
+    };
+    let fix_ip_csum = |p: &mut Vec<u8>| {
+        p[10] = 0;
+        p[11] = 0;
+        let c = xsknet::wire::checksum::checksum(&p[..(p[0] & 0xf) as usize * 4]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    };
+    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        ("runt", vec![0u8; 10], &["XskRxRunts"]),
+        (
+            "other host",
+            {
+                let mut f = udp_frame(40000, 7, b"x");
+                f[0] = 0x04;
+                f
+            },
+            &["XskRxOtherHost"],
+        ),
+        ("ipv6 ethertype", eth(OUR_MAC, ethertype::IPV6, &[0u8; 40]), &["XskRxNoHandler"]),
+        (
+            "ip bad checksum",
+            with(&|p| p[10] ^= 0xff),
+            &["IpInReceives", "IpInHdrErrors", "IpExtInCsumErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "ip version 6",
+            with(&|p| {
+                p[0] = 0x65;
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "IpInHdrErrors"],
+        ),
+        (
+            "ihl 4",
+            with(&|p| {
+                p[0] = 0x44;
+            }),
+            &["IpInReceives", "IpInHdrErrors"],
+        ),
+        (
+            "truncated",
+            with(&|p| {
+                p[2..4].copy_from_slice(&200u16.to_be_bytes());
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "IpExtInTruncatedPkts", "IpExtInNoECTPkts"],
+        ),
+        (
+            "total < ihl",
+            with(&|p| {
+                p[2..4].copy_from_slice(&16u16.to_be_bytes());
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "IpInHdrErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "wrong destination",
+            with(&|p| {
+                p[19] = 99;
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "IpInAddrErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "broadcast source",
+            with(&|p| {
+                p[12..16].copy_from_slice(&[255; 4]);
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "XskIpInMartianSrc", "IpExtInNoECTPkts"],
+        ),
+        (
+            "fragment",
+            with(&|p| {
+                p[6] = 0x20;
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "IpReasmReqds", "XskIpFragDrops", "IpExtInNoECTPkts"],
+        ),
+        (
+            "udp bad checksum, bound port",
+            with(&|p| p[27] ^= 0x01),
+            &["IpInReceives", "IpInDelivers", "UdpInErrors", "UdpInCsumErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "udp length beyond payload",
+            with(&|p| p[24..26].copy_from_slice(&100u16.to_be_bytes())),
+            &["IpInReceives", "IpInDelivers", "UdpInErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "udp length below 8",
+            with(&|p| p[24..26].copy_from_slice(&4u16.to_be_bytes())),
+            &["IpInReceives", "IpInDelivers", "UdpInErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "icmp bad checksum",
+            {
+                let mut f = echo_request(1, 1, b"x");
+                let last = f.len() - 1;
+                f[last] ^= 0xff;
+                f
+            },
+            &["IpInReceives", "IpInDelivers", "IcmpInMsgs", "IcmpInErrors", "IcmpInCsumErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "arp for hardware type 7",
+            {
+                let mut f = arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default());
+                f[ETH_LEN + 1] = 7;
+                f
+            },
+            &["XskArpInErrors"],
+        ),
+    ];
+    for (name, frame, expect) in cases {
+        let (mut s, w) = stack();
+        let fd = s.socket(SockType::Dgram).unwrap();
+        s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        w.inject(&frame);
+        s.poll();
+        let m = s.snmp();
+        let nonzero: Vec<&str> =
+            m.iter().filter(|(n, v)| *v != 0 && *n != "XskRxFrames" && *n != "IpExtInOctets").map(|(n, _)| n).collect();
+        let mut want: Vec<&str> = expect.to_vec();
+        want.sort();
+        let mut got = nonzero.clone();
+        got.sort();
+        assert_eq!(got, want, "case {name}");
+        assert!(w.take_transmitted().is_empty(), "case {name}: nothing is sent");
+        let mut buf = [0u8; 64];
+        assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN), "case {name}: nothing delivered");
+        assert_census(&s);
+    }
+}
+
+#[test]
+fn udp_checksum_zero_and_ip_options_are_accepted() {
+    let (mut s, w) = stack();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    let mut d = udp_datagram(1, 7, b"no checksum");
+    d[6] = 0;
+    d[7] = 0;
+    w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::UDP, &d)));
+    // IHL 6 with a NOP/EOL option word.
+    let d = udp_datagram(2, 7, b"options");
+    let mut p = vec![0u8; 24 + d.len()];
+    Ipv4Header::write(&mut p, PEER_IP, OUR_IP, protocol::UDP, d.len() + 4, 64, 1, false);
+    p[0] = 0x46;
+    p[20..24].copy_from_slice(&[1, 1, 1, 0]);
+    p[24..].copy_from_slice(&d);
+    p[10] = 0;
+    p[11] = 0;
+    let c = xsknet::wire::checksum::checksum(&p[..24]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    w.inject(&eth(OUR_MAC, ethertype::IPV4, &p));
+    // A short datagram in a padded 60-byte frame.
+    let mut f = udp_frame(3, 7, b"hi");
+    f.resize(60, 0);
+    w.inject(&f);
+    s.poll();
+    let mut buf = [0u8; 64];
+    let got: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let (n, _) = s.recv_from(fd, &mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .collect();
+    assert_eq!(got, vec![b"no checksum".to_vec(), b"options".to_vec(), b"hi".to_vec()]);
+}
+
+#[test]
+fn unknown_protocol_gets_protocol_unreachable() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(253, b"what is this")));
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1);
+    let (_, _, msg) = parse_ip(&out[0]);
+    let h = icmp::check(&msg).unwrap();
+    assert_eq!((h.msg_type, h.code), (msg_type::DEST_UNREACH, icmp::unreach_code::PROTOCOL));
+    let m = s.snmp();
+    assert_eq!((m.IpInUnknownProtos, m.IpInDelivers), (1, 0));
+}
+
+#[test]
+fn rcvbuf_overflow_is_a_counted_drop() {
+    // Four frames' worth of receive buffer.
+    let (mut s, w) = stack_with(|c| c.rcvbuf = 4 * 2048);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    for i in 0..10u8 {
+        w.inject(&udp_frame(40000, 7, &[i]));
+    }
+    s.poll();
+    let m = s.snmp();
+    assert_eq!((m.UdpRcvbufErrors, m.UdpInErrors), (6, 6));
+    assert_eq!(s.frame_census().in_socks, 4);
+    let mut buf = [0u8; 8];
+    for i in 0..4u8 {
+        let (n, _) = s.recv_from(fd, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &[i], "the oldest first");
+    }
+    assert_eq!(s.snmp().UdpInDatagrams, 4);
+    assert_census(&s);
+}
+
+#[test]
+fn emfile_at_the_descriptor_limit() {
+    let (mut s, _w) = stack_with(|c| c.max_fds = 16);
+    let fds: Vec<_> = (0..16).map(|_| s.socket(SockType::Dgram).unwrap()).collect();
+    assert_eq!(fds, (0..16).collect::<Vec<_>>());
+    let e = s.socket(SockType::Dgram).unwrap_err();
+    assert_eq!(e, Errno::EMFILE);
+    assert_eq!(e.to_string(), "Too many open files");
+    s.close(3).unwrap();
+    assert_eq!(s.socket(SockType::Dgram), Ok(3), "lowest free descriptor first");
+    assert_eq!(s.close(99), Err(Errno::EBADF));
+}
+
+#[test]
+fn bind_errors_match_linux() {
+    let (mut s, _w) = stack();
+    let a = s.socket(SockType::Dgram).unwrap();
+    let b = s.socket(SockType::Dgram).unwrap();
+    s.bind(a, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5000)).unwrap();
+    assert_eq!(s.bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5000)), Err(Errno::EADDRINUSE));
+    assert_eq!(s.bind(a, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5001)), Err(Errno::EINVAL), "already bound");
+    assert_eq!(s.bind(b, SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 5001)), Err(Errno::EADDRNOTAVAIL));
+    s.bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    let port = s.local_addr(b).unwrap().port();
+    assert!((32768..=60999).contains(&port), "ephemeral port {port}");
+    // After close the port is free again.
+    s.close(a).unwrap();
+    let c = s.socket(SockType::Dgram).unwrap();
+    s.bind(c, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5000)).unwrap();
+}
+
+#[test]
+fn send_errors() {
+    let (mut s, _w) = stack();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    let peer = SocketAddrV4::new(PEER_IP, 9);
+    assert_eq!(s.send_to(fd, &[0u8; 1473], peer), Err(Errno::EMSGSIZE));
+    assert_eq!(
+        s.send_to(fd, b"x", SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9)).unwrap_err().0,
+        libc::ENETUNREACH
+    );
+    assert_eq!(s.send(fd, b"x"), Err(Errno::EDESTADDRREQ));
+    // Autobind on first send.
+    assert_eq!(s.send_to(fd, b"x", peer), Ok(1));
+    assert!(s.local_addr(fd).unwrap().port() >= 32768);
+}
+
+#[test]
+fn sndbuf_full_is_eagain_and_drains() {
+    let (mut s, w) = stack_with(|c| c.sndbuf = 2 * 2048);
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    let peer = SocketAddrV4::new(PEER_IP, 9);
+    assert_eq!(s.send_to(fd, b"1", peer), Ok(1));
+    assert_eq!(s.send_to(fd, b"2", peer), Ok(1));
+    assert_eq!(s.send_to(fd, b"3", peer), Err(Errno::EAGAIN));
+    s.poll();
+    assert_eq!(s.send_to(fd, b"3", peer), Ok(1));
+    s.poll();
+    assert_eq!(w.take_transmitted().len(), 3);
+    assert_census(&s);
+}
+
+#[test]
+fn connected_socket_gets_econnrefused_from_port_unreachable() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    let peer = SocketAddrV4::new(PEER_IP, 9);
+    s.connect(fd, peer).unwrap();
+    s.send(fd, b"knock").unwrap();
+    s.poll();
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1);
+    // The peer answers with port unreachable quoting our datagram.
+    let quoted = &out[0][ETH_LEN..];
+    let mut m = vec![0u8; 8 + quoted.len()];
+    let n = icmp::write_dest_unreachable(&mut m, icmp::unreach_code::PORT, quoted);
+    w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &m[..n])));
+    s.poll();
+    let mut buf = [0u8; 8];
+    assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::ECONNREFUSED));
+    assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN), "reported once");
+    assert_eq!(s.snmp().IcmpInDestUnreachs, 1);
+}
+
+#[test]
+fn close_returns_every_frame_the_sock_held() {
+    let (mut s, w) = stack();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    for i in 0..20u8 {
+        w.inject(&udp_frame(40000, 7, &[i; 100]));
+    }
+    poll_n(&mut s, 2);
+    assert_eq!(s.frame_census().in_socks, 20);
+    s.close(fd).unwrap();
+    assert_eq!(s.frame_census().in_socks, 0);
+    assert_census(&s);
+    assert_eq!(s.open_fds(), 0);
+}
+
+#[test]
+fn fill_ring_is_kept_full_and_empty_fill_ring_drops_are_counted() {
+    let (mut s, w) = stack_with(|c| c.rcvbuf = 1 << 30);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    use xsknet::netdevice::NetDevice;
+    assert_eq!(s.device().fill_room(), 0, "filled at start");
+    // Never read: the sock holds frames until the UMEM runs dry, and the
+    // device then drops on an empty fill ring, counted.
+    let mut delivered = 0;
+    for _ in 0..(FRAMES as usize * 2) {
+        if w.inject(&udp_frame(40000, 7, b"x")) {
+            delivered += 1;
+        }
+        s.poll();
+    }
+    assert!(delivered < FRAMES as usize * 2);
+    assert!(w.stats().rx_fill_ring_empty_descs > 0);
+    assert_census(&s);
+    // Reading gives the frames back and the fill ring fills again.
+    let mut buf = [0u8; 8];
+    while s.recv_from(fd, &mut buf).is_ok() {}
+    s.poll();
+    assert_eq!(s.device().fill_room(), 0);
+    assert_census(&s);
+}
+
+/// A deterministic random mix of good and bad traffic, reads and sends:
+/// after every step each frame is in exactly one place.
+#[test]
+fn frame_census_holds_through_mixed_traffic() {
+    let (mut s, w) = stack_with(|c| c.rcvbuf = 16 * 2048);
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    let mut seed: u64 = 0x2545F4914F6CDD1D;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut buf = [0u8; 2048];
+    for _ in 0..5000 {
+        match rand() % 9 {
+            0 | 1 => {
+                let n = (rand() % 1400) as usize;
+                w.inject(&udp_frame(40000, 7, &vec![1u8; n]));
+            }
+            2 => {
+                w.inject(&udp_frame(40000, (rand() % 20) as u16, b"maybe closed"));
+            }
+            3 => {
+                let mut f = udp_frame(40000, 7, b"corrupt me");
+                let i = (rand() as usize) % f.len();
+                f[i] ^= 1 << (rand() % 8);
+                w.inject(&f);
+            }
+            4 => {
+                w.inject(&echo_request(1, rand() as u16, b"ping"));
+            }
+            5 => {
+                if let Ok((n, peer)) = s.recv_from(fd, &mut buf) {
+                    let _ = s.send_to(fd, &buf[..n], peer);
+                }
+            }
+            6 => {
+                let _ = w.take_transmitted();
+            }
+            7 => {
+                let f = udp_frame(40000, 7, b"x");
+                w.inject(&f[..(rand() as usize) % f.len()]);
+            }
+            _ => {
+                s.poll();
+            }
+        }
+        assert_census(&s);
+    }
+    s.close(fd).unwrap();
+    poll_n(&mut s, 3);
+    let _ = w.take_transmitted();
+    poll_n(&mut s, 3);
+    s.release_backlog();
+    let c = s.frame_census();
+    assert_eq!(c.in_socks + c.awaiting_neighbour + c.tx_backlog, 0);
+    assert_census(&s);
+}
+
+#[test]
+fn threaded_reader_blocks_and_is_woken_by_the_loop() {
+    let (s, w) = stack();
+    let t = ThreadedStack::spawn(s).unwrap();
+    let h = t.handle();
+    let fd = h.socket(SockType::Dgram).unwrap();
+    h.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    // Nothing yet: times out.
+    let mut buf = [0u8; 64];
+    assert_eq!(h.recv_from(fd, &mut buf, Some(Duration::from_millis(20))), Err(Errno::EAGAIN));
+    let w2 = w.clone();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        w2.inject(&arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default()));
+        w2.inject(&udp_frame(40000, 7, b"wake up"));
+    });
+    let (n, peer) = h.recv_from(fd, &mut buf, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(&buf[..n], b"wake up");
+    sender.join().unwrap();
+    h.send_to(fd, b"awake", peer).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..500 {
+        out.extend(w.take_transmitted());
+        if out.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(out.len(), 2, "ARP reply and the datagram");
+    let snap = h.snapshot().unwrap();
+    assert_eq!((snap.mib.UdpInDatagrams, snap.mib.UdpOutDatagrams), (1, 1));
+    h.close(fd).unwrap();
+    let (s, _) = t.stop().unwrap();
+    assert_census(&s);
+}
+
+#[test]
+fn threaded_poll_reports_readiness() {
+    use xsknet::socket::{PollFd, POLLIN, POLLOUT};
+    let (s, w) = stack();
+    let t = ThreadedStack::spawn(s).unwrap();
+    let h = t.handle();
+    let a = h.socket(SockType::Dgram).unwrap();
+    let b = h.socket(SockType::Dgram).unwrap();
+    h.bind(a, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    h.bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8)).unwrap();
+    let mut fds = [PollFd::new(a, POLLIN), PollFd::new(b, POLLIN)];
+    assert_eq!(h.poll(&mut fds, Some(Duration::from_millis(10))), 0);
+    w.inject(&udp_frame(1, 8, b"for b"));
+    assert_eq!(h.poll(&mut fds, Some(Duration::from_secs(5))), 1);
+    assert_eq!((fds[0].revents, fds[1].revents), (0, POLLIN));
+    let mut out = [PollFd::new(a, POLLOUT), PollFd::new(99, POLLIN)];
+    assert_eq!(h.poll(&mut out, Some(Duration::ZERO)), 2);
+    assert_eq!(out[1].revents, xsknet::socket::POLLNVAL);
+    drop(t);
+}
