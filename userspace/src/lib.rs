@@ -18,6 +18,7 @@
 //! Dependencies point downstream only: `wire` depends on nothing of ours;
 //! the sock layer never touches rings.
 #![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod errno;
 pub mod fdtable;

@@ -314,7 +314,7 @@ fn run_to_completion<D: NetDevice>(
     let mut n_polls: u32 = 0;
     loop {
         n_polls = n_polls.wrapping_add(1);
-        if n_polls % 1024 == 0 {
+        if n_polls.is_multiple_of(1024) {
             if should_stop(deadline) {
                 break;
             }

@@ -495,3 +495,118 @@ pub fn pattern(size: usize) -> Vec<u8> {
         .map(|i| (i.wrapping_mul(31) ^ size.wrapping_mul(7) ^ (size >> 8)) as u8)
         .collect()
 }
+
+// ---------------------------------------------------------------- ARP probe
+
+/// Asks for `target` with ARP from `ifname` in `ns` (sender `src_mac`/`src_ip`,
+/// sent through an `AF_PACKET` socket, bypassing the sender's kernel) until a
+/// reply from `target` arrives; returns its MAC, or `None` after `timeout`.
+///
+/// ARP is in none of the IP, ICMP and UDP counters, on either stack: this is
+/// how a test learns that the path works (the link is up after the XDP attach,
+/// the program redirects, the stack answers) without changing what it compares.
+pub fn arp_probe(
+    ns: &str,
+    ifname: &str,
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    target: Ipv4Addr,
+    timeout: Duration,
+) -> Option<[u8; 6]> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use xsknet::wire::arp::{ArpOperation, ArpPacket, PACKET_LEN};
+    use xsknet::wire::ethernet::{ethertype, EthernetAddress};
+
+    let mut request = [0u8; PACKET_LEN];
+    ArpPacket {
+        operation: ArpOperation::Request,
+        sender_hw: EthernetAddress(src_mac),
+        sender_ip: src_ip,
+        target_hw: EthernetAddress([0; 6]),
+        target_ip: target,
+    }
+    .write(&mut request);
+    let frame = eth_frame([0xff; 6], src_mac, ethertype::ARP, &request);
+    let ifname = ifname.to_owned();
+    xsknet::testing::in_netns(ns, move || {
+        let ifindex = xsknet::xdp::interface_index(&ifname).expect("interface index");
+        let proto = ethertype::ARP.to_be();
+        // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
+        assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = proto;
+        addr.sll_ifindex = ifindex as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        let addr_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        let addr_ptr = (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>();
+        // SAFETY: `fd` is a valid socket; `addr` is live and its size is passed.
+        let rc = unsafe { libc::bind(fd.as_raw_fd(), addr_ptr, addr_len) };
+        assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: `tv` is a live timeval and its exact size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+        let deadline = Instant::now() + timeout;
+        let mut next_send = Instant::now();
+        let mut buf = [0u8; 256];
+        while Instant::now() < deadline {
+            if Instant::now() >= next_send {
+                // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the
+                // call and their exact sizes are passed.
+                let sent = unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        addr_ptr,
+                        addr_len,
+                    )
+                };
+                assert_eq!(
+                    sent,
+                    frame.len() as isize,
+                    "sendto: {}",
+                    std::io::Error::last_os_error()
+                );
+                next_send = Instant::now() + Duration::from_millis(200);
+            }
+            // SAFETY: `fd` is a valid socket and `buf` is live and writable for
+            // its length.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < ethernet::HEADER_LEN as isize {
+                continue; // timeout, or a runt
+            }
+            let got = &buf[..n as usize];
+            if let Ok(p) = ArpPacket::parse(&got[ethernet::HEADER_LEN..]) {
+                if p.operation == ArpOperation::Reply && p.sender_ip == target {
+                    return Some(p.sender_hw.0);
+                }
+            }
+        }
+        None
+    })
+}
