@@ -41,6 +41,13 @@ enum Command {
     Echo(ServeArgs),
     /// Receive and discard UDP datagrams to PORT: a load-test target.
     Sink(ServeArgs),
+    /// The packet generator (AF_XDP transmit, paced, with echo round-trip histograms):
+    /// runs `xsknet-pktgen` from beside this binary; `xsknet pktgen --help` for its options.
+    #[command(disable_help_flag = true)]
+    Pktgen {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +138,7 @@ fn main() -> ExitCode {
     let (kind, args) = match &cli.command {
         Command::Echo(a) => (App::Echo, a.clone()),
         Command::Sink(a) => (App::Sink, a.clone()),
+        Command::Pktgen { args } => return exec_sibling("xsknet-pktgen", args),
     };
     match serve(kind, &args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,6 +147,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `name` from the directory of this executable (as `git` runs
+/// `git-foo`), replacing this process.
+fn exec_sibling(name: &str, args: &[std::ffi::OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let path = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join(name)));
+    let Some(path) = path.filter(|p| p.exists()) else {
+        eprintln!("xsknet: {name} not found beside this binary: build it with `make build` (cargo build --release --workspace)");
+        return ExitCode::FAILURE;
+    };
+    let err = std::process::Command::new(&path).args(args).exec();
+    eprintln!("xsknet: running {}: {err}", path.display());
+    ExitCode::FAILURE
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,2 @@
+//! xsknet's measuring tools: the packet generator (`xsknet pktgen`), latency
+//! histograms, and the pieces of the side-by-side benchmark.

@@ -1,0 +1,473 @@
+//! Differential test: the same raw frames to Linux and to xsknet, the same
+//! counters out.
+//!
+//! Two veth pairs. In the first, the target namespace's kernel owns 10.77.0.2/24
+//! and a kernel UDP socket echoes on port 7; in the second, `xsknet echo` serves
+//! the same address and port. From each peer namespace the test injects the same
+//! list of Ethernet frames through `AF_PACKET` (good ones and every kind of
+//! malformed one), then compares the kernel's SNMP counters (the delta of
+//! `/proc/net/snmp` and `/proc/net/netstat`, read in the target namespace) with
+//! xsknet's JSON report, counter by counter, and prints both columns.
+//!
+//! Needs root (skips otherwise, fails under `CI`), `iproute2` and `ethtool`.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use common::*;
+use xsknet::testing::{self, in_netns, send_raw_frame, NetNsPair, NetNsPairOptions};
+use xsknet::wire::{ethernet::ethertype, ipv4::protocol};
+
+/// The counters both stacks must agree on, in nstat's names.
+const COMPARED: &[&str] = &[
+    "IpInReceives",
+    "IpInHdrErrors",
+    "IpInAddrErrors",
+    "IpInUnknownProtos",
+    "IpInDelivers",
+    "IpOutRequests",
+    "IpExtInCsumErrors",
+    "IpExtInTruncatedPkts",
+    "IpExtInNoECTPkts",
+    "IcmpInMsgs",
+    "IcmpInErrors",
+    "IcmpInCsumErrors",
+    "IcmpInEchos",
+    "IcmpOutEchoReps",
+    "IcmpOutDestUnreachs",
+    "IcmpOutMsgs",
+    "IcmpMsgInType8",
+    "IcmpMsgOutType0",
+    "IcmpMsgOutType3",
+    "UdpInDatagrams",
+    "UdpNoPorts",
+    "UdpInErrors",
+    "UdpInCsumErrors",
+    "UdpOutDatagrams",
+];
+
+/// The peer's source port for every datagram; a socket bound there in the peer
+/// namespace takes the echoes (else the peer would answer them with ICMP port
+/// unreachable, traffic of its own in the counters).
+const PEER_PORT: u16 = 40000;
+const CLOSED_PORT: u16 = 9999;
+/// A unicast MAC that is neither side's.
+const OTHER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x99, 0x99];
+const PAUSE: Duration = Duration::from_millis(30);
+
+struct Case {
+    name: &'static str,
+    frame: Vec<u8>,
+    /// Whether a UDP echo server reads it (and so echoes it).
+    echoed: bool,
+}
+
+/// The frames, from the peer (its MAC, 10.77.0.1) to the target (`dst_mac`,
+/// 10.77.0.2). Every one is at least 14 + 20 bytes with 10.77.0.2 at offset 16
+/// of the IP header, so xsknet's XDP program hands all of them to xsknet.
+/// Two of them provoke ICMP errors: below the per-host burst of 6.
+fn cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
+    let (src, dst) = (PEER_ADDR, SERVER_ADDR);
+    let udp_to = |dport: u16, payload: &[u8]| udp_datagram(src, dst, PEER_PORT, dport, payload);
+    let ip = |ident: u16, proto: u8, options: &[u8], payload: &[u8]| {
+        ipv4_packet(src, dst, proto, ident, options, payload)
+    };
+    let eth = |ip: Vec<u8>| eth_frame(dst_mac, src_mac, ethertype::IPV4, &ip);
+    let with_udp = |ident: u16, dport: u16, payload: &[u8], edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut d = udp_to(dport, payload);
+        edit(&mut d);
+        eth(ip(ident, protocol::UDP, &[], &d))
+    };
+    let with_ip = |ident: u16, edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = ip(
+            ident,
+            protocol::UDP,
+            &[],
+            &udp_to(ECHO_PORT, b"malformed ip header"),
+        );
+        edit(&mut p);
+        eth(p)
+    };
+    let bad_udp_csum = |d: &mut Vec<u8>| {
+        let good = u16::from_be_bytes([d[6], d[7]]);
+        let bad: u16 = if good == 0x1234 { 0x4321 } else { 0x1234 };
+        d[6..8].copy_from_slice(&bad.to_be_bytes());
+    };
+    let nothing = |_: &mut Vec<u8>| {};
+
+    let mut padded = eth(ip(3, protocol::UDP, &[], &udp_to(ECHO_PORT, b"hi")));
+    assert!(padded.len() < 60);
+    padded.resize(60, 0);
+
+    let echo = icmp_echo_request(0x4242, 1, b"differential ping 0123456789");
+    let mut bad_echo = echo.clone();
+    bad_echo[2] ^= 0x5a;
+
+    let mut other_host = eth(ip(18, protocol::UDP, &[], &udp_to(ECHO_PORT, b"not for you")));
+    other_host[..6].copy_from_slice(&OTHER_MAC);
+
+    vec![
+        Case {
+            name: "good UDP to port 7",
+            frame: with_udp(1, ECHO_PORT, b"hello differential", &nothing),
+            echoed: true,
+        },
+        Case {
+            name: "good UDP, IP options (IHL 6, 4 x NOP)",
+            frame: eth(ip(
+                2,
+                protocol::UDP,
+                &[1, 1, 1, 1],
+                &udp_to(ECHO_PORT, b"with ip options"),
+            )),
+            echoed: true,
+        },
+        Case {
+            name: "good UDP, Ethernet padding (60-byte frame)",
+            frame: padded,
+            echoed: true,
+        },
+        Case {
+            name: "UDP checksum 0 (none) to port 7",
+            frame: with_udp(4, ECHO_PORT, b"no checksum", &|d| {
+                d[6] = 0;
+                d[7] = 0;
+            }),
+            echoed: true,
+        },
+        Case {
+            name: "UDP bad checksum to port 7",
+            frame: with_udp(5, ECHO_PORT, b"bad checksum, open port", &bad_udp_csum),
+            echoed: false,
+        },
+        Case {
+            name: "UDP bad checksum to a closed port",
+            frame: with_udp(6, CLOSED_PORT, b"bad checksum, closed port", &bad_udp_csum),
+            echoed: false,
+        },
+        Case {
+            name: "UDP to a closed port",
+            frame: with_udp(7, CLOSED_PORT, b"closed port", &nothing),
+            echoed: false,
+        },
+        Case {
+            name: "UDP length > IP payload",
+            frame: with_udp(8, ECHO_PORT, b"udp length too long", &|d| {
+                let len = d.len() as u16 + 10;
+                d[4..6].copy_from_slice(&len.to_be_bytes());
+            }),
+            echoed: false,
+        },
+        Case {
+            name: "UDP length < 8",
+            frame: with_udp(9, ECHO_PORT, b"udp length too short", &|d| {
+                d[4..6].copy_from_slice(&4u16.to_be_bytes());
+            }),
+            echoed: false,
+        },
+        Case {
+            name: "IP bad header checksum",
+            frame: with_ip(10, &|p| p[10] ^= 0xff),
+            echoed: false,
+        },
+        Case {
+            name: "IP version 6 in an IPv4 frame",
+            frame: with_ip(11, &|p| {
+                p[0] = 0x65;
+                fix_ipv4_checksum(p);
+            }),
+            echoed: false,
+        },
+        Case {
+            name: "IP IHL 4",
+            frame: with_ip(12, &|p| {
+                p[0] = 0x44;
+                fix_ipv4_checksum(p);
+            }),
+            echoed: false,
+        },
+        Case {
+            name: "IP total length > frame (truncated)",
+            frame: with_ip(13, &|p| {
+                let len = p.len() as u16 + 40;
+                p[2..4].copy_from_slice(&len.to_be_bytes());
+                fix_ipv4_checksum(p);
+            }),
+            echoed: false,
+        },
+        Case {
+            name: "IP total length < IHL*4",
+            frame: with_ip(14, &|p| {
+                p[2..4].copy_from_slice(&16u16.to_be_bytes());
+                fix_ipv4_checksum(p);
+            }),
+            echoed: false,
+        },
+        Case {
+            name: "IP protocol 253 (unknown)",
+            frame: eth(ip(15, 253, &[], b"experimental")),
+            echoed: false,
+        },
+        Case {
+            name: "ICMP echo request",
+            frame: eth(ip(16, protocol::ICMP, &[], &echo)),
+            echoed: false,
+        },
+        Case {
+            name: "ICMP echo request, bad checksum",
+            frame: eth(ip(17, protocol::ICMP, &[], &bad_echo)),
+            echoed: false,
+        },
+        Case {
+            name: "good UDP to another host's MAC",
+            frame: other_host,
+            echoed: false,
+        },
+    ]
+}
+
+/// What one run produced.
+struct Run {
+    /// Counter values: the kernel's deltas, or xsknet's report.
+    counters: BTreeMap<String, i64>,
+    /// Payloads the peer got back, sorted.
+    echoes: Vec<Vec<u8>>,
+    /// Linux only: the counters each case changed.
+    per_case: Vec<(&'static str, BTreeMap<String, i64>)>,
+}
+
+fn peer_options(addr: Option<(Ipv4Addr, u8)>) -> NetNsPairOptions {
+    NetNsPairOptions {
+        addr,
+        peer_addr: Some((PEER_ADDR, PREFIX)),
+        ipv6: false,
+        ..NetNsPairOptions::default()
+    }
+}
+
+/// A socket on the peer's source port that takes the echoes.
+fn peer_sink(pair: &NetNsPair) -> UdpSocket {
+    let s = in_netns(pair.peer_ns(), || UdpSocket::bind((PEER_ADDR, PEER_PORT)))
+        .expect("bind the peer's sink");
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s
+}
+
+/// Reads echoes until `expected` arrived and then nothing more for a moment,
+/// or until nothing arrives for the socket's timeout.
+fn collect_echoes(sink: &UdpSocket, expected: usize) -> Vec<Vec<u8>> {
+    let mut echoes = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match sink.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, (SERVER_ADDR, ECHO_PORT).into());
+                echoes.push(buf[..n].to_vec());
+            }
+            Err(_) if echoes.len() >= expected => break,
+            Err(_) => {}
+        }
+    }
+    echoes.sort();
+    echoes
+}
+
+/// Waits until the path to 10.77.0.2 answers ARP: the link is up and the
+/// target stack is serving. ARP is in none of the compared counters.
+fn wait_for_arp(pair: &NetNsPair) {
+    let mac = arp_probe(
+        pair.peer_ns(),
+        pair.peer_ifname(),
+        pair.peer_mac(),
+        PEER_ADDR,
+        SERVER_ADDR,
+        Duration::from_secs(5),
+    )
+    .expect("10.77.0.2 never answered ARP");
+    assert_eq!(mac, pair.mac(), "ARP reply with the wrong MAC");
+}
+
+fn delta(after: &BTreeMap<String, i64>, before: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// Section prefixes of the IPv4 counters (TCP, MPTCP and the rest are noise here).
+fn ipv4_counter(name: &str) -> bool {
+    ["Ip", "Icmp", "Udp"].iter().any(|p| name.starts_with(p))
+        && !name.starts_with("UdpLite")
+        && !name.starts_with("IpForwarding")
+        && !name.starts_with("IpDefaultTTL")
+}
+
+fn run_linux() -> Run {
+    let pair = NetNsPair::with_options(&peer_options(Some((SERVER_ADDR, PREFIX))))
+        .expect("netns pair");
+    // The kernel's echo server, on a thread with a socket made in the target
+    // namespace; the read timeout lets it see the stop flag.
+    let server = in_netns(pair.ns(), || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, ECHO_PORT)))
+        .expect("bind the kernel echo server");
+    server
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicU64::new(0));
+    let thread = {
+        let (stop, read) = (stop.clone(), read.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = server.recv_from(&mut buf) {
+                    read.fetch_add(1, Ordering::SeqCst);
+                    server.send_to(&buf[..n], from).expect("echo");
+                }
+            }
+        })
+    };
+    let sink = peer_sink(&pair);
+    wait_for_arp(&pair);
+
+    let cases = cases(pair.mac(), pair.peer_mac());
+    let first = kernel_counters(pair.ns());
+    let mut before = first.clone();
+    let mut per_case = Vec::new();
+    let mut expected_reads = 0;
+    for case in &cases {
+        send_raw_frame(pair.peer_ns(), pair.peer_ifname(), &case.frame)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        if case.echoed {
+            expected_reads += 1;
+        }
+        // UdpInDatagrams counts when the application reads.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while read.load(Ordering::SeqCst) < expected_reads && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(PAUSE);
+        let now = kernel_counters(pair.ns());
+        let d: BTreeMap<_, _> = delta(&now, &before)
+            .into_iter()
+            .filter(|(k, v)| *v != 0 && ipv4_counter(k))
+            .collect();
+        per_case.push((case.name, d));
+        before = now;
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let last = kernel_counters(pair.ns());
+    let echoes = collect_echoes(&sink, expected_reads as usize);
+    stop.store(true, Ordering::Relaxed);
+    thread.join().expect("echo server thread");
+    assert_eq!(
+        read.load(Ordering::SeqCst),
+        expected_reads,
+        "datagrams the kernel echo server read"
+    );
+    Run {
+        counters: delta(&last, &first),
+        echoes,
+        per_case,
+    }
+}
+
+fn run_xsknet() -> Run {
+    let pair = NetNsPair::with_options(&peer_options(None)).expect("netns pair");
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &[]);
+    let sink = peer_sink(&pair);
+    wait_for_arp(&pair);
+    let cases = cases(pair.mac(), pair.peer_mac());
+    for case in &cases {
+        send_raw_frame(pair.peer_ns(), pair.peer_ifname(), &case.frame)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        std::thread::sleep(PAUSE);
+    }
+    let expected = cases.iter().filter(|c| c.echoed).count();
+    let echoes = collect_echoes(&sink, expected);
+    std::thread::sleep(Duration::from_millis(100));
+    let f = x.stop();
+    f.assert_clean_exit();
+    let counters = f.json["counters"]
+        .as_object()
+        .expect("counters object")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().expect("integer counter")))
+        .collect();
+    eprintln!("xsknet report:\n{}", f.stdout);
+    Run {
+        counters,
+        echoes,
+        per_case: Vec::new(),
+    }
+}
+
+#[test]
+fn same_frames_same_counters_as_linux() {
+    if !testing::require_root("same_frames_same_counters_as_linux") {
+        return;
+    }
+    let linux = run_linux();
+    let xsk = run_xsknet();
+
+    eprintln!("\nLinux, counters changed by each case:");
+    for (name, d) in &linux.per_case {
+        let changes: Vec<String> = d.iter().map(|(k, v)| format!("{k} {v:+}")).collect();
+        eprintln!("  {name:<42} {}", changes.join(" "));
+    }
+
+    let mut mismatches = Vec::new();
+    eprintln!("\n  {:<24} {:>8} {:>8}", "counter", "linux", "xsknet");
+    for name in COMPARED {
+        let l = linux.counters.get(*name).copied().unwrap_or(0);
+        let x = xsk
+            .counters
+            .get(*name)
+            .copied()
+            .unwrap_or_else(|| panic!("xsknet has no counter {name}"));
+        let mark = if l == x { "" } else { "  <-- differs" };
+        eprintln!("  {name:<24} {l:>8} {x:>8}{mark}");
+        if l != x {
+            mismatches.push(*name);
+        }
+    }
+    // Anything else Linux counted in these sections, for the reader.
+    let others: Vec<String> = linux
+        .counters
+        .iter()
+        .filter(|(k, v)| **v != 0 && ipv4_counter(k) && !COMPARED.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let x = xsk
+                .counters
+                .get(k)
+                .map_or("-".to_string(), |x| x.to_string());
+            format!("{k} linux {v} xsknet {x}")
+        })
+        .collect();
+    eprintln!("  not compared, changed on Linux: {}", others.join("; "));
+    eprintln!(
+        "  echoes at the peer: linux {} xsknet {}",
+        linux.echoes.len(),
+        xsk.echoes.len()
+    );
+
+    assert_eq!(linux.echoes.len(), 4, "the kernel echoed {:?}", linux.echoes);
+    assert_eq!(
+        xsk.echoes, linux.echoes,
+        "xsknet echoed other datagrams than Linux"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "counters differ between Linux and xsknet: {mismatches:?} (table above)"
+    );
+}
