@@ -109,9 +109,16 @@ static __always_inline int pass(enum xsknet_stat why)
 /* Hand the frame to the AF_XDP socket registered for this rx queue. With
  * no socket there, bpf_redirect_map() returns the action in its flags
  * (XDP_PASS) and the kernel keeps the frame, as it would without xsknet. */
-static __always_inline int redirect(struct xdp_md *ctx, enum xsknet_stat ok)
+static __always_inline int redirect(struct xdp_md *ctx, const struct xsknet_config *cfg,
+				    enum xsknet_stat ok)
 {
-	long action = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	long action;
+
+	if (cfg->flags & XSKNET_F_DROP) {
+		count(XSKNET_STAT_DROP);
+		return XDP_DROP;
+	}
+	action = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 
 	count(action == XDP_REDIRECT ? ok : XSKNET_STAT_PASS_NO_SOCKET);
 	return action;
@@ -148,7 +155,7 @@ int xsknet_xdp(struct xdp_md *ctx)
 			return pass(XSKNET_STAT_PASS_MALFORMED);
 		if (iph->daddr != cfg->ipv4_addr)
 			return pass(XSKNET_STAT_PASS_NOT_OURS);
-		return redirect(ctx, XSKNET_STAT_REDIRECT_IPV4);
+		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_IPV4);
 
 	case bpf_htons(ETH_P_ARP):
 		arp = nh.pos;
@@ -162,7 +169,7 @@ int xsknet_xdp(struct xdp_md *ctx)
 			return pass(XSKNET_STAT_PASS_NOT_OURS);
 		if (arp->ar_tip != cfg->ipv4_addr)
 			return pass(XSKNET_STAT_PASS_NOT_OURS);
-		return redirect(ctx, XSKNET_STAT_REDIRECT_ARP);
+		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_ARP);
 
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):

@@ -24,8 +24,12 @@
  */
 struct xsknet_config {
 	__u32 ipv4_addr; /* our address, network byte order; 0 = not configured: pass all */
-	__u32 flags;     /* reserved, written as 0 */
+	__u32 flags;     /* XSKNET_F_* */
 };
+
+/* flags: drop the frames that are ours (XDP_DROP) instead of redirecting
+ * them. The benchmark's ceiling: what the path costs up to the XDP program. */
+#define XSKNET_F_DROP (1u << 0)
 
 /*
  * Indices into the BPF_MAP_TYPE_PERCPU_ARRAY xsknet_stats (__u64 per CPU).
@@ -39,6 +43,7 @@ enum xsknet_stat {
 	XSKNET_STAT_PASS_NOT_OURS,   /* the kernel's: other address, IPv6, VLAN, other ethertype */
 	XSKNET_STAT_PASS_NO_SOCKET,  /* ours, but no XSK registered on this rx queue */
 	XSKNET_STAT_PASS_MALFORMED,  /* too short to tell whose it is */
+	XSKNET_STAT_DROP,            /* ours, dropped because XSKNET_F_DROP is set */
 	XSKNET_STAT__MAX,
 };
 

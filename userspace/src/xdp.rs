@@ -64,9 +64,12 @@ pub const MAX_QUEUES: u32 = 64;
 struct XsknetConfig {
     /// Network byte order; 0 makes the program pass everything.
     ipv4_addr: u32,
-    /// Reserved, written as 0.
+    /// `XSKNET_F_*`.
     flags: u32,
 }
+
+/// `XSKNET_F_DROP`: drop our frames instead of redirecting them.
+const XSKNET_F_DROP: u32 = 1 << 0;
 
 // SAFETY: `repr(C)` with two `u32` fields: no padding, and every bit pattern is a
 // valid value, so it may be copied to and from the kernel's bytes.
@@ -82,11 +85,19 @@ enum XsknetStat {
     PassNotOurs = 3,
     PassNoSocket = 4,
     PassMalformed = 5,
+    Drop = 6,
 }
 
 impl XsknetStat {
-    const ALL: [Self; 6] =
-        [Self::Rx, Self::RedirectIpv4, Self::RedirectArp, Self::PassNotOurs, Self::PassNoSocket, Self::PassMalformed];
+    const ALL: [Self; 7] = [
+        Self::Rx,
+        Self::RedirectIpv4,
+        Self::RedirectArp,
+        Self::PassNotOurs,
+        Self::PassNoSocket,
+        Self::PassMalformed,
+        Self::Drop,
+    ];
 
     /// The C enumerator's name, for the header drift test.
     #[cfg(test)]
@@ -98,6 +109,7 @@ impl XsknetStat {
             Self::PassNotOurs => "XSKNET_STAT_PASS_NOT_OURS",
             Self::PassNoSocket => "XSKNET_STAT_PASS_NO_SOCKET",
             Self::PassMalformed => "XSKNET_STAT_PASS_MALFORMED",
+            Self::Drop => "XSKNET_STAT_DROP",
         }
     }
 }
@@ -157,6 +169,8 @@ pub struct XdpProgStats {
     pub pass_no_socket: u64,
     /// Too short to tell (Ethernet, IPv4 or ARP header cut short): left to the kernel.
     pub pass_malformed: u64,
+    /// Ours, dropped at XDP because [`XdpProgram::set_drop`] asked for it.
+    pub drop: u64,
 }
 
 /// Errors of the setup path. Each message says what to do next.
@@ -243,6 +257,7 @@ impl XdpError {
 /// kernel releases the link with the last file descriptor.
 pub struct XdpProgram {
     ebpf: Ebpf,
+    ipv4_addr: Ipv4Addr,
     link: Option<XdpLinkId>,
     ifname: String,
     ifindex: u32,
@@ -287,7 +302,7 @@ impl XdpProgram {
 
         let mut ebpf = Ebpf::load(OBJECT)
             .map_err(|source| XdpError::Load { detail: chain(&source), source: Box::new(source) }.or_not_permitted())?;
-        write_config(&mut ebpf, opts.ipv4_addr)?;
+        write_config(&mut ebpf, opts.ipv4_addr, 0)?;
 
         let program = xdp_program(&mut ebpf)?;
         program.load().map_err(|source| {
@@ -329,7 +344,15 @@ impl XdpProgram {
             }
         }
 
-        Ok(XdpProgram { ebpf, link: Some(link_id), ifname: ifname.to_owned(), ifindex: link.index, mode, program_id })
+        Ok(XdpProgram {
+            ebpf,
+            ipv4_addr: opts.ipv4_addr,
+            link: Some(link_id),
+            ifname: ifname.to_owned(),
+            ifindex: link.index,
+            mode,
+            program_id,
+        })
     }
 
     /// Registers an AF_XDP socket for `queue_id`: frames for us that arrive on that
@@ -367,7 +390,15 @@ impl XdpProgram {
             pass_not_ours: sums[XsknetStat::PassNotOurs as usize],
             pass_no_socket: sums[XsknetStat::PassNoSocket as usize],
             pass_malformed: sums[XsknetStat::PassMalformed as usize],
+            drop: sums[XsknetStat::Drop as usize],
         })
+    }
+
+    /// Drops the frames that are ours at the XDP program instead of handing
+    /// them to the socket (`true`), or goes back to redirecting (`false`):
+    /// the benchmark's ceiling, set through the config map while attached.
+    pub fn set_drop(&mut self, drop: bool) -> Result<(), XdpError> {
+        write_config(&mut self.ebpf, self.ipv4_addr, if drop { XSKNET_F_DROP } else { 0 })
     }
 
     /// The mode actually attached: [`AttachMode::Driver`] or [`AttachMode::Generic`].
@@ -409,13 +440,13 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
         .ok_or(XdpError::MissingFromObject { name: PROGRAM })
 }
 
-fn write_config(ebpf: &mut Ebpf, addr: Ipv4Addr) -> Result<(), XdpError> {
+fn write_config(ebpf: &mut Ebpf, addr: Ipv4Addr, flags: u32) -> Result<(), XdpError> {
     let map = ebpf.map_mut(CONFIG_MAP).ok_or(XdpError::MissingFromObject { name: CONFIG_MAP })?;
     let mut config: Array<_, XsknetConfig> = Array::try_from(map).map_err(|e| XdpError::map(CONFIG_MAP, e))?;
     let value = XsknetConfig {
         // The octets in memory order are network byte order.
         ipv4_addr: u32::from_ne_bytes(addr.octets()),
-        flags: 0,
+        flags,
     };
     config.set(0, value, 0).map_err(|e| XdpError::map(CONFIG_MAP, e))
 }

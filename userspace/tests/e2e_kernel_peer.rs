@@ -73,8 +73,7 @@ fn udp_echo_every_size(test: &str, extra: &[&str]) {
         s.connect((SERVER_ADDR, ECHO_PORT)).expect("connect");
         let mut buf = [0u8; 2048];
         // Warm-up: the first datagram may meet a link that is still bouncing.
-        s.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
         let mut sent = 0;
         loop {
             s.send(b"warm-up").expect("send");
@@ -106,9 +105,7 @@ fn udp_echo_every_size(test: &str, extra: &[&str]) {
                 Ok(n) if buf[..n] == p[..] => {}
                 Ok(n) => {
                     let first_diff = (0..n.min(size)).find(|&i| buf[i] != p[i]);
-                    failures.push(format!(
-                        "size {size}: got {n} bytes, first difference at {first_diff:?}"
-                    ));
+                    failures.push(format!("size {size}: got {n} bytes, first difference at {first_diff:?}"));
                 }
                 Err(e) => failures.push(format!("size {size}: {e}")),
             }
@@ -131,14 +128,8 @@ fn udp_echo_every_size(test: &str, extra: &[&str]) {
     assert_eq!(f.counter("UdpOutDatagrams"), expected, "UdpOutDatagrams");
     assert_eq!(f.json["application"]["datagrams"], expected);
     assert_eq!(f.json["application"]["echo_send_failed"], 0);
-    for name in [
-        "UdpInErrors",
-        "UdpInCsumErrors",
-        "UdpRcvbufErrors",
-        "UdpNoPorts",
-        "IpInHdrErrors",
-        "XskNoFreeFrames",
-    ] {
+    for name in ["UdpInErrors", "UdpInCsumErrors", "UdpRcvbufErrors", "UdpNoPorts", "IpInHdrErrors", "XskNoFreeFrames"]
+    {
         assert_eq!(f.counter(name), 0, "{name}");
     }
 }
@@ -150,10 +141,7 @@ fn udp_echo_is_byte_exact_for_every_size_1_to_1472() {
 
 #[test]
 fn udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded() {
-    udp_echo_every_size(
-        "udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded",
-        &["--threaded"],
-    );
+    udp_echo_every_size("udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded", &["--threaded"]);
 }
 
 #[test]
@@ -181,11 +169,7 @@ fn closed_port_gives_econnrefused() {
             }
         }
     });
-    assert_eq!(
-        result,
-        Err(ErrorKind::ConnectionRefused),
-        "recv after a send to a closed port ({sent} sent)"
-    );
+    assert_eq!(result, Err(ErrorKind::ConnectionRefused), "recv after a send to a closed port ({sent} sent)");
 
     let f = x.stop();
     f.assert_clean_exit();
@@ -219,14 +203,8 @@ fn kill_9_leaves_no_xdp_program_and_restart_serves_at_once() {
         std::thread::sleep(Duration::from_millis(20));
         details = link_details(pair.ns(), pair.ifname());
     }
-    assert!(
-        !shows_xdp(&details),
-        "an XDP program is still attached 1 s after kill -9:\n{details}"
-    );
-    eprintln!(
-        "kill -9: XDP program gone after {:?}",
-        killed.elapsed()
-    );
+    assert!(!shows_xdp(&details), "an XDP program is still attached 1 s after kill -9:\n{details}");
+    eprintln!("kill -9: XDP program gone after {:?}", killed.elapsed());
 
     // At once: the queue may still be EBUSY for a moment; xsknet retries.
     let restart = Instant::now();
@@ -261,36 +239,15 @@ fn second_instance_refused_without_replace() {
 
     // --duration bounds it should it wrongly start serving.
     let ip = format!("{SERVER_ADDR}/{PREFIX}");
-    let out = run_in(
-        pair.ns(),
-        &[
-            BIN,
-            "echo",
-            "--iface",
-            pair.ifname(),
-            "--ip",
-            &ip,
-            "--port",
-            "7",
-            "--duration",
-            "2",
-        ],
-    );
+    let out =
+        run_in(pair.ns(), &[BIN, "echo", "--iface", pair.ifname(), "--ip", &ip, "--port", "7", "--duration", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second xsknet started on the same interface: {out:?}");
     assert!(
-        !out.status.success(),
-        "a second xsknet started on the same interface: {out:?}"
-    );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("already attached") && l.contains("--replace")),
+        stderr.lines().any(|l| l.contains("already attached") && l.contains("--replace")),
         "no line with \"already attached\" and \"--replace\" in stderr:\n{stderr}"
     );
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("ready"),
-        "{out:?}"
-    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ready"), "{out:?}");
 
     // The first instance is untouched.
     let (_, received) = ping(pair.peer_ns(), SERVER_ADDR, 1, "0.2", "1");
@@ -313,41 +270,16 @@ fn default_route_interface_refused_without_force() {
         ..NetNsPairOptions::default()
     })
     .expect("netns pair");
-    let out = pair.run(&[
-        "ip",
-        "route",
-        "add",
-        "default",
-        "via",
-        &PEER_ADDR.to_string(),
-        "dev",
-        pair.ifname(),
-    ]);
+    let out = pair.run(&["ip", "route", "add", "default", "via", &PEER_ADDR.to_string(), "dev", pair.ifname()]);
     assert!(out.status.success(), "ip route add default: {out:?}");
 
     let ip = format!("{SERVER_ADDR}/{PREFIX}");
-    let args = [
-        BIN,
-        "echo",
-        "--iface",
-        pair.ifname(),
-        "--ip",
-        &ip,
-        "--port",
-        "7",
-        "--duration",
-        "2",
-    ];
+    let args = [BIN, "echo", "--iface", pair.ifname(), "--ip", &ip, "--port", "7", "--duration", "2"];
     let out = run_in(pair.ns(), &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "xsknet attached to the default-route interface without --force: {out:?}");
     assert!(
-        !out.status.success(),
-        "xsknet attached to the default-route interface without --force: {out:?}"
-    );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("default route") && l.contains("--force")),
+        stderr.lines().any(|l| l.contains("default route") && l.contains("--force")),
         "no line with \"default route\" and \"--force\" in stderr:\n{stderr}"
     );
     let details = link_details(pair.ns(), pair.ifname());

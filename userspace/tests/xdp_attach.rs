@@ -234,6 +234,7 @@ fn delta(after: XdpProgStats, before: XdpProgStats) -> XdpProgStats {
         pass_not_ours: after.pass_not_ours - before.pass_not_ours,
         pass_no_socket: after.pass_no_socket - before.pass_no_socket,
         pass_malformed: after.pass_malformed - before.pass_malformed,
+        drop: after.drop - before.drop,
     }
 }
 
@@ -318,6 +319,17 @@ fn stats_count_what_the_peer_sends() {
         expect_delta(&prog, "ping to another address", XdpProgStats { pass_not_ours: 2, ..stats(2) }, || {
             pair.run_peer(&words(&format!("ping -n -q -c 2 -i 0.2 -W 1 {OTHER_ADDR}")));
         });
+        // The benchmark's ceiling: ours dropped at XDP, set through the map while attached.
+        let mut prog = prog;
+        prog.set_drop(true).unwrap();
+        expect_delta(&prog, "ping to our address, drop set", XdpProgStats { drop: 2, ..stats(2) }, || {
+            pair.run_peer(&words(&format!("ping -n -q -c 2 -i 0.2 -W 1 {OUR_ADDR}")));
+        });
+        expect_delta(&prog, "ping to another address, drop set", XdpProgStats { pass_not_ours: 1, ..stats(1) }, || {
+            pair.run_peer(&words(&format!("ping -n -q -c 1 -W 1 {OTHER_ADDR}")));
+        });
+        prog.set_drop(false).unwrap();
+        let prog = prog;
 
         let cases: Vec<(&str, Vec<u8>, XdpProgStats)> = vec![
             (
@@ -382,7 +394,8 @@ fn stats_count_what_the_peer_sends() {
                 + total.redirect_arp
                 + total.pass_not_ours
                 + total.pass_no_socket
-                + total.pass_malformed,
+                + total.pass_malformed
+                + total.drop,
             "every frame lands in exactly one outcome: {total:?}"
         );
         assert_eq!(total.redirect_ipv4 + total.redirect_arp, 0);

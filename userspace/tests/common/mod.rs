@@ -74,18 +74,7 @@ impl Xsknet {
         let ip = format!("{SERVER_ADDR}/{PREFIX}");
         let port = ECHO_PORT.to_string();
         let json = json_path.to_string_lossy().into_owned();
-        let mut args = vec![
-            BIN,
-            "echo",
-            "--iface",
-            ifname,
-            "--ip",
-            &ip,
-            "--port",
-            &port,
-            "--stats-json",
-            &json,
-        ];
+        let mut args = vec![BIN, "echo", "--iface", ifname, "--ip", &ip, "--port", &port, "--stats-json", &json];
         args.extend_from_slice(extra);
         let mut child = spawn_in(ns, &args);
         let (tx, lines) = mpsc::channel();
@@ -109,20 +98,10 @@ impl Xsknet {
                 if n == 0 {
                     break;
                 }
-                all.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                all.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         }));
-        Xsknet {
-            child: Some(child),
-            lines,
-            stdout,
-            stderr,
-            readers,
-            json_path,
-            ready_line: None,
-        }
+        Xsknet { child: Some(child), lines, stdout, stderr, readers, json_path, ready_line: None }
     }
 
     /// Starts xsknet and waits for its `ready` line; panics with its output if it
@@ -154,16 +133,10 @@ impl Xsknet {
                 Ok(_) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Some(status) = self.try_exited() {
-                        return Err(format!(
-                            "xsknet exited ({status}) before ready; stderr: {}",
-                            self.stderr_text()
-                        ));
+                        return Err(format!("xsknet exited ({status}) before ready; stderr: {}", self.stderr_text()));
                     }
                     if Instant::now() >= deadline {
-                        return Err(format!(
-                            "no ready line within {timeout:?}; stderr so far: {}",
-                            self.stderr_text()
-                        ));
+                        return Err(format!("no ready line within {timeout:?}; stderr so far: {}", self.stderr_text()));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -213,9 +186,7 @@ impl Xsknet {
     /// SIGKILL, and reap. The process gets no chance to clean up.
     pub fn kill9(&mut self) -> ExitStatus {
         self.signal(libc::SIGKILL);
-        let status = self
-            .wait_exit(Duration::from_secs(5))
-            .expect("xsknet survived SIGKILL for 5 s");
+        let status = self.wait_exit(Duration::from_secs(5)).expect("xsknet survived SIGKILL for 5 s");
         self.child = None;
         status
     }
@@ -237,19 +208,10 @@ impl Xsknet {
         let stdout = self.stdout_text();
         let stderr = self.stderr_text();
         let text = std::fs::read_to_string(&self.json_path).unwrap_or_else(|e| {
-            panic!(
-                "reading {}: {e} ({status}); stdout:\n{stdout}\nstderr:\n{stderr}",
-                self.json_path.display()
-            )
+            panic!("reading {}: {e} ({status}); stdout:\n{stdout}\nstderr:\n{stderr}", self.json_path.display())
         });
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}: {text}", self.json_path.display()));
-        Finished {
-            status,
-            stdout,
-            stderr,
-            json,
-        }
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", self.json_path.display()));
+        Finished { status, stdout, stderr, json }
     }
 }
 
@@ -266,42 +228,22 @@ impl Drop for Xsknet {
 impl Finished {
     /// A counter from the JSON `counters` object; panics if it is missing.
     pub fn counter(&self, name: &str) -> u64 {
-        self.json["counters"][name]
-            .as_u64()
-            .unwrap_or_else(|| panic!("counter {name} missing from the JSON report"))
+        self.json["counters"][name].as_u64().unwrap_or_else(|| panic!("counter {name} missing from the JSON report"))
     }
 
     /// Checks what every stop must show: exit status 0, the summary's "all
     /// accounted for", and the JSON `frames` parts adding up to `total`.
     pub fn assert_clean_exit(&self) {
-        assert!(
-            self.status.success(),
-            "xsknet exited with {}; stderr:\n{}",
-            self.status,
-            self.stderr
-        );
+        assert!(self.status.success(), "xsknet exited with {}; stderr:\n{}", self.status, self.stderr);
         let frames_line = self
             .stdout
             .lines()
             .find(|l| l.trim_start().starts_with("frames:"))
             .unwrap_or_else(|| panic!("no frames line in the summary:\n{}", self.stdout));
-        assert!(
-            frames_line.contains("(all accounted for)"),
-            "frames not all accounted for: {frames_line}"
-        );
+        assert!(frames_line.contains("(all accounted for)"), "frames not all accounted for: {frames_line}");
         let f = &self.json["frames"];
-        let get = |k: &str| {
-            f[k].as_u64()
-                .unwrap_or_else(|| panic!("frames.{k} missing: {f}"))
-        };
-        let parts = [
-            "in_kernel",
-            "free_local",
-            "free_shared",
-            "in_socks",
-            "awaiting_neighbour",
-            "tx_backlog",
-        ];
+        let get = |k: &str| f[k].as_u64().unwrap_or_else(|| panic!("frames.{k} missing: {f}"));
+        let parts = ["in_kernel", "free_local", "free_shared", "in_socks", "awaiting_neighbour", "tx_backlog"];
         let sum: u64 = parts.iter().map(|k| get(k)).sum();
         assert_eq!(sum, get("total"), "JSON frames do not add up: {f}");
         assert!(get("total") > 0, "{f}");
@@ -310,21 +252,8 @@ impl Finished {
 
 /// `ping -n -q -c COUNT -i INTERVAL -W WAIT ADDR` in `ns`: (transmitted, received).
 pub fn ping(ns: &str, addr: Ipv4Addr, count: u32, interval: &str, wait: &str) -> (u32, u32) {
-    let out = run_in(
-        ns,
-        &[
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            interval,
-            "-W",
-            wait,
-            &addr.to_string(),
-        ],
-    );
+    let out =
+        run_in(ns, &["ping", "-n", "-q", "-c", &count.to_string(), "-i", interval, "-W", wait, &addr.to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     // "5 packets transmitted, 5 received, 0% packet loss, time 804ms"
     let line = text
@@ -332,9 +261,7 @@ pub fn ping(ns: &str, addr: Ipv4Addr, count: u32, interval: &str, wait: &str) ->
         .find(|l| l.contains("packets transmitted"))
         .unwrap_or_else(|| panic!("ping printed no statistics: {out:?}"));
     let num = |word: &str| -> u32 {
-        let (before, _) = line
-            .split_once(word)
-            .unwrap_or_else(|| panic!("{line:?}: no {word:?}"));
+        let (before, _) = line.split_once(word).unwrap_or_else(|| panic!("{line:?}: no {word:?}"));
         before
             .rsplit(|c: char| !c.is_ascii_digit())
             .find(|s| !s.is_empty())
@@ -356,10 +283,7 @@ pub fn warm_up_ping(ns: &str, addr: Ipv4Addr, timeout: Duration) -> u32 {
         if rx == 1 {
             return sent;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no ping reply from {addr} within {timeout:?} ({sent} sent)"
-        );
+        assert!(Instant::now() < deadline, "no ping reply from {addr} within {timeout:?} ({sent} sent)");
     }
 }
 
@@ -397,9 +321,7 @@ pub fn parse_proc_net(text: &str, counters: &mut BTreeMap<String, i64>) {
     let lines: Vec<&str> = text.lines().collect();
     for pair in lines.chunks(2) {
         let [names, values] = pair else { continue };
-        let (Some((section, names)), Some((section2, values))) =
-            (names.split_once(':'), values.split_once(':'))
-        else {
+        let (Some((section, names)), Some((section2, values))) = (names.split_once(':'), values.split_once(':')) else {
             continue;
         };
         assert_eq!(section, section2, "unpaired lines in /proc/net: {pair:?}");
@@ -416,24 +338,14 @@ pub fn parse_proc_net(text: &str, counters: &mut BTreeMap<String, i64>) {
 /// Ethernet header + `payload`.
 pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; ethernet::HEADER_LEN + payload.len()];
-    ethernet::EthernetHeader {
-        dst: ethernet::EthernetAddress(dst),
-        src: ethernet::EthernetAddress(src),
-        ethertype,
-    }
-    .write(&mut f);
+    ethernet::EthernetHeader { dst: ethernet::EthernetAddress(dst), src: ethernet::EthernetAddress(src), ethertype }
+        .write(&mut f);
     f[ethernet::HEADER_LEN..].copy_from_slice(payload);
     f
 }
 
 /// A UDP datagram (header + payload) with a correct checksum.
-pub fn udp_datagram(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn udp_datagram(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut d = vec![0u8; udp::HEADER_LEN + payload.len()];
     d[udp::HEADER_LEN..].copy_from_slice(payload);
     udp::write_header(&mut d, src, dst, sport, dport, payload.len());
@@ -450,27 +362,11 @@ pub fn icmp_echo_request(ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
 
 /// An IPv4 packet: a header with `options` (a multiple of 4 bytes), a correct
 /// header checksum, DF set, TTL 64, then `payload`.
-pub fn ipv4_packet(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    ident: u16,
-    options: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, ident: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0, "IP options come in 32-bit words");
     let hl = ipv4::MIN_HEADER_LEN + options.len();
     let mut p = vec![0u8; hl + payload.len()];
-    ipv4::Ipv4Header::write(
-        &mut p,
-        src,
-        dst,
-        protocol,
-        options.len() + payload.len(),
-        64,
-        ident,
-        true,
-    );
+    ipv4::Ipv4Header::write(&mut p, src, dst, protocol, options.len() + payload.len(), 64, ident, true);
     p[0] = 0x40 | (hl / 4) as u8;
     p[ipv4::MIN_HEADER_LEN..hl].copy_from_slice(options);
     p[hl..].copy_from_slice(payload);
@@ -491,9 +387,7 @@ pub fn fix_ipv4_checksum(p: &mut [u8]) {
 /// The payload byte at `i` of a datagram of `size` bytes: differs by size and
 /// position, so a shifted, truncated or stale echo never compares equal.
 pub fn pattern(size: usize) -> Vec<u8> {
-    (0..size)
-        .map(|i| (i.wrapping_mul(31) ^ size.wrapping_mul(7) ^ (size >> 8)) as u8)
-        .collect()
+    (0..size).map(|i| (i.wrapping_mul(31) ^ size.wrapping_mul(7) ^ (size >> 8)) as u8).collect()
 }
 
 // ---------------------------------------------------------------- ARP probe
@@ -532,13 +426,7 @@ pub fn arp_probe(
         let ifindex = xsknet::xdp::interface_index(&ifname).expect("interface index");
         let proto = ethertype::ARP.to_be();
         // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
         assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
         // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -554,10 +442,7 @@ pub fn arp_probe(
         // SAFETY: `fd` is a valid socket; `addr` is live and its size is passed.
         let rc = unsafe { libc::bind(fd.as_raw_fd(), addr_ptr, addr_len) };
         assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
         // SAFETY: `tv` is a live timeval and its exact size is passed.
         let rc = unsafe {
             libc::setsockopt(
@@ -576,22 +461,9 @@ pub fn arp_probe(
             if Instant::now() >= next_send {
                 // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the
                 // call and their exact sizes are passed.
-                let sent = unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        frame.as_ptr().cast(),
-                        frame.len(),
-                        0,
-                        addr_ptr,
-                        addr_len,
-                    )
-                };
-                assert_eq!(
-                    sent,
-                    frame.len() as isize,
-                    "sendto: {}",
-                    std::io::Error::last_os_error()
-                );
+                let sent =
+                    unsafe { libc::sendto(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0, addr_ptr, addr_len) };
+                assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
                 next_send = Instant::now() + Duration::from_millis(200);
             }
             // SAFETY: `fd` is a valid socket and `buf` is live and writable for
