@@ -1,2 +1,6 @@
 //! xsknet's measuring tools: the packet generator (`xsknet pktgen`), latency
 //! histograms, and the pieces of the side-by-side benchmark.
+
+pub mod hist;
+pub mod pktgen;
+pub mod progress;

@@ -12,6 +12,12 @@
 //! queues are bounded: every buffer is charged its truesize (the UMEM frame
 //! size), as Linux charges `skb->truesize`, and a datagram that would take the
 //! receive queue past rcvbuf is dropped and counted (`UdpRcvbufErrors`).
+//! Since every buffer of a sock has the same truesize, the charge is the
+//! queue's length times truesize: each queue holds `buf / truesize` buffers,
+//! and "past rcvbuf" is "queue full". `sk_rmem_alloc` and `sk_wmem_alloc` are
+//! derived from the lengths rather than kept in atomics of their own, so the
+//! per-packet path pays for one atomic read-modify-write per queue operation
+//! (the queue's own), not three.
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
@@ -47,10 +53,17 @@ impl WaitQueue {
     #[inline]
     pub fn wake_up(&self) {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-            for t in threads.iter() {
-                t.unpark();
-            }
+            self.wake_up_sleepers();
+        }
+    }
+
+    /// Out of line, so that the check above inlines into the per-packet path.
+    #[cold]
+    #[inline(never)]
+    fn wake_up_sleepers(&self) {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for t in threads.iter() {
+            t.unpark();
         }
     }
 
@@ -106,12 +119,14 @@ pub struct Sock {
     local: OnceLock<SocketAddrV4>,
     /// The connected peer, if any (`connect()` on a datagram socket).
     remote: OnceLock<SocketAddrV4>,
+    /// Holds `rcv_slots` buffers (at least one slot, even when `rcv_slots` is 0).
     receive_queue: ArrayQueue<SkBuff>,
-    rmem_alloc: AtomicUsize,
-    rcvbuf: usize,
+    /// Buffers rcvbuf has room for: `rcvbuf / truesize`.
+    rcv_slots: usize,
+    /// Holds `snd_slots` buffers (at least one slot).
     write_queue: ArrayQueue<SkBuff>,
-    wmem_alloc: AtomicUsize,
-    sndbuf: usize,
+    /// Buffers sndbuf has room for: `sndbuf / truesize`.
+    snd_slots: usize,
     truesize: usize,
     /// On the loop's list of socks with something to send.
     pub(crate) tx_scheduled: AtomicBool,
@@ -119,24 +134,24 @@ pub struct Sock {
     /// socket gives ECONNREFUSED), reported by the next call.
     err: AtomicI32,
     closed: AtomicBool,
-    /// Datagrams read by the application (UdpInDatagrams is counted on read).
+    /// Datagrams read by application threads through a `StackHandle`
+    /// (UdpInDatagrams is counted on read). Reads through the `Stack` itself
+    /// (run to completion) are counted in its MIB, without an atomic.
     pub(crate) datagrams_read: AtomicU64,
     pub wq: WaitQueue,
 }
 
 impl Sock {
     pub fn new(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize) -> Sock {
-        let slots = |bytes: usize| (bytes / truesize).max(1);
+        let (rcv_slots, snd_slots) = (rcvbuf / truesize, sndbuf / truesize);
         Sock {
             sock_type,
             local: OnceLock::new(),
             remote: OnceLock::new(),
-            receive_queue: ArrayQueue::new(slots(rcvbuf)),
-            rmem_alloc: AtomicUsize::new(0),
-            rcvbuf,
-            write_queue: ArrayQueue::new(slots(sndbuf)),
-            wmem_alloc: AtomicUsize::new(0),
-            sndbuf,
+            receive_queue: ArrayQueue::new(rcv_slots.max(1)),
+            rcv_slots,
+            write_queue: ArrayQueue::new(snd_slots.max(1)),
+            snd_slots,
             truesize,
             tx_scheduled: AtomicBool::new(false),
             err: AtomicI32::new(0),
@@ -166,57 +181,44 @@ impl Sock {
     /// is full (the caller counts UdpRcvbufErrors and frees it).
     #[inline]
     pub(crate) fn queue_rcv(&self, skb: SkBuff) -> Result<(), SkBuff> {
-        if self.rmem_alloc.load(Ordering::Relaxed) + self.truesize > self.rcvbuf {
+        // The queue holds exactly rcvbuf / truesize buffers: full is "rmem_alloc
+        // + truesize > rcvbuf". A rcvbuf below one truesize takes nothing.
+        if self.rcv_slots == 0 {
             return Err(skb);
         }
-        self.rmem_alloc.fetch_add(self.truesize, Ordering::Relaxed);
-        match self.receive_queue.push(skb) {
-            Ok(()) => {
-                self.wq.wake_up();
-                Ok(())
-            }
-            Err(skb) => {
-                self.rmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
-                Err(skb)
-            }
-        }
+        self.receive_queue.push(skb)?;
+        self.wq.wake_up();
+        Ok(())
     }
 
-    /// Application side: the oldest received datagram.
+    /// Application side: the oldest received datagram. The caller counts it
+    /// (UdpInDatagrams).
     #[inline]
     pub(crate) fn dequeue_rcv(&self) -> Option<SkBuff> {
-        let skb = self.receive_queue.pop()?;
-        self.rmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
-        self.datagrams_read.fetch_add(1, Ordering::Relaxed);
-        Some(skb)
+        self.receive_queue.pop()
     }
 
     /// Application side: whether a send of one more buffer fits in sndbuf.
     #[inline]
     pub(crate) fn sndbuf_has_room(&self) -> bool {
-        self.wmem_alloc.load(Ordering::Relaxed) + self.truesize <= self.sndbuf
+        self.snd_slots > 0 && !self.write_queue.is_full()
     }
 
     /// Application side: queues a datagram for the loop to send; hands it back
     /// when sndbuf is full.
     #[inline]
     pub(crate) fn queue_xmit(&self, skb: SkBuff) -> Result<(), SkBuff> {
-        if !self.sndbuf_has_room() {
+        if self.snd_slots == 0 {
             return Err(skb);
         }
-        self.wmem_alloc.fetch_add(self.truesize, Ordering::Relaxed);
-        self.write_queue.push(skb).inspect_err(|_| {
-            self.wmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
-        })
+        self.write_queue.push(skb)
     }
 
     /// Softirq side: the next datagram to send. Its buffer is uncharged now,
     /// as a driver that orphans skbs on transmit does (veth does).
     #[inline]
     pub(crate) fn dequeue_xmit(&self) -> Option<SkBuff> {
-        let skb = self.write_queue.pop()?;
-        self.wmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
-        Some(skb)
+        self.write_queue.pop()
     }
 
     pub fn readable(&self) -> bool {
@@ -233,7 +235,13 @@ impl Sock {
     }
 
     /// Takes the pending asynchronous error (`sock_error`).
+    #[inline]
     pub(crate) fn take_err(&self) -> Option<Errno> {
+        // A plain load first: the swap is a locked instruction, and every
+        // read would pay for it although errors are rare.
+        if self.err.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         match self.err.swap(0, Ordering::Relaxed) {
             0 => None,
             e => Some(Errno(e)),
@@ -254,19 +262,22 @@ impl Sock {
         self.receive_queue.len() + self.write_queue.len()
     }
 
-    /// Bytes charged to the receive queue.
+    /// Bytes charged to the receive queue (`sk_rmem_alloc`).
     pub fn rmem_alloc(&self) -> usize {
-        self.rmem_alloc.load(Ordering::Relaxed)
+        self.receive_queue.len() * self.truesize
+    }
+
+    /// Bytes charged to the write queue (`sk_wmem_alloc`).
+    pub fn wmem_alloc(&self) -> usize {
+        self.write_queue.len() * self.truesize
     }
 
     /// Empties both queues (on close), handing every buffer to `free`.
     pub(crate) fn purge(&self, mut free: impl FnMut(SkBuff)) {
         while let Some(skb) = self.receive_queue.pop() {
-            self.rmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
             free(skb);
         }
         while let Some(skb) = self.write_queue.pop() {
-            self.wmem_alloc.fetch_sub(self.truesize, Ordering::Relaxed);
             free(skb);
         }
     }

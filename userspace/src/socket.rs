@@ -169,6 +169,7 @@ impl<D: NetDevice> Stack<D> {
     pub fn recv_from(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
         let sock = self.fds.get(fd)?;
         let (n, peer, frame) = sock_recv(&self.umem, sock, buf)?;
+        self.mib.UdpInDatagrams += 1;
         self.free_frame(frame);
         Ok((n, peer))
     }
@@ -181,6 +182,7 @@ impl<D: NetDevice> Stack<D> {
             return Err(e);
         }
         let skb = sock.dequeue_rcv().ok_or(Errno::EAGAIN)?;
+        self.mib.UdpInDatagrams += 1;
         let r = f(skb.data(&self.umem), skb.peer());
         self.free_frame(skb.into_frame());
         Ok(r)
@@ -415,6 +417,7 @@ impl StackHandle {
         loop {
             match sock_recv(&self.shared.umem, &sock, buf) {
                 Ok((n, peer, frame)) => {
+                    sock.datagrams_read.fetch_add(1, Ordering::Relaxed);
                     self.shared.pool.put(frame);
                     return Ok((n, peer));
                 }

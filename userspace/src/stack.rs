@@ -221,11 +221,12 @@ impl<D: NetDevice> Stack<D> {
         &mut self.dev
     }
 
-    /// A copy of every counter. UdpInDatagrams is summed from the socks, as
-    /// the application's reads count it.
+    /// A copy of every counter. UdpInDatagrams counts the application's
+    /// reads: those through the stack are in the MIB already, those of other
+    /// threads (`StackHandle`) are summed from the socks.
     pub fn snmp(&self) -> Mib {
         let mut m = self.mib;
-        m.UdpInDatagrams = self.closed_datagrams_read
+        m.UdpInDatagrams += self.closed_datagrams_read
             + self.socks().map(|s| s.datagrams_read.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();
         m
     }

@@ -48,7 +48,7 @@ pub struct Xsknet {
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     json_path: PathBuf,
-    /// Every line of stdout seen so far by `wait_ready`.
+    /// The `xsknet: ready: …` line, once `wait_ready` saw it.
     pub ready_line: Option<String>,
 }
 
