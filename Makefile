@@ -18,6 +18,7 @@ export PATH := $(PATH):/usr/sbin:/sbin
 CARGO        ?= cargo
 TEST_THREADS ?= 2
 TEST_ARGS    ?=
+BENCH_ARGS   ?=
 TEST_LOG     := target/test.log
 
 # The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
@@ -25,7 +26,7 @@ TEST_LOG     := target/test.log
 export XSKNET_BIN       := $(CURDIR)/target/release/xsknet
 export XSKNET_UDP_CHECK := $(CURDIR)/target/release/udp-check
 
-.PHONY: help deps build test demo lint clean
+.PHONY: help deps build test demo bench lint clean
 
 help: ## list the targets (this text)
 	@echo "xsknet: a kernel-bypass UDP/IP stack on AF_XDP"
@@ -70,6 +71,11 @@ demo: ## build, then the story on a veth pair: ping, UDP echo, port unreachable,
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	$(CARGO) build --release --workspace
 	scripts/demo.sh
+
+bench: ## xsknet beside the kernel's UDP path and the XDP ceilings, in one run (root; BENCH_ARGS=--quick: < 1 min)
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	$(CARGO) build --release --workspace
+	target/release/side-by-side --update-readme $(BENCH_ARGS)
 
 lint: ## rustfmt --check and clippy, warnings as errors
 	$(CARGO) fmt --all --check

@@ -182,11 +182,13 @@ pub struct RecordedLog {
 impl RecordedLog {
     /// Writes the intervals as an HdrHistogram interval log. `tag` (no spaces,
     /// commas or colons) names the series, `comments` go first, one per line.
-    pub fn write_hlog(&self, path: &Path, tag: Option<&str>, comments: &[String]) -> Result<(), Box<dyn Error>> {
-        let text = hlog_text(self.start_wall, &self.intervals, tag, comments)?;
-        let mut f = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        f.write_all(text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(())
+    pub fn write_hlog(
+        &self,
+        path: &Path,
+        tag: Option<&str>,
+        comments: &[String],
+    ) -> Result<(), Box<dyn Error + Send + Sync>> {
+        write_hlog_series(path, self.start_wall, &[(tag, &self.intervals)], comments)
     }
 }
 
@@ -199,11 +201,18 @@ pub fn hlog_text(
     intervals: &[Interval],
     tag: Option<&str>,
     comments: &[String],
-) -> Result<String, Box<dyn Error>> {
-    let tag = match tag {
-        Some(t) => Some(Tag::new(t).ok_or_else(|| format!("hlog tag {t:?} may not contain ',', ' ' or ':'"))?),
-        None => None,
-    };
+) -> Result<String, Box<dyn Error + Send + Sync>> {
+    hlog_text_series(start_wall, &[(tag, intervals)], comments)
+}
+
+/// Like [`hlog_text`] for several tagged series in one log (one tag per
+/// series, e.g. `xsknet-echo`, `kernel-busy`), as HistogramLogAnalyzer shows
+/// them side by side. Tags may not contain ',', ' ' or ':'.
+pub fn hlog_text_series(
+    start_wall: SystemTime,
+    series: &[(Option<&str>, &[Interval])],
+    comments: &[String],
+) -> Result<String, Box<dyn Error + Send + Sync>> {
     let start_s = start_wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     let mut header = String::new();
     for c in comments {
@@ -223,9 +232,15 @@ pub fn hlog_text(
         let mut w = IntervalLogWriterBuilder::new()
             .with_max_value_divisor(1_000_000.0)
             .begin_log_with(&mut body, &mut serializer)?;
-        for i in intervals {
-            w.write_histogram(&i.histogram, i.start, i.length, tag)
-                .map_err(|e| format!("serializing an interval histogram: {e}"))?;
+        for (tag, intervals) in series {
+            let tag = match tag {
+                Some(t) => Some(Tag::new(t).ok_or_else(|| format!("hlog tag {t:?} may not contain ',', ' ' or ':'"))?),
+                None => None,
+            };
+            for i in intervals.iter() {
+                w.write_histogram(&i.histogram, i.start, i.length, tag)
+                    .map_err(|e| format!("serializing an interval histogram: {e}"))?;
+            }
         }
     }
     // The builder announces a non-unit divisor in a line of its own, which
@@ -233,6 +248,19 @@ pub fn hlog_text(
     let body = String::from_utf8(body)?;
     let body: String = body.lines().filter(|l| !l.starts_with("#[MaxValueDivisor")).flat_map(|l| [l, "\n"]).collect();
     Ok(header + &body)
+}
+
+/// Writes [`hlog_text_series`] to `path`.
+pub fn write_hlog_series(
+    path: &Path,
+    start_wall: SystemTime,
+    series: &[(Option<&str>, &[Interval])],
+    comments: &[String],
+) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let text = hlog_text_series(start_wall, series, comments)?;
+    let mut f = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(())
 }
 
 /// The x position of quantile `q` on a percentile plot: 1/(1-q), so that 90 %
@@ -283,7 +311,11 @@ pub fn percentile_points(h: &Histogram<u64>, x_max: f64) -> Vec<(f64, f64)> {
 /// Draws "latency by percentile" for one or more histograms of nanoseconds into
 /// an SVG file: x is the percentile on HdrHistogram's usual log scale of
 /// 1/(1-p) (labels 0 %, 90 %, 99 %, 99.9 %, …), y the latency in µs.
-pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> Result<(), Box<dyn Error>> {
+pub fn plot_percentiles(
+    path: &Path,
+    title: &str,
+    series: &[(String, &Histogram<u64>)],
+) -> Result<(), Box<dyn Error + Send + Sync>> {
     use plotters::prelude::*;
 
     // The x range ends at the decade that the largest sample still resolves.
@@ -298,6 +330,7 @@ pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, &Histogram<
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
         .margin(16)
+        .margin_right(40)
         .x_label_area_size(48)
         .y_label_area_size(72)
         .build_cartesian_2d((1f64..x_max).log_scale(), 0f64..y_max)?;
@@ -315,10 +348,64 @@ pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, &Histogram<
         let pts = percentile_points(h, x_max);
         chart
             .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
-            .label(format!("{name} (p50 {:.1}, p99 {:.1} µs)", Percentiles::from_ns(h).p50, Percentiles::from_ns(h).p99))
+            .label(format!(
+                "{name} (p50 {:.1}, p99 {:.1} µs)",
+                Percentiles::from_ns(h).p50,
+                Percentiles::from_ns(h).p99
+            ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).position(SeriesLabelPosition::UpperLeft).draw()?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
     root.present().map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(())
+}
+
+/// Reads an HdrHistogram interval log (as `--hlog` writes it) back into one
+/// histogram: the sum of its intervals, all tags together.
+pub fn read_hlog(path: &Path) -> Result<Histogram<u64>, Box<dyn Error + Send + Sync>> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let text = std::fs::read(path)?;
+    let mut total = new_histogram();
+    for entry in IntervalLogIterator::new(&text) {
+        let entry = entry.map_err(|e| format!("{}: {e:?}", path.display()))?;
+        if let LogEntry::Interval(ilh) = entry {
+            let raw =
+                base64_decode(ilh.encoded_histogram()).ok_or_else(|| format!("{}: bad base64", path.display()))?;
+            let h: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut raw.as_slice())
+                .map_err(|e| format!("{}: {e:?}", path.display()))?;
+            total.add(&h).map_err(|e| format!("{}: {e:?}", path.display()))?;
+        }
+    }
+    Ok(total)
+}
+
+/// Standard base64 (RFC 4648, with or without padding); `None` on a bad character.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    Some(out)
 }

@@ -97,11 +97,8 @@ impl Drop for Progress {
 
 /// `  1.234 Mpps  sent 12345678  received 12345600  elapsed 10.0 s`
 pub fn format_line(elapsed: Duration, rate_pps: f64, snap: Snapshot) -> String {
-    let rate = if rate_pps >= 1e6 {
-        format!("{:7.3} Mpps", rate_pps / 1e6)
-    } else {
-        format!("{:7.1} kpps", rate_pps / 1e3)
-    };
+    let rate =
+        if rate_pps >= 1e6 { format!("{:7.3} Mpps", rate_pps / 1e6) } else { format!("{:7.1} kpps", rate_pps / 1e3) };
     let mut line = format!("{rate}  sent {:>12}", snap.sent);
     if let Some(r) = snap.received {
         line.push_str(&format!("  received {r:>12}"));

@@ -9,6 +9,8 @@ pub struct Errno(pub i32);
 
 impl Errno {
     pub const EBADF: Errno = Errno(libc::EBADF);
+    pub const EACCES: Errno = Errno(libc::EACCES);
+    pub const ENETUNREACH: Errno = Errno(libc::ENETUNREACH);
     pub const EAGAIN: Errno = Errno(libc::EAGAIN);
     pub const EINVAL: Errno = Errno(libc::EINVAL);
     pub const EMFILE: Errno = Errno(libc::EMFILE);
@@ -26,6 +28,8 @@ impl Errno {
     pub fn name(self) -> &'static str {
         match self.0 {
             libc::EBADF => "EBADF",
+            libc::EACCES => "EACCES",
+            libc::ENETUNREACH => "ENETUNREACH",
             libc::EAGAIN => "EAGAIN",
             libc::EINVAL => "EINVAL",
             libc::EMFILE => "EMFILE",
@@ -48,6 +52,8 @@ impl fmt::Display for Errno {
         // glibc's strerror() texts.
         let text = match self.0 {
             libc::EBADF => "Bad file descriptor",
+            libc::EACCES => "Permission denied",
+            libc::ENETUNREACH => "Network is unreachable",
             libc::EAGAIN => "Resource temporarily unavailable",
             libc::EINVAL => "Invalid argument",
             libc::EMFILE => "Too many open files",

@@ -103,6 +103,9 @@ struct ServeArgs {
     /// Receive buffer per socket in bytes (each datagram is charged one frame).
     #[arg(long, default_value_t = xsknet::sock::DEFAULT_RCVBUF)]
     rcvbuf: usize,
+    /// Time one datagram in N from the rx ring to the application's read (0: off, 1: every one).
+    #[arg(long, value_name = "N", default_value_t = xsknet::stack::DEFAULT_RX_LATENCY_SAMPLE)]
+    rx_latency_sample: u32,
     /// Descriptor limit of the stack's fd table (like `ulimit -n`).
     #[arg(long, default_value_t = xsknet::fdtable::DEFAULT_MAX_FDS)]
     max_fds: usize,
@@ -228,6 +231,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     cfg.gateway = args.gateway;
     cfg.rcvbuf = args.rcvbuf;
     cfg.max_fds = args.max_fds;
+    cfg.rx_latency_sample = args.rx_latency_sample;
     let stack = Stack::new(dev, umem, Arc::new(pool), cfg);
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, args.port);
     let setup = format!(
@@ -261,6 +265,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
         xdp: xdp.stats().unwrap_or_default(),
         loop_stats,
         app: app_stats,
+        rx_latency: final_stack.rx_latency().summary(),
     };
     report.print();
     if let Some(path) = &args.stats_json {
@@ -431,6 +436,7 @@ struct Report<'a> {
     xdp: XdpProgStats,
     loop_stats: LoopStats,
     app: AppStats,
+    rx_latency: xsknet::softirq::LatencySummary,
 }
 
 /// Counters that count a dropped packet, with what the drop means.
@@ -494,15 +500,30 @@ impl Report<'_> {
             l.rx_packets,
             l.tx_packets
         );
+        let r = &self.rx_latency;
+        if r.count > 0 {
+            let us = |ns: u64| ns as f64 / 1000.0;
+            println!(
+                "  rx ring to application read ({} sampled): p50 {:.1} µs, p90 {:.1}, p99 {:.1}, p99.9 {:.1}, p99.99 {:.1}, max {:.1}",
+                r.count,
+                us(r.p50_ns),
+                us(r.p90_ns),
+                us(r.p99_ns),
+                us(r.p999_ns),
+                us(r.p9999_ns),
+                us(r.max_ns)
+            );
+        }
         println!("\n  {:<22} {:<28} {:>14}", "stage", "counter", "value");
         let x = &self.xdp;
-        let rows: [(&str, u64); 6] = [
+        let rows: [(&str, u64); 7] = [
             ("rx", x.rx),
             ("redirect_ipv4", x.redirect_ipv4),
             ("redirect_arp", x.redirect_arp),
             ("pass_not_ours", x.pass_not_ours),
             ("pass_no_socket", x.pass_no_socket),
             ("pass_malformed", x.pass_malformed),
+            ("drop", x.drop),
         ];
         let mut first = true;
         for (name, v) in rows {
@@ -564,6 +585,7 @@ impl Report<'_> {
                 "tx_packets": self.loop_stats.tx_packets,
             },
             "application": self.app,
+            "rx_latency": self.rx_latency,
         })
     }
 }

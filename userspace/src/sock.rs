@@ -4,9 +4,11 @@
 //!
 //! The softirq loop enqueues on the receive queue and wakes readers; the
 //! application dequeues. The application enqueues on the write queue and
-//! schedules the sock for transmission; the loop dequeues. Each queue has one
-//! producer and one consumer side and is lock-free; the only lock is the wait
-//! queue's list of sleeping threads, taken only when someone sleeps.
+//! schedules the sock for transmission; the loop dequeues. Both queues are
+//! lock-free; the only lock is the wait queue's list of sleeping threads,
+//! taken only when someone sleeps. The receive queue (`SkbQueue`) costs no
+//! atomic read-modify-write when the stack's own thread reads it (run to
+//! completion), one when application threads share it.
 //!
 //! A frame on a sock's queue is out of the fill ring until it is read, so the
 //! queues are bounded: every buffer is charged its truesize (the UMEM frame
@@ -15,12 +17,11 @@
 //! Since every buffer of a sock has the same truesize, the charge is the
 //! queue's length times truesize: each queue holds `buf / truesize` buffers,
 //! and "past rcvbuf" is "queue full". `sk_rmem_alloc` and `sk_wmem_alloc` are
-//! derived from the lengths rather than kept in atomics of their own, so the
-//! per-packet path pays for one atomic read-modify-write per queue operation
-//! (the queue's own), not three.
+//! derived from the lengths rather than kept in atomics of their own: an
+//! atomic add costs a locked instruction (about 9 ns here) per datagram.
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
@@ -28,7 +29,7 @@ use std::time::Instant;
 use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
-use crate::skbuff::SkBuff;
+use crate::skbuff::{Readers, SkBuff, SkbQueue};
 
 /// Linux's default `net.core.rmem_default` / `wmem_default`.
 pub const DEFAULT_RCVBUF: usize = 212_992;
@@ -49,10 +50,25 @@ pub struct WaitQueue {
 }
 
 impl WaitQueue {
-    /// Wakes every sleeper (`sk_data_ready`, `sk_write_space`).
+    /// Wakes every sleeper (`sk_data_ready`, `sk_write_space`). The fence
+    /// orders what the caller stored before (the data it queued) before the
+    /// look at the sleeper count, as the sleeper registers before it looks at
+    /// the data: one of the two sees the other, so no wake-up is lost.
     #[inline]
     pub fn wake_up(&self) {
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            self.wake_up_sleepers();
+        }
+    }
+
+    /// Wakes the sleepers this thread already sees, without the fence: a
+    /// reader registering at this moment can be missed, so a [`Self::wake_up`]
+    /// must follow (the loop does one per sock per batch). This one wakes a
+    /// known sleeper at the first datagram, not at the end of the batch.
+    #[inline]
+    pub(crate) fn wake_up_seen(&self) {
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
             self.wake_up_sleepers();
         }
     }
@@ -113,6 +129,47 @@ pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, mut r
     result
 }
 
+/// `sk_write_queue`: a single-producer ring when the stack's own thread is
+/// the only sender, a multi-producer queue when application threads send.
+enum WriteQueue {
+    One(SkbQueue),
+    Many(ArrayQueue<SkBuff>),
+}
+
+impl WriteQueue {
+    #[inline]
+    fn push(&self, skb: SkBuff) -> Result<(), SkBuff> {
+        match self {
+            WriteQueue::One(q) => q.push(skb),
+            WriteQueue::Many(q) => q.push(skb),
+        }
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<SkBuff> {
+        match self {
+            WriteQueue::One(q) => q.pop(),
+            WriteQueue::Many(q) => q.pop(),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            WriteQueue::One(q) => q.len(),
+            WriteQueue::Many(q) => q.len(),
+        }
+    }
+
+    #[inline]
+    fn is_full(&self) -> bool {
+        match self {
+            WriteQueue::One(q) => q.is_full(),
+            WriteQueue::Many(q) => q.is_full(),
+        }
+    }
+}
+
 pub struct Sock {
     pub sock_type: SockType,
     /// The bound local address (`inet_sport`); set once, by bind or autobind.
@@ -120,11 +177,11 @@ pub struct Sock {
     /// The connected peer, if any (`connect()` on a datagram socket).
     remote: OnceLock<SocketAddrV4>,
     /// Holds `rcv_slots` buffers (at least one slot, even when `rcv_slots` is 0).
-    receive_queue: ArrayQueue<SkBuff>,
+    receive_queue: SkbQueue,
     /// Buffers rcvbuf has room for: `rcvbuf / truesize`.
     rcv_slots: usize,
     /// Holds `snd_slots` buffers (at least one slot).
-    write_queue: ArrayQueue<SkBuff>,
+    write_queue: WriteQueue,
     /// Buffers sndbuf has room for: `sndbuf / truesize`.
     snd_slots: usize,
     truesize: usize,
@@ -142,15 +199,33 @@ pub struct Sock {
 }
 
 impl Sock {
+    /// A sock that application threads may read at the same time (through a
+    /// `StackHandle`).
     pub fn new(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize) -> Sock {
+        Sock::with_readers(sock_type, rcvbuf, sndbuf, truesize, Readers::Shared)
+    }
+
+    /// A sock read only by the thread that owns the `Stack` (`Stack::socket`:
+    /// its descriptors are reached through `&mut Stack` alone).
+    pub(crate) fn new_exclusive(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize) -> Sock {
+        Sock::with_readers(sock_type, rcvbuf, sndbuf, truesize, Readers::Exclusive)
+    }
+
+    fn with_readers(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize, readers: Readers) -> Sock {
         let (rcv_slots, snd_slots) = (rcvbuf / truesize, sndbuf / truesize);
         Sock {
             sock_type,
             local: OnceLock::new(),
             remote: OnceLock::new(),
-            receive_queue: ArrayQueue::new(rcv_slots.max(1)),
+            receive_queue: SkbQueue::new(rcv_slots, readers),
             rcv_slots,
-            write_queue: ArrayQueue::new(snd_slots.max(1)),
+            write_queue: match readers {
+                // The stack's own socks: the thread that owns the `Stack` both
+                // sends and transmits, one producer and one consumer.
+                Readers::Exclusive => WriteQueue::One(SkbQueue::new(snd_slots, Readers::Exclusive)),
+                // Any number of application threads may send at once.
+                Readers::Shared => WriteQueue::Many(ArrayQueue::new(snd_slots.max(1))),
+            },
             snd_slots,
             truesize,
             tx_scheduled: AtomicBool::new(false),
@@ -178,7 +253,9 @@ impl Sock {
     }
 
     /// Softirq side: queues a received datagram, or hands it back when rcvbuf
-    /// is full (the caller counts UdpRcvbufErrors and frees it).
+    /// is full (the caller counts UdpRcvbufErrors and frees it). Only the loop
+    /// that holds the sock in its demultiplexing table calls this. The caller
+    /// calls `wq.wake_up()` once the batch is queued (`sk_data_ready`).
     #[inline]
     pub(crate) fn queue_rcv(&self, skb: SkBuff) -> Result<(), SkBuff> {
         // The queue holds exactly rcvbuf / truesize buffers: full is "rmem_alloc
@@ -187,7 +264,7 @@ impl Sock {
             return Err(skb);
         }
         self.receive_queue.push(skb)?;
-        self.wq.wake_up();
+        self.wq.wake_up_seen();
         Ok(())
     }
 

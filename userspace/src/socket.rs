@@ -29,7 +29,7 @@ use crate::netdevice::{DeviceStats, NetDevice};
 use crate::skbuff::SkBuff;
 use crate::snmp::Mib;
 use crate::sock::{wait_event, Sock, SockType};
-use crate::softirq::LoopStats;
+use crate::softirq::{ns_since, LatencyHistogram, LoopStats, SharedLatencyHistogram};
 use crate::stack::{FrameCensus, Stack, TX_HEADROOM};
 use crate::umem::{Frame, Umem};
 use crate::wire::ipv4::protocol;
@@ -64,22 +64,77 @@ fn protocol_of(sock: &Sock) -> u8 {
     }
 }
 
+/// A datagram copied out by [`sock_recv`].
+struct Received {
+    len: usize,
+    peer: SocketAddrV4,
+    frame: Frame,
+    /// Its rx stamp, 0 if not sampled.
+    rx_ns: u64,
+}
+
 /// Copies the oldest datagram into `buf` (truncating, as `recvfrom` does
 /// without MSG_TRUNC) and gives back its frame.
-fn sock_recv(umem: &Umem, sock: &Sock, buf: &mut [u8]) -> Result<(usize, SocketAddrV4, Frame), Errno> {
+#[inline]
+fn sock_recv(umem: &Umem, sock: &Sock, buf: &mut [u8]) -> Result<Received, Errno> {
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
     let skb = sock.dequeue_rcv().ok_or(Errno::EAGAIN)?;
     let data = skb.data(umem);
-    let n = data.len().min(buf.len());
-    buf[..n].copy_from_slice(&data[..n]);
-    let peer = skb.peer();
-    Ok((n, peer, skb.into_frame()))
+    let len = data.len().min(buf.len());
+    copy_datagram(&mut buf[..len], &data[..len]);
+    Ok(Received { len, peer: skb.peer(), rx_ns: skb.rx_ns, frame: skb.into_frame() })
 }
 
-/// Checks a send before taking a frame for it.
-fn check_send(sock: &Sock, len: usize, dst: SocketAddrV4, on_route: bool) -> Result<(), Errno> {
+/// `dst.copy_from_slice(src)`, with datagrams of 8 to 32 bytes copied inline
+/// as two overlapping fixed-size moves: a call to `memcpy` costs more than
+/// the copy of a small datagram.
+#[inline(always)]
+fn copy_datagram(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if (16..=32).contains(&n) {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+    } else if (8..16).contains(&n) {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// What the route lookup says about a destination (`ip_route_output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutRoute {
+    Unicast,
+    /// The subnet's or the limited broadcast address.
+    Broadcast,
+    /// Off the subnet with no gateway: IpOutNoRoutes.
+    NoRoute,
+}
+
+impl OutRoute {
+    pub(crate) fn of(cfg: &crate::stack::StackConfig, dst: Ipv4Addr) -> OutRoute {
+        if dst.is_broadcast() || dst == cfg.broadcast() {
+            OutRoute::Broadcast
+        } else if cfg.on_link(dst) || cfg.gateway.is_some() {
+            OutRoute::Unicast
+        } else {
+            OutRoute::NoRoute
+        }
+    }
+}
+
+/// Checks a send before taking a frame for it, in `udp_sendmsg`'s order.
+/// A missing route is counted (IpOutNoRoutes) in `no_routes`.
+fn check_send(
+    sock: &Sock,
+    len: usize,
+    dst: SocketAddrV4,
+    route: OutRoute,
+    no_routes: &std::sync::atomic::AtomicU64,
+) -> Result<(), Errno> {
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
@@ -89,10 +144,15 @@ fn check_send(sock: &Sock, len: usize, dst: SocketAddrV4, on_route: bool) -> Res
     if dst.port() == 0 || dst.ip().is_unspecified() {
         return Err(Errno::EINVAL);
     }
-    if !on_route {
-        return Err(Errno(libc::ENETUNREACH));
+    match route {
+        OutRoute::Unicast => Ok(()),
+        OutRoute::NoRoute => {
+            no_routes.fetch_add(1, Ordering::Relaxed);
+            Err(Errno::ENETUNREACH)
+        }
+        // No SO_BROADCAST (yet): Linux refuses with EACCES.
+        OutRoute::Broadcast => Err(Errno::EACCES),
     }
-    Ok(())
 }
 
 /// Copies `data` into `frame` after the headroom and queues it on the sock's
@@ -110,7 +170,10 @@ fn sock_send(
     if let Err(skb) = sock.queue_xmit(skb) {
         return Err((Errno::EAGAIN, skb.into_frame()));
     }
-    if !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
+    // The load first: once scheduled, later sends skip the locked swap. It
+    // pairs with the loop's clearing of the mark before it drains (SeqCst on
+    // both sides): a send that sees the stale mark is seen by that drain.
+    if !sock.tx_scheduled.load(Ordering::SeqCst) && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
         // Holds every sock at most once and is sized for the fd limit.
         let _ = scheduled.push(sock.clone());
     }
@@ -137,7 +200,10 @@ fn readiness(sock: Option<&Arc<Sock>>, events: i16) -> i16 {
 impl<D: NetDevice> Stack<D> {
     /// `socket(AF_INET, type, 0)`: the lowest free descriptor.
     pub fn socket(&mut self, sock_type: SockType) -> Result<Fd, Errno> {
-        let sock = Arc::new(Sock::new(sock_type, self.cfg.rcvbuf, self.cfg.sndbuf, self.umem.frame_size() as usize));
+        // Read only through `&mut self`: its receive queue needs no atomic
+        // read-modify-write on the way out.
+        let sock =
+            Arc::new(Sock::new_exclusive(sock_type, self.cfg.rcvbuf, self.cfg.sndbuf, self.umem.frame_size() as usize));
         self.fds.alloc(sock)
     }
 
@@ -168,10 +234,13 @@ impl<D: NetDevice> Stack<D> {
     /// or drive the loop with [`Stack::poll`]).
     pub fn recv_from(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
         let sock = self.fds.get(fd)?;
-        let (n, peer, frame) = sock_recv(&self.umem, sock, buf)?;
+        let r = sock_recv(&self.umem, sock, buf)?;
         self.mib.UdpInDatagrams += 1;
-        self.free_frame(frame);
-        Ok((n, peer))
+        if r.rx_ns != 0 {
+            self.record_rx_latency(r.rx_ns);
+        }
+        self.free_frame(r.frame);
+        Ok((r.len, r.peer))
     }
 
     /// Reads the oldest datagram in place, without a copy: `f` sees the
@@ -183,6 +252,9 @@ impl<D: NetDevice> Stack<D> {
         }
         let skb = sock.dequeue_rcv().ok_or(Errno::EAGAIN)?;
         self.mib.UdpInDatagrams += 1;
+        if skb.rx_ns != 0 {
+            self.record_rx_latency(skb.rx_ns);
+        }
         let r = f(skb.data(&self.umem), skb.peer());
         self.free_frame(skb.into_frame());
         Ok(r)
@@ -191,17 +263,21 @@ impl<D: NetDevice> Stack<D> {
     /// `sendto()`, non-blocking: `EAGAIN` when sndbuf is full. An unbound
     /// socket is bound to an ephemeral port first, as Linux autobinds.
     pub fn send_to(&mut self, fd: Fd, data: &[u8], dst: SocketAddrV4) -> Result<usize, Errno> {
-        let sock = self.fds.get(fd)?.clone();
-        check_send(&sock, data.len(), dst, self.route(*dst.ip()).is_some())?;
+        let sock = self.fds.get(fd)?;
+        check_send(sock, data.len(), dst, OutRoute::of(&self.cfg, *dst.ip()), &self.out_no_routes)?;
         if !sock.sndbuf_has_room() {
             return Err(Errno::EAGAIN);
         }
         if sock.local().is_none() {
+            let sock = sock.clone();
             self.hash_sock(&sock, protocol_of(&sock), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
         }
-        let frame = self.alloc_frame().ok_or(Errno::ENOBUFS)?;
-        sock_send(&self.umem, &sock, &self.tx_scheduled, frame, data, dst).map_err(|(e, frame)| {
-            self.free_frame(frame);
+        // Borrowed, not cloned: an `Arc` clone and drop are two locked
+        // instructions per datagram.
+        let sock = self.fds.get(fd)?;
+        let frame = self.free.pop().or_else(|| self.pool.get()).ok_or(Errno::ENOBUFS)?;
+        sock_send(&self.umem, sock, &self.tx_scheduled, frame, data, dst).map_err(|(e, frame)| {
+            self.free.push(frame);
             e
         })
     }
@@ -250,13 +326,16 @@ enum Ctl {
     Snapshot(mpsc::SyncSender<Snapshot>),
 }
 
-/// Counters and frame whereabouts at one moment.
-#[derive(Clone, Copy, Debug)]
+/// Counters, frame whereabouts and the rx-to-read latency at one moment.
+#[derive(Clone, Debug)]
 pub struct Snapshot {
     pub mib: Mib,
     pub device: DeviceStats,
     pub census: FrameCensus,
     pub loop_stats: LoopStats,
+    /// Rx-to-read latency (ns) of the sampled datagrams the application
+    /// threads have read so far (see [`Stack::rx_latency`]).
+    pub rx_latency: LatencyHistogram,
 }
 
 struct Shared {
@@ -265,12 +344,18 @@ struct Shared {
     umem: Arc<Umem>,
     pool: Arc<crate::umem::FramePool>,
     tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
+    /// The stack's epoch, for the readers' side of the rx-to-read latency.
+    epoch: Instant,
+    rx_latency: SharedLatencyHistogram,
     rcvbuf: usize,
     sndbuf: usize,
     stop: AtomicBool,
     /// The loop thread is gone (stopped or panicked): calls fail, not hang.
     dead: AtomicBool,
-    can_route: Box<dyn Fn(Ipv4Addr) -> bool + Send + Sync>,
+    /// For the route check of `send_to`.
+    cfg: crate::stack::StackConfig,
+    /// IpOutNoRoutes, shared with the stack (application threads count it).
+    out_no_routes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The stack with its loop on a thread of its own.
@@ -296,11 +381,14 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             umem: stack.umem.clone(),
             pool: stack.pool.clone(),
             tx_scheduled: stack.tx_scheduled.clone(),
+            epoch: stack.epoch,
+            rx_latency: SharedLatencyHistogram::new(),
             rcvbuf: cfg.rcvbuf,
             sndbuf: cfg.sndbuf,
             stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
-            can_route: Box::new(move |ip| cfg.on_link(ip) || cfg.gateway.is_some()),
+            out_no_routes: stack.out_no_routes.clone(),
+            cfg,
         });
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new().name("xsknet-softirq".into()).spawn(move || {
@@ -327,11 +415,14 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                             let _ = reply.send(());
                         }
                         Ctl::Snapshot(reply) => {
+                            let mut rx_latency = guard.0.rx_latency.snapshot();
+                            rx_latency.merge(stack.rx_latency());
                             let _ = reply.send(Snapshot {
                                 mib: stack.snmp(),
                                 device: stack.device_stats(),
                                 census: stack.frame_census(),
                                 loop_stats: stats,
+                                rx_latency,
                             });
                         }
                     }
@@ -346,10 +437,15 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
         self.handle.clone()
     }
 
-    /// Stops the loop and takes the stack back (for final counters).
+    /// Stops the loop and takes the stack back (for final counters). The
+    /// latencies the application threads recorded are merged into the
+    /// stack's (`Stack::rx_latency`).
     pub fn stop(mut self) -> std::thread::Result<(Stack<D>, LoopStats)> {
         self.handle.shared.stop.store(true, Ordering::SeqCst);
-        let r = self.thread.take().expect("joined once").join();
+        let r = self.thread.take().expect("joined once").join().map(|(mut stack, stats)| {
+            stack.rx_latency.merge(&self.handle.shared.rx_latency.snapshot());
+            (stack, stats)
+        });
         // Wake anyone still blocked so they see the loop is gone.
         let fds = self.handle.shared.fds.lock().unwrap_or_else(|e| e.into_inner());
         for (_, s) in fds.iter() {
@@ -416,10 +512,13 @@ impl StackHandle {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             match sock_recv(&self.shared.umem, &sock, buf) {
-                Ok((n, peer, frame)) => {
+                Ok(r) => {
                     sock.datagrams_read.fetch_add(1, Ordering::Relaxed);
-                    self.shared.pool.put(frame);
-                    return Ok((n, peer));
+                    if r.rx_ns != 0 {
+                        self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(r.rx_ns));
+                    }
+                    self.shared.pool.put(r.frame);
+                    return Ok((r.len, r.peer));
                 }
                 Err(Errno::EAGAIN) => {
                     if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
@@ -437,7 +536,7 @@ impl StackHandle {
     /// `sendto()`, blocking while sndbuf is full.
     pub fn send_to(&self, fd: Fd, data: &[u8], dst: SocketAddrV4) -> Result<usize, Errno> {
         let sock = self.sock(fd)?;
-        check_send(&sock, data.len(), dst, (self.shared.can_route)(*dst.ip()))?;
+        check_send(&sock, data.len(), dst, OutRoute::of(&self.shared.cfg, *dst.ip()), &self.shared.out_no_routes)?;
         if sock.local().is_none() {
             self.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
         }
@@ -489,12 +588,35 @@ impl StackHandle {
         ready
     }
 
-    /// Counters, device statistics and the frame census, from the loop.
+    /// Counters, device statistics, the frame census and the rx-to-read
+    /// latency, from the loop.
     pub fn snapshot(&self) -> Result<Snapshot, Errno> {
         self.call(Ctl::Snapshot)
     }
 
+    /// Forgets the rx-to-read latencies recorded so far (to leave out a
+    /// warm-up).
+    pub fn reset_rx_latency(&self) {
+        self.shared.rx_latency.reset();
+    }
+
     pub fn open_fds(&self) -> usize {
         self.shared.fds.lock().unwrap_or_else(|e| e.into_inner()).open_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_datagram;
+
+    #[test]
+    fn copy_datagram_copies_every_length() {
+        let src: Vec<u8> = (0..100u8).collect();
+        for n in 0..100 {
+            let mut dst = [0xEEu8; 128];
+            copy_datagram(&mut dst[..n], &src[..n]);
+            assert_eq!(&dst[..n], &src[..n], "len {n}");
+            assert!(dst[n..].iter().all(|&b| b == 0xEE), "len {n}: wrote past the end");
+        }
     }
 }

@@ -23,11 +23,17 @@ use crate::neighbour::NeighTable;
 use crate::netdevice::{Desc, DeviceStats, NetDevice};
 use crate::snmp::Mib;
 use crate::sock::{Sock, DEFAULT_RCVBUF, DEFAULT_SNDBUF};
+use crate::softirq::LatencyHistogram;
 use crate::umem::{Frame, FramePool, Umem};
 use crate::wire::EthernetAddress;
 
 /// Descriptors per rx batch: NAPI's weight (`NAPI_POLL_WEIGHT`).
 pub const NAPI_POLL_WEIGHT: usize = 64;
+
+/// One datagram in this many is stamped for the rx-to-read latency histogram
+/// by default: about one per 64-descriptor batch under load, and a prime, so
+/// that the stamped one is not always at the same place in a full batch.
+pub const DEFAULT_RX_LATENCY_SAMPLE: u32 = 61;
 
 /// Where the application's data starts in a frame it sends from: room for
 /// Ethernet, IPv4 with options and a TCP header with options.
@@ -48,6 +54,9 @@ pub struct StackConfig {
     pub napi_weight: usize,
     /// TTL of datagrams we send (`net.ipv4.ip_default_ttl`).
     pub ttl: u8,
+    /// Record the rx-to-read latency of one datagram in this many (1: every
+    /// one, at the cost of a clock read per read; 0: none).
+    pub rx_latency_sample: u32,
 }
 
 impl StackConfig {
@@ -62,6 +71,7 @@ impl StackConfig {
             sndbuf: DEFAULT_SNDBUF,
             napi_weight: NAPI_POLL_WEIGHT,
             ttl: 64,
+            rx_latency_sample: DEFAULT_RX_LATENCY_SAMPLE,
         }
     }
 
@@ -162,6 +172,8 @@ pub struct Stack<D: NetDevice> {
     pub(crate) demux: DemuxTable,
     pub(crate) neigh: NeighTable<Desc>,
     pub(crate) rx_batch: Vec<Desc>,
+    /// Socks that received data in this rx batch, to wake once it is queued.
+    pub(crate) rx_woken: Vec<DemuxKey>,
     /// Packets ready for the tx ring, oldest first.
     pub(crate) tx_batch: Vec<Desc>,
     /// Socks with something on their write queue.
@@ -169,12 +181,24 @@ pub struct Stack<D: NetDevice> {
     pub(crate) mib: Mib,
     /// Datagrams read from socks since closed (UdpInDatagrams of dead socks).
     pub(crate) closed_datagrams_read: u64,
+    /// `sendto()` calls refused for want of a route (IpOutNoRoutes), counted
+    /// by the application side, which may be another thread.
+    pub(crate) out_no_routes: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) icmp_ratelimit: IcmpRateLimit,
     pub(crate) ip_ident: u16,
     pub(crate) next_ephemeral: u16,
     pub(crate) last_timer_run: Instant,
     /// Cap on the tx backlog, so a full tx ring cannot grow memory.
     pub(crate) tx_backlog_max: usize,
+    /// Time zero of the rx stamps (`SkBuff::rx_ns`).
+    pub(crate) epoch: Instant,
+    /// The current rx batch's stamp: when its descriptors left the rx ring.
+    pub(crate) rx_stamp_ns: u64,
+    /// Datagrams to go before the next one is stamped (0: sampling is off).
+    pub(crate) rx_sample_countdown: u32,
+    /// Rx-to-read latency of the datagrams read through this `Stack` (boxed:
+    /// 9 KiB of buckets would push the loop's hot fields apart).
+    pub(crate) rx_latency: Box<LatencyHistogram>,
 }
 
 impl<D: NetDevice> Stack<D> {
@@ -190,15 +214,21 @@ impl<D: NetDevice> Stack<D> {
             demux: DemuxTable::default(),
             neigh: NeighTable::default(),
             rx_batch: Vec::with_capacity(cfg.napi_weight),
+            rx_woken: Vec::with_capacity(cfg.napi_weight),
             tx_batch: Vec::with_capacity(frames),
             tx_scheduled: Arc::new(ArrayQueue::new(cfg.max_fds.max(1))),
             mib: Mib::default(),
             closed_datagrams_read: 0,
+            out_no_routes: Arc::default(),
             icmp_ratelimit: IcmpRateLimit::from_sysctls(),
             ip_ident: 1,
             next_ephemeral: 32768,
             last_timer_run: Instant::now(),
             tx_backlog_max: frames / 2,
+            epoch: Instant::now(),
+            rx_stamp_ns: 0,
+            rx_sample_countdown: cfg.rx_latency_sample,
+            rx_latency: Box::default(),
             cfg,
         };
         stack.refill();
@@ -228,7 +258,29 @@ impl<D: NetDevice> Stack<D> {
         let mut m = self.mib;
         m.UdpInDatagrams += self.closed_datagrams_read
             + self.socks().map(|s| s.datagrams_read.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();
+        m.IpOutNoRoutes += self.out_no_routes.load(std::sync::atomic::Ordering::Relaxed);
         m
+    }
+
+    /// The time from the rx ring to the application's read, in nanoseconds,
+    /// of the sampled datagrams (one in `StackConfig::rx_latency_sample`)
+    /// read so far: through this `Stack`, and, once a `ThreadedStack` is
+    /// stopped, through its `StackHandle`s.
+    pub fn rx_latency(&self) -> &LatencyHistogram {
+        &self.rx_latency
+    }
+
+    /// Forgets the latencies recorded so far (to leave out a warm-up).
+    pub fn reset_rx_latency(&mut self) {
+        *self.rx_latency = LatencyHistogram::new();
+    }
+
+    /// Records the rx-to-read latency of a datagram stamped at `rx_ns`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn record_rx_latency(&mut self, rx_ns: u64) {
+        let now = crate::softirq::ns_since(self.epoch);
+        self.rx_latency.record(now.saturating_sub(rx_ns));
     }
 
     /// The device's own counters (`XDP_STATISTICS` for an AF_XDP socket).

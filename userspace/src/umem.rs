@@ -47,6 +47,21 @@ impl Frame {
     pub(crate) fn into_kernel(self) -> u64 {
         self.addr
     }
+
+    /// Puts the frame on a ring of our own that stores frames as addresses
+    /// (a sock's receive queue, `crate::skbuff::SkbQueue`): the handle ends
+    /// here and the ring owns the frame until [`Frame::from_ring`].
+    #[inline]
+    pub(crate) fn into_ring(self) -> u64 {
+        self.addr
+    }
+
+    /// Takes a frame back off one of our rings. `addr` must come from
+    /// [`Frame::into_ring`], once: only the ring's reader calls this.
+    #[inline]
+    pub(crate) fn from_ring(addr: u64) -> Frame {
+        Frame { addr }
+    }
 }
 
 /// The mapped UMEM area.

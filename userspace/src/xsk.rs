@@ -85,6 +85,7 @@ pub struct XskDevice {
     in_kernel: usize,
     zero_copy: bool,
     rx_headroom_mask: u64,
+    tx_kicks: u64,
 }
 
 // SAFETY: the device holds raw pointers into the ring and UMEM mappings,
@@ -191,6 +192,7 @@ impl XskDevice {
             in_kernel: 0,
             zero_copy,
             rx_headroom_mask: u64::from(frame_size) - 1,
+            tx_kicks: 0,
         })
     }
 
@@ -203,6 +205,20 @@ impl XskDevice {
 
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    /// Kicks the kernel to transmit (`sendto`), only when the ring asks
+    /// (`need_wakeup`): in copy mode every kick is a system call.
+    fn kick_tx(&mut self) {
+        if self.tx.needs_wakeup() {
+            self.tx.wake();
+            self.tx_kicks += 1;
+        }
+    }
+
+    /// `sendto()` kicks made so far.
+    pub fn tx_kicks(&self) -> u64 {
+        self.tx_kicks
     }
 }
 
@@ -254,25 +270,30 @@ impl NetDevice for XskDevice {
     }
 
     fn transmit(&mut self, batch: &mut Vec<Desc>) -> usize {
-        if batch.is_empty() {
-            return 0;
+        let mut total = 0;
+        // As in `fill`: the ring's free count is cached and refreshed only when
+        // it reads zero, so reserve again until nothing more fits.
+        while !batch.is_empty() {
+            let mut writer = self.tx.transmit(batch.len() as u32);
+            let n = writer.capacity() as usize;
+            if n == 0 {
+                break;
+            }
+            let taken = writer.insert(batch.drain(..n).map(|d| XdpDesc {
+                addr: d.frame.into_kernel() + u64::from(d.offset),
+                len: d.len,
+                options: 0,
+            })) as usize;
+            debug_assert_eq!(taken, n);
+            writer.commit();
+            drop(writer);
+            total += n;
         }
-        let mut writer = self.tx.transmit(batch.len() as u32);
-        let n = writer.capacity() as usize;
-        let taken = writer.insert(batch.drain(..n).map(|d| XdpDesc {
-            addr: d.frame.into_kernel() + u64::from(d.offset),
-            len: d.len,
-            options: 0,
-        })) as usize;
-        debug_assert_eq!(taken, n);
-        writer.commit();
-        drop(writer);
-        self.in_kernel += n;
-        // In copy mode every kick is a syscall: only when the ring asks.
-        if n > 0 && self.tx.needs_wakeup() {
-            self.tx.wake();
+        self.in_kernel += total;
+        if total > 0 {
+            self.kick_tx();
         }
-        n
+        total
     }
 
     fn complete(&mut self, free: &mut Vec<Frame>) -> usize {
@@ -285,6 +306,12 @@ impl NetDevice for XskDevice {
         reader.release();
         drop(reader);
         self.in_kernel -= n;
+        // In copy mode one kick sends at most 32 frames (the kernel's
+        // per-socket budget): keep kicking while the tx ring holds frames the
+        // kernel has not taken, or they stay there until the next send.
+        if self.tx.pending() > 0 {
+            self.kick_tx();
+        }
         n
     }
 

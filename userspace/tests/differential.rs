@@ -465,8 +465,6 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
 }
 
 #[test]
-#[ignore = "xsknet differs from Linux on martian sources, IpOutNoRoutes on sendto, \
-            and IcmpInErrors for unknown types and short dest-unreachables"]
 fn more_frames_same_counters_as_linux() {
     if !testing::require_root("more_frames_same_counters_as_linux") {
         return;

@@ -473,10 +473,10 @@ fn send_errors() {
     let fd = s.socket(SockType::Dgram).unwrap();
     let peer = SocketAddrV4::new(PEER_IP, 9);
     assert_eq!(s.send_to(fd, &[0u8; 1473], peer), Err(Errno::EMSGSIZE));
-    assert_eq!(
-        s.send_to(fd, b"x", SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9)).unwrap_err().0,
-        libc::ENETUNREACH
-    );
+    assert_eq!(s.send_to(fd, b"x", SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9)), Err(Errno::ENETUNREACH));
+    assert_eq!(s.snmp().IpOutNoRoutes, 1, "udp_sendmsg counts the failed route lookup");
+    assert_eq!(s.send_to(fd, b"x", SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 255), 9)), Err(Errno::EACCES));
+    assert_eq!(s.send_to(fd, b"x", SocketAddrV4::new(Ipv4Addr::BROADCAST, 9)), Err(Errno::EACCES));
     assert_eq!(s.send(fd, b"x"), Err(Errno::EDESTADDRREQ));
     // Autobind on first send.
     assert_eq!(s.send_to(fd, b"x", peer), Ok(1));

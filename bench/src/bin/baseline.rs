@@ -205,7 +205,11 @@ fn udp_mib() -> (u64, u64) {
     let mut lines = text.lines().filter(|l| l.starts_with("Udp: "));
     let (Some(names), Some(values)) = (lines.next(), lines.next()) else { return (0, 0) };
     let get = |want: &str| {
-        names.split_whitespace().zip(values.split_whitespace()).find(|(n, _)| *n == want).and_then(|(_, v)| v.parse().ok())
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == want)
+            .and_then(|(_, v)| v.parse().ok())
     };
     (get("RcvbufErrors").unwrap_or(0), get("InErrors").unwrap_or(0))
 }
@@ -216,7 +220,12 @@ fn set_timeout(sock: &UdpSocket) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn udp_sink(bind: SocketAddrV4, batch: usize, rcvbuf: usize, deadline: Option<Instant>) -> Result<serde_json::Value, BoxError> {
+fn udp_sink(
+    bind: SocketAddrV4,
+    batch: usize,
+    rcvbuf: usize,
+    deadline: Option<Instant>,
+) -> Result<serde_json::Value, BoxError> {
     let sock = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
     set_timeout(&sock)?;
     let fd = sock.as_raw_fd();
@@ -254,7 +263,8 @@ fn udp_sink(bind: SocketAddrV4, batch: usize, rcvbuf: usize, deadline: Option<In
     while !stop(deadline) {
         // SAFETY: msgs holds `batch` headers whose iovecs point into `bufs`,
         // which outlive the call; a null timeout means none.
-        let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), batch as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let n =
+            unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), batch as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
         calls += 1;
         if n > 0 {
             received += n as u64;
@@ -290,7 +300,11 @@ fn udp_echo(bind: SocketAddrV4, mode: EchoMode, deadline: Option<Instant>) -> Re
                     echoed += 1;
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(format!("recvfrom: {e}").into()),
         }
     }

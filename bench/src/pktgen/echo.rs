@@ -18,7 +18,9 @@ pub const DEFAULT_WINDOW: u64 = 1 << 22;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyKind {
     /// First reply for this sequence number; `reordered` if a higher one came before.
-    Unique { reordered: bool },
+    Unique {
+        reordered: bool,
+    },
     Duplicate,
     /// Older than the window.
     Late,

@@ -42,7 +42,6 @@ const IP_CSUM: usize = IP_OFFSET + 10;
 const IP_SRC: usize = IP_OFFSET + 12;
 const UDP_SRC_PORT: usize = UDP_OFFSET;
 const UDP_CSUM: usize = UDP_OFFSET + 6;
-const MAGIC_AT: usize = PAYLOAD_OFFSET;
 const SEQ_AT: usize = PAYLOAD_OFFSET + 2;
 const TS_AT: usize = PAYLOAD_OFFSET + 10;
 
@@ -281,10 +280,16 @@ pub fn read_seq_ts(frame: &[u8]) -> Option<(u64, u64)> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Received {
     /// An echo of one of our datagrams.
-    Echo { seq: u64, ts_ns: u64 },
+    Echo {
+        seq: u64,
+        ts_ns: u64,
+    },
     Arp(ArpPacket),
-    /// IPv4 or UDP that failed validation (header, length or checksum).
+    /// IPv4 or UDP that failed validation (header or length).
     Bad,
+    /// A UDP datagram from the peer whose checksum is wrong (a kernel peer on
+    /// veth with transmit checksum offload on sends them: partial checksums).
+    BadChecksum,
     /// Anything else: not an echo of ours.
     Other,
 }
@@ -316,7 +321,7 @@ pub fn classify(frame: &[u8], peer: Ipv4Addr, peer_port: u16) -> Received {
                 return Received::Other;
             }
             if !udp::verify_checksum(ip.src, ip.dst, h.datagram(seg)) {
-                return Received::Bad;
+                return Received::BadChecksum;
             }
             let p = h.payload(seg);
             if p.len() < PAYLOAD_FIXED_LEN || u16::from_be_bytes([p[0], p[1]]) != MAGIC {

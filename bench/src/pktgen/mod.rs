@@ -22,6 +22,10 @@
 //! wake-up (`TX_BATCH_SIZE` in net/xdp/xsk.c), so batches go onto the ring in
 //! chunks of 32: what the kernel leaves on the ring would wait for the next
 //! kick, and its send timestamp would lie.
+//!
+//! The one `unsafe` block here is the tx wake-up (`sendto` on the socket) for
+//! a stalled ring, which [`NetDevice`] has no call for.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod echo;
 pub mod frame;
@@ -176,7 +180,10 @@ impl Config {
         }
         let (tx, _) = self.frame_split()?;
         if tx < self.batch {
-            return Err(format!("--frames {}: leaves {tx} transmit frames, fewer than --batch {}", self.frames, self.batch));
+            return Err(format!(
+                "--frames {}: leaves {tx} transmit frames, fewer than --batch {}",
+                self.frames, self.batch
+            ));
         }
         make_flows(self)?;
         Ok(())
@@ -250,8 +257,12 @@ pub struct TxStats {
     /// (in copy mode: always).
     pub submits: u64,
     pub frames_per_submit: f64,
-    /// Submissions the ring could not take in full (should stay 0).
+    /// Submissions that found the ring full (should stay 0: transmit frames
+    /// are never more than the ring holds).
     pub ring_full: u64,
+    /// Reservations that got less than asked from a stale cached view of
+    /// the ring, and were retried.
+    pub short_reservations: u64,
     /// Extra wake-ups for a stalled ring (frames out, nothing coming back).
     pub stall_kicks: u64,
     /// Still in the kernel at the end.
@@ -264,8 +275,10 @@ pub struct RxStats {
     pub frames: u64,
     pub arp_requests_answered: u64,
     pub arp_replies: u64,
-    /// IPv4/UDP that failed validation (header, length, checksum).
+    /// IPv4/UDP that failed validation (header, length).
     pub bad: u64,
+    /// UDP from the peer with a wrong checksum.
+    pub bad_checksum: u64,
     /// Not an echo of ours.
     pub other: u64,
 }
@@ -276,6 +289,48 @@ pub struct EchoReport {
     pub counts: EchoCounts,
     /// Round-trip time of unique replies.
     pub rtt_us: Percentiles,
+}
+
+/// The interface's own counters over the run (`/proc/net/dev`, deltas): what the
+/// driver did with what we queued. On veth, `tx_dropped` counts frames the peer
+/// could not take (its rx ring full): completed on our ring, never delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IfaceStats {
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+}
+
+impl IfaceStats {
+    /// Reads `ifname`'s line of `/proc/self/net/dev` (this process's namespace).
+    pub fn read(ifname: &str) -> Option<IfaceStats> {
+        let text = std::fs::read_to_string("/proc/self/net/dev").ok()?;
+        Self::parse(&text, ifname)
+    }
+
+    /// Parses the `/proc/net/dev` format: `name: rx bytes packets errs drop fifo
+    /// frame compressed multicast tx bytes packets errs drop ...`.
+    pub fn parse(text: &str, ifname: &str) -> Option<IfaceStats> {
+        let line = text.lines().find_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            (name.trim() == ifname).then_some(rest)
+        })?;
+        let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if v.len() < 16 {
+            return None;
+        }
+        Some(IfaceStats { rx_packets: v[1], rx_dropped: v[3], tx_packets: v[9], tx_dropped: v[11] })
+    }
+
+    fn since(self, before: IfaceStats) -> IfaceStats {
+        IfaceStats {
+            tx_packets: self.tx_packets.wrapping_sub(before.tx_packets),
+            tx_dropped: self.tx_dropped.wrapping_sub(before.tx_dropped),
+            rx_packets: self.rx_packets.wrapping_sub(before.rx_packets),
+            rx_dropped: self.rx_dropped.wrapping_sub(before.rx_dropped),
+        }
+    }
 }
 
 /// The result object (`--json`).
@@ -297,6 +352,8 @@ pub struct Report {
     pub rx: RxStats,
     /// The generator socket's XDP_STATISTICS.
     pub xdp_statistics: DeviceStats,
+    /// The interface's counters over the run (absent if unreadable).
+    pub iface: Option<IfaceStats>,
     /// The generator-side XDP program's counters.
     pub xdp_prog: XdpProgStats,
     pub echo: Option<EchoReport>,
@@ -354,16 +411,27 @@ impl Engine {
         n
     }
 
-    /// Puts what is in `txq` on the tx ring (one submission, one wake-up if
-    /// the ring asks for it). Returns how many the ring took; the rest stay in
-    /// `txq` for the next call.
+    /// Puts what is in `txq` on the tx ring (one submission and one wake-up if
+    /// the ring asks for it, unless the reservation comes up short). Returns
+    /// how many the ring took; the rest stay in `txq` for the next call.
     #[inline]
     fn submit(&mut self) -> usize {
-        let want = self.txq.len();
-        let n = self.dev.transmit(&mut self.txq);
-        self.tx.submits += 1;
-        if n < want {
-            self.tx.ring_full += 1;
+        let mut n = 0;
+        loop {
+            let want = self.txq.len();
+            let took = self.dev.transmit(&mut self.txq);
+            self.tx.submits += 1;
+            n += took;
+            if took == want {
+                break;
+            }
+            // The ring's free count is cached and refreshed only when it reads
+            // zero: a second reservation sees what the kernel consumed since.
+            self.tx.short_reservations += 1;
+            if took == 0 {
+                self.tx.ring_full += 1;
+                break;
+            }
         }
         self.in_flight += n as u64;
         self.tx.queued += n as u64;
@@ -418,6 +486,7 @@ impl Engine {
                     }
                 }
                 Received::Bad => self.rx.bad += 1,
+                Received::BadChecksum => self.rx.bad_checksum += 1,
                 Received::Other => self.rx.other += 1,
             }
             self.rx_free.push(d.frame);
@@ -518,6 +587,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     };
     eng.dev.fill(&mut eng.rx_free);
     let t_begin = Instant::now();
+    let iface_before = IfaceStats::read(&cfg.iface);
 
     // The destination's MAC: given, or asked for through our own socket.
     let (dst_mac, dst_mac_from) = match cfg.dst_mac {
@@ -624,6 +694,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     let end = Instant::now();
 
     let xdp_statistics = eng.dev.stats();
+    let iface = IfaceStats::read(&cfg.iface).zip(iface_before).map(|(a, b)| a.since(b));
     let xdp_prog = xdp.stats().unwrap_or_default();
     let first = first_submit.unwrap_or(start);
     let elapsed = last_submit.duration_since(first).as_secs_f64();
@@ -676,6 +747,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
         tx,
         rx: eng.rx,
         xdp_statistics,
+        iface,
         xdp_prog,
         echo,
     };

@@ -7,9 +7,10 @@
 //! the sender wakes the kernel once per quantum rather than once per packet:
 //! about every [`QUANTUM_INTERVAL_NS`] (20 µs), between 1 packet (low rates,
 //! where every packet goes out on its own and on time) and the batch size.
-//! The bucket holds at most `depth` = max(quantum, 1 ms of traffic): a stall
-//! shorter than that is made up at full speed, a longer one is forgiven rather
-//! than turned into a burst.
+//! The bucket holds at most `depth` = max(quantum, 10 ms of traffic): a stall
+//! shorter than that (a scheduler time slice lost to another task) is made up
+//! at full speed, a batch at a time, so the average rate holds; a longer one is
+//! forgiven rather than turned into a burst.
 
 const NS: u64 = 1_000_000_000;
 
@@ -45,7 +46,7 @@ impl TokenBucket {
             return (batch, batch);
         }
         let quantum = (rate * QUANTUM_INTERVAL_NS / NS).clamp(1, batch);
-        let depth = (rate / 1_000).max(quantum);
+        let depth = (rate / 100).max(quantum);
         (quantum, depth)
     }
 

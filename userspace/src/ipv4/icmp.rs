@@ -26,6 +26,8 @@ const TOS_INTERNETCONTROL: u8 = 0xc0;
 /// `XRLIM_BURST_FACTOR`.
 const XRLIM_BURST_FACTOR: u64 = 6;
 const MAX_PEERS: usize = 4096;
+/// `NR_ICMP_TYPES`: the highest ICMP type Linux knows.
+const NR_ICMP_TYPES: u8 = 18;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateLimited {
@@ -138,10 +140,23 @@ impl<D: NetDevice> Stack<D> {
                 self.mib.IcmpInDestUnreachs += 1;
                 self.mib.IcmpMsgInType3 += 1;
                 let quoted = &msg[icmp::HEADER_LEN..];
-                self.icmp_unreach(hdr.code, quoted);
+                // icmp_unreach(): no room for the quoted IP header, or a mangled
+                // one, is an ICMP input error.
+                if quoted.len() < ipv4::MIN_HEADER_LEN || quoted[0] & 0x0f < 5 {
+                    self.mib.IcmpInErrors += 1;
+                } else {
+                    self.icmp_unreach(hdr.code, quoted);
+                }
                 self.free_frame(frame);
             }
-            _ => self.free_frame(frame),
+            // icmp_rcv(): a type above NR_ICMP_TYPES is an error; known
+            // types we do not handle are silently ignored.
+            t => {
+                if t > NR_ICMP_TYPES {
+                    self.mib.IcmpInErrors += 1;
+                }
+                self.free_frame(frame)
+            }
         }
     }
 

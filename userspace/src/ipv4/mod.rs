@@ -102,10 +102,16 @@ impl<D: NetDevice> Stack<D> {
             self.mib.IpInAddrErrors += 1;
             return self.free_frame(frame);
         }
+        // ip_route_input_slow(): zeronet, loopback (route_localnet off),
+        // multicast and limited-broadcast sources are martians, and
+        // fib_validate_source() rejects one of our own addresses as the source.
+        // A subnet-broadcast source passes, as with rp_filter off (a new
+        // namespace's default).
         if hdr.src.is_broadcast()
             || hdr.src.is_multicast()
             || hdr.src.is_unspecified()
-            || hdr.src == self.cfg.broadcast()
+            || hdr.src.is_loopback()
+            || hdr.src == self.cfg.addr
         {
             self.mib.XskIpInMartianSrc += 1;
             return self.free_frame(frame);

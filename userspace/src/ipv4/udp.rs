@@ -40,11 +40,25 @@ impl<D: NetDevice> Stack<D> {
                     return self.free_frame(frame);
                 }
                 let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
-                let skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.len as usize - udp::HEADER_LEN, peer);
-                if let Err(skb) = sock.queue_rcv(skb) {
-                    self.mib.UdpRcvbufErrors += 1;
-                    self.mib.UdpInErrors += 1;
-                    self.free_frame(skb.into_frame());
+                let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.len as usize - udp::HEADER_LEN, peer);
+                if self.rx_sample_countdown != 0 {
+                    self.rx_sample_countdown -= 1;
+                    if self.rx_sample_countdown == 0 {
+                        self.rx_sample_countdown = self.cfg.rx_latency_sample;
+                        skb.rx_ns = self.rx_stamp_ns;
+                    }
+                }
+                match sock.queue_rcv(skb) {
+                    Ok(()) => {
+                        if self.rx_woken.last() != Some(&key) {
+                            self.rx_woken.push(key);
+                        }
+                    }
+                    Err(skb) => {
+                        self.mib.UdpRcvbufErrors += 1;
+                        self.mib.UdpInErrors += 1;
+                        self.free_frame(skb.into_frame());
+                    }
                 }
             }
             None => {
@@ -64,6 +78,8 @@ impl<D: NetDevice> Stack<D> {
     /// front of the data (`TX_HEADROOM` leaves room), then `ip_output`.
     pub(crate) fn udp_push_pending(&mut self, sock: &Arc<Sock>, budget: usize, now: Instant) -> usize {
         let Some(local) = sock.local() else { return 0 };
+        // Once per call, not per datagram: an `Arc` clone is a locked add.
+        let umem = self.umem.clone();
         let mut sent = 0;
         while sent < budget {
             let Some(skb) = sock.dequeue_xmit() else { break };
@@ -73,7 +89,6 @@ impl<D: NetDevice> Stack<D> {
             let l4 = skb.data as usize - udp::HEADER_LEN;
             let l3 = l4 - ipv4::MIN_HEADER_LEN;
             let mut frame = skb.into_frame();
-            let umem = self.umem.clone();
             let buf = umem.frame_mut(&mut frame);
             udp::write_header(&mut buf[l4..], self.cfg.addr, *dst.ip(), local.port(), dst.port(), len);
             let ulen = udp::HEADER_LEN + len;

@@ -1,0 +1,702 @@
+//! `make bench`: xsknet beside the kernel's own path and the XDP ceilings, on
+//! a fresh namespace pair, in one run.
+//!
+//! Throughput: 64-byte UDP from one generator core (CPU 0) to each receiver
+//! on the other core (CPU 1): XDP_DROP on the receiving veth (the ceiling),
+//! a bare AF_XDP receive-and-drop loop (the AF_XDP ceiling), the kernel's UDP
+//! socket with `recvmmsg` (the path of `kernel-path.md`), and `xsknet sink`.
+//!
+//! Latency: UDP echo round trips measured by the generator in echo mode,
+//! unloaded and at fractions of the measured maximum, against a kernel echo
+//! server (blocking, and busy-polling) and `xsknet echo` (run to completion,
+//! and threaded).
+//!
+//! Results go to `bench/results/<date>-<host>.json` and `.md` (plus the
+//! percentile plot `.svg`), with the setup recorded; `--update-readme`
+//! replaces the README's results block. Every namespace is removed at the end,
+//! even on failure.
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use serde_json::Value;
+use xsknet::testing::{command_in, format_mac, NetNsPair, NetNsPairOptions};
+
+const RX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const SINK_PORT: u16 = 9;
+const ECHO_PORT: u16 = 7;
+const GEN_CPU: &str = "0";
+const RX_CPU: &str = "1";
+
+#[derive(Parser)]
+#[command(name = "side-by-side", about = "xsknet beside the kernel's UDP path and the XDP ceilings, in one run")]
+struct Cli {
+    /// Small counts: a smoke test that runs in under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Frames per throughput run.
+    #[arg(long, default_value_t = 3_000_000)]
+    count: u64,
+    /// Throughput runs per receiver (the best is reported, all are kept).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Seconds per latency point.
+    #[arg(long, default_value_t = 3.0)]
+    latency_secs: f64,
+    /// The load generator for the throughput runs.
+    #[arg(long, value_enum, default_value_t = Generator::Pktgen)]
+    generator: Generator,
+    /// Where results go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Replace the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
+    #[arg(long)]
+    update_readme: bool,
+    /// Directory holding xsknet, xsknet-pktgen and baseline.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Generator {
+    /// xsknet's own AF_XDP generator (`xsknet pktgen`).
+    Pktgen,
+    /// netsniff-ng's trafgen, the outside reference.
+    Trafgen,
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    if cli.quick {
+        cli.count = cli.count.min(300_000);
+        cli.runs = 1;
+        cli.latency_secs = cli.latency_secs.min(1.0);
+    }
+    if unsafe_is_not_root() {
+        eprintln!("side-by-side: needs root (namespaces, XDP, AF_XDP): run `sudo make bench`");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = xsknet::signal::install() {
+        eprintln!("side-by-side: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("side-by-side: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn unsafe_is_not_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) != Some("0")))
+        .unwrap_or(true)
+}
+
+/// A process in a namespace, stopped with SIGINT (then SIGKILL) when dropped.
+struct Proc {
+    child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(ns: &str, cpu: &str, args: &[String], name: &str, dir: &Path) -> Result<Proc, BoxError> {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log)?;
+        let mut full = vec!["taskset".to_string(), "-c".into(), cpu.into()];
+        full.extend_from_slice(args);
+        let child = command_in(ns, &full).stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).spawn()?;
+        Ok(Proc { child, name: name.to_string(), log })
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Waits for a line containing "ready".
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), BoxError> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if self.log().contains("ready") {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                return Err(format!("{} exited ({status}) before it was ready:\n{}", self.name, self.log()).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("{} not ready after {timeout:?}:\n{}", self.name, self.log()).into())
+    }
+
+    /// SIGINT, wait, and return its log.
+    fn stop(mut self) -> Result<String, BoxError> {
+        self.interrupt_and_wait();
+        Ok(self.log())
+    }
+
+    fn interrupt_and_wait(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped (try_wait said so).
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.interrupt_and_wait();
+    }
+}
+
+struct Bench<'a> {
+    cli: &'a Cli,
+    pair: NetNsPair,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+#[derive(Serialize, Clone)]
+struct ThroughputRun {
+    sent: u64,
+    generator_secs: f64,
+    offered_pps: f64,
+    received: u64,
+    delivered: f64,
+    detail: Value,
+}
+
+#[derive(Serialize)]
+struct Throughput {
+    receiver: String,
+    what: String,
+    best: ThroughputRun,
+    runs: Vec<ThroughputRun>,
+}
+
+#[derive(Serialize)]
+struct LatencyPoint {
+    server: String,
+    target_pps: u64,
+    result: Value,
+}
+
+impl Bench<'_> {
+    fn exe(&self, name: &str) -> String {
+        self.bin.join(name).to_string_lossy().into_owned()
+    }
+
+    fn stopped(&self) -> Result<(), BoxError> {
+        if xsknet::signal::stop_requested() {
+            return Err("interrupted".into());
+        }
+        Ok(())
+    }
+
+    /// The kernel on the receiving side has the address only for kernel receivers.
+    fn kernel_addr(&self, on: bool) -> Result<(), BoxError> {
+        let cidr = format!("{RX_ADDR}/24");
+        let args = ["ip", "addr", if on { "add" } else { "del" }, cidr.as_str(), "dev", self.pair.ifname()];
+        let out = self.pair.run(&args);
+        if on && !out.status.success() {
+            return Err(format!("ip addr add: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(())
+    }
+
+    fn start_receiver(&self, receiver: &str) -> Result<Proc, BoxError> {
+        let ifname = self.pair.ifname().to_string();
+        let ip = RX_ADDR.to_string();
+        let args: Vec<String> = match receiver {
+            "xdp-drop" => vec![self.exe("baseline"), "xdp-drop".into(), "--iface".into(), ifname, "--ip".into(), ip],
+            "xsk-rxdrop" => {
+                vec![self.exe("baseline"), "xsk-rxdrop".into(), "--iface".into(), ifname, "--ip".into(), ip]
+            }
+            "kernel-udp" => vec![
+                self.exe("baseline"),
+                "udp-sink".into(),
+                "--bind".into(),
+                format!("{RX_ADDR}:{SINK_PORT}"),
+                "--batch".into(),
+                "64".into(),
+            ],
+            "xsknet-sink" => vec![
+                self.exe("xsknet"),
+                "sink".into(),
+                "--iface".into(),
+                ifname,
+                "--ip".into(),
+                format!("{ip}/24"),
+                "--port".into(),
+                SINK_PORT.to_string(),
+                "--stats-json".into(),
+                self.dir.join("xsknet-sink.json").to_string_lossy().into_owned(),
+            ],
+            "kernel-echo-blocking" | "kernel-echo-busy" => vec![
+                self.exe("baseline"),
+                "udp-echo".into(),
+                "--bind".into(),
+                format!("{RX_ADDR}:{ECHO_PORT}"),
+                "--mode".into(),
+                if receiver.ends_with("busy") { "busy" } else { "blocking" }.into(),
+            ],
+            "xsknet-echo" | "xsknet-echo-threaded" => {
+                let mut v = vec![
+                    self.exe("xsknet"),
+                    "echo".into(),
+                    "--iface".into(),
+                    ifname,
+                    "--ip".into(),
+                    format!("{ip}/24"),
+                    "--port".into(),
+                    ECHO_PORT.to_string(),
+                ];
+                if receiver.ends_with("threaded") {
+                    v.push("--threaded".into());
+                }
+                v
+            }
+            other => return Err(format!("unknown receiver {other}").into()),
+        };
+        let mut p = Proc::spawn(self.pair.ns(), RX_CPU, &args, receiver, &self.dir)?;
+        p.wait_ready(Duration::from_secs(10))?;
+        Ok(p)
+    }
+
+    /// How many datagrams a stopped receiver got, and what else it said.
+    fn received(&self, receiver: &str, log: &str) -> Result<(u64, Value), BoxError> {
+        if receiver == "xsknet-sink" {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(self.dir.join("xsknet-sink.json"))?)?;
+            let got = v["counters"]["UdpInDatagrams"].as_u64().ok_or("xsknet-sink.json: no UdpInDatagrams")?;
+            let detail = serde_json::json!({
+                "xdp_statistics": v["xdp_statistics"], "softirq_busy_share": v["softirq"]["busy_share"],
+                "UdpRcvbufErrors": v["counters"]["UdpRcvbufErrors"], "rx_latency": v["rx_latency"],
+            });
+            return Ok((got, detail));
+        }
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .ok_or_else(|| format!("{receiver}: no result in:\n{log}"))?;
+        let v: Value = serde_json::from_str(line)?;
+        let got = v["received"].as_u64().ok_or_else(|| format!("{receiver}: no 'received' in {line}"))?;
+        Ok((got, v))
+    }
+
+    /// Sends `count` 64-byte frames as fast as one core can; returns (sent, seconds).
+    fn generate(&self, count: u64) -> Result<(u64, f64, Value), BoxError> {
+        let mac = format_mac(self.pair.mac());
+        let peer_if = self.pair.peer_ifname().to_string();
+        match self.cli.generator {
+            Generator::Trafgen => {
+                let cfg = self.dir.join("udp64.cfg");
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "{{ eth(da={mac}, type=0x0800), ipv4(saddr={GEN_ADDR}, daddr={RX_ADDR}, proto=17, ttl=64), \
+                         udp(sport=9000, dport={SINK_PORT}), fill(0x41, 18) }}\n"
+                    ),
+                )?;
+                let out = command_in(
+                    self.pair.peer_ns(),
+                    &[
+                        "taskset",
+                        "-c",
+                        GEN_CPU,
+                        "trafgen",
+                        "-o",
+                        &peer_if,
+                        "-c",
+                        &cfg.to_string_lossy(),
+                        "-n",
+                        &count.to_string(),
+                        "-P",
+                        "1",
+                        "-q",
+                    ],
+                )
+                .output()?;
+                let text =
+                    String::from_utf8_lossy(&out.stdout).replace('\r', "") + &String::from_utf8_lossy(&out.stderr);
+                let sent = text
+                    .lines()
+                    .find(|l| l.contains("packets outgoing"))
+                    .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                    .ok_or_else(|| format!("trafgen output not understood:\n{text}"))?;
+                let secs = text
+                    .lines()
+                    .find(|l| l.contains("usec on CPU"))
+                    .and_then(|l| {
+                        let w: Vec<&str> = l.split_whitespace().collect();
+                        Some(w.first()?.parse::<f64>().ok()? + w.get(2)?.parse::<f64>().ok()? / 1e6)
+                    })
+                    .ok_or_else(|| format!("trafgen output not understood:\n{text}"))?;
+                Ok((sent, secs, serde_json::json!({ "generator": "trafgen" })))
+            }
+            Generator::Pktgen => {
+                let json = self.dir.join("pktgen.json");
+                let _ = std::fs::remove_file(&json);
+                let args =
+                    self.pktgen_args(&["--dst-port", &SINK_PORT.to_string(), "--count", &count.to_string()], &json);
+                let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "xsknet pktgen failed: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                    .into());
+                }
+                let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+                let sent = v["sent"].as_u64().ok_or("pktgen json: no 'sent'")?;
+                let secs = v["elapsed_s"].as_f64().ok_or("pktgen json: no 'elapsed_s'")?;
+                Ok((sent, secs, v))
+            }
+        }
+    }
+
+    fn pktgen_args(&self, extra: &[&str], json: &Path) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "taskset".into(),
+            "-c".into(),
+            GEN_CPU.into(),
+            self.exe("xsknet-pktgen"),
+            "--iface".into(),
+            self.pair.peer_ifname().into(),
+            "--src".into(),
+            format!("{GEN_ADDR}/24"),
+            "--dst".into(),
+            RX_ADDR.to_string(),
+            "--dst-mac".into(),
+            format_mac(self.pair.mac()),
+            "--size".into(),
+            "60".into(),
+            "--progress".into(),
+            "off".into(),
+            "--json".into(),
+            json.to_string_lossy().into_owned(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+
+    fn throughput(&self, receiver: &str, what: &str) -> Result<Throughput, BoxError> {
+        let kernel = receiver.starts_with("kernel");
+        self.kernel_addr(kernel)?;
+        let mut runs = Vec::new();
+        for _ in 0..self.cli.runs {
+            self.stopped()?;
+            let p = self.start_receiver(receiver)?;
+            // The first frames after an attach can be lost while the link bounces.
+            std::thread::sleep(Duration::from_millis(300));
+            let (sent, secs, gen) = self.generate(self.cli.count)?;
+            std::thread::sleep(Duration::from_millis(500));
+            let log = p.stop()?;
+            let (received, detail) = self.received(receiver, &log)?;
+            let run = ThroughputRun {
+                sent,
+                generator_secs: secs,
+                offered_pps: sent as f64 / secs,
+                received,
+                delivered: received as f64 / sent.max(1) as f64,
+                detail: serde_json::json!({ "receiver": detail, "generator": gen }),
+            };
+            eprintln!(
+                "  {receiver:<14} {:>6.3} Mpps offered, {:>9.5} % delivered",
+                run.offered_pps / 1e6,
+                run.delivered * 100.0
+            );
+            runs.push(run);
+        }
+        if kernel {
+            self.kernel_addr(false)?;
+        }
+        let best = runs.iter().max_by(|a, b| a.offered_pps.total_cmp(&b.offered_pps)).cloned().ok_or("no runs")?;
+        Ok(Throughput { receiver: receiver.into(), what: what.into(), best, runs })
+    }
+
+    fn latency(&self, server: &str, rate: u64) -> Result<LatencyPoint, BoxError> {
+        self.stopped()?;
+        let kernel = server.starts_with("kernel");
+        self.kernel_addr(kernel)?;
+        let p = self.start_receiver(server)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let json = self.dir.join(format!("lat-{server}-{rate}.json"));
+        let hlog = self.dir.join(format!("lat-{server}-{rate}.hlog"));
+        let args = self.pktgen_args(
+            &[
+                "--dst-port",
+                &ECHO_PORT.to_string(),
+                "--echo",
+                "--rate",
+                &rate.to_string(),
+                "--duration",
+                &self.cli.latency_secs.to_string(),
+                "--hlog",
+                &hlog.to_string_lossy(),
+            ],
+            &json,
+        );
+        let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
+        let _ = p.stop();
+        if kernel {
+            self.kernel_addr(false)?;
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "xsknet pktgen --echo against {server} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let pct = |k: &str| v["echo"]["rtt_us"][k].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "  {server:<22} {:>8} pps: p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  lost {}",
+            rate,
+            pct("p50"),
+            pct("p99"),
+            pct("p99.9"),
+            v["echo"]["lost"]
+        );
+        Ok(LatencyPoint { server: server.into(), target_pps: rate, result: v })
+    }
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "host".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn today() -> String {
+    let out = Command::new("date").arg("+%Y-%m-%d").output().ok();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_else(|| "today".into())
+}
+
+fn run(cli: &Cli) -> Result<(), BoxError> {
+    let bin = std::fs::canonicalize(&cli.bin_dir)
+        .map_err(|e| format!("{}: {e} (run `make build` first)", cli.bin_dir.display()))?;
+    for exe in ["xsknet", "baseline", "xsknet-pktgen"] {
+        if !bin.join(exe).exists() {
+            return Err(format!("{} missing: run `make build`", bin.join(exe).display()).into());
+        }
+    }
+    if cli.generator == Generator::Trafgen && Command::new("trafgen").arg("-v").output().is_err() {
+        return Err("trafgen not found: run `make deps`".into());
+    }
+    let dir = std::env::temp_dir().join(format!("xsknet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // The generator's kernel has its address (it answers xsknet's ARP); IPv6 off so
+    // that no router solicitation or MLD report lands in the counts.
+    let pair = NetNsPair::with_options(&NetNsPairOptions {
+        peer_addr: Some((GEN_ADDR, 24)),
+        ipv6: false,
+        ..Default::default()
+    })?;
+    // The kernel echo servers send from this side: full checksums on the wire,
+    // as a NIC would put them, or the generator counts every reply as corrupt.
+    let out = pair.run(&["ethtool", "-K", pair.ifname(), "tx", "off"]);
+    if !out.status.success() {
+        return Err(format!("ethtool -K {} tx off: {}", pair.ifname(), String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let bench = Bench { cli, pair, dir: dir.clone(), bin };
+    let result = measure(&bench);
+    drop(bench); // removes the namespaces
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn measure(b: &Bench) -> Result<(), BoxError> {
+    let cli = b.cli;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    eprintln!(
+        "== throughput: 64-byte UDP, {} frames x {} run(s), generator {:?} on CPU {GEN_CPU}, receiver on CPU {RX_CPU}",
+        cli.count, cli.runs, cli.generator
+    );
+    let receivers = [
+        ("xdp-drop", "XDP_DROP at the receiving veth (the ceiling)"),
+        ("xsk-rxdrop", "bare AF_XDP rx-and-drop, no parsing (the AF_XDP ceiling)"),
+        ("kernel-udp", "kernel UDP socket, recvmmsg x 64"),
+        ("xsknet-sink", "xsknet sink (run to completion)"),
+    ];
+    let mut throughput = Vec::new();
+    for (r, what) in receivers {
+        throughput.push(b.throughput(r, what)?);
+    }
+    let xsknet_max = throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.best.offered_pps).unwrap_or(0.0);
+
+    eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
+    let servers = ["kernel-echo-blocking", "kernel-echo-busy", "xsknet-echo", "xsknet-echo-threaded"];
+    // Unloaded (1 kpps: one datagram in flight at a time), then 10, 50, 90 % of
+    // the maximum xsknet sink took.
+    let mut rates = vec![1000u64];
+    for f in [0.1, 0.5, 0.9] {
+        rates.push(((xsknet_max * f) as u64).max(2000));
+    }
+    if cli.quick {
+        rates.truncate(2);
+    }
+    let mut latency = Vec::new();
+    for &rate in &rates {
+        for s in servers {
+            latency.push(b.latency(s, rate)?);
+        }
+    }
+
+    let date = today();
+    let name = format!("{date}-{}", host());
+    std::fs::create_dir_all(&cli.out)?;
+    let setup = serde_json::json!({
+        "kernel": kernel, "interface": "veth pair across two network namespaces",
+        "xdp_mode": "driver (native)", "af_xdp": "copy mode (veth has no zero-copy)",
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": cpu_model(),
+        "generator": cli.generator, "generator_cpu": GEN_CPU, "receiver_cpu": RX_CPU,
+        "frame_bytes": "60 (64 on the wire with FCS)", "count": cli.count, "runs": cli.runs,
+        "latency_secs": cli.latency_secs, "quick": cli.quick,
+    });
+    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "latency": latency });
+    let json_path = cli.out.join(format!("{name}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
+    let md = markdown(&results, &throughput, &latency);
+    let md_path = cli.out.join(format!("{name}.md"));
+    std::fs::write(&md_path, &md)?;
+    let svg_path = cli.out.join(format!("{name}.svg"));
+    let plotted = plot(&svg_path, &latency, rates[0], b);
+    println!("{md}");
+    eprintln!("results: {} {}", json_path.display(), md_path.display());
+    if plotted {
+        eprintln!("plot: {}", svg_path.display());
+    }
+    if cli.update_readme {
+        update_readme(&md, plotted.then_some(&svg_path))?;
+    }
+    Ok(())
+}
+
+fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint]) -> String {
+    let s = &results["setup"];
+    let mut md = format!(
+        "Run {} on {}: Linux {}, {} cores ({}), {}, XDP {}, AF_XDP {}; generator {} on CPU {}, receiver on CPU {}; \
+         {}-frame throughput runs (best of {}), {} s per latency point.\n\n",
+        results["date"].as_str().unwrap_or(""),
+        results["host"].as_str().unwrap_or(""),
+        s["kernel"].as_str().unwrap_or(""),
+        s["cores"],
+        s["cpu"].as_str().unwrap_or(""),
+        s["interface"].as_str().unwrap_or(""),
+        s["xdp_mode"].as_str().unwrap_or(""),
+        s["af_xdp"].as_str().unwrap_or(""),
+        s["generator"].as_str().unwrap_or(""),
+        GEN_CPU,
+        RX_CPU,
+        s["count"],
+        s["runs"],
+        s["latency_secs"],
+    );
+    md.push_str("| receiver (64-byte UDP) | rate one generator core reaches | delivered |\n|---|---:|---:|\n");
+    for t in throughput {
+        md.push_str(&format!(
+            "| {} | {:.3} Mpps | {:.3} % |\n",
+            t.what,
+            t.best.offered_pps / 1e6,
+            t.best.delivered * 100.0
+        ));
+    }
+    md.push_str("\n| UDP echo server | offered | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for l in latency {
+        let r = &l.result;
+        let p = |k: &str| r["echo"]["rtt_us"][k].as_f64().map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
+        md.push_str(&format!(
+            "| {} | {} pps | {} | {} | {} | {} | {} | {} | {} |\n",
+            l.server,
+            l.target_pps,
+            p("p50"),
+            p("p90"),
+            p("p99"),
+            p("p99.9"),
+            p("p99.99"),
+            p("max"),
+            r["echo"]["lost"]
+        ));
+    }
+    md
+}
+
+/// The percentile plot of the unloaded round trips, one line per server.
+fn plot(path: &Path, latency: &[LatencyPoint], rate: u64, b: &Bench) -> bool {
+    let mut series = Vec::new();
+    for l in latency.iter().filter(|l| l.target_pps == rate) {
+        let hlog = b.dir.join(format!("lat-{}-{}.hlog", l.server, rate));
+        match xsknet_bench::hist::read_hlog(&hlog) {
+            Ok(h) => series.push((l.server.clone(), h)),
+            Err(e) => eprintln!("side-by-side: {}: {e}", hlog.display()),
+        }
+    }
+    if series.is_empty() {
+        return false;
+    }
+    let refs: Vec<(String, &hdrhistogram::Histogram<u64>)> = series.iter().map(|(n, h)| (n.clone(), h)).collect();
+    match xsknet_bench::hist::plot_percentiles(path, &format!("UDP echo round trip, {rate} pps, 64-byte frames"), &refs)
+    {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("side-by-side: plot: {e}");
+            false
+        }
+    }
+}
+
+fn update_readme(md: &str, svg: Option<&PathBuf>) -> Result<(), BoxError> {
+    let readme = std::fs::read_to_string("README.md")?;
+    let (Some(a), Some(z)) = (readme.find("<!-- bench:start -->"), readme.find("<!-- bench:end -->")) else {
+        return Err("README.md has no <!-- bench:start --> / <!-- bench:end --> block".into());
+    };
+    let mut block = String::from("<!-- bench:start -->\n");
+    block.push_str(md);
+    if let Some(svg) = svg {
+        block.push_str(&format!("\n![UDP echo round trip by percentile]({})\n", svg.display()));
+    }
+    let new = format!("{}{}\n{}", &readme[..a], block, &readme[z..]);
+    std::fs::write("README.md", new)?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `make bench --quick` as a smoke test: the whole side-by-side benchmark
+//! runs, every receiver and every echo server answers, the results are
+//! written, and nothing is left behind. Rates are not judged here: on a
+//! shared 2-core VM they are for `make bench` to report, not for a test.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin_dir() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_side-by-side"));
+    exe.parent().expect("target dir").to_path_buf()
+}
+
+#[test]
+fn quick_run_measures_every_receiver_and_cleans_up() {
+    if !xsknet::testing::require_root("quick_run_measures_every_receiver_and_cleans_up") {
+        return;
+    }
+    let bins = bin_dir();
+    for exe in ["xsknet", "xsknet-pktgen", "baseline"] {
+        assert!(bins.join(exe).exists(), "{} not built: run `cargo build --release --workspace`", exe);
+    }
+    let out_dir = std::env::temp_dir().join(format!("xsknet-sbs-test-{}", std::process::id()));
+    let before = Command::new("ip").args(["netns", "list"]).output().unwrap().stdout;
+    let out = Command::new(env!("CARGO_BIN_EXE_side-by-side"))
+        .args(["--quick", "--count", "100000", "--latency-secs", "0.5"])
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--bin-dir")
+        .arg(&bins)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "side-by-side failed:\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    let json = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a results .json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let receivers: Vec<&str> =
+        v["throughput"].as_array().unwrap().iter().map(|t| t["receiver"].as_str().unwrap()).collect();
+    assert_eq!(receivers, ["xdp-drop", "xsk-rxdrop", "kernel-udp", "xsknet-sink"]);
+    for t in v["throughput"].as_array().unwrap() {
+        let best = &t["best"];
+        assert!(best["sent"].as_u64().unwrap() >= 100_000, "{t}");
+        assert!(best["received"].as_u64().unwrap() > 0, "{} received nothing: {t}", t["receiver"]);
+    }
+    let latency = v["latency"].as_array().unwrap();
+    assert_eq!(latency.len(), 8, "4 servers x 2 rates");
+    for l in latency {
+        assert!(l["result"]["echo"]["received"].as_u64().unwrap() > 0, "{} answered nothing: {l}", l["server"]);
+    }
+    assert!(v["setup"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    let md = std::fs::read_to_string(json.with_extension("md")).unwrap();
+    assert!(md.contains("| xsknet sink (run to completion) |"), "{md}");
+    let after = Command::new("ip").args(["netns", "list"]).output().unwrap().stdout;
+    assert_eq!(String::from_utf8_lossy(&before), String::from_utf8_lossy(&after), "namespaces left behind");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
