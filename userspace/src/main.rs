@@ -91,14 +91,15 @@ struct ServeArgs {
     /// (default: run to completion on one thread).
     #[arg(long)]
     threaded: bool,
-    /// UMEM frames.
-    #[arg(long, default_value_t = 4096)]
+    /// UMEM frames (2 KiB each by default: 8192 is 16 MiB).
+    #[arg(long, default_value_t = 8192)]
     frames: u32,
     /// UMEM frame size: 2048 or 4096.
     #[arg(long, default_value_t = 2048)]
     frame_size: u32,
-    /// Size of each of the four rings (a power of two).
-    #[arg(long, default_value_t = 2048)]
+    /// Size of each of the four rings (a power of two). The fill ring is the buffer that
+    /// absorbs the loop being descheduled: 4096 frames last 2.8 ms at 1.45 Mpps.
+    #[arg(long, default_value_t = 4096)]
     ring_size: u32,
     /// Receive buffer per socket in bytes (each datagram is charged one frame).
     #[arg(long, default_value_t = xsknet::sock::DEFAULT_RCVBUF)]

@@ -401,10 +401,28 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             let guard = MarkDead(loop_shared);
             let mut stack = stack;
             let mut stats = LoopStats::default();
+            let mut idle_polls = 0u32;
             while !guard.0.stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
                 let r = stack.poll();
                 stats.record(r, t0.elapsed().as_nanos() as u64);
+                // The softirq gives the CPU back: after handing readers a
+                // batch, and when it keeps finding nothing, it yields, so that
+                // an application thread sharing its core runs at once instead
+                // of at the end of the loop's time slice. With the reader on
+                // another core this is a cheap system call that returns at once.
+                if r.rx > 0 {
+                    idle_polls = 0;
+                    std::thread::yield_now();
+                } else if r.did_work() {
+                    idle_polls = 0;
+                } else {
+                    idle_polls += 1;
+                    if idle_polls >= 64 {
+                        idle_polls = 0;
+                        std::thread::yield_now();
+                    }
+                }
                 while let Ok(c) = rx.try_recv() {
                     match c {
                         Ctl::Bind(sock, addr, reply) => {

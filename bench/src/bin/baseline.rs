@@ -57,9 +57,10 @@ enum What {
         iface: String,
         #[arg(long)]
         ip: Ipv4Addr,
-        #[arg(long, default_value_t = 4096)]
+        /// The same defaults as `xsknet sink`, so that the two compare.
+        #[arg(long, default_value_t = 8192)]
         frames: u32,
-        #[arg(long, default_value_t = 2048)]
+        #[arg(long, default_value_t = 4096)]
         ring_size: u32,
     },
     /// A kernel UDP socket read with recvmmsg, BATCH datagrams per call.
