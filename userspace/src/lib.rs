@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod cli;
 pub mod errno;
 pub mod fdtable;
 pub mod ipv4;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use xsknet::cli::{parse_cidr, BindModeArg, XdpModeArg};
 
 use xsknet::netdevice::{DeviceStats, NetDevice};
 use xsknet::snmp::Mib;
@@ -48,20 +49,6 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum XdpModeArg {
-    Auto,
-    Driver,
-    Generic,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum BindModeArg {
-    Auto,
-    Copy,
-    Zerocopy,
 }
 
 #[derive(Parser, Clone)]
@@ -127,16 +114,6 @@ struct ServeArgs {
     force: bool,
 }
 
-fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.2/24"))?;
-    let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a}: not an IPv4 address"))?;
-    let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{p}: prefix must be 0 to 32"))?;
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
-        return Err(format!("{addr}: not a usable unicast address"));
-    }
-    Ok((addr, prefix))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (kind, args) = match &cli.command {
@@ -199,11 +176,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
         return Err(format!("--ring-size {} is not a power of two", args.ring_size).into());
     }
     signal::install()?;
-    let mode = match args.xdp_mode {
-        XdpModeArg::Auto => AttachMode::Auto,
-        XdpModeArg::Driver => AttachMode::Driver,
-        XdpModeArg::Generic => AttachMode::Generic,
-    };
+    let mode = AttachMode::from(args.xdp_mode);
     let mut xdp = XdpProgram::attach(&XdpOptions {
         ifname: args.iface.clone(),
         ipv4_addr: addr,
@@ -215,11 +188,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     let (umem, pool) = Umem::new(args.frames, args.frame_size)?;
     let umem = Arc::new(umem);
     let mut xcfg = XskConfig::new(&args.iface, args.queue);
-    xcfg.bind_mode = match args.bind_mode {
-        BindModeArg::Auto => BindMode::Auto,
-        BindModeArg::Copy => BindMode::Copy,
-        BindModeArg::Zerocopy => BindMode::ZeroCopy,
-    };
+    xcfg.bind_mode = BindMode::from(args.bind_mode);
     xcfg.rx_size = args.ring_size;
     xcfg.tx_size = args.ring_size;
     xcfg.fill_size = args.ring_size;

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use xsknet::cli::{parse_cidr, BindModeArg, XdpModeArg};
 
 use xsknet::wire::EthernetAddress;
 use xsknet::xdp::AttachMode;
@@ -119,30 +120,6 @@ struct Cli {
     force: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum XdpModeArg {
-    Auto,
-    Driver,
-    Generic,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum BindModeArg {
-    Auto,
-    Copy,
-    Zerocopy,
-}
-
-fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.1/24"))?;
-    let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a}: not an IPv4 address"))?;
-    let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{p}: prefix must be 0 to 32"))?;
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
-        return Err(format!("{addr}: not a usable unicast address"));
-    }
-    Ok((addr, prefix))
-}
-
 fn parse_mac(s: &str) -> Result<EthernetAddress, String> {
     s.parse().map_err(|_| format!("{s}: expected a MAC address like 02:00:00:00:00:01"))
 }
@@ -169,16 +146,8 @@ impl Cli {
         c.rate = self.rate;
         c.echo = self.echo;
         c.wait = Duration::from_millis(self.wait_ms);
-        c.xdp_mode = match self.xdp_mode {
-            XdpModeArg::Auto => AttachMode::Auto,
-            XdpModeArg::Driver => AttachMode::Driver,
-            XdpModeArg::Generic => AttachMode::Generic,
-        };
-        c.bind_mode = match self.bind_mode {
-            BindModeArg::Auto => BindMode::Auto,
-            BindModeArg::Copy => BindMode::Copy,
-            BindModeArg::Zerocopy => BindMode::ZeroCopy,
-        };
+        c.xdp_mode = AttachMode::from(self.xdp_mode);
+        c.bind_mode = BindMode::from(self.bind_mode);
         c.frames = self.frames;
         c.ring_size = self.ring_size;
         c.batch = self.batch;

@@ -1,0 +1,70 @@
+//! Command-line pieces the `xsknet` command and the bench tools share, so
+//! that the same option means the same thing everywhere.
+
+use std::net::Ipv4Addr;
+
+use crate::xdp::AttachMode;
+use crate::xsk::BindMode;
+
+/// `--xdp-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpModeArg {
+    /// Driver (native) mode, falling back to generic.
+    Auto,
+    Driver,
+    Generic,
+}
+
+impl From<XdpModeArg> for AttachMode {
+    fn from(m: XdpModeArg) -> AttachMode {
+        match m {
+            XdpModeArg::Auto => AttachMode::Auto,
+            XdpModeArg::Driver => AttachMode::Driver,
+            XdpModeArg::Generic => AttachMode::Generic,
+        }
+    }
+}
+
+/// `--bind-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BindModeArg {
+    /// Zero-copy where the driver supports it, else copy.
+    Auto,
+    Copy,
+    Zerocopy,
+}
+
+impl From<BindModeArg> for BindMode {
+    fn from(m: BindModeArg) -> BindMode {
+        match m {
+            BindModeArg::Auto => BindMode::Auto,
+            BindModeArg::Copy => BindMode::Copy,
+            BindModeArg::Zerocopy => BindMode::ZeroCopy,
+        }
+    }
+}
+
+/// `ADDR/PREFIX`, e.g. `10.77.0.2/24`: a usable unicast address and its prefix.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.2/24"))?;
+    let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a}: not an IPv4 address"))?;
+    let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{p}: prefix must be 0 to 32"))?;
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+        return Err(format!("{addr}: not a usable unicast address"));
+    }
+    Ok((addr, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        assert_eq!(parse_cidr("10.77.0.2/24"), Ok((Ipv4Addr::new(10, 77, 0, 2), 24)));
+        assert!(parse_cidr("10.77.0.2").unwrap_err().contains("expected ADDR/PREFIX"));
+        assert!(parse_cidr("10.77.0.2/33").unwrap_err().contains("prefix must be 0 to 32"));
+        assert!(parse_cidr("127.0.0.1/8").unwrap_err().contains("not a usable unicast"));
+        assert!(parse_cidr("x/8").unwrap_err().contains("not an IPv4 address"));
+    }
+}
