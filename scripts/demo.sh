@@ -131,7 +131,7 @@ for _ in $(seq 50); do grep -q listening "$tmp/tcpdump.err" 2>/dev/null && break
 
 # ---------------------------------------------------------------------------------------------
 heading "Step 3: xsknet takes $IFA: XDP program, AF_XDP socket, echo on UDP port $PORT"
-cmd=("$XSKNET" echo --iface "$IFA" --ip "$XSK_IP/$PREFIX" --port "$PORT" --stats-json "$tmp/stats.json" "${EXTRA_ARGS[@]}")
+cmd=("$XSKNET" echo --iface "$IFA" --ip "$XSK_IP/$PREFIX" --port "$PORT" --stats-json "$tmp/stats.json" --rx-latency-sample 1 "${EXTRA_ARGS[@]}")
 show ip netns exec "$NSA" "${cmd[@]/#$XSK_ROOT\//}" "&"
 # A background job of a script starts with SIGINT ignored; give xsknet the default back so the
 # SIGINT of step 8 reaches it even if it installs no handler of its own.
