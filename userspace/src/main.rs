@@ -189,10 +189,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     let umem = Arc::new(umem);
     let mut xcfg = XskConfig::new(&args.iface, args.queue);
     xcfg.bind_mode = BindMode::from(args.bind_mode);
-    xcfg.rx_size = args.ring_size;
-    xcfg.tx_size = args.ring_size;
-    xcfg.fill_size = args.ring_size;
-    xcfg.completion_size = args.ring_size;
+    xcfg.set_ring_sizes(args.ring_size);
     let dev = XskDevice::open(umem.clone(), &xcfg)?;
     xdp.register_xsk(args.queue, dev.as_fd())?;
     let zero_copy = dev.zero_copy();

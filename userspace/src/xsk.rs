@@ -42,6 +42,11 @@ pub struct XskConfig {
 }
 
 impl XskConfig {
+    /// Gives all four rings the same size (a power of two).
+    pub fn set_ring_sizes(&mut self, size: u32) {
+        (self.rx_size, self.tx_size, self.fill_size, self.completion_size) = (size, size, size, size);
+    }
+
     pub fn new(ifname: &str, queue_id: u32) -> XskConfig {
         XskConfig {
             ifname: ifname.to_string(),

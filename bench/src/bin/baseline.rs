@@ -169,7 +169,7 @@ fn xsk_rxdrop(
     let umem = Arc::new(umem);
     let mut cfg = XskConfig::new(iface, 0);
     cfg.bind_mode = BindMode::Auto;
-    (cfg.rx_size, cfg.tx_size, cfg.fill_size, cfg.completion_size) = (ring_size, ring_size, ring_size, ring_size);
+    cfg.set_ring_sizes(ring_size);
     let mut dev = XskDevice::open(umem, &cfg)?;
     prog.register_xsk(0, dev.as_fd())?;
     let mut free: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();

@@ -550,10 +550,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     let umem = Arc::new(umem);
     let mut xcfg = XskConfig::new(&cfg.iface, cfg.queue);
     xcfg.bind_mode = cfg.bind_mode;
-    xcfg.rx_size = cfg.ring_size;
-    xcfg.tx_size = cfg.ring_size;
-    xcfg.fill_size = cfg.ring_size;
-    xcfg.completion_size = cfg.ring_size;
+    xcfg.set_ring_sizes(cfg.ring_size);
     let dev = XskDevice::open(umem.clone(), &xcfg)?;
     xdp.register_xsk(cfg.queue, dev.as_fd())?;
     let zero_copy = dev.zero_copy();
