@@ -268,13 +268,17 @@ impl Ticker {
         Ticker { interval, last: Instant::now(), last_rx: 0, last_app: 0 }
     }
 
+    /// Whether a rate line is due (so that callers fetch counters only then).
+    fn due(&self) -> bool {
+        self.interval.is_some_and(|iv| self.last.elapsed() >= iv)
+    }
+
     fn tick(&mut self, rx_frames: u64, app_datagrams: u64, busy: f64) {
-        let Some(iv) = self.interval else { return };
-        let now = Instant::now();
-        let dt = now.duration_since(self.last);
-        if dt < iv {
+        if !self.due() {
             return;
         }
+        let now = Instant::now();
+        let dt = now.duration_since(self.last);
         let secs = dt.as_secs_f64();
         eprintln!(
             "xsknet: rx {:>10.0} frames/s  app {:>10.0} datagrams/s  softirq busy {:>5.1} %",
@@ -312,8 +316,9 @@ fn run_to_completion<D: NetDevice>(
             if should_stop(deadline) {
                 break;
             }
-            let mib = stack.snmp();
-            ticker.tick(mib.XskRxFrames, app_stats.datagrams, stats.busy_share());
+            if ticker.due() {
+                ticker.tick(stack.snmp().XskRxFrames, app_stats.datagrams, stats.busy_share());
+            }
         }
         let t0 = Instant::now();
         let r = stack.poll();
@@ -381,7 +386,8 @@ fn run_threaded<D: NetDevice + Send + 'static>(
             Err(Errno::EAGAIN) => {}
             Err(e) => return Err(format!("recvfrom: {e}").into()),
         }
-        if interval.is_some() {
+        // A snapshot is a round trip to the loop thread: only when a line is due.
+        if ticker.due() {
             if let Ok(s) = h.snapshot() {
                 ticker.tick(s.mib.XskRxFrames, app_stats.datagrams, s.loop_stats.busy_share());
             }

@@ -118,7 +118,7 @@ impl OutRoute {
     pub(crate) fn of(cfg: &crate::stack::StackConfig, dst: Ipv4Addr) -> OutRoute {
         if dst.is_broadcast() || dst == cfg.broadcast() {
             OutRoute::Broadcast
-        } else if cfg.on_link(dst) || cfg.gateway.is_some() {
+        } else if cfg.next_hop(dst).is_some() {
             OutRoute::Unicast
         } else {
             OutRoute::NoRoute

@@ -88,6 +88,16 @@ impl StackConfig {
         (u32::from(ip) ^ u32::from(self.addr)) & self.netmask() == 0
     }
 
+    /// The next hop for `dst` (`ip_route_output`): `dst` itself on the
+    /// subnet, else the gateway; `None` is IpOutNoRoutes.
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.on_link(dst) {
+            Some(dst)
+        } else {
+            self.gateway
+        }
+    }
+
     /// The subnet's broadcast address.
     pub fn broadcast(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) | !self.netmask())

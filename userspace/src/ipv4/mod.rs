@@ -164,11 +164,7 @@ impl<D: NetDevice> Stack<D> {
     /// The next hop for `dst`, or `None` (IpOutNoRoutes).
     #[inline]
     pub(crate) fn route(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        if self.cfg.on_link(dst) {
-            Some(dst)
-        } else {
-            self.cfg.gateway
-        }
+        self.cfg.next_hop(dst)
     }
 
     /// `ip_local_out` → `ip_finish_output2` → `neigh_output`: the IP datagram
