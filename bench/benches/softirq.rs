@@ -92,7 +92,7 @@ fn setup_with(tweak: impl FnOnce(&mut StackConfig)) -> Bench {
     EthernetHeader { dst: EthernetAddress::BROADCAST, src: PEER_MAC, ethertype: ethertype::ARP }.write(&mut arp);
     arp[ETH_LEN..].copy_from_slice(&body);
     assert!(wire.inject(&arp));
-    stack.poll();
+    stack.poll(std::time::Instant::now());
     assert_eq!(wire.take_transmitted().len(), 1, "ARP reply");
     Bench { stack, wire, fd }
 }
@@ -126,7 +126,7 @@ fn rx_iters(b: &mut Bench, frame: &[u8], read: Read, buf: &mut [u8], iters: u64)
         }
         let mut got = 0u64;
         let t = Instant::now();
-        b.stack.poll();
+        b.stack.poll(std::time::Instant::now());
         match read {
             Read::With => {
                 while let Ok(len) = b.stack.recv_with(b.fd, |data, _peer| data.len()) {
@@ -202,7 +202,7 @@ fn tx_iters(b: &mut Bench, payload: &[u8], iters: u64) -> Duration {
         for _ in 0..n {
             b.stack.send_to(b.fd, payload, dst).expect("send_to");
         }
-        let r = b.stack.poll();
+        let r = b.stack.poll(std::time::Instant::now());
         total += t.elapsed();
         assert_eq!(r.tx as u64, n, "the whole batch went to the device");
         b.wire.complete_transmitted();

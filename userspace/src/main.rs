@@ -321,7 +321,7 @@ fn run_to_completion<D: NetDevice>(
             }
         }
         let t0 = Instant::now();
-        let r = stack.poll();
+        let r = stack.poll(t0);
         stats.record(r, t0.elapsed().as_nanos() as u64);
         loop {
             let got = match app {
@@ -338,7 +338,7 @@ fn run_to_completion<D: NetDevice>(
                 let mut sent = stack.send_to(fd, &buf[..n], peer);
                 if sent == Err(Errno::EAGAIN) {
                     // The write queue is full: let the loop drain it once.
-                    stack.poll();
+                    stack.poll(Instant::now());
                     sent = stack.send_to(fd, &buf[..n], peer);
                 }
                 if sent.is_err() {
@@ -350,7 +350,7 @@ fn run_to_completion<D: NetDevice>(
     // Let what is queued go out before closing.
     let drain_until = Instant::now() + Duration::from_millis(50);
     while Instant::now() < drain_until {
-        stack.poll();
+        stack.poll(Instant::now());
     }
     stack.close(fd)?;
     stack.release_backlog();
@@ -409,7 +409,7 @@ struct Report<'a> {
     xdp: XdpProgStats,
     loop_stats: LoopStats,
     app: AppStats,
-    rx_latency: xsknet::softirq::LatencySummary,
+    rx_latency: xsknet::latency::LatencySummary,
 }
 
 /// Counters that count a dropped packet, with what the drop means.

@@ -7,15 +7,24 @@
 //! defaults: 1 s, 3) and then fails, dropping what waited, counted. Entries
 //! not confirmed for `gc_stale_time` (60 s) are forgotten and resolved anew.
 //! What waits is generic: the table does not know about frames.
+//!
+//! Time is passed in: each entry arms one timer in a [`TimerQueue`] (its next
+//! probe, or the moment it goes stale), [`NeighTable::next_deadline`] says
+//! when the table needs [`NeighTable::expire`] again, and nothing here reads
+//! a clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::timer::TimerQueue;
 use crate::wire::EthernetAddress;
 
+/// `retrans_time`: how long an incomplete entry waits for an answer.
 pub const RETRANS_TIME: Duration = Duration::from_secs(1);
+/// `mcast_solicit`: requests sent before an entry fails.
 pub const MCAST_SOLICIT: u8 = 3;
+/// `gc_stale_time`: how long an unconfirmed entry is kept.
 pub const GC_STALE_TIME: Duration = Duration::from_secs(60);
 /// Packets that may wait for one neighbour (Linux bounds by bytes,
 /// unres_qlen_bytes = 212992; with 2 KiB frames this is about the same).
@@ -29,10 +38,28 @@ enum State {
     Reachable { mac: EthernetAddress, confirmed: Instant },
 }
 
+impl State {
+    /// When this entry's timer must run: its next probe, or when it goes stale.
+    fn deadline(&self) -> Instant {
+        match *self {
+            State::Incomplete { next_probe, .. } => next_probe,
+            State::Reachable { confirmed, .. } => confirmed + GC_STALE_TIME,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Neighbour<T> {
     state: State,
     arp_queue: VecDeque<T>,
+    /// The deadline of this entry's pending timer in the queue, if any.
+    timer: Option<Instant>,
+}
+
+impl<T> Neighbour<T> {
+    fn new(state: State) -> Neighbour<T> {
+        Neighbour { state, arp_queue: VecDeque::new(), timer: None }
+    }
 }
 
 /// What the output path should do for a next hop.
@@ -46,8 +73,10 @@ pub enum Resolution<T> {
     QueueFull(T),
 }
 
+/// The neighbour table: an entry per next hop, with what waits for it.
 pub struct NeighTable<T> {
     entries: HashMap<Ipv4Addr, Neighbour<T>>,
+    timers: TimerQueue<Ipv4Addr>,
 }
 
 /// What a timer run decided.
@@ -60,7 +89,7 @@ pub struct Expired<T> {
 
 impl<T> Default for NeighTable<T> {
     fn default() -> Self {
-        NeighTable { entries: HashMap::new() }
+        NeighTable { entries: HashMap::new(), timers: TimerQueue::default() }
     }
 }
 
@@ -82,12 +111,10 @@ impl<T> NeighTable<T> {
         if self.entries.len() >= MAX_ENTRIES {
             return Resolution::QueueFull(pkt);
         }
-        let mut arp_queue = VecDeque::new();
-        arp_queue.push_back(pkt);
-        self.entries.insert(
-            ip,
-            Neighbour { state: State::Incomplete { probes: 1, next_probe: now + RETRANS_TIME }, arp_queue },
-        );
+        let mut n = Neighbour::new(State::Incomplete { probes: 1, next_probe: now + RETRANS_TIME });
+        n.arp_queue.push_back(pkt);
+        self.timers.arm(ip, n.state.deadline(), &mut n.timer);
+        self.entries.insert(ip, n);
         Resolution::Queued { probe: true }
     }
 
@@ -106,41 +133,60 @@ impl<T> NeighTable<T> {
         match self.entries.get_mut(&ip) {
             Some(n) => {
                 n.state = State::Reachable { mac, confirmed: now };
+                self.timers.arm(ip, n.state.deadline(), &mut n.timer);
                 std::mem::take(&mut n.arp_queue)
             }
             None => {
                 if create && self.entries.len() < MAX_ENTRIES {
-                    self.entries.insert(
-                        ip,
-                        Neighbour { state: State::Reachable { mac, confirmed: now }, arp_queue: VecDeque::new() },
-                    );
+                    let mut n = Neighbour::new(State::Reachable { mac, confirmed: now });
+                    self.timers.arm(ip, n.state.deadline(), &mut n.timer);
+                    self.entries.insert(ip, n);
                 }
                 VecDeque::new()
             }
         }
     }
 
-    /// Runs the timers: retransmit probes, fail entries that never answered,
-    /// forget stale ones. Cheap when nothing is due; call it now and then.
+    /// Runs the timers due at `now`: retransmit probes, fail entries that
+    /// never answered, forget stale ones. Touches only entries whose timer is
+    /// due; call it when [`Self::next_deadline`] has passed.
     pub fn expire(&mut self, now: Instant) -> Expired<T> {
         let mut out = Expired { probes: Vec::new(), failed: Vec::new() };
-        self.entries.retain(|ip, n| match &mut n.state {
-            State::Incomplete { probes, next_probe } => {
-                if now < *next_probe {
-                    return true;
-                }
-                if *probes >= MCAST_SOLICIT {
-                    out.failed.extend(n.arp_queue.drain(..));
-                    return false;
-                }
-                *probes += 1;
-                *next_probe = now + RETRANS_TIME;
-                out.probes.push(*ip);
-                true
+        while let Some((at, ip)) = self.timers.pop_expired(now) {
+            let Some(n) = self.entries.get_mut(&ip) else { continue };
+            if n.timer != Some(at) {
+                continue; // superseded by an earlier entry for the same key
             }
-            State::Reachable { confirmed, .. } => now.duration_since(*confirmed) < GC_STALE_TIME,
-        });
+            n.timer = None;
+            let due = n.state.deadline();
+            if due > now {
+                // Confirmed since the timer was armed: wait for the new deadline.
+                self.timers.arm(ip, due, &mut n.timer);
+                continue;
+            }
+            match &mut n.state {
+                State::Incomplete { probes, next_probe } => {
+                    if *probes >= MCAST_SOLICIT {
+                        out.failed.extend(n.arp_queue.drain(..));
+                        self.entries.remove(&ip);
+                    } else {
+                        *probes += 1;
+                        *next_probe = now + RETRANS_TIME;
+                        self.timers.arm(ip, *next_probe, &mut n.timer);
+                        out.probes.push(ip);
+                    }
+                }
+                State::Reachable { .. } => {
+                    self.entries.remove(&ip);
+                }
+            }
+        }
         out
+    }
+
+    /// When [`Self::expire`] has work next, if any entry has a timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next_deadline()
     }
 
     /// Drops everything that waits (on shutdown): the caller frees it.
@@ -148,10 +194,12 @@ impl<T> NeighTable<T> {
         self.entries.values_mut().flat_map(|n| n.arp_queue.drain(..)).collect()
     }
 
+    /// Entries in the table.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the table has no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -198,6 +246,33 @@ mod tests {
         }
         assert_eq!(probes, MCAST_SOLICIT as usize);
         assert!(t.is_empty());
+    }
+
+    /// On virtual time: the table says when it needs to run, and a confirmed
+    /// entry's stale timer moves with the confirmation.
+    #[test]
+    fn deadlines_follow_probes_and_confirmations() {
+        let mut t = NeighTable::default();
+        let t0 = Instant::now();
+        assert_eq!(t.next_deadline(), None);
+        t.resolve(IP, 1, t0);
+        assert_eq!(t.next_deadline(), Some(t0 + RETRANS_TIME));
+        assert!(t.expire(t0 + RETRANS_TIME / 2).probes.is_empty(), "not due yet");
+        let confirmed = t0 + RETRANS_TIME / 2;
+        assert_eq!(t.update(IP, MAC, false, confirmed).len(), 1);
+        // The probe timer fires, finds the entry reachable and re-arms for staleness.
+        let e = t.expire(t0 + RETRANS_TIME);
+        assert!(e.probes.is_empty() && e.failed.is_empty());
+        assert_eq!(t.next_deadline(), Some(confirmed + GC_STALE_TIME));
+        // A later confirmation pushes staleness out.
+        let again = confirmed + GC_STALE_TIME / 2;
+        t.update(IP, MAC, false, again);
+        t.expire(confirmed + GC_STALE_TIME);
+        assert_eq!(t.lookup(IP), Some(MAC));
+        assert_eq!(t.next_deadline(), Some(again + GC_STALE_TIME));
+        t.expire(again + GC_STALE_TIME);
+        assert!(t.is_empty());
+        assert_eq!(t.next_deadline(), None);
     }
 
     #[test]

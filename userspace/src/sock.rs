@@ -19,10 +19,16 @@
 //! and "past rcvbuf" is "queue full". `sk_rmem_alloc` and `sk_wmem_alloc` are
 //! derived from the lengths rather than kept in atomics of their own: an
 //! atomic add costs a locked instruction (about 9 ns here) per datagram.
+//!
+//! A [`Sock`] is the common part every protocol shares (`struct sock` and
+//! `struct inet_sock`: queues, buffers, wait queue, addresses, the pending
+//! error) plus the protocol's own part in [`ProtoSock`] (`struct udp_sock`
+//! now, `struct tcp_sock` next). What each protocol does on the socket calls
+//! is in its operations table (`crate::proto::Proto`).
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::thread::Thread;
 use std::time::Instant;
 
@@ -31,14 +37,66 @@ use crossbeam_queue::ArrayQueue;
 use crate::errno::Errno;
 use crate::skbuff::{Readers, SkBuff, SkbQueue};
 
-/// Linux's default `net.core.rmem_default` / `wmem_default`.
+/// Linux's default `net.core.rmem_default`, in bytes.
 pub const DEFAULT_RCVBUF: usize = 212_992;
+/// Linux's default `net.core.wmem_default`, in bytes.
 pub const DEFAULT_SNDBUF: usize = 212_992;
 
+/// The type argument of `socket(AF_INET, type, 0)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SockType {
     /// SOCK_DGRAM over IPv4: UDP.
     Dgram,
+}
+
+impl SockType {
+    /// The IP protocol of an `AF_INET` socket of this type with protocol 0
+    /// (`inetsw_array` in net/ipv4/af_inet.c).
+    pub fn protocol(self) -> u8 {
+        match self {
+            SockType::Dgram => crate::wire::ipv4::protocol::UDP,
+        }
+    }
+}
+
+/// An IPv4 socket address that one thread sets and others read without a
+/// lock (`inet_saddr`/`inet_sport`, `inet_daddr`/`inet_dport`): address and
+/// port packed in one atomic word, 0 when unset.
+#[derive(Debug, Default)]
+pub struct AtomicSockAddr(AtomicU64);
+
+impl AtomicSockAddr {
+    const SET: u64 = 1 << 48;
+
+    /// The address, if set.
+    #[inline]
+    pub fn get(&self) -> Option<SocketAddrV4> {
+        let v = self.0.load(Ordering::Acquire);
+        (v & Self::SET != 0).then(|| SocketAddrV4::new(std::net::Ipv4Addr::from((v >> 16) as u32), v as u16))
+    }
+
+    /// Sets the address.
+    #[inline]
+    pub fn set(&self, addr: SocketAddrV4) {
+        let v = Self::SET | u64::from(u32::from(*addr.ip())) << 16 | u64::from(addr.port());
+        self.0.store(v, Ordering::Release);
+    }
+}
+
+/// The protocol's own part of a sock.
+#[derive(Debug)]
+pub enum ProtoSock {
+    /// `struct udp_sock`.
+    Udp(UdpSock),
+}
+
+/// What a UDP sock keeps beyond the common part.
+#[derive(Debug, Default)]
+pub struct UdpSock {
+    /// Datagrams read by application threads through a `StackHandle`
+    /// (UdpInDatagrams is counted on read). Reads through the `Stack` itself
+    /// (run to completion) are counted in its MIB, without an atomic.
+    pub(crate) datagrams_read: AtomicU64,
 }
 
 /// Threads sleeping on a sock (`sk_wq`). Wakers check a counter first, so a
@@ -170,12 +228,17 @@ impl WriteQueue {
     }
 }
 
+/// A sock: the common part, and the protocol's part in [`Sock::proto`].
 pub struct Sock {
+    /// The socket's type.
     pub sock_type: SockType,
-    /// The bound local address (`inet_sport`); set once, by bind or autobind.
-    local: OnceLock<SocketAddrV4>,
-    /// The connected peer, if any (`connect()` on a datagram socket).
-    remote: OnceLock<SocketAddrV4>,
+    /// Its IP protocol (`sk_protocol`).
+    pub protocol: u8,
+    /// The bound local address (`inet_saddr`, `inet_sport`); set once, by
+    /// bind or autobind, on the loop's thread.
+    local: AtomicSockAddr,
+    /// The connected peer, if any (`connect()`).
+    remote: AtomicSockAddr,
     /// Holds `rcv_slots` buffers (at least one slot, even when `rcv_slots` is 0).
     receive_queue: SkbQueue,
     /// Buffers rcvbuf has room for: `rcvbuf / truesize`.
@@ -191,11 +254,10 @@ pub struct Sock {
     /// socket gives ECONNREFUSED), reported by the next call.
     err: AtomicI32,
     closed: AtomicBool,
-    /// Datagrams read by application threads through a `StackHandle`
-    /// (UdpInDatagrams is counted on read). Reads through the `Stack` itself
-    /// (run to completion) are counted in its MIB, without an atomic.
-    pub(crate) datagrams_read: AtomicU64,
+    /// Threads sleeping on this sock.
     pub wq: WaitQueue,
+    /// The protocol's own part.
+    pub proto: ProtoSock,
 }
 
 impl Sock {
@@ -205,18 +267,19 @@ impl Sock {
         Sock::with_readers(sock_type, rcvbuf, sndbuf, truesize, Readers::Shared)
     }
 
-    /// A sock read only by the thread that owns the `Stack` (`Stack::socket`:
-    /// its descriptors are reached through `&mut Stack` alone).
-    pub(crate) fn new_exclusive(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize) -> Sock {
-        Sock::with_readers(sock_type, rcvbuf, sndbuf, truesize, Readers::Exclusive)
-    }
-
-    fn with_readers(sock_type: SockType, rcvbuf: usize, sndbuf: usize, truesize: usize, readers: Readers) -> Sock {
+    pub(crate) fn with_readers(
+        sock_type: SockType,
+        rcvbuf: usize,
+        sndbuf: usize,
+        truesize: usize,
+        readers: Readers,
+    ) -> Sock {
         let (rcv_slots, snd_slots) = (rcvbuf / truesize, sndbuf / truesize);
         Sock {
             sock_type,
-            local: OnceLock::new(),
-            remote: OnceLock::new(),
+            protocol: sock_type.protocol(),
+            local: AtomicSockAddr::default(),
+            remote: AtomicSockAddr::default(),
             receive_queue: SkbQueue::new(rcv_slots, readers),
             rcv_slots,
             write_queue: match readers {
@@ -231,25 +294,42 @@ impl Sock {
             tx_scheduled: AtomicBool::new(false),
             err: AtomicI32::new(0),
             closed: AtomicBool::new(false),
-            datagrams_read: AtomicU64::new(0),
             wq: WaitQueue::default(),
+            proto: match sock_type {
+                SockType::Dgram => ProtoSock::Udp(UdpSock::default()),
+            },
         }
     }
 
+    /// The bound local address, if bound.
+    #[inline]
     pub fn local(&self) -> Option<SocketAddrV4> {
-        self.local.get().copied()
+        self.local.get()
     }
 
-    pub(crate) fn set_local(&self, addr: SocketAddrV4) -> Result<(), Errno> {
-        self.local.set(addr).map_err(|_| Errno::EINVAL)
+    /// Records the bound address (the socket tables do, once).
+    pub(crate) fn set_local(&self, addr: SocketAddrV4) {
+        self.local.set(addr);
     }
 
+    /// The connected peer, if connected.
+    #[inline]
     pub fn remote(&self) -> Option<SocketAddrV4> {
-        self.remote.get().copied()
+        self.remote.get()
     }
 
-    pub(crate) fn set_remote(&self, addr: SocketAddrV4) -> Result<(), Errno> {
-        self.remote.set(addr).map_err(|_| Errno::EINVAL)
+    /// Connects to `addr`; a datagram socket may connect again, to another
+    /// peer, as `ip4_datagram_connect` allows.
+    pub(crate) fn set_remote(&self, addr: SocketAddrV4) {
+        self.remote.set(addr);
+    }
+
+    /// The UDP part.
+    #[inline]
+    pub fn udp(&self) -> &UdpSock {
+        match &self.proto {
+            ProtoSock::Udp(u) => u,
+        }
     }
 
     /// Softirq side: queues a received datagram, or hands it back when rcvbuf
@@ -298,10 +378,12 @@ impl Sock {
         self.write_queue.pop()
     }
 
+    /// Whether a read would not block (`POLLIN`): data, an error, or closed.
     pub fn readable(&self) -> bool {
         !self.receive_queue.is_empty() || self.err.load(Ordering::Relaxed) != 0 || self.is_closed()
     }
 
+    /// Whether a send would not block (`POLLOUT`).
     pub fn writable(&self) -> bool {
         self.sndbuf_has_room()
     }
@@ -330,6 +412,7 @@ impl Sock {
         self.wq.wake_up();
     }
 
+    /// Whether the sock was closed (readers see `EBADF`).
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }

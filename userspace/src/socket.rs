@@ -1,21 +1,27 @@
 //! The socket API: `socket`, `bind`, `connect`, `recvfrom`, `sendto`,
-//! `close` and `poll`, in two ways to run.
+//! `close` and `poll`, one implementation in two ways to run.
 //!
-//! * **Run to completion** — methods on [`Stack`]: the application's thread
+//! * **Run to completion**: methods on [`Stack`]. The application's thread
 //!   drives the loop ([`Stack::poll`]) and its sockets. No locks, no
 //!   cross-thread wake-ups; `recv_from` returns `EAGAIN` when nothing waits.
-//! * **Threaded** — [`ThreadedStack`]: the loop runs on its own thread, as
-//!   the softirq does; applications on other threads block in
-//!   [`StackHandle::recv_from`] and are woken when data arrives. Calls that
-//!   change the demultiplexing table (`bind`, `close`) are carried to the loop
-//!   thread as the syscall would enter the kernel; data moves through the
-//!   socks' lock-free queues.
+//! * **Threaded**: [`ThreadedStack`]. The loop runs on its own thread, as
+//!   the softirq does; applications on other threads hold a [`StackHandle`].
+//!   Every call that changes the stack's tables (`socket`, `bind`, `connect`,
+//!   `close`, autobind) is carried to the loop thread, as a system call
+//!   enters the kernel, and runs there as the very same `Stack` method. Data
+//!   moves without the loop: a reader takes datagrams off the sock's
+//!   lock-free receive queue and sleeps on its wait queue until the loop
+//!   wakes it; a sender puts them on the write queue. Both ways share the
+//!   functions that do that ([`sock_recvmsg`], [`sock_sendmsg`]), the send
+//!   checks (`Proto::sendmsg_check`) and the fd table (its read view for
+//!   other threads).
 //!
-//! Descriptors are small integers from our own fd table (`crate::fdtable`),
-//! lowest free first, `EMFILE` past the limit.
+//! Descriptors are small integers from the stack's fd table
+//! (`crate::fdtable`), lowest free first, `EMFILE` past the limit. Errors are
+//! Linux's errno values ([`Errno`]).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,59 +30,64 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
-use crate::fdtable::{Fd, FdTable};
+use crate::fdtable::{Fd, FdView};
+use crate::ipv4::af_inet::sk_prot;
+use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
 use crate::netdevice::{DeviceStats, NetDevice};
-use crate::skbuff::SkBuff;
+use crate::route::{OutRoute, Route};
+use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
-use crate::sock::{wait_event, Sock, SockType};
-use crate::softirq::{ns_since, LatencyHistogram, LoopStats, SharedLatencyHistogram};
+use crate::sock::{wait_event, Sock, SockType, WaitQueue};
+use crate::softirq::LoopStats;
 use crate::stack::{FrameCensus, Stack, TX_HEADROOM};
-use crate::umem::{Frame, Umem};
-use crate::wire::ipv4::protocol;
+use crate::umem::{Frame, FramePool, Umem};
 
-/// Largest UDP payload we send: one 1500-byte MTU frame, no fragmentation.
-pub const MTU: usize = 1500;
-pub const MAX_UDP_PAYLOAD: usize = MTU - 20 - 8;
+pub use crate::ipv4::udp::MAX_UDP_PAYLOAD;
 
-/// Readiness events (`poll(2)`).
+/// Readiness events (`poll(2)`): data to read.
 pub const POLLIN: i16 = libc::POLLIN;
+/// Room to write.
 pub const POLLOUT: i16 = libc::POLLOUT;
+/// An error is pending.
 pub const POLLERR: i16 = libc::POLLERR;
+/// The descriptor is not open.
 pub const POLLNVAL: i16 = libc::POLLNVAL;
 
-/// One entry of a `poll` call.
+/// One entry of a `poll` call (`struct pollfd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollFd {
+    /// The descriptor.
     pub fd: Fd,
+    /// The events asked for (`POLLIN`, `POLLOUT`).
     pub events: i16,
+    /// The events that happened, set by `poll`.
     pub revents: i16,
 }
 
 impl PollFd {
+    /// An entry asking for `events` on `fd`.
     pub fn new(fd: Fd, events: i16) -> PollFd {
         PollFd { fd, events, revents: 0 }
     }
 }
 
-fn protocol_of(sock: &Sock) -> u8 {
-    match sock.sock_type {
-        SockType::Dgram => protocol::UDP,
-    }
-}
-
-/// A datagram copied out by [`sock_recv`].
-struct Received {
-    len: usize,
-    peer: SocketAddrV4,
-    frame: Frame,
+/// A datagram taken off a receive queue by [`sock_recvmsg`].
+pub(crate) struct Received {
+    /// Bytes copied (the datagram, truncated to the buffer).
+    pub(crate) len: usize,
+    /// Who sent it.
+    pub(crate) peer: SocketAddrV4,
+    /// Its frame, to be freed by the caller.
+    pub(crate) frame: Frame,
     /// Its rx stamp, 0 if not sampled.
-    rx_ns: u64,
+    pub(crate) rx_ns: u64,
 }
 
-/// Copies the oldest datagram into `buf` (truncating, as `recvfrom` does
-/// without MSG_TRUNC) and gives back its frame.
+/// `sock_recvmsg` for a datagram: takes the pending error, else copies the
+/// oldest datagram into `buf` (truncating, as `recvfrom` does without
+/// `MSG_TRUNC`) and gives back its frame.
 #[inline]
-fn sock_recv(umem: &Umem, sock: &Sock, buf: &mut [u8]) -> Result<Received, Errno> {
+pub(crate) fn sock_recvmsg(umem: &Umem, sock: &Sock, buf: &mut [u8]) -> Result<Received, Errno> {
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
@@ -104,60 +115,30 @@ fn copy_datagram(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// What the route lookup says about a destination (`ip_route_output`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OutRoute {
-    Unicast,
-    /// The subnet's or the limited broadcast address.
-    Broadcast,
-    /// Off the subnet with no gateway: IpOutNoRoutes.
-    NoRoute,
-}
-
-impl OutRoute {
-    pub(crate) fn of(cfg: &crate::stack::StackConfig, dst: Ipv4Addr) -> OutRoute {
-        if dst.is_broadcast() || dst == cfg.broadcast() {
-            OutRoute::Broadcast
-        } else if cfg.next_hop(dst).is_some() {
-            OutRoute::Unicast
-        } else {
-            OutRoute::NoRoute
-        }
-    }
-}
-
-/// Checks a send before taking a frame for it, in `udp_sendmsg`'s order.
-/// A missing route is counted (IpOutNoRoutes) in `no_routes`.
-fn check_send(
+/// The checks of a send, before a frame is taken for it: the protocol's
+/// (`Proto::sendmsg_check`) on the output route to `dst`. A send refused for
+/// want of a route is counted in `no_routes` (IpOutNoRoutes).
+#[inline]
+fn sendmsg_check(
     sock: &Sock,
     len: usize,
     dst: SocketAddrV4,
-    route: OutRoute,
-    no_routes: &std::sync::atomic::AtomicU64,
+    route: &Route,
+    no_routes: &AtomicU64,
 ) -> Result<(), Errno> {
-    if let Some(e) = sock.take_err() {
-        return Err(e);
+    let out = route.output(*dst.ip());
+    let r = (sk_prot(sock).sendmsg_check)(sock, len, dst, out);
+    if out == OutRoute::NoRoute && r == Err(Errno::ENETUNREACH) {
+        no_routes.fetch_add(1, Ordering::Relaxed);
     }
-    if len > MAX_UDP_PAYLOAD {
-        return Err(Errno::EMSGSIZE);
-    }
-    if dst.port() == 0 || dst.ip().is_unspecified() {
-        return Err(Errno::EINVAL);
-    }
-    match route {
-        OutRoute::Unicast => Ok(()),
-        OutRoute::NoRoute => {
-            no_routes.fetch_add(1, Ordering::Relaxed);
-            Err(Errno::ENETUNREACH)
-        }
-        // No SO_BROADCAST (yet): Linux refuses with EACCES.
-        OutRoute::Broadcast => Err(Errno::EACCES),
-    }
+    r
 }
 
-/// Copies `data` into `frame` after the headroom and queues it on the sock's
-/// write queue; schedules the sock for the loop.
-fn sock_send(
+/// `sock_sendmsg` for a datagram: copies `data` into `frame` after the
+/// headroom, queues it on the sock's write queue and schedules the sock for
+/// the loop. Hands the frame back with `EAGAIN` when sndbuf is full.
+#[inline]
+pub(crate) fn sock_sendmsg(
     umem: &Umem,
     sock: &Arc<Sock>,
     scheduled: &ArrayQueue<Arc<Sock>>,
@@ -180,7 +161,8 @@ fn sock_send(
     Ok(data.len())
 }
 
-fn readiness(sock: Option<&Arc<Sock>>, events: i16) -> i16 {
+/// The `poll(2)` events of `sock` among `events` (`POLLNVAL` for none).
+fn readiness(sock: Option<&Sock>, events: i16) -> i16 {
     match sock {
         None => POLLNVAL,
         Some(s) => {
@@ -196,142 +178,243 @@ fn readiness(sock: Option<&Arc<Sock>>, events: i16) -> i16 {
     }
 }
 
-/// Run-to-completion API.
+/// The socket calls, run to completion on the stack's own thread.
 impl<D: NetDevice> Stack<D> {
-    /// `socket(AF_INET, type, 0)`: the lowest free descriptor.
+    /// `socket(AF_INET, type, 0)`: the lowest free descriptor. Its sock is
+    /// read only through this `Stack` (no atomic read-modify-write per read).
+    ///
+    /// # Errors
+    ///
+    /// `EMFILE` past the descriptor limit.
     pub fn socket(&mut self, sock_type: SockType) -> Result<Fd, Errno> {
-        // Read only through `&mut self`: its receive queue needs no atomic
-        // read-modify-write on the way out.
-        let sock =
-            Arc::new(Sock::new_exclusive(sock_type, self.cfg.rcvbuf, self.cfg.sndbuf, self.umem.frame_size() as usize));
-        self.fds.alloc(sock)
+        self.socket_for(sock_type, Readers::Exclusive)
+    }
+
+    fn socket_for(&mut self, sock_type: SockType, readers: Readers) -> Result<Fd, Errno> {
+        let truesize = self.umem().frame_size() as usize;
+        let sock = Arc::new(Sock::with_readers(sock_type, self.cfg.rcvbuf, self.cfg.sndbuf, truesize, readers));
+        self.files.alloc(sock)
     }
 
     /// `bind()`: port 0 picks an ephemeral port; the address must be ours or
     /// 0.0.0.0.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open, `EINVAL` if bound already,
+    /// `EADDRNOTAVAIL` for an address not ours, `EADDRINUSE` for a port taken.
     pub fn bind(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
-        let sock = self.fds.get(fd)?.clone();
-        self.hash_sock(&sock, protocol_of(&sock), addr)
+        let sock = self.files.get(fd)?.clone();
+        self.socks.hash(&sock, sock.protocol, addr, self.cfg.addr)
     }
 
-    /// `connect()` on a datagram socket: sets the default destination (and
-    /// makes port unreachable errors from it come back as ECONNREFUSED).
-    pub fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
-        let sock = self.fds.get(fd)?.clone();
-        if sock.local().is_none() {
-            self.hash_sock(&sock, protocol_of(&sock), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+    /// Binds an unbound sock to an ephemeral port (`inet_autobind`).
+    fn autobind(&mut self, fd: Fd) -> Result<(), Errno> {
+        let sock = self.files.get(fd)?;
+        if sock.local().is_some() {
+            return Ok(());
         }
-        sock.set_remote(addr)
+        let sock = sock.clone();
+        // inet_send_prepare() reports a failed autobind as EAGAIN.
+        self.socks
+            .hash(&sock, sock.protocol, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), self.cfg.addr)
+            .map_err(|_| Errno::EAGAIN)
     }
 
-    /// `getsockname()`.
+    /// `connect()`: autobinds, then the protocol connects (a datagram socket
+    /// sets its default destination, and port unreachable errors from it come
+    /// back as `ECONNREFUSED`).
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open, `EAGAIN` when no ephemeral port is
+    /// free, and the protocol's errors.
+    pub fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        self.autobind(fd)?;
+        let sock = self.files.get(fd)?;
+        (sk_prot(sock).connect)(sock, addr)
+    }
+
+    /// `getsockname()`: 0.0.0.0:0 while unbound.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open.
     pub fn local_addr(&self, fd: Fd) -> Result<SocketAddrV4, Errno> {
-        let sock = self.fds.get(fd)?;
+        let sock = self.files.get(fd)?;
         Ok(sock.local().unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
     }
 
-    /// `recvfrom()`, non-blocking: `EAGAIN` when nothing waits (poll first,
-    /// or drive the loop with [`Stack::poll`]).
+    /// `recvfrom()`, non-blocking: copies the oldest datagram into `buf`
+    /// (truncated to it) and returns its length and sender.
+    ///
+    /// # Errors
+    ///
+    /// `EAGAIN` when nothing waits (poll first, or drive the loop with
+    /// [`Stack::poll`]), `EBADF` for a descriptor not open, or the sock's
+    /// pending error (`ECONNREFUSED`).
+    #[inline]
     pub fn recv_from(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
-        let sock = self.fds.get(fd)?;
-        let r = sock_recv(&self.umem, sock, buf)?;
-        self.mib.UdpInDatagrams += 1;
+        let sock = self.files.get(fd)?;
+        let r = sock_recvmsg(self.napi.queue().umem(), sock, buf)?;
+        self.net.mib.UdpInDatagrams += 1;
         if r.rx_ns != 0 {
             self.record_rx_latency(r.rx_ns);
         }
-        self.free_frame(r.frame);
+        self.napi.queue_mut().free_frame(r.frame);
         Ok((r.len, r.peer))
     }
 
     /// Reads the oldest datagram in place, without a copy: `f` sees the
-    /// payload in its UMEM frame, which is recycled when `f` returns.
+    /// payload in its UMEM frame and the sender; the frame is recycled when
+    /// `f` returns.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::recv_from`].
+    #[inline]
     pub fn recv_with<R>(&mut self, fd: Fd, f: impl FnOnce(&[u8], SocketAddrV4) -> R) -> Result<R, Errno> {
-        let sock = self.fds.get(fd)?;
+        let sock = self.files.get(fd)?;
         if let Some(e) = sock.take_err() {
             return Err(e);
         }
         let skb = sock.dequeue_rcv().ok_or(Errno::EAGAIN)?;
-        self.mib.UdpInDatagrams += 1;
+        self.net.mib.UdpInDatagrams += 1;
         if skb.rx_ns != 0 {
             self.record_rx_latency(skb.rx_ns);
         }
-        let r = f(skb.data(&self.umem), skb.peer());
-        self.free_frame(skb.into_frame());
+        let r = f(skb.data(self.napi.queue().umem()), skb.peer());
+        self.napi.queue_mut().free_frame(skb.into_frame());
         Ok(r)
     }
 
-    /// `sendto()`, non-blocking: `EAGAIN` when sndbuf is full. An unbound
-    /// socket is bound to an ephemeral port first, as Linux autobinds.
+    /// `sendto()`, non-blocking. An unbound socket is bound to an ephemeral
+    /// port first, as Linux autobinds (`inet_send_prepare`), then the
+    /// protocol's checks run, then sndbuf's.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `EMSGSIZE` past [`MAX_UDP_PAYLOAD`]; `EINVAL` for port 0 or
+    /// 0.0.0.0; `ENETUNREACH` with no route (counted as IpOutNoRoutes);
+    /// `EACCES` for a broadcast address; the sock's pending error; `EAGAIN`
+    /// when sndbuf is full; `ENOBUFS` when no UMEM frame is free.
+    #[inline]
     pub fn send_to(&mut self, fd: Fd, data: &[u8], dst: SocketAddrV4) -> Result<usize, Errno> {
-        let sock = self.fds.get(fd)?;
-        check_send(sock, data.len(), dst, OutRoute::of(&self.cfg, *dst.ip()), &self.out_no_routes)?;
+        self.autobind(fd)?;
+        // Borrowed, not cloned: an `Arc` clone and drop are two locked
+        // instructions per datagram.
+        let sock = self.files.get(fd)?;
+        sendmsg_check(sock, data.len(), dst, &self.net.route, &self.out_no_routes)?;
         if !sock.sndbuf_has_room() {
             return Err(Errno::EAGAIN);
         }
-        if sock.local().is_none() {
-            let sock = sock.clone();
-            self.hash_sock(&sock, protocol_of(&sock), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
-        }
-        // Borrowed, not cloned: an `Arc` clone and drop are two locked
-        // instructions per datagram.
-        let sock = self.fds.get(fd)?;
-        let frame = self.free.pop().or_else(|| self.pool.get()).ok_or(Errno::ENOBUFS)?;
-        sock_send(&self.umem, sock, &self.tx_scheduled, frame, data, dst).map_err(|(e, frame)| {
-            self.free.push(frame);
+        let q = self.napi.queue_mut();
+        let frame = q.alloc_frame().ok_or(Errno::ENOBUFS)?;
+        sock_sendmsg(q.umem(), sock, &self.tx_scheduled, frame, data, dst).map_err(|(e, frame)| {
+            q.free_frame(frame);
             e
         })
     }
 
     /// `send()` on a connected socket.
+    ///
+    /// # Errors
+    ///
+    /// `EDESTADDRREQ` when not connected, else as [`Stack::send_to`].
     pub fn send(&mut self, fd: Fd, data: &[u8]) -> Result<usize, Errno> {
-        let dst = self.fds.get(fd)?.remote().ok_or(Errno::EDESTADDRREQ)?;
+        let dst = self.files.get(fd)?.remote().ok_or(Errno::EDESTADDRREQ)?;
         self.send_to(fd, data, dst)
     }
 
-    /// `close()`: frees the descriptor and every frame the sock held.
+    /// `close()`: frees the descriptor, takes the sock out of the socket
+    /// tables and frees every frame it held.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open.
     pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
-        let sock = self.fds.close(fd)?;
-        self.unhash_sock(&sock, protocol_of(&sock));
+        let sock = self.files.close(fd)?;
+        self.socks.unhash(&sock, sock.protocol);
+        sock.mark_closed();
+        self.closed_datagrams_read += sock.udp().datagrams_read.swap(0, Ordering::Relaxed);
+        let q = self.napi.queue_mut();
+        sock.purge(|skb| q.free_frame(skb.into_frame()));
         Ok(())
     }
 
     /// `poll()`: drives the loop until a descriptor is ready or the timeout
     /// passes (`None`: forever, `Some(0)`: just look). Returns how many are
-    /// ready.
+    /// ready; a descriptor not open reports `POLLNVAL`.
     pub fn poll_fds(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> usize {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let mut ready = 0;
             for p in fds.iter_mut() {
-                p.revents = readiness(self.fds.get(p.fd).ok(), p.events);
+                p.revents = readiness(self.files.get(p.fd).ok().map(|s| &**s), p.events);
                 ready += usize::from(p.revents != 0);
             }
-            if ready > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if ready > 0 || deadline.is_some_and(|d| now >= d) {
                 return ready;
             }
-            self.poll();
+            self.poll(now);
         }
     }
 
     /// Descriptors open now.
     pub fn open_fds(&self) -> usize {
-        self.fds.open_count()
+        self.files.open_count()
     }
 }
 
+/// The calls a [`StackHandle`] carries to the loop thread: the same
+/// [`Stack`] methods, behind an object-safe face so that the handle does not
+/// depend on the device type.
+trait SocketCalls {
+    fn socket_shared(&mut self, sock_type: SockType) -> Result<Fd, Errno>;
+    fn bind(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno>;
+    fn autobind(&mut self, fd: Fd) -> Result<(), Errno>;
+    fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno>;
+    fn close(&mut self, fd: Fd) -> Result<(), Errno>;
+}
+
+impl<D: NetDevice> SocketCalls for Stack<D> {
+    fn socket_shared(&mut self, sock_type: SockType) -> Result<Fd, Errno> {
+        self.socket_for(sock_type, Readers::Shared)
+    }
+    fn bind(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        Stack::bind(self, fd, addr)
+    }
+    fn autobind(&mut self, fd: Fd) -> Result<(), Errno> {
+        Stack::autobind(self, fd)
+    }
+    fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        Stack::connect(self, fd, addr)
+    }
+    fn close(&mut self, fd: Fd) -> Result<(), Errno> {
+        Stack::close(self, fd)
+    }
+}
+
+/// A call carried to the loop thread.
+type Call = Box<dyn FnOnce(&mut dyn SocketCalls) + Send>;
+
 /// Work the loop thread does for the application threads.
 enum Ctl {
-    Bind(Arc<Sock>, SocketAddrV4, mpsc::SyncSender<Result<(), Errno>>),
-    Close(Arc<Sock>, mpsc::SyncSender<()>),
+    Call(Call),
     Snapshot(mpsc::SyncSender<Snapshot>),
 }
 
 /// Counters, frame whereabouts and the rx-to-read latency at one moment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    /// The counters ([`Stack::snmp`]).
     pub mib: Mib,
+    /// The device's counters.
     pub device: DeviceStats,
+    /// Where every frame is.
     pub census: FrameCensus,
+    /// The loop's busy share so far.
     pub loop_stats: LoopStats,
     /// Rx-to-read latency (ns) of the sampled datagrams the application
     /// threads have read so far (see [`Stack::rx_latency`]).
@@ -339,23 +422,22 @@ pub struct Snapshot {
 }
 
 struct Shared {
-    fds: Mutex<FdTable>,
+    /// The stack's fd table, read side.
+    files: Arc<FdView>,
     ctl: Mutex<mpsc::Sender<Ctl>>,
     umem: Arc<Umem>,
-    pool: Arc<crate::umem::FramePool>,
+    pool: Arc<FramePool>,
     tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
     /// The stack's epoch, for the readers' side of the rx-to-read latency.
     epoch: Instant,
     rx_latency: SharedLatencyHistogram,
-    rcvbuf: usize,
-    sndbuf: usize,
     stop: AtomicBool,
     /// The loop thread is gone (stopped or panicked): calls fail, not hang.
     dead: AtomicBool,
     /// For the route check of `send_to`.
-    cfg: crate::stack::StackConfig,
+    route: Route,
     /// IpOutNoRoutes, shared with the stack (application threads count it).
-    out_no_routes: Arc<std::sync::atomic::AtomicU64>,
+    out_no_routes: Arc<AtomicU64>,
 }
 
 /// The stack with its loop on a thread of its own.
@@ -364,7 +446,8 @@ pub struct ThreadedStack<D: NetDevice + Send + 'static> {
     thread: Option<JoinHandle<(Stack<D>, LoopStats)>>,
 }
 
-/// A handle for application threads: cheap to clone, `Send + Sync`.
+/// A handle for application threads: cheap to clone, `Send + Sync`. Its
+/// calls are the socket calls of [`Stack`], blocking where Linux's block.
 #[derive(Clone)]
 pub struct StackHandle {
     shared: Arc<Shared>,
@@ -372,23 +455,24 @@ pub struct StackHandle {
 
 impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     /// Moves `stack` onto a new thread that polls it until [`Self::stop`].
-    pub fn spawn(stack: Stack<D>) -> std::io::Result<ThreadedStack<D>> {
+    ///
+    /// # Errors
+    ///
+    /// The `io::Error` of a thread that could not be spawned.
+    pub fn spawn(mut stack: Stack<D>) -> std::io::Result<ThreadedStack<D>> {
         let (tx, rx) = mpsc::channel::<Ctl>();
-        let cfg = stack.cfg.clone();
         let shared = Arc::new(Shared {
-            fds: Mutex::new(FdTable::new(cfg.max_fds)),
+            files: stack.files.share(),
             ctl: Mutex::new(tx),
-            umem: stack.umem.clone(),
-            pool: stack.pool.clone(),
+            umem: stack.umem().clone(),
+            pool: stack.napi.queue().pool().clone(),
             tx_scheduled: stack.tx_scheduled.clone(),
-            epoch: stack.epoch,
+            epoch: stack.napi.epoch(),
             rx_latency: SharedLatencyHistogram::new(),
-            rcvbuf: cfg.rcvbuf,
-            sndbuf: cfg.sndbuf,
             stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            route: stack.net.route,
             out_no_routes: stack.out_no_routes.clone(),
-            cfg,
         });
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new().name("xsknet-softirq".into()).spawn(move || {
@@ -404,7 +488,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             let mut idle_polls = 0u32;
             while !guard.0.stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
-                let r = stack.poll();
+                let r = stack.poll(t0);
                 stats.record(r, t0.elapsed().as_nanos() as u64);
                 // The softirq gives the CPU back: after handing readers a
                 // batch, and when it keeps finding nothing, it yields, so that
@@ -425,13 +509,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 }
                 while let Ok(c) = rx.try_recv() {
                     match c {
-                        Ctl::Bind(sock, addr, reply) => {
-                            let _ = reply.send(stack.hash_sock(&sock, protocol_of(&sock), addr));
-                        }
-                        Ctl::Close(sock, reply) => {
-                            stack.unhash_sock(&sock, protocol_of(&sock));
-                            let _ = reply.send(());
-                        }
+                        Ctl::Call(call) => call(&mut stack),
                         Ctl::Snapshot(reply) => {
                             let mut rx_latency = guard.0.rx_latency.snapshot();
                             rx_latency.merge(stack.rx_latency());
@@ -451,6 +529,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
         Ok(ThreadedStack { handle: StackHandle { shared }, thread: Some(thread) })
     }
 
+    /// A handle for an application thread.
     pub fn handle(&self) -> StackHandle {
         self.handle.clone()
     }
@@ -458,6 +537,10 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     /// Stops the loop and takes the stack back (for final counters). The
     /// latencies the application threads recorded are merged into the
     /// stack's (`Stack::rx_latency`).
+    ///
+    /// # Errors
+    ///
+    /// The panic of the loop thread, if it panicked.
     pub fn stop(mut self) -> std::thread::Result<(Stack<D>, LoopStats)> {
         self.handle.shared.stop.store(true, Ordering::SeqCst);
         let r = self.thread.take().expect("joined once").join().map(|(mut stack, stats)| {
@@ -465,8 +548,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             (stack, stats)
         });
         // Wake anyone still blocked so they see the loop is gone.
-        let fds = self.handle.shared.fds.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, s) in fds.iter() {
+        for s in self.handle.shared.files.socks() {
             s.mark_closed();
         }
         r
@@ -483,55 +565,76 @@ impl<D: NetDevice + Send + 'static> Drop for ThreadedStack<D> {
 }
 
 impl StackHandle {
-    fn call<T>(&self, make: impl FnOnce(mpsc::SyncSender<T>) -> Ctl) -> Result<T, Errno> {
+    /// Runs `f` on the loop thread with the stack and returns its result.
+    fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut dyn SocketCalls) -> T + Send + 'static) -> Result<T, Errno> {
         if self.shared.dead.load(Ordering::SeqCst) {
             return Err(Errno::ESHUTDOWN);
         }
         let (tx, rx) = mpsc::sync_channel(1);
-        self.shared.ctl.lock().unwrap_or_else(|e| e.into_inner()).send(make(tx)).map_err(|_| Errno::ESHUTDOWN)?;
+        let call: Call = Box::new(move |s| {
+            let _ = tx.send(f(s));
+        });
+        self.shared
+            .ctl
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Ctl::Call(call))
+            .map_err(|_| Errno::ESHUTDOWN)?;
         rx.recv().map_err(|_| Errno::ESHUTDOWN)
     }
 
-    fn sock(&self, fd: Fd) -> Result<Arc<Sock>, Errno> {
-        self.shared.fds.lock().unwrap_or_else(|e| e.into_inner()).get(fd).cloned()
-    }
-
+    /// `socket(AF_INET, type, 0)`, carried to the loop ([`Stack::socket`]);
+    /// the sock may be read by several threads at once.
+    ///
+    /// # Errors
+    ///
+    /// `EMFILE` past the descriptor limit; `ESHUTDOWN` once the loop is gone.
     pub fn socket(&self, sock_type: SockType) -> Result<Fd, Errno> {
-        let sock = Arc::new(Sock::new(
-            sock_type,
-            self.shared.rcvbuf,
-            self.shared.sndbuf,
-            self.shared.umem.frame_size() as usize,
-        ));
-        self.shared.fds.lock().unwrap_or_else(|e| e.into_inner()).alloc(sock)
+        self.call(move |s| s.socket_shared(sock_type))?
     }
 
+    /// `bind()`, carried to the loop ([`Stack::bind`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::bind`]; `ESHUTDOWN` once the loop is gone.
     pub fn bind(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
-        let sock = self.sock(fd)?;
-        self.call(|reply| Ctl::Bind(sock, addr, reply))?
+        self.call(move |s| s.bind(fd, addr))?
     }
 
+    /// `connect()`, carried to the loop ([`Stack::connect`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::connect`]; `ESHUTDOWN` once the loop is gone.
     pub fn connect(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
-        let sock = self.sock(fd)?;
-        if sock.local().is_none() {
-            self.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
-        }
-        sock.set_remote(addr)
+        self.call(move |s| s.connect(fd, addr))?
     }
 
+    /// `getsockname()`.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open.
     pub fn local_addr(&self, fd: Fd) -> Result<SocketAddrV4, Errno> {
-        Ok(self.sock(fd)?.local().unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
+        Ok(self.shared.files.get(fd)?.local().unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
     }
 
-    /// `recvfrom()`, blocking until a datagram arrives or `timeout` passes
-    /// (`EAGAIN`, as with `SO_RCVTIMEO`). The loop thread wakes us.
+    /// `recvfrom()`, blocking until a datagram arrives or `timeout` passes.
+    /// The loop thread wakes us.
+    ///
+    /// # Errors
+    ///
+    /// `EAGAIN` when `timeout` passes first (as with `SO_RCVTIMEO`); `EBADF`
+    /// for a descriptor not open, or closed (or the loop stopped) while we
+    /// waited; the sock's pending error (`ECONNREFUSED`).
     pub fn recv_from(&self, fd: Fd, buf: &mut [u8], timeout: Option<Duration>) -> Result<(usize, SocketAddrV4), Errno> {
-        let sock = self.sock(fd)?;
+        let sock = self.shared.files.get(fd)?;
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            match sock_recv(&self.shared.umem, &sock, buf) {
+            match sock_recvmsg(&self.shared.umem, &sock, buf) {
                 Ok(r) => {
-                    sock.datagrams_read.fetch_add(1, Ordering::Relaxed);
+                    sock.udp().datagrams_read.fetch_add(1, Ordering::Relaxed);
                     if r.rx_ns != 0 {
                         self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(r.rx_ns));
                     }
@@ -551,16 +654,22 @@ impl StackHandle {
         }
     }
 
-    /// `sendto()`, blocking while sndbuf is full.
+    /// `sendto()`, blocking while sndbuf is full. Autobinds (carried to the
+    /// loop) and checks as [`Stack::send_to`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::send_to`], except that a full sndbuf waits instead of
+    /// `EAGAIN`; `ESHUTDOWN` once the loop is gone.
     pub fn send_to(&self, fd: Fd, data: &[u8], dst: SocketAddrV4) -> Result<usize, Errno> {
-        let sock = self.sock(fd)?;
-        check_send(&sock, data.len(), dst, OutRoute::of(&self.shared.cfg, *dst.ip()), &self.shared.out_no_routes)?;
+        let sock = self.shared.files.get(fd)?;
         if sock.local().is_none() {
-            self.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            self.call(move |s| s.autobind(fd))??;
         }
+        sendmsg_check(&sock, data.len(), dst, &self.shared.route, &self.shared.out_no_routes)?;
         let mut frame = self.shared.pool.get().ok_or(Errno::ENOBUFS)?;
         loop {
-            match sock_send(&self.shared.umem, &sock, &self.shared.tx_scheduled, frame, data, dst) {
+            match sock_sendmsg(&self.shared.umem, &sock, &self.shared.tx_scheduled, frame, data, dst) {
                 Ok(n) => return Ok(n),
                 Err((Errno::EAGAIN, f)) => {
                     frame = f;
@@ -578,27 +687,34 @@ impl StackHandle {
         }
     }
 
+    /// `close()`, carried to the loop ([`Stack::close`]). Once the loop is
+    /// gone the sock is closed here and its frames freed.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open.
     pub fn close(&self, fd: Fd) -> Result<(), Errno> {
-        let sock = self.shared.fds.lock().unwrap_or_else(|e| e.into_inner()).close(fd)?;
         if self.shared.dead.load(Ordering::SeqCst) {
+            let sock = self.shared.files.get(fd)?;
             sock.mark_closed();
             let pool = &self.shared.pool;
             sock.purge(|skb| pool.put(skb.into_frame()));
             return Ok(());
         }
-        self.call(|reply| Ctl::Close(sock, reply))
+        self.call(move |s| s.close(fd))?
     }
 
     /// `poll()`: sleeps until a descriptor is ready or the timeout passes.
+    /// Returns how many are ready.
     pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> usize {
-        let socks: Vec<Option<Arc<Sock>>> = fds.iter().map(|p| self.sock(p.fd).ok()).collect();
-        let queues: Vec<&crate::sock::WaitQueue> = socks.iter().flatten().map(|s| &s.wq).collect();
+        let socks: Vec<Option<Arc<Sock>>> = fds.iter().map(|p| self.shared.files.get(p.fd).ok()).collect();
+        let queues: Vec<&WaitQueue> = socks.iter().flatten().map(|s| &s.wq).collect();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut ready = 0;
         wait_event(&queues, deadline, || {
             ready = 0;
             for (p, s) in fds.iter_mut().zip(&socks) {
-                p.revents = readiness(s.as_ref(), p.events);
+                p.revents = readiness(s.as_deref(), p.events);
                 ready += usize::from(p.revents != 0);
             }
             ready > 0
@@ -608,8 +724,22 @@ impl StackHandle {
 
     /// Counters, device statistics, the frame census and the rx-to-read
     /// latency, from the loop.
+    ///
+    /// # Errors
+    ///
+    /// `ESHUTDOWN` once the loop is gone.
     pub fn snapshot(&self) -> Result<Snapshot, Errno> {
-        self.call(Ctl::Snapshot)
+        if self.shared.dead.load(Ordering::SeqCst) {
+            return Err(Errno::ESHUTDOWN);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.shared
+            .ctl
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Ctl::Snapshot(tx))
+            .map_err(|_| Errno::ESHUTDOWN)?;
+        rx.recv().map_err(|_| Errno::ESHUTDOWN)
     }
 
     /// Forgets the rx-to-read latencies recorded so far (to leave out a
@@ -618,14 +748,22 @@ impl StackHandle {
         self.shared.rx_latency.reset();
     }
 
+    /// Descriptors open now.
     pub fn open_fds(&self) -> usize {
-        self.shared.fds.lock().unwrap_or_else(|e| e.into_inner()).open_count()
+        self.shared.files.socks().len()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::copy_datagram;
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    use crate::netdevice::{MemDevice, MemWire};
+    use crate::stack::StackConfig;
+    use crate::wire::ethernet::{ethertype, EthernetHeader, HEADER_LEN};
+    use crate::wire::ipv4::{protocol, Ipv4Header};
+    use crate::wire::{udp, EthernetAddress};
 
     #[test]
     fn copy_datagram_copies_every_length() {
@@ -636,5 +774,123 @@ mod tests {
             assert_eq!(&dst[..n], &src[..n], "len {n}");
             assert!(dst[n..].iter().all(|&b| b == 0xEE), "len {n}: wrote past the end");
         }
+    }
+
+    const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    fn stack(sample: u32) -> (Stack<MemDevice>, MemWire) {
+        let (umem, pool) = Umem::new(256, 2048).unwrap();
+        let umem = Arc::new(umem);
+        let dev = MemDevice::new(umem.clone(), 64, 64);
+        let wire = dev.wire();
+        let mut cfg = StackConfig::new(OUR_MAC, OUR_IP, 24);
+        cfg.rx_latency_sample = sample;
+        (Stack::new(dev, umem, Arc::new(pool), cfg), wire)
+    }
+
+    fn udp_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; HEADER_LEN + 28 + payload.len()];
+        EthernetHeader { dst: OUR_MAC, src: EthernetAddress([2, 0, 0, 0, 0, 1]), ethertype: ethertype::IPV4 }
+            .write(&mut f);
+        f[HEADER_LEN + 28..].copy_from_slice(payload);
+        udp::write_header(&mut f[HEADER_LEN + 20..], PEER_IP, OUR_IP, 40000, 7, payload.len());
+        Ipv4Header::write(&mut f[HEADER_LEN..], PEER_IP, OUR_IP, protocol::UDP, 8 + payload.len(), 64, 1, true);
+        f
+    }
+
+    #[test]
+    fn rx_to_read_latency_is_recorded_for_sampled_datagrams() {
+        for (sample, expect) in [(1, 12), (3, 4), (0, 0)] {
+            let (mut s, w) = stack(sample);
+            let fd = s.socket(SockType::Dgram).unwrap();
+            s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+            for i in 0..12u8 {
+                assert!(w.inject(&udp_frame(&[i; 18])));
+            }
+            s.poll(Instant::now());
+            std::thread::sleep(Duration::from_millis(2));
+            let mut buf = [0u8; 64];
+            for i in 0..12 {
+                if i % 2 == 0 {
+                    assert_eq!(s.recv_from(fd, &mut buf).unwrap().0, 18);
+                } else {
+                    assert_eq!(s.recv_with(fd, |d, _| d.len()).unwrap(), 18);
+                }
+            }
+            let h = s.rx_latency();
+            assert_eq!(h.count(), expect, "1 in {sample}");
+            if expect > 0 {
+                // Stamped before the sleep, read after it.
+                assert!(h.min() >= 2_000_000 && h.max() < 10_000_000_000, "{h:?}");
+            }
+            s.reset_rx_latency();
+            assert!(s.rx_latency().is_empty());
+        }
+    }
+
+    /// The loop wakes a sleeping reader once per batch, after a fence: a
+    /// reader that goes to sleep while a datagram is being queued must not
+    /// miss it (it would sleep until its timeout).
+    #[test]
+    fn threaded_reader_is_never_left_asleep() {
+        let (s, w) = stack(0);
+        let t = ThreadedStack::spawn(s).unwrap();
+        let h = t.handle();
+        let fd = h.socket(SockType::Dgram).unwrap();
+        h.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        let frame = udp_frame(b"ping");
+        // One datagram in flight at a time, so none is dropped for rcvbuf:
+        // the injector waits for the previous one to be read, then a varying
+        // moment, so that the datagram lands before, while and after the
+        // reader goes to sleep.
+        let read = Arc::new(AtomicU64::new(0));
+        let read2 = read.clone();
+        let injector = std::thread::spawn(move || {
+            for i in 0..2_000u64 {
+                while read2.load(Ordering::Acquire) < i {
+                    std::hint::spin_loop();
+                }
+                for _ in 0..(i % 11) * 100 {
+                    std::hint::spin_loop();
+                }
+                assert!(w.inject(&frame));
+            }
+        });
+        let mut buf = [0u8; 16];
+        for i in 0..2_000 {
+            let t0 = Instant::now();
+            let r = h.recv_from(fd, &mut buf, Some(Duration::from_secs(10)));
+            assert!(r.is_ok(), "datagram {i}: {r:?}");
+            assert!(t0.elapsed() < Duration::from_secs(2), "datagram {i}: reader slept through it");
+            read.store(i + 1, Ordering::Release);
+        }
+        injector.join().unwrap();
+        drop(t);
+    }
+
+    #[test]
+    fn threaded_readers_record_into_the_snapshot_and_the_stopped_stack() {
+        let (s, w) = stack(1);
+        let t = ThreadedStack::spawn(s).unwrap();
+        let h = t.handle();
+        let fd = h.socket(SockType::Dgram).unwrap();
+        h.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        let mut buf = [0u8; 64];
+        for i in 0..5u8 {
+            assert!(w.inject(&udp_frame(&[i; 10])));
+            assert_eq!(h.recv_from(fd, &mut buf, Some(Duration::from_secs(5))).unwrap().0, 10);
+        }
+        let snap = h.snapshot().unwrap();
+        assert_eq!(snap.rx_latency.count(), 5);
+        assert!(snap.rx_latency.max() < 5_000_000_000);
+        h.reset_rx_latency();
+        assert!(h.snapshot().unwrap().rx_latency.is_empty());
+        assert!(w.inject(&udp_frame(&[9; 10])));
+        h.recv_from(fd, &mut buf, Some(Duration::from_secs(5))).unwrap();
+        h.close(fd).unwrap();
+        let (s, _) = t.stop().unwrap();
+        assert_eq!(s.rx_latency().count(), 1);
     }
 }

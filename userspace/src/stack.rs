@@ -1,30 +1,38 @@
-//! The stack: everything the softirq loop owns, in one place (our `struct
-//! net` plus the `net_device` it polls).
+//! The stack: the owned parts of one xsknet instance, put together.
 //!
-//! [`Stack`] holds the device, the loop's frame cache, the demultiplexing
-//! table, the neighbour table, the counters and the batches that carry
-//! descriptors between the rings and the protocol handlers. The protocol
-//! handlers (`crate::ipv4`) and the loop (`crate::softirq`) are `impl Stack`
-//! blocks in their own modules; the socket API (`crate::socket`) reaches the
-//! socks through the fd table.
+//! [`Stack`] holds four parts, each owned by one module, and lends them to
+//! each other only as arguments for the length of a call:
+//!
+//! | part | module | Linux |
+//! |---|---|---|
+//! | the NAPI poller: device, frame cache, transmit batch | [`crate::softirq::Napi`] | `napi_struct`, `netdev_queue` |
+//! | the protocol state: addresses, routes, neighbours, counters | [`crate::net::Net`] | `struct net` |
+//! | the socket tables | [`crate::inet_hashtables::InetHashTables`] | `inet_hashinfo`, `udp_table` |
+//! | the fd table | [`crate::fdtable::FdTable`] | `files_struct` |
+//!
+//! One [`Stack::poll`] at a time passed in lends the protocol state and the
+//! socket tables to the poller, which lends them with its queue to the
+//! protocol handlers packet by packet. [`Stack::poll_at`] says when to poll
+//! again if no frame arrives. The socket calls (`crate::socket`) reach socks
+//! through the fd table and frames through the poller's queue.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::errno::Errno;
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
-use crate::ipv4::icmp::IcmpRateLimit;
-use crate::neighbour::NeighTable;
-use crate::netdevice::{Desc, DeviceStats, NetDevice};
+use crate::inet_hashtables::InetHashTables;
+use crate::latency::{ns_since, LatencyHistogram};
+use crate::net::Net;
+use crate::netdevice::{DeviceStats, NetDevice};
+use crate::route::Route;
 use crate::snmp::Mib;
-use crate::sock::{Sock, DEFAULT_RCVBUF, DEFAULT_SNDBUF};
-use crate::softirq::LatencyHistogram;
-use crate::umem::{Frame, FramePool, Umem};
+use crate::sock::{ProtoSock, Sock, DEFAULT_RCVBUF, DEFAULT_SNDBUF};
+use crate::softirq::{LoopStats, Napi, PollResult};
+use crate::umem::{FramePool, Umem};
 use crate::wire::EthernetAddress;
 
 /// Descriptors per rx batch: NAPI's weight (`NAPI_POLL_WEIGHT`).
@@ -39,16 +47,22 @@ pub const DEFAULT_RX_LATENCY_SAMPLE: u32 = 61;
 /// Ethernet, IPv4 with options and a TCP header with options.
 pub const TX_HEADROOM: usize = 256;
 
+/// What a stack is made with.
 #[derive(Clone, Debug)]
 pub struct StackConfig {
+    /// Our link-layer address (the interface's).
     pub mac: EthernetAddress,
+    /// Our IPv4 address.
     pub addr: Ipv4Addr,
+    /// The subnet's prefix length, 0–32.
     pub prefix_len: u8,
     /// The next hop for destinations off the local subnet.
     pub gateway: Option<Ipv4Addr>,
     /// The descriptor limit (`ulimit -n`).
     pub max_fds: usize,
+    /// Receive buffer of new sockets, bytes (`net.core.rmem_default`).
     pub rcvbuf: usize,
+    /// Send buffer of new sockets, bytes (`net.core.wmem_default`).
     pub sndbuf: usize,
     /// Descriptors taken from the rx ring per poll.
     pub napi_weight: usize,
@@ -60,6 +74,8 @@ pub struct StackConfig {
 }
 
 impl StackConfig {
+    /// A configuration for `mac` and `addr/prefix_len` with Linux's defaults:
+    /// no gateway, 1024 descriptors, 212992-byte buffers, TTL 64.
     pub fn new(mac: EthernetAddress, addr: Ipv4Addr, prefix_len: u8) -> StackConfig {
         StackConfig {
             mac,
@@ -75,80 +91,17 @@ impl StackConfig {
         }
     }
 
-    fn netmask(&self) -> u32 {
-        if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
-        }
-    }
-
-    /// Whether `ip` is on our subnet (reached directly, without a gateway).
-    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
-        (u32::from(ip) ^ u32::from(self.addr)) & self.netmask() == 0
-    }
-
-    /// The next hop for `dst` (`ip_route_output`): `dst` itself on the
-    /// subnet, else the gateway; `None` is IpOutNoRoutes.
-    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        if self.on_link(dst) {
-            Some(dst)
-        } else {
-            self.gateway
-        }
-    }
-
-    /// The subnet's broadcast address.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !self.netmask())
+    /// The routing table these addresses make.
+    pub fn route(&self) -> Route {
+        Route { addr: self.addr, prefix_len: self.prefix_len, gateway: self.gateway }
     }
 }
-
-/// The key socks are found by: protocol and local port. TCP will add the
-/// remote address for established connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DemuxKey {
-    pub protocol: u8,
-    pub port: u16,
-}
-
-/// A multiplicative hasher for small keys (FxHash): the per-packet lookup
-/// costs a multiply, not SipHash's rounds. Keys are not attacker-chosen in
-/// a way that matters: there are at most 65536 ports per protocol.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub type DemuxTable = HashMap<DemuxKey, Arc<Sock>, BuildHasherDefault<FxHasher>>;
 
 /// Where every frame of the UMEM is, at one moment. The parts always add up
 /// to the UMEM's frame count; a frame missing from the census is a leak.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FrameCensus {
+    /// Frames in the UMEM.
     pub total: usize,
     /// On the fill, rx, tx or completion ring.
     pub in_kernel: usize,
@@ -165,110 +118,108 @@ pub struct FrameCensus {
 }
 
 impl FrameCensus {
+    /// The parts added up: equal to `total` when no frame leaked.
     pub fn accounted(&self) -> usize {
         self.in_kernel + self.free_local + self.free_shared + self.in_socks + self.awaiting_neighbour + self.tx_backlog
     }
 }
 
+/// One xsknet instance: the NAPI poller over a device `D`, the protocol
+/// state, the socket tables and the fd table.
 pub struct Stack<D: NetDevice> {
-    pub(crate) dev: D,
-    pub(crate) umem: Arc<Umem>,
-    pub(crate) pool: Arc<FramePool>,
-    /// The loop's private free frames: recycled and reused without touching
-    /// shared memory.
-    pub(crate) free: Vec<Frame>,
-    pub(crate) cfg: StackConfig,
-    pub(crate) fds: FdTable,
-    pub(crate) demux: DemuxTable,
-    pub(crate) neigh: NeighTable<Desc>,
-    pub(crate) rx_batch: Vec<Desc>,
-    /// Socks that received data in this rx batch, to wake once it is queued.
-    pub(crate) rx_woken: Vec<DemuxKey>,
-    /// Packets ready for the tx ring, oldest first.
-    pub(crate) tx_batch: Vec<Desc>,
-    /// Socks with something on their write queue.
+    pub(crate) napi: Napi<D>,
+    pub(crate) net: Net,
+    pub(crate) socks: InetHashTables,
+    pub(crate) files: FdTable,
+    /// Socks with something on their write queue, for the poller.
     pub(crate) tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
-    pub(crate) mib: Mib,
     /// Datagrams read from socks since closed (UdpInDatagrams of dead socks).
     pub(crate) closed_datagrams_read: u64,
     /// `sendto()` calls refused for want of a route (IpOutNoRoutes), counted
     /// by the application side, which may be another thread.
-    pub(crate) out_no_routes: Arc<std::sync::atomic::AtomicU64>,
-    pub(crate) icmp_ratelimit: IcmpRateLimit,
-    pub(crate) ip_ident: u16,
-    pub(crate) next_ephemeral: u16,
-    pub(crate) last_timer_run: Instant,
-    /// Cap on the tx backlog, so a full tx ring cannot grow memory.
-    pub(crate) tx_backlog_max: usize,
-    /// Time zero of the rx stamps (`SkBuff::rx_ns`).
-    pub(crate) epoch: Instant,
-    /// The current rx batch's stamp: when its descriptors left the rx ring.
-    pub(crate) rx_stamp_ns: u64,
-    /// Datagrams to go before the next one is stamped (0: sampling is off).
-    pub(crate) rx_sample_countdown: u32,
+    pub(crate) out_no_routes: Arc<AtomicU64>,
+    pub(crate) cfg: StackConfig,
     /// Rx-to-read latency of the datagrams read through this `Stack` (boxed:
-    /// 9 KiB of buckets would push the loop's hot fields apart).
+    /// 9 KiB of buckets would push the hot fields apart).
     pub(crate) rx_latency: Box<LatencyHistogram>,
 }
 
 impl<D: NetDevice> Stack<D> {
-    /// Builds the stack over `dev`, whose frames come from `umem`/`pool`.
+    /// Builds the stack over `dev`, whose frames come from `umem`/`pool`, and
+    /// fills the device's fill ring.
     pub fn new(dev: D, umem: Arc<Umem>, pool: Arc<FramePool>, cfg: StackConfig) -> Stack<D> {
-        let frames = umem.frame_count() as usize;
-        let mut stack = Stack {
-            dev,
-            umem,
-            pool,
-            free: Vec::with_capacity(frames),
-            fds: FdTable::new(cfg.max_fds),
-            demux: DemuxTable::default(),
-            neigh: NeighTable::default(),
-            rx_batch: Vec::with_capacity(cfg.napi_weight),
-            rx_woken: Vec::with_capacity(cfg.napi_weight),
-            tx_batch: Vec::with_capacity(frames),
+        Stack {
+            napi: Napi::new(dev, umem, pool, cfg.napi_weight),
+            net: Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight),
+            socks: InetHashTables::default(),
+            files: FdTable::new(cfg.max_fds),
             tx_scheduled: Arc::new(ArrayQueue::new(cfg.max_fds.max(1))),
-            mib: Mib::default(),
             closed_datagrams_read: 0,
             out_no_routes: Arc::default(),
-            icmp_ratelimit: IcmpRateLimit::from_sysctls(),
-            ip_ident: 1,
-            next_ephemeral: 32768,
-            last_timer_run: Instant::now(),
-            tx_backlog_max: frames / 2,
-            epoch: Instant::now(),
-            rx_stamp_ns: 0,
-            rx_sample_countdown: cfg.rx_latency_sample,
             rx_latency: Box::default(),
             cfg,
-        };
-        stack.refill();
-        stack
+        }
     }
 
+    /// One NAPI poll at `now` (see [`crate::softirq`]): the time of the
+    /// stack's timers and the rx stamps. Call it as often as possible when
+    /// busy-polling, or when the device has frames or [`Self::poll_at`] is due.
+    #[inline]
+    pub fn poll(&mut self, now: Instant) -> PollResult {
+        self.napi.poll(now, &mut self.net, &self.socks, &self.tx_scheduled)
+    }
+
+    /// When [`Self::poll`] must run again even if no frame arrives: a
+    /// protocol timer, or packets still waiting for the tx ring. `None`: only
+    /// the device can bring work.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.napi.poll_at(&self.net)
+    }
+
+    /// Polls until `stop()` says so, reading the clock once per poll and
+    /// keeping `stats`. `stop` runs on the loop's thread between polls, for
+    /// work that must happen there; its time is not counted as busy.
+    pub fn run_until(&mut self, stats: &mut LoopStats, mut stop: impl FnMut(&mut Self) -> bool) {
+        while !stop(self) {
+            let t0 = Instant::now();
+            let r = self.poll(t0);
+            stats.record(r, t0.elapsed().as_nanos() as u64);
+        }
+    }
+
+    /// The configuration the stack was made with.
     pub fn config(&self) -> &StackConfig {
         &self.cfg
     }
 
+    /// The UMEM the stack's frames live in.
     pub fn umem(&self) -> &Arc<Umem> {
-        &self.umem
+        self.napi.queue().umem()
     }
 
+    /// The device.
     pub fn device(&self) -> &D {
-        &self.dev
+        self.napi.device()
     }
 
+    /// The device, mutably.
     pub fn device_mut(&mut self) -> &mut D {
-        &mut self.dev
+        self.napi.device_mut()
     }
 
     /// A copy of every counter. UdpInDatagrams counts the application's
     /// reads: those through the stack are in the MIB already, those of other
     /// threads (`StackHandle`) are summed from the socks.
     pub fn snmp(&self) -> Mib {
-        let mut m = self.mib;
-        m.UdpInDatagrams += self.closed_datagrams_read
-            + self.socks().map(|s| s.datagrams_read.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();
-        m.IpOutNoRoutes += self.out_no_routes.load(std::sync::atomic::Ordering::Relaxed);
+        let mut m = self.net.mib;
+        let threaded_reads: u64 = self
+            .all_socks()
+            .map(|s| match &s.proto {
+                ProtoSock::Udp(u) => u.datagrams_read.load(Ordering::Relaxed),
+            })
+            .sum();
+        m.UdpInDatagrams += self.closed_datagrams_read + threaded_reads;
+        m.IpOutNoRoutes += self.out_no_routes.load(Ordering::Relaxed);
         m
     }
 
@@ -289,33 +240,34 @@ impl<D: NetDevice> Stack<D> {
     #[cold]
     #[inline(never)]
     pub(crate) fn record_rx_latency(&mut self, rx_ns: u64) {
-        let now = crate::softirq::ns_since(self.epoch);
+        let now = ns_since(self.napi.epoch());
         self.rx_latency.record(now.saturating_sub(rx_ns));
     }
 
     /// The device's own counters (`XDP_STATISTICS` for an AF_XDP socket).
     pub fn device_stats(&self) -> DeviceStats {
-        self.dev.stats()
+        self.napi.device().stats()
     }
 
     /// Where every frame is now.
     pub fn frame_census(&self) -> FrameCensus {
+        let q = self.napi.queue();
         FrameCensus {
-            total: self.umem.frame_count() as usize,
-            in_kernel: self.dev.frames_in_kernel(),
-            free_local: self.free.len(),
-            free_shared: self.pool.len(),
-            in_socks: self.socks().map(|s| s.queued()).sum(),
-            awaiting_neighbour: self.neigh.queued(),
-            tx_backlog: self.tx_batch.len(),
+            total: q.umem().frame_count() as usize,
+            in_kernel: self.napi.device().frames_in_kernel(),
+            free_local: q.cached(),
+            free_shared: q.pool().len(),
+            in_socks: self.all_socks().map(|s| s.queued()).sum(),
+            awaiting_neighbour: self.net.neigh.queued(),
+            tx_backlog: q.tx_backlog(),
         }
     }
 
-    /// Every sock that can hold frames: those bound in the demux table and
+    /// Every sock that can hold frames: those bound in the socket tables and
     /// those only reachable through a descriptor.
-    fn socks(&self) -> impl Iterator<Item = &Arc<Sock>> {
+    fn all_socks(&self) -> impl Iterator<Item = &Arc<Sock>> {
         let mut seen: Vec<*const Sock> = Vec::new();
-        self.demux.values().chain(self.fds.iter().map(|(_, s)| s)).filter(move |s| {
+        self.socks.socks().chain(self.files.iter().map(|(_, s)| s)).filter(move |s| {
             let p = Arc::as_ptr(s);
             if seen.contains(&p) {
                 false
@@ -326,101 +278,9 @@ impl<D: NetDevice> Stack<D> {
         })
     }
 
-    /// A free frame for a packet the stack itself builds (a reply).
-    #[inline]
-    pub(crate) fn alloc_frame(&mut self) -> Option<Frame> {
-        self.free.pop().or_else(|| self.pool.get())
-    }
-
-    /// Returns a frame to the loop's cache.
-    #[inline]
-    pub(crate) fn free_frame(&mut self, frame: Frame) {
-        self.free.push(frame);
-    }
-
-    /// Keeps the fill ring full: from the local cache first, topped up from
-    /// the shared list when the cache runs low.
-    pub(crate) fn refill(&mut self) -> usize {
-        let want = self.dev.fill_capacity();
-        if self.free.len() < want / 2 {
-            while self.free.len() < want {
-                match self.pool.get() {
-                    Some(f) => self.free.push(f),
-                    None => break,
-                }
-            }
-        }
-        self.dev.fill(&mut self.free)
-    }
-
-    /// Binds `sock` to `port` (0: an ephemeral port) for `protocol`.
-    pub(crate) fn hash_sock(&mut self, sock: &Arc<Sock>, protocol: u8, addr: SocketAddrV4) -> Result<(), Errno> {
-        if sock.local().is_some() {
-            return Err(Errno::EINVAL);
-        }
-        let ip = *addr.ip();
-        if !ip.is_unspecified() && ip != self.cfg.addr {
-            return Err(Errno::EADDRNOTAVAIL);
-        }
-        let port = if addr.port() == 0 { self.ephemeral_port(protocol)? } else { addr.port() };
-        let key = DemuxKey { protocol, port };
-        if self.demux.contains_key(&key) {
-            return Err(Errno::EADDRINUSE);
-        }
-        sock.set_local(SocketAddrV4::new(ip, port))?;
-        self.demux.insert(key, sock.clone());
-        Ok(())
-    }
-
-    /// Removes `sock` from the demux table and frees what it holds.
-    pub(crate) fn unhash_sock(&mut self, sock: &Arc<Sock>, protocol: u8) {
-        if let Some(local) = sock.local() {
-            let key = DemuxKey { protocol, port: local.port() };
-            if self.demux.get(&key).is_some_and(|s| Arc::ptr_eq(s, sock)) {
-                self.demux.remove(&key);
-            }
-        }
-        sock.mark_closed();
-        self.closed_datagrams_read += sock.datagrams_read.swap(0, std::sync::atomic::Ordering::Relaxed);
-        let free = &mut self.free;
-        sock.purge(|skb| free.push(skb.into_frame()));
-    }
-
-    /// The ephemeral range of `net.ipv4.ip_local_port_range` (32768–60999).
-    fn ephemeral_port(&mut self, protocol: u8) -> Result<u16, Errno> {
-        for _ in 0..(60999 - 32768 + 1) {
-            let port = self.next_ephemeral;
-            self.next_ephemeral = if port >= 60999 { 32768 } else { port + 1 };
-            if !self.demux.contains_key(&DemuxKey { protocol, port }) {
-                return Ok(port);
-            }
-        }
-        Err(Errno::EADDRINUSE)
-    }
-
     /// Frees every frame the stack holds outside the device and the socks
     /// (on shutdown), so the census can be checked after a run.
     pub fn release_backlog(&mut self) {
-        for d in self.neigh.drain_queued() {
-            self.free.push(d.frame);
-        }
-        for d in std::mem::take(&mut self.tx_batch) {
-            self.free.push(d.frame);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subnet_arithmetic() {
-        let c = StackConfig::new(EthernetAddress([2, 0, 0, 0, 0, 1]), Ipv4Addr::new(10, 1, 2, 3), 24);
-        assert!(c.on_link(Ipv4Addr::new(10, 1, 2, 200)));
-        assert!(!c.on_link(Ipv4Addr::new(10, 1, 3, 1)));
-        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 1, 2, 255));
-        let all = StackConfig::new(EthernetAddress::default(), Ipv4Addr::new(10, 0, 0, 1), 0);
-        assert!(all.on_link(Ipv4Addr::new(8, 8, 8, 8)));
+        self.napi.release_backlog(&mut self.net);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::umem::Umem;
@@ -13,7 +13,7 @@ use xsknet::wire::ethernet::{ethertype, EthernetHeader, HEADER_LEN as ETH_LEN};
 use xsknet::wire::icmp::{self, msg_type};
 use xsknet::wire::ipv4::{protocol, Ipv4Header};
 use xsknet::wire::{udp, EthernetAddress};
-use xsknet::{Errno, SockType, Stack, StackConfig, ThreadedStack};
+use xsknet::{Errno, Fd, SockType, Stack, StackConfig, ThreadedStack};
 
 const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -76,14 +76,14 @@ fn arp(op: ArpOperation, dst: EthernetAddress, target_hw: EthernetAddress) -> Ve
 /// The peer asks for us, so both sides know each other.
 fn learn_peer(s: &mut Stack<MemDevice>, w: &MemWire) {
     w.inject(&arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default()));
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1, "one ARP reply");
 }
 
 fn poll_n(s: &mut Stack<MemDevice>, n: usize) {
     for _ in 0..n {
-        s.poll();
+        s.poll(Instant::now());
     }
 }
 
@@ -105,7 +105,7 @@ fn parse_ip(frame: &[u8]) -> (EthernetHeader, Ipv4Header, Vec<u8>) {
 fn arp_request_for_us_is_answered_and_teaches_the_neighbour() {
     let (mut s, w) = stack();
     w.inject(&arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default()));
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
     let e = EthernetHeader::parse(&out[0]).unwrap();
@@ -117,7 +117,7 @@ fn arp_request_for_us_is_answered_and_teaches_the_neighbour() {
     assert_eq!((m.XskArpInRequests, m.XskArpOutReplies), (1, 1));
     // Having learnt the peer, a ping is answered without asking.
     w.inject(&echo_request(7, 1, b"abc"));
-    s.poll();
+    s.poll(Instant::now());
     assert_eq!(w.take_transmitted().len(), 1);
     assert_eq!(s.snmp().XskArpOutRequests, 0);
     assert_census(&s);
@@ -128,7 +128,7 @@ fn ping_waits_for_arp_then_the_reply_goes_out() {
     let (mut s, w) = stack();
     let data: Vec<u8> = (0..56).collect();
     w.inject(&echo_request(0x0b1f, 1, &data));
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1, "an ARP request, the reply waits");
     let e = EthernetHeader::parse(&out[0]).unwrap();
@@ -138,7 +138,7 @@ fn ping_waits_for_arp_then_the_reply_goes_out() {
     assert_eq!(s.frame_census().awaiting_neighbour, 1);
 
     w.inject(&arp(ArpOperation::Reply, OUR_MAC, OUR_MAC));
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
     let (e, ip, msg) = parse_ip(&out[0]);
@@ -161,14 +161,14 @@ fn udp_is_delivered_read_and_echoed() {
     for size in [0usize, 1, 18, 64, 511, 1472] {
         let payload: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
         w.inject(&udp_frame(40000, 7, &payload));
-        s.poll();
+        s.poll(Instant::now());
         let mut buf = [0u8; 2048];
         let (n, peer) = s.recv_from(fd, &mut buf).unwrap();
         assert_eq!(&buf[..n], &payload[..]);
         assert_eq!(peer, SocketAddrV4::new(PEER_IP, 40000));
         assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN));
         assert_eq!(s.send_to(fd, &buf[..n], peer), Ok(n));
-        s.poll();
+        s.poll(Instant::now());
         let out = w.take_transmitted();
         assert_eq!(out.len(), 1);
         let (e, ip, seg) = parse_ip(&out[0]);
@@ -191,7 +191,7 @@ fn closed_port_gets_port_unreachable_quoting_the_datagram() {
     learn_peer(&mut s, &w);
     let frame = udp_frame(40000, 9, b"anyone there?");
     w.inject(&frame);
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
     let (_, ip, msg) = parse_ip(&out[0]);
@@ -210,7 +210,7 @@ fn port_unreachable_is_rate_limited_per_host() {
     learn_peer(&mut s, &w);
     for _ in 0..10 {
         w.inject(&udp_frame(40000, 9, b"x"));
-        s.poll();
+        s.poll(Instant::now());
     }
     let m = s.snmp();
     assert_eq!(m.UdpNoPorts, 10);
@@ -347,7 +347,7 @@ fn every_rejection_is_counted_by_reason() {
         let fd = s.socket(SockType::Dgram).unwrap();
         s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
         w.inject(&frame);
-        s.poll();
+        s.poll(Instant::now());
         let m = s.snmp();
         let nonzero: Vec<&str> =
             m.iter().filter(|(n, v)| *v != 0 && *n != "XskRxFrames" && *n != "IpExtInOctets").map(|(n, _)| n).collect();
@@ -388,7 +388,7 @@ fn udp_checksum_zero_and_ip_options_are_accepted() {
     let mut f = udp_frame(3, 7, b"hi");
     f.resize(60, 0);
     w.inject(&f);
-    s.poll();
+    s.poll(Instant::now());
     let mut buf = [0u8; 64];
     let got: Vec<Vec<u8>> = (0..3)
         .map(|_| {
@@ -404,7 +404,7 @@ fn unknown_protocol_gets_protocol_unreachable() {
     let (mut s, w) = stack();
     learn_peer(&mut s, &w);
     w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(253, b"what is this")));
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
     let (_, _, msg) = parse_ip(&out[0]);
@@ -423,7 +423,7 @@ fn rcvbuf_overflow_is_a_counted_drop() {
     for i in 0..10u8 {
         w.inject(&udp_frame(40000, 7, &[i]));
     }
-    s.poll();
+    s.poll(Instant::now());
     let m = s.snmp();
     assert_eq!((m.UdpRcvbufErrors, m.UdpInErrors), (6, 6));
     assert_eq!(s.frame_census().in_socks, 4);
@@ -440,13 +440,13 @@ fn rcvbuf_overflow_is_a_counted_drop() {
 fn emfile_at_the_descriptor_limit() {
     let (mut s, _w) = stack_with(|c| c.max_fds = 16);
     let fds: Vec<_> = (0..16).map(|_| s.socket(SockType::Dgram).unwrap()).collect();
-    assert_eq!(fds, (0..16).collect::<Vec<_>>());
+    assert_eq!(fds, (0..16).map(Fd).collect::<Vec<_>>());
     let e = s.socket(SockType::Dgram).unwrap_err();
     assert_eq!(e, Errno::EMFILE);
     assert_eq!(e.to_string(), "Too many open files");
-    s.close(3).unwrap();
-    assert_eq!(s.socket(SockType::Dgram), Ok(3), "lowest free descriptor first");
-    assert_eq!(s.close(99), Err(Errno::EBADF));
+    s.close(Fd(3)).unwrap();
+    assert_eq!(s.socket(SockType::Dgram), Ok(Fd(3)), "lowest free descriptor first");
+    assert_eq!(s.close(Fd(99)), Err(Errno::EBADF));
 }
 
 #[test]
@@ -492,9 +492,9 @@ fn sndbuf_full_is_eagain_and_drains() {
     assert_eq!(s.send_to(fd, b"1", peer), Ok(1));
     assert_eq!(s.send_to(fd, b"2", peer), Ok(1));
     assert_eq!(s.send_to(fd, b"3", peer), Err(Errno::EAGAIN));
-    s.poll();
+    s.poll(Instant::now());
     assert_eq!(s.send_to(fd, b"3", peer), Ok(1));
-    s.poll();
+    s.poll(Instant::now());
     assert_eq!(w.take_transmitted().len(), 3);
     assert_census(&s);
 }
@@ -507,7 +507,7 @@ fn connected_socket_gets_econnrefused_from_port_unreachable() {
     let peer = SocketAddrV4::new(PEER_IP, 9);
     s.connect(fd, peer).unwrap();
     s.send(fd, b"knock").unwrap();
-    s.poll();
+    s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
     // The peer answers with port unreachable quoting our datagram.
@@ -515,7 +515,7 @@ fn connected_socket_gets_econnrefused_from_port_unreachable() {
     let mut m = vec![0u8; 8 + quoted.len()];
     let n = icmp::write_dest_unreachable(&mut m, icmp::unreach_code::PORT, quoted);
     w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &m[..n])));
-    s.poll();
+    s.poll(Instant::now());
     let mut buf = [0u8; 8];
     assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::ECONNREFUSED));
     assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN), "reported once");
@@ -552,7 +552,7 @@ fn fill_ring_is_kept_full_and_empty_fill_ring_drops_are_counted() {
         if w.inject(&udp_frame(40000, 7, b"x")) {
             delivered += 1;
         }
-        s.poll();
+        s.poll(Instant::now());
     }
     assert!(delivered < FRAMES as usize * 2);
     assert!(w.stats().rx_fill_ring_empty_descs > 0);
@@ -560,7 +560,7 @@ fn fill_ring_is_kept_full_and_empty_fill_ring_drops_are_counted() {
     // Reading gives the frames back and the fill ring fills again.
     let mut buf = [0u8; 8];
     while s.recv_from(fd, &mut buf).is_ok() {}
-    s.poll();
+    s.poll(Instant::now());
     assert_eq!(s.device().fill_room(), 0);
     assert_census(&s);
 }
@@ -612,7 +612,7 @@ fn frame_census_holds_through_mixed_traffic() {
                 w.inject(&f[..(rand() as usize) % f.len()]);
             }
             _ => {
-                s.poll();
+                s.poll(Instant::now());
             }
         }
         assert_census(&s);
@@ -678,8 +678,42 @@ fn threaded_poll_reports_readiness() {
     w.inject(&udp_frame(1, 8, b"for b"));
     assert_eq!(h.poll(&mut fds, Some(Duration::from_secs(5))), 1);
     assert_eq!((fds[0].revents, fds[1].revents), (0, POLLIN));
-    let mut out = [PollFd::new(a, POLLOUT), PollFd::new(99, POLLIN)];
+    let mut out = [PollFd::new(a, POLLOUT), PollFd::new(Fd(99), POLLIN)];
     assert_eq!(h.poll(&mut out, Some(Duration::ZERO)), 2);
     assert_eq!(out[1].revents, xsknet::socket::POLLNVAL);
     drop(t);
+}
+
+/// On virtual time, with no sleep: a datagram to an unknown neighbour waits
+/// while ARP asks again every `retrans_time`, `poll_at` says when the next
+/// request is due, and after `mcast_solicit` requests what waited is dropped
+/// and counted (XskNeighUnresDiscards), as Linux's neighbour timers do.
+#[test]
+fn arp_retries_and_gives_up_on_virtual_time() {
+    use xsknet::neighbour::{MCAST_SOLICIT, RETRANS_TIME};
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    assert_eq!(s.poll_at(), None, "nothing to do but wait for the device");
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)).unwrap();
+    s.poll(t0);
+    let arp_requests = |w: &MemWire| {
+        w.take_transmitted().iter().filter(|f| EthernetHeader::parse(f).unwrap().ethertype == ethertype::ARP).count()
+    };
+    assert_eq!(arp_requests(&w), 1, "first request at once");
+    for probe in 1..MCAST_SOLICIT as u32 {
+        let due = t0 + RETRANS_TIME * probe;
+        assert_eq!(s.poll_at(), Some(due), "probe {probe}");
+        s.poll(due - Duration::from_millis(1));
+        assert_eq!(arp_requests(&w), 0, "not before it is due");
+        s.poll(due);
+        assert_eq!(arp_requests(&w), 1, "request {} at {probe} s", probe + 1);
+    }
+    assert_eq!(s.snmp().XskNeighUnresDiscards, 0, "still waiting");
+    s.poll(t0 + RETRANS_TIME * u32::from(MCAST_SOLICIT));
+    assert_eq!(arp_requests(&w), 0);
+    assert_eq!(s.snmp().XskNeighUnresDiscards, 1, "the datagram is dropped, counted");
+    assert_eq!(s.poll_at(), None);
+    s.close(fd).unwrap();
+    assert_census(&s);
 }

@@ -1,5 +1,6 @@
-//! UDP (net/ipv4/udp.c): `__udp4_lib_rcv` on the way in, `udp_send_skb` on
-//! the way out.
+//! UDP (net/ipv4/udp.c): `__udp4_lib_rcv` on the way in,
+//! `udp_push_pending_frames` on the way out, and `udp_prot`, the operations
+//! behind a UDP socket's calls.
 //!
 //! In: length checks, lookup of the bound sock by port, the checksum (only
 //! then, as Linux verifies lazily), the rcvbuf check, the queue. A datagram
@@ -8,95 +9,134 @@
 //! application's data, in the frame it was copied to.
 
 use std::net::SocketAddrV4;
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::RxIp;
-use crate::netdevice::NetDevice;
+use super::ip_output::{ip_build_header, ip_output};
+use super::{icmp, RxIp};
+use crate::errno::Errno;
+use crate::inet_hashtables::{DemuxKey, InetHashTables};
+use crate::net::Net;
+use crate::netdev_queue::NetdevQueue;
+use crate::proto::Proto;
+use crate::route::OutRoute;
 use crate::skbuff::SkBuff;
 use crate::sock::Sock;
-use crate::stack::{DemuxKey, Stack};
 use crate::umem::{Frame, Umem};
 use crate::wire::icmp::unreach_code;
 use crate::wire::ipv4::{self, protocol};
 use crate::wire::udp;
 
-impl<D: NetDevice> Stack<D> {
-    /// `__udp4_lib_rcv`.
-    #[inline]
-    pub(crate) fn udp_rcv(&mut self, umem: &Umem, frame: Frame, ip: &RxIp, now: Instant) {
-        let segment = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
-        let Ok(uh) = udp::parse(segment) else {
-            self.mib.UdpInErrors += 1;
-            return self.free_frame(frame);
-        };
-        let datagram = &segment[..uh.len as usize];
-        let key = DemuxKey { protocol: protocol::UDP, port: uh.dst_port };
-        match self.demux.get(&key) {
-            Some(sock) => {
-                if !udp::verify_checksum(ip.hdr.src, ip.hdr.dst, datagram) {
-                    self.mib.UdpInCsumErrors += 1;
-                    self.mib.UdpInErrors += 1;
-                    return self.free_frame(frame);
-                }
-                let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
-                let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.len as usize - udp::HEADER_LEN, peer);
-                if self.rx_sample_countdown != 0 {
-                    self.rx_sample_countdown -= 1;
-                    if self.rx_sample_countdown == 0 {
-                        self.rx_sample_countdown = self.cfg.rx_latency_sample;
-                        skb.rx_ns = self.rx_stamp_ns;
-                    }
-                }
-                match sock.queue_rcv(skb) {
-                    Ok(()) => {
-                        if self.rx_woken.last() != Some(&key) {
-                            self.rx_woken.push(key);
-                        }
-                    }
-                    Err(skb) => {
-                        self.mib.UdpRcvbufErrors += 1;
-                        self.mib.UdpInErrors += 1;
-                        self.free_frame(skb.into_frame());
-                    }
-                }
-            }
-            None => {
-                if !udp::verify_checksum(ip.hdr.src, ip.hdr.dst, datagram) {
-                    self.mib.UdpInCsumErrors += 1;
-                    self.mib.UdpInErrors += 1;
-                    return self.free_frame(frame);
-                }
-                self.mib.UdpNoPorts += 1;
-                self.icmp_send_unreach(umem, &frame, ip, unreach_code::PORT, now);
-                self.free_frame(frame);
-            }
-        }
-    }
+/// Largest UDP payload one send carries: one 1500-byte MTU frame, no
+/// fragmentation (IP reassembly and fragmentation are not built yet).
+pub const MAX_UDP_PAYLOAD: usize = 1500 - ipv4::MIN_HEADER_LEN - udp::HEADER_LEN;
 
-    /// Sends what `sock` has on its write queue: UDP and IP headers go in
-    /// front of the data (`TX_HEADROOM` leaves room), then `ip_output`.
-    pub(crate) fn udp_push_pending(&mut self, sock: &Arc<Sock>, budget: usize, now: Instant) -> usize {
-        let Some(local) = sock.local() else { return 0 };
-        // Once per call, not per datagram: an `Arc` clone is a locked add.
-        let umem = self.umem.clone();
-        let mut sent = 0;
-        while sent < budget {
-            let Some(skb) = sock.dequeue_xmit() else { break };
-            sent += 1;
-            let dst = skb.peer;
-            let len = skb.len();
-            let l4 = skb.data as usize - udp::HEADER_LEN;
-            let l3 = l4 - ipv4::MIN_HEADER_LEN;
-            let mut frame = skb.into_frame();
-            let buf = umem.frame_mut(&mut frame);
-            udp::write_header(&mut buf[l4..], self.cfg.addr, *dst.ip(), local.port(), dst.port(), len);
-            let ulen = udp::HEADER_LEN + len;
-            self.ip_build_header(&mut buf[l3..l4], *dst.ip(), protocol::UDP, ulen, 0);
-            if self.ip_output(frame, l3, ipv4::MIN_HEADER_LEN + ulen, *dst.ip(), now) {
-                self.mib.UdpOutDatagrams += 1;
+/// UDP's operations (`udp_prot`).
+pub static UDP_PROT: Proto = Proto {
+    name: "UDP",
+    protocol: protocol::UDP,
+    connect: udp_connect,
+    sendmsg_check: udp_sendmsg_check,
+    push_pending: udp_push_pending,
+};
+
+/// `ip4_datagram_connect`: sets the default destination, and makes port
+/// unreachable errors from it come back as `ECONNREFUSED`.
+fn udp_connect(sock: &Sock, addr: SocketAddrV4) -> Result<(), Errno> {
+    sock.set_remote(addr);
+    Ok(())
+}
+
+/// `udp_sendmsg`'s checks, in its order: the pending error, the length, the
+/// destination, the route.
+fn udp_sendmsg_check(sock: &Sock, len: usize, dst: SocketAddrV4, route: OutRoute) -> Result<(), Errno> {
+    if let Some(e) = sock.take_err() {
+        return Err(e);
+    }
+    if len > MAX_UDP_PAYLOAD {
+        return Err(Errno::EMSGSIZE);
+    }
+    if dst.port() == 0 || dst.ip().is_unspecified() {
+        return Err(Errno::EINVAL);
+    }
+    match route {
+        OutRoute::Unicast { .. } => Ok(()),
+        OutRoute::NoRoute => Err(Errno::ENETUNREACH),
+        // No SO_BROADCAST (yet): Linux refuses with EACCES.
+        OutRoute::Broadcast => Err(Errno::EACCES),
+    }
+}
+
+/// `__udp4_lib_rcv`: the UDP datagram described by `ip` in `frame`.
+#[inline]
+pub fn udp_rcv(
+    net: &mut Net,
+    socks: &InetHashTables,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    frame: Frame,
+    ip: &RxIp,
+    now: Instant,
+) {
+    let segment = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
+    let Ok(uh) = udp::parse(segment) else {
+        net.mib.UdpInErrors += 1;
+        return q.free_frame(frame);
+    };
+    let datagram = &segment[..uh.len as usize];
+    // Verified lazily, after the lookup, as Linux does; one error path
+    // (`csum_error:`) whether or not a sock was found.
+    let key = DemuxKey { protocol: protocol::UDP, port: uh.dst_port };
+    let sock = socks.lookup(&key);
+    if !udp::verify_checksum(ip.hdr.src, ip.hdr.dst, datagram) {
+        net.mib.UdpInCsumErrors += 1;
+        net.mib.UdpInErrors += 1;
+        return q.free_frame(frame);
+    }
+    let Some(sock) = sock else {
+        net.mib.UdpNoPorts += 1;
+        icmp::icmp_send_unreach(net, q, umem, &frame, ip, unreach_code::PORT, now);
+        return q.free_frame(frame);
+    };
+    let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
+    let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.len as usize - udp::HEADER_LEN, peer);
+    skb.rx_ns = net.rx_sampler.stamp();
+    match sock.queue_rcv(skb) {
+        Ok(()) => {
+            if net.rx_woken.last() != Some(&key) {
+                net.rx_woken.push(key);
             }
         }
-        sent
+        Err(skb) => {
+            net.mib.UdpRcvbufErrors += 1;
+            net.mib.UdpInErrors += 1;
+            q.free_frame(skb.into_frame());
+        }
     }
+}
+
+/// `udp_push_pending_frames`: sends up to `budget` datagrams from `sock`'s
+/// write queue; UDP and IP headers go in front of the data (the socket layer
+/// leaves `TX_HEADROOM` for them), then `ip_output`. Returns how many it took.
+pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget: usize, now: Instant) -> usize {
+    let Some(local) = sock.local() else { return 0 };
+    // Once per call, not per datagram: an `Arc` clone is a locked add.
+    let umem = q.umem().clone();
+    let mut sent = 0;
+    while sent < budget {
+        let Some(skb) = sock.dequeue_xmit() else { break };
+        sent += 1;
+        let dst = skb.peer;
+        let len = skb.len();
+        let l4 = skb.data as usize - udp::HEADER_LEN;
+        let l3 = l4 - ipv4::MIN_HEADER_LEN;
+        let mut frame = skb.into_frame();
+        let buf = umem.frame_mut(&mut frame);
+        udp::write_header(&mut buf[l4..], net.route.addr, *dst.ip(), local.port(), dst.port(), len);
+        let ulen = udp::HEADER_LEN + len;
+        ip_build_header(net, &mut buf[l3..l4], *dst.ip(), protocol::UDP, ulen, 0);
+        if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + ulen, *dst.ip(), now) {
+            net.mib.UdpOutDatagrams += 1;
+        }
+    }
+    sent
 }

@@ -1,0 +1,86 @@
+//! IPv4 input (net/ipv4/ip_input.c): `ip_rcv` + `ip_rcv_core` +
+//! `ip_local_deliver`. Validates as `ip_rcv_core` does, in the same order
+//! and with the same counters, asks the route whether the datagram is ours,
+//! and delivers it to ICMP or UDP.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use super::{icmp, udp, RxIp};
+use crate::inet_hashtables::InetHashTables;
+use crate::net::Net;
+use crate::netdev_queue::NetdevQueue;
+use crate::umem::{Frame, Umem};
+use crate::wire::ipv4::{self, protocol, Ipv4Error, Ipv4Header};
+
+/// `ip_rcv`: the IPv4 datagram at `pkt` (offsets from the frame base) in
+/// `frame`, Ethernet header stripped.
+#[inline]
+pub fn ip_rcv(
+    net: &mut Net,
+    socks: &InetHashTables,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    frame: Frame,
+    pkt: Range<usize>,
+    now: Instant,
+) {
+    let (l3, len) = (pkt.start, pkt.len());
+    let pkt = &umem.frame(&frame)[pkt];
+    let mib = &mut net.mib;
+    mib.IpInReceives += 1;
+    mib.IpExtInOctets += len as u64;
+    // Linux counts ECN once version and IHL look right, before the checksum.
+    if len >= ipv4::MIN_HEADER_LEN && pkt[0] >> 4 == 4 && pkt[0] & 0x0f >= 5 {
+        match pkt[1] & 0x03 {
+            0 => mib.IpExtInNoECTPkts += 1,
+            1 => mib.IpExtInECT1Pkts += 1,
+            2 => mib.IpExtInECT0Pkts += 1,
+            _ => mib.IpExtInCEPkts += 1,
+        }
+    }
+    let hdr = match Ipv4Header::check(pkt) {
+        Ok(h) => h,
+        Err(e) => {
+            match e {
+                Ipv4Error::HdrError => mib.IpInHdrErrors += 1,
+                Ipv4Error::ChecksumError => {
+                    mib.IpExtInCsumErrors += 1;
+                    mib.IpInHdrErrors += 1;
+                }
+                Ipv4Error::Truncated => mib.IpExtInTruncatedPkts += 1,
+            }
+            return q.free_frame(frame);
+        }
+    };
+    // The input route: only our own address is local.
+    if !net.route.is_local(hdr.dst) {
+        mib.IpInAddrErrors += 1;
+        return q.free_frame(frame);
+    }
+    if net.route.is_martian_source(hdr.src) {
+        mib.XskIpInMartianSrc += 1;
+        return q.free_frame(frame);
+    }
+    if hdr.is_fragment() {
+        mib.IpReasmReqds += 1;
+        mib.XskIpFragDrops += 1;
+        return q.free_frame(frame);
+    }
+    let ip = RxIp { hdr, l3, l4: l3 + hdr.header_len, l4_len: hdr.payload_len() };
+    match hdr.protocol {
+        protocol::UDP => {
+            udp::udp_rcv(net, socks, q, umem, frame, &ip, now);
+            net.mib.IpInDelivers += 1;
+        }
+        protocol::ICMP => {
+            icmp::icmp_rcv(net, socks, q, umem, frame, &ip, now);
+            net.mib.IpInDelivers += 1;
+        }
+        _ => {
+            net.mib.IpInUnknownProtos += 1;
+            icmp::icmp_send_unreach(net, q, umem, &frame, &ip, crate::wire::icmp::unreach_code::PROTOCOL, now);
+            q.free_frame(frame);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! IPv4 output (net/ipv4/ip_output.c): the header of a datagram we send, the
+//! route to its next hop, and `neigh_output` to the device queue or the ARP
+//! queue (`ip_local_out` → `ip_finish_output2` → `neigh_output`).
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::arp;
+use crate::neighbour::Resolution;
+use crate::net::Net;
+use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
+use crate::netdevice::Desc;
+use crate::umem::Frame;
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, ethertype};
+use crate::wire::ipv4::{self, Ipv4Header};
+
+/// Writes a 20-byte IP header from us to `dst` into `buf` for a payload of
+/// `payload_len` bytes, with TOS `tos` and the next identifier.
+#[inline]
+pub fn ip_build_header(net: &mut Net, buf: &mut [u8], dst: Ipv4Addr, protocol: u8, payload_len: usize, tos: u8) {
+    let ident = net.next_ip_ident();
+    Ipv4Header::write(buf, net.route.addr, dst, protocol, payload_len, net.ttl, ident, false);
+    if tos != 0 {
+        buf[1] = tos;
+        buf[10] = 0;
+        buf[11] = 0;
+        let c = checksum::checksum(&buf[..ipv4::MIN_HEADER_LEN]);
+        buf[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// `ip_local_out` → `ip_finish_output2` → `neigh_output`: the IP datagram of
+/// `ip_len` bytes at `l3` in `frame` (header written) goes to the transmit
+/// batch, or waits for ARP. Returns false if it was dropped for want of a
+/// route (`IpOutNoRoutes`).
+#[inline]
+pub fn ip_output(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    frame: Frame,
+    l3: usize,
+    ip_len: usize,
+    dst: Ipv4Addr,
+    now: Instant,
+) -> bool {
+    let Some(nexthop) = net.route.next_hop(dst) else {
+        net.mib.IpOutNoRoutes += 1;
+        q.free_frame(frame);
+        return false;
+    };
+    net.mib.IpOutRequests += 1;
+    net.mib.IpOutTransmits += 1;
+    net.mib.IpExtOutOctets += ip_len as u64;
+    let desc = Desc { frame, offset: (l3 - ethernet::HEADER_LEN) as u32, len: (ethernet::HEADER_LEN + ip_len) as u32 };
+    match net.neigh.resolve(nexthop, desc, now) {
+        Resolution::Reachable(mac, d) => dev_queue_xmit(q, &mut net.mib, d, net.mac, mac, ethertype::IPV4),
+        Resolution::Queued { probe } => {
+            if probe {
+                arp::arp_send_request(net, q, nexthop);
+            }
+        }
+        Resolution::QueueFull(d) => {
+            net.mib.XskNeighUnresDiscards += 1;
+            q.free_frame(d.frame);
+        }
+    }
+    true
+}

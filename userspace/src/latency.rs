@@ -1,0 +1,328 @@
+//! The rx-to-read latency histogram: where a datagram's time inside xsknet
+//! goes, from the moment the loop took its descriptor off the rx ring to the
+//! moment the application read it (`Stack::rx_latency`, `Snapshot::rx_latency`).
+//!
+//! The loop reads the clock once per rx batch and stamps one datagram in
+//! `StackConfig::rx_latency_sample` with it; the reader reads the clock only
+//! for a stamped datagram. Buckets are log-linear and fixed (HdrHistogram's
+//! layout): recording is an index computation and an add, with no
+//! allocation. We keep our own rather than the `hdrhistogram` crate for two
+//! measured reasons: application threads record into one histogram at once
+//! ([`SharedLatencyHistogram`], relaxed atomic adds, which `hdrhistogram`
+//! cannot do without a lock), and the run-to-completion reader records inline
+//! on the per-packet path, where `hdrhistogram::Histogram::record` (bounds
+//! checks, a `Result`, auto-resize logic) costs several times the two adds
+//! here. The benchmark side (`xsknet-bench`) uses `hdrhistogram` itself,
+//! where neither matters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Sub-buckets per power of two: 2^5 = 32, so a value is reported at most
+/// 1/32 (3.1 %) above what was recorded. Values below 64 ns are exact.
+const SUB_BITS: u32 = 5;
+const SUB: usize = 1 << SUB_BITS;
+/// Values from 2^40 ns (18 minutes) on share the last bucket (`max` stays exact).
+const MAX_BITS: u32 = 40;
+/// Number of buckets: 64 exact ones, then 32 for each power of two up to 2^40.
+pub const LATENCY_BUCKETS: usize = (MAX_BITS as usize - SUB_BITS as usize + 1) * SUB;
+
+/// The bucket of `v` nanoseconds.
+#[inline]
+fn bucket_of(v: u64) -> usize {
+    let v = v.min((1 << MAX_BITS) - 1);
+    if v < 2 * SUB as u64 {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros(); // 2^e <= v < 2^(e+1), e >= 6
+    let sub = (v >> (e - SUB_BITS)) as usize & (SUB - 1);
+    (e - SUB_BITS + 1) as usize * SUB + sub
+}
+
+/// The lowest and highest value that land in bucket `i`.
+fn bucket_bounds(i: usize) -> (u64, u64) {
+    if i < 2 * SUB {
+        return (i as u64, i as u64);
+    }
+    let e = (i / SUB) as u32 + SUB_BITS - 1;
+    let width = 1u64 << (e - SUB_BITS);
+    let low = (SUB + i % SUB) as u64 * width;
+    (low, low + width - 1)
+}
+
+/// A histogram of latencies in nanoseconds, log-linear with fixed buckets
+/// (HdrHistogram's layout with 32 sub-buckets per power of two): values under
+/// 64 ns exact, others within 3.1 %; count, sum, min and max exact.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    counts: [u64; LATENCY_BUCKETS],
+    count: u64,
+    sum: u64,
+    min: u64,
+    max: u64,
+}
+
+/// One non-empty bucket: `count` values between `low` and `high` ns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LatencyBucket {
+    pub low: u64,
+    pub high: u64,
+    pub count: u64,
+}
+
+/// The figures a report prints, in nanoseconds (0 when nothing was recorded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_ns: u64,
+    pub mean_ns: f64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub p9999_ns: u64,
+    pub max_ns: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram::new()
+    }
+}
+
+impl std::fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LatencyHistogram {:?}", self.summary())
+    }
+}
+
+impl LatencyHistogram {
+    pub const fn new() -> LatencyHistogram {
+        LatencyHistogram { counts: [0; LATENCY_BUCKETS], count: 0, sum: 0, min: u64::MAX, max: 0 }
+    }
+
+    /// Adds one value (ns).
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        self.counts[bucket_of(ns)] += 1;
+        self.count += 1;
+        self.sum = self.sum.saturating_add(ns);
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum = self.sum.saturating_add(other.sum);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The smallest value recorded (0 when empty).
+    pub fn min(&self) -> u64 {
+        if self.count == 0 {
+            0
+        } else {
+            self.min
+        }
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+
+    /// The value at quantile `q` (0.0–1.0; 0.99 is p99): the highest value of
+    /// the bucket that holds the `ceil(q × count)`-th smallest value, clamped
+    /// to [min, max], as HdrHistogram's `value_at_quantile` reports it. 0 when
+    /// empty.
+    pub fn value_at_quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return bucket_bounds(i).1.clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+
+    /// The non-empty buckets, lowest first (to rebuild an HdrHistogram, or
+    /// to draw).
+    pub fn buckets(&self) -> impl Iterator<Item = LatencyBucket> + '_ {
+        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &count)| {
+            let (low, high) = bucket_bounds(i);
+            LatencyBucket { low, high, count }
+        })
+    }
+
+    /// Count, min, mean, p50, p90, p99, p99.9, p99.99 and max.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count,
+            min_ns: self.min(),
+            mean_ns: self.mean(),
+            p50_ns: self.value_at_quantile(0.50),
+            p90_ns: self.value_at_quantile(0.90),
+            p99_ns: self.value_at_quantile(0.99),
+            p999_ns: self.value_at_quantile(0.999),
+            p9999_ns: self.value_at_quantile(0.9999),
+            max_ns: self.max,
+        }
+    }
+}
+
+/// A [`LatencyHistogram`] that several threads record into at once (the
+/// application threads of a `ThreadedStack`): relaxed atomic adds, taken only
+/// for sampled datagrams.
+pub(crate) struct SharedLatencyHistogram {
+    counts: Box<[AtomicU64]>,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+impl SharedLatencyHistogram {
+    pub(crate) fn new() -> SharedLatencyHistogram {
+        SharedLatencyHistogram {
+            counts: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, ns: u64) {
+        self.counts[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(ns, Ordering::Relaxed);
+        self.min.fetch_min(ns, Ordering::Relaxed);
+        self.max.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// Forgets what was recorded (recordings racing with it may survive in part).
+    pub(crate) fn reset(&self) {
+        for c in self.counts.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.sum.store(0, Ordering::Relaxed);
+        self.min.store(u64::MAX, Ordering::Relaxed);
+        self.max.store(0, Ordering::Relaxed);
+    }
+
+    /// A copy (each counter read once; recordings racing with it may be
+    /// half in).
+    pub(crate) fn snapshot(&self) -> LatencyHistogram {
+        let mut h = LatencyHistogram::new();
+        for (a, b) in h.counts.iter_mut().zip(self.counts.iter()) {
+            *a = b.load(Ordering::Relaxed);
+        }
+        h.count = h.counts.iter().sum();
+        h.sum = self.sum.load(Ordering::Relaxed);
+        h.min = self.min.load(Ordering::Relaxed);
+        h.max = self.max.load(Ordering::Relaxed);
+        h
+    }
+}
+
+/// Nanoseconds from `epoch` to now: the clock of the rx-to-read latency.
+#[inline]
+pub(crate) fn ns_since(epoch: Instant) -> u64 {
+    Instant::now().saturating_duration_since(epoch).as_nanos() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_tile_the_range() {
+        let mut expected_low = 0;
+        for i in 0..LATENCY_BUCKETS {
+            let (low, high) = bucket_bounds(i);
+            assert_eq!(low, expected_low, "bucket {i} starts where {} ended", i.saturating_sub(1));
+            assert!(high >= low);
+            assert_eq!((bucket_of(low), bucket_of(high)), (i, i));
+            // Precision: a bucket is at most 1/32 of its lowest value wide.
+            assert!((high - low) * 32 <= low.max(1), "bucket {i}: {low}..={high}");
+            expected_low = high + 1;
+        }
+        assert_eq!(expected_low, 1 << MAX_BITS);
+        assert_eq!(bucket_of(u64::MAX), LATENCY_BUCKETS - 1);
+    }
+
+    #[test]
+    fn percentiles_of_known_inputs() {
+        let mut h = LatencyHistogram::new();
+        assert_eq!(h.summary(), LatencySummary::default());
+        for v in 1..=10_000u64 {
+            h.record(v);
+        }
+        assert_eq!((h.count(), h.min(), h.max()), (10_000, 1, 10_000));
+        assert!((h.mean() - 5000.5).abs() < 1e-9);
+        for (q, exact) in [(0.5, 5000u64), (0.9, 9000), (0.99, 9900), (0.999, 9990), (0.0001, 1), (1.0, 10_000)] {
+            let got = h.value_at_quantile(q);
+            // Never below the exact value, at most 1/32 above it.
+            assert!(got >= exact && (got - exact) * 32 <= exact, "q {q}: {got} vs {exact}");
+        }
+        // Below 64 ns every value has its own bucket.
+        let mut small = LatencyHistogram::new();
+        for v in [5, 7, 7, 40, 63] {
+            small.record(v);
+        }
+        assert_eq!(small.value_at_quantile(0.2), 5);
+        assert_eq!(small.value_at_quantile(0.5), 7);
+        assert_eq!(small.value_at_quantile(0.8), 40);
+        assert_eq!(small.value_at_quantile(1.0), 63);
+        let b: Vec<_> = small.buckets().map(|b| (b.low, b.count)).collect();
+        assert_eq!(b, [(5, 1), (7, 2), (40, 1), (63, 1)]);
+    }
+
+    #[test]
+    fn tail_percentiles_and_merge() {
+        // 9990 fast reads (1 µs) and 10 slow ones (1 ms): p99 is fast, p99.99 slow.
+        let mut a = LatencyHistogram::new();
+        for _ in 0..9_990 {
+            a.record(1_000);
+        }
+        let mut b = LatencyHistogram::new();
+        for _ in 0..10 {
+            b.record(1_000_000);
+        }
+        a.merge(&b);
+        let s = a.summary();
+        assert_eq!((s.count, s.min_ns, s.max_ns), (10_000, 1_000, 1_000_000));
+        assert!((1_000..=1_031).contains(&s.p50_ns) && (1_000..=1_031).contains(&s.p99_ns), "{s:?}");
+        assert_eq!(s.p999_ns, s.p99_ns, "rank 9990 is still a fast one");
+        assert_eq!(s.p9999_ns, 1_000_000, "clamped to max");
+        let shared = SharedLatencyHistogram::new();
+        for v in [3, 1_000, 1_000_000] {
+            shared.record(v);
+        }
+        let snap = shared.snapshot();
+        assert_eq!((snap.count(), snap.min(), snap.max()), (3, 3, 1_000_000));
+        assert_eq!(snap.value_at_quantile(0.5), a.value_at_quantile(0.5));
+    }
+}

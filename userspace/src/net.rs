@@ -1,0 +1,125 @@
+//! The protocol state of one stack (`struct net`): our link-layer and IP
+//! addresses and routes, the neighbour table, the MIB counters, the ICMP rate
+//! limits, the IP identifier and the rx-stamp sampler.
+//!
+//! The protocol handlers (`crate::ipv4`) borrow it mutably for one packet,
+//! together with the socket tables they look socks up in and the device
+//! queue they send on. It owns no device, no socket and no clock.
+
+use std::time::Instant;
+
+use crate::neighbour::NeighTable;
+use crate::netdevice::Desc;
+use crate::ratelimit::IcmpRateLimit;
+use crate::route::Route;
+use crate::snmp::Mib;
+use crate::wire::EthernetAddress;
+
+/// Which received datagrams are stamped for the rx-to-read latency histogram
+/// (`crate::latency`): one in `every`, with the current rx batch's stamp.
+#[derive(Clone, Copy, Debug)]
+pub struct RxSampler {
+    every: u32,
+    countdown: u32,
+    /// The current rx batch's stamp, in ns since the stack's epoch (never 0).
+    stamp_ns: u64,
+}
+
+impl RxSampler {
+    /// Stamps one datagram in `every` (0: none).
+    pub fn new(every: u32) -> RxSampler {
+        RxSampler { every, countdown: every, stamp_ns: 0 }
+    }
+
+    /// Starts an rx batch taken off the ring at `stamp_ns` after the epoch.
+    #[inline]
+    pub fn start_batch(&mut self, stamp_ns: u64) {
+        // Never 0: 0 marks a datagram that is not sampled.
+        self.stamp_ns = stamp_ns.max(1);
+    }
+
+    /// The stamp for the next queued datagram: the batch's stamp for one in
+    /// `every`, else 0.
+    #[inline]
+    pub fn stamp(&mut self) -> u64 {
+        if self.countdown == 0 {
+            return 0;
+        }
+        self.countdown -= 1;
+        if self.countdown != 0 {
+            return 0;
+        }
+        self.countdown = self.every;
+        self.stamp_ns
+    }
+}
+
+/// The protocol state. Fields are the handlers' to borrow; nothing outside
+/// the protocol stage and the stack that owns it writes them.
+pub struct Net {
+    /// Our link-layer address.
+    pub mac: EthernetAddress,
+    /// Our address, subnet and gateway.
+    pub route: Route,
+    /// TTL of datagrams we send (`net.ipv4.ip_default_ttl`).
+    pub ttl: u8,
+    /// Next hops and the packets waiting for them.
+    pub neigh: NeighTable<Desc>,
+    /// The counters (`nstat`'s names).
+    pub mib: Mib,
+    /// Limits on the ICMP errors we send.
+    pub icmp_ratelimit: IcmpRateLimit,
+    /// Socks that received data in this rx batch, to wake once it is queued
+    /// (`sk_data_ready`, deferred to the end of the batch).
+    pub rx_woken: Vec<crate::inet_hashtables::DemuxKey>,
+    /// Which datagrams get an rx stamp.
+    pub rx_sampler: RxSampler,
+    ip_ident: u16,
+}
+
+impl Net {
+    /// The state of a stack at `mac` and `route`, sending with `ttl`, stamping
+    /// one datagram in `rx_latency_sample`, with Linux's ICMP limits (or this
+    /// machine's sysctls).
+    pub fn new(mac: EthernetAddress, route: Route, ttl: u8, rx_latency_sample: u32, batch: usize) -> Net {
+        Net {
+            mac,
+            route,
+            ttl,
+            neigh: NeighTable::default(),
+            mib: Mib::default(),
+            icmp_ratelimit: IcmpRateLimit::from_sysctls(),
+            rx_woken: Vec::with_capacity(batch),
+            rx_sampler: RxSampler::new(rx_latency_sample),
+            ip_ident: 1,
+        }
+    }
+
+    /// The next IP identifier (`ip_select_ident`, simplified to a counter).
+    #[inline]
+    pub fn next_ip_ident(&mut self) -> u16 {
+        let id = self.ip_ident;
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        id
+    }
+
+    /// When the protocol timers need to run next, if any is armed.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.neigh.next_deadline()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampler_stamps_one_in_n() {
+        for (every, expect) in [(1, 12), (3, 4), (0, 0)] {
+            let mut s = RxSampler::new(every);
+            s.start_batch(0);
+            let stamped = (0..12).filter(|_| s.stamp() != 0).count();
+            assert_eq!(stamped, expect, "1 in {every}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The loop's side of the device queue: its frame cache and its transmit
+//! batch (`struct netdev_queue` and the per-CPU skb cache of net/core/dev.c).
+//!
+//! Protocol handlers borrow a [`NetdevQueue`] for one packet: they take a
+//! free frame for a reply ([`NetdevQueue::alloc_frame`]), give back a frame
+//! they are done with ([`NetdevQueue::free_frame`], our `kfree_skb`), and put
+//! a finished frame on the transmit batch ([`dev_queue_xmit`]). The NAPI
+//! poller ([`crate::softirq`]) hands the batch to the tx ring once per poll and
+//! refills the fill ring from the cache. Nothing here touches a ring.
+
+use std::sync::Arc;
+
+use crate::netdevice::Desc;
+use crate::snmp::Mib;
+use crate::umem::{Frame, FramePool, Umem};
+use crate::wire::ethernet::{self, EthernetHeader};
+use crate::wire::EthernetAddress;
+
+/// The frame cache and transmit batch of one device queue.
+pub struct NetdevQueue {
+    umem: Arc<Umem>,
+    pool: Arc<FramePool>,
+    /// The loop's private free frames: recycled and reused without touching
+    /// shared memory.
+    free: Vec<Frame>,
+    /// Packets ready for the tx ring, oldest first.
+    tx: Vec<Desc>,
+    /// Cap on `tx`, so a full tx ring cannot grow memory.
+    tx_backlog_max: usize,
+}
+
+impl NetdevQueue {
+    /// A queue over `umem`, whose free frames are in `pool`; the transmit
+    /// backlog holds at most half the UMEM's frames.
+    pub fn new(umem: Arc<Umem>, pool: Arc<FramePool>) -> NetdevQueue {
+        let frames = umem.frame_count() as usize;
+        NetdevQueue {
+            umem,
+            pool,
+            free: Vec::with_capacity(frames),
+            tx: Vec::with_capacity(frames),
+            tx_backlog_max: frames / 2,
+        }
+    }
+
+    /// The UMEM the frames belong to.
+    #[inline]
+    pub fn umem(&self) -> &Arc<Umem> {
+        &self.umem
+    }
+
+    /// The shared free list.
+    #[inline]
+    pub fn pool(&self) -> &Arc<FramePool> {
+        &self.pool
+    }
+
+    /// A free frame for a packet the stack builds: from the cache, else the
+    /// shared list; `None` when every frame is in use (`XskNoFreeFrames`).
+    #[inline]
+    pub fn alloc_frame(&mut self) -> Option<Frame> {
+        self.free.pop().or_else(|| self.pool.get())
+    }
+
+    /// Returns a frame to the cache (`kfree_skb`).
+    #[inline]
+    pub fn free_frame(&mut self, frame: Frame) {
+        self.free.push(frame);
+    }
+
+    /// The cache, for the device's fill and completion rings.
+    #[inline]
+    pub(crate) fn cache(&mut self) -> &mut Vec<Frame> {
+        &mut self.free
+    }
+
+    /// Tops the cache up from the shared list to `want` frames when it has
+    /// fallen below half of that, so the fill ring stays full.
+    pub(crate) fn top_up(&mut self, want: usize) {
+        if self.free.len() < want / 2 {
+            while self.free.len() < want {
+                match self.pool.get() {
+                    Some(f) => self.free.push(f),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Gives frames beyond `keep` back to the shared list, so the loop's cache
+    /// does not hoard frames that application threads need.
+    pub(crate) fn trim(&mut self, keep: usize) {
+        while self.free.len() > keep {
+            let Some(f) = self.free.pop() else { break };
+            self.pool.put(f);
+        }
+    }
+
+    /// Frames in the cache.
+    pub fn cached(&self) -> usize {
+        self.free.len()
+    }
+
+    /// The transmit batch, for the device.
+    #[inline]
+    pub(crate) fn tx_batch(&mut self) -> &mut Vec<Desc> {
+        &mut self.tx
+    }
+
+    /// Packets waiting for room on the tx ring.
+    pub fn tx_backlog(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Frees every packet waiting for the tx ring (on shutdown).
+    pub(crate) fn drop_tx_backlog(&mut self) {
+        for d in std::mem::take(&mut self.tx) {
+            self.free.push(d.frame);
+        }
+    }
+}
+
+/// Puts a packet whose next hop is known on the transmit batch
+/// (`dev_queue_xmit`): writes its Ethernet header (`src` → `dst`,
+/// `ethertype`) in the 14 bytes at `d.offset`. When the backlog is full the
+/// frame is freed and counted (`XskTxRingFull`).
+#[inline]
+pub fn dev_queue_xmit(
+    q: &mut NetdevQueue,
+    mib: &mut Mib,
+    mut d: Desc,
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    ethertype: u16,
+) {
+    if q.tx.len() >= q.tx_backlog_max {
+        mib.XskTxRingFull += 1;
+        return q.free_frame(d.frame);
+    }
+    let at = d.offset as usize;
+    let eth = EthernetHeader { dst, src, ethertype };
+    eth.write(&mut q.umem.frame_mut(&mut d.frame)[at..at + ethernet::HEADER_LEN]);
+    q.tx.push(d);
+}

@@ -1,0 +1,139 @@
+//! Routing for our one IPv4 interface (net/ipv4/route.c, fib_frontend.c):
+//! which destinations are on the link, which go through the gateway, which
+//! have no route, and which sources are martians.
+//!
+//! xsknet has one address per stack, so the FIB is the connected route of
+//! `addr/prefix_len` plus an optional default route through `gateway`. Every
+//! routing decision of the input path (`ip_route_input_slow`) and the output
+//! path (`ip_route_output_key`, the `sendto()` check) is made here and nowhere
+//! else.
+
+use std::net::Ipv4Addr;
+
+/// The routing table of one interface: its address, its connected subnet and
+/// an optional default gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Our address (the local route).
+    pub addr: Ipv4Addr,
+    /// The connected subnet's prefix length, 0–32.
+    pub prefix_len: u8,
+    /// The next hop for destinations off the subnet (the default route).
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// What the output route lookup says about a destination (`ip_route_output_key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutRoute {
+    /// A unicast destination, reached through `next_hop`.
+    Unicast {
+        /// Where the frame goes on the link: the destination or the gateway.
+        next_hop: Ipv4Addr,
+    },
+    /// The subnet's or the limited broadcast address: `sendto()` needs
+    /// `SO_BROADCAST` (`EACCES` without it, as in `udp_sendmsg`).
+    Broadcast,
+    /// Off the subnet with no gateway: `IpOutNoRoutes`, `ENETUNREACH`.
+    NoRoute,
+}
+
+impl Route {
+    /// The subnet mask, as a host-order integer.
+    fn netmask(&self) -> u32 {
+        match self.prefix_len {
+            0 => 0,
+            p => u32::MAX << (32 - u32::from(p.min(32))),
+        }
+    }
+
+    /// Whether `ip` is on our subnet (reached directly, without a gateway).
+    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.netmask() == 0
+    }
+
+    /// The next hop for `dst`: `dst` itself on the subnet, else the gateway;
+    /// `None` when there is no route (`IpOutNoRoutes`).
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.on_link(dst) {
+            Some(dst)
+        } else {
+            self.gateway
+        }
+    }
+
+    /// The subnet's broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.netmask())
+    }
+
+    /// The output route lookup for `dst` (`ip_route_output_key`).
+    pub fn output(&self, dst: Ipv4Addr) -> OutRoute {
+        if dst.is_broadcast() || dst == self.broadcast() {
+            OutRoute::Broadcast
+        } else {
+            match self.next_hop(dst) {
+                Some(next_hop) => OutRoute::Unicast { next_hop },
+                None => OutRoute::NoRoute,
+            }
+        }
+    }
+
+    /// Whether a datagram to `dst` is for us (the local route). Broadcast and
+    /// multicast never reach the stack: the XDP program claims only our address.
+    pub fn is_local(&self, dst: Ipv4Addr) -> bool {
+        dst == self.addr
+    }
+
+    /// Whether `src` is a martian source (`ip_route_input_slow`): zeronet,
+    /// loopback (`route_localnet` off), multicast and limited-broadcast
+    /// sources are, and `fib_validate_source` rejects one of our own
+    /// addresses. A subnet-broadcast source passes, as with `rp_filter` off
+    /// (a new namespace's default).
+    pub fn is_martian_source(&self, src: Ipv4Addr) -> bool {
+        src.is_broadcast() || src.is_multicast() || src.is_unspecified() || src.is_loopback() || src == self.addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(addr: Ipv4Addr, prefix_len: u8) -> Route {
+        Route { addr, prefix_len, gateway: None }
+    }
+
+    #[test]
+    fn subnet_arithmetic() {
+        let c = route(Ipv4Addr::new(10, 1, 2, 3), 24);
+        assert!(c.on_link(Ipv4Addr::new(10, 1, 2, 200)));
+        assert!(!c.on_link(Ipv4Addr::new(10, 1, 3, 1)));
+        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 1, 2, 255));
+        let all = route(Ipv4Addr::new(10, 0, 0, 1), 0);
+        assert!(all.on_link(Ipv4Addr::new(8, 8, 8, 8)));
+    }
+
+    #[test]
+    fn output_decisions() {
+        let mut r = route(Ipv4Addr::new(10, 1, 2, 3), 24);
+        let peer = Ipv4Addr::new(10, 1, 2, 9);
+        assert_eq!(r.output(peer), OutRoute::Unicast { next_hop: peer });
+        assert_eq!(r.output(Ipv4Addr::new(10, 1, 2, 255)), OutRoute::Broadcast);
+        assert_eq!(r.output(Ipv4Addr::BROADCAST), OutRoute::Broadcast);
+        assert_eq!(r.output(Ipv4Addr::new(8, 8, 8, 8)), OutRoute::NoRoute);
+        let gw = Ipv4Addr::new(10, 1, 2, 1);
+        r.gateway = Some(gw);
+        assert_eq!(r.output(Ipv4Addr::new(8, 8, 8, 8)), OutRoute::Unicast { next_hop: gw });
+    }
+
+    #[test]
+    fn martian_sources() {
+        let r = route(Ipv4Addr::new(10, 1, 2, 3), 24);
+        for src in
+            [Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 1), Ipv4Addr::UNSPECIFIED, Ipv4Addr::LOCALHOST, r.addr]
+        {
+            assert!(r.is_martian_source(src), "{src}");
+        }
+        assert!(!r.is_martian_source(Ipv4Addr::new(10, 1, 2, 255)), "subnet broadcast passes");
+        assert!(!r.is_martian_source(Ipv4Addr::new(10, 1, 2, 9)));
+    }
+}
