@@ -4,7 +4,7 @@
 //! Throughput: 64-byte UDP from one generator core (CPU 0) to each receiver
 //! on the other core (CPU 1): XDP_DROP on the receiving veth (the ceiling),
 //! a bare AF_XDP receive-and-drop loop (the AF_XDP ceiling), the kernel's UDP
-//! socket with `recvmmsg` (the path of `kernel-path.md`), and `xsknet sink`.
+//! socket with `recvmmsg` (the kernel's own receive path), and `xsknet sink`.
 //!
 //! Latency: UDP echo round trips measured by the generator in echo mode,
 //! unloaded and at fractions of the measured maximum, against a kernel echo

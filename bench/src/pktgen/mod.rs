@@ -2,7 +2,7 @@
 //! generator's own AF_XDP socket, paced or as fast as one core goes, with echo
 //! round trips matched and timed.
 //!
-//! This is stage 1 of `kernel-path.md` ("a peer sends"), built from the same
+//! This is stage 1 of the path in `docs/architecture.md` ("a peer sends"), built from the same
 //! parts as the stack: the XDP program attached on the generator's interface
 //! with the generator's source address (so echo replies and ARP for that
 //! address reach its socket), one UMEM, one AF_XDP socket and its four rings.

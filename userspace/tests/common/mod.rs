@@ -273,7 +273,7 @@ pub fn ping(ns: &str, addr: Ipv4Addr, count: u32, interval: &str, wait: &str) ->
 
 /// One ping at a time until one is answered or `timeout` passes: attaching an
 /// XDP program may bounce the link, so the first packet can be lost
-/// (pitfalls.md). Returns how many were sent, or panics.
+/// (docs/veth-and-af_xdp.md). Returns how many were sent, or panics.
 pub fn warm_up_ping(ns: &str, addr: Ipv4Addr, timeout: Duration) -> u32 {
     let deadline = Instant::now() + timeout;
     let mut sent = 0;
