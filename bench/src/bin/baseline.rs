@@ -6,7 +6,7 @@
 //!   path costs up to the XDP program;
 //! * `xsk-rxdrop`: a bare AF_XDP receive-and-drop loop on the same UMEM
 //!   settings as xsknet (no parsing): the AF_XDP ceiling;
-//! * `udp-sink`: a kernel UDP socket read with `recvmmsg` × 64: the path of
+//! * `udp-sink`: a kernel UDP socket read with `recvmmsg` × 64: the
 //!   kernel's own receive path (`docs/architecture.md`);
 //! * `udp-echo`: a kernel UDP echo server, blocking in `recvfrom` or spinning
 //!   on a non-blocking socket.
