@@ -8,20 +8,35 @@ use std::fmt;
 pub struct Errno(pub i32);
 
 impl Errno {
+    /// Bad file descriptor: not open.
     pub const EBADF: Errno = Errno(libc::EBADF);
+    /// Permission denied: a broadcast send without `SO_BROADCAST`.
     pub const EACCES: Errno = Errno(libc::EACCES);
+    /// Network is unreachable: no route.
     pub const ENETUNREACH: Errno = Errno(libc::ENETUNREACH);
+    /// Resource temporarily unavailable: nothing to read, no room to send.
     pub const EAGAIN: Errno = Errno(libc::EAGAIN);
+    /// Invalid argument.
     pub const EINVAL: Errno = Errno(libc::EINVAL);
+    /// Too many open files: the descriptor limit.
     pub const EMFILE: Errno = Errno(libc::EMFILE);
+    /// Address already in use: the port is bound.
     pub const EADDRINUSE: Errno = Errno(libc::EADDRINUSE);
+    /// Cannot assign requested address: not ours.
     pub const EADDRNOTAVAIL: Errno = Errno(libc::EADDRNOTAVAIL);
+    /// Message too long for one datagram.
     pub const EMSGSIZE: Errno = Errno(libc::EMSGSIZE);
+    /// No buffer space available: no free UMEM frame.
     pub const ENOBUFS: Errno = Errno(libc::ENOBUFS);
+    /// Connection refused: a port unreachable came back.
     pub const ECONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
+    /// Destination address required: `send()` on an unconnected socket.
     pub const EDESTADDRREQ: Errno = Errno(libc::EDESTADDRREQ);
+    /// Transport endpoint is not connected.
     pub const ENOTCONN: Errno = Errno(libc::ENOTCONN);
+    /// Cannot send after transport endpoint shutdown: the loop thread is gone.
     pub const ESHUTDOWN: Errno = Errno(libc::ESHUTDOWN);
+    /// Connection timed out.
     pub const ETIMEDOUT: Errno = Errno(libc::ETIMEDOUT);
 
     /// The symbolic name, as in `errno.h`.

@@ -65,22 +65,34 @@ pub struct LatencyHistogram {
 /// One non-empty bucket: `count` values between `low` and `high` ns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LatencyBucket {
+    /// The lowest value of the bucket, ns.
     pub low: u64,
+    /// The highest value of the bucket, ns.
     pub high: u64,
+    /// Values recorded in it.
     pub count: u64,
 }
 
 /// The figures a report prints, in nanoseconds (0 when nothing was recorded).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LatencySummary {
+    /// Values recorded.
     pub count: u64,
+    /// The smallest, exact.
     pub min_ns: u64,
+    /// The mean, exact.
     pub mean_ns: f64,
+    /// The median.
     pub p50_ns: u64,
+    /// The 90th percentile.
     pub p90_ns: u64,
+    /// The 99th percentile.
     pub p99_ns: u64,
+    /// The 99.9th percentile.
     pub p999_ns: u64,
+    /// The 99.99th percentile.
     pub p9999_ns: u64,
+    /// The largest, exact.
     pub max_ns: u64,
 }
 
@@ -97,6 +109,7 @@ impl std::fmt::Debug for LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// An empty histogram.
     pub const fn new() -> LatencyHistogram {
         LatencyHistogram { counts: [0; LATENCY_BUCKETS], count: 0, sum: 0, min: u64::MAX, max: 0 }
     }
@@ -122,10 +135,12 @@ impl LatencyHistogram {
         self.max = self.max.max(other.max);
     }
 
+    /// Values recorded.
     pub fn count(&self) -> u64 {
         self.count
     }
 
+    /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -139,10 +154,12 @@ impl LatencyHistogram {
         }
     }
 
+    /// The largest value recorded (0 when empty).
     pub fn max(&self) -> u64 {
         self.max
     }
 
+    /// The mean of the values recorded (0 when empty).
     pub fn mean(&self) -> f64 {
         if self.count == 0 {
             0.0

@@ -68,7 +68,10 @@ pub enum Resolution<T> {
     /// Known: send the packet (handed back) to this address.
     Reachable(EthernetAddress, T),
     /// Unknown: the packet waits; send an ARP request when `probe` is true.
-    Queued { probe: bool },
+    Queued {
+        /// Whether this packet started the resolution (send the first request).
+        probe: bool,
+    },
     /// Its queue is full: the packet is handed back to be dropped.
     QueueFull(T),
 }
