@@ -120,12 +120,35 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16
     u64::from(u32::from(src)) + u64::from(u32::from(dst)) + u64::from(protocol) + u64::from(length)
 }
 
+/// True when the checksum field inside `segment` (a UDP datagram or TCP segment, header and
+/// payload, exactly its length) verifies over the IPv4 pseudo-header (`src`, `dst`,
+/// `protocol`, `segment.len()`) and `segment`. False for a segment longer than 65535 bytes.
+/// Protocol rules on top (UDP's "0 means none") are the caller's.
+#[inline]
+pub fn verify_pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> bool {
+    let Ok(len) = u16::try_from(segment.len()) else {
+        return false;
+    };
+    fold(sum(pseudo_header_sum(src, dst, protocol, len), segment)) == 0xFFFF
+}
+
+/// The checksum to store in a UDP or TCP header whose checksum field is zero in `segment`:
+/// the inverted sum of the IPv4 pseudo-header (`src`, `dst`, `protocol`, `segment.len()`) and
+/// `segment`. May return 0; UDP sends that as 0xFFFF (RFC 768).
+///
+/// `segment` must be at most 65535 bytes (checked in debug builds; the length is truncated).
+#[inline]
+pub fn compute_pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> u16 {
+    debug_assert!(segment.len() <= usize::from(u16::MAX));
+    !fold(sum(pseudo_header_sum(src, dst, protocol, segment.len() as u16), segment))
+}
+
 /// RFC 1624 incremental update (eqn. 3, `HC' = ~(~HC + ~m + m')`, as Linux `csum_replace2()`):
 /// the new checksum after one 16-bit word covered by `checksum` changes from `old` to `new`.
 ///
 /// This equals a full recompute except when the data becomes all zeros, where a recompute
 /// gives 0xFFFF and eqn. 3 gives 0x0000 (RFC 1624 §3, §5). Callers whose data can become all
-/// zero must handle that case (see [`super::icmp::echo_request_to_reply`]).
+/// zero must handle that case (see [`super::icmp::IcmpPacket::echo_request_to_reply`]).
 #[inline]
 pub fn update(checksum: u16, old: u16, new: u16) -> u16 {
     let s = u64::from(!checksum) + u64::from(!old) + u64::from(new);

@@ -125,39 +125,162 @@ impl fmt::Display for EthernetError {
 
 impl std::error::Error for EthernetError {}
 
-/// A parsed Ethernet II header. The payload is `frame[HEADER_LEN..]`.
+/// A view of an Ethernet II frame in `buffer`: header fields in place, payload after it.
+///
+/// Frames from [`EthernetFrame::new_checked`] hold at least [`HEADER_LEN`] bytes, so no getter
+/// panics; on a frame from [`EthernetFrame::new_unchecked`] getters panic if it is shorter.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct EthernetHeader {
+pub struct EthernetFrame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    /// Wraps `buffer` without checking it.
+    #[inline]
+    pub const fn new_unchecked(buffer: T) -> Self {
+        EthernetFrame { buffer }
+    }
+
+    /// Wraps `buffer` after [`EthernetFrame::check`].
+    ///
+    /// # Errors
+    /// [`EthernetError::Truncated`] if `buffer` is shorter than the header.
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, EthernetError> {
+        let f = Self::new_unchecked(buffer);
+        f.check()?;
+        Ok(f)
+    }
+
+    /// The receive check: the buffer holds the 14-byte header.
+    ///
+    /// # Errors
+    /// [`EthernetError::Truncated`] if it does not.
+    #[inline]
+    pub fn check(&self) -> Result<(), EthernetError> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(EthernetError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// The buffer back.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    #[inline]
+    fn header(&self) -> &[u8; HEADER_LEN] {
+        self.buffer.as_ref().first_chunk::<HEADER_LEN>().expect("Ethernet frame shorter than its header")
+    }
+
+    /// Destination MAC address (bytes 0..6).
+    #[inline]
+    pub fn dst_addr(&self) -> EthernetAddress {
+        let h = self.header();
+        EthernetAddress([h[0], h[1], h[2], h[3], h[4], h[5]])
+    }
+
+    /// Source MAC address (bytes 6..12).
+    #[inline]
+    pub fn src_addr(&self) -> EthernetAddress {
+        let h = self.header();
+        EthernetAddress([h[6], h[7], h[8], h[9], h[10], h[11]])
+    }
+
+    /// EtherType (bytes 12..14), see [`ethertype`].
+    #[inline]
+    pub fn ethertype(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[12], h[13]])
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> EthernetFrame<&'a T> {
+    /// Everything after the header, Ethernet padding included.
+    ///
+    /// # Panics
+    /// If the frame is shorter than the header (not checked).
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    #[inline]
+    fn header_mut(&mut self) -> &mut [u8; HEADER_LEN] {
+        self.buffer.as_mut().first_chunk_mut::<HEADER_LEN>().expect("Ethernet frame shorter than its header")
+    }
+
+    /// Sets the destination MAC address.
+    #[inline]
+    pub fn set_dst_addr(&mut self, addr: EthernetAddress) {
+        self.header_mut()[0..6].copy_from_slice(&addr.0);
+    }
+
+    /// Sets the source MAC address.
+    #[inline]
+    pub fn set_src_addr(&mut self, addr: EthernetAddress) {
+        self.header_mut()[6..12].copy_from_slice(&addr.0);
+    }
+
+    /// Sets the EtherType.
+    #[inline]
+    pub fn set_ethertype(&mut self, ethertype: u16) {
+        self.header_mut()[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    }
+
+    /// The payload, writable.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+}
+
+/// The fields of an Ethernet II header. The payload is [`EthernetFrame::payload`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EthernetRepr {
     pub dst: EthernetAddress,
     pub src: EthernetAddress,
     pub ethertype: u16,
 }
 
-impl EthernetHeader {
-    /// Reads the header at the start of `frame`.
+impl EthernetRepr {
+    /// Checks `frame` ([`EthernetFrame::check`]) and reads its header.
+    ///
+    /// # Errors
+    /// [`EthernetError::Truncated`] if it is shorter than 14 bytes.
     #[inline]
-    pub fn parse(frame: &[u8]) -> Result<Self, EthernetError> {
-        let Some(h) = frame.first_chunk::<HEADER_LEN>() else {
-            return Err(EthernetError::Truncated);
-        };
-        Ok(EthernetHeader {
-            dst: EthernetAddress([h[0], h[1], h[2], h[3], h[4], h[5]]),
-            src: EthernetAddress([h[6], h[7], h[8], h[9], h[10], h[11]]),
-            ethertype: u16::from_be_bytes([h[12], h[13]]),
-        })
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(frame: &EthernetFrame<&T>) -> Result<Self, EthernetError> {
+        frame.check()?;
+        Ok(EthernetRepr { dst: frame.dst_addr(), src: frame.src_addr(), ethertype: frame.ethertype() })
     }
 
-    /// Writes the header into `buf[..14]`.
+    /// Writes the header into `frame`; the payload is left alone.
     ///
     /// # Panics
-    /// If `buf` is shorter than [`HEADER_LEN`]; callers size their buffers from it.
+    /// If the frame's buffer is shorter than [`HEADER_LEN`]; callers size their buffers with
+    /// [`EthernetRepr::buffer_len`].
     #[inline]
-    pub fn write(&self, buf: &mut [u8]) {
-        debug_assert!(buf.len() >= HEADER_LEN, "Ethernet header needs 14 bytes");
-        let h = &mut buf[..HEADER_LEN];
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(&self, frame: &mut EthernetFrame<&mut T>) {
+        let h = frame.header_mut();
         h[0..6].copy_from_slice(&self.dst.0);
         h[6..12].copy_from_slice(&self.src.0);
         h[12..14].copy_from_slice(&self.ethertype.to_be_bytes());
+    }
+
+    /// Length of the header this emits: [`HEADER_LEN`].
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Bytes a frame with `payload_len` bytes of payload needs: `14 + payload_len`.
+    #[inline]
+    pub const fn buffer_len(&self, payload_len: usize) -> usize {
+        HEADER_LEN + payload_len
     }
 }
 
@@ -180,40 +303,65 @@ mod tests {
 
     const SRC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 
+    fn parse(frame: &[u8]) -> Result<EthernetRepr, EthernetError> {
+        EthernetRepr::parse(&EthernetFrame::new_unchecked(frame))
+    }
+
+    fn write(repr: &EthernetRepr, buf: &mut [u8]) {
+        repr.emit(&mut EthernetFrame::new_unchecked(buf));
+    }
+
     #[test]
     fn parse_arp_broadcast() {
-        let h = EthernetHeader::parse(&PACKET_BYTES).unwrap();
+        let h = parse(&PACKET_BYTES).unwrap();
         assert_eq!(h.dst, EthernetAddress::BROADCAST);
         assert_eq!(h.src, SRC);
         assert_eq!(h.ethertype, ethertype::ARP);
+        let f = EthernetFrame::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!((f.dst_addr(), f.src_addr(), f.ethertype()), (h.dst, h.src, h.ethertype));
+        assert_eq!(f.payload(), &PACKET_BYTES[HEADER_LEN..]);
     }
 
     #[test]
     fn parse_exactly_header() {
-        let h = EthernetHeader::parse(&PACKET_BYTES[..HEADER_LEN]).unwrap();
+        let h = parse(&PACKET_BYTES[..HEADER_LEN]).unwrap();
         assert_eq!(h.ethertype, ethertype::ARP);
+        assert_eq!(EthernetFrame::new_checked(&PACKET_BYTES[..HEADER_LEN]).unwrap().payload(), &[] as &[u8]);
     }
 
     #[test]
     fn reject_truncated() {
         for len in 0..HEADER_LEN {
-            assert_eq!(EthernetHeader::parse(&PACKET_BYTES[..len]), Err(EthernetError::Truncated));
+            assert_eq!(parse(&PACKET_BYTES[..len]), Err(EthernetError::Truncated));
+            assert_eq!(EthernetFrame::new_checked(&PACKET_BYTES[..len]), Err(EthernetError::Truncated));
         }
     }
 
     #[test]
     fn write_round_trips() {
-        let h = EthernetHeader::parse(&PACKET_BYTES).unwrap();
+        let h = parse(&PACKET_BYTES).unwrap();
         let mut buf = [0u8; HEADER_LEN];
-        h.write(&mut buf);
+        write(&h, &mut buf);
         assert_eq!(buf, PACKET_BYTES[..HEADER_LEN]);
-        let ip =
-            EthernetHeader { dst: SRC, src: EthernetAddress([0x02, 0, 0, 0, 0, 0x02]), ethertype: ethertype::IPV4 };
+        let ip = EthernetRepr { dst: SRC, src: EthernetAddress([0x02, 0, 0, 0, 0, 0x02]), ethertype: ethertype::IPV4 };
         let mut buf = [0xAAu8; 20];
-        ip.write(&mut buf);
+        write(&ip, &mut buf);
         assert_eq!(&buf[12..14], &[0x08, 0x00]);
         assert_eq!(&buf[14..], &[0xAA; 6], "write stays inside the header");
-        assert_eq!(EthernetHeader::parse(&buf).unwrap(), ip);
+        assert_eq!(parse(&buf).unwrap(), ip);
+        assert_eq!((ip.header_len(), ip.buffer_len(6)), (HEADER_LEN, 20));
+    }
+
+    #[test]
+    fn setters_write_in_place() {
+        let mut buf = PACKET_BYTES;
+        let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+        f.set_dst_addr(SRC);
+        f.set_src_addr(EthernetAddress::BROADCAST);
+        f.set_ethertype(ethertype::IPV6);
+        f.payload_mut()[0] = 0x60;
+        assert_eq!(&buf[..15], &[2, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x86, 0xdd, 0x60]);
+        assert_eq!(EthernetFrame::new_unchecked(buf).into_inner()[15..], PACKET_BYTES[15..]);
     }
 
     #[test]

@@ -7,7 +7,10 @@
 
 use core::fmt;
 
+use std::net::Ipv4Addr;
+
 use super::checksum;
+use super::ipv4::MIN_HEADER_LEN as IPV4_MIN_HEADER_LEN;
 
 /// Length of the ICMP header: type, code, checksum and four type-specific bytes.
 pub const HEADER_LEN: usize = 8;
@@ -42,6 +45,9 @@ pub enum IcmpError {
     /// Checksum over the message does not verify. Linux: `IcmpInCsumErrors` and
     /// `IcmpInErrors`.
     ChecksumError,
+    /// An error message whose quoted IPv4 header is cut below 20 bytes or has an IHL below 5
+    /// (`icmp_unreach()`'s `out_err`). Linux: `IcmpInErrors`.
+    BadQuote,
 }
 
 impl fmt::Display for IcmpError {
@@ -49,24 +55,253 @@ impl fmt::Display for IcmpError {
         f.write_str(match self {
             IcmpError::Truncated => "ICMP message shorter than its 8-byte header",
             IcmpError::ChecksumError => "bad ICMP checksum",
+            IcmpError::BadQuote => "ICMP error quotes no valid IPv4 header",
         })
     }
 }
 
 impl std::error::Error for IcmpError {}
 
-/// The 8-byte ICMP header. The body is `message[HEADER_LEN..]`.
+/// A view of an ICMP message in `buffer` (the IP payload, trimmed to the datagram): the
+/// message is the whole buffer, its checksum covers all of it.
+///
+/// After [`IcmpPacket::check`] (or from [`IcmpPacket::new_checked`]) the buffer holds the
+/// 8-byte header and nothing panics; on an unchecked view getters panic below 8 bytes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct IcmpHeader {
+pub struct IcmpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> IcmpPacket<T> {
+    /// Wraps `buffer` without checking it.
+    #[inline]
+    pub const fn new_unchecked(buffer: T) -> Self {
+        IcmpPacket { buffer }
+    }
+
+    /// Wraps `buffer` after [`IcmpPacket::check`].
+    ///
+    /// # Errors
+    /// As [`IcmpPacket::check`].
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, IcmpError> {
+        let p = Self::new_unchecked(buffer);
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Validates the message as Linux `icmp_rcv()`: first the checksum over the whole
+    /// message, then the header length. So a message shorter than 8 bytes whose checksum
+    /// still verifies is [`IcmpError::Truncated`], and a bad checksum is reported before
+    /// truncation. An empty message has a bad checksum (its sum is 0).
+    ///
+    /// # Errors
+    /// [`IcmpError::ChecksumError`], then [`IcmpError::Truncated`], as above.
+    #[inline]
+    pub fn check(&self) -> Result<(), IcmpError> {
+        let m = self.buffer.as_ref();
+        if checksum::checksum(m) != 0 {
+            return Err(IcmpError::ChecksumError);
+        }
+        if m.len() < HEADER_LEN {
+            return Err(IcmpError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// The buffer back.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    #[inline]
+    fn header(&self) -> &[u8; HEADER_LEN] {
+        self.buffer.as_ref().first_chunk::<HEADER_LEN>().expect("ICMP message shorter than 8 bytes")
+    }
+
+    /// The message type, see [`msg_type`].
+    #[inline]
+    pub fn msg_type(&self) -> u8 {
+        self.header()[0]
+    }
+
+    /// The code, see [`unreach_code`] for destination unreachable.
+    #[inline]
+    pub fn code(&self) -> u8 {
+        self.header()[1]
+    }
+
+    /// The checksum as sent.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[2], h[3]])
+    }
+
+    /// The four type-specific bytes: identifier and sequence number for echo, unused (or
+    /// next-hop MTU) for destination unreachable.
+    #[inline]
+    pub fn rest(&self) -> [u8; 4] {
+        let h = self.header();
+        [h[4], h[5], h[6], h[7]]
+    }
+
+    /// Echo identifier (bytes 4..6).
+    #[inline]
+    pub fn echo_ident(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[4], h[5]])
+    }
+
+    /// Echo sequence number (bytes 6..8).
+    #[inline]
+    pub fn echo_seq(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[6], h[7]])
+    }
+
+    /// True when the checksum over the whole buffer verifies.
+    #[inline]
+    pub fn verify_checksum(&self) -> bool {
+        checksum::checksum(self.buffer.as_ref()) == 0
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> IcmpPacket<&'a T> {
+    /// The body after the 8-byte header: echo data, or the quoted datagram of an error.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than the header (not checked).
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+
+    /// The quoted datagram of an error message (destination unreachable and the like), as a
+    /// view; see [`IcmpQuote::new_checked`].
+    ///
+    /// # Errors
+    /// [`IcmpError::BadQuote`] if the body holds no plausible IPv4 header; `Truncated` if the
+    /// message is shorter than its header.
+    #[inline]
+    pub fn quote(&self) -> Result<IcmpQuote<&'a [u8]>, IcmpError> {
+        let body = self.buffer.as_ref().get(HEADER_LEN..).ok_or(IcmpError::Truncated)?;
+        IcmpQuote::new_checked(body)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
+    #[inline]
+    fn header_mut(&mut self) -> &mut [u8; HEADER_LEN] {
+        self.buffer.as_mut().first_chunk_mut::<HEADER_LEN>().expect("ICMP message shorter than 8 bytes")
+    }
+
+    /// Sets the type.
+    #[inline]
+    pub fn set_msg_type(&mut self, msg_type: u8) {
+        self.header_mut()[0] = msg_type;
+    }
+
+    /// Sets the code.
+    #[inline]
+    pub fn set_code(&mut self, code: u8) {
+        self.header_mut()[1] = code;
+    }
+
+    /// Sets the checksum field.
+    #[inline]
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.header_mut()[2..4].copy_from_slice(&checksum.to_be_bytes());
+    }
+
+    /// Sets the four type-specific bytes.
+    #[inline]
+    pub fn set_rest(&mut self, rest: [u8; 4]) {
+        self.header_mut()[4..8].copy_from_slice(&rest);
+    }
+
+    /// Computes the checksum over the whole buffer and writes it.
+    #[inline]
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let c = checksum::checksum(self.buffer.as_ref());
+        self.set_checksum(c);
+    }
+
+    /// The body after the header, writable.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than the header.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+
+    /// Turns an echo request in place into an echo reply (`icmp_echo()`): type 8 → 0, the
+    /// identifier, sequence and data stay, and the checksum is updated incrementally (RFC
+    /// 1624), not recomputed.
+    ///
+    /// The result is bit-identical to a full recompute: in the one case where RFC 1624 eqn. 3
+    /// differs (a reply that is all zeros, i.e. identifier, sequence and data all 0, where it
+    /// would give 0x0000 and a receiver would reject the message), the checksum is set to
+    /// 0xFFFF. Messages shorter than 4 bytes are left alone (callers pass messages that passed
+    /// [`IcmpPacket::check`]).
+    #[inline]
+    pub fn echo_request_to_reply(&mut self) {
+        let message = self.buffer.as_mut();
+        let Some(h) = message.first_chunk_mut::<4>() else {
+            return;
+        };
+        let old = u16::from_be_bytes([h[0], h[1]]);
+        let new = u16::from_be_bytes([msg_type::ECHO_REPLY, h[1]]);
+        let old_csum = u16::from_be_bytes([h[2], h[3]]);
+        let mut csum = checksum::update(old_csum, old, new);
+        h[0] = msg_type::ECHO_REPLY;
+        // Rare: only when the rest of the message sums to 0xFFFF; then scan once for the
+        // all-zero message, whose checksum must be 0xFFFF ("negative zero" is not a valid sum).
+        if csum == 0 && new == 0 && message[4..].iter().all(|&b| b == 0) {
+            csum = 0xFFFF;
+        }
+        message[2..4].copy_from_slice(&csum.to_be_bytes());
+    }
+}
+
+/// The fields of an ICMP header. The body is [`IcmpPacket::payload`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IcmpRepr {
     pub msg_type: u8,
     pub code: u8,
-    pub checksum: u16,
-    /// Type-specific: identifier and sequence number for echo, unused (or next-hop MTU) for
-    /// destination unreachable.
+    /// Type-specific: identifier and sequence number for echo, unused (0) for destination
+    /// unreachable.
     pub rest: [u8; 4],
 }
 
-impl IcmpHeader {
+impl IcmpRepr {
+    /// An echo request or reply header.
+    #[inline]
+    pub fn echo(msg_type: u8, ident: u16, seq: u16) -> IcmpRepr {
+        let [a, b] = ident.to_be_bytes();
+        let [c, d] = seq.to_be_bytes();
+        IcmpRepr { msg_type, code: 0, rest: [a, b, c, d] }
+    }
+
+    /// A destination-unreachable header with `code` (see [`unreach_code`]), unused bytes 0.
+    #[inline]
+    pub fn dest_unreachable(code: u8) -> IcmpRepr {
+        IcmpRepr { msg_type: msg_type::DEST_UNREACH, code, rest: [0; 4] }
+    }
+
+    /// Validates `packet` ([`IcmpPacket::check`], `icmp_rcv()`'s order) and reads its header.
+    ///
+    /// # Errors
+    /// As [`IcmpPacket::check`].
+    #[inline]
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &IcmpPacket<&T>) -> Result<Self, IcmpError> {
+        packet.check()?;
+        Ok(IcmpRepr { msg_type: packet.msg_type(), code: packet.code(), rest: packet.rest() })
+    }
+
     /// Echo identifier (`rest[0..2]`).
     #[inline]
     pub fn echo_ident(&self) -> u16 {
@@ -78,89 +313,127 @@ impl IcmpHeader {
     pub fn echo_seq(&self) -> u16 {
         u16::from_be_bytes([self.rest[2], self.rest[3]])
     }
-}
 
-/// Validates an ICMP message (the IP payload, trimmed to the datagram) as Linux `icmp_rcv()`:
-/// first the checksum over the whole message, then the header length. So a message shorter
-/// than 8 bytes whose checksum still verifies is [`IcmpError::Truncated`], and a bad checksum
-/// is reported before truncation. An empty message has a bad checksum (its sum is 0).
-#[inline]
-pub fn check(message: &[u8]) -> Result<IcmpHeader, IcmpError> {
-    if checksum::checksum(message) != 0 {
-        return Err(IcmpError::ChecksumError);
+    /// Writes the header and the checksum over the whole packet buffer, the body already in
+    /// place.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than [`HEADER_LEN`].
+    #[inline]
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(&self, packet: &mut IcmpPacket<&mut T>) {
+        packet.set_msg_type(self.msg_type);
+        packet.set_code(self.code);
+        packet.set_rest(self.rest);
+        packet.fill_checksum();
     }
-    let Some(h) = message.first_chunk::<HEADER_LEN>() else {
-        return Err(IcmpError::Truncated);
-    };
-    Ok(IcmpHeader {
-        msg_type: h[0],
-        code: h[1],
-        checksum: u16::from_be_bytes([h[2], h[3]]),
-        rest: [h[4], h[5], h[6], h[7]],
-    })
-}
 
-/// Turns an echo request in place into an echo reply: type 8 → 0, the identifier, sequence
-/// and data stay, and the checksum is updated incrementally (RFC 1624), not recomputed.
-///
-/// The result is bit-identical to a full recompute: in the one case where RFC 1624 eqn. 3
-/// differs (a reply that is all zeros, i.e. identifier, sequence and data all 0, where it would
-/// give 0x0000 and a receiver would reject the message), the checksum is set to 0xFFFF.
-/// Messages shorter than 4 bytes are left alone (callers pass messages that passed [`check`]).
-#[inline]
-pub fn echo_request_to_reply(message: &mut [u8]) {
-    let Some(h) = message.first_chunk_mut::<4>() else {
-        return;
-    };
-    let old = u16::from_be_bytes([h[0], h[1]]);
-    let new = u16::from_be_bytes([msg_type::ECHO_REPLY, h[1]]);
-    let old_csum = u16::from_be_bytes([h[2], h[3]]);
-    let mut csum = checksum::update(old_csum, old, new);
-    h[0] = msg_type::ECHO_REPLY;
-    // Rare: only when the rest of the message sums to 0xFFFF; then scan once for the
-    // all-zero message, whose checksum must be 0xFFFF ("negative zero" is not a valid sum).
-    if csum == 0 && new == 0 && message[4..].iter().all(|&b| b == 0) {
-        csum = 0xFFFF;
+    /// Writes an error message (this header) at the start of `buf`, quoting
+    /// `min(original.len(), MAX_QUOTED_LEN)` bytes of `original` (the offending IP datagram
+    /// from its IP header, trimmed to its total length), as `icmp_send()` does; returns the
+    /// message length.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the message (`8 + MAX_QUOTED_LEN` always suffices).
+    #[inline]
+    pub fn emit_quoting(&self, buf: &mut [u8], original: &[u8]) -> usize {
+        let quoted = &original[..original.len().min(MAX_QUOTED_LEN)];
+        let len = HEADER_LEN + quoted.len();
+        let mut packet = IcmpPacket::new_unchecked(&mut buf[..len]);
+        packet.payload_mut().copy_from_slice(quoted);
+        self.emit(&mut packet);
+        len
     }
-    message[2..4].copy_from_slice(&csum.to_be_bytes());
+
+    /// Length of the header: [`HEADER_LEN`].
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Bytes a message with `body_len` bytes of body needs: `8 + body_len`.
+    #[inline]
+    pub const fn buffer_len(&self, body_len: usize) -> usize {
+        HEADER_LEN + body_len
+    }
 }
 
-/// Writes an echo request or reply header into `buf[..8]` and the checksum over
-/// `buf[..8 + payload_len]` (the data already in place); returns the message length.
-///
-/// # Panics
-/// If `buf` is shorter than `8 + payload_len`.
-#[inline]
-pub fn write_echo(buf: &mut [u8], msg_type: u8, ident: u16, seq: u16, payload_len: usize) -> usize {
-    let len = HEADER_LEN + payload_len;
-    let m = &mut buf[..len];
-    m[0] = msg_type;
-    m[1] = 0;
-    m[2] = 0;
-    m[3] = 0;
-    m[4..6].copy_from_slice(&ident.to_be_bytes());
-    m[6..8].copy_from_slice(&seq.to_be_bytes());
-    let c = checksum::checksum(m);
-    m[2..4].copy_from_slice(&c.to_be_bytes());
-    len
+/// A view of the datagram an ICMP error quotes: its IPv4 header (options included) and the
+/// first bytes of its transport header (RFC 792: at least 8, Linux quotes up to
+/// [`MAX_QUOTED_LEN`]). The quoted header's total length is the original's, so the quote is
+/// usually shorter than it says: only the fixed fields are read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IcmpQuote<T: AsRef<[u8]>> {
+    buffer: T,
 }
 
-/// Writes a destination-unreachable message (8-byte header, unused = 0) quoting
-/// `min(original.len(), MAX_QUOTED_LEN)` bytes of `original` (the offending IP datagram from
-/// its IP header, trimmed to its total length); returns the ICMP message length.
-///
-/// # Panics
-/// If `buf` is shorter than the message (`8 + MAX_QUOTED_LEN` always suffices).
-#[inline]
-pub fn write_dest_unreachable(buf: &mut [u8], code: u8, original: &[u8]) -> usize {
-    let quoted = &original[..original.len().min(MAX_QUOTED_LEN)];
-    let len = HEADER_LEN + quoted.len();
-    let m = &mut buf[..len];
-    m[..HEADER_LEN].copy_from_slice(&[msg_type::DEST_UNREACH, code, 0, 0, 0, 0, 0, 0]);
-    m[HEADER_LEN..].copy_from_slice(quoted);
-    let c = checksum::checksum(m);
-    m[2..4].copy_from_slice(&c.to_be_bytes());
-    len
+impl<T: AsRef<[u8]>> IcmpQuote<T> {
+    /// Wraps the body of an error message after the checks of `icmp_unreach()`: room for a
+    /// 20-byte IPv4 header with IHL at least 5.
+    ///
+    /// # Errors
+    /// [`IcmpError::BadQuote`] otherwise (Linux: `IcmpInErrors`).
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, IcmpError> {
+        match buffer.as_ref().first_chunk::<IPV4_MIN_HEADER_LEN>() {
+            Some(h) if usize::from(h[0] & 0x0F) * 4 >= IPV4_MIN_HEADER_LEN => Ok(IcmpQuote { buffer }),
+            _ => Err(IcmpError::BadQuote),
+        }
+    }
+
+    #[inline]
+    fn fixed(&self) -> &[u8; IPV4_MIN_HEADER_LEN] {
+        self.buffer.as_ref().first_chunk::<IPV4_MIN_HEADER_LEN>().expect("checked in new_checked")
+    }
+
+    /// The quoted header's version field.
+    #[inline]
+    pub fn version(&self) -> u8 {
+        self.fixed()[0] >> 4
+    }
+
+    /// The quoted header's length in bytes (IHL * 4, at least 20).
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        usize::from(self.fixed()[0] & 0x0F) * 4
+    }
+
+    /// The quoted datagram's protocol.
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        self.fixed()[9]
+    }
+
+    /// The quoted datagram's source address (ours, if we sent it).
+    #[inline]
+    pub fn src_addr(&self) -> Ipv4Addr {
+        let h = self.fixed();
+        Ipv4Addr::new(h[12], h[13], h[14], h[15])
+    }
+
+    /// The quoted datagram's destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        let h = self.fixed();
+        Ipv4Addr::new(h[16], h[17], h[18], h[19])
+    }
+
+    /// Up to the first 8 bytes of the quoted transport header (fewer if the quote is cut).
+    #[inline]
+    pub fn transport_header(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        let start = self.header_len().min(b.len());
+        &b[start..b.len().min(start + 8)]
+    }
+
+    /// Source and destination port of a quoted UDP or TCP header (its first four bytes), or
+    /// `None` if the quote ends before them.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match *self.transport_header() {
+            [a, b, c, d, ..] => Some((u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]))),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +474,25 @@ mod tests {
         0x00, 0x0a, 0xc8, 0xcc, 0x68, 0x69,
     ];
 
+    fn check(message: &[u8]) -> Result<IcmpRepr, IcmpError> {
+        IcmpRepr::parse(&IcmpPacket::new_unchecked(message))
+    }
+
+    fn echo_request_to_reply(message: &mut [u8]) {
+        IcmpPacket::new_unchecked(message).echo_request_to_reply();
+    }
+
+    fn write_echo(buf: &mut [u8], msg_type: u8, ident: u16, seq: u16, payload_len: usize) -> usize {
+        let repr = IcmpRepr::echo(msg_type, ident, seq);
+        let len = repr.buffer_len(payload_len);
+        repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..len]));
+        len
+    }
+
+    fn write_dest_unreachable(buf: &mut [u8], code: u8, original: &[u8]) -> usize {
+        IcmpRepr::dest_unreachable(code).emit_quoting(buf, original)
+    }
+
     /// Independent RFC 1071 checksum for cross-checks.
     fn naive_checksum(data: &[u8]) -> u16 {
         let mut s: u32 = 0;
@@ -225,7 +517,7 @@ mod tests {
         let h = check(&PACKET_BYTES).unwrap();
         assert_eq!(h.msg_type, msg_type::ECHO_REQUEST);
         assert_eq!(h.code, 0);
-        assert_eq!(h.checksum, 0x8ef1);
+        assert_eq!(IcmpPacket::new_checked(&PACKET_BYTES[..]).unwrap().checksum(), 0x8ef1);
         assert_eq!((h.echo_ident(), h.echo_seq()), (0x0b1f, 1));
         assert_eq!(check(&REPLY_BYTES).unwrap().msg_type, msg_type::ECHO_REPLY);
     }
@@ -397,6 +689,52 @@ mod tests {
     }
 
     #[test]
+    fn view_getters_and_setters() {
+        let v = IcmpPacket::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!((v.msg_type(), v.code(), v.echo_ident(), v.echo_seq()), (8, 0, 0x0b1f, 1));
+        assert_eq!(v.rest(), [0x0b, 0x1f, 0, 1]);
+        assert_eq!(v.payload(), &PACKET_BYTES[8..]);
+        assert!(v.verify_checksum());
+        let mut m = PACKET_BYTES;
+        let mut p = IcmpPacket::new_unchecked(&mut m[..]);
+        p.set_msg_type(msg_type::ECHO_REPLY);
+        p.set_code(0);
+        p.set_rest([0x0b, 0x1f, 0, 1]);
+        p.payload_mut()[0] = 0xa3;
+        p.fill_checksum();
+        assert_eq!(p.into_inner(), &REPLY_BYTES[..]);
+        let r = IcmpRepr::echo(msg_type::ECHO_REQUEST, 0x0b1f, 1);
+        assert_eq!((r.echo_ident(), r.echo_seq(), r.header_len(), r.buffer_len(56)), (0x0b1f, 1, 8, 64));
+        assert_eq!(check(&PACKET_BYTES), Ok(r));
+    }
+
+    #[test]
+    fn quoted_header_and_ports() {
+        let mut buf = [0u8; HEADER_LEN + MAX_QUOTED_LEN];
+        let len = write_dest_unreachable(&mut buf, unreach_code::PORT, &UDP_PACKET_BYTES);
+        let msg = IcmpPacket::new_checked(&buf[..len]).unwrap();
+        let q = msg.quote().unwrap();
+        assert_eq!((q.version(), q.header_len(), q.protocol()), (4, 20, 17));
+        assert_eq!((q.src_addr(), q.dst_addr()), (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(q.ports(), Some((40000, 7777)));
+        assert_eq!(q.transport_header(), &UDP_PACKET_BYTES[20..28]);
+        // Cut after the ports, and before them.
+        assert_eq!(IcmpQuote::new_checked(&UDP_PACKET_BYTES[..24]).unwrap().ports(), Some((40000, 7777)));
+        assert_eq!(IcmpQuote::new_checked(&UDP_PACKET_BYTES[..23]).unwrap().ports(), None);
+        assert_eq!(IcmpQuote::new_checked(&UDP_PACKET_BYTES[..20]).unwrap().transport_header(), &[] as &[u8]);
+        // No room for an IPv4 header, or IHL below 5: icmp_unreach()'s input error.
+        assert_eq!(IcmpQuote::new_checked(&UDP_PACKET_BYTES[..19]), Err(IcmpError::BadQuote));
+        let mut ihl4 = UDP_PACKET_BYTES;
+        ihl4[0] = 0x44;
+        assert_eq!(IcmpQuote::new_checked(&ihl4[..]), Err(IcmpError::BadQuote));
+        // IHL beyond the quote: the header is read, the ports are not there.
+        let mut ihl15 = UDP_PACKET_BYTES;
+        ihl15[0] = 0x4F;
+        assert_eq!(IcmpQuote::new_checked(&ihl15[..]).unwrap().ports(), None);
+        assert_eq!(IcmpPacket::new_unchecked(&[0u8; 4][..]).quote(), Err(IcmpError::Truncated));
+    }
+
+    #[test]
     fn every_prefix_is_ok_or_err() {
         for len in 0..=PACKET_BYTES.len() {
             let _ = check(&PACKET_BYTES[..len]);
@@ -407,5 +745,6 @@ mod tests {
     fn error_display() {
         assert_eq!(IcmpError::ChecksumError.to_string(), "bad ICMP checksum");
         assert!(IcmpError::Truncated.to_string().contains("8-byte"));
+        assert!(IcmpError::BadQuote.to_string().contains("IPv4"));
     }
 }

@@ -54,36 +54,68 @@ impl fmt::Display for Ipv4Error {
 
 impl std::error::Error for Ipv4Error {}
 
-/// A validated IPv4 header. `header_len <= total_len <= packet.len()` holds for headers
-/// returned by [`Ipv4Header::check`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Ipv4Header {
-    /// IHL * 4, options included.
-    pub header_len: usize,
-    /// The datagram's total length; bytes after it are Ethernet padding.
-    pub total_len: usize,
-    pub tos: u8,
-    pub ident: u16,
-    pub dont_fragment: bool,
-    pub more_fragments: bool,
-    /// Fragment offset in 8-byte units.
-    pub frag_offset: u16,
-    pub ttl: u8,
-    pub protocol: u8,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+/// ECN codepoints (RFC 3168 §5), the low two bits of the TOS byte.
+pub mod ecn {
+    /// Not ECN-capable transport.
+    pub const NOT_ECT: u8 = 0;
+    /// ECN-capable transport, ECT(1).
+    pub const ECT1: u8 = 1;
+    /// ECN-capable transport, ECT(0).
+    pub const ECT0: u8 = 2;
+    /// Congestion experienced.
+    pub const CE: u8 = 3;
 }
 
-impl Ipv4Header {
-    /// True for any fragment of a fragmented datagram: MF set or a non-zero offset
-    /// (Linux `ip_is_fragment()`).
+/// A view of an IPv4 datagram at the start of `buffer` (the Ethernet payload, possibly with
+/// Ethernet padding after the datagram).
+///
+/// Getters read the header in place. After [`Ipv4Packet::check`] (or from
+/// [`Ipv4Packet::new_checked`]) `20 <= header_len() <= total_len() <= buffer.len()` holds and
+/// nothing panics; after only [`Ipv4Packet::check_version_ihl`] the fixed 20-byte header may
+/// be read; on an unchecked view getters panic below 20 bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// Wraps `buffer` without checking it.
     #[inline]
-    pub fn is_fragment(&self) -> bool {
-        self.more_fragments || self.frag_offset != 0
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Ipv4Packet { buffer }
     }
 
-    /// Validates `packet` (the Ethernet payload, possibly with Ethernet padding after the
-    /// datagram) as Linux `ip_rcv_core()` does, in the same order:
+    /// Wraps `buffer` after [`Ipv4Packet::check`].
+    ///
+    /// # Errors
+    /// As [`Ipv4Packet::check`].
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, Ipv4Error> {
+        let p = Self::new_unchecked(buffer);
+        p.check()?;
+        Ok(p)
+    }
+
+    /// The first two checks of [`Ipv4Packet::check`]: 20 bytes, version 4, IHL at least 5.
+    /// This is as far as Linux `ip_rcv_core()` has got when it counts the ECN codepoint
+    /// (`IpExtIn*Pkts`), before it looks at the full header length or the checksum; after it,
+    /// the fixed header's getters ([`Ipv4Packet::ecn`] among them) do not panic.
+    ///
+    /// # Errors
+    /// [`Ipv4Error::HdrError`] if the buffer is shorter than 20 bytes, the version is not 4,
+    /// or the IHL is below 5.
+    #[inline]
+    pub fn check_version_ihl(&self) -> Result<(), Ipv4Error> {
+        let Some(h) = self.buffer.as_ref().first_chunk::<MIN_HEADER_LEN>() else {
+            return Err(Ipv4Error::HdrError);
+        };
+        if h[0] >> 4 != 4 || usize::from(h[0] & 0x0F) * 4 < MIN_HEADER_LEN {
+            return Err(Ipv4Error::HdrError);
+        }
+        Ok(())
+    }
+
+    /// Validates the datagram as Linux `ip_rcv_core()` does, in the same order:
     ///
     /// 1. fewer than 20 bytes → [`Ipv4Error::HdrError`];
     /// 2. version ≠ 4 or IHL < 5 → `HdrError`;
@@ -92,98 +124,417 @@ impl Ipv4Header {
     /// 5. total length > bytes received → [`Ipv4Error::Truncated`];
     /// 6. total length < IHL*4 → `HdrError`.
     ///
-    /// Options are accepted but not interpreted. Bytes past `total_len` are padding: the caller
-    /// trims to `packet[..total_len]` (as `pskb_trim_rcsum()`), see [`Ipv4Header::payload`].
+    /// Options are accepted but not interpreted. Bytes past `total_len` are padding:
+    /// [`Ipv4Packet::payload`] ends before them (as `pskb_trim_rcsum()`).
+    ///
+    /// # Errors
+    /// As listed.
     #[inline]
-    pub fn check(packet: &[u8]) -> Result<Ipv4Header, Ipv4Error> {
-        let Some(h) = packet.first_chunk::<MIN_HEADER_LEN>() else {
-            return Err(Ipv4Error::HdrError);
-        };
-        let version = h[0] >> 4;
-        let header_len = usize::from(h[0] & 0x0F) * 4;
-        if version != 4 || header_len < MIN_HEADER_LEN {
-            return Err(Ipv4Error::HdrError);
-        }
+    pub fn check(&self) -> Result<(), Ipv4Error> {
+        self.check_version_ihl()?;
+        let packet = self.buffer.as_ref();
+        let header_len = self.header_len();
         let Some(full_header) = packet.get(..header_len) else {
             return Err(Ipv4Error::HdrError);
         };
-        let header_ok =
-            if header_len == MIN_HEADER_LEN { header_sum(h) == 0xFFFF } else { checksum::checksum(full_header) == 0 };
+        let header_ok = if header_len == MIN_HEADER_LEN {
+            header_sum(full_header) == 0xFFFF
+        } else {
+            checksum::checksum(full_header) == 0
+        };
         if !header_ok {
             return Err(Ipv4Error::ChecksumError);
         }
-        let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        let total_len = self.total_len();
         if total_len > packet.len() {
             return Err(Ipv4Error::Truncated);
         }
         if total_len < header_len {
             return Err(Ipv4Error::HdrError);
         }
-        let frag = u16::from_be_bytes([h[6], h[7]]);
-        Ok(Ipv4Header {
-            header_len,
-            total_len,
-            tos: h[1],
-            ident: u16::from_be_bytes([h[4], h[5]]),
+        Ok(())
+    }
+
+    /// The buffer back.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    #[inline]
+    fn fixed(&self) -> &[u8; MIN_HEADER_LEN] {
+        self.buffer.as_ref().first_chunk::<MIN_HEADER_LEN>().expect("IPv4 packet shorter than 20 bytes")
+    }
+
+    /// The version field (4 for IPv4).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        self.fixed()[0] >> 4
+    }
+
+    /// IHL * 4: the header length in bytes, options included.
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        usize::from(self.fixed()[0] & 0x0F) * 4
+    }
+
+    /// The whole TOS byte: DSCP << 2 | ECN.
+    #[inline]
+    pub fn tos(&self) -> u8 {
+        self.fixed()[1]
+    }
+
+    /// Differentiated services codepoint (RFC 2474): the TOS byte's upper six bits.
+    #[inline]
+    pub fn dscp(&self) -> u8 {
+        self.tos() >> 2
+    }
+
+    /// ECN codepoint (RFC 3168), see [`ecn`]: the TOS byte's lower two bits.
+    #[inline]
+    pub fn ecn(&self) -> u8 {
+        self.tos() & 0x03
+    }
+
+    /// Total length of the datagram in bytes, header included.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        let h = self.fixed();
+        usize::from(u16::from_be_bytes([h[2], h[3]]))
+    }
+
+    /// Identification.
+    #[inline]
+    pub fn ident(&self) -> u16 {
+        let h = self.fixed();
+        u16::from_be_bytes([h[4], h[5]])
+    }
+
+    #[inline]
+    fn frag_field(&self) -> u16 {
+        let h = self.fixed();
+        u16::from_be_bytes([h[6], h[7]])
+    }
+
+    /// The DF flag.
+    #[inline]
+    pub fn dont_fragment(&self) -> bool {
+        self.frag_field() & FLAG_DF != 0
+    }
+
+    /// The MF flag.
+    #[inline]
+    pub fn more_fragments(&self) -> bool {
+        self.frag_field() & FLAG_MF != 0
+    }
+
+    /// Fragment offset in 8-byte units.
+    #[inline]
+    pub fn frag_offset(&self) -> u16 {
+        self.frag_field() & FRAG_OFFSET_MASK
+    }
+
+    /// True for any fragment of a fragmented datagram: MF set or a non-zero offset
+    /// (Linux `ip_is_fragment()`).
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        self.frag_field() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+    }
+
+    /// Time to live.
+    #[inline]
+    pub fn ttl(&self) -> u8 {
+        self.fixed()[8]
+    }
+
+    /// The protocol of the payload, see [`protocol`].
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        self.fixed()[9]
+    }
+
+    /// The header checksum as sent.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        let h = self.fixed();
+        u16::from_be_bytes([h[10], h[11]])
+    }
+
+    /// Source address.
+    #[inline]
+    pub fn src_addr(&self) -> Ipv4Addr {
+        let h = self.fixed();
+        Ipv4Addr::new(h[12], h[13], h[14], h[15])
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        let h = self.fixed();
+        Ipv4Addr::new(h[16], h[17], h[18], h[19])
+    }
+
+    /// True when the header checksum (over IHL*4 bytes) verifies. False when the buffer is
+    /// shorter than the header or the IHL is below 5; never panics.
+    #[inline]
+    pub fn verify_checksum(&self) -> bool {
+        let b = self.buffer.as_ref();
+        let header_len = usize::from(b.first().map_or(0, |v| v & 0x0F)) * 4;
+        match b.get(..header_len) {
+            Some(h) if header_len == MIN_HEADER_LEN => header_sum(h) == 0xFFFF,
+            Some(h) if header_len > MIN_HEADER_LEN => checksum::checksum(h) == 0,
+            _ => false,
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Ipv4Packet<&'a T> {
+    /// The options: bytes 20..IHL*4. Empty if the buffer is shorter.
+    #[inline]
+    pub fn options(&self) -> &'a [u8] {
+        self.buffer.as_ref().get(MIN_HEADER_LEN..self.header_len()).unwrap_or(&[])
+    }
+
+    /// The payload: `buffer[header_len..total_len]`, Ethernet padding trimmed. Empty if the
+    /// view did not pass [`Ipv4Packet::check`].
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        self.buffer.as_ref().get(self.header_len()..self.total_len()).unwrap_or(&[])
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    #[inline]
+    fn fixed_mut(&mut self) -> &mut [u8; MIN_HEADER_LEN] {
+        self.buffer.as_mut().first_chunk_mut::<MIN_HEADER_LEN>().expect("IPv4 packet shorter than 20 bytes")
+    }
+
+    /// Sets version 4 and IHL `header_len / 4`.
+    ///
+    /// # Panics
+    /// In debug builds, if `header_len` is not a multiple of 4 in 20..=60.
+    #[inline]
+    pub fn set_version_and_header_len(&mut self, header_len: usize) {
+        debug_assert!(header_len.is_multiple_of(4) && (MIN_HEADER_LEN..=60).contains(&header_len));
+        self.fixed_mut()[0] = 0x40 | (header_len / 4) as u8;
+    }
+
+    /// Sets the TOS byte (DSCP << 2 | ECN).
+    #[inline]
+    pub fn set_tos(&mut self, tos: u8) {
+        self.fixed_mut()[1] = tos;
+    }
+
+    /// Sets the ECN codepoint, keeping the DSCP.
+    #[inline]
+    pub fn set_ecn(&mut self, ecn: u8) {
+        let h = self.fixed_mut();
+        h[1] = (h[1] & !0x03) | (ecn & 0x03);
+    }
+
+    /// Sets the total length in bytes.
+    #[inline]
+    pub fn set_total_len(&mut self, total_len: u16) {
+        self.fixed_mut()[2..4].copy_from_slice(&total_len.to_be_bytes());
+    }
+
+    /// Sets the identification.
+    #[inline]
+    pub fn set_ident(&mut self, ident: u16) {
+        self.fixed_mut()[4..6].copy_from_slice(&ident.to_be_bytes());
+    }
+
+    /// Sets the flags and the fragment offset (in 8-byte units, 13 bits) together.
+    #[inline]
+    pub fn set_fragment(&mut self, dont_fragment: bool, more_fragments: bool, frag_offset: u16) {
+        let mut v = frag_offset & FRAG_OFFSET_MASK;
+        if dont_fragment {
+            v |= FLAG_DF;
+        }
+        if more_fragments {
+            v |= FLAG_MF;
+        }
+        self.fixed_mut()[6..8].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Sets the time to live.
+    #[inline]
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.fixed_mut()[8] = ttl;
+    }
+
+    /// Sets the protocol.
+    #[inline]
+    pub fn set_protocol(&mut self, protocol: u8) {
+        self.fixed_mut()[9] = protocol;
+    }
+
+    /// Sets the checksum field (see [`Ipv4Packet::fill_checksum`] to compute it).
+    #[inline]
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.fixed_mut()[10..12].copy_from_slice(&checksum.to_be_bytes());
+    }
+
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
+        self.fixed_mut()[12..16].copy_from_slice(&addr.octets());
+    }
+
+    /// Sets the destination address.
+    #[inline]
+    pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
+        self.fixed_mut()[16..20].copy_from_slice(&addr.octets());
+    }
+
+    /// The options, writable (bytes 20..IHL*4).
+    ///
+    /// # Panics
+    /// If the buffer is shorter than IHL*4.
+    #[inline]
+    pub fn options_mut(&mut self) -> &mut [u8] {
+        let hl = self.header_len();
+        &mut self.buffer.as_mut()[MIN_HEADER_LEN..hl]
+    }
+
+    /// Computes the header checksum over IHL*4 bytes and writes it.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than IHL*4.
+    #[inline]
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let hl = self.header_len();
+        let h = &self.buffer.as_ref()[..hl];
+        let c = if hl == MIN_HEADER_LEN { !header_sum(h) } else { checksum::checksum(h) };
+        self.set_checksum(c);
+    }
+
+    /// The payload, writable: `buffer[header_len..total_len]`.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than the total length, or that is below the header length.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (hl, total) = (self.header_len(), self.total_len());
+        &mut self.buffer.as_mut()[hl..total]
+    }
+}
+
+/// The fields of an IPv4 header without options, as the receive path reads them and the send
+/// path writes them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    /// Bytes after the header: total length - IHL*4.
+    pub payload_len: usize,
+    pub ttl: u8,
+    /// DSCP << 2 | ECN.
+    pub tos: u8,
+    pub ident: u16,
+    pub dont_fragment: bool,
+    pub more_fragments: bool,
+    /// Fragment offset in 8-byte units.
+    pub frag_offset: u16,
+}
+
+impl Ipv4Repr {
+    /// Validates `packet` ([`Ipv4Packet::check`], Linux's order) and reads its header.
+    /// Options are skipped: `payload_len` counts from IHL*4, so the payload is
+    /// [`Ipv4Packet::payload`].
+    ///
+    /// # Errors
+    /// As [`Ipv4Packet::check`].
+    #[inline]
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv4Packet<&T>) -> Result<Self, Ipv4Error> {
+        packet.check()?;
+        let frag = packet.frag_field();
+        Ok(Ipv4Repr {
+            src: packet.src_addr(),
+            dst: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: packet.total_len() - packet.header_len(),
+            ttl: packet.ttl(),
+            tos: packet.tos(),
+            ident: packet.ident(),
             dont_fragment: frag & FLAG_DF != 0,
             more_fragments: frag & FLAG_MF != 0,
             frag_offset: frag & FRAG_OFFSET_MASK,
-            ttl: h[8],
-            protocol: h[9],
-            src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
-            dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
         })
     }
 
-    /// The datagram's payload: `packet[header_len..total_len]`, Ethernet padding trimmed.
-    /// Empty if `packet` is not the one this header was checked from.
+    /// True for any fragment of a fragmented datagram: MF set or a non-zero offset
+    /// (Linux `ip_is_fragment()`).
     #[inline]
-    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
-        packet.get(self.header_len..self.total_len).unwrap_or(&[])
+    pub fn is_fragment(&self) -> bool {
+        self.more_fragments || self.frag_offset != 0
     }
 
-    /// Length of the payload: `total_len - header_len`.
+    /// The DSCP: upper six bits of `tos`.
     #[inline]
-    pub fn payload_len(&self) -> usize {
-        self.total_len.saturating_sub(self.header_len)
+    pub fn dscp(&self) -> u8 {
+        self.tos >> 2
     }
 
-    /// Writes a 20-byte header without options into `buf[..20]`, checksum filled in: TOS 0,
-    /// fragment offset 0, total length `20 + payload_len`.
+    /// The ECN codepoint: lower two bits of `tos`, see [`ecn`].
+    #[inline]
+    pub fn ecn(&self) -> u8 {
+        self.tos & 0x03
+    }
+
+    /// Writes a 20-byte header without options into `packet`, checksum computed: total length
+    /// `20 + payload_len`. The payload is left alone.
     ///
     /// # Panics
-    /// If `buf` is shorter than 20 bytes. `payload_len` must be at most 65515 (checked in
+    /// If the buffer is shorter than 20 bytes. `payload_len` must be at most 65515 (checked in
     /// debug builds; release builds truncate the total length).
-    #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn write(
-        buf: &mut [u8],
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        protocol: u8,
-        payload_len: usize,
-        ttl: u8,
-        ident: u16,
-        dont_fragment: bool,
-    ) {
-        debug_assert!(buf.len() >= MIN_HEADER_LEN, "IPv4 header needs 20 bytes");
-        debug_assert!(payload_len <= usize::from(u16::MAX) - MIN_HEADER_LEN);
-        let total = (MIN_HEADER_LEN + payload_len) as u16;
-        let frag = if dont_fragment { FLAG_DF } else { 0 };
-        let h = &mut buf[..MIN_HEADER_LEN];
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(&self, packet: &mut Ipv4Packet<&mut T>) {
+        debug_assert!(self.payload_len <= usize::from(u16::MAX) - MIN_HEADER_LEN);
+        let total = (MIN_HEADER_LEN + self.payload_len) as u16;
+        let mut frag = self.frag_offset & FRAG_OFFSET_MASK;
+        if self.dont_fragment {
+            frag |= FLAG_DF;
+        }
+        if self.more_fragments {
+            frag |= FLAG_MF;
+        }
+        let h = packet.fixed_mut();
         h[0] = 0x45;
-        h[1] = 0;
+        h[1] = self.tos;
         h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&ident.to_be_bytes());
+        h[4..6].copy_from_slice(&self.ident.to_be_bytes());
         h[6..8].copy_from_slice(&frag.to_be_bytes());
-        h[8] = ttl;
-        h[9] = protocol;
+        h[8] = self.ttl;
+        h[9] = self.protocol;
         h[10] = 0;
         h[11] = 0;
-        h[12..16].copy_from_slice(&src.octets());
-        h[16..20].copy_from_slice(&dst.octets());
+        h[12..16].copy_from_slice(&self.src.octets());
+        h[16..20].copy_from_slice(&self.dst.octets());
         let c = !header_sum(h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// Length of the header this emits: [`MIN_HEADER_LEN`] (no options).
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        MIN_HEADER_LEN
+    }
+
+    /// Bytes the datagram needs: `20 + payload_len`.
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        MIN_HEADER_LEN + self.payload_len
+    }
+
+    /// The sum of the pseudo-header that UDP and TCP checksums cover (RFC 768, RFC 793 §3.1)
+    /// for this datagram's addresses and protocol and a segment of `segment_len` bytes; see
+    /// [`checksum::pseudo_header_sum`].
+    #[inline]
+    pub fn pseudo_header_sum(&self, segment_len: u16) -> u64 {
+        checksum::pseudo_header_sum(self.src, self.dst, self.protocol, segment_len)
     }
 }
 
@@ -253,6 +604,47 @@ mod tests {
         !(s as u16)
     }
 
+    fn check(p: &[u8]) -> Result<Ipv4Repr, Ipv4Error> {
+        Ipv4Repr::parse(&Ipv4Packet::new_unchecked(p))
+    }
+
+    /// (IHL*4, total length) of a packet that passes the check.
+    fn lens(p: &[u8]) -> (usize, usize) {
+        let v = Ipv4Packet::new_checked(p).unwrap();
+        (v.header_len(), v.total_len())
+    }
+
+    fn payload(p: &[u8]) -> &[u8] {
+        Ipv4Packet::new_checked(p).unwrap().payload()
+    }
+
+    /// The header the send path writes: no options, TOS 0, not a fragment.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        buf: &mut [u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: u8,
+        payload_len: usize,
+        ttl: u8,
+        ident: u16,
+        dont_fragment: bool,
+    ) {
+        let repr = Ipv4Repr {
+            src,
+            dst,
+            protocol,
+            payload_len,
+            ttl,
+            tos: 0,
+            ident,
+            dont_fragment,
+            more_fragments: false,
+            frag_offset: 0,
+        };
+        repr.emit(&mut Ipv4Packet::new_unchecked(buf));
+    }
+
     /// Rewrites a header field and then fixes the checksum, so that the check under test is the
     /// one that fires.
     fn patched<const N: usize>(base: [u8; N], at: usize, bytes: &[u8]) -> [u8; N] {
@@ -269,12 +661,12 @@ mod tests {
 
     #[test]
     fn check_ping() {
-        let h = Ipv4Header::check(&PACKET_BYTES).unwrap();
+        let h = check(&PACKET_BYTES).unwrap();
+        assert_eq!(lens(&PACKET_BYTES), (20, 84));
         assert_eq!(
             h,
-            Ipv4Header {
-                header_len: 20,
-                total_len: 84,
+            Ipv4Repr {
+                payload_len: 64,
                 tos: 0,
                 ident: 0x4c2d,
                 dont_fragment: true,
@@ -287,33 +679,35 @@ mod tests {
             }
         );
         assert!(!h.is_fragment());
-        assert_eq!(h.payload(&PACKET_BYTES), &PACKET_BYTES[20..]);
-        assert_eq!(h.payload_len(), 64);
+        assert_eq!(payload(&PACKET_BYTES), &PACKET_BYTES[20..]);
+        assert_eq!(h.payload_len, 64);
     }
 
     #[test]
     fn check_accepts_ethernet_padding() {
-        let h = Ipv4Header::check(&PADDED_BYTES).unwrap();
-        assert_eq!((h.header_len, h.total_len), (20, 30));
+        let h = check(&PADDED_BYTES).unwrap();
+        assert_eq!(lens(&PADDED_BYTES), (20, 30));
         assert_eq!(h.protocol, protocol::UDP);
-        assert_eq!(h.payload(&PADDED_BYTES), &PADDED_BYTES[20..30]);
+        assert_eq!(payload(&PADDED_BYTES), &PADDED_BYTES[20..30]);
     }
 
     #[test]
     fn check_accepts_options() {
-        let h = Ipv4Header::check(&OPTIONS_BYTES).unwrap();
-        assert_eq!((h.header_len, h.total_len), (24, 34));
-        assert_eq!(h.payload(&OPTIONS_BYTES), &PADDED_BYTES[20..30]);
+        let h = check(&OPTIONS_BYTES).unwrap();
+        assert_eq!(lens(&OPTIONS_BYTES), (24, 34));
+        assert_eq!(h.payload_len, 10);
+        assert_eq!(payload(&OPTIONS_BYTES), &PADDED_BYTES[20..30]);
+        assert_eq!(Ipv4Packet::new_checked(&OPTIONS_BYTES[..]).unwrap().options(), &[0x94, 0x04, 0, 0]);
         // The option bytes are covered by the checksum.
         let mut bad = OPTIONS_BYTES;
         bad[21] ^= 0x01;
-        assert_eq!(Ipv4Header::check(&bad), Err(Ipv4Error::ChecksumError));
+        assert_eq!(check(&bad), Err(Ipv4Error::ChecksumError));
     }
 
     #[test]
     fn reject_shorter_than_20() {
         for len in 0..MIN_HEADER_LEN {
-            assert_eq!(Ipv4Header::check(&PACKET_BYTES[..len]), Err(Ipv4Error::HdrError));
+            assert_eq!(check(&PACKET_BYTES[..len]), Err(Ipv4Error::HdrError));
         }
     }
 
@@ -321,7 +715,7 @@ mod tests {
     fn reject_ihl_below_5() {
         for ihl in 0..5u8 {
             let p = patched(PACKET_BYTES, 0, &[0x40 | ihl]);
-            assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError), "ihl {ihl}");
+            assert_eq!(check(&p), Err(Ipv4Error::HdrError), "ihl {ihl}");
         }
     }
 
@@ -331,22 +725,22 @@ mod tests {
         // plausible IHL and a correct IPv4 checksum: version is checked before the checksum.
         let mut v6 = [0u8; 40];
         v6[0] = 0x60;
-        assert_eq!(Ipv4Header::check(&v6), Err(Ipv4Error::HdrError));
+        assert_eq!(check(&v6), Err(Ipv4Error::HdrError));
         let p = patched(PACKET_BYTES, 0, &[0x65]);
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError));
+        assert_eq!(check(&p), Err(Ipv4Error::HdrError));
         for version in [0u8, 1, 5, 15] {
             let p = patched(PACKET_BYTES, 0, &[version << 4 | 5]);
-            assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError));
+            assert_eq!(check(&p), Err(Ipv4Error::HdrError));
         }
     }
 
     #[test]
     fn reject_shorter_than_ihl() {
         // IHL 6 but only 22 bytes: HdrError even though the checksum would be bad too.
-        assert_eq!(Ipv4Header::check(&OPTIONS_BYTES[..22]), Err(Ipv4Error::HdrError));
+        assert_eq!(check(&OPTIONS_BYTES[..22]), Err(Ipv4Error::HdrError));
         // IHL 15 (60 bytes) in a 46-byte frame.
         let p = patched(PADDED_BYTES, 0, &[0x4F]);
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError));
+        assert_eq!(check(&p), Err(Ipv4Error::HdrError));
     }
 
     #[test]
@@ -356,75 +750,75 @@ mod tests {
             p[i] ^= 0x10;
             if i == 0 {
                 // Version 5: HdrError comes first.
-                assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError));
+                assert_eq!(check(&p), Err(Ipv4Error::HdrError));
             } else {
-                assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::ChecksumError), "byte {i}");
+                assert_eq!(check(&p), Err(Ipv4Error::ChecksumError), "byte {i}");
             }
         }
         // The payload is not covered.
         let mut p = PACKET_BYTES;
         p[40] ^= 0xFF;
-        assert!(Ipv4Header::check(&p).is_ok());
+        assert!(check(&p).is_ok());
     }
 
     #[test]
     fn checksum_checked_before_lengths() {
         let mut p = patched(PACKET_BYTES, 2, &[0xFF, 0xFF]);
         p[11] ^= 1;
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::ChecksumError));
+        assert_eq!(check(&p), Err(Ipv4Error::ChecksumError));
         let mut p = patched(PACKET_BYTES, 2, &[0x00, 0x10]);
         p[11] ^= 1;
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::ChecksumError));
+        assert_eq!(check(&p), Err(Ipv4Error::ChecksumError));
     }
 
     #[test]
     fn reject_truncated() {
         // Frame cut short: total length 84, fewer bytes received.
         for len in [20, 21, 28, 83] {
-            assert_eq!(Ipv4Header::check(&PACKET_BYTES[..len]), Err(Ipv4Error::Truncated));
+            assert_eq!(check(&PACKET_BYTES[..len]), Err(Ipv4Error::Truncated));
         }
         // Total length larger than the frame.
         let p = patched(PACKET_BYTES, 2, &[0x00, 85]);
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::Truncated));
+        assert_eq!(check(&p), Err(Ipv4Error::Truncated));
         let p = patched(PACKET_BYTES, 2, &[0xFF, 0xFF]);
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::Truncated));
+        assert_eq!(check(&p), Err(Ipv4Error::Truncated));
     }
 
     #[test]
     fn reject_total_len_below_header_len() {
         for total in [0u16, 1, 19] {
             let p = patched(PACKET_BYTES, 2, &total.to_be_bytes());
-            assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError), "total {total}");
+            assert_eq!(check(&p), Err(Ipv4Error::HdrError), "total {total}");
         }
         // With options: 20..23 is below IHL*4 = 24.
         let p = patched(OPTIONS_BYTES, 2, &[0, 23]);
-        assert_eq!(Ipv4Header::check(&p), Err(Ipv4Error::HdrError));
+        assert_eq!(check(&p), Err(Ipv4Error::HdrError));
         // Exactly the header is a valid (empty) datagram.
         let p = patched(OPTIONS_BYTES, 2, &[0, 24]);
-        let h = Ipv4Header::check(&p).unwrap();
-        assert_eq!(h.payload(&p), &[] as &[u8]);
+        assert_eq!(check(&p).unwrap().payload_len, 0);
+        assert_eq!(payload(&p), &[] as &[u8]);
     }
 
     #[test]
     fn fragments() {
         let mf = patched(PACKET_BYTES, 6, &[0x20, 0x00]);
-        let h = Ipv4Header::check(&mf).unwrap();
+        let h = check(&mf).unwrap();
         assert!(h.more_fragments && !h.dont_fragment && h.frag_offset == 0 && h.is_fragment());
         let last = patched(PACKET_BYTES, 6, &[0x00, 0xB9]);
-        let h = Ipv4Header::check(&last).unwrap();
+        let h = check(&last).unwrap();
         assert!(!h.more_fragments && h.frag_offset == 185 && h.is_fragment());
         let max = patched(PACKET_BYTES, 6, &[0x7F, 0xFF]);
-        let h = Ipv4Header::check(&max).unwrap();
+        let h = check(&max).unwrap();
         assert!(h.dont_fragment && h.more_fragments && h.frag_offset == 0x1FFF);
     }
 
     #[test]
     fn write_matches_real_header() {
         let mut buf = [0u8; 20];
-        Ipv4Header::write(&mut buf, A, B, protocol::ICMP, 64, 64, 0x4c2d, true);
+        write(&mut buf, A, B, protocol::ICMP, 64, 64, 0x4c2d, true);
         assert_eq!(buf, PACKET_BYTES[..20]);
         let mut buf = [0u8; 20];
-        Ipv4Header::write(&mut buf, A, B, protocol::UDP, 10, 64, 0x1235, true);
+        write(&mut buf, A, B, protocol::UDP, 10, 64, 0x1235, true);
         assert_eq!(buf, PADDED_BYTES[..20]);
     }
 
@@ -435,7 +829,7 @@ mod tests {
             let src = Ipv4Addr::new(192, 168, i as u8, 0xFE);
             let dst = Ipv4Addr::new(0xFF, 0, 0x80, i as u8);
             let ident = (i as u16).wrapping_mul(0x9E37);
-            Ipv4Header::write(&mut buf, src, dst, protocol::TCP, payload_len, 1, ident, i % 2 == 0);
+            write(&mut buf, src, dst, protocol::TCP, payload_len, 1, ident, i % 2 == 0);
             let mut zeroed = buf;
             zeroed[10] = 0;
             zeroed[11] = 0;
@@ -443,17 +837,88 @@ mod tests {
             let total = 20 + payload_len;
             let mut frame = vec![0u8; total];
             frame[..20].copy_from_slice(&buf[..20]);
-            let h = Ipv4Header::check(&frame).unwrap();
+            let h = check(&frame).unwrap();
             assert_eq!((h.src, h.dst, h.ident, h.ttl), (src, dst, ident, 1));
-            assert_eq!((h.total_len, h.dont_fragment), (total, i % 2 == 0));
+            assert_eq!((lens(&frame).1, h.dont_fragment), (total, i % 2 == 0));
         }
+    }
+
+    #[test]
+    fn tos_dscp_ecn_and_fragments_round_trip() {
+        let repr = Ipv4Repr {
+            src: A,
+            dst: B,
+            protocol: protocol::ICMP,
+            payload_len: 8,
+            ttl: 3,
+            tos: 0xc0 | ecn::CE,
+            ident: 0xBEEF,
+            dont_fragment: false,
+            more_fragments: true,
+            frag_offset: 0x1ABC,
+        };
+        assert_eq!((repr.dscp(), repr.ecn(), repr.header_len(), repr.buffer_len()), (0x30, ecn::CE, 20, 28));
+        let mut buf = [0u8; 28];
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
+        let mut zeroed = buf;
+        zeroed[10] = 0;
+        zeroed[11] = 0;
+        assert_eq!(u16::from_be_bytes([buf[10], buf[11]]), naive_checksum(&zeroed[..20]));
+        assert_eq!(buf[1], 0xc3, "TOS written as given");
+        let view = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!((view.version(), view.tos(), view.dscp(), view.ecn()), (4, 0xc3, 0x30, ecn::CE));
+        assert_eq!((view.more_fragments(), view.frag_offset(), view.is_fragment()), (true, 0x1ABC, true));
+        assert!(view.verify_checksum());
+        assert_eq!(Ipv4Repr::parse(&view), Ok(repr));
+    }
+
+    #[test]
+    fn ecn_readable_after_the_version_check_only() {
+        // A bad checksum and a cut header: check() refuses, but version and IHL are right,
+        // so the ECN codepoint can be counted as Linux does.
+        let mut p = PACKET_BYTES;
+        p[1] = ecn::ECT0;
+        let view = Ipv4Packet::new_unchecked(&p[..20]);
+        assert_eq!(view.check(), Err(Ipv4Error::ChecksumError));
+        assert_eq!(view.check_version_ihl(), Ok(()));
+        assert_eq!(view.ecn(), ecn::ECT0);
+        let opts = Ipv4Packet::new_unchecked(&OPTIONS_BYTES[..22]);
+        assert_eq!((opts.check_version_ihl(), opts.check()), (Ok(()), Err(Ipv4Error::HdrError)));
+        for bad in [&PACKET_BYTES[..19], &patched(PACKET_BYTES, 0, &[0x44])[..], &patched(PACKET_BYTES, 0, &[0x65])] {
+            assert_eq!(Ipv4Packet::new_unchecked(bad).check_version_ihl(), Err(Ipv4Error::HdrError));
+        }
+    }
+
+    #[test]
+    fn setters_then_fill_checksum() {
+        let mut buf = [0u8; 34];
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        p.set_version_and_header_len(24);
+        p.set_tos(0x10);
+        p.set_ecn(ecn::ECT1);
+        p.set_total_len(34);
+        p.set_ident(0x1236);
+        p.set_fragment(true, false, 0);
+        p.set_ttl(64);
+        p.set_protocol(protocol::UDP);
+        p.set_src_addr(A);
+        p.set_dst_addr(B);
+        p.options_mut().copy_from_slice(&[0x94, 0x04, 0, 0]);
+        p.payload_mut().copy_from_slice(&OPTIONS_BYTES[24..]);
+        p.set_tos(0);
+        p.fill_checksum();
+        assert_eq!(buf, OPTIONS_BYTES);
+        let v = Ipv4Packet::new_unchecked(&buf[..]);
+        assert_eq!(v.checksum(), 0x7f8e);
+        assert!(!Ipv4Packet::new_unchecked(&buf[..19]).verify_checksum());
+        assert!(!Ipv4Packet::new_unchecked(&[0x44u8; 20][..]).verify_checksum());
     }
 
     #[test]
     fn every_prefix_is_ok_or_err() {
         for base in [&PACKET_BYTES[..], &PADDED_BYTES[..], &OPTIONS_BYTES[..]] {
             for len in 0..=base.len() {
-                let _ = Ipv4Header::check(&base[..len]);
+                let _ = check(&base[..len]);
             }
         }
     }

@@ -1,14 +1,27 @@
 //! Wire formats: parsing, validation and building of the headers the stack speaks (Ethernet,
 //! ARP, IPv4, ICMP, UDP) and the Internet checksum.
 //!
-//! This is the protocol half of the softirq stage: pure functions over byte slices, with no
-//! state, no allocation and no `unsafe`, that depend on nothing else in xsknet. Each module
-//! validates in the order the Linux receive path does, so that every rejection maps to the
-//! counter Linux bumps for it; deciding what to do with a valid packet (is it for us, which
-//! sock gets it, what to answer) belongs to the receive loop. Modelled on smoltcp's `src/wire`.
+//! This is the protocol half of the softirq stage: views and values over byte slices, with no
+//! state, no allocation (outside [`build`]) and no `unsafe`, that depend on nothing else in
+//! xsknet. Modelled on smoltcp's `src/wire`, every header has the same two shapes:
+//!
+//! - a view `XxxPacket<T: AsRef<[u8]>>` (`EthernetFrame` for Ethernet) over the bytes in
+//!   place: `new_unchecked`, `check` and `new_checked` (the receive checks, in the order the
+//!   Linux receive path makes them, so that every rejection maps to the counter Linux bumps
+//!   for it), field getters, setters where `T: AsMut<[u8]>`, and `payload()`;
+//! - a plain value `XxxRepr` with `parse(&XxxPacket<&T>)` (checks, then reads the fields) and
+//!   `emit(&self, &mut XxxPacket<&mut T>)` (writes the header, checksum included), and
+//!   `header_len()` / `buffer_len()`.
+//!
+//! Errors are small `Copy` enums whose variants name the Linux counter each rejection bumps.
+//! Deciding what to do with a valid packet (is it for us, which sock gets it, what to answer)
+//! belongs to the receive loop. The IPv4 pseudo-header checksum ([`checksum::verify_pseudo`],
+//! [`checksum::compute_pseudo`]) and the protocol numbers ([`ipv4::protocol`]) are shared by
+//! every transport over IPv4.
 #![forbid(unsafe_code)]
 
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
@@ -23,8 +36,11 @@ mod tests {
 
     use std::net::Ipv4Addr;
 
-    use super::ethernet::{ethertype, EthernetHeader};
-    use super::ipv4::{protocol, Ipv4Header};
+    use super::arp::{ArpPacket, ArpRepr};
+    use super::ethernet::{ethertype, EthernetFrame, EthernetRepr};
+    use super::icmp::{IcmpPacket, IcmpRepr};
+    use super::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+    use super::udp::{UdpPacket, UdpRepr};
     use super::*;
 
     /// `ping -c1 10.0.0.2` from 10.0.0.1: Ethernet + IPv4 (DF, TTL 64) + ICMP echo request
@@ -90,9 +106,9 @@ mod tests {
     /// What the receive path makes of a frame; `Err` carries the layer that refused it.
     #[derive(Debug, PartialEq)]
     enum Outcome {
-        Arp(arp::ArpPacket),
-        Icmp(icmp::IcmpHeader),
-        Udp(udp::UdpHeader, bool),
+        Arp(ArpRepr),
+        Icmp(IcmpRepr),
+        Udp(UdpRepr, bool),
         OtherEthertype,
         OtherProtocol,
         Err(&'static str),
@@ -101,35 +117,44 @@ mod tests {
     /// The receive path's parse steps, in order. Never panics on any input (that is the
     /// point of the fuzz tests below).
     fn walk(frame: &[u8]) -> Outcome {
-        let Ok(eth) = EthernetHeader::parse(frame) else {
+        let eth = EthernetFrame::new_unchecked(frame);
+        let Ok(eth_repr) = EthernetRepr::parse(&eth) else {
             return Outcome::Err("ethernet");
         };
-        let payload = &frame[ethernet::HEADER_LEN..];
-        match eth.ethertype {
-            ethertype::ARP => match arp::ArpPacket::parse(payload) {
+        match eth_repr.ethertype {
+            ethertype::ARP => match ArpRepr::parse(&ArpPacket::new_unchecked(eth.payload())) {
                 Ok(p) => Outcome::Arp(p),
                 Err(_) => Outcome::Err("arp"),
             },
             ethertype::IPV4 => {
-                let ip = match Ipv4Header::check(payload) {
+                let packet = Ipv4Packet::new_unchecked(eth.payload());
+                let ip = match Ipv4Repr::parse(&packet) {
                     Ok(ip) => ip,
                     Err(_) => return Outcome::Err("ipv4"),
                 };
-                let l4 = ip.payload(payload);
+                let l4 = packet.payload();
                 match ip.protocol {
-                    protocol::ICMP => match icmp::check(l4) {
+                    protocol::ICMP => match IcmpRepr::parse(&IcmpPacket::new_unchecked(l4)) {
                         Ok(h) => Outcome::Icmp(h),
                         Err(_) => Outcome::Err("icmp"),
                     },
-                    protocol::UDP => match udp::parse(l4) {
-                        Ok(h) => Outcome::Udp(h, udp::verify_checksum(ip.src, ip.dst, h.datagram(l4))),
-                        Err(_) => Outcome::Err("udp"),
-                    },
+                    protocol::UDP => {
+                        let udp = UdpPacket::new_unchecked(l4);
+                        match UdpRepr::parse(&udp) {
+                            Ok(h) => Outcome::Udp(h, udp.verify_checksum(ip.src, ip.dst)),
+                            Err(_) => Outcome::Err("udp"),
+                        }
+                    }
                     _ => Outcome::OtherProtocol,
                 }
             }
             _ => Outcome::OtherEthertype,
         }
+    }
+
+    /// The IP payload of a frame whose IPv4 header checks.
+    fn ip_payload(frame: &[u8]) -> &[u8] {
+        Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]).unwrap().payload()
     }
 
     #[test]
@@ -148,8 +173,7 @@ mod tests {
             };
             assert!(csum_ok);
             assert_eq!((h.src_port, h.dst_port), (40000, 7777));
-            let ip = Ipv4Header::check(&frame[14..]).unwrap();
-            assert_eq!(h.payload(ip.payload(&frame[14..])), payload);
+            assert_eq!(UdpPacket::new_checked(ip_payload(frame)).unwrap().payload(), payload);
         }
     }
 
@@ -157,8 +181,7 @@ mod tests {
     fn padding_is_not_payload() {
         // Without trimming to total_len, the 16 padding bytes would reach UDP and (ulen 10 <
         // 32) still parse, but the checksum over 32 bytes would be wrong. Trimming gives 10.
-        let ip = Ipv4Header::check(&PADDED_FRAME[14..]).unwrap();
-        assert_eq!(ip.payload(&PADDED_FRAME[14..]).len(), 10);
+        assert_eq!(ip_payload(&PADDED_FRAME).len(), 10);
     }
 
     #[test]
@@ -175,18 +198,20 @@ mod tests {
     #[test]
     fn build_ping_reply_frame() {
         let mut frame = PING_FRAME;
-        let eth = EthernetHeader::parse(&frame).unwrap();
-        let ip = Ipv4Header::check(&frame[14..]).unwrap();
-        EthernetHeader { dst: eth.src, src: eth.dst, ethertype: ethertype::IPV4 }.write(&mut frame);
-        icmp::echo_request_to_reply(&mut frame[34..]);
-        Ipv4Header::write(&mut frame[14..], ip.dst, ip.src, protocol::ICMP, 64, 64, 0x1d6e, false);
+        let eth = EthernetRepr::parse(&EthernetFrame::new_unchecked(&frame[..])).unwrap();
+        let ip = Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&frame[14..])).unwrap();
+        EthernetRepr { dst: eth.src, src: eth.dst, ethertype: ethertype::IPV4 }
+            .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+        IcmpPacket::new_unchecked(&mut frame[34..]).echo_request_to_reply();
+        let reply = Ipv4Repr { src: ip.dst, dst: ip.src, ident: 0x1d6e, dont_fragment: false, ..ip };
+        reply.emit(&mut Ipv4Packet::new_unchecked(&mut frame[14..]));
         let Outcome::Icmp(h) = walk(&frame) else {
             panic!("{:?}", walk(&frame));
         };
         assert_eq!(h.msg_type, icmp::msg_type::ECHO_REPLY);
         assert_eq!(&frame[..6], &MAC_A.0);
-        let reply_ip = Ipv4Header::check(&frame[14..]).unwrap();
-        assert_eq!((reply_ip.src, reply_ip.dst, reply_ip.total_len), (B, A, 84));
+        let reply_ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+        assert_eq!((reply_ip.src_addr(), reply_ip.dst_addr(), reply_ip.total_len()), (B, A, 84));
         assert_eq!(&frame[38..], &PING_FRAME[38..], "id, seq and data are echoed");
     }
 
@@ -194,20 +219,39 @@ mod tests {
     fn build_udp_frame() {
         let mut frame = [0u8; 60];
         frame[42..57].copy_from_slice(b"hello, xsknet!\n");
-        EthernetHeader { dst: MAC_B, src: MAC_A, ethertype: ethertype::IPV4 }.write(&mut frame);
-        Ipv4Header::write(&mut frame[14..], A, B, protocol::UDP, 23, 64, 0x1234, true);
-        udp::write_header(&mut frame[34..], A, B, 40000, 7777, 15);
+        EthernetRepr { dst: MAC_B, src: MAC_A, ethertype: ethertype::IPV4 }
+            .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+        let ip = Ipv4Repr { payload_len: 23, ..build::ipv4_repr(A, B, protocol::UDP, 0x1234) };
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[14..]));
+        UdpRepr { src_port: 40000, dst_port: 7777, payload_len: 15 }.emit(
+            &mut UdpPacket::new_unchecked(&mut frame[34..]),
+            A,
+            B,
+        );
         assert_eq!(frame, UDP_FRAME);
+        // The shared builder makes the same frame, without the Ethernet padding.
+        let eth = EthernetRepr { dst: MAC_B, src: MAC_A, ethertype: 0 };
+        let udp = UdpRepr { src_port: 40000, dst_port: 7777, payload_len: 0 };
+        let built = build::udp_frame(&eth, &ip, &udp, b"hello, xsknet!\n");
+        assert_eq!(built[..], UDP_FRAME[..57]);
+        let arp = walk(&ARP_FRAME);
+        let Outcome::Arp(req) = arp else { panic!("{arp:?}") };
+        assert_eq!(
+            build::arp_frame(&EthernetRepr { dst: EthernetAddress::BROADCAST, ..eth }, &req)[..],
+            ARP_FRAME[..42]
+        );
+        let echo = IcmpRepr::echo(icmp::msg_type::ECHO_REQUEST, 0x0b1f, 1);
+        let ping_ip = Ipv4Repr { ident: 0x4c2d, ..ip };
+        assert_eq!(build::icmp_frame(&eth, &ping_ip, &echo, &PING_FRAME[42..])[..], PING_FRAME[..]);
     }
 
     #[test]
     fn port_unreachable_for_udp_frame() {
-        let ip = Ipv4Header::check(&PADDED_FRAME[14..]).unwrap();
-        let original = &PADDED_FRAME[14..14 + ip.total_len];
+        let original = &PADDED_FRAME[14..14 + Ipv4Packet::new_checked(&PADDED_FRAME[14..]).unwrap().total_len()];
         let mut buf = [0u8; icmp::HEADER_LEN + icmp::MAX_QUOTED_LEN];
-        let len = icmp::write_dest_unreachable(&mut buf, icmp::unreach_code::PORT, original);
+        let len = IcmpRepr::dest_unreachable(icmp::unreach_code::PORT).emit_quoting(&mut buf, original);
         assert_eq!(len, 38, "padding is not quoted");
-        assert!(icmp::check(&buf[..len]).is_ok());
+        assert!(IcmpPacket::new_checked(&buf[..len]).is_ok());
     }
 
     /// Every prefix of every valid frame: each layer returns Ok or Err, never panics.
@@ -217,14 +261,21 @@ mod tests {
             for len in 0..=frame.len() {
                 let _ = walk(&frame[..len]);
                 let f = &frame[..len];
-                let _ = EthernetHeader::parse(f);
+                let _ = EthernetRepr::parse(&EthernetFrame::new_unchecked(f));
                 for start in 0..len.min(40) {
                     let s = &f[start..];
-                    let _ = arp::ArpPacket::parse(s);
-                    let _ = Ipv4Header::check(s);
-                    let _ = icmp::check(s);
-                    let _ = udp::parse(s);
-                    let _ = udp::verify_checksum(A, B, s);
+                    let _ = ArpRepr::parse(&ArpPacket::new_unchecked(s));
+                    let ip = Ipv4Packet::new_unchecked(s);
+                    if ip.check_version_ihl().is_ok() {
+                        let _ = (ip.ecn(), ip.dscp(), ip.verify_checksum(), ip.options(), ip.payload());
+                    }
+                    let _ = Ipv4Repr::parse(&ip);
+                    let _ = IcmpRepr::parse(&IcmpPacket::new_unchecked(s));
+                    if let Ok(q) = icmp::IcmpQuote::new_checked(s) {
+                        let _ = (q.ports(), q.protocol(), q.transport_header());
+                    }
+                    let _ = UdpRepr::parse(&UdpPacket::new_unchecked(s));
+                    let _ = UdpPacket::new_unchecked(s).verify_checksum(A, B);
                 }
             }
         }
@@ -277,9 +328,10 @@ mod tests {
                 buf[24..26].copy_from_slice(&c.to_be_bytes());
             }
             let frame = &buf[..len];
-            if let Ok(ip) = Ipv4Header::check(frame.get(14..).unwrap_or(&[])) {
-                assert!(ip.header_len >= 20 && ip.header_len <= ip.total_len);
-                assert!(ip.total_len <= len - 14);
+            if let Ok(ip) = Ipv4Packet::new_checked(frame.get(14..).unwrap_or(&[])) {
+                assert!(ip.header_len() >= 20 && ip.header_len() <= ip.total_len());
+                assert!(ip.total_len() <= len - 14);
+                assert_eq!(Ipv4Repr::parse(&ip).map(|r| r.payload_len), Ok(ip.payload().len()));
                 accepted += 1;
             }
             let _ = walk(frame);

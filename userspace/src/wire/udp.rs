@@ -33,109 +33,238 @@ impl fmt::Display for UdpError {
 
 impl std::error::Error for UdpError {}
 
-/// The UDP header. The datagram is `segment[..len]`, its payload `segment[8..len]`.
+/// A view of a UDP datagram at the start of `buffer` (the IP payload, trimmed to the IP total
+/// length).
+///
+/// After [`UdpPacket::check`] (or from [`UdpPacket::new_checked`]) `8 <= len() <=
+/// buffer.len()` holds and nothing panics; on an unchecked view getters panic below 8 bytes.
+/// Bytes of `buffer` after `len()` are not part of the datagram (`pskb_trim_rcsum()`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct UdpHeader {
+pub struct UdpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// Wraps `buffer` without checking it.
+    #[inline]
+    pub const fn new_unchecked(buffer: T) -> Self {
+        UdpPacket { buffer }
+    }
+
+    /// Wraps `buffer` after [`UdpPacket::check`].
+    ///
+    /// # Errors
+    /// As [`UdpPacket::check`].
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, UdpError> {
+        let p = Self::new_unchecked(buffer);
+        p.check()?;
+        Ok(p)
+    }
+
+    /// The length checks of Linux `__udp4_lib_rcv()`. A UDP length shorter than the buffer
+    /// is accepted: the datagram is its first `len()` bytes. The checksum is verified apart
+    /// ([`UdpPacket::verify_checksum`]), as Linux does only once a sock was looked up.
+    ///
+    /// # Errors
+    /// [`UdpError::Short`] if the buffer is shorter than 8 bytes, or the UDP length is beyond
+    /// the buffer or below 8.
+    #[inline]
+    pub fn check(&self) -> Result<(), UdpError> {
+        let b = self.buffer.as_ref();
+        let Some(h) = b.first_chunk::<HEADER_LEN>() else {
+            return Err(UdpError::Short);
+        };
+        let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+        if len > b.len() || len < HEADER_LEN {
+            return Err(UdpError::Short);
+        }
+        Ok(())
+    }
+
+    /// The buffer back.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    #[inline]
+    fn header(&self) -> &[u8; HEADER_LEN] {
+        self.buffer.as_ref().first_chunk::<HEADER_LEN>().expect("UDP datagram shorter than 8 bytes")
+    }
+
+    /// Source port.
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[0], h[1]])
+    }
+
+    /// Destination port.
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[2], h[3]])
+    }
+
+    /// The UDP length (`ulen`): header + payload, as sent.
+    #[inline]
+    pub fn len(&self) -> usize {
+        let h = self.header();
+        usize::from(u16::from_be_bytes([h[4], h[5]]))
+    }
+
+    /// True when the UDP length is 0 (never after [`UdpPacket::check`]).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The checksum field; 0 means the sender computed none.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        let h = self.header();
+        u16::from_be_bytes([h[6], h[7]])
+    }
+
+    /// True when the checksum field is 0 (not computed by the sender, RFC 768) or the checksum
+    /// verifies over the IPv4 pseudo-header (`src`, `dst`, protocol 17, `len()`) and the
+    /// datagram's `len()` bytes. False when the buffer is shorter than 8 bytes or `len()`.
+    #[inline]
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let b = self.buffer.as_ref();
+        let Some(h) = b.first_chunk::<HEADER_LEN>() else {
+            return false;
+        };
+        if h[6] == 0 && h[7] == 0 {
+            return true;
+        }
+        match b.get(..usize::from(u16::from_be_bytes([h[4], h[5]]))) {
+            Some(datagram) => checksum::verify_pseudo(src, dst, protocol::UDP, datagram),
+            None => false,
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> UdpPacket<&'a T> {
+    /// The payload: `buffer[8..len()]`; empty if the view did not pass [`UdpPacket::check`].
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        self.buffer.as_ref().get(HEADER_LEN..self.len()).unwrap_or(&[])
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    #[inline]
+    fn header_mut(&mut self) -> &mut [u8; HEADER_LEN] {
+        self.buffer.as_mut().first_chunk_mut::<HEADER_LEN>().expect("UDP datagram shorter than 8 bytes")
+    }
+
+    /// Sets the source port.
+    #[inline]
+    pub fn set_src_port(&mut self, port: u16) {
+        self.header_mut()[0..2].copy_from_slice(&port.to_be_bytes());
+    }
+
+    /// Sets the destination port.
+    #[inline]
+    pub fn set_dst_port(&mut self, port: u16) {
+        self.header_mut()[2..4].copy_from_slice(&port.to_be_bytes());
+    }
+
+    /// Sets the UDP length (header + payload).
+    #[inline]
+    pub fn set_len(&mut self, len: u16) {
+        self.header_mut()[4..6].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// Sets the checksum field.
+    #[inline]
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.header_mut()[6..8].copy_from_slice(&checksum.to_be_bytes());
+    }
+
+    /// Computes the checksum over the pseudo-header and the datagram's `len()` bytes and
+    /// writes it; a computed 0 is sent as 0xFFFF (RFC 768), since 0 would mean "no checksum".
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `len()`.
+    #[inline]
+    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let len = self.len();
+        let c = match checksum::compute_pseudo(src, dst, protocol::UDP, &self.buffer.as_ref()[..len]) {
+            0 => 0xFFFF,
+            c => c,
+        };
+        self.set_checksum(c);
+    }
+
+    /// The payload, writable: `buffer[8..len()]`.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `len()`, or that is below 8.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        &mut self.buffer.as_mut()[HEADER_LEN..len]
+    }
+}
+
+/// The fields of a UDP header. The payload is [`UdpPacket::payload`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct UdpRepr {
     pub src_port: u16,
     pub dst_port: u16,
-    /// Header + payload, as sent (`ulen`).
-    pub len: u16,
-    pub checksum: u16,
+    /// Bytes after the header: UDP length - 8.
+    pub payload_len: usize,
 }
 
-impl UdpHeader {
-    /// Payload length: `len - 8`.
+impl UdpRepr {
+    /// Checks the lengths of `packet` ([`UdpPacket::check`]) and reads its header. The
+    /// checksum is not verified here: see [`UdpPacket::verify_checksum`].
+    ///
+    /// # Errors
+    /// As [`UdpPacket::check`].
     #[inline]
-    pub fn payload_len(&self) -> usize {
-        usize::from(self.len).saturating_sub(HEADER_LEN)
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &UdpPacket<&T>) -> Result<Self, UdpError> {
+        packet.check()?;
+        Ok(UdpRepr { src_port: packet.src_port(), dst_port: packet.dst_port(), payload_len: packet.len() - HEADER_LEN })
     }
 
-    /// The datagram (header + payload, exactly `len` bytes) within `segment`; empty if
-    /// `segment` is not the one this header was parsed from.
+    /// Writes the 8-byte header (UDP length `8 + payload_len`) and the checksum over the
+    /// pseudo-header (`src`, `dst`) and `8 + payload_len` bytes, the payload already in place.
+    /// A computed 0 is sent as 0xFFFF (RFC 768).
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `8 + payload_len`. `payload_len` must be at most 65527
+    /// (checked in debug builds).
     #[inline]
-    pub fn datagram<'a>(&self, segment: &'a [u8]) -> &'a [u8] {
-        segment.get(..usize::from(self.len)).unwrap_or(&[])
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(
+        &self,
+        packet: &mut UdpPacket<&mut T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) {
+        debug_assert!(self.payload_len <= usize::from(u16::MAX) - HEADER_LEN);
+        let h = packet.header_mut();
+        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[4..6].copy_from_slice(&((HEADER_LEN + self.payload_len) as u16).to_be_bytes());
+        packet.fill_checksum(src, dst);
     }
 
-    /// The payload (`segment[8..len]`); empty if `segment` is not the one this header was
-    /// parsed from.
+    /// Length of the header: [`HEADER_LEN`].
     #[inline]
-    pub fn payload<'a>(&self, segment: &'a [u8]) -> &'a [u8] {
-        segment.get(HEADER_LEN..usize::from(self.len)).unwrap_or(&[])
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
     }
-}
 
-/// Parses the header of `segment` (the IP payload, already trimmed to the IP total length)
-/// with the length checks of Linux `__udp4_lib_rcv()`: segment shorter than 8 bytes, UDP
-/// length beyond the segment, or UDP length below 8 → [`UdpError::Short`]. A UDP length
-/// shorter than the segment is accepted; the datagram is the first `len` bytes
-/// (`pskb_trim_rcsum()`), see [`UdpHeader::datagram`].
-#[inline]
-pub fn parse(segment: &[u8]) -> Result<UdpHeader, UdpError> {
-    let Some(h) = segment.first_chunk::<HEADER_LEN>() else {
-        return Err(UdpError::Short);
-    };
-    let len = u16::from_be_bytes([h[4], h[5]]);
-    if usize::from(len) > segment.len() || usize::from(len) < HEADER_LEN {
-        return Err(UdpError::Short);
+    /// Bytes the datagram needs: `8 + payload_len`.
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.payload_len
     }
-    Ok(UdpHeader {
-        src_port: u16::from_be_bytes([h[0], h[1]]),
-        dst_port: u16::from_be_bytes([h[2], h[3]]),
-        len,
-        checksum: u16::from_be_bytes([h[6], h[7]]),
-    })
-}
-
-/// True when the checksum field is 0 (not computed by the sender, RFC 768) or the checksum
-/// verifies over the pseudo-header and `datagram` (header + payload, exactly `len` bytes).
-/// False for a `datagram` shorter than the header.
-#[inline]
-pub fn verify_checksum(src: Ipv4Addr, dst: Ipv4Addr, datagram: &[u8]) -> bool {
-    let Some(h) = datagram.first_chunk::<HEADER_LEN>() else {
-        return false;
-    };
-    if h[6] == 0 && h[7] == 0 {
-        return true;
-    }
-    let Ok(len) = u16::try_from(datagram.len()) else {
-        return false;
-    };
-    let s = checksum::sum(checksum::pseudo_header_sum(src, dst, protocol::UDP, len), datagram);
-    checksum::fold(s) == 0xFFFF
-}
-
-/// Writes the 8-byte header into `datagram[..8]` and the checksum over
-/// `datagram[..8 + payload_len]` (the payload already in place). A computed 0 is sent as
-/// 0xFFFF (RFC 768), since 0 would mean "no checksum".
-///
-/// # Panics
-/// If `datagram` is shorter than `8 + payload_len`. `payload_len` must be at most 65527
-/// (checked in debug builds).
-#[inline]
-pub fn write_header(
-    datagram: &mut [u8],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    src_port: u16,
-    dst_port: u16,
-    payload_len: usize,
-) {
-    debug_assert!(payload_len <= usize::from(u16::MAX) - HEADER_LEN);
-    let len = HEADER_LEN + payload_len;
-    let d = &mut datagram[..len];
-    let ulen = len as u16;
-    d[0..2].copy_from_slice(&src_port.to_be_bytes());
-    d[2..4].copy_from_slice(&dst_port.to_be_bytes());
-    d[4..6].copy_from_slice(&ulen.to_be_bytes());
-    d[6] = 0;
-    d[7] = 0;
-    let s = checksum::sum(checksum::pseudo_header_sum(src, dst, protocol::UDP, ulen), d);
-    let c = match !checksum::fold(s) {
-        0 => 0xFFFF,
-        c => c,
-    };
-    d[6..8].copy_from_slice(&c.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -157,6 +286,19 @@ mod tests {
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn parse(segment: &[u8]) -> Result<UdpRepr, UdpError> {
+        UdpRepr::parse(&UdpPacket::new_unchecked(segment))
+    }
+
+    fn verify_checksum(src: Ipv4Addr, dst: Ipv4Addr, datagram: &[u8]) -> bool {
+        UdpPacket::new_unchecked(datagram).verify_checksum(src, dst)
+    }
+
+    fn write_header(datagram: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload_len: usize) {
+        let repr = UdpRepr { src_port: sport, dst_port: dport, payload_len };
+        repr.emit(&mut UdpPacket::new_unchecked(datagram), src, dst);
+    }
 
     /// Independent RFC 768 checksum: pseudo-header bytes + datagram, big-endian words.
     fn naive_udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, datagram: &[u8]) -> u16 {
@@ -181,10 +323,12 @@ mod tests {
     #[test]
     fn parse_datagram() {
         let h = parse(&PACKET_BYTES).unwrap();
-        assert_eq!(h, UdpHeader { src_port: 40000, dst_port: 7777, len: 23, checksum: 0x6cb3 });
-        assert_eq!(h.payload(&PACKET_BYTES), b"hello, xsknet!\n");
-        assert_eq!(h.payload_len(), 15);
-        assert_eq!(h.datagram(&PACKET_BYTES), &PACKET_BYTES);
+        assert_eq!(h, UdpRepr { src_port: 40000, dst_port: 7777, payload_len: 15 });
+        let v = UdpPacket::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!((v.src_port(), v.dst_port(), v.len(), v.checksum()), (40000, 7777, 23, 0x6cb3));
+        assert_eq!(v.payload(), b"hello, xsknet!\n");
+        assert_eq!((h.header_len(), h.buffer_len()), (8, 23));
+        assert!(!v.is_empty());
         assert!(verify_checksum(A, B, &PACKET_BYTES));
         assert_eq!(naive_udp_checksum(A, B, &PACKET_BYTES), 0x6cb3);
     }
@@ -195,8 +339,11 @@ mod tests {
         let mut seg = [0u8; 30];
         seg[..23].copy_from_slice(&PACKET_BYTES);
         let h = parse(&seg).unwrap();
-        assert_eq!(h.datagram(&seg), &PACKET_BYTES);
-        assert!(verify_checksum(A, B, h.datagram(&seg)));
+        assert_eq!(h.buffer_len(), PACKET_BYTES.len());
+        let v = UdpPacket::new_checked(&seg[..]).unwrap();
+        assert_eq!(v.payload(), &PACKET_BYTES[8..]);
+        assert!(v.verify_checksum(A, B), "covers ulen bytes, not the segment");
+        assert!(verify_checksum(A, B, &seg[..h.buffer_len()]));
     }
 
     #[test]
@@ -204,8 +351,8 @@ mod tests {
         let mut d = [0u8; 8];
         write_header(&mut d, A, B, 53, 53, 0);
         let h = parse(&d).unwrap();
-        assert_eq!((h.len, h.payload_len()), (8, 0));
-        assert_eq!(h.payload(&d), &[] as &[u8]);
+        assert_eq!((h.buffer_len(), h.payload_len), (8, 0));
+        assert_eq!(UdpPacket::new_checked(&d[..]).unwrap().payload(), &[] as &[u8]);
         assert!(verify_checksum(A, B, &d));
     }
 
@@ -298,9 +445,26 @@ mod tests {
             assert_eq!(u16::from_be_bytes([d[6], d[7]]), expect, "len {payload_len}");
             assert!(verify_checksum(src, dst, d));
             let h = parse(d).unwrap();
-            assert_eq!(usize::from(h.len), 8 + payload_len);
+            assert_eq!(h.buffer_len(), 8 + payload_len);
             assert_eq!((h.src_port, h.dst_port), (payload_len as u16, 0xFFFF));
         }
+    }
+
+    #[test]
+    fn setters_and_fill_checksum() {
+        let mut d = [0u8; 23];
+        let mut p = UdpPacket::new_unchecked(&mut d[..]);
+        p.set_src_port(40000);
+        p.set_dst_port(7777);
+        p.set_len(23);
+        p.payload_mut().copy_from_slice(b"hello, xsknet!\n");
+        p.fill_checksum(A, B);
+        assert_eq!(d, PACKET_BYTES);
+        let mut z = ZERO_SUM_BYTES;
+        let mut p = UdpPacket::new_unchecked(&mut z[..]);
+        p.set_checksum(0x1234);
+        p.fill_checksum(A, B);
+        assert_eq!(p.into_inner(), &ZERO_SUM_BYTES[..]);
     }
 
     #[test]
