@@ -38,10 +38,11 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::umem::Umem;
-use xsknet::wire::arp::{ArpOperation, ArpPacket};
-use xsknet::wire::ethernet::{ethertype, EthernetHeader, HEADER_LEN as ETH_LEN};
-use xsknet::wire::ipv4::{protocol, Ipv4Header};
-use xsknet::wire::{udp, EthernetAddress};
+use xsknet::wire::arp::{ArpOperation, ArpRepr};
+use xsknet::wire::ethernet::{ethertype, EthernetRepr};
+use xsknet::wire::ipv4::protocol;
+use xsknet::wire::udp::UdpRepr;
+use xsknet::wire::{build, EthernetAddress};
 use xsknet::{Fd, SockType, Stack, StackConfig};
 
 const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
@@ -79,18 +80,15 @@ fn setup_with(tweak: impl FnOnce(&mut StackConfig)) -> Bench {
     let fd = stack.socket(SockType::Dgram).expect("socket");
     stack.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT)).expect("bind");
     // The peer asks for us, so the tx benchmark finds its neighbour resolved.
-    let mut body = [0u8; 28];
-    ArpPacket {
+    let request = ArpRepr {
         operation: ArpOperation::Request,
         sender_hw: PEER_MAC,
         sender_ip: PEER_IP,
         target_hw: EthernetAddress::default(),
         target_ip: OUR_IP,
-    }
-    .write(&mut body);
-    let mut arp = vec![0u8; ETH_LEN + body.len()];
-    EthernetHeader { dst: EthernetAddress::BROADCAST, src: PEER_MAC, ethertype: ethertype::ARP }.write(&mut arp);
-    arp[ETH_LEN..].copy_from_slice(&body);
+    };
+    let eth = EthernetRepr { dst: EthernetAddress::BROADCAST, src: PEER_MAC, ethertype: ethertype::ARP };
+    let arp = build::arp_frame(&eth, &request);
     assert!(wire.inject(&arp));
     stack.poll(std::time::Instant::now());
     assert_eq!(wire.take_transmitted().len(), 1, "ARP reply");
@@ -99,14 +97,10 @@ fn setup_with(tweak: impl FnOnce(&mut StackConfig)) -> Bench {
 
 /// An Ethernet + IPv4 + UDP frame from the peer to our bound port, checksums filled in.
 fn udp_frame(payload_len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; ETH_LEN + 20 + 8 + payload_len];
-    EthernetHeader { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 }.write(&mut f);
-    for (i, b) in f[ETH_LEN + 28..].iter_mut().enumerate() {
-        *b = i as u8;
-    }
-    udp::write_header(&mut f[ETH_LEN + 20..], PEER_IP, OUR_IP, 40000, PORT, payload_len);
-    Ipv4Header::write(&mut f[ETH_LEN..], PEER_IP, OUR_IP, protocol::UDP, 8 + payload_len, 64, 1, true);
-    f
+    let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+    let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+    let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::UDP, 1);
+    build::udp_frame(&eth, &ip, &UdpRepr { src_port: 40000, dst_port: PORT, payload_len }, &payload)
 }
 
 #[derive(Clone, Copy)]

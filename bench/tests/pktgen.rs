@@ -15,10 +15,10 @@ use hdrhistogram::Histogram;
 
 use xsknet::wire::arp::ArpOperation;
 use xsknet::wire::checksum;
-use xsknet::wire::ethernet::EthernetHeader;
-use xsknet::wire::ipv4::{protocol, Ipv4Header};
-use xsknet::wire::udp;
-use xsknet::wire::EthernetAddress;
+use xsknet::wire::ethernet::{EthernetFrame, EthernetRepr};
+use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::udp::{UdpPacket, UdpRepr};
+use xsknet::wire::{build, EthernetAddress};
 use xsknet_bench::hist::{
     hlog_text, hlog_text_series, new_histogram, percentile_label, percentile_points, plot_percentiles,
     IntervalRecorder, Percentiles,
@@ -63,16 +63,18 @@ impl Rng {
 /// Checks a frame as a receiver would: Ethernet, IPv4 header checksum, UDP
 /// length and checksum; returns (src, src port, seq, ts).
 fn validate(frame: &[u8]) -> (Ipv4Addr, u16, u64, u64) {
-    let eth = EthernetHeader::parse(frame).unwrap();
+    let eth_frame = EthernetFrame::new_unchecked(frame);
+    let eth = EthernetRepr::parse(&eth_frame).unwrap();
     assert_eq!((eth.src, eth.dst, eth.ethertype), (MAC_A, MAC_B, 0x0800));
-    let ip = Ipv4Header::check(&frame[14..]).expect("IPv4 header (and its checksum) valid");
-    assert_eq!(ip.total_len, frame.len() - 14);
+    let packet = Ipv4Packet::new_unchecked(eth_frame.payload());
+    let ip = Ipv4Repr::parse(&packet).expect("IPv4 header (and its checksum) valid");
+    assert_eq!(packet.total_len(), frame.len() - 14);
     assert_eq!((ip.protocol, ip.dst, ip.ttl, ip.dont_fragment), (protocol::UDP, DST, 64, true));
-    let seg = ip.payload(&frame[14..]);
-    let h = udp::parse(seg).unwrap();
-    assert_eq!(usize::from(h.len), frame.len() - UDP_OFFSET);
-    assert_ne!(h.checksum, 0, "a UDP checksum is always sent");
-    assert!(udp::verify_checksum(ip.src, ip.dst, h.datagram(seg)), "UDP checksum valid");
+    let seg = UdpPacket::new_unchecked(packet.payload());
+    let h = UdpRepr::parse(&seg).unwrap();
+    assert_eq!(seg.len(), frame.len() - UDP_OFFSET);
+    assert_ne!(seg.checksum(), 0, "a UDP checksum is always sent");
+    assert!(seg.verify_checksum(ip.src, ip.dst), "UDP checksum valid");
     let (seq, ts) = frame::read_seq_ts(frame).unwrap();
     (ip.src, h.src_port, seq, ts)
 }
@@ -212,11 +214,11 @@ fn echoes_are_recognised_and_everything_else_is_not() {
     let mut frame = p.template().to_vec();
     p.patch(&mut frame, 2, 123_456, 987_654_321);
     // The echo server's answer: addresses and ports swapped, payload unchanged.
-    let mut reply = frame.clone();
-    EthernetHeader { dst: MAC_A, src: MAC_B, ethertype: 0x0800 }.write(&mut reply);
-    Ipv4Header::write(&mut reply[14..], DST, SRC, protocol::UDP, 80 - 34, 64, 7, true);
     let payload_len = 80 - PAYLOAD_OFFSET;
-    udp::write_header(&mut reply[UDP_OFFSET..], DST, SRC, 9, 9002, payload_len);
+    let eth = EthernetRepr { dst: MAC_A, src: MAC_B, ethertype: 0x0800 };
+    let udp = UdpRepr { src_port: 9, dst_port: 9002, payload_len };
+    let reply = build::udp_frame(&eth, &build::ipv4_repr(DST, SRC, protocol::UDP, 7), &udp, &frame[PAYLOAD_OFFSET..]);
+    assert_eq!(reply.len(), 80);
     assert_eq!(classify(&reply, DST, 9), Received::Echo { seq: 123_456, ts_ns: 987_654_321 });
     // From another port or address: not ours.
     assert_eq!(classify(&reply, DST, 10), Received::Other);
@@ -232,7 +234,7 @@ fn echoes_are_recognised_and_everything_else_is_not() {
     // Right port and checksum but not our magic.
     let mut other = reply.clone();
     other[PAYLOAD_OFFSET] = 0;
-    udp::write_header(&mut other[UDP_OFFSET..], DST, SRC, 9, 9002, payload_len);
+    udp.emit(&mut UdpPacket::new_unchecked(&mut other[UDP_OFFSET..]), DST, SRC);
     assert_eq!(classify(&other, DST, 9), Received::Other);
     // Truncated frames never panic.
     for n in 0..reply.len() {
@@ -500,7 +502,7 @@ fn patch_cost() {
     time("patch: base sum + 64-bit fields (ours)", &mut |i| {
         p.patch(std::hint::black_box(&mut frame), 0, i, i * 3);
     });
-    assert!(udp::verify_checksum(SRC, DST, &frame[UDP_OFFSET..]));
+    assert!(UdpPacket::new_unchecked(&frame[UDP_OFFSET..]).verify_checksum(SRC, DST));
     time("RFC 1624: update per changed word", &mut |i| {
         let f = std::hint::black_box(&mut frame);
         let mut c = u16::from_be_bytes([f[40], f[41]]);
@@ -520,9 +522,10 @@ fn patch_cost() {
         let f = std::hint::black_box(&mut frame);
         f[44..52].copy_from_slice(&i.to_be_bytes());
         f[52..60].copy_from_slice(&(i * 3).to_be_bytes());
-        udp::write_header(&mut f[UDP_OFFSET..], SRC, DST, 9000, 9, 60 - PAYLOAD_OFFSET);
+        let udp = UdpRepr { src_port: 9000, dst_port: 9, payload_len: 60 - PAYLOAD_OFFSET };
+        udp.emit(&mut UdpPacket::new_unchecked(&mut f[UDP_OFFSET..]), SRC, DST);
     });
-    assert!(udp::verify_checksum(SRC, DST, &frame[UDP_OFFSET..]));
+    assert!(UdpPacket::new_unchecked(&frame[UDP_OFFSET..]).verify_checksum(SRC, DST));
 }
 
 // ---- privileged: the binary against `xsknet echo` ------------------------------

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::netdevice::Desc;
 use crate::snmp::Mib;
 use crate::umem::{Frame, FramePool, Umem};
-use crate::wire::ethernet::{self, EthernetHeader};
+use crate::wire::ethernet::{self, EthernetFrame, EthernetRepr};
 use crate::wire::EthernetAddress;
 
 /// The frame cache and transmit batch of one device queue.
@@ -138,7 +138,7 @@ pub fn dev_queue_xmit(
         return q.free_frame(d.frame);
     }
     let at = d.offset as usize;
-    let eth = EthernetHeader { dst, src, ethertype };
-    eth.write(&mut q.umem.frame_mut(&mut d.frame)[at..at + ethernet::HEADER_LEN]);
+    let eth = EthernetRepr { dst, src, ethertype };
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut q.umem.frame_mut(&mut d.frame)[at..at + ethernet::HEADER_LEN]));
     q.tx.push(d);
 }

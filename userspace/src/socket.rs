@@ -761,9 +761,10 @@ mod tests {
 
     use crate::netdevice::{MemDevice, MemWire};
     use crate::stack::StackConfig;
-    use crate::wire::ethernet::{ethertype, EthernetHeader, HEADER_LEN};
-    use crate::wire::ipv4::{protocol, Ipv4Header};
-    use crate::wire::{udp, EthernetAddress};
+    use crate::wire::ethernet::EthernetRepr;
+    use crate::wire::ipv4::protocol;
+    use crate::wire::udp::UdpRepr;
+    use crate::wire::{build, EthernetAddress};
 
     #[test]
     fn copy_datagram_copies_every_length() {
@@ -791,13 +792,9 @@ mod tests {
     }
 
     fn udp_frame(payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; HEADER_LEN + 28 + payload.len()];
-        EthernetHeader { dst: OUR_MAC, src: EthernetAddress([2, 0, 0, 0, 0, 1]), ethertype: ethertype::IPV4 }
-            .write(&mut f);
-        f[HEADER_LEN + 28..].copy_from_slice(payload);
-        udp::write_header(&mut f[HEADER_LEN + 20..], PEER_IP, OUR_IP, 40000, 7, payload.len());
-        Ipv4Header::write(&mut f[HEADER_LEN..], PEER_IP, OUR_IP, protocol::UDP, 8 + payload.len(), 64, 1, true);
-        f
+        let eth = EthernetRepr { dst: OUR_MAC, src: EthernetAddress([2, 0, 0, 0, 0, 1]), ethertype: 0 };
+        let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::UDP, 1);
+        build::udp_frame(&eth, &ip, &UdpRepr { src_port: 40000, dst_port: 7, payload_len: 0 }, payload)
     }
 
     #[test]

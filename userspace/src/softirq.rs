@@ -28,7 +28,7 @@ use crate::netdev_queue::NetdevQueue;
 use crate::netdevice::{Desc, NetDevice};
 use crate::sock::Sock;
 use crate::umem::{FramePool, Umem};
-use crate::wire::ethernet::{self, ethertype, EthernetHeader};
+use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
 
 /// How often the loop gives frames its cache does not need back to the
 /// shared free list.
@@ -265,7 +265,7 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
         net.mib.XskRxRunts += 1;
         return q.free_frame(d.frame);
     }
-    let Ok(eth) = EthernetHeader::parse(&frame[start..end]) else {
+    let Ok(eth) = EthernetRepr::parse(&EthernetFrame::new_unchecked(&frame[start..end])) else {
         net.mib.XskRxRunts += 1;
         return q.free_frame(d.frame);
     };

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::umem::Umem;
-use xsknet::wire::arp::{ArpOperation, ArpPacket};
-use xsknet::wire::ethernet::{ethertype, EthernetHeader, HEADER_LEN as ETH_LEN};
-use xsknet::wire::icmp::{self, msg_type};
-use xsknet::wire::ipv4::{protocol, Ipv4Header};
-use xsknet::wire::{udp, EthernetAddress};
+use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
+use xsknet::wire::icmp::{self, msg_type, IcmpPacket, IcmpRepr};
+use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::udp::{UdpPacket, UdpRepr};
+use xsknet::wire::{build, EthernetAddress};
 use xsknet::{Errno, Fd, SockType, Stack, StackConfig, ThreadedStack};
 
 const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
@@ -36,41 +37,52 @@ fn stack() -> (Stack<MemDevice>, MemWire) {
 }
 
 fn eth(dst: EthernetAddress, ty: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; ETH_LEN + payload.len()];
-    EthernetHeader { dst, src: PEER_MAC, ethertype: ty }.write(&mut f);
-    f[ETH_LEN..].copy_from_slice(payload);
-    f
+    build::ethernet(&EthernetRepr { dst, src: PEER_MAC, ethertype: ty }, payload)
+}
+
+/// The peer's IPv4 header: DF, TTL 64, ident 0x1234.
+fn peer_ip(proto: u8) -> Ipv4Repr {
+    build::ipv4_repr(PEER_IP, OUR_IP, proto, 0x1234)
 }
 
 fn ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0u8; 20 + payload.len()];
-    Ipv4Header::write(&mut p, PEER_IP, OUR_IP, proto, payload.len(), 64, 0x1234, true);
-    p[20..].copy_from_slice(payload);
-    p
+    build::ipv4(&peer_ip(proto), payload)
 }
 
 fn udp_datagram(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut d = vec![0u8; 8 + payload.len()];
-    d[8..].copy_from_slice(payload);
-    udp::write_header(&mut d, PEER_IP, OUR_IP, sport, dport, payload.len());
-    d
+    build::udp(PEER_IP, OUR_IP, &UdpRepr { src_port: sport, dst_port: dport, payload_len: 0 }, payload)
 }
 
 fn udp_frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::UDP, &udp_datagram(sport, dport, payload)))
+    let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+    build::udp_frame(
+        &eth,
+        &peer_ip(protocol::UDP),
+        &UdpRepr { src_port: sport, dst_port: dport, payload_len: 0 },
+        payload,
+    )
 }
 
 fn echo_request(id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
-    let mut m = vec![0u8; 8 + data.len()];
-    m[8..].copy_from_slice(data);
-    icmp::write_echo(&mut m, msg_type::ECHO_REQUEST, id, seq, data.len());
-    eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &m))
+    let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+    build::icmp_frame(&eth, &peer_ip(protocol::ICMP), &IcmpRepr::echo(msg_type::ECHO_REQUEST, id, seq), data)
 }
 
 fn arp(op: ArpOperation, dst: EthernetAddress, target_hw: EthernetAddress) -> Vec<u8> {
-    let mut body = [0u8; 28];
-    ArpPacket { operation: op, sender_hw: PEER_MAC, sender_ip: PEER_IP, target_hw, target_ip: OUR_IP }.write(&mut body);
-    eth(dst, ethertype::ARP, &body)
+    let repr = ArpRepr { operation: op, sender_hw: PEER_MAC, sender_ip: PEER_IP, target_hw, target_ip: OUR_IP };
+    build::arp_frame(&EthernetRepr { dst, src: PEER_MAC, ethertype: ethertype::ARP }, &repr)
+}
+
+fn parse_eth(frame: &[u8]) -> EthernetRepr {
+    EthernetRepr::parse(&EthernetFrame::new_unchecked(frame)).unwrap()
+}
+
+fn parse_arp(frame: &[u8]) -> ArpRepr {
+    ArpRepr::parse(&ArpPacket::new_unchecked(&frame[ETH_LEN..])).unwrap()
+}
+
+fn icmp_check(msg: &[u8]) -> Result<IcmpRepr, icmp::IcmpError> {
+    IcmpRepr::parse(&IcmpPacket::new_unchecked(msg))
 }
 
 /// The peer asks for us, so both sides know each other.
@@ -93,12 +105,12 @@ fn assert_census(s: &Stack<MemDevice>) {
 }
 
 /// Parses a transmitted IPv4 frame: Ethernet header, IP header, payload.
-fn parse_ip(frame: &[u8]) -> (EthernetHeader, Ipv4Header, Vec<u8>) {
-    let e = EthernetHeader::parse(frame).unwrap();
+fn parse_ip(frame: &[u8]) -> (EthernetRepr, Ipv4Repr, Vec<u8>) {
+    let e = parse_eth(frame);
     assert_eq!(e.ethertype, ethertype::IPV4);
-    let ip = Ipv4Header::check(&frame[ETH_LEN..]).expect("valid IP header out");
-    let payload = ip.payload(&frame[ETH_LEN..]).to_vec();
-    (e, ip, payload)
+    let packet = Ipv4Packet::new_unchecked(&frame[ETH_LEN..]);
+    let ip = Ipv4Repr::parse(&packet).expect("valid IP header out");
+    (e, ip, packet.payload().to_vec())
 }
 
 #[test]
@@ -108,9 +120,9 @@ fn arp_request_for_us_is_answered_and_teaches_the_neighbour() {
     s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
-    let e = EthernetHeader::parse(&out[0]).unwrap();
+    let e = parse_eth(&out[0]);
     assert_eq!((e.dst, e.src, e.ethertype), (PEER_MAC, OUR_MAC, ethertype::ARP));
-    let a = ArpPacket::parse(&out[0][ETH_LEN..]).unwrap();
+    let a = parse_arp(&out[0]);
     assert_eq!(a.operation, ArpOperation::Reply);
     assert_eq!((a.sender_hw, a.sender_ip, a.target_hw, a.target_ip), (OUR_MAC, OUR_IP, PEER_MAC, PEER_IP));
     let m = s.snmp();
@@ -131,9 +143,9 @@ fn ping_waits_for_arp_then_the_reply_goes_out() {
     s.poll(Instant::now());
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1, "an ARP request, the reply waits");
-    let e = EthernetHeader::parse(&out[0]).unwrap();
+    let e = parse_eth(&out[0]);
     assert_eq!((e.dst, e.ethertype), (EthernetAddress::BROADCAST, ethertype::ARP));
-    let a = ArpPacket::parse(&out[0][ETH_LEN..]).unwrap();
+    let a = parse_arp(&out[0]);
     assert_eq!((a.operation, a.target_ip), (ArpOperation::Request, PEER_IP));
     assert_eq!(s.frame_census().awaiting_neighbour, 1);
 
@@ -144,7 +156,7 @@ fn ping_waits_for_arp_then_the_reply_goes_out() {
     let (e, ip, msg) = parse_ip(&out[0]);
     assert_eq!((e.dst, e.src), (PEER_MAC, OUR_MAC));
     assert_eq!((ip.src, ip.dst, ip.protocol, ip.ttl), (OUR_IP, PEER_IP, protocol::ICMP, 64));
-    let h = icmp::check(&msg).expect("valid ICMP checksum");
+    let h = icmp_check(&msg).expect("valid ICMP checksum");
     assert_eq!((h.msg_type, h.echo_ident(), h.echo_seq()), (msg_type::ECHO_REPLY, 0x0b1f, 1));
     assert_eq!(&msg[8..], &data[..]);
     let m = s.snmp();
@@ -174,10 +186,11 @@ fn udp_is_delivered_read_and_echoed() {
         let (e, ip, seg) = parse_ip(&out[0]);
         assert_eq!(e.dst, PEER_MAC);
         assert_eq!((ip.src, ip.dst), (OUR_IP, PEER_IP));
-        let uh = udp::parse(&seg).unwrap();
+        let packet = UdpPacket::new_unchecked(&seg[..]);
+        let uh = UdpRepr::parse(&packet).unwrap();
         assert_eq!((uh.src_port, uh.dst_port), (7, 40000));
-        assert!(udp::verify_checksum(ip.src, ip.dst, &seg));
-        assert_ne!(uh.checksum, 0);
+        assert!(packet.verify_checksum(ip.src, ip.dst));
+        assert_ne!(packet.checksum(), 0);
         assert_eq!(&seg[8..], &payload[..]);
     }
     let m = s.snmp();
@@ -196,7 +209,7 @@ fn closed_port_gets_port_unreachable_quoting_the_datagram() {
     assert_eq!(out.len(), 1);
     let (_, ip, msg) = parse_ip(&out[0]);
     assert_eq!((ip.protocol, ip.dst, ip.tos), (protocol::ICMP, PEER_IP, 0xc0));
-    let h = icmp::check(&msg).unwrap();
+    let h = icmp_check(&msg).unwrap();
     assert_eq!((h.msg_type, h.code), (msg_type::DEST_UNREACH, icmp::unreach_code::PORT));
     assert_eq!(&msg[8..], &frame[ETH_LEN..], "quotes the whole offending datagram");
     let m = s.snmp();
@@ -374,15 +387,9 @@ fn udp_checksum_zero_and_ip_options_are_accepted() {
     w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::UDP, &d)));
     // IHL 6 with a NOP/EOL option word.
     let d = udp_datagram(2, 7, b"options");
-    let mut p = vec![0u8; 24 + d.len()];
-    Ipv4Header::write(&mut p, PEER_IP, OUR_IP, protocol::UDP, d.len() + 4, 64, 1, false);
-    p[0] = 0x46;
-    p[20..24].copy_from_slice(&[1, 1, 1, 0]);
-    p[24..].copy_from_slice(&d);
-    p[10] = 0;
-    p[11] = 0;
-    let c = xsknet::wire::checksum::checksum(&p[..24]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
+    let ip = Ipv4Repr { ident: 1, dont_fragment: false, ..peer_ip(protocol::UDP) };
+    let p = build::ipv4_with_options(&ip, &[1, 1, 1, 0], &d);
+    assert_eq!((p[0], Ipv4Packet::new_checked(&p[..]).map(|v| v.header_len())), (0x46, Ok(24)));
     w.inject(&eth(OUR_MAC, ethertype::IPV4, &p));
     // A short datagram in a padded 60-byte frame.
     let mut f = udp_frame(3, 7, b"hi");
@@ -408,7 +415,7 @@ fn unknown_protocol_gets_protocol_unreachable() {
     let out = w.take_transmitted();
     assert_eq!(out.len(), 1);
     let (_, _, msg) = parse_ip(&out[0]);
-    let h = icmp::check(&msg).unwrap();
+    let h = icmp_check(&msg).unwrap();
     assert_eq!((h.msg_type, h.code), (msg_type::DEST_UNREACH, icmp::unreach_code::PROTOCOL));
     let m = s.snmp();
     assert_eq!((m.IpInUnknownProtos, m.IpInDelivers), (1, 0));
@@ -513,7 +520,7 @@ fn connected_socket_gets_econnrefused_from_port_unreachable() {
     // The peer answers with port unreachable quoting our datagram.
     let quoted = &out[0][ETH_LEN..];
     let mut m = vec![0u8; 8 + quoted.len()];
-    let n = icmp::write_dest_unreachable(&mut m, icmp::unreach_code::PORT, quoted);
+    let n = IcmpRepr::dest_unreachable(icmp::unreach_code::PORT).emit_quoting(&mut m, quoted);
     w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &m[..n])));
     s.poll(Instant::now());
     let mut buf = [0u8; 8];
@@ -697,9 +704,8 @@ fn arp_retries_and_gives_up_on_virtual_time() {
     let fd = s.socket(SockType::Dgram).unwrap();
     s.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)).unwrap();
     s.poll(t0);
-    let arp_requests = |w: &MemWire| {
-        w.take_transmitted().iter().filter(|f| EthernetHeader::parse(f).unwrap().ethertype == ethertype::ARP).count()
-    };
+    let arp_requests =
+        |w: &MemWire| w.take_transmitted().iter().filter(|f| parse_eth(f).ethertype == ethertype::ARP).count();
     assert_eq!(arp_requests(&w), 1, "first request at once");
     for probe in 1..MCAST_SOLICIT as u32 {
         let due = t0 + RETRANS_TIME * probe;

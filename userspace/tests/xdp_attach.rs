@@ -12,6 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use xsknet::wire::arp::{ArpOperation, ArpRepr};
+use xsknet::wire::build;
+use xsknet::wire::ethernet::{EthernetAddress, EthernetRepr};
 use xsknet::{
     testing::{self, in_netns, NetNsPair, NetNsPairOptions},
     xdp::{self, AttachMode, XdpError, XdpOptions, XdpProgStats, XdpProgram},
@@ -257,23 +260,18 @@ fn expect_delta(prog: &XdpProgram, what: &str, expected: XdpProgStats, send: imp
 }
 
 fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
+    build::ethernet(&EthernetRepr { dst: EthernetAddress(dst), src: EthernetAddress(src), ethertype }, payload)
 }
 
 /// An Ethernet/IPv4 ARP request from `sender` asking for `target`.
 fn arp_request(sender_mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let mut a = Vec::with_capacity(28);
-    a.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]); // Ethernet, IPv4, 6, 4, request
-    a.extend_from_slice(&sender_mac);
-    a.extend_from_slice(&sender.octets());
-    a.extend_from_slice(&[0; 6]);
-    a.extend_from_slice(&target.octets());
-    a
+    build::arp(&ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hw: EthernetAddress(sender_mac),
+        sender_ip: sender,
+        target_hw: EthernetAddress::default(),
+        target_ip: target,
+    })
 }
 
 /// A 20-byte IPv4 header + 8 bytes of UDP, header fields as given (unchecked by XDP).

@@ -27,21 +27,21 @@
 
 use std::net::Ipv4Addr;
 
-use xsknet::wire::arp::{self, ArpOperation, ArpPacket};
+use xsknet::wire::arp::{self, ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::checksum;
-use xsknet::wire::ethernet::{self, ethertype, EthernetHeader};
-use xsknet::wire::ipv4::{self, protocol, Ipv4Header};
-use xsknet::wire::udp;
+use xsknet::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
+use xsknet::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::udp::{self, UdpPacket, UdpRepr};
 use xsknet::wire::EthernetAddress;
 
 /// Offsets in the frame.
 pub const IP_OFFSET: usize = ethernet::HEADER_LEN;
 pub const UDP_OFFSET: usize = IP_OFFSET + ipv4::MIN_HEADER_LEN;
 pub const PAYLOAD_OFFSET: usize = UDP_OFFSET + udp::HEADER_LEN;
-const IP_CSUM: usize = IP_OFFSET + 10;
-const IP_SRC: usize = IP_OFFSET + 12;
-const UDP_SRC_PORT: usize = UDP_OFFSET;
-const UDP_CSUM: usize = UDP_OFFSET + 6;
+const IP_CSUM: usize = IP_OFFSET + ipv4::field::CHECKSUM.start;
+const IP_SRC: usize = IP_OFFSET + ipv4::field::SRC_ADDR.start;
+const UDP_SRC_PORT: usize = UDP_OFFSET + udp::field::SRC_PORT.start;
+const UDP_CSUM: usize = UDP_OFFSET + udp::field::CHECKSUM.start;
 const SEQ_AT: usize = PAYLOAD_OFFSET + 2;
 const TS_AT: usize = PAYLOAD_OFFSET + 10;
 
@@ -175,14 +175,15 @@ impl Patcher {
         for f in flows {
             write_frame(&mut scratch, &spec, *f, 0, 0);
             let ulen = (spec.len - UDP_OFFSET) as u16;
-            let mut dgram = scratch[UDP_OFFSET..].to_vec();
-            dgram[6] = 0;
-            dgram[7] = 0;
-            let udp_base =
-                checksum::sum(checksum::pseudo_header_sum(f.src_ip, spec.dst_ip, protocol::UDP, ulen), &dgram);
+            let mut dgram = UdpPacket::new_unchecked(scratch[UDP_OFFSET..].to_vec());
+            dgram.set_checksum(0);
+            let udp_base = checksum::sum(
+                checksum::pseudo_header_sum(f.src_ip, spec.dst_ip, protocol::UDP, ulen),
+                &dgram.into_inner(),
+            );
             patches.push(FlowPatch {
                 src_ip: f.src_ip.octets(),
-                ip_csum: [scratch[IP_CSUM], scratch[IP_CSUM + 1]],
+                ip_csum: Ipv4Packet::new_unchecked(&scratch[IP_OFFSET..]).checksum().to_be_bytes(),
                 src_port: f.src_port.to_be_bytes(),
                 udp_base,
             });
@@ -249,9 +250,21 @@ impl Patcher {
 pub fn write_frame(buf: &mut [u8], spec: &FrameSpec, flow: Flow, seq: u64, ts_ns: u64) {
     let len = spec.len;
     let buf = &mut buf[..len];
-    EthernetHeader { dst: spec.dst_mac, src: spec.src_mac, ethertype: ethertype::IPV4 }.write(buf);
-    let ip_payload = len - IP_OFFSET - ipv4::MIN_HEADER_LEN;
-    Ipv4Header::write(&mut buf[IP_OFFSET..], flow.src_ip, spec.dst_ip, protocol::UDP, ip_payload, 64, 0, true);
+    let eth = EthernetRepr { dst: spec.dst_mac, src: spec.src_mac, ethertype: ethertype::IPV4 };
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    let ip = Ipv4Repr {
+        src: flow.src_ip,
+        dst: spec.dst_ip,
+        protocol: protocol::UDP,
+        payload_len: len - UDP_OFFSET,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_fragment: true,
+        more_fragments: false,
+        frag_offset: 0,
+    };
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[IP_OFFSET..]));
     let payload = &mut buf[PAYLOAD_OFFSET..];
     payload[0..2].copy_from_slice(&MAGIC.to_be_bytes());
     payload[2..10].copy_from_slice(&seq.to_be_bytes());
@@ -259,14 +272,8 @@ pub fn write_frame(buf: &mut [u8], spec: &FrameSpec, flow: Flow, seq: u64, ts_ns
     for (i, b) in payload[PAYLOAD_FIXED_LEN..].iter_mut().enumerate() {
         *b = i as u8;
     }
-    udp::write_header(
-        &mut buf[UDP_OFFSET..],
-        flow.src_ip,
-        spec.dst_ip,
-        flow.src_port,
-        spec.dst_port,
-        len - PAYLOAD_OFFSET,
-    );
+    let udp = UdpRepr { src_port: flow.src_port, dst_port: spec.dst_port, payload_len: len - PAYLOAD_OFFSET };
+    udp.emit(&mut UdpPacket::new_unchecked(&mut buf[UDP_OFFSET..]), flow.src_ip, spec.dst_ip);
 }
 
 /// Reads sequence number and timestamp back from a frame we built.
@@ -284,7 +291,7 @@ pub enum Received {
         seq: u64,
         ts_ns: u64,
     },
-    Arp(ArpPacket),
+    Arp(ArpRepr),
     /// IPv4 or UDP that failed validation (header or length).
     Bad,
     /// A UDP datagram from the peer whose checksum is wrong (a kernel peer on
@@ -297,33 +304,34 @@ pub enum Received {
 /// Classifies a received frame. `peer`/`peer_port` is where we send to: an
 /// echo comes back from there, carrying our magic.
 pub fn classify(frame: &[u8], peer: Ipv4Addr, peer_port: u16) -> Received {
-    let Ok(eth) = EthernetHeader::parse(frame) else {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return Received::Bad;
     };
-    let l3 = &frame[ethernet::HEADER_LEN..];
-    match eth.ethertype {
-        ethertype::ARP => match ArpPacket::parse(l3) {
+    let l3 = eth.payload();
+    match eth.ethertype() {
+        ethertype::ARP => match ArpRepr::parse(&ArpPacket::new_unchecked(l3)) {
             Ok(p) => Received::Arp(p),
             Err(_) => Received::Bad,
         },
         ethertype::IPV4 => {
-            let Ok(ip) = Ipv4Header::check(l3) else {
+            let packet = Ipv4Packet::new_unchecked(l3);
+            let Ok(ip) = Ipv4Repr::parse(&packet) else {
                 return Received::Bad;
             };
             if ip.protocol != protocol::UDP || ip.src != peer || ip.is_fragment() {
                 return Received::Other;
             }
-            let seg = ip.payload(l3);
-            let Ok(h) = udp::parse(seg) else {
+            let seg = UdpPacket::new_unchecked(packet.payload());
+            let Ok(h) = UdpRepr::parse(&seg) else {
                 return Received::Bad;
             };
             if h.src_port != peer_port {
                 return Received::Other;
             }
-            if !udp::verify_checksum(ip.src, ip.dst, h.datagram(seg)) {
+            if !seg.verify_checksum(ip.src, ip.dst) {
                 return Received::BadChecksum;
             }
-            let p = h.payload(seg);
+            let p = seg.payload();
             if p.len() < PAYLOAD_FIXED_LEN || u16::from_be_bytes([p[0], p[1]]) != MAGIC {
                 return Received::Other;
             }
@@ -337,15 +345,16 @@ pub fn classify(frame: &[u8], peer: Ipv4Addr, peer_port: u16) -> Received {
 
 /// Writes an Ethernet/ARP frame (42 bytes, unpadded as Linux sends them on
 /// veth; a NIC pads) and returns its length.
-pub fn write_arp(buf: &mut [u8], eth_dst: EthernetAddress, pkt: &ArpPacket) -> usize {
-    EthernetHeader { dst: eth_dst, src: pkt.sender_hw, ethertype: ethertype::ARP }.write(buf);
-    pkt.write(&mut buf[ethernet::HEADER_LEN..]);
+pub fn write_arp(buf: &mut [u8], eth_dst: EthernetAddress, pkt: &ArpRepr) -> usize {
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..ethernet::HEADER_LEN + arp::PACKET_LEN]);
+    EthernetRepr { dst: eth_dst, src: pkt.sender_hw, ethertype: ethertype::ARP }.emit(&mut frame);
+    pkt.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
     ethernet::HEADER_LEN + arp::PACKET_LEN
 }
 
 /// "Who has `target`? Tell `ip`", broadcast.
-pub fn arp_request(mac: EthernetAddress, ip: Ipv4Addr, target: Ipv4Addr) -> ArpPacket {
-    ArpPacket {
+pub fn arp_request(mac: EthernetAddress, ip: Ipv4Addr, target: Ipv4Addr) -> ArpRepr {
+    ArpRepr {
         operation: ArpOperation::Request,
         sender_hw: mac,
         sender_ip: ip,

@@ -10,13 +10,13 @@ use crate::net::Net;
 use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
 use crate::netdevice::Desc;
 use crate::umem::{Frame, Umem};
-use crate::wire::arp::{self, ArpOperation, ArpPacket};
+use crate::wire::arp::{self, ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::ethernet::{self, ethertype};
 use crate::wire::EthernetAddress;
 
 /// `arp_rcv` → `arp_process`: the ARP packet of `len` bytes at `l3` in `frame`.
 pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3: usize, len: usize, now: Instant) {
-    let Ok(pkt) = ArpPacket::parse(&umem.frame(&frame)[l3..l3 + len]) else {
+    let Ok(pkt) = ArpRepr::parse(&ArpPacket::new_unchecked(&umem.frame(&frame)[l3..l3 + len])) else {
         net.mib.XskArpInErrors += 1;
         return q.free_frame(frame);
     };
@@ -48,7 +48,7 @@ pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3
     // Answer in the same frame: Ethernet header at l3 - 14, body at l3.
     let mut frame = frame;
     let reply = pkt.reply(net.mac);
-    reply.write(&mut umem.frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]);
+    reply.emit(&mut ArpPacket::new_unchecked(&mut umem.frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]));
     net.mib.XskArpOutReplies += 1;
     let d = Desc {
         frame,
@@ -64,7 +64,7 @@ pub fn arp_send_request(net: &mut Net, q: &mut NetdevQueue, ip: Ipv4Addr) {
         net.mib.XskNoFreeFrames += 1;
         return;
     };
-    let req = ArpPacket {
+    let req = ArpRepr {
         operation: ArpOperation::Request,
         sender_hw: net.mac,
         sender_ip: net.route.addr,
@@ -72,7 +72,7 @@ pub fn arp_send_request(net: &mut Net, q: &mut NetdevQueue, ip: Ipv4Addr) {
         target_ip: ip,
     };
     let l3 = ethernet::HEADER_LEN;
-    req.write(&mut q.umem().frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]);
+    req.emit(&mut ArpPacket::new_unchecked(&mut q.umem().frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]));
     net.mib.XskArpOutRequests += 1;
     let d = Desc { frame, offset: 0, len: (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32 };
     dev_queue_xmit(q, &mut net.mib, d, net.mac, EthernetAddress::BROADCAST, ethertype::ARP);

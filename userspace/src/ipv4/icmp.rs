@@ -14,7 +14,7 @@ use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::ratelimit::RateLimited;
 use crate::umem::{Frame, Umem};
-use crate::wire::icmp::{self, msg_type, IcmpError};
+use crate::wire::icmp::{self, msg_type, IcmpError, IcmpPacket, IcmpQuote, IcmpRepr};
 use crate::wire::ipv4::{self, protocol};
 
 /// `IPTOS_PREC_INTERNETCONTROL`: the TOS Linux gives ICMP errors.
@@ -33,8 +33,8 @@ pub fn icmp_rcv(
     now: Instant,
 ) {
     net.mib.IcmpInMsgs += 1;
-    let msg = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
-    let hdr = match icmp::check(msg) {
+    let msg = IcmpPacket::new_unchecked(&umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len]);
+    let hdr = match IcmpRepr::parse(&msg) {
         Ok(h) => h,
         Err(e) => {
             if e == IcmpError::ChecksumError {
@@ -58,13 +58,11 @@ pub fn icmp_rcv(
         msg_type::DEST_UNREACH => {
             net.mib.IcmpInDestUnreachs += 1;
             net.mib.IcmpMsgInType3 += 1;
-            let quoted = &msg[icmp::HEADER_LEN..];
             // icmp_unreach(): no room for the quoted IP header, or a mangled
             // one, is an ICMP input error.
-            if quoted.len() < ipv4::MIN_HEADER_LEN || quoted[0] & 0x0f < 5 {
-                net.mib.IcmpInErrors += 1;
-            } else {
-                icmp_unreach(net, socks, hdr.code, quoted);
+            match msg.quote() {
+                Ok(quote) => icmp_unreach(net, socks, hdr.code, &quote),
+                Err(_) => net.mib.IcmpInErrors += 1,
             }
             q.free_frame(frame);
         }
@@ -82,22 +80,17 @@ pub fn icmp_rcv(
 /// `icmp_unreach` → `__udp4_lib_err`: a port unreachable for a datagram a
 /// connected UDP socket sent becomes ECONNREFUSED on that socket (only
 /// connected ones, as Linux without IP_RECVERR).
-fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, quoted: &[u8]) {
+fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, quote: &IcmpQuote<&[u8]>) {
     if code != icmp::unreach_code::PORT {
         return;
     }
     // The quoted header is cut short by design (its total length is the
-    // original's): read only its fixed fields.
-    let Some(h) = quoted.first_chunk::<{ ipv4::MIN_HEADER_LEN }>() else { return };
-    let header_len = usize::from(h[0] & 0x0f) * 4;
-    let src = std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-    let dst = std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-    if h[0] >> 4 != 4 || header_len < ipv4::MIN_HEADER_LEN || h[9] != protocol::UDP || src != net.route.addr {
+    // original's): the quote view reads only its fixed fields.
+    let dst = quote.dst_addr();
+    if quote.version() != 4 || quote.protocol() != protocol::UDP || quote.src_addr() != net.route.addr {
         return;
     }
-    let Some(ports) = quoted.get(header_len..header_len + 4) else { return };
-    let sport = u16::from_be_bytes([ports[0], ports[1]]);
-    let dport = u16::from_be_bytes([ports[2], ports[3]]);
+    let Some((sport, dport)) = quote.ports() else { return };
     if let Some(sock) = socks.lookup(&DemuxKey { protocol: protocol::UDP, port: sport }) {
         if sock.remote() == Some(SocketAddrV4::new(dst, dport)) {
             sock.set_err(Errno::ECONNREFUSED);
@@ -111,7 +104,7 @@ fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, quoted: &[u8]) {
 fn icmp_echo(net: &mut Net, q: &mut NetdevQueue, mut frame: Frame, ip: &RxIp, now: Instant) {
     let umem = q.umem().clone();
     let buf = umem.frame_mut(&mut frame);
-    icmp::echo_request_to_reply(&mut buf[ip.l4..ip.l4 + ip.l4_len]);
+    IcmpPacket::new_unchecked(&mut buf[ip.l4..ip.l4 + ip.l4_len]).echo_request_to_reply();
     let l3 = ip.l4 - ipv4::MIN_HEADER_LEN;
     ip_build_header(net, &mut buf[l3..ip.l4], ip.hdr.src, protocol::ICMP, ip.l4_len, ip.hdr.tos);
     if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + ip.l4_len, ip.hdr.src, now) {
@@ -146,9 +139,9 @@ pub fn icmp_send_unreach(
     };
     let l3 = crate::wire::ethernet::HEADER_LEN;
     let l4 = l3 + ipv4::MIN_HEADER_LEN;
-    let quoted = &umem.frame(original)[ip.l3..ip.l3 + ip.hdr.total_len];
+    let quoted = &umem.frame(original)[ip.l3..ip.l3 + ip.total_len()];
     let buf = umem.frame_mut(&mut frame);
-    let icmp_len = icmp::write_dest_unreachable(&mut buf[l4..], code, quoted);
+    let icmp_len = IcmpRepr::dest_unreachable(code).emit_quoting(&mut buf[l4..], quoted);
     ip_build_header(net, &mut buf[l3..l4], ip.hdr.src, protocol::ICMP, icmp_len, TOS_INTERNETCONTROL);
     if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + icmp_len, ip.hdr.src, now) {
         net.mib.IcmpOutMsgs += 1;

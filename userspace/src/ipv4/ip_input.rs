@@ -11,7 +11,7 @@ use crate::inet_hashtables::InetHashTables;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::umem::{Frame, Umem};
-use crate::wire::ipv4::{self, protocol, Ipv4Error, Ipv4Header};
+use crate::wire::ipv4::{ecn, protocol, Ipv4Error, Ipv4Packet, Ipv4Repr};
 
 /// `ip_rcv`: the IPv4 datagram at `pkt` (offsets from the frame base) in
 /// `frame`, Ethernet header stripped.
@@ -26,20 +26,20 @@ pub fn ip_rcv(
     now: Instant,
 ) {
     let (l3, len) = (pkt.start, pkt.len());
-    let pkt = &umem.frame(&frame)[pkt];
+    let pkt = Ipv4Packet::new_unchecked(&umem.frame(&frame)[pkt]);
     let mib = &mut net.mib;
     mib.IpInReceives += 1;
     mib.IpExtInOctets += len as u64;
     // Linux counts ECN once version and IHL look right, before the checksum.
-    if len >= ipv4::MIN_HEADER_LEN && pkt[0] >> 4 == 4 && pkt[0] & 0x0f >= 5 {
-        match pkt[1] & 0x03 {
-            0 => mib.IpExtInNoECTPkts += 1,
-            1 => mib.IpExtInECT1Pkts += 1,
-            2 => mib.IpExtInECT0Pkts += 1,
+    if pkt.check_version_ihl().is_ok() {
+        match pkt.ecn() {
+            ecn::NOT_ECT => mib.IpExtInNoECTPkts += 1,
+            ecn::ECT1 => mib.IpExtInECT1Pkts += 1,
+            ecn::ECT0 => mib.IpExtInECT0Pkts += 1,
             _ => mib.IpExtInCEPkts += 1,
         }
     }
-    let hdr = match Ipv4Header::check(pkt) {
+    let hdr = match Ipv4Repr::parse(&pkt) {
         Ok(h) => h,
         Err(e) => {
             match e {
@@ -67,7 +67,7 @@ pub fn ip_rcv(
         mib.XskIpFragDrops += 1;
         return q.free_frame(frame);
     }
-    let ip = RxIp { hdr, l3, l4: l3 + hdr.header_len, l4_len: hdr.payload_len() };
+    let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len };
     match hdr.protocol {
         protocol::UDP => {
             udp::udp_rcv(net, socks, q, umem, frame, &ip, now);

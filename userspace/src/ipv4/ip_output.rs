@@ -11,23 +11,26 @@ use crate::net::Net;
 use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
 use crate::netdevice::Desc;
 use crate::umem::Frame;
-use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype};
-use crate::wire::ipv4::{self, Ipv4Header};
+use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 
 /// Writes a 20-byte IP header from us to `dst` into `buf` for a payload of
 /// `payload_len` bytes, with TOS `tos` and the next identifier.
 #[inline]
 pub fn ip_build_header(net: &mut Net, buf: &mut [u8], dst: Ipv4Addr, protocol: u8, payload_len: usize, tos: u8) {
-    let ident = net.next_ip_ident();
-    Ipv4Header::write(buf, net.route.addr, dst, protocol, payload_len, net.ttl, ident, false);
-    if tos != 0 {
-        buf[1] = tos;
-        buf[10] = 0;
-        buf[11] = 0;
-        let c = checksum::checksum(&buf[..ipv4::MIN_HEADER_LEN]);
-        buf[10..12].copy_from_slice(&c.to_be_bytes());
-    }
+    let repr = Ipv4Repr {
+        src: net.route.addr,
+        dst,
+        protocol,
+        payload_len,
+        ttl: net.ttl,
+        tos,
+        ident: net.next_ip_ident(),
+        dont_fragment: false,
+        more_fragments: false,
+        frag_offset: 0,
+    };
+    repr.emit(&mut Ipv4Packet::new_unchecked(buf));
 }
 
 /// `ip_local_out` → `ip_finish_output2` → `neigh_output`: the IP datagram of

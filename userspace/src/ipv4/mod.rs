@@ -24,17 +24,25 @@ pub mod ip_input;
 pub mod ip_output;
 pub mod udp;
 
-use crate::wire::ipv4::Ipv4Header;
+use crate::wire::ipv4::Ipv4Repr;
 
 /// Where a received IPv4 datagram lies in its frame.
 #[derive(Clone, Copy, Debug)]
 pub struct RxIp {
-    /// The checked header.
-    pub hdr: Ipv4Header,
+    /// The checked header (options skipped).
+    pub hdr: Ipv4Repr,
     /// Offset of the IP header from the frame base.
     pub l3: usize,
     /// Offset of the payload (ICMP, UDP) from the frame base.
     pub l4: usize,
     /// Payload length, Ethernet padding trimmed.
     pub l4_len: usize,
+}
+
+impl RxIp {
+    /// The datagram's total length: header, options and payload.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        self.l4 - self.l3 + self.l4_len
+    }
 }

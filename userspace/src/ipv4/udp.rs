@@ -24,7 +24,7 @@ use crate::sock::Sock;
 use crate::umem::{Frame, Umem};
 use crate::wire::icmp::unreach_code;
 use crate::wire::ipv4::{self, protocol};
-use crate::wire::udp;
+use crate::wire::udp::{self, UdpPacket, UdpRepr};
 
 /// Largest UDP payload one send carries: one 1500-byte MTU frame, no
 /// fragmentation (IP reassembly and fragmentation are not built yet).
@@ -77,17 +77,16 @@ pub fn udp_rcv(
     ip: &RxIp,
     now: Instant,
 ) {
-    let segment = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
-    let Ok(uh) = udp::parse(segment) else {
+    let packet = UdpPacket::new_unchecked(&umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len]);
+    let Ok(uh) = UdpRepr::parse(&packet) else {
         net.mib.UdpInErrors += 1;
         return q.free_frame(frame);
     };
-    let datagram = &segment[..uh.len as usize];
     // Verified lazily, after the lookup, as Linux does; one error path
     // (`csum_error:`) whether or not a sock was found.
     let key = DemuxKey { protocol: protocol::UDP, port: uh.dst_port };
     let sock = socks.lookup(&key);
-    if !udp::verify_checksum(ip.hdr.src, ip.hdr.dst, datagram) {
+    if !packet.verify_checksum(ip.hdr.src, ip.hdr.dst) {
         net.mib.UdpInCsumErrors += 1;
         net.mib.UdpInErrors += 1;
         return q.free_frame(frame);
@@ -98,7 +97,7 @@ pub fn udp_rcv(
         return q.free_frame(frame);
     };
     let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
-    let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.len as usize - udp::HEADER_LEN, peer);
+    let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.payload_len, peer);
     skb.rx_ns = net.rx_sampler.stamp();
     match sock.queue_rcv(skb) {
         Ok(()) => {
@@ -131,8 +130,9 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
         let l3 = l4 - ipv4::MIN_HEADER_LEN;
         let mut frame = skb.into_frame();
         let buf = umem.frame_mut(&mut frame);
-        udp::write_header(&mut buf[l4..], net.route.addr, *dst.ip(), local.port(), dst.port(), len);
-        let ulen = udp::HEADER_LEN + len;
+        let uh = UdpRepr { src_port: local.port(), dst_port: dst.port(), payload_len: len };
+        uh.emit(&mut UdpPacket::new_unchecked(&mut buf[l4..l4 + uh.buffer_len()]), net.route.addr, *dst.ip());
+        let ulen = uh.buffer_len();
         ip_build_header(net, &mut buf[l3..l4], *dst.ip(), protocol::UDP, ulen, 0);
         if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + ulen, *dst.ip(), now) {
             net.mib.UdpOutDatagrams += 1;

@@ -26,6 +26,33 @@ pub mod protocol {
     pub const UDP: u8 = 17;
 }
 
+/// Byte ranges of the fixed header's fields, for code that patches headers in place by
+/// offset (the traffic generator's per-packet path).
+pub mod field {
+    use core::ops::Range;
+
+    /// Version and IHL.
+    pub const VER_IHL: usize = 0;
+    /// DSCP and ECN.
+    pub const TOS: usize = 1;
+    /// Total length.
+    pub const LENGTH: Range<usize> = 2..4;
+    /// Identification.
+    pub const IDENT: Range<usize> = 4..6;
+    /// Flags and fragment offset.
+    pub const FLAGS_FRAG: Range<usize> = 6..8;
+    /// Time to live.
+    pub const TTL: usize = 8;
+    /// Protocol.
+    pub const PROTOCOL: usize = 9;
+    /// Header checksum.
+    pub const CHECKSUM: Range<usize> = 10..12;
+    /// Source address.
+    pub const SRC_ADDR: Range<usize> = 12..16;
+    /// Destination address.
+    pub const DST_ADDR: Range<usize> = 16..20;
+}
+
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 const FRAG_OFFSET_MASK: u16 = 0x1FFF;
@@ -169,19 +196,19 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The version field (4 for IPv4).
     #[inline]
     pub fn version(&self) -> u8 {
-        self.fixed()[0] >> 4
+        self.fixed()[field::VER_IHL] >> 4
     }
 
     /// IHL * 4: the header length in bytes, options included.
     #[inline]
     pub fn header_len(&self) -> usize {
-        usize::from(self.fixed()[0] & 0x0F) * 4
+        usize::from(self.fixed()[field::VER_IHL] & 0x0F) * 4
     }
 
     /// The whole TOS byte: DSCP << 2 | ECN.
     #[inline]
     pub fn tos(&self) -> u8 {
-        self.fixed()[1]
+        self.fixed()[field::TOS]
     }
 
     /// Differentiated services codepoint (RFC 2474): the TOS byte's upper six bits.
@@ -244,13 +271,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Time to live.
     #[inline]
     pub fn ttl(&self) -> u8 {
-        self.fixed()[8]
+        self.fixed()[field::TTL]
     }
 
     /// The protocol of the payload, see [`protocol`].
     #[inline]
     pub fn protocol(&self) -> u8 {
-        self.fixed()[9]
+        self.fixed()[field::PROTOCOL]
     }
 
     /// The header checksum as sent.
@@ -316,13 +343,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         debug_assert!(header_len.is_multiple_of(4) && (MIN_HEADER_LEN..=60).contains(&header_len));
-        self.fixed_mut()[0] = 0x40 | (header_len / 4) as u8;
+        self.fixed_mut()[field::VER_IHL] = 0x40 | (header_len / 4) as u8;
     }
 
     /// Sets the TOS byte (DSCP << 2 | ECN).
     #[inline]
     pub fn set_tos(&mut self, tos: u8) {
-        self.fixed_mut()[1] = tos;
+        self.fixed_mut()[field::TOS] = tos;
     }
 
     /// Sets the ECN codepoint, keeping the DSCP.
@@ -335,13 +362,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the total length in bytes.
     #[inline]
     pub fn set_total_len(&mut self, total_len: u16) {
-        self.fixed_mut()[2..4].copy_from_slice(&total_len.to_be_bytes());
+        self.fixed_mut()[field::LENGTH].copy_from_slice(&total_len.to_be_bytes());
     }
 
     /// Sets the identification.
     #[inline]
     pub fn set_ident(&mut self, ident: u16) {
-        self.fixed_mut()[4..6].copy_from_slice(&ident.to_be_bytes());
+        self.fixed_mut()[field::IDENT].copy_from_slice(&ident.to_be_bytes());
     }
 
     /// Sets the flags and the fragment offset (in 8-byte units, 13 bits) together.
@@ -354,37 +381,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         if more_fragments {
             v |= FLAG_MF;
         }
-        self.fixed_mut()[6..8].copy_from_slice(&v.to_be_bytes());
+        self.fixed_mut()[field::FLAGS_FRAG].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets the time to live.
     #[inline]
     pub fn set_ttl(&mut self, ttl: u8) {
-        self.fixed_mut()[8] = ttl;
+        self.fixed_mut()[field::TTL] = ttl;
     }
 
     /// Sets the protocol.
     #[inline]
     pub fn set_protocol(&mut self, protocol: u8) {
-        self.fixed_mut()[9] = protocol;
+        self.fixed_mut()[field::PROTOCOL] = protocol;
     }
 
     /// Sets the checksum field (see [`Ipv4Packet::fill_checksum`] to compute it).
     #[inline]
     pub fn set_checksum(&mut self, checksum: u16) {
-        self.fixed_mut()[10..12].copy_from_slice(&checksum.to_be_bytes());
+        self.fixed_mut()[field::CHECKSUM].copy_from_slice(&checksum.to_be_bytes());
     }
 
     /// Sets the source address.
     #[inline]
     pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
-        self.fixed_mut()[12..16].copy_from_slice(&addr.octets());
+        self.fixed_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
     }
 
     /// Sets the destination address.
     #[inline]
     pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
-        self.fixed_mut()[16..20].copy_from_slice(&addr.octets());
+        self.fixed_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
     }
 
     /// The options, writable (bytes 20..IHL*4).
@@ -502,19 +529,18 @@ impl Ipv4Repr {
             frag |= FLAG_MF;
         }
         let h = packet.fixed_mut();
-        h[0] = 0x45;
-        h[1] = self.tos;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&self.ident.to_be_bytes());
-        h[6..8].copy_from_slice(&frag.to_be_bytes());
-        h[8] = self.ttl;
-        h[9] = self.protocol;
-        h[10] = 0;
-        h[11] = 0;
-        h[12..16].copy_from_slice(&self.src.octets());
-        h[16..20].copy_from_slice(&self.dst.octets());
+        h[field::VER_IHL] = 0x45;
+        h[field::TOS] = self.tos;
+        h[field::LENGTH].copy_from_slice(&total.to_be_bytes());
+        h[field::IDENT].copy_from_slice(&self.ident.to_be_bytes());
+        h[field::FLAGS_FRAG].copy_from_slice(&frag.to_be_bytes());
+        h[field::TTL] = self.ttl;
+        h[field::PROTOCOL] = self.protocol;
+        h[field::CHECKSUM].fill(0);
+        h[field::SRC_ADDR].copy_from_slice(&self.src.octets());
+        h[field::DST_ADDR].copy_from_slice(&self.dst.octets());
         let c = !header_sum(h);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
     }
 
     /// Length of the header this emits: [`MIN_HEADER_LEN`] (no options).

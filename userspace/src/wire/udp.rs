@@ -15,6 +15,21 @@ use super::ipv4::protocol;
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
+/// Byte ranges of the header's fields, for code that patches datagrams in place by offset
+/// (the traffic generator's per-packet path).
+pub mod field {
+    use core::ops::Range;
+
+    /// Source port.
+    pub const SRC_PORT: Range<usize> = 0..2;
+    /// Destination port.
+    pub const DST_PORT: Range<usize> = 2..4;
+    /// UDP length.
+    pub const LENGTH: Range<usize> = 4..6;
+    /// Checksum.
+    pub const CHECKSUM: Range<usize> = 6..8;
+}
+
 /// Why `__udp4_lib_rcv()` would drop the datagram.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum UdpError {
@@ -163,25 +178,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Sets the source port.
     #[inline]
     pub fn set_src_port(&mut self, port: u16) {
-        self.header_mut()[0..2].copy_from_slice(&port.to_be_bytes());
+        self.header_mut()[field::SRC_PORT].copy_from_slice(&port.to_be_bytes());
     }
 
     /// Sets the destination port.
     #[inline]
     pub fn set_dst_port(&mut self, port: u16) {
-        self.header_mut()[2..4].copy_from_slice(&port.to_be_bytes());
+        self.header_mut()[field::DST_PORT].copy_from_slice(&port.to_be_bytes());
     }
 
     /// Sets the UDP length (header + payload).
     #[inline]
     pub fn set_len(&mut self, len: u16) {
-        self.header_mut()[4..6].copy_from_slice(&len.to_be_bytes());
+        self.header_mut()[field::LENGTH].copy_from_slice(&len.to_be_bytes());
     }
 
     /// Sets the checksum field.
     #[inline]
     pub fn set_checksum(&mut self, checksum: u16) {
-        self.header_mut()[6..8].copy_from_slice(&checksum.to_be_bytes());
+        self.header_mut()[field::CHECKSUM].copy_from_slice(&checksum.to_be_bytes());
     }
 
     /// Computes the checksum over the pseudo-header and the datagram's `len()` bytes and
@@ -248,9 +263,9 @@ impl UdpRepr {
     ) {
         debug_assert!(self.payload_len <= usize::from(u16::MAX) - HEADER_LEN);
         let h = packet.header_mut();
-        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        h[4..6].copy_from_slice(&((HEADER_LEN + self.payload_len) as u16).to_be_bytes());
+        h[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
+        h[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[field::LENGTH].copy_from_slice(&((HEADER_LEN + self.payload_len) as u16).to_be_bytes());
         packet.fill_checksum(src, dst);
     }
 

@@ -22,7 +22,11 @@ use std::{
 };
 
 use xsknet::testing::{run_in, spawn_in};
-use xsknet::wire::{checksum, ethernet, icmp, ipv4, udp};
+use xsknet::wire::ethernet::{self, EthernetAddress, EthernetRepr};
+use xsknet::wire::icmp::{self, IcmpRepr};
+use xsknet::wire::ipv4::{self, Ipv4Packet};
+use xsknet::wire::udp::UdpRepr;
+use xsknet::wire::{build, checksum};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_xsknet");
@@ -337,51 +341,36 @@ pub fn parse_proc_net(text: &str, counters: &mut BTreeMap<String, i64>) {
 
 /// Ethernet header + `payload`.
 pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; ethernet::HEADER_LEN + payload.len()];
-    ethernet::EthernetHeader { dst: ethernet::EthernetAddress(dst), src: ethernet::EthernetAddress(src), ethertype }
-        .write(&mut f);
-    f[ethernet::HEADER_LEN..].copy_from_slice(payload);
-    f
+    let eth = EthernetRepr { dst: EthernetAddress(dst), src: EthernetAddress(src), ethertype };
+    build::ethernet(&eth, payload)
 }
 
 /// A UDP datagram (header + payload) with a correct checksum.
 pub fn udp_datagram(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut d = vec![0u8; udp::HEADER_LEN + payload.len()];
-    d[udp::HEADER_LEN..].copy_from_slice(payload);
-    udp::write_header(&mut d, src, dst, sport, dport, payload.len());
-    d
+    build::udp(src, dst, &UdpRepr { src_port: sport, dst_port: dport, payload_len: payload.len() }, payload)
 }
 
 /// An ICMP echo request with a correct checksum.
 pub fn icmp_echo_request(ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
-    let mut m = vec![0u8; icmp::HEADER_LEN + data.len()];
-    m[icmp::HEADER_LEN..].copy_from_slice(data);
-    icmp::write_echo(&mut m, icmp::msg_type::ECHO_REQUEST, ident, seq, data.len());
-    m
+    build::icmp(&IcmpRepr::echo(icmp::msg_type::ECHO_REQUEST, ident, seq), data)
 }
 
 /// An IPv4 packet: a header with `options` (a multiple of 4 bytes), a correct
 /// header checksum, DF set, TTL 64, then `payload`.
 pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, ident: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0, "IP options come in 32-bit words");
-    let hl = ipv4::MIN_HEADER_LEN + options.len();
-    let mut p = vec![0u8; hl + payload.len()];
-    ipv4::Ipv4Header::write(&mut p, src, dst, protocol, options.len() + payload.len(), 64, ident, true);
-    p[0] = 0x40 | (hl / 4) as u8;
-    p[ipv4::MIN_HEADER_LEN..hl].copy_from_slice(options);
-    p[hl..].copy_from_slice(payload);
-    fix_ipv4_checksum(&mut p);
-    p
+    build::ipv4_with_options(&build::ipv4_repr(src, dst, protocol, ident), options, payload)
 }
 
 /// Recomputes the header checksum of the IPv4 header at the start of `p` (over
-/// its IHL, at least 20 bytes) after a test changed a field.
+/// its IHL, at least 20 bytes, at most `p.len()`) after a test changed a field,
+/// even one that makes the header invalid (IHL below 5 or beyond the packet).
 pub fn fix_ipv4_checksum(p: &mut [u8]) {
     let hl = (usize::from(p[0] & 0x0f) * 4).clamp(ipv4::MIN_HEADER_LEN, p.len());
-    p[10] = 0;
-    p[11] = 0;
+    let mut packet = Ipv4Packet::new_unchecked(&mut p[..]);
+    packet.set_checksum(0);
     let c = checksum::checksum(&p[..hl]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
+    Ipv4Packet::new_unchecked(p).set_checksum(c);
 }
 
 /// The payload byte at `i` of a datagram of `size` bytes: differs by size and
@@ -408,19 +397,17 @@ pub fn arp_probe(
     timeout: Duration,
 ) -> Option<[u8; 6]> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use xsknet::wire::arp::{ArpOperation, ArpPacket, PACKET_LEN};
-    use xsknet::wire::ethernet::{ethertype, EthernetAddress};
+    use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+    use xsknet::wire::ethernet::ethertype;
 
-    let mut request = [0u8; PACKET_LEN];
-    ArpPacket {
+    let request = ArpRepr {
         operation: ArpOperation::Request,
         sender_hw: EthernetAddress(src_mac),
         sender_ip: src_ip,
         target_hw: EthernetAddress([0; 6]),
         target_ip: target,
-    }
-    .write(&mut request);
-    let frame = eth_frame([0xff; 6], src_mac, ethertype::ARP, &request);
+    };
+    let frame = eth_frame([0xff; 6], src_mac, ethertype::ARP, &build::arp(&request));
     let ifname = ifname.to_owned();
     xsknet::testing::in_netns(ns, move || {
         let ifindex = xsknet::xdp::interface_index(&ifname).expect("interface index");
@@ -473,7 +460,7 @@ pub fn arp_probe(
                 continue; // timeout, or a runt
             }
             let got = &buf[..n as usize];
-            if let Ok(p) = ArpPacket::parse(&got[ethernet::HEADER_LEN..]) {
+            if let Ok(p) = ArpRepr::parse(&ArpPacket::new_unchecked(&got[ethernet::HEADER_LEN..])) {
                 if p.operation == ArpOperation::Reply && p.sender_ip == target {
                     return Some(p.sender_hw.0);
                 }
