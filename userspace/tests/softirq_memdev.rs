@@ -11,7 +11,7 @@ use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
 use xsknet::wire::icmp::{self, msg_type, IcmpPacket, IcmpRepr};
-use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
 use xsknet::wire::udp::{UdpPacket, UdpRepr};
 use xsknet::wire::{build, EthernetAddress};
 use xsknet::{Errno, Fd, SockType, Stack, StackConfig, ThreadedStack};
@@ -324,6 +324,33 @@ fn every_rejection_is_counted_by_reason() {
             "udp bad checksum, bound port",
             with(&|p| p[27] ^= 0x01),
             &["IpInReceives", "IpInDelivers", "UdpInErrors", "UdpInCsumErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "udp bad checksum, closed port: the same csum_error path, no port unreachable",
+            {
+                let mut f = udp_frame(40000, 9, b"hello");
+                let last = f.len() - 1;
+                f[last] ^= 0x01;
+                f
+            },
+            &["IpInReceives", "IpInDelivers", "UdpInErrors", "UdpInCsumErrors", "IpExtInNoECTPkts"],
+        ),
+        (
+            "CE mark and a bad header checksum: ECN is counted before the checksum",
+            with(&|p| {
+                Ipv4Packet::new_unchecked(&mut p[..]).set_ecn(ipv4::ecn::CE);
+                p[10] ^= 0xff;
+            }),
+            &["IpInReceives", "IpInHdrErrors", "IpExtInCsumErrors", "IpExtInCEPkts"],
+        ),
+        (
+            "ECT(1) with IHL 4: no ECN count before the version and IHL check",
+            with(&|p| {
+                Ipv4Packet::new_unchecked(&mut p[..]).set_ecn(ipv4::ecn::ECT1);
+                p[0] = 0x44;
+                fix_ip_csum(p)
+            }),
+            &["IpInReceives", "IpInHdrErrors"],
         ),
         (
             "udp length beyond payload",
