@@ -509,6 +509,9 @@ impl Report<'_> {
         println!("  {:<22} {:<28} {:>14}", "", "rx_fill_ring_empty_descs", d.rx_fill_ring_empty_descs);
         println!("  {:<22} {:<28} {:>14}", "", "rx_invalid_descs", d.rx_invalid_descs);
         println!("  {:<22} {:<28} {:>14}", "", "tx_invalid_descs", d.tx_invalid_descs);
+        println!("  {:<22} {:<28} {:>14}", "rings (our checks)", "XskRxInvalidAddr", d.xsk_rx_invalid_addr);
+        println!("  {:<22} {:<28} {:>14}", "", "XskCqInvalidAddr", d.xsk_cq_invalid_addr);
+        println!("  {:<22} {:<28} {:>14}", "", "XskInKernelUnderflow", d.xsk_in_kernel_underflow);
         for (stage, names) in STAGES {
             for (i, n) in names.iter().enumerate() {
                 let v = self.mib.get(n).unwrap_or(0);

@@ -23,7 +23,9 @@ pub struct Desc {
 }
 
 /// Counters of the device queue that only the device knows: the kernel's
-/// `XDP_STATISTICS` for an AF_XDP socket.
+/// `XDP_STATISTICS` for an AF_XDP socket (`struct xdp_statistics`,
+/// include/uapi/linux/if_xdp.h), and the `Xsk…` counters of the checks our
+/// side makes on what the kernel hands back (serialized under those names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceStats {
     /// Frames dropped by the kernel for reasons other than the two below.
@@ -35,11 +37,27 @@ pub struct DeviceStats {
     /// Frames dropped because the fill ring was empty (no frame to receive into).
     pub rx_fill_ring_empty_descs: u64,
     pub tx_ring_empty_descs: u64,
+    /// Rx descriptors refused because their address lay outside the UMEM or
+    /// their data ran past the end of the frame: counted and dropped, never
+    /// read (a kernel or driver bug; see `Umem::take_from_kernel`).
+    #[serde(rename = "XskRxInvalidAddr")]
+    pub xsk_rx_invalid_addr: u64,
+    /// Completion-ring addresses refused because they lay outside the UMEM.
+    #[serde(rename = "XskCqInvalidAddr")]
+    pub xsk_cq_invalid_addr: u64,
+    /// Times the rings gave back more frames than our books said the kernel
+    /// held: the count was clamped at zero rather than wrapped.
+    #[serde(rename = "XskInKernelUnderflow")]
+    pub xsk_in_kernel_underflow: u64,
 }
 
 pub trait NetDevice {
     /// Moves up to `budget` received packets into `batch` (appending).
-    /// Touches the rx ring's indices once.
+    /// Touches the rx ring's indices once. Every descriptor it appends has
+    /// `offset + len` inside its frame: a device checks what it did not build
+    /// itself (an AF_XDP socket counts and drops a bad descriptor, see
+    /// [`DeviceStats::xsk_rx_invalid_addr`]). The stack relies on it: a
+    /// descriptor that breaks it stops the loop at a bounds-checked slice.
     fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>);
 
     /// Gives frames from the end of `free` to the device to receive into

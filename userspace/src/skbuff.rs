@@ -16,7 +16,18 @@
 //! for their write queue too (the same thread sends and transmits). A locked instruction costs
 //! about 9 ns here, a third of the per-packet budget, so the queue is built
 //! to need none on the run-to-completion path. Like the AF_XDP rings it holds
-//! frames as addresses, in atomics: no `unsafe` here.
+//! frames as words, in atomics.
+//!
+//! That is this module's one `unsafe`: turning a slot's word back into a
+//! [`Frame`] (`Frame::from_ring`) is sound only because the queue's protocol
+//! hands each slot to exactly one reader (the sole reader's store to `head`,
+//! or the shared readers' compare-and-swap on it), which the compiler cannot
+//! see. A queue of `Frame` values with no `unsafe` would need a lock or an
+//! atomic swap per slot, the locked instruction this queue exists to avoid:
+//! readers of a shared queue read a slot before they win it, and a `Frame`
+//! cannot be read twice. Even a broken protocol could not reach outside the
+//! UMEM (every access checks the frame's owner and bounds), only alias a frame.
+#![allow(unsafe_code)]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -207,11 +218,15 @@ impl SkbQueue {
         ]
     }
 
-    /// The `SkBuff` back from a claimed slot's words.
+    /// The `SkBuff` back from a claimed slot's words. Only for a slot this
+    /// reader has claimed (moved `head` past it), once.
     #[inline]
     fn build([frame, meta, ip, rx_ns]: [u64; 4]) -> SkBuff {
         SkBuff {
-            frame: Frame::from_ring(frame),
+            // SAFETY: `frame` was stored by `push` from `Frame::into_ring`, and
+            // the callers build from a slot only after claiming it (moving
+            // `head` past it), which one reader does once per write.
+            frame: unsafe { Frame::from_ring(frame) },
             data: meta as u16,
             len: (meta >> 16) as u16,
             peer: SocketAddrV4::new(Ipv4Addr::from(ip as u32), (meta >> 32) as u16),
@@ -245,7 +260,7 @@ mod tests {
 
     fn skb(i: u64) -> SkBuff {
         SkBuff {
-            frame: Frame::from_ring(i * 2048),
+            frame: Frame::unowned(i * 2048),
             data: i as u16,
             len: (i * 3) as u16,
             peer: SocketAddrV4::new(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8), (40000 + i) as u16),

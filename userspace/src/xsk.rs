@@ -21,6 +21,44 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, UmemCo
 use crate::netdevice::{Desc, DeviceStats, NetDevice};
 use crate::umem::{Frame, Umem};
 
+/// Frames given to the kernel and not yet back: the books for the census.
+///
+/// Checked arithmetic: a ring that gives back more than it was given (a
+/// kernel bug, or ours) is counted in `underflows` and the count clamped at
+/// zero, never wrapped to a huge number; debug builds also stop there.
+#[derive(Debug, Default)]
+struct InKernel {
+    frames: usize,
+    underflows: u64,
+}
+
+impl InKernel {
+    /// `n` frames went to the kernel (fill or tx ring).
+    #[inline]
+    fn gave(&mut self, n: usize) {
+        // Cannot overflow: there are at most `u32::MAX` frames.
+        self.frames = self.frames.saturating_add(n);
+    }
+
+    /// `n` frames came back (rx or completion ring).
+    #[inline]
+    fn took(&mut self, n: usize) {
+        match self.frames.checked_sub(n) {
+            Some(left) => self.frames = left,
+            None => self.underflow(n),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn underflow(&mut self, n: usize) {
+        let held = self.frames;
+        self.underflows += 1;
+        self.frames = 0;
+        debug_assert!(false, "the kernel gave back {n} frames while holding {held} by our books");
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindMode {
     /// Zero-copy if the driver supports it, else copy.
@@ -86,10 +124,12 @@ pub struct XskDevice {
     _xumem: xdpilone::Umem,
     umem: Arc<Umem>,
     fill_size: u32,
-    /// Frames given to the kernel and not yet back: the books for the census.
-    in_kernel: usize,
+    in_kernel: InKernel,
+    /// Rx descriptors refused by `Umem::take_from_kernel` (`XskRxInvalidAddr`).
+    rx_invalid_addr: u64,
+    /// Completion addresses refused likewise (`XskCqInvalidAddr`).
+    cq_invalid_addr: u64,
     zero_copy: bool,
-    rx_headroom_mask: u64,
     tx_kicks: u64,
 }
 
@@ -185,7 +225,6 @@ impl XskDevice {
                 }
             }
         }
-        let frame_size = umem.frame_size();
         Ok(XskDevice {
             fq,
             rx,
@@ -194,9 +233,10 @@ impl XskDevice {
             _xumem: xumem,
             umem,
             fill_size: cfg.fill_size,
-            in_kernel: 0,
+            in_kernel: InKernel::default(),
+            rx_invalid_addr: 0,
+            cq_invalid_addr: 0,
             zero_copy,
-            rx_headroom_mask: u64::from(frame_size) - 1,
             tx_kicks: 0,
         })
     }
@@ -230,16 +270,24 @@ impl XskDevice {
 impl NetDevice for XskDevice {
     fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>) {
         let mut reader = self.rx.receive(budget as u32);
+        let mut n = 0;
         while let Some(XdpDesc { addr, len, .. }) = reader.read() {
-            let base = addr & !self.rx_headroom_mask;
-            // The kernel hands back only frames we filled; an address outside
-            // the UMEM would be a kernel bug, not something to trust.
-            debug_assert!(self.umem.contains(addr));
-            batch.push(Desc { frame: Frame::from_kernel(base), offset: (addr - base) as u32, len });
-            self.in_kernel -= 1;
+            // SAFETY: `addr` comes off this socket's rx ring, which the kernel
+            // fills only with frames we put on the fill ring (`fill`), each
+            // returned once; range and fit are checked by the call.
+            match unsafe { self.umem.take_from_kernel(addr, len) } {
+                Ok((frame, offset)) => {
+                    batch.push(Desc { frame, offset, len });
+                    n += 1;
+                }
+                // A kernel or driver bug: counted, not trusted. The frame it
+                // should have named stays in the books as held by the kernel.
+                Err(_) => self.rx_invalid_addr += 1,
+            }
         }
         // Release what was read, or the same descriptors come back.
         reader.release();
+        self.in_kernel.took(n);
     }
 
     fn fill(&mut self, free: &mut Vec<Frame>) -> usize {
@@ -256,13 +304,13 @@ impl NetDevice for XskDevice {
                 break;
             }
             let start = free.len() - n;
-            let taken = writer.insert(free.drain(start..).map(Frame::into_kernel)) as usize;
+            let taken = writer.insert(free.drain(start..).map(|f| self.umem.give_to_kernel(f))) as usize;
             debug_assert_eq!(taken, n);
             writer.commit();
             drop(writer);
             total += n;
         }
-        self.in_kernel += total;
+        self.in_kernel.gave(total);
         total
     }
 
@@ -285,7 +333,7 @@ impl NetDevice for XskDevice {
                 break;
             }
             let taken = writer.insert(batch.drain(..n).map(|d| XdpDesc {
-                addr: d.frame.into_kernel() + u64::from(d.offset),
+                addr: self.umem.give_to_kernel(d.frame) + u64::from(d.offset),
                 len: d.len,
                 options: 0,
             })) as usize;
@@ -294,7 +342,7 @@ impl NetDevice for XskDevice {
             drop(writer);
             total += n;
         }
-        self.in_kernel += total;
+        self.in_kernel.gave(total);
         if total > 0 {
             self.kick_tx();
         }
@@ -305,12 +353,21 @@ impl NetDevice for XskDevice {
         let mut reader = self.fq.complete(u32::MAX);
         let mut n = 0;
         while let Some(addr) = reader.read() {
-            free.push(Frame::from_kernel(addr & !self.rx_headroom_mask));
-            n += 1;
+            // SAFETY: `addr` comes off this socket's completion ring, which
+            // the kernel fills only with the addresses of frames we put on the
+            // tx ring (`transmit`: base + offset inside the frame), each
+            // returned once; the range is checked by the call.
+            match unsafe { self.umem.take_from_kernel(addr, 0) } {
+                Ok((frame, _)) => {
+                    free.push(frame);
+                    n += 1;
+                }
+                Err(_) => self.cq_invalid_addr += 1,
+            }
         }
         reader.release();
         drop(reader);
-        self.in_kernel -= n;
+        self.in_kernel.took(n);
         // In copy mode one kick sends at most 32 frames (the kernel's
         // per-socket budget): keep kicking while the tx ring holds frames the
         // kernel has not taken, or they stay there until the next send.
@@ -321,10 +378,16 @@ impl NetDevice for XskDevice {
     }
 
     fn frames_in_kernel(&self) -> usize {
-        self.in_kernel
+        self.in_kernel.frames
     }
 
     fn stats(&self) -> DeviceStats {
+        let ours = DeviceStats {
+            xsk_rx_invalid_addr: self.rx_invalid_addr,
+            xsk_cq_invalid_addr: self.cq_invalid_addr,
+            xsk_in_kernel_underflow: self.in_kernel.underflows,
+            ..DeviceStats::default()
+        };
         match self.user.statistics_v2() {
             Ok(s) => DeviceStats {
                 rx_dropped: s.rx_dropped,
@@ -333,8 +396,9 @@ impl NetDevice for XskDevice {
                 rx_ring_full: s.rx_ring_full,
                 rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
                 tx_ring_empty_descs: s.tx_ring_empty_descs,
+                ..ours
             },
-            Err(_) => DeviceStats::default(),
+            Err(_) => ours,
         }
     }
 
@@ -342,5 +406,26 @@ impl NetDevice for XskDevice {
         if self.fq.needs_wakeup() {
             self.fq.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_kernel_books_never_wrap() {
+        let mut books = InKernel::default();
+        books.gave(3);
+        books.took(2);
+        assert_eq!((books.frames, books.underflows), (1, 0));
+        // Two back while holding one: counted and clamped. Debug builds
+        // assert as well, after the books are set straight.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| books.took(2)));
+        assert_eq!(r.is_err(), cfg!(debug_assertions));
+        assert_eq!((books.frames, books.underflows), (0, 1));
+        books.gave(1);
+        books.took(1);
+        assert_eq!((books.frames, books.underflows), (0, 1));
     }
 }
