@@ -114,6 +114,28 @@ pub enum XskError {
     Syscall { call: &'static str, ifname: String, io_error: std::io::Error },
 }
 
+/// Takes back the frame holding `addr`, returned on the rx ring (`len` of
+/// the descriptor) or the completion ring (`len` 0), with the address's offset
+/// in it; or counts the address in `invalid` and makes nothing. A refused
+/// address is a kernel or driver bug: counted, never trusted. The frame it
+/// should have named stays in the books as held by the kernel.
+///
+/// # Safety
+///
+/// As [`Umem::take_from_kernel`]: a frame the address names must be ours,
+/// given to the kernel and not taken back since.
+#[inline]
+unsafe fn take_back(umem: &Umem, addr: u64, len: u32, invalid: &mut u64) -> Option<(Frame, u32)> {
+    // SAFETY: the caller's promise, passed on.
+    match unsafe { umem.take_from_kernel(addr, len) } {
+        Ok(taken) => Some(taken),
+        Err(_) => {
+            *invalid += 1;
+            None
+        }
+    }
+}
+
 /// The AF_XDP socket as a [`NetDevice`].
 pub struct XskDevice {
     // Field order is drop order: the rings and socket go before the UMEM.
@@ -275,14 +297,9 @@ impl NetDevice for XskDevice {
             // SAFETY: `addr` comes off this socket's rx ring, which the kernel
             // fills only with frames we put on the fill ring (`fill`), each
             // returned once; range and fit are checked by the call.
-            match unsafe { self.umem.take_from_kernel(addr, len) } {
-                Ok((frame, offset)) => {
-                    batch.push(Desc { frame, offset, len });
-                    n += 1;
-                }
-                // A kernel or driver bug: counted, not trusted. The frame it
-                // should have named stays in the books as held by the kernel.
-                Err(_) => self.rx_invalid_addr += 1,
+            if let Some((frame, offset)) = unsafe { take_back(&self.umem, addr, len, &mut self.rx_invalid_addr) } {
+                batch.push(Desc { frame, offset, len });
+                n += 1;
             }
         }
         // Release what was read, or the same descriptors come back.
@@ -357,12 +374,9 @@ impl NetDevice for XskDevice {
             // the kernel fills only with the addresses of frames we put on the
             // tx ring (`transmit`: base + offset inside the frame), each
             // returned once; the range is checked by the call.
-            match unsafe { self.umem.take_from_kernel(addr, 0) } {
-                Ok((frame, _)) => {
-                    free.push(frame);
-                    n += 1;
-                }
-                Err(_) => self.cq_invalid_addr += 1,
+            if let Some((frame, _)) = unsafe { take_back(&self.umem, addr, 0, &mut self.cq_invalid_addr) } {
+                free.push(frame);
+                n += 1;
             }
         }
         reader.release();
@@ -412,6 +426,28 @@ impl NetDevice for XskDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the rings of a broken kernel could hand back: addresses past the
+    /// UMEM, an rx descriptor running past its frame. Each is counted and
+    /// dropped; the good one comes back as its frame.
+    #[test]
+    fn bad_kernel_addresses_are_counted_and_dropped() {
+        let (umem, pool) = Umem::new(4, 2048).unwrap();
+        let given = umem.give_to_kernel(pool.get().unwrap());
+        let mut invalid = 0;
+        // SAFETY: the only frame any of these names is the one given above,
+        // taken back once, by the last call.
+        unsafe {
+            for (addr, len) in [(4 * 2048, 60), (u64::MAX - 255, 60), (given + 256, 1793), (given + 2047, 2)] {
+                assert!(take_back(&umem, addr, len, &mut invalid).is_none(), "{addr:#x}+{len}");
+            }
+            assert_eq!(invalid, 4);
+            let (frame, offset) = take_back(&umem, given + 256, 1792, &mut invalid).unwrap();
+            assert_eq!((frame.addr(), offset, invalid), (given, 256, 4));
+            pool.put(frame);
+        }
+        assert_eq!(pool.len(), 4, "the census adds up");
+    }
 
     #[test]
     fn in_kernel_books_never_wrap() {
