@@ -234,7 +234,7 @@ impl Umem {
     pub(crate) fn give_to_kernel(&self, frame: Frame) -> u64 {
         match self.offset_of(&frame) {
             Some(addr) => addr as u64,
-            None => self.foreign(&frame),
+            None => foreign(frame.bits, self.tag),
         }
     }
 
@@ -323,7 +323,7 @@ impl Umem {
     pub fn frame<'a>(&'a self, frame: &'a Frame) -> &'a [u8] {
         match self.get(frame) {
             Some(bytes) => bytes,
-            None => self.foreign(frame),
+            None => foreign(frame.bits, self.tag),
         }
     }
 
@@ -337,29 +337,31 @@ impl Umem {
     pub fn frame_mut<'a>(&'a self, frame: &'a mut Frame) -> &'a mut [u8] {
         let off = match self.offset_of(frame) {
             Some(off) => off,
-            None => self.foreign(frame),
+            None => foreign(frame.bits, self.tag),
         };
         // SAFETY: as in `get_mut` (the same check, done just above).
         unsafe { std::slice::from_raw_parts_mut(self.area.as_ptr().add(off), self.frame_size as usize) }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn foreign(&self, frame: &Frame) -> ! {
-        panic!(
-            "frame {:#x} of UMEM {} used with UMEM {} ({} frames of {} bytes): a frame must go back to the UMEM it came from",
-            frame.addr(),
-            frame.umem_id(),
-            self.id(),
-            self.frame_count,
-            self.frame_size
-        )
     }
 
     /// The whole area, for registering it with the kernel (`XDP_UMEM_REG`).
     pub(crate) fn area(&self) -> NonNull<[u8]> {
         NonNull::slice_from_raw_parts(self.area, self.len)
     }
+}
+
+/// The panic of [`Umem::frame`] and friends for a frame of another UMEM. Out
+/// of line, and given words rather than references, so that the check costs
+/// the hot path a subtraction and a compare only (the frame need not be in
+/// memory for the call).
+#[cold]
+#[inline(never)]
+fn foreign(bits: u64, tag: u64) -> ! {
+    panic!(
+        "frame {:#x} of UMEM {} used with UMEM {}: a frame must go back to the UMEM it came from",
+        bits & ADDR_MASK,
+        bits >> ADDR_BITS,
+        tag >> ADDR_BITS
+    )
 }
 
 impl Drop for Umem {
