@@ -251,6 +251,15 @@ impl Finished {
         let sum: u64 = parts.iter().map(|k| get(k)).sum();
         assert_eq!(sum, get("total"), "JSON frames do not add up: {f}");
         assert!(get("total") > 0, "{f}");
+        // The kernel handed back only addresses we gave it, and no more
+        // frames than it held: the device's own checks are in the JSON, zero.
+        let x = &self.json["xdp_statistics"];
+        for k in ["XskRxInvalidAddr", "XskCqInvalidAddr", "XskInKernelUnderflow"] {
+            assert_eq!(x[k].as_u64(), Some(0), "xdp_statistics.{k}: {x}");
+        }
+        for k in ["XskRxInvalidAddr", "XskCqInvalidAddr", "XskInKernelUnderflow"] {
+            assert!(self.stdout.lines().any(|l| l.contains(k)), "{k} not in the summary:\n{}", self.stdout);
+        }
     }
 }
 
