@@ -188,7 +188,10 @@ impl SkbQueue {
         let skb = Self::read(&self.slots[head & self.mask]);
         // Release: our loads from the slot come before the producer reuses it.
         self.head.store(head.wrapping_add(1), Ordering::Release);
-        Some(Self::build(skb))
+        // SAFETY: the slot at `head` was published by `push` (head != tail)
+        // and is ours alone: we are the only reader, and have just moved
+        // `head` past it.
+        Some(unsafe { Self::build(skb) })
     }
 
     /// One reader of several: read the slot, then claim it. A failed claim
@@ -202,7 +205,9 @@ impl SkbQueue {
             }
             let words = Self::read(&self.slots[head & self.mask]);
             match self.head.compare_exchange_weak(head, head.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(Self::build(words)),
+                // SAFETY: the compare-and-swap moved `head` past this slot, a
+                // published one (head != tail), and only one reader's can.
+                Ok(_) => return Some(unsafe { Self::build(words) }),
                 Err(now) => head = now,
             }
         }
@@ -218,14 +223,19 @@ impl SkbQueue {
         ]
     }
 
-    /// The `SkBuff` back from a claimed slot's words. Only for a slot this
-    /// reader has claimed (moved `head` past it), once.
+    /// The `SkBuff` back from a claimed slot's words.
+    ///
+    /// # Safety
+    ///
+    /// `words` must have been read from a slot that `push` published and
+    /// that this reader has since claimed (moved `head` past it, which a
+    /// reader does once per write), and be built once: the frame word becomes
+    /// a `Frame` again (see [`Frame::from_ring`]).
     #[inline]
-    fn build([frame, meta, ip, rx_ns]: [u64; 4]) -> SkBuff {
+    unsafe fn build([frame, meta, ip, rx_ns]: [u64; 4]) -> SkBuff {
         SkBuff {
             // SAFETY: `frame` was stored by `push` from `Frame::into_ring`, and
-            // the callers build from a slot only after claiming it (moving
-            // `head` past it), which one reader does once per write.
+            // the caller claimed its slot, once (this function's contract).
             frame: unsafe { Frame::from_ring(frame) },
             data: meta as u16,
             len: (meta >> 16) as u16,
