@@ -252,8 +252,8 @@ impl<D: NetDevice> Napi<D> {
     }
 }
 
-/// `__netif_receive_skb`: one received frame. Checks the descriptor and the
-/// Ethernet destination and dispatches on the EtherType.
+/// `__netif_receive_skb`: one received frame. Checks the Ethernet destination
+/// (the device has checked the descriptor) and dispatches on the EtherType.
 #[inline]
 fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, umem: &Umem, d: Desc, now: Instant) {
     net.mib.XskRxFrames += 1;
