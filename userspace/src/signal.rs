@@ -1,30 +1,23 @@
 //! SIGINT and SIGTERM as a flag the loop checks between polls, so the
 //! command stops cleanly: sockets closed, XDP program detached, summary out.
-#![allow(unsafe_code)]
+//!
+//! The handler is `signal-hook`'s (`signal_hook::flag`): it only stores to the
+//! atomic, which is async-signal-safe, and chains to any handler installed
+//! before it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use signal_hook::consts::{SIGINT, SIGTERM};
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, Ordering::SeqCst);
-}
-
 /// Installs the handler for SIGINT and SIGTERM.
+///
+/// # Errors
+/// `sigaction(2)`'s failure.
 pub fn install() -> std::io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the
-        // handler only stores to an atomic, which is async-signal-safe.
-        let rc = unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaction(sig, &act, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(sig, &STOP)?;
     }
     Ok(())
 }
