@@ -8,11 +8,41 @@
 #![allow(non_snake_case)]
 
 macro_rules! mib {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident,)* }) => {
+    (@why) => { None };
+    (@why $why:literal) => { Some($why) };
+    ($(#[$m:meta])* $name:ident / $(#[$cm:meta])* $counter:ident {
+        $($(#[$fm:meta])* $field:ident $(=> $why:literal)?,)*
+    }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name {
             $($(#[$fm])* pub $field: u64,)*
+        }
+
+        $(#[$cm])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $counter {
+            $($(#[$fm])* $field,)*
+        }
+
+        impl $counter {
+            /// Every counter, in declaration order.
+            pub const ALL: &'static [$counter] = &[$($counter::$field,)*];
+
+            /// The counter's name, as `nstat` prints it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($counter::$field => stringify!($field),)*
+                }
+            }
+
+            /// For a counter that counts dropped packets, what the drop means
+            /// (one line, for the exit report); `None` for the others.
+            pub fn drop_reason(self) -> Option<&'static str> {
+                match self {
+                    $($counter::$field => mib!(@why $($why)?),)*
+                }
+            }
         }
 
         impl $name {
@@ -21,11 +51,19 @@ macro_rules! mib {
                 [$((stringify!($field), self.$field),)*].into_iter()
             }
 
-            /// The counter called `name`, if there is one.
+            /// The counter called `name`, if there is one (for names read at run
+            /// time; code names a counter by its enum variant instead, e.g. `MibCounter::UdpNoPorts`).
             pub fn get(&self, name: &str) -> Option<u64> {
                 match name {
                     $(stringify!($field) => Some(self.$field),)*
                     _ => None,
+                }
+            }
+
+            /// The value of `counter`.
+            pub fn value(&self, counter: $counter) -> u64 {
+                match counter {
+                    $($counter::$field => self.$field,)*
                 }
             }
         }
@@ -34,41 +72,44 @@ macro_rules! mib {
 
 mib! {
     /// Counters of the IP, ICMP and UDP layers, and of our own stages.
-    Mib {
+    Mib /
+    /// One counter of [`Mib`] by name, checked when compiled: the exit report
+    /// and other readers name counters this way, so a misspelt name does not build.
+    MibCounter {
         // IP (net/ipv4/ip_input.c, ip_output.c)
         /// Every datagram handed to ip_rcv, before any check.
         IpInReceives,
         /// Bad version, header length, or header checksum (the last also counts IpExtInCsumErrors).
-        IpInHdrErrors,
+        IpInHdrErrors => "bad IPv4 header (version, length, checksum)",
         /// Destination is not an address of ours.
-        IpInAddrErrors,
-        IpInUnknownProtos,
+        IpInAddrErrors => "IPv4 destination not ours",
+        IpInUnknownProtos => "IP protocol not handled (protocol unreachable sent)",
         /// Handed to a protocol handler (ICMP, UDP), whatever it then did.
         IpInDelivers,
         IpOutRequests,
-        IpOutNoRoutes,
+        IpOutNoRoutes => "no route to the destination",
         IpOutDiscards,
         /// Fragments received; reassembly is not supported yet, so each is also XskIpFragDrops.
         IpReasmReqds,
         IpOutTransmits,
         IpExtInOctets,
         IpExtOutOctets,
-        IpExtInCsumErrors,
-        IpExtInTruncatedPkts,
+        IpExtInCsumErrors => "bad IPv4 header checksum",
+        IpExtInTruncatedPkts => "IPv4 total length beyond the frame",
         IpExtInNoECTPkts,
         IpExtInECT1Pkts,
         IpExtInECT0Pkts,
         IpExtInCEPkts,
         // ICMP (net/ipv4/icmp.c)
         IcmpInMsgs,
-        IcmpInErrors,
-        IcmpInCsumErrors,
+        IcmpInErrors => "bad ICMP message",
+        IcmpInCsumErrors => "bad ICMP checksum",
         IcmpInDestUnreachs,
         IcmpInEchos,
         IcmpInEchoReps,
         IcmpOutMsgs,
-        IcmpOutRateLimitGlobal,
-        IcmpOutRateLimitHost,
+        IcmpOutRateLimitGlobal => "ICMP error not sent: global rate limit",
+        IcmpOutRateLimitHost => "ICMP error not sent: per-host rate limit",
         IcmpOutDestUnreachs,
         IcmpOutEchoReps,
         IcmpMsgInType0,
@@ -79,41 +120,41 @@ mib! {
         // UDP (net/ipv4/udp.c)
         /// Datagrams read by the application (Linux counts in udp_recvmsg).
         UdpInDatagrams,
-        UdpNoPorts,
-        UdpInErrors,
+        UdpNoPorts => "no socket on the port (port unreachable sent)",
+        UdpInErrors => "bad UDP datagram or receive buffer full",
         UdpOutDatagrams,
-        UdpRcvbufErrors,
+        UdpRcvbufErrors => "socket receive buffer full",
         UdpSndbufErrors,
-        UdpInCsumErrors,
+        UdpInCsumErrors => "bad UDP checksum",
         // Our own stages.
         /// Frames taken from the rx ring.
         XskRxFrames,
         /// Shorter than an Ethernet header.
-        XskRxRunts,
+        XskRxRunts => "frame shorter than an Ethernet header",
         /// Destination MAC neither ours nor broadcast (Linux: PACKET_OTHERHOST, rx_otherhost_dropped).
-        XskRxOtherHost,
+        XskRxOtherHost => "destination MAC not ours",
         /// An EtherType we do not handle (Linux: rx_nohandler).
-        XskRxNoHandler,
+        XskRxNoHandler => "EtherType not handled",
         XskArpInRequests,
         XskArpInReplies,
         /// Malformed ARP, or ARP for hardware/protocols other than Ethernet/IPv4.
-        XskArpInErrors,
+        XskArpInErrors => "malformed or unsupported ARP",
         /// Well-formed ARP not for us.
         XskArpIgnored,
         XskArpOutRequests,
         XskArpOutReplies,
         /// Frames dropped because their neighbour never answered ARP, or its queue was full.
-        XskNeighUnresDiscards,
+        XskNeighUnresDiscards => "next hop never answered ARP",
         /// IPv4 fragments dropped (no reassembly yet).
-        XskIpFragDrops,
+        XskIpFragDrops => "IPv4 fragment (no reassembly)",
         /// Source address broadcast, multicast or zero: dropped as Linux drops martians.
-        XskIpInMartianSrc,
+        XskIpInMartianSrc => "IPv4 source broadcast, multicast or zero",
         /// Frames put on the tx ring.
         XskTxFrames,
         /// A reply could not be sent because no free frame was left.
-        XskNoFreeFrames,
+        XskNoFreeFrames => "no free UMEM frame for a reply",
         /// Packets that waited because the tx ring was full.
-        XskTxRingFull,
+        XskTxRingFull => "tx ring full (packet waited or was dropped)",
     }
 }
 
@@ -128,5 +169,21 @@ mod tests {
         assert_eq!(m.get("NoSuchCounter"), None);
         assert!(m.iter().any(|(n, _)| n == "IpExtInCsumErrors"));
         assert!(m.iter().all(|(n, _)| ["Ip", "Icmp", "Udp", "Xsk"].iter().any(|p| n.starts_with(p))));
+    }
+
+    #[test]
+    fn counters_by_variant_match_counters_by_name() {
+        let m = Mib { UdpNoPorts: 3, XskTxFrames: 9, IpInReceives: 1, ..Mib::default() };
+        for c in MibCounter::ALL {
+            assert_eq!(m.get(c.name()), Some(m.value(*c)), "{}", c.name());
+        }
+        assert_eq!(m.value(MibCounter::UdpNoPorts), 3);
+        assert_eq!(m.value(MibCounter::XskTxFrames), 9);
+        let names: Vec<&str> = MibCounter::ALL.iter().map(|c| c.name()).collect();
+        let iter_names: Vec<&str> = m.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, iter_names);
+        assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
+        assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 23);
     }
 }

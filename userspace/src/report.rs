@@ -1,0 +1,255 @@
+//! The exit report of the `xsknet` command: what every stage counted, from the
+//! XDP program to the application, printed as a table and written as JSON
+//! (`--stats-json`).
+//!
+//! The MIB rows are named by [`MibCounter`] variants, so a misspelt counter
+//! does not compile; the "drops by reason" lines iterate the counter table and
+//! take each drop's meaning from it (`snmp.rs`), so the text is written once.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::netdevice::DeviceStats;
+use crate::snmp::{Mib, MibCounter};
+use crate::softirq::{LatencySummary, LoopStats};
+use crate::stack::FrameCensus;
+use crate::xdp::XdpProgStats;
+
+/// What the application saw (beyond the stack's counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AppStats {
+    /// Datagrams read.
+    pub datagrams: u64,
+    /// Payload bytes read.
+    pub bytes: u64,
+    /// Echoes that could not be queued (sndbuf or frames exhausted).
+    pub echo_send_failed: u64,
+}
+
+/// The MIB counters shown per stage, in path order.
+const STAGES: &[(&str, &[MibCounter])] = {
+    use MibCounter::*;
+    &[
+        ("softirq: frames", &[XskRxFrames, XskTxFrames]),
+        ("ARP", &[XskArpInRequests, XskArpOutReplies, XskArpInReplies, XskArpOutRequests]),
+        ("IP in", &[IpInReceives, IpInDelivers, IpExtInOctets]),
+        ("ICMP", &[IcmpInMsgs, IcmpInEchos, IcmpOutEchoReps, IcmpOutDestUnreachs, IcmpOutMsgs]),
+        ("UDP", &[UdpInDatagrams, UdpOutDatagrams]),
+        ("IP out", &[IpOutRequests, IpOutTransmits, IpExtOutOctets]),
+    ]
+};
+
+/// Everything the exit report shows.
+#[derive(Clone, Debug)]
+pub struct Report<'a> {
+    /// The "ready" line's description of the setup.
+    pub setup: &'a str,
+    /// From ready to stop.
+    pub elapsed: Duration,
+    /// The stack's counters.
+    pub mib: Mib,
+    /// The socket's `XDP_STATISTICS`.
+    pub device: DeviceStats,
+    /// Where every UMEM frame is.
+    pub census: FrameCensus,
+    /// The XDP program's counters.
+    pub xdp: XdpProgStats,
+    /// The softirq loop's work.
+    pub loop_stats: LoopStats,
+    /// The application's.
+    pub app: AppStats,
+    /// Rx ring to application read, sampled.
+    pub rx_latency: LatencySummary,
+}
+
+impl Report<'_> {
+    /// The report as printed, lines ending in `\n`, starting with a blank line.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_to(&mut o);
+        o
+    }
+
+    /// Prints [`render`](Self::render) on stdout.
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+
+    fn write_to(&self, o: &mut String) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let l = &self.loop_stats;
+        writeln!(o)?;
+        writeln!(o, "xsknet: stopped after {:.1} s: {}", secs, self.setup)?;
+        writeln!(
+            o,
+            "  application: {} datagrams, {} bytes ({:.0} datagrams/s){}",
+            self.app.datagrams,
+            self.app.bytes,
+            self.app.datagrams as f64 / secs,
+            if self.app.echo_send_failed > 0 {
+                format!(", {} echoes not sent", self.app.echo_send_failed)
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(
+            o,
+            "  softirq loop: {} polls, {:.1} % busy (our si), {} rx / {} tx descriptors",
+            l.polls,
+            l.busy_share() * 100.0,
+            l.rx_packets,
+            l.tx_packets
+        )?;
+        let r = &self.rx_latency;
+        if r.count > 0 {
+            let us = |ns: u64| ns as f64 / 1000.0;
+            writeln!(
+                o,
+                "  rx ring to application read ({} sampled): p50 {:.1} µs, p90 {:.1}, p99 {:.1}, p99.9 {:.1}, p99.99 {:.1}, max {:.1}",
+                r.count,
+                us(r.p50_ns),
+                us(r.p90_ns),
+                us(r.p99_ns),
+                us(r.p999_ns),
+                us(r.p9999_ns),
+                us(r.max_ns)
+            )?;
+        }
+        writeln!(o, "\n  {:<22} {:<28} {:>14}", "stage", "counter", "value")?;
+        let x = &self.xdp;
+        let rows: [(&str, u64); 7] = [
+            ("rx", x.rx),
+            ("redirect_ipv4", x.redirect_ipv4),
+            ("redirect_arp", x.redirect_arp),
+            ("pass_not_ours", x.pass_not_ours),
+            ("pass_no_socket", x.pass_no_socket),
+            ("pass_malformed", x.pass_malformed),
+            ("drop", x.drop),
+        ];
+        for (i, (name, v)) in rows.into_iter().enumerate() {
+            writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "hard IRQ (XDP)" } else { "" }, name, v)?;
+        }
+        let d = &self.device;
+        let rings: [(&str, u64); 5] = [
+            ("rx_dropped", d.rx_dropped),
+            ("rx_ring_full", d.rx_ring_full),
+            ("rx_fill_ring_empty_descs", d.rx_fill_ring_empty_descs),
+            ("rx_invalid_descs", d.rx_invalid_descs),
+            ("tx_invalid_descs", d.tx_invalid_descs),
+        ];
+        for (i, (name, v)) in rings.into_iter().enumerate() {
+            writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "rings (XDP_STATISTICS)" } else { "" }, name, v)?;
+        }
+        for (stage, counters) in STAGES {
+            for (i, c) in counters.iter().enumerate() {
+                writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { stage } else { "" }, c.name(), self.mib.value(*c))?;
+            }
+        }
+        let drops: Vec<(MibCounter, &str, u64)> = MibCounter::ALL
+            .iter()
+            .filter_map(|&c| Some((c, c.drop_reason()?, self.mib.value(c))))
+            .filter(|&(_, _, v)| v > 0)
+            .collect();
+        writeln!(o, "\n  drops by reason:{}", if drops.is_empty() { " none" } else { "" })?;
+        for (c, why, v) in drops {
+            writeln!(o, "    {:<26} {:>12}  {}", c.name(), v, why)?;
+        }
+        let c = &self.census;
+        writeln!(
+            o,
+            "\n  frames: {} in UMEM = {} in kernel rings + {} free + {} in socks + {} awaiting ARP + {} tx backlog{}",
+            c.total,
+            c.in_kernel,
+            c.free_local + c.free_shared,
+            c.in_socks,
+            c.awaiting_neighbour,
+            c.tx_backlog,
+            if c.accounted() == c.total {
+                " (all accounted for)".to_string()
+            } else {
+                format!(" — {} MISSING", c.total as i64 - c.accounted() as i64)
+            }
+        )
+    }
+
+    /// The JSON object `--stats-json` writes: `setup`, `elapsed_s`, `counters`
+    /// (every MIB counter by nstat name), `xdp_prog`, `xdp_statistics`,
+    /// `frames`, `softirq`, `application`, `rx_latency`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let counters: serde_json::Map<String, serde_json::Value> =
+            self.mib.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v))).collect();
+        serde_json::json!({
+            "setup": self.setup,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "counters": counters,
+            "xdp_prog": self.xdp,
+            "xdp_statistics": self.device,
+            "frames": self.census,
+            "softirq": {
+                "polls": self.loop_stats.polls,
+                "busy_polls": self.loop_stats.busy_polls,
+                "busy_share": self.loop_stats.busy_share(),
+                "rx_packets": self.loop_stats.rx_packets,
+                "tx_packets": self.loop_stats.tx_packets,
+            },
+            "application": self.app,
+            "rx_latency": self.rx_latency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(mib: Mib) -> Report<'static> {
+        Report {
+            setup: "udp echo on veth0 10.77.0.2:7",
+            elapsed: Duration::from_secs(2),
+            mib,
+            device: DeviceStats { rx_ring_full: 5, ..DeviceStats::default() },
+            census: FrameCensus { total: 10, in_kernel: 6, free_local: 4, ..FrameCensus::default() },
+            xdp: XdpProgStats { rx: 12, redirect_ipv4: 11, redirect_arp: 1, ..XdpProgStats::default() },
+            loop_stats: LoopStats::default(),
+            app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0 },
+            rx_latency: LatencySummary::default(),
+        }
+    }
+
+    #[test]
+    fn table_has_every_stage_and_the_drops_with_their_meaning() {
+        let text = report(Mib { XskRxFrames: 12, UdpNoPorts: 3, IpInReceives: 11, ..Mib::default() }).render();
+        assert!(text.starts_with("\nxsknet: stopped after 2.0 s: udp echo on veth0 10.77.0.2:7\n"), "{text}");
+        assert!(text.contains("  application: 4 datagrams, 400 bytes (2 datagrams/s)\n"), "{text}");
+        let row = |stage: &str, name: &str, v: u64| format!("  {stage:<22} {name:<28} {v:>14}\n");
+        assert!(text.contains(&row("hard IRQ (XDP)", "rx", 12)));
+        assert!(text.contains(&row("", "redirect_arp", 1)));
+        assert!(text.contains(&row("", "rx_ring_full", 5)));
+        assert!(text.contains(&row("softirq: frames", "XskRxFrames", 12)));
+        assert!(text.contains(&row("IP in", "IpInReceives", 11)));
+        assert!(text.contains(&row("IP out", "IpOutRequests", 0)));
+        assert!(text.contains("\n  drops by reason:\n    UdpNoPorts                            3  no socket on the port (port unreachable sent)\n"), "{text}");
+        assert!(text.ends_with(
+            "6 in kernel rings + 4 free + 0 in socks + 0 awaiting ARP + 0 tx backlog (all accounted for)\n"
+        ));
+
+        let none = report(Mib::default()).render();
+        assert!(none.contains("\n  drops by reason: none\n"));
+    }
+
+    #[test]
+    fn json_has_every_counter_by_name() {
+        let j = report(Mib { UdpNoPorts: 3, ..Mib::default() }).to_json();
+        assert_eq!(j["counters"]["UdpNoPorts"], 3);
+        assert_eq!(j["counters"].as_object().unwrap().len(), MibCounter::ALL.len());
+        assert_eq!(j["xdp_prog"]["redirect_ipv4"], 11);
+        assert_eq!(j["xdp_statistics"]["rx_ring_full"], 5);
+        assert_eq!(j["frames"]["total"], 10);
+        assert_eq!(j["application"]["datagrams"], 4);
+        assert_eq!(j["elapsed_s"], 2.0);
+        for key in ["setup", "softirq", "rx_latency"] {
+            assert!(j.get(key).is_some(), "{key}");
+        }
+    }
+}
