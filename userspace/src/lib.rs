@@ -18,6 +18,8 @@
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
 //! | time | [`timer`] | deadlines per owner, run on time passed in |
 //! | measurement | [`latency`] | the rx-to-read histogram |
+//! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
+//! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
 //! | around the path | [`errno`], [`cli`], [`signal`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT/SIGTERM |
 //!
 //! Dependencies point downstream only, and no two modules import each other
@@ -29,6 +31,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
+pub mod device;
 pub mod errno;
 pub mod fdtable;
 pub mod inet_hashtables;
@@ -40,6 +43,7 @@ pub mod netdev_queue;
 pub mod netdevice;
 pub mod proto;
 pub mod ratelimit;
+pub mod report;
 pub mod route;
 pub mod signal;
 pub mod skbuff;
@@ -54,7 +58,8 @@ pub mod wire;
 pub mod xdp;
 pub mod xsk;
 
-#[doc(hidden)]
+// Test support (namespaces, veth pairs): only with the `testing` feature.
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use errno::Errno;

@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use xsknet::cli::{parse_cidr, BindModeArg, XdpModeArg};
 
-use xsknet::netdevice::{DeviceStats, NetDevice};
-use xsknet::snmp::Mib;
+use xsknet::device::{self, DeviceOptions};
+use xsknet::netdevice::NetDevice;
+use xsknet::report::{AppStats, Report};
 use xsknet::softirq::LoopStats;
-use xsknet::stack::FrameCensus;
-use xsknet::umem::Umem;
-use xsknet::wire::EthernetAddress;
-use xsknet::xdp::{AttachMode, XdpOptions, XdpProgStats, XdpProgram};
-use xsknet::xsk::{BindMode, XskConfig, XskDevice};
+use xsknet::xdp::{AttachMode, XdpProgram};
+use xsknet::xsk::BindMode;
 use xsknet::{signal, Errno, SockType, Stack, StackConfig, ThreadedStack};
 
 #[derive(Parser)]
@@ -159,15 +157,6 @@ impl App {
     }
 }
 
-/// What the application saw (beyond the stack's counters).
-#[derive(Default, Clone, Copy, serde::Serialize)]
-struct AppStats {
-    datagrams: u64,
-    bytes: u64,
-    /// Echoes that could not be queued (sndbuf or frames exhausted).
-    echo_send_failed: u64,
-}
-
 type BoxError = Box<dyn std::error::Error>;
 
 fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
@@ -176,22 +165,18 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
         return Err(format!("--ring-size {} is not a power of two", args.ring_size).into());
     }
     signal::install()?;
-    let mode = AttachMode::from(args.xdp_mode);
-    let mut xdp = XdpProgram::attach(&XdpOptions {
+    let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {
         ifname: args.iface.clone(),
+        queue: args.queue,
         ipv4_addr: addr,
-        mode,
+        xdp_mode: AttachMode::from(args.xdp_mode),
+        bind_mode: BindMode::from(args.bind_mode),
+        frames: args.frames,
+        frame_size: args.frame_size,
+        ring_size: args.ring_size,
         replace: args.replace,
         force: args.force,
     })?;
-    let mac = EthernetAddress(xsknet::xdp::interface_mac(&args.iface)?);
-    let (umem, pool) = Umem::new(args.frames, args.frame_size)?;
-    let umem = Arc::new(umem);
-    let mut xcfg = XskConfig::new(&args.iface, args.queue);
-    xcfg.bind_mode = BindMode::from(args.bind_mode);
-    xcfg.set_ring_sizes(args.ring_size);
-    let dev = XskDevice::open(umem.clone(), &xcfg)?;
-    xdp.register_xsk(args.queue, dev.as_fd())?;
     let zero_copy = dev.zero_copy();
 
     let mut cfg = StackConfig::new(mac, addr, prefix_len);
@@ -398,170 +383,4 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     let (mut stack, stats) = threaded.stop().map_err(|_| "the softirq thread panicked")?;
     stack.release_backlog();
     Ok((stack, stats, app_stats))
-}
-
-struct Report<'a> {
-    setup: &'a str,
-    elapsed: Duration,
-    mib: Mib,
-    device: DeviceStats,
-    census: FrameCensus,
-    xdp: XdpProgStats,
-    loop_stats: LoopStats,
-    app: AppStats,
-    rx_latency: xsknet::latency::LatencySummary,
-}
-
-/// Counters that count a dropped packet, with what the drop means.
-const DROP_REASONS: &[(&str, &str)] = &[
-    ("XskRxRunts", "frame shorter than an Ethernet header"),
-    ("XskRxOtherHost", "destination MAC not ours"),
-    ("XskRxNoHandler", "EtherType not handled"),
-    ("IpInHdrErrors", "bad IPv4 header (version, length, checksum)"),
-    ("IpExtInCsumErrors", "bad IPv4 header checksum"),
-    ("IpExtInTruncatedPkts", "IPv4 total length beyond the frame"),
-    ("IpInAddrErrors", "IPv4 destination not ours"),
-    ("XskIpInMartianSrc", "IPv4 source broadcast, multicast or zero"),
-    ("XskIpFragDrops", "IPv4 fragment (no reassembly)"),
-    ("IpInUnknownProtos", "IP protocol not handled (protocol unreachable sent)"),
-    ("IcmpInErrors", "bad ICMP message"),
-    ("IcmpInCsumErrors", "bad ICMP checksum"),
-    ("UdpInErrors", "bad UDP datagram or receive buffer full"),
-    ("UdpInCsumErrors", "bad UDP checksum"),
-    ("UdpNoPorts", "no socket on the port (port unreachable sent)"),
-    ("UdpRcvbufErrors", "socket receive buffer full"),
-    ("XskArpInErrors", "malformed or unsupported ARP"),
-    ("XskNeighUnresDiscards", "next hop never answered ARP"),
-    ("IpOutNoRoutes", "no route to the destination"),
-    ("XskNoFreeFrames", "no free UMEM frame for a reply"),
-    ("XskTxRingFull", "tx ring full (packet waited or was dropped)"),
-    ("IcmpOutRateLimitGlobal", "ICMP error not sent: global rate limit"),
-    ("IcmpOutRateLimitHost", "ICMP error not sent: per-host rate limit"),
-];
-
-/// The counters shown per stage, in path order.
-const STAGES: &[(&str, &[&str])] = &[
-    ("softirq: frames", &["XskRxFrames", "XskTxFrames"]),
-    ("ARP", &["XskArpInRequests", "XskArpOutReplies", "XskArpInReplies", "XskArpOutRequests"]),
-    ("IP in", &["IpInReceives", "IpInDelivers", "IpExtInOctets"]),
-    ("ICMP", &["IcmpInMsgs", "IcmpInEchos", "IcmpOutEchoReps", "IcmpOutDestUnreachs", "IcmpOutMsgs"]),
-    ("UDP", &["UdpInDatagrams", "UdpOutDatagrams"]),
-    ("IP out", &["IpOutRequests", "IpOutTransmits", "IpExtOutOctets"]),
-];
-
-impl Report<'_> {
-    fn print(&self) {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let l = &self.loop_stats;
-        println!();
-        println!("xsknet: stopped after {:.1} s: {}", secs, self.setup);
-        println!(
-            "  application: {} datagrams, {} bytes ({:.0} datagrams/s){}",
-            self.app.datagrams,
-            self.app.bytes,
-            self.app.datagrams as f64 / secs,
-            if self.app.echo_send_failed > 0 {
-                format!(", {} echoes not sent", self.app.echo_send_failed)
-            } else {
-                String::new()
-            }
-        );
-        println!(
-            "  softirq loop: {} polls, {:.1} % busy (our si), {} rx / {} tx descriptors",
-            l.polls,
-            l.busy_share() * 100.0,
-            l.rx_packets,
-            l.tx_packets
-        );
-        let r = &self.rx_latency;
-        if r.count > 0 {
-            let us = |ns: u64| ns as f64 / 1000.0;
-            println!(
-                "  rx ring to application read ({} sampled): p50 {:.1} µs, p90 {:.1}, p99 {:.1}, p99.9 {:.1}, p99.99 {:.1}, max {:.1}",
-                r.count,
-                us(r.p50_ns),
-                us(r.p90_ns),
-                us(r.p99_ns),
-                us(r.p999_ns),
-                us(r.p9999_ns),
-                us(r.max_ns)
-            );
-        }
-        println!("\n  {:<22} {:<28} {:>14}", "stage", "counter", "value");
-        let x = &self.xdp;
-        let rows: [(&str, u64); 7] = [
-            ("rx", x.rx),
-            ("redirect_ipv4", x.redirect_ipv4),
-            ("redirect_arp", x.redirect_arp),
-            ("pass_not_ours", x.pass_not_ours),
-            ("pass_no_socket", x.pass_no_socket),
-            ("pass_malformed", x.pass_malformed),
-            ("drop", x.drop),
-        ];
-        let mut first = true;
-        for (name, v) in rows {
-            println!("  {:<22} {:<28} {:>14}", if first { "hard IRQ (XDP)" } else { "" }, name, v);
-            first = false;
-        }
-        let d = &self.device;
-        println!("  {:<22} {:<28} {:>14}", "rings (XDP_STATISTICS)", "rx_dropped", d.rx_dropped);
-        println!("  {:<22} {:<28} {:>14}", "", "rx_ring_full", d.rx_ring_full);
-        println!("  {:<22} {:<28} {:>14}", "", "rx_fill_ring_empty_descs", d.rx_fill_ring_empty_descs);
-        println!("  {:<22} {:<28} {:>14}", "", "rx_invalid_descs", d.rx_invalid_descs);
-        println!("  {:<22} {:<28} {:>14}", "", "tx_invalid_descs", d.tx_invalid_descs);
-        println!("  {:<22} {:<28} {:>14}", "rings (our checks)", "XskRxInvalidAddr", d.xsk_rx_invalid_addr);
-        println!("  {:<22} {:<28} {:>14}", "", "XskCqInvalidAddr", d.xsk_cq_invalid_addr);
-        println!("  {:<22} {:<28} {:>14}", "", "XskInKernelUnderflow", d.xsk_in_kernel_underflow);
-        for (stage, names) in STAGES {
-            for (i, n) in names.iter().enumerate() {
-                let v = self.mib.get(n).unwrap_or(0);
-                println!("  {:<22} {:<28} {:>14}", if i == 0 { stage } else { &"" }, n, v);
-            }
-        }
-        let drops: Vec<_> = DROP_REASONS
-            .iter()
-            .filter_map(|(n, why)| self.mib.get(n).filter(|v| *v > 0).map(|v| (n, why, v)))
-            .collect();
-        println!("\n  drops by reason:{}", if drops.is_empty() { " none" } else { "" });
-        for (n, why, v) in drops {
-            println!("    {:<26} {:>12}  {}", n, v, why);
-        }
-        let c = &self.census;
-        println!(
-            "\n  frames: {} in UMEM = {} in kernel rings + {} free + {} in socks + {} awaiting ARP + {} tx backlog{}",
-            c.total,
-            c.in_kernel,
-            c.free_local + c.free_shared,
-            c.in_socks,
-            c.awaiting_neighbour,
-            c.tx_backlog,
-            if c.accounted() == c.total {
-                " (all accounted for)".to_string()
-            } else {
-                format!(" — {} MISSING", c.total as i64 - c.accounted() as i64)
-            }
-        );
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        let counters: serde_json::Map<String, serde_json::Value> =
-            self.mib.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v))).collect();
-        serde_json::json!({
-            "setup": self.setup,
-            "elapsed_s": self.elapsed.as_secs_f64(),
-            "counters": counters,
-            "xdp_prog": self.xdp,
-            "xdp_statistics": self.device,
-            "frames": self.census,
-            "softirq": {
-                "polls": self.loop_stats.polls,
-                "busy_polls": self.loop_stats.busy_polls,
-                "busy_share": self.loop_stats.busy_share(),
-                "rx_packets": self.loop_stats.rx_packets,
-                "tx_packets": self.loop_stats.tx_packets,
-            },
-            "application": self.app,
-            "rx_latency": self.rx_latency,
-        })
-    }
 }

@@ -9,9 +9,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::latency::LatencySummary;
 use crate::netdevice::DeviceStats;
 use crate::snmp::{Mib, MibCounter};
-use crate::softirq::{LatencySummary, LoopStats};
+use crate::softirq::LoopStats;
 use crate::stack::FrameCensus;
 use crate::xdp::XdpProgStats;
 
@@ -141,6 +142,14 @@ impl Report<'_> {
         for (i, (name, v)) in rings.into_iter().enumerate() {
             writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "rings (XDP_STATISTICS)" } else { "" }, name, v)?;
         }
+        let checks: [(&str, u64); 3] = [
+            ("XskRxInvalidAddr", d.xsk_rx_invalid_addr),
+            ("XskCqInvalidAddr", d.xsk_cq_invalid_addr),
+            ("XskInKernelUnderflow", d.xsk_in_kernel_underflow),
+        ];
+        for (i, (name, v)) in checks.into_iter().enumerate() {
+            writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "rings (our checks)" } else { "" }, name, v)?;
+        }
         for (stage, counters) in STAGES {
             for (i, c) in counters.iter().enumerate() {
                 writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { stage } else { "" }, c.name(), self.mib.value(*c))?;
@@ -226,6 +235,8 @@ mod tests {
         assert!(text.contains(&row("hard IRQ (XDP)", "rx", 12)));
         assert!(text.contains(&row("", "redirect_arp", 1)));
         assert!(text.contains(&row("", "rx_ring_full", 5)));
+        assert!(text.contains(&row("rings (our checks)", "XskRxInvalidAddr", 0)));
+        assert!(text.contains(&row("", "XskInKernelUnderflow", 0)));
         assert!(text.contains(&row("softirq: frames", "XskRxFrames", 12)));
         assert!(text.contains(&row("IP in", "IpInReceives", 11)));
         assert!(text.contains(&row("IP out", "IpOutRequests", 0)));

@@ -38,12 +38,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use xsknet::device::{self, DeviceOptions};
 use xsknet::netdevice::{Desc, DeviceStats, NetDevice};
 use xsknet::umem::{Frame, Umem};
 use xsknet::wire::arp::ArpOperation;
 use xsknet::wire::EthernetAddress;
-use xsknet::xdp::{interface_mac, AttachMode, XdpOptions, XdpProgStats, XdpProgram};
-use xsknet::xsk::{BindMode, XskConfig, XskDevice};
+use xsknet::xdp::{AttachMode, XdpProgStats};
+use xsknet::xsk::{BindMode, XskDevice};
 
 use crate::hist::{IntervalRecorder, Percentiles, RecordedLog};
 use crate::progress::{Progress, ProgressMode, Snapshot};
@@ -538,21 +539,18 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     let flows = make_flows(cfg)?;
     let (tx_frames, rx_frames) = cfg.frame_split()?;
 
-    let mut xdp = XdpProgram::attach(&XdpOptions {
+    let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {
         ifname: cfg.iface.clone(),
+        queue: cfg.queue,
         ipv4_addr: cfg.src,
-        mode: cfg.xdp_mode,
+        xdp_mode: cfg.xdp_mode,
+        bind_mode: cfg.bind_mode,
+        frames: tx_frames + rx_frames,
+        frame_size: FRAME_SIZE,
+        ring_size: cfg.ring_size,
         replace: cfg.replace,
         force: cfg.force,
     })?;
-    let mac = EthernetAddress(interface_mac(&cfg.iface)?);
-    let (umem, pool) = Umem::new(tx_frames + rx_frames, FRAME_SIZE)?;
-    let umem = Arc::new(umem);
-    let mut xcfg = XskConfig::new(&cfg.iface, cfg.queue);
-    xcfg.bind_mode = cfg.bind_mode;
-    xcfg.set_ring_sizes(cfg.ring_size);
-    let dev = XskDevice::open(umem.clone(), &xcfg)?;
-    xdp.register_xsk(cfg.queue, dev.as_fd())?;
     let zero_copy = dev.zero_copy();
 
     let mut frames: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();

@@ -4,7 +4,7 @@
 //! `include/uapi/linux/bpf.h`.
 //!
 //! Each command has its own typed, safe function; the one `unsafe fn`,
-//! [`sys_bpf`], is private and each caller states why its attribute is sound.
+//! `sys_bpf`, is private and each caller states why its attribute is sound.
 #![allow(unsafe_code)] // bpf(2), each call with a SAFETY line
 
 use std::{
