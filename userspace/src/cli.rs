@@ -44,6 +44,19 @@ impl From<BindModeArg> for BindMode {
     }
 }
 
+/// `--replace` and `--force`: what attaching the XDP program may override
+/// (see [`crate::xdp::program::attach_with`]). Flattened into each command that
+/// attaches (`#[command(flatten)]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct AttachArgs {
+    /// Take the place of an XDP program already attached to IFACE.
+    #[arg(long)]
+    pub replace: bool,
+    /// Allow IFACE even if it holds the default route (this can cut the machine off).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// `ADDR/PREFIX`, e.g. `10.77.0.2/24`: a usable unicast address and its prefix.
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.2/24"))?;
@@ -58,6 +71,21 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attach_args_flatten() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            attach: AttachArgs,
+        }
+        let c = Cmd::try_parse_from(["x", "--replace"]).unwrap();
+        assert_eq!(c.attach, AttachArgs { replace: true, force: false });
+        let c = Cmd::try_parse_from(["x", "--force", "--replace"]).unwrap();
+        assert_eq!(c.attach, AttachArgs { replace: true, force: true });
+        assert_eq!(Cmd::try_parse_from(["x"]).unwrap().attach, AttachArgs::default());
+    }
 
     #[test]
     fn cidr() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use xsknet::cli::{parse_cidr, BindModeArg, XdpModeArg};
+use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, XdpModeArg};
 
 use xsknet::device::{self, DeviceOptions};
 use xsknet::netdevice::NetDevice;
@@ -104,12 +104,8 @@ struct ServeArgs {
     /// Stop after SECS seconds (default: until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Take the place of an XDP program already attached to IFACE.
-    #[arg(long)]
-    replace: bool,
-    /// Allow IFACE even if it holds the default route (this can cut the machine off).
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    attach: AttachArgs,
 }
 
 fn main() -> ExitCode {
@@ -174,8 +170,8 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
         frames: args.frames,
         frame_size: args.frame_size,
         ring_size: args.ring_size,
-        replace: args.replace,
-        force: args.force,
+        replace: args.attach.replace,
+        force: args.attach.force,
     })?;
     let zero_copy = dev.zero_copy();
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use xsknet::cli::{parse_cidr, BindModeArg, XdpModeArg};
+use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, XdpModeArg};
 
 use xsknet::wire::EthernetAddress;
 use xsknet::xdp::AttachMode;
@@ -112,12 +112,8 @@ struct Cli {
     /// One-line progress display on stderr (rate, sent, received, elapsed); auto = when stderr is a terminal.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
-    /// Take the place of an XDP program already attached to IFACE.
-    #[arg(long)]
-    replace: bool,
-    /// Allow IFACE even if it holds the default route (this can cut the machine off).
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    attach: AttachArgs,
 }
 
 fn parse_mac(s: &str) -> Result<EthernetAddress, String> {
@@ -152,8 +148,8 @@ impl Cli {
         c.ring_size = self.ring_size;
         c.batch = self.batch;
         c.progress = self.progress;
-        c.replace = self.replace;
-        c.force = self.force;
+        c.replace = self.attach.replace;
+        c.force = self.attach.force;
         c
     }
 }

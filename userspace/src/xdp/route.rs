@@ -61,7 +61,11 @@ pub fn holds_default_route_index(ifindex: u32) -> io::Result<bool> {
 /// # Errors
 /// `NotFound` for an interface that does not exist; the netlink socket's errors.
 pub fn holds_default_route(ifname: &str) -> io::Result<bool> {
-    let ifindex = super::netlink::get_link(ifname).map_err(io::Error::other)?.index;
+    let ifindex = match super::netlink::get_link(ifname) {
+        Ok(link) => link.index,
+        Err(e @ super::XdpError::NoSuchInterface { .. }) => return Err(io::Error::new(io::ErrorKind::NotFound, e)),
+        Err(e) => return Err(io::Error::other(e)),
+    };
     holds_default_route_index(ifindex)
 }
 
