@@ -34,13 +34,15 @@
 //! # Layout
 //!
 //! As in aya: [`program`] is the program and its link (attach, refuse, replace,
-//! detach, the config map, the counters); [`netlink`] the rtnetlink requests;
+//! detach, the config map, the counters); [`object`] the embedded object and
+//! the mirrors of its C header; [`netlink`] the rtnetlink requests;
 //! [`bpf`] the raw `bpf(2)` commands aya lacks; [`route`] the default-route
 //! question. Every system call of the attach path goes through one trait,
 //! [`XdpSys`], so the attach decisions are tested with a fake, without root.
 
 pub mod bpf;
 pub mod netlink;
+pub mod object;
 pub mod program;
 pub mod route;
 pub mod sys;
@@ -50,7 +52,8 @@ use std::{error::Error as StdError, fmt, io, net::Ipv4Addr};
 use aya::{maps::MapError, programs::ProgramError, EbpfError};
 
 pub use netlink::LinkDetails;
-pub use program::{XdpProgStats, XdpProgram, MAX_QUEUES, PROGRAM};
+pub use object::{MAX_QUEUES, PROGRAM};
+pub use program::{XdpProgStats, XdpProgram};
 pub use route::holds_default_route;
 pub use sys::{RealSys, XdpSys};
 

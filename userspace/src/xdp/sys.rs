@@ -11,7 +11,7 @@ use aya::{
     Ebpf,
 };
 
-use super::{bpf, chain, netlink, program, route, AttachMode, LinkDetails, XdpError};
+use super::{bpf, chain, netlink, object, route, AttachMode, LinkDetails, XdpError};
 
 /// Every system interaction [`super::XdpProgram::attach`] makes, in the calling
 /// thread's network namespace.
@@ -107,10 +107,10 @@ impl XdpSys for RealSys {
     }
 
     fn load(&mut self, ipv4_addr: Ipv4Addr) -> Result<Loaded, XdpError> {
-        let mut ebpf = Ebpf::load(program::OBJECT)
+        let mut ebpf = Ebpf::load(object::OBJECT)
             .map_err(|source| XdpError::Load { detail: chain(&source), source: Box::new(source) }.or_not_permitted())?;
-        program::write_config(&mut ebpf, ipv4_addr, 0)?;
-        program::xdp_program(&mut ebpf)?.load().map_err(|source| {
+        object::write_config(&mut ebpf, ipv4_addr, 0)?;
+        object::xdp_program(&mut ebpf)?.load().map_err(|source| {
             // The verifier says EACCES for a program it rejects: that is no
             // permission problem, and its log says so.
             let rejected = matches!(&source, ProgramError::LoadError { verifier_log, .. }
@@ -126,7 +126,7 @@ impl XdpSys for RealSys {
     }
 
     fn attach(&mut self, loaded: &mut Loaded, ifname: &str, ifindex: u32, mode: AttachMode) -> Result<u32, XdpError> {
-        let program = program::xdp_program(&mut loaded.ebpf)?;
+        let program = object::xdp_program(&mut loaded.ebpf)?;
         let xdp_mode = match mode {
             AttachMode::Generic => XdpMode::Skb,
             AttachMode::Driver | AttachMode::Auto => XdpMode::Driver,
@@ -149,7 +149,7 @@ impl XdpSys for RealSys {
 
     fn detach(&mut self, loaded: &mut Loaded) {
         if let Some(link_id) = loaded.link.take() {
-            if let Ok(program) = program::xdp_program(&mut loaded.ebpf) {
+            if let Ok(program) = object::xdp_program(&mut loaded.ebpf) {
                 let _ = program.detach(link_id);
             }
         }
