@@ -11,7 +11,9 @@ use crate::xsk::BindMode;
 pub enum XdpModeArg {
     /// Driver (native) mode, falling back to generic.
     Auto,
+    /// Driver (native) mode only.
     Driver,
+    /// Generic (skb) mode, on any device, slower.
     Generic,
 }
 
@@ -30,7 +32,9 @@ impl From<XdpModeArg> for AttachMode {
 pub enum BindModeArg {
     /// Zero-copy where the driver supports it, else copy.
     Auto,
+    /// Copy mode.
     Copy,
+    /// Zero-copy only: fails where the driver has none.
     Zerocopy,
 }
 

@@ -28,6 +28,7 @@
 //! never touches rings; protocol handlers borrow the parts they need as
 //! arguments.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;

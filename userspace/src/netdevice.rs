@@ -16,9 +16,11 @@ use crate::umem::{Frame, Umem};
 /// A frame on its way in or out: the frame, and where its packet lies in it.
 #[derive(Debug)]
 pub struct Desc {
+    /// The frame.
     pub frame: Frame,
     /// Offset of the packet from the frame base.
     pub offset: u32,
+    /// Length of the packet, bytes.
     pub len: u32,
 }
 
@@ -30,12 +32,15 @@ pub struct Desc {
 pub struct DeviceStats {
     /// Frames dropped by the kernel for reasons other than the two below.
     pub rx_dropped: u64,
+    /// Rx descriptors the kernel found invalid.
     pub rx_invalid_descs: u64,
+    /// Tx descriptors the kernel found invalid (address or length out of the UMEM).
     pub tx_invalid_descs: u64,
     /// Frames dropped because the rx ring was full (we did not keep up).
     pub rx_ring_full: u64,
     /// Frames dropped because the fill ring was empty (no frame to receive into).
     pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the tx ring empty when asked to send.
     pub tx_ring_empty_descs: u64,
     /// Rx descriptors refused because their address lay outside the UMEM or
     /// their data ran past the end of the frame: counted and dropped, never
@@ -51,6 +56,7 @@ pub struct DeviceStats {
     pub xsk_in_kernel_underflow: u64,
 }
 
+/// A device queue as NAPI sees it: batches of descriptors in and out.
 pub trait NetDevice {
     /// Moves up to `budget` received packets into `batch` (appending).
     /// Touches the rx ring's indices once. Every descriptor it appends has
@@ -81,6 +87,7 @@ pub trait NetDevice {
     /// Frames the kernel holds now (fill, rx, tx and completion rings).
     fn frames_in_kernel(&self) -> usize;
 
+    /// The device's own counters.
     fn stats(&self) -> DeviceStats;
 
     /// Kicks the kernel to receive, if the fill ring says it needs it
@@ -123,6 +130,8 @@ struct MemRings {
 }
 
 impl MemDevice {
+    /// A device over `umem` with a fill ring of `fill_size` and an rx ring
+    /// of `rx_size` descriptors.
     pub fn new(umem: Arc<Umem>, fill_size: usize, rx_size: usize) -> MemDevice {
         let rings = MemRings {
             fill_ring: VecDeque::with_capacity(fill_size),
@@ -138,6 +147,7 @@ impl MemDevice {
         MemDevice { wire, fill_size }
     }
 
+    /// The far side, for the test or benchmark that plays the peer.
     pub fn wire(&self) -> MemWire {
         self.wire.clone()
     }
@@ -200,6 +210,7 @@ impl MemWire {
         n
     }
 
+    /// The device's counters, from the wire's side.
     pub fn stats(&self) -> DeviceStats {
         self.rings().stats
     }

@@ -67,16 +67,19 @@ impl SkBuff {
     }
 
     #[inline]
+    /// Length of the data, bytes.
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
     #[inline]
+    /// Whether the data is empty (a zero-length datagram).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     #[inline]
+    /// The control block's address: the source on receive, the destination on send.
     pub fn peer(&self) -> SocketAddrV4 {
         self.peer
     }

@@ -16,13 +16,13 @@ macro_rules! mib {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name {
-            $($(#[$fm])* pub $field: u64,)*
+            $($(#[$fm])* #[doc = concat!("`", stringify!($field), "`, as `nstat` names it.")] pub $field: u64,)*
         }
 
         $(#[$cm])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $counter {
-            $($(#[$fm])* $field,)*
+            $($(#[$fm])* #[doc = concat!("`", stringify!($field), "`.")] $field,)*
         }
 
         impl $counter {

@@ -206,6 +206,7 @@ impl Umem {
         self.frame_size
     }
 
+    /// Frames in the UMEM.
     #[inline]
     pub fn frame_count(&self) -> u32 {
         self.frame_count
@@ -421,6 +422,7 @@ impl FramePool {
         self.shared.len()
     }
 
+    /// Whether the shared list holds no free frame.
     pub fn is_empty(&self) -> bool {
         self.shared.is_empty()
     }

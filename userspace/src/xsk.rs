@@ -59,23 +59,33 @@ impl InKernel {
     }
 }
 
+/// How the socket binds to the queue (`XDP_COPY`, `XDP_ZEROCOPY`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindMode {
     /// Zero-copy if the driver supports it, else copy.
     Auto,
+    /// Copy mode: the kernel copies each frame into the UMEM.
     Copy,
+    /// Zero-copy: the driver DMAs into the UMEM; fails where unsupported.
     ZeroCopy,
 }
 
+/// Where and how to open the socket.
 #[derive(Clone, Debug)]
 pub struct XskConfig {
+    /// The interface.
     pub ifname: String,
+    /// The queue to bind (0 on a veth made without `numrxqueues`).
     pub queue_id: u32,
+    /// Copy, zero-copy, or zero-copy with a fallback.
     pub bind_mode: BindMode,
-    /// Ring sizes (powers of two).
+    /// Rx ring entries (a power of two).
     pub rx_size: u32,
+    /// Tx ring entries (a power of two).
     pub tx_size: u32,
+    /// Fill ring entries (a power of two).
     pub fill_size: u32,
+    /// Completion ring entries (a power of two).
     pub completion_size: u32,
 }
 
@@ -85,6 +95,7 @@ impl XskConfig {
         (self.rx_size, self.tx_size, self.fill_size, self.completion_size) = (size, size, size, size);
     }
 
+    /// Queue `queue_id` of `ifname`, auto bind mode, 2048-entry rings.
     pub fn new(ifname: &str, queue_id: u32) -> XskConfig {
         XskConfig {
             ifname: ifname.to_string(),
@@ -98,20 +109,50 @@ impl XskConfig {
     }
 }
 
+/// Errors of opening an AF_XDP socket. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {
+    /// No interface of that name.
     #[error("interface {ifname} not found (see `ip link`)")]
-    NoSuchInterface { ifname: String },
+    NoSuchInterface {
+        /// The interface.
+        ifname: String,
+    },
+    /// Not root: the operation needs capabilities.
     #[error("creating an AF_XDP socket needs CAP_NET_RAW and CAP_NET_ADMIN: run as root")]
     NotPermitted,
+    /// The interface has no such queue.
     #[error("{ifname} has no queue {queue_id}: a veth has one queue unless created with numrxqueues/numtxqueues")]
-    NoSuchQueue { ifname: String, queue_id: u32 },
+    NoSuchQueue {
+        /// The interface.
+        ifname: String,
+        /// The queue.
+        queue_id: u32,
+    },
+    /// Zero-copy was asked for and the driver has none.
     #[error("{ifname} does not support zero-copy AF_XDP; use --bind-mode auto or copy")]
-    ZeroCopyUnsupported { ifname: String },
+    ZeroCopyUnsupported {
+        /// The interface.
+        ifname: String,
+    },
+    /// Another AF_XDP socket holds the queue.
     #[error("queue {queue_id} of {ifname} is in use by another AF_XDP socket (EBUSY)")]
-    Busy { ifname: String, queue_id: u32 },
+    Busy {
+        /// The interface.
+        ifname: String,
+        /// The queue.
+        queue_id: u32,
+    },
+    /// A system call failed.
     #[error("{call} failed on {ifname}: {io_error}")]
-    Syscall { call: &'static str, ifname: String, io_error: std::io::Error },
+    Syscall {
+        /// The system call or operation that failed.
+        call: &'static str,
+        /// The interface.
+        ifname: String,
+        /// The error the call returned.
+        io_error: std::io::Error,
+    },
 }
 
 /// Takes back the frame holding `addr`, returned on the rx ring (`len` of
@@ -270,6 +311,7 @@ impl XskDevice {
         unsafe { BorrowedFd::borrow_raw(self.rx.as_raw_fd()) }
     }
 
+    /// Whether the socket is bound in zero-copy mode.
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
     }

@@ -253,10 +253,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 /// The fields of an Ethernet/IPv4 ARP packet.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ArpRepr {
+    /// Request or reply (`ar_op`).
     pub operation: ArpOperation,
+    /// Sender hardware address (`ar_sha`).
     pub sender_hw: EthernetAddress,
+    /// Sender protocol address (`ar_sip`).
     pub sender_ip: Ipv4Addr,
+    /// Target hardware address (`ar_tha`).
     pub target_hw: EthernetAddress,
+    /// Target protocol address (`ar_tip`).
     pub target_ip: Ipv4Addr,
 }
 

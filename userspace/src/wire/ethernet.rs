@@ -242,8 +242,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 /// The fields of an Ethernet II header. The payload is [`EthernetFrame::payload`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct EthernetRepr {
+    /// Destination address.
     pub dst: EthernetAddress,
+    /// Source address.
     pub src: EthernetAddress,
+    /// EtherType (`ethertype::IPV4`, `ethertype::ARP`).
     pub ethertype: u16,
 }
 

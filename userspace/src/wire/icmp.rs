@@ -270,7 +270,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
 /// The fields of an ICMP header. The body is [`IcmpPacket::payload`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct IcmpRepr {
+    /// Type (RFC 792; `msg_type::ECHO_REQUEST`, …).
     pub msg_type: u8,
+    /// Code within the type.
     pub code: u8,
     /// Type-specific: identifier and sequence number for echo, unused (0) for destination
     /// unreachable.

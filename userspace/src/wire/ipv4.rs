@@ -452,16 +452,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// path writes them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Ipv4Repr {
+    /// Source address.
     pub src: Ipv4Addr,
+    /// Destination address.
     pub dst: Ipv4Addr,
+    /// Protocol of the payload (`protocol::UDP`, …).
     pub protocol: u8,
     /// Bytes after the header: total length - IHL*4.
     pub payload_len: usize,
+    /// Time to live.
     pub ttl: u8,
     /// DSCP << 2 | ECN.
     pub tos: u8,
+    /// Identification (for reassembly).
     pub ident: u16,
+    /// The DF flag.
     pub dont_fragment: bool,
+    /// The MF flag.
     pub more_fragments: bool,
     /// Fragment offset in 8-byte units.
     pub frag_offset: u16,

@@ -229,7 +229,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 /// The fields of a UDP header. The payload is [`UdpPacket::payload`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct UdpRepr {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
     /// Bytes after the header: UDP length - 8.
     pub payload_len: usize,

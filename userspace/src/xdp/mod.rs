@@ -98,56 +98,101 @@ pub struct XdpOptions {
 /// Errors of the setup path. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
+    /// Not root: the operation needs capabilities.
     #[error("loading an XDP program needs CAP_NET_ADMIN and CAP_BPF: run as root")]
     NotPermitted,
+    /// No interface of that name.
     #[error("interface {ifname} not found (see `ip link`)")]
-    NoSuchInterface { ifname: String },
+    NoSuchInterface {
+        /// The interface.
+        ifname: String,
+    },
+    /// The interface has no Ethernet address.
     #[error("interface {ifname} has no Ethernet address: xsknet needs an Ethernet device")]
-    NotEthernet { ifname: String },
+    NotEthernet {
+        /// The interface.
+        ifname: String,
+    },
+    /// Another XDP program is attached (`--replace` takes its place).
     #[error("an XDP program is already attached to {ifname} (id {id}); pass --replace to take its place")]
-    AlreadyAttached { ifname: String, id: u32 },
+    AlreadyAttached {
+        /// The interface.
+        ifname: String,
+        /// The attached program's id.
+        id: u32,
+    },
+    /// The interface holds this machine's default route (`--force` overrides).
     #[error(
         "{ifname} holds the default route: attaching would cut this machine off; pass --force if you really mean it"
     )]
-    DefaultRoute { ifname: String },
+    DefaultRoute {
+        /// The interface.
+        ifname: String,
+    },
+    /// The embedded object did not load.
     #[error("could not load the XDP object: {detail}")]
     Load {
+        /// What went wrong, with the kernel's own words where it gave some.
         detail: String,
         #[source]
+        /// The underlying error.
         source: Box<EbpfError>,
     },
+    /// The kernel refused the program (the verifier).
     #[error("the kernel refused to load the XDP program {PROGRAM}: {detail}")]
     Program {
+        /// What went wrong, with the kernel's own words where it gave some.
         detail: String,
         #[source]
+        /// The underlying error.
         source: Box<ProgramError>,
     },
+    /// Attaching failed in the given mode.
     #[error("could not attach the XDP program to {ifname} in {mode} mode: {detail}")]
     Attach {
+        /// The interface.
         ifname: String,
+        /// The attach mode tried.
         mode: AttachMode,
+        /// What went wrong, with the kernel's own words where it gave some.
         detail: String,
         #[source]
+        /// The underlying error.
         source: Box<ProgramError>,
     },
+    /// The kernel attached without a bpf_link.
     #[error(
         "the kernel attached the XDP program to {ifname} without a bpf_link (Linux older than 5.9?); \
          xsknet refuses, as such a program would outlive the process and black-hole traffic"
     )]
-    NotALink { ifname: String },
+    NotALink {
+        /// The interface.
+        ifname: String,
+    },
+    /// A map could not be read or written.
     #[error("XDP map {map}: {detail}")]
     Map {
+        /// The map's name.
         map: &'static str,
+        /// What went wrong, with the kernel's own words where it gave some.
         detail: String,
         #[source]
+        /// The underlying error.
         source: Box<MapError>,
     },
+    /// The embedded object lacks a program or map the loader expects.
     #[error("the embedded XDP object has no {name}: rebuild xsknet (xdp-prog/ and src/xdp.rs disagree)")]
-    MissingFromObject { name: &'static str },
+    MissingFromObject {
+        /// What is missing.
+        name: &'static str,
+    },
+    /// A system call failed.
     #[error("{call} failed: {source}")]
     Syscall {
+        /// The system call or operation that failed.
         call: String,
         #[source]
+        /// The underlying error.
         source: io::Error,
     },
 }
