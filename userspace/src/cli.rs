@@ -100,3 +100,30 @@ mod tests {
         assert!(parse_cidr("x/8").unwrap_err().contains("not an IPv4 address"));
     }
 }
+
+/// Parses a duration in seconds (`--duration`, `--stats-interval`): a finite,
+/// non-negative number, at most a year.
+///
+/// # Errors
+/// A message saying what is wrong, for clap to print.
+pub fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=365.0 * 86400.0).contains(&v) {
+        return Err(format!("'{s}': seconds must be a finite number from 0 to 31536000"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod secs_tests {
+    use super::parse_secs;
+
+    #[test]
+    fn seconds_are_finite_and_not_negative() {
+        assert_eq!(parse_secs("1.5"), Ok(1.5));
+        assert_eq!(parse_secs("0"), Ok(0.0));
+        for bad in ["-1", "inf", "NaN", "1e30", "soon"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

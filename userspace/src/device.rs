@@ -67,20 +67,25 @@ pub enum DeviceError {
     Xsk(#[from] XskError),
 }
 
-/// Attaches the program (with the refusals of [`XdpProgram::attach`]), makes the
-/// UMEM, opens the socket and registers it for `opts.queue`.
+/// Checks that the program may be attached (the refusals of
+/// [`XdpProgram::attach`], changing nothing), makes the UMEM, opens and binds
+/// the socket, and only then attaches the program and registers the socket for
+/// `opts.queue`. Binding before attaching matters with `--replace`: when
+/// another instance still holds the queue (`EBUSY`), it is left running with
+/// its program, instead of losing it to a program nobody serves.
 ///
 /// # Errors
 /// [`DeviceError`], from the first step that failed; the steps before it are
-/// undone (the program detaches when dropped).
+/// undone (the socket closes and the program detaches when dropped).
 pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
-    let mut xdp = XdpProgram::attach(&XdpOptions {
+    let xdp_opts = XdpOptions {
         ifname: opts.ifname.clone(),
         ipv4_addr: opts.ipv4_addr,
         mode: opts.xdp_mode,
         replace: opts.replace,
         force: opts.force,
-    })?;
+    };
+    XdpProgram::check(&xdp_opts)?;
     let mac = EthernetAddress(interface_mac(&opts.ifname)?);
     let (umem, pool) = Umem::new(opts.frames, opts.frame_size)?;
     let umem = Arc::new(umem);
@@ -88,6 +93,7 @@ pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
     xcfg.bind_mode = opts.bind_mode;
     xcfg.set_ring_sizes(opts.ring_size);
     let xsk = XskDevice::open(umem.clone(), &xcfg)?;
+    let mut xdp = XdpProgram::attach(&xdp_opts)?;
     xdp.register_xsk(opts.queue, xsk.as_fd())?;
     Ok(Device { xdp, mac, umem, pool, xsk })
 }

@@ -90,13 +90,14 @@ impl FdTable {
     }
 
     /// The read view for other threads, made on first call and kept current
-    /// from then on.
+    /// from then on. It shows only socks that other threads may read
+    /// (made for them: `Sock::shared`); the others stay with the owner.
     pub fn share(&mut self) -> Arc<FdView> {
         if let Some(v) = &self.view {
             return v.clone();
         }
         let view = Arc::new(FdView::default());
-        for (fd, sock) in self.iter() {
+        for (fd, sock) in self.iter().filter(|(_, s)| s.shared()) {
             view.publish(fd.0 as usize, Some(sock.clone()));
         }
         self.view = Some(view.clone());
@@ -119,7 +120,7 @@ impl FdTable {
             self.open_fds.resize(word + 1, 0);
         }
         self.open_fds[word] |= 1 << (fd % 64);
-        if let Some(v) = &self.view {
+        if let Some(v) = self.view.as_ref().filter(|_| sock.shared()) {
             v.publish(fd, Some(sock.clone()));
         }
         self.files[fd] = Some(sock);

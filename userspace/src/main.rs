@@ -76,15 +76,15 @@ struct ServeArgs {
     /// (default: run to completion on one thread).
     #[arg(long)]
     threaded: bool,
-    /// UMEM frames (2 KiB each by default: 8192 is 16 MiB).
-    #[arg(long, default_value_t = 8192)]
+    /// UMEM frames (2 KiB each by default: 8192 is 16 MiB; at most 1048576).
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     frames: u32,
     /// UMEM frame size: 2048 or 4096.
     #[arg(long, default_value_t = 2048)]
     frame_size: u32,
     /// Size of each of the four rings (a power of two). The fill ring is the buffer that
     /// absorbs the loop being descheduled: 4096 frames last 2.8 ms at 1.45 Mpps.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     ring_size: u32,
     /// Receive buffer per socket in bytes (each datagram is charged one frame).
     #[arg(long, default_value_t = xsknet::sock::DEFAULT_RCVBUF)]
@@ -99,10 +99,10 @@ struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     stats_json: Option<PathBuf>,
     /// Print a rate line every SECS seconds (0: off).
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = xsknet::cli::parse_secs)]
     stats_interval: f64,
     /// Stop after SECS seconds (default: until SIGINT/SIGTERM).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = xsknet::cli::parse_secs)]
     duration: Option<f64>,
     #[command(flatten)]
     attach: AttachArgs,
@@ -159,6 +159,13 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     let (addr, prefix_len) = args.ip;
     if !args.ring_size.is_power_of_two() {
         return Err(format!("--ring-size {} is not a power of two", args.ring_size).into());
+    }
+    let route = xsknet::route::Route { addr, prefix_len, gateway: args.gateway };
+    if let Some(gw) = args.gateway.filter(|gw| !route.valid_gateway(*gw)) {
+        return Err(format!(
+            "--gateway {gw} is not a host on {addr}/{prefix_len}: a gateway must be on the subnet (Linux: \"Nexthop has invalid gateway\")"
+        )
+        .into());
     }
     signal::install()?;
     let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {

@@ -74,15 +74,14 @@ impl NetdevQueue {
         &mut self.free
     }
 
-    /// Tops the cache up from the shared list to `want` frames when it has
-    /// fallen below half of that, so the fill ring stays full.
+    /// Tops the cache up from the shared list to `want` frames (what the fill
+    /// ring has room for), so the fill ring stays full without the cache
+    /// holding frames beyond that, which application threads need to send.
     pub(crate) fn top_up(&mut self, want: usize) {
-        if self.free.len() < want / 2 {
-            while self.free.len() < want {
-                match self.pool.get() {
-                    Some(f) => self.free.push(f),
-                    None => break,
-                }
+        while self.free.len() < want {
+            match self.pool.get() {
+                Some(f) => self.free.push(f),
+                None => break,
             }
         }
     }

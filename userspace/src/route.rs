@@ -61,14 +61,27 @@ impl Route {
         }
     }
 
-    /// The subnet's broadcast address.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !self.netmask())
+    /// The subnet's broadcast address; none on a /31 or /32, as Linux sets
+    /// `ifa_broadcast` only below 31 bits (RFC 3021: a /31 is a point-to-point
+    /// link whose two addresses are both hosts).
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
+        (self.prefix_len < 31).then(|| Ipv4Addr::from(u32::from(self.addr) | !self.netmask()))
+    }
+
+    /// Whether `gw` can be a gateway: a unicast address on the subnet, not
+    /// ours (Linux refuses others: "Nexthop has invalid gateway").
+    pub fn valid_gateway(&self, gw: Ipv4Addr) -> bool {
+        self.on_link(gw)
+            && gw != self.addr
+            && Some(gw) != self.broadcast()
+            && !gw.is_broadcast()
+            && !gw.is_multicast()
+            && !gw.is_unspecified()
     }
 
     /// The output route lookup for `dst` (`ip_route_output_key`).
     pub fn output(&self, dst: Ipv4Addr) -> OutRoute {
-        if dst.is_broadcast() || dst == self.broadcast() {
+        if dst.is_broadcast() || Some(dst) == self.broadcast() {
             OutRoute::Broadcast
         } else {
             match self.next_hop(dst) {
@@ -107,7 +120,7 @@ mod tests {
         let c = route(Ipv4Addr::new(10, 1, 2, 3), 24);
         assert!(c.on_link(Ipv4Addr::new(10, 1, 2, 200)));
         assert!(!c.on_link(Ipv4Addr::new(10, 1, 3, 1)));
-        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 1, 2, 255));
+        assert_eq!(c.broadcast(), Some(Ipv4Addr::new(10, 1, 2, 255)));
         let all = route(Ipv4Addr::new(10, 0, 0, 1), 0);
         assert!(all.on_link(Ipv4Addr::new(8, 8, 8, 8)));
     }
@@ -123,6 +136,28 @@ mod tests {
         let gw = Ipv4Addr::new(10, 1, 2, 1);
         r.gateway = Some(gw);
         assert_eq!(r.output(Ipv4Addr::new(8, 8, 8, 8)), OutRoute::Unicast { next_hop: gw });
+    }
+
+    /// RFC 3021, as Linux: a /31 has no broadcast address, so the peer at the
+    /// other end is unicast; on a /32 our own address is not a broadcast.
+    #[test]
+    fn point_to_point_prefixes_have_no_broadcast() {
+        let r = route(Ipv4Addr::new(10, 88, 0, 0), 31);
+        let peer = Ipv4Addr::new(10, 88, 0, 1);
+        assert_eq!(r.broadcast(), None);
+        assert_eq!(r.output(peer), OutRoute::Unicast { next_hop: peer });
+        assert_eq!(r.output(Ipv4Addr::BROADCAST), OutRoute::Broadcast);
+        assert_eq!(route(Ipv4Addr::new(10, 88, 0, 7), 32).broadcast(), None);
+        assert_eq!(route(Ipv4Addr::new(10, 88, 0, 7), 30).broadcast(), Some(Ipv4Addr::new(10, 88, 0, 7)));
+    }
+
+    #[test]
+    fn gateways_must_be_on_the_subnet() {
+        let r = route(Ipv4Addr::new(10, 88, 0, 2), 24);
+        assert!(r.valid_gateway(Ipv4Addr::new(10, 88, 0, 1)));
+        for gw in [Ipv4Addr::new(10, 99, 0, 1), r.addr, Ipv4Addr::new(10, 88, 0, 255), Ipv4Addr::UNSPECIFIED] {
+            assert!(!r.valid_gateway(gw), "{gw}");
+        }
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub(crate) struct SkbQueue {
 }
 
 impl SkbQueue {
+    /// Who may read this queue.
+    pub(crate) fn readers(&self) -> Readers {
+        self.readers
+    }
+
     /// A queue for `cap` buffers (at least one).
     pub(crate) fn new(cap: usize, readers: Readers) -> SkbQueue {
         let cap = cap.max(1);

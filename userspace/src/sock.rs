@@ -324,6 +324,12 @@ impl Sock {
         self.remote.set(addr);
     }
 
+    /// Whether other threads may read this sock (made through a
+    /// `StackHandle`), or only the thread that owns the `Stack`.
+    pub(crate) fn shared(&self) -> bool {
+        self.receive_queue.readers() == Readers::Shared
+    }
+
     /// The UDP part.
     #[inline]
     pub fn udp(&self) -> &UdpSock {

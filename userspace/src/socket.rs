@@ -455,6 +455,9 @@ pub struct StackHandle {
 
 impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     /// Moves `stack` onto a new thread that polls it until [`Self::stop`].
+    /// Descriptors made by [`Stack::socket`] before stay with the loop's
+    /// thread (their queues have that one reader): handles see only the
+    /// sockets they make themselves, and get `EBADF` for the others.
     ///
     /// # Errors
     ///
@@ -560,6 +563,10 @@ impl<D: NetDevice + Send + 'static> Drop for ThreadedStack<D> {
         if let Some(t) = self.thread.take() {
             self.handle.shared.stop.store(true, Ordering::SeqCst);
             let _ = t.join();
+            // As `stop`: readers blocked on a sock see the loop is gone.
+            for s in self.handle.shared.files.socks() {
+                s.mark_closed();
+            }
         }
     }
 }
@@ -889,5 +896,68 @@ mod tests {
         h.close(fd).unwrap();
         let (s, _) = t.stop().unwrap();
         assert_eq!(s.rx_latency().count(), 1);
+    }
+
+    /// A socket made by `Stack::socket` has one reader, the stack's thread:
+    /// application threads must not read it (two of them could own one frame),
+    /// so handles do not see it; the sockets they make are theirs.
+    #[test]
+    fn handles_do_not_see_run_to_completion_sockets() {
+        let (mut s, w) = stack(0);
+        let mine = s.socket(SockType::Dgram).unwrap();
+        s.bind(mine, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        let t = ThreadedStack::spawn(s).unwrap();
+        let h = t.handle();
+        let mut buf = [0u8; 16];
+        assert!(w.inject(&udp_frame(b"ping")));
+        assert_eq!(h.recv_from(mine, &mut buf, Some(Duration::ZERO)), Err(Errno::EBADF));
+        assert_eq!(h.local_addr(mine), Err(Errno::EBADF));
+        let theirs = h.socket(SockType::Dgram).unwrap();
+        assert_ne!(theirs, mine, "the table is one: the number is taken");
+        h.bind(theirs, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8)).unwrap();
+        h.close(mine).unwrap();
+        let (s, _) = t.stop().unwrap();
+        let c = s.frame_census();
+        assert_eq!(c.accounted(), c.total, "{c:?}");
+    }
+
+    /// The loop's frame cache keeps only what the fill ring has room for, so
+    /// application threads find free frames to send with, even when the UMEM
+    /// is only twice the fill ring.
+    #[test]
+    fn threaded_senders_find_free_frames() {
+        let (umem, pool) = Umem::new(128, 2048).unwrap();
+        let umem = Arc::new(umem);
+        let dev = MemDevice::new(umem.clone(), 64, 64);
+        let s = Stack::new(dev, umem, Arc::new(pool), StackConfig::new(OUR_MAC, OUR_IP, 24));
+        let t = ThreadedStack::spawn(s).unwrap();
+        let h = t.handle();
+        let fd = h.socket(SockType::Dgram).unwrap();
+        for _ in 0..3 {
+            h.snapshot().unwrap(); // a round trip: the loop has polled
+        }
+        assert_eq!(h.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)), Ok(5));
+        let snap = h.snapshot().unwrap();
+        assert!(snap.census.free_local <= 4 * 64, "{:?}", snap.census);
+    }
+
+    /// Dropping a `ThreadedStack` without `stop` still wakes a reader blocked
+    /// without a timeout: it sees the loop is gone.
+    #[test]
+    fn dropping_the_threaded_stack_wakes_blocked_readers() {
+        let (s, _w) = stack(0);
+        let t = ThreadedStack::spawn(s).unwrap();
+        let h = t.handle();
+        let fd = h.socket(SockType::Dgram).unwrap();
+        h.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            h.recv_from(fd, &mut buf, None)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        drop(t);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(reader.join().unwrap()));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Err(Errno::EBADF)), "the reader was left asleep");
     }
 }

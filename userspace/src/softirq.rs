@@ -153,7 +153,7 @@ impl<D: NetDevice> Napi<D> {
     /// Keeps the fill ring full: from the local cache first, topped up from
     /// the shared list when the cache runs low.
     fn refill(&mut self) -> usize {
-        self.q.top_up(self.dev.fill_capacity());
+        self.q.top_up(self.dev.fill_room());
         self.dev.fill(self.q.cache())
     }
 
@@ -222,7 +222,7 @@ impl<D: NetDevice> Napi<D> {
         if self.housekeeping_at.is_none_or(|t| t <= now) {
             self.housekeeping_at = Some(now + HOUSEKEEPING_INTERVAL);
             // Keep the loop's cache from hoarding frames other threads need.
-            self.q.trim(self.dev.fill_capacity() + 4 * self.weight);
+            self.q.trim(4 * self.weight);
         }
 
         let r = PollResult { rx, tx, completed };

@@ -13,7 +13,7 @@ use std::{fmt, net::Ipv4Addr, os::fd::BorrowedFd};
 use aya::maps::{PerCpuArray, XskMap};
 
 use super::object::{write_config, XsknetStat, STATS_MAP, XSKNET_F_DROP, XSKS_MAP};
-use super::{sys::Loaded, AttachMode, RealSys, XdpError, XdpOptions, XdpState, XdpSys};
+use super::{sys::Loaded, AttachMode, LinkDetails, RealSys, XdpError, XdpOptions, XdpState, XdpSys};
 
 /// The hard-IRQ stage's counters, summed over CPUs. Every frame counted in `rx`
 /// is counted in exactly one of the others.
@@ -74,6 +74,34 @@ pub struct Attached<L> {
     pub program_id: u32,
 }
 
+/// Steps 1–3 of [`attach_with`], which change nothing: whether an attach
+/// with `opts` would be refused. Returns the link and its current XDP state.
+///
+/// # Errors
+/// [`XdpError::NoSuchInterface`], [`XdpError::DefaultRoute`],
+/// [`XdpError::AlreadyAttached`], or the system's own failures.
+pub fn check_with<S: XdpSys>(sys: &mut S, opts: &XdpOptions) -> Result<(LinkDetails, XdpState), XdpError> {
+    let ifname = opts.ifname.as_str();
+    let link = sys.get_link(ifname)?;
+
+    if !opts.force {
+        let holds = sys
+            .holds_default_route(link.index)
+            .map_err(|e| XdpError::syscall("reading the routes (RTM_GETROUTE)", e))?;
+        if holds {
+            return Err(XdpError::DefaultRoute { ifname: ifname.to_owned() });
+        }
+    }
+
+    let current = link.xdp;
+    if let Some(id) = current.any_prog_id() {
+        if !opts.replace {
+            return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), id });
+        }
+    }
+    Ok((link, current))
+}
+
 /// The attach decisions, against any [`XdpSys`]: in this order,
 ///
 /// 1. the interface must exist ([`XdpError::NoSuchInterface`]);
@@ -94,23 +122,7 @@ pub struct Attached<L> {
 /// become [`XdpError::NotPermitted`] ("run as root").
 pub fn attach_with<S: XdpSys>(sys: &mut S, opts: &XdpOptions) -> Result<Attached<S::Loaded>, XdpError> {
     let ifname = opts.ifname.as_str();
-    let link = sys.get_link(ifname)?;
-
-    if !opts.force {
-        let holds = sys
-            .holds_default_route(link.index)
-            .map_err(|e| XdpError::syscall("reading the routes (RTM_GETROUTE)", e))?;
-        if holds {
-            return Err(XdpError::DefaultRoute { ifname: ifname.to_owned() });
-        }
-    }
-
-    let current = link.xdp;
-    if let Some(id) = current.any_prog_id() {
-        if !opts.replace {
-            return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), id });
-        }
-    }
+    let (link, current) = check_with(sys, opts)?;
 
     let mut loaded = sys.load(opts.ipv4_addr)?;
 
@@ -173,6 +185,16 @@ fn detach_existing<S: XdpSys>(sys: &mut S, ifname: &str, ifindex: u32, current: 
 }
 
 impl XdpProgram {
+    /// Whether [`XdpProgram::attach`] with `opts` would be refused, without
+    /// changing anything (so that a caller can open its socket first, and
+    /// leave a running instance alone when that fails).
+    ///
+    /// # Errors
+    /// As the refusals of [`XdpProgram::attach`].
+    pub fn check(opts: &XdpOptions) -> Result<(), XdpError> {
+        check_with(&mut RealSys, opts).map(|_| ())
+    }
+
     /// Checks, loads and attaches the program ([`attach_with`] on the real system).
     ///
     /// # Errors
