@@ -291,3 +291,28 @@ fn default_route_interface_refused_without_force() {
     let f = x.stop();
     f.assert_clean_exit();
 }
+
+/// `--replace` while another instance still holds the queue: the AF_XDP bind
+/// fails (EBUSY) before anything is attached, so the first instance keeps its
+/// program and keeps serving.
+#[test]
+fn replace_while_the_queue_is_held_leaves_the_first_instance_serving() {
+    if !testing::require_root("replace_while_the_queue_is_held_leaves_the_first_instance_serving") {
+        return;
+    }
+    let pair = pair();
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &[]);
+    warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(5));
+
+    let ip = format!("{SERVER_ADDR}/{PREFIX}");
+    let args = [BIN, "echo", "--iface", pair.ifname(), "--ip", &ip, "--port", "7", "--duration", "2", "--replace"];
+    let out = run_in(pair.ns(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second xsknet took the queue: {out:?}");
+    assert!(stderr.contains("in use by another AF_XDP socket"), "{stderr}");
+
+    let (_, received) = ping(pair.peer_ns(), SERVER_ADDR, 3, "0.2", "1");
+    assert_eq!(received, 3, "the first instance lost its program");
+    let f = x.stop();
+    f.assert_clean_exit();
+}
