@@ -10,7 +10,7 @@ use core::fmt;
 use std::net::Ipv4Addr;
 
 use super::checksum;
-use super::ipv4::MIN_HEADER_LEN as IPV4_MIN_HEADER_LEN;
+use super::ipv4::{Ipv4Packet, MIN_HEADER_LEN as IPV4_MIN_HEADER_LEN};
 
 /// Length of the ICMP header: type, code, checksum and four type-specific bytes.
 pub const HEADER_LEN: usize = 8;
@@ -382,41 +382,41 @@ impl<T: AsRef<[u8]>> IcmpQuote<T> {
         }
     }
 
+    /// The quoted IPv4 header, as [`Ipv4Packet`] reads it: only its fixed
+    /// fields, which `new_checked` made sure are there.
     #[inline]
-    fn fixed(&self) -> &[u8; IPV4_MIN_HEADER_LEN] {
-        self.buffer.as_ref().first_chunk::<IPV4_MIN_HEADER_LEN>().expect("checked in new_checked")
+    fn ip(&self) -> Ipv4Packet<&[u8]> {
+        Ipv4Packet::new_unchecked(self.buffer.as_ref())
     }
 
     /// The quoted header's version field.
     #[inline]
     pub fn version(&self) -> u8 {
-        self.fixed()[0] >> 4
+        self.ip().version()
     }
 
     /// The quoted header's length in bytes (IHL * 4, at least 20).
     #[inline]
     pub fn header_len(&self) -> usize {
-        usize::from(self.fixed()[0] & 0x0F) * 4
+        self.ip().header_len()
     }
 
     /// The quoted datagram's protocol.
     #[inline]
     pub fn protocol(&self) -> u8 {
-        self.fixed()[9]
+        self.ip().protocol()
     }
 
     /// The quoted datagram's source address (ours, if we sent it).
     #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
-        let h = self.fixed();
-        Ipv4Addr::new(h[12], h[13], h[14], h[15])
+        self.ip().src_addr()
     }
 
     /// The quoted datagram's destination address.
     #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let h = self.fixed();
-        Ipv4Addr::new(h[16], h[17], h[18], h[19])
+        self.ip().dst_addr()
     }
 
     /// Up to the first 8 bytes of the quoted transport header (fewer if the quote is cut).
