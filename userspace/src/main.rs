@@ -160,10 +160,19 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     if !args.ring_size.is_power_of_two() {
         return Err(format!("--ring-size {} is not a power of two", args.ring_size).into());
     }
+    if args.frames <= args.ring_size {
+        return Err(format!(
+            "--frames {} must be more than --ring-size {}: the fill ring holds that many frames, and replies need \
+             frames of their own",
+            args.frames, args.ring_size
+        )
+        .into());
+    }
     let route = xsknet::route::Route { addr, prefix_len, gateway: args.gateway };
     if let Some(gw) = args.gateway.filter(|gw| !route.valid_gateway(*gw)) {
+        let why = if gw == addr { "it is xsknet's own address" } else { "a gateway must be a host on the subnet" };
         return Err(format!(
-            "--gateway {gw} is not a host on {addr}/{prefix_len}: a gateway must be on the subnet (Linux: \"Nexthop has invalid gateway\")"
+            "--gateway {gw} cannot be the gateway of {addr}/{prefix_len}: {why} (Linux: \"Nexthop has invalid gateway\")"
         )
         .into());
     }
