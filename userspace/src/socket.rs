@@ -545,29 +545,29 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     ///
     /// The panic of the loop thread, if it panicked.
     pub fn stop(mut self) -> std::thread::Result<(Stack<D>, LoopStats)> {
-        self.handle.shared.stop.store(true, Ordering::SeqCst);
-        let r = self.thread.take().expect("joined once").join().map(|(mut stack, stats)| {
+        let joined = self.join().expect("the loop is joined once");
+        joined.map(|(mut stack, stats)| {
             stack.rx_latency.merge(&self.handle.shared.rx_latency.snapshot());
             (stack, stats)
-        });
-        // Wake anyone still blocked so they see the loop is gone.
+        })
+    }
+
+    /// Stops the loop thread and waits for it (if it still runs), then wakes
+    /// every reader still blocked on a sock, so it sees the loop is gone.
+    fn join(&mut self) -> Option<std::thread::Result<(Stack<D>, LoopStats)>> {
+        let t = self.thread.take()?;
+        self.handle.shared.stop.store(true, Ordering::SeqCst);
+        let r = t.join();
         for s in self.handle.shared.files.socks() {
             s.mark_closed();
         }
-        r
+        Some(r)
     }
 }
 
 impl<D: NetDevice + Send + 'static> Drop for ThreadedStack<D> {
     fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.handle.shared.stop.store(true, Ordering::SeqCst);
-            let _ = t.join();
-            // As `stop`: readers blocked on a sock see the loop is gone.
-            for s in self.handle.shared.files.socks() {
-                s.mark_closed();
-            }
-        }
+        let _ = self.join();
     }
 }
 
