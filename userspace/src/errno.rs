@@ -39,6 +39,19 @@ impl Errno {
     /// Connection timed out.
     pub const ETIMEDOUT: Errno = Errno(libc::ETIMEDOUT);
 
+    /// A non-blocking connect() has started: poll for POLLOUT.
+    pub const EINPROGRESS: Errno = Errno(libc::EINPROGRESS);
+    /// connect() while a connect is under way.
+    pub const EALREADY: Errno = Errno(libc::EALREADY);
+    /// connect() on a connected socket.
+    pub const EISCONN: Errno = Errno(libc::EISCONN);
+    /// The peer reset the connection.
+    pub const ECONNRESET: Errno = Errno(libc::ECONNRESET);
+    /// Send on a stream whose sending side is shut down, or never connected.
+    pub const EPIPE: Errno = Errno(libc::EPIPE);
+    /// The call does not apply to this socket type (listen on a datagram socket).
+    pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+
     /// The symbolic name, as in `errno.h`.
     pub fn name(self) -> &'static str {
         match self.0 {
@@ -57,6 +70,12 @@ impl Errno {
             libc::ENOTCONN => "ENOTCONN",
             libc::ESHUTDOWN => "ESHUTDOWN",
             libc::ETIMEDOUT => "ETIMEDOUT",
+            libc::EINPROGRESS => "EINPROGRESS",
+            libc::EALREADY => "EALREADY",
+            libc::EISCONN => "EISCONN",
+            libc::ECONNRESET => "ECONNRESET",
+            libc::EPIPE => "EPIPE",
+            libc::EOPNOTSUPP => "EOPNOTSUPP",
             _ => "E?",
         }
     }
@@ -81,6 +100,12 @@ impl fmt::Display for Errno {
             libc::ENOTCONN => "Transport endpoint is not connected",
             libc::ESHUTDOWN => "Cannot send after transport endpoint shutdown",
             libc::ETIMEDOUT => "Connection timed out",
+            libc::EINPROGRESS => "Operation now in progress",
+            libc::EALREADY => "Operation already in progress",
+            libc::EISCONN => "Transport endpoint is already connected",
+            libc::ECONNRESET => "Connection reset by peer",
+            libc::EPIPE => "Broken pipe",
+            libc::EOPNOTSUPP => "Operation not supported",
             _ => return write!(f, "errno {}", self.0),
         };
         f.write_str(text)
@@ -101,7 +126,19 @@ mod tests {
 
     #[test]
     fn texts_match_the_c_library() {
-        for e in [Errno::EMFILE, Errno::EBADF, Errno::EADDRINUSE, Errno::EAGAIN, Errno::ECONNREFUSED] {
+        for e in [
+            Errno::EMFILE,
+            Errno::EBADF,
+            Errno::EADDRINUSE,
+            Errno::EAGAIN,
+            Errno::ECONNREFUSED,
+            Errno::EINPROGRESS,
+            Errno::EALREADY,
+            Errno::EISCONN,
+            Errno::ECONNRESET,
+            Errno::EPIPE,
+            Errno::EOPNOTSUPP,
+        ] {
             let libc_text = std::io::Error::from_raw_os_error(e.0).to_string();
             assert!(libc_text.starts_with(&e.to_string()), "{libc_text} vs {e}");
         }

@@ -103,6 +103,35 @@ impl InetHashTables {
         Ok(())
     }
 
+    /// Binds `sock` to a free ephemeral port for `protocol` on `ip`, skipping
+    /// ports for which `taken` says yes (TCP: the 4-tuple with the peer is
+    /// in use, TIME-WAIT included, as `__inet_hash_connect` checks); returns
+    /// the port.
+    ///
+    /// # Errors
+    ///
+    /// `EADDRINUSE` when no port in the range is free.
+    pub fn hash_connect(
+        &mut self,
+        sock: &Arc<Sock>,
+        protocol: u8,
+        ip: Ipv4Addr,
+        taken: impl Fn(u16) -> bool,
+    ) -> Result<u16, Errno> {
+        let (low, high) = (*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end());
+        for _ in EPHEMERAL_PORTS {
+            let port = self.next_ephemeral.clamp(low, high);
+            self.next_ephemeral = if port >= high { low } else { port + 1 };
+            let key = DemuxKey { protocol, port };
+            if !self.bound.contains_key(&key) && !taken(port) {
+                sock.set_local(SocketAddrV4::new(ip, port));
+                self.bound.insert(key, sock.clone());
+                return Ok(port);
+            }
+        }
+        Err(Errno::EADDRINUSE)
+    }
+
     /// Removes `sock` from the table, if it is the one bound to its port.
     pub fn unhash(&mut self, sock: &Arc<Sock>, protocol: u8) {
         if let Some(local) = sock.local() {

@@ -10,9 +10,9 @@
 //! | the device queue | [`xsk`], [`netdevice`] | the AF_XDP socket and its four rings; the device trait and the in-memory device |
 //! | softirq: the NAPI poll | [`softirq`] | the poller: device, frame cache ([`netdev_queue`]), rx batch |
 //! | protocol state | [`net`] | addresses ([`route`]), neighbours ([`neighbour`]), counters ([`snmp`]), ICMP limits ([`ratelimit`]) |
-//! | protocol handlers | [`ipv4`] (over [`wire`]) | IP in and out, UDP, ICMP, ARP; `udp_prot` ([`proto`]) |
+//! | protocol handlers | [`ipv4`] (over [`wire`]) | IP in and out, UDP, TCP, ICMP, ARP; `udp_prot`, `tcp_prot` ([`proto`]) |
 //! | socket tables | [`inet_hashtables`] | socks by what packets are addressed to |
-//! | `sk_buff`, sock and its queues | [`skbuff`], [`sock`] | a frame with offsets; receive and write queues, wait queue |
+//! | `sk_buff`, sock and its queues | [`skbuff`], [`sock`], [`stream`] | a frame with offsets; receive and write queues, wait queue; a TCP sock's byte buffers and state word |
 //! | fd table | [`fdtable`] | descriptors, lowest free first |
 //! | socket API | [`socket`] | the calls, run to completion or threaded |
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
@@ -53,6 +53,7 @@ pub mod sock;
 pub mod socket;
 pub mod softirq;
 pub mod stack;
+pub mod stream;
 pub mod timer;
 pub mod umem;
 pub mod wire;
@@ -66,5 +67,7 @@ pub mod testing;
 pub use errno::Errno;
 pub use fdtable::Fd;
 pub use sock::SockType;
-pub use socket::{PollFd, StackHandle, ThreadedStack};
+pub use ipv4::tcp::prot::Shutdown;
+pub use socket::{PollFd, SockOpt, StackHandle, TcpInfo, ThreadedStack};
+pub use stream::TcpState;
 pub use stack::{Stack, StackConfig};

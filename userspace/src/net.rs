@@ -1,6 +1,6 @@
 //! The protocol state of one stack (`struct net`): our link-layer and IP
 //! addresses and routes, the neighbour table, the MIB counters, the ICMP rate
-//! limits, the IP identifier and the rx-stamp sampler.
+//! limits, the IP identifier, the rx-stamp sampler and TCP's connections.
 //!
 //! The protocol handlers (`crate::ipv4`) borrow it mutably for one packet,
 //! together with the socket tables they look socks up in and the device
@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use crate::ipv4::tcp::table::TcpTable;
 use crate::neighbour::NeighTable;
 use crate::netdevice::Desc;
 use crate::ratelimit::IcmpRateLimit;
@@ -74,6 +75,9 @@ pub struct Net {
     pub rx_woken: Vec<crate::inet_hashtables::DemuxKey>,
     /// Which datagrams get an rx stamp.
     pub rx_sampler: RxSampler,
+    /// TCP's tables, control blocks and timers (`net->ipv4.tcp_death_row`,
+    /// the `inet_hashinfo` behind it).
+    pub tcp: TcpTable,
     ip_ident: u16,
 }
 
@@ -91,6 +95,7 @@ impl Net {
             icmp_ratelimit: IcmpRateLimit::from_sysctls(),
             rx_woken: Vec::with_capacity(batch),
             rx_sampler: RxSampler::new(rx_latency_sample),
+            tcp: TcpTable::new(Instant::now()),
             ip_ident: 1,
         }
     }
@@ -105,7 +110,10 @@ impl Net {
 
     /// When the protocol timers need to run next, if any is armed.
     pub fn next_timer(&self) -> Option<Instant> {
-        self.neigh.next_deadline()
+        match (self.neigh.next_deadline(), self.tcp.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

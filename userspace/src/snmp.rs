@@ -126,6 +126,77 @@ mib! {
         UdpRcvbufErrors => "socket receive buffer full",
         UdpSndbufErrors,
         UdpInCsumErrors => "bad UDP checksum",
+        // TCP (net/ipv4/tcp*.c; meanings in Documentation/networking/snmp_counter.rst)
+        /// A SYN sent from CLOSED (`connect()`).
+        TcpActiveOpens,
+        /// A child socket made from a completed handshake (`tcp_create_openreq_child`), not per SYN.
+        TcpPassiveOpens,
+        /// SYN-SENT or SYN-RECV went to CLOSED (refused, timed out, reset).
+        TcpAttemptFails,
+        /// ESTABLISHED or CLOSE-WAIT went straight to CLOSED (a reset, in or out, or an abort).
+        TcpEstabResets,
+        /// A gauge: sockets in ESTABLISHED or CLOSE-WAIT now.
+        TcpCurrEstab,
+        /// Every segment received, bad ones included.
+        TcpInSegs,
+        /// Segments sent, pure ACKs and RSTs included, retransmissions not.
+        TcpOutSegs,
+        /// Segments retransmitted (data, SYN, SYN-ACK, FIN).
+        TcpRetransSegs,
+        /// Segments dropped as bad: header too short, bad checksum, SYN on a synchronized connection.
+        TcpInErrs => "bad TCP segment (header, checksum, SYN in a connection)",
+        TcpOutRsts,
+        TcpInCsumErrors => "bad TCP checksum",
+        /// A SYN or final ACK found the listener's accept queue full.
+        TcpExtListenOverflows => "listener's accept queue full",
+        /// Every SYN or final ACK a listener dropped (overflows included).
+        TcpExtListenDrops,
+        /// A SYN dropped because the listener's SYN queue was full (no SYN cookies).
+        TcpExtTCPReqQFullDrop => "listener's SYN queue full",
+        /// A request sock reset by the peer (RST or SYN in SYN-RECV).
+        TcpExtEmbryonicRsts,
+        TcpExtTCPChallengeACK,
+        TcpExtTCPSYNChallenge,
+        /// A challenge or duplicate ACK not sent: one per 500 ms per socket (`tcp_invalid_ratelimit`).
+        TcpExtTCPACKSkippedChallenge,
+        /// Delayed-ACK timers that sent an ACK.
+        TcpExtDelayedACKs,
+        /// A segment entirely old (already received): our ACK was lost or late.
+        TcpExtDelayedACKLost,
+        TcpExtTCPPureAcks,
+        /// Out-of-order segments queued.
+        TcpExtTCPOFOQueue,
+        /// Out-of-order segments dropped (no room).
+        TcpExtTCPOFODrop => "out-of-order segment dropped (no room)",
+        TcpExtTCPOFOMerge,
+        /// In-order data dropped: the receive window was zero.
+        TcpExtTCPZeroWindowDrop => "data beyond a zero receive window",
+        /// In-order data dropped for want of receive buffer.
+        TcpExtTCPRcvQDrop => "receive buffer full",
+        /// Retransmission timeouts.
+        TcpExtTCPTimeouts,
+        /// SYN and SYN-ACK retransmissions.
+        TcpExtTCPSynRetrans,
+        /// Retransmissions in fast recovery.
+        TcpExtTCPFastRetrans,
+        /// Retransmissions after a timeout.
+        TcpExtTCPSlowStartRetrans,
+        /// Fast recoveries entered (no SACK: NewReno).
+        TcpExtTCPRenoRecovery,
+        TcpExtTCPLossUndo,
+        TcpExtTCPAbortOnData,
+        TcpExtTCPAbortOnClose,
+        TcpExtTCPAbortOnTimeout,
+        TcpExtTCPAbortOnLinger,
+        /// TIME-WAIT (and orphaned FIN-WAIT-2) sockets whose timer ran out.
+        TcpExtTW,
+        TcpExtTCPToZeroWindowAdv,
+        TcpExtTCPFromZeroWindowAdv,
+        TcpExtTCPWantZeroWindowAdv,
+        /// Segments sent that carry new data.
+        TcpExtTCPOrigDataSent,
+        /// Zero-window probes sent.
+        TcpExtTCPWinProbe,
         // Our own stages.
         /// Frames taken from the rx ring.
         XskRxFrames,
@@ -168,7 +239,7 @@ mod tests {
         assert_eq!(m.get("UdpNoPorts"), Some(3));
         assert_eq!(m.get("NoSuchCounter"), None);
         assert!(m.iter().any(|(n, _)| n == "IpExtInCsumErrors"));
-        assert!(m.iter().all(|(n, _)| ["Ip", "Icmp", "Udp", "Xsk"].iter().any(|p| n.starts_with(p))));
+        assert!(m.iter().all(|(n, _)| ["Ip", "Icmp", "Udp", "Tcp", "Xsk"].iter().any(|p| n.starts_with(p))));
     }
 
     #[test]
@@ -184,6 +255,6 @@ mod tests {
         assert_eq!(names, iter_names);
         assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 23);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 30);
     }
 }

@@ -27,8 +27,8 @@
 //! is in its operations table (`crate::proto::Proto`).
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
 
@@ -36,6 +36,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
 use crate::skbuff::{Readers, SkBuff, SkbQueue};
+use crate::stream::{StreamSock, TcpState};
 
 /// Linux's default `net.core.rmem_default`, in bytes.
 pub const DEFAULT_RCVBUF: usize = 212_992;
@@ -47,6 +48,8 @@ pub const DEFAULT_SNDBUF: usize = 212_992;
 pub enum SockType {
     /// SOCK_DGRAM over IPv4: UDP.
     Dgram,
+    /// SOCK_STREAM over IPv4: TCP.
+    Stream,
 }
 
 impl SockType {
@@ -55,6 +58,7 @@ impl SockType {
     pub fn protocol(self) -> u8 {
         match self {
             SockType::Dgram => crate::wire::ipv4::protocol::UDP,
+            SockType::Stream => crate::wire::ipv4::protocol::TCP,
         }
     }
 }
@@ -84,10 +88,103 @@ impl AtomicSockAddr {
 }
 
 /// The protocol's own part of a sock.
+// The TCP part is the larger by far; boxing it would add a pointer chase to
+// every stream call for no saving (socks are few and already behind an Arc).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ProtoSock {
     /// `struct udp_sock`.
     Udp(UdpSock),
+    /// The part of `struct tcp_sock` the application shares with the loop;
+    /// the rest (sequence numbers, timers) is the loop's own control block.
+    Tcp(TcpSock),
+}
+
+/// Linux's `net.core.somaxconn`: the cap on a listener's backlog.
+pub const SOMAXCONN: usize = 4096;
+
+/// Linux's `net.ipv4.tcp_rmem[1]`: a TCP socket's receive buffer, bytes.
+pub const TCP_RMEM_DEFAULT: usize = 131_072;
+
+/// A TCP socket's send buffer, bytes. Linux starts at `tcp_wmem[1]` (16 KiB)
+/// and grows it with the congestion window up to `tcp_wmem[2]` (4 MiB);
+/// xsknet does not autotune yet and starts where a bulk sender's ends up.
+pub const TCP_WMEM_DEFAULT: usize = 262_144;
+
+/// What a TCP sock shares between the application and the loop.
+pub struct TcpSock {
+    /// State word and byte buffers.
+    pub stream: StreamSock,
+    /// The accept queue of a listener (`icsk_accept_queue`): children whose
+    /// handshake is complete, oldest first. Made by the first `listen()`
+    /// with room for `SOMAXCONN + 1`; the backlog bound is `max_backlog`.
+    accept_queue: OnceLock<ArrayQueue<Arc<Sock>>>,
+    /// `sk_max_ack_backlog`: `min(backlog, SOMAXCONN)`.
+    pub(crate) max_backlog: AtomicUsize,
+    /// The loop's control block for this sock (`u32::MAX`: none).
+    pub(crate) cb: AtomicU32,
+    /// `TCP_NODELAY`: no Nagle.
+    pub nodelay: AtomicBool,
+    /// `SO_LINGER` with a zero timeout: `close()` resets.
+    pub linger_zero: AtomicBool,
+    /// `SO_REUSEADDR`.
+    pub reuseaddr: AtomicBool,
+    /// `SO_RCVBUF` (bytes of the receive buffer a connection gets).
+    pub rcvbuf: AtomicUsize,
+    /// `SO_SNDBUF` (bytes of the send buffer a connection gets).
+    pub sndbuf: AtomicUsize,
+    /// `SO_RCVLOWAT`: a reader is woken once this many bytes wait (1).
+    pub rcvlowat: AtomicUsize,
+}
+
+impl Default for TcpSock {
+    fn default() -> Self {
+        TcpSock {
+            stream: StreamSock::default(),
+            accept_queue: OnceLock::new(),
+            max_backlog: AtomicUsize::new(0),
+            cb: AtomicU32::new(u32::MAX),
+            nodelay: AtomicBool::new(false),
+            linger_zero: AtomicBool::new(false),
+            reuseaddr: AtomicBool::new(false),
+            rcvbuf: AtomicUsize::new(TCP_RMEM_DEFAULT),
+            sndbuf: AtomicUsize::new(TCP_WMEM_DEFAULT),
+            rcvlowat: AtomicUsize::new(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for TcpSock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpSock")
+            .field("state", &self.stream.state())
+            .field("cb", &self.cb())
+            .field("accept_backlog", &self.accept_backlog())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpSock {
+    /// The accept queue, made on first use.
+    pub(crate) fn accept_queue(&self) -> &ArrayQueue<Arc<Sock>> {
+        self.accept_queue.get_or_init(|| ArrayQueue::new(SOMAXCONN + 1))
+    }
+
+    /// Children waiting to be accepted (`sk_ack_backlog`).
+    pub fn accept_backlog(&self) -> usize {
+        self.accept_queue.get().map_or(0, |q| q.len())
+    }
+
+    /// `sk_acceptq_is_full`: more than the backlog wait.
+    pub(crate) fn acceptq_is_full(&self) -> bool {
+        self.accept_backlog() > self.max_backlog.load(Ordering::Relaxed)
+    }
+
+    /// The loop's control block index, if the sock has one.
+    pub(crate) fn cb(&self) -> Option<u32> {
+        let v = self.cb.load(Ordering::Acquire);
+        (v != u32::MAX).then_some(v)
+    }
 }
 
 /// What a UDP sock keeps beyond the common part.
@@ -274,7 +371,12 @@ impl Sock {
         truesize: usize,
         readers: Readers,
     ) -> Sock {
-        let (rcv_slots, snd_slots) = (rcvbuf / truesize, sndbuf / truesize);
+        // A stream keeps its data in byte buffers (`crate::stream`), not in
+        // frames: its frame queues stay empty.
+        let (rcv_slots, snd_slots) = match sock_type {
+            SockType::Dgram => (rcvbuf / truesize, sndbuf / truesize),
+            SockType::Stream => (0, 0),
+        };
         Sock {
             sock_type,
             protocol: sock_type.protocol(),
@@ -297,6 +399,7 @@ impl Sock {
             wq: WaitQueue::default(),
             proto: match sock_type {
                 SockType::Dgram => ProtoSock::Udp(UdpSock::default()),
+                SockType::Stream => ProtoSock::Tcp(TcpSock::default()),
             },
         }
     }
@@ -330,11 +433,26 @@ impl Sock {
         self.receive_queue.readers() == Readers::Shared
     }
 
-    /// The UDP part.
+    /// Who reads this sock: its children (accepted connections) read the same way.
+    pub(crate) fn readers(&self) -> Readers {
+        self.receive_queue.readers()
+    }
+
+    /// The UDP part, for a datagram sock.
     #[inline]
-    pub fn udp(&self) -> &UdpSock {
+    pub fn udp(&self) -> Option<&UdpSock> {
         match &self.proto {
-            ProtoSock::Udp(u) => u,
+            ProtoSock::Udp(u) => Some(u),
+            ProtoSock::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP part, for a stream sock.
+    #[inline]
+    pub fn tcp(&self) -> Option<&TcpSock> {
+        match &self.proto {
+            ProtoSock::Tcp(t) => Some(t),
+            ProtoSock::Udp(_) => None,
         }
     }
 
@@ -384,14 +502,54 @@ impl Sock {
         self.write_queue.pop()
     }
 
-    /// Whether a read would not block (`POLLIN`): data, an error, or closed.
+    /// Whether a read would not block (`POLLIN`): data, an error, or closed;
+    /// for a stream also the peer's FIN, and for a listener a child to accept.
     pub fn readable(&self) -> bool {
-        !self.receive_queue.is_empty() || self.err.load(Ordering::Relaxed) != 0 || self.is_closed()
+        if self.err.load(Ordering::Relaxed) != 0 || self.is_closed() {
+            return true;
+        }
+        match &self.proto {
+            ProtoSock::Udp(_) => !self.receive_queue.is_empty(),
+            ProtoSock::Tcp(t) => {
+                let s = &t.stream;
+                if s.state() == TcpState::Listen {
+                    return t.accept_backlog() > 0;
+                }
+                s.rcv_queued() >= t.rcvlowat.load(Ordering::Relaxed).max(1)
+                    || s.fin_rcvd.load(Ordering::Acquire)
+                    || s.rd_shut.load(Ordering::Acquire)
+                    || (s.rcv_queued() > 0 && s.state() != TcpState::Established)
+            }
+        }
     }
 
-    /// Whether a send would not block (`POLLOUT`).
+    /// Whether a send would not block (`POLLOUT`): for a stream, connected
+    /// with room in the send buffer (`sk_stream_is_writeable`).
     pub fn writable(&self) -> bool {
-        self.sndbuf_has_room()
+        match &self.proto {
+            ProtoSock::Udp(_) => self.sndbuf_has_room(),
+            ProtoSock::Tcp(t) => {
+                matches!(t.stream.state(), TcpState::Established | TcpState::CloseWait) && t.stream.writeable()
+            }
+        }
+    }
+
+    /// Whether the connection is over in both directions (`POLLHUP`, as
+    /// `tcp_poll` reports it: both shut down, or closed after a connection).
+    pub fn hung_up(&self) -> bool {
+        match &self.proto {
+            ProtoSock::Udp(_) => false,
+            ProtoSock::Tcp(t) => {
+                let s = &t.stream;
+                let both = s.fin_rcvd.load(Ordering::Acquire) && s.wr_shut.load(Ordering::Acquire);
+                both || (s.state() == TcpState::Close && t.cb().is_none() && s.rcv_capacity() > 0)
+            }
+        }
+    }
+
+    /// Whether an asynchronous error is pending (`POLLERR`).
+    pub fn has_err(&self) -> bool {
+        self.err.load(Ordering::Relaxed) != 0
     }
 
     pub(crate) fn set_err(&self, e: Errno) {

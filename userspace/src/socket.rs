@@ -32,12 +32,15 @@ use crossbeam_queue::ArrayQueue;
 use crate::errno::Errno;
 use crate::fdtable::{Fd, FdView};
 use crate::ipv4::af_inet::sk_prot;
+use crate::ipv4::tcp::prot::{self as tcp_prot, Shutdown};
+use crate::proto::ProtoCtx;
 use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
 use crate::netdevice::{DeviceStats, NetDevice};
 use crate::route::{OutRoute, Route};
 use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
 use crate::sock::{wait_event, Sock, SockType, WaitQueue};
+use crate::stream::TcpState;
 use crate::softirq::LoopStats;
 use crate::stack::{FrameCensus, Stack, TX_HEADROOM};
 use crate::umem::{Frame, FramePool, Umem};
@@ -52,6 +55,65 @@ pub const POLLOUT: i16 = libc::POLLOUT;
 pub const POLLERR: i16 = libc::POLLERR;
 /// The descriptor is not open.
 pub const POLLNVAL: i16 = libc::POLLNVAL;
+/// The connection is over both ways.
+pub const POLLHUP: i16 = libc::POLLHUP;
+
+/// A socket option (`setsockopt(2)`), with Linux's meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    /// `SO_RCVBUF`: a TCP connection's receive buffer, bytes (taken when it connects).
+    RcvBuf(usize),
+    /// `SO_SNDBUF`: a TCP connection's send buffer, bytes (taken when it connects).
+    SndBuf(usize),
+    /// `SO_RCVLOWAT`: a stream is readable once this many bytes wait.
+    RcvLowat(usize),
+    /// `SO_LINGER`: `Some(0)` makes `close()` reset the connection; other
+    /// values are accepted and close in the background, as with `None`.
+    Linger(Option<Duration>),
+    /// `SO_REUSEADDR`: `bind()` to a port that only TIME-WAIT connections use.
+    ReuseAddr(bool),
+    /// `TCP_NODELAY`: no Nagle.
+    TcpNodelay(bool),
+}
+
+/// What `getsockopt(TCP_INFO)` tells about a connection (`struct tcp_info`, the common fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TcpInfo {
+    /// `tcpi_state`.
+    pub state: TcpState,
+    /// Smoothed RTT, µs (`tcpi_rtt`).
+    pub rtt_us: u32,
+    /// RTT variation, µs (`tcpi_rttvar`).
+    pub rttvar_us: u32,
+    /// The retransmission timeout with backoff, µs (`tcpi_rto`).
+    pub rto_us: u32,
+    /// Congestion window, segments (`tcpi_snd_cwnd`).
+    pub snd_cwnd: u32,
+    /// Slow-start threshold, segments (`tcpi_snd_ssthresh`).
+    pub snd_ssthresh: u32,
+    /// Our MSS for sending (`tcpi_snd_mss`).
+    pub snd_mss: u32,
+    /// The peer's segment size as seen (`tcpi_rcv_mss`).
+    pub rcv_mss: u32,
+    /// Timeouts in a row (`tcpi_retransmits`).
+    pub retransmits: u32,
+    /// Segments retransmitted (`tcpi_total_retrans`).
+    pub total_retrans: u32,
+    /// Bytes in flight (`tcpi_unacked`, in bytes rather than segments).
+    pub unacked: u32,
+    /// Bytes the peer acknowledged (`tcpi_bytes_acked`).
+    pub bytes_acked: u64,
+    /// Bytes received (`tcpi_bytes_received`).
+    pub bytes_received: u64,
+    /// Segments sent (`tcpi_segs_out`).
+    pub segs_out: u64,
+    /// Segments received (`tcpi_segs_in`).
+    pub segs_in: u64,
+    /// The peer's window, bytes (`tcpi_snd_wnd`).
+    pub snd_wnd: u32,
+    /// The window we offer, bytes (`tcpi_rcv_wnd`).
+    pub rcv_wnd: u32,
+}
 
 /// One entry of a `poll` call (`struct pollfd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +235,13 @@ fn readiness(sock: Option<&Sock>, events: i16) -> i16 {
             if s.writable() {
                 r |= POLLOUT;
             }
-            r & (events | POLLERR)
+            if s.has_err() {
+                r |= POLLERR;
+            }
+            if s.hung_up() {
+                r |= POLLHUP;
+            }
+            r & (events | POLLERR | POLLHUP)
         }
     }
 }
@@ -205,7 +273,145 @@ impl<D: NetDevice> Stack<D> {
     /// `EADDRNOTAVAIL` for an address not ours, `EADDRINUSE` for a port taken.
     pub fn bind(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
         let sock = self.files.get(fd)?.clone();
+        if let Some(t) = sock.tcp() {
+            // Connections (TIME-WAIT too, unless SO_REUSEADDR) keep their
+            // port after the socket that made them is closed.
+            let reuse = t.reuseaddr.load(Ordering::Relaxed);
+            let port = addr.port();
+            if sock.local().is_none()
+                && port != 0
+                && if reuse { self.net.tcp.port_in_use_live(port) } else { self.net.tcp.port_in_use(port) }
+            {
+                return Err(Errno::EADDRINUSE);
+            }
+        }
         self.socks.hash(&sock, sock.protocol, addr, self.cfg.addr)
+    }
+
+    /// The time a socket call happens at: the last poll's (so that calls and
+    /// timers share one clock, virtual in tests), or now before any poll.
+    fn call_time(&self) -> Instant {
+        self.napi.last_poll().unwrap_or_else(Instant::now)
+    }
+
+    /// What a protocol's socket call borrows.
+    fn proto_ctx(&mut self) -> ProtoCtx<'_> {
+        let now = self.call_time();
+        ProtoCtx { net: &mut self.net, q: self.napi.queue_mut(), socks: &mut self.socks, now }
+    }
+
+    /// `listen()`: the stream socket takes connections; at most `backlog`
+    /// (capped at 4096, `net.core.somaxconn`) wait to be accepted. An
+    /// unbound socket gets an ephemeral port.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `EOPNOTSUPP` on a datagram socket; `EINVAL` when connected;
+    /// `EADDRINUSE` when the port has a listener already.
+    pub fn listen(&mut self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+        let sock = self.files.get(fd)?.clone();
+        tcp_prot::tcp_listen(&mut self.proto_ctx(), &sock, backlog)
+    }
+
+    /// `accept()`, non-blocking: the oldest connection whose handshake is
+    /// complete, as a new descriptor, and the peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `EINVAL` when not listening; `EAGAIN` when no connection
+    /// waits; `EMFILE` past the descriptor limit (the connection stays queued).
+    pub fn accept(&mut self, fd: Fd) -> Result<(Fd, SocketAddrV4), Errno> {
+        let sock = self.files.get(fd)?;
+        let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+        if tsk.stream.state() != TcpState::Listen {
+            return Err(Errno::EINVAL);
+        }
+        if tsk.accept_backlog() == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        if self.files.open_count() >= self.files.max_fds() {
+            return Err(Errno::EMFILE);
+        }
+        let child = tsk.accept_queue().pop().ok_or(Errno::EAGAIN)?;
+        let peer = child.remote().unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        let fd = self.files.alloc(child)?;
+        Ok((fd, peer))
+    }
+
+    /// `shutdown()` of a stream: `Write` sends our FIN after the data,
+    /// `Read` makes reads return 0.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `EOPNOTSUPP` on a datagram socket; `ENOTCONN` when not connected.
+    pub fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
+        let sock = self.files.get(fd)?.clone();
+        tcp_prot::tcp_shutdown(&mut self.proto_ctx(), &sock, how)
+    }
+
+    /// `setsockopt()`.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `ENOPROTOOPT` for a TCP option on a datagram socket.
+    pub fn setsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+        set_sockopt(self.files.get(fd)?, opt)
+    }
+
+    /// `getsockopt(TCP_INFO)`: the connection's state, timers and counts.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `EOPNOTSUPP` on a datagram socket.
+    pub fn tcp_info(&self, fd: Fd) -> Result<TcpInfo, Errno> {
+        let sock = self.files.get(fd)?;
+        let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+        let state = tsk.stream.state();
+        let Some(cb) = tsk.cb().and_then(|id| self.net.tcp.get(id)) else {
+            return Ok(TcpInfo {
+                state,
+                rtt_us: 0,
+                rttvar_us: 0,
+                rto_us: 0,
+                snd_cwnd: 0,
+                snd_ssthresh: 0,
+                snd_mss: 0,
+                rcv_mss: 0,
+                retransmits: 0,
+                total_retrans: 0,
+                unacked: 0,
+                bytes_acked: 0,
+                bytes_received: 0,
+                segs_out: 0,
+                segs_in: 0,
+                snd_wnd: 0,
+                rcv_wnd: 0,
+            });
+        };
+        Ok(TcpInfo {
+            state: cb.state,
+            rtt_us: cb.srtt_us,
+            rttvar_us: cb.rttvar_us,
+            rto_us: cb.rto_backed_off().as_micros() as u32,
+            snd_cwnd: cb.cwnd,
+            snd_ssthresh: cb.ssthresh,
+            snd_mss: cb.mss,
+            rcv_mss: cb.rcv_mss,
+            retransmits: cb.retransmits,
+            total_retrans: cb.total_retrans,
+            unacked: cb.in_flight(),
+            bytes_acked: cb.bytes_acked,
+            bytes_received: cb.bytes_received,
+            segs_out: cb.segs_out,
+            segs_in: cb.segs_in,
+            snd_wnd: cb.snd_wnd,
+            rcv_wnd: cb.rcv_wnd,
+        })
+    }
+
+    /// TCP sockets by state, TIME-WAIT included (what `ss -s` counts).
+    pub fn tcp_states(&self) -> Vec<(TcpState, usize)> {
+        self.net.tcp.count_by_state()
     }
 
     /// Binds an unbound sock to an ephemeral port (`inet_autobind`).
@@ -221,18 +427,22 @@ impl<D: NetDevice> Stack<D> {
             .map_err(|_| Errno::EAGAIN)
     }
 
-    /// `connect()`: autobinds, then the protocol connects (a datagram socket
-    /// sets its default destination, and port unreachable errors from it come
-    /// back as `ECONNREFUSED`).
+    /// `connect()`: a datagram socket autobinds and sets its default
+    /// destination (port unreachable errors from it come back as
+    /// `ECONNREFUSED`); a stream socket sends its SYN and returns
+    /// `EINPROGRESS`, as a non-blocking socket does: poll for `POLLOUT`, then
+    /// [`Stack::socket_error`] says whether it connected.
     ///
     /// # Errors
     ///
     /// `EBADF` for a descriptor not open, `EAGAIN` when no ephemeral port is
-    /// free, and the protocol's errors.
+    /// free (UDP), `EINPROGRESS` (TCP), and the protocol's errors.
     pub fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
-        self.autobind(fd)?;
-        let sock = self.files.get(fd)?;
-        (sk_prot(sock).connect)(sock, addr)
+        if self.files.get(fd)?.sock_type == SockType::Dgram {
+            self.autobind(fd)?;
+        }
+        let sock = self.files.get(fd)?.clone();
+        (sk_prot(&sock).connect)(&mut self.proto_ctx(), &sock, addr)
     }
 
     /// `getsockname()`: 0.0.0.0:0 while unbound.
@@ -316,18 +526,61 @@ impl<D: NetDevice> Stack<D> {
         })
     }
 
-    /// `send()` on a connected socket.
+    /// `send()` on a connected socket: for a stream, what fits in the send
+    /// buffer (a partial count when it fills).
     ///
     /// # Errors
     ///
-    /// `EDESTADDRREQ` when not connected, else as [`Stack::send_to`].
+    /// `EDESTADDRREQ` when a datagram socket is not connected, else as
+    /// [`Stack::send_to`]; for a stream `EAGAIN` when the send buffer is full,
+    /// while connecting, `EPIPE` when not connected or shut down for writing,
+    /// and the pending error (`ECONNRESET`).
     pub fn send(&mut self, fd: Fd, data: &[u8]) -> Result<usize, Errno> {
-        let dst = self.files.get(fd)?.remote().ok_or(Errno::EDESTADDRREQ)?;
+        let sock = self.files.get(fd)?;
+        if sock.sock_type == SockType::Stream {
+            return tcp_prot::tcp_sendmsg(sock, &self.tx_scheduled, data);
+        }
+        let dst = sock.remote().ok_or(Errno::EDESTADDRREQ)?;
         self.send_to(fd, data, dst)
     }
 
+    /// `recv()`: a stream's waiting bytes (0 at its end), or a datagram
+    /// without its sender.
+    ///
+    /// # Errors
+    ///
+    /// `EAGAIN` when nothing waits; `EBADF`; `ENOTCONN` on a stream never
+    /// connected; the pending error (`ECONNRESET`, `ETIMEDOUT`, `ECONNREFUSED`).
+    pub fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+        let sock = self.files.get(fd)?;
+        if sock.sock_type == SockType::Stream {
+            return tcp_prot::tcp_recvmsg(sock, &self.tx_scheduled, buf);
+        }
+        self.recv_from(fd, buf).map(|(n, _)| n)
+    }
+
+    /// `getsockopt(SO_ERROR)`: takes the pending error, if any.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` for a descriptor not open.
+    pub fn socket_error(&mut self, fd: Fd) -> Result<Option<Errno>, Errno> {
+        Ok(self.files.get(fd)?.take_err())
+    }
+
+    /// `getpeername()`.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `ENOTCONN` when not connected.
+    pub fn peer_addr(&self, fd: Fd) -> Result<SocketAddrV4, Errno> {
+        self.files.get(fd)?.remote().ok_or(Errno::ENOTCONN)
+    }
+
     /// `close()`: frees the descriptor, takes the sock out of the socket
-    /// tables and frees every frame it held.
+    /// tables and frees every frame it held. A TCP connection closes as
+    /// `tcp_close` closes it: a FIN after the data, finishing on its own
+    /// (or a RST when unread data is lost, or with `SO_LINGER` 0).
     ///
     /// # Errors
     ///
@@ -335,8 +588,13 @@ impl<D: NetDevice> Stack<D> {
     pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
         let sock = self.files.close(fd)?;
         self.socks.unhash(&sock, sock.protocol);
+        if sock.sock_type == SockType::Stream {
+            tcp_prot::tcp_close(&mut self.proto_ctx(), &sock);
+        }
         sock.mark_closed();
-        self.closed_datagrams_read += sock.udp().datagrams_read.swap(0, Ordering::Relaxed);
+        if let Some(u) = sock.udp() {
+            self.closed_datagrams_read += u.datagrams_read.swap(0, Ordering::Relaxed);
+        }
         let q = self.napi.queue_mut();
         sock.purge(|skb| q.free_frame(skb.into_frame()));
         Ok(())
@@ -376,6 +634,10 @@ trait SocketCalls {
     fn autobind(&mut self, fd: Fd) -> Result<(), Errno>;
     fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno>;
     fn close(&mut self, fd: Fd) -> Result<(), Errno>;
+    fn listen(&mut self, fd: Fd, backlog: i32) -> Result<(), Errno>;
+    fn accept(&mut self, fd: Fd) -> Result<(Fd, SocketAddrV4), Errno>;
+    fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno>;
+    fn tcp_info(&self, fd: Fd) -> Result<TcpInfo, Errno>;
 }
 
 impl<D: NetDevice> SocketCalls for Stack<D> {
@@ -394,6 +656,38 @@ impl<D: NetDevice> SocketCalls for Stack<D> {
     fn close(&mut self, fd: Fd) -> Result<(), Errno> {
         Stack::close(self, fd)
     }
+    fn listen(&mut self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+        Stack::listen(self, fd, backlog)
+    }
+    fn accept(&mut self, fd: Fd) -> Result<(Fd, SocketAddrV4), Errno> {
+        Stack::accept(self, fd)
+    }
+    fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
+        Stack::shutdown(self, fd, how)
+    }
+    fn tcp_info(&self, fd: Fd) -> Result<TcpInfo, Errno> {
+        Stack::tcp_info(self, fd)
+    }
+}
+
+/// `setsockopt()` on `sock`, from either side.
+fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
+    let Some(t) = sock.tcp() else {
+        return match opt {
+            SockOpt::RcvBuf(_) | SockOpt::SndBuf(_) | SockOpt::RcvLowat(_) | SockOpt::ReuseAddr(_) => Ok(()),
+            _ => Err(Errno(libc::ENOPROTOOPT)),
+        };
+    };
+    match opt {
+        // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
+        SockOpt::RcvBuf(n) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
+        SockOpt::SndBuf(n) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),
+        SockOpt::RcvLowat(n) => t.rcvlowat.store(n.max(1), Ordering::Relaxed),
+        SockOpt::Linger(l) => t.linger_zero.store(l == Some(Duration::ZERO), Ordering::Relaxed),
+        SockOpt::ReuseAddr(b) => t.reuseaddr.store(b, Ordering::Relaxed),
+        SockOpt::TcpNodelay(b) => t.nodelay.store(b, Ordering::Relaxed),
+    }
+    Ok(())
 }
 
 /// A call carried to the loop thread.
@@ -641,7 +935,9 @@ impl StackHandle {
         loop {
             match sock_recvmsg(&self.shared.umem, &sock, buf) {
                 Ok(r) => {
-                    sock.udp().datagrams_read.fetch_add(1, Ordering::Relaxed);
+                    if let Some(u) = sock.udp() {
+                        u.datagrams_read.fetch_add(1, Ordering::Relaxed);
+                    }
                     if r.rx_ns != 0 {
                         self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(r.rx_ns));
                     }
@@ -692,6 +988,154 @@ impl StackHandle {
                 }
             }
         }
+    }
+
+    /// `connect()` of a stream socket, blocking until the handshake ends
+    /// (or `timeout` passes: then `EINPROGRESS`, and the connect goes on).
+    ///
+    /// # Errors
+    ///
+    /// `ECONNREFUSED`, `ETIMEDOUT`, `ENETUNREACH` and the others of
+    /// [`Stack::connect`]; `ESHUTDOWN` once the loop is gone.
+    pub fn connect_stream(&self, fd: Fd, addr: SocketAddrV4, timeout: Option<Duration>) -> Result<(), Errno> {
+        let sock = self.shared.files.get(fd)?;
+        match self.call(move |s| s.connect(fd, addr))? {
+            Err(Errno::EINPROGRESS) => {}
+            other => return other,
+        }
+        let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let done = || {
+            !matches!(tsk.stream.state(), TcpState::SynSent | TcpState::SynRecv)
+                || sock.has_err()
+                || self.shared.dead.load(Ordering::SeqCst)
+        };
+        if !wait_event(&[&sock.wq], deadline, done) {
+            return Err(Errno::EINPROGRESS);
+        }
+        if let Some(e) = sock.take_err() {
+            return Err(e);
+        }
+        match tsk.stream.state() {
+            TcpState::Established | TcpState::CloseWait => Ok(()),
+            _ => Err(Errno::ECONNREFUSED),
+        }
+    }
+
+    /// `listen()`, carried to the loop ([`Stack::listen`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::listen`]; `ESHUTDOWN` once the loop is gone.
+    pub fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+        self.call(move |s| s.listen(fd, backlog))?
+    }
+
+    /// `accept()`, blocking until a connection is ready or `timeout` passes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::accept`], `EAGAIN` when `timeout` passes; `EBADF` when
+    /// the listener is closed or the loop stops while we wait.
+    pub fn accept(&self, fd: Fd, timeout: Option<Duration>) -> Result<(Fd, SocketAddrV4), Errno> {
+        let sock = self.shared.files.get(fd)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match self.call(move |s| s.accept(fd))? {
+                Err(Errno::EAGAIN) => {}
+                other => return other,
+            }
+            let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+            if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
+                return Err(Errno::EBADF);
+            }
+            if !wait_event(&[&sock.wq], deadline, || tsk.accept_backlog() > 0 || sock.is_closed()) {
+                return Err(Errno::EAGAIN);
+            }
+        }
+    }
+
+    /// `send()` on a stream, blocking until all of `data` is in the send
+    /// buffer (as a blocking Linux socket does).
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::send`] (a full buffer waits instead of `EAGAIN`); if an
+    /// error comes after part of the data went, the part's length is returned.
+    pub fn send(&self, fd: Fd, data: &[u8]) -> Result<usize, Errno> {
+        let sock = self.shared.files.get(fd)?;
+        let mut sent = 0;
+        loop {
+            match tcp_prot::tcp_sendmsg(&sock, &self.shared.tx_scheduled, &data[sent..]) {
+                Ok(n) => {
+                    sent += n;
+                    if sent == data.len() {
+                        return Ok(sent);
+                    }
+                }
+                Err(Errno::EAGAIN) => {
+                    if self.shared.dead.load(Ordering::SeqCst) || sock.is_closed() {
+                        return if sent > 0 { Ok(sent) } else { Err(Errno::ESHUTDOWN) };
+                    }
+                    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+                    wait_event(&[&sock.wq], Some(Instant::now() + Duration::from_millis(100)), || {
+                        tsk.stream.snd_room() > 0 || sock.has_err() || !sock.writable() && tsk.stream.state() != TcpState::SynSent
+                    });
+                }
+                Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },
+            }
+        }
+    }
+
+    /// `recv()` on a stream, blocking until bytes arrive, the stream ends
+    /// (0), or `timeout` passes (`EAGAIN`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::recv`]; `EBADF` when closed or the loop stops while we wait.
+    pub fn recv(&self, fd: Fd, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Errno> {
+        let sock = self.shared.files.get(fd)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match tcp_prot::tcp_recvmsg(&sock, &self.shared.tx_scheduled, buf) {
+                Err(Errno::EAGAIN) => {
+                    if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
+                        return Err(Errno::EBADF);
+                    }
+                    if !wait_event(&[&sock.wq], deadline, || sock.readable()) {
+                        return Err(Errno::EAGAIN);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `shutdown()`, carried to the loop ([`Stack::shutdown`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::shutdown`]; `ESHUTDOWN` once the loop is gone.
+    pub fn shutdown(&self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
+        self.call(move |s| s.shutdown(fd, how))?
+    }
+
+    /// `setsockopt()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::setsockopt`].
+    pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+        set_sockopt(&*self.shared.files.get(fd)?, opt)
+    }
+
+    /// `getsockopt(TCP_INFO)`, from the loop.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::tcp_info`]; `ESHUTDOWN` once the loop is gone.
+    pub fn tcp_info(&self, fd: Fd) -> Result<TcpInfo, Errno> {
+        self.call(move |s| s.tcp_info(fd))?
     }
 
     /// `close()`, carried to the loop ([`Stack::close`]). Once the loop is

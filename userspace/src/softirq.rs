@@ -22,7 +22,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::inet_hashtables::InetHashTables;
 use crate::ipv4::af_inet::sk_prot;
-use crate::ipv4::{arp, ip_input};
+use crate::ipv4::{arp, ip_input, tcp};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::netdevice::{Desc, NetDevice};
@@ -150,6 +150,11 @@ impl<D: NetDevice> Napi<D> {
         self.epoch
     }
 
+    /// The time passed to the last poll, if any.
+    pub fn last_poll(&self) -> Option<Instant> {
+        self.last_poll
+    }
+
     /// Keeps the fill ring full: from the local cache first, topped up from
     /// the shared list when the cache runs low.
     fn refill(&mut self) -> usize {
@@ -207,6 +212,8 @@ impl<D: NetDevice> Napi<D> {
         // request) leaves in this poll.
         if net.next_timer().is_some_and(|t| t <= now) {
             arp::neigh_timers(net, &mut self.q, now);
+            let umem = self.q.umem().clone();
+            tcp::timer::tcp_timers(net, &mut self.q, &umem, now);
         }
 
         let mut tx = 0;

@@ -216,6 +216,7 @@ impl<D: NetDevice> Stack<D> {
             .all_socks()
             .map(|s| match &s.proto {
                 ProtoSock::Udp(u) => u.datagrams_read.load(Ordering::Relaxed),
+                ProtoSock::Tcp(_) => 0,
             })
             .sum();
         m.UdpInDatagrams += self.closed_datagrams_read + threaded_reads;

@@ -9,5 +9,6 @@ use crate::sock::{Sock, SockType};
 pub fn sk_prot(sock: &Sock) -> &'static Proto {
     match sock.sock_type {
         SockType::Dgram => &super::udp::UDP_PROT,
+        SockType::Stream => &super::tcp::prot::TCP_PROT,
     }
 }

@@ -1,12 +1,12 @@
 //! IPv4 input (net/ipv4/ip_input.c): `ip_rcv` + `ip_rcv_core` +
 //! `ip_local_deliver`. Validates as `ip_rcv_core` does, in the same order
 //! and with the same counters, asks the route whether the datagram is ours,
-//! and delivers it to ICMP or UDP.
+//! and delivers it to ICMP, UDP or TCP.
 
 use std::ops::Range;
 use std::time::Instant;
 
-use super::{icmp, udp, RxIp};
+use super::{icmp, tcp, udp, RxIp};
 use crate::inet_hashtables::InetHashTables;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
@@ -71,6 +71,10 @@ pub fn ip_rcv(
     match hdr.protocol {
         protocol::UDP => {
             udp::udp_rcv(net, socks, q, umem, frame, &ip, now);
+            net.mib.IpInDelivers += 1;
+        }
+        protocol::TCP => {
+            tcp::input::tcp_v4_rcv(net, q, umem, frame, &ip, now);
             net.mib.IpInDelivers += 1;
         }
         protocol::ICMP => {

@@ -18,6 +18,21 @@ use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 /// `payload_len` bytes, with TOS `tos` and the next identifier.
 #[inline]
 pub fn ip_build_header(net: &mut Net, buf: &mut [u8], dst: Ipv4Addr, protocol: u8, payload_len: usize, tos: u8) {
+    ip_build_header_df(net, buf, dst, protocol, payload_len, tos, false);
+}
+
+/// As [`ip_build_header`], with DF set when `df` (path MTU discovery, as
+/// Linux sets it on every TCP segment: `IP_PMTUDISC_WANT`).
+#[inline]
+pub fn ip_build_header_df(
+    net: &mut Net,
+    buf: &mut [u8],
+    dst: Ipv4Addr,
+    protocol: u8,
+    payload_len: usize,
+    tos: u8,
+    df: bool,
+) {
     let repr = Ipv4Repr {
         src: net.route.addr,
         dst,
@@ -26,7 +41,7 @@ pub fn ip_build_header(net: &mut Net, buf: &mut [u8], dst: Ipv4Addr, protocol: u
         ttl: net.ttl,
         tos,
         ident: net.next_ip_ident(),
-        dont_fragment: false,
+        dont_fragment: df,
         more_fragments: false,
         frag_offset: 0,
     };

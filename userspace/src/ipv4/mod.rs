@@ -13,6 +13,7 @@
 //! | [`ip_input`] | net/ipv4/ip_input.c | `ip_rcv`: checks, route, deliver |
 //! | [`ip_output`] | net/ipv4/ip_output.c | headers, route, neighbour output |
 //! | [`udp`] | net/ipv4/udp.c | `__udp4_lib_rcv`, `udp_push_pending_frames`, `udp_prot` |
+//! | [`tcp`] | net/ipv4/tcp*.c | `tcp_v4_rcv`, the state machine, timers, `tcp_prot` |
 //! | [`icmp`] | net/ipv4/icmp.c | echo, errors in and out |
 //! | [`arp`] | net/ipv4/arp.c | `arp_rcv`, `arp_solicit`, the neighbour timers |
 //! | [`af_inet`] | net/ipv4/af_inet.c | the protocol switch |
@@ -22,6 +23,7 @@ pub mod arp;
 pub mod icmp;
 pub mod ip_input;
 pub mod ip_output;
+pub mod tcp;
 pub mod udp;
 
 use crate::wire::ipv4::Ipv4Repr;

@@ -9,6 +9,7 @@
 //! application's data, in the frame it was copied to.
 
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::ip_output::{ip_build_header, ip_output};
@@ -17,7 +18,7 @@ use crate::errno::Errno;
 use crate::inet_hashtables::{DemuxKey, InetHashTables};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
-use crate::proto::Proto;
+use crate::proto::{Proto, ProtoCtx};
 use crate::route::OutRoute;
 use crate::skbuff::SkBuff;
 use crate::sock::Sock;
@@ -41,7 +42,7 @@ pub static UDP_PROT: Proto = Proto {
 
 /// `ip4_datagram_connect`: sets the default destination, and makes port
 /// unreachable errors from it come back as `ECONNREFUSED`.
-fn udp_connect(sock: &Sock, addr: SocketAddrV4) -> Result<(), Errno> {
+fn udp_connect(_cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -> Result<(), Errno> {
     sock.set_remote(addr);
     Ok(())
 }

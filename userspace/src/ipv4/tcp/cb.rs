@@ -1,0 +1,391 @@
+//! The TCP control block (`struct tcp_sock`, include/linux/tcp.h): every
+//! sequence number, window, timer and congestion variable of one connection,
+//! owned by the loop. The application never sees it: it shares only the
+//! sock's state word and byte buffers (`crate::stream`).
+//!
+//! Request socks (`struct tcp_request_sock`) of a listener's SYN queue are
+//! here too: a SYN makes one, the final ACK turns it into a control block.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringbuf::traits::Observer;
+
+use super::{after, before, TCP_TIMEOUT_INIT};
+use crate::inet_hashtables::FxHasher;
+use crate::sock::{Sock, TcpSock};
+use crate::stream::{LoopBufs, TcpState};
+
+/// A listener's SYN queue: request socks by the peer's address.
+pub type SynQueue = HashMap<SocketAddrV4, RequestSock, BuildHasherDefault<FxHasher>>;
+
+/// A connection's recovery state (`icsk_ca_state`, the part NewReno uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaState {
+    /// Nothing lost.
+    Open,
+    /// Three duplicate ACKs: fast recovery until `high_seq` is acknowledged (RFC 6582).
+    Recovery,
+    /// A retransmission timeout: everything in flight is taken as lost.
+    Loss,
+}
+
+/// Out-of-order data waiting for the gap before it (`out_of_order_queue`).
+#[derive(Clone, Debug)]
+pub struct OfoSeg {
+    /// Sequence number of the first byte.
+    pub seq: u32,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// A FIN follows the last byte.
+    pub fin: bool,
+}
+
+impl OfoSeg {
+    /// Sequence number after the last byte (the FIN not included).
+    pub fn end(&self) -> u32 {
+        self.seq.wrapping_add(self.data.len() as u32)
+    }
+}
+
+/// A half-open connection on a listener's SYN queue (`tcp_request_sock`).
+#[derive(Clone, Debug)]
+pub struct RequestSock {
+    /// Our initial sequence number (`snt_isn`).
+    pub iss: u32,
+    /// The peer's (`rcv_isn`).
+    pub irs: u32,
+    /// The MSS the peer offered (536 without the option).
+    pub mss: u16,
+    /// The peer's window-scale shift, if it offered the option.
+    pub snd_wscale: Option<u8>,
+    /// The peer offered SACK.
+    pub sack_ok: bool,
+    /// The window the peer's SYN carried (never scaled).
+    pub snd_wnd: u16,
+    /// SYN-ACK retransmissions so far (`num_timeout`).
+    pub num_timeout: u32,
+    /// When the SYN-ACK is retransmitted next.
+    pub expires: Instant,
+    /// The final ACK came while the accept queue was full (`acked`).
+    pub acked: bool,
+    /// When the first SYN-ACK left (for an RTT sample if it is not retransmitted).
+    pub sent_at: Instant,
+}
+
+impl RequestSock {
+    /// The retransmission timeout after `num_timeout` SYN-ACKs
+    /// (`TCP_TIMEOUT_INIT << num_timeout`, capped at `TCP_RTO_MAX`).
+    pub fn timeout(&self) -> Duration {
+        (TCP_TIMEOUT_INIT * (1u32 << self.num_timeout.min(7))).min(super::TCP_RTO_MAX)
+    }
+}
+
+/// A listener's own state.
+#[derive(Default)]
+pub struct Listener {
+    /// The SYN queue (`icsk_accept_queue.rskq` request socks, `qlen`).
+    pub syn_queue: SynQueue,
+}
+
+/// One TCP connection (or listener), as the loop sees it.
+pub struct TcpCb {
+    /// The sock the application holds (shared part in `sock.tcp()`).
+    pub sock: Arc<Sock>,
+    /// `sk_state`; mirrored into the sock's state word by `tcp_set_state`.
+    pub state: TcpState,
+    /// Our address and port.
+    pub local: SocketAddrV4,
+    /// The peer's (unspecified for a listener).
+    pub remote: SocketAddrV4,
+    /// The loop's halves of the byte buffers (none for a listener, and none
+    /// once the connection is over).
+    pub bufs: Option<LoopBufs>,
+    /// The application has closed the socket (`SOCK_DEAD`): nobody reads.
+    pub orphan: bool,
+    /// A listener's SYN queue.
+    pub listener: Option<Box<Listener>>,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    /// Initial send sequence number.
+    pub iss: u32,
+    /// Oldest unacknowledged sequence number.
+    pub snd_una: u32,
+    /// Next sequence number to send.
+    pub snd_nxt: u32,
+    /// Highest sequence number sent + 1: what is below it and sent again is a retransmission.
+    pub snd_max: u32,
+    /// The peer's receive window, bytes (scaled).
+    pub snd_wnd: u32,
+    /// Segment sequence number used for the last window update.
+    pub snd_wl1: u32,
+    /// Segment acknowledgment number used for the last window update.
+    pub snd_wl2: u32,
+    /// Largest window the peer has offered (`max_window`).
+    pub max_window: u32,
+    /// The peer's window-scale shift (`snd_wscale`).
+    pub snd_wscale: u8,
+    /// Bytes per segment we send (`mss_cache`): the peer's MSS, capped by ours.
+    pub mss: u32,
+    /// Sequence number of our FIN, once it is queued.
+    pub fin_seq: Option<u32>,
+    /// End of the last segment sent with PSH (`pushed_seq`, for `forced_push`).
+    pub pushed_seq: u32,
+    /// End of the last segment sent smaller than the MSS (`snd_sml`, Minshall's Nagle).
+    pub snd_sml: u32,
+
+    // Receive sequence space.
+    /// Initial receive sequence number.
+    pub irs: u32,
+    /// Next sequence number expected.
+    pub rcv_nxt: u32,
+    /// The window we last advertised, bytes.
+    pub rcv_wnd: u32,
+    /// `rcv_nxt` when we last advertised a window (`rcv_wup`).
+    pub rcv_wup: u32,
+    /// Our window-scale shift (`rcv_wscale`).
+    pub rcv_wscale: u8,
+    /// The MSS we offer (`advmss`).
+    pub advmss: u32,
+    /// Our estimate of the peer's segment size (`icsk_ack.rcv_mss`).
+    pub rcv_mss: u32,
+    /// The peer agreed to SACK (used by the next issue's loss recovery).
+    pub sack_ok: bool,
+    /// Out-of-order data, sorted by sequence number, not overlapping.
+    pub ofo: Vec<OfoSeg>,
+    /// Bytes held in `ofo`.
+    pub ofo_bytes: usize,
+
+    // Congestion control: NewReno (RFC 5681, RFC 6582).
+    /// Congestion window, segments.
+    pub cwnd: u32,
+    /// ACKed segments counted towards the next cwnd increase in congestion avoidance.
+    pub cwnd_cnt: u32,
+    /// Slow-start threshold, segments.
+    pub ssthresh: u32,
+    /// Duplicate ACKs in a row.
+    pub dupacks: u32,
+    /// Recovery state.
+    pub ca_state: CaState,
+    /// `high_seq`: recovery ends when this is acknowledged.
+    pub high_seq: u32,
+
+    // Round-trip time and retransmission timeout (RFC 6298).
+    /// Smoothed RTT, µs (0: no sample yet).
+    pub srtt_us: u32,
+    /// RTT variation, µs.
+    pub rttvar_us: u32,
+    /// The current retransmission timeout, backoff not included.
+    pub rto: Duration,
+    /// The segment being timed: its end sequence number and send time (Karn: never a retransmitted one).
+    pub rtt_probe: Option<(u32, Instant)>,
+    /// RTO backoff exponent (`icsk_backoff`).
+    pub backoff: u32,
+    /// Retransmission timeouts in a row (`icsk_retransmits`).
+    pub retransmits: u32,
+    /// When the first retransmission of the current episode left (`retrans_stamp`).
+    pub retrans_stamp: Option<Instant>,
+    /// Segments retransmitted over the connection's life (`total_retrans`).
+    pub total_retrans: u32,
+    /// Zero-window probes sent without an answer (`icsk_probes_out`).
+    pub probes_out: u32,
+
+    // Timers: deadlines the loop checks (lazily re-armed in the timer queue).
+    /// Retransmission or zero-window probe (`ICSK_TIME_RETRANS` / `ICSK_TIME_PROBE0`).
+    pub rto_at: Option<Instant>,
+    /// Delayed ACK (`ICSK_TIME_DACK`).
+    pub delack_at: Option<Instant>,
+    /// SYN-ACK retransmission of the earliest request sock.
+    pub synack_at: Option<Instant>,
+    /// The entry this control block has in the timer queue.
+    pub timer_pending: Option<Instant>,
+
+    // Delayed ACK (`icsk_ack`).
+    /// An ACK is owed (`ICSK_ACK_SCHED`).
+    pub ack_pending: bool,
+    /// An ACK is owed at once (`ICSK_ACK_NOW`).
+    pub ack_now: bool,
+    /// Quick ACKs left (`icsk_ack.quick`).
+    pub quick: u32,
+    /// Interactive mode: ACKs ride on replies (`inet_csk_in_pingpong_mode`).
+    pub pingpong: bool,
+    /// Data has been received (the delayed-ACK engine is started: `ato != 0`).
+    pub ato_started: bool,
+    /// When data last arrived (`icsk_ack.lrcvtime`).
+    pub lrcvtime: Option<Instant>,
+    /// When an out-of-window ACK was last sent (`last_oow_ack_time`).
+    pub last_oow_ack: Option<Instant>,
+
+    // TCP_INFO.
+    /// Bytes the peer acknowledged.
+    pub bytes_acked: u64,
+    /// Bytes received in order.
+    pub bytes_received: u64,
+    /// Segments sent.
+    pub segs_out: u64,
+    /// Segments received.
+    pub segs_in: u64,
+}
+
+impl TcpCb {
+    /// A control block in CLOSE for `sock`, between `local` and `remote`.
+    pub fn new(sock: Arc<Sock>, local: SocketAddrV4, remote: SocketAddrV4, advmss: u32) -> TcpCb {
+        TcpCb {
+            sock,
+            state: TcpState::Close,
+            local,
+            remote,
+            bufs: None,
+            orphan: false,
+            listener: None,
+            iss: 0,
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_max: 0,
+            snd_wnd: 0,
+            snd_wl1: 0,
+            snd_wl2: 0,
+            max_window: 0,
+            snd_wscale: 0,
+            mss: super::TCP_MSS_DEFAULT,
+            fin_seq: None,
+            pushed_seq: 0,
+            snd_sml: 0,
+            irs: 0,
+            rcv_nxt: 0,
+            rcv_wnd: 0,
+            rcv_wup: 0,
+            rcv_wscale: 0,
+            advmss,
+            rcv_mss: super::TCP_MSS_DEFAULT,
+            sack_ok: false,
+            ofo: Vec::new(),
+            ofo_bytes: 0,
+            cwnd: super::TCP_INIT_CWND,
+            cwnd_cnt: 0,
+            ssthresh: super::TCP_INFINITE_SSTHRESH,
+            dupacks: 0,
+            ca_state: CaState::Open,
+            high_seq: 0,
+            srtt_us: 0,
+            rttvar_us: 0,
+            rto: TCP_TIMEOUT_INIT,
+            rtt_probe: None,
+            backoff: 0,
+            retransmits: 0,
+            retrans_stamp: None,
+            total_retrans: 0,
+            probes_out: 0,
+            rto_at: None,
+            delack_at: None,
+            synack_at: None,
+            timer_pending: None,
+            ack_pending: false,
+            ack_now: false,
+            quick: 0,
+            pingpong: false,
+            ato_started: false,
+            lrcvtime: None,
+            last_oow_ack: None,
+            bytes_acked: 0,
+            bytes_received: 0,
+            segs_out: 0,
+            segs_in: 0,
+        }
+    }
+
+    /// The shared TCP part of the sock.
+    #[inline]
+    pub fn tsk(&self) -> &TcpSock {
+        self.sock.tcp().expect("a TCP control block belongs to a stream sock")
+    }
+
+    /// The earliest of this control block's deadlines.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.rto_at, self.delack_at, self.synack_at].into_iter().flatten().min()
+    }
+
+    /// Bytes in the send buffer: `write_seq - snd_una` counted in data bytes.
+    #[inline]
+    pub fn snd_buffered(&self) -> u32 {
+        self.bufs.as_ref().map_or(0, |b| b.snd.occupied_len() as u32)
+    }
+
+    /// The sequence number of the first data byte in the send buffer:
+    /// `snd_una`, past our SYN while it is unacknowledged.
+    #[inline]
+    pub fn data_una(&self) -> u32 {
+        if self.state == TcpState::SynSent || self.state == TcpState::SynRecv {
+            self.iss.wrapping_add(1)
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// `write_seq`: the sequence number after the last byte written.
+    #[inline]
+    pub fn write_seq(&self) -> u32 {
+        self.data_una().wrapping_add(self.snd_buffered())
+    }
+
+    /// Sequence space in flight: sent and not acknowledged (`packets_out`, in bytes).
+    #[inline]
+    pub fn in_flight(&self) -> u32 {
+        self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// The window we still offer: `rcv_wup + rcv_wnd - rcv_nxt`, at least 0
+    /// (`tcp_receive_window`).
+    #[inline]
+    pub fn receive_window(&self) -> u32 {
+        let end = self.rcv_wup.wrapping_add(self.rcv_wnd);
+        if after(end, self.rcv_nxt) {
+            end.wrapping_sub(self.rcv_nxt)
+        } else {
+            0
+        }
+    }
+
+    /// Free space in the receive buffer, bytes, less what out-of-order data will take.
+    #[inline]
+    pub fn rcv_space(&self) -> u32 {
+        let free = self.bufs.as_ref().map_or(0, |b| b.rcv.vacant_len());
+        free.saturating_sub(self.ofo_bytes) as u32
+    }
+
+    /// The receive buffer's size.
+    #[inline]
+    pub fn rcv_full_space(&self) -> u32 {
+        self.bufs.as_ref().map_or(0, |b| b.rcv.capacity().get() as u32)
+    }
+
+    /// Whether ACKs are being sent at once (`tcp_in_quickack_mode`).
+    #[inline]
+    pub fn in_quickack_mode(&self) -> bool {
+        self.quick > 0 && !self.pingpong
+    }
+
+    /// `tcp_enter_quickack_mode`: the next `max` ACKs (at most one per two
+    /// full segments' worth of window) go at once, interactive mode ends.
+    pub fn enter_quickack_mode(&mut self, max: u32) {
+        self.incr_quickack(max);
+        self.pingpong = false;
+    }
+
+    /// `tcp_incr_quickack`.
+    pub fn incr_quickack(&mut self, max: u32) {
+        let quickacks = (self.rcv_wnd / (2 * self.rcv_mss.max(1))).clamp(2, max.max(2));
+        if quickacks > self.quick {
+            self.quick = quickacks;
+        }
+    }
+
+    /// Whether `seq` is at or after `snd_una` and before `snd_nxt`.
+    #[inline]
+    pub fn in_flight_seq(&self, seq: u32) -> bool {
+        !before(seq, self.snd_una) && before(seq, self.snd_nxt)
+    }
+}

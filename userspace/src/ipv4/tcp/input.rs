@@ -1,0 +1,1144 @@
+//! TCP input: `tcp_v4_rcv` (net/ipv4/tcp_ipv4.c) and the state machine of
+//! net/ipv4/tcp_input.c and tcp_minisocks.c.
+//!
+//! Checks in Linux's order: header length, checksum, then the lookup
+//! (established 4-tuple, then TIME-WAIT, then the listener by port), then the
+//! state: a listener makes request socks (`tcp_conn_request`) and children
+//! (`tcp_check_req`); SYN-SENT completes an active open
+//! (`tcp_rcv_synsent_state_process`); the synchronized states validate the
+//! segment as RFC 9293 with RFC 5961 (`tcp_validate_incoming`), process the
+//! ACK (`tcp_ack`), queue data (`tcp_data_queue`) and the FIN (`tcp_fin`),
+//! then send what is due (`tcp_data_snd_check`, `tcp_ack_snd_check`).
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ringbuf::traits::{Consumer, Producer};
+
+use super::cb::{CaState, OfoSeg, RequestSock, TcpCb};
+use super::output::{
+    initial_window, tcp_retransmit_head, tcp_send_ack, tcp_send_synack, tcp_send_synack_cb, tcp_v4_send_reset,
+    tcp_write_xmit,
+};
+use super::table::{CbId, FourTuple, TimeWaitSock};
+use super::{
+    after, before, cong, TCP_INVALID_RATELIMIT, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_MIN_MSS, TCP_MSS_DEFAULT,
+    TCP_RCV_WSCALE, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN,
+};
+use crate::errno::Errno;
+use crate::ipv4::RxIp;
+use crate::net::Net;
+use crate::netdev_queue::NetdevQueue;
+use crate::sock::{Sock, SockType};
+use crate::stream::TcpState;
+use crate::umem::{Frame, Umem};
+use crate::wire::tcp::{self, flags, TcpPacket, TcpRepr};
+
+/// A received segment: its header and its data.
+pub struct Segment<'a> {
+    /// The parsed header.
+    pub repr: TcpRepr,
+    /// The data.
+    pub data: &'a [u8],
+}
+
+impl Segment<'_> {
+    fn has(&self, f: u8) -> bool {
+        self.repr.flags & f != 0
+    }
+    fn seq(&self) -> u32 {
+        self.repr.seq
+    }
+    /// `end_seq`: sequence number after the segment, SYN and FIN counted.
+    fn end_seq(&self) -> u32 {
+        self.repr.seq.wrapping_add(self.repr.seg_len())
+    }
+}
+
+/// `tcp_v4_rcv`: the TCP segment described by `ip` in `frame`. The frame is
+/// freed here: data is copied into the receive buffer.
+pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, ip: &RxIp, now: Instant) {
+    net.mib.TcpInSegs += 1;
+    let bytes = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
+    if bytes.len() < tcp::HEADER_LEN {
+        return q.free_frame(frame);
+    }
+    let pkt = TcpPacket::new_unchecked(bytes);
+    let doff = pkt.header_len();
+    if doff < tcp::HEADER_LEN {
+        net.mib.TcpInErrs += 1;
+        return q.free_frame(frame);
+    }
+    if doff > bytes.len() {
+        return q.free_frame(frame);
+    }
+    if !pkt.verify_checksum(ip.hdr.src, ip.hdr.dst) {
+        net.mib.TcpInCsumErrors += 1;
+        net.mib.TcpInErrs += 1;
+        return q.free_frame(frame);
+    }
+    let repr = TcpRepr::parse(&pkt);
+    let seg = Segment { repr, data: &bytes[doff..] };
+    let local = SocketAddrV4::new(ip.hdr.dst, seg.repr.dst_port);
+    let remote = SocketAddrV4::new(ip.hdr.src, seg.repr.src_port);
+    let key = FourTuple { local, remote };
+    if let Some(id) = net.tcp.lookup_established(&key) {
+        tcp_rcv(net, q, umem, id, &seg, now);
+    } else if net.tcp.tw.contains_key(&key) {
+        tcp_timewait_rcv(net, q, umem, key, &seg, now);
+    } else if let Some(lid) = net.tcp.lookup_listener(local.port()) {
+        tcp_listen_rcv(net, q, umem, lid, key, &seg, None, now);
+    } else {
+        tcp_v4_send_reset(net, q, umem, local, remote, &seg.repr, now);
+    }
+    q.free_frame(frame);
+}
+
+/// What became of a control block after a segment or a timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It lives on.
+    Keep,
+    /// It is over (`tcp_done`, or moved to TIME-WAIT): free it.
+    Done,
+}
+
+/// Puts a control block back after work on it, or frees it.
+pub fn finish(net: &mut Net, id: CbId, mut cb: Box<TcpCb>, fate: Fate) {
+    if fate == Fate::Done || cb.state == TcpState::Close {
+        net.tcp.remove(id, &cb);
+        return;
+    }
+    net.tcp.rearm(id, &mut cb);
+    net.tcp.put(id, cb);
+}
+
+/// `tcp_set_state`: the new state, with Linux's gauge and counters, told to
+/// the application and its sleepers.
+pub fn tcp_set_state(net: &mut Net, cb: &mut TcpCb, new: TcpState) {
+    let old = cb.state;
+    if old == new {
+        return;
+    }
+    let live = |s: TcpState| matches!(s, TcpState::Established | TcpState::CloseWait);
+    match new {
+        TcpState::Established => net.mib.TcpCurrEstab += 1,
+        TcpState::CloseWait if old == TcpState::SynRecv => net.mib.TcpCurrEstab += 1,
+        TcpState::CloseWait => {}
+        _ => {
+            if new == TcpState::Close && live(old) {
+                net.mib.TcpEstabResets += 1;
+            }
+            if live(old) {
+                net.mib.TcpCurrEstab = net.mib.TcpCurrEstab.saturating_sub(1);
+            }
+        }
+    }
+    cb.state = new;
+    cb.tsk().stream.set_state(new);
+    cb.sock.wq.wake_up();
+}
+
+/// `tcp_done`: the connection is over. Counts a failed attempt, stops the
+/// timers, wakes the application.
+pub fn tcp_done(net: &mut Net, cb: &mut TcpCb) {
+    if matches!(cb.state, TcpState::SynSent | TcpState::SynRecv) {
+        net.mib.TcpAttemptFails += 1;
+    }
+    tcp_set_state(net, cb, TcpState::Close);
+    cb.rto_at = None;
+    cb.delack_at = None;
+    cb.synack_at = None;
+    cb.bufs = None;
+    cb.ofo.clear();
+    cb.ofo_bytes = 0;
+}
+
+/// `tcp_reset`: a RST came (or we give up): the error by state, then done.
+pub fn tcp_reset(net: &mut Net, cb: &mut TcpCb) {
+    let err = match cb.state {
+        TcpState::SynSent => Errno::ECONNREFUSED,
+        TcpState::CloseWait => Errno::EPIPE,
+        _ => Errno::ECONNRESET,
+    };
+    if !cb.orphan {
+        cb.sock.set_err(err);
+    }
+    tcp_done(net, cb);
+}
+
+/// `tcp_time_wait`: the control block ends and a TIME-WAIT sock (or an
+/// orphaned FIN-WAIT-2, `substate`) takes its place for `timeo`.
+pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: std::time::Duration, now: Instant) {
+    let tw = TimeWaitSock {
+        substate,
+        snd_nxt: cb.snd_nxt,
+        rcv_nxt: cb.rcv_nxt,
+        rcv_wnd: cb.rcv_wnd,
+        rcv_wscale: cb.rcv_wscale,
+        expires: now + timeo,
+    };
+    let key = FourTuple { local: cb.local, remote: cb.remote };
+    // The sock itself goes to CLOSE (not a reset); the 4-tuple stays taken.
+    tcp_done(net, cb);
+    net.tcp.time_wait(key, tw);
+}
+
+/// The segments of a connection (not a listener, not TIME-WAIT).
+fn tcp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, id: CbId, seg: &Segment<'_>, now: Instant) {
+    let Some(mut cb) = net.tcp.take(id) else { return };
+    cb.segs_in += 1;
+    let fate = match cb.state {
+        TcpState::SynSent => rcv_synsent(net, q, umem, &mut cb, seg, now),
+        _ => rcv_state_process(net, q, umem, &mut cb, seg, now),
+    };
+    finish(net, id, cb, fate);
+}
+
+/// `tcp_oow_rate_limited`: at most one out-of-window ACK per 500 ms per
+/// connection, for segments without data (data is never part of an ACK loop).
+fn oow_rate_limited(net: &mut Net, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) -> bool {
+    if !seg.data.is_empty() && !seg.has(flags::SYN) {
+        return false;
+    }
+    if cb.last_oow_ack.is_some_and(|t| now.saturating_duration_since(t) < TCP_INVALID_RATELIMIT) {
+        net.mib.TcpExtTCPACKSkippedChallenge += 1;
+        return true;
+    }
+    cb.last_oow_ack = Some(now);
+    false
+}
+
+/// `tcp_send_challenge_ack` (RFC 5961 §3.2, §4.2, §5.2).
+fn send_challenge_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    if cb.last_oow_ack.is_some_and(|t| now.saturating_duration_since(t) < TCP_INVALID_RATELIMIT) {
+        net.mib.TcpExtTCPACKSkippedChallenge += 1;
+        return;
+    }
+    cb.last_oow_ack = Some(now);
+    net.mib.TcpExtTCPChallengeACK += 1;
+    tcp_send_ack(net, q, umem, cb, now);
+}
+
+/// `tcp_send_dupack`: an old or out-of-window segment gets our ACK again.
+fn send_dupack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) {
+    if seg.end_seq() != seg.seq() && before(seg.seq(), cb.rcv_nxt) {
+        net.mib.TcpExtDelayedACKLost += 1;
+        cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+    }
+    tcp_send_ack(net, q, umem, cb, now);
+}
+
+/// The MSS a peer's offer gives us (`tcp_mss_clamp` and `TCP_MIN_MSS`).
+fn clamp_mss(offer: Option<u16>, advmss: u32) -> u32 {
+    u32::from(offer.unwrap_or(TCP_MSS_DEFAULT as u16)).clamp(TCP_MIN_MSS, advmss.max(TCP_MIN_MSS))
+}
+
+/// `tcp_rcv_synsent_state_process`.
+fn rcv_synsent(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) -> Fate {
+    let r = &seg.repr;
+    if seg.has(flags::ACK) {
+        // RFC 9293 §3.10.7.3: an unacceptable ACK gets a RST (unless it is one).
+        if !after(r.ack, cb.iss) || after(r.ack, cb.snd_nxt) {
+            tcp_v4_send_reset(net, q, umem, cb.local, cb.remote, r, now);
+            return Fate::Keep;
+        }
+        if seg.has(flags::RST) {
+            tcp_reset(net, cb);
+            return Fate::Done;
+        }
+        if !seg.has(flags::SYN) {
+            return Fate::Keep;
+        }
+        // SYN-ACK: the connection is established.
+        cb.irs = r.seq;
+        cb.rcv_nxt = r.seq.wrapping_add(1);
+        cb.rcv_wup = cb.rcv_nxt;
+        cb.snd_una = r.ack;
+        if cb.retransmits == 0 {
+            if let Some((_, sent)) = cb.rtt_probe.take() {
+                cong::rtt_sample(cb, now.saturating_duration_since(sent));
+            }
+        }
+        cb.rtt_probe = None;
+        match r.options.window_scale {
+            Some(ws) => {
+                cb.snd_wscale = ws.min(TCP_MAX_WSCALE);
+                cb.rcv_wscale = TCP_RCV_WSCALE;
+            }
+            None => {
+                cb.snd_wscale = 0;
+                cb.rcv_wscale = 0;
+            }
+        }
+        cb.sack_ok = r.options.sack_permitted;
+        cb.snd_wnd = u32::from(r.window);
+        cb.max_window = cb.snd_wnd;
+        cb.snd_wl1 = r.seq;
+        cb.snd_wl2 = r.ack;
+        cb.mss = clamp_mss(r.options.mss, cb.advmss);
+        cb.rto_at = None;
+        cb.backoff = 0;
+        cb.retransmits = 0;
+        cb.retrans_stamp = None;
+        cb.pushed_seq = cb.snd_una;
+        cb.snd_sml = cb.snd_una;
+        tcp_set_state(net, cb, TcpState::Established);
+        tcp_send_ack(net, q, umem, cb, now);
+        tcp_write_xmit(net, q, umem, cb, now);
+        return Fate::Keep;
+    }
+    if seg.has(flags::RST) {
+        return Fate::Keep;
+    }
+    if seg.has(flags::SYN) {
+        // Simultaneous open (RFC 9293 §3.5 figure 7): SYN-RECEIVED, and our
+        // SYN again with an ACK.
+        cb.irs = r.seq;
+        cb.rcv_nxt = r.seq.wrapping_add(1);
+        cb.rcv_wup = cb.rcv_nxt;
+        cb.snd_wnd = u32::from(r.window);
+        cb.max_window = cb.snd_wnd;
+        cb.snd_wl1 = r.seq;
+        if r.options.window_scale.is_none() {
+            cb.snd_wscale = 0;
+            cb.rcv_wscale = 0;
+        } else {
+            cb.snd_wscale = r.options.window_scale.unwrap_or(0).min(TCP_MAX_WSCALE);
+        }
+        cb.mss = clamp_mss(r.options.mss, cb.advmss);
+        tcp_set_state(net, cb, TcpState::SynRecv);
+        tcp_send_synack_cb(net, q, umem, cb, now);
+    }
+    Fate::Keep
+}
+
+/// `tcp_sequence`: the segment overlaps the window we offer.
+fn tcp_sequence(cb: &TcpCb, seq: u32, end_seq: u32) -> bool {
+    !before(end_seq, cb.rcv_wup) && !after(seq, cb.rcv_nxt.wrapping_add(cb.receive_window()))
+}
+
+/// `tcp_rcv_state_process` for the synchronized states (and SYN-RECEIVED of
+/// a simultaneous open).
+fn rcv_state_process(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    seg: &Segment<'_>,
+    now: Instant,
+) -> Fate {
+    let r = &seg.repr;
+    if !seg.has(flags::ACK) && !seg.has(flags::RST) && !seg.has(flags::SYN) {
+        return Fate::Keep;
+    }
+    // tcp_validate_incoming. Step 1: sequence number.
+    if !tcp_sequence(cb, seg.seq(), seg.end_seq()) {
+        if !seg.has(flags::RST) {
+            if seg.has(flags::SYN) {
+                net.mib.TcpInErrs += 1;
+                net.mib.TcpExtTCPSYNChallenge += 1;
+                send_challenge_ack(net, q, umem, cb, now);
+            } else if !oow_rate_limited(net, cb, seg, now) {
+                send_dupack(net, q, umem, cb, seg, now);
+            }
+        }
+        return Fate::Keep;
+    }
+    // Step 2: RST (RFC 5961 §3.2): only an exact match resets.
+    if seg.has(flags::RST) {
+        if seg.seq() == cb.rcv_nxt {
+            tcp_reset(net, cb);
+            return Fate::Done;
+        }
+        send_challenge_ack(net, q, umem, cb, now);
+        return Fate::Keep;
+    }
+    // Step 4: SYN in a synchronized state (RFC 5961 §4.2).
+    if seg.has(flags::SYN) {
+        net.mib.TcpInErrs += 1;
+        net.mib.TcpExtTCPSYNChallenge += 1;
+        send_challenge_ack(net, q, umem, cb, now);
+        return Fate::Keep;
+    }
+    // Step 5: ACK.
+    let acceptable = tcp_ack(net, q, umem, cb, seg, now);
+    if cb.state == TcpState::SynRecv {
+        if acceptable.is_err() {
+            tcp_v4_send_reset(net, q, umem, cb.local, cb.remote, r, now);
+            return Fate::Keep;
+        }
+        cb.snd_wnd = u32::from(r.window) << cb.snd_wscale;
+        cb.max_window = cb.max_window.max(cb.snd_wnd);
+        cb.snd_wl1 = r.seq;
+        cb.pushed_seq = cb.snd_una;
+        cb.snd_sml = cb.snd_una;
+        tcp_set_state(net, cb, TcpState::Established);
+    } else if let Err(e) = acceptable {
+        if e == AckError::UnsentData && cb.state != TcpState::Established {
+            send_challenge_ack(net, q, umem, cb, now);
+        }
+        return Fate::Keep;
+    }
+    let fin_acked = cb.fin_seq.is_some_and(|f| after(cb.snd_una, f));
+    match cb.state {
+        TcpState::FinWait1 if fin_acked => {
+            tcp_set_state(net, cb, TcpState::FinWait2);
+            cb.rto_at = None;
+            if cb.orphan && !seg.has(flags::FIN) {
+                // An orphan waits for the peer's FIN as a TIME-WAIT sock in
+                // FIN-WAIT-2 (`tcp_fin_time`), unless data comes after close.
+                if seg.end_seq() != seg.seq() && after(seg.end_seq(), cb.rcv_nxt) {
+                    net.mib.TcpExtTCPAbortOnData += 1;
+                    tcp_done(net, cb);
+                    tcp_v4_send_reset(net, q, umem, cb.local, cb.remote, r, now);
+                    return Fate::Done;
+                }
+                tcp_time_wait(net, cb, TcpState::FinWait2, super::TCP_FIN_TIMEOUT, now);
+                return Fate::Done;
+            }
+        }
+        TcpState::Closing if fin_acked => {
+            tcp_time_wait(net, cb, TcpState::TimeWait, TCP_TIMEWAIT_LEN, now);
+            return Fate::Done;
+        }
+        TcpState::LastAck if fin_acked => {
+            tcp_done(net, cb);
+            return Fate::Done;
+        }
+        _ => {}
+    }
+    // Step 7: data (and step 8: FIN, inside tcp_data_queue).
+    let rcv_shutdown = cb.orphan || cb.tsk().stream.rd_shut.load(Ordering::Relaxed);
+    let mut queue = true;
+    match cb.state {
+        TcpState::CloseWait | TcpState::Closing | TcpState::LastAck if !before(seg.seq(), cb.rcv_nxt) => {
+            queue = false;
+        }
+        TcpState::CloseWait
+        | TcpState::Closing
+        | TcpState::LastAck
+        | TcpState::FinWait1
+        | TcpState::FinWait2
+        | TcpState::Established => {
+            // RFC 1122 §4.2.2.13: data after we closed for reading is reset.
+            if rcv_shutdown
+                && seg.end_seq() != seg.seq()
+                && after(seg.end_seq().wrapping_sub(u32::from(seg.has(flags::FIN))), cb.rcv_nxt)
+            {
+                net.mib.TcpExtTCPAbortOnData += 1;
+                let (local, remote) = (cb.local, cb.remote);
+                tcp_reset(net, cb);
+                tcp_v4_send_reset(net, q, umem, local, remote, r, now);
+                return Fate::Done;
+            }
+        }
+        _ => queue = false,
+    }
+    if queue {
+        tcp_data_queue(net, q, umem, cb, seg, now);
+    }
+    if cb.state == TcpState::Close {
+        return Fate::Done;
+    }
+    if cb.state == TcpState::TimeWait {
+        return Fate::Done;
+    }
+    // tcp_data_snd_check, then tcp_ack_snd_check.
+    tcp_write_xmit(net, q, umem, cb, now);
+    tcp_ack_snd_check(net, q, umem, cb, now);
+    Fate::Keep
+}
+
+/// Why `tcp_ack` refused an ACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AckError {
+    /// It acknowledges data we never sent.
+    UnsentData,
+    /// It is older than the peer's largest window allows (RFC 5961 §5.2).
+    TooOld,
+}
+
+/// `tcp_ack`: the ACK field of an acceptable segment. Frees acknowledged
+/// bytes, takes an RTT sample, updates the peer's window, runs congestion
+/// control and fast retransmit.
+fn tcp_ack(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    seg: &Segment<'_>,
+    now: Instant,
+) -> Result<(), AckError> {
+    let r = &seg.repr;
+    let ack = r.ack;
+    let prior_una = cb.snd_una;
+    if before(ack, prior_una) {
+        if before(ack, prior_una.wrapping_sub(cb.max_window)) {
+            send_challenge_ack(net, q, umem, cb, now);
+            return Err(AckError::TooOld);
+        }
+        // An old ACK: ignored, the segment's data still counts.
+        return Ok(());
+    }
+    if after(ack, cb.snd_max) {
+        return Err(AckError::UnsentData);
+    }
+    // tcp_ack_update_window (RFC 9293 §3.10.7.4, SND.WL1/WL2).
+    let nwin = u32::from(r.window) << cb.snd_wscale;
+    let prior_wnd = cb.snd_wnd;
+    if after(ack, cb.snd_una) || after(r.seq, cb.snd_wl1) || (r.seq == cb.snd_wl1 && (nwin > cb.snd_wnd || nwin == 0))
+    {
+        cb.snd_wl1 = r.seq;
+        cb.snd_wl2 = ack;
+        cb.snd_wnd = nwin;
+        cb.max_window = cb.max_window.max(nwin);
+    }
+    if cb.snd_wnd > 0 && prior_wnd == 0 {
+        cb.probes_out = 0;
+        if cb.in_flight() == 0 {
+            cb.rto_at = None;
+            cb.backoff = 0;
+        }
+    }
+    let acked = ack.wrapping_sub(prior_una);
+    if acked == 0 {
+        // RFC 5681 §2: a duplicate ACK carries no data, moves no window and
+        // finds data outstanding.
+        let dup = seg.data.is_empty()
+            && !seg.has(flags::SYN)
+            && !seg.has(flags::FIN)
+            && nwin == prior_wnd
+            && cb.in_flight() > 0;
+        if dup {
+            cb.dupacks += 1;
+            match cb.ca_state {
+                CaState::Open if cb.dupacks == super::TCP_FASTRETRANS_THRESH => {
+                    cong::enter_recovery(cb);
+                    net.mib.TcpExtTCPRenoRecovery += 1;
+                    cb.rtt_probe = None;
+                    if tcp_retransmit_head(net, q, umem, cb, now).is_some() {
+                        net.mib.TcpExtTCPFastRetrans += 1;
+                    }
+                }
+                CaState::Recovery => cong::recovery_dupack(cb),
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    // New data acknowledged (`tcp_clean_rtx_queue`).
+    let prior_in_flight = cb.in_flight();
+    if before(cb.snd_nxt, ack) {
+        // After a timeout snd_nxt went back to snd_una; the peer had more.
+        cb.snd_nxt = ack;
+    }
+    let data_acked = acked.min(cb.snd_buffered() + u32::from(cb.fin_seq.is_some()));
+    let bytes = data_acked.min(cb.snd_buffered()) as usize;
+    if let Some(b) = cb.bufs.as_mut() {
+        b.snd.skip(bytes);
+    }
+    cb.bytes_acked += bytes as u64;
+    cb.snd_una = ack;
+    if let Some((end, sent)) = cb.rtt_probe {
+        if !before(ack, end) {
+            cong::rtt_sample(cb, now.saturating_duration_since(sent));
+            cb.rtt_probe = None;
+        }
+    }
+    cb.retransmits = 0;
+    cb.backoff = 0;
+    cb.probes_out = 0;
+    cb.retrans_stamp = None;
+    // tcp_rearm_rto: stop when nothing is outstanding, else restart.
+    cb.rto_at = if cb.snd_una == cb.snd_max { None } else { Some(now + cb.rto) };
+    let mss = cb.mss.max(1);
+    let acked_segs = acked.div_ceil(mss);
+    match cb.ca_state {
+        CaState::Open => {
+            cb.dupacks = 0;
+            let cwnd_limited = prior_in_flight >= cb.cwnd.saturating_mul(mss) / 2;
+            cong::cong_avoid(cb, acked_segs, cwnd_limited);
+        }
+        CaState::Recovery => {
+            if !before(ack, cb.high_seq) {
+                cong::exit_recovery(cb);
+            } else {
+                // NewReno partial ACK: the next hole goes at once.
+                cong::recovery_partial_ack(cb, acked_segs);
+                if tcp_retransmit_head(net, q, umem, cb, now).is_some() {
+                    net.mib.TcpExtTCPFastRetrans += 1;
+                }
+            }
+        }
+        CaState::Loss => {
+            if !before(ack, cb.high_seq) {
+                cong::exit_recovery(cb);
+            }
+            cong::cong_avoid(cb, acked_segs, true);
+        }
+    }
+    if bytes > 0 {
+        // sk_write_space: room in the send buffer.
+        cb.sock.wq.wake_up();
+    }
+    Ok(())
+}
+
+/// `tcp_data_queue`: in-order data to the receive buffer (then whatever the
+/// out-of-order queue now continues), out-of-order data to that queue, old
+/// data answered at once.
+fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) {
+    let fin = seg.has(flags::FIN);
+    let mut data = seg.data;
+    let mut seq = seg.seq();
+    if data.is_empty() && !fin {
+        return;
+    }
+    cb.lrcvtime = Some(now);
+    let end = seq.wrapping_add(data.len() as u32);
+    if !after(end.wrapping_add(u32::from(fin)), cb.rcv_nxt) {
+        // All of it came before: a retransmission. Our ACK was lost or late.
+        net.mib.TcpExtDelayedACKLost += 1;
+        cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+        cb.ack_pending = true;
+        cb.ack_now = true;
+        return;
+    }
+    let wnd = cb.receive_window();
+    if !before(seq, cb.rcv_nxt.wrapping_add(wnd)) && !data.is_empty() {
+        // Beyond the window.
+        if wnd == 0 {
+            net.mib.TcpExtTCPZeroWindowDrop += 1;
+        }
+        cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+        cb.ack_pending = true;
+        cb.ack_now = true;
+        return;
+    }
+    if before(seq, cb.rcv_nxt) {
+        // Partly old: keep the new part.
+        data = &data[cb.rcv_nxt.wrapping_sub(seq) as usize..];
+        seq = cb.rcv_nxt;
+    }
+    if seq != cb.rcv_nxt {
+        tcp_data_queue_ofo(net, cb, seq, data, fin);
+        return;
+    }
+    if wnd == 0 && !data.is_empty() {
+        net.mib.TcpExtTCPZeroWindowDrop += 1;
+        cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+        cb.ack_pending = true;
+        cb.ack_now = true;
+        return;
+    }
+    // Whatever lies beyond the window is not ours to keep.
+    let take = data.len().min(wnd as usize);
+    let fin = fin && take == data.len();
+    let n = match cb.bufs.as_mut() {
+        Some(b) => b.rcv.push_slice(&data[..take]),
+        None => 0,
+    };
+    if n < take {
+        net.mib.TcpExtTCPRcvQDrop += 1;
+    }
+    tcp_event_data_recv(cb, n);
+    cb.rcv_nxt = cb.rcv_nxt.wrapping_add(n as u32);
+    cb.bytes_received += n as u64;
+    cb.ack_pending = true;
+    if fin && n == take {
+        tcp_fin(net, q, umem, cb, now);
+    }
+    if !cb.ofo.is_empty() {
+        tcp_ofo_queue(net, q, umem, cb, now);
+        if cb.ofo.is_empty() {
+            cb.ack_now = true;
+        }
+    }
+    if n > 0 {
+        // tcp_data_ready: the reader is woken (the sock's SO_RCVLOWAT is
+        // checked by the reader's readiness test).
+        cb.sock.wq.wake_up();
+    }
+}
+
+/// `tcp_event_data_recv`: the delayed-ACK engine starts with quick ACKs;
+/// the peer's segment size is learnt (`tcp_measure_rcv_mss`).
+fn tcp_event_data_recv(cb: &mut TcpCb, len: usize) {
+    if len == 0 {
+        return;
+    }
+    if !cb.ato_started {
+        cb.ato_started = true;
+        cb.incr_quickack(TCP_MAX_QUICKACKS);
+    }
+    let len = len as u32;
+    if len >= cb.rcv_mss {
+        cb.rcv_mss = len.min(cb.advmss);
+    }
+}
+
+/// `tcp_data_queue_ofo`: keeps data that arrived ahead of a gap (trimmed to
+/// the window), without the bytes already held; the ACK goes at once.
+fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin: bool) {
+    net.mib.TcpExtTCPOFOQueue += 1;
+    cb.ack_pending = true;
+    cb.ack_now = true;
+    let wnd_end = cb.rcv_nxt.wrapping_add(cb.receive_window());
+    let keep = data.len().min(wnd_end.wrapping_sub(seq) as usize);
+    let fin = fin && keep == data.len();
+    let e = seq.wrapping_add(keep as u32);
+    // The parts of [seq, e) no queued segment holds yet.
+    let mut pieces: Vec<(u32, u32)> = Vec::new();
+    let mut cur = seq;
+    let mut overlapped = false;
+    for o in &cb.ofo {
+        if !after(e, o.seq) {
+            break;
+        }
+        if !after(o.end(), cur) {
+            continue;
+        }
+        overlapped = true;
+        if before(cur, o.seq) {
+            pieces.push((cur, o.seq));
+        }
+        cur = o.end();
+        if !before(cur, e) {
+            break;
+        }
+    }
+    if before(cur, e) {
+        pieces.push((cur, e));
+    }
+    if overlapped {
+        net.mib.TcpExtTCPOFOMerge += 1;
+    }
+    let new_bytes: usize = pieces.iter().map(|(a, b)| b.wrapping_sub(*a) as usize).sum();
+    if cb.ofo_bytes + new_bytes > cb.rcv_full_space() as usize {
+        net.mib.TcpExtTCPOFODrop += 1;
+        return;
+    }
+    let fin_placed = fin && pieces.last().is_some_and(|&(_, b)| b == e);
+    for (a, b) in pieces {
+        let off = a.wrapping_sub(seq) as usize;
+        let piece = OfoSeg { seq: a, data: data[off..off + b.wrapping_sub(a) as usize].to_vec(), fin: fin && b == e };
+        let at = cb.ofo.iter().position(|o| after(o.seq, a)).unwrap_or(cb.ofo.len());
+        cb.ofo.insert(at, piece);
+    }
+    cb.ofo_bytes += new_bytes;
+    if fin && !fin_placed {
+        // The FIN follows bytes already queued, or comes alone.
+        match cb.ofo.iter_mut().find(|o| o.end() == e) {
+            Some(o) => o.fin = true,
+            None => {
+                let at = cb.ofo.iter().position(|o| after(o.seq, e)).unwrap_or(cb.ofo.len());
+                cb.ofo.insert(at, OfoSeg { seq: e, data: Vec::new(), fin: true });
+            }
+        }
+    }
+}
+
+/// `tcp_ofo_queue`: moves out-of-order data that is now in order.
+fn tcp_ofo_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    while let Some(first) = cb.ofo.first() {
+        if after(first.seq, cb.rcv_nxt) {
+            break;
+        }
+        let o = cb.ofo.remove(0);
+        cb.ofo_bytes -= o.data.len();
+        let fin_now = o.fin && !before(o.end(), cb.rcv_nxt);
+        if !after(o.end(), cb.rcv_nxt) && !fin_now {
+            // Already delivered.
+            continue;
+        }
+        let skip = (cb.rcv_nxt.wrapping_sub(o.seq) as usize).min(o.data.len());
+        let part = &o.data[skip..];
+        let n = match cb.bufs.as_mut() {
+            Some(b) => b.rcv.push_slice(part),
+            None => 0,
+        };
+        if n < part.len() {
+            net.mib.TcpExtTCPRcvQDrop += 1;
+        }
+        cb.rcv_nxt = cb.rcv_nxt.wrapping_add(n as u32);
+        cb.bytes_received += n as u64;
+        if o.fin && n == part.len() {
+            tcp_fin(net, q, umem, cb, now);
+            break;
+        }
+    }
+}
+
+/// `tcp_fin`: the peer's FIN, in sequence.
+fn tcp_fin(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    cb.ack_pending = true;
+    cb.rcv_nxt = cb.rcv_nxt.wrapping_add(1);
+    cb.tsk().stream.fin_rcvd.store(true, Ordering::Release);
+    match cb.state {
+        TcpState::SynRecv | TcpState::Established => {
+            tcp_set_state(net, cb, TcpState::CloseWait);
+            cb.pingpong = true;
+        }
+        TcpState::FinWait1 => {
+            // Simultaneous close.
+            tcp_send_ack(net, q, umem, cb, now);
+            tcp_set_state(net, cb, TcpState::Closing);
+        }
+        TcpState::FinWait2 => {
+            tcp_send_ack(net, q, umem, cb, now);
+            tcp_time_wait(net, cb, TcpState::TimeWait, TCP_TIMEWAIT_LEN, now);
+        }
+        _ => {}
+    }
+    // Data after a FIN is nothing.
+    cb.ofo.clear();
+    cb.ofo_bytes = 0;
+    cb.sock.wq.wake_up();
+}
+
+/// `__tcp_ack_snd_check`: the ACK goes now (a second full segment since the
+/// last one, quick-ACK mode, out-of-order data, or a one-off "now"), or on
+/// the delayed-ACK timer.
+pub fn tcp_ack_snd_check(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    if !cb.ack_pending {
+        return;
+    }
+    let two_segments = cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss && cb.rcv_space() >= cb.rcv_wnd;
+    if two_segments || cb.in_quickack_mode() || cb.ack_now || !cb.ofo.is_empty() {
+        tcp_send_ack(net, q, umem, cb, now);
+    } else if cb.delack_at.is_none() {
+        cb.delack_at = Some(now + super::TCP_DELACK_MIN);
+    }
+}
+
+/// A listener's segment (`tcp_v4_do_rcv` → `tcp_rcv_state_process` in
+/// LISTEN, or `tcp_check_req` for a request sock). `isn` is the ISN a SYN
+/// that reopened a TIME-WAIT 4-tuple must use.
+#[allow(clippy::too_many_arguments)]
+fn tcp_listen_rcv(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    lid: CbId,
+    key: FourTuple,
+    seg: &Segment<'_>,
+    isn: Option<u32>,
+    now: Instant,
+) {
+    let Some(mut l) = net.tcp.take(lid) else { return };
+    l.segs_in += 1;
+    let has_req = l.listener.as_ref().is_some_and(|x| x.syn_queue.contains_key(&key.remote));
+    if has_req {
+        tcp_check_req(net, q, umem, &mut l, lid, key, seg, now);
+    } else if seg.has(flags::RST) {
+        // Ignored.
+    } else if seg.has(flags::ACK) {
+        tcp_v4_send_reset(net, q, umem, key.local, key.remote, &seg.repr, now);
+    } else if seg.has(flags::SYN) {
+        tcp_conn_request(net, q, umem, &mut l, key, seg, isn, now);
+    }
+    finish(net, lid, l, Fate::Keep);
+}
+
+/// `tcp_conn_request`: a SYN for a listener makes a request sock and gets a
+/// SYN-ACK, unless a queue is full (counted, dropped).
+#[allow(clippy::too_many_arguments)]
+fn tcp_conn_request(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    l: &mut TcpCb,
+    key: FourTuple,
+    seg: &Segment<'_>,
+    isn: Option<u32>,
+    now: Instant,
+) {
+    let tsk = l.sock.tcp().expect("stream sock");
+    let max_backlog = tsk.max_backlog.load(Ordering::Relaxed);
+    let qlen = l.listener.as_ref().map_or(0, |x| x.syn_queue.len());
+    // inet_csk_reqsk_queue_is_full, without SYN cookies (`tcp_syncookies=0`).
+    if isn.is_none() && qlen >= max_backlog.max(1) {
+        net.mib.TcpExtTCPReqQFullDrop += 1;
+        net.mib.TcpExtListenDrops += 1;
+        return;
+    }
+    if tsk.acceptq_is_full() {
+        net.mib.TcpExtListenOverflows += 1;
+        net.mib.TcpExtListenDrops += 1;
+        return;
+    }
+    let r = &seg.repr;
+    let req = RequestSock {
+        iss: isn.unwrap_or_else(|| net.tcp.isn(key.local, key.remote, now)),
+        irs: r.seq,
+        mss: clamp_mss(r.options.mss, l.advmss) as u16,
+        snd_wscale: r.options.window_scale.map(|w| w.min(TCP_MAX_WSCALE)),
+        sack_ok: r.options.sack_permitted,
+        snd_wnd: r.window,
+        num_timeout: 0,
+        expires: now + TCP_TIMEOUT_INIT,
+        acked: false,
+        sent_at: now,
+    };
+    let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
+    tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, false, now);
+    l.synack_at = Some(l.synack_at.map_or(req.expires, |t| t.min(req.expires)));
+    if let Some(x) = l.listener.as_mut() {
+        x.syn_queue.insert(key.remote, req);
+    }
+}
+
+/// `tcp_in_window`: the segment `[seq, end_seq)` overlaps `[s_win, e_win)`.
+fn tcp_in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
+    if seq == s_win {
+        return true;
+    }
+    if after(end_seq, s_win) && before(seq, e_win) {
+        return true;
+    }
+    seq == e_win && seq == end_seq
+}
+
+/// `tcp_check_req`: a segment for a request sock. The final ACK makes the
+/// child (`tcp_v4_syn_recv_sock`) and queues it for `accept()`.
+#[allow(clippy::too_many_arguments)]
+fn tcp_check_req(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    l: &mut TcpCb,
+    lid: CbId,
+    key: FourTuple,
+    seg: &Segment<'_>,
+    now: Instant,
+) {
+    let _ = lid;
+    let r = &seg.repr;
+    let Some(req) = l.listener.as_ref().and_then(|x| x.syn_queue.get(&key.remote)).cloned() else { return };
+    let flg = r.flags & (flags::RST | flags::SYN | flags::ACK);
+    let rcvbuf = l.tsk().rcvbuf.load(Ordering::Relaxed);
+    // A retransmitted SYN: the SYN-ACK again.
+    if r.seq == req.irs && flg == flags::SYN {
+        tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
+        return;
+    }
+    // An ACK of something else than our SYN-ACK: the listener resets it.
+    if seg.has(flags::ACK) && r.ack != req.iss.wrapping_add(1) {
+        tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now);
+        return;
+    }
+    let rcv_nxt = req.irs.wrapping_add(1);
+    let wnd = initial_window(rcvbuf, l.advmss);
+    if !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
+        if !seg.has(flags::RST) {
+            // The request's ACK again (`tcp_v4_reqsk_send_ack`).
+            let ack = TcpRepr {
+                src_port: key.local.port(),
+                dst_port: key.remote.port(),
+                seq: req.iss.wrapping_add(1),
+                ack: rcv_nxt,
+                flags: flags::ACK,
+                window: wnd as u16,
+                urgent: 0,
+                options: Default::default(),
+                payload_len: 0,
+            };
+            super::output::send_bare(net, q, umem, key.local, key.remote, &ack, now);
+        }
+        return;
+    }
+    if seg.has(flags::RST) || seg.has(flags::SYN) {
+        // embryonic_reset.
+        if !seg.has(flags::RST) {
+            tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now);
+        }
+        if let Some(x) = l.listener.as_mut() {
+            x.syn_queue.remove(&key.remote);
+        }
+        net.mib.TcpExtEmbryonicRsts += 1;
+        return;
+    }
+    if !seg.has(flags::ACK) {
+        return;
+    }
+    // tcp_v4_syn_recv_sock: a full accept queue drops the ACK; the request
+    // stays and its SYN-ACK timer sends the SYN-ACK again.
+    if l.tsk().acceptq_is_full() {
+        net.mib.TcpExtListenOverflows += 1;
+        net.mib.TcpExtListenDrops += 1;
+        if let Some(x) = l.listener.as_mut().and_then(|x| x.syn_queue.get_mut(&key.remote)) {
+            x.acked = true;
+        }
+        return;
+    }
+    if let Some(x) = l.listener.as_mut() {
+        x.syn_queue.remove(&key.remote);
+    }
+    let child_id = create_openreq_child(net, l, key, &req, seg, now);
+    // tcp_child_process: the rest of the segment (data, FIN) in the child.
+    if let Some(mut child) = net.tcp.take(child_id) {
+        child.segs_in += 1;
+        let fate = if seg.data.is_empty() && !seg.has(flags::FIN) {
+            Fate::Keep
+        } else {
+            rcv_state_process(net, q, umem, &mut child, seg, now)
+        };
+        finish(net, child_id, child, fate);
+    }
+    l.sock.wq.wake_up();
+}
+
+/// `tcp_create_openreq_child` + `inet_csk_complete_hashdance`: the child
+/// of a completed handshake, ESTABLISHED, hashed and on the accept queue.
+fn create_openreq_child(
+    net: &mut Net,
+    l: &TcpCb,
+    key: FourTuple,
+    req: &RequestSock,
+    seg: &Segment<'_>,
+    now: Instant,
+) -> CbId {
+    let ltsk = l.tsk();
+    let rcvbuf = ltsk.rcvbuf.load(Ordering::Relaxed);
+    let sndbuf = ltsk.sndbuf.load(Ordering::Relaxed);
+    let sock = Arc::new(Sock::with_readers(SockType::Stream, 0, 0, 1, l.sock.readers()));
+    sock.set_local(key.local);
+    sock.set_remote(key.remote);
+    let tsk = sock.tcp().expect("stream sock");
+    tsk.nodelay.store(ltsk.nodelay.load(Ordering::Relaxed), Ordering::Relaxed);
+    tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
+    tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
+    tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
+    let bufs = tsk.stream.attach_bufs(rcvbuf, sndbuf);
+    let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, l.advmss);
+    cb.bufs = Some(bufs);
+    cb.iss = req.iss;
+    cb.snd_una = req.iss.wrapping_add(1);
+    cb.snd_nxt = cb.snd_una;
+    cb.snd_max = cb.snd_una;
+    cb.pushed_seq = cb.snd_una;
+    cb.snd_sml = cb.snd_una;
+    cb.irs = req.irs;
+    cb.rcv_nxt = req.irs.wrapping_add(1);
+    cb.rcv_wup = cb.rcv_nxt;
+    match req.snd_wscale {
+        Some(ws) => {
+            cb.snd_wscale = ws;
+            cb.rcv_wscale = TCP_RCV_WSCALE;
+        }
+        None => {
+            cb.snd_wscale = 0;
+            cb.rcv_wscale = 0;
+        }
+    }
+    cb.sack_ok = req.sack_ok;
+    cb.mss = u32::from(req.mss).min(cb.advmss);
+    cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    cb.snd_wnd = u32::from(seg.repr.window) << cb.snd_wscale;
+    cb.max_window = cb.snd_wnd;
+    cb.snd_wl1 = seg.repr.seq;
+    cb.snd_wl2 = seg.repr.ack;
+    if req.num_timeout == 0 {
+        cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at));
+    }
+    net.mib.TcpPassiveOpens += 1;
+    cb.state = TcpState::SynRecv;
+    tcp_set_state(net, &mut cb, TcpState::Established);
+    let id = net.tcp.insert(cb);
+    net.tcp.hash_established(key, id);
+    let _ = ltsk.accept_queue().push(sock);
+    id
+}
+
+/// `tcp_timewait_state_process`: a segment for a TIME-WAIT (or orphaned
+/// FIN-WAIT-2) 4-tuple: strays are ACKed, a RST ends it, a new SYN with a
+/// higher sequence number reopens it through the listener.
+fn tcp_timewait_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTuple, seg: &Segment<'_>, now: Instant) {
+    let Some(mut tw) = net.tcp.tw.get(&key).copied() else { return };
+    let r = &seg.repr;
+    enum Act {
+        Nothing,
+        Ack,
+        Rst,
+        Syn(u32),
+        Kill,
+    }
+    let act = if tw.substate == TcpState::FinWait2 {
+        let wnd_end = tw.rcv_nxt.wrapping_add(tw.rcv_wnd);
+        if !tcp_in_window(r.seq, seg.end_seq(), tw.rcv_nxt, wnd_end) {
+            Act::Ack
+        } else if seg.has(flags::RST) {
+            Act::Kill
+        } else if seg.has(flags::SYN) && !before(r.seq, tw.rcv_nxt) {
+            Act::Rst
+        } else if !seg.has(flags::ACK) || !after(seg.end_seq(), tw.rcv_nxt) || seg.end_seq() == r.seq {
+            Act::Nothing
+        } else if !seg.has(flags::FIN) || seg.end_seq() != tw.rcv_nxt.wrapping_add(1) {
+            Act::Rst
+        } else {
+            tw.substate = TcpState::TimeWait;
+            tw.rcv_nxt = seg.end_seq();
+            tw.expires = now + TCP_TIMEWAIT_LEN;
+            Act::Ack
+        }
+    } else if r.seq == tw.rcv_nxt && (seg.end_seq() == r.seq || seg.has(flags::RST)) {
+        if seg.has(flags::RST) {
+            Act::Kill
+        } else {
+            tw.expires = now + TCP_TIMEWAIT_LEN;
+            Act::Nothing
+        }
+    } else if seg.has(flags::SYN) && !seg.has(flags::RST) && !seg.has(flags::ACK) && after(r.seq, tw.rcv_nxt) {
+        let isn = tw.snd_nxt.wrapping_add(65535 + 2);
+        Act::Syn(if isn == 0 { 1 } else { isn })
+    } else if !seg.has(flags::RST) {
+        if seg.has(flags::ACK) {
+            tw.expires = now + TCP_TIMEWAIT_LEN;
+        }
+        Act::Ack
+    } else {
+        Act::Nothing
+    };
+    match act {
+        Act::Kill => {
+            net.tcp.tw.remove(&key);
+            return;
+        }
+        Act::Syn(isn) => {
+            if let Some(lid) = net.tcp.lookup_listener(key.local.port()) {
+                net.tcp.tw.remove(&key);
+                tcp_listen_rcv(net, q, umem, lid, key, seg, Some(isn), now);
+                return;
+            }
+            send_tw_ack(net, q, umem, key, &tw, now);
+        }
+        Act::Ack => send_tw_ack(net, q, umem, key, &tw, now),
+        Act::Rst => tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now),
+        Act::Nothing => {}
+    }
+    let expires_changed = net.tcp.tw.get(&key).is_some_and(|old| old.expires != tw.expires);
+    net.tcp.tw.insert(key, tw);
+    if expires_changed {
+        let mut pending = None;
+        net.tcp.tw_timers.arm(key, tw.expires, &mut pending);
+    }
+}
+
+/// `tcp_v4_timewait_ack`.
+fn send_tw_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTuple, tw: &TimeWaitSock, now: Instant) {
+    let repr = TcpRepr {
+        src_port: key.local.port(),
+        dst_port: key.remote.port(),
+        seq: tw.snd_nxt,
+        ack: tw.rcv_nxt,
+        flags: flags::ACK,
+        window: (tw.rcv_wnd >> tw.rcv_wscale).min(u32::from(u16::MAX)) as u16,
+        urgent: 0,
+        options: Default::default(),
+        payload_len: 0,
+    };
+    super::output::send_bare(net, q, umem, key.local, key.remote, &repr, now);
+}

@@ -1,0 +1,92 @@
+//! TCP (RFC 9293) as Linux does it (net/ipv4/tcp*.c): the three-way
+//! handshake through a listener's SYN and accept queues, data with PSH, the
+//! four-way close through TIME-WAIT, retransmission with RFC 6298's timer and
+//! NewReno recovery, delayed ACKs and Nagle, RST and SYN checks of RFC 5961.
+//!
+//! | module | Linux | what |
+//! |---|---|---|
+//! | [`table`] | net/ipv4/inet_hashtables.c | established and listening tables, control blocks, timers |
+//! | [`cb`] | include/linux/tcp.h | the control block (`tcp_sock`), request socks |
+//! | [`input`] | tcp_ipv4.c, tcp_input.c, tcp_minisocks.c | `tcp_v4_rcv` and the state machine |
+//! | [`output`] | tcp_output.c | segments out: data, ACKs, SYN, SYN-ACK, FIN, RST |
+//! | [`timer`] | tcp_timer.c | retransmission, delayed ACK, zero-window probe, TIME-WAIT |
+//! | [`cong`] | tcp_cong.c, tcp_input.c | RTT estimation, slow start, congestion avoidance, NewReno |
+//! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
+//!
+//! Time is passed in: every function that needs the time takes `now`, and
+//! the timers are deadlines the loop checks, so tests run a 60-second
+//! TIME-WAIT in microseconds of real time.
+
+pub mod cb;
+pub mod cong;
+pub mod input;
+pub mod output;
+pub mod prot;
+pub mod table;
+pub mod timer;
+
+use std::time::Duration;
+
+/// `TCP_TIMEOUT_INIT`: the first RTO, and the SYN's (RFC 6298 §2.1).
+pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// `TCP_RTO_MIN`.
+pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
+/// `TCP_RTO_MAX`.
+pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
+/// `TCP_DELACK_MIN`: the delayed-ACK timeout (`TCP_ATO_MIN`).
+pub const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// `TCP_TIMEWAIT_LEN`: TIME-WAIT lasts 60 s.
+pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
+/// `net.ipv4.tcp_fin_timeout`: an orphaned FIN-WAIT-2 lasts 60 s.
+pub const TCP_FIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// `net.ipv4.tcp_syn_retries`.
+pub const TCP_SYN_RETRIES: u32 = 6;
+/// `net.ipv4.tcp_synack_retries`.
+pub const TCP_SYNACK_RETRIES: u32 = 5;
+/// `net.ipv4.tcp_retries2`: retransmissions of data before giving up.
+pub const TCP_RETRIES2: u32 = 15;
+/// `net.ipv4.tcp_invalid_ratelimit`: at most one out-of-window or challenge ACK per this.
+pub const TCP_INVALID_RATELIMIT: Duration = Duration::from_millis(500);
+/// `TCP_INIT_CWND` (RFC 6928): the initial congestion window, segments.
+pub const TCP_INIT_CWND: u32 = 10;
+/// `TCP_MSS_DEFAULT`: the MSS when the peer sends none (RFC 9293 §3.7.1).
+pub const TCP_MSS_DEFAULT: u32 = 536;
+/// `TCP_MIN_MSS`: smaller offers are raised to this.
+pub const TCP_MIN_MSS: u32 = 88;
+/// `TCP_MAX_QUICKACKS`.
+pub const TCP_MAX_QUICKACKS: u32 = 16;
+/// `TCP_MAX_WSCALE` (RFC 7323 §2.3).
+pub const TCP_MAX_WSCALE: u8 = 14;
+/// `TCP_INFINITE_SSTHRESH`.
+pub const TCP_INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
+/// The window-scale shift we offer: Linux's `ilog2(tcp_rmem[2]) - 15` with
+/// the default 6 MiB `tcp_rmem[2]`.
+pub const TCP_RCV_WSCALE: u8 = 7;
+/// Dupthresh: duplicate ACKs that start fast retransmit (RFC 5681 §3.2).
+pub const TCP_FASTRETRANS_THRESH: u32 = 3;
+
+/// `before(a, b)`: `a` precedes `b` in sequence space (RFC 9293 §3.4).
+#[inline]
+pub fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// `after(a, b)`.
+#[inline]
+pub fn after(a: u32, b: u32) -> bool {
+    before(b, a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_comparisons_wrap() {
+        assert!(before(1, 2));
+        assert!(!before(2, 2));
+        assert!(before(u32::MAX, 0));
+        assert!(after(0, u32::MAX));
+        assert!(after(5, 0xffff_fff0));
+    }
+}

@@ -1,0 +1,529 @@
+//! TCP output (net/ipv4/tcp_output.c): every segment we send. Data segments
+//! are cut from the send buffer at their offset from `snd_una`
+//! (`tcp_write_xmit`: congestion window, peer's window, Nagle, PSH); ACKs,
+//! SYN, SYN-ACK, FIN and RST are built as Linux builds them. Each segment is
+//! written into a fresh UMEM frame: Ethernet, IPv4 with DF, TCP with
+//! options, payload, then `ip_output`.
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use ringbuf::traits::Consumer;
+
+use super::cb::{RequestSock, TcpCb};
+use super::{after, before, TCP_RCV_WSCALE};
+use crate::ipv4::ip_output::{ip_build_header_df, ip_output};
+use crate::net::Net;
+use crate::netdev_queue::NetdevQueue;
+use crate::stream::TcpState;
+use crate::umem::Umem;
+use crate::wire::ethernet;
+use crate::wire::ipv4::{self, protocol};
+use crate::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+
+/// Where the IP header of a segment we build starts in its frame.
+const L3: usize = ethernet::HEADER_LEN;
+/// Where its TCP header starts.
+const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
+
+/// The MSS we offer on a 1500-byte MTU: 1500 − 20 − 20 (`tcp_mss_to_mtu`'s inverse).
+pub const TCP_ADVMSS_1500: u32 = 1460;
+
+/// Builds the segment `repr` from `src` to `dst` in a new frame, its payload
+/// copied from `cb`'s send buffer at `data_off` bytes past the buffer's head,
+/// and sends it. Returns false when no frame was free (counted) or there is
+/// no route.
+#[allow(clippy::too_many_arguments)]
+fn xmit(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    repr: &TcpRepr,
+    payload: Option<(&TcpCb, usize)>,
+    now: Instant,
+) -> bool {
+    let Some(mut frame) = q.alloc_frame() else {
+        net.mib.XskNoFreeFrames += 1;
+        return false;
+    };
+    let hlen = repr.header_len();
+    let seg_len = hlen + repr.payload_len;
+    let buf = umem.frame_mut(&mut frame);
+    if buf.len() < L4 + seg_len {
+        // The MSS is chosen to fit a frame; this is a bug, not a drop.
+        debug_assert!(false, "segment of {seg_len} bytes does not fit a frame");
+        q.free_frame(frame);
+        return false;
+    }
+    if let Some((cb, off)) = payload {
+        let Some(bufs) = cb.bufs.as_ref() else {
+            q.free_frame(frame);
+            return false;
+        };
+        let (a, b) = bufs.snd.as_slices();
+        let dst_buf = &mut buf[L4 + hlen..L4 + seg_len];
+        // Copy [off, off + len) out of the ring's two slices.
+        let len = repr.payload_len;
+        let (mut o, mut w) = (off, 0);
+        for part in [a, b] {
+            if w == len {
+                break;
+            }
+            if o >= part.len() {
+                o -= part.len();
+                continue;
+            }
+            let n = (part.len() - o).min(len - w);
+            dst_buf[w..w + n].copy_from_slice(&part[o..o + n]);
+            w += n;
+            o = 0;
+        }
+        if w != len {
+            debug_assert!(false, "send buffer shorter than the segment");
+            q.free_frame(frame);
+            return false;
+        }
+    }
+    repr.emit(&mut TcpPacket::new_unchecked(&mut buf[L4..L4 + seg_len]), *src.ip(), *dst.ip());
+    ip_build_header_df(net, &mut buf[L3..L4], *dst.ip(), protocol::TCP, seg_len, 0, true);
+    ip_output(net, q, frame, L3, ipv4::MIN_HEADER_LEN + seg_len, *dst.ip(), now)
+}
+
+/// `tcp_select_initial_window`: the window of a SYN or SYN-ACK, never
+/// scaled: the receive buffer, at most 65535, a multiple of the MSS.
+pub fn initial_window(rcvbuf: usize, mss: u32) -> u32 {
+    let space = (rcvbuf as u32).min(u32::from(u16::MAX));
+    if space > mss {
+        space - space % mss
+    } else {
+        space
+    }
+}
+
+/// `__tcp_select_window`: the window the receive buffer allows now, bytes.
+fn select_window_space(cb: &TcpCb) -> u32 {
+    let full = cb.rcv_full_space();
+    let mss = cb.rcv_mss.min(full).max(1);
+    let free = cb.rcv_space().min(u32::from(u16::MAX) << cb.rcv_wscale);
+    // Receiver-side silly window avoidance: below half the buffer, offer
+    // nothing until an MSS (or 1/16 of the buffer) is free.
+    if free < full / 2 && (free < full / 16 || free < mss) {
+        return 0;
+    }
+    if cb.rcv_wscale > 0 {
+        // A multiple of the scale, rounded down (Linux rounds up and lets
+        // the peer overrun the buffer by less than one unit; we do not).
+        free & !((1u32 << cb.rcv_wscale) - 1)
+    } else if cb.rcv_wnd <= free.saturating_sub(mss) || cb.rcv_wnd > free {
+        free - free % mss
+    } else {
+        cb.rcv_wnd
+    }
+}
+
+/// `tcp_select_window`: the window field of an outgoing segment. Never
+/// shrinks what was offered; records the offer (`rcv_wnd`, `rcv_wup`) and
+/// counts the moves to and from a zero window.
+pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
+    let old_win = cb.receive_window();
+    let mut new_win = select_window_space(cb);
+    if new_win < old_win {
+        if new_win == 0 {
+            net.mib.TcpExtTCPWantZeroWindowAdv += 1;
+        }
+        let unit = (1u32 << cb.rcv_wscale) - 1;
+        new_win = (old_win + unit) & !unit;
+    }
+    new_win = new_win.min(u32::from(u16::MAX) << cb.rcv_wscale);
+    cb.rcv_wnd = new_win;
+    cb.rcv_wup = cb.rcv_nxt;
+    let field = new_win >> cb.rcv_wscale;
+    if field == 0 {
+        if old_win != 0 {
+            net.mib.TcpExtTCPToZeroWindowAdv += 1;
+        }
+    } else if old_win == 0 {
+        net.mib.TcpExtTCPFromZeroWindowAdv += 1;
+    }
+    field as u16
+}
+
+/// What an ACK we send says has been done: the delayed ACK is off, one
+/// quick ACK is used up (`tcp_event_ack_sent`).
+fn ack_sent(cb: &mut TcpCb) {
+    cb.ack_pending = false;
+    cb.ack_now = false;
+    cb.delack_at = None;
+    cb.quick = cb.quick.saturating_sub(1);
+}
+
+/// `tcp_transmit_skb` for a control block: a segment at `seq` with `flags`
+/// (ACK added in synchronized states), `len` data bytes from the send
+/// buffer at `seq`'s offset. Counts TcpOutSegs, or TcpRetransSegs for a
+/// segment below `snd_max`.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_transmit(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    seq: u32,
+    mut fl: u8,
+    len: usize,
+    now: Instant,
+) -> bool {
+    let syn = fl & flags::SYN != 0;
+    if cb.state != TcpState::SynSent || !syn {
+        fl |= flags::ACK;
+    }
+    let mut options = TcpOptions::default();
+    let window = if syn {
+        options.mss = Some(cb.advmss as u16);
+        options.sack_permitted = cb.state == TcpState::SynSent || cb.sack_ok;
+        if cb.state == TcpState::SynSent || cb.rcv_wscale > 0 {
+            options.window_scale = Some(cb.rcv_wscale);
+        }
+        cb.rcv_wnd.min(u32::from(u16::MAX)) as u16
+    } else {
+        tcp_select_window(net, cb)
+    };
+    let repr = TcpRepr {
+        src_port: cb.local.port(),
+        dst_port: cb.remote.port(),
+        seq,
+        ack: if fl & flags::ACK != 0 { cb.rcv_nxt } else { 0 },
+        flags: fl,
+        window,
+        urgent: 0,
+        options,
+        payload_len: len,
+    };
+    let off = seq.wrapping_sub(cb.data_una()) as usize;
+    let payload = (len > 0).then_some((&*cb, off));
+    if !xmit(net, q, umem, cb.local, cb.remote, &repr, payload, now) {
+        return false;
+    }
+    let end = seq.wrapping_add(repr.seg_len());
+    if before(seq, cb.snd_max) && repr.seg_len() > 0 {
+        net.mib.TcpRetransSegs += 1;
+        cb.total_retrans += 1;
+        if syn {
+            net.mib.TcpExtTCPSynRetrans += 1;
+        }
+    } else {
+        net.mib.TcpOutSegs += 1;
+        if len > 0 {
+            net.mib.TcpExtTCPOrigDataSent += 1;
+        }
+    }
+    cb.segs_out += 1;
+    if fl & flags::ACK != 0 {
+        ack_sent(cb);
+    }
+    if len > 0 && cb.lrcvtime.is_some_and(|t| now.saturating_duration_since(t) < super::TCP_DELACK_MIN) {
+        // Data sent soon after data came in: interactive mode, ACKs ride on
+        // replies (`tcp_event_data_sent`).
+        cb.pingpong = true;
+    }
+    if after(end, cb.snd_max) {
+        cb.snd_max = end;
+    }
+    true
+}
+
+/// `tcp_send_ack`: a pure ACK of `rcv_nxt` with our current window.
+pub fn tcp_send_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    let seq = cb.snd_nxt;
+    tcp_transmit(net, q, umem, cb, seq, flags::ACK, 0, now);
+}
+
+/// `tcp_send_active_reset`: RST|ACK at `snd_nxt`, when we abort.
+pub fn tcp_send_active_reset(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    let seq = cb.snd_nxt;
+    if tcp_transmit(net, q, umem, cb, seq, flags::RST | flags::ACK, 0, now) {
+        net.mib.TcpOutRsts += 1;
+    }
+}
+
+/// Sends `repr` (no payload) from `local` to `remote` outside any control
+/// block: the ACK of a TIME-WAIT or request sock. Counts TcpOutSegs.
+pub fn send_bare(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    repr: &TcpRepr,
+    now: Instant,
+) {
+    if xmit(net, q, umem, local, remote, repr, None, now) {
+        net.mib.TcpOutSegs += 1;
+    }
+}
+
+/// `tcp_v4_send_reset`: the answer to `seg` (from `remote` to `local`)
+/// when no sock wants it: seq from its ACK field, or ACK = SEG.SEQ + SEG.LEN.
+/// Never a RST for a RST.
+pub fn tcp_v4_send_reset(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    seg: &TcpRepr,
+    now: Instant,
+) {
+    if seg.flags & flags::RST != 0 {
+        return;
+    }
+    let (seq, ack, fl) = if seg.flags & flags::ACK != 0 {
+        (seg.ack, 0, flags::RST)
+    } else {
+        (0, seg.seq.wrapping_add(seg.seg_len()), flags::RST | flags::ACK)
+    };
+    let repr = TcpRepr {
+        src_port: local.port(),
+        dst_port: remote.port(),
+        seq,
+        ack,
+        flags: fl,
+        window: 0,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload_len: 0,
+    };
+    if xmit(net, q, umem, local, remote, &repr, None, now) {
+        net.mib.TcpOutSegs += 1;
+        net.mib.TcpOutRsts += 1;
+    }
+}
+
+/// `tcp_v4_send_synack` for a request sock on a listener at `local`.
+/// `retrans` counts it as a retransmission (`tcp_rtx_synack`).
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_send_synack(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    req: &RequestSock,
+    advmss: u32,
+    rcvbuf: usize,
+    retrans: bool,
+    now: Instant,
+) {
+    let options = TcpOptions {
+        mss: Some(advmss as u16),
+        sack_permitted: req.sack_ok,
+        window_scale: req.snd_wscale.map(|_| TCP_RCV_WSCALE),
+        ..TcpOptions::default()
+    };
+    let repr = TcpRepr {
+        src_port: local.port(),
+        dst_port: remote.port(),
+        seq: req.iss,
+        ack: req.irs.wrapping_add(1),
+        flags: flags::SYN | flags::ACK,
+        window: initial_window(rcvbuf, advmss) as u16,
+        urgent: 0,
+        options,
+        payload_len: 0,
+    };
+    if xmit(net, q, umem, local, remote, &repr, None, now) {
+        if retrans {
+            net.mib.TcpRetransSegs += 1;
+            net.mib.TcpExtTCPSynRetrans += 1;
+        } else {
+            net.mib.TcpOutSegs += 1;
+        }
+    }
+}
+
+/// `tcp_mss_split_point` and friends, simplified: how many bytes a segment
+/// at `snd_nxt` may carry now (0: none may go), with Nagle applied.
+fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
+    let unsent = cb.write_seq().wrapping_sub(cb.snd_nxt);
+    if unsent == 0 || (unsent as i32) < 0 {
+        return 0;
+    }
+    let mss = cb.mss;
+    // Congestion window (`tcp_cwnd_test`), in segments' worth of bytes.
+    let cwnd_bytes = cb.cwnd.saturating_mul(mss);
+    let in_flight = cb.in_flight();
+    if in_flight >= cwnd_bytes {
+        return 0;
+    }
+    // The peer's window (`tcp_snd_wnd_test`).
+    let wnd_end = cb.snd_una.wrapping_add(cb.snd_wnd);
+    if !after(wnd_end, cb.snd_nxt) {
+        return 0;
+    }
+    let wnd_room = wnd_end.wrapping_sub(cb.snd_nxt);
+    let len = unsent.min(mss).min(wnd_room);
+    if len < mss && len < unsent {
+        // Window-limited to a partial segment: wait for the window to open
+        // unless nothing is in flight (then the zero-window probe or this
+        // small segment keeps things moving, `tcp_snd_wnd_test`).
+        if in_flight > 0 {
+            return 0;
+        }
+    }
+    // Nagle (RFC 896, with Minshall's variant as `tcp_nagle_check`): hold
+    // a partial segment while a small one is unacknowledged.
+    if len < mss && !nodelay && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
+        return 0;
+    }
+    len as usize
+}
+
+/// `tcp_write_xmit`: sends what the windows allow from `snd_nxt` on, with
+/// PSH where the application's last send ends (or when more than half the
+/// peer's largest window is unpushed, `forced_push`), and our FIN after the
+/// data once the application has shut down sending. Arms the retransmission
+/// timer. Returns the segments sent.
+pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> usize {
+    if !matches!(
+        cb.state,
+        TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::LastAck | TcpState::Closing
+    ) {
+        return 0;
+    }
+    let tsk = cb.sock.tcp().expect("stream sock");
+    let nodelay = tsk.nodelay.load(Ordering::Relaxed);
+    let pushed = tsk.stream.pushed.load(Ordering::Acquire);
+    let data_start = cb.iss.wrapping_add(1);
+    // The sequence number after the application's last pushed byte.
+    let push_seq = data_start.wrapping_add(pushed as u32);
+    let mut sent = 0;
+    loop {
+        let len = next_segment_len(cb, nodelay);
+        if len == 0 {
+            break;
+        }
+        let seq = cb.snd_nxt;
+        let end = seq.wrapping_add(len as u32);
+        let mut fl = flags::ACK;
+        let forced = end.wrapping_sub(cb.pushed_seq) > cb.max_window / 2;
+        if (!before(end, push_seq) && before(seq, push_seq)) || forced {
+            fl |= flags::PSH;
+            cb.pushed_seq = end;
+        }
+        // Our FIN rides on the last data segment (`tcp_send_fin` merges it).
+        if cb.fin_seq == Some(end) {
+            fl |= flags::FIN;
+        }
+        let is_new = !before(seq, cb.snd_max);
+        if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
+            break;
+        }
+        sent += 1;
+        let seg_end = if fl & flags::FIN != 0 { end.wrapping_add(1) } else { end };
+        if (len as u32) < cb.mss {
+            cb.snd_sml = end;
+        }
+        // Time one new segment at a time; never a retransmitted one (Karn).
+        if cb.rtt_probe.is_none() && is_new {
+            cb.rtt_probe = Some((seg_end, now));
+        }
+        cb.snd_nxt = seg_end;
+        if cb.rto_at.is_none() {
+            cb.rto_at = Some(now + cb.rto_backed_off());
+        }
+    }
+    // A FIN with no data left to carry it.
+    if let Some(fin) = cb.fin_seq {
+        if cb.snd_nxt == fin {
+            let seq = cb.snd_nxt;
+            if tcp_transmit(net, q, umem, cb, seq, flags::FIN | flags::ACK, 0, now) {
+                sent += 1;
+                cb.snd_nxt = fin.wrapping_add(1);
+                if cb.rto_at.is_none() {
+                    cb.rto_at = Some(now + cb.rto_backed_off());
+                }
+            }
+        }
+    }
+    // Data waits behind a zero window with nothing in flight: probe it.
+    if cb.in_flight() == 0 && cb.write_seq() != cb.snd_nxt && cb.snd_wnd == 0 && cb.rto_at.is_none() {
+        cb.rto_at = Some(now + cb.rto_backed_off());
+    }
+    sent
+}
+
+/// `tcp_send_syn` (`tcp_connect`): the SYN of an active open, or its
+/// retransmission, with MSS, SACK-permitted and window scale.
+pub fn tcp_send_syn(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> bool {
+    let iss = cb.iss;
+    let ok = tcp_transmit(net, q, umem, cb, iss, flags::SYN, 0, now);
+    cb.snd_nxt = iss.wrapping_add(1);
+    ok
+}
+
+/// The SYN-ACK of a simultaneous open (SYN-SENT → SYN-RECV), from the control block.
+pub fn tcp_send_synack_cb(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> bool {
+    let iss = cb.iss;
+    let ok = tcp_transmit(net, q, umem, cb, iss, flags::SYN | flags::ACK, 0, now);
+    cb.snd_nxt = iss.wrapping_add(1);
+    ok
+}
+
+/// `tcp_xmit_probe_skb`: a zero-window probe, an ACK at `snd_una - 1` that
+/// the peer must answer with its window.
+pub fn tcp_send_probe0(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    let seq = cb.snd_una.wrapping_sub(1);
+    if tcp_transmit(net, q, umem, cb, seq, flags::ACK, 0, now) {
+        net.mib.TcpExtTCPWinProbe += 1;
+    }
+}
+
+/// Retransmits the segment at `snd_una` (`tcp_retransmit_skb` of the head),
+/// at most one MSS, with our FIN if it ends there; the SYN or SYN-ACK while
+/// connecting. Returns the sequence number after what it sent.
+pub fn tcp_retransmit_head(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    now: Instant,
+) -> Option<u32> {
+    let seq = cb.snd_una;
+    let sent = match cb.state {
+        TcpState::SynSent => tcp_send_syn(net, q, umem, cb, now),
+        TcpState::SynRecv => tcp_send_synack_cb(net, q, umem, cb, now),
+        _ => {
+            let data_end = cb.write_seq();
+            let len =
+                if after(data_end, seq) { data_end.wrapping_sub(seq).min(cb.mss) as usize } else { 0 };
+            let end = seq.wrapping_add(len as u32);
+            let mut fl = flags::ACK;
+            if cb.fin_seq == Some(end) && after(cb.snd_max, end) {
+                fl |= flags::FIN;
+            }
+            if len == 0 && fl & flags::FIN == 0 {
+                return None;
+            }
+            if len > 0 && !before(end, data_end) {
+                fl |= flags::PSH;
+            }
+            if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
+                return None;
+            }
+            if len > 0 && cb.ca_state == super::cb::CaState::Loss {
+                net.mib.TcpExtTCPSlowStartRetrans += 1;
+            }
+            return Some(end.wrapping_add(u32::from(fl & flags::FIN != 0)));
+        }
+    };
+    sent.then_some(cb.snd_nxt)
+}
+
+impl TcpCb {
+    /// The retransmission timeout with the current backoff, capped at `TCP_RTO_MAX`.
+    pub fn rto_backed_off(&self) -> std::time::Duration {
+        (self.rto * (1u32 << self.backoff.min(16))).min(super::TCP_RTO_MAX)
+    }
+}

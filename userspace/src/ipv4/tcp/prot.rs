@@ -1,0 +1,408 @@
+//! `tcp_prot` and the socket calls of a TCP socket (net/ipv4/tcp_ipv4.c,
+//! net/ipv4/tcp.c, net/ipv4/af_inet.c): `connect` (`tcp_v4_connect`),
+//! `listen` (`inet_listen`), `close` (`tcp_close`), `shutdown`
+//! (`tcp_shutdown`), and the application's side of `send` and `recv`
+//! (`tcp_sendmsg`, `tcp_recvmsg`), which only touch the sock's byte buffers
+//! and ask the loop to transmit (`tcp_push`).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::cb::{Listener, TcpCb};
+use super::input::{finish, tcp_done, tcp_set_state, tcp_time_wait, Fate};
+use super::output::{
+    initial_window, tcp_send_active_reset, tcp_send_syn, tcp_write_xmit, TCP_ADVMSS_1500,
+};
+use super::table::FourTuple;
+use super::{TCP_FIN_TIMEOUT, TCP_RCV_WSCALE};
+use crate::errno::Errno;
+use crate::net::Net;
+use crate::netdev_queue::NetdevQueue;
+use crate::proto::{Proto, ProtoCtx};
+use crate::route::OutRoute;
+use crate::sock::{Sock, SOMAXCONN};
+use crate::stream::TcpState;
+use crate::wire::{ethernet, ipv4, tcp};
+
+/// TCP's operations (`tcp_prot`).
+pub static TCP_PROT: Proto = Proto {
+    name: "TCP",
+    protocol: ipv4::protocol::TCP,
+    connect: tcp_v4_connect,
+    sendmsg_check: tcp_sendmsg_check,
+    push_pending: tcp_push_pending,
+};
+
+/// `shutdown()`'s `how`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SHUT_RD`: no more reading.
+    Read,
+    /// `SHUT_WR`: no more sending; a FIN follows the data.
+    Write,
+    /// `SHUT_RDWR`: both.
+    Both,
+}
+
+/// The MSS we offer: 1460 on a 1500-byte MTU, less when a UMEM frame of
+/// `frame_size` bytes cannot hold a full segment with 40 bytes of options.
+pub fn advmss(frame_size: usize) -> u32 {
+    let room = frame_size.saturating_sub(ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + tcp::HEADER_LEN + 40);
+    TCP_ADVMSS_1500.min(room as u32).max(super::TCP_MIN_MSS)
+}
+
+/// `tcp_v4_connect`: picks a local port (one whose 4-tuple with `addr` is
+/// free, TIME-WAIT included), sends the SYN and returns `EINPROGRESS`: the
+/// connection completes in the loop (poll for `POLLOUT`).
+///
+/// # Errors
+///
+/// `EINPROGRESS` when the SYN is out; `EALREADY` while a connect is under
+/// way; `EISCONN` when connected or listening; `ENETUNREACH` with no route
+/// (or to a broadcast address); `EADDRNOTAVAIL` when no local port is free.
+fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -> Result<(), Errno> {
+    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+    match tsk.stream.state() {
+        TcpState::SynSent | TcpState::SynRecv => return Err(Errno::EALREADY),
+        TcpState::Close if tsk.cb().is_none() => {}
+        _ => return Err(Errno::EISCONN),
+    }
+    match cx.net.route.output(*addr.ip()) {
+        OutRoute::Unicast { .. } => {}
+        OutRoute::NoRoute => {
+            cx.net.mib.IpOutNoRoutes += 1;
+            return Err(Errno::ENETUNREACH);
+        }
+        OutRoute::Broadcast => return Err(Errno::ENETUNREACH),
+    }
+    let ours = cx.net.route.addr;
+    let local = match sock.local() {
+        Some(l) => SocketAddrV4::new(ours, l.port()),
+        None => {
+            let tcp = &cx.net.tcp;
+            let port = cx
+                .socks
+                .hash_connect(sock, ipv4::protocol::TCP, ours, |p| {
+                    tcp.tuple_in_use(&FourTuple { local: SocketAddrV4::new(ours, p), remote: addr })
+                        || tcp.lookup_listener(p).is_some()
+                })
+                .map_err(|_| Errno::EADDRNOTAVAIL)?;
+            SocketAddrV4::new(ours, port)
+        }
+    };
+    let key = FourTuple { local, remote: addr };
+    if cx.net.tcp.tuple_in_use(&key) {
+        return Err(Errno::EADDRNOTAVAIL);
+    }
+    sock.set_remote(addr);
+    tsk.stream.fin_rcvd.store(false, Ordering::Relaxed);
+    tsk.stream.wr_shut.store(false, Ordering::Relaxed);
+    tsk.stream.rd_shut.store(false, Ordering::Relaxed);
+    let now = cx.now;
+    let mut cb = TcpCb::new(sock.clone(), local, addr, advmss(cx.q.umem().frame_size() as usize));
+    let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
+    cb.bufs = Some(tsk.stream.attach_bufs(rcvbuf, tsk.sndbuf.load(Ordering::Relaxed)));
+    tsk.stream.pushed.store(0, Ordering::Relaxed);
+    cb.iss = cx.net.tcp.isn(local, addr, now);
+    cb.snd_una = cb.iss;
+    cb.snd_nxt = cb.iss;
+    cb.snd_max = cb.iss;
+    cb.rcv_wscale = TCP_RCV_WSCALE;
+    cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    cb.retrans_stamp = Some(now);
+    cb.rtt_probe = Some((cb.iss.wrapping_add(1), now));
+    tcp_set_state(cx.net, &mut cb, TcpState::SynSent);
+    let id = cx.net.tcp.insert(cb);
+    cx.net.tcp.hash_established(key, id);
+    let Some(mut cb) = cx.net.tcp.take(id) else { return Err(Errno::EADDRNOTAVAIL) };
+    let umem = cx.q.umem().clone();
+    tcp_send_syn(cx.net, cx.q, &umem, &mut cb, now);
+    cx.net.mib.TcpActiveOpens += 1;
+    cb.rto_at = Some(now + cb.rto);
+    finish(cx.net, id, cb, Fate::Keep);
+    Err(Errno::EINPROGRESS)
+}
+
+/// `tcp_sendmsg`'s checks (`sk_stream_wait_connect`, `SEND_SHUTDOWN`).
+///
+/// # Errors
+///
+/// The pending error; `EAGAIN` while the handshake is under way; `EPIPE`
+/// when the socket is not connected or its sending side is shut down.
+fn tcp_sendmsg_check(sock: &Sock, _len: usize, _dst: SocketAddrV4, _route: OutRoute) -> Result<(), Errno> {
+    if let Some(e) = sock.take_err() {
+        return Err(e);
+    }
+    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+    if tsk.stream.wr_shut.load(Ordering::Acquire) {
+        return Err(Errno::EPIPE);
+    }
+    match tsk.stream.state() {
+        TcpState::Established | TcpState::CloseWait => Ok(()),
+        TcpState::SynSent | TcpState::SynRecv => Err(Errno::EAGAIN),
+        _ => Err(Errno::EPIPE),
+    }
+}
+
+/// Application side of `send()` on a stream: copies what fits into the send
+/// buffer and asks the loop to transmit (`scheduled`).
+///
+/// # Errors
+///
+/// As [`tcp_sendmsg_check`]; `EAGAIN` when the send buffer is full.
+pub fn tcp_sendmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, data: &[u8]) -> Result<usize, Errno> {
+    tcp_sendmsg_check(sock, data.len(), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), OutRoute::NoRoute)?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+    let n = tsk.stream.write(data);
+    if n == 0 {
+        return Err(Errno::EAGAIN);
+    }
+    schedule(sock, scheduled);
+    Ok(n)
+}
+
+/// Application side of `recv()` on a stream: copies waiting bytes into
+/// `buf`; 0 at the end of the stream (the peer's FIN, or `SHUT_RD`). A read
+/// that frees half the buffer or more asks the loop to offer the bigger
+/// window (`tcp_cleanup_rbuf`).
+///
+/// # Errors
+///
+/// `EAGAIN` when nothing waits; `ENOTCONN` on a socket never connected;
+/// the pending error (`ECONNRESET`, `ETIMEDOUT`) once the data is read.
+pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mut [u8]) -> Result<usize, Errno> {
+    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+    let s = &tsk.stream;
+    let queued = s.rcv_queued();
+    let n = s.read(buf);
+    if n > 0 {
+        let cap = s.rcv_capacity();
+        if queued * 2 >= cap && cap > 0 {
+            schedule(sock, scheduled);
+        }
+        return Ok(n);
+    }
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if let Some(e) = sock.take_err() {
+        return Err(e);
+    }
+    if s.fin_rcvd.load(Ordering::Acquire) || s.rd_shut.load(Ordering::Acquire) {
+        return Ok(0);
+    }
+    match s.state() {
+        TcpState::Listen => Err(Errno::ENOTCONN),
+        TcpState::Close if tsk.cb().is_none() && s.rcv_capacity() == 0 => Err(Errno::ENOTCONN),
+        TcpState::Close => Ok(0),
+        _ => Err(Errno::EAGAIN),
+    }
+}
+
+/// Puts `sock` on the loop's list of socks with work to send, once.
+fn schedule(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>) {
+    if !sock.tx_scheduled.load(Ordering::SeqCst) && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
+        // Holds every sock at most once and is sized for the fd limit.
+        let _ = scheduled.push(sock.clone());
+    }
+}
+
+/// `tcp_push` from the loop: a FIN if the application shut down sending,
+/// a window update if its reads opened the window (`tcp_cleanup_rbuf`),
+/// then whatever the windows allow (`tcp_write_xmit`).
+fn tcp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, _budget: usize, now: std::time::Instant) -> usize {
+    let Some(id) = sock.tcp().and_then(|t| t.cb()) else { return 0 };
+    let Some(mut cb) = net.tcp.take(id) else { return 0 };
+    let umem = q.umem().clone();
+    if cb.tsk().stream.wr_shut.load(Ordering::Acquire) {
+        tcp_close_state(net, &mut cb);
+    }
+    if matches!(cb.state, TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2) {
+        let now_wnd = cb.receive_window();
+        if 2 * now_wnd <= cb.rcv_full_space() {
+            let free = cb.rcv_space();
+            if free >= 2 * now_wnd.max(cb.rcv_mss) {
+                cb.ack_pending = true;
+                cb.ack_now = true;
+            }
+        }
+    }
+    let n = tcp_write_xmit(net, q, &umem, &mut cb, now);
+    if cb.ack_now && cb.ack_pending {
+        super::output::tcp_send_ack(net, q, &umem, &mut cb, now);
+    }
+    finish(net, id, cb, Fate::Keep);
+    n
+}
+
+/// `tcp_close_state`: the state after we close our side, and the FIN queued
+/// after the data.
+fn tcp_close_state(net: &mut Net, cb: &mut TcpCb) {
+    let next = match cb.state {
+        TcpState::Established | TcpState::SynRecv => TcpState::FinWait1,
+        TcpState::CloseWait => TcpState::LastAck,
+        _ => return,
+    };
+    if cb.fin_seq.is_none() {
+        cb.fin_seq = Some(cb.write_seq());
+    }
+    tcp_set_state(net, cb, next);
+}
+
+/// `inet_listen`: the sock starts taking connections; `backlog` is capped
+/// at `SOMAXCONN`. Listening again only changes the backlog.
+///
+/// # Errors
+///
+/// `EOPNOTSUPP` on a datagram socket; `EINVAL` when connected or
+/// connecting; `EADDRINUSE` when another sock listens on the port.
+pub fn tcp_listen(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, backlog: i32) -> Result<(), Errno> {
+    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+    let limit = usize::try_from(backlog).unwrap_or(SOMAXCONN).min(SOMAXCONN);
+    match tsk.stream.state() {
+        TcpState::Listen => {
+            tsk.max_backlog.store(limit, Ordering::Relaxed);
+            return Ok(());
+        }
+        TcpState::Close if tsk.cb().is_none() => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let ours = cx.net.route.addr;
+    let local = match sock.local() {
+        Some(l) => l,
+        None => {
+            let tcp = &cx.net.tcp;
+            let port = cx
+                .socks
+                .hash_connect(sock, ipv4::protocol::TCP, Ipv4Addr::UNSPECIFIED, |p| tcp.port_in_use(p))
+                .map_err(|_| Errno::EADDRINUSE)?;
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+        }
+    };
+    if cx.net.tcp.lookup_listener(local.port()).is_some() {
+        return Err(Errno::EADDRINUSE);
+    }
+    tsk.max_backlog.store(limit, Ordering::Relaxed);
+    let _ = tsk.accept_queue();
+    let local = SocketAddrV4::new(ours, local.port());
+    let mut cb = TcpCb::new(sock.clone(), local, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0);
+    cb.advmss = advmss(cx.q.umem().frame_size() as usize);
+    cb.listener = Some(Box::<Listener>::default());
+    tcp_set_state(cx.net, &mut cb, TcpState::Listen);
+    let id = cx.net.tcp.insert(cb);
+    cx.net.tcp.hash_listener(local.port(), id);
+    Ok(())
+}
+
+/// `tcp_shutdown`: `SHUT_WR` queues our FIN after the data; `SHUT_RD`
+/// makes reads return 0.
+///
+/// # Errors
+///
+/// `ENOTCONN` on a socket that is not connected.
+pub fn tcp_shutdown(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, how: Shutdown) -> Result<(), Errno> {
+    let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+    let state = tsk.stream.state();
+    if matches!(state, TcpState::Close | TcpState::Listen) && tsk.cb().is_none()
+        || state == TcpState::Listen
+        || state == TcpState::Close && tsk.stream.rcv_capacity() == 0
+    {
+        return Err(Errno::ENOTCONN);
+    }
+    if matches!(how, Shutdown::Read | Shutdown::Both) {
+        tsk.stream.rd_shut.store(true, Ordering::Release);
+        sock.wq.wake_up();
+    }
+    if matches!(how, Shutdown::Write | Shutdown::Both) {
+        tsk.stream.wr_shut.store(true, Ordering::Release);
+        if let Some(id) = tsk.cb() {
+            if let Some(mut cb) = cx.net.tcp.take(id) {
+                if cb.state == TcpState::SynSent {
+                    tcp_done(cx.net, &mut cb);
+                } else {
+                    tcp_close_state(cx.net, &mut cb);
+                    let umem = cx.q.umem().clone();
+                    tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
+                }
+                finish(cx.net, id, cb, Fate::Keep);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tcp_close`: the application lets go of the sock. A listener resets
+/// the children nobody accepted; unread data resets the connection
+/// (`TCPAbortOnClose`), as does `SO_LINGER` 0; otherwise our FIN follows
+/// the data and the connection finishes on its own (an orphan).
+pub fn tcp_close(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>) {
+    let Some(tsk) = sock.tcp() else { return };
+    tsk.stream.rd_shut.store(true, Ordering::Release);
+    tsk.stream.wr_shut.store(true, Ordering::Release);
+    let Some(id) = tsk.cb() else { return };
+    let Some(mut cb) = cx.net.tcp.take(id) else { return };
+    cb.orphan = true;
+    let umem = cx.q.umem().clone();
+    let now = cx.now;
+    let fate = match cb.state {
+        TcpState::Listen => {
+            tcp_listen_stop(cx, &cb);
+            tcp_done(cx.net, &mut cb);
+            Fate::Done
+        }
+        TcpState::SynSent => {
+            tcp_set_state(cx.net, &mut cb, TcpState::Close);
+            Fate::Done
+        }
+        _ => {
+            let unread = tsk.stream.discard_unread() + cb.ofo_bytes;
+            if unread > 0 {
+                // RFC 2525 §2.17: unread data is lost, so the peer must know.
+                cx.net.mib.TcpExtTCPAbortOnClose += 1;
+                tcp_set_state(cx.net, &mut cb, TcpState::Close);
+                tcp_send_active_reset(cx.net, cx.q, &umem, &mut cb, now);
+                tcp_done(cx.net, &mut cb);
+                Fate::Done
+            } else if tsk.linger_zero.load(Ordering::Relaxed) {
+                // Linux counts a zero-linger abort as TCPAbortOnData.
+                cx.net.mib.TcpExtTCPAbortOnData += 1;
+                if !matches!(cb.state, TcpState::Close | TcpState::SynSent) {
+                    tcp_send_active_reset(cx.net, cx.q, &umem, &mut cb, now);
+                }
+                tcp_set_state(cx.net, &mut cb, TcpState::Close);
+                tcp_done(cx.net, &mut cb);
+                Fate::Done
+            } else if cb.state == TcpState::FinWait2 {
+                tcp_time_wait(cx.net, &mut cb, TcpState::FinWait2, TCP_FIN_TIMEOUT, now);
+                Fate::Done
+            } else {
+                tcp_close_state(cx.net, &mut cb);
+                tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, now);
+                Fate::Keep
+            }
+        }
+    };
+    finish(cx.net, id, cb, fate);
+}
+
+/// `inet_csk_listen_stop`: children on the accept queue are reset, request
+/// socks forgotten.
+fn tcp_listen_stop(cx: &mut ProtoCtx<'_>, l: &TcpCb) {
+    let umem = cx.q.umem().clone();
+    let Some(tsk) = l.sock.tcp() else { return };
+    while let Some(child) = tsk.accept_queue().pop() {
+        let Some(cid) = child.tcp().and_then(|t| t.cb()) else { continue };
+        let Some(mut c) = cx.net.tcp.take(cid) else { continue };
+        c.orphan = true;
+        tcp_set_state(cx.net, &mut c, TcpState::Close);
+        tcp_send_active_reset(cx.net, cx.q, &umem, &mut c, cx.now);
+        tcp_done(cx.net, &mut c);
+        finish(cx.net, cid, c, Fate::Done);
+    }
+}

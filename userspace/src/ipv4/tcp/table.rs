@@ -1,0 +1,239 @@
+//! The TCP socket tables and the control blocks they point to
+//! (`inet_hashinfo` for TCP: `ehash`, `lhash2`; net/ipv4/inet_hashtables.c):
+//! established connections by their 4-tuple, listeners by port, both hash
+//! lookups, and the timer queue of every control block.
+//!
+//! Control blocks live in a slab indexed by a small integer, which the sock
+//! keeps (`TcpSock::cb`) so that the loop finds a sock's control block from
+//! the application's side (a send, a close) without a search.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::net::SocketAddrV4;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::cb::TcpCb;
+use crate::stream::TcpState;
+use crate::inet_hashtables::FxHasher;
+use crate::timer::TimerQueue;
+
+/// A connection's addresses: the key of the established table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FourTuple {
+    /// Our address and port.
+    pub local: SocketAddrV4,
+    /// The peer's.
+    pub remote: SocketAddrV4,
+}
+
+/// A connection in TIME-WAIT, or orphaned in FIN-WAIT-2
+/// (`inet_timewait_sock`): only what answering strays takes, no buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeWaitSock {
+    /// `TimeWait`, or `FinWait2` until the peer's FIN comes.
+    pub substate: TcpState,
+    /// Our next sequence number (`tw_snd_nxt`).
+    pub snd_nxt: u32,
+    /// The peer's (`tw_rcv_nxt`).
+    pub rcv_nxt: u32,
+    /// The window we last offered, bytes (`tw_rcv_wnd`).
+    pub rcv_wnd: u32,
+    /// Our window-scale shift.
+    pub rcv_wscale: u8,
+    /// When it ends.
+    pub expires: Instant,
+}
+
+/// Index of a control block in the slab.
+pub type CbId = u32;
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Every TCP control block of one stack and the tables that find them.
+pub struct TcpTable {
+    cbs: Vec<Option<Box<TcpCb>>>,
+    free: Vec<CbId>,
+    ehash: FxMap<FourTuple, CbId>,
+    lhash: FxMap<u16, CbId>,
+    /// Deadlines of the control blocks (retransmission, delayed ACK, SYN-ACK).
+    pub timers: TimerQueue<CbId>,
+    /// TIME-WAIT sockets by 4-tuple (`tw` buckets in `ehash`).
+    pub tw: FxMap<FourTuple, TimeWaitSock>,
+    /// Their deadlines (lazily re-armed: an entry checks its `expires`).
+    pub tw_timers: TimerQueue<FourTuple>,
+    /// The ISN secret (`secure_tcp_seq`'s key), random per stack.
+    isn_key: RandomState,
+    /// Time zero of the ISN clock.
+    epoch: Instant,
+}
+
+impl TcpTable {
+    /// Empty tables; `epoch` starts the ISN clock.
+    pub fn new(epoch: Instant) -> TcpTable {
+        TcpTable {
+            cbs: Vec::new(),
+            free: Vec::new(),
+            ehash: FxMap::default(),
+            lhash: FxMap::default(),
+            timers: TimerQueue::default(),
+            tw: FxMap::default(),
+            tw_timers: TimerQueue::default(),
+            isn_key: RandomState::new(),
+            epoch,
+        }
+    }
+
+    /// Puts `cb` in the slab and records its index in its sock.
+    pub fn insert(&mut self, cb: TcpCb) -> CbId {
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.cbs[id as usize] = Some(Box::new(cb));
+                id
+            }
+            None => {
+                self.cbs.push(Some(Box::new(cb)));
+                (self.cbs.len() - 1) as CbId
+            }
+        };
+        if let Some(cb) = self.cbs[id as usize].as_ref() {
+            cb.tsk().cb.store(id, Ordering::Release);
+        }
+        id
+    }
+
+    /// Takes control block `id` out to work on it (with the tables free to
+    /// change meanwhile); give it back with [`Self::put`] or [`Self::remove`].
+    pub fn take(&mut self, id: CbId) -> Option<Box<TcpCb>> {
+        self.cbs.get_mut(id as usize)?.take()
+    }
+
+    /// Gives back a control block taken with [`Self::take`].
+    pub fn put(&mut self, id: CbId, cb: Box<TcpCb>) {
+        self.cbs[id as usize] = Some(cb);
+    }
+
+    /// Forgets control block `id` (already taken out): unhashed, slot freed,
+    /// the sock told it has none.
+    pub fn remove(&mut self, id: CbId, cb: &TcpCb) {
+        let key = FourTuple { local: cb.local, remote: cb.remote };
+        if self.ehash.get(&key) == Some(&id) {
+            self.ehash.remove(&key);
+        }
+        if self.lhash.get(&cb.local.port()) == Some(&id) {
+            self.lhash.remove(&cb.local.port());
+        }
+        let _ = cb.tsk().cb.compare_exchange(id, u32::MAX, Ordering::AcqRel, Ordering::Relaxed);
+        self.free.push(id);
+    }
+
+    /// A control block by index.
+    pub fn get(&self, id: CbId) -> Option<&TcpCb> {
+        self.cbs.get(id as usize)?.as_deref()
+    }
+
+    /// A control block by index, mutably.
+    pub fn get_mut(&mut self, id: CbId) -> Option<&mut TcpCb> {
+        self.cbs.get_mut(id as usize)?.as_deref_mut()
+    }
+
+    /// Every control block present (not taken out).
+    pub fn iter(&self) -> impl Iterator<Item = (CbId, &TcpCb)> {
+        self.cbs.iter().enumerate().filter_map(|(i, c)| Some((i as CbId, c.as_deref()?)))
+    }
+
+    /// `__inet_lookup_established`.
+    #[inline]
+    pub fn lookup_established(&self, key: &FourTuple) -> Option<CbId> {
+        self.ehash.get(key).copied()
+    }
+
+    /// `__inet_lookup_listener`, by port.
+    #[inline]
+    pub fn lookup_listener(&self, port: u16) -> Option<CbId> {
+        self.lhash.get(&port).copied()
+    }
+
+    /// Adds an established (or connecting) control block.
+    pub fn hash_established(&mut self, key: FourTuple, id: CbId) {
+        self.ehash.insert(key, id);
+    }
+
+    /// Adds a listener.
+    pub fn hash_listener(&mut self, port: u16, id: CbId) {
+        self.lhash.insert(port, id);
+    }
+
+    /// Whether any control block (a connection, TIME-WAIT included, or a
+    /// listener) uses local port `port`.
+    pub fn port_in_use(&self, port: u16) -> bool {
+        self.lhash.contains_key(&port)
+            || self.ehash.keys().any(|k| k.local.port() == port)
+            || self.tw.keys().any(|k| k.local.port() == port)
+    }
+
+    /// Whether local port `port` is used by anything but TIME-WAIT (what
+    /// `SO_REUSEADDR` lets a `bind()` share).
+    pub fn port_in_use_live(&self, port: u16) -> bool {
+        self.lhash.contains_key(&port) || self.ehash.keys().any(|k| k.local.port() == port)
+    }
+
+    /// Whether the 4-tuple is taken (a connection or TIME-WAIT).
+    pub fn tuple_in_use(&self, key: &FourTuple) -> bool {
+        self.ehash.contains_key(key) || self.tw.contains_key(key)
+    }
+
+    /// Puts a connection into TIME-WAIT (or orphaned FIN-WAIT-2) until `tw.expires`.
+    pub fn time_wait(&mut self, key: FourTuple, tw: TimeWaitSock) {
+        let mut pending = None;
+        self.tw_timers.arm(key, tw.expires, &mut pending);
+        self.tw.insert(key, tw);
+    }
+
+    /// Arms control block `id`'s timer entry for its earliest deadline.
+    pub fn rearm(&mut self, id: CbId, cb: &mut TcpCb) {
+        if let Some(at) = cb.next_deadline() {
+            self.timers.arm(id, at, &mut cb.timer_pending);
+        }
+    }
+
+    /// When the next TCP timer is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.timers.next_deadline(), self.tw_timers.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `secure_tcp_seq`: a keyed hash of the 4-tuple plus a clock ticking
+    /// every 64 ns (net/core/secure_seq.c, RFC 6528).
+    pub fn isn(&self, local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> u32 {
+        let ticks = (now.saturating_duration_since(self.epoch).as_nanos() >> 6) as u32;
+        (self.isn_key.hash_one((local, remote)) as u32).wrapping_add(ticks)
+    }
+
+    /// Control blocks in each state, for the report.
+    pub fn count_by_state(&self) -> Vec<(TcpState, usize)> {
+        let mut out: Vec<(TcpState, usize)> = Vec::new();
+        let states = self.iter().map(|(_, cb)| cb.state).chain(self.tw.values().map(|t| t.substate));
+        for state in states {
+            match out.iter_mut().find(|(s, _)| *s == state) {
+                Some((_, n)) => *n += 1,
+                None => out.push((state, 1)),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Control blocks in the slab.
+    pub fn len(&self) -> usize {
+        self.cbs.len() - self.free.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

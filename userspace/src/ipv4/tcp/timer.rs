@@ -1,0 +1,168 @@
+//! TCP timers (net/ipv4/tcp_timer.c) on time passed in: retransmission
+//! (`tcp_retransmit_timer`, with `tcp_write_timeout`'s give-up rule), the
+//! zero-window probe (`tcp_probe_timer`), the delayed ACK
+//! (`tcp_delack_timer_handler`), a listener's SYN-ACK retransmission
+//! (`reqsk_timer_handler`) and the end of TIME-WAIT (`tw_timer_handler`).
+
+use std::time::{Duration, Instant};
+
+use super::cb::TcpCb;
+use super::cong;
+use super::input::{finish, tcp_done, Fate};
+use super::output::{tcp_retransmit_head, tcp_send_ack, tcp_send_probe0, tcp_send_synack};
+use super::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNACK_RETRIES, TCP_SYN_RETRIES, TCP_TIMEOUT_INIT};
+use crate::errno::Errno;
+use crate::net::Net;
+use crate::netdev_queue::NetdevQueue;
+use crate::stream::TcpState;
+use crate::umem::Umem;
+
+/// Runs every TCP timer due at `now`.
+pub fn tcp_timers(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant) {
+    while let Some((at, id)) = net.tcp.timers.pop_expired(now) {
+        let Some(mut cb) = net.tcp.take(id) else { continue };
+        if cb.timer_pending == Some(at) {
+            cb.timer_pending = None;
+        }
+        let mut fate = Fate::Keep;
+        if cb.delack_at.is_some_and(|t| t <= now) {
+            delack_timer(net, q, umem, &mut cb, now);
+        }
+        if cb.synack_at.is_some_and(|t| t <= now) {
+            synack_timer(net, q, umem, &mut cb, now);
+        }
+        if cb.rto_at.is_some_and(|t| t <= now) {
+            fate = retransmit_timer(net, q, umem, &mut cb, now);
+        }
+        finish(net, id, cb, fate);
+    }
+    while let Some((_, key)) = net.tcp.tw_timers.pop_expired(now) {
+        match net.tcp.tw.get(&key).map(|tw| tw.expires) {
+            Some(expires) if expires <= now => {
+                net.tcp.tw.remove(&key);
+                net.mib.TcpExtTW += 1;
+            }
+            Some(expires) => {
+                let mut pending = None;
+                net.tcp.tw_timers.arm(key, expires, &mut pending);
+            }
+            None => {}
+        }
+    }
+}
+
+/// `tcp_delack_timer_handler`: the owed ACK goes; a missed delayed ACK ends
+/// interactive mode.
+fn delack_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    cb.delack_at = None;
+    if !cb.ack_pending || cb.state == TcpState::Close {
+        return;
+    }
+    if cb.pingpong {
+        cb.pingpong = false;
+    }
+    tcp_send_ack(net, q, umem, cb, now);
+    net.mib.TcpExtDelayedACKs += 1;
+}
+
+/// `retransmits_timed_out`: whether the time since the first retransmitted
+/// segment went out reaches what `boundary` retransmissions with
+/// exponential backoff from `rto_base` (capped at `TCP_RTO_MAX`) take.
+fn retransmits_timed_out(cb: &TcpCb, boundary: u32, rto_base: Duration, now: Instant) -> bool {
+    let Some(start) = cb.retrans_stamp else { return false };
+    let thresh = (TCP_RTO_MAX.as_millis() / rto_base.as_millis()).ilog2();
+    let timeout = if boundary <= thresh {
+        rto_base * ((2u32 << boundary) - 1)
+    } else {
+        rto_base * ((2u32 << thresh) - 1) + TCP_RTO_MAX * (boundary - thresh)
+    };
+    now.saturating_duration_since(start) >= timeout
+}
+
+/// `tcp_write_err`: give up with `ETIMEDOUT`.
+fn tcp_write_err(net: &mut Net, cb: &mut TcpCb) -> Fate {
+    if !cb.orphan {
+        cb.sock.set_err(Errno::ETIMEDOUT);
+    }
+    net.mib.TcpExtTCPAbortOnTimeout += 1;
+    tcp_done(net, cb);
+    Fate::Done
+}
+
+/// `tcp_retransmit_timer` (and `tcp_probe_timer` when the peer's window is
+/// zero with nothing in flight).
+fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> Fate {
+    cb.rto_at = None;
+    let connecting = matches!(cb.state, TcpState::SynSent | TcpState::SynRecv);
+    if !connecting && cb.in_flight() == 0 {
+        let unsent = cb.write_seq() != cb.snd_nxt;
+        if unsent && cb.snd_wnd == 0 {
+            return probe_timer(net, q, umem, cb, now);
+        }
+        return Fate::Keep;
+    }
+    let give_up = if connecting {
+        retransmits_timed_out(cb, TCP_SYN_RETRIES, TCP_TIMEOUT_INIT, now)
+    } else {
+        retransmits_timed_out(cb, TCP_RETRIES2, TCP_RTO_MIN, now)
+    };
+    if give_up {
+        return tcp_write_err(net, cb);
+    }
+    net.mib.TcpExtTCPTimeouts += 1;
+    if cb.retrans_stamp.is_none() {
+        // When the segment now retransmitted first went out.
+        cb.retrans_stamp = Some(now.checked_sub(cb.rto_backed_off()).unwrap_or(now));
+    }
+    if !connecting {
+        cong::enter_loss(cb);
+        // Everything in flight is sent again from snd_una.
+        cb.snd_nxt = cb.snd_una;
+    }
+    if let Some(end) = tcp_retransmit_head(net, q, umem, cb, now) {
+        if !connecting && super::after(end, cb.snd_nxt) {
+            cb.snd_nxt = end;
+        }
+    }
+    cb.backoff += 1;
+    cb.retransmits += 1;
+    cb.rto_at = Some(now + cb.rto_backed_off());
+    Fate::Keep
+}
+
+/// `tcp_probe_timer`: a zero-window probe with backoff; give up after
+/// `tcp_retries2` unanswered ones.
+fn probe_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> Fate {
+    cb.probes_out += 1;
+    if cb.probes_out > TCP_RETRIES2 {
+        return tcp_write_err(net, cb);
+    }
+    tcp_send_probe0(net, q, umem, cb, now);
+    cb.backoff += 1;
+    cb.rto_at = Some(now + cb.rto_backed_off());
+    Fate::Keep
+}
+
+/// `reqsk_timer_handler`: each request sock whose SYN-ACK timer ran out gets
+/// the SYN-ACK again with backoff, up to `tcp_synack_retries`, then goes.
+fn synack_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, l: &mut TcpCb, now: Instant) {
+    l.synack_at = None;
+    let (local, advmss) = (l.local, l.advmss);
+    let rcvbuf = l.tsk().rcvbuf.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(lst) = l.listener.as_mut() else { return };
+    let mut next: Option<Instant> = None;
+    lst.syn_queue.retain(|remote, req| {
+        if req.expires <= now {
+            net.mib.TcpExtTCPTimeouts += 1;
+            if req.num_timeout >= TCP_SYNACK_RETRIES {
+                return false;
+            }
+            tcp_send_synack(net, q, umem, local, *remote, req, advmss, rcvbuf, true, now);
+            req.num_timeout += 1;
+            req.expires = now + req.timeout();
+        }
+        next = Some(next.map_or(req.expires, |t| t.min(req.expires)));
+        true
+    });
+    l.synack_at = next;
+}

@@ -1,0 +1,251 @@
+//! The byte stream of a TCP sock, shared by the application and the loop:
+//! the connection's state word and its two byte buffers.
+//!
+//! Linux keeps a TCP sock's data as `sk_buff`s on `sk_receive_queue` and
+//! `sk_write_queue`, under the socket lock. xsknet copies the data out of
+//! UMEM frames into two byte rings instead (why: `docs/tcp.md`):
+//!
+//! * the **receive buffer**: the loop writes in-order data (`tcp_data_queue`),
+//!   the application reads it (`tcp_recvmsg`);
+//! * the **send buffer**: the application writes (`tcp_sendmsg`), the loop
+//!   reads segments out of it at any offset and frees bytes only when the
+//!   peer acknowledges them (`tcp_clean_rtx_queue`), so the bytes of a
+//!   retransmission are still there.
+//!
+//! Each ring is single-producer single-consumer and lock-free. The loop's
+//! halves ([`LoopBufs`]) live in the connection's control block, which only
+//! the loop touches; the application's halves live here behind a mutex that
+//! only application calls take (Linux's `lock_sock`), never the loop once
+//! the connection is set up. The state word is written by the loop and read
+//! by anyone (`sk_state`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+/// TCP states, numbered as Linux numbers them (`include/net/tcp_states.h`),
+/// the eleven of RFC 9293 §3.3.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[repr(u8)]
+pub enum TcpState {
+    /// Data flows both ways.
+    Established = 1,
+    /// Our SYN is out, no answer yet.
+    SynSent = 2,
+    /// A SYN came and our SYN-ACK is out.
+    SynRecv = 3,
+    /// We closed; our FIN is not yet acknowledged.
+    FinWait1 = 4,
+    /// Our FIN is acknowledged; waiting for the peer's.
+    FinWait2 = 5,
+    /// Both FINs done; waiting 2 MSL for strays.
+    TimeWait = 6,
+    /// No connection.
+    Close = 7,
+    /// The peer closed; we have not.
+    CloseWait = 8,
+    /// The peer closed, then we did; our FIN is not yet acknowledged.
+    LastAck = 9,
+    /// Waiting for SYNs.
+    Listen = 10,
+    /// Both closed at once; our FIN is not yet acknowledged.
+    Closing = 11,
+}
+
+impl TcpState {
+    /// Every state, in Linux's order.
+    pub const ALL: [TcpState; 11] = [
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::Closing,
+    ];
+
+    /// The state numbered `v`; [`TcpState::Close`] for anything else.
+    pub fn from_u8(v: u8) -> TcpState {
+        TcpState::ALL.get(usize::from(v).wrapping_sub(1)).copied().unwrap_or(TcpState::Close)
+    }
+
+    /// The name `ss` prints (`ESTAB`, `SYN-SENT`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTAB",
+            TcpState::SynSent => "SYN-SENT",
+            TcpState::SynRecv => "SYN-RECV",
+            TcpState::FinWait1 => "FIN-WAIT-1",
+            TcpState::FinWait2 => "FIN-WAIT-2",
+            TcpState::TimeWait => "TIME-WAIT",
+            TcpState::Close => "UNCONN",
+            TcpState::CloseWait => "CLOSE-WAIT",
+            TcpState::LastAck => "LAST-ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        }
+    }
+}
+
+/// The loop's halves of a connection's buffers: it writes received data and
+/// reads data to send.
+pub struct LoopBufs {
+    /// Producer side of the receive buffer.
+    pub rcv: HeapProd<u8>,
+    /// Consumer side of the send buffer: bytes from `snd_una` on.
+    pub snd: HeapCons<u8>,
+}
+
+/// The shared part of a TCP sock: state word, buffers, shutdown flags.
+pub struct StreamSock {
+    state: AtomicU8,
+    rcv: Mutex<Option<HeapCons<u8>>>,
+    snd: Mutex<Option<HeapProd<u8>>>,
+    /// The peer's FIN is in sequence (`RCV_SHUTDOWN` from `tcp_fin`): a read
+    /// of an empty buffer returns 0.
+    pub(crate) fin_rcvd: AtomicBool,
+    /// `shutdown(SHUT_RD)` or `close()`: reads return 0.
+    pub(crate) rd_shut: AtomicBool,
+    /// `shutdown(SHUT_WR)` or `close()` (`SEND_SHUTDOWN`): the loop sends a
+    /// FIN after the data, sends fail with `EPIPE`.
+    pub(crate) wr_shut: AtomicBool,
+    /// Bytes the application has written so far, as of the end of its last
+    /// send: the loop sets PSH on the segment that carries the last of them.
+    pub(crate) pushed: AtomicU64,
+}
+
+impl Default for StreamSock {
+    fn default() -> Self {
+        StreamSock {
+            state: AtomicU8::new(TcpState::Close as u8),
+            rcv: Mutex::new(None),
+            snd: Mutex::new(None),
+            fin_rcvd: AtomicBool::new(false),
+            rd_shut: AtomicBool::new(false),
+            wr_shut: AtomicBool::new(false),
+            pushed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl StreamSock {
+    /// The connection's state.
+    #[inline]
+    pub fn state(&self) -> TcpState {
+        TcpState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Loop side: records a new state.
+    pub(crate) fn set_state(&self, s: TcpState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// Loop side: makes the two buffers, `rcvbuf` and `sndbuf` bytes, keeps
+    /// the application's halves and returns the loop's.
+    pub(crate) fn attach_bufs(&self, rcvbuf: usize, sndbuf: usize) -> LoopBufs {
+        let (rcv_prod, rcv_cons) = HeapRb::<u8>::new(rcvbuf.max(1)).split();
+        let (snd_prod, snd_cons) = HeapRb::<u8>::new(sndbuf.max(1)).split();
+        *self.rcv.lock().unwrap_or_else(|e| e.into_inner()) = Some(rcv_cons);
+        *self.snd.lock().unwrap_or_else(|e| e.into_inner()) = Some(snd_prod);
+        LoopBufs { rcv: rcv_prod, snd: snd_cons }
+    }
+
+    /// Application side: copies received bytes into `buf`; returns how many
+    /// (0 when the buffer is empty or not made yet).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> usize {
+        match self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(c) => c.pop_slice(buf),
+            None => 0,
+        }
+    }
+
+    /// Application side: drops everything received and unread; returns how
+    /// many bytes (`close()` with unread data resets the connection).
+    pub(crate) fn discard_unread(&self) -> usize {
+        match self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(c) => c.clear(),
+            None => 0,
+        }
+    }
+
+    /// Bytes received and not read (`Recv-Q`).
+    pub fn rcv_queued(&self) -> usize {
+        self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.occupied_len())
+    }
+
+    /// The receive buffer's size in bytes (0 before the connection has one).
+    pub fn rcv_capacity(&self) -> usize {
+        self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.capacity().get())
+    }
+
+    /// Application side: copies as much of `data` as the send buffer has
+    /// room for; returns how many bytes, and records them as pushed.
+    pub(crate) fn write(&self, data: &[u8]) -> usize {
+        let mut snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = snd.as_mut() else { return 0 };
+        let n = p.push_slice(data);
+        if n > 0 {
+            self.pushed.fetch_add(n as u64, Ordering::Release);
+        }
+        n
+    }
+
+    /// Bytes written and not yet acknowledged by the peer (`Send-Q`).
+    pub fn snd_queued(&self) -> usize {
+        self.snd.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.occupied_len())
+    }
+
+    /// Room in the send buffer, bytes (0 before the connection has one).
+    pub fn snd_room(&self) -> usize {
+        self.snd.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.vacant_len())
+    }
+
+    /// Whether a send would make progress as `sk_stream_is_writeable` judges
+    /// it: free space at least half of what is queued.
+    pub fn writeable(&self) -> bool {
+        let snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
+        snd.as_ref().is_some_and(|p| p.vacant_len() > 0 && p.vacant_len() >= p.occupied_len() / 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_linux_numbers() {
+        for s in TcpState::ALL {
+            assert_eq!(TcpState::from_u8(s as u8), s);
+        }
+        assert_eq!(TcpState::Established as u8, 1);
+        assert_eq!(TcpState::Listen as u8, 10);
+        assert_eq!(TcpState::from_u8(0), TcpState::Close);
+        assert_eq!(TcpState::from_u8(200), TcpState::Close);
+    }
+
+    #[test]
+    fn bytes_flow_through_both_buffers() {
+        let s = StreamSock::default();
+        assert_eq!(s.write(b"abc"), 0, "no buffer before the connection");
+        let mut lb = s.attach_bufs(8, 4);
+        assert_eq!(s.write(b"hello"), 4, "send buffer holds 4");
+        assert_eq!(s.pushed.load(Ordering::Relaxed), 4);
+        assert_eq!(s.snd_queued(), 4);
+        let (a, b) = lb.snd.as_slices();
+        assert_eq!([a, b].concat(), b"hell");
+        lb.snd.skip(2);
+        assert_eq!(s.snd_room(), 2);
+        assert_eq!(lb.rcv.push_slice(b"0123456789"), 8);
+        let mut buf = [0u8; 5];
+        assert_eq!(s.read(&mut buf), 5);
+        assert_eq!(&buf, b"01234");
+        assert_eq!(s.rcv_queued(), 3);
+        assert_eq!(s.discard_unread(), 3);
+    }
+}
