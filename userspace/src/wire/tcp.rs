@@ -789,8 +789,29 @@ mod tests {
         0x40, 0xaa, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x0a,
     ];
 
+    // Linux (10.0.0.2:7777, SACK and timestamps on) answering a peer at 10.0.0.3:40000 whose
+    // ISN was 1000 and which sent bytes 1001..1101 and then 3001..3101 of its stream ahead of
+    // byte 1 (crafted with scapy, captured on the same veth pair): duplicate ACKs carrying
+    // `01 01 05 0a` and `01 01 05 12` SACK options, newest block first (RFC 2018 §4).
+
+    /// ACK 1001 (relative 1), SACK {2001:2101}.
+    const SACK_ACK_1: [u8; 44] = [
+        0x1e, 0x61, 0x9c, 0x40, 0xa2, 0x25, 0x20, 0x87, 0x00, 0x00, 0x03, 0xe9, 0xb0, 0x10, 0x00, 0x40, //
+        0x50, 0x8b, 0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0xc4, 0x88, 0x86, 0x0e, 0x00, 0x00, 0x00, 0x02, //
+        0x01, 0x01, 0x05, 0x0a, 0x00, 0x00, 0x07, 0xd1, 0x00, 0x00, 0x08, 0x35,
+    ];
+
+    /// ACK 1001, SACK {4001:4101} {2001:2101}.
+    const SACK_ACK_2: [u8; 52] = [
+        0x1e, 0x61, 0x9c, 0x40, 0xa2, 0x25, 0x20, 0x87, 0x00, 0x00, 0x03, 0xe9, 0xd0, 0x10, 0x00, 0x40, //
+        0x10, 0x92, 0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0xc4, 0x88, 0x86, 0x51, 0x00, 0x00, 0x00, 0x02, //
+        0x01, 0x01, 0x05, 0x12, 0x00, 0x00, 0x0f, 0xa1, 0x00, 0x00, 0x10, 0x05, 0x00, 0x00, 0x07, 0xd1, //
+        0x00, 0x00, 0x08, 0x35,
+    ];
+
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
 
     const TSVAL_A: u32 = 0xde03_8478;
     const TSVAL_B: u32 = 0xd051_9250;
@@ -903,6 +924,17 @@ mod tests {
     }
 
     #[test]
+    fn parse_linux_sack() {
+        let r = parse(&SACK_ACK_1);
+        assert_eq!((r.seq, r.ack, r.flags, r.window, r.payload_len), (0xa225_2087, 1001, flags::ACK, 64, 0));
+        assert_eq!(r.options, TcpOptions { timestamp: Some((0xc488_860e, 2)), ..sack(&[(1001 + 1000, 1101 + 1000)]) });
+        let r = parse(&SACK_ACK_2);
+        assert_eq!(r.header_len(), 52);
+        assert_eq!(r.options, TcpOptions { timestamp: Some((0xc488_8651, 2)), ..sack(&[(4001, 4101), (2001, 2101)]) });
+        assert_eq!(r.options.sack_blocks(), &r.options.sack_blocks[..2]);
+    }
+
+    #[test]
     fn seg_len_counts_syn_and_fin() {
         let r = TcpRepr { payload_len: 100, ..TcpRepr::default() };
         assert_eq!(r.seg_len(), 100);
@@ -975,6 +1007,8 @@ mod tests {
             (&SYN_NO_TS, A, B),
             (&SYN_NO_SACK, A, B),
             (&SYN_BARE, A, B),
+            (&SACK_ACK_1, B, C),
+            (&SACK_ACK_2, B, C),
         ] {
             let p = packet(seg);
             assert!(p.verify_checksum(src, dst));
@@ -1018,6 +1052,8 @@ mod tests {
             (&SYN_NO_TS, A, B),
             (&SYN_NO_SACK, A, B),
             (&SYN_BARE, A, B),
+            (&SACK_ACK_1, B, C),
+            (&SACK_ACK_2, B, C),
         ] {
             let repr = parse(seg);
             assert_eq!(repr.buffer_len(), seg.len());
@@ -1285,7 +1321,7 @@ mod tests {
 
     #[test]
     fn every_prefix_and_mutation_is_ok_or_err() {
-        for seg in [&SYN[..], &SYN_ACK, &ACK, &DATA, &SYN_NO_TS, &SYN_NO_SACK, &SYN_BARE] {
+        for seg in [&SYN[..], &SYN_ACK, &ACK, &DATA, &SYN_NO_TS, &SYN_NO_SACK, &SYN_BARE, &SACK_ACK_1, &SACK_ACK_2] {
             for len in 0..=seg.len() {
                 let p = TcpPacket::new_unchecked(&seg[..len]);
                 let _ = p.verify_checksum(A, B);
