@@ -3,8 +3,8 @@
 //! verification over the pseudo-header, and the header the send path writes.
 //!
 //! This module owns the segment layout: the fixed 20-byte header, the data offset, the options
-//! (MSS, window scale and SACK-permitted from RFC 7323 and RFC 2018, timestamps from RFC 7323,
-//! SACK blocks from RFC 2018) and the checksum. What a segment means for a connection (sequence
+//! (MSS from RFC 9293 §3.2, window scale and timestamps from RFC 7323, SACK-permitted and SACK
+//! blocks from RFC 2018) and the checksum. What a segment means for a connection (sequence
 //! acceptability, PAWS, which options a state honours, the counters `TcpInErrs` and
 //! `TcpInCsumErrors`) belongs to the TCP state machine. See `net/ipv4/tcp_ipv4.c`,
 //! `net/ipv4/tcp_input.c` and `net/ipv4/tcp_output.c`.
@@ -401,15 +401,14 @@ pub struct TcpOptions {
     pub sack_len: u8,
 }
 
-/// `TCPOLEN_*` and the aligned sizes `tcp_options_write()` uses.
+// `TCPOLEN_*` (`include/net/tcp.h`) and the aligned sizes `tcp_options_write()` writes:
+// `TCPOLEN_TSTAMP_ALIGNED` 12; MSS, window scale, SACK-permitted and the SACK base 4 each.
 const MSS_LEN: u8 = 4;
 const WINDOW_LEN: u8 = 3;
 const SACK_PERM_LEN: u8 = 2;
 const TIMESTAMP_LEN: u8 = 10;
 const SACK_BASE_LEN: u8 = 2;
 const SACK_PERBLOCK: usize = 8;
-/// `TCPOLEN_TSTAMP_ALIGNED`, `TCPOLEN_MSS_ALIGNED` (4), `TCPOLEN_WSCALE_ALIGNED` (4),
-/// `TCPOLEN_SACKPERM_ALIGNED` (4), `TCPOLEN_SACK_BASE_ALIGNED` (4).
 const TSTAMP_ALIGNED: usize = 12;
 const WORD: usize = 4;
 
