@@ -3,7 +3,7 @@
 //!
 //! This module owns no protocol knowledge of its own: each layer is written by its `Repr`'s
 //! `emit`, innermost first, so the checksums cover what is really there. Lengths are taken from
-//! the data given (an `Ipv4Repr`'s or `UdpRepr`'s `payload_len` is overwritten); every other
+//! the data given (an `Ipv4Repr`'s, `UdpRepr`'s or `TcpRepr`'s `payload_len` is overwritten); every other
 //! field is written as the caller set it. It allocates, so it is for setting up, never for the
 //! per-packet path. Frames are not padded to the Ethernet minimum; a test that wants padding
 //! appends it.
@@ -14,6 +14,7 @@ use super::arp::{ArpPacket, ArpRepr};
 use super::ethernet::{ethertype, EthernetFrame, EthernetRepr};
 use super::icmp::{IcmpPacket, IcmpRepr};
 use super::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use super::tcp::{TcpPacket, TcpRepr};
 use super::udp::{UdpPacket, UdpRepr};
 
 /// An IPv4 header as Linux sends a datagram by default: TOS 0, TTL 64, DF set (path MTU
@@ -95,6 +96,20 @@ pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, udp: &UdpRepr, payload: &[u8]) -> Vec<u
     d
 }
 
+/// A TCP segment from `src` to `dst`: `tcp`'s header and options (data offset from
+/// [`TcpRepr::header_len`]), then `payload`, checksum over the pseudo-header.
+///
+/// # Panics
+/// If the segment is longer than 65535 bytes.
+pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, tcp: &TcpRepr, payload: &[u8]) -> Vec<u8> {
+    let repr = TcpRepr { payload_len: payload.len(), ..*tcp };
+    assert!(repr.buffer_len() <= usize::from(u16::MAX), "TCP segment of at most 65535 bytes");
+    let mut s = vec![0u8; repr.buffer_len()];
+    s[repr.header_len()..].copy_from_slice(payload);
+    repr.emit(&mut TcpPacket::new_unchecked(&mut s[..]), src, dst);
+    s
+}
+
 /// An ICMP message: `icmp`'s header, then `body`, checksum over both.
 pub fn icmp(icmp: &IcmpRepr, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0u8; icmp.buffer_len(body.len())];
@@ -113,6 +128,12 @@ pub fn arp_frame(eth: &EthernetRepr, arp_repr: &ArpRepr) -> Vec<u8> {
 pub fn udp_frame(eth: &EthernetRepr, ip: &Ipv4Repr, udp_repr: &UdpRepr, payload: &[u8]) -> Vec<u8> {
     let datagram = udp(ip.src, ip.dst, udp_repr, payload);
     ipv4_frame(eth, &Ipv4Repr { protocol: protocol::UDP, ..*ip }, &datagram)
+}
+
+/// An Ethernet/IPv4/TCP frame; EtherType and IP protocol are set to IPv4 and TCP.
+pub fn tcp_frame(eth: &EthernetRepr, ip: &Ipv4Repr, tcp_repr: &TcpRepr, payload: &[u8]) -> Vec<u8> {
+    let segment = tcp(ip.src, ip.dst, tcp_repr, payload);
+    ipv4_frame(eth, &Ipv4Repr { protocol: protocol::TCP, ..*ip }, &segment)
 }
 
 /// An Ethernet/IPv4/ICMP frame; EtherType and IP protocol are set to IPv4 and ICMP.
@@ -164,6 +185,30 @@ mod tests {
             (v.header_len(), v.total_len(), v.options(), v.payload()),
             (24, 26, &[0x94, 4, 0, 0][..], &b"xy"[..])
         );
+    }
+
+    #[test]
+    fn tcp_frame_parses_back() {
+        use super::super::tcp::{flags, TcpOptions};
+        let repr = TcpRepr {
+            src_port: 40000,
+            dst_port: 7777,
+            seq: 1,
+            ack: 2,
+            flags: flags::PSH | flags::ACK,
+            window: 512,
+            urgent: 0,
+            options: TcpOptions { timestamp: Some((3, 4)), ..TcpOptions::default() },
+            payload_len: 999,
+        };
+        let f = tcp_frame(&ETH, &ipv4_repr(A, B, 0, 9), &repr, b"abcde");
+        assert_eq!(f.len(), 14 + 20 + 32 + 5);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!((ip.protocol(), ip.total_len()), (protocol::TCP, 57));
+        let t = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(t.verify_checksum(A, B));
+        assert_eq!(TcpRepr::parse(&t), TcpRepr { payload_len: 5, ..repr });
+        assert_eq!(t.payload(), b"abcde");
     }
 
     #[test]
