@@ -66,8 +66,8 @@ pub mod testing;
 
 pub use errno::Errno;
 pub use fdtable::Fd;
-pub use sock::SockType;
 pub use ipv4::tcp::prot::Shutdown;
+pub use sock::SockType;
 pub use socket::{PollFd, SockOpt, StackHandle, TcpInfo, ThreadedStack};
-pub use stream::TcpState;
 pub use stack::{Stack, StackConfig};
+pub use stream::TcpState;

@@ -25,6 +25,10 @@ pub struct AppStats {
     pub bytes: u64,
     /// Echoes that could not be queued (sndbuf or frames exhausted).
     pub echo_send_failed: u64,
+    /// TCP connections accepted.
+    pub tcp_accepted: u64,
+    /// Bytes read from TCP connections.
+    pub tcp_bytes: u64,
 }
 
 /// The MIB counters shown per stage, in path order.
@@ -36,6 +40,7 @@ const STAGES: &[(&str, &[MibCounter])] = {
         ("IP in", &[IpInReceives, IpInDelivers, IpExtInOctets]),
         ("ICMP", &[IcmpInMsgs, IcmpInEchos, IcmpOutEchoReps, IcmpOutDestUnreachs, IcmpOutMsgs]),
         ("UDP", &[UdpInDatagrams, UdpOutDatagrams]),
+        ("TCP", &[TcpPassiveOpens, TcpActiveOpens, TcpInSegs, TcpOutSegs, TcpRetransSegs, TcpOutRsts]),
         ("IP out", &[IpOutRequests, IpOutTransmits, IpExtOutOctets]),
     ]
 };
@@ -61,6 +66,8 @@ pub struct Report<'a> {
     pub app: AppStats,
     /// Rx ring to application read, sampled.
     pub rx_latency: LatencySummary,
+    /// TCP sockets by state at exit, as `ss` names the states (TIME-WAIT included).
+    pub tcp_states: Vec<(&'static str, usize)>,
 }
 
 impl Report<'_> {
@@ -94,6 +101,16 @@ impl Report<'_> {
                 String::new()
             }
         )?;
+        if self.app.tcp_accepted > 0 || !self.tcp_states.is_empty() {
+            let states: Vec<String> = self.tcp_states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            writeln!(
+                o,
+                "  tcp: {} connections accepted, {} bytes read; sockets at exit: {}",
+                self.app.tcp_accepted,
+                self.app.tcp_bytes,
+                if states.is_empty() { "none".to_string() } else { states.join(", ") }
+            )?;
+        }
         writeln!(
             o,
             "  softirq loop: {} polls, {:.1} % busy (our si), {} rx / {} tx descriptors",
@@ -203,6 +220,7 @@ impl Report<'_> {
                 "tx_packets": self.loop_stats.tx_packets,
             },
             "application": self.app,
+            "tcp_sockets_by_state": self.tcp_states.iter().map(|(s, n)| (s.to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "rx_latency": self.rx_latency,
         })
     }
@@ -221,7 +239,8 @@ mod tests {
             census: FrameCensus { total: 10, in_kernel: 6, free_local: 4, ..FrameCensus::default() },
             xdp: XdpProgStats { rx: 12, redirect_ipv4: 11, redirect_arp: 1, ..XdpProgStats::default() },
             loop_stats: LoopStats::default(),
-            app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0 },
+            app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
+            tcp_states: Vec::new(),
             rx_latency: LatencySummary::default(),
         }
     }

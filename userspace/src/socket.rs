@@ -33,16 +33,16 @@ use crate::errno::Errno;
 use crate::fdtable::{Fd, FdView};
 use crate::ipv4::af_inet::sk_prot;
 use crate::ipv4::tcp::prot::{self as tcp_prot, Shutdown};
-use crate::proto::ProtoCtx;
 use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
 use crate::netdevice::{DeviceStats, NetDevice};
+use crate::proto::ProtoCtx;
 use crate::route::{OutRoute, Route};
 use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
 use crate::sock::{wait_event, Sock, SockType, WaitQueue};
-use crate::stream::TcpState;
 use crate::softirq::LoopStats;
 use crate::stack::{FrameCensus, Stack, TX_HEADROOM};
+use crate::stream::TcpState;
 use crate::umem::{Frame, FramePool, Umem};
 
 pub use crate::ipv4::udp::MAX_UDP_PAYLOAD;
@@ -1079,7 +1079,9 @@ impl StackHandle {
                     }
                     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
                     wait_event(&[&sock.wq], Some(Instant::now() + Duration::from_millis(100)), || {
-                        tsk.stream.snd_room() > 0 || sock.has_err() || !sock.writable() && tsk.stream.state() != TcpState::SynSent
+                        tsk.stream.snd_room() > 0
+                            || sock.has_err()
+                            || !sock.writable() && tsk.stream.state() != TcpState::SynSent
                     });
                 }
                 Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },

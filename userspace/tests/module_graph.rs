@@ -12,6 +12,10 @@ fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
+                // src/bin holds the `xsknet` command's own modules, not the library's.
+                if p.file_name().is_some_and(|n| n == "bin") && p.parent() == Some(dir) {
+                    continue;
+                }
                 walk(&p, out);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 out.push(p);

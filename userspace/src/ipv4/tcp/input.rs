@@ -237,7 +237,14 @@ fn clamp_mss(offer: Option<u16>, advmss: u32) -> u32 {
 }
 
 /// `tcp_rcv_synsent_state_process`.
-fn rcv_synsent(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) -> Fate {
+fn rcv_synsent(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    seg: &Segment<'_>,
+    now: Instant,
+) -> Fate {
     let r = &seg.repr;
     if seg.has(flags::ACK) {
         // RFC 9293 §3.10.7.3: an unacceptable ACK gets a RST (unless it is one).
@@ -489,8 +496,7 @@ fn tcp_ack(
     // tcp_ack_update_window (RFC 9293 §3.10.7.4, SND.WL1/WL2).
     let nwin = u32::from(r.window) << cb.snd_wscale;
     let prior_wnd = cb.snd_wnd;
-    if after(ack, cb.snd_una) || after(r.seq, cb.snd_wl1) || (r.seq == cb.snd_wl1 && (nwin > cb.snd_wnd || nwin == 0))
-    {
+    if after(ack, cb.snd_una) || after(r.seq, cb.snd_wl1) || (r.seq == cb.snd_wl1 && (nwin > cb.snd_wnd || nwin == 0)) {
         cb.snd_wl1 = r.seq;
         cb.snd_wl2 = ack;
         cb.snd_wnd = nwin;

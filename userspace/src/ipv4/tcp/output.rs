@@ -496,8 +496,7 @@ pub fn tcp_retransmit_head(
         TcpState::SynRecv => tcp_send_synack_cb(net, q, umem, cb, now),
         _ => {
             let data_end = cb.write_seq();
-            let len =
-                if after(data_end, seq) { data_end.wrapping_sub(seq).min(cb.mss) as usize } else { 0 };
+            let len = if after(data_end, seq) { data_end.wrapping_sub(seq).min(cb.mss) as usize } else { 0 };
             let end = seq.wrapping_add(len as u32);
             let mut fl = flags::ACK;
             if cb.fin_seq == Some(end) && after(cb.snd_max, end) {

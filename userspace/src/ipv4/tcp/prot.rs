@@ -13,9 +13,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::cb::{Listener, TcpCb};
 use super::input::{finish, tcp_done, tcp_set_state, tcp_time_wait, Fate};
-use super::output::{
-    initial_window, tcp_send_active_reset, tcp_send_syn, tcp_write_xmit, TCP_ADVMSS_1500,
-};
+use super::output::{initial_window, tcp_send_active_reset, tcp_send_syn, tcp_write_xmit, TCP_ADVMSS_1500};
 use super::table::FourTuple;
 use super::{TCP_FIN_TIMEOUT, TCP_RCV_WSCALE};
 use crate::errno::Errno;

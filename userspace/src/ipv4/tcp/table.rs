@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::cb::TcpCb;
-use crate::stream::TcpState;
 use crate::inet_hashtables::FxHasher;
+use crate::stream::TcpState;
 use crate::timer::TimerQueue;
 
 /// A connection's addresses: the key of the established table.

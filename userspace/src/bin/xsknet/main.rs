@@ -1,4 +1,6 @@
-//! The `xsknet` command: UDP echo and sink servers on the user-space stack.
+//! The `xsknet` command: echo and sink servers (UDP and TCP) on the user-space stack.
+
+mod tcp_serve;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -36,9 +38,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve UDP echo: every datagram to PORT goes back to its sender.
+    /// Serve echo on PORT, UDP and TCP (RFC 862): every datagram goes back to its sender,
+    /// every byte of a TCP connection back down it.
     Echo(ServeArgs),
-    /// Receive and discard UDP datagrams to PORT: a load-test target.
+    /// Receive and discard on PORT, UDP and TCP (RFC 863): a load-test target.
     Sink(ServeArgs),
     /// The packet generator (AF_XDP transmit, paced, with echo round-trip histograms):
     /// runs `xsknet-pktgen` from beside this binary; `xsknet pktgen --help` for its options.
@@ -57,9 +60,12 @@ struct ServeArgs {
     /// Our IPv4 address and prefix on IFACE, e.g. 10.77.0.2/24.
     #[arg(long, value_name = "ADDR/PREFIX", value_parser = parse_cidr)]
     ip: (Ipv4Addr, u8),
-    /// UDP port to serve.
+    /// Port to serve, UDP and TCP.
     #[arg(long, default_value_t = 7)]
     port: u16,
+    /// TCP listen backlog (capped at 4096, as net.core.somaxconn caps it).
+    #[arg(long, default_value_t = 511)]
+    backlog: i32,
     /// Next hop for destinations outside the prefix.
     #[arg(long, value_name = "ADDR")]
     gateway: Option<Ipv4Addr>,
@@ -147,8 +153,8 @@ enum App {
 impl App {
     fn name(self) -> &'static str {
         match self {
-            App::Echo => "udp echo",
-            App::Sink => "udp sink",
+            App::Echo => "echo (udp, tcp)",
+            App::Sink => "sink (udp, tcp)",
         }
     }
 }
@@ -215,9 +221,9 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
 
     let (final_stack, loop_stats, app_stats) = if args.threaded {
-        run_threaded(app, stack, local, &setup, deadline, interval, &xdp)?
+        run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?
     } else {
-        run_to_completion(app, stack, local, &setup, deadline, interval, &xdp)?
+        run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?
     };
     let elapsed = started.elapsed();
     let report = Report {
@@ -230,6 +236,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
         loop_stats,
         app: app_stats,
         rx_latency: final_stack.rx_latency().summary(),
+        tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
     };
     report.print();
     if let Some(path) = &args.stats_json {
@@ -243,6 +250,17 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
 
 fn bind_error(e: Errno, port: u16) -> BoxError {
     format!("bind to UDP port {port}: {e} ({})", e.name()).into()
+}
+
+fn listen_error(e: Errno, port: u16) -> BoxError {
+    format!("listen on TCP port {port}: {e} ({})", e.name()).into()
+}
+
+fn tcp_mode(app: App) -> tcp_serve::Mode {
+    match app {
+        App::Echo => tcp_serve::Mode::Echo,
+        App::Sink => tcp_serve::Mode::Discard,
+    }
 }
 
 fn should_stop(deadline: Option<Instant>) -> bool {
@@ -289,10 +307,12 @@ impl Ticker {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_to_completion<D: NetDevice>(
     app: App,
     mut stack: Stack<D>,
     local: SocketAddrV4,
+    backlog: i32,
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
@@ -300,6 +320,8 @@ fn run_to_completion<D: NetDevice>(
 ) -> Result<(Stack<D>, LoopStats, AppStats), BoxError> {
     let fd = stack.socket(SockType::Dgram)?;
     stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
+    let lfd = tcp_serve::listener(&mut stack, local, backlog).map_err(|e| listen_error(e, local.port()))?;
+    let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd);
     println!("xsknet: ready: {setup}");
     let _ = xdp;
     let mut stats = LoopStats::default();
@@ -320,6 +342,7 @@ fn run_to_completion<D: NetDevice>(
         let t0 = Instant::now();
         let r = stack.poll(t0);
         stats.record(r, t0.elapsed().as_nanos() as u64);
+        tcp.serve(&mut stack);
         loop {
             let got = match app {
                 App::Sink => stack.recv_with(fd, |data, peer| (data.len(), peer)),
@@ -349,15 +372,22 @@ fn run_to_completion<D: NetDevice>(
     while Instant::now() < drain_until {
         stack.poll(Instant::now());
     }
+    app_stats.tcp_accepted = tcp.stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    app_stats.tcp_bytes = tcp.stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
+    tcp.close(&mut stack);
+    // The closes' FINs and RSTs leave before the device goes.
+    stack.poll(Instant::now());
     stack.close(fd)?;
     stack.release_backlog();
     Ok((stack, stats, app_stats))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_threaded<D: NetDevice + Send + 'static>(
     app: App,
     stack: Stack<D>,
     local: SocketAddrV4,
+    backlog: i32,
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
@@ -367,6 +397,15 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     let h = threaded.handle();
     let fd = h.socket(SockType::Dgram)?;
     h.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
+    let lfd = h.socket(SockType::Stream)?;
+    h.setsockopt(lfd, xsknet::SockOpt::ReuseAddr(true))?;
+    h.bind(lfd, local).map_err(|e| listen_error(e, local.port()))?;
+    h.listen(lfd, backlog).map_err(|e| listen_error(e, local.port()))?;
+    let tcp_stats = Arc::new(tcp_serve::TcpAppStats::default());
+    let acceptor = {
+        let (h, stats, mode) = (h.clone(), tcp_stats.clone(), tcp_mode(app));
+        std::thread::spawn(move || tcp_serve::serve_threaded(&h, mode, lfd, stats, signal::stop_requested))
+    };
     println!("xsknet: ready: {setup}");
     let mut app_stats = AppStats::default();
     let mut ticker = Ticker::new(interval);
@@ -391,6 +430,12 @@ fn run_threaded<D: NetDevice + Send + 'static>(
         }
     }
     std::thread::sleep(Duration::from_millis(50));
+    for t in acceptor.join().map_err(|_| "the TCP acceptor panicked")? {
+        let _ = t.join();
+    }
+    app_stats.tcp_accepted = tcp_stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    app_stats.tcp_bytes = tcp_stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = h.close(lfd);
     h.close(fd)?;
     let (mut stack, stats) = threaded.stop().map_err(|_| "the softirq thread panicked")?;
     stack.release_backlog();
