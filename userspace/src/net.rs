@@ -39,6 +39,17 @@ impl RxSampler {
         self.stamp_ns = stamp_ns.max(1);
     }
 
+    /// The current rx batch's stamp for a TCP stream's data (a stream times
+    /// its oldest unread byte, one stamp per read); 0 when timing is off.
+    #[inline]
+    pub fn batch_stamp(&self) -> u64 {
+        if self.every == 0 {
+            0
+        } else {
+            self.stamp_ns
+        }
+    }
+
     /// The stamp for the next queued datagram: the batch's stamp for one in
     /// `every`, else 0.
     #[inline]

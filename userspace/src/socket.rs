@@ -554,7 +554,11 @@ impl<D: NetDevice> Stack<D> {
     pub fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, Errno> {
         let sock = self.files.get(fd)?;
         if sock.sock_type == SockType::Stream {
-            return tcp_prot::tcp_recvmsg(sock, &self.tx_scheduled, buf);
+            let (n, rx_ns) = tcp_prot::tcp_recvmsg(sock, &self.tx_scheduled, buf)?;
+            if rx_ns != 0 {
+                self.record_rx_latency(rx_ns);
+            }
+            return Ok(n);
         }
         self.recv_from(fd, buf).map(|(n, _)| n)
     }
@@ -1100,6 +1104,12 @@ impl StackHandle {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             match tcp_prot::tcp_recvmsg(&sock, &self.shared.tx_scheduled, buf) {
+                Ok((n, rx_ns)) => {
+                    if rx_ns != 0 {
+                        self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(rx_ns));
+                    }
+                    return Ok(n);
+                }
                 Err(Errno::EAGAIN) => {
                     if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
                         return Err(Errno::EBADF);
@@ -1108,7 +1118,7 @@ impl StackHandle {
                         return Err(Errno::EAGAIN);
                     }
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }

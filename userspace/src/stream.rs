@@ -118,6 +118,9 @@ pub struct StreamSock {
     /// Bytes the application has written so far, as of the end of its last
     /// send: the loop sets PSH on the segment that carries the last of them.
     pub(crate) pushed: AtomicU64,
+    /// When the oldest unread data came off the rx ring (ns since the
+    /// stack's epoch; 0: none waits): the rx-to-read latency of a stream.
+    pub(crate) rx_ns: AtomicU64,
 }
 
 impl Default for StreamSock {
@@ -130,6 +133,7 @@ impl Default for StreamSock {
             rd_shut: AtomicBool::new(false),
             wr_shut: AtomicBool::new(false),
             pushed: AtomicU64::new(0),
+            rx_ns: AtomicU64::new(0),
         }
     }
 }
@@ -157,11 +161,23 @@ impl StreamSock {
     }
 
     /// Application side: copies received bytes into `buf`; returns how many
-    /// (0 when the buffer is empty or not made yet).
-    pub(crate) fn read(&self, buf: &mut [u8]) -> usize {
-        match self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+    /// (0 when the buffer is empty or not made yet) and, when the read takes
+    /// the oldest waiting data, that data's rx stamp (0 otherwise).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> (usize, u64) {
+        let n = match self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             Some(c) => c.pop_slice(buf),
             None => 0,
+        };
+        let rx_ns = if n > 0 { self.rx_ns.swap(0, Ordering::AcqRel) } else { 0 };
+        (n, rx_ns)
+    }
+
+    /// Loop side: data arrived in the batch stamped `rx_ns`; kept only if no
+    /// older data waits.
+    #[inline]
+    pub(crate) fn stamp_rx(&self, rx_ns: u64) {
+        if self.rx_ns.load(Ordering::Relaxed) == 0 {
+            self.rx_ns.store(rx_ns, Ordering::Release);
         }
     }
 
@@ -243,9 +259,12 @@ mod tests {
         assert_eq!(s.snd_room(), 2);
         assert_eq!(lb.rcv.push_slice(b"0123456789"), 8);
         let mut buf = [0u8; 5];
-        assert_eq!(s.read(&mut buf), 5);
+        s.stamp_rx(77);
+        s.stamp_rx(99);
+        assert_eq!(s.read(&mut buf), (5, 77), "the oldest data's stamp, once");
+        assert_eq!(s.read(&mut buf[..1]), (1, 0));
         assert_eq!(&buf, b"01234");
-        assert_eq!(s.rcv_queued(), 3);
-        assert_eq!(s.discard_unread(), 3);
+        assert_eq!(s.rcv_queued(), 2);
+        assert_eq!(s.discard_unread(), 2);
     }
 }

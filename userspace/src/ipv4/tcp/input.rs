@@ -664,6 +664,7 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
         }
     }
     if n > 0 {
+        cb.tsk().stream.stamp_rx(net.rx_sampler.batch_stamp());
         // tcp_data_ready: the reader is woken (the sock's SO_RCVLOWAT is
         // checked by the reader's readiness test).
         cb.sock.wq.wake_up();

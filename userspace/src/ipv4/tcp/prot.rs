@@ -170,35 +170,42 @@ pub fn tcp_sendmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, data: &[
 /// that frees half the buffer or more asks the loop to offer the bigger
 /// window (`tcp_cleanup_rbuf`).
 ///
+/// Returns the bytes read and, when they include the oldest data that was
+/// waiting, its rx stamp (ns since the stack's epoch; 0 otherwise).
+///
 /// # Errors
 ///
 /// `EAGAIN` when nothing waits; `ENOTCONN` on a socket never connected;
 /// the pending error (`ECONNRESET`, `ETIMEDOUT`) once the data is read.
-pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mut [u8]) -> Result<usize, Errno> {
+pub fn tcp_recvmsg(
+    sock: &Arc<Sock>,
+    scheduled: &ArrayQueue<Arc<Sock>>,
+    buf: &mut [u8],
+) -> Result<(usize, u64), Errno> {
     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
     let s = &tsk.stream;
     let queued = s.rcv_queued();
-    let n = s.read(buf);
+    let (n, rx_ns) = s.read(buf);
     if n > 0 {
         let cap = s.rcv_capacity();
         if queued * 2 >= cap && cap > 0 {
             schedule(sock, scheduled);
         }
-        return Ok(n);
+        return Ok((n, rx_ns));
     }
     if buf.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
     if s.fin_rcvd.load(Ordering::Acquire) || s.rd_shut.load(Ordering::Acquire) {
-        return Ok(0);
+        return Ok((0, 0));
     }
     match s.state() {
         TcpState::Listen => Err(Errno::ENOTCONN),
         TcpState::Close if tsk.cb().is_none() && s.rcv_capacity() == 0 => Err(Errno::ENOTCONN),
-        TcpState::Close => Ok(0),
+        TcpState::Close => Ok((0, 0)),
         _ => Err(Errno::EAGAIN),
     }
 }
