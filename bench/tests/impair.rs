@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use xsknet::testing::{in_netns, require_root, ImpairedPair};
+use xsknet::testing::{in_netns, require_root, ImpairedPair, ImpairedPairOptions, IMPAIRED_IF};
 use xsknet_bench::impair::{DirectionStats, RelayStats};
 
 fn relay() -> &'static Path {
@@ -211,10 +211,11 @@ fn delay_and_jitter_add_to_the_round_trip() {
     pair.add_static_neighbours().unwrap();
     let (min, avg, max) = ping(&pair, 40);
     // Each way 20 ± 5 ms: a round trip lies in 30..50 ms (plus scheduling on a busy machine);
-    // the sum of two uniform draws averages 40 ms, within ±2.5 ms for 40 pings (6 sd).
+    // the sum of two uniform draws averages 40 ms, within ±4 ms for 40 pings (6 sd); a busy
+    // machine only adds to a round trip.
     assert!(min >= 29.9, "min rtt {min} ms below 2 × (20 - 5)");
     assert!(max <= 50.0 + 15.0, "max rtt {max} ms far above 2 × (20 + 5)");
-    assert!((avg - 40.0).abs() <= 2.5 + 1.0, "avg rtt {avg} ms, expected 40");
+    assert!((36.0..=46.0).contains(&avg), "avg rtt {avg} ms, expected 40");
     assert!(max - min >= 2.0, "jitter 5 ms each way but rtt spread only {min}..{max} ms");
     let stats = finish(pair);
     assert_lossless(&stats.a2b, "a2b");
@@ -309,8 +310,8 @@ fn tcp_is_byte_exact_through_loss_delay_and_reordering() {
 }
 
 #[test]
-fn everything_is_removed_when_a_test_panics() {
-    if !require_root("everything_is_removed_when_a_test_panics") {
+fn everything_is_removed_when_a_test_panics_and_the_options_hold() {
+    if !require_root("everything_is_removed_when_a_test_panics_and_the_options_hold") {
         return;
     }
     let mut seen = None;
@@ -323,6 +324,13 @@ fn everything_is_removed_when_a_test_panics() {
     assert!(result.is_err());
     let (names, pid) = seen.unwrap();
     assert_cleaned(&names, Some(pid));
+    // With xsknet owning the address, the kernel behind it holds none (it must not answer too).
+    let opts = ImpairedPairOptions { kernel_owns_addr: false, ..Default::default() };
+    let pair = ImpairedPair::with_options(relay(), &opts).unwrap();
+    let out = pair.run(&["ip", "-4", "-o", "addr", "show", "dev", IMPAIRED_IF]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(pair.addr(), opts.addr.0);
+    finish(pair);
     // A relay that cannot start (an option it refuses) is an error, and leaves nothing either.
     let err = ImpairedPair::new(relay(), &["--reorder", "5"]).unwrap_err();
     assert!(err.to_string().contains("--reorder needs --delay"), "{err}");
