@@ -2,5 +2,6 @@
 //! histograms, and the pieces of the side-by-side benchmark.
 
 pub mod hist;
+pub mod impair;
 pub mod pktgen;
 pub mod progress;
