@@ -177,11 +177,7 @@ pub fn tcp_sendmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, data: &[
 ///
 /// `EAGAIN` when nothing waits; `ENOTCONN` on a socket never connected;
 /// the pending error (`ECONNRESET`, `ETIMEDOUT`) once the data is read.
-pub fn tcp_recvmsg(
-    sock: &Arc<Sock>,
-    scheduled: &ArrayQueue<Arc<Sock>>,
-    buf: &mut [u8],
-) -> Result<(usize, u64), Errno> {
+pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mut [u8]) -> Result<(usize, u64), Errno> {
     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
     let s = &tsk.stream;
     let queued = s.rcv_queued();
