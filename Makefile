@@ -67,7 +67,7 @@ test: ## build, then run every test, privileged ones included (as root); ends wi
 	        printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' $(TEST_LOG); \
 	exit $$status
 
-demo: ## build, then the story on a veth pair: ping, UDP echo, port unreachable, counters (root)
+demo: ## build, then the story on a veth pair: ping, UDP echo, TCP echo, refused ports, counters (root)
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	$(CARGO) build --release --workspace
 	scripts/demo.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 #
-# `make demo`: xsknet serving UDP echo on one end of a veth pair, the Linux kernel on the other.
+# `make demo`: xsknet serving UDP and TCP echo on one end of a veth pair, the Linux kernel on the other.
 #
 #   ns xskdemo-a-PID                           ns xskdemo-b-PID
 #   xsknet echo on 10.77.0.2:7   veth-xsk <=====> veth-peer   Linux, 10.77.0.1/24
@@ -125,7 +125,7 @@ show ip netns exec "$NSB" ethtool -K "$IFB" tx off
 in_b ethtool -K "$IFB" tx off >/dev/null || die "ethtool -K $IFB tx off failed"
 
 # What crosses the wire, seen from the peer, for the last step.
-ip netns exec "$NSB" tcpdump -i "$IFB" -nn -U -s 128 -w "$tmp/wire.pcap" 2>"$tmp/tcpdump.err" &
+ip netns exec "$NSB" tcpdump --immediate-mode -i "$IFB" -nn -U -s 128 -w "$tmp/wire.pcap" 2>"$tmp/tcpdump.err" &
 dump_pid=$!
 for _ in $(seq 50); do grep -q listening "$tmp/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
 
@@ -201,6 +201,28 @@ if [ "$reachable" = 1 ]; then
     echo hello | timeout 5 ip netns exec "$NSB" socat -t1 - "UDP:$XSK_IP:$PORT" >"$tmp/socat.out" 2>&1
     printf 'sent: hello\ngot:  %s\n' "$(cat "$tmp/socat.out")" | indent
     if [ "$(cat "$tmp/socat.out")" = hello ]; then ok "echoed"; else step_failed "socat did not get 'hello' back"; fi
+
+    # -----------------------------------------------------------------------------------------
+    heading "Step 7b: TCP: the handshake, a PSH-woken read, the close; a refused port"
+    note "The same port serves TCP echo (RFC 862). The peer's kernel connects (SYN, SYN-ACK,"
+    note "ACK: xsknet's listener puts the connection on its SYN queue, then its accept queue),"
+    note "sends a line (PSH: xsknet's reader is woken at once), reads the echo, and closes (its"
+    note "FIN; xsknet echoes what is left, then sends its own FIN: CLOSE-WAIT, LAST-ACK)."
+    show "printf 'hello over tcp\\n' | ip netns exec $NSB socat -t2 - TCP:$XSK_IP:$PORT"
+    printf 'hello over tcp\n' | timeout 10 ip netns exec "$NSB" socat -t2 - "TCP:$XSK_IP:$PORT" >"$tmp/tcp.out" 2>&1
+    printf 'got: %s\n' "$(cat "$tmp/tcp.out")" | indent
+    if [ "$(cat "$tmp/tcp.out")" = "hello over tcp" ]; then ok "echoed over TCP"; else step_failed "no TCP echo"; fi
+    note "the peer's side of that connection, after the close (it closed first: TIME-WAIT):"
+    in_b ss -tan state time-wait "dst $XSK_IP" | indent
+    note "1 MB of random bytes there and back, compared byte for byte:"
+    head -c 1000000 /dev/urandom >"$tmp/tcp.in"
+    timeout 30 ip netns exec "$NSB" socat -t5 - "TCP:$XSK_IP:$PORT" <"$tmp/tcp.in" >"$tmp/tcp.back" 2>"$tmp/tcp.err"
+    if cmp -s "$tmp/tcp.in" "$tmp/tcp.back"; then ok "1000000 bytes echoed, identical"; else step_failed "1 MB TCP echo differs ($(wc -c <"$tmp/tcp.back") bytes back)"; fi
+    note "port $CLOSED has no listener: xsknet answers the SYN with a RST, as Linux does:"
+    show ip netns exec "$NSB" socat - "TCP:$XSK_IP:$CLOSED"
+    timeout 10 ip netns exec "$NSB" socat - "TCP:$XSK_IP:$CLOSED" </dev/null >"$tmp/refused.out" 2>&1
+    indent <"$tmp/refused.out"
+    if grep -q "Connection refused" "$tmp/refused.out"; then ok "connection refused"; else step_failed "port $CLOSED was not refused"; fi
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +250,16 @@ if [ "$reachable" = 1 ]; then
     note "What one side sent, the other received: the UDP rows must agree. ICMP rows may differ"
     note "by the probes lost in step 4 while the link came up."
     in_b nstat -asz >"$tmp/peer.nstat" 2>/dev/null || step_failed "nstat in $NSB failed"
-    peer() { awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$tmp/peer.nstat"; }
+    # One counter of the peer's, or the sum A+B of several.
+    peer() {
+        local sum=0 part v
+        IFS=+ read -r -a pparts <<<"$1"
+        for part in "${pparts[@]}"; do
+            v=$(awk -v k="$part" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$tmp/peer.nstat")
+            sum=$((sum + v))
+        done
+        echo "$sum"
+    }
     xsk() { # first occurrence of "Name": number in stats.json, whatever its nesting
         grep -o "\"$1\"[[:space:]]*:[[:space:]]*[0-9]*" "$tmp/stats.json" 2>/dev/null | head -1 | grep -o '[0-9]*$'
     }
@@ -260,6 +291,10 @@ if [ "$reachable" = 1 ]; then
         compare "port unreachable" 1 IcmpOutDestUnreachs IcmpInDestUnreachs
         compare "ICMP echo requests" 0 IcmpInEchos IcmpOutEchos
         compare "ICMP echo replies" 0 IcmpOutEchoReps IcmpInEchoReps
+        compare "TCP connections the peer opened" 1 TcpPassiveOpens+TcpOutRsts TcpActiveOpens
+        compare "TCP segments, peer -> xsknet" 1 TcpInSegs TcpOutSegs+TcpRetransSegs
+        compare "TCP segments, xsknet -> peer" 1 TcpOutSegs+TcpRetransSegs TcpInSegs
+        compare "RST for the closed port" 1 TcpOutRsts TcpAttemptFails
         note "the other nstat-style counters that moved in xsknet (drops would show here):"
         grep -o '"[A-Z][A-Za-z0-9]*"[[:space:]]*:[[:space:]]*[1-9][0-9]*' "$tmp/stats.json" \
             | tr -d '" ' | grep -vE '^(UdpInDatagrams|UdpNoPorts|UdpOutDatagrams|IcmpOutDestUnreachs|IcmpInEchos|IcmpOutEchoReps):' \
@@ -278,6 +313,11 @@ if [ -n "$dump_pid" ]; then
         note "the first UDP echo, and the datagram to the closed port with its answer:"
         wire -c 2 "udp port $PORT" | indent
         wire -c 2 "udp port $CLOSED or icmp[icmptype] == icmp-unreach" | indent
+        note "the first TCP connection: handshake (options in Linux's order), data with PSH both"
+        note "ways, the peer's FIN, xsknet's FIN, the last ACK:"
+        wire -c 10 "tcp port $PORT" | cut -c1-150 | indent
+        note "the SYN to port $CLOSED and xsknet's RST:"
+        wire -c 2 "tcp port $CLOSED" | cut -c1-150 | indent
         note "$(wire | wc -l) frames in all"
     else
         note "(no frames captured)"
@@ -287,7 +327,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 heading "Result"
 if [ "$failed" = 0 ]; then
-    ok "demo passed: xsknet answered ARP, ICMP echo and UDP echo, and refused a closed port, all from user space"
+    ok "demo passed: xsknet answered ARP, ICMP echo, UDP echo and TCP echo, and refused closed ports, all from user space"
     exit 0
 fi
 fail "demo failed (see the FAIL lines above)"
