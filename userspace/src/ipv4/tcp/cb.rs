@@ -18,6 +18,7 @@ use super::{after, before, TCP_TIMEOUT_INIT};
 use crate::inet_hashtables::FxHasher;
 use crate::sock::{Sock, TcpSock};
 use crate::stream::{LoopBufs, TcpState};
+use crate::wire::tcp::SackBlock;
 
 /// A listener's SYN queue: request socks by the peer's address.
 pub type SynQueue = HashMap<SocketAddrV4, RequestSock, BuildHasherDefault<FxHasher>>;
@@ -158,6 +159,9 @@ pub struct TcpCb {
     pub ofo: Vec<OfoSeg>,
     /// Bytes held in `ofo`.
     pub ofo_bytes: usize,
+    /// Where the most recent out-of-order segment began: the SACK block
+    /// that holds it goes first (RFC 2018 §4).
+    pub sack_recent: u32,
 
     // Congestion control: NewReno (RFC 5681, RFC 6582).
     /// Congestion window, segments.
@@ -264,6 +268,7 @@ impl TcpCb {
             sack_ok: false,
             ofo: Vec::new(),
             ofo_bytes: 0,
+            sack_recent: 0,
             cwnd: super::TCP_INIT_CWND,
             cwnd_cnt: 0,
             ssthresh: super::TCP_INFINITE_SSTHRESH,
@@ -380,6 +385,51 @@ impl TcpCb {
         let quickacks = (self.rcv_wnd / (2 * self.rcv_mss.max(1))).clamp(2, max.max(2));
         if quickacks > self.quick {
             self.quick = quickacks;
+        }
+    }
+
+    /// The SACK blocks our ACKs carry (RFC 2018 §4, as `tcp_sack_new_ofo_skb`
+    /// keeps them): the out-of-order data as contiguous blocks, the one
+    /// holding the most recent segment first, then the others from the
+    /// highest down; at most 4. None unless the peer agreed to SACK.
+    pub fn sack_blocks(&self) -> ([SackBlock; 4], u8) {
+        let mut out = [SackBlock::default(); 4];
+        if !self.sack_ok || self.ofo.is_empty() {
+            return (out, 0);
+        }
+        let mut blocks: Vec<SackBlock> = Vec::with_capacity(self.ofo.len());
+        for o in &self.ofo {
+            match blocks.last_mut() {
+                Some(b) if b.right == o.seq => b.right = o.end(),
+                _ => blocks.push(SackBlock { left: o.seq, right: o.end() }),
+            }
+        }
+        blocks.retain(|b| b.left != b.right);
+        let recent = blocks.iter().position(|b| !before(self.sack_recent, b.left) && before(self.sack_recent, b.right));
+        let mut n = 0;
+        if let Some(i) = recent {
+            out[0] = blocks.remove(i);
+            n = 1;
+        }
+        for b in blocks.into_iter().rev() {
+            if n == out.len() {
+                break;
+            }
+            out[n] = b;
+            n += 1;
+        }
+        (out, n as u8)
+    }
+
+    /// Bytes of payload a data segment may carry now: the MSS less the SACK
+    /// option our ACK field comes with (`tcp_current_mss`).
+    pub fn current_mss(&self) -> u32 {
+        let (_, n) = self.sack_blocks();
+        if n == 0 {
+            self.mss
+        } else {
+            // NOP, NOP, kind, length, 8 bytes per block.
+            self.mss.saturating_sub(4 + 8 * u32::from(n)).max(super::TCP_MIN_MSS)
         }
     }
 

@@ -512,11 +512,13 @@ fn tcp_ack(
     let acked = ack.wrapping_sub(prior_una);
     if acked == 0 {
         // RFC 5681 §2: a duplicate ACK carries no data, moves no window and
-        // finds data outstanding.
+        // finds data outstanding. One that reports SACK blocks is a duplicate
+        // whatever its window (RFC 6675 counts SACKed segments towards
+        // DupThresh; until the scoreboard comes, each such ACK counts one).
         let dup = seg.data.is_empty()
             && !seg.has(flags::SYN)
             && !seg.has(flags::FIN)
-            && nwin == prior_wnd
+            && (nwin == prior_wnd || (cb.sack_ok && r.options.sack_len > 0))
             && cb.in_flight() > 0;
         if dup {
             cb.dupacks += 1;
@@ -691,6 +693,7 @@ fn tcp_event_data_recv(cb: &mut TcpCb, len: usize) {
 /// the window), without the bytes already held; the ACK goes at once.
 fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin: bool) {
     net.mib.TcpExtTCPOFOQueue += 1;
+    cb.sack_recent = seq;
     cb.ack_pending = true;
     cb.ack_now = true;
     let wnd_end = cb.rcv_nxt.wrapping_add(cb.receive_window());

@@ -188,6 +188,9 @@ pub fn tcp_transmit(
         }
         cb.rcv_wnd.min(u32::from(u16::MAX)) as u16
     } else {
+        let (blocks, n) = cb.sack_blocks();
+        options.sack_blocks = blocks;
+        options.sack_len = n;
         tcp_select_window(net, cb)
     };
     let repr = TcpRepr {
@@ -350,9 +353,9 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
     if unsent == 0 || (unsent as i32) < 0 {
         return 0;
     }
-    let mss = cb.mss;
+    let mss = cb.current_mss();
     // Congestion window (`tcp_cwnd_test`), in segments' worth of bytes.
-    let cwnd_bytes = cb.cwnd.saturating_mul(mss);
+    let cwnd_bytes = cb.cwnd.saturating_mul(cb.mss);
     let in_flight = cb.in_flight();
     if in_flight >= cwnd_bytes {
         return 0;
@@ -422,7 +425,7 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         }
         sent += 1;
         let seg_end = if fl & flags::FIN != 0 { end.wrapping_add(1) } else { end };
-        if (len as u32) < cb.mss {
+        if (len as u32) < cb.current_mss() {
             cb.snd_sml = end;
         }
         // Time one new segment at a time; never a retransmitted one (Karn).
