@@ -24,6 +24,11 @@
 //! one datagram in `DEFAULT_RX_LATENCY_SAMPLE` (61). `rx-sample-all/*` stamps and times every
 //! datagram instead (`rx_latency_sample = 1`: a clock read per read), to show what that costs.
 //!
+//! TCP (`tcp-rx/recv`): an established connection (a scripted handshake), 32 in-order
+//! 1460-byte segments injected untimed per batch, then one timed poll (checksum, lookup, the
+//! state machine, the copy into the receive buffer, an ACK every second segment) and `recv`
+//! into a 64 KiB buffer until `EAGAIN`. One iteration is one segment.
+//!
 //! Run: `cargo bench -p xsknet-bench --bench softirq` (add a filter such as `rx/recv_with` to
 //! run some). Goals (issue 4): ≤ 25 ns per 64-byte packet, ≤ 80 ns per 1500-byte packet.
 //! On a shared VM the figures move with the neighbours' load (±15 %): compare runs made
@@ -40,7 +45,8 @@ use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpRepr};
 use xsknet::wire::ethernet::{ethertype, EthernetRepr};
-use xsknet::wire::ipv4::protocol;
+use xsknet::wire::ipv4::{protocol, Ipv4Packet};
+use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
 use xsknet::wire::udp::UdpRepr;
 use xsknet::wire::{build, EthernetAddress};
 use xsknet::{Fd, SockType, Stack, StackConfig};
@@ -220,9 +226,107 @@ fn tx(c: &mut Criterion) {
     g.finish();
 }
 
+/// An established TCP connection: the peer's next sequence number, ours, and the accepted fd.
+struct TcpBench {
+    stack: Stack<MemDevice>,
+    wire: MemWire,
+    fd: Fd,
+    peer_seq: u32,
+    our_seq: u32,
+}
+
+/// TCP segments per timed batch: half the receive buffer's worth of 1460-byte segments, so
+/// the batch always fits the window offered at the end of the previous one.
+const TCP_BATCH: u64 = 32;
+const MSS: usize = 1460;
+
+fn tcp_frame(seq: u32, ack: u32, flags: u8, options: TcpOptions, payload: &[u8]) -> Vec<u8> {
+    let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+    let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 1);
+    let repr = TcpRepr {
+        src_port: 40001,
+        dst_port: PORT,
+        seq,
+        ack,
+        flags,
+        window: 512,
+        urgent: 0,
+        options,
+        payload_len: payload.len(),
+    };
+    build::tcp_frame(&eth, &ip, &repr, payload)
+}
+
+/// A listener on PORT and one connection accepted from it, by a scripted handshake.
+fn setup_tcp() -> TcpBench {
+    let Bench { mut stack, wire, .. } = setup();
+    let lfd = stack.socket(SockType::Stream).expect("socket");
+    stack.bind(lfd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT)).expect("bind");
+    stack.listen(lfd, 16).expect("listen");
+    let syn_opts = TcpOptions { mss: Some(1460), window_scale: Some(7), sack_permitted: true, ..TcpOptions::default() };
+    assert!(wire.inject(&tcp_frame(1000, 0, flags::SYN, syn_opts, &[])));
+    stack.poll(Instant::now());
+    let sent = wire.take_transmitted();
+    wire.complete_transmitted();
+    let synack = sent.last().expect("SYN-ACK");
+    let ip = Ipv4Packet::new_checked(&synack[14..]).expect("IPv4");
+    let t = TcpRepr::parse(&TcpPacket::new_checked(ip.payload()).expect("TCP"));
+    assert_eq!(t.flags, flags::SYN | flags::ACK);
+    let our_seq = t.seq.wrapping_add(1);
+    assert!(wire.inject(&tcp_frame(1001, our_seq, flags::ACK, TcpOptions::default(), &[])));
+    stack.poll(Instant::now());
+    let (fd, _) = stack.accept(lfd).expect("accept");
+    TcpBench { stack, wire, fd, peer_seq: 1001, our_seq }
+}
+
+/// Times `iters` in-order 1460-byte segments through poll (checksum, lookup, state machine,
+/// copy into the receive buffer, ACK every second segment) and `recv` into a 64 KiB buffer.
+fn tcp_rx_iters(b: &mut TcpBench, payload: &[u8], buf: &mut [u8], iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = TCP_BATCH.min(iters - done);
+        for _ in 0..n {
+            let f = tcp_frame(b.peer_seq, b.our_seq, flags::ACK | flags::PSH, TcpOptions::default(), payload);
+            assert!(b.wire.inject(&f), "the rx ring took the segment");
+            b.peer_seq = b.peer_seq.wrapping_add(payload.len() as u32);
+        }
+        let mut got = 0usize;
+        let t = Instant::now();
+        b.stack.poll(Instant::now());
+        while let Ok(len) = b.stack.recv(b.fd, buf) {
+            black_box(&buf[..8]);
+            got += len;
+        }
+        total += t.elapsed();
+        assert_eq!(got, n as usize * payload.len(), "every byte delivered and read");
+        b.wire.take_transmitted();
+        b.wire.complete_transmitted();
+        done += n;
+    }
+    total
+}
+
+/// TCP bulk receive: the per-segment cost of the copy-into-a-byte-buffer design (docs/tcp.md).
+fn tcp_rx(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tcp-rx");
+    g.throughput(Throughput::Elements(1));
+    let payload: Vec<u8> = (0..MSS).map(|i| i as u8).collect();
+    let mut b = setup_tcp();
+    let mut buf = vec![0u8; 64 * 1024];
+    g.bench_function(BenchmarkId::new("recv", "1460"), |bn| {
+        bn.iter_custom(|iters| tcp_rx_iters(&mut b, &payload, &mut buf, iters))
+    });
+    let m = b.stack.snmp();
+    assert_eq!(m.TcpExtTCPZeroWindowDrop + m.TcpExtTCPRcvQDrop + m.TcpInErrs, 0, "no drops: {m:?}");
+    let census = b.stack.frame_census();
+    assert_eq!(census.accounted(), census.total, "frames lost: {census:?}");
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = rx, tx, rx_sample_all
+    targets = rx, tx, rx_sample_all, tcp_rx
 }
 criterion_main!(benches);
