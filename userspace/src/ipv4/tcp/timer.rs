@@ -79,6 +79,10 @@ fn retransmits_timed_out(cb: &TcpCb, boundary: u32, rto_base: Duration, now: Ins
     now.saturating_duration_since(start) >= timeout
 }
 
+/// Retransmissions of an orphan (closed by the application) before it is
+/// given up (`tcp_orphan_retries`, whose default 0 means 8).
+const TCP_ORPHAN_RETRIES: u32 = 8;
+
 /// `tcp_write_err`: give up with `ETIMEDOUT`.
 fn tcp_write_err(net: &mut Net, cb: &mut TcpCb) -> Fate {
     if !cb.orphan {
@@ -103,6 +107,9 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
     }
     let give_up = if connecting {
         retransmits_timed_out(cb, TCP_SYN_RETRIES, TCP_TIMEOUT_INIT, now)
+    } else if cb.orphan {
+        // `tcp_orphan_retries`: 0 by default, which means 8.
+        retransmits_timed_out(cb, TCP_ORPHAN_RETRIES, TCP_RTO_MIN, now)
     } else {
         retransmits_timed_out(cb, TCP_RETRIES2, TCP_RTO_MIN, now)
     };
