@@ -1082,10 +1082,14 @@ impl StackHandle {
                         return if sent > 0 { Ok(sent) } else { Err(Errno::ESHUTDOWN) };
                     }
                     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
+                    // Room, an error, or a state where sending cannot wait any more.
                     wait_event(&[&sock.wq], Some(Instant::now() + Duration::from_millis(100)), || {
                         tsk.stream.snd_room() > 0
                             || sock.has_err()
-                            || !sock.writable() && tsk.stream.state() != TcpState::SynSent
+                            || !matches!(
+                                tsk.stream.state(),
+                                TcpState::Established | TcpState::CloseWait | TcpState::SynSent | TcpState::SynRecv
+                            )
                     });
                 }
                 Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },
