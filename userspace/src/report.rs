@@ -31,6 +31,27 @@ pub struct AppStats {
     pub tcp_bytes: u64,
 }
 
+/// What `xsknet http` served: its requests by the status of their responses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HttpStats {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Responses started: one per request, and one per malformed or
+    /// timed-out request (400, 408, 414, 431, 505).
+    pub requests: u64,
+    /// `requests` by status code; the values add up to `requests`.
+    pub by_status: std::collections::BTreeMap<u16, u64>,
+    /// Request bytes read from connections.
+    pub bytes_received: u64,
+    /// Response bytes queued on connections, headers and bodies.
+    pub bytes_sent: u64,
+    /// Connections closed for being idle longer than the timeout.
+    pub idle_timeouts: u64,
+    /// Connections that ended in a socket error (reset, timeout) or a file
+    /// that could not be read to its announced length.
+    pub errors: u64,
+}
+
 /// The MIB counters shown per stage, in path order.
 const STAGES: &[(&str, &[MibCounter])] = {
     use MibCounter::*;
@@ -68,6 +89,8 @@ pub struct Report<'a> {
     pub rx_latency: LatencySummary,
     /// TCP sockets by state at exit, as `ss` names the states (TIME-WAIT included).
     pub tcp_states: Vec<(&'static str, usize)>,
+    /// `xsknet http`'s counts; `None` for the other commands.
+    pub http: Option<HttpStats>,
 }
 
 impl Report<'_> {
@@ -109,6 +132,19 @@ impl Report<'_> {
                 self.app.tcp_accepted,
                 self.app.tcp_bytes,
                 if states.is_empty() { "none".to_string() } else { states.join(", ") }
+            )?;
+        }
+        if let Some(h) = &self.http {
+            let statuses: Vec<String> = h.by_status.iter().map(|(s, n)| format!("{n} × {s}")).collect();
+            writeln!(
+                o,
+                "  http: {} connections, {} requests ({}), {} bytes sent, {} idle timeouts, {} errors",
+                h.connections,
+                h.requests,
+                if statuses.is_empty() { "none".to_string() } else { statuses.join(", ") },
+                h.bytes_sent,
+                h.idle_timeouts,
+                h.errors
             )?;
         }
         writeln!(
@@ -201,11 +237,12 @@ impl Report<'_> {
 
     /// The JSON object `--stats-json` writes: `setup`, `elapsed_s`, `counters`
     /// (every MIB counter by nstat name), `xdp_prog`, `xdp_statistics`,
-    /// `frames`, `softirq`, `application`, `rx_latency`.
+    /// `frames`, `softirq`, `application`, `rx_latency`, and `http` for
+    /// `xsknet http` (status codes as keys of `by_status`).
     pub fn to_json(&self) -> serde_json::Value {
         let counters: serde_json::Map<String, serde_json::Value> =
             self.mib.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v))).collect();
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "setup": self.setup,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "counters": counters,
@@ -222,7 +259,11 @@ impl Report<'_> {
             "application": self.app,
             "tcp_sockets_by_state": self.tcp_states.iter().map(|(s, n)| (s.to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "rx_latency": self.rx_latency,
-        })
+        });
+        if let Some(h) = &self.http {
+            json["http"] = serde_json::json!(h);
+        }
+        json
     }
 }
 
@@ -242,6 +283,7 @@ mod tests {
             app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
             tcp_states: Vec::new(),
             rx_latency: LatencySummary::default(),
+            http: None,
         }
     }
 
@@ -281,5 +323,24 @@ mod tests {
         for key in ["setup", "softirq", "rx_latency"] {
             assert!(j.get(key).is_some(), "{key}");
         }
+        assert!(j.get("http").is_none());
+    }
+
+    #[test]
+    fn http_counts_by_status_in_the_table_and_the_json() {
+        let mut r = report(Mib::default());
+        let by_status = [(200, 7), (404, 2)].into_iter().collect();
+        r.http = Some(HttpStats { connections: 3, requests: 9, by_status, bytes_sent: 1234, ..HttpStats::default() });
+        let text = r.render();
+        assert!(
+            text.contains(
+                "  http: 3 connections, 9 requests (7 × 200, 2 × 404), 1234 bytes sent, 0 idle timeouts, 0 errors\n"
+            ),
+            "{text}"
+        );
+        let j = r.to_json();
+        assert_eq!(j["http"]["by_status"]["200"], 7);
+        assert_eq!(j["http"]["by_status"]["404"], 2);
+        assert_eq!(j["http"]["requests"], 9);
     }
 }

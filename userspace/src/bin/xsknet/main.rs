@@ -1,5 +1,7 @@
-//! The `xsknet` command: echo and sink servers (UDP and TCP) on the user-space stack.
+//! The `xsknet` command: echo and sink servers (UDP and TCP) and a static-file
+//! HTTP server on the user-space stack.
 
+mod http;
 mod tcp_serve;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -43,6 +45,9 @@ enum Command {
     Echo(ServeArgs),
     /// Receive and discard on PORT, UDP and TCP (RFC 863): a load-test target.
     Sink(ServeArgs),
+    /// Serve the files under DIR over HTTP/1.1 on TCP PORT (default 80): GET and HEAD,
+    /// keep-alive and pipelining, nothing outside DIR.
+    Http(http::HttpArgs),
     /// The packet generator (AF_XDP transmit, paced, with echo round-trip histograms):
     /// runs `xsknet-pktgen` from beside this binary; `xsknet pktgen --help` for its options.
     #[command(disable_help_flag = true)]
@@ -60,9 +65,9 @@ struct ServeArgs {
     /// Our IPv4 address and prefix on IFACE, e.g. 10.77.0.2/24.
     #[arg(long, value_name = "ADDR/PREFIX", value_parser = parse_cidr)]
     ip: (Ipv4Addr, u8),
-    /// Port to serve, UDP and TCP.
-    #[arg(long, default_value_t = 7)]
-    port: u16,
+    /// Port to serve, UDP and TCP (http: TCP only) [default: 7; http: 80].
+    #[arg(long)]
+    port: Option<u16>,
     /// TCP listen backlog (capped at 4096, as net.core.somaxconn caps it).
     #[arg(long, default_value_t = 511)]
     backlog: i32,
@@ -116,12 +121,19 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (kind, args) = match &cli.command {
-        Command::Echo(a) => (App::Echo, a.clone()),
-        Command::Sink(a) => (App::Sink, a.clone()),
+    let (kind, args, http) = match &cli.command {
+        Command::Echo(a) => (App::Echo, a.clone(), None),
+        Command::Sink(a) => (App::Sink, a.clone(), None),
+        Command::Http(a) => match a.config() {
+            Ok(c) => (App::Http, a.serve.clone(), Some(c)),
+            Err(e) => {
+                eprintln!("xsknet: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         Command::Pktgen { args } => return exec_sibling("xsknet-pktgen", args),
     };
-    match serve(kind, &args) {
+    match serve(kind, &args, http.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xsknet: {e}");
@@ -148,6 +160,7 @@ fn exec_sibling(name: &str, args: &[std::ffi::OsString]) -> ExitCode {
 enum App {
     Echo,
     Sink,
+    Http,
 }
 
 impl App {
@@ -155,13 +168,21 @@ impl App {
         match self {
             App::Echo => "echo (udp, tcp)",
             App::Sink => "sink (udp, tcp)",
+            App::Http => "http (tcp)",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            App::Echo | App::Sink => 7,
+            App::Http => 80,
         }
     }
 }
 
 type BoxError = Box<dyn std::error::Error>;
 
-fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
+fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), BoxError> {
     let (addr, prefix_len) = args.ip;
     if !args.ring_size.is_power_of_two() {
         return Err(format!("--ring-size {} is not a power of two", args.ring_size).into());
@@ -203,13 +224,14 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     cfg.max_fds = args.max_fds;
     cfg.rx_latency_sample = args.rx_latency_sample;
     let stack = Stack::new(dev, umem, Arc::new(pool), cfg);
-    let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, args.port);
+    let port = args.port.unwrap_or(app.default_port());
+    let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
         "{} on {} {}:{} (queue {}, {} mode, XDP {} mode, prog id {}, {})",
         app.name(),
         args.iface,
         addr,
-        args.port,
+        port,
         args.queue,
         if zero_copy { "zero-copy" } else { "copy" },
         xdp.mode(),
@@ -220,10 +242,14 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
 
-    let (final_stack, loop_stats, app_stats) = if args.threaded {
-        run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?
+    let (final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
+        http::run(cfg, stack, local, args, &setup, deadline, interval)?
+    } else if args.threaded {
+        let (s, l, a) = run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?;
+        (s, l, a, None)
     } else {
-        run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?
+        let (s, l, a) = run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?;
+        (s, l, a, None)
     };
     let elapsed = started.elapsed();
     let report = Report {
@@ -237,6 +263,7 @@ fn serve(app: App, args: &ServeArgs) -> Result<(), BoxError> {
         app: app_stats,
         rx_latency: final_stack.rx_latency().summary(),
         tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
+        http: http_stats,
     };
     report.print();
     if let Some(path) = &args.stats_json {
@@ -257,9 +284,10 @@ fn listen_error(e: Errno, port: u16) -> BoxError {
 }
 
 fn tcp_mode(app: App) -> tcp_serve::Mode {
-    match app {
-        App::Echo => tcp_serve::Mode::Echo,
-        App::Sink => tcp_serve::Mode::Discard,
+    if app == App::Echo {
+        tcp_serve::Mode::Echo
+    } else {
+        tcp_serve::Mode::Discard
     }
 }
 
@@ -345,7 +373,7 @@ fn run_to_completion<D: NetDevice>(
         tcp.serve(&mut stack);
         loop {
             let got = match app {
-                App::Sink => stack.recv_with(fd, |data, peer| (data.len(), peer)),
+                App::Sink | App::Http => stack.recv_with(fd, |data, peer| (data.len(), peer)),
                 App::Echo => stack.recv_from(fd, &mut buf),
             };
             let (n, peer) = match got {
