@@ -27,6 +27,10 @@ tcpdump        | cmd:tcpdump                          | test   (captures when a 
 netcat-openbsd | pkg:netcat-openbsd                   | test   (nc -u peer)
 netsniff-ng    | cmd:trafgen                          | test   (trafgen load generator)
 procps         | cmd:pkill                            | test   (ps, pkill, sysctl)
+curl           | cmd:curl                             | test   (HTTP client against xsknet http)
+wget           | cmd:wget                             | test   (HTTP client against xsknet http)
+apache2-utils  | cmd:ab                               | test   (ab: HTTP load against xsknet http)
+python3        | cmd:python3                          | test   (python3 -m http.server: a kernel HTTP server)
 '
 
 check_only=0 quiet=0 group=all
