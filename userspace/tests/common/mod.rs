@@ -69,6 +69,12 @@ impl Xsknet {
     /// Starts `xsknet echo --iface IFNAME --ip 10.77.0.2/24 --port 7 --stats-json …`
     /// in namespace `ns`, with `extra` arguments appended.
     pub fn spawn_echo(ns: &str, ifname: &str, extra: &[&str]) -> Xsknet {
+        Xsknet::spawn_command(ns, "echo", ifname, ECHO_PORT, extra)
+    }
+
+    /// Starts `xsknet COMMAND --iface IFNAME --ip 10.77.0.2/24 --port PORT
+    /// --stats-json …` in namespace `ns`, with `extra` arguments appended.
+    pub fn spawn_command(ns: &str, command: &str, ifname: &str, port: u16, extra: &[&str]) -> Xsknet {
         let json_path = std::env::temp_dir().join(format!(
             "xsknet-test-{}-{}.json",
             std::process::id(),
@@ -76,9 +82,9 @@ impl Xsknet {
         ));
         let _ = std::fs::remove_file(&json_path);
         let ip = format!("{SERVER_ADDR}/{PREFIX}");
-        let port = ECHO_PORT.to_string();
+        let port = port.to_string();
         let json = json_path.to_string_lossy().into_owned();
-        let mut args = vec![BIN, "echo", "--iface", ifname, "--ip", &ip, "--port", &port, "--stats-json", &json];
+        let mut args = vec![BIN, command, "--iface", ifname, "--ip", &ip, "--port", &port, "--stats-json", &json];
         args.extend_from_slice(extra);
         let mut child = spawn_in(ns, &args);
         let (tx, lines) = mpsc::channel();
@@ -111,7 +117,13 @@ impl Xsknet {
     /// Starts xsknet and waits for its `ready` line; panics with its output if it
     /// exits or stays silent.
     pub fn start_echo(ns: &str, ifname: &str, extra: &[&str]) -> Xsknet {
-        let mut x = Xsknet::spawn_echo(ns, ifname, extra);
+        Xsknet::start_command(ns, "echo", ifname, ECHO_PORT, extra)
+    }
+
+    /// [`Xsknet::spawn_command`], then waits for the `ready` line as
+    /// [`Xsknet::start_echo`] does.
+    pub fn start_command(ns: &str, command: &str, ifname: &str, port: u16, extra: &[&str]) -> Xsknet {
+        let mut x = Xsknet::spawn_command(ns, command, ifname, port, extra);
         if let Err(e) = x.wait_ready(READY_TIMEOUT) {
             panic!("xsknet did not become ready: {e}");
         }
