@@ -941,6 +941,7 @@ mod tests {
         assert_eq!(stats.requests, 5);
         assert_eq!(stats.by_status.values().sum::<u64>(), 5);
         assert_eq!(stats.bytes_sent, out.len() as u64);
+        assert_eq!(stats.bytes_received, req.len() as u64);
     }
 
     #[test]
