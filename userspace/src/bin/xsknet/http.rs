@@ -196,8 +196,10 @@ impl Conn {
             if !half_read {
                 return Progress::Closed;
             }
-            // RFC 9110 §15.5.9: the request did not arrive in time.
+            // RFC 9110 §15.5.9: the request did not arrive in time. The
+            // clock restarts for sending the 408 (and counts it once).
             self.inbuf.clear();
+            self.last_active = now;
             self.error_response(408, stats, dates);
         }
         loop {
