@@ -39,6 +39,8 @@ done
 a="xskhttp-a-$$" b="xskhttp-b-$$" tmp=$(mktemp -d)
 xpid="" kpid=""
 cleanup() {
+    # Every step runs whatever the one before returned (a killed server's wait is nonzero).
+    set +e
     [ -n "$kpid" ] && kill "$kpid" 2>/dev/null && wait "$kpid" 2>/dev/null
     [ -n "$xpid" ] && kill -INT "$xpid" 2>/dev/null && wait "$xpid" 2>/dev/null
     ip netns del "$a" 2>/dev/null || true
