@@ -59,9 +59,10 @@ pub const TCP_MAX_QUICKACKS: u32 = 16;
 pub const TCP_MAX_WSCALE: u8 = 14;
 /// `TCP_INFINITE_SSTHRESH`.
 pub const TCP_INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
-/// The window-scale shift we offer: Linux's `ilog2(tcp_rmem[2]) - 15` with
-/// the default 6 MiB `tcp_rmem[2]`.
-pub const TCP_RCV_WSCALE: u8 = 7;
+/// The window-scale shift we offer: `tcp_select_initial_window`'s
+/// `ilog2(tcp_rmem[2]) - 15` with the default 32 MiB `tcp_rmem[2]` that
+/// `tcp_init` sets (net/ipv4/tcp.c, since Linux 6.16; 6 MiB, shift 7, before).
+pub const TCP_RCV_WSCALE: u8 = 10;
 /// Dupthresh: duplicate ACKs that start fast retransmit (RFC 5681 §3.2).
 pub const TCP_FASTRETRANS_THRESH: u32 = 3;
 
