@@ -961,7 +961,8 @@ fn tcp_check_req(
         return;
     }
     if seg.has(flags::RST) || seg.has(flags::SYN) {
-        // embryonic_reset.
+        // A failed attempt, then embryonic_reset.
+        net.mib.TcpAttemptFails += 1;
         if !seg.has(flags::RST) {
             tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now);
         }
