@@ -383,10 +383,11 @@ fn rcv_state_process(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
-    } else if let Err(e) = acceptable {
-        if e == AckError::UnsentData && cb.state != TcpState::Established {
-            send_challenge_ack(net, q, umem, cb, now);
-        }
+    } else if acceptable.is_err() {
+        // RFC 5961 §5.2: a challenge ACK in every synchronized state
+        // (`tcp_ack` sends it in ESTABLISHED, `tcp_rcv_state_process` in
+        // the others; SYN-RECV passes FLAG_NO_CHALLENGE_ACK and resets).
+        send_challenge_ack(net, q, umem, cb, now);
         return Fate::Keep;
     }
     let fin_acked = cb.fin_seq.is_some_and(|f| after(cb.snd_una, f));
@@ -470,7 +471,9 @@ enum AckError {
 
 /// `tcp_ack`: the ACK field of an acceptable segment. Frees acknowledged
 /// bytes, takes an RTT sample, updates the peer's window, runs congestion
-/// control and fast retransmit.
+/// control and fast retransmit. An ACK of unsent data, or one older than
+/// `min(max_window, bytes_acked)` below SND.UNA (RFC 5961 §5.2), is refused;
+/// the caller sends the challenge ACK.
 fn tcp_ack(
     net: &mut Net,
     q: &mut NetdevQueue,
@@ -483,8 +486,10 @@ fn tcp_ack(
     let ack = r.ack;
     let prior_una = cb.snd_una;
     if before(ack, prior_una) {
-        if before(ack, prior_una.wrapping_sub(cb.max_window)) {
-            send_challenge_ack(net, q, umem, cb, now);
+        // Never older than the bytes acknowledged so far: no ACK for bytes
+        // we never sent.
+        let max_window = cb.max_window.min(u32::try_from(cb.bytes_acked).unwrap_or(u32::MAX));
+        if before(ack, prior_una.wrapping_sub(max_window)) {
             return Err(AckError::TooOld);
         }
         // An old ACK: ignored, the segment's data still counts.
