@@ -305,7 +305,8 @@ pub fn tcp_v4_send_reset(
 }
 
 /// `tcp_v4_send_synack` for a request sock on a listener at `local`.
-/// `retrans` counts it as a retransmission (`tcp_rtx_synack`).
+/// Counted in TcpOutSegs always (`tcp_make_synack`), and with `retrans` as
+/// a retransmission too (`tcp_rtx_synack`).
 #[allow(clippy::too_many_arguments)]
 pub fn tcp_send_synack(
     net: &mut Net,
@@ -337,11 +338,12 @@ pub fn tcp_send_synack(
         payload_len: 0,
     };
     if xmit(net, q, umem, local, remote, &repr, None, now) {
+        // `tcp_make_synack` counts every SYN-ACK in TcpOutSegs;
+        // `tcp_rtx_synack` counts a retransmitted one again.
+        net.mib.TcpOutSegs += 1;
         if retrans {
             net.mib.TcpRetransSegs += 1;
             net.mib.TcpExtTCPSynRetrans += 1;
-        } else {
-            net.mib.TcpOutSegs += 1;
         }
     }
 }
