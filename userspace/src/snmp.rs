@@ -157,8 +157,13 @@ mib! {
         TcpExtEmbryonicRsts,
         TcpExtTCPChallengeACK,
         TcpExtTCPSYNChallenge,
-        /// A challenge or duplicate ACK not sent: one per 500 ms per socket (`tcp_invalid_ratelimit`).
+        /// A challenge ACK not sent: one per 500 ms per socket (`tcp_invalid_ratelimit`).
         TcpExtTCPACKSkippedChallenge,
+        /// A duplicate ACK for an out-of-window segment not sent (the same limit).
+        TcpExtTCPACKSkippedSeq,
+        /// A request sock's SYN-ACK or ACK for a repeated or out-of-window segment not sent
+        /// (the same limit, per request sock).
+        TcpExtTCPACKSkippedSynRecv,
         /// Delayed-ACK timers that sent an ACK.
         TcpExtDelayedACKs,
         /// A segment entirely old (already received): our ACK was lost or late.

@@ -75,6 +75,8 @@ pub struct RequestSock {
     pub acked: bool,
     /// When the first SYN-ACK left (for an RTT sample if it is not retransmitted).
     pub sent_at: Instant,
+    /// When we last answered a repeated or out-of-window segment (`last_oow_ack_time`).
+    pub last_oow_ack: Option<Instant>,
 }
 
 impl RequestSock {

@@ -198,17 +198,27 @@ fn tcp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, id: CbId, seg: &Segm
 }
 
 /// `tcp_oow_rate_limited`: at most one out-of-window ACK per 500 ms per
-/// connection, for segments without data (data is never part of an ACK loop).
-fn oow_rate_limited(net: &mut Net, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) -> bool {
+/// connection (or request sock, `last`), for segments without data (data is
+/// never part of an ACK loop). True when this one must not be answered.
+fn tcp_oow_rate_limited(last: &mut Option<Instant>, seg: &Segment<'_>, now: Instant) -> bool {
     if !seg.data.is_empty() && !seg.has(flags::SYN) {
         return false;
     }
-    if cb.last_oow_ack.is_some_and(|t| now.saturating_duration_since(t) < TCP_INVALID_RATELIMIT) {
-        net.mib.TcpExtTCPACKSkippedChallenge += 1;
+    if last.is_some_and(|t| now.saturating_duration_since(t) < TCP_INVALID_RATELIMIT) {
         return true;
     }
-    cb.last_oow_ack = Some(now);
+    *last = Some(now);
     false
+}
+
+/// [`tcp_oow_rate_limited`] for a connection's out-of-window segment,
+/// counted in `TCPACKSkippedSeq` (`tcp_validate_incoming`).
+fn oow_rate_limited(net: &mut Net, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) -> bool {
+    let limited = tcp_oow_rate_limited(&mut cb.last_oow_ack, seg, now);
+    if limited {
+        net.mib.TcpExtTCPACKSkippedSeq += 1;
+    }
+    limited
 }
 
 /// `tcp_send_challenge_ack` (RFC 5961 §3.2, §4.2, §5.2).
@@ -897,6 +907,7 @@ fn tcp_conn_request(
         expires: now + TCP_TIMEOUT_INIT,
         acked: false,
         sent_at: now,
+        last_oow_ack: None,
     };
     let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
     tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, false, now);
@@ -935,9 +946,24 @@ fn tcp_check_req(
     let Some(req) = l.listener.as_ref().and_then(|x| x.syn_queue.get(&key.remote)).cloned() else { return };
     let flg = r.flags & (flags::RST | flags::SYN | flags::ACK);
     let rcvbuf = l.tsk().rcvbuf.load(Ordering::Relaxed);
+    // The request's answers to repeated and out-of-window segments are
+    // rate-limited like a connection's (`TCPACKSkippedSynRecv`).
+    let req_oow_rate_limited = |net: &mut Net, l: &mut TcpCb| {
+        let limited = l
+            .listener
+            .as_mut()
+            .and_then(|x| x.syn_queue.get_mut(&key.remote))
+            .is_some_and(|x| tcp_oow_rate_limited(&mut x.last_oow_ack, seg, now));
+        if limited {
+            net.mib.TcpExtTCPACKSkippedSynRecv += 1;
+        }
+        limited
+    };
     // A retransmitted SYN: the SYN-ACK again.
     if r.seq == req.irs && flg == flags::SYN {
-        tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
+        if !req_oow_rate_limited(net, l) {
+            tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
+        }
         return;
     }
     // An ACK of something else than our SYN-ACK: the listener resets it.
@@ -948,7 +974,7 @@ fn tcp_check_req(
     let rcv_nxt = req.irs.wrapping_add(1);
     let wnd = initial_window(rcvbuf, l.advmss);
     if !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
-        if !seg.has(flags::RST) {
+        if !seg.has(flags::RST) && !req_oow_rate_limited(net, l) {
             // The request's ACK again (`tcp_v4_reqsk_send_ack`).
             let ack = TcpRepr {
                 src_port: key.local.port(),
