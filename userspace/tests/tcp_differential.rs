@@ -90,6 +90,7 @@ const COMPARED: &[&str] = &[
     "TcpExtDelayedACKLost",
     "TcpExtTCPOFOQueue",
     "TcpExtTCPSynRetrans",
+    "TcpExtTCPTimeouts",
     "TcpExtTCPACKSkippedSeq",
     "TcpExtTCPACKSkippedSynRecv",
 ];
@@ -399,8 +400,14 @@ impl RawPeer {
     /// Collects the replies for `c` over [`REPLY_WINDOW`], learns from them
     /// (the server's ISN and next sequence number), records the step.
     fn step(&mut self, name: &str, c: &mut Conn) -> Vec<Reply> {
+        self.listen(name, c, REPLY_WINDOW)
+    }
+
+    /// [`RawPeer::step`] over `window`: what the server sends unasked (a
+    /// timer), or in answer to the segment just sent.
+    fn listen(&mut self, name: &str, c: &mut Conn, window: Duration) -> Vec<Reply> {
         let mut replies = Vec::new();
-        for (repr, options, data) in self.collect(REPLY_WINDOW) {
+        for (repr, options, data) in self.collect(window) {
             if repr.src_port != c.dport || repr.dst_port != c.sport {
                 replies.push(Reply {
                     flags: repr.flags,
@@ -595,11 +602,22 @@ fn script_main(p: &mut RawPeer) {
     // 6. A request sock (SYN-RECEIVED on the listener): the SYN again, a
     // wrong ACK, then the final ACK carrying data, and the close.
     let mut r = Conn::new(40006, ECHO_PORT, 0x7000_0000);
+    let first_syn_at = Instant::now();
     p.syn("6 syn-recv: SYN <mss 1460,sackOK,wscale 7>", &mut r, syn_options());
     let first_syn = r;
     p.syn("6 syn-recv: the same SYN again", &mut r, syn_options());
+    p.syn("6 syn-recv: the same SYN a third time, at once", &mut r, syn_options());
     r.rcv_nxt = first_syn.rcv_nxt;
     let (rcv, snd) = (r.snd_nxt, r.rcv_nxt);
+    // The SYN-ACK timer fires 1 s after the first SYN-ACK (the next at 3 s,
+    // after the steps below).
+    p.listen(
+        "6 syn-recv: the SYN-ACK timer (1 s)",
+        &mut r,
+        (first_syn_at + Duration::from_millis(1400)).saturating_duration_since(Instant::now()),
+    );
+    p.raw("6 syn-recv: ACK out of window", &mut r, rcv.wrapping_add(1 << 30), snd, flags::ACK, &[]);
+    p.raw("6 syn-recv: ACK out of window again, at once", &mut r, rcv.wrapping_add(1 << 30), snd, flags::ACK, &[]);
     p.raw("6 syn-recv: ACK of something else than the SYN-ACK", &mut r, rcv, snd.wrapping_add(100), flags::ACK, &[]);
     p.data("6 syn-recv: final ACK with data and PSH", &mut r, flags::PSH, b"hello");
     p.data("6 syn-recv: our FIN", &mut r, flags::FIN, &[]);
