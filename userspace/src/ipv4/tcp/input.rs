@@ -862,7 +862,8 @@ fn tcp_listen_rcv(
         // Ignored.
     } else if seg.has(flags::ACK) {
         tcp_v4_send_reset(net, q, umem, key.local, key.remote, &seg.repr, now);
-    } else if seg.has(flags::SYN) {
+    } else if seg.has(flags::SYN) && !seg.has(flags::FIN) {
+        // SYN|FIN is dropped (`tcp_rcv_state_process` in LISTEN).
         tcp_conn_request(net, q, umem, &mut l, key, seg, isn, now);
     }
     finish(net, lid, l, Fate::Keep);
