@@ -645,6 +645,27 @@ fn script_main(p: &mut RawPeer) {
     p.raw("7 no sack: ACK out of window again, at once", &mut n, rcv.wrapping_add(1 << 30), snd, flags::ACK, &[]);
     p.data("7 no sack: our FIN", &mut n, flags::FIN, &[]);
     p.ack("7 no sack: last ACK", &mut n);
+
+    // 8. The listener's odd SYNs, and a peer that offers no options at all
+    // (MSS 536: the echo is cut to it) and sends its last data with its FIN.
+    let mut f = Conn::new(40008, ECHO_PORT, 0x7c00_0000);
+    let conn = f;
+    p.send_tcp(&conn, conn.iss, 0, flags::SYN | flags::FIN, syn_options(), &[]);
+    p.step("8 listener: SYN|FIN", &mut f);
+    let mut d = Conn::new(40009, ECHO_PORT, 0x7d00_0000);
+    let conn = d;
+    p.send_tcp(&conn, conn.iss, 0, flags::SYN, syn_options(), b"data on a SYN");
+    d.snd_nxt = conn.iss.wrapping_add(1);
+    p.step("8 listener: SYN with data", &mut d);
+    let conn = d;
+    p.raw("8 listener: RST of that request", &mut d, conn.snd_nxt, 0, flags::RST, &[]);
+    let mut o = Conn::new(40010, ECHO_PORT, 0x7e00_0000);
+    p.syn("8 no options: SYN without options", &mut o, TcpOptions::default());
+    p.ack("8 no options: ACK completing the handshake", &mut o);
+    p.data("8 no options: 1000 bytes with PSH", &mut o, flags::PSH, &pattern(1000));
+    p.ack("8 no options: ACK of the echo", &mut o);
+    p.data("8 no options: data with PSH and FIN", &mut o, flags::PSH | flags::FIN, b"last words");
+    p.ack("8 no options: last ACK", &mut o);
 }
 
 /// Scenario 5: listen backlog 1, nobody accepts, three handshakes.
