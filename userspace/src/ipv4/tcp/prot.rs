@@ -327,8 +327,10 @@ pub fn tcp_shutdown(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, how: Shutdown) -> R
                 if cb.state == TcpState::SynSent {
                     tcp_done(cx.net, &mut cb);
                 } else {
-                    tcp_close_state(cx.net, &mut cb);
+                    // As in `tcp_close`: pending data first, then the FIN.
                     let umem = cx.q.umem().clone();
+                    tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
+                    tcp_close_state(cx.net, &mut cb);
                     tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
                 }
                 finish(cx.net, id, cb, Fate::Keep);
@@ -383,6 +385,10 @@ pub fn tcp_close(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>) {
                 tcp_time_wait(cx.net, &mut cb, TcpState::FinWait2, TCP_FIN_TIMEOUT, now);
                 Fate::Done
             } else {
+                // Data sent and not yet pushed by the loop goes first, as
+                // `tcp_sendmsg`'s `tcp_push` had sent it; the FIN rides on
+                // the last data only when the windows held it back.
+                tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, now);
                 tcp_close_state(cx.net, &mut cb);
                 tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, now);
                 Fate::Keep
