@@ -198,7 +198,7 @@ mib! {
         TcpExtTCPToZeroWindowAdv,
         TcpExtTCPFromZeroWindowAdv,
         TcpExtTCPWantZeroWindowAdv,
-        /// Segments sent that carry new data.
+        /// Segments sent for the first time that carry new data or our FIN.
         TcpExtTCPOrigDataSent,
         /// Zero-window probes sent.
         TcpExtTCPWinProbe,

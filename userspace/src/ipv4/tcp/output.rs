@@ -218,7 +218,9 @@ pub fn tcp_transmit(
         }
     } else {
         net.mib.TcpOutSegs += 1;
-        if len > 0 {
+        // `tcp_event_new_data_sent`: a write-queue segment sent for the first
+        // time, data or our FIN (the SYN is sent by `tcp_connect` directly).
+        if len > 0 || fl & flags::FIN != 0 {
             net.mib.TcpExtTCPOrigDataSent += 1;
         }
     }
