@@ -94,6 +94,7 @@ const COMPARED: &[&str] = &[
     "TcpExtTCPOFOQueue",
     "TcpExtTCPSynRetrans",
     "TcpExtTCPTimeouts",
+    "TcpExtTCPOrigDataSent",
     "TcpExtTCPACKSkippedSeq",
     "TcpExtTCPACKSkippedSynRecv",
 ];
