@@ -61,7 +61,19 @@ const STAGES: &[(&str, &[MibCounter])] = {
         ("IP in", &[IpInReceives, IpInDelivers, IpExtInOctets]),
         ("ICMP", &[IcmpInMsgs, IcmpInEchos, IcmpOutEchoReps, IcmpOutDestUnreachs, IcmpOutMsgs]),
         ("UDP", &[UdpInDatagrams, UdpOutDatagrams]),
-        ("TCP", &[TcpPassiveOpens, TcpActiveOpens, TcpInSegs, TcpOutSegs, TcpRetransSegs, TcpOutRsts]),
+        (
+            "TCP",
+            &[
+                TcpPassiveOpens,
+                TcpActiveOpens,
+                TcpAttemptFails,
+                TcpEstabResets,
+                TcpInSegs,
+                TcpOutSegs,
+                TcpRetransSegs,
+                TcpOutRsts,
+            ],
+        ),
         ("IP out", &[IpOutRequests, IpOutTransmits, IpExtOutOctets]),
     ]
 };

@@ -409,6 +409,31 @@ impl<D: NetDevice> Stack<D> {
         })
     }
 
+    /// On the way out (the application has closed its sockets): polls until
+    /// every TCP connection has finished (its data and FIN acknowledged;
+    /// TIME-WAIT does not count) or `timeout` passes, then resets those still
+    /// open, as Linux resets what an exiting process leaves when it cannot
+    /// finish. Returns how many were reset.
+    pub fn finish_tcp(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            self.poll(now);
+            if !self.net.tcp.iter().any(|(_, cb)| cb.state != TcpState::Listen) || now >= deadline {
+                break;
+            }
+        }
+        let ids: Vec<_> =
+            self.net.tcp.iter().filter(|(_, cb)| cb.state != TcpState::Listen).map(|(id, _)| id).collect();
+        let now = self.call_time();
+        let umem = self.napi.queue().umem().clone();
+        for &id in &ids {
+            crate::ipv4::tcp::prot::tcp_abort(&mut self.net, self.napi.queue_mut(), &umem, id, now);
+        }
+        self.poll(Instant::now());
+        ids.len()
+    }
+
     /// TCP sockets by state, TIME-WAIT included (what `ss -s` counts).
     pub fn tcp_states(&self) -> Vec<(TcpState, usize)> {
         self.net.tcp.count_by_state()

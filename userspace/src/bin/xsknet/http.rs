@@ -57,8 +57,9 @@ pub struct HttpArgs {
     /// Directory whose files are served (`index.html` for a directory).
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
-    /// Close a connection after SECS seconds without progress (nginx's
-    /// `keepalive_timeout`; a request half-read gets 408).
+    /// Close a connection after SECS seconds without progress: idle between requests (nginx's
+    /// `keepalive_timeout`; a request half-read gets 408), or a response the client has not
+    /// read any of for that long (nginx's `send_timeout`: the body is then cut short).
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = xsknet::cli::parse_secs)]
     pub idle_timeout: f64,
 }
@@ -704,7 +705,7 @@ fn run_to_completion<D: NetDevice>(
                 break;
             }
             if ticker.due() {
-                ticker.tick(stack.snmp().XskRxFrames, svc.stats.requests, stats.busy_share());
+                ticker.tick(&stack.snmp(), svc.stats.requests, "requests", stats.busy_share());
             }
         }
         let t0 = Instant::now();
@@ -721,8 +722,7 @@ fn run_to_completion<D: NetDevice>(
         let _ = stack.close(c.fd);
     }
     let _ = stack.close(svc.listen_fd);
-    // The closes' FINs and RSTs leave before the device goes.
-    stack.poll(Instant::now());
+    crate::finish_tcp(&mut stack);
     stack.release_backlog();
     Ok((stack, stats, svc.stats))
 }
@@ -764,7 +764,7 @@ fn run_threaded<D: NetDevice + Send + 'static>(
         if ticker.due() {
             if let Ok(s) = h.snapshot() {
                 let requests = total.lock().map_or(0, |t| t.requests);
-                ticker.tick(s.mib.XskRxFrames, requests, s.loop_stats.busy_share());
+                ticker.tick(&s.mib, requests, "requests", s.loop_stats.busy_share());
             }
         }
         threads.retain(|(_, t)| !t.is_finished());
@@ -808,6 +808,7 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     }
     let _ = h.close(lfd);
     let (mut stack, stats) = threaded.stop().map_err(|_| "the softirq thread panicked")?;
+    crate::finish_tcp(&mut stack);
     stack.release_backlog();
     let total = std::mem::take(&mut *total.lock().unwrap_or_else(|e| e.into_inner()));
     Ok((stack, stats, total))

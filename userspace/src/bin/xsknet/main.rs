@@ -25,10 +25,11 @@ use xsknet::{signal, Errno, SockType, Stack, StackConfig, ThreadedStack};
 #[command(
     name = "xsknet",
     version,
-    about = "A kernel-bypass UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.",
-    long_about = "A kernel-bypass UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.\n\n\
+    about = "A kernel-bypass TCP/UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.",
+    long_about = "A kernel-bypass TCP/UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.\n\n\
         An XDP program on IFACE redirects frames for ADDR (and ARP for it) into an AF_XDP socket; \
-        xsknet's busy-poll loop validates them as Linux does, answers ARP and ping, and serves UDP. \
+        xsknet's busy-poll loop validates them as Linux does, answers ARP and ping, and serves UDP \
+        and TCP. \
         Everything else on IFACE still goes to the kernel. IFACE needs no kernel address.\n\n\
         Needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW). On veth, run `ethtool -K <peer> tx off` \
         on the peer: veth otherwise sends partial checksums that fail validation."
@@ -291,6 +292,22 @@ fn tcp_mode(app: App) -> tcp_serve::Mode {
     }
 }
 
+/// How long connections get on exit to deliver what they hold and close.
+const TCP_LINGER_ON_EXIT: Duration = Duration::from_secs(2);
+
+/// On exit, after the application closed its sockets: the connections finish
+/// on their own for a while (data, FIN), then the rest are reset, so that no
+/// peer is left waiting on a stream that stopped mid-way.
+pub(crate) fn finish_tcp<D: NetDevice>(stack: &mut Stack<D>) {
+    let reset = stack.finish_tcp(TCP_LINGER_ON_EXIT);
+    if reset > 0 {
+        eprintln!(
+            "xsknet: {reset} TCP connection(s) had not finished {} s after stop: reset",
+            TCP_LINGER_ON_EXIT.as_secs()
+        );
+    }
+}
+
 fn should_stop(deadline: Option<Instant>) -> bool {
     if deadline.is_some_and(|d| Instant::now() >= d) {
         signal::request_stop();
@@ -304,11 +321,12 @@ struct Ticker {
     last: Instant,
     last_rx: u64,
     last_app: u64,
+    last_tcp: u64,
 }
 
 impl Ticker {
     fn new(interval: Option<Duration>) -> Ticker {
-        Ticker { interval, last: Instant::now(), last_rx: 0, last_app: 0 }
+        Ticker { interval, last: Instant::now(), last_rx: 0, last_app: 0, last_tcp: 0 }
     }
 
     /// Whether a rate line is due (so that callers fetch counters only then).
@@ -316,7 +334,9 @@ impl Ticker {
         self.interval.is_some_and(|iv| self.last.elapsed() >= iv)
     }
 
-    fn tick(&mut self, rx_frames: u64, app_datagrams: u64, busy: f64) {
+    /// A line of rates from the counters now: frames off the rx ring, the
+    /// application's units (`what`: datagrams, requests) and TCP segments in.
+    fn tick(&mut self, mib: &xsknet::snmp::Mib, app_units: u64, what: &str, busy: f64) {
         if !self.due() {
             return;
         }
@@ -324,14 +344,16 @@ impl Ticker {
         let dt = now.duration_since(self.last);
         let secs = dt.as_secs_f64();
         eprintln!(
-            "xsknet: rx {:>10.0} frames/s  app {:>10.0} datagrams/s  softirq busy {:>5.1} %",
-            (rx_frames - self.last_rx) as f64 / secs,
-            (app_datagrams - self.last_app) as f64 / secs,
+            "xsknet: rx {:>10.0} frames/s  app {:>10.0} {what}/s  tcp in {:>10.0} segments/s  softirq busy {:>5.1} %",
+            (mib.XskRxFrames - self.last_rx) as f64 / secs,
+            (app_units - self.last_app) as f64 / secs,
+            (mib.TcpInSegs - self.last_tcp) as f64 / secs,
             busy * 100.0
         );
         self.last = now;
-        self.last_rx = rx_frames;
-        self.last_app = app_datagrams;
+        self.last_rx = mib.XskRxFrames;
+        self.last_app = app_units;
+        self.last_tcp = mib.TcpInSegs;
     }
 }
 
@@ -364,7 +386,7 @@ fn run_to_completion<D: NetDevice>(
                 break;
             }
             if ticker.due() {
-                ticker.tick(stack.snmp().XskRxFrames, app_stats.datagrams, stats.busy_share());
+                ticker.tick(&stack.snmp(), app_stats.datagrams, "datagrams", stats.busy_share());
             }
         }
         let t0 = Instant::now();
@@ -403,8 +425,7 @@ fn run_to_completion<D: NetDevice>(
     app_stats.tcp_accepted = tcp.stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
     app_stats.tcp_bytes = tcp.stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
     tcp.close(&mut stack);
-    // The closes' FINs and RSTs leave before the device goes.
-    stack.poll(Instant::now());
+    finish_tcp(&mut stack);
     stack.close(fd)?;
     stack.release_backlog();
     Ok((stack, stats, app_stats))
@@ -453,7 +474,7 @@ fn run_threaded<D: NetDevice + Send + 'static>(
         // A snapshot is a round trip to the loop thread: only when a line is due.
         if ticker.due() {
             if let Ok(s) = h.snapshot() {
-                ticker.tick(s.mib.XskRxFrames, app_stats.datagrams, s.loop_stats.busy_share());
+                ticker.tick(&s.mib, app_stats.datagrams, "datagrams", s.loop_stats.busy_share());
             }
         }
     }
@@ -466,6 +487,7 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     let _ = h.close(lfd);
     h.close(fd)?;
     let (mut stack, stats) = threaded.stop().map_err(|_| "the softirq thread panicked")?;
+    finish_tcp(&mut stack);
     stack.release_backlog();
     Ok((stack, stats, app_stats))
 }

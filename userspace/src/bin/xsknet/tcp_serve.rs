@@ -45,8 +45,21 @@ pub struct TcpService {
     listen_fd: Fd,
     conns: Vec<Conn>,
     buf: Vec<u8>,
+    /// When the descriptor limit was last reported.
+    emfile_warned: Option<std::time::Instant>,
     /// Counts.
     pub stats: Arc<TcpAppStats>,
+}
+
+/// Says (at most once a minute) that connections wait in the accept queue
+/// because the descriptor limit is reached.
+fn warn_emfile(last: &mut Option<std::time::Instant>) {
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+        *last = Some(std::time::Instant::now());
+        eprintln!(
+            "xsknet: accept: Too many open files (EMFILE): connections wait in the accept queue; raise --max-fds"
+        );
+    }
 }
 
 /// Makes the listening socket: `SO_REUSEADDR` (a restarted server must not
@@ -66,15 +79,31 @@ pub fn listener<D: NetDevice>(stack: &mut Stack<D>, local: SocketAddrV4, backlog
 impl TcpService {
     /// Serves connections accepted on `listen_fd`.
     pub fn new(mode: Mode, listen_fd: Fd) -> TcpService {
-        TcpService { mode, listen_fd, conns: Vec::new(), buf: vec![0; 64 * 1024], stats: Arc::default() }
+        TcpService {
+            mode,
+            listen_fd,
+            conns: Vec::new(),
+            buf: vec![0; 64 * 1024],
+            emfile_warned: None,
+            stats: Arc::default(),
+        }
     }
 
     /// Accepts what waits, then reads (and echoes) on every connection, as
     /// far as the buffers allow without blocking.
     pub fn serve<D: NetDevice>(&mut self, stack: &mut Stack<D>) {
-        while let Ok((fd, _)) = stack.accept(self.listen_fd) {
-            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            self.conns.push(Conn { fd, pending: Vec::new(), eof: false });
+        loop {
+            match stack.accept(self.listen_fd) {
+                Ok((fd, _)) => {
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    self.conns.push(Conn { fd, pending: Vec::new(), eof: false });
+                }
+                Err(Errno::EMFILE) => {
+                    warn_emfile(&mut self.emfile_warned);
+                    break;
+                }
+                Err(_) => break,
+            }
         }
         let mut i = 0;
         while i < self.conns.len() {
@@ -146,9 +175,15 @@ pub fn serve_threaded(
     stop: impl Fn() -> bool,
 ) -> Vec<std::thread::JoinHandle<()>> {
     let mut threads = Vec::new();
+    let mut emfile_warned = None;
     while !stop() {
         let (fd, _) = match h.accept(listen_fd, Some(Duration::from_millis(100))) {
             Ok(v) => v,
+            Err(Errno::EMFILE) => {
+                warn_emfile(&mut emfile_warned);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
             Err(_) => continue,
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);

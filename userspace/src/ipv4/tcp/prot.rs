@@ -14,7 +14,7 @@ use crossbeam_queue::ArrayQueue;
 use super::cb::{Listener, TcpCb};
 use super::input::{finish, tcp_done, tcp_set_state, tcp_time_wait, Fate};
 use super::output::{initial_window, tcp_send_active_reset, tcp_send_syn, tcp_write_xmit, TCP_ADVMSS_1500};
-use super::table::FourTuple;
+use super::table::{CbId, FourTuple};
 use super::{TCP_FIN_TIMEOUT, TCP_RCV_WSCALE};
 use crate::errno::Errno;
 use crate::net::Net;
@@ -396,6 +396,22 @@ pub fn tcp_close(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>) {
         }
     };
     finish(cx.net, id, cb, fate);
+}
+
+/// `tcp_abort` (`tcp_disconnect` with a reset): a RST to the peer if the
+/// connection is synchronized, then done; the application sees `ECONNABORTED`
+/// unless it has closed.
+pub fn tcp_abort(net: &mut Net, q: &mut NetdevQueue, umem: &crate::umem::Umem, id: CbId, now: std::time::Instant) {
+    let Some(mut cb) = net.tcp.take(id) else { return };
+    if !matches!(cb.state, TcpState::Listen | TcpState::SynSent | TcpState::Close) {
+        tcp_send_active_reset(net, q, umem, &mut cb, now);
+    }
+    if !cb.orphan {
+        cb.sock.set_err(Errno(libc::ECONNABORTED));
+    }
+    tcp_set_state(net, &mut cb, TcpState::Close);
+    tcp_done(net, &mut cb);
+    finish(net, id, cb, Fate::Done);
 }
 
 /// `inet_csk_listen_stop`: children on the accept queue are reset, request
