@@ -64,11 +64,23 @@ impl Hasher for FxHasher {
 pub type DemuxTable = HashMap<DemuxKey, Arc<Sock>, BuildHasherDefault<FxHasher>>;
 
 /// The socket tables of one stack.
-#[derive(Default)]
 pub struct InetHashTables {
     bound: DemuxTable,
     /// Where the next ephemeral port search starts (0: at the range's start).
     next_ephemeral: u16,
+}
+
+impl Default for InetHashTables {
+    /// Empty tables. The ephemeral search starts at a random port of the
+    /// range, as Linux's does (`inet_hash_connect` offsets it by a secret
+    /// hash): two runs of a program do not reuse the same port, which the
+    /// peer may still hold in TIME-WAIT.
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        let span = u64::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+        let offset = std::collections::hash_map::RandomState::new().hash_one(0u8) % span;
+        InetHashTables { bound: DemuxTable::default(), next_ephemeral: EPHEMERAL_PORTS.start() + offset as u16 }
+    }
 }
 
 impl InetHashTables {

@@ -360,13 +360,14 @@ impl TcpCb {
     #[inline]
     pub fn rcv_space(&self) -> u32 {
         let free = self.bufs.as_ref().map_or(0, |b| b.rcv.vacant_len());
-        free.saturating_sub(self.ofo_bytes) as u32
+        free.saturating_sub(self.ofo_bytes + super::TCP_RCV_SLACK) as u32
     }
 
-    /// The receive buffer's size.
+    /// The receive buffer's size (`SO_RCVBUF`; the ring holds
+    /// `TCP_RCV_SLACK` more for window rounding).
     #[inline]
     pub fn rcv_full_space(&self) -> u32 {
-        self.bufs.as_ref().map_or(0, |b| b.rcv.capacity().get() as u32)
+        self.bufs.as_ref().map_or(0, |b| b.rcv.capacity().get().saturating_sub(super::TCP_RCV_SLACK) as u32)
     }
 
     /// Whether ACKs are being sent at once (`tcp_in_quickack_mode`).

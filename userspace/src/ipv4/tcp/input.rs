@@ -1055,7 +1055,7 @@ fn create_openreq_child(
     tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
     tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
-    let bufs = tsk.stream.attach_bufs(rcvbuf, sndbuf);
+    let bufs = tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, sndbuf);
     let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, l.advmss);
     cb.bufs = Some(bufs);
     cb.iss = req.iss;

@@ -239,15 +239,28 @@ pub fn tcp_transmit(
     true
 }
 
+/// `tcp_acceptable_seq`: the sequence number of a segment without data. At
+/// `snd_nxt`, unless the peer's window has shrunk below it by a window-scale
+/// unit or more: then at the window's right edge, where the peer still
+/// accepts it (an ACK beyond the window would be dropped).
+fn tcp_acceptable_seq(cb: &TcpCb) -> u32 {
+    let wnd_end = cb.snd_una.wrapping_add(cb.snd_wnd);
+    if !before(wnd_end, cb.snd_nxt) || (cb.rcv_wscale > 0 && cb.snd_nxt.wrapping_sub(wnd_end) < (1 << cb.rcv_wscale)) {
+        cb.snd_nxt
+    } else {
+        wnd_end
+    }
+}
+
 /// `tcp_send_ack`: a pure ACK of `rcv_nxt` with our current window.
 pub fn tcp_send_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
-    let seq = cb.snd_nxt;
+    let seq = tcp_acceptable_seq(cb);
     tcp_transmit(net, q, umem, cb, seq, flags::ACK, 0, now);
 }
 
 /// `tcp_send_active_reset`: RST|ACK at `snd_nxt`, when we abort.
 pub fn tcp_send_active_reset(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
-    let seq = cb.snd_nxt;
+    let seq = tcp_acceptable_seq(cb);
     if tcp_transmit(net, q, umem, cb, seq, flags::RST | flags::ACK, 0, now) {
         net.mib.TcpOutRsts += 1;
     }

@@ -102,7 +102,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     let now = cx.now;
     let mut cb = TcpCb::new(sock.clone(), local, addr, advmss(cx.q.umem().frame_size() as usize));
     let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
-    cb.bufs = Some(tsk.stream.attach_bufs(rcvbuf, tsk.sndbuf.load(Ordering::Relaxed)));
+    cb.bufs = Some(tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, tsk.sndbuf.load(Ordering::Relaxed)));
     tsk.stream.pushed.store(0, Ordering::Relaxed);
     cb.iss = cx.net.tcp.isn(local, addr, now);
     cb.snd_una = cb.iss;
