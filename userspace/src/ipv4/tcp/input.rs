@@ -885,8 +885,9 @@ fn tcp_conn_request(
     let tsk = l.sock.tcp().expect("stream sock");
     let max_backlog = tsk.max_backlog.load(Ordering::Relaxed);
     let qlen = l.listener.as_ref().map_or(0, |x| x.syn_queue.len());
-    // inet_csk_reqsk_queue_is_full, without SYN cookies (`tcp_syncookies=0`).
-    if isn.is_none() && qlen >= max_backlog.max(1) {
+    // inet_csk_reqsk_queue_is_full (`qlen > sk_max_ack_backlog`, as the
+    // accept queue's test), without SYN cookies (`tcp_syncookies=0`).
+    if isn.is_none() && qlen > max_backlog {
         net.mib.TcpExtTCPReqQFullDrop += 1;
         net.mib.TcpExtListenDrops += 1;
         return;
