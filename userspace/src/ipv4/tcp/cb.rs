@@ -147,6 +147,9 @@ pub struct TcpCb {
     pub rcv_nxt: u32,
     /// The window we last advertised, bytes.
     pub rcv_wnd: u32,
+    /// The most we offer for now (`rcv_ssthresh`): the initial window, grown
+    /// by two segments per data segment received (`tcp_grow_window`).
+    pub rcv_ssthresh: u32,
     /// `rcv_nxt` when we last advertised a window (`rcv_wup`).
     pub rcv_wup: u32,
     /// Our window-scale shift (`rcv_wscale`).
@@ -263,6 +266,7 @@ impl TcpCb {
             irs: 0,
             rcv_nxt: 0,
             rcv_wnd: 0,
+            rcv_ssthresh: 0,
             rcv_wup: 0,
             rcv_wscale: 0,
             advmss,

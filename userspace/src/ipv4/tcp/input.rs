@@ -702,6 +702,11 @@ fn tcp_event_data_recv(cb: &mut TcpCb, len: usize) {
     if len >= cb.rcv_mss {
         cb.rcv_mss = len.min(cb.advmss);
     }
+    // tcp_grow_window: data is copied out of the frame, so its truesize is
+    // its length and the window grows by two segments.
+    if len >= 128 && cb.rcv_ssthresh < cb.rcv_full_space() && cb.rcv_ssthresh < cb.rcv_space() {
+        cb.rcv_ssthresh = (cb.rcv_ssthresh + 2 * cb.advmss).min(cb.rcv_full_space());
+    }
 }
 
 /// `tcp_data_queue_ofo`: keeps data that arrived ahead of a gap (trimmed to
@@ -1081,6 +1086,7 @@ fn create_openreq_child(
     cb.sack_ok = req.sack_ok;
     cb.mss = u32::from(req.mss).min(cb.advmss);
     cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    cb.rcv_ssthresh = cb.rcv_wnd;
     cb.snd_wnd = u32::from(seg.repr.window) << cb.snd_wscale;
     cb.max_window = cb.snd_wnd;
     cb.snd_wl1 = seg.repr.seq;

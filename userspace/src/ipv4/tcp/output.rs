@@ -113,10 +113,19 @@ fn select_window_space(cb: &TcpCb) -> u32 {
     if free < full / 2 && (free < full / 16 || free < mss) {
         return 0;
     }
+    // The offer grows from the initial window (`rcv_ssthresh`).
+    let room = free;
+    let free = free.min(cb.rcv_ssthresh);
     if cb.rcv_wscale > 0 {
-        // A multiple of the scale, rounded down (Linux rounds up and lets
-        // the peer overrun the buffer by less than one unit; we do not).
-        free & !((1u32 << cb.rcv_wscale) - 1)
+        // A multiple of the scale, rounded up as Linux does (`ALIGN`) while
+        // that fits the free space, else down.
+        let unit = (1u32 << cb.rcv_wscale) - 1;
+        let up = free.saturating_add(unit) & !unit;
+        if up <= room {
+            up
+        } else {
+            free & !unit
+        }
     } else if cb.rcv_wnd <= free.saturating_sub(mss) || cb.rcv_wnd > free {
         free - free % mss
     } else {

@@ -110,6 +110,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     cb.snd_max = cb.iss;
     cb.rcv_wscale = TCP_RCV_WSCALE;
     cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    cb.rcv_ssthresh = cb.rcv_wnd;
     cb.retrans_stamp = Some(now);
     cb.rtt_probe = Some((cb.iss.wrapping_add(1), now));
     tcp_set_state(cx.net, &mut cb, TcpState::SynSent);
