@@ -326,6 +326,7 @@ fn rcv_synsent(
             cb.snd_wscale = r.options.window_scale.unwrap_or(0).min(TCP_MAX_WSCALE);
         }
         cb.mss = clamp_mss(r.options.mss, cb.advmss);
+        cb.sack_ok = r.options.sack_permitted;
         tcp_set_state(net, cb, TcpState::SynRecv);
         tcp_send_synack_cb(net, q, umem, cb, now);
     }
