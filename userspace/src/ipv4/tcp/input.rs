@@ -374,8 +374,21 @@ fn rcv_state_process(
         send_challenge_ack(net, q, umem, cb, now);
         return Fate::Keep;
     }
-    // Step 4: SYN in a synchronized state (RFC 5961 §4.2).
-    if seg.has(flags::SYN) {
+    // Step 4: SYN in a synchronized state (RFC 5961 §4.2), except the
+    // peer's SYN-ACK answering ours in a simultaneous open, which
+    // tcp_validate_incoming lets pass; tcp_data_queue then takes its SYN
+    // as a retransmission and ACKs at once.
+    let simopen_synack = cb.state == TcpState::SynRecv
+        && seg.has(flags::ACK)
+        && seg.end_seq() == seg.seq().wrapping_add(1)
+        && seg.end_seq() == cb.rcv_nxt
+        && r.ack == cb.snd_nxt;
+    if simopen_synack {
+        net.mib.TcpExtDelayedACKLost += 1;
+        cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+        cb.ack_pending = true;
+        cb.ack_now = true;
+    } else if seg.has(flags::SYN) {
         net.mib.TcpInErrs += 1;
         net.mib.TcpExtTCPSYNChallenge += 1;
         send_challenge_ack(net, q, umem, cb, now);
