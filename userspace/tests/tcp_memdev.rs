@@ -1,0 +1,783 @@
+//! TCP over the in-memory device against a scripted peer, on virtual time:
+//! every segment we send is parsed back and checked field by field (flags,
+//! sequence and acknowledgment numbers, options, window) against what Linux
+//! sends in the same place (net/ipv4/tcp_input.c, tcp_output.c,
+//! tcp_minisocks.c, tcp_timer.c, tcp_ipv4.c), and the counters against the
+//! ones Linux moves (`nstat` names). Time is `t0 + Duration` passed to
+//! `Stack::poll`, so the 127-second SYN timeout or a 60-second TIME-WAIT takes
+//! microseconds. Every test ends with the frame census balanced and no
+//! socket left but TIME-WAIT.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xsknet::netdevice::{MemDevice, MemWire};
+use xsknet::socket::{POLLERR, POLLIN, POLLOUT};
+use xsknet::umem::Umem;
+use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
+use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+use xsknet::wire::{build, EthernetAddress};
+use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpState};
+
+const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
+const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const FRAMES: u32 = 512;
+/// Our listening port.
+const LPORT: u16 = 80;
+/// The peer's port.
+const PPORT: u16 = 40000;
+/// The peer's initial sequence number.
+const PISN: u32 = 0x1000_0000;
+/// The window Linux puts in a SYN or SYN-ACK with a 128 KiB receive buffer
+/// and MSS 1460 (`tcp_select_initial_window`: 65535 rounded down to the MSS).
+const SYN_WINDOW: u16 = 64240;
+/// The peer's window field after the handshake (scaled by 7: 64256 bytes).
+const PEER_WIN: u16 = 502;
+const MSS: usize = 1460;
+
+const SYN: u8 = flags::SYN;
+const ACK: u8 = flags::ACK;
+const RST: u8 = flags::RST;
+const FIN: u8 = flags::FIN;
+const PSH: u8 = flags::PSH;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A segment as it left the stack: header and data.
+#[derive(Clone, Debug)]
+struct Seg {
+    r: TcpRepr,
+    data: Vec<u8>,
+}
+
+impl Seg {
+    fn flags(&self) -> u8 {
+        self.r.flags
+    }
+}
+
+/// The options a Linux SYN carries with timestamps off: MSS 1460,
+/// SACK-permitted, window scale 7.
+fn linux_syn_options() -> TcpOptions {
+    TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(7), ..TcpOptions::default() }
+}
+
+/// A header from the peer (`sport` → `dport`).
+fn hdr(sport: u16, dport: u16, seq: u32, ack: u32, fl: u8, window: u16) -> TcpRepr {
+    TcpRepr { src_port: sport, dst_port: dport, seq, ack, flags: fl, window, ..TcpRepr::default() }
+}
+
+/// The stack, its wire, and the virtual clock.
+struct Bench {
+    s: Stack<MemDevice>,
+    w: MemWire,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let (umem, pool) = Umem::new(FRAMES, 2048).unwrap();
+        let umem = Arc::new(umem);
+        let dev = MemDevice::new(umem.clone(), 256, 256);
+        let w = dev.wire();
+        let c = StackConfig::new(OUR_MAC, OUR_IP, 24);
+        let s = Stack::new(dev, umem, Arc::new(pool), c);
+        let t0 = Instant::now();
+        let mut b = Bench { s, w, t0, now: t0 };
+        // The peer asks for us first, so both sides know each other.
+        let repr = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_hw: PEER_MAC,
+            sender_ip: PEER_IP,
+            target_hw: EthernetAddress::default(),
+            target_ip: OUR_IP,
+        };
+        let eth = EthernetRepr { dst: EthernetAddress::BROADCAST, src: PEER_MAC, ethertype: ethertype::ARP };
+        b.w.inject(&build::arp_frame(&eth, &repr));
+        b.s.poll(t0);
+        assert_eq!(b.w.take_transmitted().len(), 1, "one ARP reply");
+        b
+    }
+
+    /// Moves the clock to `t0 + d` and runs the loop (timers included).
+    fn at(&mut self, d: Duration) {
+        let now = self.t0 + d;
+        assert!(now >= self.now, "time goes forward");
+        self.now = now;
+        self.s.poll(now);
+    }
+
+    /// Time since `t0`.
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Runs the loop now.
+    fn poll(&mut self) {
+        self.s.poll(self.now);
+    }
+
+    /// The peer sends `r` with `data` (from `PEER_IP`), and the loop runs.
+    fn send(&mut self, r: TcpRepr, data: &[u8]) {
+        let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+        let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 0x1234);
+        assert!(self.w.inject(&build::tcp_frame(&eth, &ip, &r, data)));
+        self.s.poll(self.now);
+    }
+
+    /// What we sent since the last call: TCP segments, checked (Ethernet,
+    /// IPv4 with DF, TTL 64, checksum). An ARP request for the peer is
+    /// answered and the loop run again.
+    fn out(&mut self) -> Vec<Seg> {
+        self.s.poll(self.now);
+        let mut segs = Vec::new();
+        loop {
+            let frames = self.w.take_transmitted();
+            if frames.is_empty() {
+                return segs;
+            }
+            let mut arp = false;
+            for f in frames {
+                let e = EthernetRepr::parse(&EthernetFrame::new_unchecked(&f[..])).unwrap();
+                if e.ethertype == ethertype::ARP {
+                    let a = ArpRepr::parse(&ArpPacket::new_unchecked(&f[ETH_LEN..])).unwrap();
+                    assert_eq!((a.operation, a.target_ip), (ArpOperation::Request, PEER_IP));
+                    arp = true;
+                    continue;
+                }
+                assert_eq!((e.ethertype, e.dst, e.src), (ethertype::IPV4, PEER_MAC, OUR_MAC));
+                let p = Ipv4Packet::new_unchecked(&f[ETH_LEN..]);
+                let ip = Ipv4Repr::parse(&p).expect("valid IP header");
+                assert_eq!((ip.src, ip.dst, ip.protocol, ip.ttl), (OUR_IP, PEER_IP, protocol::TCP, 64));
+                let bytes = p.payload();
+                let t = TcpPacket::new_checked(bytes).expect("valid TCP header");
+                assert!(t.verify_checksum(OUR_IP, PEER_IP), "TCP checksum");
+                segs.push(Seg { r: TcpRepr::parse(&t), data: t.payload().to_vec() });
+            }
+            if arp {
+                let repr = ArpRepr {
+                    operation: ArpOperation::Reply,
+                    sender_hw: PEER_MAC,
+                    sender_ip: PEER_IP,
+                    target_hw: OUR_MAC,
+                    target_ip: OUR_IP,
+                };
+                let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::ARP };
+                self.w.inject(&build::arp_frame(&eth, &repr));
+                self.s.poll(self.now);
+            }
+        }
+    }
+
+    /// Exactly one segment went out; it is returned.
+    fn one(&mut self) -> Seg {
+        let out = self.out();
+        assert_eq!(out.len(), 1, "one segment at {:?}: {out:?}", self.elapsed());
+        out.into_iter().next().unwrap()
+    }
+
+    /// Nothing went out.
+    fn none(&mut self) {
+        let out = self.out();
+        assert!(out.is_empty(), "nothing at {:?}: {out:?}", self.elapsed());
+    }
+
+    fn revents(&mut self, fd: Fd, events: i16) -> i16 {
+        let mut p = [PollFd::new(fd, events)];
+        self.s.poll_fds(&mut p, Some(Duration::ZERO));
+        p[0].revents
+    }
+
+    fn listener(&mut self, backlog: i32) -> Fd {
+        let fd = self.s.socket(SockType::Stream).unwrap();
+        self.s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LPORT)).unwrap();
+        self.s.listen(fd, backlog).unwrap();
+        fd
+    }
+
+    /// A passive open from the peer's `pport` with Linux's SYN options; returns
+    /// our ISN (the handshake complete, the child on the accept queue).
+    fn handshake_in(&mut self, pport: u16) -> u32 {
+        let mut syn = hdr(pport, LPORT, PISN, 0, SYN, SYN_WINDOW);
+        syn.options = linux_syn_options();
+        self.send(syn, &[]);
+        let sa = self.one();
+        assert_eq!(sa.flags(), SYN | ACK);
+        let iss = sa.r.seq;
+        self.send(hdr(pport, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+        self.none();
+        iss
+    }
+
+    /// A listener on `LPORT` and one accepted connection from `PPORT`:
+    /// (listener, connection, our ISN).
+    fn accepted(&mut self) -> (Fd, Fd, u32) {
+        let l = self.listener(16);
+        let iss = self.handshake_in(PPORT);
+        let (fd, peer) = self.s.accept(l).unwrap();
+        assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT));
+        (l, fd, iss)
+    }
+
+    /// An active open to the peer's `PPORT`, answered: (connection, our
+    /// port, our ISN).
+    fn connected(&mut self) -> (Fd, u16, u32) {
+        let fd = self.s.socket(SockType::Stream).unwrap();
+        assert_eq!(self.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let syn = self.one();
+        let port = syn.r.src_port;
+        let iss = syn.r.seq;
+        let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+        sa.options = linux_syn_options();
+        self.send(sa, &[]);
+        let ack = self.one();
+        assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+        assert_eq!(self.s.socket_error(fd), Ok(None));
+        (fd, port, iss)
+    }
+
+    fn state(&self, fd: Fd) -> TcpState {
+        self.s.tcp_info(fd).unwrap().state
+    }
+
+    /// Every frame accounted for, and no socket left but TIME-WAIT.
+    fn end(&mut self) {
+        self.out();
+        let c = self.s.frame_census();
+        assert_eq!(c.accounted(), c.total, "frames lost or duplicated: {c:?}");
+        for (state, n) in self.s.tcp_states() {
+            assert!(state == TcpState::TimeWait || n == 0, "{state:?} × {n} left");
+        }
+    }
+}
+
+/// Reads everything waiting on `fd`.
+fn read_all(b: &mut Bench, fd: Fd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match b.s.recv(fd, &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) => return out,
+            Err(e) => panic!("recv: {e:?}"),
+        }
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+// ---------------------------------------------------------------- passive open
+
+#[test]
+fn passive_open_answers_with_linux_syn_ack_and_accepts() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.r.src_port, sa.r.dst_port), (LPORT, PPORT));
+    assert_eq!((sa.flags(), sa.r.ack, sa.r.window), (SYN | ACK, PISN + 1, SYN_WINDOW));
+    let want = TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(7), ..TcpOptions::default() };
+    assert_eq!(sa.r.options, want);
+    assert!(sa.data.is_empty());
+    // tcp_options_write: MSS, NOP NOP SACK-perm, NOP WS.
+    let mut raw = [0u8; 12];
+    sa.r.options.emit(&mut raw);
+    assert_eq!(raw, [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN), "no child before the final ACK");
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 0, "not per SYN");
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_ne!(b.revents(l, POLLIN) & POLLIN, 0, "the listener is readable");
+    let (fd, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT));
+    assert_eq!(b.state(fd), TcpState::Established);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd), (1460, 502 << 7));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpPassiveOpens, m.TcpActiveOpens, m.TcpCurrEstab), (1, 0, 1));
+    assert_eq!((m.TcpInSegs, m.TcpOutSegs, m.TcpRetransSegs, m.TcpOutRsts), (2, 1, 0, 0));
+    // ISNs are not predictable: a second connection's differs by more than time.
+    let iss2 = b.handshake_in(PPORT + 1);
+    assert_ne!(iss2, sa.r.seq);
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 2, "once per completed handshake");
+    b.s.close(l).unwrap();
+    // The unaccepted child is reset as the listener goes (inet_csk_listen_stop).
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.dst_port, rst.r.seq, rst.r.ack), (RST | ACK, PPORT + 1, iss2.wrapping_add(1), PISN + 1));
+    // Linux aborts the ESTABLISHED connection we hold with a RST|ACK too when it closes with SO_LINGER 0;
+    // here it closes cleanly: our FIN.
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, sa.r.seq.wrapping_add(1), PISN + 1));
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, sa.r.seq.wrapping_add(2), PISN + 2));
+    b.end();
+}
+
+#[test]
+fn syn_ack_carries_only_the_options_the_syn_had() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    // No options: MSS alone (Linux always sends its MSS), unscaled window.
+    b.send(hdr(PPORT, LPORT, PISN, 0, SYN, 8192), &[]);
+    let sa = b.one();
+    assert_eq!(sa.r.options, TcpOptions { mss: Some(1460), ..TcpOptions::default() });
+    assert_eq!(sa.r.window, SYN_WINDOW);
+    // SACK-permitted alone.
+    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, 8192);
+    syn.options = TcpOptions { mss: Some(1400), sack_permitted: true, ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let sa2 = b.one();
+    assert_eq!(sa2.r.options, TcpOptions { mss: Some(1460), sack_permitted: true, ..TcpOptions::default() });
+    // Window scale alone.
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, 8192);
+    syn.options = TcpOptions { window_scale: Some(2), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let sa3 = b.one();
+    assert_eq!(sa3.r.options, TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::default() });
+    // Complete the first: no window scaling, the MSS 536 default for sending.
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, 8192), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd), (536, 8192));
+    assert_eq!(b.s.send(fd, &[7u8; 1000]), Ok(1000));
+    b.poll();
+    let out = b.out();
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].data.len(), out[0].flags()), (536, ACK));
+    assert_eq!((out[1].data.len(), out[1].flags()), (464, ACK | PSH));
+    // Our window is unscaled on this connection: 64240 bytes offered as is.
+    assert_eq!(out[0].r.window, SYN_WINDOW);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    let rst = b.one();
+    assert_eq!(rst.flags(), RST | ACK);
+    b.end();
+}
+
+#[test]
+fn retransmitted_syn_gets_the_syn_ack_again() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let first = b.one();
+    b.at(ms(500));
+    b.send(syn, &[]);
+    let again = b.one();
+    assert_eq!(again.r, first.r, "the same SYN-ACK: same ISN, options, window");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPSynRetrans), (1, 1, 1));
+    // The request's own timer still fires at 1 s.
+    b.at(ms(999));
+    b.none();
+    b.at(ms(1000));
+    assert_eq!(b.one().r, first.r);
+    b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 1);
+    let (fd, _) = b.s.accept(l).unwrap();
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn syn_ack_is_retransmitted_with_backoff_then_the_request_goes() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let first = b.one();
+    // reqsk_timer_handler: TCP_TIMEOUT_INIT << num_timeout, tcp_synack_retries 5.
+    let mut t = 0;
+    for gap in [1u64, 2, 4, 8, 16] {
+        b.at(secs(t + gap) - ms(1));
+        b.none();
+        t += gap;
+        b.at(secs(t));
+        let sa = b.one();
+        assert_eq!(sa.r, first.r, "the same SYN-ACK at {t} s");
+    }
+    // The last SYN-ACK gets 32 s; then the request is dropped.
+    b.at(secs(t + 31));
+    b.none();
+    b.at(secs(t + 32));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (1, 5, 6));
+    // The final ACK now finds no request: the listener resets it.
+    b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack), (RST, first.r.seq.wrapping_add(1), 0));
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 0);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn backlog_one_holds_two_children_then_syns_are_dropped() {
+    let mut b = Bench::new();
+    let l = b.listener(1);
+    b.handshake_in(PPORT);
+    b.handshake_in(PPORT + 1);
+    // sk_acceptq_is_full: 2 > 1. The SYN is dropped silently.
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtListenOverflows, m.TcpExtListenDrops, m.TcpPassiveOpens), (1, 1, 2));
+    // accept() makes room; the peer's retransmitted SYN is answered.
+    let (a, _) = b.s.accept(l).unwrap();
+    b.at(secs(1));
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.ack), (SYN | ACK, PISN + 1));
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 3);
+    let (c, _) = b.s.accept(l).unwrap();
+    let (d, _) = b.s.accept(l).unwrap();
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    for fd in [a, c, d] {
+        b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(fd).unwrap();
+    }
+    assert_eq!(b.out().len(), 3, "three RSTs");
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn final_ack_to_a_full_accept_queue_is_dropped_and_the_syn_ack_resent() {
+    let mut b = Bench::new();
+    let l = b.listener(1);
+    b.handshake_in(PPORT);
+    // Two requests wait while the accept queue holds one child.
+    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa1 = b.one();
+    let mut syn2 = syn;
+    syn2.src_port = PPORT + 2;
+    b.send(syn2, &[]);
+    let sa2 = b.one();
+    assert_eq!(sa2.flags(), SYN | ACK);
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, sa1.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    // Full (two children): the third final ACK is dropped, no RST
+    // (tcp_abort_on_overflow 0), the request stays.
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa2.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtListenOverflows, m.TcpExtListenDrops, m.TcpPassiveOpens), (1, 1, 2));
+    // Its SYN-ACK timer resends the SYN-ACK at 1 s.
+    b.at(secs(1));
+    let again = b.one();
+    assert_eq!(again.r, sa2.r);
+    let (a, _) = b.s.accept(l).unwrap();
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa2.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 3);
+    let (c, _) = b.s.accept(l).unwrap();
+    let (d, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer.port(), PPORT + 2);
+    for fd in [a, c, d] {
+        b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(fd).unwrap();
+    }
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn ack_or_data_to_a_listener_gets_a_rst_from_its_ack_field() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    b.send(hdr(PPORT, LPORT, 5000, 0xdead_beef, ACK, PEER_WIN), b"data");
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack, rst.r.window), (RST, 0xdead_beef, 0, 0));
+    assert_eq!((rst.r.src_port, rst.r.dst_port), (LPORT, PPORT));
+    // A RST to a listener is ignored.
+    b.send(hdr(PPORT, LPORT, 5000, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutRsts, m.TcpOutSegs, m.TcpInSegs), (1, 1, 2));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- active open
+
+#[test]
+fn active_open_sends_syn_with_options_and_completes_through_poll() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EALREADY));
+    let syn = b.one();
+    assert_eq!((syn.flags(), syn.r.ack, syn.r.window, syn.r.dst_port), (SYN, 0, SYN_WINDOW, PPORT));
+    assert!((32768..=60999).contains(&syn.r.src_port), "ephemeral port {}", syn.r.src_port);
+    assert_eq!(syn.r.options, linux_syn_options());
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    assert_eq!(b.revents(fd, POLLOUT), 0);
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::EAGAIN));
+    let iss = syn.r.seq;
+    b.at(ms(10));
+    let mut sa = hdr(PPORT, syn.r.src_port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    let ack = b.one();
+    // tcp_send_ack after tcp_finish_connect: our window from rcv_ssthresh, scaled by 7.
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack, ack.r.window), (ACK, iss.wrapping_add(1), PISN + 1, 502));
+    assert_eq!(ack.r.options, TcpOptions::default());
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
+    assert_eq!(b.s.socket_error(fd), Ok(None));
+    assert_eq!(b.state(fd), TcpState::Established);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd, info.rtt_us), (1460, SYN_WINDOW as u32, 10_000));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpCurrEstab, m.TcpOutSegs, m.TcpInSegs), (1, 1, 2, 1));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack), (RST | ACK, iss.wrapping_add(1), PISN + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpOutRsts, m.TcpExtTCPAbortOnData), (1, 0, 1, 1));
+    b.end();
+}
+
+#[test]
+fn rst_ack_to_our_syn_refuses_the_connection() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let iss = syn.r.seq;
+    // A RST without ACK, and a RST|ACK of something else, are ignored in SYN-SENT.
+    b.send(hdr(PPORT, syn.r.src_port, 0, 0, RST, 0), &[]);
+    b.send(hdr(PPORT, syn.r.src_port, 0, iss.wrapping_add(7), RST | ACK, 0), &[]);
+    b.none();
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    // A bare ACK of something else gets a RST from its ACK field.
+    b.send(hdr(PPORT, syn.r.src_port, 77, iss.wrapping_add(7), ACK, 0), &[]);
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack), (RST, iss.wrapping_add(7), 0));
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    // What a closed Linux port answers: RST|ACK, seq 0, ack ISS + 1.
+    b.send(hdr(PPORT, syn.r.src_port, 0, iss.wrapping_add(1), RST | ACK, 0), &[]);
+    b.none();
+    assert_ne!(b.revents(fd, POLLOUT) & (POLLOUT | POLLERR), 0);
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ECONNREFUSED)));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpAttemptFails, m.TcpEstabResets, m.TcpCurrEstab), (1, 1, 0, 0));
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn simultaneous_open_goes_through_syn_recv() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    // The peer's SYN crosses ours.
+    let mut psyn = hdr(PPORT, port, PISN, 0, SYN, SYN_WINDOW);
+    psyn.options = linux_syn_options();
+    b.send(psyn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.seq, sa.r.ack, sa.r.window), (SYN | ACK, iss, PISN + 1, SYN_WINDOW));
+    assert_eq!(sa.r.options, linux_syn_options());
+    assert_eq!(b.state(fd), TcpState::SynRecv);
+    // Its SYN-ACK answers ours (tcp_validate_incoming lets this SYN pass in SYN-RECV).
+    let mut psa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    psa.options = linux_syn_options();
+    b.send(psa, &[]);
+    assert_eq!(b.state(fd), TcpState::Established);
+    // tcp_data_queue takes the SYN as a retransmission: an ACK at once.
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    assert_eq!(b.s.snmp().TcpExtDelayedACKLost, 1);
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
+    assert_eq!(b.s.socket_error(fd), Ok(None));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpPassiveOpens, m.TcpCurrEstab, m.TcpExtTCPChallengeACK), (1, 0, 1, 0));
+    // Data flows.
+    b.out();
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK | PSH, PEER_WIN), b"hi");
+    assert_eq!(read_all(&mut b, fd), b"hi");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn ephemeral_ports_skip_a_four_tuple_in_time_wait() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = b.connected();
+    // We close first: FIN-WAIT-1, -2, then TIME-WAIT on the peer's FIN.
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, iss.wrapping_add(1)));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    assert_eq!(b.s.tcp_states(), vec![(TcpState::TimeWait, 1)]);
+    // Many connects to the same peer: never the port in TIME-WAIT.
+    let mut fds = Vec::new();
+    for _ in 0..200 {
+        let fd = b.s.socket(SockType::Stream).unwrap();
+        assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let s = b.one();
+        assert_ne!(s.r.src_port, port);
+        assert!((32768..=60999).contains(&s.r.src_port));
+        fds.push(fd);
+    }
+    for fd in fds {
+        b.s.close(fd).unwrap();
+    }
+    b.end();
+}
+
+// ---------------------------------------------------------------- no socket
+
+#[test]
+fn segments_for_no_socket_get_the_rst_tcp_v4_send_reset_builds() {
+    let mut b = Bench::new();
+    // SYN: seq 0, ACK = SEG.SEQ + 1.
+    b.send(hdr(PPORT, 81, PISN, 0, SYN, SYN_WINDOW), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack, r.r.window), (RST | ACK, 0, PISN + 1, 0));
+    assert_eq!((r.r.src_port, r.r.dst_port), (81, PPORT));
+    assert!(r.r.options.is_empty() && r.data.is_empty());
+    // SYN with data: + data.
+    b.send(hdr(PPORT, 81, PISN, 0, SYN, SYN_WINDOW), b"abcd");
+    assert_eq!(b.one().r.ack, PISN + 5);
+    // FIN with data and no ACK: + data + 1.
+    b.send(hdr(PPORT, 81, 500, 0, FIN, 1000), b"abc");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST | ACK, 0, 504));
+    // Anything with ACK: seq = its ACK field, no ACK flag.
+    b.send(hdr(PPORT, 81, 500, 0x8000_0001, ACK | PSH, 1000), b"abc");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST, 0x8000_0001, 0));
+    b.send(hdr(PPORT, 81, 500, 42, FIN | ACK, 1000), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST, 42, 0));
+    // Never a RST for a RST.
+    b.send(hdr(PPORT, 81, 500, 42, RST | ACK, 0), &[]);
+    b.send(hdr(PPORT, 81, 500, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpInSegs, m.TcpOutRsts, m.TcpOutSegs, m.TcpInErrs), (7, 5, 5, 0));
+    b.end();
+}
+
+// ---------------------------------------------------------------- RFC 5961
+
+#[test]
+fn rst_resets_only_at_rcv_nxt_else_challenge_ack() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // In the window but not RCV.NXT: a challenge ACK, nothing else.
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 1000, 0, RST, 0), &[]);
+    let c = b.one();
+    assert_eq!((c.flags(), c.r.seq, c.r.ack, c.r.window), (ACK, iss.wrapping_add(1), PISN + 1, 502));
+    assert_eq!(b.state(fd), TcpState::Established);
+    assert_eq!(b.s.snmp().TcpExtTCPChallengeACK, 1);
+    // Out of the window: dropped silently.
+    b.at(ms(600));
+    b.send(hdr(PPORT, LPORT, PISN.wrapping_sub(100_000), 0, RST, 0), &[]);
+    b.none();
+    // Exactly RCV.NXT: reset.
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, RST, 0), &[]);
+    b.none();
+    let mut buf = [0u8; 8];
+    assert_eq!(b.s.recv(fd, &mut buf), Err(Errno::ECONNRESET));
+    assert_eq!(b.state(fd), TcpState::Close);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpExtTCPChallengeACK, m.TcpOutRsts), (1, 0, 1, 0));
+    b.s.close(fd).unwrap();
+    b.none();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn syn_on_an_established_connection_gets_a_challenge_ack_rate_limited() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, SYN, SYN_WINDOW), &[]);
+    let c = b.one();
+    assert_eq!((c.flags(), c.r.seq, c.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpInErrs), (1, 1, 1));
+    // tcp_send_challenge_ack: at most one per 500 ms (tcp_invalid_ratelimit).
+    b.at(ms(100));
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, SYN, SYN_WINDOW), &[]);
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 10, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpExtTCPACKSkippedChallenge), (2, 1, 2));
+    b.at(ms(500));
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 10, 0, RST, 0), &[]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    assert_eq!(b.s.snmp().TcpExtTCPChallengeACK, 2);
+    assert_eq!(b.state(fd), TcpState::Established);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn out_of_window_data_gets_a_duplicate_ack_and_is_dropped() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // Beyond the window.
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 1_000_000, iss.wrapping_add(1), ACK, PEER_WIN), b"far");
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq, d.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    // Old data (a retransmission of what we have): acknowledged at once.
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), b"abc");
+    b.at(ms(40));
+    let a = b.one();
+    assert_eq!(a.r.ack, PISN + 4);
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), b"abc");
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.ack), (ACK, PISN + 4));
+    assert_eq!(b.s.snmp().TcpExtDelayedACKLost, 1);
+    assert_eq!(read_all(&mut b, fd), b"abc");
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    let fin = b.one();
+    assert_eq!(fin.flags(), FIN | ACK);
+    b.send(hdr(PPORT, LPORT, PISN + 4, iss.wrapping_add(2), RST, 0), &[]);
+    b.end();
+}
