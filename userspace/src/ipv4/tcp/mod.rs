@@ -41,6 +41,9 @@ pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
 pub const TCP_FIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// `net.ipv4.tcp_syn_retries`.
 pub const TCP_SYN_RETRIES: u32 = 6;
+/// `net.ipv4.tcp_syn_linear_timeouts`: the first SYN retransmissions
+/// that keep the initial RTO before backoff starts (Linux 6.5 and later).
+pub const TCP_SYN_LINEAR_TIMEOUTS: u32 = 4;
 /// `net.ipv4.tcp_synack_retries`.
 pub const TCP_SYNACK_RETRIES: u32 = 5;
 /// `net.ipv4.tcp_retries2`: retransmissions of data before giving up.
