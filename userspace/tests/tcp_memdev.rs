@@ -781,3 +781,34 @@ fn out_of_window_data_gets_a_duplicate_ack_and_is_dropped() {
     b.send(hdr(PPORT, LPORT, PISN + 4, iss.wrapping_add(2), RST, 0), &[]);
     b.end();
 }
+
+#[test]
+fn syn_is_retransmitted_linearly_then_with_backoff_until_etimedout() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    // Linux 6.18 (tcp_syn_retries 6, tcp_syn_linear_timeouts 4), as tcpdump
+    // shows it: four retransmissions a second apart after the first, then
+    // backoff; tcp_write_timeout gives up after 6 + 4 retransmissions.
+    for t in [1u64, 2, 3, 4, 5, 7, 11, 19, 35, 67] {
+        b.at(secs(t) - ms(1));
+        b.none();
+        b.at(secs(t));
+        let again = b.one();
+        assert_eq!(again.r, syn.r, "the same SYN at {t} s");
+        assert_eq!(b.s.socket_error(fd), Ok(None));
+    }
+    b.at(secs(131) - ms(1));
+    b.none();
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    b.at(secs(131));
+    b.none();
+    assert_ne!(b.revents(fd, POLLOUT) & POLLERR, 0);
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpAttemptFails, m.TcpOutSegs), (1, 1, 1));
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSynRetrans, m.TcpExtTCPTimeouts), (10, 10, 11));
+    b.s.close(fd).unwrap();
+    b.end();
+}
