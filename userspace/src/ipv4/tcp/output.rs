@@ -161,12 +161,15 @@ pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
 }
 
 /// What an ACK we send says has been done: the delayed ACK is off, one
-/// quick ACK is used up (`tcp_event_ack_sent`).
+/// quick ACK is used up if an ACK was owed (`tcp_event_ack_sent`,
+/// `tcp_dec_quickack_mode`: only ACKs of new data count).
 fn ack_sent(cb: &mut TcpCb) {
+    if cb.ack_pending {
+        cb.quick = cb.quick.saturating_sub(1);
+    }
     cb.ack_pending = false;
     cb.ack_now = false;
     cb.delack_at = None;
-    cb.quick = cb.quick.saturating_sub(1);
 }
 
 /// `tcp_transmit_skb` for a control block: a segment at `seq` with `flags`
