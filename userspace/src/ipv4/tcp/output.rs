@@ -104,7 +104,7 @@ pub fn initial_window(rcvbuf: usize, mss: u32) -> u32 {
 }
 
 /// `__tcp_select_window`: the window the receive buffer allows now, bytes.
-fn select_window_space(cb: &TcpCb) -> u32 {
+pub fn select_window_space(cb: &TcpCb) -> u32 {
     let full = cb.rcv_full_space();
     let mss = cb.rcv_mss.min(full).max(1);
     let free = cb.rcv_space().min(u32::from(u16::MAX) << cb.rcv_wscale);
