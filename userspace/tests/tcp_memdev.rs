@@ -812,3 +812,208 @@ fn syn_is_retransmitted_linearly_then_with_backoff_until_etimedout() {
     b.s.close(fd).unwrap();
     b.end();
 }
+
+// ---------------------------------------------------------------- data
+
+#[test]
+fn data_is_cut_to_the_mss_with_psh_on_the_last_segment_of_each_send() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let data = pattern(4000);
+    assert_eq!(b.s.send(fd, &data), Ok(4000));
+    let out = b.out();
+    let got: Vec<(u8, u32, usize)> = out.iter().map(|s| (s.flags(), s.r.seq.wrapping_sub(iss), s.data.len())).collect();
+    assert_eq!(got, vec![(ACK, 1, 1460), (ACK, 1461, 1460), (ACK | PSH, 2921, 1080)]);
+    for s in &out {
+        assert_eq!((s.r.ack, s.r.window), (PISN + 1, 502));
+        assert!(s.r.options.is_empty());
+    }
+    let sent: Vec<u8> = out.iter().flat_map(|s| s.data.clone()).collect();
+    assert_eq!(sent, data);
+    // Nagle: a small send waits while a small segment is unacknowledged.
+    assert_eq!(b.s.send(fd, b"tail"), Ok(4));
+    b.none();
+    b.at(ms(5));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4001), ACK, PEER_WIN), &[]);
+    let t = b.one();
+    assert_eq!((t.flags(), t.r.seq.wrapping_sub(iss), t.data.as_slice()), (ACK | PSH, 4001, &b"tail"[..]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPOrigDataSent), (5, 0, 4));
+    // The peer's data arrives in order and is read back.
+    let incoming = pattern(3000);
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4005), ACK, PEER_WIN), &incoming[..1460]);
+    b.send(hdr(PPORT, LPORT, PISN + 1461, iss.wrapping_add(4005), ACK, PEER_WIN), &incoming[1460..2920]);
+    b.send(hdr(PPORT, LPORT, PISN + 2921, iss.wrapping_add(4005), ACK | PSH, PEER_WIN), &incoming[2920..]);
+    assert_ne!(b.revents(fd, POLLIN) & POLLIN, 0);
+    assert_eq!(read_all(&mut b, fd), incoming);
+    assert_eq!(b.s.tcp_info(fd).unwrap().bytes_received, 3000);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    let fin = b.out().into_iter().last().unwrap();
+    assert_eq!((fin.flags() & FIN, fin.r.seq.wrapping_sub(iss)), (FIN, 4005));
+    b.send(hdr(PPORT, LPORT, PISN + 3001, iss.wrapping_add(4006), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn tcp_nodelay_sends_small_segments_at_once() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::TcpNodelay(true)).unwrap();
+    for (i, chunk) in [&b"ab"[..], b"cd", b"ef"].iter().enumerate() {
+        assert_eq!(b.s.send(fd, chunk), Ok(2));
+        let s = b.one();
+        assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.as_slice()), (ACK | PSH, 1 + 2 * i as u32, *chunk));
+    }
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// The peer sends `n` bytes at `seq` (offset from its ISN + 1).
+fn peer_data(b: &mut Bench, iss: u32, off: u32, data: &[u8]) {
+    b.send(hdr(PPORT, LPORT, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), data);
+}
+
+#[test]
+fn quick_acks_at_start_then_delayed_ack_after_40ms() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // tcp_event_data_recv starts in quick-ACK mode: 16 ACKs at once
+    // (tcp_incr_quickack: min(rcv_wnd / (2 * rcv_mss), 16)).
+    let mut off = 0;
+    let mut t = 0;
+    for i in 0..16 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(&mut b, iss, off, &[i as u8; 100]);
+        off += 100;
+        let a = b.one();
+        assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(1), PISN + 1 + off), "quick ACK {i}");
+    }
+    // Then the ACK waits for the 40 ms delayed-ACK timer.
+    t += 100;
+    b.at(ms(t));
+    peer_data(&mut b, iss, off, &[9; 100]);
+    off += 100;
+    b.none();
+    b.at(ms(t + 39));
+    b.none();
+    b.at(ms(t + 40));
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 1 + off));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtDelayedACKs, m.TcpOutSegs), (1, 18), "SYN-ACK, 16 quick ACKs, one delayed");
+    assert_eq!(read_all(&mut b, fd).len(), off as usize);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn sending_data_does_not_use_up_quick_acks() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    peer_data(&mut b, iss, 0, &[1; 100]);
+    assert_eq!(b.one().r.ack, PISN + 101);
+    // Ten segments of ours carry an ACK, but none was owed
+    // (tcp_dec_quickack_mode counts only ACKs of new data).
+    b.at(ms(200));
+    assert_eq!(b.s.send(fd, &pattern(14600)), Ok(14600));
+    assert_eq!(b.out().len(), 10);
+    b.send(hdr(PPORT, LPORT, PISN + 101, iss.wrapping_add(14601), ACK, PEER_WIN), &[]);
+    // 15 quick ACKs are left.
+    let mut off = 100;
+    let mut t = 200;
+    for i in 0..15 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(&mut b, iss, off, &[i as u8; 100]);
+        off += 100;
+        let a = b.one();
+        assert_eq!(a.r.ack, PISN + 1 + off, "quick ACK {i}");
+    }
+    t += 100;
+    b.at(ms(t));
+    peer_data(&mut b, iss, off, &[0; 100]);
+    b.none();
+    b.at(ms(t + 40));
+    b.one();
+    read_all(&mut b, fd);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn full_segments_are_acked_every_second_one() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // Use up the quick ACKs with small segments.
+    let mut off = 0;
+    let mut t = 0;
+    for i in 0..16 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(&mut b, iss, off, &[i as u8; 10]);
+        off += 10;
+        b.one();
+    }
+    read_all(&mut b, fd);
+    t += 100;
+    b.at(ms(t));
+    // One full segment: delayed. The second: more than one MSS unacknowledged, ACK now.
+    for round in 0..3 {
+        peer_data(&mut b, iss, off, &[1; MSS]);
+        off += MSS as u32;
+        b.none();
+        peer_data(&mut b, iss, off, &[2; MSS]);
+        off += MSS as u32;
+        let a = b.one();
+        assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 1 + off), "round {round}");
+        read_all(&mut b, fd);
+    }
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs, 0);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    // No SACK offered: Linux's duplicate ACKs then carry no SACK blocks.
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let iss = b.one().r.seq;
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let data = pattern(3000);
+    // Bytes 1000..2000 and 2000..3000 come before 0..1000.
+    peer_data(&mut b, iss, 1000, &data[1000..2000]);
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq, d.r.ack, d.r.options), (ACK, iss.wrapping_add(1), PISN + 1, TcpOptions::default()));
+    peer_data(&mut b, iss, 2000, &data[2000..]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    // A duplicate of queued data is merged, acked at once.
+    peer_data(&mut b, iss, 1500, &data[1500..2500]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    assert_eq!(b.revents(fd, POLLIN), 0, "nothing readable across the gap");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPOFOQueue, m.TcpExtTCPOFODrop), (3, 0));
+    // The gap fills: everything is delivered, and the ACK goes at once.
+    peer_data(&mut b, iss, 0, &data[..1000]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 3001));
+    assert_eq!(read_all(&mut b, fd), data);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
