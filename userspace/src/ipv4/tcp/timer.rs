@@ -121,8 +121,9 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         return tcp_write_err(net, cb);
     }
     if cb.retrans_stamp.is_none() {
-        // When the segment now retransmitted first went out.
-        cb.retrans_stamp = Some(now.checked_sub(cb.rto_backed_off()).unwrap_or(now));
+        // The time of the first retransmission (tcp_retransmit_skb: "Save
+        // stamp of the first (attempted) retransmit").
+        cb.retrans_stamp = Some(now);
     }
     if !connecting {
         cong::enter_loss(cb);
