@@ -583,14 +583,17 @@ fn tcp_ack(
         if !before(ack, end) {
             cong::rtt_sample(cb, now.saturating_duration_since(sent));
             cb.rtt_probe = None;
+            // RFC 6298 §5.7 (tcp_ack_update_rtt): only a valid RTT
+            // measurement resets the backoff.
+            cb.backoff = 0;
         }
     }
     cb.retransmits = 0;
-    cb.backoff = 0;
     cb.probes_out = 0;
     cb.retrans_stamp = None;
-    // tcp_rearm_rto: stop when nothing is outstanding, else restart.
-    cb.rto_at = if cb.snd_una == cb.snd_max { None } else { Some(now + cb.rto) };
+    // tcp_rearm_rto: stop when nothing is outstanding, else restart with
+    // the RTO as it stands (backed off until a sample says otherwise).
+    cb.rto_at = if cb.snd_una == cb.snd_max { None } else { Some(now + cb.rto_backed_off()) };
     let mss = cb.mss.max(1);
     let acked_segs = acked.div_ceil(mss);
     match cb.ca_state {
