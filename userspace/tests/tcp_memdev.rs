@@ -1017,3 +1017,157 @@ fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+// ---------------------------------------------------------------- retransmission
+
+/// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,
+/// our port, our ISN). The peer's window is 64256 (502 << 7).
+fn connected_after(b: &mut Bench, rtt: Duration) -> (Fd, u16, u32) {
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    b.at(b.elapsed() + rtt);
+    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    // The peer's first ACK sets its scaled window.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    (fd, port, iss)
+}
+
+#[test]
+fn rto_follows_rfc6298_with_backoff_and_karn() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    // One sample of 100 ms: SRTT 100 ms, RTTVAR 50 ms, RTO 100 + max(200, 200) = 300 ms.
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rttvar_us, info.rto_us), (100_000, 50_000, 300_000));
+    assert_eq!(b.s.send(fd, &pattern(1000)), Ok(1000));
+    let first = b.one();
+    assert_eq!((first.flags(), first.r.seq.wrapping_sub(iss), first.data.len()), (ACK | PSH, 1, 1000));
+    // Backoff doubles: 300, 600, 1200 ms.
+    let mut t = 100;
+    for (n, gap) in [300u64, 600, 1200].into_iter().enumerate() {
+        b.at(ms(t + gap - 1));
+        b.none();
+        t += gap;
+        b.at(ms(t));
+        let r = b.one();
+        assert_eq!((r.r.seq, r.data.as_slice(), r.flags()), (first.r.seq, first.data.as_slice(), ACK | PSH));
+        assert_eq!(b.s.tcp_info(fd).unwrap().retransmits, n as u32 + 1);
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpOutSegs), (3, 3, 3));
+    // The ACK of the retransmitted segment gives no RTT sample (Karn), so
+    // the backed-off RTO stays (RFC 6298 §5.7): 300 << 3 = 2400 ms.
+    b.at(ms(t + 100));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1001), ACK, PEER_WIN), &[]);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rto_us, info.retransmits), (100_000, 2_400_000, 0));
+    t += 100;
+    assert_eq!(b.s.send(fd, b"next"), Ok(4));
+    let n = b.one();
+    assert_eq!(n.r.seq.wrapping_sub(iss), 1001);
+    b.at(ms(t + 2399));
+    b.none();
+    b.at(ms(t + 2400));
+    assert_eq!(b.one().r.seq, n.r.seq);
+    t += 2400;
+    // A fresh segment, acknowledged without retransmission, gives a sample
+    // of 50 ms and resets the backoff: SRTT 93.75 ms, RTTVAR 50 ms, RTO 293.75 ms.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1005), ACK, PEER_WIN), &[]);
+    assert_eq!(b.s.send(fd, b"more"), Ok(4));
+    b.one();
+    b.at(ms(t + 50));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1009), ACK, PEER_WIN), &[]);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rttvar_us, info.rto_us), (93_750, 50_000, 293_750));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq.wrapping_sub(iss)), (FIN | ACK, 1009));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1010), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn three_duplicate_acks_fast_retransmit_and_newreno_partial_acks() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    let data = pattern(7 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    let out = b.out();
+    assert_eq!(out.len(), 7);
+    let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
+    let ack = |b: &mut Bench, a: u32| b.send(hdr(PPORT, port, PISN + 1, a, ACK, PEER_WIN), &[]);
+    b.at(ms(150));
+    // Segments 1 and 3 (0-based) are lost: ACK of 0, then duplicates for 2, 4, 5, 6.
+    ack(&mut b, seg(1));
+    b.none();
+    ack(&mut b, seg(1));
+    ack(&mut b, seg(1));
+    b.none();
+    ack(&mut b, seg(1));
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.data.as_slice()), (ACK, seg(1), &data[MSS..2 * MSS]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPFastRetrans, m.TcpRetransSegs, m.TcpExtTCPRenoRecovery), (1, 1, 1));
+    ack(&mut b, seg(1));
+    b.none();
+    // The retransmission fills the first hole: a partial ACK, and the next
+    // hole goes at once (RFC 6582 §3.2 step 5).
+    b.at(ms(250));
+    ack(&mut b, seg(3));
+    let r = b.one();
+    assert_eq!((r.r.seq, r.data.as_slice()), (seg(3), &data[3 * MSS..4 * MSS]));
+    assert_eq!(b.s.snmp().TcpExtTCPFastRetrans, 2);
+    // All acknowledged: recovery ends, no timeout ever fired.
+    b.at(ms(350));
+    ack(&mut b, seg(7));
+    b.none();
+    b.at(ms(5000));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts), (2, 0));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, seg(7)));
+    b.send(hdr(PPORT, port, PISN + 1, seg(7).wrapping_add(1), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn data_retransmission_gives_up_after_tcp_retries2() {
+    let mut b = Bench::new();
+    let (fd, _port, iss) = connected_after(&mut b, ms(100));
+    assert_eq!(b.s.send(fd, b"lost"), Ok(4));
+    let first = b.one();
+    // RTO 300 ms doubling to the 120 s cap. tcp_retries2 15 gives
+    // tcp_model_timeout(15, 200 ms) = 924.6 s from the first retransmission:
+    // 15 retransmissions, then ETIMEDOUT at the 16th timeout.
+    let mut t = 100u64;
+    let mut rto = 300u64;
+    for n in 1..=15 {
+        t += rto;
+        rto = (rto * 2).min(120_000);
+        b.at(ms(t));
+        let r = b.one();
+        assert_eq!(r.r.seq, first.r.seq, "retransmission {n} at {t} ms");
+    }
+    assert_eq!(t, 873_400);
+    b.at(ms(t + rto - 1));
+    b.none();
+    assert_eq!(b.state(fd), TcpState::Established);
+    b.at(ms(t + rto));
+    b.none();
+    let mut buf = [0u8; 4];
+    assert_eq!(b.s.recv(fd, &mut buf), Err(Errno::ETIMEDOUT));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPAbortOnTimeout), (15, 16, 1));
+    assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpOutRsts), (1, 0, 0));
+    let _ = iss;
+    b.s.close(fd).unwrap();
+    b.end();
+}
