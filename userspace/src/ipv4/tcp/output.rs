@@ -137,6 +137,9 @@ pub fn select_window_space(cb: &TcpCb) -> u32 {
 /// shrinks what was offered; records the offer (`rcv_wnd`, `rcv_wup`) and
 /// counts the moves to and from a zero window.
 pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
+    // The counters compare with the window last advertised (`old_win =
+    // tp->rcv_wnd`), the shrink test with what is left of it (`cur_win`).
+    let prev_wnd = cb.rcv_wnd;
     let old_win = cb.receive_window();
     let mut new_win = select_window_space(cb);
     if new_win < old_win {
@@ -151,10 +154,10 @@ pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
     cb.rcv_wup = cb.rcv_nxt;
     let field = new_win >> cb.rcv_wscale;
     if field == 0 {
-        if old_win != 0 {
+        if prev_wnd != 0 {
             net.mib.TcpExtTCPToZeroWindowAdv += 1;
         }
-    } else if old_win == 0 {
+    } else if prev_wnd == 0 {
         net.mib.TcpExtTCPFromZeroWindowAdv += 1;
     }
     field as u16
