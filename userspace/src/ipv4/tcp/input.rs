@@ -1183,7 +1183,12 @@ fn tcp_timewait_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTu
             send_tw_ack(net, q, umem, key, &tw, now);
         }
         Act::Ack => send_tw_ack(net, q, umem, key, &tw, now),
-        Act::Rst => tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now),
+        Act::Rst => {
+            // TCP_TW_RST (tcp_v4_rcv): the reset goes and the sock with it.
+            tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now);
+            net.tcp.tw.remove(&key);
+            return;
+        }
         Act::Nothing => {}
     }
     let expires_changed = net.tcp.tw.get(&key).is_some_and(|old| old.expires != tw.expires);
