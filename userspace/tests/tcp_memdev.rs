@@ -263,6 +263,14 @@ impl Bench {
     }
 }
 
+/// TCP socks by state, in the order of the state numbers.
+fn states(b: &Bench) -> Vec<(TcpState, usize)> {
+    let mut v = b.s.tcp_states();
+    v.retain(|&(_, n)| n > 0);
+    v.sort_by_key(|&(s, _)| s as u8);
+    v
+}
+
 /// Reads everything waiting on `fd`.
 fn read_all(b: &mut Bench, fd: Fd) -> Vec<u8> {
     let mut out = Vec::new();
@@ -648,7 +656,7 @@ fn ephemeral_ports_skip_a_four_tuple_in_time_wait() {
     b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
     let ack = b.one();
     assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
-    assert_eq!(b.s.tcp_states(), vec![(TcpState::TimeWait, 1)]);
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1)]);
     // Many connects to the same peer: never the port in TIME-WAIT.
     let mut fds = Vec::new();
     for _ in 0..200 {
@@ -1169,5 +1177,299 @@ fn data_retransmission_gives_up_after_tcp_retries2() {
     assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpOutRsts), (1, 0, 0));
     let _ = iss;
     b.s.close(fd).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- windows
+
+#[test]
+fn zero_window_stops_the_peer_and_a_read_sends_the_window_update() {
+    let mut b = Bench::new();
+    let l = b.s.socket(SockType::Stream).unwrap();
+    b.s.setsockopt(l, SockOpt::RcvBuf(4096)).unwrap();
+    b.s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LPORT)).unwrap();
+    b.s.listen(l, 4).unwrap();
+    // No window scaling: windows are bytes.
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let sa = b.one();
+    // tcp_select_initial_window: 4096 rounded down to the MSS.
+    assert_eq!(sa.r.window, 2920);
+    let iss = sa.r.seq;
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, SYN_WINDOW), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let data = pattern(2921);
+    peer_data(&mut b, iss, 0, &data[..1460]);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.window), (PISN + 1461, 1460));
+    peer_data(&mut b, iss, 1460, &data[1460..2920]);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.window), (PISN + 2921, 0));
+    assert_eq!(b.s.snmp().TcpExtTCPToZeroWindowAdv, 1);
+    // The peer's probe with a byte: dropped, answered with the zero window.
+    peer_data(&mut b, iss, 2920, &data[2920..]);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.window), (PISN + 2921, 0));
+    assert_eq!(b.s.snmp().TcpExtTCPZeroWindowDrop, 1);
+    // The application reads: the window opens at once (tcp_cleanup_rbuf).
+    assert_eq!(read_all(&mut b, fd), &data[..2920]);
+    let u = b.one();
+    assert_eq!((u.flags(), u.r.seq, u.r.ack, u.r.window), (ACK, iss.wrapping_add(1), PISN + 2921, 2920));
+    assert_eq!(b.s.snmp().TcpExtTCPFromZeroWindowAdv, 1);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    b.send(hdr(PPORT, LPORT, PISN + 2921, iss.wrapping_add(2), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn zero_window_probes_back_off_until_the_window_opens() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    // The peer's window closes.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, 0), &[]);
+    assert_eq!(b.s.send(fd, b"waiting"), Ok(7));
+    b.none();
+    // tcp_probe_timer: probes at RTO (300 ms), then doubling: an ACK at
+    // snd_una - 1 with no data (tcp_xmit_probe_skb).
+    let mut t = 100;
+    for gap in [300u64, 600, 1200] {
+        b.at(ms(t + gap - 1));
+        b.none();
+        t += gap;
+        b.at(ms(t));
+        let p = b.one();
+        assert_eq!((p.flags(), p.r.seq, p.r.ack, p.data.len()), (ACK, iss, PISN + 1, 0), "probe at {t} ms");
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPWinProbe, m.TcpRetransSegs), (3, 0));
+    assert_eq!(b.state(fd), TcpState::Established);
+    // The window opens: the data goes at once.
+    b.at(ms(t + 10));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq.wrapping_sub(iss), d.data.as_slice()), (ACK | PSH, 1, &b"waiting"[..]));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- close
+
+#[test]
+fn active_close_fin_wait_to_time_wait_for_60s() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack, fin.r.window), (FIN | ACK, iss.wrapping_add(1), PISN + 1, 502));
+    assert_eq!(states(&b), vec![(TcpState::FinWait1, 1), (TcpState::Listen, 1)]);
+    b.at(ms(10));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::FinWait2, 1), (TcpState::Listen, 1)]);
+    b.at(ms(20));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    // A retransmitted FIN is ACKed again and restarts the 60 s.
+    b.at(secs(10));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    b.at(secs(70) - ms(1));
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    assert_eq!(b.s.snmp().TcpExtTW, 0);
+    b.at(secs(70));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTW, m.TcpEstabResets, m.TcpCurrEstab), (1, 0, 0));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn passive_close_close_wait_to_last_ack_to_closed() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    // tcp_fin enters interactive mode: the ACK is delayed.
+    b.none();
+    assert_eq!(b.state(fd), TcpState::CloseWait);
+    assert_eq!(b.s.snmp().TcpCurrEstab, 1, "CLOSE-WAIT counts as established");
+    let mut buf = [0u8; 8];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    b.at(ms(40));
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(1), PISN + 2));
+    // Still writable in CLOSE-WAIT.
+    assert_eq!(b.s.send(fd, b"bye"), Ok(3));
+    assert_eq!(b.one().data, b"bye");
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, iss.wrapping_add(4), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::LastAck, 1), (TcpState::Listen, 1)]);
+    assert_eq!(b.s.snmp().TcpCurrEstab, 0);
+    b.send(hdr(PPORT, LPORT, PISN + 2, iss.wrapping_add(5), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpEstabResets, m.TcpExtTW, m.TcpOutRsts), (0, 0, 0));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    // The peer's FIN crosses ours (it has not seen ours).
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1), (TcpState::Closing, 1)]);
+    b.send(hdr(PPORT, LPORT, PISN + 2, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    b.at(secs(60));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    assert_eq!(b.s.snmp().TcpExtTW, 1);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn orphaned_fin_wait_2_ends_after_60s() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    assert_eq!(states(&b), vec![(TcpState::FinWait2, 1), (TcpState::Listen, 1)]);
+    b.at(secs(60) - ms(1));
+    assert_eq!(states(&b), vec![(TcpState::FinWait2, 1), (TcpState::Listen, 1)]);
+    b.at(secs(60));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    b.none();
+    // The peer's late FIN finds nothing: RST from its ACK field.
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq), (RST, iss.wrapping_add(2)));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn shutdown_write_half_closes_and_reads_still_work() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, iss.wrapping_add(1)));
+    assert_eq!(b.state(fd), TcpState::FinWait1);
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::EPIPE));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    assert_eq!(b.state(fd), TcpState::FinWait2);
+    // A socket still open waits in FIN-WAIT-2 as long as it takes.
+    b.at(secs(120));
+    assert_eq!(b.state(fd), TcpState::FinWait2);
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK | PSH, PEER_WIN), b"reply");
+    assert_eq!(b.one().r.ack, PISN + 6);
+    assert_eq!(read_all(&mut b, fd), b"reply");
+    b.send(hdr(PPORT, LPORT, PISN + 6, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 7));
+    let mut buf = [0u8; 4];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    b.s.close(fd).unwrap();
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn close_with_unread_data_resets() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    peer_data(&mut b, iss, 0, b"unread");
+    b.one();
+    b.s.close(fd).unwrap();
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST | ACK, iss.wrapping_add(1), PISN + 7));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnClose, m.TcpEstabResets, m.TcpOutRsts, m.TcpCurrEstab), (1, 1, 1, 0));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn data_after_close_resets() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    // Data that does not acknowledge our FIN: FIN-WAIT-1, nobody to read it.
+    peer_data(&mut b, iss, 0, b"late");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST, iss.wrapping_add(1), 0));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnData, m.TcpOutRsts), (1, 1));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    // Same in FIN-WAIT-2 (the orphan's TIME-WAIT sock).
+    b.handshake_in(PPORT + 1);
+    let (fd2, _) = b.s.accept(l).unwrap();
+    b.s.close(fd2).unwrap();
+    let fin = b.one();
+    let snd = fin.r.seq;
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, snd.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, snd.wrapping_add(1), ACK | PSH, PEER_WIN), b"late");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq), (RST, snd.wrapping_add(1)));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    // tcp_timewait_state_process answers TCP_TW_RST and the sock goes,
+    // without a counter.
+    assert_eq!(b.s.snmp().TcpExtTCPAbortOnData, 1);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn a_higher_syn_reopens_a_time_wait_four_tuple_through_the_listener() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    b.one();
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    // An old SYN (not above RCV.NXT) gets the TIME-WAIT ACK.
+    b.send(hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    // A new one: the listener answers with ISN = snd_nxt + 65535 + 2
+    // (tcp_timewait_state_process).
+    let nisn = PISN + 1_000_000;
+    let mut syn = hdr(PPORT, LPORT, nisn, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.seq, sa.r.ack), (SYN | ACK, iss.wrapping_add(2 + 65537), nisn + 1));
+    b.send(hdr(PPORT, LPORT, nisn + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd2, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT));
+    assert_eq!(b.state(fd2), TcpState::Established);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpPassiveOpens, m.TcpExtTW), (2, 0));
+    b.s.setsockopt(fd2, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd2).unwrap();
+    b.s.close(l).unwrap();
     b.end();
 }
