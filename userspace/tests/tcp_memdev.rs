@@ -330,9 +330,11 @@ fn passive_open_answers_with_linux_syn_ack_and_accepts() {
     b.s.close(l).unwrap();
     // The unaccepted child is reset as the listener goes (inet_csk_listen_stop).
     let rst = b.one();
-    assert_eq!((rst.flags(), rst.r.dst_port, rst.r.seq, rst.r.ack), (RST | ACK, PPORT + 1, iss2.wrapping_add(1), PISN + 1));
-    // Linux aborts the ESTABLISHED connection we hold with a RST|ACK too when it closes with SO_LINGER 0;
-    // here it closes cleanly: our FIN.
+    assert_eq!(
+        (rst.flags(), rst.r.dst_port, rst.r.seq, rst.r.ack),
+        (RST | ACK, PPORT + 1, iss2.wrapping_add(1), PISN + 1)
+    );
+    // The accepted connection lives on without its listener and closes with our FIN.
     b.s.close(fd).unwrap();
     let fin = b.one();
     assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, sa.r.seq.wrapping_add(1), PISN + 1));
