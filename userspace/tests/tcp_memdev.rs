@@ -399,7 +399,7 @@ fn retransmitted_syn_gets_the_syn_ack_again() {
     let again = b.one();
     assert_eq!(again.r, first.r, "the same SYN-ACK: same ISN, options, window");
     let m = b.s.snmp();
-    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPSynRetrans), (1, 1, 1));
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPSynRetrans), (2, 1, 1), "tcp_make_synack counts each");
     // The request's own timer still fires at 1 s.
     b.at(ms(999));
     b.none();
@@ -438,7 +438,7 @@ fn syn_ack_is_retransmitted_with_backoff_then_the_request_goes() {
     b.at(secs(t + 32));
     b.none();
     let m = b.s.snmp();
-    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (1, 5, 6));
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (6, 5, 6));
     // The final ACK now finds no request: the listener resets it.
     b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
     let rst = b.one();
