@@ -987,6 +987,11 @@ fn tcp_check_req(
     if r.seq == req.irs && flg == flags::SYN {
         if !req_oow_rate_limited(net, l) {
             tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
+            // The request's timer starts again from now (mod_timer_pending
+            // with reqsk_timeout).
+            if let Some(x) = l.listener.as_mut().and_then(|x| x.syn_queue.get_mut(&key.remote)) {
+                x.expires = now + x.timeout();
+            }
         }
         return;
     }
