@@ -400,10 +400,13 @@ fn retransmitted_syn_gets_the_syn_ack_again() {
     assert_eq!(again.r, first.r, "the same SYN-ACK: same ISN, options, window");
     let m = b.s.snmp();
     assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPSynRetrans), (2, 1, 1), "tcp_make_synack counts each");
-    // The request's own timer still fires at 1 s.
-    b.at(ms(999));
-    b.none();
+    // The request's timer restarts from the resent SYN-ACK (tcp_check_req:
+    // mod_timer_pending with reqsk_timeout): 1.5 s, not 1 s.
     b.at(ms(1000));
+    b.none();
+    b.at(ms(1499));
+    b.none();
+    b.at(ms(1500));
     assert_eq!(b.one().r, first.r);
     b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
     assert_eq!(b.s.snmp().TcpPassiveOpens, 1);
