@@ -531,12 +531,17 @@ fn tcp_ack(
         cb.snd_wnd = nwin;
         cb.max_window = cb.max_window.max(nwin);
     }
+    // Any acceptable ACK answers our zero-window probes (tcp_ack:
+    // icsk_probes_out = 0), and while the window stays shut the probe timer
+    // starts again from now (tcp_ack_probe).
+    cb.probes_out = 0;
     if cb.snd_wnd > 0 && prior_wnd == 0 {
-        cb.probes_out = 0;
         if cb.in_flight() == 0 {
             cb.rto_at = None;
             cb.backoff = 0;
         }
+    } else if cb.snd_wnd == 0 && cb.in_flight() == 0 && cb.write_seq() != cb.snd_nxt {
+        cb.rto_at = Some(now + cb.rto_backed_off());
     }
     let acked = ack.wrapping_sub(prior_una);
     if acked == 0 {
