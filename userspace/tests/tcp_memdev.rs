@@ -1478,3 +1478,38 @@ fn a_higher_syn_reopens_a_time_wait_four_tuple_through_the_listener() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+#[test]
+fn answered_zero_window_probes_restart_the_timer_and_never_time_out() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, 0), &[]);
+    assert_eq!(b.s.send(fd, b"waiting"), Ok(7));
+    b.none();
+    // Each probe is answered 10 ms later with the window still shut:
+    // tcp_ack_probe restarts the timer from the answer, with the backoff so
+    // far; icsk_probes_out goes back to 0, so the peer is never given up.
+    let mut t = 100;
+    let mut gap = 300u64;
+    for n in 0..20 {
+        b.at(ms(t + gap - 1));
+        b.none();
+        t += gap;
+        b.at(ms(t));
+        let p = b.one();
+        assert_eq!((p.flags(), p.r.seq, p.data.len()), (ACK, iss, 0), "probe {n} at {t} ms");
+        t += 10;
+        b.at(ms(t));
+        b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, 0), &[]);
+        b.none();
+        gap = (gap * 2).min(120_000);
+    }
+    assert_eq!(b.state(fd), TcpState::Established);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPWinProbe, m.TcpExtTCPAbortOnTimeout), (20, 0));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().data, b"waiting");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
