@@ -198,10 +198,11 @@ fn tcp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, id: CbId, seg: &Segm
 }
 
 /// `tcp_oow_rate_limited`: at most one out-of-window ACK per 500 ms per
-/// connection (or request sock, `last`), for segments without data (data is
-/// never part of an ACK loop). True when this one must not be answered.
+/// connection (or request sock, `last`), for segments that occupy no
+/// sequence space or carry a SYN (others are never part of an ACK loop).
+/// True when this one must not be answered.
 fn tcp_oow_rate_limited(last: &mut Option<Instant>, seg: &Segment<'_>, now: Instant) -> bool {
-    if !seg.data.is_empty() && !seg.has(flags::SYN) {
+    if seg.end_seq() != seg.seq() && !seg.has(flags::SYN) {
         return false;
     }
     if last.is_some_and(|t| now.saturating_duration_since(t) < TCP_INVALID_RATELIMIT) {
