@@ -1513,3 +1513,30 @@ fn answered_zero_window_probes_restart_the_timer_and_never_time_out() {
     b.s.close(fd).unwrap();
     b.end();
 }
+
+#[test]
+fn out_of_window_acks_are_answered_once_per_500ms() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let far = PISN + 1 + 10_000_000;
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq, d.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    // tcp_oow_rate_limited: a bare ACK within 500 ms gets nothing.
+    b.at(ms(499));
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtTCPACKSkippedSeq, 1);
+    // Data is never rate-limited.
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), b"x");
+    assert_eq!(b.one().r.ack, PISN + 1);
+    b.at(ms(1100));
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPACKSkippedSeq, m.TcpExtTCPACKSkippedChallenge, m.TcpExtTCPChallengeACK), (1, 0, 0));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
