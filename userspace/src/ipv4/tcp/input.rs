@@ -357,7 +357,10 @@ fn rcv_state_process(
     if !tcp_sequence(cb, seg.seq(), seg.end_seq()) {
         if !seg.has(flags::RST) {
             if seg.has(flags::SYN) {
-                net.mib.TcpInErrs += 1;
+                // syn_inerr: only tcp_rcv_established counts TcpInErrs.
+                if cb.state == TcpState::Established {
+                    net.mib.TcpInErrs += 1;
+                }
                 net.mib.TcpExtTCPSYNChallenge += 1;
                 send_challenge_ack(net, q, umem, cb, now);
             } else if !oow_rate_limited(net, cb, seg, now) {
@@ -390,7 +393,9 @@ fn rcv_state_process(
         cb.ack_pending = true;
         cb.ack_now = true;
     } else if seg.has(flags::SYN) {
-        net.mib.TcpInErrs += 1;
+        if cb.state == TcpState::Established {
+            net.mib.TcpInErrs += 1;
+        }
         net.mib.TcpExtTCPSYNChallenge += 1;
         send_challenge_ack(net, q, umem, cb, now);
         return Fate::Keep;
