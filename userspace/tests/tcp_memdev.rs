@@ -763,6 +763,17 @@ fn syn_on_an_established_connection_gets_a_challenge_ack_rate_limited() {
     assert_eq!(b.one().r.ack, PISN + 1);
     assert_eq!(b.s.snmp().TcpExtTCPChallengeACK, 2);
     assert_eq!(b.state(fd), TcpState::Established);
+    // In CLOSE-WAIT the SYN is challenged the same, but TcpInErrs counts
+    // only on the established fast path (tcp_rcv_established's syn_inerr).
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    b.at(ms(1100));
+    b.out();
+    assert_eq!(b.state(fd), TcpState::CloseWait);
+    b.send(hdr(PPORT, LPORT, PISN + 2, 0, SYN, SYN_WINDOW), &[]);
+    let c = b.one();
+    assert_eq!((c.flags(), c.r.seq, c.r.ack), (ACK, iss.wrapping_add(1), PISN + 2));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpInErrs), (3, 3, 2));
     b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
     b.s.close(fd).unwrap();
     b.s.close(l).unwrap();
