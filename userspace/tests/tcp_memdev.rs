@@ -1551,3 +1551,35 @@ fn out_of_window_acks_are_answered_once_per_500ms() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+#[test]
+fn an_orphans_fin_is_retransmitted_eight_times_then_given_up() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, iss.wrapping_add(1)));
+    // tcp_orphan_retries: 8 while the RTO is below 120 s, measured as
+    // tcp_model_timeout(8, 200 ms) = 102.2 s from the first retransmission.
+    let mut t = 100u64;
+    let mut rto = 300u64;
+    for n in 1..=8 {
+        t += rto;
+        rto *= 2;
+        b.at(ms(t));
+        let r = b.one();
+        assert_eq!((r.flags(), r.r.seq, r.r.ack), (FIN | ACK, iss.wrapping_add(1), PISN + 1), "FIN {n} at {t} ms");
+    }
+    assert_eq!(states(&b), vec![(TcpState::FinWait1, 1)]);
+    b.at(ms(t + rto - 1));
+    b.none();
+    b.at(ms(t + rto));
+    b.none();
+    assert_eq!(states(&b), vec![]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPAbortOnTimeout), (8, 9, 1));
+    // The peer's late ACK finds no socket.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().flags(), RST);
+    b.end();
+}
