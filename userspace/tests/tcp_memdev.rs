@@ -1583,3 +1583,37 @@ fn an_orphans_fin_is_retransmitted_eight_times_then_given_up() {
     assert_eq!(b.one().flags(), RST);
     b.end();
 }
+
+#[test]
+fn rst_to_a_request_sock_drops_it_as_a_failed_attempt() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    // tcp_check_req: an in-window RST ends the request.
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtEmbryonicRsts, m.TcpAttemptFails, m.TcpPassiveOpens), (1, 1, 0));
+    // No request left: its SYN-ACK timer sends nothing, the final ACK is reset.
+    b.at(secs(1));
+    b.none();
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq), (RST, sa.r.seq.wrapping_add(1)));
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    // A final ACK that carries data: the child has it at accept().
+    b.send(syn, &[]);
+    let sa = b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK | PSH, PEER_WIN), b"GET /");
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 6));
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!(read_all(&mut b, fd), b"GET /");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
