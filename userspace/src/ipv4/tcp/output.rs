@@ -429,7 +429,8 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         let seq = cb.snd_nxt;
         let end = seq.wrapping_add(len as u32);
         let mut fl = flags::ACK;
-        let forced = end.wrapping_sub(cb.pushed_seq) > cb.max_window / 2;
+        // forced_push: sequence space, so a retransmission below pushed_seq is not forced.
+        let forced = after(end, cb.pushed_seq.wrapping_add(cb.max_window / 2));
         if (!before(end, push_seq) && before(seq, push_seq)) || forced {
             fl |= flags::PSH;
             cb.pushed_seq = end;
