@@ -443,6 +443,11 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
             break;
         }
+        if !is_new && cb.ca_state == super::cb::CaState::Loss {
+            // tcp_xmit_retransmit_queue after a timeout (the timer's own
+            // retransmission of the head is not counted here).
+            net.mib.TcpExtTCPSlowStartRetrans += 1;
+        }
         sent += 1;
         let seg_end = if fl & flags::FIN != 0 { end.wrapping_add(1) } else { end };
         if (len as u32) < cb.current_mss() {
@@ -533,9 +538,6 @@ pub fn tcp_retransmit_head(
             }
             if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
                 return None;
-            }
-            if len > 0 && cb.ca_state == super::cb::CaState::Loss {
-                net.mib.TcpExtTCPSlowStartRetrans += 1;
             }
             return Some(end.wrapping_add(u32::from(fl & flags::FIN != 0)));
         }
