@@ -1617,3 +1617,31 @@ fn rst_to_a_request_sock_drops_it_as_a_failed_attempt() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+#[test]
+fn after_a_timeout_the_head_goes_alone_then_slow_start_resends_the_rest() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    let data = pattern(3 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    assert_eq!(b.out().len(), 3);
+    let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
+    // All three lost: the RTO (300 ms) resends the head only (cwnd 1, tcp_enter_loss).
+    b.at(ms(400));
+    let h = b.one();
+    assert_eq!((h.r.seq, h.data.len(), h.flags()), (seg(0), MSS, ACK));
+    // Its ACK grows cwnd to 2: the other two go again (tcp_xmit_retransmit_queue in Loss).
+    b.at(ms(500));
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    let out = b.out();
+    let got: Vec<(u32, u8)> = out.iter().map(|s| (s.r.seq, s.flags())).collect();
+    assert_eq!(got, vec![(seg(1), ACK), (seg(2), ACK | PSH)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPSlowStartRetrans), (3, 1, 2));
+    b.send(hdr(PPORT, port, PISN + 1, seg(3), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
