@@ -1645,3 +1645,41 @@ fn after_a_timeout_the_head_goes_alone_then_slow_start_resends_the_rest() {
     b.s.close(fd).unwrap();
     b.end();
 }
+
+#[test]
+fn out_of_order_fin_and_sequence_wrap() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    // The peer's sequence numbers wrap past 2^32 within the data.
+    let pisn: u32 = 0xffff_fc00;
+    let mut syn = hdr(PPORT, LPORT, pisn, 0, SYN, SYN_WINDOW);
+    syn.options = TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let iss = b.one().r.seq;
+    let ack = iss.wrapping_add(1);
+    b.send(hdr(PPORT, LPORT, pisn.wrapping_add(1), ack, ACK, PEER_WIN), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let data = pattern(3000);
+    let at = |off: u32| pisn.wrapping_add(1).wrapping_add(off);
+    // The last part with the FIN first, then the middle, then the start.
+    b.send(hdr(PPORT, LPORT, at(2000), ack, ACK | FIN, PEER_WIN), &data[2000..]);
+    assert_eq!(b.one().r.ack, at(0));
+    b.send(hdr(PPORT, LPORT, at(1000), ack, ACK, PEER_WIN), &data[1000..2000]);
+    assert_eq!(b.one().r.ack, at(0));
+    assert_eq!(b.state(fd), TcpState::Established);
+    // Partly old, partly new: the start, overlapping the queued middle.
+    b.send(hdr(PPORT, LPORT, at(0), ack, ACK, PEER_WIN), &data[..1500]);
+    let a = b.one();
+    // Everything up to and including the FIN.
+    assert_eq!((a.flags(), a.r.ack), (ACK, at(3001)));
+    assert_eq!(b.state(fd), TcpState::CloseWait);
+    assert_eq!(read_all(&mut b, fd), data);
+    let mut buf = [0u8; 4];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, ack, at(3001)));
+    b.send(hdr(PPORT, LPORT, at(3001), ack.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.s.close(l).unwrap();
+    b.end();
+}
