@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xsknet::netdevice::{MemDevice, MemWire};
-use xsknet::socket::{POLLERR, POLLIN, POLLOUT};
+use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
@@ -605,7 +605,8 @@ fn rst_ack_to_our_syn_refuses_the_connection() {
     // What a closed Linux port answers: RST|ACK, seq 0, ack ISS + 1.
     b.send(hdr(PPORT, syn.r.src_port, 0, iss.wrapping_add(1), RST | ACK, 0), &[]);
     b.none();
-    assert_ne!(b.revents(fd, POLLOUT) & (POLLOUT | POLLERR), 0);
+    // tcp_poll after tcp_done: shut both ways, with an error.
+    assert_eq!(b.revents(fd, POLLIN | POLLOUT), POLLIN | POLLOUT | POLLERR | POLLHUP);
     assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ECONNREFUSED)));
     let m = b.s.snmp();
     assert_eq!((m.TcpActiveOpens, m.TcpAttemptFails, m.TcpEstabResets, m.TcpCurrEstab), (1, 1, 0, 0));
