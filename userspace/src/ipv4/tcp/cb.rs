@@ -69,6 +69,8 @@ pub struct RequestSock {
     pub snd_wnd: u16,
     /// SYN-ACK retransmissions so far (`num_timeout`).
     pub num_timeout: u32,
+    /// SYN-ACKs sent again, by the timer or for a retransmitted SYN (`num_retrans`).
+    pub num_retrans: u32,
     /// When the SYN-ACK is retransmitted next.
     pub expires: Instant,
     /// The final ACK came while the accept queue was full (`acked`).

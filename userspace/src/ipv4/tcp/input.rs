@@ -281,6 +281,7 @@ fn rcv_synsent(
             }
         }
         cb.rtt_probe = None;
+        cong::no_handshake_sample(cb);
         match r.options.window_scale {
             Some(ws) => {
                 cb.snd_wscale = ws.min(TCP_MAX_WSCALE);
@@ -939,6 +940,7 @@ fn tcp_conn_request(
         sack_ok: r.options.sack_permitted,
         snd_wnd: r.window,
         num_timeout: 0,
+        num_retrans: 0,
         expires: now + TCP_TIMEOUT_INIT,
         acked: false,
         sent_at: now,
@@ -999,9 +1001,10 @@ fn tcp_check_req(
         if !req_oow_rate_limited(net, l) {
             tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
             // The request's timer starts again from now (mod_timer_pending
-            // with reqsk_timeout).
+            // with reqsk_timeout); inet_rtx_syn_ack counts it (num_retrans).
             if let Some(x) = l.listener.as_mut().and_then(|x| x.syn_queue.get_mut(&key.remote)) {
                 x.expires = now + x.timeout();
+                x.num_retrans += 1;
             }
         }
         return;
@@ -1124,9 +1127,11 @@ fn create_openreq_child(
     cb.max_window = cb.snd_wnd;
     cb.snd_wl1 = seg.repr.seq;
     cb.snd_wl2 = seg.repr.ack;
-    if req.num_timeout == 0 {
+    // tcp_synack_rtt_meas: no sample from a SYN-ACK sent more than once (Karn).
+    if req.num_timeout == 0 && req.num_retrans == 0 {
         cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at));
     }
+    cong::no_handshake_sample(&mut cb);
     net.mib.TcpPassiveOpens += 1;
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);

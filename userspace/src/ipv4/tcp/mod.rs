@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// `TCP_TIMEOUT_INIT`: the first RTO, and the SYN's (RFC 6298 §2.1).
 pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// `TCP_TIMEOUT_FALLBACK`: the RTO when the handshake gave no RTT sample
+/// (RFC 6298 §5.7, `tcp_init_metrics`).
+pub const TCP_TIMEOUT_FALLBACK: Duration = Duration::from_secs(3);
 /// `TCP_RTO_MIN`.
 pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 /// `TCP_RTO_MAX`.
