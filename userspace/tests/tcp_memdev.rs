@@ -1684,3 +1684,51 @@ fn out_of_order_fin_and_sequence_wrap() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+#[test]
+fn a_handshake_without_rtt_sample_leaves_the_rto_at_3s() {
+    let mut b = Bench::new();
+    // Active: the SYN is retransmitted, so its SYN-ACK gives no sample (Karn).
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    b.at(secs(1));
+    b.one();
+    b.at(ms(1200));
+    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    b.one();
+    // tcp_init_metrics: RTO 3 s (TCP_TIMEOUT_FALLBACK), no SRTT.
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rto_us), (0, 3_000_000));
+    assert_eq!(b.s.send(fd, b"data"), Ok(4));
+    let d = b.one();
+    b.at(ms(4199));
+    b.none();
+    b.at(ms(4200));
+    assert_eq!(b.one().r.seq, d.r.seq);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), RST | ACK);
+    // Passive: the SYN-ACK went twice (a retransmitted SYN), so the final
+    // ACK gives no sample either (tcp_synack_rtt_meas).
+    let l = b.listener(4);
+    let mut psyn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    psyn.options = linux_syn_options();
+    b.send(psyn, &[]);
+    let sa = b.one();
+    b.at(ms(4500));
+    b.send(psyn, &[]);
+    b.one();
+    b.at(ms(4600));
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (c, _) = b.s.accept(l).unwrap();
+    let info = b.s.tcp_info(c).unwrap();
+    assert_eq!((info.rtt_us, info.rto_us), (0, 3_000_000));
+    b.s.setsockopt(c, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(c).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
