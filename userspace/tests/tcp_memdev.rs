@@ -36,8 +36,11 @@ const PISN: u32 = 0x1000_0000;
 /// The window Linux puts in a SYN or SYN-ACK with a 128 KiB receive buffer
 /// and MSS 1460 (`tcp_select_initial_window`: 65535 rounded down to the MSS).
 const SYN_WINDOW: u16 = 64240;
-/// The peer's window field after the handshake (scaled by 7: 64256 bytes).
-const PEER_WIN: u16 = 502;
+/// The peer's window field after the handshake (scaled by 10: 64512 bytes).
+const PEER_WIN: u16 = 63;
+/// Our window field after the handshake: 64240 rounded up to the scale
+/// unit (1 << 10) and scaled, as Linux 6.18 sends it (`win 63` in tcpdump).
+const OUR_WIN: u16 = 63;
 const MSS: usize = 1460;
 
 const SYN: u8 = flags::SYN;
@@ -68,9 +71,9 @@ impl Seg {
 }
 
 /// The options a Linux SYN carries with timestamps off: MSS 1460,
-/// SACK-permitted, window scale 7.
+/// SACK-permitted, window scale 10 (Linux 6.16 and later).
 fn linux_syn_options() -> TcpOptions {
-    TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(7), ..TcpOptions::default() }
+    TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(10), ..TcpOptions::default() }
 }
 
 /// A header from the peer (`sport` → `dport`).
@@ -302,13 +305,13 @@ fn passive_open_answers_with_linux_syn_ack_and_accepts() {
     let sa = b.one();
     assert_eq!((sa.r.src_port, sa.r.dst_port), (LPORT, PPORT));
     assert_eq!((sa.flags(), sa.r.ack, sa.r.window), (SYN | ACK, PISN + 1, SYN_WINDOW));
-    let want = TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(7), ..TcpOptions::default() };
+    let want = TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(10), ..TcpOptions::default() };
     assert_eq!(sa.r.options, want);
     assert!(sa.data.is_empty());
     // tcp_options_write: MSS, NOP NOP SACK-perm, NOP WS.
     let mut raw = [0u8; 12];
     sa.r.options.emit(&mut raw);
-    assert_eq!(raw, [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
+    assert_eq!(raw, [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 10]);
     assert_eq!(b.s.accept(l), Err(Errno::EAGAIN), "no child before the final ACK");
     assert_eq!(b.s.snmp().TcpPassiveOpens, 0, "not per SYN");
     b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
@@ -319,7 +322,7 @@ fn passive_open_answers_with_linux_syn_ack_and_accepts() {
     assert_eq!(b.state(fd), TcpState::Established);
     assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
     let info = b.s.tcp_info(fd).unwrap();
-    assert_eq!((info.snd_mss, info.snd_wnd), (1460, 502 << 7));
+    assert_eq!((info.snd_mss, info.snd_wnd), (1460, 63 << 10));
     let m = b.s.snmp();
     assert_eq!((m.TcpPassiveOpens, m.TcpActiveOpens, m.TcpCurrEstab), (1, 0, 1));
     assert_eq!((m.TcpInSegs, m.TcpOutSegs, m.TcpRetransSegs, m.TcpOutRsts), (2, 1, 0, 0));
@@ -364,7 +367,7 @@ fn syn_ack_carries_only_the_options_the_syn_had() {
     syn.options = TcpOptions { window_scale: Some(2), ..TcpOptions::default() };
     b.send(syn, &[]);
     let sa3 = b.one();
-    assert_eq!(sa3.r.options, TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::default() });
+    assert_eq!(sa3.r.options, TcpOptions { mss: Some(1460), window_scale: Some(10), ..TcpOptions::default() });
     // Complete the first: no window scaling, the MSS 536 default for sending.
     b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, 8192), &[]);
     let (fd, _) = b.s.accept(l).unwrap();
@@ -566,8 +569,8 @@ fn active_open_sends_syn_with_options_and_completes_through_poll() {
     sa.options = linux_syn_options();
     b.send(sa, &[]);
     let ack = b.one();
-    // tcp_send_ack after tcp_finish_connect: our window from rcv_ssthresh, scaled by 7.
-    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack, ack.r.window), (ACK, iss.wrapping_add(1), PISN + 1, 502));
+    // tcp_send_ack after tcp_finish_connect: our window from rcv_ssthresh, scaled by 10.
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack, ack.r.window), (ACK, iss.wrapping_add(1), PISN + 1, OUR_WIN));
     assert_eq!(ack.r.options, TcpOptions::default());
     assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
     assert_eq!(b.s.socket_error(fd), Ok(None));
@@ -722,7 +725,7 @@ fn rst_resets_only_at_rcv_nxt_else_challenge_ack() {
     // In the window but not RCV.NXT: a challenge ACK, nothing else.
     b.send(hdr(PPORT, LPORT, PISN + 1 + 1000, 0, RST, 0), &[]);
     let c = b.one();
-    assert_eq!((c.flags(), c.r.seq, c.r.ack, c.r.window), (ACK, iss.wrapping_add(1), PISN + 1, 502));
+    assert_eq!((c.flags(), c.r.seq, c.r.ack, c.r.window), (ACK, iss.wrapping_add(1), PISN + 1, OUR_WIN));
     assert_eq!(b.state(fd), TcpState::Established);
     assert_eq!(b.s.snmp().TcpExtTCPChallengeACK, 1);
     // Out of the window: dropped silently.
@@ -850,7 +853,7 @@ fn data_is_cut_to_the_mss_with_psh_on_the_last_segment_of_each_send() {
     let got: Vec<(u8, u32, usize)> = out.iter().map(|s| (s.flags(), s.r.seq.wrapping_sub(iss), s.data.len())).collect();
     assert_eq!(got, vec![(ACK, 1, 1460), (ACK, 1461, 1460), (ACK | PSH, 2921, 1080)]);
     for s in &out {
-        assert_eq!((s.r.ack, s.r.window), (PISN + 1, 502));
+        assert_eq!((s.r.ack, s.r.window), (PISN + 1, OUR_WIN));
         assert!(s.r.options.is_empty());
     }
     let sent: Vec<u8> = out.iter().flat_map(|s| s.data.clone()).collect();
@@ -1046,7 +1049,7 @@ fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,
-/// our port, our ISN). The peer's window is 64256 (502 << 7).
+/// our port, our ISN). The peer's window is 64512 (63 << 10).
 fn connected_after(b: &mut Bench, rtt: Duration) -> (Fd, u16, u32) {
     let fd = b.s.socket(SockType::Stream).unwrap();
     assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
@@ -1281,7 +1284,7 @@ fn active_close_fin_wait_to_time_wait_for_60s() {
     let (l, fd, iss) = b.accepted();
     b.s.close(fd).unwrap();
     let fin = b.one();
-    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack, fin.r.window), (FIN | ACK, iss.wrapping_add(1), PISN + 1, 502));
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack, fin.r.window), (FIN | ACK, iss.wrapping_add(1), PISN + 1, OUR_WIN));
     assert_eq!(states(&b), vec![(TcpState::FinWait1, 1), (TcpState::Listen, 1)]);
     b.at(ms(10));
     b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
