@@ -523,14 +523,19 @@ impl Sock {
         }
     }
 
-    /// Whether a send would not block (`POLLOUT`): for a stream, connected
-    /// with room in the send buffer (`sk_stream_is_writeable`).
+    /// Whether a send would not block (`POLLOUT`): for a stream as
+    /// `tcp_poll` says it: never while listening or connecting; at once when
+    /// sending is shut down or the connection is over (the send fails
+    /// without blocking); else with room in the send buffer
+    /// (`sk_stream_is_writeable`).
     pub fn writable(&self) -> bool {
         match &self.proto {
             ProtoSock::Udp(_) => self.sndbuf_has_room(),
-            ProtoSock::Tcp(t) => {
-                matches!(t.stream.state(), TcpState::Established | TcpState::CloseWait) && t.stream.writeable()
-            }
+            ProtoSock::Tcp(t) => match t.stream.state() {
+                TcpState::Listen | TcpState::SynSent | TcpState::SynRecv => false,
+                TcpState::Close => true,
+                _ => t.stream.wr_shut.load(Ordering::Acquire) || t.stream.writeable(),
+            },
         }
     }
 

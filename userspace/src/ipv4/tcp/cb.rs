@@ -69,6 +69,8 @@ pub struct RequestSock {
     pub snd_wnd: u16,
     /// SYN-ACK retransmissions so far (`num_timeout`).
     pub num_timeout: u32,
+    /// SYN-ACKs sent again, by the timer or for a retransmitted SYN (`num_retrans`).
+    pub num_retrans: u32,
     /// When the SYN-ACK is retransmitted next.
     pub expires: Instant,
     /// The final ACK came while the accept queue was full (`acked`).
@@ -147,6 +149,9 @@ pub struct TcpCb {
     pub rcv_nxt: u32,
     /// The window we last advertised, bytes.
     pub rcv_wnd: u32,
+    /// The most we offer for now (`rcv_ssthresh`): the initial window, grown
+    /// by two segments per data segment received (`tcp_grow_window`).
+    pub rcv_ssthresh: u32,
     /// `rcv_nxt` when we last advertised a window (`rcv_wup`).
     pub rcv_wup: u32,
     /// Our window-scale shift (`rcv_wscale`).
@@ -263,6 +268,7 @@ impl TcpCb {
             irs: 0,
             rcv_nxt: 0,
             rcv_wnd: 0,
+            rcv_ssthresh: 0,
             rcv_wup: 0,
             rcv_wscale: 0,
             advmss,

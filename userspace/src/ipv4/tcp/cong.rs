@@ -31,6 +31,16 @@ pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration) {
     cb.rto = (Duration::from_micros(u64::from(cb.srtt_us)) + var).min(TCP_RTO_MAX);
 }
 
+/// `tcp_init_metrics`: a handshake that gave no RTT sample (its SYN or
+/// SYN-ACK was retransmitted) leaves the RTO at 3 s rather than 1 s
+/// (RFC 6298 §5.7); the first sample then sets it as usual.
+pub fn no_handshake_sample(cb: &mut TcpCb) {
+    if cb.srtt_us == 0 {
+        cb.rttvar_us = super::TCP_TIMEOUT_FALLBACK.as_micros() as u32;
+        cb.rto = super::TCP_TIMEOUT_FALLBACK;
+    }
+}
+
 /// `tcp_reno_ssthresh`: half the congestion window, at least 2.
 fn reno_ssthresh(cb: &TcpCb) -> u32 {
     (cb.cwnd >> 1).max(2)

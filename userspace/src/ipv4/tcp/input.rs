@@ -198,10 +198,11 @@ fn tcp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, id: CbId, seg: &Segm
 }
 
 /// `tcp_oow_rate_limited`: at most one out-of-window ACK per 500 ms per
-/// connection (or request sock, `last`), for segments without data (data is
-/// never part of an ACK loop). True when this one must not be answered.
+/// connection (or request sock, `last`), for segments that occupy no
+/// sequence space or carry a SYN (others are never part of an ACK loop).
+/// True when this one must not be answered.
 fn tcp_oow_rate_limited(last: &mut Option<Instant>, seg: &Segment<'_>, now: Instant) -> bool {
-    if !seg.data.is_empty() && !seg.has(flags::SYN) {
+    if seg.end_seq() != seg.seq() && !seg.has(flags::SYN) {
         return false;
     }
     if last.is_some_and(|t| now.saturating_duration_since(t) < TCP_INVALID_RATELIMIT) {
@@ -280,6 +281,7 @@ fn rcv_synsent(
             }
         }
         cb.rtt_probe = None;
+        cong::no_handshake_sample(cb);
         match r.options.window_scale {
             Some(ws) => {
                 cb.snd_wscale = ws.min(TCP_MAX_WSCALE);
@@ -326,6 +328,7 @@ fn rcv_synsent(
             cb.snd_wscale = r.options.window_scale.unwrap_or(0).min(TCP_MAX_WSCALE);
         }
         cb.mss = clamp_mss(r.options.mss, cb.advmss);
+        cb.sack_ok = r.options.sack_permitted;
         tcp_set_state(net, cb, TcpState::SynRecv);
         tcp_send_synack_cb(net, q, umem, cb, now);
     }
@@ -355,7 +358,10 @@ fn rcv_state_process(
     if !tcp_sequence(cb, seg.seq(), seg.end_seq()) {
         if !seg.has(flags::RST) {
             if seg.has(flags::SYN) {
-                net.mib.TcpInErrs += 1;
+                // syn_inerr: only tcp_rcv_established counts TcpInErrs.
+                if cb.state == TcpState::Established {
+                    net.mib.TcpInErrs += 1;
+                }
                 net.mib.TcpExtTCPSYNChallenge += 1;
                 send_challenge_ack(net, q, umem, cb, now);
             } else if !oow_rate_limited(net, cb, seg, now) {
@@ -373,9 +379,24 @@ fn rcv_state_process(
         send_challenge_ack(net, q, umem, cb, now);
         return Fate::Keep;
     }
-    // Step 4: SYN in a synchronized state (RFC 5961 §4.2).
-    if seg.has(flags::SYN) {
-        net.mib.TcpInErrs += 1;
+    // Step 4: SYN in a synchronized state (RFC 5961 §4.2), except the
+    // peer's SYN-ACK answering ours in a simultaneous open, which
+    // tcp_validate_incoming lets pass; tcp_data_queue then takes its SYN
+    // as a retransmission and ACKs at once.
+    let simopen_synack = cb.state == TcpState::SynRecv
+        && seg.has(flags::ACK)
+        && seg.end_seq() == seg.seq().wrapping_add(1)
+        && seg.end_seq() == cb.rcv_nxt
+        && r.ack == cb.snd_nxt;
+    if simopen_synack {
+        net.mib.TcpExtDelayedACKLost += 1;
+        cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+        cb.ack_pending = true;
+        cb.ack_now = true;
+    } else if seg.has(flags::SYN) {
+        if cb.state == TcpState::Established {
+            net.mib.TcpInErrs += 1;
+        }
         net.mib.TcpExtTCPSYNChallenge += 1;
         send_challenge_ack(net, q, umem, cb, now);
         return Fate::Keep;
@@ -517,12 +538,17 @@ fn tcp_ack(
         cb.snd_wnd = nwin;
         cb.max_window = cb.max_window.max(nwin);
     }
+    // Any acceptable ACK answers our zero-window probes (tcp_ack:
+    // icsk_probes_out = 0), and while the window stays shut the probe timer
+    // starts again from now (tcp_ack_probe).
+    cb.probes_out = 0;
     if cb.snd_wnd > 0 && prior_wnd == 0 {
-        cb.probes_out = 0;
         if cb.in_flight() == 0 {
             cb.rto_at = None;
             cb.backoff = 0;
         }
+    } else if cb.snd_wnd == 0 && cb.in_flight() == 0 && cb.write_seq() != cb.snd_nxt {
+        cb.rto_at = Some(now + cb.rto_backed_off());
     }
     let acked = ack.wrapping_sub(prior_una);
     if acked == 0 {
@@ -569,14 +595,17 @@ fn tcp_ack(
         if !before(ack, end) {
             cong::rtt_sample(cb, now.saturating_duration_since(sent));
             cb.rtt_probe = None;
+            // RFC 6298 §5.7 (tcp_ack_update_rtt): only a valid RTT
+            // measurement resets the backoff.
+            cb.backoff = 0;
         }
     }
     cb.retransmits = 0;
-    cb.backoff = 0;
     cb.probes_out = 0;
     cb.retrans_stamp = None;
-    // tcp_rearm_rto: stop when nothing is outstanding, else restart.
-    cb.rto_at = if cb.snd_una == cb.snd_max { None } else { Some(now + cb.rto) };
+    // tcp_rearm_rto: stop when nothing is outstanding, else restart with
+    // the RTO as it stands (backed off until a sample says otherwise).
+    cb.rto_at = if cb.snd_una == cb.snd_max { None } else { Some(now + cb.rto_backed_off()) };
     let mss = cb.mss.max(1);
     let acked_segs = acked.div_ceil(mss);
     match cb.ca_state {
@@ -701,6 +730,11 @@ fn tcp_event_data_recv(cb: &mut TcpCb, len: usize) {
     let len = len as u32;
     if len >= cb.rcv_mss {
         cb.rcv_mss = len.min(cb.advmss);
+    }
+    // tcp_grow_window: data is copied out of the frame, so its truesize is
+    // its length and the window grows by two segments.
+    if len >= 128 && cb.rcv_ssthresh < cb.rcv_full_space() && cb.rcv_ssthresh < cb.rcv_space() {
+        cb.rcv_ssthresh = (cb.rcv_ssthresh + 2 * cb.advmss).min(cb.rcv_full_space());
     }
 }
 
@@ -885,8 +919,9 @@ fn tcp_conn_request(
     let tsk = l.sock.tcp().expect("stream sock");
     let max_backlog = tsk.max_backlog.load(Ordering::Relaxed);
     let qlen = l.listener.as_ref().map_or(0, |x| x.syn_queue.len());
-    // inet_csk_reqsk_queue_is_full, without SYN cookies (`tcp_syncookies=0`).
-    if isn.is_none() && qlen >= max_backlog.max(1) {
+    // inet_csk_reqsk_queue_is_full (`qlen > sk_max_ack_backlog`, as the
+    // accept queue's test), without SYN cookies (`tcp_syncookies=0`).
+    if isn.is_none() && qlen > max_backlog {
         net.mib.TcpExtTCPReqQFullDrop += 1;
         net.mib.TcpExtListenDrops += 1;
         return;
@@ -905,6 +940,7 @@ fn tcp_conn_request(
         sack_ok: r.options.sack_permitted,
         snd_wnd: r.window,
         num_timeout: 0,
+        num_retrans: 0,
         expires: now + TCP_TIMEOUT_INIT,
         acked: false,
         sent_at: now,
@@ -964,6 +1000,12 @@ fn tcp_check_req(
     if r.seq == req.irs && flg == flags::SYN {
         if !req_oow_rate_limited(net, l) {
             tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
+            // The request's timer starts again from now (mod_timer_pending
+            // with reqsk_timeout); inet_rtx_syn_ack counts it (num_retrans).
+            if let Some(x) = l.listener.as_mut().and_then(|x| x.syn_queue.get_mut(&key.remote)) {
+                x.expires = now + x.timeout();
+                x.num_retrans += 1;
+            }
         }
         return;
     }
@@ -1080,13 +1122,16 @@ fn create_openreq_child(
     cb.sack_ok = req.sack_ok;
     cb.mss = u32::from(req.mss).min(cb.advmss);
     cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    cb.rcv_ssthresh = cb.rcv_wnd;
     cb.snd_wnd = u32::from(seg.repr.window) << cb.snd_wscale;
     cb.max_window = cb.snd_wnd;
     cb.snd_wl1 = seg.repr.seq;
     cb.snd_wl2 = seg.repr.ack;
-    if req.num_timeout == 0 {
+    // tcp_synack_rtt_meas: no sample from a SYN-ACK sent more than once (Karn).
+    if req.num_timeout == 0 && req.num_retrans == 0 {
         cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at));
     }
+    cong::no_handshake_sample(&mut cb);
     net.mib.TcpPassiveOpens += 1;
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);
@@ -1159,7 +1204,12 @@ fn tcp_timewait_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTu
             send_tw_ack(net, q, umem, key, &tw, now);
         }
         Act::Ack => send_tw_ack(net, q, umem, key, &tw, now),
-        Act::Rst => tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now),
+        Act::Rst => {
+            // TCP_TW_RST (tcp_v4_rcv): the reset goes and the sock with it.
+            tcp_v4_send_reset(net, q, umem, key.local, key.remote, r, now);
+            net.tcp.tw.remove(&key);
+            return;
+        }
         Act::Nothing => {}
     }
     let expires_changed = net.tcp.tw.get(&key).is_some_and(|old| old.expires != tw.expires);

@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// `TCP_TIMEOUT_INIT`: the first RTO, and the SYN's (RFC 6298 §2.1).
 pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// `TCP_TIMEOUT_FALLBACK`: the RTO when the handshake gave no RTT sample
+/// (RFC 6298 §5.7, `tcp_init_metrics`).
+pub const TCP_TIMEOUT_FALLBACK: Duration = Duration::from_secs(3);
 /// `TCP_RTO_MIN`.
 pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 /// `TCP_RTO_MAX`.
@@ -41,6 +44,9 @@ pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
 pub const TCP_FIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// `net.ipv4.tcp_syn_retries`.
 pub const TCP_SYN_RETRIES: u32 = 6;
+/// `net.ipv4.tcp_syn_linear_timeouts`: the first SYN retransmissions
+/// that keep the initial RTO before backoff starts (Linux 6.5 and later).
+pub const TCP_SYN_LINEAR_TIMEOUTS: u32 = 4;
 /// `net.ipv4.tcp_synack_retries`.
 pub const TCP_SYNACK_RETRIES: u32 = 5;
 /// `net.ipv4.tcp_retries2`: retransmissions of data before giving up.

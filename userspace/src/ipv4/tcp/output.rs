@@ -104,7 +104,7 @@ pub fn initial_window(rcvbuf: usize, mss: u32) -> u32 {
 }
 
 /// `__tcp_select_window`: the window the receive buffer allows now, bytes.
-fn select_window_space(cb: &TcpCb) -> u32 {
+pub fn select_window_space(cb: &TcpCb) -> u32 {
     let full = cb.rcv_full_space();
     let mss = cb.rcv_mss.min(full).max(1);
     let free = cb.rcv_space().min(u32::from(u16::MAX) << cb.rcv_wscale);
@@ -113,10 +113,19 @@ fn select_window_space(cb: &TcpCb) -> u32 {
     if free < full / 2 && (free < full / 16 || free < mss) {
         return 0;
     }
+    // The offer grows from the initial window (`rcv_ssthresh`).
+    let room = free;
+    let free = free.min(cb.rcv_ssthresh);
     if cb.rcv_wscale > 0 {
-        // A multiple of the scale, rounded down (Linux rounds up and lets
-        // the peer overrun the buffer by less than one unit; we do not).
-        free & !((1u32 << cb.rcv_wscale) - 1)
+        // A multiple of the scale, rounded up as Linux does (`ALIGN`) while
+        // that fits the free space, else down.
+        let unit = (1u32 << cb.rcv_wscale) - 1;
+        let up = free.saturating_add(unit) & !unit;
+        if up <= room {
+            up
+        } else {
+            free & !unit
+        }
     } else if cb.rcv_wnd <= free.saturating_sub(mss) || cb.rcv_wnd > free {
         free - free % mss
     } else {
@@ -128,6 +137,9 @@ fn select_window_space(cb: &TcpCb) -> u32 {
 /// shrinks what was offered; records the offer (`rcv_wnd`, `rcv_wup`) and
 /// counts the moves to and from a zero window.
 pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
+    // The counters compare with the window last advertised (`old_win =
+    // tp->rcv_wnd`), the shrink test with what is left of it (`cur_win`).
+    let prev_wnd = cb.rcv_wnd;
     let old_win = cb.receive_window();
     let mut new_win = select_window_space(cb);
     if new_win < old_win {
@@ -142,22 +154,25 @@ pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
     cb.rcv_wup = cb.rcv_nxt;
     let field = new_win >> cb.rcv_wscale;
     if field == 0 {
-        if old_win != 0 {
+        if prev_wnd != 0 {
             net.mib.TcpExtTCPToZeroWindowAdv += 1;
         }
-    } else if old_win == 0 {
+    } else if prev_wnd == 0 {
         net.mib.TcpExtTCPFromZeroWindowAdv += 1;
     }
     field as u16
 }
 
 /// What an ACK we send says has been done: the delayed ACK is off, one
-/// quick ACK is used up (`tcp_event_ack_sent`).
+/// quick ACK is used up if an ACK was owed (`tcp_event_ack_sent`,
+/// `tcp_dec_quickack_mode`: only ACKs of new data count).
 fn ack_sent(cb: &mut TcpCb) {
+    if cb.ack_pending {
+        cb.quick = cb.quick.saturating_sub(1);
+    }
     cb.ack_pending = false;
     cb.ack_now = false;
     cb.delack_at = None;
-    cb.quick = cb.quick.saturating_sub(1);
 }
 
 /// `tcp_transmit_skb` for a control block: a segment at `seq` with `flags`
@@ -427,7 +442,8 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         let seq = cb.snd_nxt;
         let end = seq.wrapping_add(len as u32);
         let mut fl = flags::ACK;
-        let forced = end.wrapping_sub(cb.pushed_seq) > cb.max_window / 2;
+        // forced_push: sequence space, so a retransmission below pushed_seq is not forced.
+        let forced = after(end, cb.pushed_seq.wrapping_add(cb.max_window / 2));
         if (!before(end, push_seq) && before(seq, push_seq)) || forced {
             fl |= flags::PSH;
             cb.pushed_seq = end;
@@ -439,6 +455,11 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         let is_new = !before(seq, cb.snd_max);
         if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
             break;
+        }
+        if !is_new && cb.ca_state == super::cb::CaState::Loss {
+            // tcp_xmit_retransmit_queue after a timeout (the timer's own
+            // retransmission of the head is not counted here).
+            net.mib.TcpExtTCPSlowStartRetrans += 1;
         }
         sent += 1;
         let seg_end = if fl & flags::FIN != 0 { end.wrapping_add(1) } else { end };
@@ -530,9 +551,6 @@ pub fn tcp_retransmit_head(
             }
             if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
                 return None;
-            }
-            if len > 0 && cb.ca_state == super::cb::CaState::Loss {
-                net.mib.TcpExtTCPSlowStartRetrans += 1;
             }
             return Some(end.wrapping_add(u32::from(fl & flags::FIN != 0)));
         }

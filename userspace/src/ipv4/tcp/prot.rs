@@ -110,6 +110,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     cb.snd_max = cb.iss;
     cb.rcv_wscale = TCP_RCV_WSCALE;
     cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    cb.rcv_ssthresh = cb.rcv_wnd;
     cb.retrans_stamp = Some(now);
     cb.rtt_probe = Some((cb.iss.wrapping_add(1), now));
     tcp_set_state(cx.net, &mut cb, TcpState::SynSent);
@@ -225,10 +226,12 @@ fn tcp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, _budget: us
         tcp_close_state(net, &mut cb);
     }
     if matches!(cb.state, TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2) {
+        // tcp_cleanup_rbuf: an ACK now if the window we would offer
+        // (__tcp_select_window) is at least twice the one left.
         let now_wnd = cb.receive_window();
         if 2 * now_wnd <= cb.rcv_full_space() {
-            let free = cb.rcv_space();
-            if free >= 2 * now_wnd.max(cb.rcv_mss) {
+            let new_wnd = super::output::select_window_space(&cb);
+            if new_wnd != 0 && new_wnd >= 2 * now_wnd {
                 cb.ack_pending = true;
                 cb.ack_now = true;
             }

@@ -10,7 +10,7 @@ use super::cb::TcpCb;
 use super::cong;
 use super::input::{finish, tcp_done, Fate};
 use super::output::{tcp_retransmit_head, tcp_send_ack, tcp_send_probe0, tcp_send_synack};
-use super::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNACK_RETRIES, TCP_SYN_RETRIES, TCP_TIMEOUT_INIT};
+use super::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNACK_RETRIES, TCP_SYN_LINEAR_TIMEOUTS, TCP_SYN_RETRIES};
 use crate::errno::Errno;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
@@ -105,21 +105,25 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         }
         return Fate::Keep;
     }
-    let give_up = if connecting {
-        retransmits_timed_out(cb, TCP_SYN_RETRIES, TCP_TIMEOUT_INIT, now)
-    } else if cb.orphan {
+    // Counted before the give-up test, as tcp_retransmit_timer does.
+    net.mib.TcpExtTCPTimeouts += 1;
+    // tcp_write_timeout: a handshake gives up after a count of
+    // retransmissions (the linear ones on top for SYN-SENT), a connection
+    // after the time its retransmissions would take.
+    let give_up = match cb.state {
+        TcpState::SynSent => cb.retransmits >= TCP_SYN_RETRIES + TCP_SYN_LINEAR_TIMEOUTS,
+        TcpState::SynRecv => cb.retransmits >= TCP_SYN_RETRIES,
         // `tcp_orphan_retries`: 0 by default, which means 8.
-        retransmits_timed_out(cb, TCP_ORPHAN_RETRIES, TCP_RTO_MIN, now)
-    } else {
-        retransmits_timed_out(cb, TCP_RETRIES2, TCP_RTO_MIN, now)
+        _ if cb.orphan => retransmits_timed_out(cb, TCP_ORPHAN_RETRIES, TCP_RTO_MIN, now),
+        _ => retransmits_timed_out(cb, TCP_RETRIES2, TCP_RTO_MIN, now),
     };
     if give_up {
         return tcp_write_err(net, cb);
     }
-    net.mib.TcpExtTCPTimeouts += 1;
     if cb.retrans_stamp.is_none() {
-        // When the segment now retransmitted first went out.
-        cb.retrans_stamp = Some(now.checked_sub(cb.rto_backed_off()).unwrap_or(now));
+        // The time of the first retransmission (tcp_retransmit_skb: "Save
+        // stamp of the first (attempted) retransmit").
+        cb.retrans_stamp = Some(now);
     }
     if !connecting {
         cong::enter_loss(cb);
@@ -131,8 +135,12 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
             cb.snd_nxt = end;
         }
     }
-    cb.backoff += 1;
     cb.retransmits += 1;
+    // A SYN's first retransmissions keep the initial RTO
+    // (`tcp_syn_linear_timeouts`), then backoff doubles it.
+    if cb.state != TcpState::SynSent || cb.retransmits > TCP_SYN_LINEAR_TIMEOUTS {
+        cb.backoff += 1;
+    }
     cb.rto_at = Some(now + cb.rto_backed_off());
     Fate::Keep
 }

@@ -1,0 +1,1737 @@
+//! TCP over the in-memory device against a scripted peer, on virtual time:
+//! every segment we send is parsed back and checked field by field (flags,
+//! sequence and acknowledgment numbers, options, window) against what Linux
+//! sends in the same place (net/ipv4/tcp_input.c, tcp_output.c,
+//! tcp_minisocks.c, tcp_timer.c, tcp_ipv4.c), and the counters against the
+//! ones Linux moves (`nstat` names). Time is `t0 + Duration` passed to
+//! `Stack::poll`, so the 127-second SYN timeout or a 60-second TIME-WAIT takes
+//! microseconds. Every test ends with the frame census balanced and no
+//! socket left but TIME-WAIT.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xsknet::netdevice::{MemDevice, MemWire};
+use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+use xsknet::umem::Umem;
+use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
+use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+use xsknet::wire::{build, EthernetAddress};
+use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpState};
+
+const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
+const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const FRAMES: u32 = 512;
+/// Our listening port.
+const LPORT: u16 = 80;
+/// The peer's port.
+const PPORT: u16 = 40000;
+/// The peer's initial sequence number.
+const PISN: u32 = 0x1000_0000;
+/// The window Linux puts in a SYN or SYN-ACK with a 128 KiB receive buffer
+/// and MSS 1460 (`tcp_select_initial_window`: 65535 rounded down to the MSS).
+const SYN_WINDOW: u16 = 64240;
+/// The peer's window field after the handshake (scaled by 10: 64512 bytes).
+const PEER_WIN: u16 = 63;
+/// Our window field after the handshake: 64240 rounded up to the scale
+/// unit (1 << 10) and scaled, as Linux 6.18 sends it (`win 63` in tcpdump).
+const OUR_WIN: u16 = 63;
+const MSS: usize = 1460;
+
+const SYN: u8 = flags::SYN;
+const ACK: u8 = flags::ACK;
+const RST: u8 = flags::RST;
+const FIN: u8 = flags::FIN;
+const PSH: u8 = flags::PSH;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A segment as it left the stack: header and data.
+#[derive(Clone, Debug)]
+struct Seg {
+    r: TcpRepr,
+    data: Vec<u8>,
+}
+
+impl Seg {
+    fn flags(&self) -> u8 {
+        self.r.flags
+    }
+}
+
+/// The options a Linux SYN carries with timestamps off: MSS 1460,
+/// SACK-permitted, window scale 10 (Linux 6.16 and later).
+fn linux_syn_options() -> TcpOptions {
+    TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(10), ..TcpOptions::default() }
+}
+
+/// A header from the peer (`sport` → `dport`).
+fn hdr(sport: u16, dport: u16, seq: u32, ack: u32, fl: u8, window: u16) -> TcpRepr {
+    TcpRepr { src_port: sport, dst_port: dport, seq, ack, flags: fl, window, ..TcpRepr::default() }
+}
+
+/// The stack, its wire, and the virtual clock.
+struct Bench {
+    s: Stack<MemDevice>,
+    w: MemWire,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let (umem, pool) = Umem::new(FRAMES, 2048).unwrap();
+        let umem = Arc::new(umem);
+        let dev = MemDevice::new(umem.clone(), 256, 256);
+        let w = dev.wire();
+        let c = StackConfig::new(OUR_MAC, OUR_IP, 24);
+        let s = Stack::new(dev, umem, Arc::new(pool), c);
+        let t0 = Instant::now();
+        let mut b = Bench { s, w, t0, now: t0 };
+        // The peer asks for us first, so both sides know each other.
+        let repr = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_hw: PEER_MAC,
+            sender_ip: PEER_IP,
+            target_hw: EthernetAddress::default(),
+            target_ip: OUR_IP,
+        };
+        let eth = EthernetRepr { dst: EthernetAddress::BROADCAST, src: PEER_MAC, ethertype: ethertype::ARP };
+        b.w.inject(&build::arp_frame(&eth, &repr));
+        b.s.poll(t0);
+        assert_eq!(b.w.take_transmitted().len(), 1, "one ARP reply");
+        b
+    }
+
+    /// Moves the clock to `t0 + d` and runs the loop (timers included).
+    fn at(&mut self, d: Duration) {
+        let now = self.t0 + d;
+        assert!(now >= self.now, "time goes forward");
+        self.now = now;
+        self.s.poll(now);
+    }
+
+    /// Time since `t0`.
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Runs the loop now.
+    fn poll(&mut self) {
+        self.s.poll(self.now);
+    }
+
+    /// The peer sends `r` with `data` (from `PEER_IP`), and the loop runs.
+    fn send(&mut self, r: TcpRepr, data: &[u8]) {
+        let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+        let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 0x1234);
+        assert!(self.w.inject(&build::tcp_frame(&eth, &ip, &r, data)));
+        self.s.poll(self.now);
+    }
+
+    /// What we sent since the last call: TCP segments, checked (Ethernet,
+    /// IPv4 with DF, TTL 64, checksum). An ARP request for the peer is
+    /// answered and the loop run again.
+    fn out(&mut self) -> Vec<Seg> {
+        self.s.poll(self.now);
+        let mut segs = Vec::new();
+        loop {
+            let frames = self.w.take_transmitted();
+            if frames.is_empty() {
+                return segs;
+            }
+            let mut arp = false;
+            for f in frames {
+                let e = EthernetRepr::parse(&EthernetFrame::new_unchecked(&f[..])).unwrap();
+                if e.ethertype == ethertype::ARP {
+                    let a = ArpRepr::parse(&ArpPacket::new_unchecked(&f[ETH_LEN..])).unwrap();
+                    assert_eq!((a.operation, a.target_ip), (ArpOperation::Request, PEER_IP));
+                    arp = true;
+                    continue;
+                }
+                assert_eq!((e.ethertype, e.dst, e.src), (ethertype::IPV4, PEER_MAC, OUR_MAC));
+                let p = Ipv4Packet::new_unchecked(&f[ETH_LEN..]);
+                let ip = Ipv4Repr::parse(&p).expect("valid IP header");
+                assert_eq!((ip.src, ip.dst, ip.protocol, ip.ttl), (OUR_IP, PEER_IP, protocol::TCP, 64));
+                let bytes = p.payload();
+                let t = TcpPacket::new_checked(bytes).expect("valid TCP header");
+                assert!(t.verify_checksum(OUR_IP, PEER_IP), "TCP checksum");
+                segs.push(Seg { r: TcpRepr::parse(&t), data: t.payload().to_vec() });
+            }
+            if arp {
+                let repr = ArpRepr {
+                    operation: ArpOperation::Reply,
+                    sender_hw: PEER_MAC,
+                    sender_ip: PEER_IP,
+                    target_hw: OUR_MAC,
+                    target_ip: OUR_IP,
+                };
+                let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::ARP };
+                self.w.inject(&build::arp_frame(&eth, &repr));
+                self.s.poll(self.now);
+            }
+        }
+    }
+
+    /// Exactly one segment went out; it is returned.
+    fn one(&mut self) -> Seg {
+        let out = self.out();
+        assert_eq!(out.len(), 1, "one segment at {:?}: {out:?}", self.elapsed());
+        out.into_iter().next().unwrap()
+    }
+
+    /// Nothing went out.
+    fn none(&mut self) {
+        let out = self.out();
+        assert!(out.is_empty(), "nothing at {:?}: {out:?}", self.elapsed());
+    }
+
+    fn revents(&mut self, fd: Fd, events: i16) -> i16 {
+        let mut p = [PollFd::new(fd, events)];
+        self.s.poll_fds(&mut p, Some(Duration::ZERO));
+        p[0].revents
+    }
+
+    fn listener(&mut self, backlog: i32) -> Fd {
+        let fd = self.s.socket(SockType::Stream).unwrap();
+        self.s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LPORT)).unwrap();
+        self.s.listen(fd, backlog).unwrap();
+        fd
+    }
+
+    /// A passive open from the peer's `pport` with Linux's SYN options; returns
+    /// our ISN (the handshake complete, the child on the accept queue).
+    fn handshake_in(&mut self, pport: u16) -> u32 {
+        let mut syn = hdr(pport, LPORT, PISN, 0, SYN, SYN_WINDOW);
+        syn.options = linux_syn_options();
+        self.send(syn, &[]);
+        let sa = self.one();
+        assert_eq!(sa.flags(), SYN | ACK);
+        let iss = sa.r.seq;
+        self.send(hdr(pport, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+        self.none();
+        iss
+    }
+
+    /// A listener on `LPORT` and one accepted connection from `PPORT`:
+    /// (listener, connection, our ISN).
+    fn accepted(&mut self) -> (Fd, Fd, u32) {
+        let l = self.listener(16);
+        let iss = self.handshake_in(PPORT);
+        let (fd, peer) = self.s.accept(l).unwrap();
+        assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT));
+        (l, fd, iss)
+    }
+
+    /// An active open to the peer's `PPORT`, answered: (connection, our
+    /// port, our ISN).
+    fn connected(&mut self) -> (Fd, u16, u32) {
+        let fd = self.s.socket(SockType::Stream).unwrap();
+        assert_eq!(self.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let syn = self.one();
+        let port = syn.r.src_port;
+        let iss = syn.r.seq;
+        let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+        sa.options = linux_syn_options();
+        self.send(sa, &[]);
+        let ack = self.one();
+        assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+        assert_eq!(self.s.socket_error(fd), Ok(None));
+        (fd, port, iss)
+    }
+
+    fn state(&self, fd: Fd) -> TcpState {
+        self.s.tcp_info(fd).unwrap().state
+    }
+
+    /// Every frame accounted for, and no socket left but TIME-WAIT.
+    fn end(&mut self) {
+        self.out();
+        let c = self.s.frame_census();
+        assert_eq!(c.accounted(), c.total, "frames lost or duplicated: {c:?}");
+        for (state, n) in self.s.tcp_states() {
+            assert!(state == TcpState::TimeWait || n == 0, "{state:?} × {n} left");
+        }
+    }
+}
+
+/// TCP socks by state, in the order of the state numbers.
+fn states(b: &Bench) -> Vec<(TcpState, usize)> {
+    let mut v = b.s.tcp_states();
+    v.retain(|&(_, n)| n > 0);
+    v.sort_by_key(|&(s, _)| s as u8);
+    v
+}
+
+/// Reads everything waiting on `fd`.
+fn read_all(b: &mut Bench, fd: Fd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match b.s.recv(fd, &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) => return out,
+            Err(e) => panic!("recv: {e:?}"),
+        }
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+// ---------------------------------------------------------------- passive open
+
+#[test]
+fn passive_open_answers_with_linux_syn_ack_and_accepts() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.r.src_port, sa.r.dst_port), (LPORT, PPORT));
+    assert_eq!((sa.flags(), sa.r.ack, sa.r.window), (SYN | ACK, PISN + 1, SYN_WINDOW));
+    let want = TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(10), ..TcpOptions::default() };
+    assert_eq!(sa.r.options, want);
+    assert!(sa.data.is_empty());
+    // tcp_options_write: MSS, NOP NOP SACK-perm, NOP WS.
+    let mut raw = [0u8; 12];
+    sa.r.options.emit(&mut raw);
+    assert_eq!(raw, [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 10]);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN), "no child before the final ACK");
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 0, "not per SYN");
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_ne!(b.revents(l, POLLIN) & POLLIN, 0, "the listener is readable");
+    let (fd, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT));
+    assert_eq!(b.state(fd), TcpState::Established);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd), (1460, 63 << 10));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpPassiveOpens, m.TcpActiveOpens, m.TcpCurrEstab), (1, 0, 1));
+    assert_eq!((m.TcpInSegs, m.TcpOutSegs, m.TcpRetransSegs, m.TcpOutRsts), (2, 1, 0, 0));
+    // ISNs are not predictable: a second connection's differs by more than time.
+    let iss2 = b.handshake_in(PPORT + 1);
+    assert_ne!(iss2, sa.r.seq);
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 2, "once per completed handshake");
+    b.s.close(l).unwrap();
+    // The unaccepted child is reset as the listener goes (inet_csk_listen_stop).
+    let rst = b.one();
+    assert_eq!(
+        (rst.flags(), rst.r.dst_port, rst.r.seq, rst.r.ack),
+        (RST | ACK, PPORT + 1, iss2.wrapping_add(1), PISN + 1)
+    );
+    // The accepted connection lives on without its listener and closes with our FIN.
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, sa.r.seq.wrapping_add(1), PISN + 1));
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, sa.r.seq.wrapping_add(2), PISN + 2));
+    b.end();
+}
+
+#[test]
+fn syn_ack_carries_only_the_options_the_syn_had() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    // No options: MSS alone (Linux always sends its MSS), unscaled window.
+    b.send(hdr(PPORT, LPORT, PISN, 0, SYN, 8192), &[]);
+    let sa = b.one();
+    assert_eq!(sa.r.options, TcpOptions { mss: Some(1460), ..TcpOptions::default() });
+    assert_eq!(sa.r.window, SYN_WINDOW);
+    // SACK-permitted alone.
+    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, 8192);
+    syn.options = TcpOptions { mss: Some(1400), sack_permitted: true, ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let sa2 = b.one();
+    assert_eq!(sa2.r.options, TcpOptions { mss: Some(1460), sack_permitted: true, ..TcpOptions::default() });
+    // Window scale alone.
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, 8192);
+    syn.options = TcpOptions { window_scale: Some(2), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let sa3 = b.one();
+    assert_eq!(sa3.r.options, TcpOptions { mss: Some(1460), window_scale: Some(10), ..TcpOptions::default() });
+    // Complete the first: no window scaling, the MSS 536 default for sending.
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, 8192), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd), (536, 8192));
+    assert_eq!(b.s.send(fd, &[7u8; 1000]), Ok(1000));
+    b.poll();
+    let out = b.out();
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].data.len(), out[0].flags()), (536, ACK));
+    assert_eq!((out[1].data.len(), out[1].flags()), (464, ACK | PSH));
+    // Our window is unscaled on this connection: 64240 bytes offered as is.
+    assert_eq!(out[0].r.window, SYN_WINDOW);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    let rst = b.one();
+    assert_eq!(rst.flags(), RST | ACK);
+    b.end();
+}
+
+#[test]
+fn retransmitted_syn_gets_the_syn_ack_again() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let first = b.one();
+    b.at(ms(500));
+    b.send(syn, &[]);
+    let again = b.one();
+    assert_eq!(again.r, first.r, "the same SYN-ACK: same ISN, options, window");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPSynRetrans), (2, 1, 1), "tcp_make_synack counts each");
+    // The request's timer restarts from the resent SYN-ACK (tcp_check_req:
+    // mod_timer_pending with reqsk_timeout): 1.5 s, not 1 s.
+    b.at(ms(1000));
+    b.none();
+    b.at(ms(1499));
+    b.none();
+    b.at(ms(1500));
+    assert_eq!(b.one().r, first.r);
+    b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 1);
+    let (fd, _) = b.s.accept(l).unwrap();
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn syn_ack_is_retransmitted_with_backoff_then_the_request_goes() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let first = b.one();
+    // reqsk_timer_handler: TCP_TIMEOUT_INIT << num_timeout, tcp_synack_retries 5.
+    let mut t = 0;
+    for gap in [1u64, 2, 4, 8, 16] {
+        b.at(secs(t + gap) - ms(1));
+        b.none();
+        t += gap;
+        b.at(secs(t));
+        let sa = b.one();
+        assert_eq!(sa.r, first.r, "the same SYN-ACK at {t} s");
+    }
+    // The last SYN-ACK gets 32 s; then the request is dropped.
+    b.at(secs(t + 31));
+    b.none();
+    b.at(secs(t + 32));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (6, 5, 6));
+    // The final ACK now finds no request: the listener resets it.
+    b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack), (RST, first.r.seq.wrapping_add(1), 0));
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 0);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn backlog_one_holds_two_children_then_syns_are_dropped() {
+    let mut b = Bench::new();
+    let l = b.listener(1);
+    b.handshake_in(PPORT);
+    b.handshake_in(PPORT + 1);
+    // sk_acceptq_is_full: 2 > 1. The SYN is dropped silently.
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtListenOverflows, m.TcpExtListenDrops, m.TcpPassiveOpens), (1, 1, 2));
+    // accept() makes room; the peer's retransmitted SYN is answered.
+    let (a, _) = b.s.accept(l).unwrap();
+    b.at(secs(1));
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.ack), (SYN | ACK, PISN + 1));
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 3);
+    let (c, _) = b.s.accept(l).unwrap();
+    let (d, _) = b.s.accept(l).unwrap();
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    for fd in [a, c, d] {
+        b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(fd).unwrap();
+    }
+    assert_eq!(b.out().len(), 3, "three RSTs");
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn final_ack_to_a_full_accept_queue_is_dropped_and_the_syn_ack_resent() {
+    let mut b = Bench::new();
+    let l = b.listener(1);
+    b.handshake_in(PPORT);
+    // Two requests wait while the accept queue holds one child.
+    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa1 = b.one();
+    let mut syn2 = syn;
+    syn2.src_port = PPORT + 2;
+    b.send(syn2, &[]);
+    let sa2 = b.one();
+    assert_eq!(sa2.flags(), SYN | ACK);
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, sa1.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    // Full (two children): the third final ACK is dropped, no RST
+    // (tcp_abort_on_overflow 0), the request stays.
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa2.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtListenOverflows, m.TcpExtListenDrops, m.TcpPassiveOpens), (1, 1, 2));
+    // Its SYN-ACK timer resends the SYN-ACK at 1 s.
+    b.at(secs(1));
+    let again = b.one();
+    assert_eq!(again.r, sa2.r);
+    let (a, _) = b.s.accept(l).unwrap();
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa2.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpPassiveOpens, 3);
+    let (c, _) = b.s.accept(l).unwrap();
+    let (d, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer.port(), PPORT + 2);
+    for fd in [a, c, d] {
+        b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(fd).unwrap();
+    }
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn ack_or_data_to_a_listener_gets_a_rst_from_its_ack_field() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    b.send(hdr(PPORT, LPORT, 5000, 0xdead_beef, ACK, PEER_WIN), b"data");
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack, rst.r.window), (RST, 0xdead_beef, 0, 0));
+    assert_eq!((rst.r.src_port, rst.r.dst_port), (LPORT, PPORT));
+    // A RST to a listener is ignored.
+    b.send(hdr(PPORT, LPORT, 5000, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutRsts, m.TcpOutSegs, m.TcpInSegs), (1, 1, 2));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- active open
+
+#[test]
+fn active_open_sends_syn_with_options_and_completes_through_poll() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EALREADY));
+    let syn = b.one();
+    assert_eq!((syn.flags(), syn.r.ack, syn.r.window, syn.r.dst_port), (SYN, 0, SYN_WINDOW, PPORT));
+    assert!((32768..=60999).contains(&syn.r.src_port), "ephemeral port {}", syn.r.src_port);
+    assert_eq!(syn.r.options, linux_syn_options());
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    assert_eq!(b.revents(fd, POLLOUT), 0);
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::EAGAIN));
+    let iss = syn.r.seq;
+    b.at(ms(10));
+    let mut sa = hdr(PPORT, syn.r.src_port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    let ack = b.one();
+    // tcp_send_ack after tcp_finish_connect: our window from rcv_ssthresh, scaled by 10.
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack, ack.r.window), (ACK, iss.wrapping_add(1), PISN + 1, OUR_WIN));
+    assert_eq!(ack.r.options, TcpOptions::default());
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
+    assert_eq!(b.s.socket_error(fd), Ok(None));
+    assert_eq!(b.state(fd), TcpState::Established);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd, info.rtt_us), (1460, SYN_WINDOW as u32, 10_000));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpCurrEstab, m.TcpOutSegs, m.TcpInSegs), (1, 1, 2, 1));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack), (RST | ACK, iss.wrapping_add(1), PISN + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpOutRsts, m.TcpExtTCPAbortOnData), (1, 0, 1, 1));
+    b.end();
+}
+
+#[test]
+fn rst_ack_to_our_syn_refuses_the_connection() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let iss = syn.r.seq;
+    // A RST without ACK, and a RST|ACK of something else, are ignored in SYN-SENT.
+    b.send(hdr(PPORT, syn.r.src_port, 0, 0, RST, 0), &[]);
+    b.send(hdr(PPORT, syn.r.src_port, 0, iss.wrapping_add(7), RST | ACK, 0), &[]);
+    b.none();
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    // A bare ACK of something else gets a RST from its ACK field.
+    b.send(hdr(PPORT, syn.r.src_port, 77, iss.wrapping_add(7), ACK, 0), &[]);
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq, rst.r.ack), (RST, iss.wrapping_add(7), 0));
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    // What a closed Linux port answers: RST|ACK, seq 0, ack ISS + 1.
+    b.send(hdr(PPORT, syn.r.src_port, 0, iss.wrapping_add(1), RST | ACK, 0), &[]);
+    b.none();
+    // tcp_poll after tcp_done: shut both ways, with an error.
+    assert_eq!(b.revents(fd, POLLIN | POLLOUT), POLLIN | POLLOUT | POLLERR | POLLHUP);
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ECONNREFUSED)));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpAttemptFails, m.TcpEstabResets, m.TcpCurrEstab), (1, 1, 0, 0));
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn simultaneous_open_goes_through_syn_recv() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    // The peer's SYN crosses ours.
+    let mut psyn = hdr(PPORT, port, PISN, 0, SYN, SYN_WINDOW);
+    psyn.options = linux_syn_options();
+    b.send(psyn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.seq, sa.r.ack, sa.r.window), (SYN | ACK, iss, PISN + 1, SYN_WINDOW));
+    assert_eq!(sa.r.options, linux_syn_options());
+    assert_eq!(b.state(fd), TcpState::SynRecv);
+    // Its SYN-ACK answers ours (tcp_validate_incoming lets this SYN pass in SYN-RECV).
+    let mut psa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    psa.options = linux_syn_options();
+    b.send(psa, &[]);
+    assert_eq!(b.state(fd), TcpState::Established);
+    // tcp_data_queue takes the SYN as a retransmission: an ACK at once.
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    assert_eq!(b.s.snmp().TcpExtDelayedACKLost, 1);
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
+    assert_eq!(b.s.socket_error(fd), Ok(None));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpPassiveOpens, m.TcpCurrEstab, m.TcpExtTCPChallengeACK), (1, 0, 1, 0));
+    // Data flows.
+    b.out();
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK | PSH, PEER_WIN), b"hi");
+    assert_eq!(read_all(&mut b, fd), b"hi");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn ephemeral_ports_skip_a_four_tuple_in_time_wait() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = b.connected();
+    // We close first: FIN-WAIT-1, -2, then TIME-WAIT on the peer's FIN.
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, iss.wrapping_add(1)));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1)]);
+    // Many connects to the same peer: never the port in TIME-WAIT.
+    let mut fds = Vec::new();
+    for _ in 0..200 {
+        let fd = b.s.socket(SockType::Stream).unwrap();
+        assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let s = b.one();
+        assert_ne!(s.r.src_port, port);
+        assert!((32768..=60999).contains(&s.r.src_port));
+        fds.push(fd);
+    }
+    for fd in fds {
+        b.s.close(fd).unwrap();
+    }
+    b.end();
+}
+
+// ---------------------------------------------------------------- no socket
+
+#[test]
+fn segments_for_no_socket_get_the_rst_tcp_v4_send_reset_builds() {
+    let mut b = Bench::new();
+    // SYN: seq 0, ACK = SEG.SEQ + 1.
+    b.send(hdr(PPORT, 81, PISN, 0, SYN, SYN_WINDOW), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack, r.r.window), (RST | ACK, 0, PISN + 1, 0));
+    assert_eq!((r.r.src_port, r.r.dst_port), (81, PPORT));
+    assert!(r.r.options.is_empty() && r.data.is_empty());
+    // SYN with data: + data.
+    b.send(hdr(PPORT, 81, PISN, 0, SYN, SYN_WINDOW), b"abcd");
+    assert_eq!(b.one().r.ack, PISN + 5);
+    // FIN with data and no ACK: + data + 1.
+    b.send(hdr(PPORT, 81, 500, 0, FIN, 1000), b"abc");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST | ACK, 0, 504));
+    // Anything with ACK: seq = its ACK field, no ACK flag.
+    b.send(hdr(PPORT, 81, 500, 0x8000_0001, ACK | PSH, 1000), b"abc");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST, 0x8000_0001, 0));
+    b.send(hdr(PPORT, 81, 500, 42, FIN | ACK, 1000), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST, 42, 0));
+    // Never a RST for a RST.
+    b.send(hdr(PPORT, 81, 500, 42, RST | ACK, 0), &[]);
+    b.send(hdr(PPORT, 81, 500, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpInSegs, m.TcpOutRsts, m.TcpOutSegs, m.TcpInErrs), (7, 5, 5, 0));
+    b.end();
+}
+
+// ---------------------------------------------------------------- RFC 5961
+
+#[test]
+fn rst_resets_only_at_rcv_nxt_else_challenge_ack() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // In the window but not RCV.NXT: a challenge ACK, nothing else.
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 1000, 0, RST, 0), &[]);
+    let c = b.one();
+    assert_eq!((c.flags(), c.r.seq, c.r.ack, c.r.window), (ACK, iss.wrapping_add(1), PISN + 1, OUR_WIN));
+    assert_eq!(b.state(fd), TcpState::Established);
+    assert_eq!(b.s.snmp().TcpExtTCPChallengeACK, 1);
+    // Out of the window: dropped silently.
+    b.at(ms(600));
+    b.send(hdr(PPORT, LPORT, PISN.wrapping_sub(100_000), 0, RST, 0), &[]);
+    b.none();
+    // Exactly RCV.NXT: reset.
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, RST, 0), &[]);
+    b.none();
+    let mut buf = [0u8; 8];
+    assert_eq!(b.s.recv(fd, &mut buf), Err(Errno::ECONNRESET));
+    assert_eq!(b.state(fd), TcpState::Close);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpExtTCPChallengeACK, m.TcpOutRsts), (1, 0, 1, 0));
+    b.s.close(fd).unwrap();
+    b.none();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn syn_on_an_established_connection_gets_a_challenge_ack_rate_limited() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, SYN, SYN_WINDOW), &[]);
+    let c = b.one();
+    assert_eq!((c.flags(), c.r.seq, c.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpInErrs), (1, 1, 1));
+    // tcp_send_challenge_ack: at most one per 500 ms (tcp_invalid_ratelimit).
+    b.at(ms(100));
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, SYN, SYN_WINDOW), &[]);
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 10, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpExtTCPACKSkippedChallenge), (2, 1, 2));
+    b.at(ms(500));
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 10, 0, RST, 0), &[]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    assert_eq!(b.s.snmp().TcpExtTCPChallengeACK, 2);
+    assert_eq!(b.state(fd), TcpState::Established);
+    // In CLOSE-WAIT the SYN is challenged the same, but TcpInErrs counts
+    // only on the established fast path (tcp_rcv_established's syn_inerr).
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    b.at(ms(1100));
+    b.out();
+    assert_eq!(b.state(fd), TcpState::CloseWait);
+    b.send(hdr(PPORT, LPORT, PISN + 2, 0, SYN, SYN_WINDOW), &[]);
+    let c = b.one();
+    assert_eq!((c.flags(), c.r.seq, c.r.ack), (ACK, iss.wrapping_add(1), PISN + 2));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpInErrs), (3, 3, 2));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn out_of_window_data_gets_a_duplicate_ack_and_is_dropped() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // Beyond the window.
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 1_000_000, iss.wrapping_add(1), ACK, PEER_WIN), b"far");
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq, d.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    // Old data (a retransmission of what we have): acknowledged at once.
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), b"abc");
+    b.at(ms(40));
+    let a = b.one();
+    assert_eq!(a.r.ack, PISN + 4);
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), b"abc");
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.ack), (ACK, PISN + 4));
+    assert_eq!(b.s.snmp().TcpExtDelayedACKLost, 1);
+    assert_eq!(read_all(&mut b, fd), b"abc");
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    let fin = b.one();
+    assert_eq!(fin.flags(), FIN | ACK);
+    b.send(hdr(PPORT, LPORT, PISN + 4, iss.wrapping_add(2), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn syn_is_retransmitted_linearly_then_with_backoff_until_etimedout() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    // Linux 6.18 (tcp_syn_retries 6, tcp_syn_linear_timeouts 4), as tcpdump
+    // shows it: four retransmissions a second apart after the first, then
+    // backoff; tcp_write_timeout gives up after 6 + 4 retransmissions.
+    for t in [1u64, 2, 3, 4, 5, 7, 11, 19, 35, 67] {
+        b.at(secs(t) - ms(1));
+        b.none();
+        b.at(secs(t));
+        let again = b.one();
+        assert_eq!(again.r, syn.r, "the same SYN at {t} s");
+        assert_eq!(b.s.socket_error(fd), Ok(None));
+    }
+    b.at(secs(131) - ms(1));
+    b.none();
+    assert_eq!(b.state(fd), TcpState::SynSent);
+    b.at(secs(131));
+    b.none();
+    assert_ne!(b.revents(fd, POLLOUT) & POLLERR, 0);
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpActiveOpens, m.TcpAttemptFails, m.TcpOutSegs), (1, 1, 1));
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSynRetrans, m.TcpExtTCPTimeouts), (10, 10, 11));
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- data
+
+#[test]
+fn data_is_cut_to_the_mss_with_psh_on_the_last_segment_of_each_send() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let data = pattern(4000);
+    assert_eq!(b.s.send(fd, &data), Ok(4000));
+    let out = b.out();
+    let got: Vec<(u8, u32, usize)> = out.iter().map(|s| (s.flags(), s.r.seq.wrapping_sub(iss), s.data.len())).collect();
+    assert_eq!(got, vec![(ACK, 1, 1460), (ACK, 1461, 1460), (ACK | PSH, 2921, 1080)]);
+    for s in &out {
+        assert_eq!((s.r.ack, s.r.window), (PISN + 1, OUR_WIN));
+        assert!(s.r.options.is_empty());
+    }
+    let sent: Vec<u8> = out.iter().flat_map(|s| s.data.clone()).collect();
+    assert_eq!(sent, data);
+    // Nagle: a small send waits while a small segment is unacknowledged.
+    assert_eq!(b.s.send(fd, b"tail"), Ok(4));
+    b.none();
+    b.at(ms(5));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4001), ACK, PEER_WIN), &[]);
+    let t = b.one();
+    assert_eq!((t.flags(), t.r.seq.wrapping_sub(iss), t.data.as_slice()), (ACK | PSH, 4001, &b"tail"[..]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpRetransSegs, m.TcpExtTCPOrigDataSent), (5, 0, 4));
+    // The peer's data arrives in order and is read back.
+    let incoming = pattern(3000);
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4005), ACK, PEER_WIN), &incoming[..1460]);
+    b.send(hdr(PPORT, LPORT, PISN + 1461, iss.wrapping_add(4005), ACK, PEER_WIN), &incoming[1460..2920]);
+    b.send(hdr(PPORT, LPORT, PISN + 2921, iss.wrapping_add(4005), ACK | PSH, PEER_WIN), &incoming[2920..]);
+    assert_ne!(b.revents(fd, POLLIN) & POLLIN, 0);
+    assert_eq!(read_all(&mut b, fd), incoming);
+    assert_eq!(b.s.tcp_info(fd).unwrap().bytes_received, 3000);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    let fin = b.out().into_iter().last().unwrap();
+    assert_eq!((fin.flags() & FIN, fin.r.seq.wrapping_sub(iss)), (FIN, 4005));
+    b.send(hdr(PPORT, LPORT, PISN + 3001, iss.wrapping_add(4006), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn tcp_nodelay_sends_small_segments_at_once() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::TcpNodelay(true)).unwrap();
+    for (i, chunk) in [&b"ab"[..], b"cd", b"ef"].iter().enumerate() {
+        assert_eq!(b.s.send(fd, chunk), Ok(2));
+        let s = b.one();
+        assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.as_slice()), (ACK | PSH, 1 + 2 * i as u32, *chunk));
+    }
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// The peer sends `n` bytes at `seq` (offset from its ISN + 1).
+fn peer_data(b: &mut Bench, iss: u32, off: u32, data: &[u8]) {
+    b.send(hdr(PPORT, LPORT, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), data);
+}
+
+#[test]
+fn quick_acks_at_start_then_delayed_ack_after_40ms() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // tcp_event_data_recv starts in quick-ACK mode: 16 ACKs at once
+    // (tcp_incr_quickack: min(rcv_wnd / (2 * rcv_mss), 16)).
+    let mut off = 0;
+    let mut t = 0;
+    for i in 0..16 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(&mut b, iss, off, &[i as u8; 100]);
+        off += 100;
+        let a = b.one();
+        assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(1), PISN + 1 + off), "quick ACK {i}");
+    }
+    // Then the ACK waits for the 40 ms delayed-ACK timer.
+    t += 100;
+    b.at(ms(t));
+    peer_data(&mut b, iss, off, &[9; 100]);
+    off += 100;
+    b.none();
+    b.at(ms(t + 39));
+    b.none();
+    b.at(ms(t + 40));
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 1 + off));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtDelayedACKs, m.TcpOutSegs), (1, 18), "SYN-ACK, 16 quick ACKs, one delayed");
+    assert_eq!(read_all(&mut b, fd).len(), off as usize);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn sending_data_does_not_use_up_quick_acks() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    peer_data(&mut b, iss, 0, &[1; 100]);
+    assert_eq!(b.one().r.ack, PISN + 101);
+    // Ten segments of ours carry an ACK, but none was owed
+    // (tcp_dec_quickack_mode counts only ACKs of new data).
+    b.at(ms(200));
+    assert_eq!(b.s.send(fd, &pattern(14600)), Ok(14600));
+    assert_eq!(b.out().len(), 10);
+    b.send(hdr(PPORT, LPORT, PISN + 101, iss.wrapping_add(14601), ACK, PEER_WIN), &[]);
+    // 15 quick ACKs are left.
+    let mut off = 100;
+    let mut t = 200;
+    for i in 0..15 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(&mut b, iss, off, &[i as u8; 100]);
+        off += 100;
+        let a = b.one();
+        assert_eq!(a.r.ack, PISN + 1 + off, "quick ACK {i}");
+    }
+    t += 100;
+    b.at(ms(t));
+    peer_data(&mut b, iss, off, &[0; 100]);
+    b.none();
+    b.at(ms(t + 40));
+    b.one();
+    read_all(&mut b, fd);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn full_segments_are_acked_every_second_one() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // Use up the quick ACKs with small segments.
+    let mut off = 0;
+    let mut t = 0;
+    for i in 0..16 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(&mut b, iss, off, &[i as u8; 10]);
+        off += 10;
+        b.one();
+    }
+    read_all(&mut b, fd);
+    t += 100;
+    b.at(ms(t));
+    // One full segment: delayed. The second: more than one MSS unacknowledged, ACK now.
+    for round in 0..3 {
+        peer_data(&mut b, iss, off, &[1; MSS]);
+        off += MSS as u32;
+        b.none();
+        peer_data(&mut b, iss, off, &[2; MSS]);
+        off += MSS as u32;
+        let a = b.one();
+        assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 1 + off), "round {round}");
+        read_all(&mut b, fd);
+    }
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs, 0);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    // No SACK offered: Linux's duplicate ACKs then carry no SACK blocks.
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let iss = b.one().r.seq;
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let data = pattern(3000);
+    // Bytes 1000..2000 and 2000..3000 come before 0..1000.
+    peer_data(&mut b, iss, 1000, &data[1000..2000]);
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq, d.r.ack, d.r.options), (ACK, iss.wrapping_add(1), PISN + 1, TcpOptions::default()));
+    peer_data(&mut b, iss, 2000, &data[2000..]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    // A duplicate of queued data is merged, acked at once.
+    peer_data(&mut b, iss, 1500, &data[1500..2500]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    assert_eq!(b.revents(fd, POLLIN), 0, "nothing readable across the gap");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPOFOQueue, m.TcpExtTCPOFODrop), (3, 0));
+    // The gap fills: everything is delivered, and the ACK goes at once.
+    peer_data(&mut b, iss, 0, &data[..1000]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 3001));
+    assert_eq!(read_all(&mut b, fd), data);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- retransmission
+
+/// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,
+/// our port, our ISN). The peer's window is 64512 (63 << 10).
+fn connected_after(b: &mut Bench, rtt: Duration) -> (Fd, u16, u32) {
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    b.at(b.elapsed() + rtt);
+    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    // The peer's first ACK sets its scaled window.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    (fd, port, iss)
+}
+
+#[test]
+fn rto_follows_rfc6298_with_backoff_and_karn() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    // One sample of 100 ms: SRTT 100 ms, RTTVAR 50 ms, RTO 100 + max(200, 200) = 300 ms.
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rttvar_us, info.rto_us), (100_000, 50_000, 300_000));
+    assert_eq!(b.s.send(fd, &pattern(1000)), Ok(1000));
+    let first = b.one();
+    assert_eq!((first.flags(), first.r.seq.wrapping_sub(iss), first.data.len()), (ACK | PSH, 1, 1000));
+    // Backoff doubles: 300, 600, 1200 ms.
+    let mut t = 100;
+    for (n, gap) in [300u64, 600, 1200].into_iter().enumerate() {
+        b.at(ms(t + gap - 1));
+        b.none();
+        t += gap;
+        b.at(ms(t));
+        let r = b.one();
+        assert_eq!((r.r.seq, r.data.as_slice(), r.flags()), (first.r.seq, first.data.as_slice(), ACK | PSH));
+        assert_eq!(b.s.tcp_info(fd).unwrap().retransmits, n as u32 + 1);
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpOutSegs), (3, 3, 3));
+    // The ACK of the retransmitted segment gives no RTT sample (Karn), so
+    // the backed-off RTO stays (RFC 6298 §5.7): 300 << 3 = 2400 ms.
+    b.at(ms(t + 100));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1001), ACK, PEER_WIN), &[]);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rto_us, info.retransmits), (100_000, 2_400_000, 0));
+    t += 100;
+    assert_eq!(b.s.send(fd, b"next"), Ok(4));
+    let n = b.one();
+    assert_eq!(n.r.seq.wrapping_sub(iss), 1001);
+    b.at(ms(t + 2399));
+    b.none();
+    b.at(ms(t + 2400));
+    assert_eq!(b.one().r.seq, n.r.seq);
+    t += 2400;
+    // A fresh segment, acknowledged without retransmission, gives a sample
+    // of 50 ms and resets the backoff: SRTT 93.75 ms, RTTVAR 50 ms, RTO 293.75 ms.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1005), ACK, PEER_WIN), &[]);
+    assert_eq!(b.s.send(fd, b"more"), Ok(4));
+    b.one();
+    b.at(ms(t + 50));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1009), ACK, PEER_WIN), &[]);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rttvar_us, info.rto_us), (93_750, 50_000, 293_750));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq.wrapping_sub(iss)), (FIN | ACK, 1009));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1010), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn three_duplicate_acks_fast_retransmit_and_newreno_partial_acks() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    let data = pattern(7 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    let out = b.out();
+    assert_eq!(out.len(), 7);
+    let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
+    let ack = |b: &mut Bench, a: u32| b.send(hdr(PPORT, port, PISN + 1, a, ACK, PEER_WIN), &[]);
+    b.at(ms(150));
+    // Segments 1 and 3 (0-based) are lost: ACK of 0, then duplicates for 2, 4, 5, 6.
+    ack(&mut b, seg(1));
+    b.none();
+    ack(&mut b, seg(1));
+    ack(&mut b, seg(1));
+    b.none();
+    ack(&mut b, seg(1));
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.data.as_slice()), (ACK, seg(1), &data[MSS..2 * MSS]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPFastRetrans, m.TcpRetransSegs, m.TcpExtTCPRenoRecovery), (1, 1, 1));
+    ack(&mut b, seg(1));
+    b.none();
+    // The retransmission fills the first hole: a partial ACK, and the next
+    // hole goes at once (RFC 6582 §3.2 step 5).
+    b.at(ms(250));
+    ack(&mut b, seg(3));
+    let r = b.one();
+    assert_eq!((r.r.seq, r.data.as_slice()), (seg(3), &data[3 * MSS..4 * MSS]));
+    assert_eq!(b.s.snmp().TcpExtTCPFastRetrans, 2);
+    // All acknowledged: recovery ends, no timeout ever fired.
+    b.at(ms(350));
+    ack(&mut b, seg(7));
+    b.none();
+    b.at(ms(5000));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts), (2, 0));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, seg(7)));
+    b.send(hdr(PPORT, port, PISN + 1, seg(7).wrapping_add(1), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn data_retransmission_gives_up_after_tcp_retries2() {
+    let mut b = Bench::new();
+    let (fd, _port, iss) = connected_after(&mut b, ms(100));
+    assert_eq!(b.s.send(fd, b"lost"), Ok(4));
+    let first = b.one();
+    // RTO 300 ms doubling to the 120 s cap. tcp_retries2 15 gives
+    // tcp_model_timeout(15, 200 ms) = 924.6 s from the first retransmission:
+    // 15 retransmissions, then ETIMEDOUT at the 16th timeout.
+    let mut t = 100u64;
+    let mut rto = 300u64;
+    for n in 1..=15 {
+        t += rto;
+        rto = (rto * 2).min(120_000);
+        b.at(ms(t));
+        let r = b.one();
+        assert_eq!(r.r.seq, first.r.seq, "retransmission {n} at {t} ms");
+    }
+    assert_eq!(t, 873_400);
+    b.at(ms(t + rto - 1));
+    b.none();
+    assert_eq!(b.state(fd), TcpState::Established);
+    b.at(ms(t + rto));
+    b.none();
+    let mut buf = [0u8; 4];
+    assert_eq!(b.s.recv(fd, &mut buf), Err(Errno::ETIMEDOUT));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPAbortOnTimeout), (15, 16, 1));
+    assert_eq!((m.TcpEstabResets, m.TcpCurrEstab, m.TcpOutRsts), (1, 0, 0));
+    let _ = iss;
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- windows
+
+#[test]
+fn zero_window_stops_the_peer_and_a_read_sends_the_window_update() {
+    let mut b = Bench::new();
+    let l = b.s.socket(SockType::Stream).unwrap();
+    b.s.setsockopt(l, SockOpt::RcvBuf(4096)).unwrap();
+    b.s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LPORT)).unwrap();
+    b.s.listen(l, 4).unwrap();
+    // No window scaling: windows are bytes.
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let sa = b.one();
+    // tcp_select_initial_window: 4096 rounded down to the MSS.
+    assert_eq!(sa.r.window, 2920);
+    let iss = sa.r.seq;
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, SYN_WINDOW), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let data = pattern(2921);
+    peer_data(&mut b, iss, 0, &data[..1460]);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.window), (PISN + 1461, 1460));
+    peer_data(&mut b, iss, 1460, &data[1460..2920]);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.window), (PISN + 2921, 0));
+    assert_eq!(b.s.snmp().TcpExtTCPToZeroWindowAdv, 1);
+    // The peer's probe with a byte: dropped, answered with the zero window.
+    peer_data(&mut b, iss, 2920, &data[2920..]);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.window), (PISN + 2921, 0));
+    assert_eq!(b.s.snmp().TcpExtTCPZeroWindowDrop, 1);
+    // The application reads: the window opens at once (tcp_cleanup_rbuf).
+    assert_eq!(read_all(&mut b, fd), &data[..2920]);
+    let u = b.one();
+    assert_eq!((u.flags(), u.r.seq, u.r.ack, u.r.window), (ACK, iss.wrapping_add(1), PISN + 2921, 2920));
+    assert_eq!(b.s.snmp().TcpExtTCPFromZeroWindowAdv, 1);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    b.send(hdr(PPORT, LPORT, PISN + 2921, iss.wrapping_add(2), RST, 0), &[]);
+    b.end();
+}
+
+#[test]
+fn zero_window_probes_back_off_until_the_window_opens() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    // The peer's window closes.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, 0), &[]);
+    assert_eq!(b.s.send(fd, b"waiting"), Ok(7));
+    b.none();
+    // tcp_probe_timer: probes at RTO (300 ms), then doubling: an ACK at
+    // snd_una - 1 with no data (tcp_xmit_probe_skb).
+    let mut t = 100;
+    for gap in [300u64, 600, 1200] {
+        b.at(ms(t + gap - 1));
+        b.none();
+        t += gap;
+        b.at(ms(t));
+        let p = b.one();
+        assert_eq!((p.flags(), p.r.seq, p.r.ack, p.data.len()), (ACK, iss, PISN + 1, 0), "probe at {t} ms");
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPWinProbe, m.TcpRetransSegs), (3, 0));
+    assert_eq!(b.state(fd), TcpState::Established);
+    // The window opens: the data goes at once.
+    b.at(ms(t + 10));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq.wrapping_sub(iss), d.data.as_slice()), (ACK | PSH, 1, &b"waiting"[..]));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- close
+
+#[test]
+fn active_close_fin_wait_to_time_wait_for_60s() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack, fin.r.window), (FIN | ACK, iss.wrapping_add(1), PISN + 1, OUR_WIN));
+    assert_eq!(states(&b), vec![(TcpState::FinWait1, 1), (TcpState::Listen, 1)]);
+    b.at(ms(10));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::FinWait2, 1), (TcpState::Listen, 1)]);
+    b.at(ms(20));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    // A retransmitted FIN is ACKed again and restarts the 60 s.
+    b.at(secs(10));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    b.at(secs(70) - ms(1));
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    assert_eq!(b.s.snmp().TcpExtTW, 0);
+    b.at(secs(70));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTW, m.TcpEstabResets, m.TcpCurrEstab), (1, 0, 0));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn passive_close_close_wait_to_last_ack_to_closed() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    // tcp_fin enters interactive mode: the ACK is delayed.
+    b.none();
+    assert_eq!(b.state(fd), TcpState::CloseWait);
+    assert_eq!(b.s.snmp().TcpCurrEstab, 1, "CLOSE-WAIT counts as established");
+    let mut buf = [0u8; 8];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    b.at(ms(40));
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(1), PISN + 2));
+    // Still writable in CLOSE-WAIT.
+    assert_eq!(b.s.send(fd, b"bye"), Ok(3));
+    assert_eq!(b.one().data, b"bye");
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, iss.wrapping_add(4), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::LastAck, 1), (TcpState::Listen, 1)]);
+    assert_eq!(b.s.snmp().TcpCurrEstab, 0);
+    b.send(hdr(PPORT, LPORT, PISN + 2, iss.wrapping_add(5), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpEstabResets, m.TcpExtTW, m.TcpOutRsts), (0, 0, 0));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    // The peer's FIN crosses ours (it has not seen ours).
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1), (TcpState::Closing, 1)]);
+    b.send(hdr(PPORT, LPORT, PISN + 2, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    b.at(secs(60));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    assert_eq!(b.s.snmp().TcpExtTW, 1);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn orphaned_fin_wait_2_ends_after_60s() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    assert_eq!(states(&b), vec![(TcpState::FinWait2, 1), (TcpState::Listen, 1)]);
+    b.at(secs(60) - ms(1));
+    assert_eq!(states(&b), vec![(TcpState::FinWait2, 1), (TcpState::Listen, 1)]);
+    b.at(secs(60));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    b.none();
+    // The peer's late FIN finds nothing: RST from its ACK field.
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq), (RST, iss.wrapping_add(2)));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn shutdown_write_half_closes_and_reads_still_work() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, iss.wrapping_add(1)));
+    assert_eq!(b.state(fd), TcpState::FinWait1);
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::EPIPE));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    assert_eq!(b.state(fd), TcpState::FinWait2);
+    // A socket still open waits in FIN-WAIT-2 as long as it takes.
+    b.at(secs(120));
+    assert_eq!(b.state(fd), TcpState::FinWait2);
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), ACK | PSH, PEER_WIN), b"reply");
+    assert_eq!(b.one().r.ack, PISN + 6);
+    assert_eq!(read_all(&mut b, fd), b"reply");
+    b.send(hdr(PPORT, LPORT, PISN + 6, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 7));
+    let mut buf = [0u8; 4];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    b.s.close(fd).unwrap();
+    b.none();
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn close_with_unread_data_resets() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    peer_data(&mut b, iss, 0, b"unread");
+    b.one();
+    b.s.close(fd).unwrap();
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST | ACK, iss.wrapping_add(1), PISN + 7));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnClose, m.TcpEstabResets, m.TcpOutRsts, m.TcpCurrEstab), (1, 1, 1, 0));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn data_after_close_resets() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    // Data that does not acknowledge our FIN: FIN-WAIT-1, nobody to read it.
+    peer_data(&mut b, iss, 0, b"late");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.r.ack), (RST, iss.wrapping_add(1), 0));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnData, m.TcpOutRsts), (1, 1));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    // Same in FIN-WAIT-2 (the orphan's TIME-WAIT sock).
+    b.handshake_in(PPORT + 1);
+    let (fd2, _) = b.s.accept(l).unwrap();
+    b.s.close(fd2).unwrap();
+    let fin = b.one();
+    let snd = fin.r.seq;
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, snd.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, snd.wrapping_add(1), ACK | PSH, PEER_WIN), b"late");
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq), (RST, snd.wrapping_add(1)));
+    assert_eq!(states(&b), vec![(TcpState::Listen, 1)]);
+    // tcp_timewait_state_process answers TCP_TW_RST and the sock goes,
+    // without a counter.
+    assert_eq!(b.s.snmp().TcpExtTCPAbortOnData, 1);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn a_higher_syn_reopens_a_time_wait_four_tuple_through_the_listener() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.close(fd).unwrap();
+    b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+    b.one();
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    // An old SYN (not above RCV.NXT) gets the TIME-WAIT ACK.
+    b.send(hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, iss.wrapping_add(2), PISN + 2));
+    // A new one: the listener answers with ISN = snd_nxt + 65535 + 2
+    // (tcp_timewait_state_process).
+    let nisn = PISN + 1_000_000;
+    let mut syn = hdr(PPORT, LPORT, nisn, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.seq, sa.r.ack), (SYN | ACK, iss.wrapping_add(2 + 65537), nisn + 1));
+    b.send(hdr(PPORT, LPORT, nisn + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd2, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT));
+    assert_eq!(b.state(fd2), TcpState::Established);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpPassiveOpens, m.TcpExtTW), (2, 0));
+    b.s.setsockopt(fd2, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd2).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn answered_zero_window_probes_restart_the_timer_and_never_time_out() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, 0), &[]);
+    assert_eq!(b.s.send(fd, b"waiting"), Ok(7));
+    b.none();
+    // Each probe is answered 10 ms later with the window still shut:
+    // tcp_ack_probe restarts the timer from the answer, with the backoff so
+    // far; icsk_probes_out goes back to 0, so the peer is never given up.
+    let mut t = 100;
+    let mut gap = 300u64;
+    for n in 0..20 {
+        b.at(ms(t + gap - 1));
+        b.none();
+        t += gap;
+        b.at(ms(t));
+        let p = b.one();
+        assert_eq!((p.flags(), p.r.seq, p.data.len()), (ACK, iss, 0), "probe {n} at {t} ms");
+        t += 10;
+        b.at(ms(t));
+        b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, 0), &[]);
+        b.none();
+        gap = (gap * 2).min(120_000);
+    }
+    assert_eq!(b.state(fd), TcpState::Established);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPWinProbe, m.TcpExtTCPAbortOnTimeout), (20, 0));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().data, b"waiting");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn out_of_window_acks_are_answered_once_per_500ms() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let far = PISN + 1 + 10_000_000;
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let d = b.one();
+    assert_eq!((d.flags(), d.r.seq, d.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    // tcp_oow_rate_limited: a bare ACK within 500 ms gets nothing.
+    b.at(ms(499));
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtTCPACKSkippedSeq, 1);
+    // Data is never rate-limited.
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), b"x");
+    assert_eq!(b.one().r.ack, PISN + 1);
+    b.at(ms(1100));
+    b.send(hdr(PPORT, LPORT, far, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().r.ack, PISN + 1);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPACKSkippedSeq, m.TcpExtTCPACKSkippedChallenge, m.TcpExtTCPChallengeACK), (1, 0, 0));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn an_orphans_fin_is_retransmitted_eight_times_then_given_up() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq), (FIN | ACK, iss.wrapping_add(1)));
+    // tcp_orphan_retries: 8 while the RTO is below 120 s, measured as
+    // tcp_model_timeout(8, 200 ms) = 102.2 s from the first retransmission.
+    let mut t = 100u64;
+    let mut rto = 300u64;
+    for n in 1..=8 {
+        t += rto;
+        rto *= 2;
+        b.at(ms(t));
+        let r = b.one();
+        assert_eq!((r.flags(), r.r.seq, r.r.ack), (FIN | ACK, iss.wrapping_add(1), PISN + 1), "FIN {n} at {t} ms");
+    }
+    assert_eq!(states(&b), vec![(TcpState::FinWait1, 1)]);
+    b.at(ms(t + rto - 1));
+    b.none();
+    b.at(ms(t + rto));
+    b.none();
+    assert_eq!(states(&b), vec![]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPAbortOnTimeout), (8, 9, 1));
+    // The peer's late ACK finds no socket.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(2), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().flags(), RST);
+    b.end();
+}
+
+#[test]
+fn rst_to_a_request_sock_drops_it_as_a_failed_attempt() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    // tcp_check_req: an in-window RST ends the request.
+    b.send(hdr(PPORT, LPORT, PISN + 1, 0, RST, 0), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtEmbryonicRsts, m.TcpAttemptFails, m.TcpPassiveOpens), (1, 1, 0));
+    // No request left: its SYN-ACK timer sends nothing, the final ACK is reset.
+    b.at(secs(1));
+    b.none();
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq), (RST, sa.r.seq.wrapping_add(1)));
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    // A final ACK that carries data: the child has it at accept().
+    b.send(syn, &[]);
+    let sa = b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK | PSH, PEER_WIN), b"GET /");
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 6));
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!(read_all(&mut b, fd), b"GET /");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn after_a_timeout_the_head_goes_alone_then_slow_start_resends_the_rest() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    let data = pattern(3 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    assert_eq!(b.out().len(), 3);
+    let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
+    // All three lost: the RTO (300 ms) resends the head only (cwnd 1, tcp_enter_loss).
+    b.at(ms(400));
+    let h = b.one();
+    assert_eq!((h.r.seq, h.data.len(), h.flags()), (seg(0), MSS, ACK));
+    // Its ACK grows cwnd to 2: the other two go again (tcp_xmit_retransmit_queue in Loss).
+    b.at(ms(500));
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    let out = b.out();
+    let got: Vec<(u32, u8)> = out.iter().map(|s| (s.r.seq, s.flags())).collect();
+    assert_eq!(got, vec![(seg(1), ACK), (seg(2), ACK | PSH)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPSlowStartRetrans), (3, 1, 2));
+    b.send(hdr(PPORT, port, PISN + 1, seg(3), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn out_of_order_fin_and_sequence_wrap() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    // The peer's sequence numbers wrap past 2^32 within the data.
+    let pisn: u32 = 0xffff_fc00;
+    let mut syn = hdr(PPORT, LPORT, pisn, 0, SYN, SYN_WINDOW);
+    syn.options = TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::default() };
+    b.send(syn, &[]);
+    let iss = b.one().r.seq;
+    let ack = iss.wrapping_add(1);
+    b.send(hdr(PPORT, LPORT, pisn.wrapping_add(1), ack, ACK, PEER_WIN), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let data = pattern(3000);
+    let at = |off: u32| pisn.wrapping_add(1).wrapping_add(off);
+    // The last part with the FIN first, then the middle, then the start.
+    b.send(hdr(PPORT, LPORT, at(2000), ack, ACK | FIN, PEER_WIN), &data[2000..]);
+    assert_eq!(b.one().r.ack, at(0));
+    b.send(hdr(PPORT, LPORT, at(1000), ack, ACK, PEER_WIN), &data[1000..2000]);
+    assert_eq!(b.one().r.ack, at(0));
+    assert_eq!(b.state(fd), TcpState::Established);
+    // Partly old, partly new: the start, overlapping the queued middle.
+    b.send(hdr(PPORT, LPORT, at(0), ack, ACK, PEER_WIN), &data[..1500]);
+    let a = b.one();
+    // Everything up to and including the FIN.
+    assert_eq!((a.flags(), a.r.ack), (ACK, at(3001)));
+    assert_eq!(b.state(fd), TcpState::CloseWait);
+    assert_eq!(read_all(&mut b, fd), data);
+    let mut buf = [0u8; 4];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!((fin.flags(), fin.r.seq, fin.r.ack), (FIN | ACK, ack, at(3001)));
+    b.send(hdr(PPORT, LPORT, at(3001), ack.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn a_handshake_without_rtt_sample_leaves_the_rto_at_3s() {
+    let mut b = Bench::new();
+    // Active: the SYN is retransmitted, so its SYN-ACK gives no sample (Karn).
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    b.at(secs(1));
+    b.one();
+    b.at(ms(1200));
+    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    b.one();
+    // tcp_init_metrics: RTO 3 s (TCP_TIMEOUT_FALLBACK), no SRTT.
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.rtt_us, info.rto_us), (0, 3_000_000));
+    assert_eq!(b.s.send(fd, b"data"), Ok(4));
+    let d = b.one();
+    b.at(ms(4199));
+    b.none();
+    b.at(ms(4200));
+    assert_eq!(b.one().r.seq, d.r.seq);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), RST | ACK);
+    // Passive: the SYN-ACK went twice (a retransmitted SYN), so the final
+    // ACK gives no sample either (tcp_synack_rtt_meas).
+    let l = b.listener(4);
+    let mut psyn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    psyn.options = linux_syn_options();
+    b.send(psyn, &[]);
+    let sa = b.one();
+    b.at(ms(4500));
+    b.send(psyn, &[]);
+    b.one();
+    b.at(ms(4600));
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (c, _) = b.s.accept(l).unwrap();
+    let info = b.s.tcp_info(c).unwrap();
+    assert_eq!((info.rtt_us, info.rto_us), (0, 3_000_000));
+    b.s.setsockopt(c, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(c).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
