@@ -69,11 +69,14 @@ pub const TCP_INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
 /// `ilog2(tcp_rmem[2]) - 15` with the default 32 MiB `tcp_rmem[2]` that
 /// `tcp_init` sets (net/ipv4/tcp.c, since Linux 6.16; 6 MiB, shift 7, before).
 pub const TCP_RCV_WSCALE: u8 = 10;
-/// Room a receive buffer keeps beyond the window it offers: one unit of the
-/// window scale. `tcp_select_window` never shrinks an offer, and rounds the
-/// old one up to the unit; Linux's buffer limit is soft, ours is a ring of
-/// fixed size, so the unit is set aside for that rounding.
-pub const TCP_RCV_SLACK: usize = 1 << TCP_RCV_WSCALE;
+/// Room a receive buffer keeps beyond the window it offers: four units of
+/// the window scale. `tcp_select_window` never shrinks an offer, and rounds
+/// what is left of it up to the unit at every ACK, so the right edge can
+/// creep forward by less than a unit each time while the application does
+/// not read; Linux's buffer limit is soft, ours is a ring of fixed size, so
+/// room is set aside for that rounding (a window shrunk instead makes the
+/// peer drop into zero-window probing, far worse).
+pub const TCP_RCV_SLACK: usize = 4 << TCP_RCV_WSCALE;
 /// Dupthresh: duplicate ACKs that start fast retransmit (RFC 5681 §3.2).
 pub const TCP_FASTRETRANS_THRESH: u32 = 3;
 

@@ -184,7 +184,8 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
     let queued = s.rcv_queued();
     let (n, rx_ns) = s.read(buf);
     if n > 0 {
-        let cap = s.rcv_capacity();
+        // The buffer as SO_RCVBUF sized it (the ring holds TCP_RCV_SLACK more).
+        let cap = s.rcv_capacity().saturating_sub(super::TCP_RCV_SLACK);
         if queued * 2 >= cap && cap > 0 {
             schedule(sock, scheduled);
         }
