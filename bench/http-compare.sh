@@ -66,7 +66,7 @@ head -c $((16 << 20)) /dev/urandom > "$tmp/root/f16m"
 head -c 1460 /dev/urandom > "$tmp/root/f1460"
 
 ip netns exec "$a" target/release/xsknet http --iface veth-srv --ip 10.77.0.2/24 --port 80 \
-    --root "$tmp/root" "${threaded[@]}" > "$tmp/xsknet.log" 2>&1 &
+    --root "$tmp/root" --stats-json "$tmp/xsknet.json" "${threaded[@]}" > "$tmp/xsknet.log" 2>&1 &
 xpid=$!
 ip netns exec "$a" python3 -m http.server --bind 10.77.0.3 \
     --directory "$tmp/root" 8080 > "$tmp/python.log" 2>&1 &
@@ -88,7 +88,9 @@ declare -A rate rps failed
 for server in xsknet kernel; do
     case $server in
         xsknet) base=http://10.77.0.2 ;;
-        kernel) base=http://10.77.0.3:8080 ;;
+        kernel) base=http://10.77.0.3:8080
+                # The kernel's counters of its own runs: nstat's deltas in the server's namespace.
+                NSTAT_HISTORY="$tmp/nstat.hist" ip netns exec "$a" nstat -n ;;
     esac
     all=()
     for _ in $(seq "$runs"); do
@@ -104,6 +106,7 @@ for server in xsknet kernel; do
     failed[$server]=$(awk '/^Failed requests:/ { print $3 }' <<<"$out")
 done
 
+NSTAT_HISTORY="$tmp/nstat.hist" ip netns exec "$a" nstat -z > "$tmp/kernel.nstat" 2>/dev/null || true
 kill -INT "$xpid"
 wait "$xpid" || true
 xpid=""
@@ -114,3 +117,12 @@ printf '%-44s %16s %12s %8s\n' server "curl MB/s" "ab req/s" failed
 printf '%-44s %16s %12s %8s\n' "xsknet http (${mode#--})" "${rate[xsknet]}" "${rps[xsknet]}" "${failed[xsknet]}"
 printf '%-44s %16s %12s %8s\n' "kernel: python3 -m http.server (HTTP/1.0)" "${rate[kernel]}" "${rps[kernel]}" "${failed[kernel]}"
 grep -E '^  (http|tcp):|frames:' "$tmp/xsknet.log" || true
+echo
+echo "TCP counters of the same run (xsknet: its --stats-json; kernel: nstat deltas in the server's namespace)"
+printf '%-28s %14s %14s\n' counter xsknet kernel
+for c in TcpPassiveOpens TcpInSegs TcpOutSegs TcpRetransSegs TcpOutRsts TcpEstabResets TcpExtTCPTimeouts \
+         TcpExtDelayedACKs TcpExtTCPOrigDataSent TcpExtTW; do
+    x=$(grep -o "\"$c\": *[0-9]*" "$tmp/xsknet.json" 2>/dev/null | grep -o '[0-9]*$' || echo '?')
+    k=$(awk -v k="$c" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$tmp/kernel.nstat")
+    printf '%-28s %14s %14s\n' "$c" "${x:-?}" "$k"
+done
