@@ -960,18 +960,34 @@ impl StackHandle {
     /// waited; the sock's pending error (`ECONNREFUSED`).
     pub fn recv_from(&self, fd: Fd, buf: &mut [u8], timeout: Option<Duration>) -> Result<(usize, SocketAddrV4), Errno> {
         let sock = self.shared.files.get(fd)?;
+        self.recv_blocking(&sock, timeout, || {
+            let r = sock_recvmsg(&self.shared.umem, &sock, buf)?;
+            if let Some(u) = sock.udp() {
+                u.datagrams_read.fetch_add(1, Ordering::Relaxed);
+            }
+            self.shared.pool.put(r.frame);
+            Ok(((r.len, r.peer), r.rx_ns))
+        })
+    }
+
+    /// A read that blocks: `attempt` reads without blocking and returns what
+    /// it read with the data's rx stamp (0: not timed); on `EAGAIN` we sleep
+    /// until the sock is readable or the deadline passes. Shared by datagram
+    /// and stream reads.
+    fn recv_blocking<T>(
+        &self,
+        sock: &Sock,
+        timeout: Option<Duration>,
+        mut attempt: impl FnMut() -> Result<(T, u64), Errno>,
+    ) -> Result<T, Errno> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            match sock_recvmsg(&self.shared.umem, &sock, buf) {
-                Ok(r) => {
-                    if let Some(u) = sock.udp() {
-                        u.datagrams_read.fetch_add(1, Ordering::Relaxed);
+            match attempt() {
+                Ok((v, rx_ns)) => {
+                    if rx_ns != 0 {
+                        self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(rx_ns));
                     }
-                    if r.rx_ns != 0 {
-                        self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(r.rx_ns));
-                    }
-                    self.shared.pool.put(r.frame);
-                    return Ok((r.len, r.peer));
+                    return Ok(v);
                 }
                 Err(Errno::EAGAIN) => {
                     if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
@@ -1130,26 +1146,7 @@ impl StackHandle {
     /// As [`Stack::recv`]; `EBADF` when closed or the loop stops while we wait.
     pub fn recv(&self, fd: Fd, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Errno> {
         let sock = self.shared.files.get(fd)?;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            match tcp_prot::tcp_recvmsg(&sock, &self.shared.tx_scheduled, buf) {
-                Ok((n, rx_ns)) => {
-                    if rx_ns != 0 {
-                        self.shared.rx_latency.record(ns_since(self.shared.epoch).saturating_sub(rx_ns));
-                    }
-                    return Ok(n);
-                }
-                Err(Errno::EAGAIN) => {
-                    if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
-                        return Err(Errno::EBADF);
-                    }
-                    if !wait_event(&[&sock.wq], deadline, || sock.readable()) {
-                        return Err(Errno::EAGAIN);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.recv_blocking(&sock, timeout, || tcp_prot::tcp_recvmsg(&sock, &self.shared.tx_scheduled, buf))
     }
 
     /// `shutdown()`, carried to the loop ([`Stack::shutdown`]).
