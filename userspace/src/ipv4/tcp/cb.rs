@@ -441,10 +441,4 @@ impl TcpCb {
             self.mss.saturating_sub(4 + 8 * u32::from(n)).max(super::TCP_MIN_MSS)
         }
     }
-
-    /// Whether `seq` is at or after `snd_una` and before `snd_nxt`.
-    #[inline]
-    pub fn in_flight_seq(&self, seq: u32) -> bool {
-        !before(seq, self.snd_una) && before(seq, self.snd_nxt)
-    }
 }
