@@ -29,7 +29,7 @@ export XSKNET_UDP_CHECK := $(CURDIR)/target/release/udp-check
 .PHONY: help deps build test demo bench lint clean
 
 help: ## list the targets (this text)
-	@echo "xsknet: a kernel-bypass UDP/IP stack on AF_XDP"
+	@echo "xsknet: a kernel-bypass TCP/UDP/IP stack on AF_XDP"
 	@echo
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z]+:.*## / { printf "  make %-6s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
 	@echo

@@ -130,7 +130,7 @@ dump_pid=$!
 for _ in $(seq 50); do grep -q listening "$tmp/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
 
 # ---------------------------------------------------------------------------------------------
-heading "Step 3: xsknet takes $IFA: XDP program, AF_XDP socket, echo on UDP port $PORT"
+heading "Step 3: xsknet takes $IFA: XDP program, AF_XDP socket, echo on UDP and TCP port $PORT"
 cmd=("$XSKNET" echo --iface "$IFA" --ip "$XSK_IP/$PREFIX" --port "$PORT" --stats-json "$tmp/stats.json" --rx-latency-sample 1 "${EXTRA_ARGS[@]}")
 show ip netns exec "$NSA" "${cmd[@]/#$XSK_ROOT\//}" "&"
 # A background job of a script starts with SIGINT ignored; give xsknet the default back so the

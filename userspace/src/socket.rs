@@ -410,16 +410,23 @@ impl<D: NetDevice> Stack<D> {
     }
 
     /// On the way out (the application has closed its sockets): polls until
-    /// every TCP connection has finished (its data and FIN acknowledged;
-    /// TIME-WAIT does not count) or `timeout` passes, then resets those still
-    /// open, as Linux resets what an exiting process leaves when it cannot
-    /// finish. Returns how many were reset.
+    /// every TCP connection has finished (its data and FIN acknowledged and
+    /// the peer's FIN in; TIME-WAIT does not count) or `timeout` passes, then
+    /// resets those still open, so that no peer is left waiting on a stack
+    /// that is gone. Returns how many were reset.
     pub fn finish_tcp(&mut self, timeout: Duration) -> usize {
+        // Unfinished: a connection with a control block, or an orphan in
+        // FIN-WAIT-2 whose peer has not closed yet (the kernel would keep it
+        // after the process exits and answer the peer's FIN; we cannot).
+        let unfinished = |net: &crate::net::Net| {
+            net.tcp.iter().any(|(_, cb)| cb.state != TcpState::Listen)
+                || net.tcp.tw.values().any(|tw| tw.substate == TcpState::FinWait2)
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let now = Instant::now();
             self.poll(now);
-            if !self.net.tcp.iter().any(|(_, cb)| cb.state != TcpState::Listen) || now >= deadline {
+            if !unfinished(&self.net) || now >= deadline {
                 break;
             }
         }
@@ -430,8 +437,9 @@ impl<D: NetDevice> Stack<D> {
         for &id in &ids {
             crate::ipv4::tcp::prot::tcp_abort(&mut self.net, self.napi.queue_mut(), &umem, id, now);
         }
+        let fin_wait2 = crate::ipv4::tcp::prot::tcp_reset_fin_wait2(&mut self.net, self.napi.queue_mut(), &umem, now);
         self.poll(Instant::now());
-        ids.len()
+        ids.len() + fin_wait2
     }
 
     /// TCP sockets by state, TIME-WAIT included (what `ss -s` counts).

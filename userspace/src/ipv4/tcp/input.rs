@@ -865,7 +865,14 @@ pub fn tcp_ack_snd_check(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &m
     if !cb.ack_pending {
         return;
     }
-    let two_segments = cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss && cb.rcv_space() >= cb.rcv_wnd;
+    // More than one full segment since the last ACK, and the window this ACK
+    // would offer does not fall short of what is left of the last offer
+    // (Linux compares with the whole last offer, `__tcp_select_window(sk) >=
+    // tp->rcv_wnd`; its buffer is megabytes and read as segments arrive,
+    // ours is a ring that a batch of segments fills before the application
+    // reads, so that test would hold back every ACK of the batch).
+    let two_segments = cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss
+        && super::output::select_window_space(cb) >= cb.receive_window();
     if two_segments || cb.in_quickack_mode() || cb.ack_now || !cb.ofo.is_empty() {
         tcp_send_ack(net, q, umem, cb, now);
     } else if cb.delack_at.is_none() {

@@ -418,6 +418,36 @@ pub fn tcp_abort(net: &mut Net, q: &mut NetdevQueue, umem: &crate::umem::Umem, i
     finish(net, id, cb, Fate::Done);
 }
 
+/// Resets every orphan waiting in FIN-WAIT-2 for its peer's FIN (a
+/// TIME-WAIT sock of that substate) and forgets it: the stack is going away
+/// and nobody would answer that FIN. Returns how many.
+pub fn tcp_reset_fin_wait2(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &crate::umem::Umem,
+    now: std::time::Instant,
+) -> usize {
+    let keys: Vec<FourTuple> =
+        net.tcp.tw.iter().filter(|(_, tw)| tw.substate == TcpState::FinWait2).map(|(k, _)| *k).collect();
+    for key in &keys {
+        let Some(tw) = net.tcp.tw.remove(key) else { continue };
+        let rst = crate::wire::tcp::TcpRepr {
+            src_port: key.local.port(),
+            dst_port: key.remote.port(),
+            seq: tw.snd_nxt,
+            ack: tw.rcv_nxt,
+            flags: crate::wire::tcp::flags::RST | crate::wire::tcp::flags::ACK,
+            window: 0,
+            urgent: 0,
+            options: Default::default(),
+            payload_len: 0,
+        };
+        super::output::send_bare(net, q, umem, key.local, key.remote, &rst, now);
+        net.mib.TcpOutRsts += 1;
+    }
+    keys.len()
+}
+
 /// `inet_csk_listen_stop`: children on the accept queue are reset, request
 /// socks forgotten.
 fn tcp_listen_stop(cx: &mut ProtoCtx<'_>, l: &TcpCb) {
