@@ -502,6 +502,19 @@ impl Sock {
         self.write_queue.pop()
     }
 
+    /// Application side: puts `sock` on the loop's list of socks with
+    /// something to send (`scheduled`), at most once. The load first: once
+    /// scheduled, later sends skip the locked swap. It pairs with the loop's
+    /// clearing of the mark before it drains (SeqCst on both sides): a send
+    /// that sees the stale mark is seen by that drain.
+    #[inline]
+    pub(crate) fn schedule_xmit(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>) {
+        if !sock.tx_scheduled.load(Ordering::SeqCst) && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
+            // Holds every sock at most once and is sized for the fd limit.
+            let _ = scheduled.push(sock.clone());
+        }
+    }
+
     /// Whether a read would not block (`POLLIN`): data, an error, or closed;
     /// for a stream also the peer's FIN, and for a listener a child to accept.
     pub fn readable(&self) -> bool {

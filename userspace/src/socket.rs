@@ -213,13 +213,7 @@ pub(crate) fn sock_sendmsg(
     if let Err(skb) = sock.queue_xmit(skb) {
         return Err((Errno::EAGAIN, skb.into_frame()));
     }
-    // The load first: once scheduled, later sends skip the locked swap. It
-    // pairs with the loop's clearing of the mark before it drains (SeqCst on
-    // both sides): a send that sees the stale mark is seen by that drain.
-    if !sock.tx_scheduled.load(Ordering::SeqCst) && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
-        // Holds every sock at most once and is sized for the fd limit.
-        let _ = scheduled.push(sock.clone());
-    }
+    Sock::schedule_xmit(sock, scheduled);
     Ok(data.len())
 }
 

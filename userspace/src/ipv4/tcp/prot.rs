@@ -162,7 +162,7 @@ pub fn tcp_sendmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, data: &[
     if n == 0 {
         return Err(Errno::EAGAIN);
     }
-    schedule(sock, scheduled);
+    Sock::schedule_xmit(sock, scheduled);
     Ok(n)
 }
 
@@ -187,7 +187,7 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
         // The buffer as SO_RCVBUF sized it (the ring holds TCP_RCV_SLACK more).
         let cap = s.rcv_capacity().saturating_sub(super::TCP_RCV_SLACK);
         if queued * 2 >= cap && cap > 0 {
-            schedule(sock, scheduled);
+            Sock::schedule_xmit(sock, scheduled);
         }
         return Ok((n, rx_ns));
     }
@@ -205,14 +205,6 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
         TcpState::Close if tsk.cb().is_none() && s.rcv_capacity() == 0 => Err(Errno::ENOTCONN),
         TcpState::Close => Ok((0, 0)),
         _ => Err(Errno::EAGAIN),
-    }
-}
-
-/// Puts `sock` on the loop's list of socks with work to send, once.
-fn schedule(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>) {
-    if !sock.tx_scheduled.load(Ordering::SeqCst) && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
-        // Holds every sock at most once and is sized for the fd limit.
-        let _ = scheduled.push(sock.clone());
     }
 }
 
