@@ -355,17 +355,7 @@ fn compare(linux: &Run, xsk: &Run, names: &[&'static str]) -> Vec<&'static str> 
         let changes: Vec<String> = d.iter().map(|(k, v)| format!("{k} {v:+}")).collect();
         eprintln!("  {name:<42} {}", changes.join(" "));
     }
-    let mut mismatches = Vec::new();
-    eprintln!("\n  {:<24} {:>8} {:>8}", "counter", "linux", "xsknet");
-    for &name in names {
-        let l = linux.counters.get(name).copied().unwrap_or(0);
-        let x = xsk.counters.get(name).copied().unwrap_or_else(|| panic!("xsknet has no counter {name}"));
-        let mark = if l == x { "" } else { "  <-- differs" };
-        eprintln!("  {name:<24} {l:>8} {x:>8}{mark}");
-        if l != x {
-            mismatches.push(name);
-        }
-    }
+    let mismatches = counter_table(&linux.counters, &xsk.counters, names);
     // Anything else Linux counted in these sections, for the reader.
     let others: Vec<String> = linux
         .counters

@@ -891,17 +891,7 @@ fn compare(linux: &Run, xsk: &Run) -> (Vec<String>, Vec<&'static str>) {
          rcv_ssthresh (the SYN-ACK's window, grown as data comes, tcp_grow_window), xsknet its \
          whole free receive buffer"
     );
-    let mut bad_counters = Vec::new();
-    eprintln!("\n  {:<30} {:>8} {:>8}", "counter", "linux", "xsknet");
-    for &name in COMPARED {
-        let l = linux.counters.get(name).copied().unwrap_or(0);
-        let x = xsk.counters.get(name).copied().unwrap_or_else(|| panic!("xsknet has no counter {name}"));
-        let mark = if l == x { "" } else { "  <-- differs" };
-        eprintln!("  {name:<30} {l:>8} {x:>8}{mark}");
-        if l != x {
-            bad_counters.push(name);
-        }
-    }
+    let bad_counters = counter_table(&linux.counters, &xsk.counters, COMPARED);
     let others: Vec<String> = linux
         .counters
         .iter()

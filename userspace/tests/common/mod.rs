@@ -490,3 +490,25 @@ pub fn arp_probe(
         None
     })
 }
+
+/// Prints Linux's and xsknet's value of each counter in `names` side by side
+/// (marking those that differ) and returns the ones that differ. Panics if
+/// xsknet lacks one: a counter it does not keep cannot be compared.
+pub fn counter_table(
+    linux: &BTreeMap<String, i64>,
+    xsk: &BTreeMap<String, i64>,
+    names: &[&'static str],
+) -> Vec<&'static str> {
+    let mut differ = Vec::new();
+    eprintln!("\n  {:<30} {:>8} {:>8}", "counter", "linux", "xsknet");
+    for &name in names {
+        let l = linux.get(name).copied().unwrap_or(0);
+        let x = xsk.get(name).copied().unwrap_or_else(|| panic!("xsknet has no counter {name}"));
+        let mark = if l == x { "" } else { "  <-- differs" };
+        eprintln!("  {name:<30} {l:>8} {x:>8}{mark}");
+        if l != x {
+            differ.push(name);
+        }
+    }
+    differ
+}
