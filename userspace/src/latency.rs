@@ -53,7 +53,11 @@ fn bucket_bounds(i: usize) -> (u64, u64) {
 /// A histogram of latencies in nanoseconds, log-linear with fixed buckets
 /// (HdrHistogram's layout with 32 sub-buckets per power of two): values under
 /// 64 ns exact, others within 3.1 %; count, sum, min and max exact.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// In JSON (the control endpoint's answers) it is `count`, `sum_ns`,
+/// `min_ns`, `max_ns` and the non-empty `buckets` as `[low, high, count]`.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "HistogramJson", try_from = "HistogramJson")]
 pub struct LatencyHistogram {
     counts: [u64; LATENCY_BUCKETS],
     count: u64,
@@ -96,6 +100,50 @@ pub struct LatencySummary {
     pub max_ns: u64,
 }
 
+/// The JSON shape of a [`LatencyHistogram`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HistogramJson {
+    count: u64,
+    sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    buckets: Vec<(u64, u64, u64)>,
+}
+
+impl From<LatencyHistogram> for HistogramJson {
+    fn from(h: LatencyHistogram) -> HistogramJson {
+        HistogramJson {
+            count: h.count,
+            sum_ns: h.sum,
+            min_ns: h.min(),
+            max_ns: h.max,
+            buckets: h.buckets().map(|b| (b.low, b.high, b.count)).collect(),
+        }
+    }
+}
+
+impl TryFrom<HistogramJson> for LatencyHistogram {
+    type Error = String;
+
+    fn try_from(j: HistogramJson) -> Result<LatencyHistogram, String> {
+        let mut h = LatencyHistogram::new();
+        for (low, high, count) in j.buckets {
+            let i = bucket_of(low);
+            if bucket_bounds(i) != (low, high) {
+                return Err(format!("{low}..={high} ns is not a bucket of the histogram"));
+            }
+            h.counts[i] += count;
+        }
+        h.count = h.counts.iter().sum();
+        if h.count != j.count {
+            return Err(format!("the buckets hold {} values, count says {}", h.count, j.count));
+        }
+        (h.sum, h.max) = (j.sum_ns, j.max_ns);
+        h.min = if h.count == 0 { u64::MAX } else { j.min_ns };
+        Ok(h)
+    }
+}
+
 impl Default for LatencyHistogram {
     fn default() -> Self {
         LatencyHistogram::new()
@@ -112,6 +160,39 @@ impl LatencyHistogram {
     /// An empty histogram.
     pub const fn new() -> LatencyHistogram {
         LatencyHistogram { counts: [0; LATENCY_BUCKETS], count: 0, sum: 0, min: u64::MAX, max: 0 }
+    }
+
+    /// Words [`Self::write_words`] writes: the buckets, then count, sum, min, max.
+    pub const WORDS: usize = LATENCY_BUCKETS + 4;
+
+    /// Writes the histogram into `out` (`Self::WORDS` long), as plain words
+    /// for a statistics page; [`Self::from_words`] reads it back.
+    ///
+    /// # Panics
+    ///
+    /// If `out` is not `Self::WORDS` long.
+    pub fn write_words(&self, out: &mut [u64]) {
+        let (counts, tail) = out.split_at_mut(LATENCY_BUCKETS);
+        counts.copy_from_slice(&self.counts);
+        tail.copy_from_slice(&[self.count, self.sum, self.min, self.max]);
+    }
+
+    /// The histogram [`Self::write_words`] wrote into `words`.
+    ///
+    /// # Panics
+    ///
+    /// If `words` is not `Self::WORDS` long.
+    pub fn from_words(words: &[u64]) -> LatencyHistogram {
+        let (counts, tail) = words.split_at(LATENCY_BUCKETS);
+        let mut h = LatencyHistogram::new();
+        h.counts.copy_from_slice(counts);
+        (h.count, h.sum, h.min, h.max) = (tail[0], tail[1], tail[2], tail[3]);
+        h
+    }
+
+    /// The sum of the values recorded, ns (exact).
+    pub fn sum(&self) -> u64 {
+        self.sum
     }
 
     /// Adds one value (ns).
@@ -341,5 +422,31 @@ mod tests {
         let snap = shared.snapshot();
         assert_eq!((snap.count(), snap.min(), snap.max()), (3, 3, 1_000_000));
         assert_eq!(snap.value_at_quantile(0.5), a.value_at_quantile(0.5));
+    }
+
+    #[test]
+    fn words_and_json_give_the_same_histogram_back() {
+        let mut h = LatencyHistogram::new();
+        for v in [0, 5, 63, 64, 1_000, 1_001, 77_777, 1 << 41] {
+            h.record(v);
+        }
+        let mut words = vec![0; LatencyHistogram::WORDS];
+        h.write_words(&mut words);
+        assert_eq!(LatencyHistogram::from_words(&words), h);
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["count"], 8);
+        assert_eq!(json["buckets"][0], serde_json::json!([0, 0, 1]));
+        let back: LatencyHistogram = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, h);
+        let empty: LatencyHistogram =
+            serde_json::from_value(serde_json::to_value(LatencyHistogram::new()).unwrap()).unwrap();
+        assert_eq!(empty, LatencyHistogram::new());
+        // A bucket that is not one, or a count that does not add up, is refused.
+        let mut bad = json.clone();
+        bad["buckets"][3] = serde_json::json!([64, 70, 1]);
+        assert!(serde_json::from_value::<LatencyHistogram>(bad).is_err());
+        let mut bad = json;
+        bad["count"] = serde_json::json!(9);
+        assert!(serde_json::from_value::<LatencyHistogram>(bad).is_err());
     }
 }

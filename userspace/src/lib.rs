@@ -18,6 +18,7 @@
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
 //! | time | [`timer`] | deadlines per owner, run on time passed in |
 //! | measurement | [`latency`] | the rx-to-read histogram |
+//! | what an operator sees | [`publish`], [`inet_diag`], [`control`] | the counters published without a lock; the socket listing (`ss`); the control endpoint of a running instance |
 //! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
 //! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
 //! | around the path | [`errno`], [`cli`], [`signal`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT/SIGTERM |
@@ -32,9 +33,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
+pub mod control;
 pub mod device;
 pub mod errno;
 pub mod fdtable;
+pub mod inet_diag;
 pub mod inet_hashtables;
 pub mod ipv4;
 pub mod latency;
@@ -43,6 +46,7 @@ pub mod net;
 pub mod netdev_queue;
 pub mod netdevice;
 pub mod proto;
+pub mod publish;
 pub mod ratelimit;
 pub mod report;
 pub mod route;

@@ -28,7 +28,7 @@ pub struct Desc {
 /// `XDP_STATISTICS` for an AF_XDP socket (`struct xdp_statistics`,
 /// include/uapi/linux/if_xdp.h), and the `Xsk…` counters of the checks our
 /// side makes on what the kernel hands back (serialized under those names).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceStats {
     /// Frames dropped by the kernel for reasons other than the two below.
     pub rx_dropped: u64,

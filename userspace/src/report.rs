@@ -13,7 +13,7 @@ use crate::latency::LatencySummary;
 use crate::netdevice::DeviceStats;
 use crate::snmp::{Mib, MibCounter};
 use crate::softirq::LoopStats;
-use crate::stack::FrameCensus;
+use crate::umem::FrameCensus;
 use crate::xdp::XdpProgStats;
 
 /// What the application saw (beyond the stack's counters).

@@ -14,7 +14,7 @@ macro_rules! mib {
         $($(#[$fm:meta])* $field:ident $(=> $why:literal)?,)*
     }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         pub struct $name {
             $($(#[$fm])* #[doc = concat!("`", stringify!($field), "`, as `nstat` names it.")] pub $field: u64,)*
         }
@@ -64,6 +64,13 @@ macro_rules! mib {
             pub fn value(&self, counter: $counter) -> u64 {
                 match counter {
                     $($counter::$field => self.$field,)*
+                }
+            }
+
+            /// Sets `counter` to `v` (for a copy rebuilt from published values).
+            pub fn set(&mut self, counter: $counter, v: u64) {
+                match counter {
+                    $($counter::$field => self.$field = v,)*
                 }
             }
         }

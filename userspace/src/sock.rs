@@ -609,6 +609,23 @@ impl Sock {
         self.receive_queue.len() * self.truesize
     }
 
+    /// `sk_rcvbuf`, bytes: what the receive queue may hold (UDP: the slots
+    /// it has, each charged a frame; TCP: `SO_RCVBUF`).
+    pub fn rcvbuf(&self) -> usize {
+        match self.tcp() {
+            Some(t) => t.rcvbuf.load(Ordering::Relaxed),
+            None => self.rcv_slots * self.truesize,
+        }
+    }
+
+    /// `sk_sndbuf`, bytes, as [`Self::rcvbuf`] for the write queue.
+    pub fn sndbuf(&self) -> usize {
+        match self.tcp() {
+            Some(t) => t.sndbuf.load(Ordering::Relaxed),
+            None => self.snd_slots * self.truesize,
+        }
+    }
+
     /// Bytes charged to the write queue (`sk_wmem_alloc`).
     pub fn wmem_alloc(&self) -> usize {
         self.write_queue.len() * self.truesize

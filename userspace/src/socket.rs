@@ -32,6 +32,8 @@ use crossbeam_queue::ArrayQueue;
 use crate::errno::Errno;
 use crate::fdtable::{Fd, FdView};
 use crate::ipv4::af_inet::sk_prot;
+use crate::ipv4::tcp::info::tcp_get_info;
+pub use crate::ipv4::tcp::info::TcpInfo;
 use crate::ipv4::tcp::prot::{self as tcp_prot, Shutdown};
 use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
 use crate::netdevice::{DeviceStats, NetDevice};
@@ -41,8 +43,9 @@ use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
 use crate::sock::{wait_event, Sock, SockType, WaitQueue};
 use crate::softirq::LoopStats;
-use crate::stack::{FrameCensus, Stack, TX_HEADROOM};
+use crate::stack::{Stack, TX_HEADROOM};
 use crate::stream::TcpState;
+use crate::umem::FrameCensus;
 use crate::umem::{Frame, FramePool, Umem};
 
 pub use crate::ipv4::udp::MAX_UDP_PAYLOAD;
@@ -74,45 +77,6 @@ pub enum SockOpt {
     ReuseAddr(bool),
     /// `TCP_NODELAY`: no Nagle.
     TcpNodelay(bool),
-}
-
-/// What `getsockopt(TCP_INFO)` tells about a connection (`struct tcp_info`, the common fields).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TcpInfo {
-    /// `tcpi_state`.
-    pub state: TcpState,
-    /// Smoothed RTT, µs (`tcpi_rtt`).
-    pub rtt_us: u32,
-    /// RTT variation, µs (`tcpi_rttvar`).
-    pub rttvar_us: u32,
-    /// The retransmission timeout with backoff, µs (`tcpi_rto`).
-    pub rto_us: u32,
-    /// Congestion window, segments (`tcpi_snd_cwnd`).
-    pub snd_cwnd: u32,
-    /// Slow-start threshold, segments (`tcpi_snd_ssthresh`).
-    pub snd_ssthresh: u32,
-    /// Our MSS for sending (`tcpi_snd_mss`).
-    pub snd_mss: u32,
-    /// The peer's segment size as seen (`tcpi_rcv_mss`).
-    pub rcv_mss: u32,
-    /// Timeouts in a row (`tcpi_retransmits`).
-    pub retransmits: u32,
-    /// Segments retransmitted (`tcpi_total_retrans`).
-    pub total_retrans: u32,
-    /// Bytes in flight (`tcpi_unacked`, in bytes rather than segments).
-    pub unacked: u32,
-    /// Bytes the peer acknowledged (`tcpi_bytes_acked`).
-    pub bytes_acked: u64,
-    /// Bytes received (`tcpi_bytes_received`).
-    pub bytes_received: u64,
-    /// Segments sent (`tcpi_segs_out`).
-    pub segs_out: u64,
-    /// Segments received (`tcpi_segs_in`).
-    pub segs_in: u64,
-    /// The peer's window, bytes (`tcpi_snd_wnd`).
-    pub snd_wnd: u32,
-    /// The window we offer, bytes (`tcpi_rcv_wnd`).
-    pub rcv_wnd: u32,
 }
 
 /// One entry of a `poll` call (`struct pollfd`).
@@ -361,46 +325,7 @@ impl<D: NetDevice> Stack<D> {
         let sock = self.files.get(fd)?;
         let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
         let state = tsk.stream.state();
-        let Some(cb) = tsk.cb().and_then(|id| self.net.tcp.get(id)) else {
-            return Ok(TcpInfo {
-                state,
-                rtt_us: 0,
-                rttvar_us: 0,
-                rto_us: 0,
-                snd_cwnd: 0,
-                snd_ssthresh: 0,
-                snd_mss: 0,
-                rcv_mss: 0,
-                retransmits: 0,
-                total_retrans: 0,
-                unacked: 0,
-                bytes_acked: 0,
-                bytes_received: 0,
-                segs_out: 0,
-                segs_in: 0,
-                snd_wnd: 0,
-                rcv_wnd: 0,
-            });
-        };
-        Ok(TcpInfo {
-            state: cb.state,
-            rtt_us: cb.srtt_us,
-            rttvar_us: cb.rttvar_us,
-            rto_us: cb.rto_backed_off().as_micros() as u32,
-            snd_cwnd: cb.cwnd,
-            snd_ssthresh: cb.ssthresh,
-            snd_mss: cb.mss,
-            rcv_mss: cb.rcv_mss,
-            retransmits: cb.retransmits,
-            total_retrans: cb.total_retrans,
-            unacked: cb.in_flight(),
-            bytes_acked: cb.bytes_acked,
-            bytes_received: cb.bytes_received,
-            segs_out: cb.segs_out,
-            segs_in: cb.segs_in,
-            snd_wnd: cb.snd_wnd,
-            rcv_wnd: cb.rcv_wnd,
-        })
+        Ok(tcp_get_info(state, tsk.cb().and_then(|id| self.net.tcp.get(id))))
     }
 
     /// On the way out (the application has closed its sockets): polls until
@@ -755,7 +680,7 @@ struct Shared {
     tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
     /// The stack's epoch, for the readers' side of the rx-to-read latency.
     epoch: Instant,
-    rx_latency: SharedLatencyHistogram,
+    rx_latency: Arc<SharedLatencyHistogram>,
     stop: AtomicBool,
     /// The loop thread is gone (stopped or panicked): calls fail, not hang.
     dead: AtomicBool,
@@ -796,7 +721,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             pool: stack.napi.queue().pool().clone(),
             tx_scheduled: stack.tx_scheduled.clone(),
             epoch: stack.napi.epoch(),
-            rx_latency: SharedLatencyHistogram::new(),
+            rx_latency: stack.handle_rx_latency.clone(),
             stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             route: stack.net.route,
@@ -818,6 +743,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 let t0 = Instant::now();
                 let r = stack.poll(t0);
                 stats.record(r, t0.elapsed().as_nanos() as u64);
+                stack.publish(&stats, t0);
                 // The softirq gives the CPU back: after handing readers a
                 // batch, and when it keeps finding nothing, it yields, so that
                 // an application thread sharing its core runs at once instead
@@ -873,6 +799,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
         let joined = self.join().expect("the loop is joined once");
         joined.map(|(mut stack, stats)| {
             stack.rx_latency.merge(&self.handle.shared.rx_latency.snapshot());
+            self.handle.shared.rx_latency.reset();
             (stack, stats)
         })
     }

@@ -35,7 +35,7 @@ use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the loop did: its busy share is our `si`.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoopStats {
     /// Polls made.
     pub polls: u64,

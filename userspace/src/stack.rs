@@ -24,14 +24,18 @@ use std::time::Instant;
 use crossbeam_queue::ArrayQueue;
 
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
+use crate::inet_diag::inet_diag;
 use crate::inet_hashtables::InetHashTables;
-use crate::latency::{ns_since, LatencyHistogram};
+use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
 use crate::net::Net;
 use crate::netdevice::{DeviceStats, NetDevice};
+use crate::publish::Publisher;
 use crate::route::Route;
 use crate::snmp::Mib;
 use crate::sock::{ProtoSock, Sock, DEFAULT_RCVBUF, DEFAULT_SNDBUF};
 use crate::softirq::{LoopStats, Napi, PollResult};
+use crate::stream::TcpState;
+pub use crate::umem::FrameCensus;
 use crate::umem::{FramePool, Umem};
 use crate::wire::EthernetAddress;
 
@@ -97,33 +101,6 @@ impl StackConfig {
     }
 }
 
-/// Where every frame of the UMEM is, at one moment. The parts always add up
-/// to the UMEM's frame count; a frame missing from the census is a leak.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FrameCensus {
-    /// Frames in the UMEM.
-    pub total: usize,
-    /// On the fill, rx, tx or completion ring.
-    pub in_kernel: usize,
-    /// In the loop's own free cache.
-    pub free_local: usize,
-    /// In the shared free list.
-    pub free_shared: usize,
-    /// On socks' receive and write queues.
-    pub in_socks: usize,
-    /// Waiting for ARP.
-    pub awaiting_neighbour: usize,
-    /// Waiting for room on the tx ring.
-    pub tx_backlog: usize,
-}
-
-impl FrameCensus {
-    /// The parts added up: equal to `total` when no frame leaked.
-    pub fn accounted(&self) -> usize {
-        self.in_kernel + self.free_local + self.free_shared + self.in_socks + self.awaiting_neighbour + self.tx_backlog
-    }
-}
-
 /// One xsknet instance: the NAPI poller over a device `D`, the protocol
 /// state, the socket tables and the fd table.
 pub struct Stack<D: NetDevice> {
@@ -142,6 +119,11 @@ pub struct Stack<D: NetDevice> {
     /// Rx-to-read latency of the datagrams read through this `Stack` (boxed:
     /// 9 KiB of buckets would push the hot fields apart).
     pub(crate) rx_latency: Box<LatencyHistogram>,
+    /// Rx-to-read latency of the datagrams read through `StackHandle`s
+    /// while a `ThreadedStack` runs (merged into `rx_latency` when it stops).
+    pub(crate) handle_rx_latency: Arc<SharedLatencyHistogram>,
+    /// Publishes the counters for other threads, when attached.
+    publisher: Option<Box<Publisher>>,
 }
 
 impl<D: NetDevice> Stack<D> {
@@ -157,6 +139,8 @@ impl<D: NetDevice> Stack<D> {
             closed_datagrams_read: 0,
             out_no_routes: Arc::default(),
             rx_latency: Box::default(),
+            handle_rx_latency: Arc::new(SharedLatencyHistogram::new()),
+            publisher: None,
             cfg,
         }
     }
@@ -184,7 +168,55 @@ impl<D: NetDevice> Stack<D> {
             let t0 = Instant::now();
             let r = self.poll(t0);
             stats.record(r, t0.elapsed().as_nanos() as u64);
+            self.publish(stats, t0);
         }
+    }
+
+    /// From now on, [`Self::publish`] publishes the counters through `p`
+    /// (see [`crate::publish`]) for the control endpoint and other readers.
+    pub fn attach_publisher(&mut self, p: Publisher) {
+        self.publisher = Some(Box::new(p));
+    }
+
+    /// Publishes the counters, the loop's `softirq` figures, the frame
+    /// census and the latency histograms if a publisher is attached and
+    /// its interval has passed at `now`, and answers the socket listings
+    /// asked for. Call it after every poll: between publications it costs
+    /// one comparison.
+    #[inline]
+    pub fn publish(&mut self, softirq: &LoopStats, now: Instant) {
+        if self.publisher.as_ref().is_some_and(|p| now >= p.due) {
+            self.publish_now(softirq, now);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn publish_now(&mut self, softirq: &LoopStats, now: Instant) {
+        let Some(mut p) = self.publisher.take() else { return };
+        let s = &mut *p.scratch;
+        s.uptime_ns = now.saturating_duration_since(self.napi.epoch()).as_nanos() as u64;
+        s.mib = self.snmp();
+        s.softirq = *softirq;
+        s.device = self.device_stats();
+        s.census = self.frame_census();
+        s.tcp_states = [0; TcpState::ALL.len()];
+        for (state, n) in self.net.tcp.count_by_state() {
+            if let Some(i) = TcpState::ALL.iter().position(|&x| x == state) {
+                s.tcp_states[i] = n as u64;
+            }
+        }
+        s.rx_latency.clone_from(&self.rx_latency);
+        s.rx_latency.merge(&self.handle_rx_latency.snapshot());
+        p.commit(now);
+        p.serve_requests(|| inet_diag(&self.files, &self.socks, &self.net.tcp, self.cfg.addr));
+        self.publisher = Some(p);
+    }
+
+    /// The instant the stack's clock counts from (the rx stamps, the
+    /// published uptime).
+    pub fn epoch(&self) -> Instant {
+        self.napi.epoch()
     }
 
     /// The configuration the stack was made with.

@@ -27,7 +27,7 @@ use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 /// TCP states, numbered as Linux numbers them (`include/net/tcp_states.h`),
 /// the eleven of RFC 9293 §3.3.2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum TcpState {
     /// Data flows both ways.

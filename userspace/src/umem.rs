@@ -428,6 +428,33 @@ impl FramePool {
     }
 }
 
+/// Where every frame of the UMEM is, at one moment. The parts always add up
+/// to the UMEM's frame count; a frame missing from the census is a leak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FrameCensus {
+    /// Frames in the UMEM.
+    pub total: usize,
+    /// On the fill, rx, tx or completion ring.
+    pub in_kernel: usize,
+    /// In the loop's own free cache.
+    pub free_local: usize,
+    /// In the shared free list.
+    pub free_shared: usize,
+    /// On socks' receive and write queues.
+    pub in_socks: usize,
+    /// Waiting for ARP.
+    pub awaiting_neighbour: usize,
+    /// Waiting for room on the tx ring.
+    pub tx_backlog: usize,
+}
+
+impl FrameCensus {
+    /// The parts added up: equal to `total` when no frame leaked.
+    pub fn accounted(&self) -> usize {
+        self.in_kernel + self.free_local + self.free_shared + self.in_socks + self.awaiting_neighbour + self.tx_backlog
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

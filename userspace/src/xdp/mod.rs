@@ -53,7 +53,7 @@ use aya::{maps::MapError, programs::ProgramError, EbpfError};
 
 pub use netlink::LinkDetails;
 pub use object::{MAX_QUEUES, PROGRAM};
-pub use program::{XdpProgStats, XdpProgram};
+pub use program::{XdpProgStats, XdpProgram, XdpStatsReader};
 pub use route::holds_default_route;
 pub use sys::{RealSys, XdpSys};
 

@@ -10,14 +10,14 @@
 
 use std::{fmt, net::Ipv4Addr, os::fd::BorrowedFd};
 
-use aya::maps::{PerCpuArray, XskMap};
+use aya::maps::{MapData, PerCpuArray, XskMap};
 
 use super::object::{write_config, XsknetStat, STATS_MAP, XSKNET_F_DROP, XSKS_MAP};
 use super::{sys::Loaded, AttachMode, LinkDetails, RealSys, XdpError, XdpOptions, XdpState, XdpSys};
 
 /// The hard-IRQ stage's counters, summed over CPUs. Every frame counted in `rx`
 /// is counted in exactly one of the others.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct XdpProgStats {
     /// Every frame the program ran on.
     pub rx: u64,
@@ -234,20 +234,25 @@ impl XdpProgram {
     pub fn stats(&self) -> Result<XdpProgStats, XdpError> {
         let map = self.loaded.ebpf.map(STATS_MAP).ok_or(XdpError::MissingFromObject { name: STATS_MAP })?;
         let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(|e| XdpError::map(STATS_MAP, e))?;
-        let mut sums = [0u64; XsknetStat::ALL.len()];
-        for stat in XsknetStat::ALL {
-            let per_cpu = stats.get(&(stat as u32), 0).map_err(|e| XdpError::map(STATS_MAP, e))?;
-            sums[stat as usize] = per_cpu.iter().copied().fold(0, u64::wrapping_add);
-        }
-        Ok(XdpProgStats {
-            rx: sums[XsknetStat::Rx as usize],
-            redirect_ipv4: sums[XsknetStat::RedirectIpv4 as usize],
-            redirect_arp: sums[XsknetStat::RedirectArp as usize],
-            pass_not_ours: sums[XsknetStat::PassNotOurs as usize],
-            pass_no_socket: sums[XsknetStat::PassNoSocket as usize],
-            pass_malformed: sums[XsknetStat::PassMalformed as usize],
-            drop: sums[XsknetStat::Drop as usize],
-        })
+        read_stats(&stats)
+    }
+
+    /// A reader of the counters for another thread (the control endpoint):
+    /// it holds a descriptor of its own for the counters' map, opened by id,
+    /// and keeps working while the program stays attached.
+    ///
+    /// # Errors
+    ///
+    /// [`XdpError::Map`] when the map cannot be found or opened again.
+    pub fn stats_reader(&self) -> Result<XdpStatsReader, XdpError> {
+        let map = self.loaded.ebpf.map(STATS_MAP).ok_or(XdpError::MissingFromObject { name: STATS_MAP })?;
+        let aya::maps::Map::PerCpuArray(data) = map else {
+            return Err(XdpError::MissingFromObject { name: STATS_MAP });
+        };
+        let id = data.info().map_err(|e| XdpError::map(STATS_MAP, e))?.id();
+        let data = MapData::from_id(id).map_err(|e| XdpError::map(STATS_MAP, e))?;
+        let map = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).map_err(|e| XdpError::map(STATS_MAP, e))?;
+        Ok(XdpStatsReader { map })
     }
 
     /// Drops the frames that are ours at the XDP program instead of handing
@@ -277,6 +282,40 @@ impl XdpProgram {
         self.program_id
     }
 }
+/// The hard-IRQ stage's counters from another thread ([`XdpProgram::stats_reader`]).
+pub struct XdpStatsReader {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl XdpStatsReader {
+    /// Reads the counters, as [`XdpProgram::stats`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`XdpError::Map`] when a lookup fails.
+    pub fn read(&self) -> Result<XdpProgStats, XdpError> {
+        read_stats(&self.map)
+    }
+}
+
+/// Sums each counter of the program's per-CPU stats map over the CPUs.
+fn read_stats<T: std::borrow::Borrow<MapData>>(stats: &PerCpuArray<T, u64>) -> Result<XdpProgStats, XdpError> {
+    let mut sums = [0u64; XsknetStat::ALL.len()];
+    for stat in XsknetStat::ALL {
+        let per_cpu = stats.get(&(stat as u32), 0).map_err(|e| XdpError::map(STATS_MAP, e))?;
+        sums[stat as usize] = per_cpu.iter().copied().fold(0, u64::wrapping_add);
+    }
+    Ok(XdpProgStats {
+        rx: sums[XsknetStat::Rx as usize],
+        redirect_ipv4: sums[XsknetStat::RedirectIpv4 as usize],
+        redirect_arp: sums[XsknetStat::RedirectArp as usize],
+        pass_not_ours: sums[XsknetStat::PassNotOurs as usize],
+        pass_no_socket: sums[XsknetStat::PassNoSocket as usize],
+        pass_malformed: sums[XsknetStat::PassMalformed as usize],
+        drop: sums[XsknetStat::Drop as usize],
+    })
+}
+
 impl Drop for XdpProgram {
     fn drop(&mut self) {
         // Dropping the Ebpf would detach too; doing it here first makes the

@@ -711,6 +711,7 @@ fn run_to_completion<D: NetDevice>(
         let t0 = Instant::now();
         let r = stack.poll(t0);
         stats.record(r, t0.elapsed().as_nanos() as u64);
+        stack.publish(&stats, t0);
         svc.serve(&mut stack, cfg, t0);
     }
     // Let what is queued go out before closing.

@@ -2,6 +2,7 @@
 //! HTTP server on the user-space stack.
 
 mod http;
+mod inspect;
 mod tcp_serve;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, XdpModeArg};
+use xsknet::control::{ControlSocket, InstanceInfo, Netns, SnapshotSource};
+use xsknet::publish::Publisher;
 
 use xsknet::device::{self, DeviceOptions};
 use xsknet::netdevice::NetDevice;
@@ -56,6 +59,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// List the running instances (their control sockets in /run/xsknet).
+    List,
+    /// Counters of a running instance, as `nstat` prints the kernel's: the change since
+    /// the last call (-a: absolute) with its rate per second.
+    Stat(inspect::StatArgs),
+    /// Sockets of a running instance, as `ss` shows the kernel's (default: connected;
+    /// -l listening, -a all; -t TCP, -u UDP; -i TCP internals, -m memory).
+    Ss(inspect::SsArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -116,6 +127,10 @@ struct ServeArgs {
     /// Stop after SECS seconds (default: until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECS", value_parser = xsknet::cli::parse_secs)]
     duration: Option<f64>,
+    /// Open no control endpoint: `xsknet list`, `stat`, `ss` and `top` will not see this
+    /// instance (by default it answers on /run/xsknet/IFACE-qQUEUE.sock).
+    #[arg(long)]
+    no_control: bool,
     #[command(flatten)]
     attach: AttachArgs,
 }
@@ -133,8 +148,16 @@ fn main() -> ExitCode {
             }
         },
         Command::Pktgen { args } => return exec_sibling("xsknet-pktgen", args),
+        Command::List => return report_result(inspect::list()),
+        Command::Stat(a) => return report_result(inspect::stat(a)),
+        Command::Ss(a) => return report_result(inspect::ss(a)),
     };
-    match serve(kind, &args, http.as_ref()) {
+    report_result(serve(kind, &args, http.as_ref()))
+}
+
+/// The exit status of a command that prints its own output.
+fn report_result(r: Result<(), BoxError>) -> ExitCode {
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xsknet: {e}");
@@ -205,6 +228,8 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         .into());
     }
     signal::install()?;
+    // Claimed before the device: a second instance on the queue is told who runs there.
+    let control = if args.no_control { None } else { Some(ControlSocket::bind(&args.iface, args.queue)?) };
     let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {
         ifname: args.iface.clone(),
         queue: args.queue,
@@ -224,7 +249,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.rcvbuf = args.rcvbuf;
     cfg.max_fds = args.max_fds;
     cfg.rx_latency_sample = args.rx_latency_sample;
-    let stack = Stack::new(dev, umem, Arc::new(pool), cfg);
+    let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
     let port = args.port.unwrap_or(app.default_port());
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
@@ -239,6 +264,30 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         xdp.program_id(),
         if args.threaded { "threaded" } else { "run-to-completion" },
     );
+    let endpoint = match control {
+        Some(sock) => {
+            let (publisher, reader) = Publisher::new(stack.epoch());
+            stack.attach_publisher(publisher);
+            let info = InstanceInfo {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                app: app.name().to_string(),
+                iface: args.iface.clone(),
+                queue: args.queue,
+                netns: Netns::current(),
+                addr,
+                prefix_len,
+                port,
+                setup: setup.clone(),
+                started_unix_s: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            };
+            let xdp_stats = xdp.stats_reader().map_err(|e| log::warn!("XDP counters not served: {e}")).ok();
+            Some(sock.serve(SnapshotSource { info, stats: reader, xdp: xdp_stats })?)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
@@ -271,6 +320,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
+    drop(endpoint);
     drop(final_stack);
     drop(xdp); // detaches (bpf_link)
     Ok(())
@@ -392,6 +442,7 @@ fn run_to_completion<D: NetDevice>(
         let t0 = Instant::now();
         let r = stack.poll(t0);
         stats.record(r, t0.elapsed().as_nanos() as u64);
+        stack.publish(&stats, t0);
         tcp.serve(&mut stack);
         loop {
             let got = match app {

@@ -11,6 +11,7 @@
 //! | [`output`] | tcp_output.c | segments out: data, ACKs, SYN, SYN-ACK, FIN, RST |
 //! | [`timer`] | tcp_timer.c | retransmission, delayed ACK, zero-window probe, TIME-WAIT |
 //! | [`cong`] | tcp_cong.c, tcp_input.c | RTT estimation, slow start, congestion avoidance, NewReno |
+//! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //!
 //! Time is passed in: every function that needs the time takes `now`, and
@@ -19,6 +20,7 @@
 
 pub mod cb;
 pub mod cong;
+pub mod info;
 pub mod input;
 pub mod output;
 pub mod prot;

@@ -1,0 +1,679 @@
+//! The control endpoint: a running instance answers questions about itself
+//! (who it is, its counters, its sockets) on a Unix socket, so that
+//! `xsknet list`, `stat`, `ss` and `top` look at a live process as `nstat`
+//! and `ss` look at the kernel.
+//!
+//! Each instance has one socket, at a path made from its interface, queue
+//! and network namespace ([`control_path`]): `/run/xsknet/IFACE-qQUEUE.sock`,
+//! with `-nsINODE` before `.sock` outside the host's namespace. The directory
+//! is root's, mode 0700, and the socket mode 0600. A socket whose process
+//! still answers makes a second instance on the same queue refuse to start;
+//! one left by a killed process is found (connection refused) and replaced.
+//!
+//! The protocol is one JSON request per connection, a line such as
+//! `{"get":"stats"}`, and one JSON answer: the payload, or `{"error": "…"}`.
+//! A thread serves it from the statistics page ([`crate::publish`]) and the
+//! XDP program's map; it never touches the loop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[cfg(test)]
+use crate::inet_diag::SockDiag;
+use crate::publish::{PublishedStats, ReadError, StatsReader};
+use crate::xdp::{XdpProgStats, XdpStatsReader};
+
+/// The directory of the control sockets (`XSKNET_RUN_DIR` overrides it).
+pub const RUN_DIR: &str = "/run/xsknet";
+
+/// How long a request may take to arrive, and a socket listing to be answered.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest request line accepted, bytes.
+const MAX_REQUEST: u64 = 4096;
+
+/// The directory of the control sockets: `$XSKNET_RUN_DIR`, else [`RUN_DIR`].
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("XSKNET_RUN_DIR").map_or_else(|| PathBuf::from(RUN_DIR), PathBuf::from)
+}
+
+/// A network namespace, as `ip netns identify` names it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Netns {
+    /// The namespace's inode number (`/proc/self/ns/net`).
+    pub inode: u64,
+    /// Its name under `/run/netns`, if `ip netns add` made it.
+    pub name: Option<String>,
+    /// Whether it is the host's (PID 1's) namespace.
+    pub host: bool,
+}
+
+impl Netns {
+    /// The namespace of the calling thread. When PID 1's namespace cannot be
+    /// read (not root), the caller's is taken for the host's.
+    pub fn current() -> Netns {
+        let inode = ns_inode(Path::new("/proc/self/ns/net")).unwrap_or(0);
+        let host = ns_inode(Path::new("/proc/1/ns/net")).is_none_or(|init| init == inode);
+        let name = std::fs::read_dir("/run/netns").ok().and_then(|dir| {
+            dir.flatten()
+                .find(|e| ns_inode(&e.path()) == Some(inode))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        });
+        Netns { inode, name, host }
+    }
+
+    /// How `xsknet list` shows it: its name, `host`, or its inode.
+    pub fn label(&self) -> String {
+        match (&self.name, self.host) {
+            (_, true) => "host".to_string(),
+            (Some(n), false) => n.clone(),
+            (None, false) => format!("ns{}", self.inode),
+        }
+    }
+}
+
+fn ns_inode(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.ino())
+}
+
+/// The control socket of the instance on `iface` and `queue` in `netns`.
+pub fn control_path(iface: &str, queue: u32, netns: &Netns) -> PathBuf {
+    let ns = if netns.host { String::new() } else { format!("-ns{}", netns.inode) };
+    run_dir().join(format!("{iface}-q{queue}{ns}.sock"))
+}
+
+/// What a control socket's file name says: interface, queue, and the
+/// namespace's inode (`None`: the host's).
+pub fn parse_control_name(name: &str) -> Option<(String, u32, Option<u64>)> {
+    let stem = name.strip_suffix(".sock")?;
+    let (stem, ns) = match stem.rsplit_once("-ns") {
+        Some((s, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (s, Some(n.parse().ok()?)),
+        _ => (stem, None),
+    };
+    let (iface, q) = stem.rsplit_once("-q")?;
+    if iface.is_empty() || q.is_empty() || !q.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((iface.to_string(), q.parse().ok()?, ns))
+}
+
+/// Who an instance is (the `info` answer).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceInfo {
+    /// Its process.
+    pub pid: u32,
+    /// `xsknet`'s version.
+    pub version: String,
+    /// The application: `echo (udp, tcp)`, `sink (udp, tcp)`, `http (tcp)`.
+    pub app: String,
+    /// The interface.
+    pub iface: String,
+    /// The interface's rx queue.
+    pub queue: u32,
+    /// Its network namespace.
+    pub netns: Netns,
+    /// Our IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The port served.
+    pub port: u16,
+    /// The line `xsknet` printed when ready (modes, program id).
+    pub setup: String,
+    /// When it started, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+}
+
+/// A request: one line of JSON, `{"get":"info"}` and so on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "get", rename_all = "lowercase")]
+pub enum Request {
+    /// [`InstanceInfo`].
+    Info,
+    /// A [`Snapshot`].
+    Stats,
+    /// Every socket: a list of [`SockDiag`].
+    Sockets,
+}
+
+/// The `stats` answer: the instance, its loop's last publication and the
+/// XDP program's counters read now.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// Who answered.
+    pub info: InstanceInfo,
+    /// How long before the answer the loop published, ns (over a second: the loop is stalled).
+    pub age_ns: u64,
+    /// The loop's counters.
+    pub stats: PublishedStats,
+    /// The XDP program's per-CPU counters summed, if they could be read.
+    pub xdp: Option<XdpProgStats>,
+}
+
+/// What a counter counts, for a reader that names or groups counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterKind {
+    /// A MIB counter with Linux's `nstat` name (`IpInReceives`) or one of
+    /// ours with the `Xsk` prefix.
+    Mib,
+    /// The XDP program's per-CPU counters (`XdpProg…`).
+    XdpProg,
+    /// The kernel's `XDP_STATISTICS` for the AF_XDP socket, and our ring checks.
+    XdpStatistics,
+    /// The loop's own figures (`Softirq…`).
+    Softirq,
+}
+
+impl Snapshot {
+    /// Every counter as `xsknet stat` prints it: the MIB in `nstat`'s order
+    /// (IP, ICMP, UDP, TCP, then ours), the XDP program's, `XDP_STATISTICS`,
+    /// and the loop's polls and busy time (ns). Counters only: gauges such
+    /// as the frame census are in [`PublishedStats::census`].
+    pub fn counters(&self) -> Vec<(&'static str, u64, CounterKind)> {
+        let mut out: Vec<(&'static str, u64, CounterKind)> =
+            self.stats.mib.iter().map(|(n, v)| (n, v, CounterKind::Mib)).collect();
+        let x = self.xdp.unwrap_or_default();
+        for (n, v) in [
+            ("XdpProgRx", x.rx),
+            ("XdpProgRedirectIpv4", x.redirect_ipv4),
+            ("XdpProgRedirectArp", x.redirect_arp),
+            ("XdpProgPassNotOurs", x.pass_not_ours),
+            ("XdpProgPassNoSocket", x.pass_no_socket),
+            ("XdpProgPassMalformed", x.pass_malformed),
+            ("XdpProgDrop", x.drop),
+        ] {
+            out.push((n, v, CounterKind::XdpProg));
+        }
+        let d = &self.stats.device;
+        for (n, v) in [
+            ("XskRxDropped", d.rx_dropped),
+            ("XskRxInvalidDescs", d.rx_invalid_descs),
+            ("XskTxInvalidDescs", d.tx_invalid_descs),
+            ("XskRxRingFull", d.rx_ring_full),
+            ("XskRxFillRingEmptyDescs", d.rx_fill_ring_empty_descs),
+            ("XskTxRingEmptyDescs", d.tx_ring_empty_descs),
+            ("XskRxInvalidAddr", d.xsk_rx_invalid_addr),
+            ("XskCqInvalidAddr", d.xsk_cq_invalid_addr),
+            ("XskInKernelUnderflow", d.xsk_in_kernel_underflow),
+        ] {
+            out.push((n, v, CounterKind::XdpStatistics));
+        }
+        let l = &self.stats.softirq;
+        for (n, v) in [
+            ("SoftirqPolls", l.polls),
+            ("SoftirqBusyPolls", l.busy_polls),
+            ("SoftirqBusyNs", l.busy_ns),
+            ("SoftirqTotalNs", l.total_ns),
+        ] {
+            out.push((n, v, CounterKind::Softirq));
+        }
+        out
+    }
+}
+
+/// What went wrong at the control endpoint, on either side.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another instance answers on the same interface and queue.
+    #[error(
+        "xsknet is already running on {iface} queue {queue} (pid {pid}, control socket {}): stop it first, \
+         or serve another queue with --queue",
+        path.display()
+    )]
+    AlreadyRunning {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+        /// The process that answered.
+        pid: u32,
+        /// Its control socket.
+        path: PathBuf,
+    },
+    /// No instance matched what was asked for.
+    #[error("{0}")]
+    NotFound(String),
+    /// A system call failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The instance answered with an error.
+    #[error("{}: {msg}", path.display())]
+    Remote {
+        /// The control socket.
+        path: PathBuf,
+        /// Its message.
+        msg: String,
+    },
+    /// The answer was not what the protocol says.
+    #[error("{}: unexpected answer: {msg}", path.display())]
+    Protocol {
+        /// The control socket.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+}
+
+impl ControlError {
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ControlError {
+        let path = path.to_path_buf();
+        move |source| ControlError::Io { what, path, source }
+    }
+}
+
+/// A bound control socket, not yet served: binding first claims the
+/// interface and queue before the device is set up.
+pub struct ControlSocket {
+    path: PathBuf,
+    listener: Option<UnixListener>,
+}
+
+impl ControlSocket {
+    /// Binds the control socket of `iface`/`queue` in this namespace,
+    /// replacing one left by a process that is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::AlreadyRunning`] when an instance answers there;
+    /// [`ControlError::Io`] when the directory or socket cannot be made
+    /// (`EACCES` without root).
+    pub fn bind(iface: &str, queue: u32) -> Result<ControlSocket, ControlError> {
+        let dir = run_dir();
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(ControlError::io("creating", &dir))?;
+        }
+        let path = control_path(iface, queue, &Netns::current());
+        if path.exists() {
+            match UnixStream::connect(&path) {
+                Ok(_) => {
+                    let pid = request::<InstanceInfo>(&path, Request::Info).map(|i| i.pid).unwrap_or(0);
+                    return Err(ControlError::AlreadyRunning { iface: iface.to_string(), queue, pid, path });
+                }
+                // Nobody listens: a process that was killed left it.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    log::info!("replacing the stale control socket {}", path.display());
+                    std::fs::remove_file(&path).map_err(ControlError::io("removing the stale", &path))?;
+                }
+                Err(e) => return Err(ControlError::io("connecting to", &path)(e)),
+            }
+        }
+        let listener = UnixListener::bind(&path).map_err(ControlError::io("binding", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(ControlError::io("setting the mode of", &path))?;
+        Ok(ControlSocket { path, listener: Some(listener) })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves the endpoint from a thread of its own until the returned
+    /// [`Endpoint`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Io`] when the thread cannot be started.
+    pub fn serve(mut self, source: SnapshotSource) -> Result<Endpoint, ControlError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = Server(source);
+        let listener = self.listener.take().expect("a control socket is served once");
+        // From here the endpoint owns the path.
+        let path = std::mem::take(&mut self.path);
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("xsknet-control".into())
+                .spawn(move || {
+                    for conn in listener.incoming() {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Ok(conn) = conn {
+                            server.answer(conn);
+                        }
+                    }
+                })
+                .map_err(ControlError::io("starting the server of", &path))?
+        };
+        Ok(Endpoint { path, stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        // Bound but never served (the device failed to come up): not ours to keep.
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A served control endpoint; dropping it stops the thread and removes the socket.
+pub struct Endpoint {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Endpoint {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the blocked accept.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Where snapshots come from: the instance's identity, the loop's
+/// statistics page and the XDP program's counters. The control endpoint
+/// serves one; another reader (a metrics server) may make its own.
+pub struct SnapshotSource {
+    /// Who the instance is.
+    pub info: InstanceInfo,
+    /// The loop's publications.
+    pub stats: StatsReader,
+    /// The XDP program's counters, when readable.
+    pub xdp: Option<XdpStatsReader>,
+}
+
+impl SnapshotSource {
+    /// The loop's last publication with the XDP counters read now.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::NotYet`] before the loop's first publication.
+    pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        let stats = self.stats.read()?;
+        let age_ns = self.stats.now_ns().saturating_sub(stats.uptime_ns);
+        let xdp = self.xdp.as_ref().and_then(|x| x.read().ok());
+        Ok(Snapshot { info: self.info.clone(), age_ns, stats, xdp })
+    }
+}
+
+struct Server(SnapshotSource);
+
+impl Server {
+    fn answer(&self, conn: UnixStream) {
+        let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+        let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+        let mut line = String::new();
+        if BufReader::new((&conn).take(MAX_REQUEST)).read_line(&mut line).is_err() || line.is_empty() {
+            return;
+        }
+        let answer = match serde_json::from_str::<Request>(line.trim()) {
+            Ok(req) => self.handle(req),
+            Err(e) => Err(format!("bad request {:?}: {e} (send one line such as {{\"get\":\"stats\"}})", line.trim())),
+        };
+        let json = match answer {
+            Ok(v) => v,
+            Err(msg) => serde_json::json!({ "error": msg }),
+        };
+        let mut w = &conn;
+        let _ = serde_json::to_writer(&mut w, &json).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"));
+    }
+
+    fn handle(&self, req: Request) -> Result<serde_json::Value, String> {
+        let v = match req {
+            Request::Info => serde_json::to_value(&self.0.info),
+            Request::Stats => serde_json::to_value(self.0.snapshot().map_err(|e| e.to_string())?),
+            Request::Sockets => match self.0.stats.sockets(IO_TIMEOUT) {
+                Ok(list) => serde_json::to_value(list),
+                Err(e @ (ReadError::Busy | ReadError::Timeout(_) | ReadError::NotYet)) => return Err(e.to_string()),
+            },
+        };
+        v.map_err(|e| e.to_string())
+    }
+}
+
+/// Sends `req` to the control socket at `path` and reads the answer.
+///
+/// # Errors
+///
+/// [`ControlError::Io`] when the socket cannot be reached (`ECONNREFUSED`:
+/// its process is gone; `EACCES`: not root); [`ControlError::Remote`] for
+/// the instance's error; [`ControlError::Protocol`] for an answer that does
+/// not parse as `T`.
+pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Result<T, ControlError> {
+    let mut conn = UnixStream::connect(path).map_err(ControlError::io("connecting to", path))?;
+    conn.set_read_timeout(Some(IO_TIMEOUT * 2)).map_err(ControlError::io("setting a timeout on", path))?;
+    let mut line = serde_json::to_string(&req).expect("a request serializes");
+    line.push('\n');
+    conn.write_all(line.as_bytes()).map_err(ControlError::io("writing to", path))?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).map_err(ControlError::io("reading from", path))?;
+    let v: serde_json::Value = serde_json::from_str(&answer)
+        .map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })?;
+    if let Some(msg) = v.get("error").and_then(|m| m.as_str()) {
+        return Err(ControlError::Remote { path: path.to_path_buf(), msg: msg.to_string() });
+    }
+    serde_json::from_value(v).map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })
+}
+
+/// A control socket found in [`run_dir`], with what its name says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The socket.
+    pub path: PathBuf,
+    /// The interface.
+    pub iface: String,
+    /// The queue.
+    pub queue: u32,
+    /// The namespace's inode, `None` for the host's.
+    pub netns_inode: Option<u64>,
+}
+
+/// Every control socket in [`run_dir`], by name (answering or not).
+///
+/// # Errors
+///
+/// [`ControlError::Io`] when the directory cannot be read (`EACCES`: not root).
+pub fn list() -> Result<Vec<Listed>, ControlError> {
+    let dir = run_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ControlError::io("reading", &dir)(e)),
+    };
+    let mut out: Vec<Listed> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (iface, queue, netns_inode) = parse_control_name(&name)?;
+            Some(Listed { path: e.path(), iface, queue, netns_inode })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.iface, a.queue, a.netns_inode).cmp(&(&b.iface, b.queue, b.netns_inode)));
+    Ok(out)
+}
+
+/// The control socket of the instance a command means: on `iface` (and
+/// `queue`, if given), preferring this namespace; with no interface, the
+/// only instance running.
+///
+/// # Errors
+///
+/// [`ControlError::NotFound`] with what is running instead, or that nothing is;
+/// the errors of [`list`].
+pub fn find(iface: Option<&str>, queue: Option<u32>) -> Result<PathBuf, ControlError> {
+    let here = Netns::current();
+    let here_inode = (!here.host).then_some(here.inode);
+    let all = list()?;
+    let matching: Vec<&Listed> =
+        all.iter().filter(|l| iface.is_none_or(|i| l.iface == i) && queue.is_none_or(|q| l.queue == q)).collect();
+    let local: Vec<&&Listed> = matching.iter().filter(|l| l.netns_inode == here_inode).collect();
+    let running = || {
+        if all.is_empty() {
+            format!("no xsknet instance is running (no control socket in {})", run_dir().display())
+        } else {
+            let names: Vec<String> = all
+                .iter()
+                .map(|l| {
+                    let ns = l.netns_inode.map_or(String::new(), |n| format!(" (netns ns{n})"));
+                    format!("--iface {} --queue {}{ns}", l.iface, l.queue)
+                })
+                .collect();
+            format!("running: {}; `xsknet list` shows them", names.join(", "))
+        }
+    };
+    match (local.as_slice(), matching.as_slice()) {
+        ([one], _) => Ok(one.path.clone()),
+        ([], [one]) => Ok(one.path.clone()),
+        ([], []) => Err(ControlError::NotFound(match iface {
+            Some(i) => format!(
+                "no xsknet instance on {i}{}: {}",
+                queue.map_or(String::new(), |q| format!(" queue {q}")),
+                running()
+            ),
+            None => running(),
+        })),
+        _ => Err(ControlError::NotFound(format!(
+            "more than one instance matches: name one with --iface and --queue; {}",
+            running()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::Publisher;
+    use std::time::Instant;
+
+    #[test]
+    fn names_round_trip() {
+        let host = Netns { inode: 7, name: None, host: true };
+        let ns = Netns { inode: 4026532, name: Some("a".into()), host: false };
+        let p = control_path("veth-x-q1", 3, &host);
+        assert_eq!(p.file_name().unwrap(), "veth-x-q1-q3.sock");
+        assert_eq!(parse_control_name("veth-x-q1-q3.sock"), Some(("veth-x-q1".into(), 3, None)));
+        let p = control_path("xsk-ns1", 0, &ns);
+        assert_eq!(p.file_name().unwrap(), "xsk-ns1-q0-ns4026532.sock");
+        assert_eq!(parse_control_name("xsk-ns1-q0-ns4026532.sock"), Some(("xsk-ns1".into(), 0, Some(4026532))));
+        for bad in ["x.sock", "-q0.sock", "eth0-q.sock", "eth0-qx.sock", "eth0-q0.txt"] {
+            assert_eq!(parse_control_name(bad), None, "{bad}");
+        }
+        assert_eq!(ns.label(), "a");
+        assert_eq!(host.label(), "host");
+    }
+
+    fn info() -> InstanceInfo {
+        InstanceInfo {
+            pid: std::process::id(),
+            version: "t".into(),
+            app: "echo".into(),
+            iface: "lo".into(),
+            queue: 0,
+            netns: Netns::current(),
+            addr: Ipv4Addr::new(10, 0, 0, 1),
+            prefix_len: 24,
+            port: 7,
+            setup: "test".into(),
+            started_unix_s: 0.0,
+        }
+    }
+
+    /// The endpoint end to end, in a directory of the test's own (the
+    /// environment variable is read per call, so the tests of this module
+    /// run in one test to keep it theirs).
+    #[test]
+    fn endpoint_serves_refuses_a_second_and_replaces_a_stale_socket() {
+        let dir = std::env::temp_dir().join(format!("xsknet-control-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // No other test of this crate reads XSKNET_RUN_DIR.
+        std::env::set_var("XSKNET_RUN_DIR", &dir);
+
+        let sock = ControlSocket::bind("lo", 0).unwrap();
+        let path = sock.path().to_path_buf();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (mut publisher, reader) = Publisher::new(Instant::now());
+        let ep = sock.serve(SnapshotSource { info: info(), stats: reader, xdp: None }).unwrap();
+
+        assert_eq!(request::<InstanceInfo>(&path, Request::Info).unwrap(), info());
+        // Before the loop publishes: a clear error, not a hang.
+        let e = request::<Snapshot>(&path, Request::Stats).unwrap_err();
+        assert!(e.to_string().contains("not published"), "{e}");
+        publisher.scratch.mib.UdpNoPorts = 5;
+        publisher.commit(Instant::now());
+        let snap: Snapshot = request(&path, Request::Stats).unwrap();
+        assert_eq!(snap.stats.mib.UdpNoPorts, 5);
+        assert!(snap.xdp.is_none());
+        // A socket listing waits for the loop.
+        let lister = {
+            let path = path.clone();
+            std::thread::spawn(move || request::<Vec<SockDiag>>(&path, Request::Sockets))
+        };
+        let t0 = Instant::now();
+        let mut served = false;
+        while !lister.is_finished() && t0.elapsed() < Duration::from_secs(5) {
+            publisher.serve_requests(|| {
+                served = true;
+                Vec::new()
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(served);
+        assert_eq!(lister.join().unwrap().unwrap(), Vec::new());
+        // A bad request gets an error that says what to send.
+        let mut c = UnixStream::connect(&path).unwrap();
+        c.write_all(b"{\"get\":\"everything\"}\n").unwrap();
+        let mut a = String::new();
+        c.read_to_string(&mut a).unwrap();
+        assert!(a.contains("\"error\"") && a.contains("{\\\"get\\\":\\\"stats\\\"}"), "{a}");
+
+        // A second instance on the same queue is refused, naming the first.
+        match ControlSocket::bind("lo", 0) {
+            Err(ControlError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+            other => panic!("{:?}", other.map(|s| s.path().to_path_buf())),
+        }
+        assert_eq!(list().unwrap().len(), 1);
+        assert_eq!(find(Some("lo"), None).unwrap(), path);
+        assert_eq!(find(None, None).unwrap(), path);
+        let e = find(Some("veth9"), None).unwrap_err().to_string();
+        assert!(e.contains("no xsknet instance on veth9") && e.contains("--iface lo --queue 0"), "{e}");
+
+        // Stopping removes the socket.
+        drop(ep);
+        assert!(!path.exists());
+        let e = find(None, None).unwrap_err().to_string();
+        assert!(e.contains("no xsknet instance is running"), "{e}");
+
+        // A socket left by a killed process (bound, nobody listening) is replaced.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(path.exists());
+        let again = ControlSocket::bind("lo", 0).unwrap();
+        assert_eq!(again.path(), path);
+        drop(again);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

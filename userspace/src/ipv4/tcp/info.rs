@@ -1,0 +1,91 @@
+//! `TCP_INFO`: what a connection's control block tells about it, for
+//! `getsockopt(TCP_INFO)` and for the socket listing (`ss -i`), as
+//! `tcp_get_info` in net/ipv4/tcp.c fills `struct tcp_info`.
+
+use crate::stream::TcpState;
+
+use super::cb::TcpCb;
+
+/// What `getsockopt(TCP_INFO)` tells about a connection (`struct tcp_info`, the common fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TcpInfo {
+    /// `tcpi_state`.
+    pub state: TcpState,
+    /// Smoothed RTT, µs (`tcpi_rtt`).
+    pub rtt_us: u32,
+    /// RTT variation, µs (`tcpi_rttvar`).
+    pub rttvar_us: u32,
+    /// The retransmission timeout with backoff, µs (`tcpi_rto`).
+    pub rto_us: u32,
+    /// Congestion window, segments (`tcpi_snd_cwnd`).
+    pub snd_cwnd: u32,
+    /// Slow-start threshold, segments (`tcpi_snd_ssthresh`).
+    pub snd_ssthresh: u32,
+    /// Our MSS for sending (`tcpi_snd_mss`).
+    pub snd_mss: u32,
+    /// The peer's segment size as seen (`tcpi_rcv_mss`).
+    pub rcv_mss: u32,
+    /// Timeouts in a row (`tcpi_retransmits`).
+    pub retransmits: u32,
+    /// Segments retransmitted (`tcpi_total_retrans`).
+    pub total_retrans: u32,
+    /// Bytes in flight (`tcpi_unacked`, in bytes rather than segments).
+    pub unacked: u32,
+    /// Bytes the peer acknowledged (`tcpi_bytes_acked`).
+    pub bytes_acked: u64,
+    /// Bytes received (`tcpi_bytes_received`).
+    pub bytes_received: u64,
+    /// Segments sent (`tcpi_segs_out`).
+    pub segs_out: u64,
+    /// Segments received (`tcpi_segs_in`).
+    pub segs_in: u64,
+    /// The peer's window, bytes (`tcpi_snd_wnd`).
+    pub snd_wnd: u32,
+    /// The window we offer, bytes (`tcpi_rcv_wnd`).
+    pub rcv_wnd: u32,
+}
+
+/// The `tcp_info` of a socket in `state`, from its control block `cb` if it
+/// has one (a socket not yet connected or listening has none: zeros).
+pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
+    let Some(cb) = cb else {
+        return TcpInfo {
+            state,
+            rtt_us: 0,
+            rttvar_us: 0,
+            rto_us: 0,
+            snd_cwnd: 0,
+            snd_ssthresh: 0,
+            snd_mss: 0,
+            rcv_mss: 0,
+            retransmits: 0,
+            total_retrans: 0,
+            unacked: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
+            segs_out: 0,
+            segs_in: 0,
+            snd_wnd: 0,
+            rcv_wnd: 0,
+        };
+    };
+    TcpInfo {
+        state: cb.state,
+        rtt_us: cb.srtt_us,
+        rttvar_us: cb.rttvar_us,
+        rto_us: cb.rto_backed_off().as_micros() as u32,
+        snd_cwnd: cb.cwnd,
+        snd_ssthresh: cb.ssthresh,
+        snd_mss: cb.mss,
+        rcv_mss: cb.rcv_mss,
+        retransmits: cb.retransmits,
+        total_retrans: cb.total_retrans,
+        unacked: cb.in_flight(),
+        bytes_acked: cb.bytes_acked,
+        bytes_received: cb.bytes_received,
+        segs_out: cb.segs_out,
+        segs_in: cb.segs_in,
+        snd_wnd: cb.snd_wnd,
+        rcv_wnd: cb.rcv_wnd,
+    }
+}

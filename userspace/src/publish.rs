@@ -1,0 +1,399 @@
+//! The statistics page: the loop's counters published for readers on other
+//! threads (the control endpoint, the metrics server) without a lock and
+//! without slowing the per-packet path.
+//!
+//! The loop keeps its counters in plain integers ([`crate::snmp`]). Every
+//! [`PUBLISH_INTERVAL`] it copies them, with its own figures, the frame
+//! census and the latency histograms, into a page of atomic words guarded by
+//! a sequence count: a seqlock, as the kernel's `seqcount_t` and
+//! `u64_stats_sync` (include/linux/seqlock.h, u64_stats_sync.h). The writer
+//! never waits; a reader copies the page and tries again if a write ran
+//! meanwhile, so it always gets one consistent moment. Between publications
+//! the loop's cost is one time comparison per poll.
+//!
+//! Requests that need the loop's tables (the socket listing) go the other
+//! way through a bounded lock-free queue the loop empties when it publishes.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::inet_diag::SockDiag;
+use crate::latency::LatencyHistogram;
+use crate::netdevice::DeviceStats;
+use crate::snmp::{Mib, MibCounter};
+use crate::softirq::LoopStats;
+use crate::stream::TcpState;
+use crate::umem::FrameCensus;
+
+/// How often the loop publishes: often enough for a once-a-second view and
+/// a socket listing that answers at once, rarely enough to cost nothing.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Socket-listing requests that may wait for the loop at once.
+const MAX_REQUESTS: usize = 16;
+
+/// What the loop publishes: one consistent moment of its state.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PublishedStats {
+    /// Nanoseconds since the stack was made, at publication.
+    pub uptime_ns: u64,
+    /// Every counter (as [`crate::Stack::snmp`] gives them).
+    pub mib: Mib,
+    /// The loop's polls and busy time (our `si`).
+    pub softirq: LoopStats,
+    /// `XDP_STATISTICS` and our ring checks.
+    pub device: DeviceStats,
+    /// Where every frame is.
+    pub census: FrameCensus,
+    /// TCP sockets by state, TIME-WAIT included, in [`TcpState::ALL`] order.
+    pub tcp_states: [u64; TcpState::ALL.len()],
+    /// Rx-descriptor-to-read latency of the sampled datagrams, ns.
+    pub rx_latency: LatencyHistogram,
+}
+
+impl PublishedStats {
+    /// The per-stage latency histograms by name, in the packet's order
+    /// (what `xsknet stat -l`, `top` and the metrics show).
+    pub fn stages(&self) -> Vec<(&'static str, &LatencyHistogram)> {
+        vec![("rx_to_read", &self.rx_latency)]
+    }
+}
+
+/// Words of each part of the page, in the order they are written.
+const LOOP_WORDS: usize = 6;
+const DEVICE_WORDS: usize = 9;
+const CENSUS_WORDS: usize = 7;
+const PAGE_WORDS: usize = 1
+    + MibCounter::ALL.len()
+    + LOOP_WORDS
+    + DEVICE_WORDS
+    + CENSUS_WORDS
+    + TcpState::ALL.len()
+    + LatencyHistogram::WORDS;
+
+impl PublishedStats {
+    /// Writes `self` as the page's words.
+    fn encode(&self, out: &mut [u64]) {
+        let mut w = out.iter_mut();
+        let mut put = |v: u64| *w.next().expect("the page has a word for every field") = v;
+        put(self.uptime_ns);
+        for &c in MibCounter::ALL {
+            put(self.mib.value(c));
+        }
+        let l = &self.softirq;
+        for v in [l.polls, l.busy_polls, l.busy_ns, l.total_ns, l.rx_packets, l.tx_packets] {
+            put(v);
+        }
+        let d = &self.device;
+        for v in [
+            d.rx_dropped,
+            d.rx_invalid_descs,
+            d.tx_invalid_descs,
+            d.rx_ring_full,
+            d.rx_fill_ring_empty_descs,
+            d.tx_ring_empty_descs,
+            d.xsk_rx_invalid_addr,
+            d.xsk_cq_invalid_addr,
+            d.xsk_in_kernel_underflow,
+        ] {
+            put(v);
+        }
+        let c = &self.census;
+        for v in [c.total, c.in_kernel, c.free_local, c.free_shared, c.in_socks, c.awaiting_neighbour, c.tx_backlog] {
+            put(v as u64);
+        }
+        for &n in &self.tcp_states {
+            put(n);
+        }
+        let at = PAGE_WORDS - LatencyHistogram::WORDS;
+        self.rx_latency.write_words(&mut out[at..]);
+    }
+
+    /// The stats [`Self::encode`] wrote into `words`.
+    fn decode(words: &[u64]) -> PublishedStats {
+        let mut r = words.iter().copied();
+        let mut take = || r.next().expect("the page has a word for every field");
+        let uptime_ns = take();
+        let mut mib = Mib::default();
+        for &c in MibCounter::ALL {
+            mib.set(c, take());
+        }
+        let softirq = LoopStats {
+            polls: take(),
+            busy_polls: take(),
+            busy_ns: take(),
+            total_ns: take(),
+            rx_packets: take(),
+            tx_packets: take(),
+        };
+        let device = DeviceStats {
+            rx_dropped: take(),
+            rx_invalid_descs: take(),
+            tx_invalid_descs: take(),
+            rx_ring_full: take(),
+            rx_fill_ring_empty_descs: take(),
+            tx_ring_empty_descs: take(),
+            xsk_rx_invalid_addr: take(),
+            xsk_cq_invalid_addr: take(),
+            xsk_in_kernel_underflow: take(),
+        };
+        let census = FrameCensus {
+            total: take() as usize,
+            in_kernel: take() as usize,
+            free_local: take() as usize,
+            free_shared: take() as usize,
+            in_socks: take() as usize,
+            awaiting_neighbour: take() as usize,
+            tx_backlog: take() as usize,
+        };
+        let mut tcp_states = [0; TcpState::ALL.len()];
+        for n in &mut tcp_states {
+            *n = take();
+        }
+        let at = PAGE_WORDS - LatencyHistogram::WORDS;
+        let rx_latency = LatencyHistogram::from_words(&words[at..]);
+        PublishedStats { uptime_ns, mib, softirq, device, census, tcp_states, rx_latency }
+    }
+}
+
+/// The page: words behind a sequence count (odd while a write runs).
+struct StatsPage {
+    seq: AtomicU64,
+    words: Box<[AtomicU64]>,
+}
+
+impl StatsPage {
+    fn new() -> StatsPage {
+        StatsPage { seq: AtomicU64::new(0), words: (0..PAGE_WORDS).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    /// The writer's side (one writer: the loop). Never waits.
+    fn write(&self, src: &[u64]) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        // The odd count is visible before any word changes.
+        fence(Ordering::Release);
+        for (w, &v) in self.words.iter().zip(src) {
+            w.store(v, Ordering::Relaxed);
+        }
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// A consistent copy into `dst`, or `false` if nothing was published yet.
+    fn read(&self, dst: &mut [u64]) -> bool {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 == 0 {
+                return false;
+            }
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            for (d, w) in dst.iter_mut().zip(self.words.iter()) {
+                *d = w.load(Ordering::Relaxed);
+            }
+            // The word loads are done before the count is read again.
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return true;
+            }
+        }
+    }
+}
+
+/// What the loop and the readers share.
+struct Shared {
+    page: StatsPage,
+    /// Socket-listing requests, each with where to send the answer.
+    requests: ArrayQueue<mpsc::SyncSender<Vec<SockDiag>>>,
+    /// The stack's epoch, for the age of a publication.
+    epoch: Instant,
+}
+
+/// The loop's side: owned by the stack ([`crate::Stack::attach_publisher`]).
+pub struct Publisher {
+    shared: Arc<Shared>,
+    /// When the next publication is due.
+    pub(crate) due: Instant,
+    /// The stats being put together (kept, so that publishing does not allocate).
+    pub(crate) scratch: Box<PublishedStats>,
+    words: Box<[u64]>,
+}
+
+impl Publisher {
+    /// A publisher for a stack whose clock started at `epoch`, and the
+    /// reader that goes with it (clone it for every reading thread).
+    pub fn new(epoch: Instant) -> (Publisher, StatsReader) {
+        let shared = Arc::new(Shared { page: StatsPage::new(), requests: ArrayQueue::new(MAX_REQUESTS), epoch });
+        let p = Publisher {
+            shared: shared.clone(),
+            due: epoch,
+            scratch: Box::default(),
+            words: vec![0; PAGE_WORDS].into_boxed_slice(),
+        };
+        (p, StatsReader { shared })
+    }
+
+    /// Publishes [`Self::scratch`] as it is now, and sets the next due time.
+    pub(crate) fn commit(&mut self, now: Instant) {
+        self.scratch.encode(&mut self.words);
+        self.shared.page.write(&self.words);
+        self.due = now + PUBLISH_INTERVAL;
+    }
+
+    /// Answers the socket-listing requests waiting, each with `list()`.
+    pub(crate) fn serve_requests(&self, mut list: impl FnMut() -> Vec<SockDiag>) {
+        while let Some(reply) = self.shared.requests.pop() {
+            // The asker may have given up: nothing to do then.
+            let _ = reply.send(list());
+        }
+    }
+}
+
+/// Why a reader got no answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    /// The loop has not published yet (it publishes on its first poll).
+    #[error("the loop has not published its counters yet")]
+    NotYet,
+    /// Too many socket listings wait for the loop already.
+    #[error("too many requests wait for the loop; try again")]
+    Busy,
+    /// The loop did not answer in time: stalled, or stopped.
+    #[error("the loop did not answer within {0:?}: it is stalled or has stopped")]
+    Timeout(Duration),
+}
+
+/// The readers' side: cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct StatsReader {
+    shared: Arc<Shared>,
+}
+
+impl StatsReader {
+    /// The last publication.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::NotYet`] before the first one.
+    pub fn read(&self) -> Result<PublishedStats, ReadError> {
+        let mut words = vec![0; PAGE_WORDS];
+        if !self.shared.page.read(&mut words) {
+            return Err(ReadError::NotYet);
+        }
+        Ok(PublishedStats::decode(&words))
+    }
+
+    /// Time since the stack's epoch, ns: compare with
+    /// [`PublishedStats::uptime_ns`] for the age of a publication (a loop that
+    /// stopped polling stops publishing).
+    pub fn now_ns(&self) -> u64 {
+        self.shared.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Every socket of the stack, listed by the loop at its next publication.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::Busy`] when [`MAX_REQUESTS`] wait already;
+    /// [`ReadError::Timeout`] when the loop does not answer within `timeout`.
+    pub fn sockets(&self, timeout: Duration) -> Result<Vec<SockDiag>, ReadError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.shared.requests.push(tx).map_err(|_| ReadError::Busy)?;
+        rx.recv_timeout(timeout).map_err(|_| ReadError::Timeout(timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: u64) -> PublishedStats {
+        let mut s = PublishedStats { uptime_ns: n, ..PublishedStats::default() };
+        s.mib.IpInReceives = n;
+        s.mib.TcpInSegs = 2 * n;
+        s.softirq.polls = 3 * n;
+        s.device.rx_ring_full = 4 * n;
+        s.census.total = 5 * n as usize;
+        s.tcp_states[9] = 6 * n;
+        s.rx_latency.record(n);
+        s
+    }
+
+    #[test]
+    fn a_publication_reads_back_whole() {
+        let (mut p, r) = Publisher::new(Instant::now());
+        assert_eq!(r.read(), Err(ReadError::NotYet));
+        *p.scratch = sample(7);
+        p.commit(Instant::now());
+        assert_eq!(r.read().unwrap(), sample(7));
+        // The last word of each part lands where decode looks for it.
+        let mut all = PublishedStats::default();
+        for &c in MibCounter::ALL {
+            all.mib.set(c, c as u64 + 1);
+        }
+        all.device.xsk_in_kernel_underflow = 9;
+        all.census.tx_backlog = 8;
+        all.softirq.tx_packets = 7;
+        *p.scratch = all.clone();
+        p.commit(Instant::now());
+        assert_eq!(r.read().unwrap(), all);
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_page() {
+        let (mut p, r) = Publisher::new(Instant::now());
+        *p.scratch = sample(1);
+        p.commit(Instant::now());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (r, stop) = (r.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut reads = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = r.read().unwrap();
+                        // Every field of one publication comes from the same n.
+                        let n = s.uptime_ns;
+                        assert_eq!(s, sample(n), "torn read");
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for n in 2..3000 {
+            *p.scratch = sample(n);
+            p.commit(Instant::now());
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in readers {
+            assert!(t.join().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn socket_listings_are_answered_when_the_loop_publishes() {
+        let (p, r) = Publisher::new(Instant::now());
+        let asker = {
+            let r = r.clone();
+            std::thread::spawn(move || r.sockets(Duration::from_secs(10)))
+        };
+        while p.shared.requests.is_empty() {
+            std::thread::yield_now();
+        }
+        p.serve_requests(Vec::new);
+        assert_eq!(asker.join().unwrap(), Ok(Vec::new()));
+        // Nobody serves: the asker is told, it does not hang.
+        assert_eq!(r.sockets(Duration::from_millis(10)), Err(ReadError::Timeout(Duration::from_millis(10))));
+        for _ in 0..MAX_REQUESTS - 1 {
+            let (tx, _rx) = mpsc::sync_channel(1);
+            p.shared.requests.push(tx).unwrap();
+        }
+        assert_eq!(r.sockets(Duration::from_millis(10)), Err(ReadError::Busy));
+    }
+}
