@@ -515,6 +515,20 @@ pub fn list() -> Result<Vec<Listed>, ControlError> {
     Ok(out)
 }
 
+/// Whether the socket at `path` was left by a process that is gone: nobody
+/// listens (`ECONNREFUSED`). A live instance's socket always accepts: it is
+/// bound and listening before it is visible.
+pub fn is_stale(path: &Path) -> bool {
+    matches!(UnixStream::connect(path), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+/// Removes the control socket at `path` if it is stale ([`is_stale`]);
+/// returns whether it did. Instances in namespaces since deleted leave
+/// sockets nobody would replace: `xsknet list` clears them.
+pub fn remove_if_stale(path: &Path) -> bool {
+    is_stale(path) && std::fs::remove_file(path).is_ok()
+}
+
 /// The control socket of the instance a command means: on `iface` (and
 /// `queue`, if given), preferring this namespace; with no interface, the
 /// only instance running.
@@ -526,7 +540,8 @@ pub fn list() -> Result<Vec<Listed>, ControlError> {
 pub fn find(iface: Option<&str>, queue: Option<u32>) -> Result<PathBuf, ControlError> {
     let here = Netns::current();
     let here_inode = (!here.host).then_some(here.inode);
-    let all = list()?;
+    // Sockets whose process is gone do not count.
+    let all: Vec<Listed> = list()?.into_iter().filter(|l| !is_stale(&l.path)).collect();
     let matching: Vec<&Listed> =
         all.iter().filter(|l| iface.is_none_or(|i| l.iface == i) && queue.is_none_or(|q| l.queue == q)).collect();
     let local: Vec<&&Listed> = matching.iter().filter(|l| l.netns_inode == here_inode).collect();

@@ -24,7 +24,7 @@ use std::time::Instant;
 use crossbeam_queue::ArrayQueue;
 
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
-use crate::inet_diag::inet_diag;
+use crate::inet_diag::{inet_diag, SockDiag};
 use crate::inet_hashtables::InetHashTables;
 use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
 use crate::net::Net;
@@ -160,6 +160,13 @@ impl<D: NetDevice> Stack<D> {
         self.napi.poll_at(&self.net)
     }
 
+    /// Every socket, as `ss -a` lists them: UDP and TCP, listeners with
+    /// their request socks, connections with or without a descriptor,
+    /// TIME-WAIT (see [`crate::inet_diag`]).
+    pub fn sockets(&self) -> Vec<SockDiag> {
+        inet_diag(&self.files, &self.socks, &self.net.tcp, self.cfg.addr)
+    }
+
     /// Polls until `stop()` says so, reading the clock once per poll and
     /// keeping `stats`. `stop` runs on the loop's thread between polls, for
     /// work that must happen there; its time is not counted as busy.
@@ -209,7 +216,7 @@ impl<D: NetDevice> Stack<D> {
         s.rx_latency.clone_from(&self.rx_latency);
         s.rx_latency.merge(&self.handle_rx_latency.snapshot());
         p.commit(now);
-        p.serve_requests(|| inet_diag(&self.files, &self.socks, &self.net.tcp, self.cfg.addr));
+        p.serve_requests(|| self.sockets());
         self.publisher = Some(p);
     }
 

@@ -239,8 +239,19 @@ fn second_instance_refused_without_replace() {
 
     // --duration bounds it should it wrongly start serving.
     let ip = format!("{SERVER_ADDR}/{PREFIX}");
-    let out =
-        run_in(pair.ns(), &[BIN, "echo", "--iface", pair.ifname(), "--ip", &ip, "--port", "7", "--duration", "2"]);
+    let args = [BIN, "echo", "--iface", pair.ifname(), "--ip", &ip, "--port", "7", "--duration", "2"];
+    // The control endpoint answers first, naming the instance that runs.
+    let out = run_in(pair.ns(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second xsknet started on the same interface: {out:?}");
+    let pid = format!("pid {}", x.pid());
+    assert!(
+        stderr.lines().any(|l| l.contains("already running") && l.contains(&pid)),
+        "no line with \"already running\" and \"{pid}\" in stderr:\n{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ready"), "{out:?}");
+    // Without one, the XDP attach refuses.
+    let out = run_in(pair.ns(), &[&args[..], &["--no-control"]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a second xsknet started on the same interface: {out:?}");
     assert!(
@@ -305,7 +316,21 @@ fn replace_while_the_queue_is_held_leaves_the_first_instance_serving() {
     warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(5));
 
     let ip = format!("{SERVER_ADDR}/{PREFIX}");
-    let args = [BIN, "echo", "--iface", pair.ifname(), "--ip", &ip, "--port", "7", "--duration", "2", "--replace"];
+    // Past the control endpoint (which would refuse first), to the queue itself.
+    let args = [
+        BIN,
+        "echo",
+        "--iface",
+        pair.ifname(),
+        "--ip",
+        &ip,
+        "--port",
+        "7",
+        "--duration",
+        "2",
+        "--replace",
+        "--no-control",
+    ];
     let out = run_in(pair.ns(), &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a second xsknet took the queue: {out:?}");

@@ -1735,3 +1735,67 @@ fn a_handshake_without_rtt_sample_leaves_the_rto_at_3s() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+/// `ss -a` of the stack: each kind of socket with the state, queues and
+/// descriptor `ss` shows for it (net/ipv4/inet_diag.c, tcp_diag.c, udp_diag.c).
+#[test]
+fn sockets_lists_every_kind_as_ss_shows_them() {
+    use xsknet::inet_diag::Netid;
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // Unread data on the accepted connection: Recv-Q.
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK | PSH, PEER_WIN), b"hello");
+    b.out();
+    // A second child still on the accept queue, and a SYN still in the SYN queue.
+    b.handshake_in(PPORT + 1);
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    b.one();
+    // A UDP socket with one datagram waiting.
+    let u = b.s.socket(SockType::Dgram).unwrap();
+    b.s.bind(u, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 53)).unwrap();
+    let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+    let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::UDP, 7);
+    let udp = xsknet::wire::udp::UdpRepr { src_port: 5353, dst_port: 53, payload_len: 5 };
+    assert!(b.w.inject(&build::udp_frame(&eth, &ip, &udp, b"query")));
+    b.poll();
+    // A TCP socket neither connected nor listening.
+    let idle = b.s.socket(SockType::Stream).unwrap();
+
+    let all = b.s.sockets();
+    let find = |state: TcpState, port: u16| {
+        all.iter()
+            .find(|d| d.state == state && d.remote.map_or(0, |r| r.port()) == port)
+            .unwrap_or_else(|| panic!("no {state:?} from port {port}: {all:#?}"))
+    };
+    let listener = find(TcpState::Listen, 0);
+    assert_eq!(
+        (listener.fd, listener.recv_q, listener.send_q),
+        (Some(l.0), 1, 16),
+        "Recv-Q: the accept queue; Send-Q: the backlog"
+    );
+    let conn = find(TcpState::Established, PPORT);
+    assert_eq!((conn.fd, conn.recv_q, conn.send_q, conn.local), (Some(fd.0), 5, 0, SocketAddrV4::new(OUR_IP, LPORT)));
+    assert_eq!(conn.tcp_info.unwrap().bytes_received, 5);
+    assert_eq!(conn.skmem.rmem_alloc, 5);
+    let child = find(TcpState::Established, PPORT + 1);
+    assert_eq!(child.fd, None, "not accepted yet: no descriptor");
+    let req = find(TcpState::SynRecv, PPORT + 2);
+    assert_eq!((req.fd, req.local), (None, SocketAddrV4::new(OUR_IP, LPORT)));
+    let dgram = all.iter().find(|d| d.netid == Netid::Udp).unwrap();
+    assert_eq!((dgram.state, dgram.fd, dgram.local.port(), dgram.skmem.frames), (TcpState::Close, Some(u.0), 53, 1));
+    assert!(dgram.recv_q > 0 && dgram.recv_q == dgram.skmem.rmem_alloc, "{dgram:?}");
+    let unconn = all.iter().find(|d| d.fd == Some(idle.0)).unwrap();
+    assert_eq!((unconn.netid, unconn.state), (Netid::Tcp, TcpState::Close));
+    assert_eq!(all.len(), 6, "{all:#?}");
+
+    // Our close, the peer's FIN: TIME-WAIT, listed without a descriptor.
+    b.s.recv(fd, &mut [0; 16]).unwrap();
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 6, fin.r.seq.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    b.one();
+    let tw = b.s.sockets().into_iter().find(|d| d.remote.map(|r| r.port()) == Some(PPORT)).unwrap();
+    assert_eq!((tw.state, tw.fd), (TcpState::TimeWait, None));
+}

@@ -43,6 +43,20 @@ pub fn list() -> Result<(), BoxError> {
     );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     for l in all {
+        if control::remove_if_stale(&l.path) {
+            println!(
+                "{:<16} {:>5} {:<12} {:>8} {:<18} {:<20} {:>10}  {} (stale: its process is gone; removed)",
+                l.iface,
+                l.queue,
+                l.netns_inode.map_or("host".to_string(), |n| format!("ns{n}")),
+                "-",
+                "-",
+                "-",
+                "-",
+                l.path.display()
+            );
+            continue;
+        }
         match control::request::<InstanceInfo>(&l.path, Request::Info) {
             Ok(i) => println!(
                 "{:<16} {:>5} {:<12} {:>8} {:<18} {:<20} {:>9.0}s  {}",
@@ -65,7 +79,7 @@ pub fn list() -> Result<(), BoxError> {
                 "-",
                 "-",
                 l.path.display(),
-                if is_refused(&e) { "stale: its process is gone".to_string() } else { e.to_string() }
+                e
             ),
         }
     }
