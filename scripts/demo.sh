@@ -223,6 +223,26 @@ if [ "$reachable" = 1 ]; then
     timeout 10 ip netns exec "$NSB" socat - "TCP:$XSK_IP:$CLOSED" </dev/null >"$tmp/refused.out" 2>&1
     indent <"$tmp/refused.out"
     if grep -q "Connection refused" "$tmp/refused.out"; then ok "connection refused"; else step_failed "port $CLOSED was not refused"; fi
+
+    # -----------------------------------------------------------------------------------------
+    heading "Step 7c: the running instance, seen as nstat and ss see Linux"
+    note "Each instance answers on a control socket (/run/xsknet/IFACE-qQUEUE.sock): list it, read"
+    note "its counters as nstat prints them (the change since the last call and its rate), and its"
+    note "sockets as ss shows them, while a TCP connection from the peer is open."
+    (sleep 3 | timeout 10 ip netns exec "$NSB" socat -t3 - "TCP:$XSK_IP:$PORT" >/dev/null 2>&1) &
+    held=$!
+    sleep 0.5
+    show "$(basename "$XSKNET") list"
+    "$XSKNET" list 2>&1 | indent
+    show ip netns exec "$NSA" "$(basename "$XSKNET")" stat "'Udp*'" "'Tcp*'"
+    in_a "$XSKNET" stat 'Udp*' 'Tcp*' >"$tmp/stat.out" 2>&1; rc=$?
+    indent <"$tmp/stat.out"
+    if [ "$rc" = 0 ] && grep -q '^UdpInDatagrams' "$tmp/stat.out"; then ok "counters of the live process"; else step_failed "xsknet stat failed"; fi
+    show ip netns exec "$NSA" "$(basename "$XSKNET")" ss -tani
+    in_a "$XSKNET" ss -tani >"$tmp/ss.out" 2>&1; rc=$?
+    cut -c1-150 "$tmp/ss.out" | indent
+    if [ "$rc" = 0 ] && grep -q "^ESTAB.*$PEER_IP" "$tmp/ss.out"; then ok "the open connection is listed, with its rtt and cwnd"; else step_failed "xsknet ss did not list the open connection"; fi
+    wait "$held" 2>/dev/null
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -5,10 +5,12 @@
 //!
 //! Each instance has one socket, at a path made from its interface, queue
 //! and network namespace ([`control_path`]): `/run/xsknet/IFACE-qQUEUE.sock`,
-//! with `-nsINODE` before `.sock` outside the host's namespace. The directory
-//! is root's, mode 0700, and the socket mode 0600. A socket whose process
-//! still answers makes a second instance on the same queue refuse to start;
-//! one left by a killed process is found (connection refused) and replaced.
+//! or `IFACE-qQUEUE@NETNS.sock` in a namespace `ip netns` named. The
+//! directory is root's, mode 0700, and the socket mode 0600. A socket whose
+//! process still answers from the same namespace makes a second instance on
+//! the same queue refuse to start; one left by a killed process is found
+//! (connection refused) and replaced. Readers find an instance by asking
+//! each socket who it is, so a name is only a convenience.
 //!
 //! The protocol is one JSON request per connection, a line such as
 //! `{"get":"stats"}`, and one JSON answer: the payload, or `{"error": "…"}`.
@@ -47,35 +49,28 @@ pub fn run_dir() -> PathBuf {
 /// A network namespace, as `ip netns identify` names it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Netns {
-    /// The namespace's inode number (`/proc/self/ns/net`).
+    /// The namespace's inode number (`/proc/self/ns/net`): what tells two apart.
     pub inode: u64,
     /// Its name under `/run/netns`, if `ip netns add` made it.
     pub name: Option<String>,
-    /// Whether it is the host's (PID 1's) namespace.
-    pub host: bool,
 }
 
 impl Netns {
-    /// The namespace of the calling thread. When PID 1's namespace cannot be
-    /// read (not root), the caller's is taken for the host's.
+    /// The namespace of the calling thread.
     pub fn current() -> Netns {
         let inode = ns_inode(Path::new("/proc/self/ns/net")).unwrap_or(0);
-        let host = ns_inode(Path::new("/proc/1/ns/net")).is_none_or(|init| init == inode);
         let name = std::fs::read_dir("/run/netns").ok().and_then(|dir| {
             dir.flatten()
                 .find(|e| ns_inode(&e.path()) == Some(inode))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
         });
-        Netns { inode, name, host }
+        Netns { inode, name }
     }
 
-    /// How `xsknet list` shows it: its name, `host`, or its inode.
-    pub fn label(&self) -> String {
-        match (&self.name, self.host) {
-            (_, true) => "host".to_string(),
-            (Some(n), false) => n.clone(),
-            (None, false) => format!("ns{}", self.inode),
-        }
+    /// How `xsknet list` shows it: the name `ip netns` gave it, else `-`
+    /// (the default namespace, or one made without a name).
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or("-")
     }
 }
 
@@ -83,25 +78,17 @@ fn ns_inode(p: &Path) -> Option<u64> {
     std::fs::metadata(p).ok().map(|m| m.ino())
 }
 
-/// The control socket of the instance on `iface` and `queue` in `netns`.
+/// The control socket of the instance on `iface` and `queue` in `netns`:
+/// `IFACE-qQUEUE.sock`, with `@NAME` before `.sock` in a named namespace.
 pub fn control_path(iface: &str, queue: u32, netns: &Netns) -> PathBuf {
-    let ns = if netns.host { String::new() } else { format!("-ns{}", netns.inode) };
+    let ns = netns.name.as_ref().map_or(String::new(), |n| format!("@{n}"));
     run_dir().join(format!("{iface}-q{queue}{ns}.sock"))
 }
 
-/// What a control socket's file name says: interface, queue, and the
-/// namespace's inode (`None`: the host's).
-pub fn parse_control_name(name: &str) -> Option<(String, u32, Option<u64>)> {
-    let stem = name.strip_suffix(".sock")?;
-    let (stem, ns) = match stem.rsplit_once("-ns") {
-        Some((s, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (s, Some(n.parse().ok()?)),
-        _ => (stem, None),
-    };
-    let (iface, q) = stem.rsplit_once("-q")?;
-    if iface.is_empty() || q.is_empty() || !q.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((iface.to_string(), q.parse().ok()?, ns))
+/// The path an instance takes when another namespace's instance holds
+/// [`control_path`] (two unnamed namespaces with the same interface name).
+fn control_path_by_inode(iface: &str, queue: u32, netns: &Netns) -> PathBuf {
+    run_dir().join(format!("{iface}-q{queue}@ns{}.sock", netns.inode))
 }
 
 /// Who an instance is (the `info` answer).
@@ -275,6 +262,23 @@ impl ControlError {
     }
 }
 
+/// Who answers at `path`, if anyone; a socket nobody answers on (left by a
+/// killed process) is removed.
+fn claimed(path: &Path) -> Result<Option<InstanceInfo>, ControlError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Ok(Some(request::<InstanceInfo>(path, Request::Info)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            log::info!("replacing the stale control socket {}", path.display());
+            std::fs::remove_file(path).map_err(ControlError::io("removing the stale", path))?;
+            Ok(None)
+        }
+        Err(e) => Err(ControlError::io("connecting to", path)(e)),
+    }
+}
+
 /// A bound control socket, not yet served: binding first claims the
 /// interface and queue before the device is set up.
 pub struct ControlSocket {
@@ -300,19 +304,16 @@ impl ControlSocket {
                 .create(&dir)
                 .map_err(ControlError::io("creating", &dir))?;
         }
-        let path = control_path(iface, queue, &Netns::current());
-        if path.exists() {
-            match UnixStream::connect(&path) {
-                Ok(_) => {
-                    let pid = request::<InstanceInfo>(&path, Request::Info).map(|i| i.pid).unwrap_or(0);
-                    return Err(ControlError::AlreadyRunning { iface: iface.to_string(), queue, pid, path });
-                }
-                // Nobody listens: a process that was killed left it.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    log::info!("replacing the stale control socket {}", path.display());
-                    std::fs::remove_file(&path).map_err(ControlError::io("removing the stale", &path))?;
-                }
-                Err(e) => return Err(ControlError::io("connecting to", &path)(e)),
+        let netns = Netns::current();
+        let mut path = control_path(iface, queue, &netns);
+        if let Some(other) = claimed(&path)? {
+            if other.netns.inode == netns.inode {
+                return Err(ControlError::AlreadyRunning { iface: iface.to_string(), queue, pid: other.pid, path });
+            }
+            // Another namespace's instance, on an interface of the same name.
+            path = control_path_by_inode(iface, queue, &netns);
+            if let Some(other) = claimed(&path)? {
+                return Err(ControlError::AlreadyRunning { iface: iface.to_string(), queue, pid: other.pid, path });
             }
         }
         let listener = UnixListener::bind(&path).map_err(ControlError::io("binding", &path))?;
@@ -478,40 +479,21 @@ pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Res
     serde_json::from_value(v).map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })
 }
 
-/// A control socket found in [`run_dir`], with what its name says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listed {
-    /// The socket.
-    pub path: PathBuf,
-    /// The interface.
-    pub iface: String,
-    /// The queue.
-    pub queue: u32,
-    /// The namespace's inode, `None` for the host's.
-    pub netns_inode: Option<u64>,
-}
-
-/// Every control socket in [`run_dir`], by name (answering or not).
+/// Every control socket in [`run_dir`] (answering or not), by name.
 ///
 /// # Errors
 ///
 /// [`ControlError::Io`] when the directory cannot be read (`EACCES`: not root).
-pub fn list() -> Result<Vec<Listed>, ControlError> {
+pub fn list() -> Result<Vec<PathBuf>, ControlError> {
     let dir = run_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(ControlError::io("reading", &dir)(e)),
     };
-    let mut out: Vec<Listed> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let (iface, queue, netns_inode) = parse_control_name(&name)?;
-            Some(Listed { path: e.path(), iface, queue, netns_inode })
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.iface, a.queue, a.netns_inode).cmp(&(&b.iface, b.queue, b.netns_inode)));
+    let mut out: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sock")).collect();
+    out.sort();
     Ok(out)
 }
 
@@ -538,36 +520,35 @@ pub fn remove_if_stale(path: &Path) -> bool {
 /// [`ControlError::NotFound`] with what is running instead, or that nothing is;
 /// the errors of [`list`].
 pub fn find(iface: Option<&str>, queue: Option<u32>) -> Result<PathBuf, ControlError> {
-    let here = Netns::current();
-    let here_inode = (!here.host).then_some(here.inode);
-    // Sockets whose process is gone do not count.
-    let all: Vec<Listed> = list()?.into_iter().filter(|l| !is_stale(&l.path)).collect();
-    let matching: Vec<&Listed> =
-        all.iter().filter(|l| iface.is_none_or(|i| l.iface == i) && queue.is_none_or(|q| l.queue == q)).collect();
-    let local: Vec<&&Listed> = matching.iter().filter(|l| l.netns_inode == here_inode).collect();
+    let here = Netns::current().inode;
+    // Who answers where; sockets whose process is gone do not count.
+    let all: Vec<(PathBuf, InstanceInfo)> =
+        list()?.into_iter().filter_map(|p| request::<InstanceInfo>(&p, Request::Info).ok().map(|i| (p, i))).collect();
+    let matching: Vec<&(PathBuf, InstanceInfo)> =
+        all.iter().filter(|(_, i)| iface.is_none_or(|f| i.iface == f) && queue.is_none_or(|q| i.queue == q)).collect();
+    let local: Vec<&&(PathBuf, InstanceInfo)> = matching.iter().filter(|(_, i)| i.netns.inode == here).collect();
     let running = || {
         if all.is_empty() {
-            format!("no xsknet instance is running (no control socket in {})", run_dir().display())
+            format!("no xsknet instance is running (no control socket answers in {})", run_dir().display())
         } else {
             let names: Vec<String> = all
                 .iter()
-                .map(|l| {
-                    let ns = l.netns_inode.map_or(String::new(), |n| format!(" (netns ns{n})"));
-                    format!("--iface {} --queue {}{ns}", l.iface, l.queue)
-                })
+                .map(|(_, i)| format!("--iface {} --queue {} (netns {})", i.iface, i.queue, i.netns.label()))
                 .collect();
             format!("running: {}; `xsknet list` shows them", names.join(", "))
         }
     };
     match (local.as_slice(), matching.as_slice()) {
-        ([one], _) => Ok(one.path.clone()),
-        ([], [one]) => Ok(one.path.clone()),
+        ([one], _) => Ok(one.0.clone()),
+        ([], [one]) => Ok(one.0.clone()),
         ([], []) => Err(ControlError::NotFound(match iface {
-            Some(i) => format!(
-                "no xsknet instance on {i}{}: {}",
-                queue.map_or(String::new(), |q| format!(" queue {q}")),
-                running()
-            ),
+            Some(i) => {
+                format!(
+                    "no xsknet instance on {i}{}: {}",
+                    queue.map_or(String::new(), |q| format!(" queue {q}")),
+                    running()
+                )
+            }
             None => running(),
         })),
         _ => Err(ControlError::NotFound(format!(
@@ -584,20 +565,13 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn names_round_trip() {
-        let host = Netns { inode: 7, name: None, host: true };
-        let ns = Netns { inode: 4026532, name: Some("a".into()), host: false };
-        let p = control_path("veth-x-q1", 3, &host);
-        assert_eq!(p.file_name().unwrap(), "veth-x-q1-q3.sock");
-        assert_eq!(parse_control_name("veth-x-q1-q3.sock"), Some(("veth-x-q1".into(), 3, None)));
-        let p = control_path("xsk-ns1", 0, &ns);
-        assert_eq!(p.file_name().unwrap(), "xsk-ns1-q0-ns4026532.sock");
-        assert_eq!(parse_control_name("xsk-ns1-q0-ns4026532.sock"), Some(("xsk-ns1".into(), 0, Some(4026532))));
-        for bad in ["x.sock", "-q0.sock", "eth0-q.sock", "eth0-qx.sock", "eth0-q0.txt"] {
-            assert_eq!(parse_control_name(bad), None, "{bad}");
-        }
-        assert_eq!(ns.label(), "a");
-        assert_eq!(host.label(), "host");
+    fn paths_name_the_queue_and_a_named_namespace() {
+        let unnamed = Netns { inode: 7, name: None };
+        let named = Netns { inode: 4026532, name: Some("a".into()) };
+        assert_eq!(control_path("veth-x", 3, &unnamed).file_name().unwrap(), "veth-x-q3.sock");
+        assert_eq!(control_path("xsk1", 0, &named).file_name().unwrap(), "xsk1-q0@a.sock");
+        assert_eq!(control_path_by_inode("xsk1", 0, &named).file_name().unwrap(), "xsk1-q0@ns4026532.sock");
+        assert_eq!((named.label(), unnamed.label()), ("a", "-"));
     }
 
     fn info() -> InstanceInfo {
@@ -673,7 +647,7 @@ mod tests {
         assert_eq!(find(Some("lo"), None).unwrap(), path);
         assert_eq!(find(None, None).unwrap(), path);
         let e = find(Some("veth9"), None).unwrap_err().to_string();
-        assert!(e.contains("no xsknet instance on veth9") && e.contains("--iface lo --queue 0"), "{e}");
+        assert!(e.contains("no xsknet instance on veth9") && e.contains("--iface lo --queue 0 (netns"), "{e}");
 
         // Stopping removes the socket.
         drop(ep);

@@ -95,7 +95,8 @@ pub fn inet_diag(files: &FdTable, socks: &InetHashTables, tcp: &TcpTable, addr: 
             state: cb.state,
             recv_q,
             send_q,
-            local: cb.local,
+            // A listener shows the address it was bound to (0.0.0.0 for a wildcard).
+            local: if cb.state == TcpState::Listen { cb.sock.local().unwrap_or(cb.local) } else { cb.local },
             remote: (cb.state != TcpState::Listen).then_some(cb.remote),
             fd: fd_of(&cb.sock),
             skmem: skmem(&cb.sock),

@@ -83,6 +83,7 @@ fn stat_and_ss_agree_with_what_was_sent_and_the_exit_report() {
     let list = ok_stdout(&xsknet(pair.peer_ns(), &history, &["list"]));
     let line = list.lines().find(|l| l.starts_with(ifname)).unwrap_or_else(|| panic!("{ifname} not listed:\n{list}"));
     assert!(line.contains(&x.pid().to_string()) && line.contains("echo") && line.contains("10.77.0.2:7"), "{line}");
+    assert!(line.contains(ns) && line.contains(&format!("{ifname}-q0@{ns}.sock")), "the namespace, named: {line}");
 
     udp_echoes(pair.peer_ns(), N);
     // One datagram to a closed port: UdpNoPorts and a port unreachable.
@@ -202,7 +203,7 @@ fn a_killed_instance_leaves_a_stale_socket_that_is_replaced_or_cleared() {
     // Killed again: `list` shows the stale socket and clears it.
     x.kill9();
     let list = ok_stdout(&xsknet(ns, &history, &["list"]));
-    assert!(list.lines().any(|l| l.starts_with(ifname) && l.contains("stale") && l.contains("removed")), "{list}");
+    assert!(list.lines().any(|l| l.contains(socket) && l.contains("stale") && l.contains("removed")), "{list}");
     assert!(!std::path::Path::new(socket).exists(), "{socket} not removed by list");
 
     // A clean stop removes its own socket.

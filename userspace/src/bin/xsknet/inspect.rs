@@ -38,28 +38,19 @@ pub fn list() -> Result<(), BoxError> {
         return Ok(());
     }
     println!(
-        "{:<16} {:>5} {:<12} {:>8} {:<18} {:<20} {:>10}  control socket",
+        "{:<16} {:>5} {:<16} {:>8} {:<18} {:<20} {:>10}  control socket",
         "iface", "queue", "netns", "pid", "app", "address", "uptime"
     );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    for l in all {
-        if control::remove_if_stale(&l.path) {
-            println!(
-                "{:<16} {:>5} {:<12} {:>8} {:<18} {:<20} {:>10}  {} (stale: its process is gone; removed)",
-                l.iface,
-                l.queue,
-                l.netns_inode.map_or("host".to_string(), |n| format!("ns{n}")),
-                "-",
-                "-",
-                "-",
-                "-",
-                l.path.display()
-            );
+    for path in all {
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        if control::remove_if_stale(&path) {
+            println!("{:<76}  {} (stale: its process is gone; removed)", "-", path.display());
             continue;
         }
-        match control::request::<InstanceInfo>(&l.path, Request::Info) {
+        match control::request::<InstanceInfo>(&path, Request::Info) {
             Ok(i) => println!(
-                "{:<16} {:>5} {:<12} {:>8} {:<18} {:<20} {:>9.0}s  {}",
+                "{:<16} {:>5} {:<16} {:>8} {:<18} {:<20} {:>9.0}s  {}",
                 i.iface,
                 i.queue,
                 i.netns.label(),
@@ -67,20 +58,9 @@ pub fn list() -> Result<(), BoxError> {
                 i.app,
                 format!("{}:{}", i.addr, i.port),
                 (now - i.started_unix_s).max(0.0),
-                l.path.display()
+                path.display()
             ),
-            Err(e) => println!(
-                "{:<16} {:>5} {:<12} {:>8} {:<18} {:<20} {:>10}  {} ({})",
-                l.iface,
-                l.queue,
-                l.netns_inode.map_or("host".to_string(), |n| format!("ns{n}")),
-                "-",
-                "-",
-                "-",
-                "-",
-                l.path.display(),
-                e
-            ),
+            Err(e) => println!("{:<76}  {} ({name}: {e})", "-", path.display()),
         }
     }
     Ok(())
@@ -341,28 +321,35 @@ pub fn ss(a: &SsArgs) -> Result<(), BoxError> {
             );
         }
         if let (true, Some(t)) = (a.info, d.tcp_info.as_ref().filter(|_| d.state != TcpState::Close)) {
-            let ms = |us: u32| us as f64 / 1e3;
-            println!(
-                "\t rto:{} rtt:{}/{} mss:{} rcvmss:{} cwnd:{} ssthresh:{} bytes_acked:{} bytes_received:{} \
-                 segs_out:{} segs_in:{} unacked:{} retrans:{}/{} snd_wnd:{} rcv_wnd:{}",
-                ms(t.rto_us),
-                ms(t.rtt_us),
-                ms(t.rttvar_us),
-                t.snd_mss,
-                t.rcv_mss,
-                t.snd_cwnd,
-                t.snd_ssthresh,
-                t.bytes_acked,
-                t.bytes_received,
-                t.segs_out,
-                t.segs_in,
-                t.unacked,
-                t.retransmits,
-                t.total_retrans,
-                t.snd_wnd,
-                t.rcv_wnd
-            );
+            println!("\t{}", tcp_info_line(t));
         }
     }
     Ok(())
+}
+
+/// `ss -i`'s line for a TCP socket, its keys and units (ms), leaving out
+/// what `ss` leaves out: rtt before a sample, ssthresh while infinite.
+fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
+    let ms = |us: u32| us as f64 / 1e3;
+    let mut parts = vec![format!("rto:{}", ms(t.rto_us))];
+    if t.rtt_us > 0 {
+        parts.push(format!("rtt:{}/{}", ms(t.rtt_us), ms(t.rttvar_us)));
+    }
+    parts.push(format!("mss:{} rcvmss:{} cwnd:{}", t.snd_mss, t.rcv_mss, t.snd_cwnd));
+    // TCP_INFINITE_SSTHRESH
+    if t.snd_ssthresh < 0x7fff_ffff {
+        parts.push(format!("ssthresh:{}", t.snd_ssthresh));
+    }
+    parts.push(format!(
+        "bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{}",
+        t.bytes_acked, t.bytes_received, t.segs_out, t.segs_in
+    ));
+    if t.unacked > 0 {
+        parts.push(format!("unacked:{}", t.unacked));
+    }
+    if t.retransmits > 0 || t.total_retrans > 0 {
+        parts.push(format!("retrans:{}/{}", t.retransmits, t.total_retrans));
+    }
+    parts.push(format!("snd_wnd:{} rcv_wnd:{}", t.snd_wnd, t.rcv_wnd));
+    parts.join(" ")
 }
