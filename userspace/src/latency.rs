@@ -1,10 +1,21 @@
-//! The rx-to-read latency histogram: where a datagram's time inside xsknet
-//! goes, from the moment the loop took its descriptor off the rx ring to the
-//! moment the application read it (`Stack::rx_latency`, `Snapshot::rx_latency`).
+//! The per-stage latency histograms: where a packet's time inside xsknet
+//! goes, sampled one packet in N (`StackConfig::rx_latency_sample`), in three
+//! stages ([`StageLatency`], `Stack::stage_latency`, `Snapshot::stage_latency`):
 //!
-//! The loop reads the clock once per rx batch and stamps one datagram in
-//! `StackConfig::rx_latency_sample` with it; the reader reads the clock only
-//! for a stamped datagram. Buckets are log-linear and fixed (HdrHistogram's
+//! | stage | from | to | kernel's nearest |
+//! |---|---|---|---|
+//! | `rx_to_read` | the loop takes the descriptor off the rx ring | the application's read returns it | `SOF_TIMESTAMPING_RX_SOFTWARE` to `recvmsg` |
+//! | `send_to_tx` | the application's send call (UDP), or its bytes entering the write queue (TCP) | the frame is put on the tx ring (`NetDevice::transmit`) | `sendmsg` to `SOF_TIMESTAMPING_TX_SCHED`/`TX_SOFTWARE` |
+//! | `tx_to_completion` | the frame is put on the tx ring | the device gives it back on the completion ring (`NetDevice::complete`) | `TX_SOFTWARE` to the skb's destructor (`sock_wfree`) |
+//!
+//! Receive: the loop reads the clock once per rx batch and stamps one
+//! datagram in N with it; the reader reads the clock only for a stamped
+//! datagram. Send: the sending thread counts its sends down ([`tx_stamp`]) and
+//! reads the clock for one in N; the loop follows that one frame
+//! ([`TxStamps`]) and reads the clock when it goes on the tx ring and when it
+//! comes back. Unsampled packets cost a counter decrement and a test.
+//!
+//! Buckets are log-linear and fixed (HdrHistogram's
 //! layout): recording is an index computation and an add, with no
 //! allocation. We keep our own rather than the `hdrhistogram` crate for two
 //! measured reasons: application threads record into one histogram at once
@@ -15,6 +26,7 @@
 //! here. The benchmark side (`xsknet-bench`) uses `hdrhistogram` itself,
 //! where neither matters.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -351,6 +363,174 @@ pub(crate) fn ns_since(epoch: Instant) -> u64 {
     Instant::now().saturating_duration_since(epoch).as_nanos() as u64
 }
 
+/// The three stage histograms of one stack, in nanoseconds (see the module
+/// documentation for where each stage starts and ends).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageLatency {
+    /// Rx ring to the application's read.
+    pub rx_to_read: LatencyHistogram,
+    /// The application's send to the tx ring.
+    pub send_to_tx: LatencyHistogram,
+    /// The tx ring to the completion ring.
+    pub tx_to_completion: LatencyHistogram,
+}
+
+/// [`StageLatency`]'s figures, as the report and `--stats-json` give them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct StageSummary {
+    /// Rx ring to the application's read.
+    pub rx_to_read: LatencySummary,
+    /// The application's send to the tx ring.
+    pub send_to_tx: LatencySummary,
+    /// The tx ring to the completion ring.
+    pub tx_to_completion: LatencySummary,
+}
+
+impl StageLatency {
+    /// The three summaries.
+    pub fn summary(&self) -> StageSummary {
+        StageSummary {
+            rx_to_read: self.rx_to_read.summary(),
+            send_to_tx: self.send_to_tx.summary(),
+            tx_to_completion: self.tx_to_completion.summary(),
+        }
+    }
+}
+
+thread_local! {
+    /// Sends this thread may make before the next sampled one.
+    static TX_COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The send stamp for a send call now: ns since `epoch` (never 0) for one
+/// send in `every` made by this thread (the first one included), 0 for the
+/// others and when `every` is 0. The countdown is per thread, so
+/// application threads sending at once share nothing; only a sampled send
+/// reads the clock.
+#[inline]
+pub(crate) fn tx_stamp(every: u32, epoch: Instant) -> u64 {
+    if every == 0 {
+        return 0;
+    }
+    let left = TX_COUNTDOWN.with(|c| {
+        // Clamped: a countdown left by a stack with a sparser rate on this
+        // thread does not delay this one's first sample.
+        let left = c.get().min(every);
+        c.set(if left <= 1 { every } else { left - 1 });
+        left
+    });
+    if left > 1 {
+        return 0;
+    }
+    ns_since(epoch).max(1)
+}
+
+/// A sampled frame that a device has not given back after this long (ns)
+/// is taken as lost: the next sample to reach the tx ring replaces it.
+pub const TX_COMPLETION_GIVE_UP_NS: u64 = 1_000_000_000;
+
+/// The loop's half of the send-side stages: the sampled frame waiting on the
+/// transmit batch, the one on the tx ring, and the two histograms. One
+/// sample per stage at a time: a sampled frame queued while another waits
+/// for the tx ring is not followed.
+#[derive(Default)]
+pub struct TxStamps {
+    /// The sampled frame on the transmit batch: its index there, its
+    /// address and its send stamp.
+    queued: Option<(usize, u64, u64)>,
+    /// The sampled frame on the tx ring: its address and when it went there
+    /// (ns since the epoch).
+    on_ring: Option<(u64, u64)>,
+    /// The application's send to the tx ring (boxed: 9 KiB of buckets).
+    pub send_to_tx: Box<LatencyHistogram>,
+    /// The tx ring to the completion ring.
+    pub tx_to_completion: Box<LatencyHistogram>,
+}
+
+impl std::fmt::Debug for TxStamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxStamps").field("queued", &self.queued).field("on_ring", &self.on_ring).finish_non_exhaustive()
+    }
+}
+
+impl TxStamps {
+    /// A protocol handler has just sent an IPv4 packet stamped `tstamp` (ns
+    /// since the epoch); the transmit batch of `q` held `before` frames
+    /// before. If the packet went on the batch (not dropped, not held for
+    /// ARP: then the batch grew by one IPv4 frame) and no other sample waits
+    /// there, it is followed.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn queued(&mut self, q: &mut crate::netdev_queue::NetdevQueue, before: usize, tstamp: u64) {
+        if self.queued.is_some() || q.tx_backlog() != before + 1 {
+            return;
+        }
+        let umem = q.umem().clone();
+        let Some(d) = q.tx_batch().last() else { return };
+        // An ARP request sent for the packet's next hop is the only other
+        // frame a send can put there.
+        let at = d.offset as usize + 12;
+        if umem.frame(&d.frame).get(at..at + 2) == Some(&crate::wire::ethernet::ethertype::IPV4.to_be_bytes()[..]) {
+            self.queued = Some((before, d.frame.addr(), tstamp));
+        }
+    }
+
+    /// The device took the first `n` frames of the transmit batch onto the
+    /// tx ring: records the sample's send-to-tx time if it was among them.
+    #[inline]
+    pub(crate) fn transmitted(&mut self, n: usize, epoch: Instant) {
+        let Some((pos, addr, tstamp)) = self.queued else { return };
+        if pos < n {
+            self.on_tx_ring(addr, tstamp, epoch);
+        } else {
+            self.queued = Some((pos - n, addr, tstamp));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn on_tx_ring(&mut self, addr: u64, tstamp: u64, epoch: Instant) {
+        self.queued = None;
+        let now = ns_since(epoch);
+        self.send_to_tx.record(now.saturating_sub(tstamp));
+        match self.on_ring {
+            Some((_, t)) if now.saturating_sub(t) < TX_COMPLETION_GIVE_UP_NS => {}
+            _ => self.on_ring = Some((addr, now)),
+        }
+    }
+
+    /// The device gave back the last `n` frames of `free` (taken off the
+    /// completion ring by this poll): records the sample's tx-to-completion
+    /// time if it is among them.
+    #[inline]
+    pub(crate) fn completed(&mut self, free: &[crate::umem::Frame], n: usize, epoch: Instant) {
+        if self.on_ring.is_some() && n > 0 {
+            self.find_completed(&free[free.len().saturating_sub(n)..], epoch);
+        }
+    }
+
+    #[inline(never)]
+    fn find_completed(&mut self, done: &[crate::umem::Frame], epoch: Instant) {
+        let Some((addr, t)) = self.on_ring else { return };
+        if done.iter().any(|f| f.addr() == addr) {
+            self.on_ring = None;
+            self.tx_to_completion.record(ns_since(epoch).saturating_sub(t));
+        }
+    }
+
+    /// Forgets the sample waiting on the transmit batch (the batch was
+    /// emptied without a transmit, on shutdown).
+    pub(crate) fn forget_queued(&mut self) {
+        self.queued = None;
+    }
+
+    /// Forgets the latencies recorded so far (not the samples in flight).
+    pub(crate) fn reset(&mut self) {
+        *self.send_to_tx = LatencyHistogram::new();
+        *self.tx_to_completion = LatencyHistogram::new();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,5 +628,84 @@ mod tests {
         let mut bad = json;
         bad["count"] = serde_json::json!(9);
         assert!(serde_json::from_value::<LatencyHistogram>(bad).is_err());
+    }
+
+    #[test]
+    fn tx_stamp_samples_one_send_in_n_per_thread() {
+        // A thread of its own: the countdown is per thread.
+        std::thread::spawn(|| {
+            let epoch = Instant::now();
+            for (every, expect) in [(1, 12), (3, 4), (0, 0), (5, 3), (1, 12)] {
+                let stamped: Vec<bool> = (0..12).map(|_| tx_stamp(every, epoch) != 0).collect();
+                assert_eq!(stamped.iter().filter(|&&s| s).count(), expect, "1 in {every}: {stamped:?}");
+                if every == 1 {
+                    assert!(stamped[0], "a denser rate samples at once");
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_sample_is_followed_through_a_partial_transmit_and_a_late_completion() {
+        use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
+        use crate::netdevice::Desc;
+        use crate::wire::ethernet::ethertype;
+        use crate::wire::EthernetAddress;
+        let (umem, pool) = crate::umem::Umem::new(16, 2048).unwrap();
+        let mut q = NetdevQueue::new(std::sync::Arc::new(umem), std::sync::Arc::new(pool));
+        let mut mib = crate::snmp::Mib::default();
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let mut push = |q: &mut NetdevQueue, ty: u16| {
+            let frame = q.alloc_frame().unwrap();
+            dev_queue_xmit(q, &mut mib, Desc { frame, offset: 0, len: 60 }, mac, mac, ty);
+        };
+        let epoch = Instant::now();
+        let mut t = TxStamps::default();
+        push(&mut q, ethertype::IPV4);
+        push(&mut q, ethertype::ARP);
+        // An ARP request where the packet should be: not followed.
+        t.queued(&mut q, 1, 1);
+        assert!(t.queued.is_none());
+        // Nothing added (dropped or held for ARP): not followed.
+        t.queued(&mut q, 2, 1);
+        assert!(t.queued.is_none());
+        push(&mut q, ethertype::IPV4);
+        t.queued(&mut q, 2, 1);
+        let sampled = q.tx_batch()[2].frame.addr();
+        assert_eq!(t.queued, Some((2, sampled, 1)));
+        // The ring takes two, then the rest.
+        t.transmitted(2, epoch);
+        assert_eq!(t.queued, Some((0, sampled, 1)));
+        assert!(t.send_to_tx.is_empty());
+        t.transmitted(1, epoch);
+        assert_eq!((t.queued, t.send_to_tx.count()), (None, 1));
+        let (addr, on_ring) = t.on_ring.unwrap();
+        assert_eq!(addr, sampled);
+        // Completions without it leave it waiting; with it, it is recorded.
+        let mut done: Vec<_> = q.tx_batch().drain(..).map(|d| d.frame).collect();
+        let last = done.pop().unwrap();
+        t.completed(&done, done.len(), epoch);
+        assert!(t.tx_to_completion.is_empty() && t.on_ring.is_some());
+        done.push(last);
+        t.completed(&done, 1, epoch);
+        assert_eq!((t.on_ring, t.tx_to_completion.count()), (None, 1));
+        assert!(t.tx_to_completion.max() <= ns_since(epoch) - on_ring);
+        // A frame never given back is replaced once it is a second old.
+        let old_epoch = Instant::now().checked_sub(std::time::Duration::from_secs(2)).unwrap();
+        let recent = ns_since(old_epoch);
+        t.on_ring = Some((1, recent));
+        t.queued = Some((0, 2, recent));
+        t.transmitted(1, old_epoch);
+        assert_eq!(t.on_ring, Some((1, recent)), "not given up yet");
+        t.on_ring = Some((1, 0));
+        t.queued = Some((0, 2, recent));
+        t.transmitted(1, old_epoch);
+        assert_eq!(t.on_ring.map(|(a, _)| a), Some(2), "given up after a second");
+        assert_eq!(t.send_to_tx.count(), 3);
+        for f in done {
+            q.free_frame(f);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The protocol state of one stack (`struct net`): our link-layer and IP
 //! addresses and routes, the neighbour table, the MIB counters, the ICMP rate
-//! limits, the IP identifier, the rx-stamp sampler and TCP's connections.
+//! limits, the IP identifier, the rx-stamp sampler, the send-side latency
+//! samples and TCP's connections.
 //!
 //! The protocol handlers (`crate::ipv4`) borrow it mutably for one packet,
 //! together with the socket tables they look socks up in and the device
@@ -9,6 +10,7 @@
 use std::time::Instant;
 
 use crate::ipv4::tcp::table::TcpTable;
+use crate::latency::TxStamps;
 use crate::neighbour::NeighTable;
 use crate::netdevice::Desc;
 use crate::ratelimit::IcmpRateLimit;
@@ -86,6 +88,9 @@ pub struct Net {
     pub rx_woken: Vec<crate::inet_hashtables::DemuxKey>,
     /// Which datagrams get an rx stamp.
     pub rx_sampler: RxSampler,
+    /// The sampled sent frame on its way to the tx ring and back, and the
+    /// send-side stage histograms.
+    pub tx_stamps: TxStamps,
     /// TCP's tables, control blocks and timers (`net->ipv4.tcp_death_row`,
     /// the `inet_hashinfo` behind it).
     pub tcp: TcpTable,
@@ -106,6 +111,7 @@ impl Net {
             icmp_ratelimit: IcmpRateLimit::from_sysctls(),
             rx_woken: Vec::with_capacity(batch),
             rx_sampler: RxSampler::new(rx_latency_sample),
+            tx_stamps: TxStamps::default(),
             tcp: TcpTable::new(Instant::now()),
             ip_ident: 1,
         }

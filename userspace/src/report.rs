@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::latency::LatencySummary;
+use crate::latency::{LatencySummary, StageSummary};
 use crate::netdevice::DeviceStats;
 use crate::snmp::{Mib, MibCounter};
 use crate::softirq::LoopStats;
@@ -99,6 +99,8 @@ pub struct Report<'a> {
     pub app: AppStats,
     /// Rx ring to application read, sampled.
     pub rx_latency: LatencySummary,
+    /// The three stages' times, sampled (`rx_to_read` is `rx_latency`).
+    pub stage_latency: StageSummary,
     /// TCP sockets by state at exit, as `ss` names the states (TIME-WAIT included).
     pub tcp_states: Vec<(&'static str, usize)>,
     /// `xsknet http`'s counts; `None` for the other commands.
@@ -167,18 +169,24 @@ impl Report<'_> {
             l.rx_packets,
             l.tx_packets
         )?;
-        let r = &self.rx_latency;
-        if r.count > 0 {
+        let st = &self.stage_latency;
+        let stages = [
+            ("rx ring to application read", &self.rx_latency),
+            ("application send to tx ring", &st.send_to_tx),
+            ("tx ring to completion", &st.tx_to_completion),
+        ];
+        if stages.iter().any(|(_, r)| r.count > 0) {
+            writeln!(o, "  time per stage (sampled):")?;
+        }
+        for (name, r) in stages.into_iter().filter(|(_, r)| r.count > 0) {
             let us = |ns: u64| ns as f64 / 1000.0;
             writeln!(
                 o,
-                "  rx ring to application read ({} sampled): p50 {:.1} µs, p90 {:.1}, p99 {:.1}, p99.9 {:.1}, p99.99 {:.1}, max {:.1}",
+                "    {name:<28} {:>9} sampled: p50 {:.1} µs, p99 {:.1}, p99.9 {:.1}, max {:.1}",
                 r.count,
                 us(r.p50_ns),
-                us(r.p90_ns),
                 us(r.p99_ns),
                 us(r.p999_ns),
-                us(r.p9999_ns),
                 us(r.max_ns)
             )?;
         }
@@ -249,8 +257,10 @@ impl Report<'_> {
 
     /// The JSON object `--stats-json` writes: `setup`, `elapsed_s`, `counters`
     /// (every MIB counter by nstat name), `xdp_prog`, `xdp_statistics`,
-    /// `frames`, `softirq`, `application`, `rx_latency`, and `http` for
-    /// `xsknet http` (status codes as keys of `by_status`).
+    /// `frames`, `softirq`, `application`, `rx_latency`, `stage_latency`
+    /// (`rx_to_read`, `send_to_tx`, `tx_to_completion`, each as
+    /// `rx_latency`), and `http` for `xsknet http` (status codes as keys of
+    /// `by_status`).
     pub fn to_json(&self) -> serde_json::Value {
         let counters: serde_json::Map<String, serde_json::Value> =
             self.mib.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v))).collect();
@@ -271,6 +281,7 @@ impl Report<'_> {
             "application": self.app,
             "tcp_sockets_by_state": self.tcp_states.iter().map(|(s, n)| (s.to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "rx_latency": self.rx_latency,
+            "stage_latency": self.stage_latency,
         });
         if let Some(h) = &self.http {
             json["http"] = serde_json::json!(h);
@@ -295,6 +306,7 @@ mod tests {
             app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
             tcp_states: Vec::new(),
             rx_latency: LatencySummary::default(),
+            stage_latency: StageSummary::default(),
             http: None,
         }
     }
@@ -336,6 +348,43 @@ mod tests {
             assert!(j.get(key).is_some(), "{key}");
         }
         assert!(j.get("http").is_none());
+    }
+
+    #[test]
+    fn a_line_per_stage_that_was_sampled_and_all_three_in_the_json() {
+        let mut r = report(Mib::default());
+        assert!(!r.render().contains("time per stage"), "nothing sampled, no block");
+        let s = |count, p50_ns, max_ns| LatencySummary {
+            count,
+            p50_ns,
+            p99_ns: max_ns,
+            p999_ns: max_ns,
+            max_ns,
+            ..LatencySummary::default()
+        };
+        r.rx_latency = s(3, 1_500, 9_000);
+        r.stage_latency =
+            StageSummary { rx_to_read: r.rx_latency, send_to_tx: s(7, 2_000, 4_000), ..StageSummary::default() };
+        let text = r.render();
+        assert!(text.contains("\n  time per stage (sampled):\n"), "{text}");
+        assert!(
+            text.contains(
+                "    rx ring to application read          3 sampled: p50 1.5 µs, p99 9.0, p99.9 9.0, max 9.0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    application send to tx ring          7 sampled: p50 2.0 µs, p99 4.0, p99.9 4.0, max 4.0\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("tx ring to completion"), "an empty stage gets no line: {text}");
+        let j = r.to_json();
+        assert_eq!(j["rx_latency"]["count"], 3, "the old key stays");
+        assert_eq!(j["stage_latency"]["rx_to_read"]["count"], 3);
+        assert_eq!(j["stage_latency"]["send_to_tx"]["p50_ns"], 2_000);
+        assert_eq!(j["stage_latency"]["tx_to_completion"]["count"], 0);
     }
 
     #[test]

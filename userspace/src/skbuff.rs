@@ -2,8 +2,8 @@
 //! sock receives into (`struct sk_buff_head`).
 //!
 //! An [`SkBuff`] is a UMEM [`Frame`] plus where its data lies in the frame
-//! and the control block a protocol needs (here the peer's address, and when
-//! the loop took the frame off the rx ring, for the latency histogram). It
+//! and the control block a protocol needs (here the peer's address, and the
+//! sample stamp of the per-stage latency histograms). It
 //! moves from the rx ring into a sock's receive queue and out to the
 //! application, or from the application through the write queue to the tx
 //! ring, without a copy of the frame and without allocation. Like the frame
@@ -46,17 +46,18 @@ pub struct SkBuff {
     pub(crate) len: u16,
     /// The control block: on receive the source, on send the destination.
     pub(crate) peer: SocketAddrV4,
-    /// When the loop took the frame off the rx ring, in nanoseconds since the
-    /// stack's epoch, for a datagram sampled for the rx-to-read latency; 0
-    /// when not sampled (`skb->tstamp`, roughly).
-    pub(crate) rx_ns: u64,
+    /// The sample stamp, in nanoseconds since the stack's epoch, 0 when not
+    /// sampled (`skb->tstamp`): on receive when the loop took the frame off
+    /// the rx ring (the rx-to-read latency), on send when the application
+    /// called send (the send-to-tx-ring latency; `crate::latency`).
+    pub(crate) tstamp: u64,
 }
 
 impl SkBuff {
     #[inline]
     pub(crate) fn new(frame: Frame, data: usize, len: usize, peer: SocketAddrV4) -> SkBuff {
         debug_assert!(data + len <= u16::MAX as usize);
-        SkBuff { frame, data: data as u16, len: len as u16, peer, rx_ns: 0 }
+        SkBuff { frame, data: data as u16, len: len as u16, peer, tstamp: 0 }
     }
 
     /// The data bytes.
@@ -113,7 +114,7 @@ struct Slot {
     /// `data | len << 16 | port << 32`.
     meta: AtomicU64,
     ip: AtomicU64,
-    rx_ns: AtomicU64,
+    tstamp: AtomicU64,
 }
 
 /// A bounded queue of [`SkBuff`]s with one producer (`sk_buff_head`).
@@ -170,7 +171,7 @@ impl SkbQueue {
         let meta = u64::from(skb.data) | u64::from(skb.len) << 16 | u64::from(skb.peer.port()) << 32;
         slot.meta.store(meta, Ordering::Relaxed);
         slot.ip.store(u64::from(u32::from(*skb.peer.ip())), Ordering::Relaxed);
-        slot.rx_ns.store(skb.rx_ns, Ordering::Relaxed);
+        slot.tstamp.store(skb.tstamp, Ordering::Relaxed);
         slot.frame.store(skb.frame.into_ring(), Ordering::Relaxed);
         // Release: publishes the slot.
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
@@ -227,7 +228,7 @@ impl SkbQueue {
             slot.frame.load(Ordering::Relaxed),
             slot.meta.load(Ordering::Relaxed),
             slot.ip.load(Ordering::Relaxed),
-            slot.rx_ns.load(Ordering::Relaxed),
+            slot.tstamp.load(Ordering::Relaxed),
         ]
     }
 
@@ -240,7 +241,7 @@ impl SkbQueue {
     /// reader does once per write), and be built once: the frame word becomes
     /// a `Frame` again (see [`Frame::from_ring`]).
     #[inline]
-    unsafe fn build([frame, meta, ip, rx_ns]: [u64; 4]) -> SkBuff {
+    unsafe fn build([frame, meta, ip, tstamp]: [u64; 4]) -> SkBuff {
         SkBuff {
             // SAFETY: `frame` was stored by `push` from `Frame::into_ring`, and
             // the caller claimed its slot, once (this function's contract).
@@ -248,7 +249,7 @@ impl SkbQueue {
             data: meta as u16,
             len: (meta >> 16) as u16,
             peer: SocketAddrV4::new(Ipv4Addr::from(ip as u32), (meta >> 32) as u16),
-            rx_ns,
+            tstamp,
         }
     }
 
@@ -282,12 +283,12 @@ mod tests {
             data: i as u16,
             len: (i * 3) as u16,
             peer: SocketAddrV4::new(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8), (40000 + i) as u16),
-            rx_ns: i * 1000,
+            tstamp: i * 1000,
         }
     }
 
     fn same(a: &SkBuff, b: &SkBuff) -> bool {
-        a.frame == b.frame && a.data == b.data && a.len == b.len && a.peer == b.peer && a.rx_ns == b.rx_ns
+        a.frame == b.frame && a.data == b.data && a.len == b.len && a.peer == b.peer && a.tstamp == b.tstamp
     }
 
     #[test]
@@ -338,10 +339,10 @@ mod tests {
                     let mut seen = Vec::new();
                     loop {
                         match q.pop() {
-                            Some(s) if s.rx_ns == u64::MAX => break,
+                            Some(s) if s.tstamp == u64::MAX => break,
                             Some(s) => {
-                                assert_eq!(s.frame.addr(), s.rx_ns / 1000 * 2048, "torn slot");
-                                seen.push(s.rx_ns / 1000);
+                                assert_eq!(s.frame.addr(), s.tstamp / 1000 * 2048, "torn slot");
+                                seen.push(s.tstamp / 1000);
                             }
                             None => std::hint::spin_loop(),
                         }
@@ -359,7 +360,7 @@ mod tests {
         }
         for _ in 0..3 {
             let mut stop = skb(0);
-            stop.rx_ns = u64::MAX;
+            stop.tstamp = u64::MAX;
             while let Err(back) = q.push(stop) {
                 stop = back;
             }

@@ -35,7 +35,7 @@ use crate::ipv4::af_inet::sk_prot;
 use crate::ipv4::tcp::info::tcp_get_info;
 pub use crate::ipv4::tcp::info::TcpInfo;
 use crate::ipv4::tcp::prot::{self as tcp_prot, Shutdown};
-use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
+use crate::latency::{ns_since, tx_stamp, LatencyHistogram, SharedLatencyHistogram, StageLatency};
 use crate::netdevice::{DeviceStats, NetDevice};
 use crate::proto::ProtoCtx;
 use crate::route::{OutRoute, Route};
@@ -121,7 +121,7 @@ pub(crate) fn sock_recvmsg(umem: &Umem, sock: &Sock, buf: &mut [u8]) -> Result<R
     let data = skb.data(umem);
     let len = data.len().min(buf.len());
     copy_datagram(&mut buf[..len], &data[..len]);
-    Ok(Received { len, peer: skb.peer(), rx_ns: skb.rx_ns, frame: skb.into_frame() })
+    Ok(Received { len, peer: skb.peer(), rx_ns: skb.tstamp, frame: skb.into_frame() })
 }
 
 /// `dst.copy_from_slice(src)`, with datagrams of 8 to 32 bytes copied inline
@@ -161,8 +161,9 @@ fn sendmsg_check(
 }
 
 /// `sock_sendmsg` for a datagram: copies `data` into `frame` after the
-/// headroom, queues it on the sock's write queue and schedules the sock for
-/// the loop. Hands the frame back with `EAGAIN` when sndbuf is full.
+/// headroom, queues it on the sock's write queue with its send stamp
+/// `tstamp` (`crate::latency::tx_stamp`, 0: not sampled) and schedules the
+/// sock for the loop. Hands the frame back with `EAGAIN` when sndbuf is full.
 #[inline]
 pub(crate) fn sock_sendmsg(
     umem: &Umem,
@@ -171,9 +172,11 @@ pub(crate) fn sock_sendmsg(
     mut frame: Frame,
     data: &[u8],
     dst: SocketAddrV4,
+    tstamp: u64,
 ) -> Result<usize, (Errno, Frame)> {
     umem.frame_mut(&mut frame)[TX_HEADROOM..TX_HEADROOM + data.len()].copy_from_slice(data);
-    let skb = SkBuff::new(frame, TX_HEADROOM, data.len(), dst);
+    let mut skb = SkBuff::new(frame, TX_HEADROOM, data.len(), dst);
+    skb.tstamp = tstamp;
     if let Err(skb) = sock.queue_xmit(skb) {
         return Err((Errno::EAGAIN, skb.into_frame()));
     }
@@ -442,8 +445,8 @@ impl<D: NetDevice> Stack<D> {
         }
         let skb = sock.dequeue_rcv().ok_or(Errno::EAGAIN)?;
         self.net.mib.UdpInDatagrams += 1;
-        if skb.rx_ns != 0 {
-            self.record_rx_latency(skb.rx_ns);
+        if skb.tstamp != 0 {
+            self.record_rx_latency(skb.tstamp);
         }
         let r = f(skb.data(self.napi.queue().umem()), skb.peer());
         self.napi.queue_mut().free_frame(skb.into_frame());
@@ -470,9 +473,10 @@ impl<D: NetDevice> Stack<D> {
         if !sock.sndbuf_has_room() {
             return Err(Errno::EAGAIN);
         }
+        let tstamp = tx_stamp(self.cfg.rx_latency_sample, self.napi.epoch());
         let q = self.napi.queue_mut();
         let frame = q.alloc_frame().ok_or(Errno::ENOBUFS)?;
-        sock_sendmsg(q.umem(), sock, &self.tx_scheduled, frame, data, dst).map_err(|(e, frame)| {
+        sock_sendmsg(q.umem(), sock, &self.tx_scheduled, frame, data, dst, tstamp).map_err(|(e, frame)| {
             q.free_frame(frame);
             e
         })
@@ -490,7 +494,8 @@ impl<D: NetDevice> Stack<D> {
     pub fn send(&mut self, fd: Fd, data: &[u8]) -> Result<usize, Errno> {
         let sock = self.files.get(fd)?;
         if sock.sock_type == SockType::Stream {
-            return tcp_prot::tcp_sendmsg(sock, &self.tx_scheduled, data);
+            let tstamp = tx_stamp(self.cfg.rx_latency_sample, self.napi.epoch());
+            return tcp_prot::tcp_sendmsg(sock, &self.tx_scheduled, data, tstamp);
         }
         let dst = sock.remote().ok_or(Errno::EDESTADDRREQ)?;
         self.send_to(fd, data, dst)
@@ -655,7 +660,7 @@ enum Ctl {
     Snapshot(mpsc::SyncSender<Snapshot>),
 }
 
-/// Counters, frame whereabouts and the rx-to-read latency at one moment.
+/// Counters, frame whereabouts and the stage latencies at one moment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// The counters ([`Stack::snmp`]).
@@ -669,6 +674,9 @@ pub struct Snapshot {
     /// Rx-to-read latency (ns) of the sampled datagrams the application
     /// threads have read so far (see [`Stack::rx_latency`]).
     pub rx_latency: LatencyHistogram,
+    /// The three stages ([`Stack::stage_latency`]); `rx_to_read` is
+    /// `rx_latency`.
+    pub stage_latency: StageLatency,
 }
 
 struct Shared {
@@ -678,8 +686,11 @@ struct Shared {
     umem: Arc<Umem>,
     pool: Arc<FramePool>,
     tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
-    /// The stack's epoch, for the readers' side of the rx-to-read latency.
+    /// The stack's epoch, for the readers' side of the rx-to-read latency
+    /// and the senders' stamps.
     epoch: Instant,
+    /// One send in this many is stamped (`StackConfig::rx_latency_sample`).
+    latency_sample: u32,
     rx_latency: Arc<SharedLatencyHistogram>,
     stop: AtomicBool,
     /// The loop thread is gone (stopped or panicked): calls fail, not hang.
@@ -721,6 +732,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             pool: stack.napi.queue().pool().clone(),
             tx_scheduled: stack.tx_scheduled.clone(),
             epoch: stack.napi.epoch(),
+            latency_sample: stack.cfg.rx_latency_sample,
             rx_latency: stack.handle_rx_latency.clone(),
             stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
@@ -765,14 +777,15 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                     match c {
                         Ctl::Call(call) => call(&mut stack),
                         Ctl::Snapshot(reply) => {
-                            let mut rx_latency = guard.0.rx_latency.snapshot();
-                            rx_latency.merge(stack.rx_latency());
+                            let mut stage_latency = stack.stage_latency();
+                            stage_latency.rx_to_read.merge(&guard.0.rx_latency.snapshot());
                             let _ = reply.send(Snapshot {
                                 mib: stack.snmp(),
                                 device: stack.device_stats(),
                                 census: stack.frame_census(),
                                 loop_stats: stats,
-                                rx_latency,
+                                rx_latency: stage_latency.rx_to_read.clone(),
+                                stage_latency,
                             });
                         }
                     }
@@ -945,8 +958,9 @@ impl StackHandle {
         }
         sendmsg_check(&sock, data.len(), dst, &self.shared.route, &self.shared.out_no_routes)?;
         let mut frame = self.shared.pool.get().ok_or(Errno::ENOBUFS)?;
+        let tstamp = tx_stamp(self.shared.latency_sample, self.shared.epoch);
         loop {
-            match sock_sendmsg(&self.shared.umem, &sock, &self.shared.tx_scheduled, frame, data, dst) {
+            match sock_sendmsg(&self.shared.umem, &sock, &self.shared.tx_scheduled, frame, data, dst, tstamp) {
                 Ok(n) => return Ok(n),
                 Err((Errno::EAGAIN, f)) => {
                     frame = f;
@@ -1040,7 +1054,8 @@ impl StackHandle {
         let sock = self.shared.files.get(fd)?;
         let mut sent = 0;
         loop {
-            match tcp_prot::tcp_sendmsg(&sock, &self.shared.tx_scheduled, &data[sent..]) {
+            let tstamp = tx_stamp(self.shared.latency_sample, self.shared.epoch);
+            match tcp_prot::tcp_sendmsg(&sock, &self.shared.tx_scheduled, &data[sent..], tstamp) {
                 Ok(n) => {
                     sent += n;
                     if sent == data.len() {

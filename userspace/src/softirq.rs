@@ -9,7 +9,8 @@
 //! send (through their protocol's operations), run the timers that are due,
 //! and hand the transmit batch to the ring (kicking the kernel only when
 //! `need_wakeup` says so). Nothing on this path allocates, locks or reads a
-//! clock.
+//! clock, except for the one sampled frame of the send-side latency stages
+//! (`crate::latency::TxStamps`) when it reaches the tx ring and comes back.
 //!
 //! [`LoopStats`] is this stack's `si` column: the share of wall time the loop
 //! spent doing work, as opposed to spinning on empty rings.
@@ -173,6 +174,7 @@ impl<D: NetDevice> Napi<D> {
     ) -> PollResult {
         self.last_poll = Some(now);
         let completed = self.dev.complete(self.q.cache());
+        net.tx_stamps.completed(self.q.cache(), completed, self.epoch);
 
         let mut batch = std::mem::take(&mut self.rx_batch);
         self.dev.receive(self.weight, &mut batch);
@@ -220,6 +222,7 @@ impl<D: NetDevice> Napi<D> {
         let backlog = self.q.tx_backlog();
         if backlog > 0 {
             tx = self.dev.transmit(self.q.tx_batch());
+            net.tx_stamps.transmitted(tx, self.epoch);
             net.mib.XskTxFrames += tx as u64;
             if tx < backlog {
                 net.mib.XskTxRingFull += (backlog - tx) as u64;
@@ -256,6 +259,7 @@ impl<D: NetDevice> Napi<D> {
             self.q.free_frame(d.frame);
         }
         self.q.drop_tx_backlog();
+        net.tx_stamps.forget_queued();
     }
 }
 

@@ -26,7 +26,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
 use crate::inet_diag::{inet_diag, SockDiag};
 use crate::inet_hashtables::InetHashTables;
-use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram};
+use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram, StageLatency};
 use crate::net::Net;
 use crate::netdevice::{DeviceStats, NetDevice};
 use crate::publish::Publisher;
@@ -72,8 +72,10 @@ pub struct StackConfig {
     pub napi_weight: usize,
     /// TTL of datagrams we send (`net.ipv4.ip_default_ttl`).
     pub ttl: u8,
-    /// Record the rx-to-read latency of one datagram in this many (1: every
-    /// one, at the cost of a clock read per read; 0: none).
+    /// Record the rx-to-read latency of one datagram in this many, and the
+    /// send-to-tx and tx-to-completion latencies of one send in this many
+    /// per sending thread (1: every one, at the cost of clock reads per
+    /// packet; 0: none).
     pub rx_latency_sample: u32,
 }
 
@@ -274,6 +276,24 @@ impl<D: NetDevice> Stack<D> {
     /// Forgets the latencies recorded so far (to leave out a warm-up).
     pub fn reset_rx_latency(&mut self) {
         *self.rx_latency = LatencyHistogram::new();
+    }
+
+    /// The three stage latencies (ns) of the sampled packets so far
+    /// (`crate::latency`): rx ring to read as [`Self::rx_latency`], the
+    /// application's send to the tx ring, and the tx ring to the completion
+    /// ring (one send in `StackConfig::rx_latency_sample`). A copy.
+    pub fn stage_latency(&self) -> StageLatency {
+        StageLatency {
+            rx_to_read: (*self.rx_latency).clone(),
+            send_to_tx: (*self.net.tx_stamps.send_to_tx).clone(),
+            tx_to_completion: (*self.net.tx_stamps.tx_to_completion).clone(),
+        }
+    }
+
+    /// Forgets the latencies of all three stages recorded so far.
+    pub fn reset_stage_latency(&mut self) {
+        self.reset_rx_latency();
+        self.net.tx_stamps.reset();
     }
 
     /// Records the rx-to-read latency of a datagram stamped at `rx_ns`.

@@ -121,6 +121,11 @@ pub struct StreamSock {
     /// When the oldest unread data came off the rx ring (ns since the
     /// stack's epoch; 0: none waits): the rx-to-read latency of a stream.
     pub(crate) rx_ns: AtomicU64,
+    /// The send stamp of a sampled write not yet sent (ns since the stack's
+    /// epoch; 0: none): set by the application when 0, taken by the loop.
+    pub(crate) tx_ns: AtomicU64,
+    /// Where that write's first byte lies: bytes written before it.
+    pub(crate) tx_off: AtomicU64,
 }
 
 impl Default for StreamSock {
@@ -134,6 +139,8 @@ impl Default for StreamSock {
             wr_shut: AtomicBool::new(false),
             pushed: AtomicU64::new(0),
             rx_ns: AtomicU64::new(0),
+            tx_ns: AtomicU64::new(0),
+            tx_off: AtomicU64::new(0),
         }
     }
 }
@@ -202,12 +209,26 @@ impl StreamSock {
 
     /// Application side: copies as much of `data` as the send buffer has
     /// room for; returns how many bytes, and records them as pushed.
+    #[cfg(test)]
     pub(crate) fn write(&self, data: &[u8]) -> usize {
+        self.write_stamped(data, 0)
+    }
+
+    /// [`Self::write`] of a send stamped `tstamp` (0: not sampled): the
+    /// stamp and the offset of the first byte written are kept for the loop
+    /// unless an earlier sampled write is still unsent.
+    pub(crate) fn write_stamped(&self, data: &[u8], tstamp: u64) -> usize {
         let mut snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = snd.as_mut() else { return 0 };
         let n = p.push_slice(data);
         if n > 0 {
-            self.pushed.fetch_add(n as u64, Ordering::Release);
+            let off = self.pushed.fetch_add(n as u64, Ordering::Release);
+            if tstamp != 0 && self.tx_ns.load(Ordering::Acquire) == 0 {
+                // Under the lock: one writer at a time; the loop reads the
+                // offset after it sees the stamp.
+                self.tx_off.store(off, Ordering::Relaxed);
+                self.tx_ns.store(tstamp, Ordering::Release);
+            }
         }
         n
     }

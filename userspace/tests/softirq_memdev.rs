@@ -750,3 +750,111 @@ fn arp_retries_and_gives_up_on_virtual_time() {
     s.close(fd).unwrap();
     assert_census(&s);
 }
+
+/// Nanoseconds since `t`.
+fn ns(t: Instant) -> u64 {
+    t.elapsed().as_nanos() as u64
+}
+
+/// The send-side stages with one send in 1 sampled: the send is timed to
+/// the tx ring by the poll that puts it there, and on to the completion ring
+/// by the poll that reaps it once the wire took it; both within the real
+/// time that passed between the calls (no sleep needed).
+#[test]
+fn a_sampled_datagram_send_is_timed_to_the_tx_ring_and_to_its_completion() {
+    let (mut s, w) = stack_with(|c| c.rx_latency_sample = 1);
+    learn_peer(&mut s, &w);
+    poll_n(&mut s, 1);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    let peer = SocketAddrV4::new(PEER_IP, 40000);
+    for take_copies in [true, false] {
+        s.reset_stage_latency();
+        let before_send = Instant::now();
+        assert_eq!(s.send_to(fd, b"timed", peer), Ok(5));
+        assert!(s.stage_latency().send_to_tx.is_empty(), "not on the tx ring before a poll");
+        s.poll(Instant::now());
+        let after_tx = Instant::now();
+        let send_to_tx_bound = ns(before_send);
+        let st = s.stage_latency();
+        assert_eq!(st.send_to_tx.count(), 1);
+        assert!(st.send_to_tx.max() <= send_to_tx_bound, "{st:?} beyond {send_to_tx_bound} ns");
+        assert!(st.tx_to_completion.is_empty(), "still on the ring");
+        // The wire takes it; the next poll reaps the completion ring.
+        if take_copies {
+            assert_eq!(w.take_transmitted().len(), 1);
+        } else {
+            assert_eq!(w.complete_transmitted(), 1);
+        }
+        let before_reap = Instant::now();
+        s.poll(Instant::now());
+        let st = s.stage_latency();
+        assert_eq!(st.tx_to_completion.count(), 1, "{st:?}");
+        // On the ring before `after_tx`, back after `before_reap`.
+        let v = st.tx_to_completion.max();
+        let (lower, upper) = ((before_reap - after_tx).as_nanos() as u64, ns(before_send));
+        assert!((lower..=upper).contains(&v), "{v} ns outside {lower}..={upper}");
+        assert_eq!(st.rx_to_read.count(), 0, "nothing read");
+    }
+    // Polls with nothing sent record nothing more.
+    poll_n(&mut s, 3);
+    let st = s.stage_latency();
+    assert_eq!((st.send_to_tx.count(), st.tx_to_completion.count()), (1, 1));
+    assert_census(&s);
+}
+
+/// A batch of sampled sends: the first one queued is followed; the others
+/// wait for the ring while it does and are not, so one poll records one
+/// value per stage. With sampling off nothing is recorded at all.
+#[test]
+fn sampling_one_send_at_a_time_and_none_at_rate_zero() {
+    for (rate, expect) in [(1u32, 1u64), (0, 0)] {
+        let (mut s, w) = stack_with(|c| c.rx_latency_sample = rate);
+        learn_peer(&mut s, &w);
+        let fd = s.socket(SockType::Dgram).unwrap();
+        for i in 0..10u8 {
+            assert_eq!(s.send_to(fd, &[i; 32], SocketAddrV4::new(PEER_IP, 9)), Ok(32));
+        }
+        s.poll(Instant::now());
+        assert_eq!(w.complete_transmitted(), 10);
+        s.poll(Instant::now());
+        let st = s.stage_latency();
+        assert_eq!((st.send_to_tx.count(), st.tx_to_completion.count()), (expect, expect), "rate {rate}");
+        s.reset_stage_latency();
+        let st = s.stage_latency();
+        assert!(st.send_to_tx.is_empty() && st.tx_to_completion.is_empty() && st.rx_to_read.is_empty());
+        assert_census(&s);
+    }
+}
+
+/// Sends through a `StackHandle` are stamped on the application thread and
+/// timed by the loop; the snapshot shows all three stages.
+#[test]
+fn threaded_sends_are_timed_and_in_the_snapshot() {
+    let (mut s, w) = stack_with(|c| c.rx_latency_sample = 1);
+    learn_peer(&mut s, &w);
+    let t = ThreadedStack::spawn(s).unwrap();
+    let h = t.handle();
+    let fd = h.socket(SockType::Dgram).unwrap();
+    let started = Instant::now();
+    h.send_to(fd, b"from a thread", SocketAddrV4::new(PEER_IP, 9)).unwrap();
+    let mut sent = 0;
+    let mut snap = h.snapshot().unwrap();
+    for _ in 0..2500 {
+        sent += w.complete_transmitted();
+        snap = h.snapshot().unwrap();
+        if sent == 1 && snap.stage_latency.tx_to_completion.count() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let bound = ns(started);
+    let st = &snap.stage_latency;
+    assert_eq!(sent, 1);
+    assert_eq!((st.send_to_tx.count(), st.tx_to_completion.count()), (1, 1), "{st:?}");
+    assert!(st.send_to_tx.max() + st.tx_to_completion.max() <= bound, "{st:?} beyond {bound} ns");
+    assert_eq!(st.rx_to_read, snap.rx_latency);
+    h.close(fd).unwrap();
+    let (s, _) = t.stop().unwrap();
+    assert_eq!(s.stage_latency().send_to_tx.count(), 1);
+    assert_census(&s);
+}

@@ -91,11 +91,17 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
+        Bench::with_config(|_| {})
+    }
+
+    /// [`Bench::new`] with a configuration `tweak` changes.
+    fn with_config(tweak: impl FnOnce(&mut StackConfig)) -> Bench {
         let (umem, pool) = Umem::new(FRAMES, 2048).unwrap();
         let umem = Arc::new(umem);
         let dev = MemDevice::new(umem.clone(), 256, 256);
         let w = dev.wire();
-        let c = StackConfig::new(OUR_MAC, OUR_IP, 24);
+        let mut c = StackConfig::new(OUR_MAC, OUR_IP, 24);
+        tweak(&mut c);
         let s = Stack::new(dev, umem, Arc::new(pool), c);
         let t0 = Instant::now();
         let mut b = Bench { s, w, t0, now: t0 };
@@ -1798,4 +1804,52 @@ fn sockets_lists_every_kind_as_ss_shows_them() {
     b.one();
     let tw = b.s.sockets().into_iter().find(|d| d.remote.map(|r| r.port()) == Some(PPORT)).unwrap();
     assert_eq!((tw.state, tw.fd), (TcpState::TimeWait, None));
+}
+
+#[test]
+fn a_stream_send_is_timed_to_the_tx_ring_and_on_to_the_completion_ring() {
+    // One send in 1: every send is sampled; the segment carrying its first
+    // byte is the one followed.
+    let mut b = Bench::with_config(|c| c.rx_latency_sample = 1);
+    let (l, fd, iss) = b.accepted();
+    let st = b.s.stage_latency();
+    assert!(st.send_to_tx.is_empty() && st.tx_to_completion.is_empty(), "the handshake is no send: {st:?}");
+    let before_send = Instant::now();
+    assert_eq!(b.s.send(fd, &pattern(4000)), Ok(4000));
+    b.poll();
+    let after_first_poll = Instant::now();
+    let on_ring = before_send.elapsed().as_nanos() as u64;
+    let st = b.s.stage_latency();
+    assert_eq!(st.send_to_tx.count(), 1, "one send, one sample: {st:?}");
+    assert!(
+        st.send_to_tx.max() <= on_ring,
+        "{} ns within the {on_ring} ns the send and poll took",
+        st.send_to_tx.max()
+    );
+    assert!(st.tx_to_completion.is_empty(), "nothing came back yet");
+    let out = b.out();
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[0].r.seq.wrapping_sub(iss), 1);
+    // `out` took the frames (they went to the completion ring) and polled
+    // once more only if an ARP had to be answered: the next poll reaps them.
+    let before_reap = Instant::now();
+    b.poll();
+    let st = b.s.stage_latency();
+    assert_eq!(st.tx_to_completion.count(), 1, "{st:?}");
+    // On the ring during the first poll, back during the last one.
+    let lower = (before_reap - after_first_poll).as_nanos() as u64;
+    let upper = before_send.elapsed().as_nanos() as u64;
+    let v = st.tx_to_completion.max();
+    assert!((lower..=upper).contains(&v), "{v} ns outside {lower}..={upper}");
+    assert_eq!(st.send_to_tx.count(), 1, "three segments, one sample");
+    // A second send is the second sample, once it leaves.
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4001), ACK, PEER_WIN), &[]);
+    assert_eq!(b.s.send(fd, b"tail"), Ok(4));
+    assert_eq!(b.one().data, b"tail");
+    assert_eq!(b.s.stage_latency().send_to_tx.count(), 2);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.out();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4006), RST, 0), &[]);
+    b.end();
 }

@@ -99,7 +99,7 @@ pub fn udp_rcv(
     };
     let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
     let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.payload_len, peer);
-    skb.rx_ns = net.rx_sampler.stamp();
+    skb.tstamp = net.rx_sampler.stamp();
     match sock.queue_rcv(skb) {
         Ok(()) => {
             if net.rx_woken.last() != Some(&key) {
@@ -127,6 +127,7 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
         sent += 1;
         let dst = skb.peer;
         let len = skb.len();
+        let tstamp = skb.tstamp;
         let l4 = skb.data as usize - udp::HEADER_LEN;
         let l3 = l4 - ipv4::MIN_HEADER_LEN;
         let mut frame = skb.into_frame();
@@ -135,8 +136,12 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
         uh.emit(&mut UdpPacket::new_unchecked(&mut buf[l4..l4 + uh.buffer_len()]), net.route.addr, *dst.ip());
         let ulen = uh.buffer_len();
         ip_build_header(net, &mut buf[l3..l4], *dst.ip(), protocol::UDP, ulen, 0);
+        let before = q.tx_backlog();
         if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + ulen, *dst.ip(), now) {
             net.mib.UdpOutDatagrams += 1;
+        }
+        if tstamp != 0 {
+            net.tx_stamps.queued(q, before, tstamp);
         }
     }
     sent

@@ -112,7 +112,9 @@ struct ServeArgs {
     /// Receive buffer per socket in bytes (each datagram is charged one frame).
     #[arg(long, default_value_t = xsknet::sock::DEFAULT_RCVBUF)]
     rcvbuf: usize,
-    /// Time one datagram in N from the rx ring to the application's read (0: off, 1: every one).
+    /// Time one datagram in N from the rx ring to the application's read, and one send in N
+    /// (per sending thread) from the send call to the tx ring and on to the completion ring
+    /// (0: off, 1: every one).
     #[arg(long, value_name = "N", default_value_t = xsknet::stack::DEFAULT_RX_LATENCY_SAMPLE)]
     rx_latency_sample: u32,
     /// Descriptor limit of the stack's fd table (like `ulimit -n`).
@@ -312,6 +314,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         loop_stats,
         app: app_stats,
         rx_latency: final_stack.rx_latency().summary(),
+        stage_latency: final_stack.stage_latency().summary(),
         tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
         http: http_stats,
     };

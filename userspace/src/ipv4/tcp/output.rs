@@ -433,6 +433,11 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
     let data_start = cb.iss.wrapping_add(1);
     // The sequence number after the application's last pushed byte.
     let push_seq = data_start.wrapping_add(pushed as u32);
+    // A sampled write waiting to be sent: the sequence number of its first byte.
+    let mut tx_sample = match tsk.stream.tx_ns.load(Ordering::Acquire) {
+        0 => None,
+        t => Some((data_start.wrapping_add(tsk.stream.tx_off.load(Ordering::Relaxed) as u32), t)),
+    };
     let mut sent = 0;
     loop {
         let len = next_segment_len(cb, nodelay);
@@ -453,8 +458,22 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
             fl |= flags::FIN;
         }
         let is_new = !before(seq, cb.snd_max);
+        let backlog = q.tx_backlog();
         if !tcp_transmit(net, q, umem, cb, seq, fl, len, now) {
             break;
+        }
+        if let Some((sample_seq, tstamp)) = tx_sample {
+            // The segment that carries the sampled write's first byte is
+            // timed; a byte already sent another way (a probe) is not.
+            if before(sample_seq, end) {
+                if !before(sample_seq, seq) {
+                    net.tx_stamps.queued(q, backlog, tstamp);
+                }
+                if let Some(t) = cb.sock.tcp() {
+                    t.stream.tx_ns.store(0, Ordering::Release);
+                }
+                tx_sample = None;
+            }
         }
         if !is_new && cb.ca_state == super::cb::CaState::Loss {
             // tcp_xmit_retransmit_queue after a timeout (the timer's own

@@ -147,18 +147,25 @@ fn tcp_sendmsg_check(sock: &Sock, _len: usize, _dst: SocketAddrV4, _route: OutRo
 }
 
 /// Application side of `send()` on a stream: copies what fits into the send
-/// buffer and asks the loop to transmit (`scheduled`).
+/// buffer and asks the loop to transmit (`scheduled`). `tstamp` is the
+/// send's stamp for the send-to-tx latency (ns since the stack's epoch, 0:
+/// not sampled); the segment that carries the first byte written is timed.
 ///
 /// # Errors
 ///
 /// As [`tcp_sendmsg_check`]; `EAGAIN` when the send buffer is full.
-pub fn tcp_sendmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, data: &[u8]) -> Result<usize, Errno> {
+pub fn tcp_sendmsg(
+    sock: &Arc<Sock>,
+    scheduled: &ArrayQueue<Arc<Sock>>,
+    data: &[u8],
+    tstamp: u64,
+) -> Result<usize, Errno> {
     tcp_sendmsg_check(sock, data.len(), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), OutRoute::NoRoute)?;
     if data.is_empty() {
         return Ok(0);
     }
     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
-    let n = tsk.stream.write(data);
+    let n = tsk.stream.write_stamped(data, tstamp);
     if n == 0 {
         return Err(Errno::EAGAIN);
     }
