@@ -20,8 +20,9 @@
 //! (UDP/IP/Ethernet headers, UDP checksum, tx batch → device), all timed; the "NIC" then
 //! completes the frames untimed, and the next timed poll reaps the completion ring.
 //!
-//! The stack runs with `xsknet`'s defaults, among them the rx-to-read latency sampling of
-//! one datagram in `DEFAULT_RX_LATENCY_SAMPLE` (61). `rx-sample-all/*` stamps and times every
+//! The stack runs with `xsknet`'s defaults, among them the per-stage latency sampling of
+//! one datagram in `DEFAULT_RX_LATENCY_SAMPLE` (61) on receive and one send in 61 on
+//! transmit (`tx/*` includes following that send to the tx ring and its completion). `rx-sample-all/*` stamps and times every
 //! datagram instead (`rx_latency_sample = 1`: a clock read per read), to show what that costs.
 //!
 //! TCP (`tcp-rx/recv`): an established connection (a scripted handshake), 32 in-order

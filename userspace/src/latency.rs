@@ -6,7 +6,9 @@
 //! |---|---|---|---|
 //! | `rx_to_read` | the loop takes the descriptor off the rx ring | the application's read returns it | `SOF_TIMESTAMPING_RX_SOFTWARE` to `recvmsg` |
 //! | `send_to_tx` | the application's send call (UDP), or its bytes entering the write queue (TCP) | the frame is put on the tx ring (`NetDevice::transmit`) | `sendmsg` to `SOF_TIMESTAMPING_TX_SCHED`/`TX_SOFTWARE` |
-//! | `tx_to_completion` | the frame is put on the tx ring | the device gives it back on the completion ring (`NetDevice::complete`) | `TX_SOFTWARE` to the skb's destructor (`sock_wfree`) |
+//! | `tx_to_completion` | the frame is put on the tx ring | the device gives it back on the completion ring (`NetDevice::complete`) | `TX_SOFTWARE` to `SOF_TIMESTAMPING_TX_COMPLETION` |
+//!
+//! (The `SOF_TIMESTAMPING_*` points are Linux's, Documentation/networking/timestamping.rst.)
 //!
 //! Receive: the loop reads the clock once per rx batch and stamps one
 //! datagram in N with it; the reader reads the clock only for a stamped
