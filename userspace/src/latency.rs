@@ -400,28 +400,34 @@ impl StageLatency {
 }
 
 thread_local! {
-    /// Sends this thread may make before the next sampled one.
-    static TX_COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+    /// Sends this thread made since its last sampled one (starting high, so
+    /// that a thread's first send is sampled).
+    static TX_SENDS: Cell<u32> = const { Cell::new(u32::MAX - 1) };
 }
 
 /// The send stamp for a send call now: ns since `epoch` (never 0) for one
 /// send in `every` made by this thread (the first one included), 0 for the
-/// others and when `every` is 0. The countdown is per thread, so
-/// application threads sending at once share nothing; only a sampled send
-/// reads the clock.
+/// others and when `every` is 0. The count is per thread, so application
+/// threads sending at once share nothing; only a sampled send reads the
+/// clock. An unsampled send costs a compare and an increment.
 #[inline]
 pub(crate) fn tx_stamp(every: u32, epoch: Instant) -> u64 {
-    if every == 0 {
+    // `every - 1` sends are skipped between two samples; 0 (off) wraps to
+    // `u32::MAX`, which the count reaches only to be reset below.
+    let skip = every.wrapping_sub(1);
+    let sends = TX_SENDS.get();
+    if sends < skip {
+        TX_SENDS.set(sends + 1);
         return 0;
     }
-    let left = TX_COUNTDOWN.with(|c| {
-        // Clamped: a countdown left by a stack with a sparser rate on this
-        // thread does not delay this one's first sample.
-        let left = c.get().min(every);
-        c.set(if left <= 1 { every } else { left - 1 });
-        left
-    });
-    if left > 1 {
+    tx_stamp_now(every, epoch)
+}
+
+#[cold]
+#[inline(never)]
+fn tx_stamp_now(every: u32, epoch: Instant) -> u64 {
+    TX_SENDS.set(0);
+    if every == 0 {
         return 0;
     }
     ns_since(epoch).max(1)
