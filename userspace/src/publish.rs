@@ -52,13 +52,23 @@ pub struct PublishedStats {
     pub tcp_states: [u64; TcpState::ALL.len()],
     /// Rx-descriptor-to-read latency of the sampled datagrams, ns.
     pub rx_latency: LatencyHistogram,
+    /// Application send to tx ring of the sampled sends, ns (`crate::latency`).
+    #[serde(default)]
+    pub send_to_tx: LatencyHistogram,
+    /// Tx ring to completion ring of the sampled sends, ns.
+    #[serde(default)]
+    pub tx_to_completion: LatencyHistogram,
 }
 
 impl PublishedStats {
     /// The per-stage latency histograms by name, in the packet's order
     /// (what `xsknet stat -l`, `top` and the metrics show).
     pub fn stages(&self) -> Vec<(&'static str, &LatencyHistogram)> {
-        vec![("rx_to_read", &self.rx_latency)]
+        vec![
+            ("rx_to_read", &self.rx_latency),
+            ("send_to_tx", &self.send_to_tx),
+            ("tx_to_completion", &self.tx_to_completion),
+        ]
     }
 }
 
@@ -72,7 +82,9 @@ const PAGE_WORDS: usize = 1
     + DEVICE_WORDS
     + CENSUS_WORDS
     + TcpState::ALL.len()
-    + LatencyHistogram::WORDS;
+    + LATENCY_STAGES * LatencyHistogram::WORDS;
+/// The latency histograms at the end of the page: [`PublishedStats::stages`].
+const LATENCY_STAGES: usize = 3;
 
 impl PublishedStats {
     /// Writes `self` as the page's words.
@@ -108,8 +120,11 @@ impl PublishedStats {
         for &n in &self.tcp_states {
             put(n);
         }
-        let at = PAGE_WORDS - LatencyHistogram::WORDS;
-        self.rx_latency.write_words(&mut out[at..]);
+        let mut at = PAGE_WORDS - LATENCY_STAGES * LatencyHistogram::WORDS;
+        for h in [&self.rx_latency, &self.send_to_tx, &self.tx_to_completion] {
+            h.write_words(&mut out[at..at + LatencyHistogram::WORDS]);
+            at += LatencyHistogram::WORDS;
+        }
     }
 
     /// The stats [`Self::encode`] wrote into `words`.
@@ -153,9 +168,22 @@ impl PublishedStats {
         for n in &mut tcp_states {
             *n = take();
         }
-        let at = PAGE_WORDS - LatencyHistogram::WORDS;
-        let rx_latency = LatencyHistogram::from_words(&words[at..]);
-        PublishedStats { uptime_ns, mib, softirq, device, census, tcp_states, rx_latency }
+        let at = PAGE_WORDS - LATENCY_STAGES * LatencyHistogram::WORDS;
+        let hist = |i: usize| {
+            let from = at + i * LatencyHistogram::WORDS;
+            LatencyHistogram::from_words(&words[from..from + LatencyHistogram::WORDS])
+        };
+        PublishedStats {
+            uptime_ns,
+            mib,
+            softirq,
+            device,
+            census,
+            tcp_states,
+            rx_latency: hist(0),
+            send_to_tx: hist(1),
+            tx_to_completion: hist(2),
+        }
     }
 }
 
@@ -321,6 +349,8 @@ mod tests {
         s.census.total = 5 * n as usize;
         s.tcp_states[9] = 6 * n;
         s.rx_latency.record(n);
+        s.send_to_tx.record(8 * n);
+        s.tx_to_completion.record(9 * n);
         s
     }
 

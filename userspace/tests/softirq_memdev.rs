@@ -858,3 +858,28 @@ fn threaded_sends_are_timed_and_in_the_snapshot() {
     assert_eq!(s.stage_latency().send_to_tx.count(), 1);
     assert_census(&s);
 }
+
+/// The statistics page (`xsknet stat -l`, `top`) carries the send-side
+/// stages beside rx-to-read, in the packet's order.
+#[test]
+fn the_published_page_has_all_three_stages() {
+    let (mut s, w) = stack_with(|c| c.rx_latency_sample = 1);
+    let (p, r) = xsknet::publish::Publisher::new(s.epoch());
+    s.attach_publisher(p);
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    assert_eq!(s.send_to(fd, b"published", SocketAddrV4::new(PEER_IP, 9)), Ok(9));
+    s.poll(Instant::now());
+    assert_eq!(w.complete_transmitted(), 1);
+    w.inject(&udp_frame(40000, 7, b"in"));
+    s.poll(Instant::now());
+    let mut buf = [0u8; 16];
+    assert_eq!(s.recv_from(fd, &mut buf).unwrap().0, 2);
+    s.publish(&xsknet::softirq::LoopStats::default(), Instant::now() + xsknet::publish::PUBLISH_INTERVAL);
+    let page = r.read().unwrap();
+    let stages: Vec<(&str, u64)> = page.stages().into_iter().map(|(n, h)| (n, h.count())).collect();
+    assert_eq!(stages, [("rx_to_read", 1), ("send_to_tx", 1), ("tx_to_completion", 1)]);
+    let st = s.stage_latency();
+    assert_eq!((&page.send_to_tx, &page.tx_to_completion), (&st.send_to_tx, &st.tx_to_completion));
+}
