@@ -48,6 +48,12 @@ pub struct PublishedStats {
     pub device: DeviceStats,
     /// Where every frame is.
     pub census: FrameCensus,
+    /// Frames the fill ring can still take (`NetDevice::fill_room`: its
+    /// empty slots as this side last saw them, so it may under-count).
+    pub fill_room: u64,
+    /// The fill ring's size, frames: `fill_capacity - fill_room` are posted
+    /// for the kernel to receive into.
+    pub fill_capacity: u64,
     /// TCP sockets by state, TIME-WAIT included, in [`TcpState::ALL`] order.
     pub tcp_states: [u64; TcpState::ALL.len()],
     /// Rx-descriptor-to-read latency of the sampled datagrams, ns.
@@ -66,11 +72,13 @@ impl PublishedStats {
 const LOOP_WORDS: usize = 6;
 const DEVICE_WORDS: usize = 9;
 const CENSUS_WORDS: usize = 7;
+const FILL_WORDS: usize = 2;
 const PAGE_WORDS: usize = 1
     + MibCounter::ALL.len()
     + LOOP_WORDS
     + DEVICE_WORDS
     + CENSUS_WORDS
+    + FILL_WORDS
     + TcpState::ALL.len()
     + LatencyHistogram::WORDS;
 
@@ -105,6 +113,8 @@ impl PublishedStats {
         for v in [c.total, c.in_kernel, c.free_local, c.free_shared, c.in_socks, c.awaiting_neighbour, c.tx_backlog] {
             put(v as u64);
         }
+        put(self.fill_room);
+        put(self.fill_capacity);
         for &n in &self.tcp_states {
             put(n);
         }
@@ -149,13 +159,14 @@ impl PublishedStats {
             awaiting_neighbour: take() as usize,
             tx_backlog: take() as usize,
         };
+        let (fill_room, fill_capacity) = (take(), take());
         let mut tcp_states = [0; TcpState::ALL.len()];
         for n in &mut tcp_states {
             *n = take();
         }
         let at = PAGE_WORDS - LatencyHistogram::WORDS;
         let rx_latency = LatencyHistogram::from_words(&words[at..]);
-        PublishedStats { uptime_ns, mib, softirq, device, census, tcp_states, rx_latency }
+        PublishedStats { uptime_ns, mib, softirq, device, census, fill_room, fill_capacity, tcp_states, rx_latency }
     }
 }
 
@@ -319,6 +330,8 @@ mod tests {
         s.softirq.polls = 3 * n;
         s.device.rx_ring_full = 4 * n;
         s.census.total = 5 * n as usize;
+        s.fill_room = 7 * n;
+        s.fill_capacity = 8 * n;
         s.tcp_states[9] = 6 * n;
         s.rx_latency.record(n);
         s
