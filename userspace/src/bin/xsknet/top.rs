@@ -21,7 +21,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Table};
 use ratatui::Frame;
-use xsknet::control::{self, ControlError, InstanceInfo, Request, Snapshot};
+use xsknet::control::{self, ControlError, CounterKind, InstanceInfo, Request, Snapshot};
 use xsknet::latency::{LatencyHistogram, LatencySummary, LATENCY_BUCKETS};
 use xsknet::snmp::MibCounter;
 use xsknet::stack::FrameCensus;
@@ -183,17 +183,30 @@ impl View {
             Some(p) => Window::Interval(now.stats.uptime_ns.saturating_sub(p.stats.uptime_ns) as f64 / 1e9),
             None => Window::SinceStart(now.stats.uptime_ns as f64 / 1e9),
         };
+        let kinds: HashMap<&str, CounterKind> = now.counters().into_iter().map(|(n, _, k)| (n, k)).collect();
         let cur = counter_map(now);
         let old = prev.map(counter_map).unwrap_or_default();
         let delta =
             |name: &str| cur.get(name).copied().unwrap_or(0).saturating_sub(old.get(name).copied().unwrap_or(0));
         let rate = |d: u64| if window.secs() > 0.0 { d as f64 / window.secs() } else { 0.0 };
+        // The XDP program's counters are read when the snapshot is served,
+        // `age_ns` after the loop's publication: their window is their own.
+        let read_at = |s: &Snapshot| s.stats.uptime_ns + s.age_ns;
+        let xdp_secs = read_at(now).saturating_sub(prev.map_or(0, read_at)) as f64 / 1e9;
+        let xdp_rate = |d: u64| if xdp_secs > 0.0 { d as f64 / xdp_secs } else { 0.0 };
         let stages = STAGES
             .iter()
             .map(|&(name, counters, bytes)| StageRate {
                 name,
                 counters,
-                packets: rate(counters.iter().map(|c| delta(c)).sum()),
+                packets: {
+                    let d = counters.iter().map(|c| delta(c)).sum();
+                    if counters.iter().all(|c| kinds.get(c) == Some(&CounterKind::XdpProg)) {
+                        xdp_rate(d)
+                    } else {
+                        rate(d)
+                    }
+                },
                 bytes: bytes.map(|b| rate(delta(b))),
             })
             .collect();
@@ -827,6 +840,12 @@ mod tests {
         assert_eq!(stage(&v, "rx ring").packets, 10_010.0);
         assert_eq!(stage(&v, "XDP rx").packets, 10_010.0);
         assert_eq!(stage(&v, "XDP redirected").packets, 10_010.0);
+        // The XDP counters are read age_ns after the publication: over their own window.
+        let mut late = b.clone();
+        late.age_ns += 500_000_000;
+        let v2 = View::new(Some(&a), &late);
+        assert_eq!(stage(&v2, "XDP rx").packets, 20_020.0 / 2.5);
+        assert_eq!(stage(&v2, "rx ring").packets, 10_010.0);
         assert_eq!(stage(&v, "XDP passed").packets, 0.0);
         assert_eq!(stage(&v, "IP in").bytes, Some(128.0 * 10_010.0));
         // UDP in: read plus refused.
