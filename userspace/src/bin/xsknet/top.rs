@@ -468,14 +468,14 @@ fn render_header(f: &mut Frame, area: Rect, v: &View) {
         Line::from(vec![
             Span::styled(format!("xsknet {}", i.app), bold()),
             Span::raw(format!(
-                " on {} queue {}  {}:{}  pid {}  up {}  netns {}",
+                " on {} queue {}  {}:{}  pid {}  up {}{}",
                 i.iface,
                 i.queue,
                 i.addr,
                 i.port,
                 i.pid,
                 uptime(v.uptime_ns),
-                i.netns.label()
+                i.netns.name.as_deref().map_or(String::new(), |n| format!("  netns {n}"))
             )),
         ]),
         Line::from(format!("rates {}; q, Esc or Ctrl-C quits", v.window.label())),
@@ -768,7 +768,7 @@ mod tests {
             app: "echo (udp, tcp)".into(),
             iface: "veth-t".into(),
             queue: 0,
-            netns: Netns { inode: 1, name: Some("t".into()), host: false },
+            netns: Netns { inode: 1, name: Some("xsk-t".into()) },
             addr: Ipv4Addr::new(10, 77, 0, 2),
             prefix_len: 24,
             port: 7,
@@ -989,6 +989,7 @@ mod tests {
             assert!(s.contains(heading), "no {heading:?} on\n{s}");
         }
         assert!(s.contains("xsknet echo (udp, tcp) on veth-t queue 0"), "{s}");
+        assert!(s.contains("pid 4242") && s.contains("netns xsk-t"), "{s}");
         assert!(s.contains("25.0 % busy over the last 1.0 s"), "{s}");
         let rx = s.lines().find(|l| l.contains("rx ring")).unwrap();
         assert!(rx.contains("12.3k"), "{rx}");
