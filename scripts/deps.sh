@@ -31,6 +31,7 @@ curl           | cmd:curl                             | test   (HTTP client agai
 wget           | cmd:wget                             | test   (HTTP client against xsknet http)
 apache2-utils  | cmd:ab                               | test   (ab: HTTP load against xsknet http)
 python3        | cmd:python3                          | test   (python3 -m http.server: a kernel HTTP server)
+tmux           | cmd:tmux                             | test   (a pseudo-terminal for xsknet top, read with capture-pane)
 '
 
 check_only=0 quiet=0 group=all

@@ -48,6 +48,12 @@ pub struct PublishedStats {
     pub device: DeviceStats,
     /// Where every frame is.
     pub census: FrameCensus,
+    /// Frames the fill ring can still take (`NetDevice::fill_room`: its
+    /// empty slots as this side last saw them, so it may under-count).
+    pub fill_room: u64,
+    /// The fill ring's size, frames: `fill_capacity - fill_room` are posted
+    /// for the kernel to receive into.
+    pub fill_capacity: u64,
     /// TCP sockets by state, TIME-WAIT included, in [`TcpState::ALL`] order.
     pub tcp_states: [u64; TcpState::ALL.len()],
     /// Rx-descriptor-to-read latency of the sampled datagrams, ns.
@@ -76,11 +82,13 @@ impl PublishedStats {
 const LOOP_WORDS: usize = 6;
 const DEVICE_WORDS: usize = 9;
 const CENSUS_WORDS: usize = 7;
+const FILL_WORDS: usize = 2;
 const PAGE_WORDS: usize = 1
     + MibCounter::ALL.len()
     + LOOP_WORDS
     + DEVICE_WORDS
     + CENSUS_WORDS
+    + FILL_WORDS
     + TcpState::ALL.len()
     + LATENCY_STAGES * LatencyHistogram::WORDS;
 /// The latency histograms at the end of the page: [`PublishedStats::stages`].
@@ -117,6 +125,8 @@ impl PublishedStats {
         for v in [c.total, c.in_kernel, c.free_local, c.free_shared, c.in_socks, c.awaiting_neighbour, c.tx_backlog] {
             put(v as u64);
         }
+        put(self.fill_room);
+        put(self.fill_capacity);
         for &n in &self.tcp_states {
             put(n);
         }
@@ -164,6 +174,7 @@ impl PublishedStats {
             awaiting_neighbour: take() as usize,
             tx_backlog: take() as usize,
         };
+        let (fill_room, fill_capacity) = (take(), take());
         let mut tcp_states = [0; TcpState::ALL.len()];
         for n in &mut tcp_states {
             *n = take();
@@ -179,6 +190,8 @@ impl PublishedStats {
             softirq,
             device,
             census,
+            fill_room,
+            fill_capacity,
             tcp_states,
             rx_latency: hist(0),
             send_to_tx: hist(1),
@@ -347,6 +360,8 @@ mod tests {
         s.softirq.polls = 3 * n;
         s.device.rx_ring_full = 4 * n;
         s.census.total = 5 * n as usize;
+        s.fill_room = 7 * n;
+        s.fill_capacity = 8 * n;
         s.tcp_states[9] = 6 * n;
         s.rx_latency.record(n);
         s.send_to_tx.record(8 * n);

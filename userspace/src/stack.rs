@@ -209,6 +209,8 @@ impl<D: NetDevice> Stack<D> {
         s.softirq = *softirq;
         s.device = self.device_stats();
         s.census = self.frame_census();
+        s.fill_room = self.napi.device().fill_room() as u64;
+        s.fill_capacity = self.napi.device().fill_capacity() as u64;
         s.tcp_states = [0; TcpState::ALL.len()];
         for (state, n) in self.net.tcp.count_by_state() {
             if let Some(i) = TcpState::ALL.iter().position(|&x| x == state) {

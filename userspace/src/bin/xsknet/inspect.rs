@@ -71,7 +71,7 @@ fn is_refused(e: &ControlError) -> bool {
 }
 
 /// Turns "permission denied" into what to do about it.
-fn needs_root(e: ControlError) -> BoxError {
+pub(crate) fn needs_root(e: ControlError) -> BoxError {
     match &e {
         ControlError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             format!("{e}: the control sockets are root's: run as root (sudo)").into()

@@ -4,6 +4,7 @@
 mod http;
 mod inspect;
 mod tcp_serve;
+mod top;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -67,6 +68,10 @@ enum Command {
     /// Sockets of a running instance, as `ss` shows the kernel's (default: connected;
     /// -l listening, -a all; -t TCP, -u UDP; -i TCP internals, -m memory).
     Ss(inspect::SsArgs),
+    /// A live view of a running instance, refreshed every second: the loop's busy share,
+    /// packets and bytes per second per stage, drops by reason, frames, latency, TCP states
+    /// (plain lines, as vmstat, when stdout is not a terminal or with --plain).
+    Top(top::TopArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
         Command::List => return report_result(inspect::list()),
         Command::Stat(a) => return report_result(inspect::stat(a)),
         Command::Ss(a) => return report_result(inspect::ss(a)),
+        Command::Top(a) => return report_result(top::top(a)),
     };
     report_result(serve(kind, &args, http.as_ref()))
 }

@@ -1,0 +1,1007 @@
+//! `xsknet top`: a live view of a running instance, as `top` and `vmstat`
+//! show the kernel: the loop's busy share (our `si`), packets and bytes per
+//! second at each stage of the path, drops by reason, where the frames are,
+//! the per-stage latency and the TCP sockets by state, refreshed every
+//! interval from the instance's control endpoint (`xsknet::control`).
+//!
+//! The figures are computed by plain functions ([`View::new`] from two
+//! [`Snapshot`]s) and drawn apart from them: with ratatui on a terminal
+//! ([`render`]), or as one plain line per interval ([`plain_header`],
+//! [`plain_line`]) when stdout is not a terminal or with `--plain`.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Table};
+use ratatui::Frame;
+use xsknet::control::{self, ControlError, CounterKind, InstanceInfo, Request, Snapshot};
+use xsknet::latency::{LatencyHistogram, LatencySummary, LATENCY_BUCKETS};
+use xsknet::snmp::MibCounter;
+use xsknet::stack::FrameCensus;
+use xsknet::{signal, TcpState};
+
+use crate::inspect::{needs_root, Which};
+use crate::BoxError;
+
+/// A publication older than this means the loop is not polling.
+const STALLED_NS: u64 = 1_000_000_000;
+
+/// `xsknet top`'s options.
+#[derive(Args, Clone, Debug)]
+pub struct TopArgs {
+    #[command(flatten)]
+    which: Which,
+    /// Seconds between refreshes (at least 0.1; the loop publishes every 0.1 s).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_interval)]
+    interval: f64,
+    /// Stop after N refreshes (default: until q, Esc or Ctrl-C).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// One plain line per interval, with a header line, as `vmstat` prints
+    /// (the default when stdout is not a terminal).
+    #[arg(long)]
+    plain: bool,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v = xsknet::cli::parse_secs(s)?;
+    if v < 0.1 {
+        return Err(format!("'{s}': the interval must be at least 0.1 s (the loop publishes every 0.1 s)"));
+    }
+    Ok(v)
+}
+
+/// What the rates of a [`View`] are taken over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Window {
+    /// The interval between two snapshots, seconds.
+    Interval(f64),
+    /// The instance's whole life, seconds (the first refresh, as `vmstat`'s first line).
+    SinceStart(f64),
+}
+
+impl Window {
+    fn secs(self) -> f64 {
+        match self {
+            Window::Interval(s) | Window::SinceStart(s) => s,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Window::Interval(s) => format!("over the last {s:.1} s"),
+            Window::SinceStart(s) => format!("since start ({s:.1} s)"),
+        }
+    }
+}
+
+/// The rate at one stage of the path.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRate {
+    /// The stage, as the screen names it.
+    pub name: &'static str,
+    /// The counters it adds up (names of [`Snapshot::counters`]).
+    pub counters: &'static [&'static str],
+    /// Packets (frames, datagrams, segments) per second.
+    pub packets: f64,
+    /// Bytes per second, where a counter of bytes exists.
+    pub bytes: Option<f64>,
+}
+
+/// The stages: name, packet counters (summed), byte counter. The UDP stage
+/// counts what UDP took in: read by the application (`UdpInDatagrams`, which
+/// Linux counts in `udp_recvmsg`), refused for want of a socket, or in error.
+const STAGES: &[(&str, &[&str], Option<&str>)] = &[
+    ("XDP rx", &["XdpProgRx"], None),
+    ("XDP redirected", &["XdpProgRedirectIpv4", "XdpProgRedirectArp"], None),
+    ("XDP passed", &["XdpProgPassNotOurs", "XdpProgPassNoSocket", "XdpProgPassMalformed"], None),
+    ("rx ring", &["XskRxFrames"], None),
+    ("IP in", &["IpInReceives"], Some("IpExtInOctets")),
+    ("UDP in", &["UdpInDatagrams", "UdpNoPorts", "UdpInErrors"], None),
+    ("TCP in", &["TcpInSegs"], None),
+    ("app UDP read", &["UdpInDatagrams"], None),
+    ("UDP out", &["UdpOutDatagrams"], None),
+    ("TCP out", &["TcpOutSegs"], None),
+    ("IP out", &["IpOutRequests"], Some("IpExtOutOctets")),
+    ("tx ring", &["XskTxFrames"], None),
+];
+
+/// A drop counter with its rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropRate {
+    /// The counter's name (`nstat`'s, or ours).
+    pub name: &'static str,
+    /// What the drop means.
+    pub reason: &'static str,
+    /// Its value since the instance started.
+    pub total: u64,
+    /// Per second over the window.
+    pub rate: f64,
+}
+
+/// The `XDP_STATISTICS` drops (include/uapi/linux/if_xdp.h) by their names
+/// in [`Snapshot::counters`], with what they mean.
+const DEVICE_DROPS: &[(&str, &str)] = &[
+    ("XskRxDropped", "dropped by the kernel before the rx ring"),
+    ("XskRxRingFull", "rx ring full: the loop did not keep up"),
+    ("XskRxFillRingEmptyDescs", "fill ring empty: no frame to receive into"),
+];
+
+/// One stage's latency percentiles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageLatency {
+    /// The stage (`PublishedStats::stages`).
+    pub name: &'static str,
+    /// Its figures, ns.
+    pub summary: LatencySummary,
+    /// Whether they cover the window (`true`) or the whole life (no sample
+    /// in the window, or the first refresh).
+    pub interval: bool,
+}
+
+/// Everything one refresh shows, computed from two snapshots.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    /// Who the instance is.
+    pub info: InstanceInfo,
+    /// Its uptime at the snapshot, ns.
+    pub uptime_ns: u64,
+    /// How old its last publication was, ns.
+    pub age_ns: u64,
+    /// What the rates cover.
+    pub window: Window,
+    /// The loop's busy share over the window, 0–1.
+    pub busy: f64,
+    /// Rates per stage, in the packet's order.
+    pub stages: Vec<StageRate>,
+    /// The non-zero drop counters, highest rate first.
+    pub drops: Vec<DropRate>,
+    /// Where the frames are.
+    pub census: FrameCensus,
+    /// The fill ring's empty slots.
+    pub fill_room: u64,
+    /// The fill ring's size.
+    pub fill_capacity: u64,
+    /// Per-stage latency.
+    pub latency: Vec<StageLatency>,
+    /// TCP sockets by state, in [`TcpState::ALL`] order.
+    pub tcp_states: Vec<(&'static str, u64)>,
+}
+
+impl View {
+    /// The figures of `now`, as rates since `prev` (or since the start).
+    pub fn new(prev: Option<&Snapshot>, now: &Snapshot) -> View {
+        let prev = prev.filter(|p| same_run(p, now));
+        let window = match prev {
+            Some(p) => Window::Interval(now.stats.uptime_ns.saturating_sub(p.stats.uptime_ns) as f64 / 1e9),
+            None => Window::SinceStart(now.stats.uptime_ns as f64 / 1e9),
+        };
+        let kinds: HashMap<&str, CounterKind> = now.counters().into_iter().map(|(n, _, k)| (n, k)).collect();
+        let cur = counter_map(now);
+        let old = prev.map(counter_map).unwrap_or_default();
+        let delta =
+            |name: &str| cur.get(name).copied().unwrap_or(0).saturating_sub(old.get(name).copied().unwrap_or(0));
+        let rate = |d: u64| if window.secs() > 0.0 { d as f64 / window.secs() } else { 0.0 };
+        // The XDP program's counters are read when the snapshot is served,
+        // `age_ns` after the loop's publication: their window is their own.
+        let read_at = |s: &Snapshot| s.stats.uptime_ns + s.age_ns;
+        let xdp_secs = read_at(now).saturating_sub(prev.map_or(0, read_at)) as f64 / 1e9;
+        let xdp_rate = |d: u64| if xdp_secs > 0.0 { d as f64 / xdp_secs } else { 0.0 };
+        let stages = STAGES
+            .iter()
+            .map(|&(name, counters, bytes)| StageRate {
+                name,
+                counters,
+                packets: {
+                    let d = counters.iter().map(|c| delta(c)).sum();
+                    if counters.iter().all(|c| kinds.get(c) == Some(&CounterKind::XdpProg)) {
+                        xdp_rate(d)
+                    } else {
+                        rate(d)
+                    }
+                },
+                bytes: bytes.map(|b| rate(delta(b))),
+            })
+            .collect();
+        let mut drops: Vec<DropRate> = MibCounter::ALL
+            .iter()
+            .filter_map(|c| c.drop_reason().map(|r| (c.name(), r)))
+            .chain(DEVICE_DROPS.iter().copied())
+            .filter_map(|(name, reason)| {
+                let total = cur.get(name).copied().unwrap_or(0);
+                (total > 0).then(|| DropRate { name, reason, total, rate: rate(delta(name)) })
+            })
+            .collect();
+        drops.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(b.total.cmp(&a.total)).then(a.name.cmp(b.name)));
+        let l = &now.stats.softirq;
+        let (busy_ns, total_ns) = match prev {
+            Some(p) => {
+                (l.busy_ns.saturating_sub(p.stats.softirq.busy_ns), l.total_ns.saturating_sub(p.stats.softirq.total_ns))
+            }
+            None => (l.busy_ns, l.total_ns),
+        };
+        let busy = if total_ns > 0 { (busy_ns as f64 / total_ns as f64).clamp(0.0, 1.0) } else { 0.0 };
+        let latency = now
+            .stats
+            .stages()
+            .into_iter()
+            .map(|(name, h)| {
+                let before = prev.and_then(|p| p.stats.stages().into_iter().find(|(n, _)| *n == name).map(|(_, h)| h));
+                match before.and_then(|b| histogram_delta(h, b)).filter(|d| !d.is_empty()) {
+                    Some(d) => StageLatency { name, summary: d.summary(), interval: true },
+                    None => StageLatency { name, summary: h.summary(), interval: false },
+                }
+            })
+            .collect();
+        View {
+            info: now.info.clone(),
+            uptime_ns: now.stats.uptime_ns,
+            age_ns: now.age_ns,
+            window,
+            busy,
+            stages,
+            drops,
+            census: now.stats.census,
+            fill_room: now.stats.fill_room,
+            fill_capacity: now.stats.fill_capacity,
+            latency,
+            tcp_states: TcpState::ALL.iter().zip(now.stats.tcp_states).map(|(s, n)| (s.name(), n)).collect(),
+        }
+    }
+
+    /// Frames posted on the fill ring for the kernel to receive into: how
+    /// many packets can arrive before it runs dry if the loop stops.
+    pub fn fill_headroom(&self) -> u64 {
+        self.fill_capacity.saturating_sub(self.fill_room)
+    }
+
+    /// Whether the loop has not published for over a second.
+    pub fn stalled(&self) -> bool {
+        self.age_ns > STALLED_NS
+    }
+
+    fn stage(&self, name: &str) -> f64 {
+        self.stages.iter().find(|s| s.name == name).map_or(0.0, |s| s.packets)
+    }
+
+    fn stage_bytes(&self, name: &str) -> f64 {
+        self.stages.iter().find(|s| s.name == name).and_then(|s| s.bytes).unwrap_or(0.0)
+    }
+}
+
+/// Whether two snapshots come from one run of one process (else the
+/// counters started again, and a difference means nothing).
+fn same_run(prev: &Snapshot, now: &Snapshot) -> bool {
+    prev.info.pid == now.info.pid
+        && prev.info.started_unix_s == now.info.started_unix_s
+        && prev.stats.uptime_ns < now.stats.uptime_ns
+}
+
+fn counter_map(s: &Snapshot) -> HashMap<&'static str, u64> {
+    s.counters().into_iter().map(|(n, v, _)| (n, v)).collect()
+}
+
+/// The values recorded between `before` and `now` (two readings of one
+/// histogram), or `None` if `now` holds fewer in some bucket (not the same
+/// histogram, or it was reset). Count, sum and buckets are exact; the
+/// window's min and max are exact when the cumulative ones moved in it,
+/// else bounded by the buckets they lie in.
+pub fn histogram_delta(now: &LatencyHistogram, before: &LatencyHistogram) -> Option<LatencyHistogram> {
+    let (mut a, mut b) = (vec![0; LatencyHistogram::WORDS], vec![0; LatencyHistogram::WORDS]);
+    now.write_words(&mut a);
+    before.write_words(&mut b);
+    let n = LATENCY_BUCKETS;
+    let mut d = vec![0u64; LatencyHistogram::WORDS];
+    for i in 0..n {
+        d[i] = a[i].checked_sub(b[i])?;
+    }
+    let count = a[n].checked_sub(b[n])?;
+    if count == 0 {
+        return Some(LatencyHistogram::new());
+    }
+    d[n] = count;
+    d[n + 1] = a[n + 1].saturating_sub(b[n + 1]);
+    // Buckets only, to find the lowest and highest occupied.
+    (d[n + 2], d[n + 3]) = (0, u64::MAX);
+    let buckets = LatencyHistogram::from_words(&d);
+    let (low, high) = match (buckets.buckets().next(), buckets.buckets().last()) {
+        (Some(first), Some(last)) => (first.low, last.high),
+        _ => return None,
+    };
+    let min = if before.is_empty() || now.min() < before.min() { now.min() } else { low.max(now.min()) };
+    let max = if now.max() > before.max() { now.max() } else { high.min(now.max()) };
+    (d[n + 2], d[n + 3]) = (min, max);
+    Some(LatencyHistogram::from_words(&d))
+}
+
+/// A rate or count in SI units: `950`, `12.3k`, `1.45M`.
+pub fn si(v: f64) -> String {
+    let a = v.abs();
+    if a < 1e3 {
+        if v.fract() == 0.0 || a >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    } else if a < 1e6 {
+        format!("{:.1}k", v / 1e3)
+    } else if a < 1e9 {
+        format!("{:.2}M", v / 1e6)
+    } else {
+        format!("{:.2}G", v / 1e9)
+    }
+}
+
+/// Nanoseconds as microseconds with one decimal.
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1e3)
+}
+
+/// A duration as `top` shows uptime: `42s`, `3m07s`, `2h05m`, `3d04h`.
+pub fn uptime(ns: u64) -> String {
+    let s = ns / 1_000_000_000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// The columns of the plain output, as [`plain_line`] fills them.
+const PLAIN_COLUMNS: &[(&str, usize)] = &[
+    ("uptime", 8),
+    ("si%", 5),
+    ("age_ms", 7),
+    ("xdp/s", 9),
+    ("rx/s", 9),
+    ("ipin/s", 9),
+    ("inB/s", 11),
+    ("udpin/s", 9),
+    ("tcpin/s", 9),
+    ("read/s", 9),
+    ("ipout/s", 9),
+    ("outB/s", 11),
+    ("tx/s", 9),
+    ("drops/s", 8),
+    ("fillpost", 8),
+    ("inkern", 7),
+    ("free", 7),
+    ("socks", 6),
+    ("rx_p50us", 9),
+    ("rx_p99us", 9),
+];
+
+/// The header line of the plain output.
+pub fn plain_header() -> String {
+    PLAIN_COLUMNS.iter().map(|(n, w)| format!("{n:>w$}")).collect::<Vec<_>>().join(" ")
+}
+
+/// One plain line: the view's rates as whole numbers per second (bytes
+/// too), the frames, and the first stage's p50 and p99 in µs.
+pub fn plain_line(v: &View) -> String {
+    let r = |x: f64| format!("{x:.0}");
+    let lat = v.latency.first().map(|l| l.summary).unwrap_or_default();
+    let drops: f64 = v.drops.iter().map(|d| d.rate).sum();
+    let c = &v.census;
+    let values = [
+        uptime(v.uptime_ns),
+        format!("{:.1}", v.busy * 100.0),
+        format!("{}", v.age_ns / 1_000_000),
+        r(v.stage("XDP rx")),
+        r(v.stage("rx ring")),
+        r(v.stage("IP in")),
+        r(v.stage_bytes("IP in")),
+        r(v.stage("UDP in")),
+        r(v.stage("TCP in")),
+        r(v.stage("app UDP read")),
+        r(v.stage("IP out")),
+        r(v.stage_bytes("IP out")),
+        r(v.stage("tx ring")),
+        r(drops),
+        v.fill_headroom().to_string(),
+        c.in_kernel.to_string(),
+        (c.free_local + c.free_shared).to_string(),
+        c.in_socks.to_string(),
+        us(lat.p50_ns),
+        us(lat.p99_ns),
+    ];
+    PLAIN_COLUMNS.iter().zip(values).map(|((_, w), s)| format!("{s:>w$}")).collect::<Vec<_>>().join(" ")
+}
+
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+fn boxed(title: &str) -> Block<'_> {
+    Block::default().borders(Borders::ALL).title(Span::styled(format!(" {title} "), bold()))
+}
+
+/// Draws `v` on the whole frame: the header, the busy gauge, then the
+/// stages beside the drops, then frames, latency and TCP states.
+pub fn render(f: &mut Frame, v: &View) {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(3),
+            Constraint::Length(3),
+            Constraint::Length(STAGES.len() as u16 + 3),
+            Constraint::Length(TcpState::ALL.len() as u16 + 3),
+            Constraint::Min(0),
+        ])
+        .split(f.area());
+    render_header(f, rows[0], v);
+    let label = format!("{:.1} % busy {}", v.busy * 100.0, v.window.label());
+    f.render_widget(
+        Gauge::default()
+            .block(boxed("Loop (si): time in polls that found work"))
+            .gauge_style(Style::default().fg(if v.busy > 0.9 { Color::Red } else { Color::Green }))
+            .ratio(v.busy)
+            .label(label),
+        rows[1],
+    );
+    let mid = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
+        .split(rows[2]);
+    render_stages(f, mid[0], v);
+    render_drops(f, mid[1], v);
+    let low = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Percentage(30), Constraint::Percentage(45), Constraint::Percentage(25)])
+        .split(rows[3]);
+    render_frames(f, low[0], v);
+    render_latency(f, low[1], v);
+    render_tcp(f, low[2], v);
+}
+
+fn render_header(f: &mut Frame, area: Rect, v: &View) {
+    let i = &v.info;
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("xsknet {}", i.app), bold()),
+            Span::raw(format!(
+                " on {} queue {}  {}:{}  pid {}  up {}{}",
+                i.iface,
+                i.queue,
+                i.addr,
+                i.port,
+                i.pid,
+                uptime(v.uptime_ns),
+                i.netns.name.as_deref().map_or(String::new(), |n| format!("  netns {n}"))
+            )),
+        ]),
+        Line::from(format!("rates {}; q, Esc or Ctrl-C quits", v.window.label())),
+    ];
+    let age = format!("published {:.2} s ago", v.age_ns as f64 / 1e9);
+    lines[1].spans.insert(0, Span::raw(format!("{age}; ")));
+    if v.stalled() {
+        lines[1].spans.insert(0, Span::styled("LOOP STALLED: no publication for over 1 s; ", bold().fg(Color::Red)));
+    }
+    f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::BOTTOM)), area);
+}
+
+fn header_row(cells: &[&'static str]) -> Row<'static> {
+    Row::new(cells.to_vec()).style(bold().fg(Color::Cyan))
+}
+
+fn render_stages(f: &mut Frame, area: Rect, v: &View) {
+    let rows = v.stages.iter().map(|s| {
+        Row::new(vec![
+            s.name.to_string(),
+            si(s.packets),
+            s.bytes.map_or("-".to_string(), |b| format!("{}B", si(b))),
+            sum_of(s.counters),
+        ])
+    });
+    let t =
+        Table::new(rows, [Constraint::Length(14), Constraint::Length(8), Constraint::Length(9), Constraint::Fill(1)])
+            .header(header_row(&["stage", "pkts/s", "bytes/s", "counters"]))
+            .block(boxed("Stages: packets and bytes per second"));
+    f.render_widget(t, area);
+}
+
+/// Counters added up, in short: `XdpProgRedirect{Ipv4,Arp}` for
+/// `XdpProgRedirectIpv4 + XdpProgRedirectArp` (their common prefix, up to
+/// a word's start, written once).
+pub fn sum_of(counters: &[&str]) -> String {
+    let [first, rest @ ..] = counters else { return String::new() };
+    if rest.is_empty() {
+        return first.to_string();
+    }
+    let mut len = first.len();
+    for c in rest {
+        len = len.min(first.bytes().zip(c.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    // Back to the start of a word (a capital) that every name continues with.
+    while len > 0 && !counters.iter().all(|c| c.as_bytes().get(len).is_some_and(u8::is_ascii_uppercase)) {
+        len -= 1;
+    }
+    if len == 0 {
+        return counters.join("+");
+    }
+    let tails: Vec<&str> = counters.iter().map(|c| &c[len..]).collect();
+    format!("{}{{{}}}", &first[..len], tails.join(","))
+}
+
+fn render_drops(f: &mut Frame, area: Rect, v: &View) {
+    let block = boxed("Drops by reason");
+    if v.drops.is_empty() {
+        f.render_widget(Paragraph::new("no drops since start").block(block), area);
+        return;
+    }
+    let rows = v.drops.iter().map(|d| {
+        Row::new(vec![d.name.to_string(), si(d.rate), d.total.to_string(), d.reason.to_string()])
+            .style(if d.rate > 0.0 { Style::default().fg(Color::Red) } else { Style::default() })
+    });
+    let t =
+        Table::new(rows, [Constraint::Length(23), Constraint::Length(7), Constraint::Length(9), Constraint::Fill(1)])
+            .header(header_row(&["counter", "/s", "total", "reason"]))
+            .block(block);
+    f.render_widget(t, area);
+}
+
+fn render_frames(f: &mut Frame, area: Rect, v: &View) {
+    let c = &v.census;
+    let rows = [
+        ("in kernel rings", c.in_kernel),
+        ("free", c.free_local + c.free_shared),
+        ("in socks", c.in_socks),
+        ("awaiting ARP", c.awaiting_neighbour),
+        ("tx backlog", c.tx_backlog),
+        ("total", c.total),
+    ]
+    .map(|(n, x)| Row::new(vec![n.to_string(), x.to_string()]));
+    let headroom =
+        Row::new(vec!["fill headroom".to_string(), format!("{} of {} posted", v.fill_headroom(), v.fill_capacity)])
+            .style(if v.fill_capacity > 0 && v.fill_headroom() * 8 < v.fill_capacity {
+                Style::default().fg(Color::Red)
+            } else {
+                Style::default()
+            });
+    let t = Table::new(rows.into_iter().chain([headroom]), [Constraint::Length(16), Constraint::Fill(1)])
+        .header(header_row(&["frames", "now"]))
+        .block(boxed("Frames"));
+    f.render_widget(t, area);
+}
+
+fn render_latency(f: &mut Frame, area: Rect, v: &View) {
+    let rows = v.latency.iter().map(|l| {
+        let s = &l.summary;
+        Row::new(vec![
+            l.name.to_string(),
+            if l.interval { "interval" } else { "since start" }.to_string(),
+            s.count.to_string(),
+            us(s.p50_ns),
+            us(s.p99_ns),
+            us(s.p999_ns),
+            us(s.max_ns),
+        ])
+    });
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Length(12),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
+    let t = Table::new(rows, widths)
+        .header(header_row(&["stage", "over", "samples", "p50", "p99", "p99.9", "max"]))
+        .block(boxed("Latency, µs"));
+    f.render_widget(t, area);
+}
+
+fn render_tcp(f: &mut Frame, area: Rect, v: &View) {
+    let rows = v.tcp_states.iter().map(|(n, x)| Row::new(vec![n.to_string(), x.to_string()]));
+    let t = Table::new(rows, [Constraint::Length(12), Constraint::Fill(1)])
+        .header(header_row(&["state", "sockets"]))
+        .block(boxed("TCP sockets"));
+    f.render_widget(t, area);
+}
+
+/// Whether a control error means the instance is gone (its socket removed,
+/// or left by a process that died).
+fn is_gone(e: &ControlError) -> bool {
+    matches!(e, ControlError::Io { source, .. }
+        if matches!(source.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound))
+}
+
+/// A snapshot; when the instance has gone away, an error that says so.
+fn fetch(path: &Path, last: Option<&InstanceInfo>) -> Result<Snapshot, BoxError> {
+    control::request::<Snapshot>(path, Request::Stats).map_err(|e| match last {
+        Some(i) if is_gone(&e) => format!(
+            "the instance on {} queue {} (pid {}) has stopped: its control socket {} is gone",
+            i.iface,
+            i.queue,
+            i.pid,
+            path.display()
+        )
+        .into(),
+        _ => needs_root(e),
+    })
+}
+
+/// `xsknet top`.
+pub fn top(a: &TopArgs) -> Result<(), BoxError> {
+    let path = a.which.path().map_err(needs_root)?;
+    let first = fetch(&path, None)?;
+    signal::install()?;
+    if a.plain || !std::io::stdout().is_terminal() {
+        run_plain(a, &path, first)
+    } else {
+        run_tui(a, &path, first)
+    }
+}
+
+/// Sleeps until `until`, or until a stop is asked (SIGINT, SIGTERM).
+fn sleep_until(until: Instant) -> bool {
+    while !signal::stop_requested() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    false
+}
+
+fn run_plain(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> {
+    let interval = Duration::from_secs_f64(a.interval);
+    let mut out = std::io::stdout().lock();
+    let mut prev: Option<Snapshot> = None;
+    let mut snap = first;
+    let mut n = 0;
+    let mut due = Instant::now();
+    let write = |out: &mut std::io::StdoutLock, s: String| -> std::io::Result<()> {
+        writeln!(out, "{s}")?;
+        out.flush()
+    };
+    let mut lines = vec![plain_header()];
+    loop {
+        let v = View::new(prev.as_ref(), &snap);
+        lines.push(plain_line(&v));
+        if v.stalled() {
+            lines.push(format!(
+                "# the loop last published {:.1} s ago: it is stalled or descheduled",
+                v.age_ns as f64 / 1e9
+            ));
+        }
+        for l in lines.drain(..) {
+            match write(&mut out, l) {
+                // The reader went away (`| head`): done.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                r => r?,
+            }
+        }
+        n += 1;
+        if a.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        due += interval;
+        if !sleep_until(due) {
+            return Ok(());
+        }
+        let next = fetch(path, Some(&snap.info))?;
+        prev = Some(std::mem::replace(&mut snap, next));
+    }
+}
+
+/// Leaves the terminal as it was (raw mode off, main screen back), on
+/// every way out: return, error, or panic unwinding.
+struct RestoreTerminal;
+
+impl Drop for RestoreTerminal {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Whether a key asks to quit: q, Esc, Ctrl-C (raw mode turns Ctrl-C into a key).
+fn quits(k: &event::KeyEvent) -> bool {
+    k.kind != KeyEventKind::Release
+        && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
+            || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL)))
+}
+
+fn run_tui(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> {
+    let interval = Duration::from_secs_f64(a.interval);
+    let mut terminal = ratatui::try_init()?;
+    let _restore = RestoreTerminal;
+    let mut prev: Option<Snapshot> = None;
+    let mut snap = first;
+    let mut n = 0;
+    let mut due = Instant::now();
+    loop {
+        let v = View::new(prev.as_ref(), &snap);
+        terminal.draw(|f| render(f, &v))?;
+        n += 1;
+        if a.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        due += interval;
+        loop {
+            if signal::stop_requested() {
+                return Ok(());
+            }
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if event::poll(left.min(Duration::from_millis(100)))? {
+                match event::read()? {
+                    Event::Key(k) if quits(&k) => return Ok(()),
+                    Event::Resize(..) => {
+                        terminal.draw(|f| render(f, &v))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let next = fetch(path, Some(&snap.info))?;
+        prev = Some(std::mem::replace(&mut snap, next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use std::net::Ipv4Addr;
+    use xsknet::control::Netns;
+    use xsknet::publish::PublishedStats;
+    use xsknet::xdp::XdpProgStats;
+
+    fn info() -> InstanceInfo {
+        InstanceInfo {
+            pid: 4242,
+            version: "t".into(),
+            app: "echo (udp, tcp)".into(),
+            iface: "veth-t".into(),
+            queue: 0,
+            netns: Netns { inode: 1, name: Some("xsk-t".into()) },
+            addr: Ipv4Addr::new(10, 77, 0, 2),
+            prefix_len: 24,
+            port: 7,
+            setup: "test".into(),
+            started_unix_s: 1000.0,
+        }
+    }
+
+    /// A snapshot at `secs` of uptime after `n` datagrams of 100 bytes
+    /// went through, each read and echoed, with one latency sample per
+    /// datagram of `lat_ns`, and `no_ports` datagrams refused.
+    fn snap(secs: u64, n: u64, lat_ns: u64, no_ports: u64) -> Snapshot {
+        let mut s = PublishedStats { uptime_ns: secs * 1_000_000_000, ..PublishedStats::default() };
+        let m = &mut s.mib;
+        m.XskRxFrames = n + no_ports;
+        m.IpInReceives = n + no_ports;
+        m.IpExtInOctets = 128 * (n + no_ports);
+        m.UdpInDatagrams = n;
+        m.UdpNoPorts = no_ports;
+        m.UdpOutDatagrams = n;
+        m.IpOutRequests = n;
+        m.IpExtOutOctets = 128 * n;
+        m.XskTxFrames = n;
+        s.softirq.total_ns = secs * 1_000_000_000;
+        s.softirq.busy_ns = secs * 250_000_000;
+        s.device.rx_ring_full = secs;
+        s.census = FrameCensus {
+            total: 8192,
+            in_kernel: 4100,
+            free_local: 60,
+            free_shared: 4000,
+            in_socks: 30,
+            awaiting_neighbour: 2,
+            tx_backlog: 0,
+        };
+        s.fill_capacity = 4096;
+        s.fill_room = 96;
+        s.tcp_states[0] = 3;
+        for _ in 0..n {
+            s.rx_latency.record(lat_ns);
+        }
+        let xdp = XdpProgStats { rx: n + no_ports, redirect_ipv4: n + no_ports, ..XdpProgStats::default() };
+        Snapshot { info: info(), age_ns: 50_000_000, stats: s, xdp: Some(xdp) }
+    }
+
+    fn stage<'a>(v: &'a View, name: &str) -> &'a StageRate {
+        v.stages.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn every_stage_and_drop_names_a_published_counter() {
+        let names: Vec<&str> = snap(1, 1, 1, 0).counters().into_iter().map(|(n, _, _)| n).collect();
+        for (stage, counters, bytes) in STAGES {
+            for c in counters.iter().chain(bytes.iter()) {
+                assert!(names.contains(c), "stage {stage}: no counter {c}");
+            }
+        }
+        for (c, _) in DEVICE_DROPS {
+            assert!(names.contains(c), "no counter {c}");
+        }
+    }
+
+    #[test]
+    fn rates_are_differences_over_the_uptime_difference() {
+        let a = snap(10, 1000, 5_000, 10);
+        let b = snap(12, 21_000, 5_000, 30);
+        let v = View::new(Some(&a), &b);
+        assert_eq!(v.window, Window::Interval(2.0));
+        assert_eq!(stage(&v, "rx ring").packets, 10_010.0);
+        assert_eq!(stage(&v, "XDP rx").packets, 10_010.0);
+        assert_eq!(stage(&v, "XDP redirected").packets, 10_010.0);
+        // The XDP counters are read age_ns after the publication: over their own window.
+        let mut late = b.clone();
+        late.age_ns += 500_000_000;
+        let v2 = View::new(Some(&a), &late);
+        assert_eq!(stage(&v2, "XDP rx").packets, 20_020.0 / 2.5);
+        assert_eq!(stage(&v2, "rx ring").packets, 10_010.0);
+        assert_eq!(stage(&v, "XDP passed").packets, 0.0);
+        assert_eq!(stage(&v, "IP in").bytes, Some(128.0 * 10_010.0));
+        // UDP in: read plus refused.
+        assert_eq!(stage(&v, "UDP in").packets, 10_010.0);
+        assert_eq!(stage(&v, "app UDP read").packets, 10_000.0);
+        assert_eq!(stage(&v, "tx ring").packets, 10_000.0);
+        assert_eq!(stage(&v, "TCP in").bytes, None);
+        assert!((v.busy - 0.25).abs() < 1e-9);
+        // The first refresh: averages since the start, as vmstat's first line.
+        let v0 = View::new(None, &a);
+        assert_eq!(v0.window, Window::SinceStart(10.0));
+        assert_eq!(stage(&v0, "app UDP read").packets, 100.0);
+        // Another process (or a restart): no difference is taken.
+        let mut other = a.clone();
+        other.info.pid += 1;
+        assert_eq!(View::new(Some(&other), &b).window, Window::SinceStart(12.0));
+        assert_eq!(v.fill_headroom(), 4000);
+        assert_eq!(v.tcp_states[0], ("ESTAB", 3));
+        assert_eq!(v.tcp_states.len(), TcpState::ALL.len());
+    }
+
+    #[test]
+    fn drops_are_the_non_zero_drop_counters_by_rate() {
+        let mut a = snap(10, 1000, 5_000, 10);
+        let mut b = snap(12, 21_000, 5_000, 30);
+        // A drop that happened before the window only: listed, rate 0, last.
+        a.stats.mib.IpInHdrErrors = 500;
+        b.stats.mib.IpInHdrErrors = 500;
+        a.stats.device.rx_fill_ring_empty_descs = 0;
+        b.stats.device.rx_fill_ring_empty_descs = 200;
+        let v = View::new(Some(&a), &b);
+        let got: Vec<(&str, u64, f64)> = v.drops.iter().map(|d| (d.name, d.total, d.rate)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("XskRxFillRingEmptyDescs", 200, 100.0),
+                ("UdpNoPorts", 30, 10.0),
+                ("XskRxRingFull", 12, 1.0),
+                ("IpInHdrErrors", 500, 0.0),
+            ]
+        );
+        assert_eq!(v.drops[1].reason, MibCounter::UdpNoPorts.drop_reason().unwrap());
+        // Counters that are not drops never show, however large.
+        assert!(v.drops.iter().all(|d| d.name != "UdpInDatagrams"));
+    }
+
+    #[test]
+    fn latency_is_taken_over_the_interval_when_it_has_samples() {
+        let a = snap(10, 1000, 2_000, 0);
+        let mut b = a.clone();
+        b.stats.uptime_ns += 1_000_000_000;
+        for _ in 0..100 {
+            b.stats.rx_latency.record(80_000);
+        }
+        let v = View::new(Some(&a), &b);
+        let l = &v.latency[0];
+        assert_eq!(l.name, "rx_to_read");
+        assert!(l.interval);
+        assert_eq!(l.summary.count, 100);
+        // Only the interval's samples: all 80 µs (within a bucket's 3.1 %).
+        assert!((78_000..=82_600).contains(&l.summary.p50_ns), "{:?}", l.summary);
+        assert_eq!(l.summary.max_ns, 80_000);
+        assert!(l.summary.min_ns >= 77_000, "{:?}", l.summary);
+        // Cumulative, the median is the old 2 µs.
+        assert!(b.stats.rx_latency.summary().p50_ns < 3_000);
+        // No sample in the interval: cumulative, and said so.
+        let mut c = b.clone();
+        c.stats.uptime_ns += 1_000_000_000;
+        let v = View::new(Some(&b), &c);
+        assert!(!v.latency[0].interval);
+        assert_eq!(v.latency[0].summary.count, 1100);
+    }
+
+    #[test]
+    fn histogram_delta_subtracts_and_refuses_a_reset() {
+        let mut before = LatencyHistogram::new();
+        for v in [100, 200, 300] {
+            before.record(v);
+        }
+        let mut now = before.clone();
+        for v in [150, 250] {
+            now.record(v);
+        }
+        let d = histogram_delta(&now, &before).unwrap();
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.sum(), 400);
+        assert!((145..=155).contains(&d.min()) && (245..=255).contains(&d.max()), "{:?}", d.summary());
+        assert!(histogram_delta(&now, &now).unwrap().is_empty());
+        // Fewer values than before: not the same histogram.
+        assert_eq!(histogram_delta(&before, &now), None);
+    }
+
+    #[test]
+    fn plain_lines_have_a_field_per_header_column() {
+        let v = View::new(Some(&snap(10, 1000, 5_000, 0)), &snap(11, 3000, 5_000, 0));
+        let h = plain_header();
+        let l = plain_line(&v);
+        assert_eq!(h.split_whitespace().count(), l.split_whitespace().count(), "{h}\n{l}");
+        let rx = h.split_whitespace().position(|c| c == "rx/s").unwrap();
+        assert_eq!(l.split_whitespace().nth(rx), Some("2000"));
+        let fill = h.split_whitespace().position(|c| c == "fillpost").unwrap();
+        assert_eq!(l.split_whitespace().nth(fill), Some("4000"));
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(sum_of(&["XskRxFrames"]), "XskRxFrames");
+        assert_eq!(sum_of(&["XdpProgRedirectIpv4", "XdpProgRedirectArp"]), "XdpProgRedirect{Ipv4,Arp}");
+        assert_eq!(sum_of(&["UdpInDatagrams", "UdpNoPorts", "UdpInErrors"]), "Udp{InDatagrams,NoPorts,InErrors}");
+        assert_eq!(sum_of(&["IpInReceives", "TcpInSegs"]), "IpInReceives+TcpInSegs");
+        assert_eq!(si(0.0), "0");
+        assert_eq!(si(2.5), "2.5");
+        assert_eq!(si(950.0), "950");
+        assert_eq!(si(12_345.0), "12.3k");
+        assert_eq!(si(1_450_000.0), "1.45M");
+        assert_eq!(uptime(42_000_000_000), "42s");
+        assert_eq!(uptime(187_000_000_000), "3m07s");
+        assert_eq!(uptime(7_500_000_000_000), "2h05m");
+    }
+
+    fn screen(v: &View, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| render(f, v)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..h)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_screen_shows_every_section_and_the_rates() {
+        let mut a = snap(10, 1000, 5_000, 10);
+        a.stats.device.rx_ring_full = 0;
+        let b = snap(11, 13_345, 5_000, 10);
+        let v = View::new(Some(&a), &b);
+        let s = screen(&v, 160, 50);
+        for heading in
+            ["Loop (si)", "Stages", "Drops by reason", "Frames", "Latency, µs", "TCP sockets", "fill headroom"]
+        {
+            assert!(s.contains(heading), "no {heading:?} on\n{s}");
+        }
+        assert!(s.contains("xsknet echo (udp, tcp) on veth-t queue 0"), "{s}");
+        assert!(s.contains("pid 4242") && s.contains("netns xsk-t"), "{s}");
+        assert!(s.contains("25.0 % busy over the last 1.0 s"), "{s}");
+        let rx = s.lines().find(|l| l.contains("rx ring")).unwrap();
+        assert!(rx.contains("12.3k"), "{rx}");
+        assert!(s.contains("4000 of 4096 posted"), "{s}");
+        assert!(s.contains("XskRxRingFull") && s.contains("rx ring full"), "{s}");
+        assert!(s.contains("ESTAB"), "{s}");
+        assert!(!s.contains("STALLED"), "{s}");
+        // A stalled loop is called out.
+        let mut c = b.clone();
+        c.age_ns = 3_000_000_000;
+        assert!(screen(&View::new(Some(&b), &c), 160, 50).contains("LOOP STALLED"));
+        // A small terminal does not panic.
+        let _ = screen(&v, 40, 10);
+    }
+}
