@@ -70,20 +70,26 @@ pub enum Direction {
     Outbound,
 }
 
-/// The link-layer header a captured frame starts with: one pcapng interface
-/// (Interface Description Block) each, numbered as here.
+/// The header the bytes of a dropped packet start with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
-    /// An Ethernet header (`LINKTYPE_ETHERNET`, 1): every frame that reached
-    /// the device, and every received frame.
-    Ethernet = 0,
-    /// None: the IPv4 header first (`LINKTYPE_IPV4`, 228). A datagram dropped
-    /// on its way out before its next hop was known has no Ethernet header yet.
-    Ipv4 = 1,
+    /// An Ethernet header: every frame that reached the device, and every
+    /// received frame.
+    Ethernet,
+    /// The IPv4 header: a datagram dropped on its way out before its next hop
+    /// was known has no Ethernet header yet. It is written behind an Ethernet
+    /// header with zero addresses (no next hop) and EtherType IPv4, so that
+    /// the file has one link type (libpcap, and so tcpdump, reads no file
+    /// whose interfaces differ in link type).
+    Ipv4,
 }
 
+/// The Ethernet header put in front of a [`Link::Ipv4`] packet: zero
+/// addresses, EtherType IPv4.
+const NO_NEXT_HOP_ETH: [u8; 14] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+
 /// What a capture is made with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaptureOptions {
     /// The pcapng file to write (created, or truncated).
     pub path: PathBuf,
@@ -123,7 +129,6 @@ struct Slot {
     /// Time since the Unix epoch.
     ts: Duration,
     dir: Direction,
-    link: Link,
     reason: Option<MibCounter>,
 }
 
@@ -216,7 +221,7 @@ pub struct CaptureTap {
 
 impl CaptureTap {
     /// Creates the file, writes its header (a Section Header Block and one
-    /// Interface Description Block per [`Link`], nanosecond timestamps),
+    /// Ethernet Interface Description Block, nanosecond timestamps),
     /// preallocates the slots and starts the writer thread.
     ///
     /// # Errors
@@ -241,7 +246,6 @@ impl CaptureTap {
                 orig_len: 0,
                 ts: Duration::ZERO,
                 dir: Direction::Inbound,
-                link: Link::Ethernet,
                 reason: None,
             };
             // Cannot fail: the queue holds `slots`.
@@ -329,8 +333,9 @@ impl CaptureTap {
     }
 
     /// Copies `bytes` (cut to the snap length) into a free slot for the
-    /// writer; counts the frame as a capture drop when there is none.
-    #[inline]
+    /// writer; counts the frame as a capture drop when there is none. Not
+    /// inlined: the loop's code stays as small as without a capture.
+    #[inline(never)]
     fn capture(&mut self, bytes: &[u8], dir: Direction, link: Link, reason: Option<MibCounter>) {
         if self.shared.bound_reached.load(Ordering::Relaxed) {
             self.over_bound += 1;
@@ -341,13 +346,19 @@ impl CaptureTap {
             return;
         };
         // Within the capacity allocated at start: this never reallocates.
-        let n = bytes.len().min(self.snaplen).min(slot.data.capacity());
+        let room = self.snaplen.min(slot.data.capacity());
         slot.data.clear();
+        let mut orig_len = bytes.len();
+        if link == Link::Ipv4 {
+            let h = NO_NEXT_HOP_ETH.len().min(room);
+            slot.data.extend_from_slice(&NO_NEXT_HOP_ETH[..h]);
+            orig_len += NO_NEXT_HOP_ETH.len();
+        }
+        let n = bytes.len().min(room - slot.data.len());
         slot.data.extend_from_slice(&bytes[..n]);
-        slot.orig_len = bytes.len() as u32;
+        slot.orig_len = orig_len as u32;
         slot.ts = self.now;
         slot.dir = dir;
-        slot.link = link;
         slot.reason = reason;
         if let Err(slot) = self.shared.filled.push(slot) {
             // Cannot happen (both queues hold every slot); keep the slot.
@@ -412,22 +423,20 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// A pcapng writer over `w` with its header written: the Section Header
-/// Block, then one Interface Description Block per [`Link`], in order, each
-/// with nanosecond timestamps (`if_tsresol` 9) and `snaplen`.
+/// Block, then the one Interface Description Block (Ethernet, `snaplen`,
+/// nanosecond timestamps: `if_tsresol` 9).
 fn open_pcapng<W: Write>(w: W, snaplen: u32) -> io::Result<PcapNgWriter<Counting<W>>> {
     let mut writer =
         PcapNgWriter::with_endianness(Counting { inner: w, count: 0 }, Endianness::Little).map_err(pcap_error)?;
-    for (link, name) in [(DataLink::ETHERNET, "xsknet"), (DataLink::IPV4, "xsknet-ip-out")] {
-        let idb = InterfaceDescriptionBlock {
-            linktype: link,
-            snaplen,
-            options: vec![
-                InterfaceDescriptionOption::IfName(Cow::Borrowed(name)),
-                InterfaceDescriptionOption::IfTsResol(9),
-            ],
-        };
-        writer.write_block(&Block::InterfaceDescription(idb)).map_err(pcap_error)?;
-    }
+    let idb = InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen,
+        options: vec![
+            InterfaceDescriptionOption::IfName(Cow::Borrowed("xsknet")),
+            InterfaceDescriptionOption::IfTsResol(9),
+        ],
+    };
+    writer.write_block(&Block::InterfaceDescription(idb)).map_err(pcap_error)?;
     Ok(writer)
 }
 
@@ -514,7 +523,7 @@ fn write_slot<W: Write>(
         options.push(EnhancedPacketOption::Comment(Cow::Owned(c)));
     }
     let epb = EnhancedPacketBlock {
-        interface_id: slot.link as u32,
+        interface_id: 0,
         timestamp: slot.ts,
         original_len: slot.orig_len,
         data: Cow::Borrowed(&slot.data),
@@ -535,8 +544,11 @@ mod tests {
         std::env::temp_dir().join(format!("xsknet-capture-{}-{name}.pcapng", std::process::id()))
     }
 
-    /// Every EPB of the file at `path`: (interface, flags, original length, data, comment).
-    pub(crate) fn read_back(path: &Path) -> Vec<(u32, u32, u32, Vec<u8>, Option<String>)> {
+    /// One EPB: interface, flags, original length, data, comment.
+    type Epb = (u32, u32, u32, Vec<u8>, Option<String>);
+
+    /// Every EPB of the file at `path`.
+    fn read_back(path: &Path) -> Vec<Epb> {
         let mut r = PcapNgReader::new(File::open(path).unwrap()).unwrap();
         let mut out = Vec::new();
         while let Some(b) = r.next_block() {
@@ -583,9 +595,11 @@ mod tests {
         let s = tap.finish();
         assert_eq!(s.frames_written, 1);
         let got = read_back(&path);
+        let mut framed = NO_NEXT_HOP_ETH.to_vec();
+        framed.extend_from_slice(&[0x45u8; 20]);
         assert_eq!(
             got,
-            vec![(1, EPB_FLAGS_OUTBOUND, 20, vec![0x45u8; 20], Some("IpOutNoRoutes: no route to the destination".into()))]
+            vec![(0, EPB_FLAGS_OUTBOUND, 34, framed, Some("IpOutNoRoutes: no route to the destination".into()))]
         );
         std::fs::remove_file(&path).unwrap();
     }
@@ -645,7 +659,6 @@ mod tests {
                 orig_len: n as u32,
                 ts: Duration::ZERO,
                 dir: Direction::Inbound,
-                link: Link::Ethernet,
                 reason: None,
             };
             let mut options = vec![EnhancedPacketOption::Flags(1)];

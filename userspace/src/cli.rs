@@ -142,7 +142,8 @@ mod tests {
         let c = Cmd::try_parse_from(["x", "--pcap", "f.pcapng", "--pcap-drops", "--pcap-snaplen", "96"]).unwrap();
         let o = c.pcap.options(2048).unwrap();
         assert_eq!((o.mode, o.snaplen, o.max_size, o.max_frame), (CaptureMode::Drops, 96, None, 2048));
-        let o = Cmd::try_parse_from(["x", "--pcap", "f", "--pcap-max-size", "4096"]).unwrap().pcap.options(4096).unwrap();
+        let o =
+            Cmd::try_parse_from(["x", "--pcap", "f", "--pcap-max-size", "4096"]).unwrap().pcap.options(4096).unwrap();
         assert_eq!((o.mode, o.snaplen, o.max_size), (CaptureMode::All, DEFAULT_SNAPLEN, Some(4096)));
         assert!(Cmd::try_parse_from(["x", "--pcap-drops"]).is_err(), "--pcap-drops needs --pcap");
         assert!(Cmd::try_parse_from(["x", "--pcap", "f", "--pcap-snaplen", "0"]).is_err());

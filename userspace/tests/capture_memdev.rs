@@ -91,7 +91,8 @@ fn mangle_ip(mut frame: Vec<u8>, f: impl FnOnce(&mut Ipv4Packet<&mut [u8]>)) -> 
 }
 
 fn tcp_frame(flags_: u8) -> Vec<u8> {
-    let repr = TcpRepr { src_port: 40000, dst_port: 9, seq: 1, ack: 0, flags: flags_, window: 1000, ..TcpRepr::default() };
+    let repr =
+        TcpRepr { src_port: 40000, dst_port: 9, seq: 1, ack: 0, flags: flags_, window: 1000, ..TcpRepr::default() };
     build::tcp_frame(&eth(OUR_MAC, ethertype::IPV4), &ip(PEER_IP, OUR_IP, protocol::TCP), &repr, &[])
 }
 
@@ -123,7 +124,10 @@ fn bad_frames() -> Vec<(MibCounter, Vec<u8>)> {
         (MibCounter::IpInAddrErrors, mangle_ip(udp.clone(), |p| p.set_dst_addr(Ipv4Addr::new(10, 0, 0, 77)))),
         (MibCounter::XskIpInMartianSrc, mangle_ip(udp.clone(), |p| p.set_src_addr(Ipv4Addr::BROADCAST))),
         (MibCounter::XskIpFragDrops, mangle_ip(udp.clone(), |p| p.set_fragment(false, true, 0))),
-        (MibCounter::IpInUnknownProtos, build::ipv4_frame(&eth(OUR_MAC, ethertype::IPV4), &ip(PEER_IP, OUR_IP, 99), &[0; 8])),
+        (
+            MibCounter::IpInUnknownProtos,
+            build::ipv4_frame(&eth(OUR_MAC, ethertype::IPV4), &ip(PEER_IP, OUR_IP, 99), &[0; 8]),
+        ),
         (MibCounter::UdpInErrors, {
             let mut f = udp.clone();
             f[l4 + 4..l4 + 6].copy_from_slice(&3u16.to_be_bytes()); // UDP length below the header's
@@ -210,7 +214,7 @@ fn every_receive_drop_is_captured_with_its_reason() {
 }
 
 #[test]
-fn drops_on_the_way_out_are_captured_from_the_ip_header() {
+fn drops_on_the_way_out_are_captured_without_a_next_hop() {
     let path = tmp("tx-drops");
     let (mut s, w) = stack(4 * 2048);
     let fd = s.socket(SockType::Dgram).unwrap();
@@ -250,13 +254,16 @@ fn drops_on_the_way_out_are_captured_from_the_ip_header() {
     }
     let no_route = &by_reason[&drop_comment(MibCounter::IpOutNoRoutes)];
     assert_eq!(no_route.len(), 1);
+    // No next hop: an Ethernet header with zero addresses, EtherType IPv4.
+    let no_next_hop = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
     let (iface, fl, data, _) = no_route[0];
-    let reply = Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&data[..])).unwrap();
-    assert_eq!((*iface, *fl, reply.dst, reply.protocol), (1, 2, far, protocol::ICMP), "raw IPv4, outbound");
+    let reply = Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&data[ETH_LEN..])).unwrap();
+    assert_eq!((*iface, *fl, &data[..ETH_LEN]), (0, 2, &no_next_hop[..]), "outbound");
+    assert_eq!((reply.dst, reply.protocol), (far, protocol::ICMP));
     let unres = &by_reason[&drop_comment(MibCounter::XskNeighUnresDiscards)];
-    let (iface, _, data, _) = unres[0];
-    let dgram = Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&data[..])).unwrap();
-    assert_eq!((unres.len(), *iface, dgram.dst), (1, 1, silent));
+    let (_, _, data, _) = unres[0];
+    let dgram = Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&data[ETH_LEN..])).unwrap();
+    assert_eq!((unres.len(), &data[..ETH_LEN], dgram.dst), (1, &no_next_hop[..], silent));
     assert_eq!(by_reason[&drop_comment(MibCounter::UdpRcvbufErrors)].len() as u64, m.UdpRcvbufErrors);
     assert_eq!(by_reason.len(), 3, "{:?}", by_reason.keys());
     std::fs::remove_file(&path).unwrap();

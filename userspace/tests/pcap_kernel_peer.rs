@@ -45,7 +45,8 @@ impl Drop for TmpFile {
 
 /// One line per frame of `tshark -r FILE -T fields` with `fields`, split on `|`.
 fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut args = vec!["-n".to_string(), "-r".into(), file.to_string_lossy().into_owned(), "-T".into(), "fields".into()];
+    let mut args =
+        vec!["-n".to_string(), "-r".into(), file.to_string_lossy().into_owned(), "-T".into(), "fields".into()];
     args.extend(["-E".into(), "separator=|".into()]);
     for f in fields {
         args.extend(["-e".to_string(), f.to_string()]);
@@ -107,6 +108,10 @@ fn pcap_holds_every_frame_in_and_out() {
     assert_eq!(count(&|r| dir(r) == 1) as u64, f.counter("XskRxFrames"));
     assert_eq!(count(&|r| dir(r) == 2) as u64, f.counter("XskTxFrames"));
     assert_eq!(f.counter("XskCaptureDrops"), 0);
+    // tcpdump (libpcap) reads the file too, every frame of it.
+    let out = std::process::Command::new("tcpdump").args(["-n", "-r", &file.arg()]).output().expect("tcpdump");
+    assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), rows.len());
 }
 
 #[test]

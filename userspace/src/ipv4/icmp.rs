@@ -42,7 +42,8 @@ pub fn icmp_rcv(
                 net.mib.IcmpInCsumErrors += 1;
             }
             net.mib.IcmpInErrors += 1;
-            let reason = if e == IcmpError::ChecksumError { MibCounter::IcmpInCsumErrors } else { MibCounter::IcmpInErrors };
+            let reason =
+                if e == IcmpError::ChecksumError { MibCounter::IcmpInCsumErrors } else { MibCounter::IcmpInErrors };
             return q.kfree_skb_reason(frame, reason);
         }
     };
