@@ -110,8 +110,8 @@ impl NetdevQueue {
     #[inline]
     pub fn kfree_skb_reason(&mut self, frame: Frame, reason: MibCounter) {
         debug_assert!(reason.drop_reason().is_some(), "{} is not a drop counter", reason.name());
-        if let Some(tap) = self.tap.as_deref_mut() {
-            tap.drop_rx(&self.umem, &frame, reason);
+        if self.tap.is_some() {
+            self.tap_drop_rx(&frame, reason);
         }
         self.free.push(frame);
     }
@@ -122,12 +122,62 @@ impl NetdevQueue {
     #[inline]
     pub fn kfree_xmit_reason(&mut self, frame: Frame, at: std::ops::Range<usize>, link: Link, reason: MibCounter) {
         debug_assert!(reason.drop_reason().is_some(), "{} is not a drop counter", reason.name());
+        if self.tap.is_some() {
+            self.tap_drop_tx(&frame, at, link, reason);
+        }
+        self.free.push(frame);
+    }
+
+    // The tap's work is out of line (and cold: without a capture it never
+    // runs), so that each tap point adds one branch to the loop's code and no more.
+
+    #[cold]
+    #[inline(never)]
+    fn tap_drop_rx(&mut self, frame: &Frame, reason: MibCounter) {
         if let Some(tap) = self.tap.as_deref_mut() {
-            if let Some(bytes) = self.umem.frame(&frame).get(at) {
+            tap.drop_rx(&self.umem, frame, reason);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tap_drop_tx(&mut self, frame: &Frame, at: std::ops::Range<usize>, link: Link, reason: MibCounter) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            if let Some(bytes) = self.umem.frame(frame).get(at) {
                 tap.drop_tx(bytes, link, reason);
             }
         }
-        self.free.push(frame);
+    }
+
+    /// A frame off the rx ring, `len` bytes at `offset`, for the tap (see
+    /// [`CaptureTap::rx`]).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn tap_rx(&mut self, frame: &Frame, offset: u32, len: u32) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            let at = offset as usize;
+            if let Some(bytes) = self.umem.frame(frame).get(at..at + len as usize) {
+                tap.rx(frame.addr(), offset, bytes);
+            }
+        }
+    }
+
+    /// A frame going onto the transmit batch, for the tap (see [`CaptureTap::tx`]).
+    #[cold]
+    #[inline(never)]
+    fn tap_tx(&mut self, d: &Desc) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            let at = d.offset as usize;
+            if let Some(bytes) = self.umem.frame(&d.frame).get(at..at + d.len as usize) {
+                tap.tx(bytes);
+            }
+        }
+    }
+
+    /// Whether a capture is on: the one branch per tap point.
+    #[inline]
+    pub(crate) fn tapping(&self) -> bool {
+        self.tap.is_some()
     }
 
     /// The cache, for the device's fill and completion rings.
@@ -202,10 +252,8 @@ pub fn dev_queue_xmit(
         mib.XskTxRingFull += 1;
         return q.kfree_xmit_reason(d.frame, at..at + d.len as usize, Link::Ethernet, MibCounter::XskTxRingFull);
     }
-    if let Some(tap) = q.tap.as_deref_mut() {
-        if let Some(bytes) = q.umem.frame(&d.frame).get(at..at + d.len as usize) {
-            tap.tx(bytes);
-        }
+    if q.tap.is_some() {
+        q.tap_tx(&d);
     }
     q.tx.push(d);
 }

@@ -278,8 +278,8 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
     // (`NetDevice::receive`; `XskRxInvalidAddr` counts what it refused).
     let frame = umem.frame(&d.frame);
     // The tap sees the frame before any check (`deliver_skb` to `ptype_all`).
-    if let Some(tap) = q.tap_mut() {
-        tap.rx(d.frame.addr(), d.offset, &frame[start..end]);
+    if q.tapping() {
+        q.tap_rx(&d.frame, d.offset, d.len);
     }
     let Ok(eth) = EthernetRepr::parse(&EthernetFrame::new_unchecked(&frame[start..end])) else {
         net.mib.XskRxRunts += 1;
