@@ -33,6 +33,7 @@ use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock
 use pcap_file::pcapng::{Block, PcapNgWriter};
 use pcap_file::{DataLink, Endianness};
 
+use crate::netdevice::Desc;
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
 
@@ -42,6 +43,12 @@ pub const DEFAULT_SNAPLEN: u32 = 262_144;
 /// Slots in the queue between the loop and the writer by default: at
 /// 1.5 million frames a second, 2.7 ms of traffic.
 pub const DEFAULT_QUEUE_SLOTS: usize = 4096;
+
+/// Rx frames per batch whose place a drop capture remembers: a batch is
+/// at most the NAPI weight (64 by default); beyond this many the rest of a
+/// batch is not remembered (their drops are not captured) rather than the
+/// loop allocating.
+pub const RX_EXTENTS: usize = 1024;
 
 /// How long the writer sleeps when it finds the queue empty.
 const WRITER_IDLE: Duration = Duration::from_micros(200);
@@ -208,9 +215,10 @@ pub struct CaptureTap {
     mono0: Instant,
     /// The time of the current poll, since the Unix epoch.
     now: Duration,
-    /// Where the frame being received lies: frame address, offset, length
-    /// (so that a drop on the receive path captures the frame as received).
-    rx: (u64, u32, u32),
+    /// Where each frame of the rx batch being handled lies: frame address,
+    /// offset, length (so that a drop on the receive path captures the frame
+    /// as received). Allocated once, for [`RX_EXTENTS`] frames.
+    rx: Vec<(u64, u32, u32)>,
     /// Frames not captured for want of a free slot (`XskCaptureDrops`).
     drops: u64,
     /// Frames not captured because the size bound was reached.
@@ -266,7 +274,7 @@ impl CaptureTap {
             wall0,
             mono0: Instant::now(),
             now: wall0,
-            rx: (u64::MAX, 0, 0),
+            rx: Vec::with_capacity(RX_EXTENTS),
             drops: 0,
             over_bound: 0,
             path: opts.path.clone(),
@@ -292,13 +300,29 @@ impl CaptureTap {
         self.now = self.wall0 + now.saturating_duration_since(self.mono0);
     }
 
+    /// The batch of frames just taken off the rx ring, before any check
+    /// (`deliver_skb` to `ptype_all`), once per batch.
+    pub fn rx_batch(&mut self, umem: &Umem, batch: &[Desc]) {
+        self.rx.clear();
+        for d in batch {
+            let at = d.offset as usize;
+            if let Some(bytes) = umem.frame(&d.frame).get(at..at + d.len as usize) {
+                self.rx(d.frame.addr(), d.offset, bytes);
+            }
+        }
+    }
+
     /// A frame taken off the rx ring, before any check: `bytes` is the
-    /// whole frame, at `offset` in the frame at `addr` (`deliver_skb`).
+    /// whole frame, at `offset` in the frame at `addr`.
     #[inline]
     pub fn rx(&mut self, addr: u64, offset: u32, bytes: &[u8]) {
         match self.mode {
             CaptureMode::All => self.capture(bytes, Direction::Inbound, Link::Ethernet, None),
-            CaptureMode::Drops => self.rx = (addr, offset, bytes.len() as u32),
+            CaptureMode::Drops => {
+                if self.rx.len() < self.rx.capacity() {
+                    self.rx.push((addr, offset, bytes.len() as u32));
+                }
+            }
         }
     }
 
@@ -312,12 +336,12 @@ impl CaptureTap {
     }
 
     /// A received frame dropped for `reason` (`kfree_skb_reason`): captured
-    /// as it came off the rx ring, when it is the frame being received.
+    /// as it came off the rx ring, when it is a frame of the batch being handled.
     pub fn drop_rx(&mut self, umem: &Umem, frame: &Frame, reason: MibCounter) {
-        let (addr, offset, len) = self.rx;
-        if self.mode != CaptureMode::Drops || frame.addr() != addr {
+        if self.mode != CaptureMode::Drops {
             return;
         }
+        let Some(&(_, offset, len)) = self.rx.iter().rev().find(|e| e.0 == frame.addr()) else { return };
         let (at, len) = (offset as usize, len as usize);
         if let Some(bytes) = umem.frame(frame).get(at..at + len) {
             self.capture(bytes, Direction::Inbound, Link::Ethernet, Some(reason));

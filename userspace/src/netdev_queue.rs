@@ -149,16 +149,12 @@ impl NetdevQueue {
         }
     }
 
-    /// A frame off the rx ring, `len` bytes at `offset`, for the tap (see
-    /// [`CaptureTap::rx`]).
+    /// A batch off the rx ring, for the tap (see [`CaptureTap::rx_batch`]).
     #[cold]
     #[inline(never)]
-    pub(crate) fn tap_rx(&mut self, frame: &Frame, offset: u32, len: u32) {
+    pub(crate) fn tap_rx_batch(&mut self, batch: &[Desc]) {
         if let Some(tap) = self.tap.as_deref_mut() {
-            let at = offset as usize;
-            if let Some(bytes) = self.umem.frame(frame).get(at..at + len as usize) {
-                tap.rx(frame.addr(), offset, bytes);
-            }
+            tap.rx_batch(&self.umem, batch);
         }
     }
 

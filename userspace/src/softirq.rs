@@ -184,6 +184,11 @@ impl<D: NetDevice> Napi<D> {
         self.dev.receive(self.weight, &mut batch);
         let rx = batch.len();
         if rx > 0 {
+            // The tap sees the batch before any check (`deliver_skb` to
+            // `ptype_all`): one branch per batch, none per packet.
+            if self.q.tapping() {
+                self.q.tap_rx_batch(&batch);
+            }
             net.rx_sampler.start_batch(now.saturating_duration_since(self.epoch).as_nanos() as u64);
             // Once per batch, not per packet: an `Arc` clone is a locked add.
             let umem = self.q.umem().clone();
@@ -277,10 +282,6 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
     // The device checked that the data lies inside the frame
     // (`NetDevice::receive`; `XskRxInvalidAddr` counts what it refused).
     let frame = umem.frame(&d.frame);
-    // The tap sees the frame before any check (`deliver_skb` to `ptype_all`).
-    if q.tapping() {
-        q.tap_rx(&d.frame, d.offset, d.len);
-    }
     let Ok(eth) = EthernetRepr::parse(&EthernetFrame::new_unchecked(&frame[start..end])) else {
         net.mib.XskRxRunts += 1;
         return q.kfree_skb_reason(d.frame, MibCounter::XskRxRunts);
