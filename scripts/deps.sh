@@ -24,6 +24,7 @@ ethtool        | cmd:ethtool                          | test   (ethtool -K <peer
 iputils-ping   | cmd:ping                             | test   (ICMP echo peer)
 socat          | cmd:socat                            | test   (UDP peer)
 tcpdump        | cmd:tcpdump                          | test   (captures when a test fails)
+tshark         | cmd:tshark                           | test   (reads back the pcapng files of xsknet --pcap)
 netcat-openbsd | pkg:netcat-openbsd                   | test   (nc -u peer)
 netsniff-ng    | cmd:trafgen                          | test   (trafgen load generator)
 procps         | cmd:pkill                            | test   (ps, pkill, sysctl)
@@ -92,6 +93,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     trap 'rm -f "$log"' EXIT
     export DEBIAN_FRONTEND=noninteractive
     echo "deps: installing ${missing[*]}"
+    # wireshark-common (pulled in by tshark) asks whether non-root users may
+    # capture: answer no beforehand, so the install never stops on a question.
+    if [[ " ${missing[*]} " == *" tshark "* ]] && have debconf-set-selections; then
+        echo 'wireshark-common wireshark-common/install-setuid boolean false' | "${sudo[@]}" debconf-set-selections
+    fi
     if ! "${sudo[@]}" apt-get update -q >"$log" 2>&1; then
         tail -n 20 "$log" >&2; die "apt-get update failed"
     fi

@@ -47,7 +47,11 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let receivers: Vec<&str> =
         v["throughput"].as_array().unwrap().iter().map(|t| t["receiver"].as_str().unwrap()).collect();
-    assert_eq!(receivers, ["xdp-drop", "xsk-rxdrop", "kernel-udp", "xsknet-sink"]);
+    assert_eq!(receivers, ["xdp-drop", "xsk-rxdrop", "kernel-udp", "xsknet-sink", "xsknet-sink-pcap"]);
+    // The --pcap row says what its capture wrote and dropped.
+    let pcap = &v["throughput"][4]["median"]["detail"]["receiver"];
+    assert!(pcap["pcap"].as_str().is_some_and(|l| l.contains("frames written")), "{pcap}");
+    assert!(pcap["XskCaptureDrops"].as_u64().is_some(), "{pcap}");
     for t in v["throughput"].as_array().unwrap() {
         let median = &t["median"];
         assert!(median["sent"].as_u64().unwrap() >= 100_000, "{t}");

@@ -2,7 +2,9 @@
 //! that the same option means the same thing everywhere.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
+use crate::capture::{CaptureMode, CaptureOptions, DEFAULT_QUEUE_SLOTS, DEFAULT_SNAPLEN};
 use crate::xdp::AttachMode;
 use crate::xsk::BindMode;
 
@@ -61,6 +63,43 @@ pub struct AttachArgs {
     pub force: bool,
 }
 
+/// `--pcap` and its options: packet capture to a pcapng file (see
+/// [`crate::capture`]). Flattened into each serving command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct PcapArgs {
+    /// Write the frames that pass to FILE (pcapng, for tcpdump -r / tshark -r): every frame
+    /// off the rx ring, before any check, and every frame sent, with its direction.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Capture only the frames the stack drops, each with its reason as a comment
+    /// (the counter's name and meaning, e.g. "UdpNoPorts: no socket on the port ...").
+    #[arg(long, requires = "pcap")]
+    pub pcap_drops: bool,
+    /// Bytes kept of each frame (longer frames are cut, their length kept), as tcpdump -s.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SNAPLEN, requires = "pcap",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pcap_snaplen: u32,
+    /// Stop capturing once the file would grow past BYTES (counted, and said at exit).
+    #[arg(long, value_name = "BYTES", requires = "pcap")]
+    pub pcap_max_size: Option<u64>,
+}
+
+impl PcapArgs {
+    /// The capture these options ask for, for frames of up to `max_frame`
+    /// bytes; `None` without `--pcap`.
+    pub fn options(&self, max_frame: usize) -> Option<CaptureOptions> {
+        let path = self.pcap.clone()?;
+        Some(CaptureOptions {
+            path,
+            mode: if self.pcap_drops { CaptureMode::Drops } else { CaptureMode::All },
+            snaplen: self.pcap_snaplen,
+            max_size: self.pcap_max_size,
+            slots: DEFAULT_QUEUE_SLOTS,
+            max_frame,
+        })
+    }
+}
+
 /// `ADDR/PREFIX`, e.g. `10.77.0.2/24`: a usable unicast address and its prefix.
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.2/24"))?;
@@ -89,6 +128,25 @@ mod tests {
         let c = Cmd::try_parse_from(["x", "--force", "--replace"]).unwrap();
         assert_eq!(c.attach, AttachArgs { replace: true, force: true });
         assert_eq!(Cmd::try_parse_from(["x"]).unwrap().attach, AttachArgs::default());
+    }
+
+    #[test]
+    fn pcap_args() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            pcap: PcapArgs,
+        }
+        assert_eq!(Cmd::try_parse_from(["x"]).unwrap().pcap.options(2048), None);
+        let c = Cmd::try_parse_from(["x", "--pcap", "f.pcapng", "--pcap-drops", "--pcap-snaplen", "96"]).unwrap();
+        let o = c.pcap.options(2048).unwrap();
+        assert_eq!((o.mode, o.snaplen, o.max_size, o.max_frame), (CaptureMode::Drops, 96, None, 2048));
+        let o =
+            Cmd::try_parse_from(["x", "--pcap", "f", "--pcap-max-size", "4096"]).unwrap().pcap.options(4096).unwrap();
+        assert_eq!((o.mode, o.snaplen, o.max_size), (CaptureMode::All, DEFAULT_SNAPLEN, Some(4096)));
+        assert!(Cmd::try_parse_from(["x", "--pcap-drops"]).is_err(), "--pcap-drops needs --pcap");
+        assert!(Cmd::try_parse_from(["x", "--pcap", "f", "--pcap-snaplen", "0"]).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! | what an operator sees | [`publish`], [`inet_diag`], [`control`] | the counters published without a lock; the socket listing (`ss`); the control endpoint of a running instance |
 //! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
 //! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
+//! | packet capture | [`capture`] | the tap: frames in, out and dropped, to a pcapng file by a writer thread |
 //! | around the path | [`errno`], [`cli`], [`signal`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT/SIGTERM |
 //!
 //! Dependencies point downstream only, and no two modules import each other
@@ -32,6 +33,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod device;

@@ -3,15 +3,19 @@
 //!
 //! Protocol handlers borrow a [`NetdevQueue`] for one packet: they take a
 //! free frame for a reply ([`NetdevQueue::alloc_frame`]), give back a frame
-//! they are done with ([`NetdevQueue::free_frame`], our `kfree_skb`), and put
-//! a finished frame on the transmit batch ([`dev_queue_xmit`]). The NAPI
+//! they are done with ([`NetdevQueue::free_frame`], Linux's `consume_skb`),
+//! drop a frame for a reason ([`NetdevQueue::kfree_skb_reason`], Linux's
+//! `kfree_skb_reason`), and put a finished frame on the transmit batch
+//! ([`dev_queue_xmit`]). The queue holds the capture tap, when there is one
+//! ([`crate::capture`]): frames are handed to it as they pass. The NAPI
 //! poller ([`crate::softirq`]) hands the batch to the tx ring once per poll and
 //! refills the fill ring from the cache. Nothing here touches a ring.
 
 use std::sync::Arc;
 
+use crate::capture::{CaptureMode, CaptureTap, Link};
 use crate::netdevice::Desc;
-use crate::snmp::Mib;
+use crate::snmp::{Mib, MibCounter};
 use crate::umem::{Frame, FramePool, Umem};
 use crate::wire::ethernet::{self, EthernetFrame, EthernetRepr};
 use crate::wire::EthernetAddress;
@@ -27,6 +31,8 @@ pub struct NetdevQueue {
     tx: Vec<Desc>,
     /// Cap on `tx`, so a full tx ring cannot grow memory.
     tx_backlog_max: usize,
+    /// The packet capture, if on: with none, each tap point costs one branch.
+    tap: Option<Box<CaptureTap>>,
 }
 
 impl NetdevQueue {
@@ -40,7 +46,36 @@ impl NetdevQueue {
             free: Vec::with_capacity(frames),
             tx: Vec::with_capacity(frames),
             tx_backlog_max: frames / 2,
+            tap: None,
         }
+    }
+
+    /// Starts handing frames to `tap` (see [`crate::capture`]).
+    pub fn attach_capture(&mut self, tap: CaptureTap) {
+        self.tap = Some(Box::new(tap));
+    }
+
+    /// Stops the capture and gives the tap back, for its summary.
+    pub fn detach_capture(&mut self) -> Option<CaptureTap> {
+        self.tap.take().map(|t| *t)
+    }
+
+    /// Frames the capture could not take for want of a free slot
+    /// (`XskCaptureDrops`); 0 without a capture.
+    pub fn capture_drops(&self) -> u64 {
+        self.tap.as_ref().map_or(0, |t| t.capture_drops())
+    }
+
+    /// Whether a capture of dropped frames is on (`--pcap-drops`).
+    #[inline]
+    pub fn drop_capture_on(&self) -> bool {
+        self.tap.as_ref().is_some_and(|t| t.mode() == CaptureMode::Drops)
+    }
+
+    /// The capture tap, if on.
+    #[inline]
+    pub(crate) fn tap_mut(&mut self) -> Option<&mut CaptureTap> {
+        self.tap.as_deref_mut()
     }
 
     /// The UMEM the frames belong to.
@@ -62,10 +97,83 @@ impl NetdevQueue {
         self.free.pop().or_else(|| self.pool.get())
     }
 
-    /// Returns a frame to the cache (`kfree_skb`).
+    /// Returns a frame the stack is done with to the cache (`consume_skb`:
+    /// the frame was used, not dropped).
     #[inline]
     pub fn free_frame(&mut self, frame: Frame) {
         self.free.push(frame);
+    }
+
+    /// Drops a received frame for `reason`, the counter the caller has
+    /// bumped (`kfree_skb_reason`, net/core/skbuff.c): hands it to a drop
+    /// capture, as received, then returns it to the cache.
+    #[inline]
+    pub fn kfree_skb_reason(&mut self, frame: Frame, reason: MibCounter) {
+        debug_assert!(reason.drop_reason().is_some(), "{} is not a drop counter", reason.name());
+        if self.tap.is_some() {
+            self.tap_drop_rx(&frame, reason);
+        }
+        self.free.push(frame);
+    }
+
+    /// Drops a packet on its way out for `reason` (the counter the caller
+    /// has bumped): the bytes at `at` in `frame` start with the header
+    /// `link` says. Hands it to a drop capture, then returns the frame to the cache.
+    #[inline]
+    pub fn kfree_xmit_reason(&mut self, frame: Frame, at: std::ops::Range<usize>, link: Link, reason: MibCounter) {
+        debug_assert!(reason.drop_reason().is_some(), "{} is not a drop counter", reason.name());
+        if self.tap.is_some() {
+            self.tap_drop_tx(&frame, at, link, reason);
+        }
+        self.free.push(frame);
+    }
+
+    // The tap's work is out of line (and cold: without a capture it never
+    // runs), so that each tap point adds one branch to the loop's code and no more.
+
+    #[cold]
+    #[inline(never)]
+    fn tap_drop_rx(&mut self, frame: &Frame, reason: MibCounter) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            tap.drop_rx(&self.umem, frame, reason);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tap_drop_tx(&mut self, frame: &Frame, at: std::ops::Range<usize>, link: Link, reason: MibCounter) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            if let Some(bytes) = self.umem.frame(frame).get(at) {
+                tap.drop_tx(bytes, link, reason);
+            }
+        }
+    }
+
+    /// A batch off the rx ring, for the tap (see [`CaptureTap::rx_batch`]).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn tap_rx_batch(&mut self, batch: &[Desc]) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            tap.rx_batch(&self.umem, batch);
+        }
+    }
+
+    /// A frame going onto the transmit batch, for the tap (see [`CaptureTap::tx`]).
+    #[cold]
+    #[inline(never)]
+    fn tap_tx(&mut self, d: &Desc) {
+        if let Some(tap) = self.tap.as_deref_mut() {
+            let at = d.offset as usize;
+            if let Some(bytes) = self.umem.frame(&d.frame).get(at..at + d.len as usize) {
+                tap.tx(bytes);
+            }
+        }
+    }
+
+    /// Whether a capture is on: the one branch per tap point.
+    #[inline]
+    pub(crate) fn tapping(&self) -> bool {
+        self.tap.is_some()
     }
 
     /// The cache, for the device's fill and completion rings.
@@ -121,8 +229,9 @@ impl NetdevQueue {
 
 /// Puts a packet whose next hop is known on the transmit batch
 /// (`dev_queue_xmit`): writes its Ethernet header (`src` → `dst`,
-/// `ethertype`) in the 14 bytes at `d.offset`. When the backlog is full the
-/// frame is freed and counted (`XskTxRingFull`).
+/// `ethertype`) in the 14 bytes at `d.offset`, and hands the frame to the
+/// capture tap if there is one (`dev_queue_xmit_nit`). When the backlog is
+/// full the frame is dropped and counted (`XskTxRingFull`).
 #[inline]
 pub fn dev_queue_xmit(
     q: &mut NetdevQueue,
@@ -132,12 +241,15 @@ pub fn dev_queue_xmit(
     dst: EthernetAddress,
     ethertype: u16,
 ) {
-    if q.tx.len() >= q.tx_backlog_max {
-        mib.XskTxRingFull += 1;
-        return q.free_frame(d.frame);
-    }
     let at = d.offset as usize;
     let eth = EthernetRepr { dst, src, ethertype };
     eth.emit(&mut EthernetFrame::new_unchecked(&mut q.umem.frame_mut(&mut d.frame)[at..at + ethernet::HEADER_LEN]));
+    if q.tx.len() >= q.tx_backlog_max {
+        mib.XskTxRingFull += 1;
+        return q.kfree_xmit_reason(d.frame, at..at + d.len as usize, Link::Ethernet, MibCounter::XskTxRingFull);
+    }
+    if q.tap.is_some() {
+        q.tap_tx(&d);
+    }
     q.tx.push(d);
 }

@@ -238,6 +238,9 @@ mib! {
         XskNoFreeFrames => "no free UMEM frame for a reply",
         /// Packets that waited because the tx ring was full.
         XskTxRingFull => "tx ring full (packet waited or was dropped)",
+        /// Frames the packet capture did not take because its queue to the
+        /// writer was full (`--pcap`): the traffic itself was not dropped.
+        XskCaptureDrops,
     }
 }
 

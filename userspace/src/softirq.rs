@@ -27,6 +27,7 @@ use crate::ipv4::{arp, ip_input, tcp};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::netdevice::{Desc, NetDevice};
+use crate::snmp::MibCounter;
 use crate::sock::Sock;
 use crate::umem::{FramePool, Umem};
 use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
@@ -173,6 +174,9 @@ impl<D: NetDevice> Napi<D> {
         scheduled: &ArrayQueue<Arc<Sock>>,
     ) -> PollResult {
         self.last_poll = Some(now);
+        if let Some(tap) = self.q.tap_mut() {
+            tap.set_time(now);
+        }
         let completed = self.dev.complete(self.q.cache());
         net.tx_stamps.completed(self.q.cache(), completed, self.epoch);
 
@@ -180,6 +184,11 @@ impl<D: NetDevice> Napi<D> {
         self.dev.receive(self.weight, &mut batch);
         let rx = batch.len();
         if rx > 0 {
+            // The tap sees the batch before any check (`deliver_skb` to
+            // `ptype_all`): one branch per batch, none per packet.
+            if self.q.tapping() {
+                self.q.tap_rx_batch(&batch);
+            }
             net.rx_sampler.start_batch(now.saturating_duration_since(self.epoch).as_nanos() as u64);
             // Once per batch, not per packet: an `Arc` clone is a locked add.
             let umem = self.q.umem().clone();
@@ -275,11 +284,11 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
     let frame = umem.frame(&d.frame);
     let Ok(eth) = EthernetRepr::parse(&EthernetFrame::new_unchecked(&frame[start..end])) else {
         net.mib.XskRxRunts += 1;
-        return q.free_frame(d.frame);
+        return q.kfree_skb_reason(d.frame, MibCounter::XskRxRunts);
     };
     if eth.dst != net.mac && !eth.dst.is_broadcast() {
         net.mib.XskRxOtherHost += 1;
-        return q.free_frame(d.frame);
+        return q.kfree_skb_reason(d.frame, MibCounter::XskRxOtherHost);
     }
     let l3 = start + ethernet::HEADER_LEN;
     match eth.ethertype {
@@ -287,7 +296,7 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
         ethertype::ARP => arp::arp_rcv(net, q, umem, d.frame, l3, end - l3, now),
         _ => {
             net.mib.XskRxNoHandler += 1;
-            q.free_frame(d.frame);
+            q.kfree_skb_reason(d.frame, MibCounter::XskRxNoHandler);
         }
     }
 }

@@ -266,7 +266,19 @@ impl<D: NetDevice> Stack<D> {
             .sum();
         m.UdpInDatagrams += self.closed_datagrams_read + threaded_reads;
         m.IpOutNoRoutes += self.out_no_routes.load(Ordering::Relaxed);
+        m.XskCaptureDrops = self.napi.queue().capture_drops();
         m
+    }
+
+    /// Starts capturing frames to `tap` (`--pcap`, see [`crate::capture`]).
+    pub fn attach_capture(&mut self, tap: crate::capture::CaptureTap) {
+        self.napi.queue_mut().attach_capture(tap);
+    }
+
+    /// Stops the capture, if any, and gives its tap back (for
+    /// [`crate::capture::CaptureTap::finish`]).
+    pub fn detach_capture(&mut self) -> Option<crate::capture::CaptureTap> {
+        self.napi.queue_mut().detach_capture()
     }
 
     /// The time from the rx ring to the application's read, in nanoseconds,

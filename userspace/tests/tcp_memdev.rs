@@ -495,6 +495,44 @@ fn backlog_one_holds_two_children_then_syns_are_dropped() {
     b.end();
 }
 
+/// A drop capture (`--pcap-drops`) sees a SYN the full accept queue dropped,
+/// under `TcpExtListenOverflows`, and nothing of the handshakes that passed.
+#[test]
+fn a_syn_dropped_by_a_full_accept_queue_is_captured_with_its_reason() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    use xsknet::capture::{drop_comment, CaptureMode, CaptureOptions, CaptureTap};
+    use xsknet::snmp::MibCounter;
+
+    let path = std::env::temp_dir().join(format!("xsknet-tcp-drops-{}.pcapng", std::process::id()));
+    let mut b = Bench::new();
+    b.s.attach_capture(CaptureTap::start(&CaptureOptions::new(&path, CaptureMode::Drops, 2048)).unwrap());
+    let _l = b.listener(1);
+    b.handshake_in(PPORT);
+    b.handshake_in(PPORT + 1);
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtListenOverflows, 1);
+    let sum = b.s.detach_capture().unwrap().finish();
+    assert_eq!(sum.frames_written, 1, "{sum:?}");
+    let mut r = PcapNgReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut got = Vec::new();
+    while let Some(block) = r.next_block() {
+        if let Block::EnhancedPacket(p) = block.unwrap() {
+            let comment = p.options.iter().find_map(|o| match o {
+                EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+                _ => None,
+            });
+            let tcp = TcpPacket::new_unchecked(&p.data[ETH_LEN + 20..]);
+            got.push((comment, tcp.src_port(), tcp.flags()));
+        }
+    }
+    assert_eq!(got, vec![(Some(drop_comment(MibCounter::TcpExtListenOverflows)), PPORT + 2, SYN)]);
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[test]
 fn final_ack_to_a_full_accept_queue_is_dropped_and_the_syn_ack_resent() {
     let mut b = Bench::new();

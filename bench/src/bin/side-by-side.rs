@@ -4,7 +4,10 @@
 //! Throughput: 64-byte UDP from one generator core (CPU 0) to each receiver
 //! on the other core (CPU 1): XDP_DROP on the receiving veth (the ceiling),
 //! a bare AF_XDP receive-and-drop loop (the AF_XDP ceiling), the kernel's UDP
-//! socket with `recvmmsg` (the kernel's own receive path), and `xsknet sink`.
+//! socket with `recvmmsg` (the kernel's own receive path), and `xsknet sink`,
+//! without and with `--pcap` (every frame written to a pcapng file in a
+//! temporary directory by the capture's writer thread, which shares the
+//! receiver's core).
 //!
 //! Latency: UDP echo round trips measured by the generator in echo mode,
 //! unloaded and at fractions of the measured maximum, against a kernel echo
@@ -251,18 +254,25 @@ impl Bench<'_> {
                 "--batch".into(),
                 "64".into(),
             ],
-            "xsknet-sink" => vec![
-                self.exe("xsknet"),
-                "sink".into(),
-                "--iface".into(),
-                ifname,
-                "--ip".into(),
-                format!("{ip}/24"),
-                "--port".into(),
-                SINK_PORT.to_string(),
-                "--stats-json".into(),
-                self.dir.join("xsknet-sink.json").to_string_lossy().into_owned(),
-            ],
+            "xsknet-sink" | "xsknet-sink-pcap" => {
+                let mut v = vec![
+                    self.exe("xsknet"),
+                    "sink".into(),
+                    "--iface".into(),
+                    ifname,
+                    "--ip".into(),
+                    format!("{ip}/24"),
+                    "--port".into(),
+                    SINK_PORT.to_string(),
+                    "--stats-json".into(),
+                    self.dir.join(format!("{receiver}.json")).to_string_lossy().into_owned(),
+                ];
+                if receiver.ends_with("pcap") {
+                    v.push("--pcap".into());
+                    v.push(self.pcap_file().to_string_lossy().into_owned());
+                }
+                v
+            }
             "kernel-echo-blocking" | "kernel-echo-busy" => vec![
                 self.exe("baseline"),
                 "udp-echo".into(),
@@ -294,15 +304,30 @@ impl Bench<'_> {
         Ok(p)
     }
 
+    /// The capture file of `xsknet-sink-pcap` (removed after each run).
+    fn pcap_file(&self) -> PathBuf {
+        self.dir.join("xsknet-sink.pcapng")
+    }
+
     /// How many datagrams a stopped receiver got, and what else it said.
     fn received(&self, receiver: &str, log: &str) -> Result<(u64, Value), BoxError> {
-        if receiver == "xsknet-sink" {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(self.dir.join("xsknet-sink.json"))?)?;
-            let got = v["counters"]["UdpInDatagrams"].as_u64().ok_or("xsknet-sink.json: no UdpInDatagrams")?;
-            let detail = serde_json::json!({
+        if receiver.starts_with("xsknet-sink") {
+            let path = self.dir.join(format!("{receiver}.json"));
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            let got = v["counters"]["UdpInDatagrams"]
+                .as_u64()
+                .ok_or_else(|| format!("{}: no UdpInDatagrams", path.display()))?;
+            let mut detail = serde_json::json!({
                 "xdp_statistics": v["xdp_statistics"], "softirq_busy_share": v["softirq"]["busy_share"],
                 "UdpRcvbufErrors": v["counters"]["UdpRcvbufErrors"], "rx_latency": v["rx_latency"],
             });
+            if receiver.ends_with("pcap") {
+                // "pcap FILE: N frames written (B bytes), D capture drops (queue full)"
+                detail["pcap"] = log.lines().find(|l| l.starts_with("pcap ")).unwrap_or("").into();
+                detail["XskCaptureDrops"] = v["counters"]["XskCaptureDrops"].clone();
+                detail["XskRxFrames"] = v["counters"]["XskRxFrames"].clone();
+                let _ = std::fs::remove_file(self.pcap_file());
+            }
             return Ok((got, detail));
         }
         let line = log
@@ -564,10 +589,20 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsk-rxdrop", "bare AF_XDP rx-and-drop, no parsing (the AF_XDP ceiling)"),
         ("kernel-udp", "kernel UDP socket, recvmmsg x 64"),
         ("xsknet-sink", "xsknet sink (run to completion)"),
+        ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
     let mut throughput = Vec::new();
     for (r, what) in receivers {
-        throughput.push(b.throughput(r, what)?);
+        let mut t = b.throughput(r, what)?;
+        if r == "xsknet-sink-pcap" {
+            // How much of the traffic the capture kept (the rest is XskCaptureDrops).
+            let d = &t.median.detail["receiver"];
+            if let (Some(drops), Some(rx)) = (d["XskCaptureDrops"].as_u64(), d["XskRxFrames"].as_u64()) {
+                let kept = 100.0 * (1.0 - drops as f64 / rx.max(1) as f64);
+                t.what = format!("{what}: {kept:.1} % of frames in the file");
+            }
+        }
+        throughput.push(t);
     }
     let xsknet_max =
         throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0);

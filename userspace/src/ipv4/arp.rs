@@ -6,9 +6,11 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use crate::capture::Link;
 use crate::net::Net;
 use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
 use crate::netdevice::Desc;
+use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
 use crate::wire::arp::{self, ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::ethernet::{self, ethertype};
@@ -18,12 +20,12 @@ use crate::wire::EthernetAddress;
 pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3: usize, len: usize, now: Instant) {
     let Ok(pkt) = ArpRepr::parse(&ArpPacket::new_unchecked(&umem.frame(&frame)[l3..l3 + len])) else {
         net.mib.XskArpInErrors += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::XskArpInErrors);
     };
     // arp_process() drops these before looking further.
     if pkt.sender_ip.is_multicast() || pkt.sender_ip.is_loopback() || pkt.target_ip.is_multicast() {
         net.mib.XskArpInErrors += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::XskArpInErrors);
     }
     match pkt.operation {
         ArpOperation::Request => net.mib.XskArpInRequests += 1,
@@ -87,6 +89,8 @@ pub fn neigh_timers(net: &mut Net, q: &mut NetdevQueue, now: Instant) {
     }
     for d in expired.failed {
         net.mib.XskNeighUnresDiscards += 1;
-        q.free_frame(d.frame);
+        // No next hop, no Ethernet header: captured from the IP header.
+        let l3 = (d.offset + d.len.min(ethernet::HEADER_LEN as u32)) as usize..(d.offset + d.len) as usize;
+        q.kfree_xmit_reason(d.frame, l3, Link::Ipv4, MibCounter::XskNeighUnresDiscards);
     }
 }

@@ -13,6 +13,7 @@ use crate::inet_hashtables::{DemuxKey, InetHashTables};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::ratelimit::RateLimited;
+use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
 use crate::wire::icmp::{self, msg_type, IcmpError, IcmpPacket, IcmpQuote, IcmpRepr};
 use crate::wire::ipv4::{self, protocol};
@@ -41,7 +42,9 @@ pub fn icmp_rcv(
                 net.mib.IcmpInCsumErrors += 1;
             }
             net.mib.IcmpInErrors += 1;
-            return q.free_frame(frame);
+            let reason =
+                if e == IcmpError::ChecksumError { MibCounter::IcmpInCsumErrors } else { MibCounter::IcmpInErrors };
+            return q.kfree_skb_reason(frame, reason);
         }
     };
     match hdr.msg_type {
@@ -61,18 +64,25 @@ pub fn icmp_rcv(
             // icmp_unreach(): no room for the quoted IP header, or a mangled
             // one, is an ICMP input error.
             match msg.quote() {
-                Ok(quote) => icmp_unreach(net, socks, hdr.code, &quote),
-                Err(_) => net.mib.IcmpInErrors += 1,
+                Ok(quote) => {
+                    icmp_unreach(net, socks, hdr.code, &quote);
+                    q.free_frame(frame);
+                }
+                Err(_) => {
+                    net.mib.IcmpInErrors += 1;
+                    q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
+                }
             }
-            q.free_frame(frame);
         }
         // icmp_rcv(): a type above NR_ICMP_TYPES is an error; known
         // types we do not handle are silently ignored.
         t => {
             if t > NR_ICMP_TYPES {
                 net.mib.IcmpInErrors += 1;
+                q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
+            } else {
+                q.free_frame(frame);
             }
-            q.free_frame(frame)
         }
     }
 }

@@ -10,6 +10,7 @@ use super::{icmp, tcp, udp, RxIp};
 use crate::inet_hashtables::InetHashTables;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
+use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
 use crate::wire::ipv4::{ecn, protocol, Ipv4Error, Ipv4Packet, Ipv4Repr};
 
@@ -42,30 +43,37 @@ pub fn ip_rcv(
     let hdr = match Ipv4Repr::parse(&pkt) {
         Ok(h) => h,
         Err(e) => {
-            match e {
-                Ipv4Error::HdrError => mib.IpInHdrErrors += 1,
+            let reason = match e {
+                Ipv4Error::HdrError => {
+                    mib.IpInHdrErrors += 1;
+                    MibCounter::IpInHdrErrors
+                }
                 Ipv4Error::ChecksumError => {
                     mib.IpExtInCsumErrors += 1;
                     mib.IpInHdrErrors += 1;
+                    MibCounter::IpExtInCsumErrors
                 }
-                Ipv4Error::Truncated => mib.IpExtInTruncatedPkts += 1,
-            }
-            return q.free_frame(frame);
+                Ipv4Error::Truncated => {
+                    mib.IpExtInTruncatedPkts += 1;
+                    MibCounter::IpExtInTruncatedPkts
+                }
+            };
+            return q.kfree_skb_reason(frame, reason);
         }
     };
     // The input route: only our own address is local.
     if !net.route.is_local(hdr.dst) {
         mib.IpInAddrErrors += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::IpInAddrErrors);
     }
     if net.route.is_martian_source(hdr.src) {
         mib.XskIpInMartianSrc += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::XskIpInMartianSrc);
     }
     if hdr.is_fragment() {
         mib.IpReasmReqds += 1;
         mib.XskIpFragDrops += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::XskIpFragDrops);
     }
     let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len };
     match hdr.protocol {
@@ -84,7 +92,7 @@ pub fn ip_rcv(
         _ => {
             net.mib.IpInUnknownProtos += 1;
             icmp::icmp_send_unreach(net, q, umem, &frame, &ip, crate::wire::icmp::unreach_code::PROTOCOL, now);
-            q.free_frame(frame);
+            q.kfree_skb_reason(frame, MibCounter::IpInUnknownProtos);
         }
     }
 }

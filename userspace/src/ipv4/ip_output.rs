@@ -6,10 +6,12 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::arp;
+use crate::capture::Link;
 use crate::neighbour::Resolution;
 use crate::net::Net;
 use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
 use crate::netdevice::Desc;
+use crate::snmp::MibCounter;
 use crate::umem::Frame;
 use crate::wire::ethernet::{self, ethertype};
 use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr};
@@ -64,7 +66,7 @@ pub fn ip_output(
 ) -> bool {
     let Some(nexthop) = net.route.next_hop(dst) else {
         net.mib.IpOutNoRoutes += 1;
-        q.free_frame(frame);
+        q.kfree_xmit_reason(frame, l3..l3 + ip_len, Link::Ipv4, MibCounter::IpOutNoRoutes);
         return false;
     };
     net.mib.IpOutRequests += 1;
@@ -80,7 +82,7 @@ pub fn ip_output(
         }
         Resolution::QueueFull(d) => {
             net.mib.XskNeighUnresDiscards += 1;
-            q.free_frame(d.frame);
+            q.kfree_xmit_reason(d.frame, l3..l3 + ip_len, Link::Ipv4, MibCounter::XskNeighUnresDiscards);
         }
     }
     true

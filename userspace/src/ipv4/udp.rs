@@ -21,6 +21,7 @@ use crate::netdev_queue::NetdevQueue;
 use crate::proto::{Proto, ProtoCtx};
 use crate::route::OutRoute;
 use crate::skbuff::SkBuff;
+use crate::snmp::MibCounter;
 use crate::sock::Sock;
 use crate::umem::{Frame, Umem};
 use crate::wire::icmp::unreach_code;
@@ -81,7 +82,7 @@ pub fn udp_rcv(
     let packet = UdpPacket::new_unchecked(&umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len]);
     let Ok(uh) = UdpRepr::parse(&packet) else {
         net.mib.UdpInErrors += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::UdpInErrors);
     };
     // Verified lazily, after the lookup, as Linux does; one error path
     // (`csum_error:`) whether or not a sock was found.
@@ -90,12 +91,12 @@ pub fn udp_rcv(
     if !packet.verify_checksum(ip.hdr.src, ip.hdr.dst) {
         net.mib.UdpInCsumErrors += 1;
         net.mib.UdpInErrors += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::UdpInCsumErrors);
     }
     let Some(sock) = sock else {
         net.mib.UdpNoPorts += 1;
         icmp::icmp_send_unreach(net, q, umem, &frame, ip, unreach_code::PORT, now);
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::UdpNoPorts);
     };
     let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
     let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.payload_len, peer);
@@ -109,7 +110,7 @@ pub fn udp_rcv(
         Err(skb) => {
             net.mib.UdpRcvbufErrors += 1;
             net.mib.UdpInErrors += 1;
-            q.free_frame(skb.into_frame());
+            q.kfree_skb_reason(skb.into_frame(), MibCounter::UdpRcvbufErrors);
         }
     }
 }

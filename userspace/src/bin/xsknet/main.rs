@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, XdpModeArg};
+use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, PcapArgs, XdpModeArg};
 use xsknet::control::{ControlSocket, InstanceInfo, Netns, SnapshotSource};
 use xsknet::publish::Publisher;
 
@@ -140,6 +140,8 @@ struct ServeArgs {
     no_control: bool,
     #[command(flatten)]
     attach: AttachArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 fn main() -> ExitCode {
@@ -258,6 +260,9 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.max_fds = args.max_fds;
     cfg.rx_latency_sample = args.rx_latency_sample;
     let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
+    if let Some(o) = args.pcap.options(args.frame_size as usize) {
+        stack.attach_capture(xsknet::capture::CaptureTap::start(&o)?);
+    }
     let port = args.port.unwrap_or(app.default_port());
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
@@ -300,7 +305,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
 
-    let (final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
+    let (mut final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
         http::run(cfg, stack, local, args, &setup, deadline, interval)?
     } else if args.threaded {
         let (s, l, a) = run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?;
@@ -324,7 +329,12 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
         http: http_stats,
     };
+    // The writer thread writes what is queued, closes the file and is joined.
+    let capture = final_stack.detach_capture().map(|t| t.finish());
     report.print();
+    if let Some(c) = &capture {
+        println!("{}", c.line());
+    }
     if let Some(path) = &args.stats_json {
         std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;

@@ -31,6 +31,7 @@ use crate::errno::Errno;
 use crate::ipv4::RxIp;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
+use crate::snmp::MibCounter;
 use crate::sock::{Sock, SockType};
 use crate::stream::TcpState;
 use crate::umem::{Frame, Umem};
@@ -69,7 +70,7 @@ pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame,
     let doff = pkt.header_len();
     if doff < tcp::HEADER_LEN {
         net.mib.TcpInErrs += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::TcpInErrs);
     }
     if doff > bytes.len() {
         return q.free_frame(frame);
@@ -77,13 +78,17 @@ pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame,
     if !pkt.verify_checksum(ip.hdr.src, ip.hdr.dst) {
         net.mib.TcpInCsumErrors += 1;
         net.mib.TcpInErrs += 1;
-        return q.free_frame(frame);
+        return q.kfree_skb_reason(frame, MibCounter::TcpInCsumErrors);
     }
     let repr = TcpRepr::parse(&pkt);
     let seg = Segment { repr, data: &bytes[doff..] };
     let local = SocketAddrV4::new(ip.hdr.dst, seg.repr.dst_port);
     let remote = SocketAddrV4::new(ip.hdr.src, seg.repr.src_port);
     let key = FourTuple { local, remote };
+    // The handlers below count a drop without the frame (it is freed here):
+    // for a drop capture, which counter moved says why (Linux's
+    // tcp_rcv_state_process returns the reason instead).
+    let before = q.drop_capture_on().then(|| TCP_SEG_DROPS.map(|c| net.mib.value(c)));
     if let Some(id) = net.tcp.lookup_established(&key) {
         tcp_rcv(net, q, umem, id, &seg, now);
     } else if net.tcp.tw.contains_key(&key) {
@@ -93,8 +98,22 @@ pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame,
     } else {
         tcp_v4_send_reset(net, q, umem, local, remote, &seg.repr, now);
     }
-    q.free_frame(frame);
+    let dropped = before.and_then(|b| TCP_SEG_DROPS.into_iter().zip(b).find(|(c, v)| net.mib.value(*c) != *v));
+    match dropped {
+        Some((reason, _)) => q.kfree_skb_reason(frame, reason),
+        None => q.free_frame(frame),
+    }
 }
+
+/// The counters of a segment dropped after the lookup, most specific first.
+const TCP_SEG_DROPS: [MibCounter; 6] = [
+    MibCounter::TcpExtListenOverflows,
+    MibCounter::TcpExtTCPReqQFullDrop,
+    MibCounter::TcpExtTCPOFODrop,
+    MibCounter::TcpExtTCPZeroWindowDrop,
+    MibCounter::TcpExtTCPRcvQDrop,
+    MibCounter::TcpInErrs,
+];
 
 /// What became of a control block after a segment or a timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
