@@ -235,6 +235,9 @@ enum Value {
     Float(f64),
 }
 
+/// A series of a family: its label's value, if the family has one, and its value.
+type Labelled = (Option<String>, Value);
+
 fn encode_value(m: &mut prometheus_client::encoding::MetricEncoder, kind: SeriesType, v: Value) -> std::fmt::Result {
     let none: Option<&Exemplar<NoExemplar, f64>> = None;
     match (kind, v) {
@@ -285,7 +288,7 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.0;
         // The counters, grouped by family in their first appearance's order.
-        let mut families: Vec<(Series, Vec<(Option<String>, Value)>)> = Vec::new();
+        let mut families: Vec<(Series, Vec<Labelled>)> = Vec::new();
         for (name, v, kind) in s.counters() {
             let series = series(name, kind);
             let value = if series.scale == 1.0 { Value::Int(v) } else { Value::Float(v as f64 * series.scale) };
