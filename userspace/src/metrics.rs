@@ -730,6 +730,56 @@ mod tests {
         assert_eq!(series("SoftirqTotalNs", CounterKind::Softirq).key(), "xsknet_softirq_seconds_total");
     }
 
+    /// The Grafana dashboard (docs/grafana/) draws only what the encoder emits.
+    #[test]
+    fn the_dashboard_uses_only_metrics_we_emit() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/grafana/xsknet-dashboard.json")).expect("dashboard JSON");
+        fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v) {
+                            ("expr" | "query" | "definition", serde_json::Value::String(s)) => out.push(s.clone()),
+                            _ => queries(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| queries(v, out)),
+                _ => {}
+            }
+        }
+        let mut exprs = Vec::new();
+        queries(&dash, &mut exprs);
+        let emitted: Vec<String> = encode(&snapshot())
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+            .collect();
+        let mut used = 0;
+        for e in exprs.iter().filter(|e| e.contains("xsknet_")) {
+            let mut names = 0;
+            for (i, _) in e.match_indices("xsknet_") {
+                let name: String = e[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                assert!(emitted.contains(&name), "the dashboard uses {name}, which is not emitted: {e}");
+                names += 1;
+            }
+            assert!(names > 0);
+            used += names;
+        }
+        assert!(used >= 15, "{used} metric names in the dashboard");
+        let titles: Vec<&str> =
+            dash["panels"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+        for t in [
+            "Packets per second by stage",
+            "Drops per second by reason",
+            "Softirq busy share",
+            "Latency per stage (p50, p99)",
+        ] {
+            assert!(titles.contains(&t), "no panel {t:?}: {titles:?}");
+        }
+    }
+
     /// One HTTP/1.0 request to `addr`: the status code and the whole answer.
     fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
         let mut c = TcpStream::connect(addr).unwrap();
