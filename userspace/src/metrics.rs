@@ -94,8 +94,8 @@ pub struct Series {
     pub label: Option<(&'static str, String)>,
     /// Counter or gauge.
     pub kind: SeriesType,
-    /// What a value is multiplied by (1e-9 for a count of ns exposed as seconds).
-    pub scale: f64,
+    /// What a value is divided by (1e9 for a count of ns exposed as seconds).
+    pub divisor: f64,
     /// The family's HELP text.
     pub help: String,
 }
@@ -142,7 +142,7 @@ const MIB_GROUPS: [&str; 8] = ["IpExt", "Ip", "IcmpMsg", "Icmp", "Udp", "TcpExt"
 /// Where the counter `name` of kind `kind` ([`Snapshot::counters`]) is exposed.
 pub fn series(name: &str, kind: CounterKind) -> Series {
     let counter =
-        |family: String, help: String| Series { family, label: None, kind: SeriesType::Counter, scale: 1.0, help };
+        |family: String, help: String| Series { family, label: None, kind: SeriesType::Counter, divisor: 1.0, help };
     match kind {
         CounterKind::Mib => {
             let (group, field) =
@@ -204,7 +204,7 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                     };
                     let what = if t == "Busy" { "in polls that found work" } else { "running, busy or idle" };
                     Series {
-                        scale: 1e-9,
+                        divisor: 1e9,
                         ..counter(family, format!("Seconds the softirq loop spent {what} ({name}/1e9)."))
                     }
                 }
@@ -291,7 +291,7 @@ impl Collector for SnapshotCollector {
         let mut families: Vec<(Series, Vec<Labelled>)> = Vec::new();
         for (name, v, kind) in s.counters() {
             let series = series(name, kind);
-            let value = if series.scale == 1.0 { Value::Int(v) } else { Value::Float(v as f64 * series.scale) };
+            let value = if series.divisor == 1.0 { Value::Int(v) } else { Value::Float(v as f64 / series.divisor) };
             let label = series.label.as_ref().map(|(_, l)| l.clone());
             match families.iter_mut().find(|(f, _)| f.family == series.family) {
                 Some((_, list)) => list.push((label, value)),
@@ -718,7 +718,7 @@ mod tests {
             let line = t.lines().find(|l| l.split(' ').next() == Some(s.key().as_str()));
             let line = line.unwrap_or_else(|| panic!("{name}: no {} in:\n{t}", s.key()));
             let got: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-            assert_eq!(got, v as f64 * s.scale, "{name}");
+            assert_eq!(got, v as f64 / s.divisor, "{name}");
         }
         assert_eq!(snake("TCPSYNChallenge"), "tcp_syn_challenge");
         assert_eq!(snake("InECT1Pkts"), "in_ect1_pkts");
