@@ -599,7 +599,7 @@ mod tests {
             app: "echo (udp, tcp)".into(),
             iface: "veth0".into(),
             queue: 0,
-            netns: Netns { inode: 1, name: None, host: true },
+            netns: Netns { inode: 1, name: None },
             addr: Ipv4Addr::new(10, 0, 0, 2),
             prefix_len: 24,
             port: 7,
