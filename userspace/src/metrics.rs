@@ -370,7 +370,8 @@ impl Collector for SnapshotCollector {
 
         let mut m = enc.encode_descriptor(
             "xsknet_stage_latency_seconds",
-            "Latency of the sampled packets through each stage (rx_to_read: rx descriptor to the application's read).",
+            "Latency of the sampled packets through each stage: rx_to_read (rx descriptor to the application's \
+             read), send_to_tx (the application's send to the tx ring), tx_to_completion (tx ring to completion).",
             None,
             MetricType::Histogram,
         )?;
