@@ -33,6 +33,7 @@ wget           | cmd:wget                             | test   (HTTP client agai
 apache2-utils  | cmd:ab                               | test   (ab: HTTP load against xsknet http)
 python3        | cmd:python3                          | test   (python3 -m http.server: a kernel HTTP server)
 tmux           | cmd:tmux                             | test   (a pseudo-terminal for xsknet top, read with capture-pane)
+prometheus     | cmd:promtool                         | test   (promtool check metrics on xsknet --metrics; no service is started)
 '
 
 check_only=0 quiet=0 group=all
@@ -90,7 +91,17 @@ if [ ${#missing[@]} -gt 0 ]; then
         sudo=(sudo)
     fi
     log=$(mktemp /tmp/xsknet-deps.XXXXXX)
-    trap 'rm -f "$log"' EXIT
+    # Packages install their tools only: a package's postinst would start its service (prometheus
+    # does), so while apt-get runs a policy-rc.d answers 101 ("action forbidden", invoke-rc.d(8)).
+    # One the machine already has is left as it is.
+    policy=/usr/sbin/policy-rc.d policy_ours=0
+    trap 'rm -f "$log"; [ "$policy_ours" = 0 ] || "${sudo[@]}" rm -f "$policy"' EXIT
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# scripts/deps.sh: no service starts while packages install\nexit 101\n' |
+            "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        policy_ours=1
+    fi
     export DEBIAN_FRONTEND=noninteractive
     echo "deps: installing ${missing[*]}"
     # wireshark-common (pulled in by tshark) asks whether non-root users may

@@ -57,6 +57,22 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
         assert!(median["sent"].as_u64().unwrap() >= 100_000, "{t}");
         assert!(median["received"].as_u64().unwrap() > 0, "{} received nothing: {t}", t["receiver"]);
     }
+    // The cost of observing: the sink with nothing published, the control endpoint, and the
+    // metrics scraped (every scrape and `xsknet stat` answered, or the run fails).
+    let observed: Vec<&str> =
+        v["observability"].as_array().unwrap().iter().map(|t| t["receiver"].as_str().unwrap()).collect();
+    assert_eq!(observed, ["xsknet-sink-no-control", "xsknet-sink-control", "xsknet-sink-metrics"]);
+    for t in v["observability"].as_array().unwrap() {
+        assert_eq!(t["runs"].as_array().unwrap().len(), 3, "{t}");
+        assert!(t["median"]["received"].as_u64().unwrap() > 0, "{} received nothing: {t}", t["receiver"]);
+    }
+    let scrapes: u64 = v["observability"][2]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["detail"]["receiver"]["scrapes"]["metrics_scrapes"].as_u64().unwrap())
+        .sum();
+    assert!(scrapes >= 3, "{scrapes} scrapes in three runs");
     let latency = v["latency"].as_array().unwrap();
     assert_eq!(latency.len(), 8, "4 servers x 2 rates");
     for l in latency {
@@ -65,6 +81,7 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     assert!(v["setup"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     let md = std::fs::read_to_string(json.with_extension("md")).unwrap();
     assert!(md.contains("| xsknet sink (run to completion) |"), "{md}");
+    assert!(md.contains("| xsknet sink --no-control (nothing published: the baseline) |"), "{md}");
     let after = Command::new("ip").args(["netns", "list"]).output().unwrap().stdout;
     let left: Vec<&str> = std::str::from_utf8(&after)
         .unwrap()

@@ -19,6 +19,7 @@
 //! | time | [`timer`] | deadlines per owner, run on time passed in |
 //! | measurement | [`latency`] | the rx-to-read histogram |
 //! | what an operator sees | [`publish`], [`inet_diag`], [`control`] | the counters published without a lock; the socket listing (`ss`); the control endpoint of a running instance |
+//! | the Prometheus endpoint | [`metrics`] | the counters named for Prometheus; `GET /metrics` served from threads of its own |
 //! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
 //! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
 //! | packet capture | [`capture`] | the tap: frames in, out and dropped, to a pcapng file by a writer thread |
@@ -43,6 +44,7 @@ pub mod inet_diag;
 pub mod inet_hashtables;
 pub mod ipv4;
 pub mod latency;
+pub mod metrics;
 pub mod neighbour;
 pub mod net;
 pub mod netdev_queue;

@@ -241,7 +241,9 @@ impl Bench<'_> {
     fn start_receiver(&self, receiver: &str) -> Result<Proc, BoxError> {
         let ifname = self.pair.ifname().to_string();
         let ip = RX_ADDR.to_string();
-        let args: Vec<String> = match receiver {
+        // The observability rows run the same sink with their own options (`observed_args`).
+        let base = if receiver.starts_with("xsknet-sink") { "xsknet-sink" } else { receiver };
+        let mut args: Vec<String> = match base {
             "xdp-drop" => vec![self.exe("baseline"), "xdp-drop".into(), "--iface".into(), ifname, "--ip".into(), ip],
             "xsk-rxdrop" => {
                 vec![self.exe("baseline"), "xsk-rxdrop".into(), "--iface".into(), ifname, "--ip".into(), ip]
@@ -254,7 +256,7 @@ impl Bench<'_> {
                 "--batch".into(),
                 "64".into(),
             ],
-            "xsknet-sink" | "xsknet-sink-pcap" => {
+            r if r.starts_with("xsknet-sink") => {
                 let mut v = vec![
                     self.exe("xsknet"),
                     "sink".into(),
@@ -299,6 +301,7 @@ impl Bench<'_> {
             }
             other => return Err(format!("unknown receiver {other}").into()),
         };
+        args.extend(observed_args(receiver));
         let mut p = Proc::spawn(self.pair.ns(), RX_CPU, &args, receiver, &self.dir)?;
         p.wait_ready(Duration::from_secs(10))?;
         Ok(p)
@@ -442,37 +445,64 @@ impl Bench<'_> {
         self.kernel_addr(kernel)?;
         let mut runs = Vec::new();
         for _ in 0..self.cli.runs {
-            self.stopped()?;
-            let p = self.start_receiver(receiver)?;
-            // The first frames after an attach can be lost while the link bounces.
-            std::thread::sleep(Duration::from_millis(300));
-            let (sent, secs, gen) = self.generate(self.cli.count)?;
-            std::thread::sleep(Duration::from_millis(500));
-            let log = p.stop()?;
-            let (received, detail) = self.received(receiver, &log)?;
-            let run = ThroughputRun {
-                sent,
-                generator_secs: secs,
-                offered_pps: sent as f64 / secs,
-                received,
-                delivered: received as f64 / sent.max(1) as f64,
-                detail: serde_json::json!({ "receiver": detail, "generator": gen }),
-            };
-            eprintln!(
-                "  {receiver:<14} {:>6.3} Mpps offered, {:>9.5} % delivered",
-                run.offered_pps / 1e6,
-                run.delivered * 100.0
-            );
-            runs.push(run);
+            runs.push(self.throughput_run(receiver, self.cli.count)?);
         }
         if kernel {
             self.kernel_addr(false)?;
         }
-        let mut by_rate: Vec<&ThroughputRun> = runs.iter().collect();
-        by_rate.sort_by(|a, b| a.offered_pps.total_cmp(&b.offered_pps));
-        let median = by_rate.get(by_rate.len() / 2).map(|r| (*r).clone()).ok_or("no runs")?;
-        let worst_delivered = runs.iter().map(|r| r.delivered).fold(f64::INFINITY, f64::min);
-        Ok(Throughput { receiver: receiver.into(), what: what.into(), median, worst_delivered, runs })
+        summarize(receiver, what, runs)
+    }
+
+    /// One throughput run of `count` frames against `receiver`.
+    fn throughput_run(&self, receiver: &str, count: u64) -> Result<ThroughputRun, BoxError> {
+        self.stopped()?;
+        let p = self.start_receiver(receiver)?;
+        // The first frames after an attach can be lost while the link bounces.
+        std::thread::sleep(Duration::from_millis(300));
+        let scraper = (receiver == "xsknet-sink-metrics").then(|| Scraper::start(self));
+        let (sent, secs, gen) = self.generate(count)?;
+        let scrapes = scraper.map(Scraper::stop).transpose()?;
+        std::thread::sleep(Duration::from_millis(500));
+        let log = p.stop()?;
+        let (received, mut detail) = self.received(receiver, &log)?;
+        if let Some(s) = scrapes {
+            detail["scrapes"] = s;
+        }
+        let run = ThroughputRun {
+            sent,
+            generator_secs: secs,
+            offered_pps: sent as f64 / secs,
+            received,
+            delivered: received as f64 / sent.max(1) as f64,
+            detail: serde_json::json!({ "receiver": detail, "generator": gen }),
+        };
+        eprintln!(
+            "  {receiver:<14} {:>6.3} Mpps offered, {:>9.5} % delivered",
+            run.offered_pps / 1e6,
+            run.delivered * 100.0
+        );
+        Ok(run)
+    }
+
+    /// What the observability costs: the sink with no publication at all
+    /// (`--no-control`, the baseline), with the control endpoint (the
+    /// default), and with `--metrics` while a scraper fetches `/metrics` and
+    /// runs `xsknet stat` once a second. Runs long enough for several scrapes,
+    /// at least three each, interleaved so that a change of load on the
+    /// machine falls on all three alike.
+    fn observability(&self) -> Result<Vec<Throughput>, BoxError> {
+        let count = self.cli.count.max(if self.cli.quick { OBSERVED_MIN_COUNT_QUICK } else { OBSERVED_MIN_COUNT });
+        let runs = self.cli.runs.max(3);
+        eprintln!("== observability cost: xsknet sink, {count} frames x {runs} run(s) each, interleaved");
+        let mut all: Vec<Vec<ThroughputRun>> = OBSERVED.iter().map(|_| Vec::new()).collect();
+        for round in 0..runs as usize {
+            // Each round starts with the next row: none always runs first.
+            for k in 0..OBSERVED.len() {
+                let i = (round + k) % OBSERVED.len();
+                all[i].push(self.throughput_run(OBSERVED[i].0, count)?);
+            }
+        }
+        OBSERVED.iter().zip(all).map(|((r, what), runs)| summarize(r, what, runs)).collect()
     }
 
     fn latency(&self, server: &str, rate: u64) -> Result<LatencyPoint, BoxError> {
@@ -521,6 +551,99 @@ impl Bench<'_> {
             v["echo"]["lost"]
         );
         Ok(LatencyPoint { server: server.into(), target_pps: rate, result: v })
+    }
+}
+
+/// The run with the median rate, and the worst delivery.
+fn summarize(receiver: &str, what: &str, runs: Vec<ThroughputRun>) -> Result<Throughput, BoxError> {
+    let mut by_rate: Vec<&ThroughputRun> = runs.iter().collect();
+    by_rate.sort_by(|a, b| a.offered_pps.total_cmp(&b.offered_pps));
+    let median = by_rate.get(by_rate.len() / 2).map(|r| (*r).clone()).ok_or("no runs")?;
+    let worst_delivered = runs.iter().map(|r| r.delivered).fold(f64::INFINITY, f64::min);
+    Ok(Throughput { receiver: receiver.into(), what: what.into(), median, worst_delivered, runs })
+}
+
+/// The observability rows: the sink's rate with nothing published, with the
+/// control endpoint, and with the metrics server scraped.
+const OBSERVED: [(&str, &str); 3] = [
+    ("xsknet-sink-no-control", "xsknet sink --no-control (nothing published: the baseline)"),
+    ("xsknet-sink-control", "xsknet sink, control endpoint on (the default)"),
+    ("xsknet-sink-metrics", "xsknet sink --metrics, /metrics and `xsknet stat` once a second"),
+];
+
+/// Frames per observability run, at least: ~2 s at 1.4 Mpps, two scrapes or more.
+const OBSERVED_MIN_COUNT: u64 = 3_000_000;
+
+/// The same with `--quick`: ~0.7 s at 1.4 Mpps, a scrape or more.
+const OBSERVED_MIN_COUNT_QUICK: u64 = 1_000_000;
+
+/// Where the metrics row serves `/metrics` (inside the bench's namespace).
+const METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// The options an observability row adds to `xsknet sink`.
+fn observed_args(receiver: &str) -> Vec<String> {
+    match receiver {
+        "xsknet-sink-no-control" => vec!["--no-control".into()],
+        "xsknet-sink-metrics" => vec!["--metrics".into(), METRICS_ADDR.into()],
+        _ => Vec::new(),
+    }
+}
+
+/// What a scraper thread returns: scrapes and `stat`s that succeeded, and the failures.
+type ScrapeTally = (u64, u64, Vec<String>);
+
+/// Fetches `/metrics` and runs `xsknet stat` once a second in the receiver's
+/// namespace, on the generator's CPU (as a Prometheus elsewhere would: the
+/// cost measured is the one xsknet pays to answer).
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<ScrapeTally>,
+}
+
+impl Scraper {
+    fn start(b: &Bench) -> Scraper {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ns, ifname, xsknet) = (b.pair.ns().to_string(), b.pair.ifname().to_string(), b.exe("xsknet"));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut scrapes, mut stats, mut errors) = (0, 0, Vec::new());
+                let url = format!("http://{METRICS_ADDR}/metrics");
+                let run = |args: &[&str]| {
+                    let mut full = vec!["taskset", "-c", GEN_CPU];
+                    full.extend_from_slice(args);
+                    command_in(&ns, &full).stdin(Stdio::null()).output()
+                };
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    match run(&["curl", "-sS", "--fail", "--max-time", "1", "-o", "/dev/null", &url]) {
+                        Ok(o) if o.status.success() => scrapes += 1,
+                        Ok(o) => errors.push(format!("curl: {}", String::from_utf8_lossy(&o.stderr).trim())),
+                        Err(e) => errors.push(format!("curl: {e}")),
+                    }
+                    match run(&[&xsknet, "stat", "--iface", &ifname, "-s"]) {
+                        Ok(o) if o.status.success() => stats += 1,
+                        Ok(o) => errors.push(format!("xsknet stat: {}", String::from_utf8_lossy(&o.stderr).trim())),
+                        Err(e) => errors.push(format!("xsknet stat: {e}")),
+                    }
+                    while t0.elapsed() < Duration::from_secs(1) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                (scrapes, stats, errors)
+            })
+        };
+        Scraper { stop, thread }
+    }
+
+    /// Stops it: how many scrapes and `stat`s succeeded, as JSON; an error if any failed.
+    fn stop(self) -> Result<Value, BoxError> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (scrapes, stats, errors) = self.thread.join().map_err(|_| "the scraper panicked")?;
+        if let Some(e) = errors.first() {
+            return Err(format!("scraping xsknet sink --metrics failed ({} errors): {e}", errors.len()).into());
+        }
+        Ok(serde_json::json!({ "metrics_scrapes": scrapes, "xsknet_stats": stats }))
     }
 }
 
@@ -606,6 +729,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     }
     let xsknet_max =
         throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0);
+    let observed = b.observability()?;
 
     eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
     let servers = ["kernel-echo-blocking", "kernel-echo-busy", "xsknet-echo", "xsknet-echo-threaded"];
@@ -636,10 +760,11 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         "frame_bytes": "60 (64 on the wire with FCS)", "count": cli.count, "runs": cli.runs,
         "latency_secs": cli.latency_secs, "quick": cli.quick,
     });
-    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "latency": latency });
+    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed, "latency": latency });
     let json_path = cli.out.join(format!("{name}.json"));
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
-    let md = markdown(&results, &throughput, &latency);
+    let mut md = markdown(&results, &throughput, &latency);
+    md.push_str(&observability_table(&observed));
     let md_path = cli.out.join(format!("{name}.md"));
     std::fs::write(&md_path, &md)?;
     let svg_path = cli.out.join(format!("{name}.svg"));
@@ -740,6 +865,31 @@ fn goals(throughput: &[Throughput], latency: &[LatencyPoint]) -> String {
                 ));
             }
         }
+    }
+    out
+}
+
+/// The observability rows against their baseline: the rate received
+/// (offered × delivered, median run) with the control endpoint and with the
+/// metrics scraped, over the rate with nothing published (goal: ≤ 1 % less).
+fn observability_table(observed: &[Throughput]) -> String {
+    let received = |t: &Throughput| t.median.offered_pps * t.median.delivered;
+    let Some(base) = observed.iter().find(|t| t.receiver == OBSERVED[0].0).map(received) else {
+        return String::new();
+    };
+    let mut out = String::from(
+        "\n| the cost of observing (xsknet sink, 64-byte UDP, interleaved runs) | rate received (median run) | over --no-control | goal ≥ 0.99 × |\n|---|---:|---:|---|\n",
+    );
+    for t in observed {
+        let q = received(t) / base;
+        let goal = if t.receiver == OBSERVED[0].0 {
+            "(baseline)"
+        } else if q >= 0.99 {
+            "met"
+        } else {
+            "not met"
+        };
+        out.push_str(&format!("| {} | {:.3} Mpps | {q:.3} × | {goal} |\n", t.what, received(t) / 1e6));
     }
     out
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, PcapArgs, XdpModeArg};
 use xsknet::control::{ControlSocket, InstanceInfo, Netns, SnapshotSource};
+use xsknet::metrics::MetricsServer;
 use xsknet::publish::Publisher;
 
 use xsknet::device::{self, DeviceOptions};
@@ -138,6 +139,10 @@ struct ServeArgs {
     /// instance (by default it answers on /run/xsknet/IFACE-qQUEUE.sock).
     #[arg(long)]
     no_control: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9464), from a
+    /// thread of its own; works with --no-control too.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = xsknet::metrics::parse_addr)]
+    metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     attach: AttachArgs,
     #[command(flatten)]
@@ -240,6 +245,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     signal::install()?;
     // Claimed before the device: a second instance on the queue is told who runs there.
     let control = if args.no_control { None } else { Some(ControlSocket::bind(&args.iface, args.queue)?) };
+    let metrics = args.metrics.map(MetricsServer::bind).transpose()?;
     let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {
         ifname: args.iface.clone(),
         queue: args.queue,
@@ -277,29 +283,43 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         xdp.program_id(),
         if args.threaded { "threaded" } else { "run-to-completion" },
     );
-    let endpoint = match control {
-        Some(sock) => {
-            let (publisher, reader) = Publisher::new(stack.epoch());
-            stack.attach_publisher(publisher);
-            let info = InstanceInfo {
-                pid: std::process::id(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                app: app.name().to_string(),
-                iface: args.iface.clone(),
-                queue: args.queue,
-                netns: Netns::current(),
-                addr,
-                prefix_len,
-                port,
-                setup: setup.clone(),
-                started_unix_s: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
-            };
-            let xdp_stats = xdp.stats_reader().map_err(|e| log::warn!("XDP counters not served: {e}")).ok();
-            Some(sock.serve(SnapshotSource { info, stats: reader, xdp: xdp_stats })?)
+    // The loop publishes when someone reads: the control endpoint, the metrics server, or both.
+    let published = (control.is_some() || metrics.is_some()).then(|| {
+        let (publisher, reader) = Publisher::new(stack.epoch());
+        stack.attach_publisher(publisher);
+        let info = InstanceInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            app: app.name().to_string(),
+            iface: args.iface.clone(),
+            queue: args.queue,
+            netns: Netns::current(),
+            addr,
+            prefix_len,
+            port,
+            setup: setup.clone(),
+            started_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        };
+        (info, reader)
+    });
+    // Each server reads through a source of its own.
+    let source = |(info, reader): &(InstanceInfo, xsknet::publish::StatsReader)| SnapshotSource {
+        info: info.clone(),
+        stats: reader.clone(),
+        xdp: xdp.stats_reader().map_err(|e| log::warn!("XDP counters not served: {e}")).ok(),
+    };
+    let endpoint = match (control, &published) {
+        (Some(sock), Some(p)) => Some(sock.serve(source(p))?),
+        _ => None,
+    };
+    let metrics_endpoint = match (metrics, &published) {
+        (Some(m), Some(p)) => {
+            eprintln!("xsknet: metrics at http://{}{}", m.local_addr(), xsknet::metrics::PATH);
+            Some(m.serve(source(p))?)
         }
-        None => None,
+        _ => None,
     };
     let started = Instant::now();
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
@@ -339,6 +359,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
+    drop(metrics_endpoint);
     drop(endpoint);
     drop(final_stack);
     drop(xdp); // detaches (bpf_link)
