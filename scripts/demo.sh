@@ -243,6 +243,15 @@ if [ "$reachable" = 1 ]; then
     cut -c1-150 "$tmp/ss.out" | indent
     if [ "$rc" = 0 ] && grep -q "^ESTAB.*$PEER_IP" "$tmp/ss.out"; then ok "the open connection is listed, with its rtt and cwnd"; else step_failed "xsknet ss did not list the open connection"; fi
     wait "$held" 2>/dev/null
+    note "xsknet top is the live screen (here its plain form, as in a pipe): per-stage rates, the"
+    note "loop's busy share (our si), drops, frames; while the peer pings every 10 ms:"
+    (timeout 5 ip netns exec "$NSB" ping -q -i 0.01 -c 150 "$XSK_IP" >/dev/null 2>&1) &
+    pinger=$!
+    show ip netns exec "$NSA" "$(basename "$XSKNET")" top --plain --count 2
+    in_a "$XSKNET" top --plain --count 2 >"$tmp/top.out" 2>&1; rc=$?
+    cut -c1-150 "$tmp/top.out" | indent
+    wait "$pinger" 2>/dev/null
+    if [ "$rc" = 0 ] && [ "$(wc -l <"$tmp/top.out")" -ge 3 ]; then ok "a line per second"; else step_failed "xsknet top failed"; fi
 fi
 
 # ---------------------------------------------------------------------------------------------

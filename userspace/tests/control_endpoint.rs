@@ -16,16 +16,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::*;
-use xsknet::testing::{self, in_netns, NetNsPair, NetNsPairOptions};
-
-fn pair() -> NetNsPair {
-    NetNsPair::with_options(&NetNsPairOptions {
-        peer_addr: Some((PEER_ADDR, PREFIX)),
-        ipv6: false,
-        ..NetNsPairOptions::default()
-    })
-    .expect("netns pair")
-}
+use xsknet::testing::{self, in_netns};
 
 /// `xsknet ARGS` in `ns`, its history file of `stat` kept at `history`.
 fn xsknet(ns: &str, history: &std::path::Path, args: &[&str]) -> Output {

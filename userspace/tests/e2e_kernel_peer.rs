@@ -18,17 +18,6 @@ use std::{
 use common::*;
 use xsknet::testing::{self, in_netns, run_in, NetNsPair, NetNsPairOptions};
 
-/// A veth pair whose peer has 10.77.0.1/24 and whose xsknet side has no kernel
-/// address; IPv6 off so nothing but the test's traffic crosses.
-fn pair() -> NetNsPair {
-    NetNsPair::with_options(&NetNsPairOptions {
-        peer_addr: Some((PEER_ADDR, PREFIX)),
-        ipv6: false,
-        ..NetNsPairOptions::default()
-    })
-    .expect("netns pair")
-}
-
 #[test]
 fn ping_gets_replies() {
     if !testing::require_root("ping_gets_replies") {

@@ -19,22 +19,13 @@ use std::time::Duration;
 use common::*;
 use xsknet::control::{self, CounterKind, Request, Snapshot};
 use xsknet::metrics;
-use xsknet::testing::{self, in_netns, run_in, NetNsPair, NetNsPairOptions};
+use xsknet::testing::{self, in_netns, run_in};
 
 /// The port `/metrics` is served on, inside the test's namespace.
 const METRICS_PORT: u16 = 19464;
 
 /// Datagrams sent after the warm-up.
 const DATAGRAMS: usize = 200;
-
-fn pair() -> NetNsPair {
-    NetNsPair::with_options(&NetNsPairOptions {
-        peer_addr: Some((PEER_ADDR, PREFIX)),
-        ipv6: false,
-        ..NetNsPairOptions::default()
-    })
-    .expect("netns pair")
-}
 
 /// `curl` in `ns`: the body of `GET url`, or the error.
 fn curl(ns: &str, url: &str) -> Result<String, String> {

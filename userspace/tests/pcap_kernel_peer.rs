@@ -13,17 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use xsknet::testing::{self, in_netns, NetNsPair, NetNsPairOptions};
+use xsknet::testing::{self, in_netns};
 use xsknet::wire::ethernet::ethertype;
-
-fn pair() -> NetNsPair {
-    NetNsPair::with_options(&NetNsPairOptions {
-        peer_addr: Some((PEER_ADDR, PREFIX)),
-        ipv6: false,
-        ..NetNsPairOptions::default()
-    })
-    .expect("netns pair")
-}
 
 /// A capture file under the temp dir, removed when dropped.
 struct TmpFile(PathBuf);

@@ -22,22 +22,13 @@ use std::{
 };
 
 use common::*;
-use xsknet::testing::{self, in_netns, run_in, spawn_in, NetNsPair, NetNsPairOptions};
+use xsknet::testing::{self, in_netns, run_in, spawn_in, NetNsPair};
 
 const HTTP_PORT: u16 = 80;
 /// The sizes fetched: empty, one byte, one full segment, past 64 KiB, 1 MB, 16 MiB.
 const SIZES: [usize; 6] = [0, 1, 1460, 64 * 1024 + 1, 1_000_000, 16 << 20];
 /// What the file outside the root holds: must never appear in a response.
 const SECRET: &[u8] = b"the file outside the root\n";
-
-fn pair() -> NetNsPair {
-    NetNsPair::with_options(&NetNsPairOptions {
-        peer_addr: Some((PEER_ADDR, PREFIX)),
-        ipv6: false,
-        ..NetNsPairOptions::default()
-    })
-    .expect("netns pair")
-}
 
 /// A directory to serve, removed on drop: `root/` holds `f<SIZE>` for every
 /// size, `index.html`, `sub/index.html`, a symbolic link `out` to `secret`

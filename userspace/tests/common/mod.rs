@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xsknet::testing::{run_in, spawn_in};
+use xsknet::testing::{run_in, spawn_in, NetNsPair, NetNsPairOptions};
 use xsknet::wire::ethernet::{self, EthernetAddress, EthernetRepr};
 use xsknet::wire::icmp::{self, IcmpRepr};
 use xsknet::wire::ipv4::{self, Ipv4Packet};
@@ -37,6 +37,17 @@ pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const PREFIX: u8 = 24;
 pub const ECHO_PORT: u16 = 7;
+
+/// A veth pair whose peer has 10.77.0.1/24 and whose xsknet side has no kernel
+/// address; IPv6 off so nothing but the test's traffic crosses.
+pub fn pair() -> NetNsPair {
+    NetNsPair::with_options(&NetNsPairOptions {
+        peer_addr: Some((PEER_ADDR, PREFIX)),
+        ipv6: false,
+        ..NetNsPairOptions::default()
+    })
+    .expect("netns pair")
+}
 
 /// How long a freshly started xsknet may take to print its `ready` line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
