@@ -79,8 +79,9 @@ pub struct PcapArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SNAPLEN, requires = "pcap",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub pcap_snaplen: u32,
-    /// Stop capturing once the file would grow past BYTES (counted, and said at exit).
-    #[arg(long, value_name = "BYTES", requires = "pcap")]
+    /// Stop capturing once the file would grow past BYTES (counted, and said at exit); at
+    /// least 4096, so that the file's header and a frame fit.
+    #[arg(long, value_name = "BYTES", requires = "pcap", value_parser = clap::value_parser!(u64).range(4096..))]
     pub pcap_max_size: Option<u64>,
 }
 

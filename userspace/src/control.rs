@@ -41,6 +41,10 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request line accepted, bytes.
 const MAX_REQUEST: u64 = 4096;
 
+/// Connections served at once: each on a thread of its own, so that an idle
+/// client does not hold up the others; more wait in the listen backlog.
+const MAX_CLIENTS: usize = 16;
+
 /// The directory of the control sockets: `$XSKNET_RUN_DIR`, else [`RUN_DIR`].
 pub fn run_dir() -> PathBuf {
     std::env::var_os("XSKNET_RUN_DIR").map_or_else(|| PathBuf::from(RUN_DIR), PathBuf::from)
@@ -210,8 +214,8 @@ impl Snapshot {
 pub enum ControlError {
     /// Another instance answers on the same interface and queue.
     #[error(
-        "xsknet is already running on {iface} queue {queue} (pid {pid}, control socket {}): stop it first, \
-         or serve another queue with --queue",
+        "xsknet is already running on {iface} queue {queue} (pid {pid}, control socket {}): stop it first \
+         (`xsknet list` shows the instances running)",
         path.display()
     )]
     AlreadyRunning {
@@ -227,6 +231,15 @@ pub enum ControlError {
     /// No instance matched what was asked for.
     #[error("{0}")]
     NotFound(String),
+    /// The instance accepted the connection but did not answer: its process
+    /// is stopped (SIGSTOP, a debugger) or starved of CPU.
+    #[error("{}: no answer within {after:?}: the instance is stopped (SIGSTOP, a debugger) or starved of CPU", path.display())]
+    NotAnswering {
+        /// The control socket.
+        path: PathBuf,
+        /// How long it was given.
+        after: Duration,
+    },
     /// A system call failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -344,12 +357,25 @@ impl ControlSocket {
             std::thread::Builder::new()
                 .name("xsknet-control".into())
                 .spawn(move || {
+                    let server = Arc::new(server);
+                    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                     for conn in listener.incoming() {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        if let Ok(conn) = conn {
+                        let Ok(conn) = conn else { continue };
+                        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                            // Too many at once: this one is closed unanswered.
+                            busy.fetch_sub(1, Ordering::AcqRel);
+                            continue;
+                        }
+                        let (server, done) = (server.clone(), busy.clone());
+                        let served = std::thread::Builder::new().name("xsknet-control-conn".into()).spawn(move || {
                             server.answer(conn);
+                            done.fetch_sub(1, Ordering::AcqRel);
+                        });
+                        if served.is_err() {
+                            busy.fetch_sub(1, Ordering::AcqRel);
                         }
                     }
                 })
@@ -470,7 +496,12 @@ pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Res
     line.push('\n');
     conn.write_all(line.as_bytes()).map_err(ControlError::io("writing to", path))?;
     let mut answer = String::new();
-    conn.read_to_string(&mut answer).map_err(ControlError::io("reading from", path))?;
+    conn.read_to_string(&mut answer).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            ControlError::NotAnswering { path: path.to_path_buf(), after: IO_TIMEOUT * 2 }
+        }
+        _ => ControlError::io("reading from", path)(e),
+    })?;
     let v: serde_json::Value = serde_json::from_str(&answer)
         .map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })?;
     if let Some(msg) = v.get("error").and_then(|m| m.as_str()) {
@@ -521,38 +552,53 @@ pub fn remove_if_stale(path: &Path) -> bool {
 /// the errors of [`list`].
 pub fn find(iface: Option<&str>, queue: Option<u32>) -> Result<PathBuf, ControlError> {
     let here = Netns::current().inode;
-    // Who answers where; sockets whose process is gone do not count.
-    let all: Vec<(PathBuf, InstanceInfo)> =
-        list()?.into_iter().filter_map(|p| request::<InstanceInfo>(&p, Request::Info).ok().map(|i| (p, i))).collect();
+    // Who answers where; sockets whose process is gone do not count, and
+    // those that do not answer are named if nothing else matches.
+    let mut all: Vec<(PathBuf, InstanceInfo)> = Vec::new();
+    let mut silent: Vec<PathBuf> = Vec::new();
+    for p in list()? {
+        match request::<InstanceInfo>(&p, Request::Info) {
+            Ok(i) => all.push((p, i)),
+            Err(ControlError::NotAnswering { .. }) => silent.push(p),
+            Err(_) => {}
+        }
+    }
     let matching: Vec<&(PathBuf, InstanceInfo)> =
         all.iter().filter(|(_, i)| iface.is_none_or(|f| i.iface == f) && queue.is_none_or(|q| i.queue == q)).collect();
     let local: Vec<&&(PathBuf, InstanceInfo)> = matching.iter().filter(|(_, i)| i.netns.inode == here).collect();
+    let wanted = match (iface, queue) {
+        (Some(i), Some(q)) => format!("no xsknet instance on {i} queue {q}"),
+        (Some(i), None) => format!("no xsknet instance on {i}"),
+        (None, Some(q)) => format!("no xsknet instance on queue {q}"),
+        (None, None) => String::new(),
+    };
     let running = || {
-        if all.is_empty() {
+        let silent = if silent.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = silent.iter().map(|p| p.display().to_string()).collect();
+            format!("; not answering (stopped or starved of CPU): {}", names.join(", "))
+        };
+        if all.is_empty() && silent.is_empty() {
             format!("no xsknet instance is running (no control socket answers in {})", run_dir().display())
         } else {
             let names: Vec<String> = all
                 .iter()
                 .map(|(_, i)| format!("--iface {} --queue {} (netns {})", i.iface, i.queue, i.netns.label()))
                 .collect();
-            format!("running: {}; `xsknet list` shows them", names.join(", "))
+            let running =
+                if names.is_empty() { "none answering".to_string() } else { format!("running: {}", names.join(", ")) };
+            format!("{running}{silent}; `xsknet list` shows them")
         }
     };
     match (local.as_slice(), matching.as_slice()) {
         ([one], _) => Ok(one.0.clone()),
         ([], [one]) => Ok(one.0.clone()),
-        ([], []) => Err(ControlError::NotFound(match iface {
-            Some(i) => {
-                format!(
-                    "no xsknet instance on {i}{}: {}",
-                    queue.map_or(String::new(), |q| format!(" queue {q}")),
-                    running()
-                )
-            }
-            None => running(),
-        })),
+        ([], []) if wanted.is_empty() => Err(ControlError::NotFound(running())),
+        ([], []) => Err(ControlError::NotFound(format!("{wanted}: {}", running()))),
         _ => Err(ControlError::NotFound(format!(
-            "more than one instance matches: name one with --iface and --queue; {}",
+            "more than one instance matches: name one with --iface and --queue, or run the command in the \
+             instance's namespace (`ip netns exec NAME xsknet ...`); {}",
             running()
         ))),
     }

@@ -1833,6 +1833,8 @@ fn sockets_lists_every_kind_as_ss_shows_them() {
     let unconn = all.iter().find(|d| d.fd == Some(idle.0)).unwrap();
     assert_eq!((unconn.netid, unconn.state), (Netid::Tcp, TcpState::Close));
     assert_eq!(all.len(), 6, "{all:#?}");
+    // `ss -s`'s count (and the published one) has the request sock as SYN-RECV too.
+    assert!(b.s.tcp_states().contains(&(TcpState::SynRecv, 1)), "{:?}", b.s.tcp_states());
 
     // Our close, the peer's FIN: TIME-WAIT, listed without a descriptor.
     b.s.recv(fd, &mut [0; 16]).unwrap();

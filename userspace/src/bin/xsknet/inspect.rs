@@ -113,7 +113,8 @@ pub struct StatArgs {
     /// JSON, as `nstat --json`: {"xsknet": {"IpInReceives": 12, …}}.
     #[arg(short = 'j', long)]
     json: bool,
-    /// The per-stage latency of the sampled packets (count, p50, p99, p99.9, max) after the counters.
+    /// The per-stage latency of the sampled packets since the start (count, p50, p99, p99.9, max)
+    /// after the counters (text only; `xsknet top` shows it per interval).
     #[arg(short = 'l', long)]
     latency: bool,
     /// Only counters whose name matches a PATTERN (shell wildcards, as nstat: 'Udp*').
@@ -214,7 +215,9 @@ pub fn stat(a: &StatArgs) -> Result<(), BoxError> {
 }
 
 fn print_latency(snap: &Snapshot) {
-    println!("#latency of sampled packets, µs: count p50 p99 p99.9 max");
+    println!(
+        "#latency of sampled packets since the instance started (not since the last call), µs: count p50 p99 p99.9 max"
+    );
     for (name, h) in snap.stats.stages() {
         let s = h.summary();
         let us = |ns: u64| ns as f64 / 1e3;
@@ -313,15 +316,20 @@ pub fn ss(a: &SsArgs) -> Result<(), BoxError> {
             peer,
             d.fd.map_or(String::new(), |fd| format!("fd={fd}"))
         );
+        // As `ss` prints them: one indented line with skmem first, then the TCP internals.
+        let mut extra = Vec::new();
         if a.memory {
             let m = &d.skmem;
-            println!(
-                "\t skmem:(r{},rb{},t{},tb{}) frames:{}",
+            extra.push(format!(
+                "skmem:(r{},rb{},t{},tb{}) frames:{}",
                 m.rmem_alloc, m.rcvbuf, m.wmem_alloc, m.sndbuf, m.frames
-            );
+            ));
         }
         if let (true, Some(t)) = (a.info, d.tcp_info.as_ref().filter(|_| d.state != TcpState::Close)) {
-            println!("\t{}", tcp_info_line(t));
+            extra.push(tcp_info_line(t));
+        }
+        if !extra.is_empty() {
+            println!("\t {}", extra.join(" "));
         }
     }
     Ok(())

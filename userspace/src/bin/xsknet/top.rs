@@ -42,7 +42,7 @@ pub struct TopArgs {
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_interval)]
     interval: f64,
     /// Stop after N refreshes (default: until q, Esc or Ctrl-C).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// One plain line per interval, with a header line, as `vmstat` prints
     /// (the default when stdout is not a terminal).
@@ -389,7 +389,8 @@ pub fn plain_header() -> String {
 pub fn plain_line(v: &View) -> String {
     let r = |x: f64| format!("{x:.0}");
     let lat = v.latency.first().map(|l| l.summary).unwrap_or_default();
-    let drops: f64 = v.drops.iter().map(|d| d.rate).sum();
+    // Plus zero: the sum of no rates is -0.0, printed "-0".
+    let drops: f64 = v.drops.iter().map(|d| d.rate).sum::<f64>() + 0.0;
     let c = &v.census;
     let values = [
         uptime(v.uptime_ns),
@@ -615,9 +616,24 @@ fn is_gone(e: &ControlError) -> bool {
         if matches!(source.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound))
 }
 
+/// A snapshot; `None` when the instance did not answer in time (stopped or
+/// starved: top keeps asking); when it has gone away, an error that says so.
+fn fetch_or_wait(path: &Path, last: &InstanceInfo) -> Result<Option<Snapshot>, BoxError> {
+    match control::request::<Snapshot>(path, Request::Stats) {
+        Ok(s) => Ok(Some(s)),
+        Err(ControlError::NotAnswering { .. }) => Ok(None),
+        Err(e) => Err(explain(e, path, Some(last))),
+    }
+}
+
 /// A snapshot; when the instance has gone away, an error that says so.
 fn fetch(path: &Path, last: Option<&InstanceInfo>) -> Result<Snapshot, BoxError> {
-    control::request::<Snapshot>(path, Request::Stats).map_err(|e| match last {
+    control::request::<Snapshot>(path, Request::Stats).map_err(|e| explain(e, path, last))
+}
+
+/// What a failed request means for top: the instance it watched is gone, or the error as it is.
+fn explain(e: ControlError, path: &Path, last: Option<&InstanceInfo>) -> BoxError {
+    match last {
         Some(i) if is_gone(&e) => format!(
             "the instance on {} queue {} (pid {}) has stopped: its control socket {} is gone",
             i.iface,
@@ -627,7 +643,7 @@ fn fetch(path: &Path, last: Option<&InstanceInfo>) -> Result<Snapshot, BoxError>
         )
         .into(),
         _ => needs_root(e),
-    })
+    }
 }
 
 /// `xsknet top`.
@@ -687,11 +703,25 @@ fn run_plain(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> 
             return Ok(());
         }
         due += interval;
-        if !sleep_until(due) {
-            return Ok(());
+        loop {
+            if !sleep_until(due) {
+                return Ok(());
+            }
+            match fetch_or_wait(path, &snap.info)? {
+                Some(next) => {
+                    prev = Some(std::mem::replace(&mut snap, next));
+                    break;
+                }
+                None => {
+                    let line = format!("# pid {} does not answer: stopped or starved of CPU", snap.info.pid);
+                    match write(&mut out, line) {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                        r => r?,
+                    }
+                    due = Instant::now() + interval;
+                }
+            }
         }
-        let next = fetch(path, Some(&snap.info))?;
-        prev = Some(std::mem::replace(&mut snap, next));
     }
 }
 
@@ -746,8 +776,12 @@ fn run_tui(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> {
                 }
             }
         }
-        let next = fetch(path, Some(&snap.info))?;
-        prev = Some(std::mem::replace(&mut snap, next));
+        // Not answering: the last screen stays, and top asks again next time.
+        if let Some(next) = fetch_or_wait(path, &snap.info)? {
+            prev = Some(std::mem::replace(&mut snap, next));
+        } else {
+            due = Instant::now();
+        }
     }
 }
 

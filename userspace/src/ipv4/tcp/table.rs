@@ -216,7 +216,11 @@ impl TcpTable {
     /// Control blocks in each state, for the report.
     pub fn count_by_state(&self) -> Vec<(TcpState, usize)> {
         let mut out: Vec<(TcpState, usize)> = Vec::new();
-        let states = self.iter().map(|(_, cb)| cb.state).chain(self.tw.values().map(|t| t.substate));
+        // A listener's request socks are SYN-RECV sockets, as `ss` counts them.
+        let requests = self.iter().flat_map(|(_, cb)| {
+            std::iter::repeat_n(TcpState::SynRecv, cb.listener.as_ref().map_or(0, |l| l.syn_queue.len()))
+        });
+        let states = self.iter().map(|(_, cb)| cb.state).chain(self.tw.values().map(|t| t.substate)).chain(requests);
         for state in states {
             match out.iter_mut().find(|(s, _)| *s == state) {
                 Some((_, n)) => *n += 1,
