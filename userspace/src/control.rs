@@ -269,6 +269,13 @@ pub enum ControlError {
 }
 
 impl ControlError {
+    /// Whether the instance is gone: its socket removed (a clean stop), or
+    /// left by a process that died (nobody listens: `ECONNREFUSED`).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, ControlError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound))
+    }
+
     fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ControlError {
         let path = path.to_path_buf();
         move |source| ControlError::Io { what, path, source }

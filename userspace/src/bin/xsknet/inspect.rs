@@ -66,10 +66,6 @@ pub fn list() -> Result<(), BoxError> {
     Ok(())
 }
 
-fn is_refused(e: &ControlError) -> bool {
-    matches!(e, ControlError::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused)
-}
-
 /// Turns "permission denied" into what to do about it.
 pub(crate) fn needs_root(e: ControlError) -> BoxError {
     match &e {
@@ -82,8 +78,8 @@ pub(crate) fn needs_root(e: ControlError) -> BoxError {
 
 fn ask<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Result<T, BoxError> {
     control::request(path, req).map_err(|e| {
-        if is_refused(&e) {
-            format!("{e}: the instance is gone (a stale socket; the next instance on that queue replaces it)").into()
+        if e.is_gone() {
+            format!("{e}: the instance is gone (stopped, or killed and its stale socket left for the next instance on that queue to replace)").into()
         } else {
             needs_root(e)
         }

@@ -609,13 +609,6 @@ fn render_tcp(f: &mut Frame, area: Rect, v: &View) {
     f.render_widget(t, area);
 }
 
-/// Whether a control error means the instance is gone (its socket removed,
-/// or left by a process that died).
-fn is_gone(e: &ControlError) -> bool {
-    matches!(e, ControlError::Io { source, .. }
-        if matches!(source.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound))
-}
-
 /// A snapshot; `None` when the instance did not answer in time (stopped or
 /// starved: top keeps asking); when it has gone away, an error that says so.
 fn fetch_or_wait(path: &Path, last: &InstanceInfo) -> Result<Option<Snapshot>, BoxError> {
@@ -634,7 +627,7 @@ fn fetch(path: &Path, last: Option<&InstanceInfo>) -> Result<Snapshot, BoxError>
 /// What a failed request means for top: the instance it watched is gone, or the error as it is.
 fn explain(e: ControlError, path: &Path, last: Option<&InstanceInfo>) -> BoxError {
     match last {
-        Some(i) if is_gone(&e) => format!(
+        Some(i) if e.is_gone() => format!(
             "the instance on {} queue {} (pid {}) has stopped: its control socket {} is gone",
             i.iface,
             i.queue,
