@@ -21,7 +21,8 @@
 //! | what an operator sees | [`publish`], [`inet_diag`], [`control`] | the counters published without a lock; the socket listing (`ss`); the control endpoint of a running instance |
 //! | the Prometheus endpoint | [`metrics`] | the counters named for Prometheus; `GET /metrics` served from threads of its own |
 //! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
-//! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
+//! | the guard's adaptive mode | [`adaptive`] | when to tighten the XDP guard's per-source limits and when to relax them, on time passed in |
+| the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
 //! | packet capture | [`capture`] | the tap: frames in, out and dropped, to a pcapng file by a writer thread |
 //! | around the path | [`errno`], [`cli`], [`signal`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT/SIGTERM |
 //!
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod adaptive;
 pub mod capture;
 pub mod cli;
 pub mod control;
