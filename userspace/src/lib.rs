@@ -22,7 +22,7 @@
 //! | the Prometheus endpoint | [`metrics`] | the counters named for Prometheus; `GET /metrics` served from threads of its own |
 //! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
 //! | the guard's adaptive mode | [`adaptive`] | when to tighten the XDP guard's per-source limits and when to relax them, on time passed in |
-| the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
+//! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
 //! | packet capture | [`capture`] | the tap: frames in, out and dropped, to a pcapng file by a writer thread |
 //! | around the path | [`errno`], [`cli`], [`signal`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT/SIGTERM |
 //!
