@@ -116,7 +116,8 @@ mod secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(|_| serde::de::Error::custom(format!("{v} is not a duration in seconds")))
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| serde::de::Error::custom(format!("{v} is not a duration in seconds")))
     }
 }
 
