@@ -1,6 +1,6 @@
 //! The packet generator: frame building and patching (numbered datagrams and floods), pacing, echo matching and the
-//! histogram helpers without a kernel; then one privileged run of the binary in echo
-//! mode against `xsknet echo` in a namespace pair.
+//! histogram helpers without a kernel; then privileged runs of the binary: echo mode
+//! against `xsknet echo`, and a flood of each mode counted by the receiving kernel.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;

@@ -30,6 +30,8 @@ use xsknet_bench::progress::ProgressMode;
         the generator's socket while it runs; everything else still goes to the kernel), pre-builds one frame per UMEM \
         frame, and per packet patches only the sequence number, send timestamp, source port and checksums. \
         Every run is bounded: --count and/or --duration.\n\n\
+        --flood MODE sends attack traffic instead (UDP to open or closed ports, malformed IPv4, ARP, ICMP echo, \
+        TCP SYN/ACK/RST), from --src or random sources of --spoof PREFIX; see docs/benchmarks.md, \"Floods\".\n\n\
         Sizes are Ethernet frames without the 4-byte FCS: the usual \"64-byte\" benchmark frame is --size 60.\n\n\
         Needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW). Never point it at the interface that carries \
         this machine's own traffic.",

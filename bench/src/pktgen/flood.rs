@@ -188,7 +188,9 @@ impl WyRand {
 /// cleared) and the length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {
+    /// The network address, host bits zero.
     pub net: Ipv4Addr,
+    /// The prefix length, 0 to 32.
     pub len: u8,
 }
 
@@ -257,6 +259,7 @@ fn port_in(lo: u16, hi: u16, r: u16) -> u16 {
 /// What stays the same in every frame of a flood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FloodSpec {
+    /// What to send.
     pub mode: FloodMode,
     /// The interface's MAC (the Ethernet source of IPv4 frames; of ARP too without `spoof`).
     pub src_mac: EthernetAddress,
@@ -264,11 +267,13 @@ pub struct FloodSpec {
     pub dst_mac: EthernetAddress,
     /// `--src`: the source without `spoof`.
     pub src_ip: Ipv4Addr,
+    /// `--dst`: the target (of ARP requests too).
     pub dst_ip: Ipv4Addr,
     /// `--dst-port`: the port of `udp`, `bad-*` and TCP modes; never hit by `udp-closed`.
     pub dst_port: u16,
     /// `udp-closed`'s destination ports, inclusive.
     pub dst_ports: (u16, u16),
+    /// `--spoof`: sources random in this prefix; `None`: every frame from `src_ip`.
     pub spoof: Option<Prefix>,
     /// Ethernet frame length without FCS, [`MIN_FRAME_LEN`]..=[`MAX_FRAME_LEN`].
     pub len: usize,
@@ -604,9 +609,11 @@ fn get_be16(buf: &[u8], at: usize) -> u16 {
 /// The flood part of the setup, in the JSON report.
 #[derive(Clone, Debug, Serialize)]
 pub struct FloodSetup {
+    /// `--flood`, as on the command line (`"udp-closed"`).
     pub mode: FloodMode,
     /// `--spoof` prefix, or `None` for a single source (`--src`).
     pub spoof: Option<String>,
+    /// `--seed`.
     pub seed: u64,
     /// `udp-closed`'s destination port range, `"LO-HI"`.
     pub dst_ports: Option<String>,

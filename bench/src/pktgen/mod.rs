@@ -23,6 +23,11 @@
 //! chunks of 32: what the kernel leaves on the ring would wait for the next
 //! kick, and its send timestamp would lie.
 //!
+//! With `--flood MODE` the transmit frames hold flood frames instead
+//! ([`flood::FloodPatcher`]: built once per UMEM frame, patched per packet from
+//! a PRNG), nothing is matched, and with `--no-xdp` no program is attached:
+//! the socket only sends (`open_tx_only`).
+//!
 //! The one `unsafe` block here is the tx wake-up (`sendto` on the socket) for
 //! a stalled ring, which [`NetDevice`] has no call for.
 #![warn(clippy::undocumented_unsafe_blocks)]
