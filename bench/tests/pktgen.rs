@@ -1211,3 +1211,33 @@ fn flood_each_mode_through_a_veth_pair() {
     assert!(during >= 100, "only {during} round trips during the flood");
     assert!(tries <= during + 5, "{tries} sends for {during} round trips");
 }
+
+/// What drawing and patching one flood frame costs, per mode, on a 60-byte frame
+/// (`cargo test --release -p xsknet-bench --test pktgen flood_patch_cost -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a test"]
+fn flood_patch_cost() {
+    let _serial = serial();
+    let n = 20_000_000u64;
+    for mode in FloodMode::ALL {
+        for spoof in [None, Some(SPOOF)] {
+            let spec = flood_spec(mode, spoof, 60);
+            let p = FloodPatcher::new(spec).unwrap();
+            let mut rng = WyRand::new(1);
+            let mut frame = vec![0u8; 60];
+            p.init(&mut frame, &mut rng);
+            let t = Instant::now();
+            for i in 0..n {
+                let f = p.draw(&mut rng, i);
+                p.patch(std::hint::black_box(&mut frame), &f);
+            }
+            let ns = t.elapsed().as_nanos() as f64 / n as f64;
+            eprintln!(
+                "{:<12} {:<14} {ns:6.2} ns/packet",
+                mode.name(),
+                spoof.map_or("one source".into(), |p| p.to_string())
+            );
+            check_flood_frame(&spec, &frame, n - 1);
+        }
+    }
+}
