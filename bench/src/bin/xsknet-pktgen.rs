@@ -52,7 +52,8 @@ struct Cli {
     /// Destination IPv4 address.
     #[arg(long, value_name = "ADDR")]
     dst: Ipv4Addr,
-    /// Destination UDP port.
+    /// Destination UDP port (TCP for --flood syn/ack/rst; the one port --flood udp-closed avoids; not used by
+    /// --flood arp and icmp).
     #[arg(long, value_name = "PORT")]
     dst_port: u16,
     /// First source UDP port (flows count up from it).
