@@ -1,6 +1,6 @@
-//! The packet generator: frame building and patching, pacing, echo matching and the
-//! histogram helpers without a kernel; then one privileged run of the binary in echo
-//! mode against `xsknet echo` in a namespace pair.
+//! The packet generator: frame building and patching (numbered datagrams and floods), pacing, echo matching and the
+//! histogram helpers without a kernel; then privileged runs of the binary: echo mode
+//! against `xsknet echo`, and a flood of each mode counted by the receiving kernel.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -650,4 +650,594 @@ fn interface_counters_from_proc_net_dev() {
     assert_eq!((s.rx_packets, s.rx_dropped, s.tx_packets, s.tx_dropped), (1, 7, 3_000_001, 5));
     assert!(IfaceStats::parse(text, "veth").is_none());
     assert!(IfaceStats::parse(text, "lo").is_some());
+}
+
+// ---- floods -------------------------------------------------------------------
+
+use xsknet::wire::arp::{ArpPacket, ArpRepr};
+use xsknet::wire::icmp::{msg_type, IcmpPacket, IcmpRepr};
+use xsknet::wire::ipv4::Ipv4Error;
+use xsknet::wire::tcp::{TcpPacket, TcpRepr};
+use xsknet_bench::pktgen::flood::{
+    self, parse_port_range, write_flood_frame, FloodFields, FloodMode, FloodPatcher, FloodSpec, Prefix, WyRand,
+    BAD_CSUM_XOR, BAD_LEN_EXCESS, PAYLOAD_AT,
+};
+
+const SPOOF: Prefix = Prefix { net: Ipv4Addr::new(10, 66, 0, 0), len: 16 };
+
+fn flood_spec(mode: FloodMode, spoof: Option<Prefix>, len: usize) -> FloodSpec {
+    FloodSpec {
+        mode,
+        src_mac: MAC_A,
+        dst_mac: MAC_B,
+        src_ip: SRC,
+        dst_ip: DST,
+        dst_port: 9,
+        dst_ports: (1000, 1999),
+        spoof,
+        len,
+    }
+}
+
+/// What a receiver's parsers make of a flood frame.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    src: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    mac: EthernetAddress,
+}
+
+/// Checks one flood frame of `spec` with the project's own parsers, as the
+/// mode means it: what must verify verifies, what must fail fails as meant.
+fn check_flood_frame(spec: &FloodSpec, frame: &[u8], n: u64) -> Seen {
+    let len = spec.len;
+    assert_eq!(frame.len(), len);
+    let eth_frame = EthernetFrame::new_unchecked(frame);
+    let eth = EthernetRepr::parse(&eth_frame).unwrap();
+    if spec.mode == FloodMode::Arp {
+        assert_eq!((eth.dst, eth.ethertype), (EthernetAddress::BROADCAST, 0x0806));
+        let a = ArpRepr::parse(&ArpPacket::new_unchecked(eth_frame.payload())).expect("ARP parses");
+        assert_eq!((a.operation, a.target_ip, a.target_hw), (ArpOperation::Request, DST, EthernetAddress::default()));
+        assert_eq!(a.sender_hw, eth.src, "the Ethernet source is the sender's");
+        assert!(frame[42..].iter().all(|&b| b == 0), "padded with zeros");
+        if spec.spoof.is_none() {
+            assert_eq!((a.sender_ip, a.sender_hw), (SRC, MAC_A));
+        } else {
+            assert_eq!(a.sender_hw.0[0] & 0x03, 0x02, "locally administered unicast MAC {}", a.sender_hw);
+        }
+        return Seen { src: a.sender_ip, sport: 0, dport: 0, mac: a.sender_hw };
+    }
+    assert_eq!((eth.src, eth.dst, eth.ethertype), (MAC_A, MAC_B, 0x0800), "IPv4 keeps the interface's MAC");
+    let packet = Ipv4Packet::new_unchecked(eth_frame.payload());
+    assert_eq!((packet.dst_addr(), packet.ttl(), packet.header_len()), (DST, 64, 20));
+    let src = packet.src_addr();
+    let (sport, dport) = match spec.mode {
+        FloodMode::BadCsum => {
+            assert_eq!(Ipv4Repr::parse(&packet), Err(Ipv4Error::ChecksumError));
+            assert!(!packet.verify_checksum());
+            // Put the right checksum back: then everything else verifies.
+            let mut fixed = frame.to_vec();
+            let c = u16::from_be_bytes([fixed[24], fixed[25]]) ^ BAD_CSUM_XOR;
+            fixed[24..26].copy_from_slice(&c.to_be_bytes());
+            let p = Ipv4Packet::new_unchecked(&fixed[14..]);
+            assert!(p.verify_checksum(), "only the checksum is wrong");
+            let ip = Ipv4Repr::parse(&p).unwrap();
+            assert_eq!(ip.protocol, protocol::UDP);
+            let seg = UdpPacket::new_unchecked(&fixed[UDP_OFFSET..]);
+            assert!(seg.verify_checksum(src, DST));
+            (seg.src_port(), seg.dst_port())
+        }
+        FloodMode::BadLen => {
+            assert_eq!(Ipv4Repr::parse(&packet), Err(Ipv4Error::Truncated));
+            assert!(packet.verify_checksum(), "the header checksum is right for the length it claims");
+            assert_eq!(packet.total_len(), len - 14 + BAD_LEN_EXCESS);
+            let seg = UdpPacket::new_unchecked(&frame[UDP_OFFSET..]);
+            assert_eq!(seg.len(), len - UDP_OFFSET, "UDP length: the bytes present");
+            assert!(seg.verify_checksum(src, DST));
+            (seg.src_port(), seg.dst_port())
+        }
+        _ => {
+            let ip = Ipv4Repr::parse(&packet).expect("IPv4 header valid");
+            assert!(ip.dont_fragment && !ip.is_fragment());
+            match spec.mode {
+                FloodMode::Icmp => {
+                    assert_eq!(packet.total_len(), len - 14);
+                    let m = IcmpPacket::new_unchecked(packet.payload());
+                    let r = IcmpRepr::parse(&m).expect("ICMP checksum right");
+                    assert_eq!((r.msg_type, r.code, r.echo_seq()), (msg_type::ECHO_REQUEST, 0, n as u16));
+                    assert_eq!(&frame[PAYLOAD_AT..], m.payload());
+                    (r.echo_ident(), r.echo_seq())
+                }
+                FloodMode::Syn | FloodMode::Ack | FloodMode::Rst => {
+                    assert_eq!((ip.protocol, packet.total_len()), (protocol::TCP, 40), "a bare header");
+                    assert!(frame[54..].iter().all(|&b| b == 0), "padded with zeros");
+                    let seg = TcpPacket::new_checked(packet.payload()).unwrap();
+                    assert!(seg.verify_checksum(src, DST), "TCP checksum right");
+                    let t = TcpRepr::parse(&seg);
+                    assert_eq!(t.flags, spec.mode.tcp_flags());
+                    assert_eq!((t.dst_port, t.payload_len, t.urgent), (9, 0, 0));
+                    assert_eq!(t.options, Default::default());
+                    if spec.mode != FloodMode::Ack {
+                        assert_eq!(t.ack, 0);
+                    }
+                    assert_eq!(t.window, if spec.mode == FloodMode::Rst { 0 } else { flood::TCP_WINDOW });
+                    (t.src_port, t.dst_port)
+                }
+                _ => {
+                    assert_eq!((ip.protocol, packet.total_len()), (protocol::UDP, len - 14));
+                    let seg = UdpPacket::new_unchecked(packet.payload());
+                    let h = UdpRepr::parse(&seg).unwrap();
+                    assert_eq!(seg.len(), len - UDP_OFFSET);
+                    assert_ne!(seg.checksum(), 0, "a UDP checksum is always sent");
+                    assert!(seg.verify_checksum(src, DST), "UDP checksum right");
+                    (h.src_port, h.dst_port)
+                }
+            }
+        }
+    };
+    if spec.mode != FloodMode::Icmp {
+        assert!(sport >= 1024, "source port {sport}");
+        match spec.mode {
+            FloodMode::UdpClosed => {
+                assert!((1000..=1999).contains(&dport) && dport != 9, "port {dport}");
+            }
+            _ => assert_eq!(dport, 9),
+        }
+    }
+    Seen { src, sport, dport, mac: eth.src }
+}
+
+const SIZES: [usize; 4] = [60, 61, 100, 1514];
+
+fn spoofs() -> [Option<Prefix>; 3] {
+    [None, Some(SPOOF), Some(Prefix { net: Ipv4Addr::new(192, 0, 2, 128), len: 27 })]
+}
+
+#[test]
+fn flood_frames_parse_as_each_mode_means() {
+    let _serial = serial();
+    for mode in FloodMode::ALL {
+        for spoof in spoofs() {
+            for len in SIZES {
+                let spec = flood_spec(mode, spoof, len);
+                let p = FloodPatcher::new(spec).unwrap();
+                let mut rng = WyRand::new(42);
+                // Several UMEM frames, each patched again and again.
+                let mut frames = vec![vec![0u8; len]; 8];
+                for f in frames.iter_mut() {
+                    p.init(f, &mut rng);
+                    check_flood_frame(&spec, f, 0);
+                }
+                let mut seen = Vec::new();
+                for n in 0..2_000u64 {
+                    let f = &mut frames[(n % 8) as usize];
+                    let fields = p.draw(&mut rng, n);
+                    p.patch(f, &fields);
+                    let s = check_flood_frame(&spec, f, n);
+                    match spoof {
+                        Some(px) => assert!(px.contains(s.src), "{mode:?}: {} outside {px}", s.src),
+                        None => assert_eq!(s.src, SRC),
+                    }
+                    seen.push(s);
+                }
+                let distinct = |f: &dyn Fn(&Seen) -> u64| {
+                    let mut v: Vec<u64> = seen.iter().map(f).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v.len()
+                };
+                if let Some(px) = spoof {
+                    // 2,000 draws over 2^(32 - len) addresses: nearly all different, or all of a small prefix.
+                    let want = (1usize << (32 - px.len)).min(1_500);
+                    assert!(distinct(&|s| u64::from(u32::from(s.src))) >= want, "{mode:?} {px}: sources vary");
+                    if mode == FloodMode::Arp {
+                        assert!(
+                            distinct(&|s| u64::from_be_bytes([
+                                0, 0, s.mac.0[0], s.mac.0[1], s.mac.0[2], s.mac.0[3], s.mac.0[4], s.mac.0[5]
+                            ])) > 1_900
+                        );
+                    }
+                }
+                if mode != FloodMode::Arp {
+                    assert!(
+                        distinct(&|s| u64::from(s.sport)) > 1_900,
+                        "{mode:?}: source ports (or ICMP identifiers) vary"
+                    );
+                }
+                if mode == FloodMode::UdpClosed {
+                    assert!(distinct(&|s| u64::from(s.dport)) > 800, "destination ports spread over the range");
+                }
+                if matches!(mode, FloodMode::Udp | FloodMode::Icmp) {
+                    // Payloads differ from one UMEM frame to the next.
+                    let mut payloads: Vec<&[u8]> = frames.iter().map(|f| &f[PAYLOAD_AT..]).collect();
+                    payloads.sort_unstable();
+                    payloads.dedup();
+                    assert_eq!(payloads.len(), 8, "{mode:?}: random payloads");
+                }
+            }
+        }
+    }
+}
+
+/// The patch (fields replaced, checksums updated by difference) against the
+/// frame written and summed from scratch, for random and edge values.
+#[test]
+fn patched_flood_frames_equal_frames_built_from_scratch() {
+    let _serial = serial();
+    let edge_u32 = [0u32, 1, 0xFFFF, 0x1_0000, 0xFFFF_FFFF, 0x8000_0000, 0xFFFF_0000];
+    let edge_u16 = [1u16, 0xFFFF, 0x8000, 0x00FF, 1024];
+    for mode in FloodMode::ALL {
+        for spoof in spoofs() {
+            for len in SIZES {
+                let spec = flood_spec(mode, spoof, len);
+                let p = FloodPatcher::new(spec).unwrap();
+                let mut rng = WyRand::new(len as u64);
+                let mut frame = vec![0u8; len];
+                p.init(&mut frame, &mut rng);
+                let mut reference = vec![0u8; len];
+                for n in 0..3_000u64 {
+                    let mut f = p.draw(&mut rng, n);
+                    if n < 70 {
+                        // Edge values in every field the patch writes.
+                        let i = n as usize;
+                        let host = spoof.map_or(0, |px| !px.mask());
+                        let net = spoof.map_or(u32::from(SRC), |px| u32::from(px.net));
+                        f.src_ip = Ipv4Addr::from(net | (edge_u32[i % 7] & host));
+                        f.seq = edge_u32[(i / 7) % 7];
+                        if mode == FloodMode::Ack {
+                            f.ack = edge_u32[(i + 3) % 7];
+                        }
+                        f.src_port = edge_u16[i % 5];
+                        if matches!(mode, FloodMode::UdpClosed | FloodMode::Icmp) {
+                            f.dst_port = edge_u16[(i / 5) % 5];
+                        }
+                    }
+                    p.patch(&mut frame, &f);
+                    let payload = frame[PAYLOAD_AT..].to_vec();
+                    write_flood_frame(&mut reference, &spec, &f, &payload);
+                    assert_eq!(frame, reference, "{mode:?} {spoof:?} len {len} n {n} {f:?}");
+                }
+            }
+        }
+    }
+}
+
+/// Every source port of a UDP flood, once: some give the computed checksum 0,
+/// which goes out as 0xFFFF, as the full computation writes it.
+#[test]
+fn flood_udp_checksum_zero_goes_out_as_ffff() {
+    let _serial = serial();
+    for mode in [FloodMode::Udp, FloodMode::BadCsum] {
+        let spec = flood_spec(mode, None, 60);
+        let p = FloodPatcher::new(spec).unwrap();
+        let mut frame = vec![0u8; 60];
+        p.init(&mut frame, &mut WyRand::new(3));
+        let payload = frame[PAYLOAD_AT..].to_vec();
+        let mut reference = vec![0u8; 60];
+        let mut hits = 0;
+        let mut f = p.draw(&mut WyRand::new(3), 0);
+        for port in 1..=u16::MAX {
+            f.src_port = port;
+            p.patch(&mut frame, &f);
+            write_flood_frame(&mut reference, &spec, &f, &payload);
+            assert_eq!(frame, reference, "port {port}");
+            if frame[40..42] == [0xFF, 0xFF] {
+                hits += 1;
+            }
+        }
+        assert_eq!(hits, 1, "one source port sums to the all-ones checksum");
+    }
+}
+
+#[test]
+fn flood_seed_decides_the_frames() {
+    let _serial = serial();
+    let spec = flood_spec(FloodMode::Syn, Some(SPOOF), 60);
+    let p = FloodPatcher::new(spec).unwrap();
+    let run = |seed: u64| -> Vec<FloodFields> {
+        let mut rng = WyRand::new(seed);
+        (0..100).map(|n| p.draw(&mut rng, n)).collect()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn flood_options_parse_and_refuse() {
+    let _serial = serial();
+    assert_eq!(Prefix::parse("10.66.1.2/16"), Ok(SPOOF), "host bits cleared");
+    assert_eq!(SPOOF.to_string(), "10.66.0.0/16");
+    assert!(SPOOF.contains(Ipv4Addr::new(10, 66, 255, 255)) && !SPOOF.contains(Ipv4Addr::new(10, 67, 0, 0)));
+    assert!(Prefix::parse("10.66.0.0").is_err() && Prefix::parse("10.66.0.0/33").is_err());
+    assert_eq!(parse_port_range("1024-65535"), Ok((1024, 65535)));
+    assert_eq!(parse_port_range("53"), Ok((53, 53)));
+    assert!(
+        parse_port_range("0-10").is_err() && parse_port_range("10-9").is_err() && parse_port_range("1-70000").is_err()
+    );
+
+    let ok = || {
+        let mut c = Config::new("veth0", SRC, 24, DST, 7);
+        c.count = Some(10);
+        c.flood = Some(FloodMode::Udp);
+        c
+    };
+    assert_eq!(ok().validate(), Ok(()));
+    let err = |f: &dyn Fn(&mut Config)| {
+        let mut c = ok();
+        f(&mut c);
+        c.validate().unwrap_err()
+    };
+    assert!(err(&|c| c.echo = true).contains("--flood with --echo"));
+    assert!(err(&|c| {
+        c.flood = None;
+        c.echo = true;
+        c.spoof = Some(SPOOF);
+    })
+    .contains("--spoof with --echo"));
+    assert!(err(&|c| {
+        c.flood = None;
+        c.spoof = Some(SPOOF);
+    })
+    .contains("need --flood"));
+    assert!(err(&|c| c.dst_ports = Some((1, 10))).contains("udp-closed"));
+    assert!(err(&|c| c.flows = 4).contains("--flows"));
+    assert!(err(&|c| c.no_xdp = true).contains("--dst-mac"));
+    assert!(err(&|c| {
+        c.flood = Some(FloodMode::UdpClosed);
+        c.dst_ports = Some((7, 7));
+    })
+    .contains("only --dst-port"));
+    let mut c = ok();
+    c.flood = Some(FloodMode::UdpClosed);
+    c.dst_ports = Some((7, 8));
+    c.spoof = Some(SPOOF);
+    c.no_xdp = true;
+    c.dst_mac = Some(MAC_B);
+    assert_eq!(c.validate(), Ok(()));
+    // A two-port range around the open port: only the other one is hit.
+    let spec = flood_spec(FloodMode::UdpClosed, None, 60);
+    let spec = FloodSpec { dst_port: 1000, dst_ports: (1000, 1001), ..spec };
+    let p = FloodPatcher::new(spec).unwrap();
+    let mut rng = WyRand::new(1);
+    assert!((0..1000).all(|n| p.draw(&mut rng, n).dst_port == 1001));
+    let spec = FloodSpec { dst_port: 1001, ..spec };
+    let p = FloodPatcher::new(spec).unwrap();
+    assert!((0..1000).all(|n| p.draw(&mut rng, n).dst_port == 1000));
+}
+
+/// The kernel's protocol counters (`/proc/net/snmp` and `/proc/net/netstat`:
+/// header line, value line) of namespace `ns`, keyed `Ip.InHdrErrors`, and the
+/// interface counters of `ifname` there.
+fn kernel_counters(ns: &str, ifname: &str) -> (std::collections::HashMap<String, u64>, IfaceStats) {
+    xsknet::testing::in_netns(ns, || {
+        let mut m = std::collections::HashMap::new();
+        for file in ["/proc/thread-self/net/snmp", "/proc/thread-self/net/netstat"] {
+            let text = std::fs::read_to_string(file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for pair in lines.chunks(2) {
+                let [names, values] = pair else { continue };
+                let (group, names) = names.split_once(':').unwrap();
+                let (_, values) = values.split_once(':').unwrap();
+                for (k, v) in names.split_whitespace().zip(values.split_whitespace()) {
+                    m.insert(format!("{group}.{k}"), v.parse::<i64>().unwrap_or(0) as u64);
+                }
+            }
+        }
+        let dev = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+        (m, IfaceStats::parse(&dev, ifname).unwrap())
+    })
+}
+
+/// A short flood of each mode, single-source (XDP attached) and spoofed (with
+/// --no-xdp), through a veth pair: the receiving interface counts exactly the
+/// frames the generator says it sent, and the receiving kernel's own counters
+/// see them as the mode means (bad checksums, truncated packets, closed ports,
+/// echo requests, TCP segments).
+#[test]
+fn flood_each_mode_through_a_veth_pair() {
+    let _serial = serial();
+    use xsknet::testing::{format_mac, require_root, NetNsPair, NetNsPairOptions};
+    if !require_root("flood_each_mode_through_a_veth_pair") {
+        return;
+    }
+    const N: u64 = 20_000;
+    let opts = NetNsPairOptions { addr: Some((Ipv4Addr::new(10, 66, 0, 2), 24)), ipv6: false, ..Default::default() };
+    let pair = NetNsPair::with_options(&opts).unwrap();
+    let rx_if = pair.ifname();
+    // The receiver neither asks nor answers ARP (its replies would be frames
+    // the generator side sends too), and takes spoofed sources.
+    for args in [
+        vec!["ip", "link", "set", "dev", rx_if, "arp", "off"],
+        vec!["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"],
+        vec!["sysctl", "-qw", &format!("net.ipv4.conf.{rx_if}.rp_filter=0")],
+    ] {
+        let out = pair.run(&args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // An open UDP port for the `udp` mode: a socket made in the namespace stays there.
+    let open = xsknet::testing::in_netns(pair.ns(), || std::net::UdpSocket::bind("10.66.0.2:9").unwrap());
+    open.set_nonblocking(true).unwrap();
+    let dst_mac = format_mac(pair.mac());
+    let dir = std::env::temp_dir().join(format!("xsknet-flood-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("flood.json");
+    let mut failures = Vec::new();
+    for spoofed in [false, true] {
+        for mode in FloodMode::ALL {
+            let (before, if_before) = kernel_counters(pair.ns(), rx_if);
+            let name = mode.name();
+            let count = N.to_string();
+            let mut args = vec![
+                env!("CARGO_BIN_EXE_xsknet-pktgen"),
+                "--iface",
+                pair.peer_ifname(),
+                "--src",
+                "10.66.0.1/24",
+                "--dst",
+                "10.66.0.2",
+                "--dst-port",
+                "9",
+                "--dst-mac",
+                &dst_mac,
+                "--flood",
+                name,
+                "--count",
+                &count,
+                "--seed",
+                "11",
+                "--progress",
+                "off",
+                "--json",
+                json.to_str().unwrap(),
+            ];
+            if spoofed {
+                args.extend(["--spoof", "10.99.0.0/16", "--no-xdp"]);
+            }
+            let out = xsknet::testing::run_in(pair.peer_ns(), &args);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{name}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+            let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            let f = &r["setup"]["flood"];
+            assert_eq!((f["mode"].as_str(), f["seed"].as_u64()), (Some(name), Some(11)), "{r}");
+            assert_eq!(f["spoof"].as_str(), spoofed.then_some("10.99.0.0/16"), "{r}");
+            assert_eq!(r["setup"]["xdp_mode"].as_str() == Some("none"), spoofed, "{r}");
+            assert_eq!(r["sent"], N, "{r}");
+            assert!(r["rate_pps"].as_f64().unwrap() > 0.0);
+            let (after, if_after) = kernel_counters(pair.ns(), rx_if);
+            // What waits in the open port's queue (counted as InDatagrams only when read).
+            let mut queued = 0u64;
+            let mut buf = [0u8; 2048];
+            while open.recv(&mut buf).is_ok() {
+                queued += 1;
+            }
+            let d = |k: &str| after[k] - before[k];
+            let rx = if_after.rx_packets - if_before.rx_packets;
+            let rx_dropped = if_after.rx_dropped - if_before.rx_dropped;
+            eprintln!("{name} (spoofed: {spoofed}): {}; receiver rx_packets {rx}", stdout.lines().next().unwrap_or(""));
+            // Every frame the generator counts reached the receiving interface.
+            if rx != N || rx_dropped != 0 {
+                failures.push(format!("{name} spoofed {spoofed}: receiver rx_packets {rx} rx_dropped {rx_dropped}"));
+            }
+            let (what, seen) = match mode {
+                FloodMode::Udp => ("queued + Udp.InErrors", queued + d("Udp.InErrors")),
+                FloodMode::UdpClosed => ("Udp.NoPorts", d("Udp.NoPorts")),
+                FloodMode::BadCsum => ("IpExt.InCsumErrors", d("IpExt.InCsumErrors").min(d("Ip.InHdrErrors"))),
+                FloodMode::BadLen => ("IpExt.InTruncatedPkts", d("IpExt.InTruncatedPkts")),
+                FloodMode::Arp => ("rx_packets", rx),
+                FloodMode::Icmp => ("Icmp.InEchos", d("Icmp.InEchos")),
+                FloodMode::Syn | FloodMode::Ack | FloodMode::Rst => ("Tcp.InSegs", d("Tcp.InSegs")),
+            };
+            if seen != N {
+                let mut moved: Vec<String> = after
+                    .iter()
+                    .filter(|(k, v)| before.get(*k) != Some(v))
+                    .map(|(k, _)| format!("{k} +{}", d(k)))
+                    .collect();
+                moved.sort();
+                eprintln!("{name}: counters that moved: {moved:?}");
+                failures.push(format!("{name} spoofed {spoofed}: {what} rose by {seen}, not {N}"));
+            }
+        }
+    }
+    drop(open);
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // Other traffic shares the generator's namespace and interface: a kernel UDP
+    // client on another address of the same veth keeps its round trips going while
+    // the generator floods with its XDP program attached for 10.66.0.1 (which
+    // hands the kernel every frame not for that address, ARP included).
+    assert!(pair.run(&["ip", "link", "set", "dev", rx_if, "arp", "on"]).status.success());
+    let out = pair.run_peer(&["ip", "addr", "add", "10.66.0.3/24", "dev", pair.peer_ifname()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = xsknet::testing::in_netns(pair.ns(), || std::net::UdpSocket::bind("10.66.0.2:10").unwrap());
+    let client = xsknet::testing::in_netns(pair.peer_ns(), || std::net::UdpSocket::bind("10.66.0.3:0").unwrap());
+    for s in [&server, &client] {
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    }
+    let mut flood = xsknet::testing::spawn_in(
+        pair.peer_ns(),
+        &[
+            env!("CARGO_BIN_EXE_xsknet-pktgen"),
+            "--iface",
+            pair.peer_ifname(),
+            "--src",
+            "10.66.0.1/24",
+            "--dst",
+            "10.66.0.2",
+            "--dst-port",
+            "9",
+            "--flood",
+            "icmp",
+            "--rate",
+            "50000",
+            "--duration",
+            "3",
+            "--progress",
+            "off",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let (mut during, mut tries) = (0u64, 0u64);
+    let mut buf = [0u8; 64];
+    let status = loop {
+        if let Some(status) = flood.try_wait().unwrap() {
+            break status;
+        }
+        // One round trip, sent again if a datagram is lost (the link may bounce
+        // once while the program attaches).
+        let msg = format!("ping {during}");
+        let mut answered = false;
+        for _ in 0..5 {
+            tries += 1;
+            client.send_to(msg.as_bytes(), "10.66.0.2:10").unwrap();
+            let Ok((n, from)) = server.recv_from(&mut buf) else { continue };
+            server.send_to(&buf[..n], from).unwrap();
+            if matches!(client.recv(&mut buf), Ok(n) if &buf[..n] == msg.as_bytes()) {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "round trip {during} of the kernel client lost 5 times during the flood");
+        during += 1;
+    };
+    let out = flood.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    eprintln!("kernel client: {during} round trips ({tries} sends) during a flood of {} frames", r["sent"]);
+    assert!(r["sent"].as_u64().unwrap() > 100_000, "{r}");
+    assert!(during >= 100, "only {during} round trips during the flood");
+    assert!(tries <= during + 5, "{tries} sends for {during} round trips");
+}
+
+/// What drawing and patching one flood frame costs, per mode, on a 60-byte frame
+/// (`cargo test --release -p xsknet-bench --test pktgen flood_patch_cost -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a test"]
+fn flood_patch_cost() {
+    let _serial = serial();
+    let n = 20_000_000u64;
+    for mode in FloodMode::ALL {
+        for spoof in [None, Some(SPOOF)] {
+            let spec = flood_spec(mode, spoof, 60);
+            let p = FloodPatcher::new(spec).unwrap();
+            let mut rng = WyRand::new(1);
+            let mut frame = vec![0u8; 60];
+            p.init(&mut frame, &mut rng);
+            let t = Instant::now();
+            for i in 0..n {
+                let f = p.draw(&mut rng, i);
+                p.patch(std::hint::black_box(&mut frame), &f);
+            }
+            let ns = t.elapsed().as_nanos() as f64 / n as f64;
+            eprintln!(
+                "{:<12} {:<14} {ns:6.2} ns/packet",
+                mode.name(),
+                spoof.map_or("one source".into(), |p| p.to_string())
+            );
+            check_flood_frame(&spec, &frame, n - 1);
+        }
+    }
 }

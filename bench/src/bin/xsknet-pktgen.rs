@@ -14,6 +14,7 @@ use xsknet::wire::EthernetAddress;
 use xsknet::xdp::AttachMode;
 use xsknet::xsk::BindMode;
 use xsknet_bench::hist::plot_percentiles;
+use xsknet_bench::pktgen::flood::{self, FloodMode, Prefix};
 use xsknet_bench::pktgen::{self, Config, Outcome, Report};
 use xsknet_bench::progress::ProgressMode;
 
@@ -29,13 +30,17 @@ use xsknet_bench::progress::ProgressMode;
         the generator's socket while it runs; everything else still goes to the kernel), pre-builds one frame per UMEM \
         frame, and per packet patches only the sequence number, send timestamp, source port and checksums. \
         Every run is bounded: --count and/or --duration.\n\n\
+        --flood MODE sends attack traffic instead (UDP to open or closed ports, malformed IPv4, ARP, ICMP echo, \
+        TCP SYN/ACK/RST), from --src or random sources of --spoof PREFIX; see docs/benchmarks.md, \"Floods\".\n\n\
         Sizes are Ethernet frames without the 4-byte FCS: the usual \"64-byte\" benchmark frame is --size 60.\n\n\
         Needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW). Never point it at the interface that carries \
         this machine's own traffic.",
     after_help = "Examples:\n  \
         xsknet pktgen --iface veth-gen --src 10.77.0.1/24 --dst 10.77.0.2 --dst-port 9 --size 60 --count 10000000\n  \
         xsknet pktgen --iface veth-gen --src 10.77.0.1/24 --dst 10.77.0.2 --dst-port 7 --echo --rate 100000 \
-        --duration 10 --json out.json --hlog out.hlog --plot out.svg"
+        --duration 10 --json out.json --hlog out.hlog --plot out.svg\n  \
+        xsknet pktgen --iface veth-gen --src 10.77.0.1/24 --dst 10.77.0.2 --dst-port 80 --flood syn \
+        --spoof 10.66.0.0/16 --seed 7 --duration 10"
 )]
 struct Cli {
     /// Interface to send from (a veth end or a NIC; never the one with the default route unless --force).
@@ -47,7 +52,8 @@ struct Cli {
     /// Destination IPv4 address.
     #[arg(long, value_name = "ADDR")]
     dst: Ipv4Addr,
-    /// Destination UDP port.
+    /// Destination UDP port (TCP for --flood syn/ack/rst; the one port --flood udp-closed avoids; not used by
+    /// --flood arp and icmp).
     #[arg(long, value_name = "PORT")]
     dst_port: u16,
     /// First source UDP port (flows count up from it).
@@ -109,6 +115,26 @@ struct Cli {
     /// Most packets sent per loop iteration (copy mode hands them to the kernel 32 at a time).
     #[arg(long, default_value_t = 64)]
     batch: u32,
+    /// Send a flood instead of numbered datagrams: udp (to --dst-port, random payloads), udp-closed (to random
+    /// ports of --dst-ports), bad-csum (IPv4 with a wrong header checksum), bad-len (IPv4 total length past the
+    /// frame), arp (requests for --dst), icmp (echo requests), syn, ack, rst (TCP to --dst-port). Random source
+    /// ports (and TCP sequence numbers) from --seed. Not with --echo.
+    #[arg(long, value_enum, value_name = "MODE")]
+    flood: Option<FloodMode>,
+    /// With --flood: each frame's source address random in PREFIX (e.g. 10.66.0.0/16); for arp the sender
+    /// address, with a random sender MAC. Without it the flood comes from --src alone. Not with --echo.
+    #[arg(long, value_name = "PREFIX", value_parser = Prefix::parse)]
+    spoof: Option<Prefix>,
+    /// With --flood udp-closed: destination ports, LO-HI (never --dst-port). Default 1024-65535.
+    #[arg(long, value_name = "LO-HI", value_parser = flood::parse_port_range)]
+    dst_ports: Option<(u16, u16)>,
+    /// Seed of the flood's random numbers (wyrand): the same seed sends the same frames.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// Attach no XDP program: the socket only sends, and every frame that arrives stays the kernel's. Needs
+    /// --dst-mac (no ARP through the socket); not with --echo.
+    #[arg(long)]
+    no_xdp: bool,
     /// One-line progress display on stderr (rate, sent, received, elapsed); auto = when stderr is a terminal.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
@@ -150,6 +176,11 @@ impl Cli {
         c.progress = self.progress;
         c.replace = self.attach.replace;
         c.force = self.attach.force;
+        c.flood = self.flood;
+        c.spoof = self.spoof;
+        c.dst_ports = self.dst_ports;
+        c.seed = self.seed;
+        c.no_xdp = self.no_xdp;
         c
     }
 }
@@ -250,6 +281,9 @@ fn print_summary(r: &Report) {
         x.tx_invalid_descs,
         x.tx_ring_empty_descs
     );
+    if let Some(f) = &s.flood {
+        println!("  flood {}: {} (seed {})", f.mode.name(), f.sends, f.seed);
+    }
     if let Some(i) = &r.iface {
         println!(
             "  {}: tx_packets {}, tx_dropped {} (frames the peer could not take), rx_packets {}, rx_dropped {}",

@@ -23,11 +23,17 @@
 //! chunks of 32: what the kernel leaves on the ring would wait for the next
 //! kick, and its send timestamp would lie.
 //!
+//! With `--flood MODE` the transmit frames hold flood frames instead
+//! ([`flood::FloodPatcher`]: built once per UMEM frame, patched per packet from
+//! a PRNG), nothing is matched, and with `--no-xdp` no program is attached:
+//! the socket only sends (`open_tx_only`).
+//!
 //! The one `unsafe` block here is the tx wake-up (`sendto` on the socket) for
 //! a stalled ring, which [`NetDevice`] has no call for.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod echo;
+pub mod flood;
 pub mod frame;
 pub mod pace;
 
@@ -40,15 +46,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use xsknet::device::{self, DeviceOptions};
 use xsknet::netdevice::{Desc, DeviceStats, NetDevice};
-use xsknet::umem::{Frame, Umem};
+use xsknet::umem::{Frame, FramePool, Umem};
 use xsknet::wire::arp::ArpOperation;
 use xsknet::wire::EthernetAddress;
 use xsknet::xdp::{AttachMode, XdpProgStats};
-use xsknet::xsk::{BindMode, XskDevice};
+use xsknet::xsk::{BindMode, XskConfig, XskDevice};
 
 use crate::hist::{IntervalRecorder, Percentiles, RecordedLog};
 use crate::progress::{Progress, ProgressMode, Snapshot};
 use echo::{EchoCounts, EchoTracker, ReplyKind};
+use flood::{FloodMode, FloodPatcher, FloodSetup, FloodSpec, Prefix, WyRand};
 use frame::{Flow, FrameSpec, Patcher, Received};
 use pace::TokenBucket;
 
@@ -102,6 +109,17 @@ pub struct Config {
     pub force: bool,
     /// Echo matching window (datagrams).
     pub echo_window: u64,
+    /// `--flood MODE`: send a flood instead of the numbered datagrams ([`flood`]).
+    pub flood: Option<FloodMode>,
+    /// `--spoof PREFIX`: flood sources random in the prefix.
+    pub spoof: Option<Prefix>,
+    /// `--dst-ports LO-HI`: `udp-closed`'s destination ports.
+    pub dst_ports: Option<(u16, u16)>,
+    /// `--seed`: the flood's PRNG seed.
+    pub seed: u64,
+    /// `--no-xdp`: open the socket for sending only, attaching no XDP program
+    /// (needs `dst_mac`; nothing is received).
+    pub no_xdp: bool,
 }
 
 impl Config {
@@ -133,6 +151,11 @@ impl Config {
             replace: false,
             force: false,
             echo_window: echo::DEFAULT_WINDOW,
+            flood: None,
+            spoof: None,
+            dst_ports: None,
+            seed: 1,
+            no_xdp: false,
         }
     }
 
@@ -187,7 +210,62 @@ impl Config {
             ));
         }
         make_flows(self)?;
+        self.validate_flood()?;
         Ok(())
+    }
+
+    fn validate_flood(&self) -> Result<(), String> {
+        if self.echo && self.flood.is_some() {
+            return Err("--flood with --echo: a flood expects no replies; run the echo measurement as another \
+                        process (or drop --echo)"
+                .into());
+        }
+        if self.echo && self.spoof.is_some() {
+            return Err("--spoof with --echo: replies to spoofed sources never come back to us".into());
+        }
+        if self.echo && self.no_xdp {
+            return Err("--no-xdp with --echo: without the XDP program no reply reaches the generator".into());
+        }
+        if self.no_xdp && self.dst_mac.is_none() {
+            return Err(
+                "--no-xdp needs --dst-mac: without the XDP program ARP replies do not reach the generator".into()
+            );
+        }
+        let Some(mode) = self.flood else {
+            if self.spoof.is_some() || self.dst_ports.is_some() {
+                return Err("--spoof and --dst-ports shape floods: they need --flood MODE".into());
+            }
+            return Ok(());
+        };
+        if self.flows != 1 || self.flows_src_ips {
+            return Err("--flows/--flows-src-ips with --flood: floods draw source ports at random \
+                        (and source addresses with --spoof)"
+                .into());
+        }
+        if self.dst_ports.is_some() && mode != FloodMode::UdpClosed {
+            return Err(format!("--dst-ports is for --flood udp-closed, not {}", mode.name()));
+        }
+        self.flood_spec(EthernetAddress::default(), EthernetAddress::default()).map(|_| ())
+    }
+
+    /// The flood's frame spec, for the MACs found at run time.
+    fn flood_spec(&self, src_mac: EthernetAddress, dst_mac: EthernetAddress) -> Result<Option<FloodSpec>, String> {
+        let Some(mode) = self.flood else {
+            return Ok(None);
+        };
+        let spec = FloodSpec {
+            mode,
+            src_mac,
+            dst_mac,
+            src_ip: self.src,
+            dst_ip: self.dst,
+            dst_port: self.dst_port,
+            dst_ports: self.dst_ports.unwrap_or(flood::DEFAULT_DST_PORTS),
+            spoof: self.spoof,
+            len: self.size,
+        };
+        spec.check()?;
+        Ok(Some(spec))
     }
 
     /// (transmit frames, receive frames). Transmit frames are never more than
@@ -235,7 +313,10 @@ pub struct Setup {
     pub rate_pps: u64,
     pub echo: bool,
     pub wait_ms: u64,
+    /// The generator-side XDP program's attach mode, `"none"` with `--no-xdp`.
     pub xdp_mode: String,
+    /// `--flood`: mode, spoof prefix, seed, what it sends (absent without `--flood`).
+    pub flood: Option<FloodSetup>,
     pub bind_mode: &'static str,
     pub tx_frames: u32,
     pub rx_frames: u32,
@@ -539,18 +620,24 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     let flows = make_flows(cfg)?;
     let (tx_frames, rx_frames) = cfg.frame_split()?;
 
-    let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {
-        ifname: cfg.iface.clone(),
-        queue: cfg.queue,
-        ipv4_addr: cfg.src,
-        xdp_mode: cfg.xdp_mode,
-        bind_mode: cfg.bind_mode,
-        frames: tx_frames + rx_frames,
-        frame_size: FRAME_SIZE,
-        ring_size: cfg.ring_size,
-        replace: cfg.replace,
-        force: cfg.force,
-    })?;
+    let (xdp, mac, umem, pool, dev) = if cfg.no_xdp {
+        let (mac, umem, pool, dev) = open_tx_only(cfg, tx_frames + rx_frames)?;
+        (None, mac, umem, pool, dev)
+    } else {
+        let device::Device { xdp, mac, umem, pool, xsk } = device::open(&DeviceOptions {
+            ifname: cfg.iface.clone(),
+            queue: cfg.queue,
+            ipv4_addr: cfg.src,
+            xdp_mode: cfg.xdp_mode,
+            bind_mode: cfg.bind_mode,
+            frames: tx_frames + rx_frames,
+            frame_size: FRAME_SIZE,
+            ring_size: cfg.ring_size,
+            replace: cfg.replace,
+            force: cfg.force,
+        })?;
+        (Some(xdp), mac, umem, pool, xsk)
+    };
     let zero_copy = dev.zero_copy();
 
     let mut frames: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();
@@ -593,9 +680,23 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     // Pre-build every transmit frame.
     let spec = FrameSpec { src_mac: mac, dst_mac, dst_ip: cfg.dst, dst_port: cfg.dst_port, len: cfg.size };
     let patcher = Patcher::new(spec, &flows)?;
-    for f in eng.tx_free.iter_mut() {
-        umem.frame_mut(f)[..cfg.size].copy_from_slice(patcher.template());
-    }
+    let flood_spec = cfg.flood_spec(mac, dst_mac)?;
+    let mut flooder = match flood_spec {
+        Some(fs) => {
+            let p = FloodPatcher::new(fs)?;
+            let mut rng = WyRand::new(cfg.seed);
+            for f in eng.tx_free.iter_mut() {
+                p.init(umem.frame_mut(f), &mut rng);
+            }
+            Some((p, rng))
+        }
+        None => {
+            for f in eng.tx_free.iter_mut() {
+                umem.frame_mut(f)[..cfg.size].copy_from_slice(patcher.template());
+            }
+            None
+        }
+    };
 
     let mut tracker = cfg.echo.then(|| EchoTracker::new(cfg.echo_window));
     let start = Instant::now();
@@ -648,14 +749,24 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
                     let mut left = n;
                     while left > 0 {
                         let k = left.min(eng.kick_batch);
-                        for _ in 0..k {
-                            let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
-                            patcher.patch(umem.frame_mut(&mut f), flow, seq, ts);
-                            eng.txq.push(Desc { frame: f, offset: 0, len });
-                            seq += 1;
-                            flow += 1;
-                            if flow == nflows {
-                                flow = 0;
+                        if let Some((p, rng)) = flooder.as_mut() {
+                            for _ in 0..k {
+                                let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
+                                let fields = p.draw(rng, seq);
+                                p.patch(umem.frame_mut(&mut f), &fields);
+                                eng.txq.push(Desc { frame: f, offset: 0, len });
+                                seq += 1;
+                            }
+                        } else {
+                            for _ in 0..k {
+                                let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
+                                patcher.patch(umem.frame_mut(&mut f), flow, seq, ts);
+                                eng.txq.push(Desc { frame: f, offset: 0, len });
+                                seq += 1;
+                                flow += 1;
+                                if flow == nflows {
+                                    flow = 0;
+                                }
                             }
                         }
                         // The ring always has room: transmit frames are never
@@ -690,7 +801,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
 
     let xdp_statistics = eng.dev.stats();
     let iface = IfaceStats::read(&cfg.iface).zip(iface_before).map(|(a, b)| a.since(b));
-    let xdp_prog = xdp.stats().unwrap_or_default();
+    let xdp_prog = xdp.as_ref().and_then(|x| x.stats().ok()).unwrap_or_default();
     let first = first_submit.unwrap_or(start);
     let elapsed = last_submit.duration_since(first).as_secs_f64();
     // A single submission has no duration: count it as one quantum interval.
@@ -724,7 +835,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
             rate_pps: cfg.rate,
             echo: cfg.echo,
             wait_ms: cfg.wait.as_millis() as u64,
-            xdp_mode: xdp.mode().to_string(),
+            xdp_mode: xdp.as_ref().map_or_else(|| "none".to_string(), |x| x.mode().to_string()),
+            flood: flood_spec.as_ref().map(|fs| FloodSetup::new(fs, cfg.seed)),
             bind_mode: if zero_copy { "zero-copy" } else { "copy" },
             tx_frames,
             rx_frames,
@@ -750,6 +862,29 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     drop(eng);
     drop(xdp);
     Ok(Outcome { report, rtt })
+}
+
+/// The AF_XDP socket and its UMEM without an XDP program (`--no-xdp`): AF_XDP
+/// transmit needs only a bound socket (`xsk_bind()` in net/xdp/xsk.c asks for
+/// no program); nothing reaches its rx ring, every received frame stays the
+/// kernel's. Refuses the interface of the default route as attaching does.
+fn open_tx_only(cfg: &Config, frames: u32) -> Result<(EthernetAddress, Arc<Umem>, FramePool, XskDevice), BoxError> {
+    if !cfg.force && xsknet::xdp::holds_default_route(&cfg.iface)? {
+        return Err(format!(
+            "{} holds the default route: flooding from it would hit this machine's own network; pass --force if you \
+             really mean it",
+            cfg.iface
+        )
+        .into());
+    }
+    let mac = EthernetAddress(xsknet::xdp::interface_mac(&cfg.iface)?);
+    let (umem, pool) = Umem::new(frames, FRAME_SIZE)?;
+    let umem = Arc::new(umem);
+    let mut xcfg = XskConfig::new(&cfg.iface, cfg.queue);
+    xcfg.bind_mode = cfg.bind_mode;
+    xcfg.set_ring_sizes(cfg.ring_size);
+    let xsk = XskDevice::open(umem.clone(), &xcfg)?;
+    Ok((mac, umem, pool, xsk))
 }
 
 /// ARP for the destination through our own socket, [`ARP_TRIES`] times.
