@@ -11,6 +11,14 @@
  * ip_rcv(), xsknet's softirq loop in user space checks those and counts every
  * drop by reason, so the counters match what nstat shows for the kernel.
  *
+ * The guard (XSKNET_F_GUARD, off by default) is the exception, made for
+ * floods: before a frame that is ours costs a copy into the UMEM, it is
+ * checked against an allowlist and a blocklist by source prefix, per-source
+ * and global token buckets, and (if asked) ip_rcv_core()'s header checks.
+ * What it drops never reaches the softirq, so the softirq's counters
+ * (IpInHdrErrors, IpInCsumErrors, IpInTruncatedPkts) no longer see those
+ * frames: guard_stats counts them instead, by reason.
+ *
  * Header parsing follows xdp-tools' headers/xdp/parsing_helpers.h: a cursor
  * that only moves forward after a bounds check against data_end.
  *
@@ -20,6 +28,8 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/in.h>
+#include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -53,6 +63,64 @@ struct {
 	__type(value, __u64);
 } xsknet_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xsknet_guard_config);
+} guard_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XSKNET_GUARD_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xsknet_guard_prefix);
+	__type(value, __u32);
+} guard_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XSKNET_GUARD_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xsknet_guard_prefix);
+	__type(value, __u32);
+} guard_block SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XSKNET_GUARD_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} guard_rule_hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XSKNET_GUARD_STAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} guard_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XSKNET_GUARD_MAX_SOURCES);
+	__type(key, __u32);
+	__type(value, struct xsknet_guard_source);
+} guard_sources SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XSKNET_GUARD_MAX_TIGHT);
+	__type(key, __u32);
+	__type(value, struct xsknet_guard_bucket_cfg);
+} guard_tight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSKNET_GUARD_PROTO__MAX);
+	__type(key, __u32);
+	__type(value, struct xsknet_guard_bucket);
+} guard_global SEC(".maps");
+
 /* The body of an Ethernet/IPv4 ARP packet (RFC 826), 28 bytes. Only the
  * fixed part is in <linux/if_arp.h> (struct arphdr); the addresses are
  * spelled out here.
@@ -69,6 +137,15 @@ struct arp_eth_ipv4 {
 	__be32 ar_tip;
 };
 _Static_assert(sizeof(struct arp_eth_ipv4) == 28, "ARP body must be 28 bytes");
+
+/* The sender's address, in network byte order (ar_sip is unaligned). */
+static __always_inline __u32 arp_sip(const struct arp_eth_ipv4 *arp)
+{
+	__u32 sip;
+
+	__builtin_memcpy(&sip, arp->ar_sip, sizeof(sip));
+	return sip;
+}
 
 /* Parsing cursor, as in xdp-tools' parsing_helpers.h. */
 struct hdr_cursor {
@@ -106,6 +183,12 @@ static __always_inline int pass(enum xsknet_stat why)
 	return XDP_PASS;
 }
 
+static __always_inline int drop(enum xsknet_stat why)
+{
+	count(why);
+	return XDP_DROP;
+}
+
 /* Hand the frame to the AF_XDP socket registered for this rx queue. With
  * no socket there, bpf_redirect_map() returns the action in its flags
  * (XDP_PASS) and the kernel keeps the frame, as it would without xsknet. */
@@ -122,6 +205,251 @@ static __always_inline int redirect(struct xdp_md *ctx, const struct xsknet_conf
 
 	count(action == XDP_REDIRECT ? ok : XSKNET_STAT_PASS_NO_SOCKET);
 	return action;
+}
+
+
+/* ---- The guard ----------------------------------------------------------- */
+
+#define NSEC_PER_SEC 1000000000ULL
+
+enum guard_verdict {
+	GUARD_PASS,
+	GUARD_DROP,
+};
+
+static __always_inline void count_guard(enum xsknet_guard_stat stat)
+{
+	__u32 key = stat;
+	__u64 *value = bpf_map_lookup_elem(&guard_stats, &key);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline int guard_drop(enum xsknet_guard_stat why)
+{
+	count_guard(why);
+	return GUARD_DROP;
+}
+
+/* Takes `cost` nano-tokens from bucket `b` if it holds them, after refilling
+ * it for the time since it was last touched. Returns 1 if taken. The state
+ * is written without atomics: two CPUs racing on one bucket may both take
+ * from the same tokens, so a shared bucket is approximate by at most a
+ * frame per race. */
+static __always_inline int bucket_take(struct xsknet_guard_bucket *b,
+				       const struct xsknet_guard_bucket_cfg *c,
+				       __u64 now, __u64 cost)
+{
+	__u64 full = c->burst * NSEC_PER_SEC;
+	__u64 elapsed = now - b->last_ns;
+	__u64 tokens;
+
+	/* Past fill_ns the bucket is full whatever it held: this also keeps
+	 * elapsed * rate below full, with no overflow. */
+	if (elapsed >= c->fill_ns) {
+		tokens = full;
+	} else {
+		tokens = b->tokens + elapsed * c->rate;
+		if (tokens > full)
+			tokens = full;
+	}
+	b->last_ns = now;
+	if (tokens < cost) {
+		b->tokens = tokens;
+		return 0;
+	}
+	b->tokens = tokens - cost;
+	return 1;
+}
+
+/* The rule slot of the longest prefix of `trie` holding `saddr`, counted
+ * in guard_rule_hits; 1 if there is one. */
+static __always_inline int rule_hit(void *trie, __u32 saddr)
+{
+	struct xsknet_guard_prefix key = { .prefixlen = 32, .addr = saddr };
+	__u32 *slot = bpf_map_lookup_elem(trie, &key);
+	__u64 *hits;
+
+	if (!slot)
+		return 0;
+	hits = bpf_map_lookup_elem(&guard_rule_hits, slot);
+	if (hits)
+		*hits += 1;
+	return 1;
+}
+
+/* ip_rcv_core()'s checks (net/ipv4/ip_input.c), in its order, on an IPv4
+ * header whose fixed 20 bytes are in the frame: the reason to drop, or
+ * XSKNET_GUARD_PASS. Fragments are not malformed. */
+static __always_inline enum xsknet_guard_stat ipv4_malformed(struct iphdr *iph, void *data_end)
+{
+	__u32 avail = (__u32)((long)data_end - (long)iph);
+	__u32 hlen = iph->ihl * 4;
+	__u32 tot_len = bpf_ntohs(iph->tot_len);
+	__u16 *word = (__u16 *)iph;
+	__u32 sum = 0;
+	int i;
+
+	if (iph->version != 4)
+		return XSKNET_GUARD_DROP_MALFORMED_VERSION;
+	if (iph->ihl < 5)
+		return XSKNET_GUARD_DROP_MALFORMED_IHL;
+	if (hlen > avail)
+		return XSKNET_GUARD_DROP_MALFORMED_HDR_LEN;
+	/* RFC 1071 one's complement sum over the header, at most 60 bytes. */
+#pragma unroll
+	for (i = 0; i < 30; i++) {
+		if (i >= iph->ihl * 2)
+			break;
+		if ((void *)(word + i + 1) > data_end)
+			return XSKNET_GUARD_DROP_MALFORMED_HDR_LEN;
+		sum += word[i];
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	if ((__u16)~sum != 0)
+		return XSKNET_GUARD_DROP_MALFORMED_CSUM;
+	if (tot_len > avail)
+		return XSKNET_GUARD_DROP_MALFORMED_TRUNCATED;
+	if (tot_len < hlen)
+		return XSKNET_GUARD_DROP_MALFORMED_TOT_LEN;
+	return XSKNET_GUARD_PASS;
+}
+
+/* Whether the IPv4 packet is a TCP SYN without ACK (the first fragment
+ * only: later fragments have no TCP header). */
+static __always_inline int is_syn(struct iphdr *iph, void *data_end)
+{
+	struct tcphdr *th;
+	__u32 hlen;
+
+	if (iph->protocol != IPPROTO_TCP || (iph->frag_off & bpf_htons(0x1fff)))
+		return 0;
+	hlen = (iph->ihl & 0xf) * 4;
+	if (hlen < sizeof(*iph))
+		return 0;
+	th = (void *)iph + hlen;
+	if ((void *)(th + 1) > data_end)
+		return 0;
+	return th->syn && !th->ack;
+}
+
+static __always_inline enum xsknet_guard_stat global_drop(__u32 proto)
+{
+	switch (proto) {
+	case XSKNET_GUARD_PROTO_UDP:
+		return XSKNET_GUARD_DROP_GLOBAL_UDP;
+	case XSKNET_GUARD_PROTO_TCP:
+		return XSKNET_GUARD_DROP_GLOBAL_TCP;
+	case XSKNET_GUARD_PROTO_ICMP:
+		return XSKNET_GUARD_DROP_GLOBAL_ICMP;
+	case XSKNET_GUARD_PROTO_ARP:
+		return XSKNET_GUARD_DROP_GLOBAL_ARP;
+	default:
+		return XSKNET_GUARD_DROP_GLOBAL_OTHER;
+	}
+}
+
+/* The rate limits, in the order: tightened, per-source packets, bytes and
+ * SYNs, then the protocol's global limit. A frame dropped by a later
+ * bucket has already taken its token from the earlier ones. */
+static __always_inline int guard_limits(const struct xsknet_guard_config *gc, __u32 saddr,
+					__u64 len, __u32 proto, int syn)
+{
+	struct xsknet_guard_source *src, fresh = {};
+	const struct xsknet_guard_bucket_cfg *g;
+	struct xsknet_guard_bucket_cfg *tight;
+	struct xsknet_guard_bucket *bucket;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 key = proto;
+
+	src = bpf_map_lookup_elem(&guard_sources, &saddr);
+	if (!src) {
+		/* Zeroed buckets are full. Another CPU may have inserted it
+		 * meanwhile: BPF_NOEXIST keeps its entry. */
+		bpf_map_update_elem(&guard_sources, &saddr, &fresh, BPF_NOEXIST);
+		src = bpf_map_lookup_elem(&guard_sources, &saddr);
+	}
+	if (src) {
+		__sync_fetch_and_add(&src->rx_packets, 1);
+		__sync_fetch_and_add(&src->rx_bytes, len);
+		if (gc->flags & XSKNET_GUARD_F_TIGHT) {
+			tight = bpf_map_lookup_elem(&guard_tight, &saddr);
+			if (tight && tight->rate && !bucket_take(&src->tight, tight, now, NSEC_PER_SEC))
+				return guard_drop(XSKNET_GUARD_DROP_TIGHT);
+		}
+		if (gc->src_pps.rate && !bucket_take(&src->pps, &gc->src_pps, now, NSEC_PER_SEC))
+			return guard_drop(XSKNET_GUARD_DROP_SRC_PPS);
+		if (gc->src_bytes.rate &&
+		    !bucket_take(&src->bytes, &gc->src_bytes, now, len * NSEC_PER_SEC))
+			return guard_drop(XSKNET_GUARD_DROP_SRC_BYTES);
+		if (syn && gc->src_syn.rate && !bucket_take(&src->syn, &gc->src_syn, now, NSEC_PER_SEC))
+			return guard_drop(XSKNET_GUARD_DROP_SYN);
+	}
+	if (proto >= XSKNET_GUARD_PROTO__MAX)
+		return GUARD_PASS;
+	g = &gc->global[proto];
+	if (g->rate) {
+		bucket = bpf_map_lookup_elem(&guard_global, &key);
+		if (bucket && !bucket_take(bucket, g, now, NSEC_PER_SEC))
+			return guard_drop(global_drop(proto));
+	}
+	return GUARD_PASS;
+}
+
+static __always_inline const struct xsknet_guard_config *guard_cfg(void)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(&guard_config, &key);
+}
+
+/* The guard for a frame that is ours, from source `saddr`: the allowlist
+ * first (an allowlisted source is never dropped), then the blocklist, the
+ * header checks (`iph` is NULL for ARP) and the rate limits. */
+static __always_inline int guard(struct xdp_md *ctx, __u32 saddr, struct iphdr *iph, __u32 proto)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	const struct xsknet_guard_config *gc = guard_cfg();
+	__u64 len = ctx->data_end - ctx->data;
+	enum xsknet_guard_stat why;
+	int syn = 0;
+
+	if (!gc)
+		return GUARD_PASS;
+	if (rule_hit(&guard_allow, saddr)) {
+		count_guard(XSKNET_GUARD_PASS_ALLOW);
+		return GUARD_PASS;
+	}
+	if (rule_hit(&guard_block, saddr))
+		return guard_drop(XSKNET_GUARD_DROP_BLOCK);
+	if (iph) {
+		if (gc->flags & XSKNET_GUARD_F_DROP_MALFORMED) {
+			why = ipv4_malformed(iph, data_end);
+			if (why != XSKNET_GUARD_PASS)
+				return guard_drop(why);
+		}
+		syn = is_syn(iph, data_end);
+	}
+	if (guard_limits(gc, saddr, len, proto, syn) == GUARD_DROP)
+		return GUARD_DROP;
+	count_guard(XSKNET_GUARD_PASS);
+	return GUARD_PASS;
+}
+
+static __always_inline __u32 ipv4_proto(const struct iphdr *iph)
+{
+	switch (iph->protocol) {
+	case IPPROTO_UDP:
+		return XSKNET_GUARD_PROTO_UDP;
+	case IPPROTO_TCP:
+		return XSKNET_GUARD_PROTO_TCP;
+	case IPPROTO_ICMP:
+		return XSKNET_GUARD_PROTO_ICMP;
+	default:
+		return XSKNET_GUARD_PROTO_OTHER;
+	}
 }
 
 SEC("xdp")
@@ -155,6 +483,9 @@ int xsknet_xdp(struct xdp_md *ctx)
 			return pass(XSKNET_STAT_PASS_MALFORMED);
 		if (iph->daddr != cfg->ipv4_addr)
 			return pass(XSKNET_STAT_PASS_NOT_OURS);
+		if ((cfg->flags & XSKNET_F_GUARD) &&
+		    guard(ctx, iph->saddr, iph, ipv4_proto(iph)) == GUARD_DROP)
+			return drop(XSKNET_STAT_GUARD_DROP);
 		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_IPV4);
 
 	case bpf_htons(ETH_P_ARP):
@@ -169,6 +500,9 @@ int xsknet_xdp(struct xdp_md *ctx)
 			return pass(XSKNET_STAT_PASS_NOT_OURS);
 		if (arp->ar_tip != cfg->ipv4_addr)
 			return pass(XSKNET_STAT_PASS_NOT_OURS);
+		if ((cfg->flags & XSKNET_F_GUARD) &&
+		    guard(ctx, arp_sip(arp), NULL, XSKNET_GUARD_PROTO_ARP) == GUARD_DROP)
+			return drop(XSKNET_STAT_GUARD_DROP);
 		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_ARP);
 
 	case bpf_htons(ETH_P_8021Q):

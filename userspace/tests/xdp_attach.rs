@@ -238,6 +238,7 @@ fn delta(after: XdpProgStats, before: XdpProgStats) -> XdpProgStats {
         pass_no_socket: after.pass_no_socket - before.pass_no_socket,
         pass_malformed: after.pass_malformed - before.pass_malformed,
         drop: after.drop - before.drop,
+        guard_drop: after.guard_drop - before.guard_drop,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The few raw `bpf(2)` commands aya 0.14 does not offer publicly: opening a
-//! link by id, reading its target interface, and `BPF_LINK_DETACH`, which
-//! `--replace` needs to remove another process's link. Layouts from
-//! `include/uapi/linux/bpf.h`.
+//! link by id, reading its target interface, `BPF_LINK_DETACH`, which
+//! `--replace` needs to remove another process's link, and
+//! `BPF_MAP_LOOKUP_BATCH`, which reads the guard's table of sources in a few
+//! calls instead of two per entry. Layouts from `include/uapi/linux/bpf.h`.
 //!
 //! Each command has its own typed, safe function; the one `unsafe fn`,
 //! `sys_bpf`, is private and each caller states why its attribute is sound.
@@ -15,6 +16,7 @@ use std::{
 use aya::programs::links::LinkType;
 
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
 const BPF_LINK_DETACH: libc::c_long = 34;
 const BPF_LINK_TYPE_XDP: u32 = 6;
@@ -46,6 +48,19 @@ struct LinkInfoXdp {
     _pad: u32,
     ifindex: u32,
     _pad2: u32,
+}
+
+/// `union bpf_attr` for `BPF_MAP_*_BATCH` (`struct { ... } batch`).
+#[repr(C)]
+struct MapBatch {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
 }
 
 /// `union bpf_attr` for `BPF_LINK_DETACH`.
@@ -167,4 +182,77 @@ pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
     let mut attr = LinkDetach { link_fd: link.as_raw_fd() as u32 };
     // SAFETY: `LinkDetach` is the command's attribute layout and holds no pointers.
     unsafe { sys_bpf(BPF_LINK_DETACH, &mut attr) }.map(drop)
+}
+
+/// Entries asked for per `BPF_MAP_LOOKUP_BATCH` call. A hash map's batch
+/// must hold at least the largest bucket (`ENOSPC` otherwise); thousands do.
+const BATCH_ENTRIES: usize = 4096;
+
+/// Every entry of a (non-per-CPU) hash map, `BPF_MAP_LOOKUP_BATCH` after
+/// `BPF_MAP_LOOKUP_BATCH` (Linux 5.6), [`BATCH_ENTRIES`] at a time: a map of
+/// n entries costs n / 4096 + 2 system calls (one more asks the map's key and
+/// value sizes, which must be those of `K` and `V`, as aya's typed maps check).
+///
+/// Entries that come and go while the map is read may be missed or seen
+/// twice, as with any walk of a live hash map.
+///
+/// # Errors
+/// `InvalidInput` when `K` or `V` is not the size of the map's key or value;
+/// the kernel's refusal (`EINVAL` for a map type without batch support).
+pub(crate) fn hash_lookup_batch<K: aya::Pod, V: aya::Pod>(map: &aya::maps::MapData) -> io::Result<Vec<(K, V)>> {
+    let info = map.info().map_err(io::Error::other)?;
+    if info.key_size() as usize != std::mem::size_of::<K>() || info.value_size() as usize != std::mem::size_of::<V>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "map has {}-byte keys and {}-byte values, not {} and {}",
+                info.key_size(),
+                info.value_size(),
+                std::mem::size_of::<K>(),
+                std::mem::size_of::<V>()
+            ),
+        ));
+    }
+    let map = map.fd().as_fd();
+    let mut out = Vec::new();
+    let mut keys: Vec<K> = Vec::with_capacity(BATCH_ENTRIES);
+    let mut values: Vec<V> = Vec::with_capacity(BATCH_ENTRIES);
+    // The hash map's cursor is a bucket index (u32); a u64 holds it.
+    let mut in_batch: u64 = 0;
+    let mut out_batch: u64 = 0;
+    let mut first = true;
+    loop {
+        let mut attr = MapBatch {
+            in_batch: if first { 0 } else { (&mut in_batch as *mut u64) as u64 },
+            out_batch: (&mut out_batch as *mut u64) as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: BATCH_ENTRIES as u32,
+            map_fd: map.as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: `MapBatch` is the command's attribute layout; `in_batch` and
+        // `out_batch` point to live u64s, `keys` and `values` to buffers with
+        // room for `count` entries of the map's key and value sizes (checked
+        // above), all live until the call returns.
+        let done = match unsafe { sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) } {
+            Ok(_) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) => return Err(e),
+        };
+        let got = (attr.count as usize).min(BATCH_ENTRIES);
+        // SAFETY: the kernel wrote `got` entries into each buffer (at most
+        // their capacity), and `K`, `V` are `Pod`: any bytes are valid values.
+        unsafe {
+            keys.set_len(got);
+            values.set_len(got);
+        }
+        out.extend(keys.drain(..).zip(values.drain(..)));
+        if done {
+            return Ok(out);
+        }
+        in_batch = out_batch;
+        first = false;
+    }
 }

@@ -37,25 +37,31 @@
 //! detach, the config map, the counters); [`object`] the embedded object and
 //! the mirrors of its C header; [`netlink`] the rtnetlink requests;
 //! [`bpf`] the raw `bpf(2)` commands aya lacks; [`route`] the default-route
-//! question. Every system call of the attach path goes through one trait,
+//! question; [`guard`] the guard's rules and maps (the drops before the copy,
+//! off by default); [`testrun`] the program loaded nowhere, run on literal
+//! frames with `BPF_PROG_TEST_RUN`. Every system call of the attach path goes through one trait,
 //! [`XdpSys`], so the attach decisions are tested with a fake, without root.
 
 pub mod bpf;
+pub mod guard;
 pub mod netlink;
 pub mod object;
 pub mod program;
 pub mod route;
 pub mod sys;
+pub mod testrun;
 
 use std::{error::Error as StdError, fmt, io, net::Ipv4Addr};
 
 use aya::{maps::MapError, programs::ProgramError, EbpfError};
 
+pub use guard::{Guard, GuardCounters, GuardError, GuardRules, GuardUpdate};
 pub use netlink::LinkDetails;
 pub use object::{MAX_QUEUES, PROGRAM};
 pub use program::{XdpProgStats, XdpProgram, XdpStatsReader};
 pub use route::holds_default_route;
 pub use sys::{RealSys, XdpSys};
+pub use testrun::{TestRunProgram, XdpAction};
 
 /// How to attach the program to the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

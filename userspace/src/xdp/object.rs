@@ -2,11 +2,15 @@
 //! Rust mirrors of `xdp-prog/xsknet_common.h`: the program and map names, the
 //! config map's value, the counter indices. A test checks the mirrors against
 //! the header that C compiles against.
-#![allow(unsafe_code)] // `aya::Pod` for the config map's value type, with a SAFETY line
+#![allow(unsafe_code)] // `aya::Pod` for the maps' key and value types, each with a SAFETY line
 
 use std::net::Ipv4Addr;
 
-use aya::{maps::Array, programs::Xdp, Ebpf};
+use aya::{
+    maps::{Array, MapData},
+    programs::Xdp,
+    Ebpf,
+};
 
 use super::XdpError;
 
@@ -19,13 +23,29 @@ pub const PROGRAM: &str = "xsknet_xdp";
 pub(crate) const CONFIG_MAP: &str = "xsknet_config";
 pub(crate) const XSKS_MAP: &str = "xsks_map";
 pub(crate) const STATS_MAP: &str = "xsknet_stats";
+pub(crate) const GUARD_CONFIG_MAP: &str = "guard_config";
+pub(crate) const GUARD_ALLOW_MAP: &str = "guard_allow";
+pub(crate) const GUARD_BLOCK_MAP: &str = "guard_block";
+pub(crate) const GUARD_RULE_HITS_MAP: &str = "guard_rule_hits";
+pub(crate) const GUARD_STATS_MAP: &str = "guard_stats";
+pub(crate) const GUARD_SOURCES_MAP: &str = "guard_sources";
+pub(crate) const GUARD_TIGHT_MAP: &str = "guard_tight";
+/// The global buckets' state: only the program touches it.
+#[cfg(test)]
+pub(crate) const GUARD_GLOBAL_MAP: &str = "guard_global";
+/// `XSKNET_GUARD_MAX_RULES`: allow and block rules together.
+pub const GUARD_MAX_RULES: u32 = 1024;
+/// `XSKNET_GUARD_MAX_SOURCES`: entries of the LRU hash of sources.
+pub const GUARD_MAX_SOURCES: u32 = 65536;
+/// `XSKNET_GUARD_MAX_TIGHT`: sources under a tightened limit at once.
+pub const GUARD_MAX_TIGHT: u32 = 4096;
 /// `XSKNET_MAX_QUEUES`: entries in `xsks_map`.
 pub const MAX_QUEUES: u32 = 64;
 
 /// Mirror of `struct xsknet_config` in `xsknet_common.h`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct XsknetConfig {
+pub(crate) struct XsknetConfig {
     /// Network byte order; 0 makes the program pass everything.
     ipv4_addr: u32,
     /// `XSKNET_F_*`.
@@ -34,6 +54,80 @@ struct XsknetConfig {
 
 /// `XSKNET_F_DROP`: drop our frames instead of redirecting them.
 pub(crate) const XSKNET_F_DROP: u32 = 1 << 0;
+/// `XSKNET_F_GUARD`: run the guard on our frames.
+pub(crate) const XSKNET_F_GUARD: u32 = 1 << 1;
+/// `XSKNET_GUARD_F_DROP_MALFORMED`.
+pub(crate) const GUARD_F_DROP_MALFORMED: u32 = 1 << 0;
+/// `XSKNET_GUARD_F_TIGHT`.
+pub(crate) const GUARD_F_TIGHT: u32 = 1 << 1;
+/// `XSKNET_GUARD_PROTO__MAX`.
+pub(crate) const GUARD_PROTOS: usize = 5;
+
+/// Mirror of `struct xsknet_guard_bucket_cfg`: one token bucket's settings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BucketCfg {
+    /// Tokens per second; 0 = no limit.
+    pub(crate) rate: u64,
+    /// Tokens a full bucket holds.
+    pub(crate) burst: u64,
+    /// ns to fill an empty bucket: `ceil(burst * 1e9 / rate)`.
+    pub(crate) fill_ns: u64,
+}
+
+impl BucketCfg {
+    /// `rate` tokens a second, `burst` at most (both already checked: burst ≤ 1e9).
+    pub(crate) fn new(rate: u64, burst: u64) -> BucketCfg {
+        if rate == 0 {
+            return BucketCfg::default();
+        }
+        let fill_ns = (u128::from(burst) * 1_000_000_000).div_ceil(u128::from(rate));
+        BucketCfg { rate, burst, fill_ns: u64::try_from(fill_ns).unwrap_or(u64::MAX) }
+    }
+}
+
+/// Mirror of `struct xsknet_guard_bucket`: nano-tokens left at `last_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Bucket {
+    pub(crate) tokens: u64,
+    pub(crate) last_ns: u64,
+}
+
+/// Mirror of `struct xsknet_guard_config`, the single entry of `guard_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GuardConfigRaw {
+    pub(crate) flags: u32,
+    pub(crate) pad: u32,
+    pub(crate) src_pps: BucketCfg,
+    pub(crate) src_bytes: BucketCfg,
+    pub(crate) src_syn: BucketCfg,
+    pub(crate) global: [BucketCfg; GUARD_PROTOS],
+}
+
+/// Mirror of `struct xsknet_guard_source`, the value of `guard_sources`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SourceRaw {
+    pub(crate) pps: Bucket,
+    pub(crate) bytes: Bucket,
+    pub(crate) syn: Bucket,
+    pub(crate) tight: Bucket,
+    pub(crate) rx_packets: u64,
+    pub(crate) rx_bytes: u64,
+}
+
+// SAFETY: each is `repr(C)` with `u32`/`u64` fields (and arrays of such structs)
+// laid out without padding (the u32 pair sits before the u64s), and every bit
+// pattern is a valid value, so they may be copied to and from the kernel's bytes.
+unsafe impl aya::Pod for BucketCfg {}
+// SAFETY: as above: two `u64`, no padding, any bit pattern valid.
+unsafe impl aya::Pod for Bucket {}
+// SAFETY: as above: two `u32` then `u64`-only structs, no padding, any bit pattern valid.
+unsafe impl aya::Pod for GuardConfigRaw {}
+// SAFETY: as above: `u64`-only structs and `u64`s, no padding, any bit pattern valid.
+unsafe impl aya::Pod for SourceRaw {}
 
 // SAFETY: `repr(C)` with two `u32` fields: no padding, and every bit pattern is a
 // valid value, so it may be copied to and from the kernel's bytes.
@@ -50,10 +144,11 @@ pub(crate) enum XsknetStat {
     PassNoSocket = 4,
     PassMalformed = 5,
     Drop = 6,
+    GuardDrop = 7,
 }
 
 impl XsknetStat {
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Rx,
         Self::RedirectIpv4,
         Self::RedirectArp,
@@ -61,6 +156,7 @@ impl XsknetStat {
         Self::PassNoSocket,
         Self::PassMalformed,
         Self::Drop,
+        Self::GuardDrop,
     ];
 
     /// The C enumerator's name, for the header drift test.
@@ -74,6 +170,7 @@ impl XsknetStat {
             Self::PassNoSocket => "XSKNET_STAT_PASS_NO_SOCKET",
             Self::PassMalformed => "XSKNET_STAT_PASS_MALFORMED",
             Self::Drop => "XSKNET_STAT_DROP",
+            Self::GuardDrop => "XSKNET_STAT_GUARD_DROP",
         }
     }
 }
@@ -89,6 +186,15 @@ pub(crate) fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
 pub(crate) fn write_config(ebpf: &mut Ebpf, addr: Ipv4Addr, flags: u32) -> Result<(), XdpError> {
     let map = ebpf.map_mut(CONFIG_MAP).ok_or(XdpError::MissingFromObject { name: CONFIG_MAP })?;
     let mut config: Array<_, XsknetConfig> = Array::try_from(map).map_err(|e| XdpError::map(CONFIG_MAP, e))?;
+    set_config(&mut config, addr, flags)
+}
+
+/// Writes `struct xsknet_config` through a config map handle of any ownership.
+pub(crate) fn set_config<T: std::borrow::BorrowMut<MapData>>(
+    config: &mut Array<T, XsknetConfig>,
+    addr: Ipv4Addr,
+    flags: u32,
+) -> Result<(), XdpError> {
     let value = XsknetConfig {
         // The octets in memory order are network byte order.
         ipv4_addr: u32::from_ne_bytes(addr.octets()),
@@ -148,7 +254,21 @@ mod tests {
     fn object_is_embedded() {
         assert_eq!(&OBJECT[..4], b"\x7fELF");
         let has = |needle: &[u8]| OBJECT.windows(needle.len()).any(|w| w == needle);
-        for name in [PROGRAM, CONFIG_MAP, XSKS_MAP, STATS_MAP, ".BTF"] {
+        for name in [
+            PROGRAM,
+            CONFIG_MAP,
+            XSKS_MAP,
+            STATS_MAP,
+            GUARD_CONFIG_MAP,
+            GUARD_ALLOW_MAP,
+            GUARD_BLOCK_MAP,
+            GUARD_RULE_HITS_MAP,
+            GUARD_STATS_MAP,
+            GUARD_SOURCES_MAP,
+            GUARD_TIGHT_MAP,
+            GUARD_GLOBAL_MAP,
+            ".BTF",
+        ] {
             assert!(has(name.as_bytes()), "{name} missing from xsknet.bpf.o");
         }
     }

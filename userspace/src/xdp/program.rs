@@ -8,12 +8,12 @@
 //! interface when dropped. The decisions are in [`attach_with`], generic over
 //! [`XdpSys`], so that they are tested against a fake system.
 
-use std::{fmt, net::Ipv4Addr, os::fd::BorrowedFd};
+use std::{fmt, os::fd::BorrowedFd};
 
 use aya::maps::{MapData, PerCpuArray, XskMap};
 
-use super::object::{write_config, XsknetStat, STATS_MAP, XSKNET_F_DROP, XSKS_MAP};
-use super::{sys::Loaded, AttachMode, LinkDetails, RealSys, XdpError, XdpOptions, XdpState, XdpSys};
+use super::object::{XsknetStat, STATS_MAP, XSKS_MAP};
+use super::{sys::Loaded, AttachMode, Guard, LinkDetails, RealSys, XdpError, XdpOptions, XdpState, XdpSys};
 
 /// The hard-IRQ stage's counters, summed over CPUs. Every frame counted in `rx`
 /// is counted in exactly one of the others.
@@ -34,6 +34,9 @@ pub struct XdpProgStats {
     pub pass_malformed: u64,
     /// Ours, dropped at XDP because [`XdpProgram::set_drop`] asked for it.
     pub drop: u64,
+    /// Ours, dropped by the guard ([`Guard::counters`] says why).
+    #[serde(default)]
+    pub guard_drop: u64,
 }
 
 /// An XDP program attached to one interface through a bpf_link.
@@ -43,7 +46,7 @@ pub struct XdpProgStats {
 /// kernel releases the link with the last file descriptor.
 pub struct XdpProgram {
     loaded: Loaded,
-    ipv4_addr: Ipv4Addr,
+    guard: Guard,
     ifname: String,
     ifindex: u32,
     mode: AttachMode,
@@ -200,10 +203,11 @@ impl XdpProgram {
     /// # Errors
     /// See [`attach_with`].
     pub fn attach(opts: &XdpOptions) -> Result<XdpProgram, XdpError> {
-        let attached = attach_with(&mut RealSys, opts)?;
+        let mut attached = attach_with(&mut RealSys, opts)?;
+        let guard = Guard::take_from(&mut attached.loaded.ebpf, opts.ipv4_addr)?;
         Ok(XdpProgram {
             loaded: attached.loaded,
-            ipv4_addr: opts.ipv4_addr,
+            guard,
             ifname: opts.ifname.clone(),
             ifindex: attached.ifindex,
             mode: attached.mode,
@@ -258,8 +262,20 @@ impl XdpProgram {
     /// Drops the frames that are ours at the XDP program instead of handing
     /// them to the socket (`true`), or goes back to redirecting (`false`):
     /// the benchmark's ceiling, set through the config map while attached.
+    /// The guard's on/off flag, in the same map, stays as it is.
     pub fn set_drop(&mut self, drop: bool) -> Result<(), XdpError> {
-        write_config(&mut self.loaded.ebpf, self.ipv4_addr, if drop { XSKNET_F_DROP } else { 0 })
+        self.guard.set_xdp_drop(drop)
+    }
+
+    /// A handle on the program's guard (off until [`crate::xdp::GuardUpdate::Enable`]),
+    /// for this thread or another: every handle of one program shares the rules
+    /// in force.
+    ///
+    /// # Errors
+    /// None today (the maps are opened at attach); fallible so that a program
+    /// without a guard can say so.
+    pub fn guard(&self) -> Result<Guard, XdpError> {
+        Ok(self.guard.clone())
     }
 
     /// The mode actually attached: [`AttachMode::Driver`] or [`AttachMode::Generic`].
@@ -299,7 +315,9 @@ impl XdpStatsReader {
 }
 
 /// Sums each counter of the program's per-CPU stats map over the CPUs.
-fn read_stats<T: std::borrow::Borrow<MapData>>(stats: &PerCpuArray<T, u64>) -> Result<XdpProgStats, XdpError> {
+pub(crate) fn read_stats<T: std::borrow::Borrow<MapData>>(
+    stats: &PerCpuArray<T, u64>,
+) -> Result<XdpProgStats, XdpError> {
     let mut sums = [0u64; XsknetStat::ALL.len()];
     for stat in XsknetStat::ALL {
         let per_cpu = stats.get(&(stat as u32), 0).map_err(|e| XdpError::map(STATS_MAP, e))?;
@@ -313,6 +331,7 @@ fn read_stats<T: std::borrow::Borrow<MapData>>(stats: &PerCpuArray<T, u64>) -> R
         pass_no_socket: sums[XsknetStat::PassNoSocket as usize],
         pass_malformed: sums[XsknetStat::PassMalformed as usize],
         drop: sums[XsknetStat::Drop as usize],
+        guard_drop: sums[XsknetStat::GuardDrop as usize],
     })
 }
 
@@ -327,6 +346,8 @@ impl Drop for XdpProgram {
 #[cfg(test)]
 mod tests {
     use std::io;
+
+    use std::net::Ipv4Addr;
 
     use super::*;
     use crate::xdp::LinkDetails;
