@@ -120,8 +120,10 @@ struct xsknet_guard_prefix {
 
 /* Value of the BPF_MAP_TYPE_LRU_HASH guard_sources, key = source address
  * (network byte order): the source's buckets and what it sent. Shared by
- * the CPUs: the buckets are updated without atomics (approximate under a
- * race), the two counters with atomic adds. */
+ * the CPUs, updated without atomics: two CPUs racing on one source may
+ * both take the same token or lose an increment, so the buckets and the
+ * counts are approximate under such a race. A source's frames usually
+ * arrive on one rx queue (RSS hashes the flow), hence on one CPU. */
 struct xsknet_guard_source {
 	struct xsknet_guard_bucket pps;
 	struct xsknet_guard_bucket bytes;

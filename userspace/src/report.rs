@@ -14,7 +14,8 @@ use crate::netdevice::DeviceStats;
 use crate::snmp::{Mib, MibCounter};
 use crate::softirq::LoopStats;
 use crate::umem::FrameCensus;
-use crate::xdp::XdpProgStats;
+use crate::xdp::guard::{GuardStat, RuleList};
+use crate::xdp::{GuardCounters, XdpProgStats};
 
 /// What the application saw (beyond the stack's counters).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -93,6 +94,8 @@ pub struct Report<'a> {
     pub census: FrameCensus,
     /// The XDP program's counters.
     pub xdp: XdpProgStats,
+    /// The guard's counters, when it was on (`--guard`, `--guard-rules`).
+    pub guard: Option<GuardCounters>,
     /// The softirq loop's work.
     pub loop_stats: LoopStats,
     /// The application's.
@@ -192,7 +195,7 @@ impl Report<'_> {
         }
         writeln!(o, "\n  {:<22} {:<28} {:>14}", "stage", "counter", "value")?;
         let x = &self.xdp;
-        let rows: [(&str, u64); 7] = [
+        let rows: [(&str, u64); 8] = [
             ("rx", x.rx),
             ("redirect_ipv4", x.redirect_ipv4),
             ("redirect_arp", x.redirect_arp),
@@ -200,9 +203,28 @@ impl Report<'_> {
             ("pass_no_socket", x.pass_no_socket),
             ("pass_malformed", x.pass_malformed),
             ("drop", x.drop),
+            ("guard_drop", x.guard_drop),
         ];
         for (i, (name, v)) in rows.into_iter().enumerate() {
             writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "hard IRQ (XDP)" } else { "" }, name, v)?;
+        }
+        if let Some(g) = &self.guard {
+            // Both passes, then the drops that happened, each with its meaning.
+            let shown = GuardStat::ALL.iter().filter(|s| !s.is_drop() || g.get(**s) > 0);
+            for (i, stat) in shown.enumerate() {
+                let why = if stat.is_drop() { format!("  {}", stat.meaning()) } else { String::new() };
+                writeln!(
+                    o,
+                    "  {:<22} {:<28} {:>14}{why}",
+                    if i == 0 { "guard (XDP)" } else { "" },
+                    stat.name(),
+                    g.get(*stat)
+                )?;
+            }
+            for r in &g.rules {
+                let list = if r.list == RuleList::Allow { "allow" } else { "block" };
+                writeln!(o, "  {:<22} {:<28} {:>14}", "", format!("{list} {}", r.prefix), r.hits)?;
+            }
         }
         let d = &self.device;
         let rings: [(&str, u64); 5] = [
@@ -256,7 +278,8 @@ impl Report<'_> {
     }
 
     /// The JSON object `--stats-json` writes: `setup`, `elapsed_s`, `counters`
-    /// (every MIB counter by nstat name), `xdp_prog`, `xdp_statistics`,
+    /// (every MIB counter by nstat name), `xdp_prog`, `guard` (when on: its
+    /// counters by reason and per rule), `xdp_statistics`,
     /// `frames`, `softirq`, `application`, `rx_latency`, `stage_latency`
     /// (`rx_to_read`, `send_to_tx`, `tx_to_completion`, each as
     /// `rx_latency`), and `http` for `xsknet http` (status codes as keys of
@@ -286,6 +309,9 @@ impl Report<'_> {
         if let Some(h) = &self.http {
             json["http"] = serde_json::json!(h);
         }
+        if let Some(g) = &self.guard {
+            json["guard"] = serde_json::json!(g);
+        }
         json
     }
 }
@@ -302,6 +328,7 @@ mod tests {
             device: DeviceStats { rx_ring_full: 5, ..DeviceStats::default() },
             census: FrameCensus { total: 10, in_kernel: 6, free_local: 4, ..FrameCensus::default() },
             xdp: XdpProgStats { rx: 12, redirect_ipv4: 11, redirect_arp: 1, ..XdpProgStats::default() },
+            guard: None,
             loop_stats: LoopStats::default(),
             app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
             tcp_states: Vec::new(),
@@ -385,6 +412,43 @@ mod tests {
         assert_eq!(j["stage_latency"]["rx_to_read"]["count"], 3);
         assert_eq!(j["stage_latency"]["send_to_tx"]["p50_ns"], 2_000);
         assert_eq!(j["stage_latency"]["tx_to_completion"]["count"], 0);
+    }
+
+    #[test]
+    fn the_guard_shows_its_passes_its_drops_and_its_rules_when_on() {
+        use crate::xdp::guard::{GuardReasonCount, GuardRuleHits};
+        let mut r = report(Mib::default());
+        assert!(!r.render().contains("guard (XDP)"), "off: no guard lines");
+        assert!(r.to_json().get("guard").is_none());
+        let value = |s: GuardStat| match s {
+            GuardStat::Pass => 40,
+            GuardStat::DropBlock => 7,
+            GuardStat::DropMalformedCsum => 2,
+            _ => 0,
+        };
+        r.guard = Some(GuardCounters {
+            enabled: true,
+            reasons: GuardStat::ALL
+                .iter()
+                .map(|&s| GuardReasonCount { name: s.name().into(), value: value(s) })
+                .collect(),
+            rules: vec![GuardRuleHits { list: RuleList::Block, prefix: "203.0.113.0/24".parse().unwrap(), hits: 7 }],
+        });
+        r.xdp.guard_drop = 9;
+        let text = r.render();
+        let row = |stage: &str, name: &str, v: u64| format!("  {stage:<22} {name:<28} {v:>14}");
+        assert!(text.contains(&format!("{}\n", row("", "guard_drop", 9))), "{text}");
+        assert!(text.contains(&format!("{}\n", row("guard (XDP)", "XdpGuardPass", 40))), "{text}");
+        assert!(text.contains(&format!("{}\n", row("", "XdpGuardPassAllowlist", 0))), "{text}");
+        assert!(text.contains(&format!("{}  blocklisted source\n", row("", "XdpGuardDropBlocklist", 7))), "{text}");
+        let csum = format!("{}  IPv4 header checksum wrong (IpInCsumErrors", row("", "XdpGuardDropMalformedCsum", 2));
+        assert!(text.contains(&csum), "{text}");
+        assert!(!text.contains("XdpGuardDropSyn"), "drops that did not happen are left out: {text}");
+        assert!(text.contains(&format!("{}\n", row("", "block 203.0.113.0/24", 7))), "{text}");
+        let j = r.to_json();
+        assert_eq!(j["guard"]["reasons"][2]["name"], "XdpGuardDropBlocklist");
+        assert_eq!(j["guard"]["rules"][0]["hits"], 7);
+        assert_eq!(j["xdp_prog"]["guard_drop"], 9);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, PcapArgs, XdpModeArg};
+use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, GuardArgs, PcapArgs, XdpModeArg};
 use xsknet::control::{ControlSocket, InstanceInfo, Netns, SnapshotSource};
 use xsknet::metrics::MetricsServer;
 use xsknet::publish::Publisher;
@@ -22,7 +22,7 @@ use xsknet::device::{self, DeviceOptions};
 use xsknet::netdevice::NetDevice;
 use xsknet::report::{AppStats, Report};
 use xsknet::softirq::LoopStats;
-use xsknet::xdp::{AttachMode, XdpProgram};
+use xsknet::xdp::{AttachMode, GuardUpdate, XdpProgram};
 use xsknet::xsk::BindMode;
 use xsknet::{signal, Errno, SockType, Stack, StackConfig, ThreadedStack};
 
@@ -147,6 +147,8 @@ struct ServeArgs {
     attach: AttachArgs,
     #[command(flatten)]
     pcap: PcapArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
 }
 
 fn main() -> ExitCode {
@@ -242,6 +244,8 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         )
         .into());
     }
+    // A bad rules file is said before anything is set up.
+    let guard_rules = args.guard.rules()?;
     signal::install()?;
     // Claimed before the device: a second instance on the queue is told who runs there.
     let control = if args.no_control { None } else { Some(ControlSocket::bind(&args.iface, args.queue)?) };
@@ -259,6 +263,17 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         force: args.attach.force,
     })?;
     let zero_copy = dev.zero_copy();
+    // The guard's rules go in before the loop reads the first frame (frames
+    // that came in since the attach wait in the rx ring, already past XDP).
+    let guard = match guard_rules {
+        Some(rules) => {
+            let guard = xdp.guard()?;
+            guard.apply(&GuardUpdate::Replace(Box::new(rules)))?;
+            guard.apply(&GuardUpdate::Enable)?;
+            Some(guard)
+        }
+        None => None,
+    };
 
     let mut cfg = StackConfig::new(mac, addr, prefix_len);
     cfg.gateway = args.gateway;
@@ -272,7 +287,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let port = args.port.unwrap_or(app.default_port());
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
-        "{} on {} {}:{} (queue {}, {} mode, XDP {} mode, prog id {}, {})",
+        "{} on {} {}:{} (queue {}, {} mode, XDP {} mode, prog id {}, {}{})",
         app.name(),
         args.iface,
         addr,
@@ -282,6 +297,11 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         xdp.mode(),
         xdp.program_id(),
         if args.threaded { "threaded" } else { "run-to-completion" },
+        match (&guard, &args.guard.guard_rules) {
+            (None, _) => String::new(),
+            (Some(_), Some(path)) => format!(", guard: {}", path.display()),
+            (Some(_), None) => ", guard: default policy".to_string(),
+        },
     );
     // The loop publishes when someone reads: the control endpoint, the metrics server, or both.
     let published = (control.is_some() || metrics.is_some()).then(|| {
@@ -342,6 +362,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         device: final_stack.device_stats(),
         census: final_stack.frame_census(),
         xdp: xdp.stats().unwrap_or_default(),
+        guard: guard.as_ref().and_then(|g| g.counters().map_err(|e| log::warn!("guard counters: {e}")).ok()),
         loop_stats,
         app: app_stats,
         rx_latency: final_stack.rx_latency().summary(),
