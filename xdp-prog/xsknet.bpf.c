@@ -121,6 +121,13 @@ struct {
 	__type(value, struct xsknet_guard_bucket);
 } guard_global SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xsknet_guard_heavy_table);
+} guard_heavy SEC(".maps");
+
 /* The body of an Ethernet/IPv4 ARP packet (RFC 826), 28 bytes. Only the
  * fixed part is in <linux/if_arp.h> (struct arphdr); the addresses are
  * spelled out here.
@@ -279,6 +286,25 @@ static __always_inline int rule_hit(void *trie, __u32 saddr)
 	return 1;
 }
 
+/* Notes a source's counts in its slot of the heavy-hitter table (Knuth's
+ * multiplicative hash, top bits), taking the slot from a lighter source. */
+static __always_inline void heavy_note(__u32 saddr, const struct xsknet_guard_source *src)
+{
+	struct xsknet_guard_heavy_table *table;
+	struct xsknet_guard_heavy *slot;
+	__u32 key = 0;
+
+	table = bpf_map_lookup_elem(&guard_heavy, &key);
+	if (!table)
+		return;
+	slot = &table->slot[(saddr * 2654435761u) >> (32 - XSKNET_GUARD_HEAVY_BITS)];
+	if (slot->addr == saddr || src->rx_packets > slot->rx_packets) {
+		slot->addr = saddr;
+		slot->rx_packets = src->rx_packets;
+		slot->rx_bytes = src->rx_bytes;
+	}
+}
+
 /* ip_rcv_core()'s checks (net/ipv4/ip_input.c), in its order, on an IPv4
  * header whose fixed 20 bytes are in the frame: the reason to drop, or
  * XSKNET_GUARD_PASS. Fragments are not malformed. */
@@ -383,6 +409,7 @@ static __always_inline int guard_limits(const struct xsknet_guard_config *gc, __
 	if (src) {
 		src->rx_packets += 1;
 		src->rx_bytes += len;
+		heavy_note(saddr, src);
 		if (gc->flags & XSKNET_GUARD_F_TIGHT) {
 			tight = bpf_map_lookup_elem(&guard_tight, &saddr);
 			if (tight && tight->rate && !bucket_take(&src->tight, tight, now, NSEC_PER_SEC))

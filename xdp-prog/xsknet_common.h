@@ -22,6 +22,7 @@
 #define XSKNET_GUARD_SOURCES_MAP "guard_sources"
 #define XSKNET_GUARD_TIGHT_MAP "guard_tight"
 #define XSKNET_GUARD_GLOBAL_MAP "guard_global"
+#define XSKNET_GUARD_HEAVY_MAP "guard_heavy"
 
 /* Entries in xsks_map: one AF_XDP socket per rx queue, key = rx_queue_index. */
 #define XSKNET_MAX_QUEUES 64
@@ -83,6 +84,28 @@ struct xsknet_guard_bucket_cfg {
 struct xsknet_guard_bucket {
 	__u64 tokens;
 	__u64 last_ns;
+};
+
+/* Slots of the heavy-hitter table: 1 << XSKNET_GUARD_HEAVY_BITS. */
+#define XSKNET_GUARD_HEAVY_BITS 8
+#define XSKNET_GUARD_HEAVY_SLOTS 256
+_Static_assert(XSKNET_GUARD_HEAVY_SLOTS == 1 << XSKNET_GUARD_HEAVY_BITS, "heavy slots");
+
+/* One slot of the heavy-hitter table: a source and its guard_sources counts
+ * when last seen. */
+struct xsknet_guard_heavy {
+	__u32 addr; /* network byte order */
+	__u32 pad;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+};
+
+/* The single entry (key 0) of the BPF_MAP_TYPE_ARRAY guard_heavy: the
+ * heaviest sources, read by user space in one lookup. A source hashes to
+ * one slot; it takes the slot when it is the slot's source or has sent more
+ * packets than the slot's source had. */
+struct xsknet_guard_heavy_table {
+	struct xsknet_guard_heavy slot[XSKNET_GUARD_HEAVY_SLOTS];
 };
 
 /* The protocols with a global limit: indices into guard_global and into

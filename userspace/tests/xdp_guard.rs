@@ -3,10 +3,16 @@
 //! with `BPF_PROG_TEST_RUN` ([`TestRunProgram`]). Token buckets are tested by
 //! their bursts (N frames pass, the N+1th is dropped) at rates so low that
 //! the test's own run time refills a negligible fraction of a token; nothing
-//! sleeps. Needs root (skips otherwise, fails under `CI`).
+//! sleeps. Then `xsknet echo --guard` and `--guard-rules` end to end, with the
+//! kernel of a peer namespace pinging. Needs root (skips otherwise, fails under
+//! `CI`), `iproute2`, `ethtool` and `iputils-ping`.
+
+mod common;
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use common::{pair, ping, warm_up_ping, Xsknet, PEER_ADDR, SERVER_ADDR};
 
 use xsknet::testing;
 use xsknet::wire::arp::{ArpOperation, ArpRepr};
@@ -250,7 +256,7 @@ fn per_source_byte_rate_counts_whole_frames() {
     run_n(&prog, &small, 20, XdpAction::Pass, "20 × 100 bytes");
     run_n(&prog, &small, 1, XdpAction::Drop, "the 21st");
     assert_eq!(nonzero(&guard), named(&[(GuardStat::Pass, 24), (GuardStat::DropSourceBytes, 2)]));
-    let t = guard.talkers(2).unwrap();
+    let t = guard.sources(2).unwrap();
     assert_eq!((t[0].addr, t[0].packets, t[0].bytes), (CLIENT, 21, 2100));
     assert_eq!((t[1].addr, t[1].packets, t[1].bytes), (FLOODER, 5, 2500));
 }
@@ -387,8 +393,9 @@ fn tighten_and_relax_a_source_at_run_time() {
     run_n(&prog, &udp(FLOODER), 2, XdpAction::Drop, "past it");
     run_n(&prog, &udp(CLIENT), 10, XdpAction::Pass, "others are not tightened");
     assert_eq!(count(&guard, GuardStat::DropTight), 2);
-    let t = guard.talkers(1).unwrap();
-    assert_eq!((t[0].addr, t[0].packets, t[0].tightened_pps), (FLOODER, 15, Some(3)));
+    for t in [guard.talkers(1).unwrap(), guard.sources(1).unwrap()] {
+        assert_eq!((t[0].addr, t[0].packets, t[0].tightened_pps), (FLOODER, 15, Some(3)));
+    }
 
     guard.apply(&GuardUpdate::Relax { addr: FLOODER }).unwrap();
     run_n(&prog, &udp(FLOODER), 10, XdpAction::Pass, "relaxed");
@@ -482,19 +489,47 @@ fn rules_are_refused_with_a_reason_not_a_panic() {
     guard.apply(&GuardUpdate::Allow(too_many[1024])).unwrap();
 }
 
+/// The slot of the heavy-hitter table `addr` hashes to (as the program does).
+fn heavy_slot(addr: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets()).wrapping_mul(2_654_435_761) >> 24
+}
+
 #[test]
-fn talkers_are_counted_in_xdp_and_read_in_few_calls() {
-    let Some((prog, guard)) = load("talkers_are_counted_in_xdp_and_read_in_few_calls") else { return };
+fn talkers_are_counted_in_xdp_and_read_in_one_call() {
+    let Some((prog, guard)) = load("talkers_are_counted_in_xdp_and_read_in_one_call") else { return };
     enable(&guard, GuardRules::default());
+    let slots = [heavy_slot(FLOODER), heavy_slot(OTHER), heavy_slot(CLIENT)];
+    assert!(slots[0] != slots[1] && slots[1] != slots[2] && slots[0] != slots[2], "{slots:?}");
     prog.run_repeat(&udp(FLOODER), 50).unwrap();
     prog.run_repeat(&udp(OTHER), 20).unwrap();
     prog.run_repeat(&icmp(CLIENT), 30).unwrap();
-    let t = guard.talkers(2).unwrap();
-    assert_eq!(t.iter().map(|t| (t.addr, t.packets)).collect::<Vec<_>>(), [(FLOODER, 50), (CLIENT, 30)]);
-    assert_eq!(t[0].bytes, 50 * udp(FLOODER).len() as u64);
+    for t in [guard.talkers(2).unwrap(), guard.sources(2).unwrap()] {
+        assert_eq!(t.iter().map(|t| (t.addr, t.packets)).collect::<Vec<_>>(), [(FLOODER, 50), (CLIENT, 30)]);
+        assert_eq!(t[0].bytes, 50 * udp(FLOODER).len() as u64);
+    }
     assert_eq!(guard.talkers(10).unwrap().len(), 3);
+    assert_eq!(guard.sources(10).unwrap().len(), 3);
 
-    // A spoofed flood fills the table: how long one read of it takes.
+    // A lighter source in FLOODER's slot does not take it; a heavier one does.
+    let rival = (1..=255u8)
+        .map(|b| Ipv4Addr::new(192, 0, 2, b))
+        .find(|a| heavy_slot(*a) == slots[0])
+        .or_else(|| {
+            (0..=u16::MAX).map(|i| Ipv4Addr::new(100, 64, (i >> 8) as u8, i as u8)).find(|a| heavy_slot(*a) == slots[0])
+        })
+        .expect("an address in the same slot");
+    prog.run_repeat(&udp(rival), 40).unwrap();
+    assert!(!guard.talkers(10).unwrap().iter().any(|t| t.addr == rival));
+    assert!(guard.sources(10).unwrap().iter().any(|t| t.addr == rival && t.packets == 40), "sources() has all");
+    prog.run_repeat(&udp(rival), 20).unwrap();
+    let t = guard.talkers(10).unwrap();
+    assert_eq!((t[0].addr, t[0].packets), (rival, 60));
+    assert!(!t.iter().any(|t| t.addr == FLOODER), "FLOODER lost its slot to a heavier source");
+    // FLOODER's next frame: still lighter than the slot's source, still out.
+    prog.run(&udp(FLOODER)).unwrap();
+    assert!(!guard.talkers(10).unwrap().iter().any(|t| t.addr == FLOODER));
+
+    // A spoofed flood fills the table of sources: the cost of each read.
     let mut frame = udp(FLOODER);
     for i in 0..70_000u32 {
         frame[26..30].copy_from_slice(&(0x6400_0000u32 | i).to_be_bytes());
@@ -503,11 +538,19 @@ fn talkers_are_counted_in_xdp_and_read_in_few_calls() {
     }
     let started = Instant::now();
     let top = guard.talkers(10).unwrap();
-    let took = started.elapsed();
-    let all = guard.talkers(usize::MAX).unwrap();
-    eprintln!("talkers: read {} sources in {:.2} ms", all.len(), took.as_secs_f64() * 1e3);
+    let heavy_took = started.elapsed();
+    let started = Instant::now();
+    let all = guard.sources(usize::MAX).unwrap();
+    let all_took = started.elapsed();
+    eprintln!(
+        "talkers: the heavy-hitter table in {:.3} ms; all {} sources in {:.2} ms",
+        heavy_took.as_secs_f64() * 1e3,
+        all.len(),
+        all_took.as_secs_f64() * 1e3
+    );
     assert!(all.len() <= 65_536 && all.len() > 30_000, "{}", all.len());
     assert_eq!(top.len(), 10);
+    assert_eq!((top[0].addr, top[0].packets), (rival, 60), "the flood's one-packet sources do not displace it");
     assert!(top.windows(2).all(|w| w[0].packets >= w[1].packets));
 }
 
@@ -536,4 +579,71 @@ fn what_the_guard_costs_per_frame() {
     measure("on, default policy + 1000 block rules", XdpAction::Pass);
     guard.apply(&GuardUpdate::Block(p("10.99.0.0/24"))).unwrap();
     measure("blocked", XdpAction::Drop);
+}
+
+// ---- end to end: the xsknet binary ------------------------------------------
+
+/// The guard's counter `name` in a stopped xsknet's JSON report.
+fn reported(f: &common::Finished, name: &str) -> u64 {
+    let reasons = f.json["guard"]["reasons"].as_array().unwrap_or_else(|| panic!("no guard in the report: {}", f.json));
+    reasons.iter().find(|r| r["name"] == name).and_then(|r| r["value"].as_u64()).unwrap_or_else(|| panic!("{name}"))
+}
+
+fn rules_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("xsknet-guard-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn echo_with_the_default_policy_answers_and_counts() {
+    if !testing::require_root("echo_with_the_default_policy_answers_and_counts") {
+        return;
+    }
+    let pair = pair();
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &["--guard"]);
+    let ready = x.ready_line.clone().unwrap();
+    assert!(ready.contains("guard: default policy"), "{ready}");
+    warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(5));
+    assert_eq!(ping(pair.peer_ns(), SERVER_ADDR, 5, "0.2", "1"), (5, 5));
+    let f = x.stop();
+    f.assert_clean_exit();
+    // Every ping and ARP request passed the guard; nothing was dropped.
+    assert!(reported(&f, "XdpGuardPass") >= 6, "{}", f.json["guard"]);
+    assert_eq!(f.json["xdp_prog"]["guard_drop"], 0);
+    assert_eq!(f.json["guard"]["enabled"], true);
+    assert!(f.stdout.contains("guard (XDP)"), "{}", f.stdout);
+}
+
+#[test]
+fn echo_with_a_rules_file_blocks_the_peer() {
+    if !testing::require_root("echo_with_a_rules_file_blocks_the_peer") {
+        return;
+    }
+    let path = rules_file("block", &format!("block = [\"{PEER_ADDR}/32\"]\n"));
+    let pair = pair();
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &["--guard-rules", path.to_str().unwrap()]);
+    // The peer's ARP requests (ar_sip) and pings (saddr) are dropped in XDP.
+    assert_eq!(ping(pair.peer_ns(), SERVER_ADDR, 3, "0.2", "1"), (3, 0));
+    let f = x.stop();
+    let _ = std::fs::remove_file(&path);
+    f.assert_clean_exit();
+    let blocked = reported(&f, "XdpGuardDropBlocklist");
+    assert!(blocked >= 1, "{}", f.json["guard"]);
+    assert_eq!(f.json["guard"]["rules"][0]["hits"].as_u64(), Some(blocked));
+    assert_eq!(f.json["xdp_prog"]["guard_drop"].as_u64(), Some(blocked));
+    assert_eq!(f.counter("XskRxFrames"), 0, "the softirq saw none of it");
+}
+
+#[test]
+fn a_bad_rules_file_is_refused_with_its_line() {
+    if !testing::require_root("a_bad_rules_file_is_refused_with_its_line") {
+        return;
+    }
+    let path = rules_file("bad", "drop_malformed = true\nblock = [\"10.0.0.5/8\"]\n");
+    let pair = pair();
+    let mut x = Xsknet::spawn_echo(pair.ns(), pair.ifname(), &["--guard-rules", path.to_str().unwrap()]);
+    let e = x.wait_ready(Duration::from_secs(10)).unwrap_err();
+    let _ = std::fs::remove_file(&path);
+    assert!(e.contains("line 2") && e.contains("did you mean 10.0.0.0/8?"), "{e}");
 }

@@ -37,9 +37,10 @@ use serde::{Deserialize, Serialize};
 use super::{
     bpf,
     object::{
-        set_config, BucketCfg, GuardConfigRaw, SourceRaw, XsknetConfig, CONFIG_MAP, GUARD_ALLOW_MAP, GUARD_BLOCK_MAP,
-        GUARD_CONFIG_MAP, GUARD_F_DROP_MALFORMED, GUARD_F_TIGHT, GUARD_MAX_RULES, GUARD_MAX_TIGHT, GUARD_RULE_HITS_MAP,
-        GUARD_SOURCES_MAP, GUARD_STATS_MAP, GUARD_TIGHT_MAP, XSKNET_F_DROP, XSKNET_F_GUARD,
+        set_config, BucketCfg, GuardConfigRaw, HeavyTable, SourceRaw, XsknetConfig, CONFIG_MAP, GUARD_ALLOW_MAP,
+        GUARD_BLOCK_MAP, GUARD_CONFIG_MAP, GUARD_F_DROP_MALFORMED, GUARD_F_TIGHT, GUARD_HEAVY_MAP, GUARD_MAX_RULES,
+        GUARD_MAX_TIGHT, GUARD_RULE_HITS_MAP, GUARD_SOURCES_MAP, GUARD_STATS_MAP, GUARD_TIGHT_MAP, XSKNET_F_DROP,
+        XSKNET_F_GUARD,
     },
     XdpError,
 };
@@ -892,6 +893,7 @@ struct State {
     stats: PerCpuArray<MapData, u64>,
     sources: Map,
     tight: HashMap<MapData, u32, BucketCfg>,
+    heavy: Array<MapData, HeavyTable>,
 }
 
 /// A handle on the guard of a loaded program: cheap to clone, usable from any
@@ -944,6 +946,7 @@ impl Guard {
             stats: typed(ebpf, GUARD_STATS_MAP)?,
             sources: take(ebpf, GUARD_SOURCES_MAP)?,
             tight: typed(ebpf, GUARD_TIGHT_MAP)?,
+            heavy: typed(ebpf, GUARD_HEAVY_MAP)?,
         };
         Ok(Guard { state: Arc::new(Mutex::new(state)) })
     }
@@ -1054,20 +1057,50 @@ impl Guard {
         Ok(GuardCounters { enabled: s.xdp_flags & XSKNET_F_GUARD != 0, reasons, rules })
     }
 
-    /// The `n` sources that sent the most packets (as counted in XDP), most
-    /// first. Reads the whole LRU table of sources with `BPF_MAP_LOOKUP_BATCH`
-    /// (4096 entries a call; docs/guard.md gives the cost).
+    /// The `n` heaviest sources (most packets first, at most 256) from the
+    /// heavy-hitter table the program keeps (`guard_heavy`): one lookup, one
+    /// system call, a few microseconds whatever the number of sources. A
+    /// source holds its hash's slot until a source that has sent more packets
+    /// hashes there, so a heavy source that collides with a heavier one is
+    /// missing here (read [`Guard::sources`] for every source).
+    ///
+    /// # Errors
+    /// [`XdpError::Map`] when the lookup fails.
+    pub fn talkers(&self, n: usize) -> Result<Vec<Talker>, XdpError> {
+        let s = self.lock();
+        let table = s.heavy.get(&0, 0).map_err(|e| XdpError::map(GUARD_HEAVY_MAP, e))?;
+        let talkers = table
+            .slot
+            .iter()
+            .filter(|slot| slot.rx_packets > 0)
+            .map(|slot| {
+                let addr = Ipv4Addr::from(slot.addr.to_ne_bytes());
+                Talker {
+                    addr,
+                    packets: slot.rx_packets,
+                    bytes: slot.rx_bytes,
+                    tightened_pps: s.tightened.get(&addr).copied(),
+                }
+            })
+            .collect();
+        Ok(heaviest(talkers, n))
+    }
+
+    /// The `n` sources that sent the most packets, from the whole table of
+    /// sources (`guard_sources`), read with `BPF_MAP_LOOKUP_BATCH`, 4096
+    /// entries a call: exact, but a full table (65 536 sources, as a spoofed
+    /// flood makes it) takes tens of milliseconds (docs/guard.md).
     ///
     /// # Errors
     /// [`XdpError::Syscall`] when the batch lookup fails.
-    pub fn talkers(&self, n: usize) -> Result<Vec<Talker>, XdpError> {
+    pub fn sources(&self, n: usize) -> Result<Vec<Talker>, XdpError> {
         let s = self.lock();
         let Map::LruHashMap(data) = &s.sources else {
             return Err(XdpError::MissingFromObject { name: GUARD_SOURCES_MAP });
         };
         let entries: Vec<(u32, SourceRaw)> = bpf::hash_lookup_batch(data)
             .map_err(|e| XdpError::syscall("reading the guard's sources (BPF_MAP_LOOKUP_BATCH)", e))?;
-        let mut talkers: Vec<Talker> = entries
+        let talkers: Vec<Talker> = entries
             .into_iter()
             .map(|(key, v)| {
                 let addr = Ipv4Addr::from(key.to_ne_bytes());
@@ -1079,11 +1112,22 @@ impl Guard {
                 }
             })
             .collect();
-        talkers
-            .sort_unstable_by(|a, b| b.packets.cmp(&a.packets).then(b.bytes.cmp(&a.bytes)).then(a.addr.cmp(&b.addr)));
-        talkers.truncate(n);
-        Ok(talkers)
+        Ok(heaviest(talkers, n))
     }
+}
+
+/// The `n` heaviest of `talkers` (most packets, then most bytes, then the
+/// lower address), most first.
+fn heaviest(mut talkers: Vec<Talker>, n: usize) -> Vec<Talker> {
+    let order =
+        |a: &Talker, b: &Talker| b.packets.cmp(&a.packets).then(b.bytes.cmp(&a.bytes)).then(a.addr.cmp(&b.addr));
+    // The n heaviest in linear time, then only those sorted.
+    if n < talkers.len() {
+        talkers.select_nth_unstable_by(n, order);
+        talkers.truncate(n);
+    }
+    talkers.sort_unstable_by(order);
+    talkers
 }
 
 impl State {
@@ -1214,7 +1258,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xdp::object::{Bucket, GUARD_MAX_SOURCES, GUARD_PROTOS};
+    use crate::xdp::object::{Bucket, GUARD_HEAVY_SLOTS, GUARD_MAX_SOURCES, GUARD_PROTOS};
 
     const COMMON_H: &str = include_str!("../../../xdp-prog/xsknet_common.h");
 
@@ -1283,6 +1327,15 @@ mod tests {
             ]
         );
         assert_eq!(std::mem::size_of::<SourceRaw>(), 16 * 4 + 16);
+        assert_eq!(
+            c_block("struct xsknet_guard_heavy {", "};"),
+            ["__u32 addr;", "__u32 pad;", "__u64 rx_packets;", "__u64 rx_bytes;"]
+        );
+        assert_eq!(
+            c_block("struct xsknet_guard_heavy_table {", "};"),
+            ["struct xsknet_guard_heavy slot[XSKNET_GUARD_HEAVY_SLOTS];"]
+        );
+        assert_eq!(std::mem::size_of::<HeavyTable>(), 24 * GUARD_HEAVY_SLOTS);
 
         for (define, value) in [
             ("XSKNET_F_GUARD", "(1u << 1)".to_string()),
@@ -1291,6 +1344,8 @@ mod tests {
             ("XSKNET_GUARD_MAX_RULES", GUARD_MAX_RULES.to_string()),
             ("XSKNET_GUARD_MAX_SOURCES", GUARD_MAX_SOURCES.to_string()),
             ("XSKNET_GUARD_MAX_TIGHT", GUARD_MAX_TIGHT.to_string()),
+            ("XSKNET_GUARD_HEAVY_SLOTS", GUARD_HEAVY_SLOTS.to_string()),
+            ("XSKNET_GUARD_HEAVY_MAP", format!("\"{GUARD_HEAVY_MAP}\"")),
             ("XSKNET_GUARD_CONFIG_MAP", format!("\"{GUARD_CONFIG_MAP}\"")),
             ("XSKNET_GUARD_ALLOW_MAP", format!("\"{GUARD_ALLOW_MAP}\"")),
             ("XSKNET_GUARD_BLOCK_MAP", format!("\"{GUARD_BLOCK_MAP}\"")),
@@ -1454,6 +1509,25 @@ top = 3
         assert!(GuardStat::ALL.iter().all(|s| s.name().starts_with("XdpGuard")));
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["reasons"][2]["name"], "XdpGuardDropBlocklist");
+    }
+
+    #[test]
+    fn heaviest_first_and_only_n() {
+        let t =
+            |a: u8, packets, bytes| Talker { addr: Ipv4Addr::new(10, 0, 0, a), packets, bytes, tightened_pps: None };
+        let all = vec![t(1, 5, 500), t(2, 9, 90), t(3, 5, 600), t(4, 1, 1), t(5, 9, 90)];
+        let top: Vec<u8> = heaviest(all.clone(), 3).iter().map(|t| t.addr.octets()[3]).collect();
+        assert_eq!(top, [2, 5, 3], "packets, then bytes, then the lower address");
+        assert_eq!(heaviest(all.clone(), 10).len(), 5);
+        assert!(heaviest(all, 0).is_empty());
+    }
+
+    #[test]
+    fn the_handle_goes_to_other_threads() {
+        fn send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+        send_sync_clone::<Guard>();
+        send_sync_clone::<GuardCounters>();
+        send_sync_clone::<GuardRules>();
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! look at the Ethernet header and the one header behind it, the decision "ours or
 //! the kernel's", and `bpf_redirect_map()` into the AF_XDP socket registered for the
 //! frame's rx queue. Everything else, including every validity check, is the
-//! softirq loop's in user space.
+//! softirq loop's in user space, unless the guard is on ([`guard`], off by
+//! default): then a flood is dropped here, before the copy.
 //!
 //! This module owns that program's life: it checks that attaching is safe (the
 //! interface exists, does not carry the default route, has no program already),

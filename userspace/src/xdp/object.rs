@@ -33,6 +33,9 @@ pub(crate) const GUARD_TIGHT_MAP: &str = "guard_tight";
 /// The global buckets' state: only the program touches it.
 #[cfg(test)]
 pub(crate) const GUARD_GLOBAL_MAP: &str = "guard_global";
+pub(crate) const GUARD_HEAVY_MAP: &str = "guard_heavy";
+/// `XSKNET_GUARD_HEAVY_SLOTS`: slots of the heavy-hitter table.
+pub const GUARD_HEAVY_SLOTS: usize = 256;
 /// `XSKNET_GUARD_MAX_RULES`: allow and block rules together.
 pub const GUARD_MAX_RULES: u32 = 1024;
 /// `XSKNET_GUARD_MAX_SOURCES`: entries of the LRU hash of sources.
@@ -118,6 +121,24 @@ pub(crate) struct SourceRaw {
     pub(crate) rx_bytes: u64,
 }
 
+/// Mirror of `struct xsknet_guard_heavy`: one slot of the heavy-hitter table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HeavySlot {
+    /// Network byte order.
+    pub(crate) addr: u32,
+    pub(crate) pad: u32,
+    pub(crate) rx_packets: u64,
+    pub(crate) rx_bytes: u64,
+}
+
+/// Mirror of `struct xsknet_guard_heavy_table`, the single entry of `guard_heavy`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeavyTable {
+    pub(crate) slot: [HeavySlot; GUARD_HEAVY_SLOTS],
+}
+
 // SAFETY: each is `repr(C)` with `u32`/`u64` fields (and arrays of such structs)
 // laid out without padding (the u32 pair sits before the u64s), and every bit
 // pattern is a valid value, so they may be copied to and from the kernel's bytes.
@@ -128,6 +149,10 @@ unsafe impl aya::Pod for Bucket {}
 unsafe impl aya::Pod for GuardConfigRaw {}
 // SAFETY: as above: `u64`-only structs and `u64`s, no padding, any bit pattern valid.
 unsafe impl aya::Pod for SourceRaw {}
+// SAFETY: as above: two `u32` then two `u64`, no padding, any bit pattern valid.
+unsafe impl aya::Pod for HeavySlot {}
+// SAFETY: as above: an array of `HeavySlot`, no padding, any bit pattern valid.
+unsafe impl aya::Pod for HeavyTable {}
 
 // SAFETY: `repr(C)` with two `u32` fields: no padding, and every bit pattern is a
 // valid value, so it may be copied to and from the kernel's bytes.
@@ -267,6 +292,7 @@ mod tests {
             GUARD_SOURCES_MAP,
             GUARD_TIGHT_MAP,
             GUARD_GLOBAL_MAP,
+            GUARD_HEAVY_MAP,
             ".BTF",
         ] {
             assert!(has(name.as_bytes()), "{name} missing from xsknet.bpf.o");
