@@ -34,6 +34,8 @@ use aya::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::AdaptiveConfig;
+
 use super::{
     bpf,
     object::{
@@ -381,29 +383,6 @@ impl GlobalLimits {
     }
 }
 
-/// The adaptive mode's settings, for the controller in user space (the guard
-/// itself only carries them): when the softirq's busy share stays above
-/// `threshold` for a second, the heaviest sources are tightened to
-/// `tighten_to_pps` for at least `hold_s` seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdaptiveRules {
-    /// Busy share of the softirq loop (0 to 1) above which to tighten.
-    pub threshold: f64,
-    /// The packet rate a tightened source gets.
-    pub tighten_to_pps: u64,
-    /// Seconds a tightened source stays so after the load falls.
-    pub hold_s: f64,
-    /// How many of the top talkers to tighten at once.
-    pub top: usize,
-}
-
-impl Default for AdaptiveRules {
-    fn default() -> AdaptiveRules {
-        AdaptiveRules { threshold: 0.5, tighten_to_pps: 1000, hold_s: 10.0, top: 4 }
-    }
-}
-
 /// Every rule of the guard, as a rules file (TOML) writes them:
 ///
 /// ```toml
@@ -426,9 +405,9 @@ impl Default for AdaptiveRules {
 /// icmp = { pps = 1000 }
 ///
 /// [adaptive]                            # for the adaptive controller
-/// threshold = 0.5
-/// tighten_to_pps = 1000
-/// hold_s = 10
+/// threshold = 0.5                       # (crate::adaptive::AdaptiveConfig)
+/// tighten_pps = 100
+/// hold_secs = 1
 /// ```
 ///
 /// Every key is optional; an empty file is no rule at all.
@@ -447,8 +426,9 @@ pub struct GuardRules {
     pub syn_per_source: Option<Rate>,
     /// Limits per protocol, all sources together.
     pub global: GlobalLimits,
-    /// The adaptive controller's settings.
-    pub adaptive: Option<AdaptiveRules>,
+    /// The adaptive controller's settings ([`crate::adaptive`]): carried, not
+    /// read by the program.
+    pub adaptive: Option<AdaptiveConfig>,
 }
 
 /// A rules file that could not be read or parsed: the message names the file,
@@ -528,16 +508,7 @@ impl GuardRules {
             )));
         }
         if let Some(a) = &self.adaptive {
-            if !(a.threshold > 0.0 && a.threshold <= 1.0) {
-                return Err(RuleError(format!(
-                    "[adaptive] threshold {}: a busy share, above 0 and at most 1",
-                    a.threshold
-                )));
-            }
-            check_bucket("[adaptive] tighten_to_pps", a.tighten_to_pps, 1)?;
-            if !(a.hold_s.is_finite() && a.hold_s >= 0.0) {
-                return Err(RuleError(format!("[adaptive] hold_s {}: seconds, 0 or more", a.hold_s)));
-            }
+            a.validate().map_err(RuleError)?;
         }
         Ok(())
     }
@@ -870,6 +841,12 @@ pub struct Talker {
     pub bytes: u64,
     /// The tightened limit it is under, packets a second.
     pub tightened_pps: Option<u64>,
+}
+
+impl From<&Talker> for crate::adaptive::TalkerCount {
+    fn from(t: &Talker) -> crate::adaptive::TalkerCount {
+        crate::adaptive::TalkerCount { addr: t.addr, pkts: t.packets }
+    }
 }
 
 // ---- the handle ------------------------------------------------------------
@@ -1405,9 +1382,9 @@ icmp = { pps = 100 }
 
 [adaptive]
 threshold = 0.6
-tighten_to_pps = 500
-hold_s = 5
-top = 3
+tighten_pps = 500
+hold_secs = 2
+max_sources = 3
 "#;
         let r = GuardRules::from_toml(text, "rules.toml").unwrap();
         assert!(r.drop_malformed);
@@ -1424,7 +1401,16 @@ top = 3
         assert_eq!(r.global.udp, Some(Rate { pps: 100_000, burst: 1000 }));
         assert_eq!(r.global.icmp, Some(Rate { pps: 100, burst: 10 }), "default burst: a tenth of a second");
         assert_eq!(r.global.tcp, None);
-        assert_eq!(r.adaptive, Some(AdaptiveRules { threshold: 0.6, tighten_to_pps: 500, hold_s: 5.0, top: 3 }));
+        assert_eq!(
+            r.adaptive,
+            Some(AdaptiveConfig {
+                threshold: 0.6,
+                tighten_pps: 500,
+                hold: std::time::Duration::from_secs(2),
+                max_sources: 3,
+                ..AdaptiveConfig::default()
+            })
+        );
         // And back: what rules() returns can be written as a file and read again.
         assert_eq!(GuardRules::from_toml(&r.to_toml(), "again").unwrap(), r);
     }
@@ -1450,7 +1436,8 @@ top = 3
             ("[global]\nsctp = { pps = 1 }\n", &["line 2", "unknown field `sctp`"]),
             ("[syn_per_source]\npps = 10\nburts = 3\n", &["unknown field `burts`"]),
             ("drop_malformed = yes\n", &["line 1"]),
-            ("[adaptive]\nthreshold = 1.5\n", &["threshold 1.5"]),
+            ("[adaptive]\nthreshold = 1.5\n", &["adaptive.threshold is 1.5"]),
+            ("[adaptive]\ntighten_to_pps = 5\n", &["line 2", "unknown field `tighten_to_pps`"]),
         ];
         for (text, wants) in cases {
             let e = GuardRules::from_toml(text, "bad.toml").unwrap_err().to_string();
@@ -1519,7 +1506,9 @@ top = 3
         let top: Vec<u8> = heaviest(all.clone(), 3).iter().map(|t| t.addr.octets()[3]).collect();
         assert_eq!(top, [2, 5, 3], "packets, then bytes, then the lower address");
         assert_eq!(heaviest(all.clone(), 10).len(), 5);
-        assert!(heaviest(all, 0).is_empty());
+        assert!(heaviest(all.clone(), 0).is_empty());
+        let count = crate::adaptive::TalkerCount::from(&all[1]);
+        assert_eq!((count.addr, count.pkts), (Ipv4Addr::new(10, 0, 0, 2), 9));
     }
 
     #[test]
