@@ -491,8 +491,12 @@ impl GuardRules {
     }
 
     /// The rules as a rules file would write them.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// A [`RuleError`] with the serializer's message (none is expected: every
+    /// field has a TOML form).
+    pub fn to_toml(&self) -> Result<String, RuleError> {
+        toml::to_string(self).map_err(|e| RuleError(format!("writing the rules as TOML: {e}")))
     }
 
     /// What no single value can say: the lists fit in the program's maps,
@@ -1412,7 +1416,7 @@ max_sources = 3
             })
         );
         // And back: what rules() returns can be written as a file and read again.
-        assert_eq!(GuardRules::from_toml(&r.to_toml(), "again").unwrap(), r);
+        assert_eq!(GuardRules::from_toml(&r.to_toml().unwrap(), "again").unwrap(), r);
     }
 
     #[test]
@@ -1467,6 +1471,7 @@ max_sources = 3
         assert!(r.syn_per_source.is_some());
         assert_eq!(r.global, GlobalLimits::default());
         assert!(r.check().is_ok());
+        assert_eq!(GuardRules::from_toml(&r.to_toml().unwrap(), "default").unwrap(), r);
         let raw = r.raw(false);
         assert_eq!(raw.flags, GUARD_F_DROP_MALFORMED);
         assert_eq!(raw.src_pps, BucketCfg { rate: 50_000, burst: 5_000, fill_ns: 100_000_000 });
