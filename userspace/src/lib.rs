@@ -5,7 +5,7 @@
 //!
 //! | stage | module | owns |
 //! |---|---|---|
-//! | hard IRQ: the XDP program and its loader | [`xdp`] | the program, its maps and link |
+//! | hard IRQ: the XDP program and its loader | [`xdp`] | the program, its maps and link; the guard (`xdp::guard`): allow/block lists and rate limits that drop a flood before the copy |
 //! | the DMA area | [`umem`] | the UMEM mapping, move-only frames, the free list |
 //! | the device queue | [`xsk`], [`netdevice`] | the AF_XDP socket and its four rings; the device trait and the in-memory device |
 //! | softirq: the NAPI poll | [`softirq`] | the poller: device, frame cache ([`netdev_queue`]), rx batch |
