@@ -34,6 +34,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -165,7 +167,7 @@ pub enum Change {
 
 /// What the policy has done so far (counted by the caller as
 /// `XdpGuardAdaptiveTightens`, `…Relaxes`, `…Tightened`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdaptiveStats {
     /// Tighten changes made.
     pub tightens: u64,
@@ -175,6 +177,27 @@ pub struct AdaptiveStats {
     pub tightened: u64,
     /// The busy share over the last interval, in parts per million.
     pub busy_share_ppm: u64,
+}
+
+/// [`AdaptiveStats`] shared between the thread that runs the policy and
+/// the readers (the control endpoint): four relaxed atomics, written once
+/// per step. Clones share the same figures.
+#[derive(Clone, Debug, Default)]
+pub struct AdaptiveShared(Arc<[AtomicU64; 4]>);
+
+impl AdaptiveShared {
+    /// Publishes `s`.
+    pub fn store(&self, s: &AdaptiveStats) {
+        for (slot, v) in self.0.iter().zip([s.tightens, s.relaxes, s.tightened, s.busy_share_ppm]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The last figures published (each field as of its last store).
+    pub fn load(&self) -> AdaptiveStats {
+        let [tightens, relaxes, tightened, busy_share_ppm] = self.0.each_ref().map(|a| a.load(Ordering::Relaxed));
+        AdaptiveStats { tightens, relaxes, tightened, busy_share_ppm }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

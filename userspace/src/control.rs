@@ -15,7 +15,12 @@
 //! The protocol is one JSON request per connection, a line such as
 //! `{"get":"stats"}`, and one JSON answer: the payload, or `{"error": "…"}`.
 //! A thread serves it from the statistics page ([`crate::publish`]) and the
-//! XDP program's map; it never touches the loop.
+//! XDP program's maps; it never touches the loop.
+//!
+//! The XDP guard ([`crate::xdp::guard`]) is read and changed here too
+//! (`{"get":"guard"}`, with an `update` to change a rule): its rules live in
+//! BPF maps, so a change is a map write from the serving thread, in force
+//! for the next frame, and the loop never waits for it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
@@ -29,7 +34,9 @@ use std::time::Duration;
 
 #[cfg(test)]
 use crate::inet_diag::SockDiag;
+use crate::adaptive::{AdaptiveShared, AdaptiveStats};
 use crate::publish::{PublishedStats, ReadError, StatsReader};
+use crate::xdp::guard::{Guard, GuardCounters, GuardRules, GuardStat, GuardUpdate, Talker};
 use crate::xdp::{XdpProgStats, XdpStatsReader};
 
 /// The directory of the control sockets (`XSKNET_RUN_DIR` overrides it).
@@ -38,8 +45,12 @@ pub const RUN_DIR: &str = "/run/xsknet";
 /// How long a request may take to arrive, and a socket listing to be answered.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The longest request line accepted, bytes.
-const MAX_REQUEST: u64 = 4096;
+/// The longest request line accepted, bytes: a rules file of the guard's
+/// 1024 prefixes, and room to spare.
+const MAX_REQUEST: u64 = 256 * 1024;
+
+/// Talkers listed by a guard request that does not say how many.
+const DEFAULT_TALKERS: usize = 10;
 
 /// Connections served at once: each on a thread of its own, so that an idle
 /// client does not hold up the others; more wait in the listen backlog.
@@ -123,7 +134,7 @@ pub struct InstanceInfo {
 }
 
 /// A request: one line of JSON, `{"get":"info"}` and so on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "get", rename_all = "lowercase")]
 pub enum Request {
     /// [`InstanceInfo`].
@@ -132,6 +143,30 @@ pub enum Request {
     Stats,
     /// Every socket: a list of [`SockDiag`].
     Sockets,
+    /// The guard's [`GuardView`], after applying `update` if there is one.
+    Guard {
+        /// A change to make first (`xsknet guard block …`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        update: Option<GuardUpdate>,
+        /// How many top talkers to list (default 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        talkers: Option<usize>,
+    },
+}
+
+/// The `guard` answer: what the guard does now.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GuardView {
+    /// The rules in force.
+    pub rules: GuardRules,
+    /// Its counters (whether it is on, drops by reason, hits by rule).
+    pub counters: GuardCounters,
+    /// Sources under a tightened limit, with it (packets per second).
+    pub tightened: Vec<(Ipv4Addr, u64)>,
+    /// The heaviest sources the XDP program counted, heaviest first.
+    pub talkers: Vec<Talker>,
+    /// The adaptive mode's figures, when it runs.
+    pub adaptive: Option<AdaptiveStats>,
 }
 
 /// The `stats` answer: the instance, its loop's last publication and the
@@ -146,6 +181,12 @@ pub struct Snapshot {
     pub stats: PublishedStats,
     /// The XDP program's per-CPU counters summed, if they could be read.
     pub xdp: Option<XdpProgStats>,
+    /// The guard's counters, when the instance has a guard (`--guard`).
+    #[serde(default)]
+    pub guard: Option<GuardCounters>,
+    /// The guard's adaptive mode, when it runs.
+    #[serde(default)]
+    pub adaptive: Option<AdaptiveStats>,
 }
 
 /// What a counter counts, for a reader that names or groups counters.
@@ -160,6 +201,9 @@ pub enum CounterKind {
     XdpStatistics,
     /// The loop's own figures (`Softirq…`).
     Softirq,
+    /// The XDP guard's counters (`XdpGuard…`): frames passed and dropped
+    /// by reason, and the adaptive mode's changes.
+    XdpGuard,
 }
 
 impl Snapshot {
@@ -204,6 +248,15 @@ impl Snapshot {
             ("SoftirqTotalNs", l.total_ns),
         ] {
             out.push((n, v, CounterKind::Softirq));
+        }
+        if let Some(g) = &self.guard {
+            for stat in GuardStat::ALL {
+                out.push((stat.name(), g.get(stat), CounterKind::XdpGuard));
+            }
+        }
+        if let Some(a) = &self.adaptive {
+            out.push(("XdpGuardAdaptiveTightens", a.tightens, CounterKind::XdpGuard));
+            out.push(("XdpGuardAdaptiveRelaxes", a.relaxes, CounterKind::XdpGuard));
         }
         out
     }
@@ -437,6 +490,11 @@ pub struct SnapshotSource {
     pub stats: StatsReader,
     /// The XDP program's counters, when readable.
     pub xdp: Option<XdpStatsReader>,
+    /// The guard, when the instance has one: read for `stats`, read and
+    /// changed for `guard`.
+    pub guard: Option<Guard>,
+    /// The adaptive mode's figures, when it runs.
+    pub adaptive: Option<AdaptiveShared>,
 }
 
 impl SnapshotSource {
@@ -449,7 +507,32 @@ impl SnapshotSource {
         let stats = self.stats.read()?;
         let age_ns = self.stats.now_ns().saturating_sub(stats.uptime_ns);
         let xdp = self.xdp.as_ref().and_then(|x| x.read().ok());
-        Ok(Snapshot { info: self.info.clone(), age_ns, stats, xdp })
+        let guard = self.guard.as_ref().and_then(|g| g.counters().ok());
+        let adaptive = self.adaptive.as_ref().map(AdaptiveShared::load);
+        Ok(Snapshot { info: self.info.clone(), age_ns, stats, xdp, guard, adaptive })
+    }
+
+    /// The guard as it is now, after `update` if given.
+    ///
+    /// # Errors
+    ///
+    /// A message when the instance has no guard, the update is refused
+    /// ([`crate::xdp::guard::GuardError`]), or a map cannot be read.
+    pub fn guard(&self, update: Option<&GuardUpdate>, talkers: usize) -> Result<GuardView, String> {
+        let g = self.guard.as_ref().ok_or(
+            "this instance has no guard: start it with --guard (or --guard-rules FILE); the guard's maps \
+             exist only in a program loaded for it",
+        )?;
+        if let Some(u) = update {
+            g.apply(u).map_err(|e| e.to_string())?;
+        }
+        Ok(GuardView {
+            rules: g.rules(),
+            counters: g.counters().map_err(|e| e.to_string())?,
+            tightened: g.tightened().into_iter().collect(),
+            talkers: g.talkers(talkers).map_err(|e| e.to_string())?,
+            adaptive: self.adaptive.as_ref().map(AdaptiveShared::load),
+        })
     }
 }
 
@@ -483,6 +566,13 @@ impl Server {
                 Ok(list) => serde_json::to_value(list),
                 Err(e @ (ReadError::Busy | ReadError::Timeout(_) | ReadError::NotYet)) => return Err(e.to_string()),
             },
+            Request::Guard { update, talkers } => {
+                let view = self.0.guard(update.as_ref(), talkers.unwrap_or(DEFAULT_TALKERS))?;
+                if let Some(u) = &update {
+                    log::info!("guard: {u} (through the control socket)");
+                }
+                serde_json::to_value(view)
+            }
         };
         v.map_err(|e| e.to_string())
     }
@@ -657,7 +747,7 @@ mod tests {
         let path = sock.path().to_path_buf();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let (mut publisher, reader) = Publisher::new(Instant::now());
-        let ep = sock.serve(SnapshotSource { info: info(), stats: reader, xdp: None }).unwrap();
+        let ep = sock.serve(SnapshotSource { info: info(), stats: reader, xdp: None, guard: None, adaptive: None }).unwrap();
 
         assert_eq!(request::<InstanceInfo>(&path, Request::Info).unwrap(), info());
         // Before the loop publishes: a clear error, not a hang.

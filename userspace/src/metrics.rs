@@ -19,6 +19,7 @@
 //! | `xsknet_netstat_tcp_curr_estab` | `TcpCurrEstab`, a gauge |
 //! | `xsknet_drops_total{counter,reason}` | the MIB counters that count drops, again, labelled with the reason the exit report prints |
 //! | `xsknet_xdp_rx_packets_total`, `xsknet_xdp_packets_total{action}` | the XDP program's per-CPU counters, summed |
+//! | `xsknet_xdp_guard_packets_total{reason}`, `xsknet_xdp_guard_adaptive_tightens_total`, `…_relaxes_total` | the XDP guard's frames by what it did with them (`XdpGuardDropBlocklist` is `reason="drop_blocklist"`), and the adaptive mode's changes; present when the guard is |
 //! | `xsknet_xsk_<field>_total` | the AF_XDP socket's `XDP_STATISTICS` and our ring checks (`XskRxDropped` is `xsknet_xsk_rx_dropped_total`) |
 //! | `xsknet_softirq_polls_total`, `…_busy_polls_total`, `…_busy_seconds_total`, `…_seconds_total` | the loop's polls and time (busy share: the rate of busy over the rate of all) |
 //! | `xsknet_umem_frames{place}`, `xsknet_umem_capacity_frames` | where every UMEM frame is now |
@@ -192,6 +193,22 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                     "{name}: the AF_XDP socket's XDP_STATISTICS (include/uapi/linux/if_xdp.h) or xsknet's ring check."
                 ),
             )
+        }
+        CounterKind::XdpGuard => {
+            let field = name.strip_prefix("XdpGuard").unwrap_or(name);
+            match field.strip_prefix("Adaptive") {
+                Some(change) => counter(
+                    format!("xsknet_xdp_guard_adaptive_{}", snake(change)),
+                    format!("{name}: per-source limits the guard's adaptive mode {}.", snake(change)),
+                ),
+                None => Series {
+                    label: Some(("reason", snake(field))),
+                    ..counter(
+                        "xsknet_xdp_guard_packets".into(),
+                        "Frames the XDP guard passed or dropped, by reason (XdpGuard…), summed over CPUs.".into(),
+                    )
+                },
+            }
         }
         CounterKind::Softirq => {
             let field = name.strip_prefix("Softirq").unwrap_or(name);
@@ -588,6 +605,8 @@ mod tests {
     use super::*;
     use crate::control::{InstanceInfo, Netns};
     use crate::publish::{PublishedStats, Publisher};
+    use crate::adaptive::AdaptiveStats;
+    use crate::xdp::guard::{GuardCounters, GuardReasonCount, GuardStat};
     use crate::xdp::XdpProgStats;
     use std::io::{Read, Write};
     use std::net::{Ipv4Addr, TcpStream};
@@ -627,7 +646,19 @@ mod tests {
             stats.rx_latency.record(ns);
         }
         let xdp = XdpProgStats { rx: 20, redirect_ipv4: 10, redirect_arp: 2, drop: 1, ..XdpProgStats::default() };
-        Snapshot { info: info(), age_ns: 50_000_000, stats, xdp: Some(xdp) }
+        let guard = GuardCounters {
+            enabled: true,
+            reasons: GuardStat::ALL
+                .iter()
+                .map(|s| GuardReasonCount {
+                    name: s.name().into(),
+                    value: if *s == GuardStat::DropSourcePps { 7 } else { 0 },
+                })
+                .collect(),
+            rules: vec![],
+        };
+        let adaptive = AdaptiveStats { tightens: 2, relaxes: 1, tightened: 1, busy_share_ppm: 0 };
+        Snapshot { info: info(), age_ns: 50_000_000, stats, xdp: Some(xdp), guard: Some(guard), adaptive: Some(adaptive) }
     }
 
     /// The lines of `text` that start with `prefix`.
@@ -652,6 +683,11 @@ mod tests {
             "xsknet_xdp_packets_total{action=\"redirect_ipv4\"} 10",
             "xsknet_xdp_packets_total{action=\"drop\"} 1",
             "xsknet_xsk_rx_ring_full_total 4",
+            "# TYPE xsknet_xdp_guard_packets_total counter",
+            "xsknet_xdp_guard_packets_total{reason=\"drop_source_pps\"} 7",
+            "xsknet_xdp_guard_packets_total{reason=\"pass_allowlist\"} 0",
+            "xsknet_xdp_guard_adaptive_tightens_total 2",
+            "xsknet_xdp_guard_adaptive_relaxes_total 1",
             "xsknet_softirq_polls_total 1000",
             "xsknet_softirq_busy_seconds_total 1.5",
             "xsknet_softirq_seconds_total 9.0",
@@ -803,7 +839,7 @@ mod tests {
             }
             other => panic!("bound twice: {:?}", other.map(|s| s.local_addr())),
         }
-        let ep = server.serve(SnapshotSource { info: info(), stats: reader, xdp: None }).unwrap();
+        let ep = server.serve(SnapshotSource { info: info(), stats: reader, xdp: None, guard: None, adaptive: None }).unwrap();
         let (code, a) = http(addr, "GET", "/metrics");
         assert_eq!(code, 503, "{a}");
         assert!(a.contains("not published"), "{a}");

@@ -76,7 +76,7 @@ pub(crate) fn needs_root(e: ControlError) -> BoxError {
     }
 }
 
-fn ask<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Result<T, BoxError> {
+pub(crate) fn ask<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Result<T, BoxError> {
     control::request(path, req).map_err(|e| {
         if e.is_gone() {
             format!("{e}: the instance is gone (stopped, or killed and its stale socket left for the next instance on that queue to replace)").into()

@@ -1,6 +1,7 @@
 //! The `xsknet` command: echo and sink servers (UDP and TCP) and a static-file
 //! HTTP server on the user-space stack.
 
+mod guard;
 mod http;
 mod inspect;
 mod tcp_serve;
@@ -73,6 +74,9 @@ enum Command {
     /// packets and bytes per second per stage, drops by reason, frames, latency, TCP states
     /// (plain lines, as vmstat, when stdout is not a terminal or with --plain).
     Top(top::TopArgs),
+    /// The XDP guard of a running instance (started with --guard): its rules, drops by
+    /// reason and by rule, top talkers; and changes at run time (block, allow, limit, load, ...).
+    Guard(guard::GuardArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -168,6 +172,7 @@ fn main() -> ExitCode {
         Command::Stat(a) => return report_result(inspect::stat(a)),
         Command::Ss(a) => return report_result(inspect::ss(a)),
         Command::Top(a) => return report_result(top::top(a)),
+        Command::Guard(a) => return report_result(guard::guard(a)),
     };
     report_result(serve(kind, &args, http.as_ref()))
 }
@@ -329,6 +334,8 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         info: info.clone(),
         stats: reader.clone(),
         xdp: xdp.stats_reader().map_err(|e| log::warn!("XDP counters not served: {e}")).ok(),
+        guard: None,
+        adaptive: None,
     };
     let endpoint = match (control, &published) {
         (Some(sock), Some(p)) => Some(sock.serve(source(p))?),

@@ -24,6 +24,7 @@ use ratatui::Frame;
 use xsknet::control::{self, ControlError, CounterKind, InstanceInfo, Request, Snapshot};
 use xsknet::latency::{LatencyHistogram, LatencySummary, LATENCY_BUCKETS};
 use xsknet::snmp::MibCounter;
+use xsknet::xdp::guard::GuardStat;
 use xsknet::stack::FrameCensus;
 use xsknet::{signal, TcpState};
 
@@ -219,6 +220,13 @@ impl View {
                 (total > 0).then(|| DropRate { name, reason, total, rate: rate(delta(name)) })
             })
             .collect();
+        // The guard's drops happen in XDP, before the copy: read with the
+        // XDP counters, at serve time.
+        drops.extend(GuardStat::ALL.iter().filter(|s| s.is_drop()).filter_map(|s| {
+            let name = s.name();
+            let total = cur.get(name).copied().unwrap_or(0);
+            (total > 0).then(|| DropRate { name, reason: s.meaning(), total, rate: xdp_rate(delta(name)) })
+        }));
         drops.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(b.total.cmp(&a.total)).then(a.name.cmp(b.name)));
         let l = &now.stats.softirq;
         let (busy_ns, total_ns) = match prev {
@@ -786,6 +794,7 @@ mod tests {
     use std::net::Ipv4Addr;
     use xsknet::control::Netns;
     use xsknet::publish::PublishedStats;
+    use xsknet::xdp::guard::{GuardCounters, GuardReasonCount};
     use xsknet::xdp::XdpProgStats;
 
     fn info() -> InstanceInfo {
@@ -838,11 +847,51 @@ mod tests {
             s.rx_latency.record(lat_ns);
         }
         let xdp = XdpProgStats { rx: n + no_ports, redirect_ipv4: n + no_ports, ..XdpProgStats::default() };
-        Snapshot { info: info(), age_ns: 50_000_000, stats: s, xdp: Some(xdp) }
+        Snapshot { info: info(), age_ns: 50_000_000, stats: s, xdp: Some(xdp), guard: None, adaptive: None }
     }
 
     fn stage<'a>(v: &'a View, name: &str) -> &'a StageRate {
         v.stages.iter().find(|s| s.name == name).unwrap()
+    }
+
+    /// `snap` with the guard on, having dropped `blocked` frames of blocklisted sources.
+    fn guarded(secs: u64, n: u64, blocked: u64) -> Snapshot {
+        let mut s = snap(secs, n, 1_000, 0);
+        s.guard = Some(GuardCounters {
+            enabled: true,
+            reasons: GuardStat::ALL
+                .iter()
+                .map(|g| GuardReasonCount {
+                    name: g.name().into(),
+                    value: match g {
+                        GuardStat::DropBlock => blocked,
+                        GuardStat::Pass => n,
+                        _ => 0,
+                    },
+                })
+                .collect(),
+            rules: vec![],
+        });
+        s
+    }
+
+    #[test]
+    fn the_guards_drops_are_listed_with_their_rates_over_the_xdp_window() {
+        let a = guarded(10, 1000, 5_000);
+        let mut b = guarded(12, 3000, 45_000);
+        // Read later after its publication than the first one was.
+        b.age_ns += 450_000_000;
+        let v = View::new(Some(&a), &b);
+        let d = v.drops.iter().find(|d| d.name == "XdpGuardDropBlocklist").expect("the guard's drop is listed");
+        assert_eq!(d.total, 45_000);
+        // Over the XDP window: (12 s + 0.5 s) - (10 s + 0.05 s).
+        assert!((d.rate - 40_000.0 / 2.45).abs() < 1e-6, "{}", d.rate);
+        assert_eq!(v.drops[0].name, "XdpGuardDropBlocklist", "the fastest drop comes first");
+        // Reasons that never happened are not listed; passes are not drops.
+        assert!(v.drops.iter().all(|d| d.name != "XdpGuardDropSourcePps" && d.name != "XdpGuardPass"));
+        // Without a guard, nothing of it.
+        let v = View::new(Some(&snap(10, 1000, 1_000, 0)), &snap(12, 3000, 1_000, 0));
+        assert!(v.drops.iter().all(|d| !d.name.starts_with("XdpGuard")));
     }
 
     #[test]
