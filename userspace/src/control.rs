@@ -32,9 +32,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::adaptive::{AdaptiveShared, AdaptiveStats};
 #[cfg(test)]
 use crate::inet_diag::SockDiag;
-use crate::adaptive::{AdaptiveShared, AdaptiveStats};
 use crate::publish::{PublishedStats, ReadError, StatsReader};
 use crate::xdp::guard::{Guard, GuardCounters, GuardRules, GuardStat, GuardUpdate, Talker};
 use crate::xdp::{XdpProgStats, XdpStatsReader};
@@ -747,7 +747,8 @@ mod tests {
         let path = sock.path().to_path_buf();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let (mut publisher, reader) = Publisher::new(Instant::now());
-        let ep = sock.serve(SnapshotSource { info: info(), stats: reader, xdp: None, guard: None, adaptive: None }).unwrap();
+        let ep =
+            sock.serve(SnapshotSource { info: info(), stats: reader, xdp: None, guard: None, adaptive: None }).unwrap();
 
         assert_eq!(request::<InstanceInfo>(&path, Request::Info).unwrap(), info());
         // Before the loop publishes: a clear error, not a hang.

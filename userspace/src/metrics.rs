@@ -603,9 +603,9 @@ impl Drop for MetricsEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adaptive::AdaptiveStats;
     use crate::control::{InstanceInfo, Netns};
     use crate::publish::{PublishedStats, Publisher};
-    use crate::adaptive::AdaptiveStats;
     use crate::xdp::guard::{GuardCounters, GuardReasonCount, GuardStat};
     use crate::xdp::XdpProgStats;
     use std::io::{Read, Write};
@@ -658,7 +658,14 @@ mod tests {
             rules: vec![],
         };
         let adaptive = AdaptiveStats { tightens: 2, relaxes: 1, tightened: 1, busy_share_ppm: 0 };
-        Snapshot { info: info(), age_ns: 50_000_000, stats, xdp: Some(xdp), guard: Some(guard), adaptive: Some(adaptive) }
+        Snapshot {
+            info: info(),
+            age_ns: 50_000_000,
+            stats,
+            xdp: Some(xdp),
+            guard: Some(guard),
+            adaptive: Some(adaptive),
+        }
     }
 
     /// The lines of `text` that start with `prefix`.
@@ -839,7 +846,9 @@ mod tests {
             }
             other => panic!("bound twice: {:?}", other.map(|s| s.local_addr())),
         }
-        let ep = server.serve(SnapshotSource { info: info(), stats: reader, xdp: None, guard: None, adaptive: None }).unwrap();
+        let ep = server
+            .serve(SnapshotSource { info: info(), stats: reader, xdp: None, guard: None, adaptive: None })
+            .unwrap();
         let (code, a) = http(addr, "GET", "/metrics");
         assert_eq!(code, 503, "{a}");
         assert!(a.contains("not published"), "{a}");

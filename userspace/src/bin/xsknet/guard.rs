@@ -157,9 +157,9 @@ impl LimitArgs {
         }
         let proto = |p| Ok(GuardUpdate::SetGlobal(p, rate));
         match self.what {
-            LimitWhat::Source => Ok(GuardUpdate::SetSourceLimit(
-                (!self.none).then_some(SourceLimit { packets: rate, bytes }),
-            )),
+            LimitWhat::Source => {
+                Ok(GuardUpdate::SetSourceLimit((!self.none).then_some(SourceLimit { packets: rate, bytes })))
+            }
             LimitWhat::Syn => Ok(GuardUpdate::SetSynLimit(rate)),
             LimitWhat::Udp => proto(GuardProto::Udp),
             LimitWhat::Tcp => proto(GuardProto::Tcp),

@@ -24,8 +24,8 @@ use ratatui::Frame;
 use xsknet::control::{self, ControlError, CounterKind, InstanceInfo, Request, Snapshot};
 use xsknet::latency::{LatencyHistogram, LatencySummary, LATENCY_BUCKETS};
 use xsknet::snmp::MibCounter;
-use xsknet::xdp::guard::GuardStat;
 use xsknet::stack::FrameCensus;
+use xsknet::xdp::guard::GuardStat;
 use xsknet::{signal, TcpState};
 
 use crate::inspect::{needs_root, Which};
