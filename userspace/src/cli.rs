@@ -108,7 +108,9 @@ impl PcapArgs {
 pub struct GuardArgs {
     /// Turn on the XDP guard with its default policy: malformed IPv4 dropped, each source at
     /// most 50000 packets/s (burst 5000) and 100 SYNs/s (burst 200), dropped in XDP before the
-    /// copy; counted per reason (xsknet stat, the exit report). See docs/guard.md.
+    /// copy; the adaptive mode (heavy sources tightened to 100 packets/s while the softirq stays
+    /// over 50 % busy); counted per reason (xsknet stat, the exit report). Changed at run time
+    /// with `xsknet guard`. See docs/guard.md.
     #[arg(long)]
     pub guard: bool,
     /// Turn on the XDP guard with the rules in FILE (TOML: allow/block prefixes, per-source,

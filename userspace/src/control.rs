@@ -223,6 +223,7 @@ impl Snapshot {
             ("XdpProgPassNoSocket", x.pass_no_socket),
             ("XdpProgPassMalformed", x.pass_malformed),
             ("XdpProgDrop", x.drop),
+            ("XdpProgGuardDrop", x.guard_drop),
         ] {
             out.push((n, v, CounterKind::XdpProg));
         }

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::adaptive::AdaptiveStats;
 use crate::latency::{LatencySummary, StageSummary};
 use crate::netdevice::DeviceStats;
 use crate::snmp::{Mib, MibCounter};
@@ -96,6 +97,8 @@ pub struct Report<'a> {
     pub xdp: XdpProgStats,
     /// The guard's counters, when it was on (`--guard`, `--guard-rules`).
     pub guard: Option<GuardCounters>,
+    /// What the guard's adaptive mode did, when it ran.
+    pub adaptive: Option<AdaptiveStats>,
     /// The softirq loop's work.
     pub loop_stats: LoopStats,
     /// The application's.
@@ -226,6 +229,16 @@ impl Report<'_> {
                 writeln!(o, "  {:<22} {:<28} {:>14}", "", format!("{list} {}", r.prefix), r.hits)?;
             }
         }
+        if let Some(a) = &self.adaptive {
+            let rows = [
+                ("XdpGuardAdaptiveTightens", a.tightens, "  sources tightened by the adaptive mode"),
+                ("XdpGuardAdaptiveRelaxes", a.relaxes, "  sources relaxed again"),
+                ("tightened at exit", a.tightened, ""),
+            ];
+            for (i, (name, v, why)) in rows.into_iter().enumerate() {
+                writeln!(o, "  {:<22} {:<28} {:>14}{why}", if i == 0 { "guard (adaptive)" } else { "" }, name, v)?;
+            }
+        }
         let d = &self.device;
         let rings: [(&str, u64); 5] = [
             ("rx_dropped", d.rx_dropped),
@@ -312,6 +325,9 @@ impl Report<'_> {
         if let Some(g) = &self.guard {
             json["guard"] = serde_json::json!(g);
         }
+        if let Some(a) = &self.adaptive {
+            json["guard_adaptive"] = serde_json::json!(a);
+        }
         json
     }
 }
@@ -329,6 +345,7 @@ mod tests {
             census: FrameCensus { total: 10, in_kernel: 6, free_local: 4, ..FrameCensus::default() },
             xdp: XdpProgStats { rx: 12, redirect_ipv4: 11, redirect_arp: 1, ..XdpProgStats::default() },
             guard: None,
+            adaptive: None,
             loop_stats: LoopStats::default(),
             app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
             tcp_states: Vec::new(),
@@ -449,6 +466,14 @@ mod tests {
         assert_eq!(j["guard"]["reasons"][2]["name"], "XdpGuardDropBlocklist");
         assert_eq!(j["guard"]["rules"][0]["hits"], 7);
         assert_eq!(j["xdp_prog"]["guard_drop"], 9);
+        assert!(j.get("guard_adaptive").is_none() && !text.contains("guard (adaptive)"));
+        // The adaptive mode, when it ran.
+        r.adaptive = Some(AdaptiveStats { tightens: 3, relaxes: 2, tightened: 1, busy_share_ppm: 0 });
+        let text = r.render();
+        let want = format!("{}  sources tightened", row("guard (adaptive)", "XdpGuardAdaptiveTightens", 3));
+        assert!(text.contains(&want), "{text}");
+        assert!(text.contains(&format!("{}\n", row("", "tightened at exit", 1))), "{text}");
+        assert_eq!(r.to_json()["guard_adaptive"]["relaxes"], 2);
     }
 
     #[test]

@@ -157,3 +157,76 @@ fn an_instance_without_a_guard_says_how_to_get_one() {
     assert!(err.contains("has no guard: start it with --guard"), "{err}");
     x.stop().assert_clean_exit();
 }
+
+/// The adaptive mode end to end: one source floods at 100 000 packets a
+/// second with no per-source limit, the loop goes over the (low) threshold,
+/// the source is tightened within about a second and its frames dropped in
+/// XDP; it is relaxed once it has stopped; each change is logged and counted.
+#[test]
+fn the_adaptive_mode_tightens_a_flooding_source_and_relaxes_it_once_it_stops() {
+    if !testing::require_root("the_adaptive_mode_tightens_a_flooding_source_and_relaxes_it_once_it_stops") {
+        return;
+    }
+    let pair = pair();
+    let (ns, peer, ifname) = (pair.ns(), pair.peer_ns(), pair.ifname());
+    let rules = std::env::temp_dir().join(format!("xsknet-adaptive-{}-{ifname}.toml", std::process::id()));
+    std::fs::write(
+        &rules,
+        "[adaptive]\nthreshold = 0.02\nhold_secs = 0.5\ntighten_pps = 100\nmin_share = 0.5\nrelax_secs = 1\n",
+    )
+    .unwrap();
+    let x = Xsknet::start_echo(ns, ifname, &["--guard-rules", rules.to_str().unwrap()]);
+    warm_up_ping(peer, SERVER_ADDR, Duration::from_secs(5));
+
+    // 3 s of UDP from the peer's address to the open port, 100 000 a second.
+    let flood = testing::command_in(
+        peer,
+        &[
+            BIN,
+            "pktgen",
+            "--iface",
+            pair.peer_ifname(),
+            "--src",
+            "10.77.0.1/24",
+            "--dst",
+            "10.77.0.2",
+            "--dst-port",
+            "7",
+            "--flood",
+            "udp",
+            "--rate",
+            "100000",
+            "--duration",
+            "3",
+        ],
+    )
+    .output()
+    .expect("run xsknet pktgen");
+    assert!(flood.status.success(), "{flood:?}");
+    let v = guard_json(peer, ifname, &[]);
+    let tightened = v["tightened"].as_array().unwrap();
+    assert_eq!(tightened.len(), 1, "{v}");
+    assert_eq!(tightened[0][0], "10.77.0.1", "{v}");
+    let dropped = reasons(&v)["XdpGuardDropTightened"];
+    assert!(dropped > 100_000, "most of 300 000 frames dropped in XDP once tightened: {dropped}; {v}");
+    assert_eq!(v["adaptive"]["tightens"], 1, "{v}");
+
+    // Quiet now: relaxed after relax_secs (1 s) of staying under the limit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let v = loop {
+        let v = guard_json(peer, ifname, &[]);
+        if v["tightened"].as_array().unwrap().is_empty() || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(v["adaptive"]["relaxes"], 1, "relaxed once it stopped: {v}");
+    assert_eq!(burst_of_echoes(peer, 5), 5, "its traffic passes again");
+
+    let done = x.stop();
+    done.assert_clean_exit();
+    let _ = std::fs::remove_file(&rules);
+    assert!(done.stderr.contains("guard: adaptive: tightened 10.77.0.1 to 100 pps"), "{}", done.stderr);
+    assert!(done.stderr.contains("guard: adaptive: relaxed 10.77.0.1"), "{}", done.stderr);
+    assert_eq!(done.json["guard_adaptive"]["tightens"], 1);
+}

@@ -459,12 +459,16 @@ impl GuardRules {
     /// malformed IPv4 dropped; each source at most 50 000 packets a second
     /// with a burst of 5 000 (four times a fast UDP ping-pong client, and a
     /// 600 Mbit/s stream of full frames), no byte limit; 100 SYNs a second per
-    /// source with a burst of 200; no global limit, no list, no adaptive mode.
+    /// source with a burst of 200; the adaptive mode with its defaults
+    /// ([`AdaptiveConfig::default`]: heavy sources tightened to 100 packets a
+    /// second after a second of the softirq 50 % busy); no global limit, no
+    /// list.
     pub fn default_policy() -> GuardRules {
         GuardRules {
             drop_malformed: true,
             per_source: Some(SourceLimit { packets: Some(Rate { pps: 50_000, burst: 5_000 }), bytes: None }),
             syn_per_source: Some(Rate { pps: 100, burst: 200 }),
+            adaptive: Some(AdaptiveConfig::default()),
             ..GuardRules::default()
         }
     }
@@ -575,6 +579,65 @@ pub enum GuardUpdate {
         /// The source.
         addr: Ipv4Addr,
     },
+}
+
+impl fmt::Display for GuardUpdate {
+    /// As `xsknet guard` spells the change: `block 10.66.0.0/16`,
+    /// `tighten 10.66.0.1 to 100 pps`, `off`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = |r: &Option<Rate>| r.map_or("none".to_string(), |r| format!("{} pps, burst {}", r.pps, r.burst));
+        match self {
+            GuardUpdate::Enable => write!(f, "on"),
+            GuardUpdate::Disable => write!(f, "off"),
+            GuardUpdate::Block(p) => write!(f, "block {p}"),
+            GuardUpdate::Unblock(p) => write!(f, "unblock {p}"),
+            GuardUpdate::Allow(p) => write!(f, "allow {p}"),
+            GuardUpdate::Unallow(p) => write!(f, "unallow {p}"),
+            GuardUpdate::SetSourceLimit(None) => write!(f, "per-source limit none"),
+            GuardUpdate::SetSourceLimit(Some(l)) => {
+                write!(f, "per-source limit {}", rate(&l.packets))?;
+                match l.bytes {
+                    Some(b) => write!(f, "; {} bytes/s, burst {}", b.bytes_per_sec, b.burst_bytes),
+                    None => Ok(()),
+                }
+            }
+            GuardUpdate::SetSynLimit(r) => write!(f, "per-source SYN limit {}", rate(r)),
+            GuardUpdate::SetGlobal(p, r) => write!(f, "global {} limit {}", p.name(), rate(r)),
+            GuardUpdate::SetDropMalformed(on) => write!(f, "drop malformed {}", if *on { "on" } else { "off" }),
+            GuardUpdate::Replace(r) => write!(
+                f,
+                "load rules ({} allow, {} block{})",
+                r.allow.len(),
+                r.block.len(),
+                if r.adaptive.is_some() { ", adaptive" } else { "" }
+            ),
+            GuardUpdate::Tighten { addr, pps } => write!(f, "tighten {addr} to {pps} pps"),
+            GuardUpdate::Relax { addr } => write!(f, "relax {addr}"),
+        }
+    }
+}
+
+impl Rate {
+    /// `pps` packets a second with the rules file's default burst: a tenth
+    /// of a second's worth, at least 1 (what `xsknet guard limit` uses
+    /// without `--burst`).
+    ///
+    /// # Errors
+    /// As [`Rate::new`].
+    pub fn with_default_burst(pps: u64) -> Result<Rate, RuleError> {
+        Rate::new(pps, default_burst(pps))
+    }
+}
+
+impl ByteRate {
+    /// `bytes_per_sec` with the rules file's default burst: a tenth of a
+    /// second's worth, at least 64 KiB.
+    ///
+    /// # Errors
+    /// As [`ByteRate::new`].
+    pub fn with_default_burst(bytes_per_sec: u64) -> Result<ByteRate, RuleError> {
+        ByteRate::new(bytes_per_sec, default_burst(bytes_per_sec).max(65_536))
+    }
 }
 
 /// Why [`Guard::apply`] failed. Nothing changed when it fails, except for a
@@ -1470,6 +1533,7 @@ max_sources = 3
         assert_eq!(r.per_source.and_then(|s| s.bytes), None);
         assert!(r.syn_per_source.is_some());
         assert_eq!(r.global, GlobalLimits::default());
+        assert_eq!(r.adaptive, Some(AdaptiveConfig::default()));
         assert!(r.check().is_ok());
         assert_eq!(GuardRules::from_toml(&r.to_toml().unwrap(), "default").unwrap(), r);
         let raw = r.raw(false);

@@ -270,6 +270,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let zero_copy = dev.zero_copy();
     // The guard's rules go in before the loop reads the first frame (frames
     // that came in since the attach wait in the rx ring, already past XDP).
+    let adaptive_cfg = guard_rules.as_ref().and_then(|r| r.adaptive);
     let guard = match guard_rules {
         Some(rules) => {
             let guard = xdp.guard()?;
@@ -308,8 +309,9 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
             (Some(_), None) => ", guard: default policy".to_string(),
         },
     );
-    // The loop publishes when someone reads: the control endpoint, the metrics server, or both.
-    let published = (control.is_some() || metrics.is_some()).then(|| {
+    // The loop publishes when someone reads: the control endpoint, the metrics server, the
+    // guard's adaptive mode.
+    let published = (control.is_some() || metrics.is_some() || adaptive_cfg.is_some()).then(|| {
         let (publisher, reader) = Publisher::new(stack.epoch());
         stack.attach_publisher(publisher);
         let info = InstanceInfo {
@@ -329,13 +331,18 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         };
         (info, reader)
     });
+    // The adaptive mode reads the loop's time from the statistics page, off the loop.
+    let adaptive = match (adaptive_cfg, &guard, &published) {
+        (Some(cfg), Some(g), Some((_, reader))) => Some(guard::AdaptiveThread::spawn(cfg, g.clone(), reader.clone())?),
+        _ => None,
+    };
     // Each server reads through a source of its own.
     let source = |(info, reader): &(InstanceInfo, xsknet::publish::StatsReader)| SnapshotSource {
         info: info.clone(),
         stats: reader.clone(),
         xdp: xdp.stats_reader().map_err(|e| log::warn!("XDP counters not served: {e}")).ok(),
-        guard: None,
-        adaptive: None,
+        guard: guard.clone(),
+        adaptive: adaptive.as_ref().map(guard::AdaptiveThread::shared),
     };
     let endpoint = match (control, &published) {
         (Some(sock), Some(p)) => Some(sock.serve(source(p))?),
@@ -362,6 +369,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         (s, l, a, None)
     };
     let elapsed = started.elapsed();
+    let adaptive = adaptive.map(guard::AdaptiveThread::stop);
     let report = Report {
         setup: &setup,
         elapsed,
@@ -370,6 +378,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         census: final_stack.frame_census(),
         xdp: xdp.stats().unwrap_or_default(),
         guard: guard.as_ref().and_then(|g| g.counters().map_err(|e| log::warn!("guard counters: {e}")).ok()),
+        adaptive,
         loop_stats,
         app: app_stats,
         rx_latency: final_stack.rx_latency().summary(),
