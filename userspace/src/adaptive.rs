@@ -249,6 +249,15 @@ impl Adaptive {
         AdaptiveStats { tightened: self.tightened.len() as u64, ..self.stats }
     }
 
+    /// Takes back a tightening the caller could not apply (the guard
+    /// refused it): the source is not counted as tightened, and may be
+    /// tried again at the next round.
+    pub fn forget(&mut self, addr: Ipv4Addr) {
+        if self.tightened.remove(&addr).is_some() {
+            self.stats.tightens -= 1;
+        }
+    }
+
     /// The sources tightened now, in address order.
     pub fn tightened(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.tightened.keys().copied()
@@ -520,6 +529,18 @@ mod tests {
         let flood: Vec<_> = (0..1000u32).map(|i| (Ipv4Addr::from(0x0a42_0000 + i), 100.0)).collect();
         s.run(Duration::from_secs(3), 0.95, &flood);
         assert!(s.log.is_empty());
+    }
+
+    #[test]
+    fn a_tightening_the_guard_refused_is_forgotten_and_tried_again() {
+        let mut s = Sim::new(AdaptiveConfig::default());
+        s.run(Duration::from_millis(1200), 0.9, &[(ip(1), 100_000.0)]);
+        assert_eq!(s.a.stats().tightens, 1);
+        s.a.forget(ip(1));
+        assert_eq!((s.a.stats().tightens, s.a.stats().tightened), (0, 0));
+        // Still heavy and the load still high: the next round tightens it again.
+        s.run(Duration::from_millis(1100), 0.9, &[(ip(1), 100_000.0)]);
+        assert_eq!(s.a.stats().tightened, 1);
     }
 
     #[test]

@@ -379,7 +379,12 @@ fn run_adaptive(cfg: AdaptiveConfig, guard: &Guard, stats: &StatsReader, stop: &
             };
             match guard.apply(&update) {
                 Ok(()) => eprintln!("xsknet: guard: adaptive: {line}"),
-                Err(e) => eprintln!("xsknet: guard: adaptive: could not apply `{update}`: {e}"),
+                Err(e) => {
+                    eprintln!("xsknet: guard: adaptive: could not apply `{update}`: {e}");
+                    if let GuardUpdate::Tighten { addr, .. } = update {
+                        policy.forget(addr);
+                    }
+                }
             }
         }
         shared.store(&policy.stats());
