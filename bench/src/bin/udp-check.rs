@@ -620,6 +620,7 @@ fn run_rate(
     // Sequence numbers that timed out, to recognise their late echoes.
     let mut overdue: VecDeque<u32> = VecDeque::with_capacity(LATE_WINDOW);
     let mut slot = 0u64;
+    sock.set_nonblocking(true).map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
     let start = Instant::now();
     loop {
         let now = Instant::now();
@@ -667,7 +668,16 @@ fn run_rate(
         if wait < Duration::from_micros(1) {
             continue;
         }
-        sock.set_read_timeout(Some(wait)).map_err(|e| format!("setsockopt(SO_RCVTIMEO): {e}"))?;
+        // poll(2) with a timespec (ppoll: an hrtimer), not SO_RCVTIMEO, which the kernel keeps in
+        // jiffies (`sock_set_timeout` in net/core/sock.c): a wait of 0.3 ms would last a tick.
+        let timeout =
+            rustix::event::Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
+        let mut fds = [rustix::event::PollFd::new(sock, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
         let n = match sock.recv(&mut rx) {
             Ok(n) => n,
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
@@ -757,7 +767,8 @@ fn main_rate(sock: &UdpSocket, args: &Args, local: &str, rate: u64, duration: Du
         });
         println!("{obj}");
     } else {
-        let us = |v: &serde_json::Value, k: &str| v[k].as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+        let us =
+            |v: &serde_json::Value, k: &str| v[k].as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
         println!(
             "udp-check: {} from {local}: {rate} pps for {:.1} s, sizes [{}], timeout {} ms",
             args.to,
@@ -1170,8 +1181,19 @@ mod tests {
 
     fn rate_run(addr: SocketAddr) -> (RateResult, Vec<String>) {
         let args = parse_args(
-            ["--to", &addr.to_string(), "--rate", "2000", "--duration", "0.25", "--sizes", "18,64", "--timeout-ms", "100"]
-                .map(String::from),
+            [
+                "--to",
+                &addr.to_string(),
+                "--rate",
+                "2000",
+                "--duration",
+                "0.25",
+                "--sizes",
+                "18,64",
+                "--timeout-ms",
+                "100",
+            ]
+            .map(String::from),
         )
         .unwrap()
         .unwrap();
