@@ -14,6 +14,13 @@
 //! server (blocking, and busy-polling) and `xsknet echo` (run to completion,
 //! and threaded).
 //!
+//! Under a flood: a legitimate UDP ping-pong at 1000/s (`udp-check --rate`, a kernel
+//! socket in the generator's namespace, on the generator's CPU at SCHED_FIFO), alone and
+//! beside the generator flooding the echo port at its full rate from spoofed, off-link
+//! sources, against the kernel's echo server, `xsknet echo` and `xsknet echo --guard`: the
+//! round trip's percentiles and loss, xsknet's softirq busy share (its control endpoint),
+//! the kernel's `si` per CPU (/proc/stat) and the frames that reached user space.
+//!
 //! Results go to `bench/results/<date>-<host>.json` and `.md` (plus the
 //! percentile plot `.svg`), with the setup recorded; `--update-readme`
 //! replaces the README's results block. Every namespace is removed at the end,
@@ -326,7 +333,7 @@ impl Bench<'_> {
                     v.extend(["--gateway".into(), GEN_ADDR.to_string()]);
                 }
                 if receiver.ends_with("guard") {
-                    v.push("--guard".into());
+                    v.extend(self.guard_args());
                 }
                 v
             }
@@ -336,6 +343,27 @@ impl Bench<'_> {
         let mut p = Proc::spawn(self.pair.ns(), RX_CPU, &args, receiver, &self.dir)?;
         p.wait_ready(Duration::from_secs(10))?;
         Ok(p)
+    }
+
+    /// The guard's options for `xsknet-echo-guard`: `--guard-rules` with [`GUARD_RULES`] when
+    /// this xsknet reads rules files, else `--guard` (the default policy).
+    fn guard_args(&self) -> Vec<String> {
+        if !self.has_flag("xsknet", Some("echo"), "--guard-rules") {
+            return vec!["--guard".into()];
+        }
+        let path = self.dir.join("guard-rules.toml");
+        match std::fs::write(&path, self.guard_rules()) {
+            Ok(()) => vec!["--guard-rules".into(), path.to_string_lossy().into_owned()],
+            Err(e) => {
+                eprintln!("side-by-side: {}: {e}; the guard row runs the default policy", path.display());
+                vec!["--guard".into()]
+            }
+        }
+    }
+
+    /// [`GUARD_RULES`] for this run.
+    fn guard_rules(&self) -> String {
+        GUARD_RULES.replace("{client}", &GEN_ADDR.to_string())
     }
 
     /// The capture file of `xsknet-sink-pcap` (removed after each run).
@@ -611,6 +639,24 @@ const LEGIT_TIMEOUT_MS: u64 = 100;
 /// pass for the server's round trip; the FIFO client's send lag is reported to show it is not.
 const LEGIT_CPU: &str = GEN_CPU;
 const LEGIT_PRIO: &str = "50";
+/// The guard's rules for its row (`--guard-rules`, TOML, docs/guard.md), when this xsknet
+/// reads rules files: the default policy (malformed IPv4 dropped, 50 000 packets/s per source)
+/// with the legitimate client allowlisted and UDP from everyone else limited to 20 000
+/// packets/s in all. The flood's sources are random over a /15, a few packets a second each:
+/// no per-source limit sees them, so the limit must be global, and a global limit would drop
+/// the client's datagrams in proportion unless it is allowed. `{client}` is [`GEN_ADDR`].
+const GUARD_RULES: &str = "\
+drop_malformed = true
+allow = [\"{client}\"]
+
+[per_source]
+pps = 50000
+burst = 5000
+
+[global]
+udp = { pps = 20000, burst = 2000 }
+";
+
 /// The servers of the flood section: (receiver, label). The guard's row runs only when this
 /// `xsknet echo` has `--guard`.
 const FLOOD_SERVERS: [(&str, &str); 3] = [
@@ -654,6 +700,9 @@ fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
 struct Mark {
     cpus: Vec<CpuTicks>,
     counters: std::collections::BTreeMap<String, u64>,
+    /// When xsknet's loop published the counters (it does every 100 ms,
+    /// `publish::PUBLISH_INTERVAL`); the kernel's are read live.
+    at: Instant,
 }
 
 /// The kernel's `Udp:` MIB (/proc/net/snmp, as `nstat` names it: `UdpInDatagrams`) in `ns`.
@@ -690,7 +739,10 @@ struct FloodPhase {
     /// Frames that reached user space over the client's run: xsknet's rx ring
     /// (`XskRxFrames`), the kernel's socket layer (`UdpInDatagrams`).
     user_space_frames: u64,
+    /// The client's run.
     seconds: f64,
+    /// The time the counters' changes cover (xsknet's: from one publication to another).
+    counter_seconds: f64,
     /// Every counter's change over the client's run.
     counters: std::collections::BTreeMap<String, u64>,
 }
@@ -701,20 +753,24 @@ struct FloodRow {
     server: String,
     what: String,
     skipped: Option<String>,
+    /// The guard's options and, with `--guard-rules`, the rules file's text.
+    guard: Option<Value>,
     phases: Vec<FloodPhase>,
 }
 
 impl Bench<'_> {
     /// The running server's counters, or the kernel's UDP MIB for a kernel server.
     fn mark(&self, kernel: bool) -> Result<Mark, BoxError> {
-        let counters = if kernel {
-            kernel_udp_mib(self.pair.ns())?
-        } else {
-            let path = xsknet::control::find(Some(self.pair.ifname()), None)?;
-            let snap: xsknet::control::Snapshot = xsknet::control::request(&path, xsknet::control::Request::Stats)?;
-            snap.counters().into_iter().map(|(n, v, _)| (n.to_string(), v)).collect()
-        };
-        Ok(Mark { cpus: proc_stat_cpus(), counters })
+        if kernel {
+            let counters = kernel_udp_mib(self.pair.ns())?;
+            return Ok(Mark { cpus: proc_stat_cpus(), counters, at: Instant::now() });
+        }
+        let path = xsknet::control::find(Some(self.pair.ifname()), None)?;
+        let asked = Instant::now();
+        let snap: xsknet::control::Snapshot = xsknet::control::request(&path, xsknet::control::Request::Stats)?;
+        let at = asked.checked_sub(Duration::from_nanos(snap.age_ns)).unwrap_or(asked);
+        let counters = snap.counters().into_iter().map(|(n, v, _)| (n.to_string(), v)).collect();
+        Ok(Mark { cpus: proc_stat_cpus(), counters, at })
     }
 
     /// Whether `exe --help` (a subcommand's, with `sub`) lists `flag`.
@@ -841,6 +897,7 @@ impl Bench<'_> {
             ours_busy_share,
             user_space_frames,
             seconds,
+            counter_seconds: after.at.saturating_duration_since(before.at).as_secs_f64(),
             counters,
         })
     }
@@ -853,7 +910,13 @@ impl Bench<'_> {
         if server.ends_with("guard") && !self.has_flag("xsknet", Some("echo"), "--guard") {
             let note = "skipped: this xsknet echo has no --guard (not in `xsknet echo --help`)".to_string();
             eprintln!("  {server:<22} {note}");
-            return Ok(FloodRow { server: server.into(), what: what.into(), skipped: Some(note), phases: Vec::new() });
+            return Ok(FloodRow {
+                server: server.into(),
+                what: what.into(),
+                skipped: Some(note),
+                guard: None,
+                phases: Vec::new(),
+            });
         }
         self.kernel_addr(kernel)?;
         let route = format!("{FLOOD_NET}/{FLOOD_PREFIX}");
@@ -899,7 +962,18 @@ impl Bench<'_> {
             loaded.flood = Some(report);
             self.report_phase(server, &loaded);
             let _ = p.stop();
-            Ok(FloodRow { server: server.into(), what: what.into(), skipped: None, phases: vec![unloaded, loaded] })
+            let guard = server.ends_with("guard").then(|| {
+                let args = self.guard_args();
+                let rules = (args[0] == "--guard-rules").then(|| self.guard_rules());
+                serde_json::json!({ "args": args[0], "rules": rules })
+            });
+            Ok(FloodRow {
+                server: server.into(),
+                what: what.into(),
+                skipped: None,
+                guard,
+                phases: vec![unloaded, loaded],
+            })
         })();
         if kernel {
             let _ = self.pair.run(&["ip", "route", "del", &route]);
@@ -922,7 +996,7 @@ impl Bench<'_> {
             c["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
             ph.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into()),
             si.join(", "),
-            ph.user_space_frames as f64 / ph.seconds.max(1e-9)
+            ph.user_space_frames as f64 / ph.counter_seconds.max(1e-9)
         );
     }
 
@@ -1365,8 +1439,17 @@ fn flood_table(flood: &[FloodRow]) -> String {
                 ph.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into()),
                 si(0),
                 si(1),
-                ph.user_space_frames as f64 / ph.seconds.max(1e-9),
+                ph.user_space_frames as f64 / ph.counter_seconds.max(1e-9),
             ));
+        }
+    }
+    for row in flood {
+        match row.guard.as_ref().map(|g| (g["args"].as_str().unwrap_or(""), g["rules"].as_str())) {
+            Some((_, Some(rules))) => {
+                out.push_str(&format!("\n{}: `--guard-rules` with\n\n```toml\n{}```\n", row.what, rules))
+            }
+            Some((args, None)) => out.push_str(&format!("\n{}: `{args}` (the default policy).\n", row.what)),
+            None => {}
         }
     }
     out
