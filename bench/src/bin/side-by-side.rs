@@ -63,6 +63,12 @@ struct Cli {
     /// flood row.
     #[arg(long, default_value_t = 5.0)]
     flood_secs: f64,
+    /// CPU of the flood section's legitimate client (the generator is on CPU 0, the server on 1).
+    #[arg(long, default_value = "0", value_parser = ["0", "1"])]
+    flood_client_cpu: String,
+    /// Scheduling of the flood section's legitimate client.
+    #[arg(long, value_enum, default_value_t = ClientSched::Fifo)]
+    flood_client_sched: ClientSched,
     /// The load generator for the throughput runs.
     #[arg(long, value_enum, default_value_t = Generator::Pktgen)]
     generator: Generator,
@@ -80,6 +86,20 @@ struct Cli {
     bin_dir: PathBuf,
 }
 
+/// How the flood section's legitimate client is scheduled.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ClientSched {
+    /// SCHED_FIFO (`chrt -f 50`): on the generator's CPU it preempts the flooding generator
+    /// the moment its echo comes back or its next slot is due; only the softirq (the flood's
+    /// receive path, on veth on that CPU) still delays it. On the server's CPU it would share
+    /// the core with a busy-polling `xsknet echo` under CFS and wait for its time slice, and
+    /// that delay would pass for the server's round trip.
+    Fifo,
+    /// SCHED_OTHER (CFS), as a process is started: for comparison.
+    Other,
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Generator {
@@ -90,6 +110,16 @@ enum Generator {
 }
 
 type BoxError = Box<dyn std::error::Error>;
+
+impl Cli {
+    /// Where and how the flood section's client runs, for the report: "CPU 0, SCHED_FIFO 50".
+    fn flood_client(&self) -> String {
+        match self.flood_client_sched {
+            ClientSched::Fifo => format!("CPU {}, SCHED_FIFO {LEGIT_PRIO}", self.flood_client_cpu),
+            ClientSched::Other => format!("CPU {}, SCHED_OTHER", self.flood_client_cpu),
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
@@ -632,12 +662,8 @@ const FLOOD_FLOWS: u32 = 64;
 const LEGIT_RATE: u64 = 1000;
 const LEGIT_PAYLOAD: usize = 18;
 const LEGIT_TIMEOUT_MS: u64 = 100;
-/// Where the legitimate client runs: the generator's CPU, at SCHED_FIFO priority
-/// [`LEGIT_PRIO`], so that it preempts the flooding generator the moment its echo comes
-/// back or its next slot is due. On the server's CPU it would queue behind a busy-polling
-/// xsknet (same priority, CFS slices of milliseconds), and its own scheduling delay would
-/// pass for the server's round trip; the FIFO client's send lag is reported to show it is not.
-const LEGIT_CPU: &str = GEN_CPU;
+/// The legitimate client's SCHED_FIFO priority with `--flood-client-sched fifo` (the default:
+/// see [`ClientSched`]).
 const LEGIT_PRIO: &str = "50";
 /// The guard's rules for its row (`--guard-rules`, TOML, docs/guard.md), when this xsknet
 /// reads rules files: the default policy (malformed IPv4 dropped, 50 000 packets/s per source)
@@ -822,15 +848,16 @@ impl Bench<'_> {
     }
 
     /// The legitimate client: [`LEGIT_RATE`] datagrams a second for `secs` from [`GEN_ADDR`],
-    /// on [`LEGIT_CPU`] at SCHED_FIFO; its JSON report.
+    /// on `--flood-client-cpu` as `--flood-client-sched` says; its JSON report.
     fn legit_client(&self, secs: f64) -> Result<Value, BoxError> {
-        let args = [
-            "chrt".to_string(),
-            "-f".into(),
-            LEGIT_PRIO.into(),
+        let mut args: Vec<String> = match self.cli.flood_client_sched {
+            ClientSched::Fifo => vec!["chrt".into(), "-f".into(), LEGIT_PRIO.into()],
+            ClientSched::Other => Vec::new(),
+        };
+        args.extend([
             "taskset".into(),
             "-c".into(),
-            LEGIT_CPU.into(),
+            self.cli.flood_client_cpu.clone(),
             self.exe("udp-check"),
             "--to".into(),
             format!("{RX_ADDR}:{ECHO_PORT}"),
@@ -847,7 +874,7 @@ impl Bench<'_> {
             "--min-ok".into(),
             "0".into(),
             "--json".into(),
-        ];
+        ]);
         let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         // Exit status 1 is a verdict (corrupted echoes), in the JSON; anything else is a failure.
@@ -1003,9 +1030,10 @@ impl Bench<'_> {
     /// The flood section: every server of [`FLOOD_SERVERS`], unloaded then flooded.
     fn flood(&self) -> Result<Vec<FloodRow>, BoxError> {
         eprintln!(
-            "== under a flood: legitimate UDP ping-pong at {LEGIT_RATE}/s for {} s (udp-check on CPU {LEGIT_CPU}, \
-             SCHED_FIFO), beside the generator's full-rate flood from {FLOOD_NET}/{FLOOD_PREFIX}",
-            self.cli.flood_secs
+            "== under a flood: legitimate UDP ping-pong at {LEGIT_RATE}/s for {} s (udp-check on {}), beside the \
+             generator's full-rate flood from {FLOOD_NET}/{FLOOD_PREFIX}",
+            self.cli.flood_secs,
+            self.cli.flood_client()
         );
         FLOOD_SERVERS.iter().map(|(s, what)| self.flood_row(s, what)).collect()
     }
@@ -1242,7 +1270,8 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         "flood_setup": {
             "legitimate": format!(
                 "udp-check --rate {LEGIT_RATE} --sizes {LEGIT_PAYLOAD} --timeout-ms {LEGIT_TIMEOUT_MS} from {GEN_ADDR} \
-                 on CPU {LEGIT_CPU} at SCHED_FIFO {LEGIT_PRIO}"
+                 on {}",
+                cli.flood_client()
             ),
             "flood": format!("xsknet pktgen at full rate on CPU {GEN_CPU} from {FLOOD_NET}/{FLOOD_PREFIX} to port {ECHO_PORT}, 60-byte frames"),
         },
@@ -1252,7 +1281,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
     let mut md = markdown(&results, &throughput, &latency, &flood);
     md.push_str(&observability_table(&observed));
-    md.push_str(&flood_table(&flood));
+    md.push_str(&flood_table(&flood, &cli.flood_client()));
     let md_path = cli.out.join(format!("{name}.md"));
     std::fs::write(&md_path, &md)?;
     let svg_path = cli.out.join(format!("{name}.svg"));
@@ -1404,13 +1433,13 @@ fn si_text(si: &[f64]) -> String {
 }
 
 /// The `### Under a flood` table: per server, the unloaded row then the flooded one.
-fn flood_table(flood: &[FloodRow]) -> String {
+fn flood_table(flood: &[FloodRow], client: &str) -> String {
     if flood.is_empty() {
         return String::new();
     }
     let mut out = format!(
-        "\n### Under a flood\n\nA legitimate UDP ping-pong ({LEGIT_RATE}/s, {LEGIT_PAYLOAD}-byte payloads, udp-check on CPU \
-         {LEGIT_CPU} at SCHED_FIFO) alone, then beside the generator flooding the same port at its full rate on CPU \
+        "\n### Under a flood\n\nA legitimate UDP ping-pong ({LEGIT_RATE}/s, {LEGIT_PAYLOAD}-byte payloads, udp-check on \
+         {client}) alone, then beside the generator flooding the same port at its full rate on CPU \
          {GEN_CPU} from {FLOOD_NET}/{FLOOD_PREFIX}; the server on CPU {RX_CPU}. Lost: no byte-exact echo within \
          {LEGIT_TIMEOUT_MS} ms. Softirq: xsknet's loop busy share (SoftirqBusyNs / SoftirqTotalNs) and the kernel's \
          `si` per CPU from /proc/stat (on veth the XDP program and the receive softirq run on the sender's CPU). To \
