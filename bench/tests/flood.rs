@@ -30,8 +30,8 @@ const CLOSED_PORT: &str = "9";
 const SPOOF: &str = "198.18.0.0/15";
 const FLOOD_SRC: &str = "198.18.0.1/15";
 const CLIENT_SECS: &str = "4";
-/// The flood starts first (its XDP attach may bounce the link) and ends after the client.
-const FLOOD_SETTLE: Duration = Duration::from_millis(700);
+/// The flood starts first (at full rate before the client starts) and ends after it.
+const FLOOD_SETTLE: Duration = Duration::from_millis(500);
 const FLOOD_SECS: &str = "5.5";
 
 fn xsknet_bin() -> PathBuf {
@@ -174,14 +174,7 @@ fn legitimate_traffic_keeps_flowing_under_a_flood() {
         "--json",
         &flood_json.to_string_lossy(),
     ]));
-    if has_flag(pktgen, None, "--flood") {
-        flood_args.extend(strings(&["--flood", "udp", "--spoof", SPOOF]));
-        if has_flag(pktgen, None, "--no-xdp") {
-            flood_args.push("--no-xdp".into());
-        }
-    } else {
-        flood_args.extend(strings(&["--flows", "64", "--flows-src-ips"]));
-    }
+    flood_args.extend(strings(&["--flood", "udp", "--spoof", SPOOF, "--no-xdp"]));
     let mut flood = Running::spawn(pair.peer_ns(), &flood_args, dir.join("flood.log"));
     std::thread::sleep(FLOOD_SETTLE);
 

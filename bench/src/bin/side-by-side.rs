@@ -655,8 +655,6 @@ const FLOOD_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
 const FLOOD_PREFIX: u8 = 15;
 /// The generator's own address in it (its `--src`).
 const FLOOD_SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-/// Source addresses the flood takes from [`FLOOD_SRC`]'s prefix (today's pktgen: one per flow).
-const FLOOD_FLOWS: u32 = 64;
 /// The legitimate client: datagrams per second, UDP payload bytes (a 60-byte frame, as the
 /// generator's), and how long before an echo that has not come back counts as lost.
 const LEGIT_RATE: u64 = 1000;
@@ -810,12 +808,11 @@ impl Bench<'_> {
             .unwrap_or(false)
     }
 
-    /// The flood: the generator at its full rate on [`GEN_CPU`] for `secs`, from spoofed
-    /// sources in [`FLOOD_SRC`]/[`FLOOD_PREFIX`] to the echo port, 60-byte frames. With the
-    /// generator's flood modes (`--flood udp --spoof`), random sources from the prefix;
-    /// without, [`FLOOD_FLOWS`] consecutive ones.
+    /// The flood: the generator at its full rate for `secs` (`--flood udp`: random payloads and
+    /// source ports), from random sources in [`FLOOD_NET`]/[`FLOOD_PREFIX`] (`--spoof`) to the
+    /// echo port, 60-byte frames.
     fn flood_args(&self, secs: f64, json: &Path) -> Vec<String> {
-        let mut v: Vec<String> = vec![
+        vec![
             self.exe("xsknet-pktgen"),
             "--iface".into(),
             self.pair.peer_ifname().into(),
@@ -835,16 +832,14 @@ impl Bench<'_> {
             "off".into(),
             "--json".into(),
             json.to_string_lossy().into_owned(),
-        ];
-        if self.has_flag("xsknet-pktgen", None, "--flood") {
-            v.extend(["--flood".into(), "udp".into(), "--spoof".into(), format!("{FLOOD_NET}/{FLOOD_PREFIX}")]);
-            if self.has_flag("xsknet-pktgen", None, "--no-xdp") {
-                v.push("--no-xdp".into());
-            }
-        } else {
-            v.extend(["--flows".into(), FLOOD_FLOWS.to_string(), "--flows-src-ips".into()]);
-        }
-        v
+            "--flood".into(),
+            "udp".into(),
+            "--spoof".into(),
+            format!("{FLOOD_NET}/{FLOOD_PREFIX}"),
+            // Nothing attached on the generator's side: its kernel keeps every frame that
+            // arrives (the client's echoes, and the servers' answers to the flood, dropped).
+            "--no-xdp".into(),
+        ]
     }
 
     /// The legitimate client: [`LEGIT_RATE`] datagrams a second for `secs` from [`GEN_ADDR`],
@@ -961,11 +956,11 @@ impl Bench<'_> {
             let mut unloaded = self.flood_phase(kernel, || self.legit_client(secs))?;
             unloaded.load = "unloaded".into();
             self.report_phase(server, &unloaded);
-            // The generator runs a little longer than the client: it attaches its XDP program
-            // first (a link bounce) and must be at full rate before the client starts.
+            // The generator runs a little longer than the client: it sets up its socket and
+            // UMEM first and must be at full rate before the client starts.
             let json = self.dir.join(format!("flood-{server}.json"));
             let _ = std::fs::remove_file(&json);
-            let settle = Duration::from_millis(700);
+            let settle = Duration::from_millis(500);
             let gen_secs = secs + settle.as_secs_f64() + 0.5;
             let gen = Proc::spawn(
                 self.pair.peer_ns(),
