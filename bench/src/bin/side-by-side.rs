@@ -1009,7 +1009,7 @@ impl Bench<'_> {
         let p = |k: &str| c["rtt_us"][k].as_f64().unwrap_or(f64::NAN);
         let si: Vec<String> = ph.si_share.iter().map(|s| format!("{:.0} %", s * 100.0)).collect();
         eprintln!(
-            "  {server:<22} {:<8} flood {:>6}: p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  loss {:.3} %  ours {}  si [{}]  to user space {:.0}/s",
+            "  {server:<22} {:<8} flood offered {:>10}: p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  loss {:.3} %  ours {}  si [{}]  to user space {:.0}/s",
             ph.load,
             ph.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "–".into()),
             p("p50"),
@@ -1541,4 +1541,67 @@ fn update_readme(md: &str, svg: Option<&PathBuf>) -> Result<(), BoxError> {
     let new = format!("{}{}\n{}", &readme[..a], block, &readme[z..]);
     std::fs::write("README.md", new)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_cpu_lines() {
+        // fs/proc/stat.c: user nice system idle iowait irq softirq steal guest guest_nice.
+        let text = "cpu  10 0 20 300 0 0 70 0 0 0\n\
+                    cpu0 5 0 10 100 0 0 60 0 0 0\n\
+                    cpu1 5 0 10 200 0 0 10 0 0 0\n\
+                    intr 12345\nsoftirq 99 1 2 3\n";
+        let cpus = parse_proc_stat(text);
+        assert_eq!(cpus.len(), 2, "the aggregate line and the others are left out");
+        assert_eq!((cpus[0].softirq, cpus[0].total), (60, 175));
+        assert_eq!((cpus[1].softirq, cpus[1].total), (10, 225));
+        assert!(parse_proc_stat("cpu0 1 2 3\n").is_empty(), "a short line is not a CPU");
+    }
+
+    fn phase(load: &str, p99: f64, loss: f64, busy: f64) -> FloodPhase {
+        FloodPhase {
+            load: load.into(),
+            client: serde_json::json!({ "rtt_us": { "p99": p99 }, "loss": loss }),
+            flood_pps: (load == "flood").then_some(800_000.0),
+            flood: None,
+            si_share: vec![0.3, 0.05],
+            ours_busy_share: Some(busy),
+            user_space_frames: 0,
+            seconds: 1.0,
+            counter_seconds: 1.0,
+            counters: Default::default(),
+        }
+    }
+
+    fn guard_row(phases: Vec<FloodPhase>) -> Vec<FloodRow> {
+        vec![FloodRow {
+            server: "xsknet-echo-guard".into(),
+            what: "xsknet echo --guard".into(),
+            skipped: None,
+            guard: None,
+            phases,
+        }]
+    }
+
+    #[test]
+    fn flood_goals_judge_the_guarded_row() {
+        let met = flood_goals(&guard_row(vec![phase("unloaded", 20.0, 0.0, 0.01), phase("flood", 39.0, 0.001, 0.19)]));
+        assert_eq!(met.matches("| met |").count(), 3, "{met}");
+        assert!(met.contains("0.800 Mpps") && met.contains("1.95 ×"), "{met}");
+        let missed =
+            flood_goals(&guard_row(vec![phase("unloaded", 20.0, 0.0, 0.01), phase("flood", 41.0, 0.0011, 0.2)]));
+        assert_eq!(missed.matches("| not met |").count(), 3, "{missed}");
+        let skipped = flood_goals(&[FloodRow {
+            server: "xsknet-echo-guard".into(),
+            what: "xsknet echo --guard".into(),
+            skipped: Some("skipped: no --guard".into()),
+            guard: None,
+            phases: Vec::new(),
+        }]);
+        assert!(skipped.contains("skipped: no --guard") && skipped.contains("not measured"), "{skipped}");
+        assert_eq!(flood_goals(&[]), "");
+    }
 }
