@@ -1,6 +1,7 @@
 //! `make bench --quick` as a smoke test: the whole side-by-side benchmark
-//! runs, every receiver and every echo server answers, the results are
-//! written, and nothing is left behind. Rates are not judged here: on a
+//! runs, every receiver and every echo server answers, the flood section has
+//! its rows (each server unloaded, then flooded), the results are written,
+//! and nothing is left behind. Rates are not judged here: on a
 //! shared 2-core VM they are for `make bench` to report, not for a test.
 
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     }
     let out_dir = std::env::temp_dir().join(format!("xsknet-sbs-test-{}", std::process::id()));
     let child = Command::new(env!("CARGO_BIN_EXE_side-by-side"))
-        .args(["--quick", "--count", "100000", "--latency-secs", "0.5"])
+        .args(["--quick", "--count", "100000", "--latency-secs", "0.5", "--flood-secs", "1"])
         .arg("--out")
         .arg(&out_dir)
         .arg("--bin-dir")
@@ -78,10 +79,54 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     for l in latency {
         assert!(l["result"]["echo"]["received"].as_u64().unwrap() > 0, "{} answered nothing: {l}", l["server"]);
     }
+    // Under a flood: every server, unloaded then flooded (the guard's row skipped, with a note,
+    // while `xsknet echo` has no --guard).
+    let flood = v["flood"].as_array().unwrap();
+    let servers: Vec<&str> = flood.iter().map(|r| r["server"].as_str().unwrap()).collect();
+    assert_eq!(servers, ["kernel-echo-blocking", "xsknet-echo-flood", "xsknet-echo-guard"]);
+    for row in flood {
+        if let Some(why) = row["skipped"].as_str() {
+            assert_eq!(row["server"], "xsknet-echo-guard", "{row}");
+            assert!(why.contains("--guard"), "{row}");
+            continue;
+        }
+        let phases = row["phases"].as_array().unwrap();
+        let loads: Vec<&str> = phases.iter().map(|p| p["load"].as_str().unwrap()).collect();
+        assert_eq!(loads, ["unloaded", "flood"], "{row}");
+        let kernel = row["server"].as_str().unwrap().starts_with("kernel");
+        for p in phases {
+            let c = &p["client"];
+            assert_eq!(c["mode"], "rate", "{row}");
+            assert_eq!(c["sent"].as_u64(), Some(1000), "1 s at 1000/s: {row}");
+            assert_eq!(c["mismatches"].as_u64(), Some(0), "corrupted echoes: {row}");
+            let loss = c["loss"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&loss), "{row}");
+            let si = p["si_share"].as_array().unwrap();
+            assert!(!si.is_empty() && si.iter().all(|s| (0.0..=1.0).contains(&s.as_f64().unwrap())), "{row}");
+            assert_eq!(p["ours_busy_share"].is_null(), kernel, "{row}");
+            if let Some(b) = p["ours_busy_share"].as_f64() {
+                assert!((0.0..=1.0).contains(&b), "{row}");
+            }
+            assert!(p["counter_seconds"].as_f64().unwrap() > 0.0, "{row}");
+            if p["load"] == "unloaded" {
+                // Alone, the client is answered, and its datagrams reach user space.
+                assert!(c["ok"].as_u64().unwrap() > 0, "{row}");
+                assert!(p["flood_pps"].is_null(), "{row}");
+                assert!(p["user_space_frames"].as_u64().unwrap() > 0, "{row}");
+            } else {
+                // A flood it was: far more than the client's 1000/s.
+                assert!(p["flood_pps"].as_f64().unwrap() > 20_000.0, "{row}");
+                assert!(p["flood"]["sent"].as_u64().unwrap() > 0, "{row}");
+            }
+        }
+    }
     assert!(v["setup"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     let md = std::fs::read_to_string(json.with_extension("md")).unwrap();
     assert!(md.contains("| xsknet sink (run to completion) |"), "{md}");
     assert!(md.contains("| xsknet sink --no-control (nothing published: the baseline) |"), "{md}");
+    assert!(md.contains("### Under a flood"), "{md}");
+    assert!(md.contains("| xsknet echo, no guard | flood |"), "{md}");
+    assert!(md.contains("| kernel UDP echo (blocking recvfrom) | unloaded |"), "{md}");
     let after = Command::new("ip").args(["netns", "list"]).output().unwrap().stdout;
     let left: Vec<&str> = std::str::from_utf8(&after)
         .unwrap()

@@ -14,6 +14,13 @@
 //! server (blocking, and busy-polling) and `xsknet echo` (run to completion,
 //! and threaded).
 //!
+//! Under a flood: a legitimate UDP ping-pong at 1000/s (`udp-check --rate`, a kernel
+//! socket in the generator's namespace, on the generator's CPU at SCHED_FIFO), alone and
+//! beside the generator flooding the echo port at its full rate from spoofed, off-link
+//! sources, against the kernel's echo server, `xsknet echo` and `xsknet echo --guard`: the
+//! round trip's percentiles and loss, xsknet's softirq busy share (its control endpoint),
+//! the kernel's `si` per CPU (/proc/stat) and the frames that reached user space.
+//!
 //! Results go to `bench/results/<date>-<host>.json` and `.md` (plus the
 //! percentile plot `.svg`), with the setup recorded; `--update-readme`
 //! replaces the README's results block. Every namespace is removed at the end,
@@ -52,18 +59,45 @@ struct Cli {
     /// Seconds per latency point.
     #[arg(long, default_value_t = 3.0)]
     latency_secs: f64,
+    /// Seconds of the legitimate ping-pong per phase (unloaded, then under the flood) of each
+    /// flood row.
+    #[arg(long, default_value_t = 5.0)]
+    flood_secs: f64,
+    /// CPU of the flood section's legitimate client (the generator is on CPU 0, the server on 1).
+    #[arg(long, default_value = "0", value_parser = ["0", "1"])]
+    flood_client_cpu: String,
+    /// Scheduling of the flood section's legitimate client.
+    #[arg(long, value_enum, default_value_t = ClientSched::Fifo)]
+    flood_client_sched: ClientSched,
     /// The load generator for the throughput runs.
     #[arg(long, value_enum, default_value_t = Generator::Pktgen)]
     generator: Generator,
     /// Where results go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Run only the flood section (for working on it; not with --update-readme).
+    #[arg(long, conflicts_with = "update_readme")]
+    flood_only: bool,
     /// Replace the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
     #[arg(long)]
     update_readme: bool,
     /// Directory holding xsknet, xsknet-pktgen and baseline.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+}
+
+/// How the flood section's legitimate client is scheduled.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ClientSched {
+    /// SCHED_FIFO (`chrt -f 50`): on the generator's CPU it preempts the flooding generator
+    /// the moment its echo comes back or its next slot is due; only the softirq (the flood's
+    /// receive path, on veth on that CPU) still delays it. On the server's CPU it would share
+    /// the core with a busy-polling `xsknet echo` under CFS and wait for its time slice, and
+    /// that delay would pass for the server's round trip.
+    Fifo,
+    /// SCHED_OTHER (CFS), as a process is started: for comparison.
+    Other,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Serialize)]
@@ -77,12 +111,23 @@ enum Generator {
 
 type BoxError = Box<dyn std::error::Error>;
 
+impl Cli {
+    /// Where and how the flood section's client runs, for the report: "CPU 0, SCHED_FIFO 50".
+    fn flood_client(&self) -> String {
+        match self.flood_client_sched {
+            ClientSched::Fifo => format!("CPU {}, SCHED_FIFO {LEGIT_PRIO}", self.flood_client_cpu),
+            ClientSched::Other => format!("CPU {}, SCHED_OTHER", self.flood_client_cpu),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     if cli.quick {
         cli.count = cli.count.min(300_000);
         cli.runs = 1;
         cli.latency_secs = cli.latency_secs.min(1.0);
+        cli.flood_secs = cli.flood_secs.min(1.5);
     }
     if unsafe_is_not_root() {
         eprintln!("side-by-side: needs root (namespaces, XDP, AF_XDP): run `sudo make bench`");
@@ -146,6 +191,22 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("{} not ready after {timeout:?}:\n{}", self.name, self.log()).into())
+    }
+
+    /// Waits for it to exit by itself (SIGINT after `timeout`); its log.
+    fn wait_exit(mut self, timeout: Duration) -> Result<String, BoxError> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    return Err(format!("{} exited ({status}):\n{}", self.name, self.log()).into());
+                }
+                return Ok(self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.interrupt_and_wait();
+        Err(format!("{} still running after {timeout:?}:\n{}", self.name, self.log()).into())
     }
 
     /// SIGINT, wait, and return its log.
@@ -283,7 +344,7 @@ impl Bench<'_> {
                 "--mode".into(),
                 if receiver.ends_with("busy") { "busy" } else { "blocking" }.into(),
             ],
-            "xsknet-echo" | "xsknet-echo-threaded" => {
+            "xsknet-echo" | "xsknet-echo-threaded" | "xsknet-echo-flood" | "xsknet-echo-guard" => {
                 let mut v = vec![
                     self.exe("xsknet"),
                     "echo".into(),
@@ -297,6 +358,13 @@ impl Bench<'_> {
                 if receiver.ends_with("threaded") {
                     v.push("--threaded".into());
                 }
+                if receiver.ends_with("flood") || receiver.ends_with("guard") {
+                    // The flood's sources are off the link: answered through the router.
+                    v.extend(["--gateway".into(), GEN_ADDR.to_string()]);
+                }
+                if receiver.ends_with("guard") {
+                    v.extend(self.guard_args());
+                }
                 v
             }
             other => return Err(format!("unknown receiver {other}").into()),
@@ -305,6 +373,27 @@ impl Bench<'_> {
         let mut p = Proc::spawn(self.pair.ns(), RX_CPU, &args, receiver, &self.dir)?;
         p.wait_ready(Duration::from_secs(10))?;
         Ok(p)
+    }
+
+    /// The guard's options for `xsknet-echo-guard`: `--guard-rules` with [`GUARD_RULES`] when
+    /// this xsknet reads rules files, else `--guard` (the default policy).
+    fn guard_args(&self) -> Vec<String> {
+        if !self.has_flag("xsknet", Some("echo"), "--guard-rules") {
+            return vec!["--guard".into()];
+        }
+        let path = self.dir.join("guard-rules.toml");
+        match std::fs::write(&path, self.guard_rules()) {
+            Ok(()) => vec!["--guard-rules".into(), path.to_string_lossy().into_owned()],
+            Err(e) => {
+                eprintln!("side-by-side: {}: {e}; the guard row runs the default policy", path.display());
+                vec!["--guard".into()]
+            }
+        }
+    }
+
+    /// [`GUARD_RULES`] for this run.
+    fn guard_rules(&self) -> String {
+        GUARD_RULES.replace("{client}", &GEN_ADDR.to_string())
     }
 
     /// The capture file of `xsknet-sink-pcap` (removed after each run).
@@ -554,6 +643,397 @@ impl Bench<'_> {
     }
 }
 
+/// The flood's source addresses: the benchmarking range of RFC 2544 (198.18.0.0/15), off
+/// the link, as a flood from the Internet arrives: the servers answer them through the
+/// generator's address as their gateway ([`GEN_ADDR`], the router of this setup), whose MAC
+/// is resolved once, and the generator's kernel drops the answers (it does not forward).
+/// The legitimate client ([`GEN_ADDR`]) is never among them. On-link spoofed sources would
+/// instead test the neighbour table: a reply to each waits for an ARP answer that never
+/// comes, and the kernel's echo server blocks in `sendto` while those replies hold its
+/// send buffer (`unres_qlen_bytes`, net/core/neighbour.c).
+const FLOOD_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
+const FLOOD_PREFIX: u8 = 15;
+/// The generator's own address in it (its `--src`).
+const FLOOD_SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The legitimate client: datagrams per second, UDP payload bytes (a 60-byte frame, as the
+/// generator's), and how long before an echo that has not come back counts as lost.
+const LEGIT_RATE: u64 = 1000;
+const LEGIT_PAYLOAD: usize = 18;
+const LEGIT_TIMEOUT_MS: u64 = 100;
+/// The legitimate client's SCHED_FIFO priority with `--flood-client-sched fifo` (the default:
+/// see [`ClientSched`]).
+const LEGIT_PRIO: &str = "50";
+/// The guard's rules for its row (`--guard-rules`, TOML, docs/guard.md), when this xsknet
+/// reads rules files: the default policy (malformed IPv4 dropped, 50 000 packets/s per source)
+/// with the legitimate client allowlisted and UDP from everyone else limited to 20 000
+/// packets/s in all. The flood's sources are random over a /15, a few packets a second each:
+/// no per-source limit sees them, so the limit must be global, and a global limit would drop
+/// the client's datagrams in proportion unless it is allowed. `{client}` is [`GEN_ADDR`].
+const GUARD_RULES: &str = "\
+drop_malformed = true
+allow = [\"{client}\"]
+
+[per_source]
+pps = 50000
+burst = 5000
+
+[global]
+udp = { pps = 20000, burst = 2000 }
+";
+
+/// The servers of the flood section: (receiver, label). The guard's row runs only when this
+/// `xsknet echo` has `--guard`.
+const FLOOD_SERVERS: [(&str, &str); 3] = [
+    ("kernel-echo-blocking", "kernel UDP echo (blocking recvfrom)"),
+    ("xsknet-echo-flood", "xsknet echo, no guard"),
+    ("xsknet-echo-guard", "xsknet echo --guard"),
+];
+
+/// One CPU's line of /proc/stat, in USER_HZ ticks (`show_stat` in fs/proc/stat.c).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct CpuTicks {
+    softirq: u64,
+    /// user + nice + system + idle + iowait + irq + softirq + steal (guest time is in user).
+    total: u64,
+}
+
+/// `cpuN` lines of /proc/stat, by N.
+fn proc_stat_cpus() -> Vec<CpuTicks> {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    parse_proc_stat(&text)
+}
+
+fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        let Some(name) = w.next() else { continue };
+        if !name.starts_with("cpu") || name == "cpu" {
+            continue;
+        }
+        let v: Vec<u64> = w.take(8).filter_map(|x| x.parse().ok()).collect();
+        if v.len() == 8 {
+            out.push(CpuTicks { softirq: v[6], total: v.iter().sum() });
+        }
+    }
+    out
+}
+
+/// Counters at one instant: the CPUs' ticks, the running xsknet's counters (by name, from
+/// its control endpoint) or the kernel's UDP MIB in the server's namespace.
+struct Mark {
+    cpus: Vec<CpuTicks>,
+    counters: std::collections::BTreeMap<String, u64>,
+    /// When xsknet's loop published the counters (it does every 100 ms,
+    /// `publish::PUBLISH_INTERVAL`); the kernel's are read live.
+    at: Instant,
+}
+
+/// The kernel's `Udp:` MIB (/proc/net/snmp, as `nstat` names it: `UdpInDatagrams`) in `ns`.
+fn kernel_udp_mib(ns: &str) -> Result<std::collections::BTreeMap<String, u64>, BoxError> {
+    let out = xsknet::testing::run_in(ns, &["cat", "/proc/net/snmp"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("Udp:")).collect();
+    let [names, values] = rows[..] else {
+        return Err(format!("/proc/net/snmp in {ns}: no Udp: lines").into());
+    };
+    Ok(names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter_map(|(n, v)| Some((format!("Udp{n}"), v.parse().ok()?)))
+        .collect())
+}
+
+/// What one phase (unloaded, or under the flood) measured for one server.
+#[derive(Serialize)]
+struct FloodPhase {
+    /// "unloaded" or "flood".
+    load: String,
+    /// udp-check's fixed-rate report (round trip percentiles in µs, loss, send lag).
+    client: Value,
+    /// Frames per second the flood generator sent (None unloaded).
+    flood_pps: Option<f64>,
+    /// The generator's report (None unloaded).
+    flood: Option<Value>,
+    /// The kernel's `si` per CPU over the client's run: softirq ticks over all ticks, 0–1.
+    si_share: Vec<f64>,
+    /// xsknet's own softirq busy share over the client's run (SoftirqBusyNs / SoftirqTotalNs).
+    ours_busy_share: Option<f64>,
+    /// Frames that reached user space over the client's run: xsknet's rx ring
+    /// (`XskRxFrames`), the kernel's socket layer (`UdpInDatagrams`).
+    user_space_frames: u64,
+    /// The client's run.
+    seconds: f64,
+    /// The time the counters' changes cover (xsknet's: from one publication to another).
+    counter_seconds: f64,
+    /// Every counter's change over the client's run.
+    counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// A server's two phases, or why it was skipped.
+#[derive(Serialize)]
+struct FloodRow {
+    server: String,
+    what: String,
+    skipped: Option<String>,
+    /// The guard's options and, with `--guard-rules`, the rules file's text.
+    guard: Option<Value>,
+    phases: Vec<FloodPhase>,
+}
+
+impl Bench<'_> {
+    /// The running server's counters, or the kernel's UDP MIB for a kernel server.
+    fn mark(&self, kernel: bool) -> Result<Mark, BoxError> {
+        if kernel {
+            let counters = kernel_udp_mib(self.pair.ns())?;
+            return Ok(Mark { cpus: proc_stat_cpus(), counters, at: Instant::now() });
+        }
+        let path = xsknet::control::find(Some(self.pair.ifname()), None)?;
+        let asked = Instant::now();
+        let snap: xsknet::control::Snapshot = xsknet::control::request(&path, xsknet::control::Request::Stats)?;
+        let at = asked.checked_sub(Duration::from_nanos(snap.age_ns)).unwrap_or(asked);
+        let counters = snap.counters().into_iter().map(|(n, v, _)| (n.to_string(), v)).collect();
+        Ok(Mark { cpus: proc_stat_cpus(), counters, at })
+    }
+
+    /// Whether `exe --help` (a subcommand's, with `sub`) lists `flag`.
+    fn has_flag(&self, exe: &str, sub: Option<&str>, flag: &str) -> bool {
+        let mut c = Command::new(self.exe(exe));
+        c.args(sub).arg("--help");
+        c.output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).split(|ch: char| ch.is_whitespace() || ch == ',').any(|w| w == flag)
+            })
+            .unwrap_or(false)
+    }
+
+    /// The flood: the generator at its full rate for `secs` (`--flood udp`: random payloads and
+    /// source ports), from random sources in [`FLOOD_NET`]/[`FLOOD_PREFIX`] (`--spoof`) to the
+    /// echo port, 60-byte frames.
+    fn flood_args(&self, secs: f64, json: &Path) -> Vec<String> {
+        vec![
+            self.exe("xsknet-pktgen"),
+            "--iface".into(),
+            self.pair.peer_ifname().into(),
+            "--src".into(),
+            format!("{FLOOD_SRC}/{FLOOD_PREFIX}"),
+            "--dst".into(),
+            RX_ADDR.to_string(),
+            "--dst-mac".into(),
+            format_mac(self.pair.mac()),
+            "--dst-port".into(),
+            ECHO_PORT.to_string(),
+            "--size".into(),
+            "60".into(),
+            "--duration".into(),
+            format!("{secs:.3}"),
+            "--progress".into(),
+            "off".into(),
+            "--json".into(),
+            json.to_string_lossy().into_owned(),
+            "--flood".into(),
+            "udp".into(),
+            "--spoof".into(),
+            format!("{FLOOD_NET}/{FLOOD_PREFIX}"),
+            // Nothing attached on the generator's side: its kernel keeps every frame that
+            // arrives (the client's echoes, and the servers' answers to the flood, dropped).
+            "--no-xdp".into(),
+        ]
+    }
+
+    /// The legitimate client: [`LEGIT_RATE`] datagrams a second for `secs` from [`GEN_ADDR`],
+    /// on `--flood-client-cpu` as `--flood-client-sched` says; its JSON report.
+    fn legit_client(&self, secs: f64) -> Result<Value, BoxError> {
+        let mut args: Vec<String> = match self.cli.flood_client_sched {
+            ClientSched::Fifo => vec!["chrt".into(), "-f".into(), LEGIT_PRIO.into()],
+            ClientSched::Other => Vec::new(),
+        };
+        args.extend([
+            "taskset".into(),
+            "-c".into(),
+            self.cli.flood_client_cpu.clone(),
+            self.exe("udp-check"),
+            "--to".into(),
+            format!("{RX_ADDR}:{ECHO_PORT}"),
+            "--bind".into(),
+            format!("{GEN_ADDR}:0"),
+            "--rate".into(),
+            LEGIT_RATE.to_string(),
+            "--duration".into(),
+            format!("{secs:.3}"),
+            "--sizes".into(),
+            LEGIT_PAYLOAD.to_string(),
+            "--timeout-ms".into(),
+            LEGIT_TIMEOUT_MS.to_string(),
+            "--min-ok".into(),
+            "0".into(),
+            "--json".into(),
+        ]);
+        let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Exit status 1 is a verdict (corrupted echoes), in the JSON; anything else is a failure.
+        if !matches!(out.status.code(), Some(0 | 1)) {
+            return Err(
+                format!("udp-check failed ({}): {stdout}{}", out.status, String::from_utf8_lossy(&out.stderr)).into()
+            );
+        }
+        let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or("udp-check: no JSON")?;
+        Ok(serde_json::from_str(line)?)
+    }
+
+    /// One phase: the legitimate client's run, with the counters read around it.
+    fn flood_phase(
+        &self,
+        kernel: bool,
+        client: impl FnOnce() -> Result<Value, BoxError>,
+    ) -> Result<FloodPhase, BoxError> {
+        let before = self.mark(kernel)?;
+        let t0 = Instant::now();
+        let client = client()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let after = self.mark(kernel)?;
+        let counters: std::collections::BTreeMap<String, u64> = after
+            .counters
+            .iter()
+            .map(|(n, v)| (n.clone(), v.saturating_sub(before.counters.get(n).copied().unwrap_or(0))))
+            .collect();
+        let si_share = before
+            .cpus
+            .iter()
+            .zip(&after.cpus)
+            .map(|(a, b)| (b.softirq - a.softirq) as f64 / (b.total - a.total).max(1) as f64)
+            .collect();
+        let ours_busy_share = (!kernel).then(|| {
+            counters.get("SoftirqBusyNs").copied().unwrap_or(0) as f64
+                / counters.get("SoftirqTotalNs").copied().unwrap_or(0).max(1) as f64
+        });
+        let user_space_frames =
+            counters.get(if kernel { "UdpInDatagrams" } else { "XskRxFrames" }).copied().unwrap_or(0);
+        Ok(FloodPhase {
+            load: String::new(),
+            client,
+            flood_pps: None,
+            flood: None,
+            si_share,
+            ours_busy_share,
+            user_space_frames,
+            seconds,
+            counter_seconds: after.at.saturating_duration_since(before.at).as_secs_f64(),
+            counters,
+        })
+    }
+
+    /// One server of the flood section: unloaded, then under the flood.
+    fn flood_row(&self, server: &str, what: &str) -> Result<FloodRow, BoxError> {
+        self.stopped()?;
+        let secs = self.cli.flood_secs;
+        let kernel = server.starts_with("kernel");
+        if server.ends_with("guard") && !self.has_flag("xsknet", Some("echo"), "--guard") {
+            let note = "skipped: this xsknet echo has no --guard (not in `xsknet echo --help`)".to_string();
+            eprintln!("  {server:<22} {note}");
+            return Ok(FloodRow {
+                server: server.into(),
+                what: what.into(),
+                skipped: Some(note),
+                guard: None,
+                phases: Vec::new(),
+            });
+        }
+        self.kernel_addr(kernel)?;
+        let route = format!("{FLOOD_NET}/{FLOOD_PREFIX}");
+        if kernel {
+            // The flood's sources are off the link: answered through the router.
+            let gw = GEN_ADDR.to_string();
+            let out = self.pair.run(&["ip", "route", "add", &route, "via", &gw, "dev", self.pair.ifname()]);
+            if !out.status.success() {
+                return Err(format!("ip route add {route}: {}", String::from_utf8_lossy(&out.stderr)).into());
+            }
+        }
+        let result = (|| {
+            let p = self.start_receiver(server)?;
+            std::thread::sleep(Duration::from_millis(300));
+            let mut unloaded = self.flood_phase(kernel, || self.legit_client(secs))?;
+            unloaded.load = "unloaded".into();
+            self.report_phase(server, &unloaded);
+            // The generator runs a little longer than the client: it sets up its socket and
+            // UMEM first and must be at full rate before the client starts.
+            let json = self.dir.join(format!("flood-{server}.json"));
+            let _ = std::fs::remove_file(&json);
+            let settle = Duration::from_millis(500);
+            let gen_secs = secs + settle.as_secs_f64() + 0.5;
+            let gen = Proc::spawn(
+                self.pair.peer_ns(),
+                GEN_CPU,
+                &self.flood_args(gen_secs, &json),
+                &format!("flood-{server}"),
+                &self.dir,
+            )?;
+            std::thread::sleep(settle);
+            let mut loaded = self.flood_phase(kernel, || self.legit_client(secs))?;
+            let gen_log = gen.wait_exit(Duration::from_secs_f64(gen_secs + 10.0))?;
+            let report: Value = serde_json::from_str(
+                &std::fs::read_to_string(&json)
+                    .map_err(|e| format!("the flood generator wrote no {}: {e}\n{gen_log}", json.display()))?,
+            )?;
+            loaded.load = "flood".into();
+            loaded.flood_pps = match (report["sent"].as_f64(), report["elapsed_s"].as_f64()) {
+                (Some(n), Some(s)) if s > 0.0 => Some(n / s),
+                _ => None,
+            };
+            loaded.flood = Some(report);
+            self.report_phase(server, &loaded);
+            let _ = p.stop();
+            let guard = server.ends_with("guard").then(|| {
+                let args = self.guard_args();
+                let rules = (args[0] == "--guard-rules").then(|| self.guard_rules());
+                serde_json::json!({ "args": args[0], "rules": rules })
+            });
+            Ok(FloodRow {
+                server: server.into(),
+                what: what.into(),
+                skipped: None,
+                guard,
+                phases: vec![unloaded, loaded],
+            })
+        })();
+        if kernel {
+            let _ = self.pair.run(&["ip", "route", "del", &route]);
+            self.kernel_addr(false)?;
+        }
+        result
+    }
+
+    fn report_phase(&self, server: &str, ph: &FloodPhase) {
+        let c = &ph.client;
+        let p = |k: &str| c["rtt_us"][k].as_f64().unwrap_or(f64::NAN);
+        let si: Vec<String> = ph.si_share.iter().map(|s| format!("{:.0} %", s * 100.0)).collect();
+        eprintln!(
+            "  {server:<22} {:<8} flood offered {:>10}: p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  loss {:.3} %  ours {}  si [{}]  to user space {:.0}/s",
+            ph.load,
+            ph.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "–".into()),
+            p("p50"),
+            p("p99"),
+            p("p99.9"),
+            c["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
+            ph.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into()),
+            si.join(", "),
+            ph.user_space_frames as f64 / ph.counter_seconds.max(1e-9)
+        );
+    }
+
+    /// The flood section: every server of [`FLOOD_SERVERS`], unloaded then flooded.
+    fn flood(&self) -> Result<Vec<FloodRow>, BoxError> {
+        eprintln!(
+            "== under a flood: legitimate UDP ping-pong at {LEGIT_RATE}/s for {} s (udp-check on {}), beside the \
+             generator's full-rate flood from {FLOOD_NET}/{FLOOD_PREFIX}",
+            self.cli.flood_secs,
+            self.cli.flood_client()
+        );
+        FLOOD_SERVERS.iter().map(|(s, what)| self.flood_row(s, what)).collect()
+    }
+}
+
 /// The run with the median rate, and the worst delivery.
 fn summarize(receiver: &str, what: &str, runs: Vec<ThroughputRun>) -> Result<Throughput, BoxError> {
     let mut by_rate: Vec<&ThroughputRun> = runs.iter().collect();
@@ -688,7 +1168,7 @@ fn today() -> String {
 fn run(cli: &Cli) -> Result<(), BoxError> {
     let bin = std::fs::canonicalize(&cli.bin_dir)
         .map_err(|e| format!("{}: {e} (run `make build` first)", cli.bin_dir.display()))?;
-    for exe in ["xsknet", "baseline", "xsknet-pktgen"] {
+    for exe in ["xsknet", "baseline", "xsknet-pktgen", "udp-check"] {
         if !bin.join(exe).exists() {
             return Err(format!("{} missing: run `make build`", bin.join(exe).display()).into());
         }
@@ -733,7 +1213,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
     let mut throughput = Vec::new();
-    for (r, what) in receivers {
+    for (r, what) in receivers.into_iter().filter(|_| !cli.flood_only) {
         let mut t = b.throughput(r, what)?;
         if r == "xsknet-sink-pcap" {
             // How much of the traffic the capture kept (the rest is XskCaptureDrops).
@@ -747,7 +1227,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     }
     let xsknet_max =
         throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0);
-    let observed = b.observability()?;
+    let observed = if cli.flood_only { Vec::new() } else { b.observability()? };
 
     eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
     let servers = ["kernel-echo-blocking", "kernel-echo-busy", "xsknet-echo", "xsknet-echo-threaded"];
@@ -760,12 +1240,17 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     if cli.quick {
         rates.truncate(2);
     }
+    if cli.flood_only {
+        rates.clear();
+    }
     let mut latency = Vec::new();
     for &rate in &rates {
         for s in servers {
             latency.push(b.latency(s, rate)?);
         }
     }
+
+    let flood = b.flood()?;
 
     let date = today();
     let name = format!("{date}-{}", host());
@@ -776,17 +1261,26 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": cpu_model(),
         "generator": cli.generator, "generator_cpu": GEN_CPU, "receiver_cpu": RX_CPU,
         "frame_bytes": "60 (64 on the wire with FCS)", "count": cli.count, "runs": cli.runs,
-        "latency_secs": cli.latency_secs, "quick": cli.quick,
+        "latency_secs": cli.latency_secs, "quick": cli.quick, "flood_secs": cli.flood_secs,
+        "flood_setup": {
+            "legitimate": format!(
+                "udp-check --rate {LEGIT_RATE} --sizes {LEGIT_PAYLOAD} --timeout-ms {LEGIT_TIMEOUT_MS} from {GEN_ADDR} \
+                 on {}",
+                cli.flood_client()
+            ),
+            "flood": format!("xsknet pktgen at full rate on CPU {GEN_CPU} from {FLOOD_NET}/{FLOOD_PREFIX} to port {ECHO_PORT}, 60-byte frames"),
+        },
     });
-    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed, "latency": latency });
+    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed, "latency": latency, "flood": flood });
     let json_path = cli.out.join(format!("{name}.json"));
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
-    let mut md = markdown(&results, &throughput, &latency);
+    let mut md = markdown(&results, &throughput, &latency, &flood);
     md.push_str(&observability_table(&observed));
+    md.push_str(&flood_table(&flood, &cli.flood_client()));
     let md_path = cli.out.join(format!("{name}.md"));
     std::fs::write(&md_path, &md)?;
     let svg_path = cli.out.join(format!("{name}.svg"));
-    let plotted = plot(&svg_path, &latency, rates[0], b);
+    let plotted = rates.first().is_some_and(|&r| plot(&svg_path, &latency, r, b));
     println!("{md}");
     eprintln!("results: {} {}", json_path.display(), md_path.display());
     if plotted {
@@ -798,7 +1292,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint]) -> String {
+fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]) -> String {
     let s = &results["setup"];
     let mut md = format!(
         "Run {} on {}: Linux {}, {} cores ({}), {}, XDP {}, AF_XDP {}; generator {} on CPU {}, receiver on CPU {}; \
@@ -844,12 +1338,12 @@ fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint]
             r["echo"]["lost"]
         ));
     }
-    md.push_str(&goals(throughput, latency));
+    md.push_str(&goals(throughput, latency, flood));
     md
 }
 
 /// Where each goal of the benchmark stands, from this run's numbers.
-fn goals(throughput: &[Throughput], latency: &[LatencyPoint]) -> String {
+fn goals(throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]) -> String {
     let rate = |r: &str| throughput.iter().find(|t| t.receiver == r).map(|t| t.median.offered_pps);
     let mark = |ok: bool| if ok { "met" } else { "not met" };
     let mut out = String::from("\n| goal | this run | |\n|---|---|---|\n");
@@ -882,6 +1376,104 @@ fn goals(throughput: &[Throughput], latency: &[LatencyPoint]) -> String {
                     mark(x50 < k50 && x99 < k99)
                 ));
             }
+        }
+    }
+    out.push_str(&flood_goals(flood));
+    out
+}
+
+/// The flood goals (issue 12), judged on the guarded row: under the flood, the legitimate
+/// round trip's p99 within 2 × its unloaded p99, at most 0.1 % of it lost, and xsknet's
+/// softirq busy share under 20 %.
+fn flood_goals(flood: &[FloodRow]) -> String {
+    let mark = |ok: bool| if ok { "met" } else { "not met" };
+    let Some(row) = flood.iter().find(|r| r.server == "xsknet-echo-guard") else {
+        return String::new();
+    };
+    if let Some(why) = &row.skipped {
+        return format!("| under a flood, with the guard: p99 ≤ 2 × unloaded, loss ≤ 0.1 %, softirq busy < 20 % | {why} | not measured |\n");
+    }
+    let (Some(idle), Some(hit)) =
+        (row.phases.iter().find(|p| p.load == "unloaded"), row.phases.iter().find(|p| p.load == "flood"))
+    else {
+        return String::new();
+    };
+    let p99 = |p: &FloodPhase| p.client["rtt_us"]["p99"].as_f64();
+    let loss = hit.client["loss"].as_f64().unwrap_or(1.0) * 100.0;
+    let busy = hit.ours_busy_share.unwrap_or(1.0) * 100.0;
+    let flood = hit.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "?".into());
+    let mut out = match (p99(idle), p99(hit)) {
+        (Some(a), Some(b)) => format!(
+            "| under a flood ({flood}), with the guard: legitimate p99 ≤ 2 × unloaded | {b:.1} µs vs 2 × {a:.1} µs ({:.2} ×) | {} |\n",
+            b / a,
+            mark(b <= 2.0 * a)
+        ),
+        _ => format!("| under a flood ({flood}), with the guard: legitimate p99 ≤ 2 × unloaded | no echo came back | not met |\n"),
+    };
+    out.push_str(&format!(
+        "| under a flood, with the guard: legitimate loss ≤ 0.1 % | {loss:.3} % | {} |\n",
+        mark(loss <= 0.1)
+    ));
+    out.push_str(&format!(
+        "| under a flood, with the guard: xsknet's softirq busy share < 20 % | {busy:.1} % (kernel si: {}) | {} |\n",
+        si_text(&hit.si_share),
+        mark(busy < 20.0)
+    ));
+    out
+}
+
+/// The kernel's `si` per CPU as "CPU 0 12 %, CPU 1 3 %".
+fn si_text(si: &[f64]) -> String {
+    si.iter().enumerate().map(|(i, s)| format!("CPU {i} {:.0} %", s * 100.0)).collect::<Vec<_>>().join(", ")
+}
+
+/// The `### Under a flood` table: per server, the unloaded row then the flooded one.
+fn flood_table(flood: &[FloodRow], client: &str) -> String {
+    if flood.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n### Under a flood\n\nA legitimate UDP ping-pong ({LEGIT_RATE}/s, {LEGIT_PAYLOAD}-byte payloads, udp-check on \
+         {client}) alone, then beside the generator flooding the same port at its full rate on CPU \
+         {GEN_CPU} from {FLOOD_NET}/{FLOOD_PREFIX}; the server on CPU {RX_CPU}. Lost: no byte-exact echo within \
+         {LEGIT_TIMEOUT_MS} ms. Softirq: xsknet's loop busy share (SoftirqBusyNs / SoftirqTotalNs) and the kernel's \
+         `si` per CPU from /proc/stat (on veth the XDP program and the receive softirq run on the sender's CPU). To \
+         user space: xsknet's frames off the rx ring (XskRxFrames), the kernel's UdpInDatagrams, per second.\n\n\
+         | server | load | flood offered | p50 µs | p99 µs | p99.9 µs | lost | xsknet softirq busy | si CPU 0 | si CPU 1 | to user space |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for row in flood {
+        if let Some(why) = &row.skipped {
+            out.push_str(&format!("| {} | – | {why} | | | | | | | | |\n", row.what));
+            continue;
+        }
+        for ph in &row.phases {
+            let c = &ph.client;
+            let p = |k: &str| c["rtt_us"][k].as_f64().map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
+            let si = |i: usize| ph.si_share.get(i).map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into());
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.3} % | {} | {} | {} | {:.0}/s |\n",
+                row.what,
+                ph.load,
+                ph.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "–".into()),
+                p("p50"),
+                p("p99"),
+                p("p99.9"),
+                c["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                ph.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into()),
+                si(0),
+                si(1),
+                ph.user_space_frames as f64 / ph.counter_seconds.max(1e-9),
+            ));
+        }
+    }
+    for row in flood {
+        match row.guard.as_ref().map(|g| (g["args"].as_str().unwrap_or(""), g["rules"].as_str())) {
+            Some((_, Some(rules))) => {
+                out.push_str(&format!("\n{}: `--guard-rules` with\n\n```toml\n{}```\n", row.what, rules))
+            }
+            Some((args, None)) => out.push_str(&format!("\n{}: `{args}` (the default policy).\n", row.what)),
+            None => {}
         }
     }
     out
@@ -949,4 +1541,67 @@ fn update_readme(md: &str, svg: Option<&PathBuf>) -> Result<(), BoxError> {
     let new = format!("{}{}\n{}", &readme[..a], block, &readme[z..]);
     std::fs::write("README.md", new)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_cpu_lines() {
+        // fs/proc/stat.c: user nice system idle iowait irq softirq steal guest guest_nice.
+        let text = "cpu  10 0 20 300 0 0 70 0 0 0\n\
+                    cpu0 5 0 10 100 0 0 60 0 0 0\n\
+                    cpu1 5 0 10 200 0 0 10 0 0 0\n\
+                    intr 12345\nsoftirq 99 1 2 3\n";
+        let cpus = parse_proc_stat(text);
+        assert_eq!(cpus.len(), 2, "the aggregate line and the others are left out");
+        assert_eq!((cpus[0].softirq, cpus[0].total), (60, 175));
+        assert_eq!((cpus[1].softirq, cpus[1].total), (10, 225));
+        assert!(parse_proc_stat("cpu0 1 2 3\n").is_empty(), "a short line is not a CPU");
+    }
+
+    fn phase(load: &str, p99: f64, loss: f64, busy: f64) -> FloodPhase {
+        FloodPhase {
+            load: load.into(),
+            client: serde_json::json!({ "rtt_us": { "p99": p99 }, "loss": loss }),
+            flood_pps: (load == "flood").then_some(800_000.0),
+            flood: None,
+            si_share: vec![0.3, 0.05],
+            ours_busy_share: Some(busy),
+            user_space_frames: 0,
+            seconds: 1.0,
+            counter_seconds: 1.0,
+            counters: Default::default(),
+        }
+    }
+
+    fn guard_row(phases: Vec<FloodPhase>) -> Vec<FloodRow> {
+        vec![FloodRow {
+            server: "xsknet-echo-guard".into(),
+            what: "xsknet echo --guard".into(),
+            skipped: None,
+            guard: None,
+            phases,
+        }]
+    }
+
+    #[test]
+    fn flood_goals_judge_the_guarded_row() {
+        let met = flood_goals(&guard_row(vec![phase("unloaded", 20.0, 0.0, 0.01), phase("flood", 39.0, 0.001, 0.19)]));
+        assert_eq!(met.matches("| met |").count(), 3, "{met}");
+        assert!(met.contains("0.800 Mpps") && met.contains("1.95 ×"), "{met}");
+        let missed =
+            flood_goals(&guard_row(vec![phase("unloaded", 20.0, 0.0, 0.01), phase("flood", 41.0, 0.0011, 0.2)]));
+        assert_eq!(missed.matches("| not met |").count(), 3, "{missed}");
+        let skipped = flood_goals(&[FloodRow {
+            server: "xsknet-echo-guard".into(),
+            what: "xsknet echo --guard".into(),
+            skipped: Some("skipped: no --guard".into()),
+            guard: None,
+            phases: Vec::new(),
+        }]);
+        assert!(skipped.contains("skipped: no --guard") && skipped.contains("not measured"), "{skipped}");
+        assert_eq!(flood_goals(&[]), "");
+    }
 }

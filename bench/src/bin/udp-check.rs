@@ -13,6 +13,15 @@
 //! The payload of each datagram depends on its size and sequence number (see [`fill_payload`]),
 //! so an echo of the wrong datagram, a truncated one or a corrupted one never passes, and a late
 //! echo of an earlier, timed-out datagram is recognised as late rather than as a mismatch.
+//!
+//! With `--rate PPS --duration SECS` it is instead a fixed-rate ping-pong client (the legitimate
+//! traffic of `make bench`'s flood section): datagrams leave on a fixed schedule whether or not
+//! the previous echo came back (open loop, so a slow server cannot slow the offered rate down),
+//! each echo is matched by the sequence number in its tag, checked byte for byte and timed, and a
+//! datagram whose echo has not come back within `--timeout-ms` counts as lost. The report gives
+//! the round trip's percentiles (p50, p90, p99, p99.9, exact: every sample is kept), the loss, and
+//! how late the client itself sent against its schedule (its own scheduling delay, which would
+//! otherwise pass for the server's).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -24,6 +33,8 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage: udp-check --to ADDR:PORT [--sizes LIST] [--count N] [--timeout-ms MS]
                  [--closed-port PORT] [--bind ADDR:PORT] [--json]
+       udp-check --to ADDR:PORT --rate PPS --duration SECS [--sizes LIST] [--timeout-ms MS]
+                 [--min-ok PERCENT] [--bind ADDR:PORT] [--json]
 
   --to ADDR:PORT      echo service to talk to (IPv4 or [IPv6]:port)
   --sizes LIST        payload sizes: comma-separated sizes and inclusive ranges,
@@ -35,8 +46,17 @@ usage: udp-check --to ADDR:PORT [--sizes LIST] [--count N] [--timeout-ms MS]
   --bind ADDR:PORT    local address to bind (default: any address, any port)
   --json              print one JSON object instead of the table
 
-exit status: 0 all echoes byte-exact (and ECONNREFUSED seen with --closed-port),
-             1 a check failed, 2 usage error, 3 socket setup failed";
+fixed-rate mode (open loop: one datagram every 1/PPS s whatever came back):
+  --rate PPS          datagrams per second, 1 to 1000000
+  --duration SECS     how long to send (then wait up to --timeout-ms for the last echoes)
+  --sizes LIST        sizes taken in turn; each at least 16 bytes (the tag carries the
+                      sequence number that matches an echo to its datagram)
+  --min-ok PERCENT    pass when at least this share came back byte-exact in time and
+                      nothing came back corrupted (default 100)
+
+exit status: 0 all echoes byte-exact (and ECONNREFUSED seen with --closed-port; in
+             fixed-rate mode: at least --min-ok percent), 1 a check failed,
+             2 usage error, 3 socket setup failed";
 
 /// Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP) and over IPv6 (65535 - 8; the
 /// 40-byte IPv6 header is not part of the payload length).
@@ -149,6 +169,10 @@ struct Args {
     closed_port: Option<u16>,
     bind: Option<SocketAddr>,
     json: bool,
+    /// Fixed-rate mode: (datagrams per second, how long).
+    rate: Option<(u64, Duration)>,
+    /// Fixed-rate mode: the share (percent) of byte-exact echoes needed to pass.
+    min_ok: f64,
 }
 
 /// Parses `1,64,512` / `1..1472` / `0,1..16,1472` into a list of sizes, in the order given.
@@ -180,6 +204,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut closed_port: Option<u16> = None;
     let mut bind: Option<SocketAddr> = None;
     let mut json = false;
+    let mut count_given = false;
+    let mut rate: Option<u64> = None;
+    let mut duration: Option<Duration> = None;
+    let mut min_ok: Option<f64> = None;
 
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -204,6 +232,31 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 if count == 0 {
                     return Err("--count must be at least 1".into());
                 }
+                count_given = true;
+            }
+            "--rate" => {
+                let v = value("datagrams per second")?;
+                let r: u64 = v.parse().map_err(|_| format!("--rate: '{v}' is not a number"))?;
+                if !(1..=1_000_000).contains(&r) {
+                    return Err(format!("--rate {r}: must be 1 to 1000000"));
+                }
+                rate = Some(r);
+            }
+            "--duration" => {
+                let v = value("seconds")?;
+                let d: f64 = v.parse().map_err(|_| format!("--duration: '{v}' is not a number of seconds"))?;
+                if !(d > 0.0 && d <= 86_400.0) {
+                    return Err(format!("--duration {v}: must be more than 0 and at most a day"));
+                }
+                duration = Some(Duration::from_secs_f64(d));
+            }
+            "--min-ok" => {
+                let v = value("a percentage")?;
+                let p: f64 = v.parse().map_err(|_| format!("--min-ok: '{v}' is not a number"))?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(format!("--min-ok {v}: must be 0 to 100"));
+                }
+                min_ok = Some(p);
             }
             "--timeout-ms" => {
                 let v = value("milliseconds")?;
@@ -243,7 +296,38 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             return Err("--bind and --to must be the same address family".into());
         }
     }
-    Ok(Some(Args { to, sizes, count, timeout: Duration::from_millis(timeout_ms), closed_port, bind, json }))
+    let rate = match (rate, duration) {
+        (Some(r), Some(d)) => Some((r, d)),
+        (None, None) => None,
+        _ => return Err("--rate and --duration go together (the fixed-rate mode)".into()),
+    };
+    if rate.is_some() {
+        if count_given {
+            return Err("--count is for the one-at-a-time mode; the fixed-rate mode sends --rate x --duration".into());
+        }
+        if closed_port.is_some() {
+            return Err("--closed-port is for the one-at-a-time mode".into());
+        }
+        if let Some(&small) = sizes.iter().find(|&&s| s < TAG_LEN) {
+            return Err(format!(
+                "--sizes: {small} bytes is too short for the fixed-rate mode: the {TAG_LEN}-byte tag carries the \
+                 sequence number that matches an echo to its datagram"
+            ));
+        }
+    } else if min_ok.is_some() {
+        return Err("--min-ok is for the fixed-rate mode (--rate, --duration)".into());
+    }
+    Ok(Some(Args {
+        to,
+        sizes,
+        count,
+        timeout: Duration::from_millis(timeout_ms),
+        closed_port,
+        bind,
+        json,
+        rate,
+        min_ok: min_ok.unwrap_or(100.0),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,6 +556,262 @@ fn size_list_text(sizes: &[usize]) -> String {
     parts.join(",")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fixed-rate mode
+// ---------------------------------------------------------------------------------------------
+
+/// Reads the tag that [`fill_payload`] writes: (size, sequence number), or `None` when `buf`
+/// does not open with `<ssss:qqqqqqqq> `.
+pub fn parse_tag(buf: &[u8]) -> Option<(usize, u32)> {
+    let tag = buf.get(..TAG_LEN)?;
+    if tag[0] != b'<' || tag[5] != b':' || tag[14] != b'>' || tag[15] != b' ' {
+        return None;
+    }
+    let hex = |b: &[u8]| {
+        let s = std::str::from_utf8(b).ok()?;
+        // from_str_radix takes a leading '+': the tag never has one.
+        if !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(s, 16).ok()
+    };
+    Some((hex(&tag[1..5])? as usize, hex(&tag[6..14])?))
+}
+
+/// What the fixed-rate mode measured.
+#[derive(Debug, Default)]
+struct RateResult {
+    c: Counts,
+    /// Round trips of the byte-exact echoes, ns.
+    rtt_ns: Vec<u64>,
+    /// How long after its slot on the schedule each datagram left, ns.
+    send_lag_ns: Vec<u64>,
+    /// From the first slot to the last send.
+    send_secs: f64,
+}
+
+/// The datagram sent in slot `slot` (0, 1, …): its sequence number (slot + 1) and size.
+fn rate_datagram(args: &Args, slot: u64) -> (u32, usize) {
+    ((slot as u32).wrapping_add(1), args.sizes[(slot % args.sizes.len() as u64) as usize])
+}
+
+/// Sends one datagram per 1/`rate` s for `duration`, receives echoes between sends, and
+/// matches each by its tag (see the module docs). The schedule is absolute (slot `k` is due
+/// at start + k/rate): a client delayed by the scheduler sends the missed slots at once and
+/// the delay shows in `send_lag_ns`.
+fn run_rate(
+    sock: &UdpSocket,
+    args: &Args,
+    rate: u64,
+    duration: Duration,
+    mismatch_lines: &mut Vec<String>,
+) -> Result<RateResult, String> {
+    let total = (duration.as_secs_f64() * rate as f64).round().max(1.0) as u64;
+    let interval_ns = 1_000_000_000 / rate;
+    let max_size = args.sizes.iter().copied().max().unwrap_or(0);
+    let (mut tx, mut expect, mut rx) = (vec![0u8; max_size], vec![0u8; max_size], vec![0u8; 65_536]);
+    let mut r = RateResult {
+        rtt_ns: Vec::with_capacity(total as usize),
+        send_lag_ns: Vec::with_capacity(total as usize),
+        ..Default::default()
+    };
+    // In flight, in send order: (sequence number, when it left).
+    let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
+    // Sequence numbers that timed out, to recognise their late echoes.
+    let mut overdue: VecDeque<u32> = VecDeque::with_capacity(LATE_WINDOW);
+    let mut slot = 0u64;
+    sock.set_nonblocking(true).map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
+    let start = Instant::now();
+    loop {
+        let now = Instant::now();
+        while let Some(&(seq, sent)) = pending.front() {
+            if now.duration_since(sent) < args.timeout {
+                break;
+            }
+            pending.pop_front();
+            r.c.timeouts += 1;
+            if overdue.len() == LATE_WINDOW {
+                overdue.pop_front();
+            }
+            overdue.push_back(seq);
+        }
+        let due = (slot < total).then(|| start + Duration::from_nanos(slot * interval_ns));
+        if let Some(due) = due.filter(|&d| now >= d) {
+            let (seq, size) = rate_datagram(args, slot);
+            fill_payload(&mut tx[..size], seq);
+            r.c.sent += 1;
+            r.send_lag_ns.push(now.duration_since(due).as_nanos() as u64);
+            slot += 1;
+            if slot == total {
+                r.send_secs = now.duration_since(start).as_secs_f64();
+            }
+            match sock.send(&tx[..size]) {
+                Ok(n) if n == size => pending.push_back((seq, Instant::now())),
+                Ok(n) => return Err(format!("send of {size} bytes sent only {n}")),
+                // The ICMP error of an earlier datagram surfaced on this send.
+                Err(e) if is_refused(&e) => r.c.refused += 1,
+                Err(e) => return Err(format!("send of {size} bytes to {}: {e}", args.to)),
+            }
+            continue;
+        }
+        if due.is_none() && pending.is_empty() {
+            break;
+        }
+        // Wait for an echo until the next slot or the oldest datagram's timeout.
+        let expiry = pending.front().map(|&(_, sent)| sent + args.timeout);
+        let until = match (due, expiry) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => now,
+        };
+        let wait = until.saturating_duration_since(Instant::now());
+        if wait < Duration::from_micros(1) {
+            continue;
+        }
+        // poll(2) with a timespec (ppoll: an hrtimer), not SO_RCVTIMEO, which the kernel keeps in
+        // jiffies (`sock_set_timeout` in net/core/sock.c): a wait of 0.3 ms would last a tick.
+        let timeout =
+            rustix::event::Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
+        let mut fds = [rustix::event::PollFd::new(sock, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let n = match sock.recv(&mut rx) {
+            Ok(n) => n,
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_refused(&e) => {
+                r.c.refused += 1;
+                continue;
+            }
+            Err(e) => return Err(format!("recv from {}: {e}", args.to)),
+        };
+        let got_at = Instant::now();
+        let got = &rx[..n];
+        let matched = parse_tag(got).filter(|&(size, _)| size == n && size <= max_size).and_then(|(size, seq)| {
+            fill_payload(&mut expect[..size], seq);
+            (got == &expect[..size]).then_some(seq)
+        });
+        let Some(seq) = matched else {
+            r.c.mismatches += 1;
+            if mismatch_lines.len() < MAX_MISMATCH_REPORTS {
+                let what = match parse_tag(got) {
+                    Some((size, seq)) => {
+                        let mut want = vec![0u8; size];
+                        fill_payload(&mut want, seq);
+                        format!("tag says size {size} seq {seq}, got {n} bytes; {}", first_difference(&want, got))
+                    }
+                    None => format!("{n} bytes without a readable tag"),
+                };
+                mismatch_lines.push(format!("mismatch: {what}"));
+            }
+            continue;
+        };
+        if let Ok(i) = pending.binary_search_by_key(&seq, |&(s, _)| s) {
+            let (_, sent) = pending.remove(i).expect("index from binary_search");
+            r.c.ok += 1;
+            r.rtt_ns.push(got_at.duration_since(sent).as_nanos() as u64);
+        } else if let Some(i) = overdue.iter().position(|&s| s == seq) {
+            overdue.remove(i);
+            r.c.late += 1;
+        } else {
+            // Byte-exact, but of no datagram in flight: a duplicate.
+            r.c.mismatches += 1;
+            if mismatch_lines.len() < MAX_MISMATCH_REPORTS {
+                mismatch_lines.push(format!("mismatch: a second echo of seq {seq}"));
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The fixed-rate mode's percentiles of `ns` (sorted in place), in µs.
+fn rate_percentiles_json(ns: &mut [u64]) -> serde_json::Value {
+    ns.sort_unstable();
+    let p = |q: f64| percentile(ns, q).map(|v| v as f64 / 1000.0);
+    serde_json::json!({
+        "count": ns.len(), "min": p(0.0), "p50": p(50.0), "p90": p(90.0), "p99": p(99.0),
+        "p99.9": p(99.9), "max": p(100.0),
+    })
+}
+
+/// Runs the fixed-rate mode and reports; the exit status as the usage text says.
+fn main_rate(sock: &UdpSocket, args: &Args, local: &str, rate: u64, duration: Duration) -> ExitCode {
+    let mut mismatch_lines = Vec::new();
+    let mut r = match run_rate(sock, args, rate, duration, &mut mismatch_lines) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("udp-check: error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    for line in &mismatch_lines {
+        eprintln!("udp-check: {line}");
+    }
+    let c = r.c;
+    let ok_percent = 100.0 * c.ok as f64 / c.sent.max(1) as f64;
+    let pass = c.sent > 0 && c.mismatches == 0 && ok_percent >= args.min_ok;
+    let loss = 1.0 - c.ok as f64 / c.sent.max(1) as f64;
+    let rtt = rate_percentiles_json(&mut r.rtt_ns);
+    let lag = rate_percentiles_json(&mut r.send_lag_ns);
+    if args.json {
+        let obj = serde_json::json!({
+            "mode": "rate", "to": args.to.to_string(), "local": local, "sizes": size_list_text(&args.sizes),
+            "rate_pps": rate, "duration_s": duration.as_secs_f64(),
+            "sent_pps": c.sent.saturating_sub(1) as f64 / r.send_secs.max(f64::MIN_POSITIVE),
+            "timeout_ms": args.timeout.as_millis() as u64,
+            "sent": c.sent, "ok": c.ok, "mismatches": c.mismatches, "timeouts": c.timeouts,
+            "refused": c.refused, "late": c.late, "loss": loss, "ok_percent": ok_percent, "min_ok": args.min_ok,
+            "rtt_us": rtt, "send_lag_us": lag, "mismatch_details": mismatch_lines, "pass": pass,
+        });
+        println!("{obj}");
+    } else {
+        let us =
+            |v: &serde_json::Value, k: &str| v[k].as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+        println!(
+            "udp-check: {} from {local}: {rate} pps for {:.1} s, sizes [{}], timeout {} ms",
+            args.to,
+            duration.as_secs_f64(),
+            size_list_text(&args.sizes),
+            args.timeout.as_millis()
+        );
+        println!(
+            "sent {} ok {} mismatch {} timeout {} refused {} late {}: loss {:.3} %",
+            c.sent,
+            c.ok,
+            c.mismatches,
+            c.timeouts,
+            c.refused,
+            c.late,
+            loss * 100.0
+        );
+        println!(
+            "rtt µs: min {} p50 {} p90 {} p99 {} p99.9 {} max {}; send lag µs: p50 {} p99 {} max {}",
+            us(&rtt, "min"),
+            us(&rtt, "p50"),
+            us(&rtt, "p90"),
+            us(&rtt, "p99"),
+            us(&rtt, "p99.9"),
+            us(&rtt, "max"),
+            us(&lag, "p50"),
+            us(&lag, "p99"),
+            us(&lag, "max")
+        );
+        println!(
+            "udp-check: {} ({ok_percent:.2} % byte-exact, at least {} % needed{})",
+            if pass { "PASS" } else { "FAIL" },
+            args.min_ok,
+            if c.mismatches > 0 { ", corrupted echoes seen" } else { "" }
+        );
+    }
+    if pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(a)) => a,
@@ -493,6 +833,9 @@ fn main() -> ExitCode {
         }
     };
     let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    if let Some((rate, duration)) = args.rate {
+        return main_rate(&sock, &args, &local, rate, duration);
+    }
 
     let mut mismatch_lines = Vec::new();
     let mut results = match run_echoes(&sock, &args, &mut mismatch_lines) {
@@ -784,6 +1127,100 @@ mod tests {
         let (t, rtt) = totals(&r);
         assert_eq!((t.sent, t.ok, t.mismatches, t.timeouts), (12, 12, 0, 0), "{lines:?}");
         assert!(rtt.is_some());
+    }
+
+    #[test]
+    fn tag_reads_back_what_fill_payload_wrote() {
+        for (size, seq) in [(16, 0), (18, 1), (1472, 0xdead_beef), (65_527, u32::MAX)] {
+            assert_eq!(parse_tag(&payload(size, seq)), Some((size, seq)));
+        }
+        assert_eq!(parse_tag(&payload(15, 3)), None, "too short for a tag");
+        assert_eq!(parse_tag(b"<0012:0000000g> xx"), None, "not hex");
+        assert_eq!(parse_tag(b"<+012:00000001> xx"), None, "a sign is not a digit");
+        assert_eq!(parse_tag(b"[0012:00000001> xx"), None);
+    }
+
+    #[test]
+    fn rate_mode_args() {
+        let a = |s: &str| parse_args(s.split_whitespace().map(String::from));
+        let args = a("--to 10.77.0.2:7 --rate 1000 --duration 2.5 --sizes 18 --min-ok 99").unwrap().unwrap();
+        assert_eq!(args.rate, Some((1000, Duration::from_millis(2500))));
+        assert_eq!((args.sizes, args.min_ok), (vec![18], 99.0));
+        assert_eq!(a("--to 10.77.0.2:7").unwrap().unwrap().rate, None);
+        assert!(a("--to 10.0.0.1:7 --rate 1000").unwrap_err().contains("together"));
+        assert!(a("--to 10.0.0.1:7 --duration 1").unwrap_err().contains("together"));
+        assert!(a("--to 10.0.0.1:7 --rate 0 --duration 1").is_err());
+        assert!(a("--to 10.0.0.1:7 --rate 10 --duration 0").is_err());
+        assert!(a("--to 10.0.0.1:7 --rate 10 --duration 1 --count 5").unwrap_err().contains("--count"));
+        assert!(a("--to 10.0.0.1:7 --rate 10 --duration 1 --closed-port 9").is_err());
+        assert!(a("--to 10.0.0.1:7 --rate 10 --duration 1 --sizes 8").unwrap_err().contains("tag"));
+        assert!(a("--to 10.0.0.1:7 --min-ok 99").unwrap_err().contains("fixed-rate"));
+        assert!(a("--to 10.0.0.1:7 --rate 10 --duration 1 --sizes 16 --min-ok 101").is_err());
+    }
+
+    /// A kernel echo thread on loopback that answers every datagram, except that it drops
+    /// the ones whose sequence number `drop` picks and corrupts those `corrupt` picks.
+    fn lossy_echo(drop: fn(u32) -> bool, corrupt: fn(u32) -> bool) -> SocketAddr {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let seq = parse_tag(&buf[..n]).map_or(0, |(_, s)| s);
+                if drop(seq) {
+                    continue;
+                }
+                if corrupt(seq) {
+                    buf[n - 1] ^= 1;
+                }
+                let _ = server.send_to(&buf[..n], from);
+            }
+        });
+        addr
+    }
+
+    fn rate_run(addr: SocketAddr) -> (RateResult, Vec<String>) {
+        let args = parse_args(
+            [
+                "--to",
+                &addr.to_string(),
+                "--rate",
+                "2000",
+                "--duration",
+                "0.25",
+                "--sizes",
+                "18,64",
+                "--timeout-ms",
+                "100",
+            ]
+            .map(String::from),
+        )
+        .unwrap()
+        .unwrap();
+        let sock = connected_socket(unspecified(&args.to), args.to).unwrap();
+        let (rate, duration) = args.rate.unwrap();
+        let mut lines = Vec::new();
+        let r = run_rate(&sock, &args, rate, duration, &mut lines).unwrap();
+        (r, lines)
+    }
+
+    #[test]
+    fn rate_mode_on_loopback_counts_every_echo() {
+        let (r, lines) = rate_run(lossy_echo(|_| false, |_| false));
+        assert_eq!((r.c.sent, r.c.ok, r.c.mismatches, r.c.timeouts, r.c.late), (500, 500, 0, 0, 0), "{lines:?}");
+        assert_eq!((r.rtt_ns.len(), r.send_lag_ns.len()), (500, 500));
+        // 500 slots, 0.5 ms apart: the last leaves about 0.25 s after the first.
+        assert!(r.send_secs >= 0.249, "{}", r.send_secs);
+    }
+
+    #[test]
+    fn rate_mode_on_loopback_counts_losses_and_corruption() {
+        // Every tenth datagram dropped, every 50th (25, 75, …) corrupted: a corrupted echo is a
+        // mismatch, and its datagram, whose byte-exact echo never comes, times out as well.
+        let (r, lines) = rate_run(lossy_echo(|s| s % 10 == 0, |s| s % 50 == 25));
+        assert_eq!((r.c.sent, r.c.timeouts, r.c.mismatches), (500, 60, 10), "{lines:?}");
+        assert_eq!(r.c.ok, 440);
+        assert!(lines.iter().all(|l| l.contains("first difference at byte")), "{lines:?}");
     }
 
     #[test]
