@@ -249,6 +249,32 @@ impl Adaptive {
         AdaptiveStats { tightened: self.tightened.len() as u64, ..self.stats }
     }
 
+    /// Puts `cfg` in force (a rules file loaded at run time); the sources
+    /// tightened stay so, and are relaxed under the new settings.
+    pub fn reconfigure(&mut self, cfg: AdaptiveConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Relaxes every source this policy tightened (the adaptive mode is
+    /// turned off): the changes to apply, each counted as a relaxation.
+    pub fn release_all(&mut self, now: Instant) -> Vec<Change> {
+        let changes: Vec<Change> = std::mem::take(&mut self.tightened)
+            .into_iter()
+            .map(|(addr, t)| Change::Relax { addr, after: now.duration_since(t.since) })
+            .collect();
+        self.stats.relaxes += changes.len() as u64;
+        self.high_since = None;
+        self.prev_talkers = None;
+        changes
+    }
+
+    /// Forgets the tightened sources for which `still` is false: someone
+    /// else relaxed them (`xsknet guard relax`). Not counted as relaxations
+    /// of this policy's.
+    pub fn retain_tightened(&mut self, mut still: impl FnMut(Ipv4Addr) -> bool) {
+        self.tightened.retain(|a, _| still(*a));
+    }
+
     /// Takes back a tightening the caller could not apply (the guard
     /// refused it): the source is not counted as tightened, and may be
     /// tried again at the next round.
@@ -267,19 +293,25 @@ impl Adaptive {
     /// `talkers` the XDP program's per-source counts when
     /// [`wants_talkers`](Self::wants_talkers) said so (else `None`).
     /// Returns the changes to apply, tightenings heaviest first.
+    ///
+    /// A step whose `time` has not moved since the last one (the loop has
+    /// not published since) changes nothing: it is no sign of an idle loop.
     pub fn step(&mut self, now: Instant, time: LoopTime, talkers: Option<&[TalkerCount]>) -> Vec<Change> {
-        let share = match self.last.replace((now, time)) {
+        let share = match self.last {
             Some((_, prev)) => {
                 let busy = time.busy_ns.saturating_sub(prev.busy_ns);
                 let total = time.total_ns.saturating_sub(prev.total_ns);
                 if total == 0 {
-                    0.0
-                } else {
-                    (busy as f64 / total as f64).min(1.0)
+                    return Vec::new();
                 }
+                (busy as f64 / total as f64).min(1.0)
             }
-            None => return Vec::new(),
+            None => {
+                self.last = Some((now, time));
+                return Vec::new();
+            }
         };
+        self.last = Some((now, time));
         self.stats.busy_share_ppm = (share * 1e6) as u64;
         if share >= self.cfg.threshold {
             self.high_since.get_or_insert(now);
@@ -541,6 +573,49 @@ mod tests {
         // Still heavy and the load still high: the next round tightens it again.
         s.run(Duration::from_millis(1100), 0.9, &[(ip(1), 100_000.0)]);
         assert_eq!(s.a.stats().tightened, 1);
+    }
+
+    #[test]
+    fn a_step_without_a_new_publication_is_not_an_idle_loop() {
+        let mut a = Adaptive::new(AdaptiveConfig::default());
+        let t0 = Instant::now();
+        let busy = |ms: u64| LoopTime { busy_ns: ms * 900_000, total_ns: ms * 1_000_000 };
+        let talkers = [TalkerCount { addr: ip(1), pkts: 0 }];
+        let mut pkts = 0;
+        let mut changes = Vec::new();
+        // The loop publishes every 100 ms, the policy looks every 50 ms:
+        // every other step sees the same publication.
+        for i in 1..=30u64 {
+            pkts += 5_000;
+            let published = busy((i / 2) * 100);
+            let t = [TalkerCount { pkts, ..talkers[0] }];
+            let want = a.wants_talkers().then_some(&t[..]);
+            changes.extend(a.step(t0 + MS * (i as u32 * 50), published, want));
+        }
+        assert!(
+            changes.iter().any(|c| matches!(c, Change::Tighten { addr, .. } if *addr == ip(1))),
+            "90 % busy for 1.5 s must tighten: {changes:?}"
+        );
+    }
+
+    #[test]
+    fn turned_off_it_relaxes_what_it_tightened_and_manual_relaxes_are_forgotten() {
+        let cfg = AdaptiveConfig { min_share: 0.01, ..AdaptiveConfig::default() };
+        let mut s = Sim::new(cfg);
+        s.run(Duration::from_millis(1200), 0.9, &[(ip(1), 100_000.0), (ip(2), 100_000.0)]);
+        assert_eq!(s.a.stats().tightened, 2);
+        // Someone relaxed ip(2) by hand: forgotten, not counted as ours.
+        s.a.retain_tightened(|a| a != ip(2));
+        assert_eq!((s.a.stats().tightened, s.a.stats().relaxes), (1, 0));
+        let out = s.a.release_all(s.now);
+        assert!(matches!(out[..], [Change::Relax { addr, .. }] if addr == ip(1)), "{out:?}");
+        assert_eq!((s.a.stats().tightened, s.a.stats().relaxes), (0, 1));
+        assert!(!s.a.wants_talkers());
+        // Reconfigured: the new threshold is the one that counts.
+        s.a.reconfigure(AdaptiveConfig { threshold: 0.95, ..cfg });
+        s.run(Duration::from_secs(3), 0.9, &[(ip(3), 100_000.0)]);
+        assert_eq!(s.a.stats().tightened, 0, "{:?}", s.log);
+        assert_eq!(s.a.config().threshold, 0.95);
     }
 
     #[test]

@@ -458,7 +458,10 @@ mod tests {
         assert!(text.contains(&format!("{}\n", row("guard (XDP)", "XdpGuardPass", 40))), "{text}");
         assert!(text.contains(&format!("{}\n", row("", "XdpGuardPassAllowlist", 0))), "{text}");
         assert!(text.contains(&format!("{}  blocklisted source\n", row("", "XdpGuardDropBlocklist", 7))), "{text}");
-        let csum = format!("{}  IPv4 header checksum wrong (IpInCsumErrors", row("", "XdpGuardDropMalformedCsum", 2));
+        let csum = format!(
+            "{}  IPv4 header checksum wrong (IpInHdrErrors and IpExtInCsumErrors",
+            row("", "XdpGuardDropMalformedCsum", 2)
+        );
         assert!(text.contains(&csum), "{text}");
         assert!(!text.contains("XdpGuardDropSyn"), "drops that did not happen are left out: {text}");
         assert!(text.contains(&format!("{}\n", row("", "block 203.0.113.0/24", 7))), "{text}");

@@ -114,6 +114,12 @@ fn rules_changed_at_run_time_take_effect_and_every_drop_is_counted_once() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("10.99.0.0/16 is not in the blocklist"), "{err}");
+    // Several prefixes are one request each: a failure says what went in before it.
+    ok_stdout(&guard(peer, ifname, &["block", "10.55.0.0/16"]));
+    let out = guard(peer, ifname, &["unblock", "10.55.0.0/16", "10.57.0.0/16"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(applied before it: unblock 10.55.0.0/16; the rest not)"), "{err}");
     // A prefix with host bits set is refused before it is sent.
     let out = guard(peer, ifname, &["block", "10.0.0.5/8"]);
     assert!(!out.status.success());
@@ -175,8 +181,11 @@ fn the_adaptive_mode_tightens_a_flooding_source_and_relaxes_it_once_it_stops() {
         "[adaptive]\nthreshold = 0.02\nhold_secs = 0.5\ntighten_pps = 100\nmin_share = 0.5\nrelax_secs = 1\n",
     )
     .unwrap();
-    let x = Xsknet::start_echo(ns, ifname, &["--guard-rules", rules.to_str().unwrap()]);
+    // Started with the default policy; the low threshold comes with a rules
+    // file loaded at run time, which the adaptive mode must follow.
+    let x = Xsknet::start_echo(ns, ifname, &["--guard"]);
     warm_up_ping(peer, SERVER_ADDR, Duration::from_secs(5));
+    ok_stdout(&guard(peer, ifname, &["load", rules.to_str().unwrap()]));
 
     // 3 s of UDP from the peer's address to the open port, 100 000 a second.
     let flood = testing::command_in(
@@ -222,6 +231,10 @@ fn the_adaptive_mode_tightens_a_flooding_source_and_relaxes_it_once_it_stops() {
     };
     assert_eq!(v["adaptive"]["relaxes"], 1, "relaxed once it stopped: {v}");
     assert_eq!(burst_of_echoes(peer, 5), 5, "its traffic passes again");
+    // Rules without [adaptive]: the mode goes off.
+    std::fs::write(&rules, "").unwrap();
+    ok_stdout(&guard(peer, ifname, &["load", rules.to_str().unwrap()]));
+    std::thread::sleep(Duration::from_millis(300));
 
     let done = x.stop();
     done.assert_clean_exit();
@@ -229,4 +242,6 @@ fn the_adaptive_mode_tightens_a_flooding_source_and_relaxes_it_once_it_stops() {
     assert!(done.stderr.contains("guard: adaptive: tightened 10.77.0.1 to 100 pps"), "{}", done.stderr);
     assert!(done.stderr.contains("guard: adaptive: relaxed 10.77.0.1"), "{}", done.stderr);
     assert_eq!(done.json["guard_adaptive"]["tightens"], 1);
+    assert!(done.stderr.contains("guard: adaptive: new settings, at 2 % busy"), "{}", done.stderr);
+    assert!(done.stderr.contains("guard: adaptive: off"), "{}", done.stderr);
 }

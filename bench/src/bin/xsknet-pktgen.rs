@@ -131,8 +131,9 @@ struct Cli {
     /// Seed of the flood's random numbers (wyrand): the same seed sends the same frames.
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
-    /// Attach no XDP program: the socket only sends, and every frame that arrives stays the kernel's. Needs
-    /// --dst-mac (no ARP through the socket); not with --echo.
+    /// Attach no XDP program: the socket only sends, and every frame that arrives stays the kernel's (without
+    /// it, frames to --src are the generator's while it runs: a kernel socket on that address gets no
+    /// replies). Needs --dst-mac (no ARP through the socket); not with --echo.
     #[arg(long)]
     no_xdp: bool,
     /// One-line progress display on stderr (rate, sent, received, elapsed); auto = when stderr is a terminal.
@@ -186,6 +187,9 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`xsknet pktgen … | head -3`) ends it quietly, as it ends
+    // any command-line tool, instead of a panic in println!.
+    sigpipe::reset();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -194,10 +198,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One line: clap's message without its usage block.
+            // clap's message without its usage block: the first line, and the
+            // arguments it lists under it (those missing) on the same line.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("xsknet-pktgen: {} (see --help)", first.trim_start_matches("error: "));
+            let mut lines = text.lines().take_while(|l| !l.starts_with("Usage:"));
+            let first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let listed: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+            let sep = if listed.is_empty() { "" } else { " " };
+            eprintln!("xsknet-pktgen: {first}{sep}{} (see --help)", listed.join(", "));
             return ExitCode::from(2);
         }
     };

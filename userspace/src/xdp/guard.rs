@@ -515,8 +515,20 @@ impl GuardRules {
                 "{n} allow and block rules: at most {GUARD_MAX_RULES} together (aggregate prefixes)"
             )));
         }
+        for (name, list) in [("allow", &self.allow), ("block", &self.block)] {
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(p) = list.iter().find(|p| !seen.insert(**p)) {
+                return Err(RuleError(format!("{p} is in {name} twice: list each prefix once")));
+            }
+        }
         if let Some(a) = &self.adaptive {
             a.validate().map_err(RuleError)?;
+            if a.tighten_pps > MAX_RATE {
+                return Err(RuleError(format!(
+                    "[adaptive] tighten_pps {}: at most {MAX_RATE} a second",
+                    a.tighten_pps
+                )));
+            }
         }
         Ok(())
     }
@@ -781,8 +793,10 @@ impl GuardStat {
             Self::DropMalformedVersion => "IPv4 version not 4 (IpInHdrErrors without the guard)",
             Self::DropMalformedIhl => "IPv4 IHL under 5 (IpInHdrErrors without the guard)",
             Self::DropMalformedHdrLen => "IPv4 header longer than the frame (IpInHdrErrors without the guard)",
-            Self::DropMalformedCsum => "IPv4 header checksum wrong (IpInCsumErrors without the guard)",
-            Self::DropMalformedTruncated => "IPv4 total length past the frame (IpInTruncatedPkts without the guard)",
+            Self::DropMalformedCsum => {
+                "IPv4 header checksum wrong (IpInHdrErrors and IpExtInCsumErrors without the guard)"
+            }
+            Self::DropMalformedTruncated => "IPv4 total length past the frame (IpExtInTruncatedPkts without the guard)",
             Self::DropMalformedTotLen => "IPv4 total length under the header (IpInHdrErrors without the guard)",
             Self::DropTight => "over the source's tightened packet rate",
             Self::DropSourcePps => "over the per-source packet rate",
@@ -1504,6 +1518,8 @@ max_sources = 3
             ("[syn_per_source]\npps = 10\nburts = 3\n", &["unknown field `burts`"]),
             ("drop_malformed = yes\n", &["line 1"]),
             ("[adaptive]\nthreshold = 1.5\n", &["adaptive.threshold is 1.5"]),
+            ("allow = [\"10.0.0.1\", \"10.0.0.1/32\"]\n", &["10.0.0.1/32 is in allow twice"]),
+            ("[adaptive]\ntighten_pps = 2000000000000\n", &["tighten_pps 2000000000000: at most"]),
             ("[adaptive]\ntighten_to_pps = 5\n", &["line 2", "unknown field `tighten_to_pps`"]),
         ];
         for (text, wants) in cases {

@@ -16,7 +16,8 @@ use xsknet::adaptive::{Adaptive, AdaptiveConfig, AdaptiveShared, Change, LoopTim
 use xsknet::control::{GuardView, Request};
 use xsknet::publish::StatsReader;
 use xsknet::xdp::guard::{
-    ByteRate, Guard, GuardPrefix, GuardProto, GuardRules, GuardStat, GuardUpdate, Rate, RuleList, SourceLimit,
+    ByteRate, Guard, GuardError, GuardPrefix, GuardProto, GuardRules, GuardStat, GuardUpdate, Rate, RuleList,
+    SourceLimit,
 };
 
 use crate::inspect::{ask, Which};
@@ -199,11 +200,29 @@ impl GuardCommand {
 /// refuses (each says what to do).
 pub fn guard(a: &GuardArgs) -> Result<(), BoxError> {
     let path = a.which.path().map_err(crate::inspect::needs_root)?;
-    let updates = a.command.as_ref().map(GuardCommand::updates).transpose()?.unwrap_or_default();
+    let mut updates = a.command.as_ref().map(GuardCommand::updates).transpose()?.unwrap_or_default();
     let talkers = Some(a.talkers);
+    // `limit source` with one of packets and bytes keeps the other as it is.
+    if let [GuardUpdate::SetSourceLimit(Some(new))] = &mut updates[..] {
+        if new.packets.is_none() || new.bytes.is_none() {
+            let now: GuardView = ask(&path, Request::Guard { update: None, talkers: Some(0) })?;
+            if let Some(old) = now.rules.per_source {
+                new.packets = new.packets.or(old.packets);
+                new.bytes = new.bytes.or(old.bytes);
+            }
+        }
+    }
     let mut view: Option<GuardView> = None;
-    for update in &updates {
-        view = Some(ask(&path, Request::Guard { update: Some(update.clone()), talkers })?);
+    for (i, update) in updates.iter().enumerate() {
+        match ask(&path, Request::Guard { update: Some(update.clone()), talkers }) {
+            Ok(v) => view = Some(v),
+            // Each change is a request of its own: say which went in before one failed.
+            Err(e) if i > 0 => {
+                let done: Vec<String> = updates[..i].iter().map(ToString::to_string).collect();
+                return Err(format!("{e} (applied before it: {}; the rest not)", done.join(", ")).into());
+            }
+            Err(e) => return Err(e),
+        }
         if !a.json {
             println!("guard: {update}");
         }
@@ -212,17 +231,18 @@ pub fn guard(a: &GuardArgs) -> Result<(), BoxError> {
         Some(v) => v,
         None => ask(&path, Request::Guard { update: None, talkers })?,
     };
+    let on_off = matches!(updates[..], [GuardUpdate::Enable] | [GuardUpdate::Disable]);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else if updates.is_empty() {
-        print_view(&view);
-    } else {
-        println!("guard: {}", if view.counters.enabled { "on" } else { "off" });
+        print_view(&view, a.talkers);
+    } else if !on_off {
+        println!("guard is {}", if view.counters.enabled { "on" } else { "off" });
     }
     Ok(())
 }
 
-fn print_view(v: &GuardView) {
+fn print_view(v: &GuardView, asked: usize) {
     let r = &v.rules;
     println!("guard: {}", if v.counters.enabled { "on" } else { "off (rules kept; `xsknet guard on` applies them)" });
     let rate = |x: Option<Rate>| x.map_or("none".to_string(), |x| format!("{} pps, burst {}", x.pps, x.burst));
@@ -288,7 +308,7 @@ fn print_view(v: &GuardView) {
         }
     }
     println!("\n  {:<16} {:>14} {:>16}  (counted in XDP since each entry was made)", "top talkers", "frames", "bytes");
-    if v.talkers.is_empty() {
+    if v.talkers.is_empty() && asked > 0 {
         println!("  (none: the guard counts sources only while it is on, allowlisted ones not at all)");
     }
     for t in &v.talkers {
@@ -304,7 +324,10 @@ const ADAPTIVE_STEP: Duration = Duration::from_millis(100);
 /// with at least `min_share` of the frames, and the tightened ones.
 const ADAPTIVE_TALKERS: usize = 256;
 
-/// The thread that runs the guard's adaptive mode.
+/// The thread that runs the guard's adaptive mode. It runs as long as the
+/// guard does, and follows the `[adaptive]` section of the rules in force:
+/// a rules file loaded at run time (`xsknet guard load`) turns the mode on,
+/// off (relaxing what it tightened) or changes its settings.
 pub struct AdaptiveThread {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
@@ -319,13 +342,13 @@ impl AdaptiveThread {
     /// # Errors
     ///
     /// The thread could not be spawned.
-    pub fn spawn(cfg: AdaptiveConfig, guard: Guard, stats: StatsReader) -> std::io::Result<Self> {
+    pub fn spawn(guard: Guard, stats: StatsReader) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = AdaptiveShared::default();
         let (s, sh) = (stop.clone(), shared.clone());
         let thread = std::thread::Builder::new()
             .name("xsknet-adaptive".into())
-            .spawn(move || run_adaptive(cfg, &guard, &stats, &s, &sh))?;
+            .spawn(move || run_adaptive(&guard, &stats, &s, &sh))?;
         Ok(Self { stop, thread, shared })
     }
 
@@ -342,13 +365,75 @@ impl AdaptiveThread {
     }
 }
 
-fn run_adaptive(cfg: AdaptiveConfig, guard: &Guard, stats: &StatsReader, stop: &AtomicBool, shared: &AdaptiveShared) {
-    let mut policy = Adaptive::new(cfg);
+/// Applies the policy's changes to the guard, logs them, and takes back a
+/// tightening the guard refused.
+fn apply_changes(guard: &Guard, policy: &mut Adaptive, changes: Vec<Change>, why_relaxed: &str) {
+    for change in changes {
+        let (update, line) = match change {
+            Change::Tighten { addr, pps, seen_pps, busy_share } => (
+                GuardUpdate::Tighten { addr, pps },
+                format!(
+                    "tightened {addr} to {pps} pps: it sent {seen_pps:.0} pps while the softirq was {:.0} % busy",
+                    busy_share * 100.0
+                ),
+            ),
+            Change::Relax { addr, after } => (
+                GuardUpdate::Relax { addr },
+                format!("relaxed {addr} after {:.1} s: {why_relaxed}", after.as_secs_f64()),
+            ),
+        };
+        match guard.apply(&update) {
+            Ok(()) => eprintln!("xsknet: guard: adaptive: {line}"),
+            // Relaxed by hand in the meantime: nothing left to do.
+            Err(GuardError::NotTightened { .. }) => {}
+            Err(e) => {
+                eprintln!("xsknet: guard: adaptive: could not apply `{update}`: {e}");
+                if let GuardUpdate::Tighten { addr, .. } = update {
+                    policy.forget(addr);
+                }
+            }
+        }
+    }
+}
+
+fn run_adaptive(guard: &Guard, stats: &StatsReader, stop: &AtomicBool, shared: &AdaptiveShared) {
+    let mut in_force: Option<AdaptiveConfig> = None;
+    let mut policy = Adaptive::new(AdaptiveConfig::default());
     let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
+        // Follow the rules in force: `xsknet guard load` may have changed them.
+        let want = guard.rules().adaptive;
+        if want != in_force {
+            match want {
+                Some(cfg) => {
+                    if in_force.is_none() {
+                        policy = Adaptive::new(cfg);
+                        eprintln!("xsknet: guard: adaptive: on, at {:.0} % busy", cfg.threshold * 100.0);
+                    } else {
+                        policy.reconfigure(cfg);
+                        eprintln!("xsknet: guard: adaptive: new settings, at {:.0} % busy", cfg.threshold * 100.0);
+                    }
+                }
+                None => {
+                    let changes = policy.release_all(Instant::now());
+                    apply_changes(guard, &mut policy, changes, "the adaptive mode was turned off");
+                    eprintln!("xsknet: guard: adaptive: off");
+                }
+            }
+            in_force = want;
+            shared.store(&policy.stats());
+        }
         std::thread::sleep(ADAPTIVE_STEP);
+        if in_force.is_none() {
+            continue;
+        }
         let Ok(p) = stats.read() else { continue };
         let time = LoopTime { busy_ns: p.softirq.busy_ns, total_ns: p.softirq.total_ns };
+        // Sources relaxed by hand (`xsknet guard relax`) are no longer ours.
+        if policy.stats().tightened > 0 {
+            let now_tight = guard.tightened();
+            policy.retain_tightened(|a| now_tight.contains_key(&a));
+        }
         let talkers = if policy.wants_talkers() {
             match guard.talkers(ADAPTIVE_TALKERS) {
                 Ok(t) => Some(t.iter().map(|t| TalkerCount { addr: t.addr, pkts: t.packets }).collect::<Vec<_>>()),
@@ -363,30 +448,8 @@ fn run_adaptive(cfg: AdaptiveConfig, guard: &Guard, stats: &StatsReader, stop: &
         } else {
             None
         };
-        for change in policy.step(Instant::now(), time, talkers.as_deref()) {
-            let (update, line) = match change {
-                Change::Tighten { addr, pps, seen_pps, busy_share } => (
-                    GuardUpdate::Tighten { addr, pps },
-                    format!(
-                        "tightened {addr} to {pps} pps: it sent {seen_pps:.0} pps while the softirq was {:.0} % busy",
-                        busy_share * 100.0
-                    ),
-                ),
-                Change::Relax { addr, after } => (
-                    GuardUpdate::Relax { addr },
-                    format!("relaxed {addr} after {:.1} s: it has stayed under its limit", after.as_secs_f64()),
-                ),
-            };
-            match guard.apply(&update) {
-                Ok(()) => eprintln!("xsknet: guard: adaptive: {line}"),
-                Err(e) => {
-                    eprintln!("xsknet: guard: adaptive: could not apply `{update}`: {e}");
-                    if let GuardUpdate::Tighten { addr, .. } = update {
-                        policy.forget(addr);
-                    }
-                }
-            }
-        }
+        let changes = policy.step(Instant::now(), time, talkers.as_deref());
+        apply_changes(guard, &mut policy, changes, "it has stayed under its limit");
         shared.store(&policy.stats());
     }
 }

@@ -168,13 +168,22 @@ fn main() -> ExitCode {
             }
         },
         Command::Pktgen { args } => return exec_sibling("xsknet-pktgen", args),
-        Command::List => return report_result(inspect::list()),
-        Command::Stat(a) => return report_result(inspect::stat(a)),
-        Command::Ss(a) => return report_result(inspect::ss(a)),
+        // The commands that only print: a closed pipe (`xsknet list | head -1`) ends them
+        // quietly, as it ends `ss` or `nstat`, instead of a panic in println!. Not the
+        // servers: their control and metrics sockets must see EPIPE, not die of it.
+        Command::List => return quiet_pipe(inspect::list),
+        Command::Stat(a) => return quiet_pipe(|| inspect::stat(a)),
+        Command::Ss(a) => return quiet_pipe(|| inspect::ss(a)),
+        Command::Guard(a) => return quiet_pipe(|| guard::guard(a)),
         Command::Top(a) => return report_result(top::top(a)),
-        Command::Guard(a) => return report_result(guard::guard(a)),
     };
     report_result(serve(kind, &args, http.as_ref()))
+}
+
+/// Runs a command that only prints, with SIGPIPE's default action back.
+fn quiet_pipe(f: impl FnOnce() -> Result<(), BoxError>) -> ExitCode {
+    sigpipe::reset();
+    report_result(f())
 }
 
 /// The exit status of a command that prints its own output.
@@ -270,7 +279,6 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let zero_copy = dev.zero_copy();
     // The guard's rules go in before the loop reads the first frame (frames
     // that came in since the attach wait in the rx ring, already past XDP).
-    let adaptive_cfg = guard_rules.as_ref().and_then(|r| r.adaptive);
     let guard = match guard_rules {
         Some(rules) => {
             let guard = xdp.guard()?;
@@ -311,7 +319,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     );
     // The loop publishes when someone reads: the control endpoint, the metrics server, the
     // guard's adaptive mode.
-    let published = (control.is_some() || metrics.is_some() || adaptive_cfg.is_some()).then(|| {
+    let published = (control.is_some() || metrics.is_some() || guard.is_some()).then(|| {
         let (publisher, reader) = Publisher::new(stack.epoch());
         stack.attach_publisher(publisher);
         let info = InstanceInfo {
@@ -331,9 +339,10 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         };
         (info, reader)
     });
-    // The adaptive mode reads the loop's time from the statistics page, off the loop.
-    let adaptive = match (adaptive_cfg, &guard, &published) {
-        (Some(cfg), Some(g), Some((_, reader))) => Some(guard::AdaptiveThread::spawn(cfg, g.clone(), reader.clone())?),
+    // The adaptive mode reads the loop's time from the statistics page, off the loop. It
+    // follows the rules in force (`xsknet guard load`), so it runs whenever the guard does.
+    let adaptive = match (&guard, &published) {
+        (Some(g), Some((_, reader))) => Some(guard::AdaptiveThread::spawn(g.clone(), reader.clone())?),
         _ => None,
     };
     // Each server reads through a source of its own.
