@@ -78,6 +78,16 @@ trap 'echo; echo "demo: interrupted" >&2; exit 130' INT
 trap 'echo "demo: terminated" >&2; exit 143' TERM
 
 step_failed() { fail "$*"; failed=1; }
+# wait_ready LOG: waits up to 10 s for xsknet ($xsk_pid) to print its ready line in LOG;
+# sets ready=1 when it did (it stops early if xsknet exits).
+wait_ready() {
+    ready=0
+    for _ in $(seq 100); do
+        if grep -q '^xsknet: ready' "$1"; then ready=1; break; fi
+        kill -0 "$xsk_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+}
 # Run in a namespace. Not for background jobs: `in_a cmd &` would fork a subshell, and $! would
 # be that subshell, not the command we mean to signal.
 in_a() { ip netns exec "$NSA" "$@"; }
@@ -137,12 +147,7 @@ show ip netns exec "$NSA" "${cmd[@]/#$XSK_ROOT\//}" "&"
 # SIGINT of step 8 reaches it even if it installs no handler of its own.
 ip netns exec "$NSA" env --default-signal=INT "${cmd[@]}" >"$tmp/xsknet.log" 2>&1 &
 xsk_pid=$!
-ready=0
-for _ in $(seq 100); do   # up to 10 s
-    if grep -q '^xsknet: ready' "$tmp/xsknet.log"; then ready=1; break; fi
-    kill -0 "$xsk_pid" 2>/dev/null || break
-    sleep 0.1
-done
+wait_ready "$tmp/xsknet.log"
 if [ "$ready" = 1 ]; then
     grep '^xsknet: ready' "$tmp/xsknet.log" | head -1 | indent
 else
@@ -362,12 +367,7 @@ gcmd=("$XSKNET" echo --iface "$IFA" --ip "$XSK_IP/$PREFIX" --port "$PORT" --guar
 show ip netns exec "$NSA" "${gcmd[@]/#$XSK_ROOT\//}" "&"
 ip netns exec "$NSA" env --default-signal=INT "${gcmd[@]}" >"$tmp/guard.log" 2>&1 &
 xsk_pid=$!
-ready=0
-for _ in $(seq 100); do
-    if grep -q '^xsknet: ready' "$tmp/guard.log"; then ready=1; break; fi
-    kill -0 "$xsk_pid" 2>/dev/null || break
-    sleep 0.1
-done
+wait_ready "$tmp/guard.log"
 if [ "$ready" = 1 ]; then
     grep '^xsknet: ready' "$tmp/guard.log" | head -1 | indent
     flood=("$XSKNET" pktgen --iface "$IFB" --src "$PEER_IP/$PREFIX" --dst "$XSK_IP" --dst-port "$PORT"

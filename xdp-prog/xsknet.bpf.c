@@ -174,14 +174,19 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end,
 	return eth->h_proto;
 }
 
-static __always_inline void count(enum xsknet_stat stat)
+/* Adds one to slot `key` of a BPF_MAP_TYPE_PERCPU_ARRAY of __u64. */
+static __always_inline void bump(void *percpu_array, __u32 key)
 {
-	__u32 key = stat;
-	__u64 *value = bpf_map_lookup_elem(&xsknet_stats, &key);
+	__u64 *value = bpf_map_lookup_elem(percpu_array, &key);
 
 	/* Per-CPU slot: no other CPU writes it, no atomic needed. */
 	if (value)
 		*value += 1;
+}
+
+static __always_inline void count(enum xsknet_stat stat)
+{
+	bump(&xsknet_stats, stat);
 }
 
 static __always_inline int pass(enum xsknet_stat why)
@@ -226,11 +231,7 @@ enum guard_verdict {
 
 static __always_inline void count_guard(enum xsknet_guard_stat stat)
 {
-	__u32 key = stat;
-	__u64 *value = bpf_map_lookup_elem(&guard_stats, &key);
-
-	if (value)
-		*value += 1;
+	bump(&guard_stats, stat);
 }
 
 static __always_inline int guard_drop(enum xsknet_guard_stat why)
@@ -276,13 +277,10 @@ static __always_inline int rule_hit(void *trie, __u32 saddr)
 {
 	struct xsknet_guard_prefix key = { .prefixlen = 32, .addr = saddr };
 	__u32 *slot = bpf_map_lookup_elem(trie, &key);
-	__u64 *hits;
 
 	if (!slot)
 		return 0;
-	hits = bpf_map_lookup_elem(&guard_rule_hits, slot);
-	if (hits)
-		*hits += 1;
+	bump(&guard_rule_hits, *slot);
 	return 1;
 }
 
