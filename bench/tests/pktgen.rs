@@ -1241,3 +1241,18 @@ fn flood_patch_cost() {
         }
     }
 }
+
+/// A bad output path is refused before anything is attached or sent, not
+/// after the run (no root needed: it fails first).
+#[test]
+fn an_output_path_that_cannot_be_written_is_refused_before_the_run() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xsknet-pktgen"))
+        .args(["--iface", "xsknet-no-such-if", "--src", "10.1.0.1/24", "--dst", "10.1.0.2", "--dst-port", "9"])
+        .args(["--count", "1", "--json", "/nonexistent-xsknet-dir/x.json"])
+        .output()
+        .expect("run xsknet-pktgen");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent-xsknet-dir/x.json: No such file or directory"), "{err}");
+    assert!(!err.contains("xsknet-no-such-if"), "refused before the interface is looked at: {err}");
+}

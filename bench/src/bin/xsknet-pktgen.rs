@@ -224,6 +224,14 @@ fn run(cli: &Cli) -> Result<(), pktgen::BoxError> {
     }
     let cfg = cli.config();
     cfg.validate()?;
+    // Output files are opened before the run: a bad path is said at once, not
+    // after a flood of --duration seconds was sent for nothing.
+    let outputs = [&cli.json, &cli.hlog, &cli.plot];
+    for path in outputs.into_iter().flatten() {
+        std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(|e| {
+            format!("{}: {e} (give a path in a directory that exists and can be written)", path.display())
+        })?;
+    }
     xsknet::signal::install()?;
     let Outcome { report, rtt } = pktgen::run(&cfg)?;
     print_summary(&report);
