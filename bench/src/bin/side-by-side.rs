@@ -771,6 +771,28 @@ struct FloodPhase {
     counters: std::collections::BTreeMap<String, u64>,
 }
 
+impl FloodPhase {
+    /// The flood rate offered, as the tables print it.
+    fn flood_offered(&self) -> String {
+        self.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "–".into())
+    }
+
+    /// xsknet's softirq busy share, as the tables print it.
+    fn busy(&self) -> String {
+        self.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into())
+    }
+
+    /// The client's loss, percent.
+    fn loss_pct(&self) -> f64 {
+        self.client["loss"].as_f64().unwrap_or(f64::NAN) * 100.0
+    }
+
+    /// Frames that reached user space, per second.
+    fn to_user_space_per_s(&self) -> f64 {
+        self.user_space_frames as f64 / self.counter_seconds.max(1e-9)
+    }
+}
+
 /// A server's two phases, or why it was skipped.
 #[derive(Serialize)]
 struct FloodRow {
@@ -1011,14 +1033,14 @@ impl Bench<'_> {
         eprintln!(
             "  {server:<22} {:<8} flood offered {:>10}: p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  loss {:.3} %  ours {}  si [{}]  to user space {:.0}/s",
             ph.load,
-            ph.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "–".into()),
+            ph.flood_offered(),
             p("p50"),
             p("p99"),
             p("p99.9"),
-            c["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
-            ph.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into()),
+            ph.loss_pct(),
+            ph.busy(),
             si.join(", "),
-            ph.user_space_frames as f64 / ph.counter_seconds.max(1e-9)
+            ph.to_user_space_per_s()
         );
     }
 
@@ -1455,15 +1477,15 @@ fn flood_table(flood: &[FloodRow], client: &str) -> String {
                 "| {} | {} | {} | {} | {} | {} | {:.3} % | {} | {} | {} | {:.0}/s |\n",
                 row.what,
                 ph.load,
-                ph.flood_pps.map(|r| format!("{:.3} Mpps", r / 1e6)).unwrap_or_else(|| "–".into()),
+                ph.flood_offered(),
                 p("p50"),
                 p("p99"),
                 p("p99.9"),
-                c["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
-                ph.ours_busy_share.map(|s| format!("{:.1} %", s * 100.0)).unwrap_or_else(|| "–".into()),
+                ph.loss_pct(),
+                ph.busy(),
                 si(0),
                 si(1),
-                ph.user_space_frames as f64 / ph.counter_seconds.max(1e-9),
+                ph.to_user_space_per_s(),
             ));
         }
     }

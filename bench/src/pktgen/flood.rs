@@ -38,7 +38,7 @@ use xsknet::wire::arp::{self, ArpOperation, ArpRepr};
 use xsknet::wire::checksum;
 use xsknet::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
 use xsknet::wire::icmp::{self, msg_type, IcmpPacket, IcmpRepr};
-use xsknet::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use xsknet::wire::tcp::{self, flags, TcpOptions, TcpPacket, TcpRepr};
 use xsknet::wire::udp::{self, UdpPacket, UdpRepr};
 use xsknet::wire::EthernetAddress;
@@ -133,10 +133,10 @@ pub const DEFAULT_DST_PORTS: (u16, u16) = (1024, 65535);
 pub const TCP_WINDOW: u16 = 64240;
 
 /// Offsets in the frame.
-const IP: usize = ethernet::HEADER_LEN;
-const L4: usize = IP + ipv4::MIN_HEADER_LEN;
-const IP_CSUM: usize = IP + ipv4::field::CHECKSUM.start;
-const IP_SRC: usize = IP + ipv4::field::SRC_ADDR.start;
+const IP: usize = frame::IP_OFFSET;
+/// The transport header: UDP's offset in the generator's frames, TCP's and ICMP's alike.
+const L4: usize = frame::UDP_OFFSET;
+use frame::{IP_CSUM, IP_SRC};
 const PORT_SRC: usize = L4; // UDP and TCP alike
 const PORT_DST: usize = L4 + 2;
 const UDP_CSUM: usize = L4 + udp::field::CHECKSUM.start;

@@ -38,8 +38,9 @@ use xsknet::wire::EthernetAddress;
 pub const IP_OFFSET: usize = ethernet::HEADER_LEN;
 pub const UDP_OFFSET: usize = IP_OFFSET + ipv4::MIN_HEADER_LEN;
 pub const PAYLOAD_OFFSET: usize = UDP_OFFSET + udp::HEADER_LEN;
-const IP_CSUM: usize = IP_OFFSET + ipv4::field::CHECKSUM.start;
-const IP_SRC: usize = IP_OFFSET + ipv4::field::SRC_ADDR.start;
+/// The IPv4 header checksum and source address (the floods patch them too).
+pub const IP_CSUM: usize = IP_OFFSET + ipv4::field::CHECKSUM.start;
+pub const IP_SRC: usize = IP_OFFSET + ipv4::field::SRC_ADDR.start;
 const UDP_SRC_PORT: usize = UDP_OFFSET + udp::field::SRC_PORT.start;
 const UDP_CSUM: usize = UDP_OFFSET + udp::field::CHECKSUM.start;
 const SEQ_AT: usize = PAYLOAD_OFFSET + 2;
