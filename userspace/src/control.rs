@@ -247,6 +247,8 @@ impl Snapshot {
             ("SoftirqBusyPolls", l.busy_polls),
             ("SoftirqBusyNs", l.busy_ns),
             ("SoftirqTotalNs", l.total_ns),
+            ("SoftirqRunDelayNs", l.sched.run_delay_ns),
+            ("SoftirqNivcsw", l.sched.nivcsw),
         ] {
             out.push((n, v, CounterKind::Softirq));
         }

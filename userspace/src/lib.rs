@@ -17,7 +17,7 @@
 //! | socket API | [`socket`] | the calls, run to completion or threaded |
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
 //! | time | [`timer`] | deadlines per owner, run on time passed in |
-//! | measurement | [`latency`] | the rx-to-read histogram |
+//! | measurement | [`latency`], [`schedstat`] | the per-stage latency histograms; what the scheduler did to the loop's thread |
 //! | what an operator sees | [`publish`], [`inet_diag`], [`control`] | the counters published without a lock; the socket listing (`ss`); the control endpoint of a running instance |
 //! | the Prometheus endpoint | [`metrics`] | the counters named for Prometheus; `GET /metrics` served from threads of its own |
 //! | bringing a device up | [`device`] | the program attached, the UMEM, the AF_XDP socket registered |
@@ -56,6 +56,7 @@ pub mod publish;
 pub mod ratelimit;
 pub mod report;
 pub mod route;
+pub mod schedstat;
 pub mod signal;
 pub mod skbuff;
 pub mod snmp;

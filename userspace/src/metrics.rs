@@ -219,7 +219,11 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                     } else {
                         format!("xsknet_softirq_{}_seconds", snake(t))
                     };
-                    let what = if t == "Busy" { "in polls that found work" } else { "running, busy or idle" };
+                    let what = match t {
+                        "Busy" => "in polls that found work",
+                        "RunDelay" => "waiting on a run queue while runnable (descheduled; schedstat run_delay)",
+                        _ => "running, busy or idle",
+                    };
                     Series {
                         divisor: 1e9,
                         ..counter(family, format!("Seconds the softirq loop spent {what} ({name}/1e9)."))
@@ -227,10 +231,13 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                 }
                 None => counter(
                     format!("xsknet_softirq_{}", snake(field)),
-                    format!(
-                        "{name}: the softirq loop's polls{}.",
-                        if field == "Polls" { "" } else { " that found work" }
-                    ),
+                    match field {
+                        "Polls" => format!("{name}: the softirq loop's polls."),
+                        "Nivcsw" => format!(
+                            "{name}: times the softirq loop's thread was preempted (nonvoluntary_ctxt_switches)."
+                        ),
+                        _ => format!("{name}: the softirq loop's polls that found work."),
+                    },
                 ),
             }
         }

@@ -93,6 +93,18 @@ pub trait NetDevice {
     /// Kicks the kernel to receive, if the fill ring says it needs it
     /// (`XDP_USE_NEED_WAKEUP`). Called when a poll found nothing to do.
     fn wake_rx(&mut self) {}
+
+    /// Kicks of the transmit ring made so far (`XskTxKicks`; 0 for a device
+    /// that needs none).
+    fn tx_kicks(&self) -> u64 {
+        0
+    }
+
+    /// Wake-ups of the receive side made so far ([`Self::wake_rx`] calls that
+    /// were system calls; `XskRxWakeups`).
+    fn rx_wakeups(&self) -> u64 {
+        0
+    }
 }
 
 /// An in-memory device: tests inject frames as bytes and read what was sent.
@@ -127,6 +139,8 @@ struct MemRings {
     completion_ring: VecDeque<Frame>,
     stats: DeviceStats,
     rx_headroom: u32,
+    /// Transmit calls that sent anything (`XskTxKicks`).
+    kicks: u64,
 }
 
 impl MemDevice {
@@ -142,6 +156,7 @@ impl MemDevice {
             completion_ring: VecDeque::new(),
             stats: DeviceStats::default(),
             rx_headroom: 256,
+            kicks: 0,
         };
         let wire = MemWire { umem, inner: Arc::new(Mutex::new(rings)), completions: Arc::new(AtomicUsize::new(0)) };
         MemDevice { wire, fill_size }
@@ -247,8 +262,15 @@ impl NetDevice for MemDevice {
 
     fn transmit(&mut self, batch: &mut Vec<Desc>) -> usize {
         let n = batch.len();
-        self.rings().transmitted.extend(batch.drain(..));
+        let mut r = self.rings();
+        r.transmitted.extend(batch.drain(..));
+        // Like an AF_XDP socket in copy mode: every transmit is a kick.
+        r.kicks += u64::from(n > 0);
         n
+    }
+
+    fn tx_kicks(&self) -> u64 {
+        self.rings().kicks
     }
 
     fn complete(&mut self, free: &mut Vec<Frame>) -> usize {

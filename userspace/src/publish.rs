@@ -23,6 +23,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::inet_diag::SockDiag;
 use crate::latency::LatencyHistogram;
 use crate::netdevice::DeviceStats;
+use crate::schedstat::ThreadSched;
 use crate::snmp::{Mib, MibCounter};
 use crate::softirq::LoopStats;
 use crate::stream::TcpState;
@@ -79,7 +80,7 @@ impl PublishedStats {
 }
 
 /// Words of each part of the page, in the order they are written.
-const LOOP_WORDS: usize = 6;
+const LOOP_WORDS: usize = 8;
 const DEVICE_WORDS: usize = 9;
 const CENSUS_WORDS: usize = 7;
 const FILL_WORDS: usize = 2;
@@ -104,7 +105,16 @@ impl PublishedStats {
             put(self.mib.value(c));
         }
         let l = &self.softirq;
-        for v in [l.polls, l.busy_polls, l.busy_ns, l.total_ns, l.rx_packets, l.tx_packets] {
+        for v in [
+            l.polls,
+            l.busy_polls,
+            l.busy_ns,
+            l.total_ns,
+            l.rx_packets,
+            l.tx_packets,
+            l.sched.run_delay_ns,
+            l.sched.nivcsw,
+        ] {
             put(v);
         }
         let d = &self.device;
@@ -153,6 +163,7 @@ impl PublishedStats {
             total_ns: take(),
             rx_packets: take(),
             tx_packets: take(),
+            sched: ThreadSched { run_delay_ns: take(), nivcsw: take() },
         };
         let device = DeviceStats {
             rx_dropped: take(),

@@ -13,7 +13,7 @@ use crate::adaptive::AdaptiveStats;
 use crate::latency::{LatencySummary, StageSummary};
 use crate::netdevice::DeviceStats;
 use crate::snmp::{Mib, MibCounter};
-use crate::softirq::LoopStats;
+use crate::softirq::{LoopStats, PollSummary};
 use crate::umem::FrameCensus;
 use crate::xdp::guard::{GuardStat, RuleList};
 use crate::xdp::{GuardCounters, XdpProgStats};
@@ -107,6 +107,8 @@ pub struct Report<'a> {
     pub rx_latency: LatencySummary,
     /// The three stages' times, sampled (`rx_to_read` is `rx_latency`).
     pub stage_latency: StageSummary,
+    /// Where the loop's polls spent their time (`Stack::poll_histograms`).
+    pub poll: PollSummary,
     /// TCP sockets by state at exit, as `ss` names the states (TIME-WAIT included).
     pub tcp_states: Vec<(&'static str, usize)>,
     /// `xsknet http`'s counts; `None` for the other commands.
@@ -175,6 +177,32 @@ impl Report<'_> {
             l.rx_packets,
             l.tx_packets
         )?;
+        let p = &self.poll;
+        if p.busy_poll.count > 0 {
+            let us = |ns: u64| ns as f64 / 1000.0;
+            writeln!(
+                o,
+                "  polls: busy p50 {:.1} µs, p99 {:.1}, max {:.1}; between polls p50 {:.1} µs, p99 {:.1}, p99.9 {:.1}, max {:.1}",
+                us(p.busy_poll.p50_ns),
+                us(p.busy_poll.p99_ns),
+                us(p.busy_poll.max_ns),
+                us(p.poll_gap.p50_ns),
+                us(p.poll_gap.p99_ns),
+                us(p.poll_gap.p999_ns),
+                us(p.poll_gap.max_ns)
+            )?;
+            writeln!(
+                o,
+                "  batches: rx mean {:.1} (max {}), tx mean {:.1} (max {}); {} tx kicks; descheduled {:.1} ms, {} preemptions",
+                p.rx_batch.mean_ns,
+                p.rx_batch.max_ns,
+                p.tx_batch.mean_ns,
+                p.tx_batch.max_ns,
+                self.mib.XskTxKicks,
+                l.sched.run_delay_ns as f64 / 1e6,
+                l.sched.nivcsw
+            )?;
+        }
         let st = &self.stage_latency;
         let stages = [
             ("rx ring to application read", &self.rx_latency),
@@ -293,7 +321,8 @@ impl Report<'_> {
     /// The JSON object `--stats-json` writes: `setup`, `elapsed_s`, `counters`
     /// (every MIB counter by nstat name), `xdp_prog`, `guard` (when on: its
     /// counters by reason and per rule), `xdp_statistics`,
-    /// `frames`, `softirq`, `application`, `rx_latency`, `stage_latency`
+    /// `frames`, `softirq` (with `run_delay_ns`, `nivcsw` and `poll`: the
+    /// poll histograms' summaries), `application`, `rx_latency`, `stage_latency`
     /// (`rx_to_read`, `send_to_tx`, `tx_to_completion`, each as
     /// `rx_latency`), and `http` for `xsknet http` (status codes as keys of
     /// `by_status`).
@@ -313,6 +342,9 @@ impl Report<'_> {
                 "busy_share": self.loop_stats.busy_share(),
                 "rx_packets": self.loop_stats.rx_packets,
                 "tx_packets": self.loop_stats.tx_packets,
+                "run_delay_ns": self.loop_stats.sched.run_delay_ns,
+                "nivcsw": self.loop_stats.sched.nivcsw,
+                "poll": self.poll,
             },
             "application": self.app,
             "tcp_sockets_by_state": self.tcp_states.iter().map(|(s, n)| (s.to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
@@ -351,6 +383,7 @@ mod tests {
             tcp_states: Vec::new(),
             rx_latency: LatencySummary::default(),
             stage_latency: StageSummary::default(),
+            poll: PollSummary::default(),
             http: None,
         }
     }

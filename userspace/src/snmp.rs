@@ -241,6 +241,13 @@ mib! {
         /// Frames the packet capture did not take because its queue to the
         /// writer was full (`--pcap`): the traffic itself was not dropped.
         XskCaptureDrops,
+        /// Kicks of the tx ring (`sendto()` when the ring asks for one with
+        /// `need_wakeup`): in copy mode each is a system call that runs the
+        /// driver's transmit in it.
+        XskTxKicks,
+        /// Wake-ups of the fill ring (`poll()`/`recvfrom()` when the ring asks
+        /// for one with `need_wakeup`).
+        XskRxWakeups,
     }
 }
 

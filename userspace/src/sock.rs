@@ -30,7 +30,7 @@ use std::net::SocketAddrV4;
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -202,6 +202,9 @@ pub struct UdpSock {
 pub struct WaitQueue {
     sleepers: AtomicUsize,
     threads: Mutex<Vec<Thread>>,
+    /// How long a waiter spins before it sleeps, ns (`SO_BUSY_POLL`,
+    /// `net.core.busy_read`): see [`wait_event`].
+    busy_poll_ns: AtomicU64,
 }
 
 impl WaitQueue {
@@ -238,6 +241,17 @@ impl WaitQueue {
         }
     }
 
+    /// Sets how long a waiter on this queue spins before it sleeps
+    /// (`SO_BUSY_POLL`; zero: it sleeps at once).
+    pub fn set_busy_poll(&self, d: Duration) {
+        self.busy_poll_ns.store(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    /// How long a waiter on this queue spins before it sleeps.
+    pub fn busy_poll(&self) -> Duration {
+        Duration::from_nanos(self.busy_poll_ns.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn add(&self) {
         self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(std::thread::current());
         self.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -253,11 +267,33 @@ impl WaitQueue {
     }
 }
 
-/// Sleeps until `ready()` or the deadline, registered on every queue in
-/// `queues` so that any of them can wake us. Returns `ready()`'s last answer.
+/// Waits until `ready()` or the deadline. Returns `ready()`'s last answer.
+///
+/// First it busy-polls, as Linux's `sk_busy_loop` does for a socket with
+/// `SO_BUSY_POLL` (net/core/dev.c): for the longest budget of `queues`
+/// ([`WaitQueue::set_busy_poll`]) it checks `ready()` between yields of the
+/// CPU, unregistered, so that the loop's wake-up costs it nothing (it wakes
+/// only sleepers) and data arriving meanwhile is taken without a futex round
+/// trip. The yield lets a loop that shares the core run, and returns at once
+/// when it does not. Then it sleeps, registered on every queue in `queues` so
+/// that any of them can wake it.
 pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
     if ready() {
         return true;
+    }
+    let busy = queues.iter().map(|q| q.busy_poll()).max().unwrap_or_default();
+    if !busy.is_zero() {
+        let start = Instant::now();
+        let until = deadline.map_or(start + busy, |d| d.min(start + busy));
+        loop {
+            std::thread::yield_now();
+            if ready() {
+                return true;
+            }
+            if Instant::now() >= until {
+                break;
+            }
+        }
     }
     for q in queues {
         q.add();
@@ -646,5 +682,43 @@ impl Sock {
     /// Frames on the write queue.
     pub fn queued_xmit(&self) -> usize {
         self.write_queue.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With `SO_BUSY_POLL`, a waiter sees data that arrives while it spins
+    /// with no wake-up at all: it never registered as a sleeper. Without it,
+    /// it sleeps registered, and a wake-up is what brings it back.
+    #[test]
+    fn a_busy_polling_waiter_needs_no_wake_up() {
+        let wq = Arc::new(WaitQueue::default());
+        wq.set_busy_poll(Duration::from_secs(30));
+        let data = Arc::new(AtomicBool::new(false));
+        let (w, d) = (wq.clone(), data.clone());
+        let waiter = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let ready = wait_event(&[&w], Some(t0 + Duration::from_secs(60)), || d.load(Ordering::Acquire));
+            (ready, t0.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(wq.sleepers.load(Ordering::SeqCst), 0, "spinning, not asleep");
+        data.store(true, Ordering::Release);
+        let (ready, took) = waiter.join().unwrap();
+        assert!(ready && took < Duration::from_secs(30), "seen while spinning, no wake-up: {took:?}");
+
+        let wq = Arc::new(WaitQueue::default());
+        let data = Arc::new(AtomicBool::new(false));
+        let (w, d) = (wq.clone(), data.clone());
+        let waiter = std::thread::spawn(move || wait_event(&[&w], None, || d.load(Ordering::Acquire)));
+        while wq.sleepers.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        data.store(true, Ordering::Release);
+        wq.wake_up();
+        assert!(waiter.join().unwrap());
+        assert_eq!(wq.sleepers.load(Ordering::SeqCst), 0);
     }
 }

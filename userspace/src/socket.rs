@@ -77,6 +77,9 @@ pub enum SockOpt {
     ReuseAddr(bool),
     /// `TCP_NODELAY`: no Nagle.
     TcpNodelay(bool),
+    /// `SO_BUSY_POLL`: how long a blocking call on the socket spins before
+    /// it sleeps (threaded stacks; `StackConfig::busy_read` is the default).
+    BusyPoll(Duration),
 }
 
 /// One entry of a `poll` call (`struct pollfd`).
@@ -222,6 +225,7 @@ impl<D: NetDevice> Stack<D> {
     fn socket_for(&mut self, sock_type: SockType, readers: Readers) -> Result<Fd, Errno> {
         let truesize = self.umem().frame_size() as usize;
         let sock = Arc::new(Sock::with_readers(sock_type, self.cfg.rcvbuf, self.cfg.sndbuf, truesize, readers));
+        sock.wq.set_busy_poll(self.cfg.busy_read);
         self.files.alloc(sock)
     }
 
@@ -633,20 +637,18 @@ impl<D: NetDevice> SocketCalls for Stack<D> {
 
 /// `setsockopt()` on `sock`, from either side.
 fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
-    let Some(t) = sock.tcp() else {
-        return match opt {
-            SockOpt::RcvBuf(_) | SockOpt::SndBuf(_) | SockOpt::RcvLowat(_) | SockOpt::ReuseAddr(_) => Ok(()),
-            _ => Err(Errno(libc::ENOPROTOOPT)),
-        };
-    };
-    match opt {
+    match (opt, sock.tcp()) {
+        (SockOpt::BusyPoll(d), _) => sock.wq.set_busy_poll(d),
+        // Accepted and without effect on a datagram socket.
+        (SockOpt::RcvBuf(_) | SockOpt::SndBuf(_) | SockOpt::RcvLowat(_) | SockOpt::ReuseAddr(_), None) => {}
+        (_, None) => return Err(Errno(libc::ENOPROTOOPT)),
         // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
-        SockOpt::RcvBuf(n) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
-        SockOpt::SndBuf(n) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),
-        SockOpt::RcvLowat(n) => t.rcvlowat.store(n.max(1), Ordering::Relaxed),
-        SockOpt::Linger(l) => t.linger_zero.store(l == Some(Duration::ZERO), Ordering::Relaxed),
-        SockOpt::ReuseAddr(b) => t.reuseaddr.store(b, Ordering::Relaxed),
-        SockOpt::TcpNodelay(b) => t.nodelay.store(b, Ordering::Relaxed),
+        (SockOpt::RcvBuf(n), Some(t)) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
+        (SockOpt::SndBuf(n), Some(t)) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),
+        (SockOpt::RcvLowat(n), Some(t)) => t.rcvlowat.store(n.max(1), Ordering::Relaxed),
+        (SockOpt::Linger(l), Some(t)) => t.linger_zero.store(l == Some(Duration::ZERO), Ordering::Relaxed),
+        (SockOpt::ReuseAddr(b), Some(t)) => t.reuseaddr.store(b, Ordering::Relaxed),
+        (SockOpt::TcpNodelay(b), Some(t)) => t.nodelay.store(b, Ordering::Relaxed),
     }
     Ok(())
 }
@@ -752,10 +754,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             let mut stats = LoopStats::default();
             let mut idle_polls = 0u32;
             while !guard.0.stop.load(Ordering::Relaxed) {
-                let t0 = Instant::now();
-                let r = stack.poll(t0);
-                stats.record(r, t0.elapsed().as_nanos() as u64);
-                stack.publish(&stats, t0);
+                let r = stack.poll_timed(&mut stats);
                 // The softirq gives the CPU back: after handing readers a
                 // batch, and when it keeps finding nothing, it yields, so that
                 // an application thread sharing its core runs at once instead
@@ -791,6 +790,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                     }
                 }
             }
+            stats.sample_sched();
             (stack, stats)
         })?;
         Ok(ThreadedStack { handle: StackHandle { shared }, thread: Some(thread) })

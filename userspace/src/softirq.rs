@@ -2,18 +2,26 @@
 //!
 //! [`Napi`] owns the device and its queue ([`NetdevQueue`]: the frame cache
 //! and the transmit batch). One [`Napi::poll`] is one NAPI poll at a time
-//! passed in: reap the completion ring, take up to `weight` descriptors from
-//! the rx ring (ring indices touched once), run each through
-//! `__netif_receive_skb` and the protocol handlers, wake the socks that got
-//! data once per batch, refill the fill ring, push what socks have queued to
-//! send (through their protocol's operations), run the timers that are due,
-//! and hand the transmit batch to the ring (kicking the kernel only when
-//! `need_wakeup` says so). Nothing on this path allocates, locks or reads a
+//! passed in: reap the completion ring; push what socks have queued to send
+//! (through their protocol's operations) and run the timers that are due,
+//! and hand that to the tx ring first, so that a reply the application
+//! queued after the last poll does not wait behind this poll's receive
+//! work; take up to `weight` descriptors from the rx ring (ring indices
+//! touched once), run each through `__netif_receive_skb` and the protocol
+//! handlers, wake the socks that got data once per batch, refill the fill
+//! ring; and hand what the receive work answered (ICMP, ARP, TCP's ACKs) to
+//! the tx ring in the same poll. The device kicks the kernel only when
+//! `need_wakeup` says so: at most two kicks a poll, one when only one of the
+//! two steps sent anything. Nothing on this path allocates, locks or reads a
 //! clock, except for the one sampled frame of the send-side latency stages
 //! (`crate::latency::TxStamps`) when it reaches the tx ring and comes back.
 //!
 //! [`LoopStats`] is this stack's `si` column: the share of wall time the loop
-//! spent doing work, as opposed to spinning on empty rings.
+//! spent doing work, as opposed to spinning on empty rings, and what the
+//! scheduler did to the loop's thread. [`PollHistograms`] say where a poll's
+//! time goes: how long busy polls take, how long the loop is away between two
+//! polls (the application's turn, a yield, time descheduled), and the batch
+//! sizes. They are what explains a latency tail.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,9 +32,11 @@ use crossbeam_queue::ArrayQueue;
 use crate::inet_hashtables::InetHashTables;
 use crate::ipv4::af_inet::sk_prot;
 use crate::ipv4::{arp, ip_input, tcp};
+use crate::latency::{LatencyHistogram, LatencySummary};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::netdevice::{Desc, NetDevice};
+use crate::schedstat::ThreadSched;
 use crate::snmp::MibCounter;
 use crate::sock::Sock;
 use crate::umem::{FramePool, Umem};
@@ -51,6 +61,10 @@ pub struct LoopStats {
     pub rx_packets: u64,
     /// Descriptors put on the tx ring.
     pub tx_packets: u64,
+    /// The loop's thread as the scheduler saw it at the last
+    /// [`Self::sample_sched`]: time descheduled while runnable, preemptions.
+    #[serde(default)]
+    pub sched: ThreadSched,
 }
 
 impl LoopStats {
@@ -67,12 +81,89 @@ impl LoopStats {
         }
     }
 
+    /// Reads the scheduler's figures of the calling thread, which must be the
+    /// loop's (at a publication and at exit: two procfs reads, a few µs).
+    /// Keeps the last figures when procfs cannot be read.
+    pub fn sample_sched(&mut self) {
+        if let Ok(s) = ThreadSched::current() {
+            self.sched = s;
+        }
+    }
+
     /// Share of time spent doing work, 0.0–1.0.
     pub fn busy_share(&self) -> f64 {
         if self.total_ns == 0 {
             0.0
         } else {
             self.busy_ns as f64 / self.total_ns as f64
+        }
+    }
+}
+
+/// Where the loop's polls spend their time, in four histograms (values in
+/// ns, or descriptors for the batches): recording one poll is a few index
+/// computations and adds, no allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollHistograms {
+    /// Duration of each poll that found work, ns.
+    pub busy_poll_ns: LatencyHistogram,
+    /// From the end of one poll to the start of the next, ns: the
+    /// application's turn (run to completion), a yield to readers (threaded),
+    /// a publication, and any time the thread was descheduled.
+    pub poll_gap_ns: LatencyHistogram,
+    /// Descriptors taken off the rx ring by each poll that took any.
+    pub rx_batch: LatencyHistogram,
+    /// Descriptors put on the tx ring by each poll that put any.
+    pub tx_batch: LatencyHistogram,
+}
+
+/// [`PollHistograms`]' figures, as the report and `--stats-json` give them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PollSummary {
+    /// Polls that found work: duration, ns.
+    pub busy_poll: LatencySummary,
+    /// Time between polls, ns.
+    pub poll_gap: LatencySummary,
+    /// Rx batch sizes, descriptors (the `_ns` fields hold descriptors).
+    pub rx_batch: LatencySummary,
+    /// Tx batch sizes, descriptors.
+    pub tx_batch: LatencySummary,
+}
+
+impl PollHistograms {
+    /// Records one poll that did `r` in `poll_ns`, `gap_ns` after the end of
+    /// the previous one (`None` for the first).
+    #[inline]
+    pub fn record(&mut self, r: PollResult, gap_ns: Option<u64>, poll_ns: u64) {
+        if let Some(gap) = gap_ns {
+            self.poll_gap_ns.record(gap);
+        }
+        if r.did_work() {
+            self.busy_poll_ns.record(poll_ns);
+        }
+        if r.rx > 0 {
+            self.rx_batch.record(r.rx as u64);
+        }
+        if r.tx > 0 {
+            self.tx_batch.record(r.tx as u64);
+        }
+    }
+
+    /// Adds what `other` recorded.
+    pub fn merge(&mut self, other: &PollHistograms) {
+        self.busy_poll_ns.merge(&other.busy_poll_ns);
+        self.poll_gap_ns.merge(&other.poll_gap_ns);
+        self.rx_batch.merge(&other.rx_batch);
+        self.tx_batch.merge(&other.tx_batch);
+    }
+
+    /// The four summaries.
+    pub fn summary(&self) -> PollSummary {
+        PollSummary {
+            busy_poll: self.busy_poll_ns.summary(),
+            poll_gap: self.poll_gap_ns.summary(),
+            rx_batch: self.rx_batch.summary(),
+            tx_batch: self.tx_batch.summary(),
         }
     }
 }
@@ -180,6 +271,30 @@ impl<D: NetDevice> Napi<D> {
         let completed = self.dev.complete(self.q.cache());
         net.tx_stamps.completed(self.q.cache(), completed, self.epoch);
 
+        // Transmit first: what the application queued since the last poll
+        // (its replies, run to completion; a reader's sends, threaded) goes
+        // out now, not after this poll's receive work. Then the timers, so
+        // that what they send (an ARP request, a retransmission) leaves in
+        // the same kick.
+        let mut pending = scheduled.len();
+        while pending > 0 {
+            pending -= 1;
+            let Some(sock) = scheduled.pop() else { break };
+            // Clear the mark before draining: a send racing with us re-marks.
+            sock.tx_scheduled.store(false, Ordering::SeqCst);
+            (sk_prot(&sock).push_pending)(net, &mut self.q, &sock, self.weight, now);
+            sock.wq.wake_up();
+            if sock.queued_xmit() > 0 && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
+                let _ = scheduled.push(sock);
+            }
+        }
+        if net.next_timer().is_some_and(|t| t <= now) {
+            arp::neigh_timers(net, &mut self.q, now);
+            let umem = self.q.umem().clone();
+            tcp::timer::tcp_timers(net, &mut self.q, &umem, now);
+        }
+        let mut tx = self.xmit(net);
+
         let mut batch = std::mem::take(&mut self.rx_batch);
         self.dev.receive(self.weight, &mut batch);
         let rx = batch.len();
@@ -204,39 +319,9 @@ impl<D: NetDevice> Napi<D> {
         }
         self.rx_batch = batch;
         self.refill();
-
-        // Socks with data to send, each drained up to the weight.
-        let mut pending = scheduled.len();
-        while pending > 0 {
-            pending -= 1;
-            let Some(sock) = scheduled.pop() else { break };
-            // Clear the mark before draining: a send racing with us re-marks.
-            sock.tx_scheduled.store(false, Ordering::SeqCst);
-            (sk_prot(&sock).push_pending)(net, &mut self.q, &sock, self.weight, now);
-            sock.wq.wake_up();
-            if sock.queued_xmit() > 0 && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
-                let _ = scheduled.push(sock);
-            }
-        }
-
-        // Timers before the transmit step, so that what they send (an ARP
-        // request) leaves in this poll.
-        if net.next_timer().is_some_and(|t| t <= now) {
-            arp::neigh_timers(net, &mut self.q, now);
-            let umem = self.q.umem().clone();
-            tcp::timer::tcp_timers(net, &mut self.q, &umem, now);
-        }
-
-        let mut tx = 0;
-        let backlog = self.q.tx_backlog();
-        if backlog > 0 {
-            tx = self.dev.transmit(self.q.tx_batch());
-            net.tx_stamps.transmitted(tx, self.epoch);
-            net.mib.XskTxFrames += tx as u64;
-            if tx < backlog {
-                net.mib.XskTxRingFull += (backlog - tx) as u64;
-            }
-        }
+        // What the receive work itself answered (ICMP, ARP, TCP's ACKs and
+        // RSTs) leaves in this poll too: a second kick only when it queued any.
+        tx += self.xmit(net);
 
         if self.housekeeping_at.is_none_or(|t| t <= now) {
             self.housekeeping_at = Some(now + HOUSEKEEPING_INTERVAL);
@@ -249,6 +334,24 @@ impl<D: NetDevice> Napi<D> {
             self.dev.wake_rx();
         }
         r
+    }
+
+    /// Hands the transmit batch to the tx ring (the device kicks the kernel
+    /// only when `need_wakeup` says so); returns how many went. What the
+    /// ring has no room for waits on the batch for the next poll.
+    #[inline]
+    fn xmit(&mut self, net: &mut Net) -> usize {
+        let backlog = self.q.tx_backlog();
+        if backlog == 0 {
+            return 0;
+        }
+        let tx = self.dev.transmit(self.q.tx_batch());
+        net.tx_stamps.transmitted(tx, self.epoch);
+        net.mib.XskTxFrames += tx as u64;
+        if tx < backlog {
+            net.mib.XskTxRingFull += (backlog - tx) as u64;
+        }
+        tx
     }
 
     /// When the next poll is due even if no packet arrives (smoltcp's

@@ -19,7 +19,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -33,7 +33,7 @@ use crate::publish::Publisher;
 use crate::route::Route;
 use crate::snmp::Mib;
 use crate::sock::{ProtoSock, Sock, DEFAULT_RCVBUF, DEFAULT_SNDBUF};
-use crate::softirq::{LoopStats, Napi, PollResult};
+use crate::softirq::{LoopStats, Napi, PollHistograms, PollResult};
 use crate::stream::TcpState;
 pub use crate::umem::FrameCensus;
 use crate::umem::{FramePool, Umem};
@@ -46,6 +46,12 @@ pub const NAPI_POLL_WEIGHT: usize = 64;
 /// by default: about one per 64-descriptor batch under load, and a prime, so
 /// that the stamped one is not always at the same place in a full batch.
 pub const DEFAULT_RX_LATENCY_SAMPLE: u32 = 61;
+
+/// How long a blocked reader of a threaded stack spins before it sleeps, by
+/// default (`StackConfig::busy_read`, `SO_BUSY_POLL`): about four times the
+/// gap between datagrams at 75 000 a second, so that under load a reader
+/// seldom sleeps, for at most 5 % of an idle core at 1 000 a second.
+pub const DEFAULT_BUSY_READ: Duration = Duration::from_micros(50);
 
 /// Where the application's data starts in a frame it sends from: room for
 /// Ethernet, IPv4 with options and a TCP header with options.
@@ -77,6 +83,11 @@ pub struct StackConfig {
     /// per sending thread (1: every one, at the cost of clock reads per
     /// packet; 0: none).
     pub rx_latency_sample: u32,
+    /// How long a reader blocked in a threaded stack's `recv_from` (or any
+    /// blocking call) spins before it sleeps: `net.core.busy_read`, the
+    /// default of each new socket's `SO_BUSY_POLL` ([`DEFAULT_BUSY_READ`];
+    /// Linux's default is 0, see docs/latency.md for why ours is not).
+    pub busy_read: Duration,
 }
 
 impl StackConfig {
@@ -94,6 +105,7 @@ impl StackConfig {
             napi_weight: NAPI_POLL_WEIGHT,
             ttl: 64,
             rx_latency_sample: DEFAULT_RX_LATENCY_SAMPLE,
+            busy_read: DEFAULT_BUSY_READ,
         }
     }
 
@@ -126,6 +138,11 @@ pub struct Stack<D: NetDevice> {
     pub(crate) handle_rx_latency: Arc<SharedLatencyHistogram>,
     /// Publishes the counters for other threads, when attached.
     publisher: Option<Box<Publisher>>,
+    /// Where the polls of [`Self::poll_timed`] spent their time (boxed: 36
+    /// KiB of buckets).
+    pub(crate) poll_hist: Box<PollHistograms>,
+    /// When the last [`Self::poll_timed`] ended.
+    last_poll_end: Option<Instant>,
 }
 
 impl<D: NetDevice> Stack<D> {
@@ -143,6 +160,8 @@ impl<D: NetDevice> Stack<D> {
             rx_latency: Box::default(),
             handle_rx_latency: Arc::new(SharedLatencyHistogram::new()),
             publisher: None,
+            poll_hist: Box::default(),
+            last_poll_end: None,
             cfg,
         }
     }
@@ -169,16 +188,44 @@ impl<D: NetDevice> Stack<D> {
         inet_diag(&self.files, &self.socks, &self.net.tcp, self.cfg.addr)
     }
 
-    /// Polls until `stop()` says so, reading the clock once per poll and
-    /// keeping `stats`. `stop` runs on the loop's thread between polls, for
-    /// work that must happen there; its time is not counted as busy.
+    /// One poll now, as a loop makes it: reads the clock, polls, keeps
+    /// `stats` (the busy share) and the poll histograms
+    /// ([`Self::poll_histograms`]: the poll's duration, the gap since the
+    /// previous one, the batch sizes), and publishes if a publication is due.
+    /// Two clock reads per poll.
+    #[inline]
+    pub fn poll_timed(&mut self, stats: &mut LoopStats) -> PollResult {
+        let t0 = Instant::now();
+        let r = self.poll(t0);
+        let t1 = Instant::now();
+        let poll_ns = t1.saturating_duration_since(t0).as_nanos() as u64;
+        stats.record(r, poll_ns);
+        let gap_ns = self.last_poll_end.map(|e| t0.saturating_duration_since(e).as_nanos() as u64);
+        self.poll_hist.record(r, gap_ns, poll_ns);
+        self.publish(stats, t0);
+        // A publication's own time counts in the next gap.
+        self.last_poll_end = Some(t1);
+        r
+    }
+
+    /// Polls until `stop()` says so, with [`Self::poll_timed`]. `stop` runs
+    /// on the loop's thread between polls, for work that must happen there;
+    /// its time is not counted as busy (it is in the gaps between polls).
     pub fn run_until(&mut self, stats: &mut LoopStats, mut stop: impl FnMut(&mut Self) -> bool) {
         while !stop(self) {
-            let t0 = Instant::now();
-            let r = self.poll(t0);
-            stats.record(r, t0.elapsed().as_nanos() as u64);
-            self.publish(stats, t0);
+            self.poll_timed(stats);
         }
+        stats.sample_sched();
+    }
+
+    /// The time passed to the last poll, if any.
+    pub fn poll_time(&self) -> Option<Instant> {
+        self.napi.last_poll()
+    }
+
+    /// Where the polls of [`Self::poll_timed`] spent their time so far.
+    pub fn poll_histograms(&self) -> &PollHistograms {
+        &self.poll_hist
     }
 
     /// From now on, [`Self::publish`] publishes the counters through `p`
@@ -207,6 +254,8 @@ impl<D: NetDevice> Stack<D> {
         s.uptime_ns = now.saturating_duration_since(self.napi.epoch()).as_nanos() as u64;
         s.mib = self.snmp();
         s.softirq = *softirq;
+        // Publications run on the loop's thread: its scheduler figures.
+        s.softirq.sample_sched();
         s.device = self.device_stats();
         s.census = self.frame_census();
         s.fill_room = self.napi.device().fill_room() as u64;
@@ -267,6 +316,8 @@ impl<D: NetDevice> Stack<D> {
         m.UdpInDatagrams += self.closed_datagrams_read + threaded_reads;
         m.IpOutNoRoutes += self.out_no_routes.load(Ordering::Relaxed);
         m.XskCaptureDrops = self.napi.queue().capture_drops();
+        m.XskTxKicks = self.napi.device().tx_kicks();
+        m.XskRxWakeups = self.napi.device().rx_wakeups();
         m
     }
 
@@ -306,10 +357,12 @@ impl<D: NetDevice> Stack<D> {
         }
     }
 
-    /// Forgets the latencies of all three stages recorded so far.
+    /// Forgets the latencies of all three stages and the poll histograms
+    /// recorded so far.
     pub fn reset_stage_latency(&mut self) {
         self.reset_rx_latency();
         self.net.tx_stamps.reset();
+        *self.poll_hist = PollHistograms::default();
     }
 
     /// Records the rx-to-read latency of a datagram stamped at `rx_ns`.

@@ -194,6 +194,8 @@ pub struct XskDevice {
     cq_invalid_addr: u64,
     zero_copy: bool,
     tx_kicks: u64,
+    /// Fill-ring wake-ups made (`XskRxWakeups`).
+    rx_wakeups: u64,
 }
 
 // SAFETY: the device holds raw pointers into the ring and UMEM mappings,
@@ -301,6 +303,7 @@ impl XskDevice {
             cq_invalid_addr: 0,
             zero_copy,
             tx_kicks: 0,
+            rx_wakeups: 0,
         })
     }
 
@@ -323,11 +326,6 @@ impl XskDevice {
             self.tx.wake();
             self.tx_kicks += 1;
         }
-    }
-
-    /// `sendto()` kicks made so far.
-    pub fn tx_kicks(&self) -> u64 {
-        self.tx_kicks
     }
 }
 
@@ -461,7 +459,16 @@ impl NetDevice for XskDevice {
     fn wake_rx(&mut self) {
         if self.fq.needs_wakeup() {
             self.fq.wake();
+            self.rx_wakeups += 1;
         }
+    }
+
+    fn tx_kicks(&self) -> u64 {
+        self.tx_kicks
+    }
+
+    fn rx_wakeups(&self) -> u64 {
+        self.rx_wakeups
     }
 }
 

@@ -198,6 +198,36 @@ fn udp_is_delivered_read_and_echoed() {
     assert_census(&s);
 }
 
+/// A reply the application queued after a poll leaves at the start of the
+/// next poll, before that poll's receive work; what the receive work answers
+/// leaves in the same poll. Two kicks at most, one when only one step sent.
+#[test]
+fn queued_replies_leave_before_the_receive_work() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    w.inject(&udp_frame(40000, 7, b"ping"));
+    s.poll(Instant::now());
+    let mut buf = [0u8; 64];
+    let (n, peer) = s.recv_from(fd, &mut buf).unwrap();
+    s.send_to(fd, &buf[..n], peer).unwrap();
+    // Before the next poll, an echo request arrives.
+    w.inject(&echo_request(1, 1, b"x"));
+    let kicks = s.snmp().XskTxKicks;
+    s.poll(Instant::now());
+    let out = w.take_transmitted();
+    let protocols: Vec<u8> = out.iter().map(|f| parse_ip(f).1.protocol).collect();
+    assert_eq!(protocols, [protocol::UDP, protocol::ICMP], "the queued reply first");
+    assert_eq!(s.snmp().XskTxKicks - kicks, 2);
+    // Only the application's reply: one kick.
+    s.send_to(fd, b"again", peer).unwrap();
+    s.poll(Instant::now());
+    assert_eq!(w.take_transmitted().len(), 1);
+    assert_eq!(s.snmp().XskTxKicks - kicks, 3);
+    assert_census(&s);
+}
+
 #[test]
 fn closed_port_gets_port_unreachable_quoting_the_datagram() {
     let (mut s, w) = stack();

@@ -42,6 +42,9 @@ const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const SINK_PORT: u16 = 9;
 const ECHO_PORT: u16 = 7;
 const GEN_CPU: &str = "0";
+/// The latency section's servers, like with like: run to completion beside the kernel's
+/// busy-polling server, threaded beside its blocking one.
+const LATENCY_SERVERS: [&str; 4] = ["kernel-echo-busy", "xsknet-echo", "kernel-echo-blocking", "xsknet-echo-threaded"];
 const RX_CPU: &str = "1";
 
 #[derive(Parser)]
@@ -78,6 +81,21 @@ struct Cli {
     /// Run only the flood section (for working on it; not with --update-readme).
     #[arg(long, conflicts_with = "update_readme")]
     flood_only: bool,
+    /// Run only the latency section (for working on it; not with --update-readme). The
+    /// loads are shares of `--max-pps`, or of xsknet sink's rate in one quick run if not given.
+    #[arg(long, conflicts_with_all = ["update_readme", "flood_only"])]
+    latency_only: bool,
+    /// The maximum the latency loads are shares of, packets per second (default: the rate
+    /// `xsknet sink` took in the throughput section).
+    #[arg(long)]
+    max_pps: Option<f64>,
+    /// The latency section's loads: packets per second (`1000`) or shares of the maximum
+    /// (`0.25`), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,0.1,0.25,0.5,0.9")]
+    loads: Vec<f64>,
+    /// The latency section's servers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = LATENCY_SERVERS.map(String::from))]
+    servers: Vec<String>,
     /// Replace the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
     #[arg(long)]
     update_readme: bool,
@@ -358,6 +376,9 @@ impl Bench<'_> {
                 if receiver.ends_with("threaded") {
                     v.push("--threaded".into());
                 }
+                // Its counters and poll histograms at exit: where a latency row's time went.
+                v.push("--stats-json".into());
+                v.push(self.dir.join(format!("{receiver}.json")).to_string_lossy().into_owned());
                 if receiver.ends_with("flood") || receiver.ends_with("guard") {
                     // The flood's sources are off the link: answered through the router.
                     v.extend(["--gateway".into(), GEN_ADDR.to_string()]);
@@ -617,7 +638,10 @@ impl Bench<'_> {
             &json,
         );
         let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
-        let _ = p.stop();
+        let log = p.stop();
+        if std::env::var_os("XSKNET_BENCH_DEBUG").is_some() {
+            eprintln!("{log:?}");
+        }
         if kernel {
             self.kernel_addr(false)?;
         }
@@ -629,7 +653,15 @@ impl Bench<'_> {
             )
             .into());
         }
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        if !kernel {
+            // The server's own account (`--stats-json`): stage latencies, poll histograms.
+            let path = self.dir.join(format!("{server}.json"));
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                v["server"] = serde_json::from_str(&text)?;
+            }
+            let _ = std::fs::remove_file(path);
+        }
         let pct = |k: &str| v["echo"]["rtt_us"][k].as_f64().unwrap_or(f64::NAN);
         eprintln!(
             "  {server:<22} {:>8} pps: p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  lost {}",
@@ -639,6 +671,9 @@ impl Bench<'_> {
             pct("p99.9"),
             v["echo"]["lost"]
         );
+        if let Some(w) = Breakdown::of(&v) {
+            eprintln!("  {:<22} {}", "", w.line());
+        }
         Ok(LatencyPoint { server: server.into(), target_pps: rate, result: v })
     }
 }
@@ -1235,7 +1270,9 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
     let mut throughput = Vec::new();
-    for (r, what) in receivers.into_iter().filter(|_| !cli.flood_only) {
+    // A section of its own: only what the latency loads need (xsknet sink's rate, one run).
+    let only_latency = |r: &str| !cli.latency_only || (r == "xsknet-sink" && cli.max_pps.is_none());
+    for (r, what) in receivers.into_iter().filter(|(r, _)| !cli.flood_only && only_latency(r)) {
         let mut t = b.throughput(r, what)?;
         if r == "xsknet-sink-pcap" {
             // How much of the traffic the capture kept (the rest is XskCaptureDrops).
@@ -1247,32 +1284,21 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         }
         throughput.push(t);
     }
-    let xsknet_max =
-        throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0);
-    let observed = if cli.flood_only { Vec::new() } else { b.observability()? };
+    let xsknet_max = cli.max_pps.unwrap_or_else(|| {
+        throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0)
+    });
+    let observed = if cli.flood_only || cli.latency_only { Vec::new() } else { b.observability()? };
 
     eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
-    let servers = ["kernel-echo-blocking", "kernel-echo-busy", "xsknet-echo", "xsknet-echo-threaded"];
-    // Unloaded (1 kpps: one datagram in flight at a time), then 10, 50, 90 % of
-    // the maximum xsknet sink took.
-    let mut rates = vec![1000u64];
-    for f in [0.1, 0.5, 0.9] {
-        rates.push(((xsknet_max * f) as u64).max(2000));
-    }
-    if cli.quick {
-        rates.truncate(2);
-    }
-    if cli.flood_only {
-        rates.clear();
-    }
+    let rates = if cli.flood_only { Vec::new() } else { latency_rates(&cli.loads, xsknet_max, cli.quick) };
     let mut latency = Vec::new();
     for &rate in &rates {
-        for s in servers {
+        for s in &cli.servers {
             latency.push(b.latency(s, rate)?);
         }
     }
 
-    let flood = b.flood()?;
+    let flood = if cli.latency_only { Vec::new() } else { b.flood()? };
 
     let date = today();
     let name = format!("{date}-{}", host());
@@ -1312,6 +1338,82 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         update_readme(&md, plotted.then_some(&svg_path))?;
     }
     Ok(())
+}
+
+/// Where an xsknet latency row's time went, from the server's `--stats-json`: the sampled
+/// stage latencies, the poll histograms and what the scheduler did to the loop's thread.
+struct Breakdown {
+    /// p99 of rx ring to read, send to tx ring, tx ring to completion, µs.
+    rx_to_read_p99: f64,
+    send_to_tx_p99: f64,
+    tx_to_completion_p99: f64,
+    /// p99 of a busy poll, and p99 and max of the time between polls, µs.
+    busy_poll_p99: f64,
+    poll_gap_p99: f64,
+    poll_gap_max: f64,
+    /// Mean descriptors per rx batch.
+    rx_batch_mean: f64,
+    /// tx kicks per frame put on the tx ring.
+    kicks_per_tx: f64,
+    /// Milliseconds the loop's thread waited on a run queue, per second of run, and its
+    /// preemptions.
+    run_delay_ms_per_s: f64,
+    nivcsw: u64,
+}
+
+impl Breakdown {
+    /// From a latency point's JSON (`server` is the server's `--stats-json`); `None` for a
+    /// kernel server.
+    fn of(v: &Value) -> Option<Breakdown> {
+        let s = v.get("server")?;
+        let us = |x: &Value| x.as_f64().unwrap_or(f64::NAN) / 1000.0;
+        let st = &s["stage_latency"];
+        let p = &s["softirq"]["poll"];
+        let secs = s["elapsed_s"].as_f64().unwrap_or(f64::NAN);
+        let c = &s["counters"];
+        Some(Breakdown {
+            rx_to_read_p99: us(&st["rx_to_read"]["p99_ns"]),
+            send_to_tx_p99: us(&st["send_to_tx"]["p99_ns"]),
+            tx_to_completion_p99: us(&st["tx_to_completion"]["p99_ns"]),
+            busy_poll_p99: us(&p["busy_poll"]["p99_ns"]),
+            poll_gap_p99: us(&p["poll_gap"]["p99_ns"]),
+            poll_gap_max: us(&p["poll_gap"]["max_ns"]),
+            rx_batch_mean: p["rx_batch"]["mean_ns"].as_f64().unwrap_or(f64::NAN),
+            kicks_per_tx: c["XskTxKicks"].as_f64().unwrap_or(f64::NAN)
+                / c["XskTxFrames"].as_f64().unwrap_or(f64::NAN).max(1.0),
+            run_delay_ms_per_s: s["softirq"]["run_delay_ns"].as_f64().unwrap_or(f64::NAN) / 1e6 / secs,
+            nivcsw: s["softirq"]["nivcsw"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// One line for the progress output.
+    fn line(&self) -> String {
+        format!(
+            "p99: rx->read {:.1} µs, send->tx {:.1}, tx->completion {:.1}, busy poll {:.1}, between polls {:.1} \
+             (max {:.0}); rx batch {:.1}; kicks/frame {:.2}; descheduled {:.2} ms/s, {} preemptions",
+            self.rx_to_read_p99,
+            self.send_to_tx_p99,
+            self.tx_to_completion_p99,
+            self.busy_poll_p99,
+            self.poll_gap_p99,
+            self.poll_gap_max,
+            self.rx_batch_mean,
+            self.kicks_per_tx,
+            self.run_delay_ms_per_s,
+            self.nivcsw
+        )
+    }
+}
+
+/// The latency section's offered rates: each load is packets per second when above 1, else a
+/// share of `max` (at least 2000 pps), in the order given; `--quick` keeps the first two.
+fn latency_rates(loads: &[f64], max: f64, quick: bool) -> Vec<u64> {
+    let mut rates: Vec<u64> =
+        loads.iter().map(|&l| if l > 1.0 { l as u64 } else { ((max * l) as u64).max(2000) }).collect();
+    if quick {
+        rates.truncate(2);
+    }
+    rates
 }
 
 fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]) -> String {

@@ -708,12 +708,11 @@ fn run_to_completion<D: NetDevice>(
                 ticker.tick(&stack.snmp(), svc.stats.requests, "requests", stats.busy_share());
             }
         }
-        let t0 = Instant::now();
-        let r = stack.poll(t0);
-        stats.record(r, t0.elapsed().as_nanos() as u64);
-        stack.publish(&stats, t0);
+        stack.poll_timed(&mut stats);
+        let t0 = stack.poll_time().unwrap_or_else(Instant::now);
         svc.serve(&mut stack, cfg, t0);
     }
+    stats.sample_sched();
     // Let what is queued go out before closing.
     let drain_until = Instant::now() + Duration::from_millis(50);
     while Instant::now() < drain_until {

@@ -109,6 +109,11 @@ struct ServeArgs {
     /// (default: run to completion on one thread).
     #[arg(long)]
     threaded: bool,
+    /// With --threaded: microseconds a reader blocked in recvfrom (or accept, send, poll)
+    /// spins before it sleeps (`net.core.busy_read`, each socket's `SO_BUSY_POLL`). A reader
+    /// that spins takes data without a futex round trip; 0 sleeps at once, as Linux's default.
+    #[arg(long, value_name = "US", default_value_t = xsknet::stack::DEFAULT_BUSY_READ.as_micros() as u64)]
+    busy_read: u64,
     /// UMEM frames (2 KiB each by default: 8192 is 16 MiB; at most 1048576).
     #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     frames: u32,
@@ -294,6 +299,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.rcvbuf = args.rcvbuf;
     cfg.max_fds = args.max_fds;
     cfg.rx_latency_sample = args.rx_latency_sample;
+    cfg.busy_read = Duration::from_micros(args.busy_read);
     let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
     if let Some(o) = args.pcap.options(args.frame_size as usize) {
         stack.attach_capture(xsknet::capture::CaptureTap::start(&o)?);
@@ -392,6 +398,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         app: app_stats,
         rx_latency: final_stack.rx_latency().summary(),
         stage_latency: final_stack.stage_latency().summary(),
+        poll: final_stack.poll_histograms().summary(),
         tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
         http: http_stats,
     };
@@ -525,10 +532,7 @@ fn run_to_completion<D: NetDevice>(
                 ticker.tick(&stack.snmp(), app_stats.datagrams, "datagrams", stats.busy_share());
             }
         }
-        let t0 = Instant::now();
-        let r = stack.poll(t0);
-        stats.record(r, t0.elapsed().as_nanos() as u64);
-        stack.publish(&stats, t0);
+        stack.poll_timed(&mut stats);
         tcp.serve(&mut stack);
         loop {
             let got = match app {
@@ -554,6 +558,7 @@ fn run_to_completion<D: NetDevice>(
             }
         }
     }
+    stats.sample_sched();
     // Let what is queued go out before closing.
     let drain_until = Instant::now() + Duration::from_millis(50);
     while Instant::now() < drain_until {

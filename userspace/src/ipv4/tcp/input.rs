@@ -1116,6 +1116,7 @@ fn create_openreq_child(
     let rcvbuf = ltsk.rcvbuf.load(Ordering::Relaxed);
     let sndbuf = ltsk.sndbuf.load(Ordering::Relaxed);
     let sock = Arc::new(Sock::with_readers(SockType::Stream, 0, 0, 1, l.sock.readers()));
+    sock.wq.set_busy_poll(l.sock.wq.busy_poll());
     sock.set_local(key.local);
     sock.set_remote(key.remote);
     let tsk = sock.tcp().expect("stream sock");
