@@ -79,6 +79,14 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     for l in latency {
         assert!(l["result"]["echo"]["received"].as_u64().unwrap() > 0, "{} answered nothing: {l}", l["server"]);
     }
+    // Each xsknet row carries the server's own account of where its time went.
+    for l in latency.iter().filter(|l| l["server"].as_str().unwrap().starts_with("xsknet")) {
+        let server = &l["result"]["server"];
+        assert!(server["softirq"]["poll"]["busy_poll"]["count"].as_u64().unwrap() > 0, "{l}");
+        assert!(server["softirq"]["poll"]["rx_batch"]["count"].as_u64().unwrap() > 0, "{l}");
+        assert!(server["counters"]["XskTxKicks"].as_u64().unwrap() > 0, "{l}");
+        assert!(server["softirq"]["run_delay_ns"].as_u64().is_some(), "{l}");
+    }
     // Under a flood: every server, unloaded then flooded (the guard's row skipped, with a note,
     // while `xsknet echo` has no --guard).
     let flood = v["flood"].as_array().unwrap();

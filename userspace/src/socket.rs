@@ -725,7 +725,20 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     /// # Errors
     ///
     /// The `io::Error` of a thread that could not be spawned.
-    pub fn spawn(mut stack: Stack<D>) -> std::io::Result<ThreadedStack<D>> {
+    pub fn spawn(stack: Stack<D>) -> std::io::Result<ThreadedStack<D>> {
+        ThreadedStack::spawn_on(stack, None)
+    }
+
+    /// As [`Self::spawn`], with the loop's thread bound to `cpu` when given
+    /// (`sched_setaffinity`), before its first poll.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `cpu` is not one this process may run on (the
+    /// thread is not spawned); the `io::Error` of a thread that could not be
+    /// spawned.
+    pub fn spawn_on(mut stack: Stack<D>, cpu: Option<usize>) -> std::io::Result<ThreadedStack<D>> {
+        let core = cpu.map(crate::cpu::core).transpose()?;
         let (tx, rx) = mpsc::channel::<Ctl>();
         let shared = Arc::new(Shared {
             files: stack.files.share(),
@@ -750,6 +763,11 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 }
             }
             let guard = MarkDead(loop_shared);
+            if let Some(core) = core {
+                // Checked above to be one of ours: only a racing change of the
+                // process's mask could refuse it, and then the loop runs unbound.
+                let _ = core_affinity::set_for_current(core);
+            }
             let mut stack = stack;
             let mut stats = LoopStats::default();
             let mut idle_polls = 0u32;
@@ -922,7 +940,8 @@ impl StackHandle {
         timeout: Option<Duration>,
         mut attempt: impl FnMut() -> Result<(T, u64), Errno>,
     ) -> Result<T, Errno> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // The clock is read only when the call has to wait, not per datagram.
+        let mut deadline = None;
         loop {
             match attempt() {
                 Ok((v, rx_ns)) => {
@@ -934,6 +953,9 @@ impl StackHandle {
                 Err(Errno::EAGAIN) => {
                     if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
                         return Err(Errno::EBADF);
+                    }
+                    if deadline.is_none() {
+                        deadline = timeout.map(|t| Instant::now() + t);
                     }
                     if !wait_event(&[&sock.wq], deadline, || sock.readable()) {
                         return Err(Errno::EAGAIN);

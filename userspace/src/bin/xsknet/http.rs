@@ -665,7 +665,7 @@ pub fn run<D: NetDevice + Send + 'static>(
     interval: Option<Duration>,
 ) -> Result<(Stack<D>, LoopStats, AppStats, Option<HttpStats>), BoxError> {
     let (stack, loop_stats, stats) = if args.threaded {
-        run_threaded(cfg, stack, local, args.backlog, setup, deadline, interval)?
+        run_threaded(cfg, stack, local, args, setup, deadline, interval)?
     } else {
         run_to_completion(cfg, stack, local, args.backlog, setup, deadline, interval)?
     };
@@ -745,12 +745,13 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     cfg: &Config,
     stack: Stack<D>,
     local: SocketAddrV4,
-    backlog: i32,
+    args: &ServeArgs,
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
 ) -> Result<(Stack<D>, LoopStats, HttpStats), BoxError> {
-    let threaded = ThreadedStack::spawn(stack)?;
+    let backlog = args.backlog;
+    let threaded = ThreadedStack::spawn_on(stack, args.cpu)?;
     let h = threaded.handle();
     let lfd = h.socket(xsknet::SockType::Stream)?;
     h.setsockopt(lfd, SockOpt::ReuseAddr(true))?;

@@ -114,6 +114,14 @@ struct ServeArgs {
     /// that spins takes data without a futex round trip; 0 sleeps at once, as Linux's default.
     #[arg(long, value_name = "US", default_value_t = xsknet::stack::DEFAULT_BUSY_READ.as_micros() as u64)]
     busy_read: u64,
+    /// CPU for the softirq loop: the whole process when it runs to completion, the loop's
+    /// thread with --threaded (default: wherever the scheduler puts it, e.g. `taskset`'s).
+    #[arg(long, value_name = "N")]
+    cpu: Option<usize>,
+    /// With --threaded: CPU for the application's threads (default: --cpu's, so that the
+    /// loop and the application share one core).
+    #[arg(long, value_name = "N", requires = "threaded")]
+    app_cpu: Option<usize>,
     /// UMEM frames (2 KiB each by default: 8192 is 16 MiB; at most 1048576).
     #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     frames: u32,
@@ -374,10 +382,16 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
 
+    // Placement: the application's threads (the process, threaded) or the whole loop (run to
+    // completion) first; a threaded loop's own thread is bound when it starts.
+    let placed = if args.threaded { args.app_cpu.or(args.cpu) } else { args.cpu };
+    if let Some(cpu) = placed {
+        xsknet::cpu::bind_current(cpu).map_err(|e| format!("--cpu/--app-cpu: {e}"))?;
+    }
     let (mut final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
         http::run(cfg, stack, local, args, &setup, deadline, interval)?
     } else if args.threaded {
-        let (s, l, a) = run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?;
+        let (s, l, a) = run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, args.cpu)?;
         (s, l, a, None)
     } else {
         let (s, l, a) = run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?;
@@ -582,9 +596,9 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
-    _xdp: &XdpProgram,
+    loop_cpu: Option<usize>,
 ) -> Result<(Stack<D>, LoopStats, AppStats), BoxError> {
-    let threaded = ThreadedStack::spawn(stack)?;
+    let threaded = ThreadedStack::spawn_on(stack, loop_cpu)?;
     let h = threaded.handle();
     let fd = h.socket(SockType::Dgram)?;
     h.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
