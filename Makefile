@@ -23,8 +23,10 @@ TEST_LOG     := target/test.log
 
 # The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
 # own binaries, and udp-check belongs to xsknet-bench).
-export XSKNET_BIN       := $(CURDIR)/target/release/xsknet
-export XSKNET_UDP_CHECK := $(CURDIR)/target/release/udp-check
+# Cargo's target directory: CARGO_TARGET_DIR when set, as cargo itself does.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+export XSKNET_BIN       := $(TARGET_DIR)/release/xsknet
+export XSKNET_UDP_CHECK := $(TARGET_DIR)/release/udp-check
 
 .PHONY: help deps build test demo bench lint clean
 
@@ -75,7 +77,7 @@ demo: ## build, then the story on a veth pair: ping, UDP echo, TCP echo, refused
 bench: ## xsknet beside the kernel's UDP path and the XDP ceilings, in one run (root; BENCH_ARGS=--quick: < 1 min)
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	$(CARGO) build --release --workspace
-	target/release/side-by-side --update-readme $(BENCH_ARGS)
+	$(TARGET_DIR)/release/side-by-side --update-readme --bin-dir $(TARGET_DIR)/release $(BENCH_ARGS)
 
 lint: ## rustfmt --check and clippy, warnings as errors
 	$(CARGO) fmt --all --check
