@@ -245,8 +245,9 @@ mib! {
         /// `need_wakeup`): in copy mode each is a system call that runs the
         /// driver's transmit in it.
         XskTxKicks,
-        /// Wake-ups of the fill ring (`poll()`/`recvfrom()` when the ring asks
-        /// for one with `need_wakeup`).
+        /// System calls made for the receive side: wake-ups of the fill ring
+        /// (`poll()`/`recvfrom()` when it asks with `need_wakeup`), and busy
+        /// polls (`--prefer-busy-poll`: one `recvfrom()` per receive).
         XskRxWakeups,
     }
 }

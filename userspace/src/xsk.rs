@@ -19,6 +19,16 @@ use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, UmemConfig, User};
 
 use crate::netdevice::{Desc, DeviceStats, NetDevice};
+
+/// Socket options of busy polling (include/uapi/asm-generic/socket.h), which
+/// the `libc` crate does not have for every target.
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+/// `SO_BUSY_POLL` for [`XskDevice::set_busy_poll`] (`--prefer-busy-poll`):
+/// the socket may busy-poll (any value above 0 does for a non-blocking call,
+/// which polls once), 20 µs as Documentation/networking/af_xdp.rst's example.
+pub const BUSY_POLL_USECS: u32 = 20;
 use crate::umem::{Frame, Umem};
 
 /// Frames given to the kernel and not yet back: the books for the census.
@@ -194,8 +204,10 @@ pub struct XskDevice {
     cq_invalid_addr: u64,
     zero_copy: bool,
     tx_kicks: u64,
-    /// Fill-ring wake-ups made (`XskRxWakeups`).
+    /// Fill-ring wake-ups and busy polls made (`XskRxWakeups`).
     rx_wakeups: u64,
+    /// Each receive busy-polls the NAPI first (`XskConfig::prefer_busy_poll`).
+    busy_poll: bool,
 }
 
 // SAFETY: the device holds raw pointers into the ring and UMEM mappings,
@@ -304,7 +316,60 @@ impl XskDevice {
             zero_copy,
             tx_kicks: 0,
             rx_wakeups: 0,
+            busy_poll: false,
         })
+    }
+
+    /// Makes every receive busy-poll the queue's NAPI first
+    /// (Documentation/networking/af_xdp.rst, "Busy polling"): sets
+    /// `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` (`usecs`) and
+    /// `SO_BUSY_POLL_BUDGET` (`budget` packets per busy poll) on the socket.
+    ///
+    /// # Errors
+    ///
+    /// The `setsockopt` error (`EPERM` for a budget above the default without
+    /// `CAP_NET_ADMIN`; `ENOPROTOOPT` before Linux 5.11).
+    pub fn set_busy_poll(&mut self, usecs: u32, budget: u32) -> std::io::Result<()> {
+        let fd = self.rx.as_raw_fd();
+        for (opt, value) in
+            [(SO_PREFER_BUSY_POLL, 1), (SO_BUSY_POLL, usecs as i32), (SO_BUSY_POLL_BUDGET, budget as i32)]
+        {
+            let value: libc::c_int = value;
+            // SAFETY: setsockopt(2) on our own open socket, with a pointer to a
+            // c_int on the stack and its size; the kernel only reads it.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        self.busy_poll = true;
+        Ok(())
+    }
+
+    /// One busy poll of the queue's NAPI: a non-blocking `recvfrom()`, which
+    /// `xsk_recvmsg` turns into `sk_busy_loop` (net/xdp/xsk.c).
+    fn busy_poll_rx(&mut self) {
+        // SAFETY: recvfrom(2) on our own open socket with no buffer (length 0)
+        // and no address: the kernel writes nothing to user memory.
+        unsafe {
+            libc::recvfrom(
+                self.rx.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+        self.rx_wakeups += 1;
     }
 
     /// The socket, to register in the XDP program's XSKMAP.
@@ -331,6 +396,9 @@ impl XskDevice {
 
 impl NetDevice for XskDevice {
     fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>) {
+        if self.busy_poll {
+            self.busy_poll_rx();
+        }
         let mut reader = self.rx.receive(budget as u32);
         let mut n = 0;
         while let Some(XdpDesc { addr, len, .. }) = reader.read() {

@@ -376,6 +376,10 @@ impl Bench<'_> {
                 if receiver.ends_with("threaded") {
                     v.push("--threaded".into());
                 }
+                if let Some(extra) = std::env::var_os("XSKNET_BENCH_ECHO_ARGS") {
+                    // For experiments: more options for the xsknet echo rows.
+                    v.extend(extra.to_string_lossy().split_whitespace().map(String::from));
+                }
                 // Its counters and poll histograms at exit: where a latency row's time went.
                 v.push("--stats-json".into());
                 v.push(self.dir.join(format!("{receiver}.json")).to_string_lossy().into_owned());

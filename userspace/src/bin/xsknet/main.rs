@@ -114,6 +114,10 @@ struct ServeArgs {
     /// that spins takes data without a futex round trip; 0 sleeps at once, as Linux's default.
     #[arg(long, value_name = "US", default_value_t = xsknet::stack::DEFAULT_BUSY_READ.as_micros() as u64)]
     busy_read: u64,
+    /// Busy-poll the queue's NAPI from the loop (`SO_PREFER_BUSY_POLL`; one non-blocking
+    /// `recvfrom()` per poll): the driver's receive work runs on the loop's core.
+    #[arg(long)]
+    prefer_busy_poll: bool,
     /// CPU for the softirq loop: the whole process when it runs to completion, the loop's
     /// thread with --threaded (default: wherever the scheduler puts it, e.g. `taskset`'s).
     #[arg(long, value_name = "N")]
@@ -289,6 +293,11 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         replace: args.attach.replace,
         force: args.attach.force,
     })?;
+    let mut dev = dev;
+    if args.prefer_busy_poll {
+        dev.set_busy_poll(xsknet::xsk::BUSY_POLL_USECS, xsknet::stack::NAPI_POLL_WEIGHT as u32)
+            .map_err(|e| format!("--prefer-busy-poll: setsockopt(SO_PREFER_BUSY_POLL): {e}"))?;
+    }
     let zero_copy = dev.zero_copy();
     // The guard's rules go in before the loop reads the first frame (frames
     // that came in since the attach wait in the rx ring, already past XDP).
