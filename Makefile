@@ -19,7 +19,7 @@ CARGO        ?= cargo
 TEST_THREADS ?= 2
 TEST_ARGS    ?=
 BENCH_ARGS   ?=
-TEST_LOG     := target/test.log
+TEST_LOG     = $(TARGET_DIR)/test.log
 
 # The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
 # own binaries, and udp-check belongs to xsknet-bench).
