@@ -1811,6 +1811,49 @@ mod tests {
     }
 
     #[test]
+    fn latency_loads_are_rates_or_shares_of_the_maximum() {
+        let r = latency_rates(&[1000.0, 0.1, 0.5], 700_000.0, false);
+        assert_eq!(r, [(1000, None), (70_000, Some(0.1)), (350_000, Some(0.5))]);
+        assert_eq!(latency_rates(&[1000.0, 0.1, 0.5], 700_000.0, true).len(), 2);
+        assert_eq!(latency_rates(&[0.001], 0.0, false), [(2000, Some(0.001))], "at least 2000 pps");
+    }
+
+    fn point(server: &str, rate: u64, share: Option<f64>, p50: f64, p99: f64, lost: u64) -> LatencyPoint {
+        LatencyPoint {
+            server: server.into(),
+            target_pps: rate,
+            share,
+            result: serde_json::json!({ "echo": { "rtt_us": { "p50": p50, "p99": p99 }, "lost": lost } }),
+        }
+    }
+
+    /// Like with like: run to completion against the busy-polling kernel (and no loss up to
+    /// 50 %), threaded against the blocking kernel; above 50 %, only the loss is judged.
+    #[test]
+    fn latency_goals_compare_like_with_like() {
+        let latency = [
+            point("kernel-echo-busy", 1000, None, 9.0, 20.0, 0),
+            point("xsknet-echo", 1000, None, 8.0, 18.0, 0),
+            point("kernel-echo-blocking", 1000, None, 40.0, 100.0, 0),
+            point("xsknet-echo-threaded", 1000, None, 20.0, 120.0, 0),
+            point("kernel-echo-busy", 350_000, Some(0.5), 900.0, 1200.0, 400_000),
+            point("xsknet-echo", 350_000, Some(0.5), 12.0, 300.0, 3),
+            point("kernel-echo-busy", 630_000, Some(0.9), 900.0, 1200.0, 800_000),
+            point("xsknet-echo", 630_000, Some(0.9), 5000.0, 9000.0, 50_000),
+        ];
+        let g = goals(&[], &latency, &[]);
+        let lines: Vec<&str> = g.lines().filter(|l| l.contains("kernel-echo")).collect();
+        assert_eq!(lines.len(), 4, "{g}");
+        assert!(lines[0].starts_with("| run to completion: p50 and p99 ≤ kernel-echo-busy's, no loss, 1000 pps"));
+        assert!(lines[0].ends_with("| met |"), "{g}");
+        assert!(lines[1].starts_with("| threaded, one shared core: p50 and p99 ≤ kernel-echo-blocking's, 1000 pps"));
+        assert!(lines[1].ends_with("| not met |"), "p99 120 > 100: {g}");
+        assert!(lines[2].contains("350000 pps (50 %)") && lines[2].ends_with("| not met |"), "3 lost: {g}");
+        assert!(lines[3].contains("no more loss than kernel-echo-busy, 630000 pps (90 %)"));
+        assert!(lines[3].ends_with("| met |"), "{g}");
+    }
+
+    #[test]
     fn flood_goals_judge_the_guarded_row() {
         let met = flood_goals(&guard_row(vec![phase("unloaded", 20.0, 0.0, 0.01), phase("flood", 39.0, 0.001, 0.19)]));
         assert_eq!(met.matches("| met |").count(), 3, "{met}");
