@@ -79,7 +79,7 @@ pub mod testing;
 pub use errno::Errno;
 pub use fdtable::Fd;
 pub use ipv4::tcp::prot::Shutdown;
-pub use sock::SockType;
+pub use sock::{PmtuDisc, SockType};
 pub use socket::{PollFd, SockOpt, StackHandle, TcpInfo, ThreadedStack};
 pub use stack::{Stack, StackConfig};
 pub use stream::TcpState;

@@ -361,6 +361,7 @@ impl Collector for SnapshotCollector {
             ("in_socks", c.in_socks),
             ("awaiting_neighbour", c.awaiting_neighbour),
             ("tx_backlog", c.tx_backlog),
+            ("in_reasm", c.in_reasm),
         ]
         .into_iter()
         .map(|(p, n)| (p.to_string(), Value::Int(n as u64)))
@@ -370,7 +371,7 @@ impl Collector for SnapshotCollector {
             "xsknet_umem_frames",
             "UMEM frames by where they are: in_kernel (fill, rx, tx and completion rings), free_local and free_shared \
              (free lists), in_socks (queued on sockets), awaiting_neighbour (waiting for ARP), tx_backlog (waiting for \
-             the tx ring).",
+             the tx ring), in_reasm (IP fragments waiting for reassembly).",
             SeriesType::Gauge,
             "place",
             &places,

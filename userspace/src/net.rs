@@ -7,7 +7,10 @@
 //! together with the socket tables they look socks up in and the device
 //! queue they send on. It owns no device, no socket and no clock.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::ipv4::ip_fragment::{IpFragTable, PmtuCache};
 
 use crate::ipv4::tcp::table::TcpTable;
 use crate::latency::TxStamps;
@@ -17,6 +20,9 @@ use crate::ratelimit::IcmpRateLimit;
 use crate::route::Route;
 use crate::snmp::Mib;
 use crate::wire::EthernetAddress;
+
+/// The MTU of an Ethernet device, bytes of IP datagram (`ETH_DATA_LEN`).
+pub const DEFAULT_MTU: usize = 1500;
 
 /// Which received datagrams are stamped for the rx-to-read latency histogram
 /// (`crate::latency`): one in `every`, with the current rx batch's stamp.
@@ -94,6 +100,12 @@ pub struct Net {
     /// TCP's tables, control blocks and timers (`net->ipv4.tcp_death_row`,
     /// the `inet_hashinfo` behind it).
     pub tcp: TcpTable,
+    /// The device's MTU, bytes of IP datagram (1500 on Ethernet).
+    pub mtu: usize,
+    /// IP reassembly queues (`net->ipv4.fqdir`).
+    pub ipfrags: IpFragTable,
+    /// Path MTUs learned from ICMP, shared with application threads.
+    pub pmtu: Arc<PmtuCache>,
     ip_ident: u16,
 }
 
@@ -113,6 +125,9 @@ impl Net {
             rx_sampler: RxSampler::new(rx_latency_sample),
             tx_stamps: TxStamps::default(),
             tcp: TcpTable::new(Instant::now()),
+            mtu: DEFAULT_MTU,
+            ipfrags: IpFragTable::new(2048, 1024),
+            pmtu: Arc::default(),
             ip_ident: 1,
         }
     }
@@ -127,10 +142,7 @@ impl Net {
 
     /// When the protocol timers need to run next, if any is armed.
     pub fn next_timer(&self) -> Option<Instant> {
-        match (self.neigh.next_deadline(), self.tcp.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.neigh.next_deadline(), self.tcp.next_deadline(), self.ipfrags.next_deadline()].into_iter().flatten().min()
     }
 }
 

@@ -46,14 +46,16 @@ pub struct Proto {
     /// The protocol's: none for UDP; for TCP `EINPROGRESS` once the SYN is
     /// out, and those of `tcp_v4_connect`.
     pub connect: fn(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -> Result<(), Errno>,
-    /// The checks of a send of `len` bytes to `dst` routed as `route`, made
-    /// before a frame is taken for it (`udp_sendmsg`'s order).
+    /// The checks of a send of `len` bytes to `dst` routed as `route`, with
+    /// `mtu` the MTU the send is laid out for (the path MTU, or the device's
+    /// under `IP_PMTUDISC_PROBE`), made before a frame is taken for it
+    /// (`udp_sendmsg`'s order).
     ///
     /// # Errors
     ///
     /// The errno the send fails with (`EMSGSIZE`, `EINVAL`, `ENETUNREACH`,
     /// `EACCES`, or the sock's pending error).
-    pub sendmsg_check: fn(sock: &Sock, len: usize, dst: SocketAddrV4, route: OutRoute) -> Result<(), Errno>,
+    pub sendmsg_check: fn(sock: &Sock, len: usize, dst: SocketAddrV4, route: OutRoute, mtu: usize) -> Result<(), Errno>,
     /// Sends up to `budget` buffers from the sock's write queue through the
     /// IP output path at `now`; returns how many it took.
     pub push_pending: fn(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget: usize, now: Instant) -> usize,

@@ -82,7 +82,7 @@ impl PublishedStats {
 /// Words of each part of the page, in the order they are written.
 const LOOP_WORDS: usize = 8;
 const DEVICE_WORDS: usize = 9;
-const CENSUS_WORDS: usize = 7;
+const CENSUS_WORDS: usize = 8;
 const FILL_WORDS: usize = 2;
 const PAGE_WORDS: usize = 1
     + MibCounter::ALL.len()
@@ -132,7 +132,16 @@ impl PublishedStats {
             put(v);
         }
         let c = &self.census;
-        for v in [c.total, c.in_kernel, c.free_local, c.free_shared, c.in_socks, c.awaiting_neighbour, c.tx_backlog] {
+        for v in [
+            c.total,
+            c.in_kernel,
+            c.free_local,
+            c.free_shared,
+            c.in_socks,
+            c.awaiting_neighbour,
+            c.tx_backlog,
+            c.in_reasm,
+        ] {
             put(v as u64);
         }
         put(self.fill_room);
@@ -184,6 +193,7 @@ impl PublishedStats {
             in_socks: take() as usize,
             awaiting_neighbour: take() as usize,
             tx_backlog: take() as usize,
+            in_reasm: take() as usize,
         };
         let (fill_room, fill_capacity) = (take(), take());
         let mut tcp_states = [0; TcpState::ALL.len()];

@@ -303,13 +303,14 @@ impl Report<'_> {
         let c = &self.census;
         writeln!(
             o,
-            "\n  frames: {} in UMEM = {} in kernel rings + {} free + {} in socks + {} awaiting ARP + {} tx backlog{}",
+            "\n  frames: {} in UMEM = {} in kernel rings + {} free + {} in socks + {} awaiting ARP + {} tx backlog + {} in reassembly{}",
             c.total,
             c.in_kernel,
             c.free_local + c.free_shared,
             c.in_socks,
             c.awaiting_neighbour,
             c.tx_backlog,
+            c.in_reasm,
             if c.accounted() == c.total {
                 " (all accounted for)".to_string()
             } else {

@@ -27,6 +27,36 @@
 //! readers of a shared queue read a slot before they win it, and a `Frame`
 //! cannot be read twice. Even a broken protocol could not reach outside the
 //! UMEM (every access checks the frame's owner and bounds), only alias a frame.
+//!
+//! ## Datagrams in several frames (`skb_shared_info`, `frag_list`)
+//!
+//! A datagram larger than a frame (a reassembled IP datagram, a large UDP
+//! send, and later an AF_XDP multi-buffer packet) is a *chain* of pieces,
+//! each a `(frame, offset, len)`: the head piece is the `SkBuff`'s own frame,
+//! the others hang off it as Linux's `skb_shinfo(skb)->frag_list` hangs skbs
+//! off the head. The chain lives in the frames themselves, so that building,
+//! queueing and freeing it never allocates: the [`LINK_LEN`] bytes just
+//! before each piece's data hold its *link* (the next piece's frame as a
+//! word, 0 for the last, the next piece's data offset, and this piece's
+//! length). Every piece must therefore start at least [`LINK_LEN`] bytes into
+//! its frame: a received fragment's payload follows its Ethernet and IP
+//! headers (34 bytes at least), and a frame built for sending leaves
+//! `TX_HEADROOM` in front. Headers written in front of a piece on the way out
+//! overwrite its link, so a sender reads the link first ([`Pieces`] does).
+//!
+//! `SkBuff::len` is the whole datagram's length and `nr_frags` the number of
+//! frames after the head (0 for the one-frame datagram, whose path is
+//! unchanged: no link is read or written, no branch beyond `nr_frags == 0`).
+//! A chained datagram is read with [`SkBuff::copy_to`] and
+//! [`SkBuff::for_each_piece`] and freed with [`SkBuff::free`], which gives
+//! back every frame; [`SkBuff::into_frame`] is for one-frame buffers only.
+//! The frames of the chain after the head are owned through the head: whoever
+//! holds the `SkBuff` holds them, as `Frame` values would be held.
+//!
+//! On a queue, a chained datagram takes one slot and charges its other
+//! frames to the queue's `frags` count: the frame census counts them
+//! ([`SkbQueue::frames`]), and a chained datagram that would take the queue
+//! past its bound in frames is refused as a full queue refuses (rcvbuf).
 #![allow(unsafe_code)]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -51,20 +81,282 @@ pub struct SkBuff {
     /// the rx ring (the rx-to-read latency), on send when the application
     /// called send (the send-to-tx-ring latency; `crate::latency`).
     pub(crate) tstamp: u64,
+    /// Frames chained after the head (`skb_shinfo(skb)->nr_frags`): 0 for a
+    /// datagram in one frame.
+    pub(crate) nr_frags: u16,
+}
+
+/// Bytes before each chained piece's data that hold its link: the next
+/// piece's frame word (8 bytes, 0 for none), its data offset (2) and this
+/// piece's length (2), then 4 bytes of zero.
+pub const LINK_LEN: usize = 16;
+
+/// One piece's link, as read from the bytes before its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    /// The next piece's frame, as a ring word; 0 for none.
+    next: u64,
+    /// The next piece's data offset in its frame.
+    next_data: u16,
+    /// This piece's length.
+    len: u16,
+}
+
+impl Link {
+    fn read(frame: &[u8], data: usize) -> Link {
+        let b = &frame[data - LINK_LEN..data];
+        Link {
+            next: u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
+            next_data: u16::from_le_bytes([b[8], b[9]]),
+            len: u16::from_le_bytes([b[10], b[11]]),
+        }
+    }
+
+    fn write(self, frame: &mut [u8], data: usize) {
+        let b = &mut frame[data - LINK_LEN..data];
+        b[0..8].copy_from_slice(&self.next.to_le_bytes());
+        b[8..10].copy_from_slice(&self.next_data.to_le_bytes());
+        b[10..12].copy_from_slice(&self.len.to_le_bytes());
+        b[12..16].fill(0);
+    }
+}
+
+/// Builds a chained [`SkBuff`] piece by piece (the head first), writing each
+/// piece's link as the next one arrives. Dropping a builder unfinished would
+/// lose its frames: finish it ([`SkbChain::finish`]) or free it
+/// ([`SkbChain::free`]).
+#[derive(Debug)]
+pub(crate) struct SkbChain {
+    head: Frame,
+    head_data: u16,
+    /// The last piece when it is not the head: owned here until the next
+    /// piece (or `finish`) writes its link and hands it to the chain.
+    last: Option<(Frame, u16)>,
+    len: usize,
+    nr_frags: u16,
+}
+
+impl SkbChain {
+    /// A chain whose head piece is `len` bytes at `data` in `frame`
+    /// (`data >= LINK_LEN`).
+    pub(crate) fn new(umem: &Umem, mut frame: Frame, data: usize, len: usize) -> SkbChain {
+        debug_assert!(data >= LINK_LEN && len <= u16::MAX as usize);
+        Link { next: 0, next_data: 0, len: len as u16 }.write(umem.frame_mut(&mut frame), data);
+        SkbChain { head: frame, head_data: data as u16, last: None, len, nr_frags: 0 }
+    }
+
+    /// The datagram's length so far, bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends `len` bytes at `data` in `frame` (`data >= LINK_LEN`).
+    pub(crate) fn push(&mut self, umem: &Umem, mut frame: Frame, data: usize, len: usize) {
+        debug_assert!(data >= LINK_LEN && len <= u16::MAX as usize);
+        Link { next: 0, next_data: 0, len: len as u16 }.write(umem.frame_mut(&mut frame), data);
+        let word = frame.word();
+        let (prev, prev_data) = match &mut self.last {
+            Some((f, d)) => (f, *d),
+            None => (&mut self.head, self.head_data),
+        };
+        let buf = umem.frame_mut(prev);
+        let mut link = Link::read(buf, prev_data as usize);
+        link.next = word;
+        link.next_data = data as u16;
+        link.write(buf, prev_data as usize);
+        if let Some((f, _)) = self.last.replace((frame, data as u16)) {
+            // Owned from now on through its predecessor's link.
+            let _ = f.into_ring();
+        }
+        self.len += len;
+        self.nr_frags += 1;
+    }
+
+    /// The datagram, from `peer` (receive) or to it (send).
+    pub(crate) fn finish(mut self, peer: SocketAddrV4) -> SkBuff {
+        if let Some((f, _)) = self.last.take() {
+            let _ = f.into_ring();
+        }
+        SkBuff {
+            frame: self.head,
+            data: self.head_data,
+            len: self.len as u16,
+            peer,
+            tstamp: 0,
+            nr_frags: self.nr_frags,
+        }
+    }
+
+    /// Gives back every frame of an unfinished chain.
+    pub(crate) fn free(self, umem: &Umem, put: impl FnMut(Frame)) {
+        let peer = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        self.finish(peer).free(umem, put);
+    }
+}
+
+/// The pieces of a datagram as `(frame, data offset, len)`, for a sender that
+/// writes headers in front of each piece: each piece's link is read before it
+/// is handed out, so the caller may overwrite the bytes before its data. The
+/// frames are the caller's from then on; dropping the iterator early frees
+/// nothing, so take every piece.
+pub(crate) struct Pieces<'a> {
+    umem: &'a Umem,
+    next: Option<(Frame, u16, u16)>,
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = (Frame, usize, usize);
+
+    fn next(&mut self) -> Option<(Frame, usize, usize)> {
+        let (frame, data, len) = self.next.take()?;
+        let link = Link::read(self.umem.frame(&frame), data as usize);
+        if link.next != 0 {
+            // SAFETY: the word was stored by `SkbChain::push` from
+            // `Frame::word` of a frame it then gave up to the chain
+            // (`into_ring`); the chain is consumed piece by piece here and
+            // each link is read once, so the frame is rebuilt once.
+            let next = unsafe { Frame::from_ring(link.next) };
+            let next_len = Link::read(self.umem.frame(&next), link.next_data as usize).len;
+            self.next = Some((next, link.next_data, next_len));
+        }
+        Some((frame, data as usize, len as usize))
+    }
 }
 
 impl SkBuff {
     #[inline]
     pub(crate) fn new(frame: Frame, data: usize, len: usize, peer: SocketAddrV4) -> SkBuff {
         debug_assert!(data + len <= u16::MAX as usize);
-        SkBuff { frame, data: data as u16, len: len as u16, peer, tstamp: 0 }
+        SkBuff { frame, data: data as u16, len: len as u16, peer, tstamp: 0, nr_frags: 0 }
     }
 
-    /// The data bytes.
+    /// The data bytes of a datagram in one frame; of a chained one, its
+    /// head piece only (read a chain with [`Self::copy_to`] or
+    /// [`Self::for_each_piece`]).
     #[inline]
     pub fn data<'a>(&'a self, umem: &'a Umem) -> &'a [u8] {
         let start = self.data as usize;
-        &umem.frame(&self.frame)[start..start + self.len as usize]
+        let buf = umem.frame(&self.frame);
+        let len = if self.nr_frags == 0 {
+            self.len as usize
+        } else {
+            (Link::read(buf, start).len as usize).min(self.len as usize)
+        };
+        &buf[start..start + len]
+    }
+
+    /// Whether the datagram spans several frames.
+    #[inline]
+    pub fn is_chained(&self) -> bool {
+        self.nr_frags != 0
+    }
+
+    /// Frames the datagram holds, the head included.
+    #[inline]
+    pub fn frames(&self) -> usize {
+        1 + self.nr_frags as usize
+    }
+
+    /// Calls `f` on each piece's bytes, in order, up to the datagram's
+    /// length (pieces past a trimmed length are not shown).
+    pub fn for_each_piece(&self, umem: &Umem, mut f: impl FnMut(&[u8])) {
+        if self.nr_frags == 0 {
+            return f(self.data(umem));
+        }
+        let mut left = self.len as usize;
+        let buf = umem.frame(&self.frame);
+        let mut data = self.data as usize;
+        let mut link = Link::read(buf, data);
+        let n = (link.len as usize).min(left);
+        f(&buf[data..data + n]);
+        left -= n;
+        while link.next != 0 && left > 0 {
+            // SAFETY: a word of this chain (see `Pieces::next`), rebuilt only
+            // to read through it while `self` (which owns the chain) is
+            // borrowed, and given back to the chain (`into_ring`) before the
+            // next one: at no time does a second owner escape.
+            let frame = unsafe { Frame::from_ring(link.next) };
+            data = link.next_data as usize;
+            let buf = umem.frame(&frame);
+            link = Link::read(buf, data);
+            let n = (link.len as usize).min(left);
+            f(&buf[data..data + n]);
+            left -= n;
+            let _ = frame.into_ring();
+        }
+    }
+
+    /// The one's-complement sum (`crate::wire::checksum::sum`, unfolded) of
+    /// the datagram's bytes added to `initial`, across its pieces whatever
+    /// their lengths (a piece at an odd offset is summed byte-swapped, as
+    /// `csum_block_add` does).
+    pub fn csum(&self, umem: &Umem, initial: u64) -> u64 {
+        use crate::wire::checksum::{fold, sum};
+        let mut acc = initial;
+        let mut odd = false;
+        self.for_each_piece(umem, |p| {
+            if odd {
+                acc += u64::from(fold(sum(0, p)).swap_bytes());
+            } else {
+                acc = sum(acc, p);
+            }
+            odd ^= p.len() % 2 == 1;
+        });
+        acc
+    }
+
+    /// Moves the data start `n` bytes on (`skb_pull`): the head piece must
+    /// hold them (`n` at most its length).
+    pub(crate) fn pull(&mut self, umem: &Umem, n: usize) {
+        debug_assert!(n <= self.len as usize);
+        if self.nr_frags != 0 {
+            let data = self.data as usize;
+            let buf = umem.frame_mut(&mut self.frame);
+            let mut link = Link::read(buf, data);
+            debug_assert!(n <= link.len as usize);
+            link.len -= n as u16;
+            link.write(buf, data + n);
+        }
+        self.data += n as u16;
+        self.len -= n as u16;
+    }
+
+    /// Cuts the datagram to its first `len` bytes (`pskb_trim`); the frames
+    /// stay with it.
+    pub(crate) fn trim(&mut self, len: usize) {
+        debug_assert!(len <= self.len as usize);
+        self.len = len as u16;
+    }
+
+    /// Copies the datagram's first `buf.len()` bytes (all of it if it fits)
+    /// into `buf`; returns how many were copied.
+    pub fn copy_to(&self, umem: &Umem, buf: &mut [u8]) -> usize {
+        let mut at = 0;
+        self.for_each_piece(umem, |p| {
+            let n = p.len().min(buf.len() - at);
+            buf[at..at + n].copy_from_slice(&p[..n]);
+            at += n;
+        });
+        at
+    }
+
+    /// The pieces, consuming the datagram (see [`Pieces`]).
+    pub(crate) fn into_pieces(self, umem: &Umem) -> Pieces<'_> {
+        let len =
+            if self.nr_frags == 0 { self.len } else { Link::read(umem.frame(&self.frame), self.data as usize).len };
+        Pieces { umem, next: Some((self.frame, self.data, len)) }
+    }
+
+    /// Gives every frame of the datagram to `put` (`kfree_skb` of the head
+    /// and its `frag_list`).
+    #[inline]
+    pub(crate) fn free(self, umem: &Umem, mut put: impl FnMut(Frame)) {
+        if self.nr_frags == 0 {
+            return put(self.frame);
+        }
+        for (frame, _, _) in self.into_pieces(umem) {
+            put(frame);
+        }
     }
 
     #[inline]
@@ -85,9 +377,11 @@ impl SkBuff {
         self.peer
     }
 
-    /// Gives up the frame (to the free list or a ring).
+    /// Gives up the frame (to the free list or a ring) of a datagram in one
+    /// frame; a chained one is freed with [`Self::free`].
     #[inline]
     pub(crate) fn into_frame(self) -> Frame {
+        debug_assert_eq!(self.nr_frags, 0, "a chained datagram is freed with SkBuff::free");
         self.frame
     }
 }
@@ -111,7 +405,7 @@ pub(crate) enum Readers {
 #[derive(Default)]
 struct Slot {
     frame: AtomicU64,
-    /// `data | len << 16 | port << 32`.
+    /// `data | len << 16 | port << 32 | nr_frags << 48`.
     meta: AtomicU64,
     ip: AtomicU64,
     tstamp: AtomicU64,
@@ -134,6 +428,9 @@ pub(crate) struct SkbQueue {
     head: CachePadded<AtomicUsize>,
     /// Writes so far: written by the producer only.
     tail: CachePadded<AtomicUsize>,
+    /// Frames held beyond one per queued buffer (the chained datagrams'
+    /// `nr_frags`): touched only by chained datagrams.
+    frags: AtomicUsize,
 }
 
 impl SkbQueue {
@@ -153,6 +450,7 @@ impl SkbQueue {
             readers,
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
+            frags: AtomicUsize::new(0),
         }
     }
 
@@ -164,11 +462,23 @@ impl SkbQueue {
     pub(crate) fn push(&self, skb: SkBuff) -> Result<(), SkBuff> {
         let tail = self.tail.load(Ordering::Relaxed);
         // Acquire: a reader's loads from the slot it freed come before our stores to it.
-        if tail.wrapping_sub(self.head.load(Ordering::Acquire)) >= self.cap {
+        let used = tail.wrapping_sub(self.head.load(Ordering::Acquire));
+        if used >= self.cap {
             return Err(skb);
         }
+        if skb.nr_frags != 0 {
+            // Charged in frames: the chain must fit beside what is queued.
+            let frags = self.frags.load(Ordering::Acquire);
+            if used + frags + skb.frames() > self.cap {
+                return Err(skb);
+            }
+            self.frags.fetch_add(skb.nr_frags as usize, Ordering::AcqRel);
+        }
         let slot = &self.slots[tail & self.mask];
-        let meta = u64::from(skb.data) | u64::from(skb.len) << 16 | u64::from(skb.peer.port()) << 32;
+        let meta = u64::from(skb.data)
+            | u64::from(skb.len) << 16
+            | u64::from(skb.peer.port()) << 32
+            | u64::from(skb.nr_frags) << 48;
         slot.meta.store(meta, Ordering::Relaxed);
         slot.ip.store(u64::from(u32::from(*skb.peer.ip())), Ordering::Relaxed);
         slot.tstamp.store(skb.tstamp, Ordering::Relaxed);
@@ -200,7 +510,9 @@ impl SkbQueue {
         // SAFETY: the slot at `head` was published by `push` (head != tail)
         // and is ours alone: we are the only reader, and have just moved
         // `head` past it.
-        Some(unsafe { Self::build(skb) })
+        let skb = unsafe { Self::build(skb) };
+        self.uncharge(&skb);
+        Some(skb)
     }
 
     /// One reader of several: read the slot, then claim it. A failed claim
@@ -214,11 +526,24 @@ impl SkbQueue {
             }
             let words = Self::read(&self.slots[head & self.mask]);
             match self.head.compare_exchange_weak(head, head.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire) {
-                // SAFETY: the compare-and-swap moved `head` past this slot, a
-                // published one (head != tail), and only one reader's can.
-                Ok(_) => return Some(unsafe { Self::build(words) }),
+                Ok(_) => {
+                    // SAFETY: the compare-and-swap moved `head` past this
+                    // slot, a published one (head != tail), and only one
+                    // reader's can.
+                    let skb = unsafe { Self::build(words) };
+                    self.uncharge(&skb);
+                    return Some(skb);
+                }
                 Err(now) => head = now,
             }
+        }
+    }
+
+    /// A chained datagram's frames leave the queue's charge.
+    #[inline]
+    fn uncharge(&self, skb: &SkBuff) {
+        if skb.nr_frags != 0 {
+            self.frags.fetch_sub(skb.nr_frags as usize, Ordering::AcqRel);
         }
     }
 
@@ -250,6 +575,7 @@ impl SkbQueue {
             len: (meta >> 16) as u16,
             peer: SocketAddrV4::new(Ipv4Addr::from(ip as u32), (meta >> 32) as u16),
             tstamp,
+            nr_frags: (meta >> 48) as u16,
         }
     }
 
@@ -264,6 +590,11 @@ impl SkbQueue {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Frames queued now, chained datagrams' frames included (the census).
+    pub(crate) fn frames(&self) -> usize {
+        self.len() + self.frags.load(Ordering::SeqCst)
     }
 
     #[inline]
@@ -284,6 +615,7 @@ mod tests {
             len: (i * 3) as u16,
             peer: SocketAddrV4::new(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8), (40000 + i) as u16),
             tstamp: i * 1000,
+            nr_frags: 0,
         }
     }
 

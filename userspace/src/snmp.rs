@@ -96,8 +96,22 @@ mib! {
         IpOutRequests,
         IpOutNoRoutes => "no route to the destination",
         IpOutDiscards,
-        /// Fragments received; reassembly is not supported yet, so each is also XskIpFragDrops.
+        /// Fragments received (`ip_defrag`), whatever became of them.
         IpReasmReqds,
+        /// Datagrams reassembled.
+        IpReasmOKs,
+        /// Reassemblies that failed (a queue dropped: overlap, bad fragment, timeout, too
+        /// large), or fragments refused for want of reassembly memory.
+        IpReasmFails => "IPv4 reassembly failed (bad or overlapping fragment, memory bound)",
+        /// Reassembly queues whose `ipfrag_time` ran out (each also an IpReasmFails).
+        IpReasmTimeout => "IPv4 reassembly timed out",
+        /// Datagrams fragmented on the way out.
+        IpFragOKs,
+        /// Datagrams that needed fragmenting and could not be (DF set, or the
+        /// path MTU fell below their layout).
+        IpFragFails => "datagram larger than the path MTU and not fragmentable",
+        /// Fragments made.
+        IpFragCreates,
         IpOutTransmits,
         IpExtInOctets,
         IpExtOutOctets,
@@ -107,6 +121,9 @@ mib! {
         IpExtInECT1Pkts,
         IpExtInECT0Pkts,
         IpExtInCEPkts,
+        /// Reassembly queues dropped for an overlapping fragment (RFC 5722's rule, which
+        /// Linux applies to IPv4 too); each also an IpReasmFails.
+        IpExtReasmOverlaps => "overlapping IPv4 fragment",
         // ICMP (net/ipv4/icmp.c)
         IcmpInMsgs,
         IcmpInErrors => "bad ICMP message",
@@ -118,12 +135,14 @@ mib! {
         IcmpOutRateLimitGlobal => "ICMP error not sent: global rate limit",
         IcmpOutRateLimitHost => "ICMP error not sent: per-host rate limit",
         IcmpOutDestUnreachs,
+        IcmpOutTimeExcds,
         IcmpOutEchoReps,
         IcmpMsgInType0,
         IcmpMsgInType3,
         IcmpMsgInType8,
         IcmpMsgOutType0,
         IcmpMsgOutType3,
+        IcmpMsgOutType11,
         // UDP (net/ipv4/udp.c)
         /// Datagrams read by the application (Linux counts in udp_recvmsg).
         UdpInDatagrams,
@@ -228,8 +247,12 @@ mib! {
         XskArpOutReplies,
         /// Frames dropped because their neighbour never answered ARP, or its queue was full.
         XskNeighUnresDiscards => "next hop never answered ARP",
-        /// IPv4 fragments dropped (no reassembly yet).
-        XskIpFragDrops => "IPv4 fragment (no reassembly)",
+        /// A fragment that repeats bytes its queue already has, inside one run
+        /// (Linux frees it with `SKB_DROP_REASON_DUP_FRAG` and no MIB counter).
+        XskIpFragDups => "duplicate IPv4 fragment",
+        /// A reassembled datagram for a protocol that cannot take a buffer of
+        /// several frames yet (ICMP, TCP).
+        XskIpReasmUnsupported => "reassembled ICMP or TCP datagram (only UDP takes them yet)",
         /// Source address broadcast, multicast or zero: dropped as Linux drops martians.
         XskIpInMartianSrc => "IPv4 source broadcast, multicast or zero",
         /// Frames put on the tx ring.

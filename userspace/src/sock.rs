@@ -27,7 +27,7 @@
 //! is in its operations table (`crate::proto::Proto`).
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -196,6 +196,39 @@ pub struct UdpSock {
     pub(crate) datagrams_read: AtomicU64,
 }
 
+/// `IP_MTU_DISCOVER` (include/uapi/linux/in.h): whether datagrams carry DF
+/// and how large a send may be (`__ip_make_skb`, `ip_dont_fragment`,
+/// `__ip_append_data`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PmtuDisc {
+    /// `IP_PMTUDISC_DONT` (0): never DF; a datagram larger than the path MTU
+    /// is fragmented.
+    Dont = 0,
+    /// `IP_PMTUDISC_WANT` (1), the default (`net.ipv4.ip_no_pmtu_disc` 0): DF
+    /// when the datagram fits the path MTU (and the path MTU is not locked),
+    /// fragmented without DF when it does not.
+    #[default]
+    Want = 1,
+    /// `IP_PMTUDISC_DO` (2): always DF; a send larger than the path MTU fails
+    /// with `EMSGSIZE`.
+    Do = 2,
+    /// `IP_PMTUDISC_PROBE` (3): always DF, sized by the device MTU whatever
+    /// the path MTU (`EMSGSIZE` past it).
+    Probe = 3,
+}
+
+impl PmtuDisc {
+    fn from_u8(v: u8) -> PmtuDisc {
+        match v {
+            0 => PmtuDisc::Dont,
+            2 => PmtuDisc::Do,
+            3 => PmtuDisc::Probe,
+            _ => PmtuDisc::Want,
+        }
+    }
+}
+
 /// Threads sleeping on a sock (`sk_wq`). Wakers check a counter first, so a
 /// sock nobody sleeps on costs one atomic load per wake-up.
 #[derive(Default)]
@@ -324,7 +357,8 @@ pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, mut r
 /// the only sender, a multi-producer queue when application threads send.
 enum WriteQueue {
     One(SkbQueue),
-    Many(ArrayQueue<SkBuff>),
+    /// The queue, and the frames its chained datagrams hold beyond one each.
+    Many(ArrayQueue<SkBuff>, AtomicUsize),
 }
 
 impl WriteQueue {
@@ -332,7 +366,20 @@ impl WriteQueue {
     fn push(&self, skb: SkBuff) -> Result<(), SkBuff> {
         match self {
             WriteQueue::One(q) => q.push(skb),
-            WriteQueue::Many(q) => q.push(skb),
+            WriteQueue::Many(q, frags) => {
+                if skb.nr_frags != 0 {
+                    // Charged in frames, as `SkbQueue::push` charges them.
+                    let n = skb.nr_frags as usize;
+                    if q.len() + frags.load(Ordering::Acquire) + 1 + n > q.capacity() {
+                        return Err(skb);
+                    }
+                    frags.fetch_add(n, Ordering::AcqRel);
+                    return q.push(skb).inspect_err(|_| {
+                        frags.fetch_sub(n, Ordering::AcqRel);
+                    });
+                }
+                q.push(skb)
+            }
         }
     }
 
@@ -340,7 +387,21 @@ impl WriteQueue {
     fn pop(&self) -> Option<SkBuff> {
         match self {
             WriteQueue::One(q) => q.pop(),
-            WriteQueue::Many(q) => q.pop(),
+            WriteQueue::Many(q, frags) => {
+                let skb = q.pop()?;
+                if skb.nr_frags != 0 {
+                    frags.fetch_sub(skb.nr_frags as usize, Ordering::AcqRel);
+                }
+                Some(skb)
+            }
+        }
+    }
+
+    /// Frames queued, chained datagrams' frames included.
+    fn frames(&self) -> usize {
+        match self {
+            WriteQueue::One(q) => q.frames(),
+            WriteQueue::Many(q, frags) => q.len() + frags.load(Ordering::SeqCst),
         }
     }
 
@@ -348,7 +409,7 @@ impl WriteQueue {
     fn len(&self) -> usize {
         match self {
             WriteQueue::One(q) => q.len(),
-            WriteQueue::Many(q) => q.len(),
+            WriteQueue::Many(q, _) => q.len(),
         }
     }
 
@@ -356,7 +417,7 @@ impl WriteQueue {
     fn is_full(&self) -> bool {
         match self {
             WriteQueue::One(q) => q.is_full(),
-            WriteQueue::Many(q) => q.is_full(),
+            WriteQueue::Many(q, _) => q.is_full(),
         }
     }
 }
@@ -386,6 +447,11 @@ pub struct Sock {
     /// `sk_err`: an asynchronous error (ICMP port unreachable on a connected
     /// socket gives ECONNREFUSED), reported by the next call.
     err: AtomicI32,
+    /// `inet->pmtudisc` ([`PmtuDisc`] as a byte).
+    pmtudisc: AtomicU8,
+    /// `inet->inet_id`: the IP identifier of a connected socket's DF
+    /// datagrams, set at connect and counted up per datagram.
+    pub(crate) inet_id: AtomicU32,
     closed: AtomicBool,
     /// Threads sleeping on this sock.
     pub wq: WaitQueue,
@@ -425,12 +491,14 @@ impl Sock {
                 // sends and transmits, one producer and one consumer.
                 Readers::Exclusive => WriteQueue::One(SkbQueue::new(snd_slots, Readers::Exclusive)),
                 // Any number of application threads may send at once.
-                Readers::Shared => WriteQueue::Many(ArrayQueue::new(snd_slots.max(1))),
+                Readers::Shared => WriteQueue::Many(ArrayQueue::new(snd_slots.max(1)), AtomicUsize::new(0)),
             },
             snd_slots,
             truesize,
             tx_scheduled: AtomicBool::new(false),
             err: AtomicI32::new(0),
+            pmtudisc: AtomicU8::new(PmtuDisc::Want as u8),
+            inet_id: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             wq: WaitQueue::default(),
             proto: match sock_type {
@@ -455,6 +523,17 @@ impl Sock {
     #[inline]
     pub fn remote(&self) -> Option<SocketAddrV4> {
         self.remote.get()
+    }
+
+    /// `IP_MTU_DISCOVER`.
+    #[inline]
+    pub fn pmtudisc(&self) -> PmtuDisc {
+        PmtuDisc::from_u8(self.pmtudisc.load(Ordering::Relaxed))
+    }
+
+    /// Sets `IP_MTU_DISCOVER`.
+    pub(crate) fn set_pmtudisc(&self, v: PmtuDisc) {
+        self.pmtudisc.store(v as u8, Ordering::Relaxed);
     }
 
     /// Connects to `addr`; a datagram socket may connect again, to another
@@ -635,14 +714,15 @@ impl Sock {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Frames on both queues, for the frame census.
+    /// Frames on both queues, for the frame census (a datagram of several
+    /// frames counts them all).
     pub fn queued(&self) -> usize {
-        self.receive_queue.len() + self.write_queue.len()
+        self.receive_queue.frames() + self.write_queue.frames()
     }
 
     /// Bytes charged to the receive queue (`sk_rmem_alloc`).
     pub fn rmem_alloc(&self) -> usize {
-        self.receive_queue.len() * self.truesize
+        self.receive_queue.frames() * self.truesize
     }
 
     /// `sk_rcvbuf`, bytes: what the receive queue may hold (UDP: the slots
@@ -664,7 +744,7 @@ impl Sock {
 
     /// Bytes charged to the write queue (`sk_wmem_alloc`).
     pub fn wmem_alloc(&self) -> usize {
-        self.write_queue.len() * self.truesize
+        self.write_queue.frames() * self.truesize
     }
 
     /// Empties both queues (on close), handing every buffer to `free`.

@@ -32,16 +32,20 @@ use crossbeam_queue::ArrayQueue;
 use crate::errno::Errno;
 use crate::fdtable::{Fd, FdView};
 use crate::ipv4::af_inet::sk_prot;
+use crate::ipv4::ip_fragment::{frag_payload, PmtuCache, IP_RT_MIN_PMTU};
 use crate::ipv4::tcp::info::tcp_get_info;
 pub use crate::ipv4::tcp::info::TcpInfo;
 use crate::ipv4::tcp::prot::{self as tcp_prot, Shutdown};
+use crate::ipv4::udp::udp_send_mtu;
 use crate::latency::{ns_since, tx_stamp, LatencyHistogram, SharedLatencyHistogram, StageLatency};
+use crate::netdev_queue::NetdevQueue;
 use crate::netdevice::{DeviceStats, NetDevice};
 use crate::proto::ProtoCtx;
 use crate::route::{OutRoute, Route};
+use crate::skbuff::SkbChain;
 use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
-use crate::sock::{wait_event, Sock, SockType, WaitQueue};
+use crate::sock::{wait_event, PmtuDisc, Sock, SockType, WaitQueue};
 use crate::softirq::LoopStats;
 use crate::stack::{Stack, TX_HEADROOM};
 use crate::stream::TcpState;
@@ -80,6 +84,9 @@ pub enum SockOpt {
     /// `SO_BUSY_POLL`: how long a blocking call on the socket spins before
     /// it sleeps (threaded stacks; `StackConfig::busy_read` is the default).
     BusyPoll(Duration),
+    /// `IP_MTU_DISCOVER`: DF and the largest send of a datagram socket
+    /// ([`PmtuDisc`]; `IP_PMTUDISC_WANT` by default).
+    MtuDiscover(PmtuDisc),
 }
 
 /// One entry of a `poll` call (`struct pollfd`).
@@ -106,25 +113,32 @@ pub(crate) struct Received {
     pub(crate) len: usize,
     /// Who sent it.
     pub(crate) peer: SocketAddrV4,
-    /// Its frame, to be freed by the caller.
-    pub(crate) frame: Frame,
+    /// Its buffer, whose frames the caller frees (`SkBuff::free`).
+    pub(crate) skb: SkBuff,
     /// Its rx stamp, 0 if not sampled.
     pub(crate) rx_ns: u64,
 }
 
 /// `sock_recvmsg` for a datagram: takes the pending error, else copies the
 /// oldest datagram into `buf` (truncating, as `recvfrom` does without
-/// `MSG_TRUNC`) and gives back its frame.
+/// `MSG_TRUNC`: the rest of the datagram is discarded) and gives back its
+/// buffer. A datagram of several frames (reassembled) is copied across them
+/// (`skb_copy_datagram_msg`).
 #[inline]
 pub(crate) fn sock_recvmsg(umem: &Umem, sock: &Sock, buf: &mut [u8]) -> Result<Received, Errno> {
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
     let skb = sock.dequeue_rcv().ok_or(Errno::EAGAIN)?;
-    let data = skb.data(umem);
-    let len = data.len().min(buf.len());
-    copy_datagram(&mut buf[..len], &data[..len]);
-    Ok(Received { len, peer: skb.peer(), rx_ns: skb.tstamp, frame: skb.into_frame() })
+    let len = if skb.is_chained() {
+        skb.copy_to(umem, buf)
+    } else {
+        let data = skb.data(umem);
+        let len = data.len().min(buf.len());
+        copy_datagram(&mut buf[..len], &data[..len]);
+        len
+    };
+    Ok(Received { len, peer: skb.peer(), rx_ns: skb.tstamp, skb })
 }
 
 /// `dst.copy_from_slice(src)`, with datagrams of 8 to 32 bytes copied inline
@@ -153,38 +167,125 @@ fn sendmsg_check(
     len: usize,
     dst: SocketAddrV4,
     route: &Route,
+    mtu: usize,
     no_routes: &AtomicU64,
 ) -> Result<(), Errno> {
     let out = route.output(*dst.ip());
-    let r = (sk_prot(sock).sendmsg_check)(sock, len, dst, out);
+    let r = (sk_prot(sock).sendmsg_check)(sock, len, dst, out, mtu);
     if out == OutRoute::NoRoute && r == Err(Errno::ENETUNREACH) {
         no_routes.fetch_add(1, Ordering::Relaxed);
     }
     r
 }
 
-/// `sock_sendmsg` for a datagram: copies `data` into `frame` after the
-/// headroom, queues it on the sock's write queue with its send stamp
-/// `tstamp` (`crate::latency::tx_stamp`, 0: not sampled) and schedules the
-/// sock for the loop. Hands the frame back with `EAGAIN` when sndbuf is full.
+/// Where a send takes its frames from: the loop's cache ([`NetdevQueue`],
+/// run to completion) or the shared free list (application threads).
+pub(crate) trait FrameSource {
+    fn alloc(&mut self) -> Option<Frame>;
+    fn free(&mut self, frame: Frame);
+    fn umem(&self) -> &Umem;
+}
+
+impl FrameSource for NetdevQueue {
+    fn alloc(&mut self) -> Option<Frame> {
+        self.alloc_frame()
+    }
+    fn free(&mut self, frame: Frame) {
+        self.free_frame(frame);
+    }
+    fn umem(&self) -> &Umem {
+        NetdevQueue::umem(self)
+    }
+}
+
+/// The shared free list and its UMEM.
+struct PoolSource<'a>(&'a Umem, &'a FramePool);
+
+impl FrameSource for PoolSource<'_> {
+    fn alloc(&mut self) -> Option<Frame> {
+        self.1.get()
+    }
+    fn free(&mut self, frame: Frame) {
+        self.1.put(frame);
+    }
+    fn umem(&self) -> &Umem {
+        self.0
+    }
+}
+
+/// The buffer of a datagram to send: `data` copied after the headroom of
+/// one frame when the IP datagram fits `mtu`, else laid out in fragments
+/// (`__ip_append_data`, [`ip_append_fragments`]). `ENOBUFS` when no frame is free.
 #[inline]
-pub(crate) fn sock_sendmsg(
-    umem: &Umem,
-    sock: &Arc<Sock>,
-    scheduled: &ArrayQueue<Arc<Sock>>,
-    mut frame: Frame,
+pub(crate) fn sock_alloc_send_skb(
+    src: &mut impl FrameSource,
     data: &[u8],
     dst: SocketAddrV4,
-    tstamp: u64,
-) -> Result<usize, (Errno, Frame)> {
-    umem.frame_mut(&mut frame)[TX_HEADROOM..TX_HEADROOM + data.len()].copy_from_slice(data);
-    let mut skb = SkBuff::new(frame, TX_HEADROOM, data.len(), dst);
-    skb.tstamp = tstamp;
-    if let Err(skb) = sock.queue_xmit(skb) {
-        return Err((Errno::EAGAIN, skb.into_frame()));
+    mtu: usize,
+) -> Result<SkBuff, Errno> {
+    if data.len() + UDP_IP_HEADERS <= mtu {
+        let mut frame = src.alloc().ok_or(Errno::ENOBUFS)?;
+        src.umem().frame_mut(&mut frame)[TX_HEADROOM..TX_HEADROOM + data.len()].copy_from_slice(data);
+        return Ok(SkBuff::new(frame, TX_HEADROOM, data.len(), dst));
     }
+    ip_append_fragments(src, data, dst, mtu)
+}
+
+/// IPv4 and UDP headers, bytes.
+const UDP_IP_HEADERS: usize = crate::wire::ipv4::MIN_HEADER_LEN + crate::wire::udp::HEADER_LEN;
+
+/// A datagram larger than `mtu` laid out in fragments: one frame per
+/// fragment, each piece at the headroom, the first `frag_payload(mtu) - 8`
+/// bytes long (the UDP header goes in front of it), the others
+/// `frag_payload(mtu)`, the last what is left. All or nothing: if a frame is
+/// missing, those taken go back and the send fails with `ENOBUFS`, so no
+/// partial datagram ever reaches the wire.
+#[cold]
+fn ip_append_fragments(
+    src: &mut impl FrameSource,
+    data: &[u8],
+    dst: SocketAddrV4,
+    mtu: usize,
+) -> Result<SkBuff, Errno> {
+    let fp = frag_payload(mtu);
+    let first = fp - crate::wire::udp::HEADER_LEN;
+    let fill = |src: &mut dyn FrameSource, bytes: &[u8]| -> Option<Frame> {
+        let mut frame = src.alloc()?;
+        src.umem().frame_mut(&mut frame)[TX_HEADROOM..TX_HEADROOM + bytes.len()].copy_from_slice(bytes);
+        Some(frame)
+    };
+    let head = fill(src, &data[..first]).ok_or(Errno::ENOBUFS)?;
+    let mut chain = SkbChain::new(src.umem(), head, TX_HEADROOM, first);
+    for bytes in data[first..].chunks(fp) {
+        match fill(src, bytes) {
+            Some(frame) => chain.push(src.umem(), frame, TX_HEADROOM, bytes.len()),
+            None => {
+                let mut freed = Vec::new();
+                chain.free(src.umem(), |f| freed.push(f));
+                freed.into_iter().for_each(|f| src.free(f));
+                return Err(Errno::ENOBUFS);
+            }
+        }
+    }
+    Ok(chain.finish(dst))
+}
+
+/// `sock_sendmsg` for a datagram: queues `skb` on the sock's write queue with
+/// its send stamp `tstamp` (`crate::latency::tx_stamp`, 0: not sampled) and
+/// schedules the sock for the loop. Hands the buffer back when sndbuf is full
+/// (`EAGAIN`).
+#[inline]
+pub(crate) fn sock_sendmsg(
+    sock: &Arc<Sock>,
+    scheduled: &ArrayQueue<Arc<Sock>>,
+    mut skb: SkBuff,
+    tstamp: u64,
+) -> Result<usize, SkBuff> {
+    let len = skb.len();
+    skb.tstamp = tstamp;
+    sock.queue_xmit(skb)?;
     Sock::schedule_xmit(sock, scheduled);
-    Ok(data.len())
+    Ok(len)
 }
 
 /// The `poll(2)` events of `sock` among `events` (`POLLNVAL` for none).
@@ -323,6 +424,27 @@ impl<D: NetDevice> Stack<D> {
         set_sockopt(self.files.get(fd)?, opt)
     }
 
+    /// `getsockopt(IP_MTU_DISCOVER)`.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`.
+    pub fn mtu_discover(&self, fd: Fd) -> Result<PmtuDisc, Errno> {
+        Ok(self.files.get(fd)?.pmtudisc())
+    }
+
+    /// `getsockopt(IP_MTU)`: the path MTU to a connected socket's peer (the
+    /// learned one, else the device's), bytes of IP datagram.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`; `ENOTCONN` when not connected (no cached route, as Linux).
+    pub fn ip_mtu(&self, fd: Fd) -> Result<usize, Errno> {
+        let sock = self.files.get(fd)?;
+        let peer = sock.remote().ok_or(Errno::ENOTCONN)?;
+        Ok(self.net.pmtu.get(*peer.ip(), self.net.mtu, self.call_time()).mtu)
+    }
+
     /// `getsockopt(TCP_INFO)`: the connection's state, timers and counts.
     ///
     /// # Errors
@@ -430,13 +552,21 @@ impl<D: NetDevice> Stack<D> {
         if r.rx_ns != 0 {
             self.record_rx_latency(r.rx_ns);
         }
-        self.napi.queue_mut().free_frame(r.frame);
+        let q = self.napi.queue_mut();
+        if r.skb.is_chained() {
+            let umem = q.umem().clone();
+            r.skb.free(&umem, |f| q.free_frame(f));
+        } else {
+            q.free_frame(r.skb.into_frame());
+        }
         Ok((r.len, r.peer))
     }
 
     /// Reads the oldest datagram in place, without a copy: `f` sees the
     /// payload in its UMEM frame and the sender; the frame is recycled when
-    /// `f` returns.
+    /// `f` returns. A datagram of several frames (reassembled) is first
+    /// copied into a buffer the stack keeps for them (64 KiB, made on the
+    /// first such datagram), and `f` sees that.
     ///
     /// # Errors
     ///
@@ -451,6 +581,17 @@ impl<D: NetDevice> Stack<D> {
         self.net.mib.UdpInDatagrams += 1;
         if skb.tstamp != 0 {
             self.record_rx_latency(skb.tstamp);
+        }
+        if skb.is_chained() {
+            let umem = self.napi.queue().umem().clone();
+            let mut scratch = std::mem::take(&mut self.chain_scratch);
+            scratch.resize(crate::ipv4::ip_fragment::IP_MAX_MTU, 0);
+            let n = skb.copy_to(&umem, &mut scratch);
+            let r = f(&scratch[..n], skb.peer());
+            self.chain_scratch = scratch;
+            let q = self.napi.queue_mut();
+            skb.free(&umem, |fr| q.free_frame(fr));
+            return Ok(r);
         }
         let r = f(skb.data(self.napi.queue().umem()), skb.peer());
         self.napi.queue_mut().free_frame(skb.into_frame());
@@ -473,16 +614,28 @@ impl<D: NetDevice> Stack<D> {
         // Borrowed, not cloned: an `Arc` clone and drop are two locked
         // instructions per datagram.
         let sock = self.files.get(fd)?;
-        sendmsg_check(sock, data.len(), dst, &self.net.route, &self.out_no_routes)?;
+        // No path MTU is below min_pmtu: a small datagram skips the lookup.
+        let mtu = if data.len() + UDP_IP_HEADERS <= IP_RT_MIN_PMTU {
+            self.net.mtu
+        } else {
+            let now = self.napi.last_poll().unwrap_or_else(Instant::now);
+            udp_send_mtu(self.net.mtu, &self.net.pmtu, sock, *dst.ip(), now)
+        };
+        sendmsg_check(sock, data.len(), dst, &self.net.route, mtu, &self.out_no_routes)?;
         if !sock.sndbuf_has_room() {
             return Err(Errno::EAGAIN);
         }
         let tstamp = tx_stamp(self.cfg.rx_latency_sample, self.napi.epoch());
         let q = self.napi.queue_mut();
-        let frame = q.alloc_frame().ok_or(Errno::ENOBUFS)?;
-        sock_sendmsg(q.umem(), sock, &self.tx_scheduled, frame, data, dst, tstamp).map_err(|(e, frame)| {
-            q.free_frame(frame);
-            e
+        let skb = sock_alloc_send_skb(q, data, dst, mtu)?;
+        sock_sendmsg(sock, &self.tx_scheduled, skb, tstamp).map_err(|skb| {
+            if skb.is_chained() {
+                let umem = q.umem().clone();
+                skb.free(&umem, |f| q.free_frame(f));
+            } else {
+                q.free_frame(skb.into_frame());
+            }
+            Errno::EAGAIN
         })
     }
 
@@ -561,7 +714,8 @@ impl<D: NetDevice> Stack<D> {
             self.closed_datagrams_read += u.datagrams_read.swap(0, Ordering::Relaxed);
         }
         let q = self.napi.queue_mut();
-        sock.purge(|skb| q.free_frame(skb.into_frame()));
+        let umem = q.umem().clone();
+        sock.purge(|skb| skb.free(&umem, |f| q.free_frame(f)));
         Ok(())
     }
 
@@ -639,6 +793,8 @@ impl<D: NetDevice> SocketCalls for Stack<D> {
 fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
     match (opt, sock.tcp()) {
         (SockOpt::BusyPoll(d), _) => sock.wq.set_busy_poll(d),
+        // An IP-level option: any inet socket takes it (do_ip_setsockopt).
+        (SockOpt::MtuDiscover(v), _) => sock.set_pmtudisc(v),
         // Accepted and without effect on a datagram socket.
         (SockOpt::RcvBuf(_) | SockOpt::SndBuf(_) | SockOpt::RcvLowat(_) | SockOpt::ReuseAddr(_), None) => {}
         (_, None) => return Err(Errno(libc::ENOPROTOOPT)),
@@ -701,6 +857,9 @@ struct Shared {
     route: Route,
     /// IpOutNoRoutes, shared with the stack (application threads count it).
     out_no_routes: Arc<AtomicU64>,
+    /// The device MTU and the learned path MTUs, for the layout of a send.
+    mtu: usize,
+    pmtu: Arc<PmtuCache>,
 }
 
 /// The stack with its loop on a thread of its own.
@@ -753,6 +912,8 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             dead: AtomicBool::new(false),
             route: stack.net.route,
             out_no_routes: stack.out_no_routes.clone(),
+            mtu: stack.net.mtu,
+            pmtu: stack.net.pmtu.clone(),
         });
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new().name("xsknet-softirq".into()).spawn(move || {
@@ -925,8 +1086,9 @@ impl StackHandle {
             if let Some(u) = sock.udp() {
                 u.datagrams_read.fetch_add(1, Ordering::Relaxed);
             }
-            self.shared.pool.put(r.frame);
-            Ok(((r.len, r.peer), r.rx_ns))
+            let (len, peer, rx_ns) = (r.len, r.peer, r.rx_ns);
+            r.skb.free(&self.shared.umem, |f| self.shared.pool.put(f));
+            Ok(((len, peer), rx_ns))
         })
     }
 
@@ -978,23 +1140,25 @@ impl StackHandle {
         if sock.local().is_none() {
             self.call(move |s| s.autobind(fd))??;
         }
-        sendmsg_check(&sock, data.len(), dst, &self.shared.route, &self.shared.out_no_routes)?;
-        let mut frame = self.shared.pool.get().ok_or(Errno::ENOBUFS)?;
-        let tstamp = tx_stamp(self.shared.latency_sample, self.shared.epoch);
+        let sh = &self.shared;
+        let mtu = if data.len() + UDP_IP_HEADERS <= IP_RT_MIN_PMTU {
+            sh.mtu
+        } else {
+            udp_send_mtu(sh.mtu, &sh.pmtu, &sock, *dst.ip(), Instant::now())
+        };
+        sendmsg_check(&sock, data.len(), dst, &sh.route, mtu, &sh.out_no_routes)?;
+        let mut skb = sock_alloc_send_skb(&mut PoolSource(&sh.umem, &sh.pool), data, dst, mtu)?;
+        let tstamp = tx_stamp(sh.latency_sample, sh.epoch);
         loop {
-            match sock_sendmsg(&self.shared.umem, &sock, &self.shared.tx_scheduled, frame, data, dst, tstamp) {
+            match sock_sendmsg(&sock, &sh.tx_scheduled, skb, tstamp) {
                 Ok(n) => return Ok(n),
-                Err((Errno::EAGAIN, f)) => {
-                    frame = f;
-                    if self.shared.dead.load(Ordering::SeqCst) {
-                        self.shared.pool.put(frame);
+                Err(back) => {
+                    skb = back;
+                    if sh.dead.load(Ordering::SeqCst) {
+                        skb.free(&sh.umem, |f| sh.pool.put(f));
                         return Err(Errno::ESHUTDOWN);
                     }
                     wait_event(&[&sock.wq], Some(Instant::now() + Duration::from_millis(100)), || sock.writable());
-                }
-                Err((e, f)) => {
-                    self.shared.pool.put(f);
-                    return Err(e);
                 }
             }
         }
@@ -1133,6 +1297,26 @@ impl StackHandle {
         set_sockopt(&*self.shared.files.get(fd)?, opt)
     }
 
+    /// `getsockopt(IP_MTU_DISCOVER)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::mtu_discover`].
+    pub fn mtu_discover(&self, fd: Fd) -> Result<PmtuDisc, Errno> {
+        Ok(self.shared.files.get(fd)?.pmtudisc())
+    }
+
+    /// `getsockopt(IP_MTU)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::ip_mtu`].
+    pub fn ip_mtu(&self, fd: Fd) -> Result<usize, Errno> {
+        let sock = self.shared.files.get(fd)?;
+        let peer = sock.remote().ok_or(Errno::ENOTCONN)?;
+        Ok(self.shared.pmtu.get(*peer.ip(), self.shared.mtu, Instant::now()).mtu)
+    }
+
     /// `getsockopt(TCP_INFO)`, from the loop.
     ///
     /// # Errors
@@ -1152,8 +1336,8 @@ impl StackHandle {
         if self.shared.dead.load(Ordering::SeqCst) {
             let sock = self.shared.files.get(fd)?;
             sock.mark_closed();
-            let pool = &self.shared.pool;
-            sock.purge(|skb| pool.put(skb.into_frame()));
+            let (umem, pool) = (&self.shared.umem, &self.shared.pool);
+            sock.purge(|skb| skb.free(umem, |f| pool.put(f)));
             return Ok(());
         }
         self.call(move |s| s.close(fd))?

@@ -292,6 +292,7 @@ impl<D: NetDevice> Napi<D> {
             arp::neigh_timers(net, &mut self.q, now);
             let umem = self.q.umem().clone();
             tcp::timer::tcp_timers(net, &mut self.q, &umem, now);
+            crate::ipv4::ip_fragment::ip_expire(net, &mut self.q, &umem, now);
         }
         let mut tx = self.xmit(net);
 
@@ -372,6 +373,7 @@ impl<D: NetDevice> Napi<D> {
         }
         self.q.drop_tx_backlog();
         net.tx_stamps.forget_queued();
+        net.ipfrags.release(|f| self.q.free_frame(f));
     }
 }
 

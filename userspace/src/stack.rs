@@ -26,6 +26,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
 use crate::inet_diag::{inet_diag, SockDiag};
 use crate::inet_hashtables::InetHashTables;
+use crate::ipv4::ip_fragment::IpFragTable;
 use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram, StageLatency};
 use crate::net::Net;
 use crate::netdevice::{DeviceStats, NetDevice};
@@ -143,15 +144,21 @@ pub struct Stack<D: NetDevice> {
     pub(crate) poll_hist: Box<PollHistograms>,
     /// When the last [`Self::poll_timed`] ended.
     last_poll_end: Option<Instant>,
+    /// Where `recv_with` copies a datagram of several frames (empty until
+    /// the first one).
+    pub(crate) chain_scratch: Vec<u8>,
 }
 
 impl<D: NetDevice> Stack<D> {
     /// Builds the stack over `dev`, whose frames come from `umem`/`pool`, and
     /// fills the device's fill ring.
     pub fn new(dev: D, umem: Arc<Umem>, pool: Arc<FramePool>, cfg: StackConfig) -> Stack<D> {
+        let mut net = Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight);
+        // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
+        net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);
         Stack {
             napi: Napi::new(dev, umem, pool, cfg.napi_weight),
-            net: Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight),
+            net,
             socks: InetHashTables::default(),
             files: FdTable::new(cfg.max_fds),
             tx_scheduled: Arc::new(ArrayQueue::new(cfg.max_fds.max(1))),
@@ -162,6 +169,7 @@ impl<D: NetDevice> Stack<D> {
             publisher: None,
             poll_hist: Box::default(),
             last_poll_end: None,
+            chain_scratch: Vec::new(),
             cfg,
         }
     }
@@ -389,6 +397,7 @@ impl<D: NetDevice> Stack<D> {
             in_socks: self.all_socks().map(|s| s.queued()).sum(),
             awaiting_neighbour: self.net.neigh.queued(),
             tx_backlog: q.tx_backlog(),
+            in_reasm: self.net.ipfrags.frames(),
         }
     }
 

@@ -81,6 +81,14 @@ impl Frame {
         self.bits
     }
 
+    /// The word [`Frame::into_ring`] will give, without giving the frame up:
+    /// for a chain that records where a frame goes before it hands the frame
+    /// over (`crate::skbuff::SkbChain`).
+    #[inline]
+    pub(crate) fn word(&self) -> u64 {
+        self.bits
+    }
+
     /// Takes a frame back off one of our rings.
     ///
     /// # Safety
@@ -446,12 +454,22 @@ pub struct FrameCensus {
     pub awaiting_neighbour: usize,
     /// Waiting for room on the tx ring.
     pub tx_backlog: usize,
+    /// Held by IP reassembly queues (fragments waiting for the rest of
+    /// their datagram, `crate::ipv4::ip_fragment`).
+    #[serde(default)]
+    pub in_reasm: usize,
 }
 
 impl FrameCensus {
     /// The parts added up: equal to `total` when no frame leaked.
     pub fn accounted(&self) -> usize {
-        self.in_kernel + self.free_local + self.free_shared + self.in_socks + self.awaiting_neighbour + self.tx_backlog
+        self.in_kernel
+            + self.free_local
+            + self.free_shared
+            + self.in_socks
+            + self.awaiting_neighbour
+            + self.tx_backlog
+            + self.in_reasm
     }
 }
 

@@ -123,7 +123,15 @@ fn bad_frames() -> Vec<(MibCounter, Vec<u8>)> {
         (MibCounter::IpExtInTruncatedPkts, mangle_ip(udp.clone(), |p| p.set_total_len(1000))),
         (MibCounter::IpInAddrErrors, mangle_ip(udp.clone(), |p| p.set_dst_addr(Ipv4Addr::new(10, 0, 0, 77)))),
         (MibCounter::XskIpInMartianSrc, mangle_ip(udp.clone(), |p| p.set_src_addr(Ipv4Addr::BROADCAST))),
-        (MibCounter::XskIpFragDrops, mangle_ip(udp.clone(), |p| p.set_fragment(false, true, 0))),
+        // A fragment of fewer than 8 bytes with MF: no bytes once cut to a
+        // multiple of 8, so ip_frag_queue drops it (and its queue).
+        (
+            MibCounter::IpReasmFails,
+            mangle_ip(udp.clone(), |p| {
+                p.set_fragment(false, true, 0);
+                p.set_total_len(27);
+            }),
+        ),
         (
             MibCounter::IpInUnknownProtos,
             build::ipv4_frame(&eth(OUR_MAC, ethertype::IPV4), &ip(PEER_IP, OUR_IP, 99), &[0; 8]),

@@ -65,7 +65,7 @@ pub fn icmp_rcv(
             // one, is an ICMP input error.
             match msg.quote() {
                 Ok(quote) => {
-                    icmp_unreach(net, socks, hdr.code, &quote);
+                    icmp_unreach(net, socks, hdr.code, hdr.rest, &quote, now);
                     q.free_frame(frame);
                 }
                 Err(_) => {
@@ -89,9 +89,13 @@ pub fn icmp_rcv(
 
 /// `icmp_unreach` → `__udp4_lib_err`: a port unreachable for a datagram a
 /// connected UDP socket sent becomes ECONNREFUSED on that socket (only
-/// connected ones, as Linux without IP_RECVERR).
-fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, quote: &IcmpQuote<&[u8]>) {
-    if code != icmp::unreach_code::PORT {
+/// connected ones, as Linux without IP_RECVERR). A fragmentation needed
+/// (`rest` carries the next hop's MTU in its last two bytes) for a datagram
+/// of one of our UDP sockets lowers the path MTU to its destination
+/// (`ipv4_sk_update_pmtu`, `net.ipv4.ip_no_pmtu_disc` 0) and, unless the
+/// socket does `IP_PMTUDISC_DONT`, is `EMSGSIZE` on a connected socket.
+fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, rest: [u8; 4], quote: &IcmpQuote<&[u8]>, now: Instant) {
+    if code != icmp::unreach_code::PORT && code != icmp::unreach_code::FRAG_NEEDED {
         return;
     }
     // The quoted header is cut short by design (its total length is the
@@ -101,10 +105,22 @@ fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, quote: &IcmpQuote<&
         return;
     }
     let Some((sport, dport)) = quote.ports() else { return };
-    if let Some(sock) = socks.lookup(&DemuxKey { protocol: protocol::UDP, port: sport }) {
-        if sock.remote() == Some(SocketAddrV4::new(dst, dport)) {
+    let Some(sock) = socks.lookup(&DemuxKey { protocol: protocol::UDP, port: sport }) else { return };
+    let peer = SocketAddrV4::new(dst, dport);
+    // The lookup of the reverse flow: a connected socket only for its peer.
+    if sock.remote().is_some_and(|r| r != peer) {
+        return;
+    }
+    if code == icmp::unreach_code::PORT {
+        if sock.remote() == Some(peer) {
             sock.set_err(Errno::ECONNREFUSED);
         }
+        return;
+    }
+    let mtu = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+    net.pmtu.update(dst, mtu, net.mtu, now);
+    if sock.remote() == Some(peer) && sock.pmtudisc() != crate::sock::PmtuDisc::Dont {
+        sock.set_err(Errno::EMSGSIZE);
     }
 }
 
@@ -136,7 +152,55 @@ pub fn icmp_send_unreach(
     code: u8,
     now: Instant,
 ) {
-    if let Err(limited) = net.icmp_ratelimit.allow(ip.hdr.src, now) {
+    let quoted = &umem.frame(original)[ip.l3..ip.l3 + ip.total_len()];
+    icmp_send(net, q, quoted, ip.hdr.src, IcmpRepr::dest_unreachable(code), now);
+}
+
+/// `icmp_send(skb, ICMP_DEST_UNREACH, code)` for a datagram not in one frame
+/// (a reassembled one): `quoted` is its IP header and first bytes, as the
+/// message will quote them; `dst` its source.
+pub fn icmp_send_unreach_quoting(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    quoted: &[u8],
+    dst: std::net::Ipv4Addr,
+    code: u8,
+    now: Instant,
+) {
+    icmp_send(net, q, quoted, dst, IcmpRepr::dest_unreachable(code), now);
+}
+
+/// `icmp_send(head, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)` from `ip_expire`:
+/// quotes the first fragment of a datagram never completed (its IP header
+/// and payload at `quoted` in `original`) to its sender `src`. Not for a
+/// fragment of an ICMP error message (`icmp_send` answers no error with an
+/// error).
+pub fn icmp_send_time_exceeded(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    original: &Frame,
+    quoted: std::ops::Range<usize>,
+    src: std::net::Ipv4Addr,
+    now: Instant,
+) {
+    let bytes = &umem.frame(original)[quoted];
+    let ihl = usize::from(bytes[0] & 0x0f) * 4;
+    if bytes[9] == protocol::ICMP {
+        let t = bytes.get(ihl).copied().unwrap_or(0);
+        // icmp_pointers[].error: unreachable, source quench, redirect, time
+        // exceeded, parameter problem; and types past NR_ICMP_TYPES.
+        if matches!(t, 3 | 4 | 5 | 11 | 12) || t > NR_ICMP_TYPES {
+            return;
+        }
+    }
+    icmp_send(net, q, bytes, src, IcmpRepr::time_exceeded(icmp::exc_code::FRAGTIME), now);
+}
+
+/// `icmp_send`: the error `repr` to `dst`, quoting `quoted` (the offending
+/// datagram's header and first bytes), under the rate limits.
+fn icmp_send(net: &mut Net, q: &mut NetdevQueue, quoted: &[u8], dst: std::net::Ipv4Addr, repr: IcmpRepr, now: Instant) {
+    if let Err(limited) = net.icmp_ratelimit.allow(dst, now) {
         match limited {
             RateLimited::Global => net.mib.IcmpOutRateLimitGlobal += 1,
             RateLimited::Host => net.mib.IcmpOutRateLimitHost += 1,
@@ -149,13 +213,18 @@ pub fn icmp_send_unreach(
     };
     let l3 = crate::wire::ethernet::HEADER_LEN;
     let l4 = l3 + ipv4::MIN_HEADER_LEN;
-    let quoted = &umem.frame(original)[ip.l3..ip.l3 + ip.total_len()];
+    let umem = q.umem().clone();
     let buf = umem.frame_mut(&mut frame);
-    let icmp_len = IcmpRepr::dest_unreachable(code).emit_quoting(&mut buf[l4..], quoted);
-    ip_build_header(net, &mut buf[l3..l4], ip.hdr.src, protocol::ICMP, icmp_len, TOS_INTERNETCONTROL);
-    if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + icmp_len, ip.hdr.src, now) {
+    let icmp_len = repr.emit_quoting(&mut buf[l4..], quoted);
+    ip_build_header(net, &mut buf[l3..l4], dst, protocol::ICMP, icmp_len, TOS_INTERNETCONTROL);
+    if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + icmp_len, dst, now) {
         net.mib.IcmpOutMsgs += 1;
-        net.mib.IcmpOutDestUnreachs += 1;
-        net.mib.IcmpMsgOutType3 += 1;
+        if repr.msg_type == msg_type::TIME_EXCEEDED {
+            net.mib.IcmpOutTimeExcds += 1;
+            net.mib.IcmpMsgOutType11 += 1;
+        } else {
+            net.mib.IcmpOutDestUnreachs += 1;
+            net.mib.IcmpMsgOutType3 += 1;
+        }
     }
 }

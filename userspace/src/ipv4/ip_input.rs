@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::time::Instant;
 
+use super::ip_fragment::{self, Defrag, Reassembled};
 use super::{icmp, tcp, udp, RxIp};
 use crate::inet_hashtables::InetHashTables;
 use crate::net::Net;
@@ -71,9 +72,12 @@ pub fn ip_rcv(
         return q.kfree_skb_reason(frame, MibCounter::XskIpInMartianSrc);
     }
     if hdr.is_fragment() {
-        mib.IpReasmReqds += 1;
-        mib.XskIpFragDrops += 1;
-        return q.kfree_skb_reason(frame, MibCounter::XskIpFragDrops);
+        // ip_local_deliver → ip_defrag: held until the datagram is whole.
+        let l4 = l3 + pkt.header_len();
+        return match ip_fragment::ip_defrag(net, q, umem, frame, &hdr, l3, l4, now) {
+            Defrag::Stolen => {}
+            Defrag::Done(r) => ip_local_deliver_reassembled(net, socks, q, umem, r, now),
+        };
     }
     let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len };
     match hdr.protocol {
@@ -93,6 +97,28 @@ pub fn ip_rcv(
             net.mib.IpInUnknownProtos += 1;
             icmp::icmp_send_unreach(net, q, umem, &frame, &ip, crate::wire::icmp::unreach_code::PROTOCOL, now);
             q.kfree_skb_reason(frame, MibCounter::IpInUnknownProtos);
+        }
+    }
+}
+
+/// `ip_local_deliver_finish` for a reassembled datagram: to UDP, which takes
+/// a buffer of several frames. ICMP and TCP take one frame only for now: a
+/// reassembled datagram for them is delivered and dropped
+/// (`XskIpReasmUnsupported`).
+fn ip_local_deliver_reassembled(
+    net: &mut Net,
+    socks: &InetHashTables,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    r: Reassembled,
+    now: Instant,
+) {
+    net.mib.IpInDelivers += 1;
+    match r.hdr.protocol {
+        protocol::UDP => udp::udp_rcv_chained(net, socks, q, umem, r.skb, &r.hdr, now),
+        _ => {
+            net.mib.XskIpReasmUnsupported += 1;
+            r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));
         }
     }
 }

@@ -35,6 +35,26 @@ pub fn ip_build_header_df(
     tos: u8,
     df: bool,
 ) {
+    let ident = net.next_ip_ident();
+    ip_build_header_id(net, buf, dst, protocol, payload_len, tos, ident, df, false, 0);
+}
+
+/// Writes a 20-byte IP header with every fragment field given: identifier
+/// `ident`, DF `df`, MF `mf`, fragment offset `frag_offset` (8-byte units).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn ip_build_header_id(
+    net: &Net,
+    buf: &mut [u8],
+    dst: Ipv4Addr,
+    protocol: u8,
+    payload_len: usize,
+    tos: u8,
+    ident: u16,
+    df: bool,
+    mf: bool,
+    frag_offset: u16,
+) {
     let repr = Ipv4Repr {
         src: net.route.addr,
         dst,
@@ -42,10 +62,10 @@ pub fn ip_build_header_df(
         payload_len,
         ttl: net.ttl,
         tos,
-        ident: net.next_ip_ident(),
+        ident,
         dont_fragment: df,
-        more_fragments: false,
-        frag_offset: 0,
+        more_fragments: mf,
+        frag_offset,
     };
     repr.emit(&mut Ipv4Packet::new_unchecked(buf));
 }
@@ -64,12 +84,32 @@ pub fn ip_output(
     dst: Ipv4Addr,
     now: Instant,
 ) -> bool {
+    ip_output_frag(net, q, frame, l3, ip_len, dst, now, true)
+}
+
+/// As [`ip_output`] for one fragment of a datagram: the datagram counts once
+/// in `IpOutRequests` (with its first fragment, `first`), each fragment in
+/// `IpOutTransmits` and `IpExtOutOctets`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn ip_output_frag(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    frame: Frame,
+    l3: usize,
+    ip_len: usize,
+    dst: Ipv4Addr,
+    now: Instant,
+    first: bool,
+) -> bool {
     let Some(nexthop) = net.route.next_hop(dst) else {
         net.mib.IpOutNoRoutes += 1;
         q.kfree_xmit_reason(frame, l3..l3 + ip_len, Link::Ipv4, MibCounter::IpOutNoRoutes);
         return false;
     };
-    net.mib.IpOutRequests += 1;
+    if first {
+        net.mib.IpOutRequests += 1;
+    }
     net.mib.IpOutTransmits += 1;
     net.mib.IpExtOutOctets += ip_len as u64;
     let desc = Desc { frame, offset: (l3 - ethernet::HEADER_LEN) as u32, len: (ethernet::HEADER_LEN + ip_len) as u32 };

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | [`ip_input`] | net/ipv4/ip_input.c | `ip_rcv`: checks, route, deliver |
 //! | [`ip_output`] | net/ipv4/ip_output.c | headers, route, neighbour output |
+//! | [`ip_fragment`] | net/ipv4/ip_fragment.c, inet_fragment.c, route.c | `ip_defrag`, fragment layout, path MTU |
 //! | [`udp`] | net/ipv4/udp.c | `__udp4_lib_rcv`, `udp_push_pending_frames`, `udp_prot` |
 //! | [`tcp`] | net/ipv4/tcp*.c | `tcp_v4_rcv`, the state machine, timers, `tcp_prot` |
 //! | [`icmp`] | net/ipv4/icmp.c | echo, errors in and out |
@@ -21,6 +22,7 @@
 pub mod af_inet;
 pub mod arp;
 pub mod icmp;
+pub mod ip_fragment;
 pub mod ip_input;
 pub mod ip_output;
 pub mod tcp;

@@ -12,7 +12,8 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::ip_output::{ip_build_header, ip_output};
+use super::ip_fragment::{PmtuCache, IP_MAX_MTU};
+use super::ip_output::{ip_build_header_id, ip_output_frag};
 use super::{icmp, RxIp};
 use crate::errno::Errno;
 use crate::inet_hashtables::{DemuxKey, InetHashTables};
@@ -22,15 +23,19 @@ use crate::proto::{Proto, ProtoCtx};
 use crate::route::OutRoute;
 use crate::skbuff::SkBuff;
 use crate::snmp::MibCounter;
-use crate::sock::Sock;
+use crate::sock::{PmtuDisc, Sock};
 use crate::umem::{Frame, Umem};
+use crate::wire::checksum;
 use crate::wire::icmp::unreach_code;
+use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::ipv4::{self, protocol};
 use crate::wire::udp::{self, UdpPacket, UdpRepr};
+use std::sync::atomic::Ordering;
 
-/// Largest UDP payload one send carries: one 1500-byte MTU frame, no
-/// fragmentation (IP reassembly and fragmentation are not built yet).
-pub const MAX_UDP_PAYLOAD: usize = 1500 - ipv4::MIN_HEADER_LEN - udp::HEADER_LEN;
+/// Largest UDP payload one send carries: the largest IP datagram less the
+/// headers (65507 bytes), sent in fragments past the path MTU. With
+/// `IP_PMTUDISC_DO` or `PROBE` the bound is the MTU less the headers.
+pub const MAX_UDP_PAYLOAD: usize = IP_MAX_MTU - ipv4::MIN_HEADER_LEN - udp::HEADER_LEN;
 
 /// UDP's operations (`udp_prot`).
 pub static UDP_PROT: Proto = Proto {
@@ -42,29 +47,55 @@ pub static UDP_PROT: Proto = Proto {
 };
 
 /// `ip4_datagram_connect`: sets the default destination, and makes port
-/// unreachable errors from it come back as `ECONNREFUSED`.
+/// unreachable errors from it come back as `ECONNREFUSED`; the socket's IP
+/// identifier for DF datagrams starts at a random value (`inet_id`).
 fn udp_connect(_cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -> Result<(), Errno> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(u32::from(*addr.ip()));
+    sock.inet_id.store(h.finish() as u16 as u32, Ordering::Relaxed);
     sock.set_remote(addr);
     Ok(())
 }
 
-/// `udp_sendmsg`'s checks, in its order: the pending error, the length, the
-/// destination, the route.
-fn udp_sendmsg_check(sock: &Sock, len: usize, dst: SocketAddrV4, route: OutRoute) -> Result<(), Errno> {
+/// `udp_sendmsg`'s checks, in its order: the length against 64 KiB, the
+/// pending error, the destination, the route, then `__ip_append_data`'s
+/// bound: the path MTU `mtu` under `IP_PMTUDISC_DO`/`PROBE`
+/// (`ip_sk_ignore_df` false), else the largest IP datagram.
+fn udp_sendmsg_check(sock: &Sock, len: usize, dst: SocketAddrV4, route: OutRoute, mtu: usize) -> Result<(), Errno> {
+    if len > 0xFFFF {
+        return Err(Errno::EMSGSIZE);
+    }
     if let Some(e) = sock.take_err() {
         return Err(e);
-    }
-    if len > MAX_UDP_PAYLOAD {
-        return Err(Errno::EMSGSIZE);
     }
     if dst.port() == 0 || dst.ip().is_unspecified() {
         return Err(Errno::EINVAL);
     }
     match route {
-        OutRoute::Unicast { .. } => Ok(()),
-        OutRoute::NoRoute => Err(Errno::ENETUNREACH),
+        OutRoute::Unicast { .. } => {}
+        OutRoute::NoRoute => return Err(Errno::ENETUNREACH),
         // No SO_BROADCAST (yet): Linux refuses with EACCES.
-        OutRoute::Broadcast => Err(Errno::EACCES),
+        OutRoute::Broadcast => return Err(Errno::EACCES),
+    }
+    let max = match sock.pmtudisc() {
+        PmtuDisc::Do | PmtuDisc::Probe => mtu,
+        PmtuDisc::Want | PmtuDisc::Dont => IP_MAX_MTU,
+    };
+    if len + udp::HEADER_LEN > max - ipv4::MIN_HEADER_LEN {
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok(())
+}
+
+/// The MTU a send of `sock` to `dst` is laid out for and checked against
+/// (`ip_setup_cork`: the path MTU, or the device's under `IP_PMTUDISC_PROBE`).
+#[inline]
+pub fn udp_send_mtu(net_mtu: usize, pmtu: &PmtuCache, sock: &Sock, dst: std::net::Ipv4Addr, now: Instant) -> usize {
+    if sock.pmtudisc() == PmtuDisc::Probe {
+        net_mtu
+    } else {
+        pmtu.get(dst, net_mtu, now).mtu
     }
 }
 
@@ -115,9 +146,82 @@ pub fn udp_rcv(
     }
 }
 
+/// `__udp4_lib_rcv` for a reassembled datagram (`hdr`, its payload the
+/// chain `skb`): the same checks, in the same order, across the pieces.
+pub fn udp_rcv_chained(
+    net: &mut Net,
+    socks: &InetHashTables,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    mut skb: SkBuff,
+    hdr: &Ipv4Repr,
+    now: Instant,
+) {
+    let head = skb.data(umem);
+    let total = skb.len();
+    // A first fragment carries at least 8 bytes (a multiple of 8, not 0).
+    let Some(h) = head.first_chunk::<{ udp::HEADER_LEN }>() else {
+        net.mib.UdpInErrors += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpInErrors));
+    };
+    let (sport, dport) = (u16::from_be_bytes([h[0], h[1]]), u16::from_be_bytes([h[2], h[3]]));
+    let ulen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let csum_field = u16::from_be_bytes([h[6], h[7]]);
+    // short_packet: a length past the datagram or under the header.
+    if ulen > total || ulen < udp::HEADER_LEN {
+        net.mib.UdpInErrors += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpInErrors));
+    }
+    skb.trim(ulen);
+    let key = DemuxKey { protocol: protocol::UDP, port: dport };
+    let sock = socks.lookup(&key);
+    if csum_field != 0 {
+        let sum = skb.csum(umem, checksum::pseudo_header_sum(hdr.src, hdr.dst, protocol::UDP, ulen as u16));
+        if checksum::fold(sum) != 0xFFFF {
+            net.mib.UdpInCsumErrors += 1;
+            net.mib.UdpInErrors += 1;
+            return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpInCsumErrors));
+        }
+    }
+    let Some(sock) = sock else {
+        net.mib.UdpNoPorts += 1;
+        // The quote: the reassembled datagram's header and its first bytes.
+        let mut quote = [0u8; crate::wire::icmp::MAX_QUOTED_LEN];
+        let ip_hdr = Ipv4Repr { payload_len: ulen, ..*hdr };
+        ip_hdr.emit(&mut ipv4::Ipv4Packet::new_unchecked(&mut quote[..ipv4::MIN_HEADER_LEN]));
+        let n = ipv4::MIN_HEADER_LEN + skb.copy_to(umem, &mut quote[ipv4::MIN_HEADER_LEN..]);
+        icmp::icmp_send_unreach_quoting(net, q, &quote[..n], hdr.src, unreach_code::PORT, now);
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpNoPorts));
+    };
+    skb.pull(umem, udp::HEADER_LEN);
+    skb.peer = SocketAddrV4::new(hdr.src, sport);
+    skb.tstamp = net.rx_sampler.stamp();
+    match sock.queue_rcv(skb) {
+        Ok(()) => {
+            if net.rx_woken.last() != Some(&key) {
+                net.rx_woken.push(key);
+            }
+        }
+        Err(skb) => {
+            net.mib.UdpRcvbufErrors += 1;
+            net.mib.UdpInErrors += 1;
+            skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpRcvbufErrors));
+        }
+    }
+}
+
 /// `udp_push_pending_frames`: sends up to `budget` datagrams from `sock`'s
 /// write queue; UDP and IP headers go in front of the data (the socket layer
-/// leaves `TX_HEADROOM` for them), then `ip_output`. Returns how many it took.
+/// leaves `TX_HEADROOM` for them), then `ip_output`. DF and the IP
+/// identifier as `__ip_make_skb` sets them: DF under `IP_PMTUDISC_DO` and
+/// `PROBE`, and under `WANT` when the path MTU is not locked (the datagram
+/// fits it: a larger one was laid out in fragments); a DF datagram of a
+/// connected socket takes the socket's `inet_id`, of an unconnected one 0;
+/// others the stack's next identifier. A datagram laid out in fragments
+/// (a chain, one piece per fragment) goes out as `ip_do_fragment` sends it.
+/// One whose layout no longer fits the path MTU (it fell between the send
+/// and now) is dropped as `ip_fragment` drops a DF datagram: `IpFragFails`.
+/// Returns how many it took.
 pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget: usize, now: Instant) -> usize {
     let Some(local) = sock.local() else { return 0 };
     // Once per call, not per datagram: an `Arc` clone is a locked add.
@@ -127,18 +231,43 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
         let Some(skb) = sock.dequeue_xmit() else { break };
         sent += 1;
         let dst = skb.peer;
+        let pmtudisc = sock.pmtudisc();
+        let path = net.pmtu.get(*dst.ip(), net.mtu, now);
+        let mtu = if pmtudisc == PmtuDisc::Probe { net.mtu } else { path.mtu };
+        if skb.is_chained() {
+            udp_push_fragments(net, q, &umem, skb, local.port(), mtu, pmtudisc, now);
+            continue;
+        }
         let len = skb.len();
         let tstamp = skb.tstamp;
         let l4 = skb.data as usize - udp::HEADER_LEN;
         let l3 = l4 - ipv4::MIN_HEADER_LEN;
         let mut frame = skb.into_frame();
+        let ip_len = ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + len;
+        if ip_len > mtu {
+            net.mib.IpFragFails += 1;
+            q.kfree_skb_reason(frame, MibCounter::IpFragFails);
+            continue;
+        }
+        let df = match pmtudisc {
+            PmtuDisc::Do | PmtuDisc::Probe => true,
+            PmtuDisc::Want => !path.locked,
+            PmtuDisc::Dont => false,
+        };
+        let ident = if !df {
+            net.next_ip_ident()
+        } else if sock.remote().is_some() {
+            sock.inet_id.fetch_add(1, Ordering::Relaxed) as u16
+        } else {
+            0
+        };
         let buf = umem.frame_mut(&mut frame);
         let uh = UdpRepr { src_port: local.port(), dst_port: dst.port(), payload_len: len };
         uh.emit(&mut UdpPacket::new_unchecked(&mut buf[l4..l4 + uh.buffer_len()]), net.route.addr, *dst.ip());
         let ulen = uh.buffer_len();
-        ip_build_header(net, &mut buf[l3..l4], *dst.ip(), protocol::UDP, ulen, 0);
+        ip_build_header_id(net, &mut buf[l3..l4], *dst.ip(), protocol::UDP, ulen, 0, ident, df, false, 0);
         let before = q.tx_backlog();
-        if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + ulen, *dst.ip(), now) {
+        if ip_output_frag(net, q, frame, l3, ipv4::MIN_HEADER_LEN + ulen, *dst.ip(), now, true) {
             net.mib.UdpOutDatagrams += 1;
         }
         if tstamp != 0 {
@@ -146,4 +275,73 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
         }
     }
     sent
+}
+
+/// `ip_do_fragment` for a datagram laid out in fragments at send time (the
+/// chain `skb`, one piece per fragment, the first with room for the UDP
+/// header): the UDP checksum over the whole datagram, then an IP header in
+/// front of each piece (one identifier, MF on all but the last, offsets in
+/// 8-byte units), each fragment out on its own (`IpFragCreates`), the
+/// datagram counted once (`IpFragOKs`, `IpOutRequests`).
+#[allow(clippy::too_many_arguments)]
+fn udp_push_fragments(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    skb: SkBuff,
+    sport: u16,
+    mtu: usize,
+    pmtudisc: PmtuDisc,
+    now: Instant,
+) {
+    let dst = skb.peer;
+    let len = skb.len();
+    let ulen = udp::HEADER_LEN + len;
+    let head_len = skb.data(umem).len();
+    // Laid out for a larger MTU than the path has now, or DF asked for since.
+    if ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + head_len > mtu || matches!(pmtudisc, PmtuDisc::Do | PmtuDisc::Probe) {
+        net.mib.IpFragFails += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IpFragFails));
+    }
+    let src = net.route.addr;
+    let mut header = [0u8; udp::HEADER_LEN];
+    header[0..2].copy_from_slice(&sport.to_be_bytes());
+    header[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    header[4..6].copy_from_slice(&(ulen as u16).to_be_bytes());
+    let sum = checksum::sum(checksum::pseudo_header_sum(src, *dst.ip(), protocol::UDP, ulen as u16), &header);
+    let csum = match !checksum::fold(skb.csum(umem, sum)) {
+        0 => 0xFFFF,
+        c => c,
+    };
+    header[6..8].copy_from_slice(&csum.to_be_bytes());
+    let ident = net.next_ip_ident();
+    let pieces = skb.frames();
+    let mut offset = 0;
+    for (i, (mut frame, data, plen)) in skb.into_pieces(umem).enumerate() {
+        let buf = umem.frame_mut(&mut frame);
+        let (l3, payload) = if i == 0 {
+            buf[data - udp::HEADER_LEN..data].copy_from_slice(&header);
+            (data - udp::HEADER_LEN - ipv4::MIN_HEADER_LEN, udp::HEADER_LEN + plen)
+        } else {
+            (data - ipv4::MIN_HEADER_LEN, plen)
+        };
+        let mf = i + 1 < pieces;
+        ip_build_header_id(
+            net,
+            &mut buf[l3..l3 + ipv4::MIN_HEADER_LEN],
+            *dst.ip(),
+            protocol::UDP,
+            payload,
+            0,
+            ident,
+            false,
+            mf,
+            (offset / 8) as u16,
+        );
+        offset += payload;
+        net.mib.IpFragCreates += 1;
+        ip_output_frag(net, q, frame, l3, ipv4::MIN_HEADER_LEN + payload, *dst.ip(), now, i == 0);
+    }
+    net.mib.IpFragOKs += 1;
+    net.mib.UdpOutDatagrams += 1;
 }

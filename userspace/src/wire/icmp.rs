@@ -27,6 +27,14 @@ pub mod msg_type {
     pub const DEST_UNREACH: u8 = 3;
     /// `ICMP_ECHO`.
     pub const ECHO_REQUEST: u8 = 8;
+    /// `ICMP_TIME_EXCEEDED`.
+    pub const TIME_EXCEEDED: u8 = 11;
+}
+
+/// Codes of [`msg_type::TIME_EXCEEDED`].
+pub mod exc_code {
+    /// `ICMP_EXC_FRAGTIME`: fragment reassembly time exceeded.
+    pub const FRAGTIME: u8 = 1;
 }
 
 /// Codes of [`msg_type::DEST_UNREACH`].
@@ -35,6 +43,9 @@ pub mod unreach_code {
     pub const PROTOCOL: u8 = 2;
     /// `ICMP_PORT_UNREACH`: no socket bound to the UDP port.
     pub const PORT: u8 = 3;
+    /// `ICMP_FRAG_NEEDED`: DF set and the datagram larger than the next hop's
+    /// MTU, which the message's last two bytes of header give (RFC 1191).
+    pub const FRAG_NEEDED: u8 = 4;
 }
 
 /// Why `icmp_rcv()` would drop the message.
@@ -292,6 +303,12 @@ impl IcmpRepr {
     #[inline]
     pub fn dest_unreachable(code: u8) -> IcmpRepr {
         IcmpRepr { msg_type: msg_type::DEST_UNREACH, code, rest: [0; 4] }
+    }
+
+    /// A time-exceeded header with `code` (see [`exc_code`]), unused bytes 0.
+    #[inline]
+    pub fn time_exceeded(code: u8) -> IcmpRepr {
+        IcmpRepr { msg_type: msg_type::TIME_EXCEEDED, code, rest: [0; 4] }
     }
 
     /// Validates `packet` ([`IcmpPacket::check`], `icmp_rcv()`'s order) and reads its header.

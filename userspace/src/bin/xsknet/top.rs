@@ -565,6 +565,7 @@ fn render_frames(f: &mut Frame, area: Rect, v: &View) {
         ("in socks", c.in_socks),
         ("awaiting ARP", c.awaiting_neighbour),
         ("tx backlog", c.tx_backlog),
+        ("in reassembly", c.in_reasm),
         ("total", c.total),
     ]
     .map(|(n, x)| Row::new(vec![n.to_string(), x.to_string()]));

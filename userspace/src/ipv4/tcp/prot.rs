@@ -131,7 +131,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
 ///
 /// The pending error; `EAGAIN` while the handshake is under way; `EPIPE`
 /// when the socket is not connected or its sending side is shut down.
-fn tcp_sendmsg_check(sock: &Sock, _len: usize, _dst: SocketAddrV4, _route: OutRoute) -> Result<(), Errno> {
+fn tcp_sendmsg_check(sock: &Sock, _len: usize, _dst: SocketAddrV4, _route: OutRoute, _mtu: usize) -> Result<(), Errno> {
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
@@ -160,7 +160,7 @@ pub fn tcp_sendmsg(
     data: &[u8],
     tstamp: u64,
 ) -> Result<usize, Errno> {
-    tcp_sendmsg_check(sock, data.len(), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), OutRoute::NoRoute)?;
+    tcp_sendmsg_check(sock, data.len(), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), OutRoute::NoRoute, 0)?;
     if data.is_empty() {
         return Ok(0);
     }
