@@ -405,7 +405,8 @@ mod tests {
         assert!(text.contains(&row("IP out", "IpOutRequests", 0)));
         assert!(text.contains("\n  drops by reason:\n    UdpNoPorts                            3  no socket on the port (port unreachable sent)\n"), "{text}");
         assert!(text.ends_with(
-            "6 in kernel rings + 4 free + 0 in socks + 0 awaiting ARP + 0 tx backlog (all accounted for)\n"
+            "6 in kernel rings + 4 free + 0 in socks + 0 awaiting ARP + 0 tx backlog + 0 in reassembly (all \
+             accounted for)\n"
         ));
 
         let none = report(Mib::default()).render();

@@ -651,6 +651,71 @@ mod tests {
         }
     }
 
+    /// A chain of five pieces of odd and even lengths: built, queued,
+    /// read across, summed, pulled, and freed frame for frame.
+    #[test]
+    fn chain_reads_copies_sums_and_frees_every_frame() {
+        let (umem, pool) = Umem::new(16, 2048).unwrap();
+        let lens = [100usize, 1480, 7, 1480, 33];
+        let mut all = Vec::new();
+        let mut chain: Option<SkbChain> = None;
+        for (i, &len) in lens.iter().enumerate() {
+            let mut f = pool.get().unwrap();
+            let data = 64 + i * 8;
+            let bytes: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+            umem.frame_mut(&mut f)[data..data + len].copy_from_slice(&bytes);
+            all.extend_from_slice(&bytes);
+            match &mut chain {
+                None => chain = Some(SkbChain::new(&umem, f, data, len)),
+                Some(c) => c.push(&umem, f, data, len),
+            }
+        }
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 9);
+        let skb = chain.unwrap().finish(peer);
+        assert_eq!((skb.len(), skb.frames(), skb.is_chained()), (all.len(), 5, true));
+        assert_eq!(pool.len(), 11);
+        // Through a queue: one slot, five frames charged.
+        let q = SkbQueue::new(8, Readers::Shared);
+        q.push(skb).unwrap();
+        assert_eq!((q.len(), q.frames()), (1, 5));
+        let mut skb = q.pop().unwrap();
+        assert_eq!(q.frames(), 0);
+        let mut out = vec![0u8; 4000];
+        assert_eq!(skb.copy_to(&umem, &mut out), all.len());
+        assert_eq!(&out[..all.len()], &all[..]);
+        let mut short = [0u8; 1000];
+        assert_eq!(skb.copy_to(&umem, &mut short), 1000);
+        assert_eq!(&short[..], &all[..1000]);
+        use crate::wire::checksum::{fold, sum};
+        assert_eq!(fold(skb.csum(&umem, 0)), fold(sum(0, &all)), "odd pieces summed as one");
+        skb.pull(&umem, 10);
+        assert_eq!(skb.data(&umem), &all[10..100]);
+        assert_eq!(skb.copy_to(&umem, &mut out), all.len() - 10);
+        assert_eq!(&out[..all.len() - 10], &all[10..]);
+        skb.trim(200);
+        assert_eq!(skb.copy_to(&umem, &mut out), 200);
+        skb.free(&umem, |f| pool.put(f));
+        assert_eq!(pool.len(), 16, "every frame back");
+    }
+
+    #[test]
+    fn a_chain_is_charged_in_frames() {
+        let q = SkbQueue::new(4, Readers::Exclusive);
+        let mut big = skb(1);
+        big.nr_frags = 3;
+        q.push(skb(2)).unwrap();
+        let back = q.push(big).unwrap_err();
+        assert_eq!(back.nr_frags, 3, "1 + 4 frames do not fit in 4");
+        let mut fits = skb(3);
+        fits.nr_frags = 2;
+        q.push(fits).unwrap();
+        assert_eq!(q.frames(), 4);
+        assert!(q.push(skb(4)).is_ok(), "a one-frame datagram still takes a free slot");
+        assert_eq!(q.pop().unwrap().nr_frags, 0);
+        assert_eq!(q.pop().unwrap().nr_frags, 2);
+        assert_eq!(q.frames(), 1);
+    }
+
     #[test]
     fn a_zero_capacity_request_still_holds_one() {
         let q = SkbQueue::new(0, Readers::Exclusive);

@@ -301,6 +301,6 @@ mod tests {
         assert_eq!(names, iter_names);
         assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 30);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 35);
     }
 }

@@ -431,6 +431,16 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
     );
     fragment[6] = 0x20; // MF, offset 0
     fix_ipv4_checksum(&mut fragment);
+    // Fragment `[offset, offset + len)` of the IP payload `dgram`, MF as given.
+    let frag = |ident: u16, dgram: &[u8], offset: usize, len: usize, mf: bool| {
+        let mut p = ipv4_packet(PEER_ADDR, SERVER_ADDR, protocol::UDP, ident, &[], &dgram[offset..offset + len]);
+        let word = (u16::from(mf) << 13) | (offset / 8) as u16;
+        p[6..8].copy_from_slice(&word.to_be_bytes());
+        fix_ipv4_checksum(&mut p);
+        eth(p)
+    };
+    let closed_big = udp_datagram(PEER_ADDR, SERVER_ADDR, PEER_PORT, CLOSED_PORT, &pattern(2000));
+    let echo_big = udp_datagram(PEER_ADDR, SERVER_ADDR, PEER_PORT, ECHO_PORT, &pattern(3000));
     let case = |name, frame, echoed| Case { name, frame, echoed };
 
     let mut v = vec![
@@ -447,6 +457,14 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
         case("ICMP port unreachable", icmp(33, icmp_msg(3, 3, &unreach_body)), false),
         case("ICMP dest unreachable quoting nothing", icmp(34, icmp_msg(3, 3, &[0; 4])), false),
         case("IP fragment (MF, offset 0)", eth(fragment), false),
+        case("2000-byte UDP to a closed port, fragment 2 of 2", frag(35, &closed_big, 1480, 528, false), false),
+        case("2000-byte UDP to a closed port, fragment 1 of 2", frag(35, &closed_big, 0, 1480, true), false),
+        case("overlapping fragments: 0..1480", frag(36, &echo_big, 0, 1480, true), false),
+        case("overlapping fragments: 1000..2480", frag(36, &echo_big, 1000, 1480, true), false),
+        case("duplicate fragment: 0..1480", frag(37, &echo_big, 0, 1480, true), false),
+        case("duplicate fragment: 0..1480 again", frag(37, &echo_big, 0, 1480, true), false),
+        case("fragment past the end: last 1480..2000", frag(38, &echo_big, 1480, 520, false), false),
+        case("fragment past the end: 2000..2008", frag(38, &echo_big, 2000, 8, true), false),
     ];
     for i in 0..10 {
         v.push(case("UDP to a closed port (rate limit)", udp_from(40 + i, PEER_ADDR, CLOSED_PORT, 0), false));
@@ -465,6 +483,9 @@ fn more_frames_same_counters_as_linux() {
     names.extend([
         "IpOutNoRoutes",
         "IpReasmReqds",
+        "IpReasmOKs",
+        "IpReasmFails",
+        "IpExtReasmOverlaps",
         "IpExtInECT0Pkts",
         "IpExtInCEPkts",
         "IcmpInDestUnreachs",

@@ -133,6 +133,70 @@ fn udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded() {
     udp_echo_every_size("udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded", &["--threaded"]);
 }
 
+/// Datagrams past one frame, both ways with the kernel: the kernel fragments
+/// what it sends, xsknet reassembles it (`ip_defrag`), the echo reads the
+/// whole datagram and sends it back in fragments (`ip_do_fragment`), and the
+/// kernel reassembles those.
+fn udp_echo_large(test: &str, extra: &[&str]) {
+    if !testing::require_root(test) {
+        return;
+    }
+    const SIZES: [usize; 4] = [1473, 4000, 20000, 65507];
+    let pair = pair();
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), extra);
+    let failures = in_netns(pair.peer_ns(), || {
+        let s = UdpSocket::bind((PEER_ADDR, 0)).expect("bind");
+        s.connect((SERVER_ADDR, ECHO_PORT)).expect("connect");
+        let mut buf = vec![0u8; 70000];
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        for i in 0.. {
+            s.send(b"warm-up").expect("send");
+            if s.recv(&mut buf).is_ok() {
+                break;
+            }
+            assert!(i < 10, "no echo of the warm-up datagrams");
+        }
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        while s.recv(&mut buf).is_ok() {}
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut failures = Vec::new();
+        for size in SIZES {
+            for _ in 0..3 {
+                let p = pattern(size);
+                s.send(&p).expect("send");
+                match s.recv(&mut buf) {
+                    Ok(n) if buf[..n] == p[..] => {}
+                    Ok(n) => failures.push(format!("size {size}: got {n} bytes, not the same")),
+                    Err(e) => failures.push(format!("size {size}: {e}")),
+                }
+            }
+        }
+        failures
+    });
+    let f = x.stop();
+    assert!(failures.is_empty(), "{failures:#?}\nxsknet stdout:\n{}", f.stdout);
+    f.assert_clean_exit();
+    // Fragments per datagram at MTU 1500: 1480 bytes of IP payload each.
+    let frags: u64 = SIZES.iter().map(|&n| (n as u64 + 8).div_ceil(1480)).sum::<u64>() * 3;
+    assert_eq!(f.counter("IpReasmOKs"), 12, "every datagram reassembled");
+    assert_eq!(f.counter("IpReasmReqds"), frags);
+    assert_eq!(f.counter("IpFragOKs"), 12, "every echo fragmented");
+    assert_eq!(f.counter("IpFragCreates"), frags);
+    for name in ["IpReasmFails", "IpFragFails", "UdpInErrors", "UdpInCsumErrors", "XskNoFreeFrames"] {
+        assert_eq!(f.counter(name), 0, "{name}");
+    }
+}
+
+#[test]
+fn udp_echo_of_datagrams_larger_than_the_mtu() {
+    udp_echo_large("udp_echo_of_datagrams_larger_than_the_mtu", &[]);
+}
+
+#[test]
+fn udp_echo_of_datagrams_larger_than_the_mtu_threaded() {
+    udp_echo_large("udp_echo_of_datagrams_larger_than_the_mtu_threaded", &["--threaded"]);
+}
+
 #[test]
 fn closed_port_gives_econnrefused() {
     if !testing::require_root("closed_port_gives_econnrefused") {

@@ -54,6 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::RxIp;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::skbuff::{SkBuff, SkbChain};
@@ -328,18 +329,10 @@ fn discard_queue(net: &mut Net, q: &mut NetdevQueue, qi: u32, reason: MibCounter
     net.ipfrags.kill(qi, |f, _| drop_frag(q, f, reason))
 }
 
-/// `ip_defrag`: the fragment `hdr` whose IP header is at `l3` and payload
-/// (`hdr.payload_len` bytes) at `l4` in `frame`, for us.
-pub fn ip_defrag(
-    net: &mut Net,
-    q: &mut NetdevQueue,
-    umem: &Umem,
-    frame: Frame,
-    hdr: &Ipv4Repr,
-    l3: usize,
-    l4: usize,
-    now: Instant,
-) -> Defrag {
+/// `ip_defrag`: the fragment `ip` (its header, where its IP header and
+/// payload lie) in `frame`, for us.
+pub fn ip_defrag(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, ip: &RxIp, now: Instant) -> Defrag {
+    let hdr = &ip.hdr;
     net.mib.IpReasmReqds += 1;
     let t = &mut net.ipfrags;
     // inet_frag_find: no queue while over the memory bound; ours: nor while
@@ -374,23 +367,21 @@ pub fn ip_defrag(
             qi
         }
     };
-    ip_frag_queue(net, q, umem, qi, frame, hdr, l3, l4, now)
+    ip_frag_queue(net, q, umem, qi, frame, ip, now)
 }
 
 /// `ip_frag_queue`: adds the fragment to queue `qi`, and reassembles when
 /// it completes the datagram.
-#[allow(clippy::too_many_arguments)]
 fn ip_frag_queue(
     net: &mut Net,
     q: &mut NetdevQueue,
     umem: &Umem,
     qi: u32,
     frame: Frame,
-    hdr: &Ipv4Repr,
-    l3: usize,
-    l4: usize,
+    ip: &RxIp,
     now: Instant,
 ) -> Defrag {
+    let (hdr, l3, l4) = (&ip.hdr, ip.l3, ip.l4);
     // ip_frag_too_far: more than ipfrag_max_dist fragments from this source
     // since this queue's last one: start the queue afresh.
     let rid = net.ipfrags.peer_rid(hdr.src);

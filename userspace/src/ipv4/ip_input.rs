@@ -73,8 +73,8 @@ pub fn ip_rcv(
     }
     if hdr.is_fragment() {
         // ip_local_deliver → ip_defrag: held until the datagram is whole.
-        let l4 = l3 + pkt.header_len();
-        return match ip_fragment::ip_defrag(net, q, umem, frame, &hdr, l3, l4, now) {
+        let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len };
+        return match ip_fragment::ip_defrag(net, q, umem, frame, &ip, now) {
             Defrag::Stolen => {}
             Defrag::Done(r) => ip_local_deliver_reassembled(net, socks, q, umem, r, now),
         };

@@ -543,7 +543,8 @@ fn run_to_completion<D: NetDevice>(
     let mut stats = LoopStats::default();
     let mut app_stats = AppStats::default();
     let mut ticker = Ticker::new(interval);
-    let mut buf = [0u8; 2048];
+    // The largest UDP datagram (65507 bytes, reassembled from fragments).
+    let mut buf = vec![0u8; xsknet::socket::MAX_UDP_PAYLOAD];
     let mut n_polls: u32 = 0;
     loop {
         n_polls = n_polls.wrapping_add(1);
@@ -623,7 +624,8 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     println!("xsknet: ready: {setup}");
     let mut app_stats = AppStats::default();
     let mut ticker = Ticker::new(interval);
-    let mut buf = [0u8; 2048];
+    // The largest UDP datagram (65507 bytes, reassembled from fragments).
+    let mut buf = vec![0u8; xsknet::socket::MAX_UDP_PAYLOAD];
     while !should_stop(deadline) {
         match h.recv_from(fd, &mut buf, Some(Duration::from_millis(100))) {
             Ok((n, peer)) => {

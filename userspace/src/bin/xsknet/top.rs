@@ -840,6 +840,7 @@ mod tests {
             in_socks: 30,
             awaiting_neighbour: 2,
             tx_backlog: 0,
+            in_reasm: 0,
         };
         s.fill_capacity = 4096;
         s.fill_room = 96;
