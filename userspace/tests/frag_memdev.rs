@@ -332,6 +332,9 @@ fn small_buffer_truncates_and_drops_the_rest() {
     let data = pattern(5000);
     inject_all(&mut s, &w, &fragments(5, &udp_datagram(PORT, &data), 1480), now);
     inject_all(&mut s, &w, &fragments(6, &udp_datagram(PORT, &data[..3000]), 1480), now);
+    let c = s.frame_census();
+    assert_eq!(c.in_socks, 4 + 3, "both chains counted frame for frame: {c:?}");
+    assert_census(&s);
     let mut buf = vec![0u8; 2000];
     assert_eq!(s.recv_from(fd, &mut buf).map(|(n, _)| n), Ok(2000));
     assert_eq!(&buf[..], &data[..2000]);

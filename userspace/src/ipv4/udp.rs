@@ -257,7 +257,10 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
         let ident = if !df {
             net.next_ip_ident()
         } else if sock.remote().is_some() {
-            sock.inet_id.fetch_add(1, Ordering::Relaxed) as u16
+            // Only the loop writes it: a load and a store, no locked add.
+            let id = sock.inet_id.load(Ordering::Relaxed);
+            sock.inet_id.store(id.wrapping_add(1), Ordering::Relaxed);
+            id as u16
         } else {
             0
         };
