@@ -251,8 +251,8 @@ mib! {
         /// (Linux frees it with `SKB_DROP_REASON_DUP_FRAG` and no MIB counter).
         XskIpFragDups => "duplicate IPv4 fragment",
         /// A reassembled datagram for a protocol that cannot take a buffer of
-        /// several frames yet (ICMP, TCP).
-        XskIpReasmUnsupported => "reassembled ICMP or TCP datagram (only UDP takes them yet)",
+        /// several frames yet (TCP, ICMP other than echo requests, others).
+        XskIpReasmUnsupported => "reassembled datagram neither UDP nor ICMP echo (not taken yet)",
         /// Source address broadcast, multicast or zero: dropped as Linux drops martians.
         XskIpInMartianSrc => "IPv4 source broadcast, multicast or zero",
         /// Frames put on the tx ring.

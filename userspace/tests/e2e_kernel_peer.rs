@@ -133,6 +133,27 @@ fn udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded() {
     udp_echo_every_size("udp_echo_is_byte_exact_for_every_size_1_to_1472_threaded", &["--threaded"]);
 }
 
+/// `ping -s 4000`: the kernel fragments the request, xsknet reassembles it
+/// and answers in fragments, the kernel reassembles the reply.
+#[test]
+fn large_ping_gets_replies() {
+    if !testing::require_root("large_ping_gets_replies") {
+        return;
+    }
+    let pair = pair();
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &[]);
+    warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(5));
+    let addr = SERVER_ADDR.to_string();
+    let out = run_in(pair.peer_ns(), &["ping", "-n", "-q", "-c", "3", "-s", "4000", "-i", "0.2", "-W", "1", &addr]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 packets transmitted, 3 received"), "{text}");
+    let f = x.stop();
+    f.assert_clean_exit();
+    assert_eq!(f.counter("IpReasmOKs"), 3);
+    assert_eq!(f.counter("IpFragOKs"), 3);
+    assert_eq!(f.counter("IpFragCreates"), 9, "4008 bytes of ICMP in 3 fragments each way");
+}
+
 /// Datagrams past one frame, both ways with the kernel: the kernel fragments
 /// what it sends, xsknet reassembles it (`ip_defrag`), the echo reads the
 /// whole datagram and sends it back in fragments (`ip_do_fragment`), and the

@@ -544,3 +544,42 @@ fn frag_needed_for_an_unknown_port_changes_nothing() {
     s.poll(t0);
     assert_eq!(s.ip_mtu(c), Ok(1500), "no socket sent it: __udp4_lib_err returns early");
 }
+
+#[test]
+fn a_fragmented_ping_is_answered_in_fragments() {
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w, t0);
+    let data = pattern(4000);
+    let mut msg = vec![0u8; 8 + data.len()];
+    IcmpRepr::echo(8, 0x4242, 7).emit(&mut IcmpPacket::new_unchecked(&mut msg[..]));
+    msg[8..].copy_from_slice(&data);
+    let mut p = IcmpPacket::new_unchecked(&mut msg[..]);
+    p.fill_checksum();
+    let frags: Vec<Vec<u8>> = fragments(55, &msg, 1480)
+        .into_iter()
+        .map(|mut f| {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]);
+            ip.set_protocol(protocol::ICMP);
+            ip.fill_checksum();
+            f
+        })
+        .collect();
+    inject_all(&mut s, &w, &frags, t0);
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 3, "the reply in fragments");
+    let mut reply = Vec::new();
+    for f in &out {
+        let (ip, payload) = parse_ip(f);
+        assert_eq!((ip.protocol, ip.dst, ip.dont_fragment), (protocol::ICMP, PEER_IP, false));
+        assert_eq!(usize::from(ip.frag_offset) * 8, reply.len());
+        reply.extend_from_slice(&payload);
+    }
+    assert_eq!(checksum::checksum(&reply), 0, "the reply's checksum holds across fragments");
+    let r = IcmpRepr::parse(&IcmpPacket::new_unchecked(&reply[..])).unwrap();
+    assert_eq!(r, IcmpRepr::echo(0, 0x4242, 7));
+    assert_eq!(&reply[8..], &data[..]);
+    let m = s.snmp();
+    assert_eq!((m.IcmpInEchos, m.IcmpOutEchoReps, m.IpReasmOKs, m.IpFragOKs, m.IpFragCreates), (1, 1, 1, 1, 3));
+    assert_census(&s);
+}

@@ -228,3 +228,70 @@ fn icmp_send(net: &mut Net, q: &mut NetdevQueue, quoted: &[u8], dst: std::net::I
         }
     }
 }
+
+/// `icmp_rcv` for a reassembled message (`hdr`, its body the chain `skb`):
+/// the checksum across the pieces, then an echo request is answered in its
+/// own frames, piece for piece: the head's type and checksum turned into a
+/// reply's (`icmp_echo`), and each piece sent back as a fragment of the
+/// reply with the request's offsets, one new identifier, no DF (Linux's
+/// ICMP socket does `IP_PMTUDISC_DONT`). A piece that no longer fits the
+/// path MTU fails the reply (`IpFragFails`). Other reassembled ICMP messages
+/// are counted in and dropped (`XskIpReasmUnsupported`).
+pub fn icmp_rcv_chained(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    skb: crate::skbuff::SkBuff,
+    hdr: &ipv4::Ipv4Repr,
+    now: Instant,
+) {
+    net.mib.IcmpInMsgs += 1;
+    if crate::wire::checksum::fold(skb.csum(umem, 0)) != 0xFFFF {
+        net.mib.IcmpInCsumErrors += 1;
+        net.mib.IcmpInErrors += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IcmpInCsumErrors));
+    }
+    if skb.data(umem).first() != Some(&msg_type::ECHO_REQUEST) {
+        net.mib.XskIpReasmUnsupported += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));
+    }
+    net.mib.IcmpInEchos += 1;
+    net.mib.IcmpMsgInType8 += 1;
+    let path = net.pmtu.get(hdr.src, net.mtu, now);
+    let pieces = skb.frames();
+    let mut fits = true;
+    skb.for_each_piece(umem, |p| fits &= ipv4::MIN_HEADER_LEN + p.len() <= path.mtu);
+    if !fits {
+        net.mib.IpFragFails += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IpFragFails));
+    }
+    let ident = net.next_ip_ident();
+    let mut offset = 0;
+    for (i, (mut frame, data, len)) in skb.into_pieces(umem).enumerate() {
+        let buf = umem.frame_mut(&mut frame);
+        if i == 0 {
+            IcmpPacket::new_unchecked(&mut buf[data..data + len]).echo_request_to_reply();
+        }
+        let l3 = data - ipv4::MIN_HEADER_LEN;
+        let mf = i + 1 < pieces;
+        super::ip_output::ip_build_header_id(
+            net,
+            &mut buf[l3..data],
+            hdr.src,
+            protocol::ICMP,
+            len,
+            hdr.tos,
+            ident,
+            false,
+            mf,
+            (offset / 8) as u16,
+        );
+        offset += len;
+        net.mib.IpFragCreates += 1;
+        super::ip_output::ip_output_frag(net, q, frame, l3, ipv4::MIN_HEADER_LEN + len, hdr.src, now, i == 0);
+    }
+    net.mib.IpFragOKs += 1;
+    net.mib.IcmpOutMsgs += 1;
+    net.mib.IcmpOutEchoReps += 1;
+    net.mib.IcmpMsgOutType0 += 1;
+}

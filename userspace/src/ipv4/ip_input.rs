@@ -101,10 +101,10 @@ pub fn ip_rcv(
     }
 }
 
-/// `ip_local_deliver_finish` for a reassembled datagram: to UDP, which takes
-/// a buffer of several frames. ICMP and TCP take one frame only for now: a
-/// reassembled datagram for them is delivered and dropped
-/// (`XskIpReasmUnsupported`).
+/// `ip_local_deliver_finish` for a reassembled datagram: to UDP, or to ICMP
+/// (echo requests are answered). TCP takes one frame only for now, and other
+/// protocols are not ours: a reassembled datagram for them is delivered and
+/// dropped (`XskIpReasmUnsupported`).
 fn ip_local_deliver_reassembled(
     net: &mut Net,
     socks: &InetHashTables,
@@ -116,6 +116,7 @@ fn ip_local_deliver_reassembled(
     net.mib.IpInDelivers += 1;
     match r.hdr.protocol {
         protocol::UDP => udp::udp_rcv_chained(net, socks, q, umem, r.skb, &r.hdr, now),
+        protocol::ICMP => icmp::icmp_rcv_chained(net, q, umem, r.skb, &r.hdr, now),
         _ => {
             net.mib.XskIpReasmUnsupported += 1;
             r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));
