@@ -10,14 +10,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::ipv4::ip_fragment::{IpFragTable, PmtuCache};
+use crate::ipv4::inet_fragment::IpFragTable;
 
 use crate::ipv4::tcp::table::TcpTable;
 use crate::latency::TxStamps;
 use crate::neighbour::NeighTable;
 use crate::netdevice::Desc;
 use crate::ratelimit::IcmpRateLimit;
-use crate::route::Route;
+use crate::route::{PmtuCache, Route};
 use crate::snmp::Mib;
 use crate::wire::EthernetAddress;
 

@@ -9,6 +9,9 @@
 //! else.
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The routing table of one interface: its address, its connected subnet and
 /// an optional default gateway.
@@ -107,6 +110,104 @@ impl Route {
     }
 }
 
+/// The path MTU exceptions of our one route (`struct fib_nh_exception`,
+/// net/ipv4/route.c): what ICMP fragmentation needed taught us, per
+/// destination (see `crate::ipv4::ip_fragment` and docs/fragments.md).
+/// `net.ipv4.route.mtu_expires`: how long a learned path MTU holds.
+pub const IP_RT_MTU_EXPIRES: Duration = Duration::from_secs(600);
+/// `net.ipv4.route.min_pmtu`: the lowest path MTU learned from ICMP.
+pub const IP_RT_MIN_PMTU: usize = 552;
+/// Destinations the path MTU cache holds at most.
+pub const PMTU_CACHE_SIZE: usize = 256;
+/// One destination's learned path MTU (`struct fib_nh_exception`).
+#[derive(Clone, Copy, Debug)]
+struct PmtuEntry {
+    dst: Ipv4Addr,
+    mtu: usize,
+    /// Learned below `min_pmtu`: the MTU is 552 and DF is not set under
+    /// `IP_PMTUDISC_WANT` (`fnhe_mtu_locked`).
+    locked: bool,
+    expires: Instant,
+}
+
+/// The path MTUs learned from ICMP fragmentation needed, shared by the loop
+/// (which learns them and sends) and application threads (which lay large
+/// datagrams out). Bounded at [`PMTU_CACHE_SIZE`] destinations.
+#[derive(Debug, Default)]
+pub struct PmtuCache {
+    /// Entries held: 0 lets a lookup skip the lock.
+    count: AtomicUsize,
+    entries: Mutex<Vec<PmtuEntry>>,
+}
+
+/// The MTU a datagram to one destination gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathMtu {
+    /// Bytes of IP datagram.
+    pub mtu: usize,
+    /// Below `min_pmtu` once: no DF under `IP_PMTUDISC_WANT`.
+    pub locked: bool,
+}
+
+impl PmtuCache {
+    /// The path MTU to `dst` at `now`: the learned one if it has not expired,
+    /// else the device's `dev_mtu` (`ipv4_mtu`).
+    #[inline]
+    pub fn get(&self, dst: Ipv4Addr, dev_mtu: usize, now: Instant) -> PathMtu {
+        let dev = PathMtu { mtu: dev_mtu, locked: false };
+        if self.count.load(Ordering::Acquire) == 0 {
+            return dev;
+        }
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        e.iter()
+            .find(|x| x.dst == dst && x.expires > now)
+            .map_or(dev, |x| PathMtu { mtu: x.mtu.min(dev_mtu), locked: x.locked })
+    }
+
+    /// `__ip_rt_update_pmtu`: an ICMP fragmentation needed says the path to
+    /// `dst` takes at most `mtu` bytes. Only lowers; below `min_pmtu` it sets
+    /// `min_pmtu` (or the current MTU if lower) and locks; a locked entry
+    /// takes no update until it expires.
+    pub fn update(&self, dst: Ipv4Addr, mtu: usize, dev_mtu: usize, now: Instant) {
+        let old = self.get(dst, dev_mtu, now);
+        if old.locked || old.mtu < mtu {
+            return;
+        }
+        let (mtu, locked) = if mtu < IP_RT_MIN_PMTU { (old.mtu.min(IP_RT_MIN_PMTU), true) } else { (mtu, false) };
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let expires = now + IP_RT_MTU_EXPIRES;
+        if let Some(x) = e.iter_mut().find(|x| x.dst == dst) {
+            // The same MTU again, not locked, refreshed only past half its life.
+            if x.expires > now && x.mtu == mtu && !locked && now < x.expires - IP_RT_MTU_EXPIRES / 2 {
+                return;
+            }
+            *x = PmtuEntry { dst, mtu, locked, expires };
+            return;
+        }
+        let entry = PmtuEntry { dst, mtu, locked, expires };
+        if e.len() < PMTU_CACHE_SIZE {
+            if e.capacity() == 0 {
+                e.reserve_exact(PMTU_CACHE_SIZE);
+            }
+            e.push(entry);
+            self.count.store(e.len(), Ordering::Release);
+        } else if let Some(oldest) = e.iter_mut().min_by_key(|x| x.expires) {
+            // fnhe_oldest: the entry that expires first gives way.
+            *oldest = entry;
+        }
+    }
+
+    /// Destinations held (expired ones included until replaced).
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Whether no path MTU was learned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +271,37 @@ mod tests {
         }
         assert!(!r.is_martian_source(Ipv4Addr::new(10, 1, 2, 255)), "subnet broadcast passes");
         assert!(!r.is_martian_source(Ipv4Addr::new(10, 1, 2, 9)));
+    }
+
+    #[test]
+    fn pmtu_only_lowers_locks_below_min_and_expires() {
+        let c = PmtuCache::default();
+        let t0 = Instant::now();
+        let d = Ipv4Addr::new(10, 0, 0, 1);
+        assert_eq!(c.get(d, 1500, t0), PathMtu { mtu: 1500, locked: false });
+        c.update(d, 1400, 1500, t0);
+        assert_eq!(c.get(d, 1500, t0).mtu, 1400);
+        c.update(d, 1450, 1500, t0);
+        assert_eq!(c.get(d, 1500, t0).mtu, 1400, "never raised by ICMP");
+        c.update(d, 300, 1500, t0);
+        assert_eq!(c.get(d, 1500, t0), PathMtu { mtu: 552, locked: true });
+        c.update(d, 500, 1500, t0);
+        assert_eq!(c.get(d, 1500, t0), PathMtu { mtu: 552, locked: true }, "locked");
+        assert_eq!(c.get(Ipv4Addr::new(10, 0, 0, 9), 1500, t0).mtu, 1500, "per destination");
+        let later = t0 + IP_RT_MTU_EXPIRES + Duration::from_secs(1);
+        assert_eq!(c.get(d, 1500, later), PathMtu { mtu: 1500, locked: false }, "expired after 600 s");
+    }
+
+    #[test]
+    fn pmtu_cache_is_bounded() {
+        let c = PmtuCache::default();
+        let t0 = Instant::now();
+        for i in 0..(PMTU_CACHE_SIZE as u32 + 50) {
+            c.update(Ipv4Addr::from(0x0a00_0000 + i), 1000, 1500, t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert_eq!(c.len(), PMTU_CACHE_SIZE);
+        let last = Ipv4Addr::from(0x0a00_0000 + PMTU_CACHE_SIZE as u32 + 49);
+        assert_eq!(c.get(last, 1500, t0).mtu, 1000, "the newest is held");
+        assert_eq!(c.get(Ipv4Addr::from(0x0a00_0000), 1500, t0).mtu, 1500, "the oldest gave way");
     }
 }

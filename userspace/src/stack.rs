@@ -26,7 +26,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
 use crate::inet_diag::{inet_diag, SockDiag};
 use crate::inet_hashtables::InetHashTables;
-use crate::ipv4::ip_fragment::IpFragTable;
+use crate::ipv4::inet_fragment::IpFragTable;
 use crate::latency::{ns_since, LatencyHistogram, SharedLatencyHistogram, StageLatency};
 use crate::net::Net;
 use crate::netdevice::{DeviceStats, NetDevice};

@@ -39,7 +39,9 @@
 //! came in, answered with ICMP time exceeded, code 1 (fragment reassembly
 //! time exceeded), quoting that fragment, under the ICMP rate limits.
 //!
-//! **The path MTU** ([`PmtuCache`]): ICMP fragmentation needed for a datagram
+//! The queues' bookkeeping is [`super::inet_fragment`]'s (inet_fragment.c).
+//!
+//! **The path MTU** ([`PmtuCache`], in [`crate::route`]): ICMP fragmentation needed for a datagram
 //! of one of our sockets lowers the MTU towards its destination for
 //! `ip_rt_mtu_expires` (600 s); never below `min_pmtu` (552): a smaller value
 //! sets 552 and *locks* the entry, which clears DF under `IP_PMTUDISC_WANT`.
@@ -48,110 +50,26 @@
 //! datagram out in fragments when they send it. It costs one atomic load per
 //! send while empty, a lock only while it holds entries.
 
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::inet_fragment::{FragKey, Insert, Ipq, Node, FIRST_IN, LAST_IN, NIL};
+pub use super::inet_fragment::{
+    IpFragTable, IPFRAG_HIGH_THRESH, IPFRAG_LOW_THRESH, IPFRAG_MAX_DIST, IPFRAG_TIME, IP_MAX_MTU,
+};
 use super::RxIp;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
+pub use crate::route::{PathMtu, PmtuCache, IP_RT_MIN_PMTU, IP_RT_MTU_EXPIRES, PMTU_CACHE_SIZE};
 use crate::skbuff::{SkBuff, SkbChain};
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
 use crate::wire::ipv4::{ecn, Ipv4Repr, MIN_HEADER_LEN};
-
-/// `net.ipv4.ipfrag_time`: how long a queue waits for its missing fragments.
-pub const IPFRAG_TIME: Duration = Duration::from_secs(30);
-/// `net.ipv4.ipfrag_high_thresh`: fragments are refused while the queues hold
-/// more than this, bytes of truesize.
-pub const IPFRAG_HIGH_THRESH: usize = 4 << 20;
-/// `net.ipv4.ipfrag_low_thresh`: documented by Linux, unused since 4.17.
-pub const IPFRAG_LOW_THRESH: usize = 3 << 20;
-/// `net.ipv4.ipfrag_max_dist`.
-pub const IPFRAG_MAX_DIST: u32 = 64;
-/// `net.ipv4.route.mtu_expires`: how long a learned path MTU holds.
-pub const IP_RT_MTU_EXPIRES: Duration = Duration::from_secs(600);
-/// `net.ipv4.route.min_pmtu`: the lowest path MTU learned from ICMP.
-pub const IP_RT_MIN_PMTU: usize = 552;
-/// `IP_MAX_MTU`: the largest IPv4 datagram.
-pub const IP_MAX_MTU: usize = 0xFFFF;
-/// Destinations the path MTU cache holds at most.
-pub const PMTU_CACHE_SIZE: usize = 256;
-/// Entries of the per-source fragment counters (`inet_peer`'s `rid`).
-const PEERS: usize = 256;
-const NIL: u32 = u32::MAX;
 
 /// The bytes of IP payload each fragment but the last carries for an MTU of
 /// `mtu` (`ip_do_fragment`: the MTU less the 20-byte header, a multiple of 8).
 #[inline]
 pub fn frag_payload(mtu: usize) -> usize {
     (mtu - MIN_HEADER_LEN) & !7
-}
-
-/// A reassembly queue's key (`struct frag_v4_compare_key`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FragKey {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    id: u16,
-    protocol: u8,
-}
-
-/// One held fragment.
-#[derive(Debug)]
-struct Node {
-    frame: Option<Frame>,
-    /// Offset of its IP header in the frame (for the ICMP quote).
-    l3: u16,
-    /// Offset of its payload in the frame.
-    data: u16,
-    /// Its place in the datagram: `[offset, end)`, bytes of IP payload.
-    offset: u32,
-    end: u32,
-    /// The next fragment by offset.
-    next: u32,
-    /// For the first fragment of a run, where the run ends; else 0.
-    run_end: u32,
-}
-
-/// `INET_FRAG_FIRST_IN`, `INET_FRAG_LAST_IN`.
-const FIRST_IN: u8 = 1;
-const LAST_IN: u8 = 2;
-
-/// One datagram being reassembled (`struct ipq`).
-#[derive(Debug)]
-struct Ipq {
-    key: FragKey,
-    /// The lowest fragment, and the highest (`fragments_tail`).
-    head: u32,
-    tail: u32,
-    /// The run the highest fragment belongs to (`last_run_head`).
-    last_run_head: u32,
-    /// The datagram's length as far as known (`q.len`), and the bytes held (`q.meat`).
-    len: u32,
-    meat: u32,
-    flags: u8,
-    /// The ECN codepoints seen (`IPFRAG_ECN_*` bits).
-    ecn: u8,
-    expires: Instant,
-    /// The source's fragment count when this queue last took one (`qp->rid`).
-    rid: u32,
-    frames: usize,
-    /// The header of the fragment at offset 0, once in.
-    first_hdr: Option<Ipv4Repr>,
-}
-
-/// Why a fragment could not join its queue's fragments.
-enum Insert {
-    /// It goes after node `prev` (NIL: first), starting a run or not.
-    At {
-        prev: u32,
-        joins_last_run: bool,
-    },
-    Dup,
-    Overlap,
 }
 
 /// A datagram rebuilt from its fragments.
@@ -162,151 +80,6 @@ pub struct Reassembled {
     pub hdr: Ipv4Repr,
     /// The payload: a chain over the fragments' frames (its peer unset).
     pub skb: SkBuff,
-}
-
-/// The reassembly queues of one stack (`net->ipv4.fqdir`).
-pub struct IpFragTable {
-    nodes: Vec<Node>,
-    free_nodes: Vec<u32>,
-    queues: Vec<Option<Ipq>>,
-    free_queues: Vec<u32>,
-    index: HashMap<FragKey, u32>,
-    /// Bytes of truesize held (`frag_mem_limit`).
-    mem: usize,
-    truesize: usize,
-    /// Frames held now, and the most we hold (half the UMEM).
-    frames: usize,
-    max_frames: usize,
-    high_thresh: usize,
-    /// When the earliest queue expires (may be early after a queue left).
-    earliest: Option<Instant>,
-    /// Fragments seen per source (`inet_peer.rid`), direct-mapped.
-    peers: Box<[(Ipv4Addr, u32)]>,
-}
-
-impl IpFragTable {
-    /// Queues for frames of `truesize` bytes, holding at most `max_frames`
-    /// frames and Linux's `ipfrag_high_thresh` of truesize. Everything is
-    /// allocated here: taking a fragment allocates nothing.
-    pub fn new(truesize: usize, max_frames: usize) -> IpFragTable {
-        let max_frames = max_frames.min(IPFRAG_HIGH_THRESH / truesize.max(1) + 1).max(1);
-        let cap = max_frames + 1;
-        IpFragTable {
-            nodes: (0..cap)
-                .map(|_| Node { frame: None, l3: 0, data: 0, offset: 0, end: 0, next: NIL, run_end: 0 })
-                .collect(),
-            free_nodes: (0..cap as u32).rev().collect(),
-            queues: (0..cap).map(|_| None).collect(),
-            free_queues: (0..cap as u32).rev().collect(),
-            index: HashMap::with_capacity(cap),
-            mem: 0,
-            truesize,
-            frames: 0,
-            max_frames,
-            high_thresh: IPFRAG_HIGH_THRESH,
-            earliest: None,
-            peers: vec![(Ipv4Addr::UNSPECIFIED, 0); PEERS].into_boxed_slice(),
-        }
-    }
-
-    /// Frames the queues hold now (the frame census).
-    pub fn frames(&self) -> usize {
-        self.frames
-    }
-
-    /// Bytes of truesize the queues hold (`frag_mem_limit`).
-    pub fn mem(&self) -> usize {
-        self.mem
-    }
-
-    /// Queues open now.
-    pub fn queues(&self) -> usize {
-        self.index.len()
-    }
-
-    /// The most frames the queues may hold.
-    pub fn max_frames(&self) -> usize {
-        self.max_frames
-    }
-
-    /// Frees every held fragment through `put` and closes every queue (on
-    /// shutdown).
-    pub fn release(&mut self, mut put: impl FnMut(Frame)) {
-        for qi in 0..self.queues.len() as u32 {
-            if self.queues[qi as usize].is_some() {
-                self.kill(qi, |f, _| put(f));
-            }
-        }
-        self.earliest = None;
-    }
-
-    /// When [`ip_expire`] has work, if any queue is open.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.earliest
-    }
-
-    fn peer_rid(&mut self, src: Ipv4Addr) -> u32 {
-        let h = (u32::from(src).wrapping_mul(0x9E37_79B9) >> 24) as usize % PEERS;
-        let e = &mut self.peers[h];
-        if e.0 != src {
-            *e = (src, 0);
-        }
-        e.1 = e.1.wrapping_add(1);
-        e.1
-    }
-
-    /// Frees every fragment of queue `qi` through `free`, and the queue.
-    fn kill(&mut self, qi: u32, mut free: impl FnMut(Frame, &Node)) -> Ipq {
-        let q = self.queues[qi as usize].take().expect("a live queue");
-        self.index.remove(&q.key);
-        self.free_queues.push(qi);
-        let mut n = q.head;
-        while n != NIL {
-            let node = &mut self.nodes[n as usize];
-            let next = node.next;
-            if let Some(f) = node.frame.take() {
-                free(f, node);
-            }
-            self.free_nodes.push(n);
-            n = next;
-        }
-        self.frames -= q.frames;
-        self.mem -= q.frames * self.truesize;
-        q
-    }
-
-    /// Where `[offset, end)` goes in queue `q` (`inet_frag_queue_insert`).
-    fn insert_pos(&self, q: &Ipq, offset: u32, end: u32) -> Insert {
-        if q.tail == NIL {
-            return Insert::At { prev: NIL, joins_last_run: false };
-        }
-        let last = &self.nodes[q.tail as usize];
-        if last.end < end {
-            // The common case: at the end.
-            if offset < last.end {
-                return Insert::Overlap;
-            }
-            return Insert::At { prev: q.tail, joins_last_run: offset == last.end };
-        }
-        // Among the runs: a fragment inside one is a duplicate, one that
-        // touches one otherwise overlaps.
-        let mut prev = NIL;
-        let mut n = q.head;
-        while n != NIL {
-            let node = &self.nodes[n as usize];
-            if node.run_end != 0 {
-                if end <= node.offset {
-                    break;
-                }
-                if offset < node.run_end {
-                    return if offset >= node.offset && end <= node.run_end { Insert::Dup } else { Insert::Overlap };
-                }
-            }
-            prev = n;
-            n = node.next;
-        }
-        Insert::At { prev, joins_last_run: false }
-    }
 }
 
 /// What became of a fragment handed to [`ip_defrag`].
@@ -584,136 +357,14 @@ pub fn ip_expire(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant) 
     net.ipfrags.earliest = earliest;
 }
 
-/// One destination's learned path MTU (`struct fib_nh_exception`).
-#[derive(Clone, Copy, Debug)]
-struct PmtuEntry {
-    dst: Ipv4Addr,
-    mtu: usize,
-    /// Learned below `min_pmtu`: the MTU is 552 and DF is not set under
-    /// `IP_PMTUDISC_WANT` (`fnhe_mtu_locked`).
-    locked: bool,
-    expires: Instant,
-}
-
-/// The path MTUs learned from ICMP fragmentation needed, shared by the loop
-/// (which learns them and sends) and application threads (which lay large
-/// datagrams out). Bounded at [`PMTU_CACHE_SIZE`] destinations.
-#[derive(Debug, Default)]
-pub struct PmtuCache {
-    /// Entries held: 0 lets a lookup skip the lock.
-    count: AtomicUsize,
-    entries: Mutex<Vec<PmtuEntry>>,
-}
-
-/// The MTU a datagram to one destination gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PathMtu {
-    /// Bytes of IP datagram.
-    pub mtu: usize,
-    /// Below `min_pmtu` once: no DF under `IP_PMTUDISC_WANT`.
-    pub locked: bool,
-}
-
-impl PmtuCache {
-    /// The path MTU to `dst` at `now`: the learned one if it has not expired,
-    /// else the device's `dev_mtu` (`ipv4_mtu`).
-    #[inline]
-    pub fn get(&self, dst: Ipv4Addr, dev_mtu: usize, now: Instant) -> PathMtu {
-        let dev = PathMtu { mtu: dev_mtu, locked: false };
-        if self.count.load(Ordering::Acquire) == 0 {
-            return dev;
-        }
-        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        e.iter()
-            .find(|x| x.dst == dst && x.expires > now)
-            .map_or(dev, |x| PathMtu { mtu: x.mtu.min(dev_mtu), locked: x.locked })
-    }
-
-    /// `__ip_rt_update_pmtu`: an ICMP fragmentation needed says the path to
-    /// `dst` takes at most `mtu` bytes. Only lowers; below `min_pmtu` it sets
-    /// `min_pmtu` (or the current MTU if lower) and locks; a locked entry
-    /// takes no update until it expires.
-    pub fn update(&self, dst: Ipv4Addr, mtu: usize, dev_mtu: usize, now: Instant) {
-        let old = self.get(dst, dev_mtu, now);
-        if old.locked || old.mtu < mtu {
-            return;
-        }
-        let (mtu, locked) = if mtu < IP_RT_MIN_PMTU { (old.mtu.min(IP_RT_MIN_PMTU), true) } else { (mtu, false) };
-        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let expires = now + IP_RT_MTU_EXPIRES;
-        if let Some(x) = e.iter_mut().find(|x| x.dst == dst) {
-            // The same MTU again, not locked, refreshed only past half its life.
-            if x.expires > now && x.mtu == mtu && !locked && now < x.expires - IP_RT_MTU_EXPIRES / 2 {
-                return;
-            }
-            *x = PmtuEntry { dst, mtu, locked, expires };
-            return;
-        }
-        let entry = PmtuEntry { dst, mtu, locked, expires };
-        if e.len() < PMTU_CACHE_SIZE {
-            if e.capacity() == 0 {
-                e.reserve_exact(PMTU_CACHE_SIZE);
-            }
-            e.push(entry);
-            self.count.store(e.len(), Ordering::Release);
-        } else if let Some(oldest) = e.iter_mut().min_by_key(|x| x.expires) {
-            // fnhe_oldest: the entry that expires first gives way.
-            *oldest = entry;
-        }
-    }
-
-    /// Destinations held (expired ones included until replaced).
-    pub fn len(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    /// Whether no path MTU was learned.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn fragment_payload_is_a_multiple_of_eight() {
         assert_eq!(frag_payload(1500), 1480);
         assert_eq!(frag_payload(576), 552);
         assert_eq!(frag_payload(552), 528);
         assert_eq!(frag_payload(1006), 984);
-    }
-
-    #[test]
-    fn pmtu_only_lowers_locks_below_min_and_expires() {
-        let c = PmtuCache::default();
-        let t0 = Instant::now();
-        let d = Ipv4Addr::new(10, 0, 0, 1);
-        assert_eq!(c.get(d, 1500, t0), PathMtu { mtu: 1500, locked: false });
-        c.update(d, 1400, 1500, t0);
-        assert_eq!(c.get(d, 1500, t0).mtu, 1400);
-        c.update(d, 1450, 1500, t0);
-        assert_eq!(c.get(d, 1500, t0).mtu, 1400, "never raised by ICMP");
-        c.update(d, 300, 1500, t0);
-        assert_eq!(c.get(d, 1500, t0), PathMtu { mtu: 552, locked: true });
-        c.update(d, 500, 1500, t0);
-        assert_eq!(c.get(d, 1500, t0), PathMtu { mtu: 552, locked: true }, "locked");
-        assert_eq!(c.get(Ipv4Addr::new(10, 0, 0, 9), 1500, t0).mtu, 1500, "per destination");
-        let later = t0 + IP_RT_MTU_EXPIRES + Duration::from_secs(1);
-        assert_eq!(c.get(d, 1500, later), PathMtu { mtu: 1500, locked: false }, "expired after 600 s");
-    }
-
-    #[test]
-    fn pmtu_cache_is_bounded() {
-        let c = PmtuCache::default();
-        let t0 = Instant::now();
-        for i in 0..(PMTU_CACHE_SIZE as u32 + 50) {
-            c.update(Ipv4Addr::from(0x0a00_0000 + i), 1000, 1500, t0 + Duration::from_millis(u64::from(i)));
-        }
-        assert_eq!(c.len(), PMTU_CACHE_SIZE);
-        let last = Ipv4Addr::from(0x0a00_0000 + PMTU_CACHE_SIZE as u32 + 49);
-        assert_eq!(c.get(last, 1500, t0).mtu, 1000, "the newest is held");
-        assert_eq!(c.get(Ipv4Addr::from(0x0a00_0000), 1500, t0).mtu, 1500, "the oldest gave way");
     }
 }

@@ -12,7 +12,8 @@
 //! |---|---|---|
 //! | [`ip_input`] | net/ipv4/ip_input.c | `ip_rcv`: checks, route, deliver |
 //! | [`ip_output`] | net/ipv4/ip_output.c | headers, route, neighbour output |
-//! | [`ip_fragment`] | net/ipv4/ip_fragment.c, inet_fragment.c, route.c | `ip_defrag`, fragment layout, path MTU |
+//! | [`ip_fragment`] | net/ipv4/ip_fragment.c | `ip_defrag`, `ip_expire`, fragment layout |
+//! | [`inet_fragment`] | net/ipv4/inet_fragment.c | the reassembly queues, their bounds and runs |
 //! | [`udp`] | net/ipv4/udp.c | `__udp4_lib_rcv`, `udp_push_pending_frames`, `udp_prot` |
 //! | [`tcp`] | net/ipv4/tcp*.c | `tcp_v4_rcv`, the state machine, timers, `tcp_prot` |
 //! | [`icmp`] | net/ipv4/icmp.c | echo, errors in and out |
@@ -22,6 +23,7 @@
 pub mod af_inet;
 pub mod arp;
 pub mod icmp;
+pub mod inet_fragment;
 pub mod ip_fragment;
 pub mod ip_input;
 pub mod ip_output;
