@@ -107,6 +107,12 @@ mib! {
         IpExtInECT1Pkts,
         IpExtInECT0Pkts,
         IpExtInCEPkts,
+        /// Datagrams to a broadcast address (limited or the subnet's), and their bytes.
+        IpExtInBcastPkts,
+        IpExtInBcastOctets,
+        /// Datagrams to a joined multicast group, and their bytes.
+        IpExtInMcastPkts,
+        IpExtInMcastOctets,
         // ICMP (net/ipv4/icmp.c)
         IcmpInMsgs,
         IcmpInErrors => "bad ICMP message",
@@ -118,12 +124,15 @@ mib! {
         IcmpOutRateLimitGlobal => "ICMP error not sent: global rate limit",
         IcmpOutRateLimitHost => "ICMP error not sent: per-host rate limit",
         IcmpOutDestUnreachs,
+        /// Parameter problems sent (bad IP options).
+        IcmpOutParmProbs,
         IcmpOutEchoReps,
         IcmpMsgInType0,
         IcmpMsgInType3,
         IcmpMsgInType8,
         IcmpMsgOutType0,
         IcmpMsgOutType3,
+        IcmpMsgOutType12,
         // UDP (net/ipv4/udp.c)
         /// Datagrams read by the application (Linux counts in udp_recvmsg).
         UdpInDatagrams,
@@ -133,6 +142,8 @@ mib! {
         UdpRcvbufErrors => "socket receive buffer full",
         UdpSndbufErrors,
         UdpInCsumErrors => "bad UDP checksum",
+        /// A broadcast or multicast datagram no socket wanted (no port unreachable).
+        UdpIgnoredMulti => "broadcast or multicast UDP no socket wanted",
         // TCP (net/ipv4/tcp*.c; meanings in Documentation/networking/snmp_counter.rst)
         /// A SYN sent from CLOSED (`connect()`).
         TcpActiveOpens,
@@ -232,6 +243,16 @@ mib! {
         XskIpFragDrops => "IPv4 fragment (no reassembly)",
         /// Source address broadcast, multicast or zero: dropped as Linux drops martians.
         XskIpInMartianSrc => "IPv4 source broadcast, multicast or zero",
+        /// Destination zeronet or loopback: dropped as Linux drops martian destinations.
+        XskIpInMartianDst => "IPv4 destination zeronet or loopback",
+        /// Destination a multicast group not joined (`ip_check_mc_rcu`).
+        XskIpInMcastNotJoined => "IPv4 multicast group not joined",
+        /// A valid source route option, dropped as Linux does with `accept_source_route` off.
+        XskIpInSrcRoute => "IPv4 source route option (accept_source_route off)",
+        /// A TCP segment in a frame not to our MAC (`tcp_v4_rcv`: `pkt_type != PACKET_HOST`).
+        XskTcpInNotHost => "TCP segment in a link-layer broadcast or multicast frame",
+        /// A TCP segment to a broadcast or multicast address.
+        XskTcpInBcast => "TCP segment to a broadcast or multicast address",
         /// Frames put on the tx ring.
         XskTxFrames,
         /// A reply could not be sent because no free frame was left.
@@ -278,6 +299,6 @@ mod tests {
         assert_eq!(names, iter_names);
         assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 30);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 36);
     }
 }
