@@ -37,6 +37,9 @@ pub struct DeviceOptions {
     pub replace: bool,
     /// `--force`: allow the interface that holds the default route.
     pub force: bool,
+    /// `--pass-kernel-addrs`: leave the kernel's own addresses on the
+    /// interface to the kernel (see [`XdpOptions::pass_kernel_addrs`]).
+    pub pass_kernel_addrs: bool,
 }
 
 /// The parts [`open`] returns, for the caller to assemble.
@@ -84,6 +87,7 @@ pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
         mode: opts.xdp_mode,
         replace: opts.replace,
         force: opts.force,
+        pass_kernel_addrs: opts.pass_kernel_addrs,
     };
     XdpProgram::check(&xdp_opts)?;
     let mac = EthernetAddress(interface_mac(&opts.ifname)?);

@@ -635,6 +635,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
             ring_size: cfg.ring_size,
             replace: cfg.replace,
             force: cfg.force,
+            pass_kernel_addrs: false,
         })?;
         (Some(xdp), mac, umem, pool, xsk)
     };

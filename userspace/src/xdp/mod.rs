@@ -100,6 +100,10 @@ pub struct XdpOptions {
     pub replace: bool,
     /// Attach even to the interface that holds the default route.
     pub force: bool,
+    /// `--pass-kernel-addrs`: leave to the kernel the frames to its own IPv4
+    /// addresses on the interface (read at attach), their broadcast addresses,
+    /// the limited broadcast and multicast groups, and ARP for its addresses.
+    pub pass_kernel_addrs: bool,
 }
 
 /// Errors of the setup path. Each message says what to do next.
@@ -186,6 +190,20 @@ pub enum XdpError {
         #[source]
         /// The underlying error.
         source: Box<MapError>,
+    },
+    /// `--pass-kernel-addrs` found more kernel addresses than the map holds.
+    #[error("the interface has {count} kernel IPv4 addresses and broadcast addresses, more than the {max} --pass-kernel-addrs can leave to the kernel", max = object::KERNEL_ADDRS_MAX)]
+    TooManyKernelAddrs {
+        /// How many there are.
+        count: usize,
+    },
+    /// `--pass-kernel-addrs` with xsknet's own address among the kernel's.
+    #[error("{addr} is also the kernel's address on {ifname}: with --pass-kernel-addrs its frames would go to the kernel; give xsknet an address of its own (or remove it from the kernel: ip addr del {addr}/… dev {ifname})")]
+    KernelOwnsOurAddr {
+        /// The interface.
+        ifname: String,
+        /// xsknet's address.
+        addr: Ipv4Addr,
     },
     /// The embedded object lacks a program or map the loader expects.
     #[error("the embedded XDP object has no {name}: rebuild xsknet (xdp-prog/ and src/xdp.rs disagree)")]
