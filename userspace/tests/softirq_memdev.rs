@@ -1134,20 +1134,24 @@ fn ip_destinations_follow_the_input_route() {
             udp_to(OUR_MAC, Ipv4Addr::LOCALHOST, 7, b"x"),
             vec![("IpInReceives", 1), ("XskIpInMartianDst", 1)],
         ),
-        ("echo request to the subnet broadcast", {
-            let icmp = build::icmp(&IcmpRepr::echo(msg_type::ECHO_REQUEST, 1, 1), b"all of you");
-            let ip = build::ipv4(&build::ipv4_repr(PEER_IP, subnet_bcast, protocol::ICMP, 9), &icmp);
-            eth(EthernetAddress::BROADCAST, ethertype::IPV4, &ip)
-        }, vec![
-            ("IpInReceives", 1),
-            ("IpExtInBcastPkts", 1),
-            ("IpExtInBcastOctets", 38),
-            ("IpInDelivers", 1),
-            ("IcmpInMsgs", 1),
-            ("IcmpInEchos", 1),
-            ("IcmpMsgInType8", 1),
-            ("IcmpInErrors", 1),
-        ]),
+        (
+            "echo request to the subnet broadcast",
+            {
+                let icmp = build::icmp(&IcmpRepr::echo(msg_type::ECHO_REQUEST, 1, 1), b"all of you");
+                let ip = build::ipv4(&build::ipv4_repr(PEER_IP, subnet_bcast, protocol::ICMP, 9), &icmp);
+                eth(EthernetAddress::BROADCAST, ethertype::IPV4, &ip)
+            },
+            vec![
+                ("IpInReceives", 1),
+                ("IpExtInBcastPkts", 1),
+                ("IpExtInBcastOctets", 38),
+                ("IpInDelivers", 1),
+                ("IcmpInMsgs", 1),
+                ("IcmpInEchos", 1),
+                ("IcmpMsgInType8", 1),
+                ("IcmpInErrors", 1),
+            ],
+        ),
     ];
     let mut total = base.clone();
     for (name, frame, add) in cases {

@@ -30,7 +30,14 @@ fn words(line: &str) -> Vec<&str> {
 }
 
 fn options(ifname: &str, mode: AttachMode) -> XdpOptions {
-    XdpOptions { ifname: ifname.to_owned(), ipv4_addr: OUR_ADDR, mode, replace: false, force: false, pass_kernel_addrs: false }
+    XdpOptions {
+        ifname: ifname.to_owned(),
+        ipv4_addr: OUR_ADDR,
+        mode,
+        replace: false,
+        force: false,
+        pass_kernel_addrs: false,
+    }
 }
 
 /// `ip -d link show dev IF` in the xsknet side's namespace.

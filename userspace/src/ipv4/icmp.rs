@@ -15,8 +15,8 @@ use crate::netdev_queue::NetdevQueue;
 use crate::ratelimit::RateLimited;
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
-use crate::wire::icmp::{self, msg_type, IcmpError, IcmpPacket, IcmpQuote, IcmpRepr};
 use crate::wire::ethernet::PktType;
+use crate::wire::icmp::{self, msg_type, IcmpError, IcmpPacket, IcmpQuote, IcmpRepr};
 use crate::wire::ipv4::{self, protocol};
 
 /// `IPTOS_PREC_INTERNETCONTROL`: the TOS Linux gives ICMP errors.
@@ -73,7 +73,8 @@ pub fn icmp_rcv(
     if ip.is_bcast_route() && hdr.msg_type <= NR_ICMP_TYPES {
         let t = hdr.msg_type;
         let ignored = (t == msg_type::ECHO_REQUEST || t == msg_type::TIMESTAMP) && ICMP_ECHO_IGNORE_BROADCASTS;
-        let handled = matches!(t, msg_type::ECHO_REQUEST | msg_type::TIMESTAMP | msg_type::ADDRESS | msg_type::ADDRESS_REPLY);
+        let handled =
+            matches!(t, msg_type::ECHO_REQUEST | msg_type::TIMESTAMP | msg_type::ADDRESS | msg_type::ADDRESS_REPLY);
         if ignored || !handled {
             net.mib.IcmpInErrors += 1;
             return q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);

@@ -214,8 +214,9 @@ impl XdpProgram {
         let link = RealSys.get_link(&opts.ifname)?;
         let mac = link.mac.ok_or_else(|| XdpError::NotEthernet { ifname: opts.ifname.clone() })?;
         let kernel_addrs = if opts.pass_kernel_addrs {
-            let addrs = super::netlink::ipv4_addrs(attached.ifindex)
-                .map_err(|e| XdpError::syscall(format!("listing the IPv4 addresses of {} (RTM_GETADDR)", opts.ifname), e))?;
+            let addrs = super::netlink::ipv4_addrs(attached.ifindex).map_err(|e| {
+                XdpError::syscall(format!("listing the IPv4 addresses of {} (RTM_GETADDR)", opts.ifname), e)
+            })?;
             if addrs.contains(&opts.ipv4_addr) {
                 return Err(XdpError::KernelOwnsOurAddr { ifname: opts.ifname.clone(), addr: opts.ipv4_addr });
             }
