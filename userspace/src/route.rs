@@ -116,8 +116,8 @@ impl Route {
         }
     }
 
-    /// Whether a datagram to `dst` is for us (the local route). Broadcast and
-    /// multicast never reach the stack: the XDP program claims only our address.
+    /// Whether `dst` is our own address (the local route); the receive path
+    /// asks [`Route::input`], which also knows broadcasts and martians.
     pub fn is_local(&self, dst: Ipv4Addr) -> bool {
         dst == self.addr
     }

@@ -914,6 +914,9 @@ fn the_published_page_has_all_three_stages() {
     assert_eq!((&page.send_to_tx, &page.tx_to_completion), (&st.send_to_tx, &st.tx_to_completion));
 }
 
+/// Counter names and values.
+type Counts = Vec<(&'static str, u64)>;
+
 /// The counters that changed, without the two every frame moves.
 fn changed(s: &Stack<MemDevice>) -> Vec<(&'static str, u64)> {
     let mut v: Vec<_> = s
@@ -1091,7 +1094,7 @@ fn ip_destinations_follow_the_input_route() {
     learn_peer(&mut s, &w);
     let base = changed(&s);
     let subnet_bcast = Ipv4Addr::new(10, 0, 0, 255);
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, u64)>)> = vec![
+    let cases: Vec<(&str, Vec<u8>, Counts)> = vec![
         (
             "another host's address",
             udp_to(OUR_MAC, Ipv4Addr::new(10, 0, 0, 77), 7, b"x"),

@@ -3,10 +3,10 @@
 //!
 //! This module owns header validation in the kernel's order, so that each rejection maps to
 //! the SNMP counter Linux bumps for it (`IpInHdrErrors`, `IpExtInCsumErrors`,
-//! `IpExtInTruncatedPkts`; see `net/ipv4/ip_input.c`). It does not judge addresses
-//! (`IpInAddrErrors`), reassemble fragments, or interpret options: those belong to the receive
-//! loop that has the interface's configuration. Outgoing headers are 20 bytes, without
-//! options.
+//! `IpExtInTruncatedPkts`; see `net/ipv4/ip_input.c`), and the options' validation of
+//! `ip_options_compile()` ([`ip_options_compile`], `net/ipv4/ip_options.c`). It does not judge
+//! addresses (`IpInAddrErrors`) or reassemble fragments: those belong to the receive loop that
+//! has the interface's configuration. Outgoing headers are 20 bytes, without options.
 
 use core::fmt;
 use std::net::Ipv4Addr;

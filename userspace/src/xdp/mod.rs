@@ -3,8 +3,10 @@
 //! In Linux the hard IRQ handler does the least it can (note that packets wait,
 //! schedule the softirq) and leaves parsing and validation to the softirq. The XDP
 //! program in `xdp-prog/xsknet.bpf.c` plays that part for xsknet: a bounds-checked
-//! look at the Ethernet header and the one header behind it, the decision "ours or
-//! the kernel's", and `bpf_redirect_map()` into the AF_XDP socket registered for the
+//! look at the Ethernet header, the decision "ours or the kernel's" by EtherType and
+//! destination MAC (IPv4 and ARP to our MAC, broadcast or multicast; with
+//! `--pass-kernel-addrs` the host's own addresses stay the kernel's:
+//! docs/ingress.md), and `bpf_redirect_map()` into the AF_XDP socket registered for the
 //! frame's rx queue. Everything else, including every validity check, is the
 //! softirq loop's in user space, unless the guard is on ([`guard`], off by
 //! default): then a flood is dropped here, before the copy.
