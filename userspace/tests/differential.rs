@@ -379,7 +379,7 @@ fn same_frames_same_counters_as_linux() {
     let linux = run_linux(cases);
     let xsk = run_xsknet(cases);
     let mismatches = compare(&linux, &xsk, COMPARED);
-    assert_eq!(linux.echoes.len(), 4, "the kernel echoed {:?}", linux.echoes);
+    assert_eq!(linux.echoes.len(), 5, "the kernel echoed {:?}", linux.echoes);
     assert_eq!(xsk.echoes, linux.echoes, "xsknet echoed other datagrams than Linux");
     assert!(mismatches.is_empty(), "counters differ between Linux and xsknet: {mismatches:?} (table above)");
 }
@@ -599,6 +599,60 @@ fn ingress_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
             frame(dst_mac, udp(78, SERVER_ADDR, ECHO_PORT, &[], b"cut")[..12].to_vec()),
             false,
         ),
+        case(
+            "IP options: bad, to another address",
+            frame(dst_mac, udp(79, Ipv4Addr::new(10, 77, 0, 77), ECHO_PORT, &[0x07, 0xff, 0, 0], b"opt")),
+            false,
+        ),
+        case(
+            "IP options: bad, ICMP echo",
+            frame(dst_mac, {
+                let body = icmp_echo_request(0x4343, 80, b"ingress ping");
+                ipv4_packet(PEER_ADDR, SERVER_ADDR, protocol::ICMP, 80, &[0x94, 0x02, 0, 0], &body)
+            }),
+            false,
+        ),
+        case(
+            "IP options: bad, ICMP port unreachable (an error)",
+            frame(dst_mac, {
+                let quoted = udp(81, PEER_ADDR, PEER_PORT, &[], b"q");
+                let mut m = vec![3, 3, 0, 0, 0, 0, 0, 0];
+                m.extend_from_slice(&quoted);
+                let c = xsknet::wire::checksum::checksum(&m);
+                m[2..4].copy_from_slice(&c.to_be_bytes());
+                ipv4_packet(PEER_ADDR, SERVER_ADDR, protocol::ICMP, 81, &[0x07, 0xff, 0, 0], &m)
+            }),
+            false,
+        ),
+        case(
+            "IP options: router alert",
+            frame(dst_mac, udp(82, SERVER_ADDR, ECHO_PORT, &[0x94, 0x04, 0, 0], b"ra ok")),
+            true,
+        ),
+        case(
+            "IP options: bad, fragment at offset 8",
+            frame(dst_mac, {
+                let mut p = udp(83, SERVER_ADDR, ECHO_PORT, &[0x07, 0xff, 0, 0], b"frag");
+                p[6] = 0x00;
+                p[7] = 0x01;
+                fix_ipv4_checksum(&mut p);
+                p
+            }),
+            false,
+        ),
+        case(
+            "UDP to 0.0.0.0 (martian destination)",
+            frame(dst_mac, udp(84, Ipv4Addr::UNSPECIFIED, ECHO_PORT, &[], b"zero")),
+            false,
+        ),
+        case(
+            "UDP from our own address to the subnet broadcast",
+            frame(BCAST, {
+                let d = udp_datagram(SERVER_ADDR, subnet_bcast, PEER_PORT, ECHO_PORT, b"me");
+                ipv4_packet(SERVER_ADDR, subnet_bcast, protocol::UDP, 85, &[], &d)
+            }),
+            false,
+        ),
     ]
 }
 
@@ -618,12 +672,15 @@ fn ingress_frames_same_counters_as_linux() {
         "IcmpOutParmProbs",
         "IcmpMsgOutType12",
         "IcmpMsgInType8",
+        "IcmpInDestUnreachs",
+        "IcmpOutRateLimitHost",
+        "IpReasmReqds",
         "UdpIgnoredMulti",
         "TcpInSegs",
         "TcpOutRsts",
     ]);
     let mismatches = compare(&linux, &xsk, &names);
-    assert_eq!(linux.echoes.len(), 4, "the kernel echoed {:?}", linux.echoes);
+    assert_eq!(linux.echoes.len(), 5, "the kernel echoed {:?}", linux.echoes);
     assert_eq!(xsk.echoes, linux.echoes, "xsknet echoed other datagrams than Linux");
     assert!(mismatches.is_empty(), "counters differ between Linux and xsknet: {mismatches:?} (table above)");
 }
