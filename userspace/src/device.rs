@@ -21,7 +21,8 @@ pub struct DeviceOptions {
     pub ifname: String,
     /// The rx queue to bind (and to register in the XSKMAP).
     pub queue: u32,
-    /// The address the XDP program claims (frames to it, ARP asking for it).
+    /// Our address (the XDP program redirects every IPv4 and ARP frame to the
+    /// interface's MAC, broadcast or multicast: docs/ingress.md).
     pub ipv4_addr: Ipv4Addr,
     /// `--xdp-mode`.
     pub xdp_mode: AttachMode,

@@ -93,7 +93,9 @@ impl fmt::Display for AttachMode {
 pub struct XdpOptions {
     /// The interface to attach to.
     pub ifname: String,
-    /// Our IPv4 address: frames to it (and ARP asking for it) are redirected.
+    /// Our IPv4 address (for the guard, and to refuse `pass_kernel_addrs`
+    /// when the kernel holds it too); IPv4 and ARP frames to the interface's
+    /// MAC, broadcast or multicast are redirected whatever their addresses.
     /// `0.0.0.0` attaches a program that passes everything.
     pub ipv4_addr: Ipv4Addr,
     /// Driver, generic, or driver falling back to generic.
@@ -198,14 +200,6 @@ pub enum XdpError {
     TooManyKernelAddrs {
         /// How many there are.
         count: usize,
-    },
-    /// `--pass-kernel-addrs` with xsknet's own address among the kernel's.
-    #[error("{addr} is also the kernel's address on {ifname}: with --pass-kernel-addrs its frames would go to the kernel; give xsknet an address of its own (or remove it from the kernel: ip addr del {addr}/… dev {ifname})")]
-    KernelOwnsOurAddr {
-        /// The interface.
-        ifname: String,
-        /// xsknet's address.
-        addr: Ipv4Addr,
     },
     /// The embedded object lacks a program or map the loader expects.
     #[error("the embedded XDP object has no {name}: rebuild xsknet (xdp-prog/ and src/xdp.rs disagree)")]

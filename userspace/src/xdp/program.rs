@@ -214,11 +214,17 @@ impl XdpProgram {
         let link = RealSys.get_link(&opts.ifname)?;
         let mac = link.mac.ok_or_else(|| XdpError::NotEthernet { ifname: opts.ifname.clone() })?;
         let kernel_addrs = if opts.pass_kernel_addrs {
-            let addrs = super::netlink::ipv4_addrs(attached.ifindex).map_err(|e| {
+            let mut addrs = super::netlink::ipv4_addrs(attached.ifindex).map_err(|e| {
                 XdpError::syscall(format!("listing the IPv4 addresses of {} (RTM_GETADDR)", opts.ifname), e)
             })?;
+            // Our own address stays ours even if the kernel holds it too.
             if addrs.contains(&opts.ipv4_addr) {
-                return Err(XdpError::KernelOwnsOurAddr { ifname: opts.ifname.clone(), addr: opts.ipv4_addr });
+                log::warn!(
+                    "{} is also the kernel's address on {}: its frames come to xsknet, not to the kernel",
+                    opts.ipv4_addr,
+                    opts.ifname
+                );
+                addrs.retain(|a| *a != opts.ipv4_addr);
             }
             log::info!("--pass-kernel-addrs: the kernel keeps {addrs:?} on {}", opts.ifname);
             Some(addrs)
