@@ -4,12 +4,19 @@
  *
  * Linux keeps the hard IRQ handler tiny: note that packets wait and leave the
  * real work to the softirq. This program is the same: a bounds-checked look at
- * the Ethernet header and at most one header behind it, the decision "ours or
- * the kernel's", and a bpf_redirect_map() into the AF_XDP socket bound to the
- * rx queue the frame came in on. It does not validate anything it does not
- * need for that decision (IP version, IHL, checksums, lengths): like Linux's
- * ip_rcv(), xsknet's softirq loop in user space checks those and counts every
- * drop by reason, so the counters match what nstat shows for the kernel.
+ * the Ethernet header, the decision "ours or the kernel's", and a
+ * bpf_redirect_map() into the AF_XDP socket bound to the rx queue the frame
+ * came in on. Ours is decided by EtherType and destination MAC, as the
+ * kernel's own packet_type handlers would take the frame: every IPv4 and ARP
+ * frame to the interface's MAC, to broadcast or to a multicast group the NIC
+ * let in. Another host's unicast frames (PACKET_OTHERHOST, which ip_rcv_core()
+ * and arp_rcv() drop), IPv6, VLAN-tagged and other EtherTypes stay with the
+ * kernel. Nothing is validated here (IP version, IHL, checksums, lengths,
+ * addresses): like Linux's ip_rcv(), xsknet's softirq loop in user space
+ * checks those and counts every drop by reason, so the counters match what
+ * nstat shows for the kernel. With XSKNET_F_PASS_KERNEL_ADDRS (a NIC shared
+ * with the host) frames to the kernel's own addresses, the limited broadcast
+ * and multicast groups also stay with the kernel: one more header read.
  *
  * The guard (XSKNET_F_GUARD, off by default) is the exception, made for
  * floods: before a frame that is ours costs a copy into the UMEM, it is
@@ -55,6 +62,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XSKNET_KERNEL_ADDRS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} kernel_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -483,6 +497,42 @@ static __always_inline __u32 ipv4_proto(const struct iphdr *iph)
 	}
 }
 
+/* Whether the frame to `dst` is another host's: a unicast MAC that is not
+ * the interface's (eth_type_trans() calls it PACKET_OTHERHOST, and both
+ * ip_rcv_core() and arp_rcv() drop it). Broadcast and multicast frames are
+ * taken: the NIC's filter already chose which groups reach the host. */
+static __always_inline int other_host(const struct ethhdr *eth, const struct xsknet_config *cfg)
+{
+	if (eth->h_dest[0] & 1)
+		return 0;
+	return ((eth->h_dest[0] ^ cfg->mac[0]) | (eth->h_dest[1] ^ cfg->mac[1]) |
+		(eth->h_dest[2] ^ cfg->mac[2]) | (eth->h_dest[3] ^ cfg->mac[3]) |
+		(eth->h_dest[4] ^ cfg->mac[4]) | (eth->h_dest[5] ^ cfg->mac[5])) != 0;
+}
+
+/* Whether an IPv4 frame to `daddr` is the kernel's under
+ * XSKNET_F_PASS_KERNEL_ADDRS: an address in kernel_addrs (the interface's
+ * own kernel addresses and their subnet broadcasts), the limited broadcast,
+ * or a multicast group (IGMP, mDNS and DHCP stay with the host). */
+static __always_inline int kernel_ipv4(__u32 daddr)
+{
+	if (daddr == 0xffffffff || (daddr & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000))
+		return 1;
+	return bpf_map_lookup_elem(&kernel_addrs, &daddr) != NULL;
+}
+
+/* The guard for a frame too short for its source address: the header checks
+ * (if on) drop it as one whose header runs past the frame; otherwise the
+ * limits of source 0.0.0.0 apply. */
+static __always_inline int guard_short(struct xdp_md *ctx, int ipv4)
+{
+	const struct xsknet_guard_config *gc = guard_cfg();
+
+	if (ipv4 && gc && (gc->flags & XSKNET_GUARD_F_DROP_MALFORMED))
+		return guard_drop(XSKNET_GUARD_DROP_MALFORMED_HDR_LEN);
+	return guard(ctx, 0, NULL, ipv4 ? XSKNET_GUARD_PROTO_OTHER : XSKNET_GUARD_PROTO_ARP);
+}
+
 SEC("xdp")
 int xsknet_xdp(struct xdp_md *ctx)
 {
@@ -507,35 +557,46 @@ int xsknet_xdp(struct xdp_md *ctx)
 
 	switch (eth_type) {
 	case bpf_htons(ETH_P_IP):
+		if (other_host(eth, cfg))
+			return pass(XSKNET_STAT_PASS_OTHER_HOST);
 		iph = nh.pos;
-		/* Only the fixed 20 bytes are needed to read daddr; version,
-		 * IHL, lengths and checksum are the softirq's to check. */
-		if ((void *)(iph + 1) > data_end)
-			return pass(XSKNET_STAT_PASS_MALFORMED);
-		if (iph->daddr != cfg->ipv4_addr)
-			return pass(XSKNET_STAT_PASS_NOT_OURS);
+		/* Too short to read: the softirq counts it (IpInHdrErrors). */
+		if ((void *)(iph + 1) > data_end) {
+			if ((cfg->flags & XSKNET_F_GUARD) && guard_short(ctx, 1) == GUARD_DROP)
+				return drop(XSKNET_STAT_GUARD_DROP);
+			return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_IPV4);
+		}
+		if ((cfg->flags & XSKNET_F_PASS_KERNEL_ADDRS) && kernel_ipv4(iph->daddr))
+			return pass(XSKNET_STAT_PASS_KERNEL_ADDR);
 		if ((cfg->flags & XSKNET_F_GUARD) &&
 		    guard(ctx, iph->saddr, iph, ipv4_proto(iph)) == GUARD_DROP)
 			return drop(XSKNET_STAT_GUARD_DROP);
 		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_IPV4);
 
 	case bpf_htons(ETH_P_ARP):
+		if (other_host(eth, cfg))
+			return pass(XSKNET_STAT_PASS_OTHER_HOST);
 		arp = nh.pos;
-		if ((void *)(arp + 1) > data_end)
-			return pass(XSKNET_STAT_PASS_MALFORMED);
-		/* The target address is only at offset 24 for Ethernet/IPv4
-		 * ARP; anything else is not a question about our address. */
-		if (arp->ar_hrd != bpf_htons(ARPHRD_ETHER) ||
+		/* Every ARP that arp_rcv() looks at is the softirq's, malformed
+		 * or for other hardware included: it counts them. */
+		if ((void *)(arp + 1) > data_end ||
+		    arp->ar_hrd != bpf_htons(ARPHRD_ETHER) ||
 		    arp->ar_pro != bpf_htons(ETH_P_IP) ||
-		    arp->ar_hln != ETH_ALEN || arp->ar_pln != 4)
-			return pass(XSKNET_STAT_PASS_NOT_OURS);
-		if (arp->ar_tip != cfg->ipv4_addr)
-			return pass(XSKNET_STAT_PASS_NOT_OURS);
+		    arp->ar_hln != ETH_ALEN || arp->ar_pln != 4) {
+			if ((cfg->flags & XSKNET_F_GUARD) && guard_short(ctx, 0) == GUARD_DROP)
+				return drop(XSKNET_STAT_GUARD_DROP);
+			return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_ARP);
+		}
+		if ((cfg->flags & XSKNET_F_PASS_KERNEL_ADDRS) &&
+		    bpf_map_lookup_elem(&kernel_addrs, &arp->ar_tip))
+			return pass(XSKNET_STAT_PASS_KERNEL_ADDR);
 		if ((cfg->flags & XSKNET_F_GUARD) &&
 		    guard(ctx, arp_sip(arp), NULL, XSKNET_GUARD_PROTO_ARP) == GUARD_DROP)
 			return drop(XSKNET_STAT_GUARD_DROP);
 		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_ARP);
 
+	/* IPv6 (neighbour discovery included), VLAN tags, everything else:
+	 * xsknet speaks none of them, the host keeps them. */
 	case bpf_htons(ETH_P_8021Q):
 	case bpf_htons(ETH_P_8021AD):
 	case bpf_htons(ETH_P_IPV6):

@@ -23,6 +23,7 @@
 #define XSKNET_GUARD_TIGHT_MAP "guard_tight"
 #define XSKNET_GUARD_GLOBAL_MAP "guard_global"
 #define XSKNET_GUARD_HEAVY_MAP "guard_heavy"
+#define XSKNET_KERNEL_ADDRS_MAP "kernel_addrs"
 
 /* Entries in xsks_map: one AF_XDP socket per rx queue, key = rx_queue_index. */
 #define XSKNET_MAX_QUEUES 64
@@ -34,7 +35,13 @@
 struct xsknet_config {
 	__u32 ipv4_addr; /* our address, network byte order; 0 = not configured: pass all */
 	__u32 flags;     /* XSKNET_F_* */
+	__u8 mac[6];     /* the interface's MAC; until written, no unicast frame is ours */
+	__u16 pad;
 };
+
+/* Entries of the BPF_MAP_TYPE_HASH kernel_addrs: key an IPv4 address
+ * (network byte order), value unused (__u8). */
+#define XSKNET_KERNEL_ADDRS_MAX 256
 
 /* flags: drop the frames that are ours (XDP_DROP) instead of redirecting
  * them. The benchmark's ceiling: what the path costs up to the XDP program. */
@@ -42,6 +49,11 @@ struct xsknet_config {
 /* flags: run the guard (guard_config) on the frames that are ours, before
  * they are redirected. Off: the guard costs this one test. */
 #define XSKNET_F_GUARD (1u << 1)
+/* flags: leave to the kernel (XDP_PASS) the IPv4 frames to an address in
+ * kernel_addrs, the limited broadcast or a multicast group, and the ARP
+ * frames whose target is in kernel_addrs (--pass-kernel-addrs: a NIC
+ * shared with the host's own addresses). */
+#define XSKNET_F_PASS_KERNEL_ADDRS (1u << 2)
 
 /*
  * Indices into the BPF_MAP_TYPE_PERCPU_ARRAY xsknet_stats (__u64 per CPU).
@@ -50,13 +62,15 @@ struct xsknet_config {
  */
 enum xsknet_stat {
 	XSKNET_STAT_RX,              /* every frame the program ran on */
-	XSKNET_STAT_REDIRECT_IPV4,   /* IPv4 to our address, handed to the XSK */
-	XSKNET_STAT_REDIRECT_ARP,    /* ARP asking for our address, handed to the XSK */
-	XSKNET_STAT_PASS_NOT_OURS,   /* the kernel's: other address, IPv6, VLAN, other ethertype */
+	XSKNET_STAT_REDIRECT_IPV4,   /* IPv4 to our MAC, broadcast or multicast, handed to the XSK */
+	XSKNET_STAT_REDIRECT_ARP,    /* ARP to our MAC, broadcast or multicast, handed to the XSK */
+	XSKNET_STAT_PASS_NOT_OURS,   /* the kernel's: IPv6, VLAN, other ethertype; unconfigured */
 	XSKNET_STAT_PASS_NO_SOCKET,  /* ours, but no XSK registered on this rx queue */
-	XSKNET_STAT_PASS_MALFORMED,  /* too short to tell whose it is */
+	XSKNET_STAT_PASS_MALFORMED,  /* shorter than an Ethernet header */
 	XSKNET_STAT_DROP,            /* ours, dropped because XSKNET_F_DROP is set */
 	XSKNET_STAT_GUARD_DROP,      /* ours, dropped by the guard (guard_stats says why) */
+	XSKNET_STAT_PASS_OTHER_HOST, /* IPv4 or ARP to another host's unicast MAC */
+	XSKNET_STAT_PASS_KERNEL_ADDR, /* to a kernel address (XSKNET_F_PASS_KERNEL_ADDRS) */
 	XSKNET_STAT__MAX,
 };
 

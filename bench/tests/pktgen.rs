@@ -1145,8 +1145,8 @@ fn flood_each_mode_through_a_veth_pair() {
 
     // Other traffic shares the generator's namespace and interface: a kernel UDP
     // client on another address of the same veth keeps its round trips going while
-    // the generator floods with its XDP program attached for 10.66.0.1 (which
-    // hands the kernel every frame not for that address, ARP included).
+    // the generator floods with its XDP program attached for 10.66.0.1 (with
+    // --pass-kernel-addrs' rule: 10.66.0.3, its ARP and broadcasts stay the kernel's).
     assert!(pair.run(&["ip", "link", "set", "dev", rx_if, "arp", "on"]).status.success());
     let out = pair.run_peer(&["ip", "addr", "add", "10.66.0.3/24", "dev", pair.peer_ifname()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -84,6 +84,7 @@ fn run(args: &Args) -> Result<(), BoxError> {
         ring_size: 1024,
         replace: false,
         force: false,
+        pass_kernel_addrs: false,
     })?;
     let mut stack = Stack::new(dev.xsk, dev.umem, Arc::new(dev.pool), StackConfig::new(dev.mac, addr, prefix_len));
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);

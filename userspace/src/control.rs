@@ -224,6 +224,8 @@ impl Snapshot {
             ("XdpProgPassMalformed", x.pass_malformed),
             ("XdpProgDrop", x.drop),
             ("XdpProgGuardDrop", x.guard_drop),
+            ("XdpProgPassOtherHost", x.pass_other_host),
+            ("XdpProgPassKernelAddr", x.pass_kernel_addr),
         ] {
             out.push((n, v, CounterKind::XdpProg));
         }

@@ -21,7 +21,8 @@ pub struct DeviceOptions {
     pub ifname: String,
     /// The rx queue to bind (and to register in the XSKMAP).
     pub queue: u32,
-    /// The address the XDP program claims (frames to it, ARP asking for it).
+    /// Our address (the XDP program redirects every IPv4 and ARP frame to the
+    /// interface's MAC, broadcast or multicast: docs/ingress.md).
     pub ipv4_addr: Ipv4Addr,
     /// `--xdp-mode`.
     pub xdp_mode: AttachMode,
@@ -37,6 +38,9 @@ pub struct DeviceOptions {
     pub replace: bool,
     /// `--force`: allow the interface that holds the default route.
     pub force: bool,
+    /// `--pass-kernel-addrs`: leave the kernel's own addresses on the
+    /// interface to the kernel (see [`XdpOptions::pass_kernel_addrs`]).
+    pub pass_kernel_addrs: bool,
 }
 
 /// The parts [`open`] returns, for the caller to assemble.
@@ -84,6 +88,7 @@ pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
         mode: opts.xdp_mode,
         replace: opts.replace,
         force: opts.force,
+        pass_kernel_addrs: opts.pass_kernel_addrs,
     };
     XdpProgram::check(&xdp_opts)?;
     let mac = EthernetAddress(interface_mac(&opts.ifname)?);

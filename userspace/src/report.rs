@@ -226,7 +226,7 @@ impl Report<'_> {
         }
         writeln!(o, "\n  {:<22} {:<28} {:>14}", "stage", "counter", "value")?;
         let x = &self.xdp;
-        let rows: [(&str, u64); 8] = [
+        let rows: [(&str, u64); 10] = [
             ("rx", x.rx),
             ("redirect_ipv4", x.redirect_ipv4),
             ("redirect_arp", x.redirect_arp),
@@ -235,6 +235,8 @@ impl Report<'_> {
             ("pass_malformed", x.pass_malformed),
             ("drop", x.drop),
             ("guard_drop", x.guard_drop),
+            ("pass_other_host", x.pass_other_host),
+            ("pass_kernel_addr", x.pass_kernel_addr),
         ];
         for (i, (name, v)) in rows.into_iter().enumerate() {
             writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "hard IRQ (XDP)" } else { "" }, name, v)?;

@@ -40,6 +40,31 @@ pub enum OutRoute {
     NoRoute,
 }
 
+/// What the input route lookup says about a received datagram
+/// (`ip_route_input_slow`, net/ipv4/route.c, with forwarding off as on a host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InRoute {
+    /// Our address: `RTN_LOCAL`, delivered.
+    Local,
+    /// The limited broadcast or the subnet's broadcast address: `RTN_BROADCAST`,
+    /// delivered as a broadcast (`IpExtInBcastPkts`).
+    Broadcast,
+    /// The all-hosts group 224.0.0.1, which every multicast-capable interface
+    /// joins: `RTN_MULTICAST`, delivered as a multicast (`IpExtInMcastPkts`).
+    Multicast,
+    /// A multicast group we did not join (`ip_check_mc_rcu` fails): dropped,
+    /// no SNMP counter.
+    McastNotJoined,
+    /// Another host's address: with forwarding off the route is `ip_error`'s,
+    /// which counts `IpInAddrErrors` (after the options are checked).
+    Unreachable,
+    /// A martian source: dropped, no SNMP counter (`in_martian_src`).
+    MartianSource,
+    /// A martian destination (zeronet, loopback): dropped, no SNMP counter
+    /// (`in_martian_dst`).
+    MartianDestination,
+}
+
 impl Route {
     /// The subnet mask, as a host-order integer.
     fn netmask(&self) -> u32 {
@@ -94,10 +119,53 @@ impl Route {
         }
     }
 
-    /// Whether a datagram to `dst` is for us (the local route). Broadcast and
-    /// multicast never reach the stack: the XDP program claims only our address.
+    /// Whether `dst` is our own address (the local route); the receive path
+    /// asks [`Route::input`], which also knows broadcasts and martians.
     pub fn is_local(&self, dst: Ipv4Addr) -> bool {
         dst == self.addr
+    }
+
+    /// The input route for a datagram from `src` to `dst`, decided in
+    /// `ip_route_input_slow`'s order: multicast or limited-broadcast sources,
+    /// the limited-broadcast destination, zeronet sources and destinations,
+    /// loopback destinations then sources (`route_localnet` off), then the
+    /// FIB: the subnet's broadcast, our address (`fib_validate_source` refuses
+    /// our own address as the source), else no route. Multicast destinations
+    /// are decided before (`ip_route_input_rcu`): 224.0.0.1 is joined, the rest
+    /// are not. A subnet-broadcast source passes, as with `rp_filter` off (a
+    /// new namespace's default).
+    pub fn input(&self, src: Ipv4Addr, dst: Ipv4Addr) -> InRoute {
+        if dst.is_multicast() {
+            // ip_route_input_mc's checks on the source.
+            if src.is_multicast() || src.is_broadcast() || src.is_loopback() {
+                return InRoute::MartianSource;
+            }
+            return if dst == Ipv4Addr::new(224, 0, 0, 1) { InRoute::Multicast } else { InRoute::McastNotJoined };
+        }
+        if src.is_multicast() || src.is_broadcast() {
+            return InRoute::MartianSource;
+        }
+        // brd_input: fib_validate_source refuses our own address as the source.
+        let broadcast = |src: Ipv4Addr| if src == self.addr { InRoute::MartianSource } else { InRoute::Broadcast };
+        if dst.is_broadcast() || (src.is_unspecified() && dst.is_unspecified()) {
+            return broadcast(src);
+        }
+        if src.is_unspecified() || u32::from(src) >> 24 == 0 {
+            return InRoute::MartianSource;
+        }
+        if dst.is_unspecified() || u32::from(dst) >> 24 == 0 || dst.is_loopback() {
+            return InRoute::MartianDestination;
+        }
+        if src.is_loopback() {
+            return InRoute::MartianSource;
+        }
+        if Some(dst) == self.broadcast() {
+            return broadcast(src);
+        }
+        if dst == self.addr {
+            return if src == self.addr { InRoute::MartianSource } else { InRoute::Local };
+        }
+        InRoute::Unreachable
     }
 
     /// Whether `src` is a martian source (`ip_route_input_slow`): zeronet,

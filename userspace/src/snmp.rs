@@ -124,6 +124,12 @@ mib! {
         /// Reassembly queues dropped for an overlapping fragment (RFC 5722's rule, which
         /// Linux applies to IPv4 too); each also an IpReasmFails.
         IpExtReasmOverlaps => "overlapping IPv4 fragment",
+        /// Datagrams to a broadcast address (limited or the subnet's), and their bytes.
+        IpExtInBcastPkts,
+        IpExtInBcastOctets,
+        /// Datagrams to a joined multicast group, and their bytes.
+        IpExtInMcastPkts,
+        IpExtInMcastOctets,
         // ICMP (net/ipv4/icmp.c)
         IcmpInMsgs,
         IcmpInErrors => "bad ICMP message",
@@ -136,6 +142,8 @@ mib! {
         IcmpOutRateLimitHost => "ICMP error not sent: per-host rate limit",
         IcmpOutDestUnreachs,
         IcmpOutTimeExcds,
+        /// Parameter problems sent (bad IP options).
+        IcmpOutParmProbs,
         IcmpOutEchoReps,
         IcmpMsgInType0,
         IcmpMsgInType3,
@@ -143,6 +151,7 @@ mib! {
         IcmpMsgOutType0,
         IcmpMsgOutType3,
         IcmpMsgOutType11,
+        IcmpMsgOutType12,
         // UDP (net/ipv4/udp.c)
         /// Datagrams read by the application (Linux counts in udp_recvmsg).
         UdpInDatagrams,
@@ -152,6 +161,8 @@ mib! {
         UdpRcvbufErrors => "socket receive buffer full",
         UdpSndbufErrors,
         UdpInCsumErrors => "bad UDP checksum",
+        /// A broadcast or multicast datagram no socket wanted (no port unreachable).
+        UdpIgnoredMulti => "broadcast or multicast UDP no socket wanted",
         // TCP (net/ipv4/tcp*.c; meanings in Documentation/networking/snmp_counter.rst)
         /// A SYN sent from CLOSED (`connect()`).
         TcpActiveOpens,
@@ -255,6 +266,16 @@ mib! {
         XskIpReasmUnsupported => "reassembled datagram neither UDP nor ICMP echo (not taken yet)",
         /// Source address broadcast, multicast or zero: dropped as Linux drops martians.
         XskIpInMartianSrc => "IPv4 source broadcast, multicast or zero",
+        /// Destination zeronet or loopback: dropped as Linux drops martian destinations.
+        XskIpInMartianDst => "IPv4 destination zeronet or loopback",
+        /// Destination a multicast group not joined (`ip_check_mc_rcu`).
+        XskIpInMcastNotJoined => "IPv4 multicast group not joined",
+        /// A valid source route option, dropped as Linux does with `accept_source_route` off.
+        XskIpInSrcRoute => "IPv4 source route option (accept_source_route off)",
+        /// A TCP segment in a frame not to our MAC (`tcp_v4_rcv`: `pkt_type != PACKET_HOST`).
+        XskTcpInNotHost => "TCP segment in a link-layer broadcast or multicast frame",
+        /// A TCP segment to a broadcast or multicast address.
+        XskTcpInBcast => "TCP segment to a broadcast or multicast address",
         /// Frames put on the tx ring.
         XskTxFrames,
         /// A reply could not be sent because no free frame was left.
@@ -301,6 +322,6 @@ mod tests {
         assert_eq!(names, iter_names);
         assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 35);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 41);
     }
 }

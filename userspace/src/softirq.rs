@@ -40,7 +40,7 @@ use crate::schedstat::ThreadSched;
 use crate::snmp::MibCounter;
 use crate::sock::Sock;
 use crate::umem::{FramePool, Umem};
-use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
+use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr, PktType};
 
 /// How often the loop gives frames its cache does not need back to the
 /// shared free list.
@@ -377,8 +377,9 @@ impl<D: NetDevice> Napi<D> {
     }
 }
 
-/// `__netif_receive_skb`: one received frame. Checks the Ethernet destination
-/// (the device has checked the descriptor) and dispatches on the EtherType.
+/// `__netif_receive_skb`: one received frame. Classifies the Ethernet
+/// destination as `eth_type_trans` does (`PktType`; the device has checked the
+/// descriptor), drops another host's frame, and dispatches on the EtherType.
 #[inline]
 fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, umem: &Umem, d: Desc, now: Instant) {
     net.mib.XskRxFrames += 1;
@@ -391,13 +392,16 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
         net.mib.XskRxRunts += 1;
         return q.kfree_skb_reason(d.frame, MibCounter::XskRxRunts);
     };
-    if eth.dst != net.mac && !eth.dst.is_broadcast() {
+    // eth_type_trans: host, broadcast, multicast or another host's. Both
+    // ip_rcv_core and arp_rcv drop the last before they count anything.
+    let pkt_type = PktType::classify(eth.dst, net.mac);
+    if pkt_type == PktType::OtherHost {
         net.mib.XskRxOtherHost += 1;
         return q.kfree_skb_reason(d.frame, MibCounter::XskRxOtherHost);
     }
     let l3 = start + ethernet::HEADER_LEN;
     match eth.ethertype {
-        ethertype::IPV4 => ip_input::ip_rcv(net, socks, q, umem, d.frame, l3..end, now),
+        ethertype::IPV4 => ip_input::ip_rcv(net, socks, q, umem, d.frame, l3..end, pkt_type, now),
         ethertype::ARP => arp::arp_rcv(net, q, umem, d.frame, l3, end - l3, now),
         _ => {
             net.mib.XskRxNoHandler += 1;

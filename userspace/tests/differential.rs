@@ -517,3 +517,210 @@ fn more_frames_same_counters_as_linux() {
     assert_eq!(xsk.echoes, linux.echoes, "xsknet echoed other datagrams than Linux");
     assert!(mismatches.is_empty(), "counters differ between Linux and xsknet: {mismatches:?} (table above)");
 }
+
+/// Issue 8, items 1, 3 and 4: frames the XDP program used to leave to the
+/// kernel (another address, unreadable headers) and frames whose answer
+/// depends on the link-layer destination (`pkt_type`) or on the IP options.
+/// Each example of the issue is here: IHL 6 with option bytes `07 ff 00 00`
+/// (parameter problem, IpInHdrErrors), a closed port in a frame to the
+/// Ethernet broadcast (UdpNoPorts, no ICMP), a datagram for us in a frame to
+/// a multicast MAC (delivered); with the rest of their kind.
+fn ingress_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
+    const BCAST: [u8; 6] = [0xff; 6];
+    const MCAST: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01];
+    let subnet_bcast = Ipv4Addr::new(10, 77, 0, 255);
+    let frame = |mac: [u8; 6], ip: Vec<u8>| eth_frame(mac, src_mac, ethertype::IPV4, &ip);
+    let udp = |ident: u16, dst: Ipv4Addr, dport: u16, options: &[u8], payload: &[u8]| {
+        let d = udp_datagram(PEER_ADDR, dst, PEER_PORT, dport, payload);
+        ipv4_packet(PEER_ADDR, dst, protocol::UDP, ident, options, &d)
+    };
+    let echo = |ident: u16, dst: Ipv4Addr| {
+        ipv4_packet(PEER_ADDR, dst, protocol::ICMP, ident, &[], &icmp_echo_request(0x4343, ident, b"ingress ping"))
+    };
+    let syn = {
+        let repr = xsknet::wire::tcp::TcpRepr {
+            src_port: PEER_PORT,
+            dst_port: ECHO_PORT,
+            seq: 1,
+            flags: xsknet::wire::tcp::flags::SYN,
+            window: 1000,
+            ..Default::default()
+        };
+        let seg = xsknet::wire::build::tcp(PEER_ADDR, SERVER_ADDR, &repr, &[]);
+        ipv4_packet(PEER_ADDR, SERVER_ADDR, protocol::TCP, 90, &[], &seg)
+    };
+    let case = |name, frame, echoed| Case { name, frame, echoed };
+    vec![
+        case(
+            "IP options 07 ff 00 00 (length past the header)",
+            frame(dst_mac, udp(60, SERVER_ADDR, ECHO_PORT, &[0x07, 0xff, 0, 0], b"opt")),
+            false,
+        ),
+        case(
+            "IP options: timestamp pointer 4",
+            frame(dst_mac, udp(61, SERVER_ADDR, ECHO_PORT, &[0x44, 0x08, 0x04, 0, 0, 0, 0, 0], b"ts")),
+            false,
+        ),
+        case(
+            "IP options: CIPSO (no DOI)",
+            frame(dst_mac, udp(62, SERVER_ADDR, ECHO_PORT, &[0x86, 0x08, 0, 0, 0, 1, 0, 0], b"cipso")),
+            false,
+        ),
+        case(
+            "IP options: record route with room",
+            frame(dst_mac, udp(63, SERVER_ADDR, ECHO_PORT, &[0x07, 0x07, 0x04, 0, 0, 0, 0, 0], b"rr ok")),
+            true,
+        ),
+        case(
+            "IP options: loose source route",
+            frame(dst_mac, udp(64, SERVER_ADDR, ECHO_PORT, &[0x83, 0x07, 0x04, 10, 77, 0, 1, 0], b"lsrr")),
+            false,
+        ),
+        case(
+            "IP options: bad, broadcast MAC (no ICMP)",
+            frame(BCAST, udp(65, SERVER_ADDR, ECHO_PORT, &[0x07, 0xff, 0, 0], b"opt")),
+            false,
+        ),
+        case(
+            "UDP closed port, broadcast MAC",
+            frame(BCAST, udp(66, SERVER_ADDR, CLOSED_PORT, &[], b"bcast mac")),
+            false,
+        ),
+        case(
+            "UDP closed port, multicast MAC",
+            frame(MCAST, udp(67, SERVER_ADDR, CLOSED_PORT, &[], b"mcast mac")),
+            false,
+        ),
+        case(
+            "UDP to port 7, multicast MAC",
+            frame(MCAST, udp(68, SERVER_ADDR, ECHO_PORT, &[], b"for us, mcast mac")),
+            true,
+        ),
+        case(
+            "UDP to port 7, broadcast MAC",
+            frame(BCAST, udp(69, SERVER_ADDR, ECHO_PORT, &[], b"for us, bcast mac")),
+            true,
+        ),
+        case("ICMP echo, broadcast MAC", frame(BCAST, echo(70, SERVER_ADDR)), false),
+        case("TCP SYN, broadcast MAC", frame(BCAST, syn), false),
+        case(
+            "IP protocol 253, broadcast MAC (no ICMP)",
+            frame(BCAST, ipv4_packet(PEER_ADDR, SERVER_ADDR, 253, 71, &[], b"x")),
+            false,
+        ),
+        case(
+            "UDP to another address, our MAC",
+            frame(dst_mac, udp(72, Ipv4Addr::new(10, 77, 0, 77), ECHO_PORT, &[], b"not me")),
+            false,
+        ),
+        case(
+            "UDP to the subnet broadcast, closed port",
+            frame(BCAST, udp(73, subnet_bcast, CLOSED_PORT, &[], b"all")),
+            false,
+        ),
+        case(
+            "UDP to 255.255.255.255, port 7",
+            frame(BCAST, udp(74, Ipv4Addr::BROADCAST, ECHO_PORT, &[], b"limited broadcast")),
+            true,
+        ),
+        case("ICMP echo to the subnet broadcast", frame(BCAST, echo(75, subnet_bcast)), false),
+        case(
+            "UDP to 224.0.0.1, closed port",
+            frame(MCAST, udp(76, Ipv4Addr::new(224, 0, 0, 1), CLOSED_PORT, &[], b"all hosts")),
+            false,
+        ),
+        case(
+            "UDP to 239.1.2.3 (not joined)",
+            frame([0x01, 0, 0x5e, 1, 2, 3], udp(77, Ipv4Addr::new(239, 1, 2, 3), ECHO_PORT, &[], b"group")),
+            false,
+        ),
+        case(
+            "IPv4 header cut at 12 bytes",
+            frame(dst_mac, udp(78, SERVER_ADDR, ECHO_PORT, &[], b"cut")[..12].to_vec()),
+            false,
+        ),
+        case(
+            "IP options: bad, to another address",
+            frame(dst_mac, udp(79, Ipv4Addr::new(10, 77, 0, 77), ECHO_PORT, &[0x07, 0xff, 0, 0], b"opt")),
+            false,
+        ),
+        case(
+            "IP options: bad, ICMP echo",
+            frame(dst_mac, {
+                let body = icmp_echo_request(0x4343, 80, b"ingress ping");
+                ipv4_packet(PEER_ADDR, SERVER_ADDR, protocol::ICMP, 80, &[0x94, 0x02, 0, 0], &body)
+            }),
+            false,
+        ),
+        case(
+            "IP options: bad, ICMP port unreachable (an error)",
+            frame(dst_mac, {
+                let quoted = udp(81, PEER_ADDR, PEER_PORT, &[], b"q");
+                let mut m = vec![3, 3, 0, 0, 0, 0, 0, 0];
+                m.extend_from_slice(&quoted);
+                let c = xsknet::wire::checksum::checksum(&m);
+                m[2..4].copy_from_slice(&c.to_be_bytes());
+                ipv4_packet(PEER_ADDR, SERVER_ADDR, protocol::ICMP, 81, &[0x07, 0xff, 0, 0], &m)
+            }),
+            false,
+        ),
+        case(
+            "IP options: router alert",
+            frame(dst_mac, udp(82, SERVER_ADDR, ECHO_PORT, &[0x94, 0x04, 0, 0], b"ra ok")),
+            true,
+        ),
+        case(
+            "IP options: bad, fragment at offset 8",
+            frame(dst_mac, {
+                let mut p = udp(83, SERVER_ADDR, ECHO_PORT, &[0x07, 0xff, 0, 0], b"frag");
+                p[6] = 0x00;
+                p[7] = 0x01;
+                fix_ipv4_checksum(&mut p);
+                p
+            }),
+            false,
+        ),
+        case(
+            "UDP to 0.0.0.0 (martian destination)",
+            frame(dst_mac, udp(84, Ipv4Addr::UNSPECIFIED, ECHO_PORT, &[], b"zero")),
+            false,
+        ),
+        case(
+            "UDP from our own address to the subnet broadcast",
+            frame(BCAST, {
+                let d = udp_datagram(SERVER_ADDR, subnet_bcast, PEER_PORT, ECHO_PORT, b"me");
+                ipv4_packet(SERVER_ADDR, subnet_bcast, protocol::UDP, 85, &[], &d)
+            }),
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn ingress_frames_same_counters_as_linux() {
+    if !testing::require_root("ingress_frames_same_counters_as_linux") {
+        return;
+    }
+    let linux = run_linux(ingress_cases);
+    let xsk = run_xsknet(ingress_cases);
+    let mut names = COMPARED.to_vec();
+    names.extend([
+        "IpExtInBcastPkts",
+        "IpExtInBcastOctets",
+        "IpExtInMcastPkts",
+        "IpExtInMcastOctets",
+        "IcmpOutParmProbs",
+        "IcmpMsgOutType12",
+        "IcmpMsgInType8",
+        "IcmpInDestUnreachs",
+        "IcmpOutRateLimitHost",
+        "IpReasmReqds",
+        "UdpIgnoredMulti",
+        "TcpInSegs",
+        "TcpOutRsts",
+    ]);
+    let mismatches = compare(&linux, &xsk, &names);
+    assert_eq!(linux.echoes.len(), 5, "the kernel echoed {:?}", linux.echoes);
+    assert_eq!(xsk.echoes, linux.echoes, "xsknet echoed other datagrams than Linux");
+    assert!(mismatches.is_empty(), "counters differ between Linux and xsknet: {mismatches:?} (table above)");
+}

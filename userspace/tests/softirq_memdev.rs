@@ -915,3 +915,264 @@ fn the_published_page_has_all_three_stages() {
     let st = s.stage_latency();
     assert_eq!((&page.send_to_tx, &page.tx_to_completion), (&st.send_to_tx, &st.tx_to_completion));
 }
+
+/// Counter names and values.
+type Counts = Vec<(&'static str, u64)>;
+
+/// The counters that changed, without the two every frame moves.
+fn changed(s: &Stack<MemDevice>) -> Vec<(&'static str, u64)> {
+    let mut v: Vec<_> = s
+        .snmp()
+        .iter()
+        .filter(|(n, v)| *v != 0 && !["XskRxFrames", "IpExtInOctets", "IpExtInNoECTPkts"].contains(n))
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<(&'static str, u64)>) -> Vec<(&'static str, u64)> {
+    v.sort();
+    v
+}
+
+/// A frame to `dst_mac` carrying a UDP datagram to `dst`:`dport`.
+fn udp_to(dst_mac: EthernetAddress, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let d = build::udp(PEER_IP, dst, &UdpRepr { src_port: 40000, dst_port: dport, payload_len: 0 }, payload);
+    eth(dst_mac, ethertype::IPV4, &build::ipv4(&build::ipv4_repr(PEER_IP, dst, protocol::UDP, 7), &d))
+}
+
+/// A frame to us whose IPv4 header carries `options` and a UDP datagram to `dport`.
+fn udp_with_options(options: &[u8], dport: u16) -> Vec<u8> {
+    let d = udp_datagram(40000, dport, b"options");
+    eth(OUR_MAC, ethertype::IPV4, &build::ipv4_with_options(&peer_ip(protocol::UDP), options, &d))
+}
+
+const MCAST_MAC: EthernetAddress = EthernetAddress([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]);
+
+/// The example: IHL 6 with option bytes 07 ff 00 00 (a record route
+/// whose length runs past the header). Linux's ip_options_compile answers with
+/// a parameter problem pointing at byte 20 and counts IpInHdrErrors; nothing
+/// is delivered. The other malformed options answer with their own pointer.
+#[test]
+fn bad_ip_options_get_parameter_problem_with_linux_pointer() {
+    for (options, pointer) in [
+        (&[0x07, 0xff, 0x00, 0x00][..], 20u8),
+        (&[0x01, 0x07, 0x03, 0x03][..], 23),
+        (&[0x44, 0x08, 0x06, 0x00, 0, 0, 0, 0][..], 22),
+        (&[0x94, 0x02, 0x00, 0x00][..], 21),
+        (&[0x86, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00][..], 22),
+    ] {
+        let (mut s, w) = stack();
+        let fd = s.socket(SockType::Dgram).unwrap();
+        s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        learn_peer(&mut s, &w);
+        let frame = udp_with_options(options, 7);
+        w.inject(&frame);
+        s.poll(Instant::now());
+        let out = w.take_transmitted();
+        assert_eq!(out.len(), 1, "{options:02x?}: one parameter problem");
+        let (_, ip, msg) = parse_ip(&out[0]);
+        assert_eq!((ip.protocol, ip.dst, ip.tos), (protocol::ICMP, PEER_IP, 0xc0));
+        let h = icmp_check(&msg).unwrap();
+        assert_eq!((h.msg_type, h.code, h.rest), (12, 0, [pointer, 0, 0, 0]), "{options:02x?}");
+        assert_eq!(&msg[8..], &frame[ETH_LEN..], "quotes the offending datagram");
+        let m = s.snmp();
+        assert_eq!((m.IpInHdrErrors, m.IcmpOutParmProbs, m.IcmpMsgOutType12, m.IcmpOutMsgs), (1, 1, 1, 1));
+        assert_eq!((m.IpInDelivers, m.UdpInDatagrams), (0, 0));
+        let mut buf = [0u8; 64];
+        assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN), "{options:02x?}: not delivered");
+        assert_census(&s);
+    }
+}
+
+/// Well-formed options are accepted; a source route is dropped without a word
+/// (accept_source_route is off in a fresh namespace's conf/all).
+#[test]
+fn good_ip_options_pass_and_source_routes_are_dropped() {
+    let (mut s, w) = stack();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    learn_peer(&mut s, &w);
+    // Record route with room, a timestamp, router alert.
+    for options in [&[0x07, 0x07, 0x04, 0, 0, 0, 0, 0][..], &[0x44, 0x08, 0x05, 0x00, 0, 0, 0, 0], &[0x94, 4, 0, 0]] {
+        w.inject(&udp_with_options(options, 7));
+    }
+    s.poll(Instant::now());
+    let mut buf = [0u8; 64];
+    for _ in 0..3 {
+        assert_eq!(s.recv_from(fd, &mut buf).map(|(n, _)| n), Ok(7));
+    }
+    // Loose source route through 10.0.0.9, and a strict one.
+    w.inject(&udp_with_options(&[0x83, 0x07, 0x04, 10, 0, 0, 9, 0], 7));
+    w.inject(&udp_with_options(&[0x89, 0x07, 0x08, 10, 0, 0, 9, 0], 7));
+    s.poll(Instant::now());
+    assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN));
+    assert!(w.take_transmitted().is_empty());
+    let m = s.snmp();
+    assert_eq!((m.XskIpInSrcRoute, m.IpInHdrErrors, m.IpInDelivers), (2, 0, 3));
+    assert_census(&s);
+}
+
+/// The pkt_type examples: a datagram to our address but in a frame
+/// to the Ethernet broadcast (or a multicast) address, for a closed port,
+/// counts UdpNoPorts and gets no port unreachable; a datagram for us in a
+/// frame to a multicast MAC is delivered. The rest of the kind: an echo
+/// request to the broadcast MAC is answered (icmp_reply does not look at
+/// pkt_type); a TCP SYN in a broadcast frame is dropped before TcpInSegs (no
+/// reset); bad options in a broadcast frame count IpInHdrErrors, no ICMP.
+#[test]
+fn pkt_type_is_followed_as_linux_does() {
+    let (mut s, w) = stack();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    learn_peer(&mut s, &w);
+    let base = s.snmp();
+
+    w.inject(&udp_to(EthernetAddress::BROADCAST, OUR_IP, 9, b"closed, broadcast MAC"));
+    w.inject(&udp_to(MCAST_MAC, OUR_IP, 9, b"closed, multicast MAC"));
+    s.poll(Instant::now());
+    assert!(w.take_transmitted().is_empty(), "no port unreachable for a link-layer broadcast");
+    let m = s.snmp();
+    assert_eq!((m.UdpNoPorts, m.IcmpOutMsgs, m.IcmpOutRateLimitHost), (2, 0, 0));
+
+    w.inject(&udp_to(MCAST_MAC, OUR_IP, 7, b"for us, multicast MAC"));
+    w.inject(&udp_to(EthernetAddress::BROADCAST, OUR_IP, 7, b"for us, broadcast MAC"));
+    s.poll(Instant::now());
+    let mut buf = [0u8; 64];
+    assert_eq!(s.recv_from(fd, &mut buf).map(|(n, _)| &buf[..n] == b"for us, multicast MAC"), Ok(true));
+    assert_eq!(s.recv_from(fd, &mut buf).map(|(n, _)| &buf[..n] == b"for us, broadcast MAC"), Ok(true));
+
+    let mut ping = echo_request(9, 1, b"ping to the broadcast MAC");
+    ping[..6].copy_from_slice(&EthernetAddress::BROADCAST.0);
+    w.inject(&ping);
+    s.poll(Instant::now());
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "the echo request is answered");
+    let (e, ip, msg) = parse_ip(&out[0]);
+    assert_eq!((e.dst, ip.dst, icmp_check(&msg).unwrap().msg_type), (PEER_MAC, PEER_IP, msg_type::ECHO_REPLY));
+
+    let syn = xsknet::wire::tcp::TcpRepr {
+        src_port: 40000,
+        dst_port: 9,
+        seq: 1,
+        flags: xsknet::wire::tcp::flags::SYN,
+        window: 1000,
+        ..Default::default()
+    };
+    let tcp = build::tcp(PEER_IP, OUR_IP, &syn, &[]);
+    w.inject(&eth(EthernetAddress::BROADCAST, ethertype::IPV4, &ipv4(protocol::TCP, &tcp)));
+    s.poll(Instant::now());
+    assert!(w.take_transmitted().is_empty(), "no reset for a SYN in a broadcast frame");
+
+    let mut bad_options = udp_with_options(&[0x07, 0xff, 0, 0], 7);
+    bad_options[..6].copy_from_slice(&EthernetAddress::BROADCAST.0);
+    w.inject(&bad_options);
+    s.poll(Instant::now());
+    assert!(w.take_transmitted().is_empty(), "no parameter problem for a link-layer broadcast");
+
+    let m = s.snmp();
+    let d = |f: fn(&xsknet::snmp::Mib) -> u64| f(&m) - f(&base);
+    assert_eq!(d(|m| m.IpInReceives), 7);
+    assert_eq!(d(|m| m.IpInDelivers), 6);
+    assert_eq!(d(|m| m.UdpInDatagrams), 2);
+    assert_eq!(d(|m| m.IcmpOutEchoReps), 1);
+    assert_eq!((d(|m| m.XskTcpInNotHost), d(|m| m.TcpInSegs), d(|m| m.TcpOutRsts)), (1, 0, 0));
+    assert_eq!((d(|m| m.IpInHdrErrors), d(|m| m.IcmpOutParmProbs)), (1, 0));
+    assert_eq!((d(|m| m.IpExtInBcastPkts), d(|m| m.IpExtInMcastPkts)), (0, 0), "unicast IP destinations");
+    assert_census(&s);
+}
+
+/// Destinations other than our own address, now that the XDP program hands
+/// every IPv4 frame to our MAC to the stack: another host's address counts
+/// IpInAddrErrors (ip_error, forwarding off), the subnet and limited broadcast
+/// are delivered as broadcasts (no port unreachable: UdpIgnoredMulti; echo
+/// ignored as icmp_echo_ignore_broadcasts says), 224.0.0.1 as a multicast,
+/// other groups and martian destinations are dropped uncounted by SNMP.
+#[test]
+fn ip_destinations_follow_the_input_route() {
+    let (mut s, w) = stack();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    learn_peer(&mut s, &w);
+    let base = changed(&s);
+    let subnet_bcast = Ipv4Addr::new(10, 0, 0, 255);
+    let cases: Vec<(&str, Vec<u8>, Counts)> = vec![
+        (
+            "another host's address",
+            udp_to(OUR_MAC, Ipv4Addr::new(10, 0, 0, 77), 7, b"x"),
+            vec![("IpInReceives", 1), ("IpInAddrErrors", 1)],
+        ),
+        (
+            "subnet broadcast, closed port",
+            udp_to(EthernetAddress::BROADCAST, subnet_bcast, 9, b"x"),
+            vec![
+                ("IpInReceives", 1),
+                ("IpExtInBcastPkts", 1),
+                ("IpExtInBcastOctets", 29),
+                ("IpInDelivers", 1),
+                ("UdpIgnoredMulti", 1),
+            ],
+        ),
+        (
+            "limited broadcast, bound port",
+            udp_to(EthernetAddress::BROADCAST, Ipv4Addr::BROADCAST, 7, b"x"),
+            vec![("IpInReceives", 1), ("IpExtInBcastPkts", 1), ("IpExtInBcastOctets", 29), ("IpInDelivers", 1)],
+        ),
+        (
+            "all-hosts group, closed port",
+            udp_to(MCAST_MAC, Ipv4Addr::new(224, 0, 0, 1), 9, b"x"),
+            vec![
+                ("IpInReceives", 1),
+                ("IpExtInMcastPkts", 1),
+                ("IpExtInMcastOctets", 29),
+                ("IpInDelivers", 1),
+                ("UdpIgnoredMulti", 1),
+            ],
+        ),
+        (
+            "a group not joined",
+            udp_to(EthernetAddress([0x01, 0, 0x5e, 1, 1, 1]), Ipv4Addr::new(239, 1, 1, 1), 7, b"x"),
+            vec![("IpInReceives", 1), ("XskIpInMcastNotJoined", 1)],
+        ),
+        (
+            "loopback destination",
+            udp_to(OUR_MAC, Ipv4Addr::LOCALHOST, 7, b"x"),
+            vec![("IpInReceives", 1), ("XskIpInMartianDst", 1)],
+        ),
+        (
+            "echo request to the subnet broadcast",
+            {
+                let icmp = build::icmp(&IcmpRepr::echo(msg_type::ECHO_REQUEST, 1, 1), b"all of you");
+                let ip = build::ipv4(&build::ipv4_repr(PEER_IP, subnet_bcast, protocol::ICMP, 9), &icmp);
+                eth(EthernetAddress::BROADCAST, ethertype::IPV4, &ip)
+            },
+            vec![
+                ("IpInReceives", 1),
+                ("IpExtInBcastPkts", 1),
+                ("IpExtInBcastOctets", 38),
+                ("IpInDelivers", 1),
+                ("IcmpInMsgs", 1),
+                ("IcmpInEchos", 1),
+                ("IcmpMsgInType8", 1),
+                ("IcmpInErrors", 1),
+            ],
+        ),
+    ];
+    let mut total = base.clone();
+    for (name, frame, add) in cases {
+        w.inject(&frame);
+        s.poll(Instant::now());
+        assert!(w.take_transmitted().is_empty(), "{name}: nothing is sent");
+        for (k, v) in add {
+            match total.iter_mut().find(|(n, _)| *n == k) {
+                Some(e) => e.1 += v,
+                None => total.push((k, v)),
+            }
+        }
+        assert_eq!(changed(&s), sorted(total.clone()), "{name}");
+    }
+    let mut buf = [0u8; 64];
+    assert_eq!(s.recv_from(fd, &mut buf).map(|(n, _)| n), Ok(1), "the limited broadcast reached the socket");
+    assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN));
+    assert_census(&s);
+}

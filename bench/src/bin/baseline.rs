@@ -138,6 +138,7 @@ fn attach(iface: &str, ip: Ipv4Addr) -> Result<XdpProgram, BoxError> {
         mode: AttachMode::Auto,
         replace: false,
         force: false,
+        pass_kernel_addrs: false,
     })?)
 }
 

@@ -4,8 +4,9 @@
 //!
 //! This is stage 1 of the path in `docs/architecture.md` ("a peer sends"), built from the same
 //! parts as the stack: the XDP program attached on the generator's interface
-//! with the generator's source address (so echo replies and ARP for that
-//! address reach its socket), one UMEM, one AF_XDP socket and its four rings.
+//! with the generator's source address (so echo replies and ARP reach its
+//! socket; the host's own addresses on the interface stay the kernel's, as with
+//! `xsknet --pass-kernel-addrs`), one UMEM, one AF_XDP socket and its four rings.
 //! The UMEM is split in two by address: **transmit frames** (below
 //! `split`), each holding the pre-built frame ([`frame::Patcher`]) and only
 //! patched per packet, cycling tx ring → completion ring → free list; and
@@ -635,6 +636,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
             ring_size: cfg.ring_size,
             replace: cfg.replace,
             force: cfg.force,
+            // The generator shares its interface with the host's own traffic.
+            pass_kernel_addrs: true,
         })?;
         (Some(xdp), mac, umem, pool, xsk)
     };

@@ -15,6 +15,7 @@ use crate::netdev_queue::NetdevQueue;
 use crate::ratelimit::RateLimited;
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
+use crate::wire::ethernet::PktType;
 use crate::wire::icmp::{self, msg_type, IcmpError, IcmpPacket, IcmpQuote, IcmpRepr};
 use crate::wire::ipv4::{self, protocol};
 
@@ -22,6 +23,9 @@ use crate::wire::ipv4::{self, protocol};
 const TOS_INTERNETCONTROL: u8 = 0xc0;
 /// `NR_ICMP_TYPES`: the highest ICMP type Linux knows.
 const NR_ICMP_TYPES: u8 = 18;
+/// `net.ipv4.icmp_echo_ignore_broadcasts`, at its default (1): echo and
+/// timestamp requests to a broadcast or multicast address get no answer.
+const ICMP_ECHO_IGNORE_BROADCASTS: bool = true;
 
 /// `icmp_rcv`: the ICMP message described by `ip` in `frame`.
 pub fn icmp_rcv(
@@ -47,20 +51,39 @@ pub fn icmp_rcv(
             return q.kfree_skb_reason(frame, reason);
         }
     };
+    // ICMPMSGIN_INC_STATS: the type is counted before any check on it.
     match hdr.msg_type {
         msg_type::ECHO_REQUEST => {
             net.mib.IcmpInEchos += 1;
             net.mib.IcmpMsgInType8 += 1;
-            icmp_echo(net, q, frame, ip, now);
         }
         msg_type::ECHO_REPLY => {
             net.mib.IcmpInEchoReps += 1;
             net.mib.IcmpMsgInType0 += 1;
-            q.free_frame(frame);
         }
         msg_type::DEST_UNREACH => {
             net.mib.IcmpInDestUnreachs += 1;
             net.mib.IcmpMsgInType3 += 1;
+        }
+        _ => {}
+    }
+    // To a broadcast or multicast address (RFC 1122 3.2.2.6, 3.2.2.8): echo
+    // and timestamp requests are ignored as icmp_echo_ignore_broadcasts says,
+    // and only those and address mask messages are looked at at all.
+    if ip.is_bcast_route() && hdr.msg_type <= NR_ICMP_TYPES {
+        let t = hdr.msg_type;
+        let ignored = (t == msg_type::ECHO_REQUEST || t == msg_type::TIMESTAMP) && ICMP_ECHO_IGNORE_BROADCASTS;
+        let handled =
+            matches!(t, msg_type::ECHO_REQUEST | msg_type::TIMESTAMP | msg_type::ADDRESS | msg_type::ADDRESS_REPLY);
+        if ignored || !handled {
+            net.mib.IcmpInErrors += 1;
+            return q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
+        }
+    }
+    match hdr.msg_type {
+        msg_type::ECHO_REQUEST => icmp_echo(net, q, frame, ip, now),
+        msg_type::ECHO_REPLY => q.free_frame(frame),
+        msg_type::DEST_UNREACH => {
             // icmp_unreach(): no room for the quoted IP header, or a mangled
             // one, is an ICMP input error.
             match msg.quote() {
@@ -140,20 +163,35 @@ fn icmp_echo(net: &mut Net, q: &mut NetdevQueue, mut frame: Frame, ip: &RxIp, no
     }
 }
 
-/// `icmp_send(skb, ICMP_DEST_UNREACH, code)`: quotes the offending datagram
-/// (`original`, described by `ip`) in a new frame; the original stays with
-/// the caller.
-pub fn icmp_send_unreach(
+/// `icmp_send`: an error message `msg` (destination unreachable, parameter
+/// problem) about the offending datagram (`original`, described by `ip`),
+/// quoted in a new frame; the original stays with the caller. Sends nothing,
+/// as `__icmp_send` (net/ipv4/icmp.c) does, when the datagram came in a frame
+/// not to our MAC (`pkt_type != PACKET_HOST`), to a broadcast or multicast
+/// address, is a fragment other than the first, or is itself an ICMP error
+/// (or of a type past `NR_ICMP_TYPES`, or too short to tell); then under the
+/// rate limits (`icmpv4_xrlim_allow`: both types are in `icmp_ratemask`).
+pub fn icmp_send(
     net: &mut Net,
     q: &mut NetdevQueue,
     umem: &Umem,
     original: &Frame,
     ip: &RxIp,
-    code: u8,
+    msg: IcmpRepr,
     now: Instant,
 ) {
+    if ip.pkt_type != PktType::Host || ip.is_bcast_route() || ip.hdr.frag_offset != 0 {
+        return;
+    }
+    if ip.hdr.protocol == protocol::ICMP {
+        let inner_type = umem.frame(original)[ip.l3..ip.l3 + ip.total_len()].get(ip.l4 - ip.l3).copied();
+        match inner_type {
+            Some(t) if t <= NR_ICMP_TYPES && !msg_type::is_error(t) => {}
+            _ => return,
+        }
+    }
     let quoted = &umem.frame(original)[ip.l3..ip.l3 + ip.total_len()];
-    icmp_send(net, q, quoted, ip.hdr.src, IcmpRepr::dest_unreachable(code), now);
+    icmp_xmit_error(net, q, quoted, ip.hdr.src, msg, now);
 }
 
 /// `icmp_send(skb, ICMP_DEST_UNREACH, code)` for a datagram not in one frame
@@ -167,7 +205,7 @@ pub fn icmp_send_unreach_quoting(
     code: u8,
     now: Instant,
 ) {
-    icmp_send(net, q, quoted, dst, IcmpRepr::dest_unreachable(code), now);
+    icmp_xmit_error(net, q, quoted, dst, IcmpRepr::dest_unreachable(code), now);
 }
 
 /// `icmp_send(head, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)` from `ip_expire`:
@@ -188,18 +226,24 @@ pub fn icmp_send_time_exceeded(
     let ihl = usize::from(bytes[0] & 0x0f) * 4;
     if bytes[9] == protocol::ICMP {
         let t = bytes.get(ihl).copied().unwrap_or(0);
-        // icmp_pointers[].error: unreachable, source quench, redirect, time
-        // exceeded, parameter problem; and types past NR_ICMP_TYPES.
-        if matches!(t, 3 | 4 | 5 | 11 | 12) || t > NR_ICMP_TYPES {
+        if msg_type::is_error(t) || t > NR_ICMP_TYPES {
             return;
         }
     }
-    icmp_send(net, q, bytes, src, IcmpRepr::time_exceeded(icmp::exc_code::FRAGTIME), now);
+    icmp_xmit_error(net, q, bytes, src, IcmpRepr::time_exceeded(icmp::exc_code::FRAGTIME), now);
 }
 
-/// `icmp_send`: the error `repr` to `dst`, quoting `quoted` (the offending
-/// datagram's header and first bytes), under the rate limits.
-fn icmp_send(net: &mut Net, q: &mut NetdevQueue, quoted: &[u8], dst: std::net::Ipv4Addr, repr: IcmpRepr, now: Instant) {
+/// The sending half of `icmp_send`: the error `repr` to `dst`, quoting
+/// `quoted` (the offending datagram's header and first bytes), under the rate
+/// limits, counted by type.
+fn icmp_xmit_error(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    quoted: &[u8],
+    dst: std::net::Ipv4Addr,
+    repr: IcmpRepr,
+    now: Instant,
+) {
     if let Err(limited) = net.icmp_ratelimit.allow(dst, now) {
         match limited {
             RateLimited::Global => net.mib.IcmpOutRateLimitGlobal += 1,
@@ -218,13 +262,22 @@ fn icmp_send(net: &mut Net, q: &mut NetdevQueue, quoted: &[u8], dst: std::net::I
     let icmp_len = repr.emit_quoting(&mut buf[l4..], quoted);
     ip_build_header(net, &mut buf[l3..l4], dst, protocol::ICMP, icmp_len, TOS_INTERNETCONTROL);
     if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + icmp_len, dst, now) {
-        net.mib.IcmpOutMsgs += 1;
-        if repr.msg_type == msg_type::TIME_EXCEEDED {
-            net.mib.IcmpOutTimeExcds += 1;
-            net.mib.IcmpMsgOutType11 += 1;
-        } else {
-            net.mib.IcmpOutDestUnreachs += 1;
-            net.mib.IcmpMsgOutType3 += 1;
+        let mib = &mut net.mib;
+        mib.IcmpOutMsgs += 1;
+        match repr.msg_type {
+            msg_type::DEST_UNREACH => {
+                mib.IcmpOutDestUnreachs += 1;
+                mib.IcmpMsgOutType3 += 1;
+            }
+            msg_type::TIME_EXCEEDED => {
+                mib.IcmpOutTimeExcds += 1;
+                mib.IcmpMsgOutType11 += 1;
+            }
+            msg_type::PARAMETER_PROBLEM => {
+                mib.IcmpOutParmProbs += 1;
+                mib.IcmpMsgOutType12 += 1;
+            }
+            _ => {}
         }
     }
 }

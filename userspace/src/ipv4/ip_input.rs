@@ -11,13 +11,18 @@ use super::{icmp, tcp, udp, RxIp};
 use crate::inet_hashtables::InetHashTables;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
+use crate::route::InRoute;
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
-use crate::wire::ipv4::{ecn, protocol, Ipv4Error, Ipv4Packet, Ipv4Repr};
+use crate::wire::ethernet::PktType;
+use crate::wire::icmp::{unreach_code, IcmpRepr};
+use crate::wire::ipv4::{self, ecn, protocol, Ipv4Error, Ipv4Packet, Ipv4Repr};
 
 /// `ip_rcv`: the IPv4 datagram at `pkt` (offsets from the frame base) in
-/// `frame`, Ethernet header stripped.
+/// `frame`, Ethernet header stripped, that arrived as `pkt_type` (never
+/// [`PktType::OtherHost`]: `ip_rcv_core` drops those before it counts).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub fn ip_rcv(
     net: &mut Net,
     socks: &InetHashTables,
@@ -25,6 +30,7 @@ pub fn ip_rcv(
     umem: &Umem,
     frame: Frame,
     pkt: Range<usize>,
+    pkt_type: PktType,
     now: Instant,
 ) {
     let (l3, len) = (pkt.start, pkt.len());
@@ -62,32 +68,85 @@ pub fn ip_rcv(
             return q.kfree_skb_reason(frame, reason);
         }
     };
-    // The input route: only our own address is local.
-    if !net.route.is_local(hdr.dst) {
-        mib.IpInAddrErrors += 1;
-        return q.kfree_skb_reason(frame, MibCounter::IpInAddrErrors);
+    // ip_rcv_finish_core: the input route first (ip_route_input_slow), the
+    // options after it, then what the route says.
+    let route = net.route.input(hdr.src, hdr.dst);
+    match route {
+        InRoute::MartianSource => {
+            mib.XskIpInMartianSrc += 1;
+            return q.kfree_skb_reason(frame, MibCounter::XskIpInMartianSrc);
+        }
+        InRoute::MartianDestination => {
+            mib.XskIpInMartianDst += 1;
+            return q.kfree_skb_reason(frame, MibCounter::XskIpInMartianDst);
+        }
+        InRoute::McastNotJoined => {
+            mib.XskIpInMcastNotJoined += 1;
+            return q.kfree_skb_reason(frame, MibCounter::XskIpInMcastNotJoined);
+        }
+        InRoute::Local | InRoute::Broadcast | InRoute::Multicast | InRoute::Unreachable => {}
     }
-    if net.route.is_martian_source(hdr.src) {
-        mib.XskIpInMartianSrc += 1;
-        return q.kfree_skb_reason(frame, MibCounter::XskIpInMartianSrc);
+    let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len, pkt_type, route };
+    if pkt.header_len() > ipv4::MIN_HEADER_LEN {
+        // ip_rcv_options: ip_options_compile, then the source route check.
+        match ipv4::ip_options_compile(pkt.options()) {
+            Err(e) => {
+                icmp::icmp_send(net, q, umem, &frame, &ip, IcmpRepr::parameter_problem(e.pointer), now);
+                net.mib.IpInHdrErrors += 1;
+                return q.kfree_skb_reason(frame, MibCounter::IpInHdrErrors);
+            }
+            // accept_source_route is off in conf/all (the default of a new
+            // namespace), and IN_DEV_SOURCE_ROUTE needs both all and the device.
+            Ok(opt) if opt.srr != 0 => {
+                net.mib.XskIpInSrcRoute += 1;
+                return q.kfree_skb_reason(frame, MibCounter::XskIpInSrcRoute);
+            }
+            Ok(_) => {}
+        }
+    }
+    let mib = &mut net.mib;
+    match route {
+        InRoute::Multicast => {
+            mib.IpExtInMcastPkts += 1;
+            mib.IpExtInMcastOctets += pkt.total_len() as u64;
+        }
+        InRoute::Broadcast => {
+            mib.IpExtInBcastPkts += 1;
+            mib.IpExtInBcastOctets += pkt.total_len() as u64;
+        }
+        // ip_error with forwarding off: EHOSTUNREACH.
+        InRoute::Unreachable => {
+            mib.IpInAddrErrors += 1;
+            return q.kfree_skb_reason(frame, MibCounter::IpInAddrErrors);
+        }
+        _ => {}
     }
     if hdr.is_fragment() {
         // ip_local_deliver → ip_defrag: held until the datagram is whole.
-        let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len };
         return match ip_fragment::ip_defrag(net, q, umem, frame, &ip, now) {
             Defrag::Stolen => {}
             Defrag::Done(r) => ip_local_deliver_reassembled(net, socks, q, umem, r, now),
         };
     }
-    let ip = RxIp { hdr, l3, l4: l3 + pkt.header_len(), l4_len: hdr.payload_len };
     match hdr.protocol {
         protocol::UDP => {
             udp::udp_rcv(net, socks, q, umem, frame, &ip, now);
             net.mib.IpInDelivers += 1;
         }
         protocol::TCP => {
-            tcp::input::tcp_v4_rcv(net, q, umem, frame, &ip, now);
             net.mib.IpInDelivers += 1;
+            // tcp_v4_rcv drops what was not sent to our MAC before it counts
+            // TcpInSegs; a segment to a broadcast or multicast address never
+            // makes a connection (tcp_v4_conn_request) nor gets a reset.
+            if pkt_type != PktType::Host {
+                net.mib.XskTcpInNotHost += 1;
+                return q.kfree_skb_reason(frame, MibCounter::XskTcpInNotHost);
+            }
+            if ip.is_bcast_route() {
+                net.mib.XskTcpInBcast += 1;
+                return q.kfree_skb_reason(frame, MibCounter::XskTcpInBcast);
+            }
+            tcp::input::tcp_v4_rcv(net, q, umem, frame, &ip, now);
         }
         protocol::ICMP => {
             icmp::icmp_rcv(net, socks, q, umem, frame, &ip, now);
@@ -95,7 +154,7 @@ pub fn ip_rcv(
         }
         _ => {
             net.mib.IpInUnknownProtos += 1;
-            icmp::icmp_send_unreach(net, q, umem, &frame, &ip, crate::wire::icmp::unreach_code::PROTOCOL, now);
+            icmp::icmp_send(net, q, umem, &frame, &ip, IcmpRepr::dest_unreachable(unreach_code::PROTOCOL), now);
             q.kfree_skb_reason(frame, MibCounter::IpInUnknownProtos);
         }
     }

@@ -30,6 +30,8 @@ pub mod ip_output;
 pub mod tcp;
 pub mod udp;
 
+use crate::route::InRoute;
+use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::Ipv4Repr;
 
 /// Where a received IPv4 datagram lies in its frame.
@@ -43,9 +45,22 @@ pub struct RxIp {
     pub l4: usize,
     /// Payload length, Ethernet padding trimmed.
     pub l4_len: usize,
+    /// What the destination MAC said (`skb->pkt_type`): never
+    /// [`PktType::OtherHost`] here, `netif_receive` dropped those.
+    pub pkt_type: PktType,
+    /// The input route: [`InRoute::Local`], [`InRoute::Broadcast`] or
+    /// [`InRoute::Multicast`] for a datagram handed to a protocol.
+    pub route: InRoute,
 }
 
 impl RxIp {
+    /// Whether the input route is a broadcast or multicast one
+    /// (`rt->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)`).
+    #[inline]
+    pub fn is_bcast_route(&self) -> bool {
+        matches!(self.route, InRoute::Broadcast | InRoute::Multicast)
+    }
+
     /// The datagram's total length: header, options and payload.
     #[inline]
     pub fn total_len(&self) -> usize {

@@ -26,7 +26,7 @@ use crate::snmp::MibCounter;
 use crate::sock::{PmtuDisc, Sock};
 use crate::umem::{Frame, Umem};
 use crate::wire::checksum;
-use crate::wire::icmp::unreach_code;
+use crate::wire::icmp::{unreach_code, IcmpRepr};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::ipv4::{self, protocol};
 use crate::wire::udp::{self, UdpPacket, UdpRepr};
@@ -99,6 +99,20 @@ pub fn udp_send_mtu(net_mtu: usize, pmtu: &PmtuCache, sock: &Sock, dst: std::net
     }
 }
 
+/// `CHECKSUM_BREAK` (include/linux/skbuff.h): `udp4_csum_init` verifies the
+/// checksum of a datagram this short at once, before any lookup.
+const CHECKSUM_BREAK: usize = 76;
+
+/// `__udp_is_mcast_sock`: whether `sock` takes a broadcast or multicast
+/// datagram described by `ip` from port `sport`: bound to the wildcard or to
+/// the destination, unconnected or connected to the sender (the group filter
+/// passes with `IP_MULTICAST_ALL` on, its default).
+fn udp_is_mcast_sock(sock: &Sock, ip: &RxIp, sport: u16) -> bool {
+    let bound = sock.local().is_none_or(|l| l.ip().is_unspecified() || *l.ip() == ip.hdr.dst);
+    let peer = sock.remote().is_none_or(|r| *r.ip() == ip.hdr.src && (r.port() == 0 || r.port() == sport));
+    bound && peer
+}
+
 /// `__udp4_lib_rcv`: the UDP datagram described by `ip` in `frame`.
 #[inline]
 pub fn udp_rcv(
@@ -118,7 +132,23 @@ pub fn udp_rcv(
     // Verified lazily, after the lookup, as Linux does; one error path
     // (`csum_error:`) whether or not a sock was found.
     let key = DemuxKey { protocol: protocol::UDP, port: uh.dst_port };
-    let sock = socks.lookup(&key);
+    let mut sock = socks.lookup(&key);
+    if ip.is_bcast_route() {
+        // __udp4_lib_mcast_deliver: only a sock bound to the wildcard or to
+        // the destination, and not connected elsewhere, takes it.
+        sock = sock.filter(|s| udp_is_mcast_sock(s, ip, uh.src_port));
+        if sock.is_none() {
+            // udp4_csum_init verified only a short datagram's checksum
+            // (CHECKSUM_BREAK); no socket, no port unreachable.
+            if uh.payload_len + udp::HEADER_LEN <= CHECKSUM_BREAK && !packet.verify_checksum(ip.hdr.src, ip.hdr.dst) {
+                net.mib.UdpInCsumErrors += 1;
+                net.mib.UdpInErrors += 1;
+                return q.kfree_skb_reason(frame, MibCounter::UdpInCsumErrors);
+            }
+            net.mib.UdpIgnoredMulti += 1;
+            return q.kfree_skb_reason(frame, MibCounter::UdpIgnoredMulti);
+        }
+    }
     if !packet.verify_checksum(ip.hdr.src, ip.hdr.dst) {
         net.mib.UdpInCsumErrors += 1;
         net.mib.UdpInErrors += 1;
@@ -126,7 +156,7 @@ pub fn udp_rcv(
     }
     let Some(sock) = sock else {
         net.mib.UdpNoPorts += 1;
-        icmp::icmp_send_unreach(net, q, umem, &frame, ip, unreach_code::PORT, now);
+        icmp::icmp_send(net, q, umem, &frame, ip, IcmpRepr::dest_unreachable(unreach_code::PORT), now);
         return q.kfree_skb_reason(frame, MibCounter::UdpNoPorts);
     };
     let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);

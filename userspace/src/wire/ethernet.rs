@@ -26,6 +26,45 @@ pub mod ethertype {
     pub const VLAN: u16 = 0x8100;
 }
 
+/// What the destination MAC says about a received frame: `skb->pkt_type` as
+/// `eth_type_trans()` sets it (net/ethernet/eth.c; values from
+/// include/uapi/linux/if_packet.h). The layers above follow it as Linux does:
+/// `ip_rcv_core()` drops [`PktType::OtherHost`], `__icmp_send()` sends no error
+/// about a frame that was not [`PktType::Host`], `tcp_v4_rcv()` drops one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum PktType {
+    /// `PACKET_HOST`: to our own MAC.
+    #[default]
+    Host,
+    /// `PACKET_BROADCAST`: to ff:ff:ff:ff:ff:ff.
+    Broadcast,
+    /// `PACKET_MULTICAST`: to any other group address (I/G bit set). The NIC's
+    /// filter decides which groups reach the host; what it let through is taken.
+    Multicast,
+    /// `PACKET_OTHERHOST`: to another host's unicast MAC (promiscuous mode, or a
+    /// bridge or veth that does not filter).
+    OtherHost,
+}
+
+impl PktType {
+    /// `eth_type_trans()`'s classification of a frame to `dst` arriving on an
+    /// interface whose address is `ours`.
+    #[inline]
+    pub fn classify(dst: EthernetAddress, ours: EthernetAddress) -> PktType {
+        if dst.is_multicast() {
+            if dst.is_broadcast() {
+                PktType::Broadcast
+            } else {
+                PktType::Multicast
+            }
+        } else if dst == ours {
+            PktType::Host
+        } else {
+            PktType::OtherHost
+        }
+    }
+}
+
 /// A 48-bit IEEE 802 MAC address.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub struct EthernetAddress(pub [u8; 6]);
@@ -290,6 +329,19 @@ impl EthernetRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkt_type_as_eth_type_trans() {
+        let ours = EthernetAddress([0x02, 0, 0, 0, 0, 2]);
+        let c = |d: [u8; 6]| PktType::classify(EthernetAddress(d), ours);
+        assert_eq!(c([0x02, 0, 0, 0, 0, 2]), PktType::Host);
+        assert_eq!(c([0xff; 6]), PktType::Broadcast);
+        assert_eq!(c([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]), PktType::Multicast);
+        assert_eq!(c([0x33, 0x33, 0, 0, 0, 1]), PktType::Multicast);
+        // A group bit on an address that is otherwise ours is still multicast.
+        assert_eq!(c([0x03, 0, 0, 0, 0, 2]), PktType::Multicast);
+        assert_eq!(c([0x02, 0, 0, 0, 0, 3]), PktType::OtherHost);
+    }
 
     /// A broadcast ARP request from 02:00:00:00:00:01 (10.0.0.1 asks for 10.0.0.2), padded by
     /// the sender to the 60-byte minimum.

@@ -25,10 +25,29 @@ pub mod msg_type {
     pub const ECHO_REPLY: u8 = 0;
     /// `ICMP_DEST_UNREACH`.
     pub const DEST_UNREACH: u8 = 3;
+    /// `ICMP_SOURCE_QUENCH`.
+    pub const SOURCE_QUENCH: u8 = 4;
+    /// `ICMP_REDIRECT`.
+    pub const REDIRECT: u8 = 5;
     /// `ICMP_ECHO`.
     pub const ECHO_REQUEST: u8 = 8;
     /// `ICMP_TIME_EXCEEDED`.
     pub const TIME_EXCEEDED: u8 = 11;
+    /// `ICMP_PARAMETERPROB`.
+    pub const PARAMETER_PROBLEM: u8 = 12;
+    /// `ICMP_TIMESTAMP`.
+    pub const TIMESTAMP: u8 = 13;
+    /// `ICMP_ADDRESS`: address mask request.
+    pub const ADDRESS: u8 = 17;
+    /// `ICMP_ADDRESSREPLY`: address mask reply.
+    pub const ADDRESS_REPLY: u8 = 18;
+
+    /// Whether `t` is an error message (`icmp_pointers[t].error` in net/ipv4/icmp.c):
+    /// no ICMP error is ever sent about one.
+    #[inline]
+    pub fn is_error(t: u8) -> bool {
+        matches!(t, DEST_UNREACH | SOURCE_QUENCH | REDIRECT | TIME_EXCEEDED | PARAMETER_PROBLEM)
+    }
 }
 
 /// Codes of [`msg_type::TIME_EXCEEDED`].
@@ -309,6 +328,14 @@ impl IcmpRepr {
     #[inline]
     pub fn time_exceeded(code: u8) -> IcmpRepr {
         IcmpRepr { msg_type: msg_type::TIME_EXCEEDED, code, rest: [0; 4] }
+    }
+
+    /// A parameter-problem header (code 0) pointing at byte `pointer` of the offending
+    /// datagram's IP header, as `icmp_send(skb, ICMP_PARAMETERPROB, 0, htonl(pointer << 24))`
+    /// writes it (RFC 792).
+    #[inline]
+    pub fn parameter_problem(pointer: u8) -> IcmpRepr {
+        IcmpRepr { msg_type: msg_type::PARAMETER_PROBLEM, code: 0, rest: [pointer, 0, 0, 0] }
     }
 
     /// Validates `packet` ([`IcmpPacket::check`], `icmp_rcv()`'s order) and reads its header.

@@ -3,10 +3,10 @@
 //!
 //! This module owns header validation in the kernel's order, so that each rejection maps to
 //! the SNMP counter Linux bumps for it (`IpInHdrErrors`, `IpExtInCsumErrors`,
-//! `IpExtInTruncatedPkts`; see `net/ipv4/ip_input.c`). It does not judge addresses
-//! (`IpInAddrErrors`), reassemble fragments, or interpret options: those belong to the receive
-//! loop that has the interface's configuration. Outgoing headers are 20 bytes, without
-//! options.
+//! `IpExtInTruncatedPkts`; see `net/ipv4/ip_input.c`), and the options' validation of
+//! `ip_options_compile()` ([`ip_options_compile`], `net/ipv4/ip_options.c`). It does not judge
+//! addresses (`IpInAddrErrors`) or reassemble fragments: those belong to the receive loop that
+//! has the interface's configuration. Outgoing headers are 20 bytes, without options.
 
 use core::fmt;
 use std::net::Ipv4Addr;
@@ -571,6 +571,194 @@ impl Ipv4Repr {
     }
 }
 
+/// IP option types (`IPOPT_*`, include/uapi/linux/ip.h): the copied flag, class and number
+/// in one byte.
+pub mod option {
+    /// `IPOPT_END`: end of the option list.
+    pub const END: u8 = 0;
+    /// `IPOPT_NOOP`: one byte of padding.
+    pub const NOOP: u8 = 1;
+    /// `IPOPT_RR`: record route.
+    pub const RR: u8 = 7;
+    /// `IPOPT_TIMESTAMP`.
+    pub const TIMESTAMP: u8 = 68;
+    /// `IPOPT_SEC`: security (RFC 1108).
+    pub const SEC: u8 = 130;
+    /// `IPOPT_LSRR`: loose source and record route.
+    pub const LSRR: u8 = 131;
+    /// `IPOPT_CIPSO`: commercial IP security option.
+    pub const CIPSO: u8 = 134;
+    /// `IPOPT_SID`: stream identifier.
+    pub const SID: u8 = 136;
+    /// `IPOPT_SSRR`: strict source and record route.
+    pub const SSRR: u8 = 137;
+    /// `IPOPT_RA`: router alert (RFC 2113).
+    pub const RA: u8 = 148;
+
+    /// Timestamp flags (the low four bits of the option's fourth byte).
+    pub mod ts_flag {
+        /// `IPOPT_TS_TSONLY`: timestamps only.
+        pub const TSONLY: u8 = 0;
+        /// `IPOPT_TS_TSANDADDR`: each timestamp preceded by an address.
+        pub const TSANDADDR: u8 = 1;
+        /// `IPOPT_TS_PRESPEC`: prespecified addresses.
+        pub const PRESPEC: u8 = 3;
+    }
+}
+
+/// Where `ip_options_compile()` found the options it keeps track of, each as the offset of
+/// the option's type byte from the start of the IP header (0: absent), as `struct
+/// ip_options` holds them (include/net/inet_sock.h).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ipv4Options {
+    /// Loose or strict source route (`opt->srr`).
+    pub srr: u8,
+    /// The source route is strict (`IPOPT_SSRR`).
+    pub is_strictroute: bool,
+    /// Record route (`opt->rr`).
+    pub rr: u8,
+    /// Timestamp (`opt->ts`).
+    pub ts: u8,
+    /// Router alert with value 0 (`opt->router_alert`).
+    pub router_alert: u8,
+}
+
+/// A received header's options that `ip_options_compile()` rejects: Linux answers with ICMP
+/// parameter problem (type 12, code 0) whose pointer is [`OptionsError::pointer`], and counts
+/// `IpInHdrErrors`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OptionsError {
+    /// The offending byte's offset from the start of the IP header (`pp_ptr - iph`).
+    pub pointer: u8,
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad IPv4 option at header byte {}", self.pointer)
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
+/// Validates the options of a received header (`options`: the bytes from 20 to IHL*4) as
+/// `__ip_options_compile()` does for an incoming skb (net/ipv4/ip_options.c), in its order:
+/// `END` ends the list, `NOOP` is one byte; any other option needs a length byte, a length
+/// of at least 2 that fits in what is left; record route and timestamp need a pointer
+/// that is at least 4 (5) and, while the option has room left, room for one more entry
+/// (a full timestamp option's overflow counter must not be 15 already); a source route
+/// needs a pointer of at least 4 and may not repeat, nor may record route or timestamp;
+/// router alert needs a length of 4. CIPSO is refused (pointer at its length byte when
+/// shorter than 8, else at its DOI), as Linux does when no CIPSO DOI is configured
+/// (net/ipv4/cipso_ipv4.c `cipso_v4_validate()`, the default). Other option types are
+/// accepted and skipped, as Linux does for a received packet.
+///
+/// The options are read, not rewritten: Linux also records our address and a timestamp in
+/// record-route and timestamp options that have room, which only matters when it forwards
+/// the datagram or echoes its options (xsknet does neither).
+///
+/// # Errors
+/// [`OptionsError`] with the pointer Linux puts in its parameter problem.
+pub fn ip_options_compile(options: &[u8]) -> Result<Ipv4Options, OptionsError> {
+    let mut opt = Ipv4Options::default();
+    let mut i = 0;
+    // Offsets from the IP header: the options start at byte 20 (IHL <= 15, so < 60).
+    let at = |i: usize, k: usize| OptionsError { pointer: (MIN_HEADER_LEN + i + k) as u8 };
+    while i < options.len() {
+        let l = options.len() - i;
+        let o = &options[i..];
+        match o[0] {
+            option::END => break,
+            option::NOOP => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if l < 2 {
+            return Err(at(i, 0));
+        }
+        let optlen = usize::from(o[1]);
+        if optlen < 2 || optlen > l {
+            return Err(at(i, 0));
+        }
+        let o = &o[..optlen];
+        let here = (MIN_HEADER_LEN + i) as u8;
+        match o[0] {
+            option::SSRR | option::LSRR => {
+                if optlen < 3 {
+                    return Err(at(i, 1));
+                }
+                if o[2] < 4 {
+                    return Err(at(i, 2));
+                }
+                // RFC 1812 5.2.4.1: at most one source route.
+                if opt.srr != 0 {
+                    return Err(at(i, 0));
+                }
+                opt.is_strictroute = o[0] == option::SSRR;
+                opt.srr = here;
+            }
+            option::RR => {
+                if opt.rr != 0 {
+                    return Err(at(i, 0));
+                }
+                if optlen < 3 {
+                    return Err(at(i, 1));
+                }
+                let ptr = usize::from(o[2]);
+                if ptr < 4 {
+                    return Err(at(i, 2));
+                }
+                if ptr <= optlen && ptr + 3 > optlen {
+                    return Err(at(i, 2));
+                }
+                opt.rr = here;
+            }
+            option::TIMESTAMP => {
+                if opt.ts != 0 {
+                    return Err(at(i, 0));
+                }
+                if optlen < 4 {
+                    return Err(at(i, 1));
+                }
+                let ptr = usize::from(o[2]);
+                if ptr < 5 {
+                    return Err(at(i, 2));
+                }
+                let flag = o[3] & 0x0F;
+                if ptr <= optlen {
+                    if ptr + 3 > optlen {
+                        return Err(at(i, 2));
+                    }
+                    let entry_has_addr = flag == option::ts_flag::TSANDADDR || flag == option::ts_flag::PRESPEC;
+                    if entry_has_addr && ptr + 7 > optlen {
+                        return Err(at(i, 2));
+                    }
+                } else if flag != option::ts_flag::PRESPEC && o[3] >> 4 == 15 {
+                    // The overflow counter would wrap.
+                    return Err(at(i, 3));
+                }
+                opt.ts = here;
+            }
+            option::RA => {
+                if optlen < 4 {
+                    return Err(at(i, 1));
+                }
+                if o[2] == 0 && o[3] == 0 {
+                    opt.router_alert = here;
+                }
+            }
+            option::CIPSO => {
+                // No DOI is known: `cipso_v4_doi_search()` finds none.
+                return Err(at(i, if optlen < 8 { 1 } else { 2 }));
+            }
+            _ => {}
+        }
+        i += optlen;
+    }
+    Ok(opt)
+}
+
 /// The folded sum of a 20-byte header, as five 32-bit words with no loop (Linux
 /// `ip_fast_csum()`). 0xFFFF when the checksum in it verifies.
 #[inline(always)]
@@ -961,5 +1149,66 @@ mod tests {
         assert_eq!(Ipv4Error::ChecksumError.to_string(), "bad IPv4 header checksum");
         assert!(!Ipv4Error::HdrError.to_string().is_empty());
         assert!(!Ipv4Error::Truncated.to_string().is_empty());
+    }
+
+    /// `__ip_options_compile()`'s answers, pointer by pointer (net/ipv4/ip_options.c).
+    #[test]
+    fn options_validated_as_ip_options_compile() {
+        let ok = |o: &[u8]| ip_options_compile(o).unwrap_or_else(|e| panic!("{o:02x?}: {e}"));
+        let bad = |o: &[u8]| ip_options_compile(o).map(|_| ()).map_err(|e| e.pointer);
+        // The example: IHL 6 with 07 ff 00 00, the length runs past the header.
+        assert_eq!(bad(&[0x07, 0xff, 0, 0]), Err(20));
+        // Padding and the end of the list; what follows END is not looked at.
+        assert_eq!(ok(&[1, 1, 1, 1]), Ipv4Options::default());
+        assert_eq!(ok(&[0, 0x07, 0xff, 0]), Ipv4Options::default());
+        assert_eq!(ok(&[]), Ipv4Options::default());
+        // A type byte with no room for its length; a length below 2.
+        assert_eq!(bad(&[1, 1, 1, 0x44]), Err(23));
+        assert_eq!(bad(&[0x99, 1, 0, 0]), Err(20));
+        assert_eq!(bad(&[1, 0x99, 0, 0]), Err(21));
+        // Unknown, security and stream ID options are skipped on receive.
+        assert_eq!(ok(&[0x99, 4, 0xaa, 0xbb]), Ipv4Options::default());
+        assert_eq!(ok(&[option::SID, 4, 0, 1]), Ipv4Options::default());
+        assert_eq!(ok(&[option::SEC, 3, 0, 1]), Ipv4Options::default());
+        // Record route: room for one address at pointer 4, or full (pointer past the end).
+        assert_eq!(ok(&[7, 7, 4, 0, 0, 0, 0, 0]).rr, 20);
+        assert_eq!(ok(&[7, 3, 4, 0]).rr, 20);
+        assert_eq!(bad(&[7, 2, 0, 0]), Err(21));
+        assert_eq!(bad(&[7, 7, 3, 0, 0, 0, 0, 0]), Err(22));
+        assert_eq!(bad(&[7, 7, 5, 0, 0, 0, 0, 0]), Err(22));
+        assert_eq!(bad(&[7, 3, 4, 7, 3, 4, 0, 0]), Err(23));
+        // Timestamp: pointer at least 5, an entry's room, the overflow counter.
+        assert_eq!(ok(&[68, 8, 5, 0, 0, 0, 0, 0]).ts, 20);
+        assert_eq!(bad(&[68, 3, 5, 0]), Err(21));
+        assert_eq!(bad(&[68, 8, 4, 0, 0, 0, 0, 0]), Err(22));
+        assert_eq!(bad(&[68, 8, 6, 0, 0, 0, 0, 0]), Err(22));
+        assert_eq!(bad(&[68, 8, 5, 1, 0, 0, 0, 0]), Err(22));
+        assert_eq!(ok(&[68, 12, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0]).ts, 20);
+        assert_eq!(ok(&[68, 4, 5, 0xe0]).ts, 20);
+        assert_eq!(bad(&[68, 4, 5, 0xf0]), Err(23));
+        assert_eq!(ok(&[68, 4, 5, 0xf3]).ts, 20);
+        // An unknown flag is not checked on receive.
+        assert_eq!(ok(&[68, 8, 5, 2, 0, 0, 0, 0]).ts, 20);
+        // Source routes: pointer at least 4, only one.
+        let srr = ok(&[option::LSRR, 7, 4, 10, 0, 0, 9, 0]);
+        assert_eq!((srr.srr, srr.is_strictroute), (20, false));
+        assert!(ok(&[option::SSRR, 3, 4, 0]).is_strictroute);
+        assert_eq!(bad(&[option::LSRR, 2, 0, 0]), Err(21));
+        assert_eq!(bad(&[option::SSRR, 3, 3, 0]), Err(22));
+        assert_eq!(bad(&[option::LSRR, 3, 4, option::SSRR, 3, 4, 0, 0]), Err(23));
+        // Router alert: length 4; value 0 is the one Linux keeps.
+        assert_eq!(ok(&[option::RA, 4, 0, 0]).router_alert, 20);
+        assert_eq!(ok(&[option::RA, 4, 0, 1]).router_alert, 0);
+        assert_eq!(bad(&[option::RA, 2, 0, 0]), Err(21));
+        // CIPSO with no DOI configured.
+        assert_eq!(bad(&[option::CIPSO, 4, 0, 0]), Err(21));
+        assert_eq!(bad(&[option::CIPSO, 8, 0, 0, 0, 1, 0, 0]), Err(22));
+        // Every byte string of one option word, none panics.
+        for a in 0..=255u8 {
+            for b in [0u8, 1, 2, 3, 4, 5, 8, 0xff] {
+                let _ = ip_options_compile(&[a, b, 5, 0xf1]);
+                let _ = ip_options_compile(&[a]);
+            }
+        }
     }
 }

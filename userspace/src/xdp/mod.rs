@@ -3,8 +3,10 @@
 //! In Linux the hard IRQ handler does the least it can (note that packets wait,
 //! schedule the softirq) and leaves parsing and validation to the softirq. The XDP
 //! program in `xdp-prog/xsknet.bpf.c` plays that part for xsknet: a bounds-checked
-//! look at the Ethernet header and the one header behind it, the decision "ours or
-//! the kernel's", and `bpf_redirect_map()` into the AF_XDP socket registered for the
+//! look at the Ethernet header, the decision "ours or the kernel's" by EtherType and
+//! destination MAC (IPv4 and ARP to our MAC, broadcast or multicast; with
+//! `--pass-kernel-addrs` the host's own addresses stay the kernel's:
+//! docs/ingress.md), and `bpf_redirect_map()` into the AF_XDP socket registered for the
 //! frame's rx queue. Everything else, including every validity check, is the
 //! softirq loop's in user space, unless the guard is on ([`guard`], off by
 //! default): then a flood is dropped here, before the copy.
@@ -91,7 +93,9 @@ impl fmt::Display for AttachMode {
 pub struct XdpOptions {
     /// The interface to attach to.
     pub ifname: String,
-    /// Our IPv4 address: frames to it (and ARP asking for it) are redirected.
+    /// Our IPv4 address (for the guard, and to refuse `pass_kernel_addrs`
+    /// when the kernel holds it too); IPv4 and ARP frames to the interface's
+    /// MAC, broadcast or multicast are redirected whatever their addresses.
     /// `0.0.0.0` attaches a program that passes everything.
     pub ipv4_addr: Ipv4Addr,
     /// Driver, generic, or driver falling back to generic.
@@ -100,6 +104,10 @@ pub struct XdpOptions {
     pub replace: bool,
     /// Attach even to the interface that holds the default route.
     pub force: bool,
+    /// `--pass-kernel-addrs`: leave to the kernel the frames to its own IPv4
+    /// addresses on the interface (read at attach), their broadcast addresses,
+    /// the limited broadcast and multicast groups, and ARP for its addresses.
+    pub pass_kernel_addrs: bool,
 }
 
 /// Errors of the setup path. Each message says what to do next.
@@ -186,6 +194,12 @@ pub enum XdpError {
         #[source]
         /// The underlying error.
         source: Box<MapError>,
+    },
+    /// `--pass-kernel-addrs` found more kernel addresses than the map holds.
+    #[error("the interface has {count} kernel IPv4 addresses and broadcast addresses, more than the {max} --pass-kernel-addrs can leave to the kernel", max = object::KERNEL_ADDRS_MAX)]
+    TooManyKernelAddrs {
+        /// How many there are.
+        count: usize,
     },
     /// The embedded object lacks a program or map the loader expects.
     #[error("the embedded XDP object has no {name}: rebuild xsknet (xdp-prog/ and src/xdp.rs disagree)")]

@@ -15,6 +15,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::{
+    address::{AddressAttribute, AddressMessage},
     link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached},
     route::RouteMessage,
     AddressFamily, RouteNetlinkMessage,
@@ -241,6 +242,38 @@ pub fn set_xdp_fd(ifindex: u32, fd: i32, flags: u32) -> io::Result<()> {
         Ok(_) => Ok(()),
         Err(e) => Err(e.into_io()),
     }
+}
+
+/// The IPv4 addresses the kernel holds on interface `ifindex`, and the
+/// broadcast address of each (`RTM_GETADDR` dump: `IFA_LOCAL` and
+/// `IFA_BROADCAST`), in the order the kernel lists them, without repeats.
+///
+/// # Errors
+/// The socket's errors, or the kernel's refusal.
+pub fn ipv4_addrs(ifindex: u32) -> io::Result<Vec<std::net::Ipv4Addr>> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    let replies = match request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)? {
+        Ok(replies) => replies,
+        Err(e) => return Err(e.into_io()),
+    };
+    let mut out = Vec::new();
+    for m in replies {
+        let RouteNetlinkMessage::NewAddress(a) = m else { continue };
+        if a.header.index != ifindex || a.header.family != AddressFamily::Inet {
+            continue;
+        }
+        for attr in &a.attributes {
+            let addr = match attr {
+                AddressAttribute::Local(std::net::IpAddr::V4(v)) | AddressAttribute::Broadcast(v) => *v,
+                _ => continue,
+            };
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `RTM_GETROUTE` dump of one address family, every table.

@@ -34,6 +34,9 @@ pub(crate) const GUARD_TIGHT_MAP: &str = "guard_tight";
 #[cfg(test)]
 pub(crate) const GUARD_GLOBAL_MAP: &str = "guard_global";
 pub(crate) const GUARD_HEAVY_MAP: &str = "guard_heavy";
+pub(crate) const KERNEL_ADDRS_MAP: &str = "kernel_addrs";
+/// `XSKNET_KERNEL_ADDRS_MAX`: addresses `--pass-kernel-addrs` can leave to the kernel.
+pub const KERNEL_ADDRS_MAX: usize = 256;
 /// `XSKNET_GUARD_HEAVY_SLOTS`: slots of the heavy-hitter table.
 pub const GUARD_HEAVY_SLOTS: usize = 256;
 /// `XSKNET_GUARD_MAX_RULES`: allow and block rules together.
@@ -53,12 +56,17 @@ pub(crate) struct XsknetConfig {
     ipv4_addr: u32,
     /// `XSKNET_F_*`.
     flags: u32,
+    /// The interface's MAC; all zero until written: no unicast frame is ours.
+    mac: [u8; 6],
+    pad: u16,
 }
 
 /// `XSKNET_F_DROP`: drop our frames instead of redirecting them.
 pub(crate) const XSKNET_F_DROP: u32 = 1 << 0;
 /// `XSKNET_F_GUARD`: run the guard on our frames.
 pub(crate) const XSKNET_F_GUARD: u32 = 1 << 1;
+/// `XSKNET_F_PASS_KERNEL_ADDRS`: leave the kernel's addresses to the kernel.
+pub(crate) const XSKNET_F_PASS_KERNEL_ADDRS: u32 = 1 << 2;
 /// `XSKNET_GUARD_F_DROP_MALFORMED`.
 pub(crate) const GUARD_F_DROP_MALFORMED: u32 = 1 << 0;
 /// `XSKNET_GUARD_F_TIGHT`.
@@ -154,8 +162,9 @@ unsafe impl aya::Pod for HeavySlot {}
 // SAFETY: as above: an array of `HeavySlot`, no padding, any bit pattern valid.
 unsafe impl aya::Pod for HeavyTable {}
 
-// SAFETY: `repr(C)` with two `u32` fields: no padding, and every bit pattern is a
-// valid value, so it may be copied to and from the kernel's bytes.
+// SAFETY: `repr(C)` with two `u32`, six `u8` and a `u16` (16 bytes): no padding,
+// and every bit pattern is a valid value, so it may be copied to and from the
+// kernel's bytes.
 unsafe impl aya::Pod for XsknetConfig {}
 
 /// Mirror of `enum xsknet_stat` in `xsknet_common.h`: indices into `xsknet_stats`.
@@ -170,10 +179,12 @@ pub(crate) enum XsknetStat {
     PassMalformed = 5,
     Drop = 6,
     GuardDrop = 7,
+    PassOtherHost = 8,
+    PassKernelAddr = 9,
 }
 
 impl XsknetStat {
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::Rx,
         Self::RedirectIpv4,
         Self::RedirectArp,
@@ -182,6 +193,8 @@ impl XsknetStat {
         Self::PassMalformed,
         Self::Drop,
         Self::GuardDrop,
+        Self::PassOtherHost,
+        Self::PassKernelAddr,
     ];
 
     /// The C enumerator's name, for the header drift test.
@@ -196,6 +209,8 @@ impl XsknetStat {
             Self::PassMalformed => "XSKNET_STAT_PASS_MALFORMED",
             Self::Drop => "XSKNET_STAT_DROP",
             Self::GuardDrop => "XSKNET_STAT_GUARD_DROP",
+            Self::PassOtherHost => "XSKNET_STAT_PASS_OTHER_HOST",
+            Self::PassKernelAddr => "XSKNET_STAT_PASS_KERNEL_ADDR",
         }
     }
 }
@@ -214,18 +229,51 @@ pub(crate) fn write_config(ebpf: &mut Ebpf, addr: Ipv4Addr, flags: u32) -> Resul
     set_config(&mut config, addr, flags)
 }
 
-/// Writes `struct xsknet_config` through a config map handle of any ownership.
+/// Writes the address and the guard's and drop flags of `struct
+/// xsknet_config` through a config map handle of any ownership, keeping the
+/// MAC and `XSKNET_F_PASS_KERNEL_ADDRS` already there ([`set_ingress`] owns those).
 pub(crate) fn set_config<T: std::borrow::BorrowMut<MapData>>(
     config: &mut Array<T, XsknetConfig>,
     addr: Ipv4Addr,
     flags: u32,
 ) -> Result<(), XdpError> {
+    let old = config.get(&0, 0).map_err(|e| XdpError::map(CONFIG_MAP, e))?;
     let value = XsknetConfig {
         // The octets in memory order are network byte order.
         ipv4_addr: u32::from_ne_bytes(addr.octets()),
-        flags,
+        flags: (flags & !XSKNET_F_PASS_KERNEL_ADDRS) | (old.flags & XSKNET_F_PASS_KERNEL_ADDRS),
+        ..old
     };
     config.set(0, value, 0).map_err(|e| XdpError::map(CONFIG_MAP, e))
+}
+
+/// Sets the interface's MAC in `struct xsknet_config`, and the
+/// `XSKNET_F_PASS_KERNEL_ADDRS` flag with the addresses of `kernel_addrs`
+/// (`None`: the flag off, the map left empty), keeping the rest.
+///
+/// # Errors
+/// [`XdpError::Map`] when a map cannot be read or written;
+/// [`XdpError::TooManyKernelAddrs`] past [`KERNEL_ADDRS_MAX`] addresses.
+pub(crate) fn set_ingress(ebpf: &mut Ebpf, mac: [u8; 6], kernel_addrs: Option<&[Ipv4Addr]>) -> Result<(), XdpError> {
+    if let Some(addrs) = kernel_addrs {
+        if addrs.len() > KERNEL_ADDRS_MAX {
+            return Err(XdpError::TooManyKernelAddrs { count: addrs.len() });
+        }
+        let map = ebpf.map_mut(KERNEL_ADDRS_MAP).ok_or(XdpError::MissingFromObject { name: KERNEL_ADDRS_MAP })?;
+        let mut set: aya::maps::HashMap<_, u32, u8> =
+            aya::maps::HashMap::try_from(map).map_err(|e| XdpError::map(KERNEL_ADDRS_MAP, e))?;
+        for a in addrs {
+            set.insert(u32::from_ne_bytes(a.octets()), 1, 0).map_err(|e| XdpError::map(KERNEL_ADDRS_MAP, e))?;
+        }
+    }
+    let map = ebpf.map_mut(CONFIG_MAP).ok_or(XdpError::MissingFromObject { name: CONFIG_MAP })?;
+    let mut config: Array<_, XsknetConfig> = Array::try_from(map).map_err(|e| XdpError::map(CONFIG_MAP, e))?;
+    let old = config.get(&0, 0).map_err(|e| XdpError::map(CONFIG_MAP, e))?;
+    let flags = match kernel_addrs {
+        Some(_) => old.flags | XSKNET_F_PASS_KERNEL_ADDRS,
+        None => old.flags & !XSKNET_F_PASS_KERNEL_ADDRS,
+    };
+    config.set(0, XsknetConfig { mac, flags, ..old }, 0).map_err(|e| XdpError::map(CONFIG_MAP, e))
 }
 
 #[cfg(test)]
@@ -261,14 +309,16 @@ mod tests {
             .expect("struct xsknet_config in xsknet_common.h");
         let fields: Vec<&str> =
             config.lines().map(|l| l.split("/*").next().unwrap_or("").trim()).filter(|l| !l.is_empty()).collect();
-        assert_eq!(fields, ["__u32 ipv4_addr;", "__u32 flags;"]);
-        assert_eq!(std::mem::size_of::<XsknetConfig>(), 8);
+        assert_eq!(fields, ["__u32 ipv4_addr;", "__u32 flags;", "__u8 mac[6];", "__u16 pad;"]);
+        assert_eq!(std::mem::size_of::<XsknetConfig>(), 16);
 
         for (define, value) in [
             ("XSKNET_CONFIG_MAP", format!("\"{CONFIG_MAP}\"")),
             ("XSKNET_XSKS_MAP", format!("\"{XSKS_MAP}\"")),
             ("XSKNET_STATS_MAP", format!("\"{STATS_MAP}\"")),
             ("XSKNET_MAX_QUEUES", MAX_QUEUES.to_string()),
+            ("XSKNET_KERNEL_ADDRS_MAP", format!("\"{KERNEL_ADDRS_MAP}\"")),
+            ("XSKNET_KERNEL_ADDRS_MAX", KERNEL_ADDRS_MAX.to_string()),
         ] {
             let line = format!("#define {define} {value}");
             assert!(COMMON_H.contains(&line), "xsknet_common.h lacks `{line}`");
@@ -293,6 +343,7 @@ mod tests {
             GUARD_TIGHT_MAP,
             GUARD_GLOBAL_MAP,
             GUARD_HEAVY_MAP,
+            KERNEL_ADDRS_MAP,
             ".BTF",
         ] {
             assert!(has(name.as_bytes()), "{name} missing from xsknet.bpf.o");

@@ -12,7 +12,7 @@ use std::{fmt, os::fd::BorrowedFd};
 
 use aya::maps::{MapData, PerCpuArray, XskMap};
 
-use super::object::{XsknetStat, STATS_MAP, XSKS_MAP};
+use super::object::{self, XsknetStat, STATS_MAP, XSKS_MAP};
 use super::{sys::Loaded, AttachMode, Guard, LinkDetails, RealSys, XdpError, XdpOptions, XdpState, XdpSys};
 
 /// The hard-IRQ stage's counters, summed over CPUs. Every frame counted in `rx`
@@ -21,22 +21,27 @@ use super::{sys::Loaded, AttachMode, Guard, LinkDetails, RealSys, XdpError, XdpO
 pub struct XdpProgStats {
     /// Every frame the program ran on.
     pub rx: u64,
-    /// IPv4 to our address, redirected into the AF_XDP socket.
+    /// IPv4 to our MAC, broadcast or a multicast group, redirected into the AF_XDP socket.
     pub redirect_ipv4: u64,
-    /// ARP asking for our address, redirected into the AF_XDP socket.
+    /// ARP to our MAC, broadcast or a multicast group, redirected into the AF_XDP socket.
     pub redirect_arp: u64,
-    /// Left to the kernel: another address, IPv6, VLAN-tagged, another ethertype,
-    /// or no address configured.
+    /// Left to the kernel: IPv6, VLAN-tagged, another ethertype, or no address configured.
     pub pass_not_ours: u64,
     /// Ours, but no AF_XDP socket registered on the frame's rx queue: left to the kernel.
     pub pass_no_socket: u64,
-    /// Too short to tell (Ethernet, IPv4 or ARP header cut short): left to the kernel.
+    /// Shorter than an Ethernet header: left to the kernel.
     pub pass_malformed: u64,
     /// Ours, dropped at XDP because [`XdpProgram::set_drop`] asked for it.
     pub drop: u64,
     /// Ours, dropped by the guard ([`Guard::counters`] says why).
     #[serde(default)]
     pub guard_drop: u64,
+    /// IPv4 or ARP to another host's unicast MAC (`PACKET_OTHERHOST`): left to the kernel.
+    #[serde(default)]
+    pub pass_other_host: u64,
+    /// To one of the kernel's addresses (`--pass-kernel-addrs`): left to the kernel.
+    #[serde(default)]
+    pub pass_kernel_addr: u64,
 }
 
 /// An XDP program attached to one interface through a bpf_link.
@@ -204,6 +209,29 @@ impl XdpProgram {
     /// See [`attach_with`].
     pub fn attach(opts: &XdpOptions) -> Result<XdpProgram, XdpError> {
         let mut attached = attach_with(&mut RealSys, opts)?;
+        // Until the MAC is written no unicast frame is ours (they pass, as
+        // they do until a socket is registered).
+        let link = RealSys.get_link(&opts.ifname)?;
+        let mac = link.mac.ok_or_else(|| XdpError::NotEthernet { ifname: opts.ifname.clone() })?;
+        let kernel_addrs = if opts.pass_kernel_addrs {
+            let mut addrs = super::netlink::ipv4_addrs(attached.ifindex).map_err(|e| {
+                XdpError::syscall(format!("listing the IPv4 addresses of {} (RTM_GETADDR)", opts.ifname), e)
+            })?;
+            // Our own address stays ours even if the kernel holds it too.
+            if addrs.contains(&opts.ipv4_addr) {
+                log::warn!(
+                    "{} is also the kernel's address on {}: its frames come to xsknet, not to the kernel",
+                    opts.ipv4_addr,
+                    opts.ifname
+                );
+                addrs.retain(|a| *a != opts.ipv4_addr);
+            }
+            log::info!("--pass-kernel-addrs: the kernel keeps {addrs:?} on {}", opts.ifname);
+            Some(addrs)
+        } else {
+            None
+        };
+        object::set_ingress(&mut attached.loaded.ebpf, mac, kernel_addrs.as_deref())?;
         let guard = Guard::take_from(&mut attached.loaded.ebpf, opts.ipv4_addr)?;
         Ok(XdpProgram {
             loaded: attached.loaded,
@@ -332,6 +360,8 @@ pub(crate) fn read_stats<T: std::borrow::Borrow<MapData>>(
         pass_malformed: sums[XsknetStat::PassMalformed as usize],
         drop: sums[XsknetStat::Drop as usize],
         guard_drop: sums[XsknetStat::GuardDrop as usize],
+        pass_other_host: sums[XsknetStat::PassOtherHost as usize],
+        pass_kernel_addr: sums[XsknetStat::PassKernelAddr as usize],
     })
 }
 
@@ -464,6 +494,7 @@ mod tests {
             mode: AttachMode::Auto,
             replace: false,
             force: false,
+            pass_kernel_addrs: false,
         }
     }
 

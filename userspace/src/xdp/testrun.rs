@@ -76,13 +76,22 @@ impl std::fmt::Debug for TestRunProgram {
 }
 
 impl TestRunProgram {
-    /// Loads the embedded program for our address `ipv4_addr`, attaching it nowhere.
+    /// Loads the embedded program for our address `ipv4_addr` on an
+    /// interface whose MAC is `mac`, attaching it nowhere; `kernel_addrs`
+    /// are the kernel's addresses `--pass-kernel-addrs` leaves to it (`None`:
+    /// the option off), as [`super::XdpProgram::attach`] reads them from the interface.
     ///
     /// # Errors
     /// As [`XdpSys::load`]: [`XdpError::NotPermitted`] without root, the
-    /// verifier's refusal as [`XdpError::Program`].
-    pub fn load(ipv4_addr: Ipv4Addr) -> Result<TestRunProgram, XdpError> {
+    /// verifier's refusal as [`XdpError::Program`]; [`XdpError::Map`] when
+    /// the maps cannot be written.
+    pub fn load(
+        ipv4_addr: Ipv4Addr,
+        mac: [u8; 6],
+        kernel_addrs: Option<&[Ipv4Addr]>,
+    ) -> Result<TestRunProgram, XdpError> {
         let mut loaded = RealSys.load(ipv4_addr)?;
+        object::set_ingress(&mut loaded.ebpf, mac, kernel_addrs)?;
         let guard = Guard::take_from(&mut loaded.ebpf, ipv4_addr)?;
         Ok(TestRunProgram { loaded, guard })
     }

@@ -102,6 +102,12 @@ struct ServeArgs {
     /// XDP attach mode: driver (native) with fallback to generic, or one of them.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
+    /// On a NIC shared with the host: leave to the kernel the frames to its own IPv4
+    /// addresses on IFACE (read at start) and their broadcast addresses, the limited
+    /// broadcast, multicast groups, and ARP for its addresses. Without it xsknet takes
+    /// every IPv4 and ARP frame to the NIC's MAC, broadcast or multicast (docs/architecture.md).
+    #[arg(long)]
+    pass_kernel_addrs: bool,
     /// AF_XDP bind mode: zero-copy where the driver supports it, else copy (veth: copy).
     #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
     bind_mode: BindModeArg,
@@ -292,6 +298,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         ring_size: args.ring_size,
         replace: args.attach.replace,
         force: args.attach.force,
+        pass_kernel_addrs: args.pass_kernel_addrs,
     })?;
     let mut dev = dev;
     if args.prefer_busy_poll {

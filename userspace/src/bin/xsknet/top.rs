@@ -102,7 +102,17 @@ pub struct StageRate {
 const STAGES: &[(&str, &[&str], Option<&str>)] = &[
     ("XDP rx", &["XdpProgRx"], None),
     ("XDP redirected", &["XdpProgRedirectIpv4", "XdpProgRedirectArp"], None),
-    ("XDP passed", &["XdpProgPassNotOurs", "XdpProgPassNoSocket", "XdpProgPassMalformed"], None),
+    (
+        "XDP passed",
+        &[
+            "XdpProgPassNotOurs",
+            "XdpProgPassNoSocket",
+            "XdpProgPassMalformed",
+            "XdpProgPassOtherHost",
+            "XdpProgPassKernelAddr",
+        ],
+        None,
+    ),
     ("rx ring", &["XskRxFrames"], None),
     ("IP in", &["IpInReceives"], Some("IpExtInOctets")),
     ("UDP in", &["UdpInDatagrams", "UdpNoPorts", "UdpInErrors"], None),
