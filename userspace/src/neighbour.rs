@@ -343,12 +343,12 @@ impl<T> NeighTable<T> {
         self.start(now);
         let entries = self.entries.len();
         let flush_due = self.last_flush.is_none_or(|t| now > t + FORCED_GC_AGE);
-        if (entries >= GC_THRESH3 || (entries >= GC_THRESH2 && flush_due))
-            && self.forced_gc(now, mib) == 0
-            && entries >= GC_THRESH3
-        {
-            mib.XskArpCacheTableFulls += 1;
-            return false;
+        if entries >= GC_THRESH3 || (entries >= GC_THRESH2 && flush_due) {
+            let shrunk = self.forced_gc(now, mib);
+            if shrunk == 0 && entries >= GC_THRESH3 {
+                mib.XskArpCacheTableFulls += 1;
+                return false;
+            }
         }
         mib.XskArpCacheAllocs += 1;
         let seq = self.next_seq;

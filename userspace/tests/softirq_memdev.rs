@@ -971,8 +971,13 @@ fn gratuitous_arp_reply_updates_an_existing_entry() {
     let (mut s, w) = stack();
     let t0 = Instant::now();
     learn_peer(&mut s, &w);
-    let garp =
-        ArpRepr { operation: ArpOperation::Reply, sender_hw: NEW_MAC, sender_ip: PEER_IP, target_hw: NEW_MAC, target_ip: PEER_IP };
+    let garp = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: NEW_MAC,
+        sender_ip: PEER_IP,
+        target_hw: NEW_MAC,
+        target_ip: PEER_IP,
+    };
     w.inject(&arp_frame(EthernetAddress::BROADCAST, &garp));
     s.poll(t0);
     assert!(w.take_transmitted().is_empty());
@@ -986,8 +991,13 @@ fn gratuitous_arp_reply_updates_an_existing_entry() {
 fn unsolicited_arp_creates_no_entry() {
     let (mut s, w) = stack();
     let t0 = Instant::now();
-    let garp =
-        ArpRepr { operation: ArpOperation::Reply, sender_hw: NEW_MAC, sender_ip: PEER_IP, target_hw: NEW_MAC, target_ip: PEER_IP };
+    let garp = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: NEW_MAC,
+        sender_ip: PEER_IP,
+        target_hw: NEW_MAC,
+        target_ip: PEER_IP,
+    };
     w.inject(&arp_frame(EthernetAddress::BROADCAST, &garp));
     let request = ArpRepr { operation: ArpOperation::Request, target_hw: EthernetAddress::default(), ..garp };
     w.inject(&arp_frame(EthernetAddress::BROADCAST, &request));
@@ -1014,8 +1024,13 @@ fn arp_reply_locktime_and_reachable() {
     s.poll(t0);
     assert_eq!(neigh(&s, PEER_IP), Some((None, "INCOMPLETE".into())));
     w.take_transmitted();
-    let reply =
-        ArpRepr { operation: ArpOperation::Reply, sender_hw: PEER_MAC, sender_ip: PEER_IP, target_hw: OUR_MAC, target_ip: OUR_IP };
+    let reply = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: PEER_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    };
     w.inject(&arp_frame(OUR_MAC, &reply));
     s.poll(t0);
     assert_eq!(neigh(&s, PEER_IP), Some((Some(PEER_MAC.to_string()), "REACHABLE".into())));
@@ -1049,8 +1064,13 @@ fn arp_flood_keeps_the_table_bounded_and_the_active_neighbour() {
     let fd = s.socket(SockType::Dgram).unwrap();
     s.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)).unwrap();
     s.poll(t0);
-    let reply =
-        ArpRepr { operation: ArpOperation::Reply, sender_hw: PEER_MAC, sender_ip: PEER_IP, target_hw: OUR_MAC, target_ip: OUR_IP };
+    let reply = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: PEER_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    };
     w.inject(&arp_frame(OUR_MAC, &reply));
     s.poll(t0);
     w.take_transmitted();

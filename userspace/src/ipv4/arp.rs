@@ -40,7 +40,8 @@ pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3
         return q.kfree_skb_reason(frame, MibCounter::XskArpInErrors);
     };
     // arp_rcv: PACKET_OTHERHOST is consumed unlooked at.
-    let eth_dst = EthernetAddress(buf[l3 - ethernet::HEADER_LEN..l3 - ethernet::HEADER_LEN + 6].try_into().unwrap_or_default());
+    let eth_dst =
+        EthernetAddress(buf[l3 - ethernet::HEADER_LEN..l3 - ethernet::HEADER_LEN + 6].try_into().unwrap_or_default());
     let to_our_mac = eth_dst == net.mac;
     if !to_our_mac && !eth_dst.is_multicast() {
         net.mib.XskArpIgnored += 1;
@@ -96,8 +97,7 @@ pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3
             && !pkt.sender_ip.is_multicast()
             && pkt.sender_ip != net.route.addr
             && net.route.broadcast() != Some(pkt.sender_ip);
-        let is_garp =
-            pkt.sender_ip == pkt.target_ip && (request || pkt.target_hw == pkt.sender_hw) && unicast_sender;
+        let is_garp = pkt.sender_ip == pkt.target_ip && (request || pkt.target_hw == pkt.sender_hw) && unicast_sender;
         let override_ = is_garp || net.neigh.override_allowed(pkt.sender_ip, now);
         // Broadcast replies and requests do not assert reachability.
         let state = if !request && to_our_mac { NudState::Reachable } else { NudState::Stale };
