@@ -268,14 +268,17 @@ impl<T> NeighTable<T> {
     /// for a packet `pkt` about to be sent, creating the entry if needed
     /// (`__neigh_create`, which may refuse: [`Resolution::TableFull`]).
     pub fn resolve(&mut self, ip: Ipv4Addr, pkt: T, now: Instant, mib: &mut Mib) -> Resolution<T> {
-        if !self.entries.contains_key(&ip) && !self.neigh_create(ip, now, mib) {
-            return Resolution::TableFull(pkt);
+        match self.entries.get(&ip) {
+            // neigh_hh_output: a connected entry sends without touching `used`.
+            Some(n) if n.state.is_connected() => return Resolution::Resolved(n.ha, pkt),
+            Some(_) => {}
+            None => {
+                if !self.neigh_create(ip, now, mib) {
+                    return Resolution::TableFull(pkt);
+                }
+            }
         }
         let Some(n) = self.entries.get_mut(&ip) else { return Resolution::TableFull(pkt) };
-        // neigh_hh_output: a connected entry sends without touching `used`.
-        if n.state.is_connected() {
-            return Resolution::Resolved(n.ha, pkt);
-        }
         n.used = now;
         let mut probe = false;
         match n.state {
