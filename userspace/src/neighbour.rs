@@ -376,6 +376,7 @@ impl<T> NeighTable<T> {
                 gc_seq: seq,
             },
         );
+        mib.XskArpCacheEntries = self.entries.len() as u64;
         true
     }
 
@@ -411,6 +412,7 @@ impl<T> NeighTable<T> {
         if let Some(ip) = self.gc_list.remove(&seq) {
             if self.entries.remove(&ip).is_some() {
                 mib.XskArpCacheDestroys += 1;
+                mib.XskArpCacheEntries = self.entries.len() as u64;
             }
         }
     }
@@ -798,6 +800,7 @@ mod tests {
             }
         }
         assert_eq!(t.len(), GC_THRESH3);
+        assert_eq!(mib.XskArpCacheEntries, GC_THRESH3 as u64);
         assert_eq!(mib.XskArpCacheAllocs, GC_THRESH3 as u64);
         assert_eq!(mib.XskArpCacheTableFulls, 10_000 + 1 - GC_THRESH3 as u64);
         assert_eq!(mib.XskArpCacheDestroys, 0, "all updated within 5 s");
@@ -806,6 +809,7 @@ mod tests {
         let t1 = t0 + FORCED_GC_AGE + Duration::from_millis(1);
         assert!(t.neigh_create(ip(20_000), t1, &mut mib));
         assert_eq!(t.len(), GC_THRESH2);
+        assert_eq!(mib.XskArpCacheEntries, GC_THRESH2 as u64);
         assert_eq!(t.state(IP), Some(NudState::Reachable), "the neighbour in use stays");
         assert_eq!(t.state(ip(0)), None, "the oldest flood entry went");
         assert_eq!(mib.XskArpCacheForcedGcRuns, 10_000 + 1 - GC_THRESH3 as u64 + 2);

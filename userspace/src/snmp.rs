@@ -230,6 +230,8 @@ mib! {
         XskNeighUnresDiscards => "next hop never answered ARP",
         // The neighbour table's counters (`struct neigh_statistics`, the
         // columns of /proc/net/stat/arp_cache that `ip -s ntable` shows).
+        /// `entries`: a gauge, the entries in the table now.
+        XskArpCacheEntries,
         /// `allocs`: entries created.
         XskArpCacheAllocs,
         /// `destroys`: entries removed (by a collection).
