@@ -113,6 +113,8 @@ pub struct Report<'a> {
     pub tcp_states: Vec<(&'static str, usize)>,
     /// `xsknet http`'s counts; `None` for the other commands.
     pub http: Option<HttpStats>,
+    /// The neighbour table at exit, as `ip neigh` lists it.
+    pub neighbours: Vec<crate::neighbour::NeighEntry>,
 }
 
 impl Report<'_> {
@@ -327,8 +329,9 @@ impl Report<'_> {
     /// `frames`, `softirq` (with `run_delay_ns`, `nivcsw` and `poll`: the
     /// poll histograms' summaries), `application`, `rx_latency`, `stage_latency`
     /// (`rx_to_read`, `send_to_tx`, `tx_to_completion`, each as
-    /// `rx_latency`), and `http` for `xsknet http` (status codes as keys of
-    /// `by_status`).
+    /// `rx_latency`), `neighbours` (the neighbour table at exit, as `ip neigh`
+    /// lists it: `ip`, `lladdr`, `state`), and `http` for `xsknet http`
+    /// (status codes as keys of `by_status`).
     pub fn to_json(&self) -> serde_json::Value {
         let counters: serde_json::Map<String, serde_json::Value> =
             self.mib.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v))).collect();
@@ -353,6 +356,7 @@ impl Report<'_> {
             "tcp_sockets_by_state": self.tcp_states.iter().map(|(s, n)| (s.to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "rx_latency": self.rx_latency,
             "stage_latency": self.stage_latency,
+            "neighbours": self.neighbours,
         });
         if let Some(h) = &self.http {
             json["http"] = serde_json::json!(h);
@@ -388,6 +392,7 @@ mod tests {
             stage_latency: StageSummary::default(),
             poll: PollSummary::default(),
             http: None,
+            neighbours: Vec::new(),
         }
     }
 
@@ -413,6 +418,20 @@ mod tests {
 
         let none = report(Mib::default()).render();
         assert!(none.contains("\n  drops by reason: none\n"));
+    }
+
+    #[test]
+    fn json_lists_the_neighbours_as_ip_neigh() {
+        let mut r = report(Mib::default());
+        r.neighbours = vec![crate::neighbour::NeighEntry {
+            ip: std::net::Ipv4Addr::new(10, 77, 0, 1),
+            lladdr: Some("02:00:00:00:00:01".into()),
+            state: "STALE".into(),
+        }];
+        let j = r.to_json();
+        assert_eq!(j["neighbours"][0]["ip"], "10.77.0.1");
+        assert_eq!(j["neighbours"][0]["lladdr"], "02:00:00:00:00:01");
+        assert_eq!(j["neighbours"][0]["state"], "STALE");
     }
 
     #[test]

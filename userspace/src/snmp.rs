@@ -256,7 +256,7 @@ mib! {
         XskArpIgnored,
         XskArpOutRequests,
         XskArpOutReplies,
-        /// Frames dropped because their neighbour never answered ARP, or its queue was full.
+        /// Frames dropped because their neighbour never answered ARP (`neigh_invalidate`).
         XskNeighUnresDiscards => "next hop never answered ARP",
         /// A fragment that repeats bytes its queue already has, inside one run
         /// (Linux frees it with `SKB_DROP_REASON_DUP_FRAG` and no MIB counter).
@@ -264,6 +264,29 @@ mib! {
         /// A reassembled datagram for a protocol that cannot take a buffer of
         /// several frames yet (TCP, ICMP other than echo requests, others).
         XskIpReasmUnsupported => "reassembled datagram neither UDP nor ICMP echo (not taken yet)",
+
+        // The neighbour table's counters (`struct neigh_statistics`, the
+        // columns of /proc/net/stat/arp_cache that `ip -s ntable` shows).
+        /// `entries`: a gauge, the entries in the table now.
+        XskArpCacheEntries,
+        /// `allocs`: entries created.
+        XskArpCacheAllocs,
+        /// `destroys`: entries removed (by a collection).
+        XskArpCacheDestroys,
+        /// `lookups`: table lookups by received ARP (`neigh_lookup`).
+        XskArpCacheLookups,
+        /// `hits`: lookups that found an entry.
+        XskArpCacheHits,
+        /// `res_failed`: resolutions that failed (entry went FAILED).
+        XskArpCacheResFailed,
+        /// `periodic_gc_runs`: runs of the periodic collection (every 15 s).
+        XskArpCachePeriodicGcRuns,
+        /// `forced_gc_runs`: forced collections (table above gc_thresh2).
+        XskArpCacheForcedGcRuns,
+        /// `unresolved_discards`: packets pushed out of a full queue awaiting ARP.
+        XskArpCacheUnresolvedDiscards => "queue awaiting ARP full (oldest packet dropped)",
+        /// `table_fulls`: entries refused at gc_thresh3 (the packet, or the ARP reply, is dropped).
+        XskArpCacheTableFulls => "neighbour table full (gc_thresh3)",
         /// Source address broadcast, multicast or zero: dropped as Linux drops martians.
         XskIpInMartianSrc => "IPv4 source broadcast, multicast or zero",
         /// Destination zeronet or loopback: dropped as Linux drops martian destinations.
@@ -322,6 +345,6 @@ mod tests {
         assert_eq!(names, iter_names);
         assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 41);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 43);
     }
 }

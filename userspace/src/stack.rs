@@ -309,6 +309,12 @@ impl<D: NetDevice> Stack<D> {
         self.napi.device_mut()
     }
 
+    /// The neighbour table as `ip neigh` lists it (address, link-layer
+    /// address, NUD state), sorted by address.
+    pub fn neighbours(&self) -> Vec<crate::neighbour::NeighEntry> {
+        self.net.neigh.entries()
+    }
+
     /// A copy of every counter. UdpInDatagrams counts the application's
     /// reads: those through the stack are in the MIB already, those of other
     /// threads (`StackHandle`) are summed from the socks.

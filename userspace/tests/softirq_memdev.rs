@@ -1174,5 +1174,202 @@ fn ip_destinations_follow_the_input_route() {
     let mut buf = [0u8; 64];
     assert_eq!(s.recv_from(fd, &mut buf).map(|(n, _)| n), Ok(1), "the limited broadcast reached the socket");
     assert_eq!(s.recv_from(fd, &mut buf), Err(Errno::EAGAIN));
+}
+
+/// The peer's new MAC, announced by gratuitous ARP.
+const NEW_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x99]);
+
+fn arp_frame(eth_dst: EthernetAddress, repr: &ArpRepr) -> Vec<u8> {
+    build::arp_frame(&EthernetRepr { dst: eth_dst, src: repr.sender_hw, ethertype: ethertype::ARP }, repr)
+}
+
+/// Our neighbour entry for `ip`: (lladdr, state) as `ip neigh` shows them.
+fn neigh(s: &Stack<MemDevice>, ip: Ipv4Addr) -> Option<(Option<String>, String)> {
+    s.neighbours().into_iter().find(|e| e.ip == ip).map(|e| (e.lladdr, e.state))
+}
+
+/// An echo request now is answered to `mac`.
+fn echo_goes_to(s: &mut Stack<MemDevice>, w: &MemWire, now: Instant, mac: EthernetAddress) {
+    w.inject(&echo_request(9, 1, b"garp"));
+    s.poll(now);
+    let out: Vec<_> = w.take_transmitted().into_iter().filter(|f| parse_eth(f).ethertype == ethertype::IPV4).collect();
+    assert_eq!(out.len(), 1, "one echo reply");
+    assert_eq!(parse_eth(&out[0]).dst, mac);
+}
+
+/// Issue 8, item 2: a gratuitous ARP request (sender = target = the peer's
+/// address, broadcast) announcing a new MAC for a neighbour we have updates
+/// the entry (arp_is_garp overrides locktime; a request leaves it STALE), so
+/// the echo reply goes to the new MAC. It is not answered.
+#[test]
+fn gratuitous_arp_request_updates_an_existing_entry() {
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w);
+    assert_eq!(neigh(&s, PEER_IP), Some((Some(PEER_MAC.to_string()), "STALE".into())));
+    let garp = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hw: NEW_MAC,
+        sender_ip: PEER_IP,
+        target_hw: EthernetAddress::default(),
+        target_ip: PEER_IP,
+    };
+    w.inject(&arp_frame(EthernetAddress::BROADCAST, &garp));
+    s.poll(t0);
+    assert!(w.take_transmitted().is_empty(), "a gratuitous ARP is not answered");
+    assert_eq!(neigh(&s, PEER_IP), Some((Some(NEW_MAC.to_string()), "STALE".into())));
+    echo_goes_to(&mut s, &w, t0, NEW_MAC);
+    assert_eq!(neigh(&s, PEER_IP).unwrap().1, "DELAY", "a send to a STALE entry");
+    let m = s.snmp();
+    assert_eq!((m.XskArpCacheLookups, m.XskArpCacheHits, m.XskArpCacheAllocs), (2, 1, 1));
+    assert_census(&s);
+}
+
+/// The same with a gratuitous reply (sender = target address and sender =
+/// target MAC), broadcast: the entry takes the new MAC, STALE (a broadcast
+/// reply does not assert reachability).
+#[test]
+fn gratuitous_arp_reply_updates_an_existing_entry() {
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w);
+    let garp = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: NEW_MAC,
+        sender_ip: PEER_IP,
+        target_hw: NEW_MAC,
+        target_ip: PEER_IP,
+    };
+    w.inject(&arp_frame(EthernetAddress::BROADCAST, &garp));
+    s.poll(t0);
+    assert!(w.take_transmitted().is_empty());
+    assert_eq!(neigh(&s, PEER_IP), Some((Some(NEW_MAC.to_string()), "STALE".into())));
+    echo_goes_to(&mut s, &w, t0, NEW_MAC);
+    assert_census(&s);
+}
+
+/// Gratuitous or unsolicited ARP never creates an entry (arp_accept 0).
+#[test]
+fn unsolicited_arp_creates_no_entry() {
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    let garp = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: NEW_MAC,
+        sender_ip: PEER_IP,
+        target_hw: NEW_MAC,
+        target_ip: PEER_IP,
+    };
+    w.inject(&arp_frame(EthernetAddress::BROADCAST, &garp));
+    let request = ArpRepr { operation: ArpOperation::Request, target_hw: EthernetAddress::default(), ..garp };
+    w.inject(&arp_frame(EthernetAddress::BROADCAST, &request));
+    let reply = ArpRepr { target_hw: OUR_MAC, target_ip: OUR_IP, ..garp };
+    w.inject(&arp_frame(OUR_MAC, &reply));
+    s.poll(t0);
+    assert!(s.neighbours().is_empty());
+    let m = s.snmp();
+    assert_eq!((m.XskArpCacheLookups, m.XskArpCacheHits, m.XskArpCacheAllocs), (3, 0, 0));
+    assert_eq!(m.XskArpIgnored, 2, "the two not for our address");
+    assert_census(&s);
+}
+
+/// A reply to our MAC confirms (REACHABLE); a reply with another MAC within
+/// `locktime` of the last change is ignored (the first answer wins), and
+/// taken after it.
+#[test]
+fn arp_reply_locktime_and_reachable() {
+    use xsknet::neighbour::LOCKTIME;
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)).unwrap();
+    s.poll(t0);
+    assert_eq!(neigh(&s, PEER_IP), Some((None, "INCOMPLETE".into())));
+    w.take_transmitted();
+    let reply = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: PEER_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    };
+    w.inject(&arp_frame(OUR_MAC, &reply));
+    s.poll(t0);
+    assert_eq!(neigh(&s, PEER_IP), Some((Some(PEER_MAC.to_string()), "REACHABLE".into())));
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "the datagram that waited");
+    assert_eq!(parse_eth(&out[0]).dst, PEER_MAC);
+    let other = ArpRepr { sender_hw: NEW_MAC, ..reply };
+    w.inject(&arp_frame(OUR_MAC, &other));
+    s.poll(t0 + LOCKTIME / 2);
+    assert_eq!(neigh(&s, PEER_IP).unwrap().0, Some(PEER_MAC.to_string()), "within locktime");
+    w.inject(&arp_frame(OUR_MAC, &other));
+    s.poll(t0 + LOCKTIME + Duration::from_millis(1));
+    assert_eq!(neigh(&s, PEER_IP), Some((Some(NEW_MAC.to_string()), "REACHABLE".into())));
+    // A broadcast reply with the same MAC does not downgrade the entry.
+    w.inject(&arp_frame(EthernetAddress::BROADCAST, &other));
+    s.poll(t0 + LOCKTIME * 3);
+    assert_eq!(neigh(&s, PEER_IP).unwrap().1, "REACHABLE");
+    s.close(fd).unwrap();
+    assert_census(&s);
+}
+
+/// A flood of 10,000 ARP requests from distinct senders: the table stops at
+/// gc_thresh3 (what cannot be added is counted in table_fulls and, as in
+/// Linux, gets no reply), the neighbour in use stays REACHABLE, and once the
+/// flood's entries are 5 s old a forced collection makes room again.
+#[test]
+fn arp_flood_keeps_the_table_bounded_and_the_active_neighbour() {
+    use xsknet::neighbour::{GC_THRESH2, GC_THRESH3};
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)).unwrap();
+    s.poll(t0);
+    let reply = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: PEER_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    };
+    w.inject(&arp_frame(OUR_MAC, &reply));
+    s.poll(t0);
+    w.take_transmitted();
+    let flood = |i: u32| ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hw: EthernetAddress([0x02, 0x10, (i >> 16) as u8, (i >> 8) as u8, i as u8, 0]),
+        sender_ip: Ipv4Addr::from(0xac10_0000 + i),
+        target_hw: EthernetAddress::default(),
+        target_ip: OUR_IP,
+    };
+    let mut replies = 0;
+    for chunk in (0..10_000u32).collect::<Vec<_>>().chunks(32) {
+        for &i in chunk {
+            assert!(w.inject(&arp_frame(EthernetAddress::BROADCAST, &flood(i))));
+        }
+        s.poll(t0);
+        replies += w.take_transmitted().len();
+    }
+    let m = s.snmp();
+    assert_eq!(s.neighbours().len(), GC_THRESH3);
+    assert_eq!(replies, GC_THRESH3 - 1, "answered while there was room");
+    assert_eq!(m.XskArpCacheTableFulls, 10_000 - (GC_THRESH3 as u64 - 1));
+    assert_eq!(m.XskArpInRequests, 10_000);
+    assert_eq!(neigh(&s, PEER_IP), Some((Some(PEER_MAC.to_string()), "REACHABLE".into())));
+    // The active neighbour is still served.
+    s.send_to(fd, b"again", SocketAddrV4::new(PEER_IP, 9)).unwrap();
+    s.poll(t0);
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse_eth(&out[0]).dst, PEER_MAC);
+    // 5 s on, a new sender gets in: the oldest flood entries make room.
+    let t1 = t0 + Duration::from_secs(6);
+    w.inject(&arp_frame(EthernetAddress::BROADCAST, &flood(20_000)));
+    s.poll(t1);
+    assert_eq!(w.take_transmitted().len(), 1, "answered");
+    assert_eq!(s.neighbours().len(), GC_THRESH2);
+    assert!(neigh(&s, PEER_IP).is_some());
+    s.close(fd).unwrap();
     assert_census(&s);
 }

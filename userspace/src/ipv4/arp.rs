@@ -1,12 +1,15 @@
-//! ARP for IPv4 over Ethernet (net/ipv4/arp.c, `arp_process`): answer
-//! requests for our address, learn the requester, complete our own
-//! resolutions, send requests for the output path (`arp_solicit`), and run
-//! the neighbour timers.
+//! ARP for IPv4 over Ethernet (net/ipv4/arp.c, `arp_rcv`/`arp_process`):
+//! answer requests for our address, learn the requester, update what the
+//! table holds from replies and gratuitous ARP, send requests for the output
+//! path and the neighbour timers (`arp_solicit`), and run those timers. The
+//! table itself and its bounds are [`crate::neighbour`]'s; docs/arp.md has
+//! the rules.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use crate::capture::Link;
+use crate::neighbour::NudState;
 use crate::net::Net;
 use crate::netdev_queue::{dev_queue_xmit, NetdevQueue};
 use crate::netdevice::Desc;
@@ -16,14 +19,43 @@ use crate::wire::arp::{self, ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::ethernet::{self, ethertype};
 use crate::wire::EthernetAddress;
 
-/// `arp_rcv` → `arp_process`: the ARP packet of `len` bytes at `l3` in `frame`.
+/// `arp_rcv` → `arp_process`: the ARP packet of `len` bytes at `l3` in
+/// `frame` (the Ethernet header in front of it).
+///
+/// As Linux with its defaults (`arp_accept`, `arp_ignore`, `arp_filter`,
+/// `drop_gratuitous_arp` 0): frames to another host's MAC are ignored; a
+/// target that is multicast or loopback is dropped; a request from 0.0.0.0
+/// (duplicate address detection) for our address is answered and learns
+/// nothing; a request for our address from a sender that is not a martian
+/// creates or refreshes the sender's entry (`neigh_event_ns`: `STALE`, the new
+/// address taken) and is answered, unless the table is full. Any other ARP
+/// only updates an entry we already have: `REACHABLE` for a reply to our MAC,
+/// `STALE` otherwise, a new address taken if the entry was updated more than
+/// `locktime` ago or the ARP is gratuitous (`arp_is_garp`: sender address =
+/// target address, and for a reply sender MAC = target MAC).
 pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3: usize, len: usize, now: Instant) {
-    let Ok(pkt) = ArpRepr::parse(&ArpPacket::new_unchecked(&umem.frame(&frame)[l3..l3 + len])) else {
+    let buf = umem.frame(&frame);
+    let Ok(pkt) = ArpRepr::parse(&ArpPacket::new_unchecked(&buf[l3..l3 + len])) else {
         net.mib.XskArpInErrors += 1;
         return q.kfree_skb_reason(frame, MibCounter::XskArpInErrors);
     };
-    // arp_process() drops these before looking further.
-    if pkt.sender_ip.is_multicast() || pkt.sender_ip.is_loopback() || pkt.target_ip.is_multicast() {
+    // arp_rcv: PACKET_OTHERHOST is consumed unlooked at.
+    let eth_dst =
+        EthernetAddress(buf[l3 - ethernet::HEADER_LEN..l3 - ethernet::HEADER_LEN + 6].try_into().unwrap_or_default());
+    let to_our_mac = eth_dst == net.mac;
+    if !to_our_mac && !eth_dst.is_multicast() {
+        net.mib.XskArpIgnored += 1;
+        return q.free_frame(frame);
+    }
+    // arp_process() drops a multicast or loopback target before looking
+    // further. A multicast or loopback sender gets no answer (ip_route_input:
+    // martian source) and can have no entry to update (a multicast entry is
+    // NOARP): Linux consumes it after a fruitless lookup; we count it here.
+    if pkt.target_ip.is_multicast()
+        || pkt.target_ip.is_loopback()
+        || pkt.sender_ip.is_multicast()
+        || pkt.sender_ip.is_loopback()
+    {
         net.mib.XskArpInErrors += 1;
         return q.kfree_skb_reason(frame, MibCounter::XskArpInErrors);
     }
@@ -32,22 +64,59 @@ pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3
         ArpOperation::Reply => net.mib.XskArpInReplies += 1,
     }
     let for_us = pkt.target_ip == net.route.addr;
-    // A request to us creates the requester's entry; anything else only
-    // refreshes an entry we already have (no arp_accept).
-    let create = for_us && pkt.operation == ArpOperation::Request;
-    if !pkt.sender_ip.is_unspecified() && net.route.on_link(pkt.sender_ip) {
-        let waiting = net.neigh.update(pkt.sender_ip, pkt.sender_hw, create, now);
-        for d in waiting {
-            dev_queue_xmit(q, &mut net.mib, d, net.mac, pkt.sender_hw, ethertype::IPV4);
+    let request = pkt.operation == ArpOperation::Request;
+    if pkt.sender_ip.is_unspecified() {
+        // RFC 2131 duplicate address detection: answer, learn nothing.
+        if request && for_us {
+            return arp_reply(net, q, umem, frame, l3, &pkt);
         }
-    }
-    if !(for_us && pkt.operation == ArpOperation::Request) {
         if !for_us {
             net.mib.XskArpIgnored += 1;
         }
         return q.free_frame(frame);
     }
-    // Answer in the same frame: Ethernet header at l3 - 14, body at l3.
+    // A request for our address (ip_route_input says RTN_LOCAL unless the
+    // sender is a martian): neigh_event_ns, then the reply.
+    if request && for_us && !net.route.is_martian_source(pkt.sender_ip) {
+        let noarp = net.route.broadcast() == Some(pkt.sender_ip);
+        let exists = net.neigh.neigh_lookup(pkt.sender_ip, &mut net.mib)
+            || net.neigh.neigh_create_typed(pkt.sender_ip, noarp, now, &mut net.mib);
+        if !exists {
+            // No entry, no reply (arp_process answers only with `n`).
+            return q.kfree_skb_reason(frame, MibCounter::XskArpCacheTableFulls);
+        }
+        let waiting = net.neigh.neigh_update(pkt.sender_ip, pkt.sender_hw, NudState::Stale, true, now);
+        for d in waiting {
+            dev_queue_xmit(q, &mut net.mib, d, net.mac, pkt.sender_hw, ethertype::IPV4);
+        }
+        return arp_reply(net, q, umem, frame, l3, &pkt);
+    }
+    // Update our ARP tables: only an entry we have (arp_accept is 0).
+    if net.neigh.neigh_lookup(pkt.sender_ip, &mut net.mib) {
+        let unicast_sender = !pkt.sender_ip.is_broadcast()
+            && !pkt.sender_ip.is_multicast()
+            && pkt.sender_ip != net.route.addr
+            && net.route.broadcast() != Some(pkt.sender_ip);
+        let is_garp = pkt.sender_ip == pkt.target_ip && (request || pkt.target_hw == pkt.sender_hw) && unicast_sender;
+        let override_ = is_garp || net.neigh.override_allowed(pkt.sender_ip, now);
+        // Broadcast replies and requests do not assert reachability.
+        let state = if !request && to_our_mac { NudState::Reachable } else { NudState::Stale };
+        let waiting = net.neigh.neigh_update(pkt.sender_ip, pkt.sender_hw, state, override_, now);
+        if let Some(mac) = net.neigh.lookup(pkt.sender_ip) {
+            for d in waiting {
+                dev_queue_xmit(q, &mut net.mib, d, net.mac, mac, ethertype::IPV4);
+            }
+        }
+    }
+    if !for_us {
+        net.mib.XskArpIgnored += 1;
+    }
+    q.free_frame(frame)
+}
+
+/// `arp_send_dst(ARPOP_REPLY, …)` for the request `pkt`: the answer is
+/// written in the same frame (Ethernet header at `l3` - 14, body at `l3`).
+fn arp_reply(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3: usize, pkt: &ArpRepr) {
     let mut frame = frame;
     let reply = pkt.reply(net.mac);
     reply.emit(&mut ArpPacket::new_unchecked(&mut umem.frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]));
@@ -60,8 +129,15 @@ pub fn arp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3
     dev_queue_xmit(q, &mut net.mib, d, net.mac, pkt.sender_hw, ethertype::ARP);
 }
 
-/// Broadcasts "who has `ip`?" (`arp_solicit`).
+/// Broadcasts "who has `ip`?" (`arp_solicit` for an incomplete entry).
 pub fn arp_send_request(net: &mut Net, q: &mut NetdevQueue, ip: Ipv4Addr) {
+    arp_solicit(net, q, ip, None);
+}
+
+/// `arp_solicit`: asks "who has `ip`?", by broadcast, or by unicast to
+/// `unicast` (a `PROBE` of a known address). The target hardware address is
+/// zero either way, as `arp_create` leaves it.
+pub fn arp_solicit(net: &mut Net, q: &mut NetdevQueue, ip: Ipv4Addr, unicast: Option<EthernetAddress>) {
     let Some(mut frame) = q.alloc_frame() else {
         net.mib.XskNoFreeFrames += 1;
         return;
@@ -77,15 +153,15 @@ pub fn arp_send_request(net: &mut Net, q: &mut NetdevQueue, ip: Ipv4Addr) {
     req.emit(&mut ArpPacket::new_unchecked(&mut q.umem().frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]));
     net.mib.XskArpOutRequests += 1;
     let d = Desc { frame, offset: 0, len: (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32 };
-    dev_queue_xmit(q, &mut net.mib, d, net.mac, EthernetAddress::BROADCAST, ethertype::ARP);
+    dev_queue_xmit(q, &mut net.mib, d, net.mac, unicast.unwrap_or(EthernetAddress::BROADCAST), ethertype::ARP);
 }
 
 /// The neighbour timers due at `now`: ask again, or give up and drop what
-/// waited (`XskNeighUnresDiscards`).
+/// waited (`XskNeighUnresDiscards`); age and collect entries.
 pub fn neigh_timers(net: &mut Net, q: &mut NetdevQueue, now: Instant) {
-    let expired = net.neigh.expire(now);
-    for ip in expired.probes {
-        arp_send_request(net, q, ip);
+    let expired = net.neigh.expire(now, &mut net.mib);
+    for s in expired.probes {
+        arp_solicit(net, q, s.ip, s.unicast);
     }
     for d in expired.failed {
         net.mib.XskNeighUnresDiscards += 1;

@@ -113,16 +113,21 @@ pub fn ip_output_frag(
     net.mib.IpOutTransmits += 1;
     net.mib.IpExtOutOctets += ip_len as u64;
     let desc = Desc { frame, offset: (l3 - ethernet::HEADER_LEN) as u32, len: (ethernet::HEADER_LEN + ip_len) as u32 };
-    match net.neigh.resolve(nexthop, desc, now) {
-        Resolution::Reachable(mac, d) => dev_queue_xmit(q, &mut net.mib, d, net.mac, mac, ethertype::IPV4),
-        Resolution::Queued { probe } => {
+    match net.neigh.resolve(nexthop, desc, now, &mut net.mib) {
+        Resolution::Resolved(mac, d) => dev_queue_xmit(q, &mut net.mib, d, net.mac, mac, ethertype::IPV4),
+        Resolution::Queued { probe, discarded } => {
+            if let Some(d) = discarded {
+                // The oldest waiting packet (counted by the table): its IP
+                // header follows the room left for the Ethernet header.
+                let l3 = (d.offset + d.len.min(ethernet::HEADER_LEN as u32)) as usize..(d.offset + d.len) as usize;
+                q.kfree_xmit_reason(d.frame, l3, Link::Ipv4, MibCounter::XskArpCacheUnresolvedDiscards);
+            }
             if probe {
                 arp::arp_send_request(net, q, nexthop);
             }
         }
-        Resolution::QueueFull(d) => {
-            net.mib.XskNeighUnresDiscards += 1;
-            q.kfree_xmit_reason(d.frame, l3..l3 + ip_len, Link::Ipv4, MibCounter::XskNeighUnresDiscards);
+        Resolution::TableFull(d) => {
+            q.kfree_xmit_reason(d.frame, l3..l3 + ip_len, Link::Ipv4, MibCounter::XskArpCacheTableFulls);
         }
     }
     true

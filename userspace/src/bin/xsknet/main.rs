@@ -431,6 +431,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         poll: final_stack.poll_histograms().summary(),
         tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
         http: http_stats,
+        neighbours: final_stack.neighbours(),
     };
     // The writer thread writes what is queued, closes the file and is joined.
     let capture = final_stack.detach_capture().map(|t| t.finish());
