@@ -84,6 +84,7 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
         let server = &l["result"]["server"];
         assert!(server["softirq"]["poll"]["busy_poll"]["count"].as_u64().unwrap() > 0, "{l}");
         assert!(server["softirq"]["poll"]["rx_batch"]["count"].as_u64().unwrap() > 0, "{l}");
+        assert!(server["softirq"]["poll"]["rx_batch"]["mean"].as_f64().unwrap() >= 1.0, "{l}");
         assert!(server["counters"]["XskTxKicks"].as_u64().unwrap() > 0, "{l}");
         assert!(server["softirq"]["run_delay_ns"].as_u64().is_some(), "{l}");
     }

@@ -4,14 +4,24 @@
 //! (`xsknet --cpu`, `--app-cpu`; docs/latency.md).
 
 use std::io;
+use std::sync::OnceLock;
 
-/// The CPU numbered `cpu`, if this process may run on it.
+/// The CPUs the process may run on, read once, at the first call: later
+/// calls are not narrowed by a thread already bound (the mask read is the
+/// calling thread's).
+fn allowed() -> &'static [core_affinity::CoreId] {
+    static ALLOWED: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    ALLOWED.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
+/// The CPU numbered `cpu`, if this process may run on it (as it could when
+/// it first asked: call this before binding any thread).
 ///
 /// # Errors
 ///
 /// `InvalidInput`, naming the CPUs allowed, when it may not.
 pub fn core(cpu: usize) -> io::Result<core_affinity::CoreId> {
-    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    let ids = allowed();
     ids.iter().copied().find(|c| c.id == cpu).ok_or_else(|| {
         let allowed: Vec<String> = ids.iter().map(|c| c.id.to_string()).collect();
         io::Error::new(

@@ -117,6 +117,15 @@ pub struct Report<'a> {
     pub neighbours: Vec<crate::neighbour::NeighEntry>,
 }
 
+/// A duration in ns as a person reads it: "45 ns", "12.3 µs", "4.1 ms".
+fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        _ => format!("{:.1} ms", ns as f64 / 1e6),
+    }
+}
+
 impl Report<'_> {
     /// The report as printed, lines ending in `\n`, starting with a blank line.
     pub fn render(&self) -> String {
@@ -181,25 +190,24 @@ impl Report<'_> {
         )?;
         let p = &self.poll;
         if p.busy_poll.count > 0 {
-            let us = |ns: u64| ns as f64 / 1000.0;
             writeln!(
                 o,
-                "  polls: busy p50 {:.1} µs, p99 {:.1}, max {:.1}; between polls p50 {:.1} µs, p99 {:.1}, p99.9 {:.1}, max {:.1}",
-                us(p.busy_poll.p50_ns),
-                us(p.busy_poll.p99_ns),
-                us(p.busy_poll.max_ns),
-                us(p.poll_gap.p50_ns),
-                us(p.poll_gap.p99_ns),
-                us(p.poll_gap.p999_ns),
-                us(p.poll_gap.max_ns)
+                "  polls: busy p50 {}, p99 {}, max {}; between polls p50 {}, p99 {}, p99.9 {}, max {}",
+                fmt_ns(p.busy_poll.p50_ns),
+                fmt_ns(p.busy_poll.p99_ns),
+                fmt_ns(p.busy_poll.max_ns),
+                fmt_ns(p.poll_gap.p50_ns),
+                fmt_ns(p.poll_gap.p99_ns),
+                fmt_ns(p.poll_gap.p999_ns),
+                fmt_ns(p.poll_gap.max_ns)
             )?;
             writeln!(
                 o,
                 "  batches: rx mean {:.1} (max {}), tx mean {:.1} (max {}); {} tx kicks; descheduled {:.1} ms, {} preemptions",
-                p.rx_batch.mean_ns,
-                p.rx_batch.max_ns,
-                p.tx_batch.mean_ns,
-                p.tx_batch.max_ns,
+                p.rx_batch.mean,
+                p.rx_batch.max,
+                p.tx_batch.mean,
+                p.tx_batch.max,
                 self.mib.XskTxKicks,
                 l.sched.run_delay_ns as f64 / 1e6,
                 l.sched.nivcsw

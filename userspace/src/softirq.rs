@@ -124,10 +124,33 @@ pub struct PollSummary {
     pub busy_poll: LatencySummary,
     /// Time between polls, ns.
     pub poll_gap: LatencySummary,
-    /// Rx batch sizes, descriptors (the `_ns` fields hold descriptors).
-    pub rx_batch: LatencySummary,
+    /// Rx batch sizes, descriptors.
+    pub rx_batch: BatchSummary,
     /// Tx batch sizes, descriptors.
-    pub tx_batch: LatencySummary,
+    pub tx_batch: BatchSummary,
+}
+
+/// Batch sizes in descriptors: how many polls moved any, the mean, p50, p99
+/// and the largest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct BatchSummary {
+    /// Polls that moved at least one descriptor.
+    pub count: u64,
+    /// Mean descriptors per such poll.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// The largest batch.
+    pub max: u64,
+}
+
+impl BatchSummary {
+    fn of(h: &LatencyHistogram) -> BatchSummary {
+        let s = h.summary();
+        BatchSummary { count: s.count, mean: s.mean_ns, p50: s.p50_ns, p99: s.p99_ns, max: s.max_ns }
+    }
 }
 
 impl PollHistograms {
@@ -162,8 +185,8 @@ impl PollHistograms {
         PollSummary {
             busy_poll: self.busy_poll_ns.summary(),
             poll_gap: self.poll_gap_ns.summary(),
-            rx_batch: self.rx_batch.summary(),
-            tx_batch: self.tx_batch.summary(),
+            rx_batch: BatchSummary::of(&self.rx_batch),
+            tx_batch: BatchSummary::of(&self.tx_batch),
         }
     }
 }

@@ -89,12 +89,14 @@ struct Cli {
     /// `xsknet sink` took in the throughput section).
     #[arg(long)]
     max_pps: Option<f64>,
-    /// The latency section's loads: packets per second (`1000`) or shares of the maximum
-    /// (`0.25`), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1000,0.1,0.25,0.5,0.9")]
+    /// The latency section's loads: packets per second (`1000`, at least 100) or shares of
+    /// the maximum (`0.25`, above 0 and at most 1), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,0.1,0.25,0.5,0.9", value_parser = parse_load)]
     loads: Vec<f64>,
-    /// The latency section's servers, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = LATENCY_SERVERS.map(String::from))]
+    /// The latency section's servers, comma-separated (of kernel-echo-busy, xsknet-echo,
+    /// kernel-echo-blocking, xsknet-echo-threaded).
+    #[arg(long, value_delimiter = ',', default_values_t = LATENCY_SERVERS.map(String::from),
+          value_parser = clap::builder::PossibleValuesParser::new(LATENCY_SERVERS))]
     servers: Vec<String>,
     /// Replace the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
     #[arg(long)]
@@ -1284,10 +1286,12 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
 fn measure(b: &Bench) -> Result<(), BoxError> {
     let cli = b.cli;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    eprintln!(
-        "== throughput: 64-byte UDP, {} frames x {} run(s), generator {:?} on CPU {GEN_CPU}, receiver on CPU {RX_CPU}",
-        cli.count, cli.runs, cli.generator
-    );
+    if !(cli.latency_only && cli.max_pps.is_some()) {
+        eprintln!(
+            "== throughput: 64-byte UDP, {} frames x {} run(s), generator {:?} on CPU {GEN_CPU}, receiver on CPU {RX_CPU}",
+            cli.count, cli.runs, cli.generator
+        );
+    }
     let receivers = [
         ("xdp-drop", "XDP_DROP at the receiving veth (the ceiling)"),
         ("xsk-rxdrop", "bare AF_XDP rx-and-drop, no parsing (the AF_XDP ceiling)"),
@@ -1358,12 +1362,12 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     for (i, &(rate, _)) in rates.iter().enumerate() {
         let path = cli.out.join(if i == 0 { format!("{name}.svg") } else { format!("{name}-{rate}.svg") });
         if plot(&path, &latency, rate, b) {
-            plots.push(path);
+            plots.push((path, rate));
         }
     }
     println!("{md}");
     eprintln!("results: {} {}", json_path.display(), md_path.display());
-    for p in &plots {
+    for (p, _) in &plots {
         eprintln!("plot: {}", p.display());
     }
     if cli.update_readme {
@@ -1410,7 +1414,7 @@ impl Breakdown {
             busy_poll_p99: us(&p["busy_poll"]["p99_ns"]),
             poll_gap_p99: us(&p["poll_gap"]["p99_ns"]),
             poll_gap_max: us(&p["poll_gap"]["max_ns"]),
-            rx_batch_mean: p["rx_batch"]["mean_ns"].as_f64().unwrap_or(f64::NAN),
+            rx_batch_mean: p["rx_batch"]["mean"].as_f64().unwrap_or(f64::NAN),
             kicks_per_tx: c["XskTxKicks"].as_f64().unwrap_or(f64::NAN)
                 / c["XskTxFrames"].as_f64().unwrap_or(f64::NAN).max(1.0),
             run_delay_ms_per_s: s["softirq"]["run_delay_ns"].as_f64().unwrap_or(f64::NAN) / 1e6 / secs,
@@ -1421,7 +1425,7 @@ impl Breakdown {
     /// One line for the progress output.
     fn line(&self) -> String {
         format!(
-            "p99: rx->read {:.1} µs, send->tx {:.1}, tx->completion {:.1}, busy poll {:.1}, between polls {:.1} \
+            "p99: rx->read {:.1} µs, send->tx {:.1}, tx->completion {:.1}, busy poll {:.1}, between polls {:.2} \
              (max {:.0}); rx batch {:.1}; kicks/frame {:.2}; descheduled {:.2} ms/s, {} preemptions",
             self.rx_to_read_p99,
             self.send_to_tx_p99,
@@ -1434,6 +1438,16 @@ impl Breakdown {
             self.run_delay_ms_per_s,
             self.nivcsw
         )
+    }
+}
+
+/// A latency load: a share of the maximum in (0, 1], or a rate of at least 100 packets a second.
+fn parse_load(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s}: not a number"))?;
+    if (v > 0.0 && v <= 1.0) || (v >= 100.0 && v.fract() == 0.0) {
+        Ok(v)
+    } else {
+        Err(format!("{s}: a load is a share of the maximum (0 < x ≤ 1, e.g. 0.25) or whole packets per second (≥ 100, e.g. 1000)"))
     }
 }
 
@@ -1453,9 +1467,14 @@ fn latency_rates(loads: &[f64], max: f64, quick: bool) -> Vec<(u64, Option<f64>)
 
 fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]) -> String {
     let s = &results["setup"];
+    let runs = if throughput.is_empty() {
+        String::new()
+    } else {
+        format!("{}-frame throughput runs ({} each: median rate, worst delivery), ", s["count"], s["runs"])
+    };
     let mut md = format!(
         "Run {} on {}: Linux {}, {} cores ({}), {}, XDP {}, AF_XDP {}; generator {} on CPU {}, receiver on CPU {}; \
-         {}-frame throughput runs ({} each: median rate, worst delivery), {} s per latency point.\n\n",
+         {runs}{} s per latency point.\n\n",
         results["date"].as_str().unwrap_or(""),
         results["host"].as_str().unwrap_or(""),
         s["kernel"].as_str().unwrap_or(""),
@@ -1467,11 +1486,11 @@ fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint]
         s["generator"].as_str().unwrap_or(""),
         GEN_CPU,
         RX_CPU,
-        s["count"],
-        s["runs"],
         s["latency_secs"],
     );
-    md.push_str("| receiver (64-byte UDP) | rate one generator core reaches (median) | delivered (worst run) |\n|---|---:|---:|\n");
+    if !throughput.is_empty() {
+        md.push_str("| receiver (64-byte UDP) | rate one generator core reaches (median) | delivered (worst run) |\n|---|---:|---:|\n");
+    }
     for t in throughput {
         md.push_str(&format!(
             "| {} | {:.3} Mpps | {:.3} % |\n",
@@ -1520,7 +1539,7 @@ fn breakdown_table(latency: &[LatencyPoint]) -> String {
     for (l, b) in rows {
         let secs = l.result["server"]["elapsed_s"].as_f64().unwrap_or(f64::NAN);
         md.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} ({:.0}) | {:.1} | {:.2} | {:.2} | {:.0} |\n",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} ({:.0}) | {:.1} | {:.2} | {:.2} | {:.0} |\n",
             l.server,
             l.load(),
             l.rtt("p99").map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into()),
@@ -1742,24 +1761,18 @@ fn plot(path: &Path, latency: &[LatencyPoint], rate: u64, b: &Bench) -> bool {
     }
 }
 
-fn update_readme(md: &str, plots: &[PathBuf]) -> Result<(), BoxError> {
+fn update_readme(md: &str, plots: &[(PathBuf, u64)]) -> Result<(), BoxError> {
     let readme = std::fs::read_to_string("README.md")?;
     let (Some(a), Some(z)) = (readme.find("<!-- bench:start -->"), readme.find("<!-- bench:end -->")) else {
         return Err("README.md has no <!-- bench:start --> / <!-- bench:end --> block".into());
     };
     let mut block = String::from("<!-- bench:start -->\n");
     block.push_str(md);
-    if let Some(first) = plots.first() {
-        block.push_str(&format!("\n![UDP echo round trip by percentile, unloaded]({})\n", first.display()));
+    if let Some((first, rate)) = plots.first() {
+        block.push_str(&format!("\n![UDP echo round trip by percentile, {rate} pps]({})\n", first.display()));
     }
     if plots.len() > 1 {
-        let links: Vec<String> = plots[1..]
-            .iter()
-            .map(|p| {
-                let rate = p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.rsplit('-').next()).unwrap_or("?");
-                format!("[{rate} pps]({})", p.display())
-            })
-            .collect();
+        let links: Vec<String> = plots[1..].iter().map(|(p, rate)| format!("[{rate} pps]({})", p.display())).collect();
         block.push_str(&format!("\nThe same under load: {}.\n", links.join(", ")));
     }
     let new = format!("{}{}\n{}", &readme[..a], block, &readme[z..]);

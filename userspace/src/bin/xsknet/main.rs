@@ -118,14 +118,17 @@ struct ServeArgs {
     /// With --threaded: microseconds a reader blocked in recvfrom (or accept, send, poll)
     /// spins before it sleeps (`net.core.busy_read`, each socket's `SO_BUSY_POLL`). A reader
     /// that spins takes data without a futex round trip; 0 sleeps at once, as Linux's default.
-    #[arg(long, value_name = "US", default_value_t = xsknet::stack::DEFAULT_BUSY_READ.as_micros() as u64)]
+    #[arg(long, value_name = "US", requires = "threaded",
+          default_value_t = xsknet::stack::DEFAULT_BUSY_READ.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     busy_read: u64,
     /// Busy-poll the queue's NAPI from the loop (`SO_PREFER_BUSY_POLL`; one non-blocking
     /// `recvfrom()` per poll): the driver's receive work runs on the loop's core.
     #[arg(long)]
     prefer_busy_poll: bool,
     /// CPU for the softirq loop: the whole process when it runs to completion, the loop's
-    /// thread with --threaded (default: wherever the scheduler puts it, e.g. `taskset`'s).
+    /// thread with --threaded (default: --app-cpu's when given, else wherever the scheduler
+    /// puts it, e.g. `taskset`'s).
     #[arg(long, value_name = "N")]
     cpu: Option<usize>,
     /// With --threaded: CPU for the application's threads (default: --cpu's, so that the
@@ -280,6 +283,12 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
             "--gateway {gw} cannot be the gateway of {addr}/{prefix_len}: {why} (Linux: \"Nexthop has invalid gateway\")"
         )
         .into());
+    }
+    // A CPU that cannot be used is said before anything is set up.
+    for (flag, cpu) in [("--cpu", args.cpu), ("--app-cpu", args.app_cpu)] {
+        if let Some(cpu) = cpu {
+            xsknet::cpu::core(cpu).map_err(|e| format!("{flag} {cpu}: {e}"))?;
+        }
     }
     // A bad rules file is said before anything is set up.
     let guard_rules = args.guard.rules()?;
