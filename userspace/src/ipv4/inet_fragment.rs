@@ -82,6 +82,27 @@ pub(super) struct Ipq {
     pub(super) first_hdr: Option<Ipv4Repr>,
 }
 
+impl Ipq {
+    /// A queue for `key` with no fragment yet, expiring at `expires`, with
+    /// `rid` runs of the datagram seen before (`inet_frag_reinit`'s reset).
+    pub(super) fn empty(key: FragKey, expires: Instant, rid: u32) -> Ipq {
+        Ipq {
+            key,
+            head: NIL,
+            tail: NIL,
+            last_run_head: NIL,
+            len: 0,
+            meat: 0,
+            flags: 0,
+            ecn: 0,
+            expires,
+            rid,
+            frames: 0,
+            first_hdr: None,
+        }
+    }
+}
+
 /// Why a fragment could not join its queue's fragments.
 pub(super) enum Insert {
     /// It goes after node `prev` (NIL: first), starting a run or not.

@@ -121,20 +121,7 @@ pub fn ip_defrag(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, 
         None => {
             let qi = t.free_queues.pop().expect("a queue per frame held, and one spare");
             let expires = now + IPFRAG_TIME;
-            t.queues[qi as usize] = Some(Ipq {
-                key,
-                head: NIL,
-                tail: NIL,
-                last_run_head: NIL,
-                len: 0,
-                meat: 0,
-                flags: 0,
-                ecn: 0,
-                expires,
-                rid: 0,
-                frames: 0,
-                first_hdr: None,
-            });
+            t.queues[qi as usize] = Some(Ipq::empty(key, expires, 0));
             t.index.insert(key, qi);
             t.earliest = Some(t.earliest.map_or(expires, |e| e.min(expires)));
             qi
@@ -172,20 +159,7 @@ fn ip_frag_queue(
         let expires = now + IPFRAG_TIME;
         t.free_queues.retain(|&x| x != qi);
         t.index.insert(old.key, qi);
-        t.queues[qi as usize] = Some(Ipq {
-            key: old.key,
-            head: NIL,
-            tail: NIL,
-            last_run_head: NIL,
-            len: 0,
-            meat: 0,
-            flags: 0,
-            ecn: 0,
-            expires,
-            rid,
-            frames: 0,
-            first_hdr: None,
-        });
+        t.queues[qi as usize] = Some(Ipq::empty(old.key, expires, rid));
         t.earliest = Some(t.earliest.map_or(expires, |e| e.min(expires)));
     }
 

@@ -160,20 +160,8 @@ pub fn udp_rcv(
         return q.kfree_skb_reason(frame, MibCounter::UdpNoPorts);
     };
     let peer = SocketAddrV4::new(ip.hdr.src, uh.src_port);
-    let mut skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.payload_len, peer);
-    skb.tstamp = net.rx_sampler.stamp();
-    match sock.queue_rcv(skb) {
-        Ok(()) => {
-            if net.rx_woken.last() != Some(&key) {
-                net.rx_woken.push(key);
-            }
-        }
-        Err(skb) => {
-            net.mib.UdpRcvbufErrors += 1;
-            net.mib.UdpInErrors += 1;
-            q.kfree_skb_reason(skb.into_frame(), MibCounter::UdpRcvbufErrors);
-        }
-    }
+    let skb = SkBuff::new(frame, ip.l4 + udp::HEADER_LEN, uh.payload_len, peer);
+    udp_queue_rcv(net, q, umem, sock, key, skb);
 }
 
 /// `__udp4_lib_rcv` for a reassembled datagram (`hdr`, its payload the
@@ -225,19 +213,7 @@ pub fn udp_rcv_chained(
     };
     skb.pull(umem, udp::HEADER_LEN);
     skb.peer = SocketAddrV4::new(hdr.src, sport);
-    skb.tstamp = net.rx_sampler.stamp();
-    match sock.queue_rcv(skb) {
-        Ok(()) => {
-            if net.rx_woken.last() != Some(&key) {
-                net.rx_woken.push(key);
-            }
-        }
-        Err(skb) => {
-            net.mib.UdpRcvbufErrors += 1;
-            net.mib.UdpInErrors += 1;
-            skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpRcvbufErrors));
-        }
-    }
+    udp_queue_rcv(net, q, umem, sock, key, skb);
 }
 
 /// `udp_push_pending_frames`: sends up to `budget` datagrams from `sock`'s
@@ -377,4 +353,24 @@ fn udp_push_fragments(
     }
     net.mib.IpFragOKs += 1;
     net.mib.UdpOutDatagrams += 1;
+}
+
+/// `__udp_queue_rcv_skb`: onto the sock's receive queue, stamped for the
+/// rx-to-read latency, its sock marked for the batch's wake-up; a full
+/// rcvbuf is `UdpRcvbufErrors` (and `UdpInErrors`), every frame freed.
+#[inline]
+fn udp_queue_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, sock: &Sock, key: DemuxKey, mut skb: SkBuff) {
+    skb.tstamp = net.rx_sampler.stamp();
+    match sock.queue_rcv(skb) {
+        Ok(()) => {
+            if net.rx_woken.last() != Some(&key) {
+                net.rx_woken.push(key);
+            }
+        }
+        Err(skb) => {
+            net.mib.UdpRcvbufErrors += 1;
+            net.mib.UdpInErrors += 1;
+            skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpRcvbufErrors));
+        }
+    }
 }
