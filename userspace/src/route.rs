@@ -65,6 +65,15 @@ pub enum InRoute {
     MartianDestination,
 }
 
+impl InRoute {
+    /// Whether the route is a broadcast or multicast one
+    /// (`rt->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)`).
+    #[inline]
+    pub fn is_bcast(self) -> bool {
+        matches!(self, InRoute::Broadcast | InRoute::Multicast)
+    }
+}
+
 impl Route {
     /// The subnet mask, as a host-order integer.
     fn netmask(&self) -> u32 {

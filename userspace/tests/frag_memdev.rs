@@ -583,3 +583,93 @@ fn a_fragmented_ping_is_answered_in_fragments() {
     assert_eq!((m.IcmpInEchos, m.IcmpOutEchoReps, m.IpReasmOKs, m.IpFragOKs, m.IpFragCreates), (1, 1, 1, 1, 3));
     assert_census(&s);
 }
+
+/// `frames` with the Ethernet destination of those at `indices` made the
+/// broadcast address, as a peer's frames to ff:ff:ff:ff:ff:ff arrive.
+fn as_link_broadcast(mut frames: Vec<Vec<u8>>, indices: &[usize]) -> Vec<Vec<u8>> {
+    for &i in indices {
+        frames[i][..6].copy_from_slice(&EthernetAddress::BROADCAST.0);
+    }
+    frames
+}
+
+/// `frames` (IPv4 in Ethernet) readdressed to `dst`, the IP checksum fixed
+/// (the payload's checksum must have been made for `dst`).
+fn readdressed(frames: Vec<Vec<u8>>, dst: Ipv4Addr) -> Vec<Vec<u8>> {
+    frames
+        .into_iter()
+        .map(|mut f| {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]);
+            ip.set_dst_addr(dst);
+            ip.fill_checksum();
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_reassembled_datagrams_errors_follow_its_first_fragments_pkt_type() {
+    // ip_frag_reasm morphs the head (the fragment at offset 0) into the
+    // datagram: its pkt_type is the datagram's, and __icmp_send sends no
+    // error about one that came as link-layer broadcast.
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w, t0);
+    let closed = udp_datagram(PORT + 1, &pattern(4000));
+    inject_all(&mut s, &w, &as_link_broadcast(fragments(40, &closed, 1480), &[0, 1, 2]), t0);
+    assert_eq!(s.snmp().UdpNoPorts, 1, "counted as Linux counts it");
+    assert!(w.take_transmitted().is_empty(), "no port unreachable for a link-layer broadcast");
+    inject_all(&mut s, &w, &as_link_broadcast(fragments(41, &closed, 1480), &[0]), t0);
+    assert_eq!(s.snmp().UdpNoPorts, 2);
+    assert!(w.take_transmitted().is_empty(), "the first fragment's pkt_type decides");
+    inject_all(&mut s, &w, &as_link_broadcast(fragments(42, &closed, 1480), &[1, 2]), t0);
+    assert_eq!(s.snmp().UdpNoPorts, 3);
+    assert_eq!(w.take_transmitted().len(), 1, "a unicast first fragment: port unreachable");
+    assert_eq!(s.snmp().IcmpOutDestUnreachs, 1);
+    assert_census(&s);
+}
+
+#[test]
+fn a_reassembled_datagram_to_a_broadcast_address_is_delivered_as_a_broadcast() {
+    let (mut s, w) = stack();
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w, t0);
+    let bcast = Ipv4Addr::new(10, 0, 0, 255);
+    // UDP datagrams with their checksum made for the broadcast address.
+    let to_bcast = |dport: u16, payload: &[u8]| {
+        build::udp(PEER_IP, bcast, &UdpRepr { src_port: 5555, dst_port: dport, payload_len: 0 }, payload)
+    };
+    let closed = to_bcast(PORT + 1, &pattern(3000));
+    inject_all(&mut s, &w, &readdressed(fragments(50, &closed, 1480), bcast), t0);
+    let m = s.snmp();
+    assert_eq!((m.UdpIgnoredMulti, m.UdpNoPorts, m.IpExtInBcastPkts), (1, 0, 3), "__udp4_lib_mcast_deliver");
+    assert!(w.take_transmitted().is_empty(), "no ICMP about a broadcast");
+    // A socket on the wildcard address takes it.
+    let fd = bound(&mut s);
+    let open = to_bcast(PORT, &pattern(3000));
+    inject_all(&mut s, &w, &readdressed(fragments(51, &open, 1480), bcast), t0);
+    let mut buf = vec![0u8; 4000];
+    let (n, from) = s.recv_from(fd, &mut buf).expect("the broadcast datagram");
+    assert_eq!((n, from), (3000, SocketAddrV4::new(PEER_IP, 5555)));
+    assert_eq!(&buf[..n], &pattern(3000)[..]);
+    // A fragmented ping to the broadcast address is ignored
+    // (icmp_echo_ignore_broadcasts), as one in one frame is.
+    let mut msg = vec![0u8; 8 + 3000];
+    IcmpRepr::echo(8, 0x4243, 1).emit(&mut IcmpPacket::new_unchecked(&mut msg[..]));
+    msg[8..].copy_from_slice(&pattern(3000));
+    IcmpPacket::new_unchecked(&mut msg[..]).fill_checksum();
+    let frags: Vec<Vec<u8>> = readdressed(fragments(52, &msg, 1480), bcast)
+        .into_iter()
+        .map(|mut f| {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]);
+            ip.set_protocol(protocol::ICMP);
+            ip.fill_checksum();
+            f
+        })
+        .collect();
+    let errors = s.snmp().IcmpInErrors;
+    inject_all(&mut s, &w, &frags, t0);
+    assert!(w.take_transmitted().is_empty(), "no echo reply to a broadcast");
+    assert_eq!((s.snmp().IcmpInEchos, s.snmp().IcmpInErrors), (1, errors + 1));
+    assert_census(&s);
+}

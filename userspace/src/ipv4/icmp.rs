@@ -6,6 +6,7 @@
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
+use super::ip_fragment::{ReasmIp, Reassembled};
 use super::ip_output::{ip_build_header, ip_output};
 use super::RxIp;
 use crate::errno::Errno;
@@ -194,18 +195,32 @@ pub fn icmp_send(
     icmp_xmit_error(net, q, quoted, ip.hdr.src, msg, now);
 }
 
-/// `icmp_send(skb, ICMP_DEST_UNREACH, code)` for a datagram not in one frame
-/// (a reassembled one): `quoted` is its IP header and first bytes, as the
-/// message will quote them; `dst` its source.
-pub fn icmp_send_unreach_quoting(
+/// `icmp_send` for a datagram not in one frame (a reassembled one, `ip`):
+/// `quoted` is its IP header and first bytes, as the message will quote
+/// them. The same checks as [`icmp_send`]: nothing when its first fragment
+/// came in a frame not to our MAC (`ip.pkt_type`, which the reassembled skb
+/// takes from its head), to a broadcast or multicast address (`ip.route`), or
+/// when it is an ICMP error itself.
+pub fn icmp_send_reassembled(
     net: &mut Net,
     q: &mut NetdevQueue,
     quoted: &[u8],
-    dst: std::net::Ipv4Addr,
-    code: u8,
+    ip: &ReasmIp,
+    msg: IcmpRepr,
     now: Instant,
 ) {
-    icmp_xmit_error(net, q, quoted, dst, IcmpRepr::dest_unreachable(code), now);
+    let hdr = &ip.hdr;
+    if ip.pkt_type != PktType::Host || ip.route.is_bcast() {
+        return;
+    }
+    if hdr.protocol == protocol::ICMP {
+        let ihl = usize::from(quoted.first().map_or(0, |b| b & 0x0f)) * 4;
+        match quoted.get(ihl).copied() {
+            Some(t) if t <= NR_ICMP_TYPES && !msg_type::is_error(t) => {}
+            _ => return,
+        }
+    }
+    icmp_xmit_error(net, q, quoted, hdr.src, msg, now);
 }
 
 /// `icmp_send(head, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)` from `ip_expire`:
@@ -282,22 +297,18 @@ fn icmp_xmit_error(
     }
 }
 
-/// `icmp_rcv` for a reassembled message (`hdr`, its body the chain `skb`):
-/// the checksum across the pieces, then an echo request is answered in its
+/// `icmp_rcv` for a reassembled message (`r.ip.hdr`, its body the chain
+/// `r.skb`): the checksum across the pieces; an echo request to a broadcast
+/// or multicast address is ignored (`icmp_echo_ignore_broadcasts`, an
+/// `IcmpInErrors` as for one frame); else it is answered in its
 /// own frames, piece for piece: the head's type and checksum turned into a
 /// reply's (`icmp_echo`), and each piece sent back as a fragment of the
 /// reply with the request's offsets, one new identifier, no DF (Linux's
 /// ICMP socket does `IP_PMTUDISC_DONT`). A piece that no longer fits the
 /// path MTU fails the reply (`IpFragFails`). Other reassembled ICMP messages
 /// are counted in and dropped (`XskIpReasmUnsupported`).
-pub fn icmp_rcv_chained(
-    net: &mut Net,
-    q: &mut NetdevQueue,
-    umem: &Umem,
-    skb: crate::skbuff::SkBuff,
-    hdr: &ipv4::Ipv4Repr,
-    now: Instant,
-) {
+pub fn icmp_rcv_chained(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, r: Reassembled, now: Instant) {
+    let (hdr, skb) = (&r.ip.hdr, r.skb);
     net.mib.IcmpInMsgs += 1;
     if crate::wire::checksum::fold(skb.csum(umem, 0)) != 0xFFFF {
         net.mib.IcmpInCsumErrors += 1;
@@ -310,6 +321,10 @@ pub fn icmp_rcv_chained(
     }
     net.mib.IcmpInEchos += 1;
     net.mib.IcmpMsgInType8 += 1;
+    if r.ip.route.is_bcast() && ICMP_ECHO_IGNORE_BROADCASTS {
+        net.mib.IcmpInErrors += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IcmpInErrors));
+    }
     let path = net.pmtu.get(hdr.src, net.mtu, now);
     let pieces = skb.frames();
     let mut fits = true;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use super::RxIp;
 use crate::umem::Frame;
-use crate::wire::ipv4::Ipv4Repr;
 
 /// `net.ipv4.ipfrag_time`: how long a queue waits for its missing fragments.
 pub const IPFRAG_TIME: Duration = Duration::from_secs(30);
@@ -78,8 +78,10 @@ pub(super) struct Ipq {
     /// The source's fragment count when this queue last took one (`qp->rid`).
     pub(super) rid: u32,
     pub(super) frames: usize,
-    /// The header of the fragment at offset 0, once in.
-    pub(super) first_hdr: Option<Ipv4Repr>,
+    /// The fragment at offset 0 as `ip_rcv` saw it, once in: its header,
+    /// `pkt_type` and input route, which the reassembled datagram keeps
+    /// (`ip_frag_reasm` morphs the head skb into the datagram).
+    pub(super) first: Option<RxIp>,
 }
 
 impl Ipq {
@@ -98,7 +100,7 @@ impl Ipq {
             expires,
             rid,
             frames: 0,
-            first_hdr: None,
+            first: None,
         }
     }
 }

@@ -59,10 +59,12 @@ pub use super::inet_fragment::{
 use super::RxIp;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
+use crate::route::InRoute;
 pub use crate::route::{PathMtu, PmtuCache, IP_RT_MIN_PMTU, IP_RT_MTU_EXPIRES, PMTU_CACHE_SIZE};
 use crate::skbuff::{SkBuff, SkbChain};
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
+use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::{ecn, Ipv4Repr, MIN_HEADER_LEN};
 
 /// The bytes of IP payload each fragment but the last carries for an MTU of
@@ -72,12 +74,26 @@ pub fn frag_payload(mtu: usize) -> usize {
     (mtu - MIN_HEADER_LEN) & !7
 }
 
-/// A datagram rebuilt from its fragments.
-#[derive(Debug)]
-pub struct Reassembled {
+/// How a reassembled datagram came: its header and what its first
+/// fragment's frame and route said (`ip_frag_reasm` morphs the head skb, the
+/// fragment at offset 0, into the datagram, keeping its `pkt_type` and dst).
+#[derive(Clone, Copy, Debug)]
+pub struct ReasmIp {
     /// The datagram's IP header (the first fragment's, no longer a fragment),
     /// `payload_len` the whole payload.
     pub hdr: Ipv4Repr,
+    /// What the first fragment's destination MAC said (`skb->pkt_type`): the
+    /// ICMP errors about the datagram follow it as `__icmp_send` does.
+    pub pkt_type: PktType,
+    /// The input route of the fragments (one destination, one route).
+    pub route: InRoute,
+}
+
+/// A datagram [`ip_defrag`] completed.
+#[derive(Debug)]
+pub struct Reassembled {
+    /// Its header and how it came.
+    pub ip: ReasmIp,
     /// The payload: a chain over the fragments' frames (its peer unset).
     pub skb: SkBuff,
 }
@@ -248,7 +264,7 @@ fn ip_frag_queue(
             qp.frames += 1;
             if offset == 0 {
                 qp.flags |= FIRST_IN;
-                qp.first_hdr = Some(*hdr);
+                qp.first = Some(*ip);
             }
             t.frames += 1;
             t.mem += t.truesize;
@@ -266,7 +282,7 @@ fn ip_frag_queue(
 fn ip_frag_reasm(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, qi: u32) -> Defrag {
     let t = &mut net.ipfrags;
     let qp = t.queues[qi as usize].as_ref().expect("a live queue");
-    let first = qp.first_hdr.expect("the first fragment is in");
+    let first = qp.first.expect("the first fragment is in");
     // ip_frag_ecn_table: Not-ECT mixed with any ECT codepoint is invalid.
     let invalid_ecn = qp.ecn & 1 != 0 && qp.ecn != 1;
     let total = MIN_HEADER_LEN + qp.len as usize;
@@ -289,11 +305,11 @@ fn ip_frag_reasm(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, qi: u32) -> De
         payload_len: chain.len(),
         more_fragments: false,
         frag_offset: 0,
-        dont_fragment: first.dont_fragment,
-        ..first
+        dont_fragment: first.hdr.dont_fragment,
+        ..first.hdr
     };
     let skb = chain.finish(std::net::SocketAddrV4::new(hdr.src, 0));
-    Defrag::Done(Reassembled { hdr, skb })
+    Defrag::Done(Reassembled { ip: ReasmIp { hdr, pkt_type: first.pkt_type, route: first.route }, skb })
 }
 
 /// `ip_expire`: drops every queue whose time ran out by `now`, answering

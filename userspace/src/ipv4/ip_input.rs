@@ -173,9 +173,9 @@ fn ip_local_deliver_reassembled(
     now: Instant,
 ) {
     net.mib.IpInDelivers += 1;
-    match r.hdr.protocol {
-        protocol::UDP => udp::udp_rcv_chained(net, socks, q, umem, r.skb, &r.hdr, now),
-        protocol::ICMP => icmp::icmp_rcv_chained(net, q, umem, r.skb, &r.hdr, now),
+    match r.ip.hdr.protocol {
+        protocol::UDP => udp::udp_rcv_chained(net, socks, q, umem, r, now),
+        protocol::ICMP => icmp::icmp_rcv_chained(net, q, umem, r, now),
         _ => {
             net.mib.XskIpReasmUnsupported += 1;
             r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));

@@ -58,7 +58,7 @@ impl RxIp {
     /// (`rt->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)`).
     #[inline]
     pub fn is_bcast_route(&self) -> bool {
-        matches!(self.route, InRoute::Broadcast | InRoute::Multicast)
+        self.route.is_bcast()
     }
 
     /// The datagram's total length: header, options and payload.

@@ -12,7 +12,7 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::ip_fragment::{PmtuCache, IP_MAX_MTU};
+use super::ip_fragment::{PmtuCache, Reassembled, IP_MAX_MTU};
 use super::ip_output::{ip_build_header_id, ip_output_frag};
 use super::{icmp, RxIp};
 use crate::errno::Errno;
@@ -107,9 +107,9 @@ const CHECKSUM_BREAK: usize = 76;
 /// datagram described by `ip` from port `sport`: bound to the wildcard or to
 /// the destination, unconnected or connected to the sender (the group filter
 /// passes with `IP_MULTICAST_ALL` on, its default).
-fn udp_is_mcast_sock(sock: &Sock, ip: &RxIp, sport: u16) -> bool {
-    let bound = sock.local().is_none_or(|l| l.ip().is_unspecified() || *l.ip() == ip.hdr.dst);
-    let peer = sock.remote().is_none_or(|r| *r.ip() == ip.hdr.src && (r.port() == 0 || r.port() == sport));
+fn udp_is_mcast_sock(sock: &Sock, hdr: &Ipv4Repr, sport: u16) -> bool {
+    let bound = sock.local().is_none_or(|l| l.ip().is_unspecified() || *l.ip() == hdr.dst);
+    let peer = sock.remote().is_none_or(|r| *r.ip() == hdr.src && (r.port() == 0 || r.port() == sport));
     bound && peer
 }
 
@@ -136,7 +136,7 @@ pub fn udp_rcv(
     if ip.is_bcast_route() {
         // __udp4_lib_mcast_deliver: only a sock bound to the wildcard or to
         // the destination, and not connected elsewhere, takes it.
-        sock = sock.filter(|s| udp_is_mcast_sock(s, ip, uh.src_port));
+        sock = sock.filter(|s| udp_is_mcast_sock(s, &ip.hdr, uh.src_port));
         if sock.is_none() {
             // udp4_csum_init verified only a short datagram's checksum
             // (CHECKSUM_BREAK); no socket, no port unreachable.
@@ -164,17 +164,20 @@ pub fn udp_rcv(
     udp_queue_rcv(net, q, umem, sock, key, skb);
 }
 
-/// `__udp4_lib_rcv` for a reassembled datagram (`hdr`, its payload the
-/// chain `skb`): the same checks, in the same order, across the pieces.
+/// `__udp4_lib_rcv` for a reassembled datagram (`r.ip.hdr`, its payload the
+/// chain `r.skb`): the same checks, in the same order, across the pieces;
+/// a closed port answered as `icmp_send` answers it (not for a datagram
+/// that came as link-layer broadcast or to a broadcast address).
 pub fn udp_rcv_chained(
     net: &mut Net,
     socks: &InetHashTables,
     q: &mut NetdevQueue,
     umem: &Umem,
-    mut skb: SkBuff,
-    hdr: &Ipv4Repr,
+    r: Reassembled,
     now: Instant,
 ) {
+    let (ip, mut skb) = (r.ip, r.skb);
+    let hdr = &ip.hdr;
     let head = skb.data(umem);
     let total = skb.len();
     // A first fragment carries at least 8 bytes (a multiple of 8, not 0).
@@ -192,14 +195,29 @@ pub fn udp_rcv_chained(
     }
     skb.trim(ulen);
     let key = DemuxKey { protocol: protocol::UDP, port: dport };
-    let sock = socks.lookup(&key);
-    if csum_field != 0 {
-        let sum = skb.csum(umem, checksum::pseudo_header_sum(hdr.src, hdr.dst, protocol::UDP, ulen as u16));
-        if checksum::fold(sum) != 0xFFFF {
-            net.mib.UdpInCsumErrors += 1;
-            net.mib.UdpInErrors += 1;
-            return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpInCsumErrors));
+    let mut sock = socks.lookup(&key);
+    let csum_ok = |skb: &SkBuff| {
+        csum_field == 0
+            || checksum::fold(skb.csum(umem, checksum::pseudo_header_sum(hdr.src, hdr.dst, protocol::UDP, ulen as u16)))
+                == 0xFFFF
+    };
+    if ip.route.is_bcast() {
+        // __udp4_lib_mcast_deliver, as for a datagram in one frame.
+        sock = sock.filter(|s| udp_is_mcast_sock(s, hdr, sport));
+        if sock.is_none() {
+            if ulen <= CHECKSUM_BREAK && !csum_ok(&skb) {
+                net.mib.UdpInCsumErrors += 1;
+                net.mib.UdpInErrors += 1;
+                return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpInCsumErrors));
+            }
+            net.mib.UdpIgnoredMulti += 1;
+            return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpIgnoredMulti));
         }
+    }
+    if !csum_ok(&skb) {
+        net.mib.UdpInCsumErrors += 1;
+        net.mib.UdpInErrors += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpInCsumErrors));
     }
     let Some(sock) = sock else {
         net.mib.UdpNoPorts += 1;
@@ -208,7 +226,8 @@ pub fn udp_rcv_chained(
         let ip_hdr = Ipv4Repr { payload_len: ulen, ..*hdr };
         ip_hdr.emit(&mut ipv4::Ipv4Packet::new_unchecked(&mut quote[..ipv4::MIN_HEADER_LEN]));
         let n = ipv4::MIN_HEADER_LEN + skb.copy_to(umem, &mut quote[ipv4::MIN_HEADER_LEN..]);
-        icmp::icmp_send_unreach_quoting(net, q, &quote[..n], hdr.src, unreach_code::PORT, now);
+        let msg = IcmpRepr::dest_unreachable(unreach_code::PORT);
+        icmp::icmp_send_reassembled(net, q, &quote[..n], &ip, msg, now);
         return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::UdpNoPorts));
     };
     skb.pull(umem, udp::HEADER_LEN);

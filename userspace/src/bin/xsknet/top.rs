@@ -157,6 +157,26 @@ pub struct StageLatency {
     pub interval: bool,
 }
 
+/// How the loop polled over the window: where a tail comes from when the
+/// stages look idle (docs/latency.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PollRates {
+    /// Polls per second (`SoftirqPolls`).
+    pub polls: f64,
+    /// Transmit kicks (`sendto` in copy mode) per second (`XskTxKicks`).
+    pub tx_kicks: f64,
+    /// Fill-ring wake-ups and busy polls per second (`XskRxWakeups`).
+    pub rx_wakeups: f64,
+    /// Descriptors taken off the rx ring per poll that found work: the
+    /// mean rx batch.
+    pub rx_batch: f64,
+    /// Time the loop's thread waited to run while runnable, ms per second
+    /// (`SoftirqRunDelayNs`, from the thread's schedstat).
+    pub run_delay_ms: f64,
+    /// Involuntary context switches per second (`SoftirqNivcsw`).
+    pub nivcsw: f64,
+}
+
 /// Everything one refresh shows, computed from two snapshots.
 #[derive(Clone, Debug, PartialEq)]
 pub struct View {
@@ -170,6 +190,8 @@ pub struct View {
     pub window: Window,
     /// The loop's busy share over the window, 0–1.
     pub busy: f64,
+    /// The loop's polls, kicks and scheduling over the window.
+    pub poll: PollRates,
     /// Rates per stage, in the packet's order.
     pub stages: Vec<StageRate>,
     /// The non-zero drop counters, highest rate first.
@@ -246,6 +268,19 @@ impl View {
             None => (l.busy_ns, l.total_ns),
         };
         let busy = if total_ns > 0 { (busy_ns as f64 / total_ns as f64).clamp(0.0, 1.0) } else { 0.0 };
+        let busy_polls = delta("SoftirqBusyPolls");
+        let poll = PollRates {
+            polls: rate(delta("SoftirqPolls")),
+            tx_kicks: rate(delta("XskTxKicks")),
+            rx_wakeups: rate(delta("XskRxWakeups")),
+            rx_batch: if busy_polls > 0 {
+                l.rx_packets.saturating_sub(prev.map_or(0, |p| p.stats.softirq.rx_packets)) as f64 / busy_polls as f64
+            } else {
+                0.0
+            },
+            run_delay_ms: rate(delta("SoftirqRunDelayNs")) / 1e6,
+            nivcsw: rate(delta("SoftirqNivcsw")),
+        };
         let latency = now
             .stats
             .stages()
@@ -264,6 +299,7 @@ impl View {
             age_ns: now.age_ns,
             window,
             busy,
+            poll,
             stages,
             drops,
             census: now.stats.census,
@@ -377,6 +413,9 @@ pub fn uptime(ns: u64) -> String {
 const PLAIN_COLUMNS: &[(&str, usize)] = &[
     ("uptime", 8),
     ("si%", 5),
+    ("polls/s", 9),
+    ("kicks/s", 9),
+    ("desch_ms", 8),
     ("age_ms", 7),
     ("xdp/s", 9),
     ("rx/s", 9),
@@ -413,6 +452,9 @@ pub fn plain_line(v: &View) -> String {
     let values = [
         uptime(v.uptime_ns),
         format!("{:.1}", v.busy * 100.0),
+        r(v.poll.polls),
+        r(v.poll.tx_kicks),
+        format!("{:.2}", v.poll.run_delay_ms),
         format!("{}", v.age_ns / 1_000_000),
         r(v.stage("XDP rx")),
         r(v.stage("rx ring")),
@@ -457,7 +499,18 @@ pub fn render(f: &mut Frame, v: &View) {
         ])
         .split(f.area());
     render_header(f, rows[0], v);
-    let label = format!("{:.1} % busy {}", v.busy * 100.0, v.window.label());
+    let p = &v.poll;
+    let label = format!(
+        "{:.1} % busy {}  ·  {} polls/s, {} kicks/s, {} rx wake-ups/s, rx batch {:.1}  ·  descheduled {:.2} ms/s, {} preemptions/s",
+        v.busy * 100.0,
+        v.window.label(),
+        si(p.polls),
+        si(p.tx_kicks),
+        si(p.rx_wakeups),
+        p.rx_batch,
+        p.run_delay_ms,
+        si(p.nivcsw),
+    );
     f.render_widget(
         Gauge::default()
             .block(boxed("Loop (si): time in polls that found work"))
@@ -917,6 +970,33 @@ mod tests {
         for (c, _) in DEVICE_DROPS {
             assert!(names.contains(c), "no counter {c}");
         }
+    }
+
+    #[test]
+    fn the_loops_polls_kicks_and_descheduled_time_are_rates_over_the_window() {
+        let at = |secs: u64, polls: u64, busy_polls: u64, rx: u64, kicks: u64, delay_ns: u64, nivcsw: u64| {
+            let mut s = snap(secs, 0, 1_000, 0);
+            let l = &mut s.stats.softirq;
+            (l.polls, l.busy_polls, l.rx_packets) = (polls, busy_polls, rx);
+            (l.sched.run_delay_ns, l.sched.nivcsw) = (delay_ns, nivcsw);
+            s.stats.mib.XskTxKicks = kicks;
+            s.stats.mib.XskRxWakeups = kicks / 2;
+            s
+        };
+        let a = at(10, 1_000_000, 1_000, 8_000, 900, 5_000_000, 40);
+        let b = at(12, 1_400_000, 3_000, 40_000, 4_900, 9_000_000, 140);
+        let p = View::new(Some(&a), &b).poll;
+        assert_eq!(p.polls, 200_000.0);
+        assert_eq!(p.tx_kicks, 2_000.0);
+        assert_eq!(p.rx_wakeups, 1_000.0);
+        assert_eq!(p.rx_batch, 16.0, "32000 descriptors over 2000 polls that found work");
+        assert_eq!(p.run_delay_ms, 2.0, "4 ms descheduled over 2 s");
+        assert_eq!(p.nivcsw, 50.0);
+        // No poll found work in the window: no batch, not a division by zero.
+        let idle = at(13, 1_500_000, 3_000, 40_000, 4_900, 9_000_000, 140);
+        assert_eq!(View::new(Some(&b), &idle).poll.rx_batch, 0.0);
+        let line = plain_line(&View::new(Some(&a), &b));
+        assert!(line.contains(" 200000 ") && line.contains(" 2000 ") && line.contains(" 2.00 "), "{line}");
     }
 
     #[test]
