@@ -424,6 +424,17 @@ impl<T> NeighTable<T> {
         self.entries.get(&ip).is_some_and(|n| now > n.updated + LOCKTIME)
     }
 
+    /// `neigh_confirm` (include/net/neighbour.h): an upper layer saw that
+    /// `ip` is reachable (TCP's forward progress, `MSG_CONFIRM`): its entry's
+    /// confirmation time becomes `now`, which keeps a `REACHABLE` entry so
+    /// and lets a `DELAY` one go back to `REACHABLE` without a probe. No
+    /// entry, nothing.
+    pub fn neigh_confirm(&mut self, ip: Ipv4Addr, now: Instant) {
+        if let Some(n) = self.entries.get_mut(&ip) {
+            n.confirmed = n.confirmed.max(now);
+        }
+    }
+
     /// `__neigh_update` for an address learnt from the wire: `lladdr` for
     /// `ip`, in state `new` (`Reachable` or `Stale`), replacing a different
     /// valid address only if `override_`. Does nothing without an entry or
@@ -749,6 +760,34 @@ mod tests {
         assert_eq!(t.state(IP), Some(NudState::Reachable));
         let (probes, _) = run_until(&mut t, &mut mib, t0 + DELAY_FIRST_PROBE_TIME * 2);
         assert!(probes.is_empty());
+        assert_eq!(t.state(IP), Some(NudState::Reachable));
+    }
+
+    /// neigh_confirm (TCP's forward progress): a confirmed entry stays
+    /// `REACHABLE` past its reachable time, and a `DELAY` one goes back to
+    /// `REACHABLE` without a probe; an unknown address creates nothing.
+    #[test]
+    fn upper_layer_confirmation_keeps_an_entry_reachable() {
+        let (mut t, mut mib, t0) = table();
+        t.neigh_confirm(IP, t0);
+        assert_eq!(t.state(IP), None, "no entry, nothing created");
+        t.resolve(IP, 1, t0, &mut mib);
+        t.neigh_update(IP, MAC, NudState::Reachable, false, t0);
+        let rt = t.reachable_time();
+        let t1 = t0 + rt - Duration::from_secs(1);
+        t.neigh_confirm(IP, t1);
+        run_until(&mut t, &mut mib, t0 + rt + Duration::from_millis(20));
+        assert_eq!(t.state(IP), Some(NudState::Reachable), "confirmed at {t1:?}: reachable until {:?}", t1 + rt);
+        // Unconfirmed: STALE, then DELAY on use; a confirmation in DELAY
+        // takes it back to REACHABLE with no probe.
+        run_until(&mut t, &mut mib, t1 + rt + Duration::from_millis(20));
+        assert_eq!(t.state(IP), Some(NudState::Stale));
+        let t2 = t1 + rt + Duration::from_secs(1);
+        t.resolve(IP, 2, t2, &mut mib);
+        assert_eq!(t.state(IP), Some(NudState::Delay));
+        t.neigh_confirm(IP, t2 + Duration::from_secs(1));
+        let (probes, _) = run_until(&mut t, &mut mib, t2 + DELAY_FIRST_PROBE_TIME + Duration::from_millis(1));
+        assert!(probes.is_empty(), "{probes:?}");
         assert_eq!(t.state(IP), Some(NudState::Reachable));
     }
 

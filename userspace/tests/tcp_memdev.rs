@@ -1893,3 +1893,92 @@ fn a_stream_send_is_timed_to_the_tx_ring_and_on_to_the_completion_ring() {
     b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(4006), RST, 0), &[]);
     b.end();
 }
+
+/// What went out since the last call, raw: (TCP segments, ARP requests).
+fn segments_and_arp(b: &mut Bench) -> (usize, Vec<ArpRepr>) {
+    b.poll();
+    let (mut tcp, mut arp) = (0, Vec::new());
+    for f in b.w.take_transmitted() {
+        let e = EthernetRepr::parse(&EthernetFrame::new_unchecked(&f[..])).unwrap();
+        if e.ethertype == ethertype::ARP {
+            arp.push(ArpRepr::parse(&ArpPacket::new_unchecked(&f[ETH_LEN..])).unwrap());
+        } else {
+            tcp += 1;
+        }
+    }
+    (tcp, arp)
+}
+
+fn peer_state(b: &Bench) -> String {
+    b.s.neighbours().into_iter().find(|n| n.ip == PEER_IP).expect("the peer's entry").state
+}
+
+/// TCP confirms its neighbour as Linux does: an ACK of new data sets
+/// `sk_dst_pending_confirm` (tcp_ack → sk_dst_confirm) and the next segment
+/// sent confirms the entry (sock_confirm_neigh), so a connection whose data
+/// is acknowledged keeps the peer REACHABLE and sends no ARP probe, for as
+/// long as it lasts.
+#[test]
+fn acknowledged_data_keeps_the_neighbour_reachable_without_arp_probes() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // The peer's entry is STALE (learnt from its ARP request); the SYN-ACK
+    // made it DELAY. The handshake's ACK confirms nothing (the child's
+    // tcp_ack finds nothing in flight), so the data must be acknowledged
+    // and the next segment sent within the 5 s of DELAY.
+    let mut sent = 0u32;
+    for i in 0..60u64 {
+        b.at(secs(2 * i + 1));
+        b.s.send(fd, &[7; 100]).unwrap();
+        sent += 100;
+        let (tcp, arp) = segments_and_arp(&mut b);
+        assert_eq!((tcp, arp.len()), (1, 0), "at {:?}: the data, no ARP: {arp:?}", b.elapsed());
+        b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1 + sent), ACK, PEER_WIN), &[]);
+        assert_eq!(segments_and_arp(&mut b), (0, vec![]));
+    }
+    assert_eq!(peer_state(&b), "REACHABLE", "after {:?}", b.elapsed());
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// A connection that only receives makes no forward progress: its ACKs
+/// confirm nothing, and the entry goes STALE, DELAY, then PROBE with a
+/// unicast ARP request, as Linux's does.
+#[test]
+fn a_receive_only_connection_does_not_confirm_the_neighbour() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let mut off = 0u32;
+    let mut probe = None;
+    for i in 1..=36u64 {
+        b.at(secs(5 * i) - ms(4000));
+        peer_data(&mut b, iss, off, &[5; 100]);
+        off += 100;
+        let (_, arp) = segments_and_arp(&mut b);
+        if let Some(a) = arp.first() {
+            probe = Some((b.elapsed(), *a));
+            break;
+        }
+    }
+    let (at, a) = probe.expect("an ARP probe within 180 s");
+    assert_eq!((a.operation, a.target_ip), (ArpOperation::Request, PEER_IP), "at {at:?}");
+    assert_eq!(peer_state(&b), "PROBE");
+    assert_eq!(read_all(&mut b, fd).len(), off as usize);
+    // The peer answers the probe: REACHABLE again.
+    let repr = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: PEER_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    };
+    b.w.inject(&build::arp_frame(&EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::ARP }, &repr));
+    b.poll();
+    assert_eq!(peer_state(&b), "REACHABLE");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}

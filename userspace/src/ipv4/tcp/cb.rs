@@ -223,6 +223,9 @@ pub struct TcpCb {
     pub quick: u32,
     /// Interactive mode: ACKs ride on replies (`inet_csk_in_pingpong_mode`).
     pub pingpong: bool,
+    /// The peer's ACKs showed it reachable: the next segment sent confirms
+    /// the neighbour (`sk_dst_pending_confirm`, set by `sk_dst_confirm`).
+    pub dst_pending_confirm: bool,
     /// Data has been received (the delayed-ACK engine is started: `ato != 0`).
     pub ato_started: bool,
     /// When data last arrived (`icsk_ack.lrcvtime`).
@@ -300,6 +303,7 @@ impl TcpCb {
             ack_now: false,
             quick: 0,
             pingpong: false,
+            dst_pending_confirm: false,
             ato_started: false,
             lrcvtime: None,
             last_oow_ack: None,

@@ -551,7 +551,17 @@ fn tcp_ack(
     // tcp_ack_update_window (RFC 9293 §3.10.7.4, SND.WL1/WL2).
     let nwin = u32::from(r.window) << cb.snd_wscale;
     let prior_wnd = cb.snd_wnd;
-    if after(ack, cb.snd_una) || after(r.seq, cb.snd_wl1) || (r.seq == cb.snd_wl1 && (nwin > cb.snd_wnd || nwin == 0)) {
+    let win_update =
+        after(ack, cb.snd_una) || after(r.seq, cb.snd_wl1) || (r.seq == cb.snd_wl1 && (nwin > cb.snd_wnd || nwin == 0));
+    // sk_dst_confirm: the ACK shows the peer reachable when it acknowledges
+    // new data (FLAG_FORWARD_PROGRESS) or is a duplicate (no data, no window
+    // update: !FLAG_NOT_DUP), and something was in flight (else tcp_ack
+    // leaves by `no_queue`, before the confirmation).
+    let acks_new = after(ack, prior_una);
+    if cb.in_flight() > 0 && (acks_new || (seg.repr.seg_len() == 0 && !win_update)) {
+        cb.dst_pending_confirm = true;
+    }
+    if win_update {
         cb.snd_wl1 = r.seq;
         cb.snd_wl2 = ack;
         cb.snd_wnd = nwin;

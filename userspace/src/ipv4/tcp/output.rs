@@ -219,6 +219,13 @@ pub fn tcp_transmit(
         options,
         payload_len: len,
     };
+    if cb.dst_pending_confirm {
+        // sock_confirm_neigh, as ip_finish_output2 sends the segment.
+        cb.dst_pending_confirm = false;
+        if let Some(nexthop) = net.route.next_hop(*cb.remote.ip()) {
+            net.neigh.neigh_confirm(nexthop, now);
+        }
+    }
     let off = seq.wrapping_sub(cb.data_una()) as usize;
     let payload = (len > 0).then_some((&*cb, off));
     if !xmit(net, q, umem, cb.local, cb.remote, &repr, payload, now) {
