@@ -578,17 +578,28 @@ impl Bench<'_> {
         v
     }
 
-    fn throughput(&self, receiver: &str, what: &str) -> Result<Throughput, BoxError> {
-        let kernel = receiver.starts_with("kernel");
-        self.kernel_addr(kernel)?;
-        let mut runs = Vec::new();
-        for _ in 0..self.cli.runs {
-            runs.push(self.throughput_run(receiver, self.cli.count)?);
+    /// The throughput rows, `--runs` runs each, interleaved: each round
+    /// runs every row once, starting with the next one, so that a change of
+    /// load on the machine (or of the generator's speed) falls on all rows
+    /// alike and the ratios between them hold.
+    fn throughput(&self, rows: &[(&str, &str)]) -> Result<Vec<Throughput>, BoxError> {
+        let mut all: Vec<Vec<ThroughputRun>> = rows.iter().map(|_| Vec::new()).collect();
+        for round in 0..self.cli.runs as usize {
+            for k in 0..rows.len() {
+                let i = (round + k) % rows.len();
+                let receiver = rows[i].0;
+                let kernel = receiver.starts_with("kernel");
+                if kernel {
+                    self.kernel_addr(true)?;
+                }
+                let run = self.throughput_run(receiver, self.cli.count);
+                if kernel {
+                    self.kernel_addr(false)?;
+                }
+                all[i].push(run?);
+            }
         }
-        if kernel {
-            self.kernel_addr(false)?;
-        }
-        summarize(receiver, what, runs)
+        rows.iter().zip(all).map(|((r, what), runs)| summarize(r, what, runs)).collect()
     }
 
     /// One throughput run of `count` frames against `receiver`.
@@ -1288,7 +1299,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     if !(cli.latency_only && cli.max_pps.is_some()) {
         eprintln!(
-            "== throughput: 64-byte UDP, {} frames x {} run(s), generator {:?} on CPU {GEN_CPU}, receiver on CPU {RX_CPU}",
+            "== throughput: 64-byte UDP, {} frames x {} run(s) each, interleaved, generator {:?} on CPU {GEN_CPU}, receiver on CPU {RX_CPU}",
             cli.count, cli.runs, cli.generator
         );
     }
@@ -1299,12 +1310,13 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsknet-sink", "xsknet sink (run to completion)"),
         ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
-    let mut throughput = Vec::new();
     // A section of its own: only what the latency loads need (xsknet sink's rate, one run).
     let only_latency = |r: &str| !cli.latency_only || (r == "xsknet-sink" && cli.max_pps.is_none());
-    for (r, what) in receivers.into_iter().filter(|(r, _)| !cli.flood_only && only_latency(r)) {
-        let mut t = b.throughput(r, what)?;
-        if r == "xsknet-sink-pcap" {
+    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|(r, _)| !cli.flood_only && only_latency(r)).collect();
+    let mut throughput = b.throughput(&rows)?;
+    for t in &mut throughput {
+        let what = t.what.clone();
+        if t.receiver == "xsknet-sink-pcap" {
             // How much of the traffic the capture kept (the rest is XskCaptureDrops).
             let d = &t.median.detail["receiver"];
             if let (Some(drops), Some(rx)) = (d["XskCaptureDrops"].as_u64(), d["XskRxFrames"].as_u64()) {
@@ -1312,7 +1324,6 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
                 t.what = format!("{what}: {kept:.1} % of frames in the file");
             }
         }
-        throughput.push(t);
     }
     let xsknet_max = cli.max_pps.unwrap_or_else(|| {
         throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0)
