@@ -239,6 +239,8 @@ mib! {
         TcpExtTCPOrigDataSent,
         /// Zero-window probes sent.
         TcpExtTCPWinProbe,
+        /// Keepalive probes sent (`tcp_keepalive_timer`).
+        TcpExtTCPKeepAlive,
         // Our own stages.
         /// Frames taken from the rx ring.
         XskRxFrames,

@@ -135,6 +135,60 @@ pub struct TcpSock {
     pub sndbuf: AtomicUsize,
     /// `SO_RCVLOWAT`: a reader is woken once this many bytes wait (1).
     pub rcvlowat: AtomicUsize,
+    /// `SO_KEEPALIVE` (`SOCK_KEEPOPEN`).
+    pub keepalive: AtomicBool,
+    /// `TCP_KEEPIDLE`, seconds (0: `tcp_keepalive_time`).
+    pub keepidle: AtomicU32,
+    /// `TCP_KEEPINTVL`, seconds (0: `tcp_keepalive_intvl`).
+    pub keepintvl: AtomicU32,
+    /// `TCP_KEEPCNT` (0: `tcp_keepalive_probes`).
+    pub keepcnt: AtomicU32,
+    /// `TCP_USER_TIMEOUT`, milliseconds (0: off).
+    pub user_timeout: AtomicU32,
+}
+
+impl TcpSock {
+    /// `keepalive_time_when`: idle time before the first probe.
+    pub fn keepalive_time(&self) -> Duration {
+        match self.keepidle.load(Ordering::Relaxed) {
+            0 => crate::ipv4::tcp::TCP_KEEPALIVE_TIME,
+            s => Duration::from_secs(u64::from(s)),
+        }
+    }
+
+    /// `keepalive_intvl_when`: time between probes.
+    pub fn keepalive_intvl(&self) -> Duration {
+        match self.keepintvl.load(Ordering::Relaxed) {
+            0 => crate::ipv4::tcp::TCP_KEEPALIVE_INTVL,
+            s => Duration::from_secs(u64::from(s)),
+        }
+    }
+
+    /// `keepalive_probes`: unanswered probes before the reset.
+    pub fn keepalive_probes(&self) -> u32 {
+        match self.keepcnt.load(Ordering::Relaxed) {
+            0 => crate::ipv4::tcp::TCP_KEEPALIVE_PROBES,
+            n => n,
+        }
+    }
+
+    /// `icsk_user_timeout`, when set.
+    pub fn user_timeout(&self) -> Option<Duration> {
+        match self.user_timeout.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        }
+    }
+
+    /// Copies the options a listener's child inherits (`sk_clone_lock`
+    /// copies the sock, flags and `tcp_sock` fields alike).
+    pub(crate) fn inherit_keepalive(&self, from: &TcpSock) {
+        self.keepalive.store(from.keepalive.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.keepidle.store(from.keepidle.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.keepintvl.store(from.keepintvl.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.keepcnt.store(from.keepcnt.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.user_timeout.store(from.user_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
 }
 
 impl Default for TcpSock {
@@ -150,6 +204,11 @@ impl Default for TcpSock {
             rcvbuf: AtomicUsize::new(TCP_RMEM_DEFAULT),
             sndbuf: AtomicUsize::new(TCP_WMEM_DEFAULT),
             rcvlowat: AtomicUsize::new(1),
+            keepalive: AtomicBool::new(false),
+            keepidle: AtomicU32::new(0),
+            keepintvl: AtomicU32::new(0),
+            keepcnt: AtomicU32::new(0),
+            user_timeout: AtomicU32::new(0),
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::ipv4::ip_fragment::{frag_payload, PmtuCache, IP_RT_MIN_PMTU};
 use crate::ipv4::tcp::info::tcp_get_info;
 pub use crate::ipv4::tcp::info::TcpInfo;
 use crate::ipv4::tcp::prot::{self as tcp_prot, Shutdown};
+use crate::ipv4::tcp::{MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE};
 use crate::ipv4::udp::udp_send_mtu;
 use crate::latency::{ns_since, tx_stamp, LatencyHistogram, SharedLatencyHistogram, StageLatency};
 use crate::netdev_queue::NetdevQueue;
@@ -87,6 +88,30 @@ pub enum SockOpt {
     /// `IP_MTU_DISCOVER`: DF and the largest send of a datagram socket
     /// ([`PmtuDisc`]; `IP_PMTUDISC_WANT` by default).
     MtuDiscover(PmtuDisc),
+    /// `SO_KEEPALIVE`: probe an idle connection (`tcp_keepalive_timer`);
+    /// accepted without effect on a datagram socket, as Linux does.
+    KeepAlive(bool),
+    /// `TCP_KEEPIDLE`: idle seconds before the first probe, 1 to 32767
+    /// (`tcp_keepalive_time`, 7200, by default).
+    KeepIdle(u32),
+    /// `TCP_KEEPINTVL`: seconds between probes, 1 to 32767 (75 by default).
+    KeepIntvl(u32),
+    /// `TCP_KEEPCNT`: unanswered probes before the connection is reset, 1
+    /// to 127 (9 by default).
+    KeepCnt(u32),
+    /// `TCP_USER_TIMEOUT`: milliseconds that sent data may stay
+    /// unacknowledged (or keepalive probes unanswered) before the
+    /// connection fails with `ETIMEDOUT`; 0 (the default) leaves it to
+    /// `tcp_retries2` and `TCP_KEEPCNT`. At most `i32::MAX`.
+    UserTimeout(u32),
+}
+
+impl SockOpt {
+    /// Whether the option changes when a connection's keepalive timer is due
+    /// (`tcp_set_keepalive`, `TCP_KEEPIDLE`'s re-arm).
+    fn rearms_keepalive(self) -> bool {
+        matches!(self, SockOpt::KeepAlive(_) | SockOpt::KeepIdle(_))
+    }
 }
 
 /// One entry of a `poll` call (`struct pollfd`).
@@ -421,7 +446,15 @@ impl<D: NetDevice> Stack<D> {
     ///
     /// `EBADF`; `ENOPROTOOPT` for a TCP option on a datagram socket.
     pub fn setsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
-        set_sockopt(self.files.get(fd)?, opt)
+        let sock = self.files.get(fd)?;
+        set_sockopt(sock, opt)?;
+        if opt.rearms_keepalive() {
+            if let Some(id) = sock.tcp().and_then(|t| t.cb()) {
+                let now = self.call_time();
+                tcp_prot::tcp_keepalive_rearm(&mut self.net, id, matches!(opt, SockOpt::KeepIdle(_)), now);
+            }
+        }
+        Ok(())
     }
 
     /// `getsockopt(IP_MTU_DISCOVER)`.
@@ -757,6 +790,7 @@ trait SocketCalls {
     fn accept(&mut self, fd: Fd) -> Result<(Fd, SocketAddrV4), Errno>;
     fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno>;
     fn tcp_info(&self, fd: Fd) -> Result<TcpInfo, Errno>;
+    fn setsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<(), Errno>;
 }
 
 impl<D: NetDevice> SocketCalls for Stack<D> {
@@ -787,6 +821,9 @@ impl<D: NetDevice> SocketCalls for Stack<D> {
     fn tcp_info(&self, fd: Fd) -> Result<TcpInfo, Errno> {
         Stack::tcp_info(self, fd)
     }
+    fn setsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+        Stack::setsockopt(self, fd, opt)
+    }
 }
 
 /// `setsockopt()` on `sock`, from either side.
@@ -796,8 +833,41 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         // An IP-level option: any inet socket takes it (do_ip_setsockopt).
         (SockOpt::MtuDiscover(v), _) => sock.set_pmtudisc(v),
         // Accepted and without effect on a datagram socket.
-        (SockOpt::RcvBuf(_) | SockOpt::SndBuf(_) | SockOpt::RcvLowat(_) | SockOpt::ReuseAddr(_), None) => {}
+        (
+            SockOpt::RcvBuf(_)
+            | SockOpt::SndBuf(_)
+            | SockOpt::RcvLowat(_)
+            | SockOpt::ReuseAddr(_)
+            | SockOpt::KeepAlive(_),
+            None,
+        ) => {}
         (_, None) => return Err(Errno(libc::ENOPROTOOPT)),
+        // do_tcp_setsockopt's ranges.
+        (SockOpt::KeepIdle(s), Some(t)) => {
+            if !(1..=MAX_TCP_KEEPIDLE).contains(&s) {
+                return Err(Errno::EINVAL);
+            }
+            t.keepidle.store(s, Ordering::Relaxed);
+        }
+        (SockOpt::KeepIntvl(s), Some(t)) => {
+            if !(1..=MAX_TCP_KEEPIDLE).contains(&s) {
+                return Err(Errno::EINVAL);
+            }
+            t.keepintvl.store(s, Ordering::Relaxed);
+        }
+        (SockOpt::KeepCnt(n), Some(t)) => {
+            if !(1..=MAX_TCP_KEEPCNT).contains(&n) {
+                return Err(Errno::EINVAL);
+            }
+            t.keepcnt.store(n, Ordering::Relaxed);
+        }
+        (SockOpt::UserTimeout(ms), Some(t)) => {
+            if ms > i32::MAX as u32 {
+                return Err(Errno::EINVAL);
+            }
+            t.user_timeout.store(ms, Ordering::Relaxed);
+        }
+        (SockOpt::KeepAlive(b), Some(t)) => t.keepalive.store(b, Ordering::Relaxed),
         // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
         (SockOpt::RcvBuf(n), Some(t)) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
         (SockOpt::SndBuf(n), Some(t)) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),
@@ -1301,6 +1371,10 @@ impl StackHandle {
     ///
     /// As [`Stack::setsockopt`].
     pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+        if opt.rearms_keepalive() {
+            // The loop owns the connection's timers.
+            return self.call(move |s| s.setsockopt(fd, opt))?;
+        }
         set_sockopt(&*self.shared.files.get(fd)?, opt)
     }
 

@@ -1982,3 +1982,207 @@ fn a_receive_only_connection_does_not_confirm_the_neighbour() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+/// A keepalive probe: an ACK at `snd_una - 1` (our ISN on a connection
+/// that sent nothing), of `rcv_nxt`, no data.
+fn assert_keepalive_probe(p: &Seg, iss: u32, at: Duration) {
+    assert_eq!((p.flags(), p.r.seq, p.r.ack, p.data.len()), (ACK, iss, PISN + 1, 0), "keepalive probe at {at:?}");
+}
+
+/// `tcp_keepalive_timer` on virtual time: after TCP_KEEPIDLE of silence a
+/// probe (an ACK at snd_una - 1) every TCP_KEEPINTVL, and after TCP_KEEPCNT
+/// unanswered probes a reset and ETIMEDOUT, as Linux does.
+#[test]
+fn keepalive_probes_an_idle_connection_then_resets_it_after_keepcnt() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    // TCP_KEEPIDLE first: with SO_KEEPALIVE off it only stores the value.
+    b.s.setsockopt(fd, SockOpt::KeepIdle(10)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepIntvl(5)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepCnt(3)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.at(ms(9_999));
+    b.none();
+    for (n, t) in [10u64, 15, 20].into_iter().enumerate() {
+        b.at(secs(t) - ms(1));
+        b.none();
+        b.at(secs(t));
+        assert_keepalive_probe(&b.one(), iss, b.elapsed());
+        assert_eq!(b.s.snmp().TcpExtTCPKeepAlive, n as u64 + 1);
+    }
+    assert_eq!(b.state(fd), TcpState::Established);
+    // The third probe unanswered for TCP_KEEPINTVL: a reset, ETIMEDOUT.
+    b.at(secs(25));
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq), (RST | ACK, iss.wrapping_add(1)));
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPKeepAlive, m.TcpExtTCPAbortOnTimeout, m.TcpOutRsts), (3, 1, 1));
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// Any ACK answers a probe, and data or ACKs from the peer count as heard:
+/// the next probe comes TCP_KEEPIDLE after the peer was last heard from.
+#[test]
+fn an_answered_probe_or_incoming_data_keeps_the_connection_alive() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepIdle(10)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepIntvl(5)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepCnt(2)).unwrap();
+    b.at(secs(10));
+    assert_keepalive_probe(&b.one(), iss, b.elapsed());
+    // The peer answers with an ACK of snd_una.
+    b.at(secs(11));
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+    b.none();
+    b.at(secs(21) - ms(1));
+    b.none();
+    b.at(secs(21));
+    assert_keepalive_probe(&b.one(), iss, b.elapsed());
+    // Data from the peer at 23 s: heard; the ACK owed goes out, no probe
+    // until 33 s, and the probes counted so far are forgiven.
+    b.at(secs(23));
+    peer_data(&mut b, iss, 0, b"ping");
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 1 + 4));
+    b.at(secs(33) - ms(1));
+    b.none();
+    b.at(secs(33));
+    let p = b.one();
+    assert_eq!((p.flags(), p.r.seq, p.r.ack), (ACK, iss, PISN + 1 + 4));
+    b.at(secs(38));
+    assert_eq!(b.one().r.seq, iss, "the second probe");
+    assert_eq!(b.state(fd), TcpState::Established);
+    b.at(secs(43));
+    assert_eq!(b.one().flags(), RST | ACK, "TCP_KEEPCNT 2 unanswered");
+    assert_eq!(b.s.snmp().TcpExtTCPKeepAlive, 4);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// A listener's SO_KEEPALIVE and TCP_KEEP* go to its children, whose timer
+/// starts at the handshake; off, it stops.
+#[test]
+fn a_child_inherits_the_listeners_keepalive_and_off_stops_it() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    b.s.setsockopt(l, SockOpt::KeepAlive(true)).unwrap();
+    b.s.setsockopt(l, SockOpt::KeepIdle(30)).unwrap();
+    b.at(secs(1));
+    let iss = b.handshake_in(PPORT);
+    let (fd, _) = b.s.accept(l).unwrap();
+    b.at(secs(31) - ms(1));
+    b.none();
+    b.at(secs(31));
+    assert_keepalive_probe(&b.one(), iss, b.elapsed());
+    b.s.setsockopt(fd, SockOpt::KeepAlive(false)).unwrap();
+    b.at(secs(3600));
+    b.none();
+    assert_eq!(b.state(fd), TcpState::Established);
+    // On again: TCP_KEEPIDLE from now.
+    b.s.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.at(secs(3630));
+    assert_keepalive_probe(&b.one(), iss, b.elapsed());
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// The default keepalive is Linux's: 7200 s idle, 75 s apart, 9 probes.
+#[test]
+fn keepalive_defaults_are_linuxs() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.at(secs(7200) - ms(1));
+    b.none();
+    for k in 0..9u64 {
+        b.at(secs(7200 + 75 * k));
+        assert_keepalive_probe(&b.one(), iss, b.elapsed());
+    }
+    b.at(secs(7200 + 75 * 9) - ms(1));
+    b.none();
+    b.at(secs(7200 + 75 * 9));
+    assert_eq!(b.one().flags(), RST | ACK);
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// TCP_USER_TIMEOUT: unacknowledged data fails the connection that long
+/// after its first retransmission, on time (the RTO is cut to what is
+/// left), with ETIMEDOUT and no reset; and it replaces TCP_KEEPCNT.
+#[test]
+fn tcp_user_timeout_bounds_retransmission_and_keepalive() {
+    let mut b = Bench::new();
+    let (fd, _port, _iss) = connected_after(&mut b, ms(100));
+    b.s.setsockopt(fd, SockOpt::UserTimeout(5_000)).unwrap();
+    assert_eq!(b.s.send(fd, b"lost"), Ok(4));
+    let first = b.one();
+    // RTO 300 ms, doubling: retransmissions at 400, 1000, 2200, 4600 ms;
+    // the first at 400 ms starts the 5 s, so the next timer is cut to 5400.
+    for t in [400u64, 1000, 2200, 4600] {
+        b.at(ms(t));
+        assert_eq!(b.one().r.seq, first.r.seq, "retransmission at {t} ms");
+    }
+    b.at(ms(5_399));
+    b.none();
+    assert_eq!(b.state(fd), TcpState::Established);
+    b.at(ms(5_400));
+    b.none();
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnTimeout, m.TcpOutRsts), (1, 0));
+    b.s.close(fd).unwrap();
+    b.end();
+
+    // With keepalive: the probes go on until the user timeout has passed
+    // since the peer was last heard, whatever TCP_KEEPCNT says.
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepIdle(10)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepIntvl(5)).unwrap();
+    b.s.setsockopt(fd, SockOpt::KeepCnt(1)).unwrap();
+    b.s.setsockopt(fd, SockOpt::UserTimeout(22_000)).unwrap();
+    for t in [10u64, 15, 20] {
+        b.at(secs(t));
+        assert_keepalive_probe(&b.one(), iss, b.elapsed());
+    }
+    // At 25 s, 25 s of silence ≥ 22 s with a probe out: the reset.
+    b.at(secs(25));
+    assert_eq!(b.one().flags(), RST | ACK);
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// do_tcp_setsockopt's ranges, and the options on a datagram socket.
+#[test]
+fn keepalive_options_are_checked_as_linux_checks_them() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    for bad in [SockOpt::KeepIdle(0), SockOpt::KeepIdle(32768), SockOpt::KeepIntvl(0), SockOpt::KeepIntvl(32768)] {
+        assert_eq!(b.s.setsockopt(fd, bad), Err(Errno::EINVAL), "{bad:?}");
+    }
+    for bad in [SockOpt::KeepCnt(0), SockOpt::KeepCnt(128), SockOpt::UserTimeout(1 << 31)] {
+        assert_eq!(b.s.setsockopt(fd, bad), Err(Errno::EINVAL), "{bad:?}");
+    }
+    for ok in [SockOpt::KeepIdle(32767), SockOpt::KeepIntvl(1), SockOpt::KeepCnt(127), SockOpt::UserTimeout(0)] {
+        assert_eq!(b.s.setsockopt(fd, ok), Ok(()), "{ok:?}");
+    }
+    let udp = b.s.socket(SockType::Dgram).unwrap();
+    assert_eq!(b.s.setsockopt(udp, SockOpt::KeepAlive(true)), Ok(()), "SO_KEEPALIVE: any socket");
+    assert_eq!(b.s.setsockopt(udp, SockOpt::KeepIdle(10)), Err(Errno(libc::ENOPROTOOPT)));
+    b.s.close(fd).unwrap();
+    b.s.close(udp).unwrap();
+    b.end();
+}

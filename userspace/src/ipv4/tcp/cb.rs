@@ -223,6 +223,13 @@ pub struct TcpCb {
     pub quick: u32,
     /// Interactive mode: ACKs ride on replies (`inet_csk_in_pingpong_mode`).
     pub pingpong: bool,
+    /// When the keepalive timer is due (`sk_timer` as `tcp_keepalive_timer`).
+    pub keepalive_at: Option<Instant>,
+    /// When the last acceptable ACK came in (`rcv_tstamp`).
+    pub rcv_tstamp: Option<Instant>,
+    /// When the first unanswered zero-window probe went, for
+    /// `TCP_USER_TIMEOUT` (`icsk_probes_tstamp`).
+    pub probes_tstamp: Option<Instant>,
     /// The peer's ACKs showed it reachable: the next segment sent confirms
     /// the neighbour (`sk_dst_pending_confirm`, set by `sk_dst_confirm`).
     pub dst_pending_confirm: bool,
@@ -304,6 +311,9 @@ impl TcpCb {
             quick: 0,
             pingpong: false,
             dst_pending_confirm: false,
+            keepalive_at: None,
+            rcv_tstamp: None,
+            probes_tstamp: None,
             ato_started: false,
             lrcvtime: None,
             last_oow_ack: None,
@@ -322,7 +332,7 @@ impl TcpCb {
 
     /// The earliest of this control block's deadlines.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.rto_at, self.delack_at, self.synack_at].into_iter().flatten().min()
+        [self.rto_at, self.delack_at, self.synack_at, self.keepalive_at].into_iter().flatten().min()
     }
 
     /// Bytes in the send buffer: `write_seq - snd_una` counted in data bytes.

@@ -324,6 +324,7 @@ fn rcv_synsent(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
+        super::timer::tcp_keepalive_on_establish(cb, now);
         tcp_send_ack(net, q, umem, cb, now);
         tcp_write_xmit(net, q, umem, cb, now);
         return Fate::Keep;
@@ -433,6 +434,7 @@ fn rcv_state_process(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
+        super::timer::tcp_keepalive_on_establish(cb, now);
     } else if acceptable.is_err() {
         // RFC 5961 §5.2: a challenge ACK in every synchronized state
         // (`tcp_ack` sends it in ESTABLISHED, `tcp_rcv_state_process` in
@@ -567,10 +569,14 @@ fn tcp_ack(
         cb.snd_wnd = nwin;
         cb.max_window = cb.max_window.max(nwin);
     }
-    // Any acceptable ACK answers our zero-window probes (tcp_ack:
-    // icsk_probes_out = 0), and while the window stays shut the probe timer
-    // starts again from now (tcp_ack_probe).
+    // Any acceptable ACK answers our zero-window and keepalive probes
+    // (tcp_ack: icsk_probes_out = 0, rcv_tstamp), and while the window stays
+    // shut the probe timer starts again from now (tcp_ack_probe).
     cb.probes_out = 0;
+    cb.rcv_tstamp = Some(now);
+    if cb.snd_wnd > 0 {
+        cb.probes_tstamp = None;
+    }
     if cb.snd_wnd > 0 && prior_wnd == 0 {
         if cb.in_flight() == 0 {
             cb.rto_at = None;
@@ -1134,6 +1140,7 @@ fn create_openreq_child(
     tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
     tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
+    tsk.inherit_keepalive(ltsk);
     let bufs = tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, sndbuf);
     let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, l.advmss);
     cb.bufs = Some(bufs);
@@ -1172,6 +1179,7 @@ fn create_openreq_child(
     net.mib.TcpPassiveOpens += 1;
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);
+    super::timer::tcp_keepalive_on_establish(&mut cb, now);
     let id = net.tcp.insert(cb);
     net.tcp.hash_established(key, id);
     let _ = ltsk.accept_queue().push(sock);

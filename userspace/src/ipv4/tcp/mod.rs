@@ -53,6 +53,20 @@ pub const TCP_SYN_LINEAR_TIMEOUTS: u32 = 4;
 pub const TCP_SYNACK_RETRIES: u32 = 5;
 /// `net.ipv4.tcp_retries2`: retransmissions of data before giving up.
 pub const TCP_RETRIES2: u32 = 15;
+/// `net.ipv4.tcp_keepalive_time`: idle time before the first keepalive probe.
+pub const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(7200);
+/// `net.ipv4.tcp_keepalive_intvl`: time between keepalive probes.
+pub const TCP_KEEPALIVE_INTVL: Duration = Duration::from_secs(75);
+/// `net.ipv4.tcp_keepalive_probes`: unanswered probes before the connection is reset.
+pub const TCP_KEEPALIVE_PROBES: u32 = 9;
+/// `MAX_TCP_KEEPIDLE` and `MAX_TCP_KEEPINTVL` (include/net/tcp.h): the largest
+/// `TCP_KEEPIDLE` and `TCP_KEEPINTVL`, seconds.
+pub const MAX_TCP_KEEPIDLE: u32 = 32767;
+/// `MAX_TCP_KEEPCNT`: the largest `TCP_KEEPCNT`.
+pub const MAX_TCP_KEEPCNT: u32 = 127;
+/// `TCP_RESOURCE_PROBE_INTERVAL`: the keepalive timer's retry when a probe
+/// could not be sent for want of a frame (HZ/2).
+pub const TCP_RESOURCE_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// `net.ipv4.tcp_invalid_ratelimit`: at most one out-of-window or challenge ACK per this.
 pub const TCP_INVALID_RATELIMIT: Duration = Duration::from_millis(500);
 /// `TCP_INIT_CWND` (RFC 6928): the initial congestion window, segments.

@@ -538,11 +538,17 @@ pub fn tcp_send_synack_cb(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &
     ok
 }
 
-/// `tcp_xmit_probe_skb`: a zero-window probe, an ACK at `snd_una - 1` that
-/// the peer must answer with its window.
-pub fn tcp_send_probe0(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+/// `tcp_xmit_probe_skb`: an ACK at `snd_una - 1`, old data the peer must
+/// answer with an ACK of its own (RFC 9293 §3.8.4): its window, or that it
+/// is alive. Returns whether it went.
+pub fn tcp_xmit_probe_skb(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> bool {
     let seq = cb.snd_una.wrapping_sub(1);
-    if tcp_transmit(net, q, umem, cb, seq, flags::ACK, 0, now) {
+    tcp_transmit(net, q, umem, cb, seq, flags::ACK, 0, now)
+}
+
+/// `tcp_send_probe0`: a zero-window probe (`TcpExtTCPWinProbe`).
+pub fn tcp_send_probe0(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    if tcp_xmit_probe_skb(net, q, umem, cb, now) {
         net.mib.TcpExtTCPWinProbe += 1;
     }
 }

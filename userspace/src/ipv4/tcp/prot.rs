@@ -304,6 +304,17 @@ pub fn tcp_listen(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, backlog: i32) -> Resu
     Ok(())
 }
 
+/// After `setsockopt(SO_KEEPALIVE)` (`idle_changed` false) or
+/// `TCP_KEEPIDLE` (true) on connection `id`: its keepalive timer armed,
+/// moved or deleted as `tcp_set_keepalive` and `tcp_sock_set_keepidle_locked`
+/// do (net/ipv4/tcp.c).
+pub fn tcp_keepalive_rearm(net: &mut Net, id: CbId, idle_changed: bool, now: std::time::Instant) {
+    if let Some(mut cb) = net.tcp.take(id) {
+        super::timer::tcp_keepalive_rearm(&mut cb, idle_changed, now);
+        finish(net, id, cb, Fate::Keep);
+    }
+}
+
 /// `tcp_shutdown`: `SHUT_WR` queues our FIN after the data; `SHUT_RD`
 /// makes reads return 0.
 ///

@@ -2,15 +2,21 @@
 //! (`tcp_retransmit_timer`, with `tcp_write_timeout`'s give-up rule), the
 //! zero-window probe (`tcp_probe_timer`), the delayed ACK
 //! (`tcp_delack_timer_handler`), a listener's SYN-ACK retransmission
-//! (`reqsk_timer_handler`) and the end of TIME-WAIT (`tw_timer_handler`).
+//! (`reqsk_timer_handler`), keepalive (`tcp_keepalive_timer`, with
+//! `TCP_USER_TIMEOUT`) and the end of TIME-WAIT (`tw_timer_handler`).
 
 use std::time::{Duration, Instant};
 
 use super::cb::TcpCb;
 use super::cong;
 use super::input::{finish, tcp_done, Fate};
-use super::output::{tcp_retransmit_head, tcp_send_ack, tcp_send_probe0, tcp_send_synack};
-use super::{TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNACK_RETRIES, TCP_SYN_LINEAR_TIMEOUTS, TCP_SYN_RETRIES};
+use super::output::{
+    tcp_retransmit_head, tcp_send_ack, tcp_send_active_reset, tcp_send_probe0, tcp_send_synack, tcp_xmit_probe_skb,
+};
+use super::{
+    TCP_RESOURCE_PROBE_INTERVAL, TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNACK_RETRIES, TCP_SYN_LINEAR_TIMEOUTS,
+    TCP_SYN_RETRIES,
+};
 use crate::errno::Errno;
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
@@ -33,6 +39,9 @@ pub fn tcp_timers(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant)
         }
         if cb.rto_at.is_some_and(|t| t <= now) {
             fate = retransmit_timer(net, q, umem, &mut cb, now);
+        }
+        if fate == Fate::Keep && cb.keepalive_at.is_some_and(|t| t <= now) {
+            fate = keepalive_timer(net, q, umem, &mut cb, now);
         }
         finish(net, id, cb, fate);
     }
@@ -117,6 +126,10 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         _ if cb.orphan => retransmits_timed_out(cb, TCP_ORPHAN_RETRIES, TCP_RTO_MIN, now),
         _ => retransmits_timed_out(cb, TCP_RETRIES2, TCP_RTO_MIN, now),
     };
+    // TCP_USER_TIMEOUT, in every state: the time since the first
+    // retransmission, whatever the count.
+    let user_timeout = cb.tsk().user_timeout();
+    let give_up = give_up || user_timeout.is_some_and(|u| user_timeout_elapsed(cb.retrans_stamp, u, now));
     if give_up {
         return tcp_write_err(net, cb);
     }
@@ -141,20 +154,141 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
     if cb.state != TcpState::SynSent || cb.retransmits > TCP_SYN_LINEAR_TIMEOUTS {
         cb.backoff += 1;
     }
-    cb.rto_at = Some(now + cb.rto_backed_off());
+    cb.rto_at = Some(now + clamp_rto_to_user_timeout(cb, user_timeout, now));
     Fate::Keep
+}
+
+/// Whether `user_timeout` has passed since `start` (none yet: no).
+fn user_timeout_elapsed(start: Option<Instant>, user_timeout: Duration, now: Instant) -> bool {
+    start.is_some_and(|s| now.saturating_duration_since(s) >= user_timeout)
+}
+
+/// `tcp_clamp_rto_to_user_timeout`: the backed-off RTO, cut to what is left
+/// of `TCP_USER_TIMEOUT`, so that the connection fails on time (at once,
+/// 1 ms, once it has passed).
+fn clamp_rto_to_user_timeout(cb: &TcpCb, user_timeout: Option<Duration>, now: Instant) -> Duration {
+    let rto = cb.rto_backed_off();
+    match (user_timeout, cb.retrans_stamp) {
+        (Some(u), Some(start)) => {
+            let left = u.saturating_sub(now.saturating_duration_since(start));
+            if left.is_zero() {
+                Duration::from_millis(1)
+            } else {
+                rto.min(left)
+            }
+        }
+        _ => rto,
+    }
 }
 
 /// `tcp_probe_timer`: a zero-window probe with backoff; give up after
 /// `tcp_retries2` unanswered ones.
 fn probe_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> Fate {
+    // TCP_USER_TIMEOUT: the probes may go unanswered that long, counted
+    // from the first (`icsk_probes_tstamp`).
+    let user_timeout = cb.tsk().user_timeout();
+    if let Some(u) = user_timeout {
+        match cb.probes_tstamp {
+            None => cb.probes_tstamp = Some(now),
+            Some(_) if user_timeout_elapsed(cb.probes_tstamp, u, now) => return tcp_write_err(net, cb),
+            Some(_) => {}
+        }
+    }
     cb.probes_out += 1;
     if cb.probes_out > TCP_RETRIES2 {
         return tcp_write_err(net, cb);
     }
     tcp_send_probe0(net, q, umem, cb, now);
     cb.backoff += 1;
-    cb.rto_at = Some(now + cb.rto_backed_off());
+    // tcp_clamp_probe0_to_user_timeout: no later than the user timeout
+    // (TCP_TIMEOUT_MIN, 2 ms, at the least).
+    let mut when = cb.rto_backed_off();
+    if let (Some(u), Some(start)) = (user_timeout, cb.probes_tstamp) {
+        let left = u.saturating_sub(now.saturating_duration_since(start)).max(Duration::from_millis(2));
+        when = when.min(left);
+    }
+    cb.rto_at = Some(now + when);
+    Fate::Keep
+}
+
+/// `keepalive_time_elapsed`: how long the connection has been idle: since
+/// the last data or ACK from the peer, whichever came last.
+fn keepalive_time_elapsed(cb: &TcpCb, now: Instant) -> Duration {
+    let last = [cb.lrcvtime, cb.rcv_tstamp].into_iter().flatten().max();
+    last.map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+}
+
+/// Arms the keepalive timer of a connection that just became ESTABLISHED
+/// when `SO_KEEPALIVE` is on (`tcp_finish_connect`,
+/// `tcp_create_openreq_child`): due after `TCP_KEEPIDLE` of silence.
+pub fn tcp_keepalive_on_establish(cb: &mut TcpCb, now: Instant) {
+    cb.rcv_tstamp = Some(now);
+    let t = cb.tsk();
+    cb.keepalive_at = t.keepalive.load(std::sync::atomic::Ordering::Relaxed).then(|| now + t.keepalive_time());
+}
+
+/// `tcp_set_keepalive` and `TCP_KEEPIDLE`'s re-arm (net/ipv4/tcp.c), after
+/// `setsockopt`: off deletes the timer; on arms it `TCP_KEEPIDLE` from now
+/// unless it runs already; a new `TCP_KEEPIDLE` counts from the last time
+/// the peer was heard. Not for a closed or listening sock.
+pub fn tcp_keepalive_rearm(cb: &mut TcpCb, idle_changed: bool, now: Instant) {
+    if matches!(cb.state, TcpState::Close | TcpState::Listen) {
+        return;
+    }
+    let t = cb.tsk();
+    if !t.keepalive.load(std::sync::atomic::Ordering::Relaxed) {
+        cb.keepalive_at = None;
+    } else if idle_changed {
+        let left = t.keepalive_time().saturating_sub(keepalive_time_elapsed(cb, now));
+        cb.keepalive_at = Some(now + left);
+    } else if cb.keepalive_at.is_none() {
+        cb.keepalive_at = Some(now + t.keepalive_time());
+    }
+}
+
+/// `tcp_keepalive_timer`: after `TCP_KEEPIDLE` of silence with nothing
+/// outstanding, a probe (an ACK at `snd_una - 1`, `TcpExtTCPKeepAlive`)
+/// every `TCP_KEEPINTVL`; after `TCP_KEEPCNT` unanswered ones (or, with
+/// `TCP_USER_TIMEOUT`, once that long has passed with a probe out) a reset
+/// and `ETIMEDOUT`. Any ACK from the peer answers (`tcp_ack` clears
+/// `probes_out`). A connection with data in flight or waiting to go is
+/// alive without it: the timer just runs again.
+fn keepalive_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> Fate {
+    cb.keepalive_at = None;
+    let t = cb.tsk();
+    if !t.keepalive.load(std::sync::atomic::Ordering::Relaxed)
+        || matches!(cb.state, TcpState::Close | TcpState::SynSent | TcpState::Listen)
+    {
+        return Fate::Keep;
+    }
+    let (when, intvl, probes, user_timeout) =
+        (t.keepalive_time(), t.keepalive_intvl(), t.keepalive_probes(), t.user_timeout());
+    if cb.in_flight() > 0 || cb.write_seq() != cb.snd_nxt {
+        cb.keepalive_at = Some(now + when);
+        return Fate::Keep;
+    }
+    let elapsed = keepalive_time_elapsed(cb, now);
+    let next = if elapsed >= when {
+        let dead = match user_timeout {
+            Some(u) => elapsed >= u && cb.probes_out > 0,
+            None => cb.probes_out >= probes,
+        };
+        if dead {
+            tcp_send_active_reset(net, q, umem, cb, now);
+            return tcp_write_err(net, cb);
+        }
+        if tcp_xmit_probe_skb(net, q, umem, cb, now) {
+            net.mib.TcpExtTCPKeepAlive += 1;
+            cb.probes_out += 1;
+            intvl
+        } else {
+            // No frame for the probe: try again soon.
+            TCP_RESOURCE_PROBE_INTERVAL
+        }
+    } else {
+        when - elapsed
+    };
+    cb.keepalive_at = Some(now + next);
     Fate::Keep
 }
 
