@@ -190,6 +190,14 @@ mib! {
         TcpExtListenDrops,
         /// A SYN dropped because the listener's SYN queue was full (no SYN cookies).
         TcpExtTCPReqQFullDrop => "listener's SYN queue full",
+        /// A SYN answered with a SYN cookie because the listener's SYN queue was full.
+        TcpExtTCPReqQFullDoCookies,
+        /// SYN-ACKs sent with a SYN cookie.
+        TcpExtSyncookiesSent,
+        /// ACKs whose SYN cookie was good (a connection made from it).
+        TcpExtSyncookiesRecv,
+        /// ACKs to a listener that sent cookies lately whose cookie was not good (answered with a reset).
+        TcpExtSyncookiesFailed,
         /// A request sock reset by the peer (RST or SYN in SYN-RECV).
         TcpExtEmbryonicRsts,
         TcpExtTCPChallengeACK,

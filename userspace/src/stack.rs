@@ -89,6 +89,10 @@ pub struct StackConfig {
     /// default of each new socket's `SO_BUSY_POLL` ([`DEFAULT_BUSY_READ`];
     /// Linux's default is 0, see docs/latency.md for why ours is not).
     pub busy_read: Duration,
+    /// `net.ipv4.tcp_syncookies`: 1 (Linux's default) sends SYN cookies
+    /// when a listener's SYN queue is full, 0 drops the SYN
+    /// (`TCPReqQFullDrop`), 2 sends them always (docs/tcp.md).
+    pub tcp_syncookies: u8,
 }
 
 impl StackConfig {
@@ -107,6 +111,7 @@ impl StackConfig {
             ttl: 64,
             rx_latency_sample: DEFAULT_RX_LATENCY_SAMPLE,
             busy_read: DEFAULT_BUSY_READ,
+            tcp_syncookies: 1,
         }
     }
 
@@ -154,6 +159,7 @@ impl<D: NetDevice> Stack<D> {
     /// fills the device's fill ring.
     pub fn new(dev: D, umem: Arc<Umem>, pool: Arc<FramePool>, cfg: StackConfig) -> Stack<D> {
         let mut net = Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight);
+        net.tcp.syncookies = cfg.tcp_syncookies.min(2);
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);
         Stack {

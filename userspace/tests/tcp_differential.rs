@@ -83,6 +83,10 @@ const COMPARED: &[&str] = &[
     "TcpExtListenOverflows",
     "TcpExtListenDrops",
     "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent",
+    "TcpExtSyncookiesRecv",
+    "TcpExtSyncookiesFailed",
     "TcpExtEmbryonicRsts",
     "TcpExtTCPChallengeACK",
     "TcpExtTCPSYNChallenge",
@@ -691,6 +695,31 @@ fn script_backlog(p: &mut RawPeer) {
     }
 }
 
+/// Scenario 9: listen backlog 1, `tcp_syncookies=1` (Linux's default): two
+/// SYNs fill the SYN queue (`qlen > backlog`), the third is answered with a
+/// SYN cookie (MSS only: no timestamps, so no room for window scale or
+/// SACK), the two request socks are reset (before their SYN-ACK timer), the
+/// cookie's ACK makes the connection, and a stray ACK with a bad cookie is
+/// reset.
+fn script_syncookies(p: &mut RawPeer) {
+    let mut held: Vec<Conn> = Vec::new();
+    for (i, port) in [40021u16, 40022].into_iter().enumerate() {
+        let mut c = Conn::new(port, ECHO_PORT, 0x6100_0000 + (i as u32) * 0x0100_0000);
+        p.syn(&format!("9 syncookies: SYN {} held", i + 1), &mut c, syn_options());
+        held.push(c);
+    }
+    let mut k = Conn::new(40023, ECHO_PORT, 0x6300_0000);
+    p.syn("9 syncookies: SYN to a full SYN queue", &mut k, syn_options());
+    for (i, c) in held.iter_mut().enumerate() {
+        let seq = c.snd_nxt;
+        p.raw(&format!("9 syncookies: RST of request {}", i + 1), c, seq, 0, flags::RST, &[]);
+    }
+    p.ack("9 syncookies: the cookie's ACK", &mut k);
+    let mut s = Conn::new(40024, ECHO_PORT, 0x6400_0000);
+    s.snd_nxt = s.iss.wrapping_add(1);
+    p.raw("9 syncookies: a stray ACK, not a cookie", &mut s, 0x6400_0001, 0x0bad_c00c, flags::ACK, &[]);
+}
+
 /// Recomputes the TCP checksum of `seg` (from [`SCRIPT_ADDR`] to the server)
 /// after a test changed a header field.
 fn fix_tcp_checksum(seg: &mut [u8]) {
@@ -937,5 +966,20 @@ fn tcp_backlog_overflow_as_linux() {
     let linux = run_linux(script_backlog, 1, false);
     let xsk = run_xsknet(script_backlog, &["--backlog", "1", "--max-fds", "2"]);
     assert_eq!(linux.counters.get("TcpExtListenOverflows").copied(), Some(1), "Linux did not overflow as expected");
+    assert_same(&linux, &xsk);
+}
+
+/// SYN cookies beside Linux's (`tcp_syncookies=1`, its default): the same
+/// SYN-ACKs, the same connection from the cookie's ACK, the same reset for
+/// a bad cookie, the same counters.
+#[test]
+fn tcp_syncookies_as_linux() {
+    if !testing::require_root("tcp_syncookies_as_linux") {
+        return;
+    }
+    let linux = run_linux(script_syncookies, 1, false);
+    let xsk = run_xsknet(script_syncookies, &["--backlog", "1", "--max-fds", "2"]);
+    assert_eq!(linux.counters.get("TcpExtSyncookiesSent").copied(), Some(1), "Linux sent no cookie");
+    assert_eq!(linux.counters.get("TcpExtSyncookiesRecv").copied(), Some(1), "Linux took no cookie");
     assert_same(&linux, &xsk);
 }

@@ -2186,3 +2186,139 @@ fn keepalive_options_are_checked_as_linux_checks_them() {
     b.s.close(udp).unwrap();
     b.end();
 }
+
+/// The SYN-ACK of each SYN from `ports`, held on the listener's SYN queue
+/// (nobody sends the final ACK).
+fn syns_held(b: &mut Bench, ports: std::ops::Range<u16>) -> Vec<Seg> {
+    ports
+        .map(|p| {
+            let mut syn = hdr(p, LPORT, PISN, 0, SYN, SYN_WINDOW);
+            syn.options = linux_syn_options();
+            b.send(syn, &[]);
+            b.one()
+        })
+        .collect()
+}
+
+/// `tcp_syncookies=1`, Linux's default: with the SYN queue full
+/// (`qlen > backlog`), a SYN gets a SYN-ACK whose ISN is a cookie, with the
+/// MSS option only (no room for window scale and SACK without timestamps),
+/// and no request sock; the peer's ACK with the cookie makes the connection.
+#[test]
+fn a_full_syn_queue_answers_with_a_syn_cookie_and_its_ack_connects() {
+    let mut b = Bench::new();
+    let l = b.listener(1);
+    let held = syns_held(&mut b, PPORT..PPORT + 2);
+    assert!(held.iter().all(|s| s.r.options.window_scale.is_some()), "ordinary SYN-ACKs");
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.ack), (SYN | ACK, PISN + 1));
+    assert_eq!(sa.r.options, TcpOptions { mss: Some(1460), ..TcpOptions::default() }, "MSS only");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPReqQFullDoCookies, m.TcpExtSyncookiesSent, m.TcpExtTCPReqQFullDrop), (1, 1, 0));
+    // No request sock: the SYN-ACK is not retransmitted.
+    b.at(secs(1));
+    assert_eq!(b.out().len(), 2, "the two held requests' SYN-ACKs again, not the cookie's");
+    // The ACK, with data: the connection, its data, accept().
+    b.send(hdr(PPORT + 2, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK | PSH, 229), b"hello");
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.ack), (ACK, PISN + 1 + 5));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtSyncookiesRecv, m.TcpExtSyncookiesFailed, m.TcpPassiveOpens), (1, 0, 1));
+    let (fd, peer) = b.s.accept(l).unwrap();
+    assert_eq!(peer, SocketAddrV4::new(PEER_IP, PPORT + 2));
+    assert_eq!(read_all(&mut b, fd), b"hello");
+    // The MSS from the cookie; no window scale: the peer's window unscaled.
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.snd_wnd), (1460, 229), "the window unscaled");
+    assert_eq!(b.s.send(fd, &[1; 3000]), Ok(3000));
+    let out = b.out();
+    assert_eq!(out.iter().map(|s| s.data.len()).collect::<Vec<_>>(), vec![229], "the peer's window, 229 bytes");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.out();
+    b.end();
+}
+
+/// An ACK to a listener that sent cookies lately is checked: a bad cookie
+/// counts SyncookiesFailed and gets the reset any stray ACK gets; once no
+/// cookie has gone for TCP_SYNCOOKIE_VALID (2 min), ACKs are not checked.
+#[test]
+fn a_stray_ack_with_a_bad_cookie_gets_a_reset() {
+    let mut b = Bench::new();
+    let l = b.listener(1);
+    // Before any cookie: a stray ACK is reset, not checked.
+    b.send(hdr(PPORT + 9, LPORT, PISN + 1, 12345, ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().flags(), RST);
+    assert_eq!(b.s.snmp().TcpExtSyncookiesFailed, 0);
+    syns_held(&mut b, PPORT..PPORT + 3);
+    assert_eq!(b.s.snmp().TcpExtSyncookiesSent, 1);
+    b.send(hdr(PPORT + 9, LPORT, PISN + 1, 12345, ACK, PEER_WIN), &[]);
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq), (RST, 12345));
+    assert_eq!((b.s.snmp().TcpExtSyncookiesFailed, b.s.snmp().TcpExtSyncookiesRecv), (1, 0));
+    // A cookie older than two minutes fails too.
+    let mut syn = hdr(PPORT + 5, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.at(secs(10));
+    b.send(syn, &[]);
+    let sa = b.out().into_iter().find(|s| s.r.dst_port == PPORT + 5).expect("the cookie SYN-ACK");
+    b.at(secs(10 + 181));
+    b.send(hdr(PPORT + 5, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert!(b.out().iter().any(|s| s.flags() == RST && s.r.dst_port == PPORT + 5), "an expired cookie is reset");
+    b.s.close(l).unwrap();
+    b.out();
+    b.end();
+}
+
+/// `tcp_syncookies=0`: a full SYN queue drops the SYN (TCPReqQFullDrop,
+/// ListenDrops), as before cookies.
+#[test]
+fn without_syncookies_a_full_syn_queue_drops_the_syn() {
+    let mut b = Bench::with_config(|c| c.tcp_syncookies = 0);
+    let l = b.listener(1);
+    syns_held(&mut b, PPORT..PPORT + 2);
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPReqQFullDrop, m.TcpExtListenDrops, m.TcpExtSyncookiesSent), (1, 1, 0));
+    b.s.close(l).unwrap();
+    b.out();
+    b.end();
+}
+
+/// A SYN flood from many ports: the SYN queue stays at its bound, every SYN
+/// past it is answered with a cookie and keeps nothing, and a legitimate
+/// client that answers its cookie connects.
+#[test]
+fn a_syn_flood_keeps_the_syn_queue_bounded_and_a_client_still_connects() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    for p in 0..5000u16 {
+        let mut syn = hdr(1024 + p, LPORT, PISN.wrapping_add(u32::from(p)), 0, SYN, SYN_WINDOW);
+        syn.options = linux_syn_options();
+        b.send(syn, &[]);
+        b.w.take_transmitted();
+    }
+    let m = b.s.snmp();
+    assert_eq!(m.TcpExtSyncookiesSent, 5000 - 17, "17 request socks (qlen > 16 is full), then cookies");
+    assert_eq!(states(&b), vec![(TcpState::SynRecv, 17), (TcpState::Listen, 1)]);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd, _) = b.s.accept(l).expect("the legitimate client");
+    let c = b.s.frame_census();
+    assert_eq!(c.accounted(), c.total);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.out();
+    b.end();
+}

@@ -79,6 +79,9 @@ pub struct RequestSock {
     pub sent_at: Instant,
     /// When we last answered a repeated or out-of-window segment (`last_oow_ack_time`).
     pub last_oow_ack: Option<Instant>,
+    /// Rebuilt from a SYN cookie (`cookie_v4_check`): no SYN-ACK time to
+    /// take an RTT sample from.
+    pub from_cookie: bool,
 }
 
 impl RequestSock {
@@ -94,6 +97,10 @@ impl RequestSock {
 pub struct Listener {
     /// The SYN queue (`icsk_accept_queue.rskq` request socks, `qlen`).
     pub syn_queue: SynQueue,
+    /// When a SYN cookie was last sent (`tcp_synq_overflow`, kept at most
+    /// once a second): ACKs are checked for cookies until
+    /// `TCP_SYNCOOKIE_VALID` after it.
+    pub last_overflow: Option<Instant>,
 }
 
 /// One TCP connection (or listener), as the loop sees it.

@@ -933,9 +933,11 @@ fn tcp_listen_rcv(
     l.segs_in += 1;
     let has_req = l.listener.as_ref().is_some_and(|x| x.syn_queue.contains_key(&key.remote));
     if has_req {
-        tcp_check_req(net, q, umem, &mut l, lid, key, seg, now);
+        tcp_check_req(net, q, umem, &mut l, key, seg, now);
     } else if seg.has(flags::RST) {
         // Ignored.
+    } else if seg.has(flags::ACK) && !seg.has(flags::SYN) && cookie_v4_check(net, q, umem, &mut l, key, seg, now) {
+        // A connection made from a SYN cookie, or the ACK dropped.
     } else if seg.has(flags::ACK) {
         tcp_v4_send_reset(net, q, umem, key.local, key.remote, &seg.repr, now);
     } else if seg.has(flags::SYN) && !seg.has(flags::FIN) {
@@ -946,7 +948,10 @@ fn tcp_listen_rcv(
 }
 
 /// `tcp_conn_request`: a SYN for a listener makes a request sock and gets a
-/// SYN-ACK, unless a queue is full (counted, dropped).
+/// SYN-ACK. With its SYN queue full, the SYN-ACK carries a SYN cookie and no
+/// request sock is kept (`tcp_syncookies` 1, the default; 2 always), or
+/// the SYN is dropped (`tcp_syncookies` 0); with the accept queue full it
+/// is dropped (counted).
 #[allow(clippy::too_many_arguments)]
 fn tcp_conn_request(
     net: &mut Net,
@@ -962,11 +967,17 @@ fn tcp_conn_request(
     let max_backlog = tsk.max_backlog.load(Ordering::Relaxed);
     let qlen = l.listener.as_ref().map_or(0, |x| x.syn_queue.len());
     // inet_csk_reqsk_queue_is_full (`qlen > sk_max_ack_backlog`, as the
-    // accept queue's test), without SYN cookies (`tcp_syncookies=0`).
-    if isn.is_none() && qlen > max_backlog {
-        net.mib.TcpExtTCPReqQFullDrop += 1;
-        net.mib.TcpExtListenDrops += 1;
-        return;
+    // accept queue's test), then tcp_syn_flood_action.
+    let syncookies = net.tcp.syncookies;
+    let mut want_cookie = false;
+    if isn.is_none() && (syncookies == 2 || qlen > max_backlog) {
+        if syncookies == 0 {
+            net.mib.TcpExtTCPReqQFullDrop += 1;
+            net.mib.TcpExtListenDrops += 1;
+            return;
+        }
+        want_cookie = true;
+        net.mib.TcpExtTCPReqQFullDoCookies += 1;
     }
     if tsk.acceptq_is_full() {
         net.mib.TcpExtListenOverflows += 1;
@@ -974,7 +985,7 @@ fn tcp_conn_request(
         return;
     }
     let r = &seg.repr;
-    let req = RequestSock {
+    let mut req = RequestSock {
         iss: isn.unwrap_or_else(|| net.tcp.isn(key.local, key.remote, now)),
         irs: r.seq,
         mss: clamp_mss(r.options.mss, l.advmss) as u16,
@@ -987,13 +998,97 @@ fn tcp_conn_request(
         acked: false,
         sent_at: now,
         last_oow_ack: None,
+        from_cookie: false,
     };
     let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
+    if want_cookie {
+        // cookie_v4_init_sequence: the MSS in the ISN; without timestamps
+        // no room for the window scale or SACK (tcp_clear_options). The
+        // request sock goes with the SYN-ACK.
+        let (cookie, _) = net.tcp.cookies.init_sequence(&key, r.seq, r.options.mss.unwrap_or(536), now);
+        req.iss = cookie;
+        req.snd_wscale = None;
+        req.sack_ok = false;
+        net.mib.TcpExtSyncookiesSent += 1;
+        if let Some(x) = l.listener.as_mut() {
+            // tcp_synq_overflow: at most once a second.
+            if x.last_overflow.is_none_or(|t| now.saturating_duration_since(t) > std::time::Duration::from_secs(1)) {
+                x.last_overflow = Some(now);
+            }
+        }
+        tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, false, now);
+        return;
+    }
     tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, false, now);
     l.synack_at = Some(l.synack_at.map_or(req.expires, |t| t.min(req.expires)));
     if let Some(x) = l.listener.as_mut() {
         x.syn_queue.insert(key.remote, req);
     }
+}
+
+/// `cookie_v4_check`: an ACK for a listener with no request sock, while
+/// the listener sent SYN cookies within `TCP_SYNCOOKIE_VALID`: a good cookie
+/// makes the connection as the request sock would have (`SyncookiesRecv`;
+/// dropped with `ListenOverflows` when the accept queue is full) and
+/// returns true; a bad one counts `SyncookiesFailed` and returns false (the
+/// listener then resets it), as does any ACK when no cookie went lately.
+#[allow(clippy::too_many_arguments)]
+fn cookie_v4_check(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    l: &mut TcpCb,
+    key: FourTuple,
+    seg: &Segment<'_>,
+    now: Instant,
+) -> bool {
+    let recent = l
+        .listener
+        .as_ref()
+        .and_then(|x| x.last_overflow)
+        .is_some_and(|t| now.saturating_duration_since(t) <= super::syncookies::TCP_SYNCOOKIE_VALID);
+    if net.tcp.syncookies == 0 || !recent {
+        return false;
+    }
+    let r = &seg.repr;
+    let (sseq, cookie) = (r.seq.wrapping_sub(1), r.ack.wrapping_sub(1));
+    let Some(mss) = net.tcp.cookies.check(&key, sseq, cookie, now) else {
+        net.mib.TcpExtSyncookiesFailed += 1;
+        return false;
+    };
+    net.mib.TcpExtSyncookiesRecv += 1;
+    if l.tsk().acceptq_is_full() {
+        net.mib.TcpExtListenOverflows += 1;
+        net.mib.TcpExtListenDrops += 1;
+        return true;
+    }
+    let req = RequestSock {
+        iss: cookie,
+        irs: sseq,
+        mss: mss.min(l.advmss as u16),
+        snd_wscale: None,
+        sack_ok: false,
+        snd_wnd: r.window,
+        num_timeout: 0,
+        num_retrans: 0,
+        expires: now,
+        acked: false,
+        sent_at: now,
+        last_oow_ack: None,
+        from_cookie: true,
+    };
+    let child_id = create_openreq_child(net, l, key, &req, seg, now);
+    if let Some(mut child) = net.tcp.take(child_id) {
+        child.segs_in += 1;
+        let fate = if seg.data.is_empty() && !seg.has(flags::FIN) {
+            Fate::Keep
+        } else {
+            rcv_state_process(net, q, umem, &mut child, seg, now)
+        };
+        finish(net, child_id, child, fate);
+    }
+    l.sock.wq.wake_up();
+    true
 }
 
 /// `tcp_in_window`: the segment `[seq, end_seq)` overlaps `[s_win, e_win)`.
@@ -1015,12 +1110,10 @@ fn tcp_check_req(
     q: &mut NetdevQueue,
     umem: &Umem,
     l: &mut TcpCb,
-    lid: CbId,
     key: FourTuple,
     seg: &Segment<'_>,
     now: Instant,
 ) {
-    let _ = lid;
     let r = &seg.repr;
     let Some(req) = l.listener.as_ref().and_then(|x| x.syn_queue.get(&key.remote)).cloned() else { return };
     let flg = r.flags & (flags::RST | flags::SYN | flags::ACK);
@@ -1171,8 +1264,9 @@ fn create_openreq_child(
     cb.max_window = cb.snd_wnd;
     cb.snd_wl1 = seg.repr.seq;
     cb.snd_wl2 = seg.repr.ack;
-    // tcp_synack_rtt_meas: no sample from a SYN-ACK sent more than once (Karn).
-    if req.num_timeout == 0 && req.num_retrans == 0 {
+    // tcp_synack_rtt_meas: no sample from a SYN-ACK sent more than once
+    // (Karn), nor from a cookie (no record of when its SYN-ACK went).
+    if req.num_timeout == 0 && req.num_retrans == 0 && !req.from_cookie {
         cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at));
     }
     cong::no_handshake_sample(&mut cb);

@@ -13,6 +13,7 @@
 //! | [`cong`] | tcp_cong.c, tcp_input.c | RTT estimation, slow start, congestion avoidance, NewReno |
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
+//! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
 //!
 //! Time is passed in: every function that needs the time takes `now`, and
 //! the timers are deadlines the loop checks, so tests run a 60-second
@@ -24,6 +25,7 @@ pub mod info;
 pub mod input;
 pub mod output;
 pub mod prot;
+pub mod syncookies;
 pub mod table;
 pub mod timer;
 

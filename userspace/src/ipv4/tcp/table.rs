@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::cb::TcpCb;
+use super::syncookies::SynCookies;
 use crate::inet_hashtables::FxHasher;
 use crate::stream::TcpState;
 use crate::timer::TimerQueue;
@@ -65,6 +66,11 @@ pub struct TcpTable {
     pub tw_timers: TimerQueue<FourTuple>,
     /// The ISN secret (`secure_tcp_seq`'s key), random per stack.
     isn_key: RandomState,
+    /// `net.ipv4.tcp_syncookies`: 0 never, 1 (the default) when a SYN queue
+    /// is full, 2 always.
+    pub syncookies: u8,
+    /// The SYN cookie secret and clock.
+    pub cookies: SynCookies,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
@@ -81,6 +87,8 @@ impl TcpTable {
             tw: FxMap::default(),
             tw_timers: TimerQueue::default(),
             isn_key: RandomState::new(),
+            syncookies: 1,
+            cookies: SynCookies::new(epoch),
             epoch,
         }
     }
