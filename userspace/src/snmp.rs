@@ -240,6 +240,8 @@ mib! {
         TcpExtTCPAbortOnLinger,
         /// TIME-WAIT (and orphaned FIN-WAIT-2) sockets whose timer ran out.
         TcpExtTW,
+        /// A connection closed without a TIME-WAIT sock: `tcp_max_tw_buckets` were in use.
+        TcpExtTCPTimeWaitOverflow,
         TcpExtTCPToZeroWindowAdv,
         TcpExtTCPFromZeroWindowAdv,
         TcpExtTCPWantZeroWindowAdv,

@@ -93,6 +93,9 @@ pub struct StackConfig {
     /// when a listener's SYN queue is full, 0 drops the SYN
     /// (`TCPReqQFullDrop`), 2 sends them always (docs/tcp.md).
     pub tcp_syncookies: u8,
+    /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT sockets at most; a
+    /// connection closed past it gets none (`TcpExtTCPTimeWaitOverflow`).
+    pub tcp_max_tw_buckets: usize,
 }
 
 impl StackConfig {
@@ -112,6 +115,7 @@ impl StackConfig {
             rx_latency_sample: DEFAULT_RX_LATENCY_SAMPLE,
             busy_read: DEFAULT_BUSY_READ,
             tcp_syncookies: 1,
+            tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
         }
     }
 
@@ -160,6 +164,7 @@ impl<D: NetDevice> Stack<D> {
     pub fn new(dev: D, umem: Arc<Umem>, pool: Arc<FramePool>, cfg: StackConfig) -> Stack<D> {
         let mut net = Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight);
         net.tcp.syncookies = cfg.tcp_syncookies.min(2);
+        net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);
         Stack {

@@ -2322,3 +2322,32 @@ fn a_syn_flood_keeps_the_syn_queue_bounded_and_a_client_still_connects() {
     b.out();
     b.end();
 }
+
+/// `tcp_max_tw_buckets`: past it, a connection that would enter TIME-WAIT
+/// is closed outright (TcpExtTCPTimeWaitOverflow) and its 4-tuple is free
+/// at once; memory stays bounded however many connections close.
+#[test]
+fn tcp_max_tw_buckets_bounds_time_wait() {
+    let mut b = Bench::with_config(|c| c.tcp_max_tw_buckets = 2);
+    let l = b.listener(16);
+    for i in 0..3u16 {
+        let iss = b.handshake_in(PPORT + i);
+        let (fd, _) = b.s.accept(l).unwrap();
+        b.s.close(fd).unwrap();
+        assert_eq!(b.one().flags(), FIN | ACK);
+        b.send(hdr(PPORT + i, LPORT, PISN + 1, iss.wrapping_add(2), FIN | ACK, PEER_WIN), &[]);
+        assert_eq!(b.one().flags(), ACK);
+    }
+    assert_eq!(states(&b), vec![(TcpState::TimeWait, 2), (TcpState::Listen, 1)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPTimeWaitOverflow, m.TcpEstabResets), (1, 0));
+    // The third 4-tuple is free: the same SYN is a new connection at once,
+    // while the first's gets the TIME-WAIT ACK.
+    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    assert_eq!(b.one().flags(), SYN | ACK);
+    b.s.close(l).unwrap();
+    b.out();
+    b.end();
+}

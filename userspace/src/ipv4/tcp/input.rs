@@ -200,8 +200,14 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
         expires: now + timeo,
     };
     let key = FourTuple { local: cb.local, remote: cb.remote };
-    // The sock itself goes to CLOSE (not a reset); the 4-tuple stays taken.
+    // The sock itself goes to CLOSE (not a reset); the 4-tuple stays taken,
+    // unless tcp_max_tw_buckets TIME-WAIT socks exist already: then it is
+    // closed outright (inet_twsk_alloc fails, TCPTimeWaitOverflow).
     tcp_done(net, cb);
+    if net.tcp.tw.len() >= net.tcp.max_tw_buckets {
+        net.mib.TcpExtTCPTimeWaitOverflow += 1;
+        return;
+    }
     net.tcp.time_wait(key, tw);
 }
 

@@ -55,6 +55,9 @@ pub const TCP_SYN_LINEAR_TIMEOUTS: u32 = 4;
 pub const TCP_SYNACK_RETRIES: u32 = 5;
 /// `net.ipv4.tcp_retries2`: retransmissions of data before giving up.
 pub const TCP_RETRIES2: u32 = 15;
+/// `net.ipv4.tcp_max_tw_buckets` as Linux sets it on a machine of 16 GiB or
+/// more (half the established hash's buckets, which scale with memory).
+pub const TCP_MAX_TW_BUCKETS: usize = 131_072;
 /// `net.ipv4.tcp_keepalive_time`: idle time before the first keepalive probe.
 pub const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(7200);
 /// `net.ipv4.tcp_keepalive_intvl`: time between keepalive probes.

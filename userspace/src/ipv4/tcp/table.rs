@@ -71,6 +71,8 @@ pub struct TcpTable {
     pub syncookies: u8,
     /// The SYN cookie secret and clock.
     pub cookies: SynCookies,
+    /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT socks at most.
+    pub max_tw_buckets: usize,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
@@ -89,6 +91,7 @@ impl TcpTable {
             isn_key: RandomState::new(),
             syncookies: 1,
             cookies: SynCookies::new(epoch),
+            max_tw_buckets: super::TCP_MAX_TW_BUCKETS,
             epoch,
         }
     }
