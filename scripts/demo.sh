@@ -32,7 +32,9 @@ XSK_IP=10.77.0.2
 PREFIX=24
 PORT=7                      # echo
 CLOSED=9                    # discard: nobody serves it, so xsknet must answer port unreachable
-SIZES=1,18,64,512,1024,1472 # 1472 = 1500 MTU - 20 IP - 8 UDP
+# 1472 = 1500 MTU - 20 IP - 8 UDP, the largest in one frame; past it IP fragments both ways,
+# up to 65507, the largest UDP datagram (65535 - 20 - 8).
+SIZES=1,18,64,512,1024,1472,1473,4000,65507
 COUNT=20
 
 xsk_pid='' dump_pid='' tmp='' failed=0 created=0
@@ -188,11 +190,13 @@ if [ "$reachable" = 1 ]; then
     if [ "${got:-0}" = 5 ]; then ok "5/5 replies"; else step_failed "${got:-0}/5 replies"; fi
 
     # -----------------------------------------------------------------------------------------
-    heading "Step 6: UDP echo, every size up to a full frame, byte for byte; and a closed port"
+    heading "Step 6: UDP echo, one byte to 65507, byte for byte; and a closed port"
     note "udp-check is a plain kernel UDP socket in ns $NSB. Each datagram's bytes depend on"
-    note "its size and number; each echo must come back identical. Then one datagram to port"
-    note "$CLOSED, where nothing listens: xsknet must answer ICMP port unreachable, which the"
-    note "peer's kernel reports as ECONNREFUSED on the connected socket."
+    note "its size and number; each echo must come back identical. Past 1472 bytes the"
+    note "datagram travels as IP fragments: xsknet reassembles it and fragments its echo."
+    note "Then one datagram to port $CLOSED, where nothing listens: xsknet must answer ICMP"
+    note "port unreachable, which the peer's kernel reports as ECONNREFUSED on the connected"
+    note "socket."
     show ip netns exec "$NSB" "${UDP_CHECK/#$XSK_ROOT\//}" --to "$XSK_IP:$PORT" --sizes "$SIZES" --count "$COUNT" --closed-port "$CLOSED"
     in_b "$UDP_CHECK" --to "$XSK_IP:$PORT" --sizes "$SIZES" --count "$COUNT" --closed-port "$CLOSED" \
         >"$tmp/udp-check.out" 2>&1
