@@ -82,4 +82,4 @@ pub use ipv4::tcp::prot::Shutdown;
 pub use sock::{PmtuDisc, SockType};
 pub use socket::{PollFd, SockOpt, StackHandle, TcpInfo, ThreadedStack};
 pub use stack::{Stack, StackConfig};
-pub use stream::TcpState;
+pub use stream::{CongAlgo, TcpState};

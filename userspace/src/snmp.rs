@@ -251,6 +251,12 @@ mib! {
         TcpExtTCPWinProbe,
         /// Keepalive probes sent (`tcp_keepalive_timer`).
         TcpExtTCPKeepAlive,
+        /// Slow starts HyStart ended on a long ACK train, and the windows (segments) summed.
+        TcpExtTCPHystartTrainDetect,
+        TcpExtTCPHystartTrainCwnd,
+        /// Slow starts HyStart ended on a rise of the RTT, and the windows (segments) summed.
+        TcpExtTCPHystartDelayDetect,
+        TcpExtTCPHystartDelayCwnd,
         // Our own stages.
         /// Frames taken from the rx ring.
         XskRxFrames,

@@ -36,6 +36,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
 use crate::skbuff::{Readers, SkBuff, SkbQueue};
+use crate::stream::CongAlgo;
 use crate::stream::{StreamSock, TcpState};
 
 /// Linux's default `net.core.rmem_default`, in bytes.
@@ -145,6 +146,8 @@ pub struct TcpSock {
     pub keepcnt: AtomicU32,
     /// `TCP_USER_TIMEOUT`, milliseconds (0: off).
     pub user_timeout: AtomicU32,
+    /// `TCP_CONGESTION`: 0 CUBIC, 1 Reno ([`CongAlgo`]).
+    congestion: AtomicU8,
 }
 
 impl TcpSock {
@@ -172,6 +175,19 @@ impl TcpSock {
         }
     }
 
+    /// `TCP_CONGESTION`: the algorithm a connection of this sock uses.
+    pub fn congestion(&self) -> CongAlgo {
+        match self.congestion.load(Ordering::Relaxed) {
+            1 => CongAlgo::Reno,
+            _ => CongAlgo::Cubic,
+        }
+    }
+
+    /// Sets [`Self::congestion`].
+    pub fn set_congestion(&self, algo: CongAlgo) {
+        self.congestion.store(algo as u8, Ordering::Relaxed);
+    }
+
     /// `icsk_user_timeout`, when set.
     pub fn user_timeout(&self) -> Option<Duration> {
         match self.user_timeout.load(Ordering::Relaxed) {
@@ -188,6 +204,7 @@ impl TcpSock {
         self.keepintvl.store(from.keepintvl.load(Ordering::Relaxed), Ordering::Relaxed);
         self.keepcnt.store(from.keepcnt.load(Ordering::Relaxed), Ordering::Relaxed);
         self.user_timeout.store(from.user_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.set_congestion(from.congestion());
     }
 }
 
@@ -209,6 +226,7 @@ impl Default for TcpSock {
             keepintvl: AtomicU32::new(0),
             keepcnt: AtomicU32::new(0),
             user_timeout: AtomicU32::new(0),
+            congestion: AtomicU8::new(0),
         }
     }
 }

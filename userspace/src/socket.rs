@@ -49,6 +49,7 @@ use crate::snmp::Mib;
 use crate::sock::{wait_event, PmtuDisc, Sock, SockType, WaitQueue};
 use crate::softirq::LoopStats;
 use crate::stack::{Stack, TX_HEADROOM};
+use crate::stream::CongAlgo;
 use crate::stream::TcpState;
 use crate::umem::FrameCensus;
 use crate::umem::{Frame, FramePool, Umem};
@@ -99,6 +100,10 @@ pub enum SockOpt {
     /// `TCP_KEEPCNT`: unanswered probes before the connection is reset, 1
     /// to 127 (9 by default).
     KeepCnt(u32),
+    /// `TCP_CONGESTION`: the congestion-control algorithm ([`CongAlgo`];
+    /// [`StackConfig::tcp_congestion`], CUBIC, by default). On a connection
+    /// it starts afresh (`tcp_reinit_congestion_control`).
+    Congestion(CongAlgo),
     /// `TCP_USER_TIMEOUT`: milliseconds that sent data may stay
     /// unacknowledged (or keepalive probes unanswered) before the
     /// connection fails with `ETIMEDOUT`; 0 (the default) leaves it to
@@ -111,6 +116,11 @@ impl SockOpt {
     /// (`tcp_set_keepalive`, `TCP_KEEPIDLE`'s re-arm).
     fn rearms_keepalive(self) -> bool {
         matches!(self, SockOpt::KeepAlive(_) | SockOpt::KeepIdle(_))
+    }
+
+    /// Whether the loop must act on a connection when the option changes.
+    fn needs_loop(self) -> bool {
+        self.rearms_keepalive() || matches!(self, SockOpt::Congestion(_))
     }
 }
 
@@ -352,6 +362,9 @@ impl<D: NetDevice> Stack<D> {
         let truesize = self.umem().frame_size() as usize;
         let sock = Arc::new(Sock::with_readers(sock_type, self.cfg.rcvbuf, self.cfg.sndbuf, truesize, readers));
         sock.wq.set_busy_poll(self.cfg.busy_read);
+        if let Some(t) = sock.tcp() {
+            t.set_congestion(self.cfg.tcp_congestion);
+        }
         self.files.alloc(sock)
     }
 
@@ -448,10 +461,13 @@ impl<D: NetDevice> Stack<D> {
     pub fn setsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
         let sock = self.files.get(fd)?;
         set_sockopt(sock, opt)?;
-        if opt.rearms_keepalive() {
+        if opt.needs_loop() {
             if let Some(id) = sock.tcp().and_then(|t| t.cb()) {
                 let now = self.call_time();
-                tcp_prot::tcp_keepalive_rearm(&mut self.net, id, matches!(opt, SockOpt::KeepIdle(_)), now);
+                match opt {
+                    SockOpt::Congestion(_) => tcp_prot::tcp_reinit_congestion_control(&mut self.net, id, now),
+                    _ => tcp_prot::tcp_keepalive_rearm(&mut self.net, id, matches!(opt, SockOpt::KeepIdle(_)), now),
+                }
             }
         }
         Ok(())
@@ -868,6 +884,7 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
             t.user_timeout.store(ms, Ordering::Relaxed);
         }
         (SockOpt::KeepAlive(b), Some(t)) => t.keepalive.store(b, Ordering::Relaxed),
+        (SockOpt::Congestion(a), Some(t)) => t.set_congestion(a),
         // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
         (SockOpt::RcvBuf(n), Some(t)) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
         (SockOpt::SndBuf(n), Some(t)) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),
@@ -1371,8 +1388,8 @@ impl StackHandle {
     ///
     /// As [`Stack::setsockopt`].
     pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
-        if opt.rearms_keepalive() {
-            // The loop owns the connection's timers.
+        if opt.needs_loop() {
+            // The loop owns the connection's timers and congestion state.
             return self.call(move |s| s.setsockopt(fd, opt))?;
         }
         set_sockopt(&*self.shared.files.get(fd)?, opt)

@@ -96,6 +96,9 @@ pub struct StackConfig {
     /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT sockets at most; a
     /// connection closed past it gets none (`TcpExtTCPTimeWaitOverflow`).
     pub tcp_max_tw_buckets: usize,
+    /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
+    /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
+    pub tcp_congestion: crate::stream::CongAlgo,
 }
 
 impl StackConfig {
@@ -116,6 +119,7 @@ impl StackConfig {
             busy_read: DEFAULT_BUSY_READ,
             tcp_syncookies: 1,
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
+            tcp_congestion: crate::stream::CongAlgo::Cubic,
         }
     }
 

@@ -251,6 +251,41 @@ impl StreamSock {
     }
 }
 
+/// A congestion-control algorithm (`TCP_CONGESTION`,
+/// `net.ipv4.tcp_congestion_control`): CUBIC, Linux's default, or Reno.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CongAlgo {
+    /// CUBIC with HyStart (net/ipv4/tcp_cubic.c, RFC 9438).
+    #[default]
+    Cubic,
+    /// Reno: halve on loss, one segment per window (net/ipv4/tcp_cong.c, RFC 5681).
+    Reno,
+}
+
+impl CongAlgo {
+    /// The name `TCP_CONGESTION` and `ss -i` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CongAlgo::Cubic => "cubic",
+            CongAlgo::Reno => "reno",
+        }
+    }
+
+    /// The algorithm of `name`, as `setsockopt(TCP_CONGESTION)` takes it.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` for a name that is no algorithm of ours, as Linux answers
+    /// for one not loaded.
+    pub fn from_name(name: &str) -> Result<CongAlgo, crate::errno::Errno> {
+        match name {
+            "cubic" => Ok(CongAlgo::Cubic),
+            "reno" => Ok(CongAlgo::Reno),
+            _ => Err(crate::errno::Errno(libc::ENOENT)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+use xsknet::stream::CongAlgo;
 use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
@@ -2350,4 +2351,40 @@ fn tcp_max_tw_buckets_bounds_time_wait() {
     b.s.close(l).unwrap();
     b.out();
     b.end();
+}
+
+/// The window after fast retransmit of 10 segments in flight: CUBIC (the
+/// default, as Linux's) keeps β = 717/1024 of it, Reno half, and
+/// `TCP_CONGESTION` picks per socket; ssthresh and cwnd when recovery ends.
+fn ssthresh_after_fast_retransmit(algo: Option<CongAlgo>) -> (u32, u32) {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    if let Some(a) = algo {
+        b.s.setsockopt(fd, SockOpt::Congestion(a)).unwrap();
+    }
+    let data = pattern(10 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    assert_eq!(b.out().len(), 10, "the initial window");
+    let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
+    b.at(ms(150));
+    for _ in 0..4 {
+        b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    }
+    assert_eq!(b.out().len(), 1, "the fast retransmission");
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    let info = b.s.tcp_info(fd).unwrap();
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.out();
+    b.end();
+    (info.snd_ssthresh, info.snd_cwnd)
+}
+
+#[test]
+fn cubic_is_the_default_and_tcp_congestion_selects_reno() {
+    assert_eq!(ssthresh_after_fast_retransmit(None), (7, 7), "CUBIC: 10 × 717 / 1024");
+    assert_eq!(ssthresh_after_fast_retransmit(Some(CongAlgo::Cubic)), (7, 7));
+    assert_eq!(ssthresh_after_fast_retransmit(Some(CongAlgo::Reno)), (5, 5), "Reno: half");
+    assert_eq!(CongAlgo::from_name("bbr"), Err(Errno(libc::ENOENT)), "not one of ours");
+    assert_eq!(CongAlgo::from_name("reno").map(CongAlgo::name), Ok("reno"));
 }

@@ -6,9 +6,9 @@
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
-use super::ip_fragment::{ReasmIp, Reassembled};
 use super::ip_output::{ip_build_header, ip_output};
 use super::RxIp;
+use super::{ReasmIp, Reassembled};
 use crate::errno::Errno;
 use crate::inet_hashtables::{DemuxKey, InetHashTables};
 use crate::net::Net;

@@ -56,15 +56,13 @@ use super::inet_fragment::{FragKey, Insert, Ipq, Node, FIRST_IN, LAST_IN, NIL};
 pub use super::inet_fragment::{
     IpFragTable, IPFRAG_HIGH_THRESH, IPFRAG_LOW_THRESH, IPFRAG_MAX_DIST, IPFRAG_TIME, IP_MAX_MTU,
 };
-use super::RxIp;
+use super::{ReasmIp, Reassembled, RxIp};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
-use crate::route::InRoute;
 pub use crate::route::{PathMtu, PmtuCache, IP_RT_MIN_PMTU, IP_RT_MTU_EXPIRES, PMTU_CACHE_SIZE};
-use crate::skbuff::{SkBuff, SkbChain};
+use crate::skbuff::SkbChain;
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
-use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::{ecn, Ipv4Repr, MIN_HEADER_LEN};
 
 /// The bytes of IP payload each fragment but the last carries for an MTU of
@@ -72,30 +70,6 @@ use crate::wire::ipv4::{ecn, Ipv4Repr, MIN_HEADER_LEN};
 #[inline]
 pub fn frag_payload(mtu: usize) -> usize {
     (mtu - MIN_HEADER_LEN) & !7
-}
-
-/// How a reassembled datagram came: its header and what its first
-/// fragment's frame and route said (`ip_frag_reasm` morphs the head skb, the
-/// fragment at offset 0, into the datagram, keeping its `pkt_type` and dst).
-#[derive(Clone, Copy, Debug)]
-pub struct ReasmIp {
-    /// The datagram's IP header (the first fragment's, no longer a fragment),
-    /// `payload_len` the whole payload.
-    pub hdr: Ipv4Repr,
-    /// What the first fragment's destination MAC said (`skb->pkt_type`): the
-    /// ICMP errors about the datagram follow it as `__icmp_send` does.
-    pub pkt_type: PktType,
-    /// The input route of the fragments (one destination, one route).
-    pub route: InRoute,
-}
-
-/// A datagram [`ip_defrag`] completed.
-#[derive(Debug)]
-pub struct Reassembled {
-    /// Its header and how it came.
-    pub ip: ReasmIp,
-    /// The payload: a chain over the fragments' frames (its peer unset).
-    pub skb: SkBuff,
 }
 
 /// What became of a fragment handed to [`ip_defrag`].

@@ -6,7 +6,8 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use super::ip_fragment::{self, Defrag, Reassembled};
+use super::ip_fragment::{self, Defrag};
+use super::Reassembled;
 use super::{icmp, tcp, udp, RxIp};
 use crate::inet_hashtables::InetHashTables;
 use crate::net::Net;

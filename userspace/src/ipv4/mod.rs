@@ -31,6 +31,7 @@ pub mod tcp;
 pub mod udp;
 
 use crate::route::InRoute;
+use crate::skbuff::SkBuff;
 use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::Ipv4Repr;
 
@@ -66,4 +67,28 @@ impl RxIp {
     pub fn total_len(&self) -> usize {
         self.l4 - self.l3 + self.l4_len
     }
+}
+
+/// How a reassembled datagram came: its header and what its first
+/// fragment's frame and route said (`ip_frag_reasm` morphs the head skb, the
+/// fragment at offset 0, into the datagram, keeping its `pkt_type` and dst).
+#[derive(Clone, Copy, Debug)]
+pub struct ReasmIp {
+    /// The datagram's IP header (the first fragment's, no longer a fragment),
+    /// `payload_len` the whole payload.
+    pub hdr: Ipv4Repr,
+    /// What the first fragment's destination MAC said (`skb->pkt_type`): the
+    /// ICMP errors about the datagram follow it as `__icmp_send` does.
+    pub pkt_type: PktType,
+    /// The input route of the fragments (one destination, one route).
+    pub route: InRoute,
+}
+
+/// A datagram `ip_fragment::ip_defrag` completed.
+#[derive(Debug)]
+pub struct Reassembled {
+    /// Its header and how it came.
+    pub ip: ReasmIp,
+    /// The payload: a chain over the fragments' frames (its peer unset).
+    pub skb: SkBuff,
 }

@@ -12,8 +12,9 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::ip_fragment::{PmtuCache, Reassembled, IP_MAX_MTU};
+use super::ip_fragment::{PmtuCache, IP_MAX_MTU};
 use super::ip_output::{ip_build_header_id, ip_output_frag};
+use super::Reassembled;
 use super::{icmp, RxIp};
 use crate::errno::Errno;
 use crate::inet_hashtables::{DemuxKey, InetHashTables};

@@ -122,6 +122,10 @@ struct ServeArgs {
           default_value_t = xsknet::stack::DEFAULT_BUSY_READ.as_micros() as u64,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     busy_read: u64,
+    /// TCP congestion control (`net.ipv4.tcp_congestion_control`): cubic, Linux's default
+    /// (RFC 9438, with HyStart), or reno.
+    #[arg(long, value_name = "ALGO", default_value = "cubic", value_parser = parse_congestion)]
+    congestion: xsknet::CongAlgo,
     /// Busy-poll the queue's NAPI from the loop (`SO_PREFER_BUSY_POLL`; one non-blocking
     /// `recvfrom()` per poll): the driver's receive work runs on the loop's core.
     #[arg(long)]
@@ -333,6 +337,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.max_fds = args.max_fds;
     cfg.rx_latency_sample = args.rx_latency_sample;
     cfg.busy_read = Duration::from_micros(args.busy_read);
+    cfg.tcp_congestion = args.congestion;
     let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
     if let Some(o) = args.pcap.options(args.frame_size as usize) {
         stack.attach_capture(xsknet::capture::CaptureTap::start(&o)?);
@@ -674,4 +679,9 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     finish_tcp(&mut stack);
     stack.release_backlog();
     Ok((stack, stats, app_stats))
+}
+
+/// `--congestion`: an algorithm's name, as `TCP_CONGESTION` takes it.
+fn parse_congestion(s: &str) -> Result<xsknet::CongAlgo, String> {
+    xsknet::CongAlgo::from_name(s).map_err(|_| format!("no congestion control {s:?}: cubic or reno"))
 }

@@ -6,6 +6,7 @@
 //! Request socks (`struct tcp_request_sock`) of a listener's SYN queue are
 //! here too: a SYN makes one, the final ACK turns it into a control block.
 
+use super::ca::Congestion;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddrV4;
@@ -177,7 +178,12 @@ pub struct TcpCb {
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
 
-    // Congestion control: NewReno (RFC 5681, RFC 6582).
+    // Congestion control: the algorithm's growth and decrease (CUBIC or
+    // Reno), NewReno recovery (RFC 5681, RFC 6582).
+    /// The algorithm and its state (`icsk_ca_ops`, `icsk_ca_priv`).
+    pub ca: Congestion,
+    /// When data was last sent (`lsndtime`).
+    pub lsndtime: Option<Instant>,
     /// Congestion window, segments.
     pub cwnd: u32,
     /// ACKed segments counted towards the next cwnd increase in congestion avoidance.
@@ -294,6 +300,8 @@ impl TcpCb {
             ofo: Vec::new(),
             ofo_bytes: 0,
             sack_recent: 0,
+            ca: Congestion::Reno(super::ca::Reno),
+            lsndtime: None,
             cwnd: super::TCP_INIT_CWND,
             cwnd_cnt: 0,
             ssthresh: super::TCP_INFINITE_SSTHRESH,

@@ -1,17 +1,21 @@
 //! Round-trip time and congestion control: RFC 6298's estimator and timer
 //! (`tcp_rtt_estimator`, `__tcp_set_rto` in net/ipv4/tcp_input.c), slow start
-//! and congestion avoidance (RFC 5681, `tcp_reno_cong_avoid` in
-//! net/ipv4/tcp_cong.c), NewReno fast recovery (RFC 6582) and the loss state
-//! after a timeout (`tcp_enter_loss`).
+//! and congestion avoidance (RFC 5681, `tcp_slow_start`, `tcp_cong_avoid_ai`
+//! in net/ipv4/tcp_cong.c) with the algorithm's growth and decrease
+//! ([`CongestionControl`] in [`super::ca`]: CUBIC, Linux's default, or
+//! Reno), NewReno fast
+//! recovery (RFC 6582) and the loss state after a timeout (`tcp_enter_loss`).
 //!
 //! The congestion window is kept in segments, as Linux keeps `snd_cwnd`.
-//! CUBIC and a pluggable algorithm come with the next issue; the calls below
-//! are where it plugs in.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+pub use super::ca::{Congestion, CongestionControl, Reno};
 use super::cb::{CaState, TcpCb};
+use super::cubic::HystartExit;
 use super::{TCP_RTO_MAX, TCP_RTO_MIN};
+use crate::snmp::Mib;
+pub use crate::stream::CongAlgo;
 
 /// `tcp_rtt_estimator` + `__tcp_set_rto`: folds an RTT sample into SRTT and
 /// RTTVAR (RFC 6298 §2.2-2.3, α = 1/8, β = 1/4) and sets the RTO to
@@ -41,14 +45,17 @@ pub fn no_handshake_sample(cb: &mut TcpCb) {
     }
 }
 
-/// `tcp_reno_ssthresh`: half the congestion window, at least 2.
-fn reno_ssthresh(cb: &TcpCb) -> u32 {
-    (cb.cwnd >> 1).max(2)
+/// The algorithm's threshold after a loss of the current window.
+fn ca_ssthresh(cb: &mut TcpCb) -> u32 {
+    let cwnd = cb.cwnd;
+    cb.ca.ops().ssthresh(cwnd)
 }
 
-/// `tcp_reno_cong_avoid`: `acked` segments were acknowledged in the Open
-/// state; grow the window if the sender was using it (`tcp_is_cwnd_limited`).
-pub fn cong_avoid(cb: &mut TcpCb, acked: u32, cwnd_limited: bool) {
+/// `.cong_avoid` (`tcp_reno_cong_avoid`, `cubictcp_cong_avoid`): `acked`
+/// segments were acknowledged; grow the window if the sender was using it
+/// (`tcp_is_cwnd_limited`): slow start up to ssthresh, then one segment
+/// per `w` ACKed segments, `w` the algorithm's.
+pub fn cong_avoid(cb: &mut TcpCb, acked: u32, cwnd_limited: bool, now: Instant) {
     if !cwnd_limited || acked == 0 {
         return;
     }
@@ -62,18 +69,45 @@ pub fn cong_avoid(cb: &mut TcpCb, acked: u32, cwnd_limited: bool) {
             return;
         }
     }
-    // Congestion avoidance (`tcp_cong_avoid_ai`): one segment per window.
+    let cwnd = cb.cwnd;
+    let w = cb.ca.ops().cong_avoid_cnt(cwnd, acked, now).max(1);
+    // tcp_cong_avoid_ai: credits from a higher w are applied gently first.
+    if cb.cwnd_cnt >= w {
+        cb.cwnd_cnt = 0;
+        cb.cwnd += 1;
+    }
     cb.cwnd_cnt += acked;
-    if cb.cwnd_cnt >= cb.cwnd {
-        let delta = cb.cwnd_cnt / cb.cwnd;
-        cb.cwnd_cnt -= delta * cb.cwnd;
+    if cb.cwnd_cnt >= w {
+        let delta = cb.cwnd_cnt / w;
+        cb.cwnd_cnt -= delta * w;
         cb.cwnd += delta;
+    }
+}
+
+/// `tcp_ack_update_rtt` → `.pkts_acked`: the algorithm sees an RTT sample;
+/// a slow start HyStart ends here takes ssthresh = cwnd
+/// (`TcpExtTCPHystartTrainDetect`/`DelayDetect`, with the windows in
+/// `…TrainCwnd`/`…DelayCwnd`).
+pub fn pkts_acked(cb: &mut TcpCb, rtt: Duration, now: Instant, mib: &mut Mib) {
+    let (cwnd, ss, una, nxt) = (cb.cwnd, cb.cwnd < cb.ssthresh, cb.snd_una, cb.snd_nxt);
+    match cb.ca.ops().pkts_acked(rtt, cwnd, ss, una, nxt, now) {
+        HystartExit::None => {}
+        HystartExit::Train(w) => {
+            mib.TcpExtTCPHystartTrainDetect += 1;
+            mib.TcpExtTCPHystartTrainCwnd += u64::from(w);
+            cb.ssthresh = w;
+        }
+        HystartExit::Delay(w) => {
+            mib.TcpExtTCPHystartDelayDetect += 1;
+            mib.TcpExtTCPHystartDelayCwnd += u64::from(w);
+            cb.ssthresh = w;
+        }
     }
 }
 
 /// Third duplicate ACK: enter fast recovery (RFC 6582 §3.2 step 2).
 pub fn enter_recovery(cb: &mut TcpCb) {
-    cb.ssthresh = reno_ssthresh(cb);
+    cb.ssthresh = ca_ssthresh(cb);
     cb.cwnd = cb.ssthresh + super::TCP_FASTRETRANS_THRESH;
     cb.cwnd_cnt = 0;
     cb.high_seq = cb.snd_nxt;
@@ -101,12 +135,15 @@ pub fn exit_recovery(cb: &mut TcpCb) {
 }
 
 /// `tcp_enter_loss`: a retransmission timeout. The first of an episode
-/// halves ssthresh; the window drops to one segment and everything in flight
-/// is sent again from `snd_una` (go-back-N, as Linux marks it all lost).
-pub fn enter_loss(cb: &mut TcpCb) {
+/// takes the algorithm's ssthresh; the window drops to one segment and
+/// everything in flight is sent again from `snd_una` (go-back-N, as Linux
+/// marks it all lost); the algorithm starts over (`.set_state(Loss)`).
+pub fn enter_loss(cb: &mut TcpCb, now: Instant) {
     if cb.ca_state != CaState::Loss || cb.retransmits == 0 {
-        cb.ssthresh = reno_ssthresh(cb);
+        cb.ssthresh = ca_ssthresh(cb);
     }
+    let snd_nxt = cb.snd_nxt;
+    cb.ca.ops().on_loss(snd_nxt, now);
     cb.cwnd = 1;
     cb.cwnd_cnt = 0;
     cb.dupacks = 0;
@@ -125,7 +162,9 @@ mod tests {
     fn cb() -> TcpCb {
         let sock = Arc::new(Sock::new(SockType::Stream, 0, 0, 2048));
         let a = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
-        TcpCb::new(sock, a, a, 1460)
+        let mut c = TcpCb::new(sock, a, a, 1460);
+        c.ca = Congestion::new(CongAlgo::Reno, 0, Instant::now());
+        c
     }
 
     #[test]
@@ -151,12 +190,12 @@ mod tests {
     fn slow_start_then_one_segment_per_window() {
         let mut c = cb();
         c.ssthresh = 12;
-        cong_avoid(&mut c, 4, true);
+        cong_avoid(&mut c, 4, true, Instant::now());
         assert_eq!(c.cwnd, 12, "slow start stops at ssthresh");
         assert_eq!(c.cwnd_cnt, 2, "the rest counts towards avoidance");
-        cong_avoid(&mut c, 10, true);
+        cong_avoid(&mut c, 10, true, Instant::now());
         assert_eq!(c.cwnd, 13);
-        cong_avoid(&mut c, 5, false);
+        cong_avoid(&mut c, 5, false, Instant::now());
         assert_eq!(c.cwnd, 13, "not cwnd-limited: no growth");
     }
 
@@ -172,7 +211,7 @@ mod tests {
         assert_eq!(c.cwnd, 12);
         exit_recovery(&mut c);
         assert_eq!((c.cwnd, c.ca_state), (10, CaState::Open));
-        enter_loss(&mut c);
+        enter_loss(&mut c, Instant::now());
         assert_eq!((c.ssthresh, c.cwnd, c.ca_state), (5, 1, CaState::Loss));
     }
 }

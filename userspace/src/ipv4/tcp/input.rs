@@ -211,6 +211,17 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
     net.tcp.time_wait(key, tw);
 }
 
+/// `tcp_init_transfer` for a connection just ESTABLISHED: its congestion
+/// control starts (`tcp_init_congestion_control`, the sock's
+/// `TCP_CONGESTION`), and with `SO_KEEPALIVE` its keepalive timer is armed
+/// `TCP_KEEPIDLE` from now (`tcp_finish_connect`, `tcp_create_openreq_child`).
+fn tcp_init_transfer(cb: &mut TcpCb, now: Instant) {
+    cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now);
+    cb.rcv_tstamp = Some(now);
+    let t = cb.tsk();
+    cb.keepalive_at = t.keepalive.load(Ordering::Relaxed).then(|| now + t.keepalive_time());
+}
+
 /// The segments of a connection (not a listener, not TIME-WAIT).
 fn tcp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, id: CbId, seg: &Segment<'_>, now: Instant) {
     let Some(mut cb) = net.tcp.take(id) else { return };
@@ -330,7 +341,7 @@ fn rcv_synsent(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
-        super::timer::tcp_keepalive_on_establish(cb, now);
+        tcp_init_transfer(cb, now);
         tcp_send_ack(net, q, umem, cb, now);
         tcp_write_xmit(net, q, umem, cb, now);
         return Fate::Keep;
@@ -440,7 +451,7 @@ fn rcv_state_process(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
-        super::timer::tcp_keepalive_on_establish(cb, now);
+        tcp_init_transfer(cb, now);
     } else if acceptable.is_err() {
         // RFC 5961 §5.2: a challenge ACK in every synchronized state
         // (`tcp_ack` sends it in ESTABLISHED, `tcp_rcv_state_process` in
@@ -634,7 +645,9 @@ fn tcp_ack(
     cb.snd_una = ack;
     if let Some((end, sent)) = cb.rtt_probe {
         if !before(ack, end) {
-            cong::rtt_sample(cb, now.saturating_duration_since(sent));
+            let rtt = now.saturating_duration_since(sent);
+            cong::rtt_sample(cb, rtt);
+            cong::pkts_acked(cb, rtt, now, &mut net.mib);
             cb.rtt_probe = None;
             // RFC 6298 §5.7 (tcp_ack_update_rtt): only a valid RTT
             // measurement resets the backoff.
@@ -653,7 +666,7 @@ fn tcp_ack(
         CaState::Open => {
             cb.dupacks = 0;
             let cwnd_limited = prior_in_flight >= cb.cwnd.saturating_mul(mss) / 2;
-            cong::cong_avoid(cb, acked_segs, cwnd_limited);
+            cong::cong_avoid(cb, acked_segs, cwnd_limited, now);
         }
         CaState::Recovery => {
             if !before(ack, cb.high_seq) {
@@ -670,7 +683,7 @@ fn tcp_ack(
             if !before(ack, cb.high_seq) {
                 cong::exit_recovery(cb);
             }
-            cong::cong_avoid(cb, acked_segs, true);
+            cong::cong_avoid(cb, acked_segs, true, now);
         }
     }
     if bytes > 0 {
@@ -1011,7 +1024,8 @@ fn tcp_conn_request(
         // cookie_v4_init_sequence: the MSS in the ISN; without timestamps
         // no room for the window scale or SACK (tcp_clear_options). The
         // request sock goes with the SYN-ACK.
-        let (cookie, _) = net.tcp.cookies.init_sequence(&key, r.seq, r.options.mss.unwrap_or(536), now);
+        let (cookie, _) =
+            net.tcp.cookies.init_sequence(&(key.local, key.remote), r.seq, r.options.mss.unwrap_or(536), now);
         req.iss = cookie;
         req.snd_wscale = None;
         req.sack_ok = false;
@@ -1058,7 +1072,7 @@ fn cookie_v4_check(
     }
     let r = &seg.repr;
     let (sseq, cookie) = (r.seq.wrapping_sub(1), r.ack.wrapping_sub(1));
-    let Some(mss) = net.tcp.cookies.check(&key, sseq, cookie, now) else {
+    let Some(mss) = net.tcp.cookies.check(&(key.local, key.remote), sseq, cookie, now) else {
         net.mib.TcpExtSyncookiesFailed += 1;
         return false;
     };
@@ -1279,7 +1293,7 @@ fn create_openreq_child(
     net.mib.TcpPassiveOpens += 1;
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);
-    super::timer::tcp_keepalive_on_establish(&mut cb, now);
+    tcp_init_transfer(&mut cb, now);
     let id = net.tcp.insert(cb);
     net.tcp.hash_established(key, id);
     let _ = ltsk.accept_queue().push(sock);

@@ -10,7 +10,9 @@
 //! | [`input`] | tcp_ipv4.c, tcp_input.c, tcp_minisocks.c | `tcp_v4_rcv` and the state machine |
 //! | [`output`] | tcp_output.c | segments out: data, ACKs, SYN, SYN-ACK, FIN, RST |
 //! | [`timer`] | tcp_timer.c | retransmission, delayed ACK, zero-window probe, TIME-WAIT |
-//! | [`cong`] | tcp_cong.c, tcp_input.c | RTT estimation, slow start, congestion avoidance, NewReno |
+//! | [`ca`] | tcp_cong.c | the congestion-control algorithms behind a trait, a connection's choice |
+//! | [`cong`] | tcp_cong.c, tcp_input.c | RTT estimation, slow start, congestion avoidance, NewReno recovery |
+//! | [`cubic`] | tcp_cubic.c | CUBIC and HyStart, the default algorithm |
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
@@ -19,8 +21,10 @@
 //! the timers are deadlines the loop checks, so tests run a 60-second
 //! TIME-WAIT in microseconds of real time.
 
+pub mod ca;
 pub mod cb;
 pub mod cong;
+pub mod cubic;
 pub mod info;
 pub mod input;
 pub mod output;

@@ -226,6 +226,12 @@ pub fn tcp_transmit(
             net.neigh.neigh_confirm(nexthop, now);
         }
     }
+    if len > 0 && cb.in_flight() == 0 {
+        // tcp_event_data_sent → CA_EVENT_TX_START: data with nothing in
+        // flight, after `idle` without sending.
+        let idle = cb.lsndtime.map_or(std::time::Duration::ZERO, |t| now.saturating_duration_since(t));
+        cb.ca.ops().on_tx_start(idle, now);
+    }
     let off = seq.wrapping_sub(cb.data_una()) as usize;
     let payload = (len > 0).then_some((&*cb, off));
     if !xmit(net, q, umem, cb.local, cb.remote, &repr, payload, now) {
@@ -247,6 +253,9 @@ pub fn tcp_transmit(
         }
     }
     cb.segs_out += 1;
+    if len > 0 {
+        cb.lsndtime = Some(now);
+    }
     if fl & flags::ACK != 0 {
         ack_sent(cb);
     }

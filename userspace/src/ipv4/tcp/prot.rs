@@ -304,6 +304,18 @@ pub fn tcp_listen(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, backlog: i32) -> Resu
     Ok(())
 }
 
+/// `tcp_reinit_congestion_control`: connection `id` takes its sock's
+/// `TCP_CONGESTION` afresh (the algorithm's state starts over; the window
+/// stays).
+pub fn tcp_reinit_congestion_control(net: &mut Net, id: CbId, now: std::time::Instant) {
+    if let Some(mut cb) = net.tcp.take(id) {
+        if !matches!(cb.state, TcpState::Close | TcpState::Listen) {
+            cb.ca = super::cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now);
+        }
+        finish(net, id, cb, Fate::Keep);
+    }
+}
+
 /// After `setsockopt(SO_KEEPALIVE)` (`idle_changed` false) or
 /// `TCP_KEEPIDLE` (true) on connection `id`: its keepalive timer armed,
 /// moved or deleted as `tcp_set_keepalive` and `tcp_sock_set_keepidle_locked`

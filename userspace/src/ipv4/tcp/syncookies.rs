@@ -22,7 +22,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use super::table::FourTuple;
+use std::net::SocketAddrV4;
 
 /// `COOKIEBITS`: the bits below the minute counter.
 const COOKIEBITS: u32 = 24;
@@ -54,16 +54,18 @@ impl SynCookies {
         (now.saturating_duration_since(self.epoch).as_secs() / 60) as u32
     }
 
-    /// `cookie_hash`: the keyed hash of the 4-tuple with `count` and a
-    /// discriminator `c` (0 for the first hash, 1 for the second).
-    fn hash(&self, key: &FourTuple, count: u32, c: u32) -> u32 {
-        self.key.hash_one((key.local, key.remote, count, c)) as u32
+    /// `cookie_hash`: the keyed hash of the 4-tuple (our address and port,
+    /// the peer's) with `count` and a discriminator `c` (0 for the first
+    /// hash, 1 for the second).
+    fn hash(&self, key: &(SocketAddrV4, SocketAddrV4), count: u32, c: u32) -> u32 {
+        self.key.hash_one((key.0, key.1, count, c)) as u32
     }
 
-    /// `cookie_v4_init_sequence`: the cookie for a SYN on `key` whose
+    /// `cookie_v4_init_sequence`: the cookie for a SYN on `key` (ours, the
+    /// peer's) whose
     /// sequence number is `sseq`, offering `mss`; and the MSS the cookie
     /// carries (the largest of [`MSSTAB`] not above it, 536 at the least).
-    pub fn init_sequence(&self, key: &FourTuple, sseq: u32, mss: u16, now: Instant) -> (u32, u16) {
+    pub fn init_sequence(&self, key: &(SocketAddrV4, SocketAddrV4), sseq: u32, mss: u16, now: Instant) -> (u32, u16) {
         let index = MSSTAB.iter().rposition(|&m| mss >= m).unwrap_or(0);
         let count = self.count(now);
         let cookie = self
@@ -78,7 +80,7 @@ impl SynCookies {
     /// whose sequence number less one is `sseq` and acknowledgment number
     /// less one is `cookie`; `None` for a cookie that is not ours or is
     /// older than [`MAX_SYNCOOKIE_AGE`] minutes.
-    pub fn check(&self, key: &FourTuple, sseq: u32, cookie: u32, now: Instant) -> Option<u16> {
+    pub fn check(&self, key: &(SocketAddrV4, SocketAddrV4), sseq: u32, cookie: u32, now: Instant) -> Option<u16> {
         let count = self.count(now);
         let rest = cookie.wrapping_sub(self.hash(key, 0, 0).wrapping_add(sseq));
         let diff = count.wrapping_sub(rest >> COOKIEBITS) & (u32::MAX >> COOKIEBITS);
@@ -93,13 +95,10 @@ impl SynCookies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::Ipv4Addr;
 
-    fn key(port: u16) -> FourTuple {
-        FourTuple {
-            local: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80),
-            remote: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port),
-        }
+    fn key(port: u16) -> (SocketAddrV4, SocketAddrV4) {
+        (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80), SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port))
     }
 
     #[test]

@@ -139,7 +139,7 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         cb.retrans_stamp = Some(now);
     }
     if !connecting {
-        cong::enter_loss(cb);
+        cong::enter_loss(cb, now);
         // Everything in flight is sent again from snd_una.
         cb.snd_nxt = cb.snd_una;
     }
@@ -216,15 +216,6 @@ fn probe_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, 
 fn keepalive_time_elapsed(cb: &TcpCb, now: Instant) -> Duration {
     let last = [cb.lrcvtime, cb.rcv_tstamp].into_iter().flatten().max();
     last.map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
-}
-
-/// Arms the keepalive timer of a connection that just became ESTABLISHED
-/// when `SO_KEEPALIVE` is on (`tcp_finish_connect`,
-/// `tcp_create_openreq_child`): due after `TCP_KEEPIDLE` of silence.
-pub fn tcp_keepalive_on_establish(cb: &mut TcpCb, now: Instant) {
-    cb.rcv_tstamp = Some(now);
-    let t = cb.tsk();
-    cb.keepalive_at = t.keepalive.load(std::sync::atomic::Ordering::Relaxed).then(|| now + t.keepalive_time());
 }
 
 /// `tcp_set_keepalive` and `TCP_KEEPIDLE`'s re-arm (net/ipv4/tcp.c), after
