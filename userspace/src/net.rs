@@ -89,6 +89,9 @@ pub struct Net {
     pub mib: Mib,
     /// Limits on the ICMP errors we send.
     pub icmp_ratelimit: IcmpRateLimit,
+    /// Where a TCP segment that came in IP fragments is copied whole (grown
+    /// to 64 KiB by the first, then kept).
+    pub reasm_scratch: Vec<u8>,
     /// Socks that received data in this rx batch, to wake once it is queued
     /// (`sk_data_ready`, deferred to the end of the batch).
     pub rx_woken: Vec<crate::inet_hashtables::DemuxKey>,
@@ -121,6 +124,7 @@ impl Net {
             neigh: NeighTable::default(),
             mib: Mib::default(),
             icmp_ratelimit: IcmpRateLimit::from_sysctls(),
+            reasm_scratch: Vec::new(),
             rx_woken: Vec::with_capacity(batch),
             rx_sampler: RxSampler::new(rx_latency_sample),
             tx_stamps: TxStamps::default(),

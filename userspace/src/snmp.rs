@@ -281,7 +281,7 @@ mib! {
         XskIpFragDups => "duplicate IPv4 fragment",
         /// A reassembled datagram for a protocol that cannot take a buffer of
         /// several frames yet (TCP, ICMP other than echo requests, others).
-        XskIpReasmUnsupported => "reassembled datagram neither UDP nor ICMP echo (not taken yet)",
+        XskIpReasmUnsupported => "reassembled datagram neither UDP, TCP nor ICMP echo",
 
         // The neighbour table's counters (`struct neigh_statistics`, the
         // columns of /proc/net/stat/arp_cache that `ip -s ntable` shows).

@@ -673,3 +673,84 @@ fn a_reassembled_datagram_to_a_broadcast_address_is_delivered_as_a_broadcast() {
     assert_eq!((s.snmp().IcmpInEchos, s.snmp().IcmpInErrors), (1, errors + 1));
     assert_census(&s);
 }
+
+/// `frames` (IPv4 in Ethernet) with the protocol field made TCP, the IP
+/// checksum fixed.
+fn as_tcp(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    frames
+        .into_iter()
+        .map(|mut f| {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]);
+            ip.set_protocol(protocol::TCP);
+            ip.fill_checksum();
+            f
+        })
+        .collect()
+}
+
+/// A TCP segment that came in IP fragments goes to TCP as Linux delivers it
+/// (`ip_local_deliver` reassembles before the protocol): a SYN in two
+/// fragments gets its SYN-ACK, a 4000-byte data segment in three is read
+/// whole, and a fragmented segment from a link-layer broadcast is dropped as
+/// one in one frame would be.
+#[test]
+fn a_tcp_segment_in_fragments_is_reassembled_and_delivered() {
+    use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+    let (mut s, w) = stack_frames(1024);
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w, t0);
+    let l = s.socket(SockType::Stream).unwrap();
+    s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80)).unwrap();
+    s.listen(l, 16).unwrap();
+    let seg = |seq: u32, ack: u32, fl: u8, options: TcpOptions, data: &[u8]| {
+        let r = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq,
+            ack,
+            flags: fl,
+            window: 64240,
+            options,
+            ..TcpRepr::default()
+        };
+        build::tcp(PEER_IP, OUR_IP, &r, data)
+    };
+    let syn = seg(1000, 0, flags::SYN, TcpOptions { mss: Some(1460), ..TcpOptions::default() }, &[]);
+    assert_eq!(syn.len(), 24);
+    inject_all(&mut s, &w, &as_tcp(vec![fragment(60, &syn, 0, 16, true), fragment(60, &syn, 16, 8, false)]), t0);
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "the SYN-ACK");
+    let (_, sa) = parse_ip(&out[0]);
+    let sa = TcpRepr::parse(&TcpPacket::new_unchecked(&sa[..]));
+    assert_eq!((sa.flags, sa.ack), (flags::SYN | flags::ACK, 1001));
+    let iss = sa.seq;
+    inject_all(
+        &mut s,
+        &w,
+        &[eth(&build::ipv4(
+            &build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 61),
+            &seg(1001, iss + 1, flags::ACK, TcpOptions::default(), &[]),
+        ))],
+        t0,
+    );
+    let (fd, _) = s.accept(l).expect("the connection");
+    let data = pattern(4000);
+    let big = seg(1001, iss + 1, flags::ACK | flags::PSH, TcpOptions::default(), &data);
+    inject_all(&mut s, &w, &as_tcp(fragments(62, &big, 1480)), t0);
+    let mut buf = vec![0u8; 8000];
+    assert_eq!(s.recv(fd, &mut buf), Ok(4000));
+    assert_eq!(&buf[..4000], &data[..]);
+    let m = s.snmp();
+    assert_eq!((m.IpReasmOKs, m.TcpInSegs, m.XskIpReasmUnsupported), (2, 3, 0));
+    // From a link-layer broadcast: dropped, counted, no answer.
+    let more = seg(5001, iss + 1, flags::ACK | flags::PSH, TcpOptions::default(), &data);
+    w.take_transmitted();
+    inject_all(&mut s, &w, &as_link_broadcast(as_tcp(fragments(63, &more, 1480)), &[0]), t0);
+    assert_eq!(s.snmp().XskTcpInNotHost, 1);
+    assert_eq!(s.recv(fd, &mut buf), Err(Errno::EAGAIN));
+    s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    s.close(fd).unwrap();
+    s.close(l).unwrap();
+    s.poll(t0);
+    assert_census(&s);
+}

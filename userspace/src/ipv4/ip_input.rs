@@ -161,10 +161,9 @@ pub fn ip_rcv(
     }
 }
 
-/// `ip_local_deliver_finish` for a reassembled datagram: to UDP, or to ICMP
-/// (echo requests are answered). TCP takes one frame only for now, and other
-/// protocols are not ours: a reassembled datagram for them is delivered and
-/// dropped (`XskIpReasmUnsupported`).
+/// `ip_local_deliver_finish` for a reassembled datagram: to UDP, TCP, or ICMP
+/// (echo requests are answered). Other protocols are not ours: a reassembled
+/// datagram for them is delivered and dropped (`XskIpReasmUnsupported`).
 fn ip_local_deliver_reassembled(
     net: &mut Net,
     socks: &InetHashTables,
@@ -177,6 +176,11 @@ fn ip_local_deliver_reassembled(
     match r.ip.hdr.protocol {
         protocol::UDP => udp::udp_rcv_chained(net, socks, q, umem, r, now),
         protocol::ICMP => icmp::icmp_rcv_chained(net, q, umem, r, now),
+        protocol::TCP => {
+            let mut scratch = std::mem::take(&mut net.reasm_scratch);
+            tcp::input::tcp_v4_rcv_reassembled(net, q, umem, r, &mut scratch, now);
+            net.reasm_scratch = scratch;
+        }
         _ => {
             net.mib.XskIpReasmUnsupported += 1;
             r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));

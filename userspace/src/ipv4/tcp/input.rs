@@ -28,13 +28,15 @@ use super::{
     TCP_RCV_WSCALE, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN,
 };
 use crate::errno::Errno;
-use crate::ipv4::RxIp;
+use crate::ipv4::{Reassembled, RxIp};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::snmp::MibCounter;
 use crate::sock::{Sock, SockType};
 use crate::stream::TcpState;
 use crate::umem::{Frame, Umem};
+use crate::wire::ethernet::PktType;
+use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::tcp::{self, flags, TcpPacket, TcpRepr};
 
 /// A received segment: its header and its data.
@@ -61,32 +63,81 @@ impl Segment<'_> {
 /// `tcp_v4_rcv`: the TCP segment described by `ip` in `frame`. The frame is
 /// freed here: data is copied into the receive buffer.
 pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, ip: &RxIp, now: Instant) {
-    net.mib.TcpInSegs += 1;
     let bytes = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
+    match tcp_v4_rcv_bytes(net, q, umem, bytes, &ip.hdr, now) {
+        Some(reason) => q.kfree_skb_reason(frame, reason),
+        None => q.free_frame(frame),
+    }
+}
+
+/// `tcp_v4_rcv` for a segment that came in IP fragments (`r`, reassembled):
+/// its bytes are copied out of the chain into `scratch` (the stack's 64 KiB
+/// buffer, no allocation once grown) and go the same way as a segment in
+/// one frame; the chain's frames are freed, with the drop reason if any.
+/// One whose first fragment was not to our MAC, or sent to a broadcast
+/// address, is dropped as in one frame (`XskTcpInNotHost`, `XskTcpInBcast`).
+pub fn tcp_v4_rcv_reassembled(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    r: Reassembled,
+    scratch: &mut Vec<u8>,
+    now: Instant,
+) {
+    if r.ip.pkt_type != PktType::Host {
+        net.mib.XskTcpInNotHost += 1;
+        return r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskTcpInNotHost));
+    }
+    if r.ip.route.is_bcast() {
+        net.mib.XskTcpInBcast += 1;
+        return r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskTcpInBcast));
+    }
+    scratch.resize(crate::ipv4::ip_fragment::IP_MAX_MTU, 0);
+    let n = r.skb.copy_to(umem, scratch);
+    let reason = tcp_v4_rcv_bytes(net, q, umem, &scratch[..n], &r.ip.hdr, now);
+    match reason {
+        Some(reason) => r.skb.free(umem, |f| q.kfree_skb_reason(f, reason)),
+        None => r.skb.free(umem, |f| q.free_frame(f)),
+    }
+}
+
+/// The segment `bytes` (TCP header and data) from `hdr`'s source: checked,
+/// then to its connection, TIME-WAIT sock or listener, or answered with a
+/// reset. Returns the drop reason of a segment dropped (for the caller to
+/// free its frames with), `None` otherwise.
+fn tcp_v4_rcv_bytes(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    bytes: &[u8],
+    hdr: &Ipv4Repr,
+    now: Instant,
+) -> Option<MibCounter> {
+    net.mib.TcpInSegs += 1;
     if bytes.len() < tcp::HEADER_LEN {
-        return q.free_frame(frame);
+        return None;
     }
     let pkt = TcpPacket::new_unchecked(bytes);
     let doff = pkt.header_len();
     if doff < tcp::HEADER_LEN {
         net.mib.TcpInErrs += 1;
-        return q.kfree_skb_reason(frame, MibCounter::TcpInErrs);
+        return Some(MibCounter::TcpInErrs);
     }
     if doff > bytes.len() {
-        return q.free_frame(frame);
+        return None;
     }
-    if !pkt.verify_checksum(ip.hdr.src, ip.hdr.dst) {
+    if !pkt.verify_checksum(hdr.src, hdr.dst) {
         net.mib.TcpInCsumErrors += 1;
         net.mib.TcpInErrs += 1;
-        return q.kfree_skb_reason(frame, MibCounter::TcpInCsumErrors);
+        return Some(MibCounter::TcpInCsumErrors);
     }
     let repr = TcpRepr::parse(&pkt);
     let seg = Segment { repr, data: &bytes[doff..] };
-    let local = SocketAddrV4::new(ip.hdr.dst, seg.repr.dst_port);
-    let remote = SocketAddrV4::new(ip.hdr.src, seg.repr.src_port);
+    let local = SocketAddrV4::new(hdr.dst, seg.repr.dst_port);
+    let remote = SocketAddrV4::new(hdr.src, seg.repr.src_port);
     let key = FourTuple { local, remote };
-    // The handlers below count a drop without the frame (it is freed here):
-    // for a drop capture, which counter moved says why (Linux's
+    // The handlers below count a drop without the frame (the caller frees
+    // it): for a drop capture, which counter moved says why (Linux's
     // tcp_rcv_state_process returns the reason instead).
     let before = q.drop_capture_on().then(|| TCP_SEG_DROPS.map(|c| net.mib.value(c)));
     if let Some(id) = net.tcp.lookup_established(&key) {
@@ -98,11 +149,7 @@ pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame,
     } else {
         tcp_v4_send_reset(net, q, umem, local, remote, &seg.repr, now);
     }
-    let dropped = before.and_then(|b| TCP_SEG_DROPS.into_iter().zip(b).find(|(c, v)| net.mib.value(*c) != *v));
-    match dropped {
-        Some((reason, _)) => q.kfree_skb_reason(frame, reason),
-        None => q.free_frame(frame),
-    }
+    before.and_then(|b| TCP_SEG_DROPS.into_iter().zip(b).find(|(c, v)| net.mib.value(*c) != *v)).map(|(c, _)| c)
 }
 
 /// The counters of a segment dropped after the lookup, most specific first.
