@@ -280,7 +280,7 @@ mib! {
         /// (Linux frees it with `SKB_DROP_REASON_DUP_FRAG` and no MIB counter).
         XskIpFragDups => "duplicate IPv4 fragment",
         /// A reassembled datagram for a protocol that cannot take a buffer of
-        /// several frames yet (TCP, ICMP other than echo requests, others).
+        /// several frames (ICMP other than echo requests, protocols not ours).
         XskIpReasmUnsupported => "reassembled datagram neither UDP, TCP nor ICMP echo",
 
         // The neighbour table's counters (`struct neigh_statistics`, the
