@@ -453,11 +453,13 @@ static __always_inline const struct xsknet_guard_config *guard_cfg(void)
 /* The guard for a frame that is ours, from source `saddr`: the allowlist
  * first (an allowlisted source is never dropped), then the blocklist, the
  * header checks (`iph` is NULL for ARP) and the rate limits. */
-static __always_inline int guard(struct xdp_md *ctx, __u32 saddr, struct iphdr *iph, __u32 proto)
+static __always_inline int guard(struct xdp_md *ctx, __u32 saddr, struct iphdr *iph, __u32 proto,
+				 const int frags)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	const struct xsknet_guard_config *gc = guard_cfg();
-	__u64 len = ctx->data_end - ctx->data;
+	/* A multi-buffer frame's bytes: the linear part and its frags. */
+	__u64 len = frags ? bpf_xdp_get_buff_len(ctx) : ctx->data_end - ctx->data;
 	enum xsknet_guard_stat why;
 	int syn = 0;
 
@@ -530,11 +532,16 @@ static __always_inline int guard_short(struct xdp_md *ctx, int ipv4)
 
 	if (ipv4 && gc && (gc->flags & XSKNET_GUARD_F_DROP_MALFORMED))
 		return guard_drop(XSKNET_GUARD_DROP_MALFORMED_HDR_LEN);
-	return guard(ctx, 0, NULL, ipv4 ? XSKNET_GUARD_PROTO_OTHER : XSKNET_GUARD_PROTO_ARP);
+	return guard(ctx, 0, NULL, ipv4 ? XSKNET_GUARD_PROTO_OTHER : XSKNET_GUARD_PROTO_ARP, 0);
 }
 
-SEC("xdp")
-int xsknet_xdp(struct xdp_md *ctx)
+/* The program, in two builds: `xsknet_xdp` (section "xdp") and
+ * `xsknet_xdp_frags` (section "xdp.frags", loaded with BPF_F_XDP_HAS_FRAGS:
+ * it may see a frame in several buffers, and a veth whose MTU needs more than
+ * a page per frame takes only such a program; include/uapi/linux/bpf.h,
+ * drivers/net/veth.c veth_xdp_set). Both read only the headers, which lie in
+ * the first buffer, between data and data_end. */
+static __always_inline int xsknet_rx(struct xdp_md *ctx, const int frags)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct hdr_cursor nh = { .pos = (void *)(long)ctx->data };
@@ -569,7 +576,7 @@ int xsknet_xdp(struct xdp_md *ctx)
 		if ((cfg->flags & XSKNET_F_PASS_KERNEL_ADDRS) && kernel_ipv4(iph->daddr))
 			return pass(XSKNET_STAT_PASS_KERNEL_ADDR);
 		if ((cfg->flags & XSKNET_F_GUARD) &&
-		    guard(ctx, iph->saddr, iph, ipv4_proto(iph)) == GUARD_DROP)
+		    guard(ctx, iph->saddr, iph, ipv4_proto(iph), frags) == GUARD_DROP)
 			return drop(XSKNET_STAT_GUARD_DROP);
 		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_IPV4);
 
@@ -591,7 +598,7 @@ int xsknet_xdp(struct xdp_md *ctx)
 		    bpf_map_lookup_elem(&kernel_addrs, &arp->ar_tip))
 			return pass(XSKNET_STAT_PASS_KERNEL_ADDR);
 		if ((cfg->flags & XSKNET_F_GUARD) &&
-		    guard(ctx, arp_sip(arp), NULL, XSKNET_GUARD_PROTO_ARP) == GUARD_DROP)
+		    guard(ctx, arp_sip(arp), NULL, XSKNET_GUARD_PROTO_ARP, frags) == GUARD_DROP)
 			return drop(XSKNET_STAT_GUARD_DROP);
 		return redirect(ctx, cfg, XSKNET_STAT_REDIRECT_ARP);
 
@@ -603,4 +610,16 @@ int xsknet_xdp(struct xdp_md *ctx)
 	default:
 		return pass(XSKNET_STAT_PASS_NOT_OURS);
 	}
+}
+
+SEC("xdp")
+int xsknet_xdp(struct xdp_md *ctx)
+{
+	return xsknet_rx(ctx, 0);
+}
+
+SEC("xdp.frags")
+int xsknet_xdp_frags(struct xdp_md *ctx)
+{
+	return xsknet_rx(ctx, 1);
 }

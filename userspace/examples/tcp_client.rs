@@ -85,8 +85,11 @@ fn run(args: &Args) -> Result<(), BoxError> {
         replace: false,
         force: false,
         pass_kernel_addrs: false,
+        multi_buffer: device::MultiBuffer::Auto,
     })?;
-    let mut stack = Stack::new(dev.xsk, dev.umem, Arc::new(dev.pool), StackConfig::new(dev.mac, addr, prefix_len));
+    let mut cfg = StackConfig::new(dev.mac, addr, prefix_len);
+    cfg.mtu = dev.mtu as usize;
+    let mut stack = Stack::new(dev.xsk, dev.umem, Arc::new(dev.pool), cfg);
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
     let left = || deadline.saturating_duration_since(Instant::now());
 

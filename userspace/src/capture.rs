@@ -305,6 +305,10 @@ impl CaptureTap {
     pub fn rx_batch(&mut self, umem: &Umem, batch: &[Desc]) {
         self.rx.clear();
         for d in batch {
+            if d.nr_frags != 0 {
+                self.rx_chained(umem, d);
+                continue;
+            }
             let at = d.offset as usize;
             if let Some(bytes) = umem.frame(&d.frame).get(at..at + d.len as usize) {
                 self.rx(d.frame.addr(), d.offset, bytes);
@@ -321,6 +325,45 @@ impl CaptureTap {
             CaptureMode::Drops => {
                 if self.rx.len() < self.rx.capacity() {
                     self.rx.push((addr, offset, bytes.len() as u32));
+                }
+            }
+        }
+    }
+
+    /// A frame taken off the rx ring in several descriptors (multi-buffer):
+    /// captured whole (up to the snap length) across its pieces; for a drop
+    /// capture its head piece is remembered, and a drop records that piece
+    /// with the frame's full length as `orig_len`.
+    #[cold]
+    fn rx_chained(&mut self, umem: &Umem, d: &Desc) {
+        match self.mode {
+            CaptureMode::All => {
+                if self.shared.bound_reached.load(Ordering::Relaxed) {
+                    self.over_bound += 1;
+                    return;
+                }
+                let Some(mut slot) = self.shared.free.pop() else {
+                    self.drops += 1;
+                    return;
+                };
+                let room = self.snaplen.min(slot.data.capacity());
+                slot.data.clear();
+                crate::skbuff::walk_chain(umem, &d.frame, d.offset as usize, d.len as usize, |p| {
+                    let n = p.len().min(room - slot.data.len());
+                    slot.data.extend_from_slice(&p[..n]);
+                });
+                slot.orig_len = d.len;
+                slot.ts = self.now;
+                slot.dir = Direction::Inbound;
+                slot.reason = None;
+                if let Err(slot) = self.shared.filled.push(slot) {
+                    let _ = self.shared.free.push(slot);
+                    self.drops += 1;
+                }
+            }
+            CaptureMode::Drops => {
+                if self.rx.len() < self.rx.capacity() {
+                    self.rx.push((d.frame.addr(), d.offset, d.len));
                 }
             }
         }
@@ -343,8 +386,13 @@ impl CaptureTap {
         }
         let Some(&(_, offset, len)) = self.rx.iter().rev().find(|e| e.0 == frame.addr()) else { return };
         let (at, len) = (offset as usize, len as usize);
-        if let Some(bytes) = umem.frame(frame).get(at..at + len) {
+        let buf = umem.frame(frame);
+        if let Some(bytes) = buf.get(at..at + len) {
             self.capture(bytes, Direction::Inbound, Link::Ethernet, Some(reason));
+        } else if let Some(head) = buf.get(at..) {
+            // A multi-buffer frame: the bytes of its head frame, its whole
+            // length recorded (pcap's caplen below orig_len, never hidden).
+            self.capture_orig(head, len, Direction::Inbound, Link::Ethernet, Some(reason));
         }
     }
 
@@ -361,6 +409,11 @@ impl CaptureTap {
     /// inlined: the loop's code stays as small as without a capture.
     #[inline(never)]
     fn capture(&mut self, bytes: &[u8], dir: Direction, link: Link, reason: Option<MibCounter>) {
+        self.capture_orig(bytes, bytes.len(), dir, link, reason);
+    }
+
+    /// [`Self::capture`] of the first bytes of a packet `orig_len` long.
+    fn capture_orig(&mut self, bytes: &[u8], orig_len: usize, dir: Direction, link: Link, reason: Option<MibCounter>) {
         if self.shared.bound_reached.load(Ordering::Relaxed) {
             self.over_bound += 1;
             return;
@@ -372,7 +425,7 @@ impl CaptureTap {
         // Within the capacity allocated at start: this never reallocates.
         let room = self.snaplen.min(slot.data.capacity());
         slot.data.clear();
-        let mut orig_len = bytes.len();
+        let mut orig_len = orig_len;
         if link == Link::Ipv4 {
             let h = NO_NEXT_HOP_ETH.len().min(room);
             slot.data.extend_from_slice(&NO_NEXT_HOP_ETH[..h]);
@@ -625,6 +678,35 @@ mod tests {
             got,
             vec![(0, EPB_FLAGS_OUTBOUND, 34, framed, Some("IpOutNoRoutes: no route to the destination".into()))]
         );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A multi-buffer frame (a chain of two descriptors) is captured whole,
+    /// across its pieces, never cut to one UMEM frame.
+    #[test]
+    fn a_multi_buffer_frame_is_captured_whole() {
+        let (umem, pool) = crate::umem::Umem::new(8, 2048).unwrap();
+        let mut asm = crate::netdevice::RxAssembler::default();
+        let mut batch = Vec::new();
+        let bytes: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
+        for (piece, contd) in [(&bytes[..1792], true), (&bytes[1792..], false)] {
+            let mut f = pool.get().unwrap();
+            umem.frame_mut(&mut f)[256..256 + piece.len()].copy_from_slice(piece);
+            asm.push(&umem, f, 256, piece.len() as u32, contd, &mut batch);
+        }
+        assert_eq!((batch.len(), batch[0].nr_frags, batch[0].len), (1, 1, 2500));
+        let path = tmp("mb");
+        let mut tap = CaptureTap::start(&CaptureOptions::new(&path, CaptureMode::All, 4096)).unwrap();
+        tap.set_time(Instant::now());
+        tap.rx_batch(&umem, &batch);
+        let s = tap.finish();
+        assert_eq!(s.frames_written, 1);
+        let got = read_back(&path);
+        assert_eq!(got[0], (0, EPB_FLAGS_INBOUND, 2500, bytes, None));
+        let d = batch.pop().unwrap();
+        crate::skbuff::SkBuff::from_chain(d.frame, d.offset as usize, d.len as usize, d.nr_frags)
+            .free(&umem, |f| pool.put(f));
+        assert_eq!(pool.len(), 8, "the census adds up");
         std::fs::remove_file(&path).unwrap();
     }
 

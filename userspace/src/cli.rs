@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::capture::{CaptureMode, CaptureOptions, DEFAULT_QUEUE_SLOTS, DEFAULT_SNAPLEN};
+use crate::device::MultiBuffer;
 use crate::xdp::guard::RulesFileError;
 use crate::xdp::{AttachMode, GuardRules};
 use crate::xsk::BindMode;
@@ -47,6 +48,27 @@ impl From<BindModeArg> for BindMode {
             BindModeArg::Auto => BindMode::Auto,
             BindModeArg::Copy => BindMode::Copy,
             BindModeArg::Zerocopy => BindMode::ZeroCopy,
+        }
+    }
+}
+
+/// `--multi-buffer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MultiBufferArg {
+    /// When the interface's MTU needs more than one UMEM frame per packet.
+    Auto,
+    /// Always.
+    On,
+    /// Never: refuse an MTU that one frame cannot hold.
+    Off,
+}
+
+impl From<MultiBufferArg> for MultiBuffer {
+    fn from(m: MultiBufferArg) -> MultiBuffer {
+        match m {
+            MultiBufferArg::Auto => MultiBuffer::Auto,
+            MultiBufferArg::On => MultiBuffer::On,
+            MultiBufferArg::Off => MultiBuffer::Off,
         }
     }
 }

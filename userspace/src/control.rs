@@ -240,6 +240,10 @@ impl Snapshot {
             ("XskRxInvalidAddr", d.xsk_rx_invalid_addr),
             ("XskCqInvalidAddr", d.xsk_cq_invalid_addr),
             ("XskInKernelUnderflow", d.xsk_in_kernel_underflow),
+            ("XskRxMbPackets", d.xsk_rx_mb_packets),
+            ("XskRxMbTooBig", d.xsk_rx_mb_too_big),
+            ("XskRxMbInvalid", d.xsk_rx_mb_invalid),
+            ("XskRxMbTruncated", d.xsk_rx_mb_truncated),
         ] {
             out.push((n, v, CounterKind::XdpStatistics));
         }

@@ -667,7 +667,7 @@ mod tests {
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
         let mut push = |q: &mut NetdevQueue, ty: u16| {
             let frame = q.alloc_frame().unwrap();
-            dev_queue_xmit(q, &mut mib, Desc { frame, offset: 0, len: 60 }, mac, mac, ty);
+            dev_queue_xmit(q, &mut mib, Desc::one(frame, 0, 60), mac, mac, ty);
         };
         let epoch = Instant::now();
         let mut t = TxStamps::default();

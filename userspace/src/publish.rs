@@ -81,7 +81,7 @@ impl PublishedStats {
 
 /// Words of each part of the page, in the order they are written.
 const LOOP_WORDS: usize = 8;
-const DEVICE_WORDS: usize = 9;
+const DEVICE_WORDS: usize = 13;
 const CENSUS_WORDS: usize = 8;
 const FILL_WORDS: usize = 2;
 const PAGE_WORDS: usize = 1
@@ -128,6 +128,10 @@ impl PublishedStats {
             d.xsk_rx_invalid_addr,
             d.xsk_cq_invalid_addr,
             d.xsk_in_kernel_underflow,
+            d.xsk_rx_mb_packets,
+            d.xsk_rx_mb_too_big,
+            d.xsk_rx_mb_invalid,
+            d.xsk_rx_mb_truncated,
         ] {
             put(v);
         }
@@ -184,6 +188,10 @@ impl PublishedStats {
             xsk_rx_invalid_addr: take(),
             xsk_cq_invalid_addr: take(),
             xsk_in_kernel_underflow: take(),
+            xsk_rx_mb_packets: take(),
+            xsk_rx_mb_too_big: take(),
+            xsk_rx_mb_invalid: take(),
+            xsk_rx_mb_truncated: take(),
         };
         let census = FrameCensus {
             total: take() as usize,
@@ -403,6 +411,7 @@ mod tests {
             all.mib.set(c, c as u64 + 1);
         }
         all.device.xsk_in_kernel_underflow = 9;
+        all.device.xsk_rx_mb_truncated = 10;
         all.census.tx_backlog = 8;
         all.softirq.tx_packets = 7;
         *p.scratch = all.clone();

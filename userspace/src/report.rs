@@ -290,10 +290,14 @@ impl Report<'_> {
         for (i, (name, v)) in rings.into_iter().enumerate() {
             writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "rings (XDP_STATISTICS)" } else { "" }, name, v)?;
         }
-        let checks: [(&str, u64); 3] = [
+        let checks: [(&str, u64); 7] = [
             ("XskRxInvalidAddr", d.xsk_rx_invalid_addr),
             ("XskCqInvalidAddr", d.xsk_cq_invalid_addr),
             ("XskInKernelUnderflow", d.xsk_in_kernel_underflow),
+            ("XskRxMbPackets", d.xsk_rx_mb_packets),
+            ("XskRxMbTooBig", d.xsk_rx_mb_too_big),
+            ("XskRxMbInvalid", d.xsk_rx_mb_invalid),
+            ("XskRxMbTruncated", d.xsk_rx_mb_truncated),
         ];
         for (i, (name, v)) in checks.into_iter().enumerate() {
             writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "rings (our checks)" } else { "" }, name, v)?;

@@ -223,11 +223,66 @@ impl Iterator for Pieces<'_> {
     }
 }
 
+/// Calls `f` on each piece of the chain whose head piece starts at `data` in
+/// `frame` (its link before it), up to `len` bytes in all, without taking
+/// the chain: for readers that hold it by reference (a capture of a
+/// multi-buffer `Desc`, [`SkBuff::for_each_piece`]).
+pub(crate) fn walk_chain(umem: &Umem, frame: &Frame, data: usize, len: usize, mut f: impl FnMut(&[u8])) {
+    let mut left = len;
+    let buf = umem.frame(frame);
+    let mut data = data;
+    let mut link = Link::read(buf, data);
+    let n = (link.len as usize).min(left).min(buf.len() - data);
+    f(&buf[data..data + n]);
+    left -= n;
+    while link.next != 0 && left > 0 {
+        // SAFETY: a word of this chain (see `Pieces::next`), rebuilt only
+        // to read through it while the chain's owner is borrowed (the
+        // caller's `&Frame` of its head), and given back to the chain
+        // (`into_ring`) before the next one: at no time does a second
+        // owner escape.
+        let next = unsafe { Frame::from_ring(link.next) };
+        data = link.next_data as usize;
+        let buf = umem.frame(&next);
+        link = Link::read(buf, data);
+        let n = (link.len as usize).min(left).min(buf.len() - data);
+        f(&buf[data..data + n]);
+        left -= n;
+        let _ = next.into_ring();
+    }
+}
+
 impl SkBuff {
     #[inline]
     pub(crate) fn new(frame: Frame, data: usize, len: usize, peer: SocketAddrV4) -> SkBuff {
         debug_assert!(data + len <= u16::MAX as usize);
         SkBuff { frame, data: data as u16, len: len as u16, peer, tstamp: 0, nr_frags: 0 }
+    }
+
+    /// A chain a device built (`crate::netdevice::Desc` with `nr_frags`
+    /// frames after the head): `len` bytes from `data` in `frame`, the head
+    /// piece's link at `data`. The caller owns the chain's frames through it.
+    #[inline]
+    pub(crate) fn from_chain(frame: Frame, data: usize, len: usize, nr_frags: u16) -> SkBuff {
+        let peer = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        SkBuff { frame, data: data as u16, len: len as u16, peer, tstamp: 0, nr_frags }
+    }
+
+    /// The length of the head piece: all of a one-frame datagram's bytes.
+    #[inline]
+    pub(crate) fn head_len(&self, umem: &Umem) -> usize {
+        if self.nr_frags == 0 {
+            self.len as usize
+        } else {
+            (Link::read(umem.frame(&self.frame), self.data as usize).len as usize).min(self.len as usize)
+        }
+    }
+
+    /// The head frame, for reading headers in place (the head piece's bytes
+    /// are at `data..data + head_len`).
+    #[inline]
+    pub(crate) fn head_frame(&self) -> &Frame {
+        &self.frame
     }
 
     /// The data bytes of a datagram in one frame; of a chained one, its
@@ -259,31 +314,12 @@ impl SkBuff {
 
     /// Calls `f` on each piece's bytes, in order, up to the datagram's
     /// length (pieces past a trimmed length are not shown).
-    pub fn for_each_piece(&self, umem: &Umem, mut f: impl FnMut(&[u8])) {
+    pub fn for_each_piece(&self, umem: &Umem, f: impl FnMut(&[u8])) {
         if self.nr_frags == 0 {
+            let mut f = f;
             return f(self.data(umem));
         }
-        let mut left = self.len as usize;
-        let buf = umem.frame(&self.frame);
-        let mut data = self.data as usize;
-        let mut link = Link::read(buf, data);
-        let n = (link.len as usize).min(left);
-        f(&buf[data..data + n]);
-        left -= n;
-        while link.next != 0 && left > 0 {
-            // SAFETY: a word of this chain (see `Pieces::next`), rebuilt only
-            // to read through it while `self` (which owns the chain) is
-            // borrowed, and given back to the chain (`into_ring`) before the
-            // next one: at no time does a second owner escape.
-            let frame = unsafe { Frame::from_ring(link.next) };
-            data = link.next_data as usize;
-            let buf = umem.frame(&frame);
-            link = Link::read(buf, data);
-            let n = (link.len as usize).min(left);
-            f(&buf[data..data + n]);
-            left -= n;
-            let _ = frame.into_ring();
-        }
+        walk_chain(umem, &self.frame, self.data as usize, self.len as usize, f);
     }
 
     /// The one's-complement sum (`crate::wire::checksum::sum`, unfolded) of

@@ -282,6 +282,9 @@ mib! {
         /// A reassembled datagram for a protocol that cannot take a buffer of
         /// several frames (ICMP other than echo requests, protocols not ours).
         XskIpReasmUnsupported => "reassembled datagram neither UDP, TCP nor ICMP echo",
+        /// A datagram in a multi-buffer frame (AF_XDP `XDP_USE_SG`) that is
+        /// neither UDP nor an IP fragment: ICMP and TCP take one frame only yet (docs/jumbo.md).
+        XskIpInMbUnsupported => "multi-buffer frame neither UDP nor an IP fragment (not taken yet)",
 
         // The neighbour table's counters (`struct neigh_statistics`, the
         // columns of /proc/net/stat/arp_cache that `ip -s ntable` shows).
@@ -363,6 +366,6 @@ mod tests {
         assert_eq!(names, iter_names);
         assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 43);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 44);
     }
 }

@@ -266,6 +266,16 @@ pub(crate) fn sock_alloc_send_skb(
     ip_append_fragments(src, data, dst, mtu)
 }
 
+/// The largest IP datagram a send lays out in one frame of `frame_size`
+/// bytes: its payload (UDP header included) from [`TX_HEADROOM`] to the
+/// frame's end, and the IP header. A datagram within the path MTU but over
+/// this goes out in fragments of this size: xsknet does not send AF_XDP
+/// multi-buffer packets yet (docs/jumbo.md), and never cuts a datagram.
+#[inline]
+pub fn tx_frame_mtu(frame_size: u32) -> usize {
+    frame_size as usize - TX_HEADROOM + crate::wire::ipv4::MIN_HEADER_LEN
+}
+
 /// IPv4 and UDP headers, bytes.
 const UDP_IP_HEADERS: usize = crate::wire::ipv4::MIN_HEADER_LEN + crate::wire::udp::HEADER_LEN;
 
@@ -668,7 +678,8 @@ impl<D: NetDevice> Stack<D> {
             self.net.mtu
         } else {
             let now = self.napi.last_poll().unwrap_or_else(Instant::now);
-            udp_send_mtu(self.net.mtu, &self.net.pmtu, sock, *dst.ip(), now)
+            let frame_mtu = tx_frame_mtu(self.napi.queue().umem().frame_size());
+            udp_send_mtu(self.net.mtu, &self.net.pmtu, sock, *dst.ip(), now).min(frame_mtu)
         };
         sendmsg_check(sock, data.len(), dst, &self.net.route, mtu, &self.out_no_routes)?;
         if !sock.sndbuf_has_room() {
@@ -1238,7 +1249,7 @@ impl StackHandle {
         let mtu = if data.len() + UDP_IP_HEADERS <= IP_RT_MIN_PMTU {
             sh.mtu
         } else {
-            udp_send_mtu(sh.mtu, &sh.pmtu, &sock, *dst.ip(), Instant::now())
+            udp_send_mtu(sh.mtu, &sh.pmtu, &sock, *dst.ip(), Instant::now()).min(tx_frame_mtu(sh.umem.frame_size()))
         };
         sendmsg_check(&sock, data.len(), dst, &sh.route, mtu, &sh.out_no_routes)?;
         let mut skb = sock_alloc_send_skb(&mut PoolSource(&sh.umem, &sh.pool), data, dst, mtu)?;

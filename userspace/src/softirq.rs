@@ -37,6 +37,7 @@ use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::netdevice::{Desc, NetDevice};
 use crate::schedstat::ThreadSched;
+use crate::skbuff::SkBuff;
 use crate::snmp::MibCounter;
 use crate::sock::Sock;
 use crate::umem::{FramePool, Umem};
@@ -406,6 +407,9 @@ impl<D: NetDevice> Napi<D> {
 #[inline]
 fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, umem: &Umem, d: Desc, now: Instant) {
     net.mib.XskRxFrames += 1;
+    if d.nr_frags != 0 {
+        return netif_receive_chained(net, socks, q, umem, d, now);
+    }
     let start = d.offset as usize;
     let end = start + d.len as usize;
     // The device checked that the data lies inside the frame
@@ -429,6 +433,56 @@ fn netif_receive(net: &mut Net, socks: &InetHashTables, q: &mut NetdevQueue, ume
         _ => {
             net.mib.XskRxNoHandler += 1;
             q.kfree_skb_reason(d.frame, MibCounter::XskRxNoHandler);
+        }
+    }
+}
+
+/// [`netif_receive`] for a frame in several descriptors (AF_XDP multi-buffer,
+/// docs/jumbo.md): the same classification on the head piece (which holds at
+/// least `MB_MIN_HEAD` bytes), then the chain to `ip_rcv_chained`. ARP in
+/// such a frame (padding past the 28-byte body) goes on in its head frame,
+/// the rest of the chain freed, as `arp_rcv` reads the body only.
+#[cold]
+#[inline(never)]
+fn netif_receive_chained(
+    net: &mut Net,
+    socks: &InetHashTables,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    d: Desc,
+    now: Instant,
+) {
+    let mut skb = SkBuff::from_chain(d.frame, d.offset as usize, d.len as usize, d.nr_frags);
+    let start = d.offset as usize;
+    let head_end = start + skb.head_len(umem);
+    let eth = EthernetRepr::parse(&EthernetFrame::new_unchecked(&umem.frame(skb.head_frame())[start..head_end]));
+    let Ok(eth) = eth else {
+        net.mib.XskRxRunts += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskRxRunts));
+    };
+    let pkt_type = PktType::classify(eth.dst, net.mac);
+    if pkt_type == PktType::OtherHost {
+        net.mib.XskRxOtherHost += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskRxOtherHost));
+    }
+    match eth.ethertype {
+        ethertype::IPV4 => {
+            skb.pull(umem, ethernet::HEADER_LEN);
+            ip_input::ip_rcv_chained(net, socks, q, umem, skb, pkt_type, now);
+        }
+        ethertype::ARP => {
+            let l3 = start + ethernet::HEADER_LEN;
+            let mut head = None;
+            skb.free(umem, |f| match head {
+                None => head = Some(f),
+                Some(_) => q.free_frame(f),
+            });
+            let head = head.expect("a chain has a head");
+            arp::arp_rcv(net, q, umem, head, l3, head_end - l3, now);
+        }
+        _ => {
+            net.mib.XskRxNoHandler += 1;
+            skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskRxNoHandler));
         }
     }
 }

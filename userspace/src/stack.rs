@@ -99,6 +99,9 @@ pub struct StackConfig {
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
+    /// The interface's MTU, bytes of IP datagram (`dev->mtu`; 1500 by
+    /// default): what sends are laid out for and `IP_MTU` starts from.
+    pub mtu: usize,
 }
 
 impl StackConfig {
@@ -120,6 +123,7 @@ impl StackConfig {
             tcp_syncookies: 1,
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
+            mtu: crate::net::DEFAULT_MTU,
         }
     }
 
@@ -169,6 +173,7 @@ impl<D: NetDevice> Stack<D> {
         let mut net = Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight);
         net.tcp.syncookies = cfg.tcp_syncookies.min(2);
         net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
+        net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);
         Stack {

@@ -18,13 +18,16 @@ use std::time::Duration;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, UmemConfig, User};
 
-use crate::netdevice::{Desc, DeviceStats, NetDevice};
+use crate::netdevice::{Desc, DeviceStats, NetDevice, RxAssembler, XDP_PKT_CONTD};
 
 /// Socket options of busy polling (include/uapi/asm-generic/socket.h), which
 /// the `libc` crate does not have for every target.
 const SO_BUSY_POLL: libc::c_int = 46;
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
 const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+/// `XDP_USE_SG` (include/uapi/linux/if_xdp.h): the bind flag of AF_XDP
+/// multi-buffer, which xdpilone does not name.
+const XDP_USE_SG: u16 = 1 << 4;
 /// `SO_BUSY_POLL` for [`XskDevice::set_busy_poll`] (`--prefer-busy-poll`):
 /// the socket may busy-poll (any value above 0 does for a non-blocking call,
 /// which polls once), 20 µs as Documentation/networking/af_xdp.rst's example.
@@ -97,6 +100,10 @@ pub struct XskConfig {
     pub fill_size: u32,
     /// Completion ring entries (a power of two).
     pub completion_size: u32,
+    /// Bind with `XDP_USE_SG` (multi-buffer: a packet may span several
+    /// frames; Linux ≥ 6.6 for copy mode, and zero-copy drivers that
+    /// support it).
+    pub multi_buffer: bool,
 }
 
 impl XskConfig {
@@ -115,6 +122,7 @@ impl XskConfig {
             tx_size: 2048,
             fill_size: 2048,
             completion_size: 2048,
+            multi_buffer: false,
         }
     }
 }
@@ -144,6 +152,18 @@ pub enum XskError {
     ZeroCopyUnsupported {
         /// The interface.
         ifname: String,
+    },
+    /// The kernel refused `XDP_USE_SG` (before Linux 6.6, or a zero-copy
+    /// driver without multi-buffer).
+    #[error(
+        "{ifname}: the kernel refused AF_XDP multi-buffer (XDP_USE_SG: Linux 6.6 or later; zero-copy needs driver \
+         support): {io_error}; lower the MTU to fit one frame or use --bind-mode copy"
+    )]
+    MultiBufferUnsupported {
+        /// The interface.
+        ifname: String,
+        /// The error `bind` returned.
+        io_error: std::io::Error,
     },
     /// Another AF_XDP socket holds the queue.
     #[error("queue {queue_id} of {ifname} is in use by another AF_XDP socket (EBUSY)")]
@@ -208,6 +228,10 @@ pub struct XskDevice {
     rx_wakeups: u64,
     /// Each receive busy-polls the NAPI first (`XskConfig::prefer_busy_poll`).
     busy_poll: bool,
+    /// Bound with `XDP_USE_SG`: descriptors may carry `XDP_PKT_CONTD`.
+    multi_buffer: bool,
+    /// Puts multi-buffer packets together (and keeps one across reads).
+    rx_asm: RxAssembler,
 }
 
 // SAFETY: the device holds raw pointers into the ring and UMEM mappings,
@@ -265,6 +289,9 @@ impl XskDevice {
         let sock = Socket::with_shared(&info, &xumem).map_err(|e| sys("socket(AF_XDP)", e))?;
         let fq = xumem.fq_cq(&sock).map_err(|e| sys("XDP_UMEM_FILL_RING", e))?;
         let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        if cfg.multi_buffer {
+            bind_flags |= XDP_USE_SG;
+        }
         bind_flags |= if zero_copy { SocketConfig::XDP_BIND_ZEROCOPY } else { SocketConfig::XDP_BIND_COPY };
         let user = xumem
             .rx_tx(
@@ -295,6 +322,9 @@ impl XskDevice {
                         libc::EOPNOTSUPP | libc::EPROTONOSUPPORT if zero_copy => {
                             XskError::ZeroCopyUnsupported { ifname }
                         }
+                        libc::EOPNOTSUPP | libc::EINVAL if cfg.multi_buffer => {
+                            XskError::MultiBufferUnsupported { ifname, io_error: errno_io(e) }
+                        }
                         libc::EINVAL if cfg.queue_id > 0 => XskError::NoSuchQueue { ifname, queue_id: cfg.queue_id },
                         libc::EBUSY => XskError::Busy { ifname, queue_id: cfg.queue_id },
                         _ => sys("bind(AF_XDP)", e),
@@ -317,6 +347,8 @@ impl XskDevice {
             tx_kicks: 0,
             rx_wakeups: 0,
             busy_poll: false,
+            multi_buffer: cfg.multi_buffer,
+            rx_asm: RxAssembler::default(),
         })
     }
 
@@ -379,6 +411,11 @@ impl XskDevice {
         unsafe { BorrowedFd::borrow_raw(self.rx.as_raw_fd()) }
     }
 
+    /// Whether the socket is bound with `XDP_USE_SG` (multi-buffer).
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
+    }
+
     /// Whether the socket is bound in zero-copy mode.
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
@@ -401,14 +438,42 @@ impl NetDevice for XskDevice {
         }
         let mut reader = self.rx.receive(budget as u32);
         let mut n = 0;
-        while let Some(XdpDesc { addr, len, .. }) = reader.read() {
-            // SAFETY: `addr` comes off this socket's rx ring, which the kernel
-            // fills only with frames we put on the fill ring (`fill`), each
-            // returned once; range and fit are checked by the call.
-            if let Some((frame, offset)) = unsafe { take_back(&self.umem, addr, len, &mut self.rx_invalid_addr) } {
-                batch.push(Desc { frame, offset, len });
-                n += 1;
+        if !self.multi_buffer {
+            while let Some(XdpDesc { addr, len, .. }) = reader.read() {
+                // SAFETY: `addr` comes off this socket's rx ring, which the kernel
+                // fills only with frames we put on the fill ring (`fill`), each
+                // returned once; range and fit are checked by the call.
+                if let Some((frame, offset)) = unsafe { take_back(&self.umem, addr, len, &mut self.rx_invalid_addr) } {
+                    batch.push(Desc::one(frame, offset, len));
+                    n += 1;
+                }
             }
+        } else {
+            // Multi-buffer: `budget` counts descriptors, and a packet may
+            // run on past it (kept by the assembler for the next read).
+            let mut read = 0;
+            while let Some(XdpDesc { addr, len, options }) = reader.read() {
+                read += 1;
+                let contd = options & XDP_PKT_CONTD != 0;
+                // SAFETY: as above.
+                match unsafe { take_back(&self.umem, addr, len, &mut self.rx_invalid_addr) } {
+                    Some((frame, offset)) => {
+                        n += 1;
+                        if !contd && self.rx_asm.idle() {
+                            batch.push(Desc::one(frame, offset, len));
+                        } else {
+                            self.rx_asm.push(&self.umem, frame, offset, len, contd, batch);
+                        }
+                    }
+                    // A refused descriptor in a packet: the packet is
+                    // invalid; its other frames go back, counted once.
+                    None if contd || !self.rx_asm.idle() => {
+                        self.rx_asm.invalidate(&self.umem, contd);
+                    }
+                    None => {}
+                }
+            }
+            self.rx_asm.end_of_read(&self.umem, read >= budget);
         }
         // Release what was read, or the same descriptors come back.
         reader.release();
@@ -416,27 +481,10 @@ impl NetDevice for XskDevice {
     }
 
     fn fill(&mut self, free: &mut Vec<Frame>) -> usize {
-        // The ring's free count is cached and refreshed only when it reads
-        // zero, so a second reservation right after the first sees what the
-        // kernel has consumed meanwhile: reserve until nothing more fits.
-        let mut total = 0;
-        while !free.is_empty() {
-            let mut writer = self.fq.fill(free.len() as u32);
-            // Reserve first, then take exactly as many frames as were
-            // reserved: a frame taken and not written would be lost.
-            let n = writer.capacity() as usize;
-            if n == 0 {
-                break;
-            }
-            let start = free.len() - n;
-            let taken = writer.insert(free.drain(start..).map(|f| self.umem.give_to_kernel(f))) as usize;
-            debug_assert_eq!(taken, n);
-            writer.commit();
-            drop(writer);
-            total += n;
-        }
-        self.in_kernel.gave(total);
-        total
+        // Frames of multi-buffer packets the assembler dropped go first (the
+        // ring takes from the end of `free`); what does not fit stays in the cache.
+        free.append(self.rx_asm.recycled());
+        self.fill_from(free)
     }
 
     fn fill_capacity(&self) -> usize {
@@ -448,68 +496,25 @@ impl NetDevice for XskDevice {
     }
 
     fn transmit(&mut self, batch: &mut Vec<Desc>) -> usize {
-        let mut total = 0;
-        // As in `fill`: the ring's free count is cached and refreshed only when
-        // it reads zero, so reserve again until nothing more fits.
-        while !batch.is_empty() {
-            let mut writer = self.tx.transmit(batch.len() as u32);
-            let n = writer.capacity() as usize;
-            if n == 0 {
-                break;
-            }
-            let taken = writer.insert(batch.drain(..n).map(|d| XdpDesc {
-                addr: self.umem.give_to_kernel(d.frame) + u64::from(d.offset),
-                len: d.len,
-                options: 0,
-            })) as usize;
-            debug_assert_eq!(taken, n);
-            writer.commit();
-            drop(writer);
-            total += n;
-        }
-        self.in_kernel.gave(total);
-        if total > 0 {
-            self.kick_tx();
-        }
-        total
+        self.transmit_descs(batch)
     }
 
     fn complete(&mut self, free: &mut Vec<Frame>) -> usize {
-        let mut reader = self.fq.complete(u32::MAX);
-        let mut n = 0;
-        while let Some(addr) = reader.read() {
-            // SAFETY: `addr` comes off this socket's completion ring, which
-            // the kernel fills only with the addresses of frames we put on the
-            // tx ring (`transmit`: base + offset inside the frame), each
-            // returned once; the range is checked by the call.
-            if let Some((frame, _)) = unsafe { take_back(&self.umem, addr, 0, &mut self.cq_invalid_addr) } {
-                free.push(frame);
-                n += 1;
-            }
-        }
-        reader.release();
-        drop(reader);
-        self.in_kernel.took(n);
-        // In copy mode one kick sends at most 32 frames (the kernel's
-        // per-socket budget): keep kicking while the tx ring holds frames the
-        // kernel has not taken, or they stay there until the next send.
-        if self.tx.pending() > 0 {
-            self.kick_tx();
-        }
-        n
+        self.complete_into(free)
     }
 
     fn frames_in_kernel(&self) -> usize {
-        self.in_kernel.frames
+        self.in_kernel.frames + self.rx_asm.frames()
     }
 
     fn stats(&self) -> DeviceStats {
-        let ours = DeviceStats {
+        let mut ours = DeviceStats {
             xsk_rx_invalid_addr: self.rx_invalid_addr,
             xsk_cq_invalid_addr: self.cq_invalid_addr,
             xsk_in_kernel_underflow: self.in_kernel.underflows,
             ..DeviceStats::default()
         };
+        self.rx_asm.stats(&mut ours);
         match self.user.statistics_v2() {
             Ok(s) => DeviceStats {
                 rx_dropped: s.rx_dropped,
@@ -537,6 +542,88 @@ impl NetDevice for XskDevice {
 
     fn rx_wakeups(&self) -> u64 {
         self.rx_wakeups
+    }
+}
+
+impl XskDevice {
+    /// The fill ring from the end of `free`.
+    fn fill_from(&mut self, free: &mut Vec<Frame>) -> usize {
+        // The ring's free count is cached and refreshed only when it reads
+        // zero, so a second reservation right after the first sees what the
+        // kernel has consumed meanwhile: reserve until nothing more fits.
+        let mut total = 0;
+        while !free.is_empty() {
+            let mut writer = self.fq.fill(free.len() as u32);
+            // Reserve first, then take exactly as many frames as were
+            // reserved: a frame taken and not written would be lost.
+            let n = writer.capacity() as usize;
+            if n == 0 {
+                break;
+            }
+            let start = free.len() - n;
+            let taken = writer.insert(free.drain(start..).map(|f| self.umem.give_to_kernel(f))) as usize;
+            debug_assert_eq!(taken, n);
+            writer.commit();
+            drop(writer);
+            total += n;
+        }
+        self.in_kernel.gave(total);
+        total
+    }
+
+    /// The tx ring from the front of `batch`; a multi-buffer packet goes
+    /// on as one descriptor per frame, `XDP_PKT_CONTD` on all but the last.
+    fn transmit_descs(&mut self, batch: &mut Vec<Desc>) -> usize {
+        let mut total = 0;
+        // As in `fill`: the ring's free count is cached and refreshed only when
+        // it reads zero, so reserve again until nothing more fits.
+        while !batch.is_empty() {
+            let mut writer = self.tx.transmit(batch.len() as u32);
+            let n = writer.capacity() as usize;
+            if n == 0 {
+                break;
+            }
+            let taken = writer.insert(batch.drain(..n).map(|d| XdpDesc {
+                addr: self.umem.give_to_kernel(d.frame) + u64::from(d.offset),
+                len: d.len,
+                options: 0,
+            })) as usize;
+            debug_assert_eq!(taken, n);
+            writer.commit();
+            drop(writer);
+            total += n;
+        }
+        self.in_kernel.gave(total);
+        if total > 0 {
+            self.kick_tx();
+        }
+        total
+    }
+
+    /// The completion ring into `free`.
+    fn complete_into(&mut self, free: &mut Vec<Frame>) -> usize {
+        let mut reader = self.fq.complete(u32::MAX);
+        let mut n = 0;
+        while let Some(addr) = reader.read() {
+            // SAFETY: `addr` comes off this socket's completion ring, which
+            // the kernel fills only with the addresses of frames we put on the
+            // tx ring (`transmit`: base + offset inside the frame), each
+            // returned once; the range is checked by the call.
+            if let Some((frame, _)) = unsafe { take_back(&self.umem, addr, 0, &mut self.cq_invalid_addr) } {
+                free.push(frame);
+                n += 1;
+            }
+        }
+        reader.release();
+        drop(reader);
+        self.in_kernel.took(n);
+        // In copy mode one kick sends at most 32 frames (the kernel's
+        // per-socket budget): keep kicking while the tx ring holds frames the
+        // kernel has not taken, or they stay there until the next send.
+        if self.tx.pending() > 0 {
+            self.kick_tx();
+        }
+        n
     }
 }
 

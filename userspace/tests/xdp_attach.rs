@@ -37,6 +37,7 @@ fn options(ifname: &str, mode: AttachMode) -> XdpOptions {
         replace: false,
         force: false,
         pass_kernel_addrs: false,
+        frags: false,
     }
 }
 

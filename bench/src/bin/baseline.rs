@@ -139,6 +139,7 @@ fn attach(iface: &str, ip: Ipv4Addr) -> Result<XdpProgram, BoxError> {
         replace: false,
         force: false,
         pass_kernel_addrs: false,
+        frags: false,
     })?)
 }
 

@@ -587,7 +587,7 @@ impl Engine {
         let mut f = self.tx_free.pop().ok_or("no free transmit frame for ARP")?;
         let pkt = frame::arp_request(self.mac, self.ip, self.peer);
         let len = frame::write_arp(self.umem.frame_mut(&mut f), EthernetAddress::BROADCAST, &pkt);
-        self.txq.push(Desc { frame: f, offset: 0, len: len as u32 });
+        self.txq.push(Desc::one(f, 0, len as u32));
         self.submit();
         Ok(())
     }
@@ -625,7 +625,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
         let (mac, umem, pool, dev) = open_tx_only(cfg, tx_frames + rx_frames)?;
         (None, mac, umem, pool, dev)
     } else {
-        let device::Device { xdp, mac, umem, pool, xsk } = device::open(&DeviceOptions {
+        let device::Device { xdp, mac, umem, pool, xsk, .. } = device::open(&DeviceOptions {
             ifname: cfg.iface.clone(),
             queue: cfg.queue,
             ipv4_addr: cfg.src,
@@ -638,6 +638,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
             force: cfg.force,
             // The generator shares its interface with the host's own traffic.
             pass_kernel_addrs: true,
+            // The generator's receive side takes one frame per packet.
+            multi_buffer: xsknet::device::MultiBuffer::Off,
         })?;
         (Some(xdp), mac, umem, pool, xsk)
     };
@@ -757,14 +759,14 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
                                 let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
                                 let fields = p.draw(rng, seq);
                                 p.patch(umem.frame_mut(&mut f), &fields);
-                                eng.txq.push(Desc { frame: f, offset: 0, len });
+                                eng.txq.push(Desc::one(f, 0, len));
                                 seq += 1;
                             }
                         } else {
                             for _ in 0..k {
                                 let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
                                 patcher.patch(umem.frame_mut(&mut f), flow, seq, ts);
-                                eng.txq.push(Desc { frame: f, offset: 0, len });
+                                eng.txq.push(Desc::one(f, 0, len));
                                 seq += 1;
                                 flow += 1;
                                 if flow == nflows {

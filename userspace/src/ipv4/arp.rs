@@ -121,11 +121,7 @@ fn arp_reply(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, l3: 
     let reply = pkt.reply(net.mac);
     reply.emit(&mut ArpPacket::new_unchecked(&mut umem.frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]));
     net.mib.XskArpOutReplies += 1;
-    let d = Desc {
-        frame,
-        offset: (l3 - ethernet::HEADER_LEN) as u32,
-        len: (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32,
-    };
+    let d = Desc::one(frame, (l3 - ethernet::HEADER_LEN) as u32, (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32);
     dev_queue_xmit(q, &mut net.mib, d, net.mac, pkt.sender_hw, ethertype::ARP);
 }
 
@@ -152,7 +148,7 @@ pub fn arp_solicit(net: &mut Net, q: &mut NetdevQueue, ip: Ipv4Addr, unicast: Op
     let l3 = ethernet::HEADER_LEN;
     req.emit(&mut ArpPacket::new_unchecked(&mut q.umem().frame_mut(&mut frame)[l3..l3 + arp::PACKET_LEN]));
     net.mib.XskArpOutRequests += 1;
-    let d = Desc { frame, offset: 0, len: (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32 };
+    let d = Desc::one(frame, 0, (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32);
     dev_queue_xmit(q, &mut net.mib, d, net.mac, unicast.unwrap_or(EthernetAddress::BROADCAST), ethertype::ARP);
 }
 

@@ -60,7 +60,7 @@ use super::{ReasmIp, Reassembled, RxIp};
 use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 pub use crate::route::{PathMtu, PmtuCache, IP_RT_MIN_PMTU, IP_RT_MTU_EXPIRES, PMTU_CACHE_SIZE};
-use crate::skbuff::SkbChain;
+use crate::skbuff::{SkBuff, SkbChain};
 use crate::snmp::MibCounter;
 use crate::umem::{Frame, Umem};
 use crate::wire::ipv4::{ecn, Ipv4Repr, MIN_HEADER_LEN};
@@ -95,14 +95,47 @@ fn discard_queue(net: &mut Net, q: &mut NetdevQueue, qi: u32, reason: MibCounter
 /// `ip_defrag`: the fragment `ip` (its header, where its IP header and
 /// payload lie) in `frame`, for us.
 pub fn ip_defrag(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, ip: &RxIp, now: Instant) -> Defrag {
+    let len = ip.hdr.payload_len;
+    ip_defrag_pieces(net, q, umem, ip, 1, &mut std::iter::once((frame, ip.l4, len)), now)
+}
+
+/// `ip_defrag` for a fragment in a multi-buffer frame (docs/jumbo.md):
+/// `skb` holds its IP payload (headers pulled, padding trimmed), its head
+/// piece in the frame of the IP header `ip` describes. Each frame of the
+/// chain is queued as a piece of the fragment, at its own offset: the
+/// fragment counts once (`IpReasmReqds`), its frames each in the queues'
+/// bounds, and the datagram is rebuilt over all of them.
+pub fn ip_defrag_chained(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    skb: SkBuff,
+    ip: &RxIp,
+    now: Instant,
+) -> Defrag {
+    let frames = skb.frames();
+    ip_defrag_pieces(net, q, umem, ip, frames, &mut skb.into_pieces(umem), now)
+}
+
+/// `ip_defrag` of a fragment in `frames` frames, its payload the `pieces`
+/// `(frame, data offset, length)` in order, the first in the frame of its IP header.
+fn ip_defrag_pieces(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    ip: &RxIp,
+    frames: usize,
+    pieces: &mut dyn Iterator<Item = (Frame, usize, usize)>,
+    now: Instant,
+) -> Defrag {
     let hdr = &ip.hdr;
     net.mib.IpReasmReqds += 1;
     let t = &mut net.ipfrags;
     // inet_frag_find: no queue while over the memory bound; ours: nor while
     // the queues hold their share of the UMEM.
-    if t.mem > t.high_thresh || t.frames >= t.max_frames {
+    if t.mem > t.high_thresh || t.frames + frames > t.max_frames {
         net.mib.IpReasmFails += 1;
-        drop_frag(q, frame, MibCounter::IpReasmFails);
+        pieces.for_each(|(f, _, _)| drop_frag(q, f, MibCounter::IpReasmFails));
         return Defrag::Stolen;
     }
     let key = FragKey { src: hdr.src, dst: hdr.dst, id: hdr.ident, protocol: hdr.protocol };
@@ -117,7 +150,7 @@ pub fn ip_defrag(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, 
             qi
         }
     };
-    ip_frag_queue(net, q, umem, qi, frame, ip, now)
+    ip_frag_queue(net, q, umem, qi, pieces, ip, now)
 }
 
 /// `ip_frag_queue`: adds the fragment to queue `qi`, and reassembles when
@@ -127,11 +160,11 @@ fn ip_frag_queue(
     q: &mut NetdevQueue,
     umem: &Umem,
     qi: u32,
-    frame: Frame,
+    pieces: &mut dyn Iterator<Item = (Frame, usize, usize)>,
     ip: &RxIp,
     now: Instant,
 ) -> Defrag {
-    let (hdr, l3, l4) = (&ip.hdr, ip.l3, ip.l4);
+    let (hdr, l3) = (&ip.hdr, ip.l3);
     // ip_frag_too_far: more than ipfrag_max_dist fragments from this source
     // since this queue's last one: start the queue afresh.
     let rid = net.ipfrags.peer_rid(hdr.src);
@@ -189,65 +222,92 @@ fn ip_frag_queue(
     if bad || end == offset {
         net.mib.IpReasmFails += 1;
         discard_queue(net, q, qi, MibCounter::IpReasmFails);
-        drop_frag(q, frame, MibCounter::IpReasmFails);
+        pieces.for_each(|(f, _, _)| drop_frag(q, f, MibCounter::IpReasmFails));
         return Defrag::Stolen;
     }
-    let qp = t.queues[qi as usize].as_ref().expect("a live queue");
-    match t.insert_pos(qp, offset, end) {
-        Insert::Dup => {
-            net.mib.XskIpFragDups += 1;
-            q.kfree_skb_reason(frame, MibCounter::XskIpFragDups);
-            Defrag::Stolen
-        }
-        Insert::Overlap => {
-            net.mib.IpExtReasmOverlaps += 1;
-            net.mib.IpReasmFails += 1;
-            discard_queue(net, q, qi, MibCounter::IpExtReasmOverlaps);
+    // Each piece (one for a fragment in one frame) at its own offset; the
+    // first holds the IP header (`l3`, quoted by ip_expire).
+    let mut at = offset;
+    let mut first = true;
+    let mut killed = false;
+    let mut inserted = false;
+    for (frame, data, len) in pieces {
+        let node_l3 = if first { l3 } else { data };
+        first = false;
+        let (p_off, p_end) = (at, (at + len as u32).min(end));
+        at += len as u32;
+        if killed {
             drop_frag(q, frame, MibCounter::IpExtReasmOverlaps);
-            Defrag::Stolen
+            continue;
         }
-        Insert::At { prev, joins_last_run } => {
-            let n = t.free_nodes.pop().expect("a node per frame held, and one spare");
-            let qp = t.queues[qi as usize].as_mut().expect("a live queue");
-            let next = if prev == NIL { qp.head } else { t.nodes[prev as usize].next };
-            t.nodes[n as usize] = Node {
-                frame: Some(frame),
-                l3: l3 as u16,
-                data: l4 as u16,
-                offset,
-                end,
-                next,
-                run_end: if joins_last_run { 0 } else { end },
-            };
-            if prev == NIL {
-                qp.head = n;
-            } else {
-                t.nodes[prev as usize].next = n;
+        if p_end <= p_off {
+            // Past the fragment's end cut to a multiple of 8 (pskb_trim).
+            q.free_frame(frame);
+            continue;
+        }
+        let t = &mut net.ipfrags;
+        let qp = t.queues[qi as usize].as_ref().expect("a live queue");
+        match t.insert_pos(qp, p_off, p_end) {
+            Insert::Dup => {
+                net.mib.XskIpFragDups += 1;
+                q.kfree_skb_reason(frame, MibCounter::XskIpFragDups);
             }
-            if next == NIL {
-                // The new highest fragment (`fragments_tail`).
-                qp.tail = n;
-                if joins_last_run {
-                    t.nodes[qp.last_run_head as usize].run_end = end;
+            Insert::Overlap => {
+                net.mib.IpExtReasmOverlaps += 1;
+                net.mib.IpReasmFails += 1;
+                discard_queue(net, q, qi, MibCounter::IpExtReasmOverlaps);
+                drop_frag(q, frame, MibCounter::IpExtReasmOverlaps);
+                killed = true;
+            }
+            Insert::At { prev, joins_last_run } => {
+                let n = t.free_nodes.pop().expect("a node per frame held, and one spare");
+                let qp = t.queues[qi as usize].as_mut().expect("a live queue");
+                let next = if prev == NIL { qp.head } else { t.nodes[prev as usize].next };
+                t.nodes[n as usize] = Node {
+                    frame: Some(frame),
+                    l3: node_l3 as u16,
+                    data: data as u16,
+                    offset: p_off,
+                    end: p_end,
+                    next,
+                    run_end: if joins_last_run { 0 } else { p_end },
+                };
+                if prev == NIL {
+                    qp.head = n;
                 } else {
-                    qp.last_run_head = n;
+                    t.nodes[prev as usize].next = n;
                 }
-            }
-            qp.meat += end - offset;
-            qp.ecn |= ecn_bit;
-            qp.frames += 1;
-            if offset == 0 {
-                qp.flags |= FIRST_IN;
-                qp.first = Some(*ip);
-            }
-            t.frames += 1;
-            t.mem += t.truesize;
-            if qp.flags == FIRST_IN | LAST_IN && qp.meat == qp.len {
-                ip_frag_reasm(net, q, umem, qi)
-            } else {
-                Defrag::Stolen
+                if next == NIL {
+                    // The new highest fragment (`fragments_tail`).
+                    qp.tail = n;
+                    if joins_last_run {
+                        t.nodes[qp.last_run_head as usize].run_end = p_end;
+                    } else {
+                        qp.last_run_head = n;
+                    }
+                }
+                qp.meat += p_end - p_off;
+                qp.ecn |= ecn_bit;
+                qp.frames += 1;
+                if p_off == 0 {
+                    qp.flags |= FIRST_IN;
+                    qp.first = Some(*ip);
+                }
+                t.frames += 1;
+                t.mem += t.truesize;
+                inserted = true;
             }
         }
+    }
+    // A duplicate completes nothing (inet_frag_queue_insert's IPFRAG_DUP).
+    if killed || !inserted {
+        return Defrag::Stolen;
+    }
+    let qp = net.ipfrags.queues[qi as usize].as_ref().expect("a live queue");
+    if qp.flags == FIRST_IN | LAST_IN && qp.meat == qp.len {
+        ip_frag_reasm(net, q, umem, qi)
+    } else {
+        Defrag::Stolen
     }
 }
 

@@ -112,7 +112,7 @@ pub fn ip_output_frag(
     }
     net.mib.IpOutTransmits += 1;
     net.mib.IpExtOutOctets += ip_len as u64;
-    let desc = Desc { frame, offset: (l3 - ethernet::HEADER_LEN) as u32, len: (ethernet::HEADER_LEN + ip_len) as u32 };
+    let desc = Desc::one(frame, (l3 - ethernet::HEADER_LEN) as u32, (ethernet::HEADER_LEN + ip_len) as u32);
     match net.neigh.resolve(nexthop, desc, now, &mut net.mib) {
         Resolution::Resolved(mac, d) => dev_queue_xmit(q, &mut net.mib, d, net.mac, mac, ethertype::IPV4),
         Resolution::Queued { probe, discarded } => {

@@ -158,6 +158,17 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// As listed.
     #[inline]
     pub fn check(&self) -> Result<(), Ipv4Error> {
+        self.check_received(self.buffer.as_ref().len())
+    }
+
+    /// [`Self::check`] for a datagram of which this buffer holds the first
+    /// bytes (the head piece of a multi-buffer frame) and `received` bytes
+    /// came in all: step 5 compares the total length with `received`.
+    ///
+    /// # Errors
+    /// As [`Self::check`].
+    #[inline]
+    pub fn check_received(&self, received: usize) -> Result<(), Ipv4Error> {
         self.check_version_ihl()?;
         let packet = self.buffer.as_ref();
         let header_len = self.header_len();
@@ -173,7 +184,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(Ipv4Error::ChecksumError);
         }
         let total_len = self.total_len();
-        if total_len > packet.len() {
+        if total_len > received {
             return Err(Ipv4Error::Truncated);
         }
         if total_len < header_len {
@@ -483,7 +494,20 @@ impl Ipv4Repr {
     /// As [`Ipv4Packet::check`].
     #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv4Packet<&T>) -> Result<Self, Ipv4Error> {
-        packet.check()?;
+        Self::parse_received(packet, packet.buffer.as_ref().len())
+    }
+
+    /// [`Self::parse`] for a datagram of which `packet` holds the first bytes
+    /// and `received` bytes came in all ([`Ipv4Packet::check_received`]).
+    ///
+    /// # Errors
+    /// As [`Self::parse`].
+    #[inline]
+    pub fn parse_received<T: AsRef<[u8]> + ?Sized>(
+        packet: &Ipv4Packet<&T>,
+        received: usize,
+    ) -> Result<Self, Ipv4Error> {
+        packet.check_received(received)?;
         let frag = packet.frag_field();
         Ok(Ipv4Repr {
             src: packet.src_addr(),

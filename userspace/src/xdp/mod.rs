@@ -108,6 +108,10 @@ pub struct XdpOptions {
     /// addresses on the interface (read at attach), their broadcast addresses,
     /// the limited broadcast and multicast groups, and ARP for its addresses.
     pub pass_kernel_addrs: bool,
+    /// Load the frags-aware build (`xdp.frags`, `BPF_F_XDP_HAS_FRAGS`, Linux
+    /// ≥ 5.18), for AF_XDP multi-buffer: frames in several buffers reach the
+    /// program and veth attaches at MTUs past one page per frame.
+    pub frags: bool,
 }
 
 /// Errors of the setup path. Each message says what to do next.

@@ -19,6 +19,9 @@ pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_
 
 /// `SEC("xdp")` function name in the object.
 pub const PROGRAM: &str = "xsknet_xdp";
+/// The same program, frags-aware (section `xdp.frags`: loaded with
+/// `BPF_F_XDP_HAS_FRAGS`), for AF_XDP multi-buffer (docs/jumbo.md).
+pub const PROGRAM_FRAGS: &str = "xsknet_xdp_frags";
 /// Map names, as in `xsknet_common.h`.
 pub(crate) const CONFIG_MAP: &str = "xsknet_config";
 pub(crate) const XSKS_MAP: &str = "xsks_map";
@@ -215,11 +218,16 @@ impl XsknetStat {
     }
 }
 
-/// The program in the loaded object.
+/// The program in the loaded object: the one loaded, `PROGRAM` or
+/// `PROGRAM_FRAGS` (whichever the object has loaded; `PROGRAM` first).
 pub(crate) fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
-    ebpf.program_mut(PROGRAM)
-        .and_then(|p| <&mut Xdp>::try_from(p).ok())
-        .ok_or(XdpError::MissingFromObject { name: PROGRAM })
+    let loaded = ebpf.program(PROGRAM_FRAGS).is_some_and(|p| p.fd().is_ok());
+    xdp_program_named(ebpf, if loaded { PROGRAM_FRAGS } else { PROGRAM })
+}
+
+/// The program `name` in the object.
+pub(crate) fn xdp_program_named<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, XdpError> {
+    ebpf.program_mut(name).and_then(|p| <&mut Xdp>::try_from(p).ok()).ok_or(XdpError::MissingFromObject { name })
 }
 
 /// Writes `struct xsknet_config` (our address, `XSKNET_F_*` flags) into the config map.

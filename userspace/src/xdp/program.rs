@@ -132,7 +132,7 @@ pub fn attach_with<S: XdpSys>(sys: &mut S, opts: &XdpOptions) -> Result<Attached
     let ifname = opts.ifname.as_str();
     let (link, current) = check_with(sys, opts)?;
 
-    let mut loaded = sys.load(opts.ipv4_addr)?;
+    let mut loaded = sys.load(opts.ipv4_addr, opts.frags)?;
 
     if opts.replace && current.any_prog_id().is_some() {
         detach_existing(sys, ifname, link.index, &current)?;
@@ -429,7 +429,7 @@ mod tests {
             Ok(self.default_route_on == Some(ifindex))
         }
 
-        fn load(&mut self, _: Ipv4Addr) -> Result<Option<u32>, XdpError> {
+        fn load(&mut self, _: Ipv4Addr, _: bool) -> Result<Option<u32>, XdpError> {
             self.calls.push("load".into());
             match self.load_errno {
                 Some(errno) => Err(XdpError::syscall("bpf(BPF_PROG_LOAD)", io::Error::from_raw_os_error(errno))),
@@ -495,6 +495,7 @@ mod tests {
             replace: false,
             force: false,
             pass_kernel_addrs: false,
+            frags: false,
         }
     }
 

@@ -39,7 +39,7 @@ pub trait XdpSys {
     /// # Errors
     /// [`XdpError::Load`], [`XdpError::Map`], [`XdpError::Program`], or
     /// [`XdpError::NotPermitted`].
-    fn load(&mut self, ipv4_addr: Ipv4Addr) -> Result<Self::Loaded, XdpError>;
+    fn load(&mut self, ipv4_addr: Ipv4Addr, frags: bool) -> Result<Self::Loaded, XdpError>;
 
     /// Attaches `loaded` to `ifindex` in `mode` ([`AttachMode::Driver`] or
     /// [`AttachMode::Generic`]) and returns the kernel's program id.
@@ -106,11 +106,12 @@ impl XdpSys for RealSys {
         route::holds_default_route_index(ifindex)
     }
 
-    fn load(&mut self, ipv4_addr: Ipv4Addr) -> Result<Loaded, XdpError> {
+    fn load(&mut self, ipv4_addr: Ipv4Addr, frags: bool) -> Result<Loaded, XdpError> {
         let mut ebpf = Ebpf::load(object::OBJECT)
             .map_err(|source| XdpError::Load { detail: chain(&source), source: Box::new(source) }.or_not_permitted())?;
         object::write_config(&mut ebpf, ipv4_addr, 0)?;
-        object::xdp_program(&mut ebpf)?.load().map_err(|source| {
+        let name = if frags { object::PROGRAM_FRAGS } else { object::PROGRAM };
+        object::xdp_program_named(&mut ebpf, name)?.load().map_err(|source| {
             // The verifier says EACCES for a program it rejects: that is no
             // permission problem, and its log says so.
             let rejected = matches!(&source, ProgramError::LoadError { verifier_log, .. }

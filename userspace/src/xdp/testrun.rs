@@ -90,7 +90,7 @@ impl TestRunProgram {
         mac: [u8; 6],
         kernel_addrs: Option<&[Ipv4Addr]>,
     ) -> Result<TestRunProgram, XdpError> {
-        let mut loaded = RealSys.load(ipv4_addr)?;
+        let mut loaded = RealSys.load(ipv4_addr, false)?;
         object::set_ingress(&mut loaded.ebpf, mac, kernel_addrs)?;
         let guard = Guard::take_from(&mut loaded.ebpf, ipv4_addr)?;
         Ok(TestRunProgram { loaded, guard })

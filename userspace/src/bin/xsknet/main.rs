@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, GuardArgs, PcapArgs, XdpModeArg};
+use xsknet::cli::{parse_cidr, AttachArgs, BindModeArg, GuardArgs, MultiBufferArg, PcapArgs, XdpModeArg};
 use xsknet::control::{ControlSocket, InstanceInfo, Netns, SnapshotSource};
 use xsknet::metrics::MetricsServer;
 use xsknet::publish::Publisher;
@@ -111,6 +111,11 @@ struct ServeArgs {
     /// AF_XDP bind mode: zero-copy where the driver supports it, else copy (veth: copy).
     #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
     bind_mode: BindModeArg,
+    /// AF_XDP multi-buffer (XDP_USE_SG; the XDP program frags-aware): a frame larger than a
+    /// UMEM frame arrives in several. auto: when the interface's MTU needs it (MTU + 14 >
+    /// frame size - 256); off refuses such an MTU (docs/jumbo.md).
+    #[arg(long, value_enum, default_value_t = MultiBufferArg::Auto)]
+    multi_buffer: MultiBufferArg,
     /// Run the softirq loop on its own thread and the application blocking on another
     /// (default: run to completion on one thread).
     #[arg(long)]
@@ -300,7 +305,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     // Claimed before the device: a second instance on the queue is told who runs there.
     let control = if args.no_control { None } else { Some(ControlSocket::bind(&args.iface, args.queue)?) };
     let metrics = args.metrics.map(MetricsServer::bind).transpose()?;
-    let device::Device { xdp, mac, umem, pool, xsk: dev } = device::open(&DeviceOptions {
+    let device::Device { xdp, mac, umem, pool, xsk: dev, mtu, multi_buffer } = device::open(&DeviceOptions {
         ifname: args.iface.clone(),
         queue: args.queue,
         ipv4_addr: addr,
@@ -312,6 +317,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         replace: args.attach.replace,
         force: args.attach.force,
         pass_kernel_addrs: args.pass_kernel_addrs,
+        multi_buffer: args.multi_buffer.into(),
     })?;
     let mut dev = dev;
     if args.prefer_busy_poll {
@@ -338,20 +344,26 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.rx_latency_sample = args.rx_latency_sample;
     cfg.busy_read = Duration::from_micros(args.busy_read);
     cfg.tcp_congestion = args.congestion;
+    cfg.mtu = mtu as usize;
     let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
-    if let Some(o) = args.pcap.options(args.frame_size as usize) {
+    // A capture holds whole frames: the MTU's with multi-buffer, else a frame's.
+    let max_frame = (args.frame_size as usize).max(mtu as usize + 14);
+    if let Some(o) = args.pcap.options(max_frame) {
         stack.attach_capture(xsknet::capture::CaptureTap::start(&o)?);
     }
     let port = args.port.unwrap_or(app.default_port());
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
-        "{} on {} {}:{} (queue {}, {} mode, XDP {} mode, prog id {}, {}{})",
+        "{} on {} {}:{} (queue {}, {} mode, MTU {}, {}-byte frames, multi-buffer {}, XDP {} mode, prog id {}, {}{})",
         app.name(),
         args.iface,
         addr,
         port,
         args.queue,
         if zero_copy { "zero-copy" } else { "copy" },
+        mtu,
+        args.frame_size,
+        if multi_buffer { "on" } else { "off" },
         xdp.mode(),
         xdp.program_id(),
         if args.threaded { "threaded" } else { "run-to-completion" },
