@@ -285,3 +285,63 @@ fn fragments_in_multi_buffer_frames_are_reassembled() {
     assert_eq!(s.device_stats().xsk_rx_mb_packets, 3);
     assert_census(&s);
 }
+
+/// A TCP segment in a multi-buffer frame (a peer that sends more than our
+/// MSS offered, at MTU 3000) goes to TCP whole: the 2500 bytes are read;
+/// an ICMP echo in one is counted as not taken yet and dropped.
+#[test]
+fn a_tcp_segment_in_a_multi_buffer_frame_is_taken() {
+    use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+    let (mut s, w) = stack(2048, 3000, true, 64);
+    let t0 = Instant::now();
+    learn_peer(&mut s, &w, t0);
+    let l = s.socket(SockType::Stream).unwrap();
+    s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80)).unwrap();
+    s.listen(l, 16).unwrap();
+    let frame = |seq: u32, ack: u32, fl: u8, data: &[u8]| {
+        let r = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq,
+            ack,
+            flags: fl,
+            window: 64240,
+            options: if fl & flags::SYN != 0 {
+                TcpOptions { mss: Some(2960), ..TcpOptions::default() }
+            } else {
+                TcpOptions::default()
+            },
+            ..TcpRepr::default()
+        };
+        let tcp = build::tcp(PEER_IP, OUR_IP, &r, data);
+        let ip = build::ipv4(&build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 1), &tcp);
+        build::ethernet(&EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 }, &ip)
+    };
+    assert!(w.inject(&frame(1000, 0, flags::SYN, &[])));
+    poll_all(&mut s, t0);
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "the SYN-ACK");
+    let sa = TcpRepr::parse(&TcpPacket::new_unchecked(&out[0][ETH_LEN + 20..]));
+    assert!(w.inject(&frame(1001, sa.seq + 1, flags::ACK, &[])));
+    poll_all(&mut s, t0);
+    let (fd, _) = s.accept(l).expect("the connection");
+    let p = pattern(2500);
+    assert!(w.inject(&frame(1001, sa.seq + 1, flags::ACK | flags::PSH, &p)));
+    poll_all(&mut s, t0);
+    let mut buf = vec![0u8; 4000];
+    assert_eq!(s.recv(fd, &mut buf), Ok(2500));
+    assert_eq!(&buf[..2500], &p[..]);
+    assert_eq!((s.device_stats().xsk_rx_mb_packets, s.snmp().XskIpInMbUnsupported), (1, 0));
+    // ICMP in a multi-buffer frame: not taken yet, counted.
+    let mut echo = vec![0u8; 2500];
+    xsknet::wire::icmp::IcmpRepr::echo(8, 1, 1).emit(&mut xsknet::wire::icmp::IcmpPacket::new_unchecked(&mut echo[..]));
+    xsknet::wire::icmp::IcmpPacket::new_unchecked(&mut echo[..]).fill_checksum();
+    let ip = build::ipv4(&build::ipv4_repr(PEER_IP, OUR_IP, protocol::ICMP, 2), &echo);
+    assert!(w.inject(&build::ethernet(&EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 }, &ip)));
+    poll_all(&mut s, t0);
+    assert_eq!(s.snmp().XskIpInMbUnsupported, 1);
+    s.close(fd).unwrap();
+    s.close(l).unwrap();
+    poll_all(&mut s, t0);
+    assert_census(&s);
+}

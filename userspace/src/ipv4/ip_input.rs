@@ -194,8 +194,10 @@ fn ip_rcv_core(
 /// head piece. The same checks as [`ip_rcv`], then, as for a datagram in
 /// one frame, UDP gets it (as a chain: `udp_rcv_chained`, with the rules of
 /// the frame's `pkt_type` and the input route), and a fragment goes to
-/// reassembly (`ip_defrag_chained`). ICMP and TCP take one frame only for
-/// now: counted (`XskIpInMbUnsupported`) and dropped.
+/// reassembly (`ip_defrag_chained`), and TCP gets it copied out of the
+/// chain (`tcp_v4_rcv_reassembled`). ICMP takes one frame only for now
+/// (an echo reply laid out piece for piece needs pieces of fragment size):
+/// counted (`XskIpInMbUnsupported`) and dropped, as other protocols are.
 pub fn ip_rcv_chained(
     net: &mut Net,
     socks: &InetHashTables,
@@ -214,7 +216,12 @@ pub fn ip_rcv_chained(
     // The device took a first piece of at least MB_MIN_HEAD bytes: Ethernet,
     // the IP header with options and the UDP header lie in it.
     let fragment = ip.hdr.is_fragment();
-    if !fragment && (ip.hdr.protocol != protocol::UDP || ip.l4 + UDP_HEADER_LEN > head.end) {
+    let taken = match ip.hdr.protocol {
+        protocol::UDP => ip.l4 + UDP_HEADER_LEN <= head.end,
+        protocol::TCP => true,
+        _ => false,
+    };
+    if !fragment && !taken {
         net.mib.XskIpInMbUnsupported += 1;
         return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpInMbUnsupported));
     }
@@ -228,9 +235,8 @@ pub fn ip_rcv_chained(
             Defrag::Done(r) => ip_local_deliver_reassembled(net, socks, q, umem, r, now),
         };
     }
-    net.mib.IpInDelivers += 1;
     let ip = ReasmIp { hdr: ip.hdr, pkt_type: ip.pkt_type, route: ip.route };
-    udp::udp_rcv_chained(net, socks, q, umem, Reassembled { ip, skb }, now);
+    ip_local_deliver_reassembled(net, socks, q, umem, Reassembled { ip, skb }, now);
 }
 
 /// `ip_local_deliver_finish` for a reassembled datagram: to UDP, TCP, or ICMP
