@@ -89,10 +89,9 @@ pub struct StackConfig {
     /// default of each new socket's `SO_BUSY_POLL` ([`DEFAULT_BUSY_READ`];
     /// Linux's default is 0, see docs/latency.md for why ours is not).
     pub busy_read: Duration,
-    /// `net.ipv4.tcp_syncookies`: 1 (Linux's default) sends SYN cookies
-    /// when a listener's SYN queue is full, 0 drops the SYN
-    /// (`TCPReqQFullDrop`), 2 sends them always (docs/tcp.md).
-    pub tcp_syncookies: u8,
+    /// `net.ipv4.tcp_syncookies`: SYN cookies when a listener's SYN queue
+    /// is full (Linux's default), never, or always (docs/tcp.md).
+    pub tcp_syncookies: crate::ipv4::tcp::syncookies::TcpSyncookies,
     /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT sockets at most; a
     /// connection closed past it gets none (`TcpExtTCPTimeWaitOverflow`).
     pub tcp_max_tw_buckets: usize,
@@ -120,7 +119,7 @@ impl StackConfig {
             ttl: 64,
             rx_latency_sample: DEFAULT_RX_LATENCY_SAMPLE,
             busy_read: DEFAULT_BUSY_READ,
-            tcp_syncookies: 1,
+            tcp_syncookies: crate::ipv4::tcp::syncookies::TcpSyncookies::WhenFull,
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
             mtu: crate::net::DEFAULT_MTU,
@@ -171,7 +170,7 @@ impl<D: NetDevice> Stack<D> {
     /// fills the device's fill ring.
     pub fn new(dev: D, umem: Arc<Umem>, pool: Arc<FramePool>, cfg: StackConfig) -> Stack<D> {
         let mut net = Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight);
-        net.tcp.syncookies = cfg.tcp_syncookies.min(2);
+        net.tcp.syncookies = cfg.tcp_syncookies;
         net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).

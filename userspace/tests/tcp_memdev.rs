@@ -2279,7 +2279,7 @@ fn a_stray_ack_with_a_bad_cookie_gets_a_reset() {
 /// ListenDrops), as before cookies.
 #[test]
 fn without_syncookies_a_full_syn_queue_drops_the_syn() {
-    let mut b = Bench::with_config(|c| c.tcp_syncookies = 0);
+    let mut b = Bench::with_config(|c| c.tcp_syncookies = xsknet::ipv4::tcp::syncookies::TcpSyncookies::Off);
     let l = b.listener(1);
     syns_held(&mut b, PPORT..PPORT + 2);
     let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
@@ -2387,4 +2387,80 @@ fn cubic_is_the_default_and_tcp_congestion_selects_reno() {
     assert_eq!(ssthresh_after_fast_retransmit(Some(CongAlgo::Reno)), (5, 5), "Reno: half");
     assert_eq!(CongAlgo::from_name("bbr"), Err(Errno(libc::ENOENT)), "not one of ours");
     assert_eq!(CongAlgo::from_name("reno").map(CongAlgo::name), Ok("reno"));
+}
+
+/// HyStart through the stack: each ACK of new data gives the congestion
+/// control an RTT sample (the newest segment it covers, as Linux's
+/// `tcp_clean_rtx_queue`), so in slow start with ACKs 1 ms apart and RTT
+/// 20 ms and more, HyStart leaves slow start once the window passes 16: here
+/// the second round's samples are 9 ms above the first's minimum (the test's
+/// clock), so its delay test fires first, after 8 samples of the round, as
+/// Linux's would; ssthresh = cwnd then.
+#[test]
+fn hystart_ends_slow_start_through_the_stack() {
+    let mut b = Bench::new();
+    let (fd, port, _iss) = connected_after(&mut b, ms(20));
+    b.s.setsockopt(fd, SockOpt::SndBuf(4 << 20)).unwrap();
+    let data = pattern(4_000_000);
+    let mut sent = 0usize;
+    let mut t = b.elapsed();
+    let mut log = Vec::new();
+    for _round in 0..7 {
+        while sent < data.len() {
+            match b.s.send(fd, &data[sent..]) {
+                Ok(n) if n > 0 => sent += n,
+                _ => break,
+            }
+        }
+        let segs = b.out();
+        let info = b.s.tcp_info(fd).unwrap();
+        log.push((segs.len(), info.snd_cwnd, info.snd_ssthresh));
+        t += ms(20);
+        for (i, s) in segs.iter().enumerate() {
+            let end = s.r.seq.wrapping_add(s.data.len() as u32);
+            b.at(t + Duration::from_micros(1000 * i as u64));
+            b.send(hdr(PPORT, port, PISN + 1, end, ACK, 1000), &[]);
+        }
+        t = b.elapsed();
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPHystartDelayDetect, m.TcpExtTCPHystartTrainDetect), (1, 0), "{log:?}");
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!(u64::from(info.snd_ssthresh), m.TcpExtTCPHystartDelayCwnd, "{log:?}");
+    assert!((16..40).contains(&info.snd_ssthresh), "left slow start past 16: {log:?}");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.out();
+    b.end();
+}
+
+/// With TCP_USER_TIMEOUT set, Linux's tcp_write_timeout gives up on it
+/// instead of tcp_retries2 (retransmits_timed_out(sk, retry_until,
+/// user_timeout) ignores the count when the timeout is set): a 30-minute
+/// user timeout keeps the connection retransmitting past tcp_retries2's
+/// 924.6 s, and it fails at the user timeout.
+#[test]
+fn a_user_timeout_longer_than_tcp_retries2_replaces_it() {
+    let mut b = Bench::new();
+    let (fd, _port, _iss) = connected_after(&mut b, ms(100));
+    b.s.setsockopt(fd, SockOpt::UserTimeout(1_800_000)).unwrap();
+    assert_eq!(b.s.send(fd, b"lost"), Ok(4));
+    let _first = b.one();
+    let mut t = 100u64;
+    while t < 1_200_000 {
+        t += 1_000;
+        b.at(ms(t));
+        let _ = b.out();
+    }
+    assert_eq!(b.s.socket_error(fd), Ok(None), "gave up before the user timeout (at most 1200 s in)");
+    assert_eq!(b.state(fd), TcpState::Established);
+    while b.s.socket_error(fd) == Ok(None) {
+        t += 1_000;
+        b.at(ms(t));
+        let _ = b.out();
+    }
+    // The first retransmission at 400 ms, then 1800 s.
+    assert_eq!(t, 1_801_100, "fails on the first poll (1 s apart from 100 ms) at or after 400 ms + 1800 s");
+    b.s.close(fd).unwrap();
+    b.end();
 }

@@ -492,33 +492,14 @@ pub fn render(f: &mut Frame, v: &View) {
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Length(3),
-            Constraint::Length(3),
+            Constraint::Length(5),
             Constraint::Length(STAGES.len() as u16 + 3),
             Constraint::Length(TcpState::ALL.len() as u16 + 3),
             Constraint::Min(0),
         ])
         .split(f.area());
     render_header(f, rows[0], v);
-    let p = &v.poll;
-    let label = format!(
-        "{:.1} % busy {}  ·  {} polls/s, {} kicks/s, {} rx wake-ups/s, {:.1} rx per busy poll  ·  descheduled {:.2} ms/s, {} preemptions/s",
-        v.busy * 100.0,
-        v.window.label(),
-        si(p.polls),
-        si(p.tx_kicks),
-        si(p.rx_wakeups),
-        p.rx_per_busy_poll,
-        p.run_delay_ms,
-        si(p.nivcsw),
-    );
-    f.render_widget(
-        Gauge::default()
-            .block(boxed("Loop (si): time in polls that found work"))
-            .gauge_style(Style::default().fg(if v.busy > 0.9 { Color::Red } else { Color::Green }))
-            .ratio(v.busy)
-            .label(label),
-        rows[1],
-    );
+    render_loop(f, rows[1], v);
     let mid = Layout::default()
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
@@ -532,6 +513,37 @@ pub fn render(f: &mut Frame, v: &View) {
     render_frames(f, low[0], v);
     render_latency(f, low[1], v);
     render_tcp(f, low[2], v);
+}
+
+/// The loop's box: the busy gauge on its first line, then how it polled,
+/// on two short lines that fit an 80-column terminal.
+fn render_loop(f: &mut Frame, area: Rect, v: &View) {
+    let block = boxed("Loop (si): time in polls that found work");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let lines = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)])
+        .split(inner);
+    f.render_widget(
+        Gauge::default()
+            .gauge_style(Style::default().fg(if v.busy > 0.9 { Color::Red } else { Color::Green }))
+            .ratio(v.busy)
+            .label(format!("{:.1} % busy {}", v.busy * 100.0, v.window.label())),
+        lines[0],
+    );
+    let p = &v.poll;
+    let polls = format!(
+        "{} polls/s, {} kicks/s, {} rx wake-ups/s, {:.1} rx per busy poll",
+        si(p.polls),
+        si(p.tx_kicks),
+        si(p.rx_wakeups),
+        p.rx_per_busy_poll
+    );
+    let sched = format!("descheduled {:.2} ms/s, {} preemptions/s", p.run_delay_ms, si(p.nivcsw));
+    let sched_style = if p.run_delay_ms > 10.0 { Style::default().fg(Color::Yellow) } else { Style::default() };
+    f.render_widget(Paragraph::new(polls), lines[1]);
+    f.render_widget(Paragraph::new(Span::styled(sched, sched_style)), lines[2]);
 }
 
 fn render_header(f: &mut Frame, area: Rect, v: &View) {
@@ -1159,6 +1171,10 @@ mod tests {
         assert!(s.contains("xsknet echo (udp, tcp) on veth-t queue 0"), "{s}");
         assert!(s.contains("pid 4242") && s.contains("netns xsk-t"), "{s}");
         assert!(s.contains("25.0 % busy over the last 1.0 s"), "{s}");
+        // The loop's figures fit an 80-column terminal.
+        let narrow = screen(&v, 80, 50);
+        assert!(narrow.contains("polls/s") && narrow.contains("rx per busy poll"), "{narrow}");
+        assert!(narrow.contains("descheduled 0.00 ms/s, 0 preemptions/s"), "{narrow}");
         let rx = s.lines().find(|l| l.contains("rx ring")).unwrap();
         assert!(rx.contains("12.3k"), "{rx}");
         assert!(s.contains("4000 of 4096 posted"), "{s}");

@@ -8,6 +8,7 @@
 
 use super::ca::Congestion;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -84,6 +85,9 @@ pub struct RequestSock {
     /// take an RTT sample from.
     pub from_cookie: bool,
 }
+
+/// How many in-flight segments' send times a connection keeps.
+pub const SENT_TIMES: usize = 256;
 
 impl RequestSock {
     /// The retransmission timeout after `num_timeout` SYN-ACKs
@@ -206,6 +210,12 @@ pub struct TcpCb {
     pub rto: Duration,
     /// The segment being timed: its end sequence number and send time (Karn: never a retransmitted one).
     pub rtt_probe: Option<(u32, Instant)>,
+    /// The segments in flight sent once: end sequence number and send time,
+    /// oldest first, at most [`SENT_TIMES`] (the oldest give way): where
+    /// every ACK of new data takes the congestion control's RTT sample, as
+    /// `tcp_clean_rtx_queue` takes it from the newest acknowledged skb.
+    /// Made at the connection's start, never grown.
+    pub sent_times: VecDeque<(u32, Instant)>,
     /// RTO backoff exponent (`icsk_backoff`).
     pub backoff: u32,
     /// Retransmission timeouts in a row (`icsk_retransmits`).
@@ -312,6 +322,7 @@ impl TcpCb {
             rttvar_us: 0,
             rto: TCP_TIMEOUT_INIT,
             rtt_probe: None,
+            sent_times: VecDeque::with_capacity(SENT_TIMES),
             backoff: 0,
             retransmits: 0,
             retrans_stamp: None,

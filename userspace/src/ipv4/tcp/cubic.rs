@@ -125,9 +125,14 @@ impl Cubic {
     /// new threshold, `cwnd·β`, at least 2.
     pub fn ssthresh(&mut self, cwnd: u32) -> u32 {
         self.epoch_start_ms = 0;
-        self.last_max_cwnd =
-            if cwnd < self.last_max_cwnd { cwnd * (BETA_SCALE + BETA) / (2 * BETA_SCALE) } else { cwnd };
-        (cwnd * BETA / BETA_SCALE).max(2)
+        // In u64: no overflow for any window.
+        let w = u64::from(cwnd);
+        self.last_max_cwnd = if cwnd < self.last_max_cwnd {
+            (w * u64::from(BETA_SCALE + BETA) / u64::from(2 * BETA_SCALE)) as u32
+        } else {
+            cwnd
+        };
+        ((w * u64::from(BETA) / u64::from(BETA_SCALE)) as u32).max(2)
     }
 
     /// `cubictcp_state(TCP_CA_Loss)`: a timeout starts over, HyStart too.
@@ -166,7 +171,7 @@ impl Cubic {
                     self.k = 0;
                     self.origin_point = cwnd;
                 } else {
-                    self.k = cubic_root(CUBE_FACTOR * u64::from(self.last_max_cwnd - cwnd));
+                    self.k = cubic_root(CUBE_FACTOR.saturating_mul(u64::from(self.last_max_cwnd - cwnd)));
                     self.origin_point = self.last_max_cwnd;
                 }
             }
@@ -174,20 +179,22 @@ impl Cubic {
             let t_ms = now_ms - self.epoch_start_ms + u64::from(self.delay_min_us).div_ceil(1000);
             let t = (t_ms << BICTCP_HZ) / 1000;
             let offs = t.abs_diff(self.k);
-            let delta = ((CUBE_RTT_SCALE * offs * offs * offs) >> (10 + 3 * BICTCP_HZ)) as u32;
+            // u64 arithmetic that wraps past ~6 minutes from K, as Linux's does.
+            let cube = CUBE_RTT_SCALE.wrapping_mul(offs).wrapping_mul(offs).wrapping_mul(offs);
+            let delta = (cube >> (10 + 3 * BICTCP_HZ)) as u32;
             let target = if t < self.k {
                 self.origin_point.saturating_sub(delta)
             } else {
                 self.origin_point.saturating_add(delta)
             };
-            self.cnt = if target > cwnd { cwnd / (target - cwnd) } else { 100 * cwnd };
+            self.cnt = if target > cwnd { cwnd / (target - cwnd) } else { cwnd.saturating_mul(100) };
             // The first growth, W_max unknown: at least 5 % per RTT.
             if self.last_max_cwnd == 0 && self.cnt > 20 {
                 self.cnt = 20;
             }
         }
         // TCP friendliness: never slower than Reno's window would grow.
-        let scale_delta = (cwnd * BETA_FRIENDLY_SCALE) >> 3;
+        let scale_delta = ((u64::from(cwnd) * u64::from(BETA_FRIENDLY_SCALE)) >> 3).min(u64::from(u32::MAX)) as u32;
         if scale_delta > 0 {
             while self.ack_cnt > scale_delta {
                 self.ack_cnt -= scale_delta;
@@ -275,11 +282,12 @@ fn cubic_root(a: u64) -> u64 {
     if a == 0 {
         return 0;
     }
+    let cube = |x: u64| u128::from(x).pow(3);
     let mut x = (a as f64).cbrt() as u64;
-    while x * x * x > a {
+    while cube(x) > u128::from(a) {
         x -= 1;
     }
-    while (x + 1) * (x + 1) * (x + 1) <= a {
+    while cube(x + 1) <= u128::from(a) {
         x += 1;
     }
     x
@@ -296,6 +304,7 @@ mod tests {
         assert_eq!(cubic_root(27), 3);
         assert_eq!(cubic_root(26), 2);
         assert_eq!(cubic_root(1 << 30), 1024);
+        assert_eq!(cubic_root(u64::MAX), 2_642_245);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::output::{
     initial_window, tcp_retransmit_head, tcp_send_ack, tcp_send_synack, tcp_send_synack_cb, tcp_v4_send_reset,
     tcp_write_xmit,
 };
+use super::syncookies::TcpSyncookies;
 use super::table::{CbId, FourTuple, TimeWaitSock};
 use super::{
     after, before, cong, TCP_INVALID_RATELIMIT, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_MIN_MSS, TCP_MSS_DEFAULT,
@@ -389,6 +390,9 @@ fn rcv_synsent(
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
         tcp_init_transfer(cb, now);
+        // tcp_ack of the SYN-ACK acknowledged our SYN (forward progress):
+        // the ACK that follows confirms the neighbour (sk_dst_confirm).
+        cb.dst_pending_confirm = true;
         tcp_send_ack(net, q, umem, cb, now);
         tcp_write_xmit(net, q, umem, cb, now);
         return Fate::Keep;
@@ -690,11 +694,22 @@ fn tcp_ack(
     }
     cb.bytes_acked += bytes as u64;
     cb.snd_una = ack;
+    // The congestion control's sample: the newest segment this ACK covers
+    // that was sent once (`ca_rtt_us`), if any.
+    let mut newest = None;
+    while let Some(&(end, sent)) = cb.sent_times.front() {
+        if after(end, ack) {
+            break;
+        }
+        newest = Some(sent);
+        cb.sent_times.pop_front();
+    }
+    if let Some(sent) = newest {
+        cong::pkts_acked(cb, now.saturating_duration_since(sent), now, &mut net.mib);
+    }
     if let Some((end, sent)) = cb.rtt_probe {
         if !before(ack, end) {
-            let rtt = now.saturating_duration_since(sent);
-            cong::rtt_sample(cb, rtt);
-            cong::pkts_acked(cb, rtt, now, &mut net.mib);
+            cong::rtt_sample(cb, now.saturating_duration_since(sent));
             cb.rtt_probe = None;
             // RFC 6298 §5.7 (tcp_ack_update_rtt): only a valid RTT
             // measurement resets the backoff.
@@ -1036,8 +1051,8 @@ fn tcp_conn_request(
     // accept queue's test), then tcp_syn_flood_action.
     let syncookies = net.tcp.syncookies;
     let mut want_cookie = false;
-    if isn.is_none() && (syncookies == 2 || qlen > max_backlog) {
-        if syncookies == 0 {
+    if isn.is_none() && (syncookies == TcpSyncookies::Always || qlen > max_backlog) {
+        if syncookies == TcpSyncookies::Off {
             net.mib.TcpExtTCPReqQFullDrop += 1;
             net.mib.TcpExtListenDrops += 1;
             return;
@@ -1114,7 +1129,7 @@ fn cookie_v4_check(
         .as_ref()
         .and_then(|x| x.last_overflow)
         .is_some_and(|t| now.saturating_duration_since(t) <= super::syncookies::TCP_SYNCOOKIE_VALID);
-    if net.tcp.syncookies == 0 || !recent {
+    if net.tcp.syncookies == TcpSyncookies::Off || !recent {
         return false;
     }
     let r = &seg.repr;

@@ -256,6 +256,19 @@ pub fn tcp_transmit(
     if len > 0 {
         cb.lsndtime = Some(now);
     }
+    if len > 0 || fl & flags::FIN != 0 {
+        if !before(seq, cb.snd_max) {
+            if cb.sent_times.len() == super::cb::SENT_TIMES {
+                cb.sent_times.pop_front();
+            }
+            cb.sent_times.push_back((end, now));
+        } else {
+            // Sent again: no RTT sample from it or what it covers (Karn).
+            while cb.sent_times.front().is_some_and(|&(e, _)| !after(e, end)) {
+                cb.sent_times.pop_front();
+            }
+        }
+    }
     if fl & flags::ACK != 0 {
         ack_sent(cb);
     }

@@ -305,12 +305,15 @@ pub fn tcp_listen(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, backlog: i32) -> Resu
 }
 
 /// `tcp_reinit_congestion_control`: connection `id` takes its sock's
-/// `TCP_CONGESTION` afresh (the algorithm's state starts over; the window
-/// stays).
+/// `TCP_CONGESTION` afresh when it is another algorithm than the one in use
+/// (the algorithm's state starts over; the window stays).
 pub fn tcp_reinit_congestion_control(net: &mut Net, id: CbId, now: std::time::Instant) {
     if let Some(mut cb) = net.tcp.take(id) {
-        if !matches!(cb.state, TcpState::Close | TcpState::Listen) {
-            cb.ca = super::cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now);
+        // tcp_set_congestion_control: the algorithm already in use is kept
+        // as it is.
+        let algo = cb.tsk().congestion();
+        if !matches!(cb.state, TcpState::Close | TcpState::Listen) && cb.ca.algo() != algo {
+            cb.ca = super::cong::Congestion::new(algo, cb.snd_nxt, now);
         }
         finish(net, id, cb, Fate::Keep);
     }

@@ -36,6 +36,18 @@ pub const TCP_SYNCOOKIE_VALID: Duration = Duration::from_secs(2 * 60);
 /// `msstab` (net/ipv4/syncookies.c): the MSS values a cookie can carry.
 pub const MSSTAB: [u16; 4] = [536, 1300, 1440, 1460];
 
+/// `net.ipv4.tcp_syncookies`: when a listener answers with SYN cookies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TcpSyncookies {
+    /// 0: never; a full SYN queue drops the SYN (`TCPReqQFullDrop`).
+    Off,
+    /// 1, Linux's default: when the SYN queue is full.
+    #[default]
+    WhenFull,
+    /// 2: always, for every SYN.
+    Always,
+}
+
 /// The cookie secret and clock of one stack.
 #[derive(Debug)]
 pub struct SynCookies {

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::cb::TcpCb;
-use super::syncookies::SynCookies;
+use super::syncookies::{SynCookies, TcpSyncookies};
 use crate::inet_hashtables::FxHasher;
 use crate::stream::TcpState;
 use crate::timer::TimerQueue;
@@ -66,9 +66,8 @@ pub struct TcpTable {
     pub tw_timers: TimerQueue<FourTuple>,
     /// The ISN secret (`secure_tcp_seq`'s key), random per stack.
     isn_key: RandomState,
-    /// `net.ipv4.tcp_syncookies`: 0 never, 1 (the default) when a SYN queue
-    /// is full, 2 always.
-    pub syncookies: u8,
+    /// `net.ipv4.tcp_syncookies`.
+    pub syncookies: TcpSyncookies,
     /// The SYN cookie secret and clock.
     pub cookies: SynCookies,
     /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT socks at most.
@@ -89,7 +88,7 @@ impl TcpTable {
             tw: FxMap::default(),
             tw_timers: TimerQueue::default(),
             isn_key: RandomState::new(),
-            syncookies: 1,
+            syncookies: TcpSyncookies::WhenFull,
             cookies: SynCookies::new(epoch),
             max_tw_buckets: super::TCP_MAX_TW_BUCKETS,
             epoch,

@@ -117,19 +117,24 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
     // Counted before the give-up test, as tcp_retransmit_timer does.
     net.mib.TcpExtTCPTimeouts += 1;
     // tcp_write_timeout: a handshake gives up after a count of
-    // retransmissions (the linear ones on top for SYN-SENT), a connection
-    // after the time its retransmissions would take.
-    let give_up = match cb.state {
-        TcpState::SynSent => cb.retransmits >= TCP_SYN_RETRIES + TCP_SYN_LINEAR_TIMEOUTS,
-        TcpState::SynRecv => cb.retransmits >= TCP_SYN_RETRIES,
-        // `tcp_orphan_retries`: 0 by default, which means 8.
-        _ if cb.orphan => retransmits_timed_out(cb, TCP_ORPHAN_RETRIES, TCP_RTO_MIN, now),
-        _ => retransmits_timed_out(cb, TCP_RETRIES2, TCP_RTO_MIN, now),
-    };
-    // TCP_USER_TIMEOUT, in every state: the time since the first
-    // retransmission, whatever the count.
+    // retransmissions (the linear ones on top for SYN-SENT) or, with
+    // TCP_USER_TIMEOUT, once that long has passed; a connection after the
+    // time its retransmissions would take, or, with TCP_USER_TIMEOUT, after
+    // that time instead (`retransmits_timed_out` with a timeout ignores the
+    // count).
     let user_timeout = cb.tsk().user_timeout();
-    let give_up = give_up || user_timeout.is_some_and(|u| user_timeout_elapsed(cb.retrans_stamp, u, now));
+    let timed_out = |boundary: u32| match user_timeout {
+        Some(u) => user_timeout_elapsed(cb.retrans_stamp, u, now),
+        None => retransmits_timed_out(cb, boundary, TCP_RTO_MIN, now),
+    };
+    let user_timed_out = user_timeout.is_some_and(|u| user_timeout_elapsed(cb.retrans_stamp, u, now));
+    let give_up = match cb.state {
+        TcpState::SynSent => cb.retransmits >= TCP_SYN_RETRIES + TCP_SYN_LINEAR_TIMEOUTS || user_timed_out,
+        TcpState::SynRecv => cb.retransmits >= TCP_SYN_RETRIES || user_timed_out,
+        // `tcp_orphan_retries`: 0 by default, which means 8.
+        _ if cb.orphan => timed_out(TCP_ORPHAN_RETRIES),
+        _ => timed_out(TCP_RETRIES2),
+    };
     if give_up {
         return tcp_write_err(net, cb);
     }
@@ -186,13 +191,15 @@ fn clamp_rto_to_user_timeout(cb: &TcpCb, user_timeout: Option<Duration>, now: In
 fn probe_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> Fate {
     // TCP_USER_TIMEOUT: the probes may go unanswered that long, counted
     // from the first (`icsk_probes_tstamp`).
+    // The first probe's time is kept whether or not a user timeout is set
+    // (one set later counts from it).
     let user_timeout = cb.tsk().user_timeout();
-    if let Some(u) = user_timeout {
-        match cb.probes_tstamp {
-            None => cb.probes_tstamp = Some(now),
-            Some(_) if user_timeout_elapsed(cb.probes_tstamp, u, now) => return tcp_write_err(net, cb),
-            Some(_) => {}
+    match cb.probes_tstamp {
+        None => cb.probes_tstamp = Some(now),
+        Some(_) if user_timeout.is_some_and(|u| user_timeout_elapsed(cb.probes_tstamp, u, now)) => {
+            return tcp_write_err(net, cb)
         }
+        Some(_) => {}
     }
     cb.probes_out += 1;
     if cb.probes_out > TCP_RETRIES2 {
