@@ -868,7 +868,7 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
             | SockOpt::KeepAlive(_),
             None,
         ) => {}
-        (_, None) => return Err(Errno(libc::ENOPROTOOPT)),
+        (_, None) => return Err(Errno::ENOPROTOOPT),
         // do_tcp_setsockopt's ranges.
         (SockOpt::KeepIdle(s), Some(t)) => {
             if !(1..=MAX_TCP_KEEPIDLE).contains(&s) {
