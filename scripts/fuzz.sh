@@ -24,6 +24,7 @@ cd "$XSK_ROOT"
 ALL_TARGETS="ethernet arp ipv4 icmp udp tcp rx_path socket_api"
 FUZZ_SECS=${FUZZ_SECS:-60}
 FUZZ_TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
+[ -n "${FUZZ_TARGETS// /}" ] || FUZZ_TARGETS=$ALL_TARGETS
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-address}
 TARGET_DIR=${CARGO_TARGET_DIR:-$XSK_ROOT/target}
 export CARGO_TARGET_DIR=$TARGET_DIR RUSTC_BOOTSTRAP=1
@@ -46,11 +47,8 @@ done
 [[ "$FUZZ_SECS" =~ ^[0-9]+$ ]] && [ "$FUZZ_SECS" -gt 0 ] || die "FUZZ_SECS must be a number of seconds"
 
 cd fuzz
-echo "fuzz: building $(echo "$FUZZ_TARGETS" | wc -w) targets (sanitizer $FUZZ_SANITIZER)"
-# shellcheck disable=SC2086
-for t in $FUZZ_TARGETS; do
-    cargo fuzz build "${build_opts[@]}" "$t"
-done
+echo "fuzz: building the targets (sanitizer $FUZZ_SANITIZER, debug assertions on)"
+cargo fuzz build "${build_opts[@]}"
 
 summary=()
 for t in $FUZZ_TARGETS; do

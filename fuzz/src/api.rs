@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use xsknet::socket::{PollFd, POLLIN, POLLOUT};
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
-use xsknet::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
 use xsknet::wire::build;
+use xsknet::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
 use xsknet::{Errno, Fd, PmtuDisc, SockOpt, SockType};
 
 use super::input::Input;
@@ -102,7 +102,10 @@ fn arp_answers(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
             target_hw: req.sender_hw,
             target_ip: req.sender_ip,
         };
-        out.push(build::arp_frame(&EthernetRepr { dst: req.sender_hw, src: PEER_MAC, ethertype: ethertype::ARP }, &reply));
+        out.push(build::arp_frame(
+            &EthernetRepr { dst: req.sender_hw, src: PEER_MAC, ethertype: ethertype::ARP },
+            &reply,
+        ));
     }
     out
 }
@@ -213,7 +216,9 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
                 4 => SockOpt::ReuseAddr(v & 1 != 0),
                 5 => SockOpt::TcpNodelay(v & 1 != 0),
                 6 => SockOpt::BusyPoll(Duration::from_micros(u64::from(v) % 2_000_000)),
-                _ => SockOpt::MtuDiscover([PmtuDisc::Dont, PmtuDisc::Want, PmtuDisc::Do, PmtuDisc::Probe][(v % 4) as usize]),
+                _ => SockOpt::MtuDiscover(
+                    [PmtuDisc::Dont, PmtuDisc::Want, PmtuDisc::Do, PmtuDisc::Probe][(v % 4) as usize],
+                ),
             };
             errno(s.setsockopt(fd, opt));
         }
@@ -226,7 +231,8 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
         }
         call::SHUTDOWN => {
             let fd = fd(inp)?;
-            let how = [xsknet::Shutdown::Read, xsknet::Shutdown::Write, xsknet::Shutdown::Both][usize::from(inp.u8()? % 3)];
+            let how =
+                [xsknet::Shutdown::Read, xsknet::Shutdown::Write, xsknet::Shutdown::Both][usize::from(inp.u8()? % 3)];
             errno(s.shutdown(fd, how));
         }
         call::GET => {

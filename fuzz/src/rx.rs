@@ -259,7 +259,11 @@ pub fn check_counters(m: &Mib, accepted: u64, taken: u64, transport: bool) {
         + m.IpReasmReqds
         + m.IpInDelivers
         + m.IpInUnknownProtos;
-    assert_eq!(m.IpInReceives + m.IpReasmOKs, ip_out, "IpInReceives + IpReasmOKs = IP's drops + held + delivered: {m:?}");
+    assert_eq!(
+        m.IpInReceives + m.IpReasmOKs,
+        ip_out,
+        "IpInReceives + IpReasmOKs = IP's drops + held + delivered: {m:?}"
+    );
     // ECN is counted once the version and IHL are right.
     assert!(m.IpExtInNoECTPkts + m.IpExtInECT1Pkts + m.IpExtInECT0Pkts + m.IpExtInCEPkts <= m.IpInReceives);
     assert!(m.IpExtInCsumErrors <= m.IpInHdrErrors);

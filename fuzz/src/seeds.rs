@@ -134,7 +134,10 @@ fn arps() -> Vec<ArpRepr> {
 fn frames() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = datagrams().iter().map(|d| eth(OUR_MAC, ethertype::IPV4, d)).collect();
     for a in arps() {
-        v.push(build::arp_frame(&EthernetRepr { dst: EthernetAddress::BROADCAST, src: a.sender_hw, ethertype: ethertype::ARP }, &a));
+        v.push(build::arp_frame(
+            &EthernetRepr { dst: EthernetAddress::BROADCAST, src: a.sender_hw, ethertype: ethertype::ARP },
+            &a,
+        ));
     }
     v.push(eth(EthernetAddress::BROADCAST, ethertype::IPV4, &datagrams()[1]));
     v.push(eth(MCAST_MAC, ethertype::IPV4, &datagrams()[0]));

@@ -242,7 +242,10 @@ pub fn udp(data: &[u8]) {
     let reference = packet.checksum() == 0
         || verifies(reference_sum(reference_pseudo(src, dst, protocol::UDP, ulen), &seg[..ulen]));
     assert_eq!(verified, reference, "verify_checksum against the reference");
-    assert_eq!(checksum::verify_pseudo(src, dst, protocol::UDP, &seg[..ulen]), verifies(reference_sum(reference_pseudo(src, dst, protocol::UDP, ulen), &seg[..ulen])));
+    assert_eq!(
+        checksum::verify_pseudo(src, dst, protocol::UDP, &seg[..ulen]),
+        verifies(reference_sum(reference_pseudo(src, dst, protocol::UDP, ulen), &seg[..ulen]))
+    );
     let mut buf = vec![0u8; ulen];
     buf[udp::HEADER_LEN..].copy_from_slice(packet.payload());
     repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), src, dst);
@@ -256,7 +259,8 @@ pub fn udp(data: &[u8]) {
 pub fn tcp(data: &[u8]) {
     let Some((src, dst, seg)) = addresses(data) else { return };
     let packet = TcpPacket::new_unchecked(seg);
-    let reference = seg.len() <= 0xFFFF && verifies(reference_sum(reference_pseudo(src, dst, protocol::TCP, seg.len()), seg));
+    let reference =
+        seg.len() <= 0xFFFF && verifies(reference_sum(reference_pseudo(src, dst, protocol::TCP, seg.len()), seg));
     assert_eq!(packet.verify_checksum(src, dst), reference, "verify_checksum against the reference");
     let Ok(packet) = TcpPacket::new_checked(seg) else { return };
     let _ = TcpOptions::parse(packet.options(), true);

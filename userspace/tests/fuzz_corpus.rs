@@ -77,7 +77,7 @@ fn mutated_seeds_run_clean() {
     };
     for (target, body) in fuzz::TARGETS {
         let seeds = files(&fuzz_dir().join("corpus").join(target));
-        let rounds = if target == "rx_path" || target == "socket_api" { 300 } else { 5000 };
+        let rounds = if target == "rx_path" || target == "socket_api" { 3000 } else { 5000 };
         for i in 0..rounds {
             let (name, seed) = &seeds[i % seeds.len()];
             let mut input = seed.clone();
