@@ -208,7 +208,7 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
         call::SETSOCKOPT => {
             let fd = fd(inp)?;
             let (which, v) = (inp.u8()?, inp.u32()?);
-            let opt = match which % 9 {
+            let opt = match which % 14 {
                 0 => SockOpt::RcvBuf(v as usize),
                 1 => SockOpt::SndBuf(v as usize),
                 2 => SockOpt::RcvLowat(v as usize),
@@ -216,6 +216,11 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
                 4 => SockOpt::ReuseAddr(v & 1 != 0),
                 5 => SockOpt::TcpNodelay(v & 1 != 0),
                 6 => SockOpt::BusyPoll(Duration::from_micros(u64::from(v) % 2_000_000)),
+                7 => SockOpt::KeepAlive(v & 1 != 0),
+                8 => SockOpt::KeepIdle(v),
+                9 => SockOpt::KeepIntvl(v),
+                10 => SockOpt::KeepCnt(v),
+                11 => SockOpt::UserTimeout(v),
                 _ => SockOpt::MtuDiscover(
                     [PmtuDisc::Dont, PmtuDisc::Want, PmtuDisc::Do, PmtuDisc::Probe][(v % 4) as usize],
                 ),

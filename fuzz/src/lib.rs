@@ -23,8 +23,11 @@ pub use api::socket_api;
 pub use rx::rx_path;
 pub use wire::{arp, ethernet, icmp, ipv4, tcp, udp};
 
+/// A target's body: the fuzzer's bytes in, a panic when an invariant fails.
+pub type Body = fn(&[u8]);
+
 /// The targets, by the names of their binaries and corpus directories.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Body); 8] = [
     ("ethernet", ethernet),
     ("arp", arp),
     ("ipv4", ipv4),

@@ -23,7 +23,7 @@ use xsknet::wire::EthernetAddress;
 pub fn reference_sum(initial: u16, data: &[u8]) -> u16 {
     let mut s = u32::from(initial);
     for pair in data.chunks(2) {
-        let word = u32::from(pair[0]) << 8 | u32::from(pair.get(1).copied().unwrap_or(0));
+        let word = (u32::from(pair[0]) << 8) | u32::from(pair.get(1).copied().unwrap_or(0));
         s += word;
         s = (s & 0xFFFF) + (s >> 16);
     }
@@ -270,7 +270,7 @@ pub fn tcp(data: &[u8]) {
     assert_eq!(packet.header_len() + repr.payload_len, seg.len());
     assert!(usize::from(repr.options.sack_len) <= 4);
     let hl = repr.header_len();
-    assert!(hl % 4 == 0 && hl <= 60, "options of {hl} bytes written for a header of {}", packet.header_len());
+    assert!(hl.is_multiple_of(4) && hl <= 60, "options of {hl} bytes written for a header of {}", packet.header_len());
     let mut buf = vec![0u8; hl + repr.payload_len];
     buf[hl..].copy_from_slice(packet.payload());
     repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), src, dst);

@@ -25,10 +25,18 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-/// Runs `body` on `input`, naming the target and the input when it panics.
+/// Runs `body` on `input`; when it panics, writes the input to a file and fails naming the
+/// target, the input and the file.
 fn run(target: &str, name: &str, body: fn(&[u8]), input: &[u8]) {
     if std::panic::catch_unwind(|| body(input)).is_err() {
-        panic!("fuzz target {target} failed on {name}: reproduce with `make fuzz-repro TARGET={target} INPUT=<file>`");
+        let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-failure-{target}"));
+        std::fs::write(&file, input).expect("writing the failing input");
+        panic!(
+            "fuzz target {target} failed on {name}, written to {}: replay it with `scripts/fuzz.sh --repro {target} {}`, \
+             keep it in fuzz/regressions/{target}/ (docs/fuzzing.md)",
+            file.display(),
+            file.display()
+        );
     }
 }
 
