@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use xsknet::socket::{PollFd, POLLIN, POLLOUT};
+use xsknet::stream::CongAlgo;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::build;
 use xsknet::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
@@ -208,7 +209,7 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
         call::SETSOCKOPT => {
             let fd = fd(inp)?;
             let (which, v) = (inp.u8()?, inp.u32()?);
-            let opt = match which % 14 {
+            let opt = match which % 15 {
                 0 => SockOpt::RcvBuf(v as usize),
                 1 => SockOpt::SndBuf(v as usize),
                 2 => SockOpt::RcvLowat(v as usize),
@@ -221,6 +222,7 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
                 9 => SockOpt::KeepIntvl(v),
                 10 => SockOpt::KeepCnt(v),
                 11 => SockOpt::UserTimeout(v),
+                12 => SockOpt::Congestion(if v & 1 == 0 { CongAlgo::Cubic } else { CongAlgo::Reno }),
                 _ => SockOpt::MtuDiscover(
                     [PmtuDisc::Dont, PmtuDisc::Want, PmtuDisc::Do, PmtuDisc::Probe][(v % 4) as usize],
                 ),

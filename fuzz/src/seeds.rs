@@ -251,7 +251,7 @@ fn api_scripts() -> Vec<Vec<u8>> {
     s.u8(call::SOCKET).u8(0).u8(call::CONNECT).u8(0).u8(2 | 1 << 3).u8(call::SEND).u8(0).u16(10);
     s.u8(op::POLL).u8(call::ARP_ANSWER).u8(op::POLL).u8(op::TAKE);
     s.u8(call::SEND).u8(0).u16(2500).u8(op::POLL).u8(op::TAKE);
-    s.u8(call::SETSOCKOPT).u8(0).u8(13).u32(2).u8(call::SEND).u8(0).u16(2500);
+    s.u8(call::SETSOCKOPT).u8(0).u8(14).u32(2).u8(call::SEND).u8(0).u16(2500);
     s.u8(call::SEND).u8(0).u16(0x8000 | 600).u8(call::RECV).u8(0).u16(10).u8(call::GET).u8(0);
     out.push(s.bytes);
     // TCP: a listener, the peer's SYN, accept; a connect out; shutdown, linger, close.

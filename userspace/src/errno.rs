@@ -55,6 +55,8 @@ impl Errno {
     pub const ENOPROTOOPT: Errno = Errno(libc::ENOPROTOOPT);
     /// Software caused connection abort: a connection aborted on our side.
     pub const ECONNABORTED: Errno = Errno(libc::ECONNABORTED);
+    /// No such file or directory: `TCP_CONGESTION` names no algorithm we have.
+    pub const ENOENT: Errno = Errno(libc::ENOENT);
 
     /// The symbolic name, as in `errno.h`.
     pub fn name(self) -> &'static str {
@@ -82,6 +84,7 @@ impl Errno {
             libc::EOPNOTSUPP => "EOPNOTSUPP",
             libc::ENOPROTOOPT => "ENOPROTOOPT",
             libc::ECONNABORTED => "ECONNABORTED",
+            libc::ENOENT => "ENOENT",
             _ => "E?",
         }
     }
@@ -114,6 +117,7 @@ impl fmt::Display for Errno {
             libc::EOPNOTSUPP => "Operation not supported",
             libc::ENOPROTOOPT => "Protocol not available",
             libc::ECONNABORTED => "Software caused connection abort",
+            libc::ENOENT => "No such file or directory",
             _ => return write!(f, "errno {}", self.0),
         };
         f.write_str(text)
@@ -157,7 +161,7 @@ mod tests {
     /// returned ENOPROTOOPT, an errno without a name or text here ("E?", "errno 92").
     #[test]
     fn every_errno_the_socket_calls_return_has_a_name_and_text() {
-        for e in [Errno::ENOPROTOOPT, Errno::ECONNABORTED] {
+        for e in [Errno::ENOPROTOOPT, Errno::ECONNABORTED, Errno::ENOENT] {
             assert_ne!(e.name(), "E?");
             let libc_text = std::io::Error::from_raw_os_error(e.0).to_string();
             assert!(libc_text.starts_with(&e.to_string()), "{libc_text} vs {e}");
