@@ -2,7 +2,8 @@
 #
 # Variables: CARGO (cargo), TEST_THREADS (2: privileged tests make uniquely named namespaces and
 # may run side by side, but the machines have two cores and timing tests need one to themselves),
-# TEST_ARGS (extra arguments for cargo test, e.g. TEST_ARGS='-p xsknet wire::').
+# TEST_ARGS (extra arguments for cargo test, e.g. TEST_ARGS='-p xsknet wire::'),
+# FUZZ_SECS (60: seconds per fuzz target), FUZZ_TARGETS (every target; e.g. 'ipv4 rx_path').
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,6 +20,8 @@ CARGO        ?= cargo
 TEST_THREADS ?= 2
 TEST_ARGS    ?=
 BENCH_ARGS   ?=
+FUZZ_SECS    ?= 60
+FUZZ_TARGETS ?=
 TEST_LOG     = $(TARGET_DIR)/test.log
 
 # The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
@@ -28,7 +31,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export XSKNET_BIN       := $(TARGET_DIR)/release/xsknet
 export XSKNET_UDP_CHECK := $(TARGET_DIR)/release/udp-check
 
-.PHONY: help deps build test demo bench lint clean
+.PHONY: help deps build test demo bench fuzz lint clean
 
 help: ## list the targets (this text)
 	@echo "xsknet: a kernel-bypass TCP/UDP/IP stack on AF_XDP"
@@ -79,8 +82,13 @@ bench: ## xsknet beside the kernel's UDP path and the XDP ceilings, in one run (
 	$(CARGO) build --release --workspace
 	$(TARGET_DIR)/release/side-by-side --update-readme --bin-dir $(TARGET_DIR)/release $(BENCH_ARGS)
 
+fuzz: ## the fuzz targets under libFuzzer, FUZZ_SECS (60) each; FUZZ_TARGETS picks (docs/fuzzing.md)
+	@scripts/deps.sh --check fuzz 2>/dev/null || scripts/deps.sh fuzz
+	FUZZ_SECS=$(FUZZ_SECS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
+
 lint: ## rustfmt --check and clippy, warnings as errors
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 clean: ## cargo clean

@@ -9,6 +9,7 @@
 #   scripts/deps.sh -q           the same, silent when nothing is missing
 #   scripts/deps.sh --check      install nothing; list what is missing; exit 1 if anything is
 #   scripts/deps.sh --check build   only what `cargo build` needs (clang and the BPF headers)
+#   scripts/deps.sh fuzz         what `make fuzz` needs: the build's packages and cargo-fuzz
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --check) check_only=1 ;;
         -q|--quiet) quiet=1 ;;
-        build|all) group=$1 ;;
+        build|fuzz|all) group=$1 ;;
         -h|--help) sed -n '4,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
@@ -66,7 +67,7 @@ while IFS='|' read -r pkg check why; do
     pkg=${pkg// /} check=${check// /}
     [ -n "$pkg" ] || continue
     why=$(echo "$why" | tr -s ' ' | sed 's/^ //')
-    [ "$group" = build ] && [ "${why%% *}" != build ] && continue
+    [ "$group" != all ] && [ "${why%% *}" != build ] && continue
     present "$check" && continue
     missing+=("$pkg")
     missing_why+=("$pkg: ${check#*:} not found; needed for ${why}")
@@ -75,10 +76,18 @@ done <<<"$DEPS"
 cargo_ok=1
 ensure_cargo_path || cargo_ok=0
 
+# cargo-fuzz (`make fuzz`, docs/fuzzing.md), from crates.io: 0.13.2 builds with Rust 1.95.
+CARGO_FUZZ_VERSION=0.13.2
+fuzz_missing=0
+if [ "$group" != build ] && [ "$cargo_ok" = 1 ] && ! have cargo-fuzz; then
+    fuzz_missing=1
+fi
+
 if [ "$check_only" = 1 ]; then
     for m in "${missing_why[@]}"; do echo "deps: missing $m" >&2; done
     [ "$cargo_ok" = 1 ] || echo "deps: missing cargo (Rust toolchain)" >&2
-    [ ${#missing[@]} -eq 0 ] && [ "$cargo_ok" = 1 ]
+    [ "$fuzz_missing" = 0 ] || echo "deps: missing cargo-fuzz; needed for make fuzz" >&2
+    [ ${#missing[@]} -eq 0 ] && [ "$cargo_ok" = 1 ] && [ "$fuzz_missing" = 0 ]
     exit
 fi
 
@@ -129,8 +138,19 @@ if [ ${#missing[@]} -gt 0 ]; then
         present "$check" || still+=("$pkg (${check#*:})")
     done <<<"$DEPS"
     [ ${#still[@]} -eq 0 ] || die "installed but still not found: ${still[*]}"
-elif [ "$quiet" = 0 ]; then
+elif [ "$quiet" = 0 ] && [ "$fuzz_missing" = 0 ]; then
     echo "deps: all present (nothing to install)"
+fi
+
+if [ "$fuzz_missing" = 1 ]; then
+    echo "deps: installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install --locked; a few minutes)"
+    log=$(mktemp /tmp/xsknet-deps.XXXXXX)
+    if ! cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2; rm -f "$log"; die "cargo install cargo-fuzz failed"
+    fi
+    rm -f "$log"
+    have cargo-fuzz || die "cargo-fuzz installed but not on PATH (add ~/.cargo/bin)"
+    echo "deps: installed $(cargo fuzz --version 2>/dev/null || echo cargo-fuzz)"
 fi
 
 if [ "$cargo_ok" = 0 ]; then

@@ -51,6 +51,12 @@ impl Errno {
     pub const EPIPE: Errno = Errno(libc::EPIPE);
     /// The call does not apply to this socket type (listen on a datagram socket).
     pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+    /// Protocol not available: a TCP option set on a datagram socket.
+    pub const ENOPROTOOPT: Errno = Errno(libc::ENOPROTOOPT);
+    /// Software caused connection abort: a connection aborted on our side.
+    pub const ECONNABORTED: Errno = Errno(libc::ECONNABORTED);
+    /// No such file or directory: `TCP_CONGESTION` names no algorithm we have.
+    pub const ENOENT: Errno = Errno(libc::ENOENT);
 
     /// The symbolic name, as in `errno.h`.
     pub fn name(self) -> &'static str {
@@ -76,6 +82,9 @@ impl Errno {
             libc::ECONNRESET => "ECONNRESET",
             libc::EPIPE => "EPIPE",
             libc::EOPNOTSUPP => "EOPNOTSUPP",
+            libc::ENOPROTOOPT => "ENOPROTOOPT",
+            libc::ECONNABORTED => "ECONNABORTED",
+            libc::ENOENT => "ENOENT",
             _ => "E?",
         }
     }
@@ -106,6 +115,9 @@ impl fmt::Display for Errno {
             libc::ECONNRESET => "Connection reset by peer",
             libc::EPIPE => "Broken pipe",
             libc::EOPNOTSUPP => "Operation not supported",
+            libc::ENOPROTOOPT => "Protocol not available",
+            libc::ECONNABORTED => "Software caused connection abort",
+            libc::ENOENT => "No such file or directory",
             _ => return write!(f, "errno {}", self.0),
         };
         f.write_str(text)
@@ -143,5 +155,17 @@ mod tests {
             assert!(libc_text.starts_with(&e.to_string()), "{libc_text} vs {e}");
         }
         assert_eq!(Errno::EMFILE.to_string(), "Too many open files");
+    }
+
+    /// Found by the socket_api fuzz target: `setsockopt(TCP_NODELAY)` on a datagram socket
+    /// returned ENOPROTOOPT, an errno without a name or text here ("E?", "errno 92").
+    #[test]
+    fn every_errno_the_socket_calls_return_has_a_name_and_text() {
+        for e in [Errno::ENOPROTOOPT, Errno::ECONNABORTED, Errno::ENOENT] {
+            assert_ne!(e.name(), "E?");
+            let libc_text = std::io::Error::from_raw_os_error(e.0).to_string();
+            assert!(libc_text.starts_with(&e.to_string()), "{libc_text} vs {e}");
+        }
+        assert_eq!(Errno::ENOPROTOOPT.name(), "ENOPROTOOPT");
     }
 }

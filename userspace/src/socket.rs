@@ -859,16 +859,18 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         (SockOpt::BusyPoll(d), _) => sock.wq.set_busy_poll(d),
         // An IP-level option: any inet socket takes it (do_ip_setsockopt).
         (SockOpt::MtuDiscover(v), _) => sock.set_pmtudisc(v),
-        // Accepted and without effect on a datagram socket.
+        // Accepted and without effect on a datagram socket: socket-level options
+        // (sk_setsockopt, net/core/sock.c, takes SO_LINGER and SO_KEEPALIVE on any socket).
         (
             SockOpt::RcvBuf(_)
             | SockOpt::SndBuf(_)
             | SockOpt::RcvLowat(_)
             | SockOpt::ReuseAddr(_)
-            | SockOpt::KeepAlive(_),
+            | SockOpt::KeepAlive(_)
+            | SockOpt::Linger(_),
             None,
         ) => {}
-        (_, None) => return Err(Errno(libc::ENOPROTOOPT)),
+        (_, None) => return Err(Errno::ENOPROTOOPT),
         // do_tcp_setsockopt's ranges.
         (SockOpt::KeepIdle(s), Some(t)) => {
             if !(1..=MAX_TCP_KEEPIDLE).contains(&s) {
@@ -1513,6 +1515,18 @@ mod tests {
     use crate::wire::ipv4::protocol;
     use crate::wire::udp::UdpRepr;
     use crate::wire::{build, EthernetAddress};
+
+    /// `SO_LINGER` is a socket-level option: Linux takes it on a datagram socket too;
+    /// `TCP_NODELAY` is not: `ENOPROTOOPT` (udp_setsockopt → ip_setsockopt).
+    #[test]
+    fn so_linger_is_taken_on_a_datagram_socket_and_tcp_options_are_enoprotoopt() {
+        let (mut s, _w) = stack(0);
+        let fd = s.socket(SockType::Dgram).unwrap();
+        assert_eq!(s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))), Ok(()));
+        assert_eq!(s.setsockopt(fd, SockOpt::Linger(None)), Ok(()));
+        assert_eq!(s.setsockopt(fd, SockOpt::TcpNodelay(true)), Err(Errno::ENOPROTOOPT));
+        assert_eq!(Errno::ENOPROTOOPT.name(), "ENOPROTOOPT");
+    }
 
     #[test]
     fn copy_datagram_copies_every_length() {

@@ -281,7 +281,7 @@ impl CongAlgo {
         match name {
             "cubic" => Ok(CongAlgo::Cubic),
             "reno" => Ok(CongAlgo::Reno),
-            _ => Err(crate::errno::Errno(libc::ENOENT)),
+            _ => Err(crate::errno::Errno::ENOENT),
         }
     }
 }

@@ -436,7 +436,7 @@ pub fn tcp_abort(net: &mut Net, q: &mut NetdevQueue, umem: &crate::umem::Umem, i
         tcp_send_active_reset(net, q, umem, &mut cb, now);
     }
     if !cb.orphan {
-        cb.sock.set_err(Errno(libc::ECONNABORTED));
+        cb.sock.set_err(Errno::ECONNABORTED);
     }
     tcp_set_state(net, &mut cb, TcpState::Close);
     tcp_done(net, &mut cb);
