@@ -2,7 +2,8 @@
 #
 # Variables: CARGO (cargo), TEST_THREADS (2: privileged tests make uniquely named namespaces and
 # may run side by side, but the machines have two cores and timing tests need one to themselves),
-# TEST_ARGS (extra arguments for cargo test, e.g. TEST_ARGS='-p xsknet wire::').
+# TEST_ARGS (extra arguments for cargo test, e.g. TEST_ARGS='-p xsknet wire::'), DURATION and SOAK_ARGS
+# (`make soak`: how long, and more options of xsknet-soak, e.g. SOAK_ARGS='--max-pps 300000').
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,6 +20,8 @@ CARGO        ?= cargo
 TEST_THREADS ?= 2
 TEST_ARGS    ?=
 BENCH_ARGS   ?=
+DURATION     ?= 10m
+SOAK_ARGS    ?=
 TEST_LOG     = $(TARGET_DIR)/test.log
 
 # The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
@@ -28,7 +31,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export XSKNET_BIN       := $(TARGET_DIR)/release/xsknet
 export XSKNET_UDP_CHECK := $(TARGET_DIR)/release/udp-check
 
-.PHONY: help deps build test demo bench lint clean
+.PHONY: help deps build test demo bench soak lint clean
 
 help: ## list the targets (this text)
 	@echo "xsknet: a kernel-bypass TCP/UDP/IP stack on AF_XDP"
@@ -78,6 +81,11 @@ bench: ## xsknet beside the kernel's UDP path and the XDP ceilings, in one run (
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	$(CARGO) build --release --workspace
 	$(TARGET_DIR)/release/side-by-side --update-readme --bin-dir $(TARGET_DIR)/release $(BENCH_ARGS)
+
+soak: ## xsknet for DURATION (10m; 30s, 1h) under good and malformed traffic at 80 % of its maximum, checked (root)
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	$(CARGO) build --release --workspace
+	$(TARGET_DIR)/release/xsknet-soak --duration $(DURATION) --bin-dir $(TARGET_DIR)/release $(SOAK_ARGS)
 
 lint: ## rustfmt --check and clippy, warnings as errors
 	$(CARGO) fmt --all --check
