@@ -25,7 +25,7 @@
 //! | 1 | `frag-incomplete` | a first fragment whose rest never comes (one of [`INCOMPLETE_IDS`] identifications) | `IpReasmReqds`, later `IpReasmTimeout` |
 //! | 1 | `arp` | ARP request "who has `--dst`", broadcast | (no MIB counter) |
 //! | 2 | `icmp-echo` | ICMP echo request, sequence number counting up | `IcmpInEchos`; answered |
-//! | 1 | `syn-churn` | TCP SYN to a random port of `--dst-ports` (where the soak's server opens and closes listeners), random source port and sequence | `TcpInSegs`; a SYN-ACK, or a reset from a closed port |
+//! | 1 | `syn-churn` | TCP SYN to a random port of `--dst-ports` (where the soak's server opens and closes listeners), random source port and sequence | `TcpInSegs`; a SYN-ACK (a SYN cookie once the SYN queue is full), or a reset from a closed port |
 //! | 1 | `syn-closed` | TCP SYN to a random port of [`CLOSED_PORTS`] | `TcpInSegs`, `TcpOutRsts` |
 //!
 //! The fragments of a complete pair carry identifications below 0x8000 (the
