@@ -51,7 +51,8 @@ const PROBE_TIMEOUT_MS: &str = "1000";
 const PROBE_WINDOW: Duration = Duration::from_secs(5);
 /// Time between TCP client rounds.
 const TCP_ROUND: Duration = Duration::from_millis(20);
-const TCP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Long enough for two SYN retransmissions (1 s, then 2 s later): a loop behind drops SYNs at its rx ring.
+const TCP_TIMEOUT: Duration = Duration::from_secs(5);
 const TCP_LINE: &[u8] = b"xsknet-soak: a line to echo over TCP, 64 bytes long, ends here\n";
 
 #[derive(Parser)]
@@ -804,11 +805,15 @@ fn soak(
     );
     let tcp_ok = tcp.echo_ok.load(Ordering::Relaxed);
     let tcp_failed = tcp.echo_failed.load(Ordering::Relaxed);
+    // As for the probe: the clients' segments are lost at the rings with the rest, no more.
+    let tcp_bound = 1.0 + 1.5 * ring_drop_percent;
+    let tcp_failed_percent = 100.0 * tcp_failed as f64 / (tcp_ok + tcp_failed).max(1) as f64;
     check(
         "TCP echo on the served port",
-        tcp_ok > 0 && tcp_failed * 100 <= tcp_ok,
+        tcp_ok > 0 && tcp_failed_percent <= tcp_bound,
         format!(
-            "{tcp_ok} connections echoed, {tcp_failed} failed (bound 1 %){}",
+            "{tcp_ok} connections echoed, {tcp_failed} failed ({tcp_failed_percent:.2} %, bound {tcp_bound:.2} % = 1 % + \
+             1.5 x the share the kernel dropped at the rings){}",
             tcp.first_failure.lock().unwrap().as_ref().map(|e| format!("; first: {e}")).unwrap_or_default()
         ),
     );
