@@ -3,7 +3,9 @@
 # Variables: CARGO (cargo), TEST_THREADS (2: privileged tests make uniquely named namespaces and
 # may run side by side, but the machines have two cores and timing tests need one to themselves),
 # TEST_ARGS (extra arguments for cargo test, e.g. TEST_ARGS='-p xsknet wire::'),
-# FUZZ_SECS (60: seconds per fuzz target), FUZZ_TARGETS (every target; e.g. 'ipv4 rx_path').
+# FUZZ_SECS (60: seconds per fuzz target), FUZZ_TARGETS (every target; e.g. 'ipv4 rx_path'),
+# DURATION and SOAK_ARGS (`make soak`: how long, and more options of xsknet-soak, e.g.
+# SOAK_ARGS='--max-pps 300000').
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,6 +24,8 @@ TEST_ARGS    ?=
 BENCH_ARGS   ?=
 FUZZ_SECS    ?= 60
 FUZZ_TARGETS ?=
+DURATION     ?= 10m
+SOAK_ARGS    ?=
 TEST_LOG     = $(TARGET_DIR)/test.log
 
 # The privileged tests and the demo find the peers here (CARGO_BIN_EXE_* only covers a crate's
@@ -31,7 +35,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export XSKNET_BIN       := $(TARGET_DIR)/release/xsknet
 export XSKNET_UDP_CHECK := $(TARGET_DIR)/release/udp-check
 
-.PHONY: help deps build test demo bench fuzz lint clean
+.PHONY: help deps build test demo bench fuzz soak lint clean
 
 help: ## list the targets (this text)
 	@echo "xsknet: a kernel-bypass TCP/UDP/IP stack on AF_XDP"
@@ -48,7 +52,7 @@ build: ## cargo build --release --workspace (runs deps first when clang or the B
 	$(CARGO) build --release --workspace
 
 test: ## build, then run every test, privileged ones included (as root); ends with a summary line
-	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@scripts/deps.sh --check run 2>/dev/null || scripts/deps.sh run
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	    echo "make test: not root: privileged tests (namespaces, XDP) will skip, or fail with CI set;"; \
 	    echo "           run 'sudo -E env PATH=\"\$$PATH\" make test' to run them"; \
@@ -73,18 +77,23 @@ test: ## build, then run every test, privileged ones included (as root); ends wi
 	exit $$status
 
 demo: ## build, then the story on a veth pair: ping, UDP echo, TCP echo, refused ports, counters (root)
-	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@scripts/deps.sh --check run 2>/dev/null || scripts/deps.sh run
 	$(CARGO) build --release --workspace
 	scripts/demo.sh
 
 bench: ## xsknet beside the kernel's UDP path and the XDP ceilings, in one run (root; BENCH_ARGS=--quick: < 1 min)
-	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@scripts/deps.sh --check run 2>/dev/null || scripts/deps.sh run
 	$(CARGO) build --release --workspace
 	$(TARGET_DIR)/release/side-by-side --update-readme --bin-dir $(TARGET_DIR)/release $(BENCH_ARGS)
 
 fuzz: ## the fuzz targets under libFuzzer, FUZZ_SECS (60) each; FUZZ_TARGETS picks (docs/fuzzing.md)
 	@scripts/deps.sh --check fuzz 2>/dev/null || scripts/deps.sh fuzz
 	FUZZ_SECS=$(FUZZ_SECS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
+
+soak: ## xsknet for DURATION (10m; 30s, 1h) under good and malformed traffic at 80 % of its maximum, checked (root)
+	@scripts/deps.sh --check run 2>/dev/null || scripts/deps.sh run
+	$(CARGO) build --release --workspace
+	$(TARGET_DIR)/release/xsknet-soak --duration $(DURATION) --bin-dir $(TARGET_DIR)/release $(SOAK_ARGS)
 
 lint: ## rustfmt --check and clippy, warnings as errors
 	$(CARGO) fmt --all --check

@@ -10,6 +10,7 @@
 #   scripts/deps.sh --check      install nothing; list what is missing; exit 1 if anything is
 #   scripts/deps.sh --check build   only what `cargo build` needs (clang and the BPF headers)
 #   scripts/deps.sh fuzz         what `make fuzz` needs: the build's packages and cargo-fuzz
+#   scripts/deps.sh run          what test, demo, bench and soak need: every package, no cargo-fuzz
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,8 +43,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --check) check_only=1 ;;
         -q|--quiet) quiet=1 ;;
-        build|fuzz|all) group=$1 ;;
-        -h|--help) sed -n '4,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        build|fuzz|run|all) group=$1 ;;
+        -h|--help) sed -n '4,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
     shift
@@ -67,7 +68,7 @@ while IFS='|' read -r pkg check why; do
     pkg=${pkg// /} check=${check// /}
     [ -n "$pkg" ] || continue
     why=$(echo "$why" | tr -s ' ' | sed 's/^ //')
-    [ "$group" != all ] && [ "${why%% *}" != build ] && continue
+    [ "$group" != all ] && [ "$group" != run ] && [ "${why%% *}" != build ] && continue
     present "$check" && continue
     missing+=("$pkg")
     missing_why+=("$pkg: ${check#*:} not found; needed for ${why}")
@@ -79,7 +80,7 @@ ensure_cargo_path || cargo_ok=0
 # cargo-fuzz (`make fuzz`, docs/fuzzing.md), from crates.io: 0.13.2 builds with Rust 1.95.
 CARGO_FUZZ_VERSION=0.13.2
 fuzz_missing=0
-if [ "$group" != build ] && [ "$cargo_ok" = 1 ] && ! have cargo-fuzz; then
+if { [ "$group" = fuzz ] || [ "$group" = all ]; } && [ "$cargo_ok" = 1 ] && ! have cargo-fuzz; then
     fuzz_missing=1
 fi
 

@@ -619,6 +619,9 @@ fn run_rate(
     let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
     // Sequence numbers that timed out, to recognise their late echoes.
     let mut overdue: VecDeque<u32> = VecDeque::with_capacity(LATE_WINDOW);
+    // Whether each sequence number's echo came back (index: seq, 1..=total): an echo later
+    // than `overdue` remembers is late, not a duplicate, unless its datagram was answered.
+    let mut echoed = vec![false; total as usize + 1];
     let mut slot = 0u64;
     sock.set_nonblocking(true).map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
     let start = Instant::now();
@@ -708,12 +711,20 @@ fn run_rate(
             }
             continue;
         };
+        let first_echo = echoed.get(seq as usize) == Some(&false) && u64::from(seq) <= slot;
+        if let Some(e) = echoed.get_mut(seq as usize) {
+            *e = true;
+        }
         if let Ok(i) = pending.binary_search_by_key(&seq, |&(s, _)| s) {
             let (_, sent) = pending.remove(i).expect("index from binary_search");
             r.c.ok += 1;
             r.rtt_ns.push(got_at.duration_since(sent).as_nanos() as u64);
         } else if let Some(i) = overdue.iter().position(|&s| s == seq) {
             overdue.remove(i);
+            r.c.late += 1;
+        } else if first_echo {
+            // A datagram that timed out longer ago than `overdue` remembers (under heavy loss
+            // more than LATE_WINDOW time out before their echoes arrive): late, not a duplicate.
             r.c.late += 1;
         } else {
             // Byte-exact, but of no datagram in flight: a duplicate.
@@ -1221,6 +1232,41 @@ mod tests {
         assert_eq!((r.c.sent, r.c.timeouts, r.c.mismatches), (500, 60, 10), "{lines:?}");
         assert_eq!(r.c.ok, 440);
         assert!(lines.iter().all(|l| l.contains("first difference at byte")), "{lines:?}");
+    }
+
+    #[test]
+    fn rate_mode_late_echoes_beyond_the_window_are_late_not_duplicates() {
+        // The echo holds the datagrams of seq 10..=109 and sends them back when seq 400
+        // arrives, about 145 ms after the last of them left: all 100 have timed out, more than
+        // the LATE_WINDOW (64) that `overdue` remembers, and each is late (found by the soak,
+        // whose probe under heavy loss reported such echoes as duplicates). Seq 200 is echoed
+        // twice: a real duplicate.
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut held: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let seq = parse_tag(&buf[..n]).map_or(0, |(_, s)| s);
+                if (10..=109).contains(&seq) {
+                    held.push((buf[..n].to_vec(), from));
+                    continue;
+                }
+                let _ = server.send_to(&buf[..n], from);
+                if seq == 200 {
+                    let _ = server.send_to(&buf[..n], from);
+                }
+                if seq == 400 {
+                    for (d, to) in held.drain(..) {
+                        let _ = server.send_to(&d, to);
+                    }
+                }
+            }
+        });
+        let (r, lines) = rate_run(addr);
+        const { assert!(LATE_WINDOW < 100) };
+        assert_eq!((r.c.sent, r.c.timeouts, r.c.late, r.c.mismatches), (500, 100, 100, 1), "{lines:?}");
+        assert_eq!(lines, ["mismatch: a second echo of seq 200"]);
     }
 
     #[test]

@@ -117,15 +117,17 @@ struct Cli {
     batch: u32,
     /// Send a flood instead of numbered datagrams: udp (to --dst-port, random payloads), udp-closed (to random
     /// ports of --dst-ports), bad-csum (IPv4 with a wrong header checksum), bad-len (IPv4 total length past the
-    /// frame), arp (requests for --dst), icmp (echo requests), syn, ack, rst (TCP to --dst-port). Random source
-    /// ports (and TCP sequence numbers) from --seed. Not with --echo.
+    /// frame), arp (requests for --dst), icmp (echo requests), syn, ack, rst (TCP to --dst-port), mix (good and
+    /// malformed frames interleaved, the soak's traffic: docs/soak.md). Random source ports (and TCP sequence
+    /// numbers) from --seed. Not with --echo.
     #[arg(long, value_enum, value_name = "MODE")]
     flood: Option<FloodMode>,
     /// With --flood: each frame's source address random in PREFIX (e.g. 10.66.0.0/16); for arp the sender
     /// address, with a random sender MAC. Without it the flood comes from --src alone. Not with --echo.
     #[arg(long, value_name = "PREFIX", value_parser = Prefix::parse)]
     spoof: Option<Prefix>,
-    /// With --flood udp-closed: destination ports, LO-HI (never --dst-port). Default 1024-65535.
+    /// With --flood udp-closed: destination ports, LO-HI (never --dst-port). Default 1024-65535. With --flood mix:
+    /// the ports the soak's server opens and closes (default 20000-20063).
     #[arg(long, value_name = "LO-HI", value_parser = flood::parse_port_range)]
     dst_ports: Option<(u16, u16)>,
     /// Seed of the flood's random numbers (wyrand): the same seed sends the same frames.
@@ -299,6 +301,10 @@ fn print_summary(r: &Report) {
     );
     if let Some(f) = &s.flood {
         println!("  flood {}: {} (seed {})", f.mode.name(), f.sends, f.seed);
+    }
+    if let Some(m) = &r.mix_sent {
+        let parts: Vec<String> = m.iter().map(|c| format!("{} {}", c.kind.name(), c.sent)).collect();
+        println!("  mix sent: {}", parts.join(", "));
     }
     if let Some(i) = &r.iface {
         println!(

@@ -67,6 +67,9 @@ pub enum FloodMode {
     Ack,
     /// TCP RST to `--dst-port`.
     Rst,
+    /// Good and malformed frames interleaved, for the soak (`super::mix`; not a flood
+    /// [`FloodPatcher`] builds, and not in [`FloodMode::ALL`]).
+    Mix,
 }
 
 impl FloodMode {
@@ -95,6 +98,7 @@ impl FloodMode {
             FloodMode::Syn => "syn",
             FloodMode::Ack => "ack",
             FloodMode::Rst => "rst",
+            FloodMode::Mix => "mix",
         }
     }
 
@@ -334,6 +338,9 @@ impl FloodPatcher {
     /// As [`FloodSpec::check`].
     pub fn new(spec: FloodSpec) -> Result<FloodPatcher, String> {
         spec.check()?;
+        if spec.mode == FloodMode::Mix {
+            return Err("--flood mix is built by pktgen::mix::MixGen, not patched as a flood".into());
+        }
         let (net, host_mask) = match spec.spoof {
             Some(p) => (u32::from(p.net), !p.mask()),
             None => (u32::from(spec.src_ip), 0),
@@ -402,7 +409,7 @@ impl FloodPatcher {
                     f.sender_mac = EthernetAddress([(b[0] & 0xFC) | 0x02, b[1], b[2], b[3], b[4], b[5]]);
                 }
             }
-            FloodMode::Udp | FloodMode::BadCsum | FloodMode::BadLen => {}
+            FloodMode::Udp | FloodMode::BadCsum | FloodMode::BadLen | FloodMode::Mix => {}
         }
         f
     }
@@ -628,7 +635,7 @@ impl FloodSetup {
             mode: spec.mode,
             spoof: spec.spoof.map(|p| p.to_string()),
             seed,
-            dst_ports: (spec.mode == FloodMode::UdpClosed)
+            dst_ports: matches!(spec.mode, FloodMode::UdpClosed | FloodMode::Mix)
                 .then(|| format!("{}-{}", spec.dst_ports.0, spec.dst_ports.1)),
             sends: describe(spec),
         }
@@ -660,6 +667,13 @@ pub fn describe(spec: &FloodSpec) -> String {
         FloodMode::Syn | FloodMode::Ack | FloodMode::Rst => format!(
             "TCP {} to {to}:{p} {from}, random source ports and sequence numbers",
             spec.mode.name().to_uppercase()
+        ),
+        FloodMode::Mix => format!(
+            "a mix to {to} from {}: UDP to port {p} (echoed) and to closed ports and to ports {}-{} (opened and \
+             closed by the soak), bad IPv4 and UDP checksums, truncated and short headers, bad IP options, \
+             fragments (complete and never completed), ARP, ICMP echo, TCP SYN to port {p} and to closed ports \
+             (docs/soak.md)",
+            spec.src_ip, spec.dst_ports.0, spec.dst_ports.1
         ),
     }
 }

@@ -36,6 +36,7 @@
 pub mod echo;
 pub mod flood;
 pub mod frame;
+pub mod mix;
 pub mod pace;
 
 use std::error::Error;
@@ -58,6 +59,7 @@ use crate::progress::{Progress, ProgressMode, Snapshot};
 use echo::{EchoCounts, EchoTracker, ReplyKind};
 use flood::{FloodMode, FloodPatcher, FloodSetup, FloodSpec, Prefix, WyRand};
 use frame::{Flow, FrameSpec, Patcher, Received};
+use mix::{MixGen, MixKind, MixSpec, DEFAULT_CHURN_PORTS};
 use pace::TokenBucket;
 
 pub type BoxError = Box<dyn Error + Send + Sync>;
@@ -243,8 +245,16 @@ impl Config {
                         (and source addresses with --spoof)"
                 .into());
         }
-        if self.dst_ports.is_some() && mode != FloodMode::UdpClosed {
-            return Err(format!("--dst-ports is for --flood udp-closed, not {}", mode.name()));
+        if self.dst_ports.is_some() && !matches!(mode, FloodMode::UdpClosed | FloodMode::Mix) {
+            return Err(format!("--dst-ports is for --flood udp-closed and mix, not {}", mode.name()));
+        }
+        if mode == FloodMode::Mix {
+            if self.spoof.is_some() {
+                return Err("--spoof with --flood mix: the mix comes from --src, which its echoes go back to".into());
+            }
+            if self.size != frame::MIN_FRAME_LEN {
+                return Err("--size with --flood mix: each kind of frame has its own size (docs/soak.md)".into());
+            }
         }
         self.flood_spec(EthernetAddress::default(), EthernetAddress::default()).map(|_| ())
     }
@@ -261,12 +271,31 @@ impl Config {
             src_ip: self.src,
             dst_ip: self.dst,
             dst_port: self.dst_port,
-            dst_ports: self.dst_ports.unwrap_or(flood::DEFAULT_DST_PORTS),
+            dst_ports: self.dst_ports.unwrap_or(if mode == FloodMode::Mix {
+                DEFAULT_CHURN_PORTS
+            } else {
+                flood::DEFAULT_DST_PORTS
+            }),
             spoof: self.spoof,
             len: self.size,
         };
         spec.check()?;
+        if mode == FloodMode::Mix {
+            self.mix_spec(src_mac, dst_mac).check()?;
+        }
         Ok(Some(spec))
+    }
+
+    /// The mix's spec (`--flood mix`), for the MACs found at run time.
+    fn mix_spec(&self, src_mac: EthernetAddress, dst_mac: EthernetAddress) -> MixSpec {
+        MixSpec {
+            src_mac,
+            dst_mac,
+            src_ip: self.src,
+            dst_ip: self.dst,
+            dst_port: self.dst_port,
+            churn_ports: self.dst_ports.unwrap_or(DEFAULT_CHURN_PORTS),
+        }
     }
 
     /// (transmit frames, receive frames). Transmit frames are never more than
@@ -440,6 +469,18 @@ pub struct Report {
     /// The generator-side XDP program's counters.
     pub xdp_prog: XdpProgStats,
     pub echo: Option<EchoReport>,
+    /// `--flood mix`: frames sent of each kind ([`mix`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix_sent: Option<Vec<MixCount>>,
+}
+
+/// Frames of one kind sent by `--flood mix`.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixCount {
+    /// The kind (`echo`, `closed-port`, …).
+    pub kind: MixKind,
+    /// Frames sent.
+    pub sent: u64,
 }
 
 /// What [`run`] returns: the report, and in echo mode the RTT histograms.
@@ -686,7 +727,14 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
     let spec = FrameSpec { src_mac: mac, dst_mac, dst_ip: cfg.dst, dst_port: cfg.dst_port, len: cfg.size };
     let patcher = Patcher::new(spec, &flows)?;
     let flood_spec = cfg.flood_spec(mac, dst_mac)?;
+    let mut mixer = match flood_spec {
+        Some(fs) if fs.mode == FloodMode::Mix => {
+            Some((MixGen::new(cfg.mix_spec(mac, dst_mac))?, WyRand::new(cfg.seed)))
+        }
+        _ => None,
+    };
     let mut flooder = match flood_spec {
+        Some(fs) if fs.mode == FloodMode::Mix => None,
         Some(fs) => {
             let p = FloodPatcher::new(fs)?;
             let mut rng = WyRand::new(cfg.seed);
@@ -754,7 +802,14 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
                     let mut left = n;
                     while left > 0 {
                         let k = left.min(eng.kick_batch);
-                        if let Some((p, rng)) = flooder.as_mut() {
+                        if let Some((m, rng)) = mixer.as_mut() {
+                            for _ in 0..k {
+                                let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
+                                let n = m.write(umem.frame_mut(&mut f), seq, rng);
+                                eng.txq.push(Desc::one(f, 0, n as u32));
+                                seq += 1;
+                            }
+                        } else if let Some((p, rng)) = flooder.as_mut() {
                             for _ in 0..k {
                                 let mut f = eng.tx_free.pop().expect("max is bounded by free frames");
                                 let fields = p.draw(rng, seq);
@@ -851,7 +906,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
             kick_batch,
         },
         sent: seq,
-        bytes: seq * cfg.size as u64,
+        bytes: mixer.as_ref().map_or(seq * cfg.size as u64, |(m, _)| m.bytes()),
         elapsed_s: elapsed,
         rate_pps: seq as f64 / elapsed,
         total_s: end.duration_since(t_begin).as_secs_f64(),
@@ -862,6 +917,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, BoxError> {
         iface,
         xdp_prog,
         echo,
+        mix_sent: mixer.map(|(m, _)| m.sent().into_iter().map(|(kind, sent)| MixCount { kind, sent }).collect()),
     };
     // Socket first, then the program (bpf_link: detached on drop).
     drop(eng);

@@ -1,6 +1,7 @@
 //! The `xsknet` command: echo and sink servers (UDP and TCP) and a static-file
 //! HTTP server on the user-space stack.
 
+mod churn;
 mod guard;
 mod http;
 mod inspect;
@@ -182,12 +183,27 @@ struct ServeArgs {
     /// thread of its own; works with --no-control too.
     #[arg(long, value_name = "ADDR:PORT", value_parser = xsknet::metrics::parse_addr)]
     metrics: Option<std::net::SocketAddr>,
+    /// Open and close sockets on ports LO-HI while serving, UDP and TCP listeners in turn, a
+    /// few at a time (echo and sink, run to completion; the soak's server: docs/soak.md).
+    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
+    churn_ports: Option<(u16, u16)>,
     #[command(flatten)]
     attach: AttachArgs,
     #[command(flatten)]
     pcap: PcapArgs,
     #[command(flatten)]
     guard: GuardArgs,
+}
+
+/// `LO-HI`, 1 <= LO <= HI <= 65535.
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or_else(|| format!("{s}: expected LO-HI, e.g. 20000-20063"))?;
+    let port = |p: &str| p.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or(format!("{p}: expected a port 1-65535"));
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo > hi {
+        return Err(format!("{s}: the range's low end is above its high end"));
+    }
+    Ok((lo, hi))
 }
 
 fn main() -> ExitCode {
@@ -299,6 +315,13 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
             xsknet::cpu::core(cpu).map_err(|e| format!("{flag} {cpu}: {e}"))?;
         }
     }
+    if args.churn_ports.is_some() && (args.threaded || app == App::Http) {
+        return Err("--churn-ports is for echo and sink run to completion (not --threaded, not http)".into());
+    }
+    let port = args.port.unwrap_or(app.default_port());
+    if let Some((lo, hi)) = args.churn_ports.filter(|(lo, hi)| (*lo..=*hi).contains(&port)) {
+        return Err(format!("--churn-ports {lo}-{hi} holds the served port {port}").into());
+    }
     // A bad rules file is said before anything is set up.
     let guard_rules = args.guard.rules()?;
     signal::install()?;
@@ -351,7 +374,6 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     if let Some(o) = args.pcap.options(max_frame) {
         stack.attach_capture(xsknet::capture::CaptureTap::start(&o)?);
     }
-    let port = args.port.unwrap_or(app.default_port());
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
         "{} on {} {}:{} (queue {}, {} mode, MTU {}, {}-byte frames, multi-buffer {}, XDP {} mode, prog id {}, {}{})",
@@ -430,13 +452,15 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     if let Some(cpu) = placed {
         xsknet::cpu::bind_current(cpu).map_err(|e| format!("--cpu/--app-cpu: {e}"))?;
     }
+    let mut churn = args.churn_ports.map(|ports| churn::Churn::new(ports, app == App::Echo));
     let (mut final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
         http::run(cfg, stack, local, args, &setup, deadline, interval)?
     } else if args.threaded {
         let (s, l, a) = run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, args.cpu)?;
         (s, l, a, None)
     } else {
-        let (s, l, a) = run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp)?;
+        let (s, l, a) =
+            run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp, churn.as_mut())?;
         (s, l, a, None)
     };
     let elapsed = started.elapsed();
@@ -465,8 +489,20 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     if let Some(c) = &capture {
         println!("{}", c.line());
     }
+    if let (Some(c), Some((lo, hi))) = (&churn, args.churn_ports) {
+        let s = c.stats;
+        println!(
+            "  churn on ports {lo}-{hi}: {} UDP sockets and {} TCP listeners opened, {} closed, {} refused; {} \
+             datagrams read, {} connections accepted",
+            s.udp_opened, s.tcp_listeners_opened, s.closed, s.open_errors, s.datagrams, s.accepted
+        );
+    }
     if let Some(path) = &args.stats_json {
-        std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)
+        let mut json = report.to_json();
+        if let Some(c) = &churn {
+            json["churn"] = serde_json::to_value(c.stats)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     drop(metrics_endpoint);
@@ -567,6 +603,7 @@ fn run_to_completion<D: NetDevice>(
     deadline: Option<Instant>,
     interval: Option<Duration>,
     xdp: &XdpProgram,
+    mut churn: Option<&mut churn::Churn>,
 ) -> Result<(Stack<D>, LoopStats, AppStats), BoxError> {
     let fd = stack.socket(SockType::Dgram)?;
     stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
@@ -592,6 +629,9 @@ fn run_to_completion<D: NetDevice>(
         }
         stack.poll_timed(&mut stats);
         tcp.serve(&mut stack);
+        if let Some(c) = churn.as_deref_mut() {
+            c.maybe_step(&mut stack, &mut buf);
+        }
         loop {
             let got = match app {
                 App::Sink | App::Http => stack.recv_with(fd, |data, peer| (data.len(), peer)),
@@ -625,6 +665,9 @@ fn run_to_completion<D: NetDevice>(
     app_stats.tcp_accepted = tcp.stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
     app_stats.tcp_bytes = tcp.stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
     tcp.close(&mut stack);
+    if let Some(c) = churn {
+        c.close_all(&mut stack);
+    }
     finish_tcp(&mut stack);
     stack.close(fd)?;
     stack.release_backlog();
