@@ -255,7 +255,7 @@ pub fn check_counters(m: &Mib, accepted: u64, taken: u64, transport: bool) {
         + m.XskIpInMartianDst
         + m.XskIpInMcastNotJoined
         + m.XskIpInSrcRoute
-        + m.XskIpInMbUnsupported
+        + m.XskIpInMultiBufUnsupported
         + m.IpInAddrErrors
         + m.IpReasmReqds
         + m.IpInDelivers

@@ -57,7 +57,7 @@ pub const XDP_PKT_CONTD: u32 = 1;
 /// The most descriptors one received packet may span: enough for the
 /// largest Ethernet frame we take (65535 bytes, [`MAX_MB_PACKET`]) in
 /// 2048-byte frames with the kernel's 256 bytes of headroom (37), rounded
-/// up. A longer sequence is an invalid one: counted (`XskRxMbTooBig`) and
+/// up. A longer sequence is an invalid one: counted (`XskRxMultiBufTooBig`) and
 /// dropped, its frames given back.
 pub const MAX_RX_DESCS: usize = 64;
 
@@ -70,7 +70,7 @@ pub const MAX_MB_PACKET: usize = u16::MAX as usize;
 /// hold: Ethernet, an IPv4 header with options and a UDP header (82),
 /// rounded up. The kernel fills every descriptor but the last to the
 /// frame's end (`__xsk_rcv`, net/xdp/xsk.c), so only a broken kernel or
-/// driver sends less: counted (`XskRxMbInvalid`) and dropped.
+/// driver sends less: counted (`XskRxMultiBufInvalid`) and dropped.
 pub const MB_MIN_HEAD: u32 = 128;
 
 /// What the receive side does with the descriptors of multi-buffer packets
@@ -83,7 +83,7 @@ pub const MB_MIN_HEAD: u32 = 128;
 /// room for all of them before it writes the first, and moves the producer
 /// index at the flush), so a packet split across two reads was split by our
 /// budget; one still open after a read that the budget did not stop was cut
-/// short (`XskRxMbTruncated`).
+/// short (`XskRxMultiBufTruncated`).
 #[derive(Debug, Default)]
 pub struct RxAssembler {
     /// The packet being put together: its chain and descriptors so far.
@@ -92,18 +92,18 @@ pub struct RxAssembler {
     skipping: Option<MibDrop>,
     /// Frames of dropped packets, to go back to the fill ring first.
     recycled: Vec<Frame>,
-    /// Packets received in more than one descriptor (`XskRxMbPackets`).
+    /// Packets received in more than one descriptor (`XskRxMultiBufPackets`).
     pub mb_packets: u64,
     /// Packets dropped for spanning more than [`MAX_RX_DESCS`] descriptors or
-    /// [`MAX_MB_PACKET`] bytes (`XskRxMbTooBig`).
+    /// [`MAX_MB_PACKET`] bytes (`XskRxMultiBufTooBig`).
     pub too_big: u64,
     /// Packets dropped for an invalid descriptor in their sequence
-    /// (`XskRxMbInvalid`): a first descriptor under [`MB_MIN_HEAD`] bytes,
+    /// (`XskRxMultiBufInvalid`): a first descriptor under [`MB_MIN_HEAD`] bytes,
     /// an empty one, or one too close to its frame's start for the link.
     pub invalid: u64,
     /// Packets dropped because their last descriptor never came: a
     /// descriptor with `XDP_PKT_CONTD` ended what the ring held
-    /// (`XskRxMbTruncated`).
+    /// (`XskRxMultiBufTruncated`).
     pub truncated: u64,
 }
 
@@ -232,10 +232,10 @@ impl RxAssembler {
 
     /// Copies the counters into `stats`.
     pub fn stats(&self, stats: &mut DeviceStats) {
-        stats.xsk_rx_mb_packets = self.mb_packets;
-        stats.xsk_rx_mb_too_big = self.too_big;
-        stats.xsk_rx_mb_invalid = self.invalid;
-        stats.xsk_rx_mb_truncated = self.truncated;
+        stats.xsk_rx_multibuf_packets = self.mb_packets;
+        stats.xsk_rx_multibuf_too_big = self.too_big;
+        stats.xsk_rx_multibuf_invalid = self.invalid;
+        stats.xsk_rx_multibuf_truncated = self.truncated;
     }
 }
 
@@ -270,20 +270,20 @@ pub struct DeviceStats {
     #[serde(rename = "XskInKernelUnderflow")]
     pub xsk_in_kernel_underflow: u64,
     /// Packets received in more than one descriptor (AF_XDP multi-buffer).
-    #[serde(rename = "XskRxMbPackets", default)]
-    pub xsk_rx_mb_packets: u64,
+    #[serde(rename = "XskRxMultiBufPackets", default)]
+    pub xsk_rx_multibuf_packets: u64,
     /// Multi-buffer packets dropped for spanning more than
     /// [`MAX_RX_DESCS`] descriptors or [`MAX_MB_PACKET`] bytes.
-    #[serde(rename = "XskRxMbTooBig", default)]
-    pub xsk_rx_mb_too_big: u64,
+    #[serde(rename = "XskRxMultiBufTooBig", default)]
+    pub xsk_rx_multibuf_too_big: u64,
     /// Multi-buffer packets dropped for an invalid descriptor in their
     /// sequence (a first piece under [`MB_MIN_HEAD`] bytes, an empty piece).
-    #[serde(rename = "XskRxMbInvalid", default)]
-    pub xsk_rx_mb_invalid: u64,
+    #[serde(rename = "XskRxMultiBufInvalid", default)]
+    pub xsk_rx_multibuf_invalid: u64,
     /// Multi-buffer packets dropped because their last descriptor never came
     /// (`XDP_PKT_CONTD` on the last descriptor the ring held).
-    #[serde(rename = "XskRxMbTruncated", default)]
-    pub xsk_rx_mb_truncated: u64,
+    #[serde(rename = "XskRxMultiBufTruncated", default)]
+    pub xsk_rx_multibuf_truncated: u64,
 }
 
 /// A device queue as NAPI sees it: batches of descriptors in and out.

@@ -128,10 +128,10 @@ impl PublishedStats {
             d.xsk_rx_invalid_addr,
             d.xsk_cq_invalid_addr,
             d.xsk_in_kernel_underflow,
-            d.xsk_rx_mb_packets,
-            d.xsk_rx_mb_too_big,
-            d.xsk_rx_mb_invalid,
-            d.xsk_rx_mb_truncated,
+            d.xsk_rx_multibuf_packets,
+            d.xsk_rx_multibuf_too_big,
+            d.xsk_rx_multibuf_invalid,
+            d.xsk_rx_multibuf_truncated,
         ] {
             put(v);
         }
@@ -188,10 +188,10 @@ impl PublishedStats {
             xsk_rx_invalid_addr: take(),
             xsk_cq_invalid_addr: take(),
             xsk_in_kernel_underflow: take(),
-            xsk_rx_mb_packets: take(),
-            xsk_rx_mb_too_big: take(),
-            xsk_rx_mb_invalid: take(),
-            xsk_rx_mb_truncated: take(),
+            xsk_rx_multibuf_packets: take(),
+            xsk_rx_multibuf_too_big: take(),
+            xsk_rx_multibuf_invalid: take(),
+            xsk_rx_multibuf_truncated: take(),
         };
         let census = FrameCensus {
             total: take() as usize,
@@ -411,7 +411,7 @@ mod tests {
             all.mib.set(c, c as u64 + 1);
         }
         all.device.xsk_in_kernel_underflow = 9;
-        all.device.xsk_rx_mb_truncated = 10;
+        all.device.xsk_rx_multibuf_truncated = 10;
         all.census.tx_backlog = 8;
         all.softirq.tx_packets = 7;
         *p.scratch = all.clone();

@@ -284,7 +284,7 @@ mib! {
         XskIpReasmUnsupported => "reassembled datagram neither UDP, TCP nor ICMP echo",
         /// A datagram in a multi-buffer frame (AF_XDP `XDP_USE_SG`) that is
         /// neither UDP, TCP nor an IP fragment: ICMP takes one frame only yet (docs/jumbo.md).
-        XskIpInMbUnsupported => "multi-buffer frame neither UDP, TCP nor an IP fragment (not taken yet)",
+        XskIpInMultiBufUnsupported => "multi-buffer frame neither UDP, TCP nor an IP fragment (not taken yet)",
 
         // The neighbour table's counters (`struct neigh_statistics`, the
         // columns of /proc/net/stat/arp_cache that `ip -s ntable` shows).

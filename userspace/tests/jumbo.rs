@@ -77,8 +77,8 @@ fn mtu_3000_echo_of_2500_bytes_with_multi_buffer() {
     let f = x.stop();
     assert!(failures.is_empty(), "{failures:#?}\nxsknet stdout:\n{}", f.stdout);
     f.assert_clean_exit();
-    assert_eq!(xdp_stat(&f, "XskRxMbPackets"), 9, "every datagram arrived in two descriptors");
-    for name in ["rx_dropped", "XskRxMbTooBig", "XskRxMbInvalid", "XskRxMbTruncated"] {
+    assert_eq!(xdp_stat(&f, "XskRxMultiBufPackets"), 9, "every datagram arrived in two descriptors");
+    for name in ["rx_dropped", "XskRxMultiBufTooBig", "XskRxMultiBufInvalid", "XskRxMultiBufTruncated"] {
         assert_eq!(xdp_stat(&f, name), 0, "{name}");
     }
     assert_eq!(f.counter("UdpInErrors"), 0);
@@ -99,7 +99,7 @@ fn mtu_3000_echo_with_4096_byte_frames() {
     let f = x.stop();
     assert!(failures.is_empty(), "{failures:#?}\nxsknet stdout:\n{}", f.stdout);
     f.assert_clean_exit();
-    assert_eq!(xdp_stat(&f, "XskRxMbPackets"), 0);
+    assert_eq!(xdp_stat(&f, "XskRxMultiBufPackets"), 0);
     assert_eq!(xdp_stat(&f, "rx_dropped"), 0);
     // Only the 5000-byte datagrams are fragmented, both ways.
     assert_eq!(f.counter("IpReasmOKs"), 3);
@@ -119,8 +119,8 @@ fn mtu_9000_echo_of_8972_bytes() {
     let f = x.stop();
     assert!(failures.is_empty(), "{failures:#?}\nxsknet stdout:\n{}", f.stdout);
     f.assert_clean_exit();
-    assert_eq!(xdp_stat(&f, "XskRxMbPackets"), 3);
-    for name in ["rx_dropped", "XskRxMbTooBig", "XskRxMbInvalid", "XskRxMbTruncated"] {
+    assert_eq!(xdp_stat(&f, "XskRxMultiBufPackets"), 3);
+    for name in ["rx_dropped", "XskRxMultiBufTooBig", "XskRxMultiBufInvalid", "XskRxMultiBufTruncated"] {
         assert_eq!(xdp_stat(&f, name), 0, "{name}");
     }
     assert_eq!(f.counter("UdpInErrors"), 0);
@@ -165,10 +165,10 @@ fn mtu_9000_echo_of_65507_bytes() {
     assert_eq!(f.counter("IpReasmReqds"), frags);
     assert_eq!(f.counter("IpReasmOKs"), 9);
     assert_eq!(f.counter("IpFragOKs"), 9, "every echo fragmented");
-    for name in ["IpReasmFails", "IpFragFails", "UdpInErrors", "XskIpInMbUnsupported"] {
+    for name in ["IpReasmFails", "IpFragFails", "UdpInErrors", "XskIpInMultiBufUnsupported"] {
         assert_eq!(f.counter(name), 0, "{name}");
     }
-    for name in ["rx_dropped", "XskRxMbTooBig", "XskRxMbInvalid", "XskRxMbTruncated"] {
+    for name in ["rx_dropped", "XskRxMultiBufTooBig", "XskRxMultiBufInvalid", "XskRxMultiBufTruncated"] {
         assert_eq!(xdp_stat(&f, name), 0, "{name}");
     }
 }

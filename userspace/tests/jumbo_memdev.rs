@@ -94,7 +94,7 @@ fn a_frame_in_two_descriptors_is_one_datagram() {
     let (n, from) = s.recv_from(fd, &mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&p[..], SocketAddrV4::new(PEER_IP, 5555)));
     let d = s.device_stats();
-    assert_eq!((d.xsk_rx_mb_packets, d.rx_dropped), (1, 0));
+    assert_eq!((d.xsk_rx_multibuf_packets, d.rx_dropped), (1, 0));
     assert_eq!(s.snmp().UdpInDatagrams, 1);
     assert_census(&s);
 }
@@ -135,7 +135,7 @@ fn a_packet_split_across_rx_batches_is_kept_whole() {
         assert_eq!(g, p);
     }
     let d = s.device_stats();
-    assert_eq!((d.xsk_rx_mb_packets, d.xsk_rx_mb_truncated, d.xsk_rx_mb_invalid), (2, 0, 0));
+    assert_eq!((d.xsk_rx_multibuf_packets, d.xsk_rx_multibuf_truncated, d.xsk_rx_multibuf_invalid), (2, 0, 0));
 }
 
 /// More descriptors than a 64 KiB packet needs: an invalid sequence, counted
@@ -155,7 +155,7 @@ fn a_packet_of_too_many_descriptors_is_dropped_and_its_frames_returned() {
     poll_all(&mut s, Instant::now());
     assert_census(&s);
     let d = s.device_stats();
-    assert_eq!((d.xsk_rx_mb_too_big, d.xsk_rx_mb_packets), (1, 1));
+    assert_eq!((d.xsk_rx_multibuf_too_big, d.xsk_rx_multibuf_packets), (1, 1));
     let mut buf = vec![0u8; 4000];
     let (n, _) = s.recv_from(fd, &mut buf).unwrap();
     assert_eq!(&buf[..n], &p[..]);
@@ -173,11 +173,11 @@ fn a_packet_cut_short_and_an_invalid_head_are_counted_drops() {
     let frame = udp_frame(&pattern(3000));
     assert!(wire.inject_descs(&[(&frame[..1792], true)]));
     poll_all(&mut s, Instant::now());
-    assert_eq!(s.device_stats().xsk_rx_mb_truncated, 1);
+    assert_eq!(s.device_stats().xsk_rx_multibuf_truncated, 1);
     assert_census(&s);
     assert!(wire.inject_descs(&[(&frame[..60], true), (&frame[60..1852], true), (&frame[1852..], false)]));
     poll_all(&mut s, Instant::now());
-    assert_eq!(s.device_stats().xsk_rx_mb_invalid, 1);
+    assert_eq!(s.device_stats().xsk_rx_multibuf_invalid, 1);
     assert_census(&s);
     let mut buf = vec![0u8; 4000];
     assert!(s.recv_from(fd, &mut buf).is_err(), "neither was delivered");
@@ -282,7 +282,7 @@ fn fragments_in_multi_buffer_frames_are_reassembled() {
     });
     assert_eq!(&buf[..n], &p[..]);
     assert_eq!((m.IpReasmReqds, m.IpReasmOKs, m.IpReasmFails, m.XskIpFragDups), (3, 1, 0, 0));
-    assert_eq!(s.device_stats().xsk_rx_mb_packets, 3);
+    assert_eq!(s.device_stats().xsk_rx_multibuf_packets, 3);
     assert_census(&s);
 }
 
@@ -331,7 +331,7 @@ fn a_tcp_segment_in_a_multi_buffer_frame_is_taken() {
     let mut buf = vec![0u8; 4000];
     assert_eq!(s.recv(fd, &mut buf), Ok(2500));
     assert_eq!(&buf[..2500], &p[..]);
-    assert_eq!((s.device_stats().xsk_rx_mb_packets, s.snmp().XskIpInMbUnsupported), (1, 0));
+    assert_eq!((s.device_stats().xsk_rx_multibuf_packets, s.snmp().XskIpInMultiBufUnsupported), (1, 0));
     // ICMP in a multi-buffer frame: not taken yet, counted.
     let mut echo = vec![0u8; 2500];
     xsknet::wire::icmp::IcmpRepr::echo(8, 1, 1).emit(&mut xsknet::wire::icmp::IcmpPacket::new_unchecked(&mut echo[..]));
@@ -339,7 +339,7 @@ fn a_tcp_segment_in_a_multi_buffer_frame_is_taken() {
     let ip = build::ipv4(&build::ipv4_repr(PEER_IP, OUR_IP, protocol::ICMP, 2), &echo);
     assert!(w.inject(&build::ethernet(&EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 }, &ip)));
     poll_all(&mut s, t0);
-    assert_eq!(s.snmp().XskIpInMbUnsupported, 1);
+    assert_eq!(s.snmp().XskIpInMultiBufUnsupported, 1);
     s.close(fd).unwrap();
     s.close(l).unwrap();
     poll_all(&mut s, t0);

@@ -1082,7 +1082,7 @@ const IDENTITIES_EXIT: &[Identity] = &[
             "XskIpInMartianDst",
             "XskIpInMcastNotJoined",
             "XskIpInSrcRoute",
-            "XskIpInMbUnsupported",
+            "XskIpInMultiBufUnsupported",
             "IpInUnknownProtos",
         ],
         at_least: false,

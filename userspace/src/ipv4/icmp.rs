@@ -327,8 +327,19 @@ pub fn icmp_rcv_chained(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, r: Reas
     }
     let path = net.pmtu.get(hdr.src, net.mtu, now);
     let pieces = skb.frames();
-    let mut fits = true;
-    skb.for_each_piece(umem, |p| fits &= ipv4::MIN_HEADER_LEN + p.len() <= path.mtu);
+    // Each piece goes back as a fragment at its own offset: every piece but
+    // the last must hold a multiple of 8 bytes (fragments' pieces do; a
+    // multi-buffer frame's pieces need not, and are not answered this way).
+    let (mut fits, mut aligned, mut seen) = (true, true, 0);
+    skb.for_each_piece(umem, |p| {
+        fits &= ipv4::MIN_HEADER_LEN + p.len() <= path.mtu;
+        seen += 1;
+        aligned &= seen == pieces || p.len() % 8 == 0;
+    });
+    if !aligned {
+        net.mib.XskIpReasmUnsupported += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));
+    }
     if !fits {
         net.mib.IpFragFails += 1;
         return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IpFragFails));

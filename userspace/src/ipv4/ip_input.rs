@@ -197,7 +197,7 @@ fn ip_rcv_core(
 /// reassembly (`ip_defrag_chained`), and TCP gets it copied out of the
 /// chain (`tcp_v4_rcv_reassembled`). ICMP takes one frame only for now
 /// (an echo reply laid out piece for piece needs pieces of fragment size):
-/// counted (`XskIpInMbUnsupported`) and dropped, as other protocols are.
+/// counted (`XskIpInMultiBufUnsupported`) and dropped, as other protocols are.
 pub fn ip_rcv_chained(
     net: &mut Net,
     socks: &InetHashTables,
@@ -222,8 +222,8 @@ pub fn ip_rcv_chained(
         _ => false,
     };
     if !fragment && !taken {
-        net.mib.XskIpInMbUnsupported += 1;
-        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpInMbUnsupported));
+        net.mib.XskIpInMultiBufUnsupported += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpInMultiBufUnsupported));
     }
     // The IP payload: the headers pulled, Ethernet padding trimmed.
     skb.pull(umem, ip.l4 - l3);

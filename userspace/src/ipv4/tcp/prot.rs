@@ -45,11 +45,14 @@ pub enum Shutdown {
     Both,
 }
 
-/// The MSS we offer: 1460 on a 1500-byte MTU, less when a UMEM frame of
-/// `frame_size` bytes cannot hold a full segment with 40 bytes of options.
-pub fn advmss(frame_size: usize) -> u32 {
+/// The MSS we offer: the interface's `mtu` less 40 (`dst_metric_advmss`:
+/// 1460 on a 1500-byte MTU, 1360 on 1400), at most 1460, and less when a
+/// UMEM frame of `frame_size` bytes cannot hold a full segment with 40
+/// bytes of options.
+pub fn advmss(frame_size: usize, mtu: usize) -> u32 {
     let room = frame_size.saturating_sub(ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + tcp::HEADER_LEN + 40);
-    TCP_ADVMSS_1500.min(room as u32).max(super::TCP_MIN_MSS)
+    let by_mtu = mtu.saturating_sub(ipv4::MIN_HEADER_LEN + tcp::HEADER_LEN);
+    TCP_ADVMSS_1500.min(room as u32).min(by_mtu as u32).max(super::TCP_MIN_MSS)
 }
 
 /// `tcp_v4_connect`: picks a local port (one whose 4-tuple with `addr` is
@@ -100,7 +103,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     tsk.stream.wr_shut.store(false, Ordering::Relaxed);
     tsk.stream.rd_shut.store(false, Ordering::Relaxed);
     let now = cx.now;
-    let mut cb = TcpCb::new(sock.clone(), local, addr, advmss(cx.q.umem().frame_size() as usize));
+    let mut cb = TcpCb::new(sock.clone(), local, addr, advmss(cx.q.umem().frame_size() as usize, cx.net.mtu));
     let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
     cb.bufs = Some(tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, tsk.sndbuf.load(Ordering::Relaxed)));
     tsk.stream.pushed.store(0, Ordering::Relaxed);
@@ -296,7 +299,7 @@ pub fn tcp_listen(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, backlog: i32) -> Resu
     let _ = tsk.accept_queue();
     let local = SocketAddrV4::new(ours, local.port());
     let mut cb = TcpCb::new(sock.clone(), local, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0);
-    cb.advmss = advmss(cx.q.umem().frame_size() as usize);
+    cb.advmss = advmss(cx.q.umem().frame_size() as usize, cx.net.mtu);
     cb.listener = Some(Box::<Listener>::default());
     tcp_set_state(cx.net, &mut cb, TcpState::Listen);
     let id = cx.net.tcp.insert(cb);
@@ -486,5 +489,19 @@ fn tcp_listen_stop(cx: &mut ProtoCtx<'_>, l: &TcpCb) {
         tcp_send_active_reset(cx.net, cx.q, &umem, &mut c, cx.now);
         tcp_done(cx.net, &mut c);
         finish(cx.net, cid, c, Fate::Done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advmss;
+
+    /// `dst_metric_advmss`: the MTU less 40, at most what a frame holds and 1460.
+    #[test]
+    fn the_mss_offered_follows_the_interface_mtu() {
+        assert_eq!(advmss(2048, 1500), 1460);
+        assert_eq!(advmss(2048, 1400), 1360, "a smaller MTU offers less, as Linux");
+        assert_eq!(advmss(2048, 9000), 1460, "a segment stays within one frame to send");
+        assert_eq!(advmss(2048, 100), super::super::TCP_MIN_MSS);
     }
 }
