@@ -1159,17 +1159,7 @@ fn cookie_v4_check(
         last_oow_ack: None,
         from_cookie: true,
     };
-    let child_id = create_openreq_child(net, l, key, &req, seg, now);
-    if let Some(mut child) = net.tcp.take(child_id) {
-        child.segs_in += 1;
-        let fate = if seg.data.is_empty() && !seg.has(flags::FIN) {
-            Fate::Keep
-        } else {
-            rcv_state_process(net, q, umem, &mut child, seg, now)
-        };
-        finish(net, child_id, child, fate);
-    }
-    l.sock.wq.wake_up();
+    tcp_child_process(net, q, umem, l, key, &req, seg, now);
     true
 }
 
@@ -1279,8 +1269,24 @@ fn tcp_check_req(
     if let Some(x) = l.listener.as_mut() {
         x.syn_queue.remove(&key.remote);
     }
-    let child_id = create_openreq_child(net, l, key, &req, seg, now);
-    // tcp_child_process: the rest of the segment (data, FIN) in the child.
+    tcp_child_process(net, q, umem, l, key, &req, seg, now);
+}
+
+/// The child of `req` made (`create_openreq_child`), then `tcp_child_process`:
+/// the rest of the segment (data, FIN) in the child; the listener's
+/// waiters woken for `accept()`.
+#[allow(clippy::too_many_arguments)]
+fn tcp_child_process(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    l: &TcpCb,
+    key: FourTuple,
+    req: &RequestSock,
+    seg: &Segment<'_>,
+    now: Instant,
+) {
+    let child_id = create_openreq_child(net, l, key, req, seg, now);
     if let Some(mut child) = net.tcp.take(child_id) {
         child.segs_in += 1;
         let fate = if seg.data.is_empty() && !seg.has(flags::FIN) {
