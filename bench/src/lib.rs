@@ -3,5 +3,6 @@
 
 pub mod hist;
 pub mod impair;
+pub mod nsproc;
 pub mod pktgen;
 pub mod progress;

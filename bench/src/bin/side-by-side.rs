@@ -29,13 +29,14 @@
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
 use xsknet::testing::{command_in, format_mac, NetNsPair, NetNsPairOptions};
+use xsknet_bench::nsproc::NsProc as Proc;
 
 const RX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -129,7 +130,7 @@ enum Generator {
     Trafgen,
 }
 
-type BoxError = Box<dyn std::error::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Cli {
     /// Where and how the flood section's client runs, for the report: "CPU 0, SCHED_FIFO 50".
@@ -171,94 +172,6 @@ fn unsafe_is_not_root() -> bool {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) != Some("0")))
         .unwrap_or(true)
-}
-
-/// A process in a namespace, stopped with SIGINT (then SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    name: String,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(ns: &str, cpu: &str, args: &[String], name: &str, dir: &Path) -> Result<Proc, BoxError> {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log)?;
-        let mut full = vec!["taskset".to_string(), "-c".into(), cpu.into()];
-        full.extend_from_slice(args);
-        let child = command_in(ns, &full).stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).spawn()?;
-        Ok(Proc { child, name: name.to_string(), log })
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    /// Waits for a line containing "ready".
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), BoxError> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if self.log().contains("ready") {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                return Err(format!("{} exited ({status}) before it was ready:\n{}", self.name, self.log()).into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("{} not ready after {timeout:?}:\n{}", self.name, self.log()).into())
-    }
-
-    /// Waits for it to exit by itself (SIGINT after `timeout`); its log.
-    fn wait_exit(mut self, timeout: Duration) -> Result<String, BoxError> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    return Err(format!("{} exited ({status}):\n{}", self.name, self.log()).into());
-                }
-                return Ok(self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.interrupt_and_wait();
-        Err(format!("{} still running after {timeout:?}:\n{}", self.name, self.log()).into())
-    }
-
-    /// SIGINT, wait, and return its log.
-    fn stop(mut self) -> Result<String, BoxError> {
-        self.interrupt_and_wait();
-        Ok(self.log())
-    }
-
-    fn interrupt_and_wait(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        // SAFETY: kill(2) on our own child's pid; it has not been reaped (try_wait said so).
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.interrupt_and_wait();
-    }
 }
 
 struct Bench<'a> {

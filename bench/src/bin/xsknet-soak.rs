@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use xsknet::control::{Request, Snapshot};
 use xsknet::snmp::MibCounter;
 use xsknet::testing::{command_in, in_netns, NetNsPair, NetNsPairOptions};
+use xsknet_bench::nsproc::NsProc as Proc;
 use xsknet_bench::pktgen::mix::DEFAULT_CHURN_PORTS;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -134,91 +135,6 @@ fn main() -> ExitCode {
             eprintln!("xsknet-soak: error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A process in a namespace, output to a log file, stopped with SIGINT (then SIGKILL)
-/// when dropped, so that nothing outlives the namespaces.
-struct Proc {
-    child: Child,
-    name: String,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(ns: &str, cpu: &str, args: &[String], name: &str, dir: &Path) -> Result<Proc, BoxError> {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log)?;
-        let mut full = vec!["taskset".to_string(), "-c".into(), cpu.into()];
-        full.extend_from_slice(args);
-        let child = command_in(ns, &full).stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).spawn()?;
-        Ok(Proc { child, name: name.to_string(), log })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `ip netns exec` and `taskset` exec: the child's pid is the program's own.
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), BoxError> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if self.log().contains("ready") {
-                return Ok(());
-            }
-            if let Some(status) = self.exited() {
-                return Err(format!("{} exited ({status}) before it was ready:\n{}", self.name, self.log()).into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("{} not ready after {timeout:?}:\n{}", self.name, self.log()).into())
-    }
-
-    /// Waits for the exit (SIGINT after `timeout`, SIGKILL 10 s later); the status.
-    fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if let Some(s) = self.exited() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.interrupt(Duration::from_secs(10))
-    }
-
-    /// SIGINT, wait up to `grace`, then SIGKILL; the status if it exited by itself.
-    fn interrupt(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        if let Some(s) = self.exited() {
-            return Some(s);
-        }
-        // SAFETY: kill(2) on our own child's pid, not reaped yet (try_wait said so).
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let t0 = Instant::now();
-        while t0.elapsed() < grace {
-            if let Some(s) = self.exited() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.interrupt(Duration::from_secs(5));
     }
 }
 
