@@ -47,8 +47,13 @@ done
 [[ "$FUZZ_SECS" =~ ^[0-9]+$ ]] && [ "$FUZZ_SECS" -gt 0 ] || die "FUZZ_SECS must be a number of seconds"
 
 cd fuzz
-echo "fuzz: building the targets (sanitizer $FUZZ_SANITIZER, debug assertions on)"
-cargo fuzz build "${build_opts[@]}"
+echo "fuzz: building $FUZZ_TARGETS (sanitizer $FUZZ_SANITIZER, debug assertions on)"
+read -ra selected <<<"$FUZZ_TARGETS"
+if [ "${selected[*]}" = "$ALL_TARGETS" ]; then
+    cargo fuzz build "${build_opts[@]}"
+else
+    for t in "${selected[@]}"; do cargo fuzz build "${build_opts[@]}" "$t"; done
+fi
 
 summary=()
 for t in $FUZZ_TARGETS; do

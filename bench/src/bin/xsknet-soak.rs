@@ -129,8 +129,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match run(&cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(SoakEnd::Pass) => ExitCode::SUCCESS,
+        Ok(SoakEnd::Fail) => ExitCode::FAILURE,
+        // As a shell reports a program ended by SIGINT.
+        Ok(SoakEnd::Interrupted { .. }) => ExitCode::from(130),
         Err(e) => {
             eprintln!("xsknet-soak: error: {e}");
             ExitCode::FAILURE
@@ -210,11 +212,29 @@ struct TcpCounts {
 /// A check of the run: its name, whether it held, and the numbers.
 struct Verdict {
     name: String,
-    ok: bool,
+    outcome: Outcome,
     detail: String,
 }
 
-fn run(cli: &Cli) -> Result<bool, BoxError> {
+/// What became of a check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Held,
+    Failed,
+    /// It needs the whole run, and the run was interrupted (Ctrl-C).
+    Skipped,
+}
+
+/// How a soak ended: every check held, one failed, or it was interrupted (the checks that
+/// need the whole run skipped; `failed` if one of the others failed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SoakEnd {
+    Pass,
+    Fail,
+    Interrupted { failed: bool },
+}
+
+fn run(cli: &Cli) -> Result<SoakEnd, BoxError> {
     let bin_dir = match &cli.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()?.parent().ok_or("no directory for this binary")?.to_path_buf(),
@@ -240,7 +260,7 @@ fn run(cli: &Cli) -> Result<bool, BoxError> {
     })?;
     let result = soak(cli, &pair, &dir, &xsknet_bin, &pktgen, &udp_check);
     drop(pair); // removes the namespaces (the processes were stopped inside `soak`)
-    if result.as_ref().is_ok_and(|ok| *ok) {
+    if result.as_ref().is_ok_and(|end| *end == SoakEnd::Pass) {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         eprintln!("xsknet-soak: logs kept in {}", dir.display());
@@ -256,7 +276,7 @@ fn soak(
     xsknet_bin: &Path,
     pktgen: &Path,
     udp_check: &Path,
-) -> Result<bool, BoxError> {
+) -> Result<SoakEnd, BoxError> {
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let (churn_lo, churn_hi) = DEFAULT_CHURN_PORTS;
     let stats_json = dir.join("xsknet.json");
@@ -332,8 +352,8 @@ fn soak(
         let snap: Snapshot = xsknet::control::request(&control, Request::Stats)?;
         Ok(snap.stats.mib.XskRxFrames)
     };
-    let (max_pps, measured) = match cli.max_pps {
-        Some(m) => (m, String::from("given")),
+    let (max_pps, measured, measure_sent) = match cli.max_pps {
+        Some(m) => (m, String::from("given"), 0),
         None => {
             let path = dir.join("measure.json");
             eprintln!("xsknet-soak: measuring the mix's maximum rate ({} s at full rate)", cli.measure_secs);
@@ -363,6 +383,7 @@ fn soak(
                      frames/s off its rx ring",
                     cli.measure_secs
                 ),
+                v["sent"].as_u64().unwrap_or(0),
             )
         }
     };
@@ -550,17 +571,37 @@ fn soak(
 
     // ---- verdicts
     let mut verdicts: Vec<Verdict> = Vec::new();
-    let mut check = |name: &str, ok: bool, detail: String| verdicts.push(Verdict { name: name.into(), ok, detail });
-    check(
+    let outcome = |ok: bool| if ok { Outcome::Held } else { Outcome::Failed };
+    let mut check =
+        |name: &str, ok: bool, detail: String| verdicts.push(Verdict { name: name.into(), outcome: outcome(ok), detail });
+    // A check that only means something for a whole run: skipped, not failed, after Ctrl-C.
+    let mut whole_run_checks: Vec<Verdict> = Vec::new();
+    let mut check_whole_run = |name: &str, ok: bool, detail: String| {
+        let (outcome, detail) = if interrupted {
+            (Outcome::Skipped, format!("skipped: interrupted after {:.1} s ({detail})", soaked.as_secs_f64()))
+        } else {
+            (outcome(ok), detail)
+        };
+        whole_run_checks.push(Verdict { name: name.into(), outcome, detail });
+    };
+    check_whole_run(
         "ran the whole duration",
-        !interrupted && server_died.is_none() && soaked + Duration::from_secs(1) >= cli.duration,
-        if interrupted {
-            "interrupted (Ctrl-C)".into()
-        } else if let Some(s) = server_died {
+        server_died.is_none() && soaked + Duration::from_secs(1) >= cli.duration,
+        if let Some(s) = server_died {
             format!("xsknet exited early ({s})")
         } else {
-            format!("{:.1} s", soaked.as_secs_f64())
+            format!("{:.1} s of {:.1} s", soaked.as_secs_f64(), cli.duration.as_secs_f64())
         },
+    );
+    // The generator paces itself; a machine too busy to keep up would soak at less than it says.
+    let gen_rate = gen_report.as_ref().and_then(|g| g["rate_pps"].as_f64()).unwrap_or(0.0);
+    check_whole_run(
+        "offered the target rate",
+        gen_rate >= 0.9 * target as f64,
+        format!(
+            "the generator sent at {gen_rate:.0} pps, {:.1} % of the target {target} pps (at least 90 %)",
+            100.0 * gen_rate / target.max(1) as f64
+        ),
     );
     let panicked = server_log.contains("panicked");
     check(
@@ -568,7 +609,7 @@ fn soak(
         server_status.is_some_and(|s| s.success()) && !panicked,
         format!("exit {server_status:?}{}", if panicked { ", panicked (see its log)" } else { "" }),
     );
-    check(
+    check_whole_run(
         "generator ran",
         gen_status.is_some_and(|s| s.success()) && gen_report.is_some(),
         format!("exit {gen_status:?}"),
@@ -670,7 +711,7 @@ fn soak(
     let after_warm_peak =
         samples.iter().filter(|s| s.t_s >= warm_up.as_secs_f64()).map(|s| s.rss.rest_kib()).max().unwrap_or(0);
     let growth = after_warm_peak.max(rss_end.rest_kib()).saturating_sub(warm.rest_kib());
-    check(
+    check_whole_run(
         "resident memory flat after warm-up",
         rss_warm.is_some() && growth <= cli.rss_bound_kib,
         format!(
@@ -706,7 +747,7 @@ fn soak(
         100.0 * (d.rx_ring_full + d.rx_dropped) as f64 / (x.redirect_ipv4 + x.redirect_arp).max(1) as f64
     });
     let loss_bound = cli.max_probe_loss + 1.5 * ring_drop_percent;
-    check(
+    check_whole_run(
         "the echo answered throughout",
         p.errors.is_empty() && silent == 0 && mismatches == 0 && loss <= loss_bound && !p.windows.is_empty(),
         format!(
@@ -724,7 +765,7 @@ fn soak(
     // As for the probe: the clients' segments are lost at the rings with the rest, no more.
     let tcp_bound = 1.0 + 1.5 * ring_drop_percent;
     let tcp_failed_percent = 100.0 * tcp_failed as f64 / (tcp_ok + tcp_failed).max(1) as f64;
-    check(
+    check_whole_run(
         "TCP echo on the served port",
         tcp_ok > 0 && tcp_failed_percent <= tcp_bound,
         format!(
@@ -735,10 +776,16 @@ fn soak(
     );
 
     // ---- the summary
-    let ok_all = verdicts.iter().all(|v| v.ok);
+    // The run's own checks first, then the stack's.
+    let verdicts: Vec<Verdict> = whole_run_checks.into_iter().chain(verdicts).collect();
+    let any_failed = verdicts.iter().any(|v| v.outcome == Outcome::Failed);
+    let end = match (interrupted, any_failed) {
+        (true, failed) => SoakEnd::Interrupted { failed },
+        (false, true) => SoakEnd::Fail,
+        (false, false) => SoakEnd::Pass,
+    };
     let mib = |n: &str| report.as_ref().and_then(|r| r["counters"][n].as_u64()).unwrap_or(0);
     let gen_sent = gen_report.as_ref().and_then(|g| g["sent"].as_u64()).unwrap_or(0);
-    let gen_rate = gen_report.as_ref().and_then(|g| g["rate_pps"].as_f64()).unwrap_or(0.0);
     let mut out = String::new();
     let w = &mut out;
     use std::fmt::Write as _;
@@ -749,9 +796,14 @@ fn soak(
     );
     let _ = writeln!(
         w,
-        "  load: maximum {:.0} pps ({measured}), target {:.0} % = {target} pps; sent {gen_sent} frames at {gen_rate:.0} pps",
+        "  load: maximum {:.0} pps ({measured}), target {:.0} % = {target} pps; sent {gen_sent} frames at {gen_rate:.0} pps{}",
         max_pps,
-        cli.load * 100.0
+        cli.load * 100.0,
+        if measure_sent > 0 {
+            format!(" (and {measure_sent} in the measuring run before it: the counters below count both)")
+        } else {
+            String::new()
+        }
     );
     if let Some(kinds) = gen_report.as_ref().and_then(|g| g["mix_sent"].as_array()) {
         let parts: Vec<String> =
@@ -842,13 +894,31 @@ fn soak(
     );
     let _ = writeln!(w, "  checks:");
     for v in &verdicts {
-        let _ = writeln!(w, "    [{}] {}: {}", if v.ok { " ok " } else { "FAIL" }, v.name, v.detail);
+        let mark = match v.outcome {
+            Outcome::Held => " ok ",
+            Outcome::Failed => "FAIL",
+            Outcome::Skipped => "skip",
+        };
+        let _ = writeln!(w, "    [{mark}] {}: {}", v.name, v.detail);
     }
-    let failed: Vec<&str> = verdicts.iter().filter(|v| !v.ok).map(|v| v.name.as_str()).collect();
-    if ok_all {
-        let _ = writeln!(w, "PASS");
-    } else {
-        let _ = writeln!(w, "FAIL: {}", failed.join("; "));
+    let failed: Vec<&str> =
+        verdicts.iter().filter(|v| v.outcome == Outcome::Failed).map(|v| v.name.as_str()).collect();
+    let skipped = verdicts.iter().filter(|v| v.outcome == Outcome::Skipped).count();
+    match end {
+        SoakEnd::Pass => {
+            let _ = writeln!(w, "PASS");
+        }
+        SoakEnd::Fail => {
+            let _ = writeln!(w, "FAIL: {}", failed.join("; "));
+        }
+        SoakEnd::Interrupted { .. } => {
+            let _ = writeln!(
+                w,
+                "INTERRUPTED after {:.1} s: {skipped} checks that need the whole run skipped; {}",
+                soaked.as_secs_f64(),
+                if failed.is_empty() { "the others held".to_string() } else { format!("failed: {}", failed.join("; ")) }
+            );
+        }
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
@@ -868,12 +938,18 @@ fn soak(
             "probe": { "windows": p.windows, "sent": sent, "ok": ok, "loss_percent": loss, "loss_bound_percent": loss_bound,
                        "p50_us": probe_p50, "p99_us": probe_p99, "worst_window_p99_us": probe_p99_worst },
             "tcp": { "echo_ok": tcp_ok, "echo_failed": tcp_failed },
-            "checks": verdicts.iter().map(|v| json!({"name": v.name, "ok": v.ok, "detail": v.detail})).collect::<Vec<_>>(),
-            "pass": ok_all,
+            "checks": verdicts.iter().map(|v| json!({
+                "name": v.name,
+                "outcome": match v.outcome { Outcome::Held => "ok", Outcome::Failed => "fail", Outcome::Skipped => "skipped" },
+                "detail": v.detail,
+            })).collect::<Vec<_>>(),
+            "pass": end == SoakEnd::Pass,
+            "interrupted": interrupted,
+            "measure_sent": measure_sent,
         });
         std::fs::write(path, serde_json::to_string_pretty(&j)? + "\n")?;
     }
-    Ok(ok_all)
+    Ok(end)
 }
 
 /// The kernel clients: a line echoed over a fresh connection to the served port, then a
