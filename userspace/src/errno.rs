@@ -57,6 +57,14 @@ impl Errno {
     pub const ECONNABORTED: Errno = Errno(libc::ECONNABORTED);
     /// No such file or directory: `TCP_CONGESTION` names no algorithm we have.
     pub const ENOENT: Errno = Errno(libc::ENOENT);
+    /// No route to host: an ICMP host unreachable (fatal codes only on UDP).
+    pub const EHOSTUNREACH: Errno = Errno(libc::EHOSTUNREACH);
+    /// Host is down: an ICMP destination host unknown.
+    pub const EHOSTDOWN: Errno = Errno(libc::EHOSTDOWN);
+    /// Machine is not on the network: an ICMP source host isolated.
+    pub const ENONET: Errno = Errno(libc::ENONET);
+    /// Protocol error: an ICMP parameter problem about a datagram we sent.
+    pub const EPROTO: Errno = Errno(libc::EPROTO);
 
     /// The symbolic name, as in `errno.h`.
     pub fn name(self) -> &'static str {
@@ -85,6 +93,10 @@ impl Errno {
             libc::ENOPROTOOPT => "ENOPROTOOPT",
             libc::ECONNABORTED => "ECONNABORTED",
             libc::ENOENT => "ENOENT",
+            libc::EHOSTUNREACH => "EHOSTUNREACH",
+            libc::EHOSTDOWN => "EHOSTDOWN",
+            libc::ENONET => "ENONET",
+            libc::EPROTO => "EPROTO",
             _ => "E?",
         }
     }
@@ -118,6 +130,10 @@ impl fmt::Display for Errno {
             libc::ENOPROTOOPT => "Protocol not available",
             libc::ECONNABORTED => "Software caused connection abort",
             libc::ENOENT => "No such file or directory",
+            libc::EHOSTUNREACH => "No route to host",
+            libc::EHOSTDOWN => "Host is down",
+            libc::ENONET => "Machine is not on the network",
+            libc::EPROTO => "Protocol error",
             _ => return write!(f, "errno {}", self.0),
         };
         f.write_str(text)
@@ -161,7 +177,15 @@ mod tests {
     /// returned ENOPROTOOPT, an errno without a name or text here ("E?", "errno 92").
     #[test]
     fn every_errno_the_socket_calls_return_has_a_name_and_text() {
-        for e in [Errno::ENOPROTOOPT, Errno::ECONNABORTED, Errno::ENOENT] {
+        for e in [
+            Errno::ENOPROTOOPT,
+            Errno::ECONNABORTED,
+            Errno::ENOENT,
+            Errno::EHOSTUNREACH,
+            Errno::EHOSTDOWN,
+            Errno::ENONET,
+            Errno::EPROTO,
+        ] {
             assert_ne!(e.name(), "E?");
             let libc_text = std::io::Error::from_raw_os_error(e.0).to_string();
             assert!(libc_text.starts_with(&e.to_string()), "{libc_text} vs {e}");

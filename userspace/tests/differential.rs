@@ -413,10 +413,12 @@ fn same_frames_same_counters_as_linux() {
 /// xsknet only counts, an IP fragment, and ten datagrams to a closed port (past
 /// the per-host ICMP burst of 6, so the rate limit shows).
 ///
+/// ICMP errors of every type Linux delivers, whole and with quotes too short
+/// to deliver, and timestamp requests (answered).
+///
 /// Left out on purpose: a subnet-broadcast source (Linux accepts it when
 /// rp_filter is 0, as in a fresh namespace, and drops it as a martian when
-/// rp_filter is on; xsknet drops it) and ICMP timestamp requests (Linux
-/// answers; xsknet does not implement them).
+/// rp_filter is on; xsknet drops it).
 fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
     let eth = |ip: Vec<u8>| eth_frame(dst_mac, src_mac, ethertype::IPV4, &ip);
     let udp_from = |ident: u16, src: Ipv4Addr, dport: u16, tos: u8| {
@@ -445,6 +447,8 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
         &udp_datagram(SERVER_ADDR, PEER_ADDR, ECHO_PORT, PEER_PORT, b"x"),
     );
     let unreach_body = [&[0u8; 4][..], &quoted].concat();
+    // Identifier 9, sequence 1, an originate timestamp, receive and transmit 0.
+    let timestamp_body = [0, 9, 0, 1, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 0, 0, 0, 0, 0];
     let mut fragment = ipv4_packet(
         PEER_ADDR,
         SERVER_ADDR,
@@ -479,6 +483,16 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
         case("ICMP echo reply", icmp(32, icmp_msg(0, 0, &[0, 1, 0, 1])), false),
         case("ICMP port unreachable", icmp(33, icmp_msg(3, 3, &unreach_body)), false),
         case("ICMP dest unreachable quoting nothing", icmp(34, icmp_msg(3, 3, &[0; 4])), false),
+        case("ICMP timestamp request", icmp(50, icmp_msg(13, 0, &timestamp_body)), false),
+        case("ICMP timestamp request, 3 data bytes", icmp(51, icmp_msg(13, 0, &[0, 9, 0, 2, 1, 2, 3])), false),
+        case("ICMP time exceeded quoting 20 bytes", icmp(52, icmp_msg(11, 0, &unreach_body[..24])), false),
+        case("ICMP time exceeded", icmp(53, icmp_msg(11, 0, &unreach_body)), false),
+        case("ICMP parameter problem", icmp(54, icmp_msg(12, 0, &unreach_body)), false),
+        case("ICMP source quench", icmp(55, icmp_msg(4, 0, &unreach_body)), false),
+        case("ICMP redirect quoting 12 bytes", icmp(56, icmp_msg(5, 0, &unreach_body[..16])), false),
+        case("ICMP redirect", icmp(57, icmp_msg(5, 1, &unreach_body)), false),
+        case("ICMP dest unreachable code 16, 24 bytes", icmp(58, icmp_msg(3, 16, &unreach_body[..28])), false),
+        case("ICMP host unreachable, 24 bytes", icmp(59, icmp_msg(3, 1, &unreach_body[..28])), false),
         case("IP fragment (MF, offset 0)", eth(fragment), false),
         case("overlapping fragments: 0..1480", frag(36, &echo_big, 0, 1480, true), false),
         case("overlapping fragments: 1000..2480", frag(36, &echo_big, 1000, 1480, true), false),
@@ -514,8 +528,30 @@ fn more_frames_same_counters_as_linux() {
         "IcmpMsgInType0",
         "IcmpMsgInType3",
         "IcmpOutRateLimitHost",
+        "IcmpInTimestamps",
+        "IcmpInTimeExcds",
+        "IcmpInParmProbs",
+        "IcmpInSrcQuenchs",
+        "IcmpInRedirects",
+        "IcmpOutTimestampReps",
+        "IcmpMsgInType4",
+        "IcmpMsgInType5",
+        "IcmpMsgInType11",
+        "IcmpMsgInType12",
+        "IcmpMsgInType13",
+        "IcmpMsgOutType14",
     ]);
-    let mismatches = compare(&linux, &xsk, &names);
+    let mut mismatches = compare(&linux, &xsk, &names);
+    // Linux counts the timestamp reply as an echo reply: icmp_reply() leaves
+    // fl4_icmp_type 0, and __ip_make_skb() counts a raw socket's ICMP by it
+    // (the ICMP control socket is SOCK_RAW). xsknet counts it by its type
+    // (docs/architecture.md); the replies sent, together, are the same.
+    let get = |r: &Run, k: &str| r.counters.get(k).copied().unwrap_or(0);
+    for (echo, ts) in [("IcmpOutEchoReps", "IcmpOutTimestampReps"), ("IcmpMsgOutType0", "IcmpMsgOutType14")] {
+        assert_eq!(get(&linux, ts), 0, "Linux counted {ts}: the quirk below is gone, compare directly");
+        assert_eq!(get(&linux, echo), get(&xsk, echo) + get(&xsk, ts), "{echo} + {ts}");
+        mismatches.retain(|m| *m != echo && *m != ts);
+    }
     assert_eq!(xsk.echoes, linux.echoes, "xsknet echoed other datagrams than Linux");
     assert!(mismatches.is_empty(), "counters differ between Linux and xsknet: {mismatches:?} (table above)");
 }

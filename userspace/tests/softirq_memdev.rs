@@ -588,6 +588,117 @@ fn connected_socket_gets_econnrefused_from_port_unreachable() {
     assert_eq!(s.snmp().IcmpInDestUnreachs, 1);
 }
 
+/// An ICMP message of `msg_type`/`code`, its 4 bytes of header `rest` and `body`, with its checksum.
+fn icmp_message(msg_type: u8, code: u8, rest: [u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut m = vec![msg_type, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(body);
+    IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
+    m
+}
+
+/// `__udp4_lib_err` without IP_RECVERR: only a fatal error reaches a connected
+/// socket (`icmp_err_convert`: protocol unreachable is ENOPROTOOPT, a parameter
+/// problem EPROTO); host unreachable and time exceeded change nothing. Each
+/// type is counted as Linux's `Icmp` line counts it.
+#[test]
+fn icmp_errors_reach_a_connected_socket_as_linux_reports_them() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.connect(fd, SocketAddrV4::new(PEER_IP, 9)).unwrap();
+    s.send(fd, b"knock").unwrap();
+    s.poll(Instant::now());
+    let out = w.take_transmitted();
+    let quoted = out[0][ETH_LEN..].to_vec();
+    let mut buf = [0u8; 8];
+    let cases: [(u8, u8, Option<Errno>); 5] = [
+        (msg_type::DEST_UNREACH, 1, None),
+        (msg_type::TIME_EXCEEDED, 0, None),
+        (msg_type::SOURCE_QUENCH, 0, None),
+        (msg_type::DEST_UNREACH, 2, Some(Errno::ENOPROTOOPT)),
+        (msg_type::PARAMETER_PROBLEM, 0, Some(Errno::EPROTO)),
+    ];
+    for (t, code, want) in cases {
+        w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &icmp_message(t, code, [0; 4], &quoted))));
+        s.poll(Instant::now());
+        assert_eq!(s.recv_from(fd, &mut buf), Err(want.unwrap_or(Errno::EAGAIN)), "type {t} code {code}");
+    }
+    let m = s.snmp();
+    assert_eq!((m.IcmpInDestUnreachs, m.IcmpInTimeExcds, m.IcmpInSrcQuenchs, m.IcmpInParmProbs), (2, 1, 1, 1));
+    assert_eq!((m.IcmpMsgInType3, m.IcmpMsgInType4, m.IcmpMsgInType11, m.IcmpMsgInType12), (2, 1, 1, 1));
+    assert_eq!((m.IcmpInMsgs, m.IcmpInErrors), (5, 0));
+    assert_census(&s);
+}
+
+/// `icmp_unreach` wants a whole IP header (IHL at least 5) and
+/// `icmp_socket_deliver` 8 bytes past it; `icmp_redirect` the same. Short
+/// quotes are `IcmpInErrors`, except for a destination unreachable with a
+/// code past `NR_ICMP_UNREACH`, which is never delivered.
+#[test]
+fn icmp_error_with_a_short_quote_is_an_input_error() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let header = ipv4(protocol::UDP, &[0u8; 8]);
+    let cases: [(u8, u8, &[u8], u64); 7] = [
+        (msg_type::TIME_EXCEEDED, 0, &header[..20], 1),
+        (msg_type::TIME_EXCEEDED, 0, &header[..27], 1),
+        (msg_type::TIME_EXCEEDED, 0, &header[..28], 0),
+        (msg_type::PARAMETER_PROBLEM, 0, &header[..19], 1),
+        (msg_type::DEST_UNREACH, 3, &header[..24], 1),
+        (msg_type::DEST_UNREACH, 16, &header[..24], 0),
+        (msg_type::REDIRECT, 0, &header[..12], 1),
+    ];
+    for (i, (t, code, quote, errors)) in cases.into_iter().enumerate() {
+        let before = s.snmp().IcmpInErrors;
+        w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &icmp_message(t, code, [0; 4], quote))));
+        s.poll(Instant::now());
+        assert_eq!(s.snmp().IcmpInErrors - before, errors, "case {i}: type {t} code {code}, {} bytes", quote.len());
+    }
+    let m = s.snmp();
+    assert_eq!((m.IcmpInRedirects, m.IcmpMsgInType5, m.IcmpInMsgs), (1, 1, 7));
+    assert_census(&s);
+}
+
+/// `icmp_timestamp` (RFC 792): a 20-byte timestamp reply with the request's
+/// identifier, sequence number and originate timestamp, and the receive and
+/// transmit timestamps in milliseconds since midnight UTC; a request without
+/// an originate timestamp is an input error.
+#[test]
+fn timestamp_request_is_answered_as_linux_does() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let request = icmp_message(
+        msg_type::TIMESTAMP,
+        0,
+        [0x12, 0x34, 0x00, 0x07],
+        &[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 0, 0],
+    );
+    w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &request)));
+    s.poll(Instant::now());
+    let out = w.take_transmitted();
+    assert_eq!(out.len(), 1, "one reply");
+    let ip = Ipv4Packet::new_checked(&out[0][ETH_LEN..]).unwrap();
+    assert_eq!((ip.protocol(), ip.dst_addr()), (protocol::ICMP, PEER_IP));
+    let reply = ip.payload();
+    assert_eq!(reply.len(), 20);
+    assert_eq!(&reply[..2], &[msg_type::TIMESTAMP_REPLY, 0]);
+    assert_eq!(&reply[4..12], &[0x12, 0x34, 0x00, 0x07, 0xde, 0xad, 0xbe, 0xef], "id, sequence, originate");
+    let ms = u32::from_be_bytes(reply[12..16].try_into().unwrap());
+    assert!(ms < 86_400_000, "milliseconds since midnight: {ms}");
+    assert_eq!(reply[12..16], reply[16..20], "receive = transmit");
+    assert!(IcmpPacket::new_checked(reply).is_ok_and(|p| p.verify_checksum()), "checksum");
+    let m = s.snmp();
+    assert_eq!((m.IcmpInTimestamps, m.IcmpMsgInType13, m.IcmpOutTimestampReps, m.IcmpMsgOutType14), (1, 1, 1, 1));
+
+    let short = icmp_message(msg_type::TIMESTAMP, 0, [0; 4], &[1, 2, 3]);
+    w.inject(&eth(OUR_MAC, ethertype::IPV4, &ipv4(protocol::ICMP, &short)));
+    s.poll(Instant::now());
+    assert!(w.take_transmitted().is_empty());
+    assert_eq!((s.snmp().IcmpInTimestamps, s.snmp().IcmpInErrors), (2, 1));
+    assert_census(&s);
+}
+
 #[test]
 fn close_returns_every_frame_the_sock_held() {
     let (mut s, w) = stack();

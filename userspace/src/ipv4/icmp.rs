@@ -24,6 +24,8 @@ use crate::wire::ipv4::{self, protocol};
 const TOS_INTERNETCONTROL: u8 = 0xc0;
 /// `NR_ICMP_TYPES`: the highest ICMP type Linux knows.
 const NR_ICMP_TYPES: u8 = 18;
+/// `NR_ICMP_UNREACH`: the highest destination-unreachable code Linux knows.
+const NR_ICMP_UNREACH: u8 = 15;
 /// `net.ipv4.icmp_echo_ignore_broadcasts`, at its default (1): echo and
 /// timestamp requests to a broadcast or multicast address get no answer.
 const ICMP_ECHO_IGNORE_BROADCASTS: bool = true;
@@ -52,22 +54,7 @@ pub fn icmp_rcv(
             return q.kfree_skb_reason(frame, reason);
         }
     };
-    // ICMPMSGIN_INC_STATS: the type is counted before any check on it.
-    match hdr.msg_type {
-        msg_type::ECHO_REQUEST => {
-            net.mib.IcmpInEchos += 1;
-            net.mib.IcmpMsgInType8 += 1;
-        }
-        msg_type::ECHO_REPLY => {
-            net.mib.IcmpInEchoReps += 1;
-            net.mib.IcmpMsgInType0 += 1;
-        }
-        msg_type::DEST_UNREACH => {
-            net.mib.IcmpInDestUnreachs += 1;
-            net.mib.IcmpMsgInType3 += 1;
-        }
-        _ => {}
-    }
+    count_in_type(net, hdr.msg_type);
     // To a broadcast or multicast address (RFC 1122 3.2.2.6, 3.2.2.8): echo
     // and timestamp requests are ignored as icmp_echo_ignore_broadcasts says,
     // and only those and address mask messages are looked at at all.
@@ -81,21 +68,42 @@ pub fn icmp_rcv(
             return q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
         }
     }
+    let body = &umem.frame(&frame)[ip.l4 + icmp::HEADER_LEN..ip.l4 + ip.l4_len];
     match hdr.msg_type {
         msg_type::ECHO_REQUEST => icmp_echo(net, q, frame, ip, now),
         msg_type::ECHO_REPLY => q.free_frame(frame),
-        msg_type::DEST_UNREACH => {
+        msg_type::TIMESTAMP => icmp_timestamp(net, q, frame, ip, now),
+        msg_type::DEST_UNREACH | msg_type::SOURCE_QUENCH | msg_type::TIME_EXCEEDED | msg_type::PARAMETER_PROBLEM => {
             // icmp_unreach(): no room for the quoted IP header, or a mangled
-            // one, is an ICMP input error.
+            // one, is an ICMP input error; so is a quote without the 8
+            // bytes past the header that icmp_socket_deliver() wants, for
+            // a message it would deliver (a destination unreachable of a
+            // code past NR_ICMP_UNREACH is not).
+            let undeliverable = hdr.msg_type == msg_type::DEST_UNREACH && hdr.code > NR_ICMP_UNREACH;
             match msg.quote() {
-                Ok(quote) => {
-                    icmp_unreach(net, socks, hdr.code, hdr.rest, &quote, now);
+                Ok(_) if undeliverable => q.free_frame(frame),
+                Ok(quote) if body.len() >= quote.header_len() + 8 => {
+                    icmp_unreach(net, socks, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
                     q.free_frame(frame);
                 }
-                Err(_) => {
+                _ => {
                     net.mib.IcmpInErrors += 1;
                     q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
                 }
+            }
+        }
+        msg_type::REDIRECT => {
+            // icmp_redirect(): shorter than an IP header is an error, and
+            // icmp_socket_deliver() wants the header's length and 8 more.
+            // A redirect changes no route of ours (we route through the
+            // gateway we were given, as Linux with accept_redirects 0 on a
+            // host: the default for a router, and what a server wants).
+            let header_len = body.first().map_or(usize::MAX, |b| usize::from(b & 0x0f) * 4);
+            if body.len() < ipv4::MIN_HEADER_LEN || body.len() < header_len.saturating_add(8) {
+                net.mib.IcmpInErrors += 1;
+                q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
+            } else {
+                q.free_frame(frame);
             }
         }
         // icmp_rcv(): a type above NR_ICMP_TYPES is an error; known
@@ -111,17 +119,78 @@ pub fn icmp_rcv(
     }
 }
 
-/// `icmp_unreach` → `__udp4_lib_err`: a port unreachable for a datagram a
-/// connected UDP socket sent becomes ECONNREFUSED on that socket (only
-/// connected ones, as Linux without IP_RECVERR). A fragmentation needed
-/// (`rest` carries the next hop's MTU in its last two bytes) for a datagram
-/// of one of our UDP sockets lowers the path MTU to its destination
-/// (`ipv4_sk_update_pmtu`, `net.ipv4.ip_no_pmtu_disc` 0) and, unless the
-/// socket does `IP_PMTUDISC_DONT`, is `EMSGSIZE` on a connected socket.
-fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, rest: [u8; 4], quote: &IcmpQuote<&[u8]>, now: Instant) {
-    if code != icmp::unreach_code::PORT && code != icmp::unreach_code::FRAG_NEEDED {
-        return;
-    }
+/// `ICMPMSGIN_INC_STATS` and the `Icmp` line's per-type counters
+/// (`icmpmsg_put` / `icmp_put` in net/ipv4/proc.c derive them from the
+/// per-type counts): counted before any check on the message.
+fn count_in_type(net: &mut Net, t: u8) {
+    let m = &mut net.mib;
+    match t {
+        msg_type::ECHO_REPLY => (m.IcmpInEchoReps += 1, m.IcmpMsgInType0 += 1),
+        msg_type::DEST_UNREACH => (m.IcmpInDestUnreachs += 1, m.IcmpMsgInType3 += 1),
+        msg_type::SOURCE_QUENCH => (m.IcmpInSrcQuenchs += 1, m.IcmpMsgInType4 += 1),
+        msg_type::REDIRECT => (m.IcmpInRedirects += 1, m.IcmpMsgInType5 += 1),
+        msg_type::ECHO_REQUEST => (m.IcmpInEchos += 1, m.IcmpMsgInType8 += 1),
+        msg_type::TIME_EXCEEDED => (m.IcmpInTimeExcds += 1, m.IcmpMsgInType11 += 1),
+        msg_type::PARAMETER_PROBLEM => (m.IcmpInParmProbs += 1, m.IcmpMsgInType12 += 1),
+        msg_type::TIMESTAMP => (m.IcmpInTimestamps += 1, m.IcmpMsgInType13 += 1),
+        msg_type::TIMESTAMP_REPLY => (m.IcmpInTimestampReps += 1, m.IcmpMsgInType14 += 1),
+        msg_type::ADDRESS => (m.IcmpInAddrMasks += 1, m.IcmpMsgInType17 += 1),
+        msg_type::ADDRESS_REPLY => (m.IcmpInAddrMaskReps += 1, m.IcmpMsgInType18 += 1),
+        _ => ((), ()),
+    };
+}
+
+/// `icmp_err_convert[]` (net/ipv4/icmp.c): the errno of a destination
+/// unreachable's code, and whether it is fatal (`harderr`) for a socket.
+fn icmp_err_convert(code: u8) -> Option<(Errno, bool)> {
+    Some(match code {
+        0 => (Errno::ENETUNREACH, false),       // ICMP_NET_UNREACH
+        1 => (Errno::EHOSTUNREACH, false),      // ICMP_HOST_UNREACH
+        2 => (Errno::ENOPROTOOPT, true),        // ICMP_PROT_UNREACH
+        3 => (Errno::ECONNREFUSED, true),       // ICMP_PORT_UNREACH
+        4 => (Errno::EMSGSIZE, false),          // ICMP_FRAG_NEEDED
+        5 => (Errno::EOPNOTSUPP, false),        // ICMP_SR_FAILED
+        6 => (Errno::ENETUNREACH, true),        // ICMP_NET_UNKNOWN
+        7 => (Errno::EHOSTDOWN, true),          // ICMP_HOST_UNKNOWN
+        8 => (Errno::ENONET, true),             // ICMP_HOST_ISOLATED
+        9 => (Errno::ENETUNREACH, true),        // ICMP_NET_ANO
+        10 => (Errno::EHOSTUNREACH, true),      // ICMP_HOST_ANO
+        11 => (Errno::ENETUNREACH, false),      // ICMP_NET_UNR_TOS
+        12 => (Errno::EHOSTUNREACH, false),     // ICMP_HOST_UNR_TOS
+        13..=15 => (Errno::EHOSTUNREACH, true), // PKT_FILTERED, PREC_VIOLATION, PREC_CUTOFF
+        _ => return None,
+    })
+}
+
+/// `icmp_unreach` → `__udp4_lib_err`: an ICMP error about a datagram one
+/// of our UDP sockets sent. On a connected socket (Linux without
+/// `IP_RECVERR`) a fatal one sets the socket's error: a destination
+/// unreachable by `icmp_err_convert` (port unreachable: `ECONNREFUSED`;
+/// protocol unreachable: `ENOPROTOOPT`; …) and a parameter problem
+/// (`EPROTO`); a time exceeded, a source quench or a non-fatal unreachable
+/// (network, host) changes nothing. A fragmentation needed (`rest` carries
+/// the next hop's MTU in its last two bytes) lowers the path MTU to its
+/// destination (`ipv4_sk_update_pmtu`, `net.ipv4.ip_no_pmtu_disc` 0) and,
+/// unless the socket does `IP_PMTUDISC_DONT`, is `EMSGSIZE` on a connected
+/// socket.
+fn icmp_unreach(
+    net: &Net,
+    socks: &InetHashTables,
+    msg_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    quote: &IcmpQuote<&[u8]>,
+    now: Instant,
+) {
+    let err = match msg_type {
+        msg_type::DEST_UNREACH if code == icmp::unreach_code::FRAG_NEEDED => None,
+        msg_type::DEST_UNREACH => match icmp_err_convert(code) {
+            Some((errno, true)) => Some(errno),
+            _ => return,
+        },
+        msg_type::PARAMETER_PROBLEM => Some(Errno::EPROTO),
+        _ => return,
+    };
     // The quoted header is cut short by design (its total length is the
     // original's): the quote view reads only its fixed fields.
     let dst = quote.dst_addr();
@@ -135,9 +204,9 @@ fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, rest: [u8; 4], quot
     if sock.remote().is_some_and(|r| r != peer) {
         return;
     }
-    if code == icmp::unreach_code::PORT {
+    if let Some(errno) = err {
         if sock.remote() == Some(peer) {
-            sock.set_err(Errno::ECONNREFUSED);
+            sock.set_err(errno);
         }
         return;
     }
@@ -145,6 +214,40 @@ fn icmp_unreach(net: &Net, socks: &InetHashTables, code: u8, rest: [u8; 4], quot
     net.pmtu.update(dst, mtu, net.mtu, now);
     if sock.remote() == Some(peer) && sock.pmtudisc() != crate::sock::PmtuDisc::Dont {
         sock.set_err(Errno::EMSGSIZE);
+    }
+}
+
+/// `icmp_timestamp` → `icmp_reply` (RFC 792), in the same frame: a
+/// timestamp reply of 20 bytes, the request's identifier and sequence
+/// number, its originate timestamp (the first 4 bytes of its data), and the
+/// receive and transmit timestamps both the milliseconds since midnight UTC
+/// now (`inet_current_timestamp`: the wall clock, not the loop's `now`). A
+/// request with less than the originate timestamp is an input error.
+fn icmp_timestamp(net: &mut Net, q: &mut NetdevQueue, mut frame: Frame, ip: &RxIp, now: Instant) {
+    const REPLY_LEN: usize = icmp::HEADER_LEN + 12;
+    if ip.l4_len < icmp::HEADER_LEN + 4 || ip.l4 + REPLY_LEN > q.umem().frame_size() as usize {
+        net.mib.IcmpInErrors += 1;
+        return q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
+    }
+    let since_midnight_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| ((d.as_secs() % 86_400) * 1000 + u64::from(d.subsec_millis())) as u32);
+    let umem = q.umem().clone();
+    let buf = umem.frame_mut(&mut frame);
+    let msg = &mut buf[ip.l4..ip.l4 + REPLY_LEN];
+    msg[0] = msg_type::TIMESTAMP_REPLY;
+    msg[1] = 0;
+    // Identifier, sequence number (4..8) and originate timestamp (8..12) stay.
+    msg[12..16].copy_from_slice(&since_midnight_ms.to_be_bytes());
+    msg[16..20].copy_from_slice(&since_midnight_ms.to_be_bytes());
+    let mut reply = IcmpPacket::new_unchecked(msg);
+    reply.fill_checksum();
+    let l3 = ip.l4 - ipv4::MIN_HEADER_LEN;
+    ip_build_header(net, &mut buf[l3..ip.l4], ip.hdr.src, protocol::ICMP, REPLY_LEN, ip.hdr.tos);
+    if ip_output(net, q, frame, l3, ipv4::MIN_HEADER_LEN + REPLY_LEN, ip.hdr.src, now) {
+        net.mib.IcmpOutMsgs += 1;
+        net.mib.IcmpOutTimestampReps += 1;
+        net.mib.IcmpMsgOutType14 += 1;
     }
 }
 

@@ -37,6 +37,8 @@ pub mod msg_type {
     pub const PARAMETER_PROBLEM: u8 = 12;
     /// `ICMP_TIMESTAMP`.
     pub const TIMESTAMP: u8 = 13;
+    /// `ICMP_TIMESTAMPREPLY`.
+    pub const TIMESTAMP_REPLY: u8 = 14;
     /// `ICMP_ADDRESS`: address mask request.
     pub const ADDRESS: u8 = 17;
     /// `ICMP_ADDRESSREPLY`: address mask reply.
