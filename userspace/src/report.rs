@@ -80,6 +80,20 @@ const STAGES: &[(&str, &[MibCounter])] = {
     ]
 };
 
+/// Stages shown only when one of their counters moved: most runs see no
+/// fragment, SYN cookie or keepalive, and a table of zeros hides what did happen.
+const STAGES_IF_USED: &[(&str, &[MibCounter])] = {
+    use MibCounter::*;
+    &[
+        ("IP fragments", &[IpReasmReqds, IpReasmOKs, IpFragOKs, IpFragCreates]),
+        (
+            "TCP, SYN cookies",
+            &[TcpExtTCPReqQFullDoCookies, TcpExtSyncookiesSent, TcpExtSyncookiesRecv, TcpExtSyncookiesFailed],
+        ),
+        ("TCP keepalive", &[TcpExtTCPKeepAlive]),
+    ]
+};
+
 /// Everything the exit report shows.
 #[derive(Clone, Debug)]
 pub struct Report<'a> {
@@ -302,7 +316,9 @@ impl Report<'_> {
         for (i, (name, v)) in checks.into_iter().enumerate() {
             writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { "rings (our checks)" } else { "" }, name, v)?;
         }
-        for (stage, counters) in STAGES {
+        let used = |counters: &[MibCounter]| counters.iter().any(|c| self.mib.value(*c) > 0);
+        let shown = STAGES_IF_USED.iter().filter(|(_, counters)| used(counters));
+        for (stage, counters) in STAGES.iter().chain(shown) {
             for (i, c) in counters.iter().enumerate() {
                 writeln!(o, "  {:<22} {:<28} {:>14}", if i == 0 { stage } else { "" }, c.name(), self.mib.value(*c))?;
             }
@@ -430,6 +446,17 @@ mod tests {
 
         let none = report(Mib::default()).render();
         assert!(none.contains("\n  drops by reason: none\n"));
+        assert!(!none.contains("IP fragments") && !none.contains("SYN cookies"), "unused: not shown\n{none}");
+    }
+
+    #[test]
+    fn fragments_and_cookies_are_shown_when_they_happened() {
+        let text = report(Mib { IpReasmReqds: 2, IpReasmOKs: 1, TcpExtSyncookiesSent: 3, ..Mib::default() }).render();
+        let row = |stage: &str, name: &str, v: u64| format!("  {stage:<22} {name:<28} {v:>14}\n");
+        assert!(text.contains(&row("IP fragments", "IpReasmReqds", 2)), "{text}");
+        assert!(text.contains(&row("", "IpFragCreates", 0)), "{text}");
+        assert!(text.contains(&row("", "TcpExtSyncookiesSent", 3)), "{text}");
+        assert!(!text.contains("TCP keepalive"), "{text}");
     }
 
     #[test]
