@@ -10,9 +10,11 @@
 //! receiver's core).
 //!
 //! Latency: UDP echo round trips measured by the generator in echo mode,
-//! unloaded and at fractions of the measured maximum, against a kernel echo
-//! server (blocking, and busy-polling) and `xsknet echo` (run to completion,
-//! and threaded).
+//! unloaded and at shares of a maximum, against a kernel echo server (blocking,
+//! and busy-polling) and `xsknet echo` (run to completion, and threaded). The
+//! maximum is each xsknet echo server's own, measured at full rate first; the
+//! kernel server it is compared with (busy-polling for run to completion,
+//! blocking for threaded) gets the same offered rate.
 //!
 //! Under a flood: a legitimate UDP ping-pong at 1000/s (`udp-check --rate`, a kernel
 //! socket in the generator's namespace, on the generator's CPU at SCHED_FIFO), alone and
@@ -26,6 +28,7 @@
 //! replaces the README's results block. Every namespace is removed at the end,
 //! even on failure.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,8 @@ use xsknet_bench::nsproc::NsProc as Proc;
 const RX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const SINK_PORT: u16 = 9;
+/// Seconds of the full-rate echo run that measures an xsknet echo server's maximum.
+const ECHO_MAX_SECS: u64 = 2;
 const ECHO_PORT: u16 = 7;
 const GEN_CPU: &str = "0";
 /// The latency section's servers, like with like: run to completion beside the kernel's
@@ -82,12 +87,12 @@ struct Cli {
     /// Run only the flood section (for working on it; not with --update-readme).
     #[arg(long, conflicts_with = "update_readme")]
     flood_only: bool,
-    /// Run only the latency section (for working on it; not with --update-readme). The
-    /// loads are shares of `--max-pps`, or of xsknet sink's rate in one quick run if not given.
+    /// Run only the latency section (for working on it; not with --update-readme).
     #[arg(long, conflicts_with_all = ["update_readme", "flood_only"])]
     latency_only: bool,
-    /// The maximum the latency loads are shares of, packets per second (default: the rate
-    /// `xsknet sink` took in the throughput section).
+    /// The maximum the latency loads are shares of, packets per second, for every server
+    /// (default: each xsknet echo server's own, measured at full rate before the latency
+    /// points; the kernel server compared with it gets the same rate).
     #[arg(long)]
     max_pps: Option<f64>,
     /// The latency section's loads: packets per second (`1000`, at least 100) or shares of
@@ -205,6 +210,8 @@ struct Throughput {
 #[derive(Serialize)]
 struct LatencyPoint {
     server: String,
+    /// Which of `--loads` this point is (its place in the list).
+    load_index: usize,
     target_pps: u64,
     /// The load as a share of the maximum, when it was given as one (`--loads 0.5`).
     share: Option<f64>,
@@ -567,7 +574,13 @@ impl Bench<'_> {
         OBSERVED.iter().zip(all).map(|((r, what), runs)| summarize(r, what, runs)).collect()
     }
 
-    fn latency(&self, server: &str, rate: u64, share: Option<f64>) -> Result<LatencyPoint, BoxError> {
+    fn latency(
+        &self,
+        server: &str,
+        load_index: usize,
+        rate: u64,
+        share: Option<f64>,
+    ) -> Result<LatencyPoint, BoxError> {
         self.stopped()?;
         let kernel = server.starts_with("kernel");
         self.kernel_addr(kernel)?;
@@ -626,7 +639,43 @@ impl Bench<'_> {
         if let Some(w) = Breakdown::of(&v) {
             eprintln!("  {:<22} {}", "", w.line());
         }
-        Ok(LatencyPoint { server: server.into(), target_pps: rate, share, result: v })
+        Ok(LatencyPoint { server: server.into(), load_index, target_pps: rate, share, result: v })
+    }
+
+    /// The highest rate `server` (an xsknet echo server) echoes: the echo generator at full
+    /// rate for [`ECHO_MAX_SECS`] seconds, the replies that came back per second.
+    fn echo_max(&self, server: &str) -> Result<f64, BoxError> {
+        self.stopped()?;
+        let p = self.start_receiver(server)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let json = self.dir.join(format!("max-{server}.json"));
+        let args = self.pktgen_args(
+            &["--dst-port", &ECHO_PORT.to_string(), "--echo", "--duration", &ECHO_MAX_SECS.to_string()],
+            &json,
+        );
+        let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
+        let _ = p.stop();
+        let _ = std::fs::remove_file(self.dir.join(format!("{server}.json")));
+        if !out.status.success() {
+            return Err(format!(
+                "xsknet pktgen --echo at full rate against {server} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let back = v["echo"]["received"].as_u64().unwrap_or(0) + v["echo"]["late"].as_u64().unwrap_or(0);
+        let secs = v["elapsed_s"].as_f64().unwrap_or(0.0).max(1e-3);
+        let max = back as f64 / secs;
+        eprintln!(
+            "  {server:<22} echoes at most {max:>8.0} pps (offered {:.0} pps for {secs:.1} s)",
+            v["rate_pps"].as_f64().unwrap_or(0.0)
+        );
+        if back == 0 {
+            return Err(format!("{server} echoed nothing at full rate: no maximum to take shares of").into());
+        }
+        Ok(max)
     }
 }
 
@@ -1223,9 +1272,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsknet-sink", "xsknet sink (run to completion)"),
         ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
-    // A section of its own: only what the latency loads need (xsknet sink's rate, one run).
-    let only_latency = |r: &str| !cli.latency_only || (r == "xsknet-sink" && cli.max_pps.is_none());
-    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|(r, _)| !cli.flood_only && only_latency(r)).collect();
+    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|_| !cli.flood_only && !cli.latency_only).collect();
     let mut throughput = b.throughput(&rows)?;
     for t in &mut throughput {
         let what = t.what.clone();
@@ -1238,17 +1285,29 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             }
         }
     }
-    let xsknet_max = cli.max_pps.unwrap_or_else(|| {
-        throughput.iter().find(|t| t.receiver == "xsknet-sink").map(|t| t.median.offered_pps).unwrap_or(0.0)
-    });
     let observed = if cli.flood_only || cli.latency_only { Vec::new() } else { b.observability()? };
 
     eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
-    let rates = if cli.flood_only { Vec::new() } else { latency_rates(&cli.loads, xsknet_max, cli.quick) };
-    let mut latency = Vec::new();
-    for &(rate, share) in &rates {
+    let loads = if cli.flood_only { Vec::new() } else { latency_loads(&cli.loads, cli.quick) };
+    // The maxima the shares are of: each xsknet echo server's own (like with like), or --max-pps.
+    let mut maxima: BTreeMap<&'static str, f64> = BTreeMap::new();
+    if loads.iter().any(|l| l.share.is_some()) {
         for s in &cli.servers {
-            latency.push(b.latency(s, rate, share)?);
+            let of = paced_by(s);
+            if !maxima.contains_key(of) {
+                let m = match cli.max_pps {
+                    Some(m) => m,
+                    None => b.echo_max(of)?,
+                };
+                maxima.insert(of, m);
+            }
+        }
+    }
+    let mut latency = Vec::new();
+    for (i, load) in loads.iter().enumerate() {
+        for s in &cli.servers {
+            let rate = load.rate(maxima.get(paced_by(s)).copied().unwrap_or(0.0));
+            latency.push(b.latency(s, i, rate, load.share)?);
         }
     }
 
@@ -1273,20 +1332,22 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             "flood": format!("xsknet pktgen at full rate on CPU {GEN_CPU} from {FLOOD_NET}/{FLOOD_PREFIX} to port {ECHO_PORT}, 60-byte frames"),
         },
     });
-    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed, "latency": latency, "flood": flood });
+    let maxima_from = if cli.max_pps.is_some() { "--max-pps" } else { "measured: xsknet pktgen --echo at full rate" };
+    let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed,
+        "latency_maxima": { "pps": maxima, "from": maxima_from }, "latency": latency, "flood": flood });
     let json_path = cli.out.join(format!("{name}.json"));
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
-    let mut md = markdown(&results, &throughput, &latency, &flood);
+    let mut md = markdown(&results, &throughput, &latency, &flood, &maxima, cli.max_pps.is_some());
     md.push_str(&observability_table(&observed));
     md.push_str(&flood_table(&flood, &cli.flood_client()));
     let md_path = cli.out.join(format!("{name}.md"));
     std::fs::write(&md_path, &md)?;
-    // One plot per load: `{name}.svg` for the first (unloaded), `{name}-{rate}.svg` for the others.
+    // One plot per load: `{name}.svg` for the first (unloaded), `{name}-{load}.svg` for the others.
     let mut plots = Vec::new();
-    for (i, &(rate, _)) in rates.iter().enumerate() {
-        let path = cli.out.join(if i == 0 { format!("{name}.svg") } else { format!("{name}-{rate}.svg") });
-        if plot(&path, &latency, rate, b) {
-            plots.push((path, rate));
+    for (i, load) in loads.iter().enumerate() {
+        let path = cli.out.join(if i == 0 { format!("{name}.svg") } else { format!("{name}-{}.svg", load.file_tag()) });
+        if plot(&path, &latency, i, &load.to_string(), b) {
+            plots.push((path, load.to_string()));
         }
     }
     println!("{md}");
@@ -1375,21 +1436,77 @@ fn parse_load(s: &str) -> Result<f64, String> {
     }
 }
 
-/// The latency section's offered rates, with the share of `max` each is: a load above 1 is
-/// packets per second, else a share of `max` (at least 2000 pps), in the order given;
-/// `--quick` keeps the first two.
-fn latency_rates(loads: &[f64], max: f64, quick: bool) -> Vec<(u64, Option<f64>)> {
-    let mut rates: Vec<(u64, Option<f64>)> = loads
-        .iter()
-        .map(|&l| if l > 1.0 { (l as u64, None) } else { (((max * l) as u64).max(2000), Some(l)) })
-        .collect();
-    if quick {
-        rates.truncate(2);
-    }
-    rates
+/// One load of the latency section: a rate in packets per second, or a share of a maximum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Load {
+    /// Packets per second (`--loads 1000`).
+    pps: Option<u64>,
+    /// A share of the maximum, in (0, 1] (`--loads 0.5`).
+    share: Option<f64>,
 }
 
-fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]) -> String {
+impl Load {
+    /// The offered rate for a server whose maximum is `max` packets per second: the rate
+    /// given, or the share of `max` (at least 2000 pps).
+    fn rate(&self, max: f64) -> u64 {
+        match (self.pps, self.share) {
+            (Some(pps), _) => pps,
+            (None, Some(f)) => ((max * f) as u64).max(2000),
+            (None, None) => 2000,
+        }
+    }
+
+    /// A name for the load's plot file: `1000pps`, `50pct`.
+    fn file_tag(&self) -> String {
+        match (self.pps, self.share) {
+            (Some(pps), _) => format!("{pps}pps"),
+            (None, Some(f)) => format!("{:.0}pct", f * 100.0),
+            (None, None) => "load".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.pps, self.share) {
+            (Some(pps), _) => write!(f, "{pps} pps"),
+            (None, Some(s)) => write!(f, "{:.0} % of the maximum", s * 100.0),
+            (None, None) => write!(f, "?"),
+        }
+    }
+}
+
+/// The latency section's loads, in the order given: a value above 1 is packets per second,
+/// else a share of the maximum; `--quick` keeps the first two.
+fn latency_loads(loads: &[f64], quick: bool) -> Vec<Load> {
+    let mut out: Vec<Load> = loads
+        .iter()
+        .map(|&l| if l > 1.0 { Load { pps: Some(l as u64), share: None } } else { Load { pps: None, share: Some(l) } })
+        .collect();
+    if quick {
+        out.truncate(2);
+    }
+    out
+}
+
+/// The xsknet echo server whose maximum a latency server's loads are shares of, so that
+/// like is compared with like at the same offered rate: run to completion for itself and for
+/// the kernel's busy-polling server, threaded for itself and for the kernel's blocking one.
+fn paced_by(server: &str) -> &'static str {
+    match server {
+        "kernel-echo-blocking" | "xsknet-echo-threaded" => "xsknet-echo-threaded",
+        _ => "xsknet-echo",
+    }
+}
+
+fn markdown(
+    results: &Value,
+    throughput: &[Throughput],
+    latency: &[LatencyPoint],
+    flood: &[FloodRow],
+    maxima: &BTreeMap<&'static str, f64>,
+    given: bool,
+) -> String {
     let s = &results["setup"];
     let runs = if throughput.is_empty() {
         String::new()
@@ -1421,6 +1538,25 @@ fn markdown(results: &Value, throughput: &[Throughput], latency: &[LatencyPoint]
             t.what,
             t.median.offered_pps / 1e6,
             t.worst_delivered * 100.0
+        ));
+    }
+    if !maxima.is_empty() {
+        let parts: Vec<String> = maxima
+            .iter()
+            .map(|(s, m)| {
+                let with = if *s == "xsknet-echo" { "kernel-echo-busy" } else { "kernel-echo-blocking" };
+                format!("{s} (and {with} beside it) {m:.0} pps")
+            })
+            .collect();
+        md.push_str(&format!(
+            "\nThe latency loads given as shares are of {}: {}.\n",
+            if given {
+                "the maximum given with --max-pps"
+            } else {
+                "the rate each xsknet echo server echoes at most, measured just before (`xsknet pktgen --echo` at full \
+                 rate for 2 s); the kernel server it is compared with gets the same offered rate"
+            },
+            parts.join("; ")
         ));
     }
     md.push_str("\n| UDP echo server | offered | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -1509,7 +1645,7 @@ fn goals(throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]
             "xsknet-echo-threaded" => ("kernel-echo-blocking", "threaded, one shared core"),
             _ => continue,
         };
-        let Some(k) = latency.iter().find(|k| k.server == kernel && k.target_pps == l.target_pps) else { continue };
+        let Some(k) = latency.iter().find(|k| k.server == kernel && k.load_index == l.load_index) else { continue };
         let (Some(x50), Some(k50), Some(x99), Some(k99)) = (l.rtt("p50"), k.rtt("p50"), l.rtt("p99"), k.rtt("p99"))
         else {
             continue;
@@ -1662,10 +1798,10 @@ fn observability_table(observed: &[Throughput]) -> String {
 }
 
 /// The percentile plot of the unloaded round trips, one line per server.
-fn plot(path: &Path, latency: &[LatencyPoint], rate: u64, b: &Bench) -> bool {
+fn plot(path: &Path, latency: &[LatencyPoint], load_index: usize, load: &str, b: &Bench) -> bool {
     let mut series = Vec::new();
-    for l in latency.iter().filter(|l| l.target_pps == rate) {
-        let hlog = b.dir.join(format!("lat-{}-{}.hlog", l.server, rate));
+    for l in latency.iter().filter(|l| l.load_index == load_index) {
+        let hlog = b.dir.join(format!("lat-{}-{}.hlog", l.server, l.target_pps));
         match xsknet_bench::hist::read_hlog(&hlog) {
             Ok(h) => series.push((l.server.clone(), h)),
             Err(e) => eprintln!("side-by-side: {}: {e}", hlog.display()),
@@ -1675,8 +1811,7 @@ fn plot(path: &Path, latency: &[LatencyPoint], rate: u64, b: &Bench) -> bool {
         return false;
     }
     let refs: Vec<(String, &hdrhistogram::Histogram<u64>)> = series.iter().map(|(n, h)| (n.clone(), h)).collect();
-    match xsknet_bench::hist::plot_percentiles(path, &format!("UDP echo round trip, {rate} pps, 64-byte frames"), &refs)
-    {
+    match xsknet_bench::hist::plot_percentiles(path, &format!("UDP echo round trip, {load}, 64-byte frames"), &refs) {
         Ok(()) => true,
         Err(e) => {
             eprintln!("side-by-side: plot: {e}");
@@ -1685,7 +1820,7 @@ fn plot(path: &Path, latency: &[LatencyPoint], rate: u64, b: &Bench) -> bool {
     }
 }
 
-fn update_readme(md: &str, plots: &[(PathBuf, u64)]) -> Result<(), BoxError> {
+fn update_readme(md: &str, plots: &[(PathBuf, String)]) -> Result<(), BoxError> {
     let readme = std::fs::read_to_string("README.md")?;
     let (Some(a), Some(z)) = (readme.find("<!-- bench:start -->"), readme.find("<!-- bench:end -->")) else {
         return Err("README.md has no <!-- bench:start --> / <!-- bench:end --> block".into());
@@ -1693,10 +1828,10 @@ fn update_readme(md: &str, plots: &[(PathBuf, u64)]) -> Result<(), BoxError> {
     let mut block = String::from("<!-- bench:start -->\n");
     block.push_str(md);
     if let Some((first, rate)) = plots.first() {
-        block.push_str(&format!("\n![UDP echo round trip by percentile, {rate} pps]({})\n", first.display()));
+        block.push_str(&format!("\n![UDP echo round trip by percentile, {rate}]({})\n", first.display()));
     }
     if plots.len() > 1 {
-        let links: Vec<String> = plots[1..].iter().map(|(p, rate)| format!("[{rate} pps]({})", p.display())).collect();
+        let links: Vec<String> = plots[1..].iter().map(|(p, rate)| format!("[{rate}]({})", p.display())).collect();
         block.push_str(&format!("\nThe same under load: {}.\n", links.join(", ")));
     }
     let new = format!("{}{}\n{}", &readme[..a], block, &readme[z..]);
@@ -1749,15 +1884,33 @@ mod tests {
 
     #[test]
     fn latency_loads_are_rates_or_shares_of_the_maximum() {
-        let r = latency_rates(&[1000.0, 0.1, 0.5], 700_000.0, false);
-        assert_eq!(r, [(1000, None), (70_000, Some(0.1)), (350_000, Some(0.5))]);
-        assert_eq!(latency_rates(&[1000.0, 0.1, 0.5], 700_000.0, true).len(), 2);
-        assert_eq!(latency_rates(&[0.001], 0.0, false), [(2000, Some(0.001))], "at least 2000 pps");
+        let loads = latency_loads(&[1000.0, 0.1, 0.5], false);
+        let r: Vec<u64> = loads.iter().map(|l| l.rate(700_000.0)).collect();
+        assert_eq!(r, [1000, 70_000, 350_000]);
+        assert_eq!(loads[1].share, Some(0.1));
+        assert_eq!(loads[0].to_string(), "1000 pps");
+        assert_eq!(loads[2].to_string(), "50 % of the maximum");
+        assert_eq!(loads[2].file_tag(), "50pct");
+        assert_eq!(latency_loads(&[1000.0, 0.1, 0.5], true).len(), 2);
+        assert_eq!(latency_loads(&[0.001], false)[0].rate(0.0), 2000, "at least 2000 pps");
+    }
+
+    /// Each kernel server is loaded at the rate of the xsknet server it is compared with.
+    #[test]
+    fn shares_are_of_the_like_xsknet_servers_maximum() {
+        assert_eq!(paced_by("kernel-echo-busy"), "xsknet-echo");
+        assert_eq!(paced_by("xsknet-echo"), "xsknet-echo");
+        assert_eq!(paced_by("kernel-echo-blocking"), "xsknet-echo-threaded");
+        assert_eq!(paced_by("xsknet-echo-threaded"), "xsknet-echo-threaded");
     }
 
     fn point(server: &str, rate: u64, share: Option<f64>, p50: f64, p99: f64, lost: u64) -> LatencyPoint {
         LatencyPoint {
             server: server.into(),
+            load_index: match share {
+                None => 0,
+                Some(f) => (f * 100.0) as usize,
+            },
             target_pps: rate,
             share,
             result: serde_json::json!({ "echo": { "rtt_us": { "p50": p50, "p99": p99 }, "lost": lost } }),

@@ -572,8 +572,9 @@ fn soak(
     // ---- verdicts
     let mut verdicts: Vec<Verdict> = Vec::new();
     let outcome = |ok: bool| if ok { Outcome::Held } else { Outcome::Failed };
-    let mut check =
-        |name: &str, ok: bool, detail: String| verdicts.push(Verdict { name: name.into(), outcome: outcome(ok), detail });
+    let mut check = |name: &str, ok: bool, detail: String| {
+        verdicts.push(Verdict { name: name.into(), outcome: outcome(ok), detail })
+    };
     // A check that only means something for a whole run: skipped, not failed, after Ctrl-C.
     let mut whole_run_checks: Vec<Verdict> = Vec::new();
     let mut check_whole_run = |name: &str, ok: bool, detail: String| {
@@ -901,8 +902,7 @@ fn soak(
         };
         let _ = writeln!(w, "    [{mark}] {}: {}", v.name, v.detail);
     }
-    let failed: Vec<&str> =
-        verdicts.iter().filter(|v| v.outcome == Outcome::Failed).map(|v| v.name.as_str()).collect();
+    let failed: Vec<&str> = verdicts.iter().filter(|v| v.outcome == Outcome::Failed).map(|v| v.name.as_str()).collect();
     let skipped = verdicts.iter().filter(|v| v.outcome == Outcome::Skipped).count();
     match end {
         SoakEnd::Pass => {
@@ -916,7 +916,11 @@ fn soak(
                 w,
                 "INTERRUPTED after {:.1} s: {skipped} checks that need the whole run skipped; {}",
                 soaked.as_secs_f64(),
-                if failed.is_empty() { "the others held".to_string() } else { format!("failed: {}", failed.join("; ")) }
+                if failed.is_empty() {
+                    "the others held".to_string()
+                } else {
+                    format!("failed: {}", failed.join("; "))
+                }
             );
         }
     }
