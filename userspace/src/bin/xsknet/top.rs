@@ -485,20 +485,110 @@ fn boxed(title: &str) -> Block<'_> {
     Block::default().borders(Borders::ALL).title(Span::styled(format!(" {title} "), bold()))
 }
 
+/// Rows of the header and the loop's box, on every page.
+const TOP_ROWS: u16 = 3 + 5;
+/// Rows of the frames box: its 7 lines, the table's header and the borders.
+const FRAMES_ROWS: u16 = 7 + 3;
+/// The smallest terminal that shows every box on one screen.
+const FULL_WIDTH: u16 = 120;
+
+/// A box below the loop's, as the paged layout places them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Panel {
+    /// The stages beside the drops.
+    StagesDrops,
+    /// The latency table, full width.
+    Latency,
+    /// The frames beside the TCP states.
+    FramesTcp,
+}
+
+/// The pages of a terminal too small for everything at once (less than
+/// [`FULL_WIDTH`] columns, or too few rows): the boxes in order, as many on
+/// a page as its rows hold. One page when everything fits.
+fn pages(area: Rect, v: &View) -> Vec<Vec<(Panel, u16)>> {
+    let stages = STAGES.len() as u16 + 3;
+    if area.width >= FULL_WIDTH && area.height >= TOP_ROWS + stages + FRAMES_ROWS {
+        return Vec::new();
+    }
+    let avail = area.height.saturating_sub(TOP_ROWS);
+    let panels =
+        [(Panel::StagesDrops, stages), (Panel::Latency, v.latency.len() as u16 + 3), (Panel::FramesTcp, FRAMES_ROWS)];
+    let mut pages: Vec<Vec<(Panel, u16)>> = vec![Vec::new()];
+    let mut used = 0;
+    for (panel, rows) in panels {
+        if used > 0 && used + rows > avail {
+            pages.push(Vec::new());
+            used = 0;
+        }
+        pages.last_mut().expect("one page at least").push((panel, rows));
+        used += rows;
+    }
+    pages
+}
+
+/// How many pages `v` takes on a terminal of `area` (1 when it fits).
+pub fn page_count(area: Rect, v: &View) -> usize {
+    pages(area, v).len().max(1)
+}
+
 /// Draws `v` on the whole frame: the header, the busy gauge, then the
-/// stages beside the drops, then frames, latency and TCP states.
-pub fn render(f: &mut Frame, v: &View) {
+/// stages beside the drops, then frames, latency and TCP states. A
+/// terminal too small for all of it (80×24, say) gets them in pages, and
+/// `page` (taken modulo their number) says which is shown; Tab turns them.
+pub fn render(f: &mut Frame, v: &View, page: usize) {
+    let area = f.area();
+    let pages = pages(area, v);
+    if pages.is_empty() {
+        return render_full(f, v);
+    }
+    let page = page % pages.len();
+    let mut constraints = vec![Constraint::Length(3), Constraint::Length(5)];
+    constraints.extend(pages[page].iter().map(|&(_, rows)| Constraint::Length(rows)));
+    constraints.push(Constraint::Min(0));
+    let rows = Layout::default().direction(Direction::Vertical).constraints(constraints).split(area);
+    render_header(f, rows[0], v, Some((page, pages.len())));
+    render_loop(f, rows[1], v);
+    for (i, &(panel, _)) in pages[page].iter().enumerate() {
+        let r = rows[2 + i];
+        match panel {
+            Panel::StagesDrops => {
+                let cols = Layout::default()
+                    .direction(Direction::Horizontal)
+                    .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .split(r);
+                render_stages(f, cols[0], v);
+                render_drops(f, cols[1], v);
+            }
+            Panel::Latency => render_latency(f, r, v),
+            Panel::FramesTcp => {
+                let cols = Layout::default()
+                    .direction(Direction::Horizontal)
+                    .constraints([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .split(r);
+                render_frames(f, cols[0], v);
+                render_tcp(f, cols[1], v, true);
+            }
+        }
+    }
+}
+
+/// Everything on one screen; every TCP state when there is room for them,
+/// else those that have sockets.
+fn render_full(f: &mut Frame, v: &View) {
+    let full_tcp = TcpState::ALL.len() as u16 + 3;
+    let tcp_compact = f.area().height < TOP_ROWS + STAGES.len() as u16 + 3 + full_tcp;
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Length(3),
             Constraint::Length(5),
             Constraint::Length(STAGES.len() as u16 + 3),
-            Constraint::Length(TcpState::ALL.len() as u16 + 3),
+            Constraint::Length(if tcp_compact { FRAMES_ROWS } else { full_tcp }),
             Constraint::Min(0),
         ])
         .split(f.area());
-    render_header(f, rows[0], v);
+    render_header(f, rows[0], v, None);
     render_loop(f, rows[1], v);
     let mid = Layout::default()
         .direction(Direction::Horizontal)
@@ -512,7 +602,7 @@ pub fn render(f: &mut Frame, v: &View) {
         .split(rows[3]);
     render_frames(f, low[0], v);
     render_latency(f, low[1], v);
-    render_tcp(f, low[2], v);
+    render_tcp(f, low[2], v, tcp_compact);
 }
 
 /// The loop's box: the busy gauge on its first line, then how it polled,
@@ -546,7 +636,8 @@ fn render_loop(f: &mut Frame, area: Rect, v: &View) {
     f.render_widget(Paragraph::new(Span::styled(sched, sched_style)), lines[2]);
 }
 
-fn render_header(f: &mut Frame, area: Rect, v: &View) {
+/// The header; `page` is (shown, of) when the boxes are in pages.
+fn render_header(f: &mut Frame, area: Rect, v: &View, page: Option<(usize, usize)>) {
     let i = &v.info;
     let mut lines = vec![
         Line::from(vec![
@@ -562,7 +653,10 @@ fn render_header(f: &mut Frame, area: Rect, v: &View) {
                 i.netns.name.as_deref().map_or(String::new(), |n| format!("  netns {n}"))
             )),
         ]),
-        Line::from(format!("rates {}; q, Esc or Ctrl-C quits", v.window.label())),
+        Line::from(match page {
+            Some((p, n)) => format!("rates {}; Tab: page {} of {}; q quits", v.window.label(), p + 1, n),
+            None => format!("rates {}; q, Esc or Ctrl-C quits", v.window.label()),
+        }),
     ];
     let age = format!("published {:.2} s ago", v.age_ns as f64 / 1e9);
     lines[1].spans.insert(0, Span::raw(format!("{age}; ")));
@@ -588,7 +682,7 @@ fn render_stages(f: &mut Frame, area: Rect, v: &View) {
     let t =
         Table::new(rows, [Constraint::Length(14), Constraint::Length(8), Constraint::Length(9), Constraint::Fill(1)])
             .header(header_row(&["stage", "pkts/s", "bytes/s", "counters"]))
-            .block(boxed("Stages: packets and bytes per second"));
+            .block(boxed("Stages, per second"));
     f.render_widget(t, area);
 }
 
@@ -641,7 +735,6 @@ fn render_frames(f: &mut Frame, area: Rect, v: &View) {
         ("awaiting ARP", c.awaiting_neighbour),
         ("tx backlog", c.tx_backlog),
         ("in reassembly", c.in_reasm),
-        ("total", c.total),
     ]
     .map(|(n, x)| Row::new(vec![n.to_string(), x.to_string()]));
     let headroom =
@@ -653,40 +746,47 @@ fn render_frames(f: &mut Frame, area: Rect, v: &View) {
             });
     let t = Table::new(rows.into_iter().chain([headroom]), [Constraint::Length(16), Constraint::Fill(1)])
         .header(header_row(&["frames", "now"]))
-        .block(boxed("Frames"));
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(format!(" Frames: {} in the UMEM ", c.total), bold())),
+        );
     f.render_widget(t, area);
 }
 
 fn render_latency(f: &mut Frame, area: Rect, v: &View) {
+    // Too narrow for every column (the full layout's middle box on a
+    // terminal under 160 columns): "over" goes, the percentiles stay.
+    let with_over = area.width >= 78;
     let rows = v.latency.iter().map(|l| {
         let s = &l.summary;
-        Row::new(vec![
-            l.name.to_string(),
-            if l.interval { "interval" } else { "since start" }.to_string(),
-            s.count.to_string(),
-            us(s.p50_ns),
-            us(s.p99_ns),
-            us(s.p999_ns),
-            us(s.max_ns),
-        ])
+        let mut cells = vec![l.name.to_string()];
+        if with_over {
+            cells.push(if l.interval { "interval" } else { "since start" }.to_string());
+        }
+        cells.extend([s.count.to_string(), us(s.p50_ns), us(s.p99_ns), us(s.p999_ns), us(s.max_ns)]);
+        Row::new(cells)
     });
-    let widths = [
-        Constraint::Length(12),
-        Constraint::Length(12),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-    ];
-    let t = Table::new(rows, widths)
-        .header(header_row(&["stage", "over", "samples", "p50", "p99", "p99.9", "max"]))
-        .block(boxed("Latency, µs"));
+    let mut widths = vec![Constraint::Length(16)];
+    let mut header = vec!["stage"];
+    if with_over {
+        widths.push(Constraint::Length(12));
+        header.push("over");
+    }
+    widths.extend([Constraint::Length(8); 5]);
+    header.extend(["samples", "p50", "p99", "p99.9", "max"]);
+    let t = Table::new(rows, widths).header(header_row(&header)).block(boxed("Latency, µs"));
     f.render_widget(t, area);
 }
 
-fn render_tcp(f: &mut Frame, area: Rect, v: &View) {
-    let rows = v.tcp_states.iter().map(|(n, x)| Row::new(vec![n.to_string(), x.to_string()]));
+/// The TCP states; `compact` (a paged screen) lists only those that have sockets.
+fn render_tcp(f: &mut Frame, area: Rect, v: &View, compact: bool) {
+    let shown: Vec<&(&str, u64)> = v.tcp_states.iter().filter(|(_, x)| !compact || *x > 0).collect();
+    if shown.is_empty() {
+        f.render_widget(Paragraph::new("no TCP sockets").block(boxed("TCP sockets")), area);
+        return;
+    }
+    let rows = shown.into_iter().map(|(n, x)| Row::new(vec![n.to_string(), x.to_string()]));
     let t = Table::new(rows, [Constraint::Length(12), Constraint::Fill(1)])
         .header(header_row(&["state", "sockets"]))
         .block(boxed("TCP sockets"));
@@ -827,9 +927,10 @@ fn run_tui(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> {
     let mut snap = first;
     let mut n = 0;
     let mut due = Instant::now();
+    let mut page = 0;
     loop {
         let v = View::new(prev.as_ref(), &snap);
-        terminal.draw(|f| render(f, &v))?;
+        terminal.draw(|f| render(f, &v, page))?;
         n += 1;
         if a.count.is_some_and(|c| n >= c) {
             return Ok(());
@@ -846,8 +947,20 @@ fn run_tui(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> {
             if event::poll(left.min(Duration::from_millis(100)))? {
                 match event::read()? {
                     Event::Key(k) if quits(&k) => return Ok(()),
+                    Event::Key(k) if k.kind != KeyEventKind::Release => {
+                        let turn: isize = match k.code {
+                            KeyCode::Tab | KeyCode::Right | KeyCode::PageDown | KeyCode::Char(' ') => 1,
+                            KeyCode::BackTab | KeyCode::Left | KeyCode::PageUp => -1,
+                            _ => 0,
+                        };
+                        if turn != 0 {
+                            let count = page_count(terminal.size()?.into(), &v) as isize;
+                            page = (page as isize + turn).rem_euclid(count) as usize;
+                            terminal.draw(|f| render(f, &v, page))?;
+                        }
+                    }
                     Event::Resize(..) => {
-                        terminal.draw(|f| render(f, &v))?;
+                        terminal.draw(|f| render(f, &v, page))?;
                     }
                     _ => {}
                 }
@@ -1147,8 +1260,12 @@ mod tests {
     }
 
     fn screen(v: &View, w: u16, h: u16) -> String {
+        screen_page(v, w, h, 0)
+    }
+
+    fn screen_page(v: &View, w: u16, h: u16, page: usize) -> String {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| render(f, v)).unwrap();
+        t.draw(|f| render(f, v, page)).unwrap();
         let buf = t.backend().buffer().clone();
         (0..h)
             .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
@@ -1187,5 +1304,29 @@ mod tests {
         assert!(screen(&View::new(Some(&b), &c), 160, 50).contains("LOOP STALLED"));
         // A small terminal does not panic.
         let _ = screen(&v, 40, 10);
+    }
+
+    /// At 80×24 the boxes come in pages that each fit, Tab turns them, and
+    /// every box is on one of them, whole.
+    #[test]
+    fn a_small_terminal_gets_pages_that_fit() {
+        let a = snap(10, 1000, 5_000, 10);
+        let b = snap(11, 13_345, 5_000, 10);
+        let v = View::new(Some(&a), &b);
+        let area = Rect::new(0, 0, 80, 24);
+        let n = page_count(area, &v);
+        assert!(n >= 2, "{n} pages");
+        assert_eq!(page_count(Rect::new(0, 0, 160, 50), &v), 1);
+        let all: String = (0..n).map(|p| screen_page(&v, 80, 24, p)).collect::<Vec<_>>().join("\n");
+        for heading in ["Stages", "Drops by reason", "Frames: 8192", "Latency, µs", "TCP sockets", "fill headroom"] {
+            assert!(all.contains(heading), "no {heading:?} on any page:\n{all}");
+        }
+        let first = screen_page(&v, 80, 24, 0);
+        assert!(first.contains(&format!("Tab: page 1 of {n}")), "{first}");
+        assert!(first.contains("tx ring"), "the last stage fits:\n{first}");
+        let last = screen_page(&v, 80, 24, n - 1);
+        assert!(last.contains(&format!("Tab: page {n} of {n}")), "{last}");
+        assert!(all.contains("4000 of 4096 posted") && all.contains("p99.9"), "{all}");
+        assert_eq!(screen_page(&v, 80, 24, n), first, "pages turn round");
     }
 }
