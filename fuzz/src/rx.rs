@@ -273,17 +273,22 @@ pub fn check_counters(m: &Mib, accepted: u64, taken: u64, transport: bool) {
     // ICMP out: each message by type, and the type counters.
     assert_eq!(
         m.IcmpOutMsgs,
-        m.IcmpOutDestUnreachs + m.IcmpOutTimeExcds + m.IcmpOutParmProbs + m.IcmpOutEchoReps,
+        m.IcmpOutDestUnreachs + m.IcmpOutTimeExcds + m.IcmpOutParmProbs + m.IcmpOutEchoReps + m.IcmpOutTimestampReps,
         "IcmpOutMsgs = the messages by type: {m:?}"
     );
     assert_eq!(
-        (m.IcmpMsgOutType0, m.IcmpMsgOutType3, m.IcmpMsgOutType11, m.IcmpMsgOutType12),
-        (m.IcmpOutEchoReps, m.IcmpOutDestUnreachs, m.IcmpOutTimeExcds, m.IcmpOutParmProbs)
+        (m.IcmpMsgOutType0, m.IcmpMsgOutType3, m.IcmpMsgOutType11, m.IcmpMsgOutType12, m.IcmpMsgOutType14),
+        (m.IcmpOutEchoReps, m.IcmpOutDestUnreachs, m.IcmpOutTimeExcds, m.IcmpOutParmProbs, m.IcmpOutTimestampReps)
     );
     assert_eq!(
-        (m.IcmpMsgInType0, m.IcmpMsgInType3, m.IcmpMsgInType8),
-        (m.IcmpInEchoReps, m.IcmpInDestUnreachs, m.IcmpInEchos)
+        (m.IcmpMsgInType0, m.IcmpMsgInType3, m.IcmpMsgInType4, m.IcmpMsgInType5, m.IcmpMsgInType8),
+        (m.IcmpInEchoReps, m.IcmpInDestUnreachs, m.IcmpInSrcQuenchs, m.IcmpInRedirects, m.IcmpInEchos)
     );
+    assert_eq!(
+        (m.IcmpMsgInType11, m.IcmpMsgInType12, m.IcmpMsgInType13, m.IcmpMsgInType14),
+        (m.IcmpInTimeExcds, m.IcmpInParmProbs, m.IcmpInTimestamps, m.IcmpInTimestampReps)
+    );
+    assert_eq!((m.IcmpMsgInType17, m.IcmpMsgInType18), (m.IcmpInAddrMasks, m.IcmpInAddrMaskReps));
     assert!(m.IcmpInCsumErrors <= m.IcmpInErrors && m.IcmpInErrors <= m.IcmpInMsgs);
     assert!(m.UdpInCsumErrors + m.UdpRcvbufErrors <= m.UdpInErrors);
     if transport {

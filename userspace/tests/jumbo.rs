@@ -172,3 +172,49 @@ fn mtu_9000_echo_of_65507_bytes() {
         assert_eq!(xdp_stat(&f, name), 0, "{name}");
     }
 }
+
+/// `ping` from the kernel peer at MTU 3000 and 9000, as a user of jumbo
+/// frames tries first: an echo request in a multi-buffer frame (2900 and
+/// 8900 bytes of data) and one in IP fragments that each came in a
+/// multi-buffer frame (20000 bytes at MTU 9000) are answered, the replies in
+/// fragments of at most one frame, which the kernel reassembles.
+#[test]
+fn ping_with_jumbo_frames_is_answered() {
+    if !testing::require_root("ping_with_jumbo_frames_is_answered") {
+        return;
+    }
+    for (mtu, sizes) in [(3000u32, &[2900usize][..]), (9000, &[8900, 20000][..])] {
+        let pair = pair_with_mtu(mtu);
+        let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &[]);
+        let mut failures = Vec::new();
+        for &size in sizes {
+            let out = pair.run_peer(&[
+                "ping",
+                "-n",
+                "-q",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-s",
+                &size.to_string(),
+                &SERVER_ADDR.to_string(),
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            if !text.contains("3 received") {
+                failures.push(format!("MTU {mtu}, ping -s {size}: {text}{}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        let f = x.stop();
+        assert!(failures.is_empty(), "{failures:#?}\nxsknet stdout:\n{}", f.stdout);
+        f.assert_clean_exit();
+        let pings = 3 * sizes.len() as u64;
+        assert!(f.counter("IcmpInEchos") >= pings, "{}", f.stdout);
+        assert_eq!(f.counter("IcmpOutEchoReps"), f.counter("IcmpInEchos"));
+        for name in ["XskIpInMultiBufUnsupported", "XskIpReasmUnsupported", "IpFragFails", "XskNoFreeFrames"] {
+            assert_eq!(f.counter(name), 0, "{name}");
+        }
+    }
+}

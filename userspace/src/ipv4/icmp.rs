@@ -400,30 +400,38 @@ fn icmp_xmit_error(
     }
 }
 
-/// `icmp_rcv` for a reassembled message (`r.ip.hdr`, its body the chain
-/// `r.skb`): the checksum across the pieces; an echo request to a broadcast
-/// or multicast address is ignored (`icmp_echo_ignore_broadcasts`, an
-/// `IcmpInErrors` as for one frame); else it is answered in its
-/// own frames, piece for piece: the head's type and checksum turned into a
-/// reply's (`icmp_echo`), and each piece sent back as a fragment of the
-/// reply with the request's offsets, one new identifier, no DF (Linux's
-/// ICMP socket does `IP_PMTUDISC_DONT`). A piece that no longer fits the
-/// path MTU fails the reply (`IpFragFails`). Other reassembled ICMP messages
-/// are counted in and dropped (`XskIpReasmUnsupported`).
+/// `icmp_rcv` for a message in more than one frame (`r.ip.hdr`, its body
+/// the chain `r.skb`): a reassembled one, or one in a multi-buffer frame.
+/// The checksum across the pieces, the type counted; an echo request to a
+/// broadcast or multicast address is ignored (`icmp_echo_ignore_broadcasts`,
+/// an `IcmpInErrors` as for one frame); else it is answered. When every
+/// piece but the last holds a multiple of 8 bytes (a reassembled request's
+/// do) and fits the path MTU, in its own frames, piece for piece: the
+/// head's type and checksum turned into a reply's (`icmp_echo`), and each
+/// piece sent back as a fragment of the reply with the request's offsets,
+/// one new identifier, no DF (Linux's ICMP socket does `IP_PMTUDISC_DONT`).
+/// Else (a multi-buffer frame's pieces) copied out and sent in new
+/// fragments ([`icmp_echo_relaid`]). Other ICMP messages this long are
+/// counted in and dropped (`XskIpReasmUnsupported`).
 pub fn icmp_rcv_chained(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, r: Reassembled, now: Instant) {
     let (hdr, skb) = (&r.ip.hdr, r.skb);
     net.mib.IcmpInMsgs += 1;
+    // icmp_rcv(): pskb_pull of the 8-byte header, then the checksum.
+    if skb.len() < icmp::HEADER_LEN {
+        net.mib.IcmpInErrors += 1;
+        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IcmpInErrors));
+    }
     if crate::wire::checksum::fold(skb.csum(umem, 0)) != 0xFFFF {
         net.mib.IcmpInCsumErrors += 1;
         net.mib.IcmpInErrors += 1;
         return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IcmpInCsumErrors));
     }
-    if skb.data(umem).first() != Some(&msg_type::ECHO_REQUEST) {
+    let msg_type = skb.data(umem).first().copied().unwrap_or(u8::MAX);
+    count_in_type(net, msg_type);
+    if msg_type != msg_type::ECHO_REQUEST {
         net.mib.XskIpReasmUnsupported += 1;
         return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));
     }
-    net.mib.IcmpInEchos += 1;
-    net.mib.IcmpMsgInType8 += 1;
     if r.ip.route.is_bcast() && ICMP_ECHO_IGNORE_BROADCASTS {
         net.mib.IcmpInErrors += 1;
         return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IcmpInErrors));
@@ -432,20 +440,15 @@ pub fn icmp_rcv_chained(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, r: Reas
     let pieces = skb.frames();
     // Each piece goes back as a fragment at its own offset: every piece but
     // the last must hold a multiple of 8 bytes (fragments' pieces do; a
-    // multi-buffer frame's pieces need not, and are not answered this way).
+    // multi-buffer frame's pieces need not), the head the ICMP header.
     let (mut fits, mut aligned, mut seen) = (true, true, 0);
     skb.for_each_piece(umem, |p| {
         fits &= ipv4::MIN_HEADER_LEN + p.len() <= path.mtu;
         seen += 1;
-        aligned &= seen == pieces || p.len() % 8 == 0;
+        aligned &= (seen == pieces || p.len() % 8 == 0) && (seen > 1 || p.len() >= icmp::HEADER_LEN);
     });
-    if !aligned {
-        net.mib.XskIpReasmUnsupported += 1;
-        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskIpReasmUnsupported));
-    }
-    if !fits {
-        net.mib.IpFragFails += 1;
-        return skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::IpFragFails));
+    if !aligned || !fits {
+        return icmp_echo_relaid(net, q, umem, &r.ip, skb, path.mtu, now);
     }
     let ident = net.next_ip_ident();
     let mut offset = 0;
@@ -473,6 +476,88 @@ pub fn icmp_rcv_chained(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, r: Reas
         super::ip_output::ip_output_frag(net, q, frame, l3, ipv4::MIN_HEADER_LEN + len, hdr.src, now, i == 0);
     }
     net.mib.IpFragOKs += 1;
+    net.mib.IcmpOutMsgs += 1;
+    net.mib.IcmpOutEchoReps += 1;
+    net.mib.IcmpMsgOutType0 += 1;
+}
+
+/// `icmp_echo` for a request in pieces that cannot go back at their own
+/// offsets (a multi-buffer frame's are not multiples of 8) or no longer fit
+/// the path MTU `mtu`: the message copied out (into `Net::reasm_scratch`,
+/// kept between calls), turned into a reply, and sent in new frames, in
+/// fragments of at most `mtu` and of one frame (xsknet sends no multi-buffer
+/// packets: docs/jumbo.md), as `ip_fragment` lays out a reply larger than
+/// the MTU for Linux's ICMP socket (`IP_PMTUDISC_DONT`, no DF). All or
+/// nothing: without a frame for every fragment the request is dropped
+/// (`XskNoFreeFrames`).
+fn icmp_echo_relaid(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    ip: &ReasmIp,
+    skb: crate::skbuff::SkBuff,
+    mtu: usize,
+    now: Instant,
+) {
+    let len = skb.len();
+    let mut scratch = std::mem::take(&mut net.reasm_scratch);
+    scratch.clear();
+    scratch.resize(len, 0);
+    skb.copy_to(umem, &mut scratch);
+    skb.free(umem, |f| q.free_frame(f));
+    IcmpPacket::new_unchecked(&mut scratch[..]).echo_request_to_reply();
+    // The fragment's data right after its Ethernet and IP headers.
+    let data = crate::wire::ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN;
+    let room = umem.frame_size() as usize - data;
+    let piece = if ipv4::MIN_HEADER_LEN + len <= mtu && len <= room {
+        len
+    } else {
+        (mtu - ipv4::MIN_HEADER_LEN).min(room) / 8 * 8
+    };
+    let n = len.div_ceil(piece.max(8));
+    q.top_up(n);
+    if q.cached() < n {
+        net.mib.XskNoFreeFrames += 1;
+        net.reasm_scratch = scratch;
+        return;
+    }
+    let ident = net.next_ip_ident();
+    let l3 = data - ipv4::MIN_HEADER_LEN;
+    for (i, chunk) in scratch.chunks(piece.max(8)).enumerate() {
+        let Some(mut frame) = q.alloc_frame() else { break };
+        let buf = umem.frame_mut(&mut frame);
+        buf[data..data + chunk.len()].copy_from_slice(chunk);
+        let offset = (i * piece / 8) as u16;
+        super::ip_output::ip_build_header_id(
+            net,
+            &mut buf[l3..data],
+            ip.hdr.src,
+            protocol::ICMP,
+            chunk.len(),
+            ip.hdr.tos,
+            ident,
+            false,
+            i + 1 < n,
+            offset,
+        );
+        if n > 1 {
+            net.mib.IpFragCreates += 1;
+        }
+        super::ip_output::ip_output_frag(
+            net,
+            q,
+            frame,
+            l3,
+            ipv4::MIN_HEADER_LEN + chunk.len(),
+            ip.hdr.src,
+            now,
+            i == 0,
+        );
+    }
+    if n > 1 {
+        net.mib.IpFragOKs += 1;
+    }
+    net.reasm_scratch = scratch;
     net.mib.IcmpOutMsgs += 1;
     net.mib.IcmpOutEchoReps += 1;
     net.mib.IcmpMsgOutType0 += 1;

@@ -194,10 +194,10 @@ fn ip_rcv_core(
 /// head piece. The same checks as [`ip_rcv`], then, as for a datagram in
 /// one frame, UDP gets it (as a chain: `udp_rcv_chained`, with the rules of
 /// the frame's `pkt_type` and the input route), and a fragment goes to
-/// reassembly (`ip_defrag_chained`), and TCP gets it copied out of the
-/// chain (`tcp_v4_rcv_reassembled`). ICMP takes one frame only for now
-/// (an echo reply laid out piece for piece needs pieces of fragment size):
-/// counted (`XskIpInMultiBufUnsupported`) and dropped, as other protocols are.
+/// reassembly (`ip_defrag_chained`), TCP gets it copied out of the chain
+/// (`tcp_v4_rcv_reassembled`), and ICMP as a reassembled message
+/// (`icmp_rcv_chained`: an echo request answered in fragments). Other
+/// protocols are counted (`XskIpInMultiBufUnsupported`) and dropped.
 pub fn ip_rcv_chained(
     net: &mut Net,
     socks: &InetHashTables,
@@ -218,7 +218,7 @@ pub fn ip_rcv_chained(
     let fragment = ip.hdr.is_fragment();
     let taken = match ip.hdr.protocol {
         protocol::UDP => ip.l4 + UDP_HEADER_LEN <= head.end,
-        protocol::TCP => true,
+        protocol::TCP | protocol::ICMP => true,
         _ => false,
     };
     if !fragment && !taken {
