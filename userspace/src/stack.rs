@@ -95,6 +95,12 @@ pub struct StackConfig {
     /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT sockets at most; a
     /// connection closed past it gets none (`TcpExtTCPTimeWaitOverflow`).
     pub tcp_max_tw_buckets: usize,
+    /// `net.ipv4.tcp_challenge_ack_limit`: challenge ACKs (RFC 5961) the
+    /// stack sends a second, all connections together, a budget drawn at
+    /// random around it each second; `u32::MAX`, the default as in Linux
+    /// since 6.0, is no host-wide limit (each connection still sends at
+    /// most one per 500 ms).
+    pub tcp_challenge_ack_limit: u32,
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
@@ -121,6 +127,7 @@ impl StackConfig {
             busy_read: DEFAULT_BUSY_READ,
             tcp_syncookies: crate::ipv4::tcp::syncookies::TcpSyncookies::WhenFull,
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
+            tcp_challenge_ack_limit: u32::MAX,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
             mtu: crate::net::DEFAULT_MTU,
         }
@@ -172,6 +179,7 @@ impl<D: NetDevice> Stack<D> {
         let mut net = Net::new(cfg.mac, cfg.route(), cfg.ttl, cfg.rx_latency_sample, cfg.napi_weight);
         net.tcp.syncookies = cfg.tcp_syncookies;
         net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
+        net.tcp.challenge_ack_limit = cfg.tcp_challenge_ack_limit;
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

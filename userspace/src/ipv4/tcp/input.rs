@@ -313,6 +313,10 @@ fn send_challenge_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         return;
     }
     cb.last_oow_ack = Some(now);
+    // Then the host-wide limit (off unless tcp_challenge_ack_limit is set).
+    if !net.tcp.challenge_ack_allowed(now) {
+        return;
+    }
     net.mib.TcpExtTCPChallengeACK += 1;
     tcp_send_ack(net, q, umem, cb, now);
 }

@@ -72,6 +72,14 @@ pub struct TcpTable {
     pub cookies: SynCookies,
     /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT socks at most.
     pub max_tw_buckets: usize,
+    /// `net.ipv4.tcp_challenge_ack_limit`: challenge ACKs the whole stack
+    /// sends a second; `u32::MAX` (Linux's default since 6.0, `INT_MAX`) is
+    /// no host-wide limit, only each connection's.
+    pub challenge_ack_limit: u32,
+    /// The second the challenge-ACK budget is for (`tcp_challenge_timestamp`).
+    challenge_second: Option<u64>,
+    /// Challenge ACKs left in it (`tcp_challenge_count`).
+    challenge_count: u32,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
@@ -91,8 +99,39 @@ impl TcpTable {
             syncookies: TcpSyncookies::WhenFull,
             cookies: SynCookies::new(epoch),
             max_tw_buckets: super::TCP_MAX_TW_BUCKETS,
+            challenge_ack_limit: u32::MAX,
+            challenge_second: None,
+            challenge_count: 0,
             epoch,
         }
+    }
+
+    /// The host-wide RFC 5961 §7 limit of `tcp_send_challenge_ack`
+    /// (net/ipv4/tcp_input.c): whether one more challenge ACK may go at
+    /// `now`. Each second gets a budget drawn at random in
+    /// `[limit/2, limit + limit/2)` (so an attacker cannot count the
+    /// challenges to learn the window), each ACK takes one; always true when
+    /// the limit is off (`u32::MAX`).
+    pub fn challenge_ack_allowed(&mut self, now: Instant) -> bool {
+        let limit = self.challenge_ack_limit;
+        if limit == u32::MAX {
+            return true;
+        }
+        let second = now.saturating_duration_since(self.epoch).as_secs();
+        if self.challenge_second != Some(second) {
+            let half = (u64::from(limit) + 1) >> 1;
+            let draw = std::hash::BuildHasher::hash_one(&self.isn_key, ("challenge", second));
+            self.challenge_second = Some(second);
+            self.challenge_count = (half + draw % u64::from(limit).max(1)).min(u64::from(u32::MAX)) as u32;
+            if limit == 0 {
+                self.challenge_count = 0;
+            }
+        }
+        if self.challenge_count == 0 {
+            return false;
+        }
+        self.challenge_count -= 1;
+        true
     }
 
     /// Puts `cb` in the slab and records its index in its sock.
@@ -249,5 +288,28 @@ impl TcpTable {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// `tcp_challenge_ack_limit`: off by default; when set, a budget a
+    /// second in [limit/2, limit*3/2), renewed each second.
+    #[test]
+    fn challenge_acks_are_limited_host_wide_only_when_asked() {
+        let t0 = Instant::now();
+        let mut t = TcpTable::new(t0);
+        assert!((0..10_000).all(|_| t.challenge_ack_allowed(t0)), "Linux's default: no host-wide limit");
+        t.challenge_ack_limit = 100;
+        for s in 0..20 {
+            let now = t0 + Duration::from_secs(s) + Duration::from_millis(300);
+            let sent = (0..1000).filter(|_| t.challenge_ack_allowed(now)).count();
+            assert!((50..150).contains(&sent), "second {s}: {sent}");
+        }
+        t.challenge_ack_limit = 0;
+        assert!(!t.challenge_ack_allowed(t0 + Duration::from_secs(100)));
     }
 }
