@@ -253,7 +253,8 @@ impl StreamSock {
 
 /// A congestion-control algorithm (`TCP_CONGESTION`,
 /// `net.ipv4.tcp_congestion_control`): CUBIC, Linux's default, or Reno.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CongAlgo {
     /// CUBIC with HyStart (net/ipv4/tcp_cubic.c, RFC 9438).
     #[default]

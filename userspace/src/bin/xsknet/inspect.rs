@@ -335,7 +335,7 @@ pub fn ss(a: &SsArgs) -> Result<(), BoxError> {
 /// what `ss` leaves out: rtt before a sample, ssthresh while infinite.
 fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     let ms = |us: u32| us as f64 / 1e3;
-    let mut parts = vec![format!("rto:{}", ms(t.rto_us))];
+    let mut parts = vec![t.congestion.name().to_string(), format!("rto:{}", ms(t.rto_us))];
     if t.rtt_us > 0 {
         parts.push(format!("rtt:{}/{}", ms(t.rtt_us), ms(t.rttvar_us)));
     }

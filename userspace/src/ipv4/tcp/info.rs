@@ -43,6 +43,9 @@ pub struct TcpInfo {
     pub snd_wnd: u32,
     /// The window we offer, bytes (`tcpi_rcv_wnd`).
     pub rcv_wnd: u32,
+    /// The congestion-control algorithm (not in `tcp_info`: `INET_DIAG_CONG`,
+    /// which `ss -i` prints first).
+    pub congestion: crate::stream::CongAlgo,
 }
 
 /// The `tcp_info` of a socket in `state`, from its control block `cb` if it
@@ -67,6 +70,7 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
             segs_in: 0,
             snd_wnd: 0,
             rcv_wnd: 0,
+            congestion: crate::stream::CongAlgo::default(),
         };
     };
     TcpInfo {
@@ -87,5 +91,6 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         segs_in: cb.segs_in,
         snd_wnd: cb.snd_wnd,
         rcv_wnd: cb.rcv_wnd,
+        congestion: cb.ca.algo(),
     }
 }
