@@ -667,7 +667,7 @@ pub fn run<D: NetDevice + Send + 'static>(
     let (stack, loop_stats, stats) = if args.threaded {
         run_threaded(cfg, stack, local, args, setup, deadline, interval)?
     } else {
-        run_to_completion(cfg, stack, local, args.backlog, setup, deadline, interval)?
+        run_to_completion(cfg, stack, local, &args.listen(), setup, deadline, interval)?
     };
     let app = AppStats { tcp_accepted: stats.connections, tcp_bytes: stats.bytes_received, ..AppStats::default() };
     Ok((stack, loop_stats, app, Some(stats)))
@@ -681,12 +681,12 @@ fn run_to_completion<D: NetDevice>(
     cfg: &Config,
     mut stack: Stack<D>,
     local: SocketAddrV4,
-    backlog: i32,
+    listen: &tcp_serve::Listen,
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
 ) -> Result<(Stack<D>, LoopStats, HttpStats), BoxError> {
-    let listen_fd = tcp_serve::listener(&mut stack, local, backlog).map_err(|e| listen_error(e, local))?;
+    let listen_fd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local))?;
     let mut svc = HttpService {
         listen_fd,
         conns: Vec::new(),
@@ -750,13 +750,9 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     deadline: Option<Instant>,
     interval: Option<Duration>,
 ) -> Result<(Stack<D>, LoopStats, HttpStats), BoxError> {
-    let backlog = args.backlog;
     let threaded = ThreadedStack::spawn_on(stack, args.cpu)?;
     let h = threaded.handle();
-    let lfd = h.socket(xsknet::SockType::Stream)?;
-    h.setsockopt(lfd, SockOpt::ReuseAddr(true))?;
-    h.bind(lfd, local).map_err(|e| listen_error(e, local))?;
-    h.listen(lfd, backlog).map_err(|e| listen_error(e, local))?;
+    let lfd = tcp_serve::listener_threaded(&h, local, &args.listen()).map_err(|e| listen_error(e, local))?;
     println!("xsknet: ready: {setup}");
     let total = Arc::new(Mutex::new(HttpStats::default()));
     let mut ticker = Ticker::new(interval);

@@ -94,6 +94,12 @@ struct ServeArgs {
     /// TCP listen backlog (capped at 4096, as net.core.somaxconn caps it).
     #[arg(long, default_value_t = 511)]
     backlog: i32,
+    /// Keepalive on accepted TCP connections (SO_KEEPALIVE on the listener, which they
+    /// inherit), as nginx's `so_keepalive`: `on` (Linux's defaults: probes after 7200 s idle,
+    /// 75 s apart, 9 of them), or IDLE:INTVL:CNT with any part empty for its default, e.g.
+    /// `30m:10:5` or `600::` (docs/tcp.md).
+    #[arg(long, value_name = "on|IDLE:INTVL:CNT", value_parser = tcp_serve::parse_keepalive)]
+    so_keepalive: Option<tcp_serve::Keepalive>,
     /// Next hop for destinations outside the prefix.
     #[arg(long, value_name = "ADDR")]
     gateway: Option<Ipv4Addr>,
@@ -193,6 +199,15 @@ struct ServeArgs {
     pcap: PcapArgs,
     #[command(flatten)]
     guard: GuardArgs,
+}
+
+impl ServeArgs {
+    /// How the servers listen: the backlog, `SO_REUSEADDR`, and `--so-keepalive`'s options.
+    fn listen(&self) -> tcp_serve::Listen {
+        let mut opts = vec![xsknet::SockOpt::ReuseAddr(true)];
+        opts.extend(self.so_keepalive.iter().flat_map(|k| k.0.iter().copied()));
+        tcp_serve::Listen { backlog: self.backlog, opts }
+    }
 }
 
 /// `LO-HI`, 1 <= LO <= HI <= 65535.
@@ -456,11 +471,11 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let (mut final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
         http::run(cfg, stack, local, args, &setup, deadline, interval)?
     } else if args.threaded {
-        let (s, l, a) = run_threaded(app, stack, local, args.backlog, &setup, deadline, interval, args.cpu)?;
+        let (s, l, a) = run_threaded(app, stack, local, &args.listen(), &setup, deadline, interval, args.cpu)?;
         (s, l, a, None)
     } else {
         let (s, l, a) =
-            run_to_completion(app, stack, local, args.backlog, &setup, deadline, interval, &xdp, churn.as_mut())?;
+            run_to_completion(app, stack, local, &args.listen(), &setup, deadline, interval, &xdp, churn.as_mut())?;
         (s, l, a, None)
     };
     let elapsed = started.elapsed();
@@ -598,7 +613,7 @@ fn run_to_completion<D: NetDevice>(
     app: App,
     mut stack: Stack<D>,
     local: SocketAddrV4,
-    backlog: i32,
+    listen: &tcp_serve::Listen,
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
@@ -607,7 +622,7 @@ fn run_to_completion<D: NetDevice>(
 ) -> Result<(Stack<D>, LoopStats, AppStats), BoxError> {
     let fd = stack.socket(SockType::Dgram)?;
     stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
-    let lfd = tcp_serve::listener(&mut stack, local, backlog).map_err(|e| listen_error(e, local.port()))?;
+    let lfd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local.port()))?;
     let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd);
     println!("xsknet: ready: {setup}");
     let _ = xdp;
@@ -679,7 +694,7 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     app: App,
     stack: Stack<D>,
     local: SocketAddrV4,
-    backlog: i32,
+    listen: &tcp_serve::Listen,
     setup: &str,
     deadline: Option<Instant>,
     interval: Option<Duration>,
@@ -689,10 +704,7 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     let h = threaded.handle();
     let fd = h.socket(SockType::Dgram)?;
     h.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
-    let lfd = h.socket(SockType::Stream)?;
-    h.setsockopt(lfd, xsknet::SockOpt::ReuseAddr(true))?;
-    h.bind(lfd, local).map_err(|e| listen_error(e, local.port()))?;
-    h.listen(lfd, backlog).map_err(|e| listen_error(e, local.port()))?;
+    let lfd = tcp_serve::listener_threaded(&h, local, listen).map_err(|e| listen_error(e, local.port()))?;
     let tcp_stats = Arc::new(tcp_serve::TcpAppStats::default());
     let acceptor = {
         let (h, stats, mode) = (h.clone(), tcp_stats.clone(), tcp_mode(app));
@@ -739,4 +751,42 @@ fn run_threaded<D: NetDevice + Send + 'static>(
 /// `--congestion`: an algorithm's name, as `TCP_CONGESTION` takes it.
 fn parse_congestion(s: &str) -> Result<xsknet::CongAlgo, String> {
     xsknet::CongAlgo::from_name(s).map_err(|_| format!("no congestion control {s:?}: cubic or reno"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The definitions hold together, and every serving option parses into
+    /// the type its field has (clap checks that only when the option is given).
+    #[test]
+    fn the_command_line_parses_every_serving_option() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "xsknet",
+            "echo",
+            "--iface",
+            "veth0",
+            "--ip",
+            "10.0.0.2/24",
+            "--so-keepalive",
+            "30m:10:5",
+            "--congestion",
+            "reno",
+            "--backlog",
+            "64",
+        ])
+        .expect("parses");
+        let Command::Echo(a) = cli.command else { panic!("not echo") };
+        let l = a.listen();
+        assert_eq!(l.backlog, 64);
+        assert_eq!(l.opts.first(), Some(&xsknet::SockOpt::ReuseAddr(true)));
+        assert_eq!(l.opts.len(), 5, "SO_REUSEADDR, SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT");
+        let err =
+            Cli::try_parse_from(["xsknet", "echo", "--iface", "v", "--ip", "10.0.0.2/24", "--so-keepalive", "off"])
+                .err()
+                .expect("refused");
+        assert!(err.to_string().contains("IDLE:INTVL:CNT"), "{err}");
+    }
 }

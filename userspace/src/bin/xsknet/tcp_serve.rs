@@ -62,17 +62,98 @@ fn warn_emfile(last: &mut Option<std::time::Instant>) {
     }
 }
 
-/// Makes the listening socket: `SO_REUSEADDR` (a restarted server must not
-/// wait for its old connections' TIME-WAIT), bound to `local`, listening.
+/// How the servers listen: the backlog, and the options the listening
+/// socket gets before `bind()`: `SO_REUSEADDR` (a restarted server must
+/// not wait for its old connections' TIME-WAIT), and with `--so-keepalive`
+/// `SO_KEEPALIVE` and `TCP_KEEPIDLE`/`INTVL`/`CNT`, which the accepted
+/// connections inherit (`inet_csk_clone_lock`), as nginx's `so_keepalive`.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    /// `listen()`'s backlog.
+    pub backlog: i32,
+    /// The options, in order.
+    pub opts: Vec<SockOpt>,
+}
+
+/// `--so-keepalive`: `on` (Linux's defaults: 7200 s idle, 75 s apart, 9
+/// probes) or `IDLE:INTVL:CNT` in seconds and probes, any of them empty for
+/// its default (`30m::10`), as nginx's `listen … so_keepalive=`; a time may
+/// end in `s`, `m` or `h`.
 ///
 /// # Errors
 ///
-/// `bind()`'s and `listen()`'s.
-pub fn listener<D: NetDevice>(stack: &mut Stack<D>, local: SocketAddrV4, backlog: i32) -> Result<Fd, Errno> {
+/// A message naming what is wrong, for clap.
+pub fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
+    let mut opts = vec![SockOpt::KeepAlive(true)];
+    if s == "on" {
+        return Ok(Keepalive(opts));
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 3 {
+        return Err(format!(
+            "{s:?}: 'on' or IDLE:INTVL:CNT (e.g. 30m:10:5, or 600::: one left empty keeps its default)"
+        ));
+    }
+    let secs = |p: &str, what: &str| -> Result<u32, String> {
+        let (num, unit) = match p.strip_suffix('h') {
+            Some(n) => (n, 3600),
+            None => match p.strip_suffix('m') {
+                Some(n) => (n, 60),
+                None => (p.strip_suffix('s').unwrap_or(p), 1),
+            },
+        };
+        let v: u32 = num.parse().map_err(|_| format!("{what} {p:?}: a number of seconds (or with s, m, h)"))?;
+        match v.checked_mul(unit) {
+            Some(t @ 1..=32767) => Ok(t),
+            _ => Err(format!("{what} {p:?}: 1 to 32767 seconds, as TCP_KEEPIDLE/TCP_KEEPINTVL take")),
+        }
+    };
+    if !parts[0].is_empty() {
+        opts.push(SockOpt::KeepIdle(secs(parts[0], "idle")?));
+    }
+    if !parts[1].is_empty() {
+        opts.push(SockOpt::KeepIntvl(secs(parts[1], "interval")?));
+    }
+    if !parts[2].is_empty() {
+        match parts[2].parse::<u32>() {
+            Ok(n @ 1..=127) => opts.push(SockOpt::KeepCnt(n)),
+            _ => return Err(format!("count {:?}: 1 to 127 probes, as TCP_KEEPCNT takes", parts[2])),
+        }
+    }
+    Ok(Keepalive(opts))
+}
+
+/// `--so-keepalive`'s socket options, in order ([`parse_keepalive`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Keepalive(pub Vec<SockOpt>);
+
+/// Makes the listening socket: `l`'s options, bound to `local`, listening.
+///
+/// # Errors
+///
+/// `setsockopt()`'s, `bind()`'s and `listen()`'s.
+pub fn listener<D: NetDevice>(stack: &mut Stack<D>, local: SocketAddrV4, l: &Listen) -> Result<Fd, Errno> {
     let fd = stack.socket(SockType::Stream)?;
-    stack.setsockopt(fd, SockOpt::ReuseAddr(true))?;
+    for &opt in &l.opts {
+        stack.setsockopt(fd, opt)?;
+    }
     stack.bind(fd, local)?;
-    stack.listen(fd, backlog)?;
+    stack.listen(fd, l.backlog)?;
+    Ok(fd)
+}
+
+/// [`listener`] through a threaded stack's handle.
+///
+/// # Errors
+///
+/// As [`listener`].
+pub fn listener_threaded(h: &StackHandle, local: SocketAddrV4, l: &Listen) -> Result<Fd, Errno> {
+    let fd = h.socket(SockType::Stream)?;
+    for &opt in &l.opts {
+        h.setsockopt(fd, opt)?;
+    }
+    h.bind(fd, local)?;
+    h.listen(fd, l.backlog)?;
     Ok(fd)
 }
 
@@ -214,4 +295,26 @@ pub fn serve_threaded(
         threads.retain(|t| !t.is_finished());
     }
     threads
+}
+
+#[cfg(test)]
+mod keepalive_tests {
+    use super::*;
+
+    #[test]
+    fn so_keepalive_takes_nginx_syntax() {
+        let ok = |v: Vec<SockOpt>| Ok(Keepalive(v));
+        assert_eq!(parse_keepalive("on"), ok(vec![SockOpt::KeepAlive(true)]));
+        assert_eq!(
+            parse_keepalive("30m:10:5"),
+            ok(vec![SockOpt::KeepAlive(true), SockOpt::KeepIdle(1800), SockOpt::KeepIntvl(10), SockOpt::KeepCnt(5)])
+        );
+        assert_eq!(parse_keepalive("600::"), ok(vec![SockOpt::KeepAlive(true), SockOpt::KeepIdle(600)]));
+        assert_eq!(parse_keepalive("::3"), ok(vec![SockOpt::KeepAlive(true), SockOpt::KeepCnt(3)]));
+        assert_eq!(parse_keepalive(":1h:"), ok(vec![SockOpt::KeepAlive(true), SockOpt::KeepIntvl(3600)]));
+        for bad in ["off", "600", "1:2", "0::", "10h::", "::128", "x::", "1:2:3:4"] {
+            assert!(parse_keepalive(bad).is_err(), "{bad} accepted");
+        }
+        assert!(parse_keepalive("10h::").unwrap_err().contains("1 to 32767"));
+    }
 }
