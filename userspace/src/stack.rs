@@ -101,6 +101,10 @@ pub struct StackConfig {
     /// since 6.0, is no host-wide limit (each connection still sends at
     /// most one per 500 ms).
     pub tcp_challenge_ack_limit: u32,
+    /// `net.ipv4.tcp_slow_start_after_idle`: a connection that sent nothing
+    /// for longer than its RTO starts again from (at most) the initial
+    /// window, halved per RTO of idle time (RFC 2861; on, as in Linux).
+    pub tcp_slow_start_after_idle: bool,
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
@@ -128,6 +132,7 @@ impl StackConfig {
             tcp_syncookies: crate::ipv4::tcp::syncookies::TcpSyncookies::WhenFull,
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
             tcp_challenge_ack_limit: u32::MAX,
+            tcp_slow_start_after_idle: true,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
             mtu: crate::net::DEFAULT_MTU,
         }
@@ -180,6 +185,7 @@ impl<D: NetDevice> Stack<D> {
         net.tcp.syncookies = cfg.tcp_syncookies;
         net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
         net.tcp.challenge_ack_limit = cfg.tcp_challenge_ack_limit;
+        net.tcp.slow_start_after_idle = cfg.tcp_slow_start_after_idle;
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

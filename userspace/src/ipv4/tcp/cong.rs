@@ -152,6 +152,34 @@ pub fn enter_loss(cb: &mut TcpCb, now: Instant) {
     cb.rtt_probe = None;
 }
 
+/// `tcp_slow_start_after_idle_check` → `tcp_cwnd_restart` (RFC 2861,
+/// net/ipv4/tcp_output.c): data to send with nothing in flight after
+/// `idle` without sending, longer than the RTO: the window was not used, so
+/// it is not trusted. `ssthresh` keeps the window's memory
+/// (`tcp_current_ssthresh`: at least 3/4 of it, unless in recovery), and
+/// `cwnd` halves for each RTO of the idle time past the first, down to the
+/// restart window (the initial window, or less if `cwnd` was smaller).
+/// Nothing when `enabled` (`net.ipv4.tcp_slow_start_after_idle`, 1 by
+/// default) is off or the idle time is no longer than the RTO.
+pub fn tcp_cwnd_restart(cb: &mut TcpCb, idle: Duration, enabled: bool) {
+    let rto = cb.rto_backed_off();
+    if !enabled || idle <= rto || rto.is_zero() {
+        return;
+    }
+    if cb.ca_state == CaState::Open {
+        cb.ssthresh = cb.ssthresh.max((cb.cwnd >> 1) + (cb.cwnd >> 2));
+    }
+    let restart = super::TCP_INIT_CWND.min(cb.cwnd);
+    let mut cwnd = cb.cwnd;
+    let mut left = idle;
+    while left > rto && cwnd > restart {
+        left -= rto;
+        cwnd >>= 1;
+    }
+    cb.cwnd = cwnd.max(restart);
+    cb.cwnd_cnt = 0;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +193,29 @@ mod tests {
         let mut c = TcpCb::new(sock, a, a, 1460);
         c.ca = Congestion::new(CongAlgo::Reno, 0, Instant::now());
         c
+    }
+
+    /// RFC 2861 as Linux: idle for 1 s with an RTO of 200 ms halves a window
+    /// of 40 to 20 to 10 (the initial window, not below); ssthresh keeps 3/4
+    /// of 40; idle no longer than the RTO, or the knob off, changes nothing.
+    #[test]
+    fn a_window_unused_for_longer_than_the_rto_restarts() {
+        let mut c = cb();
+        c.rto = Duration::from_millis(200);
+        c.cwnd = 40;
+        c.ssthresh = 8;
+        tcp_cwnd_restart(&mut c, Duration::from_millis(200), true);
+        assert_eq!((c.cwnd, c.ssthresh), (40, 8), "idle = RTO: nothing");
+        tcp_cwnd_restart(&mut c, Duration::from_secs(1), false);
+        assert_eq!(c.cwnd, 40, "tcp_slow_start_after_idle 0");
+        tcp_cwnd_restart(&mut c, Duration::from_millis(500), true);
+        assert_eq!((c.cwnd, c.ssthresh), (10, 30), "500 ms: 40 → 20 → 10, not below the initial window");
+        c.cwnd = 64;
+        tcp_cwnd_restart(&mut c, Duration::from_millis(300), true);
+        assert_eq!(c.cwnd, 32, "one RTO past the first: halved once");
+        c.cwnd = 4;
+        tcp_cwnd_restart(&mut c, Duration::from_secs(10), true);
+        assert_eq!(c.cwnd, 4, "a window below the initial one stays");
     }
 
     #[test]

@@ -227,9 +227,12 @@ pub fn tcp_transmit(
         }
     }
     if len > 0 && cb.in_flight() == 0 {
-        // tcp_event_data_sent → CA_EVENT_TX_START: data with nothing in
-        // flight, after `idle` without sending.
+        // Data with nothing in flight, after `idle` without sending: the
+        // window restarts if it went unused longer than the RTO
+        // (tcp_slow_start_after_idle_check, as tcp_skb_entail queues it),
+        // and the algorithm hears of it (tcp_event_data_sent → CA_EVENT_TX_START).
         let idle = cb.lsndtime.map_or(std::time::Duration::ZERO, |t| now.saturating_duration_since(t));
+        super::cong::tcp_cwnd_restart(cb, idle, net.tcp.slow_start_after_idle);
         cb.ca.ops().on_tx_start(idle, now);
     }
     let off = seq.wrapping_sub(cb.data_una()) as usize;

@@ -76,6 +76,9 @@ pub struct TcpTable {
     /// sends a second; `u32::MAX` (Linux's default since 6.0, `INT_MAX`) is
     /// no host-wide limit, only each connection's.
     pub challenge_ack_limit: u32,
+    /// `net.ipv4.tcp_slow_start_after_idle`: a window unused for longer
+    /// than the RTO restarts (RFC 2861; on, as in Linux).
+    pub slow_start_after_idle: bool,
     /// The second the challenge-ACK budget is for (`tcp_challenge_timestamp`).
     challenge_second: Option<u64>,
     /// Challenge ACKs left in it (`tcp_challenge_count`).
@@ -100,6 +103,7 @@ impl TcpTable {
             cookies: SynCookies::new(epoch),
             max_tw_buckets: super::TCP_MAX_TW_BUCKETS,
             challenge_ack_limit: u32::MAX,
+            slow_start_after_idle: true,
             challenge_second: None,
             challenge_count: 0,
             epoch,
