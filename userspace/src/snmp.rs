@@ -167,6 +167,7 @@ mib! {
         IcmpMsgInType14,
         IcmpMsgInType17,
         IcmpMsgInType18,
+        IcmpMsgInType42,
         IcmpMsgOutType0,
         IcmpMsgOutType3,
         IcmpMsgOutType11,

@@ -447,6 +447,18 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
         &udp_datagram(SERVER_ADDR, PEER_ADDR, ECHO_PORT, PEER_PORT, b"x"),
     );
     let unreach_body = [&[0u8; 4][..], &quoted].concat();
+    // Datagrams no socket sent: UDP from port 5555, and TCP from port 5555 with no connection.
+    let nobodys = ipv4_packet(
+        SERVER_ADDR,
+        PEER_ADDR,
+        protocol::UDP,
+        78,
+        &[],
+        &udp_datagram(SERVER_ADDR, PEER_ADDR, 5555, PEER_PORT, b"x"),
+    );
+    let nobodys_body = [&[0u8; 4][..], &nobodys].concat();
+    let tcp_quote = ipv4_packet(SERVER_ADDR, PEER_ADDR, protocol::TCP, 79, &[], &[0x15, 0xb3, 0x9c, 0x40, 0, 0, 0, 1]);
+    let tcp_body = [&[0u8; 4][..], &tcp_quote].concat();
     // Identifier 9, sequence 1, an originate timestamp, receive and transmit 0.
     let timestamp_body = [0, 9, 0, 1, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 0, 0, 0, 0, 0];
     let mut fragment = ipv4_packet(
@@ -493,6 +505,10 @@ fn more_cases(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Case> {
         case("ICMP redirect", icmp(57, icmp_msg(5, 1, &unreach_body)), false),
         case("ICMP dest unreachable code 16, 24 bytes", icmp(58, icmp_msg(3, 16, &unreach_body[..28])), false),
         case("ICMP host unreachable, 24 bytes", icmp(59, icmp_msg(3, 1, &unreach_body[..28])), false),
+        case("ICMP port unreachable, UDP no socket sent", icmp(60, icmp_msg(3, 3, &nobodys_body)), false),
+        case("ICMP port unreachable, TCP of no connection", icmp(61, icmp_msg(3, 3, &tcp_body)), false),
+        case("ICMP time exceeded, UDP no socket sent", icmp(62, icmp_msg(11, 0, &nobodys_body)), false),
+        case("ICMP extended echo request (RFC 8335)", icmp(63, icmp_msg(42, 0, &[0, 1, 1, 0])), false),
         case("IP fragment (MF, offset 0)", eth(fragment), false),
         case("overlapping fragments: 0..1480", frag(36, &echo_big, 0, 1480, true), false),
         case("overlapping fragments: 1000..2480", frag(36, &echo_big, 1000, 1480, true), false),
@@ -540,6 +556,7 @@ fn more_frames_same_counters_as_linux() {
         "IcmpMsgInType12",
         "IcmpMsgInType13",
         "IcmpMsgOutType14",
+        "IcmpMsgInType42",
     ]);
     let mut mismatches = compare(&linux, &xsk, &names);
     // Linux counts the timestamp reply as an echo reply: icmp_reply() leaves

@@ -634,20 +634,38 @@ fn icmp_errors_reach_a_connected_socket_as_linux_reports_them() {
 /// `icmp_unreach` wants a whole IP header (IHL at least 5) and
 /// `icmp_socket_deliver` 8 bytes past it; `icmp_redirect` the same. Short
 /// quotes are `IcmpInErrors`, except for a destination unreachable with a
-/// code past `NR_ICMP_UNREACH`, which is never delivered.
+/// code past `NR_ICMP_UNREACH`, which is never delivered. So is a whole
+/// quote of a datagram no socket of ours sent (`__udp4_lib_err`,
+/// `tcp_v4_err` find none); one our socket on port 7 sent is not.
 #[test]
 fn icmp_error_with_a_short_quote_is_an_input_error() {
     let (mut s, w) = stack();
     learn_peer(&mut s, &w);
-    let header = ipv4(protocol::UDP, &[0u8; 8]);
-    let cases: [(u8, u8, &[u8], u64); 7] = [
-        (msg_type::TIME_EXCEEDED, 0, &header[..20], 1),
-        (msg_type::TIME_EXCEEDED, 0, &header[..27], 1),
-        (msg_type::TIME_EXCEEDED, 0, &header[..28], 0),
-        (msg_type::PARAMETER_PROBLEM, 0, &header[..19], 1),
-        (msg_type::DEST_UNREACH, 3, &header[..24], 1),
-        (msg_type::DEST_UNREACH, 16, &header[..24], 0),
-        (msg_type::REDIRECT, 0, &header[..12], 1),
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    let sent = |proto: u8, sport: u16| {
+        let l4 = match proto {
+            protocol::UDP => {
+                build::udp(OUR_IP, PEER_IP, &UdpRepr { src_port: sport, dst_port: 9, payload_len: 0 }, b"")
+            }
+            _ => [sport.to_be_bytes(), 9u16.to_be_bytes(), [0, 0], [0, 1]].concat(),
+        };
+        build::ipv4(&build::ipv4_repr(OUR_IP, PEER_IP, proto, 1), &l4)
+    };
+    let ours = sent(protocol::UDP, 7);
+    let nobodys = sent(protocol::UDP, 4444);
+    let tcp = sent(protocol::TCP, 4444);
+    let cases: [(u8, u8, &[u8], u64); 10] = [
+        (msg_type::TIME_EXCEEDED, 0, &ours[..20], 1),
+        (msg_type::TIME_EXCEEDED, 0, &ours[..27], 1),
+        (msg_type::TIME_EXCEEDED, 0, &ours[..28], 0),
+        (msg_type::PARAMETER_PROBLEM, 0, &ours[..19], 1),
+        (msg_type::DEST_UNREACH, 3, &ours[..24], 1),
+        (msg_type::DEST_UNREACH, 16, &ours[..24], 0),
+        (msg_type::REDIRECT, 0, &ours[..12], 1),
+        (msg_type::DEST_UNREACH, 3, &nobodys[..28], 1),
+        (msg_type::REDIRECT, 1, &nobodys[..28], 1),
+        (msg_type::DEST_UNREACH, 3, &tcp[..28], 1),
     ];
     for (i, (t, code, quote, errors)) in cases.into_iter().enumerate() {
         let before = s.snmp().IcmpInErrors;
@@ -656,7 +674,7 @@ fn icmp_error_with_a_short_quote_is_an_input_error() {
         assert_eq!(s.snmp().IcmpInErrors - before, errors, "case {i}: type {t} code {code}, {} bytes", quote.len());
     }
     let m = s.snmp();
-    assert_eq!((m.IcmpInRedirects, m.IcmpMsgInType5, m.IcmpInMsgs), (1, 1, 7));
+    assert_eq!((m.IcmpInRedirects, m.IcmpMsgInType5, m.IcmpInMsgs), (2, 2, 10));
     assert_census(&s);
 }
 

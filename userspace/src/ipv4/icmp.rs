@@ -24,6 +24,8 @@ use crate::wire::ipv4::{self, protocol};
 const TOS_INTERNETCONTROL: u8 = 0xc0;
 /// `NR_ICMP_TYPES`: the highest ICMP type Linux knows.
 const NR_ICMP_TYPES: u8 = 18;
+/// `ICMP_EXT_ECHO`: an extended echo request (RFC 8335, PROBE).
+const ICMP_EXT_ECHO: u8 = 42;
 /// `NR_ICMP_UNREACH`: the highest destination-unreachable code Linux knows.
 const NR_ICMP_UNREACH: u8 = 15;
 /// `net.ipv4.icmp_echo_ignore_broadcasts`, at its default (1): echo and
@@ -83,7 +85,7 @@ pub fn icmp_rcv(
             match msg.quote() {
                 Ok(_) if undeliverable => q.free_frame(frame),
                 Ok(quote) if body.len() >= quote.header_len() + 8 => {
-                    icmp_unreach(net, socks, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
+                    icmp_socket_deliver(net, socks, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
                     q.free_frame(frame);
                 }
                 _ => {
@@ -103,13 +105,18 @@ pub fn icmp_rcv(
                 net.mib.IcmpInErrors += 1;
                 q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
             } else {
+                if let Ok(quote) = msg.quote() {
+                    icmp_socket_deliver(net, socks, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
+                }
                 q.free_frame(frame);
             }
         }
-        // icmp_rcv(): a type above NR_ICMP_TYPES is an error; known
-        // types we do not handle are silently ignored.
+        // icmp_rcv(): an extended echo request (RFC 8335, PROBE) is
+        // ignored unless net.ipv4.icmp_echo_enable_probe (0 by default);
+        // another type above NR_ICMP_TYPES is an error; known types we do
+        // not handle are silently ignored.
         t => {
-            if t > NR_ICMP_TYPES {
+            if t > NR_ICMP_TYPES && t != ICMP_EXT_ECHO {
                 net.mib.IcmpInErrors += 1;
                 q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
             } else {
@@ -136,6 +143,7 @@ fn count_in_type(net: &mut Net, t: u8) {
         msg_type::TIMESTAMP_REPLY => (m.IcmpInTimestampReps += 1, m.IcmpMsgInType14 += 1),
         msg_type::ADDRESS => (m.IcmpInAddrMasks += 1, m.IcmpMsgInType17 += 1),
         msg_type::ADDRESS_REPLY => (m.IcmpInAddrMaskReps += 1, m.IcmpMsgInType18 += 1),
+        ICMP_EXT_ECHO => ((), m.IcmpMsgInType42 += 1),
         _ => ((), ()),
     };
 }
@@ -162,19 +170,13 @@ fn icmp_err_convert(code: u8) -> Option<(Errno, bool)> {
     })
 }
 
-/// `icmp_unreach` → `__udp4_lib_err`: an ICMP error about a datagram one
-/// of our UDP sockets sent. On a connected socket (Linux without
-/// `IP_RECVERR`) a fatal one sets the socket's error: a destination
-/// unreachable by `icmp_err_convert` (port unreachable: `ECONNREFUSED`;
-/// protocol unreachable: `ENOPROTOOPT`; …) and a parameter problem
-/// (`EPROTO`); a time exceeded, a source quench or a non-fatal unreachable
-/// (network, host) changes nothing. A fragmentation needed (`rest` carries
-/// the next hop's MTU in its last two bytes) lowers the path MTU to its
-/// destination (`ipv4_sk_update_pmtu`, `net.ipv4.ip_no_pmtu_disc` 0) and,
-/// unless the socket does `IP_PMTUDISC_DONT`, is `EMSGSIZE` on a connected
-/// socket.
-fn icmp_unreach(
-    net: &Net,
+/// `icmp_socket_deliver`: an ICMP error (destination unreachable, source
+/// quench, redirect, time exceeded, parameter problem) to the error handler
+/// of the protocol it quotes: UDP's (`__udp4_lib_err`) or TCP's
+/// (`tcp_v4_err`); others have none here. Each counts `IcmpInErrors` when no
+/// socket of ours sent what is quoted, as Linux's handlers do.
+fn icmp_socket_deliver(
+    net: &mut Net,
     socks: &InetHashTables,
     msg_type: u8,
     code: u8,
@@ -182,38 +184,89 @@ fn icmp_unreach(
     quote: &IcmpQuote<&[u8]>,
     now: Instant,
 ) {
+    if quote.version() != 4 {
+        return;
+    }
+    // The quoted header is cut short by design (its total length is the
+    // original's): the quote view reads only its fixed fields, and the
+    // caller checked that the 8 bytes past it (the ports) are there.
+    let Some((sport, dport)) = quote.ports() else { return };
+    let local = SocketAddrV4::new(quote.src_addr(), sport);
+    let peer = SocketAddrV4::new(quote.dst_addr(), dport);
+    match quote.protocol() {
+        protocol::UDP => udp_err(net, socks, msg_type, code, rest, local, peer, now),
+        protocol::TCP => tcp_v4_err(net, local, peer),
+        _ => {}
+    }
+}
+
+/// `__udp4_lib_err`: an ICMP error about a datagram one of our UDP sockets
+/// sent from `local` to `peer`. The socket is found as the reverse flow
+/// finds it (bound to `local`'s port, to its address or any, connected to
+/// `peer` if at all); none is an `IcmpInErrors`. On a connected socket
+/// (Linux without `IP_RECVERR`) a fatal error sets the socket's error: a
+/// destination unreachable by `icmp_err_convert` (port unreachable:
+/// `ECONNREFUSED`; protocol unreachable: `ENOPROTOOPT`; …) and a parameter
+/// problem (`EPROTO`); a time exceeded, a source quench, a redirect or a
+/// non-fatal unreachable (network, host) change nothing. A fragmentation
+/// needed (`rest` carries the next hop's MTU in its last two bytes) lowers
+/// the path MTU to `peer` (`ipv4_sk_update_pmtu`, `net.ipv4.ip_no_pmtu_disc`
+/// 0) and, unless the socket does `IP_PMTUDISC_DONT`, is `EMSGSIZE` on a
+/// connected socket.
+#[allow(clippy::too_many_arguments)]
+fn udp_err(
+    net: &mut Net,
+    socks: &InetHashTables,
+    msg_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    local: SocketAddrV4,
+    peer: SocketAddrV4,
+    now: Instant,
+) {
+    let sock = socks.lookup(&DemuxKey { protocol: protocol::UDP, port: local.port() }).filter(|s| {
+        s.local().is_none_or(|a| a.ip().is_unspecified() || a.ip() == local.ip())
+            && s.remote().is_none_or(|r| r == peer)
+    });
+    let Some(sock) = sock else {
+        net.mib.IcmpInErrors += 1;
+        return;
+    };
     let err = match msg_type {
-        msg_type::DEST_UNREACH if code == icmp::unreach_code::FRAG_NEEDED => None,
+        msg_type::DEST_UNREACH if code == icmp::unreach_code::FRAG_NEEDED => {
+            let mtu = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+            net.pmtu.update(*peer.ip(), mtu, net.mtu, now);
+            if sock.pmtudisc() == crate::sock::PmtuDisc::Dont {
+                return;
+            }
+            Errno::EMSGSIZE
+        }
         msg_type::DEST_UNREACH => match icmp_err_convert(code) {
-            Some((errno, true)) => Some(errno),
+            Some((errno, true)) => errno,
             _ => return,
         },
-        msg_type::PARAMETER_PROBLEM => Some(Errno::EPROTO),
+        msg_type::PARAMETER_PROBLEM => Errno::EPROTO,
         _ => return,
     };
-    // The quoted header is cut short by design (its total length is the
-    // original's): the quote view reads only its fixed fields.
-    let dst = quote.dst_addr();
-    if quote.version() != 4 || quote.protocol() != protocol::UDP || quote.src_addr() != net.route.addr {
-        return;
+    if sock.remote() == Some(peer) {
+        sock.set_err(err);
     }
-    let Some((sport, dport)) = quote.ports() else { return };
-    let Some(sock) = socks.lookup(&DemuxKey { protocol: protocol::UDP, port: sport }) else { return };
-    let peer = SocketAddrV4::new(dst, dport);
-    // The lookup of the reverse flow: a connected socket only for its peer.
-    if sock.remote().is_some_and(|r| r != peer) {
-        return;
-    }
-    if let Some(errno) = err {
-        if sock.remote() == Some(peer) {
-            sock.set_err(errno);
-        }
-        return;
-    }
-    let mtu = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
-    net.pmtu.update(dst, mtu, net.mtu, now);
-    if sock.remote() == Some(peer) && sock.pmtudisc() != crate::sock::PmtuDisc::Dont {
-        sock.set_err(Errno::EMSGSIZE);
+}
+
+/// `tcp_v4_err`: an ICMP error about a segment sent from `local` to `peer`.
+/// No connection, request sock or TIME-WAIT sock of that 4-tuple is an
+/// `IcmpInErrors`, as Linux counts it. A connection's ICMP errors are not
+/// acted on yet (docs/tcp.md: a fragmentation needed does not lower its MSS,
+/// an unreachable does not end a handshake).
+fn tcp_v4_err(net: &mut Net, local: SocketAddrV4, peer: SocketAddrV4) {
+    let key = crate::ipv4::tcp::table::FourTuple { local, remote: peer };
+    let t = &net.tcp;
+    let request = t
+        .lookup_listener(local.port())
+        .and_then(|id| t.get(id))
+        .is_some_and(|l| l.listener.as_ref().is_some_and(|x| x.syn_queue.contains_key(&peer)));
+    if t.lookup_established(&key).is_none() && !t.tw.contains_key(&key) && !request {
+        net.mib.IcmpInErrors += 1;
     }
 }
 
