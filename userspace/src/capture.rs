@@ -525,7 +525,7 @@ fn pcap_error(e: pcap_file::PcapError) -> io::Error {
 }
 
 /// The comment of a dropped frame: the counter's name and what it means,
-/// e.g. `UdpNoPorts: no socket on the port (port unreachable sent)`.
+/// e.g. `UdpNoPorts: no socket on the port (port unreachable, unless broadcast or rate-limited)`.
 pub fn drop_comment(reason: MibCounter) -> String {
     match reason.drop_reason() {
         Some(why) => format!("{}: {why}", reason.name()),

@@ -202,8 +202,11 @@ pub enum DeviceError {
 /// [`DeviceError`], from the first step that failed; the steps before it are
 /// undone (the socket closes and the program detaches when dropped).
 pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
-    let mtu =
-        interface_mtu(&opts.ifname).map_err(|io_error| DeviceError::Mtu { ifname: opts.ifname.clone(), io_error })?;
+    let mtu = interface_mtu(&opts.ifname).map_err(|io_error| match io_error.kind() {
+        // /sys/class/net/IFACE/mtu is missing: no such interface here.
+        std::io::ErrorKind::NotFound => DeviceError::Xdp(XdpError::NoSuchInterface { ifname: opts.ifname.clone() }),
+        _ => DeviceError::Mtu { ifname: opts.ifname.clone(), io_error },
+    })?;
     let multi_buffer = multi_buffer_for(&opts.ifname, mtu, opts.frame_size, opts.multi_buffer)?;
     let xdp_opts = XdpOptions {
         ifname: opts.ifname.clone(),

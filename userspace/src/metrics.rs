@@ -114,7 +114,17 @@ impl Series {
 }
 
 /// Acronyms of the MIB's names that run into each other (`TCPSYNChallenge`).
-const ACRONYMS: [(&str, &str); 5] = [("TCP", "Tcp"), ("SYN", "Syn"), ("ACK", "Ack"), ("OFO", "Ofo"), ("ECT", "Ect")];
+const ACRONYMS: [(&str, &str); 9] = [
+    ("TCP", "Tcp"),
+    ("SYN", "Syn"),
+    ("DSACK", "Dsack"),
+    ("SACK", "Sack"),
+    ("ACK", "Ack"),
+    ("OFO", "Ofo"),
+    ("ECT", "Ect"),
+    ("OKs", "Oks"),
+    ("RTOs", "Rtos"),
+];
 
 /// `CamelCase` (with acronyms, `TCPSYNChallenge`, `InECT1Pkts`) as
 /// `snake_case` (`tcp_syn_challenge`, `in_ect1_pkts`).
@@ -692,7 +702,7 @@ mod tests {
             "# TYPE xsknet_netstat_tcp_curr_estab gauge",
             "xsknet_netstat_tcp_curr_estab 2",
             "xsknet_netstat_xsk_rx_frames_total 0",
-            "xsknet_drops_total{counter=\"UdpNoPorts\",reason=\"no socket on the port (port unreachable sent)\"} 5",
+            "xsknet_drops_total{counter=\"UdpNoPorts\",reason=\"no socket on the port (port unreachable, unless broadcast or rate-limited)\"} 5",
             "xsknet_xdp_rx_packets_total 20",
             "# TYPE xsknet_xdp_packets_total counter",
             "xsknet_xdp_packets_total{action=\"redirect_ipv4\"} 10",
@@ -778,6 +788,11 @@ mod tests {
         assert_eq!(snake("TW"), "tw");
         assert_eq!(snake("TCPACKSkippedChallenge"), "tcp_ack_skipped_challenge");
         assert_eq!(snake("InCEPkts"), "in_ce_pkts");
+        assert_eq!(snake("IpReasmOKs"), "ip_reasm_oks");
+        assert_eq!(snake("IpFragOKs"), "ip_frag_oks");
+        assert_eq!(snake("TCPDSACKRecv"), "tcp_dsack_recv");
+        assert_eq!(snake("TCPSACKReorder"), "tcp_sack_reorder");
+        assert_eq!(snake("TCPSpuriousRTOs"), "tcp_spurious_rtos");
         assert_eq!(series("IcmpMsgOutType3", CounterKind::Mib).key(), "xsknet_netstat_icmp_msg_out_type3_total");
         assert_eq!(series("SoftirqTotalNs", CounterKind::Softirq).key(), "xsknet_softirq_seconds_total");
     }

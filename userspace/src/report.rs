@@ -175,8 +175,9 @@ impl Report<'_> {
             let states: Vec<String> = self.tcp_states.iter().map(|(s, n)| format!("{n} {s}")).collect();
             writeln!(
                 o,
-                "  tcp: {} connections accepted, {} bytes read; sockets at exit: {}",
+                "  tcp: {} connection{} accepted, {} bytes read; sockets at exit: {}",
                 self.app.tcp_accepted,
+                if self.app.tcp_accepted == 1 { "" } else { "s" },
                 self.app.tcp_bytes,
                 if states.is_empty() { "none".to_string() } else { states.join(", ") }
             )?;
@@ -438,7 +439,7 @@ mod tests {
         assert!(text.contains(&row("softirq: frames", "XskRxFrames", 12)));
         assert!(text.contains(&row("IP in", "IpInReceives", 11)));
         assert!(text.contains(&row("IP out", "IpOutRequests", 0)));
-        assert!(text.contains("\n  drops by reason:\n    UdpNoPorts                            3  no socket on the port (port unreachable sent)\n"), "{text}");
+        assert!(text.contains("\n  drops by reason:\n    UdpNoPorts                            3  no socket on the port (port unreachable, unless broadcast or rate-limited)\n"), "{text}");
         assert!(text.ends_with(
             "6 in kernel rings + 4 free + 0 in socks + 0 awaiting ARP + 0 tx backlog + 0 in reassembly (all \
              accounted for)\n"

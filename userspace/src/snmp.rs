@@ -87,10 +87,10 @@ mib! {
         /// Every datagram handed to ip_rcv, before any check.
         IpInReceives,
         /// Bad version, header length, or header checksum (the last also counts IpExtInCsumErrors).
-        IpInHdrErrors => "bad IPv4 header (version, length, checksum)",
+        IpInHdrErrors => "bad IPv4 header (version, length, checksum, options)",
         /// Destination is not an address of ours.
         IpInAddrErrors => "IPv4 destination not ours",
-        IpInUnknownProtos => "IP protocol not handled (protocol unreachable sent)",
+        IpInUnknownProtos => "IP protocol not handled (protocol unreachable, unless broadcast or rate-limited)",
         /// Handed to a protocol handler (ICMP, UDP), whatever it then did.
         IpInDelivers,
         IpOutRequests,
@@ -176,7 +176,7 @@ mib! {
         // UDP (net/ipv4/udp.c)
         /// Datagrams read by the application (Linux counts in udp_recvmsg).
         UdpInDatagrams,
-        UdpNoPorts => "no socket on the port (port unreachable sent)",
+        UdpNoPorts => "no socket on the port (port unreachable, unless broadcast or rate-limited)",
         UdpInErrors => "bad UDP datagram or receive buffer full",
         UdpOutDatagrams,
         UdpRcvbufErrors => "socket receive buffer full",
@@ -385,7 +385,10 @@ mod tests {
         let names: Vec<&str> = MibCounter::ALL.iter().map(|c| c.name()).collect();
         let iter_names: Vec<&str> = m.iter().map(|(n, _)| n).collect();
         assert_eq!(names, iter_names);
-        assert_eq!(MibCounter::UdpNoPorts.drop_reason(), Some("no socket on the port (port unreachable sent)"));
+        assert_eq!(
+            MibCounter::UdpNoPorts.drop_reason(),
+            Some("no socket on the port (port unreachable, unless broadcast or rate-limited)")
+        );
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
         assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 44);
     }

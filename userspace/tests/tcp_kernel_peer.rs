@@ -92,7 +92,8 @@ fn assert_tcp_clean(done: &Finished, connections: u64, duplicating_link: bool) {
     let states = &done.json["tcp_sockets_by_state"];
     let left: Vec<_> = states.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     assert!(left.iter().all(|s| s == "TIME-WAIT"), "sockets left: {states}");
-    assert!(done.stdout.contains(&format!("tcp: {connections} connections accepted")), "{}", done.stdout);
+    let noun = if connections == 1 { "connection" } else { "connections" };
+    assert!(done.stdout.contains(&format!("tcp: {connections} {noun} accepted")), "{}", done.stdout);
 }
 
 #[test]

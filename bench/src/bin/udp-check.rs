@@ -50,7 +50,7 @@ fixed-rate mode (open loop: one datagram every 1/PPS s whatever came back):
   --rate PPS          datagrams per second, 1 to 1000000
   --duration SECS     how long to send (then wait up to --timeout-ms for the last echoes)
   --sizes LIST        sizes taken in turn; each at least 16 bytes (the tag carries the
-                      sequence number that matches an echo to its datagram)
+                      sequence number that matches an echo to its datagram; default 64)
   --min-ok PERCENT    pass when at least this share came back byte-exact in time and
                       nothing came back corrupted (default 100)
 
@@ -198,7 +198,7 @@ pub fn parse_sizes(spec: &str) -> Result<Vec<usize>, String> {
 
 fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut to = None;
-    let mut sizes = vec![1, 64, 512, 1472];
+    let mut sizes: Option<Vec<usize>> = None;
     let mut count = 10u32;
     let mut timeout_ms = 500u64;
     let mut closed_port: Option<u16> = None;
@@ -225,7 +225,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 let v = value("ADDR:PORT")?;
                 to = Some(v.parse().map_err(|e| format!("--to: '{v}' is not ADDR:PORT ({e})"))?);
             }
-            "--sizes" => sizes = parse_sizes(&value("a size list")?).map_err(|e| format!("--sizes: {e}"))?,
+            "--sizes" => sizes = Some(parse_sizes(&value("a size list")?).map_err(|e| format!("--sizes: {e}"))?),
             "--count" => {
                 let v = value("a number")?;
                 count = v.parse().map_err(|_| format!("--count: '{v}' is not a number"))?;
@@ -284,6 +284,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }
 
     let to: SocketAddr = to.ok_or("--to ADDR:PORT is required")?;
+    // The defaults: a spread of sizes one at a time; 64 bytes in the fixed-rate
+    // mode, whose datagrams carry a 16-byte tag.
+    let sizes = sizes.unwrap_or_else(|| if rate.is_some() { vec![64] } else { vec![1, 64, 512, 1472] });
     let max = if to.is_ipv4() { MAX_PAYLOAD_V4 } else { MAX_PAYLOAD_V6 };
     if let Some(&big) = sizes.iter().find(|&&s| s > max) {
         return Err(format!("--sizes: {big} bytes is more than a UDP datagram can carry ({max})"));

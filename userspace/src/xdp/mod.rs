@@ -121,7 +121,10 @@ pub enum XdpError {
     #[error("loading an XDP program needs CAP_NET_ADMIN and CAP_BPF: run as root")]
     NotPermitted,
     /// No interface of that name.
-    #[error("interface {ifname} not found (see `ip link`)")]
+    #[error(
+        "no interface {ifname} in this network namespace: `ip link` lists them; for one in another \
+         namespace, run xsknet there (`ip netns exec NS xsknet …`)"
+    )]
     NoSuchInterface {
         /// The interface.
         ifname: String,
@@ -362,7 +365,7 @@ mod tests {
         );
         assert_eq!(
             XdpError::NoSuchInterface { ifname: "veth9".into() }.to_string(),
-            "interface veth9 not found (see `ip link`)"
+            "no interface veth9 in this network namespace: `ip link` lists them; for one in another namespace, run xsknet there (`ip netns exec NS xsknet …`)"
         );
     }
 

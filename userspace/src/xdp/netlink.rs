@@ -251,6 +251,19 @@ pub fn set_xdp_fd(ifindex: u32, fd: i32, flags: u32) -> io::Result<()> {
 /// # Errors
 /// The socket's errors, or the kernel's refusal.
 pub fn ipv4_addrs(ifindex: u32) -> io::Result<Vec<std::net::Ipv4Addr>> {
+    dump_ipv4_addrs(ifindex, true)
+}
+
+/// The IPv4 addresses the kernel holds on interface `ifindex` (`IFA_LOCAL`
+/// only), in the order the kernel lists them.
+///
+/// # Errors
+/// The socket's errors, or the kernel's refusal.
+pub fn ipv4_local_addrs(ifindex: u32) -> io::Result<Vec<std::net::Ipv4Addr>> {
+    dump_ipv4_addrs(ifindex, false)
+}
+
+fn dump_ipv4_addrs(ifindex: u32, broadcast: bool) -> io::Result<Vec<std::net::Ipv4Addr>> {
     let mut msg = AddressMessage::default();
     msg.header.family = AddressFamily::Inet;
     let replies = match request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)? {
@@ -265,7 +278,8 @@ pub fn ipv4_addrs(ifindex: u32) -> io::Result<Vec<std::net::Ipv4Addr>> {
         }
         for attr in &a.attributes {
             let addr = match attr {
-                AddressAttribute::Local(std::net::IpAddr::V4(v)) | AddressAttribute::Broadcast(v) => *v,
+                AddressAttribute::Local(std::net::IpAddr::V4(v)) => *v,
+                AddressAttribute::Broadcast(v) if broadcast => *v,
                 _ => continue,
             };
             if !out.contains(&addr) {

@@ -229,6 +229,24 @@ impl XdpProgram {
             log::info!("--pass-kernel-addrs: the kernel keeps {addrs:?} on {}", opts.ifname);
             Some(addrs)
         } else {
+            // Every IPv4 frame to the interface's MAC comes to xsknet: the
+            // kernel's own addresses there stop answering while it runs.
+            let theirs: Vec<String> = super::netlink::ipv4_local_addrs(attached.ifindex)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| *a != opts.ipv4_addr)
+                .map(|a| a.to_string())
+                .collect();
+            if !theirs.is_empty() {
+                log::warn!(
+                    "the kernel's address{} {} on {} will not answer while xsknet runs (every IPv4 frame to the \
+                     interface's MAC comes to xsknet, and one for another address is counted as IpInAddrErrors); \
+                     --pass-kernel-addrs leaves them to the kernel (docs/ingress.md)",
+                    if theirs.len() > 1 { "es" } else { "" },
+                    theirs.join(", "),
+                    opts.ifname
+                );
+            }
             None
         };
         object::set_ingress(&mut attached.loaded.ebpf, mac, kernel_addrs.as_deref())?;
@@ -516,7 +534,7 @@ mod tests {
         let mut sys = FakeSys::with_link("veth0", 7, XdpState::default());
         let e = attach_with(&mut sys, &opts("veth9")).unwrap_err();
         assert!(matches!(e, XdpError::NoSuchInterface { ref ifname } if ifname == "veth9"));
-        assert_eq!(e.to_string(), "interface veth9 not found (see `ip link`)");
+        assert_eq!(e.to_string(), "no interface veth9 in this network namespace: `ip link` lists them; for one in another namespace, run xsknet there (`ip netns exec NS xsknet …`)");
         assert_eq!(sys.calls, ["get_link veth9"]);
     }
 

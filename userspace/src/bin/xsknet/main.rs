@@ -34,10 +34,12 @@ use xsknet::{signal, Errno, SockType, Stack, StackConfig, ThreadedStack};
     version,
     about = "A kernel-bypass TCP/UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.",
     long_about = "A kernel-bypass TCP/UDP/IP stack on AF_XDP: the Linux receive and send path, in user space.\n\n\
-        An XDP program on IFACE redirects frames for ADDR (and ARP for it) into an AF_XDP socket; \
-        xsknet's busy-poll loop validates them as Linux does, answers ARP and ping, and serves UDP \
-        and TCP. \
-        Everything else on IFACE still goes to the kernel. IFACE needs no kernel address.\n\n\
+        An XDP program on IFACE redirects every IPv4 and ARP frame to the interface's MAC (and \
+        broadcast and multicast ones) into an AF_XDP socket; xsknet's busy-poll loop validates them \
+        as Linux's ip_rcv does (one for another address is counted, IpInAddrErrors), answers ARP and \
+        ping, and serves UDP and TCP for ADDR. Other EtherTypes still go to the kernel, and \
+        --pass-kernel-addrs leaves it the frames to its own addresses on IFACE (docs/ingress.md). \
+        IFACE needs no kernel address.\n\n\
         Needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW). On veth, run `ethtool -K <peer> tx off` \
         on the peer: veth otherwise sends partial checksums that fail validation."
 )]
@@ -112,7 +114,7 @@ struct ServeArgs {
     /// On a NIC shared with the host: leave to the kernel the frames to its own IPv4
     /// addresses on IFACE (read at start) and their broadcast addresses, the limited
     /// broadcast, multicast groups, and ARP for its addresses. Without it xsknet takes
-    /// every IPv4 and ARP frame to the NIC's MAC, broadcast or multicast (docs/architecture.md).
+    /// every IPv4 and ARP frame to the NIC's MAC, broadcast or multicast (docs/ingress.md).
     #[arg(long)]
     pass_kernel_addrs: bool,
     /// AF_XDP bind mode: zero-copy where the driver supports it, else copy (veth: copy).
@@ -222,6 +224,7 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let (kind, args, http) = match &cli.command {
         Command::Echo(a) => (App::Echo, a.clone(), None),
@@ -387,7 +390,9 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     // A capture holds whole frames: the MTU's with multi-buffer, else a frame's.
     let max_frame = (args.frame_size as usize).max(mtu as usize + 14);
     if let Some(o) = args.pcap.options(max_frame) {
-        stack.attach_capture(xsknet::capture::CaptureTap::start(&o)?);
+        let tap = xsknet::capture::CaptureTap::start(&o)
+            .map_err(|e| format!("--pcap: {e} (the directory must exist and be writable)"))?;
+        stack.attach_capture(tap);
     }
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
@@ -751,6 +756,24 @@ fn run_threaded<D: NetDevice + Send + 'static>(
 /// `--congestion`: an algorithm's name, as `TCP_CONGESTION` takes it.
 fn parse_congestion(s: &str) -> Result<xsknet::CongAlgo, String> {
     xsknet::CongAlgo::from_name(s).map_err(|_| format!("no congestion control {s:?}: cubic or reno"))
+}
+
+/// The library's messages (`log`) on stderr as `xsknet: warning: …`:
+/// warnings and errors by default, more with `RUST_LOG=info` or `debug`.
+fn init_logging() {
+    use std::io::Write as _;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format(|buf, record| {
+            let level = match record.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            writeln!(buf, "xsknet: {level}: {}", record.args())
+        })
+        .init();
 }
 
 #[cfg(test)]
