@@ -507,13 +507,27 @@ pub struct SnapshotSource {
 }
 
 impl SnapshotSource {
-    /// The loop's last publication with the XDP counters read now.
+    /// The loop's next publication (it publishes every
+    /// [`crate::publish::PUBLISH_INTERVAL`]; at most one and a half of them
+    /// is waited for, then the last one is taken, its age saying how old),
+    /// with the XDP counters read right after it. `nstat` reads live
+    /// counters: waiting for the next publication counts what was just
+    /// sent, and keeps the XDP counters and the stack's from the same moment.
     ///
     /// # Errors
     ///
     /// [`ReadError::NotYet`] before the loop's first publication.
     pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
-        let stats = self.stats.read()?;
+        let mut stats = self.stats.read()?;
+        let deadline = std::time::Instant::now() + crate::publish::PUBLISH_INTERVAL * 3 / 2;
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+            let next = self.stats.read()?;
+            if next.uptime_ns != stats.uptime_ns {
+                stats = next;
+                break;
+            }
+        }
         let age_ns = self.stats.now_ns().saturating_sub(stats.uptime_ns);
         let xdp = self.xdp.as_ref().and_then(|x| x.read().ok());
         let guard = self.guard.as_ref().and_then(|g| g.counters().ok());
