@@ -331,11 +331,17 @@ pub enum ControlError {
 }
 
 impl ControlError {
-    /// Whether the instance is gone: its socket removed (a clean stop), or
-    /// left by a process that died (nobody listens: `ECONNREFUSED`).
+    /// Whether the instance is gone: its socket removed (a clean stop),
+    /// left by a process that died (nobody listens: `ECONNREFUSED`), or
+    /// closed with no answer (it stopped while asked).
     pub fn is_gone(&self) -> bool {
         matches!(self, ControlError::Io { source, .. }
-            if matches!(source.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound))
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::ConnectionAborted
+        ))
     }
 
     fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ControlError {
@@ -622,6 +628,11 @@ pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Res
         }
         _ => ControlError::io("reading from", path)(e),
     })?;
+    if answer.is_empty() {
+        // Closed with no answer: the instance stopped while it was asked.
+        let closed = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed without an answer");
+        return Err(ControlError::io("reading from", path)(closed));
+    }
     let v: serde_json::Value = serde_json::from_str(&answer)
         .map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })?;
     if let Some(msg) = v.get("error").and_then(|m| m.as_str()) {
