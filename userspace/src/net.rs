@@ -109,8 +109,17 @@ pub struct Net {
     pub ipfrags: IpFragTable,
     /// Path MTUs learned from ICMP, shared with application threads.
     pub pmtu: Arc<PmtuCache>,
+    /// The counter of TCP segments' IP identifiers (DF, so never reassembled).
     ip_ident: u16,
+    /// `ip_idents`: the IP identifier counters of datagrams without DF, one
+    /// per bucket, each started at random.
+    ip_idents: Box<[u16]>,
+    /// `net->ipv4.ip_id_key`: the key that picks a datagram's bucket.
+    ip_id_key: std::hash::RandomState,
 }
+
+/// Buckets of [`Net::next_ip_ident`] (`ip_idents_mask` + 1 on a small machine).
+const IP_IDENTS: usize = 2048;
 
 impl Net {
     /// The state of a stack at `mac` and `route`, sending with `ttl`, stamping
@@ -133,12 +142,36 @@ impl Net {
             ipfrags: IpFragTable::new(2048, 1024),
             pmtu: Arc::default(),
             ip_ident: 1,
+            ip_idents: {
+                let seed = std::hash::RandomState::new();
+                (0..IP_IDENTS).map(|i| std::hash::BuildHasher::hash_one(&seed, i) as u16).collect()
+            },
+            ip_id_key: std::hash::RandomState::new(),
         }
     }
 
-    /// The next IP identifier (`ip_select_ident`, simplified to a counter).
+    /// The IP identifier of a datagram to `dst` of `protocol` without DF
+    /// from no connected socket (ICMP messages, fragmented datagrams):
+    /// `__ip_select_ident` (net/ipv4/route.c), a counter per bucket of 2048,
+    /// the bucket chosen by a keyed hash of the destination, source and
+    /// protocol (`ip_idents_reserve`), each started at random. IDs stay unique
+    /// per destination for reassembly, and one destination's IDs tell nothing
+    /// of the traffic to others (no idle scan, no counting). Linux also adds
+    /// a random step after a bucket was idle for a jiffy; xsknet does not.
     #[inline]
-    pub fn next_ip_ident(&mut self) -> u16 {
+    pub fn next_ip_ident(&mut self, dst: std::net::Ipv4Addr, protocol: u8) -> u16 {
+        let h =
+            std::hash::BuildHasher::hash_one(&self.ip_id_key, (u32::from(dst), u32::from(self.route.addr), protocol));
+        let slot = &mut self.ip_idents[h as usize % IP_IDENTS];
+        let id = *slot;
+        *slot = id.wrapping_add(1);
+        id
+    }
+
+    /// The IP identifier of a TCP segment (DF): a counter. Linux counts per
+    /// connection from a random start (`inet_id`).
+    #[inline]
+    pub fn next_tcp_ip_ident(&mut self) -> u16 {
         let id = self.ip_ident;
         self.ip_ident = self.ip_ident.wrapping_add(1);
         id
@@ -162,5 +195,23 @@ mod tests {
             let stamped = (0..12).filter(|_| s.stamp() != 0).count();
             assert_eq!(stamped, expect, "1 in {every}");
         }
+    }
+
+    /// `__ip_select_ident`: each destination counts on from its own random
+    /// start, untouched by the traffic to the others.
+    #[test]
+    fn ip_identifiers_count_per_destination_from_a_random_start() {
+        use std::net::Ipv4Addr;
+        let route = Route { addr: Ipv4Addr::new(10, 0, 0, 2), prefix_len: 24, gateway: None };
+        let mut net = Net::new(EthernetAddress([2, 0, 0, 0, 0, 2]), route, 64, 0, 64);
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(192, 0, 2, 7));
+        let first = net.next_ip_ident(a, 1);
+        for _ in 0..100 {
+            net.next_ip_ident(b, 1);
+        }
+        assert_eq!(net.next_ip_ident(a, 1), first.wrapping_add(1), "b's traffic does not show in a's IDs");
+        let starts: std::collections::HashSet<u16> =
+            (0..64u8).map(|i| net.next_ip_ident(Ipv4Addr::new(198, 51, 100, i), 17)).collect();
+        assert!(starts.len() > 32, "random starts, not one counter: {starts:?}");
     }
 }

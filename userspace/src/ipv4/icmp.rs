@@ -503,7 +503,7 @@ pub fn icmp_rcv_chained(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, r: Reas
     if !aligned || !fits {
         return icmp_echo_relaid(net, q, umem, &r.ip, skb, path.mtu, now);
     }
-    let ident = net.next_ip_ident();
+    let ident = net.next_ip_ident(hdr.src, protocol::ICMP);
     let mut offset = 0;
     for (i, (mut frame, data, len)) in skb.into_pieces(umem).enumerate() {
         let buf = umem.frame_mut(&mut frame);
@@ -574,7 +574,7 @@ fn icmp_echo_relaid(
         net.reasm_scratch = scratch;
         return;
     }
-    let ident = net.next_ip_ident();
+    let ident = net.next_ip_ident(ip.hdr.src, protocol::ICMP);
     let l3 = data - ipv4::MIN_HEADER_LEN;
     for (i, chunk) in scratch.chunks(piece.max(8)).enumerate() {
         let Some(mut frame) = q.alloc_frame() else { break };

@@ -35,7 +35,7 @@ pub fn ip_build_header_df(
     tos: u8,
     df: bool,
 ) {
-    let ident = net.next_ip_ident();
+    let ident = if df { net.next_tcp_ip_ident() } else { net.next_ip_ident(dst, protocol) };
     ip_build_header_id(net, buf, dst, protocol, payload_len, tos, ident, df, false, 0);
 }
 

@@ -280,15 +280,17 @@ pub fn udp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, budget:
             PmtuDisc::Want => !path.locked,
             PmtuDisc::Dont => false,
         };
-        let ident = if !df {
-            net.next_ip_ident()
-        } else if sock.remote().is_some() {
+        // ip_select_ident_segs: a connected socket's own counter; else 0
+        // with DF, the hashed counter without.
+        let ident = if sock.remote().is_some() {
             // Only the loop writes it: a load and a store, no locked add.
             let id = sock.inet_id.load(Ordering::Relaxed);
             sock.inet_id.store(id.wrapping_add(1), Ordering::Relaxed);
             id as u16
-        } else {
+        } else if df {
             0
+        } else {
+            net.next_ip_ident(*dst.ip(), protocol::UDP)
         };
         let buf = umem.frame_mut(&mut frame);
         let uh = UdpRepr { src_port: local.port(), dst_port: dst.port(), payload_len: len };
@@ -343,7 +345,7 @@ fn udp_push_fragments(
         c => c,
     };
     header[6..8].copy_from_slice(&csum.to_be_bytes());
-    let ident = net.next_ip_ident();
+    let ident = net.next_ip_ident(*dst.ip(), protocol::UDP);
     let pieces = skb.frames();
     let mut offset = 0;
     for (i, (mut frame, data, plen)) in skb.into_pieces(umem).enumerate() {
