@@ -604,7 +604,16 @@ fn active_open_sends_syn_with_options_and_completes_through_poll() {
     let syn = b.one();
     assert_eq!((syn.flags(), syn.r.ack, syn.r.window, syn.r.dst_port), (SYN, 0, SYN_WINDOW, PPORT));
     assert!((32768..=60999).contains(&syn.r.src_port), "ephemeral port {}", syn.r.src_port);
-    assert_eq!(syn.r.options, linux_syn_options());
+    // Linux's SYN with its defaults (tcp_timestamps=1): timestamps too,
+    // TSecr 0, laid out by tcp_options_write as MSS, SACK-permitted beside
+    // the timestamps, NOP window scale.
+    let (tsval, tsecr) = syn.r.options.timestamp.expect("timestamps on the SYN");
+    assert_eq!(tsecr, 0);
+    assert_eq!(syn.r.options, TcpOptions { timestamp: Some((tsval, 0)), ..linux_syn_options() });
+    let mut raw = [0u8; 20];
+    syn.r.options.emit(&mut raw);
+    let v = tsval.to_be_bytes();
+    assert_eq!(raw, [2, 4, 0x05, 0xb4, 4, 2, 8, 10, v[0], v[1], v[2], v[3], 0, 0, 0, 0, 1, 3, 3, 10]);
     assert_eq!(b.state(fd), TcpState::SynSent);
     assert_eq!(b.revents(fd, POLLOUT), 0);
     assert_eq!(b.s.send(fd, b"x"), Err(Errno::EAGAIN));
@@ -675,7 +684,12 @@ fn simultaneous_open_goes_through_syn_recv() {
     b.send(psyn, &[]);
     let sa = b.one();
     assert_eq!((sa.flags(), sa.r.seq, sa.r.ack, sa.r.window), (SYN | ACK, iss, PISN + 1, SYN_WINDOW));
-    assert_eq!(sa.r.options, linux_syn_options());
+    // The SYN sent again with ACK (tcp_send_synack): tcp_syn_options puts
+    // timestamps on it whenever tcp_timestamps is on, TSecr 0 as the
+    // peer's SYN had none; the connection then goes without them.
+    let own_ts = sa.r.options.timestamp;
+    assert_eq!(own_ts.map(|t| t.1), Some(0));
+    assert_eq!(sa.r.options, TcpOptions { timestamp: own_ts, ..linux_syn_options() });
     assert_eq!(b.state(fd), TcpState::SynRecv);
     // Its SYN-ACK answers ours (tcp_validate_incoming lets this SYN pass in SYN-RECV).
     let mut psa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
@@ -685,6 +699,7 @@ fn simultaneous_open_goes_through_syn_recv() {
     // tcp_data_queue takes the SYN as a retransmission: an ACK at once.
     let ack = b.one();
     assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    assert_eq!(ack.r.options.timestamp, None, "the peer's SYN had no timestamps");
     assert_eq!(b.s.snmp().TcpExtDelayedACKLost, 1);
     assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
     assert_eq!(b.s.socket_error(fd), Ok(None));
@@ -869,7 +884,11 @@ fn syn_is_retransmitted_linearly_then_with_backoff_until_etimedout() {
         b.none();
         b.at(secs(t));
         let again = b.one();
-        assert_eq!(again.r, syn.r, "the same SYN at {t} s");
+        // The same SYN, its TSval from the clock of the moment (ms).
+        let tsval = |s: &Seg| s.r.options.timestamp.expect("timestamps").0;
+        assert_eq!(tsval(&again).wrapping_sub(tsval(&syn)), t as u32 * 1000, "TSval at {t} s");
+        let same = TcpRepr { options: TcpOptions { timestamp: syn.r.options.timestamp, ..again.r.options }, ..again.r };
+        assert_eq!(same, syn.r, "the same SYN at {t} s");
         assert_eq!(b.s.socket_error(fd), Ok(None));
     }
     b.at(secs(131) - ms(1));
