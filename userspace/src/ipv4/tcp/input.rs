@@ -1300,10 +1300,7 @@ fn tcp_check_req(
     }
     let rcv_nxt = req.irs.wrapping_add(1);
     let wnd = initial_window(rcvbuf, req.window_mss(l.advmss));
-    if tsc.paws_reject
-        || tsc.tsecr_reject
-        || !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd))
-    {
+    if tsc.paws_reject || tsc.tsecr_reject || !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
         if !seg.has(flags::RST) && !req_oow_rate_limited(net, l) {
             // The request's ACK again (`tcp_v4_reqsk_send_ack`).
             let (recent, off) = req.ts.map_or((0, 0), |t| (t.recent, t.off));

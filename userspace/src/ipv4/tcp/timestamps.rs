@@ -575,7 +575,10 @@ mod tests {
         assert_eq!(tcp_paws_discard(&s, rx, DisorderedAck { ack: 800, ..dup }, 500, 700, rto, t0), Paws::Reject);
         // Within one tick: accepted whatever it is.
         let one = RcvTs { tsval: 999, tsecr: 0 };
-        assert_eq!(tcp_paws_discard(&s, one, DisorderedAck { pure_ack: false, ..dup }, 500, 700, rto, t0), Paws::Accept);
+        assert_eq!(
+            tcp_paws_discard(&s, one, DisorderedAck { pure_ack: false, ..dup }, 500, 700, rto, t0),
+            Paws::Accept
+        );
     }
 
     #[test]
