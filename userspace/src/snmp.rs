@@ -230,6 +230,19 @@ mib! {
         /// A request sock's SYN-ACK or ACK for a repeated or out-of-window segment not sent
         /// (the same limit, per request sock).
         TcpExtTCPACKSkippedSynRecv,
+        /// A SYN-ACK whose TSecr is not the time of our SYN (RFC 7323 §3.2): reset.
+        TcpExtPAWSActive => "SYN-ACK echoing a timestamp we never sent",
+        /// A segment older than the last timestamp (PAWS, RFC 7323 §5), or a
+        /// request sock's final ACK so: dropped, answered with a duplicate ACK.
+        TcpExtPAWSEstab => "segment older than the last timestamp (PAWS)",
+        /// A final ACK echoing no TSval of our SYN-ACKs: dropped, answered with an ACK.
+        TcpExtTSEcrRejected => "final ACK echoing a timestamp we never sent",
+        /// A pure ACK below RCV.NXT with an old timestamp: dropped silently.
+        TcpExtPAWSOldAck => "old ACK with an old timestamp (PAWS)",
+        /// A segment for a TIME-WAIT sock older than its last timestamp.
+        TcpExtPAWSTimewait => "TIME-WAIT segment older than the last timestamp (PAWS)",
+        /// A duplicate ACK for a segment PAWS dropped not sent (`tcp_invalid_ratelimit`).
+        TcpExtTCPACKSkippedPAWS,
         /// Delayed-ACK timers that sent an ACK.
         TcpExtDelayedACKs,
         /// A segment entirely old (already received): our ACK was lost or late.
@@ -390,6 +403,6 @@ mod tests {
             Some("no socket on the port (port unreachable, unless broadcast or rate-limited)")
         );
         assert_eq!(MibCounter::UdpInDatagrams.drop_reason(), None);
-        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 44);
+        assert_eq!(MibCounter::ALL.iter().filter(|c| c.drop_reason().is_some()).count(), 49);
     }
 }

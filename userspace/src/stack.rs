@@ -105,6 +105,10 @@ pub struct StackConfig {
     /// for longer than its RTO starts again from (at most) the initial
     /// window, halved per RTO of idle time (RFC 2861; on, as in Linux).
     pub tcp_slow_start_after_idle: bool,
+    /// `net.ipv4.tcp_timestamps`: RFC 7323 timestamps offered and accepted
+    /// with a random offset (Linux's default), without one, or not at all
+    /// (docs/tcp.md, "Timestamps and PAWS").
+    pub tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps,
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
@@ -133,6 +137,7 @@ impl StackConfig {
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
             tcp_challenge_ack_limit: u32::MAX,
             tcp_slow_start_after_idle: true,
+            tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps::On,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
             mtu: crate::net::DEFAULT_MTU,
         }
@@ -186,6 +191,7 @@ impl<D: NetDevice> Stack<D> {
         net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
         net.tcp.challenge_ack_limit = cfg.tcp_challenge_ack_limit;
         net.tcp.slow_start_after_idle = cfg.tcp_slow_start_after_idle;
+        net.tcp.ts_clock.mode = cfg.tcp_timestamps;
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

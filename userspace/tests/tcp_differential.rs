@@ -101,17 +101,19 @@ const COMPARED: &[&str] = &[
     "TcpExtTCPOrigDataSent",
     "TcpExtTCPACKSkippedSeq",
     "TcpExtTCPACKSkippedSynRecv",
+    "TcpExtPAWSEstab",
+    "TcpExtPAWSOldAck",
+    "TcpExtPAWSActive",
+    "TcpExtTSEcrRejected",
+    "TcpExtPAWSTimewait",
+    "TcpExtTCPACKSkippedPAWS",
 ];
 
 /// Steps whose replies differ on purpose, with the reason; their replies are
 /// compared with the difference taken out (see [`Reply::without_timestamps`]).
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
-    "SYN with timestamps",
-    "RFC 7323 timestamps come with a later issue: Linux answers a SYN that carries them with \
-     TSval/TSecr (and lays SACK-permitted beside them), and rounds the SYN-ACK's window to the \
-     MSS less the 12 bytes they take (65160 = 45 x 1448); xsknet answers without them (64240 = \
-     44 x 1460). Compared with the timestamps option, its NOPs and the window taken out",
-)];
+/// (None since RFC 7323 timestamps came: the SYN with timestamps is
+/// compared as any other step.)
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 // ---------------------------------------------------------------- replies
 
@@ -239,11 +241,21 @@ struct Conn {
     irs: Option<u32>,
     /// The server's next sequence number, as far as its segments told.
     rcv_nxt: u32,
+    /// Our TSval, when this connection sends timestamps: every segment
+    /// without explicit options carries it, echoing `ts_recent`.
+    tsval: Option<u32>,
+    /// The server's latest TSval, echoed in our TSecr.
+    ts_recent: u32,
 }
 
 impl Conn {
     fn new(sport: u16, dport: u16, iss: u32) -> Conn {
-        Conn { sport, dport, iss, snd_nxt: iss, irs: None, rcv_nxt: 0 }
+        Conn { sport, dport, iss, snd_nxt: iss, irs: None, rcv_nxt: 0, tsval: None, ts_recent: 0 }
+    }
+
+    /// [`Conn::new`] for a peer that sends timestamps, starting at `tsval`.
+    fn with_ts(sport: u16, dport: u16, iss: u32, tsval: u32) -> Conn {
+        Conn { tsval: Some(tsval), ..Conn::new(sport, dport, iss) }
     }
 }
 
@@ -345,7 +357,10 @@ impl RawPeer {
     }
 
     /// Builds and sends a well-formed segment of `c` (its ports).
-    fn send_tcp(&mut self, c: &Conn, seq: u32, ack: u32, fl: u8, options: TcpOptions, data: &[u8]) {
+    fn send_tcp(&mut self, c: &Conn, seq: u32, ack: u32, fl: u8, mut options: TcpOptions, data: &[u8]) {
+        if let (Some(tsval), None) = (c.tsval, options.timestamp) {
+            options.timestamp = Some((tsval, if fl & flags::ACK != 0 { c.ts_recent } else { 0 }));
+        }
         let repr = TcpRepr {
             src_port: c.sport,
             dst_port: c.dport,
@@ -450,11 +465,24 @@ impl RawPeer {
             if c.irs.is_some() && repr.flags & flags::RST == 0 && (end.wrapping_sub(c.rcv_nxt) as i32) > 0 {
                 c.rcv_nxt = end;
             }
+            // What TSecr echoes: compared by what it is, not by value.
+            let mut names = option_names(&options);
+            if let Some((tsval, tsecr)) = repr.options.timestamp {
+                let echo = match (tsecr, c.tsval) {
+                    (0, _) => "TS ecr 0",
+                    (e, Some(ours)) if e == ours => "TS ecr ours",
+                    _ => "TS ecr other",
+                };
+                for n in names.iter_mut().filter(|n| *n == "TS") {
+                    *n = echo.to_string();
+                }
+                c.ts_recent = tsval;
+            }
             replies.push(Reply {
                 flags: repr.flags,
                 seq: repr.seq.wrapping_sub(c.irs.unwrap_or(0)),
                 ack: if repr.flags & flags::ACK != 0 { repr.ack.wrapping_sub(c.iss) } else { repr.ack },
-                options: option_names(&options),
+                options: names,
                 window: (syn && repr.flags & flags::ACK != 0).then_some(repr.window),
                 data,
                 wire_window: repr.window,
@@ -585,11 +613,11 @@ fn script_main(p: &mut RawPeer) {
     p.send_segment(&long_doff);
     p.step("3 malformed: SYN with data offset 15 beyond the segment", &mut m);
 
-    // The timestamps case: a known difference (see KNOWN_DIFFERENCES); the
-    // request is reset at once.
-    let mut t = Conn::new(40004, ECHO_PORT, 0x4000_0000);
-    let ts = TcpOptions { timestamp: Some((0x0102_0304, 0)), ..syn_options() };
-    p.syn("SYN with timestamps", &mut t, ts);
+    // A SYN with timestamps (RFC 7323): the SYN-ACK echoes its TSval, lays
+    // SACK-permitted beside them, and rounds its window to the MSS less
+    // their 12 bytes (65160 = 45 x 1448); the request is reset at once.
+    let mut t = Conn::with_ts(40004, ECHO_PORT, 0x4000_0000, 0x0102_0304);
+    p.syn("SYN with timestamps", &mut t, syn_options());
     let ts_conn = t;
     p.raw("RST of the timestamps request", &mut t, ts_conn.snd_nxt, 0, flags::RST, &[]);
 
@@ -685,6 +713,43 @@ fn script_main(p: &mut RawPeer) {
     p.ack("8 no options: ACK of the echo", &mut o);
     p.data("8 no options: data with PSH and FIN", &mut o, flags::PSH | flags::FIN, b"last words");
     p.ack("8 no options: last ACK", &mut o);
+
+    script_timestamps(p);
+}
+
+/// Scenario 10: a connection with RFC 7323 timestamps: every segment
+/// carries them and echoes ours; PAWS (RFC 7323 §5) drops data with an old
+/// TSval (`PAWSEstab`, answered with a duplicate ACK), a pure ACK far behind
+/// (`PAWSEstab`), and an old ACK below RCV.NXT (`PAWSOldAck`, silently);
+/// a RST is taken whatever its TSval.
+fn script_timestamps(p: &mut RawPeer) {
+    let mut c = Conn::with_ts(40030, ECHO_PORT, 0x5800_0000, 0x2000_0000);
+    p.syn("10 timestamps: SYN <mss 1460,sackOK,TS,wscale 7>", &mut c, syn_options());
+    c.tsval = Some(0x2000_0010);
+    p.ack("10 timestamps: the handshake's ACK", &mut c);
+    c.tsval = Some(0x2000_0020);
+    p.data("10 timestamps: data with PSH", &mut c, flags::PSH, b"stamped");
+    c.tsval = Some(0x2000_0030);
+    p.ack("10 timestamps: ACK of the echo", &mut c);
+    let (rcv, snd) = (c.snd_nxt, c.rcv_nxt);
+    // Data whose TSval is older than the last one: a wrapped old segment.
+    let old = TcpOptions { timestamp: Some((0x1fff_0000, c.ts_recent)), ..TcpOptions::default() };
+    p.send_tcp(&c, rcv, snd, flags::ACK | flags::PSH, old, b"stale");
+    p.step("10 timestamps: data with an old TSval", &mut c);
+    std::thread::sleep(OOW_GAP);
+    p.send_tcp(&c, rcv, snd, flags::ACK, old, &[]);
+    p.step("10 timestamps: pure ACK at RCV.NXT with an old TSval", &mut c);
+    p.send_tcp(&c, rcv.wrapping_sub(3), snd, flags::ACK, old, &[]);
+    p.step("10 timestamps: pure ACK below RCV.NXT with an old TSval", &mut c);
+    // One tick behind passes (TCP_PAWS_WINDOW): the data is echoed.
+    let one_behind = TcpOptions { timestamp: Some((0x2000_002f, c.ts_recent)), ..TcpOptions::default() };
+    p.send_tcp(&c, rcv, snd, flags::ACK | flags::PSH, one_behind, b"fresh");
+    c.snd_nxt = rcv.wrapping_add(5);
+    p.step("10 timestamps: data one tick behind", &mut c);
+    c.tsval = Some(0x2000_0040);
+    p.ack("10 timestamps: ACK of the second echo", &mut c);
+    p.data("10 timestamps: our FIN", &mut c, flags::FIN, &[]);
+    p.ack("10 timestamps: last ACK", &mut c);
 }
 
 /// Scenario 5: listen backlog 1, nobody accepts, three handshakes.
@@ -718,6 +783,30 @@ fn script_syncookies(p: &mut RawPeer) {
     let mut s = Conn::new(40024, ECHO_PORT, 0x6400_0000);
     s.snd_nxt = s.iss.wrapping_add(1);
     p.raw("9 syncookies: a stray ACK, not a cookie", &mut s, 0x6400_0001, 0x0bad_c00c, flags::ACK, &[]);
+}
+
+/// Scenario 11: as scenario 9, the SYN to the full SYN queue with
+/// timestamps: the cookie's SYN-ACK keeps window scale and SACK (carried in
+/// the low bits of its TSval, `cookie_init_timestamp`), and the cookie's
+/// ACK echoing that TSval makes a connection that has them
+/// (`cookie_timestamp_decode`): out-of-order data gets a SACK block.
+fn script_syncookies_ts(p: &mut RawPeer) {
+    let mut held: Vec<Conn> = Vec::new();
+    for (i, port) in [40041u16, 40042].into_iter().enumerate() {
+        let mut c = Conn::with_ts(port, ECHO_PORT, 0x6500_0000 + (i as u32) * 0x0100_0000, 0x3000_0000);
+        p.syn(&format!("11 syncookies+TS: SYN {} held", i + 1), &mut c, syn_options());
+        held.push(c);
+    }
+    let mut k = Conn::with_ts(40043, ECHO_PORT, 0x6700_0000, 0x3000_0100);
+    p.syn("11 syncookies+TS: SYN with timestamps to a full SYN queue", &mut k, syn_options());
+    for (i, c) in held.iter_mut().enumerate() {
+        let seq = c.snd_nxt;
+        p.raw(&format!("11 syncookies+TS: RST of request {}", i + 1), c, seq, 0, flags::RST, &[]);
+    }
+    k.tsval = Some(0x3000_0110);
+    p.ack("11 syncookies+TS: the cookie's ACK echoing its TSval", &mut k);
+    let (rcv, snd) = (k.snd_nxt, k.rcv_nxt);
+    p.raw("11 syncookies+TS: data after a 4-byte hole", &mut k, rcv.wrapping_add(4), snd, flags::ACK, b"sack");
 }
 
 /// Recomputes the TCP checksum of `seg` (from [`SCRIPT_ADDR`] to the server)
@@ -981,5 +1070,21 @@ fn tcp_syncookies_as_linux() {
     let xsk = run_xsknet(script_syncookies, &["--backlog", "1", "--max-fds", "2"]);
     assert_eq!(linux.counters.get("TcpExtSyncookiesSent").copied(), Some(1), "Linux sent no cookie");
     assert_eq!(linux.counters.get("TcpExtSyncookiesRecv").copied(), Some(1), "Linux took no cookie");
+    assert_same(&linux, &xsk);
+}
+
+/// SYN cookies for a SYN with timestamps beside Linux's: window scale and
+/// SACK survive the cookie, in the TSval the SYN-ACK carries.
+#[test]
+fn tcp_syncookies_with_timestamps_as_linux() {
+    if !testing::require_root("tcp_syncookies_with_timestamps_as_linux") {
+        return;
+    }
+    let linux = run_linux(script_syncookies_ts, 1, false);
+    let xsk = run_xsknet(script_syncookies_ts, &["--backlog", "1", "--max-fds", "2"]);
+    assert_eq!(linux.counters.get("TcpExtSyncookiesRecv").copied(), Some(1), "Linux took no cookie");
+    // The connection from the cookie has SACK: the hole is reported.
+    let last = &linux.steps.last().expect("steps").replies;
+    assert!(last.iter().any(|r| r.options.iter().any(|o| o.starts_with("sack"))), "no SACK from Linux: {last:?}");
     assert_same(&linux, &xsk);
 }

@@ -604,7 +604,16 @@ fn active_open_sends_syn_with_options_and_completes_through_poll() {
     let syn = b.one();
     assert_eq!((syn.flags(), syn.r.ack, syn.r.window, syn.r.dst_port), (SYN, 0, SYN_WINDOW, PPORT));
     assert!((32768..=60999).contains(&syn.r.src_port), "ephemeral port {}", syn.r.src_port);
-    assert_eq!(syn.r.options, linux_syn_options());
+    // Linux's SYN with its defaults (tcp_timestamps=1): timestamps too,
+    // TSecr 0, laid out by tcp_options_write as MSS, SACK-permitted beside
+    // the timestamps, NOP window scale.
+    let (tsval, tsecr) = syn.r.options.timestamp.expect("timestamps on the SYN");
+    assert_eq!(tsecr, 0);
+    assert_eq!(syn.r.options, TcpOptions { timestamp: Some((tsval, 0)), ..linux_syn_options() });
+    let mut raw = [0u8; 20];
+    syn.r.options.emit(&mut raw);
+    let v = tsval.to_be_bytes();
+    assert_eq!(raw, [2, 4, 0x05, 0xb4, 4, 2, 8, 10, v[0], v[1], v[2], v[3], 0, 0, 0, 0, 1, 3, 3, 10]);
     assert_eq!(b.state(fd), TcpState::SynSent);
     assert_eq!(b.revents(fd, POLLOUT), 0);
     assert_eq!(b.s.send(fd, b"x"), Err(Errno::EAGAIN));
@@ -675,7 +684,12 @@ fn simultaneous_open_goes_through_syn_recv() {
     b.send(psyn, &[]);
     let sa = b.one();
     assert_eq!((sa.flags(), sa.r.seq, sa.r.ack, sa.r.window), (SYN | ACK, iss, PISN + 1, SYN_WINDOW));
-    assert_eq!(sa.r.options, linux_syn_options());
+    // The SYN sent again with ACK (tcp_send_synack): tcp_syn_options puts
+    // timestamps on it whenever tcp_timestamps is on, TSecr 0 as the
+    // peer's SYN had none; the connection then goes without them.
+    let own_ts = sa.r.options.timestamp;
+    assert_eq!(own_ts.map(|t| t.1), Some(0));
+    assert_eq!(sa.r.options, TcpOptions { timestamp: own_ts, ..linux_syn_options() });
     assert_eq!(b.state(fd), TcpState::SynRecv);
     // Its SYN-ACK answers ours (tcp_validate_incoming lets this SYN pass in SYN-RECV).
     let mut psa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
@@ -685,6 +699,7 @@ fn simultaneous_open_goes_through_syn_recv() {
     // tcp_data_queue takes the SYN as a retransmission: an ACK at once.
     let ack = b.one();
     assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
+    assert_eq!(ack.r.options.timestamp, None, "the peer's SYN had no timestamps");
     assert_eq!(b.s.snmp().TcpExtDelayedACKLost, 1);
     assert_eq!(b.revents(fd, POLLOUT), POLLOUT);
     assert_eq!(b.s.socket_error(fd), Ok(None));
@@ -869,7 +884,11 @@ fn syn_is_retransmitted_linearly_then_with_backoff_until_etimedout() {
         b.none();
         b.at(secs(t));
         let again = b.one();
-        assert_eq!(again.r, syn.r, "the same SYN at {t} s");
+        // The same SYN, its TSval from the clock of the moment (ms).
+        let tsval = |s: &Seg| s.r.options.timestamp.expect("timestamps").0;
+        assert_eq!(tsval(&again).wrapping_sub(tsval(&syn)), t as u32 * 1000, "TSval at {t} s");
+        let same = TcpRepr { options: TcpOptions { timestamp: syn.r.options.timestamp, ..again.r.options }, ..again.r };
+        assert_eq!(same, syn.r, "the same SYN at {t} s");
         assert_eq!(b.s.socket_error(fd), Ok(None));
     }
     b.at(secs(131) - ms(1));
@@ -2462,5 +2481,380 @@ fn a_user_timeout_longer_than_tcp_retries2_replaces_it() {
     // The first retransmission at 400 ms, then 1800 s.
     assert_eq!(t, 1_801_100, "fails on the first poll (1 s apart from 100 ms) at or after 400 ms + 1800 s");
     b.s.close(fd).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- RFC 7323 timestamps
+
+/// The peer's first TSval in the timestamp tests.
+const PEER_TS: u32 = 0x7000_0000;
+
+/// Linux's SYN options with timestamps (TSval `tsval`, TSecr `tsecr`).
+fn ts_syn_options(tsval: u32, tsecr: u32) -> TcpOptions {
+    TcpOptions { timestamp: Some((tsval, tsecr)), ..linux_syn_options() }
+}
+
+/// A header from the peer on `PPORT` → `LPORT` with timestamps.
+fn ts_hdr(seq: u32, ack: u32, fl: u8, tsval: u32, tsecr: u32) -> TcpRepr {
+    let mut r = hdr(PPORT, LPORT, seq, ack, fl, PEER_WIN);
+    r.options.timestamp = Some((tsval, tsecr));
+    r
+}
+
+/// A passive open with timestamps: the SYN at 0 with TSval `PEER_TS`, the
+/// final ACK 10 ms later with `PEER_TS + 10`: (listener, connection, our
+/// ISN, our SYN-ACK's TSval).
+fn ts_accepted(b: &mut Bench) -> (Fd, Fd, u32, u32) {
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = ts_syn_options(PEER_TS, 0);
+    b.send(syn, &[]);
+    let sa = b.one();
+    let (tsval, tsecr) = sa.r.options.timestamp.expect("timestamps in the SYN-ACK");
+    assert_eq!(tsecr, PEER_TS, "the SYN-ACK echoes the SYN's TSval");
+    b.at(ms(10));
+    b.send(ts_hdr(PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_TS + 10, tsval), &[]);
+    b.none();
+    let (fd, _) = b.s.accept(l).unwrap();
+    (l, fd, sa.r.seq, tsval)
+}
+
+#[test]
+fn a_syn_with_timestamps_gets_them_back_in_linux_order_and_the_mss_shrinks_by_12() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = ts_syn_options(PEER_TS, 0);
+    b.send(syn, &[]);
+    let sa = b.one();
+    // tcp_synack_options and tcp_options_write: MSS, SACK-permitted beside
+    // the timestamps, NOP window scale; the window a multiple of 1460 - 12
+    // (tcp_openreq_init_rwin: 65160 = 45 x 1448).
+    let (tsval, tsecr) = sa.r.options.timestamp.expect("timestamps");
+    assert_eq!((tsecr, sa.r.window), (PEER_TS, 65160));
+    let mut raw = [0u8; 20];
+    sa.r.options.emit(&mut raw);
+    let (v, e) = (tsval.to_be_bytes(), PEER_TS.to_be_bytes());
+    assert_eq!(raw, [2, 4, 0x05, 0xb4, 4, 2, 8, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3], 1, 3, 3, 10]);
+    b.at(ms(10));
+    b.send(ts_hdr(PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_TS + 10, tsval), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let info = b.s.tcp_info(fd).unwrap();
+    // mss_cache less TCPOLEN_TSTAMP_ALIGNED; `ss -i` shows "ts sack wscale:10,10".
+    assert_eq!((info.snd_mss, info.options, info.snd_wscale, info.rcv_wscale), (1448, 1 | 2 | 4, 10, 10));
+    assert_eq!(info.rtt_us, 10_000, "the SYN-ACK timed by its own clock");
+    // Data: full segments of 1448 bytes, each with TSval from our clock
+    // (ms) and TSecr the peer's latest TSval.
+    b.at(ms(25));
+    let data = pattern(3000);
+    assert_eq!(b.s.send(fd, &data), Ok(3000));
+    let out = b.out();
+    let lens: Vec<usize> = out.iter().map(|s| s.data.len()).collect();
+    assert_eq!(lens, [1448, 1448, 104]);
+    for s in &out {
+        assert_eq!(s.r.options.timestamp, Some((tsval.wrapping_add(25), PEER_TS + 10)));
+        let mut raw = [0u8; 12];
+        assert_eq!(s.r.options.emit(&mut raw), 12, "NOP NOP TS");
+        assert_eq!(raw[..4], [1, 1, 8, 10]);
+    }
+    // The peer's data with a newer TSval: the ACK echoes it.
+    b.at(ms(30));
+    b.send(ts_hdr(PISN + 1, sa.r.seq.wrapping_add(1 + 3000), ACK | PSH, PEER_TS + 30, tsval + 25), b"hi");
+    assert_eq!(read_all(&mut b, fd), b"hi");
+    let ack = b.one();
+    assert_eq!(ack.r.options.timestamp, Some((tsval.wrapping_add(30), PEER_TS + 30)));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    let rst = b.one();
+    assert_eq!(rst.r.options.timestamp, Some((tsval.wrapping_add(30), PEER_TS + 30)), "a RST of ours has them too");
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn paws_drops_a_segment_with_an_old_timestamp_and_counts_it() {
+    let mut b = Bench::new();
+    let (l, fd, iss, tsval) = ts_accepted(&mut b);
+    let (seq, ack) = (PISN + 1, iss.wrapping_add(1));
+    b.at(ms(20));
+    b.send(ts_hdr(seq, ack, ACK | PSH, PEER_TS + 20, tsval), b"new");
+    assert_eq!(read_all(&mut b, fd), b"new");
+    b.out();
+    // An old duplicate of the next bytes (RFC 7323 §5: its TSval is from
+    // before the last one): dropped, counted, answered with our ACK.
+    b.at(ms(30));
+    b.send(ts_hdr(seq + 3, ack, ACK | PSH, PEER_TS + 5, tsval), b"old");
+    assert_eq!(read_all(&mut b, fd), b"", "nothing delivered");
+    let dup = b.one();
+    assert_eq!((dup.flags(), dup.r.ack), (ACK, seq + 3));
+    assert_eq!(dup.r.options.timestamp, Some((tsval.wrapping_add(30), PEER_TS + 20)), "ts_recent unchanged");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtPAWSEstab, m.TcpExtPAWSOldAck, m.TcpExtTCPACKSkippedPAWS), (1, 0, 0));
+    // One tick behind is inside TCP_PAWS_WINDOW: taken.
+    b.send(ts_hdr(seq + 3, ack, ACK | PSH, PEER_TS + 19, tsval), b"one");
+    assert_eq!(read_all(&mut b, fd), b"one");
+    b.out();
+    // A pure ACK below RCV.NXT with an old TSval: PAWSOldAck, no answer.
+    b.send(ts_hdr(seq, ack, ACK, PEER_TS + 1, tsval), &[]);
+    b.none();
+    // A pure ACK at RCV.NXT far behind: PAWSEstab, and the duplicate ACK is
+    // rate-limited with the connection's other out-of-window answers.
+    b.send(ts_hdr(seq + 6, ack, ACK, PEER_TS + 1, tsval), &[]);
+    assert_eq!(b.one().r.ack, seq + 6);
+    b.send(ts_hdr(seq + 6, ack, ACK, PEER_TS + 1, tsval), &[]);
+    b.none();
+    // A fresh pure ACK (the window's last update now at RCV.NXT), then one
+    // reordered behind it by less than the RTO x 1.2 ticks: a duplicate ACK
+    // that moves no window, accepted silently (tcp_disordered_ack_check).
+    b.send(ts_hdr(seq + 6, ack, ACK, PEER_TS + 21, tsval), &[]);
+    b.send(ts_hdr(seq + 6, ack, ACK, PEER_TS + 15, tsval), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtPAWSEstab, m.TcpExtPAWSOldAck, m.TcpExtTCPACKSkippedPAWS), (3, 1, 1));
+    // A RST is taken whatever its timestamp (RFC 7323 §5.3 R1).
+    b.send(ts_hdr(seq + 6, 0, RST, PEER_TS, 0), &[]);
+    assert_eq!(b.state(fd), TcpState::Close);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn paws_lets_an_old_timestamp_through_after_2147_idle_seconds() {
+    let mut b = Bench::new();
+    let (l, fd, iss, tsval) = ts_accepted(&mut b);
+    let (seq, ack) = (PISN + 1, iss.wrapping_add(1));
+    // ts_recent stored 10 ms in; TCP_PAWS_WRAP (INT_MAX / USEC_PER_SEC s,
+    // Linux 6.7 and later; RFC 7323 §5.5 says 24 days) later it is too old
+    // to judge by.
+    b.at(ms(10) + secs(2146));
+    b.send(ts_hdr(seq, ack, ACK | PSH, PEER_TS - 1000, tsval), b"a");
+    assert_eq!(read_all(&mut b, fd), b"");
+    assert_eq!(b.s.snmp().TcpExtPAWSEstab, 1);
+    b.out();
+    b.at(ms(10) + secs(2147));
+    b.send(ts_hdr(seq, ack, ACK | PSH, PEER_TS - 1000, tsval), b"b");
+    assert_eq!(read_all(&mut b, fd), b"b");
+    let a = b.one();
+    assert_eq!(a.r.options.timestamp.map(|t| t.1), Some(PEER_TS - 1000), "the old TSval is now ts_recent");
+    assert_eq!(b.s.snmp().TcpExtPAWSEstab, 1);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// The RTT after the ACK of data sent twice: from TSecr with timestamps
+/// (`tcp_ack_update_rtt`), none without (Karn, RFC 6298 §3).
+fn rtt_after_a_retransmission(with_ts: bool) -> (u32, u32) {
+    let mut b = Bench::new();
+    let (fd, iss, tsval) = if with_ts {
+        let (_l, fd, iss, tsval) = ts_accepted(&mut b);
+        (fd, iss, tsval)
+    } else {
+        let l = b.listener(16);
+        let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+        syn.options = linux_syn_options();
+        b.send(syn, &[]);
+        let sa = b.one();
+        b.at(ms(10));
+        b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+        let (fd, _) = b.s.accept(l).unwrap();
+        (fd, sa.r.seq, 0)
+    };
+    assert_eq!(b.s.tcp_info(fd).unwrap().rtt_us, 10_000);
+    assert_eq!(b.s.send(fd, b"lost"), Ok(4));
+    let first = b.one();
+    // The RTO (10 ms + 200 ms, sent at 10 ms) sends it again; its TSval is
+    // the clock then.
+    b.at(ms(220));
+    let again = b.one();
+    assert_eq!((again.r.seq, again.data.as_slice()), (first.r.seq, &b"lost"[..]));
+    if with_ts {
+        assert_eq!(again.r.options.timestamp.map(|t| t.0), Some(tsval.wrapping_add(220)));
+    }
+    // The ACK 50 ms later echoes the retransmission's TSval.
+    b.at(ms(270));
+    let mut a = hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(5), ACK, PEER_WIN);
+    if with_ts {
+        a.options.timestamp = Some((PEER_TS + 270, tsval.wrapping_add(220)));
+    }
+    b.send(a, &[]);
+    let info = b.s.tcp_info(fd).unwrap();
+    (info.rtt_us, info.rto_us)
+}
+
+#[test]
+fn rtt_from_tsecr_on_a_retransmitted_segment() {
+    // srtt 10 ms, the sample 50 ms: 10 - 10/8 + 50/8 = 15 ms; the RTO
+    // 15 ms + max(4 x rttvar, 200 ms), the backoff gone (RFC 6298 §5.7: only
+    // a valid sample resets it).
+    let (rtt, rto) = rtt_after_a_retransmission(true);
+    assert_eq!((rtt, rto), (15_000, 215_000));
+    // Without timestamps Karn allows no sample: the RTT stays, the RTO
+    // (210 ms) keeps its backoff.
+    let (rtt, rto) = rtt_after_a_retransmission(false);
+    assert_eq!((rtt, rto), (10_000, 420_000));
+}
+
+#[test]
+fn timestamps_off_in_the_config_are_neither_offered_nor_accepted() {
+    let mut b = Bench::with_config(|c| c.tcp_timestamps = xsknet::ipv4::tcp::timestamps::TcpTimestamps::Off);
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = ts_syn_options(PEER_TS, 0);
+    b.send(syn, &[]);
+    let sa = b.one();
+    // net.ipv4.tcp_timestamps=0: the SYN-ACK as to a SYN without them.
+    assert_eq!((sa.r.options, sa.r.window), (linux_syn_options(), SYN_WINDOW));
+    b.send(ts_hdr(PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_TS + 1, 0), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!((b.s.tcp_info(fd).unwrap().snd_mss, b.s.tcp_info(fd).unwrap().options & 1), (1460, 0));
+    assert_eq!(b.s.send(fd, b"x"), Ok(1));
+    assert_eq!(b.one().r.options.timestamp, None);
+    // An active open offers none either.
+    let c = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(c, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    assert_eq!(b.one().r.options, linux_syn_options());
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(c).unwrap();
+    b.s.close(l).unwrap();
+    b.out();
+}
+
+#[test]
+fn an_active_open_takes_timestamps_from_the_syn_ack_and_checks_its_tsecr() {
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    let (tsval, _) = syn.r.options.timestamp.unwrap();
+    b.at(ms(10));
+    // A SYN-ACK echoing a TSval we never sent: reset (PAWSActive).
+    let mut bad = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    bad.options = ts_syn_options(PEER_TS, tsval.wrapping_add(5000));
+    b.send(bad, &[]);
+    let rst = b.one();
+    assert_eq!((rst.flags(), rst.r.seq), (RST, iss.wrapping_add(1)));
+    assert_eq!((b.s.snmp().TcpExtPAWSActive, b.state(fd)), (1, TcpState::SynSent));
+    // The right one.
+    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = ts_syn_options(PEER_TS, tsval);
+    b.send(sa, &[]);
+    let ack = b.one();
+    assert_eq!(ack.r.options.timestamp, Some((tsval.wrapping_add(10), PEER_TS)));
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_mss, info.options & 1, info.rtt_us), (1448, 1, 10_000));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn a_final_ack_echoing_no_syn_ack_tsval_or_an_old_tsval_makes_no_child() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = ts_syn_options(PEER_TS, 0);
+    b.send(syn, &[]);
+    let sa = b.one();
+    let (tsval, _) = sa.r.options.timestamp.unwrap();
+    let ack = sa.r.seq.wrapping_add(1);
+    // tcp_check_req (Linux 6.15 and later): TSecr not among our SYN-ACKs'.
+    b.send(ts_hdr(PISN + 1, ack, ACK, PEER_TS + 1, tsval.wrapping_add(77)), &[]);
+    let a = b.one();
+    assert_eq!((a.flags(), a.r.seq, a.r.ack), (ACK, ack, PISN + 1));
+    assert_eq!(a.r.options.timestamp.map(|t| t.1), Some(PEER_TS), "the request's ACK echoes ts_recent");
+    assert_eq!(b.s.snmp().TcpExtTSEcrRejected, 1);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    // PAWS: a TSval older than the SYN's (rate-limited answer: none now).
+    b.send(ts_hdr(PISN + 1, ack, ACK, PEER_TS - 1, tsval), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtPAWSEstab, 1);
+    assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
+    // The right one.
+    b.send(ts_hdr(PISN + 1, ack, ACK, PEER_TS + 2, tsval), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!(b.s.send(fd, b"x"), Ok(1));
+    assert_eq!(b.one().r.options.timestamp.map(|t| t.1), Some(PEER_TS + 2));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn time_wait_checks_paws_and_reopens_for_a_syn_with_a_newer_timestamp() {
+    let mut b = Bench::new();
+    let (l, fd, iss, tsval) = ts_accepted(&mut b);
+    // We close first: FIN, the peer's ACK and FIN, TIME-WAIT.
+    b.at(ms(20));
+    b.s.close(fd).unwrap();
+    let fin = b.one();
+    assert_eq!(fin.flags(), FIN | ACK);
+    let (seq, ack) = (PISN + 1, iss.wrapping_add(2));
+    b.send(ts_hdr(seq, ack, FIN | ACK, PEER_TS + 20, tsval + 20), &[]);
+    let last = b.one();
+    assert_eq!(last.r.options.timestamp, Some((tsval.wrapping_add(20), PEER_TS + 20)));
+    assert_eq!(states(&b), [(TcpState::TimeWait, 1), (TcpState::Listen, 1)]);
+    // An old duplicate: PAWSTimewait, our ACK again with the timestamps.
+    b.at(ms(30));
+    b.send(ts_hdr(seq, ack, FIN | ACK, PEER_TS + 5, tsval + 20), &[]);
+    let again = b.one();
+    assert_eq!((again.flags(), again.r.ack), (ACK, seq + 1));
+    assert_eq!(again.r.options.timestamp, Some((tsval.wrapping_add(30), PEER_TS + 20)));
+    assert_eq!(b.s.snmp().TcpExtPAWSTimewait, 1);
+    // A SYN with a lower sequence number but a newer TSval reopens the
+    // 4-tuple (tcp_timewait_state_process), with an ISN past the old one.
+    let mut syn = hdr(PPORT, LPORT, PISN - 1000, 0, SYN, SYN_WINDOW);
+    syn.options = ts_syn_options(PEER_TS + 30, 0);
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!((sa.flags(), sa.r.ack), (SYN | ACK, PISN - 999));
+    assert_eq!(sa.r.seq, iss.wrapping_add(2).wrapping_add(65535 + 2));
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn a_syn_cookie_with_timestamps_keeps_window_scale_and_sack() {
+    let mut b = Bench::with_config(|c| c.tcp_syncookies = xsknet::ipv4::tcp::syncookies::TcpSyncookies::Always);
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = ts_syn_options(PEER_TS, 0);
+    b.send(syn, &[]);
+    let sa = b.one();
+    // cookie_init_timestamp: window scale 10 and SACK in TSval's low 6 bits
+    // (less the offset, which the SYN-ACK's echo cannot tell us: both are
+    // checked by the connection the ACK makes).
+    assert_eq!(sa.r.options, TcpOptions { timestamp: sa.r.options.timestamp, ..linux_syn_options() });
+    assert_eq!(b.s.snmp().TcpExtSyncookiesSent, 1);
+    let (tsval, _) = sa.r.options.timestamp.unwrap();
+    b.at(ms(10));
+    b.send(ts_hdr(PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_TS + 10, tsval), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.options, info.snd_wscale, info.rcv_wscale, info.snd_mss), (1 | 2 | 4, 10, 10, 1448));
+    assert_eq!(info.snd_wnd, u32::from(PEER_WIN) << 10, "the peer's window scaled");
+    // The RTT from TSecr: the cookie's TSval is up to 63 ticks before the
+    // clock (cookie_init_timestamp), so the sample is 10 to 73 ms, as Linux's.
+    assert!((10_000..74_000).contains(&info.rtt_us), "RTT from TSecr: {}", info.rtt_us);
+    assert_eq!(b.s.snmp().TcpExtSyncookiesRecv, 1);
+    // A cookie ACK without timestamps gets no window scale or SACK.
+    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    assert_eq!(sa.r.options, TcpOptions { mss: Some(1460), ..TcpOptions::default() });
+    b.send(hdr(PPORT + 1, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd2, _) = b.s.accept(l).unwrap();
+    assert_eq!(b.s.tcp_info(fd2).unwrap().options, 0);
+    for f in [fd, fd2] {
+        b.s.setsockopt(f, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(f).unwrap();
+    }
+    b.s.close(l).unwrap();
     b.end();
 }

@@ -335,7 +335,19 @@ pub fn ss(a: &SsArgs) -> Result<(), BoxError> {
 /// what `ss` leaves out: rtt before a sample, ssthresh while infinite.
 fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     let ms = |us: u32| us as f64 / 1e3;
-    let mut parts = vec![t.congestion.name().to_string(), format!("rto:{}", ms(t.rto_us))];
+    let mut parts = Vec::new();
+    // tcp_show_info's order: the options, the algorithm, the window scales.
+    if t.options & xsknet::ipv4::tcp::info::TCPI_OPT_TIMESTAMPS != 0 {
+        parts.push("ts".to_string());
+    }
+    if t.options & xsknet::ipv4::tcp::info::TCPI_OPT_SACK != 0 {
+        parts.push("sack".to_string());
+    }
+    parts.push(t.congestion.name().to_string());
+    if t.options & xsknet::ipv4::tcp::info::TCPI_OPT_WSCALE != 0 {
+        parts.push(format!("wscale:{},{}", t.snd_wscale, t.rcv_wscale));
+    }
+    parts.push(format!("rto:{}", ms(t.rto_us)));
     if t.rtt_us > 0 {
         parts.push(format!("rtt:{}/{}", ms(t.rtt_us), ms(t.rttvar_us)));
     }

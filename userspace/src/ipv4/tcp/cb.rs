@@ -84,6 +84,8 @@ pub struct RequestSock {
     /// Rebuilt from a SYN cookie (`cookie_v4_check`): no SYN-ACK time to
     /// take an RTT sample from.
     pub from_cookie: bool,
+    /// Timestamps, when the SYN offered them and `tcp_timestamps` is on (`tstamp_ok`).
+    pub ts: Option<super::timestamps::ReqTs>,
 }
 
 /// How many in-flight segments' send times a connection keeps.
@@ -94,6 +96,16 @@ impl RequestSock {
     /// (`TCP_TIMEOUT_INIT << num_timeout`, capped at `TCP_RTO_MAX`).
     pub fn timeout(&self) -> Duration {
         (TCP_TIMEOUT_INIT * (1u32 << self.num_timeout.min(7))).min(super::TCP_RTO_MAX)
+    }
+
+    /// The MSS the SYN-ACK's window is a multiple of: `advmss` less the
+    /// timestamps option when the request has them (`tcp_openreq_init_rwin`).
+    pub fn window_mss(&self, advmss: u32) -> u32 {
+        if self.ts.is_some() {
+            advmss - super::timestamps::TCPOLEN_TSTAMP_ALIGNED
+        } else {
+            advmss
+        }
     }
 }
 
@@ -174,6 +186,8 @@ pub struct TcpCb {
     pub rcv_mss: u32,
     /// The peer agreed to SACK (used by the next issue's loss recovery).
     pub sack_ok: bool,
+    /// RFC 7323 timestamps: agreed or not, `ts_recent`, our offset.
+    pub ts: super::timestamps::TsState,
     /// Out-of-order data, sorted by sequence number, not overlapping.
     pub ofo: Vec<OfoSeg>,
     /// Bytes held in `ofo`.
@@ -307,6 +321,7 @@ impl TcpCb {
             advmss,
             rcv_mss: super::TCP_MSS_DEFAULT,
             sack_ok: false,
+            ts: super::timestamps::TsState::default(),
             ofo: Vec::new(),
             ofo_bytes: 0,
             sack_recent: 0,

@@ -11,6 +11,13 @@ use super::cb::TcpCb;
 pub struct TcpInfo {
     /// `tcpi_state`.
     pub state: TcpState,
+    /// The options agreed (`tcpi_options`): [`TCPI_OPT_TIMESTAMPS`],
+    /// [`TCPI_OPT_SACK`], [`TCPI_OPT_WSCALE`].
+    pub options: u8,
+    /// The peer's window-scale shift (`tcpi_snd_wscale`), with `TCPI_OPT_WSCALE`.
+    pub snd_wscale: u8,
+    /// Ours (`tcpi_rcv_wscale`).
+    pub rcv_wscale: u8,
     /// Smoothed RTT, µs (`tcpi_rtt`).
     pub rtt_us: u32,
     /// RTT variation, µs (`tcpi_rttvar`).
@@ -48,12 +55,22 @@ pub struct TcpInfo {
     pub congestion: crate::stream::CongAlgo,
 }
 
+/// `TCPI_OPT_TIMESTAMPS` (include/uapi/linux/tcp.h): RFC 7323 timestamps agreed.
+pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
+/// `TCPI_OPT_SACK`: SACK agreed.
+pub const TCPI_OPT_SACK: u8 = 2;
+/// `TCPI_OPT_WSCALE`: window scaling agreed.
+pub const TCPI_OPT_WSCALE: u8 = 4;
+
 /// The `tcp_info` of a socket in `state`, from its control block `cb` if it
 /// has one (a socket not yet connected or listening has none: zeros).
 pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
     let Some(cb) = cb else {
         return TcpInfo {
             state,
+            options: 0,
+            snd_wscale: 0,
+            rcv_wscale: 0,
             rtt_us: 0,
             rttvar_us: 0,
             rto_us: 0,
@@ -73,8 +90,15 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
             congestion: crate::stream::CongAlgo::default(),
         };
     };
+    let wscale_ok = cb.rcv_wscale > 0 || cb.snd_wscale > 0;
+    let options = (if cb.ts.ok { TCPI_OPT_TIMESTAMPS } else { 0 })
+        | (if cb.sack_ok { TCPI_OPT_SACK } else { 0 })
+        | (if wscale_ok { TCPI_OPT_WSCALE } else { 0 });
     TcpInfo {
         state: cb.state,
+        options,
+        snd_wscale: if wscale_ok { cb.snd_wscale } else { 0 },
+        rcv_wscale: if wscale_ok { cb.rcv_wscale } else { 0 },
         rtt_us: cb.srtt_us,
         rttvar_us: cb.rttvar_us,
         rto_us: cb.rto_backed_off().as_micros() as u32,

@@ -24,6 +24,7 @@ use super::output::{
 };
 use super::syncookies::TcpSyncookies;
 use super::table::{CbId, FourTuple, TimeWaitSock};
+use super::timestamps::{self, Paws};
 use super::{
     after, before, cong, TCP_INVALID_RATELIMIT, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_MIN_MSS, TCP_MSS_DEFAULT,
     TCP_RCV_WSCALE, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN,
@@ -38,7 +39,7 @@ use crate::stream::TcpState;
 use crate::umem::{Frame, Umem};
 use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::Ipv4Repr;
-use crate::wire::tcp::{self, flags, TcpPacket, TcpRepr};
+use crate::wire::tcp::{self, flags, TcpOptions, TcpPacket, TcpRepr};
 
 /// A received segment: its header and its data.
 pub struct Segment<'a> {
@@ -154,7 +155,12 @@ fn tcp_v4_rcv_bytes(
 }
 
 /// The counters of a segment dropped after the lookup, most specific first.
-const TCP_SEG_DROPS: [MibCounter; 6] = [
+const TCP_SEG_DROPS: [MibCounter; 11] = [
+    MibCounter::TcpExtPAWSEstab,
+    MibCounter::TcpExtPAWSOldAck,
+    MibCounter::TcpExtPAWSTimewait,
+    MibCounter::TcpExtTSEcrRejected,
+    MibCounter::TcpExtPAWSActive,
     MibCounter::TcpExtListenOverflows,
     MibCounter::TcpExtTCPReqQFullDrop,
     MibCounter::TcpExtTCPOFODrop,
@@ -245,6 +251,9 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
         rcv_nxt: cb.rcv_nxt,
         rcv_wnd: cb.rcv_wnd,
         rcv_wscale: cb.rcv_wscale,
+        ts_recent: cb.ts.recent,
+        ts_recent_stamp: if cb.ts.ok { cb.ts.recent_stamp } else { None },
+        ts_offset: cb.ts.offset,
         expires: now + timeo,
     };
     let key = FourTuple { local: cb.local, remote: cb.remote };
@@ -351,6 +360,11 @@ fn rcv_synsent(
             tcp_v4_send_reset(net, q, umem, cb.local, cb.remote, r, now);
             return Fate::Keep;
         }
+        if timestamps::synsent_tsecr_bad(cb, &net.tcp.ts_clock, r.options.timestamp, now) {
+            net.mib.TcpExtPAWSActive += 1;
+            tcp_v4_send_reset(net, q, umem, cb.local, cb.remote, r, now);
+            return Fate::Keep;
+        }
         if seg.has(flags::RST) {
             tcp_reset(net, cb);
             return Fate::Done;
@@ -363,10 +377,14 @@ fn rcv_synsent(
         cb.rcv_nxt = r.seq.wrapping_add(1);
         cb.rcv_wup = cb.rcv_nxt;
         cb.snd_una = r.ack;
+        let ts_ok = timestamps::synsent_agree(cb, &net.tcp.ts_clock, r.options.timestamp, now);
         if cb.retransmits == 0 {
             if let Some((_, sent)) = cb.rtt_probe.take() {
                 cong::rtt_sample(cb, now.saturating_duration_since(sent));
             }
+        } else if let Some(rtt) = ts_ok.then(|| timestamps::ack_rtt(cb, &net.tcp.ts_clock, r, now)).flatten() {
+            // The SYN was sent again (Karn): its echoed TSval times it.
+            cong::rtt_sample(cb, rtt);
         }
         cb.rtt_probe = None;
         cong::no_handshake_sample(cb);
@@ -386,6 +404,7 @@ fn rcv_synsent(
         cb.snd_wl1 = r.seq;
         cb.snd_wl2 = r.ack;
         cb.mss = clamp_mss(r.options.mss, cb.advmss);
+        timestamps::shrink_mss(cb, true);
         cb.rto_at = None;
         cb.backoff = 0;
         cb.retransmits = 0;
@@ -420,6 +439,9 @@ fn rcv_synsent(
             cb.snd_wscale = r.options.window_scale.unwrap_or(0).min(TCP_MAX_WSCALE);
         }
         cb.mss = clamp_mss(r.options.mss, cb.advmss);
+        if timestamps::synsent_agree(cb, &net.tcp.ts_clock, r.options.timestamp, now) {
+            timestamps::shrink_mss(cb, false);
+        }
         cb.sack_ok = r.options.sack_permitted;
         tcp_set_state(net, cb, TcpState::SynRecv);
         tcp_send_synack_cb(net, q, umem, cb, now);
@@ -446,7 +468,28 @@ fn rcv_state_process(
     if !seg.has(flags::ACK) && !seg.has(flags::RST) && !seg.has(flags::SYN) {
         return Fate::Keep;
     }
-    // tcp_validate_incoming. Step 1: sequence number.
+    // tcp_validate_incoming. H1: PAWS (RFC 7323 §5.3); a RST is taken whatever its timestamp.
+    let paws = timestamps::paws_discard(cb, r, now);
+    if paws != Paws::Accept && !seg.has(flags::RST) {
+        if seg.has(flags::SYN) {
+            if cb.state == TcpState::Established {
+                net.mib.TcpInErrs += 1;
+            }
+            net.mib.TcpExtTCPSYNChallenge += 1;
+            send_challenge_ack(net, q, umem, cb, now);
+        } else if paws == Paws::OldAck {
+            net.mib.TcpExtPAWSOldAck += 1;
+        } else {
+            net.mib.TcpExtPAWSEstab += 1;
+            if tcp_oow_rate_limited(&mut cb.last_oow_ack, seg, now) {
+                net.mib.TcpExtTCPACKSkippedPAWS += 1;
+            } else {
+                send_dupack(net, q, umem, cb, seg, now);
+            }
+        }
+        return Fate::Keep;
+    }
+    // Step 1: sequence number.
     if !tcp_sequence(cb, seg.seq(), seg.end_seq()) {
         if !seg.has(flags::RST) {
             if seg.has(flags::SYN) {
@@ -622,6 +665,8 @@ fn tcp_ack(
     if after(ack, cb.snd_max) {
         return Err(AckError::UnsentData);
     }
+    // ts_recent moves only once the segment is known acceptable.
+    timestamps::ack_update_ts_recent(cb, r, now);
     // tcp_ack_update_window (RFC 9293 §3.10.7.4, SND.WL1/WL2).
     let nwin = u32::from(r.window) << cb.snd_wscale;
     let prior_wnd = cb.snd_wnd;
@@ -708,9 +753,13 @@ fn tcp_ack(
         newest = Some(sent);
         cb.sent_times.pop_front();
     }
-    if let Some(sent) = newest {
-        cong::pkts_acked(cb, now.saturating_duration_since(sent), now, &mut net.mib);
+    // tcp_ack_update_rtt: without a sample from the ACK's timing (the
+    // data was sent again, or is not the one being timed), TSecr gives one.
+    let ts_rtt = timestamps::ack_rtt(cb, &net.tcp.ts_clock, r, now);
+    if let Some(rtt) = newest.map(|sent| now.saturating_duration_since(sent)).or(ts_rtt) {
+        cong::pkts_acked(cb, rtt, now, &mut net.mib);
     }
+    let mut sampled = false;
     if let Some((end, sent)) = cb.rtt_probe {
         if !before(ack, end) {
             cong::rtt_sample(cb, now.saturating_duration_since(sent));
@@ -718,7 +767,12 @@ fn tcp_ack(
             // RFC 6298 §5.7 (tcp_ack_update_rtt): only a valid RTT
             // measurement resets the backoff.
             cb.backoff = 0;
+            sampled = true;
         }
+    }
+    if let (false, Some(rtt)) = (sampled, ts_rtt) {
+        cong::rtt_sample(cb, rtt);
+        cb.backoff = 0;
     }
     cb.retransmits = 0;
     cb.probes_out = 0;
@@ -1084,17 +1138,27 @@ fn tcp_conn_request(
         sent_at: now,
         last_oow_ack: None,
         from_cookie: false,
+        ts: timestamps::req_init(&net.tcp.ts_clock, &key, r.options.timestamp),
     };
     let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
     if want_cookie {
-        // cookie_v4_init_sequence: the MSS in the ISN; without timestamps
-        // no room for the window scale or SACK (tcp_clear_options). The
-        // request sock goes with the SYN-ACK.
+        // cookie_v4_init_sequence: the MSS in the ISN; the window scale and
+        // SACK in the low bits of TSval (cookie_init_timestamp), or, without
+        // timestamps, not at all (tcp_clear_options). The request sock goes
+        // with the SYN-ACK.
         let (cookie, _) =
             net.tcp.cookies.init_sequence(&(key.local, key.remote), r.seq, r.options.mss.unwrap_or(536), now);
         req.iss = cookie;
-        req.snd_wscale = None;
-        req.sack_ok = false;
+        match req.ts.as_mut() {
+            Some(ts) => {
+                let ts_now = net.tcp.ts_clock.ms(now);
+                ts.cookie_ts = Some(timestamps::cookie_init_timestamp(req.snd_wscale, req.sack_ok, ts_now));
+            }
+            None => {
+                req.snd_wscale = None;
+                req.sack_ok = false;
+            }
+        }
         net.mib.TcpExtSyncookiesSent += 1;
         if let Some(x) = l.listener.as_mut() {
             // tcp_synq_overflow: at most once a second.
@@ -1102,10 +1166,10 @@ fn tcp_conn_request(
                 x.last_overflow = Some(now);
             }
         }
-        tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, false, now);
+        tcp_send_synack(net, q, umem, key.local, key.remote, &mut req, l.advmss, rcvbuf, false, now);
         return;
     }
-    tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, false, now);
+    tcp_send_synack(net, q, umem, key.local, key.remote, &mut req, l.advmss, rcvbuf, false, now);
     l.synack_at = Some(l.synack_at.map_or(req.expires, |t| t.min(req.expires)));
     if let Some(x) = l.listener.as_mut() {
         x.syn_queue.insert(key.remote, req);
@@ -1148,12 +1212,18 @@ fn cookie_v4_check(
         net.mib.TcpExtListenDrops += 1;
         return true;
     }
+    // cookie_timestamp_decode: the window scale and SACK from the echoed
+    // TSval, less our offset.
+    let clock = &net.tcp.ts_clock;
+    let ts = timestamps::req_init(clock, &key, r.options.timestamp);
+    let tsecr = ts.zip(r.options.timestamp).map(|(t, (_, e))| if e == 0 { 0 } else { e.wrapping_sub(t.off) });
+    let Some(opts) = timestamps::cookie_timestamp_decode(clock.mode, tsecr) else { return false };
     let req = RequestSock {
         iss: cookie,
         irs: sseq,
         mss: mss.min(l.advmss as u16),
-        snd_wscale: None,
-        sack_ok: false,
+        snd_wscale: opts.snd_wscale,
+        sack_ok: opts.sack_ok,
         snd_wnd: r.window,
         num_timeout: 0,
         num_retrans: 0,
@@ -1162,6 +1232,7 @@ fn cookie_v4_check(
         sent_at: now,
         last_oow_ack: None,
         from_cookie: true,
+        ts,
     };
     tcp_child_process(net, q, umem, l, key, &req, seg, now);
     true
@@ -1191,8 +1262,9 @@ fn tcp_check_req(
     now: Instant,
 ) {
     let r = &seg.repr;
-    let Some(req) = l.listener.as_ref().and_then(|x| x.syn_queue.get(&key.remote)).cloned() else { return };
+    let Some(mut req) = l.listener.as_ref().and_then(|x| x.syn_queue.get(&key.remote)).cloned() else { return };
     let flg = r.flags & (flags::RST | flags::SYN | flags::ACK);
+    let tsc = timestamps::req_check(&net.tcp.ts_clock, req.ts.as_ref(), req.timeout(), r, now);
     let rcvbuf = l.tsk().rcvbuf.load(Ordering::Relaxed);
     // The request's answers to repeated and out-of-window segments are
     // rate-limited like a connection's (`TCPACKSkippedSynRecv`).
@@ -1208,12 +1280,13 @@ fn tcp_check_req(
         limited
     };
     // A retransmitted SYN: the SYN-ACK again.
-    if r.seq == req.irs && flg == flags::SYN {
+    if r.seq == req.irs && flg == flags::SYN && !tsc.paws_reject {
         if !req_oow_rate_limited(net, l) {
-            tcp_send_synack(net, q, umem, key.local, key.remote, &req, l.advmss, rcvbuf, true, now);
+            let advmss = l.advmss;
             // The request's timer starts again from now (mod_timer_pending
             // with reqsk_timeout); inet_rtx_syn_ack counts it (num_retrans).
             if let Some(x) = l.listener.as_mut().and_then(|x| x.syn_queue.get_mut(&key.remote)) {
+                tcp_send_synack(net, q, umem, key.local, key.remote, x, advmss, rcvbuf, true, now);
                 x.expires = now + x.timeout();
                 x.num_retrans += 1;
             }
@@ -1226,10 +1299,11 @@ fn tcp_check_req(
         return;
     }
     let rcv_nxt = req.irs.wrapping_add(1);
-    let wnd = initial_window(rcvbuf, l.advmss);
-    if !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
+    let wnd = initial_window(rcvbuf, req.window_mss(l.advmss));
+    if tsc.paws_reject || tsc.tsecr_reject || !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
         if !seg.has(flags::RST) && !req_oow_rate_limited(net, l) {
             // The request's ACK again (`tcp_v4_reqsk_send_ack`).
+            let (recent, off) = req.ts.map_or((0, 0), |t| (t.recent, t.off));
             let ack = TcpRepr {
                 src_port: key.local.port(),
                 dst_port: key.remote.port(),
@@ -1238,12 +1312,29 @@ fn tcp_check_req(
                 flags: flags::ACK,
                 window: wnd as u16,
                 urgent: 0,
-                options: Default::default(),
+                options: TcpOptions {
+                    timestamp: timestamps::bare_ack_option(&net.tcp.ts_clock, recent, off, now),
+                    ..TcpOptions::default()
+                },
                 payload_len: 0,
             };
             super::output::send_bare(net, q, umem, key.local, key.remote, &ack, now);
         }
+        if tsc.paws_reject {
+            net.mib.TcpExtPAWSEstab += 1;
+        } else if tsc.tsecr_reject {
+            net.mib.TcpExtTSEcrRejected += 1;
+        }
         return;
+    }
+    // In sequence, PAWS is OK: the segment's TSval is the next to echo.
+    if let (Some(tsval), Some(ts)) = (tsc.tsval, req.ts.as_mut()) {
+        if !after(r.seq, rcv_nxt) {
+            ts.recent = tsval;
+            if let Some(x) = l.listener.as_mut().and_then(|x| x.syn_queue.get_mut(&key.remote)) {
+                x.ts = req.ts;
+            }
+        }
     }
     if seg.has(flags::RST) || seg.has(flags::SYN) {
         // A failed attempt, then embryonic_reset.
@@ -1350,7 +1441,9 @@ fn create_openreq_child(
     }
     cb.sack_ok = req.sack_ok;
     cb.mss = u32::from(req.mss).min(cb.advmss);
-    cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
+    timestamps::child_init(&mut cb, req.ts.as_ref(), now);
+    timestamps::shrink_mss(&mut cb, false);
+    cb.rcv_wnd = initial_window(rcvbuf, req.window_mss(cb.advmss));
     cb.rcv_ssthresh = cb.rcv_wnd;
     cb.snd_wnd = u32::from(seg.repr.window) << cb.snd_wscale;
     cb.max_window = cb.snd_wnd;
@@ -1360,6 +1453,9 @@ fn create_openreq_child(
     // (Karn), nor from a cookie (no record of when its SYN-ACK went).
     if req.num_timeout == 0 && req.num_retrans == 0 && !req.from_cookie {
         cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at));
+    } else if let Some(rtt) = timestamps::ack_rtt(&cb, &net.tcp.ts_clock, &seg.repr, now) {
+        // The SYN-ACK's echoed TSval times it (a cookie's, or one sent again).
+        cong::rtt_sample(&mut cb, rtt);
     }
     cong::no_handshake_sample(&mut cb);
     net.mib.TcpPassiveOpens += 1;
@@ -1378,6 +1474,7 @@ fn create_openreq_child(
 fn tcp_timewait_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTuple, seg: &Segment<'_>, now: Instant) {
     let Some(mut tw) = net.tcp.tw.get(&key).copied() else { return };
     let r = &seg.repr;
+    let (tsval, paws_reject) = timestamps::tw_check(&net.tcp.ts_clock, &tw, r, now);
     enum Act {
         Nothing,
         Ack,
@@ -1387,7 +1484,7 @@ fn tcp_timewait_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTu
     }
     let act = if tw.substate == TcpState::FinWait2 {
         let wnd_end = tw.rcv_nxt.wrapping_add(tw.rcv_wnd);
-        if !tcp_in_window(r.seq, seg.end_seq(), tw.rcv_nxt, wnd_end) {
+        if paws_reject || !tcp_in_window(r.seq, seg.end_seq(), tw.rcv_nxt, wnd_end) {
             Act::Ack
         } else if seg.has(flags::RST) {
             Act::Kill
@@ -1401,25 +1498,45 @@ fn tcp_timewait_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTu
             tw.substate = TcpState::TimeWait;
             tw.rcv_nxt = seg.end_seq();
             tw.expires = now + TCP_TIMEWAIT_LEN;
+            if let Some(v) = tsval {
+                tw.ts_recent = v;
+                tw.ts_recent_stamp = Some(now);
+            }
             Act::Ack
         }
-    } else if r.seq == tw.rcv_nxt && (seg.end_seq() == r.seq || seg.has(flags::RST)) {
+    } else if !paws_reject && r.seq == tw.rcv_nxt && (seg.end_seq() == r.seq || seg.has(flags::RST)) {
         if seg.has(flags::RST) {
             Act::Kill
         } else {
             tw.expires = now + TCP_TIMEWAIT_LEN;
+            if let Some(v) = tsval {
+                tw.ts_recent = v;
+                tw.ts_recent_stamp = Some(now);
+            }
             Act::Nothing
         }
-    } else if seg.has(flags::SYN) && !seg.has(flags::RST) && !seg.has(flags::ACK) && after(r.seq, tw.rcv_nxt) {
+    } else if seg.has(flags::SYN)
+        && !seg.has(flags::RST)
+        && !seg.has(flags::ACK)
+        && !paws_reject
+        && (after(r.seq, tw.rcv_nxt) || tsval.is_some_and(|v| (tw.ts_recent.wrapping_sub(v) as i32) < 0))
+    {
+        // A new SYN: a higher sequence number, or a newer timestamp
+        // (RFC 6191), reopens the 4-tuple.
         let isn = tw.snd_nxt.wrapping_add(65535 + 2);
         Act::Syn(if isn == 0 { 1 } else { isn })
-    } else if !seg.has(flags::RST) {
-        if seg.has(flags::ACK) {
-            tw.expires = now + TCP_TIMEWAIT_LEN;
-        }
-        Act::Ack
     } else {
-        Act::Nothing
+        if paws_reject {
+            net.mib.TcpExtPAWSTimewait += 1;
+        }
+        if seg.has(flags::RST) {
+            Act::Nothing
+        } else {
+            if paws_reject || seg.has(flags::ACK) {
+                tw.expires = now + TCP_TIMEWAIT_LEN;
+            }
+            Act::Ack
+        }
     };
     match act {
         Act::Kill => {
@@ -1461,7 +1578,10 @@ fn send_tw_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, key: FourTuple, 
         flags: flags::ACK,
         window: (tw.rcv_wnd >> tw.rcv_wscale).min(u32::from(u16::MAX)) as u16,
         urgent: 0,
-        options: Default::default(),
+        options: TcpOptions {
+            timestamp: timestamps::bare_ack_option(&net.tcp.ts_clock, tw.ts_recent, tw.ts_offset, now),
+            ..TcpOptions::default()
+        },
         payload_len: 0,
     };
     super::output::send_bare(net, q, umem, key.local, key.remote, &repr, now);

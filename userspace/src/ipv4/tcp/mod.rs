@@ -16,6 +16,7 @@
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
+//! | [`timestamps`] | tcp_input.c, tcp_output.c, syncookies.c | RFC 7323 timestamps: TSval clock, `ts_recent`, PAWS, RTT from TSecr |
 //!
 //! Time is passed in: every function that needs the time takes `now`, and
 //! the timers are deadlines the loop checks, so tests run a 60-second
@@ -32,6 +33,7 @@ pub mod prot;
 pub mod syncookies;
 pub mod table;
 pub mod timer;
+pub mod timestamps;
 
 use std::time::Duration;
 

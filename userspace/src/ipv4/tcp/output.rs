@@ -12,6 +12,7 @@ use std::time::Instant;
 use ringbuf::traits::Consumer;
 
 use super::cb::{RequestSock, TcpCb};
+use super::timestamps;
 use super::{after, before, TCP_RCV_WSCALE};
 use crate::ipv4::ip_output::{ip_build_header_df, ip_output};
 use crate::net::Net;
@@ -196,6 +197,7 @@ pub fn tcp_transmit(
     }
     let mut options = TcpOptions::default();
     let window = if syn {
+        options.timestamp = timestamps::syn_option(&net.tcp.ts_clock, &mut cb.ts, now);
         options.mss = Some(cb.advmss as u16);
         options.sack_permitted = cb.state == TcpState::SynSent || cb.sack_ok;
         if cb.state == TcpState::SynSent || cb.rcv_wscale > 0 {
@@ -203,6 +205,7 @@ pub fn tcp_transmit(
         }
         cb.rcv_wnd.min(u32::from(u16::MAX)) as u16
     } else {
+        options.timestamp = timestamps::established_option(&net.tcp.ts_clock, &cb.ts, now);
         let (blocks, n) = cb.sack_blocks();
         options.sack_blocks = blocks;
         options.sack_len = n;
@@ -376,16 +379,19 @@ pub fn tcp_send_synack(
     umem: &Umem,
     local: SocketAddrV4,
     remote: SocketAddrV4,
-    req: &RequestSock,
+    req: &mut RequestSock,
     advmss: u32,
     rcvbuf: usize,
     retrans: bool,
     now: Instant,
 ) {
+    let clock = &net.tcp.ts_clock;
+    let timestamp = req.ts.as_mut().map(|ts| timestamps::synack_option(clock, ts, now));
     let options = TcpOptions {
         mss: Some(advmss as u16),
         sack_permitted: req.sack_ok,
         window_scale: req.snd_wscale.map(|_| TCP_RCV_WSCALE),
+        timestamp,
         ..TcpOptions::default()
     };
     let repr = TcpRepr {
@@ -394,7 +400,7 @@ pub fn tcp_send_synack(
         seq: req.iss,
         ack: req.irs.wrapping_add(1),
         flags: flags::SYN | flags::ACK,
-        window: initial_window(rcvbuf, advmss) as u16,
+        window: initial_window(rcvbuf, req.window_mss(advmss)) as u16,
         urgent: 0,
         options,
         payload_len: 0,

@@ -108,6 +108,8 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     cb.bufs = Some(tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, tsk.sndbuf.load(Ordering::Relaxed)));
     tsk.stream.pushed.store(0, Ordering::Relaxed);
     cb.iss = cx.net.tcp.isn(local, addr, now);
+    // tcp_v4_connect: the timestamp offset comes with the ISN.
+    cb.ts.offset = cx.net.tcp.ts_clock.offset(*local.ip(), *addr.ip());
     cb.snd_una = cb.iss;
     cb.snd_nxt = cb.iss;
     cb.snd_max = cb.iss;

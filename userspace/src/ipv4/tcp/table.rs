@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use super::cb::TcpCb;
 use super::syncookies::{SynCookies, TcpSyncookies};
+use super::timestamps::{TcpTimestamps, TsClock};
 use crate::inet_hashtables::FxHasher;
 use crate::stream::TcpState;
 use crate::timer::TimerQueue;
@@ -43,6 +44,12 @@ pub struct TimeWaitSock {
     pub rcv_wnd: u32,
     /// Our window-scale shift.
     pub rcv_wscale: u8,
+    /// The TSval to echo (`tw_ts_recent`).
+    pub ts_recent: u32,
+    /// When it was stored (`tw_ts_recent_stamp`); `None` without timestamps.
+    pub ts_recent_stamp: Option<Instant>,
+    /// Our timestamp offset (`tw_ts_offset`).
+    pub ts_offset: u32,
     /// When it ends.
     pub expires: Instant,
 }
@@ -83,6 +90,8 @@ pub struct TcpTable {
     challenge_second: Option<u64>,
     /// Challenge ACKs left in it (`tcp_challenge_count`).
     challenge_count: u32,
+    /// The timestamp clock and `net.ipv4.tcp_timestamps`.
+    pub ts_clock: TsClock,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
@@ -106,6 +115,7 @@ impl TcpTable {
             slow_start_after_idle: true,
             challenge_second: None,
             challenge_count: 0,
+            ts_clock: TsClock::new(epoch, TcpTimestamps::On),
             epoch,
         }
     }
