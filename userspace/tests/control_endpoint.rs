@@ -99,7 +99,10 @@ fn stat_and_ss_agree_with_what_was_sent_and_the_exit_report() {
     // One indented line, as ss prints it: skmem, then the TCP internals.
     let more = ss.lines().nth(estab + 1).unwrap_or_default();
     assert!(more.starts_with("\t skmem:(r0,rb") && more.contains(" rtt:") && more.contains("bytes_received:5"), "{ss}");
-    assert!(more.contains(" cubic rto:"), "the congestion control first, as ss prints it: {ss}");
+    assert!(
+        more.contains(" ts sack cubic wscale:"),
+        "options, congestion control, window scales first, as ss prints them: {ss}"
+    );
     assert!(!ss.contains("LISTEN"), "ss without -l or -a shows no listener:\n{ss}");
     let listening = ok_stdout(&xsknet(ns, &history, &["ss", "-l", "--iface", ifname]));
     assert!(
