@@ -19,7 +19,7 @@ use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
 use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
-use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+use xsknet::wire::tcp::{flags, SackBlock, TcpOptions, TcpPacket, TcpRepr};
 use xsknet::wire::{build, EthernetAddress};
 use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpState};
 
@@ -1096,13 +1096,18 @@ fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,
 /// our port, our ISN). The peer's window is 64512 (63 << 10).
 fn connected_after(b: &mut Bench, rtt: Duration) -> (Fd, u16, u32) {
+    connected_after_with(b, rtt, linux_syn_options())
+}
+
+/// [`connected_after`] with the peer's SYN-ACK carrying `options`.
+fn connected_after_with(b: &mut Bench, rtt: Duration, options: TcpOptions) -> (Fd, u16, u32) {
     let fd = b.s.socket(SockType::Stream).unwrap();
     assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
     let syn = b.one();
     let (port, iss) = (syn.r.src_port, syn.r.seq);
     b.at(b.elapsed() + rtt);
     let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    sa.options = options;
     b.send(sa, &[]);
     assert_eq!(b.one().r.ack, PISN + 1);
     // The peer's first ACK sets its scaled window.
@@ -1168,7 +1173,10 @@ fn rto_follows_rfc6298_with_backoff_and_karn() {
 #[test]
 fn three_duplicate_acks_fast_retransmit_and_newreno_partial_acks() {
     let mut b = Bench::new();
-    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    // A peer without SACK (with SACK, Linux counts SACKed segments, not
+    // duplicate ACKs: `tcp_dupack_heuristics`).
+    let no_sack = TcpOptions { sack_permitted: false, ..linux_syn_options() };
+    let (fd, port, iss) = connected_after_with(&mut b, ms(100), no_sack);
     let data = pattern(7 * MSS);
     assert_eq!(b.s.send(fd, &data), Ok(data.len()));
     let out = b.out();
@@ -2353,6 +2361,16 @@ fn tcp_max_tw_buckets_bounds_time_wait() {
     b.end();
 }
 
+/// An ACK of `ack` from the peer on `PPORT` to our `port` with SACK `blocks`.
+fn sack_ack(port: u16, ack: u32, blocks: &[(u32, u32)]) -> TcpRepr {
+    let mut r = hdr(PPORT, port, PISN + 1, ack, ACK, PEER_WIN);
+    r.options.sack_len = blocks.len() as u8;
+    for (b, &(left, right)) in r.options.sack_blocks.iter_mut().zip(blocks) {
+        *b = SackBlock { left, right };
+    }
+    r
+}
+
 /// The window after fast retransmit of 10 segments in flight: CUBIC (the
 /// default, as Linux's) keeps β = 717/1024 of it, Reno half, and
 /// `TCP_CONGESTION` picks per socket; ssthresh and cwnd when recovery ends.
@@ -2367,8 +2385,11 @@ fn ssthresh_after_fast_retransmit(algo: Option<CongAlgo>) -> (u32, u32) {
     assert_eq!(b.out().len(), 10, "the initial window");
     let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
     b.at(ms(150));
-    for _ in 0..4 {
-        b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    // Segment 1 lost: the peer SACKs 2, 3, 4 (with SACK, Linux enters
+    // recovery on SACKed segments, not on duplicate ACKs alone).
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    for i in 2..5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i + 1))]), &[]);
     }
     assert_eq!(b.out().len(), 1, "the fast retransmission");
     b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);

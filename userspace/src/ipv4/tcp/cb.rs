@@ -181,6 +181,8 @@ pub struct TcpCb {
     /// Where the most recent out-of-order segment began: the SACK block
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
+    /// The SACK scoreboard, D-SACK and undo state (`super::sack`).
+    pub sack: super::sack::Scoreboard,
 
     // Congestion control: the algorithm's growth and decrease (CUBIC or
     // Reno), NewReno recovery (RFC 5681, RFC 6582).
@@ -310,6 +312,7 @@ impl TcpCb {
             ofo: Vec::new(),
             ofo_bytes: 0,
             sack_recent: 0,
+            sack: super::sack::Scoreboard::default(),
             ca: Congestion::Reno(super::ca::Reno),
             lsndtime: None,
             cwnd: super::TCP_INIT_CWND,
@@ -438,29 +441,52 @@ impl TcpCb {
     }
 
     /// The SACK blocks our ACKs carry (RFC 2018 §4, as `tcp_sack_new_ofo_skb`
-    /// keeps them): the out-of-order data as contiguous blocks, the one
-    /// holding the most recent segment first, then the others from the
-    /// highest down; at most 4. None unless the peer agreed to SACK.
+    /// keeps them): a pending D-SACK first (RFC 2883 §4), then the
+    /// out-of-order data as contiguous blocks, the one holding the most
+    /// recent segment first, then the others from the highest down; at most
+    /// 4. None unless the peer agreed to SACK. Allocates nothing.
     pub fn sack_blocks(&self) -> ([SackBlock; 4], u8) {
         let mut out = [SackBlock::default(); 4];
-        if !self.sack_ok || self.ofo.is_empty() {
+        if !self.sack_ok {
             return (out, 0);
         }
-        let mut blocks: Vec<SackBlock> = Vec::with_capacity(self.ofo.len());
-        for o in &self.ofo {
-            match blocks.last_mut() {
-                Some(b) if b.right == o.seq => b.right = o.end(),
-                _ => blocks.push(SackBlock { left: o.seq, right: o.end() }),
-            }
-        }
-        blocks.retain(|b| b.left != b.right);
-        let recent = blocks.iter().position(|b| !before(self.sack_recent, b.left) && before(self.sack_recent, b.right));
         let mut n = 0;
-        if let Some(i) = recent {
-            out[0] = blocks.remove(i);
+        if let Some(d) = self.sack.dsack_out {
+            out[0] = d;
             n = 1;
         }
-        for b in blocks.into_iter().rev() {
+        // Contiguous blocks from the highest down: the recent one aside,
+        // the others in order until the array is full.
+        let mut recent = None;
+        let mut others = [SackBlock::default(); 4];
+        let mut k = 0;
+        let mut take = |b: SackBlock| {
+            if b.left == b.right {
+                return;
+            }
+            if recent.is_none() && !before(self.sack_recent, b.left) && before(self.sack_recent, b.right) {
+                recent = Some(b);
+            } else if k < others.len() {
+                others[k] = b;
+                k += 1;
+            }
+        };
+        let mut cur: Option<SackBlock> = None;
+        for o in self.ofo.iter().rev() {
+            match cur.as_mut() {
+                Some(b) if b.left == o.end() => b.left = o.seq,
+                _ => {
+                    if let Some(b) = cur.take() {
+                        take(b);
+                    }
+                    cur = Some(SackBlock { left: o.seq, right: o.end() });
+                }
+            }
+        }
+        if let Some(b) = cur {
+            take(b);
+        }
+        for b in recent.into_iter().chain(others[..k].iter().copied()) {
             if n == out.len() {
                 break;
             }

@@ -16,6 +16,7 @@
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
+//! | [`sack`] | tcp_input.c | the SACK scoreboard, SACK loss recovery, D-SACK sent and used, undo |
 //!
 //! Time is passed in: every function that needs the time takes `now`, and
 //! the timers are deadlines the loop checks, so tests run a 60-second
@@ -29,6 +30,7 @@ pub mod info;
 pub mod input;
 pub mod output;
 pub mod prot;
+pub mod sack;
 pub mod syncookies;
 pub mod table;
 pub mod timer;

@@ -241,9 +241,12 @@ pub fn tcp_transmit(
         return false;
     }
     let end = seq.wrapping_add(repr.seg_len());
+    // The D-SACK went out (`tcp_options_write` clears `rx_opt.dsack`).
+    cb.sack.dsack_out = None;
     if before(seq, cb.snd_max) && repr.seg_len() > 0 {
         net.mib.TcpRetransSegs += 1;
         cb.total_retrans += 1;
+        super::sack::on_retransmit(cb, seq, end);
         if syn {
             net.mib.TcpExtTCPSynRetrans += 1;
         }
@@ -421,7 +424,8 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
     // Congestion window (`tcp_cwnd_test`), in segments' worth of bytes.
     let cwnd_bytes = cb.cwnd.saturating_mul(cb.mss);
     let in_flight = cb.in_flight();
-    if in_flight >= cwnd_bytes {
+    // `tcp_packets_in_flight`: SACKed and lost data is not in flight.
+    if super::sack::pipe(cb) >= cwnd_bytes {
         return 0;
     }
     // The peer's window (`tcp_snd_wnd_test`).
@@ -444,7 +448,8 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
     if len < mss && !nodelay && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
         return 0;
     }
-    len as usize
+    // Sent again after a timeout: up to the next SACKed range.
+    len.min(super::sack::room_before_sacked(cb, cb.snd_nxt)) as usize
 }
 
 /// `tcp_write_xmit`: sends what the windows allow from `snd_nxt` on, with
@@ -472,6 +477,7 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
     };
     let mut sent = 0;
     loop {
+        super::sack::skip_sacked(cb);
         let len = next_segment_len(cb, nodelay);
         if len == 0 {
             break;
