@@ -745,7 +745,8 @@ fn tcp_ack(
     let acked_segs = acked.div_ceil(mss);
     if cb.sack_ok {
         let prior_state = cb.ca_state;
-        if tag.alert() || cb.ca_state != CaState::Open {
+        // Data SACKed and outstanding is Linux's Disorder state: dubious too.
+        if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {
             super::sack::fastretrans_alert(net, q, umem, cb, prior_una, now);
         }
         // tcp_cong_control: no growth while the window is being reduced,

@@ -348,7 +348,8 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
         let found_dup = check_dsack(mib, cb, blocks, ack, prior_una);
         tag.dsack = found_dup;
         let too_old = before(ack, prior_una.wrapping_sub(cb.max_window));
-        if !too_old && cb.snd_max != una {
+        // `packets_out` as it was before this ACK's cumulative part.
+        if !too_old && cb.snd_max != prior_una {
             for (i, &b) in blocks.iter().enumerate() {
                 let dup = i == 0 && found_dup;
                 if !is_sackblock_valid(cb, una, dup, b.left, b.right) {
@@ -556,7 +557,8 @@ fn update_scoreboard(cb: &mut TcpCb, fast_rexmit: bool) {
     if fast_rexmit && lost.is_none() {
         end = cb.snd_una.wrapping_add(mss).min_seq(cb.snd_max);
     }
-    if after(end, cb.sack.lost_end) || before(cb.sack.lost_end, cb.snd_una) {
+    // Marks are kept through a recovery; outside one they are made afresh.
+    if cb.ca_state != CaState::Recovery || after(end, cb.sack.lost_end) {
         cb.sack.lost_end = end;
     }
 }
