@@ -589,7 +589,7 @@ fn time_to_recover(cb: &TcpCb) -> bool {
 pub fn pipe(cb: &TcpCb) -> u32 {
     let (una, nxt) = (cb.snd_una, cb.snd_nxt);
     let mut p = nxt.wrapping_sub(una);
-    if !cb.sack_ok || cb.sack.len == 0 && cb.ca_state != CaState::Recovery {
+    if !cb.sack_ok || (cb.sack.len == 0 && cb.ca_state != CaState::Recovery) {
         return p;
     }
     p = p.saturating_sub(cb.sack.sacked_in(una, nxt));
