@@ -627,7 +627,14 @@ pub fn room_before_sacked(cb: &TcpCb, seq: u32) -> u32 {
 /// first, while the pipe leaves room in cwnd (RFC 6675 §5 `NextSeg` rule 1);
 /// `force` sends the first whatever the pipe (the fast retransmit).
 /// Counts `TcpExtTCPFastRetrans`.
-fn xmit_retransmit_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, mut force: bool, now: Instant) {
+fn xmit_retransmit_queue(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    mut force: bool,
+    now: Instant,
+) {
     let mss = cb.mss.max(1);
     loop {
         let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
