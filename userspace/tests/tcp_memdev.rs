@@ -2647,6 +2647,25 @@ fn a_spurious_fast_retransmit_is_undone_by_dsack() {
 }
 
 #[test]
+fn a_dsack_on_the_ack_that_ends_recovery_is_a_full_undo() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    let before = b.s.tcp_info(fd).unwrap();
+    for i in 3..=5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+    }
+    assert_eq!(b.one().r.seq, seg(1), "the fast retransmission");
+    // The ACK past high_seq reports the retransmission as a duplicate:
+    // tcp_try_undo_recovery undoes as recovery ends (TcpExtTCPFullUndo).
+    b.send(sack_ack(port, seg(10), &[(seg(1), seg(2))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKRecv, m.TcpExtTCPFullUndo, m.TcpExtTCPDSACKUndo), (1, 1, 0));
+    let after = b.s.tcp_info(fd).unwrap();
+    assert_eq!((after.snd_cwnd, after.snd_ssthresh), (before.snd_cwnd, before.snd_ssthresh));
+    abort(b, fd);
+}
+
+#[test]
 fn a_spurious_timeout_is_undone_by_dsack() {
     let mut b = Bench::new();
     let (fd, port, iss) = connected_after(&mut b, ms(100));
