@@ -267,6 +267,35 @@ mib! {
         TcpExtTCPSlowStartRetrans,
         /// Fast recoveries entered (no SACK: NewReno).
         TcpExtTCPRenoRecovery,
+        /// Fast recoveries entered on SACK evidence (`tcp_enter_recovery`).
+        TcpExtTCPSackRecovery,
+        /// Reordering seen in SACKs or cumulative ACKs (`tcp_check_sack_reordering`).
+        TcpExtTCPSACKReorder,
+        /// A timeout found the peer had dropped data it SACKed.
+        TcpExtTCPSACKReneging,
+        /// SACK blocks outside what was sent (`tcp_is_sackblock_valid`).
+        TcpExtTCPSACKDiscard,
+        /// D-SACKs received for data below the ACK.
+        TcpExtTCPDSACKRecv,
+        /// D-SACKs received for out-of-order data (inside the second block).
+        TcpExtTCPDSACKOfoRecv,
+        /// Segments the D-SACKs received reported.
+        TcpExtTCPDSACKRecvSegs,
+        /// D-SACKs ignored: older than the current undo episode.
+        TcpExtTCPDSACKIgnoredOld,
+        /// D-SACKs ignored: no undo episode under way.
+        TcpExtTCPDSACKIgnoredNoUndo,
+        /// D-SACKs ignored: longer than the window, or more than we retransmitted.
+        TcpExtTCPDSACKIgnoredDubious,
+        /// D-SACKs sent for data below `rcv_nxt`.
+        TcpExtTCPDSACKOldSent,
+        /// D-SACKs sent for out-of-order data.
+        TcpExtTCPDSACKOfoSent,
+        /// Reductions undone because the peer D-SACKed every retransmission.
+        TcpExtTCPDSACKUndo,
+        /// Recoveries undone when they ended.
+        TcpExtTCPFullUndo,
+        /// Timeouts undone: the peer D-SACKed every retransmission.
         TcpExtTCPLossUndo,
         TcpExtTCPAbortOnData,
         TcpExtTCPAbortOnClose,

@@ -96,6 +96,9 @@ const COMPARED: &[&str] = &[
     "TcpExtTCPAbortOnClose",
     "TcpExtDelayedACKLost",
     "TcpExtTCPOFOQueue",
+    "TcpExtTCPOFOMerge",
+    "TcpExtTCPDSACKOldSent",
+    "TcpExtTCPDSACKOfoSent",
     "TcpExtTCPSynRetrans",
     "TcpExtTCPTimeouts",
     "TcpExtTCPOrigDataSent",
@@ -670,9 +673,27 @@ fn script_main(p: &mut RawPeer) {
     p.data("6 syn-recv: our FIN", &mut r, flags::FIN, &[]);
     p.ack("6 syn-recv: last ACK", &mut r);
 
+    // 7s. With SACK (RFC 2018, RFC 2883): out-of-order data gets a SACK
+    // block, the hole filled, then the same bytes again: a D-SACK block
+    // (`tcp_dsack_set`, TcpExtTCPDSACKOldSent), and a duplicate of data
+    // held out of order (TcpExtTCPDSACKOfoSent).
+    let mut k = Conn::new(40017, ECHO_PORT, 0x7a00_0000);
+    p.syn("7s sack: SYN <mss 1460,sackOK,wscale 7>", &mut k, syn_options());
+    p.ack("7s sack: the handshake's ACK", &mut k);
+    let (rcv, snd) = (k.snd_nxt, k.rcv_nxt);
+    p.raw("7s sack: data after a 5-byte hole", &mut k, rcv.wrapping_add(5), snd, flags::ACK | flags::PSH, b"world");
+    p.raw("7s sack: the same out of order again", &mut k, rcv.wrapping_add(5), snd, flags::ACK | flags::PSH, b"world");
+    p.raw("7s sack: the hole filled", &mut k, rcv, snd, flags::ACK | flags::PSH, b"hello");
+    k.snd_nxt = rcv.wrapping_add(10);
+    p.ack("7s sack: ACK of the echo", &mut k);
+    let (rcv, snd) = (k.snd_nxt, k.rcv_nxt);
+    p.raw("7s sack: the first 5 bytes again", &mut k, rcv.wrapping_sub(10), snd, flags::ACK | flags::PSH, b"hello");
+    p.data("7s sack: our FIN", &mut k, flags::FIN, &[]);
+    p.ack("7s sack: last ACK", &mut k);
+
     // 7. A connection without SACK or window scaling (so Linux sends no SACK
-    // or D-SACK blocks, which xsknet does not yet): out-of-order data, the
-    // hole filled, a duplicate, and the rate limits of RFC 5961 ACKs.
+    // or D-SACK blocks): out-of-order data, the hole filled, a duplicate,
+    // and the rate limits of RFC 5961 ACKs.
     let mut n = Conn::new(40007, ECHO_PORT, 0x7800_0000);
     let mss_only = TcpOptions { mss: Some(1460), ..TcpOptions::default() };
     p.syn("7 no sack: SYN <mss 1460>", &mut n, mss_only);

@@ -189,6 +189,11 @@ fn transfers_complete_byte_exact_through_loss_delay_reordering_and_duplication()
     let relay_stats = pair.stop_relay().expect("relay stats");
     assert_tcp_clean(&done, 5, true);
     assert!(done.counter("TcpRetransSegs") > 0, "3 % loss and no retransmission? {}", done.stdout);
+    // The kernel offers SACK: xsknet recovers with it, never with NewReno,
+    // and reports the duplicates the relay makes in D-SACK blocks.
+    assert!(done.counter("TcpExtTCPSackRecovery") > 0, "no SACK recovery: {}", done.stdout);
+    assert_eq!(done.counter("TcpExtTCPRenoRecovery"), 0, "{}", done.stdout);
+    assert!(done.counter("TcpExtTCPDSACKOldSent") > 0, "2 % duplication and no D-SACK: {}", done.stdout);
     println!(
         "4 x 300 kB echoed through 3 % loss, 5±2 ms, 10 % reorder, 2 % duplication in {:.2} s; \
          xsknet TcpRetransSegs {} TCPTimeouts {} TCPFastRetrans {} TCPOFOQueue {}\nrelay: {relay_stats}",
@@ -198,6 +203,21 @@ fn transfers_complete_byte_exact_through_loss_delay_reordering_and_duplication()
         done.counter("TcpExtTCPFastRetrans"),
         done.counter("TcpExtTCPOFOQueue"),
     );
+    let sack: Vec<String> = [
+        "TcpExtTCPSackRecovery",
+        "TcpExtTCPSACKReorder",
+        "TcpExtTCPSACKDiscard",
+        "TcpExtTCPDSACKRecv",
+        "TcpExtTCPDSACKIgnoredDubious",
+        "TcpExtTCPDSACKUndo",
+        "TcpExtTCPLossUndo",
+        "TcpExtTCPDSACKOldSent",
+        "TcpExtTCPDSACKOfoSent",
+    ]
+    .iter()
+    .map(|c| format!("{c} {}", done.counter(c)))
+    .collect();
+    println!("xsknet SACK: {}", sack.join(", "));
 }
 
 /// Issue 10's SYN flood: `xsknet pktgen --flood syn` from 65536 spoofed

@@ -19,7 +19,7 @@ use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN as ETH_LEN};
 use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
-use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
+use xsknet::wire::tcp::{flags, SackBlock, TcpOptions, TcpPacket, TcpRepr};
 use xsknet::wire::{build, EthernetAddress};
 use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpState};
 
@@ -201,7 +201,8 @@ impl Bench {
     /// Nothing went out.
     fn none(&mut self) {
         let out = self.out();
-        assert!(out.is_empty(), "nothing at {:?}: {out:?}", self.elapsed());
+        let brief: Vec<_> = out.iter().map(|s| (s.r.seq, s.r.ack, s.r.flags, s.data.len())).collect();
+        assert!(out.is_empty(), "nothing at {:?}: {brief:?}", self.elapsed());
     }
 
     fn revents(&mut self, fd: Fd, events: i16) -> i16 {
@@ -1115,13 +1116,18 @@ fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,
 /// our port, our ISN). The peer's window is 64512 (63 << 10).
 fn connected_after(b: &mut Bench, rtt: Duration) -> (Fd, u16, u32) {
+    connected_after_with(b, rtt, linux_syn_options())
+}
+
+/// [`connected_after`] with the peer's SYN-ACK carrying `options`.
+fn connected_after_with(b: &mut Bench, rtt: Duration, options: TcpOptions) -> (Fd, u16, u32) {
     let fd = b.s.socket(SockType::Stream).unwrap();
     assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
     let syn = b.one();
     let (port, iss) = (syn.r.src_port, syn.r.seq);
     b.at(b.elapsed() + rtt);
     let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    sa.options = options;
     b.send(sa, &[]);
     assert_eq!(b.one().r.ack, PISN + 1);
     // The peer's first ACK sets its scaled window.
@@ -1187,7 +1193,10 @@ fn rto_follows_rfc6298_with_backoff_and_karn() {
 #[test]
 fn three_duplicate_acks_fast_retransmit_and_newreno_partial_acks() {
     let mut b = Bench::new();
-    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    // A peer without SACK (with SACK, Linux counts SACKed segments, not
+    // duplicate ACKs: `tcp_dupack_heuristics`).
+    let no_sack = TcpOptions { sack_permitted: false, ..linux_syn_options() };
+    let (fd, port, iss) = connected_after_with(&mut b, ms(100), no_sack);
     let data = pattern(7 * MSS);
     assert_eq!(b.s.send(fd, &data), Ok(data.len()));
     let out = b.out();
@@ -2372,6 +2381,16 @@ fn tcp_max_tw_buckets_bounds_time_wait() {
     b.end();
 }
 
+/// An ACK of `ack` from the peer on `PPORT` to our `port` with SACK `blocks`.
+fn sack_ack(port: u16, ack: u32, blocks: &[(u32, u32)]) -> TcpRepr {
+    let mut r = hdr(PPORT, port, PISN + 1, ack, ACK, PEER_WIN);
+    r.options.sack_len = blocks.len() as u8;
+    for (b, &(left, right)) in r.options.sack_blocks.iter_mut().zip(blocks) {
+        *b = SackBlock { left, right };
+    }
+    r
+}
+
 /// The window after fast retransmit of 10 segments in flight: CUBIC (the
 /// default, as Linux's) keeps β = 717/1024 of it, Reno half, and
 /// `TCP_CONGESTION` picks per socket; ssthresh and cwnd when recovery ends.
@@ -2386,8 +2405,11 @@ fn ssthresh_after_fast_retransmit(algo: Option<CongAlgo>) -> (u32, u32) {
     assert_eq!(b.out().len(), 10, "the initial window");
     let seg = |i: u32| iss.wrapping_add(1 + i * MSS as u32);
     b.at(ms(150));
-    for _ in 0..4 {
-        b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    // Segment 1 lost: the peer SACKs 2, 3, 4 (with SACK, Linux enters
+    // recovery on SACKed segments, not on duplicate ACKs alone).
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    for i in 2..5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i + 1))]), &[]);
     }
     assert_eq!(b.out().len(), 1, "the fast retransmission");
     b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
@@ -2638,6 +2660,313 @@ fn paws_lets_an_old_timestamp_through_after_2147_idle_seconds() {
     let a = b.one();
     assert_eq!(a.r.options.timestamp.map(|t| t.1), Some(PEER_TS - 1000), "the old TSval is now ts_recent");
     assert_eq!(b.s.snmp().TcpExtPAWSEstab, 1);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+// ---------------------------------------------------------------- SACK loss recovery
+
+/// Ten segments of ours in flight after an active open with a 100 ms RTT:
+/// (bench, connection, our port, `seg(i)` = sequence number of segment i,
+/// the data).
+fn ten_in_flight() -> (Bench, Fd, u16, impl Fn(u32) -> u32, Vec<u8>) {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    let data = pattern(10 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    assert_eq!(b.out().len(), 10, "the initial window");
+    let seg = move |i: u32| iss.wrapping_add(1 + i * MSS as u32);
+    b.at(ms(150));
+    (b, fd, port, seg, data)
+}
+
+/// Closes `fd` with a reset and checks the frames.
+fn abort(mut b: Bench, fd: Fd) {
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.out();
+    b.end();
+}
+
+#[test]
+fn a_lost_segment_is_recovered_by_sack_without_a_timeout() {
+    let (mut b, fd, port, seg, data) = ten_in_flight();
+    // Segment 1 is lost; the peer SACKs 2, 3, 4 as they come.
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(3))]), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(4))]), &[]);
+    b.none();
+    let cwnd = b.s.tcp_info(fd).unwrap().snd_cwnd;
+    // The third SACKed segment: recovery (tcp_dupack_heuristics: sacked_out + 1 > reordering).
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(5))]), &[]);
+    let r = b.one();
+    assert_eq!((r.flags(), r.r.seq, r.data.as_slice()), (ACK, seg(1), &data[MSS..2 * MSS]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpExtTCPRenoRecovery, m.TcpExtTCPFastRetrans), (1, 0, 1));
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!(info.snd_ssthresh, cwnd * 717 / 1024, "CUBIC's β");
+    assert_eq!(info.snd_cwnd, info.snd_ssthresh, "RFC 6675 §5: cwnd = ssthresh");
+    // More SACKs: no other hole, nothing more to send.
+    for i in 6..=10 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+    }
+    b.none();
+    // The retransmission arrives: all acknowledged, recovery over.
+    b.at(ms(250));
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    b.none();
+    b.at(ms(5000));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPTimeouts, m.TcpExtTCPFastRetrans), (1, 0, 1));
+    assert_eq!((m.TcpExtTCPSACKDiscard, m.TcpExtTCPDSACKUndo, m.TcpExtTCPFullUndo), (0, 0, 0));
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.snd_cwnd, info.unacked), (info.snd_ssthresh, 0));
+    abort(b, fd);
+}
+
+#[test]
+fn two_holes_in_one_window_are_both_retransmitted_in_one_recovery() {
+    let (mut b, fd, port, seg, data) = ten_in_flight();
+    // Segments 1 and 3 are lost.
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(3))]), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(4), seg(5)), (seg(2), seg(3))]), &[]);
+    b.none();
+    // Three segments SACKed: recovery; only segment 1 has three above it.
+    b.send(sack_ack(port, seg(1), &[(seg(4), seg(6)), (seg(2), seg(3))]), &[]);
+    let r = b.one();
+    assert_eq!((r.r.seq, r.data.as_slice()), (seg(1), &data[MSS..2 * MSS]));
+    // A fourth: segment 3 has three SACKed above it too, and the pipe has
+    // room: it goes, in the same recovery, before any partial ACK.
+    b.send(sack_ack(port, seg(1), &[(seg(4), seg(7)), (seg(2), seg(3))]), &[]);
+    let r = b.one();
+    assert_eq!((r.r.seq, r.data.as_slice()), (seg(3), &data[3 * MSS..4 * MSS]));
+    b.send(sack_ack(port, seg(1), &[(seg(4), seg(10)), (seg(2), seg(3))]), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpExtTCPFastRetrans, m.TcpRetransSegs), (1, 2, 2));
+    // Both retransmissions arrive: the first fills hole 1 (a partial ACK
+    // up to hole 3, nothing sent again), the second ends recovery.
+    b.at(ms(250));
+    b.send(sack_ack(port, seg(3), &[(seg(4), seg(10))]), &[]);
+    b.none();
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    b.at(ms(5000));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (1, 2, 0));
+    abort(b, fd);
+}
+
+#[test]
+fn reordering_is_not_mistaken_for_loss_and_raises_the_threshold() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    // Segment 1 comes after 2 and 3: two SACKed segments, no recovery.
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(3))]), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(4))]), &[]);
+    b.none();
+    // It arrives: the cumulative ACK covers data below the highest SACK
+    // that was never sent again: reordering (tcp_clean_rtx_queue).
+    b.send(hdr(PPORT, port, PISN + 1, seg(4), ACK, PEER_WIN), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSACKReorder, m.TcpExtTCPSackRecovery, m.TcpRetransSegs), (1, 0, 0));
+    // Segment 9 is SACKed before 5: 4 segments of reordering
+    // (tcp_sacktag_one → tcp_check_sack_reordering): `reordering` is 4.
+    b.send(sack_ack(port, seg(4), &[(seg(9), seg(10))]), &[]);
+    b.send(sack_ack(port, seg(4), &[(seg(5), seg(6)), (seg(9), seg(10))]), &[]);
+    assert_eq!(b.s.snmp().TcpExtTCPSACKReorder, 2);
+    // So three SACKed segments (5, 6, 9) do not start recovery any more...
+    b.send(sack_ack(port, seg(4), &[(seg(5), seg(7)), (seg(9), seg(10))]), &[]);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpExtTCPSACKReorder), (0, 3), "6 SACKed below 9: reordering");
+    // ...and 4, 7, 8 arrive late, as the peer's ACK says (4 acknowledged
+    // below the highest SACK: reordering again).
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    b.at(ms(5000));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (0, 0, 0));
+    assert_eq!(m.TcpExtTCPSACKReorder, 4);
+    abort(b, fd);
+}
+
+#[test]
+fn a_spurious_fast_retransmit_is_undone_by_dsack() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    let before = b.s.tcp_info(fd).unwrap();
+    for i in 3..=5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+    }
+    assert_eq!(b.one().r.seq, seg(1), "the fast retransmission");
+    let reduced = b.s.tcp_info(fd).unwrap();
+    assert!(reduced.snd_cwnd < before.snd_cwnd);
+    // Segment 1 was only late: the ACK covers everything, recovery ends...
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    assert_eq!(b.s.tcp_info(fd).unwrap().snd_cwnd, reduced.snd_ssthresh);
+    // ...and the retransmission comes back as a D-SACK (RFC 2883 §4.1.1):
+    // every retransmission of the episode was spurious, the reduction is undone.
+    b.send(sack_ack(port, seg(10), &[(seg(1), seg(2))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKRecv, m.TcpExtTCPDSACKRecvSegs, m.TcpExtTCPDSACKUndo), (1, 1, 1));
+    assert_eq!((m.TcpExtTCPDSACKIgnoredOld, m.TcpExtTCPDSACKIgnoredNoUndo, m.TcpExtTCPDSACKIgnoredDubious), (0, 0, 0));
+    let after = b.s.tcp_info(fd).unwrap();
+    assert_eq!(after.snd_cwnd, before.snd_cwnd, "tcp_undo_cwnd_reduction: prior_cwnd");
+    assert_eq!(after.snd_ssthresh, before.snd_ssthresh, "prior_ssthresh");
+    // A second D-SACK of the same data: no episode left to undo.
+    b.send(sack_ack(port, seg(10), &[(seg(1), seg(2))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKRecv, m.TcpExtTCPDSACKIgnoredDubious, m.TcpExtTCPDSACKUndo), (2, 1, 1));
+    abort(b, fd);
+}
+
+#[test]
+fn a_dsack_on_the_ack_that_ends_recovery_is_a_full_undo() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    let before = b.s.tcp_info(fd).unwrap();
+    for i in 3..=5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+    }
+    assert_eq!(b.one().r.seq, seg(1), "the fast retransmission");
+    // The ACK past high_seq reports the retransmission as a duplicate:
+    // tcp_try_undo_recovery undoes as recovery ends (TcpExtTCPFullUndo).
+    b.send(sack_ack(port, seg(10), &[(seg(1), seg(2))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKRecv, m.TcpExtTCPFullUndo, m.TcpExtTCPDSACKUndo), (1, 1, 0));
+    let after = b.s.tcp_info(fd).unwrap();
+    assert_eq!((after.snd_cwnd, after.snd_ssthresh), (before.snd_cwnd, before.snd_ssthresh));
+    abort(b, fd);
+}
+
+#[test]
+fn a_spurious_timeout_is_undone_by_dsack() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(100));
+    let data = pattern(2 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(data.len()));
+    assert_eq!(b.out().len(), 2);
+    let before = b.s.tcp_info(fd).unwrap();
+    // RTO 300 ms: the head goes again, the window drops to one segment.
+    b.at(ms(400));
+    let r = b.one();
+    assert_eq!((r.r.seq, r.data.len()), (iss.wrapping_add(1), MSS));
+    assert_eq!(b.s.tcp_info(fd).unwrap().snd_cwnd, 1);
+    // Both segments had arrived; the ACK was late. The peer D-SACKs the copy.
+    b.at(ms(450));
+    let end = iss.wrapping_add(1 + 2 * MSS as u32);
+    b.send(sack_ack(port, end, &[(iss.wrapping_add(1), iss.wrapping_add(1 + MSS as u32))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPTimeouts, m.TcpExtTCPDSACKRecv, m.TcpExtTCPLossUndo), (1, 1, 1));
+    let after = b.s.tcp_info(fd).unwrap();
+    assert_eq!((after.snd_cwnd, after.snd_ssthresh), (before.snd_cwnd, before.snd_ssthresh));
+    assert_eq!((after.unacked, after.retransmits), (0, 0));
+    // Sending goes on at the restored window.
+    assert_eq!(b.s.send(fd, &pattern(4 * MSS)), Ok(4 * MSS));
+    assert_eq!(b.out().len(), 4);
+    abort(b, fd);
+}
+
+#[test]
+fn after_a_timeout_data_the_peer_sacked_is_not_sent_again() {
+    let (mut b, fd, port, seg, data) = ten_in_flight();
+    // Segments 0 and 1 lost; 2..5 SACKed (recovery), then the retransmission is lost too.
+    for i in 3..=6 {
+        b.send(sack_ack(port, seg(0), &[(seg(2), seg(i))]), &[]);
+    }
+    // Both holes have three SACKed segments above them: both are lost.
+    let seqs: Vec<u32> = b.out().iter().map(|s| s.r.seq).collect();
+    assert_eq!(seqs, vec![seg(0), seg(1)]);
+    // The timeout: go-back-N from the head, skipping 2..5.
+    b.at(ms(2000));
+    assert_eq!(b.one().r.seq, seg(0));
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(6))]), &[]);
+    let out = b.out();
+    let seqs: Vec<u32> = out.iter().map(|s| s.r.seq).collect();
+    assert_eq!(seqs, vec![seg(1), seg(6)], "slow start from 1: two segments, the SACKed ones skipped");
+    assert_eq!(out[1].data.as_slice(), &data[6 * MSS..7 * MSS]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPTimeouts, m.TcpExtTCPSACKReneging), (1, 0));
+    abort(b, fd);
+}
+
+#[test]
+fn a_timeout_with_the_head_sacked_is_reneging() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(4))]), &[]);
+    // The peer acknowledges up to 2 but not the 2..4 it SACKed: it dropped
+    // them (tcp_check_sack_reneging). The timer is cut to srtt/2 = 46.875 ms.
+    b.send(hdr(PPORT, port, PISN + 1, seg(2), ACK, PEER_WIN), &[]);
+    b.none();
+    b.at(ms(196));
+    b.none();
+    b.at(ms(197));
+    assert_eq!(b.one().r.seq, seg(2));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSACKReneging, m.TcpExtTCPTimeouts), (1, 1));
+    // The scoreboard is forgotten: slow start sends 3 again.
+    b.send(hdr(PPORT, port, PISN + 1, seg(3), ACK, PEER_WIN), &[]);
+    let seqs: Vec<u32> = b.out().iter().map(|s| s.r.seq).collect();
+    assert_eq!(seqs, vec![seg(3), seg(4)]);
+    abort(b, fd);
+}
+
+#[test]
+fn sack_blocks_outside_what_was_sent_are_discarded() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    // Beyond snd_nxt, reversed, and starting at snd_una (tcp_is_sackblock_valid).
+    b.send(sack_ack(port, seg(1), &[(seg(9), seg(11))]), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(5), seg(4))]), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(1), seg(2))]), &[]);
+    assert_eq!(b.s.snmp().TcpExtTCPSACKDiscard, 3);
+    // A D-SACK for data never sent twice is dubious (tcp_dsack_seen), and
+    // then an ordinary block below snd_una: discarded too.
+    b.send(sack_ack(port, seg(1), &[(seg(0), seg(1))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKRecv, m.TcpExtTCPDSACKIgnoredDubious, m.TcpExtTCPSACKDiscard), (1, 1, 4));
+    // Old blocks on a reordered ACK (below its own ACK) are not counted.
+    b.send(sack_ack(port, seg(0), &[(seg(0), seg(1))]), &[]);
+    assert_eq!(b.s.snmp().TcpExtTCPSACKDiscard, 4);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpRetransSegs), (0, 0));
+    abort(b, fd);
+}
+
+#[test]
+fn duplicate_data_is_reported_in_a_dsack_block() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let data = pattern(4000);
+    peer_data(&mut b, iss, 0, &data[..1000]);
+    assert_eq!(b.one().r.options.sack_len, 0);
+    // The same segment again: the ACK reports it first (RFC 2883 §4.1.1).
+    peer_data(&mut b, iss, 0, &data[..1000]);
+    let a = b.one();
+    assert_eq!(a.r.ack, PISN + 1001);
+    assert_eq!(a.r.options.sack_blocks(), &[SackBlock { left: PISN + 1, right: PISN + 1001 }]);
+    assert_eq!(b.s.snmp().TcpExtTCPDSACKOldSent, 1);
+    // Out of order, then the same again: a D-SACK inside the SACK block (§4.1.3).
+    peer_data(&mut b, iss, 2000, &data[2000..3000]);
+    let block = SackBlock { left: PISN + 2001, right: PISN + 3001 };
+    assert_eq!(b.one().r.options.sack_blocks(), &[block]);
+    peer_data(&mut b, iss, 2000, &data[2000..3000]);
+    assert_eq!(b.one().r.options.sack_blocks(), &[block, block]);
+    assert_eq!(b.s.snmp().TcpExtTCPDSACKOfoSent, 1);
+    // Once only: the next ACK has the SACK block alone.
+    peer_data(&mut b, iss, 3000, &data[3000..]);
+    assert_eq!(b.one().r.options.sack_blocks(), &[SackBlock { left: PISN + 2001, right: PISN + 4001 }]);
+    peer_data(&mut b, iss, 1000, &data[1000..2000]);
+    assert_eq!(b.one().r.options.sack_len, 0);
+    assert_eq!(read_all(&mut b, fd), data);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKOldSent, m.TcpExtTCPDSACKOfoSent), (1, 1));
     b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
     b.s.close(fd).unwrap();
     b.s.close(l).unwrap();

@@ -85,7 +85,7 @@ pub struct RequestSock {
     /// take an RTT sample from.
     pub from_cookie: bool,
     /// Timestamps, when the SYN offered them and `tcp_timestamps` is on (`tstamp_ok`).
-    pub ts: Option<super::timestamps::ReqTs>,
+    pub ts: Option<super::ts_state::ReqTs>,
 }
 
 /// How many in-flight segments' send times a connection keeps.
@@ -102,7 +102,7 @@ impl RequestSock {
     /// timestamps option when the request has them (`tcp_openreq_init_rwin`).
     pub fn window_mss(&self, advmss: u32) -> u32 {
         if self.ts.is_some() {
-            advmss - super::timestamps::TCPOLEN_TSTAMP_ALIGNED
+            advmss - super::ts_state::TCPOLEN_TSTAMP_ALIGNED
         } else {
             advmss
         }
@@ -187,7 +187,7 @@ pub struct TcpCb {
     /// The peer agreed to SACK (used by the next issue's loss recovery).
     pub sack_ok: bool,
     /// RFC 7323 timestamps: agreed or not, `ts_recent`, our offset.
-    pub ts: super::timestamps::TsState,
+    pub ts: super::ts_state::TsState,
     /// Out-of-order data, sorted by sequence number, not overlapping.
     pub ofo: Vec<OfoSeg>,
     /// Bytes held in `ofo`.
@@ -195,6 +195,8 @@ pub struct TcpCb {
     /// Where the most recent out-of-order segment began: the SACK block
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
+    /// The SACK scoreboard, D-SACK and undo state (`super::sack`).
+    pub sack: super::scoreboard::Scoreboard,
 
     // Congestion control: the algorithm's growth and decrease (CUBIC or
     // Reno), NewReno recovery (RFC 5681, RFC 6582).
@@ -321,10 +323,11 @@ impl TcpCb {
             advmss,
             rcv_mss: super::TCP_MSS_DEFAULT,
             sack_ok: false,
-            ts: super::timestamps::TsState::default(),
+            ts: super::ts_state::TsState::default(),
             ofo: Vec::new(),
             ofo_bytes: 0,
             sack_recent: 0,
+            sack: super::scoreboard::Scoreboard::default(),
             ca: Congestion::Reno(super::ca::Reno),
             lsndtime: None,
             cwnd: super::TCP_INIT_CWND,
@@ -453,29 +456,52 @@ impl TcpCb {
     }
 
     /// The SACK blocks our ACKs carry (RFC 2018 §4, as `tcp_sack_new_ofo_skb`
-    /// keeps them): the out-of-order data as contiguous blocks, the one
-    /// holding the most recent segment first, then the others from the
-    /// highest down; at most 4. None unless the peer agreed to SACK.
+    /// keeps them): a pending D-SACK first (RFC 2883 §4), then the
+    /// out-of-order data as contiguous blocks, the one holding the most
+    /// recent segment first, then the others from the highest down; at most
+    /// 4. None unless the peer agreed to SACK. Allocates nothing.
     pub fn sack_blocks(&self) -> ([SackBlock; 4], u8) {
         let mut out = [SackBlock::default(); 4];
-        if !self.sack_ok || self.ofo.is_empty() {
+        if !self.sack_ok {
             return (out, 0);
         }
-        let mut blocks: Vec<SackBlock> = Vec::with_capacity(self.ofo.len());
-        for o in &self.ofo {
-            match blocks.last_mut() {
-                Some(b) if b.right == o.seq => b.right = o.end(),
-                _ => blocks.push(SackBlock { left: o.seq, right: o.end() }),
-            }
-        }
-        blocks.retain(|b| b.left != b.right);
-        let recent = blocks.iter().position(|b| !before(self.sack_recent, b.left) && before(self.sack_recent, b.right));
         let mut n = 0;
-        if let Some(i) = recent {
-            out[0] = blocks.remove(i);
+        if let Some(d) = self.sack.dsack_out {
+            out[0] = d;
             n = 1;
         }
-        for b in blocks.into_iter().rev() {
+        // Contiguous blocks from the highest down: the recent one aside,
+        // the others in order until the array is full.
+        let mut recent = None;
+        let mut others = [SackBlock::default(); 4];
+        let mut k = 0;
+        let mut take = |b: SackBlock| {
+            if b.left == b.right {
+                return;
+            }
+            if recent.is_none() && !before(self.sack_recent, b.left) && before(self.sack_recent, b.right) {
+                recent = Some(b);
+            } else if k < others.len() {
+                others[k] = b;
+                k += 1;
+            }
+        };
+        let mut cur: Option<SackBlock> = None;
+        for o in self.ofo.iter().rev() {
+            match cur.as_mut() {
+                Some(b) if b.left == o.end() => b.left = o.seq,
+                _ => {
+                    if let Some(b) = cur.take() {
+                        take(b);
+                    }
+                    cur = Some(SackBlock { left: o.seq, right: o.end() });
+                }
+            }
+        }
+        if let Some(b) = cur {
+            take(b);
+        }
+        for b in recent.into_iter().chain(others[..k].iter().copied()) {
             if n == out.len() {
                 break;
             }

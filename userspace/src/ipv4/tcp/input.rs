@@ -335,6 +335,8 @@ fn send_dupack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, 
     if seg.end_seq() != seg.seq() && before(seg.seq(), cb.rcv_nxt) {
         net.mib.TcpExtDelayedACKLost += 1;
         cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+        let end = if after(seg.end_seq(), cb.rcv_nxt) { cb.rcv_nxt } else { seg.end_seq() };
+        super::sack::dsack_set(&mut net.mib, cb, seg.seq(), end);
     }
     tcp_send_ack(net, q, umem, cb, now);
 }
@@ -659,7 +661,9 @@ fn tcp_ack(
         if before(ack, prior_una.wrapping_sub(max_window)) {
             return Err(AckError::TooOld);
         }
-        // An old ACK: ignored, the segment's data still counts.
+        // An old ACK: ignored, the segment's data still counts; its SACK
+        // blocks are still news (`tcp_ack`'s `old_ack`).
+        super::sack::tcp_sacktag(&mut net.mib, cb, &r.options, prior_una, ack);
         return Ok(());
     }
     if after(ack, cb.snd_max) {
@@ -702,6 +706,7 @@ fn tcp_ack(
     } else if cb.snd_wnd == 0 && cb.in_flight() == 0 && cb.write_seq() != cb.snd_nxt {
         cb.rto_at = Some(now + cb.rto_backed_off());
     }
+    let tag = super::sack::tcp_sacktag(&mut net.mib, cb, &r.options, prior_una, ack);
     let acked = ack.wrapping_sub(prior_una);
     if acked == 0 {
         // RFC 5681 §2: a duplicate ACK carries no data, moves no window and
@@ -713,6 +718,18 @@ fn tcp_ack(
             && !seg.has(flags::FIN)
             && (nwin == prior_wnd || (cb.sack_ok && r.options.sack_len > 0))
             && cb.in_flight() > 0;
+        if cb.sack_ok {
+            // tcp_ack_is_dubious → tcp_fastretrans_alert.
+            if dup {
+                cb.dupacks += 1;
+            }
+            if dup || tag.alert() || cb.ca_state != CaState::Open {
+                if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+                    super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
+                }
+            }
+            return Ok(());
+        }
         if dup {
             cb.dupacks += 1;
             match cb.ca_state {
@@ -782,6 +799,50 @@ fn tcp_ack(
     cb.rto_at = if cb.snd_una == cb.snd_max { None } else { Some(now + cb.rto_backed_off()) };
     let mss = cb.mss.max(1);
     let acked_segs = acked.div_ceil(mss);
+    if cb.sack_ok {
+        let prior_state = cb.ca_state;
+        // Data SACKed and outstanding is Linux's Disorder state: dubious too.
+        if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {
+            if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+                super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
+            }
+        }
+        // tcp_cong_control: no growth while the window is being reduced,
+        // nor on the ACK that ends the reduction (as the NewReno path).
+        match cb.ca_state {
+            _ if prior_state == CaState::Recovery => {}
+            CaState::Open => {
+                cb.dupacks = 0;
+                let cwnd_limited = prior_in_flight >= cb.cwnd.saturating_mul(mss) / 2;
+                cong::cong_avoid(cb, acked_segs, cwnd_limited, now);
+            }
+            CaState::Recovery => {}
+            CaState::Loss => cong::cong_avoid(cb, acked_segs, true, now),
+        }
+    } else {
+        newreno_ack(net, q, umem, cb, ack, acked_segs, prior_in_flight, now);
+    }
+    if bytes > 0 {
+        // sk_write_space: room in the send buffer.
+        cb.sock.wq.wake_up();
+    }
+    Ok(())
+}
+
+/// NewReno (RFC 6582) for a peer without SACK: the ACK of new data in each
+/// recovery state.
+#[allow(clippy::too_many_arguments)]
+fn newreno_ack(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    ack: u32,
+    acked_segs: u32,
+    prior_in_flight: u32,
+    now: Instant,
+) {
+    let mss = cb.mss.max(1);
     match cb.ca_state {
         CaState::Open => {
             cb.dupacks = 0;
@@ -806,11 +867,6 @@ fn tcp_ack(
             cong::cong_avoid(cb, acked_segs, true, now);
         }
     }
-    if bytes > 0 {
-        // sk_write_space: room in the send buffer.
-        cb.sock.wq.wake_up();
-    }
-    Ok(())
 }
 
 /// `tcp_data_queue`: in-order data to the receive buffer (then whatever the
@@ -828,6 +884,7 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
     if !after(end.wrapping_add(u32::from(fin)), cb.rcv_nxt) {
         // All of it came before: a retransmission. Our ACK was lost or late.
         net.mib.TcpExtDelayedACKLost += 1;
+        super::sack::dsack_set(&mut net.mib, cb, seq, end.wrapping_add(u32::from(fin)));
         cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
         cb.ack_pending = true;
         cb.ack_now = true;
@@ -845,7 +902,9 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
         return;
     }
     if before(seq, cb.rcv_nxt) {
-        // Partly old: keep the new part.
+        // Partly old: keep the new part, report the old one.
+        let rcv_nxt = cb.rcv_nxt;
+        super::sack::dsack_set(&mut net.mib, cb, seq, rcv_nxt);
         data = &data[cb.rcv_nxt.wrapping_sub(seq) as usize..];
         seq = cb.rcv_nxt;
     }
@@ -927,6 +986,7 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
     let mut pieces: Vec<(u32, u32)> = Vec::new();
     let mut cur = seq;
     let mut overlapped = false;
+    let mut dup = None;
     for o in &cb.ofo {
         if !after(e, o.seq) {
             break;
@@ -938,6 +998,17 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
         if before(cur, o.seq) {
             pieces.push((cur, o.seq));
         }
+        // The bytes already held are a duplicate (`tcp_dsack_set`, then
+        // `tcp_dsack_extend` for the next segments covered when they touch).
+        let dup_l = if after(o.seq, seq) { o.seq } else { seq };
+        let dup_r = if before(o.end(), e) { o.end() } else { e };
+        if after(dup_r, dup_l) {
+            dup = match dup {
+                None => Some((dup_l, dup_r)),
+                Some((l, r)) if !after(dup_l, r) => Some((l, dup_r)),
+                d => d,
+            };
+        }
         cur = o.end();
         if !before(cur, e) {
             break;
@@ -948,6 +1019,9 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
     }
     if overlapped {
         net.mib.TcpExtTCPOFOMerge += 1;
+    }
+    if let Some((l, r)) = dup {
+        super::sack::dsack_set(&mut net.mib, cb, l, r);
     }
     let new_bytes: usize = pieces.iter().map(|(a, b)| b.wrapping_sub(*a) as usize).sum();
     if cb.ofo_bytes + new_bytes > cb.rcv_full_space() as usize {

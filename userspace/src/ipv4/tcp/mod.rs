@@ -16,7 +16,10 @@
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
-//! | [`timestamps`] | tcp_input.c, tcp_output.c, syncookies.c | RFC 7323 timestamps: TSval clock, `ts_recent`, PAWS, RTT from TSecr |
+//! | [`sack`] | tcp_input.c | SACK loss recovery, D-SACK sent and used, undo |
+//! | [`scoreboard`] | tcp_input.c | the SACK scoreboard: what the peer SACKed, in a fixed array |
+//! | [`timestamps`] | tcp_input.c, tcp_output.c, syncookies.c | RFC 7323 timestamps: where a connection, a request sock and TIME-WAIT read and write them |
+//! | [`ts_state`] | tcp_input.c, tcp.h, syncookies.c | the timestamp state and clock, PAWS's checks, RTT from TSecr, the cookie's options |
 //!
 //! Time is passed in: every function that needs the time takes `now`, and
 //! the timers are deadlines the loop checks, so tests run a 60-second
@@ -30,10 +33,13 @@ pub mod info;
 pub mod input;
 pub mod output;
 pub mod prot;
+pub mod sack;
+pub mod scoreboard;
 pub mod syncookies;
 pub mod table;
 pub mod timer;
 pub mod timestamps;
+pub mod ts_state;
 
 use std::time::Duration;
 

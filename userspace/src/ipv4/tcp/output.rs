@@ -244,9 +244,12 @@ pub fn tcp_transmit(
         return false;
     }
     let end = seq.wrapping_add(repr.seg_len());
+    // The D-SACK went out (`tcp_options_write` clears `rx_opt.dsack`).
+    cb.sack.dsack_out = None;
     if before(seq, cb.snd_max) && repr.seg_len() > 0 {
         net.mib.TcpRetransSegs += 1;
         cb.total_retrans += 1;
+        super::sack::on_retransmit(cb, seq, end);
         if syn {
             net.mib.TcpExtTCPSynRetrans += 1;
         }
@@ -427,7 +430,8 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
     // Congestion window (`tcp_cwnd_test`), in segments' worth of bytes.
     let cwnd_bytes = cb.cwnd.saturating_mul(cb.mss);
     let in_flight = cb.in_flight();
-    if in_flight >= cwnd_bytes {
+    // `tcp_packets_in_flight`: SACKed and lost data is not in flight.
+    if super::sack::pipe(cb) >= cwnd_bytes {
         return 0;
     }
     // The peer's window (`tcp_snd_wnd_test`).
@@ -450,7 +454,8 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
     if len < mss && !nodelay && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
         return 0;
     }
-    len as usize
+    // Sent again after a timeout: up to the next SACKed range.
+    len.min(super::sack::room_before_sacked(cb, cb.snd_nxt)) as usize
 }
 
 /// `tcp_write_xmit`: sends what the windows allow from `snd_nxt` on, with
@@ -478,6 +483,7 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
     };
     let mut sent = 0;
     loop {
+        super::sack::skip_sacked(cb);
         let len = next_segment_len(cb, nodelay);
         if len == 0 {
             break;
@@ -625,5 +631,49 @@ impl TcpCb {
     /// The retransmission timeout with the current backoff, capped at `TCP_RTO_MAX`.
     pub fn rto_backed_off(&self) -> std::time::Duration {
         (self.rto * (1u32 << self.backoff.min(16))).min(super::TCP_RTO_MAX)
+    }
+}
+
+/// `tcp_xmit_retransmit_queue`: the lost holes above `HighRxt`, lowest
+/// first, while the pipe leaves room in cwnd (RFC 6675 §5 `NextSeg` rule 1);
+/// `force` sends the first whatever the pipe (the fast retransmit).
+/// Counts `TcpExtTCPFastRetrans`.
+pub fn tcp_xmit_retransmit_queue(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    mut force: bool,
+    now: Instant,
+) {
+    let mss = cb.mss.max(1);
+    loop {
+        let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
+        while let Some(r) = cb.sack.holding(seq) {
+            seq = r.right;
+        }
+        if !before(seq, cb.sack.lost_end) || !before(seq, cb.snd_max) {
+            return;
+        }
+        let data_end = cb.write_seq();
+        let mut len = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
+        len = len.min(mss).min(cb.sack.lost_end.wrapping_sub(seq)).min(super::sack::room_before_sacked(cb, seq));
+        let end = seq.wrapping_add(len);
+        let mut fl = flags::ACK;
+        if cb.fin_seq == Some(end) && after(cb.snd_max, end) {
+            fl |= flags::FIN;
+        }
+        if len == 0 && fl & flags::FIN == 0 {
+            return;
+        }
+        if !force && super::sack::pipe(cb).saturating_add(len) > cb.cwnd.saturating_mul(mss) {
+            return;
+        }
+        if !tcp_transmit(net, q, umem, cb, seq, fl, len as usize, now) {
+            return;
+        }
+        net.mib.TcpExtTCPFastRetrans += 1;
+        cb.sack.high_rxt = end.wrapping_add(u32::from(fl & flags::FIN != 0));
+        force = false;
     }
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::cb::TcpCb;
 use super::syncookies::{SynCookies, TcpSyncookies};
-use super::timestamps::{TcpTimestamps, TsClock};
+use super::ts_state::{TcpTimestamps, TsClock};
 use crate::inet_hashtables::FxHasher;
 use crate::stream::TcpState;
 use crate::timer::TimerQueue;

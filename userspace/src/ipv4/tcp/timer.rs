@@ -144,6 +144,7 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         cb.retrans_stamp = Some(now);
     }
     if !connecting {
+        super::sack::enter_loss(&mut net.mib, cb);
         cong::enter_loss(cb, now);
         // Everything in flight is sent again from snd_una.
         cb.snd_nxt = cb.snd_una;

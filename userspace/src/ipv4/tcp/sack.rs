@@ -1,0 +1,567 @@
+//! SACK loss recovery, the sender's side (net/ipv4/tcp_input.c): the
+//! scoreboard of what the peer selectively acknowledged (RFC 2018,
+//! `tcp_sacktag_write_queue`), its blocks checked as `tcp_is_sackblock_valid`
+//! checks them, D-SACKs read (RFC 2883, `tcp_check_dsack`), recovery entered on
+//! SACK evidence and the holes retransmitted within the congestion window
+//! (RFC 6675, `tcp_fastretrans_alert`, `tcp_mark_head_lost`,
+//! `tcp_xmit_retransmit_queue`), reordering measured (`tcp_check_sack_reordering`)
+//! and a spurious recovery or timeout undone (`tcp_try_undo_dsack`,
+//! `tcp_try_undo_recovery`, `tcp_try_undo_loss`). And the receiver's D-SACK
+//! (`tcp_dsack_set`; the input path merges what `tcp_dsack_extend` would):
+//! the first SACK block of our next ACK reports a duplicate segment.
+//!
+//! Loss is detected as Linux detects it with `net.ipv4.tcp_recovery=0`
+//! (no RACK): a hole is lost once `reordering` SACKed segments lie above it.
+//! The window in recovery follows RFC 6675 §5 (cwnd = ssthresh, sending while
+//! the pipe allows), not Linux's proportional rate reduction (RFC 6937); the
+//! first retransmission goes whatever the pipe, as PRR lets it.
+//!
+//! The scoreboard is a fixed array of SACKed ranges: nothing here allocates.
+
+use std::time::{Duration, Instant};
+
+use super::cb::{CaState, TcpCb};
+use super::{after, before};
+use crate::net::Net;
+use crate::snmp::Mib;
+use crate::wire::tcp::{SackBlock, TcpOptions};
+
+pub use super::scoreboard::{Scoreboard, SACK_RANGES, TCP_MAX_REORDERING, TCP_REORDERING};
+
+/// What the SACK option of one ACK told (the `FLAG_*` bits `tcp_sacktag_write_queue` returns).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SackTag {
+    /// New data was SACKed (`FLAG_DATA_SACKED`).
+    pub data_sacked: bool,
+    /// The first block was a valid D-SACK (`FLAG_DSACKING_ACK`).
+    pub dsack: bool,
+}
+
+impl SackTag {
+    /// The ACK must go through `tcp_fastretrans_alert` (`FLAG_CA_ALERT`).
+    pub fn alert(&self) -> bool {
+        self.data_sacked || self.dsack
+    }
+}
+
+/// `tcp_is_sackblock_valid`: a block within what was sent and above
+/// `snd_una`, or a D-SACK below it and not older than the current undo
+/// episode (RFC 2883 §4.1.1).
+fn is_sackblock_valid(cb: &TcpCb, snd_una: u32, is_dsack: bool, start: u32, end: u32) -> bool {
+    let snd_nxt = cb.snd_max;
+    if after(end, snd_nxt) || !before(start, end) {
+        return false;
+    }
+    if !before(start, snd_nxt) {
+        return false;
+    }
+    if after(start, snd_una) {
+        return true;
+    }
+    let Some(undo) = cb.sack.undo_marker.filter(|_| is_dsack) else {
+        return false;
+    };
+    if after(end, snd_una) {
+        return false;
+    }
+    if !before(start, undo) {
+        return true;
+    }
+    if !after(end, undo) {
+        return false;
+    }
+    !before(start, end.wrapping_sub(cb.max_window))
+}
+
+/// `tcp_dsack_seen`: D-SACKed segments of `[start, end)`, or 0 for a
+/// dubious one (longer than the peer's window, or more D-SACKed segments
+/// than we ever retransmitted).
+fn dsack_seen(cb: &mut TcpCb, start: u32, end: u32) -> u32 {
+    let len = end.wrapping_sub(start);
+    if len > cb.max_window {
+        return 0;
+    }
+    let segs = if len > cb.mss { len.div_ceil(cb.mss.max(1)) } else { 1 };
+    cb.sack.dsack_dups += segs;
+    if cb.sack.dsack_dups > cb.total_retrans {
+        return 0;
+    }
+    segs
+}
+
+/// `tcp_check_dsack`: whether the first block is a D-SACK (below the ACK,
+/// or inside the second block), counting `TcpExtTCPDSACKRecv` or
+/// `TcpExtTCPDSACKOfoRecv`; one for data already acknowledged takes its
+/// segments off `undo_retrans`.
+fn check_dsack(mib: &mut Mib, cb: &mut TcpCb, blocks: &[SackBlock], ack: u32, prior_una: u32) -> bool {
+    let Some(b0) = blocks.first().copied() else {
+        return false;
+    };
+    if before(b0.left, ack) {
+        mib.TcpExtTCPDSACKRecv += 1;
+    } else if let Some(b1) = blocks.get(1) {
+        if after(b0.right, b1.right) || before(b0.left, b1.left) {
+            return false;
+        }
+        mib.TcpExtTCPDSACKOfoRecv += 1;
+    } else {
+        return false;
+    }
+    let segs = dsack_seen(cb, b0.left, b0.right);
+    if segs == 0 {
+        mib.TcpExtTCPDSACKIgnoredDubious += 1;
+        return false;
+    }
+    mib.TcpExtTCPDSACKRecvSegs += u64::from(segs);
+    if let Some(undo) = cb.sack.undo_marker {
+        if cb.sack.undo_retrans > 0 && !after(b0.right, prior_una) && after(b0.right, undo) {
+            cb.sack.undo_retrans = (cb.sack.undo_retrans - segs as i32).max(0);
+        }
+    }
+    true
+}
+
+/// `tcp_sacktag_write_queue` (with the reordering check of
+/// `tcp_clean_rtx_queue`): reads the SACK blocks of an ACK of `ack` that
+/// found `prior_una`, marks newly SACKed data on the scoreboard, drops what
+/// `ack` covers, and counts invalid blocks (`TcpExtTCPSACKDiscard`,
+/// `TcpExtTCPDSACKIgnoredOld`, `TcpExtTCPDSACKIgnoredNoUndo`). Reordering is
+/// data below the highest SACKed segment, never retransmitted, that is SACKed
+/// or acknowledged now: `tp->reordering` grows to its distance
+/// (`TcpExtTCPSACKReorder`).
+pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: u32, ack: u32) -> SackTag {
+    let mut tag = SackTag::default();
+    if !cb.sack_ok {
+        return tag;
+    }
+    let una = if after(ack, prior_una) { ack } else { prior_una };
+    let prior_fack = cb.sack.highest_sack_seq();
+    let ever_retrans = |sb: &Scoreboard, seq: u32| sb.retrans_high.is_some_and(|h| before(seq, h));
+    let mut reord: Option<u32> = None;
+    // tcp_clean_rtx_queue: never-retransmitted, unSACKed data now acknowledged.
+    if after(ack, prior_una) && cb.sack.holding(prior_una).is_none() && !ever_retrans(&cb.sack, prior_una) {
+        reord = Some(prior_una);
+    }
+    let blocks = opts.sack_blocks();
+    if !blocks.is_empty() {
+        let found_dup = check_dsack(mib, cb, blocks, ack, prior_una);
+        tag.dsack = found_dup;
+        let too_old = before(ack, prior_una.wrapping_sub(cb.max_window));
+        // `packets_out` as it was before this ACK's cumulative part.
+        if !too_old && cb.snd_max != prior_una {
+            for (i, &b) in blocks.iter().enumerate() {
+                let dup = i == 0 && found_dup;
+                if !is_sackblock_valid(cb, una, dup, b.left, b.right) {
+                    if dup {
+                        if cb.sack.undo_marker.is_none() {
+                            mib.TcpExtTCPDSACKIgnoredNoUndo += 1;
+                        } else {
+                            mib.TcpExtTCPDSACKIgnoredOld += 1;
+                        }
+                    } else {
+                        // Old blocks on a reordered ACK are not counted.
+                        if ack != una && !after(b.right, una) {
+                            continue;
+                        }
+                        mib.TcpExtTCPSACKDiscard += 1;
+                    }
+                    continue;
+                }
+                if !after(b.right, prior_una) {
+                    continue;
+                }
+                if dup {
+                    // A D-SACK of data still outstanding (`tcp_sacktag_one`
+                    // with `dup_sack`): a retransmission shown spurious.
+                    let segs = b.right.wrapping_sub(b.left).div_ceil(cb.mss.max(1)) as i32;
+                    let retrans = ever_retrans(&cb.sack, b.left);
+                    if let Some(undo) = cb.sack.undo_marker {
+                        if retrans && cb.sack.undo_retrans > 0 && after(b.right, undo) {
+                            cb.sack.undo_retrans = (cb.sack.undo_retrans - segs).max(0);
+                        }
+                    }
+                    continue;
+                }
+                let left = if before(b.left, una) { una } else { b.left };
+                let block = SackBlock { left, right: b.right };
+                let fack = prior_fack;
+                let sb = &mut cb.sack;
+                let retrans_high = sb.retrans_high;
+                sb.insert(block, |s, _e| {
+                    tag.data_sacked = true;
+                    let retrans = retrans_high.is_some_and(|h| before(s, h));
+                    if !retrans && fack.is_some_and(|f| before(s, f)) && reord.is_none_or(|r| before(s, r)) {
+                        reord = Some(s);
+                    }
+                });
+            }
+        }
+    }
+    cb.sack.trim(una);
+    if let (Some(low), Some(fack)) = (reord, prior_fack) {
+        check_sack_reordering(mib, cb, low, fack);
+    }
+    tag
+}
+
+/// `tcp_check_sack_reordering`: data from `low_seq` arrived after data at
+/// `fack`; the reordering degree grows to cover the distance.
+fn check_sack_reordering(mib: &mut Mib, cb: &mut TcpCb, low_seq: u32, fack: u32) {
+    if !before(low_seq, fack) {
+        return;
+    }
+    let mss = cb.mss.max(1);
+    let metric = fack.wrapping_sub(low_seq);
+    if metric > cb.sack.reordering.saturating_mul(mss) {
+        cb.sack.reordering = metric.div_ceil(mss).min(TCP_MAX_REORDERING);
+    }
+    cb.sack.reord_seen += 1;
+    mib.TcpExtTCPSACKReorder += 1;
+}
+
+/// A segment `[seq, end)` sent again (`tcp_retransmit_skb`): counted in
+/// `undo_retrans` (from -1, none yet, to 0 first), remembered as sent twice.
+pub fn on_retransmit(cb: &mut TcpCb, seq: u32, end: u32) {
+    let sb = &mut cb.sack;
+    if sb.undo_marker.is_some() {
+        if sb.undo_retrans < 0 {
+            sb.undo_retrans = 0;
+        }
+        sb.undo_retrans += end.wrapping_sub(seq).div_ceil(cb.mss.max(1)).max(1) as i32;
+    }
+    if sb.retrans_high.is_none_or(|h| after(end, h)) {
+        sb.retrans_high = Some(end);
+    }
+}
+
+/// `tcp_init_undo`: an undo episode starts at `snd_una`.
+fn init_undo(cb: &mut TcpCb) {
+    cb.sack.undo_marker = Some(cb.snd_una);
+    cb.sack.undo_retrans = -1;
+    cb.sack.retrans_high = None;
+}
+
+/// `tcp_current_ssthresh`: the threshold an undo may restore.
+fn current_ssthresh(cb: &TcpCb) -> u32 {
+    if cb.ca_state == CaState::Recovery {
+        cb.ssthresh
+    } else {
+        cb.ssthresh.max(cb.cwnd / 2 + cb.cwnd / 4)
+    }
+}
+
+/// `tcp_may_undo` without timestamps: an episode whose retransmissions the
+/// peer all D-SACKed (or that made none).
+fn may_undo(cb: &TcpCb) -> bool {
+    cb.sack.undo_marker.is_some() && cb.sack.undo_retrans == 0
+}
+
+/// `tcp_undo_cwnd_reduction`: the window and threshold as they were before
+/// the episode (`tcp_reno_undo_cwnd`, which CUBIC uses too).
+fn undo_cwnd_reduction(cb: &mut TcpCb) {
+    if cb.sack.prior_ssthresh != 0 {
+        cb.cwnd = cb.cwnd.max(cb.sack.prior_cwnd);
+        if cb.sack.prior_ssthresh > cb.ssthresh {
+            cb.ssthresh = cb.sack.prior_ssthresh;
+        }
+    }
+    cb.sack.undo_marker = None;
+}
+
+/// `tcp_try_undo_dsack`: every retransmission of the episode D-SACKed.
+fn try_undo_dsack(mib: &mut Mib, cb: &mut TcpCb) -> bool {
+    if may_undo(cb) {
+        undo_cwnd_reduction(cb);
+        mib.TcpExtTCPDSACKUndo += 1;
+        return true;
+    }
+    false
+}
+
+/// `tcp_try_undo_recovery`, when `high_seq` is acknowledged: undo if the
+/// peer showed every retransmission spurious (`TcpExtTCPFullUndo`, or
+/// `TcpExtTCPLossUndo` after a timeout); back to Open either way. Returns
+/// whether it undid.
+fn try_undo_recovery(mib: &mut Mib, cb: &mut TcpCb) -> bool {
+    let undone = may_undo(cb);
+    if undone {
+        undo_cwnd_reduction(cb);
+        if cb.ca_state == CaState::Loss {
+            mib.TcpExtTCPLossUndo += 1;
+        } else {
+            mib.TcpExtTCPFullUndo += 1;
+        }
+    }
+    undone
+}
+
+/// `tcp_enter_loss`'s part of the scoreboard, before the window drops: an
+/// undo episode starts (unless recovery was under way); a SACKed head means
+/// the peer reneged (`TcpExtTCPSACKReneging`): the scoreboard is forgotten.
+/// Otherwise SACKed data stays SACKed and is not sent again.
+pub fn enter_loss(mib: &mut Mib, cb: &mut TcpCb) {
+    if !cb.sack_ok {
+        return;
+    }
+    let new_episode = cb.ca_state == CaState::Open
+        || !before(cb.snd_una, cb.high_seq)
+        || (cb.ca_state == CaState::Loss && cb.retransmits == 0);
+    if new_episode {
+        cb.sack.prior_ssthresh = current_ssthresh(cb);
+        cb.sack.prior_cwnd = cb.cwnd;
+        init_undo(cb);
+    }
+    if cb.sack.holding(cb.snd_una).is_some() {
+        mib.TcpExtTCPSACKReneging += 1;
+        cb.sack.clear();
+    }
+    cb.sack.lost_end = cb.snd_max;
+    cb.sack.high_rxt = cb.snd_una;
+}
+
+/// `tcp_enter_recovery` with SACK: RFC 6675 §5 step 4 (ssthresh from the
+/// algorithm, cwnd = ssthresh, `RecoveryPoint` = `high_seq`); counts
+/// `TcpExtTCPSackRecovery`.
+fn enter_recovery(mib: &mut Mib, cb: &mut TcpCb) {
+    mib.TcpExtTCPSackRecovery += 1;
+    cb.sack.prior_ssthresh = current_ssthresh(cb);
+    cb.sack.prior_cwnd = cb.cwnd;
+    init_undo(cb);
+    let cwnd = cb.cwnd;
+    cb.ssthresh = cb.ca.ops().ssthresh(cwnd);
+    cb.cwnd = cb.ssthresh.max(1);
+    cb.cwnd_cnt = 0;
+    cb.high_seq = cb.snd_max;
+    cb.sack.high_rxt = cb.snd_una;
+    cb.sack.lost_end = cb.snd_una;
+    cb.ca_state = CaState::Recovery;
+    cb.rtt_probe = None;
+}
+
+/// `tcp_update_scoreboard` → `tcp_mark_head_lost`: a hole with
+/// `reordering` SACKed segments above it is lost; at the fast retransmit
+/// the head is lost in any case.
+fn update_scoreboard(cb: &mut TcpCb, fast_rexmit: bool) {
+    let mss = cb.mss.max(1);
+    let mut above = 0u32;
+    let mut lost = None;
+    for r in cb.sack.ranges().iter().rev() {
+        above += r.right.wrapping_sub(r.left).div_ceil(mss);
+        if above >= cb.sack.reordering {
+            lost = Some(r.left);
+            break;
+        }
+    }
+    let mut end = lost.unwrap_or(cb.snd_una);
+    if fast_rexmit && lost.is_none() {
+        end = cb.snd_una.wrapping_add(mss).min_seq(cb.snd_max);
+    }
+    // Marks are kept through a recovery; outside one they are made afresh.
+    if cb.ca_state != CaState::Recovery || after(end, cb.sack.lost_end) {
+        cb.sack.lost_end = end;
+    }
+}
+
+/// Sequence-space minimum.
+trait MinSeq {
+    fn min_seq(self, other: u32) -> u32;
+}
+
+impl MinSeq for u32 {
+    fn min_seq(self, other: u32) -> u32 {
+        if before(other, self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// `tcp_time_to_recover` without RACK: a hole is lost, or `reordering`
+/// segments are SACKed (`tcp_dupack_heuristics`).
+fn time_to_recover(cb: &TcpCb) -> bool {
+    after(cb.sack.lost_end, cb.snd_una) || cb.sack.sacked_out(cb.mss) >= cb.sack.reordering
+}
+
+/// `tcp_packets_in_flight` in bytes (RFC 6675's `pipe`): what was sent and
+/// is neither acknowledged, SACKed, nor lost without a retransmission.
+pub fn pipe(cb: &TcpCb) -> u32 {
+    let (una, nxt) = (cb.snd_una, cb.snd_nxt);
+    let mut p = nxt.wrapping_sub(una);
+    if !cb.sack_ok || (cb.sack.len == 0 && cb.ca_state != CaState::Recovery) {
+        return p;
+    }
+    p = p.saturating_sub(cb.sack.sacked_in(una, nxt));
+    if cb.ca_state == CaState::Recovery {
+        let from = if after(cb.sack.high_rxt, una) { cb.sack.high_rxt } else { una };
+        let to = cb.sack.lost_end.min_seq(nxt);
+        if after(to, from) {
+            p = p.saturating_sub(to.wrapping_sub(from).saturating_sub(cb.sack.sacked_in(from, to)));
+        }
+    }
+    p
+}
+
+/// For the sender sending again from `snd_nxt` after a timeout: steps over
+/// data the peer SACKed (`tcp_xmit_retransmit_queue` skips it).
+pub fn skip_sacked(cb: &mut TcpCb) {
+    while before(cb.snd_nxt, cb.snd_max) {
+        match cb.sack.holding(cb.snd_nxt) {
+            Some(r) => cb.snd_nxt = r.right.min_seq(cb.snd_max),
+            None => break,
+        }
+    }
+}
+
+/// How far a segment sent again from `seq` may reach before SACKed data
+/// (`u32::MAX`: no limit).
+pub fn room_before_sacked(cb: &TcpCb, seq: u32) -> u32 {
+    if !before(seq, cb.snd_max) {
+        return u32::MAX;
+    }
+    cb.sack.next_after(seq).map_or(u32::MAX, |r| r.left.wrapping_sub(seq))
+}
+
+/// `tcp_fastretrans_alert` for a SACK connection, after `tcp_sacktag`
+/// and the cumulative ACK (`snd_una` already moved from `prior_una`):
+/// reneging, the end of recovery or loss with its undo, a D-SACK undo,
+/// entering recovery, marking the lost holes. Returns whether the lost holes
+/// are to be retransmitted now (`output::tcp_xmit_retransmit_queue`), and
+/// whether the first goes whatever the pipe (`Some(true)`: the fast
+/// retransmit); `None` when nothing is to be sent.
+pub fn fastretrans_alert(net: &mut Net, cb: &mut TcpCb, prior_una: u32, now: Instant) -> Option<bool> {
+    let una_advanced = after(cb.snd_una, prior_una);
+    // tcp_check_sack_reneging: the new head is SACKed; give the peer a
+    // moment (srtt/2, at least 10 ms) before the timeout sends it again.
+    if una_advanced && cb.sack.holding(cb.snd_una).is_some() {
+        let delay = Duration::from_micros(u64::from(cb.srtt_us / 2)).max(Duration::from_millis(10));
+        cb.rto_at = Some(now + delay);
+        return None;
+    }
+    let mut fast_rexmit = false;
+    // D. The state ends when high_seq is acknowledged.
+    if cb.ca_state == CaState::Recovery && !before(cb.snd_una, cb.high_seq) {
+        if !try_undo_recovery(&mut net.mib, cb) {
+            super::cong::exit_recovery(cb);
+        }
+        cb.ca_state = CaState::Open;
+    }
+    match cb.ca_state {
+        CaState::Recovery => {
+            if try_undo_dsack(&mut net.mib, cb) {
+                // tcp_try_to_open.
+                cb.ca_state = CaState::Open;
+                cb.dupacks = 0;
+            }
+            if cb.ca_state != CaState::Recovery {
+                update_scoreboard(cb, false);
+                if !time_to_recover(cb) {
+                    return None;
+                }
+                enter_recovery(&mut net.mib, cb);
+                fast_rexmit = true;
+            }
+        }
+        CaState::Loss => {
+            // tcp_process_loss.
+            if una_advanced && may_undo(cb) {
+                undo_cwnd_reduction(cb);
+                net.mib.TcpExtTCPLossUndo += 1;
+                cb.retransmits = 0;
+                cb.ca_state = CaState::Open;
+                cb.dupacks = 0;
+                // The data marked lost is not: sending resumes after the highest sent.
+                cb.snd_nxt = cb.snd_max;
+                return None;
+            }
+            if !before(cb.snd_una, cb.high_seq) {
+                try_undo_recovery(&mut net.mib, cb);
+                super::cong::exit_recovery(cb);
+            }
+            return None;
+        }
+        CaState::Open => {
+            try_undo_dsack(&mut net.mib, cb);
+            update_scoreboard(cb, false);
+            if !time_to_recover(cb) {
+                return None;
+            }
+            enter_recovery(&mut net.mib, cb);
+            fast_rexmit = true;
+        }
+    }
+    update_scoreboard(cb, fast_rexmit);
+    Some(fast_rexmit)
+}
+
+/// `tcp_dsack_set`: our next segment reports `[seq, end)` as a duplicate
+/// (`TcpExtTCPDSACKOldSent` below `rcv_nxt`, else `TcpExtTCPDSACKOfoSent`).
+pub fn dsack_set(mib: &mut Mib, cb: &mut TcpCb, seq: u32, end: u32) {
+    if !cb.sack_ok {
+        return;
+    }
+    if before(seq, cb.rcv_nxt) {
+        mib.TcpExtTCPDSACKOldSent += 1;
+    } else {
+        mib.TcpExtTCPDSACKOfoSent += 1;
+    }
+    cb.sack.dsack_out = Some(SackBlock { left: seq, right: end });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb(ranges: &[(u32, u32)]) -> Scoreboard {
+        let mut s = Scoreboard::default();
+        for &(l, r) in ranges {
+            s.insert(SackBlock { left: l, right: r }, |_, _| {});
+        }
+        s
+    }
+
+    fn pairs(s: &Scoreboard) -> Vec<(u32, u32)> {
+        s.ranges().iter().map(|r| (r.left, r.right)).collect()
+    }
+
+    #[test]
+    fn ranges_merge_and_report_only_new_parts() {
+        let mut s = sb(&[(100, 200), (300, 400)]);
+        let mut newly = Vec::new();
+        s.insert(SackBlock { left: 150, right: 350 }, |a, b| newly.push((a, b)));
+        assert_eq!(newly, vec![(200, 300)]);
+        assert_eq!(pairs(&s), vec![(100, 400)]);
+        s.insert(SackBlock { left: 500, right: 600 }, |_, _| {});
+        s.insert(SackBlock { left: 450, right: 470 }, |_, _| {});
+        assert_eq!(pairs(&s), vec![(100, 400), (450, 470), (500, 600)]);
+        s.insert(SackBlock { left: 400, right: 450 }, |_, _| {});
+        assert_eq!(pairs(&s), vec![(100, 470), (500, 600)]);
+        assert_eq!(s.sacked_in(0, 1000), 470);
+        assert_eq!(s.sacked_in(120, 520), 370);
+        s.trim(160);
+        assert_eq!(pairs(&s), vec![(160, 470), (500, 600)]);
+        s.trim(700);
+        assert!(s.ranges().is_empty());
+    }
+
+    #[test]
+    fn a_full_scoreboard_gives_up_its_highest_ranges() {
+        let mut s = Scoreboard::default();
+        for i in 0..SACK_RANGES as u32 + 5 {
+            s.insert(SackBlock { left: 10 * i + 1000, right: 10 * i + 1005 }, |_, _| {});
+        }
+        assert_eq!(s.ranges().len(), SACK_RANGES);
+        // A lower block still goes in; the highest gives way.
+        s.insert(SackBlock { left: 10, right: 20 }, |_, _| {});
+        assert_eq!(s.ranges().len(), SACK_RANGES);
+        assert_eq!(s.ranges()[0], SackBlock { left: 10, right: 20 });
+        assert_eq!(s.ranges().last().unwrap().left, 1000 + 10 * (SACK_RANGES as u32 - 2));
+    }
+
+    #[test]
+    fn ranges_wrap_around_sequence_zero() {
+        let s = sb(&[(u32::MAX - 100, 50), (100, 200)]);
+        assert_eq!(pairs(&s), vec![(u32::MAX - 100, 50), (100, 200)]);
+        assert_eq!(s.sacked_in(u32::MAX - 200, 300), 251);
+    }
+}
