@@ -39,6 +39,7 @@ prometheus     | cmd:promtool                         | test   (promtool check m
 nginx          | cmd:nginx                            | test   (make bench: a kernel HTTP server beside xsknet http; config in the run directory, no service is started)
 wrk            | cmd:wrk                              | test   (make bench: keep-alive HTTP requests per second)
 iperf3         | cmd:iperf3                           | test   (make bench: bulk TCP receive by the kernel)
+hping3         | cmd:hping3                           | test   (make bench: the SYN flood beside legitimate connects)
 '
 
 check_only=0 quiet=0 group=all

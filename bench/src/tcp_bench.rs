@@ -80,9 +80,9 @@ pub struct TcpBench<'a> {
 /// The server veth's transmit offloads for a bulk-send row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Offload {
-    /// `tx on` (so TSO on) and GSO on: the veth's defaults.
+    /// `tx on` and GSO on: the veth's defaults.
     Tso,
-    /// `tx off` (TSO off) and GSO on: the section's setting.
+    /// `tx off` and GSO on: the section's setting.
     Gso,
     /// `tx off` and `gso off`: TCP builds MTU-sized segments.
     Off,
@@ -545,7 +545,7 @@ impl TcpBench<'_> {
                 "curl": version(&["curl", "--version"]), "iperf3": version(&["iperf3", "--version"]),
                 "hping3": version(&["hping3", "--version"]),
             },
-            "server_veth": "tx checksum offload off (so TSO off); GSO on unless the row says off",
+            "server_veth": "tx checksum offload off, GSO on, unless a bulk-send row says otherwise (its detail.server_veth: what ethtool -k said)",
         });
         eprintln!("== tcp: requests (wrk keep-alive, ab a connection per request), 1 KiB responses");
         for server in ["nginx", "xsknet-http"] {
@@ -771,16 +771,13 @@ impl TcpBench<'_> {
     fn bulk_send(&self, server: &str, offload: Offload) -> Result<TcpRow, BoxError> {
         let (what, row, tx, gso_on) = match (server, offload) {
             ("nginx", Offload::Tso) => {
-                ("nginx, TSO on (the veth's default: 64 KB super-segments cross it)", "nginx-tso", true, true)
+                ("nginx, veth defaults (tx checksum offload on, TSO and GSO on)", "nginx-tso", true, true)
             }
-            ("nginx", Offload::Gso) => (
-                "nginx, tx offload off, GSO on (64 KB segmented in software before the veth)",
-                "nginx-gso",
-                false,
-                true,
-            ),
+            ("nginx", Offload::Gso) => {
+                ("nginx, tx checksum offload off, GSO on (the section's setting)", "nginx-gso", false, true)
+            }
             ("nginx", Offload::Off) => (
-                "nginx, tx offload and GSO off (MTU-sized from the start: like for like)",
+                "nginx, tx checksum offload off, GSO off (MTU-sized segments: like for like)",
                 "nginx-gso-off",
                 false,
                 false,

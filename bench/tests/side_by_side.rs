@@ -162,15 +162,20 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     }
     // The like-for-like row really had GSO off, the others on.
     let veth = |i: usize| rows("bulk_send")[i]["detail"]["server_veth"].as_str().unwrap().to_string();
-    assert!(veth(0).contains("tcp-segmentation-offload: on"), "{}", veth(0));
+    assert!(veth(0).contains("tx-checksumming: on"), "{}", veth(0));
+    assert!(veth(1).contains("tx-checksumming: off"), "{}", veth(1));
     assert!(veth(2).contains("generic-segmentation-offload: off"), "{}", veth(2));
     assert!(veth(3).contains("generic-segmentation-offload: on"), "{}", veth(3));
     assert_eq!(servers("bulk_receive"), ["iperf3", "kernel-tcp-sink", "xsknet-sink"]);
     for r in rows("bulk_receive") {
         let m = &r["metrics"];
         assert!(m["gbit_per_s"].as_f64().unwrap() > 0.0, "{r}");
-        // Every byte sent was counted by the server.
-        assert_eq!(m["bytes_received"].as_f64(), m["bytes_sent"].as_f64(), "{r}");
+        // Every byte our sender sent was counted by the server (iperf3 -n reports what its
+        // server had received when the client stopped sending).
+        if r["server"] != "iperf3" {
+            assert_eq!(m["bytes_received"].as_f64(), m["bytes_sent"].as_f64(), "{r}");
+        }
+        assert!(m["bytes_received"].as_f64().unwrap() > 0.9 * m["bytes_sent"].as_f64().unwrap(), "{r}");
         assert!(m["machine_cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{r}");
     }
     assert_eq!(servers("loss"), ["nginx", "xsknet-http", "nginx", "xsknet-http"]);
