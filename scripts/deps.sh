@@ -36,6 +36,10 @@ apache2-utils  | cmd:ab                               | test   (ab: HTTP load ag
 python3        | cmd:python3                          | test   (python3 -m http.server: a kernel HTTP server)
 tmux           | cmd:tmux                             | test   (a pseudo-terminal for xsknet top, read with capture-pane)
 prometheus     | cmd:promtool                         | test   (promtool check metrics on xsknet --metrics; no service is started)
+nginx          | cmd:nginx                            | test   (make bench: a kernel HTTP server beside xsknet http; config in the run directory, no service is started)
+wrk            | cmd:wrk                              | test   (make bench: keep-alive HTTP requests per second)
+iperf3         | cmd:iperf3                           | test   (make bench: bulk TCP receive by the kernel)
+hping3         | cmd:hping3                           | test   (make bench: the SYN flood beside legitimate connects)
 '
 
 check_only=0 quiet=0 group=all
@@ -102,7 +106,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     log=$(mktemp /tmp/xsknet-deps.XXXXXX)
     # Packages install their tools only: a package's postinst would start its service (prometheus
-    # does), so while apt-get runs a policy-rc.d answers 101 ("action forbidden", invoke-rc.d(8)).
+    # and nginx do), so while apt-get runs a policy-rc.d answers 101 ("action forbidden", invoke-rc.d(8)).
     # One the machine already has is left as it is.
     policy=/usr/sbin/policy-rc.d policy_ours=0
     trap 'rm -f "$log"; [ "$policy_ours" = 0 ] || "${sudo[@]}" rm -f "$policy"' EXIT

@@ -1,7 +1,8 @@
 //! `make bench --quick` as a smoke test: the whole side-by-side benchmark
 //! runs, every receiver and every echo server answers, the flood section has
-//! its rows (each server unloaded, then flooded), the results are written,
-//! and nothing is left behind. Rates are not judged here: on a
+//! its rows (each server unloaded, then flooded), the TCP section has its rows
+//! (requests, request/response, bulk send and receive, under loss) with every
+//! answer whole, the results are written, and nothing is left behind. Rates are not judged here: on a
 //! shared 2-core VM they are for `make bench` to report, not for a test.
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
         return;
     }
     let bins = bin_dir();
-    for exe in ["xsknet", "xsknet-pktgen", "baseline"] {
+    for exe in ["xsknet", "xsknet-pktgen", "baseline", "xsknet-impair"] {
         assert!(bins.join(exe).exists(), "{} not built: run `cargo build --release --workspace`", exe);
     }
     let out_dir = std::env::temp_dir().join(format!("xsknet-sbs-test-{}", std::process::id()));
@@ -129,6 +130,66 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
             }
         }
     }
+    // TCP (issue 10): every row measured, every answer whole.
+    let tcp = &v["tcp"];
+    assert_eq!(tcp["skipped"].as_array().unwrap().len(), 0, "a tool is missing (make deps): {}", tcp["skipped"]);
+    let rows = |k: &str| tcp[k].as_array().unwrap_or_else(|| panic!("no tcp.{k}: {tcp}")).clone();
+    let servers = |k: &str| rows(k).iter().map(|r| r["server"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(servers("requests"), ["nginx", "nginx", "xsknet-http", "xsknet-http"]);
+    for r in rows("requests") {
+        let m = &r["metrics"];
+        assert!(m["requests_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(m["p50_us"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(m["non_2xx"].as_f64(), Some(0.0), "{r}");
+        if let Some(failed) = m["failed"].as_f64() {
+            assert_eq!(failed, 0.0, "ab: failed requests: {r}");
+            assert_eq!(m["requests"].as_f64(), Some(2000.0), "{r}");
+        }
+        assert!(!r["setup"].as_array().unwrap().is_empty(), "{r}");
+    }
+    assert_eq!(
+        servers("request_response"),
+        ["kernel-tcp-echo-busy", "xsknet-echo", "kernel-tcp-echo-blocking", "xsknet-echo-threaded"]
+    );
+    for r in rows("request_response") {
+        assert!(r["metrics"]["round_trips"].as_f64().unwrap() > 100.0, "{r}");
+        assert_eq!(r["metrics"]["mismatches"].as_f64(), Some(0.0), "{r}");
+        assert!(r["metrics"]["p99_us"].as_f64().unwrap() >= r["metrics"]["p50_us"].as_f64().unwrap(), "{r}");
+    }
+    assert_eq!(servers("bulk_send"), ["nginx-tso", "nginx-gso", "nginx-gso-off", "xsknet-http"]);
+    for r in rows("bulk_send") {
+        assert!(r["metrics"]["gbit_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // The like-for-like row really had GSO off, the others on.
+    let veth = |i: usize| rows("bulk_send")[i]["detail"]["server_veth"].as_str().unwrap().to_string();
+    assert!(veth(0).contains("tx-checksumming: on"), "{}", veth(0));
+    assert!(veth(1).contains("tx-checksumming: off"), "{}", veth(1));
+    assert!(veth(2).contains("generic-segmentation-offload: off"), "{}", veth(2));
+    assert!(veth(3).contains("generic-segmentation-offload: on"), "{}", veth(3));
+    assert_eq!(servers("bulk_receive"), ["iperf3", "kernel-tcp-sink", "xsknet-sink"]);
+    for r in rows("bulk_receive") {
+        let m = &r["metrics"];
+        assert!(m["gbit_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        // Every byte our sender sent was counted by the server (iperf3 -n reports what its
+        // server had received when the client stopped sending).
+        if r["server"] != "iperf3" {
+            assert_eq!(m["bytes_received"].as_f64(), m["bytes_sent"].as_f64(), "{r}");
+        }
+        assert!(m["bytes_received"].as_f64().unwrap() > 0.9 * m["bytes_sent"].as_f64().unwrap(), "{r}");
+        assert!(m["machine_cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert_eq!(servers("loss"), ["nginx", "xsknet-http", "nginx", "xsknet-http"]);
+    for r in rows("loss") {
+        let what = r["what"].as_str().unwrap();
+        if what.contains("--loss 1 ") {
+            assert_eq!(r["metrics"]["failed"].as_f64(), Some(0.0), "4 MiB at 1 % loss: {r}");
+            assert!(r["metrics"]["mbit_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    // The relay dropped frames: the loss was real.
+    let relay = &rows("loss")[0]["detail"]["relay"];
+    let dropped = relay["a2b"]["dropped_loss"].as_u64().unwrap() + relay["b2a"]["dropped_loss"].as_u64().unwrap();
+    assert!(dropped > 0, "{relay}");
     assert!(v["setup"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     let md = std::fs::read_to_string(json.with_extension("md")).unwrap();
     assert!(md.contains("| xsknet sink (run to completion) |"), "{md}");
@@ -136,6 +197,9 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     assert!(md.contains("### Under a flood"), "{md}");
     assert!(md.contains("| xsknet echo, no guard | flood |"), "{md}");
     assert!(md.contains("| kernel UDP echo (blocking recvfrom) | unloaded |"), "{md}");
+    assert!(md.contains("### TCP: xsknet beside the kernel"), "{md}");
+    assert!(md.contains("| TCP goal (issue 10) |"), "{md}");
+    assert!(md.contains("| xsknet echo (run to completion) |"), "{md}");
     let after = Command::new("ip").args(["netns", "list"]).output().unwrap().stdout;
     let left: Vec<&str> = std::str::from_utf8(&after)
         .unwrap()

@@ -9,12 +9,28 @@
 //! * `udp-sink`: a kernel UDP socket read with `recvmmsg` × 64: the
 //!   kernel's own receive path (`docs/architecture.md`);
 //! * `udp-echo`: a kernel UDP echo server, blocking in `recvfrom` or spinning
-//!   on a non-blocking socket.
+//!   on a non-blocking socket;
+//! * `tcp-echo`: a kernel TCP echo server (RFC 862 over TCP), blocking in
+//!   `read` or spinning on non-blocking sockets, beside `xsknet echo`'s TCP side;
+//! * `tcp-sink`: a kernel TCP discard server (RFC 863) counting the bytes it
+//!   reads, beside `xsknet sink`'s TCP side.
 //!
-//! Each runs until SIGINT/SIGTERM or `--duration`, then prints one JSON object
-//! (to `--json PATH` as well if given).
+//! And the TCP clients of the benchmark's TCP section, run in the peer namespace:
+//!
+//! * `tcp-rr`: one connection, fixed-size requests, each sent when the last
+//!   answer is back, on a busy-polled non-blocking kernel socket; round trips in an
+//!   HdrHistogram (written as an interval log with `--hlog`);
+//! * `tcp-send`: one connection writing `--bytes` bytes, then a FIN, timed until
+//!   the server's FIN: the sender whose bytes a sink counts;
+//! * `tcp-connect`: connections opened at a fixed rate, each closed with a RST as
+//!   soon as it is established: the share that succeed within `--timeout-ms` and
+//!   the time `connect` took (a legitimate client beside a SYN flood).
+//!
+//! Each runs until SIGINT/SIGTERM or `--duration` (a client until it is done),
+//! then prints one JSON object (to `--json PATH` as well if given).
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +96,56 @@ enum What {
         #[arg(long, value_enum, default_value_t = EchoMode::Blocking)]
         mode: EchoMode,
     },
+    /// A kernel TCP echo server: connections one after the other, each echoed until it closes.
+    TcpEcho {
+        #[arg(long)]
+        bind: SocketAddrV4,
+        #[arg(long, value_enum, default_value_t = EchoMode::Blocking)]
+        mode: EchoMode,
+    },
+    /// A kernel TCP discard server: connections one after the other, read until they close.
+    TcpSink {
+        #[arg(long)]
+        bind: SocketAddrV4,
+    },
+    /// One TCP connection, SIZE-byte requests each answered by SIZE bytes, busy-polled.
+    TcpRr {
+        #[arg(long)]
+        connect: SocketAddrV4,
+        /// Request (and answer) size in bytes.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Round trips not recorded first (the connection's and caches' warm-up); at most
+        /// the first tenth of --duration.
+        #[arg(long, default_value_t = 1000)]
+        warmup: u64,
+        /// Write the round trips (ns) as an HdrHistogram interval log to PATH.
+        #[arg(long)]
+        hlog: Option<PathBuf>,
+        /// The tag of the log's series.
+        #[arg(long, default_value = "tcp-rr")]
+        tag: String,
+    },
+    /// One TCP connection: write BYTES, shut the write side, wait for the server's FIN.
+    TcpSend {
+        #[arg(long)]
+        connect: SocketAddrV4,
+        #[arg(long)]
+        bytes: u64,
+        /// Bytes per write(2).
+        #[arg(long, default_value_t = 65536)]
+        chunk: usize,
+    },
+    /// Connections opened at RATE per second, one at a time, until --duration.
+    TcpConnect {
+        #[arg(long)]
+        connect: SocketAddrV4,
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// A connect not established by then failed.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -104,6 +170,13 @@ fn main() -> ExitCode {
         What::XskRxdrop { iface, ip, frames, ring_size } => xsk_rxdrop(&iface, ip, frames, ring_size, deadline),
         What::UdpSink { bind, batch, rcvbuf } => udp_sink(bind, batch, rcvbuf, deadline),
         What::UdpEcho { bind, mode } => udp_echo(bind, mode, deadline),
+        What::TcpEcho { bind, mode } => tcp_echo(bind, mode, deadline),
+        What::TcpSink { bind } => tcp_sink(bind, deadline),
+        What::TcpRr { connect, size, warmup, hlog, tag } => {
+            tcp_rr(connect, size, warmup, hlog.as_deref(), &tag, deadline)
+        }
+        What::TcpSend { connect, bytes, chunk } => tcp_send(connect, bytes, chunk),
+        What::TcpConnect { connect, rate, timeout_ms } => tcp_connect_rate(connect, rate, timeout_ms, deadline),
     };
     match result {
         Ok(v) => {
@@ -314,5 +387,266 @@ fn udp_echo(bind: SocketAddrV4, mode: EchoMode, deadline: Option<Instant>) -> Re
     Ok(json!({
         "receiver": match mode { EchoMode::Blocking => "kernel-udp-echo-blocking", EchoMode::Busy => "kernel-udp-echo-busy" },
         "echoed": echoed, "elapsed_s": t0.elapsed().as_secs_f64(),
+    }))
+}
+
+/// Whether an I/O error only means "nothing yet" (a non-blocking socket, a timeout, a signal).
+fn transient(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted)
+}
+
+/// A kernel TCP listener on `bind` (backlog 511, as nginx's and `xsknet`'s default).
+fn tcp_listen(bind: SocketAddrV4) -> Result<TcpListener, BoxError> {
+    let l = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+    Ok(l)
+}
+
+/// Waits for a connection, looking at the stop flag every 200 ms (`busy`: spinning).
+fn tcp_accept(l: &TcpListener, busy: bool, deadline: Option<Instant>) -> Result<Option<TcpStream>, BoxError> {
+    l.set_nonblocking(true)?;
+    loop {
+        if stop(deadline) {
+            return Ok(None);
+        }
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(busy)?;
+                s.set_nodelay(true)?;
+                if !busy {
+                    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+                }
+                return Ok(Some(s));
+            }
+            Err(e) if transient(&e) => {
+                if !busy {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Err(e) => return Err(format!("accept: {e}").into()),
+        }
+    }
+}
+
+/// Writes all of `buf`, spinning on a full send buffer.
+fn write_all_spin(s: &mut TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match s.write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn tcp_echo(bind: SocketAddrV4, mode: EchoMode, deadline: Option<Instant>) -> Result<serde_json::Value, BoxError> {
+    let l = tcp_listen(bind)?;
+    let busy = mode == EchoMode::Busy;
+    let mut buf = vec![0u8; 65536];
+    let (mut connections, mut bytes, mut spins) = (0u64, 0u64, 0u64);
+    ready("tcp-echo");
+    let t0 = Instant::now();
+    while let Some(mut s) = tcp_accept(&l, busy, deadline)? {
+        connections += 1;
+        loop {
+            spins += 1;
+            if (!busy || spins.is_multiple_of(4096)) && stop(deadline) {
+                break;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if write_all_spin(&mut s, &buf[..n]).is_err() {
+                        break;
+                    }
+                    bytes += n as u64;
+                }
+                Err(e) if transient(&e) => {}
+                Err(_) => break, // reset by the peer: the next connection
+            }
+        }
+    }
+    Ok(json!({
+        "receiver": match mode { EchoMode::Blocking => "kernel-tcp-echo-blocking", EchoMode::Busy => "kernel-tcp-echo-busy" },
+        "connections": connections, "echoed_bytes": bytes, "elapsed_s": t0.elapsed().as_secs_f64(),
+    }))
+}
+
+fn tcp_sink(bind: SocketAddrV4, deadline: Option<Instant>) -> Result<serde_json::Value, BoxError> {
+    let l = tcp_listen(bind)?;
+    let mut buf = vec![0u8; 1 << 18];
+    let (mut connections, mut bytes) = (0u64, 0u64);
+    ready("tcp-sink");
+    let t0 = Instant::now();
+    while let Some(mut s) = tcp_accept(&l, false, deadline)? {
+        connections += 1;
+        while !stop(deadline) {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => bytes += n as u64,
+                Err(e) if transient(&e) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    Ok(json!({
+        "receiver": "kernel-tcp-sink", "connections": connections, "received_bytes": bytes,
+        "elapsed_s": t0.elapsed().as_secs_f64(),
+    }))
+}
+
+fn tcp_connect(to: SocketAddrV4) -> Result<TcpStream, BoxError> {
+    let s = TcpStream::connect_timeout(&to.into(), Duration::from_secs(5)).map_err(|e| format!("connect {to}: {e}"))?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+fn tcp_rr(
+    to: SocketAddrV4,
+    size: usize,
+    warmup: u64,
+    hlog: Option<&std::path::Path>,
+    tag: &str,
+    deadline: Option<Instant>,
+) -> Result<serde_json::Value, BoxError> {
+    use xsknet_bench::hist::{IntervalRecorder, Percentiles};
+    let size = size.max(1);
+    let mut s = tcp_connect(to)?;
+    s.set_nonblocking(true)?;
+    let req: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut buf = vec![0u8; size];
+    let mut rec: Option<IntervalRecorder> = None;
+    let (mut done, mut mismatches) = (0u64, 0u64);
+    ready("tcp-rr");
+    let t0 = Instant::now();
+    // A slow server must still leave nine tenths of the run recorded.
+    let warm_until = deadline.map(|d| t0 + d.saturating_duration_since(t0) / 10);
+    let mut warmed = 0;
+    while !stop(deadline) {
+        if rec.is_none() && (done >= warmup || warm_until.is_some_and(|w| Instant::now() >= w)) {
+            rec = Some(IntervalRecorder::new(Instant::now(), Duration::from_secs(1)));
+            warmed = done;
+        }
+        let sent_at = Instant::now();
+        write_all_spin(&mut s, &req).map_err(|e| format!("write: {e}"))?;
+        let mut got = 0;
+        while got < size {
+            match s.read(&mut buf[got..]) {
+                Ok(0) => return Err(format!("{to} closed the connection after {done} round trips").into()),
+                Ok(n) => got += n,
+                Err(e) if transient(&e) => {
+                    if got == 0 && sent_at.elapsed() > Duration::from_secs(5) {
+                        return Err(format!("no answer from {to} in 5 s after {done} round trips").into());
+                    }
+                }
+                Err(e) => return Err(format!("read: {e}").into()),
+            }
+        }
+        let now = Instant::now();
+        if buf != req {
+            mismatches += 1;
+        }
+        if let Some(r) = rec.as_mut() {
+            r.record(now.duration_since(sent_at).as_nanos() as u64);
+            r.rotate(now);
+        }
+        done += 1;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let rec_done = rec.is_some();
+    let log = rec.map(|r| r.finish(Instant::now()));
+    let p = log.as_ref().map(|l| Percentiles::from_ns(&l.total)).unwrap_or_default();
+    if let (Some(path), Some(l)) = (hlog, &log) {
+        let note = format!("baseline tcp-rr {to}, {size}-byte requests, one connection, busy-polled");
+        l.write_hlog(path, Some(tag), &[note]).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(json!({
+        "client": "tcp-rr", "size": size, "round_trips": done, "warmup": if rec_done { warmed } else { done }, "mismatches": mismatches,
+        "elapsed_s": elapsed, "rate_per_s": done as f64 / elapsed.max(1e-9), "rtt_us": p,
+    }))
+}
+
+fn tcp_send(to: SocketAddrV4, bytes: u64, chunk: usize) -> Result<serde_json::Value, BoxError> {
+    let chunk = chunk.clamp(1, 1 << 22);
+    let buf: Vec<u8> = (0..chunk).map(|i| (i % 253) as u8).collect();
+    let mut s = tcp_connect(to)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    ready("tcp-send");
+    let t0 = Instant::now();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk as u64) as usize;
+        s.write_all(&buf[..n]).map_err(|e| format!("write after {} bytes: {e}", bytes - left))?;
+        left -= n as u64;
+    }
+    let written_s = t0.elapsed().as_secs_f64();
+    s.shutdown(std::net::Shutdown::Write)?;
+    // The server's FIN comes after it has read everything: the transfer's end.
+    let mut sink = [0u8; 4096];
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("waiting for the server's FIN: {e}").into()),
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(json!({
+        "client": "tcp-send", "bytes": bytes, "chunk": chunk, "written_s": written_s, "elapsed_s": secs,
+        "gbit_per_s": bytes as f64 * 8.0 / secs.max(1e-9) / 1e9,
+    }))
+}
+
+fn tcp_connect_rate(
+    to: SocketAddrV4,
+    rate: u32,
+    timeout_ms: u64,
+    deadline: Option<Instant>,
+) -> Result<serde_json::Value, BoxError> {
+    use xsknet_bench::hist::{new_histogram, Percentiles};
+    let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let timeout = Duration::from_millis(timeout_ms.max(1));
+    let mut h = new_histogram();
+    let (mut attempts, mut ok) = (0u64, 0u64);
+    let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+    ready("tcp-connect");
+    let t0 = Instant::now();
+    let mut next = t0;
+    while !stop(deadline) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep(next - now);
+            continue;
+        }
+        next += gap;
+        attempts += 1;
+        let start = Instant::now();
+        match TcpStream::connect_timeout(&to.into(), timeout) {
+            Ok(s) => {
+                h.saturating_record(start.elapsed().as_nanos() as u64);
+                ok += 1;
+                // SO_LINGER 0: close with a RST, so that neither side keeps the connection.
+                let lin = libc::linger { l_onoff: 1, l_linger: 0 };
+                // SAFETY: setsockopt on our own open socket with a pointer to a live linger and its size.
+                unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        (&lin as *const libc::linger).cast(),
+                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                    );
+                }
+            }
+            Err(e) => *errors.entry(format!("{:?}", e.kind())).or_default() += 1,
+        }
+    }
+    Ok(json!({
+        "client": "tcp-connect", "attempts": attempts, "established": ok,
+        "success": if attempts > 0 { ok as f64 / attempts as f64 } else { 0.0 },
+        "errors": errors, "timeout_ms": timeout_ms, "rate": rate,
+        "elapsed_s": t0.elapsed().as_secs_f64(), "connect_us": Percentiles::from_ns(&h),
     }))
 }

@@ -23,6 +23,11 @@
 //! round trip's percentiles and loss, xsknet's softirq busy share (its control endpoint),
 //! the kernel's `si` per CPU (/proc/stat) and the frames that reached user space.
 //!
+//! TCP (issue 10; `xsknet_bench::tcp_bench`): requests (wrk, ab) against `xsknet http` and
+//! nginx, one-connection request/response round trips against `xsknet echo` and a kernel
+//! TCP echo server, bulk send (curl from `xsknet http` and nginx, GSO on and off) and
+//! bulk receive (iperf3, and a kernel sender to `xsknet sink` and a kernel discard server).
+//!
 //! Results go to `bench/results/<date>-<host>.json` and `.md` (plus the
 //! percentile plot `.svg`), with the setup recorded; `--update-readme`
 //! replaces the README's results block. Every namespace is removed at the end,
@@ -40,6 +45,7 @@ use serde::Serialize;
 use serde_json::Value;
 use xsknet::testing::{command_in, format_mac, NetNsPair, NetNsPairOptions};
 use xsknet_bench::nsproc::NsProc as Proc;
+use xsknet_bench::tcp_bench;
 
 const RX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -90,6 +96,15 @@ struct Cli {
     /// Run only the latency section (for working on it; not with --update-readme).
     #[arg(long, conflicts_with_all = ["update_readme", "flood_only"])]
     latency_only: bool,
+    /// Only the TCP section (requests, request/response, bulk send and receive).
+    #[arg(long, conflicts_with_all = ["update_readme", "flood_only", "latency_only", "no_tcp"])]
+    tcp_only: bool,
+    /// Leave the TCP section out.
+    #[arg(long)]
+    no_tcp: bool,
+    /// Seconds of each TCP wrk and request/response row (wrk rounds to whole seconds).
+    #[arg(long, default_value_t = 5.0)]
+    tcp_secs: f64,
     /// The maximum the latency loads are shares of, packets per second, for every server
     /// (default: each xsknet echo server's own, measured at full rate before the latency
     /// points; the kernel server compared with it gets the same rate).
@@ -154,6 +169,7 @@ fn main() -> ExitCode {
         cli.runs = 1;
         cli.latency_secs = cli.latency_secs.min(1.0);
         cli.flood_secs = cli.flood_secs.min(1.5);
+        cli.tcp_secs = cli.tcp_secs.min(1.0);
     }
     if unsafe_is_not_root() {
         eprintln!("side-by-side: needs root (namespaces, XDP, AF_XDP): run `sudo make bench`");
@@ -1259,7 +1275,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
 fn measure(b: &Bench) -> Result<(), BoxError> {
     let cli = b.cli;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    if !(cli.latency_only && cli.max_pps.is_some()) {
+    if !(cli.tcp_only || (cli.latency_only && cli.max_pps.is_some())) {
         eprintln!(
             "== throughput: 64-byte UDP, {} frames x {} run(s) each, interleaved, generator {:?} on CPU {GEN_CPU}, receiver on CPU {RX_CPU}",
             cli.count, cli.runs, cli.generator
@@ -1272,7 +1288,8 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsknet-sink", "xsknet sink (run to completion)"),
         ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
-    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|_| !cli.flood_only && !cli.latency_only).collect();
+    let udp = !cli.flood_only && !cli.latency_only && !cli.tcp_only;
+    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|_| udp).collect();
     let mut throughput = b.throughput(&rows)?;
     for t in &mut throughput {
         let what = t.what.clone();
@@ -1285,10 +1302,12 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             }
         }
     }
-    let observed = if cli.flood_only || cli.latency_only { Vec::new() } else { b.observability()? };
+    let observed = if udp { b.observability()? } else { Vec::new() };
 
-    eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
-    let loads = if cli.flood_only { Vec::new() } else { latency_loads(&cli.loads, cli.quick) };
+    if !cli.flood_only && !cli.tcp_only {
+        eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
+    }
+    let loads = if cli.flood_only || cli.tcp_only { Vec::new() } else { latency_loads(&cli.loads, cli.quick) };
     // The maxima the shares are of: each xsknet echo server's own (like with like), or --max-pps.
     let mut maxima: BTreeMap<&'static str, f64> = BTreeMap::new();
     if loads.iter().any(|l| l.share.is_some()) {
@@ -1311,7 +1330,29 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         }
     }
 
-    let flood = if cli.latency_only { Vec::new() } else { b.flood()? };
+    let flood = if cli.latency_only || cli.tcp_only { Vec::new() } else { b.flood()? };
+
+    let tcp = if cli.tcp_only || !(cli.flood_only || cli.latency_only || cli.no_tcp) {
+        let t = tcp_bench::TcpBench {
+            ns: b.pair.ns(),
+            ifname: b.pair.ifname(),
+            peer_ns: b.pair.peer_ns(),
+            dir: &b.dir,
+            bin: &b.bin,
+            server_addr: RX_ADDR,
+            peer_addr: GEN_ADDR,
+            client_cpu: GEN_CPU,
+            server_cpu: RX_CPU,
+            quick: cli.quick,
+            secs: cli.tcp_secs,
+        };
+        let mut r = t.run(&|| b.stopped())?;
+        eprintln!("== tcp: under loss, through xsknet-impair");
+        r.loss = tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped())?;
+        Some(r)
+    } else {
+        None
+    };
 
     let date = today();
     let name = format!("{date}-{}", host());
@@ -1334,12 +1375,16 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     });
     let maxima_from = if cli.max_pps.is_some() { "--max-pps" } else { "measured: xsknet pktgen --echo at full rate" };
     let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed,
-        "latency_maxima": { "pps": maxima, "from": maxima_from }, "latency": latency, "flood": flood });
+        "latency_maxima": { "pps": maxima, "from": maxima_from }, "latency": latency, "flood": flood, "tcp": tcp });
     let json_path = cli.out.join(format!("{name}.json"));
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
     let mut md = markdown(&results, &throughput, &latency, &flood, &maxima, cli.max_pps.is_some());
     md.push_str(&observability_table(&observed));
     md.push_str(&flood_table(&flood, &cli.flood_client()));
+    let tcp_plot = cli.out.join(format!("{name}-tcp-rr.svg"));
+    if let Some(t) = &tcp {
+        md.push_str(&tcp_bench::markdown(t));
+    }
     let md_path = cli.out.join(format!("{name}.md"));
     std::fs::write(&md_path, &md)?;
     // One plot per load: `{name}.svg` for the first (unloaded), `{name}-{load}.svg` for the others.
@@ -1350,13 +1395,17 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             plots.push((path, load.to_string()));
         }
     }
+    let tcp_plot = tcp.as_ref().is_some_and(|t| tcp_bench::plot(&tcp_plot, t)).then_some(tcp_plot);
     println!("{md}");
     eprintln!("results: {} {}", json_path.display(), md_path.display());
     for (p, _) in &plots {
         eprintln!("plot: {}", p.display());
     }
+    if let Some(p) = &tcp_plot {
+        eprintln!("plot: {}", p.display());
+    }
     if cli.update_readme {
-        update_readme(&md, &plots)?;
+        update_readme(&md, &plots, tcp_plot.as_deref())?;
     }
     Ok(())
 }
@@ -1559,7 +1608,9 @@ fn markdown(
             parts.join("; ")
         ));
     }
-    md.push_str("\n| UDP echo server | offered | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    if !latency.is_empty() {
+        md.push_str("\n| UDP echo server | offered | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    }
     for l in latency {
         let r = &l.result;
         let p = |k: &str| l.rtt(k).map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
@@ -1672,6 +1723,9 @@ fn goals(throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]
         }
     }
     out.push_str(&flood_goals(flood));
+    if out.lines().count() <= 3 {
+        return String::new(); // no UDP row in this run (--tcp-only)
+    }
     out
 }
 
@@ -1820,7 +1874,7 @@ fn plot(path: &Path, latency: &[LatencyPoint], load_index: usize, load: &str, b:
     }
 }
 
-fn update_readme(md: &str, plots: &[(PathBuf, String)]) -> Result<(), BoxError> {
+fn update_readme(md: &str, plots: &[(PathBuf, String)], tcp_plot: Option<&Path>) -> Result<(), BoxError> {
     let readme = std::fs::read_to_string("README.md")?;
     let (Some(a), Some(z)) = (readme.find("<!-- bench:start -->"), readme.find("<!-- bench:end -->")) else {
         return Err("README.md has no <!-- bench:start --> / <!-- bench:end --> block".into());
@@ -1833,6 +1887,9 @@ fn update_readme(md: &str, plots: &[(PathBuf, String)]) -> Result<(), BoxError> 
     if plots.len() > 1 {
         let links: Vec<String> = plots[1..].iter().map(|(p, rate)| format!("[{rate}]({})", p.display())).collect();
         block.push_str(&format!("\nThe same under load: {}.\n", links.join(", ")));
+    }
+    if let Some(p) = tcp_plot {
+        block.push_str(&format!("\n![TCP request/response round trip by percentile]({})\n", p.display()));
     }
     let new = format!("{}{}\n{}", &readme[..a], block, &readme[z..]);
     std::fs::write("README.md", new)?;

@@ -1,0 +1,1633 @@
+//! The TCP section of `make bench` (issue 10): xsknet's TCP beside the
+//! kernel's, on the side-by-side benchmark's veth pair and cores (clients on
+//! CPU 0 in the peer namespace, servers on CPU 1), in the same run.
+//!
+//! * **Requests**: `wrk` (keep-alive, one thread, [`CONNECTIONS`] connections)
+//!   and `ab` (a new connection per request, [`CONNECTIONS`] at a time) fetching a
+//!   1 KiB file from `xsknet http` and from nginx (Debian's, one worker, its
+//!   configuration written to the run's temporary directory): requests per
+//!   second and latency percentiles.
+//! * **Request/response latency**: `baseline tcp-rr`, one connection, 64-byte
+//!   requests on a busy-polled kernel socket, round trips in an HdrHistogram,
+//!   against `xsknet echo` (run to completion, and threaded) and `baseline
+//!   tcp-echo` (the kernel, busy-polling and blocking).
+//! * **Bulk send**: curl fetching a 16 MiB file from `xsknet http` and from
+//!   nginx with GSO on and off on the server's veth (xsknet sends MTU-sized
+//!   frames: GSO off is the like-for-like row), Gbit/s.
+//! * **Bulk receive**: `iperf3` against an `iperf3 -s` (the kernel), and
+//!   `baseline tcp-send` against `baseline tcp-sink` (the kernel) and `xsknet
+//!   sink` (which counts the bytes): Gbit/s and CPU time per GB, of the server
+//!   process and of both cores.
+//!
+//! Each row records its commands; [`TcpResults`] goes to the run's JSON under
+//! `tcp`, [`markdown`] gives the tables and the goals of issue 10, [`plot`]
+//! the request/response percentile plot.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use xsknet::testing::run_in;
+
+use crate::nsproc::NsProc;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Connections of `wrk` and concurrency of `ab`.
+pub const CONNECTIONS: u32 = 16;
+/// The HTTP port of `xsknet http` and nginx.
+pub const HTTP_PORT: u16 = 80;
+/// The echo port (`xsknet echo`, `baseline tcp-echo`).
+pub const ECHO_PORT: u16 = 7;
+/// The discard port (`xsknet sink`, `baseline tcp-sink`).
+pub const SINK_PORT: u16 = 9;
+/// The `iperf3 -s` port (its default).
+pub const IPERF_PORT: u16 = 5201;
+/// The small response body, bytes.
+pub const SMALL_FILE: usize = 1024;
+/// The bulk-send file, bytes (16 MiB).
+pub const BIG_FILE: usize = 16 << 20;
+/// Request (and answer) size of the request/response rows, bytes.
+pub const RR_SIZE: usize = 64;
+
+/// Where and how long the TCP section runs.
+pub struct TcpBench<'a> {
+    /// The servers' namespace and their interface (a veth), and the clients' namespace.
+    pub ns: &'a str,
+    pub ifname: &'a str,
+    pub peer_ns: &'a str,
+    /// The run's temporary directory (configurations, files served, logs).
+    pub dir: &'a Path,
+    /// Where `xsknet` and `baseline` are.
+    pub bin: &'a Path,
+    /// The servers' address (the kernel's on `ifname()` for the kernel rows, xsknet's otherwise).
+    pub server_addr: Ipv4Addr,
+    /// The clients' address: the servers' next hop to the SYN flood's spoofed sources.
+    pub peer_addr: Ipv4Addr,
+    /// The clients' CPU and the servers' CPU.
+    pub client_cpu: &'a str,
+    pub server_cpu: &'a str,
+    /// Small counts (`--quick`): the section stays under a minute.
+    pub quick: bool,
+    /// Seconds of each wrk and request/response row.
+    pub secs: f64,
+}
+
+/// The server veth's transmit offloads for a bulk-send row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offload {
+    /// `tx on` and GSO on: the veth's defaults.
+    Tso,
+    /// `tx off` and GSO on: the section's setting.
+    Gso,
+    /// `tx off` and `gso off`: TCP builds MTU-sized segments.
+    Off,
+}
+
+/// One row of a table: who served, who asked, how, and what came out.
+#[derive(Serialize, Clone, Debug)]
+pub struct TcpRow {
+    /// The server: `nginx`, `xsknet-http`, `kernel-tcp-echo-busy`, …
+    pub server: String,
+    /// What the row is, as the tables print it.
+    pub what: String,
+    /// The commands that ran, server first.
+    pub setup: Vec<String>,
+    /// The figures (names with units: `requests_per_s`, `p50_us`, `gbit_per_s`, …).
+    pub metrics: BTreeMap<String, f64>,
+    /// The clients' and servers' own reports.
+    pub detail: Value,
+}
+
+impl TcpRow {
+    /// A figure of the row, if measured.
+    pub fn get(&self, k: &str) -> Option<f64> {
+        self.metrics.get(k).copied()
+    }
+}
+
+/// The TCP section's results (JSON key `tcp`).
+#[derive(Serialize, Default, Debug)]
+pub struct TcpResults {
+    /// Versions of the outside tools and the settings of the section.
+    pub setup: Value,
+    /// wrk (keep-alive) and ab (a connection per request).
+    pub requests: Vec<TcpRow>,
+    /// One connection, 64-byte requests.
+    pub request_response: Vec<TcpRow>,
+    /// curl fetching the 16 MiB file.
+    pub bulk_send: Vec<TcpRow>,
+    /// A kernel client sending to a sink.
+    pub bulk_receive: Vec<TcpRow>,
+    /// curl fetching a file through `xsknet-impair` (loss and delay), from nginx and `xsknet http`.
+    pub loss: Vec<TcpRow>,
+    /// Legitimate connects alone and beside a SYN flood, to nginx and `xsknet http`.
+    pub syn_flood: Vec<TcpRow>,
+    /// Rows not measured, with why (a tool missing).
+    pub skipped: Vec<String>,
+}
+
+/// A program's version line, or `None` when it is not installed.
+fn version(cmd: &[&str]) -> Option<String> {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).stdin(Stdio::null()).output().ok()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    text.lines().map(str::trim).find(|l| !l.is_empty()).map(String::from)
+}
+
+/// Whether `name` is a program on PATH.
+fn have(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file() || d.join(name).is_symlink()))
+        || Path::new("/usr/sbin").join(name).exists()
+}
+
+/// The value of the `key` line's number in a tool's text output ("Requests/sec:  62400.12").
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
+    line.trim_start()[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// wrk's duration ("262.00us", "1.20ms", "2.00s") in µs.
+fn wrk_duration_us(s: &str) -> Option<f64> {
+    let (n, mult) = if let Some(v) = s.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = s.strip_suffix('m') {
+        (v, 60e6)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        return None;
+    };
+    n.parse::<f64>().ok().map(|v| v * mult)
+}
+
+/// What `wrk --latency` printed: requests/s, the latency distribution's percentiles (µs),
+/// requests, socket errors and non-2xx/3xx responses.
+pub fn parse_wrk(text: &str) -> Result<BTreeMap<String, f64>, BoxError> {
+    let mut m = BTreeMap::new();
+    let rps = number_after(text, "Requests/sec:").ok_or_else(|| format!("wrk: no Requests/sec in:\n{text}"))?;
+    m.insert("requests_per_s".to_string(), rps);
+    let mut in_dist = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("Latency Distribution") {
+            in_dist = true;
+            continue;
+        }
+        if in_dist {
+            let mut w = t.split_whitespace();
+            match (w.next().and_then(|p| p.strip_suffix('%')), w.next().and_then(wrk_duration_us)) {
+                (Some(p), Some(us)) => {
+                    m.insert(format!("p{p}_us"), us);
+                }
+                _ => in_dist = false,
+            }
+        }
+        if let Some(rest) = t.strip_suffix(" read").and_then(|r| r.split_once(" requests in ")) {
+            if let Ok(n) = rest.0.trim().parse::<f64>() {
+                m.insert("requests".into(), n);
+            }
+        }
+        if let Some(rest) = t.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            let errs: f64 = rest.split(',').filter_map(|p| p.split_whitespace().nth(1)?.parse::<f64>().ok()).sum();
+            m.insert("socket_errors".into(), errs);
+        }
+        if let Some(rest) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            m.insert("non_2xx".into(), rest.trim().parse().unwrap_or(f64::NAN));
+        }
+    }
+    m.entry("socket_errors".into()).or_insert(0.0);
+    m.entry("non_2xx".into()).or_insert(0.0);
+    if !m.contains_key("p50_us") {
+        return Err(format!("wrk: no latency distribution in:\n{text}").into());
+    }
+    Ok(m)
+}
+
+/// What `ab` printed (requests/s, complete and failed requests, non-2xx responses) and
+/// the percentiles of its `-e` CSV ("Percentage served,Time in ms"), in µs.
+pub fn parse_ab(text: &str, csv: &str) -> Result<BTreeMap<String, f64>, BoxError> {
+    let mut m = BTreeMap::new();
+    let rps =
+        number_after(text, "Requests per second:").ok_or_else(|| format!("ab: no Requests per second in:\n{text}"))?;
+    m.insert("requests_per_s".to_string(), rps);
+    m.insert("requests".into(), number_after(text, "Complete requests:").unwrap_or(0.0));
+    m.insert("failed".into(), number_after(text, "Failed requests:").unwrap_or(0.0));
+    m.insert("non_2xx".into(), number_after(text, "Non-2xx responses:").unwrap_or(0.0));
+    for line in csv.lines().skip(1) {
+        let Some((p, ms)) = line.split_once(',') else { continue };
+        let (Ok(p), Ok(ms)) = (p.trim().parse::<u32>(), ms.trim().parse::<f64>()) else { continue };
+        if matches!(p, 50 | 90 | 99 | 100) {
+            let key = if p == 100 { "max_us".to_string() } else { format!("p{p}_us") };
+            m.insert(key, ms * 1000.0);
+        }
+    }
+    if !m.contains_key("p50_us") {
+        return Err(format!("ab: no percentiles in its CSV:\n{csv}").into());
+    }
+    Ok(m)
+}
+
+/// The last line of `log` that is a JSON object (the baseline programs' reports).
+fn last_json(log: &str, who: &str) -> Result<Value, BoxError> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| format!("{who}: no JSON report in:\n{log}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// The JSON document that starts at the first '{' of `log` (`iperf3 -J`).
+fn whole_json(log: &str, who: &str) -> Result<Value, BoxError> {
+    let at = log.find('{').ok_or_else(|| format!("{who}: no JSON in:\n{log}"))?;
+    Ok(serde_json::from_str(&log[at..]).map_err(|e| format!("{who}: {e} in:\n{log}"))?)
+}
+
+/// The median of some values (the upper one of an even count); NaN when empty.
+fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
+}
+
+/// Busy and total jiffies of each CPU, from /proc/stat (busy: all but idle and iowait).
+fn cpu_jiffies() -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            let total: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+/// User plus system CPU time of process `pid` (its threads included), seconds.
+fn process_cpu_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system; no memory is passed.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(ticks as f64 / hz)
+}
+
+/// What a transfer cost: the server process's CPU and both cores' busy time, in seconds.
+struct CpuMark {
+    machine: Vec<(u64, u64)>,
+    server: Option<f64>,
+}
+
+impl CpuMark {
+    fn now(server_pid: u32) -> CpuMark {
+        CpuMark { machine: cpu_jiffies(), server: process_cpu_s(server_pid) }
+    }
+
+    /// (server CPU s, busy CPU s of all cores) since `self`.
+    fn since(&self, server_pid: u32) -> (Option<f64>, f64) {
+        // SAFETY: as in `process_cpu_s`.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let now = cpu_jiffies();
+        let busy: u64 = now.iter().zip(&self.machine).map(|(a, b)| a.0.saturating_sub(b.0)).sum();
+        let server = match (self.server, process_cpu_s(server_pid)) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        (server, busy as f64 / hz)
+    }
+}
+
+impl TcpBench<'_> {
+    fn exe(&self, name: &str) -> String {
+        self.bin.join(name).to_string_lossy().into_owned()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("http://{}:{HTTP_PORT}/{file}", self.server_addr)
+    }
+
+    /// The kernel on the server's side has the address only for the kernel rows.
+    fn kernel_addr(&self, on: bool) -> Result<(), BoxError> {
+        let cidr = format!("{}/24", self.server_addr);
+        let out = run_in(self.ns, &["ip", "addr", if on { "add" } else { "del" }, &cidr, "dev", self.ifname]);
+        if on && !out.status.success() {
+            return Err(format!("ip addr add: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(())
+    }
+
+    /// The server veth's transmit offloads (`ethtool -K IF tx on|off gso on|off`); what
+    /// `ethtool -k` then says of checksumming and segmentation offload.
+    fn offload(&self, tx: bool, gso: bool) -> Result<String, BoxError> {
+        let onoff = |b: bool| if b { "on" } else { "off" };
+        let out = run_in(self.ns, &["ethtool", "-K", self.ifname, "tx", onoff(tx), "gso", onoff(gso)]);
+        if !out.status.success() {
+            return Err(format!("ethtool -K {}: {}", self.ifname, String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let k = run_in(self.ns, &["ethtool", "-k", self.ifname]);
+        let text = String::from_utf8_lossy(&k.stdout);
+        let keep = ["tx-checksumming:", "tcp-segmentation-offload:", "generic-segmentation-offload:"];
+        Ok(text.lines().map(str::trim).filter(|l| keep.iter().any(|k| l.starts_with(k))).collect::<Vec<_>>().join(", "))
+    }
+
+    /// Waits until a kernel socket listens on `port` in the server's namespace (`ss -ltn`).
+    fn wait_listening(&self, p: &mut NsProc, port: u16, who: &str) -> Result<(), BoxError> {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            let out = run_in(self.ns, &["ss", "-Hltn", &format!("sport = :{port}")]);
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return Ok(());
+            }
+            if let Some(s) = p.exited() {
+                return Err(format!("{who} exited ({s}) before listening:\n{}", p.log()).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("{who} not listening on port {port} after 10 s:\n{}", p.log()).into())
+    }
+
+    /// Runs a client in the peer namespace on the client CPU until it exits; its output.
+    fn client(&self, args: &[String], name: &str, timeout: Duration) -> Result<String, BoxError> {
+        let p = NsProc::spawn(self.peer_ns, self.client_cpu, args, name, self.dir)?;
+        p.wait_exit(timeout)
+    }
+
+    /// A server on the server CPU in the server's namespace, started and ready.
+    fn server(&self, server: &str) -> Result<(NsProc, Vec<String>), BoxError> {
+        let ifname = self.ifname.to_string();
+        let cidr = format!("{}/24", self.server_addr);
+        let xsknet = |app: &str, port: u16, extra: &[String]| {
+            let mut v = vec![
+                self.exe("xsknet"),
+                app.to_string(),
+                "--iface".into(),
+                ifname.clone(),
+                "--ip".into(),
+                cidr.clone(),
+                "--port".into(),
+                port.to_string(),
+            ];
+            v.extend_from_slice(extra);
+            v.extend(["--stats-json".to_string(), self.path(&format!("{server}.json"))]);
+            v
+        };
+        let bind = |port: u16| format!("{}:{port}", self.server_addr);
+        let (args, port): (Vec<String>, Option<u16>) = match server {
+            "xsknet-http" => (
+                xsknet(
+                    "http",
+                    HTTP_PORT,
+                    &["--root".into(), self.path("www"), "--gateway".into(), self.peer_addr.to_string()],
+                ),
+                None,
+            ),
+            "xsknet-echo" => (xsknet("echo", ECHO_PORT, &[]), None),
+            "xsknet-echo-threaded" => (xsknet("echo", ECHO_PORT, &["--threaded".into()]), None),
+            "xsknet-sink" => (xsknet("sink", SINK_PORT, &[]), None),
+            "nginx" => (
+                vec![
+                    "nginx".into(),
+                    "-c".into(),
+                    self.path("nginx.conf"),
+                    "-p".into(),
+                    self.path("nginx"),
+                    "-e".into(),
+                    self.path("nginx/error.log"),
+                ],
+                Some(HTTP_PORT),
+            ),
+            "kernel-tcp-echo-busy" | "kernel-tcp-echo-blocking" => (
+                vec![
+                    self.exe("baseline"),
+                    "tcp-echo".into(),
+                    "--bind".into(),
+                    bind(ECHO_PORT),
+                    "--mode".into(),
+                    if server.ends_with("busy") { "busy" } else { "blocking" }.into(),
+                ],
+                None,
+            ),
+            "kernel-tcp-sink" => {
+                (vec![self.exe("baseline"), "tcp-sink".into(), "--bind".into(), bind(SINK_PORT)], None)
+            }
+            "iperf3" => (
+                vec![
+                    "iperf3".into(),
+                    "-s".into(),
+                    "-B".into(),
+                    self.server_addr.to_string(),
+                    "-p".into(),
+                    IPERF_PORT.to_string(),
+                ],
+                Some(IPERF_PORT),
+            ),
+            other => return Err(format!("unknown TCP server {other}").into()),
+        };
+        let mut p = NsProc::spawn(self.ns, self.server_cpu, &args, server, self.dir)?;
+        match port {
+            Some(port) => self.wait_listening(&mut p, port, server)?,
+            None => p.wait_ready(Duration::from_secs(10))?,
+        }
+        let shown = format!("taskset -c {} {}", self.server_cpu, args.join(" "));
+        Ok((p, vec![shown.replace(&self.dir.to_string_lossy().into_owned(), "$TMP")]))
+    }
+
+    /// Stops a server; an xsknet server's `--stats-json` report (or its log's last JSON line).
+    fn stop_server(&self, p: NsProc, server: &str) -> Value {
+        let log = p.stop().unwrap_or_default();
+        if server.starts_with("xsknet") {
+            let path = self.dir.join(format!("{server}.json"));
+            let v: Value =
+                std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+            let _ = std::fs::remove_file(&path);
+            return json!({
+                "application": v["application"], "http": v["http"], "softirq_busy_share": v["softirq"]["busy_share"],
+                "tcp_sockets_by_state": v["tcp_sockets_by_state"], "counters": tcp_counters(&v["counters"]),
+            });
+        }
+        last_json(&log, server).unwrap_or(Value::Null)
+    }
+
+    /// Writes the files served and nginx's configuration (the run's own; the system's is
+    /// never read: `-c`, `-p` and `-e` point here).
+    fn prepare(&self) -> Result<(), BoxError> {
+        let www = self.dir.join("www");
+        std::fs::create_dir_all(&www)?;
+        std::fs::create_dir_all(self.dir.join("nginx/tmp"))?;
+        let mut small = vec![0u8; SMALL_FILE];
+        for (i, b) in small.iter_mut().enumerate() {
+            *b = b'a' + (i % 26) as u8;
+        }
+        std::fs::write(www.join("1k.bin"), &small)?;
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let big: Vec<u8> = (0..BIG_FILE)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(www.join("16m.bin"), &big)?;
+        std::fs::write(www.join("loss.bin"), &big[..self.loss_bytes().min(BIG_FILE)])?;
+        if self.loss_bytes() > BIG_FILE {
+            let mut f = std::fs::OpenOptions::new().append(true).open(www.join("loss.bin"))?;
+            for _ in 1..self.loss_bytes() / BIG_FILE {
+                std::io::Write::write_all(&mut f, &big)?;
+            }
+        }
+        let cpu: usize = self.server_cpu.parse().unwrap_or(1);
+        let mask = format!("1{}", "0".repeat(cpu));
+        let d = self.dir.to_string_lossy();
+        let conf = format!(
+            "# side-by-side's nginx: one worker pinned to CPU {cpu}, in the run's temporary directory.\n\
+             user root;\nworker_processes 1;\nworker_cpu_affinity {mask};\ndaemon off;\nmaster_process on;\n\
+             pid {d}/nginx/nginx.pid;\nerror_log {d}/nginx/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  default_type application/octet-stream;\n  sendfile on;\n  tcp_nopush on;\n  \
+             tcp_nodelay on;\n  keepalive_timeout 65;\n  keepalive_requests 1000000;\n  \
+             client_body_temp_path {d}/nginx/tmp/body;\n  proxy_temp_path {d}/nginx/tmp/proxy;\n  \
+             fastcgi_temp_path {d}/nginx/tmp/fastcgi;\n  uwsgi_temp_path {d}/nginx/tmp/uwsgi;\n  \
+             scgi_temp_path {d}/nginx/tmp/scgi;\n  \
+             server {{\n    listen {addr}:{HTTP_PORT} backlog=511;\n    root {d}/www;\n  }}\n}}\n",
+            addr = self.server_addr,
+        );
+        std::fs::write(self.dir.join("nginx.conf"), conf)?;
+        // The clients' side: many short connections (ab) must not run out of ports.
+        for (k, v) in [("net.ipv4.ip_local_port_range", "1024 65535"), ("net.ipv4.tcp_tw_reuse", "1")] {
+            let _ = run_in(self.peer_ns, &["sysctl", "-qw", &format!("{k}={v}")]);
+        }
+        Ok(())
+    }
+
+    /// Runs the whole section. A missing tool skips its rows with a note; anything else
+    /// that fails fails the run.
+    ///
+    /// # Errors
+    ///
+    /// A server that does not start, a client that fails, or output that cannot be read.
+    pub fn run(&self, stopped: &dyn Fn() -> Result<(), BoxError>) -> Result<TcpResults, BoxError> {
+        self.prepare()?;
+        let mut r = TcpResults::default();
+        let tools = ["nginx", "wrk", "ab", "curl", "iperf3", "hping3"];
+        for t in tools {
+            if !have(t) {
+                r.skipped.push(format!("{t} not installed (`make deps`): its rows are not measured"));
+            }
+        }
+        r.setup = json!({
+            "clients": format!("peer namespace, CPU {}", self.client_cpu),
+            "servers": format!("server namespace, CPU {}", self.server_cpu),
+            "connections": CONNECTIONS, "secs": self.secs, "small_file_bytes": SMALL_FILE, "big_file_bytes": BIG_FILE,
+            "rr_size_bytes": RR_SIZE, "ab_requests": self.ab_requests(), "bulk_receive_bytes": self.bulk_bytes(),
+            "curl_runs": self.curl_runs(),
+            "versions": {
+                "nginx": version(&["nginx", "-v"]), "wrk": version(&["wrk", "-v"]), "ab": version(&["ab", "-V"]),
+                "curl": version(&["curl", "--version"]), "iperf3": version(&["iperf3", "--version"]),
+                "hping3": version(&["hping3", "--version"]),
+            },
+            "server_veth": "tx checksum offload off, GSO on, unless a bulk-send row says otherwise (its detail.server_veth: what ethtool -k said)",
+        });
+        eprintln!("== tcp: requests (wrk keep-alive, ab a connection per request), 1 KiB responses");
+        for server in ["nginx", "xsknet-http"] {
+            stopped()?;
+            if server == "nginx" && !have("nginx") {
+                continue;
+            }
+            r.requests.extend(self.requests(server)?);
+        }
+        eprintln!("== tcp: request/response, one connection, {RR_SIZE} bytes, {} s each", self.secs);
+        for server in ["kernel-tcp-echo-busy", "xsknet-echo", "kernel-tcp-echo-blocking", "xsknet-echo-threaded"] {
+            stopped()?;
+            r.request_response.push(self.rr(server)?);
+        }
+        eprintln!("== tcp: bulk send, curl fetching {} MiB", BIG_FILE >> 20);
+        if have("curl") {
+            let rows = [
+                ("nginx", Offload::Tso),
+                ("nginx", Offload::Gso),
+                ("nginx", Offload::Off),
+                ("xsknet-http", Offload::Gso),
+            ];
+            for (server, offload) in rows {
+                stopped()?;
+                if server == "nginx" && !have("nginx") {
+                    continue;
+                }
+                r.bulk_send.push(self.bulk_send(server, offload)?);
+            }
+        }
+        eprintln!("== tcp: connects beside a SYN flood (hping3 --flood --rand-source)");
+        if have("hping3") {
+            for server in ["nginx", "xsknet-http"] {
+                stopped()?;
+                if server == "nginx" && !have("nginx") {
+                    continue;
+                }
+                r.syn_flood.extend(self.syn_flood(server)?);
+            }
+        }
+        eprintln!("== tcp: bulk receive, {} MB from a kernel client", self.bulk_bytes() / 1_000_000);
+        for server in ["iperf3", "kernel-tcp-sink", "xsknet-sink"] {
+            stopped()?;
+            if server == "iperf3" && !have("iperf3") {
+                continue;
+            }
+            r.bulk_receive.push(self.bulk_receive(server)?);
+        }
+        Ok(r)
+    }
+
+    fn ab_requests(&self) -> u64 {
+        if self.quick {
+            2_000
+        } else {
+            20_000
+        }
+    }
+
+    fn bulk_bytes(&self) -> u64 {
+        if self.quick {
+            256_000_000
+        } else {
+            2_000_000_000
+        }
+    }
+
+    /// The size of the file fetched under loss: 64 MiB (4 MiB with `--quick`).
+    fn loss_bytes(&self) -> usize {
+        if self.quick {
+            4 << 20
+        } else {
+            64 << 20
+        }
+    }
+
+    fn curl_runs(&self) -> usize {
+        if self.quick {
+            2
+        } else {
+            7
+        }
+    }
+
+    /// Starts `server` (the kernel's address on for nginx), runs `f`, stops it.
+    fn with_server<T>(
+        &self,
+        server: &str,
+        f: impl FnOnce(&[String]) -> Result<T, BoxError>,
+    ) -> Result<(T, Value), BoxError> {
+        let kernel = !server.starts_with("xsknet");
+        if kernel {
+            self.kernel_addr(true)?;
+        }
+        let result = (|| {
+            let (p, setup) = self.server(server)?;
+            let out = f(&setup);
+            let report = self.stop_server(p, server);
+            out.map(|t| (t, report))
+        })();
+        if kernel {
+            self.kernel_addr(false)?;
+        }
+        result
+    }
+
+    fn requests(&self, server: &str) -> Result<Vec<TcpRow>, BoxError> {
+        let label = if server == "nginx" { "nginx (1 worker, sendfile)" } else { "xsknet http (run to completion)" };
+        let url = self.url("1k.bin");
+        let secs = format!("{}s", self.secs.max(1.0).round());
+        let wrk_args: Vec<String> =
+            ["wrk", "-t1", &format!("-c{CONNECTIONS}"), &format!("-d{secs}"), "--latency", &url]
+                .map(String::from)
+                .to_vec();
+        let csv = self.path("ab.csv");
+        let ab_args: Vec<String> = [
+            "ab",
+            "-q",
+            "-n",
+            &self.ab_requests().to_string(),
+            "-c",
+            &CONNECTIONS.to_string(),
+            "-s",
+            "10",
+            "-e",
+            &csv,
+            &url,
+        ]
+        .map(String::from)
+        .to_vec();
+        let cpu = self.client_cpu;
+        let (rows, report) = self.with_server(server, |setup| {
+            let mut rows = Vec::new();
+            if have("wrk") {
+                let out =
+                    self.client(&wrk_args, &format!("wrk-{server}"), Duration::from_secs_f64(self.secs + 30.0))?;
+                rows.push(TcpRow {
+                    server: server.into(),
+                    what: format!("{label}, wrk keep-alive"),
+                    setup: [setup.to_vec(), vec![format!("taskset -c {cpu} {}", wrk_args.join(" "))]].concat(),
+                    metrics: parse_wrk(&out)?,
+                    detail: json!({ "client": "wrk", "output": out }),
+                });
+            }
+            if have("ab") {
+                let out = self.client(&ab_args, &format!("ab-{server}"), Duration::from_secs(120))?;
+                let text = std::fs::read_to_string(&csv).unwrap_or_default();
+                rows.push(TcpRow {
+                    server: server.into(),
+                    what: format!("{label}, ab, a connection per request"),
+                    setup: [
+                        setup.to_vec(),
+                        vec![format!("taskset -c {cpu} {}", ab_args.join(" "))
+                            .replace(&self.dir.to_string_lossy().into_owned(), "$TMP")],
+                    ]
+                    .concat(),
+                    metrics: parse_ab(&out, &text)?,
+                    detail: json!({ "client": "ab", "output": out }),
+                });
+            }
+            Ok(rows)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|mut r| {
+                r.detail["server"] = report.clone();
+                r
+            })
+            .collect())
+    }
+
+    fn rr(&self, server: &str) -> Result<TcpRow, BoxError> {
+        let what = match server {
+            "kernel-tcp-echo-busy" => "kernel TCP echo, spinning on non-blocking sockets",
+            "kernel-tcp-echo-blocking" => "kernel TCP echo, blocking in read",
+            "xsknet-echo" => "xsknet echo (run to completion)",
+            _ => "xsknet echo --threaded (loop and reader on one core)",
+        };
+        let hlog = self.path(&format!("tcp-rr-{server}.hlog"));
+        let args: Vec<String> = [
+            self.exe("baseline").as_str(),
+            "tcp-rr",
+            "--connect",
+            &format!("{}:{ECHO_PORT}", self.server_addr),
+            "--size",
+            &RR_SIZE.to_string(),
+            "--duration",
+            &self.secs.to_string(),
+            "--hlog",
+            &hlog,
+            "--tag",
+            server,
+        ]
+        .map(String::from)
+        .to_vec();
+        let cpu = self.client_cpu;
+        let ((client, setup), report) = self.with_server(server, |setup| {
+            let out = self.client(&args, &format!("tcp-rr-{server}"), Duration::from_secs_f64(self.secs + 30.0))?;
+            let v = last_json(&out, "baseline tcp-rr")?;
+            let shown = format!("taskset -c {cpu} {}", args.join(" ")).replace(&*self.dir.to_string_lossy(), "$TMP");
+            Ok((v, [setup.to_vec(), vec![shown]].concat()))
+        })?;
+        let mut metrics = BTreeMap::new();
+        for (k, key) in
+            [("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("p99.9", "p99.9_us"), ("max", "max_us")]
+        {
+            if let Some(v) = client["rtt_us"][k].as_f64() {
+                metrics.insert(key.to_string(), v);
+            }
+        }
+        for k in ["round_trips", "rate_per_s", "mismatches"] {
+            metrics.insert(k.to_string(), client[k].as_f64().unwrap_or(f64::NAN));
+        }
+        Ok(TcpRow {
+            server: server.into(),
+            what: what.into(),
+            setup,
+            metrics,
+            detail: json!({ "client": client, "server": report, "hlog": hlog }),
+        })
+    }
+
+    fn bulk_send(&self, server: &str, offload: Offload) -> Result<TcpRow, BoxError> {
+        let (what, row, tx, gso_on) = match (server, offload) {
+            ("nginx", Offload::Tso) => {
+                ("nginx, veth defaults (tx checksum offload on, TSO and GSO on)", "nginx-tso", true, true)
+            }
+            ("nginx", Offload::Gso) => {
+                ("nginx, tx checksum offload off, GSO on (the section's setting)", "nginx-gso", false, true)
+            }
+            ("nginx", Offload::Off) => (
+                "nginx, tx checksum offload off, GSO off (MTU-sized segments: like for like)",
+                "nginx-gso-off",
+                false,
+                false,
+            ),
+            _ => ("xsknet http (MTU-sized frames)", "xsknet-http", false, true),
+        };
+        let args: Vec<String> = [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download} %{time_total}\\n",
+            &self.url("16m.bin"),
+        ]
+        .map(String::from)
+        .to_vec();
+        let cpu = self.client_cpu;
+        let features = self.offload(tx, gso_on)?;
+        let runs = self.curl_runs();
+        let result = self.with_server(server, |setup| {
+            let mut gbps = Vec::new();
+            for i in 0..runs {
+                let out = self.client(&args, &format!("curl-{server}-{i}"), Duration::from_secs(60))?;
+                let line = out.lines().last().unwrap_or("");
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let (Some(code), Some(size), Some(secs)) = (
+                    f.first(),
+                    f.get(1).and_then(|s| s.parse::<f64>().ok()),
+                    f.get(2).and_then(|s| s.parse::<f64>().ok()),
+                ) else {
+                    return Err(format!("curl: unexpected output: {out}").into());
+                };
+                if *code != "200" || size as usize != BIG_FILE {
+                    return Err(format!("curl from {server}: status {code}, {size} bytes of {BIG_FILE}").into());
+                }
+                gbps.push(size * 8.0 / secs.max(1e-9) / 1e9);
+            }
+            let shown = format!("taskset -c {cpu} {} (x {runs}, each a new connection)", args.join(" "));
+            Ok((gbps, [setup.to_vec(), vec![shown]].concat()))
+        });
+        // Back to the section's setting: tx offload off, GSO on.
+        self.offload(false, true)?;
+        let ((gbps, setup), report) = result?;
+        let mut metrics = BTreeMap::new();
+        metrics.insert("gbit_per_s".into(), median(&gbps));
+        metrics.insert("gbit_per_s_min".into(), gbps.iter().copied().fold(f64::INFINITY, f64::min));
+        metrics.insert("gbit_per_s_max".into(), gbps.iter().copied().fold(0.0, f64::max));
+        Ok(TcpRow {
+            server: row.into(),
+            what: what.into(),
+            setup,
+            metrics,
+            detail: json!({ "runs_gbit_per_s": gbps, "server": report, "server_veth": features }),
+        })
+    }
+
+    fn bulk_receive(&self, server: &str) -> Result<TcpRow, BoxError> {
+        let bytes = self.bulk_bytes();
+        let (what, args): (&str, Vec<String>) = match server {
+            "iperf3" => (
+                "kernel: iperf3 -c against iperf3 -s",
+                [
+                    "iperf3",
+                    "-c",
+                    &self.server_addr.to_string(),
+                    "-p",
+                    &IPERF_PORT.to_string(),
+                    "-n",
+                    &bytes.to_string(),
+                    "-J",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            _ => (
+                if server == "xsknet-sink" {
+                    "xsknet sink (run to completion), from baseline tcp-send"
+                } else {
+                    "kernel: baseline tcp-sink (read, 256 KiB), from baseline tcp-send"
+                },
+                [
+                    self.exe("baseline").as_str(),
+                    "tcp-send",
+                    "--connect",
+                    &format!("{}:{SINK_PORT}", self.server_addr),
+                    "--bytes",
+                    &bytes.to_string(),
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+        };
+        let cpu = self.client_cpu;
+        let ((client, cpu_used, setup), report) = self.with_server(server, |setup| {
+            let pid = self.server_pid(server)?;
+            let mark = CpuMark::now(pid);
+            let out = self.client(&args, &format!("send-{server}"), Duration::from_secs(300))?;
+            let used = mark.since(pid);
+            let v =
+                if server == "iperf3" { whole_json(&out, "iperf3")? } else { last_json(&out, "baseline tcp-send")? };
+            let shown = format!("taskset -c {cpu} {}", args.join(" "));
+            Ok((v, used, [setup.to_vec(), vec![shown]].concat()))
+        })?;
+        let gbps = if server == "iperf3" {
+            client["end"]["sum_received"]["bits_per_second"].as_f64().map(|b| b / 1e9)
+        } else {
+            client["gbit_per_s"].as_f64()
+        }
+        .ok_or_else(|| format!("{server}: no rate in the client's report: {client}"))?;
+        let received = match server {
+            "iperf3" => client["end"]["sum_received"]["bytes"].as_f64(),
+            "xsknet-sink" => report["application"]["tcp_bytes"].as_f64(),
+            _ => report["received_bytes"].as_f64(),
+        }
+        .unwrap_or(f64::NAN);
+        let gb = bytes as f64 / 1e9;
+        let mut metrics = BTreeMap::new();
+        metrics.insert("gbit_per_s".into(), gbps);
+        metrics.insert("bytes_sent".into(), bytes as f64);
+        metrics.insert("bytes_received".into(), received);
+        if let Some(s) = cpu_used.0 {
+            metrics.insert("server_cpu_s_per_gb".into(), s / gb);
+        }
+        metrics.insert("machine_cpu_s_per_gb".into(), cpu_used.1 / gb);
+        let mut detail = json!({ "server": report });
+        if server == "iperf3" {
+            detail["client"] = json!({ "end": client["end"] });
+        } else {
+            detail["client"] = client;
+        }
+        Ok(TcpRow { server: server.into(), what: what.into(), setup, metrics, detail })
+    }
+
+    /// One transfer of `loss.bin` from `server` through the relay: goodput, or how it failed
+    /// (curl's exit status: 28 is its `--max-time`).
+    fn lossy_transfer(&self, server: &str, impairment: &str) -> Result<TcpRow, BoxError> {
+        let max_time = if self.quick { 10 } else { 120 };
+        let args: Vec<String> = [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            &max_time.to_string(),
+            "-w",
+            "%{http_code} %{size_download} %{time_total}\\n",
+            &self.url("loss.bin"),
+        ]
+        .map(String::from)
+        .to_vec();
+        let cpu = self.client_cpu;
+        let name = format!("curl-loss-{server}");
+        let ((out, setup), report) = self.with_server(server, |setup| {
+            let out = self.client(&args, &name, Duration::from_secs(max_time + 30));
+            let shown = format!("taskset -c {cpu} {}", args.join(" "));
+            Ok((out, [setup.to_vec(), vec![shown]].concat()))
+        })?;
+        let want = self.loss_bytes() as f64;
+        let mut metrics = BTreeMap::new();
+        let (ok, text) = match out {
+            Ok(text) => {
+                let f: Vec<String> = text.lines().last().unwrap_or("").split_whitespace().map(String::from).collect();
+                let size = f.get(1).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+                let secs = f.get(2).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+                let complete = f.first().is_some_and(|c| c == "200") && size == want;
+                if complete {
+                    metrics.insert("mbit_per_s".into(), size * 8.0 / secs / 1e6);
+                    metrics.insert("secs".into(), secs);
+                }
+                (complete, text)
+            }
+            Err(e) => (false, e.to_string()),
+        };
+        metrics.insert("failed".into(), if ok { 0.0 } else { 1.0 });
+        let label = if server == "nginx" { "nginx (the kernel's TCP, CUBIC, SACK)" } else { "xsknet http" };
+        Ok(TcpRow {
+            server: server.into(),
+            what: format!("{label}, {impairment}"),
+            setup,
+            metrics,
+            detail: json!({ "client": text, "server": report, "impairment": impairment, "bytes": want }),
+        })
+    }
+
+    /// The legitimate client's rows beside `server`: alone, then beside hping3 flooding the
+    /// HTTP port with SYNs from random sources for as long, on the same CPU (the client at
+    /// SCHED_FIFO 50, so that it preempts the flooder as the UDP flood rows' client does).
+    fn syn_flood(&self, server: &str) -> Result<Vec<TcpRow>, BoxError> {
+        let label = if server == "nginx" { "nginx (kernel, tcp_syncookies=1)" } else { "xsknet http" };
+        let secs = self.secs.max(1.0);
+        let kernel = server == "nginx";
+        let connect: Vec<String> = [
+            "chrt",
+            "-f",
+            "50",
+            self.exe("baseline").as_str(),
+            "tcp-connect",
+            "--connect",
+            &format!("{}:{HTTP_PORT}", self.server_addr),
+            "--rate",
+            &SYN_FLOOD_CONNECT_RATE.to_string(),
+            "--timeout-ms",
+            "1000",
+            "--duration",
+            &secs.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let flood: Vec<String> = [
+            "timeout",
+            "-s",
+            "INT",
+            &format!("{}", secs + 1.0),
+            "hping3",
+            "-q",
+            "-S",
+            "-p",
+            &HTTP_PORT.to_string(),
+            "--flood",
+            "--rand-source",
+            &self.server_addr.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let cpu = self.client_cpu;
+        let result = self.with_server(server, |setup| {
+            if kernel {
+                // The SYN-ACKs to the spoofed sources go to the peer, which drops them (it does
+                // not forward), as xsknet's go there through `--gateway`. The route leaves with
+                // the address at the end of the row.
+                let out = run_in(self.ns, &["ip", "route", "add", "default", "via", &self.peer_addr.to_string()]);
+                if !out.status.success() {
+                    return Err(format!("ip route add default: {}", String::from_utf8_lossy(&out.stderr)).into());
+                }
+            }
+            let mut phases = Vec::new();
+            for flooded in [false, true] {
+                let pids = self.listener_pids(HTTP_PORT, server)?;
+                let rss0 = rss_kb(&pids);
+                let c0 = self.tcp_mib(server);
+                let hping = if flooded {
+                    let p = NsProc::spawn(self.peer_ns, cpu, &flood, &format!("hping3-{server}"), self.dir)?;
+                    std::thread::sleep(Duration::from_millis(300));
+                    Some(p)
+                } else {
+                    None
+                };
+                let tag = if flooded { "flood" } else { "unloaded" };
+                let out =
+                    self.client(&connect, &format!("connect-{server}-{tag}"), Duration::from_secs_f64(secs + 30.0));
+                let hping_log = match hping {
+                    Some(mut p) => {
+                        let _ = p.wait(Duration::from_secs_f64(secs + 10.0));
+                        Some(p.log())
+                    }
+                    None => None,
+                };
+                let rss1 = rss_kb(&pids);
+                let c1 = self.tcp_mib(server);
+                phases.push((flooded, out?, hping_log, rss0, rss1, c0, c1));
+            }
+            let shown = vec![
+                format!("taskset -c {cpu} {}", connect.join(" ")),
+                format!("taskset -c {cpu} {} (flood phase only)", flood.join(" ")),
+            ];
+            Ok((phases, [setup.to_vec(), shown].concat()))
+        });
+        let ((phases, setup), report) = result?;
+        let mut rows = Vec::new();
+        for (flooded, out, hping_log, rss0, rss1, c0, c1) in phases {
+            let client = last_json(&out, "baseline tcp-connect")?;
+            let mut metrics = BTreeMap::new();
+            metrics.insert("success_pct".into(), client["success"].as_f64().unwrap_or(0.0) * 100.0);
+            metrics.insert("attempts".into(), client["attempts"].as_f64().unwrap_or(0.0));
+            for (k, key) in [("p50", "connect_p50_us"), ("p99", "connect_p99_us"), ("max", "connect_max_us")] {
+                if let Some(v) = client["connect_us"][k].as_f64() {
+                    metrics.insert(key.into(), v);
+                }
+            }
+            if let (Some(a), Some(b)) = (rss0, rss1) {
+                metrics.insert("rss_kb_before".into(), a as f64);
+                metrics.insert("rss_kb_after".into(), b as f64);
+            }
+            let sent = hping_log.as_deref().and_then(hping_sent);
+            if let Some(n) = sent {
+                metrics.insert("flood_pps".into(), n as f64 / (secs + 1.0));
+            }
+            let counters: BTreeMap<String, i64> = match (c0, c1) {
+                (Some(a), Some(b)) => b
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v as i64 - a.get(k).copied().unwrap_or(0) as i64))
+                    .filter(|(_, d)| *d != 0)
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
+            rows.push(TcpRow {
+                server: server.into(),
+                what: if flooded { format!("{label}, SYN flood") } else { format!("{label}, unloaded") },
+                setup: setup.clone(),
+                metrics,
+                detail: json!({
+                    "load": if flooded { "flood" } else { "unloaded" }, "client": client, "hping3": hping_log,
+                    "counters": counters, "server": report,
+                }),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The pids of the processes holding a listening socket on `port` (nginx: master and
+    /// worker); xsknet's sockets are its own, so it is found by its stats file.
+    fn listener_pids(&self, port: u16, server: &str) -> Result<Vec<u32>, BoxError> {
+        if server.starts_with("xsknet") {
+            return Ok(vec![self.server_pid(server)?]);
+        }
+        let out = run_in(self.ns, &["ss", "-Hltnp", &format!("sport = :{port}")]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pids: Vec<u32> = text.split("pid=").skip(1).filter_map(|s| s.split(',').next()?.parse().ok()).collect();
+        if pids.is_empty() {
+            return Err(format!("{server}: no listener's pid in: {text}").into());
+        }
+        Ok(pids)
+    }
+
+    /// The TCP and TcpExt counters of the server side: the kernel's of its namespace
+    /// (/proc/net/snmp and netstat there), or xsknet's through its control endpoint
+    /// (what `xsknet stat` asks); `None` when they cannot be read.
+    fn tcp_mib(&self, server: &str) -> Option<BTreeMap<String, u64>> {
+        if server.starts_with("xsknet") {
+            let path = xsknet::control::find(Some(self.ifname), None).ok()?;
+            let snap: xsknet::control::Snapshot =
+                xsknet::control::request(&path, xsknet::control::Request::Stats).ok()?;
+            return Some(
+                snap.counters()
+                    .into_iter()
+                    .filter(|(n, _, _)| n.starts_with("Tcp") || n.starts_with("Syncookies"))
+                    .map(|(n, v, _)| (n.to_string(), v))
+                    .collect(),
+            );
+        }
+        let mut m = BTreeMap::new();
+        for file in ["/proc/net/snmp", "/proc/net/netstat"] {
+            let out = run_in(self.ns, &["cat", file]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let lines: Vec<&str> = text.lines().collect();
+            for pair in lines.chunks(2) {
+                let [names, values] = pair else { continue };
+                let Some((proto, names)) = names.split_once(':') else { continue };
+                if proto != "Tcp" && proto != "TcpExt" {
+                    continue;
+                }
+                let values = values.split_once(':').map(|v| v.1).unwrap_or("");
+                for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+                    if let Ok(v) = v.parse() {
+                        m.insert(format!("{proto}{n}"), v);
+                    }
+                }
+            }
+        }
+        Some(m)
+    }
+
+    /// The server's pid, from `ss -ltnp` on its port (nginx's worker is where the time goes,
+    /// but its master's children are counted with it only when reaped; take the listener's
+    /// owner, which for these servers is the process that reads).
+    fn server_pid(&self, server: &str) -> Result<u32, BoxError> {
+        if server.starts_with("xsknet") {
+            // xsknet's sockets are its own: find it by the stats file it will write.
+            let want = self.path(&format!("{server}.json"));
+            return find_pid(|cmdline| cmdline.contains(&want)).ok_or_else(|| format!("{server}: no process").into());
+        }
+        let port = if server == "iperf3" { IPERF_PORT } else { SINK_PORT };
+        let out = run_in(self.ns, &["ss", "-Hltnp", &format!("sport = :{port}")]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split("pid=")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{server}: no listener's pid in: {text}").into())
+    }
+}
+
+/// The impairments of the loss rows: `xsknet-impair` options, both directions.
+pub const LOSS_SETTINGS: [&[&str]; 2] = [&["--loss", "1", "--delay", "1"], &["--loss", "5", "--delay", "1"]];
+
+/// The loss rows: a namespace trio with `xsknet-impair` in the middle
+/// ([`xsknet::testing::ImpairedPair`]: peer 10.99.0.1, servers 10.99.0.2), for each of
+/// [`LOSS_SETTINGS`] curl fetching `loss.bin` (64 MiB; 4 with `quick`) from nginx and from
+/// `xsknet http`. The relay runs unpinned (it is the wire, not a host); clients and servers
+/// on their CPUs as in the rest of the section. The relay's counters for each setting go
+/// in the first row's `detail.relay`.
+///
+/// # Errors
+///
+/// The relay (`bin/xsknet-impair`) missing or not starting, a server that does not start.
+/// A transfer that does not complete is a row with `failed` 1, not an error.
+pub fn under_loss(
+    bin: &Path,
+    dir: &Path,
+    quick: bool,
+    cpus: (&str, &str),
+    stopped: &dyn Fn() -> Result<(), BoxError>,
+) -> Result<Vec<TcpRow>, BoxError> {
+    use xsknet::testing::{ImpairedPair, ImpairedPairOptions, IMPAIRED_IF};
+    let relay = bin.join("xsknet-impair");
+    if !relay.exists() {
+        return Err(format!("{} missing: run `make build`", relay.display()).into());
+    }
+    let settings: Vec<Vec<String>> = LOSS_SETTINGS
+        .iter()
+        .map(|a| a.iter().map(|s| s.to_string()).chain(["--seed".into(), "1".into()]).collect())
+        .collect();
+    let opts = ImpairedPairOptions { kernel_owns_addr: false, relay_args: settings[0].clone(), ..Default::default() };
+    let mut pair = ImpairedPair::with_options(&relay, &opts)?;
+    let dir = dir.join("loss");
+    std::fs::create_dir_all(&dir)?;
+    let mut rows = Vec::new();
+    for (i, args) in settings.iter().enumerate() {
+        if i > 0 {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let stats = pair.restart_relay(&a)?;
+            attach_relay_stats(&mut rows, &stats);
+        }
+        let t = TcpBench {
+            ns: pair.ns(),
+            ifname: IMPAIRED_IF,
+            peer_ns: pair.peer_ns(),
+            dir: &dir,
+            bin,
+            server_addr: pair.addr(),
+            peer_addr: pair.peer_addr(),
+            client_cpu: cpus.0,
+            server_cpu: cpus.1,
+            quick,
+            secs: 0.0,
+        };
+        if i == 0 {
+            t.prepare()?;
+        }
+        let impairment = format!("xsknet-impair {}", args.join(" "));
+        for server in ["nginx", "xsknet-http"] {
+            stopped()?;
+            if server == "nginx" && !have("nginx") {
+                continue;
+            }
+            rows.push(t.lossy_transfer(server, &impairment)?);
+        }
+    }
+    let stats = pair.stop_relay()?;
+    attach_relay_stats(&mut rows, &stats);
+    Ok(rows)
+}
+
+/// Puts the relay's counters (its `--stats-json`) in the last setting's first row.
+fn attach_relay_stats(rows: &mut [TcpRow], stats: &str) {
+    let Some(last) = rows.last().map(|r| r.detail["impairment"].clone()) else { return };
+    if let Some(first) = rows.iter_mut().find(|r| r.detail["impairment"] == last) {
+        first.detail["relay"] = serde_json::from_str(stats).unwrap_or(Value::Null);
+    }
+}
+
+/// Legitimate connects per second beside the SYN flood.
+pub const SYN_FLOOD_CONNECT_RATE: u32 = 200;
+
+/// The resident memory of some processes, kB in all (`VmRSS`); `None` if one is gone.
+fn rss_kb(pids: &[u32]) -> Option<u64> {
+    pids.iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// The frames hping3 said it sent ("N packets transmitted, …").
+fn hping_sent(log: &str) -> Option<u64> {
+    log.lines().find_map(|l| l.split_once(" packets transmitted").and_then(|(n, _)| n.trim().parse().ok()))
+}
+
+/// The pid of a process whose command line (arguments joined by spaces) matches.
+fn find_pid(matches: impl Fn(&str) -> bool) -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        if pid == me {
+            return None;
+        }
+        let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        // `ip netns exec` and `taskset` exec: the program's own command line, its binary first.
+        (!cmdline.starts_with("ip ") && !cmdline.starts_with("taskset ") && matches(&cmdline)).then_some(pid)
+    })
+}
+
+/// The TCP counters of an xsknet report worth keeping beside a row.
+fn tcp_counters(counters: &Value) -> Value {
+    let Some(map) = counters.as_object() else { return Value::Null };
+    Value::Object(
+        map.iter()
+            .filter(|(k, v)| (k.starts_with("Tcp") || k.starts_with("Syncookies")) && v.as_u64().unwrap_or(0) > 0)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// A figure as the tables print it ("–" when not measured).
+fn fmt(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => "–".into(),
+    }
+}
+
+/// The TCP section's Markdown: one table per kind of row, then issue 10's goals.
+pub fn markdown(r: &TcpResults) -> String {
+    let mut md = String::from("\n### TCP: xsknet beside the kernel\n\n");
+    md.push_str(&format!(
+        "Clients in the {}, servers in the {}; each row's commands are in the JSON (`tcp`).\n",
+        r.setup["clients"].as_str().unwrap_or("?"),
+        r.setup["servers"].as_str().unwrap_or("?")
+    ));
+    for s in &r.skipped {
+        md.push_str(&format!("\nNot measured: {s}.\n"));
+    }
+    if !r.requests.is_empty() {
+        md.push_str(&format!(
+            "\n| requests, 1 KiB file, {CONNECTIONS} connections | requests/s | p50 µs | p90 µs | p99 µs | errors |\n\
+             |---|---:|---:|---:|---:|---:|\n"
+        ));
+        for row in &r.requests {
+            let errors = ["socket_errors", "non_2xx", "failed"].iter().filter_map(|k| row.get(k)).sum::<f64>();
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {errors:.0} |\n",
+                row.what,
+                fmt(row.get("requests_per_s"), 0),
+                fmt(row.get("p50_us"), 0),
+                fmt(row.get("p90_us"), 0),
+                fmt(row.get("p99_us"), 0),
+            ));
+        }
+    }
+    if !r.request_response.is_empty() {
+        md.push_str(&format!(
+            "\n| request/response, one connection, {RR_SIZE} bytes | round trips/s | p50 µs | p99 µs | p99.9 µs | max µs |\n\
+             |---|---:|---:|---:|---:|---:|\n"
+        ));
+        for row in &r.request_response {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                row.what,
+                fmt(row.get("rate_per_s"), 0),
+                fmt(row.get("p50_us"), 1),
+                fmt(row.get("p99_us"), 1),
+                fmt(row.get("p99.9_us"), 1),
+                fmt(row.get("max_us"), 1),
+            ));
+        }
+    }
+    if !r.bulk_send.is_empty() {
+        md.push_str(&format!(
+            "\n| bulk send: curl fetching {} MiB | Gbit/s (median) | min | max |\n|---|---:|---:|---:|\n",
+            BIG_FILE >> 20
+        ));
+        for row in &r.bulk_send {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                row.what,
+                fmt(row.get("gbit_per_s"), 2),
+                fmt(row.get("gbit_per_s_min"), 2),
+                fmt(row.get("gbit_per_s_max"), 2)
+            ));
+        }
+    }
+    if !r.bulk_receive.is_empty() {
+        md.push_str(&format!(
+            "\n| bulk receive: {} MB from a kernel client | Gbit/s | server CPU s/GB | both cores' CPU s/GB |\n\
+             |---|---:|---:|---:|\n",
+            r.setup["bulk_receive_bytes"].as_f64().unwrap_or(0.0) / 1e6
+        ));
+        for row in &r.bulk_receive {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                row.what,
+                fmt(row.get("gbit_per_s"), 2),
+                fmt(row.get("server_cpu_s_per_gb"), 2),
+                fmt(row.get("machine_cpu_s_per_gb"), 2)
+            ));
+        }
+    }
+    if !r.syn_flood.is_empty() {
+        md.push_str(&format!(
+            "\n| connects ({SYN_FLOOD_CONNECT_RATE}/s, 1 s timeout) beside a SYN flood | flood pps | established | connect p50 µs | p99 µs | server RSS kB before → after |\n\
+             |---|---:|---:|---:|---:|---|\n"
+        ));
+        for row in &r.syn_flood {
+            md.push_str(&format!(
+                "| {} | {} | {} % | {} | {} | {} → {} |\n",
+                row.what,
+                fmt(row.get("flood_pps"), 0),
+                fmt(row.get("success_pct"), 2),
+                fmt(row.get("connect_p50_us"), 0),
+                fmt(row.get("connect_p99_us"), 0),
+                fmt(row.get("rss_kb_before"), 0),
+                fmt(row.get("rss_kb_after"), 0),
+            ));
+        }
+    }
+    if !r.loss.is_empty() {
+        md.push_str(&format!(
+            "\n| under loss: curl fetching {} MiB through xsknet-impair | Mbit/s | seconds | failed |\n|---|---:|---:|---:|\n",
+            r.loss[0].detail["bytes"].as_f64().unwrap_or(0.0) / 1048576.0
+        ));
+        for row in &r.loss {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                row.what,
+                fmt(row.get("mbit_per_s"), 1),
+                fmt(row.get("secs"), 2),
+                fmt(row.get("failed"), 0)
+            ));
+        }
+    }
+    md.push_str(&goals(r));
+    md
+}
+
+fn find<'a>(rows: &'a [TcpRow], server: &str, what_has: &str) -> Option<&'a TcpRow> {
+    rows.iter().find(|r| r.server == server && r.what.contains(what_has))
+}
+
+/// Where each of issue 10's goals stands in this run.
+pub fn goals(r: &TcpResults) -> String {
+    let mark = |ok: bool| if ok { "met" } else { "not met" };
+    let mut out = String::from("\n| TCP goal (issue 10) | this run | |\n|---|---|---|\n");
+    for (client, factor, label) in [("wrk", 1.5, "keep-alive (wrk)"), ("ab", 2.0, "a connection per request (ab)")] {
+        let (x, n) = (find(&r.requests, "xsknet-http", client), find(&r.requests, "nginx", client));
+        let line = match (x.and_then(|x| x.get("requests_per_s")), n.and_then(|n| n.get("requests_per_s"))) {
+            (Some(x), Some(n)) => {
+                let q = x / n;
+                format!("{x:.0} vs {n:.0} requests/s ({q:.2} ×) | {} |", mark(q >= factor))
+            }
+            _ => "not measured | |".into(),
+        };
+        out.push_str(&format!("| requests/s, {label}, ≥ {factor} × nginx's | {line}\n"));
+    }
+    let rr = |s: &str| r.request_response.iter().find(|x| x.server == s);
+    let line = match (rr("xsknet-echo"), rr("kernel-tcp-echo-busy")) {
+        (Some(x), Some(k)) => match (x.get("p50_us"), k.get("p50_us"), x.get("p99_us"), k.get("p99_us")) {
+            (Some(x50), Some(k50), Some(x99), Some(k99)) => {
+                format!("p50 {x50:.1} vs {k50:.1} µs, p99 {x99:.1} vs {k99:.1} µs | {} |", mark(x50 < k50 && x99 < k99))
+            }
+            _ => "not measured | |".into(),
+        },
+        _ => "not measured | |".into(),
+    };
+    out.push_str(&format!(
+        "| one-connection request/response p50 and p99 below the busy-polling kernel server's | {line}\n"
+    ));
+    let rate = |rows: &[TcpRow], s: &str| rows.iter().find(|x| x.server == s).and_then(|x| x.get("gbit_per_s"));
+    let line = match (rate(&r.bulk_receive, "xsknet-sink"), rate(&r.bulk_receive, "iperf3")) {
+        (Some(x), Some(k)) => {
+            let same = rate(&r.bulk_receive, "kernel-tcp-sink")
+                .map(|s| format!("; the same sender to the kernel's tcp-sink {s:.2}"))
+                .unwrap_or_default();
+            format!("{x:.2} vs iperf3's {k:.2} Gbit/s{same} | {} |", mark(x >= k))
+        }
+        _ => "not measured | |".into(),
+    };
+    out.push_str(&format!("| bulk receive ≥ the kernel's rate | {line}\n"));
+    let line = match (rate(&r.bulk_send, "xsknet-http"), rate(&r.bulk_send, "nginx-gso-off")) {
+        (Some(x), Some(k)) => format!("{x:.2} vs {k:.2} Gbit/s | {} |", mark(x >= k)),
+        _ => "not measured | |".into(),
+    };
+    out.push_str(&format!("| bulk send ≥ nginx's with GSO off (like for like) | {line}\n"));
+    let lossy = |server: &str, pct: &str| {
+        r.loss.iter().find(|x| x.server == server && x.what.contains(&format!("--loss {pct} ")))
+    };
+    let line = match (lossy("xsknet-http", "1"), lossy("nginx", "1")) {
+        (Some(x), Some(k)) => match (x.get("mbit_per_s"), k.get("mbit_per_s")) {
+            (Some(a), Some(b)) => format!("{a:.1} vs {b:.1} Mbit/s ({:.2} ×) | {} |", a / b, mark(a >= 0.9 * b)),
+            (None, _) => "xsknet's transfer failed | not met |".into(),
+            (Some(a), None) => format!("{a:.1} Mbit/s; the kernel's transfer failed | |"),
+        },
+        _ => "not measured | |".into(),
+    };
+    out.push_str(&format!("| goodput at 1 % loss (delay 1 ms) ≥ 0.9 × the kernel's | {line}\n"));
+    let line = match lossy("xsknet-http", "5") {
+        Some(x) => {
+            let failed = x.get("failed").unwrap_or(1.0) > 0.0;
+            format!(
+                "{} | {} |",
+                if failed {
+                    "failed".to_string()
+                } else {
+                    format!("completed, {:.1} Mbit/s", x.get("mbit_per_s").unwrap_or(0.0))
+                },
+                mark(!failed)
+            )
+        }
+        None => "not measured | |".into(),
+    };
+    out.push_str(&format!("| no transfer fails at 5 % loss | {line}\n"));
+    let line = match r.syn_flood.iter().find(|x| x.server == "xsknet-http" && x.detail["load"] == "flood") {
+        Some(x) => match (x.get("success_pct"), x.get("rss_kb_before"), x.get("rss_kb_after")) {
+            (Some(ok), Some(a), Some(b)) => {
+                let growth = (b - a) / a.max(1.0) * 100.0;
+                format!(
+                    "{ok:.2} % established at {} SYN/s; RSS {a:.0} → {b:.0} kB ({growth:+.1} %) | {} |",
+                    fmt(x.get("flood_pps"), 0),
+                    mark(ok >= 99.0 && growth <= 5.0)
+                )
+            }
+            _ => "not measured | |".into(),
+        },
+        None => "not measured | |".into(),
+    };
+    out.push_str(&format!(
+        "| under a SYN flood, ≥ 99 % of legitimate connects succeed, memory flat (RSS within 5 %) | {line}\n"
+    ));
+    out
+}
+
+/// The request/response round trips by percentile, one line per server, from the
+/// clients' interval logs; false when there is nothing to draw.
+pub fn plot(path: &Path, r: &TcpResults) -> bool {
+    let mut series = Vec::new();
+    for row in &r.request_response {
+        let Some(hlog) = row.detail["hlog"].as_str() else { continue };
+        match crate::hist::read_hlog(&PathBuf::from(hlog)) {
+            Ok(h) => series.push((row.server.clone(), h)),
+            Err(e) => eprintln!("side-by-side: {hlog}: {e}"),
+        }
+    }
+    if series.is_empty() {
+        return false;
+    }
+    let refs: Vec<(String, &hdrhistogram::Histogram<u64>)> = series.iter().map(|(n, h)| (n.clone(), h)).collect();
+    let title = format!("TCP request/response round trip, one connection, {RR_SIZE} bytes");
+    match crate::hist::plot_percentiles(path, &title, &refs) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("side-by-side: plot: {e}");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 5s test @ http://10.77.0.2:80/1k.bin
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   281.54us   60.12us   2.10ms   90.00%
+    Req/Sec    62.10k     1.20k   64.00k    70.00%
+  Latency Distribution
+     50%  262.00us
+     75%  300.00us
+     90%  350.00us
+     99%    1.20ms
+  310500 requests in 5.00s, 360.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  62100.00
+Transfer/sec:     72.00MB
+";
+
+    #[test]
+    fn wrk_output_read() {
+        let m = parse_wrk(WRK).unwrap();
+        assert_eq!(m["requests_per_s"], 62100.0);
+        assert_eq!(m["p50_us"], 262.0);
+        assert_eq!(m["p90_us"], 350.0);
+        assert_eq!(m["p99_us"], 1200.0);
+        assert_eq!(m["requests"], 310500.0);
+        assert_eq!(m["socket_errors"], 3.0);
+        assert_eq!(m["non_2xx"], 0.0);
+        assert!(parse_wrk("Running 5s test\n").is_err());
+        assert_eq!(wrk_duration_us("2.00s"), Some(2e6));
+    }
+
+    #[test]
+    fn ab_output_and_csv_read() {
+        let text = "Complete requests:      2000\nFailed requests:        3\n\
+                    Requests per second:    21000.50 [#/sec] (mean)\n";
+        let mut csv = String::from("Percentage served,Time in ms\n");
+        for p in 0..=100 {
+            csv.push_str(&format!("{p},{}\n", 0.5 + p as f64 / 100.0));
+        }
+        let m = parse_ab(text, &csv).unwrap();
+        assert_eq!(m["requests_per_s"], 21000.5);
+        assert_eq!(m["requests"], 2000.0);
+        assert_eq!(m["failed"], 3.0);
+        assert_eq!(m["non_2xx"], 0.0);
+        assert!((m["p50_us"] - 1000.0).abs() < 1e-6);
+        assert!((m["p99_us"] - 1490.0).abs() < 1e-6);
+        assert!((m["max_us"] - 1500.0).abs() < 1e-6);
+        assert!(parse_ab(text, "Percentage served,Time in ms\n").is_err());
+    }
+
+    fn row(server: &str, what: &str, k: &[(&str, f64)]) -> TcpRow {
+        TcpRow {
+            server: server.into(),
+            what: what.into(),
+            setup: vec![],
+            metrics: k.iter().map(|(a, b)| (a.to_string(), *b)).collect(),
+            detail: Value::Null,
+        }
+    }
+
+    #[test]
+    fn goals_compare_like_with_like() {
+        let r = TcpResults {
+            requests: vec![
+                row("nginx", "nginx, wrk keep-alive", &[("requests_per_s", 60_000.0)]),
+                row("xsknet-http", "xsknet http, wrk keep-alive", &[("requests_per_s", 100_000.0)]),
+                row("nginx", "nginx, ab, a connection per request", &[("requests_per_s", 20_000.0)]),
+                row("xsknet-http", "xsknet http, ab, a connection per request", &[("requests_per_s", 30_000.0)]),
+            ],
+            request_response: vec![
+                row("kernel-tcp-echo-busy", "", &[("p50_us", 10.0), ("p99_us", 20.0)]),
+                row("xsknet-echo", "", &[("p50_us", 8.0), ("p99_us", 25.0)]),
+            ],
+            bulk_send: vec![
+                row("nginx", "", &[("gbit_per_s", 20.0)]),
+                row("nginx-gso-off", "", &[("gbit_per_s", 3.0)]),
+                row("xsknet-http", "", &[("gbit_per_s", 3.5)]),
+            ],
+            bulk_receive: vec![row("iperf3", "", &[("gbit_per_s", 6.0)])],
+            ..TcpResults::default()
+        };
+        let g = goals(&r);
+        assert!(
+            g.contains("| requests/s, keep-alive (wrk), ≥ 1.5 × nginx's | 100000 vs 60000 requests/s (1.67 ×) | met |"),
+            "{g}"
+        );
+        assert!(g.contains("30000 vs 20000 requests/s (1.50 ×) | not met |"), "{g}");
+        assert!(g.contains("p50 8.0 vs 10.0 µs, p99 25.0 vs 20.0 µs | not met |"), "{g}");
+        // GSO off is the like-for-like row, not nginx's GSO on.
+        assert!(g.contains("| bulk send ≥ nginx's with GSO off (like for like) | 3.50 vs 3.00 Gbit/s | met |"), "{g}");
+        assert!(g.contains("| bulk receive ≥ the kernel's rate | not measured | |"), "{g}");
+    }
+
+    #[test]
+    fn median_of_runs() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[1.0, 4.0]), 4.0);
+        assert!(median(&[]).is_nan());
+    }
+}
