@@ -102,6 +102,11 @@ struct Cli {
     /// Leave the TCP section out.
     #[arg(long)]
     no_tcp: bool,
+    /// Only the cost of observing (the sink with no publication, with the control endpoint,
+    /// with /metrics scraped), `--runs` interleaved runs each (at least 3), for measuring that
+    /// cost alone (not with --update-readme).
+    #[arg(long, conflicts_with_all = ["update_readme", "flood_only", "latency_only", "tcp_only"])]
+    observability_only: bool,
     /// Seconds of each TCP wrk and request/response row (wrk rounds to whole seconds).
     #[arg(long, default_value_t = 5.0)]
     tcp_secs: f64,
@@ -1289,7 +1294,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         ("xsknet-sink-pcap", "xsknet sink --pcap FILE (every frame captured)"),
     ];
     let udp = !cli.flood_only && !cli.latency_only && !cli.tcp_only;
-    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|_| udp).collect();
+    let rows: Vec<(&str, &str)> = receivers.into_iter().filter(|_| udp && !cli.observability_only).collect();
     let mut throughput = b.throughput(&rows)?;
     for t in &mut throughput {
         let what = t.what.clone();
@@ -1304,10 +1309,11 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     }
     let observed = if udp { b.observability()? } else { Vec::new() };
 
-    if !cli.flood_only && !cli.tcp_only {
+    let latency_on = !cli.flood_only && !cli.tcp_only && !cli.observability_only;
+    if latency_on {
         eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
     }
-    let loads = if cli.flood_only || cli.tcp_only { Vec::new() } else { latency_loads(&cli.loads, cli.quick) };
+    let loads = if latency_on { latency_loads(&cli.loads, cli.quick) } else { Vec::new() };
     // The maxima the shares are of: each xsknet echo server's own (like with like), or --max-pps.
     let mut maxima: BTreeMap<&'static str, f64> = BTreeMap::new();
     if loads.iter().any(|l| l.share.is_some()) {
@@ -1330,9 +1336,9 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         }
     }
 
-    let flood = if cli.latency_only || cli.tcp_only { Vec::new() } else { b.flood()? };
+    let flood = if cli.latency_only || cli.tcp_only || cli.observability_only { Vec::new() } else { b.flood()? };
 
-    let tcp = if cli.tcp_only || !(cli.flood_only || cli.latency_only || cli.no_tcp) {
+    let tcp = if cli.tcp_only || !(cli.flood_only || cli.latency_only || cli.no_tcp || cli.observability_only) {
         let t = tcp_bench::TcpBench {
             ns: b.pair.ns(),
             ifname: b.pair.ifname(),
