@@ -524,16 +524,14 @@ impl SnapshotSource {
     ///
     /// [`ReadError::NotYet`] before the loop's first publication.
     pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
-        let mut stats = self.stats.read()?;
+        // The page's generation is one atomic load: the page itself is
+        // copied once, after the wait.
+        let seen = self.stats.generation();
         let deadline = std::time::Instant::now() + crate::publish::PUBLISH_INTERVAL * 3 / 2;
-        while std::time::Instant::now() < deadline {
+        while self.stats.generation() == seen && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
-            let next = self.stats.read()?;
-            if next.uptime_ns != stats.uptime_ns {
-                stats = next;
-                break;
-            }
         }
+        let stats = self.stats.read()?;
         let age_ns = self.stats.now_ns().saturating_sub(stats.uptime_ns);
         let xdp = self.xdp.as_ref().and_then(|x| x.read().ok());
         let guard = self.guard.as_ref().and_then(|g| g.counters().ok());

@@ -358,6 +358,12 @@ impl StatsReader {
         Ok(PublishedStats::decode(&words))
     }
 
+    /// A count that moves with every publication (the page's sequence
+    /// count: one atomic load, nothing copied), to wait for the next one.
+    pub fn generation(&self) -> u64 {
+        self.shared.page.seq.load(Ordering::Acquire)
+    }
+
     /// Time since the stack's epoch, ns: compare with
     /// [`PublishedStats::uptime_ns`] for the age of a publication (a loop that
     /// stopped polling stops publishing).
