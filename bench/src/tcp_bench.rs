@@ -23,6 +23,7 @@
 //! `tcp`, [`markdown`] gives the tables and the goals of issue 10, [`plot`]
 //! the request/response percentile plot.
 
+use crate::median;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -249,16 +250,6 @@ fn last_json(log: &str, who: &str) -> Result<Value, BoxError> {
 fn whole_json(log: &str, who: &str) -> Result<Value, BoxError> {
     let at = log.find('{').ok_or_else(|| format!("{who}: no JSON in:\n{log}"))?;
     Ok(serde_json::from_str(&log[at..]).map_err(|e| format!("{who}: {e} in:\n{log}"))?)
-}
-
-/// The median of some values (the upper one of an even count); NaN when empty.
-fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s.sort_by(|a, b| a.total_cmp(b));
-    s[s.len() / 2]
 }
 
 /// Busy and total jiffies of each CPU, from /proc/stat (busy: all but idle and iowait).

@@ -190,7 +190,7 @@ pub struct Snapshot {
 }
 
 /// What a counter counts, for a reader that names or groups counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CounterKind {
     /// A MIB counter with Linux's `nstat` name (`IpInReceives`) or one of
     /// ours with the `Xsk` prefix.
@@ -524,13 +524,8 @@ impl SnapshotSource {
     ///
     /// [`ReadError::NotYet`] before the loop's first publication.
     pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
-        // The page's generation is one atomic load: the page itself is
-        // copied once, after the wait.
-        let seen = self.stats.generation();
-        let deadline = std::time::Instant::now() + crate::publish::PUBLISH_INTERVAL * 3 / 2;
-        while self.stats.generation() == seen && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        // The page itself is copied once, after the wait.
+        self.stats.wait_next(crate::publish::PUBLISH_INTERVAL * 3 / 2);
         let stats = self.stats.read()?;
         let age_ns = self.stats.now_ns().saturating_sub(stats.uptime_ns);
         let xdp = self.xdp.as_ref().and_then(|x| x.read().ok());
@@ -581,8 +576,11 @@ impl Server {
             Ok(v) => v,
             Err(msg) => serde_json::json!({ "error": msg }),
         };
-        let mut w = &conn;
-        let _ = serde_json::to_writer(&mut w, &json).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"));
+        // One buffer, one write: serde_json writes token by token, a
+        // syscall each on an unbuffered socket.
+        let mut out = serde_json::to_vec(&json).unwrap_or_default();
+        out.push(b'\n');
+        let _ = (&conn).write_all(&out);
     }
 
     fn handle(&self, req: Request) -> Result<serde_json::Value, String> {

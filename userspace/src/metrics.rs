@@ -31,6 +31,7 @@
 //!
 //! [`PublishedStats::stages`]: crate::publish::PublishedStats::stages
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -254,6 +255,13 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
     }
 }
 
+/// The series of each counter, worked out at its first scrape: the names
+/// are fixed, and [`series`] is string work a scrape need not repeat.
+static SERIES: std::sync::LazyLock<std::sync::Mutex<SeriesTable>> = std::sync::LazyLock::new(Default::default);
+
+/// Each counter's series, by name and kind.
+type SeriesTable = HashMap<(&'static str, CounterKind), Arc<Series>>;
+
 /// One [`Snapshot`] as a [`Collector`]: registered in a registry of its own
 /// for one scrape.
 #[derive(Debug)]
@@ -322,16 +330,22 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.0;
         // The counters, grouped by family in their first appearance's order.
-        let mut families: Vec<(Series, Vec<Labelled>)> = Vec::new();
+        let mut families: Vec<(Arc<Series>, Vec<Labelled>)> = Vec::new();
+        let mut family_of: HashMap<String, usize> = HashMap::new();
+        let mut known = SERIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (name, v, kind) in s.counters() {
-            let series = series(name, kind);
+            let series = known.entry((name, kind)).or_insert_with(|| Arc::new(series(name, kind))).clone();
             let value = if series.divisor == 1.0 { Value::Int(v) } else { Value::Float(v as f64 / series.divisor) };
             let label = series.label.as_ref().map(|(_, l)| l.clone());
-            match families.iter_mut().find(|(f, _)| f.family == series.family) {
-                Some((_, list)) => list.push((label, value)),
-                None => families.push((series, vec![(label, value)])),
+            match family_of.get(&series.family) {
+                Some(&i) => families[i].1.push((label, value)),
+                None => {
+                    family_of.insert(series.family.clone(), families.len());
+                    families.push((series, vec![(label, value)]));
+                }
             }
         }
+        drop(known);
         for (f, list) in &families {
             let mut m = enc.encode_descriptor(&f.family, &f.help, None, metric_type(f.kind))?;
             for (label, v) in list {

@@ -36,6 +36,10 @@ pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 /// Socket-listing requests that may wait for the loop at once.
 const MAX_REQUESTS: usize = 16;
 
+/// How often [`StatsReader::wait_next`] looks once the publication it waits
+/// for is late (a loop descheduled, or busy with a long poll).
+pub const LATE_POLL: Duration = Duration::from_millis(1);
+
 /// What the loop publishes: one consistent moment of its state.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PublishedStats {
@@ -80,7 +84,7 @@ impl PublishedStats {
 }
 
 /// Words of each part of the page, in the order they are written.
-const LOOP_WORDS: usize = 8;
+const LOOP_WORDS: usize = 13;
 const DEVICE_WORDS: usize = 13;
 const CENSUS_WORDS: usize = 8;
 const FILL_WORDS: usize = 2;
@@ -112,8 +116,13 @@ impl PublishedStats {
             l.total_ns,
             l.rx_packets,
             l.tx_packets,
+            l.publications,
+            l.publish_ns,
+            l.sched.run_ns,
             l.sched.run_delay_ns,
             l.sched.nivcsw,
+            l.loop_cpu_ns,
+            l.process_cpu_ns,
         ] {
             put(v);
         }
@@ -176,7 +185,12 @@ impl PublishedStats {
             total_ns: take(),
             rx_packets: take(),
             tx_packets: take(),
-            sched: ThreadSched { run_delay_ns: take(), nivcsw: take() },
+            publications: take(),
+            publish_ns: take(),
+            sched: ThreadSched { run_ns: take(), run_delay_ns: take(), nivcsw: take() },
+            loop_cpu_ns: take(),
+            process_cpu_ns: take(),
+            ..LoopStats::default()
         };
         let device = DeviceStats {
             rx_dropped: take(),
@@ -364,6 +378,35 @@ impl StatsReader {
         self.shared.page.seq.load(Ordering::Acquire)
     }
 
+    /// Waits for the loop's next publication, at most `max`: `true` if one
+    /// came. The reader sleeps until the next is due (the last one's time
+    /// plus [`PUBLISH_INTERVAL`], read from the page), then looks every
+    /// [`LATE_POLL`] in case the loop is late: a wait costs its thread a few
+    /// wake-ups, not one every millisecond.
+    pub fn wait_next(&self, max: Duration) -> bool {
+        let seen = self.generation();
+        let start = Instant::now();
+        let deadline = start + max;
+        // The last publication's time: word 0 of the page. A torn read only
+        // misplaces one sleep; the generation decides.
+        let last_ns = self.shared.page.words[0].load(Ordering::Relaxed);
+        let due = self.shared.epoch + Duration::from_nanos(last_ns) + PUBLISH_INTERVAL;
+        let first = due.min(deadline).saturating_duration_since(start);
+        if !first.is_zero() {
+            std::thread::sleep(first);
+        }
+        loop {
+            if self.generation() != seen {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep(LATE_POLL.min(deadline - now));
+        }
+    }
+
     /// Time since the stack's epoch, ns: compare with
     /// [`PublishedStats::uptime_ns`] for the age of a publication (a loop that
     /// stopped polling stops publishing).
@@ -387,6 +430,28 @@ impl StatsReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_next_ends_at_the_next_publication_or_at_its_bound() {
+        let epoch = Instant::now();
+        let (mut p, r) = Publisher::new(epoch);
+        let t = Instant::now();
+        assert!(!r.wait_next(Duration::from_millis(20)), "nothing was published");
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        // A publication now: the next is due one interval later, and comes.
+        p.scratch.uptime_ns = epoch.elapsed().as_nanos() as u64;
+        p.commit(Instant::now());
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            p.scratch.uptime_ns = epoch.elapsed().as_nanos() as u64;
+            p.commit(Instant::now());
+        });
+        let t = Instant::now();
+        assert!(r.wait_next(PUBLISH_INTERVAL * 10), "the publication was missed");
+        assert!(t.elapsed() < PUBLISH_INTERVAL * 10);
+        writer.join().unwrap();
+        assert!(r.read().unwrap().uptime_ns >= 30_000_000, "the page holds the second publication");
+    }
 
     fn sample(n: u64) -> PublishedStats {
         let mut s = PublishedStats { uptime_ns: n, ..PublishedStats::default() };

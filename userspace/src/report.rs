@@ -129,6 +129,9 @@ pub struct Report<'a> {
     pub http: Option<HttpStats>,
     /// The neighbour table at exit, as `ip neigh` lists it.
     pub neighbours: Vec<crate::neighbour::NeighEntry>,
+    /// CPU time of each thread still running at exit, ns, by thread name
+    /// (whole lives, setup included: [`crate::schedstat::threads_cpu_ns`]).
+    pub threads_cpu_ns: Vec<(String, u64)>,
 }
 
 /// A duration in ns as a person reads it: "45 ns", "12.3 µs", "4.1 ms".
@@ -136,7 +139,8 @@ fn fmt_ns(ns: u64) -> String {
     match ns {
         0..=999 => format!("{ns} ns"),
         1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        _ => format!("{:.1} ms", ns as f64 / 1e6),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
 
@@ -203,6 +207,17 @@ impl Report<'_> {
             l.rx_packets,
             l.tx_packets
         )?;
+        if l.loop_cpu_ns > 0 {
+            let each =
+                l.publish_ns.checked_div(l.publications).map_or(String::new(), |ns| format!(", {} each", fmt_ns(ns)));
+            writeln!(
+                o,
+                "  CPU: loop thread {}, other threads {}; {} publications{each}",
+                fmt_ns(l.loop_cpu_ns),
+                fmt_ns(l.other_threads_cpu_ns()),
+                l.publications,
+            )?;
+        }
         let p = &self.poll;
         if p.busy_poll.count > 0 {
             writeln!(
@@ -375,8 +390,15 @@ impl Report<'_> {
                 "polls": self.loop_stats.polls,
                 "busy_polls": self.loop_stats.busy_polls,
                 "busy_share": self.loop_stats.busy_share(),
+                "busy_ns": self.loop_stats.busy_ns,
+                "total_ns": self.loop_stats.total_ns,
                 "rx_packets": self.loop_stats.rx_packets,
                 "tx_packets": self.loop_stats.tx_packets,
+                "loop_cpu_ns": self.loop_stats.loop_cpu_ns,
+                "other_threads_cpu_ns": self.loop_stats.other_threads_cpu_ns(),
+                "threads_cpu_ns": self.threads_cpu_ns.iter().cloned().collect::<std::collections::BTreeMap<String, u64>>(),
+                "publications": self.loop_stats.publications,
+                "publish_ns": self.loop_stats.publish_ns,
                 "run_delay_ns": self.loop_stats.sched.run_delay_ns,
                 "nivcsw": self.loop_stats.sched.nivcsw,
                 "poll": self.poll,
@@ -415,6 +437,7 @@ mod tests {
             guard: None,
             adaptive: None,
             loop_stats: LoopStats::default(),
+            threads_cpu_ns: vec![("xsknet".into(), 1)],
             app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
             tcp_states: Vec::new(),
             rx_latency: LatencySummary::default(),

@@ -1034,7 +1034,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 let _ = core_affinity::set_for_current(core);
             }
             let mut stack = stack;
-            let mut stats = LoopStats::default();
+            let mut stats = LoopStats::start();
             let mut idle_polls = 0u32;
             while !guard.0.stop.load(Ordering::Relaxed) {
                 let r = stack.poll_timed(&mut stats);

@@ -62,10 +62,31 @@ pub struct LoopStats {
     pub rx_packets: u64,
     /// Descriptors put on the tx ring.
     pub tx_packets: u64,
+    /// Publications made for the control endpoint and the metrics
+    /// ([`crate::Stack::publish`]).
+    #[serde(default)]
+    pub publications: u64,
+    /// Nanoseconds the publications took, on the loop's thread (between
+    /// polls: not in `busy_ns` or `total_ns`).
+    #[serde(default)]
+    pub publish_ns: u64,
     /// The loop's thread as the scheduler saw it at the last
-    /// [`Self::sample_sched`]: time descheduled while runnable, preemptions.
+    /// [`Self::sample_sched`]: time on a CPU, time descheduled while
+    /// runnable, preemptions.
     #[serde(default)]
     pub sched: ThreadSched,
+    /// CPU time of the loop's thread from [`Self::start`] to the last
+    /// [`Self::sample_sched`], ns.
+    #[serde(default)]
+    pub loop_cpu_ns: u64,
+    /// CPU time of the whole process over the same span, ns: the loop's
+    /// thread, the control endpoint's, the metrics server's, the capture
+    /// writer's, the application's when threaded (ended threads included).
+    #[serde(default)]
+    pub process_cpu_ns: u64,
+    /// The loop thread's and the process's CPU time at [`Self::start`].
+    #[serde(skip)]
+    pub(crate) cpu_base: (u64, u64),
 }
 
 impl LoopStats {
@@ -83,12 +104,29 @@ impl LoopStats {
     }
 
     /// Reads the scheduler's figures of the calling thread, which must be the
-    /// loop's (at a publication and at exit: two procfs reads, a few µs).
+    /// loop's, and the process's CPU time (at a publication and at exit: two
+    /// procfs reads and a clock read, a few µs).
     /// Keeps the last figures when procfs cannot be read.
     pub fn sample_sched(&mut self) {
         if let Ok(s) = ThreadSched::current() {
             self.sched = s;
         }
+        self.loop_cpu_ns = crate::schedstat::thread_cpu_ns().saturating_sub(self.cpu_base.0);
+        self.process_cpu_ns = crate::schedstat::process_cpu_ns().saturating_sub(self.cpu_base.1);
+    }
+
+    /// Empty stats whose CPU times count from now: call it on the loop's
+    /// thread as the loop starts, so that setup is not counted.
+    pub fn start() -> LoopStats {
+        let cpu_base = (crate::schedstat::thread_cpu_ns(), crate::schedstat::process_cpu_ns());
+        LoopStats { cpu_base, ..LoopStats::default() }
+    }
+
+    /// CPU time of the process's other threads, ns, between [`Self::start`]
+    /// and the last [`Self::sample_sched`]: what observing (and, threaded,
+    /// the application's threads) cost besides the loop.
+    pub fn other_threads_cpu_ns(&self) -> u64 {
+        self.process_cpu_ns.saturating_sub(self.loop_cpu_ns)
     }
 
     /// Share of time spent doing work, 0.0–1.0.

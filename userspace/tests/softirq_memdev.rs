@@ -1037,7 +1037,7 @@ fn the_published_page_has_all_three_stages() {
     s.poll(Instant::now());
     let mut buf = [0u8; 16];
     assert_eq!(s.recv_from(fd, &mut buf).unwrap().0, 2);
-    s.publish(&xsknet::softirq::LoopStats::default(), Instant::now() + xsknet::publish::PUBLISH_INTERVAL);
+    s.publish(&mut xsknet::softirq::LoopStats::default(), Instant::now() + xsknet::publish::PUBLISH_INTERVAL);
     let page = r.read().unwrap();
     let stages: Vec<(&str, u64)> = page.stages().into_iter().map(|(n, h)| (n, h.count())).collect();
     assert_eq!(stages, [("rx_to_read", 1), ("send_to_tx", 1), ("tx_to_completion", 1)]);

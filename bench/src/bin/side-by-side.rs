@@ -402,6 +402,7 @@ impl Bench<'_> {
             let mut detail = serde_json::json!({
                 "xdp_statistics": v["xdp_statistics"], "softirq_busy_share": v["softirq"]["busy_share"],
                 "UdpRcvbufErrors": v["counters"]["UdpRcvbufErrors"], "rx_latency": v["rx_latency"],
+                "loop": LoopCost::KEYS.iter().map(|&k| (k.to_string(), v["softirq"][k].clone())).collect::<serde_json::Map<_, _>>(),
             });
             if receiver.ends_with("pcap") {
                 // "pcap FILE: N frames written (B bytes), D capture drops (queue full)"
@@ -1832,27 +1833,110 @@ fn flood_table(flood: &[FloodRow], client: &str) -> String {
     out
 }
 
-/// The observability rows against their baseline: the rate received
-/// (offered × delivered, median run) with the control endpoint and with the
-/// metrics scraped, over the rate with nothing published (goal: ≤ 1 % less).
+/// What one run of `xsknet sink` cost its loop, from its `--stats-json`
+/// (`softirq`): the CPU its frames took, and what observing took besides.
+#[derive(Clone, Copy, Debug)]
+struct LoopCost {
+    /// Datagrams received.
+    frames: u64,
+    /// Time in polls that found work, ns.
+    busy_ns: f64,
+    /// Time the publications took on the loop's thread, ns.
+    publish_ns: f64,
+    /// CPU time of the process's other threads (control endpoint, metrics
+    /// server and the connections they served), ns.
+    other_threads_ns: f64,
+    /// The loop thread's CPU time, ns (the run's length, as it busy-polls).
+    loop_ns: f64,
+}
+
+impl LoopCost {
+    /// The keys of the report's `softirq` object a run keeps (`detail.receiver.loop`).
+    const KEYS: [&'static str; 8] = [
+        "busy_ns",
+        "total_ns",
+        "rx_packets",
+        "loop_cpu_ns",
+        "other_threads_cpu_ns",
+        "threads_cpu_ns",
+        "publications",
+        "publish_ns",
+    ];
+
+    fn of(run: &ThroughputRun) -> Option<LoopCost> {
+        let l = &run.detail["receiver"]["loop"];
+        let f = |k: &str| l[k].as_f64();
+        Some(LoopCost {
+            frames: run.received,
+            busy_ns: f("busy_ns")?,
+            publish_ns: f("publish_ns")?,
+            other_threads_ns: f("other_threads_cpu_ns")?,
+            loop_ns: f("loop_cpu_ns")?,
+        })
+        .filter(|c| c.frames > 0 && c.loop_ns > 0.0)
+    }
+
+    /// The loop's busy polls per frame, ns.
+    fn busy_per_frame(&self) -> f64 {
+        self.busy_ns / self.frames as f64
+    }
+
+    /// What observing took: the publications and the other threads, ns.
+    fn observing_ns(&self) -> f64 {
+        self.publish_ns + self.other_threads_ns
+    }
+
+    /// The share of a saturated loop's capacity that observing leaves it:
+    /// its frames' busy polls over those plus all of observing's CPU, as if
+    /// the other threads ran on its core (the worst case).
+    fn capacity_kept(&self) -> f64 {
+        self.busy_ns / (self.busy_ns + self.observing_ns())
+    }
+}
+
+/// The observability rows against their baseline (goal: ≤ 1 % less).
+/// The generator, not the sink, limits the rate received on two cores (the
+/// sink's loop is idle half the time), so the rate received shows that
+/// nothing is lost at the offered rate, and the cost is measured as CPU:
+/// what publishing and the observing threads took, against the CPU the
+/// loop's busy polls took for the same frames in the same run (the capacity
+/// a saturated loop keeps, worst run). The busy polls per frame against the
+/// baseline's, round by round, show whether observing slowed the polls
+/// themselves (within the machine's noise).
 fn observability_table(observed: &[Throughput]) -> String {
-    let received = |t: &Throughput| t.median.offered_pps * t.median.delivered;
-    let Some(base) = observed.iter().find(|t| t.receiver == OBSERVED[0].0).map(received) else {
+    let Some(base) = observed.iter().find(|t| t.receiver == OBSERVED[0].0) else {
         return String::new();
     };
     let mut out = String::from(
-        "\n| the cost of observing (xsknet sink, 64-byte UDP, interleaved runs) | rate received (median run) | over --no-control | goal ≥ 0.99 × |\n|---|---:|---:|---|\n",
+        "\n| the cost of observing (xsknet sink, 64-byte UDP, interleaved runs) | rate received (median run) | delivered (worst run) | busy polls per frame (median; over --no-control, median of rounds) | observing: CPU per second (median) | capacity kept (worst run) | goal ≥ 0.99 × |\n|---|---:|---:|---:|---:|---:|---|\n",
     );
     for t in observed {
-        let q = received(t) / base;
-        let goal = if t.receiver == OBSERVED[0].0 {
+        let costs: Vec<LoopCost> = t.runs.iter().filter_map(LoopCost::of).collect();
+        let busy = xsknet_bench::median(&costs.iter().map(LoopCost::busy_per_frame).collect::<Vec<_>>());
+        let rounds: Vec<f64> = t
+            .runs
+            .iter()
+            .zip(&base.runs)
+            .filter_map(|(a, b)| Some(LoopCost::of(a)?.busy_per_frame() / LoopCost::of(b)?.busy_per_frame()))
+            .collect();
+        let per_s = xsknet_bench::median(&costs.iter().map(|c| c.observing_ns() / c.loop_ns * 1e3).collect::<Vec<_>>());
+        let kept = costs.iter().map(LoopCost::capacity_kept).fold(f64::INFINITY, f64::min);
+        let goal = if costs.len() < t.runs.len() || costs.is_empty() {
+            "not measured"
+        } else if t.receiver == OBSERVED[0].0 {
             "(baseline)"
-        } else if q >= 0.99 {
+        } else if kept >= 0.99 && t.worst_delivered >= base.worst_delivered.min(0.999) {
             "met"
         } else {
             "not met"
         };
-        out.push_str(&format!("| {} | {:.3} Mpps | {q:.3} × | {goal} |\n", t.what, received(t) / 1e6));
+        out.push_str(&format!(
+            "| {} | {:.3} Mpps | {:.3} % | {busy:.1} ns ({:.3} ×) | {per_s:.2} ms/s | {kept:.4} × | {goal} |\n",
+            t.what,
+            t.median.offered_pps * t.median.delivered / 1e6,
+            t.worst_delivered * 100.0,
+            xsknet_bench::median(&rounds),
+        ));
     }
     out
 }

@@ -695,7 +695,7 @@ fn run_to_completion<D: NetDevice>(
         stats: HttpStats::default(),
     };
     println!("xsknet: ready: {setup}");
-    let mut stats = LoopStats::default();
+    let mut stats = LoopStats::start();
     let mut ticker = Ticker::new(interval);
     let mut n_polls: u32 = 0;
     loop {

@@ -502,6 +502,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         tcp_states: final_stack.tcp_states().into_iter().map(|(s, n)| (s.name(), n)).collect(),
         http: http_stats,
         neighbours: final_stack.neighbours(),
+        threads_cpu_ns: xsknet::schedstat::threads_cpu_ns(),
     };
     // The writer thread writes what is queued, closes the file and is joined.
     let capture = final_stack.detach_capture().map(|t| t.finish());
@@ -631,7 +632,7 @@ fn run_to_completion<D: NetDevice>(
     let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd);
     println!("xsknet: ready: {setup}");
     let _ = xdp;
-    let mut stats = LoopStats::default();
+    let mut stats = LoopStats::start();
     let mut app_stats = AppStats::default();
     let mut ticker = Ticker::new(interval);
     // The largest UDP datagram (65507 bytes, reassembled from fragments).
