@@ -227,6 +227,7 @@ fn tcp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, _budget: us
     let Some(id) = sock.tcp().and_then(|t| t.cb()) else { return 0 };
     let Some(mut cb) = net.tcp.take(id) else { return 0 };
     let umem = q.umem().clone();
+    super::prune::tcp_rcvq_reclaim(net, &mut cb, now);
     if cb.tsk().stream.wr_shut.load(Ordering::Acquire) {
         tcp_close_state(net, &mut cb);
     }
