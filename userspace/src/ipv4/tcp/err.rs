@@ -228,9 +228,10 @@ pub fn tcp_sync_mss(cb: &mut TcpCb, pmtu: u32) {
 /// were dropped on the way; they are lost and sent again at the new size,
 /// without touching the congestion window (the data in the network did not
 /// grow, only its units shrank): the connection enters Loss with its
-/// ssthresh kept as `tcp_current_ssthresh` and no undo, and the data from
-/// `snd_una` goes again as the window allows (counted
-/// `TcpExtTCPSlowStartRetrans` as any retransmission in Loss). xsknet keeps
+/// ssthresh kept as `tcp_current_ssthresh` and no undo, everything in
+/// flight is marked lost and goes again from `snd_una` as the window allows
+/// (`tcp_xmit_retransmit_queue`, counted `TcpExtTCPSlowStartRetrans` as any
+/// retransmission in Loss). xsknet keeps
 /// sent data as bytes, not segments, cut at the MSS of the moment
 /// (`old_mss`): when the MSS did not fall, or no more than the new MSS is in
 /// flight, no segment can be too big and nothing happens; otherwise all
@@ -264,8 +265,13 @@ fn tcp_simple_retransmit(
     cb.sack.lost_end = cb.snd_max;
     cb.sack.high_rxt = cb.snd_una;
     cb.rtt_probe = None;
-    cb.snd_nxt = cb.snd_una;
-    super::output::tcp_write_xmit(net, q, umem, cb, now);
+    // tcp_xmit_retransmit_queue, in Loss: its retransmissions count as
+    // TCPSlowStartRetrans, not TCPFastRetrans.
+    let fast = net.mib.TcpExtTCPFastRetrans;
+    super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, false, now);
+    let sent = net.mib.TcpExtTCPFastRetrans - fast;
+    net.mib.TcpExtTCPFastRetrans = fast;
+    net.mib.TcpExtTCPSlowStartRetrans += sent;
 }
 
 /// `tcp_ld_RTO_revert` (RFC 6069): a network or host unreachable for the
