@@ -237,6 +237,126 @@ fn xsknet_tcp_acts_on_icmp_errors_as_tcp_v4_err() {
     }
 }
 
+/// `tcp_write_err`: a connection that times out after an ICMP error left
+/// `sk_err_soft` fails with that error, not `ETIMEDOUT`; an ACK of new data
+/// clears it first ("something worked", `tcp_ack`). And RFC 6069
+/// (`tcp_ld_RTO_revert`): a host unreachable for the segment being
+/// retransmitted undoes one backoff step, so the next retransmission comes
+/// one RTO after the last instead of two.
+#[test]
+fn a_soft_error_is_what_a_timeout_reports_and_an_unreachable_reverts_the_backoff() {
+    let mut m = Mem::new();
+    let t0 = m.now;
+    let fd = m.s.socket(SockType::Stream).unwrap();
+    assert_eq!(m.s.connect(fd, SocketAddrV4::new(SCRIPT_ADDR, SCRIPT_PORT)), Err(Errno::EINPROGRESS));
+    let (syn, _) = tcp_of(&m.sent().pop().unwrap());
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &syn_ack(&syn), &[]));
+    m.sent();
+    assert_eq!(m.s.send(fd, &pattern(100)), Ok(100));
+    let data = m.sent().pop().unwrap();
+    let (d, _) = tcp_of(&data);
+    let unreach = Case { established: true, ..case("host unreachable", msg_type::DEST_UNREACH, 1) };
+    // An ICMP, then the peer ACKs the data: the soft error is gone.
+    m.inject_ip(protocol::ICMP, &icmp_error(&unreach, &data));
+    let ack = TcpRepr {
+        src_port: SCRIPT_PORT,
+        dst_port: d.src_port,
+        seq: RISN + 1,
+        ack: d.seq.wrapping_add(100),
+        flags: flags::ACK,
+        window: 502,
+        ..TcpRepr::default()
+    };
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &ack, &[]));
+    assert_eq!(m.s.socket_error(fd), Ok(None), "an ACK of new data clears sk_err_soft");
+    // New data, never acknowledged: retransmitted at RTO, 2 RTO, ...
+    assert_eq!(m.s.send(fd, &pattern(100)), Ok(100));
+    let data = m.sent().pop().unwrap();
+    let rto = Duration::from_micros(u64::from(m.s.tcp_info(fd).unwrap().rto_us));
+    let sent_at = m.now;
+    let mut times = Vec::new();
+    let step = |m: &mut Mem, until: Duration| -> Vec<Duration> {
+        let mut got = Vec::new();
+        while m.now - sent_at < until {
+            m.now += Duration::from_millis(1);
+            got.extend(m.sent().iter().filter(|ip| tcp_of(ip).1 == 100).map(|_| m.now - sent_at));
+        }
+        got
+    };
+    // The clock moves in steps of 1 ms: a deadline is seen in the step after it.
+    times.extend(step(&mut m, rto + Duration::from_millis(2)));
+    assert_eq!(times.len(), 1, "the first retransmission");
+    assert!(times[0] >= rto && times[0] < rto + Duration::from_millis(2), "{times:?}");
+    // The host unreachable for it: one backoff step undone, the next comes
+    // one RTO after the last, not two.
+    m.inject_ip(protocol::ICMP, &icmp_error(&unreach, &data));
+    times.extend(step(&mut m, 2 * rto + Duration::from_millis(5)));
+    assert_eq!(times.len(), 2, "tcp_ld_RTO_revert: {times:?}");
+    assert!(times[1] - times[0] >= rto && times[1] - times[0] < rto + Duration::from_millis(2), "{times:?}");
+    // No further answer: the connection gives up (tcp_retries2) with the
+    // ICMP's error in place of ETIMEDOUT.
+    m.now += Duration::from_millis(1);
+    let deadline = m.now + Duration::from_secs(1200);
+    while m.s.tcp_info(fd).is_ok_and(|i| i.state != xsknet::TcpState::Close) && m.now < deadline {
+        m.now += Duration::from_millis(500);
+        m.sent();
+    }
+    assert!(m.now - t0 > Duration::from_secs(100), "after retries, not at once");
+    let mut buf = [0u8; 16];
+    assert_eq!(m.s.recv(fd, &mut buf), Err(Errno::EHOSTUNREACH));
+}
+
+/// `tcp_req_err`: an ICMP error about a request sock's SYN-ACK. Another
+/// sequence number than our ISN is `OutOfWindowIcmps`; a host unreachable
+/// with it drops the request silently (`ListenDrops`), so the final ACK
+/// that follows finds none and is answered with a reset, as Linux's.
+fn run_req_err_xsknet() -> (u64, u64, u8) {
+    let mut m = Mem::new();
+    let l = m.s.socket(SockType::Stream).unwrap();
+    m.s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    m.s.listen(l, 16).unwrap();
+    let syn = req_syn();
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &syn, &[]));
+    let synack_ip = m.sent().pop().expect("SYN-ACK");
+    let before = m.s.snmp();
+    let unreach = case("host unreachable", msg_type::DEST_UNREACH, 1);
+    m.inject_ip(protocol::ICMP, &icmp_error(&Case { seq_off: 1, ..unreach }, &synack_ip));
+    m.inject_ip(protocol::ICMP, &icmp_error(&unreach, &synack_ip));
+    let after = m.s.snmp();
+    let (sa, _) = tcp_of(&synack_ip);
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &req_ack(&sa), &[]));
+    let reply = m.sent().pop().map_or(0, |ip| tcp_of(&ip).0.flags);
+    (
+        after.TcpExtOutOfWindowIcmps - before.TcpExtOutOfWindowIcmps,
+        after.TcpExtListenDrops - before.TcpExtListenDrops,
+        reply,
+    )
+}
+
+fn req_syn() -> TcpRepr {
+    TcpRepr {
+        src_port: SCRIPT_PORT,
+        dst_port: 7,
+        seq: RISN,
+        flags: flags::SYN,
+        window: 64240,
+        options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
+        ..TcpRepr::default()
+    }
+}
+
+fn req_ack(synack: &TcpRepr) -> TcpRepr {
+    TcpRepr {
+        src_port: SCRIPT_PORT,
+        dst_port: 7,
+        seq: RISN + 1,
+        ack: synack.seq.wrapping_add(1),
+        flags: flags::ACK,
+        window: 502,
+        ..TcpRepr::default()
+    }
+}
+
 // ---------------------------------------------------------------- Linux
 
 /// An `AF_PACKET` socket in the peer namespace, on its veth.
@@ -438,6 +558,25 @@ fn connect_fd(fd: OwnedFd, dst: std::net::SocketAddr, timeout: Duration) -> std:
     Ok(stream)
 }
 
+/// [`run_req_err_xsknet`] against a Linux listener.
+fn run_req_err_linux(pair: &NetNsPair, raw: &Raw) -> (u64, u64, u8) {
+    let listener = in_netns(pair.ns(), || std::net::TcpListener::bind((SERVER_ADDR, 7)).expect("listen"));
+    raw.send_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, SERVER_ADDR, &req_syn(), &[]));
+    let synack_ip = raw.collect(Duration::from_secs(2), 7, |g| !g.is_empty()).pop().expect("SYN-ACK");
+    let before = kernel_counters(pair.ns());
+    let unreach = case("host unreachable", msg_type::DEST_UNREACH, 1);
+    raw.send_ip(protocol::ICMP, &icmp_error(&Case { seq_off: 1, ..unreach }, &synack_ip));
+    raw.send_ip(protocol::ICMP, &icmp_error(&unreach, &synack_ip));
+    std::thread::sleep(Duration::from_millis(50));
+    let after = kernel_counters(pair.ns());
+    let (sa, _) = tcp_of(&synack_ip);
+    raw.send_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, SERVER_ADDR, &req_ack(&sa), &[]));
+    let reply = raw.collect(Duration::from_millis(300), 7, |g| !g.is_empty()).pop().map_or(0, |ip| tcp_of(&ip).0.flags);
+    drop(listener);
+    let d = |k: &str| (after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)) as u64;
+    (d("TcpExtOutOfWindowIcmps"), d("TcpExtListenDrops"), reply)
+}
+
 #[test]
 fn tcp_acts_on_icmp_errors_as_linux() {
     if !xsknet::testing::require_root("tcp_acts_on_icmp_errors_as_linux") {
@@ -480,5 +619,16 @@ fn tcp_acts_on_icmp_errors_as_linux() {
             differ.push(c.name);
         }
     }
+    let linux = run_req_err_linux(&pair, &raw);
+    let xsk = run_req_err_xsknet();
+    eprintln!("request sock: linux {linux:?}, xsknet {xsk:?} (OutOfWindowIcmps, ListenDrops, reply flags)");
+    if linux != xsk || xsk != (1, 1, flags::RST) {
+        differ.push("a request sock's ICMP errors");
+    }
     assert!(differ.is_empty(), "differ from Linux: {differ:?}");
+}
+
+#[test]
+fn xsknet_drops_a_request_sock_on_an_icmp_error_as_tcp_req_err() {
+    assert_eq!(run_req_err_xsknet(), (1, 1, flags::RST));
 }
