@@ -24,11 +24,11 @@ use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::testing::{in_netns, NetNsPair, NetNsPairOptions};
 use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpRepr};
+use xsknet::wire::build;
 use xsknet::wire::ethernet::{self, ethertype, EthernetAddress, EthernetRepr};
 use xsknet::wire::icmp::{msg_type, IcmpRepr};
 use xsknet::wire::ipv4::{protocol, Ipv4Packet};
 use xsknet::wire::tcp::{flags, TcpOptions, TcpPacket, TcpRepr};
-use xsknet::wire::build;
 use xsknet::{Errno, SockType, Stack, StackConfig};
 
 /// The remote end: on the subnet, owned by no kernel.
@@ -109,7 +109,7 @@ fn expected(c: &Case) -> Outcome {
 /// 8 bytes of TCP, as `icmp_send` quotes (RFC 792), from 10.77.0.3.
 fn icmp_error(c: &Case, quoted: &[u8]) -> Vec<u8> {
     let ip = Ipv4Packet::new_unchecked(quoted);
-    let hl = ip.header_len() as usize;
+    let hl = ip.header_len();
     let mut body = quoted[..hl + 8].to_vec();
     let seq = u32::from_be_bytes([body[hl + 4], body[hl + 5], body[hl + 6], body[hl + 7]]).wrapping_add(c.seq_off);
     body[hl + 4..hl + 8].copy_from_slice(&seq.to_be_bytes());
@@ -189,7 +189,7 @@ impl Mem {
 
 fn tcp_of(ip: &[u8]) -> (TcpRepr, usize) {
     let p = Ipv4Packet::new_unchecked(ip);
-    let t = TcpPacket::new_unchecked(&ip[p.header_len() as usize..p.total_len() as usize]);
+    let t = TcpPacket::new_unchecked(&ip[p.header_len()..p.total_len()]);
     (TcpRepr::parse(&t), t.payload().len())
 }
 
@@ -445,7 +445,7 @@ impl Raw {
             let l3 = &buf[ethernet::HEADER_LEN..n as usize];
             let Ok(ip) = Ipv4Packet::new_checked(l3) else { continue };
             if ip.src_addr() == SERVER_ADDR && ip.dst_addr() == SCRIPT_ADDR && ip.protocol() == protocol::TCP {
-                let pkt = l3[..ip.total_len() as usize].to_vec();
+                let pkt = l3[..ip.total_len()].to_vec();
                 if tcp_of(&pkt).0.src_port == port {
                     got.push(pkt);
                 }
@@ -517,7 +517,11 @@ fn socket2_bind(port: u16) -> std::io::Result<OwnedFd> {
     };
     // SAFETY: `addr` is a live sockaddr_in and its exact size is passed.
     let rc = unsafe {
-        libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
     };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
@@ -540,7 +544,11 @@ fn connect_fd(fd: OwnedFd, dst: std::net::SocketAddr, timeout: Duration) -> std:
     };
     // SAFETY: `addr` is a live sockaddr_in and its exact size is passed.
     let rc = unsafe {
-        libc::connect(stream.as_raw_fd(), (&addr as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32)
+        libc::connect(
+            stream.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
     };
     if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINPROGRESS) {
         return Err(std::io::Error::last_os_error());
@@ -592,7 +600,18 @@ fn tcp_acts_on_icmp_errors_as_linux() {
     // The kernel client knows 10.77.0.3 at the peer's MAC, and segments in
     // software (no TSO on a veth without checksum offload), as xsknet does.
     let mac = xsknet::testing::format_mac(pair.peer_mac());
-    let out = pair.run(&["ip", "neigh", "replace", &SCRIPT_ADDR.to_string(), "lladdr", &mac, "dev", pair.ifname(), "nud", "permanent"]);
+    let out = pair.run(&[
+        "ip",
+        "neigh",
+        "replace",
+        &SCRIPT_ADDR.to_string(),
+        "lladdr",
+        &mac,
+        "dev",
+        pair.ifname(),
+        "nud",
+        "permanent",
+    ]);
     assert!(out.status.success(), "ip neigh: {}", String::from_utf8_lossy(&out.stderr));
     let out = pair.run(&["ethtool", "-K", pair.ifname(), "tx", "off"]);
     assert!(out.status.success(), "ethtool: {}", String::from_utf8_lossy(&out.stderr));

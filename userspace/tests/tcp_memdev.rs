@@ -1227,7 +1227,7 @@ fn an_out_of_order_flood_from_many_connections_stays_under_tcp_mem() {
     assert_eq!(m.TcpExtTCPMemoryPressuresChrono, (t_fill + ms(250) - pressure_at.unwrap()).as_millis() as u64);
     // Pages still held: one per pruned connection (its segment, read but
     // not yet seen read by the loop), six by each whose queue stayed.
-    assert_eq!(m.XskSockstatTcpMem, u64::from(pruned) + 2 * 6);
+    assert_eq!(m.XskSockstatTcpMem, pruned + 2 * 6);
     for &(_, fd, _) in &conns {
         b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
         b.s.close(fd).unwrap();

@@ -156,8 +156,7 @@ fn tcp_err_sock(
         return Fate::Keep;
     }
     let Some(err) = tcp_err_errno(e, convert) else { return Fate::Keep };
-    if e.msg_type == msg_type::DEST_UNREACH
-        && matches!(e.code, unreach_code::NET_UNREACH | unreach_code::HOST_UNREACH)
+    if e.msg_type == msg_type::DEST_UNREACH && matches!(e.code, unreach_code::NET_UNREACH | unreach_code::HOST_UNREACH)
     {
         tcp_ld_rto_revert(cb, e.seq, now);
     }
@@ -237,14 +236,7 @@ pub fn tcp_sync_mss(cb: &mut TcpCb, pmtu: u32) {
 /// flight, no segment can be too big and nothing happens; otherwise all
 /// that is in flight goes again (Linux would spare the smaller segments of
 /// a run of small writes).
-fn tcp_simple_retransmit(
-    net: &mut Net,
-    q: &mut NetdevQueue,
-    umem: &Umem,
-    cb: &mut TcpCb,
-    old_mss: u32,
-    now: Instant,
-) {
+fn tcp_simple_retransmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, old_mss: u32, now: Instant) {
     if !matches!(
         cb.state,
         TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::LastAck | TcpState::Closing

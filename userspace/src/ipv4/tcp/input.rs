@@ -94,7 +94,7 @@ pub fn tcp_v4_rcv_reassembled(
         net.mib.XskTcpInBcast += 1;
         return r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskTcpInBcast));
     }
-    scratch.resize(crate::ipv4::ip_fragment::IP_MAX_MTU, 0);
+    scratch.resize(crate::ipv4::inet_fragment::IP_MAX_MTU, 0);
     let n = r.skb.copy_to(umem, scratch);
     let reason = tcp_v4_rcv_bytes(net, q, umem, &scratch[..n], &r.ip.hdr, now);
     match reason {

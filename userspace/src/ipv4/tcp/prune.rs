@@ -14,9 +14,9 @@
 
 use std::time::Instant;
 
+use super::after;
 use super::cb::TcpCb;
 use super::mem::{self, sk_mem_charge, sk_mem_uncharge};
-use super::after;
 use crate::net::Net;
 
 /// `sk_rcvbuf` as the pruning tests read it: the receive ring's whole size
