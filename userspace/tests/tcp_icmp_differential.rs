@@ -306,6 +306,31 @@ fn a_soft_error_is_what_a_timeout_reports_and_an_unreachable_reverts_the_backoff
     assert_eq!(m.s.recv(fd, &mut buf), Err(Errno::EHOSTUNREACH));
 }
 
+/// After a fragmentation needed with MTU 600 about one connection, the MSS
+/// a new connection to the same host offers in its SYN (`tcp_connect_init`:
+/// `dst_metric_advmss` of a route whose MTU is the learnt path MTU).
+fn syn_mss_after_frag_needed_xsknet() -> Option<u16> {
+    let mut m = Mem::new();
+    let fd = m.s.socket(SockType::Stream).unwrap();
+    assert_eq!(m.s.connect(fd, SocketAddrV4::new(SCRIPT_ADDR, SCRIPT_PORT)), Err(Errno::EINPROGRESS));
+    let (syn, _) = tcp_of(&m.sent().pop().unwrap());
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &syn_ack(&syn), &[]));
+    m.sent();
+    assert_eq!(m.s.send(fd, &pattern(1000)), Ok(1000));
+    let data = m.sent().pop().unwrap();
+    let frag = Case { established: true, mtu: 600, ..case("fragmentation needed", msg_type::DEST_UNREACH, 4) };
+    m.inject_ip(protocol::ICMP, &icmp_error(&frag, &data));
+    m.sent();
+    let fd2 = m.s.socket(SockType::Stream).unwrap();
+    assert_eq!(m.s.connect(fd2, SocketAddrV4::new(SCRIPT_ADDR, SCRIPT_PORT + 1)), Err(Errno::EINPROGRESS));
+    m.sent().iter().map(|ip| tcp_of(ip).0).find(|t| t.dst_port == SCRIPT_PORT + 1).and_then(|t| t.options.mss)
+}
+
+#[test]
+fn a_new_connection_offers_the_mss_of_the_learnt_path_mtu() {
+    assert_eq!(syn_mss_after_frag_needed_xsknet(), Some(560));
+}
+
 /// `tcp_req_err`: an ICMP error about a request sock's SYN-ACK. Another
 /// sequence number than our ISN is `OutOfWindowIcmps`; a host unreachable
 /// with it drops the request silently (`ListenDrops`), so the final ACK
@@ -637,6 +662,27 @@ fn tcp_acts_on_icmp_errors_as_linux() {
         if linux != xsk || linux != expected(c) {
             differ.push(c.name);
         }
+    }
+    // The frag-needed case left a path MTU of 600 to 10.77.0.3: a new
+    // connection's SYN offers 560.
+    let linux_mss = {
+        let ns = pair.ns().to_owned();
+        std::thread::scope(|sc| {
+            let client = sc.spawn(move || {
+                in_netns(&ns, || {
+                    let dst = std::net::SocketAddr::from((SCRIPT_ADDR, SCRIPT_PORT + 1));
+                    let _ = socket2_bind(40100).and_then(|fd| connect_fd(fd, dst, Duration::from_millis(300)));
+                })
+            });
+            let syn = raw.collect(Duration::from_secs(2), 40100, |g| !g.is_empty()).pop().expect("the kernel's SYN");
+            client.join().expect("client");
+            tcp_of(&syn).0.options.mss
+        })
+    };
+    let xsk_mss = syn_mss_after_frag_needed_xsknet();
+    eprintln!("SYN's MSS after a path MTU of 600: linux {linux_mss:?}, xsknet {xsk_mss:?}");
+    if linux_mss != xsk_mss || xsk_mss != Some(560) {
+        differ.push("the MSS of a new connection after a fragmentation needed");
     }
     let linux = run_req_err_linux(&pair, &raw);
     let xsk = run_req_err_xsknet();
