@@ -1237,6 +1237,32 @@ fn an_out_of_order_flood_from_many_connections_stays_under_tcp_mem() {
     b.end();
 }
 
+/// Every way a connection ends gives its pages back: a child never
+/// accepted, with data and out-of-order data queued, reset when its listener
+/// closes (`inet_csk_listen_stop`), as well as a reset from the peer.
+#[test]
+fn every_end_of_a_connection_gives_its_tcp_memory_back() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let iss = b.handshake_in(PPORT);
+    peer_data_from(&mut b, PPORT, iss, 0, &pattern(1400));
+    peer_data_from(&mut b, PPORT, iss, 1400, &pattern(1400));
+    peer_data_from(&mut b, PPORT, iss, 5000, &pattern(1400));
+    b.out();
+    let iss2 = b.handshake_in(PPORT + 1);
+    peer_data_from(&mut b, PPORT + 1, iss2, 1000, &pattern(1000));
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 2 + 1, "3 × 1400 bytes in two pages, 1000 in one");
+    let (fd, _) = b.s.accept(l).unwrap();
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 2800, iss.wrapping_add(1), RST, 0), &[]);
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 1, "a reset connection holds nothing");
+    b.s.close(l).unwrap();
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0, "nor a child reset with its listener");
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
 /// In-order data over `tcp_mem[2]` (2 pages): while the connection holds
 /// less than `tcp_rmem[0]` (4096 bytes) it gets pages even under pressure
 /// (`sk_get_rmem0`); past that, the segment that wants a third page is

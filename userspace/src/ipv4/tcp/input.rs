@@ -181,6 +181,8 @@ pub enum Fate {
 /// Puts a control block back after work on it, or frees it.
 pub fn finish(net: &mut Net, id: CbId, mut cb: Box<TcpCb>, fate: Fate) {
     if fate == Fate::Done || cb.state == TcpState::Close {
+        // Whatever way it closed, its pages go back (`inet_sock_destruct`).
+        super::prune::tcp_mem_release(net, &mut cb);
         net.tcp.remove(id, &cb);
         return;
     }
