@@ -156,6 +156,73 @@ impl GuardArgs {
     }
 }
 
+/// The TCP sysctls a serving command takes, named and valued as Linux's
+/// `net.ipv4.tcp_*` (`sysctl -w net.ipv4.tcp_timestamps=0` is
+/// `--tcp-timestamps 0`); each left out keeps Linux's default. Flattened
+/// into each serving command (docs/tcp.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct TcpSysctlArgs {
+    /// `net.ipv4.tcp_timestamps`: 1 (default) RFC 7323 timestamps with a random offset per
+    /// address pair, 2 without the offset, 0 off.
+    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub tcp_timestamps: Option<u8>,
+    /// `net.ipv4.tcp_syncookies`: 1 (default) SYN cookies when a listener's SYN queue is full,
+    /// 2 always, 0 never.
+    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub tcp_syncookies: Option<u8>,
+    /// `net.ipv4.tcp_max_tw_buckets`: TIME-WAIT sockets at most (default 131072).
+    #[arg(long, value_name = "N")]
+    pub tcp_max_tw_buckets: Option<usize>,
+    /// `net.ipv4.tcp_challenge_ack_limit`: challenge ACKs a second for the whole stack
+    /// (default: no limit, as Linux since 6.0; each connection still sends at most 2 a second).
+    #[arg(long, value_name = "N")]
+    pub tcp_challenge_ack_limit: Option<u32>,
+    /// `net.ipv4.tcp_slow_start_after_idle`: 1 (default) a connection idle for an RTO
+    /// restarts from the initial window (RFC 2861), 0 keeps its window.
+    #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub tcp_slow_start_after_idle: Option<u8>,
+    /// `net.ipv4.tcp_mem`: pages of 4096 bytes all TCP connections may hold: below MIN no
+    /// pressure, above PRESSURE the windows stop growing, above MAX data is refused (default:
+    /// derived from --max-fds connections with full buffers, as Linux derives it from memory;
+    /// 4656,6208,9312 for 1024).
+    #[arg(long, value_name = "MIN,PRESSURE,MAX", value_parser = crate::ipv4::tcp::mem::TcpMemLimits::parse)]
+    pub tcp_mem: Option<crate::ipv4::tcp::mem::TcpMemLimits>,
+}
+
+impl TcpSysctlArgs {
+    /// Sets in `cfg` the sysctls given.
+    pub fn apply(&self, cfg: &mut crate::StackConfig) {
+        use crate::ipv4::tcp::syncookies::TcpSyncookies;
+        use crate::ipv4::tcp::ts_state::TcpTimestamps;
+        if let Some(v) = self.tcp_timestamps {
+            cfg.tcp_timestamps = match v {
+                0 => TcpTimestamps::Off,
+                2 => TcpTimestamps::NoOffset,
+                _ => TcpTimestamps::On,
+            };
+        }
+        if let Some(v) = self.tcp_syncookies {
+            cfg.tcp_syncookies = match v {
+                0 => TcpSyncookies::Off,
+                2 => TcpSyncookies::Always,
+                _ => TcpSyncookies::WhenFull,
+            };
+        }
+        if let Some(v) = self.tcp_max_tw_buckets {
+            cfg.tcp_max_tw_buckets = v;
+        }
+        if let Some(v) = self.tcp_challenge_ack_limit {
+            cfg.tcp_challenge_ack_limit = v;
+        }
+        if let Some(v) = self.tcp_slow_start_after_idle {
+            cfg.tcp_slow_start_after_idle = v == 1;
+        }
+        if let Some(v) = self.tcp_mem {
+            cfg.tcp_mem = Some(v);
+        }
+    }
+}
+
 /// `ADDR/PREFIX`, e.g. `10.77.0.2/24`: a usable unicast address and its prefix.
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: expected ADDR/PREFIX, e.g. 10.77.0.2/24"))?;
@@ -231,6 +298,57 @@ mod tests {
         let e = c.guard.rules().unwrap_err().to_string();
         assert!(e.contains("bad.toml") && e.contains("line 3"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tcp_sysctls_parse_as_linux_takes_them() {
+        use crate::ipv4::tcp::mem::TcpMemLimits;
+        use crate::ipv4::tcp::syncookies::TcpSyncookies;
+        use crate::ipv4::tcp::ts_state::TcpTimestamps;
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            tcp: TcpSysctlArgs,
+        }
+        let mac = crate::wire::EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let mut cfg = crate::StackConfig::new(mac, Ipv4Addr::new(10, 0, 0, 2), 24);
+        let before = (cfg.tcp_timestamps, cfg.tcp_syncookies, cfg.tcp_mem);
+        Cmd::try_parse_from(["x"]).unwrap().tcp.apply(&mut cfg);
+        assert_eq!((cfg.tcp_timestamps, cfg.tcp_syncookies, cfg.tcp_mem), before, "nothing given, nothing changed");
+        let c = Cmd::try_parse_from([
+            "x",
+            "--tcp-timestamps",
+            "0",
+            "--tcp-syncookies",
+            "2",
+            "--tcp-max-tw-buckets",
+            "5",
+            "--tcp-challenge-ack-limit",
+            "1000",
+            "--tcp-slow-start-after-idle",
+            "0",
+            "--tcp-mem",
+            "10,20,30",
+        ])
+        .unwrap();
+        c.tcp.apply(&mut cfg);
+        assert_eq!(cfg.tcp_timestamps, TcpTimestamps::Off);
+        assert_eq!(cfg.tcp_syncookies, TcpSyncookies::Always);
+        assert_eq!((cfg.tcp_max_tw_buckets, cfg.tcp_challenge_ack_limit), (5, 1000));
+        assert!(!cfg.tcp_slow_start_after_idle);
+        assert_eq!(cfg.tcp_mem, Some(TcpMemLimits { min: 10, pressure: 20, max: 30 }));
+        Cmd::try_parse_from(["x", "--tcp-timestamps", "2"]).unwrap().tcp.apply(&mut cfg);
+        assert_eq!(cfg.tcp_timestamps, TcpTimestamps::NoOffset);
+        for bad in [
+            &["x", "--tcp-timestamps", "3"][..],
+            &["x", "--tcp-syncookies", "-1"],
+            &["x", "--tcp-slow-start-after-idle", "2"],
+            &["x", "--tcp-mem", "1,2"],
+            &["x", "--tcp-mem", "3,2,1"],
+        ] {
+            assert!(Cmd::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! | family | from |
 //! |---|---|
 //! | `xsknet_netstat_<group>_<field>_total` | every MIB counter; `IpInReceives` is `xsknet_netstat_ip_in_receives_total`, `TcpExtTCPAbortOnData` `xsknet_netstat_tcp_ext_tcp_abort_on_data_total` (node_exporter's netstat collector keeps `Ip_InReceives`, but `promtool check metrics` refuses camelCase; the HELP line gives the `nstat` name) |
-//! | `xsknet_netstat_tcp_curr_estab`, `xsknet_netstat_xsk_arp_cache_entries` | `TcpCurrEstab`, `XskArpCacheEntries`: gauges |
+//! | `xsknet_netstat_tcp_curr_estab`, `xsknet_netstat_xsk_arp_cache_entries`, `xsknet_netstat_xsk_sockstat_tcp_mem` | `TcpCurrEstab`, `XskArpCacheEntries`, `XskSockstatTcpMem`: gauges |
 //! | `xsknet_drops_total{counter,reason}` | the MIB counters that count drops, again, labelled with the reason the exit report prints |
 //! | `xsknet_xdp_rx_packets_total`, `xsknet_xdp_packets_total{action}` | the XDP program's per-CPU counters, summed |
 //! | `xsknet_xdp_guard_packets_total{reason}`, `xsknet_xdp_guard_adaptive_tightens_total`, `…_relaxes_total` | the XDP guard's frames by what it did with them (`XdpGuardDropBlocklist` is `reason="drop_blocklist"`), and the adaptive mode's changes; present when the guard is |
@@ -171,7 +171,7 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                 .and_then(|c| c.drop_reason())
                 .map_or(String::new(), |r| format!("; a drop: {r}"));
             let help = format!("{name}, {whose}{reason}.");
-            if name == "TcpCurrEstab" || name == "XskArpCacheEntries" {
+            if matches!(name, "TcpCurrEstab" | "XskArpCacheEntries" | "XskSockstatTcpMem") {
                 Series { kind: SeriesType::Gauge, ..counter(family, help) }
             } else {
                 counter(family, help)

@@ -81,7 +81,8 @@ const STAGES: &[(&str, &[MibCounter])] = {
 };
 
 /// Stages shown only when one of their counters moved: most runs see no
-/// fragment, SYN cookie or keepalive, and a table of zeros hides what did happen.
+/// fragment, SYN cookie, keepalive or memory pressure, and a table of zeros
+/// hides what did happen.
 const STAGES_IF_USED: &[(&str, &[MibCounter])] = {
     use MibCounter::*;
     &[
@@ -91,6 +92,17 @@ const STAGES_IF_USED: &[(&str, &[MibCounter])] = {
             &[TcpExtTCPReqQFullDoCookies, TcpExtSyncookiesSent, TcpExtSyncookiesRecv, TcpExtSyncookiesFailed],
         ),
         ("TCP keepalive", &[TcpExtTCPKeepAlive]),
+        (
+            "TCP memory (tcp_mem)",
+            &[
+                TcpExtTCPMemoryPressures,
+                TcpExtTCPMemoryPressuresChrono,
+                TcpExtPruneCalled,
+                TcpExtOfoPruned,
+                TcpExtRcvPruned,
+            ],
+        ),
+        ("TCP, ICMP ignored", &[TcpExtOutOfWindowIcmps]),
     ]
 };
 
@@ -471,6 +483,16 @@ mod tests {
         let none = report(Mib::default()).render();
         assert!(none.contains("\n  drops by reason: none\n"));
         assert!(!none.contains("IP fragments") && !none.contains("SYN cookies"), "unused: not shown\n{none}");
+    }
+
+    #[test]
+    fn tcp_memory_pressure_is_shown_when_it_happened() {
+        let none = report(Mib::default()).render();
+        assert!(!none.contains("tcp_mem"), "{none}");
+        let text = report(Mib { TcpExtTCPMemoryPressures: 1, TcpExtPruneCalled: 7, ..Mib::default() }).render();
+        let row = |stage: &str, name: &str, v: u64| format!("  {stage:<22} {name:<28} {v:>14}\n");
+        assert!(text.contains(&row("TCP memory (tcp_mem)", "TcpExtTCPMemoryPressures", 1)), "{text}");
+        assert!(text.contains(&row("", "TcpExtPruneCalled", 7)), "{text}");
     }
 
     #[test]

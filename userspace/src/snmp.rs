@@ -255,8 +255,23 @@ mib! {
         TcpExtTCPOFOMerge,
         /// In-order data dropped: the receive window was zero.
         TcpExtTCPZeroWindowDrop => "data beyond a zero receive window",
-        /// In-order data dropped for want of receive buffer.
+        /// In-order data dropped for want of receive buffer, or of TCP memory (`tcp_mem`).
         TcpExtTCPRcvQDrop => "receive buffer full",
+        /// `tcp_prune_queue` runs: a sock could not get memory for a segment.
+        TcpExtPruneCalled,
+        /// Pruning freed too little: a segment dropped (`tcp_prune_queue` gave up).
+        TcpExtRcvPruned,
+        /// Out-of-order queues pruned to free memory (`tcp_prune_ofo_queue`).
+        TcpExtOfoPruned,
+        /// Times TCP memory went above `tcp_mem[1]` (pressure started).
+        TcpExtTCPMemoryPressures,
+        /// Milliseconds spent under TCP memory pressure, added when it ends.
+        TcpExtTCPMemoryPressuresChrono,
+        /// Orphaned connections reset because TCP memory was above `tcp_mem[2]`.
+        TcpExtTCPAbortOnMemory,
+        /// ICMP errors about a connection quoting a sequence number outside
+        /// `snd_una`..`snd_nxt` (`tcp_v4_err`): ignored.
+        TcpExtOutOfWindowIcmps,
         /// Retransmission timeouts.
         TcpExtTCPTimeouts,
         /// SYN and SYN-ACK retransmissions.
@@ -321,6 +336,9 @@ mib! {
         TcpExtTCPHystartDelayDetect,
         TcpExtTCPHystartDelayCwnd,
         // Our own stages.
+        /// A gauge: pages of 4096 bytes all TCP socks hold now (`tcp_memory_allocated`,
+        /// `/proc/net/sockstat`'s `TCP: mem`).
+        XskSockstatTcpMem,
         /// Frames taken from the rx ring.
         XskRxFrames,
         /// Shorter than an Ethernet header.

@@ -524,6 +524,10 @@ pub struct Sock {
     /// `sk_err`: an asynchronous error (ICMP port unreachable on a connected
     /// socket gives ECONNREFUSED), reported by the next call.
     err: AtomicI32,
+    /// `sk_err_soft`: an error that is not reported at once (TCP: an ICMP
+    /// error about an established connection), but given by `SO_ERROR`
+    /// and in place of `ETIMEDOUT` when the connection times out.
+    err_soft: AtomicI32,
     /// `inet->pmtudisc` ([`PmtuDisc`] as a byte).
     pmtudisc: AtomicU8,
     /// `inet->inet_id`: the IP identifier of a connected socket's DF
@@ -574,6 +578,7 @@ impl Sock {
             truesize,
             tx_scheduled: AtomicBool::new(false),
             err: AtomicI32::new(0),
+            err_soft: AtomicI32::new(0),
             pmtudisc: AtomicU8::new(PmtuDisc::Want as u8),
             inet_id: AtomicU32::new(0),
             closed: AtomicBool::new(false),
@@ -779,6 +784,28 @@ impl Sock {
             0 => None,
             e => Some(Errno(e)),
         }
+    }
+
+    /// Records a soft error (`WRITE_ONCE(sk->sk_err_soft, err)`); `None` clears it.
+    pub(crate) fn set_err_soft(&self, e: Option<Errno>) {
+        self.err_soft.store(e.map_or(0, |e| e.0), Ordering::Relaxed);
+    }
+
+    /// The soft error, if any, left in place.
+    pub fn err_soft(&self) -> Option<Errno> {
+        match self.err_soft.load(Ordering::Relaxed) {
+            0 => None,
+            e => Some(Errno(e)),
+        }
+    }
+
+    /// `getsockopt(SO_ERROR)` (net/core/sock.c `sk_getsockopt`): the pending
+    /// error, or else the soft error, either taken.
+    pub(crate) fn take_so_error(&self) -> Option<Errno> {
+        self.take_err().or_else(|| match self.err_soft.swap(0, Ordering::Relaxed) {
+            0 => None,
+            e => Some(Errno(e)),
+        })
     }
 
     pub(crate) fn mark_closed(&self) {

@@ -737,13 +737,14 @@ impl<D: NetDevice> Stack<D> {
         self.recv_from(fd, buf).map(|(n, _)| n)
     }
 
-    /// `getsockopt(SO_ERROR)`: takes the pending error, if any.
+    /// `getsockopt(SO_ERROR)`: takes the pending error, or else the soft
+    /// error (`sk_err_soft`: a TCP connection's last ICMP error), if any.
     ///
     /// # Errors
     ///
     /// `EBADF` for a descriptor not open.
     pub fn socket_error(&mut self, fd: Fd) -> Result<Option<Errno>, Errno> {
-        Ok(self.files.get(fd)?.take_err())
+        Ok(self.files.get(fd)?.take_so_error())
     }
 
     /// `getpeername()`.

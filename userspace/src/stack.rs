@@ -112,6 +112,12 @@ pub struct StackConfig {
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
+    /// `net.ipv4.tcp_mem`: pages of 4096 bytes all TCP connections may
+    /// hold together (min, pressure, max; docs/tcp.md, "TCP memory");
+    /// `None` derives them from the buffer budget, `max_fds` sockets with
+    /// full TCP buffers, as `tcp_init_mem` does from the machine's memory
+    /// ([`crate::ipv4::tcp::mem::TcpMemLimits::from_budget`]).
+    pub tcp_mem: Option<crate::ipv4::tcp::mem::TcpMemLimits>,
     /// The interface's MTU, bytes of IP datagram (`dev->mtu`; 1500 by
     /// default): what sends are laid out for and `IP_MTU` starts from.
     pub mtu: usize,
@@ -139,6 +145,7 @@ impl StackConfig {
             tcp_slow_start_after_idle: true,
             tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps::On,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
+            tcp_mem: None,
             mtu: crate::net::DEFAULT_MTU,
         }
     }
@@ -192,6 +199,13 @@ impl<D: NetDevice> Stack<D> {
         net.tcp.challenge_ack_limit = cfg.tcp_challenge_ack_limit;
         net.tcp.slow_start_after_idle = cfg.tcp_slow_start_after_idle;
         net.tcp.ts_clock.mode = cfg.tcp_timestamps;
+        net.tcp.mem.limits = cfg.tcp_mem.unwrap_or_else(|| {
+            crate::ipv4::tcp::mem::TcpMemLimits::from_budget(
+                cfg.max_fds,
+                crate::sock::TCP_RMEM_DEFAULT + crate::ipv4::tcp::TCP_RCV_SLACK,
+                crate::sock::TCP_WMEM_DEFAULT,
+            )
+        });
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

@@ -773,6 +773,22 @@ fn script_timestamps(p: &mut RawPeer) {
     p.ack("10 timestamps: last ACK", &mut c);
 }
 
+/// Scenario 11, with `tcp_timestamps=0` on the server: the peer offers
+/// timestamps and keeps sending the option; the server's segments carry
+/// none.
+fn script_timestamps_off(p: &mut RawPeer) {
+    let mut c = Conn::with_ts(40040, ECHO_PORT, 0x5900_0000, 0x2100_0000);
+    p.syn("11 timestamps off: SYN <mss 1460,sackOK,TS,wscale 7>", &mut c, syn_options());
+    c.tsval = Some(0x2100_0010);
+    p.ack("11 timestamps off: the handshake's ACK", &mut c);
+    c.tsval = Some(0x2100_0020);
+    p.data("11 timestamps off: data with PSH", &mut c, flags::PSH, b"not stamped");
+    c.tsval = Some(0x2100_0030);
+    p.ack("11 timestamps off: ACK of the echo", &mut c);
+    p.data("11 timestamps off: our FIN", &mut c, flags::FIN, &[]);
+    p.ack("11 timestamps off: last ACK", &mut c);
+}
+
 /// Scenario 5: listen backlog 1, nobody accepts, three handshakes.
 fn script_backlog(p: &mut RawPeer) {
     for (i, port) in [40011u16, 40012, 40013].into_iter().enumerate() {
@@ -953,7 +969,17 @@ fn wait_for_arp(pair: &NetNsPair) {
 }
 
 fn run_linux(script: fn(&mut RawPeer), backlog: i32, accept: bool) -> Run {
+    run_linux_with(script, backlog, accept, &[])
+}
+
+/// [`run_linux`] with the target namespace's `net.ipv4` sysctls set first
+/// (`("tcp_timestamps", "0")`: `/proc/sys/net/ipv4/tcp_timestamps`, per namespace).
+fn run_linux_with(script: fn(&mut RawPeer), backlog: i32, accept: bool, sysctls: &[(&str, &str)]) -> Run {
     let pair = NetNsPair::with_options(&pair_options(Some((SERVER_ADDR, PREFIX)))).expect("netns pair");
+    for (name, value) in sysctls {
+        in_netns(pair.ns(), || std::fs::write(format!("/proc/sys/net/ipv4/{name}"), value))
+            .unwrap_or_else(|e| panic!("net.ipv4.{name}={value}: {e}"));
+    }
     let server = KernelServer::start(pair.ns(), backlog, accept);
     wait_for_arp(&pair);
     let first = kernel_counters(pair.ns());
@@ -1107,5 +1133,25 @@ fn tcp_syncookies_with_timestamps_as_linux() {
     // The connection from the cookie has SACK: the hole is reported.
     let last = &linux.steps.last().expect("steps").replies;
     assert!(last.iter().any(|r| r.options.iter().any(|o| o.starts_with("sack"))), "no SACK from Linux: {last:?}");
+    assert_same(&linux, &xsk);
+}
+
+/// `xsknet echo --tcp-timestamps 0` beside Linux with `net.ipv4.tcp_timestamps=0`
+/// (the CLI's sysctl, as Linux takes it): a SYN offering timestamps gets a
+/// SYN-ACK without them, and no segment of the connection carries them.
+#[test]
+fn tcp_timestamps_off_as_linux() {
+    if !testing::require_root("tcp_timestamps_off_as_linux") {
+        return;
+    }
+    let linux = run_linux_with(script_timestamps_off, 511, true, &[("tcp_timestamps", "0")]);
+    let xsk = run_xsknet(script_timestamps_off, &["--backlog", "511", "--tcp-timestamps", "0"]);
+    let synack = &linux.steps[0].replies;
+    assert!(
+        synack.iter().all(|r| r.flags & flags::SYN != 0 && !r.options.iter().any(|o| o.starts_with("TS"))),
+        "Linux offered timestamps: {synack:?}"
+    );
+    let echo = &linux.steps[2].replies;
+    assert!(echo.iter().any(|r| r.data == b"not stamped"), "no echo from Linux: {echo:?}");
     assert_same(&linux, &xsk);
 }

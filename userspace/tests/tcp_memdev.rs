@@ -1111,6 +1111,205 @@ fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
     b.end();
 }
 
+// ---------------------------------------------------------------- tcp_mem
+
+/// Data from the peer's `pport` at offset `off` of its stream.
+fn peer_data_from(b: &mut Bench, pport: u16, iss: u32, off: u32, data: &[u8]) {
+    b.send(hdr(pport, LPORT, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), data);
+}
+
+/// A listener and `n` accepted connections from ports `PPORT..`, each
+/// with our ISN: (listener, [(port, connection, ISN)]).
+fn accepted_many(b: &mut Bench, n: u16) -> (Fd, Vec<(u16, Fd, u32)>) {
+    let l = b.listener(64);
+    let mut conns = Vec::new();
+    for i in 0..n {
+        let iss = b.handshake_in(PPORT + i);
+        let (fd, peer) = b.s.accept(l).unwrap();
+        assert_eq!(peer.port(), PPORT + i);
+        conns.push((PPORT + i, fd, iss));
+    }
+    (l, conns)
+}
+
+/// Out-of-order data from many connections against a small `tcp_mem` (16,
+/// 32, 48 pages): what all connections hold never passes `tcp_mem[2]`; past
+/// `tcp_mem[1]` pressure starts (`TCPMemoryPressures`, once) and a
+/// connection over its fair share (`tcp_mem[2]` / connections) gets no more
+/// pages: `tcp_try_rmem_schedule` calls `tcp_prune_queue`
+/// (`PruneCalled`), whose `tcp_prune_ofo_queue` cannot help a segment that
+/// lands last in the queue, so it is dropped (`TCPOFODrop`) unanswered, as
+/// `tcp_data_queue_ofo` drops it before `TCPOFOQueue` and the ACK.
+/// Filling a gap under pressure prunes that connection's queue instead
+/// (`OfoPruned`), and once the connections hold less than `tcp_mem[0]`
+/// pressure ends, its length in `TCPMemoryPressuresChrono`
+/// (net/core/sock.c `__sk_mem_raise_allocated`, net/ipv4/tcp_input.c
+/// `tcp_try_rmem_schedule`, `tcp_prune_queue`, `tcp_prune_ofo_queue`,
+/// net/ipv4/tcp.c `tcp_enter_memory_pressure`; `tcp_mem` is one for the
+/// whole machine in Linux, not per namespace, so no kernel runs this beside
+/// us).
+#[test]
+fn an_out_of_order_flood_from_many_connections_stays_under_tcp_mem() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 16, pressure: 32, max: 48 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (l, conns) = accepted_many(&mut b, 8);
+    let seg = pattern(1460);
+    let mut peak = 0;
+    let mut pressure_at = None;
+    // Each connection: segments 1..=30 of 1460 bytes, segment 0 missing.
+    for k in 1..=30u32 {
+        for &(pport, _, iss) in &conns {
+            let before = b.s.snmp();
+            peer_data_from(&mut b, pport, iss, k * 1460, &seg);
+            let m = b.s.snmp();
+            peak = peak.max(m.XskSockstatTcpMem);
+            assert!(m.XskSockstatTcpMem <= limits.max, "{} pages > tcp_mem[2]", m.XskSockstatTcpMem);
+            if m.TcpExtTCPOFODrop > before.TcpExtTCPOFODrop {
+                assert_eq!(m.TcpExtTCPOFOQueue, before.TcpExtTCPOFOQueue, "a dropped segment is not queued");
+                assert_eq!(m.TcpExtPruneCalled, before.TcpExtPruneCalled + 1);
+                b.none();
+            } else {
+                assert_eq!(m.TcpExtTCPOFOQueue, before.TcpExtTCPOFOQueue + 1);
+                let a = b.one();
+                assert_eq!(a.r.ack, PISN + 1, "a duplicate ACK for queued data");
+            }
+            if pressure_at.is_none() && m.TcpExtTCPMemoryPressures == 1 {
+                pressure_at = Some(b.elapsed());
+            }
+        }
+        b.at(b.elapsed() + ms(1));
+    }
+    let m = b.s.snmp();
+    assert_eq!(m.TcpExtTCPMemoryPressures, 1, "one episode");
+    assert!(pressure_at.is_some());
+    // 9 socks (8 connections and the listener): a connection gets pages
+    // while it holds fewer than 48 / 9, so 5 pages and 14 segments each
+    // (14 × 1460 = 20440 bytes, 5 pages; the 15th wants a 6th).
+    assert_eq!(m.TcpExtTCPOFOQueue, 8 * 14);
+    assert_eq!(m.TcpExtTCPOFODrop, 8 * 16);
+    assert_eq!(m.TcpExtPruneCalled, m.TcpExtTCPOFODrop);
+    assert_eq!((m.TcpExtRcvPruned, m.TcpExtOfoPruned, m.TcpExtTCPMemoryPressuresChrono), (0, 0, 0));
+    assert_eq!(peak, 40);
+    assert_eq!(m.XskSockstatTcpMem, 40);
+    // The gap of the first connection fills: under pressure, and over its
+    // share, its out-of-order queue is pruned to make room (OfoPruned) and
+    // the segment is taken; the ACK covers it alone, with no SACK blocks.
+    let (pport, fd, iss) = conns[0];
+    peer_data_from(&mut b, pport, iss, 0, &seg);
+    let a = b.one();
+    assert_eq!((a.r.ack, a.r.options.sack_blocks()), (PISN + 1 + 1460, &[][..]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtOfoPruned, m.TcpExtPruneCalled), (1, 8 * 16 + 1));
+    assert_eq!(m.XskSockstatTcpMem, 40 - 5 + 1);
+    assert_eq!(read_all(&mut b, fd), seg);
+    // The others' gaps fill too; each prunes its queue while pressure
+    // lasts; below tcp_mem[0] (16 pages) it ends.
+    let t_fill = b.elapsed();
+    b.at(t_fill + ms(250));
+    let mut pruned = 1;
+    for &(pport, fd, iss) in &conns[1..] {
+        peer_data_from(&mut b, pport, iss, 0, &seg);
+        let m = b.s.snmp();
+        if m.TcpExtOfoPruned > pruned {
+            pruned = m.TcpExtOfoPruned;
+            assert_eq!(b.one().r.ack, PISN + 1 + 1460);
+            assert_eq!(read_all(&mut b, fd), seg);
+        } else {
+            // Pressure is over: the queue stays and the gap's filling
+            // delivers it all.
+            let a = b.one();
+            assert_eq!(a.r.ack, PISN + 1 + 15 * 1460);
+            assert_eq!(read_all(&mut b, fd).len(), 15 * 1460);
+        }
+    }
+    let m = b.s.snmp();
+    assert_eq!(m.TcpExtTCPMemoryPressures, 1);
+    assert_eq!(m.TcpExtTCPMemoryPressuresChrono, (t_fill + ms(250) - pressure_at.unwrap()).as_millis() as u64);
+    // Pages still held: one per pruned connection (its segment, read but
+    // not yet seen read by the loop), six by each whose queue stayed.
+    assert_eq!(m.XskSockstatTcpMem, pruned + 2 * 6);
+    for &(_, fd, _) in &conns {
+        b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(fd).unwrap();
+    }
+    b.s.close(l).unwrap();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0, "every page back once the connections are gone");
+    b.end();
+}
+
+/// Every way a connection ends gives its pages back: a child never
+/// accepted, with data and out-of-order data queued, reset when its listener
+/// closes (`inet_csk_listen_stop`), as well as a reset from the peer.
+#[test]
+fn every_end_of_a_connection_gives_its_tcp_memory_back() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let iss = b.handshake_in(PPORT);
+    peer_data_from(&mut b, PPORT, iss, 0, &pattern(1400));
+    peer_data_from(&mut b, PPORT, iss, 1400, &pattern(1400));
+    peer_data_from(&mut b, PPORT, iss, 5000, &pattern(1400));
+    b.out();
+    let iss2 = b.handshake_in(PPORT + 1);
+    peer_data_from(&mut b, PPORT + 1, iss2, 1000, &pattern(1000));
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 2 + 1, "3 × 1400 bytes in two pages, 1000 in one");
+    let (fd, _) = b.s.accept(l).unwrap();
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 2800, iss.wrapping_add(1), RST, 0), &[]);
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 1, "a reset connection holds nothing");
+    b.s.close(l).unwrap();
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0, "nor a child reset with its listener");
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// In-order data over `tcp_mem[2]` (2 pages): while the connection holds
+/// less than `tcp_rmem[0]` (4096 bytes) it gets pages even under pressure
+/// (`sk_get_rmem0`); past that, the segment that wants a third page is
+/// refused: `tcp_prune_queue` (`PruneCalled`) has no out-of-order data to
+/// prune, and with unread data in the receive queue the segment is dropped
+/// (`TCPRcvQDrop`), with an ACK at once (`ICSK_ACK_NOW`) that does not cover
+/// it. Once the application has read, the pages come back, pressure ends
+/// (`TCPMemoryPressuresChrono`), and the retransmission is taken, the first
+/// segment of an empty queue being always taken (`sk_forced_mem_schedule`).
+#[test]
+fn in_order_data_over_tcp_mem_max_is_dropped_until_the_reader_frees_it() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 1, pressure: 1, max: 2 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (l, fd, iss) = b.accepted();
+    let data = pattern(6 * 1460);
+    // Two segments in the first page; the third takes a second one (over
+    // tcp_mem[1]: pressure), granted under tcp_rmem[0]; the fourth and
+    // fifth fit the reserve.
+    for k in 0..5 {
+        peer_data(&mut b, iss, k * 1460, &data[k as usize * 1460..(k as usize + 1) * 1460]);
+        b.out();
+        let m = b.s.snmp();
+        assert_eq!(m.TcpExtTCPMemoryPressures, u64::from(k >= 2), "segment {k}");
+        assert_eq!(m.XskSockstatTcpMem, if k < 2 { 1 } else { 2 }, "segment {k}");
+    }
+    peer_data(&mut b, iss, 5 * 1460, &data[5 * 1460..]);
+    let a = b.one();
+    assert_eq!(a.r.ack, PISN + 1 + 5 * 1460, "the ACK goes at once and does not cover the drop");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPRcvQDrop, m.TcpExtPruneCalled, m.TcpExtRcvPruned, m.TcpExtOfoPruned), (1, 1, 0, 0));
+    assert_eq!((m.TcpExtTCPMemoryPressures, m.XskSockstatTcpMem), (1, 2));
+    assert_eq!(read_all(&mut b, fd), data[..5 * 1460]);
+    // The reader took it all: the retransmission finds the queue empty, the
+    // reads' pages go back and pressure ends (0 < tcp_mem[0]).
+    b.at(ms(10));
+    peer_data(&mut b, iss, 5 * 1460, &data[5 * 1460..]);
+    assert_eq!(b.out().last().map(|a| a.r.ack), Some(PISN + 1 + 6 * 1460));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPRcvQDrop, m.TcpExtTCPMemoryPressuresChrono, m.XskSockstatTcpMem), (1, 10, 1));
+    assert_eq!(read_all(&mut b, fd), data[5 * 1460..]);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    b.end();
+}
+
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,

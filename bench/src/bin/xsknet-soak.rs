@@ -505,7 +505,14 @@ fn soak(
                     snap.counters().into_iter().map(|(n, v, _)| (n, v)).collect();
                 for (name, v) in &counters {
                     // Gauges move both ways.
-                    if matches!(*name, "TcpCurrEstab" | "XskArpCacheEntries" | "SoftirqRunDelayNs" | "SoftirqNivcsw") {
+                    if matches!(
+                        *name,
+                        "TcpCurrEstab"
+                            | "XskArpCacheEntries"
+                            | "XskSockstatTcpMem"
+                            | "SoftirqRunDelayNs"
+                            | "SoftirqNivcsw"
+                    ) {
                         continue;
                     }
                     if let Some(before) = last_counters.get(name).filter(|b| **b > *v) {

@@ -1,6 +1,7 @@
 //! ICMP for IPv4 (net/ipv4/icmp.c): answer echo requests, count what
-//! arrives, turn a port unreachable into `ECONNREFUSED` on the connected sock
-//! it concerns, and send destination-unreachable errors under Linux's two
+//! arrives, hand an error to the protocol it quotes (a port unreachable is
+//! `ECONNREFUSED` on the connected UDP sock it concerns; TCP's handler is
+//! `ipv4::tcp::err`), and send destination-unreachable errors under Linux's two
 //! rate limits (`crate::ratelimit`).
 
 use std::net::SocketAddrV4;
@@ -85,7 +86,7 @@ pub fn icmp_rcv(
             match msg.quote() {
                 Ok(_) if undeliverable => q.free_frame(frame),
                 Ok(quote) if body.len() >= quote.header_len() + 8 => {
-                    icmp_socket_deliver(net, socks, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
+                    icmp_socket_deliver(net, socks, q, umem, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
                     q.free_frame(frame);
                 }
                 _ => {
@@ -106,7 +107,7 @@ pub fn icmp_rcv(
                 q.kfree_skb_reason(frame, MibCounter::IcmpInErrors);
             } else {
                 if let Ok(quote) = msg.quote() {
-                    icmp_socket_deliver(net, socks, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
+                    icmp_socket_deliver(net, socks, q, umem, hdr.msg_type, hdr.code, hdr.rest, &quote, now);
                 }
                 q.free_frame(frame);
             }
@@ -173,11 +174,15 @@ fn icmp_err_convert(code: u8) -> Option<(Errno, bool)> {
 /// `icmp_socket_deliver`: an ICMP error (destination unreachable, source
 /// quench, redirect, time exceeded, parameter problem) to the error handler
 /// of the protocol it quotes: UDP's (`__udp4_lib_err`) or TCP's
-/// (`tcp_v4_err`); others have none here. Each counts `IcmpInErrors` when no
-/// socket of ours sent what is quoted, as Linux's handlers do.
+/// (`tcp_v4_err`, [`crate::ipv4::tcp::err`]); others have none here. Each
+/// counts `IcmpInErrors` when no socket of ours sent what is quoted, as
+/// Linux's handlers do.
+#[allow(clippy::too_many_arguments)]
 fn icmp_socket_deliver(
     net: &mut Net,
     socks: &InetHashTables,
+    q: &mut NetdevQueue,
+    umem: &Umem,
     msg_type: u8,
     code: u8,
     rest: [u8; 4],
@@ -195,7 +200,13 @@ fn icmp_socket_deliver(
     let peer = SocketAddrV4::new(quote.dst_addr(), dport);
     match quote.protocol() {
         protocol::UDP => udp_err(net, socks, msg_type, code, rest, local, peer, now),
-        protocol::TCP => tcp_v4_err(net, local, peer),
+        protocol::TCP => {
+            let th = quote.transport_header();
+            let Some(seq) = th.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else { return };
+            let mtu = u16::from_be_bytes([rest[2], rest[3]]);
+            let e = crate::ipv4::tcp::err::TcpIcmpErr { msg_type, code, mtu, local, peer, seq };
+            crate::ipv4::tcp::err::tcp_v4_err(net, q, umem, &e, icmp_err_convert, now);
+        }
         _ => {}
     }
 }
@@ -250,23 +261,6 @@ fn udp_err(
     };
     if sock.remote() == Some(peer) {
         sock.set_err(err);
-    }
-}
-
-/// `tcp_v4_err`: an ICMP error about a segment sent from `local` to `peer`.
-/// No connection, request sock or TIME-WAIT sock of that 4-tuple is an
-/// `IcmpInErrors`, as Linux counts it. A connection's ICMP errors are not
-/// acted on yet (docs/tcp.md: a fragmentation needed does not lower its MSS,
-/// an unreachable does not end a handshake).
-fn tcp_v4_err(net: &mut Net, local: SocketAddrV4, peer: SocketAddrV4) {
-    let key = crate::ipv4::tcp::table::FourTuple { local, remote: peer };
-    let t = &net.tcp;
-    let request = t
-        .lookup_listener(local.port())
-        .and_then(|id| t.get(id))
-        .is_some_and(|l| l.listener.as_ref().is_some_and(|x| x.syn_queue.contains_key(&peer)));
-    if t.lookup_established(&key).is_none() && !t.tw.contains_key(&key) && !request {
-        net.mib.IcmpInErrors += 1;
     }
 }
 

@@ -60,6 +60,10 @@ pub mod exc_code {
 
 /// Codes of [`msg_type::DEST_UNREACH`].
 pub mod unreach_code {
+    /// `ICMP_NET_UNREACH`: no route to the network.
+    pub const NET_UNREACH: u8 = 0;
+    /// `ICMP_HOST_UNREACH`: the host does not answer (ARP failed at the last hop).
+    pub const HOST_UNREACH: u8 = 1;
     /// `ICMP_PROT_UNREACH`: no handler for the IP protocol.
     pub const PROTOCOL: u8 = 2;
     /// `ICMP_PORT_UNREACH`: no socket bound to the UDP port.

@@ -196,6 +196,8 @@ struct ServeArgs {
     #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
     churn_ports: Option<(u16, u16)>,
     #[command(flatten)]
+    tcp: xsknet::cli::TcpSysctlArgs,
+    #[command(flatten)]
     attach: AttachArgs,
     #[command(flatten)]
     pcap: PcapArgs,
@@ -385,6 +387,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.rx_latency_sample = args.rx_latency_sample;
     cfg.busy_read = Duration::from_micros(args.busy_read);
     cfg.tcp_congestion = args.congestion;
+    args.tcp.apply(&mut cfg);
     cfg.mtu = mtu as usize;
     let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
     // A capture holds whole frames: the MTU's with multi-buffer, else a frame's.
@@ -798,6 +801,10 @@ mod tests {
             "30m:10:5",
             "--congestion",
             "reno",
+            "--tcp-timestamps",
+            "0",
+            "--tcp-mem",
+            "100,200,300",
             "--backlog",
             "64",
         ])

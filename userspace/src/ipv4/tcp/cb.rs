@@ -159,6 +159,9 @@ pub struct TcpCb {
     pub snd_wscale: u8,
     /// Bytes per segment we send (`mss_cache`): the peer's MSS, capped by ours.
     pub mss: u32,
+    /// `icsk_pmtu_cookie`: the path MTU the MSS was last cut for (0: the
+    /// device's, never lowered by an ICMP fragmentation needed).
+    pub pmtu_cookie: u32,
     /// Sequence number of our FIN, once it is queued.
     pub fin_seq: Option<u32>,
     /// End of the last segment sent with PSH (`pushed_seq`, for `forced_push`).
@@ -192,6 +195,8 @@ pub struct TcpCb {
     pub ofo: Vec<OfoSeg>,
     /// Bytes held in `ofo`.
     pub ofo_bytes: usize,
+    /// Its share of TCP memory (`sk_forward_alloc`, `sk_rmem_alloc`).
+    pub mem: super::mem::SkMem,
     /// Where the most recent out-of-order segment began: the SACK block
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
@@ -311,6 +316,7 @@ impl TcpCb {
             max_window: 0,
             snd_wscale: 0,
             mss: super::TCP_MSS_DEFAULT,
+            pmtu_cookie: 0,
             fin_seq: None,
             pushed_seq: 0,
             snd_sml: 0,
@@ -326,6 +332,7 @@ impl TcpCb {
             ts: super::ts_state::TsState::default(),
             ofo: Vec::new(),
             ofo_bytes: 0,
+            mem: super::mem::SkMem::default(),
             sack_recent: 0,
             sack: super::scoreboard::Scoreboard::default(),
             ca: Congestion::Reno(super::ca::Reno),

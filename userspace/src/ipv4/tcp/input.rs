@@ -94,7 +94,7 @@ pub fn tcp_v4_rcv_reassembled(
         net.mib.XskTcpInBcast += 1;
         return r.skb.free(umem, |f| q.kfree_skb_reason(f, MibCounter::XskTcpInBcast));
     }
-    scratch.resize(crate::ipv4::ip_fragment::IP_MAX_MTU, 0);
+    scratch.resize(crate::ipv4::inet_fragment::IP_MAX_MTU, 0);
     let n = r.skb.copy_to(umem, scratch);
     let reason = tcp_v4_rcv_bytes(net, q, umem, &scratch[..n], &r.ip.hdr, now);
     match reason {
@@ -181,6 +181,8 @@ pub enum Fate {
 /// Puts a control block back after work on it, or frees it.
 pub fn finish(net: &mut Net, id: CbId, mut cb: Box<TcpCb>, fate: Fate) {
     if fate == Fate::Done || cb.state == TcpState::Close {
+        // Whatever way it closed, its pages go back (`inet_sock_destruct`).
+        super::prune::tcp_mem_release(net, &mut cb);
         net.tcp.remove(id, &cb);
         return;
     }
@@ -227,6 +229,7 @@ pub fn tcp_done(net: &mut Net, cb: &mut TcpCb) {
     cb.bufs = None;
     cb.ofo.clear();
     cb.ofo_bytes = 0;
+    super::prune::tcp_mem_release(net, cb);
 }
 
 /// `tcp_reset`: a RST came (or we give up): the error by state, then done.
@@ -695,6 +698,10 @@ fn tcp_ack(
     // shut the probe timer starts again from now (tcp_ack_probe).
     cb.probes_out = 0;
     cb.rcv_tstamp = Some(now);
+    // "We passed data and got it acked, remove any soft error log."
+    if cb.sock.err_soft().is_some() {
+        cb.sock.set_err_soft(None);
+    }
     if cb.snd_wnd > 0 {
         cb.probes_tstamp = None;
     }
@@ -876,6 +883,7 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
     let fin = seg.has(flags::FIN);
     let mut data = seg.data;
     let mut seq = seg.seq();
+    super::prune::tcp_rcvq_reclaim(net, cb, now);
     if data.is_empty() && !fin {
         return;
     }
@@ -909,7 +917,7 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
         seq = cb.rcv_nxt;
     }
     if seq != cb.rcv_nxt {
-        tcp_data_queue_ofo(net, cb, seq, data, fin);
+        tcp_data_queue_ofo(net, cb, seq, data, fin, now);
         return;
     }
     if wnd == 0 && !data.is_empty() {
@@ -922,14 +930,20 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
     // Whatever lies beyond the window is not ours to keep.
     let take = data.len().min(wnd as usize);
     let fin = fin && take == data.len();
+    if !super::prune::tcp_rmem_schedule_rcvq(net, cb, seq, take, now) {
+        net.mib.TcpExtTCPRcvQDrop += 1;
+        cb.sock.wq.wake_up();
+        return;
+    }
     let n = match cb.bufs.as_mut() {
         Some(b) => b.rcv.push_slice(&data[..take]),
         None => 0,
     };
+    super::prune::tcp_charge_rcvq(cb, n);
     if n < take {
         net.mib.TcpExtTCPRcvQDrop += 1;
     }
-    tcp_event_data_recv(cb, n);
+    tcp_event_data_recv(cb, n, net.tcp.mem.under_pressure());
     cb.rcv_nxt = cb.rcv_nxt.wrapping_add(n as u32);
     cb.bytes_received += n as u64;
     cb.ack_pending = true;
@@ -952,7 +966,7 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
 
 /// `tcp_event_data_recv`: the delayed-ACK engine starts with quick ACKs;
 /// the peer's segment size is learnt (`tcp_measure_rcv_mss`).
-fn tcp_event_data_recv(cb: &mut TcpCb, len: usize) {
+fn tcp_event_data_recv(cb: &mut TcpCb, len: usize, memory_pressure: bool) {
     if len == 0 {
         return;
     }
@@ -965,15 +979,21 @@ fn tcp_event_data_recv(cb: &mut TcpCb, len: usize) {
         cb.rcv_mss = len.min(cb.advmss);
     }
     // tcp_grow_window: data is copied out of the frame, so its truesize is
-    // its length and the window grows by two segments.
-    if len >= 128 && cb.rcv_ssthresh < cb.rcv_full_space() && cb.rcv_ssthresh < cb.rcv_space() {
+    // its length and the window grows by two segments; not under memory
+    // pressure.
+    if len >= 128 && cb.rcv_ssthresh < cb.rcv_full_space() && cb.rcv_ssthresh < cb.rcv_space() && !memory_pressure {
         cb.rcv_ssthresh = (cb.rcv_ssthresh + 2 * cb.advmss).min(cb.rcv_full_space());
     }
 }
 
 /// `tcp_data_queue_ofo`: keeps data that arrived ahead of a gap (trimmed to
 /// the window), without the bytes already held; the ACK goes at once.
-fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin: bool) {
+fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin: bool, now: Instant) {
+    if !super::prune::tcp_rmem_schedule_ofo(net, cb, seq, data.len(), now) {
+        net.mib.TcpExtTCPOFODrop += 1;
+        cb.sock.wq.wake_up();
+        return;
+    }
     net.mib.TcpExtTCPOFOQueue += 1;
     cb.sack_recent = seq;
     cb.ack_pending = true;
@@ -1036,6 +1056,7 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
         cb.ofo.insert(at, piece);
     }
     cb.ofo_bytes += new_bytes;
+    super::prune::tcp_charge_ofo(cb, new_bytes);
     if fin && !fin_placed {
         // The FIN follows bytes already queued, or comes alone.
         match cb.ofo.iter_mut().find(|o| o.end() == e) {
@@ -1059,6 +1080,7 @@ fn tcp_ofo_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb
         let fin_now = o.fin && !before(o.end(), cb.rcv_nxt);
         if !after(o.end(), cb.rcv_nxt) && !fin_now {
             // Already delivered.
+            super::prune::tcp_ofo_moved(net, cb, o.data.len(), 0, now);
             continue;
         }
         let skip = (cb.rcv_nxt.wrapping_sub(o.seq) as usize).min(o.data.len());
@@ -1067,6 +1089,7 @@ fn tcp_ofo_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb
             Some(b) => b.rcv.push_slice(part),
             None => 0,
         };
+        super::prune::tcp_ofo_moved(net, cb, o.data.len(), n, now);
         if n < part.len() {
             net.mib.TcpExtTCPRcvQDrop += 1;
         }
@@ -1101,8 +1124,7 @@ fn tcp_fin(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now:
         _ => {}
     }
     // Data after a FIN is nothing.
-    cb.ofo.clear();
-    cb.ofo_bytes = 0;
+    super::prune::tcp_ofo_purge(net, cb, now);
     cb.sock.wq.wake_up();
 }
 

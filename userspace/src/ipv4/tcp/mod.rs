@@ -13,7 +13,10 @@
 //! | [`ca`] | tcp_cong.c | the congestion-control algorithms behind a trait, a connection's choice |
 //! | [`cong`] | tcp_cong.c, tcp_input.c | RTT estimation, slow start, congestion avoidance, NewReno recovery |
 //! | [`cubic`] | tcp_cubic.c | CUBIC and HyStart, the default algorithm |
+//! | [`err`] | tcp_ipv4.c | `tcp_v4_err`: ICMP errors about a connection (errno, PMTU, RTO revert) |
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
+//! | [`mem`] | sock.c, tcp.c | memory accounting: `tcp_mem`, `tcp_memory_allocated`, pressure |
+//! | [`prune`] | tcp_input.c | received data under `tcp_mem`: charging, pruning, the window under pressure |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
 //! | [`sack`] | tcp_input.c | SACK loss recovery, D-SACK sent and used, undo |
@@ -29,10 +32,13 @@ pub mod ca;
 pub mod cb;
 pub mod cong;
 pub mod cubic;
+pub mod err;
 pub mod info;
 pub mod input;
+pub mod mem;
 pub mod output;
 pub mod prot;
+pub mod prune;
 pub mod sack;
 pub mod scoreboard;
 pub mod syncookies;

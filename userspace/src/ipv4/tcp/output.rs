@@ -142,6 +142,7 @@ pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
     // tp->rcv_wnd`), the shrink test with what is left of it (`cur_win`).
     let prev_wnd = cb.rcv_wnd;
     let old_win = cb.receive_window();
+    super::prune::tcp_select_window_under_pressure(net, cb);
     let mut new_win = select_window_space(cb);
     if new_win < old_win {
         if new_win == 0 {

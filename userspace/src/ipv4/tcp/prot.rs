@@ -103,7 +103,13 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     tsk.stream.wr_shut.store(false, Ordering::Relaxed);
     tsk.stream.rd_shut.store(false, Ordering::Relaxed);
     let now = cx.now;
-    let mut cb = TcpCb::new(sock.clone(), local, addr, advmss(cx.q.umem().frame_size() as usize, cx.net.mtu));
+    // tcp_connect_init: the MSS offered and used from the route's MTU, a
+    // path MTU learnt from ICMP included (`dst_metric_advmss`, `tcp_sync_mss`).
+    let path_mtu = cx.net.pmtu.get(*addr.ip(), cx.net.mtu, now).mtu;
+    let mut cb = TcpCb::new(sock.clone(), local, addr, advmss(cx.q.umem().frame_size() as usize, path_mtu));
+    if path_mtu < cx.net.mtu {
+        cb.pmtu_cookie = path_mtu as u32;
+    }
     let rcvbuf = tsk.rcvbuf.load(Ordering::Relaxed);
     cb.bufs = Some(tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, tsk.sndbuf.load(Ordering::Relaxed)));
     tsk.stream.pushed.store(0, Ordering::Relaxed);
@@ -227,6 +233,7 @@ fn tcp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, _budget: us
     let Some(id) = sock.tcp().and_then(|t| t.cb()) else { return 0 };
     let Some(mut cb) = net.tcp.take(id) else { return 0 };
     let umem = q.umem().clone();
+    super::prune::tcp_rcvq_reclaim(net, &mut cb, now);
     if cb.tsk().stream.wr_shut.load(Ordering::Acquire) {
         tcp_close_state(net, &mut cb);
     }

@@ -92,6 +92,8 @@ pub struct TcpTable {
     challenge_count: u32,
     /// The timestamp clock and `net.ipv4.tcp_timestamps`.
     pub ts_clock: TsClock,
+    /// `net.ipv4.tcp_mem` and what all connections hold (`tcp_memory_allocated`).
+    pub mem: super::mem::TcpMem,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
@@ -116,6 +118,11 @@ impl TcpTable {
             challenge_second: None,
             challenge_count: 0,
             ts_clock: TsClock::new(epoch, TcpTimestamps::On),
+            mem: super::mem::TcpMem::new(super::mem::TcpMemLimits::from_budget(
+                crate::fdtable::DEFAULT_MAX_FDS,
+                crate::sock::TCP_RMEM_DEFAULT + super::TCP_RCV_SLACK,
+                crate::sock::TCP_WMEM_DEFAULT,
+            )),
             epoch,
         }
     }

@@ -92,10 +92,11 @@ fn retransmits_timed_out(cb: &TcpCb, boundary: u32, rto_base: Duration, now: Ins
 /// given up (`tcp_orphan_retries`, whose default 0 means 8).
 const TCP_ORPHAN_RETRIES: u32 = 8;
 
-/// `tcp_write_err`: give up with `ETIMEDOUT`.
+/// `tcp_write_err`: give up with the soft error an ICMP left
+/// (`sk_err_soft`, e.g. `EHOSTUNREACH`), else `ETIMEDOUT`.
 fn tcp_write_err(net: &mut Net, cb: &mut TcpCb) -> Fate {
     if !cb.orphan {
-        cb.sock.set_err(Errno::ETIMEDOUT);
+        cb.sock.set_err(cb.sock.err_soft().unwrap_or(Errno::ETIMEDOUT));
     }
     net.mib.TcpExtTCPAbortOnTimeout += 1;
     tcp_done(net, cb);
