@@ -770,7 +770,11 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
     let wnd_end = cb.snd_una.wrapping_add(cb.snd_wnd);
     let unsent = cb.write_seq().wrapping_sub(cb.snd_nxt);
     let mut probed = false;
-    if cb.snd_nxt == cb.snd_max && unsent > 0 && (unsent as i32) > 0 && !before(wnd_end, cb.snd_nxt.wrapping_add(unsent.min(mss))) {
+    if cb.snd_nxt == cb.snd_max
+        && unsent > 0
+        && (unsent as i32) > 0
+        && !before(wnd_end, cb.snd_nxt.wrapping_add(unsent.min(mss)))
+    {
         // push_one = 2: the probe goes whatever cwnd allows.
         let pipe_segs = super::sack::pipe(cb).div_ceil(mss);
         probed = write_xmit(net, q, umem, cb, now, Some(pipe_segs)) > 0;

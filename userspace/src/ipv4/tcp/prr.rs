@@ -34,7 +34,13 @@ pub fn tcp_init_cwnd_reduction(cb: &mut TcpCb) {
 /// - else: max(prr_delivered − prr_out, newly delivered), one more for a
 ///   cumulative ACK that found nothing newly lost, at most ssthresh − pipe;
 /// - at least one while nothing has gone yet (the fast retransmit).
-pub fn tcp_cwnd_reduction(cb: &mut TcpCb, in_flight: u32, newly_acked_sacked: u32, newly_lost: u32, una_advanced: bool) {
+pub fn tcp_cwnd_reduction(
+    cb: &mut TcpCb,
+    in_flight: u32,
+    newly_acked_sacked: u32,
+    newly_lost: u32,
+    una_advanced: bool,
+) {
     let r = &mut cb.rack;
     if newly_acked_sacked == 0 || r.prr_prior_cwnd == 0 {
         return;
