@@ -922,10 +922,12 @@ impl TcpBench<'_> {
         .to_vec();
         let cpu = self.client_cpu;
         let name = format!("curl-loss-{server}");
-        let ((out, setup), report) = self.with_server(server, |setup| {
+        let ((out, setup, counters), report) = self.with_server(server, |setup| {
+            let c0 = self.tcp_mib(server);
             let out = self.client(&args, &name, Duration::from_secs(max_time + 30));
+            let counters = counter_deltas(c0, self.tcp_mib(server));
             let shown = format!("taskset -c {cpu} {}", args.join(" "));
-            Ok((out, [setup.to_vec(), vec![shown]].concat()))
+            Ok((out, [setup.to_vec(), vec![shown]].concat(), counters))
         })?;
         let want = self.loss_bytes() as f64;
         let mut metrics = BTreeMap::new();
@@ -950,7 +952,10 @@ impl TcpBench<'_> {
             what: format!("{label}, {impairment}"),
             setup,
             metrics,
-            detail: json!({ "client": text, "server": report, "impairment": impairment, "bytes": want }),
+            detail: json!({
+                "client": text, "server": report, "impairment": impairment, "bytes": want,
+                "counters": counters,
+            }),
         })
     }
 
@@ -1057,14 +1062,7 @@ impl TcpBench<'_> {
             if let Some(n) = sent {
                 metrics.insert("flood_pps".into(), n as f64 / (secs + 1.0));
             }
-            let counters: BTreeMap<String, i64> = match (c0, c1) {
-                (Some(a), Some(b)) => b
-                    .iter()
-                    .map(|(k, v)| (k.clone(), *v as i64 - a.get(k).copied().unwrap_or(0) as i64))
-                    .filter(|(_, d)| *d != 0)
-                    .collect(),
-                _ => BTreeMap::new(),
-            };
+            let counters = counter_deltas(c0, c1);
             rows.push(TcpRow {
                 server: server.into(),
                 what: if flooded { format!("{label}, SYN flood") } else { format!("{label}, unloaded") },
@@ -1149,6 +1147,19 @@ impl TcpBench<'_> {
             .and_then(|s| s.split(',').next())
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("{server}: no listener's pid in: {text}").into())
+    }
+}
+
+/// The counters that moved between two readings of [`TcpBench::tcp_mib`] (none when either
+/// could not be read).
+fn counter_deltas(c0: Option<BTreeMap<String, u64>>, c1: Option<BTreeMap<String, u64>>) -> BTreeMap<String, i64> {
+    match (c0, c1) {
+        (Some(a), Some(b)) => b
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as i64 - a.get(k).copied().unwrap_or(0) as i64))
+            .filter(|(_, d)| *d != 0)
+            .collect(),
+        _ => BTreeMap::new(),
     }
 }
 

@@ -312,6 +312,14 @@ mib! {
         TcpExtTCPFullUndo,
         /// Timeouts undone: the peer D-SACKed every retransmission.
         TcpExtTCPLossUndo,
+        /// Tail loss probes sent (RFC 8985 §7, `tcp_send_loss_probe`).
+        TcpExtTCPLossProbes,
+        /// Losses a tail loss probe repaired without a timeout (`tcp_process_tlp_ack`).
+        TcpExtTCPLossProbeRecovery,
+        /// Retransmissions found lost again (RACK, `tcp_rack_detect_loss`).
+        TcpExtTCPLostRetransmit,
+        /// Timeouts F-RTO found spurious (RFC 5682, `tcp_process_loss`).
+        TcpExtTCPSpuriousRTOs,
         TcpExtTCPAbortOnData,
         TcpExtTCPAbortOnClose,
         TcpExtTCPAbortOnTimeout,

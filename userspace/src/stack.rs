@@ -109,6 +109,15 @@ pub struct StackConfig {
     /// with a random offset (Linux's default), without one, or not at all
     /// (docs/tcp.md, "Timestamps and PAWS").
     pub tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps,
+    /// `net.ipv4.tcp_recovery`: 1 (Linux's default) marks losses by time
+    /// with RACK and sends tail loss probes (RFC 8985); 0 marks a hole lost
+    /// once `tcp_reordering` segments above it are SACKed (RFC 6675), and
+    /// a lost tail waits for the RTO (docs/tcp.md, "SACK and loss recovery").
+    pub tcp_recovery: u8,
+    /// `net.ipv4.tcp_early_retrans`: 3 (Linux's default) or 4 sends a tail
+    /// loss probe two RTTs after the last segment when nothing came back
+    /// (RFC 8985 §7); 0 leaves a lost tail to the RTO.
+    pub tcp_early_retrans: u8,
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
@@ -144,6 +153,8 @@ impl StackConfig {
             tcp_challenge_ack_limit: u32::MAX,
             tcp_slow_start_after_idle: true,
             tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps::On,
+            tcp_recovery: crate::ipv4::tcp::rack::TCP_RACK_LOSS_DETECTION,
+            tcp_early_retrans: 3,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
             tcp_mem: None,
             mtu: crate::net::DEFAULT_MTU,
@@ -206,6 +217,8 @@ impl<D: NetDevice> Stack<D> {
                 crate::sock::TCP_WMEM_DEFAULT,
             )
         });
+        net.tcp.recovery = cfg.tcp_recovery;
+        net.tcp.early_retrans = cfg.tcp_early_retrans;
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

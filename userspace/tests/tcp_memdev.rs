@@ -910,7 +910,9 @@ fn syn_is_retransmitted_linearly_then_with_backoff_until_etimedout() {
 
 #[test]
 fn data_is_cut_to_the_mss_with_psh_on_the_last_segment_of_each_send() {
-    let mut b = Bench::new();
+    // The retransmission timer alone: no tail loss probe before it
+    // (`tcp_early_retrans=0`; with Linux's default 3 a probe goes first).
+    let mut b = Bench::with_config(|c| c.tcp_early_retrans = 0);
     let (l, fd, iss) = b.accepted();
     let data = pattern(4000);
     assert_eq!(b.s.send(fd, &data), Ok(4000));
@@ -1337,7 +1339,9 @@ fn connected_after_with(b: &mut Bench, rtt: Duration, options: TcpOptions) -> (F
 
 #[test]
 fn rto_follows_rfc6298_with_backoff_and_karn() {
-    let mut b = Bench::new();
+    // The retransmission timer alone: no tail loss probe before it
+    // (`tcp_early_retrans=0`; with Linux's default 3 a probe goes first).
+    let mut b = Bench::with_config(|c| c.tcp_early_retrans = 0);
     let (fd, port, iss) = connected_after(&mut b, ms(100));
     // One sample of 100 ms: SRTT 100 ms, RTTVAR 50 ms, RTO 100 + max(200, 200) = 300 ms.
     let info = b.s.tcp_info(fd).unwrap();
@@ -1962,7 +1966,9 @@ fn out_of_order_fin_and_sequence_wrap() {
 
 #[test]
 fn a_handshake_without_rtt_sample_leaves_the_rto_at_3s() {
-    let mut b = Bench::new();
+    // The retransmission timer alone: no tail loss probe before it
+    // (`tcp_early_retrans=0`; with Linux's default 3 a probe goes first).
+    let mut b = Bench::with_config(|c| c.tcp_early_retrans = 0);
     // Active: the SYN is retransmitted, so its SYN-ACK gives no sample (Karn).
     let fd = b.s.socket(SockType::Stream).unwrap();
     assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
@@ -2906,7 +2912,10 @@ fn a_lost_segment_is_recovered_by_sack_without_a_timeout() {
     assert_eq!((m.TcpExtTCPSackRecovery, m.TcpExtTCPRenoRecovery, m.TcpExtTCPFastRetrans), (1, 0, 1));
     let info = b.s.tcp_info(fd).unwrap();
     assert_eq!(info.snd_ssthresh, cwnd * 717 / 1024, "CUBIC's β");
-    assert_eq!(info.snd_cwnd, info.snd_ssthresh, "RFC 6675 §5: cwnd = ssthresh");
+    // PRR (RFC 6937, as Linux): cwnd = pipe + sndcnt. Of the 9 segments out,
+    // 3 are SACKed and 1 is lost: 5 in the pipe, and this ACK delivered one,
+    // so one more may go (the fast retransmit): 6, not yet ssthresh.
+    assert_eq!(info.snd_cwnd, 6, "PRR: pipe 5 + 1");
     // More SACKs: no other hole, nothing more to send.
     for i in 6..=10 {
         b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
@@ -3385,4 +3394,106 @@ fn a_syn_cookie_with_timestamps_keeps_window_scale_and_sack() {
     }
     b.s.close(l).unwrap();
     b.end();
+}
+
+/// RACK-TLP (RFC 8985 §7, `tcp_schedule_loss_probe`, `tcp_send_loss_probe`):
+/// the last three segments of a flight are lost, so no SACK comes back.
+/// Two smoothed RTTs (plus 2 ms) after the last ACK, the last segment goes
+/// again as a probe (`TcpExtTCPLossProbes`); the peer SACKs it, RACK marks
+/// the two below it lost (sent before it, older than the RTT plus the
+/// reordering window), and recovery repairs them: no timeout.
+#[test]
+fn a_lost_tail_is_recovered_by_a_loss_probe_without_a_timeout() {
+    let (mut b, fd, port, seg, data) = ten_in_flight();
+    // 0..=6 arrive; 7, 8, 9 are lost.
+    b.send(hdr(PPORT, port, PISN + 1, seg(7), ACK, PEER_WIN), &[]);
+    b.none();
+    let info = b.s.tcp_info(fd).unwrap();
+    let pto = Duration::from_micros(2 * u64::from(info.rtt_us)) + ms(2);
+    assert!(Duration::from_micros(u64::from(info.rto_us)) > pto, "the probe comes before the RTO");
+    b.at(ms(150) + pto - Duration::from_micros(10));
+    b.none();
+    b.at(ms(150) + pto);
+    let p = b.one();
+    assert_eq!((p.r.seq, p.data.as_slice()), (seg(9), &data[9 * MSS..]), "the last segment again");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPLossProbes, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (1, 1, 0));
+    // The peer SACKs the probe an RTT later: 7 and 8 are lost.
+    b.at(ms(150) + pto + ms(60));
+    b.send(sack_ack(port, seg(7), &[(seg(9), seg(10))]), &[]);
+    let r = b.one();
+    assert_eq!((r.r.seq, r.data.as_slice()), (seg(7), &data[7 * MSS..8 * MSS]));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpExtTCPFastRetrans), (1, 1));
+    b.send(sack_ack(port, seg(8), &[(seg(9), seg(10))]), &[]);
+    let r = b.one();
+    assert_eq!(r.r.seq, seg(8));
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    b.at(secs(5));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPTimeouts, m.TcpRetransSegs, m.TcpExtTCPLossProbes), (0, 3, 1));
+    abort(b, fd);
+}
+
+/// RACK (`tcp_rack_detect_loss` on a retransmitted skb): the fast
+/// retransmission of segment 1 is lost too. Data sent after it (new
+/// segments PRR let out in the same recovery) is SACKed an RTT later, so
+/// the retransmission is lost again (`TcpExtTCPLostRetransmit`) and goes a
+/// third time at once, not after the RTO.
+#[test]
+fn a_lost_retransmission_is_found_by_rack_without_a_timeout() {
+    let (mut b, fd, port, seg, data) = ten_in_flight();
+    assert_eq!(b.s.send(fd, &pattern(20 * MSS)), Ok(20 * MSS));
+    b.none();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    let mut sent = Vec::new();
+    for i in 3..=10 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+        sent.extend(b.out().into_iter().map(|s| s.r.seq));
+    }
+    let rexmit = sent.iter().position(|&s| s == seg(1)).expect("the fast retransmit");
+    let top = sent.iter().copied().max_by_key(|s| s.wrapping_sub(seg(0))).unwrap();
+    assert!(sent.iter().position(|&s| s == top).unwrap() > rexmit, "new data after it: {sent:?}");
+    assert_eq!(b.s.snmp().TcpExtTCPLostRetransmit, 0);
+    // An RTT (50 ms) later: everything up to the newest segment is SACKed, 1 is not.
+    b.at(ms(200));
+    b.send(sack_ack(port, seg(1), &[(seg(2), top.wrapping_add(MSS as u32))]), &[]);
+    let out = b.out();
+    let again: Vec<_> = out.iter().filter(|s| s.r.seq == seg(1)).collect();
+    assert_eq!(again.len(), 1, "{out:?}");
+    assert_eq!(again[0].data.as_slice(), &data[MSS..2 * MSS]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPLostRetransmit, m.TcpExtTCPTimeouts, m.TcpExtTCPSackRecovery), (1, 0, 1));
+    abort(b, fd);
+}
+
+/// RACK's reordering window (`tcp_rack_reo_wnd`: a quarter of the minimum
+/// RTT while fewer than `reordering` segments are SACKed): segment 1 comes
+/// after 2, within the window: nothing is sent again. Had it not come, the
+/// reordering timer (`tcp_rack_reo_timeout`) would have sent it after the
+/// window: the second half.
+#[test]
+fn reordering_within_racks_window_is_not_marked_lost() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    // The first ACK 50 ms after the flight: the minimum RTT, window 12.5 ms.
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(3))]), &[]);
+    b.none();
+    b.at(ms(160));
+    b.none();
+    b.send(hdr(PPORT, port, PISN + 1, seg(3), ACK, PEER_WIN), &[]);
+    b.at(ms(200));
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSackRecovery), (0, 0));
+    // Now 3 is late and does not come: after the window (and 2 ms) it goes again.
+    b.send(sack_ack(port, seg(3), &[(seg(4), seg(5))]), &[]);
+    b.none();
+    b.at(ms(200) + Duration::from_micros(12_500) + ms(2));
+    let r = b.one();
+    assert_eq!(r.r.seq, seg(3));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSackRecovery, m.TcpExtTCPTimeouts), (1, 1, 0));
+    abort(b, fd);
 }

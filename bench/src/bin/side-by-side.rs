@@ -99,6 +99,10 @@ struct Cli {
     /// Only the TCP section (requests, request/response, bulk send and receive).
     #[arg(long, conflicts_with_all = ["update_readme", "flood_only", "latency_only", "no_tcp"])]
     tcp_only: bool,
+    /// With --tcp-only: only the rows under loss (curl through `xsknet-impair`), for working
+    /// on loss recovery.
+    #[arg(long, requires = "tcp_only")]
+    loss_only: bool,
     /// Leave the TCP section out.
     #[arg(long)]
     no_tcp: bool,
@@ -1353,7 +1357,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             quick: cli.quick,
             secs: cli.tcp_secs,
         };
-        let mut r = t.run(&|| b.stopped())?;
+        let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
         eprintln!("== tcp: under loss, through xsknet-impair");
         r.loss = tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped())?;
         Some(r)

@@ -202,6 +202,8 @@ pub struct TcpCb {
     pub sack_recent: u32,
     /// The SACK scoreboard, D-SACK and undo state (`super::sack`).
     pub sack: super::scoreboard::Scoreboard,
+    /// RACK-TLP's and PRR's state and the transmit log (`super::rack`, `super::prr`).
+    pub rack: super::rack_state::RackState,
 
     // Congestion control: the algorithm's growth and decrease (CUBIC or
     // Reno), NewReno recovery (RFC 5681, RFC 6582).
@@ -335,6 +337,7 @@ impl TcpCb {
             mem: super::mem::SkMem::default(),
             sack_recent: 0,
             sack: super::scoreboard::Scoreboard::default(),
+            rack: super::rack_state::RackState::default(),
             ca: Congestion::Reno(super::ca::Reno),
             lsndtime: None,
             cwnd: super::TCP_INIT_CWND,
@@ -383,7 +386,10 @@ impl TcpCb {
 
     /// The earliest of this control block's deadlines.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.rto_at, self.delack_at, self.synack_at, self.keepalive_at].into_iter().flatten().min()
+        [self.rto_at, self.delack_at, self.synack_at, self.keepalive_at, self.rack.tlp_at, self.rack.reo_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Bytes in the send buffer: `write_seq - snd_una` counted in data bytes.

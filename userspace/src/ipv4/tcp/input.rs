@@ -666,7 +666,8 @@ fn tcp_ack(
         }
         // An old ACK: ignored, the segment's data still counts; its SACK
         // blocks are still news (`tcp_ack`'s `old_ack`).
-        super::sack::tcp_sacktag(&mut net.mib, cb, &r.options, prior_una, ack);
+        let tag = super::sack::tcp_sacktag(&mut net.mib, cb, &r.options, prior_una, ack);
+        super::rack::tcp_rack_update(cb, &tag.delivered, now);
         return Ok(());
     }
     if after(ack, cb.snd_max) {
@@ -726,12 +727,16 @@ fn tcp_ack(
             && (nwin == prior_wnd || (cb.sack_ok && r.options.sack_len > 0))
             && cb.in_flight() > 0;
         if cb.sack_ok {
+            super::rack::tcp_rack_update(cb, &tag.delivered, now);
+            let pure_dupack = seg.data.is_empty() && !win_update && !tag.data_sacked;
+            rack_tlp_ack(net, cb, &tag, ack, pure_dupack);
             // tcp_ack_is_dubious → tcp_fastretrans_alert.
             if dup {
                 cb.dupacks += 1;
             }
             if dup || tag.alert() || cb.ca_state != CaState::Open {
                 if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+                    super::sack::prr_on_ack(cb, &tag, prior_una);
                     super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
                 }
             }
@@ -808,12 +813,17 @@ fn tcp_ack(
     let acked_segs = acked.div_ceil(mss);
     if cb.sack_ok {
         let prior_state = cb.ca_state;
+        super::rack::tcp_rack_update(cb, &tag.delivered, now);
+        rack_tlp_ack(net, cb, &tag, ack, false);
         // Data SACKed and outstanding is Linux's Disorder state: dubious too.
         if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {
             if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+                super::sack::prr_on_ack(cb, &tag, prior_una);
                 super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
             }
         }
+        // tcp_set_xmit_timer: the probe timer, in the Open state.
+        super::rack::tcp_schedule_loss_probe(cb, now, true, net.tcp.tlp());
         // tcp_cong_control: no growth while the window is being reduced,
         // nor on the ACK that ends the reduction (as the NewReno path).
         match cb.ca_state {
@@ -834,6 +844,16 @@ fn tcp_ack(
         cb.sock.wq.wake_up();
     }
     Ok(())
+}
+
+/// `tcp_process_tlp_ack` for an ACK whose SACK option gave `tag`: a
+/// D-SACK reaching `tlp_high_seq` shows the probe was not needed.
+fn rack_tlp_ack(net: &mut Net, cb: &mut TcpCb, tag: &super::sack::SackTag, ack: u32, pure_dupack: bool) {
+    let dsack_tlp = match (tag.dsack_end, cb.rack.tlp_high_seq) {
+        (Some(end), Some(high)) => !before(end, high),
+        _ => false,
+    };
+    super::rack::tcp_process_tlp_ack(&mut net.mib, cb, ack, dsack_tlp, pure_dupack);
 }
 
 /// NewReno (RFC 6582) for a peer without SACK: the ACK of new data in each

@@ -21,6 +21,9 @@
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
 //! | [`sack`] | tcp_input.c | SACK loss recovery, D-SACK sent and used, undo |
 //! | [`scoreboard`] | tcp_input.c | the SACK scoreboard: what the peer SACKed, in a fixed array |
+//! | [`rack`] | tcp_recovery.c, tcp_input.c, tcp_output.c | RACK-TLP: losses marked by time, the tail loss probe |
+//! | [`rack_state`] | tcp.h | RACK's, TLP's and PRR's state, the transmit log in send order |
+//! | [`prr`] | tcp_input.c | proportional rate reduction of the window in recovery |
 //! | [`timestamps`] | tcp_input.c, tcp_output.c, syncookies.c | RFC 7323 timestamps: where a connection, a request sock and TIME-WAIT read and write them |
 //! | [`ts_state`] | tcp_input.c, tcp.h, syncookies.c | the timestamp state and clock, PAWS's checks, RTT from TSecr, the cookie's options |
 //!
@@ -39,6 +42,9 @@ pub mod mem;
 pub mod output;
 pub mod prot;
 pub mod prune;
+pub mod prr;
+pub mod rack;
+pub mod rack_state;
 pub mod sack;
 pub mod scoreboard;
 pub mod syncookies;

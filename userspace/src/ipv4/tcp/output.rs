@@ -247,6 +247,14 @@ pub fn tcp_transmit(
     let end = seq.wrapping_add(repr.seg_len());
     // The D-SACK went out (`tcp_options_write` clears `rx_opt.dsack`).
     cb.sack.dsack_out = None;
+    if repr.seg_len() > 0 && !syn {
+        // tcp_update_skb_after_send: the send time RACK reads; PRR counts
+        // what goes in recovery (`prr_out`).
+        cb.rack.log.sent(seq, end, now, before(seq, cb.snd_max));
+        if cb.ca_state == super::cb::CaState::Recovery {
+            cb.rack.prr_out += 1;
+        }
+    }
     if before(seq, cb.snd_max) && repr.seg_len() > 0 {
         net.mib.TcpRetransSegs += 1;
         cb.total_retrans += 1;
@@ -465,6 +473,19 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
 /// data once the application has shut down sending. Arms the retransmission
 /// timer. Returns the segments sent.
 pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) -> usize {
+    write_xmit(net, q, umem, cb, now, None)
+}
+
+/// [`tcp_write_xmit`]; with `probe` (`push_one` = 2 in Linux), one segment
+/// whatever cwnd and Nagle say, and no new probe scheduled.
+fn write_xmit(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    now: Instant,
+    probe: Option<u32>,
+) -> usize {
     if !matches!(
         cb.state,
         TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::LastAck | TcpState::Closing
@@ -472,7 +493,7 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         return 0;
     }
     let tsk = cb.sock.tcp().expect("stream sock");
-    let nodelay = tsk.nodelay.load(Ordering::Relaxed);
+    let nodelay = tsk.nodelay.load(Ordering::Relaxed) || probe.is_some();
     let pushed = tsk.stream.pushed.load(Ordering::Acquire);
     let data_start = cb.iss.wrapping_add(1);
     // The sequence number after the application's last pushed byte.
@@ -483,7 +504,14 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
         t => Some((data_start.wrapping_add(tsk.stream.tx_off.load(Ordering::Relaxed) as u32), t)),
     };
     let mut sent = 0;
+    let saved_cwnd = cb.cwnd;
+    if let Some(pipe_segs) = probe {
+        cb.cwnd = pipe_segs + 1;
+    }
     loop {
+        if probe.is_some() && sent == 1 {
+            break;
+        }
         super::sack::skip_sacked(cb);
         let len = next_segment_len(cb, nodelay);
         if len == 0 {
@@ -551,6 +579,12 @@ pub fn tcp_write_xmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut 
                 }
             }
         }
+    }
+    if probe.is_some() {
+        cb.cwnd = saved_cwnd;
+    } else if sent > 0 {
+        // tcp_write_xmit → tcp_schedule_loss_probe.
+        super::rack::tcp_schedule_loss_probe(cb, now, false, net.tcp.tlp());
     }
     // Data waits behind a zero window with nothing in flight: probe it.
     if cb.in_flight() == 0 && cb.write_seq() != cb.snd_nxt && cb.snd_wnd == 0 && cb.rto_at.is_none() {
@@ -648,6 +682,45 @@ pub fn tcp_xmit_retransmit_queue(
     now: Instant,
 ) {
     let mss = cb.mss.max(1);
+    // Retransmissions RACK found lost again go first, lowest first.
+    while let Some(&(s0, e)) = cb.rack.relost().first() {
+        let mut seq = if before(s0, cb.snd_una) { cb.snd_una } else { s0 };
+        while let Some(r) = cb.sack.holding(seq) {
+            seq = r.right;
+        }
+        let data_end = cb.write_seq();
+        let mut len = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
+        len = len.min(mss).min(e.wrapping_sub(seq)).min(super::sack::room_before_sacked(cb, seq));
+        if !before(seq, e) || len == 0 || (len as i32) < 0 {
+            cb.rack.pop_relost();
+            continue;
+        }
+        if !force && super::sack::pipe(cb).saturating_add(len) > cb.cwnd.saturating_mul(mss) {
+            return;
+        }
+        let end = seq.wrapping_add(len);
+        let mut fl = flags::ACK;
+        if cb.fin_seq == Some(end) && after(cb.snd_max, end) {
+            fl |= flags::FIN;
+        }
+        cb.rack.pop_relost();
+        if before(end, e) {
+            cb.rack.add_relost(end, e);
+        }
+        if !tcp_transmit(net, q, umem, cb, seq, fl, len as usize, now) {
+            return;
+        }
+        if cb.ca_state == super::cb::CaState::Loss {
+            net.mib.TcpExtTCPSlowStartRetrans += 1;
+        } else {
+            net.mib.TcpExtTCPFastRetrans += 1;
+        }
+        force = false;
+    }
+    if cb.ca_state == super::cb::CaState::Loss {
+        // After a timeout the rest goes again from `snd_nxt` (`tcp_write_xmit`).
+        return;
+    }
     loop {
         let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
         while let Some(r) = cb.sack.holding(seq) {
@@ -677,4 +750,54 @@ pub fn tcp_xmit_retransmit_queue(
         cb.sack.high_rxt = end.wrapping_add(u32::from(fl & flags::FIN != 0));
         force = false;
     }
+}
+
+/// `tcp_send_loss_probe` (RFC 8985 §7.3), when the probe timer fires: one
+/// new segment if the peer's window lets it go (whatever cwnd says), else
+/// the last segment sent, again (`tlp_retrans`); then `tlp_high_seq` =
+/// `snd_nxt`, `TcpExtTCPLossProbes`, and the RTO restarts from now. Nothing
+/// while a probe is unresolved (the RTO stays as it was), or out of the
+/// Open state.
+pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    cb.rack.tlp_at = None;
+    if cb.ca_state != super::cb::CaState::Open || cb.in_flight() == 0 || !cb.sack_ok {
+        return;
+    }
+    if cb.rack.tlp_high_seq.is_some() {
+        return;
+    }
+    cb.rack.tlp_retrans = false;
+    let mss = cb.mss.max(1);
+    let wnd_end = cb.snd_una.wrapping_add(cb.snd_wnd);
+    let unsent = cb.write_seq().wrapping_sub(cb.snd_nxt);
+    let mut probed = false;
+    if cb.snd_nxt == cb.snd_max
+        && unsent > 0
+        && (unsent as i32) > 0
+        && !before(wnd_end, cb.snd_nxt.wrapping_add(unsent.min(mss)))
+    {
+        // push_one = 2: the probe goes whatever cwnd allows.
+        let pipe_segs = super::sack::pipe(cb).div_ceil(mss);
+        probed = write_xmit(net, q, umem, cb, now, Some(pipe_segs)) > 0;
+    }
+    if !probed {
+        let data_end = match cb.fin_seq {
+            Some(f) if after(cb.snd_max, f) => f,
+            _ => cb.snd_max,
+        };
+        let len = data_end.wrapping_sub(cb.snd_una).min(mss);
+        let seq = data_end.wrapping_sub(len);
+        let mut fl = flags::ACK;
+        if cb.fin_seq == Some(data_end) && after(cb.snd_max, data_end) {
+            fl |= flags::FIN;
+        }
+        if (len == 0 && fl & flags::FIN == 0) || !tcp_transmit(net, q, umem, cb, seq, fl, len as usize, now) {
+            cb.rto_at = Some(now + cb.rto_backed_off());
+            return;
+        }
+        cb.rack.tlp_retrans = true;
+    }
+    cb.rack.tlp_high_seq = Some(cb.snd_nxt);
+    net.mib.TcpExtTCPLossProbes += 1;
+    cb.rto_at = Some(now + cb.rto_backed_off());
 }

@@ -10,17 +10,18 @@
 //! (`tcp_dsack_set`; the input path merges what `tcp_dsack_extend` would):
 //! the first SACK block of our next ACK reports a duplicate segment.
 //!
-//! Loss is detected as Linux detects it with `net.ipv4.tcp_recovery=0`
-//! (no RACK): a hole is lost once `reordering` SACKed segments lie above it.
-//! The window in recovery follows RFC 6675 §5 (cwnd = ssthresh, sending while
-//! the pipe allows), not Linux's proportional rate reduction (RFC 6937); the
-//! first retransmission goes whatever the pipe, as PRR lets it.
+//! Loss is detected as Linux detects it: by time with RACK
+//! (`net.ipv4.tcp_recovery=1`, the default, [`super::rack`]), or, with
+//! `tcp_recovery=0`, once `reordering` SACKed segments lie above a hole
+//! (RFC 6675's `IsLost`). The window in recovery follows proportional rate
+//! reduction (RFC 6937, [`super::prr`]), as Linux's does.
 //!
 //! The scoreboard is a fixed array of SACKed ranges: nothing here allocates.
 
 use std::time::{Duration, Instant};
 
 use super::cb::{CaState, TcpCb};
+use super::rack_state::Delivered;
 use super::{after, before};
 use crate::net::Net;
 use crate::snmp::Mib;
@@ -35,6 +36,11 @@ pub struct SackTag {
     pub data_sacked: bool,
     /// The first block was a valid D-SACK (`FLAG_DSACKING_ACK`).
     pub dsack: bool,
+    /// Where that D-SACK block ends.
+    pub dsack_end: Option<u32>,
+    /// What the ACK delivered: newly SACKed ranges, and cumulatively
+    /// acknowledged ones that were not SACKed before (RACK and PRR read it).
+    pub delivered: Delivered,
 }
 
 impl SackTag {
@@ -142,10 +148,31 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
     if after(ack, prior_una) && cb.sack.holding(prior_una).is_none() && !ever_retrans(&cb.sack, prior_una) {
         reord = Some(prior_una);
     }
+    if after(ack, prior_una) {
+        // The cumulatively acknowledged data that was not SACKed before.
+        let mut cur = prior_una;
+        for r in cb.sack.ranges() {
+            if !before(r.left, ack) {
+                break;
+            }
+            if before(cur, r.left) {
+                tag.delivered.push(cur, r.left);
+            }
+            if after(r.right, cur) {
+                cur = r.right;
+            }
+        }
+        if before(cur, ack) {
+            tag.delivered.push(cur, ack);
+        }
+    }
     let blocks = opts.sack_blocks();
     if !blocks.is_empty() {
         let found_dup = check_dsack(mib, cb, blocks, ack, prior_una);
         tag.dsack = found_dup;
+        if found_dup {
+            tag.dsack_end = Some(blocks[0].right);
+        }
         let too_old = before(ack, prior_una.wrapping_sub(cb.max_window));
         // `packets_out` as it was before this ACK's cumulative part.
         if !too_old && cb.snd_max != prior_una {
@@ -187,8 +214,9 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
                 let fack = prior_fack;
                 let sb = &mut cb.sack;
                 let retrans_high = sb.retrans_high;
-                sb.insert(block, |s, _e| {
+                sb.insert(block, |s, e| {
                     tag.data_sacked = true;
+                    tag.delivered.push(s, e);
                     let retrans = retrans_high.is_some_and(|h| before(s, h));
                     if !retrans && fack.is_some_and(|f| before(s, f)) && reord.is_none_or(|r| before(s, r)) {
                         reord = Some(s);
@@ -266,6 +294,9 @@ fn undo_cwnd_reduction(cb: &mut TcpCb) {
         }
     }
     cb.sack.undo_marker = None;
+    // The lost marks go with the reduction (`TCPCB_LOST` cleared, `lost_out` 0).
+    cb.sack.lost_end = cb.snd_una;
+    cb.rack.trim_relost(None);
 }
 
 /// `tcp_try_undo_dsack`: every retransmission of the episode D-SACKed.
@@ -317,25 +348,44 @@ pub fn enter_loss(mib: &mut Mib, cb: &mut TcpCb) {
     }
     cb.sack.lost_end = cb.snd_max;
     cb.sack.high_rxt = cb.snd_una;
+    // Everything is lost and sent again from `snd_una`; the probe and
+    // reordering timers give way to the RTO (`tlp_high_seq` = 0 in
+    // `tcp_retransmit_timer`).
+    cb.rack.trim_relost(None);
+    cb.rack.tlp_high_seq = None;
+    cb.rack.tlp_at = None;
+    cb.rack.reo_at = None;
 }
 
-/// `tcp_enter_recovery` with SACK: RFC 6675 §5 step 4 (ssthresh from the
-/// algorithm, cwnd = ssthresh, `RecoveryPoint` = `high_seq`); counts
-/// `TcpExtTCPSackRecovery`.
-fn enter_recovery(mib: &mut Mib, cb: &mut TcpCb) {
+/// `tcp_enter_recovery` with SACK: ssthresh from the algorithm and PRR's
+/// counts from zero (`tcp_init_cwnd_reduction`; cwnd then follows
+/// [`super::prr::tcp_cwnd_reduction`] ACK by ACK), `RecoveryPoint` =
+/// `high_seq`; counts `TcpExtTCPSackRecovery`. The lost marks are kept.
+pub fn enter_recovery(mib: &mut Mib, cb: &mut TcpCb) {
     mib.TcpExtTCPSackRecovery += 1;
     cb.sack.prior_ssthresh = current_ssthresh(cb);
     cb.sack.prior_cwnd = cb.cwnd;
     init_undo(cb);
-    let cwnd = cb.cwnd;
-    cb.ssthresh = cb.ca.ops().ssthresh(cwnd);
-    cb.cwnd = cb.ssthresh.max(1);
-    cb.cwnd_cnt = 0;
-    cb.high_seq = cb.snd_max;
+    super::prr::tcp_init_cwnd_reduction(cb);
     cb.sack.high_rxt = cb.snd_una;
-    cb.sack.lost_end = cb.snd_una;
+    if !after(cb.sack.lost_end, cb.snd_una) {
+        cb.sack.lost_end = cb.snd_una;
+    }
     cb.ca_state = CaState::Recovery;
     cb.rtt_probe = None;
+}
+
+/// `tcp_cong_control` in recovery: PRR sets cwnd for what this ACK
+/// delivered (`tag.delivered`) and found lost (RACK's `newly_lost`).
+pub fn prr_on_ack(cb: &mut TcpCb, tag: &SackTag, prior_una: u32) {
+    if cb.ca_state != CaState::Recovery {
+        return;
+    }
+    let mss = cb.mss.max(1);
+    let in_flight = pipe(cb).div_ceil(mss);
+    let delivered = tag.delivered.bytes().div_ceil(mss);
+    let newly_lost = cb.rack.newly_lost;
+    super::prr::tcp_cwnd_reduction(cb, in_flight, delivered, newly_lost, after(cb.snd_una, prior_una));
 }
 
 /// `tcp_update_scoreboard` → `tcp_mark_head_lost`: a hole with
@@ -377,9 +427,12 @@ impl MinSeq for u32 {
     }
 }
 
-/// `tcp_time_to_recover` without RACK: a hole is lost, or `reordering`
-/// segments are SACKed (`tcp_dupack_heuristics`).
-fn time_to_recover(cb: &TcpCb) -> bool {
+/// `tcp_time_to_recover`: something is lost (`lost_out`); without RACK
+/// also once `reordering` segments are SACKed (`tcp_dupack_heuristics`).
+fn time_to_recover(cb: &TcpCb, rack: bool) -> bool {
+    if rack {
+        return super::rack::lost_out(cb);
+    }
     after(cb.sack.lost_end, cb.snd_una) || cb.sack.sacked_out(cb.mss) >= cb.sack.reordering
 }
 
@@ -388,7 +441,7 @@ fn time_to_recover(cb: &TcpCb) -> bool {
 pub fn pipe(cb: &TcpCb) -> u32 {
     let (una, nxt) = (cb.snd_una, cb.snd_nxt);
     let mut p = nxt.wrapping_sub(una);
-    if !cb.sack_ok || (cb.sack.len == 0 && cb.ca_state != CaState::Recovery) {
+    if !cb.sack_ok || (cb.sack.len == 0 && cb.ca_state != CaState::Recovery && cb.rack.relost().is_empty()) {
         return p;
     }
     p = p.saturating_sub(cb.sack.sacked_in(una, nxt));
@@ -398,6 +451,10 @@ pub fn pipe(cb: &TcpCb) -> u32 {
         if after(to, from) {
             p = p.saturating_sub(to.wrapping_sub(from).saturating_sub(cb.sack.sacked_in(from, to)));
         }
+    }
+    // Retransmissions RACK found lost again are not in flight either.
+    for &(s, e) in cb.rack.relost() {
+        p = p.saturating_sub(e.wrapping_sub(s).saturating_sub(cb.sack.sacked_in(s, e)));
     }
     p
 }
@@ -425,11 +482,13 @@ pub fn room_before_sacked(cb: &TcpCb, seq: u32) -> u32 {
 /// `tcp_fastretrans_alert` for a SACK connection, after `tcp_sacktag`
 /// and the cumulative ACK (`snd_una` already moved from `prior_una`):
 /// reneging, the end of recovery or loss with its undo, a D-SACK undo,
-/// entering recovery, marking the lost holes. Returns whether the lost holes
-/// are to be retransmitted now (`output::tcp_xmit_retransmit_queue`), and
-/// whether the first goes whatever the pipe (`Some(true)`: the fast
-/// retransmit); `None` when nothing is to be sent.
+/// marking what is lost (RACK, or the duplicate-ACK threshold with
+/// `tcp_recovery=0`), entering recovery. Returns whether lost data is to
+/// be retransmitted now (`output::tcp_xmit_retransmit_queue`), and whether
+/// the first goes whatever the pipe (`Some(true)`: the fast retransmit);
+/// `None` when nothing is to be sent.
 pub fn fastretrans_alert(net: &mut Net, cb: &mut TcpCb, prior_una: u32, now: Instant) -> Option<bool> {
+    let rack = net.tcp.rack();
     let una_advanced = after(cb.snd_una, prior_una);
     // tcp_check_sack_reneging: the new head is SACKed; give the peer a
     // moment (srtt/2, at least 10 ms) before the timeout sends it again.
@@ -453,9 +512,14 @@ pub fn fastretrans_alert(net: &mut Net, cb: &mut TcpCb, prior_una: u32, now: Ins
                 cb.ca_state = CaState::Open;
                 cb.dupacks = 0;
             }
+            if rack {
+                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
+            }
             if cb.ca_state != CaState::Recovery {
-                update_scoreboard(cb, false);
-                if !time_to_recover(cb) {
+                if !rack {
+                    update_scoreboard(cb, false);
+                }
+                if !time_to_recover(cb, rack) {
                     return None;
                 }
                 enter_recovery(&mut net.mib, cb);
@@ -477,20 +541,36 @@ pub fn fastretrans_alert(net: &mut Net, cb: &mut TcpCb, prior_una: u32, now: Ins
             if !before(cb.snd_una, cb.high_seq) {
                 try_undo_recovery(&mut net.mib, cb);
                 super::cong::exit_recovery(cb);
+                return None;
+            }
+            // tcp_identify_packet_loss: a retransmission sent after the
+            // timeout and lost again is sent once more, not left to the
+            // next timeout.
+            if rack {
+                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
+                if !cb.rack.relost().is_empty() {
+                    return Some(false);
+                }
             }
             return None;
         }
         CaState::Open => {
             try_undo_dsack(&mut net.mib, cb);
-            update_scoreboard(cb, false);
-            if !time_to_recover(cb) {
+            if rack {
+                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
+            } else {
+                update_scoreboard(cb, false);
+            }
+            if !time_to_recover(cb, rack) {
                 return None;
             }
             enter_recovery(&mut net.mib, cb);
             fast_rexmit = true;
         }
     }
-    update_scoreboard(cb, fast_rexmit);
+    if !rack {
+        update_scoreboard(cb, fast_rexmit);
+    }
     Some(fast_rexmit)
 }
 

@@ -94,11 +94,27 @@ pub struct TcpTable {
     pub ts_clock: TsClock,
     /// `net.ipv4.tcp_mem` and what all connections hold (`tcp_memory_allocated`).
     pub mem: super::mem::TcpMem,
+    /// `net.ipv4.tcp_recovery`: RACK loss detection and the tail loss probe
+    /// with [`super::rack::TCP_RACK_LOSS_DETECTION`] (1, Linux's default).
+    pub recovery: u8,
+    /// `net.ipv4.tcp_early_retrans`: tail loss probes with 3 or 4 (3, Linux's default).
+    pub early_retrans: u8,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
 
 impl TcpTable {
+    /// Whether RACK-TLP is on (`net.ipv4.tcp_recovery` has
+    /// [`super::rack::TCP_RACK_LOSS_DETECTION`]).
+    pub fn rack(&self) -> bool {
+        self.recovery & super::rack::TCP_RACK_LOSS_DETECTION != 0
+    }
+
+    /// Whether tail loss probes are on (`tcp_early_retrans` 3 or 4).
+    pub fn tlp(&self) -> bool {
+        matches!(self.early_retrans, 3 | 4)
+    }
+
     /// Empty tables; `epoch` starts the ISN clock.
     pub fn new(epoch: Instant) -> TcpTable {
         TcpTable {
@@ -123,6 +139,8 @@ impl TcpTable {
                 crate::sock::TCP_RMEM_DEFAULT + super::TCP_RCV_SLACK,
                 crate::sock::TCP_WMEM_DEFAULT,
             )),
+            recovery: super::rack::TCP_RACK_LOSS_DETECTION,
+            early_retrans: 3,
             epoch,
         }
     }

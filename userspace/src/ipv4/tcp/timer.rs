@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::cb::TcpCb;
+use super::cb::{CaState, TcpCb};
 use super::cong;
 use super::input::{finish, tcp_done, Fate};
 use super::output::{
@@ -36,6 +36,12 @@ pub fn tcp_timers(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant)
         }
         if cb.synack_at.is_some_and(|t| t <= now) {
             synack_timer(net, q, umem, &mut cb, now);
+        }
+        if cb.rack.reo_at.is_some_and(|t| t <= now) {
+            rack_reo_timer(net, q, umem, &mut cb, now);
+        }
+        if cb.rack.tlp_at.is_some_and(|t| t <= now) && cb.rto_at.is_none_or(|t| t > now) {
+            super::output::tcp_send_loss_probe(net, q, umem, &mut cb, now);
         }
         if cb.rto_at.is_some_and(|t| t <= now) {
             fate = retransmit_timer(net, q, umem, &mut cb, now);
@@ -72,6 +78,28 @@ fn delack_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb,
     }
     tcp_send_ack(net, q, umem, cb, now);
     net.mib.TcpExtDelayedACKs += 1;
+}
+
+/// `tcp_rack_reo_timeout`: the reordering window of data RACK held back
+/// has passed; what is now lost starts recovery (from the Open state, with
+/// PRR's first count) and goes again.
+fn rack_reo_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    cb.rack.reo_at = None;
+    if !cb.sack_ok || cb.in_flight() == 0 {
+        return;
+    }
+    cb.rack.newly_lost = 0;
+    super::rack::detect_loss(&mut net.mib, cb, now);
+    let lost = cb.rack.newly_lost;
+    if lost == 0 {
+        return;
+    }
+    if cb.ca_state == CaState::Open {
+        super::sack::enter_recovery(&mut net.mib, cb);
+        let in_flight = super::sack::pipe(cb).div_ceil(cb.mss.max(1));
+        super::prr::tcp_cwnd_reduction(cb, in_flight, 1, lost, false);
+    }
+    super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, false, now);
 }
 
 /// `retransmits_timed_out`: whether the time since the first retransmitted

@@ -1,0 +1,251 @@
+//! RACK-TLP (RFC 8985) as Linux runs it by default
+//! (`net.ipv4.tcp_recovery=1`, `tcp_early_retrans=3`; net/ipv4/tcp_recovery.c,
+//! tcp_input.c, tcp_output.c): losses marked by time rather than by counting
+//! SACKed segments — a segment is lost once a segment sent after it was
+//! delivered and it has gone unacknowledged for the RTT plus a reordering
+//! window (`tcp_rack_advance`, `tcp_rack_detect_loss`, `tcp_rack_mark_lost`,
+//! the reordering timer `tcp_rack_reo_timeout`'s test) — which catches a lost
+//! retransmission too; and the tail loss probe (`tcp_schedule_loss_probe`,
+//! `tcp_process_tlp_ack`), which makes the peer SACK when the tail of a
+//! flight is lost, instead of waiting for the RTO. The probe itself is sent
+//! by `output::tcp_send_loss_probe`.
+//!
+//! Loss of data sent once is kept as the scoreboard keeps it (everything
+//! unSACKed below `lost_end`: data sent once leaves in sequence order, so
+//! what RACK finds lost of it is a prefix); a retransmission found lost again
+//! goes on a short list of its own ([`RackState::relost`]).
+
+use std::time::{Duration, Instant};
+
+use super::cb::{CaState, TcpCb};
+use super::rack_state::{Delivered, TxRecord};
+use super::{after, before, TCP_RTO_MIN, TCP_TIMEOUT_INIT};
+use crate::snmp::Mib;
+
+pub use super::rack_state::RackState;
+
+/// `TCP_RACK_LOSS_DETECTION`, the bit of `net.ipv4.tcp_recovery` that turns
+/// RACK on (Linux's default value of the sysctl is 1).
+pub const TCP_RACK_LOSS_DETECTION: u8 = 0x1;
+
+/// `TCP_TIMEOUT_MIN`: 2 ms, added to the probe and reordering timers.
+pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
+
+/// `tcp_rack_sent_after`: whether `(t1, seq1)` was sent after `(t2, seq2)`.
+fn sent_after(t1: Instant, t2: Instant, seq1: u32, seq2: u32) -> bool {
+    t1 > t2 || (t1 == t2 && after(seq1, seq2))
+}
+
+/// Microseconds from `then` to `now` (0 if `then` is later).
+fn us_since(now: Instant, then: Instant) -> u32 {
+    now.saturating_duration_since(then).as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+/// `tcp_rack_advance` for one delivered transmission `rec`, of which
+/// `[.., end)` was delivered: RACK remembers the most recently sent delivered
+/// data and its RTT. A retransmission acknowledged sooner than the minimum
+/// RTT was most likely the original's ACK: ignored.
+fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
+    let rtt = us_since(now, rec.sent);
+    if rec.retrans && rtt < r.min_rtt_us {
+        return;
+    }
+    if !rec.retrans {
+        // tcp_update_rtt_min, from samples Karn allows.
+        r.min_rtt_us = r.min_rtt_us.min(rtt.max(1));
+    }
+    r.advanced = true;
+    r.rtt_us = rtt;
+    if r.mstamp.is_none_or(|m| sent_after(rec.sent, m, end, r.end_seq)) {
+        r.mstamp = Some(rec.sent);
+        r.end_seq = end;
+    }
+}
+
+/// After an ACK (its SACK blocks read and `snd_una` moved): each
+/// transmission it delivered advances RACK, then the log drops what is
+/// acknowledged.
+pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
+    if !cb.sack_ok {
+        return;
+    }
+    let r = &mut cb.rack;
+    r.newly_lost = 0;
+    for &(s, e) in delivered.ranges() {
+        let in_order = r.log.in_seq_order();
+        let mut i = r.log.first_overlapping(s);
+        while let Some(rec) = r.log.get(i) {
+            if in_order && !before(rec.seq, e) {
+                break;
+            }
+            if before(rec.seq, e) && after(rec.end, s) {
+                let end = if before(e, rec.end) { e } else { rec.end };
+                advance(r, &rec, end, now);
+            }
+            i += 1;
+        }
+    }
+    r.log.acked(cb.snd_una);
+    r.trim_relost(Some(cb.snd_una));
+    // The lost prefix never starts below `snd_una` (nor reaches past what was sent).
+    let sb = &mut cb.sack;
+    if before(sb.lost_end, cb.snd_una) || after(sb.lost_end, cb.snd_max) {
+        sb.lost_end = cb.snd_una;
+    }
+    if cb.snd_una == cb.snd_max {
+        r.reo_at = None;
+        r.tlp_at = None;
+    }
+}
+
+/// `tcp_rack_reo_wnd`: how long past the RTT data may arrive out of order,
+/// µs. None while no reordering was seen and recovery is under way or
+/// `reordering` segments are SACKed (RACK then acts as fast as the
+/// duplicate-ACK threshold would); else a quarter of the minimum RTT per
+/// step, at most the smoothed RTT.
+pub fn reo_wnd(cb: &TcpCb) -> u32 {
+    if cb.sack.reord_seen == 0 {
+        if matches!(cb.ca_state, CaState::Recovery | CaState::Loss) {
+            return 0;
+        }
+        if cb.sack.sacked_out(cb.mss) >= cb.sack.reordering {
+            return 0;
+        }
+    }
+    (cb.rack.min_rtt_us / 4).saturating_mul(cb.rack.reo_wnd_steps).min(cb.srtt_us)
+}
+
+/// `tcp_rack_detect_loss`: every transmission sent before the most recently
+/// sent delivered one, unSACKed, and older than RACK's RTT plus the
+/// reordering window is lost; returns how long the youngest of the others
+/// still has to wait, µs (0: none waits).
+pub fn detect_loss(mib: &mut Mib, cb: &mut TcpCb, now: Instant) -> u32 {
+    let Some(mstamp) = cb.rack.mstamp else { return 0 };
+    let reo_wnd = reo_wnd(cb);
+    let (rack_end, rack_rtt) = (cb.rack.end_seq, cb.rack.rtt_us);
+    let mut wait = 0u32;
+    let mut i = 0;
+    while let Some(rec) = cb.rack.log.get(i) {
+        let len = rec.end.wrapping_sub(rec.seq);
+        if cb.sack.sacked_in(rec.seq, rec.end) == len {
+            cb.rack.log.remove(i);
+            continue;
+        }
+        if rec.sent > mstamp {
+            break;
+        }
+        // Sent at the same instant: what lies below RACK's segment was sent before it.
+        let limit = if rec.sent == mstamp && before(rack_end, rec.end) { rack_end } else { rec.end };
+        if !sent_after(mstamp, rec.sent, rack_end, rec.seq) || !after(limit, rec.seq) {
+            i += 1;
+            continue;
+        }
+        let remaining = i64::from(rack_rtt) + i64::from(reo_wnd) - i64::from(us_since(now, rec.sent));
+        if remaining > 0 {
+            wait = wait.max(remaining as u32);
+            i += 1;
+            continue;
+        }
+        let before_len = cb.rack.log.len();
+        mark_lost(mib, cb, rec, limit);
+        if cb.rack.log.len() == before_len && cb.rack.log.get(i) == Some(rec) {
+            i += 1;
+        }
+    }
+    wait
+}
+
+/// `tcp_mark_skb_lost` for `[rec.seq, limit)`: data sent once joins the
+/// lost prefix of the scoreboard; a retransmission is lost again
+/// (`TcpExtTCPLostRetransmit`) and waits to be sent once more.
+fn mark_lost(mib: &mut Mib, cb: &mut TcpCb, rec: TxRecord, limit: u32) {
+    let mss = cb.mss.max(1);
+    let unsacked = limit.wrapping_sub(rec.seq).saturating_sub(cb.sack.sacked_in(rec.seq, limit));
+    let segs = unsacked.div_ceil(mss);
+    if rec.retrans {
+        if !cb.rack.add_relost(rec.seq, limit) {
+            // No room: left to the RTO.
+            cb.rack.log.take_out(rec.seq, limit);
+            return;
+        }
+        mib.TcpExtTCPLostRetransmit += u64::from(segs);
+    } else if after(limit, cb.sack.lost_end) {
+        cb.sack.lost_end = limit;
+    }
+    cb.rack.newly_lost += segs;
+    cb.rack.log.take_out(rec.seq, limit);
+}
+
+/// `tcp_rack_mark_lost`: looks for losses if something was delivered since
+/// the last look, and arms the reordering timer for what may yet arrive
+/// (`ICSK_TIME_REO_TIMEOUT`: the wait plus `TCP_TIMEOUT_MIN`). Returns
+/// whether it armed it.
+pub fn tcp_rack_mark_lost(mib: &mut Mib, cb: &mut TcpCb, now: Instant) -> bool {
+    if !cb.rack.advanced {
+        return false;
+    }
+    cb.rack.advanced = false;
+    let wait = detect_loss(mib, cb, now);
+    if wait > 0 {
+        cb.rack.reo_at = Some(now + Duration::from_micros(u64::from(wait)) + TCP_TIMEOUT_MIN);
+    }
+    wait > 0
+}
+
+/// Lost and not yet sent again (`tp->lost_out` with RACK): the unSACKed
+/// data below `lost_end`, or a retransmission lost again.
+pub fn lost_out(cb: &TcpCb) -> bool {
+    after(cb.sack.lost_end, cb.snd_una) || !cb.rack.relost().is_empty()
+}
+
+/// `tcp_schedule_loss_probe`: in the Open state with SACK and data in
+/// flight, a tail loss probe in two smoothed RTTs (plus `TCP_RTO_MIN` with
+/// one segment in flight, for the peer's delayed ACK, else plus
+/// `TCP_TIMEOUT_MIN`; 1 s without an RTT sample), never later than the RTO
+/// would fire (`advancing_rto`: the RTO restarted now). Returns whether it
+/// armed it (`enabled`: `tcp_early_retrans` 3, with RACK).
+pub fn tcp_schedule_loss_probe(cb: &mut TcpCb, now: Instant, advancing_rto: bool, enabled: bool) -> bool {
+    cb.rack.tlp_at = None;
+    if !enabled || !cb.sack_ok || cb.in_flight() == 0 || cb.ca_state != CaState::Open {
+        return false;
+    }
+    let mut timeout = if cb.srtt_us > 0 {
+        let srtt2 = Duration::from_micros(2 * u64::from(cb.srtt_us));
+        let one = cb.in_flight().div_ceil(cb.mss.max(1)) == 1;
+        srtt2 + if one { TCP_RTO_MIN } else { TCP_TIMEOUT_MIN }
+    } else {
+        TCP_TIMEOUT_INIT
+    };
+    let rto_delta = match (advancing_rto, cb.rto_at) {
+        (false, Some(at)) => at.saturating_duration_since(now),
+        _ => cb.rto_backed_off(),
+    };
+    if !rto_delta.is_zero() {
+        timeout = timeout.min(rto_delta);
+    }
+    cb.rack.tlp_at = Some(now + timeout);
+    true
+}
+
+/// `tcp_process_tlp_ack`: an ACK at or past `tlp_high_seq` settles the
+/// probe. Of new data, or D-SACKed (`dsack_tlp`: the original and the probe
+/// both arrived), or answered by a pure duplicate ACK: no loss. An ACK past
+/// it after a probe that sent old data: the probe repaired a loss, and the
+/// window is reduced once (`tcp_init_cwnd_reduction`, then
+/// `tcp_end_cwnd_reduction`), counted in `TcpExtTCPLossProbeRecovery`.
+pub fn tcp_process_tlp_ack(mib: &mut Mib, cb: &mut TcpCb, ack: u32, dsack_tlp: bool, pure_dupack: bool) {
+    let Some(high) = cb.rack.tlp_high_seq else { return };
+    if before(ack, high) {
+        return;
+    }
+    if !cb.rack.tlp_retrans || dsack_tlp {
+        cb.rack.tlp_high_seq = None;
+    } else if after(ack, high) {
+        super::prr::tcp_init_cwnd_reduction(cb);
+        // tcp_end_cwnd_reduction in CWR.
+        cb.cwnd = cb.ssthresh.max(1);
+        mib.TcpExtTCPLossProbeRecovery += 1;
+    } else if pure_dupack {
+        cb.rack.tlp_high_seq = None;
+    }
+}
