@@ -5,6 +5,7 @@
 pub mod hist;
 pub mod impair;
 pub mod nsproc;
+pub mod paced_max;
 pub mod pktgen;
 pub mod progress;
 pub mod tcp_bench;
