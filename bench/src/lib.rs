@@ -2,6 +2,7 @@
 //! histograms, and the pieces of the side-by-side benchmark (its TCP section
 //! included).
 
+pub mod autogroup;
 pub mod hist;
 pub mod impair;
 pub mod nsproc;

@@ -45,6 +45,7 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
 use xsknet::testing::{command_in, format_mac, NetNsPair, NetNsPairOptions};
+use xsknet_bench::autogroup::AutogroupNice;
 use xsknet_bench::nsproc::NsProc as Proc;
 use xsknet_bench::paced_max::{PacedMax, SearchPlan, Trial, LOSS_LIMIT};
 use xsknet_bench::tcp_bench;
@@ -128,6 +129,12 @@ struct Cli {
     /// Replace the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
     #[arg(long)]
     update_readme: bool,
+    /// The nice value of the benchmark's scheduling autogroup for the run (-20 to 19),
+    /// restored after: with autogroups on, builds in other sessions weigh as much as this
+    /// whole session whatever their own nice value (`xsknet_bench::autogroup`).
+    #[arg(long, default_value_t = -20, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    autogroup_nice: i32,
     /// Directory holding xsknet, xsknet-pktgen and baseline.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -1291,6 +1298,9 @@ fn today() -> String {
     out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_else(|| "today".into())
 }
 
+/// What the run did to its scheduling autogroup, for the setup in the results.
+static AUTOGROUP_NOTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn run(cli: &Cli) -> Result<(), BoxError> {
     let bin = std::fs::canonicalize(&cli.bin_dir)
         .map_err(|e| format!("{}: {e} (run `make build` first)", cli.bin_dir.display()))?;
@@ -1317,6 +1327,14 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     if !out.status.success() {
         return Err(format!("ethtool -K {} tx off: {}", pair.ifname(), String::from_utf8_lossy(&out.stderr)).into());
     }
+    // The servers and the generator are children: same session, same autogroup.
+    let autogroup = AutogroupNice::set(cli.autogroup_nice);
+    let note = match &autogroup {
+        Ok(g) => format!("{} nice {} for the run (was {})", g.group, g.now, g.was),
+        Err(e) => format!("left as it is: {e}"),
+    };
+    eprintln!("== scheduling autogroup: {note}");
+    let _ = AUTOGROUP_NOTE.set(note);
     let bench = Bench { cli, pair, dir: dir.clone(), bin };
     let result = measure(&bench);
     drop(bench); // removes the namespaces
@@ -1423,6 +1441,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         "generator": cli.generator, "generator_cpu": GEN_CPU, "receiver_cpu": RX_CPU,
         "frame_bytes": "60 (64 on the wire with FCS)", "count": cli.count, "runs": cli.runs,
         "latency_secs": cli.latency_secs, "quick": cli.quick, "flood_secs": cli.flood_secs,
+        "autogroup": AUTOGROUP_NOTE.get(),
         "flood_setup": {
             "legitimate": format!(
                 "udp-check --rate {LEGIT_RATE} --sizes {LEGIT_PAYLOAD} --timeout-ms {LEGIT_TIMEOUT_MS} from {GEN_ADDR} \
