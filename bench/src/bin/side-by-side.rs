@@ -1720,7 +1720,10 @@ fn maxima_text(maxima: &BTreeMap<&'static str, f64>, searches: &BTreeMap<&'stati
     if searches.is_empty() {
         let parts: Vec<String> =
             maxima.iter().map(|(s, m)| format!("{s} (and {} beside it) {m:.0} pps", beside(s))).collect();
-        return format!("\nThe latency loads given as shares are of the maximum given with --max-pps: {}.\n", parts.join("; "));
+        return format!(
+            "\nThe latency loads given as shares are of the maximum given with --max-pps: {}.\n",
+            parts.join("; ")
+        );
     }
     let plan = searches.values().next().map(|m| m.plan).unwrap_or(SearchPlan::new(false));
     let mut md = format!(
