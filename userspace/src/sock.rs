@@ -306,12 +306,30 @@ impl PmtuDisc {
     }
 }
 
+/// What a sleeper on a [`WaitQueue`] waits for: the poll key it takes a
+/// wake-up for. Linux's blocked reader (`__skb_wait_for_more_packets`,
+/// net/core/datagram.c) sleeps with `receiver_wake_function`, which ignores
+/// a wake-up whose key has neither `EPOLLIN` nor `EPOLLERR`: the write-space
+/// wake-up (`sock_def_write_space`, `EPOLLOUT`) that every transmit of the
+/// sock's own reply raises does not wake it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitFor {
+    /// Data (or an error, or the end): `recvfrom`, `accept`.
+    Read,
+    /// Room in the send buffer (or an error): a blocking `sendto`, `send`.
+    Write,
+    /// Anything: `poll`, `connect`.
+    Any,
+}
+
 /// Threads sleeping on a sock (`sk_wq`). Wakers check a counter first, so a
 /// sock nobody sleeps on costs one atomic load per wake-up.
 #[derive(Default)]
 pub struct WaitQueue {
     sleepers: AtomicUsize,
-    threads: Mutex<Vec<Thread>>,
+    /// Sleepers that take a write-space wake-up ([`WaitFor::Write`], [`WaitFor::Any`]).
+    write_sleepers: AtomicUsize,
+    threads: Mutex<Vec<(Thread, WaitFor)>>,
     /// How long a waiter spins before it sleeps, ns (`SO_BUSY_POLL`,
     /// `net.core.busy_read`): see [`wait_event`].
     busy_poll_ns: AtomicU64,
@@ -341,12 +359,32 @@ impl WaitQueue {
         }
     }
 
+    /// Wakes the sleepers that wait for room to send (`sk_write_space`, a
+    /// wake-up keyed `EPOLLOUT`): not the readers ([`WaitFor`]). Ordered as
+    /// [`Self::wake_up`].
+    #[inline]
+    pub fn wake_up_write_space(&self) {
+        fence(Ordering::SeqCst);
+        if self.write_sleepers.load(Ordering::Relaxed) > 0 {
+            self.wake_up_writers();
+        }
+    }
+
     /// Out of line, so that the check above inlines into the per-packet path.
     #[cold]
     #[inline(never)]
     fn wake_up_sleepers(&self) {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        for t in threads.iter() {
+        for (t, _) in threads.iter() {
+            t.unpark();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_up_writers(&self) {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, _) in threads.iter().filter(|(_, f)| *f != WaitFor::Read) {
             t.unpark();
         }
     }
@@ -362,18 +400,59 @@ impl WaitQueue {
         Duration::from_nanos(self.busy_poll_ns.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn add(&self) {
-        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(std::thread::current());
+    pub(crate) fn add(&self, wait_for: WaitFor) {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push((std::thread::current(), wait_for));
+        if wait_for != WaitFor::Read {
+            self.write_sleepers.fetch_add(1, Ordering::SeqCst);
+        }
         self.sleepers.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn remove(&self) {
         let me = std::thread::current().id();
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = threads.iter().position(|t| t.id() == me) {
-            threads.swap_remove(i);
+        if let Some(i) = threads.iter().position(|(t, _)| t.id() == me) {
+            let (_, wait_for) = threads.swap_remove(i);
+            if wait_for != WaitFor::Read {
+                self.write_sleepers.fetch_sub(1, Ordering::SeqCst);
+            }
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// The most one turn of a busy-polling waiter charges to its budget: a
+/// `sched_yield` that returns at once takes well under this; one that let
+/// another thread of the core run (the loop, for its whole poll) took longer,
+/// and that time was not the waiter's.
+const BUSY_TURN_MAX: Duration = Duration::from_micros(5);
+
+/// What a busy-polling waiter has spent of its budget (`SO_BUSY_POLL`): its
+/// own turns, each charged the time since the last one, at most
+/// [`BUSY_TURN_MAX`]. On a core of its own that is the wall time, as Linux's
+/// `busy_loop_timeout` counts it (net/core/dev.c). On a core it shares with the
+/// loop, where it runs only when the loop yields (after a batch, or after
+/// about 0.1 ms of empty polls), wall time would be the loop's: a 50 µs
+/// budget would run out at its first turn, and a reader would sleep, to be
+/// woken by a futex round trip, whenever datagrams come more than a poll
+/// apart. Charged per turn, it spins for `budget / BUSY_TURN_MAX` turns at
+/// least before it sleeps, and never spends more than `budget` of its own CPU.
+struct BusyBudget {
+    budget: Duration,
+    spent: Duration,
+    last: Instant,
+}
+
+impl BusyBudget {
+    fn new(budget: Duration, now: Instant) -> BusyBudget {
+        BusyBudget { budget, spent: Duration::ZERO, last: now }
+    }
+
+    /// Charges the turn that ends at `now`; whether the budget is spent.
+    fn charge(&mut self, now: Instant) -> bool {
+        self.spent += now.saturating_duration_since(self.last).min(BUSY_TURN_MAX);
+        self.last = now;
+        self.spent >= self.budget
     }
 }
 
@@ -381,32 +460,44 @@ impl WaitQueue {
 ///
 /// First it busy-polls, as Linux's `sk_busy_loop` does for a socket with
 /// `SO_BUSY_POLL` (net/core/dev.c): for the longest budget of `queues`
-/// ([`WaitQueue::set_busy_poll`]) it checks `ready()` between yields of the
-/// CPU, unregistered, so that the loop's wake-up costs it nothing (it wakes
-/// only sleepers) and data arriving meanwhile is taken without a futex round
-/// trip. The yield lets a loop that shares the core run, and returns at once
-/// when it does not. Then it sleeps, registered on every queue in `queues` so
-/// that any of them can wake it.
-pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+/// ([`WaitQueue::set_busy_poll`], charged as [`BusyBudget`] says) it checks
+/// `ready()` between yields of the CPU, unregistered, so that the loop's
+/// wake-up costs it nothing (it wakes only sleepers) and data arriving
+/// meanwhile is taken without a futex round trip. The yield lets a loop that
+/// shares the core run, and returns at once when it does not. Then it sleeps,
+/// registered on every queue in `queues` so that any of them can wake it.
+pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
+    wait_event_for(queues, WaitFor::Any, deadline, ready)
+}
+
+/// As [`wait_event`], asleep only for the wake-ups that `wait_for` takes:
+/// a reader ([`WaitFor::Read`]) is not woken by the write space that the
+/// loop announces after sending what the sock queued.
+pub(crate) fn wait_event_for(
+    queues: &[&WaitQueue],
+    wait_for: WaitFor,
+    deadline: Option<Instant>,
+    mut ready: impl FnMut() -> bool,
+) -> bool {
     if ready() {
         return true;
     }
     let busy = queues.iter().map(|q| q.busy_poll()).max().unwrap_or_default();
     if !busy.is_zero() {
-        let start = Instant::now();
-        let until = deadline.map_or(start + busy, |d| d.min(start + busy));
+        let mut spent = BusyBudget::new(busy, Instant::now());
         loop {
             std::thread::yield_now();
             if ready() {
                 return true;
             }
-            if Instant::now() >= until {
+            let now = Instant::now();
+            if spent.charge(now) || deadline.is_some_and(|d| now >= d) {
                 break;
             }
         }
     }
     for q in queues {
-        q.add();
+        q.add(wait_for);
     }
     let result = loop {
         // Registered before this check: a wake-up after it unparks us.
@@ -872,6 +963,68 @@ impl Sock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A busy-polling waiter's budget is its own turns: on its own core the
+    /// wall time; a turn in which another thread held the core (a yield that
+    /// came back late) charges at most `BUSY_TURN_MAX`.
+    #[test]
+    fn the_busy_poll_budget_counts_the_waiters_own_turns() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        // Alone on its core: yields return within a microsecond, the budget is wall time.
+        let mut alone = BusyBudget::new(us(50), t0);
+        let turns = (1..=100).take_while(|&i| !alone.charge(t0 + us(i))).count();
+        assert_eq!(turns, 49, "spent at 50 µs");
+        // Sharing it with a loop that polls 100 µs between yields: 5 µs a turn, ten turns
+        // (a millisecond of wall time) before it sleeps, not one.
+        let mut shared = BusyBudget::new(us(50), t0);
+        let turns = (1..=100).take_while(|&i| !shared.charge(t0 + us(100 * i))).count();
+        assert_eq!(turns, 9);
+        assert_eq!(shared.spent, us(50));
+    }
+
+    /// A reader asleep is not woken by the write space the loop announces
+    /// after transmitting (`receiver_wake_function`); a writer is, and a
+    /// data wake-up wakes both.
+    #[test]
+    fn a_sleeping_reader_ignores_write_space() {
+        let wq = Arc::new(WaitQueue::default());
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let data = Arc::new(AtomicBool::new(false));
+        let (w, d, n) = (wq.clone(), data.clone(), wakes.clone());
+        let reader = std::thread::spawn(move || {
+            wait_event_for(&[&w], WaitFor::Read, None, || {
+                n.fetch_add(1, Ordering::SeqCst);
+                d.load(Ordering::Acquire)
+            })
+        });
+        while wq.sleepers.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let asleep = wakes.load(Ordering::SeqCst);
+        assert_eq!(wq.write_sleepers.load(Ordering::SeqCst), 0);
+        for _ in 0..100 {
+            wq.wake_up_write_space();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(wakes.load(Ordering::SeqCst), asleep, "no write-space wake-up reached the reader");
+        data.store(true, Ordering::Release);
+        wq.wake_up();
+        assert!(reader.join().unwrap());
+        assert_eq!(wq.sleepers.load(Ordering::SeqCst), 0);
+
+        let room = Arc::new(AtomicBool::new(false));
+        let (w, r) = (wq.clone(), room.clone());
+        let writer =
+            std::thread::spawn(move || wait_event_for(&[&w], WaitFor::Write, None, || r.load(Ordering::Acquire)));
+        while wq.write_sleepers.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        room.store(true, Ordering::Release);
+        wq.wake_up_write_space();
+        assert!(writer.join().unwrap());
+        assert_eq!((wq.sleepers.load(Ordering::SeqCst), wq.write_sleepers.load(Ordering::SeqCst)), (0, 0));
+    }
 
     /// With `SO_BUSY_POLL`, a waiter sees data that arrives while it spins
     /// with no wake-up at all: it never registered as a sleeper. Without it,

@@ -46,7 +46,7 @@ use crate::route::{OutRoute, Route};
 use crate::skbuff::SkbChain;
 use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
-use crate::sock::{wait_event, PmtuDisc, Sock, SockType, WaitQueue};
+use crate::sock::{wait_event, wait_event_for, PmtuDisc, Sock, SockType, WaitFor, WaitQueue};
 use crate::softirq::LoopStats;
 use crate::stack::{Stack, TX_HEADROOM};
 use crate::stream::CongAlgo;
@@ -1227,7 +1227,7 @@ impl StackHandle {
                     if deadline.is_none() {
                         deadline = timeout.map(|t| Instant::now() + t);
                     }
-                    if !wait_event(&[&sock.wq], deadline, || sock.readable()) {
+                    if !wait_event_for(&[&sock.wq], WaitFor::Read, deadline, || sock.readable()) {
                         return Err(Errno::EAGAIN);
                     }
                 }
@@ -1266,7 +1266,8 @@ impl StackHandle {
                         skb.free(&sh.umem, |f| sh.pool.put(f));
                         return Err(Errno::ESHUTDOWN);
                     }
-                    wait_event(&[&sock.wq], Some(Instant::now() + Duration::from_millis(100)), || sock.writable());
+                    let until = Some(Instant::now() + Duration::from_millis(100));
+                    wait_event_for(&[&sock.wq], WaitFor::Write, until, || sock.writable());
                 }
             }
         }
@@ -1331,7 +1332,7 @@ impl StackHandle {
             if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
                 return Err(Errno::EBADF);
             }
-            if !wait_event(&[&sock.wq], deadline, || tsk.accept_backlog() > 0 || sock.is_closed()) {
+            if !wait_event_for(&[&sock.wq], WaitFor::Read, deadline, || tsk.accept_backlog() > 0 || sock.is_closed()) {
                 return Err(Errno::EAGAIN);
             }
         }

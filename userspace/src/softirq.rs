@@ -345,7 +345,8 @@ impl<D: NetDevice> Napi<D> {
             // Clear the mark before draining: a send racing with us re-marks.
             sock.tx_scheduled.store(false, Ordering::SeqCst);
             (sk_prot(&sock).push_pending)(net, &mut self.q, &sock, self.weight, now);
-            sock.wq.wake_up();
+            // sk_write_space: the senders waiting for room, not the readers.
+            sock.wq.wake_up_write_space();
             if sock.queued_xmit() > 0 && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
                 let _ = scheduled.push(sock);
             }

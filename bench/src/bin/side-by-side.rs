@@ -12,7 +12,8 @@
 //! Latency: UDP echo round trips measured by the generator in echo mode,
 //! unloaded and at shares of a maximum, against a kernel echo server (blocking,
 //! and busy-polling) and `xsknet echo` (run to completion, and threaded). The
-//! maximum is each xsknet echo server's own, measured at full rate first; the
+//! maximum is each xsknet echo server's own, searched first: the highest paced
+//! rate it serves with at most 0.1 % loss (`xsknet_bench::paced_max`); the
 //! kernel server it is compared with (busy-polling for run to completion,
 //! blocking for threaded) gets the same offered rate.
 //!
@@ -44,14 +45,14 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
 use xsknet::testing::{command_in, format_mac, NetNsPair, NetNsPairOptions};
+use xsknet_bench::autogroup::AutogroupNice;
 use xsknet_bench::nsproc::NsProc as Proc;
+use xsknet_bench::paced_max::{PacedMax, SearchPlan, Trial, LOSS_LIMIT};
 use xsknet_bench::tcp_bench;
 
 const RX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const SINK_PORT: u16 = 9;
-/// Seconds of the full-rate echo run that measures an xsknet echo server's maximum.
-const ECHO_MAX_SECS: u64 = 2;
 const ECHO_PORT: u16 = 7;
 const GEN_CPU: &str = "0";
 /// The latency section's servers, like with like: run to completion beside the kernel's
@@ -115,8 +116,9 @@ struct Cli {
     #[arg(long, default_value_t = 5.0)]
     tcp_secs: f64,
     /// The maximum the latency loads are shares of, packets per second, for every server
-    /// (default: each xsknet echo server's own, measured at full rate before the latency
-    /// points; the kernel server compared with it gets the same rate).
+    /// (default: each xsknet echo server's own, searched before the latency points: the
+    /// highest paced rate it serves with at most 0.1 % loss; the kernel server compared with
+    /// it gets the same rate).
     #[arg(long)]
     max_pps: Option<f64>,
     /// The latency section's loads: packets per second (`1000`, at least 100) or shares of
@@ -131,6 +133,12 @@ struct Cli {
     /// Replace the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
     #[arg(long)]
     update_readme: bool,
+    /// The nice value of the benchmark's scheduling autogroup for the run (-20 to 19),
+    /// restored after: with autogroups on, builds in other sessions weigh as much as this
+    /// whole session whatever their own nice value (`xsknet_bench::autogroup`).
+    #[arg(long, default_value_t = -20, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    autogroup_nice: i32,
     /// Directory holding xsknet, xsknet-pktgen and baseline.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -668,40 +676,86 @@ impl Bench<'_> {
         Ok(LatencyPoint { server: server.into(), load_index, target_pps: rate, share, result: v })
     }
 
-    /// The highest rate `server` (an xsknet echo server) echoes: the echo generator at full
-    /// rate for [`ECHO_MAX_SECS`] seconds, the replies that came back per second.
-    fn echo_max(&self, server: &str) -> Result<f64, BoxError> {
+    /// The maximum `server` (an xsknet echo server) is loaded at shares of: the highest paced
+    /// rate it serves with at most 0.1 % loss, found by bisection below the rate it echoes
+    /// when the generator sends as fast as it can ([`PacedMax`]). One server for all the
+    /// trials.
+    fn paced_max(&self, server: &str) -> Result<PacedMax, BoxError> {
         self.stopped()?;
+        let plan = SearchPlan::new(self.cli.quick);
         let p = self.start_receiver(server)?;
         std::thread::sleep(Duration::from_millis(300));
+        let search = (|| {
+            let v = self.echo_trial(server, 0, plan.full_rate_secs)?;
+            let back = v["echo"]["received"].as_u64().unwrap_or(0) + v["echo"]["late"].as_u64().unwrap_or(0);
+            let full = back as f64 / v["elapsed_s"].as_f64().unwrap_or(0.0).max(1e-3);
+            eprintln!(
+                "  {server:<22} echoes {full:>8.0} pps at full rate (offered {:.0} pps): the search's upper bound",
+                v["rate_pps"].as_f64().unwrap_or(0.0)
+            );
+            if back == 0 {
+                return Err(format!("{server} echoed nothing at full rate: no maximum to take shares of").into());
+            }
+            let mut search = PacedMax::new(full, plan);
+            while let Some(rate) = search.next_rate() {
+                self.stopped()?;
+                let v = self.echo_trial(server, rate, plan.trial_secs)?;
+                let t = Trial::new(
+                    rate,
+                    v["sent"].as_u64().unwrap_or(0),
+                    v["rate_pps"].as_f64().unwrap_or(0.0),
+                    v["echo"]["lost"].as_u64().unwrap_or(0),
+                );
+                eprintln!(
+                    "  {:<22} paced {rate:>8} pps: offered {:.0}, lost {} ({:.3} %): {}",
+                    "",
+                    t.offered_pps,
+                    t.lost,
+                    t.loss() * 100.0,
+                    if t.served { "served" } else { "not served" }
+                );
+                search.record(t);
+            }
+            Ok::<PacedMax, BoxError>(search)
+        })();
+        let _ = p.stop();
+        let _ = std::fs::remove_file(self.dir.join(format!("{server}.json")));
+        let search = search?;
+        eprintln!(
+            "  {server:<22} maximum {} pps{}",
+            search.pps(),
+            if search.lossless() { "" } else { " (no rate tried was served without loss: the lowest tried)" }
+        );
+        Ok(search)
+    }
+
+    /// One echo run against a server already started: `rate` packets a second (0: as fast as
+    /// the generator can) for `secs`; the generator's JSON.
+    fn echo_trial(&self, server: &str, rate: u64, secs: f64) -> Result<Value, BoxError> {
         let json = self.dir.join(format!("max-{server}.json"));
+        let _ = std::fs::remove_file(&json);
         let args = self.pktgen_args(
-            &["--dst-port", &ECHO_PORT.to_string(), "--echo", "--duration", &ECHO_MAX_SECS.to_string()],
+            &[
+                "--dst-port",
+                &ECHO_PORT.to_string(),
+                "--echo",
+                "--rate",
+                &rate.to_string(),
+                "--duration",
+                &secs.to_string(),
+            ],
             &json,
         );
         let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
-        let _ = p.stop();
-        let _ = std::fs::remove_file(self.dir.join(format!("{server}.json")));
         if !out.status.success() {
             return Err(format!(
-                "xsknet pktgen --echo at full rate against {server} failed: {}{}",
+                "xsknet pktgen --echo --rate {rate} against {server} failed: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             )
             .into());
         }
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
-        let back = v["echo"]["received"].as_u64().unwrap_or(0) + v["echo"]["late"].as_u64().unwrap_or(0);
-        let secs = v["elapsed_s"].as_f64().unwrap_or(0.0).max(1e-3);
-        let max = back as f64 / secs;
-        eprintln!(
-            "  {server:<22} echoes at most {max:>8.0} pps (offered {:.0} pps for {secs:.1} s)",
-            v["rate_pps"].as_f64().unwrap_or(0.0)
-        );
-        if back == 0 {
-            return Err(format!("{server} echoed nothing at full rate: no maximum to take shares of").into());
-        }
-        Ok(max)
+        Ok(serde_json::from_str(&std::fs::read_to_string(&json)?)?)
     }
 }
 
@@ -1249,6 +1303,9 @@ fn today() -> String {
     out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_else(|| "today".into())
 }
 
+/// What the run did to its scheduling autogroup, for the setup in the results.
+static AUTOGROUP_NOTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn run(cli: &Cli) -> Result<(), BoxError> {
     let bin = std::fs::canonicalize(&cli.bin_dir)
         .map_err(|e| format!("{}: {e} (run `make build` first)", cli.bin_dir.display()))?;
@@ -1275,6 +1332,14 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     if !out.status.success() {
         return Err(format!("ethtool -K {} tx off: {}", pair.ifname(), String::from_utf8_lossy(&out.stderr)).into());
     }
+    // The servers and the generator are children: same session, same autogroup.
+    let autogroup = AutogroupNice::set(cli.autogroup_nice);
+    let note = match &autogroup {
+        Ok(g) => format!("{} nice {} for the run (was {})", g.group, g.now, g.was),
+        Err(e) => format!("left as it is: {e}"),
+    };
+    eprintln!("== scheduling autogroup: {note}");
+    let _ = AUTOGROUP_NOTE.set(note);
     let bench = Bench { cli, pair, dir: dir.clone(), bin };
     let result = measure(&bench);
     drop(bench); // removes the namespaces
@@ -1321,13 +1386,19 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
     let loads = if latency_on { latency_loads(&cli.loads, cli.quick) } else { Vec::new() };
     // The maxima the shares are of: each xsknet echo server's own (like with like), or --max-pps.
     let mut maxima: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let mut searches: BTreeMap<&'static str, PacedMax> = BTreeMap::new();
     if loads.iter().any(|l| l.share.is_some()) {
         for s in &cli.servers {
             let of = paced_by(s);
             if !maxima.contains_key(of) {
                 let m = match cli.max_pps {
                     Some(m) => m,
-                    None => b.echo_max(of)?,
+                    None => {
+                        let search = b.paced_max(of)?;
+                        let m = search.pps() as f64;
+                        searches.insert(of, search);
+                        m
+                    }
                 };
                 maxima.insert(of, m);
             }
@@ -1375,6 +1446,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         "generator": cli.generator, "generator_cpu": GEN_CPU, "receiver_cpu": RX_CPU,
         "frame_bytes": "60 (64 on the wire with FCS)", "count": cli.count, "runs": cli.runs,
         "latency_secs": cli.latency_secs, "quick": cli.quick, "flood_secs": cli.flood_secs,
+        "autogroup": AUTOGROUP_NOTE.get(),
         "flood_setup": {
             "legitimate": format!(
                 "udp-check --rate {LEGIT_RATE} --sizes {LEGIT_PAYLOAD} --timeout-ms {LEGIT_TIMEOUT_MS} from {GEN_ADDR} \
@@ -1384,12 +1456,30 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             "flood": format!("xsknet pktgen at full rate on CPU {GEN_CPU} from {FLOOD_NET}/{FLOOD_PREFIX} to port {ECHO_PORT}, 60-byte frames"),
         },
     });
-    let maxima_from = if cli.max_pps.is_some() { "--max-pps" } else { "measured: xsknet pktgen --echo at full rate" };
+    let maxima_from = if cli.max_pps.is_some() {
+        "--max-pps".to_string()
+    } else {
+        format!(
+            "searched: the highest paced rate served with at most {} % lost, by bisection below the echoes per \
+             second at full rate (see `search`)",
+            LOSS_LIMIT * 100.0
+        )
+    };
+    let search_json: BTreeMap<&str, Value> = searches
+        .iter()
+        .map(|(s, m)| {
+            let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
+            v["pps"] = m.pps().into();
+            v["lossless"] = m.lossless().into();
+            (*s, v)
+        })
+        .collect();
     let results = serde_json::json!({ "date": date, "host": host(), "setup": setup, "throughput": throughput, "observability": observed,
-        "latency_maxima": { "pps": maxima, "from": maxima_from }, "latency": latency, "flood": flood, "tcp": tcp });
+        "latency_maxima": { "pps": maxima, "from": maxima_from, "loss_limit": LOSS_LIMIT, "search": search_json },
+        "latency": latency, "flood": flood, "tcp": tcp });
     let json_path = cli.out.join(format!("{name}.json"));
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
-    let mut md = markdown(&results, &throughput, &latency, &flood, &maxima, cli.max_pps.is_some());
+    let mut md = markdown(&results, &throughput, &latency, &flood, &maxima, &searches);
     md.push_str(&observability_table(&observed));
     md.push_str(&flood_table(&flood, &cli.flood_client()));
     let tcp_plot = cli.out.join(format!("{name}-tcp-rr.svg"));
@@ -1565,7 +1655,7 @@ fn markdown(
     latency: &[LatencyPoint],
     flood: &[FloodRow],
     maxima: &BTreeMap<&'static str, f64>,
-    given: bool,
+    searches: &BTreeMap<&'static str, PacedMax>,
 ) -> String {
     let s = &results["setup"];
     let runs = if throughput.is_empty() {
@@ -1600,25 +1690,7 @@ fn markdown(
             t.worst_delivered * 100.0
         ));
     }
-    if !maxima.is_empty() {
-        let parts: Vec<String> = maxima
-            .iter()
-            .map(|(s, m)| {
-                let with = if *s == "xsknet-echo" { "kernel-echo-busy" } else { "kernel-echo-blocking" };
-                format!("{s} (and {with} beside it) {m:.0} pps")
-            })
-            .collect();
-        md.push_str(&format!(
-            "\nThe latency loads given as shares are of {}: {}.\n",
-            if given {
-                "the maximum given with --max-pps"
-            } else {
-                "the rate each xsknet echo server echoes at most, measured just before (`xsknet pktgen --echo` at full \
-                 rate for 2 s); the kernel server it is compared with gets the same offered rate"
-            },
-            parts.join("; ")
-        ));
-    }
+    md.push_str(&maxima_text(maxima, searches));
     if !latency.is_empty() {
         md.push_str("\n| UDP echo server | offered | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     }
@@ -1640,6 +1712,46 @@ fn markdown(
     }
     md.push_str(&breakdown_table(latency));
     md.push_str(&goals(throughput, latency, flood));
+    md
+}
+
+/// The paragraph saying what the latency loads are shares of: the maximum of each xsknet echo
+/// server and how it was found (the search's trials), or that `--max-pps` gave it.
+fn maxima_text(maxima: &BTreeMap<&'static str, f64>, searches: &BTreeMap<&'static str, PacedMax>) -> String {
+    if maxima.is_empty() {
+        return String::new();
+    }
+    let beside = |s: &str| if s == "xsknet-echo" { "kernel-echo-busy" } else { "kernel-echo-blocking" };
+    if searches.is_empty() {
+        let parts: Vec<String> =
+            maxima.iter().map(|(s, m)| format!("{s} (and {} beside it) {m:.0} pps", beside(s))).collect();
+        return format!(
+            "\nThe latency loads given as shares are of the maximum given with --max-pps: {}.\n",
+            parts.join("; ")
+        );
+    }
+    let plan = searches.values().next().map(|m| m.plan).unwrap_or(SearchPlan::new(false));
+    let mut md = format!(
+        "\nThe latency loads given as shares are of each xsknet echo server's maximum: the highest paced rate it \
+         serves with at most {} % of the datagrams lost, searched just before (the echoes per second with the \
+         generator at full rate for {} s as the upper bound, then a bisection over paced rates, {} s each, {} rates{}); \
+         the kernel server compared with it gets the same offered rates.\n\n",
+        LOSS_LIMIT * 100.0,
+        plan.full_rate_secs,
+        plan.trial_secs,
+        plan.steps,
+        if plan.retries > 0 { format!(", up to {} failed rates tried a second time", plan.retries) } else { String::new() }
+    );
+    for (s, m) in searches {
+        md.push_str(&format!(
+            "- {s} (and {} beside it): **{} pps**{}; at full rate {:.0} pps; paced trials: {}.\n",
+            beside(s),
+            m.pps(),
+            if m.lossless() { "" } else { " (no rate tried was served: the lowest tried)" },
+            m.full_rate_pps,
+            m.trials_text()
+        ));
+    }
     md
 }
 
