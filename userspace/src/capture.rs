@@ -50,8 +50,13 @@ pub const DEFAULT_QUEUE_SLOTS: usize = 4096;
 /// loop allocating.
 pub const RX_EXTENTS: usize = 1024;
 
-/// How long the writer sleeps when it finds the queue empty.
+/// How long the writer sleeps when it finds the queue empty: the first
+/// time; each empty look after that doubles it, up to [`WRITER_IDLE_MAX`].
 const WRITER_IDLE: Duration = Duration::from_micros(200);
+
+/// The longest sleep of an idle writer: 2 ms, in which [`DEFAULT_QUEUE_SLOTS`]
+/// hold a burst of 2 Mpps (an idle writer woke 5000 times a second).
+const WRITER_IDLE_MAX: Duration = Duration::from_millis(2);
 
 /// EPB flags option, bits 0–1: the direction (draft-ietf-opsawg-pcapng §4.3.1).
 const EPB_FLAGS_INBOUND: u32 = 0b01;
@@ -552,10 +557,13 @@ fn epb_len(slot: &Slot, comment: Option<&str>) -> u64 {
 /// what is left, and closes the file.
 fn write_loop<W: Write>(shared: &Shared, mut writer: PcapNgWriter<Counting<W>>, max_size: Option<u64>) -> WriterStats {
     let mut st = WriterStats::default();
+    let mut idle = WRITER_IDLE;
     loop {
         // Read the flag before draining: what was queued before it was set is written.
         let stop = shared.stop.load(Ordering::Acquire);
+        let mut wrote = false;
         while let Some(slot) = shared.filled.pop() {
+            wrote = true;
             if st.error.is_none() && !st.bound_reached {
                 write_slot(&mut writer, &slot, max_size, shared, &mut st);
             } else if st.bound_reached {
@@ -566,7 +574,8 @@ fn write_loop<W: Write>(shared: &Shared, mut writer: PcapNgWriter<Counting<W>>, 
         if stop {
             break;
         }
-        std::thread::sleep(WRITER_IDLE);
+        idle = if wrote { WRITER_IDLE } else { (idle * 2).min(WRITER_IDLE_MAX) };
+        std::thread::sleep(idle);
     }
     if let Err(e) = writer.get_mut().flush() {
         st.error.get_or_insert(e.to_string());

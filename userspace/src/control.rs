@@ -558,19 +558,29 @@ impl SnapshotSource {
     }
 }
 
+/// How much of a bad request its error quotes, in characters.
+const BAD_REQUEST_QUOTE: usize = 100;
+
 struct Server(SnapshotSource);
 
 impl Server {
     fn answer(&self, conn: UnixStream) {
         let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
         let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-        let mut line = String::new();
-        if BufReader::new((&conn).take(MAX_REQUEST)).read_line(&mut line).is_err() || line.is_empty() {
+        let mut raw = Vec::new();
+        if BufReader::new((&conn).take(MAX_REQUEST)).read_until(b'\n', &mut raw).is_err() || raw.is_empty() {
             return;
         }
+        // Bytes that are not UTF-8 get an answer too (a parse error).
+        let line = String::from_utf8_lossy(&raw);
         let answer = match serde_json::from_str::<Request>(line.trim()) {
             Ok(req) => self.handle(req),
-            Err(e) => Err(format!("bad request {:?}: {e} (send one line such as {{\"get\":\"stats\"}})", line.trim())),
+            Err(e) => {
+                // Quote at most the start of what was sent.
+                let shown: String = line.trim().chars().take(BAD_REQUEST_QUOTE).collect();
+                let cut = if shown.len() < line.trim().len() { "…" } else { "" };
+                Err(format!("bad request {shown:?}{cut}: {e} (send one line such as {{\"get\":\"stats\"}})"))
+            }
         };
         let json = match answer {
             Ok(v) => v,

@@ -66,7 +66,7 @@ pub struct LoopStats {
     /// ([`crate::Stack::publish`]).
     #[serde(default)]
     pub publications: u64,
-    /// Nanoseconds the publications took, on the loop's thread (between
+    /// CPU time the publications took on the loop's thread, ns (between
     /// polls: not in `busy_ns` or `total_ns`).
     #[serde(default)]
     pub publish_ns: u64,

@@ -313,14 +313,16 @@ impl<D: NetDevice> Stack<D> {
     /// its interval has passed at `now`, and answers the socket listings
     /// asked for. Call it after every poll: between publications it costs
     /// one comparison. A publication is counted in `softirq`
-    /// (`publications`, and its time in `publish_ns`: two clock reads).
+    /// (`publications`, and the loop thread's CPU time it took in
+    /// `publish_ns`: two reads of `CLOCK_THREAD_CPUTIME_ID`, so that time
+    /// the thread spent descheduled is not in it).
     #[inline]
     pub fn publish(&mut self, softirq: &mut LoopStats, now: Instant) {
         if self.publisher.as_ref().is_some_and(|p| now >= p.due) {
-            let t0 = Instant::now();
+            let t0 = crate::schedstat::thread_cpu_ns();
             self.publish_now(softirq, now);
             softirq.publications += 1;
-            softirq.publish_ns += Instant::now().saturating_duration_since(t0).as_nanos() as u64;
+            softirq.publish_ns += crate::schedstat::thread_cpu_ns().saturating_sub(t0);
         }
     }
 

@@ -257,10 +257,11 @@ fn tcp_simple_retransmit(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &m
     cb.sack.lost_end = cb.snd_max;
     cb.sack.high_rxt = cb.snd_una;
     cb.rtt_probe = None;
-    // tcp_xmit_retransmit_queue, in Loss: its retransmissions count as
+    // tcp_xmit_retransmit_queue, in Loss: what was just marked lost (not a
+    // timeout's go-back-N); its retransmissions count as
     // TCPSlowStartRetrans, not TCPFastRetrans.
     let fast = net.mib.TcpExtTCPFastRetrans;
-    super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, false, now);
+    super::output::xmit_marked_lost(net, q, umem, cb, false, now);
     let sent = net.mib.TcpExtTCPFastRetrans - fast;
     net.mib.TcpExtTCPFastRetrans = fast;
     net.mib.TcpExtTCPSlowStartRetrans += sent;

@@ -721,6 +721,23 @@ pub fn tcp_xmit_retransmit_queue(
         // After a timeout the rest goes again from `snd_nxt` (`tcp_write_xmit`).
         return;
     }
+    xmit_marked_lost(net, q, umem, cb, force, now);
+}
+
+/// The second part of `tcp_xmit_retransmit_queue`: what is marked lost
+/// (`snd_una` or `high_rxt` up to `lost_end`, SACKed ranges skipped), one
+/// MSS at a time while cwnd allows (the first whatever cwnd says if
+/// `force`), each counted in `TcpExtTCPFastRetrans`. `tcp_simple_retransmit`
+/// calls it in the Loss state, where a timeout's go-back-N does not apply.
+pub fn xmit_marked_lost(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    mut force: bool,
+    now: Instant,
+) {
+    let mss = cb.mss.max(1);
     loop {
         let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
         while let Some(r) = cb.sack.holding(seq) {
