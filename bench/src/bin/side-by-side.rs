@@ -2002,21 +2002,26 @@ impl LoopCost {
         self.publish_ns + self.other_threads_ns
     }
 
-    /// The share of a saturated loop's capacity that observing leaves it:
-    /// its frames' busy polls over those plus all of observing's CPU, as if
-    /// the other threads ran on its core (the worst case).
+    /// The share of a saturated loop's capacity that observing leaves it.
+    /// Observing costs per second, not per frame (a publication every
+    /// 100 ms, a scrape a second), and a saturated loop is busy all the time:
+    /// it loses the CPU observing took over the run's length (the loop
+    /// thread's CPU time, as it busy-polls), counting the other threads as
+    /// if they ran on its core (the worst case).
     fn capacity_kept(&self) -> f64 {
-        self.busy_ns / (self.busy_ns + self.observing_ns())
+        1.0 - self.observing_ns() / self.loop_ns
     }
 }
 
-/// The observability rows against their baseline (goal: ≤ 1 % less).
+/// The observability rows against their baseline (goal: ≤ 1 % less: the
+/// capacity kept, and the worst run's delivered share against the
+/// baseline's worst).
 /// The generator, not the sink, limits the rate received on two cores (the
 /// sink's loop is idle half the time), so the rate received shows that
 /// nothing is lost at the offered rate, and the cost is measured as CPU:
-/// what publishing and the observing threads took, against the CPU the
-/// loop's busy polls took for the same frames in the same run (the capacity
-/// a saturated loop keeps, worst run). The busy polls per frame against the
+/// what publishing and the observing threads took per second of the loop's
+/// run, which a saturated loop would lose (the capacity it keeps, worst
+/// run). The busy polls per frame against the
 /// baseline's, round by round, show whether observing slowed the polls
 /// themselves (within the machine's noise).
 fn observability_table(observed: &[Throughput]) -> String {
@@ -2041,7 +2046,7 @@ fn observability_table(observed: &[Throughput]) -> String {
             "not measured"
         } else if t.receiver == OBSERVED[0].0 {
             "(baseline)"
-        } else if kept >= 0.99 && t.worst_delivered >= base.worst_delivered.min(0.999) {
+        } else if kept >= 0.99 && t.worst_delivered >= 0.99 * base.worst_delivered {
             "met"
         } else {
             "not met"
