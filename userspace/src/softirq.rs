@@ -335,9 +335,7 @@ impl<D: NetDevice> Napi<D> {
 
         // Transmit first: what the application queued since the last poll
         // (its replies, run to completion; a reader's sends, threaded) goes
-        // out now, not after this poll's receive work. Then the timers, so
-        // that what they send (an ARP request, a retransmission) leaves in
-        // the same kick.
+        // out now, not after this poll's receive work.
         let mut pending = scheduled.len();
         while pending > 0 {
             pending -= 1;
@@ -350,12 +348,6 @@ impl<D: NetDevice> Napi<D> {
             if sock.queued_xmit() > 0 && !sock.tx_scheduled.swap(true, Ordering::SeqCst) {
                 let _ = scheduled.push(sock);
             }
-        }
-        if net.next_timer().is_some_and(|t| t <= now) {
-            arp::neigh_timers(net, &mut self.q, now);
-            let umem = self.q.umem().clone();
-            tcp::timer::tcp_timers(net, &mut self.q, &umem, now);
-            crate::ipv4::ip_fragment::ip_expire(net, &mut self.q, &umem, now);
         }
         let mut tx = self.xmit(net);
 
@@ -383,6 +375,18 @@ impl<D: NetDevice> Napi<D> {
         }
         self.rx_batch = batch;
         self.refill();
+        // Then the timers: after the receive work, so that a loop resumed
+        // after a pause takes the ACKs that waited in the rx ring before it
+        // decides that a loss probe or a retransmission is due. (Linux takes
+        // each ACK as it arrives; a timer that fires late sees them all.)
+        // What the timers send (an ARP request, a retransmission) leaves in
+        // the kick below, with the receive work's answers.
+        if net.next_timer().is_some_and(|t| t <= now) {
+            arp::neigh_timers(net, &mut self.q, now);
+            let umem = self.q.umem().clone();
+            tcp::timer::tcp_timers(net, &mut self.q, &umem, now);
+            crate::ipv4::ip_fragment::ip_expire(net, &mut self.q, &umem, now);
+        }
         // What the receive work itself answered (ICMP, ARP, TCP's ACKs and
         // RSTs) leaves in this poll too: a second kick only when it queued any.
         tx += self.xmit(net);

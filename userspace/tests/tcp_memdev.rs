@@ -3436,6 +3436,34 @@ fn a_lost_tail_is_recovered_by_a_loss_probe_without_a_timeout() {
     abort(b, fd);
 }
 
+/// A loop that was descheduled past the probe and retransmission timeouts
+/// while the peer's ACKs waited in the rx ring. In Linux the ACKs would have
+/// been taken as they arrived; here the poll that resumes the loop takes
+/// them before it runs the timers, so nothing is resent: neither a loss
+/// probe nor a timeout, and the ACKs' RTT sample includes the pause.
+#[test]
+fn a_descheduled_loop_reads_the_waiting_acks_before_its_timers() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+    let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 0x1234);
+    // The ACKs arrive at 150 ms, while the loop is not running.
+    for i in [2, 4, 6, 8, 10] {
+        let ack = hdr(PPORT, port, PISN + 1, seg(i), ACK, PEER_WIN);
+        assert!(b.w.inject(&build::tcp_frame(&eth, &ip, &ack, &[])));
+    }
+    let info = b.s.tcp_info(fd).unwrap();
+    let rto = Duration::from_micros(u64::from(info.rto_us));
+    // The loop runs again well after the probe and the RTO were due.
+    b.at(ms(150) + 3 * rto);
+    b.none();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPLossProbes, m.TcpExtTCPTimeouts, m.TcpRetransSegs), (0, 0, 0));
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0, "the whole flight acknowledged");
+    b.at(ms(150) + 20 * rto);
+    b.none();
+    abort(b, fd);
+}
+
 /// RACK (`tcp_rack_detect_loss` on a retransmitted skb): the fast
 /// retransmission of segment 1 is lost too. Data sent after it (new
 /// segments PRR let out in the same recovery) is SACKed an RTT later, so
