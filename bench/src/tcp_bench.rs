@@ -494,7 +494,8 @@ impl TcpBench<'_> {
              user root;\nworker_processes 1;\nworker_cpu_affinity {mask};\ndaemon off;\nmaster_process on;\n\
              pid {d}/nginx/nginx.pid;\nerror_log {d}/nginx/error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  default_type application/octet-stream;\n  sendfile on;\n  tcp_nopush on;\n  \
+             http {{\n  access_log off;\n  open_file_cache max=1000;\n  open_file_cache_valid 1s;\n  \
+             default_type application/octet-stream;\n  sendfile on;\n  tcp_nopush on;\n  \
              tcp_nodelay on;\n  keepalive_timeout 65;\n  keepalive_requests 1000000;\n  \
              client_body_temp_path {d}/nginx/tmp/body;\n  proxy_temp_path {d}/nginx/tmp/proxy;\n  \
              fastcgi_temp_path {d}/nginx/tmp/fastcgi;\n  uwsgi_temp_path {d}/nginx/tmp/uwsgi;\n  \

@@ -20,10 +20,12 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::SocketAddrV4;
-use std::os::unix::ffi::OsStrExt;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -63,6 +65,11 @@ pub struct HttpArgs {
     /// read any of for that long (nginx's `send_timeout`: the body is then cut short).
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = xsknet::cli::parse_secs)]
     pub idle_timeout: f64,
+    /// Keep a requested file open and its metadata for SECS seconds before looking it up again
+    /// (nginx's `open_file_cache` with `open_file_cache_valid`): a file replaced or changed is
+    /// served as it was for at most that long. 0: open every request's file anew.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = xsknet::cli::parse_secs)]
+    pub open_file_cache_valid: f64,
 }
 
 /// What the server needs to know, checked.
@@ -72,6 +79,8 @@ pub struct Config {
     pub root_dir: Arc<OwnedFd>,
     /// Idle connections are closed after this.
     pub idle_timeout: Duration,
+    /// How long an open file is served from [`OpenFileCache`] (zero: not cached).
+    pub open_file_cache_valid: Duration,
 }
 
 impl HttpArgs {
@@ -89,7 +98,11 @@ impl HttpArgs {
             return Err("--idle-timeout must be more than 0".into());
         }
         let root_dir = Arc::new(open_root(&root)?);
-        Ok(Config { root_dir, idle_timeout: Duration::from_secs_f64(self.idle_timeout) })
+        Ok(Config {
+            root_dir,
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout),
+            open_file_cache_valid: Duration::from_secs_f64(self.open_file_cache_valid),
+        })
     }
 }
 
@@ -150,8 +163,10 @@ pub struct Conn {
     out: Vec<u8>,
     /// How much of `out` went.
     out_pos: usize,
-    /// The body's file and how many of its bytes are still to send.
-    body: Option<(File, u64)>,
+    /// The body's file, the offset of its next byte to send and how many
+    /// bytes are still to send (read with `pread`: the file may be shared
+    /// through [`OpenFileCache`]).
+    body: Option<(Arc<File>, u64, u64)>,
     /// Request body bytes still to skip (a GET may carry one).
     discard: u64,
     /// Close once the response is sent.
@@ -189,7 +204,7 @@ impl Conn {
         io: &mut I,
         cfg: &Config,
         stats: &mut HttpStats,
-        dates: &mut DateCache,
+        caches: &mut Caches,
         now: Instant,
         scratch: &mut [u8],
     ) -> Progress {
@@ -203,7 +218,7 @@ impl Conn {
             // clock restarts for sending the 408 (and counts it once).
             self.inbuf.clear();
             self.last_active = now;
-            self.error_response(408, stats, dates);
+            self.error_response(408, stats, caches);
         }
         loop {
             if let Some(until) = self.lingering_until {
@@ -231,14 +246,15 @@ impl Conn {
                     }
                 }
             }
-            if let Some((file, left)) = &mut self.body {
+            if let Some((file, offset, left)) = &mut self.body {
                 if *left > 0 {
                     let want = (*left).min(CHUNK as u64) as usize;
                     self.out.resize(want, 0);
                     self.out_pos = 0;
-                    match file.read(&mut self.out) {
+                    match file.read_at(&mut self.out, *offset) {
                         Ok(n) if n > 0 => {
                             self.out.truncate(n);
+                            *offset += n as u64;
                             *left -= n as u64;
                             continue;
                         }
@@ -265,7 +281,7 @@ impl Conn {
                 self.inbuf.drain(..n);
                 self.discard -= n as u64;
             }
-            if self.discard == 0 && !self.inbuf.is_empty() && self.next_request(cfg, stats, dates) {
+            if self.discard == 0 && !self.inbuf.is_empty() && self.next_request(cfg, stats, caches, now) {
                 continue;
             }
             // Need more bytes.
@@ -292,7 +308,7 @@ impl Conn {
 
     /// Parses the request at the head of `inbuf` and queues its response;
     /// false when it has not all arrived yet.
-    fn next_request(&mut self, cfg: &Config, stats: &mut HttpStats, dates: &mut DateCache) -> bool {
+    fn next_request(&mut self, cfg: &Config, stats: &mut HttpStats, caches: &mut Caches, now: Instant) -> bool {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let parsed = match req.parse(&self.inbuf) {
@@ -311,7 +327,7 @@ impl Conn {
             Ok(v) => v,
             Err(status) => {
                 self.inbuf.clear();
-                self.error_response(status, stats, dates);
+                self.error_response(status, stats, caches);
                 return true;
             }
         };
@@ -319,34 +335,34 @@ impl Conn {
         self.discard = r.content_length;
         self.close_after = !r.keep_alive;
         if !matches!(r.method.as_str(), "GET" | "HEAD") {
-            self.response(405, &r, None, stats, dates);
+            self.response(405, &r, None, stats, caches);
             return true;
         }
-        match resolve(&cfg.root_dir, &r.target) {
+        match caches.files.resolve(cfg, &r.target, now) {
             Ok(Target::File(file, meta)) => {
                 let len = meta.len();
-                self.response(200, &r, Some((&meta, len)), stats, dates);
+                self.response(200, &r, Some((&meta, len)), stats, caches);
                 if r.method == "GET" && len > 0 {
-                    self.body = Some((file, len));
+                    self.body = Some((file, 0, len));
                 }
             }
             Ok(Target::Redirect(location)) => {
                 let mut r = r;
                 r.location = Some(location);
-                self.response(301, &r, None, stats, dates);
+                self.response(301, &r, None, stats, caches);
             }
             Err(status) => {
                 if status == 400 {
                     self.close_after = true;
                 }
-                self.response(status, &r, None, stats, dates);
+                self.response(status, &r, None, stats, caches);
             }
         }
         true
     }
 
     /// Queues a response to a request that could not be read, and closes after.
-    fn error_response(&mut self, status: u16, stats: &mut HttpStats, dates: &mut DateCache) {
+    fn error_response(&mut self, status: u16, stats: &mut HttpStats, caches: &mut Caches) {
         self.close_after = true;
         let r = Request {
             method: "GET".into(),
@@ -356,7 +372,7 @@ impl Conn {
             content_length: 0,
             location: None,
         };
-        self.response(status, &r, None, stats, dates);
+        self.response(status, &r, None, stats, caches);
     }
 
     /// Writes the status line and header fields into `out`, and an error's
@@ -367,7 +383,7 @@ impl Conn {
         r: &Request,
         file: Option<(&std::fs::Metadata, u64)>,
         stats: &mut HttpStats,
-        dates: &mut DateCache,
+        caches: &mut Caches,
     ) {
         use std::io::Write as _;
         stats.requests += 1;
@@ -379,12 +395,12 @@ impl Conn {
         self.out_pos = 0;
         let o = &mut self.out;
         // Writes to a Vec cannot fail.
-        let _ = write!(o, "HTTP/1.1 {status} {reason}\r\nServer: xsknet\r\nDate: {}\r\n", dates.now());
+        let _ = write!(o, "HTTP/1.1 {status} {reason}\r\nServer: xsknet\r\nDate: {}\r\n", caches.dates.now());
         let len = match file {
             Some((meta, len)) => {
                 let _ = write!(o, "Content-Type: {}\r\n", content_type(&r.target));
                 if let Ok(t) = meta.modified() {
-                    let _ = write!(o, "Last-Modified: {}\r\n", dates.format(t));
+                    let _ = write!(o, "Last-Modified: {}\r\n", caches.dates.format(t));
                 }
                 len
             }
@@ -475,7 +491,7 @@ impl Request {
 /// Where a request-target leads.
 enum Target {
     /// A regular file, open, and its metadata.
-    File(File, std::fs::Metadata),
+    File(Arc<File>, std::fs::Metadata),
     /// A directory named without its trailing slash: the URL with it.
     Redirect(String),
 }
@@ -537,7 +553,7 @@ fn resolve(root: &OwnedFd, target: &[u8]) -> Result<Target, u16> {
     if !meta.is_file() {
         return Err(404);
     }
-    Ok(Target::File(file, meta))
+    Ok(Target::File(Arc::new(file), meta))
 }
 
 /// Opens `rel` under `root` for reading, never leaving it (`RESOLVE_BENEATH`,
@@ -677,12 +693,86 @@ impl DateCache {
     }
 }
 
+/// What a server keeps from one response to the next: the `Date` text and
+/// the files it has open. Run to completion, one for all connections;
+/// threaded, one per connection's thread.
+#[derive(Default)]
+pub struct Caches {
+    /// The `Date` and `Last-Modified` texts.
+    pub dates: DateCache,
+    /// The files requested lately, open.
+    pub files: OpenFileCache,
+}
+
+/// Files open for the request-targets asked for lately, as nginx's
+/// `open_file_cache` keeps them (`ngx_open_cached_file`): a request for the
+/// same target within [`Config::open_file_cache_valid`] of its lookup is
+/// served from the open file and the metadata read then, without `openat2`,
+/// `fstat` or `close`; past that, the target is looked up again. At most
+/// [`OPEN_FILE_CACHE_MAX`] entries: when full, the stale ones go, and all of
+/// them if none is. Only files are kept, not redirects or errors (nginx's
+/// `open_file_cache_errors off`).
+#[derive(Default)]
+pub struct OpenFileCache {
+    entries: HashMap<Vec<u8>, CachedFile>,
+}
+
+/// Entries of an [`OpenFileCache`], at most (nginx's `open_file_cache max=1000`
+/// as commonly configured).
+pub const OPEN_FILE_CACHE_MAX: usize = 1000;
+
+struct CachedFile {
+    file: Arc<File>,
+    meta: std::fs::Metadata,
+    /// When the target was looked up.
+    at: Instant,
+}
+
+impl OpenFileCache {
+    /// [`resolve`] for `target`, from the cache when its entry is younger
+    /// than `cfg.open_file_cache_valid` at `now`.
+    fn resolve(&mut self, cfg: &Config, target: &[u8], now: Instant) -> Result<Target, u16> {
+        let valid = cfg.open_file_cache_valid;
+        if valid.is_zero() {
+            return resolve(&cfg.root_dir, target);
+        }
+        if let Some(e) = self.entries.get(target) {
+            if now.saturating_duration_since(e.at) < valid {
+                return Ok(Target::File(e.file.clone(), e.meta.clone()));
+            }
+        }
+        let found = resolve(&cfg.root_dir, target);
+        match &found {
+            Ok(Target::File(file, meta)) => {
+                if self.entries.len() >= OPEN_FILE_CACHE_MAX && !self.entries.contains_key(target) {
+                    self.entries.retain(|_, e| now.saturating_duration_since(e.at) < valid);
+                    if self.entries.len() >= OPEN_FILE_CACHE_MAX {
+                        self.entries.clear();
+                    }
+                }
+                let e = CachedFile { file: file.clone(), meta: meta.clone(), at: now };
+                self.entries.insert(target.to_vec(), e);
+            }
+            _ => {
+                self.entries.remove(target);
+            }
+        }
+        found
+    }
+
+    /// Files open in the cache.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// A listener and its connections, served run-to-completion.
 struct HttpService {
     listen_fd: Fd,
     conns: Vec<Conn>,
     scratch: Vec<u8>,
-    dates: DateCache,
+    caches: Caches,
     stats: HttpStats,
 }
 
@@ -698,7 +788,7 @@ impl HttpService {
         let mut i = 0;
         while i < self.conns.len() {
             let c = &mut self.conns[i];
-            if c.serve(stack, cfg, &mut self.stats, &mut self.dates, now, &mut self.scratch) == Progress::Open {
+            if c.serve(stack, cfg, &mut self.stats, &mut self.caches, now, &mut self.scratch) == Progress::Open {
                 i += 1;
             } else {
                 let c = self.conns.swap_remove(i);
@@ -751,7 +841,7 @@ fn run_to_completion<D: NetDevice>(
         listen_fd,
         conns: Vec::new(),
         scratch: vec![0; MAX_REQUEST_HEAD],
-        dates: DateCache::default(),
+        caches: Caches::default(),
         stats: HttpStats::default(),
     };
     println!("xsknet: ready: {setup}");
@@ -835,12 +925,12 @@ fn run_threaded<D: NetDevice + Send + 'static>(
             fd,
             std::thread::spawn(move || {
                 let mut stats = HttpStats { connections: 1, ..HttpStats::default() };
-                let mut dates = DateCache::default();
+                let mut caches = Caches::default();
                 let mut scratch = vec![0; MAX_REQUEST_HEAD];
                 let mut conn = Conn::new(fd, Instant::now());
                 while !signal::stop_requested() {
                     let now = Instant::now();
-                    if conn.serve(&mut Blocking(&h), &cfg, &mut stats, &mut dates, now, &mut scratch)
+                    if conn.serve(&mut Blocking(&h), &cfg, &mut stats, &mut caches, now, &mut scratch)
                         == Progress::Closed
                     {
                         break;
@@ -944,6 +1034,53 @@ mod tests {
         std::fs::remove_dir_all(base).unwrap();
     }
 
+    #[test]
+    fn open_file_cache_serves_a_file_until_its_lookup_is_stale() {
+        let (root, base) = tree();
+        let root_dir = Arc::new(open_root(&root).unwrap());
+        let valid = Duration::from_secs(1);
+        let cfg = Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: valid };
+        let mut cache = OpenFileCache::default();
+        let t0 = Instant::now();
+        let inode = |r: Result<Target, u16>| match r {
+            Ok(Target::File(f, _)) => std::os::unix::fs::MetadataExt::ino(&f.metadata().unwrap()),
+            _ => 0,
+        };
+        let first = inode(cache.resolve(&cfg, b"/a.txt", t0));
+        assert_ne!(first, 0);
+        assert_eq!(inode(cache.resolve(&cfg, b"/a.txt", t0 + valid / 2)), first, "served from the cache");
+        assert_eq!(cache.len(), 1);
+        // Replaced: the old file is served while the lookup is valid, the new one after.
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        std::fs::write(root.join("a.txt"), b"new").unwrap();
+        assert_eq!(inode(cache.resolve(&cfg, b"/a.txt", t0 + valid / 2)), first);
+        let second = inode(cache.resolve(&cfg, b"/a.txt", t0 + valid));
+        assert_ne!(second, first, "looked up again once stale");
+        // Removed: 404 once stale, and the entry goes.
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        assert_eq!(status(cache.resolve(&cfg, b"/a.txt", t0 + valid * 3)), 404);
+        assert_eq!(cache.len(), 0);
+        // Redirects and errors are not kept.
+        assert_eq!(status(cache.resolve(&cfg, b"/dir", t0)), 301);
+        assert_eq!(status(cache.resolve(&cfg, b"/missing", t0)), 404);
+        assert_eq!(cache.len(), 0);
+        // Bounded: when full, the stale entries go.
+        std::fs::write(root.join("a.txt"), b"a").unwrap();
+        for i in 0..OPEN_FILE_CACHE_MAX {
+            let _ = cache.resolve(&cfg, format!("/a.txt?{i}").as_bytes(), t0);
+        }
+        assert_eq!(cache.len(), OPEN_FILE_CACHE_MAX);
+        assert_eq!(status(cache.resolve(&cfg, b"/in", t0 + valid * 2)), 200);
+        assert_eq!(cache.len(), 1);
+        // Zero: nothing is kept.
+        let cfg = Config { open_file_cache_valid: Duration::ZERO, ..cfg };
+        let mut cache = OpenFileCache::default();
+        assert_eq!(status(cache.resolve(&cfg, b"/in", t0)), 200);
+        assert_eq!(cache.len(), 0);
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
     /// A connection's peer in memory: what it sends, what it is sent.
     struct Mem {
         input: Vec<u8>,
@@ -978,12 +1115,12 @@ mod tests {
     fn exchange(input: &[u8], eof: bool) -> (String, Mem, HttpStats, Progress) {
         let (root, base) = tree();
         let root_dir = Arc::new(open_root(&root).unwrap());
-        let cfg = Config { root_dir, idle_timeout: Duration::from_secs(5) };
+        let cfg = Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: Duration::from_secs(1) };
         let mut io = Mem { input: input.to_vec(), eof, output: Vec::new(), room: 7, shut: false };
         let mut stats = HttpStats::default();
         let mut conn = Conn::new(Fd(3), Instant::now());
         let mut scratch = vec![0; 100];
-        let p = conn.serve(&mut io, &cfg, &mut stats, &mut DateCache::default(), Instant::now(), &mut scratch);
+        let p = conn.serve(&mut io, &cfg, &mut stats, &mut Caches::default(), Instant::now(), &mut scratch);
         std::fs::remove_dir_all(base).unwrap();
         (String::from_utf8_lossy(&io.output).into_owned(), io, stats, p)
     }
