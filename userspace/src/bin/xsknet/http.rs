@@ -115,6 +115,9 @@ pub trait StreamIo {
     fn send(&mut self, fd: Fd, data: &[u8]) -> Result<usize, Errno>;
     /// `shutdown(SHUT_WR)`: our FIN after the data.
     fn shutdown_write(&mut self, fd: Fd) -> Result<(), Errno>;
+    /// `setsockopt(TCP_CORK, 1)`: the last partial segment waits for more,
+    /// or for the FIN to ride on it.
+    fn cork(&mut self, fd: Fd) -> Result<(), Errno>;
 }
 
 impl<D: NetDevice> StreamIo for Stack<D> {
@@ -126,6 +129,9 @@ impl<D: NetDevice> StreamIo for Stack<D> {
     }
     fn shutdown_write(&mut self, fd: Fd) -> Result<(), Errno> {
         self.shutdown(fd, Shutdown::Write)
+    }
+    fn cork(&mut self, fd: Fd) -> Result<(), Errno> {
+        self.setsockopt(fd, SockOpt::TcpCork(true))
     }
 }
 
@@ -141,6 +147,9 @@ impl StreamIo for Blocking<'_> {
     }
     fn shutdown_write(&mut self, fd: Fd) -> Result<(), Errno> {
         self.0.shutdown(fd, Shutdown::Write)
+    }
+    fn cork(&mut self, fd: Fd) -> Result<(), Errno> {
+        self.0.setsockopt(fd, SockOpt::TcpCork(true))
     }
 }
 
@@ -171,6 +180,10 @@ pub struct Conn {
     discard: u64,
     /// Close once the response is sent.
     close_after: bool,
+    /// `TCP_CORK` is set: the response before our FIN is being sent, and
+    /// its last segment carries the FIN (nginx's `tcp_nopush`), one packet
+    /// fewer than data and FIN apart.
+    corked: bool,
     /// The peer sent its FIN.
     peer_eof: bool,
     /// Set once we sent our FIN: reading and discarding until then.
@@ -190,6 +203,7 @@ impl Conn {
             body: None,
             discard: 0,
             close_after: false,
+            corked: false,
             peer_eof: false,
             lingering_until: None,
             last_active: now,
@@ -232,6 +246,11 @@ impl Conn {
                 };
             }
             if self.out_pos < self.out.len() {
+                if self.close_after && !self.corked {
+                    // Best effort: without the cork the FIN follows the data apart.
+                    let _ = io.cork(self.fd);
+                    self.corked = true;
+                }
                 match io.send(self.fd, &self.out[self.out_pos..]) {
                     Ok(n) => {
                         self.out_pos += n;
@@ -1089,6 +1108,8 @@ mod tests {
         /// Bytes `send` takes per call (a small send buffer).
         room: usize,
         shut: bool,
+        /// `output`'s length when the cork was set.
+        corked_at: Option<usize>,
     }
 
     impl StreamIo for Mem {
@@ -1110,13 +1131,17 @@ mod tests {
             self.shut = true;
             Ok(())
         }
+        fn cork(&mut self, _: Fd) -> Result<(), Errno> {
+            self.corked_at.get_or_insert(self.output.len());
+            Ok(())
+        }
     }
 
     fn exchange(input: &[u8], eof: bool) -> (String, Mem, HttpStats, Progress) {
         let (root, base) = tree();
         let root_dir = Arc::new(open_root(&root).unwrap());
         let cfg = Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: Duration::from_secs(1) };
-        let mut io = Mem { input: input.to_vec(), eof, output: Vec::new(), room: 7, shut: false };
+        let mut io = Mem { input: input.to_vec(), eof, output: Vec::new(), room: 7, shut: false, corked_at: None };
         let mut stats = HttpStats::default();
         let mut conn = Conn::new(Fd(3), Instant::now());
         let mut scratch = vec![0; 100];
@@ -1152,10 +1177,12 @@ mod tests {
         let (out, io, _, p) = exchange(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /a.txt", false);
         assert_eq!((statuses(&out), io.shut, p), (vec!["200"], true, Progress::Open), "{out}");
         assert!(out.contains("Connection: close\r\n"));
+        assert_eq!(io.corked_at, Some(0), "corked before the response that ends the connection");
         let (out, io, _, _) = exchange(b"GET /a.txt HTTP/1.0\r\n\r\n", false);
         assert_eq!((statuses(&out), io.shut), (vec!["200"], true), "{out}");
         let (out, io, _, _) = exchange(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false);
         assert_eq!((statuses(&out), io.shut), (vec!["200"], false), "{out}");
+        assert_eq!(io.corked_at, None, "a kept connection is not corked");
         assert!(out.contains("Connection: keep-alive\r\n"));
     }
 
