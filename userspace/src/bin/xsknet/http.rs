@@ -18,9 +18,9 @@
 //! `RESOLVE_BENEATH` (404 for any step out of it), so symbolic links out of
 //! the root serve nothing.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddrV4;
 use std::os::fd::OwnedFd;
@@ -1140,7 +1140,8 @@ mod tests {
     fn exchange(input: &[u8], eof: bool) -> (String, Mem, HttpStats, Progress) {
         let (root, base) = tree();
         let root_dir = Arc::new(open_root(&root).unwrap());
-        let cfg = Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: Duration::from_secs(1) };
+        let cfg =
+            Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: Duration::from_secs(1) };
         let mut io = Mem { input: input.to_vec(), eof, output: Vec::new(), room: 7, shut: false, corked_at: None };
         let mut stats = HttpStats::default();
         let mut conn = Conn::new(Fd(3), Instant::now());
