@@ -126,6 +126,8 @@ pub struct TcpSock {
     pub(crate) cb: AtomicU32,
     /// `TCP_NODELAY`: no Nagle.
     pub nodelay: AtomicBool,
+    /// `TCP_CORK`: partial segments wait (`TCP_NAGLE_CORK`).
+    pub cork: AtomicBool,
     /// `SO_LINGER` with a zero timeout: `close()` resets.
     pub linger_zero: AtomicBool,
     /// `SO_REUSEADDR`.
@@ -216,6 +218,7 @@ impl Default for TcpSock {
             max_backlog: AtomicUsize::new(0),
             cb: AtomicU32::new(u32::MAX),
             nodelay: AtomicBool::new(false),
+            cork: AtomicBool::new(false),
             linger_zero: AtomicBool::new(false),
             reuseaddr: AtomicBool::new(false),
             rcvbuf: AtomicUsize::new(TCP_RMEM_DEFAULT),

@@ -83,6 +83,12 @@ pub enum SockOpt {
     ReuseAddr(bool),
     /// `TCP_NODELAY`: no Nagle.
     TcpNodelay(bool),
+    /// `TCP_CORK`: hold a partial segment while set (`TCP_NAGLE_CORK`): it
+    /// goes once it is full, once our FIN rides on it, or once the cork is
+    /// taken out, which pushes what waits (`__tcp_sock_set_cork`). Linux's
+    /// `close()` or `shutdown()` of a corked socket sends the last data and
+    /// the FIN in one segment.
+    TcpCork(bool),
     /// `SO_BUSY_POLL`: how long a blocking call on the socket spins before
     /// it sleeps (threaded stacks; `StackConfig::busy_read` is the default).
     BusyPoll(Duration),
@@ -471,6 +477,10 @@ impl<D: NetDevice> Stack<D> {
     pub fn setsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
         let sock = self.files.get(fd)?;
         set_sockopt(sock, opt)?;
+        if opt == SockOpt::TcpCork(false) {
+            // __tcp_sock_set_cork(sk, false): tcp_push_pending_frames.
+            Sock::schedule_xmit(sock, &self.tx_scheduled);
+        }
         if opt.needs_loop() {
             if let Some(id) = sock.tcp().and_then(|t| t.cb()) {
                 let now = self.call_time();
@@ -906,6 +916,7 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         (SockOpt::Linger(l), Some(t)) => t.linger_zero.store(l == Some(Duration::ZERO), Ordering::Relaxed),
         (SockOpt::ReuseAddr(b), Some(t)) => t.reuseaddr.store(b, Ordering::Relaxed),
         (SockOpt::TcpNodelay(b), Some(t)) => t.nodelay.store(b, Ordering::Relaxed),
+        (SockOpt::TcpCork(b), Some(t)) => t.cork.store(b, Ordering::Release),
     }
     Ok(())
 }

@@ -170,13 +170,26 @@ impl StreamSock {
     /// Application side: copies received bytes into `buf`; returns how many
     /// (0 when the buffer is empty or not made yet) and, when the read takes
     /// the oldest waiting data, that data's rx stamp (0 otherwise).
+    #[cfg(test)]
     pub(crate) fn read(&self, buf: &mut [u8]) -> (usize, u64) {
-        let n = match self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            Some(c) => c.pop_slice(buf),
-            None => 0,
+        let (n, _, rx_ns) = self.read_counted(buf);
+        (n, rx_ns)
+    }
+
+    /// [`Self::read`] that also says, from the same look at the buffer
+    /// (one lock: `recv()` on an empty buffer is the run-to-completion
+    /// servers' most frequent call), what waited before it and what the
+    /// buffer holds: `(read, (queued before, capacity), rx stamp)`.
+    pub(crate) fn read_counted(&self, buf: &mut [u8]) -> (usize, (usize, usize), u64) {
+        let (n, sizes) = match self.rcv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(c) => {
+                let sizes = (c.occupied_len(), c.capacity().get());
+                (if sizes.0 == 0 { 0 } else { c.pop_slice(buf) }, sizes)
+            }
+            None => (0, (0, 0)),
         };
         let rx_ns = if n > 0 { self.rx_ns.swap(0, Ordering::AcqRel) } else { 0 };
-        (n, rx_ns)
+        (n, sizes, rx_ns)
     }
 
     /// Loop side: data arrived in the batch stamped `rx_ns`; kept only if no

@@ -966,6 +966,38 @@ fn tcp_nodelay_sends_small_segments_at_once() {
     b.end();
 }
 
+#[test]
+fn tcp_cork_holds_a_partial_segment_until_the_fin_or_the_uncork() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::TcpNodelay(true)).unwrap();
+    b.s.setsockopt(fd, SockOpt::TcpCork(true)).unwrap();
+    // Full segments go; the partial tail waits, TCP_NODELAY or not.
+    let data = pattern(2000);
+    assert_eq!(b.s.send(fd, &data), Ok(2000));
+    let s = b.one();
+    assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.len()), (ACK, 1, 1460));
+    b.none();
+    // Taking the cork out pushes it (__tcp_sock_set_cork → tcp_push_pending_frames).
+    b.s.setsockopt(fd, SockOpt::TcpCork(false)).unwrap();
+    let s = b.one();
+    assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.len()), (ACK | PSH, 1461, 540));
+    assert_eq!(s.data, data[1460..]);
+    // Corked again: the last data and the FIN of a shutdown go in one segment (tcp_send_fin
+    // sets FIN on the unsent tail), as nginx's responses with tcp_nopush before a close.
+    b.s.setsockopt(fd, SockOpt::TcpCork(true)).unwrap();
+    assert_eq!(b.s.send(fd, b"bye"), Ok(3));
+    b.none();
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    let s = b.one();
+    assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.as_slice()), (ACK | PSH | FIN, 2001, &b"bye"[..]));
+    assert_eq!(b.s.snmp().TcpExtTCPOrigDataSent, 3);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
 /// The peer sends `n` bytes at `seq` (offset from its ISN + 1).
 fn peer_data(b: &mut Bench, iss: u32, off: u32, data: &[u8]) {
     b.send(hdr(PPORT, LPORT, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), data);

@@ -104,6 +104,10 @@ struct Cli {
     /// on loss recovery.
     #[arg(long, requires = "tcp_only")]
     loss_only: bool,
+    /// With --tcp-only: only the request rows (wrk and ab against nginx and `xsknet http`),
+    /// `--runs` interleaved rounds, the goals judged on the medians.
+    #[arg(long, requires = "tcp_only", conflicts_with = "loss_only")]
+    requests_only: bool,
     /// Leave the TCP section out.
     #[arg(long)]
     no_tcp: bool,
@@ -1428,10 +1432,14 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             quick: cli.quick,
             secs: cli.tcp_secs,
         };
-        let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
-        eprintln!("== tcp: under loss, through xsknet-impair");
-        r.loss = tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped())?;
-        Some(r)
+        if cli.requests_only {
+            Some(t.run_requests(cli.runs, &|| b.stopped())?)
+        } else {
+            let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
+            eprintln!("== tcp: under loss, through xsknet-impair");
+            r.loss = tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped())?;
+            Some(r)
+        }
     } else {
         None
     };

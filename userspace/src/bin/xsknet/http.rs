@@ -14,15 +14,18 @@
 //! Requests are read into a buffer of [`MAX_REQUEST_HEAD`] bytes: a request
 //! line that does not fit gets 414, headers that do not fit 431. The
 //! request-target is percent-decoded once and refused (400) if any segment is
-//! `..`; the path is then resolved with `realpath(3)` and must stay under the
-//! root (404 otherwise), so symbolic links out of the root serve nothing.
+//! `..`; the path is then opened beneath the root with `openat2(2)` and
+//! `RESOLVE_BENEATH` (404 for any step out of it), so symbolic links out of
+//! the root serve nothing.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::SocketAddrV4;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -62,15 +65,22 @@ pub struct HttpArgs {
     /// read any of for that long (nginx's `send_timeout`: the body is then cut short).
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = xsknet::cli::parse_secs)]
     pub idle_timeout: f64,
+    /// Keep a requested file open and its metadata for SECS seconds before looking it up again
+    /// (nginx's `open_file_cache` with `open_file_cache_valid`): a file replaced or changed is
+    /// served as it was for at most that long. 0: open every request's file anew.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = xsknet::cli::parse_secs)]
+    pub open_file_cache_valid: f64,
 }
 
 /// What the server needs to know, checked.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The root, canonical (absolute, no symbolic links).
-    pub root: PathBuf,
+    /// The root directory, open (`O_PATH`): requests are resolved beneath it.
+    pub root_dir: Arc<OwnedFd>,
     /// Idle connections are closed after this.
     pub idle_timeout: Duration,
+    /// How long an open file is served from [`OpenFileCache`] (zero: not cached).
+    pub open_file_cache_valid: Duration,
 }
 
 impl HttpArgs {
@@ -87,7 +97,12 @@ impl HttpArgs {
         if self.idle_timeout <= 0.0 {
             return Err("--idle-timeout must be more than 0".into());
         }
-        Ok(Config { root, idle_timeout: Duration::from_secs_f64(self.idle_timeout) })
+        let root_dir = Arc::new(open_root(&root)?);
+        Ok(Config {
+            root_dir,
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout),
+            open_file_cache_valid: Duration::from_secs_f64(self.open_file_cache_valid),
+        })
     }
 }
 
@@ -100,6 +115,9 @@ pub trait StreamIo {
     fn send(&mut self, fd: Fd, data: &[u8]) -> Result<usize, Errno>;
     /// `shutdown(SHUT_WR)`: our FIN after the data.
     fn shutdown_write(&mut self, fd: Fd) -> Result<(), Errno>;
+    /// `setsockopt(TCP_CORK, 1)`: the last partial segment waits for more,
+    /// or for the FIN to ride on it.
+    fn cork(&mut self, fd: Fd) -> Result<(), Errno>;
 }
 
 impl<D: NetDevice> StreamIo for Stack<D> {
@@ -111,6 +129,9 @@ impl<D: NetDevice> StreamIo for Stack<D> {
     }
     fn shutdown_write(&mut self, fd: Fd) -> Result<(), Errno> {
         self.shutdown(fd, Shutdown::Write)
+    }
+    fn cork(&mut self, fd: Fd) -> Result<(), Errno> {
+        self.setsockopt(fd, SockOpt::TcpCork(true))
     }
 }
 
@@ -126,6 +147,9 @@ impl StreamIo for Blocking<'_> {
     }
     fn shutdown_write(&mut self, fd: Fd) -> Result<(), Errno> {
         self.0.shutdown(fd, Shutdown::Write)
+    }
+    fn cork(&mut self, fd: Fd) -> Result<(), Errno> {
+        self.0.setsockopt(fd, SockOpt::TcpCork(true))
     }
 }
 
@@ -148,12 +172,18 @@ pub struct Conn {
     out: Vec<u8>,
     /// How much of `out` went.
     out_pos: usize,
-    /// The body's file and how many of its bytes are still to send.
-    body: Option<(File, u64)>,
+    /// The body's file, the offset of its next byte to send and how many
+    /// bytes are still to send (read with `pread`: the file may be shared
+    /// through [`OpenFileCache`]).
+    body: Option<(Arc<File>, u64, u64)>,
     /// Request body bytes still to skip (a GET may carry one).
     discard: u64,
     /// Close once the response is sent.
     close_after: bool,
+    /// `TCP_CORK` is set: the response before our FIN is being sent, and
+    /// its last segment carries the FIN (nginx's `tcp_nopush`), one packet
+    /// fewer than data and FIN apart.
+    corked: bool,
     /// The peer sent its FIN.
     peer_eof: bool,
     /// Set once we sent our FIN: reading and discarding until then.
@@ -173,6 +203,7 @@ impl Conn {
             body: None,
             discard: 0,
             close_after: false,
+            corked: false,
             peer_eof: false,
             lingering_until: None,
             last_active: now,
@@ -187,7 +218,7 @@ impl Conn {
         io: &mut I,
         cfg: &Config,
         stats: &mut HttpStats,
-        dates: &mut DateCache,
+        caches: &mut Caches,
         now: Instant,
         scratch: &mut [u8],
     ) -> Progress {
@@ -201,7 +232,7 @@ impl Conn {
             // clock restarts for sending the 408 (and counts it once).
             self.inbuf.clear();
             self.last_active = now;
-            self.error_response(408, stats, dates);
+            self.error_response(408, stats, caches);
         }
         loop {
             if let Some(until) = self.lingering_until {
@@ -215,6 +246,11 @@ impl Conn {
                 };
             }
             if self.out_pos < self.out.len() {
+                if self.close_after && !self.corked {
+                    // Best effort: without the cork the FIN follows the data apart.
+                    let _ = io.cork(self.fd);
+                    self.corked = true;
+                }
                 match io.send(self.fd, &self.out[self.out_pos..]) {
                     Ok(n) => {
                         self.out_pos += n;
@@ -229,14 +265,15 @@ impl Conn {
                     }
                 }
             }
-            if let Some((file, left)) = &mut self.body {
+            if let Some((file, offset, left)) = &mut self.body {
                 if *left > 0 {
                     let want = (*left).min(CHUNK as u64) as usize;
                     self.out.resize(want, 0);
                     self.out_pos = 0;
-                    match file.read(&mut self.out) {
+                    match file.read_at(&mut self.out, *offset) {
                         Ok(n) if n > 0 => {
                             self.out.truncate(n);
+                            *offset += n as u64;
                             *left -= n as u64;
                             continue;
                         }
@@ -263,7 +300,7 @@ impl Conn {
                 self.inbuf.drain(..n);
                 self.discard -= n as u64;
             }
-            if self.discard == 0 && !self.inbuf.is_empty() && self.next_request(cfg, stats, dates) {
+            if self.discard == 0 && !self.inbuf.is_empty() && self.next_request(cfg, stats, caches, now) {
                 continue;
             }
             // Need more bytes.
@@ -290,7 +327,7 @@ impl Conn {
 
     /// Parses the request at the head of `inbuf` and queues its response;
     /// false when it has not all arrived yet.
-    fn next_request(&mut self, cfg: &Config, stats: &mut HttpStats, dates: &mut DateCache) -> bool {
+    fn next_request(&mut self, cfg: &Config, stats: &mut HttpStats, caches: &mut Caches, now: Instant) -> bool {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let parsed = match req.parse(&self.inbuf) {
@@ -309,7 +346,7 @@ impl Conn {
             Ok(v) => v,
             Err(status) => {
                 self.inbuf.clear();
-                self.error_response(status, stats, dates);
+                self.error_response(status, stats, caches);
                 return true;
             }
         };
@@ -317,34 +354,34 @@ impl Conn {
         self.discard = r.content_length;
         self.close_after = !r.keep_alive;
         if !matches!(r.method.as_str(), "GET" | "HEAD") {
-            self.response(405, &r, None, stats, dates);
+            self.response(405, &r, None, stats, caches);
             return true;
         }
-        match resolve(&cfg.root, &r.target) {
+        match caches.files.resolve(cfg, &r.target, now) {
             Ok(Target::File(file, meta)) => {
                 let len = meta.len();
-                self.response(200, &r, Some((&meta, len)), stats, dates);
+                self.response(200, &r, Some((&meta, len)), stats, caches);
                 if r.method == "GET" && len > 0 {
-                    self.body = Some((file, len));
+                    self.body = Some((file, 0, len));
                 }
             }
             Ok(Target::Redirect(location)) => {
                 let mut r = r;
                 r.location = Some(location);
-                self.response(301, &r, None, stats, dates);
+                self.response(301, &r, None, stats, caches);
             }
             Err(status) => {
                 if status == 400 {
                     self.close_after = true;
                 }
-                self.response(status, &r, None, stats, dates);
+                self.response(status, &r, None, stats, caches);
             }
         }
         true
     }
 
     /// Queues a response to a request that could not be read, and closes after.
-    fn error_response(&mut self, status: u16, stats: &mut HttpStats, dates: &mut DateCache) {
+    fn error_response(&mut self, status: u16, stats: &mut HttpStats, caches: &mut Caches) {
         self.close_after = true;
         let r = Request {
             method: "GET".into(),
@@ -354,7 +391,7 @@ impl Conn {
             content_length: 0,
             location: None,
         };
-        self.response(status, &r, None, stats, dates);
+        self.response(status, &r, None, stats, caches);
     }
 
     /// Writes the status line and header fields into `out`, and an error's
@@ -365,29 +402,30 @@ impl Conn {
         r: &Request,
         file: Option<(&std::fs::Metadata, u64)>,
         stats: &mut HttpStats,
-        dates: &mut DateCache,
+        caches: &mut Caches,
     ) {
         use std::io::Write as _;
         stats.requests += 1;
         *stats.by_status.entry(status).or_default() += 1;
         let reason = reason(status);
-        let error_body = format!("{status} {reason}\n");
+        // An error's body: "404 Not Found\n" (no allocation: the status has three digits).
+        let error_len = 3 + 1 + reason.len() + 1;
         self.out.clear();
         self.out_pos = 0;
         let o = &mut self.out;
         // Writes to a Vec cannot fail.
-        let _ = write!(o, "HTTP/1.1 {status} {reason}\r\nServer: xsknet\r\nDate: {}\r\n", dates.now());
+        let _ = write!(o, "HTTP/1.1 {status} {reason}\r\nServer: xsknet\r\nDate: {}\r\n", caches.dates.now());
         let len = match file {
             Some((meta, len)) => {
                 let _ = write!(o, "Content-Type: {}\r\n", content_type(&r.target));
                 if let Ok(t) = meta.modified() {
-                    let _ = write!(o, "Last-Modified: {}\r\n", httpdate::fmt_http_date(t));
+                    let _ = write!(o, "Last-Modified: {}\r\n", caches.dates.format(t));
                 }
                 len
             }
             None => {
                 let _ = write!(o, "Content-Type: text/plain; charset=utf-8\r\n");
-                error_body.len() as u64
+                error_len as u64
             }
         };
         let _ = write!(o, "Content-Length: {len}\r\n");
@@ -404,7 +442,7 @@ impl Conn {
         }
         let _ = write!(o, "\r\n");
         if file.is_none() && r.method != "HEAD" {
-            o.extend_from_slice(error_body.as_bytes());
+            let _ = writeln!(o, "{status} {reason}");
         }
     }
 }
@@ -472,16 +510,22 @@ impl Request {
 /// Where a request-target leads.
 enum Target {
     /// A regular file, open, and its metadata.
-    File(File, std::fs::Metadata),
+    File(Arc<File>, std::fs::Metadata),
     /// A directory named without its trailing slash: the URL with it.
     Redirect(String),
 }
 
-/// Maps a request-target to a file under `root` (canonical): 400 for a
-/// target that is not a path or climbs with `..`, 404 for what does not
+/// Maps a request-target to a file under the root directory `root`: 400 for
+/// a target that is not a path or climbs with `..`, 404 for what does not
 /// exist, is not a regular file, or lies outside the root once symbolic
-/// links are followed; 403 for what we may not read.
-fn resolve(root: &Path, target: &[u8]) -> Result<Target, u16> {
+/// links are followed (an absolute link, even one back into the root, or a
+/// relative one that climbs out); 403 for what we may not read.
+///
+/// One `openat2(2)` with `RESOLVE_BENEATH` walks the path (the kernel
+/// refuses any step out of `root`), then one `fstat`: the same two calls per
+/// request as nginx's `open`/`fstat` (`ngx_open_cached_file` without its
+/// cache), where `realpath(3)` cost a `readlink` per path component.
+fn resolve(root: &OwnedFd, target: &[u8]) -> Result<Target, u16> {
     // The absolute-form (RFC 9112 §3.2.2): keep the path.
     let mut path = target;
     for scheme in [&b"http://"[..], b"https://"] {
@@ -500,41 +544,80 @@ fn resolve(root: &Path, target: &[u8]) -> Result<Target, u16> {
     if decoded.contains(&0) {
         return Err(400);
     }
-    let mut rel = PathBuf::new();
+    // The path relative to the root, `.` for the root itself.
+    let mut rel: Vec<u8> = Vec::with_capacity(decoded.len() + 11);
     for segment in decoded.split(|&b| b == b'/') {
         match segment {
             b"" | b"." => {}
             b".." => return Err(400),
-            s => rel.push(OsStr::from_bytes(s)),
+            s => {
+                if !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                rel.extend_from_slice(s);
+            }
         }
     }
-    let under_root = |p: &Path| -> Result<PathBuf, u16> {
-        let canonical = std::fs::canonicalize(p).map_err(|e| io_status(&e))?;
-        if canonical.starts_with(root) {
-            Ok(canonical)
-        } else {
-            Err(404)
-        }
-    };
-    let mut canonical = under_root(&root.join(&rel))?;
-    if canonical.is_dir() {
+    if rel.is_empty() {
+        rel.push(b'.');
+    }
+    let (mut file, mut meta) = open_beneath(root, &rel)?;
+    if meta.is_dir() {
         if decoded.last() != Some(&b'/') {
             return Ok(Target::Redirect(format!("{}/", String::from_utf8_lossy(path))));
         }
-        canonical = under_root(&canonical.join("index.html"))?;
+        rel.extend_from_slice(b"/index.html");
+        (file, meta) = open_beneath(root, &rel)?;
     }
-    // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then
-    // tells what was opened.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&canonical)
-        .map_err(|e| io_status(&e))?;
-    let meta = file.metadata().map_err(|e| io_status(&e))?;
     if !meta.is_file() {
         return Err(404);
     }
-    Ok(Target::File(file, meta))
+    Ok(Target::File(Arc::new(file), meta))
+}
+
+/// Opens `rel` under `root` for reading, never leaving it (`RESOLVE_BENEATH`,
+/// and no `/proc` magic links), and reads its metadata. `O_NONBLOCK`:
+/// opening a FIFO must not wait for a writer; the metadata then tells what
+/// was opened.
+fn open_beneath(root: &OwnedFd, rel: &[u8]) -> Result<(File, std::fs::Metadata), u16> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let fd = rustix::fs::openat2(
+        root,
+        OsStr::from_bytes(rel),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| errno_status(e.raw_os_error()))?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| io_status(&e))?;
+    Ok((file, meta))
+}
+
+/// The status for a failed `openat2`: 403 for what we may not read, 404 for
+/// the rest (no such file, not a directory on the way, `EXDEV`: a step out
+/// of the root, `ELOOP`: too many links).
+fn errno_status(errno: i32) -> u16 {
+    match errno {
+        libc::EACCES | libc::EPERM => 403,
+        _ => 404,
+    }
+}
+
+/// Opens the root directory that [`resolve`] walks from (`O_PATH`: no read
+/// permission needed on it), and checks that this kernel has `openat2`
+/// (Linux 5.6).
+///
+/// # Errors
+///
+/// The root cannot be opened, or `openat2` fails on it.
+fn open_root(root: &Path) -> Result<OwnedFd, BoxError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("--root {}: {e}", root.display()))?;
+    rustix::fs::openat2(&fd, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH)
+        .map_err(|e| format!("--root {}: openat2 (Linux 5.6): {e}", root.display()))?;
+    Ok(fd)
 }
 
 /// The status for a failed open or lookup.
@@ -597,11 +680,14 @@ fn content_type(target: &[u8]) -> &'static str {
     }
 }
 
-/// The `Date` field's text (RFC 9110 §6.6.1), formatted once a second.
+/// The `Date` field's text (RFC 9110 §6.6.1), formatted once a second, and
+/// the last `Last-Modified` formatted (the same file's, request after
+/// request).
 #[derive(Default)]
 pub struct DateCache {
     secs: u64,
     text: String,
+    last: Option<(SystemTime, String)>,
 }
 
 impl DateCache {
@@ -615,6 +701,89 @@ impl DateCache {
         }
         &self.text
     }
+
+    /// `t` as an IMF-fixdate (for `Last-Modified`), formatted again only
+    /// when it differs from the last one asked for.
+    pub fn format(&mut self, t: SystemTime) -> &str {
+        if self.last.as_ref().is_none_or(|(at, _)| *at != t) {
+            self.last = Some((t, httpdate::fmt_http_date(t)));
+        }
+        self.last.as_ref().map_or("", |(_, text)| text.as_str())
+    }
+}
+
+/// What a server keeps from one response to the next: the `Date` text and
+/// the files it has open. Run to completion, one for all connections;
+/// threaded, one per connection's thread.
+#[derive(Default)]
+pub struct Caches {
+    /// The `Date` and `Last-Modified` texts.
+    pub dates: DateCache,
+    /// The files requested lately, open.
+    pub files: OpenFileCache,
+}
+
+/// Files open for the request-targets asked for lately, as nginx's
+/// `open_file_cache` keeps them (`ngx_open_cached_file`): a request for the
+/// same target within [`Config::open_file_cache_valid`] of its lookup is
+/// served from the open file and the metadata read then, without `openat2`,
+/// `fstat` or `close`; past that, the target is looked up again. At most
+/// [`OPEN_FILE_CACHE_MAX`] entries: when full, the stale ones go, and all of
+/// them if none is. Only files are kept, not redirects or errors (nginx's
+/// `open_file_cache_errors off`).
+#[derive(Default)]
+pub struct OpenFileCache {
+    entries: HashMap<Vec<u8>, CachedFile>,
+}
+
+/// Entries of an [`OpenFileCache`], at most (nginx's `open_file_cache max=1000`
+/// as commonly configured).
+pub const OPEN_FILE_CACHE_MAX: usize = 1000;
+
+struct CachedFile {
+    file: Arc<File>,
+    meta: std::fs::Metadata,
+    /// When the target was looked up.
+    at: Instant,
+}
+
+impl OpenFileCache {
+    /// [`resolve`] for `target`, from the cache when its entry is younger
+    /// than `cfg.open_file_cache_valid` at `now`.
+    fn resolve(&mut self, cfg: &Config, target: &[u8], now: Instant) -> Result<Target, u16> {
+        let valid = cfg.open_file_cache_valid;
+        if valid.is_zero() {
+            return resolve(&cfg.root_dir, target);
+        }
+        if let Some(e) = self.entries.get(target) {
+            if now.saturating_duration_since(e.at) < valid {
+                return Ok(Target::File(e.file.clone(), e.meta.clone()));
+            }
+        }
+        let found = resolve(&cfg.root_dir, target);
+        match &found {
+            Ok(Target::File(file, meta)) => {
+                if self.entries.len() >= OPEN_FILE_CACHE_MAX && !self.entries.contains_key(target) {
+                    self.entries.retain(|_, e| now.saturating_duration_since(e.at) < valid);
+                    if self.entries.len() >= OPEN_FILE_CACHE_MAX {
+                        self.entries.clear();
+                    }
+                }
+                let e = CachedFile { file: file.clone(), meta: meta.clone(), at: now };
+                self.entries.insert(target.to_vec(), e);
+            }
+            _ => {
+                self.entries.remove(target);
+            }
+        }
+        found
+    }
+
+    /// Files open in the cache.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 /// A listener and its connections, served run-to-completion.
@@ -622,7 +791,7 @@ struct HttpService {
     listen_fd: Fd,
     conns: Vec<Conn>,
     scratch: Vec<u8>,
-    dates: DateCache,
+    caches: Caches,
     stats: HttpStats,
 }
 
@@ -638,7 +807,7 @@ impl HttpService {
         let mut i = 0;
         while i < self.conns.len() {
             let c = &mut self.conns[i];
-            if c.serve(stack, cfg, &mut self.stats, &mut self.dates, now, &mut self.scratch) == Progress::Open {
+            if c.serve(stack, cfg, &mut self.stats, &mut self.caches, now, &mut self.scratch) == Progress::Open {
                 i += 1;
             } else {
                 let c = self.conns.swap_remove(i);
@@ -691,7 +860,7 @@ fn run_to_completion<D: NetDevice>(
         listen_fd,
         conns: Vec::new(),
         scratch: vec![0; MAX_REQUEST_HEAD],
-        dates: DateCache::default(),
+        caches: Caches::default(),
         stats: HttpStats::default(),
     };
     println!("xsknet: ready: {setup}");
@@ -775,12 +944,12 @@ fn run_threaded<D: NetDevice + Send + 'static>(
             fd,
             std::thread::spawn(move || {
                 let mut stats = HttpStats { connections: 1, ..HttpStats::default() };
-                let mut dates = DateCache::default();
+                let mut caches = Caches::default();
                 let mut scratch = vec![0; MAX_REQUEST_HEAD];
                 let mut conn = Conn::new(fd, Instant::now());
                 while !signal::stop_requested() {
                     let now = Instant::now();
-                    if conn.serve(&mut Blocking(&h), &cfg, &mut stats, &mut dates, now, &mut scratch)
+                    if conn.serve(&mut Blocking(&h), &cfg, &mut stats, &mut caches, now, &mut scratch)
                         == Progress::Closed
                     {
                         break;
@@ -839,6 +1008,8 @@ mod tests {
         std::fs::write(base.join("secret"), b"s").unwrap();
         std::os::unix::fs::symlink(base.join("secret"), root.join("out")).unwrap();
         std::os::unix::fs::symlink("a.txt", root.join("in")).unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+        std::os::unix::fs::symlink(root.join("a.txt"), root.join("abs")).unwrap();
         (std::fs::canonicalize(&root).unwrap(), base)
     }
 
@@ -853,6 +1024,7 @@ mod tests {
     #[test]
     fn resolve_serves_the_root_and_nothing_outside_it() {
         let (root, base) = tree();
+        let root = open_root(&root).unwrap();
         let r = |t: &str| status(resolve(&root, t.as_bytes()));
         assert_eq!(r("/a.txt"), 200);
         assert_eq!(r("/a.txt?x=1"), 200);
@@ -865,6 +1037,8 @@ mod tests {
         assert_eq!(r("/missing"), 404);
         assert_eq!(r("/a.txt/x"), 404);
         assert_eq!(r("/out"), 404, "a symbolic link out of the root");
+        assert_eq!(r("/up"), 404, "a relative symbolic link that climbs out of the root");
+        assert_eq!(r("/abs"), 404, "an absolute symbolic link, even one back into the root (RESOLVE_BENEATH)");
         for t in ["/../secret", "/dir/../../secret", "/%2e%2e/secret", "/%2E%2E%2fsecret", "/..%2fsecret"] {
             assert_eq!(r(t), 400, "{t}");
         }
@@ -879,6 +1053,53 @@ mod tests {
         std::fs::remove_dir_all(base).unwrap();
     }
 
+    #[test]
+    fn open_file_cache_serves_a_file_until_its_lookup_is_stale() {
+        let (root, base) = tree();
+        let root_dir = Arc::new(open_root(&root).unwrap());
+        let valid = Duration::from_secs(1);
+        let cfg = Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: valid };
+        let mut cache = OpenFileCache::default();
+        let t0 = Instant::now();
+        let inode = |r: Result<Target, u16>| match r {
+            Ok(Target::File(f, _)) => std::os::unix::fs::MetadataExt::ino(&f.metadata().unwrap()),
+            _ => 0,
+        };
+        let first = inode(cache.resolve(&cfg, b"/a.txt", t0));
+        assert_ne!(first, 0);
+        assert_eq!(inode(cache.resolve(&cfg, b"/a.txt", t0 + valid / 2)), first, "served from the cache");
+        assert_eq!(cache.len(), 1);
+        // Replaced: the old file is served while the lookup is valid, the new one after.
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        std::fs::write(root.join("a.txt"), b"new").unwrap();
+        assert_eq!(inode(cache.resolve(&cfg, b"/a.txt", t0 + valid / 2)), first);
+        let second = inode(cache.resolve(&cfg, b"/a.txt", t0 + valid));
+        assert_ne!(second, first, "looked up again once stale");
+        // Removed: 404 once stale, and the entry goes.
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        assert_eq!(status(cache.resolve(&cfg, b"/a.txt", t0 + valid * 3)), 404);
+        assert_eq!(cache.len(), 0);
+        // Redirects and errors are not kept.
+        assert_eq!(status(cache.resolve(&cfg, b"/dir", t0)), 301);
+        assert_eq!(status(cache.resolve(&cfg, b"/missing", t0)), 404);
+        assert_eq!(cache.len(), 0);
+        // Bounded: when full, the stale entries go.
+        std::fs::write(root.join("a.txt"), b"a").unwrap();
+        for i in 0..OPEN_FILE_CACHE_MAX {
+            let _ = cache.resolve(&cfg, format!("/a.txt?{i}").as_bytes(), t0);
+        }
+        assert_eq!(cache.len(), OPEN_FILE_CACHE_MAX);
+        assert_eq!(status(cache.resolve(&cfg, b"/in", t0 + valid * 2)), 200);
+        assert_eq!(cache.len(), 1);
+        // Zero: nothing is kept.
+        let cfg = Config { open_file_cache_valid: Duration::ZERO, ..cfg };
+        let mut cache = OpenFileCache::default();
+        assert_eq!(status(cache.resolve(&cfg, b"/in", t0)), 200);
+        assert_eq!(cache.len(), 0);
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
     /// A connection's peer in memory: what it sends, what it is sent.
     struct Mem {
         input: Vec<u8>,
@@ -887,6 +1108,8 @@ mod tests {
         /// Bytes `send` takes per call (a small send buffer).
         room: usize,
         shut: bool,
+        /// `output`'s length when the cork was set.
+        corked_at: Option<usize>,
     }
 
     impl StreamIo for Mem {
@@ -908,16 +1131,22 @@ mod tests {
             self.shut = true;
             Ok(())
         }
+        fn cork(&mut self, _: Fd) -> Result<(), Errno> {
+            self.corked_at.get_or_insert(self.output.len());
+            Ok(())
+        }
     }
 
     fn exchange(input: &[u8], eof: bool) -> (String, Mem, HttpStats, Progress) {
         let (root, base) = tree();
-        let cfg = Config { root, idle_timeout: Duration::from_secs(5) };
-        let mut io = Mem { input: input.to_vec(), eof, output: Vec::new(), room: 7, shut: false };
+        let root_dir = Arc::new(open_root(&root).unwrap());
+        let cfg =
+            Config { root_dir, idle_timeout: Duration::from_secs(5), open_file_cache_valid: Duration::from_secs(1) };
+        let mut io = Mem { input: input.to_vec(), eof, output: Vec::new(), room: 7, shut: false, corked_at: None };
         let mut stats = HttpStats::default();
         let mut conn = Conn::new(Fd(3), Instant::now());
         let mut scratch = vec![0; 100];
-        let p = conn.serve(&mut io, &cfg, &mut stats, &mut DateCache::default(), Instant::now(), &mut scratch);
+        let p = conn.serve(&mut io, &cfg, &mut stats, &mut Caches::default(), Instant::now(), &mut scratch);
         std::fs::remove_dir_all(base).unwrap();
         (String::from_utf8_lossy(&io.output).into_owned(), io, stats, p)
     }
@@ -949,10 +1178,12 @@ mod tests {
         let (out, io, _, p) = exchange(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /a.txt", false);
         assert_eq!((statuses(&out), io.shut, p), (vec!["200"], true, Progress::Open), "{out}");
         assert!(out.contains("Connection: close\r\n"));
+        assert_eq!(io.corked_at, Some(0), "corked before the response that ends the connection");
         let (out, io, _, _) = exchange(b"GET /a.txt HTTP/1.0\r\n\r\n", false);
         assert_eq!((statuses(&out), io.shut), (vec!["200"], true), "{out}");
         let (out, io, _, _) = exchange(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false);
         assert_eq!((statuses(&out), io.shut), (vec!["200"], false), "{out}");
+        assert_eq!(io.corked_at, None, "a kept connection is not corked");
         assert!(out.contains("Connection: keep-alive\r\n"));
     }
 

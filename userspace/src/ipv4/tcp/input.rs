@@ -1529,6 +1529,7 @@ fn create_openreq_child(
     sock.set_remote(key.remote);
     let tsk = sock.tcp().expect("stream sock");
     tsk.nodelay.store(ltsk.nodelay.load(Ordering::Relaxed), Ordering::Relaxed);
+    tsk.cork.store(ltsk.cork.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
     tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);

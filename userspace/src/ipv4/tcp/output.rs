@@ -467,6 +467,13 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
     len.min(super::sack::room_before_sacked(cb, cb.snd_nxt)) as usize
 }
 
+/// `tcp_nagle_test` under `TCP_CORK`: a partial segment of `len` bytes at
+/// `snd_nxt` waits, unless our FIN rides on it (`tcp_nagle_check` with
+/// `TCP_NAGLE_CORK`; a FIN always goes).
+fn cork_holds(cb: &TcpCb, len: usize) -> bool {
+    (len as u32) < cb.current_mss() && cb.fin_seq != Some(cb.snd_nxt.wrapping_add(len as u32))
+}
+
 /// `tcp_write_xmit`: sends what the windows allow from `snd_nxt` on, with
 /// PSH where the application's last send ends (or when more than half the
 /// peer's largest window is unpushed, `forced_push`), and our FIN after the
@@ -494,6 +501,7 @@ fn write_xmit(
     }
     let tsk = cb.sock.tcp().expect("stream sock");
     let nodelay = tsk.nodelay.load(Ordering::Relaxed) || probe.is_some();
+    let corked = tsk.cork.load(Ordering::Acquire) && probe.is_none();
     let pushed = tsk.stream.pushed.load(Ordering::Acquire);
     let data_start = cb.iss.wrapping_add(1);
     // The sequence number after the application's last pushed byte.
@@ -514,7 +522,7 @@ fn write_xmit(
         }
         super::sack::skip_sacked(cb);
         let len = next_segment_len(cb, nodelay);
-        if len == 0 {
+        if len == 0 || corked && cork_holds(cb, len) {
             break;
         }
         let seq = cb.snd_nxt;

@@ -199,11 +199,10 @@ pub fn tcp_sendmsg(
 pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mut [u8]) -> Result<(usize, u64), Errno> {
     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
     let s = &tsk.stream;
-    let queued = s.rcv_queued();
-    let (n, rx_ns) = s.read(buf);
+    let (n, (queued, capacity), rx_ns) = s.read_counted(buf);
     if n > 0 {
         // The buffer as SO_RCVBUF sized it (the ring holds TCP_RCV_SLACK more).
-        let cap = s.rcv_capacity().saturating_sub(super::TCP_RCV_SLACK);
+        let cap = capacity.saturating_sub(super::TCP_RCV_SLACK);
         if queued * 2 >= cap && cap > 0 {
             Sock::schedule_xmit(sock, scheduled);
         }
@@ -220,7 +219,7 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
     }
     match s.state() {
         TcpState::Listen => Err(Errno::ENOTCONN),
-        TcpState::Close if tsk.cb().is_none() && s.rcv_capacity() == 0 => Err(Errno::ENOTCONN),
+        TcpState::Close if tsk.cb().is_none() && capacity == 0 => Err(Errno::ENOTCONN),
         TcpState::Close => Ok((0, 0)),
         _ => Err(Errno::EAGAIN),
     }
