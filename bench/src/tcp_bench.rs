@@ -937,9 +937,38 @@ impl TcpBench<'_> {
         Ok(TcpRow { server: server.into(), what: what.into(), setup, metrics, detail })
     }
 
+    /// The congestion control the kernel's server uses towards the peer: `cc` set on a host
+    /// route to the peer (`ip route replace PEER/32 dev IF congctl CC`, the route's
+    /// `RTAX_CC_ALGO`, which `tcp_ca_openreq_child` in net/ipv4/tcp_cong.c gives the accepted
+    /// socket). A route rather than the namespace's `net.ipv4.tcp_congestion_control`: a
+    /// namespace other than the first may only pick an algorithm listed in
+    /// `tcp_allowed_congestion_control` (`tcp_set_default_congestion_control`: `EPERM`), and
+    /// this machine lists `reno bbr`. `None` removes the route (the namespace's default again).
+    /// Returns the command, for the row's setup.
+    fn kernel_congctl(&self, cc: Option<&str>) -> Result<String, BoxError> {
+        let dst = format!("{}/32", self.peer_addr);
+        let args: Vec<&str> = match cc {
+            Some(cc) => vec!["ip", "route", "replace", &dst, "dev", self.ifname, "congctl", cc],
+            None => vec!["ip", "route", "del", &dst, "dev", self.ifname],
+        };
+        let out = run_in(self.ns, &args);
+        if cc.is_some() && !out.status.success() {
+            return Err(format!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(args.join(" "))
+    }
+
+    /// The server namespace's default congestion control (`net.ipv4.tcp_congestion_control`).
+    fn default_congctl(&self) -> String {
+        let out = run_in(self.ns, &["sysctl", "-n", "net.ipv4.tcp_congestion_control"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// One transfer of `loss.bin` from `server` through the relay: goodput, or how it failed
-    /// (curl's exit status: 28 is its `--max-time`).
-    fn lossy_transfer(&self, server: &str, impairment: &str) -> Result<TcpRow, BoxError> {
+    /// (curl's exit status: 28 is its `--max-time`). For nginx, `cc` is the kernel's
+    /// congestion control for the transfer ([`Self::kernel_congctl`]; `None`: the
+    /// namespace's default).
+    fn lossy_transfer(&self, server: &str, cc: Option<&str>, impairment: &str) -> Result<TcpRow, BoxError> {
         let max_time = if self.quick { 10 } else { 120 };
         let args: Vec<String> = [
             "curl",
@@ -956,13 +985,24 @@ impl TcpBench<'_> {
         .to_vec();
         let cpu = self.client_cpu;
         let name = format!("curl-loss-{server}");
-        let ((out, setup, counters), report) = self.with_server(server, |setup| {
+        let kernel = server == "nginx";
+        let route = if kernel { cc.map(|c| self.kernel_congctl(Some(c))).transpose()? } else { None };
+        let congctl = match (kernel, cc) {
+            (false, _) => "cubic".to_string(),
+            (true, Some(c)) => c.to_string(),
+            (true, None) => self.default_congctl(),
+        };
+        let result = self.with_server(server, |setup| {
             let c0 = self.tcp_mib(server);
             let out = self.client(&args, &name, Duration::from_secs(max_time + 30));
             let counters = counter_deltas(c0, self.tcp_mib(server));
             let shown = format!("taskset -c {cpu} {}", args.join(" "));
-            Ok((out, [setup.to_vec(), vec![shown]].concat(), counters))
-        })?;
+            Ok((out, [route.iter().cloned().collect(), setup.to_vec(), vec![shown]].concat(), counters))
+        });
+        if route.is_some() {
+            self.kernel_congctl(None)?;
+        }
+        let ((out, setup, counters), report) = result?;
         let want = self.loss_bytes() as f64;
         let mut metrics = BTreeMap::new();
         let (ok, text) = match out {
@@ -980,7 +1020,11 @@ impl TcpBench<'_> {
             Err(e) => (false, e.to_string()),
         };
         metrics.insert("failed".into(), if ok { 0.0 } else { 1.0 });
-        let label = if server == "nginx" { "nginx (the kernel's TCP, CUBIC, SACK)" } else { "xsknet http" };
+        let label = match (kernel, cc) {
+            (false, _) => "xsknet http (CUBIC, SACK)".to_string(),
+            (true, Some(c)) => format!("nginx (the kernel's TCP, {}, SACK)", c.to_uppercase()),
+            (true, None) => format!("nginx (the kernel's TCP, {}: this machine's default, SACK)", congctl.to_uppercase()),
+        };
         Ok(TcpRow {
             server: server.into(),
             what: format!("{label}, {impairment}"),
@@ -988,7 +1032,7 @@ impl TcpBench<'_> {
             metrics,
             detail: json!({
                 "client": text, "server": report, "impairment": impairment, "bytes": want,
-                "counters": counters,
+                "counters": counters, "congestion_control": congctl,
             }),
         })
     }
@@ -1197,6 +1241,10 @@ fn counter_deltas(c0: Option<BTreeMap<String, u64>>, c1: Option<BTreeMap<String,
     }
 }
 
+/// The kernel's congestion control in the loss rows' like-for-like comparison: CUBIC, Linux's
+/// default and xsknet's.
+pub const KERNEL_LOSS_CC: &str = "cubic";
+
 /// The impairments of the loss rows: `xsknet-impair` options, both directions.
 pub const LOSS_SETTINGS: [&[&str]; 2] = [&["--loss", "1", "--delay", "1"], &["--loss", "5", "--delay", "1"]];
 
@@ -1255,12 +1303,15 @@ pub fn under_loss(
             t.prepare()?;
         }
         let impairment = format!("xsknet-impair {}", args.join(" "));
-        for server in ["nginx", "xsknet-http"] {
+        // The kernel with CUBIC, as xsknet (Linux's default, CONFIG_DEFAULT_TCP_CONG); and,
+        // when this machine's default is another (bbr here), with that one too, for reference.
+        let default_cc = t.default_congctl();
+        for (server, cc) in [("nginx", Some(KERNEL_LOSS_CC)), ("nginx", None), ("xsknet-http", None)] {
             stopped()?;
-            if server == "nginx" && !have("nginx") {
+            if server == "nginx" && (!have("nginx") || (cc.is_none() && default_cc == KERNEL_LOSS_CC)) {
                 continue;
             }
-            rows.push(t.lossy_transfer(server, &impairment)?);
+            rows.push(t.lossy_transfer(server, cc, &impairment)?);
         }
     }
     let stats = pair.stop_relay()?;
@@ -1529,8 +1580,13 @@ pub fn goals(r: &TcpResults) -> String {
         _ => "not measured | |".into(),
     };
     out.push_str(&format!("| bulk send ≥ nginx's with GSO off (like for like) | {line}\n"));
+    // The kernel's row with CUBIC (xsknet's algorithm), not the machine's default's.
     let lossy = |server: &str, pct: &str| {
-        r.loss.iter().find(|x| x.server == server && x.what.contains(&format!("--loss {pct} ")))
+        r.loss.iter().find(|x| {
+            x.server == server
+                && x.what.contains(&format!("--loss {pct} "))
+                && (server != "nginx" || x.detail["congestion_control"] == KERNEL_LOSS_CC)
+        })
     };
     let line = match (lossy("xsknet-http", "1"), lossy("nginx", "1")) {
         (Some(x), Some(k)) => match (x.get("mbit_per_s"), k.get("mbit_per_s")) {
