@@ -150,6 +150,11 @@ pub struct TcpSock {
     pub user_timeout: AtomicU32,
     /// `TCP_CONGESTION`: 0 CUBIC, 1 Reno ([`CongAlgo`]).
     congestion: AtomicU8,
+    /// `SO_MAX_PACING_RATE` (`sk_max_pacing_rate`), bytes per second; `u64::MAX` (`~0`):
+    /// unset, and the connection paces only if it was ever set to another value.
+    max_pacing_rate: AtomicU64,
+    /// `sk_pacing_status == SK_PACING_NEEDED`: `SO_MAX_PACING_RATE` was set to a finite rate.
+    pacing_needed: AtomicBool,
 }
 
 impl TcpSock {
@@ -190,6 +195,22 @@ impl TcpSock {
         self.congestion.store(algo as u8, Ordering::Relaxed);
     }
 
+    /// `SO_MAX_PACING_RATE` (net/core/sock.c `sk_setsockopt`): the cap on the pacing rate,
+    /// bytes per second; a finite one also turns TCP's internal pacing on for good
+    /// (`SK_PACING_NONE` → `SK_PACING_NEEDED`). `u64::MAX` is `~0`: no cap.
+    pub fn set_max_pacing_rate(&self, rate: u64) {
+        if rate != u64::MAX {
+            self.pacing_needed.store(true, Ordering::Relaxed);
+        }
+        self.max_pacing_rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// `SO_MAX_PACING_RATE` as set (`u64::MAX`: no cap), and whether TCP paces itself
+    /// (`tcp_needs_internal_pacing`).
+    pub fn max_pacing_rate(&self) -> (u64, bool) {
+        (self.max_pacing_rate.load(Ordering::Relaxed), self.pacing_needed.load(Ordering::Relaxed))
+    }
+
     /// `icsk_user_timeout`, when set.
     pub fn user_timeout(&self) -> Option<Duration> {
         match self.user_timeout.load(Ordering::Relaxed) {
@@ -201,6 +222,8 @@ impl TcpSock {
     /// Copies the options a listener's child inherits (`sk_clone_lock`
     /// copies the sock, flags and `tcp_sock` fields alike).
     pub(crate) fn inherit_keepalive(&self, from: &TcpSock) {
+        self.max_pacing_rate.store(from.max_pacing_rate.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.pacing_needed.store(from.pacing_needed.load(Ordering::Relaxed), Ordering::Relaxed);
         self.keepalive.store(from.keepalive.load(Ordering::Relaxed), Ordering::Relaxed);
         self.keepidle.store(from.keepidle.load(Ordering::Relaxed), Ordering::Relaxed);
         self.keepintvl.store(from.keepintvl.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -230,6 +253,8 @@ impl Default for TcpSock {
             keepcnt: AtomicU32::new(0),
             user_timeout: AtomicU32::new(0),
             congestion: AtomicU8::new(0),
+            max_pacing_rate: AtomicU64::new(u64::MAX),
+            pacing_needed: AtomicBool::new(false),
         }
     }
 }

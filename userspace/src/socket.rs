@@ -115,6 +115,11 @@ pub enum SockOpt {
     /// connection fails with `ETIMEDOUT`; 0 (the default) leaves it to
     /// `tcp_retries2` and `TCP_KEEPCNT`. At most `i32::MAX`.
     UserTimeout(u32),
+    /// `SO_MAX_PACING_RATE`: the most bytes per second a TCP connection sends at
+    /// (`sk_max_pacing_rate`); any value but `u64::MAX` (`~0`, no cap) also makes the
+    /// connection pace itself (`SK_PACING_NEEDED`, net/ipv4/tcp_output.c internal pacing)
+    /// at `min(this, sk_pacing_rate)`. Accepted without effect on a datagram socket.
+    MaxPacingRate(u64),
 }
 
 impl SockOpt {
@@ -126,7 +131,7 @@ impl SockOpt {
 
     /// Whether the loop must act on a connection when the option changes.
     fn needs_loop(self) -> bool {
-        self.rearms_keepalive() || matches!(self, SockOpt::Congestion(_))
+        self.rearms_keepalive() || matches!(self, SockOpt::Congestion(_) | SockOpt::MaxPacingRate(_))
     }
 }
 
@@ -486,6 +491,7 @@ impl<D: NetDevice> Stack<D> {
                 let now = self.call_time();
                 match opt {
                     SockOpt::Congestion(_) => tcp_prot::tcp_reinit_congestion_control(&mut self.net, id, now),
+                    SockOpt::MaxPacingRate(_) => tcp_prot::tcp_set_max_pacing_rate(&mut self.net, id),
                     _ => tcp_prot::tcp_keepalive_rearm(&mut self.net, id, matches!(opt, SockOpt::KeepIdle(_)), now),
                 }
             }
@@ -909,6 +915,7 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         }
         (SockOpt::KeepAlive(b), Some(t)) => t.keepalive.store(b, Ordering::Relaxed),
         (SockOpt::Congestion(a), Some(t)) => t.set_congestion(a),
+        (SockOpt::MaxPacingRate(r), Some(t)) => t.set_max_pacing_rate(r),
         // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
         (SockOpt::RcvBuf(n), Some(t)) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
         (SockOpt::SndBuf(n), Some(t)) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),

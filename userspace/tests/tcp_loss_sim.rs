@@ -254,6 +254,28 @@ impl std::fmt::Display for Outcome {
 /// random loss each way, `delay` each way and a 1 Gbit/s link; `timestamps`
 /// as the SYN offers them.
 fn transfer(bytes: usize, loss_pct: f64, delay: Duration, seed: u64, timestamps: bool) -> Outcome {
+    transfer_with(bytes, loss_pct, delay, seed, timestamps, None).0
+}
+
+/// When each data segment left xsknet (its first byte's offset in the
+/// stream, and the virtual time), and the pacing rates `tcp_info` showed
+/// after each ACK xsknet took in (cwnd, ssthresh, srtt µs, rate).
+struct Departures {
+    segs: Vec<(u32, Duration)>,
+    rates: Vec<(u32, u32, u32, u64)>,
+}
+
+/// [`transfer`], with `SO_MAX_PACING_RATE` set to `max_pacing_rate` (bytes
+/// per second) on the accepted connection when given; also says when each
+/// data segment left.
+fn transfer_with(
+    bytes: usize,
+    loss_pct: f64,
+    delay: Duration,
+    seed: u64,
+    timestamps: bool,
+    max_pacing_rate: Option<u64>,
+) -> (Outcome, Departures) {
     let (umem, pool) = Umem::new(4096, 2048).unwrap();
     let umem = Arc::new(umem);
     let dev = MemDevice::new(umem.clone(), 1024, 1024);
@@ -284,6 +306,10 @@ fn transfer(bytes: usize, loss_pct: f64, delay: Duration, seed: u64, timestamps:
     sim.w.take_transmitted();
     let fd = sim.handshake();
     sim.s.setsockopt(fd, SockOpt::SndBuf(4 << 20)).unwrap();
+    if let Some(rate) = max_pacing_rate {
+        sim.s.setsockopt(fd, SockOpt::MaxPacingRate(rate)).unwrap();
+    }
+    let mut dep = Departures { segs: Vec::new(), rates: Vec::new() };
     let iss = sim.iss;
     let mut rx = Receiver {
         rcv_nxt: iss.wrapping_add(1),
@@ -310,7 +336,17 @@ fn transfer(bytes: usize, loss_pct: f64, delay: Duration, seed: u64, timestamps:
             }
         }
         sim.s.poll(sim.now);
+        let i = sim.s.tcp_info(fd).unwrap();
+        let rate = (i.snd_cwnd, i.snd_ssthresh, i.rtt_us, i.pacing_rate);
+        if dep.rates.last() != Some(&rate) {
+            dep.rates.push(rate);
+        }
         for f in sim.w.take_transmitted() {
+            if let Some((r, len)) = parse(&f) {
+                if len > 0 {
+                    dep.segs.push((r.seq.wrapping_sub(iss).wrapping_sub(1), sim.now - start));
+                }
+            }
             sim.down.put(sim.now, f);
         }
         while let Some(f) = sim.down.take(sim.now) {
@@ -333,6 +369,7 @@ fn transfer(bytes: usize, loss_pct: f64, delay: Duration, seed: u64, timestamps:
             }
             injected = true;
         }
+
         if injected {
             continue;
         }
@@ -349,7 +386,7 @@ fn transfer(bytes: usize, loss_pct: f64, delay: Duration, seed: u64, timestamps:
     sim.s.close(fd).unwrap();
     sim.s.poll(sim.now);
     sim.w.take_transmitted();
-    Outcome {
+    let outcome = Outcome {
         secs: (sim.now - start).as_secs_f64(),
         timeouts: m.TcpExtTCPTimeouts,
         retrans: m.TcpRetransSegs,
@@ -359,7 +396,8 @@ fn transfer(bytes: usize, loss_pct: f64, delay: Duration, seed: u64, timestamps:
         lost_retransmit: m.TcpExtTCPLostRetransmit,
         lost_data: sim.down.lost,
         lost_acks: sim.up.lost,
-    }
+    };
+    (outcome, dep)
 }
 
 struct Sim {
@@ -483,4 +521,96 @@ fn five_percent_loss_still_completes() {
         assert!(o.secs < 8.0 * bound, "{o}: against {bound:.3} s");
         assert!(o.loss_probes > 0, "lost tails probed: {o}");
     }
+}
+
+/// The gaps between consecutive first transmissions after the first `skip`
+/// data segments, and whether any two left at the same instant.
+fn new_data_gaps(d: &Departures, skip: usize) -> Vec<Duration> {
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<Duration> = d.segs.iter().filter(|(off, _)| seen.insert(*off)).map(|&(_, t)| t).collect();
+    firsts.windows(2).skip(skip).map(|w| w[1] - w[0]).collect()
+}
+
+/// `SO_MAX_PACING_RATE` at 100 Mbit/s on a path that could carry 1 Gbit/s:
+/// after the ten unpaced segments, first transmissions leave at least half a
+/// segment's time apart (the `credit` rule) and on average one segment's
+/// time apart; the transfer takes what the rate says, not more (the pacing
+/// timer always fires), and never times out.
+#[test]
+fn so_max_pacing_rate_spaces_segments_at_the_rate_and_never_stalls() {
+    let bytes = 2 << 20;
+    let rate: u64 = 12_500_000;
+    let (o, d) = transfer_with(bytes, 0.0, Duration::from_millis(1), 1, true, Some(rate));
+    let seg_time = Duration::from_nanos(1448 * 1_000_000_000 / rate);
+    let gaps = new_data_gaps(&d, 10);
+    let min = gaps.iter().min().copied().unwrap();
+    let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;
+    eprintln!("paced at {rate} B/s: {o}; gaps min {min:?} mean {mean:?}, a segment's time {seg_time:?}");
+    assert!(min >= seg_time / 2, "a gap of {min:?} below half of {seg_time:?}");
+    assert!(mean >= seg_time && mean < seg_time * 11 / 10, "mean gap {mean:?} against {seg_time:?}");
+    let at_rate = bytes as f64 / rate as f64;
+    assert!(o.secs >= at_rate && o.secs < at_rate * 1.1 + 0.02, "{o}: {at_rate:.3} s at the rate");
+    assert_eq!((o.timeouts, o.retrans), (0, 0), "{o}");
+}
+
+/// Without `SO_MAX_PACING_RATE` xsknet does what Linux does with CUBIC and no
+/// fq qdisc (`tcp_needs_internal_pacing` false): segments go as the window
+/// opens, several at the same instant; the pacing rate is computed all the
+/// same and is `tcp_update_pacing_rate`'s, 200 % of mss·cwnd/srtt while
+/// cwnd < ssthresh/2 and 120 % after, both seen under 1 % loss.
+#[test]
+fn unpaced_by_default_with_the_pacing_rate_shown() {
+    let (o, d) = transfer_with(4 << 20, 1.0, Duration::from_millis(1), 1, true, None);
+    let gaps = new_data_gaps(&d, 10);
+    let together = gaps.iter().filter(|g| g.is_zero()).count();
+    eprintln!("unpaced: {o}; {together} of {} new segments left with the one before", gaps.len());
+    // An ACK of two segments lets two more go at once, at least.
+    assert!(together > gaps.len() / 3, "{together} of {}", gaps.len());
+    let (mut ss, mut ca) = (0, 0);
+    for &(cwnd, ssthresh, srtt, rate) in &d.rates {
+        if srtt == 0 || rate == u64::MAX {
+            continue;
+        }
+        // The receiver model ACKs every second segment: at the sample
+        // points packets_out is at most cwnd.
+        let ratio = if cwnd < ssthresh / 2 {
+            ss += 1;
+            200
+        } else {
+            ca += 1;
+            120
+        };
+        let want = 1448 * 10_000 * ratio * u64::from(cwnd) / u64::from(srtt);
+        assert!(rate >= want, "cwnd {cwnd} ssthresh {ssthresh} srtt {srtt}: {rate} against {want}");
+    }
+    assert!(ss > 0 && ca > 0, "slow start {ss}, congestion avoidance {ca}");
+}
+
+/// `SO_MAX_PACING_RATE` 0 turns pacing on with a rate of 0, which Linux's
+/// `tcp_update_skb_after_send` takes as no spacing: the transfer goes as
+/// unpaced; so does a rate too high to space anything.
+#[test]
+fn a_zero_or_huge_max_pacing_rate_does_not_stall() {
+    let bytes = 1 << 20;
+    let (base, _) = transfer_with(bytes, 0.0, Duration::from_millis(1), 1, true, None);
+    for rate in [0, u64::MAX - 1] {
+        let (o, _) = transfer_with(bytes, 0.0, Duration::from_millis(1), 1, true, Some(rate));
+        eprintln!("SO_MAX_PACING_RATE {rate}: {o}; unpaced {base}");
+        assert!((o.secs - base.secs).abs() < 0.002, "{o} against {base}");
+        assert_eq!(o.timeouts, 0);
+    }
+}
+
+/// Paced under 1 % loss: retransmissions go through the same pacing
+/// (`tcp_xmit_retransmit_queue` checks it) and the flow still completes
+/// without a timeout.
+#[test]
+fn paced_under_loss_completes_without_timeouts() {
+    let bytes = 2 << 20;
+    let (o, d) = transfer_with(bytes, 1.0, Duration::from_millis(1), 1, true, Some(25_000_000));
+    eprintln!("paced at 200 Mbit/s through 1 % loss: {o}");
+    assert_eq!(o.timeouts, 0, "{o}");
+    assert!(o.retrans >= o.lost_data && o.lost_data > 0, "{o}");
+    let gaps = new_data_gaps(&d, 10);
+    assert!(gaps.iter().filter(|g| g.is_zero()).count() < gaps.len() / 10, "paced: few segments together");
 }

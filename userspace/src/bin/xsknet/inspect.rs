@@ -360,6 +360,14 @@ fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
         "bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{}",
         t.bytes_acked, t.bytes_received, t.segs_out, t.segs_in
     ));
+    // tcp_show_info: pacing_rate (bits per second), with the cap after a slash when set.
+    if t.pacing_rate != 0 && t.pacing_rate != u64::MAX {
+        let mut p = format!("pacing_rate {}bps", t.pacing_rate.saturating_mul(8));
+        if t.max_pacing_rate != 0 && t.max_pacing_rate != u64::MAX {
+            p.push_str(&format!("/{}bps", t.max_pacing_rate.saturating_mul(8)));
+        }
+        parts.push(p);
+    }
     if t.unacked > 0 {
         parts.push(format!("unacked:{}", t.unacked));
     }

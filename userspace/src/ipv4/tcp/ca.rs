@@ -33,6 +33,10 @@ pub trait CongestionControl {
     ) -> HystartExit {
         HystartExit::None
     }
+    /// What HyStart's ACK-train test reads of the socket's pacing before each RTT sample
+    /// (net/ipv4/tcp_cubic.c): `hystart_ack_delay` (from `sk_pacing_rate`) and whether the
+    /// socket paces itself (`sk_pacing_status != SK_PACING_NONE`).
+    fn set_pacing(&mut self, _ack_delay: Duration, _paced: bool) {}
     /// `.set_state(TCP_CA_Loss)`: a retransmission timeout.
     fn on_loss(&mut self, _snd_nxt: u32, _now: Instant) {}
     /// `.cwnd_event(CA_EVENT_TX_START)`: data sent with nothing in flight,
@@ -76,6 +80,9 @@ impl CongestionControl for Cubic {
         now: Instant,
     ) -> HystartExit {
         Cubic::pkts_acked(self, rtt, cwnd, in_slow_start, una, nxt, now)
+    }
+    fn set_pacing(&mut self, ack_delay: Duration, paced: bool) {
+        Cubic::set_pacing(self, ack_delay, paced)
     }
     fn on_loss(&mut self, snd_nxt: u32, now: Instant) {
         Cubic::on_loss(self, snd_nxt, now)

@@ -204,6 +204,8 @@ pub struct TcpCb {
     pub sack: super::scoreboard::Scoreboard,
     /// RACK-TLP's and PRR's state and the transmit log (`super::rack`, `super::prr`).
     pub rack: super::rack_state::RackState,
+    /// Pacing: `sk_pacing_rate`, internal pacing's next departure time and timer (`super::pacing`).
+    pub pacing: super::pacing_state::Pacing,
 
     // Congestion control: the algorithm's growth and decrease (CUBIC or
     // Reno), NewReno recovery (RFC 5681, RFC 6582).
@@ -338,6 +340,7 @@ impl TcpCb {
             sack_recent: 0,
             sack: super::scoreboard::Scoreboard::default(),
             rack: super::rack_state::RackState::default(),
+            pacing: super::pacing_state::Pacing::default(),
             ca: Congestion::Reno(super::ca::Reno),
             lsndtime: None,
             cwnd: super::TCP_INIT_CWND,
@@ -386,7 +389,15 @@ impl TcpCb {
 
     /// The earliest of this control block's deadlines.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.rto_at, self.delack_at, self.synack_at, self.keepalive_at, self.rack.tlp_at, self.rack.reo_at]
+        [
+            self.rto_at,
+            self.delack_at,
+            self.synack_at,
+            self.keepalive_at,
+            self.rack.tlp_at,
+            self.rack.reo_at,
+            self.pacing.timer_at,
+        ]
             .into_iter()
             .flatten()
             .min()

@@ -90,6 +90,8 @@ pub fn cong_avoid(cb: &mut TcpCb, acked: u32, cwnd_limited: bool, now: Instant) 
 /// `…TrainCwnd`/`…DelayCwnd`).
 pub fn pkts_acked(cb: &mut TcpCb, rtt: Duration, now: Instant, mib: &mut Mib) {
     let (cwnd, ss, una, nxt) = (cb.cwnd, cb.cwnd < cb.ssthresh, cb.snd_una, cb.snd_nxt);
+    let (ack_delay, paced) = (cb.pacing.hystart_ack_delay(), cb.pacing.needed);
+    cb.ca.ops().set_pacing(ack_delay, paced);
     match cb.ca.ops().pkts_acked(rtt, cwnd, ss, una, nxt, now) {
         HystartExit::None => {}
         HystartExit::Train(w) => {

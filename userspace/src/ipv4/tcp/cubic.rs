@@ -81,6 +81,10 @@ pub struct Cubic {
     last_ack_us: u64,
     curr_rtt_us: u32,
     sample_cnt: u8,
+    /// `hystart_ack_delay(sk)`, µs, and whether the socket paces (`sk_pacing_status`), as
+    /// the connection last told ([`Cubic::set_pacing`]).
+    ack_delay_us: u32,
+    paced: bool,
     /// The clock's origin (the first call): times above are relative to it.
     origin: Option<Instant>,
 }
@@ -104,10 +108,18 @@ impl Cubic {
         c
     }
 
-    /// `bictcp_reset`: everything but the clock.
+    /// `bictcp_reset`: everything but the clock (and what pacing said, which is the
+    /// socket's, not the algorithm's).
     fn reset(&mut self) {
-        let origin = self.origin;
-        *self = Cubic { origin, ..Cubic::default() };
+        let (origin, ack_delay_us, paced) = (self.origin, self.ack_delay_us, self.paced);
+        *self = Cubic { origin, ack_delay_us, paced, ..Cubic::default() };
+    }
+
+    /// The socket's pacing as HyStart's ACK-train test reads it: `hystart_ack_delay`
+    /// (`min(1 ms, 4 · gso_max_size / sk_pacing_rate)`) and `sk_pacing_status`.
+    pub fn set_pacing(&mut self, ack_delay: Duration, paced: bool) {
+        self.ack_delay_us = ack_delay.as_micros().min(u128::from(u32::MAX)) as u32;
+        self.paced = paced;
     }
 
     /// `bictcp_hystart_reset`: a new round, ending when `snd_nxt` is acknowledged.
@@ -244,8 +256,9 @@ impl Cubic {
     }
 
     /// `hystart_update`: the ACK-train and the delay tests (both on, as
-    /// Linux's `hystart_detect` default). No pacing rate in xsknet: the
-    /// train threshold is half the minimum RTT (`hystart_ack_delay` 0).
+    /// Linux's `hystart_detect` default). The train threshold is the minimum
+    /// RTT plus `hystart_ack_delay`, halved unless the socket paces itself
+    /// ("Pacing might have delayed packets up to RTT/2 during slow start").
     fn hystart_update(&mut self, delay: u32, cwnd: u32, snd_una: u32, snd_nxt: u32, now: Instant) -> HystartExit {
         if super::after(snd_una, self.end_seq) {
             self.hystart_reset(snd_nxt, now);
@@ -256,7 +269,10 @@ impl Cubic {
         let now_us = self.us(now);
         if now_us.saturating_sub(self.last_ack_us) <= HYSTART_ACK_DELTA_US {
             self.last_ack_us = now_us;
-            let threshold = u64::from(self.delay_min_us) >> 1;
+            let mut threshold = u64::from(self.delay_min_us) + u64::from(self.ack_delay_us);
+            if !self.paced {
+                threshold >>= 1;
+            }
             if now_us.saturating_sub(self.round_start_us) > threshold {
                 self.found = true;
                 return HystartExit::Train(cwnd);

@@ -53,6 +53,10 @@ pub struct TcpInfo {
     /// The congestion-control algorithm (not in `tcp_info`: `INET_DIAG_CONG`,
     /// which `ss -i` prints first).
     pub congestion: crate::stream::CongAlgo,
+    /// `tcpi_pacing_rate`: `sk_pacing_rate`, bytes per second (`u64::MAX`: none yet).
+    pub pacing_rate: u64,
+    /// `tcpi_max_pacing_rate`: `SO_MAX_PACING_RATE`, bytes per second (`u64::MAX`: unset).
+    pub max_pacing_rate: u64,
 }
 
 /// `TCPI_OPT_TIMESTAMPS` (include/uapi/linux/tcp.h): RFC 7323 timestamps agreed.
@@ -88,6 +92,8 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
             snd_wnd: 0,
             rcv_wnd: 0,
             congestion: crate::stream::CongAlgo::default(),
+            pacing_rate: u64::MAX,
+            max_pacing_rate: u64::MAX,
         };
     };
     let wscale_ok = cb.rcv_wscale > 0 || cb.snd_wscale > 0;
@@ -116,5 +122,7 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         snd_wnd: cb.snd_wnd,
         rcv_wnd: cb.rcv_wnd,
         congestion: cb.ca.algo(),
+        pacing_rate: cb.pacing.rate,
+        max_pacing_rate: cb.pacing.max_rate,
     }
 }

@@ -277,6 +277,12 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
 /// `TCP_KEEPIDLE` from now (`tcp_finish_connect`, `tcp_create_openreq_child`).
 fn tcp_init_transfer(cb: &mut TcpCb, now: Instant) {
     cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now);
+    // The listener's or the socket's SO_MAX_PACING_RATE (sk_clone_lock copies it), and the
+    // first pacing rate (tcp_rcv_state_process: tcp_update_pacing_rate on ESTABLISHED).
+    let (rate, needed) = cb.tsk().max_pacing_rate();
+    cb.pacing.set_max_rate(rate);
+    cb.pacing.needed |= needed;
+    super::pacing::tcp_update_pacing_rate(cb);
     cb.rcv_tstamp = Some(now);
     let t = cb.tsk();
     cb.keepalive_at = t.keepalive.load(Ordering::Relaxed).then(|| now + t.keepalive_time());
@@ -839,6 +845,8 @@ fn tcp_ack(
     } else {
         newreno_ack(net, q, umem, cb, ack, acked_segs, prior_in_flight, now);
     }
+    // tcp_cong_control's last step: the pacing rate for the window and RTT as they are now.
+    super::pacing::tcp_update_pacing_rate(cb);
     if bytes > 0 {
         // sk_write_space: room in the send buffer.
         cb.sock.wq.wake_up();

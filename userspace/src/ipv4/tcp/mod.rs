@@ -40,6 +40,8 @@ pub mod info;
 pub mod input;
 pub mod mem;
 pub mod output;
+pub mod pacing;
+pub mod pacing_state;
 pub mod prot;
 pub mod prr;
 pub mod prune;

@@ -240,9 +240,14 @@ pub fn tcp_transmit(
         cb.ca.ops().on_tx_start(idle, now);
     }
     let off = seq.wrapping_sub(cb.data_una()) as usize;
+    // __tcp_transmit_skb: tcp_wstamp_ns = max(tcp_wstamp_ns, now).
+    let prior_wstamp = super::pacing::tcp_wstamp_refresh(cb, now);
     let payload = (len > 0).then_some((&*cb, off));
     if !xmit(net, q, umem, cb.local, cb.remote, &repr, payload, now) {
         return false;
+    }
+    if len > 0 {
+        super::pacing::tcp_update_skb_after_send(cb, len, prior_wstamp);
     }
     let end = seq.wrapping_add(repr.seg_len());
     // The D-SACK went out (`tcp_options_write` clears `rx_opt.dsack`).
@@ -520,6 +525,9 @@ fn write_xmit(
         if probe.is_some() && sent == 1 {
             break;
         }
+        if super::pacing::tcp_pacing_check(cb, now) {
+            break;
+        }
         super::sack::skip_sacked(cb);
         let len = next_segment_len(cb, nodelay);
         if len == 0 || corked && cork_holds(cb, len) {
@@ -692,6 +700,9 @@ pub fn tcp_xmit_retransmit_queue(
     let mss = cb.mss.max(1);
     // Retransmissions RACK found lost again go first, lowest first.
     while let Some(&(s0, e)) = cb.rack.relost().first() {
+        if super::pacing::tcp_pacing_check(cb, now) {
+            return;
+        }
         let mut seq = if before(s0, cb.snd_una) { cb.snd_una } else { s0 };
         while let Some(r) = cb.sack.holding(seq) {
             seq = r.right;
@@ -747,6 +758,9 @@ pub fn xmit_marked_lost(
 ) {
     let mss = cb.mss.max(1);
     loop {
+        if super::pacing::tcp_pacing_check(cb, now) {
+            return;
+        }
         let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
         while let Some(r) = cb.sack.holding(seq) {
             seq = r.right;
@@ -825,4 +839,21 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
     cb.rack.tlp_high_seq = Some(cb.snd_nxt);
     net.mib.TcpExtTCPLossProbes += 1;
     cb.rto_at = Some(now + cb.rto_backed_off());
+}
+
+/// `tcp_pace_kick` → `tcp_tsq_write` (net/ipv4/tcp_output.c): the pacing timer fired, so
+/// what pacing held back goes now: marked-lost data first while in recovery or after a
+/// timeout (`tcp_xmit_retransmit_queue`, which stops at cwnd itself), then new data
+/// (`tcp_write_xmit`), in the states that send data.
+pub fn tcp_pace_kick(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    if !matches!(
+        cb.state,
+        TcpState::Established | TcpState::FinWait1 | TcpState::Closing | TcpState::CloseWait | TcpState::LastAck
+    ) {
+        return;
+    }
+    if cb.ca_state != super::cb::CaState::Open {
+        tcp_xmit_retransmit_queue(net, q, umem, cb, false, now);
+    }
+    tcp_write_xmit(net, q, umem, cb, now);
 }

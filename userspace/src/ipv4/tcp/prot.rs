@@ -330,6 +330,17 @@ pub fn tcp_reinit_congestion_control(net: &mut Net, id: CbId, now: std::time::In
     }
 }
 
+/// After `setsockopt(SO_MAX_PACING_RATE)` on connection `id`: its pacing takes the new cap
+/// and, for a finite one, paces from now on (net/core/sock.c `sk_setsockopt`).
+pub fn tcp_set_max_pacing_rate(net: &mut Net, id: CbId) {
+    if let Some(mut cb) = net.tcp.take(id) {
+        let (rate, needed) = cb.tsk().max_pacing_rate();
+        cb.pacing.set_max_rate(rate);
+        cb.pacing.needed |= needed;
+        finish(net, id, cb, Fate::Keep);
+    }
+}
+
 /// After `setsockopt(SO_KEEPALIVE)` (`idle_changed` false) or
 /// `TCP_KEEPIDLE` (true) on connection `id`: its keepalive timer armed,
 /// moved or deleted as `tcp_set_keepalive` and `tcp_sock_set_keepidle_locked`

@@ -43,6 +43,9 @@ pub fn tcp_timers(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant)
         if cb.rack.tlp_at.is_some_and(|t| t <= now) && cb.rto_at.is_none_or(|t| t > now) {
             super::output::tcp_send_loss_probe(net, q, umem, &mut cb, now);
         }
+        if super::pacing::pacing_timer_due(&mut cb, now) {
+            super::output::tcp_pace_kick(net, q, umem, &mut cb, now);
+        }
         if cb.rto_at.is_some_and(|t| t <= now) {
             fate = retransmit_timer(net, q, umem, &mut cb, now);
         }
