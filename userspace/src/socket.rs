@@ -385,6 +385,9 @@ impl<D: NetDevice> Stack<D> {
         sock.wq.set_busy_poll(self.cfg.busy_read);
         if let Some(t) = sock.tcp() {
             t.set_congestion(self.cfg.tcp_congestion);
+            if self.cfg.tcp_max_pacing_rate != u64::MAX {
+                t.set_max_pacing_rate(self.cfg.tcp_max_pacing_rate);
+            }
         }
         self.files.alloc(sock)
     }

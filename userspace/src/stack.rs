@@ -121,6 +121,11 @@ pub struct StackConfig {
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
+    /// `SO_MAX_PACING_RATE` every new TCP socket starts with, bytes per second; `u64::MAX`
+    /// (the default, `~0`) leaves it unset, so connections do not pace, as Linux's CUBIC
+    /// over a qdisc other than fq (docs/tcp.md, "Pacing"). Linux has no sysctl for it: this
+    /// is as if each application set the option before `listen()` or `connect()`.
+    pub tcp_max_pacing_rate: u64,
     /// `net.ipv4.tcp_mem`: pages of 4096 bytes all TCP connections may
     /// hold together (min, pressure, max; docs/tcp.md, "TCP memory");
     /// `None` derives them from the buffer budget, `max_fds` sockets with
@@ -156,6 +161,7 @@ impl StackConfig {
             tcp_recovery: crate::ipv4::tcp::rack::TCP_RACK_LOSS_DETECTION,
             tcp_early_retrans: 3,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
+            tcp_max_pacing_rate: u64::MAX,
             tcp_mem: None,
             mtu: crate::net::DEFAULT_MTU,
         }

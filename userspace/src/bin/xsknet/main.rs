@@ -140,6 +140,11 @@ struct ServeArgs {
     /// (RFC 9438, with HyStart), or reno.
     #[arg(long, value_name = "ALGO", default_value = "cubic", value_parser = parse_congestion)]
     congestion: xsknet::CongAlgo,
+    /// Every TCP socket's `SO_MAX_PACING_RATE`, bytes per second: connections then pace
+    /// themselves at min(this, sk_pacing_rate) as Linux's internal pacing does. Unset (the
+    /// default), nothing paces, as Linux with CUBIC and no fq qdisc.
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    tcp_max_pacing_rate: Option<u64>,
     /// Busy-poll the queue's NAPI from the loop (`SO_PREFER_BUSY_POLL`; one non-blocking
     /// `recvfrom()` per poll): the driver's receive work runs on the loop's core.
     #[arg(long)]
@@ -387,6 +392,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     cfg.rx_latency_sample = args.rx_latency_sample;
     cfg.busy_read = Duration::from_micros(args.busy_read);
     cfg.tcp_congestion = args.congestion;
+    cfg.tcp_max_pacing_rate = args.tcp_max_pacing_rate.unwrap_or(u64::MAX);
     args.tcp.apply(&mut cfg);
     cfg.mtu = mtu as usize;
     let mut stack = Stack::new(dev, umem, Arc::new(pool), cfg);
