@@ -1023,7 +1023,9 @@ impl TcpBench<'_> {
         let label = match (kernel, cc) {
             (false, _) => "xsknet http (CUBIC, SACK)".to_string(),
             (true, Some(c)) => format!("nginx (the kernel's TCP, {}, SACK)", c.to_uppercase()),
-            (true, None) => format!("nginx (the kernel's TCP, {}: this machine's default, SACK)", congctl.to_uppercase()),
+            (true, None) => {
+                format!("nginx (the kernel's TCP, {}: this machine's default, SACK)", congctl.to_uppercase())
+            }
         };
         Ok(TcpRow {
             server: server.into(),

@@ -398,9 +398,9 @@ impl TcpCb {
             self.rack.reo_at,
             self.pacing.timer_at,
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Bytes in the send buffer: `write_seq - snd_una` counted in data bytes.

@@ -69,4 +69,3 @@ impl Pacing {
         Duration::from_micros(us.min(1000))
     }
 }
-
