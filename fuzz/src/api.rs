@@ -209,7 +209,7 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
         call::SETSOCKOPT => {
             let fd = fd(inp)?;
             let (which, v) = (inp.u8()?, inp.u32()?);
-            let opt = match which % 15 {
+            let opt = match which % 16 {
                 0 => SockOpt::RcvBuf(v as usize),
                 1 => SockOpt::SndBuf(v as usize),
                 2 => SockOpt::RcvLowat(v as usize),
@@ -223,6 +223,8 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
                 10 => SockOpt::KeepCnt(v),
                 11 => SockOpt::UserTimeout(v),
                 12 => SockOpt::Congestion(if v & 1 == 0 { CongAlgo::Cubic } else { CongAlgo::Reno }),
+                // SO_MAX_PACING_RATE: 0, a rate in bytes per second, or ~0.
+                13 => SockOpt::MaxPacingRate(if v == u32::MAX { u64::MAX } else { u64::from(v) }),
                 _ => SockOpt::MtuDiscover(
                     [PmtuDisc::Dont, PmtuDisc::Want, PmtuDisc::Do, PmtuDisc::Probe][(v % 4) as usize],
                 ),
