@@ -65,7 +65,9 @@ pub fn tcp_pacing_check(cb: &mut TcpCb, now: Instant) -> bool {
     }
     match cb.pacing.wstamp {
         Some(w) if w > now => {
-            if cb.pacing.timer_at.is_none() {
+            // `!hrtimer_is_queued`: none armed, or one whose time has passed (it fired, or
+            // is about to, for an earlier departure).
+            if cb.pacing.timer_at.is_none_or(|t| t <= now) {
                 cb.pacing.timer_at = Some(w);
             }
             true
