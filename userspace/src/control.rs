@@ -131,6 +131,10 @@ pub struct InstanceInfo {
     pub setup: String,
     /// When it started, seconds since the Unix epoch.
     pub started_unix_s: f64,
+    /// The id of the XDP program it serves from (whether it is still
+    /// attached is in each [`Snapshot`]).
+    #[serde(default)]
+    pub prog_id: Option<u32>,
 }
 
 /// A request: one line of JSON, `{"get":"info"}` and so on.
@@ -209,7 +213,11 @@ pub enum CounterKind {
 impl Snapshot {
     /// Every counter as `xsknet stat` prints it: the MIB in `nstat`'s order
     /// (IP, ICMP, UDP, TCP, then ours), the XDP program's, `XDP_STATISTICS`,
-    /// and the loop's polls and busy time (ns). Counters only: gauges such
+    /// and the loop's polls, busy time and CPU time (ns): `SoftirqCpuNs` the
+    /// loop thread's, `SoftirqOtherThreadsCpuNs` the process's other threads'
+    /// (observing, and the application's when threaded), both since the loop
+    /// started and as of the last publication, and the publications with
+    /// the loop's CPU time they took (`SoftirqPublishCpuNs`). Counters only: gauges such
     /// as the frame census are in [`PublishedStats::census`].
     pub fn counters(&self) -> Vec<(&'static str, u64, CounterKind)> {
         let mut out: Vec<(&'static str, u64, CounterKind)> =
@@ -255,6 +263,10 @@ impl Snapshot {
             ("SoftirqTotalNs", l.total_ns),
             ("SoftirqRunDelayNs", l.sched.run_delay_ns),
             ("SoftirqNivcsw", l.sched.nivcsw),
+            ("SoftirqCpuNs", l.loop_cpu_ns),
+            ("SoftirqOtherThreadsCpuNs", l.other_threads_cpu_ns()),
+            ("SoftirqPublications", l.publications),
+            ("SoftirqPublishCpuNs", l.publish_ns),
         ] {
             out.push((n, v, CounterKind::Softirq));
         }
@@ -294,13 +306,32 @@ pub enum ControlError {
     #[error("{0}")]
     NotFound(String),
     /// The instance accepted the connection but did not answer: its process
-    /// is stopped (SIGSTOP, a debugger) or starved of CPU.
-    #[error("{}: no answer within {after:?}: the instance is stopped (SIGSTOP, a debugger) or starved of CPU", path.display())]
+    /// is stopped (SIGSTOP, a debugger) or stuck, or starved of CPU.
+    #[error(
+        "{}: the xsknet instance{} is not answering (no answer within {after:?}): it is stopped (SIGSTOP, a \
+         debugger{}) or stuck, or starved of CPU",
+        path.display(),
+        pid.map_or(String::new(), |p| format!(" (pid {p})")),
+        pid.map_or(String::new(), |p| format!("; `kill -CONT {p}` resumes a stopped one"))
+    )]
     NotAnswering {
         /// The control socket.
         path: PathBuf,
+        /// The process listening on it (`SO_PEERCRED`), when known.
+        pid: Option<u32>,
         /// How long it was given.
         after: Duration,
+    },
+    /// The instance serves [`MAX_CLIENTS`] control connections already and
+    /// closed this one with that answer.
+    #[error("{}: the xsknet instance{} is busy: {msg}", path.display(), pid.map_or(String::new(), |p| format!(" (pid {p})")))]
+    Busy {
+        /// The control socket.
+        path: PathBuf,
+        /// The process listening on it (`SO_PEERCRED`), when known.
+        pid: Option<u32>,
+        /// Its message (how many clients, what to do).
+        msg: String,
     },
     /// A system call failed.
     #[error("{what} {}: {source}", path.display())]
@@ -440,8 +471,10 @@ impl ControlSocket {
                         }
                         let Ok(conn) = conn else { continue };
                         if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-                            // Too many at once: this one is closed unanswered.
+                            // Too many at once: this one is told so and closed,
+                            // without waiting for its request.
                             busy.fetch_sub(1, Ordering::AcqRel);
+                            refuse_busy(&conn);
                             continue;
                         }
                         let (server, done) = (server.clone(), busy.clone());
@@ -558,6 +591,25 @@ impl SnapshotSource {
     }
 }
 
+/// The answer to a connection past [`MAX_CLIENTS`]: `{"error": …, "busy": true}`,
+/// written without blocking (a short line into an empty socket buffer).
+fn refuse_busy(conn: &UnixStream) {
+    let msg = format!(
+        "too many control clients at once ({MAX_CLIENTS} are served at a time): try again in a moment; if it stays \
+         busy, end some of the clients connected to it (`xsknet stat`, `ss`, `top` loops, scrapers)"
+    );
+    let mut out = serde_json::to_vec(&serde_json::json!({ "error": msg, "busy": true })).unwrap_or_default();
+    out.push(b'\n');
+    let _ = conn.set_nonblocking(true);
+    let _ = (&*conn).write_all(&out);
+}
+
+/// The pid of the process listening on a control socket we are connected
+/// to (`SO_PEERCRED`: the credentials the listener had at `listen(2)`).
+fn peer_pid(conn: &UnixStream) -> Option<u32> {
+    rustix::net::sockopt::socket_peercred(conn).ok().map(|c| c.pid.as_raw_pid() as u32)
+}
+
 /// How much of a bad request its error quotes, in characters.
 const BAD_REQUEST_QUOTE: usize = 100;
 
@@ -624,17 +676,21 @@ impl Server {
 pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Result<T, ControlError> {
     let mut conn = UnixStream::connect(path).map_err(ControlError::io("connecting to", path))?;
     conn.set_read_timeout(Some(IO_TIMEOUT * 2)).map_err(ControlError::io("setting a timeout on", path))?;
+    let pid = peer_pid(&conn);
     let mut line = serde_json::to_string(&req).expect("a request serializes");
     line.push('\n');
-    conn.write_all(line.as_bytes()).map_err(ControlError::io("writing to", path))?;
+    // A busy instance answers and closes without reading: the write may
+    // fail (EPIPE) with its answer waiting to be read.
+    let wrote = conn.write_all(line.as_bytes());
     let mut answer = String::new();
     conn.read_to_string(&mut answer).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            ControlError::NotAnswering { path: path.to_path_buf(), after: IO_TIMEOUT * 2 }
+            ControlError::NotAnswering { path: path.to_path_buf(), pid, after: IO_TIMEOUT * 2 }
         }
         _ => ControlError::io("reading from", path)(e),
     })?;
     if answer.is_empty() {
+        wrote.map_err(ControlError::io("writing to", path))?;
         // Closed with no answer: the instance stopped while it was asked.
         let closed = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed without an answer");
         return Err(ControlError::io("reading from", path)(closed));
@@ -642,6 +698,9 @@ pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Res
     let v: serde_json::Value = serde_json::from_str(&answer)
         .map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })?;
     if let Some(msg) = v.get("error").and_then(|m| m.as_str()) {
+        if v.get("busy").and_then(serde_json::Value::as_bool) == Some(true) {
+            return Err(ControlError::Busy { path: path.to_path_buf(), pid, msg: msg.to_string() });
+        }
         return Err(ControlError::Remote { path: path.to_path_buf(), msg: msg.to_string() });
     }
     serde_json::from_value(v).map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })
@@ -692,17 +751,37 @@ pub fn find(iface: Option<&str>, queue: Option<u32>) -> Result<PathBuf, ControlE
     // Who answers where; sockets whose process is gone do not count, and
     // those that do not answer are named if nothing else matches.
     let mut all: Vec<(PathBuf, InstanceInfo)> = Vec::new();
-    let mut silent: Vec<PathBuf> = Vec::new();
+    // Instances that are there but cannot say who they are: stopped, stuck, busy.
+    let mut silent: Vec<(PathBuf, ControlError)> = Vec::new();
     for p in list()? {
         match request::<InstanceInfo>(&p, Request::Info) {
             Ok(i) => all.push((p, i)),
-            Err(ControlError::NotAnswering { .. }) => silent.push(p),
+            Err(e @ (ControlError::NotAnswering { .. } | ControlError::Busy { .. })) => silent.push((p, e)),
             Err(_) => {}
         }
     }
     let matching: Vec<&(PathBuf, InstanceInfo)> =
         all.iter().filter(|(_, i)| iface.is_none_or(|f| i.iface == f) && queue.is_none_or(|q| i.queue == q)).collect();
     let local: Vec<&&(PathBuf, InstanceInfo)> = matching.iter().filter(|(_, i)| i.netns.inode == here).collect();
+    // Nothing that answers matches, and one instance that does not answer
+    // may be the one meant (by its socket's name): say what is wrong with it.
+    let named = |p: &Path| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match iface.map(|i| name.strip_prefix(&format!("{i}-q")).map(str::to_owned)) {
+            None => true,
+            Some(None) => false,
+            Some(Some(rest)) => {
+                let q: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                queue.is_none_or(|want| q.parse() == Ok(want))
+            }
+        }
+    };
+    if matching.is_empty() {
+        let candidates: Vec<usize> = (0..silent.len()).filter(|&i| named(&silent[i].0)).collect();
+        if let [i] = candidates[..] {
+            return Err(silent.swap_remove(i).1);
+        }
+    }
     let wanted = match (iface, queue) {
         (Some(i), Some(q)) => format!("no xsknet instance on {i} queue {q}"),
         (Some(i), None) => format!("no xsknet instance on {i}"),
@@ -713,8 +792,8 @@ pub fn find(iface: Option<&str>, queue: Option<u32>) -> Result<PathBuf, ControlE
         let silent = if silent.is_empty() {
             String::new()
         } else {
-            let names: Vec<String> = silent.iter().map(|p| p.display().to_string()).collect();
-            format!("; not answering (stopped or starved of CPU): {}", names.join(", "))
+            let names: Vec<String> = silent.iter().map(|(_, e)| e.to_string()).collect();
+            format!("; {}", names.join("; "))
         };
         if all.is_empty() && silent.is_empty() {
             format!("no xsknet instance is running (no control socket answers in {})", run_dir().display())
@@ -770,6 +849,7 @@ mod tests {
             port: 7,
             setup: "test".into(),
             started_unix_s: 0.0,
+            prog_id: Some(42),
         }
     }
 
@@ -822,6 +902,28 @@ mod tests {
         c.read_to_string(&mut a).unwrap();
         assert!(a.contains("\"error\"") && a.contains("{\\\"get\\\":\\\"stats\\\"}"), "{a}");
 
+        // A 17th client at once is told the instance is busy, and what to do.
+        let held: Vec<UnixStream> = (0..MAX_CLIENTS).map(|_| UnixStream::connect(&path).unwrap()).collect();
+        let t0 = Instant::now();
+        let busy = loop {
+            // The server counts a connection once it accepted it: wait for all 16.
+            match request::<InstanceInfo>(&path, Request::Info) {
+                Err(e @ ControlError::Busy { .. }) => break e,
+                other => assert!(t0.elapsed() < Duration::from_secs(5), "never busy: {other:?}"),
+            }
+        };
+        assert!(matches!(busy, ControlError::Busy { pid: Some(p), .. } if p == std::process::id()), "{busy:?}");
+        let text = busy.to_string();
+        assert!(text.contains("is busy: too many control clients at once (16") && text.contains("try again"), "{text}");
+        assert!(!busy.is_gone(), "a busy instance is not a gone one");
+        let e = find(Some("lo"), None).unwrap_err();
+        assert!(matches!(e, ControlError::Busy { .. }), "find names the busy instance: {e}");
+        drop(held);
+        let t0 = Instant::now();
+        while request::<InstanceInfo>(&path, Request::Info).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "still busy after its clients left");
+        }
+
         // A second instance on the same queue is refused, naming the first.
         match ControlSocket::bind("lo", 0) {
             Err(ControlError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
@@ -847,6 +949,17 @@ mod tests {
         assert_eq!(again.path(), path);
         drop(again);
         assert!(!path.exists());
+
+        // A process that listens but does not answer (stopped with SIGSTOP,
+        // stuck) is named as such, with its pid, not as no instance.
+        let stuck_path = dir.join("lo-q1.sock");
+        let _stuck = std::os::unix::net::UnixListener::bind(&stuck_path).unwrap();
+        let e = find(Some("lo"), Some(1)).unwrap_err();
+        assert!(matches!(&e, ControlError::NotAnswering { pid: Some(p), .. } if *p == std::process::id()), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&format!("instance (pid {}) is not answering", std::process::id())), "{text}");
+        assert!(text.contains("stopped (SIGSTOP") && text.contains("kill -CONT"), "{text}");
+        assert!(!text.contains("no xsknet instance"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

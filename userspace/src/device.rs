@@ -9,9 +9,11 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::control::{self, InstanceInfo};
 use crate::umem::{FramePool, Umem};
 use crate::wire::EthernetAddress;
-use crate::xdp::{interface_mac, AttachMode, XdpError, XdpOptions, XdpProgram};
+use crate::xdp::bpf::{self, LinkHolder};
+use crate::xdp::{interface_mac, netlink, AttachMode, XdpError, XdpOptions, XdpProgram};
 use crate::xsk::{BindMode, XskConfig, XskDevice, XskError};
 
 /// What [`open`] needs.
@@ -180,6 +182,28 @@ pub enum DeviceError {
         /// Why multi-buffer cannot serve it, and what to do.
         why: String,
     },
+    /// `--replace` would take the XDP program of a running xsknet (on
+    /// another queue of the interface) off it, and silence it.
+    #[error(
+        "the XDP program {prog_id} on {ifname} serves a running xsknet ({}): --replace would detach it and that \
+         instance would receive nothing more; one program serves one instance per interface, so stop that instance \
+         first (kill {pid}), then start this one, or serve from another interface",
+        owner_text(*pid, comm, *queue, control.as_deref())
+    )]
+    ReplaceLiveInstance {
+        /// The interface.
+        ifname: String,
+        /// The program attached.
+        prog_id: u32,
+        /// The process that holds the program's bpf_link.
+        pid: u32,
+        /// Its name.
+        comm: String,
+        /// Its queue, when its control socket says.
+        queue: Option<u32>,
+        /// Its control socket, when it has one.
+        control: Option<std::path::PathBuf>,
+    },
     /// Reading the interface's MTU.
     #[error("reading the MTU of {ifname}: {io_error}")]
     Mtu {
@@ -226,7 +250,130 @@ pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
     xcfg.set_ring_sizes(opts.ring_size);
     xcfg.multi_buffer = multi_buffer;
     let xsk = XskDevice::open(umem.clone(), &xcfg)?;
+    if opts.replace {
+        refuse_replacing_a_live_instance(&opts.ifname, opts.queue)?;
+    }
     let mut xdp = XdpProgram::attach(&xdp_opts)?;
     xdp.register_xsk(opts.queue, xsk.as_fd())?;
     Ok(Device { xdp, mac, umem, pool, xsk, mtu, multi_buffer })
+}
+
+fn owner_text(pid: u32, comm: &str, queue: Option<u32>, control: Option<&std::path::Path>) -> String {
+    match (queue, control) {
+        (Some(q), Some(c)) => format!("pid {pid}, queue {q}, control socket {}", c.display()),
+        _ => format!("pid {pid}, {comm}, without a control socket"),
+    }
+}
+
+/// With `--replace`: refuses when the program attached to `ifname` is held
+/// by a running xsknet (its bpf_link open in a process named `xsknet…`),
+/// which on a multi-queue interface serves another queue. Its queue and
+/// control socket are named when it has one (`/run/xsknet/IFACE-qN….sock`,
+/// asked who it is). The same queue never gets here: the AF_XDP bind fails
+/// first (`EBUSY`). Called after the socket is bound, before anything is
+/// detached.
+fn refuse_replacing_a_live_instance(ifname: &str, queue: u32) -> Result<(), DeviceError> {
+    let Some(prog_id) = netlink::get_link(ifname)?.xdp.any_prog_id() else { return Ok(()) };
+    let holders = bpf::link_holders(prog_id);
+    if !holders.iter().any(is_xsknet) {
+        return Ok(());
+    }
+    // The instances of this interface on other queues, by their socket's name.
+    let prefix = format!("{ifname}-q");
+    let instances: Vec<Instance> = control::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let q: String = name.strip_prefix(&prefix).unwrap_or("").chars().take_while(char::is_ascii_digit).collect();
+            q.parse::<u32>().is_ok_and(|q| q != queue)
+        })
+        .filter_map(|p| control::request::<InstanceInfo>(&p, control::Request::Info).ok().map(|i| (p, i)))
+        .collect();
+    match live_owner(prog_id, &holders, &instances, std::process::id()) {
+        None => Ok(()),
+        Some((pid, comm, instance)) => Err(DeviceError::ReplaceLiveInstance {
+            ifname: ifname.to_string(),
+            prog_id,
+            pid,
+            comm,
+            queue: instance.map(|(_, i)| i.queue),
+            control: instance.map(|(p, _)| p.clone()),
+        }),
+    }
+}
+
+/// An instance's control socket, and who answered there.
+type Instance = (std::path::PathBuf, InstanceInfo);
+
+/// The pid and name of the xsknet holding a program's link, and its instance if known.
+type Owner<'a> = (u32, String, Option<&'a Instance>);
+
+/// Whether a holder of the link is an xsknet process (`xsknet`, `xsknet-pktgen`).
+fn is_xsknet(h: &LinkHolder) -> bool {
+    h.comm.starts_with("xsknet")
+}
+
+/// The running xsknet (not `self_pid`) that holds program `prog_id`'s link,
+/// with its instance when one of `instances` is it (same pid, or the same
+/// program id in its info).
+fn live_owner<'a>(prog_id: u32, holders: &[LinkHolder], instances: &'a [Instance], self_pid: u32) -> Option<Owner<'a>> {
+    let h = holders.iter().find(|h| h.pid != self_pid && is_xsknet(h))?;
+    let instance = instances.iter().find(|(_, i)| i.pid == h.pid || i.prog_id == Some(prog_id));
+    Some((h.pid, h.comm.clone(), instance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Netns;
+
+    fn info(pid: u32, queue: u32, prog_id: Option<u32>) -> InstanceInfo {
+        InstanceInfo {
+            pid,
+            version: "t".into(),
+            app: "echo (udp, tcp)".into(),
+            iface: "veth0".into(),
+            queue,
+            netns: Netns { inode: 1, name: None },
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            prefix_len: 24,
+            port: 7,
+            setup: String::new(),
+            started_unix_s: 0.0,
+            prog_id,
+        }
+    }
+
+    #[test]
+    fn replace_is_refused_only_for_a_running_xsknet() {
+        let holder = |pid: u32, comm: &str| LinkHolder { pid, comm: comm.into() };
+        let q0 = [("/run/xsknet/veth0-q0.sock".into(), info(100, 0, Some(42)))];
+        // A running xsknet on queue 0 holds program 42: named with its queue.
+        let (pid, comm, inst) = live_owner(42, &[holder(100, "xsknet")], &q0, 200).expect("refused");
+        assert_eq!((pid, comm.as_str(), inst.map(|(_, i)| i.queue)), (100, "xsknet", Some(0)));
+        // Without a control socket (--no-control) or as pktgen: refused all the same.
+        let (pid, _, inst) = live_owner(42, &[holder(101, "xsknet-pktgen")], &[], 200).expect("refused");
+        assert_eq!((pid, inst.is_none()), (101, true));
+        // Another tool's program (xdp-loader, ip) may be replaced, as asked.
+        assert!(live_owner(42, &[holder(102, "xdp-loader")], &q0, 200).is_none());
+        // Nobody holds it (a netlink attachment), or only we do.
+        assert!(live_owner(42, &[], &q0, 200).is_none());
+        assert!(live_owner(42, &[holder(200, "xsknet")], &q0, 200).is_none());
+        let e = DeviceError::ReplaceLiveInstance {
+            ifname: "veth0".into(),
+            prog_id: 42,
+            pid: 100,
+            comm: "xsknet".into(),
+            queue: Some(0),
+            control: Some("/run/xsknet/veth0-q0.sock".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the XDP program 42 on veth0 serves a running xsknet (pid 100, queue 0, control socket \
+             /run/xsknet/veth0-q0.sock): --replace would detach it and that instance would receive nothing more; \
+             one program serves one instance per interface, so stop that instance first (kill 100), then start this \
+             one, or serve from another interface"
+        );
+    }
 }

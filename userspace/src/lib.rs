@@ -24,7 +24,7 @@
 //! | the guard's adaptive mode | [`adaptive`] | when to tighten the XDP guard's per-source limits and when to relax them, on time passed in |
 //! | the exit report | [`report`] | the counters by stage, drops by reason, the JSON |
 //! | packet capture | [`capture`] | the tap: frames in, out and dropped, to a pcapng file by a writer thread |
-//! | around the path | [`errno`], [`cli`], [`signal`], [`cpu`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT/SIGTERM; which CPU a thread runs on |
+//! | around the path | [`errno`], [`cli`], [`signal`], [`cpu`] | Linux's errno values; the options `xsknet` and the generator share; stop on SIGINT, SIGTERM or SIGHUP; which CPU a thread runs on |
 //!
 //! Dependencies point downstream only, and no two modules import each other
 //! in a circle (a test, `tests/module_graph.rs`, reads every `use crate::`

@@ -22,10 +22,13 @@
 //! | `xsknet_xdp_guard_packets_total{reason}`, `xsknet_xdp_guard_adaptive_tightens_total`, `…_relaxes_total` | the XDP guard's frames by what it did with them (`XdpGuardDropBlocklist` is `reason="drop_blocklist"`), and the adaptive mode's changes; present when the guard is |
 //! | `xsknet_xsk_<field>_total` | the AF_XDP socket's `XDP_STATISTICS` and our ring checks (`XskRxDropped` is `xsknet_xsk_rx_dropped_total`) |
 //! | `xsknet_softirq_polls_total`, `…_busy_polls_total`, `…_busy_seconds_total`, `…_seconds_total` | the loop's polls and time (busy share: the rate of busy over the rate of all) |
+//! | `xsknet_softirq_cpu_seconds_total`, `xsknet_other_threads_cpu_seconds_total` | CPU time of the loop's thread and of the process's other threads (as `process_cpu_seconds_total`) |
+//! | `xsknet_softirq_publications_total`, `xsknet_softirq_publish_cpu_seconds_total` | the loop's publications and the CPU they took |
 //! | `xsknet_umem_frames{place}`, `xsknet_umem_capacity_frames` | where every UMEM frame is now |
 //! | `xsknet_tcp_sockets{state}` | TCP sockets by state, named as `ss` names them |
 //! | `xsknet_stage_latency_seconds{stage}` | each stage's sampled latency histogram ([`PublishedStats::stages`]) in the fixed buckets of [`LATENCY_BOUNDS_NS`] |
 //! | `xsknet_publish_age_seconds` | how old the loop's last publication is (over a second: the loop is stalled) |
+//! | `xsknet_xdp_prog_attached{prog_id}` | 1 while the instance's XDP program is attached to its interface, 0 once it was taken off |
 //! | `xsknet_start_time_seconds` | when the instance started, seconds since the Unix epoch |
 //! | `xsknet_info{iface,queue,app,version,addr}` | who the instance is; always 1 |
 //!
@@ -221,6 +224,29 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                 },
             }
         }
+        CounterKind::Softirq if matches!(name, "SoftirqCpuNs" | "SoftirqOtherThreadsCpuNs" | "SoftirqPublishCpuNs") => {
+            // CPU time, as process_cpu_seconds_total: seconds, a counter.
+            let (family, what) = match name {
+                "SoftirqCpuNs" => ("xsknet_softirq_cpu_seconds_total", "the softirq loop's thread"),
+                "SoftirqPublishCpuNs" => {
+                    ("xsknet_softirq_publish_cpu_seconds_total", "the softirq loop's thread in its publications")
+                }
+                _ => (
+                    "xsknet_other_threads_cpu_seconds_total",
+                    "the process's threads other than the loop (control endpoint, metrics server, capture writer, \
+                     the application's when threaded; ended threads included)",
+                ),
+            };
+            Series {
+                divisor: 1e9,
+                ..counter(
+                    family.trim_end_matches("_total").to_string(),
+                    format!(
+                        "CPU time of {what} since the loop started, seconds, as of the last publication ({name}/1e9)."
+                    ),
+                )
+            }
+        }
         CounterKind::Softirq => {
             let field = name.strip_prefix("Softirq").unwrap_or(name);
             match field.strip_suffix("Ns") {
@@ -244,6 +270,10 @@ pub fn series(name: &str, kind: CounterKind) -> Series {
                     format!("xsknet_softirq_{}", snake(field)),
                     match field {
                         "Polls" => format!("{name}: the softirq loop's polls."),
+                        "Publications" => format!(
+                            "{name}: the loop's publications of its counters for the control endpoint and the metrics \
+                             (every 100 ms while someone may read)."
+                        ),
                         "Nivcsw" => format!(
                             "{name}: times the softirq loop's thread was preempted (nonvoluntary_ctxt_switches)."
                         ),
@@ -442,6 +472,19 @@ impl Collector for SnapshotCollector {
             MetricType::Gauge,
         )?
         .encode_gauge(&(s.age_ns as f64 / 1e9))?;
+        if s.stats.xdp_prog_id != 0 {
+            let id = s.stats.xdp_prog_id.to_string();
+            let mut m = enc.encode_descriptor(
+                "xsknet_xdp_prog_attached",
+                "Whether the instance's XDP program (prog_id, as ip link and bpftool show it) is still attached to \
+                 its interface: 1, or 0 once another process took it off (e.g. --replace) or the interface went \
+                 away, after which nothing reaches the instance. Checked at each publication.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("prog_id", id.as_str())];
+            m.encode_family(&labels)?.encode_gauge(&u64::from(s.stats.xdp_attached))?;
+        }
         enc.encode_descriptor(
             "xsknet_start_time_seconds",
             "When the instance started, seconds since the Unix epoch.",
@@ -657,6 +700,7 @@ mod tests {
             port: 7,
             setup: "test".into(),
             started_unix_s: 1_700_000_000.5,
+            prog_id: Some(42),
         }
     }
 
@@ -669,6 +713,12 @@ mod tests {
         stats.softirq.polls = 1000;
         stats.softirq.busy_ns = 1_500_000_000;
         stats.softirq.total_ns = 9_000_000_000;
+        stats.softirq.loop_cpu_ns = 4_500_000_000;
+        stats.softirq.process_cpu_ns = 4_750_000_000;
+        stats.softirq.publications = 90;
+        stats.softirq.publish_ns = 2_700_000;
+        stats.xdp_prog_id = 42;
+        stats.xdp_attached = true;
         stats.device.rx_ring_full = 4;
         stats.census.total = 8192;
         stats.census.in_kernel = 4096;
@@ -730,6 +780,13 @@ mod tests {
             "xsknet_softirq_polls_total 1000",
             "xsknet_softirq_busy_seconds_total 1.5",
             "xsknet_softirq_seconds_total 9.0",
+            "# TYPE xsknet_softirq_cpu_seconds_total counter",
+            "xsknet_softirq_cpu_seconds_total 4.5",
+            "xsknet_other_threads_cpu_seconds_total 0.25",
+            "xsknet_softirq_publications_total 90",
+            "xsknet_softirq_publish_cpu_seconds_total 0.0027",
+            "# TYPE xsknet_xdp_prog_attached gauge",
+            "xsknet_xdp_prog_attached{prog_id=\"42\"} 1",
             "xsknet_umem_frames{place=\"in_kernel\"} 4096",
             "xsknet_umem_capacity_frames 8192",
             "xsknet_tcp_sockets{state=\"ESTAB\"} 2",
@@ -809,6 +866,12 @@ mod tests {
         assert_eq!(snake("TCPSpuriousRTOs"), "tcp_spurious_rtos");
         assert_eq!(series("IcmpMsgOutType3", CounterKind::Mib).key(), "xsknet_netstat_icmp_msg_out_type3_total");
         assert_eq!(series("SoftirqTotalNs", CounterKind::Softirq).key(), "xsknet_softirq_seconds_total");
+        assert_eq!(series("SoftirqCpuNs", CounterKind::Softirq).key(), "xsknet_softirq_cpu_seconds_total");
+        assert_eq!(
+            series("SoftirqOtherThreadsCpuNs", CounterKind::Softirq).key(),
+            "xsknet_other_threads_cpu_seconds_total"
+        );
+        assert_eq!(series("SoftirqPublications", CounterKind::Softirq).key(), "xsknet_softirq_publications_total");
     }
 
     /// The Grafana dashboard (docs/grafana/) draws only what the encoder emits.

@@ -28,6 +28,7 @@ use crate::snmp::{Mib, MibCounter};
 use crate::softirq::LoopStats;
 use crate::stream::TcpState;
 use crate::umem::FrameCensus;
+use crate::xdp::XdpLinkWatch;
 
 /// How often the loop publishes: often enough for a once-a-second view and
 /// a socket listing that answers at once, rarely enough to cost nothing.
@@ -69,6 +70,15 @@ pub struct PublishedStats {
     /// Tx ring to completion ring of the sampled sends, ns.
     #[serde(default)]
     pub tx_to_completion: LatencyHistogram,
+    /// The id of the XDP program the instance serves from (0: not watched,
+    /// [`Publisher::watch_xdp`]).
+    #[serde(default)]
+    pub xdp_prog_id: u32,
+    /// Whether that program was still attached to the interface at the
+    /// publication ([`crate::xdp::XdpLinkWatch::attached`]); once it is not,
+    /// no frame reaches the instance.
+    #[serde(default)]
+    pub xdp_attached: bool,
 }
 
 impl PublishedStats {
@@ -88,12 +98,14 @@ const LOOP_WORDS: usize = 13;
 const DEVICE_WORDS: usize = 13;
 const CENSUS_WORDS: usize = 8;
 const FILL_WORDS: usize = 2;
+const XDP_WORDS: usize = 2;
 const PAGE_WORDS: usize = 1
     + MibCounter::ALL.len()
     + LOOP_WORDS
     + DEVICE_WORDS
     + CENSUS_WORDS
     + FILL_WORDS
+    + XDP_WORDS
     + TcpState::ALL.len()
     + LATENCY_STAGES * LatencyHistogram::WORDS;
 /// The latency histograms at the end of the page: [`PublishedStats::stages`].
@@ -159,6 +171,8 @@ impl PublishedStats {
         }
         put(self.fill_room);
         put(self.fill_capacity);
+        put(u64::from(self.xdp_prog_id));
+        put(u64::from(self.xdp_attached));
         for &n in &self.tcp_states {
             put(n);
         }
@@ -218,6 +232,7 @@ impl PublishedStats {
             in_reasm: take() as usize,
         };
         let (fill_room, fill_capacity) = (take(), take());
+        let (xdp_prog_id, xdp_attached) = (take() as u32, take() != 0);
         let mut tcp_states = [0; TcpState::ALL.len()];
         for n in &mut tcp_states {
             *n = take();
@@ -239,6 +254,8 @@ impl PublishedStats {
             rx_latency: hist(0),
             send_to_tx: hist(1),
             tx_to_completion: hist(2),
+            xdp_prog_id,
+            xdp_attached,
         }
     }
 }
@@ -306,6 +323,9 @@ pub struct Publisher {
     /// The stats being put together (kept, so that publishing does not allocate).
     pub(crate) scratch: Box<PublishedStats>,
     words: Box<[u64]>,
+    /// The XDP program's link, asked at each publication whether it is
+    /// still attached ([`Self::watch_xdp`]).
+    xdp_watch: Option<XdpLinkWatch>,
 }
 
 impl Publisher {
@@ -318,8 +338,34 @@ impl Publisher {
             due: epoch,
             scratch: Box::default(),
             words: vec![0; PAGE_WORDS].into_boxed_slice(),
+            xdp_watch: None,
         };
         (p, StatsReader { shared })
+    }
+
+    /// From now on every publication says whether the instance's XDP
+    /// program is still attached (`xdp_prog_id`, `xdp_attached`): three
+    /// `bpf(2)` calls each 100 ms, none per packet. The loop warns once when
+    /// it finds the program gone.
+    pub fn watch_xdp(&mut self, watch: XdpLinkWatch) {
+        self.scratch.xdp_prog_id = watch.prog_id();
+        self.scratch.xdp_attached = true;
+        self.xdp_watch = Some(watch);
+    }
+
+    /// Asks the watched link whether the program is still attached, into
+    /// [`Self::scratch`]; warns when it was and is no longer.
+    pub(crate) fn sample_xdp(&mut self) {
+        let Some(w) = &self.xdp_watch else { return };
+        let attached = w.attached();
+        if self.scratch.xdp_attached && !attached {
+            log::warn!(
+                "the XDP program {} is no longer attached (another process detached it, e.g. with --replace, or \
+                 the interface went away): this instance receives nothing more; restart it",
+                w.prog_id()
+            );
+        }
+        self.scratch.xdp_attached = attached;
     }
 
     /// Publishes [`Self::scratch`] as it is now, and sets the next due time.
@@ -466,6 +512,8 @@ mod tests {
         s.rx_latency.record(n);
         s.send_to_tx.record(8 * n);
         s.tx_to_completion.record(9 * n);
+        s.xdp_prog_id = 10 * n as u32;
+        s.xdp_attached = n % 2 == 1;
         s
     }
 
@@ -485,6 +533,8 @@ mod tests {
         all.device.xsk_rx_multibuf_truncated = 10;
         all.census.tx_backlog = 8;
         all.softirq.tx_packets = 7;
+        all.xdp_prog_id = 42;
+        all.xdp_attached = true;
         *p.scratch = all.clone();
         p.commit(Instant::now());
         assert_eq!(r.read().unwrap(), all);

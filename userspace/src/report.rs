@@ -121,6 +121,9 @@ pub struct Report<'a> {
     pub census: FrameCensus,
     /// The XDP program's counters.
     pub xdp: XdpProgStats,
+    /// The XDP program's id and whether it was still attached at exit
+    /// ([`crate::xdp::XdpLinkWatch`]), when it was watched.
+    pub xdp_attached: Option<(u32, bool)>,
     /// The guard's counters, when it was on (`--guard`, `--guard-rules`).
     pub guard: Option<GuardCounters>,
     /// What the guard's adaptive mode did, when it ran.
@@ -167,7 +170,9 @@ impl Report<'_> {
 
     /// Prints [`render`](Self::render) on stdout.
     pub fn print(&self) {
-        print!("{}", self.render());
+        // Not print!: after a SIGHUP the terminal may be gone (EIO), and
+        // print! would panic before `--stats-json` is written.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), self.render().as_bytes());
     }
 
     fn write_to(&self, o: &mut String) -> std::fmt::Result {
@@ -229,6 +234,15 @@ impl Report<'_> {
                 fmt_ns(l.other_threads_cpu_ns()),
                 l.publications,
             )?;
+        }
+        match self.xdp_attached {
+            Some((id, true)) => writeln!(o, "  XDP program: id {id}, attached until exit")?,
+            Some((id, false)) => writeln!(
+                o,
+                "  XDP program: id {id}, DETACHED while running (another process took it off the interface, e.g. \
+                 with --replace, or the interface went away): frames stopped reaching this instance then"
+            )?,
+            None => {}
         }
         let p = &self.poll;
         if p.busy_poll.count > 0 {
@@ -380,7 +394,8 @@ impl Report<'_> {
     }
 
     /// The JSON object `--stats-json` writes: `setup`, `elapsed_s`, `counters`
-    /// (every MIB counter by nstat name), `xdp_prog`, `guard` (when on: its
+    /// (every MIB counter by nstat name), `xdp_prog`, `xdp_program` (its `id` and
+    /// whether it was still `attached` at exit; `null` when not watched), `guard` (when on: its
     /// counters by reason and per rule), `xdp_statistics`,
     /// `frames`, `softirq` (with `run_delay_ns`, `nivcsw` and `poll`: the
     /// poll histograms' summaries), `application`, `rx_latency`, `stage_latency`
@@ -396,6 +411,7 @@ impl Report<'_> {
             "elapsed_s": self.elapsed.as_secs_f64(),
             "counters": counters,
             "xdp_prog": self.xdp,
+            "xdp_program": self.xdp_attached.map(|(id, attached)| serde_json::json!({ "id": id, "attached": attached })),
             "xdp_statistics": self.device,
             "frames": self.census,
             "softirq": {
@@ -450,6 +466,7 @@ mod tests {
             adaptive: None,
             loop_stats: LoopStats::default(),
             threads_cpu_ns: vec![("xsknet".into(), 1)],
+            xdp_attached: Some((42, true)),
             app: AppStats { datagrams: 4, bytes: 400, echo_send_failed: 0, tcp_accepted: 0, tcp_bytes: 0 },
             tcp_states: Vec::new(),
             rx_latency: LatencySummary::default(),
@@ -483,6 +500,19 @@ mod tests {
         let none = report(Mib::default()).render();
         assert!(none.contains("\n  drops by reason: none\n"));
         assert!(!none.contains("IP fragments") && !none.contains("SYN cookies"), "unused: not shown\n{none}");
+    }
+
+    #[test]
+    fn the_xdp_program_is_said_attached_or_detached() {
+        let mut r = report(Mib::default());
+        assert!(r.render().contains("\n  XDP program: id 42, attached until exit\n"));
+        assert_eq!(r.to_json()["xdp_program"], serde_json::json!({ "id": 42, "attached": true }));
+        r.xdp_attached = Some((42, false));
+        let text = r.render();
+        assert!(text.contains("\n  XDP program: id 42, DETACHED while running"), "{text}");
+        assert_eq!(r.to_json()["xdp_program"]["attached"], false);
+        r.xdp_attached = None;
+        assert!(!r.render().contains("XDP program:"));
     }
 
     #[test]

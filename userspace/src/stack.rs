@@ -356,6 +356,7 @@ impl<D: NetDevice> Stack<D> {
         s.rx_latency.merge(&self.handle_rx_latency.snapshot());
         s.send_to_tx.clone_from(&self.net.tx_stamps.send_to_tx);
         s.tx_to_completion.clone_from(&self.net.tx_stamps.tx_to_completion);
+        p.sample_xdp();
         p.commit(now);
         p.serve_requests(|| self.sockets());
         self.publisher = Some(p);

@@ -113,6 +113,11 @@ fn stat_and_ss_agree_with_what_was_sent_and_the_exit_report() {
         listening.lines().any(|l| l.starts_with("udp") && l.contains("UNCONN") && l.contains("0.0.0.0:7 ")),
         "{listening}"
     );
+    // A listener under -i, as a kernel listener under `ss -tiln`: its algorithm
+    // (the stack's default, CUBIC) and cwnd:10, nothing else.
+    let listener = ok_stdout(&xsknet(ns, &history, &["ss", "-t", "-l", "-n", "-i", "--iface", ifname]));
+    let at = listener.lines().position(|l| l.starts_with("LISTEN")).unwrap_or_else(|| panic!("{listener}"));
+    assert_eq!(listener.lines().nth(at + 1), Some("\t cubic cwnd:10"), "{listener}");
     let all: serde_json::Value =
         serde_json::from_str(&ok_stdout(&xsknet(ns, &history, &["ss", "-a", "--json", "--iface", ifname]))).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 3, "a UDP socket, a listener, a connection: {all:#}");
@@ -208,5 +213,44 @@ fn a_killed_instance_leaves_a_stale_socket_that_is_replaced_or_cleared() {
     let f = x.stop();
     f.assert_clean_exit();
     assert!(!std::path::Path::new(socket).exists(), "{socket} left behind after a clean stop");
+    let _ = std::fs::remove_file(&history);
+}
+
+/// The loop's CPU figures are live in `stat` (not only in the exit report),
+/// and an instance stopped with SIGSTOP is named as not answering, with its
+/// pid and how to resume it, not as "no instance".
+#[test]
+fn cpu_figures_are_live_and_a_stopped_instance_is_named() {
+    if !testing::require_root("cpu_figures_are_live_and_a_stopped_instance_is_named") {
+        return;
+    }
+    let pair = pair();
+    let (ns, ifname) = (pair.ns(), pair.ifname());
+    let history = std::env::temp_dir().join(format!("xsknet-stat-history-{}-{ifname}", std::process::id()));
+    let x = Xsknet::start_echo(ns, ifname, &[]);
+    warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let stat = stat_json(ns, &history, &["-a", "-s", "--iface", ifname, "Softirq*"]);
+    for k in ["SoftirqCpuNs", "SoftirqPublications", "SoftirqPublishCpuNs"] {
+        assert!(stat.get(k).is_some_and(|v| *v > 0), "{k}: {stat:?}");
+    }
+    assert!(stat.contains_key("SoftirqOtherThreadsCpuNs"), "{stat:?}");
+
+    x.signal(libc::SIGSTOP);
+    let out = xsknet(ns, &history, &["stat", "--iface", ifname]);
+    x.signal(libc::SIGCONT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pid = x.pid();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr.contains(&format!("the xsknet instance (pid {pid}) is not answering"))
+            && stderr.contains(&format!("kill -CONT {pid}"))
+            && !stderr.contains("no xsknet instance"),
+        "{stderr}"
+    );
+    let f = x.stop();
+    f.assert_clean_exit();
+    let at_exit = f.json["softirq"]["loop_cpu_ns"].as_u64().unwrap();
+    assert!(at_exit >= stat["SoftirqCpuNs"], "{at_exit} < {}", stat["SoftirqCpuNs"]);
     let _ = std::fs::remove_file(&history);
 }

@@ -415,3 +415,104 @@ fn replace_while_the_queue_is_held_leaves_the_first_instance_serving() {
     let f = x.stop();
     f.assert_clean_exit();
 }
+
+/// `GET /metrics` at 127.0.0.1:`port` in `ns`: the body.
+fn scrape(ns: &str, port: u16) -> String {
+    in_netns(ns, || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut all = String::new();
+        c.read_to_string(&mut all).unwrap();
+        all
+    })
+}
+
+/// On an interface with two queues, an instance serves queue 0 and a second
+/// one asks for queue 1 with `--replace`: refused, naming the first (pid,
+/// queue, what to do), and the first keeps serving (before, `--replace`
+/// detached its program and it went silent). Then another process takes
+/// the first one's program off (`BPF_LINK_DETACH`, as another tool's
+/// `--replace` does): `xsknet list`, `/metrics`, a warning on stderr and the
+/// exit report say so.
+#[test]
+fn replace_on_another_queue_is_refused_and_a_detached_program_is_shown() {
+    if !testing::require_root("replace_on_another_queue_is_refused_and_a_detached_program_is_shown") {
+        return;
+    }
+    let pair = NetNsPair::with_options(&NetNsPairOptions {
+        peer_addr: Some((PEER_ADDR, PREFIX)),
+        ipv6: false,
+        queues: 2,
+        ..NetNsPairOptions::default()
+    })
+    .expect("netns pair");
+    let (ns, ifname) = (pair.ns(), pair.ifname());
+    let x = Xsknet::start_echo(ns, ifname, &["--metrics", "127.0.0.1:9464"]);
+    warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(5));
+    let prog_id = in_netns(ns, || xsknet::xdp::netlink::get_link(ifname).unwrap().xdp.any_prog_id()).expect("attached");
+
+    let args = [BIN, "echo", "--iface", ifname, "--queue", "1", "--ip", "10.77.0.3/24", "--duration", "2", "--replace"];
+    let out = run_in(ns, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second instance started: {out:?}");
+    let pid = x.pid();
+    assert!(
+        stderr.contains(&format!("the XDP program {prog_id} on {ifname} serves a running xsknet (pid {pid}, queue 0"))
+            && stderr.contains(&format!("stop that instance first (kill {pid})")),
+        "{stderr}"
+    );
+    let still = in_netns(ns, || xsknet::xdp::netlink::get_link(ifname).unwrap().xdp.any_prog_id());
+    assert_eq!(still, Some(prog_id), "the first instance's program was replaced");
+    let (_, received) = ping(pair.peer_ns(), SERVER_ADDR, 3, "0.2", "1");
+    assert_eq!(received, 3, "the first instance went silent");
+
+    let list = String::from_utf8_lossy(&run_in(ns, &[BIN, "list"]).stdout).into_owned();
+    assert!(list.lines().any(|l| l.starts_with(ifname) && l.contains(&format!(" {prog_id} attached "))), "{list}");
+    let attached = format!("xsknet_xdp_prog_attached{{prog_id=\"{prog_id}\"}}");
+    assert!(scrape(ns, 9464).lines().any(|l| l == format!("{attached} 1")), "not shown attached");
+
+    // Another process takes the program off, as another program's --replace would.
+    in_netns(ns, || {
+        let index = xsknet::xdp::interface_index(ifname).unwrap();
+        let links = xsknet::xdp::bpf::xdp_links(index, prog_id).unwrap();
+        assert_eq!(links.len(), 1);
+        xsknet::xdp::bpf::link_detach(links[0].as_fd_ref()).unwrap();
+    });
+    let t0 = Instant::now();
+    let list = loop {
+        let list = String::from_utf8_lossy(&run_in(ns, &[BIN, "list"]).stdout).into_owned();
+        if list.contains(&format!(" {prog_id} DETACHED ")) {
+            break list;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "never shown detached:\n{list}");
+    };
+    assert!(list.lines().any(|l| l.starts_with(ifname)), "{list}");
+    let metrics = scrape(ns, 9464);
+    assert!(metrics.lines().any(|l| l == format!("{attached} 0")), "not shown detached:\n{metrics}");
+    let (_, received) = ping(pair.peer_ns(), SERVER_ADDR, 2, "0.2", "1");
+    assert_eq!(received, 0, "answered without its program?");
+
+    let f = x.stop();
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(f.stderr.contains(&format!("the XDP program {prog_id} is no longer attached")), "{}", f.stderr);
+    assert!(f.stdout.contains(&format!("XDP program: id {prog_id}, DETACHED while running")), "{}", f.stdout);
+    assert_eq!(f.json["xdp_program"], serde_json::json!({ "id": prog_id, "attached": false }));
+}
+
+/// SIGHUP (the terminal closed) stops xsknet as SIGINT and SIGTERM do: the
+/// exit report printed, `--stats-json` written, exit status 0.
+#[test]
+fn sighup_stops_with_the_exit_report() {
+    if !testing::require_root("sighup_stops_with_the_exit_report") {
+        return;
+    }
+    let pair = pair();
+    let x = Xsknet::start_echo(pair.ns(), pair.ifname(), &[]);
+    let (_, received) = ping(pair.peer_ns(), SERVER_ADDR, 2, "0.2", "1");
+    let f = x.stop_with(libc::SIGHUP);
+    f.assert_clean_exit();
+    assert!(f.stdout.contains("xsknet: stopped after"), "no exit report:\n{}", f.stdout);
+    assert!(f.counter("IcmpInEchos") >= u64::from(received));
+}

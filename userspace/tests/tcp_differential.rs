@@ -36,7 +36,7 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     net::{Ipv4Addr, TcpListener, TcpStream},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -288,30 +288,7 @@ struct RawPeer {
 impl RawPeer {
     fn open(pair: &NetNsPair, kernel_ns: Option<&str>) -> RawPeer {
         let ifname = pair.peer_ifname().to_owned();
-        let (fd, ifindex) = in_netns(pair.peer_ns(), || {
-            let ifindex = xsknet::xdp::interface_index(&ifname).expect("interface index");
-            let proto = (libc::ETH_P_ALL as u16).to_be();
-            // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
-            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
-            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-            // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-            let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_protocol = proto;
-            addr.sll_ifindex = ifindex as i32;
-            // SAFETY: `fd` is a valid socket; `addr` is live and its exact size is passed.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-            (fd, ifindex as i32)
-        });
+        let (fd, ifindex) = packet_socket(pair.peer_ns(), &ifname, libc::ETH_P_ALL as u16);
         let mut peer = RawPeer {
             fd,
             ifindex,

@@ -492,17 +492,7 @@ impl Bench<'_> {
             Generator::Pktgen => {
                 let json = self.dir.join("pktgen.json");
                 let _ = std::fs::remove_file(&json);
-                let args =
-                    self.pktgen_args(&["--dst-port", &SINK_PORT.to_string(), "--count", &count.to_string()], &json);
-                let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "xsknet pktgen failed: {}{}",
-                        String::from_utf8_lossy(&out.stdout),
-                        String::from_utf8_lossy(&out.stderr)
-                    )
-                    .into());
-                }
+                self.run_pktgen(&["--dst-port", &SINK_PORT.to_string(), "--count", &count.to_string()], &json, "")?;
                 let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
                 let sent = v["sent"].as_u64().ok_or("pktgen json: no 'sent'")?;
                 let secs = v["elapsed_s"].as_f64().ok_or("pktgen json: no 'elapsed_s'")?;
@@ -626,21 +616,11 @@ impl Bench<'_> {
         std::thread::sleep(Duration::from_millis(300));
         let json = self.dir.join(format!("lat-{server}-{rate}.json"));
         let hlog = self.dir.join(format!("lat-{server}-{rate}.hlog"));
-        let args = self.pktgen_args(
-            &[
-                "--dst-port",
-                &ECHO_PORT.to_string(),
-                "--echo",
-                "--rate",
-                &rate.to_string(),
-                "--duration",
-                &self.cli.latency_secs.to_string(),
-                "--hlog",
-                &hlog.to_string_lossy(),
-            ],
-            &json,
-        );
-        let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
+        let mut args = echo_args(rate, &self.cli.latency_secs.to_string());
+        args.extend(["--hlog".to_string(), hlog.to_string_lossy().into_owned()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // The server is stopped, and the kernel's address taken back, whether the run went well or not.
+        let run = self.run_pktgen(&args, &json, &format!(" --echo against {server}"));
         let log = p.stop();
         if std::env::var_os("XSKNET_BENCH_DEBUG").is_some() {
             eprintln!("{log:?}");
@@ -648,14 +628,7 @@ impl Bench<'_> {
         if kernel {
             self.kernel_addr(false)?;
         }
-        if !out.status.success() {
-            return Err(format!(
-                "xsknet pktgen --echo against {server} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .into());
-        }
+        run?;
         let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
         if !kernel {
             // The server's own account (`--stats-json`): stage latencies, poll histograms.
@@ -738,29 +711,35 @@ impl Bench<'_> {
     fn echo_trial(&self, server: &str, rate: u64, secs: f64) -> Result<Value, BoxError> {
         let json = self.dir.join(format!("max-{server}.json"));
         let _ = std::fs::remove_file(&json);
-        let args = self.pktgen_args(
-            &[
-                "--dst-port",
-                &ECHO_PORT.to_string(),
-                "--echo",
-                "--rate",
-                &rate.to_string(),
-                "--duration",
-                &secs.to_string(),
-            ],
-            &json,
-        );
+        let args = echo_args(rate, &secs.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run_pktgen(&args, &json, &format!(" --echo --rate {rate} against {server}"))?;
+        Ok(serde_json::from_str(&std::fs::read_to_string(&json)?)?)
+    }
+
+    /// `xsknet pktgen EXTRA`, its JSON to `json`, from the peer namespace; when it fails, an
+    /// error naming the run (`xsknet pktgen{what} failed`) with the generator's output.
+    fn run_pktgen(&self, extra: &[&str], json: &Path, what: &str) -> Result<(), BoxError> {
+        let args = self.pktgen_args(extra, json);
         let out = command_in(self.pair.peer_ns(), &args).stdin(Stdio::null()).output()?;
         if !out.status.success() {
             return Err(format!(
-                "xsknet pktgen --echo --rate {rate} against {server} failed: {}{}",
+                "xsknet pktgen{what} failed: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             )
             .into());
         }
-        Ok(serde_json::from_str(&std::fs::read_to_string(&json)?)?)
+        Ok(())
     }
+}
+
+/// The generator's arguments of an echo run to [`ECHO_PORT`]: `rate` datagrams a second (0:
+/// as fast as it can) for `secs` seconds.
+fn echo_args(rate: u64, secs: &str) -> Vec<String> {
+    ["--dst-port", &ECHO_PORT.to_string(), "--echo", "--rate", &rate.to_string(), "--duration", secs]
+        .map(String::from)
+        .to_vec()
 }
 
 /// The flood's source addresses: the benchmarking range of RFC 2544 (198.18.0.0/15), off

@@ -61,7 +61,7 @@ use aya::{maps::MapError, programs::ProgramError, EbpfError};
 pub use guard::{Guard, GuardCounters, GuardError, GuardRules, GuardUpdate};
 pub use netlink::LinkDetails;
 pub use object::{MAX_QUEUES, PROGRAM};
-pub use program::{XdpProgStats, XdpProgram, XdpStatsReader};
+pub use program::{XdpLinkWatch, XdpProgStats, XdpProgram, XdpStatsReader};
 pub use route::holds_default_route;
 pub use sys::{RealSys, XdpSys};
 pub use testrun::{TestRunProgram, XdpAction};

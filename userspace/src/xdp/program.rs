@@ -324,6 +324,24 @@ impl XdpProgram {
         Ok(self.guard.clone())
     }
 
+    /// A watch on this program's bpf_link, for the loop to notice that the
+    /// program was taken off ([`XdpLinkWatch::attached`]).
+    ///
+    /// # Errors
+    /// [`XdpError::Syscall`] when the link cannot be found (it is gone:
+    /// the program was detached already).
+    pub fn link_watch(&self) -> Result<XdpLinkWatch, XdpError> {
+        let link_id = super::bpf::xdp_link_id(self.program_id)
+            .map_err(|e| XdpError::syscall("listing bpf_links (BPF_LINK_GET_NEXT_ID)", e))?
+            .ok_or_else(|| {
+                XdpError::syscall(
+                    format!("finding the bpf_link of XDP program {} on {}", self.program_id, self.ifname),
+                    std::io::Error::from_raw_os_error(libc::ENOENT),
+                )
+            })?;
+        Ok(XdpLinkWatch { prog_id: self.program_id, link_id })
+    }
+
     /// The mode actually attached: [`AttachMode::Driver`] or [`AttachMode::Generic`].
     pub fn mode(&self) -> AttachMode {
         self.mode
@@ -344,6 +362,33 @@ impl XdpProgram {
         self.program_id
     }
 }
+/// Whether an instance's XDP program is still on its interface, asked of
+/// the program's own bpf_link ([`XdpProgram::link_watch`]): cheap enough for
+/// the loop to ask at every publication, and it works from any namespace.
+///
+/// A program is taken off while its owner runs when another process detaches
+/// its link (`BPF_LINK_DETACH`: another program's `--replace`) or the
+/// interface is removed; from then on no frame reaches the instance's socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpLinkWatch {
+    prog_id: u32,
+    link_id: u32,
+}
+
+impl XdpLinkWatch {
+    /// The program's id, as `ip link` and `bpftool prog` show it.
+    pub fn prog_id(&self) -> u32 {
+        self.prog_id
+    }
+
+    /// Whether the link still attaches the program to an interface (three
+    /// `bpf(2)` calls: [`super::bpf::xdp_link_ifindex`]). A failed query
+    /// says attached: only the kernel's word that it is not counts.
+    pub fn attached(&self) -> bool {
+        !matches!(super::bpf::xdp_link_ifindex(self.link_id), Ok(None | Some(0)))
+    }
+}
+
 /// The hard-IRQ stage's counters from another thread ([`XdpProgram::stats_reader`]).
 pub struct XdpStatsReader {
     map: PerCpuArray<MapData, u64>,

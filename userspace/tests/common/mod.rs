@@ -202,7 +202,8 @@ impl Xsknet {
         self.stdout.lock().unwrap().join("\n")
     }
 
-    fn signal(&self, sig: libc::c_int) {
+    /// Sends `sig` to the running xsknet (SIGSTOP and SIGCONT in tests of a stopped instance).
+    pub fn signal(&self, sig: libc::c_int) {
         let pid = self.pid() as libc::pid_t;
         // SAFETY: kill(2) on the pid of a child we have not reaped yet, so the
         // pid cannot have been reused by another process.
@@ -219,11 +220,17 @@ impl Xsknet {
     }
 
     /// SIGINT, wait for the exit (at most 10 s), and collect the report.
-    pub fn stop(mut self) -> Finished {
-        self.signal(libc::SIGINT);
+    pub fn stop(self) -> Finished {
+        self.stop_with(libc::SIGINT)
+    }
+
+    /// Signal `sig` (SIGINT, SIGTERM, SIGHUP: each stops xsknet cleanly), wait
+    /// for the exit (at most 10 s), and collect the report.
+    pub fn stop_with(mut self, sig: libc::c_int) -> Finished {
+        self.signal(sig);
         let Some(status) = self.wait_exit(Duration::from_secs(10)) else {
             panic!(
-                "xsknet did not exit within 10 s of SIGINT; stdout:\n{}\nstderr:\n{}",
+                "xsknet did not exit within 10 s of signal {sig}; stdout:\n{}\nstderr:\n{}",
                 self.stdout_text(),
                 self.stderr_text()
             );
@@ -411,6 +418,43 @@ pub fn pattern(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i.wrapping_mul(31) ^ size.wrapping_mul(7) ^ (size >> 8)) as u8).collect()
 }
 
+// ---------------------------------------------------------------- raw frames
+
+/// An `AF_PACKET` raw socket (`SOCK_RAW`: whole Ethernet frames) opened in
+/// namespace `ns` and bound to `ifname` for EtherType `proto` (host order:
+/// `libc::ETH_P_ALL as u16` for every frame, `ethertype::ARP`), with the
+/// interface's index, which a `sendto` address needs. The socket stays in
+/// `ns` whichever thread uses it: the tests that write frames by hand, and
+/// read the replies, bypassing the sender's kernel.
+pub fn packet_socket(ns: &str, ifname: &str, proto: u16) -> (std::os::fd::OwnedFd, i32) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ifname = ifname.to_owned();
+    xsknet::testing::in_netns(ns, move || {
+        let ifindex = xsknet::xdp::interface_index(&ifname).expect("interface index");
+        let proto = proto.to_be();
+        // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = proto;
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: `fd` is a valid socket; `addr` is a live sockaddr_ll and its exact size is passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+        (fd, ifindex as i32)
+    })
+}
+
 // ---------------------------------------------------------------- ARP probe
 
 /// Asks for `target` with ARP from `ifname` in `ns` (sender `src_mac`/`src_ip`,
@@ -428,7 +472,7 @@ pub fn arp_probe(
     target: Ipv4Addr,
     timeout: Duration,
 ) -> Option<[u8; 6]> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
     use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
     use xsknet::wire::ethernet::ethertype;
 
@@ -440,66 +484,55 @@ pub fn arp_probe(
         target_ip: target,
     };
     let frame = eth_frame([0xff; 6], src_mac, ethertype::ARP, &build::arp(&request));
-    let ifname = ifname.to_owned();
-    xsknet::testing::in_netns(ns, move || {
-        let ifindex = xsknet::xdp::interface_index(&ifname).expect("interface index");
-        let proto = ethertype::ARP.to_be();
-        // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
-        assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-        // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = proto;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        let addr_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        let addr_ptr = (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>();
-        // SAFETY: `fd` is a valid socket; `addr` is live and its size is passed.
-        let rc = unsafe { libc::bind(fd.as_raw_fd(), addr_ptr, addr_len) };
-        assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-        // SAFETY: `tv` is a live timeval and its exact size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
-        let deadline = Instant::now() + timeout;
-        let mut next_send = Instant::now();
-        let mut buf = [0u8; 256];
-        while Instant::now() < deadline {
-            if Instant::now() >= next_send {
-                // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the
-                // call and their exact sizes are passed.
-                let sent =
-                    unsafe { libc::sendto(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0, addr_ptr, addr_len) };
-                assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
-                next_send = Instant::now() + Duration::from_millis(200);
-            }
-            // SAFETY: `fd` is a valid socket and `buf` is live and writable for
-            // its length.
-            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < ethernet::HEADER_LEN as isize {
-                continue; // timeout, or a runt
-            }
-            let got = &buf[..n as usize];
-            if let Ok(p) = ArpRepr::parse(&ArpPacket::new_unchecked(&got[ethernet::HEADER_LEN..])) {
-                if p.operation == ArpOperation::Reply && p.sender_ip == target {
-                    return Some(p.sender_hw.0);
-                }
+    let (fd, ifindex) = packet_socket(ns, ifname, ethertype::ARP);
+    // Where the requests go: the broadcast address on the interface.
+    // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = ethertype::ARP.to_be();
+    addr.sll_ifindex = ifindex;
+    addr.sll_halen = 6;
+    addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    let addr_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    let addr_ptr = (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>();
+    let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+    // SAFETY: `tv` is a live timeval and its exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    let deadline = Instant::now() + timeout;
+    let mut next_send = Instant::now();
+    let mut buf = [0u8; 256];
+    while Instant::now() < deadline {
+        if Instant::now() >= next_send {
+            // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the
+            // call and their exact sizes are passed.
+            let sent =
+                unsafe { libc::sendto(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0, addr_ptr, addr_len) };
+            assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+            next_send = Instant::now() + Duration::from_millis(200);
+        }
+        // SAFETY: `fd` is a valid socket and `buf` is live and writable for
+        // its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < ethernet::HEADER_LEN as isize {
+            continue; // timeout, or a runt
+        }
+        let got = &buf[..n as usize];
+        if let Ok(p) = ArpRepr::parse(&ArpPacket::new_unchecked(&got[ethernet::HEADER_LEN..])) {
+            if p.operation == ArpOperation::Reply && p.sender_ip == target {
+                return Some(p.sender_hw.0);
             }
         }
-        None
-    })
+    }
+    None
 }
 
 /// Prints Linux's and xsknet's value of each counter in `names` side by side

@@ -38,32 +38,46 @@ pub fn list() -> Result<(), BoxError> {
         return Ok(());
     }
     println!(
-        "{:<16} {:>5} {:<16} {:>8} {:<18} {:<20} {:>10}  control socket",
-        "iface", "queue", "netns", "pid", "app", "address", "uptime"
+        "{:<16} {:>5} {:<16} {:>8} {:<18} {:<20} {:<16} {:>10}  control socket",
+        "iface", "queue", "netns", "pid", "app", "address", "xdp prog", "uptime"
     );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     for path in all {
         let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         if control::remove_if_stale(&path) {
-            println!("{:<76}  {} (stale: its process is gone; removed)", "-", path.display());
+            println!("{:<93}  {} (stale: its process is gone; removed)", "-", path.display());
             continue;
         }
         match control::request::<InstanceInfo>(&path, Request::Info) {
             Ok(i) => println!(
-                "{:<16} {:>5} {:<16} {:>8} {:<18} {:<20} {:>9.0}s  {}",
+                "{:<16} {:>5} {:<16} {:>8} {:<18} {:<20} {:<16} {:>9.0}s  {}",
                 i.iface,
                 i.queue,
                 i.netns.label(),
                 i.pid,
                 i.app,
                 format!("{}:{}", i.addr, i.port),
+                xdp_prog(&path, &i),
                 (now - i.started_unix_s).max(0.0),
                 path.display()
             ),
-            Err(e) => println!("{:<76}  {} ({name}: {e})", "-", path.display()),
+            Err(e) => println!("{:<93}  {} ({name}: {e})", "-", path.display()),
         }
     }
     Ok(())
+}
+
+/// The instance's XDP program as `list` shows it: `ID attached`, `ID DETACHED`
+/// (taken off the interface while the instance runs: it receives nothing), or
+/// the id alone when the loop has not said (`-` from an instance too old to tell).
+fn xdp_prog(path: &Path, i: &InstanceInfo) -> String {
+    let Some(id) = i.prog_id else { return "-".into() };
+    match control::request::<Snapshot>(path, Request::Stats) {
+        Ok(s) if s.stats.xdp_prog_id == id => {
+            format!("{id} {}", if s.stats.xdp_attached { "attached" } else { "DETACHED" })
+        }
+        _ => id.to_string(),
+    }
 }
 
 /// Turns "permission denied" into what to do about it.
@@ -332,7 +346,9 @@ pub fn ss(a: &SsArgs) -> Result<(), BoxError> {
 }
 
 /// `ss -i`'s line for a TCP socket, its keys and units (ms), leaving out
-/// what `ss` leaves out: rtt before a sample, ssthresh while infinite.
+/// what `ss`'s `tcp_show_info` leaves out: a field that is zero (rtt before
+/// a sample; everything but the algorithm, cwnd and unacked for a listener,
+/// whose `tcp_info` holds no more), ssthresh while infinite.
 fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     let ms = |us: u32| us as f64 / 1e3;
     let mut parts = Vec::new();
@@ -347,19 +363,31 @@ fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     if t.options & xsknet::ipv4::tcp::info::TCPI_OPT_WSCALE != 0 {
         parts.push(format!("wscale:{},{}", t.snd_wscale, t.rcv_wscale));
     }
-    parts.push(format!("rto:{}", ms(t.rto_us)));
+    if t.rto_us > 0 {
+        parts.push(format!("rto:{}", ms(t.rto_us)));
+    }
     if t.rtt_us > 0 {
         parts.push(format!("rtt:{}/{}", ms(t.rtt_us), ms(t.rttvar_us)));
     }
-    parts.push(format!("mss:{} rcvmss:{} cwnd:{}", t.snd_mss, t.rcv_mss, t.snd_cwnd));
+    for (key, v) in [("mss", t.snd_mss), ("rcvmss", t.rcv_mss), ("cwnd", t.snd_cwnd)] {
+        if v > 0 {
+            parts.push(format!("{key}:{v}"));
+        }
+    }
     // TCP_INFINITE_SSTHRESH
-    if t.snd_ssthresh < 0x7fff_ffff {
+    if t.snd_ssthresh > 0 && t.snd_ssthresh < 0x7fff_ffff {
         parts.push(format!("ssthresh:{}", t.snd_ssthresh));
     }
-    parts.push(format!(
-        "bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{}",
-        t.bytes_acked, t.bytes_received, t.segs_out, t.segs_in
-    ));
+    for (key, v) in [
+        ("bytes_acked", t.bytes_acked),
+        ("bytes_received", t.bytes_received),
+        ("segs_out", t.segs_out),
+        ("segs_in", t.segs_in),
+    ] {
+        if v > 0 {
+            parts.push(format!("{key}:{v}"));
+        }
+    }
     // tcp_show_info: pacing_rate (bits per second), with the cap after a slash when set.
     if t.pacing_rate != 0 && t.pacing_rate != u64::MAX {
         let mut p = format!("pacing_rate {}bps", t.pacing_rate.saturating_mul(8));
@@ -374,6 +402,33 @@ fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     if t.retransmits > 0 || t.total_retrans > 0 {
         parts.push(format!("retrans:{}/{}", t.retransmits, t.total_retrans));
     }
-    parts.push(format!("snd_wnd:{} rcv_wnd:{}", t.snd_wnd, t.rcv_wnd));
+    for (key, v) in [("snd_wnd", t.snd_wnd), ("rcv_wnd", t.rcv_wnd)] {
+        if v > 0 {
+            parts.push(format!("{key}:{v}"));
+        }
+    }
     parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xsknet::ipv4::tcp::info::tcp_get_info;
+
+    /// A kernel listener under `ss -tiln` (Linux 6.18, iproute2):
+    /// `\t cubic cwnd:10` (with the algorithm of `tcp_congestion_control`), and
+    /// `unacked:N` once N children wait for accept.
+    #[test]
+    fn a_listener_shows_its_algorithm_and_window_only_as_ss_does() {
+        let listener = xsknet::TcpInfo {
+            state: TcpState::Listen,
+            snd_cwnd: 10,
+            congestion: xsknet::CongAlgo::Cubic,
+            ..tcp_get_info(TcpState::Listen, None)
+        };
+        assert_eq!(tcp_info_line(&listener), "cubic cwnd:10");
+        assert_eq!(tcp_info_line(&xsknet::TcpInfo { unacked: 2, ..listener }), "cubic cwnd:10 unacked:2");
+        let reno = xsknet::TcpInfo { congestion: xsknet::CongAlgo::Reno, ..listener };
+        assert_eq!(tcp_info_line(&reno), "reno cwnd:10");
+    }
 }

@@ -8,6 +8,7 @@ mod inspect;
 mod tcp_serve;
 mod top;
 
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -185,7 +186,7 @@ struct ServeArgs {
     /// Print a rate line every SECS seconds (0: off).
     #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = xsknet::cli::parse_secs)]
     stats_interval: f64,
-    /// Stop after SECS seconds (default: until SIGINT/SIGTERM).
+    /// Stop after SECS seconds (default: until SIGINT, SIGTERM or SIGHUP).
     #[arg(long, value_name = "SECS", value_parser = xsknet::cli::parse_secs)]
     duration: Option<f64>,
     /// Open no control endpoint: `xsknet list`, `stat`, `ss` and `top` will not see this
@@ -424,10 +425,15 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
             (Some(_), None) => ", guard: default policy".to_string(),
         },
     );
+    // Whether the program is still attached: asked at each publication and at exit.
+    let xdp_watch = xdp.link_watch().map_err(|e| log::warn!("the XDP program's link is not watched: {e}")).ok();
     // The loop publishes when someone reads: the control endpoint, the metrics server, the
     // guard's adaptive mode.
     let published = (control.is_some() || metrics.is_some() || guard.is_some()).then(|| {
-        let (publisher, reader) = Publisher::new(stack.epoch());
+        let (mut publisher, reader) = Publisher::new(stack.epoch());
+        if let Some(w) = &xdp_watch {
+            publisher.watch_xdp(w.clone());
+        }
         stack.attach_publisher(publisher);
         let info = InstanceInfo {
             pid: std::process::id(),
@@ -443,6 +449,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
             started_unix_s: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
+            prog_id: Some(xdp.program_id()),
         };
         (info, reader)
     });
@@ -501,6 +508,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         device: final_stack.device_stats(),
         census: final_stack.frame_census(),
         xdp: xdp.stats().unwrap_or_default(),
+        xdp_attached: xdp_watch.as_ref().map(|w| (w.prog_id(), w.attached())),
         guard: guard.as_ref().and_then(|g| g.counters().map_err(|e| log::warn!("guard counters: {e}")).ok()),
         adaptive,
         loop_stats,
@@ -516,12 +524,15 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     // The writer thread writes what is queued, closes the file and is joined.
     let capture = final_stack.detach_capture().map(|t| t.finish());
     report.print();
+    // Written, not println!'d: the terminal may be gone (SIGHUP), and the JSON must still be written.
+    let mut out = std::io::stdout();
     if let Some(c) = &capture {
-        println!("{}", c.line());
+        let _ = writeln!(out, "{}", c.line());
     }
     if let (Some(c), Some((lo, hi))) = (&churn, args.churn_ports) {
         let s = c.stats;
-        println!(
+        let _ = writeln!(
+            out,
             "  churn on ports {lo}-{hi}: {} UDP sockets and {} TCP listeners opened, {} closed, {} refused; {} \
              datagrams read, {} connections accepted",
             s.udp_opened, s.tcp_listeners_opened, s.closed, s.open_errors, s.datagrams, s.accepted
@@ -771,7 +782,6 @@ fn parse_congestion(s: &str) -> Result<xsknet::CongAlgo, String> {
 /// The library's messages (`log`) on stderr as `xsknet: warning: …`:
 /// warnings and errors by default, more with `RUST_LOG=info` or `debug`.
 fn init_logging() {
-    use std::io::Write as _;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format(|buf, record| {
             let level = match record.level() {

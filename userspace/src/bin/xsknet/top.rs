@@ -186,6 +186,8 @@ pub struct View {
     pub uptime_ns: u64,
     /// How old its last publication was, ns.
     pub age_ns: u64,
+    /// Its XDP program's id and whether it is still attached, when watched.
+    pub xdp_prog: Option<(u32, bool)>,
     /// What the rates cover.
     pub window: Window,
     /// The loop's busy share over the window, 0–1.
@@ -297,6 +299,7 @@ impl View {
             info: now.info.clone(),
             uptime_ns: now.stats.uptime_ns,
             age_ns: now.age_ns,
+            xdp_prog: (now.stats.xdp_prog_id != 0).then_some((now.stats.xdp_prog_id, now.stats.xdp_attached)),
             window,
             busy,
             poll,
@@ -314,6 +317,11 @@ impl View {
     /// many packets can arrive before it runs dry if the loop stops.
     pub fn fill_headroom(&self) -> u64 {
         self.fill_capacity.saturating_sub(self.fill_room)
+    }
+
+    /// The XDP program's id when it is no longer attached.
+    pub fn xdp_detached(&self) -> Option<u32> {
+        self.xdp_prog.and_then(|(id, attached)| (!attached).then_some(id))
     }
 
     /// Whether the loop has not published for over a second.
@@ -652,6 +660,10 @@ fn render_header(f: &mut Frame, area: Rect, v: &View, page: Option<(usize, usize
                 uptime(v.uptime_ns),
                 i.netns.name.as_deref().map_or(String::new(), |n| format!("  netns {n}"))
             )),
+            Span::raw(match v.xdp_prog {
+                Some((id, true)) => format!("  XDP prog {id} attached"),
+                _ => String::new(),
+            }),
         ]),
         Line::from(match page {
             Some((p, n)) => format!("rates {}; Tab: page {} of {}; q quits", v.window.label(), p + 1, n),
@@ -662,6 +674,10 @@ fn render_header(f: &mut Frame, area: Rect, v: &View, page: Option<(usize, usize
     lines[1].spans.insert(0, Span::raw(format!("{age}; ")));
     if v.stalled() {
         lines[1].spans.insert(0, Span::styled("LOOP STALLED: no publication for over 1 s; ", bold().fg(Color::Red)));
+    }
+    if let Some(id) = v.xdp_detached() {
+        let text = format!("XDP PROGRAM {id} DETACHED: nothing reaches this instance; ");
+        lines[1].spans.insert(0, Span::styled(text, bold().fg(Color::Red)));
     }
     f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::BOTTOM)), area);
 }
@@ -798,7 +814,7 @@ fn render_tcp(f: &mut Frame, area: Rect, v: &View, compact: bool) {
 fn fetch_or_wait(path: &Path, last: &InstanceInfo) -> Result<Option<Snapshot>, BoxError> {
     match control::request::<Snapshot>(path, Request::Stats) {
         Ok(s) => Ok(Some(s)),
-        Err(ControlError::NotAnswering { .. }) => Ok(None),
+        Err(ControlError::NotAnswering { .. } | ControlError::Busy { .. }) => Ok(None),
         Err(e) => Err(explain(e, path, Some(last))),
     }
 }
@@ -866,6 +882,12 @@ fn run_plain(a: &TopArgs, path: &Path, first: Snapshot) -> Result<(), BoxError> 
             lines.push(format!(
                 "# the loop last published {:.1} s ago: it is stalled or descheduled",
                 v.age_ns as f64 / 1e9
+            ));
+        }
+        if let Some(id) = v.xdp_detached() {
+            lines.push(format!(
+                "# the XDP program {id} is no longer attached to {}: nothing reaches this instance",
+                v.info.iface
             ));
         }
         for l in lines.drain(..) {
@@ -999,6 +1021,7 @@ mod tests {
             port: 7,
             setup: "test".into(),
             started_unix_s: 1000.0,
+            prog_id: Some(42),
         }
     }
 
@@ -1302,6 +1325,14 @@ mod tests {
         let mut c = b.clone();
         c.age_ns = 3_000_000_000;
         assert!(screen(&View::new(Some(&b), &c), 160, 50).contains("LOOP STALLED"));
+        // The XDP program is shown, and called out once detached.
+        let mut d = b.clone();
+        d.stats.xdp_prog_id = 42;
+        d.stats.xdp_attached = true;
+        assert!(screen(&View::new(Some(&b), &d), 160, 50).contains("XDP prog 42 attached"));
+        d.stats.xdp_attached = false;
+        let s = screen(&View::new(Some(&b), &d), 160, 50);
+        assert!(s.contains("XDP PROGRAM 42 DETACHED") && !s.contains("XDP prog 42 attached"), "{s}");
         // A small terminal does not panic.
         let _ = screen(&v, 40, 10);
     }

@@ -300,6 +300,18 @@ pub struct TcpCb {
 }
 
 impl TcpCb {
+    /// For unit tests of the congestion control: a control block in CLOSE
+    /// on a stream socket of its own, 127.0.0.1:1 to itself, MSS 1460, with
+    /// `algo` as its congestion control (set up at `snd_nxt` 0, now).
+    #[cfg(test)]
+    pub(crate) fn for_tests(algo: crate::stream::CongAlgo) -> TcpCb {
+        let sock = Arc::new(Sock::new(crate::sock::SockType::Stream, 0, 0, 2048));
+        let a = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 1);
+        let mut c = TcpCb::new(sock, a, a, 1460);
+        c.ca = Congestion::new(algo, 0, Instant::now());
+        c
+    }
+
     /// A control block in CLOSE for `sock`, between `local` and `remote`.
     pub fn new(sock: Arc<Sock>, local: SocketAddrV4, remote: SocketAddrV4, advmss: u32) -> TcpCb {
         TcpCb {

@@ -185,16 +185,9 @@ pub fn tcp_cwnd_restart(cb: &mut TcpCb, idle: Duration, enabled: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sock::{Sock, SockType};
-    use std::net::{Ipv4Addr, SocketAddrV4};
-    use std::sync::Arc;
 
     fn cb() -> TcpCb {
-        let sock = Arc::new(Sock::new(SockType::Stream, 0, 0, 2048));
-        let a = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
-        let mut c = TcpCb::new(sock, a, a, 1460);
-        c.ca = Congestion::new(CongAlgo::Reno, 0, Instant::now());
-        c
+        TcpCb::for_tests(CongAlgo::Reno)
     }
 
     /// RFC 2861 as Linux: idle for 1 s with an RTO of 200 ms halves a window

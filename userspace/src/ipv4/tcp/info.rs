@@ -67,35 +67,48 @@ pub const TCPI_OPT_SACK: u8 = 2;
 pub const TCPI_OPT_WSCALE: u8 = 4;
 
 /// The `tcp_info` of a socket in `state`, from its control block `cb` if it
-/// has one (a socket not yet connected or listening has none: zeros).
+/// has one (a socket not yet connected or listening has none: zeros). A
+/// listener reports what `tcp_get_info` fills before its early return for
+/// `TCP_LISTEN`: the window it was made with (`TCP_INIT_CWND`), the children
+/// ready for `accept` in `tcpi_unacked`, and (`INET_DIAG_CONG`) the
+/// algorithm its children will take; nothing else (so `ss -i` prints
+/// `cubic cwnd:10` for it, as for a kernel listener).
 pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
-    let Some(cb) = cb else {
-        return TcpInfo {
-            state,
-            options: 0,
-            snd_wscale: 0,
-            rcv_wscale: 0,
-            rtt_us: 0,
-            rttvar_us: 0,
-            rto_us: 0,
-            snd_cwnd: 0,
-            snd_ssthresh: 0,
-            snd_mss: 0,
-            rcv_mss: 0,
-            retransmits: 0,
-            total_retrans: 0,
-            unacked: 0,
-            bytes_acked: 0,
-            bytes_received: 0,
-            segs_out: 0,
-            segs_in: 0,
-            snd_wnd: 0,
-            rcv_wnd: 0,
-            congestion: crate::stream::CongAlgo::default(),
-            pacing_rate: u64::MAX,
-            max_pacing_rate: u64::MAX,
-        };
+    let zeros = |state| TcpInfo {
+        state,
+        options: 0,
+        snd_wscale: 0,
+        rcv_wscale: 0,
+        rtt_us: 0,
+        rttvar_us: 0,
+        rto_us: 0,
+        snd_cwnd: 0,
+        snd_ssthresh: 0,
+        snd_mss: 0,
+        rcv_mss: 0,
+        retransmits: 0,
+        total_retrans: 0,
+        unacked: 0,
+        bytes_acked: 0,
+        bytes_received: 0,
+        segs_out: 0,
+        segs_in: 0,
+        snd_wnd: 0,
+        rcv_wnd: 0,
+        congestion: crate::stream::CongAlgo::default(),
+        pacing_rate: u64::MAX,
+        max_pacing_rate: u64::MAX,
     };
+    if let Some(cb) = cb.filter(|cb| cb.state == TcpState::Listen) {
+        let tsk = cb.tsk();
+        return TcpInfo {
+            snd_cwnd: cb.cwnd,
+            unacked: tsk.accept_backlog() as u32,
+            congestion: tsk.congestion(),
+            ..zeros(cb.state)
+        };
+    }
+    let Some(cb) = cb else { return zeros(state) };
     let wscale_ok = cb.rcv_wscale > 0 || cb.snd_wscale > 0;
     let options = (if cb.ts.ok { TCPI_OPT_TIMESTAMPS } else { 0 })
         | (if cb.sack_ok { TCPI_OPT_SACK } else { 0 })

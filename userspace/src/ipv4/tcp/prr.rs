@@ -66,18 +66,10 @@ pub fn tcp_cwnd_reduction(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sock::{Sock, SockType};
     use crate::stream::CongAlgo;
-    use std::net::{Ipv4Addr, SocketAddrV4};
-    use std::sync::Arc;
-    use std::time::Instant;
 
     fn cb() -> TcpCb {
-        let sock = Arc::new(Sock::new(SockType::Stream, 0, 0, 2048));
-        let a = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
-        let mut c = TcpCb::new(sock, a, a, 1460);
-        c.ca = super::super::ca::Congestion::new(CongAlgo::Reno, 0, Instant::now());
-        c
+        TcpCb::for_tests(CongAlgo::Reno)
     }
 
     /// RFC 6937 §3.1's example: cwnd 20, one segment lost, Reno's ssthresh
