@@ -682,8 +682,7 @@ pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Res
     // A busy instance answers and closes without reading: the write may
     // fail (EPIPE) with its answer waiting to be read.
     let wrote = conn.write_all(line.as_bytes());
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).map_err(|e| match e.kind() {
+    let answer = read_answer(&mut conn).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             ControlError::NotAnswering { path: path.to_path_buf(), pid, after: IO_TIMEOUT * 2 }
         }
@@ -704,6 +703,25 @@ pub fn request<T: serde::de::DeserializeOwned>(path: &Path, req: Request) -> Res
         return Err(ControlError::Remote { path: path.to_path_buf(), msg: msg.to_string() });
     }
     serde_json::from_value(v).map_err(|e| ControlError::Protocol { path: path.to_path_buf(), msg: format!("{e}") })
+}
+
+/// Reads an answer to its end. A busy instance closes without reading the
+/// request, and a Unix socket closed with unread data makes the other end's
+/// next read fail with `ECONNRESET` once the answer has been read
+/// (`unix_release_sock`, net/unix/af_unix.c): after an answer, that is its end.
+fn read_answer(conn: &mut UnixStream) -> std::io::Result<String> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !answer.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(answer).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Every control socket in [`run_dir`] (answering or not), by name.
