@@ -178,7 +178,19 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
         assert!(m["bytes_received"].as_f64().unwrap() > 0.9 * m["bytes_sent"].as_f64().unwrap(), "{r}");
         assert!(m["machine_cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{r}");
     }
-    assert_eq!(servers("loss"), ["nginx", "xsknet-http", "nginx", "xsknet-http"]);
+    // Each loss setting: nginx on CUBIC, as xsknet, then nginx on this machine's default
+    // congestion control when that is another one (for reference), then xsknet.
+    let default_cc = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap_or_default();
+    let per_setting: &[&str] = if default_cc.trim() == xsknet_bench::tcp_bench::KERNEL_LOSS_CC {
+        &["nginx", "xsknet-http"]
+    } else {
+        &["nginx", "nginx", "xsknet-http"]
+    };
+    assert_eq!(servers("loss"), per_setting.repeat(2), "the machine's default: {default_cc}");
+    for r in rows("loss").into_iter().filter(|r| r["server"] == "nginx") {
+        let cc = r["detail"]["congestion_control"].as_str().unwrap();
+        assert!(cc == xsknet_bench::tcp_bench::KERNEL_LOSS_CC || cc == default_cc.trim(), "{r}");
+    }
     for r in rows("loss") {
         let what = r["what"].as_str().unwrap();
         if what.contains("--loss 1 ") {
