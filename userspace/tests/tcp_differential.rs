@@ -306,25 +306,7 @@ impl RawPeer {
     }
 
     fn send_frame(&self, frame: &[u8]) {
-        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = self.ifindex;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the call
-        // and their exact sizes are passed.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        packet_send(&self.fd, self.ifindex, frame);
     }
 
     /// Sends `segment` (a TCP header and data, checksum already in place, or

@@ -402,25 +402,7 @@ impl Raw {
     fn send_ip(&self, proto: u8, payload: &[u8]) {
         let ip = ipv4_packet(SCRIPT_ADDR, SERVER_ADDR, proto, 0x4242, &[], payload);
         let frame = eth_frame(self.server_mac, self.mac, ethertype::IPV4, &ip);
-        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = self.ifindex;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the call
-        // and their exact sizes are passed.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        packet_send(&self.fd, self.ifindex, &frame);
     }
 
     /// TCP packets (whole IPv4 packets) from the server's `port` to
