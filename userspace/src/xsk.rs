@@ -112,6 +112,10 @@ pub struct XskConfig {
     /// frames; Linux ≥ 6.6 for copy mode, and zero-copy drivers that
     /// support it).
     pub multi_buffer: bool,
+    /// In copy mode, descriptors one kick of the tx ring sends (`XDP_MAX_TX_SKB_BUDGET`,
+    /// Linux ≥ 6.17: 32 up to `tx_size`); `None` leaves the kernel's [`TX_BATCH_SIZE`].
+    /// A kernel that refuses the option keeps 32 ([`XskDevice::tx_budget`] says).
+    pub max_tx_budget: Option<u32>,
 }
 
 impl XskConfig {
@@ -131,6 +135,7 @@ impl XskConfig {
             fill_size: 2048,
             completion_size: 2048,
             multi_buffer: false,
+            max_tx_budget: None,
         }
     }
 }
@@ -342,12 +347,12 @@ impl XskDevice {
                 }
             }
         }
-        // Copy mode: one kick drains the ring, not 32 of it (`__xsk_generic_xmit` stops at
-        // `max_tx_budget`); a kernel before 6.17 refuses the option and keeps 32 a kick.
-        let tx_budget = match zero_copy {
-            false if set_max_tx_budget(rx.as_raw_fd(), cfg.tx_size).is_ok() => cfg.tx_size,
-            false => TX_BATCH_SIZE,
-            true => 0,
+        // Copy mode: `__xsk_generic_xmit` stops at `max_tx_budget` descriptors a kick; a
+        // kernel before 6.17 refuses the option and keeps 32.
+        let tx_budget = match (zero_copy, cfg.max_tx_budget) {
+            (true, _) => 0,
+            (false, Some(b)) if set_max_tx_budget(rx.as_raw_fd(), b).is_ok() => b,
+            (false, _) => TX_BATCH_SIZE,
         };
         Ok(XskDevice {
             fq,
@@ -434,9 +439,9 @@ impl XskDevice {
         self.multi_buffer
     }
 
-    /// Descriptors one kick of the tx ring sends in copy mode: the tx ring's size
-    /// (`XDP_MAX_TX_SKB_BUDGET`, set at bind: Linux ≥ 6.17), else the kernel's default
-    /// [`TX_BATCH_SIZE`]; 0 in zero-copy mode, where the driver's NAPI sends.
+    /// Descriptors one kick of the tx ring sends in copy mode: [`XskConfig::max_tx_budget`]
+    /// when the kernel took it (`XDP_MAX_TX_SKB_BUDGET`, Linux ≥ 6.17), else the kernel's
+    /// default [`TX_BATCH_SIZE`]; 0 in zero-copy mode, where the driver's NAPI sends.
     pub fn tx_budget(&self) -> u32 {
         self.tx_budget
     }
