@@ -249,6 +249,10 @@ pub fn open(opts: &DeviceOptions) -> Result<Device, DeviceError> {
     xcfg.bind_mode = opts.bind_mode;
     xcfg.set_ring_sizes(opts.ring_size);
     xcfg.multi_buffer = multi_buffer;
+    // The stack's transmits: one kick sends what the tx ring holds (a window of a bulk
+    // send), not 32 of it, where the kernel allows (docs/architecture.md, "Transmit in
+    // copy mode").
+    xcfg.max_tx_budget = Some(xcfg.tx_size);
     let xsk = XskDevice::open(umem.clone(), &xcfg)?;
     if opts.replace {
         refuse_replacing_a_live_instance(&opts.ifname, opts.queue)?;

@@ -28,6 +28,14 @@ const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 /// `XDP_USE_SG` (include/uapi/linux/if_xdp.h): the bind flag of AF_XDP
 /// multi-buffer, which xdpilone does not name.
 const XDP_USE_SG: u16 = 1 << 4;
+/// `SOL_XDP` (include/linux/socket.h).
+const SOL_XDP: libc::c_int = 283;
+/// `XDP_MAX_TX_SKB_BUDGET` (include/uapi/linux/if_xdp.h, Linux 6.17): in copy mode, how many
+/// tx descriptors one `sendto()` turns into packets (`xs->max_tx_budget`, 32 by default:
+/// `TX_BATCH_SIZE`), from 32 to the tx ring's size.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+/// `TX_BATCH_SIZE` (net/xdp/xsk.c): copy mode's descriptors per `sendto()` by default.
+pub const TX_BATCH_SIZE: u32 = 32;
 /// `SO_BUSY_POLL` for [`XskDevice::set_busy_poll`] (`--prefer-busy-poll`):
 /// the socket may busy-poll (any value above 0 does for a non-blocking call,
 /// which polls once), 20 µs as Documentation/networking/af_xdp.rst's example.
@@ -104,6 +112,10 @@ pub struct XskConfig {
     /// frames; Linux ≥ 6.6 for copy mode, and zero-copy drivers that
     /// support it).
     pub multi_buffer: bool,
+    /// In copy mode, descriptors one kick of the tx ring sends (`XDP_MAX_TX_SKB_BUDGET`,
+    /// Linux ≥ 6.17: 32 up to `tx_size`); `None` leaves the kernel's [`TX_BATCH_SIZE`].
+    /// A kernel that refuses the option keeps 32 ([`XskDevice::tx_budget`] says).
+    pub max_tx_budget: Option<u32>,
 }
 
 impl XskConfig {
@@ -123,6 +135,7 @@ impl XskConfig {
             fill_size: 2048,
             completion_size: 2048,
             multi_buffer: false,
+            max_tx_budget: None,
         }
     }
 }
@@ -224,6 +237,8 @@ pub struct XskDevice {
     cq_invalid_addr: u64,
     zero_copy: bool,
     tx_kicks: u64,
+    /// Descriptors one copy-mode kick sends ([`Self::tx_budget`]).
+    tx_budget: u32,
     /// Fill-ring wake-ups and busy polls made (`XskRxWakeups`).
     rx_wakeups: u64,
     /// Each receive busy-polls the NAPI first (`XskConfig::prefer_busy_poll`).
@@ -332,6 +347,13 @@ impl XskDevice {
                 }
             }
         }
+        // Copy mode: `__xsk_generic_xmit` stops at `max_tx_budget` descriptors a kick; a
+        // kernel before 6.17 refuses the option and keeps 32.
+        let tx_budget = match (zero_copy, cfg.max_tx_budget) {
+            (true, _) => 0,
+            (false, Some(b)) if set_max_tx_budget(rx.as_raw_fd(), b).is_ok() => b,
+            (false, _) => TX_BATCH_SIZE,
+        };
         Ok(XskDevice {
             fq,
             rx,
@@ -345,6 +367,7 @@ impl XskDevice {
             cq_invalid_addr: 0,
             zero_copy,
             tx_kicks: 0,
+            tx_budget,
             rx_wakeups: 0,
             busy_poll: false,
             multi_buffer: cfg.multi_buffer,
@@ -416,6 +439,13 @@ impl XskDevice {
         self.multi_buffer
     }
 
+    /// Descriptors one kick of the tx ring sends in copy mode: [`XskConfig::max_tx_budget`]
+    /// when the kernel took it (`XDP_MAX_TX_SKB_BUDGET`, Linux ≥ 6.17), else the kernel's
+    /// default [`TX_BATCH_SIZE`]; 0 in zero-copy mode, where the driver's NAPI sends.
+    pub fn tx_budget(&self) -> u32 {
+        self.tx_budget
+    }
+
     /// Whether the socket is bound in zero-copy mode.
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
@@ -429,6 +459,31 @@ impl XskDevice {
             self.tx_kicks += 1;
         }
     }
+}
+
+/// `XDP_MAX_TX_SKB_BUDGET` on the AF_XDP socket `fd`: descriptors one copy-mode `sendto()`
+/// sends (net/xdp/xsk.c `xsk_setsockopt`: 32 up to the tx ring's entries, else `EACCES`).
+///
+/// # Errors
+///
+/// The `setsockopt` error: `ENOPROTOOPT` before Linux 6.17, `EACCES` out of range.
+fn set_max_tx_budget(fd: std::os::fd::RawFd, budget: u32) -> std::io::Result<()> {
+    let value: u32 = budget;
+    // SAFETY: setsockopt(2) on our own open socket, with a pointer to a u32 on the stack
+    // and its size (the kernel wants exactly `sizeof(unsigned int)`); it only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            (&value as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl NetDevice for XskDevice {
@@ -617,9 +672,9 @@ impl XskDevice {
         reader.release();
         drop(reader);
         self.in_kernel.took(n);
-        // In copy mode one kick sends at most 32 frames (the kernel's
-        // per-socket budget): keep kicking while the tx ring holds frames the
-        // kernel has not taken, or they stay there until the next send.
+        // In copy mode one kick sends at most `tx_budget` frames (32 on a kernel
+        // without `XDP_MAX_TX_SKB_BUDGET`): keep kicking while the tx ring holds
+        // frames the kernel has not taken, or they stay there until the next send.
         if self.tx.pending() > 0 {
             self.kick_tx();
         }

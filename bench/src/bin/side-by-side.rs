@@ -108,6 +108,12 @@ struct Cli {
     /// `--runs` interleaved rounds, the goals judged on the medians.
     #[arg(long, requires = "tcp_only", conflicts_with = "loss_only")]
     requests_only: bool,
+    /// With --tcp-only: only the bulk-send rows of the goal (curl fetching 16 MiB from nginx
+    /// with GSO off on CUBIC, from `xsknet http`, and from nginx on this machine's default
+    /// congestion control when that is not CUBIC), `--runs` interleaved rounds, the goal judged
+    /// on the median of all the transfers.
+    #[arg(long, requires = "tcp_only", conflicts_with_all = ["loss_only", "requests_only"])]
+    bulk_only: bool,
     /// Leave the TCP section out.
     #[arg(long)]
     no_tcp: bool,
@@ -1402,6 +1408,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             ns: b.pair.ns(),
             ifname: b.pair.ifname(),
             peer_ns: b.pair.peer_ns(),
+            peer_ifname: b.pair.peer_ifname(),
             dir: &b.dir,
             bin: &b.bin,
             server_addr: RX_ADDR,
@@ -1413,6 +1420,8 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         };
         if cli.requests_only {
             Some(t.run_requests(cli.runs, &|| b.stopped())?)
+        } else if cli.bulk_only {
+            Some(t.run_bulk(cli.runs, &|| b.stopped())?)
         } else {
             let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
             eprintln!("== tcp: under loss, through xsknet-impair");

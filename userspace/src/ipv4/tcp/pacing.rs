@@ -29,7 +29,7 @@
 use std::time::{Duration, Instant};
 
 use super::cb::TcpCb;
-pub use super::pacing_state::{Pacing, GSO_LEGACY_MAX_SIZE, PACING_RATE_UNLIMITED};
+pub use super::pacing_state::{Pacing, GSO_LEGACY_MAX_SIZE, MAX_TCP_HEADER, PACING_RATE_UNLIMITED, SK_GSO_MAX_SIZE};
 
 /// `sysctl_tcp_pacing_ss_ratio`: the pacing rate in slow start, percent of the current rate.
 pub const TCP_PACING_SS_RATIO: u64 = 200;
@@ -241,16 +241,22 @@ mod tests {
         }
     }
 
-    /// `hystart_ack_delay`: `min(1 ms, 4 · 64 KiB / rate)`, 0 without a rate.
+    /// `hystart_ack_delay`: `min(1 ms, 4 · sk_gso_max_size / rate)`, 0 without a rate;
+    /// `sk_gso_max_size` 65536 - 193 = 65343 (`sk_dst_gso_max_size` on a veth).
     #[test]
     fn hystart_ack_delay_follows_the_rate() {
+        assert_eq!(SK_GSO_MAX_SIZE, 65_343);
         let mut p = Pacing::default();
         assert_eq!(p.hystart_ack_delay(), Duration::ZERO, "~0");
         p.rate = 0;
         assert_eq!(p.hystart_ack_delay(), Duration::ZERO);
         p.rate = 1_000_000;
-        assert_eq!(p.hystart_ack_delay(), Duration::from_millis(1), "262 ms capped at 1 ms");
-        p.rate = 1_048_576_000;
-        assert_eq!(p.hystart_ack_delay(), Duration::from_micros(250));
+        assert_eq!(p.hystart_ack_delay(), Duration::from_millis(1), "261 ms capped at 1 ms");
+        // 4 · 65343 µs·B/s over 1 GiB/s: 243.4 µs (with 64 KiB it would be 244.1, 244 µs).
+        p.rate = 1_073_741_824;
+        assert_eq!(p.hystart_ack_delay(), Duration::from_micros(243));
+        // 5.8 GB/s, slow start's pacing rate at a window of 60 and an RTT of 30 µs: 45 µs.
+        p.rate = 5_792_000_000;
+        assert_eq!(p.hystart_ack_delay(), Duration::from_micros(45));
     }
 }
