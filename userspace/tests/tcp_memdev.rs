@@ -1344,6 +1344,114 @@ fn in_order_data_over_tcp_mem_max_is_dropped_until_the_reader_frees_it() {
     b.end();
 }
 
+/// The highest sequence number after the data of `out`, or `high`.
+fn highest_end(out: &[Seg], mut high: u32) -> u32 {
+    for sgm in out {
+        let end = sgm.r.seq.wrapping_add(sgm.data.len() as u32);
+        if (end.wrapping_sub(high) as i32) > 0 {
+            high = end;
+        }
+    }
+    high
+}
+
+/// The peer acknowledges everything we sent up to `high`, then what that
+/// lets go, batch after batch, until nothing more goes out; returns the
+/// bytes acknowledged in all.
+fn ack_everything(b: &mut Bench, port: u16, iss: u32, mut high: u32) -> u32 {
+    loop {
+        b.at(b.elapsed() + ms(1));
+        b.send(hdr(PPORT, port, PISN + 1, high, ACK, PEER_WIN), &[]);
+        let out = b.out();
+        if out.is_empty() {
+            return high.wrapping_sub(iss.wrapping_add(1));
+        }
+        high = highest_end(&out, high);
+    }
+}
+
+/// What the application writes is charged to `tcp_mem` too (`sk_wmem_queued`,
+/// `sk_wmem_schedule`). With `tcp_mem` 2 6 6, six pages of writes are
+/// granted; the seventh is over the hard limit: pressure starts
+/// (`TCPMemoryPressures`), the send buffer is cut to half the queue
+/// (`sk_stream_moderate_sndbuf`: `tb` 12288 in `ss -m`) and the bytes are
+/// charged anyway, so the next `send()` gets `EAGAIN` and `POLLOUT` is off.
+/// As the peer's ACKs free the queue the pages go back; below `tcp_mem[0]`
+/// pressure ends (`TCPMemoryPressuresChrono`), `tcp_new_space` grows the
+/// buffer back and the writer is writeable again. Every page comes back
+/// when the connection is aborted.
+#[test]
+fn a_writer_stopped_by_tcp_mem_max_is_woken_when_acks_free_memory() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 2, pressure: 6, max: 6 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    let chunk = pattern(4096);
+    let mut high = iss.wrapping_add(1);
+    for k in 1..=6u64 {
+        assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+        high = highest_end(&b.out(), high);
+        let m = b.s.snmp();
+        assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (k, 0), "chunk {k}");
+    }
+    assert_eq!(b.s.send(fd, &chunk), Ok(4096), "the loop has not seen it yet");
+    high = highest_end(&b.out(), high);
+    let m = b.s.snmp();
+    assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (7, 1), "charged anyway, over tcp_mem[2]");
+    assert_eq!(b.s.send(fd, &chunk), Err(Errno::EAGAIN), "sk_stream_memory_free fails");
+    assert_eq!(b.revents(fd, POLLOUT), 0);
+    let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+    assert_eq!((conn.skmem.sndbuf, conn.skmem.wmem_queued, conn.skmem.wmem_alloc), (12288, 7 * 4096, 0));
+    assert_eq!(conn.skmem.forward_alloc, 0);
+    let t_pressure = b.elapsed();
+    // The peer acknowledges what came, and what the ACKs let go after it.
+    assert_eq!(ack_everything(&mut b, port, iss, high), 7 * 4096);
+    let m = b.s.snmp();
+    assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (0, 1));
+    assert!(m.TcpExtTCPMemoryPressuresChrono > 0);
+    assert!(m.TcpExtTCPMemoryPressuresChrono <= (b.elapsed() - t_pressure).as_millis() as u64);
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT, "woken: room again");
+    let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+    assert_eq!((conn.skmem.sndbuf, conn.skmem.wmem_queued), (262_144, 0), "grown back to its size");
+    // Writing again charges again; an abort gives every page back.
+    assert_eq!(b.s.send(fd, &pattern(10_000)), Ok(10_000));
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 3);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0, "nothing left charged");
+    b.end();
+}
+
+/// A connection closed while it queues more than `SOCK_MIN_SNDBUF` and TCP
+/// memory is over `tcp_mem[2]` sends its FIN, then is reset (`tcp_close` →
+/// `tcp_check_oom`, `TcpExtTCPAbortOnMemory`), and its pages come back.
+#[test]
+fn an_orphan_over_tcp_mem_max_is_reset_at_close() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 1, pressure: 2, max: 2 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    assert_eq!(b.s.send(fd, &pattern(6000)), Ok(6000));
+    b.out();
+    assert_eq!(b.s.send(fd, &pattern(6000)), Ok(6000));
+    let sent = b.out();
+    assert!(!sent.is_empty());
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 3, "over tcp_mem[2]: charged anyway");
+    b.s.close(fd).unwrap();
+    // The last data (Nagle does not hold a segment our FIN rides on,
+    // `tcp_nagle_test`) with the FIN, then the reset.
+    let out = b.out();
+    let fl: Vec<u8> = out.iter().map(Seg::flags).collect();
+    assert_eq!(fl, [FIN | PSH | ACK, RST | ACK], "the FIN, then tcp_check_oom's reset");
+    assert_eq!(out[1].r.seq, iss.wrapping_add(1 + 12_000 + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnMemory, m.XskSockstatTcpMem), (1, 0));
+    // The peer's late ACK finds no connection.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 12_000), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().flags(), RST);
+    b.end();
+}
+
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,

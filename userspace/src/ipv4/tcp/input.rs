@@ -776,6 +776,8 @@ fn tcp_ack(
     if let Some(b) = cb.bufs.as_mut() {
         b.snd.skip(bytes);
     }
+    // sk_wmem_free_skb, sk_mem_reclaim.
+    super::wmem::tcp_wmem_free(net, cb, bytes, now);
     cb.bytes_acked += bytes as u64;
     cb.snd_una = ack;
     // The congestion control's sample: the newest segment this ACK covers
@@ -848,7 +850,8 @@ fn tcp_ack(
     // tcp_cong_control's last step: the pacing rate for the window and RTT as they are now.
     super::pacing::tcp_update_pacing_rate(cb);
     if bytes > 0 {
-        // sk_write_space: room in the send buffer.
+        // tcp_check_space → tcp_new_space → sk_write_space: room in the send buffer.
+        super::wmem::tcp_check_space(net, cb);
         cb.sock.wq.wake_up();
     }
     Ok(())
@@ -1540,6 +1543,7 @@ fn create_openreq_child(
     tsk.cork.store(ltsk.cork.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
     tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
+    tsk.sndbuf_lock.store(ltsk.sndbuf_lock.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.inherit_keepalive(ltsk);
     let bufs = tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, sndbuf);

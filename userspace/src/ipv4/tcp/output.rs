@@ -464,8 +464,10 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
         }
     }
     // Nagle (RFC 896, with Minshall's variant as `tcp_nagle_check`): hold
-    // a partial segment while a small one is unacknowledged.
-    if len < mss && !nodelay && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
+    // a partial segment while a small one is unacknowledged, unless our FIN
+    // rides on it (`tcp_nagle_test`: "or for the final FIN").
+    let carries_fin = cb.fin_seq == Some(cb.snd_nxt.wrapping_add(len));
+    if len < mss && !nodelay && !carries_fin && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
         return 0;
     }
     // Sent again after a timeout: up to the next SACKed range.
@@ -498,6 +500,9 @@ fn write_xmit(
     now: Instant,
     probe: Option<u32>,
 ) -> usize {
+    // What the application wrote since the loop last looked is charged
+    // before any of it goes (`tcp_stream_alloc_skb`'s `sk_wmem_schedule`).
+    super::wmem::tcp_wmem_charge(net, cb, now);
     if !matches!(
         cb.state,
         TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::LastAck | TcpState::Closing
