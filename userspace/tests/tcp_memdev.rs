@@ -1452,6 +1452,44 @@ fn an_orphan_over_tcp_mem_max_is_reset_at_close() {
     b.end();
 }
 
+/// `tcpi_unacked` is `packets_out`, segments (as `ss -ti` prints
+/// `unacked:`), not bytes: three 100-byte segments and five full ones are
+/// 8; an ACK of the small ones and half a full one leaves 5 (the rest of a
+/// partly acknowledged segment still counts, `tcp_tso_acked`); a timeout
+/// leaves them queued, still 5; our FIN counts one.
+#[test]
+fn tcpi_unacked_counts_segments_as_packets_out() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    b.s.setsockopt(fd, SockOpt::TcpNodelay(true)).unwrap();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0);
+    for _ in 0..3 {
+        assert_eq!(b.s.send(fd, &pattern(100)), Ok(100));
+        assert_eq!(b.one().data.len(), 100);
+    }
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 3);
+    assert_eq!(b.s.send(fd, &pattern(5 * MSS)), Ok(5 * MSS));
+    assert_eq!(b.out().len(), 5);
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 8);
+    b.at(ms(20));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 300 + 730), ACK, PEER_WIN), &[]);
+    b.out();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 5);
+    // The retransmission timer fires: the head goes again, nothing leaves the queue.
+    b.at(secs(2));
+    assert!(!b.out().is_empty());
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 5);
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 300 + 5 * MSS as u32), ACK, PEER_WIN), &[]);
+    b.out();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0);
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 1, "the FIN");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,

@@ -780,6 +780,7 @@ fn tcp_ack(
     super::wmem::tcp_wmem_free(net, cb, bytes, now);
     cb.bytes_acked += bytes as u64;
     cb.snd_una = ack;
+    cb.rtx_queue_clean();
     // The congestion control's sample: the newest segment this ACK covers
     // that was sent once (`ca_rtt_us`), if any.
     let mut newest = None;

@@ -281,6 +281,7 @@ pub fn tcp_transmit(
     }
     if len > 0 || fl & flags::FIN != 0 {
         if !before(seq, cb.snd_max) {
+            cb.rtx_queue_add(end);
             if cb.sent_times.len() == super::cb::SENT_TIMES {
                 cb.sent_times.pop_front();
             }
