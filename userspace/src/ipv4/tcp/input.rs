@@ -1427,7 +1427,7 @@ fn tcp_check_req(
         return;
     }
     let rcv_nxt = req.irs.wrapping_add(1);
-    let wnd = initial_window(rcvbuf, req.window_mss(l.advmss));
+    let wnd = initial_window(rcvbuf, req.window_mss(super::output::req_advmss(net, l.advmss, *key.remote.ip(), now)));
     if tsc.paws_reject || tsc.tsecr_reject || !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
         if !seg.has(flags::RST) && !req_oow_rate_limited(net, l) {
             // The request's ACK again (`tcp_v4_reqsk_send_ack`).
@@ -1548,7 +1548,15 @@ fn create_openreq_child(
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.inherit_keepalive(ltsk);
     let bufs = tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, sndbuf);
-    let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, l.advmss);
+    // tcp_v4_syn_recv_sock: advmss from the route (`dst_metric_advmss`), the
+    // MSS synced to its MTU (`tcp_sync_mss`, which keeps the MTU as the
+    // PMTU cookie).
+    let path_mtu = net.pmtu.get(*key.remote.ip(), net.mtu, now).mtu;
+    let advmss = super::output::req_advmss(net, l.advmss, *key.remote.ip(), now);
+    let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, advmss);
+    if path_mtu < net.mtu {
+        cb.pmtu_cookie = path_mtu as u32;
+    }
     cb.bufs = Some(bufs);
     cb.iss = req.iss;
     cb.snd_una = req.iss.wrapping_add(1);

@@ -387,9 +387,24 @@ pub fn tcp_v4_send_reset(
     }
 }
 
-/// `tcp_v4_send_synack` for a request sock on a listener at `local`.
-/// Counted in TcpOutSegs always (`tcp_make_synack`), and with `retrans` as
-/// a retransmission too (`tcp_rtx_synack`).
+/// `inet_csk_route_req` → `dst_metric_advmss` (`ipv4_default_advmss` on
+/// `ipv4_mtu`, which reads the route's cached path MTU): the MSS a request
+/// sock from `peer` offers in its SYN-ACK and its child takes: the
+/// listener's `advmss` (the device MTU, the UMEM frame), lowered to the path
+/// MTU less 40 when one was learnt for `peer` (ICMP fragmentation needed)
+/// and has not expired.
+pub fn req_advmss(net: &Net, advmss: u32, peer: std::net::Ipv4Addr, now: Instant) -> u32 {
+    let mtu = net.pmtu.get(peer, net.mtu, now).mtu;
+    let by_path = mtu.saturating_sub(ipv4::MIN_HEADER_LEN + crate::wire::tcp::HEADER_LEN) as u32;
+    advmss.min(by_path).max(super::TCP_MIN_MSS)
+}
+
+/// `tcp_v4_send_synack` for a request sock on a listener at `local` whose
+/// MSS is `advmss`: the SYN-ACK's MSS option, and the MSS its window is a
+/// multiple of, follow the route to `remote` as it is at each send
+/// ([`req_advmss`]: `tcp_make_synack` with the dst `inet_csk_route_req`
+/// looks up). Counted in TcpOutSegs always (`tcp_make_synack`), and with
+/// `retrans` as a retransmission too (`tcp_rtx_synack`).
 #[allow(clippy::too_many_arguments)]
 pub fn tcp_send_synack(
     net: &mut Net,
@@ -403,6 +418,7 @@ pub fn tcp_send_synack(
     retrans: bool,
     now: Instant,
 ) {
+    let advmss = req_advmss(net, advmss, *remote.ip(), now);
     let clock = &net.tcp.ts_clock;
     let timestamp = req.ts.as_mut().map(|ts| timestamps::synack_option(clock, ts, now));
     let options = TcpOptions {
