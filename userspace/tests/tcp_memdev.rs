@@ -1490,6 +1490,52 @@ fn tcpi_unacked_counts_segments_as_packets_out() {
     b.end();
 }
 
+/// A tail loss probe that pacing holds back (`SO_MAX_PACING_RATE` 14600
+/// bytes/s: a segment every 100 ms once ten have gone free) is not sent as a
+/// retransmission of the last segment instead: Linux's `tcp_send_loss_probe`
+/// finds new data the window allows, `tcp_write_xmit` sends nothing
+/// (`tcp_pacing_check`), and it only re-arms the retransmission timer
+/// (`rearm_timer`). When pacing releases the new segment, `tcp_write_xmit`
+/// schedules the probe again, which then resends that tail segment.
+#[test]
+fn a_loss_probe_held_back_by_pacing_waits_for_the_paced_segment() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    b.s.setsockopt(fd, SockOpt::MaxPacingRate(14_600)).unwrap();
+    let data = pattern(12 * MSS);
+    assert_eq!(b.s.send(fd, &data[..10 * MSS]), Ok(10 * MSS));
+    assert_eq!(b.out().len(), 10, "the first ten segments are not paced");
+    // Eight come back at 20 ms (srtt 10 ms: the probe is 2·srtt + 2 ms away).
+    b.at(ms(20));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 8 * MSS as u32), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.send(fd, &data[10 * MSS..]), Ok(2 * MSS));
+    let s11 = b.one();
+    assert_eq!(s11.r.seq, iss.wrapping_add(1 + 10 * MSS as u32), "the eleventh goes; the twelfth waits 90 ms");
+    // The probe timer fires at 42 ms with the twelfth held back: nothing goes.
+    b.at(ms(41));
+    b.none();
+    b.at(ms(43));
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtTCPLossProbes, 0);
+    // Pacing lets the twelfth go at 110 ms (100 ms less the 10 ms credit).
+    b.at(ms(109));
+    b.none();
+    b.at(ms(110));
+    let s12 = b.one();
+    assert_eq!((s12.r.seq, s12.data.len()), (iss.wrapping_add(1 + 11 * MSS as u32), MSS));
+    // It schedules the probe: 22 ms later the tail goes again.
+    b.at(ms(131));
+    b.none();
+    b.at(ms(132));
+    let probe = b.one();
+    assert_eq!((probe.r.seq, probe.data.len()), (s12.r.seq, MSS), "the last segment, again");
+    assert_eq!(b.s.snmp().TcpExtTCPLossProbes, 1);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,

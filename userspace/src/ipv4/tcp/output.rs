@@ -816,15 +816,21 @@ pub fn xmit_marked_lost(
 /// `tcp_send_loss_probe` (RFC 8985 §7.3), when the probe timer fires: one
 /// new segment if the peer's window lets it go (whatever cwnd says), else
 /// the last segment sent, again (`tlp_retrans`); then `tlp_high_seq` =
-/// `snd_nxt`, `TcpExtTCPLossProbes`, and the RTO restarts from now. Nothing
-/// while a probe is unresolved (the RTO stays as it was), or out of the
-/// Open state.
+/// `snd_nxt`, `TcpExtTCPLossProbes`, and the RTO restarts from now. Out of
+/// the Open state nothing. While a probe is unresolved, or when nothing
+/// went (pacing held the new segment back, `tcp_pacing_check`; no frame),
+/// no probe: the retransmission timer is armed for the head's last
+/// transmission plus the RTO instead (`rearm_timer`:
+/// [`tcp_rearm_rto_from_head`]), and a new segment pacing releases
+/// schedules the next probe (`tcp_write_xmit`). Linux never sends old data
+/// instead of new data held back.
 pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
     cb.rack.tlp_at = None;
     if cb.ca_state != super::cb::CaState::Open || cb.in_flight() == 0 || !cb.sack_ok {
         return;
     }
     if cb.rack.tlp_high_seq.is_some() {
+        tcp_rearm_rto_from_head(cb, now);
         return;
     }
     cb.rack.tlp_retrans = false;
@@ -839,7 +845,11 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
     {
         // push_one = 2: the probe goes whatever cwnd allows.
         let pipe_segs = super::sack::pipe(cb).div_ceil(mss);
-        probed = write_xmit(net, q, umem, cb, now, Some(pipe_segs)) > 0;
+        if write_xmit(net, q, umem, cb, now, Some(pipe_segs)) == 0 {
+            tcp_rearm_rto_from_head(cb, now);
+            return;
+        }
+        probed = true;
     }
     if !probed {
         let data_end = match cb.fin_seq {
@@ -853,7 +863,7 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
             fl |= flags::FIN;
         }
         if (len == 0 && fl & flags::FIN == 0) || !tcp_transmit(net, q, umem, cb, seq, fl, len as usize, now) {
-            cb.rto_at = Some(now + cb.rto_backed_off());
+            tcp_rearm_rto_from_head(cb, now);
             return;
         }
         cb.rack.tlp_retrans = true;
@@ -861,6 +871,26 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
     cb.rack.tlp_high_seq = Some(cb.snd_nxt);
     net.mib.TcpExtTCPLossProbes += 1;
     cb.rto_at = Some(now + cb.rto_backed_off());
+}
+
+/// `tcp_rearm_rto` while the probe timer is the pending one
+/// (`ICSK_TIME_LOSS_PROBE`): the retransmission timer fires the RTO after
+/// the head segment's last transmission (`tcp_rto_delta_us`: its
+/// `skb_mstamp` from the transmit log), at least a microsecond from now;
+/// without a record of the head, the RTO already armed stays (or one from
+/// now). Nothing in flight: no timer.
+pub fn tcp_rearm_rto_from_head(cb: &mut TcpCb, now: Instant) {
+    if cb.in_flight() == 0 {
+        cb.rto_at = None;
+        return;
+    }
+    let rto = cb.rto_backed_off();
+    let una = cb.snd_una;
+    let head = cb.rack.log.records().filter(|r| !before(una, r.seq) && before(una, r.end)).map(|r| r.sent).last();
+    cb.rto_at = Some(match head {
+        Some(sent) => (sent + rto).max(now + std::time::Duration::from_micros(1)),
+        None => cb.rto_at.unwrap_or(now + rto),
+    });
 }
 
 /// `tcp_pace_kick` → `tcp_tsq_write` (net/ipv4/tcp_output.c): the pacing timer fired, so
