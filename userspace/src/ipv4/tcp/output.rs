@@ -707,6 +707,28 @@ impl TcpCb {
     }
 }
 
+/// `tcp_xmit_retransmit_queue`'s walk of the queue: from `from` (at least
+/// `snd_una`), past what the peer SACKed (`TCPCB_SACKED_ACKED` skbs are
+/// skipped), the sequence number to send again and how many data bytes: at
+/// most one MSS, not past `limit`, the data or the next SACKed range (0
+/// when `limit` is reached or no data is there).
+fn next_unsacked(cb: &TcpCb, from: u32, limit: u32) -> (u32, u32) {
+    let mut seq = if after(from, cb.snd_una) { from } else { cb.snd_una };
+    while let Some(r) = cb.sack.holding(seq) {
+        seq = r.right;
+    }
+    let data_end = cb.write_seq();
+    if !before(seq, limit) || !after(data_end, seq) {
+        return (seq, 0);
+    }
+    let len = data_end
+        .wrapping_sub(seq)
+        .min(cb.mss.max(1))
+        .min(limit.wrapping_sub(seq))
+        .min(super::sack::room_before_sacked(cb, seq));
+    (seq, len)
+}
+
 /// `tcp_xmit_retransmit_queue`: the lost holes above `HighRxt`, lowest
 /// first, while the pipe leaves room in cwnd (RFC 6675 §5 `NextSeg` rule 1);
 /// `force` sends the first whatever the pipe (the fast retransmit).
@@ -725,14 +747,8 @@ pub fn tcp_xmit_retransmit_queue(
         if super::pacing::tcp_pacing_check(cb, now) {
             return;
         }
-        let mut seq = if before(s0, cb.snd_una) { cb.snd_una } else { s0 };
-        while let Some(r) = cb.sack.holding(seq) {
-            seq = r.right;
-        }
-        let data_end = cb.write_seq();
-        let mut len = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
-        len = len.min(mss).min(e.wrapping_sub(seq)).min(super::sack::room_before_sacked(cb, seq));
-        if !before(seq, e) || len == 0 || (len as i32) < 0 {
+        let (seq, len) = next_unsacked(cb, s0, e);
+        if !before(seq, e) || len == 0 {
             cb.rack.pop_relost();
             continue;
         }
@@ -783,16 +799,10 @@ pub fn xmit_marked_lost(
         if super::pacing::tcp_pacing_check(cb, now) {
             return;
         }
-        let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
-        while let Some(r) = cb.sack.holding(seq) {
-            seq = r.right;
-        }
+        let (seq, len) = next_unsacked(cb, cb.sack.high_rxt, cb.sack.lost_end);
         if !before(seq, cb.sack.lost_end) || !before(seq, cb.snd_max) {
             return;
         }
-        let data_end = cb.write_seq();
-        let mut len = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
-        len = len.min(mss).min(cb.sack.lost_end.wrapping_sub(seq)).min(super::sack::room_before_sacked(cb, seq));
         let end = seq.wrapping_add(len);
         let mut fl = flags::ACK;
         if cb.fin_seq == Some(end) && after(cb.snd_max, end) {
