@@ -962,9 +962,11 @@ impl Sock {
     }
 
     /// `sk_sndbuf`, bytes, as [`Self::rcvbuf`] for the write queue (a TCP
-    /// connection's as memory pressure moderated it).
+    /// connection's as memory pressure moderated it, unless `SO_SNDBUF`
+    /// locked it).
     pub fn sndbuf(&self) -> usize {
         match self.tcp() {
+            Some(t) if t.sndbuf_lock.load(Ordering::Relaxed) => t.sndbuf.load(Ordering::Relaxed),
             Some(t) => t.sndbuf.load(Ordering::Relaxed).min(t.stream.sndbuf_lim()),
             None => self.snd_slots * self.truesize,
         }

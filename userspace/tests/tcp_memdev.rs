@@ -1452,6 +1452,102 @@ fn an_orphan_over_tcp_mem_max_is_reset_at_close() {
     b.end();
 }
 
+/// With `SO_SNDBUF` set (`SOCK_SNDBUF_LOCK`) memory pressure never cuts the
+/// buffer (`tb` stays 65536): a charge over `tcp_mem[2]` while the queue is
+/// under the buffer stops the writer at what is queued (Linux: the
+/// allocation fails and `sk_stream_wait_memory` waits); an ACK that frees
+/// bytes lets it try again (`sk_stream_write_space`), and the next write
+/// over the limit stops it again, until the memory is back.
+#[test]
+fn a_writer_with_so_sndbuf_waits_at_tcp_mem_max_and_retries_after_acks() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 2, pressure: 6, max: 6 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (fd, port, iss) = {
+        let fd = b.s.socket(SockType::Stream).unwrap();
+        b.s.setsockopt(fd, SockOpt::SndBuf(65_536)).unwrap();
+        assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let syn = b.one();
+        let (port, iss) = (syn.r.src_port, syn.r.seq);
+        b.at(ms(10));
+        let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+        sa.options = linux_syn_options();
+        b.send(sa, &[]);
+        b.one();
+        b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+        b.none();
+        (fd, port, iss)
+    };
+    let chunk = pattern(4096);
+    let mut high = iss.wrapping_add(1);
+    for _ in 0..7 {
+        assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+        high = highest_end(&b.out(), high);
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (7, 1));
+    assert_eq!(b.s.send(fd, &chunk), Err(Errno::EAGAIN), "stopped at what is queued");
+    let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+    assert_eq!((conn.skmem.sndbuf, conn.skmem.wmem_queued), (65_536, 7 * 4096), "the buffer is not cut");
+    // The peer acknowledges the first segment: 1460 bytes freed, no page
+    // back, still over: the writer may try, and is stopped again.
+    b.at(ms(20));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 1460), ACK, PEER_WIN), &[]);
+    high = highest_end(&b.out(), high);
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT, "woken to try again");
+    assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+    high = highest_end(&b.out(), high);
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 8);
+    assert_eq!(b.s.send(fd, &chunk), Err(Errno::EAGAIN));
+    // Everything acknowledged: the pages come back, the writer goes on.
+    assert_eq!(ack_everything(&mut b, port, iss, high), 8 * 4096);
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    b.end();
+}
+
+/// An orphan still sending when TCP memory goes over `tcp_mem[2]` (another
+/// connection's writes) is reset when its retransmission timer fires
+/// (`tcp_write_timeout` → `tcp_out_of_resources` → `tcp_check_oom`,
+/// `TcpExtTCPAbortOnMemory`), and its pages come back.
+#[test]
+fn an_orphan_over_tcp_mem_max_is_reset_at_its_retransmission_timer() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 1, pressure: 3, max: 3 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (a, _, a_iss) = connected_after(&mut b, ms(10));
+    assert_eq!(b.s.send(a, &pattern(6000)), Ok(6000));
+    b.out();
+    b.s.close(a).unwrap();
+    let fin = b.out();
+    assert!(fin.last().is_some_and(|s| s.flags() & FIN != 0), "the orphan's FIN: {fin:?}");
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 2, "under tcp_mem[2]: the orphan lives");
+    // A second connection's write takes the total over tcp_mem[2].
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT + 1)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let mut sa = hdr(PPORT + 1, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    b.out();
+    assert_eq!(b.s.send(fd, &pattern(8192)), Ok(8192));
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 4);
+    // The orphan's RTO (1 s after its data, no RTT sample but the handshake's) fires.
+    b.at(secs(2));
+    let out = b.out();
+    let rst: Vec<_> = out.iter().filter(|s| s.flags() & RST != 0).collect();
+    assert_eq!(rst.len(), 1, "{out:?}");
+    assert_eq!(rst[0].r.seq, a_iss.wrapping_add(1 + 6000 + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnMemory, m.XskSockstatTcpMem), (1, 2));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    b.end();
+}
+
 /// `tcpi_unacked` is `packets_out`, segments (as `ss -ti` prints
 /// `unacked:`), not bytes: three 100-byte segments and five full ones are
 /// 8; an ACK of the small ones and half a full one leaves 5 (the rest of a
