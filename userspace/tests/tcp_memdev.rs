@@ -1632,6 +1632,88 @@ fn a_loss_probe_held_back_by_pacing_waits_for_the_paced_segment() {
     b.end();
 }
 
+/// F-RTO (RFC 5682 with SACK, Linux's `tcp_frto` 2) finds a spurious
+/// timeout without timestamps: the ACKs are late, the RTO sends the head
+/// again; the ACK of the head (the original arrived) makes F-RTO send new
+/// data instead of the rest of the old (step 2b); the next ACK covers data
+/// never sent again, so the timeout was spurious (step 3b,
+/// `TcpExtTCPSpuriousRTOs`, `TcpExtTCPLossUndo`): the window and threshold
+/// are as before it, and nothing old is sent again.
+#[test]
+fn f_rto_finds_a_spurious_timeout_without_timestamps() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    let data = pattern(30 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(30 * MSS));
+    assert_eq!(b.out().len(), 10);
+    let before_rto = b.s.tcp_info(fd).unwrap();
+    // The loss probe (2·srtt + 2 ms) sends the eleventh; no ACK comes.
+    b.at(ms(40));
+    let probe = b.one();
+    assert_eq!(probe.r.seq, iss.wrapping_add(1 + 10 * MSS as u32));
+    // The RTO: the head again.
+    b.at(secs(1));
+    let head = b.one();
+    assert_eq!((head.r.seq, head.data.len()), (iss.wrapping_add(1), MSS));
+    assert_eq!(b.s.snmp().TcpExtTCPTimeouts, 1);
+    // The ACK of the original head: F-RTO sends new data, not the second segment.
+    b.at(secs(1) + ms(5));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + MSS as u32), ACK, PEER_WIN), &[]);
+    let new = b.out();
+    assert!(!new.is_empty());
+    for sgm in &new {
+        assert!(
+            !((sgm.r.seq.wrapping_sub(iss.wrapping_add(1 + 11 * MSS as u32))) as i32).is_negative(),
+            "new data only, not {:?}",
+            sgm.r.seq.wrapping_sub(iss)
+        );
+    }
+    // The ACK of everything sent once before the timeout: spurious.
+    b.at(secs(1) + ms(10));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 11 * MSS as u32), ACK, PEER_WIN), &[]);
+    b.out();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSpuriousRTOs, m.TcpExtTCPLossUndo), (1, 1));
+    let after = b.s.tcp_info(fd).unwrap();
+    assert!(after.snd_cwnd >= before_rto.snd_cwnd, "{} < {}", after.snd_cwnd, before_rto.snd_cwnd);
+    assert_eq!(after.snd_ssthresh, before_rto.snd_ssthresh);
+    assert_eq!(m.TcpRetransSegs, 1, "only the timeout's head went twice");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// F-RTO when the loss is real (RFC 5682 step 3a): after the head's ACK
+/// the new data goes, and the next ACK SACKs only that new data: the old
+/// data skipped is lost after all and goes again, from the second segment
+/// on; the timeout stands (no `TcpExtTCPSpuriousRTOs`, no undo).
+#[test]
+fn f_rto_resends_the_old_data_when_the_new_is_sacked() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    let seq = |k: usize| iss.wrapping_add(1 + (k * MSS) as u32);
+    assert_eq!(b.s.send(fd, &pattern(30 * MSS)), Ok(30 * MSS));
+    assert_eq!(b.out().len(), 10);
+    b.at(ms(40));
+    assert_eq!(b.one().r.seq, seq(10), "the loss probe");
+    b.at(secs(1));
+    assert_eq!(b.one().r.seq, seq(0), "the RTO");
+    b.at(secs(1) + ms(5));
+    b.send(hdr(PPORT, port, PISN + 1, seq(1), ACK, PEER_WIN), &[]);
+    let new = b.out();
+    assert_eq!(new.iter().map(|s| s.r.seq).collect::<Vec<_>>(), [seq(11), seq(12)], "step 2b: new data");
+    // Only the new data arrived: a SACK of it, the ACK still at the second segment.
+    b.at(secs(1) + ms(10));
+    b.send(sack_ack(port, seq(1), &[(seq(11), seq(12))]), &[]);
+    let again = b.out();
+    assert_eq!(again.first().map(|s| s.r.seq), Some(seq(1)), "step 3a: the old data again: {again:?}");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSpuriousRTOs, m.TcpExtTCPLossUndo), (0, 0));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,

@@ -231,6 +231,17 @@ pub struct TcpCb {
     pub ca_state: CaState,
     /// `high_seq`: recovery ends when this is acknowledged.
     pub high_seq: u32,
+    /// `tp->frto`: F-RTO (RFC 5682, SACK-enhanced, `net.ipv4.tcp_frto` 2)
+    /// watches the ACKs after a timeout for data never sent again being
+    /// acknowledged, which shows the timeout spurious.
+    pub frto: bool,
+    /// The highest sequence number sent again since the timeout: data from
+    /// here to `high_seq` was sent once (`!TCPCB_RETRANS`).
+    pub loss_rexmit_hi: u32,
+    /// F-RTO step 2b: the old data `[from, to)` not yet sent again, skipped
+    /// while new data probes the path (not in flight, `pipe`); sent again
+    /// from `from` if the loss proves real.
+    pub frto_gap: Option<(u32, u32)>,
 
     // Round-trip time and retransmission timeout (RFC 6298).
     /// Smoothed RTT, µs (0: no sample yet).
@@ -373,6 +384,9 @@ impl TcpCb {
             dupacks: 0,
             ca_state: CaState::Open,
             high_seq: 0,
+            frto: false,
+            loss_rexmit_hi: 0,
+            frto_gap: None,
             srtt_us: 0,
             rttvar_us: 0,
             rto: TCP_TIMEOUT_INIT,

@@ -741,7 +741,7 @@ fn tcp_ack(
                 cb.dupacks += 1;
             }
             if dup || tag.alert() || cb.ca_state != CaState::Open {
-                if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+                if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, &tag, dup, now) {
                     super::sack::prr_on_ack(cb, &tag, prior_una);
                     super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
                 }
@@ -826,7 +826,7 @@ fn tcp_ack(
         rack_tlp_ack(net, cb, &tag, ack, false);
         // Data SACKed and outstanding is Linux's Disorder state: dubious too.
         if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {
-            if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+            if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, &tag, false, now) {
                 super::sack::prr_on_ack(cb, &tag, prior_una);
                 super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
             }

@@ -264,6 +264,9 @@ pub fn tcp_transmit(
         net.mib.TcpRetransSegs += 1;
         cb.total_retrans += 1;
         super::sack::on_retransmit(cb, seq, end);
+        if cb.ca_state == super::cb::CaState::Loss && after(end, cb.loss_rexmit_hi) {
+            cb.loss_rexmit_hi = end;
+        }
         if syn {
             net.mib.TcpExtTCPSynRetrans += 1;
         }

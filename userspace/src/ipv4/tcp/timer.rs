@@ -188,8 +188,14 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         cb.retrans_stamp = Some(now);
     }
     if !connecting {
+        // tcp_enter_loss: F-RTO unless a recovery other than a timeout on
+        // the same data was under way (RFC 5682 §3.1 step 1, §3.2).
+        let new_recovery = cb.ca_state == CaState::Open;
         super::sack::enter_loss(&mut net.mib, cb);
         cong::enter_loss(cb, now);
+        cb.frto = cb.sack_ok && (new_recovery || cb.retransmits > 0);
+        cb.frto_gap = None;
+        cb.loss_rexmit_hi = cb.snd_una;
         // Everything in flight is sent again from snd_una.
         cb.snd_nxt = cb.snd_una;
     }
