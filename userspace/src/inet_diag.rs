@@ -36,10 +36,16 @@ pub struct SkMem {
     pub rmem_alloc: u64,
     /// `rb`: the receive buffer (`sk_rcvbuf`).
     pub rcvbuf: u64,
-    /// `t`: bytes charged to the write queue (`sk_wmem_alloc`).
+    /// `t`: bytes handed down and not yet freed (`sk_wmem_alloc`): a
+    /// datagram socket's write queue; 0 for TCP, whose segments are copied
+    /// into frames and hold nothing once sent.
     pub wmem_alloc: u64,
-    /// `tb`: the send buffer (`sk_sndbuf`).
+    /// `tb`: the send buffer (`sk_sndbuf`; for TCP as memory pressure left it).
     pub sndbuf: u64,
+    /// `f`: bytes reserved and not yet used (`sk_forward_alloc`; TCP).
+    pub forward_alloc: u64,
+    /// `w`: bytes queued to send and charged to `tcp_mem` (`sk_wmem_queued`; TCP).
+    pub wmem_queued: u64,
     /// UMEM frames on the socket's queues (xsknet's own: a datagram holds its frame).
     pub frames: u64,
 }
@@ -99,7 +105,11 @@ pub fn inet_diag(files: &FdTable, socks: &InetHashTables, tcp: &TcpTable, addr: 
             local: if cb.state == TcpState::Listen { cb.sock.local().unwrap_or(cb.local) } else { cb.local },
             remote: (cb.state != TcpState::Listen).then_some(cb.remote),
             fd: fd_of(&cb.sock),
-            skmem: skmem(&cb.sock),
+            skmem: SkMem {
+                forward_alloc: cb.mem.forward_alloc as u64,
+                wmem_queued: cb.mem.wmem_queued as u64,
+                ..skmem(&cb.sock)
+            },
             tcp_info: Some(tcp_get_info(cb.state, Some(cb))),
         });
         if let Some(l) = &cb.listener {
@@ -180,8 +190,16 @@ pub fn inet_diag(files: &FdTable, socks: &InetHashTables, tcp: &TcpTable, addr: 
 
 fn skmem(s: &Sock) -> SkMem {
     let (rmem_alloc, wmem_alloc) = match s.tcp() {
-        Some(t) => (t.stream.rcv_queued() as u64, t.stream.snd_queued() as u64),
+        Some(t) => (t.stream.rcv_queued() as u64, 0),
         None => (s.rmem_alloc() as u64, s.wmem_alloc() as u64),
     };
-    SkMem { rmem_alloc, rcvbuf: s.rcvbuf() as u64, wmem_alloc, sndbuf: s.sndbuf() as u64, frames: s.queued() as u64 }
+    SkMem {
+        rmem_alloc,
+        rcvbuf: s.rcvbuf() as u64,
+        wmem_alloc,
+        sndbuf: s.sndbuf() as u64,
+        forward_alloc: 0,
+        wmem_queued: 0,
+        frames: s.queued() as u64,
+    }
 }

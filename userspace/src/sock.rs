@@ -165,6 +165,9 @@ pub struct TcpSock {
     pub rcvbuf: AtomicUsize,
     /// `SO_SNDBUF` (bytes of the send buffer a connection gets).
     pub sndbuf: AtomicUsize,
+    /// `SOCK_SNDBUF_LOCK`: `SO_SNDBUF` was set, so memory pressure does not
+    /// shrink the send buffer (`sk_stream_moderate_sndbuf`).
+    pub sndbuf_lock: AtomicBool,
     /// `SO_RCVLOWAT`: a reader is woken once this many bytes wait (1).
     pub rcvlowat: AtomicUsize,
     /// `SO_KEEPALIVE` (`SOCK_KEEPOPEN`).
@@ -275,6 +278,7 @@ impl Default for TcpSock {
             reuseaddr: AtomicBool::new(false),
             rcvbuf: AtomicUsize::new(TCP_RMEM_DEFAULT),
             sndbuf: AtomicUsize::new(TCP_WMEM_DEFAULT),
+            sndbuf_lock: AtomicBool::new(false),
             rcvlowat: AtomicUsize::new(1),
             keepalive: AtomicBool::new(false),
             keepidle: AtomicU32::new(0),
@@ -991,10 +995,13 @@ impl Sock {
         }
     }
 
-    /// `sk_sndbuf`, bytes, as [`Self::rcvbuf`] for the write queue.
+    /// `sk_sndbuf`, bytes, as [`Self::rcvbuf`] for the write queue (a TCP
+    /// connection's as memory pressure moderated it, unless `SO_SNDBUF`
+    /// locked it).
     pub fn sndbuf(&self) -> usize {
         match self.tcp() {
-            Some(t) => t.sndbuf.load(Ordering::Relaxed),
+            Some(t) if t.sndbuf_lock.load(Ordering::Relaxed) => t.sndbuf.load(Ordering::Relaxed),
+            Some(t) => t.sndbuf.load(Ordering::Relaxed).min(t.stream.sndbuf_lim()),
             None => self.snd_slots * self.truesize,
         }
     }

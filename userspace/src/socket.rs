@@ -921,7 +921,10 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         (SockOpt::MaxPacingRate(r), Some(t)) => t.set_max_pacing_rate(r),
         // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
         (SockOpt::RcvBuf(n), Some(t)) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
-        (SockOpt::SndBuf(n), Some(t)) => t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed),
+        (SockOpt::SndBuf(n), Some(t)) => {
+            t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed);
+            t.sndbuf_lock.store(true, Ordering::Relaxed);
+        }
         (SockOpt::RcvLowat(n), Some(t)) => t.rcvlowat.store(n.max(1), Ordering::Relaxed),
         (SockOpt::Linger(l), Some(t)) => t.linger_zero.store(l == Some(Duration::ZERO), Ordering::Relaxed),
         (SockOpt::ReuseAddr(b), Some(t)) => t.reuseaddr.store(b, Ordering::Relaxed),

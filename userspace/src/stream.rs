@@ -19,7 +19,7 @@
 //! the connection is set up. The state word is written by the loop and read
 //! by anyone (`sk_state`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
@@ -126,6 +126,11 @@ pub struct StreamSock {
     pub(crate) tx_ns: AtomicU64,
     /// Where that write's first byte lies: bytes written before it.
     pub(crate) tx_off: AtomicU64,
+    /// `sk_sndbuf` as the loop sets it under memory pressure
+    /// (`sk_stream_moderate_sndbuf`), bytes; `usize::MAX`: the whole send
+    /// buffer. A send copies no more than takes the bytes queued to it
+    /// (`sk_stream_memory_free`).
+    pub(crate) sndbuf_lim: AtomicUsize,
 }
 
 impl Default for StreamSock {
@@ -141,6 +146,7 @@ impl Default for StreamSock {
             rx_ns: AtomicU64::new(0),
             tx_ns: AtomicU64::new(0),
             tx_off: AtomicU64::new(0),
+            sndbuf_lim: AtomicUsize::new(usize::MAX),
         }
     }
 }
@@ -233,7 +239,8 @@ impl StreamSock {
     pub(crate) fn write_stamped(&self, data: &[u8], tstamp: u64) -> usize {
         let mut snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = snd.as_mut() else { return 0 };
-        let n = p.push_slice(data);
+        let room = self.wspace(p.vacant_len(), p.occupied_len());
+        let n = p.push_slice(&data[..data.len().min(room)]);
         if n > 0 {
             let off = self.pushed.fetch_add(n as u64, Ordering::Release);
             if tstamp != 0 && self.tx_ns.load(Ordering::Acquire) == 0 {
@@ -251,16 +258,38 @@ impl StreamSock {
         self.snd.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.occupied_len())
     }
 
-    /// Room in the send buffer, bytes (0 before the connection has one).
+    /// Room in the send buffer, bytes (0 before the connection has one),
+    /// within `sk_sndbuf` as memory pressure left it.
     pub fn snd_room(&self) -> usize {
-        self.snd.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.vacant_len())
+        let snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
+        snd.as_ref().map_or(0, |p| self.wspace(p.vacant_len(), p.occupied_len()))
+    }
+
+    /// `sk_stream_wspace`: what a send may still queue, the ring's free
+    /// space within `sk_sndbuf`.
+    #[inline]
+    fn wspace(&self, vacant: usize, occupied: usize) -> usize {
+        vacant.min(self.sndbuf_lim.load(Ordering::Acquire).saturating_sub(occupied))
+    }
+
+    /// `sk_sndbuf` as the loop last set it (`usize::MAX`: the whole ring).
+    pub fn sndbuf_lim(&self) -> usize {
+        self.sndbuf_lim.load(Ordering::Acquire)
+    }
+
+    /// Loop side: sets `sk_sndbuf` (`usize::MAX`: the whole ring).
+    pub(crate) fn set_sndbuf_lim(&self, bytes: usize) {
+        self.sndbuf_lim.store(bytes, Ordering::Release);
     }
 
     /// Whether a send would make progress as `sk_stream_is_writeable` judges
-    /// it: free space at least half of what is queued.
+    /// it: free space (within `sk_sndbuf`) at least half of what is queued.
     pub fn writeable(&self) -> bool {
         let snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
-        snd.as_ref().is_some_and(|p| p.vacant_len() > 0 && p.vacant_len() >= p.occupied_len() / 2)
+        snd.as_ref().is_some_and(|p| {
+            let w = self.wspace(p.vacant_len(), p.occupied_len());
+            w > 0 && w >= p.occupied_len() / 2
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use std::{
     fs::File,
     io::{self, Write},
     net::Ipv4Addr,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -332,32 +332,44 @@ pub fn send_raw_frame(ns: &str, ifname: &str, frame: &[u8]) -> io::Result<()> {
         }
         // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        if let Some(dst) = frame.get(..6) {
-            addr.sll_addr[..6].copy_from_slice(dst);
-        }
-        // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the call
-        // and their exact sizes are passed.
-        let sent = unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        match sent {
-            n if n < 0 => Err(io::Error::last_os_error()),
-            n if n as usize != frame.len() => Err(io::Error::other(format!("sent {n} of {} bytes", frame.len()))),
-            _ => Ok(()),
-        }
+        let ifindex = i32::try_from(ifindex).map_err(io::Error::other)?;
+        packet_send(fd.as_fd(), ifindex, frame)
     })
+}
+
+/// Sends the Ethernet frame `frame` as it is on `fd`, an `AF_PACKET` socket,
+/// out of the interface `ifindex`, to the frame's own destination MAC
+/// (`sendto` with a `sockaddr_ll`).
+///
+/// # Errors
+///
+/// `sendto`'s error, or `Other` when only part of the frame went.
+pub fn packet_send(fd: BorrowedFd<'_>, ifindex: i32, frame: &[u8]) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_ifindex = ifindex;
+    addr.sll_halen = 6;
+    if let Some(dst) = frame.get(..6) {
+        addr.sll_addr[..6].copy_from_slice(dst);
+    }
+    // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the call
+    // and their exact sizes are passed.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    match sent {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != frame.len() => Err(io::Error::other(format!("sent {n} of {} bytes", frame.len()))),
+        _ => Ok(()),
+    }
 }
 
 /// How to build an [`ImpairedPair`].

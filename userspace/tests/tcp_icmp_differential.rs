@@ -311,6 +311,15 @@ fn a_soft_error_is_what_a_timeout_reports_and_an_unreachable_reverts_the_backoff
 /// `dst_metric_advmss` of a route whose MTU is the learnt path MTU).
 fn syn_mss_after_frag_needed_xsknet() -> Option<u16> {
     let mut m = Mem::new();
+    learn_path_mtu_600(&mut m);
+    let fd2 = m.s.socket(SockType::Stream).unwrap();
+    assert_eq!(m.s.connect(fd2, SocketAddrV4::new(SCRIPT_ADDR, SCRIPT_PORT + 1)), Err(Errno::EINPROGRESS));
+    m.sent().iter().map(|ip| tcp_of(ip).0).find(|t| t.dst_port == SCRIPT_PORT + 1).and_then(|t| t.options.mss)
+}
+
+/// A connection to `SCRIPT_ADDR` gets a fragmentation needed with MTU 600:
+/// the path MTU to that host is 600.
+fn learn_path_mtu_600(m: &mut Mem) {
     let fd = m.s.socket(SockType::Stream).unwrap();
     assert_eq!(m.s.connect(fd, SocketAddrV4::new(SCRIPT_ADDR, SCRIPT_PORT)), Err(Errno::EINPROGRESS));
     let (syn, _) = tcp_of(&m.sent().pop().unwrap());
@@ -321,9 +330,32 @@ fn syn_mss_after_frag_needed_xsknet() -> Option<u16> {
     let frag = Case { established: true, mtu: 600, ..case("fragmentation needed", msg_type::DEST_UNREACH, 4) };
     m.inject_ip(protocol::ICMP, &icmp_error(&frag, &data));
     m.sent();
-    let fd2 = m.s.socket(SockType::Stream).unwrap();
-    assert_eq!(m.s.connect(fd2, SocketAddrV4::new(SCRIPT_ADDR, SCRIPT_PORT + 1)), Err(Errno::EINPROGRESS));
-    m.sent().iter().map(|ip| tcp_of(ip).0).find(|t| t.dst_port == SCRIPT_PORT + 1).and_then(|t| t.options.mss)
+    assert_eq!(m.s.tcp_info(fd).unwrap().snd_mss, 560);
+}
+
+/// After a path MTU of 600 to `SCRIPT_ADDR` was learnt, a listener's
+/// SYN-ACK to that host: its MSS option (`tcp_make_synack`:
+/// `dst_metric_advmss` of the route `inet_csk_route_req` finds, whose MTU is
+/// the path MTU) and window (`tcp_openreq_init_rwin`: a multiple of that
+/// MSS), and the child's sending MSS (`tcp_v4_syn_recv_sock` →
+/// `tcp_sync_mss`).
+fn synack_after_frag_needed_xsknet() -> (Option<u16>, u16, u32) {
+    let mut m = Mem::new();
+    learn_path_mtu_600(&mut m);
+    let l = m.s.socket(SockType::Stream).unwrap();
+    m.s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    m.s.listen(l, 16).unwrap();
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &req_syn(), &[]));
+    let (sa, _) = tcp_of(&m.sent().pop().expect("SYN-ACK"));
+    m.inject_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, OUR_IP, &req_ack(&sa), &[]));
+    m.sent();
+    let (child, _) = m.s.accept(l).expect("the child");
+    (sa.options.mss, sa.window, m.s.tcp_info(child).unwrap().snd_mss)
+}
+
+#[test]
+fn a_syn_ack_offers_the_mss_of_the_learnt_path_mtu() {
+    assert_eq!(synack_after_frag_needed_xsknet(), (Some(560), 65520, 560));
 }
 
 #[test]
@@ -551,7 +583,7 @@ fn connect_fd(fd: OwnedFd, dst: std::net::SocketAddr, timeout: Duration) -> std:
 }
 
 /// [`run_req_err_xsknet`] against a Linux listener.
-fn run_req_err_linux(pair: &NetNsPair, raw: &Raw) -> (u64, u64, u8) {
+fn run_req_err_linux(pair: &NetNsPair, raw: &Raw) -> ((u64, u64, u8), (Option<u16>, u16)) {
     let listener = in_netns(pair.ns(), || std::net::TcpListener::bind((SERVER_ADDR, 7)).expect("listen"));
     raw.send_ip(protocol::TCP, &build::tcp(SCRIPT_ADDR, SERVER_ADDR, &req_syn(), &[]));
     let synack_ip = raw.collect(Duration::from_secs(2), 7, |g| !g.is_empty()).pop().expect("SYN-ACK");
@@ -566,7 +598,7 @@ fn run_req_err_linux(pair: &NetNsPair, raw: &Raw) -> (u64, u64, u8) {
     let reply = raw.collect(Duration::from_millis(300), 7, |g| !g.is_empty()).pop().map_or(0, |ip| tcp_of(&ip).0.flags);
     drop(listener);
     let d = |k: &str| (after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)) as u64;
-    (d("TcpExtOutOfWindowIcmps"), d("TcpExtListenDrops"), reply)
+    ((d("TcpExtOutOfWindowIcmps"), d("TcpExtListenDrops"), reply), (sa.options.mss, sa.window))
 }
 
 #[test]
@@ -643,7 +675,17 @@ fn tcp_acts_on_icmp_errors_as_linux() {
     if linux_mss != xsk_mss || xsk_mss != Some(560) {
         differ.push("the MSS of a new connection after a fragmentation needed");
     }
-    let linux = run_req_err_linux(&pair, &raw);
+    // The listener's SYN-ACK to that host offers 560 too, its window a
+    // multiple of it.
+    let (linux, linux_synack) = run_req_err_linux(&pair, &raw);
+    let (xsk_mss, xsk_win, _) = synack_after_frag_needed_xsknet();
+    eprintln!(
+        "SYN-ACK's MSS and window after a path MTU of 600: linux {linux_synack:?}, xsknet {:?}",
+        (xsk_mss, xsk_win)
+    );
+    if linux_synack != (xsk_mss, xsk_win) || xsk_mss != Some(560) {
+        differ.push("the SYN-ACK's MSS after a fragmentation needed");
+    }
     let xsk = run_req_err_xsknet();
     eprintln!("request sock: linux {linux:?}, xsknet {xsk:?} (OutOfWindowIcmps, ListenDrops, reply flags)");
     if linux != xsk || xsk != (1, 1, flags::RST) {

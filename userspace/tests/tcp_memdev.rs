@@ -1344,6 +1344,376 @@ fn in_order_data_over_tcp_mem_max_is_dropped_until_the_reader_frees_it() {
     b.end();
 }
 
+/// The highest sequence number after the data of `out`, or `high`.
+fn highest_end(out: &[Seg], mut high: u32) -> u32 {
+    for sgm in out {
+        let end = sgm.r.seq.wrapping_add(sgm.data.len() as u32);
+        if (end.wrapping_sub(high) as i32) > 0 {
+            high = end;
+        }
+    }
+    high
+}
+
+/// The peer acknowledges everything we sent up to `high`, then what that
+/// lets go, batch after batch, until nothing more goes out; returns the
+/// bytes acknowledged in all.
+fn ack_everything(b: &mut Bench, port: u16, iss: u32, mut high: u32) -> u32 {
+    loop {
+        b.at(b.elapsed() + ms(1));
+        b.send(hdr(PPORT, port, PISN + 1, high, ACK, PEER_WIN), &[]);
+        let out = b.out();
+        if out.is_empty() {
+            return high.wrapping_sub(iss.wrapping_add(1));
+        }
+        high = highest_end(&out, high);
+    }
+}
+
+/// What the application writes is charged to `tcp_mem` too (`sk_wmem_queued`,
+/// `sk_wmem_schedule`). With `tcp_mem` 2 6 6, six pages of writes are
+/// granted; the seventh is over the hard limit: pressure starts
+/// (`TCPMemoryPressures`), the send buffer is cut to half the queue
+/// (`sk_stream_moderate_sndbuf`: `tb` 12288 in `ss -m`) and the bytes are
+/// charged anyway, so the next `send()` gets `EAGAIN` and `POLLOUT` is off.
+/// As the peer's ACKs free the queue the pages go back; below `tcp_mem[0]`
+/// pressure ends (`TCPMemoryPressuresChrono`), `tcp_new_space` grows the
+/// buffer back and the writer is writeable again. Every page comes back
+/// when the connection is aborted.
+#[test]
+fn a_writer_stopped_by_tcp_mem_max_is_woken_when_acks_free_memory() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 2, pressure: 6, max: 6 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    let chunk = pattern(4096);
+    let mut high = iss.wrapping_add(1);
+    for k in 1..=6u64 {
+        assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+        high = highest_end(&b.out(), high);
+        let m = b.s.snmp();
+        assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (k, 0), "chunk {k}");
+    }
+    assert_eq!(b.s.send(fd, &chunk), Ok(4096), "the loop has not seen it yet");
+    high = highest_end(&b.out(), high);
+    let m = b.s.snmp();
+    assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (7, 1), "charged anyway, over tcp_mem[2]");
+    assert_eq!(b.s.send(fd, &chunk), Err(Errno::EAGAIN), "sk_stream_memory_free fails");
+    assert_eq!(b.revents(fd, POLLOUT), 0);
+    let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+    assert_eq!((conn.skmem.sndbuf, conn.skmem.wmem_queued, conn.skmem.wmem_alloc), (12288, 7 * 4096, 0));
+    assert_eq!(conn.skmem.forward_alloc, 0);
+    let t_pressure = b.elapsed();
+    // The peer acknowledges what came, and what the ACKs let go after it.
+    assert_eq!(ack_everything(&mut b, port, iss, high), 7 * 4096);
+    let m = b.s.snmp();
+    assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (0, 1));
+    assert!(m.TcpExtTCPMemoryPressuresChrono > 0);
+    assert!(m.TcpExtTCPMemoryPressuresChrono <= (b.elapsed() - t_pressure).as_millis() as u64);
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT, "woken: room again");
+    let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+    assert_eq!((conn.skmem.sndbuf, conn.skmem.wmem_queued), (262_144, 0), "grown back to its size");
+    // Writing again charges again; an abort gives every page back.
+    assert_eq!(b.s.send(fd, &pattern(10_000)), Ok(10_000));
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 3);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0, "nothing left charged");
+    b.end();
+}
+
+/// A connection closed while it queues more than `SOCK_MIN_SNDBUF` and TCP
+/// memory is over `tcp_mem[2]` sends its FIN, then is reset (`tcp_close` →
+/// `tcp_check_oom`, `TcpExtTCPAbortOnMemory`), and its pages come back.
+#[test]
+fn an_orphan_over_tcp_mem_max_is_reset_at_close() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 1, pressure: 2, max: 2 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    assert_eq!(b.s.send(fd, &pattern(6000)), Ok(6000));
+    b.out();
+    assert_eq!(b.s.send(fd, &pattern(6000)), Ok(6000));
+    let sent = b.out();
+    assert!(!sent.is_empty());
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 3, "over tcp_mem[2]: charged anyway");
+    b.s.close(fd).unwrap();
+    // The last data (Nagle does not hold a segment our FIN rides on,
+    // `tcp_nagle_test`) with the FIN, then the reset.
+    let out = b.out();
+    let fl: Vec<u8> = out.iter().map(Seg::flags).collect();
+    assert_eq!(fl, [FIN | PSH | ACK, RST | ACK], "the FIN, then tcp_check_oom's reset");
+    assert_eq!(out[1].r.seq, iss.wrapping_add(1 + 12_000 + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnMemory, m.XskSockstatTcpMem), (1, 0));
+    // The peer's late ACK finds no connection.
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 12_000), ACK, PEER_WIN), &[]);
+    assert_eq!(b.one().flags(), RST);
+    b.end();
+}
+
+/// With `SO_SNDBUF` set (`SOCK_SNDBUF_LOCK`) memory pressure never cuts the
+/// buffer (`tb` stays 65536): a charge over `tcp_mem[2]` while the queue is
+/// under the buffer stops the writer at what is queued (Linux: the
+/// allocation fails and `sk_stream_wait_memory` waits); an ACK that frees
+/// bytes lets it try again (`sk_stream_write_space`), and the next write
+/// over the limit stops it again, until the memory is back.
+#[test]
+fn a_writer_with_so_sndbuf_waits_at_tcp_mem_max_and_retries_after_acks() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 2, pressure: 6, max: 6 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (fd, port, iss) = {
+        let fd = b.s.socket(SockType::Stream).unwrap();
+        b.s.setsockopt(fd, SockOpt::SndBuf(65_536)).unwrap();
+        assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let syn = b.one();
+        let (port, iss) = (syn.r.src_port, syn.r.seq);
+        b.at(ms(10));
+        let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+        sa.options = linux_syn_options();
+        b.send(sa, &[]);
+        b.one();
+        b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
+        b.none();
+        (fd, port, iss)
+    };
+    let chunk = pattern(4096);
+    let mut high = iss.wrapping_add(1);
+    for _ in 0..7 {
+        assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+        high = highest_end(&b.out(), high);
+    }
+    let m = b.s.snmp();
+    assert_eq!((m.XskSockstatTcpMem, m.TcpExtTCPMemoryPressures), (7, 1));
+    assert_eq!(b.s.send(fd, &chunk), Err(Errno::EAGAIN), "stopped at what is queued");
+    let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+    assert_eq!((conn.skmem.sndbuf, conn.skmem.wmem_queued), (65_536, 7 * 4096), "the buffer is not cut");
+    // The peer acknowledges the first segment: 1460 bytes freed, no page
+    // back, still over: the writer may try, and is stopped again.
+    b.at(ms(20));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 1460), ACK, PEER_WIN), &[]);
+    high = highest_end(&b.out(), high);
+    assert_eq!(b.revents(fd, POLLOUT), POLLOUT, "woken to try again");
+    assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+    high = highest_end(&b.out(), high);
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 8);
+    assert_eq!(b.s.send(fd, &chunk), Err(Errno::EAGAIN));
+    // Everything acknowledged: the pages come back, the writer goes on.
+    assert_eq!(ack_everything(&mut b, port, iss, high), 8 * 4096);
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    assert_eq!(b.s.send(fd, &chunk), Ok(4096));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    b.end();
+}
+
+/// An orphan still sending when TCP memory goes over `tcp_mem[2]` (another
+/// connection's writes) is reset when its retransmission timer fires
+/// (`tcp_write_timeout` → `tcp_out_of_resources` → `tcp_check_oom`,
+/// `TcpExtTCPAbortOnMemory`), and its pages come back.
+#[test]
+fn an_orphan_over_tcp_mem_max_is_reset_at_its_retransmission_timer() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 1, pressure: 3, max: 3 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (a, _, a_iss) = connected_after(&mut b, ms(10));
+    assert_eq!(b.s.send(a, &pattern(6000)), Ok(6000));
+    b.out();
+    b.s.close(a).unwrap();
+    let fin = b.out();
+    assert!(fin.last().is_some_and(|s| s.flags() & FIN != 0), "the orphan's FIN: {fin:?}");
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 2, "under tcp_mem[2]: the orphan lives");
+    // A second connection's write takes the total over tcp_mem[2].
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT + 1)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let mut sa = hdr(PPORT + 1, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    b.out();
+    assert_eq!(b.s.send(fd, &pattern(8192)), Ok(8192));
+    b.out();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 4);
+    // The orphan's RTO (1 s after its data, no RTT sample but the handshake's) fires.
+    b.at(secs(2));
+    let out = b.out();
+    let rst: Vec<_> = out.iter().filter(|s| s.flags() & RST != 0).collect();
+    assert_eq!(rst.len(), 1, "{out:?}");
+    assert_eq!(rst[0].r.seq, a_iss.wrapping_add(1 + 6000 + 1));
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPAbortOnMemory, m.XskSockstatTcpMem), (1, 2));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.s.snmp().XskSockstatTcpMem, 0);
+    b.end();
+}
+
+/// `tcpi_unacked` is `packets_out`, segments (as `ss -ti` prints
+/// `unacked:`), not bytes: three 100-byte segments and five full ones are
+/// 8; an ACK of the small ones and half a full one leaves 5 (the rest of a
+/// partly acknowledged segment still counts, `tcp_tso_acked`); a timeout
+/// leaves them queued, still 5; our FIN counts one.
+#[test]
+fn tcpi_unacked_counts_segments_as_packets_out() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    b.s.setsockopt(fd, SockOpt::TcpNodelay(true)).unwrap();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0);
+    for _ in 0..3 {
+        assert_eq!(b.s.send(fd, &pattern(100)), Ok(100));
+        assert_eq!(b.one().data.len(), 100);
+    }
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 3);
+    assert_eq!(b.s.send(fd, &pattern(5 * MSS)), Ok(5 * MSS));
+    assert_eq!(b.out().len(), 5);
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 8);
+    b.at(ms(20));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 300 + 730), ACK, PEER_WIN), &[]);
+    b.out();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 5);
+    // The retransmission timer fires: the head goes again, nothing leaves the queue.
+    b.at(secs(2));
+    assert!(!b.out().is_empty());
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 5);
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 300 + 5 * MSS as u32), ACK, PEER_WIN), &[]);
+    b.out();
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 0);
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    assert_eq!(b.one().flags(), FIN | ACK);
+    assert_eq!(b.s.tcp_info(fd).unwrap().unacked, 1, "the FIN");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// A tail loss probe that pacing holds back (`SO_MAX_PACING_RATE` 14600
+/// bytes/s: a segment every 100 ms once ten have gone free) is not sent as a
+/// retransmission of the last segment instead: Linux's `tcp_send_loss_probe`
+/// finds new data the window allows, `tcp_write_xmit` sends nothing
+/// (`tcp_pacing_check`), and it only re-arms the retransmission timer
+/// (`rearm_timer`). When pacing releases the new segment, `tcp_write_xmit`
+/// schedules the probe again, which then resends that tail segment.
+#[test]
+fn a_loss_probe_held_back_by_pacing_waits_for_the_paced_segment() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    b.s.setsockopt(fd, SockOpt::MaxPacingRate(14_600)).unwrap();
+    let data = pattern(12 * MSS);
+    assert_eq!(b.s.send(fd, &data[..10 * MSS]), Ok(10 * MSS));
+    assert_eq!(b.out().len(), 10, "the first ten segments are not paced");
+    // Eight come back at 20 ms (srtt 10 ms: the probe is 2·srtt + 2 ms away).
+    b.at(ms(20));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 8 * MSS as u32), ACK, PEER_WIN), &[]);
+    b.none();
+    assert_eq!(b.s.send(fd, &data[10 * MSS..]), Ok(2 * MSS));
+    let s11 = b.one();
+    assert_eq!(s11.r.seq, iss.wrapping_add(1 + 10 * MSS as u32), "the eleventh goes; the twelfth waits 90 ms");
+    // The probe timer fires at 42 ms with the twelfth held back: nothing goes.
+    b.at(ms(41));
+    b.none();
+    b.at(ms(43));
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtTCPLossProbes, 0);
+    // Pacing lets the twelfth go at 110 ms (100 ms less the 10 ms credit).
+    b.at(ms(109));
+    b.none();
+    b.at(ms(110));
+    let s12 = b.one();
+    assert_eq!((s12.r.seq, s12.data.len()), (iss.wrapping_add(1 + 11 * MSS as u32), MSS));
+    // It schedules the probe: 22 ms later the tail goes again.
+    b.at(ms(131));
+    b.none();
+    b.at(ms(132));
+    let probe = b.one();
+    assert_eq!((probe.r.seq, probe.data.len()), (s12.r.seq, MSS), "the last segment, again");
+    assert_eq!(b.s.snmp().TcpExtTCPLossProbes, 1);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// F-RTO (RFC 5682 with SACK, Linux's `tcp_frto` 2) finds a spurious
+/// timeout without timestamps: the ACKs are late, the RTO sends the head
+/// again; the ACK of the head (the original arrived) makes F-RTO send new
+/// data instead of the rest of the old (step 2b); the next ACK covers data
+/// never sent again, so the timeout was spurious (step 3b,
+/// `TcpExtTCPSpuriousRTOs`, `TcpExtTCPLossUndo`): the window and threshold
+/// are as before it, and nothing old is sent again.
+#[test]
+fn f_rto_finds_a_spurious_timeout_without_timestamps() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    let data = pattern(30 * MSS);
+    assert_eq!(b.s.send(fd, &data), Ok(30 * MSS));
+    assert_eq!(b.out().len(), 10);
+    let before_rto = b.s.tcp_info(fd).unwrap();
+    // The loss probe (2·srtt + 2 ms) sends the eleventh; no ACK comes.
+    b.at(ms(40));
+    let probe = b.one();
+    assert_eq!(probe.r.seq, iss.wrapping_add(1 + 10 * MSS as u32));
+    // The RTO: the head again.
+    b.at(secs(1));
+    let head = b.one();
+    assert_eq!((head.r.seq, head.data.len()), (iss.wrapping_add(1), MSS));
+    assert_eq!(b.s.snmp().TcpExtTCPTimeouts, 1);
+    // The ACK of the original head: F-RTO sends new data, not the second segment.
+    b.at(secs(1) + ms(5));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + MSS as u32), ACK, PEER_WIN), &[]);
+    let new = b.out();
+    assert!(!new.is_empty());
+    for sgm in &new {
+        assert!(
+            !((sgm.r.seq.wrapping_sub(iss.wrapping_add(1 + 11 * MSS as u32))) as i32).is_negative(),
+            "new data only, not {:?}",
+            sgm.r.seq.wrapping_sub(iss)
+        );
+    }
+    // The ACK of everything sent once before the timeout: spurious.
+    b.at(secs(1) + ms(10));
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1 + 11 * MSS as u32), ACK, PEER_WIN), &[]);
+    b.out();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSpuriousRTOs, m.TcpExtTCPLossUndo), (1, 1));
+    let after = b.s.tcp_info(fd).unwrap();
+    assert!(after.snd_cwnd >= before_rto.snd_cwnd, "{} < {}", after.snd_cwnd, before_rto.snd_cwnd);
+    assert_eq!(after.snd_ssthresh, before_rto.snd_ssthresh);
+    assert_eq!(m.TcpRetransSegs, 1, "only the timeout's head went twice");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// F-RTO when the loss is real (RFC 5682 step 3a): after the head's ACK
+/// the new data goes, and the next ACK SACKs only that new data: the old
+/// data skipped is lost after all and goes again, from the second segment
+/// on; the timeout stands (no `TcpExtTCPSpuriousRTOs`, no undo).
+#[test]
+fn f_rto_resends_the_old_data_when_the_new_is_sacked() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(10));
+    let seq = |k: usize| iss.wrapping_add(1 + (k * MSS) as u32);
+    assert_eq!(b.s.send(fd, &pattern(30 * MSS)), Ok(30 * MSS));
+    assert_eq!(b.out().len(), 10);
+    b.at(ms(40));
+    assert_eq!(b.one().r.seq, seq(10), "the loss probe");
+    b.at(secs(1));
+    assert_eq!(b.one().r.seq, seq(0), "the RTO");
+    b.at(secs(1) + ms(5));
+    b.send(hdr(PPORT, port, PISN + 1, seq(1), ACK, PEER_WIN), &[]);
+    let new = b.out();
+    assert_eq!(new.iter().map(|s| s.r.seq).collect::<Vec<_>>(), [seq(11), seq(12)], "step 2b: new data");
+    // Only the new data arrived: a SACK of it, the ACK still at the second segment.
+    b.at(secs(1) + ms(10));
+    b.send(sack_ack(port, seq(1), &[(seq(11), seq(12))]), &[]);
+    let again = b.out();
+    assert_eq!(again.first().map(|s| s.r.seq), Some(seq(1)), "step 3a: the old data again: {again:?}");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSpuriousRTOs, m.TcpExtTCPLossUndo), (0, 0));
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
 // ---------------------------------------------------------------- retransmission
 
 /// An active open whose SYN-ACK comes `rtt` after the SYN: (connection,

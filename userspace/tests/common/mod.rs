@@ -459,26 +459,10 @@ pub fn packet_socket(ns: &str, ifname: &str, proto: u16) -> (std::os::fd::OwnedF
 /// bound to the interface `ifindex`, to the frame's own destination MAC;
 /// panics unless the whole frame went.
 pub fn packet_send(fd: &std::os::fd::OwnedFd, ifindex: i32, frame: &[u8]) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_ifindex = ifindex;
-    addr.sll_halen = 6;
-    addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-    // SAFETY: `fd` is a valid socket; `frame` and `addr` are live for the call
-    // and their exact sizes are passed.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+    use std::os::fd::AsFd;
+    if let Err(e) = xsknet::testing::packet_send(fd.as_fd(), ifindex, frame) {
+        panic!("sendto: {e}");
+    }
 }
 
 // ---------------------------------------------------------------- ARP probe

@@ -265,7 +265,7 @@ pub struct SsArgs {
     /// TCP internals: rto, rtt, mss, cwnd, retransmits, bytes (`ss -i`).
     #[arg(short = 'i', long)]
     info: bool,
-    /// Buffer memory: skmem (r, rb, t, tb) and the UMEM frames held (`ss -m`).
+    /// Buffer memory: skmem (r, rb, t, tb, f, w) and the UMEM frames held (`ss -m`).
     #[arg(short = 'm', long)]
     memory: bool,
     /// The sockets as JSON.
@@ -331,8 +331,8 @@ pub fn ss(a: &SsArgs) -> Result<(), BoxError> {
         if a.memory {
             let m = &d.skmem;
             extra.push(format!(
-                "skmem:(r{},rb{},t{},tb{}) frames:{}",
-                m.rmem_alloc, m.rcvbuf, m.wmem_alloc, m.sndbuf, m.frames
+                "skmem:(r{},rb{},t{},tb{},f{},w{}) frames:{}",
+                m.rmem_alloc, m.rcvbuf, m.wmem_alloc, m.sndbuf, m.forward_alloc, m.wmem_queued, m.frames
             ));
         }
         if let (true, Some(t)) = (a.info, d.tcp_info.as_ref().filter(|_| d.state != TcpState::Close)) {

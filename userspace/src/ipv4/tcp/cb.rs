@@ -91,6 +91,12 @@ pub struct RequestSock {
 /// How many in-flight segments' send times a connection keeps.
 pub const SENT_TIMES: usize = 256;
 
+/// Segments whose boundaries [`TcpCb::rtx_ends`] keeps: more than a 256 KiB
+/// send buffer holds in full-sized segments; past it, a new segment joins
+/// the newest (which then counts as a multi-segment skb does,
+/// `tcp_skb_pcount`).
+pub const RTX_ENDS: usize = 512;
+
 impl RequestSock {
     /// The retransmission timeout after `num_timeout` SYN-ACKs
     /// (`TCP_TIMEOUT_INIT << num_timeout`, capped at `TCP_RTO_MAX`).
@@ -225,6 +231,17 @@ pub struct TcpCb {
     pub ca_state: CaState,
     /// `high_seq`: recovery ends when this is acknowledged.
     pub high_seq: u32,
+    /// `tp->frto`: F-RTO (RFC 5682, SACK-enhanced, `net.ipv4.tcp_frto` 2)
+    /// watches the ACKs after a timeout for data never sent again being
+    /// acknowledged, which shows the timeout spurious.
+    pub frto: bool,
+    /// The highest sequence number sent again since the timeout: data from
+    /// here to `high_seq` was sent once (`!TCPCB_RETRANS`).
+    pub loss_rexmit_hi: u32,
+    /// F-RTO step 2b: the old data `[from, to)` not yet sent again, skipped
+    /// while new data probes the path (not in flight, `pipe`); sent again
+    /// from `from` if the loss proves real.
+    pub frto_gap: Option<(u32, u32)>,
 
     // Round-trip time and retransmission timeout (RFC 6298).
     /// Smoothed RTT, µs (0: no sample yet).
@@ -241,6 +258,12 @@ pub struct TcpCb {
     /// `tcp_clean_rtx_queue` takes it from the newest acknowledged skb.
     /// Made at the connection's start, never grown.
     pub sent_times: VecDeque<(u32, Instant)>,
+    /// The retransmission queue's skbs (`tcp_rtx_queue`) as xsknet keeps
+    /// them: the end sequence number of each data segment (or FIN) as first
+    /// sent, oldest first, at most [`RTX_ENDS`]; dropped once acknowledged.
+    /// What `packets_out` counts ([`TcpCb::packets_out`]). Made at the
+    /// connection's start, never grown.
+    pub rtx_ends: VecDeque<u32>,
     /// RTO backoff exponent (`icsk_backoff`).
     pub backoff: u32,
     /// Retransmission timeouts in a row (`icsk_retransmits`).
@@ -361,11 +384,15 @@ impl TcpCb {
             dupacks: 0,
             ca_state: CaState::Open,
             high_seq: 0,
+            frto: false,
+            loss_rexmit_hi: 0,
+            frto_gap: None,
             srtt_us: 0,
             rttvar_us: 0,
             rto: TCP_TIMEOUT_INIT,
             rtt_probe: None,
             sent_times: VecDeque::with_capacity(SENT_TIMES),
+            rtx_ends: VecDeque::with_capacity(RTX_ENDS),
             backoff: 0,
             retransmits: 0,
             retrans_stamp: None,
@@ -442,6 +469,51 @@ impl TcpCb {
     #[inline]
     pub fn in_flight(&self) -> u32 {
         self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// `tcp_event_new_data_sent`: a segment ending at `end` (our FIN
+    /// included) went for the first time: it joins the retransmission queue.
+    #[inline]
+    pub fn rtx_queue_add(&mut self, end: u32) {
+        if self.rtx_ends.len() == RTX_ENDS {
+            if let Some(last) = self.rtx_ends.back_mut() {
+                *last = end;
+            }
+        } else {
+            self.rtx_ends.push_back(end);
+        }
+    }
+
+    /// `tcp_clean_rtx_queue`: the segments `snd_una` now covers leave.
+    #[inline]
+    pub fn rtx_queue_clean(&mut self) {
+        while self.rtx_ends.front().is_some_and(|&e| !after(e, self.snd_una)) {
+            self.rtx_ends.pop_front();
+        }
+    }
+
+    /// `packets_out`: segments sent and not acknowledged, as Linux counts
+    /// its retransmission queue's skbs (`tcp_skb_pcount`: a segment of up to
+    /// one MSS is one, a merged record `⌈len / mss⌉`, a partly acknowledged
+    /// one what remains of it, `tcp_tso_acked`; a FIN alone is one; our SYN
+    /// while the handshake is under way is one). Not reduced by a timeout,
+    /// as the skbs stay queued.
+    pub fn packets_out(&self) -> u32 {
+        if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            return u32::from(self.snd_nxt != self.snd_una);
+        }
+        let mss = self.mss.max(1);
+        let mut start = self.snd_una;
+        let mut n = 0;
+        for &end in &self.rtx_ends {
+            if !after(end, start) {
+                continue;
+            }
+            let data_end = if self.fin_seq == Some(end.wrapping_sub(1)) { end.wrapping_sub(1) } else { end };
+            n += data_end.wrapping_sub(start).div_ceil(mss).max(1);
+            start = end;
+        }
+        n
     }
 
     /// The window we still offer: `rcv_wup + rcv_wnd - rcv_nxt`, at least 0

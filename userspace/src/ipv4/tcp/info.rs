@@ -36,7 +36,8 @@ pub struct TcpInfo {
     pub retransmits: u32,
     /// Segments retransmitted (`tcpi_total_retrans`).
     pub total_retrans: u32,
-    /// Bytes in flight (`tcpi_unacked`, in bytes rather than segments).
+    /// Segments sent and not acknowledged (`tcpi_unacked`: `packets_out`);
+    /// for a listener, the connections waiting for `accept`.
     pub unacked: u32,
     /// Bytes the peer acknowledged (`tcpi_bytes_acked`).
     pub bytes_acked: u64,
@@ -127,7 +128,7 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         rcv_mss: cb.rcv_mss,
         retransmits: cb.retransmits,
         total_retrans: cb.total_retrans,
-        unacked: cb.in_flight(),
+        unacked: cb.packets_out(),
         bytes_acked: cb.bytes_acked,
         bytes_received: cb.bytes_received,
         segs_out: cb.segs_out,

@@ -741,7 +741,7 @@ fn tcp_ack(
                 cb.dupacks += 1;
             }
             if dup || tag.alert() || cb.ca_state != CaState::Open {
-                if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+                if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, &tag, dup, now) {
                     super::sack::prr_on_ack(cb, &tag, prior_una);
                     super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
                 }
@@ -776,8 +776,11 @@ fn tcp_ack(
     if let Some(b) = cb.bufs.as_mut() {
         b.snd.skip(bytes);
     }
+    // sk_wmem_free_skb, sk_mem_reclaim.
+    super::wmem::tcp_wmem_free(net, cb, bytes, now);
     cb.bytes_acked += bytes as u64;
     cb.snd_una = ack;
+    cb.rtx_queue_clean();
     // The congestion control's sample: the newest segment this ACK covers
     // that was sent once (`ca_rtt_us`), if any.
     let mut newest = None;
@@ -823,7 +826,7 @@ fn tcp_ack(
         rack_tlp_ack(net, cb, &tag, ack, false);
         // Data SACKed and outstanding is Linux's Disorder state: dubious too.
         if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {
-            if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, now) {
+            if let Some(force) = super::sack::fastretrans_alert(net, cb, prior_una, &tag, false, now) {
                 super::sack::prr_on_ack(cb, &tag, prior_una);
                 super::output::tcp_xmit_retransmit_queue(net, q, umem, cb, force, now);
             }
@@ -848,7 +851,8 @@ fn tcp_ack(
     // tcp_cong_control's last step: the pacing rate for the window and RTT as they are now.
     super::pacing::tcp_update_pacing_rate(cb);
     if bytes > 0 {
-        // sk_write_space: room in the send buffer.
+        // tcp_check_space → tcp_new_space → sk_write_space: room in the send buffer.
+        super::wmem::tcp_check_space(net, cb);
         cb.sock.wq.wake_up();
     }
     Ok(())
@@ -1423,7 +1427,7 @@ fn tcp_check_req(
         return;
     }
     let rcv_nxt = req.irs.wrapping_add(1);
-    let wnd = initial_window(rcvbuf, req.window_mss(l.advmss));
+    let wnd = initial_window(rcvbuf, req.window_mss(super::output::req_advmss(net, l.advmss, *key.remote.ip(), now)));
     if tsc.paws_reject || tsc.tsecr_reject || !tcp_in_window(r.seq, seg.end_seq(), rcv_nxt, rcv_nxt.wrapping_add(wnd)) {
         if !seg.has(flags::RST) && !req_oow_rate_limited(net, l) {
             // The request's ACK again (`tcp_v4_reqsk_send_ack`).
@@ -1540,10 +1544,19 @@ fn create_openreq_child(
     tsk.cork.store(ltsk.cork.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
     tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
+    tsk.sndbuf_lock.store(ltsk.sndbuf_lock.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.inherit_keepalive(ltsk);
     let bufs = tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, sndbuf);
-    let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, l.advmss);
+    // tcp_v4_syn_recv_sock: advmss from the route (`dst_metric_advmss`), the
+    // MSS synced to its MTU (`tcp_sync_mss`, which keeps the MTU as the
+    // PMTU cookie).
+    let path_mtu = net.pmtu.get(*key.remote.ip(), net.mtu, now).mtu;
+    let advmss = super::output::req_advmss(net, l.advmss, *key.remote.ip(), now);
+    let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, advmss);
+    if path_mtu < net.mtu {
+        cb.pmtu_cookie = path_mtu as u32;
+    }
     cb.bufs = Some(bufs);
     cb.iss = req.iss;
     cb.snd_una = req.iss.wrapping_add(1);

@@ -3,8 +3,9 @@
 //! `sk_forced_mem_schedule`; include/net/sock.h `sk_mem_charge`,
 //! `sk_mem_uncharge`, `sk_mem_reclaim`; net/ipv4/tcp.c `tcp_init_mem`,
 //! `tcp_enter_memory_pressure`, `tcp_leave_memory_pressure`): the stage that
-//! decides whether a sock may hold more received bytes, given what all TCP
-//! socks hold together (`tcp_memory_allocated`) and `net.ipv4.tcp_mem`.
+//! decides whether a sock may hold more bytes, received ones
+//! (`SK_MEM_RECV`) or ones written to send (`SK_MEM_SEND`), given what all
+//! TCP socks hold together (`tcp_memory_allocated`) and `net.ipv4.tcp_mem`.
 //!
 //! Every sock keeps a reserve of bytes it may still queue
 //! (`sk_forward_alloc`); past it, it asks for whole pages from the stack's
@@ -27,6 +28,25 @@ pub const PAGE_SIZE: usize = 4096;
 /// less than this may still queue (`sk_get_rmem0`, "guarantee minimum
 /// buffer size under pressure").
 pub const TCP_RMEM_MIN: usize = 4096;
+
+/// `tcp_wmem[0]`: under memory pressure, a sock whose write queue holds
+/// less than this may still queue (`sk_get_wmem0`).
+pub const TCP_WMEM_MIN: usize = 4096;
+
+/// `SOCK_MIN_SNDBUF` (include/net/sock.h): `2 × TCP_SKB_MIN_TRUESIZE`, two
+/// skbs of 2048 bytes and their 256-byte `struct sk_buff` on x86-64; the
+/// smallest `sk_sndbuf` memory pressure moderates a send buffer to.
+pub const SOCK_MIN_SNDBUF: usize = 2 * (2048 + 256);
+
+/// Which side of a sock asks for memory (`SK_MEM_RECV`, `SK_MEM_SEND`):
+/// each has its own guaranteed minimum under pressure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkMemKind {
+    /// Received data (`tcp_rmem[0]` guaranteed).
+    Recv,
+    /// Data written to send (`tcp_wmem[0]` guaranteed).
+    Send,
+}
 
 /// `sk_mem_pages`: pages that `bytes` need, rounded up.
 #[inline]
@@ -155,7 +175,8 @@ impl TcpMem {
     }
 }
 
-/// A sock's share of the accounting (`sk_forward_alloc`, `sk_rmem_alloc`).
+/// A sock's share of the accounting (`sk_forward_alloc`, `sk_rmem_alloc`,
+/// `sk_wmem_queued`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SkMem {
     /// `sk_forward_alloc`: bytes this sock holds pages for and may still
@@ -167,12 +188,15 @@ pub struct SkMem {
     /// Of those, the bytes charged for the receive buffer (the rest are out
     /// of order): what the reader takes out is uncharged against it.
     pub rcvq: usize,
+    /// `sk_wmem_queued`: bytes written to send and charged, the write queue
+    /// and the retransmission queue (from `snd_una` to `write_seq`).
+    pub wmem_queued: usize,
 }
 
 impl SkMem {
     /// Pages this sock holds of the total: its charged bytes and reserve.
     pub fn pages(&self) -> u64 {
-        ((self.rmem_alloc + self.forward_alloc) / PAGE_SIZE) as u64
+        ((self.rmem_alloc + self.wmem_queued + self.forward_alloc) / PAGE_SIZE) as u64
     }
 }
 
@@ -188,13 +212,41 @@ pub fn sk_rmem_schedule(
     nr_socks: usize,
     now: Instant,
 ) -> bool {
+    sk_mem_schedule(mem, mib, sk, size, SkMemKind::Recv, nr_socks, now)
+}
+
+/// `sk_wmem_schedule`: whether `size` more bytes written to send may be
+/// charged to `sk` (`__sk_mem_schedule` with `SK_MEM_SEND`). The caller
+/// handles a refusal as `__sk_mem_raise_allocated`'s `suppress_allocation`
+/// does for a stream sock (`super::wmem`).
+pub fn sk_wmem_schedule(
+    mem: &mut TcpMem,
+    mib: &mut Mib,
+    sk: &mut SkMem,
+    size: usize,
+    nr_socks: usize,
+    now: Instant,
+) -> bool {
+    sk_mem_schedule(mem, mib, sk, size, SkMemKind::Send, nr_socks, now)
+}
+
+/// `__sk_mem_schedule`: the pages the reserve lacks for `size` bytes, asked of the total.
+fn sk_mem_schedule(
+    mem: &mut TcpMem,
+    mib: &mut Mib,
+    sk: &mut SkMem,
+    size: usize,
+    kind: SkMemKind,
+    nr_socks: usize,
+    now: Instant,
+) -> bool {
     if size <= sk.forward_alloc {
         return true;
     }
     let delta = size - sk.forward_alloc;
     let amt = sk_mem_pages(delta);
     sk.forward_alloc += amt as usize * PAGE_SIZE;
-    if sk_mem_raise_allocated(mem, mib, sk, amt, nr_socks, now) {
+    if sk_mem_raise_allocated(mem, mib, sk, amt, kind, nr_socks, now) {
         true
     } else {
         sk.forward_alloc -= amt as usize * PAGE_SIZE;
@@ -202,18 +254,20 @@ pub fn sk_rmem_schedule(
     }
 }
 
-/// `__sk_mem_raise_allocated` for received data (`SK_MEM_RECV`): `amt`
-/// pages are added to the total, then weighed: at or below `min` they are
-/// granted and pressure ends; above `pressure` pressure starts; above `max`
-/// they are refused (and taken back); in between, a sock under
-/// `tcp_rmem[0]` gets them, and so does any sock while there is no
-/// pressure, or under pressure one whose pages times the number of socks
-/// stay under `max` (its fair share).
+/// `__sk_mem_raise_allocated`: `amt` pages are added to the total, then
+/// weighed: at or below `min` they are granted and pressure ends; above
+/// `pressure` pressure starts; above `max` they are refused (and taken
+/// back); in between, a sock under `tcp_rmem[0]` (received data) or
+/// `tcp_wmem[0]` (its write queue, for data to send) gets them, and so does
+/// any sock while there is no pressure, or under pressure one whose pages
+/// (write queue, receive queues and reserve) times the number of socks stay
+/// under `max` (its fair share).
 fn sk_mem_raise_allocated(
     mem: &mut TcpMem,
     mib: &mut Mib,
     sk: &SkMem,
     amt: u64,
+    kind: SkMemKind,
     nr_socks: usize,
     now: Instant,
 ) -> bool {
@@ -229,10 +283,14 @@ fn sk_mem_raise_allocated(
         mem.enter_memory_pressure(mib, now);
     }
     if allocated <= mem.limits.max {
-        if sk.rmem_alloc < TCP_RMEM_MIN || !mem.under_pressure() {
+        let guaranteed = match kind {
+            SkMemKind::Recv => sk.rmem_alloc < TCP_RMEM_MIN,
+            SkMemKind::Send => sk.wmem_queued < TCP_WMEM_MIN,
+        };
+        if guaranteed || !mem.under_pressure() {
             return true;
         }
-        let share = sk_mem_pages(sk.rmem_alloc + sk.forward_alloc);
+        let share = sk_mem_pages(sk.wmem_queued + sk.rmem_alloc + sk.forward_alloc);
         if mem.limits.max > (nr_socks as u64).max(1).saturating_mul(share) {
             return true;
         }
@@ -287,7 +345,7 @@ pub fn sk_mem_reclaim(mem: &mut TcpMem, mib: &mut Mib, sk: &mut SkMem, now: Inst
 /// `inet_sock_destruct`): everything the sock held goes back; `now` is the
 /// loop's time if the caller has it, else the last the accounting saw.
 pub fn sk_mem_release(mem: &mut TcpMem, mib: &mut Mib, sk: &mut SkMem, now: Option<Instant>) {
-    let bytes = sk.rmem_alloc + sk.forward_alloc;
+    let bytes = sk.rmem_alloc + sk.wmem_queued + sk.forward_alloc;
     *sk = SkMem::default();
     // Charged bytes are not page-aligned, the reserve makes up the rest:
     // the sock held exactly the pages it was granted.

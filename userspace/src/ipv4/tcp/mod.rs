@@ -17,9 +17,10 @@
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`mem`] | sock.c, tcp.c | memory accounting: `tcp_mem`, `tcp_memory_allocated`, pressure |
 //! | [`prune`] | tcp_input.c | received data under `tcp_mem`: charging, pruning, the window under pressure |
+//! | [`wmem`] | sock.c, tcp.c, tcp_input.c | data to send under `tcp_mem`: charging, the send buffer moderated and grown back, writers woken |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
-//! | [`sack`] | tcp_input.c | SACK loss recovery, D-SACK sent and used, undo |
+//! | [`sack`] | tcp_input.c | SACK loss recovery, D-SACK sent and used, undo, F-RTO |
 //! | [`scoreboard`] | tcp_input.c | the SACK scoreboard: what the peer SACKed, in a fixed array |
 //! | [`rack`] | tcp_recovery.c, tcp_input.c, tcp_output.c | RACK-TLP: losses marked by time, the tail loss probe |
 //! | [`rack_state`] | tcp.h | RACK's, TLP's and PRR's state, the transmit log in send order |
@@ -54,6 +55,7 @@ pub mod table;
 pub mod timer;
 pub mod timestamps;
 pub mod ts_state;
+pub mod wmem;
 
 use std::time::Duration;
 

@@ -264,6 +264,9 @@ pub fn tcp_transmit(
         net.mib.TcpRetransSegs += 1;
         cb.total_retrans += 1;
         super::sack::on_retransmit(cb, seq, end);
+        if cb.ca_state == super::cb::CaState::Loss && after(end, cb.loss_rexmit_hi) {
+            cb.loss_rexmit_hi = end;
+        }
         if syn {
             net.mib.TcpExtTCPSynRetrans += 1;
         }
@@ -281,6 +284,7 @@ pub fn tcp_transmit(
     }
     if len > 0 || fl & flags::FIN != 0 {
         if !before(seq, cb.snd_max) {
+            cb.rtx_queue_add(end);
             if cb.sent_times.len() == super::cb::SENT_TIMES {
                 cb.sent_times.pop_front();
             }
@@ -386,9 +390,24 @@ pub fn tcp_v4_send_reset(
     }
 }
 
-/// `tcp_v4_send_synack` for a request sock on a listener at `local`.
-/// Counted in TcpOutSegs always (`tcp_make_synack`), and with `retrans` as
-/// a retransmission too (`tcp_rtx_synack`).
+/// `inet_csk_route_req` → `dst_metric_advmss` (`ipv4_default_advmss` on
+/// `ipv4_mtu`, which reads the route's cached path MTU): the MSS a request
+/// sock from `peer` offers in its SYN-ACK and its child takes: the
+/// listener's `advmss` (the device MTU, the UMEM frame), lowered to the path
+/// MTU less 40 when one was learnt for `peer` (ICMP fragmentation needed)
+/// and has not expired.
+pub fn req_advmss(net: &Net, advmss: u32, peer: std::net::Ipv4Addr, now: Instant) -> u32 {
+    let mtu = net.pmtu.get(peer, net.mtu, now).mtu;
+    let by_path = mtu.saturating_sub(ipv4::MIN_HEADER_LEN + crate::wire::tcp::HEADER_LEN) as u32;
+    advmss.min(by_path).max(super::TCP_MIN_MSS)
+}
+
+/// `tcp_v4_send_synack` for a request sock on a listener at `local` whose
+/// MSS is `advmss`: the SYN-ACK's MSS option, and the MSS its window is a
+/// multiple of, follow the route to `remote` as it is at each send
+/// ([`req_advmss`]: `tcp_make_synack` with the dst `inet_csk_route_req`
+/// looks up). Counted in TcpOutSegs always (`tcp_make_synack`), and with
+/// `retrans` as a retransmission too (`tcp_rtx_synack`).
 #[allow(clippy::too_many_arguments)]
 pub fn tcp_send_synack(
     net: &mut Net,
@@ -402,6 +421,7 @@ pub fn tcp_send_synack(
     retrans: bool,
     now: Instant,
 ) {
+    let advmss = req_advmss(net, advmss, *remote.ip(), now);
     let clock = &net.tcp.ts_clock;
     let timestamp = req.ts.as_mut().map(|ts| timestamps::synack_option(clock, ts, now));
     let options = TcpOptions {
@@ -464,8 +484,10 @@ fn next_segment_len(cb: &TcpCb, nodelay: bool) -> usize {
         }
     }
     // Nagle (RFC 896, with Minshall's variant as `tcp_nagle_check`): hold
-    // a partial segment while a small one is unacknowledged.
-    if len < mss && !nodelay && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
+    // a partial segment while a small one is unacknowledged, unless our FIN
+    // rides on it (`tcp_nagle_test`: "or for the final FIN").
+    let carries_fin = cb.fin_seq == Some(cb.snd_nxt.wrapping_add(len));
+    if len < mss && !nodelay && !carries_fin && in_flight > 0 && after(cb.snd_sml, cb.snd_una) {
         return 0;
     }
     // Sent again after a timeout: up to the next SACKed range.
@@ -498,6 +520,9 @@ fn write_xmit(
     now: Instant,
     probe: Option<u32>,
 ) -> usize {
+    // What the application wrote since the loop last looked is charged
+    // before any of it goes (`tcp_stream_alloc_skb`'s `sk_wmem_schedule`).
+    super::wmem::tcp_wmem_charge(net, cb, now);
     if !matches!(
         cb.state,
         TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::LastAck | TcpState::Closing
@@ -685,6 +710,28 @@ impl TcpCb {
     }
 }
 
+/// `tcp_xmit_retransmit_queue`'s walk of the queue: from `from` (at least
+/// `snd_una`), past what the peer SACKed (`TCPCB_SACKED_ACKED` skbs are
+/// skipped), the sequence number to send again and how many data bytes: at
+/// most one MSS, not past `limit`, the data or the next SACKed range (0
+/// when `limit` is reached or no data is there).
+fn next_unsacked(cb: &TcpCb, from: u32, limit: u32) -> (u32, u32) {
+    let mut seq = if after(from, cb.snd_una) { from } else { cb.snd_una };
+    while let Some(r) = cb.sack.holding(seq) {
+        seq = r.right;
+    }
+    let data_end = cb.write_seq();
+    if !before(seq, limit) || !after(data_end, seq) {
+        return (seq, 0);
+    }
+    let len = data_end
+        .wrapping_sub(seq)
+        .min(cb.mss.max(1))
+        .min(limit.wrapping_sub(seq))
+        .min(super::sack::room_before_sacked(cb, seq));
+    (seq, len)
+}
+
 /// `tcp_xmit_retransmit_queue`: the lost holes above `HighRxt`, lowest
 /// first, while the pipe leaves room in cwnd (RFC 6675 §5 `NextSeg` rule 1);
 /// `force` sends the first whatever the pipe (the fast retransmit).
@@ -703,14 +750,8 @@ pub fn tcp_xmit_retransmit_queue(
         if super::pacing::tcp_pacing_check(cb, now) {
             return;
         }
-        let mut seq = if before(s0, cb.snd_una) { cb.snd_una } else { s0 };
-        while let Some(r) = cb.sack.holding(seq) {
-            seq = r.right;
-        }
-        let data_end = cb.write_seq();
-        let mut len = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
-        len = len.min(mss).min(e.wrapping_sub(seq)).min(super::sack::room_before_sacked(cb, seq));
-        if !before(seq, e) || len == 0 || (len as i32) < 0 {
+        let (seq, len) = next_unsacked(cb, s0, e);
+        if !before(seq, e) || len == 0 {
             cb.rack.pop_relost();
             continue;
         }
@@ -761,16 +802,10 @@ pub fn xmit_marked_lost(
         if super::pacing::tcp_pacing_check(cb, now) {
             return;
         }
-        let mut seq = if after(cb.sack.high_rxt, cb.snd_una) { cb.sack.high_rxt } else { cb.snd_una };
-        while let Some(r) = cb.sack.holding(seq) {
-            seq = r.right;
-        }
+        let (seq, len) = next_unsacked(cb, cb.sack.high_rxt, cb.sack.lost_end);
         if !before(seq, cb.sack.lost_end) || !before(seq, cb.snd_max) {
             return;
         }
-        let data_end = cb.write_seq();
-        let mut len = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
-        len = len.min(mss).min(cb.sack.lost_end.wrapping_sub(seq)).min(super::sack::room_before_sacked(cb, seq));
         let end = seq.wrapping_add(len);
         let mut fl = flags::ACK;
         if cb.fin_seq == Some(end) && after(cb.snd_max, end) {
@@ -794,15 +829,21 @@ pub fn xmit_marked_lost(
 /// `tcp_send_loss_probe` (RFC 8985 §7.3), when the probe timer fires: one
 /// new segment if the peer's window lets it go (whatever cwnd says), else
 /// the last segment sent, again (`tlp_retrans`); then `tlp_high_seq` =
-/// `snd_nxt`, `TcpExtTCPLossProbes`, and the RTO restarts from now. Nothing
-/// while a probe is unresolved (the RTO stays as it was), or out of the
-/// Open state.
+/// `snd_nxt`, `TcpExtTCPLossProbes`, and the RTO restarts from now. Out of
+/// the Open state nothing. While a probe is unresolved, or when nothing
+/// went (pacing held the new segment back, `tcp_pacing_check`; no frame),
+/// no probe: the retransmission timer is armed for the head's last
+/// transmission plus the RTO instead (`rearm_timer`:
+/// [`tcp_rearm_rto_from_head`]), and a new segment pacing releases
+/// schedules the next probe (`tcp_write_xmit`). Linux never sends old data
+/// instead of new data held back.
 pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
     cb.rack.tlp_at = None;
     if cb.ca_state != super::cb::CaState::Open || cb.in_flight() == 0 || !cb.sack_ok {
         return;
     }
     if cb.rack.tlp_high_seq.is_some() {
+        tcp_rearm_rto_from_head(cb, now);
         return;
     }
     cb.rack.tlp_retrans = false;
@@ -817,7 +858,11 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
     {
         // push_one = 2: the probe goes whatever cwnd allows.
         let pipe_segs = super::sack::pipe(cb).div_ceil(mss);
-        probed = write_xmit(net, q, umem, cb, now, Some(pipe_segs)) > 0;
+        if write_xmit(net, q, umem, cb, now, Some(pipe_segs)) == 0 {
+            tcp_rearm_rto_from_head(cb, now);
+            return;
+        }
+        probed = true;
     }
     if !probed {
         let data_end = match cb.fin_seq {
@@ -831,7 +876,7 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
             fl |= flags::FIN;
         }
         if (len == 0 && fl & flags::FIN == 0) || !tcp_transmit(net, q, umem, cb, seq, fl, len as usize, now) {
-            cb.rto_at = Some(now + cb.rto_backed_off());
+            tcp_rearm_rto_from_head(cb, now);
             return;
         }
         cb.rack.tlp_retrans = true;
@@ -839,6 +884,26 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
     cb.rack.tlp_high_seq = Some(cb.snd_nxt);
     net.mib.TcpExtTCPLossProbes += 1;
     cb.rto_at = Some(now + cb.rto_backed_off());
+}
+
+/// `tcp_rearm_rto` while the probe timer is the pending one
+/// (`ICSK_TIME_LOSS_PROBE`): the retransmission timer fires the RTO after
+/// the head segment's last transmission (`tcp_rto_delta_us`: its
+/// `skb_mstamp` from the transmit log), at least a microsecond from now;
+/// without a record of the head, the RTO already armed stays (or one from
+/// now). Nothing in flight: no timer.
+pub fn tcp_rearm_rto_from_head(cb: &mut TcpCb, now: Instant) {
+    if cb.in_flight() == 0 {
+        cb.rto_at = None;
+        return;
+    }
+    let rto = cb.rto_backed_off();
+    let una = cb.snd_una;
+    let head = cb.rack.log.records().filter(|r| !before(una, r.seq) && before(una, r.end)).map(|r| r.sent).last();
+    cb.rto_at = Some(match head {
+        Some(sent) => (sent + rto).max(now + std::time::Duration::from_micros(1)),
+        None => cb.rto_at.unwrap_or(now + rto),
+    });
 }
 
 /// `tcp_pace_kick` → `tcp_tsq_write` (net/ipv4/tcp_output.c): the pacing timer fired, so

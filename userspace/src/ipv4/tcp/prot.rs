@@ -442,7 +442,17 @@ pub fn tcp_close(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>) {
                 tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, now);
                 tcp_close_state(cx.net, &mut cb);
                 tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, now);
-                Fate::Keep
+                if super::wmem::tcp_out_of_memory(cx.net, &cb) {
+                    // tcp_close → tcp_check_oom: an orphan that would hold
+                    // data while TCP memory is over tcp_mem[2] is reset.
+                    tcp_set_state(cx.net, &mut cb, TcpState::Close);
+                    tcp_send_active_reset(cx.net, cx.q, &umem, &mut cb, now);
+                    cx.net.mib.TcpExtTCPAbortOnMemory += 1;
+                    tcp_done(cx.net, &mut cb);
+                    Fate::Done
+                } else {
+                    Fate::Keep
+                }
             }
         }
     };

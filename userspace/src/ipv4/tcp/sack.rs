@@ -6,7 +6,8 @@
 //! (RFC 6675, `tcp_fastretrans_alert`, `tcp_mark_head_lost`,
 //! `tcp_xmit_retransmit_queue`), reordering measured (`tcp_check_sack_reordering`)
 //! and a spurious recovery or timeout undone (`tcp_try_undo_dsack`,
-//! `tcp_try_undo_recovery`, `tcp_try_undo_loss`). And the receiver's D-SACK
+//! `tcp_try_undo_recovery`, `tcp_try_undo_loss`), a spurious timeout found
+//! by F-RTO too (RFC 5682, `tcp_process_loss`'s `tp->frto`). And the receiver's D-SACK
 //! (`tcp_dsack_set`; the input path merges what `tcp_dsack_extend` would):
 //! the first SACK block of our next ACK reports a duplicate segment.
 //!
@@ -299,6 +300,37 @@ fn undo_cwnd_reduction(cb: &mut TcpCb) {
     cb.rack.trim_relost(None);
 }
 
+/// `tcp_try_undo_loss`: the timeout undone, because every retransmission
+/// was shown spurious (`tcp_may_undo`) or F-RTO saw data never sent again
+/// acknowledged (`frto`, counted in `TcpExtTCPSpuriousRTOs` too): the
+/// window as before (`TcpExtTCPLossUndo`), the Open state, and sending
+/// resumes after the highest sent (the data marked lost is not).
+fn try_undo_loss(mib: &mut Mib, cb: &mut TcpCb, frto: bool) {
+    undo_cwnd_reduction(cb);
+    mib.TcpExtTCPLossUndo += 1;
+    if frto {
+        mib.TcpExtTCPSpuriousRTOs += 1;
+    }
+    cb.retransmits = 0;
+    cb.ca_state = CaState::Open;
+    cb.dupacks = 0;
+    cb.frto = false;
+    cb.frto_gap = None;
+    cb.snd_nxt = cb.snd_max;
+}
+
+/// `FLAG_ORIG_SACK_ACKED` during F-RTO: the ACK delivered (cumulatively or
+/// by SACK) data up to `high_seq` that was never sent again since the
+/// timeout (above `loss_rexmit_hi`).
+fn frto_orig_acked(cb: &TcpCb, tag: &SackTag) -> bool {
+    let (lo, hi) = (cb.loss_rexmit_hi, cb.high_seq);
+    tag.delivered.ranges().iter().any(|&(s, e)| {
+        let from = if after(s, lo) { s } else { lo };
+        let to = if before(e, hi) { e } else { hi };
+        after(to, from)
+    })
+}
+
 /// `tcp_try_undo_dsack`: every retransmission of the episode D-SACKed.
 fn try_undo_dsack(mib: &mut Mib, cb: &mut TcpCb) -> bool {
     if may_undo(cb) {
@@ -441,6 +473,13 @@ fn time_to_recover(cb: &TcpCb, rack: bool) -> bool {
 pub fn pipe(cb: &TcpCb) -> u32 {
     let (una, nxt) = (cb.snd_una, cb.snd_nxt);
     let mut p = nxt.wrapping_sub(una);
+    if let Some((a, b)) = cb.frto_gap {
+        // F-RTO's skipped old data is lost, not in flight.
+        let from = if after(a, una) { a } else { una };
+        if after(b, from) {
+            p = p.saturating_sub(b.wrapping_sub(from).saturating_sub(cb.sack.sacked_in(from, b)));
+        }
+    }
     if !cb.sack_ok || (cb.sack.len == 0 && cb.ca_state != CaState::Recovery && cb.rack.relost().is_empty()) {
         return p;
     }
@@ -487,7 +526,14 @@ pub fn room_before_sacked(cb: &TcpCb, seq: u32) -> u32 {
 /// be retransmitted now (`output::tcp_xmit_retransmit_queue`), and whether
 /// the first goes whatever the pipe (`Some(true)`: the fast retransmit);
 /// `None` when nothing is to be sent.
-pub fn fastretrans_alert(net: &mut Net, cb: &mut TcpCb, prior_una: u32, now: Instant) -> Option<bool> {
+pub fn fastretrans_alert(
+    net: &mut Net,
+    cb: &mut TcpCb,
+    prior_una: u32,
+    tag: &SackTag,
+    dupack: bool,
+    now: Instant,
+) -> Option<bool> {
     let rack = net.tcp.rack();
     let una_advanced = after(cb.snd_una, prior_una);
     // tcp_check_sack_reneging: the new head is SACKed; give the peer a
@@ -528,19 +574,49 @@ pub fn fastretrans_alert(net: &mut Net, cb: &mut TcpCb, prior_una: u32, now: Ins
         }
         CaState::Loss => {
             // tcp_process_loss.
+            let recovered = !before(cb.snd_una, cb.high_seq);
             if una_advanced && may_undo(cb) {
-                undo_cwnd_reduction(cb);
-                net.mib.TcpExtTCPLossUndo += 1;
-                cb.retransmits = 0;
-                cb.ca_state = CaState::Open;
-                cb.dupacks = 0;
-                // The data marked lost is not: sending resumes after the highest sent.
-                cb.snd_nxt = cb.snd_max;
+                try_undo_loss(&mut net.mib, cb, false);
                 return None;
             }
-            if !before(cb.snd_una, cb.high_seq) {
+            if cb.frto {
+                // F-RTO (RFC 5682 §3.1, SACK-enhanced). Step 3b: data never
+                // sent again is (S)ACKed: the timeout was spurious.
+                if frto_orig_acked(cb, tag) {
+                    try_undo_loss(&mut net.mib, cb, true);
+                    return None;
+                }
+                if after(cb.snd_max, cb.high_seq) {
+                    // Step 3a: the new data is SACKed or duplicate ACKs
+                    // come: the loss was real; the old data goes again.
+                    if tag.data_sacked || dupack {
+                        cb.frto = false;
+                        if let Some((from, _)) = cb.frto_gap.take() {
+                            cb.snd_nxt = from;
+                        }
+                    }
+                } else if una_advanced && !recovered {
+                    cb.high_seq = cb.snd_max;
+                    // Step 2b: new data (as much as cwnd allows, once the ACK
+                    // has grown it) instead of old, if there is any and the
+                    // window takes it; else the conventional recovery.
+                    let wnd_end = cb.snd_una.wrapping_add(cb.snd_wnd);
+                    if before(cb.snd_max, cb.write_seq()) && after(wnd_end, cb.snd_max) {
+                        if before(cb.snd_nxt, cb.snd_max) {
+                            cb.frto_gap = Some((cb.snd_nxt, cb.snd_max));
+                            cb.snd_nxt = cb.snd_max;
+                        }
+                        return None;
+                    }
+                    cb.frto = false;
+                }
+            }
+            if recovered {
+                // RFC 5682 step 2a and the first part of 3a.
                 try_undo_recovery(&mut net.mib, cb);
                 super::cong::exit_recovery(cb);
+                cb.frto = false;
+                cb.frto_gap = None;
                 return None;
             }
             // tcp_identify_packet_loss: a retransmission sent after the

@@ -155,6 +155,18 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
     // that time instead (`retransmits_timed_out` with a timeout ignores the
     // count).
     let user_timeout = cb.tsk().user_timeout();
+    if cb.orphan && !connecting {
+        // tcp_write_timeout for a dead sock: reset unless the RTO is at its
+        // ceiling and the retries are spent.
+        let alive = cb.rto_backed_off() < TCP_RTO_MAX;
+        let spent = match user_timeout {
+            Some(u) => user_timeout_elapsed(cb.retrans_stamp, u, now),
+            None => retransmits_timed_out(cb, TCP_ORPHAN_RETRIES, TCP_RTO_MIN, now),
+        };
+        if tcp_out_of_resources(net, q, umem, cb, alive || !spent, now) {
+            return Fate::Done;
+        }
+    }
     let timed_out = |boundary: u32| match user_timeout {
         Some(u) => user_timeout_elapsed(cb.retrans_stamp, u, now),
         None => retransmits_timed_out(cb, boundary, TCP_RTO_MIN, now),
@@ -176,8 +188,14 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
         cb.retrans_stamp = Some(now);
     }
     if !connecting {
+        // tcp_enter_loss: F-RTO unless a recovery other than a timeout on
+        // the same data was under way (RFC 5682 §3.1 step 1, §3.2).
+        let new_recovery = cb.ca_state == CaState::Open;
         super::sack::enter_loss(&mut net.mib, cb);
         cong::enter_loss(cb, now);
+        cb.frto = cb.sack_ok && (new_recovery || cb.retransmits > 0);
+        cb.frto_gap = None;
+        cb.loss_rexmit_hi = cb.snd_una;
         // Everything in flight is sent again from snd_una.
         cb.snd_nxt = cb.snd_una;
     }
@@ -194,6 +212,34 @@ fn retransmit_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut Tc
     }
     cb.rto_at = Some(now + clamp_rto_to_user_timeout(cb, user_timeout, now));
     Fate::Keep
+}
+
+/// `tcp_out_of_resources` for an orphan: when TCP memory is over
+/// `tcp_mem[2]` and it still queues data ([`super::wmem::tcp_out_of_memory`];
+/// xsknet has no `tcp_max_orphans`, the other half of `tcp_check_oom`), it
+/// ends (`TcpExtTCPAbortOnMemory`), with a reset if `do_reset`, or if it sent
+/// within `TCP_TIMEWAIT_LEN`, or its window is shut with nothing in flight.
+fn tcp_out_of_resources(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    cb: &mut TcpCb,
+    mut do_reset: bool,
+    now: Instant,
+) -> bool {
+    if !super::wmem::tcp_out_of_memory(net, cb) {
+        return false;
+    }
+    let sent_recently = cb.lsndtime.is_some_and(|t| now.saturating_duration_since(t) <= super::TCP_TIMEWAIT_LEN);
+    if sent_recently || (cb.snd_wnd == 0 && cb.in_flight() == 0) {
+        do_reset = true;
+    }
+    if do_reset {
+        tcp_send_active_reset(net, q, umem, cb, now);
+    }
+    tcp_done(net, cb);
+    net.mib.TcpExtTCPAbortOnMemory += 1;
+    true
 }
 
 /// Whether `user_timeout` has passed since `start` (none yet: no).
