@@ -26,7 +26,6 @@
 //! now, `struct tcp_sock` next). What each protocol does on the socket calls
 //! is in its operations table (`crate::proto::Proto`).
 
-use std::cell::Cell;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,34 +38,6 @@ use crate::errno::Errno;
 use crate::skbuff::{Readers, SkBuff, SkbQueue};
 use crate::stream::CongAlgo;
 use crate::stream::{StreamSock, TcpState};
-
-thread_local! {
-    /// Sleepers this thread has unparked since [`take_woken`] last read it:
-    /// the loop's count of the readers and writers its poll woke
-    /// ([`crate::softirq::PollResult::woken`]). Touched only when someone
-    /// slept, never on the per-packet path.
-    static WOKEN: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_woken(n: usize) {
-    WOKEN.with(|w| w.set(w.get() + n));
-}
-
-/// The sleepers this thread has woken (unparked) since the last call, and
-/// starts counting again from zero.
-pub(crate) fn take_woken() -> usize {
-    WOKEN.with(|w| w.replace(0))
-}
-
-/// Sleeps that have ended, in this process: a woken thread counts here once
-/// it runs again (in [`wait_event_for`]), so the loop that woke it knows when
-/// it has had the core ([`resumed`]).
-static RESUMED: AtomicUsize = AtomicUsize::new(0);
-
-/// How many sleeps in [`wait_event_for`] have ended so far, in this process.
-pub(crate) fn resumed() -> usize {
-    RESUMED.load(Ordering::Relaxed)
-}
 
 /// Linux's default `net.core.rmem_default`, in bytes.
 pub const DEFAULT_RCVBUF: usize = 212_992;
@@ -439,19 +410,15 @@ impl WaitQueue {
         for (t, _) in threads.iter() {
             t.unpark();
         }
-        count_woken(threads.len());
     }
 
     #[cold]
     #[inline(never)]
     fn wake_up_writers(&self) {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        let mut n = 0;
         for (t, _) in threads.iter().filter(|(_, f)| *f != WaitFor::Read) {
             t.unpark();
-            n += 1;
         }
-        count_woken(n);
     }
 
     /// Sets how long a waiter on this queue spins before it sleeps
@@ -583,7 +550,6 @@ pub(crate) fn wait_event_for(
     for q in queues {
         q.remove();
     }
-    RESUMED.fetch_add(1, Ordering::Relaxed);
     result
 }
 
@@ -1093,32 +1059,6 @@ mod tests {
         wq.wake_up_write_space();
         assert!(writer.join().unwrap());
         assert_eq!((wq.sleepers.load(Ordering::SeqCst), wq.write_sleepers.load(Ordering::SeqCst)), (0, 0));
-    }
-
-    /// The loop learns whom its poll woke (`take_woken`, counted on the
-    /// waking thread) and when they have run again (`resumed`): what a
-    /// threaded loop hands its core over by. A write-space wake-up that
-    /// finds only a reader wakes no one and counts nothing.
-    #[test]
-    fn the_waker_counts_whom_it_woke_and_sees_them_resume() {
-        let wq = Arc::new(WaitQueue::default());
-        let data = Arc::new(AtomicBool::new(false));
-        let (w, d) = (wq.clone(), data.clone());
-        let reader =
-            std::thread::spawn(move || wait_event_for(&[&w], WaitFor::Read, None, || d.load(Ordering::Acquire)));
-        while wq.sleepers.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-        take_woken();
-        wq.wake_up_write_space();
-        assert_eq!(take_woken(), 0, "a reader is not woken by write space");
-        let before = resumed();
-        data.store(true, Ordering::Release);
-        wq.wake_up();
-        assert_eq!(take_woken(), 1);
-        assert_eq!(take_woken(), 0, "read once");
-        assert!(reader.join().unwrap());
-        assert!(resumed() > before, "the woken reader's sleep has ended");
     }
 
     /// With `SO_BUSY_POLL`, a waiter sees data that arrives while it spins

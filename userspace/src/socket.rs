@@ -991,13 +991,6 @@ struct Shared {
 /// nothing takes about 100 ns: about 0.1 ms).
 const IDLE_YIELD_POLLS: u32 = 1024;
 
-/// At most this many empty polls after a poll that woke a sleeping thread, a
-/// threaded loop yields the CPU at every poll until the woken thread has run
-/// (a yield and a poll take about 0.5 µs: about 0.1 ms at most), so that it
-/// gets a core it shares with the loop at the first yield at which the
-/// scheduler lets it run.
-const HANDOFF_YIELD_POLLS: u32 = 256;
-
 /// The stack with its loop on a thread of its own.
 pub struct ThreadedStack<D: NetDevice + Send + 'static> {
     handle: StackHandle,
@@ -1068,11 +1061,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             let mut stack = stack;
             let mut stats = LoopStats::start();
             let mut idle_polls = 0u32;
-            // While a thread the loop woke has not run yet: the count of
-            // ended sleeps that says it has, and the polls left to yield in.
-            let mut handoff: Option<(usize, u32)> = None;
             while !guard.0.stop.load(Ordering::Relaxed) {
-                let resumed = crate::sock::resumed();
                 let r = stack.poll_timed(&mut stats);
                 // The softirq gives the CPU back: after handing readers a
                 // batch, so that a reader sharing its core runs at once instead
@@ -1082,33 +1071,11 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 // often: a yield lets any runnable task on the core, however
                 // low its priority, have a slice. With the reader on another
                 // core a yield is a cheap system call that returns at once.
-                //
-                // A thread the poll woke from its sleep may not run at the
-                // first yield: the scheduler (EEVDF) picks only a task whose
-                // lag is not negative, and a reader that spun before it slept
-                // may have to wait until the loop has run a little longer. So
-                // after a wake-up the loop yields at every empty poll until
-                // the woken threads have run (at most HANDOFF_YIELD_POLLS), not
-                // once per IDLE_YIELD_POLLS: the woken reader runs at the first
-                // yield that can hand it the core, not up to 0.1 ms later. Not
-                // longer: a reader that spins before it sleeps would find the
-                // loop yielding back at once and spend its busy-poll budget in
-                // a few microseconds.
-                if r.woken > 0 {
-                    handoff = Some((resumed + r.woken, HANDOFF_YIELD_POLLS));
-                }
-                if handoff.is_some_and(|(until, left)| left == 0 || crate::sock::resumed() >= until) {
-                    handoff = None;
-                }
                 if r.rx > 0 {
                     idle_polls = 0;
                     std::thread::yield_now();
                 } else if r.did_work() {
                     idle_polls = 0;
-                } else if let Some((_, left)) = handoff.as_mut() {
-                    *left -= 1;
-                    idle_polls = 0;
-                    std::thread::yield_now();
                 } else {
                     idle_polls += 1;
                     if idle_polls >= IDLE_YIELD_POLLS {

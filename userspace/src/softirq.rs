@@ -239,10 +239,6 @@ pub struct PollResult {
     pub tx: usize,
     /// Frames taken back from the completion ring.
     pub completed: usize,
-    /// Application threads asleep on a sock that the poll woke (unparked):
-    /// readers its data reached, writers its ACKs or completions made room
-    /// for. A threaded loop hands them its core ([`crate::socket`]).
-    pub woken: usize,
 }
 
 impl PollResult {
@@ -401,7 +397,7 @@ impl<D: NetDevice> Napi<D> {
             self.q.trim(4 * self.weight);
         }
 
-        let r = PollResult { rx, tx, completed, woken: crate::sock::take_woken() };
+        let r = PollResult { rx, tx, completed };
         if !r.did_work() {
             self.dev.wake_rx();
         }
