@@ -1386,9 +1386,33 @@ pub const KERNEL_CC: &str = "cubic";
 /// The impairments of the loss rows: `xsknet-impair` options, both directions.
 pub const LOSS_SETTINGS: [&[&str]; 2] = [&["--loss", "1", "--delay", "1"], &["--loss", "5", "--delay", "1"]];
 
+/// The impairments of the loss rows, `--seed 1` added to each where it has no seed:
+/// [`LOSS_SETTINGS`], or those of `custom` (the `XSKNET_BENCH_IMPAIR` environment variable:
+/// `xsknet-impair` options, settings apart by `;`, e.g. `--loss 3 --delay 5 --jitter 2
+/// --reorder 5;--loss 1 --delay 1 --seed 2`).
+pub fn loss_settings(custom: Option<&str>) -> Vec<Vec<String>> {
+    let given: Vec<Vec<String>> = match custom {
+        Some(c) if !c.trim().is_empty() => c
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .collect(),
+        _ => LOSS_SETTINGS.iter().map(|a| a.iter().map(|s| s.to_string()).collect()).collect(),
+    };
+    given
+        .into_iter()
+        .map(|mut a| {
+            if !a.iter().any(|s| s == "--seed") {
+                a.extend(["--seed".into(), "1".into()]);
+            }
+            a
+        })
+        .collect()
+}
+
 /// The loss rows: a namespace trio with `xsknet-impair` in the middle
 /// ([`xsknet::testing::ImpairedPair`]: peer 10.99.0.1, servers 10.99.0.2), for each of
-/// [`LOSS_SETTINGS`] curl fetching `loss.bin` (64 MiB; 4 with `quick`) from nginx and from
+/// [`loss_settings`] curl fetching `loss.bin` (64 MiB; 4 with `quick`) from nginx and from
 /// `xsknet http`. The relay runs unpinned (it is the wire, not a host); clients and servers
 /// on their CPUs as in the rest of the section. The relay's counters for each setting go
 /// in the first row's `detail.relay`.
@@ -1409,10 +1433,7 @@ pub fn under_loss(
     if !relay.exists() {
         return Err(format!("{} missing: run `make build`", relay.display()).into());
     }
-    let settings: Vec<Vec<String>> = LOSS_SETTINGS
-        .iter()
-        .map(|a| a.iter().map(|s| s.to_string()).chain(["--seed".into(), "1".into()]).collect())
-        .collect();
+    let settings = loss_settings(std::env::var("XSKNET_BENCH_IMPAIR").ok().as_deref());
     let opts = ImpairedPairOptions { kernel_owns_addr: false, relay_args: settings[0].clone(), ..Default::default() };
     let mut pair = ImpairedPair::with_options(&relay, &opts)?;
     let dir = dir.join("loss");
@@ -1817,6 +1838,18 @@ pub fn plot(path: &Path, r: &TcpResults) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_settings_default_and_custom_each_get_a_seed() {
+        let d = loss_settings(None);
+        assert_eq!(d.len(), LOSS_SETTINGS.len());
+        assert_eq!(d[0], ["--loss", "1", "--delay", "1", "--seed", "1"]);
+        assert_eq!(loss_settings(Some("  ")), d);
+        let c = loss_settings(Some("--loss 3 --delay 5 --reorder 5; --loss 1 --delay 1 --seed 7;"));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0], ["--loss", "3", "--delay", "5", "--reorder", "5", "--seed", "1"]);
+        assert_eq!(c[1], ["--loss", "1", "--delay", "1", "--seed", "7"]);
+    }
 
     const WRK: &str = "Running 5s test @ http://10.77.0.2:80/1k.bin
   1 threads and 16 connections

@@ -286,6 +286,11 @@ mib! {
         TcpExtTCPSackRecovery,
         /// Reordering seen in SACKs or cumulative ACKs (`tcp_check_sack_reordering`).
         TcpExtTCPSACKReorder,
+        /// Reordering seen from timestamps: a partial ACK in recovery echoed
+        /// a TSval older than the first retransmission (`tcp_try_undo_partial`).
+        TcpExtTCPTSReorder,
+        /// Recoveries undone at a partial ACK by timestamps (`tcp_try_undo_partial`).
+        TcpExtTCPPartialUndo,
         /// A timeout found the peer had dropped data it SACKed.
         TcpExtTCPSACKReneging,
         /// SACK blocks outside what was sent (`tcp_is_sackblock_valid`).

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xsknet::netdevice::{MemDevice, MemWire};
+use xsknet::snmp::Mib;
 use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use xsknet::stream::CongAlgo;
 use xsknet::umem::Umem;
@@ -21,7 +22,7 @@ use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN 
 use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use xsknet::wire::tcp::{flags, SackBlock, TcpOptions, TcpPacket, TcpRepr};
 use xsknet::wire::{build, EthernetAddress};
-use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpState};
+use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpInfo, TcpState};
 
 const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -3279,7 +3280,12 @@ fn paws_lets_an_old_timestamp_through_after_2147_idle_seconds() {
 /// (bench, connection, our port, `seg(i)` = sequence number of segment i,
 /// the data).
 fn ten_in_flight() -> (Bench, Fd, u16, impl Fn(u32) -> u32, Vec<u8>) {
-    let mut b = Bench::new();
+    ten_in_flight_with(|_| {})
+}
+
+/// [`ten_in_flight`] with a configuration `tweak` changes.
+fn ten_in_flight_with(tweak: impl FnOnce(&mut StackConfig)) -> (Bench, Fd, u16, impl Fn(u32) -> u32, Vec<u8>) {
+    let mut b = Bench::with_config(tweak);
     let (fd, port, iss) = connected_after(&mut b, ms(100));
     let data = pattern(10 * MSS);
     assert_eq!(b.s.send(fd, &data), Ok(data.len()));
@@ -3384,11 +3390,14 @@ fn reordering_is_not_mistaken_for_loss_and_raises_the_threshold() {
     b.send(hdr(PPORT, port, PISN + 1, seg(4), ACK, PEER_WIN), &[]);
     let m = b.s.snmp();
     assert_eq!((m.TcpExtTCPSACKReorder, m.TcpExtTCPSackRecovery, m.TcpRetransSegs), (1, 0, 0));
-    // Segment 9 is SACKed before 5: 4 segments of reordering
-    // (tcp_sacktag_one → tcp_check_sack_reordering): `reordering` is 4.
+    // Segment 9 is SACKed before 5: from 5 to the end of 9, 5 segments of
+    // reordering (tcp_sacktag_one → tcp_check_sack_reordering, `fack` the
+    // start of the segment after the highest SACKed): `reordering` is 5.
     b.send(sack_ack(port, seg(4), &[(seg(9), seg(10))]), &[]);
     b.send(sack_ack(port, seg(4), &[(seg(5), seg(6)), (seg(9), seg(10))]), &[]);
     assert_eq!(b.s.snmp().TcpExtTCPSACKReorder, 2);
+    let info = b.s.tcp_info(fd).unwrap();
+    assert_eq!((info.reordering, info.reord_seen, info.sacked), (5, 2, 2));
     // So three SACKed segments (5, 6, 9) do not start recovery any more...
     b.send(sack_ack(port, seg(4), &[(seg(5), seg(7)), (seg(9), seg(10))]), &[]);
     b.none();
@@ -3403,6 +3412,112 @@ fn reordering_is_not_mistaken_for_loss_and_raises_the_threshold() {
     assert_eq!((m.TcpExtTCPSackRecovery, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (0, 0, 0));
     assert_eq!(m.TcpExtTCPSACKReorder, 4);
     abort(b, fd);
+}
+
+#[test]
+fn a_late_segment_acknowledged_with_a_retransmission_is_reordering() {
+    // RFC 6675's DupThresh alone (`tcp_recovery=0`), so that segment 5 is
+    // not marked lost by time while it is late.
+    let (mut b, fd, port, seg, _) = ten_in_flight_with(|c| c.tcp_recovery = 0);
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    for i in 3..=5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+    }
+    assert_eq!(b.one().r.seq, seg(1), "segment 1 lost: the fast retransmission");
+    // Segment 6 comes, 5 does not yet: one SACKed segment above it, not lost.
+    b.send(sack_ack(port, seg(1), &[(seg(6), seg(7)), (seg(2), seg(5))]), &[]);
+    b.none();
+    assert_eq!(b.s.snmp().TcpExtTCPSACKReorder, 0);
+    // The retransmission of 1 and the late 5 arrive: one cumulative ACK
+    // covers both. 5 was never sent twice nor SACKed, and lies below the
+    // highest SACKed: reordering (tcp_clean_rtx_queue's `reord`), though
+    // the head of the ACK was a retransmission.
+    b.send(hdr(PPORT, port, PISN + 1, seg(7), ACK, PEER_WIN), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSACKReorder, m.TcpRetransSegs), (1, 1));
+    let info = b.s.tcp_info(fd).unwrap();
+    // From 5 to the ACK (nothing SACKed any more: `snd_una`): 2 segments,
+    // under the degree of 3, which stays.
+    assert_eq!((info.reord_seen, info.reordering), (1, 3));
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    b.none();
+    abort(b, fd);
+}
+
+/// What the ACK after a fast retransmission echoes in the timestamp test below.
+#[derive(Clone, Copy, PartialEq)]
+enum Echo {
+    /// The TSval of the original transmissions: they arrived late.
+    Original,
+    /// The TSval of the retransmission: the copy filled the hole.
+    Retransmission,
+}
+
+/// Ten segments in flight on a connection with timestamps; segment 1 is
+/// SACKed around until a fast retransmission at 60 ms; then an ACK of
+/// `acked` segments echoes `echo`. Returns the counters, the `tcp_info`
+/// before the reduction, and after the ACK.
+fn ack_after_fast_retransmit_with_ts(acked: u32, echo: Echo) -> (Mib, TcpInfo, TcpInfo) {
+    // No tail loss probe (PTO 20 ms) before the SACKs at 60 ms.
+    let mut b = Bench::with_config(|c| c.tcp_early_retrans = 0);
+    let (_l, fd, iss, tsval) = ts_accepted(&mut b);
+    let mss = 1448;
+    assert_eq!(b.s.send(fd, &pattern(10 * mss)), Ok(10 * mss));
+    let sent = b.out();
+    assert_eq!(sent.len(), 10);
+    assert_eq!(sent[1].r.options.timestamp.map(|t| t.0), Some(tsval.wrapping_add(10)));
+    let seg = |i: u32| iss.wrapping_add(1 + i * mss as u32);
+    let ack = |ack: u32, tsecr: u32, blocks: &[(u32, u32)]| {
+        let mut r = ts_hdr(PISN + 1, ack, ACK, PEER_TS + 60, tsecr);
+        r.options.sack_len = blocks.len() as u8;
+        for (b, &(left, right)) in r.options.sack_blocks.iter_mut().zip(blocks) {
+            *b = SackBlock { left, right };
+        }
+        r
+    };
+    b.at(ms(60));
+    b.send(ack(seg(1), tsval.wrapping_add(10), &[]), &[]);
+    let before = b.s.tcp_info(fd).unwrap();
+    for i in 3..=5 {
+        b.send(ack(seg(1), tsval.wrapping_add(10), &[(seg(2), seg(i))]), &[]);
+    }
+    let rexmit = b.one();
+    assert_eq!(rexmit.r.seq, seg(1), "the fast retransmission");
+    let rexmit_ts = rexmit.r.options.timestamp.expect("timestamps").0;
+    assert_eq!(rexmit_ts, tsval.wrapping_add(60));
+    // At once (segments 5 to 9 still within RACK's window).
+    let tsecr = if echo == Echo::Original { tsval.wrapping_add(10) } else { rexmit_ts };
+    b.send(ack(seg(acked), tsecr, &[]), &[]);
+    let after = b.s.tcp_info(fd).unwrap();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPSackRecovery, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (1, 1, 0));
+    (m, before, after)
+}
+
+#[test]
+fn an_ack_echoing_the_original_undoes_a_fast_recovery() {
+    // RFC 3522 (Eifel detection) as Linux's tcp_packet_delayed: the partial
+    // ACK up to 5 echoes the TSval of the original segment 1, sent before
+    // the retransmission: it was late, not lost. Reordering by timestamps,
+    // and with no retransmission left out, the reduction is undone
+    // (tcp_try_undo_partial).
+    let (m, before, after) = ack_after_fast_retransmit_with_ts(5, Echo::Original);
+    assert_eq!((m.TcpExtTCPTSReorder, m.TcpExtTCPPartialUndo, m.TcpExtTCPSACKReorder), (1, 1, 0));
+    assert_eq!((after.snd_cwnd, after.snd_ssthresh), (before.snd_cwnd, before.snd_ssthresh));
+    // From 1 to 5: 4 segments, over the degree of 3.
+    assert_eq!((after.reordering, after.reord_seen), (4, 1));
+    // The same ACK echoing the retransmission: the copy filled the hole,
+    // the reduction stands.
+    let (m, before, after) = ack_after_fast_retransmit_with_ts(5, Echo::Retransmission);
+    assert_eq!((m.TcpExtTCPTSReorder, m.TcpExtTCPPartialUndo), (0, 0));
+    assert!(after.snd_ssthresh < before.snd_cwnd);
+    // An ACK of everything echoing the original ends the recovery undone
+    // (tcp_try_undo_recovery: TcpExtTCPFullUndo).
+    let (m, before, after) = ack_after_fast_retransmit_with_ts(10, Echo::Original);
+    assert_eq!((m.TcpExtTCPFullUndo, m.TcpExtTCPPartialUndo), (1, 0));
+    assert_eq!((after.snd_cwnd, after.snd_ssthresh), (before.snd_cwnd, before.snd_ssthresh));
+    let (m, ..) = ack_after_fast_retransmit_with_ts(10, Echo::Retransmission);
+    assert_eq!(m.TcpExtTCPFullUndo, 0);
 }
 
 #[test]

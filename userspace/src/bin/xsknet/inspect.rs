@@ -402,6 +402,19 @@ fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     if t.retransmits > 0 || t.total_retrans > 0 {
         parts.push(format!("retrans:{}/{}", t.retransmits, t.total_retrans));
     }
+    if t.sacked > 0 && t.state != TcpState::Listen {
+        parts.push(format!("sacked:{}", t.sacked));
+    }
+    if t.dsack_dups > 0 {
+        parts.push(format!("dsack_dups:{}", t.dsack_dups));
+    }
+    // tcp_show_info: the degree only when it is not the default 3.
+    if t.reordering != 3 {
+        parts.push(format!("reordering:{}", t.reordering));
+    }
+    if t.reord_seen > 0 {
+        parts.push(format!("reord_seen:{}", t.reord_seen));
+    }
     for (key, v) in [("snd_wnd", t.snd_wnd), ("rcv_wnd", t.rcv_wnd)] {
         if v > 0 {
             parts.push(format!("{key}:{v}"));

@@ -36,6 +36,15 @@ pub struct TcpInfo {
     pub retransmits: u32,
     /// Segments retransmitted (`tcpi_total_retrans`).
     pub total_retrans: u32,
+    /// Segments SACKed (`tcpi_sacked`: `sacked_out`).
+    pub sacked: u32,
+    /// Segments the peer reported received twice (`tcpi_dsack_dups`).
+    pub dsack_dups: u32,
+    /// The reordering degree, segments (`tcpi_reordering`: `tp->reordering`,
+    /// 3 until reordering is seen).
+    pub reordering: u32,
+    /// Times reordering was seen (`tcpi_reord_seen`).
+    pub reord_seen: u32,
     /// Segments sent and not acknowledged (`tcpi_unacked`: `packets_out`);
     /// for a listener, the connections waiting for `accept`.
     pub unacked: u32,
@@ -70,7 +79,7 @@ pub const TCPI_OPT_WSCALE: u8 = 4;
 /// The `tcp_info` of a socket in `state`, from its control block `cb` if it
 /// has one (a socket not yet connected or listening has none: zeros). A
 /// listener reports what `tcp_get_info` fills before its early return for
-/// `TCP_LISTEN`: the window it was made with (`TCP_INIT_CWND`), the children
+/// `TCP_LISTEN`: the window it was made with (`TCP_INIT_CWND`), `tcpi_reordering`, the children
 /// ready for `accept` in `tcpi_unacked`, and (`INET_DIAG_CONG`) the
 /// algorithm its children will take; nothing else (so `ss -i` prints
 /// `cubic cwnd:10` for it, as for a kernel listener).
@@ -89,6 +98,10 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         rcv_mss: 0,
         retransmits: 0,
         total_retrans: 0,
+        sacked: 0,
+        dsack_dups: 0,
+        reordering: super::scoreboard::TCP_REORDERING,
+        reord_seen: 0,
         unacked: 0,
         bytes_acked: 0,
         bytes_received: 0,
@@ -104,6 +117,7 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         let tsk = cb.tsk();
         return TcpInfo {
             snd_cwnd: cb.cwnd,
+            reordering: cb.sack.reordering,
             unacked: tsk.accept_backlog() as u32,
             congestion: tsk.congestion(),
             ..zeros(cb.state)
@@ -128,6 +142,10 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         rcv_mss: cb.rcv_mss,
         retransmits: cb.retransmits,
         total_retrans: cb.total_retrans,
+        sacked: cb.sack.sacked_out(cb.mss),
+        dsack_dups: cb.sack.dsack_dups,
+        reordering: cb.sack.reordering,
+        reord_seen: cb.sack.reord_seen,
         unacked: cb.packets_out(),
         bytes_acked: cb.bytes_acked,
         bytes_received: cb.bytes_received,

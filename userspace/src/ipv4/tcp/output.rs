@@ -263,7 +263,7 @@ pub fn tcp_transmit(
     if before(seq, cb.snd_max) && repr.seg_len() > 0 {
         net.mib.TcpRetransSegs += 1;
         cb.total_retrans += 1;
-        super::sack::on_retransmit(cb, seq, end);
+        super::sack::on_retransmit(cb, seq, end, net.tcp.ts_clock.ms(now));
         if cb.ca_state == super::cb::CaState::Loss && after(end, cb.loss_rexmit_hi) {
             cb.loss_rexmit_hi = end;
         }
@@ -875,10 +875,15 @@ pub fn tcp_send_loss_probe(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: 
         if cb.fin_seq == Some(data_end) && after(cb.snd_max, data_end) {
             fl |= flags::FIN;
         }
+        // `__tcp_retransmit_skb`, not `tcp_retransmit_skb`: the probe is
+        // counted and marked as sent twice, but starts no undo clock
+        // (`retrans_stamp`) and is no retransmission of an undo episode.
+        let (stamp, undo_retrans) = (cb.sack.retrans_stamp, cb.sack.undo_retrans);
         if (len == 0 && fl & flags::FIN == 0) || !tcp_transmit(net, q, umem, cb, seq, fl, len as usize, now) {
             tcp_rearm_rto_from_head(cb, now);
             return;
         }
+        (cb.sack.retrans_stamp, cb.sack.undo_retrans) = (stamp, undo_retrans);
         cb.rack.tlp_retrans = true;
     }
     cb.rack.tlp_high_seq = Some(cb.snd_nxt);

@@ -71,6 +71,9 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
     }
     let r = &mut cb.rack;
     r.newly_lost = 0;
+    // When the most recently sent of what this ACK delivered left
+    // (`rs->prior_delivered`'s moment).
+    let mut latest_sent: Option<Instant> = None;
     for &(s, e) in delivered.ranges() {
         let in_order = r.log.in_seq_order();
         let mut i = r.log.first_overlapping(s);
@@ -81,10 +84,14 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
             if before(rec.seq, e) && after(rec.end, s) {
                 let end = if before(e, rec.end) { e } else { rec.end };
                 advance(r, &rec, end, now);
+                if latest_sent.is_none_or(|t| rec.sent > t) {
+                    latest_sent = Some(rec.sent);
+                }
             }
             i += 1;
         }
     }
+    update_reo_wnd(r, latest_sent, now);
     r.log.acked(cb.snd_una);
     r.trim_relost(Some(cb.snd_una));
     // The lost prefix never starts below `snd_una` (nor reaches past what was sent).
@@ -95,6 +102,31 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
     if cb.snd_una == cb.snd_max {
         r.reo_at = None;
         r.tlp_at = None;
+    }
+}
+
+/// `TCP_RACK_RECOVERY_THRESH`: recoveries a widened reordering window lasts.
+pub const TCP_RACK_RECOVERY_THRESH: u8 = 16;
+
+/// `tcp_rack_update_reo_wnd` (net/ipv4/tcp_recovery.c), for an ACK that
+/// delivered data of which the most recently sent left at `latest_sent`: a
+/// D-SACK seen since (spurious retransmissions, likely from reordering
+/// longer than the window) widens the window by a quarter of the minimum
+/// RTT, at most once a round trip (data sent before the last widening does
+/// not count), and the width then holds for
+/// [`TCP_RACK_RECOVERY_THRESH`] recoveries; after those, back to one step.
+fn update_reo_wnd(r: &mut RackState, latest_sent: Option<Instant>, now: Instant) {
+    let Some(sent) = latest_sent else { return };
+    if r.reo_wnd_widened.is_some_and(|t| sent < t) {
+        r.dsack_seen = false;
+    }
+    if r.dsack_seen {
+        r.reo_wnd_steps = (r.reo_wnd_steps + 1).min(0xff);
+        r.dsack_seen = false;
+        r.reo_wnd_widened = Some(now);
+        r.reo_wnd_persist = TCP_RACK_RECOVERY_THRESH;
+    } else if r.reo_wnd_persist == 0 {
+        r.reo_wnd_steps = 1;
     }
 }
 
@@ -247,5 +279,37 @@ pub fn tcp_process_tlp_ack(mib: &mut Mib, cb: &mut TcpCb, ack: u32, dsack_tlp: b
         mib.TcpExtTCPLossProbeRecovery += 1;
     } else if pure_dupack {
         cb.rack.tlp_high_seq = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dsack_widens_the_window_once_a_round_trip_for_sixteen_recoveries() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = RackState::default();
+        // Nothing delivered: nothing changes, the D-SACK waits.
+        r.dsack_seen = true;
+        update_reo_wnd(&mut r, None, at(10));
+        assert_eq!((r.reo_wnd_steps, r.dsack_seen), (1, true));
+        update_reo_wnd(&mut r, Some(at(5)), at(10));
+        assert_eq!((r.reo_wnd_steps, r.reo_wnd_persist, r.dsack_seen), (2, TCP_RACK_RECOVERY_THRESH, false));
+        // A D-SACK answered by data sent before the widening: the same round trip.
+        r.dsack_seen = true;
+        update_reo_wnd(&mut r, Some(at(9)), at(20));
+        assert_eq!((r.reo_wnd_steps, r.dsack_seen), (2, false));
+        // Data sent after it: a round trip later, wider again.
+        r.dsack_seen = true;
+        update_reo_wnd(&mut r, Some(at(15)), at(30));
+        assert_eq!(r.reo_wnd_steps, 3);
+        // The width holds while recoveries remain, then goes back to one step.
+        update_reo_wnd(&mut r, Some(at(40)), at(50));
+        assert_eq!(r.reo_wnd_steps, 3);
+        r.reo_wnd_persist = 0;
+        update_reo_wnd(&mut r, Some(at(60)), at(70));
+        assert_eq!(r.reo_wnd_steps, 1);
     }
 }

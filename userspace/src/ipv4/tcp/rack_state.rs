@@ -241,6 +241,13 @@ pub struct RackState {
     pub advanced: bool,
     /// `rack.reo_wnd_steps`: the reordering window in quarters of the minimum RTT.
     pub reo_wnd_steps: u32,
+    /// `rack.reo_wnd_persist`: recoveries the widened window lasts for.
+    pub reo_wnd_persist: u8,
+    /// `rack.dsack_seen`: a D-SACK asks for a wider window.
+    pub dsack_seen: bool,
+    /// When the window was last widened (Linux keeps `rack.last_delivered`,
+    /// the delivered count then; data sent before it does not count).
+    pub reo_wnd_widened: Option<Instant>,
     /// `tcp_min_rtt`: the least RTT seen, µs (`u32::MAX`: none yet).
     pub min_rtt_us: u32,
     /// Retransmissions marked lost again and not yet sent again.
@@ -273,6 +280,9 @@ impl Default for RackState {
             rtt_us: 0,
             advanced: false,
             reo_wnd_steps: 1,
+            reo_wnd_persist: 0,
+            dsack_seen: false,
+            reo_wnd_widened: None,
             min_rtt_us: u32::MAX,
             relost: [(0, 0); RELOST_LEN],
             relost_len: 0,

@@ -28,6 +28,7 @@ use crate::net::Net;
 use crate::snmp::Mib;
 use crate::wire::tcp::{SackBlock, TcpOptions};
 
+use super::scoreboard::Overflow;
 pub use super::scoreboard::{Scoreboard, SACK_RANGES, TCP_MAX_REORDERING, TCP_REORDERING};
 
 /// What the SACK option of one ACK told (the `FLAG_*` bits `tcp_sacktag_write_queue` returns).
@@ -42,6 +43,9 @@ pub struct SackTag {
     /// What the ACK delivered: newly SACKed ranges, and cumulatively
     /// acknowledged ones that were not SACKed before (RACK and PRR read it).
     pub delivered: Delivered,
+    /// The ACK's TSecr less our offset, when it has one that is not zero
+    /// (`rx_opt.saw_tstamp && rx_opt.rcv_tsecr`): what timestamp undo reads.
+    pub tsecr: Option<u32>,
 }
 
 impl SackTag {
@@ -82,16 +86,23 @@ fn is_sackblock_valid(cb: &TcpCb, snd_una: u32, is_dsack: bool, start: u32, end:
 
 /// `tcp_dsack_seen`: D-SACKed segments of `[start, end)`, or 0 for a
 /// dubious one (longer than the peer's window, or more D-SACKed segments
-/// than we ever retransmitted).
+/// than we ever retransmitted). Once reordering has been seen, a D-SACK
+/// that is not of a loss probe asks RACK to widen its reordering window
+/// (`rack.dsack_seen`, read by [`super::rack::tcp_rack_update`]).
 fn dsack_seen(cb: &mut TcpCb, start: u32, end: u32) -> u32 {
     let len = end.wrapping_sub(start);
     if len > cb.max_window {
         return 0;
     }
     let segs = if len > cb.mss { len.div_ceil(cb.mss.max(1)) } else { 1 };
+    // FLAG_DSACK_TLP: a one-segment D-SACK ending where the probe ended.
+    let tlp = len <= cb.mss && cb.rack.tlp_high_seq == Some(end);
     cb.sack.dsack_dups += segs;
     if cb.sack.dsack_dups > cb.total_retrans {
         return 0;
+    }
+    if cb.sack.reord_seen > 0 && !tlp {
+        cb.rack.dsack_seen = true;
     }
     segs
 }
@@ -128,43 +139,52 @@ fn check_dsack(mib: &mut Mib, cb: &mut TcpCb, blocks: &[SackBlock], ack: u32, pr
     true
 }
 
-/// `tcp_sacktag_write_queue` (with the reordering check of
-/// `tcp_clean_rtx_queue`): reads the SACK blocks of an ACK of `ack` that
+/// `tcp_sacktag_write_queue` with the reordering check of
+/// `tcp_clean_rtx_queue`: reads the SACK blocks of an ACK of `ack` that
 /// found `prior_una`, marks newly SACKed data on the scoreboard, drops what
 /// `ack` covers, and counts invalid blocks (`TcpExtTCPSACKDiscard`,
-/// `TcpExtTCPDSACKIgnoredOld`, `TcpExtTCPDSACKIgnoredNoUndo`). Reordering is
-/// data below the highest SACKed segment, never retransmitted, that is SACKed
-/// or acknowledged now: `tp->reordering` grows to its distance
-/// (`TcpExtTCPSACKReorder`).
+/// `TcpExtTCPDSACKIgnoredOld`, `TcpExtTCPDSACKIgnoredNoUndo`).
+///
+/// Reordering (`TcpExtTCPSACKReorder`, `tp->reordering` grown to its
+/// distance) is data never sent twice that arrived after data above it:
+/// - `tcp_sacktag_one`: newly SACKed below the highest SACKed segment, or
+///   D-SACKed after being SACKed;
+/// - `tcp_clean_rtx_queue`: cumulatively acknowledged without having been
+///   SACKed, below where the highest SACKed segment ended before this ACK
+///   (`prior_fack`).
 pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: u32, ack: u32) -> SackTag {
     let mut tag = SackTag::default();
     if !cb.sack_ok {
         return tag;
     }
+    tag.tsecr = super::ts_state::saw_tstamp(&cb.ts, opts.timestamp).map(|t| t.tsecr).filter(|&e| e != 0);
     let una = if after(ack, prior_una) { ack } else { prior_una };
     let prior_fack = cb.sack.highest_sack_seq();
-    let ever_retrans = |sb: &Scoreboard, seq: u32| sb.retrans_high.is_some_and(|h| before(seq, h));
-    let mut reord: Option<u32> = None;
-    // tcp_clean_rtx_queue: never-retransmitted, unSACKed data now acknowledged.
-    if after(ack, prior_una) && cb.sack.holding(prior_una).is_none() && !ever_retrans(&cb.sack, prior_una) {
-        reord = Some(prior_una);
-    }
+    // The lowest sequence numbers showing reordering, SACKed and acknowledged.
+    let mut sack_reord: Option<u32> = None;
+    let mut ack_reord: Option<u32> = None;
     if after(ack, prior_una) {
         // The cumulatively acknowledged data that was not SACKed before.
         let mut cur = prior_una;
+        let mut gap = |sb: &Scoreboard, tag: &mut SackTag, s: u32, e: u32| {
+            tag.delivered.push(s, e);
+            if ack_reord.is_none() {
+                ack_reord = sb.first_never_retransmitted(s, e);
+            }
+        };
         for r in cb.sack.ranges() {
             if !before(r.left, ack) {
                 break;
             }
             if before(cur, r.left) {
-                tag.delivered.push(cur, r.left);
+                gap(&cb.sack, &mut tag, cur, r.left);
             }
             if after(r.right, cur) {
                 cur = r.right;
             }
         }
         if before(cur, ack) {
-            tag.delivered.push(cur, ack);
+            gap(&cb.sack, &mut tag, cur, ack);
         }
     }
     let blocks = opts.sack_blocks();
@@ -200,42 +220,62 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
                 }
                 if dup {
                     // A D-SACK of data still outstanding (`tcp_sacktag_one`
-                    // with `dup_sack`): a retransmission shown spurious.
+                    // with `dup_sack`): a retransmission shown spurious; one
+                    // SACKed before, reordering.
                     let segs = b.right.wrapping_sub(b.left).div_ceil(cb.mss.max(1)) as i32;
-                    let retrans = ever_retrans(&cb.sack, b.left);
-                    if let Some(undo) = cb.sack.undo_marker {
-                        if retrans && cb.sack.undo_retrans > 0 && after(b.right, undo) {
-                            cb.sack.undo_retrans = (cb.sack.undo_retrans - segs).max(0);
+                    if cb.sack.ever_retransmitted(b.left) {
+                        if let Some(undo) = cb.sack.undo_marker {
+                            if cb.sack.undo_retrans > 0 && after(b.right, undo) {
+                                cb.sack.undo_retrans = (cb.sack.undo_retrans - segs).max(0);
+                            }
+                        }
+                        if cb.sack.holding(b.left).is_some() && sack_reord.is_none_or(|r| before(b.left, r)) {
+                            sack_reord = Some(b.left);
                         }
                     }
                     continue;
                 }
                 let left = if before(b.left, una) { una } else { b.left };
                 let block = SackBlock { left, right: b.right };
+                // Blocks are taken in the order they came, not sorted as
+                // Linux sorts them: the highest SACKed segment before this
+                // ACK stands in for the one `tcp_sacktag_one` compares with.
                 let fack = prior_fack;
-                let sb = &mut cb.sack;
-                let retrans_high = sb.retrans_high;
-                sb.insert(block, |s, e| {
+                let Scoreboard { sacked, ever_retrans, .. } = &mut cb.sack;
+                sacked.insert(block, Overflow::DropHighest, |s, e| {
                     tag.data_sacked = true;
                     tag.delivered.push(s, e);
-                    let retrans = retrans_high.is_some_and(|h| before(s, h));
-                    if !retrans && fack.is_some_and(|f| before(s, f)) && reord.is_none_or(|r| before(s, r)) {
-                        reord = Some(s);
+                    if let Some(first) = ever_retrans.first_uncovered(s, e) {
+                        if fack.is_some_and(|f| before(first, f)) && sack_reord.is_none_or(|r| before(first, r)) {
+                            sack_reord = Some(first);
+                        }
                     }
                 });
             }
         }
     }
+    // tcp_sacktag_write_queue's check, against the highest SACKed now.
+    if let (Some(low), Some(fack)) = (sack_reord, cb.sack.highest_sack_seq()) {
+        check_sack_reordering(mib, cb, low, fack, false);
+    }
     cb.sack.trim(una);
-    if let (Some(low), Some(fack)) = (reord, prior_fack) {
-        check_sack_reordering(mib, cb, low, fack);
+    // tcp_clean_rtx_queue's: a hole below `prior_fack` filled by data
+    // never sent twice; `tcp_highest_sack_seq` is `snd_una` once nothing
+    // is SACKed.
+    if let (Some(low), Some(prior)) = (ack_reord, prior_fack) {
+        if before(low, prior) {
+            let fack = cb.sack.highest_sack_seq().unwrap_or(una);
+            check_sack_reordering(mib, cb, low, fack, false);
+        }
     }
     tag
 }
 
 /// `tcp_check_sack_reordering`: data from `low_seq` arrived after data at
-/// `fack`; the reordering degree grows to cover the distance.
-fn check_sack_reordering(mib: &mut Mib, cb: &mut TcpCb, low_seq: u32, fack: u32) {
+/// `fack`; the reordering degree grows to cover the distance. Counted in
+/// `TcpExtTCPTSReorder` when timestamps showed it (`ts`), else in
+/// `TcpExtTCPSACKReorder`.
+fn check_sack_reordering(mib: &mut Mib, cb: &mut TcpCb, low_seq: u32, fack: u32, ts: bool) {
     if !before(low_seq, fack) {
         return;
     }
@@ -245,21 +285,30 @@ fn check_sack_reordering(mib: &mut Mib, cb: &mut TcpCb, low_seq: u32, fack: u32)
         cb.sack.reordering = metric.div_ceil(mss).min(TCP_MAX_REORDERING);
     }
     cb.sack.reord_seen += 1;
-    mib.TcpExtTCPSACKReorder += 1;
+    if ts {
+        mib.TcpExtTCPTSReorder += 1;
+    } else {
+        mib.TcpExtTCPSACKReorder += 1;
+    }
 }
 
-/// A segment `[seq, end)` sent again (`tcp_retransmit_skb`): counted in
-/// `undo_retrans` (from -1, none yet, to 0 first), remembered as sent twice.
-pub fn on_retransmit(cb: &mut TcpCb, seq: u32, end: u32) {
+/// A segment `[seq, end)` sent again at `tsnow` on our TSval clock (ms,
+/// no offset) (`tcp_retransmit_skb`): counted in `undo_retrans` (from -1,
+/// none yet, to 0 first), remembered as sent twice, and the first since
+/// none was out stamps `retrans_stamp`.
+pub fn on_retransmit(cb: &mut TcpCb, seq: u32, end: u32, tsnow: u32) {
     let sb = &mut cb.sack;
+    if sb.retrans_stamp.is_none() {
+        sb.retrans_stamp = Some(tsnow);
+    }
     if sb.undo_marker.is_some() {
         if sb.undo_retrans < 0 {
             sb.undo_retrans = 0;
         }
         sb.undo_retrans += end.wrapping_sub(seq).div_ceil(cb.mss.max(1)).max(1) as i32;
     }
-    if sb.retrans_high.is_none_or(|h| after(end, h)) {
-        sb.retrans_high = Some(end);
+    if cb.sack_ok {
+        sb.mark_retransmitted(seq, end);
     }
 }
 
@@ -267,7 +316,6 @@ pub fn on_retransmit(cb: &mut TcpCb, seq: u32, end: u32) {
 fn init_undo(cb: &mut TcpCb) {
     cb.sack.undo_marker = Some(cb.snd_una);
     cb.sack.undo_retrans = -1;
-    cb.sack.retrans_high = None;
 }
 
 /// `tcp_current_ssthresh`: the threshold an undo may restore.
@@ -279,10 +327,34 @@ fn current_ssthresh(cb: &TcpCb) -> u32 {
     }
 }
 
-/// `tcp_may_undo` without timestamps: an episode whose retransmissions the
-/// peer all D-SACKed (or that made none).
-fn may_undo(cb: &TcpCb) -> bool {
+/// `tcp_retrans_stamp_cleanup`: no retransmission out any more, so the
+/// next one starts the clock again.
+fn retrans_stamp_cleanup(cb: &mut TcpCb) {
+    if !cb.sack.any_retrans_done(cb.snd_una) {
+        cb.sack.retrans_stamp = None;
+    }
+}
+
+/// `tcp_packet_delayed`: the ACK echoes a TSval sent before the first
+/// retransmission (RFC 3522, the Eifel detection: the original arrived,
+/// not the copy), or nothing was sent again at all.
+fn packet_delayed(cb: &TcpCb, tag: &SackTag) -> bool {
+    match cb.sack.retrans_stamp {
+        Some(stamp) => tag.tsecr.is_some_and(|e| before(e, stamp)),
+        None => true,
+    }
+}
+
+/// The D-SACK half of `tcp_may_undo` (`tcp_try_undo_dsack`'s test): an
+/// episode whose retransmissions the peer all D-SACKed.
+fn may_undo_dsack(cb: &TcpCb) -> bool {
     cb.sack.undo_marker.is_some() && cb.sack.undo_retrans == 0
+}
+
+/// `tcp_may_undo`: an episode whose retransmissions the peer all D-SACKed,
+/// or whose ACK shows the original transmission arrived ([`packet_delayed`]).
+fn may_undo(cb: &TcpCb, tag: &SackTag) -> bool {
+    cb.sack.undo_marker.is_some() && (cb.sack.undo_retrans == 0 || packet_delayed(cb, tag))
 }
 
 /// `tcp_undo_cwnd_reduction`: the window and threshold as they were before
@@ -333,7 +405,7 @@ fn frto_orig_acked(cb: &TcpCb, tag: &SackTag) -> bool {
 
 /// `tcp_try_undo_dsack`: every retransmission of the episode D-SACKed.
 fn try_undo_dsack(mib: &mut Mib, cb: &mut TcpCb) -> bool {
-    if may_undo(cb) {
+    if may_undo_dsack(cb) {
         undo_cwnd_reduction(cb);
         mib.TcpExtTCPDSACKUndo += 1;
         return true;
@@ -341,12 +413,41 @@ fn try_undo_dsack(mib: &mut Mib, cb: &mut TcpCb) -> bool {
     false
 }
 
+/// `tcp_try_undo_partial`: an ACK in recovery that moves `snd_una` but not
+/// to `high_seq`, and echoes a TSval from before the first retransmission:
+/// the hole was filled by the original, late. Reordering, by timestamps
+/// (`TcpExtTCPTSReorder`); with no retransmission left out the reduction is
+/// undone (`TcpExtTCPPartialUndo`) and the state is Open again. Returns
+/// whether this ACK is to do nothing more (retransmissions still out: send
+/// new data, mark nothing lost, retransmit nothing).
+fn try_undo_partial(mib: &mut Mib, cb: &mut TcpCb, tag: &SackTag, prior_una: u32) -> bool {
+    if cb.sack.undo_marker.is_none() || !packet_delayed(cb, tag) {
+        return false;
+    }
+    let fack = cb.sack.highest_sack_seq().unwrap_or(cb.snd_una);
+    check_sack_reordering(mib, cb, prior_una, fack, true);
+    if cb.sack.retrans_out() {
+        return true;
+    }
+    retrans_stamp_cleanup(cb);
+    undo_cwnd_reduction(cb);
+    mib.TcpExtTCPPartialUndo += 1;
+    // tcp_try_keep_open.
+    cb.ca_state = CaState::Open;
+    cb.dupacks = 0;
+    false
+}
+
 /// `tcp_try_undo_recovery`, when `high_seq` is acknowledged: undo if the
-/// peer showed every retransmission spurious (`TcpExtTCPFullUndo`, or
-/// `TcpExtTCPLossUndo` after a timeout); back to Open either way. Returns
-/// whether it undid.
-fn try_undo_recovery(mib: &mut Mib, cb: &mut TcpCb) -> bool {
-    let undone = may_undo(cb);
+/// peer showed every retransmission spurious or the ACK echoes the original
+/// ([`may_undo`]; `TcpExtTCPFullUndo`, or `TcpExtTCPLossUndo` after a
+/// timeout); back to Open either way. Returns whether it undid.
+fn try_undo_recovery(mib: &mut Mib, cb: &mut TcpCb, tag: &SackTag) -> bool {
+    let undone = may_undo(cb, tag);
+    if !undone {
+        // A recovery that was real: one fewer that keeps a widened window.
+        cb.rack.reo_wnd_persist = cb.rack.reo_wnd_persist.saturating_sub(1);
+    }
     if undone {
         undo_cwnd_reduction(cb);
         if cb.ca_state == CaState::Loss {
@@ -394,6 +495,8 @@ pub fn enter_loss(mib: &mut Mib, cb: &mut TcpCb) {
 /// [`super::prr::tcp_cwnd_reduction`] ACK by ACK), `RecoveryPoint` =
 /// `high_seq`; counts `TcpExtTCPSackRecovery`. The lost marks are kept.
 pub fn enter_recovery(mib: &mut Mib, cb: &mut TcpCb) {
+    // The clock starts with this fast retransmission, for undo.
+    retrans_stamp_cleanup(cb);
     mib.TcpExtTCPSackRecovery += 1;
     cb.sack.prior_ssthresh = current_ssthresh(cb);
     cb.sack.prior_cwnd = cb.cwnd;
@@ -480,7 +583,7 @@ pub fn pipe(cb: &TcpCb) -> u32 {
             p = p.saturating_sub(b.wrapping_sub(from).saturating_sub(cb.sack.sacked_in(from, b)));
         }
     }
-    if !cb.sack_ok || (cb.sack.len == 0 && cb.ca_state != CaState::Recovery && cb.rack.relost().is_empty()) {
+    if !cb.sack_ok || (cb.sack.ranges().is_empty() && cb.ca_state != CaState::Recovery && cb.rack.relost().is_empty()) {
         return p;
     }
     p = p.saturating_sub(cb.sack.sacked_in(una, nxt));
@@ -546,13 +649,16 @@ pub fn fastretrans_alert(
     let mut fast_rexmit = false;
     // D. The state ends when high_seq is acknowledged.
     if cb.ca_state == CaState::Recovery && !before(cb.snd_una, cb.high_seq) {
-        if !try_undo_recovery(&mut net.mib, cb) {
+        if !try_undo_recovery(&mut net.mib, cb, tag) {
             super::cong::exit_recovery(cb);
         }
         cb.ca_state = CaState::Open;
     }
     match cb.ca_state {
         CaState::Recovery => {
+            if una_advanced && try_undo_partial(&mut net.mib, cb, tag, prior_una) {
+                return None;
+            }
             if try_undo_dsack(&mut net.mib, cb) {
                 // tcp_try_to_open.
                 cb.ca_state = CaState::Open;
@@ -575,7 +681,7 @@ pub fn fastretrans_alert(
         CaState::Loss => {
             // tcp_process_loss.
             let recovered = !before(cb.snd_una, cb.high_seq);
-            if una_advanced && may_undo(cb) {
+            if una_advanced && may_undo(cb, tag) {
                 try_undo_loss(&mut net.mib, cb, false);
                 return None;
             }
@@ -613,7 +719,7 @@ pub fn fastretrans_alert(
             }
             if recovered {
                 // RFC 5682 step 2a and the first part of 3a.
-                try_undo_recovery(&mut net.mib, cb);
+                try_undo_recovery(&mut net.mib, cb, tag);
                 super::cong::exit_recovery(cb);
                 cb.frto = false;
                 cb.frto_gap = None;
@@ -631,6 +737,8 @@ pub fn fastretrans_alert(
             return None;
         }
         CaState::Open => {
+            // No episode under way: the next retransmission starts the clock.
+            retrans_stamp_cleanup(cb);
             try_undo_dsack(&mut net.mib, cb);
             if rack {
                 super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
@@ -671,7 +779,7 @@ mod tests {
     fn sb(ranges: &[(u32, u32)]) -> Scoreboard {
         let mut s = Scoreboard::default();
         for &(l, r) in ranges {
-            s.insert(SackBlock { left: l, right: r }, |_, _| {});
+            s.sacked.insert(SackBlock { left: l, right: r }, Overflow::DropHighest, |_, _| {});
         }
         s
     }
@@ -684,13 +792,13 @@ mod tests {
     fn ranges_merge_and_report_only_new_parts() {
         let mut s = sb(&[(100, 200), (300, 400)]);
         let mut newly = Vec::new();
-        s.insert(SackBlock { left: 150, right: 350 }, |a, b| newly.push((a, b)));
+        s.sacked.insert(SackBlock { left: 150, right: 350 }, Overflow::DropHighest, |a, b| newly.push((a, b)));
         assert_eq!(newly, vec![(200, 300)]);
         assert_eq!(pairs(&s), vec![(100, 400)]);
-        s.insert(SackBlock { left: 500, right: 600 }, |_, _| {});
-        s.insert(SackBlock { left: 450, right: 470 }, |_, _| {});
+        s.sacked.insert(SackBlock { left: 500, right: 600 }, Overflow::DropHighest, |_, _| {});
+        s.sacked.insert(SackBlock { left: 450, right: 470 }, Overflow::DropHighest, |_, _| {});
         assert_eq!(pairs(&s), vec![(100, 400), (450, 470), (500, 600)]);
-        s.insert(SackBlock { left: 400, right: 450 }, |_, _| {});
+        s.sacked.insert(SackBlock { left: 400, right: 450 }, Overflow::DropHighest, |_, _| {});
         assert_eq!(pairs(&s), vec![(100, 470), (500, 600)]);
         assert_eq!(s.sacked_in(0, 1000), 470);
         assert_eq!(s.sacked_in(120, 520), 370);
@@ -704,14 +812,49 @@ mod tests {
     fn a_full_scoreboard_gives_up_its_highest_ranges() {
         let mut s = Scoreboard::default();
         for i in 0..SACK_RANGES as u32 + 5 {
-            s.insert(SackBlock { left: 10 * i + 1000, right: 10 * i + 1005 }, |_, _| {});
+            s.sacked.insert(SackBlock { left: 10 * i + 1000, right: 10 * i + 1005 }, Overflow::DropHighest, |_, _| {});
         }
         assert_eq!(s.ranges().len(), SACK_RANGES);
         // A lower block still goes in; the highest gives way.
-        s.insert(SackBlock { left: 10, right: 20 }, |_, _| {});
+        s.sacked.insert(SackBlock { left: 10, right: 20 }, Overflow::DropHighest, |_, _| {});
         assert_eq!(s.ranges().len(), SACK_RANGES);
         assert_eq!(s.ranges()[0], SackBlock { left: 10, right: 20 });
         assert_eq!(s.ranges().last().unwrap().left, 1000 + 10 * (SACK_RANGES as u32 - 2));
+    }
+
+    #[test]
+    fn a_full_set_of_retransmitted_ranges_widens_rather_than_forgets() {
+        let mut s = Scoreboard::default();
+        for i in 0..SACK_RANGES as u32 {
+            s.mark_retransmitted(100 * i + 1000, 100 * i + 1010);
+        }
+        // A new range between two: it joins the one above, the gap with it.
+        s.mark_retransmitted(1050, 1060);
+        assert_eq!(s.ever_retrans.as_slice().len(), SACK_RANGES);
+        assert!(s.ever_retransmitted(1050) && s.ever_retransmitted(1099) && !s.ever_retransmitted(1020));
+        // Above everything: the highest range grows to it.
+        let top = 100 * (SACK_RANGES as u32 - 1) + 1000;
+        s.mark_retransmitted(top + 500, top + 510);
+        assert!(s.ever_retransmitted(top + 200) && s.ever_retransmitted(top + 505));
+        // Below everything: the lowest grows down to it.
+        s.mark_retransmitted(900, 910);
+        assert!(s.ever_retransmitted(950) && !s.ever_retransmitted(899));
+        assert_eq!(s.ever_retrans.as_slice().len(), SACK_RANGES);
+    }
+
+    #[test]
+    fn the_first_byte_never_sent_twice() {
+        let mut s = Scoreboard::default();
+        s.mark_retransmitted(100, 200);
+        s.mark_retransmitted(300, 400);
+        assert_eq!(s.first_never_retransmitted(100, 200), None);
+        assert_eq!(s.first_never_retransmitted(100, 250), Some(200));
+        assert_eq!(s.first_never_retransmitted(50, 250), Some(50));
+        assert_eq!(s.first_never_retransmitted(150, 400), Some(200));
+        assert_eq!(s.first_never_retransmitted(300, 400), None);
+        s.trim(350);
+        assert_eq!(s.first_never_retransmitted(350, 500), Some(400));
+        assert!(!s.ever_retransmitted(150));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The SACK scoreboard (RFC 2018, net/ipv4/tcp_input.c's `tcp_sacktag_write_queue`
 //! keeps it in the write queue's skbs): the ranges of our sent data the peer
-//! selectively acknowledged, in a fixed array, and what the recovery in
-//! [`super::sack`] asks of it. A data structure of its own, so that the control
+//! selectively acknowledged and the ranges we ever sent twice (the skbs'
+//! `TCPCB_SACKED_ACKED` and `TCPCB_EVER_RETRANS` bits), each in a fixed
+//! array ([`SeqRanges`]), and what the recovery in [`super::sack`] asks of it. A data structure of its own, so that the control
 //! block (`cb.rs`) holds one without depending on the recovery code.
 
 use super::{after, before};
@@ -19,66 +20,40 @@ pub const TCP_REORDERING: u32 = 3;
 /// `net.ipv4.tcp_max_reordering`: the most it may grow to, segments.
 pub const TCP_MAX_REORDERING: u32 = 300;
 
-/// A connection's SACK and undo state (the parts of `struct tcp_sock` they use).
-#[derive(Clone, Debug)]
-pub struct Scoreboard {
-    /// SACKed ranges above `snd_una`, sorted, neither overlapping nor touching.
-    pub(super) ranges: [SackBlock; SACK_RANGES],
-    /// How many of `ranges` are in use.
-    pub(super) len: usize,
-    /// Everything unSACKed below this is lost (`tcp_mark_head_lost`'s marks).
-    pub lost_end: u32,
-    /// RFC 6675 `HighRxt`: recovery has retransmitted the holes below this.
-    pub high_rxt: u32,
-    /// The end of the highest retransmission since `undo_marker`: data below
-    /// it may have been sent twice (`TCPCB_EVER_RETRANS`).
-    pub retrans_high: Option<u32>,
-    /// `tp->reordering`: SACKed segments above a hole before it is lost.
-    pub reordering: u32,
-    /// Times reordering was seen (`reord_seen`).
-    pub reord_seen: u32,
-    /// `undo_marker`: `snd_una` when the current reduction began; `None` once undone.
-    pub undo_marker: Option<u32>,
-    /// `undo_retrans`: retransmissions not yet shown spurious by a D-SACK
-    /// (-1: none made yet).
-    pub undo_retrans: i32,
-    /// `prior_cwnd`, segments.
-    pub prior_cwnd: u32,
-    /// `prior_ssthresh` (0: no undo of the threshold).
-    pub prior_ssthresh: u32,
-    /// D-SACKed segments so far (`dsack_dups`).
-    pub dsack_dups: u32,
-    /// The D-SACK block our next segment carries first (`duplicate_sack[0]`).
-    pub dsack_out: Option<SackBlock>,
+/// What a full [`SeqRanges`] does with a range that needs a slot of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Overflow {
+    /// The highest range gives way (SACKed data: forgetting a SACK only
+    /// sends data again, never skips it wrongly).
+    DropHighest,
+    /// The range joins its neighbour, the gap between them with it
+    /// (retransmitted data: data taken as sent twice that was not is only
+    /// never counted as reordered, never counted wrongly).
+    Widen,
 }
 
-impl Default for Scoreboard {
-    fn default() -> Scoreboard {
-        Scoreboard {
-            ranges: [SackBlock::default(); SACK_RANGES],
-            len: 0,
-            lost_end: 0,
-            high_rxt: 0,
-            retrans_high: None,
-            reordering: TCP_REORDERING,
-            reord_seen: 0,
-            undo_marker: None,
-            undo_retrans: -1,
-            prior_cwnd: 0,
-            prior_ssthresh: 0,
-            dsack_dups: 0,
-            dsack_out: None,
-        }
+/// Disjoint ranges of sequence space above `snd_una`, sorted, neither
+/// overlapping nor touching, at most [`SACK_RANGES`] of them: the per-skb
+/// bits of Linux's write queue as ranges of bytes.
+#[derive(Clone, Debug)]
+pub struct SeqRanges {
+    ranges: [SackBlock; SACK_RANGES],
+    len: usize,
+}
+
+impl Default for SeqRanges {
+    fn default() -> SeqRanges {
+        SeqRanges { ranges: [SackBlock::default(); SACK_RANGES], len: 0 }
     }
 }
 
-impl Scoreboard {
-    /// The SACKed ranges, lowest first.
-    pub fn ranges(&self) -> &[SackBlock] {
+impl SeqRanges {
+    /// The ranges, lowest first.
+    pub fn as_slice(&self) -> &[SackBlock] {
         &self.ranges[..self.len]
     }
 
-    /// Forgets every SACKed range (reneging, `tcp_enter_loss`).
+    /// Forgets every range.
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -100,10 +75,10 @@ impl Scoreboard {
         self.len = w;
     }
 
-    /// Bytes SACKed in `[a, b)`.
-    pub fn sacked_in(&self, a: u32, b: u32) -> u32 {
+    /// Bytes covered in `[a, b)`.
+    pub fn covered_in(&self, a: u32, b: u32) -> u32 {
         let mut n = 0u32;
-        for r in self.ranges() {
+        for r in self.as_slice() {
             let l = if after(r.left, a) { r.left } else { a };
             let e = if before(r.right, b) { r.right } else { b };
             if after(e, l) {
@@ -115,29 +90,30 @@ impl Scoreboard {
 
     /// The range holding `seq`, if one does.
     pub(super) fn holding(&self, seq: u32) -> Option<SackBlock> {
-        self.ranges().iter().copied().find(|r| !before(seq, r.left) && before(seq, r.right))
+        self.as_slice().iter().copied().find(|r| !before(seq, r.left) && before(seq, r.right))
     }
 
     /// The first range starting after `seq`.
     pub(super) fn next_after(&self, seq: u32) -> Option<SackBlock> {
-        self.ranges().iter().copied().find(|r| after(r.left, seq))
+        self.as_slice().iter().copied().find(|r| after(r.left, seq))
     }
 
-    /// `tcp_highest_sack_seq`: where the highest SACKed range starts.
-    pub(super) fn highest_sack_seq(&self) -> Option<u32> {
-        self.ranges().last().map(|r| r.left)
+    /// The lowest sequence number in `[a, b)` that no range covers.
+    pub(super) fn first_uncovered(&self, a: u32, b: u32) -> Option<u32> {
+        let mut cur = a;
+        for r in self.as_slice() {
+            if !before(cur, r.left) && before(cur, r.right) {
+                cur = r.right;
+            }
+        }
+        before(cur, b).then_some(cur)
     }
 
-    /// SACKed segments (`sacked_out`), each range counted in whole segments.
-    pub fn sacked_out(&self, mss: u32) -> u32 {
-        self.ranges().iter().map(|r| r.right.wrapping_sub(r.left).div_ceil(mss.max(1))).sum()
-    }
-
-    /// Marks `[left, right)` SACKed; `newly` sees each part that was not.
-    pub(super) fn insert(&mut self, b: SackBlock, mut newly: impl FnMut(u32, u32)) {
-        // The parts not yet SACKed.
+    /// Covers `[left, right)`; `newly` sees each part that was not covered.
+    pub(super) fn insert(&mut self, b: SackBlock, overflow: Overflow, mut newly: impl FnMut(u32, u32)) {
+        // The parts not yet covered.
         let mut cur = b.left;
-        for r in self.ranges() {
+        for r in self.as_slice() {
             if !after(b.right, r.left) {
                 break;
             }
@@ -156,7 +132,7 @@ impl Scoreboard {
         let (mut left, mut right) = (b.left, b.right);
         let mut first = self.len;
         let mut last = self.len;
-        for (i, r) in self.ranges().iter().enumerate() {
+        for (i, r) in self.as_slice().iter().enumerate() {
             if before(r.right, b.left) {
                 continue;
             }
@@ -179,18 +155,26 @@ impl Scoreboard {
             }
         }
         let merged = SackBlock { left, right };
+        let full = self.len == SACK_RANGES;
         if first == self.len {
             // Above everything.
-            if self.len < SACK_RANGES {
+            if !full {
                 self.ranges[self.len] = merged;
                 self.len += 1;
+            } else if overflow == Overflow::Widen {
+                self.ranges[self.len - 1].right = merged.right;
             }
             return;
         }
         let removed = last - first;
         if removed == 0 {
+            if full && overflow == Overflow::Widen {
+                // Into the range above it, the gap with it.
+                self.ranges[first].left = merged.left;
+                return;
+            }
             // Insert at `first`, the highest range giving way when full.
-            if self.len == SACK_RANGES {
+            if full {
                 self.len -= 1;
                 if first == self.len {
                     return;
@@ -204,5 +188,136 @@ impl Scoreboard {
             self.ranges.copy_within(last..self.len, first + 1);
             self.len -= removed - 1;
         }
+    }
+}
+
+/// A connection's SACK and undo state (the parts of `struct tcp_sock` they use).
+#[derive(Clone, Debug)]
+pub struct Scoreboard {
+    /// SACKed ranges above `snd_una` (`TCPCB_SACKED_ACKED`).
+    pub(super) sacked: SeqRanges,
+    /// Ranges above `snd_una` sent more than once (`TCPCB_EVER_RETRANS`,
+    /// kept until acknowledged, across undo episodes as Linux keeps it).
+    pub(super) ever_retrans: SeqRanges,
+    /// Everything unSACKed below this is lost (`tcp_mark_head_lost`'s marks).
+    pub lost_end: u32,
+    /// RFC 6675 `HighRxt`: recovery has retransmitted the holes below this.
+    pub high_rxt: u32,
+    /// `tp->retrans_stamp` as timestamp undo reads it: our TSval clock (ms,
+    /// without the connection's offset) at the first retransmission since
+    /// the last time none was out (`tcp_retrans_stamp_cleanup`).
+    pub retrans_stamp: Option<u32>,
+    /// `tp->reordering`: SACKed segments above a hole before it is lost.
+    pub reordering: u32,
+    /// Times reordering was seen (`reord_seen`).
+    pub reord_seen: u32,
+    /// `undo_marker`: `snd_una` when the current reduction began; `None` once undone.
+    pub undo_marker: Option<u32>,
+    /// `undo_retrans`: retransmissions not yet shown spurious by a D-SACK
+    /// (-1: none made yet).
+    pub undo_retrans: i32,
+    /// `prior_cwnd`, segments.
+    pub prior_cwnd: u32,
+    /// `prior_ssthresh` (0: no undo of the threshold).
+    pub prior_ssthresh: u32,
+    /// D-SACKed segments so far (`dsack_dups`).
+    pub dsack_dups: u32,
+    /// The D-SACK block our next segment carries first (`duplicate_sack[0]`).
+    pub dsack_out: Option<SackBlock>,
+}
+
+impl Default for Scoreboard {
+    fn default() -> Scoreboard {
+        Scoreboard {
+            sacked: SeqRanges::default(),
+            ever_retrans: SeqRanges::default(),
+            retrans_stamp: None,
+            lost_end: 0,
+            high_rxt: 0,
+            reordering: TCP_REORDERING,
+            reord_seen: 0,
+            undo_marker: None,
+            undo_retrans: -1,
+            prior_cwnd: 0,
+            prior_ssthresh: 0,
+            dsack_dups: 0,
+            dsack_out: None,
+        }
+    }
+}
+
+impl Scoreboard {
+    /// The SACKed ranges, lowest first.
+    pub fn ranges(&self) -> &[SackBlock] {
+        self.sacked.as_slice()
+    }
+
+    /// Forgets every SACKed range (reneging, `tcp_enter_loss`).
+    pub fn clear(&mut self) {
+        self.sacked.clear();
+    }
+
+    /// Drops what lies below `una`, SACKed or retransmitted.
+    pub(super) fn trim(&mut self, una: u32) {
+        self.sacked.trim(una);
+        self.ever_retrans.trim(una);
+    }
+
+    /// Bytes SACKed in `[a, b)`.
+    pub fn sacked_in(&self, a: u32, b: u32) -> u32 {
+        self.sacked.covered_in(a, b)
+    }
+
+    /// The SACKed range holding `seq`, if one does.
+    pub(super) fn holding(&self, seq: u32) -> Option<SackBlock> {
+        self.sacked.holding(seq)
+    }
+
+    /// The first SACKed range starting after `seq`.
+    pub(super) fn next_after(&self, seq: u32) -> Option<SackBlock> {
+        self.sacked.next_after(seq)
+    }
+
+    /// `tcp_highest_sack_seq` while anything is SACKed: where the data
+    /// after the highest SACKed segment starts (`tp->highest_sack` is the
+    /// skb after it, `tcp_advance_highest_sack`), the end of the highest range.
+    pub(super) fn highest_sack_seq(&self) -> Option<u32> {
+        self.ranges().last().map(|r| r.right)
+    }
+
+    /// SACKed segments (`sacked_out`), each range counted in whole segments.
+    pub fn sacked_out(&self, mss: u32) -> u32 {
+        self.ranges().iter().map(|r| r.right.wrapping_sub(r.left).div_ceil(mss.max(1))).sum()
+    }
+
+    /// Marks `[seq, end)` sent more than once (`TCPCB_EVER_RETRANS`).
+    pub(super) fn mark_retransmitted(&mut self, seq: u32, end: u32) {
+        self.ever_retrans.insert(SackBlock { left: seq, right: end }, Overflow::Widen, |_, _| {});
+    }
+
+    /// Whether the byte at `seq` was ever sent more than once.
+    pub(super) fn ever_retransmitted(&self, seq: u32) -> bool {
+        self.ever_retrans.holding(seq).is_some()
+    }
+
+    /// `retrans_out` is not zero: data sent more than once is neither
+    /// SACKed nor acknowledged yet (a retransmission RACK marked lost again
+    /// still counts, where Linux's `tcp_mark_skb_lost` takes it out).
+    pub(super) fn retrans_out(&self) -> bool {
+        self.ever_retrans
+            .as_slice()
+            .iter()
+            .any(|r| self.sacked.covered_in(r.left, r.right) < r.right.wrapping_sub(r.left))
+    }
+
+    /// `tcp_any_retrans_done`: a retransmission is out, or the head at
+    /// `snd_una` was sent more than once.
+    pub(super) fn any_retrans_done(&self, snd_una: u32) -> bool {
+        self.retrans_out() || self.ever_retransmitted(snd_una)
+    }
+
+    /// The lowest byte in `[a, b)` never sent more than once.
+    pub(super) fn first_never_retransmitted(&self, a: u32, b: u32) -> Option<u32> {
+        self.ever_retrans.first_uncovered(a, b)
     }
 }
