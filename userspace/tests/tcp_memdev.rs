@@ -3953,6 +3953,38 @@ fn a_lost_tail_is_recovered_by_a_loss_probe_without_a_timeout() {
     abort(b, fd);
 }
 
+/// Linux's `tcp_init_undo` (since "tcp: fix incorrect undo caused by DSACK
+/// of TLP retransmit", v6.10) counts a loss probe still out in
+/// `undo_retrans`: its D-SACK shows the probe spurious, not the fast
+/// retransmission of a segment really lost. Segment 1 is lost; the tail
+/// probe (of 9) goes out; the SACK of 2..=9 starts recovery and segment 1
+/// is sent again; then the probe comes back D-SACKed. The reduction stands.
+#[test]
+fn a_dsack_of_the_loss_probe_does_not_undo_a_real_recovery() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    b.none();
+    let info = b.s.tcp_info(fd).unwrap();
+    let pto = Duration::from_micros(2 * u64::from(info.rtt_us)) + ms(2);
+    b.at(ms(150) + pto);
+    assert_eq!(b.one().r.seq, seg(9), "the loss probe");
+    let before = b.s.tcp_info(fd).unwrap();
+    // 2..=9 arrived, 1 did not: RACK marks 1 lost, the fast retransmission.
+    b.at(ms(150) + pto + ms(60));
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(10))]), &[]);
+    assert_eq!(b.one().r.seq, seg(1), "the fast retransmission");
+    let reduced = b.s.tcp_info(fd).unwrap();
+    assert!(reduced.snd_cwnd < before.snd_cwnd);
+    // The probe, a duplicate of 9, is D-SACKed (RFC 2883 §4.2, inside the SACK block).
+    b.send(sack_ack(port, seg(1), &[(seg(9), seg(10)), (seg(2), seg(10))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKOfoRecv, m.TcpExtTCPSackRecovery), (1, 1));
+    assert_eq!(m.TcpExtTCPDSACKUndo, 0, "segment 1 was really lost: no undo");
+    let after = b.s.tcp_info(fd).unwrap();
+    assert!(after.snd_cwnd < before.snd_cwnd, "cwnd {} restored to {}", after.snd_cwnd, before.snd_cwnd);
+    abort(b, fd);
+}
+
 /// A loop that was descheduled past the probe and retransmission timeouts
 /// while the peer's ACKs waited in the rx ring. In Linux the ACKs would have
 /// been taken as they arrived; here the poll that resumes the loop takes

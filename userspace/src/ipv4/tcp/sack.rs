@@ -312,10 +312,16 @@ pub fn on_retransmit(cb: &mut TcpCb, seq: u32, end: u32, tsnow: u32) {
     }
 }
 
-/// `tcp_init_undo`: an undo episode starts at `snd_una`.
+/// `tcp_init_undo`: an undo episode starts at `snd_una`. A loss probe of
+/// data sent before (`tlp_retrans`) still out counts as one of its
+/// retransmissions (Linux since "tcp: fix incorrect undo caused by DSACK of
+/// TLP retransmit", v6.10): its D-SACK shows the probe spurious, not the
+/// episode's retransmissions. Not copied: Linux counts the retransmissions
+/// still out from before (`retrans_out`) too.
 fn init_undo(cb: &mut TcpCb) {
     cb.sack.undo_marker = Some(cb.snd_una);
-    cb.sack.undo_retrans = -1;
+    let tlp_out = cb.rack.tlp_high_seq.is_some() && cb.rack.tlp_retrans;
+    cb.sack.undo_retrans = if tlp_out { 1 } else { -1 };
 }
 
 /// `tcp_current_ssthresh`: the threshold an undo may restore.
