@@ -3551,6 +3551,31 @@ fn a_spurious_fast_retransmit_is_undone_by_dsack() {
 }
 
 #[test]
+fn a_zero_length_dsack_is_dubious_and_undoes_nothing() {
+    // tcp_dsack_seen returns 0 for a block with `!before(start_seq,
+    // end_seq)`: tcp_check_dsack counts it in TcpExtTCPDSACKIgnoredDubious
+    // and it is no D-SACK (nothing is in flight: no block is read further).
+    // A malformed block must not take a retransmission off `undo_retrans`:
+    // the reduction of a real loss would be undone.
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
+    for i in 3..=5 {
+        b.send(sack_ack(port, seg(1), &[(seg(2), seg(i))]), &[]);
+    }
+    assert_eq!(b.one().r.seq, seg(1), "the fast retransmission");
+    b.send(hdr(PPORT, port, PISN + 1, seg(10), ACK, PEER_WIN), &[]);
+    let reduced = b.s.tcp_info(fd).unwrap();
+    b.send(sack_ack(port, seg(10), &[(seg(1), seg(1))]), &[]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPDSACKRecv, m.TcpExtTCPDSACKIgnoredDubious, m.TcpExtTCPDSACKRecvSegs), (1, 1, 0));
+    assert_eq!((m.TcpExtTCPDSACKIgnoredOld, m.TcpExtTCPSACKDiscard), (0, 0));
+    assert_eq!(m.TcpExtTCPDSACKUndo, 0, "no retransmission was shown spurious");
+    let after = b.s.tcp_info(fd).unwrap();
+    assert_eq!((after.snd_cwnd, after.snd_ssthresh, after.dsack_dups), (reduced.snd_cwnd, reduced.snd_ssthresh, 0));
+    abort(b, fd);
+}
+
+#[test]
 fn a_dsack_on_the_ack_that_ends_recovery_is_a_full_undo() {
     let (mut b, fd, port, seg, _) = ten_in_flight();
     b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);

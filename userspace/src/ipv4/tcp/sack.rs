@@ -85,11 +85,15 @@ fn is_sackblock_valid(cb: &TcpCb, snd_una: u32, is_dsack: bool, start: u32, end:
 }
 
 /// `tcp_dsack_seen`: D-SACKed segments of `[start, end)`, or 0 for a
-/// dubious one (longer than the peer's window, or more D-SACKed segments
+/// dubious one (empty, longer than the peer's window, or more D-SACKed segments
 /// than we ever retransmitted). Once reordering has been seen, a D-SACK
 /// that is not of a loss probe asks RACK to widen its reordering window
 /// (`rack.dsack_seen`, read by [`super::rack::tcp_rack_update`]).
 fn dsack_seen(cb: &mut TcpCb, start: u32, end: u32) -> u32 {
+    // An empty (or reversed) block is no D-SACK.
+    if !before(start, end) {
+        return 0;
+    }
     let len = end.wrapping_sub(start);
     if len > cb.max_window {
         return 0;
@@ -97,7 +101,9 @@ fn dsack_seen(cb: &mut TcpCb, start: u32, end: u32) -> u32 {
     let segs = if len > cb.mss { len.div_ceil(cb.mss.max(1)) } else { 1 };
     // FLAG_DSACK_TLP: a one-segment D-SACK ending where the probe ended.
     let tlp = len <= cb.mss && cb.rack.tlp_high_seq == Some(end);
-    cb.sack.dsack_dups += segs;
+    // A u32 that wraps, as Linux's: a peer may D-SACK up to its window per
+    // ACK, which would overflow a checked add.
+    cb.sack.dsack_dups = cb.sack.dsack_dups.wrapping_add(segs);
     if cb.sack.dsack_dups > cb.total_retrans {
         return 0;
     }
