@@ -835,6 +835,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_scoreboard_keeps_a_block_just_below_its_highest() {
+        let mut s = Scoreboard::default();
+        for i in 0..SACK_RANGES as u32 {
+            s.sacked.insert(SackBlock { left: 10 * i + 1000, right: 10 * i + 1005 }, Overflow::DropHighest, |_, _| {});
+        }
+        // A block between the two highest ranges: the highest gives way to
+        // it, and what `newly` reported SACKed is on the scoreboard.
+        let top = 1000 + 10 * (SACK_RANGES as u32 - 1);
+        let mut newly = Vec::new();
+        s.sacked.insert(SackBlock { left: top - 4, right: top - 2 }, Overflow::DropHighest, |a, b| newly.push((a, b)));
+        assert_eq!(newly, vec![(top - 4, top - 2)]);
+        assert_eq!(s.ranges().len(), SACK_RANGES);
+        assert_eq!(s.sacked_in(top - 4, top - 2), 2);
+        // The same block again is nothing new (no second delivery).
+        let mut again = Vec::new();
+        s.sacked.insert(SackBlock { left: top - 4, right: top - 2 }, Overflow::DropHighest, |a, b| again.push((a, b)));
+        assert!(again.is_empty(), "reported newly SACKed twice: {again:?}");
+    }
+
+    #[test]
     fn a_full_set_of_retransmitted_ranges_widens_rather_than_forgets() {
         let mut s = Scoreboard::default();
         for i in 0..SACK_RANGES as u32 {

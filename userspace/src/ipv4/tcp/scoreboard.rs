@@ -173,12 +173,11 @@ impl SeqRanges {
                 self.ranges[first].left = merged.left;
                 return;
             }
-            // Insert at `first`, the highest range giving way when full.
+            // Insert at `first`, the highest range giving way when full
+            // (`b` lies below it: it takes the freed slot, also when that
+            // is where `b` goes, so that what `newly` saw is kept).
             if full {
                 self.len -= 1;
-                if first == self.len {
-                    return;
-                }
             }
             self.ranges.copy_within(first..self.len, first + 1);
             self.ranges[first] = merged;
