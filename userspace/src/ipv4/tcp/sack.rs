@@ -855,6 +855,39 @@ mod tests {
     }
 
     #[test]
+    fn a_dsack_of_data_never_sent_twice_takes_nothing_off_undo_retrans() {
+        // tcp_sacktag_one counts a D-SACK against `undo_retrans` only for
+        // an skb with TCPCB_RETRANS. 33 segments retransmitted one apart
+        // fill the 32 ranges, the last joins the highest across the gap;
+        // the network then duplicates segment 63, never sent twice, and
+        // the peer D-SACKs it (RFC 2883 §4.2). Counting it would let a
+        // duplicated original undo the reduction of a real loss.
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        let mut mib = Mib::default();
+        let mss = cb.mss;
+        let una = 1000u32;
+        let seg = |i: u32| una.wrapping_add(i * mss);
+        cb.sack_ok = true;
+        cb.snd_una = una;
+        cb.snd_nxt = seg(100);
+        cb.snd_max = seg(100);
+        cb.max_window = 1 << 20;
+        cb.sack.undo_marker = Some(una);
+        for i in 0..33 {
+            on_retransmit(&mut cb, seg(2 * i), seg(2 * i + 1), 1);
+        }
+        cb.total_retrans = 33;
+        assert_eq!(cb.sack.undo_retrans, 33);
+        let dup = SackBlock { left: seg(63), right: seg(64) };
+        let none = SackBlock::default();
+        let opts = TcpOptions { sack_len: 2, sack_blocks: [dup, dup, none, none], ..TcpOptions::default() };
+        let tag = tcp_sacktag(&mut mib, &mut cb, &opts, una, una);
+        assert!(tag.dsack);
+        assert_eq!(mib.TcpExtTCPDSACKOfoRecv, 1);
+        assert_eq!(cb.sack.undo_retrans, 33, "segment 63 was never retransmitted");
+    }
+
+    #[test]
     fn a_full_set_of_retransmitted_ranges_widens_rather_than_forgets() {
         let mut s = Scoreboard::default();
         for i in 0..SACK_RANGES as u32 {
