@@ -229,7 +229,7 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
                     // with `dup_sack`): a retransmission shown spurious; one
                     // SACKed before, reordering.
                     let segs = b.right.wrapping_sub(b.left).div_ceil(cb.mss.max(1)) as i32;
-                    if cb.sack.ever_retransmitted(b.left) {
+                    if cb.sack.surely_retransmitted(b.left) {
                         if let Some(undo) = cb.sack.undo_marker {
                             if cb.sack.undo_retrans > 0 && after(b.right, undo) {
                                 cb.sack.undo_retrans = (cb.sack.undo_retrans - segs).max(0);

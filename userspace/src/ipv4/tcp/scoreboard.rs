@@ -39,11 +39,14 @@ pub(super) enum Overflow {
 pub struct SeqRanges {
     ranges: [SackBlock; SACK_RANGES],
     len: usize,
+    /// A range was widened over a gap ([`Overflow::Widen`]) since the set
+    /// was last empty: what it covers is no longer exact.
+    widened: bool,
 }
 
 impl Default for SeqRanges {
     fn default() -> SeqRanges {
-        SeqRanges { ranges: [SackBlock::default(); SACK_RANGES], len: 0 }
+        SeqRanges { ranges: [SackBlock::default(); SACK_RANGES], len: 0, widened: false }
     }
 }
 
@@ -56,6 +59,13 @@ impl SeqRanges {
     /// Forgets every range.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.widened = false;
+    }
+
+    /// Whether every range covers exactly what was inserted (no
+    /// [`Overflow::Widen`] since the set was last empty).
+    pub fn exact(&self) -> bool {
+        !self.widened
     }
 
     /// Drops what lies below `una`.
@@ -73,6 +83,9 @@ impl SeqRanges {
             w += 1;
         }
         self.len = w;
+        if w == 0 {
+            self.widened = false;
+        }
     }
 
     /// Bytes covered in `[a, b)`.
@@ -163,6 +176,7 @@ impl SeqRanges {
                 self.len += 1;
             } else if overflow == Overflow::Widen {
                 self.ranges[self.len - 1].right = merged.right;
+                self.widened = true;
             }
             return;
         }
@@ -171,6 +185,7 @@ impl SeqRanges {
             if full && overflow == Overflow::Widen {
                 // Into the range above it, the gap with it.
                 self.ranges[first].left = merged.left;
+                self.widened = true;
                 return;
             }
             // Insert at `first`, the highest range giving way when full
@@ -294,9 +309,18 @@ impl Scoreboard {
         self.ever_retrans.insert(SackBlock { left: seq, right: end }, Overflow::Widen, |_, _| {});
     }
 
-    /// Whether the byte at `seq` was ever sent more than once.
+    /// Whether the byte at `seq` was ever sent more than once, or may have
+    /// been (a widened range): what holds back a reordering sample.
     pub(super) fn ever_retransmitted(&self, seq: u32) -> bool {
         self.ever_retrans.holding(seq).is_some()
+    }
+
+    /// Whether the byte at `seq` was certainly sent more than once: what a
+    /// D-SACK must find before it counts against `undo_retrans` or as
+    /// reordering. While a range is widened nothing is certain, so no
+    /// D-SACK of outstanding data undoes (the safe side).
+    pub(super) fn surely_retransmitted(&self, seq: u32) -> bool {
+        self.ever_retrans.exact() && self.ever_retransmitted(seq)
     }
 
     /// `retrans_out` is not zero: data sent more than once is neither
