@@ -260,8 +260,10 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
             }
         }
     }
-    // tcp_sacktag_write_queue's check, against the highest SACKed now.
-    if let (Some(low), Some(fack)) = (sack_reord, cb.sack.highest_sack_seq()) {
+    // tcp_sacktag_write_queue's check, against the highest SACKed now;
+    // not after a timeout whose episode was undone (no `undo_marker`).
+    let undo_or_not_loss = cb.ca_state != CaState::Loss || cb.sack.undo_marker.is_some();
+    if let (Some(low), Some(fack), true) = (sack_reord, cb.sack.highest_sack_seq(), undo_or_not_loss) {
         check_sack_reordering(mib, cb, low, fack, false);
     }
     cb.sack.trim(una);
