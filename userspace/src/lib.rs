@@ -14,7 +14,7 @@
 //! | socket tables | [`inet_hashtables`] | socks by what packets are addressed to |
 //! | `sk_buff`, sock and its queues | [`skbuff`], [`sock`], [`stream`] | a frame with offsets; receive and write queues, wait queue; a TCP sock's byte buffers and state word |
 //! | fd table | [`fdtable`] | descriptors, lowest free first |
-//! | socket API | [`socket`] | the calls, run to completion or threaded |
+//! | socket API | [`socket`], [`handoff`] | the calls, run to completion or threaded; the threaded loop's hand-off of a shared core to the threads it woke |
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
 //! | time | [`timer`] | deadlines per owner, run on time passed in |
 //! | measurement | [`latency`], [`schedstat`] | the per-stage latency histograms; what the scheduler did to the loop's thread |
@@ -43,6 +43,7 @@ pub mod cpu;
 pub mod device;
 pub mod errno;
 pub mod fdtable;
+pub mod handoff;
 pub mod inet_diag;
 pub mod inet_hashtables;
 pub mod ipv4;

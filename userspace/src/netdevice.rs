@@ -8,9 +8,11 @@
 //! device so that the whole loop can be tested and measured without a kernel.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::handoff::EventFd;
 use crate::skbuff::{SkBuff, SkbChain, LINK_LEN};
 use crate::umem::{Frame, Umem};
 
@@ -324,6 +326,15 @@ pub trait NetDevice {
     /// (`XDP_USE_NEED_WAKEUP`). Called when a poll found nothing to do.
     fn wake_rx(&mut self) {}
 
+    /// A descriptor that polls readable (`POLLIN`) while received frames
+    /// wait, for a loop that blocks instead of polling
+    /// ([`crate::handoff::Handoff::block`]); made ready for that `poll()` by
+    /// this call. `None`: a device that has none (the loop then waits only
+    /// for its bound).
+    fn rx_poll_fd(&mut self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
     /// Kicks of the transmit ring made so far (`XskTxKicks`; 0 for a device
     /// that needs none).
     fn tx_kicks(&self) -> u64 {
@@ -360,6 +371,9 @@ pub struct MemWire {
     /// The completion ring's length, written under the lock: the loop looks
     /// at it without the lock, as it would read a ring's producer index.
     completions: Arc<AtomicUsize>,
+    /// Readable while the rx ring holds frames, once a loop has asked for it
+    /// ([`NetDevice::rx_poll_fd`]): signalled by every injection after that.
+    rx_efd: Arc<OnceLock<Option<EventFd>>>,
 }
 
 struct MemRings {
@@ -397,7 +411,12 @@ impl MemDevice {
             rx_headroom: 256,
             kicks: 0,
         };
-        let wire = MemWire { umem, inner: Arc::new(Mutex::new(rings)), completions: Arc::new(AtomicUsize::new(0)) };
+        let wire = MemWire {
+            umem,
+            inner: Arc::new(Mutex::new(rings)),
+            completions: Arc::new(AtomicUsize::new(0)),
+            rx_efd: Arc::new(OnceLock::new()),
+        };
         MemDevice { wire, fill_size, multi_buffer: false, rx_asm: RxAssembler::default() }
     }
 
@@ -456,7 +475,17 @@ impl MemWire {
         if r.multi_buffer {
             r.rx_options.push(0);
         }
+        drop(r);
+        self.rx_ready();
         true
+    }
+
+    /// Frames are on the rx ring: a loop blocked on [`NetDevice::rx_poll_fd`]
+    /// wakes (after the push, as `sk_data_ready` after the ring's producer).
+    fn rx_ready(&self) {
+        if let Some(Some(efd)) = self.rx_efd.get() {
+            efd.signal();
+        }
     }
 
     /// Puts descriptors on the rx ring as a multi-buffer receive would: each
@@ -486,6 +515,8 @@ impl MemWire {
             r.rx_ring.push(Desc::one(frame, at as u32, piece.len() as u32));
             r.rx_options.push(if contd { XDP_PKT_CONTD } else { 0 });
         }
+        drop(r);
+        self.rx_ready();
         true
     }
 
@@ -520,6 +551,17 @@ impl MemWire {
 }
 
 impl NetDevice for MemDevice {
+    fn rx_poll_fd(&mut self) -> Option<BorrowedFd<'_>> {
+        let efd = self.wire.rx_efd.get_or_init(|| EventFd::new().ok()).as_ref()?;
+        // Reset first, then look: a frame injected after the look signals
+        // again; one injected before it is seen.
+        efd.drain();
+        if !self.wire.rings().rx_ring.is_empty() {
+            efd.signal();
+        }
+        Some(efd.as_fd())
+    }
+
     fn receive(&mut self, budget: usize, batch: &mut Vec<Desc>) {
         if self.multi_buffer {
             return self.receive_multi_buffer(budget, batch);

@@ -397,7 +397,8 @@ impl Report<'_> {
     /// (every MIB counter by nstat name), `xdp_prog`, `xdp_program` (its `id` and
     /// whether it was still `attached` at exit; `null` when not watched), `guard` (when on: its
     /// counters by reason and per rule), `xdp_statistics`,
-    /// `frames`, `softirq` (with `run_delay_ns`, `nivcsw` and `poll`: the
+    /// `frames`, `softirq` (with `run_delay_ns`, `nivcsw`, the threaded loop's
+    /// `handoffs`, `handoff_timeouts` and `handoff_ns`, and `poll`: the
     /// poll histograms' summaries), `application`, `rx_latency`, `stage_latency`
     /// (`rx_to_read`, `send_to_tx`, `tx_to_completion`, each as
     /// `rx_latency`), `neighbours` (the neighbour table at exit, as `ip neigh`
@@ -429,6 +430,9 @@ impl Report<'_> {
                 "publish_ns": self.loop_stats.publish_ns,
                 "run_delay_ns": self.loop_stats.sched.run_delay_ns,
                 "nivcsw": self.loop_stats.sched.nivcsw,
+                "handoffs": self.loop_stats.handoffs,
+                "handoff_timeouts": self.loop_stats.handoff_timeouts,
+                "handoff_ns": self.loop_stats.handoff_ns,
                 "poll": self.poll,
             },
             "application": self.app,

@@ -29,12 +29,12 @@
 use std::net::SocketAddrV4;
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
+use crate::handoff::Waiter;
 use crate::skbuff::{Readers, SkBuff, SkbQueue};
 use crate::stream::CongAlgo;
 use crate::stream::{StreamSock, TcpState};
@@ -361,9 +361,9 @@ pub struct WaitQueue {
     sleepers: AtomicUsize,
     /// Sleepers that take a write-space wake-up ([`WaitFor::Write`], [`WaitFor::Any`]).
     write_sleepers: AtomicUsize,
-    threads: Mutex<Vec<(Thread, WaitFor)>>,
+    threads: Mutex<Vec<(Arc<Waiter>, WaitFor)>>,
     /// How long a waiter spins before it sleeps, ns (`SO_BUSY_POLL`,
-    /// `net.core.busy_read`): see [`wait_event`].
+    /// `net.core.busy_read`): see [`wait_event_for`].
     busy_poll_ns: AtomicU64,
 }
 
@@ -407,8 +407,8 @@ impl WaitQueue {
     #[inline(never)]
     fn wake_up_sleepers(&self) {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        for (t, _) in threads.iter() {
-            t.unpark();
+        for (w, _) in threads.iter() {
+            w.wake();
         }
     }
 
@@ -416,8 +416,8 @@ impl WaitQueue {
     #[inline(never)]
     fn wake_up_writers(&self) {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        for (t, _) in threads.iter().filter(|(_, f)| *f != WaitFor::Read) {
-            t.unpark();
+        for (w, _) in threads.iter().filter(|(_, f)| *f != WaitFor::Read) {
+            w.wake();
         }
     }
 
@@ -433,7 +433,7 @@ impl WaitQueue {
     }
 
     pub(crate) fn add(&self, wait_for: WaitFor) {
-        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push((std::thread::current(), wait_for));
+        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push((Waiter::current(), wait_for));
         if wait_for != WaitFor::Read {
             self.write_sleepers.fetch_add(1, Ordering::SeqCst);
         }
@@ -441,9 +441,8 @@ impl WaitQueue {
     }
 
     pub(crate) fn remove(&self) {
-        let me = std::thread::current().id();
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = threads.iter().position(|(t, _)| t.id() == me) {
+        if let Some(i) = threads.iter().position(|(w, _)| w.is_current()) {
             let (_, wait_for) = threads.swap_remove(i);
             if wait_for != WaitFor::Read {
                 self.write_sleepers.fetch_sub(1, Ordering::SeqCst);
@@ -488,6 +487,12 @@ impl BusyBudget {
     }
 }
 
+/// [`wait_event_for`] with [`WaitFor::Any`] (the sock layer's own tests).
+#[cfg(test)]
+pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
+    wait_event_for(queues, WaitFor::Any, deadline, ready)
+}
+
 /// Waits until `ready()` or the deadline. Returns `ready()`'s last answer.
 ///
 /// First it busy-polls, as Linux's `sk_busy_loop` does for a socket with
@@ -497,14 +502,12 @@ impl BusyBudget {
 /// wake-up costs it nothing (it wakes only sleepers) and data arriving
 /// meanwhile is taken without a futex round trip. The yield lets a loop that
 /// shares the core run, and returns at once when it does not. Then it sleeps,
-/// registered on every queue in `queues` so that any of them can wake it.
-pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
-    wait_event_for(queues, WaitFor::Any, deadline, ready)
-}
-
-/// As [`wait_event`], asleep only for the wake-ups that `wait_for` takes:
-/// a reader ([`WaitFor::Read`]) is not woken by the write space that the
-/// loop announces after sending what the sock queued.
+/// registered on every queue in `queues` so that any of them can wake it,
+/// and only for the wake-ups that `wait_for` takes: a reader
+/// ([`WaitFor::Read`]) is not woken by the write space that the loop
+/// announces after sending what the sock queued. Each time it runs again it
+/// says so ([`Waiter::resumed`]): a threaded loop that woke it may be
+/// blocked until it has ([`crate::handoff`]).
 pub(crate) fn wait_event_for(
     queues: &[&WaitQueue],
     wait_for: WaitFor,
@@ -531,11 +534,13 @@ pub(crate) fn wait_event_for(
     for q in queues {
         q.add(wait_for);
     }
+    let me = Waiter::current();
     let result = loop {
         // Registered before this check: a wake-up after it unparks us.
         if ready() {
             break true;
         }
+        me.sleeping();
         match deadline {
             Some(d) => {
                 let now = Instant::now();
@@ -546,10 +551,15 @@ pub(crate) fn wait_event_for(
             }
             None => std::thread::park(),
         }
+        // Running again: a loop that woke us need not wait for us any more
+        // (`crate::handoff`).
+        me.resumed();
     };
     for q in queues {
         q.remove();
     }
+    // A wake-up that came after the last look, before we left the queues.
+    me.resumed();
     result
 }
 

@@ -31,6 +31,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
 use crate::fdtable::{Fd, FdView};
+use crate::handoff::{Blocked, Handoff};
 use crate::ipv4::af_inet::sk_prot;
 use crate::ipv4::ip_fragment::{frag_payload, PmtuCache, IP_RT_MIN_PMTU};
 use crate::ipv4::tcp::info::tcp_get_info;
@@ -46,7 +47,7 @@ use crate::route::{OutRoute, Route};
 use crate::skbuff::SkbChain;
 use crate::skbuff::{Readers, SkBuff};
 use crate::snmp::Mib;
-use crate::sock::{wait_event, wait_event_for, PmtuDisc, Sock, SockType, WaitFor, WaitQueue};
+use crate::sock::{wait_event_for, PmtuDisc, Sock, SockType, WaitFor, WaitQueue};
 use crate::softirq::LoopStats;
 use crate::stack::{Stack, TX_HEADROOM};
 use crate::stream::CongAlgo;
@@ -985,11 +986,20 @@ struct Shared {
     /// The device MTU and the learned path MTUs, for the layout of a send.
     mtu: usize,
     pmtu: Arc<PmtuCache>,
+    /// Where the loop blocks while a thread it woke has not run, and how the
+    /// application's threads wake it ([`Handoff`]).
+    handoff: Handoff,
 }
 
 /// Empty polls after which a threaded loop yields the CPU (a poll that finds
 /// nothing takes about 100 ns: about 0.1 ms).
 const IDLE_YIELD_POLLS: u32 = 1024;
+
+/// The longest a threaded loop stays blocked after a poll that woke a thread,
+/// waiting for it to run ([`Handoff`]): a bound for timers and for a woken
+/// thread that never reaches a call that releases the loop. A frame, a send
+/// or a call wakes it before.
+const HANDOFF_MAX: Duration = Duration::from_millis(1);
 
 /// The stack with its loop on a thread of its own.
 pub struct ThreadedStack<D: NetDevice + Send + 'static> {
@@ -1025,7 +1035,17 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     /// `InvalidInput` when `cpu` is not one this process may run on (the
     /// thread is not spawned); the `io::Error` of a thread that could not be
     /// spawned.
-    pub fn spawn_on(mut stack: Stack<D>, cpu: Option<usize>) -> std::io::Result<ThreadedStack<D>> {
+    pub fn spawn_on(stack: Stack<D>, cpu: Option<usize>) -> std::io::Result<ThreadedStack<D>> {
+        ThreadedStack::spawn_with(stack, cpu, HANDOFF_MAX)
+    }
+
+    /// As [`Self::spawn_on`], the loop blocking at most `handoff_max` for a
+    /// thread it woke (tests make it long, to look at a loop that blocks).
+    pub(crate) fn spawn_with(
+        mut stack: Stack<D>,
+        cpu: Option<usize>,
+        handoff_max: Duration,
+    ) -> std::io::Result<ThreadedStack<D>> {
         let core = cpu.map(crate::cpu::core).transpose()?;
         let (tx, rx) = mpsc::channel::<Ctl>();
         let shared = Arc::new(Shared {
@@ -1043,6 +1063,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             out_no_routes: stack.out_no_routes.clone(),
             mtu: stack.net.mtu,
             pmtu: stack.net.pmtu.clone(),
+            handoff: Handoff::new()?,
         });
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new().name("xsknet-softirq".into()).spawn(move || {
@@ -1061,8 +1082,43 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             let mut stack = stack;
             let mut stats = LoopStats::start();
             let mut idle_polls = 0u32;
+            crate::handoff::become_loop();
+            // While threads this loop woke have not run: until when it may
+            // still block for them.
+            let mut handoff_until: Option<Instant> = None;
             while !guard.0.stop.load(Ordering::Relaxed) {
                 let r = stack.poll_timed(&mut stats);
+                // A thread the poll woke, sleeping on this core, may not get
+                // it at a yield: the scheduler (EEVDF) picks only a task whose
+                // lag is not negative, and a reader that spun before it slept
+                // may have to wait for the loop's next idle yield, 0.1 ms
+                // later. So while a thread the loop woke has not run, the loop
+                // blocks instead (in ppoll() on the device's rx descriptor, so
+                // a frame still wakes it, and on the hand-off's eventfd, which
+                // the thread's next send or wait writes), for HANDOFF_MAX in
+                // all at most. A thread woken twice before it runs is waited
+                // for once ([`crate::handoff::Waiter::wake`]).
+                let mut handed = false;
+                if crate::handoff::woken_not_run() {
+                    let now = Instant::now();
+                    let until = *handoff_until.get_or_insert(now + handoff_max);
+                    if now < until {
+                        let queued = &guard.0.tx_scheduled;
+                        let out =
+                            guard.0.handoff.block(stack.device_mut().rx_poll_fd(), until - now, || queued.is_empty());
+                        if out != Blocked::NotNeeded {
+                            handed = true;
+                            stats.handoffs += 1;
+                            stats.handoff_ns += now.elapsed().as_nanos() as u64;
+                            stats.handoff_timeouts += u64::from(out == Blocked::TimedOut);
+                        }
+                    } else {
+                        crate::handoff::forget_woken();
+                        handoff_until = None;
+                    }
+                } else {
+                    handoff_until = None;
+                }
                 // The softirq gives the CPU back: after handing readers a
                 // batch, so that a reader sharing its core runs at once instead
                 // of at the end of the loop's time slice, and now and then
@@ -1071,7 +1127,9 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 // often: a yield lets any runnable task on the core, however
                 // low its priority, have a slice. With the reader on another
                 // core a yield is a cheap system call that returns at once.
-                if r.rx > 0 {
+                if handed {
+                    idle_polls = 0;
+                } else if r.rx > 0 {
                     idle_polls = 0;
                     std::thread::yield_now();
                 } else if r.did_work() {
@@ -1133,6 +1191,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
     fn join(&mut self) -> Option<std::thread::Result<(Stack<D>, LoopStats)>> {
         let t = self.thread.take()?;
         self.handle.shared.stop.store(true, Ordering::SeqCst);
+        self.handle.shared.handoff.release();
         let r = t.join();
         for s in self.handle.shared.files.socks() {
             s.mark_closed();
@@ -1148,6 +1207,20 @@ impl<D: NetDevice + Send + 'static> Drop for ThreadedStack<D> {
 }
 
 impl StackHandle {
+    /// Waits as [`wait_event_for`] does, after waking the loop if it is
+    /// blocked for this thread ([`Handoff::release`]): a thread about to wait
+    /// for the loop's work does not leave the loop waiting for it.
+    fn wait(
+        &self,
+        queues: &[&WaitQueue],
+        wait_for: WaitFor,
+        deadline: Option<Instant>,
+        ready: impl FnMut() -> bool,
+    ) -> bool {
+        self.shared.handoff.release();
+        wait_event_for(queues, wait_for, deadline, ready)
+    }
+
     /// Runs `f` on the loop thread with the stack and returns its result.
     fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut dyn SocketCalls) -> T + Send + 'static) -> Result<T, Errno> {
         if self.shared.dead.load(Ordering::SeqCst) {
@@ -1163,6 +1236,7 @@ impl StackHandle {
             .unwrap_or_else(|e| e.into_inner())
             .send(Ctl::Call(call))
             .map_err(|_| Errno::ESHUTDOWN)?;
+        self.shared.handoff.release();
         rx.recv().map_err(|_| Errno::ESHUTDOWN)
     }
 
@@ -1251,7 +1325,7 @@ impl StackHandle {
                     if deadline.is_none() {
                         deadline = timeout.map(|t| Instant::now() + t);
                     }
-                    if !wait_event_for(&[&sock.wq], WaitFor::Read, deadline, || sock.readable()) {
+                    if !self.wait(&[&sock.wq], WaitFor::Read, deadline, || sock.readable()) {
                         return Err(Errno::EAGAIN);
                     }
                 }
@@ -1283,7 +1357,11 @@ impl StackHandle {
         let tstamp = tx_stamp(sh.latency_sample, sh.epoch);
         loop {
             match sock_sendmsg(&sock, &sh.tx_scheduled, skb, tstamp) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    // Queued: a loop blocked for us transmits it now.
+                    sh.handoff.release();
+                    return Ok(n);
+                }
                 Err(back) => {
                     skb = back;
                     if sh.dead.load(Ordering::SeqCst) {
@@ -1291,7 +1369,7 @@ impl StackHandle {
                         return Err(Errno::ESHUTDOWN);
                     }
                     let until = Some(Instant::now() + Duration::from_millis(100));
-                    wait_event_for(&[&sock.wq], WaitFor::Write, until, || sock.writable());
+                    self.wait(&[&sock.wq], WaitFor::Write, until, || sock.writable());
                 }
             }
         }
@@ -1317,7 +1395,7 @@ impl StackHandle {
                 || sock.has_err()
                 || self.shared.dead.load(Ordering::SeqCst)
         };
-        if !wait_event(&[&sock.wq], deadline, done) {
+        if !self.wait(&[&sock.wq], WaitFor::Any, deadline, done) {
             return Err(Errno::EINPROGRESS);
         }
         if let Some(e) = sock.take_err() {
@@ -1356,7 +1434,7 @@ impl StackHandle {
             if sock.is_closed() || self.shared.dead.load(Ordering::SeqCst) {
                 return Err(Errno::EBADF);
             }
-            if !wait_event_for(&[&sock.wq], WaitFor::Read, deadline, || tsk.accept_backlog() > 0 || sock.is_closed()) {
+            if !self.wait(&[&sock.wq], WaitFor::Read, deadline, || tsk.accept_backlog() > 0 || sock.is_closed()) {
                 return Err(Errno::EAGAIN);
             }
         }
@@ -1377,6 +1455,7 @@ impl StackHandle {
             match tcp_prot::tcp_sendmsg(&sock, &self.shared.tx_scheduled, &data[sent..], tstamp) {
                 Ok(n) => {
                     sent += n;
+                    self.shared.handoff.release();
                     if sent == data.len() {
                         return Ok(sent);
                     }
@@ -1387,7 +1466,7 @@ impl StackHandle {
                     }
                     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
                     // Room, an error, or a state where sending cannot wait any more.
-                    wait_event(&[&sock.wq], Some(Instant::now() + Duration::from_millis(100)), || {
+                    self.wait(&[&sock.wq], WaitFor::Any, Some(Instant::now() + Duration::from_millis(100)), || {
                         tsk.stream.snd_room() > 0
                             || sock.has_err()
                             || !matches!(
@@ -1409,7 +1488,10 @@ impl StackHandle {
     /// As [`Stack::recv`]; `EBADF` when closed or the loop stops while we wait.
     pub fn recv(&self, fd: Fd, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Errno> {
         let sock = self.shared.files.get(fd)?;
-        self.recv_blocking(&sock, timeout, || tcp_prot::tcp_recvmsg(&sock, &self.shared.tx_scheduled, buf))
+        let r = self.recv_blocking(&sock, timeout, || tcp_prot::tcp_recvmsg(&sock, &self.shared.tx_scheduled, buf));
+        // A read may have queued a window update.
+        self.shared.handoff.release();
+        r
     }
 
     /// `shutdown()`, carried to the loop ([`Stack::shutdown`]).
@@ -1487,7 +1569,7 @@ impl StackHandle {
         let queues: Vec<&WaitQueue> = socks.iter().flatten().map(|s| &s.wq).collect();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut ready = 0;
-        wait_event(&queues, deadline, || {
+        self.wait(&queues, WaitFor::Any, deadline, || {
             ready = 0;
             for (p, s) in fds.iter_mut().zip(&socks) {
                 p.revents = readiness(s.as_deref(), p.events);
@@ -1515,6 +1597,7 @@ impl StackHandle {
             .unwrap_or_else(|e| e.into_inner())
             .send(Ctl::Snapshot(tx))
             .map_err(|_| Errno::ESHUTDOWN)?;
+        self.shared.handoff.release();
         rx.recv().map_err(|_| Errno::ESHUTDOWN)
     }
 
@@ -1720,6 +1803,78 @@ mod tests {
         assert_eq!(h.send_to(fd, b"hello", SocketAddrV4::new(PEER_IP, 9)), Ok(5));
         let snap = h.snapshot().unwrap();
         assert!(snap.census.free_local <= 4 * 64, "{:?}", snap.census);
+    }
+
+    /// Waits up to 5 s for `cond`.
+    fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
+        let t0 = Instant::now();
+        while !cond() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// After a poll that woke a reader sleeping on the loop's core, while
+    /// that reader has not run, the loop blocks instead of spinning: a frame
+    /// that arrives meanwhile still wakes it and is served, and it blocks
+    /// again (the reader, woken at the datagram and again at the end of each
+    /// batch, is waited for once); the reader's send wakes it, and once the
+    /// reader has run the loop blocks no more. The bound is long here, so
+    /// that only the reader or a frame can end a block.
+    #[test]
+    fn threaded_loop_blocks_for_a_woken_reader_until_it_runs() {
+        use crate::handoff::Waiter;
+        let (s, w) = stack(0);
+        let cpu = core_affinity::get_core_ids().expect("the CPUs we may use")[0];
+        let t = ThreadedStack::spawn_with(s, Some(cpu.id), Duration::from_secs(30)).unwrap();
+        let h = t.handle();
+        let fd = h.socket(SockType::Dgram).unwrap();
+        h.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+        let sock = h.shared.files.get(fd).unwrap();
+        // The reader: asleep on the sock as far as the loop can tell, on the
+        // loop's CPU, but it runs only when told (it waits on a channel, not
+        // in its park), as a woken reader the scheduler does not pick.
+        let (go, wait_go) = mpsc::channel::<()>();
+        let (me_tx, me_rx) = mpsc::channel();
+        let (sk, hr) = (sock.clone(), h.clone());
+        let reader = std::thread::spawn(move || {
+            assert!(core_affinity::set_for_current(cpu));
+            let me = Waiter::current();
+            sk.wq.add(WaitFor::Read);
+            me.sleeping();
+            me_tx.send(me.clone()).unwrap();
+            wait_go.recv().unwrap();
+            me.resumed();
+            sk.wq.remove();
+            let mut buf = [0u8; 64];
+            let (_, peer) = hr.recv_from(fd, &mut buf, Some(Duration::ZERO)).unwrap();
+            hr.recv_from(fd, &mut buf, Some(Duration::ZERO)).unwrap();
+            hr.send_to(fd, b"pong", peer).unwrap();
+        });
+        let me = me_rx.recv().unwrap();
+        assert!(w.inject(&udp_frame(b"one")));
+        wait_until(|| h.shared.handoff.is_blocked(), "the loop blocks for the reader it woke");
+        assert!(me.woken());
+        assert!(w.inject(&udp_frame(b"two")));
+        wait_until(|| sock.queued() == 2, "a frame that comes while the loop is blocked is served");
+        wait_until(|| h.shared.handoff.is_blocked(), "and the loop blocks again: the reader has not run");
+        assert!(w.take_transmitted().is_empty());
+        go.send(()).unwrap();
+        reader.join().unwrap();
+        wait_until(|| !w.take_transmitted().is_empty(), "the reader's send woke the loop");
+        let st = h.snapshot().unwrap().loop_stats;
+        assert!(st.handoffs >= 2, "{st:?}");
+        assert_eq!(st.handoff_timeouts, 0, "no block ended at the bound: {st:?}");
+        assert!(!me.woken());
+        // No reader asleep: a datagram is served with no block at all.
+        assert!(w.inject(&udp_frame(b"three")));
+        wait_until(|| sock.queued() == 1, "served");
+        assert_eq!(h.snapshot().unwrap().loop_stats.handoffs, st.handoffs);
+        assert!(!h.shared.handoff.is_blocked());
+        h.close(fd).unwrap();
+        let (s, _) = t.stop().unwrap();
+        let c = s.frame_census();
+        assert_eq!(c.accounted(), c.total, "{c:?}");
     }
 
     /// Dropping a `ThreadedStack` without `stop` still wakes a reader blocked

@@ -84,6 +84,17 @@ pub struct LoopStats {
     /// writer's, the application's when threaded (ended threads included).
     #[serde(default)]
     pub process_cpu_ns: u64,
+    /// Threaded: times the loop blocked after a poll that woke a thread that
+    /// had not run yet, handing it a core they share ([`crate::handoff`]).
+    #[serde(default)]
+    pub handoffs: u64,
+    /// Of those, the ones that ended at the bound: neither the woken thread
+    /// nor a frame woke the loop.
+    #[serde(default)]
+    pub handoff_timeouts: u64,
+    /// Time the loop spent blocked in those, ns.
+    #[serde(default)]
+    pub handoff_ns: u64,
     /// The loop thread's and the process's CPU time at [`Self::start`].
     #[serde(skip)]
     pub(crate) cpu_base: (u64, u64),

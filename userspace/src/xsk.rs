@@ -584,6 +584,12 @@ impl NetDevice for XskDevice {
         }
     }
 
+    /// The socket: `xsk_poll` (net/xdp/xsk.c) reports `EPOLLIN` while the rx
+    /// ring is not empty, and `sk_data_ready` wakes a poller when frames land.
+    fn rx_poll_fd(&mut self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+
     fn wake_rx(&mut self) {
         if self.fq.needs_wakeup() {
             self.fq.wake();
