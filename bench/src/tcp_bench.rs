@@ -380,6 +380,7 @@ impl TcpBench<'_> {
                 port.to_string(),
             ];
             v.extend_from_slice(extra);
+            v.extend(server_args());
             v.extend(["--stats-json".to_string(), self.path(&format!("{server}.json"))]);
             v
         };
@@ -1383,6 +1384,16 @@ fn counter_deltas(c0: Option<BTreeMap<String, u64>>, c1: Option<BTreeMap<String,
 /// The kernel's congestion control in the TCP rows' like-for-like comparisons: CUBIC, Linux's
 /// default (`CONFIG_DEFAULT_TCP_CONG`) and xsknet's.
 pub const KERNEL_CC: &str = "cubic";
+
+/// Options added to every xsknet server of the TCP section: the words of the
+/// `XSKNET_BENCH_SERVER_ARGS` environment variable (e.g. `--pcap /tmp/http.pcapng` to see
+/// a loss row's segments in tshark; each transfer starts the server again, so the file
+/// holds the last one). Unset: none.
+pub fn server_args() -> Vec<String> {
+    std::env::var("XSKNET_BENCH_SERVER_ARGS")
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
 
 /// The impairments of the loss rows: `xsknet-impair` options, both directions.
 pub const LOSS_SETTINGS: [&[&str]; 2] = [&["--loss", "1", "--delay", "1"], &["--loss", "5", "--delay", "1"]];
