@@ -148,6 +148,17 @@ impl Bench {
         self.s.poll(self.now);
     }
 
+    /// The peer's segments `rs` (no data) all wait in the rx ring, and one
+    /// poll takes them: the ACKs of one burst, handled at one instant.
+    fn send_batch(&mut self, rs: &[TcpRepr]) {
+        let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
+        let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 0x1234);
+        for r in rs {
+            assert!(self.w.inject(&build::tcp_frame(&eth, &ip, r, &[])));
+        }
+        self.s.poll(self.now);
+    }
+
     /// What we sent since the last call: TCP segments, checked (Ethernet,
     /// IPv4 with DF, TTL 64, checksum). An ARP request for the peer is
     /// answered and the loop run again.
@@ -4067,6 +4078,47 @@ fn a_lost_retransmission_is_found_by_rack_without_a_timeout() {
     assert_eq!(again[0].data.as_slice(), &data[MSS..2 * MSS]);
     let m = b.s.snmp();
     assert_eq!((m.TcpExtTCPLostRetransmit, m.TcpExtTCPTimeouts, m.TcpExtTCPSackRecovery), (1, 0, 1));
+    abort(b, fd);
+}
+
+/// RACK's send order within one poll (`tcp_rack_sent_after`). One poll
+/// takes a burst of ACKs: the first acknowledges segment 0 and lets new
+/// data go, the next three SACK 2..4 above a hole at 1, and 1 is sent again,
+/// after that new data and at the same instant. An RTT later the new data
+/// is SACKed, and the retransmission's ACK is a moment behind. Linux's
+/// clock would have stamped the retransmission later than the new data, so
+/// it is not lost: it must not go a third time (it did when ties between
+/// segments of one poll were broken by sequence number: a spurious
+/// retransmission and a D-SACK for every hole of a burst).
+#[test]
+fn a_retransmission_sent_after_new_data_in_one_poll_waits_for_its_own_ack() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    assert_eq!(b.s.send(fd, &pattern(20 * MSS)), Ok(20 * MSS));
+    b.none();
+    b.send_batch(&[
+        hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN),
+        sack_ack(port, seg(1), &[(seg(2), seg(3))]),
+        sack_ack(port, seg(1), &[(seg(2), seg(4))]),
+        sack_ack(port, seg(1), &[(seg(2), seg(5))]),
+    ]);
+    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    let rexmit = sent.iter().position(|&s| s == seg(1)).expect("the fast retransmit");
+    assert!(
+        rexmit > 0 && sent[..rexmit].iter().all(|&s| s.wrapping_sub(seg(10)) as i32 >= 0),
+        "new data first: {sent:?}"
+    );
+    let newest_before = sent[..rexmit].iter().copied().max_by_key(|s| s.wrapping_sub(seg(0))).unwrap();
+    // An RTT (50 ms) later: 2 .. the new data sent before the retransmission is SACKed.
+    b.at(ms(200));
+    b.send(sack_ack(port, seg(1), &[(seg(2), newest_before.wrapping_add(MSS as u32))]), &[]);
+    let again: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).filter(|&s| s == seg(1)).collect();
+    assert!(again.is_empty(), "segment 1 sent again before its retransmission could be acknowledged");
+    // Its ACK comes: recovery goes on, nothing was lost twice.
+    b.at(ms(200) + Duration::from_micros(100));
+    b.send(hdr(PPORT, port, PISN + 1, newest_before.wrapping_add(MSS as u32), ACK, PEER_WIN), &[]);
+    b.out();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpExtTCPLostRetransmit, m.TcpRetransSegs, m.TcpExtTCPTimeouts), (0, 1, 0));
     abort(b, fd);
 }
 

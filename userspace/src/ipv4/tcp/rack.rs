@@ -31,9 +31,11 @@ pub const TCP_RACK_LOSS_DETECTION: u8 = 0x1;
 /// `TCP_TIMEOUT_MIN`: 2 ms, added to the probe and reordering timers.
 pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
 
-/// `tcp_rack_sent_after`: whether `(t1, seq1)` was sent after `(t2, seq2)`.
-fn sent_after(t1: Instant, t2: Instant, seq1: u32, seq2: u32) -> bool {
-    t1 > t2 || (t1 == t2 && after(seq1, seq2))
+/// `tcp_rack_sent_after`: whether `(o1, seq1)` was sent after `(o2, seq2)`,
+/// by send order ([`TxRecord::order`], which refines the send time) and,
+/// within one record, by sequence number.
+fn sent_after(o1: u64, o2: u64, seq1: u32, seq2: u32) -> bool {
+    o1 > o2 || (o1 == o2 && after(seq1, seq2))
 }
 
 /// Microseconds from `then` to `now` (0 if `then` is later).
@@ -56,8 +58,9 @@ fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
     }
     r.advanced = true;
     r.rtt_us = rtt;
-    if r.mstamp.is_none_or(|m| sent_after(rec.sent, m, end, r.end_seq)) {
+    if r.mstamp.is_none() || sent_after(rec.order, r.order, end, r.end_seq) {
         r.mstamp = Some(rec.sent);
+        r.order = rec.order;
         r.end_seq = end;
     }
 }
@@ -152,9 +155,11 @@ pub fn reo_wnd(cb: &TcpCb) -> u32 {
 /// reordering window is lost; returns how long the youngest of the others
 /// still has to wait, µs (0: none waits).
 pub fn detect_loss(mib: &mut Mib, cb: &mut TcpCb, now: Instant) -> u32 {
-    let Some(mstamp) = cb.rack.mstamp else { return 0 };
+    if cb.rack.mstamp.is_none() {
+        return 0;
+    }
     let reo_wnd = reo_wnd(cb);
-    let (rack_end, rack_rtt) = (cb.rack.end_seq, cb.rack.rtt_us);
+    let (rack_order, rack_end, rack_rtt) = (cb.rack.order, cb.rack.end_seq, cb.rack.rtt_us);
     let mut wait = 0u32;
     let mut i = 0;
     while let Some(rec) = cb.rack.log.get(i) {
@@ -163,12 +168,12 @@ pub fn detect_loss(mib: &mut Mib, cb: &mut TcpCb, now: Instant) -> u32 {
             cb.rack.log.remove(i);
             continue;
         }
-        if rec.sent > mstamp {
+        if rec.order > rack_order {
             break;
         }
-        // Sent at the same instant: what lies below RACK's segment was sent before it.
-        let limit = if rec.sent == mstamp && before(rack_end, rec.end) { rack_end } else { rec.end };
-        if !sent_after(mstamp, rec.sent, rack_end, rec.seq) || !after(limit, rec.seq) {
+        // RACK's own record: what lies below RACK's segment was sent before it.
+        let limit = if rec.order == rack_order && before(rack_end, rec.end) { rack_end } else { rec.end };
+        if !sent_after(rack_order, rec.order, rack_end, rec.seq) || !after(limit, rec.seq) {
             i += 1;
             continue;
         }

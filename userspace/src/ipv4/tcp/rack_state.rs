@@ -38,6 +38,15 @@ pub struct TxRecord {
     pub end: u32,
     /// When it left (`skb_mstamp_ns`).
     pub sent: Instant,
+    /// Its place in the connection's send order: records later in the log
+    /// have larger ones. Linux's send times are its clock's at each
+    /// transmission, so two transmissions made for two ACKs, or a
+    /// retransmission and the new data sent after it, never share one;
+    /// xsknet's are one per poll, shared by everything a poll sends, and
+    /// the order tells which of those went first (what `sent` alone would
+    /// leave to the sequence numbers, as `tcp_rack_sent_after` does for the
+    /// segments of one skb).
+    pub order: u64,
     /// A retransmission.
     pub retrans: bool,
 }
@@ -48,6 +57,8 @@ pub struct TxRecord {
 #[derive(Debug)]
 pub struct TxLog {
     recs: VecDeque<TxRecord>,
+    /// The next record's [`TxRecord::order`].
+    next_order: u64,
     /// Retransmission records in `recs`: none means the log is also in
     /// sequence order.
     retrans: usize,
@@ -55,7 +66,7 @@ pub struct TxLog {
 
 impl Default for TxLog {
     fn default() -> TxLog {
-        TxLog { recs: VecDeque::with_capacity(TX_LOG_LEN), retrans: 0 }
+        TxLog { recs: VecDeque::with_capacity(TX_LOG_LEN), next_order: 0, retrans: 0 }
     }
 }
 
@@ -109,7 +120,9 @@ impl TxLog {
         if retrans {
             self.retrans += 1;
         }
-        self.recs.push_back(TxRecord { seq, end, sent: now, retrans });
+        let order = self.next_order;
+        self.next_order += 1;
+        self.recs.push_back(TxRecord { seq, end, sent: now, order, retrans });
     }
 
     /// Takes `[seq, end)` out of every record (sent again, or marked lost):
@@ -233,6 +246,9 @@ pub struct RackState {
     pub log: TxLog,
     /// `rack.mstamp`: when the most recently sent of the delivered segments left.
     pub mstamp: Option<Instant>,
+    /// That segment's [`TxRecord::order`] (with `mstamp`, what
+    /// `tcp_rack_sent_after` compares).
+    pub order: u64,
     /// `rack.end_seq`: that segment's end.
     pub end_seq: u32,
     /// `rack.rtt_us`: the RTT of the last delivered segment that advanced RACK, µs.
@@ -276,6 +292,7 @@ impl Default for RackState {
         RackState {
             log: TxLog::default(),
             mstamp: None,
+            order: 0,
             end_seq: 0,
             rtt_us: 0,
             advanced: false,
