@@ -142,19 +142,22 @@ impl Bench {
 
     /// The peer sends `r` with `data` (from `PEER_IP`), and the loop runs.
     fn send(&mut self, r: TcpRepr, data: &[u8]) {
+        self.inject(&r, data);
+        self.s.poll(self.now);
+    }
+
+    /// The peer's segment `r` with `data` waits in the rx ring.
+    fn inject(&mut self, r: &TcpRepr, data: &[u8]) {
         let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
         let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 0x1234);
-        assert!(self.w.inject(&build::tcp_frame(&eth, &ip, &r, data)));
-        self.s.poll(self.now);
+        assert!(self.w.inject(&build::tcp_frame(&eth, &ip, r, data)));
     }
 
     /// The peer's segments `rs` (no data) all wait in the rx ring, and one
     /// poll takes them: the ACKs of one burst, handled at one instant.
     fn send_batch(&mut self, rs: &[TcpRepr]) {
-        let eth = EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::IPV4 };
-        let ip = build::ipv4_repr(PEER_IP, OUR_IP, protocol::TCP, 0x1234);
         for r in rs {
-            assert!(self.w.inject(&build::tcp_frame(&eth, &ip, r, &[])));
+            self.inject(r, &[]);
         }
         self.s.poll(self.now);
     }
