@@ -48,7 +48,9 @@ fn us_since(now: Instant, then: Instant) -> u32 {
 /// data and its RTT. A retransmission acknowledged sooner than the minimum
 /// RTT was most likely the original's ACK: ignored.
 fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
-    let rtt = us_since(now, rec.sent);
+    // From the departure of the record's first data: a record a full log
+    // stamped again gives no sample shorter than its data's RTT.
+    let rtt = us_since(now, rec.sent).saturating_add(rec.stretch_us);
     if rec.retrans && rtt < r.min_rtt_us {
         return;
     }
