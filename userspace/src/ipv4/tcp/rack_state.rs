@@ -18,7 +18,10 @@ use super::{after, before};
 /// newest record (its data then looks sent later than it was: RACK marks it
 /// lost later, never sooner, and its RTT samples count from its first
 /// data's departure, [`TxRecord::stretch_us`], so they are never shorter
-/// either) and a retransmission goes unrecorded (the RTO still covers it).
+/// either) if that record is an original one ending where it starts, else
+/// it goes unrecorded, as a retransmission does then (joined to a later
+/// retransmission's record it would look sent before it; the RTO still
+/// covers what is unrecorded).
 pub const TX_LOG_LEN: usize = 512;
 
 /// Retransmissions RACK may hold as lost again at once (`TCPCB_LOST` on a
