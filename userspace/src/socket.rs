@@ -21,7 +21,7 @@
 //! Linux's errno values ([`Errno`]).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -967,6 +967,11 @@ struct Shared {
     /// The stack's fd table, read side.
     files: Arc<FdView>,
     ctl: Mutex<mpsc::Sender<Ctl>>,
+    /// Calls sent on `ctl` that the loop has not taken yet: a loop about to
+    /// block for a woken thread ([`Handoff::block`]) looks at it, as at
+    /// `tx_scheduled`, so that a call sent just before it raised its flag
+    /// is not left waiting for the bound.
+    ctl_queued: AtomicUsize,
     umem: Arc<Umem>,
     pool: Arc<FramePool>,
     tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
@@ -996,9 +1001,10 @@ struct Shared {
 const IDLE_YIELD_POLLS: u32 = 1024;
 
 /// The longest a threaded loop stays blocked after a poll that woke a thread,
-/// waiting for it to run ([`Handoff`]): a bound for timers and for a woken
-/// thread that never reaches a call that releases the loop. A frame, a send
-/// or a call wakes it before.
+/// waiting for it to run ([`Handoff`]): a bound for a woken thread that
+/// never reaches a call that releases the loop. A frame, a send or a call
+/// wakes it before, and it never blocks past the stack's next protocol
+/// timer, nor while frames wait for the tx ring ([`Stack::poll_at`]).
 const HANDOFF_MAX: Duration = Duration::from_millis(1);
 
 /// The stack with its loop on a thread of its own.
@@ -1051,6 +1057,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
         let shared = Arc::new(Shared {
             files: stack.files.share(),
             ctl: Mutex::new(tx),
+            ctl_queued: AtomicUsize::new(0),
             umem: stack.umem().clone(),
             pool: stack.napi.queue().pool().clone(),
             tx_scheduled: stack.tx_scheduled.clone(),
@@ -1097,22 +1104,29 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                 // a frame still wakes it, and on the hand-off's eventfd, which
                 // the thread's next send or wait writes), for HANDOFF_MAX in
                 // all at most. A thread woken twice before it runs is waited
-                // for once ([`crate::handoff::Waiter::wake`]).
+                // for once ([`crate::handoff::Waiter::wake`]). A protocol
+                // timer, or frames waiting for the tx ring
+                // (`Stack::poll_at`), end a block too: it never holds back
+                // work that is due.
                 let mut handed = false;
                 if crate::handoff::woken_not_run() {
                     let now = Instant::now();
-                    let until = *handoff_until.get_or_insert(now + handoff_max);
+                    let bound = *handoff_until.get_or_insert(now + handoff_max);
+                    let until = stack.poll_at().map_or(bound, |t| t.min(bound));
                     if now < until {
-                        let queued = &guard.0.tx_scheduled;
-                        let out =
-                            guard.0.handoff.block(stack.device_mut().rx_poll_fd(), until - now, || queued.is_empty());
+                        let sh = &*guard.0;
+                        let out = sh.handoff.block(stack.device_mut().rx_poll_fd(), until - now, || {
+                            sh.tx_scheduled.is_empty()
+                                && sh.ctl_queued.load(Ordering::Relaxed) == 0
+                                && !sh.stop.load(Ordering::Relaxed)
+                        });
                         if out != Blocked::NotNeeded {
                             handed = true;
                             stats.handoffs += 1;
                             stats.handoff_ns += now.elapsed().as_nanos() as u64;
-                            stats.handoff_timeouts += u64::from(out == Blocked::TimedOut);
+                            stats.handoff_timeouts += u64::from(out == Blocked::TimedOut && until == bound);
                         }
-                    } else {
+                    } else if now >= bound {
                         crate::handoff::forget_woken();
                         handoff_until = None;
                     }
@@ -1142,6 +1156,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
                     }
                 }
                 while let Ok(c) = rx.try_recv() {
+                    guard.0.ctl_queued.fetch_sub(1, Ordering::Relaxed);
                     match c {
                         Ctl::Call(call) => call(&mut stack),
                         Ctl::Snapshot(reply) => {
@@ -1221,6 +1236,19 @@ impl StackHandle {
         wait_event_for(queues, wait_for, deadline, ready)
     }
 
+    /// Hands `c` to the loop, counted in `ctl_queued` before it is sent
+    /// (a loop about to block sees it) and waking a loop already blocked.
+    fn send_ctl(&self, c: Ctl) -> Result<(), Errno> {
+        let sh = &self.shared;
+        sh.ctl_queued.fetch_add(1, Ordering::Relaxed);
+        if sh.ctl.lock().unwrap_or_else(|e| e.into_inner()).send(c).is_err() {
+            sh.ctl_queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(Errno::ESHUTDOWN);
+        }
+        sh.handoff.release();
+        Ok(())
+    }
+
     /// Runs `f` on the loop thread with the stack and returns its result.
     fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut dyn SocketCalls) -> T + Send + 'static) -> Result<T, Errno> {
         if self.shared.dead.load(Ordering::SeqCst) {
@@ -1230,13 +1258,7 @@ impl StackHandle {
         let call: Call = Box::new(move |s| {
             let _ = tx.send(f(s));
         });
-        self.shared
-            .ctl
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(Ctl::Call(call))
-            .map_err(|_| Errno::ESHUTDOWN)?;
-        self.shared.handoff.release();
+        self.send_ctl(Ctl::Call(call))?;
         rx.recv().map_err(|_| Errno::ESHUTDOWN)
     }
 
@@ -1591,13 +1613,7 @@ impl StackHandle {
             return Err(Errno::ESHUTDOWN);
         }
         let (tx, rx) = mpsc::sync_channel(1);
-        self.shared
-            .ctl
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(Ctl::Snapshot(tx))
-            .map_err(|_| Errno::ESHUTDOWN)?;
-        self.shared.handoff.release();
+        self.send_ctl(Ctl::Snapshot(tx))?;
         rx.recv().map_err(|_| Errno::ESHUTDOWN)
     }
 

@@ -48,7 +48,9 @@ fn us_since(now: Instant, then: Instant) -> u32 {
 /// data and its RTT. A retransmission acknowledged sooner than the minimum
 /// RTT was most likely the original's ACK: ignored.
 fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
-    let rtt = us_since(now, rec.sent);
+    // From the departure of the record's first data: a record a full log
+    // stamped again gives no sample shorter than its data's RTT.
+    let rtt = us_since(now, rec.sent).saturating_add(rec.stretch_us);
     if rec.retrans && rtt < r.min_rtt_us {
         return;
     }
@@ -290,6 +292,56 @@ pub fn tcp_process_tlp_ack(mib: &mut Mib, cb: &mut TcpCb, ack: u32, dsack_tlp: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full transmit log stamps the newest record again when new data
+    /// joins it (`TxLog::sent`), so that data looks sent later than it
+    /// was: RACK must then mark it lost later, never sooner. The record's
+    /// older data, delivered, must not give an RTT sample shorter than its
+    /// own: Linux stamps every skb at its own transmission, so its sample is
+    /// the real RTT, and nothing sent a moment before it is lost within an
+    /// RTT plus the reordering window.
+    #[test]
+    fn data_joining_the_newest_record_of_a_full_log_gives_no_short_rtt_sample() {
+        use super::super::rack_state::TX_LOG_LEN;
+        use super::super::scoreboard::Overflow;
+        use crate::wire::tcp::SackBlock;
+        const MSS: u32 = 100;
+        let t0 = Instant::now();
+        let us = |u: u64| t0 + Duration::from_micros(u);
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Reno);
+        cb.sack_ok = true;
+        cb.mss = MSS;
+        cb.srtt_us = 100_000;
+        cb.rack.min_rtt_us = 100_000;
+        // One segment a poll, a microsecond apart: the log fills.
+        for i in 0..TX_LOG_LEN as u32 {
+            cb.rack.log.sent(i * MSS, (i + 1) * MSS, us(u64::from(i)), false);
+        }
+        assert_eq!(cb.rack.log.len(), TX_LOG_LEN);
+        // 50 ms later, one more segment: it joins the newest record.
+        let n = TX_LOG_LEN as u32;
+        cb.rack.log.sent(n * MSS, (n + 1) * MSS, us(50_000), false);
+        assert_eq!(cb.rack.log.len(), TX_LOG_LEN);
+        cb.snd_nxt = (n + 1) * MSS;
+        cb.snd_max = cb.snd_nxt;
+        // 100 ms after it left, the segment sent last in the first burst is
+        // SACKed (the rest of that burst is merely late: reordered).
+        let now = us(u64::from(n - 1) + 100_000);
+        let (s, e) = ((n - 1) * MSS, n * MSS);
+        cb.sack.sacked.insert(SackBlock { left: s, right: e }, Overflow::DropHighest, |_, _| {});
+        let mut d = Delivered::default();
+        d.push(s, e);
+        tcp_rack_update(&mut cb, &d, now);
+        assert!(cb.rack.rtt_us >= 100_000, "RACK's RTT {} µs: shorter than the segment's own, 100 ms", cb.rack.rtt_us);
+        assert!(cb.rack.min_rtt_us >= 100_000, "min RTT {} µs: shorter than any RTT seen", cb.rack.min_rtt_us);
+        let mut mib = Mib::default();
+        let armed = tcp_rack_mark_lost(&mut mib, &mut cb, now);
+        assert_eq!(
+            (cb.rack.newly_lost, cb.sack.lost_end, armed),
+            (0, 0, true),
+            "segments sent a millisecond before the SACKed one, within its RTT plus the window, marked lost"
+        );
+    }
 
     #[test]
     fn a_dsack_widens_the_window_once_a_round_trip_for_sixteen_recoveries() {

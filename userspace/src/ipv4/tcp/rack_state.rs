@@ -16,8 +16,12 @@ use super::{after, before};
 /// after the other share a record, so a bulk sender needs about one per
 /// ACK in flight; when the log is full a new original segment joins the
 /// newest record (its data then looks sent later than it was: RACK marks it
-/// lost later, never sooner) and a retransmission goes unrecorded (the RTO
-/// still covers it).
+/// lost later, never sooner, and its RTT samples count from its first
+/// data's departure, [`TxRecord::stretch_us`], so they are never shorter
+/// either) if that record is an original one ending where it starts, else
+/// it goes unrecorded, as a retransmission does then (joined to a later
+/// retransmission's record it would look sent before it; the RTO still
+/// covers what is unrecorded).
 pub const TX_LOG_LEN: usize = 512;
 
 /// Retransmissions RACK may hold as lost again at once (`TCPCB_LOST` on a
@@ -47,6 +51,11 @@ pub struct TxRecord {
     /// leave to the sequence numbers, as `tcp_rack_sent_after` does for the
     /// segments of one skb).
     pub order: u64,
+    /// How long before `sent` its first data left, µs: nonzero once new
+    /// data joined it in a later poll (the log was full) and `sent` moved
+    /// on. An RTT sample of the record counts from its first data's
+    /// departure, so that the move makes RACK's RTT longer, never shorter.
+    pub stretch_us: u32,
     /// A retransmission.
     pub retrans: bool,
 }
@@ -109,6 +118,8 @@ impl TxLog {
         } else {
             let full = self.recs.len() == TX_LOG_LEN;
             if let Some(last) = self.recs.back_mut().filter(|l| !l.retrans && l.end == seq && (l.sent == now || full)) {
+                let moved = now.saturating_duration_since(last.sent).as_micros().min(u128::from(u32::MAX)) as u32;
+                last.stretch_us = last.stretch_us.saturating_add(moved);
                 last.end = end;
                 last.sent = now;
                 return;
@@ -122,7 +133,7 @@ impl TxLog {
         }
         let order = self.next_order;
         self.next_order += 1;
-        self.recs.push_back(TxRecord { seq, end, sent: now, order, retrans });
+        self.recs.push_back(TxRecord { seq, end, sent: now, order, stretch_us: 0, retrans });
     }
 
     /// Takes `[seq, end)` out of every record (sent again, or marked lost):
