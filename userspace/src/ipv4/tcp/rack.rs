@@ -60,9 +60,8 @@ fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
     }
     r.advanced = true;
     r.rtt_us = rtt;
-    if r.mstamp.is_none() || sent_after(rec.order, r.order, end, r.end_seq) {
-        r.mstamp = Some(rec.sent);
-        r.order = rec.order;
+    if r.order.is_none_or(|o| sent_after(rec.order, o, end, r.end_seq)) {
+        r.order = Some(rec.order);
         r.end_seq = end;
     }
 }
@@ -157,11 +156,9 @@ pub fn reo_wnd(cb: &TcpCb) -> u32 {
 /// reordering window is lost; returns how long the youngest of the others
 /// still has to wait, µs (0: none waits).
 pub fn detect_loss(mib: &mut Mib, cb: &mut TcpCb, now: Instant) -> u32 {
-    if cb.rack.mstamp.is_none() {
-        return 0;
-    }
+    let Some(rack_order) = cb.rack.order else { return 0 };
     let reo_wnd = reo_wnd(cb);
-    let (rack_order, rack_end, rack_rtt) = (cb.rack.order, cb.rack.end_seq, cb.rack.rtt_us);
+    let (rack_end, rack_rtt) = (cb.rack.end_seq, cb.rack.rtt_us);
     let mut wait = 0u32;
     let mut i = 0;
     while let Some(rec) = cb.rack.log.get(i) {

@@ -255,11 +255,10 @@ impl Delivered {
 pub struct RackState {
     /// The data in flight by send time.
     pub log: TxLog,
-    /// `rack.mstamp`: when the most recently sent of the delivered segments left.
-    pub mstamp: Option<Instant>,
-    /// That segment's [`TxRecord::order`] (with `mstamp`, what
-    /// `tcp_rack_sent_after` compares).
-    pub order: u64,
+    /// `rack.mstamp`, as a place in the send order: the
+    /// [`TxRecord::order`] of the most recently sent of the delivered
+    /// segments (what `tcp_rack_sent_after` compares); `None` before any.
+    pub order: Option<u64>,
     /// `rack.end_seq`: that segment's end.
     pub end_seq: u32,
     /// `rack.rtt_us`: the RTT of the last delivered segment that advanced RACK, µs.
@@ -302,8 +301,7 @@ impl Default for RackState {
     fn default() -> RackState {
         RackState {
             log: TxLog::default(),
-            mstamp: None,
-            order: 0,
+            order: None,
             end_seq: 0,
             rtt_us: 0,
             advanced: false,
