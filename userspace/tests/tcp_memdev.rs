@@ -4154,3 +4154,58 @@ fn reordering_within_racks_window_is_not_marked_lost() {
     assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSackRecovery, m.TcpExtTCPTimeouts), (1, 1, 0));
     abort(b, fd);
 }
+
+/// Data sent after recovery began (`high_seq` and beyond) is lost and sent
+/// again; the cumulative ACK then reaches `high_seq` and ends that recovery
+/// while the retransmission is still on its way, and what is still marked
+/// lost starts the next at once (`tcp_time_to_recover`: `lost_out`). Linux
+/// keeps a retransmission's `TCPCB_SACKED_RETRANS` mark from one recovery to
+/// the next, so `tcp_xmit_retransmit_queue` does not send it again unless
+/// RACK finds it lost.
+#[test]
+fn a_retransmission_still_out_when_recovery_ends_is_not_sent_again_by_the_next() {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    assert_eq!(b.s.send(fd, &pattern(20 * MSS)), Ok(20 * MSS));
+    b.none();
+    // 150 ms: 1 is lost: recovery, with 10 .. 13 sent before the fast retransmit (high_seq = 14).
+    b.send_batch(&[
+        hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN),
+        sack_ack(port, seg(1), &[(seg(2), seg(3))]),
+        sack_ack(port, seg(1), &[(seg(2), seg(4))]),
+        sack_ack(port, seg(1), &[(seg(2), seg(5))]),
+    ]);
+    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    assert_eq!(sent, [seg(10), seg(11), seg(12), seg(13), seg(1)]);
+    // 151 ms: 2 .. 9 SACKed; PRR lets 14 and 15 go, past high_seq.
+    b.at(ms(151));
+    b.send(sack_ack(port, seg(1), &[(seg(2), seg(10))]), &[]);
+    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    assert_eq!(sent, [seg(14), seg(15)]);
+    // 200 ms: 1's retransmission came, 12 did not: 12 goes again (then new data, 16 .. 19).
+    b.at(ms(200));
+    b.send(sack_ack(port, seg(12), &[(seg(13), seg(14))]), &[]);
+    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    assert_eq!(sent, [seg(12), seg(16), seg(17), seg(18), seg(19)]);
+    // 201 ms: 15 came, 14 (sent before it) did not: 14 goes again, still in this recovery.
+    b.at(ms(201));
+    b.send(sack_ack(port, seg(12), &[(seg(13), seg(14)), (seg(15), seg(16))]), &[]);
+    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    assert_eq!(sent, [seg(14), seg(20)]);
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSackRecovery), (3, 1));
+    // 250 ms: 12's retransmission and 16 .. 19 came: snd_una = high_seq ends the recovery,
+    // with 14 still marked lost, so the next one begins. 14's retransmission is on its way
+    // (its ACK is due at 251 ms): it is not sent again.
+    b.at(ms(250));
+    b.send(sack_ack(port, seg(14), &[(seg(15), seg(20))]), &[]);
+    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    assert!(!sent.contains(&seg(14)), "14 sent again while its retransmission is out: {sent:?}");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSackRecovery), (3, 2));
+    b.at(ms(251));
+    b.send(hdr(PPORT, port, PISN + 1, seg(21), ACK, PEER_WIN), &[]);
+    b.out();
+    let m = b.s.snmp();
+    assert_eq!((m.TcpRetransSegs, m.TcpExtTCPLostRetransmit, m.TcpExtTCPTimeouts), (3, 0, 0));
+    abort(b, fd);
+}

@@ -507,7 +507,8 @@ pub fn enter_loss(mib: &mut Mib, cb: &mut TcpCb) {
 /// `tcp_enter_recovery` with SACK: ssthresh from the algorithm and PRR's
 /// counts from zero (`tcp_init_cwnd_reduction`; cwnd then follows
 /// [`super::prr::tcp_cwnd_reduction`] ACK by ACK), `RecoveryPoint` =
-/// `high_seq`; counts `TcpExtTCPSackRecovery`. The lost marks are kept.
+/// `high_seq`; counts `TcpExtTCPSackRecovery`. The lost marks are kept, and
+/// so are the marks of retransmissions still out (`high_rxt`).
 pub fn enter_recovery(mib: &mut Mib, cb: &mut TcpCb) {
     // The clock starts with this fast retransmission, for undo.
     retrans_stamp_cleanup(cb);
@@ -516,7 +517,12 @@ pub fn enter_recovery(mib: &mut Mib, cb: &mut TcpCb) {
     cb.sack.prior_cwnd = cb.cwnd;
     init_undo(cb);
     super::prr::tcp_init_cwnd_reduction(cb);
-    cb.sack.high_rxt = cb.snd_una;
+    // A retransmission an earlier recovery left on its way keeps its mark
+    // (Linux's `TCPCB_SACKED_RETRANS` outlives the episode): it is not sent
+    // again unless RACK finds it lost.
+    if !after(cb.sack.high_rxt, cb.snd_una) || after(cb.sack.high_rxt, cb.snd_max) {
+        cb.sack.high_rxt = cb.snd_una;
+    }
     if !after(cb.sack.lost_end, cb.snd_una) {
         cb.sack.lost_end = cb.snd_una;
     }
