@@ -1438,7 +1438,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         } else {
             let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
             eprintln!("== tcp: under loss, through xsknet-impair");
-            r.loss = tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped())?;
+            tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped(), &mut r)?;
             Some(r)
         }
     } else {
