@@ -1439,12 +1439,14 @@ pub fn loss_setup(cpus: (&str, &str), settings: &[Vec<String>]) -> Value {
 /// peer 10.99.0.1, servers 10.99.0.2), for each of [`loss_settings`] curl fetching `loss.bin`
 /// (64 MiB; 4 with `quick`) from nginx and from `xsknet http`. The relay runs unpinned (it is
 /// the wire, not a host); clients and servers on their CPUs as in the rest of the section.
-/// The relay's counters for each setting go in the first row's `detail.relay`.
+/// The relay is started afresh for each row, with the same options and seed for every row of
+/// a setting (so each server meets the same stream of decisions), and its counters for that
+/// row alone go in the row's `detail.relay`.
 ///
 /// # Errors
 ///
-/// The relay (`bin/xsknet-impair`) missing or not starting, a server that does not start.
-/// A transfer that does not complete is a row with `failed` 1, not an error.
+/// The relay (`bin/xsknet-impair`) missing, not starting or failing, a server that does not
+/// start. A transfer that does not complete is a row with `failed` 1, not an error.
 pub fn under_loss(
     bin: &Path,
     dir: &Path,
@@ -1464,21 +1466,23 @@ pub fn under_loss(
     let mut pair = ImpairedPair::with_options(&relay, &opts)?;
     let dir = dir.join("loss");
     std::fs::create_dir_all(&dir)?;
+    // Owned: the relay is restarted (`pair` borrowed mutably) between the rows.
+    let (ns, peer_ns, addr, peer_addr) =
+        (pair.ns().to_string(), pair.peer_ns().to_string(), pair.addr(), pair.peer_addr());
+    // The relay running now has seen no row yet (it was started for the first, or restarted
+    // after the last).
+    let mut fresh = true;
     for (i, args) in settings.iter().enumerate() {
-        if i > 0 {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            let stats = pair.restart_relay(&a)?;
-            attach_relay_stats(&mut r.loss, &stats);
-        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let t = TcpBench {
-            ns: pair.ns(),
+            ns: &ns,
             ifname: IMPAIRED_IF,
-            peer_ns: pair.peer_ns(),
+            peer_ns: &peer_ns,
             peer_ifname: IMPAIRED_PEER_IF,
             dir: &dir,
             bin,
-            server_addr: pair.addr(),
-            peer_addr: pair.peer_addr(),
+            server_addr: addr,
+            peer_addr,
             client_cpu: cpus.0,
             server_cpu: cpus.1,
             quick,
@@ -1496,7 +1500,13 @@ pub fn under_loss(
             if server == "nginx" && (!have("nginx") || (cc.is_none() && default_cc == KERNEL_CC)) {
                 continue;
             }
+            if !fresh {
+                // The previous row's counters, and a relay of this setting from its start.
+                let stats = pair.restart_relay(&a)?;
+                attach_relay_stats(&mut r.loss, &stats);
+            }
             r.loss.push(t.lossy_transfer(server, cc, &impairment)?);
+            fresh = false;
         }
     }
     let stats = pair.stop_relay()?;
@@ -1504,11 +1514,11 @@ pub fn under_loss(
     Ok(())
 }
 
-/// Puts the relay's counters (its `--stats-json`) in the last setting's first row.
+/// Puts the relay's counters (its `--stats-json`, over the last row's transfer alone) in the
+/// last row's `detail.relay`.
 fn attach_relay_stats(rows: &mut [TcpRow], stats: &str) {
-    let Some(last) = rows.last().map(|r| r.detail["impairment"].clone()) else { return };
-    if let Some(first) = rows.iter_mut().find(|r| r.detail["impairment"] == last) {
-        first.detail["relay"] = serde_json::from_str(stats).unwrap_or(Value::Null);
+    if let Some(last) = rows.last_mut() {
+        last.detail["relay"] = serde_json::from_str(stats).unwrap_or_else(|_| json!({ "unreadable": stats }));
     }
 }
 
@@ -1675,8 +1685,8 @@ pub fn markdown(r: &TcpResults) -> String {
             .unwrap_or_default();
         md.push_str(&format!(
             "\nThe loss rows run in namespaces of their own{placed}, with `xsknet-impair` relaying between \
-             them in a middle namespace (unpinned); the relay's counters (frames dropped by loss, by its \
-             queue limit, …) are in the rows' `detail.relay`.\n"
+             them in a middle namespace (unpinned), started afresh for each row; the relay's counters for \
+             each row (frames dropped by loss, by its queue limit, …) are in the row's `detail.relay`.\n"
         ));
         md.push_str(&format!(
             "\n| under loss: curl fetching {} MiB through xsknet-impair | Mbit/s | seconds | failed |\n|---|---:|---:|---:|\n",
