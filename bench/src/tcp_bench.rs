@@ -1422,50 +1422,67 @@ pub fn loss_settings(custom: Option<&str>) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The loss rows: a namespace trio with `xsknet-impair` in the middle
-/// ([`xsknet::testing::ImpairedPair`]: peer 10.99.0.1, servers 10.99.0.2), for each of
-/// [`loss_settings`] curl fetching `loss.bin` (64 MiB; 4 with `quick`) from nginx and from
-/// `xsknet http`. The relay runs unpinned (it is the wire, not a host); clients and servers
-/// on their CPUs as in the rest of the section. The relay's counters for each setting go
-/// in the first row's `detail.relay`.
+/// Where the loss rows run, for the section's setup (`setup.loss`) and its Markdown: their own
+/// namespace trio ([`under_loss`]), the clients and servers on `cpus` (client's, server's) as
+/// in the rest of the section, the relay between them; and the `settings` they ran.
+pub fn loss_setup(cpus: (&str, &str), settings: &[Vec<String>]) -> Value {
+    json!({
+        "clients": format!("peer namespace, CPU {}", cpus.0),
+        "servers": format!("server namespace, CPU {}", cpus.1),
+        "relay": "xsknet-impair in a middle namespace between them, unpinned",
+        "settings": settings.iter().map(|a| a.join(" ")).collect::<Vec<_>>(),
+    })
+}
+
+/// The loss rows, into `r.loss` (and where they ran into `r.setup["loss"]`, [`loss_setup`]):
+/// a namespace trio with `xsknet-impair` in the middle ([`xsknet::testing::ImpairedPair`]:
+/// peer 10.99.0.1, servers 10.99.0.2), for each of [`loss_settings`] curl fetching `loss.bin`
+/// (64 MiB; 4 with `quick`) from nginx and from `xsknet http`. The relay runs unpinned (it is
+/// the wire, not a host); clients and servers on their CPUs as in the rest of the section.
+/// The relay is started afresh for each row, with the same options and seed for every row of
+/// a setting (so each server meets the same stream of decisions), and its counters for that
+/// row alone go in the row's `detail.relay`.
 ///
 /// # Errors
 ///
-/// The relay (`bin/xsknet-impair`) missing or not starting, a server that does not start.
-/// A transfer that does not complete is a row with `failed` 1, not an error.
+/// The relay (`bin/xsknet-impair`) missing, not starting or failing, a server that does not
+/// start. A transfer that does not complete is a row with `failed` 1, not an error.
 pub fn under_loss(
     bin: &Path,
     dir: &Path,
     quick: bool,
     cpus: (&str, &str),
     stopped: &dyn Fn() -> Result<(), BoxError>,
-) -> Result<Vec<TcpRow>, BoxError> {
+    r: &mut TcpResults,
+) -> Result<(), BoxError> {
     use xsknet::testing::{ImpairedPair, ImpairedPairOptions, IMPAIRED_IF, IMPAIRED_PEER_IF};
     let relay = bin.join("xsknet-impair");
     if !relay.exists() {
         return Err(format!("{} missing: run `make build`", relay.display()).into());
     }
     let settings = loss_settings(std::env::var("XSKNET_BENCH_IMPAIR").ok().as_deref());
+    r.setup["loss"] = loss_setup(cpus, &settings);
     let opts = ImpairedPairOptions { kernel_owns_addr: false, relay_args: settings[0].clone(), ..Default::default() };
     let mut pair = ImpairedPair::with_options(&relay, &opts)?;
     let dir = dir.join("loss");
     std::fs::create_dir_all(&dir)?;
-    let mut rows = Vec::new();
+    // Owned: the relay is restarted (`pair` borrowed mutably) between the rows.
+    let (ns, peer_ns, addr, peer_addr) =
+        (pair.ns().to_string(), pair.peer_ns().to_string(), pair.addr(), pair.peer_addr());
+    // The relay running now has seen no row yet (it was started for the first, or restarted
+    // after the last).
+    let mut fresh = true;
     for (i, args) in settings.iter().enumerate() {
-        if i > 0 {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            let stats = pair.restart_relay(&a)?;
-            attach_relay_stats(&mut rows, &stats);
-        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let t = TcpBench {
-            ns: pair.ns(),
+            ns: &ns,
             ifname: IMPAIRED_IF,
-            peer_ns: pair.peer_ns(),
+            peer_ns: &peer_ns,
             peer_ifname: IMPAIRED_PEER_IF,
             dir: &dir,
             bin,
-            server_addr: pair.addr(),
-            peer_addr: pair.peer_addr(),
+            server_addr: addr,
+            peer_addr,
             client_cpu: cpus.0,
             server_cpu: cpus.1,
             quick,
@@ -1483,19 +1500,25 @@ pub fn under_loss(
             if server == "nginx" && (!have("nginx") || (cc.is_none() && default_cc == KERNEL_CC)) {
                 continue;
             }
-            rows.push(t.lossy_transfer(server, cc, &impairment)?);
+            if !fresh {
+                // The previous row's counters, and a relay of this setting from its start.
+                let stats = pair.restart_relay(&a)?;
+                attach_relay_stats(&mut r.loss, &stats);
+            }
+            r.loss.push(t.lossy_transfer(server, cc, &impairment)?);
+            fresh = false;
         }
     }
     let stats = pair.stop_relay()?;
-    attach_relay_stats(&mut rows, &stats);
-    Ok(rows)
+    attach_relay_stats(&mut r.loss, &stats);
+    Ok(())
 }
 
-/// Puts the relay's counters (its `--stats-json`) in the last setting's first row.
+/// Puts the relay's counters (its `--stats-json`, over the last row's transfer alone) in the
+/// last row's `detail.relay`.
 fn attach_relay_stats(rows: &mut [TcpRow], stats: &str) {
-    let Some(last) = rows.last().map(|r| r.detail["impairment"].clone()) else { return };
-    if let Some(first) = rows.iter_mut().find(|r| r.detail["impairment"] == last) {
-        first.detail["relay"] = serde_json::from_str(stats).unwrap_or(Value::Null);
+    if let Some(last) = rows.last_mut() {
+        last.detail["relay"] = serde_json::from_str(stats).unwrap_or_else(|_| json!({ "unreadable": stats }));
     }
 }
 
@@ -1553,14 +1576,23 @@ fn fmt(v: Option<f64>, decimals: usize) -> String {
     }
 }
 
+/// Where a setup (the section's, or its `loss`) says its rows ran: (clients, servers), e.g.
+/// ("peer namespace, CPU 0", "server namespace, CPU 1"); `None` when it does not say.
+fn placement(setup: &Value) -> Option<(&str, &str)> {
+    Some((setup["clients"].as_str()?, setup["servers"].as_str()?))
+}
+
 /// The TCP section's Markdown: one table per kind of row, then issue 10's goals.
 pub fn markdown(r: &TcpResults) -> String {
     let mut md = String::from("\n### TCP: xsknet beside the kernel\n\n");
-    md.push_str(&format!(
-        "Clients in the {}, servers in the {}; each row's commands are in the JSON (`tcp`).\n",
-        r.setup["clients"].as_str().unwrap_or("?"),
-        r.setup["servers"].as_str().unwrap_or("?")
-    ));
+    // The section's own pair holds every row but the loss rows: when none of those ran (only
+    // the loss rows, `--loss-only`), its setup names no namespaces.
+    match placement(&r.setup) {
+        Some((c, s)) => md.push_str(&format!(
+            "Clients in the {c}, servers in the {s}; each row's commands are in the JSON (`tcp`).\n"
+        )),
+        None => md.push_str("Each row's commands are in the JSON (`tcp`).\n"),
+    }
     for s in &r.skipped {
         md.push_str(&format!("\nNot measured: {s}.\n"));
     }
@@ -1648,6 +1680,14 @@ pub fn markdown(r: &TcpResults) -> String {
         }
     }
     if !r.loss.is_empty() {
+        let placed = placement(&r.setup["loss"])
+            .map(|(c, s)| format!(", clients in the {c}, servers in the {s}"))
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "\nThe loss rows run in namespaces of their own{placed}, with `xsknet-impair` relaying between \
+             them in a middle namespace (unpinned), started afresh for each row; the relay's counters for \
+             each row (frames dropped by loss, by its queue limit, …) are in the row's `detail.relay`.\n"
+        ));
         md.push_str(&format!(
             "\n| under loss: curl fetching {} MiB through xsknet-impair | Mbit/s | seconds | failed |\n|---|---:|---:|---:|\n",
             r.loss[0].detail["bytes"].as_f64().unwrap_or(0.0) / 1048576.0
@@ -1920,6 +1960,48 @@ Transfer/sec:     72.00MB
             metrics: k.iter().map(|(a, b)| (a.to_string(), *b)).collect(),
             detail: Value::Null,
         }
+    }
+
+    /// A loss row as `lossy_transfer` makes it: its `detail` holds the file's size.
+    fn loss_row(server: &str) -> TcpRow {
+        let mut r = row(server, &format!("{server}, xsknet-impair --loss 3 --seed 4"), &[("mbit_per_s", 10.0)]);
+        r.detail = json!({ "bytes": 4.0 * 1048576.0, "impairment": "xsknet-impair --loss 3 --seed 4" });
+        r
+    }
+
+    #[test]
+    fn markdown_says_where_the_rows_ran_in_every_combination() {
+        // Only the loss rows (`--tcp-only --loss-only`): no other row set the section's setup.
+        let r = TcpResults { loss: vec![loss_row("nginx"), loss_row("xsknet-http")], ..Default::default() };
+        let md = markdown(&r);
+        assert!(!md.contains('?'), "{md}");
+        assert!(md.contains("\nEach row's commands are in the JSON"), "{md}");
+        // With where they ran (`under_loss` records it): named before their table.
+        let mut r = r;
+        r.setup["loss"] = loss_setup(("0", "1"), &loss_settings(None));
+        let md = markdown(&r);
+        assert!(!md.contains('?'), "{md}");
+        let loss = md.find(
+            "The loss rows run in namespaces of their own, clients in the peer namespace, CPU 0, \
+                            servers in the server namespace, CPU 1, with `xsknet-impair`",
+        );
+        assert!(loss.is_some_and(|at| at < md.find("| under loss").unwrap()), "{md}");
+        // The whole section: the rows of the section's own pair, and the loss rows in theirs.
+        let mut all = TcpResults {
+            setup: json!({ "clients": "peer namespace, CPU 0", "servers": "server namespace, CPU 1" }),
+            requests: vec![row("nginx", "nginx, wrk keep-alive", &[("requests_per_s", 60_000.0)])],
+            ..r
+        };
+        all.setup["loss"] = loss_setup(("0", "1"), &loss_settings(None));
+        let md = markdown(&all);
+        assert!(!md.contains('?'), "{md}");
+        assert!(
+            md.contains("\nClients in the peer namespace, CPU 0, servers in the server namespace, CPU 1; each row's")
+        );
+        assert!(md.contains("The loss rows run in namespaces of their own, clients in the peer namespace"), "{md}");
+        // Neither: no loss rows, no setup (a section that measured nothing).
+        let md = markdown(&TcpResults::default());
+        assert!(!md.contains('?') && !md.contains("loss rows"), "{md}");
     }
 
     #[test]

@@ -149,9 +149,10 @@ struct Cli {
     #[arg(long, default_value_t = -20, allow_hyphen_values = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     autogroup_nice: i32,
-    /// Directory holding xsknet, xsknet-pktgen and baseline.
-    #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
+    /// Directory holding xsknet, baseline, xsknet-pktgen, udp-check and xsknet-impair
+    /// (default: this binary's own directory, wherever it is run from).
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
 }
 
 /// How the flood section's legitimate client is scheduled.
@@ -1295,9 +1296,21 @@ fn today() -> String {
 /// What the run did to its scheduling autogroup, for the setup in the results.
 static AUTOGROUP_NOTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The directory of xsknet, baseline, xsknet-pktgen, udp-check and xsknet-impair: `--bin-dir`,
+/// else this binary's own (cargo puts them all in one, `$CARGO_TARGET_DIR/release`).
+fn bin_dir(cli: &Cli) -> Result<PathBuf, BoxError> {
+    match &cli.bin_dir {
+        Some(d) => Ok(d.clone()),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
+            Ok(exe.parent().ok_or("no directory for this binary")?.to_path_buf())
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), BoxError> {
-    let bin = std::fs::canonicalize(&cli.bin_dir)
-        .map_err(|e| format!("{}: {e} (run `make build` first)", cli.bin_dir.display()))?;
+    let dir = bin_dir(cli)?;
+    let bin = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e} (run `make build` first)", dir.display()))?;
     for exe in ["xsknet", "baseline", "xsknet-pktgen", "udp-check"] {
         if !bin.join(exe).exists() {
             return Err(format!("{} missing: run `make build`", bin.join(exe).display()).into());
@@ -1425,7 +1438,7 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         } else {
             let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
             eprintln!("== tcp: under loss, through xsknet-impair");
-            r.loss = tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped())?;
+            tcp_bench::under_loss(&b.bin, &b.dir, cli.quick, (GEN_CPU, RX_CPU), &|| b.stopped(), &mut r)?;
             Some(r)
         }
     } else {
@@ -2106,6 +2119,15 @@ fn update_readme(md: &str, plots: &[(PathBuf, String)], tcp_plot: Option<&Path>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_dir_is_this_binary_s_own_unless_given() {
+        // Whatever the working directory and CARGO_TARGET_DIR: where this binary is.
+        let here = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+        assert_eq!(bin_dir(&Cli::parse_from(["side-by-side"])).unwrap(), here);
+        let given = Cli::parse_from(["side-by-side", "--bin-dir", "/opt/xsknet/bin"]);
+        assert_eq!(bin_dir(&given).unwrap(), PathBuf::from("/opt/xsknet/bin"));
+    }
 
     #[test]
     fn proc_stat_cpu_lines() {
