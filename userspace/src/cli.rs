@@ -158,8 +158,9 @@ impl GuardArgs {
 
 /// The TCP sysctls a serving command takes, named and valued as Linux's
 /// `net.ipv4.tcp_*` (`sysctl -w net.ipv4.tcp_timestamps=0` is
-/// `--tcp-timestamps 0`); each left out keeps Linux's default. Flattened
-/// into each serving command (docs/tcp.md).
+/// `--tcp-timestamps 0`); each left out keeps Linux's default; and `--hz`, the
+/// kernel's tick, which TCP's clock copies. Flattened into each serving
+/// command (docs/tcp.md).
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct TcpSysctlArgs {
     /// `net.ipv4.tcp_timestamps`: 1 (default) RFC 7323 timestamps with a random offset per
@@ -187,6 +188,11 @@ pub struct TcpSysctlArgs {
     /// 4656,6208,9312 for 1024).
     #[arg(long, value_name = "MIN,PRESSURE,MAX", value_parser = crate::ipv4::tcp::mem::TcpMemLimits::parse)]
     pub tcp_mem: Option<crate::ipv4::tcp::mem::TcpMemLimits>,
+    /// `CONFIG_HZ` of the kernel to copy: the tick of CUBIC's clock, jiffies a second
+    /// (default: the running kernel's, read from the resolution of CLOCK_MONOTONIC_COARSE;
+    /// 1000 if it cannot be read).
+    #[arg(long, value_name = "100|250|300|1000", value_parser = clap::value_parser!(u32).range(24..=10000))]
+    pub hz: Option<u32>,
 }
 
 impl TcpSysctlArgs {
@@ -220,6 +226,7 @@ impl TcpSysctlArgs {
         if let Some(v) = self.tcp_mem {
             cfg.tcp_mem = Some(v);
         }
+        cfg.hz = self.hz.or_else(crate::jiffies::host_hz).unwrap_or(crate::jiffies::HZ_DEFAULT);
     }
 }
 

@@ -47,6 +47,7 @@ pub mod handoff;
 pub mod inet_diag;
 pub mod inet_hashtables;
 pub mod ipv4;
+pub mod jiffies;
 pub mod latency;
 pub mod metrics;
 pub mod neighbour;

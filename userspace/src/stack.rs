@@ -118,6 +118,10 @@ pub struct StackConfig {
     /// loss probe two RTTs after the last segment when nothing came back
     /// (RFC 8985 §7); 0 leaves a lost tail to the RTO.
     pub tcp_early_retrans: u8,
+    /// `CONFIG_HZ`: the jiffies a second of the kernel whose TCP is copied, the tick of
+    /// CUBIC's clock (net/ipv4/tcp_cubic.c keeps it in `tcp_jiffies32`); 1000 by default.
+    /// The xsknet binary gives the running kernel's ([`crate::jiffies::host_hz`]).
+    pub hz: u32,
     /// `net.ipv4.tcp_congestion_control`: new TCP sockets' algorithm
     /// (CUBIC, Linux's default; `SockOpt::Congestion` per socket).
     pub tcp_congestion: crate::stream::CongAlgo,
@@ -160,6 +164,7 @@ impl StackConfig {
             tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps::On,
             tcp_recovery: crate::ipv4::tcp::rack::TCP_RACK_LOSS_DETECTION,
             tcp_early_retrans: 3,
+            hz: crate::jiffies::HZ_DEFAULT,
             tcp_congestion: crate::stream::CongAlgo::Cubic,
             tcp_max_pacing_rate: u64::MAX,
             tcp_mem: None,
@@ -225,6 +230,7 @@ impl<D: NetDevice> Stack<D> {
         });
         net.tcp.recovery = cfg.tcp_recovery;
         net.tcp.early_retrans = cfg.tcp_early_retrans;
+        net.tcp.hz = if cfg.hz == 0 { crate::jiffies::HZ_DEFAULT } else { cfg.hz };
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

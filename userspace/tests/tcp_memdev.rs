@@ -3954,7 +3954,7 @@ fn a_syn_cookie_with_timestamps_keeps_window_scale_and_sack() {
 
 /// RACK-TLP (RFC 8985 §7, `tcp_schedule_loss_probe`, `tcp_send_loss_probe`):
 /// the last three segments of a flight are lost, so no SACK comes back.
-/// Two smoothed RTTs (plus 2 ms) after the last ACK, the last segment goes
+/// Two smoothed RTTs (plus 2 ms, in whole jiffies) after the last ACK, the last segment goes
 /// again as a probe (`TcpExtTCPLossProbes`); the peer SACKs it, RACK marks
 /// the two below it lost (sent before it, older than the RTT plus the
 /// reordering window), and recovery repairs them: no timeout.
@@ -3965,7 +3965,8 @@ fn a_lost_tail_is_recovered_by_a_loss_probe_without_a_timeout() {
     b.send(hdr(PPORT, port, PISN + 1, seg(7), ACK, PEER_WIN), &[]);
     b.none();
     let info = b.s.tcp_info(fd).unwrap();
-    let pto = Duration::from_micros(2 * u64::from(info.rtt_us)) + ms(2);
+    // Whole jiffies (HZ 1000, the default): usecs_to_jiffies(2·srtt + 2 ms).
+    let pto = xsknet::jiffies::round_up(Duration::from_micros(2 * u64::from(info.rtt_us)) + ms(2), 1000);
     assert!(Duration::from_micros(u64::from(info.rto_us)) > pto, "the probe comes before the RTO");
     b.at(ms(150) + pto - Duration::from_micros(10));
     b.none();
@@ -4004,7 +4005,8 @@ fn a_dsack_of_the_loss_probe_does_not_undo_a_real_recovery() {
     b.send(hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN), &[]);
     b.none();
     let info = b.s.tcp_info(fd).unwrap();
-    let pto = Duration::from_micros(2 * u64::from(info.rtt_us)) + ms(2);
+    // Whole jiffies (HZ 1000, the default): usecs_to_jiffies(2·srtt + 2 ms).
+    let pto = xsknet::jiffies::round_up(Duration::from_micros(2 * u64::from(info.rtt_us)) + ms(2), 1000);
     b.at(ms(150) + pto);
     assert_eq!(b.one().r.seq, seg(9), "the loss probe");
     let before = b.s.tcp_info(fd).unwrap();

@@ -406,7 +406,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     }
     let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     let setup = format!(
-        "{} on {} {}:{} (queue {}, {} mode, MTU {}, {}-byte frames, multi-buffer {}, XDP {} mode, prog id {}, {}{})",
+        "{} on {} {}:{} (queue {}, {} mode, MTU {}, {}-byte frames, multi-buffer {}, XDP {} mode, prog id {}, {}, HZ {}{})",
         app.name(),
         args.iface,
         addr,
@@ -419,6 +419,7 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
         xdp.mode(),
         xdp.program_id(),
         if args.threaded { "threaded" } else { "run-to-completion" },
+        stack.config().hz,
         match (&guard, &args.guard.guard_rules) {
             (None, _) => String::new(),
             (Some(_), Some(path)) => format!(", guard: {}", path.display()),

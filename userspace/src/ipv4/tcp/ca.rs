@@ -102,11 +102,12 @@ pub enum Congestion {
 }
 
 impl Congestion {
-    /// `tcp_init_congestion_control` for `algo`, a new round from `snd_nxt`.
-    pub fn new(algo: CongAlgo, snd_nxt: u32, now: Instant) -> Congestion {
+    /// `tcp_init_congestion_control` for `algo`, a new round from `snd_nxt`,
+    /// the algorithm's clock in jiffies of `hz` a second (`CONFIG_HZ`).
+    pub fn new(algo: CongAlgo, snd_nxt: u32, now: Instant, hz: u32) -> Congestion {
         match algo {
             CongAlgo::Reno => Congestion::Reno(Reno),
-            CongAlgo::Cubic => Congestion::Cubic(Cubic::new(snd_nxt, now)),
+            CongAlgo::Cubic => Congestion::Cubic(Cubic::new(snd_nxt, now, hz)),
         }
     }
 

@@ -331,7 +331,7 @@ impl TcpCb {
         let sock = Arc::new(Sock::new(crate::sock::SockType::Stream, 0, 0, 2048));
         let a = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 1);
         let mut c = TcpCb::new(sock, a, a, 1460);
-        c.ca = Congestion::new(algo, 0, Instant::now());
+        c.ca = Congestion::new(algo, 0, Instant::now(), crate::jiffies::HZ_DEFAULT);
         c
     }
 

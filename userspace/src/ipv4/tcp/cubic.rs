@@ -11,10 +11,15 @@
 //! The arithmetic is Linux's fixed point: time in units of 2⁻¹⁰ s
 //! (`BICTCP_HZ`), the cube root as `cubic_root`, `cnt` as "grow the window
 //! by one after `cnt` ACKed segments" fed to `tcp_cong_avoid_ai`. Linux's
-//! clock for the curve is jiffies (HZ 1000: 1 ms); ours is the time passed
-//! in, in ms.
+//! clock for the curve is jiffies, and so is ours: the time passed in, in
+//! ticks of the `HZ` the connection was given ([`crate::jiffies`]). The tick
+//! matters at short RTTs: `cnt` is recomputed at most once a jiffy, and not
+//! for `HZ/32` jiffies while the window stands still, so at `HZ` 250 a window
+//! that starts to grow keeps growing at one segment per two ACKed for 4 ms.
 
 use std::time::{Duration, Instant};
+
+use crate::jiffies::{jiffies_in, usecs_to_jiffies, HZ_DEFAULT};
 
 /// `BICTCP_BETA_SCALE`.
 const BETA_SCALE: u32 = 1024;
@@ -61,16 +66,17 @@ pub struct Cubic {
     cnt: u32,
     /// `last_max_cwnd`: W_max, segments.
     last_max_cwnd: u32,
-    /// `last_cwnd` and `last_time`: the window when `cnt` was last computed, and when.
+    /// `last_cwnd` and `last_time`: the window when `cnt` was last computed, and when
+    /// (jiffies since the connection's clock origin).
     last_cwnd: u32,
-    last_time_ms: u64,
+    last_time: u64,
     /// `bic_origin_point` and `bic_K` (2⁻¹⁰ s).
     origin_point: u32,
     k: u64,
     /// `delay_min`: the smallest RTT seen, µs (0: none yet).
     delay_min_us: u32,
-    /// `epoch_start`, ms since the connection's clock origin (0: no epoch).
-    epoch_start_ms: u64,
+    /// `epoch_start`, jiffies since the connection's clock origin (0: no epoch).
+    epoch_start: u64,
     /// `ack_cnt` and `tcp_cwnd`: the Reno-friendly estimate.
     ack_cnt: u32,
     tcp_cwnd: u32,
@@ -87,13 +93,17 @@ pub struct Cubic {
     paced: bool,
     /// The clock's origin (the first call): times above are relative to it.
     origin: Option<Instant>,
+    /// `HZ`: jiffies a second.
+    hz: u32,
 }
 
 impl Cubic {
-    fn ms(&mut self, now: Instant) -> u64 {
+    /// `tcp_jiffies32`: jiffies since the clock's origin.
+    fn jiffies(&mut self, now: Instant) -> u64 {
         let o = *self.origin.get_or_insert(now);
+        let us = now.saturating_duration_since(o).as_micros().min(u128::from(u64::MAX)) as u64;
         // Never 0, so that an epoch started now is not "no epoch".
-        now.saturating_duration_since(o).as_millis() as u64 + 1
+        jiffies_in(us, self.hz) + 1
     }
 
     fn us(&mut self, now: Instant) -> u64 {
@@ -101,9 +111,11 @@ impl Cubic {
         now.saturating_duration_since(o).as_micros() as u64
     }
 
-    /// `cubictcp_init`: a fresh state, HyStart's round starting at `snd_nxt`.
-    pub fn new(snd_nxt: u32, now: Instant) -> Cubic {
-        let mut c = Cubic::default();
+    /// `cubictcp_init`: a fresh state, HyStart's round starting at `snd_nxt`,
+    /// on a clock of `hz` jiffies a second (`CONFIG_HZ`; 0 is taken as 1000).
+    pub fn new(snd_nxt: u32, now: Instant, hz: u32) -> Cubic {
+        let hz = if hz == 0 { HZ_DEFAULT } else { hz };
+        let mut c = Cubic { hz, ..Cubic::default() };
         c.hystart_reset(snd_nxt, now);
         c
     }
@@ -111,8 +123,8 @@ impl Cubic {
     /// `bictcp_reset`: everything but the clock (and what pacing said, which is the
     /// socket's, not the algorithm's).
     fn reset(&mut self) {
-        let (origin, ack_delay_us, paced) = (self.origin, self.ack_delay_us, self.paced);
-        *self = Cubic { origin, ack_delay_us, paced, ..Cubic::default() };
+        let (origin, ack_delay_us, paced, hz) = (self.origin, self.ack_delay_us, self.paced, self.hz);
+        *self = Cubic { origin, ack_delay_us, paced, hz, ..Cubic::default() };
     }
 
     /// The socket's pacing as HyStart's ACK-train test reads it: `hystart_ack_delay`
@@ -136,7 +148,7 @@ impl Cubic {
     /// convergence when the window had not regained the last W_max) and the
     /// new threshold, `cwnd·β`, at least 2.
     pub fn ssthresh(&mut self, cwnd: u32) -> u32 {
-        self.epoch_start_ms = 0;
+        self.epoch_start = 0;
         // In u64: no overflow for any window.
         let w = u64::from(cwnd);
         self.last_max_cwnd = if cwnd < self.last_max_cwnd {
@@ -157,26 +169,27 @@ impl Cubic {
     /// with nothing in flight: the epoch moves on by the idle time, so the
     /// curve does not jump for time the connection did not use.
     pub fn on_tx_start(&mut self, idle: Duration, now: Instant) {
-        if self.epoch_start_ms != 0 && !idle.is_zero() {
-            let now_ms = self.ms(now);
-            self.epoch_start_ms = (self.epoch_start_ms + idle.as_millis() as u64).min(now_ms);
+        if self.epoch_start != 0 && !idle.is_zero() {
+            let now_j = self.jiffies(now);
+            let idle_us = idle.as_micros().min(u128::from(u64::MAX)) as u64;
+            self.epoch_start = (self.epoch_start + jiffies_in(idle_us, self.hz)).min(now_j);
         }
     }
 
     /// `bictcp_update`: `cnt` for a window of `cwnd` after `acked` more
     /// ACKed segments.
     fn update(&mut self, cwnd: u32, acked: u32, now: Instant) {
-        let now_ms = self.ms(now);
+        let now_j = self.jiffies(now);
         self.ack_cnt = self.ack_cnt.saturating_add(acked);
-        if self.last_cwnd == cwnd && now_ms.saturating_sub(self.last_time_ms) <= 1000 / 32 {
+        if self.last_cwnd == cwnd && now_j.saturating_sub(self.last_time) <= u64::from(self.hz / 32) {
             return;
         }
-        // At most once per ms (Linux: per jiffy); a reduction clears the epoch.
-        if !(self.epoch_start_ms != 0 && now_ms == self.last_time_ms) {
+        // At most once per jiffy; a reduction clears the epoch.
+        if !(self.epoch_start != 0 && now_j == self.last_time) {
             self.last_cwnd = cwnd;
-            self.last_time_ms = now_ms;
-            if self.epoch_start_ms == 0 {
-                self.epoch_start_ms = now_ms;
+            self.last_time = now_j;
+            if self.epoch_start == 0 {
+                self.epoch_start = now_j;
                 self.ack_cnt = acked;
                 self.tcp_cwnd = cwnd;
                 if self.last_max_cwnd <= cwnd {
@@ -188,8 +201,8 @@ impl Cubic {
                 }
             }
             // t = time since the epoch plus the minimum RTT, in 2⁻¹⁰ s.
-            let t_ms = now_ms - self.epoch_start_ms + u64::from(self.delay_min_us).div_ceil(1000);
-            let t = (t_ms << BICTCP_HZ) / 1000;
+            let t_j = now_j - self.epoch_start + usecs_to_jiffies(u64::from(self.delay_min_us), self.hz);
+            let t = (t_j << BICTCP_HZ) / u64::from(self.hz);
             let offs = t.abs_diff(self.k);
             // u64 arithmetic that wraps past ~6 minutes from K, as Linux's does.
             let cube = CUBE_RTT_SCALE.wrapping_mul(offs).wrapping_mul(offs).wrapping_mul(offs);
@@ -240,9 +253,9 @@ impl Cubic {
         snd_nxt: u32,
         now: Instant,
     ) -> HystartExit {
-        let now_ms = self.ms(now);
+        let now_j = self.jiffies(now);
         // No delay samples in the first second after a reduction.
-        if self.epoch_start_ms != 0 && now_ms.saturating_sub(self.epoch_start_ms) < 1000 {
+        if self.epoch_start != 0 && now_j.saturating_sub(self.epoch_start) < u64::from(self.hz) {
             return HystartExit::None;
         }
         let delay = (rtt.as_micros() as u64).clamp(1, u64::from(u32::MAX)) as u32;
@@ -323,9 +336,29 @@ mod tests {
         assert_eq!(cubic_root(u64::MAX), 2_642_245);
     }
 
+    /// The curve's clock is the jiffy (`tcp_jiffies32`): `cnt` is
+    /// recomputed at most once a jiffy. At `HZ` 1000 a window that grew
+    /// 1 ms later gets a new `cnt`; at `HZ` 250 it keeps the old one until
+    /// the next 4 ms tick.
+    #[test]
+    fn cnt_is_recomputed_at_most_once_a_jiffy() {
+        let cnts = |hz: u32| {
+            let t0 = Instant::now();
+            let mut c = Cubic::new(0, t0, hz);
+            c.ssthresh(20);
+            let ms = |n: u64| t0 + Duration::from_millis(n);
+            [c.cong_avoid_cnt(14, 1, ms(1)), c.cong_avoid_cnt(15, 1, ms(2)), c.cong_avoid_cnt(15, 1, ms(5))]
+        };
+        let [a, b, c] = cnts(1000);
+        assert!(a != b && b == c, "HZ 1000: new cnt at 2 ms, {a} {b} {c}");
+        let [a, b, c] = cnts(250);
+        assert!(a == b && b != c, "HZ 250: the same cnt until the 4 ms tick, {a} {b} {c}");
+        assert_eq!(c, cnts(1000)[2], "the same curve once both clocks have ticked");
+    }
+
     #[test]
     fn a_loss_keeps_seven_tenths_and_fast_convergence_lowers_w_max() {
-        let mut c = Cubic::new(0, Instant::now());
+        let mut c = Cubic::new(0, Instant::now(), 1000);
         assert_eq!(c.ssthresh(100), 70);
         assert_eq!(c.last_max_cwnd, 100);
         // A second loss below the last W_max: W_max = cwnd·(1 + β)/2.
@@ -339,7 +372,7 @@ mod tests {
     /// `tcp_cong_avoid_ai` as `cong::cong_avoid` runs it.
     fn time_back_to_w_max(rtt: Duration) -> (Duration, u32) {
         let t0 = Instant::now();
-        let mut c = Cubic::new(0, t0);
+        let mut c = Cubic::new(0, t0, 1000);
         c.ssthresh(100);
         let (mut cwnd, mut cnt_acc, mut t, mut back_at) = (70u32, 0u32, t0, None);
         while t - t0 < Duration::from_secs(30) {
@@ -389,7 +422,7 @@ mod tests {
     #[test]
     fn hystart_leaves_slow_start_on_a_long_ack_train() {
         let t0 = Instant::now();
-        let mut c = Cubic::new(1000, t0);
+        let mut c = Cubic::new(1000, t0, 1000);
         // Min RTT 10 ms; a round's ACKs 1 ms apart, from snd_una past 1000.
         let mut exit = HystartExit::None;
         for i in 0..20u32 {
@@ -406,7 +439,7 @@ mod tests {
     #[test]
     fn hystart_leaves_slow_start_when_the_delay_rises() {
         let t0 = Instant::now();
-        let mut c = Cubic::new(0, t0);
+        let mut c = Cubic::new(0, t0, 1000);
         // ACKs 3 ms apart (no train); a round of 9 samples at 20 ms, then
         // one round later every sample at 26 ms (> 20 + max(4, 20/8) ms).
         c.pkts_acked(Duration::from_millis(20), 8, true, 0, 100, t0);

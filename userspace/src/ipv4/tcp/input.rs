@@ -275,8 +275,8 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
 /// control starts (`tcp_init_congestion_control`, the sock's
 /// `TCP_CONGESTION`), and with `SO_KEEPALIVE` its keepalive timer is armed
 /// `TCP_KEEPIDLE` from now (`tcp_finish_connect`, `tcp_create_openreq_child`).
-fn tcp_init_transfer(cb: &mut TcpCb, now: Instant) {
-    cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now);
+fn tcp_init_transfer(cb: &mut TcpCb, now: Instant, hz: u32) {
+    cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now, hz);
     // The listener's or the socket's SO_MAX_PACING_RATE (sk_clone_lock copies it), and the
     // first pacing rate (tcp_rcv_state_process: tcp_update_pacing_rate on ESTABLISHED).
     let (rate, needed) = cb.tsk().max_pacing_rate();
@@ -423,7 +423,7 @@ fn rcv_synsent(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
-        tcp_init_transfer(cb, now);
+        tcp_init_transfer(cb, now, net.tcp.hz);
         // tcp_ack of the SYN-ACK acknowledged our SYN (forward progress):
         // the ACK that follows confirms the neighbour (sk_dst_confirm).
         cb.dst_pending_confirm = true;
@@ -560,7 +560,7 @@ fn rcv_state_process(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
-        tcp_init_transfer(cb, now);
+        tcp_init_transfer(cb, now, net.tcp.hz);
     } else if acceptable.is_err() {
         // RFC 5961 §5.2: a challenge ACK in every synchronized state
         // (`tcp_ack` sends it in ESTABLISHED, `tcp_rcv_state_process` in
@@ -832,7 +832,7 @@ fn tcp_ack(
             }
         }
         // tcp_set_xmit_timer: the probe timer, in the Open state.
-        super::rack::tcp_schedule_loss_probe(cb, now, true, net.tcp.tlp());
+        super::rack::tcp_schedule_loss_probe(cb, now, true, net.tcp.tlp(), net.tcp.hz);
         // tcp_cong_control: no growth while the window is being reduced,
         // nor on the ACK that ends the reduction (as the NewReno path).
         match cb.ca_state {
@@ -1599,7 +1599,7 @@ fn create_openreq_child(
     net.mib.TcpPassiveOpens += 1;
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);
-    tcp_init_transfer(&mut cb, now);
+    tcp_init_transfer(&mut cb, now, net.tcp.hz);
     let id = net.tcp.insert(cb);
     net.tcp.hash_established(key, id);
     let _ = ltsk.accept_queue().push(sock);

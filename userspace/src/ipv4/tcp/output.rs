@@ -625,7 +625,7 @@ fn write_xmit(
         cb.cwnd = saved_cwnd;
     } else if sent > 0 {
         // tcp_write_xmit → tcp_schedule_loss_probe.
-        super::rack::tcp_schedule_loss_probe(cb, now, false, net.tcp.tlp());
+        super::rack::tcp_schedule_loss_probe(cb, now, false, net.tcp.tlp(), net.tcp.hz);
     }
     // Data waits behind a zero window with nothing in flight: probe it.
     if cb.in_flight() == 0 && cb.write_seq() != cb.snd_nxt && cb.snd_wnd == 0 && cb.rto_at.is_none() {

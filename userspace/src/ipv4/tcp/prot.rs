@@ -324,7 +324,7 @@ pub fn tcp_reinit_congestion_control(net: &mut Net, id: CbId, now: std::time::In
         // as it is.
         let algo = cb.tsk().congestion();
         if !matches!(cb.state, TcpState::Close | TcpState::Listen) && cb.ca.algo() != algo {
-            cb.ca = super::cong::Congestion::new(algo, cb.snd_nxt, now);
+            cb.ca = super::cong::Congestion::new(algo, cb.snd_nxt, now, net.tcp.hz);
         }
         finish(net, id, cb, Fate::Keep);
     }

@@ -237,10 +237,12 @@ pub fn lost_out(cb: &TcpCb) -> bool {
 /// `tcp_schedule_loss_probe`: in the Open state with SACK and data in
 /// flight, a tail loss probe in two smoothed RTTs (plus `TCP_RTO_MIN` with
 /// one segment in flight, for the peer's delayed ACK, else plus
-/// `TCP_TIMEOUT_MIN`; 1 s without an RTT sample), never later than the RTO
-/// would fire (`advancing_rto`: the RTO restarted now). Returns whether it
-/// armed it (`enabled`: `tcp_early_retrans` 3, with RACK).
-pub fn tcp_schedule_loss_probe(cb: &mut TcpCb, now: Instant, advancing_rto: bool, enabled: bool) -> bool {
+/// `TCP_TIMEOUT_MIN`; 1 s without an RTT sample), rounded up to whole
+/// jiffies of `hz` a second (Linux: `usecs_to_jiffies(2·srtt +
+/// TCP_TIMEOUT_MIN_US)`), never later than the RTO would fire
+/// (`advancing_rto`: the RTO restarted now). Returns whether it armed it
+/// (`enabled`: `tcp_early_retrans` 3, with RACK).
+pub fn tcp_schedule_loss_probe(cb: &mut TcpCb, now: Instant, advancing_rto: bool, enabled: bool, hz: u32) -> bool {
     cb.rack.tlp_at = None;
     if !enabled || !cb.sack_ok || cb.in_flight() == 0 || cb.ca_state != CaState::Open {
         return false;
@@ -248,7 +250,8 @@ pub fn tcp_schedule_loss_probe(cb: &mut TcpCb, now: Instant, advancing_rto: bool
     let mut timeout = if cb.srtt_us > 0 {
         let srtt2 = Duration::from_micros(2 * u64::from(cb.srtt_us));
         let one = cb.in_flight().div_ceil(cb.mss.max(1)) == 1;
-        srtt2 + if one { TCP_RTO_MIN } else { TCP_TIMEOUT_MIN }
+        // In whole jiffies, as the timer is armed (`usecs_to_jiffies`).
+        crate::jiffies::round_up(srtt2 + if one { TCP_RTO_MIN } else { TCP_TIMEOUT_MIN }, hz)
     } else {
         TCP_TIMEOUT_INIT
     };
@@ -257,7 +260,7 @@ pub fn tcp_schedule_loss_probe(cb: &mut TcpCb, now: Instant, advancing_rto: bool
         _ => cb.rto_backed_off(),
     };
     if !rto_delta.is_zero() {
-        timeout = timeout.min(rto_delta);
+        timeout = timeout.min(crate::jiffies::round_up(rto_delta, hz));
     }
     cb.rack.tlp_at = Some(now + timeout);
     true
@@ -289,6 +292,25 @@ pub fn tcp_process_tlp_ack(mib: &mut Mib, cb: &mut TcpCb, ack: u32, dsack_tlp: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe timer is armed in jiffies (`usecs_to_jiffies(2·srtt +
+    /// TCP_TIMEOUT_MIN_US)`): at a 2.35 ms RTT, 6.7 ms is 7 ms at HZ 1000
+    /// and two 4 ms jiffies, 8 ms, at HZ 250.
+    #[test]
+    fn the_loss_probe_waits_whole_jiffies() {
+        let probe_in = |hz: u32| {
+            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+            let now = Instant::now();
+            cb.sack_ok = true;
+            cb.mss = 1448;
+            cb.srtt_us = 2350;
+            cb.snd_nxt = cb.snd_una.wrapping_add(4 * 1448);
+            assert!(tcp_schedule_loss_probe(&mut cb, now, true, true, hz));
+            cb.rack.tlp_at.unwrap() - now
+        };
+        assert_eq!(probe_in(1000), Duration::from_millis(7));
+        assert_eq!(probe_in(250), Duration::from_millis(8));
+    }
 
     /// A full transmit log stamps the newest record again when new data
     /// joins it (`TxLog::sent`), so that data looks sent later than it

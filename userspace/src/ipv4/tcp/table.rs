@@ -99,6 +99,8 @@ pub struct TcpTable {
     pub recovery: u8,
     /// `net.ipv4.tcp_early_retrans`: tail loss probes with 3 or 4 (3, Linux's default).
     pub early_retrans: u8,
+    /// `CONFIG_HZ`: jiffies a second, the tick of CUBIC's clock ([`crate::jiffies`]).
+    pub hz: u32,
     /// Time zero of the ISN clock.
     epoch: Instant,
 }
@@ -141,6 +143,7 @@ impl TcpTable {
             )),
             recovery: super::rack::TCP_RACK_LOSS_DETECTION,
             early_retrans: 3,
+            hz: crate::jiffies::HZ_DEFAULT,
             epoch,
         }
     }
