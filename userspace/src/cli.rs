@@ -188,9 +188,9 @@ pub struct TcpSysctlArgs {
     /// 4656,6208,9312 for 1024).
     #[arg(long, value_name = "MIN,PRESSURE,MAX", value_parser = crate::ipv4::tcp::mem::TcpMemLimits::parse)]
     pub tcp_mem: Option<crate::ipv4::tcp::mem::TcpMemLimits>,
-    /// `CONFIG_HZ` of the kernel to copy: the tick of CUBIC's clock, jiffies a second
-    /// (default: the running kernel's, read from the resolution of CLOCK_MONOTONIC_COARSE;
-    /// 1000 if it cannot be read).
+    /// `CONFIG_HZ` of the kernel to copy, jiffies a second (24 to 10000): the tick of CUBIC's
+    /// clock and of the loss probe and reordering timers (default: the running kernel's, read
+    /// from the resolution of CLOCK_MONOTONIC_COARSE; 1000 if it cannot be read).
     #[arg(long, value_name = "100|250|300|1000", value_parser = clap::value_parser!(u32).range(24..=10000))]
     pub hz: Option<u32>,
 }

@@ -23,13 +23,14 @@ pub fn jiffies_in(us: u64, hz: u32) -> u64 {
     (u128::from(us) * u128::from(hz) / 1_000_000).min(u128::from(u64::MAX)) as u64
 }
 
-/// `d` rounded up to whole jiffies of `hz` per second: how long a timer
-/// armed for `usecs_to_jiffies(d)` waits.
+/// `d` rounded up to whole jiffies of `hz` per second (0: [`HZ_DEFAULT`]): how
+/// long a timer armed for `usecs_to_jiffies(d)` waits.
 pub fn round_up(d: std::time::Duration, hz: u32) -> std::time::Duration {
+    let hz = if hz == 0 { HZ_DEFAULT } else { hz };
     let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
     let j = usecs_to_jiffies(us, hz);
     std::time::Duration::from_micros(
-        (u128::from(j) * 1_000_000).div_ceil(u128::from(hz.max(1))).min(u128::from(u64::MAX)) as u64,
+        (u128::from(j) * 1_000_000).div_ceil(u128::from(hz)).min(u128::from(u64::MAX)) as u64
     )
 }
 
@@ -65,6 +66,8 @@ mod tests {
         assert_eq!(round_up(std::time::Duration::from_micros(6700), 250), ms(8));
         assert_eq!(round_up(ms(8), 250), ms(8));
         assert_eq!(round_up(std::time::Duration::from_micros(6700), 1000), ms(7));
+        // No tick given is the default one, not a timer that never waits.
+        assert_eq!(round_up(std::time::Duration::from_micros(6700), 0), ms(7));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! | fd table | [`fdtable`] | descriptors, lowest free first |
 //! | socket API | [`socket`], [`handoff`] | the calls, run to completion or threaded; the threaded loop's hand-off of a shared core to the threads it woke |
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
-//! | time | [`timer`] | deadlines per owner, run on time passed in |
+//! | time | [`timer`], [`jiffies`] | deadlines per owner, run on time passed in; the kernel's tick (`HZ`) TCP's clocks copy |
 //! | measurement | [`latency`], [`schedstat`] | the per-stage latency histograms; what the scheduler did to the loop's thread |
 //! | what an operator sees | [`publish`], [`inet_diag`], [`control`] | the counters published without a lock; the socket listing (`ss`); the control endpoint of a running instance |
 //! | the Prometheus endpoint | [`metrics`] | the counters named for Prometheus; `GET /metrics` served from threads of its own |

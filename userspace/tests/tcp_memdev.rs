@@ -4146,10 +4146,13 @@ fn reordering_within_racks_window_is_not_marked_lost() {
     b.none();
     let m = b.s.snmp();
     assert_eq!((m.TcpRetransSegs, m.TcpExtTCPSackRecovery), (0, 0));
-    // Now 3 is late and does not come: after the window (and 2 ms) it goes again.
+    // Now 3 is late and does not come: after the window and 2 ms, in whole jiffies
+    // (`usecs_to_jiffies(12.5 ms + 2 ms)`: 15 at HZ 1000, the default), it goes again.
     b.send(sack_ack(port, seg(3), &[(seg(4), seg(5))]), &[]);
     b.none();
     b.at(ms(200) + Duration::from_micros(12_500) + ms(2));
+    b.none();
+    b.at(ms(215));
     let r = b.one();
     assert_eq!(r.r.seq, seg(3));
     let m = b.s.snmp();

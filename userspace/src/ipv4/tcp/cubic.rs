@@ -98,12 +98,21 @@ pub struct Cubic {
 }
 
 impl Cubic {
+    /// `HZ`: the tick given, 1000 when none was (a `Cubic::default()`).
+    fn hz(&self) -> u32 {
+        if self.hz == 0 {
+            HZ_DEFAULT
+        } else {
+            self.hz
+        }
+    }
+
     /// `tcp_jiffies32`: jiffies since the clock's origin.
     fn jiffies(&mut self, now: Instant) -> u64 {
         let o = *self.origin.get_or_insert(now);
         let us = now.saturating_duration_since(o).as_micros().min(u128::from(u64::MAX)) as u64;
         // Never 0, so that an epoch started now is not "no epoch".
-        jiffies_in(us, self.hz) + 1
+        jiffies_in(us, self.hz()) + 1
     }
 
     fn us(&mut self, now: Instant) -> u64 {
@@ -170,9 +179,11 @@ impl Cubic {
     /// curve does not jump for time the connection did not use.
     pub fn on_tx_start(&mut self, idle: Duration, now: Instant) {
         if self.epoch_start != 0 && !idle.is_zero() {
+            // `tcp_jiffies32 - lsndtime`: the ticks between the two moments (not the
+            // whole jiffies in `idle`: 5 ms across two tick boundaries is 2).
             let now_j = self.jiffies(now);
-            let idle_us = idle.as_micros().min(u128::from(u64::MAX)) as u64;
-            self.epoch_start = (self.epoch_start + jiffies_in(idle_us, self.hz)).min(now_j);
+            let lsnd_j = self.jiffies(now.checked_sub(idle).unwrap_or(now));
+            self.epoch_start = (self.epoch_start + (now_j - lsnd_j)).min(now_j);
         }
     }
 
@@ -181,7 +192,7 @@ impl Cubic {
     fn update(&mut self, cwnd: u32, acked: u32, now: Instant) {
         let now_j = self.jiffies(now);
         self.ack_cnt = self.ack_cnt.saturating_add(acked);
-        if self.last_cwnd == cwnd && now_j.saturating_sub(self.last_time) <= u64::from(self.hz / 32) {
+        if self.last_cwnd == cwnd && now_j.saturating_sub(self.last_time) <= u64::from(self.hz() / 32) {
             return;
         }
         // At most once per jiffy; a reduction clears the epoch.
@@ -201,8 +212,8 @@ impl Cubic {
                 }
             }
             // t = time since the epoch plus the minimum RTT, in 2⁻¹⁰ s.
-            let t_j = now_j - self.epoch_start + usecs_to_jiffies(u64::from(self.delay_min_us), self.hz);
-            let t = (t_j << BICTCP_HZ) / u64::from(self.hz);
+            let t_j = now_j - self.epoch_start + usecs_to_jiffies(u64::from(self.delay_min_us), self.hz());
+            let t = (t_j << BICTCP_HZ) / u64::from(self.hz());
             let offs = t.abs_diff(self.k);
             // u64 arithmetic that wraps past ~6 minutes from K, as Linux's does.
             let cube = CUBE_RTT_SCALE.wrapping_mul(offs).wrapping_mul(offs).wrapping_mul(offs);
@@ -255,7 +266,7 @@ impl Cubic {
     ) -> HystartExit {
         let now_j = self.jiffies(now);
         // No delay samples in the first second after a reduction.
-        if self.epoch_start != 0 && now_j.saturating_sub(self.epoch_start) < u64::from(self.hz) {
+        if self.epoch_start != 0 && now_j.saturating_sub(self.epoch_start) < u64::from(self.hz()) {
             return HystartExit::None;
         }
         let delay = (rtt.as_micros() as u64).clamp(1, u64::from(u32::MAX)) as u32;
@@ -354,6 +365,33 @@ mod tests {
         let [a, b, c] = cnts(250);
         assert!(a == b && b != c, "HZ 250: the same cnt until the 4 ms tick, {a} {b} {c}");
         assert_eq!(c, cnts(1000)[2], "the same curve once both clocks have ticked");
+    }
+
+    /// A `Cubic::default()` (public, with no tick given) runs on `HZ` 1000,
+    /// as `Cubic::new` with 0 does: no division by a zero tick.
+    #[test]
+    fn a_default_cubic_runs_on_the_default_tick() {
+        let t0 = Instant::now();
+        let grow = |mut c: Cubic| {
+            c.ssthresh(20);
+            [1, 2, 40].map(|n| c.cong_avoid_cnt(14 + n as u32, 1, t0 + Duration::from_millis(n)))
+        };
+        assert_eq!(grow(Cubic::default()), grow(Cubic { hz: 1000, ..Cubic::default() }));
+    }
+
+    /// `CA_EVENT_TX_START` moves the epoch by `tcp_jiffies32 - lsndtime`:
+    /// ticks counted between the last send and now, not whole jiffies of
+    /// idle time. At `HZ` 250, 7 ms → 12 ms crosses the 8 and 12 ms ticks.
+    #[test]
+    fn the_epoch_moves_by_the_ticks_counted_while_idle() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut c = Cubic::new(0, t0, 250);
+        c.ssthresh(20);
+        c.cong_avoid_cnt(14, 1, ms(3));
+        assert_eq!(c.epoch_start, 1, "the epoch starts in the first tick");
+        c.on_tx_start(Duration::from_millis(5), ms(12));
+        assert_eq!(c.epoch_start, 3, "two ticks passed while idle");
     }
 
     #[test]

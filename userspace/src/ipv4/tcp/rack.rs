@@ -103,6 +103,12 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
     if before(sb.lost_end, cb.snd_una) || after(sb.lost_end, cb.snd_max) {
         sb.lost_end = cb.snd_una;
     }
+    // Nor does the retransmitted one (`high_rxt`), which outlives a recovery: an
+    // acknowledged retransmission's mark goes with its skb in Linux. Left behind,
+    // it would read as inside the flight again 2³¹ bytes on.
+    if before(sb.high_rxt, cb.snd_una) || after(sb.high_rxt, cb.snd_max) {
+        sb.high_rxt = cb.snd_una;
+    }
     if cb.snd_una == cb.snd_max {
         r.reo_at = None;
         r.tlp_at = None;
@@ -214,16 +220,18 @@ fn mark_lost(mib: &mut Mib, cb: &mut TcpCb, rec: TxRecord, limit: u32) {
 
 /// `tcp_rack_mark_lost`: looks for losses if something was delivered since
 /// the last look, and arms the reordering timer for what may yet arrive
-/// (`ICSK_TIME_REO_TIMEOUT`: the wait plus `TCP_TIMEOUT_MIN`). Returns
-/// whether it armed it.
-pub fn tcp_rack_mark_lost(mib: &mut Mib, cb: &mut TcpCb, now: Instant) -> bool {
+/// (`ICSK_TIME_REO_TIMEOUT`: `usecs_to_jiffies(wait + TCP_TIMEOUT_MIN_US)`,
+/// the wait plus 2 ms in whole jiffies of `hz` a second). Returns whether it
+/// armed it.
+pub fn tcp_rack_mark_lost(mib: &mut Mib, cb: &mut TcpCb, now: Instant, hz: u32) -> bool {
     if !cb.rack.advanced {
         return false;
     }
     cb.rack.advanced = false;
     let wait = detect_loss(mib, cb, now);
     if wait > 0 {
-        cb.rack.reo_at = Some(now + Duration::from_micros(u64::from(wait)) + TCP_TIMEOUT_MIN);
+        let timeout = Duration::from_micros(u64::from(wait)) + TCP_TIMEOUT_MIN;
+        cb.rack.reo_at = Some(now + crate::jiffies::round_up(timeout, hz));
     }
     wait > 0
 }
@@ -312,6 +320,41 @@ mod tests {
         assert_eq!(probe_in(250), Duration::from_millis(8));
     }
 
+    /// The reordering timer is armed in jiffies too
+    /// (`usecs_to_jiffies(wait + TCP_TIMEOUT_MIN_US)`): 0 is sent, 1 a millisecond later; 1 is
+    /// SACKed after a 100 ms RTT, so 0 may yet arrive until 100 ms plus the
+    /// 25 ms window after it left: 24 ms on, plus 2 ms, is 26 ms at HZ 1000
+    /// and seven 4 ms jiffies, 28 ms, at HZ 250.
+    #[test]
+    fn the_reordering_timer_waits_whole_jiffies() {
+        use super::super::scoreboard::Overflow;
+        use crate::wire::tcp::SackBlock;
+        const MSS: u32 = 1000;
+        let reo_in = |hz: u32| {
+            let t0 = Instant::now();
+            let ms = |n: u64| t0 + Duration::from_millis(n);
+            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+            cb.sack_ok = true;
+            cb.mss = MSS;
+            cb.srtt_us = 100_000;
+            cb.rack.min_rtt_us = 100_000;
+            cb.rack.log.sent(0, MSS, ms(0), false);
+            cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
+            cb.snd_nxt = 2 * MSS;
+            cb.snd_max = cb.snd_nxt;
+            cb.sack.sacked.insert(SackBlock { left: MSS, right: 2 * MSS }, Overflow::DropHighest, |_, _| {});
+            let mut d = Delivered::default();
+            d.push(MSS, 2 * MSS);
+            tcp_rack_update(&mut cb, &d, ms(101));
+            let mut mib = Mib::default();
+            assert!(tcp_rack_mark_lost(&mut mib, &mut cb, ms(101), hz));
+            assert_eq!(cb.sack.lost_end, 0, "0 is not lost yet");
+            cb.rack.reo_at.unwrap() - ms(101)
+        };
+        assert_eq!(reo_in(1000), Duration::from_millis(26));
+        assert_eq!(reo_in(250), Duration::from_millis(28));
+    }
+
     /// A full transmit log stamps the newest record again when new data
     /// joins it (`TxLog::sent`), so that data looks sent later than it
     /// was: RACK must then mark it lost later, never sooner. The record's
@@ -354,7 +397,7 @@ mod tests {
         assert!(cb.rack.rtt_us >= 100_000, "RACK's RTT {} µs: shorter than the segment's own, 100 ms", cb.rack.rtt_us);
         assert!(cb.rack.min_rtt_us >= 100_000, "min RTT {} µs: shorter than any RTT seen", cb.rack.min_rtt_us);
         let mut mib = Mib::default();
-        let armed = tcp_rack_mark_lost(&mut mib, &mut cb, now);
+        let armed = tcp_rack_mark_lost(&mut mib, &mut cb, now, 1000);
         assert_eq!(
             (cb.rack.newly_lost, cb.sack.lost_end, armed),
             (0, 0, true),

@@ -685,7 +685,7 @@ pub fn fastretrans_alert(
                 cb.dupacks = 0;
             }
             if rack {
-                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
+                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now, net.tcp.hz);
             }
             if cb.ca_state != CaState::Recovery {
                 if !rack {
@@ -749,7 +749,7 @@ pub fn fastretrans_alert(
             // timeout and lost again is sent once more, not left to the
             // next timeout.
             if rack {
-                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
+                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now, net.tcp.hz);
                 if !cb.rack.relost().is_empty() {
                     return Some(false);
                 }
@@ -761,7 +761,7 @@ pub fn fastretrans_alert(
             retrans_stamp_cleanup(cb);
             try_undo_dsack(&mut net.mib, cb);
             if rack {
-                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now);
+                super::rack::tcp_rack_mark_lost(&mut net.mib, cb, now, net.tcp.hz);
             } else {
                 update_scoreboard(cb, false);
             }
@@ -928,6 +928,46 @@ mod tests {
         s.trim(350);
         assert_eq!(s.first_never_retransmitted(350, 500), Some(400));
         assert!(!s.ever_retransmitted(150));
+    }
+
+    /// `high_rxt` outlives a recovery (the retransmissions still out keep
+    /// their marks), so it must never fall behind `snd_una` by more than an
+    /// ACK's worth: 4 GiB after the recovery that set it, a stale value
+    /// would read as inside the flight again and hide lost data from the
+    /// next recovery (not sent, and counted in the pipe).
+    #[test]
+    fn high_rxt_follows_snd_una_so_it_never_reads_as_out_4_gib_later() {
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        let mut mib = Mib::default();
+        let mss = cb.mss;
+        let una = 1000u32;
+        let seg = |i: u32| una.wrapping_add(i * mss);
+        cb.sack_ok = true;
+        cb.snd_una = una;
+        cb.snd_nxt = seg(10);
+        cb.snd_max = seg(10);
+        // A recovery ended with 0 .. 3 retransmitted; their ACKs come, and 4 GiB more.
+        cb.sack.high_rxt = seg(3);
+        let now = std::time::Instant::now();
+        let ack = |cb: &mut TcpCb, to: u32| {
+            cb.snd_una = to;
+            cb.snd_nxt = to.wrapping_add(10 * mss);
+            cb.snd_max = cb.snd_nxt;
+            super::super::rack::tcp_rack_update(cb, &super::super::rack_state::Delivered::default(), now);
+        };
+        ack(&mut cb, seg(5));
+        let mut at = seg(5);
+        for step in [1u32 << 30, 1 << 30, 1 << 30, (1 << 30) - 4 * mss] {
+            at = at.wrapping_add(step);
+            ack(&mut cb, at);
+        }
+        // 2³² - 4 segments on: snd_una is segment 1's number again, and 3 is in flight.
+        assert_eq!(cb.snd_una, seg(1));
+        // RACK finds the head lost: the next recovery sends it, and it is not in the pipe.
+        cb.sack.lost_end = seg(2);
+        enter_recovery(&mut mib, &mut cb);
+        assert_eq!(cb.sack.high_rxt, cb.snd_una, "the head is to be sent again");
+        assert_eq!(pipe(&cb), 9 * mss, "the lost head is not in flight");
     }
 
     #[test]

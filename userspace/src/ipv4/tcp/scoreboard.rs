@@ -215,7 +215,9 @@ pub struct Scoreboard {
     pub(super) ever_retrans: SeqRanges,
     /// Everything unSACKed below this is lost (`tcp_mark_head_lost`'s marks).
     pub lost_end: u32,
-    /// RFC 6675 `HighRxt`: recovery has retransmitted the holes below this.
+    /// RFC 6675 `HighRxt`: recovery has retransmitted the holes below this
+    /// (kept from one recovery to the next, as Linux keeps `TCPCB_SACKED_RETRANS`;
+    /// never below `snd_una`: `rack::tcp_rack_update` keeps it level).
     pub high_rxt: u32,
     /// `tp->retrans_stamp` as timestamp undo reads it: our TSval clock (ms,
     /// without the connection's offset) at the first retransmission since
