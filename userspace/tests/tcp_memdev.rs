@@ -4086,6 +4086,24 @@ fn a_lost_retransmission_is_found_by_rack_without_a_timeout() {
     abort(b, fd);
 }
 
+/// [`ten_in_flight`] with 20 more segments queued, then one poll with the
+/// ACK of 0 and three SACKs above the lost 1 (2, 2 .. 3, 2 .. 4): the ACKs
+/// open the window for new data, the third starts recovery, and the fast
+/// retransmit of 1 goes after that data. Returns what went out, in order.
+fn fast_retransmit_behind_new_data() -> (Bench, Fd, u16, impl Fn(u32) -> u32, Vec<u32>) {
+    let (mut b, fd, port, seg, _) = ten_in_flight();
+    assert_eq!(b.s.send(fd, &pattern(20 * MSS)), Ok(20 * MSS));
+    b.none();
+    b.send_batch(&[
+        hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN),
+        sack_ack(port, seg(1), &[(seg(2), seg(3))]),
+        sack_ack(port, seg(1), &[(seg(2), seg(4))]),
+        sack_ack(port, seg(1), &[(seg(2), seg(5))]),
+    ]);
+    let sent = b.out().into_iter().map(|s| s.r.seq).collect();
+    (b, fd, port, seg, sent)
+}
+
 /// RACK's send order within one poll (`tcp_rack_sent_after`). One poll
 /// takes a burst of ACKs: the first acknowledges segment 0 and lets new
 /// data go, the next three SACK 2..4 above a hole at 1, and 1 is sent again,
@@ -4097,16 +4115,7 @@ fn a_lost_retransmission_is_found_by_rack_without_a_timeout() {
 /// retransmission and a D-SACK for every hole of a burst).
 #[test]
 fn a_retransmission_sent_after_new_data_in_one_poll_waits_for_its_own_ack() {
-    let (mut b, fd, port, seg, _) = ten_in_flight();
-    assert_eq!(b.s.send(fd, &pattern(20 * MSS)), Ok(20 * MSS));
-    b.none();
-    b.send_batch(&[
-        hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN),
-        sack_ack(port, seg(1), &[(seg(2), seg(3))]),
-        sack_ack(port, seg(1), &[(seg(2), seg(4))]),
-        sack_ack(port, seg(1), &[(seg(2), seg(5))]),
-    ]);
-    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    let (mut b, fd, port, seg, sent) = fast_retransmit_behind_new_data();
     let rexmit = sent.iter().position(|&s| s == seg(1)).expect("the fast retransmit");
     assert!(
         rexmit > 0 && sent[..rexmit].iter().all(|&s| s.wrapping_sub(seg(10)) as i32 >= 0),
@@ -4169,17 +4178,8 @@ fn reordering_within_racks_window_is_not_marked_lost() {
 /// RACK finds it lost.
 #[test]
 fn a_retransmission_still_out_when_recovery_ends_is_not_sent_again_by_the_next() {
-    let (mut b, fd, port, seg, _) = ten_in_flight();
-    assert_eq!(b.s.send(fd, &pattern(20 * MSS)), Ok(20 * MSS));
-    b.none();
     // 150 ms: 1 is lost: recovery, with 10 .. 13 sent before the fast retransmit (high_seq = 14).
-    b.send_batch(&[
-        hdr(PPORT, port, PISN + 1, seg(1), ACK, PEER_WIN),
-        sack_ack(port, seg(1), &[(seg(2), seg(3))]),
-        sack_ack(port, seg(1), &[(seg(2), seg(4))]),
-        sack_ack(port, seg(1), &[(seg(2), seg(5))]),
-    ]);
-    let sent: Vec<u32> = b.out().into_iter().map(|s| s.r.seq).collect();
+    let (mut b, fd, port, seg, sent) = fast_retransmit_behind_new_data();
     assert_eq!(sent, [seg(10), seg(11), seg(12), seg(13), seg(1)]);
     // 151 ms: 2 .. 9 SACKed; PRR lets 14 and 15 go, past high_seq.
     b.at(ms(151));

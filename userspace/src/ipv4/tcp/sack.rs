@@ -862,6 +862,19 @@ mod tests {
         assert!(again.is_empty(), "reported newly SACKed twice: {again:?}");
     }
 
+    /// A CUBIC connection with SACK, `snd_una` 1000 and `n` segments of
+    /// `cb.mss` sent; `seg(i)` is where segment `i` starts.
+    fn sack_conn(n: u32) -> (TcpCb, Mib, impl Fn(u32) -> u32) {
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        let (mss, una) = (cb.mss, 1000u32);
+        let seg = move |i: u32| una.wrapping_add(i * mss);
+        cb.sack_ok = true;
+        cb.snd_una = una;
+        cb.snd_nxt = seg(n);
+        cb.snd_max = seg(n);
+        (cb, Mib::default(), seg)
+    }
+
     #[test]
     fn a_dsack_of_data_never_sent_twice_takes_nothing_off_undo_retrans() {
         // tcp_sacktag_one counts a D-SACK against `undo_retrans` only for
@@ -870,15 +883,8 @@ mod tests {
         // the network then duplicates segment 63, never sent twice, and
         // the peer D-SACKs it (RFC 2883 §4.2). Counting it would let a
         // duplicated original undo the reduction of a real loss.
-        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-        let mut mib = Mib::default();
-        let mss = cb.mss;
-        let una = 1000u32;
-        let seg = |i: u32| una.wrapping_add(i * mss);
-        cb.sack_ok = true;
-        cb.snd_una = una;
-        cb.snd_nxt = seg(100);
-        cb.snd_max = seg(100);
+        let (mut cb, mut mib, seg) = sack_conn(100);
+        let una = cb.snd_una;
         cb.max_window = 1 << 20;
         cb.sack.undo_marker = Some(una);
         for i in 0..33 {
@@ -937,15 +943,8 @@ mod tests {
     /// next recovery (not sent, and counted in the pipe).
     #[test]
     fn high_rxt_follows_snd_una_so_it_never_reads_as_out_4_gib_later() {
-        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-        let mut mib = Mib::default();
+        let (mut cb, mut mib, seg) = sack_conn(10);
         let mss = cb.mss;
-        let una = 1000u32;
-        let seg = |i: u32| una.wrapping_add(i * mss);
-        cb.sack_ok = true;
-        cb.snd_una = una;
-        cb.snd_nxt = seg(10);
-        cb.snd_max = seg(10);
         // A recovery ended with 0 .. 3 retransmitted; their ACKs come, and 4 GiB more.
         cb.sack.high_rxt = seg(3);
         let now = std::time::Instant::now();
