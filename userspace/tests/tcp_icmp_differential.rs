@@ -569,11 +569,24 @@ fn connect_fd(fd: OwnedFd, dst: std::net::SocketAddr, timeout: Duration) -> std:
     if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINPROGRESS) {
         return Err(std::io::Error::last_os_error());
     }
-    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-    // SAFETY: `pfd` is one live pollfd and 1 is the count passed.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
-    if n == 0 {
-        return Err(std::io::Error::from_raw_os_error(0));
+    // Until the socket is writable or failed, or the time is up; a signal that interrupts
+    // poll (EINTR) is not an answer: poll again for what is left of the wait.
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+        // SAFETY: `pfd` is one live pollfd and 1 is the count passed.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if n > 0 {
+            break;
+        }
+        if n == 0 {
+            return Err(std::io::Error::from_raw_os_error(0));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
     }
     if let Some(e) = stream.take_error()? {
         return Err(e);
