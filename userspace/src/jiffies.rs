@@ -11,6 +11,15 @@
 /// The tick when none is given: `CONFIG_HZ=1000` (1 ms).
 pub const HZ_DEFAULT: u32 = 1000;
 
+/// The tick `hz` stands for: itself, or [`HZ_DEFAULT`] for 0 (no tick given).
+pub fn tick(hz: u32) -> u32 {
+    if hz == 0 {
+        HZ_DEFAULT
+    } else {
+        hz
+    }
+}
+
 /// `usecs_to_jiffies`: `us` microseconds in jiffies of `hz` per second,
 /// rounded up (so any time above 0 is at least one jiffy).
 pub fn usecs_to_jiffies(us: u64, hz: u32) -> u64 {
@@ -26,7 +35,7 @@ pub fn jiffies_in(us: u64, hz: u32) -> u64 {
 /// `d` rounded up to whole jiffies of `hz` per second (0: [`HZ_DEFAULT`]): how
 /// long a timer armed for `usecs_to_jiffies(d)` waits.
 pub fn round_up(d: std::time::Duration, hz: u32) -> std::time::Duration {
-    let hz = if hz == 0 { HZ_DEFAULT } else { hz };
+    let hz = tick(hz);
     let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
     let j = usecs_to_jiffies(us, hz);
     std::time::Duration::from_micros(

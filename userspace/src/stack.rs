@@ -230,7 +230,7 @@ impl<D: NetDevice> Stack<D> {
         });
         net.tcp.recovery = cfg.tcp_recovery;
         net.tcp.early_retrans = cfg.tcp_early_retrans;
-        net.tcp.hz = if cfg.hz == 0 { crate::jiffies::HZ_DEFAULT } else { cfg.hz };
+        net.tcp.hz = crate::jiffies::tick(cfg.hz);
         net.mtu = cfg.mtu;
         // Reassembly holds at most half the UMEM (`crate::ipv4::ip_fragment`).
         net.ipfrags = IpFragTable::new(umem.frame_size() as usize, umem.frame_count() as usize / 2);

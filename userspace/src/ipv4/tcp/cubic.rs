@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::jiffies::{jiffies_in, usecs_to_jiffies, HZ_DEFAULT};
+use crate::jiffies::{jiffies_in, tick, usecs_to_jiffies};
 
 /// `BICTCP_BETA_SCALE`.
 const BETA_SCALE: u32 = 1024;
@@ -100,11 +100,7 @@ pub struct Cubic {
 impl Cubic {
     /// `HZ`: the tick given, 1000 when none was (a `Cubic::default()`).
     fn hz(&self) -> u32 {
-        if self.hz == 0 {
-            HZ_DEFAULT
-        } else {
-            self.hz
-        }
+        tick(self.hz)
     }
 
     /// `tcp_jiffies32`: jiffies since the clock's origin.
@@ -123,7 +119,6 @@ impl Cubic {
     /// `cubictcp_init`: a fresh state, HyStart's round starting at `snd_nxt`,
     /// on a clock of `hz` jiffies a second (`CONFIG_HZ`; 0 is taken as 1000).
     pub fn new(snd_nxt: u32, now: Instant, hz: u32) -> Cubic {
-        let hz = if hz == 0 { HZ_DEFAULT } else { hz };
         let mut c = Cubic { hz, ..Cubic::default() };
         c.hystart_reset(snd_nxt, now);
         c
