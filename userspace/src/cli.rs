@@ -182,6 +182,10 @@ pub struct TcpSysctlArgs {
     /// restarts from the initial window (RFC 2861), 0 keeps its window.
     #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
     pub tcp_slow_start_after_idle: Option<u8>,
+    /// `net.ipv4.tcp_moderate_rcvbuf`: 1 (default) a connection's receive buffer grows from
+    /// 128 KiB with what the application reads in a round trip, up to 32 MiB; 0 keeps it.
+    #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub tcp_moderate_rcvbuf: Option<u8>,
     /// `net.ipv4.tcp_mem`: pages of 4096 bytes all TCP connections may hold: below MIN no
     /// pressure, above PRESSURE the windows stop growing, above MAX data is refused (default:
     /// derived from --max-fds connections with full buffers, as Linux derives it from memory;
@@ -222,6 +226,9 @@ impl TcpSysctlArgs {
         }
         if let Some(v) = self.tcp_slow_start_after_idle {
             cfg.tcp_slow_start_after_idle = v == 1;
+        }
+        if let Some(v) = self.tcp_moderate_rcvbuf {
+            cfg.tcp_moderate_rcvbuf = v == 1;
         }
         if let Some(v) = self.tcp_mem {
             cfg.tcp_mem = Some(v);
@@ -335,6 +342,8 @@ mod tests {
             "1000",
             "--tcp-slow-start-after-idle",
             "0",
+            "--tcp-moderate-rcvbuf",
+            "0",
             "--tcp-mem",
             "10,20,30",
         ])
@@ -344,6 +353,7 @@ mod tests {
         assert_eq!(cfg.tcp_syncookies, TcpSyncookies::Always);
         assert_eq!((cfg.tcp_max_tw_buckets, cfg.tcp_challenge_ack_limit), (5, 1000));
         assert!(!cfg.tcp_slow_start_after_idle);
+        assert!(!cfg.tcp_moderate_rcvbuf);
         assert_eq!(cfg.tcp_mem, Some(TcpMemLimits { min: 10, pressure: 20, max: 30 }));
         Cmd::try_parse_from(["x", "--tcp-timestamps", "2"]).unwrap().tcp.apply(&mut cfg);
         assert_eq!(cfg.tcp_timestamps, TcpTimestamps::NoOffset);

@@ -132,8 +132,12 @@ pub struct TcpSock {
     pub linger_zero: AtomicBool,
     /// `SO_REUSEADDR`.
     pub reuseaddr: AtomicBool,
-    /// `SO_RCVBUF` (bytes of the receive buffer a connection gets).
+    /// `SO_RCVBUF` (bytes of the receive buffer a connection gets; a
+    /// connection's own grows with receive-buffer autotuning, `sk_rcvbuf`).
     pub rcvbuf: AtomicUsize,
+    /// `SOCK_RCVBUF_LOCK`: `SO_RCVBUF` was set, so the receive buffer is not
+    /// autotuned (`tcp_rcvbuf_grow`).
+    pub rcvbuf_lock: AtomicBool,
     /// `SO_SNDBUF` (bytes of the send buffer a connection gets).
     pub sndbuf: AtomicUsize,
     /// `SOCK_SNDBUF_LOCK`: `SO_SNDBUF` was set, so memory pressure does not
@@ -250,6 +254,7 @@ impl Default for TcpSock {
             rcvbuf: AtomicUsize::new(TCP_RMEM_DEFAULT),
             sndbuf: AtomicUsize::new(TCP_WMEM_DEFAULT),
             sndbuf_lock: AtomicBool::new(false),
+            rcvbuf_lock: AtomicBool::new(false),
             rcvlowat: AtomicUsize::new(1),
             keepalive: AtomicBool::new(false),
             keepidle: AtomicU32::new(0),

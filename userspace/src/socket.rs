@@ -921,7 +921,10 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         (SockOpt::Congestion(a), Some(t)) => t.set_congestion(a),
         (SockOpt::MaxPacingRate(r), Some(t)) => t.set_max_pacing_rate(r),
         // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max.
-        (SockOpt::RcvBuf(n), Some(t)) => t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed),
+        (SockOpt::RcvBuf(n), Some(t)) => {
+            t.rcvbuf.store(n.clamp(2304, 6 << 20), Ordering::Relaxed);
+            t.rcvbuf_lock.store(true, Ordering::Relaxed);
+        }
         (SockOpt::SndBuf(n), Some(t)) => {
             t.sndbuf.store(n.clamp(4608, 4 << 20), Ordering::Relaxed);
             t.sndbuf_lock.store(true, Ordering::Relaxed);

@@ -105,6 +105,10 @@ pub struct StackConfig {
     /// for longer than its RTO starts again from (at most) the initial
     /// window, halved per RTO of idle time (RFC 2861; on, as in Linux).
     pub tcp_slow_start_after_idle: bool,
+    /// `net.ipv4.tcp_moderate_rcvbuf`: receive buffers grow with what the
+    /// application reads in a round trip (on, as in Linux;
+    /// `ipv4::tcp::rcvbuf`). `SO_RCVBUF` turns it off for its socket.
+    pub tcp_moderate_rcvbuf: bool,
     /// `net.ipv4.tcp_timestamps`: RFC 7323 timestamps offered and accepted
     /// with a random offset (Linux's default), without one, or not at all
     /// (docs/tcp.md, "Timestamps and PAWS").
@@ -161,6 +165,7 @@ impl StackConfig {
             tcp_max_tw_buckets: crate::ipv4::tcp::TCP_MAX_TW_BUCKETS,
             tcp_challenge_ack_limit: u32::MAX,
             tcp_slow_start_after_idle: true,
+            tcp_moderate_rcvbuf: true,
             tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps::On,
             tcp_recovery: crate::ipv4::tcp::rack::TCP_RACK_LOSS_DETECTION,
             tcp_early_retrans: 3,
@@ -220,6 +225,7 @@ impl<D: NetDevice> Stack<D> {
         net.tcp.max_tw_buckets = cfg.tcp_max_tw_buckets;
         net.tcp.challenge_ack_limit = cfg.tcp_challenge_ack_limit;
         net.tcp.slow_start_after_idle = cfg.tcp_slow_start_after_idle;
+        net.tcp.moderate_rcvbuf = cfg.tcp_moderate_rcvbuf;
         net.tcp.ts_clock.mode = cfg.tcp_timestamps;
         net.tcp.mem.limits = cfg.tcp_mem.unwrap_or_else(|| {
             crate::ipv4::tcp::mem::TcpMemLimits::from_budget(

@@ -173,6 +173,31 @@ impl StreamSock {
         LoopBufs { rcv: rcv_prod, snd: snd_cons }
     }
 
+    /// Loop side: makes the receive ring `cap` bytes when it is smaller,
+    /// moving the bytes that wait in it, in order, to the new one
+    /// (receive-buffer autotuning, [`crate::ipv4::tcp::rcvbuf`]). Returns
+    /// false, and changes nothing, when the application is reading at this
+    /// moment (the loop never waits for it: the caller tries again later)
+    /// or the connection has no ring.
+    pub(crate) fn grow_rcv(&self, bufs: &mut LoopBufs, cap: usize) -> bool {
+        let mut guard = match self.rcv.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        let Some(cons) = guard.as_mut() else { return false };
+        if cap <= cons.capacity().get() {
+            return true;
+        }
+        let (mut prod, new_cons) = HeapRb::<u8>::new(cap).split();
+        let (a, b) = cons.as_slices();
+        prod.push_slice(a);
+        prod.push_slice(b);
+        *guard = Some(new_cons);
+        bufs.rcv = prod;
+        true
+    }
+
     /// Application side: copies received bytes into `buf`; returns how many
     /// (0 when the buffer is empty or not made yet) and, when the read takes
     /// the oldest waiting data, that data's rx stamp (0 otherwise).
@@ -365,5 +390,37 @@ mod tests {
         assert_eq!(s.read(&mut buf[..1]), (1, 0));
         assert_eq!(s.rcv_queued(), 2);
         assert_eq!(s.discard_unread(), 2);
+    }
+
+    #[test]
+    fn a_grown_receive_ring_keeps_the_waiting_bytes_in_order() {
+        let s = StreamSock::default();
+        let mut lb = s.attach_bufs(8, 4);
+        // Wrapped: 6 in, 4 read, 6 more in (the ring's end crossed).
+        assert_eq!(lb.rcv.push_slice(b"abcdef"), 6);
+        let mut buf = [0u8; 4];
+        assert_eq!(s.read(&mut buf).0, 4);
+        assert_eq!(lb.rcv.push_slice(b"ghijkl"), 6);
+        assert_eq!(lb.rcv.vacant_len(), 0);
+        assert!(s.grow_rcv(&mut lb, 32));
+        assert_eq!((s.rcv_capacity(), s.rcv_queued(), lb.rcv.vacant_len()), (32, 8, 24));
+        assert_eq!(lb.rcv.push_slice(b"mn"), 2, "the loop writes to the new ring");
+        let mut all = [0u8; 16];
+        assert_eq!(s.read(&mut all).0, 10);
+        assert_eq!(&all[..10], b"efghijklmn");
+        assert!(s.grow_rcv(&mut lb, 16), "never shrinks: nothing to do");
+        assert_eq!(s.rcv_capacity(), 32);
+    }
+
+    #[test]
+    fn the_ring_is_not_grown_while_the_application_holds_it() {
+        let s = StreamSock::default();
+        let mut lb = s.attach_bufs(8, 4);
+        let held = s.rcv.lock().unwrap();
+        assert!(!s.grow_rcv(&mut lb, 32), "the loop does not wait for a reader");
+        drop(held);
+        assert_eq!(s.rcv_capacity(), 8);
+        assert!(s.grow_rcv(&mut lb, 32));
+        assert_eq!(s.rcv_capacity(), 32);
     }
 }

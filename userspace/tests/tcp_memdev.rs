@@ -4214,3 +4214,90 @@ fn a_retransmission_still_out_when_recovery_ends_is_not_sent_again_by_the_next()
     assert_eq!((m.TcpRetransSegs, m.TcpExtTCPLostRetransmit, m.TcpExtTCPTimeouts), (3, 0, 0));
     abort(b, fd);
 }
+
+// ---------------------------------------------------------------- receive-buffer autotuning
+
+/// A bulk sender that fills whatever window we offer, once a round trip of
+/// `rtt`, and a reader that reads each segment as it comes: the windows we
+/// offered at the end of each of `rounds` round trips, bytes.
+fn fill_the_window_each_round_trip(b: &mut Bench, fd: Fd, iss: u32, rounds: usize, rtt: Duration) -> Vec<u32> {
+    let mut off = 0u32;
+    let mut right = PISN + 1 + (u32::from(OUR_WIN) << 10);
+    let mut windows = Vec::new();
+    let mut read = 0;
+    for _ in 0..rounds {
+        let now = b.elapsed() + rtt;
+        b.at(now);
+        // What the ACKs of the last round allowed; this round's ACKs reach
+        // the sender a round trip later.
+        let limit = right;
+        while before_seq(PISN + 1 + off + MSS as u32, limit) {
+            peer_data(b, iss, off, &[off as u8; MSS]);
+            off += MSS as u32;
+            for a in b.out() {
+                right = a.r.ack.wrapping_add(u32::from(a.r.window) << 10);
+            }
+            read += read_all(b, fd).len();
+        }
+        windows.push(right.wrapping_sub(PISN + 1 + off));
+    }
+    assert_eq!(read, off as usize, "every byte read");
+    windows
+}
+
+fn before_seq(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+
+/// The receive buffer as `ss -m` shows it (`rb`, `sk_rcvbuf`).
+fn rcvbuf_of(b: &Bench, port: u16) -> u64 {
+    let s = b.s.sockets().into_iter().find(|s| s.remote.is_some_and(|r| r.port() == port)).expect("the connection");
+    s.skmem.rcvbuf
+}
+
+/// Linux's receive-buffer autotuning (net/ipv4/tcp_input.c: `tcp_rcv_rtt_measure`,
+/// `tcp_rcv_space_adjust`, `tcp_rcvbuf_grow`): a reader that keeps up with a sender in slow
+/// start gets a buffer, and a window, well past the initial 128 KiB; the receiver's RTT comes
+/// from the time one window of data takes.
+#[test]
+fn the_receive_buffer_grows_with_what_the_reader_reads_each_round_trip() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    assert_eq!(rcvbuf_of(&b, PPORT), 131_072, "tcp_rmem[1] to begin with");
+    let windows = fill_the_window_each_round_trip(&mut b, fd, iss, 6, ms(1));
+    let last = *windows.last().unwrap();
+    assert!(last > 1 << 20, "the window grew past 1 MiB: {windows:?}");
+    let info = b.s.tcp_info(fd).unwrap();
+    assert!(info.rcv_rtt_us > 0 && info.rcv_rtt_us <= 3000, "receiver RTT from one window: {info:?}");
+    assert!(info.rcv_space as usize > 131_072, "a round trip read more than the first buffer: {info:?}");
+    let rb = rcvbuf_of(&b, PPORT);
+    assert!(rb >= u64::from(last) && rb <= 32 << 20, "sk_rcvbuf follows, under tcp_rmem[2]: {rb}");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+/// `SOCK_RCVBUF_LOCK`: a listener with `SO_RCVBUF` gives its connections a buffer that stays
+/// as set; `tcp_moderate_rcvbuf = 0` keeps every buffer at `tcp_rmem[1]`.
+#[test]
+fn so_rcvbuf_or_tcp_moderate_rcvbuf_off_keeps_the_buffer() {
+    for locked in [true, false] {
+        let mut b = if locked { Bench::new() } else { Bench::with_config(|c| c.tcp_moderate_rcvbuf = false) };
+        let l = b.s.socket(SockType::Stream).unwrap();
+        if locked {
+            b.s.setsockopt(l, SockOpt::RcvBuf(131_072)).unwrap();
+        }
+        b.s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LPORT)).unwrap();
+        b.s.listen(l, 16).unwrap();
+        let iss = b.handshake_in(PPORT);
+        let (fd, _) = b.s.accept(l).unwrap();
+        let windows = fill_the_window_each_round_trip(&mut b, fd, iss, 12, ms(1));
+        assert!(windows.iter().all(|&w| w <= 131_072), "locked {locked}: {windows:?}");
+        assert_eq!(rcvbuf_of(&b, PPORT), 131_072, "locked {locked}");
+        b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(fd).unwrap();
+        b.s.close(l).unwrap();
+        b.end();
+    }
+}

@@ -415,6 +415,15 @@ fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
     if t.reord_seen > 0 {
         parts.push(format!("reord_seen:{}", t.reord_seen));
     }
+    // tcp_show_info: the receiver's side of autotuning.
+    if t.rcv_rtt_us > 0 {
+        parts.push(format!("rcv_rtt:{}", ms(t.rcv_rtt_us)));
+    }
+    for (key, v) in [("rcv_space", t.rcv_space), ("rcv_ssthresh", t.rcv_ssthresh)] {
+        if v > 0 {
+            parts.push(format!("{key}:{v}"));
+        }
+    }
     for (key, v) in [("snd_wnd", t.snd_wnd), ("rcv_wnd", t.rcv_wnd)] {
         if v > 0 {
             parts.push(format!("{key}:{v}"));

@@ -203,6 +203,12 @@ pub struct TcpCb {
     pub ofo_bytes: usize,
     /// Its share of TCP memory (`sk_forward_alloc`, `sk_rmem_alloc`).
     pub mem: super::mem::SkMem,
+    /// Receive-buffer autotuning's RTT estimate and measurement
+    /// (`rcv_rtt_est`, `rcvq_space`; `super::rcvbuf`).
+    pub rcvq: super::rcvbuf::RcvSpace,
+    /// The receive buffer autotuning asked for and did not get yet (the
+    /// application held the ring), bytes; 0: none pending.
+    pub rcvbuf_want: usize,
     /// Where the most recent out-of-order segment began: the SACK block
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
@@ -372,6 +378,8 @@ impl TcpCb {
             ofo: Vec::new(),
             ofo_bytes: 0,
             mem: super::mem::SkMem::default(),
+            rcvq: super::rcvbuf::RcvSpace::default(),
+            rcvbuf_want: 0,
             sack_recent: 0,
             sack: super::scoreboard::Scoreboard::default(),
             rack: super::rack_state::RackState::default(),
@@ -526,6 +534,14 @@ impl TcpCb {
         } else {
             0
         }
+    }
+
+    /// `copied_seq`: the first byte the application has not read
+    /// (`rcv_nxt` less what waits in the receive buffer).
+    #[inline]
+    pub fn copied_seq(&self) -> u32 {
+        let waiting = self.bufs.as_ref().map_or(0, |b| b.rcv.occupied_len());
+        self.rcv_nxt.wrapping_sub(waiting as u32)
     }
 
     /// Free space in the receive buffer, bytes, less what out-of-order data will take.

@@ -60,6 +60,14 @@ pub struct TcpInfo {
     pub snd_wnd: u32,
     /// The window we offer, bytes (`tcpi_rcv_wnd`).
     pub rcv_wnd: u32,
+    /// The receiver's RTT estimate, µs (`tcpi_rcv_rtt`; receive-buffer
+    /// autotuning's, `super::rcvbuf`; 0: none yet).
+    pub rcv_rtt_us: u32,
+    /// What the application read in the last round trip measured, bytes
+    /// (`tcpi_rcv_space`: `rcvq_space.space`).
+    pub rcv_space: u32,
+    /// The most we offer for now, bytes (`tcpi_rcv_ssthresh`).
+    pub rcv_ssthresh: u32,
     /// The congestion-control algorithm (not in `tcp_info`: `INET_DIAG_CONG`,
     /// which `ss -i` prints first).
     pub congestion: crate::stream::CongAlgo,
@@ -109,6 +117,9 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         segs_in: 0,
         snd_wnd: 0,
         rcv_wnd: 0,
+        rcv_rtt_us: 0,
+        rcv_space: 0,
+        rcv_ssthresh: 0,
         congestion: crate::stream::CongAlgo::default(),
         pacing_rate: u64::MAX,
         max_pacing_rate: u64::MAX,
@@ -153,6 +164,9 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         segs_in: cb.segs_in,
         snd_wnd: cb.snd_wnd,
         rcv_wnd: cb.rcv_wnd,
+        rcv_rtt_us: cb.rcvq.rtt_us(),
+        rcv_space: cb.rcvq.space,
+        rcv_ssthresh: cb.rcv_ssthresh,
         congestion: cb.ca.algo(),
         pacing_rate: cb.pacing.rate,
         max_pacing_rate: cb.pacing.max_rate,

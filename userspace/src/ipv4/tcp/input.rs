@@ -284,6 +284,10 @@ fn tcp_init_transfer(cb: &mut TcpCb, now: Instant, hz: u32) {
     cb.pacing.needed |= needed;
     super::pacing::tcp_update_pacing_rate(cb);
     cb.rcv_tstamp = Some(now);
+    // tcp_init_buffer_space: receive-buffer autotuning's first measurement.
+    let copied_seq = cb.copied_seq();
+    let (ssthresh, wnd, advmss) = (cb.rcv_ssthresh, cb.rcv_wnd, cb.advmss);
+    cb.rcvq.init(copied_seq, ssthresh, wnd, advmss, now);
     let t = cb.tsk();
     cb.keepalive_at = t.keepalive.load(Ordering::Relaxed).then(|| now + t.keepalive_time());
 }
@@ -595,6 +599,9 @@ fn rcv_state_process(
             return Fate::Done;
         }
         _ => {}
+    }
+    if cb.state == TcpState::Established {
+        tcp_rcv_rtt_measure_ts(net, cb, seg, now);
     }
     // Step 7: data (and step 8: FIN, inside tcp_data_queue).
     let rcv_shutdown = cb.orphan || cb.tsk().stream.rd_shut.load(Ordering::Relaxed);
@@ -959,6 +966,9 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
         cb.ack_now = true;
         return;
     }
+    // tcp_rcv_space_adjust, which Linux runs after the application's
+    // read: what it has read by now.
+    tcp_rcv_space_adjust(net, cb, now);
     // Whatever lies beyond the window is not ours to keep.
     let take = data.len().min(wnd as usize);
     let fin = fin && take == data.len();
@@ -977,6 +987,11 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
     }
     tcp_event_data_recv(cb, n, net.tcp.mem.under_pressure());
     cb.rcv_nxt = cb.rcv_nxt.wrapping_add(n as u32);
+    if n > 0 {
+        // tcp_event_data_recv: tcp_rcv_rtt_measure.
+        let (rcv_nxt, rcv_wnd) = (cb.rcv_nxt, cb.rcv_wnd);
+        cb.rcvq.rcv_rtt_measure(rcv_nxt, rcv_wnd, now);
+    }
     cb.bytes_received += n as u64;
     cb.ack_pending = true;
     if fin && n == take {
@@ -993,6 +1008,64 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
         // tcp_data_ready: the reader is woken (the sock's SO_RCVLOWAT is
         // checked by the reader's readiness test).
         cb.sock.wq.wake_up();
+    }
+}
+
+/// `tcp_rcv_rtt_measure_ts`: a segment's TSecr times a round trip for
+/// receive-buffer autotuning (`super::rcvbuf`).
+fn tcp_rcv_rtt_measure_ts(net: &Net, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) {
+    let Some(rx) = super::ts_state::saw_tstamp(&cb.ts, seg.repr.options.timestamp) else { return };
+    if rx.tsecr == 0 {
+        return;
+    }
+    let queue_empty = cb.copied_seq() == cb.rcv_nxt;
+    let len = seg.end_seq().wrapping_sub(seg.seq());
+    let rcv_mss = cb.rcv_mss;
+    cb.rcvq.rcv_rtt_measure_ts(rx.tsecr, net.tcp.ts_clock.ms(now), len, rcv_mss, queue_empty);
+}
+
+/// `tcp_rcv_space_adjust`: once a round trip, what the application read in
+/// it; the receive buffer grows when that was more than before
+/// ([`tcp_rcvbuf_grow`]). A growth the application's read held off is tried
+/// again here.
+fn tcp_rcv_space_adjust(net: &mut Net, cb: &mut TcpCb, now: Instant) {
+    let (rcv_nxt, copied_seq) = (cb.rcv_nxt, cb.copied_seq());
+    match cb.rcvq.space_adjust(rcv_nxt, copied_seq, now) {
+        Some((old, new)) => tcp_rcvbuf_grow(net, cb, old, new),
+        None if cb.rcvbuf_want > 0 => tcp_rcvbuf_try_grow(cb),
+        None => {}
+    }
+}
+
+/// `tcp_rcvbuf_grow`: the receive buffer for a round trip that delivered
+/// `new` bytes after one that delivered `old`
+/// ([`super::rcvbuf::rcvbuf_grow_target`]), unless `tcp_moderate_rcvbuf` is
+/// off or `SO_RCVBUF` was set (`SOCK_RCVBUF_LOCK`). Not past
+/// `tcp_rmem[2]` nor past the largest window the window scale can offer,
+/// and not under TCP memory pressure (the ring is memory once data has gone
+/// round it; Linux's buffer is only a limit).
+fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
+    if !net.tcp.moderate_rcvbuf || net.tcp.mem.under_pressure() || cb.tsk().rcvbuf_lock.load(Ordering::Relaxed) {
+        return;
+    }
+    let ofo_span = cb.ofo.last().map_or(0, |o| o.end().wrapping_sub(cb.rcv_nxt));
+    let cap = super::rcvbuf::TCP_RMEM_MAX.min((u32::from(u16::MAX) as usize) << cb.rcv_wscale);
+    let target = super::rcvbuf::rcvbuf_grow_target(old, new, ofo_span, cap);
+    if target > cb.rcv_full_space() as usize && target > cb.rcvbuf_want {
+        cb.rcvbuf_want = target;
+        tcp_rcvbuf_try_grow(cb);
+    }
+}
+
+/// Makes the receive ring the size autotuning asked for (`rcvbuf_want`),
+/// keeping `TCP_RCV_SLACK` beyond it; `sk_rcvbuf` follows. Left pending
+/// when the application holds the ring.
+fn tcp_rcvbuf_try_grow(cb: &mut TcpCb) {
+    let want = cb.rcvbuf_want;
+    let (Some(tsk), Some(bufs)) = (cb.sock.tcp(), cb.bufs.as_mut()) else { return };
+    if tsk.stream.grow_rcv(bufs, want + super::TCP_RCV_SLACK) {
+        tsk.rcvbuf.store(want, Ordering::Relaxed);
+        cb.rcvbuf_want = 0;
     }
 }
 
@@ -1098,6 +1171,12 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
                 cb.ofo.insert(at, OfoSeg { seq: e, data: Vec::new(), fin: true });
             }
         }
+    }
+    // tcp_rcvbuf_grow with the space as it is: room for what the
+    // out-of-order queue now spans (not for an orphan: nobody reads).
+    if !cb.orphan {
+        let space = cb.rcvq.space;
+        tcp_rcvbuf_grow(net, cb, space, space);
     }
 }
 
@@ -1545,6 +1624,7 @@ fn create_openreq_child(
     tsk.rcvbuf.store(rcvbuf, Ordering::Relaxed);
     tsk.sndbuf.store(sndbuf, Ordering::Relaxed);
     tsk.sndbuf_lock.store(ltsk.sndbuf_lock.load(Ordering::Relaxed), Ordering::Relaxed);
+    tsk.rcvbuf_lock.store(ltsk.rcvbuf_lock.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.rcvlowat.store(ltsk.rcvlowat.load(Ordering::Relaxed), Ordering::Relaxed);
     tsk.inherit_keepalive(ltsk);
     let bufs = tsk.stream.attach_bufs(rcvbuf + super::TCP_RCV_SLACK, sndbuf);

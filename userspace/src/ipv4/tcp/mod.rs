@@ -25,6 +25,7 @@
 //! | [`rack`] | tcp_recovery.c, tcp_input.c, tcp_output.c | RACK-TLP: losses marked by time, the tail loss probe |
 //! | [`rack_state`] | tcp.h | RACK's, TLP's and PRR's state, the transmit log in send order |
 //! | [`prr`] | tcp_input.c | proportional rate reduction of the window in recovery |
+//! | [`rcvbuf`] | tcp_input.c | receive-buffer autotuning (DRS): the receiver's RTT, what a round trip delivered, the buffer grown to it |
 //! | [`timestamps`] | tcp_input.c, tcp_output.c, syncookies.c | RFC 7323 timestamps: where a connection, a request sock and TIME-WAIT read and write them |
 //! | [`ts_state`] | tcp_input.c, tcp.h, syncookies.c | the timestamp state and clock, PAWS's checks, RTT from TSecr, the cookie's options |
 //!
@@ -48,6 +49,7 @@ pub mod prr;
 pub mod prune;
 pub mod rack;
 pub mod rack_state;
+pub mod rcvbuf;
 pub mod sack;
 pub mod scoreboard;
 pub mod syncookies;

@@ -86,6 +86,9 @@ pub struct TcpTable {
     /// `net.ipv4.tcp_slow_start_after_idle`: a window unused for longer
     /// than the RTO restarts (RFC 2861; on, as in Linux).
     pub slow_start_after_idle: bool,
+    /// `net.ipv4.tcp_moderate_rcvbuf`: receive buffers are autotuned
+    /// (`super::rcvbuf`; default on).
+    pub moderate_rcvbuf: bool,
     /// The second the challenge-ACK budget is for (`tcp_challenge_timestamp`).
     challenge_second: Option<u64>,
     /// Challenge ACKs left in it (`tcp_challenge_count`).
@@ -133,6 +136,7 @@ impl TcpTable {
             max_tw_buckets: super::TCP_MAX_TW_BUCKETS,
             challenge_ack_limit: u32::MAX,
             slow_start_after_idle: true,
+            moderate_rcvbuf: true,
             challenge_second: None,
             challenge_count: 0,
             ts_clock: TsClock::new(epoch, TcpTimestamps::On),
