@@ -471,24 +471,33 @@ const BUSY_TURN_MAX: Duration = Duration::from_micros(5);
 /// about 0.1 ms of empty polls), wall time would be the loop's: a 50 µs
 /// budget would run out at its first turn, and a reader would sleep, to be
 /// woken by a futex round trip, whenever datagrams come more than a poll
-/// apart. Charged per turn, it spins for `budget / BUSY_TURN_MAX` turns at
-/// least before it sleeps, and never spends more than `budget` of its own CPU.
+/// apart. Charged per turn, it spins for up to `budget / BUSY_TURN_MAX`
+/// turns, never spends more than `budget` of its own CPU, and never spins
+/// for more than [`BUSY_WALL_FACTOR`] × `budget` of wall time.
 struct BusyBudget {
     budget: Duration,
     spent: Duration,
     last: Instant,
+    until: Instant,
 }
+
+/// However few turns it got, a waiter stops spinning after this many times
+/// its budget of wall time: datagrams further apart find it asleep, woken
+/// by the loop, which hands it the core (`crate::handoff`); a waiter that
+/// spun on, running only at the loop's yields, which the scheduler (EEVDF)
+/// does not always give it, took a datagram up to a few hundred µs late.
+const BUSY_WALL_FACTOR: u32 = 4;
 
 impl BusyBudget {
     fn new(budget: Duration, now: Instant) -> BusyBudget {
-        BusyBudget { budget, spent: Duration::ZERO, last: now }
+        BusyBudget { budget, spent: Duration::ZERO, last: now, until: now + budget * BUSY_WALL_FACTOR }
     }
 
     /// Charges the turn that ends at `now`; whether the budget is spent.
     fn charge(&mut self, now: Instant) -> bool {
         self.spent += now.saturating_duration_since(self.last).min(BUSY_TURN_MAX);
         self.last = now;
-        self.spent >= self.budget
+        self.spent >= self.budget || now >= self.until
     }
 }
 
@@ -1025,12 +1034,18 @@ mod tests {
         let mut alone = BusyBudget::new(us(50), t0);
         let turns = (1..=100).take_while(|&i| !alone.charge(t0 + us(i))).count();
         assert_eq!(turns, 49, "spent at 50 µs");
-        // Sharing it with a loop that polls 100 µs between yields: 5 µs a turn, ten turns
-        // (a millisecond of wall time) before it sleeps, not one.
+        // Sharing it with a loop that yields after each batch, 20 µs apart: 5 µs a turn, ten
+        // turns (200 µs of wall time) before it sleeps, not three.
         let mut shared = BusyBudget::new(us(50), t0);
-        let turns = (1..=100).take_while(|&i| !shared.charge(t0 + us(100 * i))).count();
+        let turns = (1..=100).take_while(|&i| !shared.charge(t0 + us(20 * i))).count();
         assert_eq!(turns, 9);
         assert_eq!(shared.spent, us(50));
+        // With 100 µs between turns (an idle loop's yields) it stops at 4 × 50 µs of wall
+        // time, two turns: the next datagram finds it asleep and the loop hands it the core.
+        let mut idle = BusyBudget::new(us(50), t0);
+        let turns = (1..=100).take_while(|&i| !idle.charge(t0 + us(100 * i))).count();
+        assert_eq!(turns, 1);
+        assert_eq!(idle.spent, us(10));
     }
 
     /// A reader asleep is not woken by the write space the loop announces
