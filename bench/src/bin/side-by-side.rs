@@ -114,6 +114,11 @@ struct Cli {
     /// on the median of all the transfers.
     #[arg(long, requires = "tcp_only", conflicts_with_all = ["loss_only", "requests_only"])]
     bulk_only: bool,
+    /// With --tcp-only: only the bulk-receive rows (a kernel client sending to iperf3, to the
+    /// kernel's tcp-sink and to `xsknet sink`), `--runs` interleaved rounds, the goal judged on
+    /// the medians.
+    #[arg(long, requires = "tcp_only", conflicts_with_all = ["loss_only", "requests_only", "bulk_only"])]
+    receive_only: bool,
     /// Leave the TCP section out.
     #[arg(long)]
     no_tcp: bool,
@@ -1435,6 +1440,8 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             Some(t.run_requests(cli.runs, &|| b.stopped())?)
         } else if cli.bulk_only {
             Some(t.run_bulk(cli.runs, &|| b.stopped())?)
+        } else if cli.receive_only {
+            Some(t.run_receive(cli.runs, &|| b.stopped())?)
         } else {
             let mut r = if cli.loss_only { tcp_bench::TcpResults::default() } else { t.run(&|| b.stopped())? };
             eprintln!("== tcp: under loss, through xsknet-impair");
