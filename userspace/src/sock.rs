@@ -478,7 +478,8 @@ struct BusyBudget {
     budget: Duration,
     spent: Duration,
     last: Instant,
-    until: Instant,
+    /// When the wall time runs out (`None`: a budget so long it never does).
+    until: Option<Instant>,
 }
 
 /// However few turns it got, a waiter stops spinning after this many times
@@ -490,14 +491,15 @@ const BUSY_WALL_FACTOR: u32 = 4;
 
 impl BusyBudget {
     fn new(budget: Duration, now: Instant) -> BusyBudget {
-        BusyBudget { budget, spent: Duration::ZERO, last: now, until: now + budget * BUSY_WALL_FACTOR }
+        let until = budget.checked_mul(BUSY_WALL_FACTOR).and_then(|d| now.checked_add(d));
+        BusyBudget { budget, spent: Duration::ZERO, last: now, until }
     }
 
     /// Charges the turn that ends at `now`; whether the budget is spent.
     fn charge(&mut self, now: Instant) -> bool {
         self.spent += now.saturating_duration_since(self.last).min(BUSY_TURN_MAX);
         self.last = now;
-        self.spent >= self.budget || now >= self.until
+        self.spent >= self.budget || self.until.is_some_and(|u| now >= u)
     }
 }
 
