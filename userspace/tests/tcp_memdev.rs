@@ -4301,3 +4301,51 @@ fn so_rcvbuf_or_tcp_moderate_rcvbuf_off_keeps_the_buffer() {
         b.end();
     }
 }
+
+/// `tcp_rcvbuf_grow` from `tcp_data_queue_ofo` asks for room for what the
+/// out-of-order queue spans, which grows by a segment with each segment
+/// behind a hole. Linux's `sk_rcvbuf` is a number; xsknet's buffer is a ring
+/// that is reallocated and copied to grow, so it must not grow at every
+/// out-of-order segment of a loss episode (the per-segment path allocates
+/// nothing but the rare growth).
+#[test]
+fn a_loss_episode_grows_the_ring_a_few_times_not_at_every_segment() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    fill_the_window_each_round_trip(&mut b, fd, iss, 4, ms(1));
+    let start = (b.s.tcp_info(fd).unwrap().bytes_received) as u32;
+    let rb0 = rcvbuf_of(&b, PPORT);
+    // One segment lost, then as many behind it as the window we offer lets a sender send
+    // (more than the buffer has room for beyond twice `rcvq_space`, so that the out-of-order
+    // queue asks for more).
+    let mut right = start.wrapping_add(b.s.tcp_info(fd).unwrap().rcv_wnd);
+    let mut sizes = vec![rb0];
+    let mut n = 0u32;
+    while (n + 2) * MSS as u32 <= right.wrapping_sub(start) && n < 4000 {
+        n += 1;
+        peer_data(&mut b, iss, start + n * MSS as u32, &[n as u8; MSS]);
+        for a in b.out() {
+            right = a.r.ack.wrapping_sub(PISN + 1).wrapping_add(u32::from(a.r.window) << 10);
+        }
+        let rb = rcvbuf_of(&b, PPORT);
+        if rb != *sizes.last().unwrap() {
+            sizes.push(rb);
+        }
+    }
+    assert!(n as usize * MSS > 2 * rb0 as usize / 3, "the window let {n} segments through");
+    assert_eq!(b.s.snmp().TcpExtTCPOFODrop, 0, "all queued");
+    assert!(sizes.len() <= 4, "{} growths in one loss episode: {:?}...", sizes.len() - 1, &sizes[..sizes.len().min(8)]);
+    // The hole fills: all of it, in order.
+    peer_data(&mut b, iss, start, &[0xee; MSS]);
+    let _ = b.out();
+    let got = read_all(&mut b, fd);
+    assert_eq!(got.len(), (n as usize + 1) * MSS);
+    assert!(got[..MSS].iter().all(|&x| x == 0xee));
+    for k in 1..=n as usize {
+        assert!(got[k * MSS..(k + 1) * MSS].iter().all(|&x| x == k as u8), "segment {k}");
+    }
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}

@@ -1043,7 +1043,8 @@ fn tcp_rcv_space_adjust(net: &mut Net, cb: &mut TcpCb, now: Instant) {
 /// off or `SO_RCVBUF` was set (`SOCK_RCVBUF_LOCK`). Not past
 /// `tcp_rmem[2]` nor past the largest window the window scale can offer,
 /// and not under TCP memory pressure (the ring is memory once data has gone
-/// round it; Linux's buffer is only a limit).
+/// round it; Linux's buffer is only a limit). A growth at least doubles the
+/// ring (it is reallocated and copied, where Linux sets a number).
 fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
     if !net.tcp.moderate_rcvbuf || net.tcp.mem.under_pressure() || cb.tsk().rcvbuf_lock.load(Ordering::Relaxed) {
         return;
@@ -1051,8 +1052,14 @@ fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
     let ofo_span = cb.ofo.last().map_or(0, |o| o.end().wrapping_sub(cb.rcv_nxt));
     let cap = super::rcvbuf::TCP_RMEM_MAX.min((u32::from(u16::MAX) as usize) << cb.rcv_wscale);
     let target = super::rcvbuf::rcvbuf_grow_target(old, new, ofo_span, cap);
-    if target > cb.rcv_full_space() as usize && target > cb.rcvbuf_want {
-        cb.rcvbuf_want = target;
+    let full = cb.rcv_full_space() as usize;
+    if target > full && target > cb.rcvbuf_want {
+        // Linux's sk_rcvbuf is a number; ours is a ring, reallocated and
+        // copied to grow. The out-of-order queue asks for one segment more
+        // with each segment behind a hole, so growing to the target alone
+        // would reallocate at every segment of a loss episode: the ring at
+        // least doubles instead, a handful of growths in a connection's life.
+        cb.rcvbuf_want = target.max(full.saturating_mul(2)).min(cap);
         tcp_rcvbuf_try_grow(cb);
     }
 }
