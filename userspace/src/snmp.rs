@@ -414,6 +414,13 @@ mib! {
         XskTcpInNotHost => "TCP segment in a link-layer broadcast or multicast frame",
         /// A TCP segment to a broadcast or multicast address.
         XskTcpInBcast => "TCP segment to a broadcast or multicast address",
+        /// Receive rings grown by autotuning (`tcp_rcvbuf_grow`; Linux has a
+        /// tracepoint there, `tcp:tcp_rcvbuf_grow`, no counter).
+        XskTcpRcvbufGrown,
+        /// Growths refused because the rings of all connections had grown
+        /// by `tcp_mem`'s pressure threshold (xsknet's bound: a ring is
+        /// memory, Linux's `sk_rcvbuf` a limit).
+        XskTcpRcvbufGrowRefused,
         /// Frames put on the tx ring.
         XskTxFrames,
         /// A reply could not be sent because no free frame was left.

@@ -4349,3 +4349,25 @@ fn a_loss_episode_grows_the_ring_a_few_times_not_at_every_segment() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+/// What rings grow by, all connections together, stays under `tcp_mem`'s pressure threshold
+/// (xsknet's bound: a grown ring is memory, Linux's `sk_rcvbuf` a limit): with a 2 MiB
+/// threshold one connection's ring grows to about that and the next growth is refused and
+/// counted; the ring it has keeps working, every byte read.
+#[test]
+fn receive_rings_grow_no_further_than_tcp_mems_pressure_threshold() {
+    let limits = xsknet::ipv4::tcp::mem::TcpMemLimits { min: 256, pressure: 512, max: 8192 };
+    let mut b = Bench::with_config(|c| c.tcp_mem = Some(limits));
+    let (l, fd, iss) = b.accepted();
+    let windows = fill_the_window_each_round_trip(&mut b, fd, iss, 8, ms(1));
+    let m = b.s.snmp();
+    assert!(m.XskTcpRcvbufGrown >= 1, "it grew: {windows:?}");
+    assert!(m.XskTcpRcvbufGrowRefused >= 1, "then was refused: {windows:?}");
+    let rb = rcvbuf_of(&b, PPORT);
+    assert!(rb > 131_072 && rb - 131_072 <= 512 * 4096, "grown by at most the threshold: {rb}");
+    assert!(windows.iter().all(|&w| w as u64 <= rb + 4096), "{windows:?} within {rb}");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}

@@ -209,6 +209,9 @@ pub struct TcpCb {
     /// The receive buffer autotuning asked for and did not get yet (the
     /// application held the ring), bytes; 0: none pending.
     pub rcvbuf_want: usize,
+    /// This connection's share of the stack's grown ring bytes
+    /// (`super::rcvbuf::RcvbufGrown`), given back when it is dropped.
+    pub rcvbuf_charge: Option<super::rcvbuf::RcvbufCharge>,
     /// Where the most recent out-of-order segment began: the SACK block
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
@@ -380,6 +383,7 @@ impl TcpCb {
             mem: super::mem::SkMem::default(),
             rcvq: super::rcvbuf::RcvSpace::default(),
             rcvbuf_want: 0,
+            rcvbuf_charge: None,
             sack_recent: 0,
             sack: super::scoreboard::Scoreboard::default(),
             rack: super::rack_state::RackState::default(),

@@ -1032,7 +1032,7 @@ fn tcp_rcv_space_adjust(net: &mut Net, cb: &mut TcpCb, now: Instant) {
     let (rcv_nxt, copied_seq) = (cb.rcv_nxt, cb.copied_seq());
     match cb.rcvq.space_adjust(rcv_nxt, copied_seq, now) {
         Some((old, new)) => tcp_rcvbuf_grow(net, cb, old, new),
-        None if cb.rcvbuf_want > 0 => tcp_rcvbuf_try_grow(cb),
+        None if cb.rcvbuf_want > 0 => tcp_rcvbuf_try_grow(net, cb),
         None => {}
     }
 }
@@ -1060,19 +1060,32 @@ fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
         // would reallocate at every segment of a loss episode: the ring at
         // least doubles instead, a handful of growths in a connection's life.
         cb.rcvbuf_want = target.max(full.saturating_mul(2)).min(cap);
-        tcp_rcvbuf_try_grow(cb);
+        tcp_rcvbuf_try_grow(net, cb);
     }
 }
 
 /// Makes the receive ring the size autotuning asked for (`rcvbuf_want`),
 /// keeping `TCP_RCV_SLACK` beyond it; `sk_rcvbuf` follows. Left pending
 /// when the application holds the ring.
-fn tcp_rcvbuf_try_grow(cb: &mut TcpCb) {
+///
+/// What rings have grown by, all connections together, stays under
+/// `tcp_mem`'s pressure threshold (`super::rcvbuf::RcvbufGrown`): a growth
+/// past it is refused (`XskTcpRcvbufGrowRefused`) and the ring keeps its size.
+fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
     let want = cb.rcvbuf_want;
+    let grow = want.saturating_sub(cb.rcv_full_space() as usize);
+    let limit = usize::try_from(net.tcp.mem.limits.pressure.saturating_mul(4096)).unwrap_or(usize::MAX);
+    if net.tcp.rcvbuf_grown.total().saturating_add(grow) > limit {
+        net.mib.XskTcpRcvbufGrowRefused += 1;
+        cb.rcvbuf_want = 0;
+        return;
+    }
     let (Some(tsk), Some(bufs)) = (cb.sock.tcp(), cb.bufs.as_mut()) else { return };
     if tsk.stream.grow_rcv(bufs, want + super::TCP_RCV_SLACK) {
         tsk.rcvbuf.store(want, Ordering::Relaxed);
         cb.rcvbuf_want = 0;
+        net.tcp.rcvbuf_grown.charge(&mut cb.rcvbuf_charge, grow, usize::MAX);
+        net.mib.XskTcpRcvbufGrown += 1;
     }
 }
 

@@ -89,6 +89,9 @@ pub struct TcpTable {
     /// `net.ipv4.tcp_moderate_rcvbuf`: receive buffers are autotuned
     /// (`super::rcvbuf`; default on).
     pub moderate_rcvbuf: bool,
+    /// What receive rings have grown by, all connections (`super::rcvbuf`):
+    /// autotuning grows no ring past `tcp_mem`'s pressure threshold of it.
+    pub rcvbuf_grown: super::rcvbuf::RcvbufGrown,
     /// The second the challenge-ACK budget is for (`tcp_challenge_timestamp`).
     challenge_second: Option<u64>,
     /// Challenge ACKs left in it (`tcp_challenge_count`).
@@ -137,6 +140,7 @@ impl TcpTable {
             challenge_ack_limit: u32::MAX,
             slow_start_after_idle: true,
             moderate_rcvbuf: true,
+            rcvbuf_grown: super::rcvbuf::RcvbufGrown::default(),
             challenge_second: None,
             challenge_count: 0,
             ts_clock: TsClock::new(epoch, TcpTimestamps::On),
