@@ -4371,3 +4371,25 @@ fn receive_rings_grow_no_further_than_tcp_mems_pressure_threshold() {
     b.s.close(l).unwrap();
     b.end();
 }
+
+/// Receive-buffer autotuning starts from 10 segments of the MSS data actually carries:
+/// `rcv_space` 14480 for a connection with timestamps (1460 - 12 = 1448, as `ss -ti` shows a
+/// Linux 6.18 socket of either side), 14600 without (`tcp_init_buffer_space`; the passive side's
+/// `advmss` is cut before it since 6.16).
+#[test]
+fn autotuning_starts_from_ten_segments_of_the_mss_data_carries() {
+    let mut b = Bench::new();
+    let (l, fd, _, _) = ts_accepted(&mut b);
+    assert_eq!(b.s.tcp_info(fd).unwrap().rcv_space, 14_480);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+    let mut b = Bench::new();
+    let (l, fd, _) = b.accepted();
+    assert_eq!(b.s.tcp_info(fd).unwrap().rcv_space, 14_600);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}

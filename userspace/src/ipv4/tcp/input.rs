@@ -564,6 +564,7 @@ fn rcv_state_process(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
+        timestamps::synrecv_advmss(cb);
         tcp_init_transfer(cb, now, net.tcp.hz);
     } else if acceptable.is_err() {
         // RFC 5961 §5.2: a challenge ACK in every synchronized state
@@ -1699,6 +1700,7 @@ fn create_openreq_child(
     net.mib.TcpPassiveOpens += 1;
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);
+    timestamps::synrecv_advmss(&mut cb);
     tcp_init_transfer(&mut cb, now, net.tcp.hz);
     let id = net.tcp.insert(cb);
     net.tcp.hash_established(key, id);

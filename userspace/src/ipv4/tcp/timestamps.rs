@@ -47,13 +47,26 @@ pub fn synsent_agree(cb: &mut TcpCb, clock: &TsClock, opt: Option<(u32, u32)>, n
 
 /// `tcp_sync_mss` with timestamps agreed: data segments carry 12 bytes of
 /// option, so the MSS (`mss_cache`) is 12 less; an active opener's
-/// `advmss` too (`tcp_rcv_synsent_state_process`).
+/// `advmss` too (`tcp_rcv_synsent_state_process`; a passive opener's when it
+/// becomes ESTABLISHED, [`synrecv_advmss`]).
 pub fn shrink_mss(cb: &mut TcpCb, active: bool) {
     if !cb.ts.ok {
         return;
     }
     cb.mss = cb.mss.saturating_sub(TCPOLEN_TSTAMP_ALIGNED).max(TCP_MIN_SND_MSS);
     if active {
+        cb.advmss = cb.advmss.saturating_sub(TCPOLEN_TSTAMP_ALIGNED).max(TCP_MIN_SND_MSS);
+    }
+}
+
+/// `tcp_rcv_state_process` in SYN-RECV, as a passive (or simultaneous)
+/// open becomes ESTABLISHED: with timestamps agreed `advmss` is 12 less,
+/// as an active opener's is in [`shrink_mss`]; before `tcp_init_transfer`
+/// since Linux 6.16 ("fix initial tp->rcvq_space.space value for passive TS
+/// enabled flows"), so that receive-buffer autotuning starts from 10 × the
+/// smaller MSS.
+pub fn synrecv_advmss(cb: &mut TcpCb) {
+    if cb.ts.ok {
         cb.advmss = cb.advmss.saturating_sub(TCPOLEN_TSTAMP_ALIGNED).max(TCP_MIN_SND_MSS);
     }
 }
