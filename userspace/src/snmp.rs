@@ -419,7 +419,8 @@ mib! {
         XskTcpRcvbufGrown,
         /// Growths refused because the rings of all connections had grown
         /// by `tcp_mem`'s pressure threshold (xsknet's bound: a ring is
-        /// memory, Linux's `sk_rcvbuf` a limit).
+        /// memory, Linux's `sk_rcvbuf` a limit), or because the allocator
+        /// refused the new ring.
         XskTcpRcvbufGrowRefused,
         /// Frames put on the tx ring.
         XskTxFrames,

@@ -102,6 +102,19 @@ pub struct LoopBufs {
     pub snd: HeapCons<u8>,
 }
 
+/// How [`StreamSock::grow_rcv`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RcvGrow {
+    /// The ring has the size asked for (or was larger already).
+    Done,
+    /// The application holds the ring: try again later.
+    Busy,
+    /// The connection has no ring (over, or never set up).
+    NoRing,
+    /// The allocator refused the new ring: the old one stays.
+    NoMemory,
+}
+
 /// The shared part of a TCP sock: state word, buffers, shutdown flags.
 pub struct StreamSock {
     state: AtomicU8,
@@ -175,27 +188,28 @@ impl StreamSock {
 
     /// Loop side: makes the receive ring `cap` bytes when it is smaller,
     /// moving the bytes that wait in it, in order, to the new one
-    /// (receive-buffer autotuning, [`crate::ipv4::tcp::rcvbuf`]). Returns
-    /// false, and changes nothing, when the application is reading at this
-    /// moment (the loop never waits for it: the caller tries again later)
-    /// or the connection has no ring.
-    pub(crate) fn grow_rcv(&self, bufs: &mut LoopBufs, cap: usize) -> bool {
+    /// (receive-buffer autotuning, [`crate::ipv4::tcp::rcvbuf`]). Nothing
+    /// changes when the application is reading at this moment (the loop
+    /// never waits for it: the caller tries again later), when the
+    /// connection has no ring, or when the memory cannot be had.
+    pub(crate) fn grow_rcv(&self, bufs: &mut LoopBufs, cap: usize) -> RcvGrow {
         let mut guard = match self.rcv.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return false,
+            Err(std::sync::TryLockError::WouldBlock) => return RcvGrow::Busy,
         };
-        let Some(cons) = guard.as_mut() else { return false };
+        let Some(cons) = guard.as_mut() else { return RcvGrow::NoRing };
         if cap <= cons.capacity().get() {
-            return true;
+            return RcvGrow::Done;
         }
-        let (mut prod, new_cons) = HeapRb::<u8>::new(cap).split();
+        let Ok(rb) = HeapRb::<u8>::try_new(cap) else { return RcvGrow::NoMemory };
+        let (mut prod, new_cons) = rb.split();
         let (a, b) = cons.as_slices();
         prod.push_slice(a);
         prod.push_slice(b);
         *guard = Some(new_cons);
         bufs.rcv = prod;
-        true
+        RcvGrow::Done
     }
 
     /// Application side: copies received bytes into `buf`; returns how many
@@ -402,13 +416,15 @@ mod tests {
         assert_eq!(s.read(&mut buf).0, 4);
         assert_eq!(lb.rcv.push_slice(b"ghijkl"), 6);
         assert_eq!(lb.rcv.vacant_len(), 0);
-        assert!(s.grow_rcv(&mut lb, 32));
+        assert_eq!(s.grow_rcv(&mut lb, 32), RcvGrow::Done);
         assert_eq!((s.rcv_capacity(), s.rcv_queued(), lb.rcv.vacant_len()), (32, 8, 24));
         assert_eq!(lb.rcv.push_slice(b"mn"), 2, "the loop writes to the new ring");
         let mut all = [0u8; 16];
         assert_eq!(s.read(&mut all).0, 10);
         assert_eq!(&all[..10], b"efghijklmn");
-        assert!(s.grow_rcv(&mut lb, 16), "never shrinks: nothing to do");
+        assert_eq!(s.grow_rcv(&mut lb, 16), RcvGrow::Done, "never shrinks: nothing to do");
+        assert_eq!(s.grow_rcv(&mut lb, usize::MAX / 2), RcvGrow::NoMemory, "refused by the allocator: no abort");
+        assert_eq!(s.rcv_capacity(), 32);
         assert_eq!(s.rcv_capacity(), 32);
     }
 
@@ -417,10 +433,10 @@ mod tests {
         let s = StreamSock::default();
         let mut lb = s.attach_bufs(8, 4);
         let held = s.rcv.lock().unwrap();
-        assert!(!s.grow_rcv(&mut lb, 32), "the loop does not wait for a reader");
+        assert_eq!(s.grow_rcv(&mut lb, 32), RcvGrow::Busy, "the loop does not wait for a reader");
         drop(held);
         assert_eq!(s.rcv_capacity(), 8);
-        assert!(s.grow_rcv(&mut lb, 32));
+        assert_eq!(s.grow_rcv(&mut lb, 32), RcvGrow::Done);
         assert_eq!(s.rcv_capacity(), 32);
     }
 }

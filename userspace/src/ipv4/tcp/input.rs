@@ -35,7 +35,7 @@ use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::snmp::MibCounter;
 use crate::sock::{Sock, SockType};
-use crate::stream::TcpState;
+use crate::stream::{RcvGrow, TcpState};
 use crate::umem::{Frame, Umem};
 use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::Ipv4Repr;
@@ -1071,7 +1071,8 @@ fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
 ///
 /// What rings have grown by, all connections together, stays under
 /// `tcp_mem`'s pressure threshold (`super::rcvbuf::RcvbufGrown`): a growth
-/// past it is refused (`XskTcpRcvbufGrowRefused`) and the ring keeps its size.
+/// past it is refused (`XskTcpRcvbufGrowRefused`) and the ring keeps its size,
+/// as it does when the allocator refuses the new ring.
 fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
     let want = cb.rcvbuf_want;
     let grow = want.saturating_sub(cb.rcv_full_space() as usize);
@@ -1082,11 +1083,19 @@ fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
         return;
     }
     let (Some(tsk), Some(bufs)) = (cb.sock.tcp(), cb.bufs.as_mut()) else { return };
-    if tsk.stream.grow_rcv(bufs, want + super::TCP_RCV_SLACK) {
-        tsk.rcvbuf.store(want, Ordering::Relaxed);
-        cb.rcvbuf_want = 0;
-        net.tcp.rcvbuf_grown.charge(&mut cb.rcvbuf_charge, grow, usize::MAX);
-        net.mib.XskTcpRcvbufGrown += 1;
+    match tsk.stream.grow_rcv(bufs, want + super::TCP_RCV_SLACK) {
+        RcvGrow::Done => {
+            tsk.rcvbuf.store(want, Ordering::Relaxed);
+            cb.rcvbuf_want = 0;
+            net.tcp.rcvbuf_grown.charge(&mut cb.rcvbuf_charge, grow, usize::MAX);
+            net.mib.XskTcpRcvbufGrown += 1;
+        }
+        RcvGrow::Busy => {}
+        RcvGrow::NoRing => cb.rcvbuf_want = 0,
+        RcvGrow::NoMemory => {
+            net.mib.XskTcpRcvbufGrowRefused += 1;
+            cb.rcvbuf_want = 0;
+        }
     }
 }
 
