@@ -425,7 +425,6 @@ mod tests {
         assert_eq!(s.grow_rcv(&mut lb, 16), RcvGrow::Done, "never shrinks: nothing to do");
         assert_eq!(s.grow_rcv(&mut lb, usize::MAX / 2), RcvGrow::NoMemory, "refused by the allocator: no abort");
         assert_eq!(s.rcv_capacity(), 32);
-        assert_eq!(s.rcv_capacity(), 32);
     }
 
     #[test]

@@ -1016,9 +1016,6 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
 /// receive-buffer autotuning (`super::rcvbuf`).
 fn tcp_rcv_rtt_measure_ts(net: &Net, cb: &mut TcpCb, seg: &Segment<'_>, now: Instant) {
     let Some(rx) = super::ts_state::saw_tstamp(&cb.ts, seg.repr.options.timestamp) else { return };
-    if rx.tsecr == 0 {
-        return;
-    }
     let queue_empty = cb.copied_seq() == cb.rcv_nxt;
     let len = seg.end_seq().wrapping_sub(seg.seq());
     let rcv_mss = cb.rcv_mss;
@@ -1077,7 +1074,7 @@ fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
     let want = cb.rcvbuf_want;
     let grow = want.saturating_sub(cb.rcv_full_space() as usize);
     let limit = usize::try_from(net.tcp.mem.limits.pressure.saturating_mul(4096)).unwrap_or(usize::MAX);
-    if net.tcp.rcvbuf_grown.total().saturating_add(grow) > limit {
+    if !net.tcp.rcvbuf_grown.fits(grow, limit) {
         net.mib.XskTcpRcvbufGrowRefused += 1;
         cb.rcvbuf_want = 0;
         return;

@@ -40,9 +40,6 @@ use super::before;
 /// (32 MiB since Linux 6.16, `tcp_init` in net/ipv4/tcp.c).
 pub const TCP_RMEM_MAX: usize = 32 << 20;
 
-/// `TCP_TS_HZ`: ticks a second of the timestamp clock (net/tcp.h).
-const TCP_TS_HZ: u32 = 1000;
-
 /// A connection's receive-side RTT estimate and the last measurement of what
 /// the application read (`tcp_sock.rcv_rtt_est`, `rcvq_space`,
 /// `rcv_rtt_last_tsecr`).
@@ -128,12 +125,12 @@ impl RcvSpace {
         if len < rcv_mss {
             return;
         }
-        // tcp_rtt_tsopt_us with min_delta 0.
-        let delta = clock_ms.wrapping_sub(tsecr);
-        if delta == 0 || delta >= i32::MAX as u32 / (1_000_000 / TCP_TS_HZ) {
+        let echo = super::ts_state::RcvTs { tsval: 0, tsecr };
+        let Some(rtt) = super::ts_state::tcp_rtt_tsopt_min(clock_ms, Some(echo), 0) else { return };
+        if rtt.is_zero() {
             return;
         }
-        self.rcv_rtt_update(delta * (1_000_000 / TCP_TS_HZ), false, queue_empty);
+        self.rcv_rtt_update(rtt.as_micros() as u32, false, queue_empty);
     }
 
     /// `tcp_rcv_space_adjust`: once a round trip (the estimate's) has passed
@@ -180,11 +177,16 @@ impl RcvbufGrown {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Whether `bytes` more keep the total within `limit`.
+    pub fn fits(&self, bytes: usize, limit: usize) -> bool {
+        self.total().saturating_add(bytes) <= limit
+    }
+
     /// Adds `bytes` to `charge` (made on a connection's first growth) and to
     /// the total, unless the total would pass `limit`: then nothing changes
     /// and the answer is false.
     pub fn charge(&self, charge: &mut Option<RcvbufCharge>, bytes: usize, limit: usize) -> bool {
-        if self.total().saturating_add(bytes) > limit {
+        if !self.fits(bytes, limit) {
             return false;
         }
         self.0.fetch_add(bytes, Ordering::Relaxed);

@@ -251,6 +251,13 @@ pub fn tcp_replace_ts_recent(ts: &mut TsState, rx: Option<RcvTs>, seq: u32, rcv_
 /// gives none, e.g. retransmitted data acknowledged). `None` without an
 /// echo or for an echo from the future or too far back.
 pub fn tcp_rtt_tsopt(clock_ms: u32, rx: Option<RcvTs>) -> Option<Duration> {
+    tcp_rtt_tsopt_min(clock_ms, rx, 1)
+}
+
+/// [`tcp_rtt_tsopt`] with Linux's `min_delta`: the ticks an echo of this
+/// very tick counts for (1 for the sender's RTT; 0 for the receiver's,
+/// `tcp_rcv_rtt_measure_ts`, which then takes no sample).
+pub fn tcp_rtt_tsopt_min(clock_ms: u32, rx: Option<RcvTs>, min_delta: u32) -> Option<Duration> {
     let rx = rx?;
     if rx.tsecr == 0 {
         return None;
@@ -259,7 +266,7 @@ pub fn tcp_rtt_tsopt(clock_ms: u32, rx: Option<RcvTs>) -> Option<Duration> {
     if delta >= i32::MAX as u32 / 1000 {
         return None;
     }
-    Some(Duration::from_millis(u64::from(delta.max(1))))
+    Some(Duration::from_millis(u64::from(if delta == 0 { min_delta } else { delta })))
 }
 
 /// The TSval of a segment we send: our clock plus the offset.
