@@ -186,6 +186,11 @@ pub struct TcpSysctlArgs {
     /// 128 KiB with what the application reads in a round trip, up to 32 MiB; 0 keeps it.
     #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
     pub tcp_moderate_rcvbuf: Option<u8>,
+    /// GRO, as `ethtool -K IFACE gro on|off`: on (default) the TCP segments of a connection
+    /// that Linux would merge in one NAPI poll share one ACK decision (about one ACK per 64 KiB
+    /// of a bulk transfer); off, each segment gets its own (one ACK per two full segments).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub gro: Option<bool>,
     /// `net.ipv4.tcp_mem`: pages of 4096 bytes all TCP connections may hold: below MIN no
     /// pressure, above PRESSURE the windows stop growing, above MAX data is refused (default:
     /// derived from --max-fds connections with full buffers, as Linux derives it from memory;
@@ -230,10 +235,25 @@ impl TcpSysctlArgs {
         if let Some(v) = self.tcp_moderate_rcvbuf {
             cfg.tcp_moderate_rcvbuf = v == 1;
         }
+        if let Some(v) = self.gro {
+            cfg.gro = v;
+        }
         if let Some(v) = self.tcp_mem {
             cfg.tcp_mem = Some(v);
         }
         cfg.hz = self.hz.or_else(crate::jiffies::host_hz).unwrap_or(crate::jiffies::HZ_DEFAULT);
+    }
+}
+
+/// `on` or `off`, as `ethtool -K` takes a feature's setting.
+///
+/// # Errors
+/// Anything else, with what to write instead.
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: write on or off")),
     }
 }
 
@@ -346,6 +366,8 @@ mod tests {
             "0",
             "--tcp-mem",
             "10,20,30",
+            "--gro",
+            "off",
         ])
         .unwrap();
         c.tcp.apply(&mut cfg);
@@ -354,6 +376,7 @@ mod tests {
         assert_eq!((cfg.tcp_max_tw_buckets, cfg.tcp_challenge_ack_limit), (5, 1000));
         assert!(!cfg.tcp_slow_start_after_idle);
         assert!(!cfg.tcp_moderate_rcvbuf);
+        assert!(!cfg.gro);
         assert_eq!(cfg.tcp_mem, Some(TcpMemLimits { min: 10, pressure: 20, max: 30 }));
         Cmd::try_parse_from(["x", "--tcp-timestamps", "2"]).unwrap().tcp.apply(&mut cfg);
         assert_eq!(cfg.tcp_timestamps, TcpTimestamps::NoOffset);
@@ -362,6 +385,7 @@ mod tests {
             &["x", "--tcp-syncookies", "-1"],
             &["x", "--tcp-slow-start-after-idle", "2"],
             &["x", "--tcp-mem", "1,2"],
+            &["x", "--gro", "1"],
             &["x", "--tcp-mem", "3,2,1"],
         ] {
             assert!(Cmd::try_parse_from(bad).is_err(), "{bad:?}");

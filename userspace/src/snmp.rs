@@ -422,6 +422,10 @@ mib! {
         /// memory, Linux's `sk_rcvbuf` a limit), or because the allocator
         /// refused the new ring.
         XskTcpRcvbufGrowRefused,
+        /// TCP segments that joined an earlier segment's GRO aggregate, so
+        /// that one ACK decision covered both (`ipv4::tcp::offload`; Linux
+        /// counts no such thing, its aggregate is one `sk_buff`).
+        XskTcpGroMerged,
         /// Frames put on the tx ring.
         XskTxFrames,
         /// A reply could not be sent because no free frame was left.

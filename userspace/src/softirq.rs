@@ -377,6 +377,10 @@ impl<D: NetDevice> Napi<D> {
             for d in batch.drain(..) {
                 netif_receive(net, socks, &mut self.q, &umem, d, now);
             }
+            // The ACKs of TCP's GRO aggregates still open.
+            if !net.tcp.gro_held.is_empty() {
+                tcp::input::napi_gro_flush(net, &mut self.q, &umem, now);
+            }
             // sk_data_ready, once per sock per batch: one fence, not one per datagram.
             for key in net.rx_woken.drain(..) {
                 if let Some(sock) = socks.lookup(&key) {

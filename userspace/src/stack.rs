@@ -109,6 +109,10 @@ pub struct StackConfig {
     /// application reads in a round trip (on, as in Linux;
     /// `ipv4::tcp::rcvbuf`). `SO_RCVBUF` turns it off for its socket.
     pub tcp_moderate_rcvbuf: bool,
+    /// GRO (`ethtool -K IFACE gro on`, Linux's default): the TCP segments of
+    /// one connection that Linux would merge in a NAPI poll get one ACK
+    /// decision, not one each (`ipv4::tcp::offload`).
+    pub gro: bool,
     /// `net.ipv4.tcp_timestamps`: RFC 7323 timestamps offered and accepted
     /// with a random offset (Linux's default), without one, or not at all
     /// (docs/tcp.md, "Timestamps and PAWS").
@@ -166,6 +170,7 @@ impl StackConfig {
             tcp_challenge_ack_limit: u32::MAX,
             tcp_slow_start_after_idle: true,
             tcp_moderate_rcvbuf: true,
+            gro: true,
             tcp_timestamps: crate::ipv4::tcp::timestamps::TcpTimestamps::On,
             tcp_recovery: crate::ipv4::tcp::rack::TCP_RACK_LOSS_DETECTION,
             tcp_early_retrans: 3,
@@ -226,6 +231,7 @@ impl<D: NetDevice> Stack<D> {
         net.tcp.challenge_ack_limit = cfg.tcp_challenge_ack_limit;
         net.tcp.slow_start_after_idle = cfg.tcp_slow_start_after_idle;
         net.tcp.moderate_rcvbuf = cfg.tcp_moderate_rcvbuf;
+        net.tcp.gro = cfg.gro;
         net.tcp.ts_clock.mode = cfg.tcp_timestamps;
         net.tcp.mem.limits = cfg.tcp_mem.unwrap_or_else(|| {
             crate::ipv4::tcp::mem::TcpMemLimits::from_budget(

@@ -1125,6 +1125,85 @@ fn full_segments_are_acked_every_second_one() {
     b.end();
 }
 
+/// A connection whose quick ACKs are used up (16 small segments, read).
+fn accepted_past_quick_acks(b: &mut Bench) -> (Fd, Fd, u32, u32, u64) {
+    let (l, fd, iss) = b.accepted();
+    let mut off = 0;
+    let mut t = 0;
+    for i in 0..16 {
+        t += 100;
+        b.at(ms(t));
+        peer_data(b, iss, off, &[i as u8; 10]);
+        off += 10;
+        b.one();
+    }
+    read_all(b, fd);
+    b.at(ms(t + 100));
+    (l, fd, iss, off, t + 100)
+}
+
+/// `n` full segments of the peer from `off`, all in the rx ring for one
+/// poll; PSH on those at the indices in `psh`. Returns the ACK numbers sent.
+fn burst(b: &mut Bench, iss: u32, off: &mut u32, n: usize, psh: &[usize]) -> Vec<u32> {
+    for i in 0..n {
+        let fl = if psh.contains(&i) { ACK | PSH } else { ACK };
+        b.inject(&hdr(PPORT, LPORT, PISN + 1 + *off, iss.wrapping_add(1), fl, PEER_WIN), &[i as u8; MSS]);
+        *off += MSS as u32;
+    }
+    b.out().iter().inspect(|a| assert_eq!(a.flags(), ACK)).map(|a| a.r.ack).collect()
+}
+
+#[test]
+fn a_burst_in_one_batch_gets_one_ack_per_gro_aggregate() {
+    let mut b = Bench::new();
+    let (l, fd, iss, mut off, _) = accepted_past_quick_acks(&mut b);
+    // Twenty full segments in one poll are one GRO aggregate
+    // (tcp_gro_receive): one ACK decision, one ACK, at the end of the batch.
+    let merged = b.s.snmp().XskTcpGroMerged;
+    assert_eq!(burst(&mut b, iss, &mut off, 20, &[]), vec![PISN + 1 + off]);
+    assert_eq!(b.s.snmp().XskTcpGroMerged - merged, 19);
+    assert_eq!(read_all(&mut b, fd).len(), 20 * MSS);
+    // PSH ends an aggregate after the segment that carries it: the first
+    // five are one, the next fifteen another.
+    let start = off;
+    assert_eq!(burst(&mut b, iss, &mut off, 20, &[4]), vec![PISN + 1 + start + 5 * MSS as u32, PISN + 1 + off]);
+    read_all(&mut b, fd);
+    // A gap: the segment after it is out of order, not part of the
+    // aggregate before it, and is acknowledged (a duplicate ACK) at once.
+    let before_gap = off;
+    for i in 0..4u32 {
+        if i != 2 {
+            b.inject(
+                &hdr(PPORT, LPORT, PISN + 1 + off + i * MSS as u32, iss.wrapping_add(1), ACK, PEER_WIN),
+                &[7; MSS],
+            );
+        }
+    }
+    let acks: Vec<u32> = b.out().iter().map(|a| a.r.ack).collect();
+    assert_eq!(acks, vec![PISN + 1 + before_gap + 2 * MSS as u32; 2], "the aggregate's ACK, then the duplicate ACK");
+    assert_eq!(b.s.snmp().TcpExtTCPOFOQueue, 1);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
+fn with_gro_off_a_burst_is_acked_every_second_segment() {
+    let mut b = Bench::with_config(|c| c.gro = false);
+    let (l, fd, iss, mut off, _) = accepted_past_quick_acks(&mut b);
+    let start = off;
+    let acks = burst(&mut b, iss, &mut off, 10, &[]);
+    let every_second: Vec<u32> = (1..=5).map(|k| PISN + 1 + start + 2 * k * MSS as u32).collect();
+    assert_eq!(acks, every_second);
+    assert_eq!(b.s.snmp().XskTcpGroMerged, 0);
+    read_all(&mut b, fd);
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
 #[test]
 fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
     let mut b = Bench::new();

@@ -299,6 +299,10 @@ pub struct TcpCb {
     pub ack_pending: bool,
     /// An ACK is owed at once (`ICSK_ACK_NOW`).
     pub ack_now: bool,
+    /// The GRO aggregate this connection's last segments belong to in the
+    /// current rx batch: their ACK is decided when it ends
+    /// ([`super::offload`]).
+    pub gro: Option<super::offload::GroAggregate>,
     /// Quick ACKs left (`icsk_ack.quick`).
     pub quick: u32,
     /// Interactive mode: ACKs ride on replies (`inet_csk_in_pingpong_mode`).
@@ -416,6 +420,7 @@ impl TcpCb {
             timer_pending: None,
             ack_pending: false,
             ack_now: false,
+            gro: None,
             quick: 0,
             pingpong: false,
             dst_pending_confirm: false,

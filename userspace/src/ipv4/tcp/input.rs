@@ -298,9 +298,63 @@ fn tcp_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, id: CbId, seg: &Segm
     cb.segs_in += 1;
     let fate = match cb.state {
         TcpState::SynSent => rcv_synsent(net, q, umem, &mut cb, seg, now),
-        _ => rcv_state_process(net, q, umem, &mut cb, seg, now),
+        _ => {
+            tcp_gro_receive(net, q, umem, id, &mut cb, seg, now);
+            let fate = rcv_state_process(net, q, umem, &mut cb, seg, now);
+            if fate == Fate::Keep && cb.gro.is_some_and(|g| g.is_done()) {
+                cb.gro = None;
+                tcp_ack_snd_check(net, q, umem, &mut cb, now);
+            }
+            fate
+        }
     };
     finish(net, id, cb, fate);
+}
+
+/// GRO before `tcp_v4_rcv` (`napi_gro_receive` → `tcp_gro_receive`,
+/// [`super::offload`]): the segment joins the connection's open aggregate,
+/// or that aggregate ends here (its ACK decided now, before this segment)
+/// and the segment may start the next. While `cb.gro` is set,
+/// [`rcv_state_process`] leaves the ACK decision to the aggregate's end.
+#[allow(clippy::too_many_arguments)]
+fn tcp_gro_receive(
+    net: &mut Net,
+    q: &mut NetdevQueue,
+    umem: &Umem,
+    id: CbId,
+    cb: &mut TcpCb,
+    seg: &Segment<'_>,
+    now: Instant,
+) {
+    use super::offload::{GroAggregate, GroVerdict};
+    if let Some(mut g) = cb.gro.take() {
+        if g.receive(&seg.repr, seg.data.len()) == GroVerdict::Merged {
+            net.mib.XskTcpGroMerged += 1;
+            cb.gro = Some(g);
+            return;
+        }
+        tcp_ack_snd_check(net, q, umem, cb, now);
+    }
+    if net.tcp.gro {
+        cb.gro = GroAggregate::start(&seg.repr, seg.data.len());
+        if cb.gro.is_some() {
+            net.tcp.gro_held.push(id);
+        }
+    }
+}
+
+/// `napi_gro_flush` at the end of an rx batch: the ACK decision of every
+/// aggregate still open ([`super::offload`]).
+pub fn napi_gro_flush(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant) {
+    let mut held = std::mem::take(&mut net.tcp.gro_held);
+    for id in held.drain(..) {
+        let Some(mut cb) = net.tcp.take(id) else { continue };
+        if cb.gro.take().is_some() {
+            tcp_ack_snd_check(net, q, umem, &mut cb, now);
+        }
+        finish(net, id, cb, Fate::Keep);
+    }
+    net.tcp.gro_held = held;
 }
 
 /// `tcp_oow_rate_limited`: at most one out-of-window ACK per 500 ms per
@@ -640,9 +694,12 @@ fn rcv_state_process(
     if cb.state == TcpState::TimeWait {
         return Fate::Done;
     }
-    // tcp_data_snd_check, then tcp_ack_snd_check.
+    // tcp_data_snd_check, then tcp_ack_snd_check (for a segment of a GRO
+    // aggregate, at the aggregate's end: `tcp_rcv`, `napi_gro_flush`).
     tcp_write_xmit(net, q, umem, cb, now);
-    tcp_ack_snd_check(net, q, umem, cb, now);
+    if cb.gro.is_none() {
+        tcp_ack_snd_check(net, q, umem, cb, now);
+    }
     Fate::Keep
 }
 

@@ -8,6 +8,7 @@
 //! | [`table`] | net/ipv4/inet_hashtables.c | established and listening tables, control blocks, timers |
 //! | [`cb`] | include/linux/tcp.h | the control block (`tcp_sock`), request socks |
 //! | [`input`] | tcp_ipv4.c, tcp_input.c, tcp_minisocks.c | `tcp_v4_rcv` and the state machine |
+//! | [`offload`] | tcp_offload.c, core/gro.c | GRO's aggregates: segments whose ACK is decided once, as Linux decides it for a merged `sk_buff` |
 //! | [`output`] | tcp_output.c | segments out: data, ACKs, SYN, SYN-ACK, FIN, RST |
 //! | [`timer`] | tcp_timer.c | retransmission, delayed ACK, zero-window probe, TIME-WAIT |
 //! | [`ca`] | tcp_cong.c | the congestion-control algorithms behind a trait, a connection's choice |
@@ -41,6 +42,7 @@ pub mod err;
 pub mod info;
 pub mod input;
 pub mod mem;
+pub mod offload;
 pub mod output;
 pub mod pacing;
 pub mod pacing_state;

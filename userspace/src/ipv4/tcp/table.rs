@@ -89,6 +89,15 @@ pub struct TcpTable {
     /// `net.ipv4.tcp_moderate_rcvbuf`: receive buffers are autotuned
     /// (`super::rcvbuf`; default on).
     pub moderate_rcvbuf: bool,
+    /// GRO on the device (`ethtool -K IFACE gro on`, Linux's default): the
+    /// ACK of the segments of one aggregate is decided once
+    /// (`super::offload`).
+    pub gro: bool,
+    /// Connections with a GRO aggregate open in the current rx batch, for
+    /// `napi_gro_flush` at its end (grown to a batch once, then reused; an
+    /// entry may be stale: its aggregate
+    /// ended earlier, or the connection is gone).
+    pub gro_held: Vec<CbId>,
     /// What receive rings have grown by, all connections (`super::rcvbuf`):
     /// autotuning grows no ring past `tcp_mem`'s pressure threshold of it.
     pub rcvbuf_grown: super::rcvbuf::RcvbufGrown,
@@ -140,6 +149,8 @@ impl TcpTable {
             challenge_ack_limit: u32::MAX,
             slow_start_after_idle: true,
             moderate_rcvbuf: true,
+            gro: true,
+            gro_held: Vec::new(),
             rcvbuf_grown: super::rcvbuf::RcvbufGrown::default(),
             challenge_second: None,
             challenge_count: 0,
