@@ -188,7 +188,12 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
         assert!(veth(i).contains("generic-segmentation-offload: off"), "{}", veth(i));
     }
     assert!(veth(bulk.len() - 1).contains("generic-segmentation-offload: on"), "{}", veth(bulk.len() - 1));
-    assert_eq!(servers("bulk_receive"), ["iperf3", "kernel-tcp-sink", "xsknet-sink"]);
+    assert_eq!(servers("bulk_receive"), ["iperf3", "kernel-tcp-sink", "xsknet-sink", "kernel-tcp-sink-gro"]);
+    // Only the GRO row turned GRO on.
+    for r in rows("bulk_receive") {
+        let gro = r["setup"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("gro on"));
+        assert_eq!(gro, r["server"] == "kernel-tcp-sink-gro", "{r}");
+    }
     for r in rows("bulk_receive") {
         let m = &r["metrics"];
         assert!(m["gbit_per_s"].as_f64().unwrap() > 0.0, "{r}");
