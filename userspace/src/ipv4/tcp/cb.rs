@@ -54,6 +54,66 @@ impl OfoSeg {
     }
 }
 
+/// The buffers of out-of-order segments given back, for the next ones: a
+/// loss episode allocates only while the out-of-order queues of all
+/// connections grow past what they held before (where Linux keeps the
+/// `sk_buff` itself in `out_of_order_queue`, xsknet copies the bytes out
+/// of the frame, which goes back to the fill ring at once).
+///
+/// Bounded: at most [`OfoBufs::KEEP`] buffers of at most
+/// [`OfoBufs::KEEP_CAPACITY`] bytes each are kept (1.5 MiB at most with
+/// 1500-byte segments); others are freed.
+#[derive(Debug, Default)]
+pub struct OfoBufs {
+    free: Vec<Vec<u8>>,
+    /// Scratch for `tcp_data_queue_ofo`: the pieces of a segment that no
+    /// queued one holds, as `[start, end)` sequence numbers.
+    pub pieces: Vec<(u32, u32)>,
+}
+
+impl OfoBufs {
+    /// Buffers kept at most.
+    pub const KEEP: usize = 1024;
+    /// The largest buffer kept, bytes (a 9000-byte jumbo segment's fits).
+    pub const KEEP_CAPACITY: usize = 9216;
+
+    /// A buffer holding a copy of `data`: a kept one if it is large enough,
+    /// else a new one.
+    pub fn copy_of(&mut self, data: &[u8]) -> Vec<u8> {
+        match self.free.pop() {
+            Some(mut v) if v.capacity() >= data.len() => {
+                v.clear();
+                v.extend_from_slice(data);
+                v
+            }
+            Some(v) => {
+                self.free.push(v);
+                data.to_vec()
+            }
+            None => data.to_vec(),
+        }
+    }
+
+    /// Gives `v` back (kept if there is room and it is not too large).
+    pub fn give(&mut self, v: Vec<u8>) {
+        if self.free.len() < Self::KEEP && (1..=Self::KEEP_CAPACITY).contains(&v.capacity()) {
+            self.free.push(v);
+        }
+    }
+
+    /// Gives back the buffers of every segment of `ofo`, which is left empty.
+    pub fn give_all(&mut self, ofo: &mut Vec<OfoSeg>) {
+        for o in ofo.drain(..) {
+            self.give(o.data);
+        }
+    }
+
+    /// Buffers kept now.
+    pub fn kept(&self) -> usize {
+        self.free.len()
+    }
+}
+
 /// A half-open connection on a listener's SYN queue (`tcp_request_sock`).
 #[derive(Clone, Debug)]
 pub struct RequestSock {
@@ -654,5 +714,39 @@ impl TcpCb {
             // NOP, NOP, kind, length, 8 bytes per block.
             self.mss.saturating_sub(4 + 8 * u32::from(n)).max(super::TCP_MIN_MSS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ofo_buffers_are_reused_and_bounded() {
+        let mut b = OfoBufs::default();
+        let first = b.copy_of(&[1; 1448]);
+        let ptr = first.as_ptr();
+        b.give(first);
+        // The next segment of the episode takes the same buffer.
+        let again = b.copy_of(&[2; 1000]);
+        assert_eq!((again.as_ptr(), again.len(), again[0]), (ptr, 1000, 2));
+        // One too small is put back and a new one made.
+        b.give(again);
+        let big = b.copy_of(&[3; 2000]);
+        assert_ne!(big.as_ptr(), ptr);
+        assert_eq!(b.kept(), 1);
+        // Oversized buffers and empty ones are not kept; nor more than KEEP.
+        b.give(vec![0; OfoBufs::KEEP_CAPACITY + 1]);
+        b.give(Vec::new());
+        assert_eq!(b.kept(), 1);
+        for _ in 0..2 * OfoBufs::KEEP {
+            b.give(vec![0; 1448]);
+        }
+        assert_eq!(b.kept(), OfoBufs::KEEP);
+        let mut ofo = vec![OfoSeg { seq: 0, data: vec![0; 10], fin: false }];
+        let mut fresh = OfoBufs::default();
+        fresh.give_all(&mut ofo);
+        assert!(ofo.is_empty());
+        assert_eq!(fresh.kept(), 1);
     }
 }

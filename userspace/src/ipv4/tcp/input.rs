@@ -182,6 +182,7 @@ pub enum Fate {
 pub fn finish(net: &mut Net, id: CbId, mut cb: Box<TcpCb>, fate: Fate) {
     if fate == Fate::Done || cb.state == TcpState::Close {
         // Whatever way it closed, its pages go back (`inet_sock_destruct`).
+        net.tcp.ofo_bufs.give_all(&mut cb.ofo);
         super::prune::tcp_mem_release(net, &mut cb);
         net.tcp.remove(id, &cb);
         return;
@@ -227,7 +228,7 @@ pub fn tcp_done(net: &mut Net, cb: &mut TcpCb) {
     cb.delack_at = None;
     cb.synack_at = None;
     cb.bufs = None;
-    cb.ofo.clear();
+    net.tcp.ofo_bufs.give_all(&mut cb.ofo);
     cb.ofo_bytes = 0;
     super::prune::tcp_mem_release(net, cb);
 }
@@ -1192,7 +1193,8 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
     let fin = fin && keep == data.len();
     let e = seq.wrapping_add(keep as u32);
     // The parts of [seq, e) no queued segment holds yet.
-    let mut pieces: Vec<(u32, u32)> = Vec::new();
+    let mut pieces = std::mem::take(&mut net.tcp.ofo_bufs.pieces);
+    pieces.clear();
     let mut cur = seq;
     let mut overlapped = false;
     let mut dup = None;
@@ -1235,15 +1237,18 @@ fn tcp_data_queue_ofo(net: &mut Net, cb: &mut TcpCb, seq: u32, data: &[u8], fin:
     let new_bytes: usize = pieces.iter().map(|(a, b)| b.wrapping_sub(*a) as usize).sum();
     if cb.ofo_bytes + new_bytes > cb.rcv_full_space() as usize {
         net.mib.TcpExtTCPOFODrop += 1;
+        net.tcp.ofo_bufs.pieces = pieces;
         return;
     }
     let fin_placed = fin && pieces.last().is_some_and(|&(_, b)| b == e);
-    for (a, b) in pieces {
+    for &(a, b) in &pieces {
         let off = a.wrapping_sub(seq) as usize;
-        let piece = OfoSeg { seq: a, data: data[off..off + b.wrapping_sub(a) as usize].to_vec(), fin: fin && b == e };
+        let bytes = net.tcp.ofo_bufs.copy_of(&data[off..off + b.wrapping_sub(a) as usize]);
+        let piece = OfoSeg { seq: a, data: bytes, fin: fin && b == e };
         let at = cb.ofo.iter().position(|o| after(o.seq, a)).unwrap_or(cb.ofo.len());
         cb.ofo.insert(at, piece);
     }
+    net.tcp.ofo_bufs.pieces = pieces;
     cb.ofo_bytes += new_bytes;
     super::prune::tcp_charge_ofo(cb, new_bytes);
     if fin && !fin_placed {
@@ -1276,6 +1281,7 @@ fn tcp_ofo_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb
         if !after(o.end(), cb.rcv_nxt) && !fin_now {
             // Already delivered.
             super::prune::tcp_ofo_moved(net, cb, o.data.len(), 0, now);
+            net.tcp.ofo_bufs.give(o.data);
             continue;
         }
         let skip = (cb.rcv_nxt.wrapping_sub(o.seq) as usize).min(o.data.len());
@@ -1290,7 +1296,9 @@ fn tcp_ofo_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb
         }
         cb.rcv_nxt = cb.rcv_nxt.wrapping_add(n as u32);
         cb.bytes_received += n as u64;
-        if o.fin && n == part.len() {
+        let whole = n == part.len();
+        net.tcp.ofo_bufs.give(o.data);
+        if o.fin && whole {
             tcp_fin(net, q, umem, cb, now);
             break;
         }

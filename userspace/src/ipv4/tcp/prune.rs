@@ -95,7 +95,7 @@ pub fn tcp_ofo_moved(net: &mut Net, cb: &mut TcpCb, held: usize, moved: usize, n
 /// sequence, the connection's end): its bytes are freed.
 pub fn tcp_ofo_purge(net: &mut Net, cb: &mut TcpCb, now: Instant) {
     let bytes = cb.ofo_bytes;
-    cb.ofo.clear();
+    net.tcp.ofo_bufs.give_all(&mut cb.ofo);
     cb.ofo_bytes = 0;
     if bytes > 0 {
         sk_mem_uncharge(&mut net.tcp.mem, &mut net.mib, &mut cb.mem, bytes, now);
@@ -176,6 +176,7 @@ fn tcp_prune_ofo_queue(net: &mut Net, cb: &mut TcpCb, seq: u32, now: Instant) ->
         let Some(o) = cb.ofo.pop() else { break };
         pruned = true;
         let len = o.data.len();
+        net.tcp.ofo_bufs.give(o.data);
         cb.ofo_bytes -= len;
         goal -= len as isize;
         sk_mem_uncharge(&mut net.tcp.mem, &mut net.mib, &mut cb.mem, len, now);

@@ -98,6 +98,8 @@ pub struct TcpTable {
     /// entry may be stale: its aggregate
     /// ended earlier, or the connection is gone).
     pub gro_held: Vec<CbId>,
+    /// Out-of-order segments' buffers given back, for the next ones.
+    pub ofo_bufs: super::cb::OfoBufs,
     /// What receive rings have grown by, all connections (`super::rcvbuf`):
     /// autotuning grows no ring past `tcp_mem`'s pressure threshold of it.
     pub rcvbuf_grown: super::rcvbuf::RcvbufGrown,
@@ -151,6 +153,7 @@ impl TcpTable {
             moderate_rcvbuf: true,
             gro: true,
             gro_held: Vec::new(),
+            ofo_bufs: super::cb::OfoBufs::default(),
             rcvbuf_grown: super::rcvbuf::RcvbufGrown::default(),
             challenge_second: None,
             challenge_count: 0,
