@@ -1061,14 +1061,16 @@ fn sending_data_does_not_use_up_quick_acks() {
     peer_data(&mut b, iss, 0, &[1; 100]);
     assert_eq!(b.one().r.ack, PISN + 101);
     // Ten segments of ours carry an ACK, but none was owed
-    // (tcp_dec_quickack_mode counts only ACKs of new data).
-    b.at(ms(200));
+    // (tcp_dec_quickack_mode counts only ACKs of new data). The peer's data
+    // comes less than an RTO apart (a longer gap would give the quick ACKs
+    // back: `a_gap_longer_than_the_rto_gives_the_quick_acks_back`).
+    b.at(ms(50));
     assert_eq!(b.s.send(fd, &pattern(14600)), Ok(14600));
     assert_eq!(b.out().len(), 10);
     b.send(hdr(PPORT, LPORT, PISN + 101, iss.wrapping_add(14601), ACK, PEER_WIN), &[]);
     // 15 quick ACKs are left.
     let mut off = 100;
-    let mut t = 200;
+    let mut t = 50;
     for i in 0..15 {
         t += 100;
         b.at(ms(t));
@@ -1088,6 +1090,97 @@ fn sending_data_does_not_use_up_quick_acks() {
     b.s.close(fd).unwrap();
     b.s.close(l).unwrap();
     b.end();
+}
+
+/// A connection of ours over a 300 ms path (RTO 900 ms), its 16 quick ACKs
+/// used up by segments 10 ms apart; returns the port, our ISS, the peer's
+/// offset and the time.
+fn slow_path_past_quick_acks(b: &mut Bench) -> (Fd, u16, u32, u32, Duration) {
+    let (fd, port, iss) = connected_after_with(b, ms(300), TcpOptions::default());
+    let mut off = 0;
+    let mut t = b.elapsed();
+    for i in 0..16 {
+        t += ms(10);
+        b.at(t);
+        b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[i; 100]);
+        off += 100;
+        assert_eq!(b.one().r.ack, PISN + 1 + off, "quick ACK {i}");
+    }
+    (fd, port, iss, off, t)
+}
+
+/// Closes `fd` with a RST (linger 0) and checks nothing is left.
+fn abort_and_end(b: &mut Bench, fd: Fd) {
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.end();
+}
+
+#[test]
+fn the_delayed_ack_timeout_doubles_when_it_fires_up_to_delack_max() {
+    let mut b = Bench::new();
+    let (fd, port, iss, mut off, mut t) = slow_path_past_quick_acks(&mut b);
+    // Lone segments 400 ms apart (more than ato, less than the RTO). Each
+    // waits for the delayed-ACK timer, which doubles ato when it fires
+    // (tcp_delack_timer_handler): 40, 80, 160 ms, then 320 bounded by
+    // TCP_DELACK_MAX (the segments end writes, ICSK_ACK_PUSHED) and by the
+    // 300 ms SRTT (tcp_send_delayed_ack): 200 ms.
+    let delacks = b.s.snmp().TcpExtDelayedACKs;
+    for wait in [40, 80, 160, 200, 200] {
+        t += ms(400);
+        b.at(t);
+        b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[1; 100]);
+        off += 100;
+        b.at(t + ms(wait - 1));
+        b.none();
+        b.at(t + ms(wait));
+        assert_eq!(b.one().r.ack, PISN + 1 + off, "the delayed ACK after {wait} ms");
+    }
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs - delacks, 5);
+    // Segments 10 ms apart bring ato down again (ato / 2 + 20 ms each,
+    // tcp_event_data_recv: from 860 ms to 40.4 after twelve); the next lone
+    // segment's ACK waits 40.4 ms, not 200.
+    t += ms(400);
+    for _ in 0..12 {
+        t += ms(10);
+        b.at(t);
+        b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[2; 100]);
+        off += 100;
+        b.out();
+    }
+    b.at(t + ms(250));
+    b.out();
+    t += ms(400);
+    b.at(t);
+    b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[3; 100]);
+    off += 100;
+    b.at(t + ms(40));
+    b.none();
+    b.at(t + ms(41));
+    assert_eq!(b.one().r.ack, PISN + 1 + off);
+    abort_and_end(&mut b, fd);
+}
+
+#[test]
+fn a_gap_longer_than_the_rto_gives_the_quick_acks_back() {
+    let mut b = Bench::new();
+    let (fd, port, iss, mut off, mut t) = slow_path_past_quick_acks(&mut b);
+    // Within the RTO (900 ms): delayed.
+    t += ms(800);
+    b.at(t);
+    b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[1; 100]);
+    off += 100;
+    b.none();
+    b.at(t + ms(40));
+    b.one();
+    // Past it: "the sender failed to restart its window", ACK at once
+    // (tcp_event_data_recv → tcp_incr_quickack).
+    t += ms(1000);
+    b.at(t);
+    b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[2; 100]);
+    off += 100;
+    assert_eq!(b.one().r.ack, PISN + 1 + off);
+    abort_and_end(&mut b, fd);
 }
 
 #[test]

@@ -377,8 +377,18 @@ pub struct TcpCb {
     /// The peer's ACKs showed it reachable: the next segment sent confirms
     /// the neighbour (`sk_dst_pending_confirm`, set by `sk_dst_confirm`).
     pub dst_pending_confirm: bool,
-    /// Data has been received (the delayed-ACK engine is started: `ato != 0`).
-    pub ato_started: bool,
+    /// The delayed-ACK timeout as it adapts to the time between segments
+    /// (`icsk_ack.ato`): zero until the first data, then from
+    /// [`super::TCP_ATO_MIN`] up to the RTO (`tcp_event_data_recv`, the
+    /// delayed-ACK timer).
+    pub ato: Duration,
+    /// The last segment looked like the end of a write (`ICSK_ACK_PUSHED`,
+    /// `tcp_measure_rcv_mss`): a delayed ACK may wait up to
+    /// [`super::TCP_DELACK_MAX`], not half a second. Cleared by an ACK sent.
+    pub ack_pushed: bool,
+    /// The length of the last segment shorter than `rcv_mss`, less the
+    /// fixed header (`icsk_ack.last_seg_size`): two alike make it `rcv_mss`.
+    pub last_seg_size: u32,
     /// When data last arrived (`icsk_ack.lrcvtime`).
     pub lrcvtime: Option<Instant>,
     /// When an out-of-window ACK was last sent (`last_oow_ack_time`).
@@ -487,7 +497,9 @@ impl TcpCb {
             keepalive_at: None,
             rcv_tstamp: None,
             probes_tstamp: None,
-            ato_started: false,
+            ato: Duration::ZERO,
+            ack_pushed: false,
+            last_seg_size: 0,
             lrcvtime: None,
             last_oow_ack: None,
             bytes_acked: 0,
@@ -634,10 +646,12 @@ impl TcpCb {
     }
 
     /// `tcp_enter_quickack_mode`: the next `max` ACKs (at most one per two
-    /// full segments' worth of window) go at once, interactive mode ends.
+    /// full segments' worth of window) go at once, interactive mode ends,
+    /// the delayed-ACK timeout is back to its minimum.
     pub fn enter_quickack_mode(&mut self, max: u32) {
         self.incr_quickack(max);
         self.pingpong = false;
+        self.ato = super::TCP_ATO_MIN;
     }
 
     /// `tcp_incr_quickack`.

@@ -47,6 +47,12 @@ pub struct Segment<'a> {
     pub repr: TcpRepr,
     /// The data.
     pub data: &'a [u8],
+    /// The header's length as sent (data offset × 4), options included.
+    pub doff: usize,
+    /// The IP header's length when GRO could have merged the datagram (20:
+    /// no IP options, not reassembled from fragments, `inet_gro_receive`),
+    /// else 0.
+    pub gro_ip_hl: usize,
 }
 
 impl Segment<'_> {
@@ -66,7 +72,9 @@ impl Segment<'_> {
 /// freed here: data is copied into the receive buffer.
 pub fn tcp_v4_rcv(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, frame: Frame, ip: &RxIp, now: Instant) {
     let bytes = &umem.frame(&frame)[ip.l4..ip.l4 + ip.l4_len];
-    match tcp_v4_rcv_bytes(net, q, umem, bytes, &ip.hdr, now) {
+    // GRO merges only datagrams without IP options (`iph->ihl == 5`).
+    let gro_ip_hl = if ip.l4 - ip.l3 == crate::wire::ipv4::MIN_HEADER_LEN { ip.l4 - ip.l3 } else { 0 };
+    match tcp_v4_rcv_bytes(net, q, umem, bytes, &ip.hdr, gro_ip_hl, now) {
         Some(reason) => q.kfree_skb_reason(frame, reason),
         None => q.free_frame(frame),
     }
@@ -96,7 +104,8 @@ pub fn tcp_v4_rcv_reassembled(
     }
     scratch.resize(crate::ipv4::inet_fragment::IP_MAX_MTU, 0);
     let n = r.skb.copy_to(umem, scratch);
-    let reason = tcp_v4_rcv_bytes(net, q, umem, &scratch[..n], &r.ip.hdr, now);
+    // Never merged by GRO: a fragment is not (`inet_gro_receive`).
+    let reason = tcp_v4_rcv_bytes(net, q, umem, &scratch[..n], &r.ip.hdr, 0, now);
     match reason {
         Some(reason) => r.skb.free(umem, |f| q.kfree_skb_reason(f, reason)),
         None => r.skb.free(umem, |f| q.free_frame(f)),
@@ -105,14 +114,18 @@ pub fn tcp_v4_rcv_reassembled(
 
 /// The segment `bytes` (TCP header and data) from `hdr`'s source: checked,
 /// then to its connection, TIME-WAIT sock or listener, or answered with a
-/// reset. Returns the drop reason of a segment dropped (for the caller to
-/// free its frames with), `None` otherwise.
+/// reset. `gro_ip_hl` is the IP header's length if GRO could merge the
+/// datagram, else 0 ([`Segment::gro_ip_hl`]). Returns the drop reason of a
+/// segment dropped (for the caller to free its frames with), `None`
+/// otherwise.
+#[allow(clippy::too_many_arguments)]
 fn tcp_v4_rcv_bytes(
     net: &mut Net,
     q: &mut NetdevQueue,
     umem: &Umem,
     bytes: &[u8],
     hdr: &Ipv4Repr,
+    gro_ip_hl: usize,
     now: Instant,
 ) -> Option<MibCounter> {
     net.mib.TcpInSegs += 1;
@@ -134,7 +147,7 @@ fn tcp_v4_rcv_bytes(
         return Some(MibCounter::TcpInCsumErrors);
     }
     let repr = TcpRepr::parse(&pkt);
-    let seg = Segment { repr, data: &bytes[doff..] };
+    let seg = Segment { repr, data: &bytes[doff..], doff, gro_ip_hl };
     let local = SocketAddrV4::new(hdr.dst, seg.repr.dst_port);
     let remote = SocketAddrV4::new(hdr.src, seg.repr.src_port);
     let key = FourTuple { local, remote };
@@ -328,16 +341,19 @@ fn tcp_gro_receive(
     now: Instant,
 ) {
     use super::offload::{GroAggregate, GroVerdict};
+    // A datagram GRO would not take at all (IP options, a fragment) has no
+    // TCP header it compares: it continues nothing and starts nothing.
+    let hdr = if seg.gro_ip_hl == 0 { None } else { Some(seg.gro_ip_hl + seg.doff) };
     if let Some(mut g) = cb.gro.take() {
-        if g.receive(&seg.repr, seg.data.len()) == GroVerdict::Merged {
+        if hdr.is_some_and(|h| g.receive(&seg.repr, h, seg.data.len()) == GroVerdict::Merged) {
             net.mib.XskTcpGroMerged += 1;
             cb.gro = Some(g);
             return;
         }
         tcp_ack_snd_check(net, q, umem, cb, now);
     }
-    if net.tcp.gro {
-        cb.gro = GroAggregate::start(&seg.repr, seg.data.len());
+    if let (true, Some(h)) = (net.tcp.gro, hdr) {
+        cb.gro = GroAggregate::start(&seg.repr, h, seg.data.len());
         if cb.gro.is_some() {
             net.tcp.gro_held.push(id);
         }
@@ -985,7 +1001,6 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
     if data.is_empty() && !fin {
         return;
     }
-    cb.lrcvtime = Some(now);
     let end = seq.wrapping_add(data.len() as u32);
     if !after(end.wrapping_add(u32::from(fin)), cb.rcv_nxt) {
         // All of it came before: a retransmission. Our ACK was lost or late.
@@ -1044,7 +1059,7 @@ fn tcp_data_queue(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpC
     if n < take {
         net.mib.TcpExtTCPRcvQDrop += 1;
     }
-    tcp_event_data_recv(cb, n, net.tcp.mem.under_pressure());
+    tcp_event_data_recv(cb, seg, n, net.tcp.mem.under_pressure(), now);
     cb.rcv_nxt = cb.rcv_nxt.wrapping_add(n as u32);
     if n > 0 {
         // tcp_event_data_recv: tcp_rcv_rtt_measure.
@@ -1156,24 +1171,68 @@ fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
 
 /// `tcp_event_data_recv`: the delayed-ACK engine starts with quick ACKs;
 /// the peer's segment size is learnt (`tcp_measure_rcv_mss`).
-fn tcp_event_data_recv(cb: &mut TcpCb, len: usize, memory_pressure: bool) {
+fn tcp_event_data_recv(cb: &mut TcpCb, seg: &Segment<'_>, len: usize, memory_pressure: bool, now: Instant) {
     if len == 0 {
         return;
     }
-    if !cb.ato_started {
-        cb.ato_started = true;
+    tcp_measure_rcv_mss(cb, seg);
+    if cb.ato.is_zero() {
+        // The first data: the delayed-ACK engine starts, in quick-ACK mode.
         cb.incr_quickack(TCP_MAX_QUICKACKS);
+        cb.ato = super::TCP_ATO_MIN;
+    } else if let Some(last) = cb.lrcvtime {
+        // The timeout follows the time between segments.
+        // `icsk_rto`: the RTO as the timer would arm it, backoff included.
+        let rto = cb.rto_backed_off();
+        let m = now.saturating_duration_since(last);
+        if m <= super::TCP_ATO_MIN / 2 {
+            cb.ato = cb.ato / 2 + super::TCP_ATO_MIN / 2;
+        } else if m < cb.ato {
+            cb.ato = (cb.ato / 2 + m).min(rto);
+        } else if m > rto {
+            // A long gap: the sender did not restart its window, ACK quickly.
+            cb.incr_quickack(TCP_MAX_QUICKACKS);
+        }
     }
+    cb.lrcvtime = Some(now);
     let len = len as u32;
-    if len >= cb.rcv_mss {
-        cb.rcv_mss = len.min(cb.advmss);
-    }
     // tcp_grow_window: data is copied out of the frame, so its truesize is
     // its length and the window grows by two segments; not under memory
     // pressure.
     if len >= 128 && cb.rcv_ssthresh < cb.rcv_full_space() && cb.rcv_ssthresh < cb.rcv_space() && !memory_pressure {
         cb.rcv_ssthresh = (cb.rcv_ssthresh + 2 * cb.advmss).min(cb.rcv_full_space());
     }
+}
+
+/// `tcp_measure_rcv_mss`: the peer's segment size as our ACK engine sees it
+/// (`icsk_ack.rcv_mss`): a segment at least as long sets it (up to our
+/// `advmss`); two shorter ones alike in a row, long enough to be full
+/// segments of a smaller MSS, set it too. A full one with PSH, or a short
+/// one otherwise, marks the end of a write (`ICSK_ACK_PUSHED`).
+fn tcp_measure_rcv_mss(cb: &mut TcpCb, seg: &Segment<'_>) {
+    let lss = std::mem::take(&mut cb.last_seg_size);
+    let len = seg.data.len() as u32;
+    if len >= cb.rcv_mss {
+        cb.rcv_mss = len.min(cb.advmss);
+        if seg.has(flags::PSH) {
+            cb.ack_pushed = true;
+        }
+        return;
+    }
+    // The length with the header, which SACK blocks do not vary past the
+    // fixed part (`tcp_header_len`: 20, 32 with timestamps).
+    let hdr = tcp::HEADER_LEN as u32;
+    let with_hdr = len + seg.doff as u32;
+    let remnant = flags::FIN | flags::URG | flags::SYN | flags::PSH;
+    if with_hdr >= TCP_MSS_DEFAULT + hdr || (with_hdr >= TCP_MIN_MSS + hdr && seg.repr.flags & remnant == 0) {
+        let l = with_hdr - (hdr + if cb.ts.ok { 12 } else { 0 });
+        cb.last_seg_size = l;
+        if l == lss {
+            cb.rcv_mss = l;
+            return;
+        }
+    }
+    cb.ack_pushed = true;
 }
 
 /// `tcp_data_queue_ofo`: keeps data that arrived ahead of a gap (trimmed to
@@ -1348,9 +1407,40 @@ pub fn tcp_ack_snd_check(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &m
         && super::output::select_window_space(cb) >= cb.receive_window();
     if two_segments || cb.in_quickack_mode() || cb.ack_now || !cb.ofo.is_empty() {
         tcp_send_ack(net, q, umem, cb, now);
-    } else if cb.delack_at.is_none() {
-        cb.delack_at = Some(now + super::TCP_DELACK_MIN);
+    } else {
+        tcp_send_delayed_ack(net, q, umem, cb, now);
     }
+}
+
+/// `tcp_send_delayed_ack`: the delayed-ACK timer, `ato` from now, bounded
+/// when `ato` has grown: by half a second, or [`super::TCP_DELACK_MAX`] in
+/// interactive mode or after the end of a write, and by the smoothed RTT
+/// (at least [`super::TCP_DELACK_MIN`]); never past
+/// [`super::TCP_DELACK_MAX`]. A timer already armed keeps its earlier
+/// deadline, and one due within a quarter of `ato` sends the ACK now.
+pub fn tcp_send_delayed_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
+    let mut ato = cb.ato.max(super::TCP_ATO_MIN);
+    if ato > super::TCP_DELACK_MIN {
+        let mut max_ato = std::time::Duration::from_millis(500);
+        if cb.pingpong || cb.ack_pushed {
+            max_ato = super::TCP_DELACK_MAX;
+        }
+        if cb.srtt_us != 0 {
+            let srtt = crate::jiffies::round_up(std::time::Duration::from_micros(u64::from(cb.srtt_us)), net.tcp.hz);
+            max_ato = max_ato.min(srtt.max(super::TCP_DELACK_MIN));
+        }
+        ato = ato.min(max_ato);
+    }
+    ato = ato.min(super::TCP_DELACK_MAX);
+    let mut timeout = now + ato;
+    if let Some(armed) = cb.delack_at {
+        if armed <= now + ato / 4 {
+            tcp_send_ack(net, q, umem, cb, now);
+            return;
+        }
+        timeout = timeout.min(armed);
+    }
+    cb.delack_at = Some(timeout);
 }
 
 /// A listener's segment (`tcp_v4_do_rcv` → `tcp_rcv_state_process` in

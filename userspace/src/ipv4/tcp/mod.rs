@@ -72,8 +72,13 @@ pub const TCP_TIMEOUT_FALLBACK: Duration = Duration::from_secs(3);
 pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 /// `TCP_RTO_MAX`.
 pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
-/// `TCP_DELACK_MIN`: the delayed-ACK timeout (`TCP_ATO_MIN`).
+/// `TCP_DELACK_MIN`: the shortest delayed-ACK timeout (`HZ / 25`).
 pub const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// `TCP_ATO_MIN`: where the adaptive delayed-ACK timeout starts (`HZ / 25`).
+pub const TCP_ATO_MIN: Duration = Duration::from_millis(40);
+/// `TCP_DELACK_MAX`: the longest delayed-ACK timeout (`HZ / 5`,
+/// `icsk_delack_max`'s default).
+pub const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
 /// `TCP_TIMEWAIT_LEN`: TIME-WAIT lasts 60 s.
 pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
 /// `net.ipv4.tcp_fin_timeout`: an orphaned FIN-WAIT-2 lasts 60 s.

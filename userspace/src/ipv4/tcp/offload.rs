@@ -20,14 +20,19 @@
 //! Where xsknet differs (docs/tcp.md, "GRO"): Linux flushes at the end of a
 //! NAPI poll only aggregates a jiffy old when the poll used its whole budget
 //! (`gro_flush_normal`); xsknet flushes every one at the end of every batch,
-//! so it never holds an ACK past the poll that received its segment. The IP
-//! header's checks (`gro_receive_network_flush`: TOS, TTL, the IP ID's
-//! continuity) are not made.
+//! so it never holds an ACK past the poll that received its segment. Options
+//! are compared parsed, with the header's length, not word by word. The IP
+//! header's checks between segments (`gro_receive_network_flush`: TOS, TTL,
+//! the IP ID's continuity) are not made; a datagram with IP options or
+//! reassembled from fragments, which `inet_gro_receive` never merges, joins
+//! and starts nothing (the caller's test). Linux keeps at most 8 aggregates
+//! per hash bucket (`MAX_GRO_SKBS`); xsknet one per connection.
 
 use crate::wire::tcp::{flags, TcpOptions, TcpRepr};
 
-/// `GRO_LEGACY_MAX_SIZE`: the most bytes of data an aggregate holds
-/// (`dev->gro_max_size`, 65536 by default).
+/// `GRO_LEGACY_MAX_SIZE` (`dev->gro_max_size`, 65536 by default): an
+/// aggregate's IP datagram stays below it, headers and data
+/// (`skb_gro_receive`: `p->len + len >= gro_max_size` refuses).
 pub const GRO_MAX_SIZE: usize = 65536;
 
 /// Flags that end an aggregate after the segment that carries them
@@ -52,8 +57,11 @@ pub struct GroAggregate {
     flags: u8,
     /// The window field, equal in all (it shares `tcp_flag_word`).
     window: u16,
-    /// The options, byte for byte the same in all.
+    /// The options, the same in all (parsed).
     options: TcpOptions,
+    /// The IP and TCP headers' length, the same in all: what the aggregate's
+    /// datagram holds besides the data.
+    hdr: usize,
     /// The first segment's data length (`gso_size`): a longer one does not
     /// join; a shorter one joins and ends the aggregate.
     mss: usize,
@@ -78,12 +86,12 @@ pub enum GroVerdict {
 }
 
 impl GroAggregate {
-    /// An aggregate started by the segment `repr` with `len` bytes of data,
-    /// or `None` when the segment goes up on its own at once (no data, or a
-    /// flag in [`FLUSH_FLAGS`]), as `tcp_gro_receive` with no aggregate to
-    /// join (`mss` 1).
-    pub fn start(repr: &TcpRepr, len: usize) -> Option<GroAggregate> {
-        if len == 0 || len > GRO_MAX_SIZE || repr.flags & FLUSH_FLAGS != 0 {
+    /// An aggregate started by the segment `repr` with `hdr` bytes of IP and
+    /// TCP headers and `len` bytes of data, or `None` when the segment goes
+    /// up on its own at once (no data, or a flag in [`FLUSH_FLAGS`]), as
+    /// `tcp_gro_receive` with no aggregate to join (`mss` 1).
+    pub fn start(repr: &TcpRepr, hdr: usize, len: usize) -> Option<GroAggregate> {
+        if len == 0 || hdr + len >= GRO_MAX_SIZE || repr.flags & FLUSH_FLAGS != 0 {
             return None;
         }
         Some(GroAggregate {
@@ -92,6 +100,7 @@ impl GroAggregate {
             flags: repr.flags & MERGE_MASK,
             window: repr.window,
             options: repr.options,
+            hdr,
             mss: len,
             len,
             segs: 1,
@@ -99,13 +108,14 @@ impl GroAggregate {
         })
     }
 
-    /// `tcp_gro_receive` for the next segment of the same connection:
-    /// joins it when it continues the aggregate in sequence with the same
-    /// ACK number, flags, window and options, no more data than the first,
-    /// no CWR, and room under [`GRO_MAX_SIZE`]; the aggregate is then done
-    /// if the segment is shorter than the first or carries a flag of
+    /// `tcp_gro_receive` for the next segment of the same connection, with
+    /// `hdr` bytes of IP and TCP headers and `len` of data: joins it when it
+    /// continues the aggregate in sequence with the same ACK number, flags,
+    /// window, options and header length, no more data than the first, no
+    /// CWR, and room under [`GRO_MAX_SIZE`]; the aggregate is then done if
+    /// the segment is shorter than the first or carries a flag of
     /// [`FLUSH_FLAGS`]. An aggregate already done takes nothing more.
-    pub fn receive(&mut self, repr: &TcpRepr, len: usize) -> GroVerdict {
+    pub fn receive(&mut self, repr: &TcpRepr, hdr: usize, len: usize) -> GroVerdict {
         let joins = !self.done
             && len > 0
             && repr.flags & flags::CWR == 0
@@ -113,9 +123,10 @@ impl GroAggregate {
             && repr.ack == self.ack
             && repr.window == self.window
             && repr.options == self.options
+            && hdr == self.hdr
             && len <= self.mss
             && repr.seq == self.next_seq
-            && self.len + len <= GRO_MAX_SIZE;
+            && self.hdr + self.len + len < GRO_MAX_SIZE;
         if !joins {
             return GroVerdict::Flush;
         }
@@ -156,17 +167,19 @@ mod tests {
     }
 
     const MSS: usize = 1448;
+    /// IP and TCP headers without options.
+    const HDR: usize = 40;
 
     #[test]
     fn in_sequence_segments_merge_up_to_64_kib() {
-        let mut g = GroAggregate::start(&seg(1000, flags::ACK), MSS).unwrap();
+        let mut g = GroAggregate::start(&seg(1000, flags::ACK), HDR, MSS).unwrap();
         let mut seq = 1000 + MSS as u32;
         let mut merged = 1;
-        while g.receive(&seg(seq, flags::ACK), MSS) == GroVerdict::Merged {
+        while g.receive(&seg(seq, flags::ACK), HDR, MSS) == GroVerdict::Merged {
             seq += MSS as u32;
             merged += 1;
         }
-        // 45 × 1448 = 65160; the 46th would pass 65536.
+        // 40 + 45 × 1448 = 65200; the 46th would pass 65536.
         assert_eq!(merged, 45);
         assert_eq!(g.segs(), 45);
         assert_eq!(g.len(), 45 * MSS);
@@ -176,16 +189,16 @@ mod tests {
     #[test]
     fn psh_short_or_fin_segments_end_the_aggregate_after_joining_it() {
         for (fl, len) in [(flags::ACK | flags::PSH, MSS), (flags::ACK, 100), (flags::ACK | flags::FIN, MSS)] {
-            let mut g = GroAggregate::start(&seg(0, flags::ACK), MSS).unwrap();
-            assert_eq!(g.receive(&seg(MSS as u32, fl), len), GroVerdict::Merged, "{fl:#x} {len}");
+            let mut g = GroAggregate::start(&seg(0, flags::ACK), HDR, MSS).unwrap();
+            assert_eq!(g.receive(&seg(MSS as u32, fl), HDR, len), GroVerdict::Merged, "{fl:#x} {len}");
             assert!(g.is_done());
-            assert_eq!(g.receive(&seg(MSS as u32 + len as u32, flags::ACK), MSS), GroVerdict::Flush);
+            assert_eq!(g.receive(&seg(MSS as u32 + len as u32, flags::ACK), HDR, MSS), GroVerdict::Flush);
         }
     }
 
     #[test]
     fn a_segment_that_differs_flushes_the_aggregate() {
-        let g = GroAggregate::start(&seg(0, flags::ACK), MSS).unwrap();
+        let g = GroAggregate::start(&seg(0, flags::ACK), HDR, MSS).unwrap();
         let next = MSS as u32;
         let mut ts = seg(next, flags::ACK);
         ts.options.timestamp = Some((5, 6));
@@ -199,18 +212,30 @@ mod tests {
             (seg(next, flags::ACK), MSS + 1, "longer than the first"),
             (seg(next, flags::ACK), 0, "no data"),
         ];
+        let mut h = g;
+        assert_eq!(h.receive(&seg(next, flags::ACK), HDR + 4, MSS), GroVerdict::Flush, "another header length");
         for (r, len, why) in cases {
             let mut h = g;
-            assert_eq!(h.receive(&r, len), GroVerdict::Flush, "{why}");
+            assert_eq!(h.receive(&r, HDR, len), GroVerdict::Flush, "{why}");
         }
     }
 
     #[test]
-    fn a_segment_without_data_or_with_a_flush_flag_starts_nothing() {
-        assert!(GroAggregate::start(&seg(0, flags::ACK), 0).is_none());
-        for fl in [flags::PSH, flags::FIN, flags::SYN, flags::RST, flags::URG] {
-            assert!(GroAggregate::start(&seg(0, flags::ACK | fl), MSS).is_none(), "{fl:#x}");
+    fn the_limit_counts_the_headers() {
+        // 8 × 8188 = 65504 bytes of data: under 65536 alone, not with 40 bytes of headers.
+        let mut g = GroAggregate::start(&seg(0, flags::ACK), HDR, 8188).unwrap();
+        for i in 1..7u32 {
+            assert_eq!(g.receive(&seg(i * 8188, flags::ACK), HDR, 8188), GroVerdict::Merged);
         }
-        assert!(GroAggregate::start(&seg(0, flags::ACK | flags::CWR), MSS).is_some());
+        assert_eq!(g.receive(&seg(7 * 8188, flags::ACK), HDR, 8188), GroVerdict::Flush);
+    }
+
+    #[test]
+    fn a_segment_without_data_or_with_a_flush_flag_starts_nothing() {
+        assert!(GroAggregate::start(&seg(0, flags::ACK), HDR, 0).is_none());
+        for fl in [flags::PSH, flags::FIN, flags::SYN, flags::RST, flags::URG] {
+            assert!(GroAggregate::start(&seg(0, flags::ACK | fl), HDR, MSS).is_none(), "{fl:#x}");
+        }
+        assert!(GroAggregate::start(&seg(0, flags::ACK | flags::CWR), HDR, MSS).is_some());
     }
 }

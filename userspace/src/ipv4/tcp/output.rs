@@ -174,6 +174,7 @@ fn ack_sent(cb: &mut TcpCb) {
     }
     cb.ack_pending = false;
     cb.ack_now = false;
+    cb.ack_pushed = false;
     cb.delack_at = None;
 }
 
@@ -299,9 +300,9 @@ pub fn tcp_transmit(
     if fl & flags::ACK != 0 {
         ack_sent(cb);
     }
-    if len > 0 && cb.lrcvtime.is_some_and(|t| now.saturating_duration_since(t) < super::TCP_DELACK_MIN) {
-        // Data sent soon after data came in: interactive mode, ACKs ride on
-        // replies (`tcp_event_data_sent`).
+    if len > 0 && cb.lrcvtime.is_some_and(|t| now.saturating_duration_since(t) < cb.ato) {
+        // Data sent within `ato` of the last data in: interactive mode, ACKs
+        // ride on replies (`tcp_event_data_sent`).
         cb.pingpong = true;
     }
     if after(end, cb.snd_max) {

@@ -69,8 +69,9 @@ pub fn tcp_timers(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, now: Instant)
     }
 }
 
-/// `tcp_delack_timer_handler`: the owed ACK goes; a missed delayed ACK ends
-/// interactive mode.
+/// `tcp_delack_timer_handler`: the owed ACK goes. A missed delayed ACK
+/// doubles `ato` (up to the RTO), or, in interactive mode, ends that mode
+/// and takes `ato` back to its minimum.
 fn delack_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb, now: Instant) {
     cb.delack_at = None;
     if !cb.ack_pending || cb.state == TcpState::Close {
@@ -78,6 +79,9 @@ fn delack_timer(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb: &mut TcpCb,
     }
     if cb.pingpong {
         cb.pingpong = false;
+        cb.ato = super::TCP_ATO_MIN;
+    } else {
+        cb.ato = (cb.ato * 2).min(cb.rto_backed_off());
     }
     tcp_send_ack(net, q, umem, cb, now);
     net.mib.TcpExtDelayedACKs += 1;
