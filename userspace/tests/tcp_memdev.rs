@@ -1184,6 +1184,49 @@ fn a_gap_longer_than_the_rto_gives_the_quick_acks_back() {
 }
 
 #[test]
+fn the_last_quick_ack_takes_the_delayed_ack_timeout_back_to_its_minimum() {
+    let mut b = Bench::new();
+    let (fd, port, iss, mut off, mut t) = slow_path_past_quick_acks(&mut b);
+    let seg = |b: &mut Bench, t: Duration, off: &mut u32| {
+        b.at(t);
+        b.send(hdr(PPORT, port, PISN + 1 + *off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[1; 100]);
+        *off += 100;
+    };
+    // Three missed delayed ACKs (40, 80, 160 ms) take ato to 320 ms.
+    for wait in [40, 80, 160] {
+        t += ms(400);
+        seg(&mut b, t, &mut off);
+        b.at(t + ms(wait));
+        assert_eq!(b.one().r.ack, PISN + 1 + off, "the delayed ACK after {wait} ms");
+    }
+    // A gap past the RTO (900 ms) gives quick ACKs back; segments 400 ms
+    // apart (more than ato, less than the RTO) leave ato as it is while
+    // they are used up, each ACKed at once.
+    t += ms(1000);
+    let mut quick = 0;
+    loop {
+        seg(&mut b, t, &mut off);
+        let out = b.out();
+        if out.is_empty() {
+            break;
+        }
+        assert_eq!(out.len(), 1);
+        quick += 1;
+        assert!(quick <= 16, "at most TCP_MAX_QUICKACKS quick ACKs");
+        t += ms(400);
+    }
+    assert!(quick >= 2, "tcp_incr_quickack gives at least two: {quick}");
+    // The last quick ACK deflated ato to TCP_ATO_MIN (tcp_dec_quickack_mode):
+    // this segment's ACK waits 40 ms, not 200 (320 bounded by
+    // TCP_DELACK_MAX).
+    b.at(t + ms(39));
+    b.none();
+    b.at(t + ms(40));
+    assert_eq!(b.one().r.ack, PISN + 1 + off);
+    abort_and_end(&mut b, fd);
+}
+
+#[test]
 fn full_segments_are_acked_every_second_one() {
     let mut b = Bench::new();
     let (l, fd, iss) = b.accepted();

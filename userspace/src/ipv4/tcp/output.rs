@@ -166,11 +166,16 @@ pub fn tcp_select_window(net: &mut Net, cb: &mut TcpCb) -> u16 {
 }
 
 /// What an ACK we send says has been done: the delayed ACK is off, one
-/// quick ACK is used up if an ACK was owed (`tcp_event_ack_sent`,
-/// `tcp_dec_quickack_mode`: only ACKs of new data count).
+/// quick ACK is used up if an ACK was owed, and the last one takes the
+/// delayed-ACK timeout back to [`super::TCP_ATO_MIN`] (`tcp_event_ack_sent`,
+/// `tcp_dec_quickack_mode`: only ACKs of new data count; "leaving quickack
+/// mode we deflate ATO").
 fn ack_sent(cb: &mut TcpCb) {
-    if cb.ack_pending {
-        cb.quick = cb.quick.saturating_sub(1);
+    if cb.ack_pending && cb.quick > 0 {
+        cb.quick -= 1;
+        if cb.quick == 0 {
+            cb.ato = super::TCP_ATO_MIN;
+        }
     }
     cb.ack_pending = false;
     cb.ack_now = false;
