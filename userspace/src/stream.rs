@@ -125,6 +125,11 @@ pub struct StreamSock {
     pub(crate) fin_rcvd: AtomicBool,
     /// `shutdown(SHUT_RD)` or `close()`: reads return 0.
     pub(crate) rd_shut: AtomicBool,
+    /// The loop holds a delayed ACK that a read draining the buffer may
+    /// send at once (`tcp_cleanup_rbuf`): set when the delayed-ACK timer is
+    /// armed, cleared when an ACK goes. A read that empties the buffer with
+    /// it set has the loop look (`Sock::schedule_xmit`).
+    pub(crate) ack_on_read: AtomicBool,
     /// `shutdown(SHUT_WR)` or `close()` (`SEND_SHUTDOWN`): the loop sends a
     /// FIN after the data, sends fail with `EPIPE`.
     pub(crate) wr_shut: AtomicBool,
@@ -154,6 +159,7 @@ impl Default for StreamSock {
             snd: Mutex::new(None),
             fin_rcvd: AtomicBool::new(false),
             rd_shut: AtomicBool::new(false),
+            ack_on_read: AtomicBool::new(false),
             wr_shut: AtomicBool::new(false),
             pushed: AtomicU64::new(0),
             rx_ns: AtomicU64::new(0),

@@ -1325,6 +1325,49 @@ fn a_burst_in_one_batch_gets_one_ack_per_gro_aggregate() {
 }
 
 #[test]
+fn a_read_that_drains_the_end_of_a_write_sends_the_delayed_ack() {
+    let mut b = Bench::new();
+    let (l, fd, iss, mut off, _) = accepted_past_quick_acks(&mut b);
+    let small = |b: &mut Bench, off: &mut u32, byte: u8| {
+        b.send(hdr(PPORT, LPORT, PISN + 1 + *off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[byte; 100]);
+        *off += 100;
+    };
+    // A short segment, the end of a write: its ACK is delayed...
+    small(&mut b, &mut off, 1);
+    b.none();
+    // ...a read that leaves some of it sends nothing...
+    let mut half = [0u8; 50];
+    assert_eq!(b.s.recv(fd, &mut half), Ok(50));
+    b.none();
+    // ...the read that drains the buffer sends it (tcp_cleanup_rbuf,
+    // ICSK_ACK_PUSHED outside interactive mode), not the 40 ms timer.
+    assert_eq!(read_all(&mut b, fd).len(), 50);
+    assert_eq!(b.one().r.ack, PISN + 1 + off);
+    // Interactive mode: a reply within ato of the data.
+    small(&mut b, &mut off, 2);
+    assert_eq!(b.s.send(fd, b"reply"), Ok(5));
+    let r = b.one();
+    assert_eq!((r.data.len(), r.r.ack), (5, PISN + 1 + off), "the ACK rides on the reply");
+    b.send(hdr(PPORT, LPORT, PISN + 1 + off, iss.wrapping_add(6), ACK, PEER_WIN), &[]);
+    read_all(&mut b, fd);
+    // Now one end of a write is not enough: the drained read sends nothing...
+    small(&mut b, &mut off, 3);
+    b.none();
+    read_all(&mut b, fd);
+    b.none();
+    // ...two are (ICSK_ACK_PUSHED2).
+    small(&mut b, &mut off, 4);
+    b.none();
+    read_all(&mut b, fd);
+    assert_eq!(b.one().r.ack, PISN + 1 + off);
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs, 0, "no ACK waited for the timer");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+}
+
+#[test]
 fn with_gro_off_a_burst_is_acked_every_second_segment() {
     let mut b = Bench::with_config(|c| c.gro = false);
     let (l, fd, iss, mut off, _) = accepted_past_quick_acks(&mut b);

@@ -386,6 +386,9 @@ pub struct TcpCb {
     /// `tcp_measure_rcv_mss`): a delayed ACK may wait up to
     /// [`super::TCP_DELACK_MAX`], not half a second. Cleared by an ACK sent.
     pub ack_pushed: bool,
+    /// A second end of a write before the ACK (`ICSK_ACK_PUSHED2`): a read
+    /// that drains the buffer ACKs at once even in interactive mode.
+    pub ack_pushed2: bool,
     /// The length of the last segment shorter than `rcv_mss`, less the
     /// fixed header (`icsk_ack.last_seg_size`): two alike make it `rcv_mss`.
     pub last_seg_size: u32,
@@ -499,6 +502,7 @@ impl TcpCb {
             probes_tstamp: None,
             ato: Duration::ZERO,
             ack_pushed: false,
+            ack_pushed2: false,
             last_seg_size: 0,
             lrcvtime: None,
             last_oow_ack: None,

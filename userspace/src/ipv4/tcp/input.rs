@@ -287,8 +287,9 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
 
 /// `tcp_init_transfer` for a connection just ESTABLISHED: its congestion
 /// control starts (`tcp_init_congestion_control`, the sock's
-/// `TCP_CONGESTION`), and with `SO_KEEPALIVE` its keepalive timer is armed
-/// `TCP_KEEPIDLE` from now (`tcp_finish_connect`, `tcp_create_openreq_child`).
+/// `TCP_CONGESTION`), the ACK engine's last-receive time is now, and with
+/// `SO_KEEPALIVE` its keepalive timer is armed `TCP_KEEPIDLE` from now
+/// (`tcp_finish_connect`, `tcp_create_openreq_child`).
 fn tcp_init_transfer(cb: &mut TcpCb, now: Instant, hz: u32) {
     cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now, hz);
     // The listener's or the socket's SO_MAX_PACING_RATE (sk_clone_lock copies it), and the
@@ -298,6 +299,7 @@ fn tcp_init_transfer(cb: &mut TcpCb, now: Instant, hz: u32) {
     cb.pacing.needed |= needed;
     super::pacing::tcp_update_pacing_rate(cb);
     cb.rcv_tstamp = Some(now);
+    cb.lrcvtime = Some(now);
     // tcp_init_buffer_space: receive-buffer autotuning's first measurement.
     let copied_seq = cb.copied_seq();
     let (ssthresh, wnd, advmss) = (cb.rcv_ssthresh, cb.rcv_wnd, cb.advmss);
@@ -1232,6 +1234,9 @@ fn tcp_measure_rcv_mss(cb: &mut TcpCb, seg: &Segment<'_>) {
             return;
         }
     }
+    if cb.ack_pushed {
+        cb.ack_pushed2 = true;
+    }
     cb.ack_pushed = true;
 }
 
@@ -1441,6 +1446,14 @@ pub fn tcp_send_delayed_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb:
         timeout = timeout.min(armed);
     }
     cb.delack_at = Some(timeout);
+    // A read that drains the buffer may send it sooner (`tcp_cleanup_rbuf`).
+    cb.tsk().stream.ack_on_read.store(true, Ordering::SeqCst);
+    // A reader on another thread may have drained it already, before the
+    // flag was up (in Linux the read comes after the softirq's decision):
+    // then the ACK that read would have sent goes now.
+    if cb.copied_seq() == cb.rcv_nxt && cb.ofo.is_empty() && (cb.ack_pushed2 || (cb.ack_pushed && !cb.pingpong)) {
+        tcp_send_ack(net, q, umem, cb, now);
+    }
 }
 
 /// A listener's segment (`tcp_v4_do_rcv` → `tcp_rcv_state_process` in

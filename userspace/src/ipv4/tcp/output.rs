@@ -180,7 +180,9 @@ fn ack_sent(cb: &mut TcpCb) {
     cb.ack_pending = false;
     cb.ack_now = false;
     cb.ack_pushed = false;
+    cb.ack_pushed2 = false;
     cb.delack_at = None;
+    cb.tsk().stream.ack_on_read.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `tcp_transmit_skb` for a control block: a segment at `seq` with `flags`

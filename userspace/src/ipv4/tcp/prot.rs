@@ -203,7 +203,10 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
     if n > 0 {
         // The buffer as SO_RCVBUF sized it (the ring holds TCP_RCV_SLACK more).
         let cap = capacity.saturating_sub(super::TCP_RCV_SLACK);
-        if queued * 2 >= cap && cap > 0 {
+        // tcp_cleanup_rbuf: the loop looks when this read may open the
+        // window, or drained the buffer while it holds a delayed ACK.
+        let drained_with_ack = n == queued && s.ack_on_read.load(Ordering::SeqCst);
+        if (queued * 2 >= cap && cap > 0) || drained_with_ack {
             Sock::schedule_xmit(sock, scheduled);
         }
         return Ok((n, rx_ns));
@@ -237,8 +240,19 @@ fn tcp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, _budget: us
         tcp_close_state(net, &mut cb);
     }
     if matches!(cb.state, TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2) {
-        // tcp_cleanup_rbuf: an ACK now if the window we would offer
-        // (__tcp_select_window) is at least twice the one left.
+        // tcp_cleanup_rbuf: an owed ACK now if more than a segment is
+        // unacknowledged, or if the reader drained the buffer (out-of-order
+        // data included) after the end of a write, outside interactive mode
+        // (ICSK_ACK_PUSHED) or, after two, in it (ICSK_ACK_PUSHED2).
+        let drained = cb.copied_seq() == cb.rcv_nxt && cb.ofo.is_empty();
+        if cb.ack_pending
+            && (cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss
+                || (drained && (cb.ack_pushed2 || (cb.ack_pushed && !cb.pingpong))))
+        {
+            cb.ack_now = true;
+        }
+        // And an ACK if the window we would offer (__tcp_select_window) is
+        // at least twice the one left.
         let now_wnd = cb.receive_window();
         if 2 * now_wnd <= cb.rcv_full_space() {
             let new_wnd = super::output::select_window_space(&cb);
