@@ -1102,11 +1102,17 @@ fn slow_path_past_quick_acks(b: &mut Bench) -> (Fd, u16, u32, u32, Duration) {
     for i in 0..16 {
         t += ms(10);
         b.at(t);
-        b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[i; 100]);
-        off += 100;
+        peer_100(b, port, iss, &mut off, i);
         assert_eq!(b.one().r.ack, PISN + 1 + off, "quick ACK {i}");
     }
     (fd, port, iss, off, t)
+}
+
+/// 100 bytes of the peer (`byte`, PSH) from `port` at offset `off` of its
+/// stream, which moves on; the loop runs.
+fn peer_100(b: &mut Bench, port: u16, iss: u32, off: &mut u32, byte: u8) {
+    b.send(hdr(PPORT, port, PISN + 1 + *off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[byte; 100]);
+    *off += 100;
 }
 
 /// Closes `fd` with a RST (linger 0) and checks nothing is left.
@@ -1129,8 +1135,7 @@ fn the_delayed_ack_timeout_doubles_when_it_fires_up_to_delack_max() {
     for wait in [40, 80, 160, 200, 200] {
         t += ms(400);
         b.at(t);
-        b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[1; 100]);
-        off += 100;
+        peer_100(&mut b, port, iss, &mut off, 1);
         b.at(t + ms(wait - 1));
         b.none();
         b.at(t + ms(wait));
@@ -1144,16 +1149,14 @@ fn the_delayed_ack_timeout_doubles_when_it_fires_up_to_delack_max() {
     for _ in 0..12 {
         t += ms(10);
         b.at(t);
-        b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[2; 100]);
-        off += 100;
+        peer_100(&mut b, port, iss, &mut off, 2);
         b.out();
     }
     b.at(t + ms(250));
     b.out();
     t += ms(400);
     b.at(t);
-    b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[3; 100]);
-    off += 100;
+    peer_100(&mut b, port, iss, &mut off, 3);
     b.at(t + ms(40));
     b.none();
     b.at(t + ms(41));
@@ -1168,8 +1171,7 @@ fn a_gap_longer_than_the_rto_gives_the_quick_acks_back() {
     // Within the RTO (900 ms): delayed.
     t += ms(800);
     b.at(t);
-    b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[1; 100]);
-    off += 100;
+    peer_100(&mut b, port, iss, &mut off, 1);
     b.none();
     b.at(t + ms(40));
     b.one();
@@ -1177,8 +1179,7 @@ fn a_gap_longer_than_the_rto_gives_the_quick_acks_back() {
     // (tcp_event_data_recv → tcp_incr_quickack).
     t += ms(1000);
     b.at(t);
-    b.send(hdr(PPORT, port, PISN + 1 + off, iss.wrapping_add(1), ACK | PSH, PEER_WIN), &[2; 100]);
-    off += 100;
+    peer_100(&mut b, port, iss, &mut off, 2);
     assert_eq!(b.one().r.ack, PISN + 1 + off);
     abort_and_end(&mut b, fd);
 }
