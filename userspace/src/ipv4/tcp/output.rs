@@ -182,7 +182,12 @@ fn ack_sent(cb: &mut TcpCb) {
     cb.ack_pushed = false;
     cb.ack_pushed2 = false;
     cb.delack_at = None;
-    cb.tsk().stream.ack_on_read.store(false, std::sync::atomic::Ordering::Relaxed);
+    // Lowered only when up: every segment carries an ACK, and the flag's
+    // line is the reader's too.
+    let flag = &cb.tsk().stream.ack_on_read;
+    if flag.load(std::sync::atomic::Ordering::Relaxed) {
+        flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `tcp_transmit_skb` for a control block: a segment at `seq` with `flags`
