@@ -437,10 +437,7 @@ fn retransmitted_syn_gets_the_syn_ack_again() {
     b.send(hdr(PPORT, LPORT, PISN + 1, first.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
     assert_eq!(b.s.snmp().TcpPassiveOpens, 1);
     let (fd, _) = b.s.accept(l).unwrap();
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -854,10 +851,7 @@ fn syn_on_an_established_connection_gets_a_challenge_ack_rate_limited() {
     assert_eq!((c.flags(), c.r.seq, c.r.ack), (ACK, iss.wrapping_add(1), PISN + 2));
     let m = b.s.snmp();
     assert_eq!((m.TcpExtTCPSYNChallenge, m.TcpExtTCPChallengeACK, m.TcpInErrs), (3, 3, 2));
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -975,10 +969,7 @@ fn tcp_nodelay_sends_small_segments_at_once() {
         let s = b.one();
         assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.as_slice()), (ACK | PSH, 1 + 2 * i as u32, *chunk));
     }
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -1007,10 +998,7 @@ fn tcp_cork_holds_a_partial_segment_until_the_fin_or_the_uncork() {
     let s = b.one();
     assert_eq!((s.flags(), s.r.seq.wrapping_sub(iss), s.data.as_slice()), (ACK | PSH | FIN, 2001, &b"bye"[..]));
     assert_eq!(b.s.snmp().TcpExtTCPOrigDataSent, 3);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// The peer sends `n` bytes at `seq` (offset from its ISN + 1).
@@ -1048,10 +1036,7 @@ fn quick_acks_at_start_then_delayed_ack_after_40ms() {
     let m = b.s.snmp();
     assert_eq!((m.TcpExtDelayedACKs, m.TcpOutSegs), (1, 18), "SYN-ACK, 16 quick ACKs, one delayed");
     assert_eq!(read_all(&mut b, fd).len(), off as usize);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -1086,10 +1071,7 @@ fn sending_data_does_not_use_up_quick_acks() {
     b.at(ms(t + 40));
     b.one();
     read_all(&mut b, fd);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// A connection of ours over a 300 ms path (RTO 900 ms), its 16 quick ACKs
@@ -1119,6 +1101,15 @@ fn peer_100(b: &mut Bench, port: u16, iss: u32, off: &mut u32, byte: u8) {
 fn abort_and_end(b: &mut Bench, fd: Fd) {
     b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
     b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// Closes `fd` with a RST (linger 0), then its listener `l`, and checks
+/// nothing is left.
+fn abort_close_and_end(b: &mut Bench, fd: Fd, l: Fd) {
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
     b.end();
 }
 
@@ -1256,10 +1247,7 @@ fn full_segments_are_acked_every_second_one() {
         read_all(&mut b, fd);
     }
     assert_eq!(b.s.snmp().TcpExtDelayedACKs, 0);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// A connection whose quick ACKs are used up (16 small segments, read).
@@ -1319,10 +1307,7 @@ fn a_burst_in_one_batch_gets_one_ack_per_gro_aggregate() {
     let acks: Vec<u32> = b.out().iter().map(|a| a.r.ack).collect();
     assert_eq!(acks, vec![PISN + 1 + before_gap + 2 * MSS as u32; 2], "the aggregate's ACK, then the duplicate ACK");
     assert_eq!(b.s.snmp().TcpExtTCPOFOQueue, 1);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -1362,10 +1347,7 @@ fn a_read_that_drains_the_end_of_a_write_sends_the_delayed_ack() {
     read_all(&mut b, fd);
     assert_eq!(b.one().r.ack, PISN + 1 + off);
     assert_eq!(b.s.snmp().TcpExtDelayedACKs, 0, "no ACK waited for the timer");
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -1378,10 +1360,7 @@ fn with_gro_off_a_burst_is_acked_every_second_segment() {
     assert_eq!(acks, every_second);
     assert_eq!(b.s.snmp().XskTcpGroMerged, 0);
     read_all(&mut b, fd);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -1413,10 +1392,7 @@ fn out_of_order_data_is_queued_dup_acked_and_delivered_when_the_gap_fills() {
     let a = b.one();
     assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 3001));
     assert_eq!(read_all(&mut b, fd), data);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 // ---------------------------------------------------------------- tcp_mem
@@ -2502,10 +2478,7 @@ fn out_of_window_acks_are_answered_once_per_500ms() {
     assert_eq!(b.one().r.ack, PISN + 1);
     let m = b.s.snmp();
     assert_eq!((m.TcpExtTCPACKSkippedSeq, m.TcpExtTCPACKSkippedChallenge, m.TcpExtTCPChallengeACK), (1, 0, 0));
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -2568,10 +2541,7 @@ fn rst_to_a_request_sock_drops_it_as_a_failed_attempt() {
     assert_eq!((a.flags(), a.r.ack), (ACK, PISN + 6));
     let (fd, _) = b.s.accept(l).unwrap();
     assert_eq!(read_all(&mut b, fd), b"GET /");
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -2847,10 +2817,7 @@ fn acknowledged_data_keeps_the_neighbour_reachable_without_arp_probes() {
         assert_eq!(segments_and_arp(&mut b), (0, vec![]));
     }
     assert_eq!(peer_state(&b), "REACHABLE", "after {:?}", b.elapsed());
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// A connection that only receives makes no forward progress: its ACKs
@@ -2887,10 +2854,7 @@ fn a_receive_only_connection_does_not_confirm_the_neighbour() {
     b.w.inject(&build::arp_frame(&EthernetRepr { dst: OUR_MAC, src: PEER_MAC, ethertype: ethertype::ARP }, &repr));
     b.poll();
     assert_eq!(peer_state(&b), "REACHABLE");
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// A keepalive probe: an ACK at `snd_una - 1` (our ISN on a connection
@@ -2998,10 +2962,7 @@ fn a_child_inherits_the_listeners_keepalive_and_off_stops_it() {
     b.s.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
     b.at(secs(3630));
     assert_keepalive_probe(&b.one(), iss, b.elapsed());
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// The default keepalive is Linux's: 7200 s idle, 75 s apart, 9 probes.
@@ -3541,10 +3502,7 @@ fn paws_lets_an_old_timestamp_through_after_2147_idle_seconds() {
     let a = b.one();
     assert_eq!(a.r.options.timestamp.map(|t| t.1), Some(PEER_TS - 1000), "the old TSval is now ts_recent");
     assert_eq!(b.s.snmp().TcpExtPAWSEstab, 1);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 // ---------------------------------------------------------------- SACK loss recovery
@@ -3990,10 +3948,7 @@ fn duplicate_data_is_reported_in_a_dsack_block() {
     assert_eq!(read_all(&mut b, fd), data);
     let m = b.s.snmp();
     assert_eq!((m.TcpExtTCPDSACKOldSent, m.TcpExtTCPDSACKOfoSent), (1, 1));
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// The RTT after the ACK of data sent twice: from TSecr with timestamps
@@ -4131,10 +4086,7 @@ fn a_final_ack_echoing_no_syn_ack_tsval_or_an_old_tsval_makes_no_child() {
     let (fd, _) = b.s.accept(l).unwrap();
     assert_eq!(b.s.send(fd, b"x"), Ok(1));
     assert_eq!(b.one().r.options.timestamp.map(|t| t.1), Some(PEER_TS + 2));
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 #[test]
@@ -4531,10 +4483,7 @@ fn the_receive_buffer_grows_with_what_the_reader_reads_each_round_trip() {
     assert!(info.rcv_space as usize > 131_072, "a round trip read more than the first buffer: {info:?}");
     let rb = rcvbuf_of(&b, PPORT);
     assert!(rb >= u64::from(last) && rb <= 32 << 20, "sk_rcvbuf follows, under tcp_rmem[2]: {rb}");
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// `SOCK_RCVBUF_LOCK`: a listener with `SO_RCVBUF` gives its connections a buffer that stays
@@ -4603,10 +4552,7 @@ fn a_loss_episode_grows_the_ring_a_few_times_not_at_every_segment() {
     for k in 1..=n as usize {
         assert!(got[k * MSS..(k + 1) * MSS].iter().all(|&x| x == k as u8), "segment {k}");
     }
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// What rings grow by, all connections together, stays under `tcp_mem`'s pressure threshold
@@ -4625,10 +4571,7 @@ fn receive_rings_grow_no_further_than_tcp_mems_pressure_threshold() {
     let rb = rcvbuf_of(&b, PPORT);
     assert!(rb > 131_072 && rb - 131_072 <= 512 * 4096, "grown by at most the threshold: {rb}");
     assert!(windows.iter().all(|&w| w as u64 <= rb + 4096), "{windows:?} within {rb}");
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
 
 /// Receive-buffer autotuning starts from 10 segments of the MSS data actually carries:
@@ -4640,15 +4583,9 @@ fn autotuning_starts_from_ten_segments_of_the_mss_data_carries() {
     let mut b = Bench::new();
     let (l, fd, _, _) = ts_accepted(&mut b);
     assert_eq!(b.s.tcp_info(fd).unwrap().rcv_space, 14_480);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
     let mut b = Bench::new();
     let (l, fd, _) = b.accepted();
     assert_eq!(b.s.tcp_info(fd).unwrap().rcv_space, 14_600);
-    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
-    b.s.close(fd).unwrap();
-    b.s.close(l).unwrap();
-    b.end();
+    abort_close_and_end(&mut b, fd, l);
 }
