@@ -331,11 +331,7 @@ impl TcpBench<'_> {
     /// The server veth's transmit offloads (`ethtool -K IF tx on|off gso on|off`); what
     /// `ethtool -k` then says of checksumming and segmentation offload.
     fn offload(&self, tx: bool, gso: bool) -> Result<String, BoxError> {
-        let onoff = |b: bool| if b { "on" } else { "off" };
-        let out = run_in(self.ns, &["ethtool", "-K", self.ifname, "tx", onoff(tx), "gso", onoff(gso)]);
-        if !out.status.success() {
-            return Err(format!("ethtool -K {}: {}", self.ifname, String::from_utf8_lossy(&out.stderr)).into());
-        }
+        self.ethtool_k(&[("tx", tx), ("gso", gso)])?;
         let k = run_in(self.ns, &["ethtool", "-k", self.ifname]);
         let text = String::from_utf8_lossy(&k.stdout);
         let keep = ["tx-checksumming:", "tcp-segmentation-offload:", "generic-segmentation-offload:"];
@@ -344,7 +340,15 @@ impl TcpBench<'_> {
 
     /// GRO on the server's veth (`ethtool -K IF gro on|off`); the command.
     fn gro(&self, on: bool) -> Result<String, BoxError> {
-        let args = ["ethtool", "-K", self.ifname, "gro", if on { "on" } else { "off" }];
+        self.ethtool_k(&[("gro", on)])
+    }
+
+    /// `ethtool -K IF FEATURE on|off ...` on the server's veth; the command.
+    fn ethtool_k(&self, features: &[(&str, bool)]) -> Result<String, BoxError> {
+        let mut args = vec!["ethtool", "-K", self.ifname];
+        for &(f, on) in features {
+            args.extend([f, if on { "on" } else { "off" }]);
+        }
         let out = run_in(self.ns, &args);
         if !out.status.success() {
             return Err(format!("ethtool -K {}: {}", self.ifname, String::from_utf8_lossy(&out.stderr)).into());
