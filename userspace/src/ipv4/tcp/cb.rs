@@ -658,6 +658,16 @@ impl TcpCb {
         self.ato = super::TCP_ATO_MIN;
     }
 
+    /// `tcp_cleanup_rbuf`'s test of a read that emptied the buffer: nothing
+    /// waits to be read, in order or not, and the last segments ended a
+    /// write (`ICSK_ACK_PUSHED` outside interactive mode, two of them,
+    /// `ICSK_ACK_PUSHED2`, in it): an owed ACK goes now.
+    pub fn drained_after_push(&self) -> bool {
+        self.copied_seq() == self.rcv_nxt
+            && self.ofo.is_empty()
+            && (self.ack_pushed2 || (self.ack_pushed && !self.pingpong))
+    }
+
     /// `tcp_incr_quickack`.
     pub fn incr_quickack(&mut self, max: u32) {
         let quickacks = (self.rcv_wnd / (2 * self.rcv_mss.max(1))).clamp(2, max.max(2));

@@ -1451,7 +1451,7 @@ pub fn tcp_send_delayed_ack(net: &mut Net, q: &mut NetdevQueue, umem: &Umem, cb:
     // A reader on another thread may have drained it already, before the
     // flag was up (in Linux the read comes after the softirq's decision):
     // then the ACK that read would have sent goes now.
-    if cb.copied_seq() == cb.rcv_nxt && cb.ofo.is_empty() && (cb.ack_pushed2 || (cb.ack_pushed && !cb.pingpong)) {
+    if cb.drained_after_push() {
         tcp_send_ack(net, q, umem, cb, now);
     }
 }

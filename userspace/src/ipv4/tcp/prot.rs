@@ -244,11 +244,7 @@ fn tcp_push_pending(net: &mut Net, q: &mut NetdevQueue, sock: &Sock, _budget: us
         // unacknowledged, or if the reader drained the buffer (out-of-order
         // data included) after the end of a write, outside interactive mode
         // (ICSK_ACK_PUSHED) or, after two, in it (ICSK_ACK_PUSHED2).
-        let drained = cb.copied_seq() == cb.rcv_nxt && cb.ofo.is_empty();
-        if cb.ack_pending
-            && (cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss
-                || (drained && (cb.ack_pushed2 || (cb.ack_pushed && !cb.pingpong))))
-        {
+        if cb.ack_pending && (cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss || cb.drained_after_push()) {
             cb.ack_now = true;
         }
         // And an ACK if the window we would offer (__tcp_select_window) is
