@@ -422,6 +422,12 @@ mib! {
         /// memory, Linux's `sk_rcvbuf` a limit), or because the allocator
         /// refused the new ring.
         XskTcpRcvbufGrowRefused,
+        /// Send rings grown by autotuning (`tcp_sndbuf_expand`; Linux
+        /// counts none).
+        XskTcpSndbufGrown,
+        /// Send-ring growths refused: the rings of all connections had grown
+        /// by `tcp_mem`'s pressure threshold, or the allocator refused.
+        XskTcpSndbufGrowRefused,
         /// TCP segments that joined an earlier segment's GRO aggregate, so
         /// that one ACK decision covered both (`ipv4::tcp::offload`; Linux
         /// counts no such thing, its aggregate is one `sk_buff`).

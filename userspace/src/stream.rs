@@ -102,12 +102,12 @@ pub struct LoopBufs {
     pub snd: HeapCons<u8>,
 }
 
-/// How [`StreamSock::grow_rcv`] ended.
+/// How [`StreamSock::grow_rcv`] or [`StreamSock::grow_snd`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RcvGrow {
+pub(crate) enum RingGrow {
     /// The ring has the size asked for (or was larger already).
     Done,
-    /// The application holds the ring: try again later.
+    /// The application holds the ring (reading or writing): try again later.
     Busy,
     /// The connection has no ring (over, or never set up).
     NoRing,
@@ -130,6 +130,11 @@ pub struct StreamSock {
     /// armed, cleared when an ACK goes. A read that empties the buffer with
     /// it set has the loop look (`Sock::schedule_xmit`).
     pub(crate) ack_on_read: AtomicBool,
+    /// A send found the buffer full and copied less than it was given, or
+    /// nothing (`SOCK_NOSPACE`, set where Linux's `sk_stream_wait_memory`
+    /// and `tcp_sendmsg`'s `EAGAIN` set it): when ACKs free room, the loop
+    /// may grow the buffer (`tcp_new_space`). Cleared by the loop.
+    pub(crate) nospace: AtomicBool,
     /// `shutdown(SHUT_WR)` or `close()` (`SEND_SHUTDOWN`): the loop sends a
     /// FIN after the data, sends fail with `EPIPE`.
     pub(crate) wr_shut: AtomicBool,
@@ -160,6 +165,7 @@ impl Default for StreamSock {
             fin_rcvd: AtomicBool::new(false),
             rd_shut: AtomicBool::new(false),
             ack_on_read: AtomicBool::new(false),
+            nospace: AtomicBool::new(false),
             wr_shut: AtomicBool::new(false),
             pushed: AtomicU64::new(0),
             rx_ns: AtomicU64::new(0),
@@ -198,24 +204,57 @@ impl StreamSock {
     /// changes when the application is reading at this moment (the loop
     /// never waits for it: the caller tries again later), when the
     /// connection has no ring, or when the memory cannot be had.
-    pub(crate) fn grow_rcv(&self, bufs: &mut LoopBufs, cap: usize) -> RcvGrow {
+    pub(crate) fn grow_rcv(&self, bufs: &mut LoopBufs, cap: usize) -> RingGrow {
         let mut guard = match self.rcv.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return RcvGrow::Busy,
+            Err(std::sync::TryLockError::WouldBlock) => return RingGrow::Busy,
         };
-        let Some(cons) = guard.as_mut() else { return RcvGrow::NoRing };
+        let Some(cons) = guard.as_mut() else { return RingGrow::NoRing };
         if cap <= cons.capacity().get() {
-            return RcvGrow::Done;
+            return RingGrow::Done;
         }
-        let Ok(rb) = HeapRb::<u8>::try_new(cap) else { return RcvGrow::NoMemory };
+        let Ok(rb) = HeapRb::<u8>::try_new(cap) else { return RingGrow::NoMemory };
         let (mut prod, new_cons) = rb.split();
         let (a, b) = cons.as_slices();
         prod.push_slice(a);
         prod.push_slice(b);
         *guard = Some(new_cons);
         bufs.rcv = prod;
-        RcvGrow::Done
+        RingGrow::Done
+    }
+
+    /// Loop side: makes the send ring `cap` bytes when it is smaller, moving
+    /// the bytes in it (from `snd_una` on), in order, to the new one
+    /// (send-buffer autotuning, `tcp_sndbuf_expand` in
+    /// [`crate::ipv4::tcp::wmem`]). As [`Self::grow_rcv`]: nothing changes
+    /// when the application is writing at this moment (the caller tries
+    /// again later), when the connection has no ring, or when the memory
+    /// cannot be had.
+    pub(crate) fn grow_snd(&self, bufs: &mut LoopBufs, cap: usize) -> RingGrow {
+        let mut guard = match self.snd.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return RingGrow::Busy,
+        };
+        let Some(prod) = guard.as_mut() else { return RingGrow::NoRing };
+        if cap <= prod.capacity().get() {
+            return RingGrow::Done;
+        }
+        let Ok(rb) = HeapRb::<u8>::try_new(cap) else { return RingGrow::NoMemory };
+        let (mut new_prod, new_cons) = rb.split();
+        // With the writer's half held, everything written is in the loop's half.
+        let (a, b) = bufs.snd.as_slices();
+        new_prod.push_slice(a);
+        new_prod.push_slice(b);
+        *guard = Some(new_prod);
+        bufs.snd = new_cons;
+        RingGrow::Done
+    }
+
+    /// The send ring's size in bytes (0 before the connection has one).
+    pub fn snd_capacity(&self) -> usize {
+        self.snd.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.capacity().get())
     }
 
     /// Application side: copies received bytes into `buf`; returns how many
@@ -286,6 +325,9 @@ impl StreamSock {
         let Some(p) = snd.as_mut() else { return 0 };
         let room = self.wspace(p.vacant_len(), p.occupied_len());
         let n = p.push_slice(&data[..data.len().min(room)]);
+        if n < data.len() {
+            self.nospace.store(true, Ordering::Relaxed);
+        }
         if n > 0 {
             let off = self.pushed.fetch_add(n as u64, Ordering::Release);
             if tstamp != 0 && self.tx_ns.load(Ordering::Acquire) == 0 {
@@ -422,15 +464,42 @@ mod tests {
         assert_eq!(s.read(&mut buf).0, 4);
         assert_eq!(lb.rcv.push_slice(b"ghijkl"), 6);
         assert_eq!(lb.rcv.vacant_len(), 0);
-        assert_eq!(s.grow_rcv(&mut lb, 32), RcvGrow::Done);
+        assert_eq!(s.grow_rcv(&mut lb, 32), RingGrow::Done);
         assert_eq!((s.rcv_capacity(), s.rcv_queued(), lb.rcv.vacant_len()), (32, 8, 24));
         assert_eq!(lb.rcv.push_slice(b"mn"), 2, "the loop writes to the new ring");
         let mut all = [0u8; 16];
         assert_eq!(s.read(&mut all).0, 10);
         assert_eq!(&all[..10], b"efghijklmn");
-        assert_eq!(s.grow_rcv(&mut lb, 16), RcvGrow::Done, "never shrinks: nothing to do");
-        assert_eq!(s.grow_rcv(&mut lb, usize::MAX / 2), RcvGrow::NoMemory, "refused by the allocator: no abort");
+        assert_eq!(s.grow_rcv(&mut lb, 16), RingGrow::Done, "never shrinks: nothing to do");
+        assert_eq!(s.grow_rcv(&mut lb, usize::MAX / 2), RingGrow::NoMemory, "refused by the allocator: no abort");
         assert_eq!(s.rcv_capacity(), 32);
+    }
+
+    #[test]
+    fn a_grown_send_ring_keeps_the_unacknowledged_bytes_in_order() {
+        let s = StreamSock::default();
+        let mut lb = s.attach_bufs(4, 8);
+        // Wrapped: 6 written, 4 acknowledged, 6 more written (the ring's end crossed).
+        assert_eq!(s.write(b"abcdef"), 6);
+        lb.snd.skip(4);
+        assert!(!s.nospace.load(Ordering::Relaxed));
+        assert_eq!(s.write(b"ghijklmn"), 6, "a short write: the ring is full");
+        assert!(s.nospace.swap(false, Ordering::Relaxed), "the writer found no room");
+        assert_eq!(s.grow_snd(&mut lb, 32), RingGrow::Done);
+        assert_eq!((s.snd_capacity(), s.snd_queued(), s.snd_room()), (32, 8, 24));
+        let (a, b) = lb.snd.as_slices();
+        assert_eq!([a, b].concat(), b"efghijkl", "what was unacknowledged, in order, in the loop's half");
+        assert_eq!(s.write(b"mn"), 2, "the application writes to the new ring");
+        lb.snd.skip(8);
+        let (a, b) = lb.snd.as_slices();
+        assert_eq!([a, b].concat(), b"mn");
+        assert_eq!(s.pushed.load(Ordering::Relaxed), 14, "the count of bytes written goes on");
+        assert_eq!(s.grow_snd(&mut lb, 16), RingGrow::Done, "never shrinks: nothing to do");
+        assert_eq!(s.grow_snd(&mut lb, usize::MAX / 2), RingGrow::NoMemory, "refused by the allocator: no abort");
+        let held = s.snd.lock().unwrap();
+        assert_eq!(s.grow_snd(&mut lb, 64), RingGrow::Busy, "the loop does not wait for a writer");
+        drop(held);
+        assert_eq!(s.snd_capacity(), 32);
     }
 
     #[test]
@@ -438,10 +507,10 @@ mod tests {
         let s = StreamSock::default();
         let mut lb = s.attach_bufs(8, 4);
         let held = s.rcv.lock().unwrap();
-        assert_eq!(s.grow_rcv(&mut lb, 32), RcvGrow::Busy, "the loop does not wait for a reader");
+        assert_eq!(s.grow_rcv(&mut lb, 32), RingGrow::Busy, "the loop does not wait for a reader");
         drop(held);
         assert_eq!(s.rcv_capacity(), 8);
-        assert_eq!(s.grow_rcv(&mut lb, 32), RcvGrow::Done);
+        assert_eq!(s.grow_rcv(&mut lb, 32), RingGrow::Done);
         assert_eq!(s.rcv_capacity(), 32);
     }
 }

@@ -3317,6 +3317,91 @@ fn hystart_ends_slow_start_through_the_stack() {
     b.end();
 }
 
+/// Round trips of a bulk writer on `fd`, one per entry of `rtts`: each writes all it can,
+/// then the peer (window 4 MiB) acknowledges every segment that round's RTT later. Checks
+/// that the peer sees the bytes written, in order, each once; returns per round the segments
+/// sent, `snd_cwnd` and `sk_sndbuf` (`ss -m`'s `tb`).
+fn bulk_rounds(b: &mut Bench, fd: Fd, port: u16, iss: u32, rtts: &[u64]) -> Vec<(usize, u32, u64)> {
+    let data = pattern(16_000_000);
+    let (mut sent, mut seen) = (0usize, 0usize);
+    let mut log = Vec::new();
+    for &rtt in rtts {
+        while sent < data.len() {
+            match b.s.send(fd, &data[sent..]) {
+                Ok(n) if n > 0 => sent += n,
+                _ => break,
+            }
+        }
+        let segs = b.out();
+        for sgm in &segs {
+            assert_eq!(sgm.r.seq.wrapping_sub(iss.wrapping_add(1)) as usize, seen, "in order, once: {log:?}");
+            assert_eq!(sgm.data, data[seen..seen + sgm.data.len()], "the bytes written: {log:?}");
+            seen += sgm.data.len();
+        }
+        let info = b.s.tcp_info(fd).unwrap();
+        let conn = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap();
+        log.push((segs.len(), info.snd_cwnd, conn.skmem.sndbuf));
+        let t = b.elapsed() + ms(rtt);
+        for (i, sgm) in segs.iter().enumerate() {
+            b.at(t + Duration::from_micros(10 * i as u64));
+            b.send(hdr(PPORT, port, PISN + 1, sgm.r.seq.wrapping_add(sgm.data.len() as u32), ACK, 4096), &[]);
+        }
+    }
+    log
+}
+
+/// Send-buffer autotuning (`tcp_new_space` → `tcp_sndbuf_expand`): a writer that found
+/// the buffer full, with ACKs freeing room while fewer than cwnd segments are in flight,
+/// gets two windows of segments (`2 × cwnd × per_mss`, 2304 bytes a 1460-byte segment on
+/// 6.18, as `ss -m` shows Linux's `tb`), the ring at least doubled each time, the bytes in
+/// flight kept in order across each growth. With `SO_SNDBUF` set, the buffer stays.
+#[test]
+fn the_send_buffer_grows_with_the_congestion_window() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(20));
+    let log = bulk_rounds(&mut b, fd, port, iss, &[20; 6]);
+    assert_eq!(log[0].2, 262_144, "the first buffer: {log:?}");
+    // Grown once 2 × cwnd × 2304 passed 256 KiB (cwnd 57), doubling each time.
+    let sizes: Vec<u64> = log.iter().map(|l| l.2).collect();
+    assert!(sizes.windows(2).all(|w| w[1] == w[0] || w[1] >= 2 * w[0]), "{log:?}");
+    let last = log.last().unwrap();
+    assert!(last.2 >= 1 << 20, "grown past 1 MiB: {log:?}");
+    assert!(last.2 <= (4 << 20) as u64, "at most tcp_wmem[2]: {log:?}");
+    // The ACKs of the last round may have grown it once more.
+    let now = b.s.sockets().into_iter().find(|d| d.fd == Some(fd.0)).unwrap().skmem.sndbuf;
+    let doublings = u64::from((now / 262_144).trailing_zeros());
+    assert_eq!(b.s.snmp().XskTcpSndbufGrown, doublings, "{log:?}, now {now}");
+    assert_eq!(b.s.snmp().XskTcpSndbufGrowRefused, 0);
+    assert!(last.0 > 2 * log[2].0, "more segments a round trip once grown: {log:?}");
+    abort_and_end(&mut b, fd);
+
+    // SO_SNDBUF locks the buffer (SOCK_SNDBUF_LOCK): never expanded.
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(20));
+    b.s.setsockopt(fd, SockOpt::SndBuf(131_072)).unwrap();
+    let locked = bulk_rounds(&mut b, fd, port, iss, &[20; 6]);
+    assert!(locked.iter().all(|l| l.2 == locked[0].2), "{locked:?}");
+    assert_eq!(b.s.snmp().XskTcpSndbufGrown, 0);
+    abort_and_end(&mut b, fd);
+}
+
+/// Where xsknet counts less than Linux: of cwnd, only what the path holds beyond the
+/// sender's own queue (`cwnd × min_rtt / srtt`). A round trip that grows from 1 ms to 20 ms
+/// as the writer sends more (its own queue, as on a veth pair) leaves the buffer at 256 KiB
+/// where Linux's would follow cwnd past 57 segments.
+#[test]
+fn a_round_trip_that_is_the_sender_s_own_queue_does_not_grow_the_send_buffer() {
+    let mut b = Bench::new();
+    let (fd, port, iss) = connected_after(&mut b, ms(1));
+    let log = bulk_rounds(&mut b, fd, port, iss, &[1, 2, 4, 8, 16, 20]);
+    // HyStart ends slow start as the round trip grows; from cwnd 57 on, two windows
+    // (2 × cwnd × 2304 bytes) are more than 256 KiB and Linux's buffer grows.
+    assert!(log.last().unwrap().1 >= 80, "{log:?}");
+    assert!(log.iter().all(|l| l.2 == 262_144), "{log:?}");
+    assert_eq!(b.s.snmp().XskTcpSndbufGrown, 0);
+    abort_and_end(&mut b, fd);
+}
+
 /// With TCP_USER_TIMEOUT set, Linux's tcp_write_timeout gives up on it
 /// instead of tcp_retries2 (retransmits_timed_out(sk, retry_until,
 /// user_timeout) ignores the count when the timeout is set): a 30-minute

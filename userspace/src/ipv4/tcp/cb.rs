@@ -270,8 +270,11 @@ pub struct TcpCb {
     /// application held the ring), bytes; 0: none pending.
     pub rcvbuf_want: usize,
     /// This connection's share of the stack's grown ring bytes
-    /// (`super::rcvbuf::RcvbufGrown`), given back when it is dropped.
-    pub rcvbuf_charge: Option<super::rcvbuf::RcvbufCharge>,
+    /// (`super::mem::RingsGrown`), given back when it is dropped.
+    pub rcvbuf_charge: Option<super::mem::RingCharge>,
+    /// This connection's share of the grown ring bytes for its send ring
+    /// (`super::wmem::tcp_sndbuf_expand`), given back when it is dropped.
+    pub sndbuf_charge: Option<super::mem::RingCharge>,
     /// Where the most recent out-of-order segment began: the SACK block
     /// that holds it goes first (RFC 2018 §4).
     pub sack_recent: u32,
@@ -461,6 +464,7 @@ impl TcpCb {
             rcvq: super::rcvbuf::RcvSpace::default(),
             rcvbuf_want: 0,
             rcvbuf_charge: None,
+            sndbuf_charge: None,
             sack_recent: 0,
             sack: super::scoreboard::Scoreboard::default(),
             rack: super::rack_state::RackState::default(),

@@ -35,7 +35,7 @@ use crate::net::Net;
 use crate::netdev_queue::NetdevQueue;
 use crate::snmp::MibCounter;
 use crate::sock::{Sock, SockType};
-use crate::stream::{RcvGrow, TcpState};
+use crate::stream::{RingGrow, TcpState};
 use crate::umem::{Frame, Umem};
 use crate::wire::ethernet::PktType;
 use crate::wire::ipv4::Ipv4Repr;
@@ -287,11 +287,13 @@ pub fn tcp_time_wait(net: &mut Net, cb: &mut TcpCb, substate: TcpState, timeo: s
 
 /// `tcp_init_transfer` for a connection just ESTABLISHED: its congestion
 /// control starts (`tcp_init_congestion_control`, the sock's
-/// `TCP_CONGESTION`), the ACK engine's last-receive time is now, and with
-/// `SO_KEEPALIVE` its keepalive timer is armed `TCP_KEEPIDLE` from now
-/// (`tcp_finish_connect`, `tcp_create_openreq_child`).
-fn tcp_init_transfer(cb: &mut TcpCb, now: Instant, hz: u32) {
-    cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now, hz);
+/// `TCP_CONGESTION`), the ACK engine's last-receive time is now, the send
+/// buffer is sized for the first window (`tcp_init_buffer_space`'s
+/// `tcp_sndbuf_expand`), and with `SO_KEEPALIVE` its keepalive timer is
+/// armed `TCP_KEEPIDLE` from now (`tcp_finish_connect`,
+/// `tcp_create_openreq_child`).
+fn tcp_init_transfer(net: &mut Net, cb: &mut TcpCb, now: Instant) {
+    cb.ca = cong::Congestion::new(cb.tsk().congestion(), cb.snd_nxt, now, net.tcp.hz);
     // The listener's or the socket's SO_MAX_PACING_RATE (sk_clone_lock copies it), and the
     // first pacing rate (tcp_rcv_state_process: tcp_update_pacing_rate on ESTABLISHED).
     let (rate, needed) = cb.tsk().max_pacing_rate();
@@ -304,6 +306,7 @@ fn tcp_init_transfer(cb: &mut TcpCb, now: Instant, hz: u32) {
     let copied_seq = cb.copied_seq();
     let (ssthresh, wnd, advmss) = (cb.rcv_ssthresh, cb.rcv_wnd, cb.advmss);
     cb.rcvq.init(copied_seq, ssthresh, wnd, advmss, now);
+    super::wmem::tcp_sndbuf_expand(net, cb);
     let t = cb.tsk();
     cb.keepalive_at = t.keepalive.load(Ordering::Relaxed).then(|| now + t.keepalive_time());
 }
@@ -500,7 +503,7 @@ fn rcv_synsent(
         cb.pushed_seq = cb.snd_una;
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
-        tcp_init_transfer(cb, now, net.tcp.hz);
+        tcp_init_transfer(net, cb, now);
         // tcp_ack of the SYN-ACK acknowledged our SYN (forward progress):
         // the ACK that follows confirms the neighbour (sk_dst_confirm).
         cb.dst_pending_confirm = true;
@@ -638,7 +641,7 @@ fn rcv_state_process(
         cb.snd_sml = cb.snd_una;
         tcp_set_state(net, cb, TcpState::Established);
         timestamps::synrecv_advmss(cb);
-        tcp_init_transfer(cb, now, net.tcp.hz);
+        tcp_init_transfer(net, cb, now);
     } else if acceptable.is_err() {
         // RFC 5961 §5.2: a challenge ACK in every synchronized state
         // (`tcp_ack` sends it in ESTABLISHED, `tcp_rcv_state_process` in
@@ -1142,29 +1145,29 @@ fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
 /// when the application holds the ring.
 ///
 /// What rings have grown by, all connections together, stays under
-/// `tcp_mem`'s pressure threshold (`super::rcvbuf::RcvbufGrown`): a growth
+/// `tcp_mem`'s pressure threshold (`super::mem::RingsGrown`): a growth
 /// past it is refused (`XskTcpRcvbufGrowRefused`) and the ring keeps its size,
 /// as it does when the allocator refuses the new ring.
 fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
     let want = cb.rcvbuf_want;
     let grow = want.saturating_sub(cb.rcv_full_space() as usize);
     let limit = usize::try_from(net.tcp.mem.limits.pressure.saturating_mul(4096)).unwrap_or(usize::MAX);
-    if !net.tcp.rcvbuf_grown.fits(grow, limit) {
+    if !net.tcp.rings_grown.fits(grow, limit) {
         net.mib.XskTcpRcvbufGrowRefused += 1;
         cb.rcvbuf_want = 0;
         return;
     }
     let (Some(tsk), Some(bufs)) = (cb.sock.tcp(), cb.bufs.as_mut()) else { return };
     match tsk.stream.grow_rcv(bufs, want + super::TCP_RCV_SLACK) {
-        RcvGrow::Done => {
+        RingGrow::Done => {
             tsk.rcvbuf.store(want, Ordering::Relaxed);
             cb.rcvbuf_want = 0;
-            net.tcp.rcvbuf_grown.charge(&mut cb.rcvbuf_charge, grow, usize::MAX);
+            net.tcp.rings_grown.charge(&mut cb.rcvbuf_charge, grow, usize::MAX);
             net.mib.XskTcpRcvbufGrown += 1;
         }
-        RcvGrow::Busy => {}
-        RcvGrow::NoRing => cb.rcvbuf_want = 0,
-        RcvGrow::NoMemory => {
+        RingGrow::Busy => {}
+        RingGrow::NoRing => cb.rcvbuf_want = 0,
+        RingGrow::NoMemory => {
             net.mib.XskTcpRcvbufGrowRefused += 1;
             cb.rcvbuf_want = 0;
         }
@@ -1875,7 +1878,7 @@ fn create_openreq_child(
     cb.state = TcpState::SynRecv;
     tcp_set_state(net, &mut cb, TcpState::Established);
     timestamps::synrecv_advmss(&mut cb);
-    tcp_init_transfer(&mut cb, now, net.tcp.hz);
+    tcp_init_transfer(net, &mut cb, now);
     let id = net.tcp.insert(cb);
     net.tcp.hash_established(key, id);
     let _ = ltsk.accept_queue().push(sock);

@@ -17,6 +17,8 @@
 //! per-packet path (Linux's per-CPU reserve, `net.core.mem_pcpu_rsv`, exists
 //! to avoid a shared atomic that xsknet does not have).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::snmp::Mib;
@@ -352,9 +354,71 @@ pub fn sk_mem_release(mem: &mut TcpMem, mib: &mut Mib, sk: &mut SkMem, now: Opti
     mem.reduce_allocated(mib, sk_mem_pages(bytes), now);
 }
 
+/// The bytes by which connections' rings, receive and send, have grown past
+/// their first size, all connections of a stack together: a bound of
+/// xsknet's own (rings are memory, Linux's `sk_rcvbuf` and `sk_sndbuf` are
+/// limits), so that many fast peers cannot make every connection's receive
+/// ring 32 MiB and its send ring 4 MiB. Shared with each connection's
+/// [`RingCharge`]s, which give their bytes back when they are dropped,
+/// however the connection ends.
+#[derive(Clone, Debug, Default)]
+pub struct RingsGrown(Arc<AtomicUsize>);
+
+impl RingsGrown {
+    /// The bytes grown, all connections.
+    pub fn total(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Whether `bytes` more keep the total within `limit`.
+    pub fn fits(&self, bytes: usize, limit: usize) -> bool {
+        self.total().saturating_add(bytes) <= limit
+    }
+
+    /// Adds `bytes` to `charge` (made on a connection's first growth) and to
+    /// the total, unless the total would pass `limit`: then nothing changes
+    /// and the answer is false.
+    pub fn charge(&self, charge: &mut Option<RingCharge>, bytes: usize, limit: usize) -> bool {
+        if !self.fits(bytes, limit) {
+            return false;
+        }
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+        charge.get_or_insert_with(|| RingCharge { pool: self.clone(), bytes: 0 }).bytes += bytes;
+        true
+    }
+}
+
+/// One ring's share of [`RingsGrown`], given back on drop.
+#[derive(Debug)]
+pub struct RingCharge {
+    pool: RingsGrown,
+    bytes: usize,
+}
+
+impl Drop for RingCharge {
+    fn drop(&mut self) {
+        self.pool.0.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grown_bytes_are_bounded_and_given_back_when_a_connection_goes() {
+        let pool = RingsGrown::default();
+        let (mut a, mut b) = (None, None);
+        assert!(pool.charge(&mut a, 600, 1000));
+        assert!(!pool.charge(&mut b, 500, 1000), "past the bound: refused");
+        assert!(b.is_none() && pool.total() == 600);
+        assert!(pool.charge(&mut b, 400, 1000));
+        assert!(pool.charge(&mut a, 0, 1000));
+        drop(a);
+        assert_eq!(pool.total(), 400, "a's bytes back when it is dropped");
+        drop(b);
+        assert_eq!(pool.total(), 0);
+    }
 
     fn mem(min: u64, pressure: u64, max: u64) -> TcpMem {
         TcpMem::new(TcpMemLimits { min, pressure, max })

@@ -18,7 +18,7 @@
 //! | [`info`] | tcp.c | `tcp_get_info`: `TCP_INFO` for getsockopt and `ss -i` |
 //! | [`mem`] | sock.c, tcp.c | memory accounting: `tcp_mem`, `tcp_memory_allocated`, pressure |
 //! | [`prune`] | tcp_input.c | received data under `tcp_mem`: charging, pruning, the window under pressure |
-//! | [`wmem`] | sock.c, tcp.c, tcp_input.c | data to send under `tcp_mem`: charging, the send buffer moderated and grown back, writers woken |
+//! | [`wmem`] | sock.c, tcp.c, tcp_input.c | data to send under `tcp_mem`: charging, the send buffer moderated, grown back and autotuned (`tcp_sndbuf_expand`), writers woken |
 //! | [`prot`] | tcp_ipv4.c, tcp.c | `tcp_prot` and the socket calls: connect, listen, accept, close, shutdown |
 //! | [`syncookies`] | syncookies.c | SYN cookies for a listener whose SYN queue is full |
 //! | [`sack`] | tcp_input.c | SACK loss recovery, D-SACK sent and used, undo, F-RTO |

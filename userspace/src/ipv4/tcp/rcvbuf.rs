@@ -30,8 +30,6 @@
 //! the control block holds a [`RcvSpace`] without this module depending on
 //! it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::before;
@@ -162,52 +160,6 @@ impl RcvSpace {
     }
 }
 
-/// The bytes by which receive rings have grown past their first size, all
-/// connections of a stack together: a bound of xsknet's own (rings are
-/// memory, Linux's `sk_rcvbuf` is a limit), so that many fast senders cannot
-/// make every connection's ring 32 MiB. Shared with each connection's
-/// [`RcvbufCharge`], which gives its bytes back when it is dropped, however
-/// the connection ends.
-#[derive(Clone, Debug, Default)]
-pub struct RcvbufGrown(Arc<AtomicUsize>);
-
-impl RcvbufGrown {
-    /// The bytes grown, all connections.
-    pub fn total(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Whether `bytes` more keep the total within `limit`.
-    pub fn fits(&self, bytes: usize, limit: usize) -> bool {
-        self.total().saturating_add(bytes) <= limit
-    }
-
-    /// Adds `bytes` to `charge` (made on a connection's first growth) and to
-    /// the total, unless the total would pass `limit`: then nothing changes
-    /// and the answer is false.
-    pub fn charge(&self, charge: &mut Option<RcvbufCharge>, bytes: usize, limit: usize) -> bool {
-        if !self.fits(bytes, limit) {
-            return false;
-        }
-        self.0.fetch_add(bytes, Ordering::Relaxed);
-        charge.get_or_insert_with(|| RcvbufCharge { pool: self.clone(), bytes: 0 }).bytes += bytes;
-        true
-    }
-}
-
-/// One connection's share of [`RcvbufGrown`], given back on drop.
-#[derive(Debug)]
-pub struct RcvbufCharge {
-    pool: RcvbufGrown,
-    bytes: usize,
-}
-
-impl Drop for RcvbufCharge {
-    fn drop(&mut self) {
-        self.pool.0.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
-
 /// `tcp_rcvbuf_grow`: the receive buffer, bytes, for a round trip that
 /// delivered `new` bytes after one that delivered `old`: twice `new` (DRS is
 /// one round trip late), plus twice its growth (a sender in slow start
@@ -288,21 +240,6 @@ mod tests {
         let t1 = t0 + Duration::from_micros(1000);
         assert_eq!(s.space_adjust(150_000, 150_000, t1 + Duration::from_millis(1)), None);
         assert_eq!(s.space, 80_000);
-    }
-
-    #[test]
-    fn grown_bytes_are_bounded_and_given_back_when_a_connection_goes() {
-        let pool = RcvbufGrown::default();
-        let (mut a, mut b) = (None, None);
-        assert!(pool.charge(&mut a, 600, 1000));
-        assert!(!pool.charge(&mut b, 500, 1000), "past the bound: refused");
-        assert!(b.is_none() && pool.total() == 600);
-        assert!(pool.charge(&mut b, 400, 1000));
-        assert!(pool.charge(&mut a, 0, 1000));
-        drop(a);
-        assert_eq!(pool.total(), 400, "a's bytes back when it is dropped");
-        drop(b);
-        assert_eq!(pool.total(), 0);
     }
 
     #[test]

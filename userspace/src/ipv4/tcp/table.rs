@@ -102,7 +102,7 @@ pub struct TcpTable {
     pub ofo_bufs: super::cb::OfoBufs,
     /// What receive rings have grown by, all connections (`super::rcvbuf`):
     /// autotuning grows no ring past `tcp_mem`'s pressure threshold of it.
-    pub rcvbuf_grown: super::rcvbuf::RcvbufGrown,
+    pub rings_grown: super::mem::RingsGrown,
     /// The second the challenge-ACK budget is for (`tcp_challenge_timestamp`).
     challenge_second: Option<u64>,
     /// Challenge ACKs left in it (`tcp_challenge_count`).
@@ -154,7 +154,7 @@ impl TcpTable {
             gro: true,
             gro_held: Vec::new(),
             ofo_bufs: super::cb::OfoBufs::default(),
-            rcvbuf_grown: super::rcvbuf::RcvbufGrown::default(),
+            rings_grown: super::mem::RingsGrown::default(),
             challenge_second: None,
             challenge_count: 0,
             ts_clock: TsClock::new(epoch, TcpTimestamps::On),
