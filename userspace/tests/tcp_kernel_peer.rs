@@ -149,7 +149,16 @@ fn kernel_clients_get_byte_exact_echoes_and_a_closed_port_refuses() {
     // every segment either side counted, the other counted too.
     let d = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     assert_eq!(d("TcpActiveOpens"), connections as i64 + 1, "the peer's connects");
-    assert_eq!(d("TcpOutSegs") + d("TcpRetransSegs"), done.counter("TcpInSegs") as i64, "peer out = xsknet in");
+    // Frames the kernel dropped at our rings (the loop behind, on a loaded machine) never
+    // reached tcp_v4_rcv; the peer sent them again, and each sending counts.
+    let x = &done.json["xdp_statistics"];
+    let ring_drops = ["rx_dropped", "rx_ring_full"].iter().map(|k| x[k].as_i64().expect("XDP_STATISTICS")).sum::<i64>();
+    let (peer_out, xsk_in) = (d("TcpOutSegs") + d("TcpRetransSegs"), done.counter("TcpInSegs") as i64);
+    assert!(
+        xsk_in <= peer_out && peer_out - xsk_in <= ring_drops,
+        "peer out = xsknet in, less what the rings dropped: peer out {peer_out}, xsknet in {xsk_in}, ring drops \
+         {ring_drops}"
+    );
     // A retransmitted SYN-ACK counts in both TcpOutSegs and TcpRetransSegs, as in Linux
     // (`tcp_make_synack` and `tcp_rtx_synack`): it went on the wire once.
     let xsk_sent = done.counter("TcpOutSegs") + done.counter("TcpRetransSegs") - done.counter("TcpExtTCPSynRetrans");
