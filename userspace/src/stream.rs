@@ -115,6 +115,25 @@ pub(crate) enum RingGrow {
     NoMemory,
 }
 
+/// The application's half of a ring, unless the application holds it at
+/// this moment (the loop never waits for it).
+fn try_hold<T>(half: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match half.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// A ring of `cap` bytes holding `bytes` (a ring's two slices, in order),
+/// split into its halves; `None` when the allocator refuses it.
+fn ring_holding(cap: usize, (a, b): (&[u8], &[u8])) -> Option<(HeapProd<u8>, HeapCons<u8>)> {
+    let (mut prod, cons) = HeapRb::<u8>::try_new(cap).ok()?.split();
+    prod.push_slice(a);
+    prod.push_slice(b);
+    Some((prod, cons))
+}
+
 /// The shared part of a TCP sock: state word, buffers, shutdown flags.
 pub struct StreamSock {
     state: AtomicU8,
@@ -205,20 +224,12 @@ impl StreamSock {
     /// never waits for it: the caller tries again later), when the
     /// connection has no ring, or when the memory cannot be had.
     pub(crate) fn grow_rcv(&self, bufs: &mut LoopBufs, cap: usize) -> RingGrow {
-        let mut guard = match self.rcv.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return RingGrow::Busy,
-        };
+        let Some(mut guard) = try_hold(&self.rcv) else { return RingGrow::Busy };
         let Some(cons) = guard.as_mut() else { return RingGrow::NoRing };
         if cap <= cons.capacity().get() {
             return RingGrow::Done;
         }
-        let Ok(rb) = HeapRb::<u8>::try_new(cap) else { return RingGrow::NoMemory };
-        let (mut prod, new_cons) = rb.split();
-        let (a, b) = cons.as_slices();
-        prod.push_slice(a);
-        prod.push_slice(b);
+        let Some((prod, new_cons)) = ring_holding(cap, cons.as_slices()) else { return RingGrow::NoMemory };
         *guard = Some(new_cons);
         bufs.rcv = prod;
         RingGrow::Done
@@ -232,23 +243,15 @@ impl StreamSock {
     /// again later), when the connection has no ring, or when the memory
     /// cannot be had.
     pub(crate) fn grow_snd(&self, bufs: &mut LoopBufs, cap: usize) -> RingGrow {
-        let mut guard = match self.snd.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return RingGrow::Busy,
-        };
+        let Some(mut guard) = try_hold(&self.snd) else { return RingGrow::Busy };
         let Some(prod) = guard.as_mut() else { return RingGrow::NoRing };
         if cap <= prod.capacity().get() {
             return RingGrow::Done;
         }
-        let Ok(rb) = HeapRb::<u8>::try_new(cap) else { return RingGrow::NoMemory };
-        let (mut new_prod, new_cons) = rb.split();
         // With the writer's half held, everything written is in the loop's half.
-        let (a, b) = bufs.snd.as_slices();
-        new_prod.push_slice(a);
-        new_prod.push_slice(b);
+        let Some((new_prod, cons)) = ring_holding(cap, bufs.snd.as_slices()) else { return RingGrow::NoMemory };
         *guard = Some(new_prod);
-        bufs.snd = new_cons;
+        bufs.snd = cons;
         RingGrow::Done
     }
 
