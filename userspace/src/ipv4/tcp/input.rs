@@ -1151,7 +1151,7 @@ fn tcp_rcvbuf_grow(net: &mut Net, cb: &mut TcpCb, old: u32, new: u32) {
 fn tcp_rcvbuf_try_grow(net: &mut Net, cb: &mut TcpCb) {
     let want = cb.rcvbuf_want;
     let grow = want.saturating_sub(cb.rcv_full_space() as usize);
-    let limit = usize::try_from(net.tcp.mem.limits.pressure.saturating_mul(4096)).unwrap_or(usize::MAX);
+    let limit = net.tcp.mem.rings_growth_limit();
     if !net.tcp.rings_grown.fits(grow, limit) {
         net.mib.XskTcpRcvbufGrowRefused += 1;
         cb.rcvbuf_want = 0;

@@ -139,6 +139,12 @@ impl TcpMem {
         self.last_now.or(self.pressure_since)
     }
 
+    /// The bound of what all connections' rings may grow by together
+    /// ([`RingsGrown`]): `tcp_mem`'s pressure threshold, in bytes.
+    pub fn rings_growth_limit(&self) -> usize {
+        usize::try_from(self.limits.pressure.saturating_mul(PAGE_SIZE as u64)).unwrap_or(usize::MAX)
+    }
+
     /// `tcp_under_memory_pressure`.
     #[inline]
     pub fn under_pressure(&self) -> bool {

@@ -36,14 +36,14 @@
 //! windows of segments, `2 × max(cwnd, 10, reordering + 1) × per_mss`
 //! bytes ([`sndbuf_expand_target`]), up to `tcp_wmem[2]` (4 MiB), while
 //! `tcp_should_expand_sndbuf` allows it; xsknet counts of cwnd only what
-//! the path holds beyond the sender's own queue (`path_window`). Linux's `sk_sndbuf` is a number
-//! in skb truesize; xsknet's send buffer is a ring of payload bytes,
-//! reallocated and copied to grow ([`tcp_sndbuf_grow`]), so it takes
-//! Linux's number as payload bytes (as for a Linux sender with GSO, whose
-//! skbs carry little overhead; one without GSO fits about two thirds of
-//! it), grows at least twofold each time (a handful of growths in a
-//! connection's life), and what all rings have grown by stays under the
-//! same bound as the receive rings' ([`super::mem::RingsGrown`]).
+//! the path holds beyond the sender's own queue (`path_window`). Linux's
+//! `sk_sndbuf` is a number in skb truesize; xsknet's send buffer is a ring
+//! of payload bytes, reallocated and copied to grow ([`tcp_sndbuf_grow`]),
+//! so it takes Linux's number as payload bytes (as for a Linux sender with
+//! GSO, whose skbs carry little overhead; one without GSO fits about two
+//! thirds of it), grows at least twofold each time (a handful of growths
+//! in a connection's life), and what all rings have grown by stays under
+//! the same bound as the receive rings' ([`super::mem::RingsGrown`]).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -167,6 +167,8 @@ pub fn tcp_sndbuf_expand(net: &mut Net, cb: &mut TcpCb) {
     if cb.tsk().sndbuf_lock.load(Ordering::Relaxed) {
         return;
     }
+    // max(mss_clamp, mss_cache): the peer's MSS, which is ours less the
+    // timestamp option (xsknet keeps no mss_clamp apart).
     let mss = cb.mss + if cb.ts.ok { super::ts_state::TCPOLEN_TSTAMP_ALIGNED } else { 0 };
     let target = sndbuf_expand_target(path_window(cb), mss, cb.sack.reordering);
     let cap = ring_capacity(cb);
@@ -200,7 +202,7 @@ fn path_window(cb: &TcpCb) -> u32 {
 /// leaves it for the next ACK that frees room (`SOCK_NOSPACE` set again).
 fn tcp_sndbuf_grow(net: &mut Net, cb: &mut TcpCb, want: usize) {
     let grow = want.saturating_sub(ring_capacity(cb));
-    let limit = usize::try_from(net.tcp.mem.limits.pressure.saturating_mul(4096)).unwrap_or(usize::MAX);
+    let limit = net.tcp.mem.rings_growth_limit();
     if !net.tcp.rings_grown.fits(grow, limit) {
         net.mib.XskTcpSndbufGrowRefused += 1;
         return;
