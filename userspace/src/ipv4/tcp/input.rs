@@ -716,9 +716,11 @@ fn rcv_state_process(
     if cb.state == TcpState::TimeWait {
         return Fate::Done;
     }
-    // tcp_data_snd_check, then tcp_ack_snd_check (for a segment of a GRO
-    // aggregate, at the aggregate's end: `tcp_rcv`, `napi_gro_flush`).
+    // tcp_data_snd_check (tcp_push_pending_frames, then tcp_check_space),
+    // then tcp_ack_snd_check (for a segment of a GRO aggregate, at the
+    // aggregate's end: `tcp_rcv`, `napi_gro_flush`).
     tcp_write_xmit(net, q, umem, cb, now);
+    super::wmem::tcp_new_space(net, cb);
     if cb.gro.is_none() {
         tcp_ack_snd_check(net, q, umem, cb, now);
     }

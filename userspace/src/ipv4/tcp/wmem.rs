@@ -145,17 +145,41 @@ pub fn tcp_wmem_free(net: &mut Net, cb: &mut TcpCb, bytes: usize, now: Instant) 
 /// (`SOCK_QUEUE_SHRUNK`): a send buffer memory pressure cut grows back to
 /// its size when `tcp_should_expand_sndbuf` says so (no pressure, the total
 /// below `tcp_mem[0]`, fewer packets in flight than cwnd); a locked one
-/// opens for the waiting writer to try again. When a writer found the
-/// buffer full (`SOCK_NOSPACE`), `tcp_sndbuf_expand` may grow it (module
-/// doc). The caller then wakes the writer (`sk_stream_write_space`).
+/// opens for the waiting writer to try again. The caller then wakes the
+/// writer (`sk_stream_write_space`). Autotuning is [`tcp_new_space`], after
+/// the ACK's push.
 pub fn tcp_check_space(net: &mut Net, cb: &mut TcpCb) {
     let tsk = cb.tsk();
     let locked = tsk.sndbuf_lock.load(Ordering::Relaxed);
     if tsk.stream.sndbuf_lim() != usize::MAX && (locked || tcp_should_expand_sndbuf(net, cb)) {
         tsk.stream.set_sndbuf_lim(usize::MAX);
     }
-    if !locked && tsk.stream.nospace.swap(false, Ordering::Relaxed) && tcp_should_expand_sndbuf(net, cb) {
+}
+
+/// `tcp_data_snd_check`'s `tcp_check_space` → `tcp_new_space` for a writer
+/// that found the buffer full (`SOCK_NOSPACE`): after the segment's ACK
+/// and the push that followed it (`tcp_push_pending_frames`), so that
+/// `tcp_should_expand_sndbuf`'s in-flight test sees the window the push
+/// filled; the buffer grows ([`tcp_sndbuf_expand`]) only when the push
+/// could not fill cwnd, the send buffer and not the window holding the
+/// sender back. Before the push, an ACK that freed any byte always passes
+/// that test. `SOCK_NOSPACE` is cleared as `sk_stream_write_space` clears
+/// it, once the buffer is writeable (`__sk_stream_is_writeable`: free room
+/// at least half of what is queued), and stays set until then.
+pub fn tcp_new_space(net: &mut Net, cb: &mut TcpCb) {
+    let tsk = cb.tsk();
+    if !tsk.stream.nospace.load(Ordering::Relaxed) {
+        return;
+    }
+    if !tsk.sndbuf_lock.load(Ordering::Relaxed) && tcp_should_expand_sndbuf(net, cb) {
         tcp_sndbuf_expand(net, cb);
+    }
+    let Some(bufs) = cb.bufs.as_ref() else { return };
+    let (cap, queued) = (ringbuf::traits::Observer::capacity(&bufs.snd).get(), cb.snd_buffered() as usize);
+    let tsk = cb.tsk();
+    let room = cap.saturating_sub(queued).min(tsk.stream.sndbuf_lim().saturating_sub(queued));
+    if room > 0 && room >= queued / 2 {
+        tsk.stream.nospace.store(false, Ordering::Relaxed);
     }
 }
 
