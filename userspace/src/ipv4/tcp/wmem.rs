@@ -165,14 +165,20 @@ pub fn tcp_check_space(net: &mut Net, cb: &mut TcpCb) {
 /// sender back. Before the push, an ACK that freed any byte always passes
 /// that test. `SOCK_NOSPACE` is cleared as `sk_stream_write_space` clears
 /// it, once the buffer is writeable (`__sk_stream_is_writeable`: free room
-/// at least half of what is queued), and stays set until then.
+/// at least half of what is queued), and stays set until then. A grown
+/// buffer wakes the writer (`sk_write_space`).
 pub fn tcp_new_space(net: &mut Net, cb: &mut TcpCb) {
     let tsk = cb.tsk();
     if !tsk.stream.nospace.load(Ordering::Relaxed) {
         return;
     }
     if !tsk.sndbuf_lock.load(Ordering::Relaxed) && tcp_should_expand_sndbuf(net, cb) {
+        let before = ring_capacity(cb);
         tcp_sndbuf_expand(net, cb);
+        if ring_capacity(cb) != before {
+            // sk_write_space: the room may make a waiting writer's buffer writeable.
+            cb.sock.wq.wake_up_write_space();
+        }
     }
     let Some(bufs) = cb.bufs.as_ref() else { return };
     let (cap, queued) = (ringbuf::traits::Observer::capacity(&bufs.snd).get(), cb.snd_buffered() as usize);
@@ -274,6 +280,40 @@ mod tests {
         assert_eq!(sndbuf_expand_target(100, 1460, 3), 460_800);
         assert_eq!(sndbuf_expand_target(5000, 1460, 3), TCP_WMEM_MAX, "tcp_wmem[2]");
         assert_eq!(sndbuf_expand_target(u32::MAX, 9000, u32::MAX), TCP_WMEM_MAX, "no overflow");
+    }
+
+    /// `tcp_new_space` after the push: a full window in flight means cwnd, not the buffer,
+    /// holds the sender back (no growth, `SOCK_NOSPACE` kept); fewer in flight than cwnd
+    /// grows the ring and, now writeable, clears the flag; a writeable buffer clears it.
+    #[test]
+    fn the_send_buffer_grows_only_when_the_push_cannot_fill_cwnd() {
+        let route = crate::route::Route { addr: std::net::Ipv4Addr::new(10, 0, 0, 2), prefix_len: 24, gateway: None };
+        let mut net = Net::new(crate::wire::EthernetAddress([2, 0, 0, 0, 0, 2]), route, 64, 0, 64);
+        net.tcp.mem = mem::TcpMem::new(TcpMemLimits { min: 1 << 20, pressure: 1 << 20, max: 1 << 21 });
+        let mut cb = TcpCb::for_tests(CongAlgo::Reno);
+        cb.bufs = Some(cb.tsk().stream.attach_bufs(4096, 65536));
+        // Two windows of 20 segments of 2304 bytes: 92160, more than the ring.
+        (cb.cwnd, cb.mss) = (20, 1000);
+        let stream = &cb.tsk().stream;
+        assert_eq!(stream.write(&[7; 70_000]), 65536);
+        assert!(stream.nospace.load(Ordering::Relaxed), "a short write");
+        // The push filled cwnd: 20 segments in flight.
+        cb.snd_nxt = cb.snd_una.wrapping_add(20_000);
+        tcp_new_space(&mut net, &mut cb);
+        assert_eq!((ring_capacity(&cb), net.mib.XskTcpSndbufGrown), (65536, 0), "cwnd-limited");
+        assert!(cb.tsk().stream.nospace.load(Ordering::Relaxed), "kept: the buffer is still full");
+        // The push could not fill cwnd: the buffer holds the sender back.
+        cb.snd_nxt = cb.snd_una.wrapping_add(12_000);
+        tcp_new_space(&mut net, &mut cb);
+        assert_eq!((ring_capacity(&cb), net.mib.XskTcpSndbufGrown), (131_072, 1), "at least doubled");
+        assert!(!cb.tsk().stream.nospace.load(Ordering::Relaxed), "writeable: cleared");
+        // Set again, with room at least half of what is queued and a full window: cleared
+        // (sk_stream_write_space), nothing grown.
+        cb.tsk().stream.nospace.store(true, Ordering::Relaxed);
+        cb.snd_nxt = cb.snd_una.wrapping_add(20_000);
+        tcp_new_space(&mut net, &mut cb);
+        assert_eq!((ring_capacity(&cb), net.mib.XskTcpSndbufGrown), (131_072, 1));
+        assert!(!cb.tsk().stream.nospace.load(Ordering::Relaxed));
     }
 
     #[test]
