@@ -214,7 +214,7 @@ pub fn tcp_sndbuf_expand(net: &mut Net, cb: &mut TcpCb) {
 /// xsknet differs from `tcp_sndbuf_expand`, which counts all of cwnd: on a
 /// path whose RTT is mostly the sender's own standing queue (a veth pair,
 /// where the queue is in the loop and in the peer's backlog), two windows
-/// are more queue, not more rate, and a larger ring cost 17 % of a bulk
+/// are more queue, not more rate, and a larger ring cost 9 % of a bulk
 /// send there (docs/tcp.md, "Send-buffer autotuning"); on a path whose RTT
 /// is the path's, `srtt ≈ min_rtt` and this is cwnd, as Linux counts.
 fn path_window(cb: &TcpCb) -> u32 {
