@@ -503,6 +503,10 @@ fn run_linux(pair: &NetNsPair, raw: &Raw, c: &Case, port: u16) -> Outcome {
             let got = raw.collect(Duration::from_secs(2), port, |g| g.iter().any(|ip| tcp_of(ip).1 == 1000));
             quoted = got.into_iter().find(|ip| tcp_of(ip).1 == 1000).expect("the kernel's data");
         }
+        // Let the client's connect() or write() return first: an ICMP error that finds the
+        // socket owned by a system call (`sock_owned_by_user`) is only a soft error in
+        // tcp_v4_err, so a SYN's port unreachable would leave the connect waiting.
+        std::thread::sleep(Duration::from_millis(20));
         raw.send_ip(protocol::ICMP, &icmp_error(c, &quoted));
         // Shorter than the 200 ms RTO: only what the ICMP made the kernel send.
         let resent = raw
