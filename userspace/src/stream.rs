@@ -376,10 +376,15 @@ impl StreamSock {
     /// it: free space (within `sk_sndbuf`) at least half of what is queued.
     pub fn writeable(&self) -> bool {
         let snd = self.snd.lock().unwrap_or_else(|e| e.into_inner());
-        snd.as_ref().is_some_and(|p| {
-            let w = self.wspace(p.vacant_len(), p.occupied_len());
-            w > 0 && w >= p.occupied_len() / 2
-        })
+        snd.as_ref().is_some_and(|p| self.writeable_with(p.vacant_len(), p.occupied_len()))
+    }
+
+    /// [`Self::writeable`] for a ring with `vacant` bytes free and
+    /// `occupied` queued, as the loop sees its half (`tcp_new_space`
+    /// clearing `SOCK_NOSPACE`).
+    pub(crate) fn writeable_with(&self, vacant: usize, occupied: usize) -> bool {
+        let w = self.wspace(vacant, occupied);
+        w > 0 && w >= occupied / 2
     }
 }
 

@@ -180,12 +180,10 @@ pub fn tcp_new_space(net: &mut Net, cb: &mut TcpCb) {
             cb.sock.wq.wake_up_write_space();
         }
     }
-    let Some(bufs) = cb.bufs.as_ref() else { return };
-    let (cap, queued) = (ringbuf::traits::Observer::capacity(&bufs.snd).get(), cb.snd_buffered() as usize);
-    let tsk = cb.tsk();
-    let room = cap.saturating_sub(queued).min(tsk.stream.sndbuf_lim().saturating_sub(queued));
-    if room > 0 && room >= queued / 2 {
-        tsk.stream.nospace.store(false, Ordering::Relaxed);
+    let (cap, queued) = (ring_capacity(cb), cb.snd_buffered() as usize);
+    let stream = &cb.tsk().stream;
+    if cap > 0 && stream.writeable_with(cap.saturating_sub(queued), queued) {
+        stream.nospace.store(false, Ordering::Relaxed);
     }
 }
 
