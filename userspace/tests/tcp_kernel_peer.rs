@@ -154,10 +154,16 @@ fn kernel_clients_get_byte_exact_echoes_and_a_closed_port_refuses() {
     let x = &done.json["xdp_statistics"];
     let ring_drops = ["rx_dropped", "rx_ring_full"].iter().map(|k| x[k].as_i64().expect("XDP_STATISTICS")).sum::<i64>();
     let (peer_out, xsk_in) = (d("TcpOutSegs") + d("TcpRetransSegs"), done.counter("TcpInSegs") as i64);
+    // The XDP program's own counts and TCP's input errors in the message: once in about ten
+    // runs (2026-12-02) tens of segments were missing with no ring drop, cause not found yet.
     assert!(
         xsk_in <= peer_out && peer_out - xsk_in <= ring_drops,
         "peer out = xsknet in, less what the rings dropped: peer out {peer_out}, xsknet in {xsk_in}, ring drops \
-         {ring_drops}"
+         {ring_drops}; XDP program {}; TcpInErrs {}, TcpInCsumErrors {}, XskTcpInNotHost {}",
+        done.json["xdp_prog"],
+        done.counter("TcpInErrs"),
+        done.counter("TcpInCsumErrors"),
+        done.counter("XskTcpInNotHost")
     );
     // A retransmitted SYN-ACK counts in both TcpOutSegs and TcpRetransSegs, as in Linux
     // (`tcp_make_synack` and `tcp_rtx_synack`): it went on the wire once.
