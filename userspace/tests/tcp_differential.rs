@@ -805,6 +805,38 @@ fn script_syncookies_ts(p: &mut RawPeer) {
     p.raw("11 syncookies+TS: data after a 4-byte hole", &mut k, rcv.wrapping_add(4), snd, flags::ACK, b"sack");
 }
 
+/// Scenario 12: as scenario 9 with a server that accepts: an echo on the
+/// cookie's connection, both FINs, and our last ACK twice. The second finds
+/// only the listener, and its acknowledgment number less one is still a
+/// valid cookie (each side's sequence moved by the same echoed bytes and a
+/// FIN, and `cookie_v4_check` takes the one from the other): with the
+/// overflow recent, a second connection opens on it, which our FIN then
+/// closes. A kernel client in TIME_WAIT sends such an ACK when our FIN goes
+/// again after its first ACK.
+fn script_syncookies_last_ack_again(p: &mut RawPeer) {
+    let mut held: Vec<Conn> = Vec::new();
+    for (i, port) in [40051u16, 40052].into_iter().enumerate() {
+        let mut c = Conn::new(port, ECHO_PORT, 0x6800_0000 + (i as u32) * 0x0100_0000);
+        p.syn(&format!("12 last ACK again: SYN {} held", i + 1), &mut c, syn_options());
+        held.push(c);
+    }
+    let mut k = Conn::new(40053, ECHO_PORT, 0x6a00_0000);
+    p.syn("12 last ACK again: SYN to a full SYN queue", &mut k, syn_options());
+    for (i, c) in held.iter_mut().enumerate() {
+        let seq = c.snd_nxt;
+        p.raw(&format!("12 last ACK again: RST of request {}", i + 1), c, seq, 0, flags::RST, &[]);
+    }
+    p.ack("12 last ACK again: the cookie's ACK", &mut k);
+    p.data("12 last ACK again: data with PSH", &mut k, flags::PSH, b"cookie\n");
+    p.ack("12 last ACK again: ACK of the echo", &mut k);
+    p.data("12 last ACK again: our FIN", &mut k, flags::FIN, &[]);
+    p.ack("12 last ACK again: last ACK", &mut k);
+    p.ack("12 last ACK again: the last ACK again, a valid cookie", &mut k);
+    // The second connection begins where the first ended: our FIN closes it.
+    p.data("12 last ACK again: our FIN on the second connection", &mut k, flags::FIN, &[]);
+    p.ack("12 last ACK again: its last ACK", &mut k);
+}
+
 /// Recomputes the TCP checksum of `seg` (from [`SCRIPT_ADDR`] to the server)
 /// after a test changed a header field.
 fn fix_tcp_checksum(seg: &mut [u8]) {
@@ -1081,6 +1113,21 @@ fn tcp_syncookies_as_linux() {
     let xsk = run_xsknet(script_syncookies, &["--backlog", "1", "--max-fds", "2"]);
     assert_eq!(linux.counters.get("TcpExtSyncookiesSent").copied(), Some(1), "Linux sent no cookie");
     assert_eq!(linux.counters.get("TcpExtSyncookiesRecv").copied(), Some(1), "Linux took no cookie");
+    assert_same(&linux, &xsk);
+}
+
+/// A duplicate of the last ACK of a connection made from a SYN cookie,
+/// beside Linux's: it makes a second connection on both.
+#[test]
+fn tcp_syncookies_last_ack_again_as_linux() {
+    if !testing::require_root("tcp_syncookies_last_ack_again_as_linux") {
+        return;
+    }
+    let linux = run_linux(script_syncookies_last_ack_again, 1, true);
+    let xsk = run_xsknet(script_syncookies_last_ack_again, &["--backlog", "1"]);
+    let echo = &linux.steps[6].replies;
+    assert!(echo.iter().any(|r| r.data == b"cookie\n"), "no echo from Linux: {echo:?}");
+    assert_eq!(linux.counters.get("TcpExtSyncookiesRecv").copied(), Some(2), "Linux took not two cookies");
     assert_same(&linux, &xsk);
 }
 

@@ -110,6 +110,7 @@ fn kernel_clients_get_byte_exact_echoes_and_a_closed_port_refuses() {
     let xsk = Xsknet::start_echo(pair.ns(), pair.ifname(), &[]);
     warm_up_ping(pair.peer_ns(), SERVER_ADDR, Duration::from_secs(10));
     let before = kernel_counters(pair.peer_ns());
+    let veth_before = [link_drops(pair.peer_ns(), pair.peer_ifname()), link_drops(pair.ns(), pair.ifname())];
 
     let t0 = Instant::now();
     for size in [0, 1, 1460, 1461, 65_537] {
@@ -127,6 +128,7 @@ fn kernel_clients_get_byte_exact_echoes_and_a_closed_port_refuses() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
 
     let after = kernel_counters(pair.peer_ns());
+    let veth_after = [link_drops(pair.peer_ns(), pair.peer_ifname()), link_drops(pair.ns(), pair.ifname())];
     let done = xsk.stop();
     let connections = 5 + 16 + 64;
     assert_tcp_clean(&done, connections, false);
@@ -149,17 +151,21 @@ fn kernel_clients_get_byte_exact_echoes_and_a_closed_port_refuses() {
     // every segment either side counted, the other counted too.
     let d = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     assert_eq!(d("TcpActiveOpens"), connections as i64 + 1, "the peer's connects");
-    // Frames the kernel dropped at our rings (the loop behind, on a loaded machine) never
-    // reached tcp_v4_rcv; the peer sent them again, and each sending counts.
+    // Frames lost on the way never reached tcp_v4_rcv; the peer sent them again,
+    // and each sending counts. Two places lose them when the loop falls behind on a
+    // loaded machine: our rings (XDP_STATISTICS), and before them the veth's NAPI
+    // ring of 256 frames, which `veth_xmit` counts in the peer end's tx_dropped
+    // (seen: 12 of 15 422 segments, 2026-12-02, in 1 of 40 runs beside this file's
+    // other tests).
     let x = &done.json["xdp_statistics"];
     let ring_drops = ["rx_dropped", "rx_ring_full"].iter().map(|k| x[k].as_i64().expect("XDP_STATISTICS")).sum::<i64>();
+    let veth_drops = veth_after[0].0 - veth_before[0].0;
     let (peer_out, xsk_in) = (d("TcpOutSegs") + d("TcpRetransSegs"), done.counter("TcpInSegs") as i64);
-    // The XDP program's own counts and TCP's input errors in the message: once in about ten
-    // runs (2026-12-02) tens of segments were missing with no ring drop, cause not found yet.
     assert!(
-        xsk_in <= peer_out && peer_out - xsk_in <= ring_drops,
-        "peer out = xsknet in, less what the rings dropped: peer out {peer_out}, xsknet in {xsk_in}, ring drops \
-         {ring_drops}; XDP program {}; TcpInErrs {}, TcpInCsumErrors {}, XskTcpInNotHost {}",
+        xsk_in <= peer_out && peer_out - xsk_in <= ring_drops + veth_drops,
+        "peer out = xsknet in, less what the rings and the veth dropped: peer out {peer_out}, xsknet in {xsk_in}, \
+         ring drops {ring_drops}, peer veth tx_dropped {veth_drops}; XDP program {}; TcpInErrs {}, \
+         TcpInCsumErrors {}, XskTcpInNotHost {}",
         done.json["xdp_prog"],
         done.counter("TcpInErrs"),
         done.counter("TcpInCsumErrors"),
@@ -167,8 +173,16 @@ fn kernel_clients_get_byte_exact_echoes_and_a_closed_port_refuses() {
     );
     // A retransmitted SYN-ACK counts in both TcpOutSegs and TcpRetransSegs, as in Linux
     // (`tcp_make_synack` and `tcp_rtx_synack`): it went on the wire once.
+    // The other way, the veth drops what the peer's backlog cannot take: counted
+    // in our end's tx_dropped and, by `enqueue_to_backlog`, the peer end's rx_dropped.
     let xsk_sent = done.counter("TcpOutSegs") + done.counter("TcpRetransSegs") - done.counter("TcpExtTCPSynRetrans");
-    assert_eq!(d("TcpInSegs"), xsk_sent as i64, "xsknet out = peer in");
+    let (xsk_out, peer_in) = (xsk_sent as i64, d("TcpInSegs"));
+    let veth_drops = (veth_after[1].0 - veth_before[1].0) + (veth_after[0].1 - veth_before[0].1);
+    assert!(
+        peer_in <= xsk_out && xsk_out - peer_in <= veth_drops,
+        "xsknet out = peer in, less what the veth dropped: xsknet out {xsk_out}, peer in {peer_in}, veth drops \
+         {veth_drops}"
+    );
     println!(
         "{connections} connections, 17.3 MB echoed in {:.2} s; xsknet TcpInSegs {} TcpOutSegs {} TcpRetransSegs {}",
         elapsed.as_secs_f64(),
@@ -313,7 +327,26 @@ fn a_syn_flood_leaves_kernel_clients_connecting() {
     done.assert_clean_exit();
     assert!(done.counter("TcpExtTCPReqQFullDoCookies") > 0, "{}", done.stdout);
     assert!(done.counter("TcpExtSyncookiesSent") > 1000, "{}", done.stdout);
-    assert_eq!(done.counter("TcpPassiveOpens"), ok as u64, "only the clients' connections: {}", done.stdout);
+    // Only the clients' connections, and no flood SYN among them. One client
+    // connection can open twice: when our FIN goes again as a loss probe
+    // while the peer's ACK of it is on its way, that ACK closes the LAST_ACK
+    // socket and the peer, in TIME_WAIT, answers the probe with another ACK,
+    // which finds only the listener. Its acknowledgment number less one is a
+    // valid cookie: the client's and our sequence numbers each moved by the
+    // same echoed bytes and one FIN, and `cookie_v4_check` subtracts the one
+    // from the other. So the listener, its queue overflowed within the last
+    // two minutes, opens a connection on it, as Linux does (it
+    // reads nothing). At most one such per retransmission.
+    let (opens, retrans) = (done.counter("TcpPassiveOpens"), done.counter("TcpRetransSegs"));
+    assert!(
+        ok as u64 <= opens && opens - ok as u64 <= retrans,
+        "the clients' {ok} connections, and at most one more per retransmission: TcpPassiveOpens {opens}, \
+         TcpRetransSegs {retrans}\n{}",
+        done.stdout
+    );
+    let echoed: usize = (0..ok).map(|i| 100 + i).sum();
+    let read = format!("accepted, {echoed} bytes read");
+    assert!(done.stdout.contains(&read), "only the clients' bytes, {echoed}: {}", done.stdout);
     let states = &done.json["tcp_sockets_by_state"];
     let left: Vec<_> = states.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     assert!(left.iter().all(|s| s == "TIME-WAIT"), "sockets left: {states}");

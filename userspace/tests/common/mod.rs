@@ -358,6 +358,21 @@ pub fn kernel_counters(ns: &str) -> BTreeMap<String, i64> {
     counters
 }
 
+/// The kernel's counts for one link in `ns` (`ip -s -j link show`):
+/// `stats64.tx.dropped` and `stats64.rx.dropped`. On a veth pair whose
+/// other end has an XDP program, `veth_xmit` drops a frame when that end's
+/// NAPI ring (`VETH_RING_SIZE`, 256) is full and counts it in the sending
+/// end's `tx_dropped` (drivers/net/veth.c): a frame lost before any XDP
+/// program ran.
+pub fn link_drops(ns: &str, ifname: &str) -> (i64, i64) {
+    let out = run_in(ns, &["ip", "-s", "-j", "link", "show", "dev", ifname]);
+    assert!(out.status.success(), "ip -s -j link show dev {ifname}: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+    let stats = &json[0]["stats64"];
+    let get = |dir: &str| stats[dir]["dropped"].as_i64().unwrap_or_else(|| panic!("no {dir} dropped: {json}"));
+    (get("tx"), get("rx"))
+}
+
 /// Parses the header-line / value-line pairs of `/proc/net/snmp` or
 /// `/proc/net/netstat` into `counters`.
 pub fn parse_proc_net(text: &str, counters: &mut BTreeMap<String, i64>) {
