@@ -424,6 +424,10 @@ fn tcp_info_line(t: &xsknet::TcpInfo) -> String {
             parts.push(format!("{key}:{v}"));
         }
     }
+    // tcp_show_info: the smallest RTT, when there is one (a listener has none).
+    if t.min_rtt_us > 0 && t.min_rtt_us != u32::MAX {
+        parts.push(format!("minrtt:{}", ms(t.min_rtt_us)));
+    }
     for (key, v) in [("snd_wnd", t.snd_wnd), ("rcv_wnd", t.rcv_wnd)] {
         if v > 0 {
             parts.push(format!("{key}:{v}"));
@@ -452,5 +456,22 @@ mod tests {
         assert_eq!(tcp_info_line(&xsknet::TcpInfo { unacked: 2, ..listener }), "cubic cwnd:10 unacked:2");
         let reno = xsknet::TcpInfo { congestion: xsknet::CongAlgo::Reno, ..listener };
         assert_eq!(tcp_info_line(&reno), "reno cwnd:10");
+    }
+
+    /// `minrtt:` (`tcpi_min_rtt`, ms) where iproute2's `tcp_show_info` puts it,
+    /// after `rcv_ssthresh:` and before `snd_wnd:`; none before the first sample.
+    #[test]
+    fn the_minimum_rtt_comes_before_the_windows_as_ss_prints_it() {
+        let conn = xsknet::TcpInfo {
+            snd_cwnd: 10,
+            rcv_ssthresh: 65160,
+            min_rtt_us: 28,
+            snd_wnd: 101376,
+            congestion: xsknet::CongAlgo::Cubic,
+            ..tcp_get_info(TcpState::Established, None)
+        };
+        assert_eq!(tcp_info_line(&conn), "cubic cwnd:10 rcv_ssthresh:65160 minrtt:0.028 snd_wnd:101376");
+        let none = xsknet::TcpInfo { min_rtt_us: u32::MAX, ..conn };
+        assert_eq!(tcp_info_line(&none), "cubic cwnd:10 rcv_ssthresh:65160 snd_wnd:101376");
     }
 }

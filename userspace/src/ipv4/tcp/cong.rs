@@ -23,6 +23,11 @@ pub use crate::stream::CongAlgo;
 /// `TCP_RTO_MIN`; at most `TCP_RTO_MAX`.
 pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration) {
     let m = (rtt.as_micros() as u64).clamp(1, u64::from(u32::MAX / 8)) as u32;
+    // tcp_update_rtt_min, for a connection without SACK (with SACK, RACK
+    // keeps it from the same deliveries, `super::rack`): `tcpi_min_rtt`.
+    if !cb.sack_ok {
+        cb.rack.min_rtt_us = cb.rack.min_rtt_us.min(m);
+    }
     if cb.srtt_us == 0 {
         cb.srtt_us = m;
         cb.rttvar_us = m / 2;

@@ -22,6 +22,9 @@ pub struct TcpInfo {
     pub rtt_us: u32,
     /// RTT variation, µs (`tcpi_rttvar`).
     pub rttvar_us: u32,
+    /// The smallest RTT seen, µs (`tcpi_min_rtt`: `tcp_min_rtt`; `u32::MAX`
+    /// before the first sample, as Linux's `~0U`).
+    pub min_rtt_us: u32,
     /// The retransmission timeout with backoff, µs (`tcpi_rto`).
     pub rto_us: u32,
     /// Congestion window, segments (`tcpi_snd_cwnd`).
@@ -99,6 +102,7 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         rcv_wscale: 0,
         rtt_us: 0,
         rttvar_us: 0,
+        min_rtt_us: 0,
         rto_us: 0,
         snd_cwnd: 0,
         snd_ssthresh: 0,
@@ -146,6 +150,7 @@ pub fn tcp_get_info(state: TcpState, cb: Option<&TcpCb>) -> TcpInfo {
         rcv_wscale: if wscale_ok { cb.rcv_wscale } else { 0 },
         rtt_us: cb.srtt_us,
         rttvar_us: cb.rttvar_us,
+        min_rtt_us: cb.rack.min_rtt_us,
         rto_us: cb.rto_backed_off().as_micros() as u32,
         snd_cwnd: cb.cwnd,
         snd_ssthresh: cb.ssthresh,

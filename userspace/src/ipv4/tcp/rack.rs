@@ -78,7 +78,7 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
     // When the most recently sent of what this ACK delivered left
     // (`rs->prior_delivered`'s moment).
     let mut latest_sent: Option<Instant> = None;
-    for &(s, e) in delivered.ranges() {
+    for (s, e) in delivered.in_rack_order() {
         let in_order = r.log.in_seq_order();
         let mut i = r.log.first_overlapping(s);
         while let Some(rec) = r.log.get(i) {
@@ -403,6 +403,46 @@ mod tests {
             (0, 0, true),
             "segments sent a millisecond before the SACKed one, within its RTT plus the window, marked lost"
         );
+    }
+
+    /// An ACK that both moves `snd_una` over late data and SACKs data sent
+    /// after it: Linux tags the SACKed data first (`tcp_sacktag_write_queue`)
+    /// and takes the acknowledged data in `tcp_clean_rtx_queue`, which
+    /// `tcp_ack` calls after, so RACK's RTT is the last acknowledged
+    /// segment's. Segments 0 and 1 left at 0 and 1 ms and were late, 2 left
+    /// at 9 ms, 3 at 9.5 ms and came at once: at 20 ms the ACK of 0-1
+    /// carries a SACK of 3. RACK's RTT is 19 ms (1's), not 10.5 ms (3's), and
+    /// 2, out for 11 ms, is not lost yet (with 3's RTT it was, on a path
+    /// whose minimum RTT of 1 ms makes the reordering window 250 µs).
+    #[test]
+    fn an_ack_that_acknowledges_and_sacks_gives_rack_the_acknowledged_data_s_rtt() {
+        use crate::wire::tcp::{SackBlock, TcpOptions};
+        const MSS: u32 = 1000;
+        let t0 = Instant::now();
+        let us = |u: u64| t0 + Duration::from_micros(u);
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        cb.sack_ok = true;
+        cb.mss = MSS;
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        cb.snd_una = 0;
+        for (i, at) in [0u64, 1_000, 9_000, 9_500].into_iter().enumerate() {
+            let seq = i as u32 * MSS;
+            cb.rack.log.sent(seq, seq + MSS, us(at), false);
+        }
+        cb.snd_nxt = 4 * MSS;
+        cb.snd_max = cb.snd_nxt;
+        let mut opts = TcpOptions::default();
+        opts.sack_blocks[0] = SackBlock { left: 3 * MSS, right: 4 * MSS };
+        opts.sack_len = 1;
+        let mut mib = Mib::default();
+        let tag = super::super::sack::tcp_sacktag(&mut mib, &mut cb, &opts, 0, 2 * MSS);
+        cb.snd_una = 2 * MSS;
+        tcp_rack_update(&mut cb, &tag.delivered, us(20_000));
+        assert_eq!(cb.rack.rtt_us, 19_000, "RACK's RTT: segment 1's, acknowledged last");
+        assert_eq!(cb.rack.end_seq, 4 * MSS, "the most recently sent delivered: segment 3");
+        tcp_rack_mark_lost(&mut mib, &mut cb, us(20_000), 1000);
+        assert_eq!((cb.rack.newly_lost, cb.sack.lost_end), (0, 2 * MSS), "segment 2 marked lost after 11 ms");
     }
 
     #[test]

@@ -217,6 +217,8 @@ impl TxLog {
 pub struct Delivered {
     ranges: [(u32, u32); DELIVERED_LEN],
     len: usize,
+    /// How many of the ranges, the first ones, the cumulative ACK took.
+    acked: usize,
 }
 
 impl Delivered {
@@ -237,6 +239,29 @@ impl Delivered {
         }
         self.ranges[self.len] = (seq, end);
         self.len += 1;
+    }
+
+    /// The ranges pushed so far are the cumulatively acknowledged ones;
+    /// those pushed after are newly SACKed.
+    pub fn end_of_acked(&mut self) {
+        self.acked = self.len;
+    }
+
+    /// Orders the newly SACKed ranges by sequence number from `base` (at or
+    /// below all of them: `snd_una` before the ACK), as
+    /// `tcp_sacktag_write_queue` sorts the blocks before it walks them.
+    pub fn sort_sacked(&mut self, base: u32) {
+        let acked = self.acked.min(self.len);
+        self.ranges[acked..self.len].sort_unstable_by_key(|&(s, _)| s.wrapping_sub(base));
+    }
+
+    /// The ranges in the order Linux hands their data to
+    /// `tcp_rack_advance`: the newly SACKed (`tcp_sacktag_write_queue`),
+    /// then the cumulatively acknowledged (`tcp_clean_rtx_queue`, which
+    /// `tcp_ack` calls after the SACK tagging). The last call sets RACK's RTT.
+    pub fn in_rack_order(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let acked = self.acked.min(self.len);
+        self.ranges[acked..self.len].iter().chain(&self.ranges[..acked]).copied()
     }
 
     /// The ranges.

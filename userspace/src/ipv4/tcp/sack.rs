@@ -193,6 +193,7 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
             gap(&cb.sack, &mut tag, cur, ack);
         }
     }
+    tag.delivered.end_of_acked();
     let blocks = opts.sack_blocks();
     if !blocks.is_empty() {
         let found_dup = check_dsack(mib, cb, blocks, ack, prior_una);
@@ -260,6 +261,7 @@ pub fn tcp_sacktag(mib: &mut Mib, cb: &mut TcpCb, opts: &TcpOptions, prior_una: 
             }
         }
     }
+    tag.delivered.sort_sacked(prior_una);
     // tcp_sacktag_write_queue's check, against the highest SACKed now;
     // not after a timeout whose episode was undone (no `undo_marker`).
     let undo_or_not_loss = cb.ca_state != CaState::Loss || cb.sack.undo_marker.is_some();

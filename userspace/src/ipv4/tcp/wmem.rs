@@ -208,7 +208,7 @@ pub fn tcp_sndbuf_expand(net: &mut Net, cb: &mut TcpCb) {
 
 /// The part of the congestion window the path holds rather than a queue,
 /// segments: `cwnd × min_rtt / srtt`, or cwnd without a minimum RTT yet
-/// (`tcp_min_rtt`, which RACK keeps from SACK connections' samples). Where
+/// (`tcp_min_rtt`: RACK's with SACK, the RTT samples' without). Where
 /// xsknet differs from `tcp_sndbuf_expand`, which counts all of cwnd: on a
 /// path whose RTT is mostly the sender's own standing queue (a veth pair,
 /// where the queue is in the loop and in the peer's backlog), two windows
