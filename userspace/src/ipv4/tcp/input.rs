@@ -762,7 +762,7 @@ fn tcp_ack(
         // An old ACK: ignored, the segment's data still counts; its SACK
         // blocks are still news (`tcp_ack`'s `old_ack`).
         let tag = super::sack::tcp_sacktag(&mut net.mib, cb, &r.options, prior_una, ack);
-        super::rack::tcp_rack_update(cb, &tag.delivered, now);
+        super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now);
         return Ok(());
     }
     if after(ack, cb.snd_max) {
@@ -822,7 +822,7 @@ fn tcp_ack(
             && (nwin == prior_wnd || (cb.sack_ok && r.options.sack_len > 0))
             && cb.in_flight() > 0;
         if cb.sack_ok {
-            super::rack::tcp_rack_update(cb, &tag.delivered, now);
+            super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now);
             let pure_dupack = seg.data.is_empty() && !win_update && !tag.data_sacked;
             rack_tlp_ack(net, cb, &tag, ack, pure_dupack);
             // tcp_ack_is_dubious → tcp_fastretrans_alert.
@@ -911,7 +911,7 @@ fn tcp_ack(
     let acked_segs = acked.div_ceil(mss);
     if cb.sack_ok {
         let prior_state = cb.ca_state;
-        super::rack::tcp_rack_update(cb, &tag.delivered, now);
+        super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now);
         rack_tlp_ack(net, cb, &tag, ack, false);
         // Data SACKed and outstanding is Linux's Disorder state: dubious too.
         if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::cb::{CaState, TcpCb};
 use super::rack_state::{Delivered, TxRecord};
+use super::ts_state::TsClock;
 use super::{after, before, TCP_RTO_MIN, TCP_TIMEOUT_INIT};
 use crate::snmp::Mib;
 
@@ -66,10 +67,23 @@ fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
     }
 }
 
+/// `tcp_skb_spurious_retrans`: a retransmission the cumulative ACK took,
+/// whose ACK echoes a TSval (`tsecr`, on our clock, the connection's offset
+/// taken off) older than the retransmission: the ACK answers the original,
+/// and the retransmission's short "RTT" says nothing of the path.
+fn spurious_retrans(rec: &TxRecord, tsecr: Option<u32>, clock: &TsClock) -> bool {
+    // The TSval its first data went with (a full log may have stamped the record again).
+    let first = rec.sent.checked_sub(Duration::from_micros(u64::from(rec.stretch_us))).unwrap_or(rec.sent);
+    rec.retrans && tsecr.is_some_and(|e| before(e, clock.ms(first)))
+}
+
 /// After an ACK (its SACK blocks read and `snd_una` moved): each
-/// transmission it delivered advances RACK, then the log drops what is
-/// acknowledged.
-pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
+/// transmission it delivered advances RACK, in Linux's order (newly SACKed
+/// data first, then what the cumulative ACK took, less a retransmission
+/// the ACK's echoed timestamp shows spurious), then the log drops what is
+/// acknowledged. `tsecr` is the ACK's echoed timestamp on `clock`
+/// ([`super::sack::SackTag::tsecr`]).
+pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, tsecr: Option<u32>, clock: &TsClock, now: Instant) {
     if !cb.sack_ok {
         return;
     }
@@ -78,7 +92,7 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
     // When the most recently sent of what this ACK delivered left
     // (`rs->prior_delivered`'s moment).
     let mut latest_sent: Option<Instant> = None;
-    for (s, e) in delivered.in_rack_order() {
+    for (s, e, acked) in delivered.in_rack_order() {
         let in_order = r.log.in_seq_order();
         let mut i = r.log.first_overlapping(s);
         while let Some(rec) = r.log.get(i) {
@@ -87,7 +101,9 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, now: Instant) {
             }
             if before(rec.seq, e) && after(rec.end, s) {
                 let end = if before(e, rec.end) { e } else { rec.end };
-                advance(r, &rec, end, now);
+                if !(acked && spurious_retrans(&rec, tsecr, clock)) {
+                    advance(r, &rec, end, now);
+                }
                 if latest_sent.is_none_or(|t| rec.sent > t) {
                     latest_sent = Some(rec.sent);
                 }
@@ -301,6 +317,11 @@ pub fn tcp_process_tlp_ack(mib: &mut Mib, cb: &mut TcpCb, ack: u32, dsack_tlp: b
 mod tests {
     use super::*;
 
+    /// A TSval clock started at `t0`.
+    fn clock(t0: Instant) -> TsClock {
+        TsClock::new(t0, super::super::ts_state::TcpTimestamps::On)
+    }
+
     /// The probe timer is armed in jiffies (`usecs_to_jiffies(2·srtt +
     /// TCP_TIMEOUT_MIN_US)`): at a 2.35 ms RTT, 6.7 ms is 7 ms at HZ 1000
     /// and two 4 ms jiffies, 8 ms, at HZ 250.
@@ -345,7 +366,7 @@ mod tests {
             cb.sack.sacked.insert(SackBlock { left: MSS, right: 2 * MSS }, Overflow::DropHighest, |_, _| {});
             let mut d = Delivered::default();
             d.push(MSS, 2 * MSS);
-            tcp_rack_update(&mut cb, &d, ms(101));
+            tcp_rack_update(&mut cb, &d, None, &clock(t0), ms(101));
             let mut mib = Mib::default();
             assert!(tcp_rack_mark_lost(&mut mib, &mut cb, ms(101), hz));
             assert_eq!(cb.sack.lost_end, 0, "0 is not lost yet");
@@ -393,7 +414,7 @@ mod tests {
         cb.sack.sacked.insert(SackBlock { left: s, right: e }, Overflow::DropHighest, |_, _| {});
         let mut d = Delivered::default();
         d.push(s, e);
-        tcp_rack_update(&mut cb, &d, now);
+        tcp_rack_update(&mut cb, &d, None, &clock(t0), now);
         assert!(cb.rack.rtt_us >= 100_000, "RACK's RTT {} µs: shorter than the segment's own, 100 ms", cb.rack.rtt_us);
         assert!(cb.rack.min_rtt_us >= 100_000, "min RTT {} µs: shorter than any RTT seen", cb.rack.min_rtt_us);
         let mut mib = Mib::default();
@@ -438,11 +459,48 @@ mod tests {
         let mut mib = Mib::default();
         let tag = super::super::sack::tcp_sacktag(&mut mib, &mut cb, &opts, 0, 2 * MSS);
         cb.snd_una = 2 * MSS;
-        tcp_rack_update(&mut cb, &tag.delivered, us(20_000));
+        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), us(20_000));
         assert_eq!(cb.rack.rtt_us, 19_000, "RACK's RTT: segment 1's, acknowledged last");
         assert_eq!(cb.rack.end_seq, 4 * MSS, "the most recently sent delivered: segment 3");
         tcp_rack_mark_lost(&mut mib, &mut cb, us(20_000), 1000);
         assert_eq!((cb.rack.newly_lost, cb.sack.lost_end), (0, 2 * MSS), "segment 2 marked lost after 11 ms");
+    }
+
+    /// `tcp_skb_spurious_retrans`: segment 0 left at 0 ms and again at 15
+    /// ms, segment 1 at 1 ms, segment 2 at 9 ms. At 20 ms an ACK of 0-1
+    /// echoes the TSval of 1 ms: it answers the original 0, so the copy's
+    /// 5 ms is no RTT and RACK takes 1's, 19 ms; 2, out for 11 ms, is not
+    /// lost. Without timestamps nothing tells, and the copy's 5 ms counts,
+    /// as in Linux.
+    #[test]
+    fn a_retransmission_the_echoed_timestamp_shows_spurious_gives_rack_no_rtt() {
+        const MSS: u32 = 1000;
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let rack_after = |tsecr: Option<u32>| {
+            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+            cb.sack_ok = true;
+            cb.mss = MSS;
+            cb.srtt_us = 20_000;
+            cb.rack.min_rtt_us = 1_000;
+            cb.snd_una = 0;
+            cb.rack.log.sent(0, MSS, ms(0), false);
+            cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
+            cb.rack.log.sent(2 * MSS, 3 * MSS, ms(9), false);
+            cb.rack.log.sent(0, MSS, ms(15), true);
+            cb.snd_nxt = 3 * MSS;
+            cb.snd_max = cb.snd_nxt;
+            let mut d = Delivered::default();
+            d.push(0, 2 * MSS);
+            d.end_of_acked();
+            cb.snd_una = 2 * MSS;
+            tcp_rack_update(&mut cb, &d, tsecr, &clock(t0), ms(20));
+            let mut mib = Mib::default();
+            tcp_rack_mark_lost(&mut mib, &mut cb, ms(20), 1000);
+            (cb.rack.rtt_us, cb.rack.newly_lost)
+        };
+        assert_eq!(rack_after(Some(1)), (19_000, 0), "the ACK of the original: the copy gives no RTT");
+        assert_eq!(rack_after(None), (5_000, 1), "without timestamps the copy's RTT counts");
     }
 
     #[test]

@@ -259,9 +259,11 @@ impl Delivered {
     /// `tcp_rack_advance`: the newly SACKed (`tcp_sacktag_write_queue`),
     /// then the cumulatively acknowledged (`tcp_clean_rtx_queue`, which
     /// `tcp_ack` calls after the SACK tagging). The last call sets RACK's RTT.
-    pub fn in_rack_order(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+    /// Each with whether the cumulative ACK took it.
+    pub fn in_rack_order(&self) -> impl Iterator<Item = (u32, u32, bool)> + '_ {
         let acked = self.acked.min(self.len);
-        self.ranges[acked..self.len].iter().chain(&self.ranges[..acked]).copied()
+        let sacked = self.ranges[acked..self.len].iter().map(|&(s, e)| (s, e, false));
+        sacked.chain(self.ranges[..acked].iter().map(|&(s, e)| (s, e, true)))
     }
 
     /// The ranges.

@@ -954,7 +954,8 @@ mod tests {
             cb.snd_una = to;
             cb.snd_nxt = to.wrapping_add(10 * mss);
             cb.snd_max = cb.snd_nxt;
-            super::super::rack::tcp_rack_update(cb, &super::super::rack_state::Delivered::default(), now);
+            let clock = super::super::ts_state::TsClock::new(now, super::super::ts_state::TcpTimestamps::On);
+            super::super::rack::tcp_rack_update(cb, &super::super::rack_state::Delivered::default(), None, &clock, now);
         };
         ack(&mut cb, seg(5));
         let mut at = seg(5);
