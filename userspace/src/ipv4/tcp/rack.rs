@@ -46,25 +46,28 @@ fn us_since(now: Instant, then: Instant) -> u32 {
 
 /// `tcp_rack_advance` for one delivered transmission `rec`, of which
 /// `[.., end)` was delivered: RACK remembers the most recently sent delivered
-/// data and its RTT. A retransmission acknowledged sooner than the minimum
-/// RTT was most likely the original's ACK: ignored.
-fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) {
+/// data; returns its RTT, µs, for the caller to keep as `rack.rtt_us` when
+/// it is the last of the ACK's in Linux's order (by sequence number, not by
+/// send order: see [`tcp_rack_update`]). A retransmission acknowledged
+/// sooner than the minimum RTT was most likely the original's ACK: ignored
+/// (`None`).
+fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) -> Option<u32> {
     // From the departure of the record's first data: a record a full log
     // stamped again gives no sample shorter than its data's RTT.
     let rtt = us_since(now, rec.sent).saturating_add(rec.stretch_us);
     if rec.retrans && rtt < r.min_rtt_us {
-        return;
+        return None;
     }
     if !rec.retrans {
         // tcp_update_rtt_min, from samples Karn allows.
         r.min_rtt_us = r.min_rtt_us.min(rtt.max(1));
     }
     r.advanced = true;
-    r.rtt_us = rtt;
     if r.order.is_none_or(|o| sent_after(rec.order, o, end, r.end_seq)) {
         r.order = Some(rec.order);
         r.end_seq = end;
     }
+    Some(rtt)
 }
 
 /// `tcp_skb_spurious_retrans`: a retransmission the cumulative ACK took,
@@ -94,6 +97,12 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, tsecr: Option<u32>
     let mut latest_sent: Option<Instant> = None;
     for (s, e, acked) in delivered.in_rack_order() {
         let in_order = r.log.in_seq_order();
+        // Linux walks a range's skbs by sequence number (the retransmit
+        // queue's order), so the last `tcp_rack_advance` of a range, whose
+        // RTT stays, is its highest transmission's; the log is in send order
+        // once it holds a retransmission, which goes last: the RTT kept is
+        // the one of the highest-sequence record that advanced RACK.
+        let mut last: Option<(u32, u32)> = None;
         let mut i = r.log.first_overlapping(s);
         while let Some(rec) = r.log.get(i) {
             if in_order && !before(rec.seq, e) {
@@ -102,13 +111,21 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, tsecr: Option<u32>
             if before(rec.seq, e) && after(rec.end, s) {
                 let end = if before(e, rec.end) { e } else { rec.end };
                 if !(acked && spurious_retrans(&rec, tsecr, clock)) {
-                    advance(r, &rec, end, now);
+                    if let Some(rtt) = advance(r, &rec, end, now) {
+                        let at = if before(rec.seq, s) { 0 } else { rec.seq.wrapping_sub(s) };
+                        if last.is_none_or(|(l, _)| at >= l) {
+                            last = Some((at, rtt));
+                        }
+                    }
                 }
                 if latest_sent.is_none_or(|t| rec.sent > t) {
                     latest_sent = Some(rec.sent);
                 }
             }
             i += 1;
+        }
+        if let Some((_, rtt)) = last {
+            r.rtt_us = rtt;
         }
     }
     update_reo_wnd(r, latest_sent, now);
@@ -466,12 +483,12 @@ mod tests {
         assert_eq!((cb.rack.newly_lost, cb.sack.lost_end), (0, 2 * MSS), "segment 2 marked lost after 11 ms");
     }
 
-    /// `tcp_skb_spurious_retrans`: segment 0 left at 0 ms and again at 15
-    /// ms, segment 1 at 1 ms, segment 2 at 9 ms. At 20 ms an ACK of 0-1
-    /// echoes the TSval of 1 ms: it answers the original 0, so the copy's
-    /// 5 ms is no RTT and RACK takes 1's, 19 ms; 2, out for 11 ms, is not
-    /// lost. Without timestamps nothing tells, and the copy's 5 ms counts,
-    /// as in Linux.
+    /// `tcp_skb_spurious_retrans`: segment 0 left at 0 ms, segment 1 at 1 ms
+    /// and again at 15 ms, segment 2 at 9 ms. At 20 ms an ACK of 0-1 echoes
+    /// the TSval of 1 ms: it answers the original 1, so the copy's 5 ms is no
+    /// RTT and RACK keeps 0's, 20 ms; 2, out for 11 ms, is not lost. Without
+    /// timestamps nothing tells, and the copy's 5 ms counts (the highest
+    /// segment acknowledged), as in Linux.
     #[test]
     fn a_retransmission_the_echoed_timestamp_shows_spurious_gives_rack_no_rtt() {
         const MSS: u32 = 1000;
@@ -487,7 +504,7 @@ mod tests {
             cb.rack.log.sent(0, MSS, ms(0), false);
             cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
             cb.rack.log.sent(2 * MSS, 3 * MSS, ms(9), false);
-            cb.rack.log.sent(0, MSS, ms(15), true);
+            cb.rack.log.sent(MSS, 2 * MSS, ms(15), true);
             cb.snd_nxt = 3 * MSS;
             cb.snd_max = cb.snd_nxt;
             let mut d = Delivered::default();
@@ -499,8 +516,40 @@ mod tests {
             tcp_rack_mark_lost(&mut mib, &mut cb, ms(20), 1000);
             (cb.rack.rtt_us, cb.rack.newly_lost)
         };
-        assert_eq!(rack_after(Some(1)), (19_000, 0), "the ACK of the original: the copy gives no RTT");
+        assert_eq!(rack_after(Some(1)), (20_000, 0), "the ACK of the original: the copy gives no RTT");
         assert_eq!(rack_after(None), (5_000, 1), "without timestamps the copy's RTT counts");
+    }
+
+    /// One cumulative range over a retransmission and data sent once above
+    /// it: `tcp_clean_rtx_queue` takes the skbs by sequence number, so
+    /// RACK's RTT is the original's above the hole, not the
+    /// retransmission's, though the retransmission went later (the log's
+    /// order). Segment 0 left at 0 ms and again at 10 ms, 1 at 1 ms; the ACK
+    /// of both comes at 20 ms: RACK's RTT is 19 ms (1's), its most recently
+    /// sent the retransmission.
+    #[test]
+    fn a_range_gives_rack_the_rtt_of_its_highest_segment_not_its_latest_sent() {
+        const MSS: u32 = 1000;
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        cb.sack_ok = true;
+        cb.mss = MSS;
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        cb.rack.log.sent(0, MSS, ms(0), false);
+        cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
+        cb.rack.log.sent(0, MSS, ms(10), true);
+        cb.snd_nxt = 2 * MSS;
+        cb.snd_max = cb.snd_nxt;
+        let mut mib = Mib::default();
+        let tag =
+            super::super::sack::tcp_sacktag(&mut mib, &mut cb, &crate::wire::tcp::TcpOptions::default(), 0, 2 * MSS);
+        assert_eq!(tag.delivered.ranges(), &[(0, 2 * MSS)]);
+        cb.snd_una = 2 * MSS;
+        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), ms(20));
+        assert_eq!(cb.rack.rtt_us, 19_000, "RACK's RTT: segment 1's, the highest acknowledged");
+        assert_eq!(cb.rack.end_seq, MSS, "the most recently sent delivered: the retransmission of 0");
     }
 
     #[test]
