@@ -20,13 +20,15 @@ pub use crate::stream::CongAlgo;
 /// `tcp_rtt_estimator` + `__tcp_set_rto`: folds an RTT sample into SRTT and
 /// RTTVAR (RFC 6298 §2.2-2.3, α = 1/8, β = 1/4) and sets the RTO to
 /// SRTT + max(4·RTTVAR, 200 ms), as Linux floors the variance term at
-/// `TCP_RTO_MIN`; at most `TCP_RTO_MAX`.
-pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration) {
-    let m = (rtt.as_micros() as u64).clamp(1, u64::from(u32::MAX / 8)) as u32;
+/// `TCP_RTO_MIN`; at most `TCP_RTO_MAX`. `hz`: the kernel's `HZ`, for
+/// the minimum RTT ([`super::rack::tcp_update_rtt_min`]).
+pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration, hz: u32) {
+    let us = rtt.as_micros().min(u128::from(u32::MAX / 8)) as u32;
+    let m = us.max(1);
     // tcp_update_rtt_min, for a connection without SACK (with SACK, RACK
     // keeps it from the same deliveries, `super::rack`): `tcpi_min_rtt`.
     if !cb.sack_ok {
-        cb.rack.min_rtt_us = cb.rack.min_rtt_us.min(m);
+        super::rack::tcp_update_rtt_min(&mut cb.rack, us, hz);
     }
     if cb.srtt_us == 0 {
         cb.srtt_us = m;
@@ -221,18 +223,36 @@ mod tests {
     #[test]
     fn first_sample_sets_srtt_and_half_variance() {
         let mut c = cb();
-        rtt_sample(&mut c, Duration::from_millis(100));
+        rtt_sample(&mut c, Duration::from_millis(100), 1000);
         assert_eq!(c.srtt_us, 100_000);
         assert_eq!(c.rttvar_us, 50_000);
         // 100 ms + max(4 * 50 ms, 200 ms) = 300 ms.
         assert_eq!(c.rto, Duration::from_millis(300));
     }
 
+    /// Without SACK the RTT samples keep `tcpi_min_rtt`: one of 0 (an ACK
+    /// read in the poll that sent its data) counts one jiffy, as
+    /// `tcp_update_rtt_min` counts it, so the minimum is never the clock's
+    /// grain; a real one below it then sets it. With SACK, RACK keeps it.
+    #[test]
+    fn without_sack_a_zero_sample_is_one_jiffy_in_the_minimum_rtt() {
+        let mut c = cb();
+        c.sack_ok = false;
+        rtt_sample(&mut c, Duration::ZERO, 250);
+        assert_eq!(c.rack.min_rtt_us, 4000);
+        rtt_sample(&mut c, Duration::from_micros(70), 250);
+        assert_eq!(c.rack.min_rtt_us, 70);
+        let mut s = cb();
+        s.sack_ok = true;
+        rtt_sample(&mut s, Duration::from_micros(70), 1000);
+        assert_eq!(s.rack.min_rtt_us, u32::MAX, "with SACK, RACK's deliveries keep it");
+    }
+
     #[test]
     fn lan_rtt_floors_the_rto_at_srtt_plus_200ms() {
         let mut c = cb();
         for _ in 0..20 {
-            rtt_sample(&mut c, Duration::from_micros(50));
+            rtt_sample(&mut c, Duration::from_micros(50), 1000);
         }
         assert!(c.rto >= TCP_RTO_MIN && c.rto < TCP_RTO_MIN + Duration::from_millis(1), "{:?}", c.rto);
     }

@@ -471,11 +471,11 @@ fn rcv_synsent(
         let ts_ok = timestamps::synsent_agree(cb, &net.tcp.ts_clock, r.options.timestamp, now);
         if cb.retransmits == 0 {
             if let Some((_, sent)) = cb.rtt_probe.take() {
-                cong::rtt_sample(cb, now.saturating_duration_since(sent));
+                cong::rtt_sample(cb, now.saturating_duration_since(sent), net.tcp.hz);
             }
         } else if let Some(rtt) = ts_ok.then(|| timestamps::ack_rtt(cb, &net.tcp.ts_clock, r, now)).flatten() {
             // The SYN was sent again (Karn): its echoed TSval times it.
-            cong::rtt_sample(cb, rtt);
+            cong::rtt_sample(cb, rtt, net.tcp.hz);
         }
         cb.rtt_probe = None;
         cong::no_handshake_sample(cb);
@@ -762,7 +762,7 @@ fn tcp_ack(
         // An old ACK: ignored, the segment's data still counts; its SACK
         // blocks are still news (`tcp_ack`'s `old_ack`).
         let tag = super::sack::tcp_sacktag(&mut net.mib, cb, &r.options, prior_una, ack);
-        super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now);
+        super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now, net.tcp.hz);
         return Ok(());
     }
     if after(ack, cb.snd_max) {
@@ -822,7 +822,7 @@ fn tcp_ack(
             && (nwin == prior_wnd || (cb.sack_ok && r.options.sack_len > 0))
             && cb.in_flight() > 0;
         if cb.sack_ok {
-            super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now);
+            super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now, net.tcp.hz);
             let pure_dupack = seg.data.is_empty() && !win_update && !tag.data_sacked;
             rack_tlp_ack(net, cb, &tag, ack, pure_dupack);
             // tcp_ack_is_dubious → tcp_fastretrans_alert.
@@ -889,7 +889,7 @@ fn tcp_ack(
     let mut sampled = false;
     if let Some((end, sent)) = cb.rtt_probe {
         if !before(ack, end) {
-            cong::rtt_sample(cb, now.saturating_duration_since(sent));
+            cong::rtt_sample(cb, now.saturating_duration_since(sent), net.tcp.hz);
             cb.rtt_probe = None;
             // RFC 6298 §5.7 (tcp_ack_update_rtt): only a valid RTT
             // measurement resets the backoff.
@@ -898,7 +898,7 @@ fn tcp_ack(
         }
     }
     if let (false, Some(rtt)) = (sampled, ts_rtt) {
-        cong::rtt_sample(cb, rtt);
+        cong::rtt_sample(cb, rtt, net.tcp.hz);
         cb.backoff = 0;
     }
     cb.retransmits = 0;
@@ -911,7 +911,7 @@ fn tcp_ack(
     let acked_segs = acked.div_ceil(mss);
     if cb.sack_ok {
         let prior_state = cb.ca_state;
-        super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now);
+        super::rack::tcp_rack_update(cb, &tag.delivered, tag.tsecr, &net.tcp.ts_clock, now, net.tcp.hz);
         rack_tlp_ack(net, cb, &tag, ack, false);
         // Data SACKed and outstanding is Linux's Disorder state: dubious too.
         if tag.alert() || cb.ca_state != CaState::Open || !cb.sack.ranges().is_empty() {
@@ -1870,10 +1870,10 @@ fn create_openreq_child(
     // tcp_synack_rtt_meas: no sample from a SYN-ACK sent more than once
     // (Karn), nor from a cookie (no record of when its SYN-ACK went).
     if req.num_timeout == 0 && req.num_retrans == 0 && !req.from_cookie {
-        cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at));
+        cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at), net.tcp.hz);
     } else if let Some(rtt) = timestamps::ack_rtt(&cb, &net.tcp.ts_clock, &seg.repr, now) {
         // The SYN-ACK's echoed TSval times it (a cookie's, or one sent again).
-        cong::rtt_sample(&mut cb, rtt);
+        cong::rtt_sample(&mut cb, rtt, net.tcp.hz);
     }
     cong::no_handshake_sample(&mut cb);
     net.mib.TcpPassiveOpens += 1;

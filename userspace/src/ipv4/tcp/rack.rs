@@ -51,7 +51,7 @@ fn us_since(now: Instant, then: Instant) -> u32 {
 /// send order: see [`tcp_rack_update`]). A retransmission acknowledged
 /// sooner than the minimum RTT was most likely the original's ACK: ignored
 /// (`None`).
-fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) -> Option<u32> {
+fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant, hz: u32) -> Option<u32> {
     // From the departure of the record's first data: a record a full log
     // stamped again gives no sample shorter than its data's RTT.
     let rtt = us_since(now, rec.sent).saturating_add(rec.stretch_us);
@@ -60,7 +60,7 @@ fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant) -> Option<
     }
     if !rec.retrans {
         // tcp_update_rtt_min, from samples Karn allows.
-        r.min_rtt_us = r.min_rtt_us.min(rtt.max(1));
+        tcp_update_rtt_min(r, rtt, hz);
     }
     r.advanced = true;
     if r.order.is_none_or(|o| sent_after(rec.order, o, end, r.end_seq)) {
@@ -80,13 +80,35 @@ fn spurious_retrans(rec: &TxRecord, tsecr: Option<u32>, clock: &TsClock) -> bool
     rec.retrans && tsecr.is_some_and(|e| before(e, clock.ms(first)))
 }
 
+/// `tcp_update_rtt_min`: `tcp_min_rtt` (`tcpi_min_rtt`) takes an RTT
+/// sample of `rtt_us` µs; a sample of 0 counts as one jiffy (`HZ` = `hz`),
+/// as in Linux. xsknet's clock is the poll's: an ACK that came back within
+/// the poll that sent its data (the transmit goes first, and a veth peer
+/// answers before the receive work starts) reads 0, which is the clock's
+/// grain and not the path's RTT; taken as 1 µs it made RACK's reordering
+/// window and [`super::wmem`]'s path window (`cwnd × min_rtt / srtt`) none.
+/// Linux keeps a windowed minimum over `tcp_min_rtt_wlen` (300 s); this is
+/// the connection's least.
+pub fn tcp_update_rtt_min(r: &mut RackState, rtt_us: u32, hz: u32) {
+    let rtt_us = if rtt_us == 0 { 1_000_000 / hz.max(1) } else { rtt_us };
+    r.min_rtt_us = r.min_rtt_us.min(rtt_us);
+}
+
 /// After an ACK (its SACK blocks read and `snd_una` moved): each
 /// transmission it delivered advances RACK, in Linux's order (newly SACKed
 /// data first, then what the cumulative ACK took, less a retransmission
 /// the ACK's echoed timestamp shows spurious), then the log drops what is
 /// acknowledged. `tsecr` is the ACK's echoed timestamp on `clock`
-/// ([`super::sack::SackTag::tsecr`]).
-pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, tsecr: Option<u32>, clock: &TsClock, now: Instant) {
+/// ([`super::sack::SackTag::tsecr`]); `hz`, the kernel's `HZ`, for
+/// [`tcp_update_rtt_min`].
+pub fn tcp_rack_update(
+    cb: &mut TcpCb,
+    delivered: &Delivered,
+    tsecr: Option<u32>,
+    clock: &TsClock,
+    now: Instant,
+    hz: u32,
+) {
     if !cb.sack_ok {
         return;
     }
@@ -111,7 +133,7 @@ pub fn tcp_rack_update(cb: &mut TcpCb, delivered: &Delivered, tsecr: Option<u32>
             if before(rec.seq, e) && after(rec.end, s) {
                 let end = if before(e, rec.end) { e } else { rec.end };
                 if !(acked && spurious_retrans(&rec, tsecr, clock)) {
-                    if let Some(rtt) = advance(r, &rec, end, now) {
+                    if let Some(rtt) = advance(r, &rec, end, now, hz) {
                         let at = if before(rec.seq, s) { 0 } else { rec.seq.wrapping_sub(s) };
                         if last.is_none_or(|(l, _)| at >= l) {
                             last = Some((at, rtt));
@@ -383,7 +405,7 @@ mod tests {
             cb.sack.sacked.insert(SackBlock { left: MSS, right: 2 * MSS }, Overflow::DropHighest, |_, _| {});
             let mut d = Delivered::default();
             d.push(MSS, 2 * MSS);
-            tcp_rack_update(&mut cb, &d, None, &clock(t0), ms(101));
+            tcp_rack_update(&mut cb, &d, None, &clock(t0), ms(101), 1000);
             let mut mib = Mib::default();
             assert!(tcp_rack_mark_lost(&mut mib, &mut cb, ms(101), hz));
             assert_eq!(cb.sack.lost_end, 0, "0 is not lost yet");
@@ -431,7 +453,7 @@ mod tests {
         cb.sack.sacked.insert(SackBlock { left: s, right: e }, Overflow::DropHighest, |_, _| {});
         let mut d = Delivered::default();
         d.push(s, e);
-        tcp_rack_update(&mut cb, &d, None, &clock(t0), now);
+        tcp_rack_update(&mut cb, &d, None, &clock(t0), now, 1000);
         assert!(cb.rack.rtt_us >= 100_000, "RACK's RTT {} µs: shorter than the segment's own, 100 ms", cb.rack.rtt_us);
         assert!(cb.rack.min_rtt_us >= 100_000, "min RTT {} µs: shorter than any RTT seen", cb.rack.min_rtt_us);
         let mut mib = Mib::default();
@@ -476,7 +498,7 @@ mod tests {
         let mut mib = Mib::default();
         let tag = super::super::sack::tcp_sacktag(&mut mib, &mut cb, &opts, 0, 2 * MSS);
         cb.snd_una = 2 * MSS;
-        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), us(20_000));
+        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), us(20_000), 1000);
         assert_eq!(cb.rack.rtt_us, 19_000, "RACK's RTT: segment 1's, acknowledged last");
         assert_eq!(cb.rack.end_seq, 4 * MSS, "the most recently sent delivered: segment 3");
         tcp_rack_mark_lost(&mut mib, &mut cb, us(20_000), 1000);
@@ -511,7 +533,7 @@ mod tests {
             d.push(0, 2 * MSS);
             d.end_of_acked();
             cb.snd_una = 2 * MSS;
-            tcp_rack_update(&mut cb, &d, tsecr, &clock(t0), ms(20));
+            tcp_rack_update(&mut cb, &d, tsecr, &clock(t0), ms(20), 1000);
             let mut mib = Mib::default();
             tcp_rack_mark_lost(&mut mib, &mut cb, ms(20), 1000);
             (cb.rack.rtt_us, cb.rack.newly_lost)
@@ -547,9 +569,38 @@ mod tests {
             super::super::sack::tcp_sacktag(&mut mib, &mut cb, &crate::wire::tcp::TcpOptions::default(), 0, 2 * MSS);
         assert_eq!(tag.delivered.ranges(), &[(0, 2 * MSS)]);
         cb.snd_una = 2 * MSS;
-        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), ms(20));
+        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), ms(20), 1000);
         assert_eq!(cb.rack.rtt_us, 19_000, "RACK's RTT: segment 1's, the highest acknowledged");
         assert_eq!(cb.rack.end_seq, MSS, "the most recently sent delivered: the retransmission of 0");
+    }
+
+    /// An ACK read in the poll that sent its data (the clock's grain, not
+    /// the path's RTT) gives a sample of 0: the minimum RTT takes one jiffy
+    /// for it, as `tcp_update_rtt_min` does, not 1 µs; a real sample of
+    /// 60 µs then sets it.
+    #[test]
+    fn a_zero_rtt_sample_counts_one_jiffy_in_the_minimum() {
+        const MSS: u32 = 1000;
+        for (hz, jiffy) in [(1000, 1000), (250, 4000)] {
+            let t0 = Instant::now();
+            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+            cb.sack_ok = true;
+            cb.mss = MSS;
+            cb.rack.log.sent(0, MSS, t0, false);
+            cb.rack.log.sent(MSS, 2 * MSS, t0 + Duration::from_micros(100), false);
+            cb.snd_nxt = 2 * MSS;
+            cb.snd_max = cb.snd_nxt;
+            let mut d = Delivered::default();
+            d.push(0, MSS);
+            cb.snd_una = MSS;
+            tcp_rack_update(&mut cb, &d, None, &clock(t0), t0, hz);
+            assert_eq!(cb.rack.min_rtt_us, jiffy, "HZ {hz}: a zero sample is one jiffy");
+            let mut d = Delivered::default();
+            d.push(MSS, 2 * MSS);
+            cb.snd_una = 2 * MSS;
+            tcp_rack_update(&mut cb, &d, None, &clock(t0), t0 + Duration::from_micros(160), hz);
+            assert_eq!(cb.rack.min_rtt_us, 60, "HZ {hz}: the real sample");
+        }
     }
 
     #[test]

@@ -955,7 +955,14 @@ mod tests {
             cb.snd_nxt = to.wrapping_add(10 * mss);
             cb.snd_max = cb.snd_nxt;
             let clock = super::super::ts_state::TsClock::new(now, super::super::ts_state::TcpTimestamps::On);
-            super::super::rack::tcp_rack_update(cb, &super::super::rack_state::Delivered::default(), None, &clock, now);
+            super::super::rack::tcp_rack_update(
+                cb,
+                &super::super::rack_state::Delivered::default(),
+                None,
+                &clock,
+                now,
+                1000,
+            );
         };
         ack(&mut cb, seg(5));
         let mut at = seg(5);
