@@ -603,6 +603,47 @@ mod tests {
         }
     }
 
+    /// An ACK that fills ten holes and SACKs data above a hole with a
+    /// retransmission still in flight: more ranges than
+    /// [`super::super::rack_state::DELIVERED_LEN`]. Merged into one, the
+    /// last of them took the hole above the ACK for delivered and RACK
+    /// advanced on the retransmission in it, never delivered; and the
+    /// delivered bytes PRR reads counted the hole. Segments 0-29 left
+    /// 100 µs apart, the odd ones of 1-17 are SACKed, 22 went again at
+    /// 15 ms; at 21 ms the ACK of 19 SACKs 25.
+    #[test]
+    fn ranges_past_the_limit_never_make_rack_advance_on_data_not_delivered() {
+        use super::super::scoreboard::Overflow;
+        use crate::wire::tcp::{SackBlock, TcpOptions};
+        const MSS: u32 = 1000;
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        cb.sack_ok = true;
+        cb.mss = MSS;
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        for i in 0..30u32 {
+            cb.rack.log.sent(i * MSS, (i + 1) * MSS, t0 + Duration::from_micros(u64::from(i) * 100), false);
+        }
+        cb.rack.log.sent(22 * MSS, 23 * MSS, ms(15), true);
+        cb.snd_nxt = 30 * MSS;
+        cb.snd_max = cb.snd_nxt;
+        for i in (1..19u32).step_by(2) {
+            cb.sack.sacked.insert(SackBlock { left: i * MSS, right: (i + 1) * MSS }, Overflow::DropHighest, |_, _| {});
+        }
+        let mut opts = TcpOptions::default();
+        opts.sack_blocks[0] = SackBlock { left: 25 * MSS, right: 26 * MSS };
+        opts.sack_len = 1;
+        let mut mib = Mib::default();
+        let tag = super::super::sack::tcp_sacktag(&mut mib, &mut cb, &opts, 0, 19 * MSS);
+        assert_eq!(tag.delivered.bytes(), 11 * MSS, "ten holes filled and one segment SACKed");
+        assert!(tag.delivered.ranges().iter().all(|&(_, e)| !after(e, 19 * MSS) || e == 26 * MSS));
+        cb.snd_una = 19 * MSS;
+        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), ms(21), 1000);
+        assert_eq!(cb.rack.end_seq, 26 * MSS, "the most recently sent delivered: 25, not 22's retransmission");
+    }
+
     #[test]
     fn a_dsack_widens_the_window_once_a_round_trip_for_sixteen_recoveries() {
         let t0 = Instant::now();

@@ -28,8 +28,9 @@ pub const TX_LOG_LEN: usize = 512;
 /// retransmitted skb); more wait for the RTO.
 pub const RELOST_LEN: usize = 16;
 
-/// Ranges one ACK may report delivered (cumulatively or SACKed) before
-/// they are merged.
+/// Ranges one ACK may report delivered: half for what it acknowledges
+/// cumulatively (merged past that), the rest for what it newly SACKs (left
+/// out past that; see [`Delivered::push`]).
 pub const DELIVERED_LEN: usize = 8;
 
 /// One transmission: `[seq, end)` left at `sent`; `retrans` when it was
@@ -212,23 +213,40 @@ impl TxLog {
 
 /// What one ACK delivered: the sequence ranges it newly SACKed and the
 /// ones it acknowledged cumulatively that were not SACKed before (the skbs
-/// `tcp_sacktag_one` and `tcp_clean_rtx_queue` hand to `tcp_rack_advance`).
+/// `tcp_sacktag_one` and `tcp_clean_rtx_queue` hand to `tcp_rack_advance`),
+/// and their bytes, counted exactly also when the ranges overflow.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Delivered {
     ranges: [(u32, u32); DELIVERED_LEN],
     len: usize,
     /// How many of the ranges, the first ones, the cumulative ACK took.
     acked: usize,
+    /// The cumulative part is over: ranges pushed now are newly SACKed.
+    sacking: bool,
+    /// Bytes pushed.
+    bytes: u32,
 }
 
 impl Delivered {
-    /// Adds `[seq, end)`; past [`DELIVERED_LEN`] it widens the last range.
+    /// Adds `[seq, end)`. Its bytes always count ([`Self::bytes`]); the
+    /// range may not be kept. The cumulatively acknowledged ranges take at
+    /// most half of [`DELIVERED_LEN`], past which they widen the last one:
+    /// all that lies below the ACK was delivered, now or SACKed before. A
+    /// newly SACKed range that finds no room is left out rather than merged
+    /// with another, which would take the hole between them, data not
+    /// delivered, for delivered (RACK would advance on it): RACK then misses
+    /// it, never learns of what did not arrive. The SACK option's first
+    /// block, the most recent data (RFC 2018 §4), comes first.
     pub fn push(&mut self, seq: u32, end: u32) {
         if !before(seq, end) {
             return;
         }
-        if self.len == DELIVERED_LEN {
-            let last = &mut self.ranges[DELIVERED_LEN - 1];
+        self.bytes = self.bytes.wrapping_add(end.wrapping_sub(seq));
+        if self.sacking && self.len == DELIVERED_LEN {
+            return;
+        }
+        if !self.sacking && self.len == DELIVERED_LEN / 2 {
+            let last = &mut self.ranges[self.len - 1];
             if before(seq, last.0) {
                 last.0 = seq;
             }
@@ -245,6 +263,7 @@ impl Delivered {
     /// those pushed after are newly SACKed.
     pub fn end_of_acked(&mut self) {
         self.acked = self.len;
+        self.sacking = true;
     }
 
     /// Orders the newly SACKed ranges by sequence number from `base` (at or
@@ -271,9 +290,9 @@ impl Delivered {
         &self.ranges[..self.len]
     }
 
-    /// Bytes delivered.
+    /// Bytes delivered: every range pushed, kept or not.
     pub fn bytes(&self) -> u32 {
-        self.ranges().iter().map(|&(a, b)| b.wrapping_sub(a)).sum()
+        self.bytes
     }
 }
 
