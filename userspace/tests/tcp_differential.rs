@@ -756,6 +756,26 @@ fn script_backlog(p: &mut RawPeer) {
     }
 }
 
+/// A backlog-1 listener's SYN queue filled by SYNs from `port` and `port + 1`
+/// (ISNs `iss` and `iss` + 2^24), then a SYN from `port + 2` (ISN `iss` + 2^25)
+/// answered with a SYN cookie, and the two request socks reset; returns the
+/// third connection, its cookie's ACK not sent yet. Steps named after `what`.
+fn syn_to_a_full_queue(p: &mut RawPeer, what: &str, port: u16, iss: u32) -> Conn {
+    let mut held: Vec<Conn> = Vec::new();
+    for i in 0..2u16 {
+        let mut c = Conn::new(port + i, ECHO_PORT, iss + u32::from(i) * 0x0100_0000);
+        p.syn(&format!("{what}: SYN {} held", i + 1), &mut c, syn_options());
+        held.push(c);
+    }
+    let mut k = Conn::new(port + 2, ECHO_PORT, iss + 0x0200_0000);
+    p.syn(&format!("{what}: SYN to a full SYN queue"), &mut k, syn_options());
+    for (i, c) in held.iter_mut().enumerate() {
+        let seq = c.snd_nxt;
+        p.raw(&format!("{what}: RST of request {}", i + 1), c, seq, 0, flags::RST, &[]);
+    }
+    k
+}
+
 /// Scenario 9: listen backlog 1, `tcp_syncookies=1` (Linux's default): two
 /// SYNs fill the SYN queue (`qlen > backlog`), the third is answered with a
 /// SYN cookie (MSS only: no timestamps, so no room for window scale or
@@ -763,18 +783,7 @@ fn script_backlog(p: &mut RawPeer) {
 /// cookie's ACK makes the connection, and a stray ACK with a bad cookie is
 /// reset.
 fn script_syncookies(p: &mut RawPeer) {
-    let mut held: Vec<Conn> = Vec::new();
-    for (i, port) in [40021u16, 40022].into_iter().enumerate() {
-        let mut c = Conn::new(port, ECHO_PORT, 0x6100_0000 + (i as u32) * 0x0100_0000);
-        p.syn(&format!("9 syncookies: SYN {} held", i + 1), &mut c, syn_options());
-        held.push(c);
-    }
-    let mut k = Conn::new(40023, ECHO_PORT, 0x6300_0000);
-    p.syn("9 syncookies: SYN to a full SYN queue", &mut k, syn_options());
-    for (i, c) in held.iter_mut().enumerate() {
-        let seq = c.snd_nxt;
-        p.raw(&format!("9 syncookies: RST of request {}", i + 1), c, seq, 0, flags::RST, &[]);
-    }
+    let mut k = syn_to_a_full_queue(p, "9 syncookies", 40021, 0x6100_0000);
     p.ack("9 syncookies: the cookie's ACK", &mut k);
     let mut s = Conn::new(40024, ECHO_PORT, 0x6400_0000);
     s.snd_nxt = s.iss.wrapping_add(1);
@@ -814,18 +823,7 @@ fn script_syncookies_ts(p: &mut RawPeer) {
 /// closes. A kernel client in TIME_WAIT sends such an ACK when our FIN goes
 /// again after its first ACK.
 fn script_syncookies_last_ack_again(p: &mut RawPeer) {
-    let mut held: Vec<Conn> = Vec::new();
-    for (i, port) in [40051u16, 40052].into_iter().enumerate() {
-        let mut c = Conn::new(port, ECHO_PORT, 0x6800_0000 + (i as u32) * 0x0100_0000);
-        p.syn(&format!("12 last ACK again: SYN {} held", i + 1), &mut c, syn_options());
-        held.push(c);
-    }
-    let mut k = Conn::new(40053, ECHO_PORT, 0x6a00_0000);
-    p.syn("12 last ACK again: SYN to a full SYN queue", &mut k, syn_options());
-    for (i, c) in held.iter_mut().enumerate() {
-        let seq = c.snd_nxt;
-        p.raw(&format!("12 last ACK again: RST of request {}", i + 1), c, seq, 0, flags::RST, &[]);
-    }
+    let mut k = syn_to_a_full_queue(p, "12 last ACK again", 40051, 0x6800_0000);
     p.ack("12 last ACK again: the cookie's ACK", &mut k);
     p.data("12 last ACK again: data with PSH", &mut k, flags::PSH, b"cookie\n");
     p.ack("12 last ACK again: ACK of the echo", &mut k);
