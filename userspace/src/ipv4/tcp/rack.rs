@@ -542,6 +542,36 @@ mod tests {
         assert_eq!(rack_after(None), (5_000, 1), "without timestamps the copy's RTT counts");
     }
 
+    /// `tcp_sacktag_one` calls `tcp_rack_advance` with no
+    /// `tcp_skb_spurious_retrans` check: a SACKed retransmission advances
+    /// RACK even when the ACK echoes a TSval older than it (only its RTT
+    /// below the minimum makes it ambiguous). Segment 1 left at 1 ms and
+    /// again at 15 ms; at 20 ms an ACK of nothing new SACKs it, echoing the
+    /// TSval of 1 ms: RACK takes the copy's 5 ms and its end.
+    #[test]
+    fn a_sacked_retransmission_advances_rack_whatever_the_echoed_timestamp() {
+        const MSS: u32 = 1000;
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        cb.sack_ok = true;
+        cb.mss = MSS;
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        cb.rack.log.sent(0, MSS, ms(0), false);
+        cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
+        cb.rack.log.sent(2 * MSS, 3 * MSS, ms(9), false);
+        cb.rack.log.sent(MSS, 2 * MSS, ms(15), true);
+        cb.snd_nxt = 3 * MSS;
+        cb.snd_max = cb.snd_nxt;
+        let mut d = Delivered::default();
+        d.end_of_acked();
+        d.push(MSS, 2 * MSS);
+        tcp_rack_update(&mut cb, &d, Some(1), &clock(t0), ms(20), 1000);
+        assert!(cb.rack.advanced, "a SACKed retransmission advances RACK");
+        assert_eq!((cb.rack.rtt_us, cb.rack.end_seq), (5_000, 2 * MSS));
+    }
+
     /// One cumulative range over a retransmission and data sent once above
     /// it: `tcp_clean_rtx_queue` takes the skbs by sequence number, so
     /// RACK's RTT is the original's above the hole, not the
