@@ -75,9 +75,7 @@ fn advance(r: &mut RackState, rec: &TxRecord, end: u32, now: Instant, hz: u32) -
 /// taken off) older than the retransmission: the ACK answers the original,
 /// and the retransmission's short "RTT" says nothing of the path.
 fn spurious_retrans(rec: &TxRecord, tsecr: Option<u32>, clock: &TsClock) -> bool {
-    // The TSval its first data went with (a full log may have stamped the record again).
-    let first = rec.sent.checked_sub(Duration::from_micros(u64::from(rec.stretch_us))).unwrap_or(rec.sent);
-    rec.retrans && tsecr.is_some_and(|e| before(e, clock.ms(first)))
+    rec.retrans && tsecr.is_some_and(|e| before(e, clock.ms(rec.sent)))
 }
 
 /// `tcp_update_rtt_min`: `tcp_min_rtt` (`tcpi_min_rtt`) takes an RTT
