@@ -354,6 +354,14 @@ pub fn tcp_process_tlp_ack(mib: &mut Mib, cb: &mut TcpCb, ack: u32, dsack_tlp: b
 mod tests {
     use super::*;
 
+    /// A CUBIC connection with SACK and an MSS of `mss` bytes.
+    fn sack_cb(mss: u32) -> TcpCb {
+        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
+        cb.sack_ok = true;
+        cb.mss = mss;
+        cb
+    }
+
     /// A TSval clock started at `t0`.
     fn clock(t0: Instant) -> TsClock {
         TsClock::new(t0, super::super::ts_state::TcpTimestamps::On)
@@ -391,9 +399,7 @@ mod tests {
         let reo_in = |hz: u32| {
             let t0 = Instant::now();
             let ms = |n: u64| t0 + Duration::from_millis(n);
-            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-            cb.sack_ok = true;
-            cb.mss = MSS;
+            let mut cb = sack_cb(MSS);
             cb.srtt_us = 100_000;
             cb.rack.min_rtt_us = 100_000;
             cb.rack.log.sent(0, MSS, ms(0), false);
@@ -478,9 +484,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let us = |u: u64| t0 + Duration::from_micros(u);
-        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-        cb.sack_ok = true;
-        cb.mss = MSS;
+        let mut cb = sack_cb(MSS);
         cb.srtt_us = 20_000;
         cb.rack.min_rtt_us = 1_000;
         cb.snd_una = 0;
@@ -515,9 +519,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let rack_after = |tsecr: Option<u32>| {
-            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-            cb.sack_ok = true;
-            cb.mss = MSS;
+            let mut cb = sack_cb(MSS);
             cb.srtt_us = 20_000;
             cb.rack.min_rtt_us = 1_000;
             cb.snd_una = 0;
@@ -551,9 +553,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-        cb.sack_ok = true;
-        cb.mss = MSS;
+        let mut cb = sack_cb(MSS);
         cb.srtt_us = 20_000;
         cb.rack.min_rtt_us = 1_000;
         cb.rack.log.sent(0, MSS, ms(0), false);
@@ -582,9 +582,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-        cb.sack_ok = true;
-        cb.mss = MSS;
+        let mut cb = sack_cb(MSS);
         cb.srtt_us = 20_000;
         cb.rack.min_rtt_us = 1_000;
         cb.rack.log.sent(0, MSS, ms(0), false);
@@ -611,9 +609,7 @@ mod tests {
         const MSS: u32 = 1000;
         for (hz, jiffy) in [(1000, 1000), (250, 4000)] {
             let t0 = Instant::now();
-            let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-            cb.sack_ok = true;
-            cb.mss = MSS;
+            let mut cb = sack_cb(MSS);
             cb.rack.log.sent(0, MSS, t0, false);
             cb.rack.log.sent(MSS, 2 * MSS, t0 + Duration::from_micros(100), false);
             cb.snd_nxt = 2 * MSS;
@@ -646,9 +642,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = TcpCb::for_tests(crate::stream::CongAlgo::Cubic);
-        cb.sack_ok = true;
-        cb.mss = MSS;
+        let mut cb = sack_cb(MSS);
         cb.srtt_us = 20_000;
         cb.rack.min_rtt_us = 1_000;
         for i in 0..30u32 {
