@@ -162,6 +162,10 @@ pub struct TcpSock {
     max_pacing_rate: AtomicU64,
     /// `sk_pacing_status == SK_PACING_NEEDED`: `SO_MAX_PACING_RATE` was set to a finite rate.
     pacing_needed: AtomicBool,
+    /// `TCP_QUICKACK` 0 set before `connect()`: the connection starts in
+    /// interactive mode (`icsk_ack.pingpong`; a connection's own mode is its
+    /// control block's).
+    pub pingpong: AtomicBool,
 }
 
 impl TcpSock {
@@ -264,6 +268,7 @@ impl Default for TcpSock {
             congestion: AtomicU8::new(0),
             max_pacing_rate: AtomicU64::new(u64::MAX),
             pacing_needed: AtomicBool::new(false),
+            pingpong: AtomicBool::new(false),
         }
     }
 }

@@ -121,6 +121,19 @@ pub enum SockOpt {
     /// connection pace itself (`SK_PACING_NEEDED`, net/ipv4/tcp_output.c internal pacing)
     /// at `min(this, sk_pacing_rate)`. Accepted without effect on a datagram socket.
     MaxPacingRate(u64),
+    /// `TCP_QUICKACK`: `false` enters interactive ("pingpong") mode, in which
+    /// the ACK of received data waits for the delayed-ACK timer (40 ms at
+    /// first) so that the reply the application is about to send carries it,
+    /// as HAProxy asks of Linux for an HTTP connection it has just accepted;
+    /// `true` leaves that mode and sends an ACK owed for data the
+    /// application has read (`__tcp_sock_set_quickack`, net/ipv4/tcp.c). The
+    /// mode is left again when a delayed ACK fires without a reply to carry
+    /// it, as in Linux: the option is not permanent. Set before `connect()`,
+    /// the ACK of the SYN-ACK waits to ride on the first data
+    /// (`tcp_rcv_synsent_state_process`, "save one ACK"). Not inherited by the
+    /// connections a listener accepts (Linux 6.18's children start out of
+    /// the mode whatever the listener's).
+    TcpQuickAck(bool),
 }
 
 impl SockOpt {
@@ -132,7 +145,8 @@ impl SockOpt {
 
     /// Whether the loop must act on a connection when the option changes.
     fn needs_loop(self) -> bool {
-        self.rearms_keepalive() || matches!(self, SockOpt::Congestion(_) | SockOpt::MaxPacingRate(_))
+        self.rearms_keepalive()
+            || matches!(self, SockOpt::Congestion(_) | SockOpt::MaxPacingRate(_) | SockOpt::TcpQuickAck(_))
     }
 }
 
@@ -496,6 +510,11 @@ impl<D: NetDevice> Stack<D> {
                 match opt {
                     SockOpt::Congestion(_) => tcp_prot::tcp_reinit_congestion_control(&mut self.net, id, now),
                     SockOpt::MaxPacingRate(_) => tcp_prot::tcp_set_max_pacing_rate(&mut self.net, id),
+                    SockOpt::TcpQuickAck(on) => {
+                        if tcp_prot::tcp_set_quickack(&mut self.net, id, on) {
+                            Sock::schedule_xmit(sock, &self.tx_scheduled);
+                        }
+                    }
                     _ => tcp_prot::tcp_keepalive_rearm(&mut self.net, id, matches!(opt, SockOpt::KeepIdle(_)), now),
                 }
             }
@@ -934,6 +953,9 @@ fn set_sockopt(sock: &Sock, opt: SockOpt) -> Result<(), Errno> {
         (SockOpt::ReuseAddr(b), Some(t)) => t.reuseaddr.store(b, Ordering::Relaxed),
         (SockOpt::TcpNodelay(b), Some(t)) => t.nodelay.store(b, Ordering::Relaxed),
         (SockOpt::TcpCork(b), Some(t)) => t.cork.store(b, Ordering::Release),
+        // The mode of a connection is its control block's (the loop's part,
+        // `tcp_set_quickack`); this is what a socket not yet connected keeps for `connect()`.
+        (SockOpt::TcpQuickAck(b), Some(t)) => t.pingpong.store(!b, Ordering::Relaxed),
     }
     Ok(())
 }

@@ -837,6 +837,21 @@ fn script_syncookies_last_ack_again(p: &mut RawPeer) {
 
 /// Recomputes the TCP checksum of `seg` (from [`SCRIPT_ADDR`] to the server)
 /// after a test changed a header field.
+/// A request to a server that sets `TCP_QUICKACK` 0 on the connections it
+/// accepts: the ACK of the request rides on the echo, no pure ACK before it.
+fn script_quickack_off(p: &mut RawPeer) {
+    let mut c = Conn::new(40011, ECHO_PORT, 0x1100_0000);
+    p.handshake("quickack off", &mut c);
+    // Both servers accept and set the option before the request comes.
+    std::thread::sleep(Duration::from_millis(50));
+    p.data("quickack off: a request, its ACK on the echo", &mut c, flags::PSH, b"request\n");
+    p.ack("quickack off: ACK of the echo", &mut c);
+    p.data("quickack off: a second request", &mut c, flags::PSH, b"again\n");
+    p.ack("quickack off: ACK of the second echo", &mut c);
+    p.data("quickack off: our FIN", &mut c, flags::FIN, &[]);
+    p.ack("quickack off: last ACK", &mut c);
+}
+
 fn fix_tcp_checksum(seg: &mut [u8]) {
     seg[16] = 0;
     seg[17] = 0;
@@ -854,14 +869,16 @@ fn fix_tcp_checksum(seg: &mut [u8]) {
 // ---------------------------------------------------------------- the two servers
 
 /// The kernel's TCP echo server: a listener with `backlog` made in the target
-/// namespace, served by a thread (and a thread per connection) until dropped.
+/// namespace, served by a thread (and a thread per connection) until dropped;
+/// with `quickack_off`, each accepted connection gets `TCP_QUICKACK` 0 (as
+/// `xsknet echo --tcp-quickack 0` does).
 struct KernelServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl KernelServer {
-    fn start(ns: &str, backlog: i32, accept: bool) -> KernelServer {
+    fn start(ns: &str, backlog: i32, accept: bool, quickack_off: bool) -> KernelServer {
         let listener = in_netns(ns, || TcpListener::bind((Ipv4Addr::UNSPECIFIED, ECHO_PORT)))
             .expect("bind the kernel echo server");
         // listen(2) again sets the backlog of a listening socket (`inet_listen`).
@@ -881,6 +898,21 @@ impl KernelServer {
                     }
                     match listener.accept() {
                         Ok((s, _)) => {
+                            if quickack_off {
+                                let zero: libc::c_int = 0;
+                                // SAFETY: setsockopt(2) on a socket this thread owns, with a
+                                // pointer to a live c_int and its size.
+                                let rc = unsafe {
+                                    libc::setsockopt(
+                                        s.as_raw_fd(),
+                                        libc::IPPROTO_TCP,
+                                        libc::TCP_QUICKACK,
+                                        (&raw const zero).cast(),
+                                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                                    )
+                                };
+                                assert_eq!(rc, 0, "TCP_QUICKACK: {}", std::io::Error::last_os_error());
+                            }
                             let stop = stop.clone();
                             conns.push(std::thread::spawn(move || echo(s, &stop)));
                         }
@@ -961,15 +993,30 @@ fn run_linux(script: fn(&mut RawPeer), backlog: i32, accept: bool) -> Run {
     run_linux_with(script, backlog, accept, &[])
 }
 
+/// [`run_linux`] with `TCP_QUICKACK` 0 on every accepted connection.
+fn run_linux_quickack_off(script: fn(&mut RawPeer)) -> Run {
+    run_linux_server(script, 511, true, &[], true)
+}
+
 /// [`run_linux`] with the target namespace's `net.ipv4` sysctls set first
 /// (`("tcp_timestamps", "0")`: `/proc/sys/net/ipv4/tcp_timestamps`, per namespace).
 fn run_linux_with(script: fn(&mut RawPeer), backlog: i32, accept: bool, sysctls: &[(&str, &str)]) -> Run {
+    run_linux_server(script, backlog, accept, sysctls, false)
+}
+
+fn run_linux_server(
+    script: fn(&mut RawPeer),
+    backlog: i32,
+    accept: bool,
+    sysctls: &[(&str, &str)],
+    quickack_off: bool,
+) -> Run {
     let pair = NetNsPair::with_options(&pair_options(Some((SERVER_ADDR, PREFIX)))).expect("netns pair");
     for (name, value) in sysctls {
         in_netns(pair.ns(), || std::fs::write(format!("/proc/sys/net/ipv4/{name}"), value))
             .unwrap_or_else(|e| panic!("net.ipv4.{name}={value}: {e}"));
     }
-    let server = KernelServer::start(pair.ns(), backlog, accept);
+    let server = KernelServer::start(pair.ns(), backlog, accept, quickack_off);
     wait_for_arp(&pair);
     let first = kernel_counters(pair.ns());
     let mut peer = RawPeer::open(&pair, Some(pair.ns()));
@@ -1162,5 +1209,20 @@ fn tcp_timestamps_off_as_linux() {
     );
     let echo = &linux.steps[2].replies;
     assert!(echo.iter().any(|r| r.data == b"not stamped"), "no echo from Linux: {echo:?}");
+    assert_same(&linux, &xsk);
+}
+
+/// `xsknet echo --tcp-quickack 0` beside a Linux echo server that sets
+/// `TCP_QUICKACK` 0 on what it accepts: the requests' ACKs ride on the
+/// echoes on both, and the same segments follow.
+#[test]
+fn tcp_quickack_off_as_linux() {
+    if !testing::require_root("tcp_quickack_off_as_linux") {
+        return;
+    }
+    let linux = run_linux_quickack_off(script_quickack_off);
+    let xsk = run_xsknet(script_quickack_off, &["--backlog", "511", "--tcp-quickack", "0"]);
+    let echo = &linux.steps[2].replies;
+    assert!(echo.len() == 1 && echo[0].data == b"request\n", "Linux did not put the ACK on the echo alone: {echo:?}");
     assert_same(&linux, &xsk);
 }

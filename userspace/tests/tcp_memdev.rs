@@ -1074,6 +1074,118 @@ fn sending_data_does_not_use_up_quick_acks() {
     abort_close_and_end(&mut b, fd, l);
 }
 
+/// `TCP_QUICKACK` 0 on an accepted connection (as HAProxy sets it for HTTP):
+/// the first request's ACK is not sent at once but rides on the reply, one
+/// segment fewer; Linux 6.18 does the same (`tcp_differential`,
+/// `tcp_quickack_off_as_linux`).
+#[test]
+fn tcp_quickack_off_lets_the_reply_carry_the_ack_of_the_request() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    assert_eq!(b.s.setsockopt(fd, SockOpt::TcpQuickAck(false)), Ok(()));
+    peer_data(&mut b, iss, 0, b"GET / HTTP/1.1\r\n\r\n");
+    b.none();
+    assert_eq!(read_all(&mut b, fd), b"GET / HTTP/1.1\r\n\r\n");
+    // A read that drains the request does not send it either: in
+    // interactive mode only a second pushed segment does (ICSK_ACK_PUSHED2).
+    b.none();
+    b.at(ms(1));
+    assert_eq!(b.s.send(fd, b"HTTP/1.1 200 OK\r\n\r\n"), Ok(19));
+    let reply = b.one();
+    assert_eq!((reply.r.ack, reply.data.len()), (PISN + 1 + 18, 19), "the reply carries the ACK");
+    let m = b.s.snmp();
+    assert_eq!((m.TcpOutSegs, m.TcpExtDelayedACKs), (2, 0), "the SYN-ACK and the reply");
+    abort_close_and_end(&mut b, fd, l);
+}
+
+/// In interactive mode with no reply, the ACK waits for the delayed-ACK
+/// timer (40 ms), which ends the mode (`tcp_delack_timer_handler`): the
+/// next data is ACKed at once again. `TCP_QUICKACK` is not permanent.
+#[test]
+fn tcp_quickack_off_without_a_reply_acks_after_40ms_and_ends() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::TcpQuickAck(false)).unwrap();
+    peer_data(&mut b, iss, 0, &[1; 100]);
+    b.none();
+    b.at(ms(39));
+    b.none();
+    b.at(ms(40));
+    assert_eq!(b.one().r.ack, PISN + 101);
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs, 1);
+    b.at(ms(50));
+    peer_data(&mut b, iss, 100, &[2; 100]);
+    assert_eq!(b.one().r.ack, PISN + 201, "quick ACK again");
+    read_all(&mut b, fd);
+    abort_close_and_end(&mut b, fd, l);
+}
+
+/// `TCP_QUICKACK` 1 leaves interactive mode and sends the ACK owed for data
+/// the application has read (`__tcp_sock_set_quickack` → `tcp_cleanup_rbuf`);
+/// with the data still unread, the ACK keeps waiting for the timer.
+#[test]
+fn tcp_quickack_on_sends_the_ack_owed_for_read_data() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.s.setsockopt(fd, SockOpt::TcpQuickAck(false)).unwrap();
+    peer_data(&mut b, iss, 0, &[1; 100]);
+    b.none();
+    b.s.setsockopt(fd, SockOpt::TcpQuickAck(true)).unwrap();
+    b.none();
+    assert_eq!(read_all(&mut b, fd).len(), 100);
+    b.s.setsockopt(fd, SockOpt::TcpQuickAck(true)).unwrap();
+    assert_eq!(b.one().r.ack, PISN + 101);
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs, 0);
+    abort_close_and_end(&mut b, fd, l);
+}
+
+/// `TCP_QUICKACK` 0 before `connect()`: the ACK of the SYN-ACK waits (at most
+/// `TCP_DELACK_MAX`, 200 ms) for the first data to carry it
+/// (`tcp_rcv_synsent_state_process`, "save one ACK"), and the connection
+/// leaves interactive mode (`tcp_enter_quickack_mode`). A datagram socket
+/// refuses the option.
+#[test]
+fn tcp_quickack_off_before_connect_saves_the_third_ack() {
+    let mut b = Bench::new();
+    let u = b.s.socket(SockType::Dgram).unwrap();
+    assert_eq!(b.s.setsockopt(u, SockOpt::TcpQuickAck(false)), Err(Errno::ENOPROTOOPT));
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    b.s.setsockopt(fd, SockOpt::TcpQuickAck(false)).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    let (port, iss) = (syn.r.src_port, syn.r.seq);
+    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    b.none();
+    assert_eq!(b.state(fd), TcpState::Established);
+    b.at(ms(5));
+    assert_eq!(b.s.send(fd, b"request"), Ok(7));
+    let first = b.one();
+    assert_eq!((first.r.seq, first.r.ack, first.data.len()), (iss.wrapping_add(1), PISN + 1, 7));
+    // A second connection that never sends: its ACK goes at 200 ms.
+    let fd2 = b.s.socket(SockType::Stream).unwrap();
+    b.s.setsockopt(fd2, SockOpt::TcpQuickAck(false)).unwrap();
+    assert_eq!(b.s.connect(fd2, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn2 = b.one();
+    let mut sa2 = hdr(PPORT, syn2.r.src_port, PISN, syn2.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa2.options = linux_syn_options();
+    b.send(sa2, &[]);
+    b.none();
+    b.at(ms(5 + 199));
+    b.none();
+    b.at(ms(5 + 200));
+    let ack = b.one();
+    assert_eq!((ack.flags(), ack.r.ack, ack.data.len()), (ACK, PISN + 1, 0));
+    assert_eq!(b.s.snmp().TcpExtDelayedACKs, 1);
+    for f in [fd, fd2] {
+        b.s.setsockopt(f, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+        b.s.close(f).unwrap();
+    }
+    b.s.close(u).unwrap();
+    b.end();
+}
+
 /// A connection of ours over a 300 ms path (RTO 900 ms), its 16 quick ACKs
 /// used up by segments 10 ms apart; returns the port, our ISS, the peer's
 /// offset and the time.

@@ -789,6 +789,8 @@ impl OpenFileCache {
 /// A listener and its connections, served run-to-completion.
 struct HttpService {
     listen_fd: Fd,
+    /// The options each accepted connection gets (`--tcp-quickack`: 0 by default).
+    accepted: Vec<SockOpt>,
     conns: Vec<Conn>,
     scratch: Vec<u8>,
     caches: Caches,
@@ -802,6 +804,9 @@ impl HttpService {
             self.stats.connections += 1;
             // Responses go out whole: no Nagle wait for the last segment of one.
             let _ = stack.setsockopt(fd, SockOpt::TcpNodelay(true));
+            for &opt in &self.accepted {
+                let _ = stack.setsockopt(fd, opt);
+            }
             self.conns.push(Conn::new(fd, now));
         }
         let mut i = 0;
@@ -836,7 +841,7 @@ pub fn run<D: NetDevice + Send + 'static>(
     let (stack, loop_stats, stats) = if args.threaded {
         run_threaded(cfg, stack, local, args, setup, deadline, interval)?
     } else {
-        run_to_completion(cfg, stack, local, &args.listen(), setup, deadline, interval)?
+        run_to_completion(cfg, stack, local, &args.listen(0), setup, deadline, interval)?
     };
     let app = AppStats { tcp_accepted: stats.connections, tcp_bytes: stats.bytes_received, ..AppStats::default() };
     Ok((stack, loop_stats, app, Some(stats)))
@@ -858,6 +863,7 @@ fn run_to_completion<D: NetDevice>(
     let listen_fd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local))?;
     let mut svc = HttpService {
         listen_fd,
+        accepted: listen.accepted.clone(),
         conns: Vec::new(),
         scratch: vec![0; MAX_REQUEST_HEAD],
         caches: Caches::default(),
@@ -921,7 +927,8 @@ fn run_threaded<D: NetDevice + Send + 'static>(
 ) -> Result<(Stack<D>, LoopStats, HttpStats), BoxError> {
     let threaded = ThreadedStack::spawn_on(stack, args.cpu)?;
     let h = threaded.handle();
-    let lfd = tcp_serve::listener_threaded(&h, local, &args.listen()).map_err(|e| listen_error(e, local))?;
+    let listen = args.listen(0);
+    let lfd = tcp_serve::listener_threaded(&h, local, &listen).map_err(|e| listen_error(e, local))?;
     println!("xsknet: ready: {setup}");
     let total = Arc::new(Mutex::new(HttpStats::default()));
     let mut ticker = Ticker::new(interval);
@@ -939,6 +946,9 @@ fn run_threaded<D: NetDevice + Send + 'static>(
             Err(_) => continue,
         };
         let _ = h.setsockopt(fd, SockOpt::TcpNodelay(true));
+        for &opt in &listen.accepted {
+            let _ = h.setsockopt(fd, opt);
+        }
         let (h, cfg, total) = (h.clone(), cfg.clone(), total.clone());
         threads.push((
             fd,

@@ -103,6 +103,13 @@ struct ServeArgs {
     /// `30m:10:5` or `600::` (docs/tcp.md).
     #[arg(long, value_name = "on|IDLE:INTVL:CNT", value_parser = tcp_serve::parse_keepalive)]
     so_keepalive: Option<tcp_serve::Keepalive>,
+    /// TCP_QUICKACK on every accepted TCP connection, set right after accept(): 0 enters
+    /// interactive mode, in which the ACK of a request waits (40 ms at most at first) for the
+    /// reply to carry it, a frame fewer per request, as HAProxy sets it for HTTP; 1 keeps
+    /// Linux's quick ACKs of a new connection's first data [default: http 0, echo and sink 1]
+    /// (docs/tcp.md).
+    #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    tcp_quickack: Option<u8>,
     /// Next hop for destinations outside the prefix.
     #[arg(long, value_name = "ADDR")]
     gateway: Option<Ipv4Addr>,
@@ -212,11 +219,17 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// How the servers listen: the backlog, `SO_REUSEADDR`, and `--so-keepalive`'s options.
-    fn listen(&self) -> tcp_serve::Listen {
+    /// How the servers listen: the backlog, `SO_REUSEADDR`, and `--so-keepalive`'s options;
+    /// and `--tcp-quickack` (else `quickack`, the application's default) on what they accept.
+    fn listen(&self, quickack: u8) -> tcp_serve::Listen {
         let mut opts = vec![xsknet::SockOpt::ReuseAddr(true)];
         opts.extend(self.so_keepalive.iter().flat_map(|k| k.0.iter().copied()));
-        tcp_serve::Listen { backlog: self.backlog, opts }
+        // A new connection is out of interactive mode: 1 is its state already.
+        let accepted = match self.tcp_quickack.unwrap_or(quickack) {
+            0 => vec![xsknet::SockOpt::TcpQuickAck(false)],
+            _ => Vec::new(),
+        };
+        tcp_serve::Listen { backlog: self.backlog, opts, accepted }
     }
 }
 
@@ -493,11 +506,11 @@ fn serve(app: App, args: &ServeArgs, http: Option<&http::Config>) -> Result<(), 
     let (mut final_stack, loop_stats, app_stats, http_stats) = if let Some(cfg) = http {
         http::run(cfg, stack, local, args, &setup, deadline, interval)?
     } else if args.threaded {
-        let (s, l, a) = run_threaded(app, stack, local, &args.listen(), &setup, deadline, interval, args.cpu)?;
+        let (s, l, a) = run_threaded(app, stack, local, &args.listen(1), &setup, deadline, interval, args.cpu)?;
         (s, l, a, None)
     } else {
         let (s, l, a) =
-            run_to_completion(app, stack, local, &args.listen(), &setup, deadline, interval, &xdp, churn.as_mut())?;
+            run_to_completion(app, stack, local, &args.listen(1), &setup, deadline, interval, &xdp, churn.as_mut())?;
         (s, l, a, None)
     };
     let elapsed = started.elapsed();
@@ -650,7 +663,7 @@ fn run_to_completion<D: NetDevice>(
     let fd = stack.socket(SockType::Dgram)?;
     stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
     let lfd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local.port()))?;
-    let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd);
+    let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd, listen.accepted.clone());
     println!("xsknet: ready: {setup}");
     let _ = xdp;
     let mut stats = LoopStats::start();
@@ -734,8 +747,8 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     let lfd = tcp_serve::listener_threaded(&h, local, listen).map_err(|e| listen_error(e, local.port()))?;
     let tcp_stats = Arc::new(tcp_serve::TcpAppStats::default());
     let acceptor = {
-        let (h, stats, mode) = (h.clone(), tcp_stats.clone(), tcp_mode(app));
-        std::thread::spawn(move || tcp_serve::serve_threaded(&h, mode, lfd, stats, signal::stop_requested))
+        let (h, stats, mode, accepted) = (h.clone(), tcp_stats.clone(), tcp_mode(app), listen.accepted.clone());
+        std::thread::spawn(move || tcp_serve::serve_threaded(&h, mode, lfd, &accepted, stats, signal::stop_requested))
     };
     println!("xsknet: ready: {setup}");
     let mut app_stats = AppStats::default();
@@ -827,7 +840,7 @@ mod tests {
         ])
         .expect("parses");
         let Command::Echo(a) = cli.command else { panic!("not echo") };
-        let l = a.listen();
+        let l = a.listen(1);
         assert_eq!(l.backlog, 64);
         assert_eq!(l.opts.first(), Some(&xsknet::SockOpt::ReuseAddr(true)));
         assert_eq!(l.opts.len(), 5, "SO_REUSEADDR, SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT");

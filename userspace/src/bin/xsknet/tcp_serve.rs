@@ -43,6 +43,8 @@ struct Conn {
 pub struct TcpService {
     mode: Mode,
     listen_fd: Fd,
+    /// The options each accepted connection gets ([`Listen::accepted`]).
+    accepted: Vec<SockOpt>,
     conns: Vec<Conn>,
     buf: Vec<u8>,
     /// When the descriptor limit was last reported.
@@ -66,13 +68,17 @@ fn warn_emfile(last: &mut Option<std::time::Instant>) {
 /// socket gets before `bind()`: `SO_REUSEADDR` (a restarted server must
 /// not wait for its old connections' TIME-WAIT), and with `--so-keepalive`
 /// `SO_KEEPALIVE` and `TCP_KEEPIDLE`/`INTVL`/`CNT`, which the accepted
-/// connections inherit (`inet_csk_clone_lock`), as nginx's `so_keepalive`.
+/// connections inherit (`inet_csk_clone_lock`), as nginx's `so_keepalive`;
+/// and the options each accepted connection gets right after `accept()`
+/// (`--tcp-quickack`: Linux's children do not inherit `TCP_QUICKACK`).
 #[derive(Clone, Debug)]
 pub struct Listen {
     /// `listen()`'s backlog.
     pub backlog: i32,
-    /// The options, in order.
+    /// The listener's options, in order.
     pub opts: Vec<SockOpt>,
+    /// Every accepted connection's options, in order.
+    pub accepted: Vec<SockOpt>,
 }
 
 /// `--so-keepalive`: `on` (Linux's defaults: 7200 s idle, 75 s apart, 9
@@ -158,11 +164,13 @@ pub fn listener_threaded(h: &StackHandle, local: SocketAddrV4, l: &Listen) -> Re
 }
 
 impl TcpService {
-    /// Serves connections accepted on `listen_fd`.
-    pub fn new(mode: Mode, listen_fd: Fd) -> TcpService {
+    /// Serves connections accepted on `listen_fd`, each given the options
+    /// `accepted` ([`Listen::accepted`]).
+    pub fn new(mode: Mode, listen_fd: Fd, accepted: Vec<SockOpt>) -> TcpService {
         TcpService {
             mode,
             listen_fd,
+            accepted,
             conns: Vec::new(),
             buf: vec![0; 64 * 1024],
             emfile_warned: None,
@@ -177,6 +185,9 @@ impl TcpService {
             match stack.accept(self.listen_fd) {
                 Ok((fd, _)) => {
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    for &opt in &self.accepted {
+                        let _ = stack.setsockopt(fd, opt);
+                    }
                     self.conns.push(Conn { fd, pending: Vec::new(), eof: false });
                 }
                 Err(Errno::EMFILE) => {
@@ -252,6 +263,7 @@ pub fn serve_threaded(
     h: &StackHandle,
     mode: Mode,
     listen_fd: Fd,
+    accepted: &[SockOpt],
     stats: Arc<TcpAppStats>,
     stop: impl Fn() -> bool,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -268,6 +280,9 @@ pub fn serve_threaded(
             Err(_) => continue,
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);
+        for &opt in accepted {
+            let _ = h.setsockopt(fd, opt);
+        }
         let h = h.clone();
         let stats = stats.clone();
         threads.push(std::thread::spawn(move || {

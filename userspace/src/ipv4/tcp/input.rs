@@ -507,7 +507,16 @@ fn rcv_synsent(
         // tcp_ack of the SYN-ACK acknowledged our SYN (forward progress):
         // the ACK that follows confirms the neighbour (sk_dst_confirm).
         cb.dst_pending_confirm = true;
-        tcp_send_ack(net, q, umem, cb, now);
+        if cb.pingpong {
+            // "Save one ACK": in interactive mode (TCP_QUICKACK 0 before
+            // connect) the ACK waits, at most TCP_DELACK_MAX, for the first
+            // data to carry it; quick-ACK mode from here on.
+            cb.ack_pending = true;
+            cb.enter_quickack_mode(TCP_MAX_QUICKACKS);
+            cb.delack_at = Some(now + super::TCP_DELACK_MAX);
+        } else {
+            tcp_send_ack(net, q, umem, cb, now);
+        }
         tcp_write_xmit(net, q, umem, cb, now);
         return Fate::Keep;
     }

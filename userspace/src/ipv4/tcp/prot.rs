@@ -122,6 +122,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     cb.rcv_wscale = TCP_RCV_WSCALE;
     cb.rcv_wnd = initial_window(rcvbuf, cb.advmss);
     cb.rcv_ssthresh = cb.rcv_wnd;
+    cb.pingpong = tsk.pingpong.load(Ordering::Relaxed);
     cb.retrans_stamp = Some(now);
     cb.rtt_probe = Some((cb.iss.wrapping_add(1), now));
     tcp_set_state(cx.net, &mut cb, TcpState::SynSent);
@@ -349,6 +350,30 @@ pub fn tcp_set_max_pacing_rate(net: &mut Net, id: CbId) {
         cb.pacing.needed |= needed;
         finish(net, id, cb, Fate::Keep);
     }
+}
+
+/// `__tcp_sock_set_quickack` (net/ipv4/tcp.c) on connection (or listener)
+/// `id`: `TCP_QUICKACK` 0 enters interactive mode; 1 leaves it and, when an
+/// ACK is owed on an established connection, marks it pushed
+/// (`ICSK_ACK_PUSHED`) and asks `tcp_cleanup_rbuf` whether it goes now: it
+/// does once the reader has drained what came, or when more than a segment
+/// is unacknowledged. True when it does: the caller schedules the sock for
+/// transmit, and the loop's next push sends it.
+pub fn tcp_set_quickack(net: &mut Net, id: CbId, on: bool) -> bool {
+    let Some(mut cb) = net.tcp.take(id) else { return false };
+    let mut ack_now = false;
+    if on {
+        cb.pingpong = false;
+        if matches!(cb.state, TcpState::Established | TcpState::CloseWait) && cb.ack_pending {
+            cb.ack_pushed = true;
+            ack_now = cb.rcv_nxt.wrapping_sub(cb.rcv_wup) > cb.rcv_mss || cb.drained_after_push();
+            cb.ack_now |= ack_now;
+        }
+    } else {
+        cb.pingpong = true;
+    }
+    finish(net, id, cb, Fate::Keep);
+    ack_now
 }
 
 /// After `setsockopt(SO_KEEPALIVE)` (`idle_changed` false) or
