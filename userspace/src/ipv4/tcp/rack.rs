@@ -628,13 +628,13 @@ mod tests {
     }
 
     /// An ACK that fills ten holes and SACKs data above a hole with a
-    /// retransmission still in flight: more ranges than
-    /// [`super::super::rack_state::DELIVERED_LEN`]. Merged into one, the
-    /// last of them took the hole above the ACK for delivered and RACK
-    /// advanced on the retransmission in it, never delivered; and the
-    /// delivered bytes PRR reads counted the hole. Segments 0-29 left
-    /// 100 µs apart, the odd ones of 1-17 are SACKed, 22 went again at
-    /// 15 ms; at 21 ms the ACK of 19 SACKs 25.
+    /// retransmission still in flight: eleven ranges, more than an ACK's
+    /// ranges once fitted in (eight). Merged into one, the last of them took
+    /// the hole above the ACK for delivered and RACK advanced on the
+    /// retransmission in it, never delivered; and the delivered bytes PRR
+    /// reads counted the hole. Segments 0-29 left 100 µs apart, the odd ones
+    /// of 1-17 are SACKed, 22 went again at 15 ms; at 21 ms the ACK of 19
+    /// SACKs 25.
     #[test]
     fn ranges_past_the_limit_never_make_rack_advance_on_data_not_delivered() {
         use super::super::scoreboard::Overflow;
@@ -664,6 +664,41 @@ mod tests {
         cb.snd_una = 19 * MSS;
         tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), ms(21), 1000);
         assert_eq!(cb.rack.end_seq, 26 * MSS, "the most recently sent delivered: 25, not 22's retransmission");
+    }
+
+    /// An ACK that fills nine holes between data SACKed before, one of
+    /// which, 17, was a retransmission sent at 15 ms: RACK advances on the
+    /// holes alone (`tcp_clean_rtx_queue` skips what was SACKed), so its RTT
+    /// is the highest hole's, 16 sent at 1.6 ms, not the retransmission's
+    /// 6 ms, which the four cumulative ranges an ACK had until 2026-12-02
+    /// took in by widening the last over 6-18.
+    #[test]
+    fn a_cumulative_ack_over_many_holes_never_advances_rack_on_data_sacked_before() {
+        use super::super::scoreboard::Overflow;
+        use crate::wire::tcp::{SackBlock, TcpOptions};
+        const MSS: u32 = 1000;
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut cb = sack_cb(MSS);
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        for i in 0..20u32 {
+            cb.rack.log.sent(i * MSS, (i + 1) * MSS, t0 + Duration::from_micros(u64::from(i) * 100), false);
+        }
+        cb.rack.log.sent(17 * MSS, 18 * MSS, ms(15), true);
+        cb.snd_nxt = 20 * MSS;
+        cb.snd_max = cb.snd_nxt;
+        for i in (1..19u32).step_by(2) {
+            cb.sack.sacked.insert(SackBlock { left: i * MSS, right: (i + 1) * MSS }, Overflow::DropHighest, |_, _| {});
+        }
+        let mut mib = Mib::default();
+        let tag = super::super::sack::tcp_sacktag(&mut mib, &mut cb, &TcpOptions::default(), 0, 18 * MSS);
+        assert_eq!(tag.delivered.bytes(), 9 * MSS, "nine holes filled");
+        assert_eq!(tag.delivered.ranges().len(), 9, "each hole a range of its own");
+        cb.snd_una = 18 * MSS;
+        tcp_rack_update(&mut cb, &tag.delivered, tag.tsecr, &clock(t0), ms(21), 1000);
+        assert_eq!(cb.rack.rtt_us, 21_000 - 1_600, "the RTT of 16, the highest hole");
+        assert_eq!(cb.rack.end_seq, 17 * MSS);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::scoreboard::SACK_RANGES;
 use super::{after, before};
 
 /// Records the transmit log holds. Segments sent at the same instant one
@@ -28,10 +29,17 @@ pub const TX_LOG_LEN: usize = 512;
 /// retransmitted skb); more wait for the RTO.
 pub const RELOST_LEN: usize = 16;
 
-/// Ranges one ACK may report delivered: half for what it acknowledges
-/// cumulatively (merged past that), the rest for what it newly SACKs (left
-/// out past that; see [`Delivered::push`]).
-pub const DELIVERED_LEN: usize = 8;
+/// Ranges one ACK may report cumulatively acknowledged: the holes below
+/// the ACK between the ranges SACKed before it, of which the scoreboard
+/// keeps at most [`SACK_RANGES`], so one more than that always has room.
+pub const DELIVERED_ACKED_LEN: usize = SACK_RANGES + 1;
+
+/// Ranges one ACK may report newly SACKed (left out past that; see
+/// [`Delivered::push`]): its at most four blocks, split where data inside
+/// them was SACKed before.
+pub const DELIVERED_SACKED_LEN: usize = 8;
+
+const DELIVERED_LEN: usize = DELIVERED_ACKED_LEN + DELIVERED_SACKED_LEN;
 
 /// One transmission: `[seq, end)` left at `sent`; `retrans` when it was
 /// data sent before (`TCPCB_RETRANS`).
@@ -215,7 +223,7 @@ impl TxLog {
 /// ones it acknowledged cumulatively that were not SACKed before (the skbs
 /// `tcp_sacktag_one` and `tcp_clean_rtx_queue` hand to `tcp_rack_advance`),
 /// and their bytes, counted exactly also when the ranges overflow.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Delivered {
     ranges: [(u32, u32); DELIVERED_LEN],
     len: usize,
@@ -227,25 +235,33 @@ pub struct Delivered {
     bytes: u32,
 }
 
+impl Default for Delivered {
+    fn default() -> Self {
+        Delivered { ranges: [(0, 0); DELIVERED_LEN], len: 0, acked: 0, sacking: false, bytes: 0 }
+    }
+}
+
 impl Delivered {
     /// Adds `[seq, end)`. Its bytes always count ([`Self::bytes`]); the
-    /// range may not be kept. The cumulatively acknowledged ranges take at
-    /// most half of [`DELIVERED_LEN`], past which they widen the last one:
-    /// all that lies below the ACK was delivered, now or SACKed before. A
-    /// newly SACKed range that finds no room is left out rather than merged
-    /// with another, which would take the hole between them, data not
-    /// delivered, for delivered (RACK would advance on it): RACK then misses
-    /// it, never learns of what did not arrive. The SACK option's first
-    /// block, the most recent data (RFC 2018 §4), comes first.
+    /// range may not be kept. The cumulatively acknowledged ranges, the
+    /// holes the ACK filled, all have room ([`DELIVERED_ACKED_LEN`]), so
+    /// data SACKed before, which lies between them, never counts as
+    /// delivered again (`tcp_clean_rtx_queue` skips a `TCPCB_SACKED_ACKED`
+    /// skb); should more come, the last widens over them. A newly SACKed
+    /// range that finds no room is left out rather than merged with another,
+    /// which would take the hole between them, data not delivered, for
+    /// delivered (RACK would advance on it): RACK then misses it, never
+    /// learns of what did not arrive. The SACK option's first block, the
+    /// most recent data (RFC 2018 §4), comes first.
     pub fn push(&mut self, seq: u32, end: u32) {
         if !before(seq, end) {
             return;
         }
         self.bytes = self.bytes.wrapping_add(end.wrapping_sub(seq));
-        if self.sacking && self.len == DELIVERED_LEN {
+        if self.sacking && self.len - self.acked == DELIVERED_SACKED_LEN {
             return;
         }
-        if !self.sacking && self.len == DELIVERED_LEN / 2 {
+        if !self.sacking && self.len == DELIVERED_ACKED_LEN {
             let last = &mut self.ranges[self.len - 1];
             if before(seq, last.0) {
                 last.0 = seq;
