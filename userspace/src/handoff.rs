@@ -33,7 +33,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Duration;
@@ -234,6 +234,11 @@ pub struct Handoff {
     /// The loop is blocked (or about to block) in [`Self::block`].
     blocked: AtomicBool,
     efd: EventFd,
+    /// The loop's polls so far ([`Self::beat`]): a waiter that yielded and
+    /// finds it unchanged knows the loop did not get the core.
+    beats: AtomicU64,
+    /// The CPU the loop last polled on (`NO_CPU` before it has).
+    loop_cpu: AtomicU32,
 }
 
 impl Handoff {
@@ -243,7 +248,37 @@ impl Handoff {
     ///
     /// The eventfd's ([`EventFd::new`]).
     pub fn new() -> std::io::Result<Handoff> {
-        Ok(Handoff { blocked: AtomicBool::new(false), efd: EventFd::new()? })
+        Ok(Handoff {
+            blocked: AtomicBool::new(false),
+            efd: EventFd::new()?,
+            beats: AtomicU64::new(0),
+            loop_cpu: AtomicU32::new(NO_CPU),
+        })
+    }
+
+    /// On the loop's thread, once per poll: the loop ran, on this CPU. Plain
+    /// stores (one writer), no read-modify-write; `sched_getcpu` reads the
+    /// rseq area, no system call.
+    #[inline]
+    pub fn beat(&self) {
+        self.beats.store(self.beats.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        let cpu = current_cpu();
+        if self.loop_cpu.load(Ordering::Relaxed) != cpu {
+            self.loop_cpu.store(cpu, Ordering::Relaxed);
+        }
+    }
+
+    /// The loop's polls so far.
+    #[inline]
+    pub fn beats(&self) -> u64 {
+        self.beats.load(Ordering::Relaxed)
+    }
+
+    /// Whether the calling thread runs on the CPU the loop last polled on:
+    /// the two share a core.
+    pub fn shares_loop_cpu(&self) -> bool {
+        let cpu = current_cpu();
+        cpu != NO_CPU && self.loop_cpu.load(Ordering::Relaxed) == cpu
     }
 
     /// An application thread that needs the loop (it queued something to

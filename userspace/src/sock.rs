@@ -511,7 +511,7 @@ impl BusyBudget {
 /// [`wait_event_for`] with [`WaitFor::Any`] (the sock layer's own tests).
 #[cfg(test)]
 pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
-    wait_event_for(queues, WaitFor::Any, deadline, ready)
+    wait_event_for(queues, WaitFor::Any, deadline, None, ready)
 }
 
 /// Waits until `ready()` or the deadline. Returns `ready()`'s last answer.
@@ -529,10 +529,22 @@ pub(crate) fn wait_event(queues: &[&WaitQueue], deadline: Option<Instant>, ready
 /// announces after sending what the sock queued. Each time it runs again it
 /// says so ([`Waiter::resumed`]): a threaded loop that woke it may be
 /// blocked until it has ([`crate::handoff`]).
+///
+/// With `handoff`, the threaded loop's: a yield after which the loop has
+/// not polled, and is not blocked, ends the spinning at once. The loop is
+/// runnable but did not get the core, which happens on a core the two
+/// share when the scheduler (EEVDF, `pick_eevdf`) finds the loop not
+/// eligible (it ran more than its share): each yield then comes straight
+/// back to the waiter, and the loop, with the reply the waiter just sent
+/// to transmit, waited for the waiter's whole budget. Asleep, the waiter
+/// leaves the core to the loop, which wakes it when data comes. Not on a
+/// core of its own, where the loop polls all the time but a yield can take
+/// less than one of its polls.
 pub(crate) fn wait_event_for(
     queues: &[&WaitQueue],
     wait_for: WaitFor,
     deadline: Option<Instant>,
+    handoff: Option<&crate::handoff::Handoff>,
     mut ready: impl FnMut() -> bool,
 ) -> bool {
     if ready() {
@@ -541,10 +553,20 @@ pub(crate) fn wait_event_for(
     let busy = queues.iter().map(|q| q.busy_poll()).max().unwrap_or_default();
     if !busy.is_zero() {
         let mut spent = BusyBudget::new(busy, Instant::now());
+        // Only on the loop's core: on another, a yield is shorter than a poll.
+        let handoff = handoff.filter(|h| h.shares_loop_cpu());
+        let mut beats = handoff.map(crate::handoff::Handoff::beats);
         loop {
             std::thread::yield_now();
             if ready() {
                 return true;
+            }
+            if let Some(h) = handoff {
+                let now_beats = h.beats();
+                if beats == Some(now_beats) && !h.is_blocked() {
+                    break;
+                }
+                beats = Some(now_beats);
             }
             let now = Instant::now();
             if spent.charge(now) || deadline.is_some_and(|d| now >= d) {
@@ -1065,7 +1087,7 @@ mod tests {
         let data = Arc::new(AtomicBool::new(false));
         let (w, d, n) = (wq.clone(), data.clone(), wakes.clone());
         let reader = std::thread::spawn(move || {
-            wait_event_for(&[&w], WaitFor::Read, None, || {
+            wait_event_for(&[&w], WaitFor::Read, None, None, || {
                 n.fetch_add(1, Ordering::SeqCst);
                 d.load(Ordering::Acquire)
             })
@@ -1088,7 +1110,7 @@ mod tests {
         let room = Arc::new(AtomicBool::new(false));
         let (w, r) = (wq.clone(), room.clone());
         let writer =
-            std::thread::spawn(move || wait_event_for(&[&w], WaitFor::Write, None, || r.load(Ordering::Acquire)));
+            std::thread::spawn(move || wait_event_for(&[&w], WaitFor::Write, None, None, || r.load(Ordering::Acquire)));
         while wq.write_sleepers.load(Ordering::SeqCst) == 0 {
             std::thread::yield_now();
         }
@@ -1096,6 +1118,37 @@ mod tests {
         wq.wake_up_write_space();
         assert!(writer.join().unwrap());
         assert_eq!((wq.sleepers.load(Ordering::SeqCst), wq.write_sleepers.load(Ordering::SeqCst)), (0, 0));
+    }
+
+    /// A waiter on the loop's CPU whose yield comes back with the loop not
+    /// having polled (and not blocked) stops spinning at once and sleeps,
+    /// whatever its budget: the loop is runnable and did not get the core.
+    /// Nothing here plays the loop after its one beat, so the waiter, with
+    /// 30 s of budget, looks at its queue a handful of times and sleeps until
+    /// its deadline; with no hand-off to watch it spins until then.
+    #[test]
+    fn a_waiter_on_the_loops_core_sleeps_when_the_loop_did_not_run() {
+        let cpu = core_affinity::get_core_ids().expect("the CPUs we may use")[0];
+        assert!(core_affinity::set_for_current(cpu));
+        let handoff = crate::handoff::Handoff::new().expect("eventfd");
+        handoff.beat();
+        assert!(handoff.shares_loop_cpu());
+        let wq = WaitQueue::default();
+        wq.set_busy_poll(Duration::from_secs(30));
+        let looks = |h: Option<&crate::handoff::Handoff>| {
+            let mut n = 0u32;
+            let deadline = Instant::now() + Duration::from_millis(30);
+            assert!(!wait_event_for(&[&wq], WaitFor::Read, Some(deadline), h, || {
+                n += 1;
+                false
+            }));
+            n
+        };
+        let with = looks(Some(&handoff));
+        assert!(with <= 5, "{with} looks: it spun");
+        let without = looks(None);
+        assert!(without > 100, "{without} looks: it did not spin");
+        assert_eq!(wq.sleepers.load(Ordering::SeqCst), 0);
     }
 
     /// With `SO_BUSY_POLL`, a waiter sees data that arrives while it spins

@@ -1120,6 +1120,7 @@ impl<D: NetDevice + Send + 'static> ThreadedStack<D> {
             let mut handoff_until: Option<Instant> = None;
             while !guard.0.stop.load(Ordering::Relaxed) {
                 let r = stack.poll_timed(&mut stats);
+                guard.0.handoff.beat();
                 // A thread the poll woke, sleeping on this core, may not get
                 // it at a yield: the scheduler (EEVDF) picks only a task whose
                 // lag is not negative, and a reader that spun before it slept
@@ -1258,7 +1259,7 @@ impl StackHandle {
         ready: impl FnMut() -> bool,
     ) -> bool {
         self.shared.handoff.release();
-        wait_event_for(queues, wait_for, deadline, ready)
+        wait_event_for(queues, wait_for, deadline, Some(&self.shared.handoff), ready)
     }
 
     /// Hands `c` to the loop, counted in `ctl_queued` before it is sent
