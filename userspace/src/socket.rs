@@ -130,9 +130,11 @@ pub enum SockOpt {
     /// mode is left again when a delayed ACK fires without a reply to carry
     /// it, as in Linux: the option is not permanent. Set before `connect()`,
     /// the ACK of the SYN-ACK waits to ride on the first data
-    /// (`tcp_rcv_synsent_state_process`, "save one ACK"). Not inherited by the
-    /// connections a listener accepts (Linux 6.18's children start out of
-    /// the mode whatever the listener's).
+    /// (`tcp_rcv_synsent_state_process`, "save one ACK"). Set on a listener
+    /// after `listen()` (which resets it, `inet_csk_delack_init`), its
+    /// connections start in the mode (`sk_clone_lock` copies `icsk_ack`),
+    /// so that even a request that comes before `accept()` is answered by
+    /// one segment: HAProxy's `tcp-smart-accept` sets it so.
     TcpQuickAck(bool),
 }
 

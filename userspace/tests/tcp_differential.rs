@@ -835,15 +835,12 @@ fn script_syncookies_last_ack_again(p: &mut RawPeer) {
     p.ack("12 last ACK again: its last ACK", &mut k);
 }
 
-/// Recomputes the TCP checksum of `seg` (from [`SCRIPT_ADDR`] to the server)
-/// after a test changed a header field.
-/// A request to a server that sets `TCP_QUICKACK` 0 on the connections it
-/// accepts: the ACK of the request rides on the echo, no pure ACK before it.
+/// A request to a server whose listener has `TCP_QUICKACK` 0: the ACK of the
+/// request rides on the echo, no pure ACK before it, though the request
+/// comes right after the handshake (before `accept()`, or just after).
 fn script_quickack_off(p: &mut RawPeer) {
     let mut c = Conn::new(40011, ECHO_PORT, 0x1100_0000);
     p.handshake("quickack off", &mut c);
-    // Both servers accept and set the option before the request comes.
-    std::thread::sleep(Duration::from_millis(50));
     p.data("quickack off: a request, its ACK on the echo", &mut c, flags::PSH, b"request\n");
     p.ack("quickack off: ACK of the echo", &mut c);
     p.data("quickack off: a second request", &mut c, flags::PSH, b"again\n");
@@ -852,6 +849,8 @@ fn script_quickack_off(p: &mut RawPeer) {
     p.ack("quickack off: last ACK", &mut c);
 }
 
+/// Recomputes the TCP checksum of `seg` (from [`SCRIPT_ADDR`] to the server)
+/// after a test changed a header field.
 fn fix_tcp_checksum(seg: &mut [u8]) {
     seg[16] = 0;
     seg[17] = 0;
@@ -870,8 +869,8 @@ fn fix_tcp_checksum(seg: &mut [u8]) {
 
 /// The kernel's TCP echo server: a listener with `backlog` made in the target
 /// namespace, served by a thread (and a thread per connection) until dropped;
-/// with `quickack_off`, each accepted connection gets `TCP_QUICKACK` 0 (as
-/// `xsknet echo --tcp-quickack 0` does).
+/// with `quickack_off`, the listener gets `TCP_QUICKACK` 0 after `listen()`,
+/// which its connections inherit (as `xsknet echo --tcp-quickack 0` does).
 struct KernelServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -885,6 +884,21 @@ impl KernelServer {
         // SAFETY: listen(2) on a socket this function owns; no memory is passed.
         let rc = unsafe { libc::listen(listener.as_raw_fd(), backlog) };
         assert_eq!(rc, 0, "listen({backlog}): {}", std::io::Error::last_os_error());
+        if quickack_off {
+            let zero: libc::c_int = 0;
+            // SAFETY: setsockopt(2) on a socket this function owns, with a
+            // pointer to a live c_int and its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    listener.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_QUICKACK,
+                    (&raw const zero).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "TCP_QUICKACK: {}", std::io::Error::last_os_error());
+        }
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -898,21 +912,6 @@ impl KernelServer {
                     }
                     match listener.accept() {
                         Ok((s, _)) => {
-                            if quickack_off {
-                                let zero: libc::c_int = 0;
-                                // SAFETY: setsockopt(2) on a socket this thread owns, with a
-                                // pointer to a live c_int and its size.
-                                let rc = unsafe {
-                                    libc::setsockopt(
-                                        s.as_raw_fd(),
-                                        libc::IPPROTO_TCP,
-                                        libc::TCP_QUICKACK,
-                                        (&raw const zero).cast(),
-                                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                                    )
-                                };
-                                assert_eq!(rc, 0, "TCP_QUICKACK: {}", std::io::Error::last_os_error());
-                            }
                             let stop = stop.clone();
                             conns.push(std::thread::spawn(move || echo(s, &stop)));
                         }
@@ -1212,9 +1211,9 @@ fn tcp_timestamps_off_as_linux() {
     assert_same(&linux, &xsk);
 }
 
-/// `xsknet echo --tcp-quickack 0` beside a Linux echo server that sets
-/// `TCP_QUICKACK` 0 on what it accepts: the requests' ACKs ride on the
-/// echoes on both, and the same segments follow.
+/// `xsknet echo --tcp-quickack 0` beside a Linux echo server whose listener
+/// has `TCP_QUICKACK` 0: the requests' ACKs ride on the echoes on both, and
+/// the same segments follow.
 #[test]
 fn tcp_quickack_off_as_linux() {
     if !testing::require_root("tcp_quickack_off_as_linux") {

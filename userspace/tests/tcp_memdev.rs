@@ -1074,10 +1074,10 @@ fn sending_data_does_not_use_up_quick_acks() {
     abort_close_and_end(&mut b, fd, l);
 }
 
-/// `TCP_QUICKACK` 0 on an accepted connection (as HAProxy sets it for HTTP):
-/// the first request's ACK is not sent at once but rides on the reply, one
-/// segment fewer; Linux 6.18 does the same (`tcp_differential`,
-/// `tcp_quickack_off_as_linux`).
+/// `TCP_QUICKACK` 0 on an accepted connection: the first request's ACK is
+/// not sent at once but rides on the reply, one segment fewer; Linux 6.18
+/// does the same (`tcp_differential`, `tcp_quickack_off_as_linux`, with the
+/// option on the listener).
 #[test]
 fn tcp_quickack_off_lets_the_reply_carry_the_ack_of_the_request() {
     let mut b = Bench::new();
@@ -1095,6 +1095,37 @@ fn tcp_quickack_off_lets_the_reply_carry_the_ack_of_the_request() {
     assert_eq!((reply.r.ack, reply.data.len()), (PISN + 1 + 18, 19), "the reply carries the ACK");
     let m = b.s.snmp();
     assert_eq!((m.TcpOutSegs, m.TcpExtDelayedACKs), (2, 0), "the SYN-ACK and the reply");
+    abort_close_and_end(&mut b, fd, l);
+}
+
+/// `TCP_QUICKACK` 0 on a listener after `listen()` holds for its
+/// connections from their first data (`sk_clone_lock` copies `icsk_ack`), a
+/// request that comes before `accept()` included; set before `listen()`, it
+/// is gone (`inet_csk_delack_init`), as on Linux 6.18.
+#[test]
+fn tcp_quickack_off_on_a_listener_holds_for_its_connections() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    b.s.setsockopt(l, SockOpt::TcpQuickAck(false)).unwrap();
+    let iss = b.handshake_in(PPORT);
+    peer_data(&mut b, iss, 0, b"request");
+    b.none();
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!(read_all(&mut b, fd), b"request");
+    assert_eq!(b.s.send(fd, b"reply"), Ok(5));
+    let reply = b.one();
+    assert_eq!((reply.r.ack, reply.data.len()), (PISN + 1 + 7, 5));
+    abort_close_and_end(&mut b, fd, l);
+
+    let mut b = Bench::new();
+    let l = b.s.socket(SockType::Stream).unwrap();
+    b.s.setsockopt(l, SockOpt::TcpQuickAck(false)).unwrap();
+    b.s.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LPORT)).unwrap();
+    b.s.listen(l, 16).unwrap();
+    let iss = b.handshake_in(PPORT);
+    peer_data(&mut b, iss, 0, b"request");
+    assert_eq!(b.one().r.ack, PISN + 1 + 7, "listen() reset it: a quick ACK");
+    let (fd, _) = b.s.accept(l).unwrap();
     abort_close_and_end(&mut b, fd, l);
 }
 

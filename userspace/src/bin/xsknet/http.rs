@@ -789,8 +789,6 @@ impl OpenFileCache {
 /// A listener and its connections, served run-to-completion.
 struct HttpService {
     listen_fd: Fd,
-    /// The options each accepted connection gets (`--tcp-quickack`: 0 by default).
-    accepted: Vec<SockOpt>,
     conns: Vec<Conn>,
     scratch: Vec<u8>,
     caches: Caches,
@@ -804,9 +802,6 @@ impl HttpService {
             self.stats.connections += 1;
             // Responses go out whole: no Nagle wait for the last segment of one.
             let _ = stack.setsockopt(fd, SockOpt::TcpNodelay(true));
-            for &opt in &self.accepted {
-                let _ = stack.setsockopt(fd, opt);
-            }
             self.conns.push(Conn::new(fd, now));
         }
         let mut i = 0;
@@ -863,7 +858,6 @@ fn run_to_completion<D: NetDevice>(
     let listen_fd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local))?;
     let mut svc = HttpService {
         listen_fd,
-        accepted: listen.accepted.clone(),
         conns: Vec::new(),
         scratch: vec![0; MAX_REQUEST_HEAD],
         caches: Caches::default(),
@@ -946,9 +940,6 @@ fn run_threaded<D: NetDevice + Send + 'static>(
             Err(_) => continue,
         };
         let _ = h.setsockopt(fd, SockOpt::TcpNodelay(true));
-        for &opt in &listen.accepted {
-            let _ = h.setsockopt(fd, opt);
-        }
         let (h, cfg, total) = (h.clone(), cfg.clone(), total.clone());
         threads.push((
             fd,

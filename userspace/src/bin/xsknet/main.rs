@@ -103,12 +103,14 @@ struct ServeArgs {
     /// `30m:10:5` or `600::` (docs/tcp.md).
     #[arg(long, value_name = "on|IDLE:INTVL:CNT", value_parser = tcp_serve::parse_keepalive)]
     so_keepalive: Option<tcp_serve::Keepalive>,
-    /// TCP_QUICKACK on every accepted TCP connection, set right after accept(): 0 enters
-    /// interactive mode, in which the ACK of a request waits (40 ms at most at first) for the
-    /// reply to carry it, a frame fewer per request, as HAProxy sets it for HTTP; 1 keeps
-    /// Linux's quick ACKs of a new connection's first data [default: http 0, echo and sink 1]
-    /// (docs/tcp.md).
-    #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    /// TCP_QUICKACK on the listener after listen(), which its connections inherit: 0 starts
+    /// them in interactive mode, where the ACK of a request waits (up to 40 ms at first) for the
+    /// reply to carry it, a frame fewer per request, as HAProxy's tcp-smart-accept; a client
+    /// that writes one request in two pieces with Nagle on then waits those 40 ms for the
+    /// second. 1 keeps Linux's quick ACKs of a new connection's first data [default: http 0,
+    /// echo and sink 1] (docs/tcp.md).
+    #[arg(long, value_name = "0|1", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u8).range(0..=1))]
     tcp_quickack: Option<u8>,
     /// Next hop for destinations outside the prefix.
     #[arg(long, value_name = "ADDR")]
@@ -220,16 +222,16 @@ struct ServeArgs {
 
 impl ServeArgs {
     /// How the servers listen: the backlog, `SO_REUSEADDR`, and `--so-keepalive`'s options;
-    /// and `--tcp-quickack` (else `quickack`, the application's default) on what they accept.
+    /// and `--tcp-quickack` (else `quickack`, the application's default) after listen().
     fn listen(&self, quickack: u8) -> tcp_serve::Listen {
         let mut opts = vec![xsknet::SockOpt::ReuseAddr(true)];
         opts.extend(self.so_keepalive.iter().flat_map(|k| k.0.iter().copied()));
-        // A new connection is out of interactive mode: 1 is its state already.
-        let accepted = match self.tcp_quickack.unwrap_or(quickack) {
+        // listen() leaves the listener out of interactive mode: 1 is its state already.
+        let after_listen = match self.tcp_quickack.unwrap_or(quickack) {
             0 => vec![xsknet::SockOpt::TcpQuickAck(false)],
             _ => Vec::new(),
         };
-        tcp_serve::Listen { backlog: self.backlog, opts, accepted }
+        tcp_serve::Listen { backlog: self.backlog, opts, after_listen }
     }
 }
 
@@ -663,7 +665,7 @@ fn run_to_completion<D: NetDevice>(
     let fd = stack.socket(SockType::Dgram)?;
     stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
     let lfd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local.port()))?;
-    let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd, listen.accepted.clone());
+    let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd);
     println!("xsknet: ready: {setup}");
     let _ = xdp;
     let mut stats = LoopStats::start();
@@ -747,8 +749,8 @@ fn run_threaded<D: NetDevice + Send + 'static>(
     let lfd = tcp_serve::listener_threaded(&h, local, listen).map_err(|e| listen_error(e, local.port()))?;
     let tcp_stats = Arc::new(tcp_serve::TcpAppStats::default());
     let acceptor = {
-        let (h, stats, mode, accepted) = (h.clone(), tcp_stats.clone(), tcp_mode(app), listen.accepted.clone());
-        std::thread::spawn(move || tcp_serve::serve_threaded(&h, mode, lfd, &accepted, stats, signal::stop_requested))
+        let (h, stats, mode) = (h.clone(), tcp_stats.clone(), tcp_mode(app));
+        std::thread::spawn(move || tcp_serve::serve_threaded(&h, mode, lfd, stats, signal::stop_requested))
     };
     println!("xsknet: ready: {setup}");
     let mut app_stats = AppStats::default();

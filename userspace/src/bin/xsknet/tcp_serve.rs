@@ -43,8 +43,6 @@ struct Conn {
 pub struct TcpService {
     mode: Mode,
     listen_fd: Fd,
-    /// The options each accepted connection gets ([`Listen::accepted`]).
-    accepted: Vec<SockOpt>,
     conns: Vec<Conn>,
     buf: Vec<u8>,
     /// When the descriptor limit was last reported.
@@ -69,16 +67,16 @@ fn warn_emfile(last: &mut Option<std::time::Instant>) {
 /// not wait for its old connections' TIME-WAIT), and with `--so-keepalive`
 /// `SO_KEEPALIVE` and `TCP_KEEPIDLE`/`INTVL`/`CNT`, which the accepted
 /// connections inherit (`inet_csk_clone_lock`), as nginx's `so_keepalive`;
-/// and the options each accepted connection gets right after `accept()`
-/// (`--tcp-quickack`: Linux's children do not inherit `TCP_QUICKACK`).
+/// and those it gets after `listen()`, which would reset them: `TCP_QUICKACK`
+/// (`--tcp-quickack`), which its connections inherit too.
 #[derive(Clone, Debug)]
 pub struct Listen {
     /// `listen()`'s backlog.
     pub backlog: i32,
-    /// The listener's options, in order.
+    /// The listener's options before `bind()`, in order.
     pub opts: Vec<SockOpt>,
-    /// Every accepted connection's options, in order.
-    pub accepted: Vec<SockOpt>,
+    /// The listener's options after `listen()`, in order.
+    pub after_listen: Vec<SockOpt>,
 }
 
 /// `--so-keepalive`: `on` (Linux's defaults: 7200 s idle, 75 s apart, 9
@@ -145,6 +143,9 @@ pub fn listener<D: NetDevice>(stack: &mut Stack<D>, local: SocketAddrV4, l: &Lis
     }
     stack.bind(fd, local)?;
     stack.listen(fd, l.backlog)?;
+    for &opt in &l.after_listen {
+        stack.setsockopt(fd, opt)?;
+    }
     Ok(fd)
 }
 
@@ -160,17 +161,18 @@ pub fn listener_threaded(h: &StackHandle, local: SocketAddrV4, l: &Listen) -> Re
     }
     h.bind(fd, local)?;
     h.listen(fd, l.backlog)?;
+    for &opt in &l.after_listen {
+        h.setsockopt(fd, opt)?;
+    }
     Ok(fd)
 }
 
 impl TcpService {
-    /// Serves connections accepted on `listen_fd`, each given the options
-    /// `accepted` ([`Listen::accepted`]).
-    pub fn new(mode: Mode, listen_fd: Fd, accepted: Vec<SockOpt>) -> TcpService {
+    /// Serves connections accepted on `listen_fd`.
+    pub fn new(mode: Mode, listen_fd: Fd) -> TcpService {
         TcpService {
             mode,
             listen_fd,
-            accepted,
             conns: Vec::new(),
             buf: vec![0; 64 * 1024],
             emfile_warned: None,
@@ -185,9 +187,6 @@ impl TcpService {
             match stack.accept(self.listen_fd) {
                 Ok((fd, _)) => {
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    for &opt in &self.accepted {
-                        let _ = stack.setsockopt(fd, opt);
-                    }
                     self.conns.push(Conn { fd, pending: Vec::new(), eof: false });
                 }
                 Err(Errno::EMFILE) => {
@@ -263,7 +262,6 @@ pub fn serve_threaded(
     h: &StackHandle,
     mode: Mode,
     listen_fd: Fd,
-    accepted: &[SockOpt],
     stats: Arc<TcpAppStats>,
     stop: impl Fn() -> bool,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -280,9 +278,6 @@ pub fn serve_threaded(
             Err(_) => continue,
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);
-        for &opt in accepted {
-            let _ = h.setsockopt(fd, opt);
-        }
         let h = h.clone();
         let stats = stats.clone();
         threads.push(std::thread::spawn(move || {

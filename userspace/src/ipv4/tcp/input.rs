@@ -1843,6 +1843,10 @@ fn create_openreq_child(
     let path_mtu = net.pmtu.get(*key.remote.ip(), net.mtu, now).mtu;
     let advmss = super::output::req_advmss(net, l.advmss, *key.remote.ip(), now);
     let mut cb = TcpCb::new(sock.clone(), key.local, key.remote, advmss);
+    // sk_clone_lock copies the listener's icsk_ack: TCP_QUICKACK 0 set on it
+    // after listen() (which resets it, inet_csk_delack_init) holds for its
+    // children from their first data, before accept().
+    cb.pingpong = l.pingpong;
     if path_mtu < net.mtu {
         cb.pmtu_cookie = path_mtu as u32;
     }
