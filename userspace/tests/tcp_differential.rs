@@ -1016,39 +1016,32 @@ fn run_linux_server(
     sysctls: &[(&str, &str)],
     quickack_off: bool,
 ) -> Run {
+    let once = || {
+        let pair = NetNsPair::with_options(&pair_options(Some((SERVER_ADDR, PREFIX)))).expect("netns pair");
+        for (name, value) in sysctls {
+            in_netns(pair.ns(), || std::fs::write(format!("/proc/sys/net/ipv4/{name}"), value))
+                .unwrap_or_else(|e| panic!("net.ipv4.{name}={value}: {e}"));
+        }
+        let server = KernelServer::start(pair.ns(), backlog, accept, quickack_off);
+        wait_for_arp(&pair);
+        let first = kernel_counters(pair.ns());
+        let mut peer = RawPeer::open(&pair, Some(pair.ns()));
+        script(&mut peer);
+        server.stop();
+        std::thread::sleep(Duration::from_millis(100));
+        let last = kernel_counters(pair.ns());
+        Run { steps: peer.steps, counters: delta(&last, &first) }
+    };
     let late = |run: &Run| run.steps.iter().any(|s| s.counters.get("TcpExtDelayedACKs").is_some_and(|&n| n > 0));
-    let mut run = run_linux_once(script, backlog, accept, sysctls, quickack_off);
+    let mut run = once();
     for _ in 0..2 {
         if !late(&run) {
             break;
         }
         eprintln!("Linux's delayed-ACK timer fired: its server thread ran late; Linux's run again");
-        run = run_linux_once(script, backlog, accept, sysctls, quickack_off);
+        run = once();
     }
     run
-}
-
-fn run_linux_once(
-    script: fn(&mut RawPeer),
-    backlog: i32,
-    accept: bool,
-    sysctls: &[(&str, &str)],
-    quickack_off: bool,
-) -> Run {
-    let pair = NetNsPair::with_options(&pair_options(Some((SERVER_ADDR, PREFIX)))).expect("netns pair");
-    for (name, value) in sysctls {
-        in_netns(pair.ns(), || std::fs::write(format!("/proc/sys/net/ipv4/{name}"), value))
-            .unwrap_or_else(|e| panic!("net.ipv4.{name}={value}: {e}"));
-    }
-    let server = KernelServer::start(pair.ns(), backlog, accept, quickack_off);
-    wait_for_arp(&pair);
-    let first = kernel_counters(pair.ns());
-    let mut peer = RawPeer::open(&pair, Some(pair.ns()));
-    script(&mut peer);
-    server.stop();
-    std::thread::sleep(Duration::from_millis(100));
-    let last = kernel_counters(pair.ns());
-    Run { steps: peer.steps, counters: delta(&last, &first) }
 }
 
 fn run_xsknet(script: fn(&mut RawPeer), extra: &[&str]) -> Run {

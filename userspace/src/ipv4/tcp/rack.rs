@@ -627,6 +627,30 @@ mod tests {
         }
     }
 
+    /// Segment size of [`odd_sacked_cb`].
+    const MSS: u32 = 1000;
+
+    /// A SACK connection (MSS 1000 bytes, SRTT 20 ms, minimum RTT 1 ms) that
+    /// sent segments `0..segments` 100 µs apart from `t0`, sent `retrans` again
+    /// at 15 ms, and has the odd segments of 1-17 SACKed.
+    fn odd_sacked_cb(segments: u32, retrans: u32, t0: Instant) -> TcpCb {
+        use super::super::scoreboard::Overflow;
+        use crate::wire::tcp::SackBlock;
+        let mut cb = sack_cb(MSS);
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        for i in 0..segments {
+            cb.rack.log.sent(i * MSS, (i + 1) * MSS, t0 + Duration::from_micros(u64::from(i) * 100), false);
+        }
+        cb.rack.log.sent(retrans * MSS, (retrans + 1) * MSS, t0 + Duration::from_millis(15), true);
+        cb.snd_nxt = segments * MSS;
+        cb.snd_max = cb.snd_nxt;
+        for i in (1..19u32).step_by(2) {
+            cb.sack.sacked.insert(SackBlock { left: i * MSS, right: (i + 1) * MSS }, Overflow::DropHighest, |_, _| {});
+        }
+        cb
+    }
+
     /// An ACK that fills ten holes and SACKs data above a hole with a
     /// retransmission still in flight: eleven ranges, more than an ACK's
     /// ranges once fitted in (eight). Merged into one, the last of them took
@@ -637,23 +661,10 @@ mod tests {
     /// SACKs 25.
     #[test]
     fn ranges_past_the_limit_never_make_rack_advance_on_data_not_delivered() {
-        use super::super::scoreboard::Overflow;
         use crate::wire::tcp::{SackBlock, TcpOptions};
-        const MSS: u32 = 1000;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = sack_cb(MSS);
-        cb.srtt_us = 20_000;
-        cb.rack.min_rtt_us = 1_000;
-        for i in 0..30u32 {
-            cb.rack.log.sent(i * MSS, (i + 1) * MSS, t0 + Duration::from_micros(u64::from(i) * 100), false);
-        }
-        cb.rack.log.sent(22 * MSS, 23 * MSS, ms(15), true);
-        cb.snd_nxt = 30 * MSS;
-        cb.snd_max = cb.snd_nxt;
-        for i in (1..19u32).step_by(2) {
-            cb.sack.sacked.insert(SackBlock { left: i * MSS, right: (i + 1) * MSS }, Overflow::DropHighest, |_, _| {});
-        }
+        let mut cb = odd_sacked_cb(30, 22, t0);
         let mut opts = TcpOptions::default();
         opts.sack_blocks[0] = SackBlock { left: 25 * MSS, right: 26 * MSS };
         opts.sack_len = 1;
@@ -674,23 +685,10 @@ mod tests {
     /// took in by widening the last over 6-18.
     #[test]
     fn a_cumulative_ack_over_many_holes_never_advances_rack_on_data_sacked_before() {
-        use super::super::scoreboard::Overflow;
-        use crate::wire::tcp::{SackBlock, TcpOptions};
-        const MSS: u32 = 1000;
+        use crate::wire::tcp::TcpOptions;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = sack_cb(MSS);
-        cb.srtt_us = 20_000;
-        cb.rack.min_rtt_us = 1_000;
-        for i in 0..20u32 {
-            cb.rack.log.sent(i * MSS, (i + 1) * MSS, t0 + Duration::from_micros(u64::from(i) * 100), false);
-        }
-        cb.rack.log.sent(17 * MSS, 18 * MSS, ms(15), true);
-        cb.snd_nxt = 20 * MSS;
-        cb.snd_max = cb.snd_nxt;
-        for i in (1..19u32).step_by(2) {
-            cb.sack.sacked.insert(SackBlock { left: i * MSS, right: (i + 1) * MSS }, Overflow::DropHighest, |_, _| {});
-        }
+        let mut cb = odd_sacked_cb(20, 17, t0);
         let mut mib = Mib::default();
         let tag = super::super::sack::tcp_sacktag(&mut mib, &mut cb, &TcpOptions::default(), 0, 18 * MSS);
         assert_eq!(tag.delivered.bytes(), 9 * MSS, "nine holes filled");
