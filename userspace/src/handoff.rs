@@ -234,8 +234,20 @@ pub struct Handoff {
     /// The loop is blocked (or about to block) in [`Self::block`].
     blocked: AtomicBool,
     efd: EventFd,
-    /// The loop's polls so far ([`Self::beat`]): a waiter that yielded and
-    /// finds it unchanged knows the loop did not get the core.
+    /// What the loop writes every poll, apart from `blocked`, which every
+    /// application send reads.
+    beat: LoopBeat,
+}
+
+/// The loop's polls and CPU ([`Handoff::beat`]), on a cache line of their
+/// own: written every poll, they would otherwise take the line of
+/// `blocked` away from an application thread on another core at each of
+/// its sends.
+#[derive(Debug)]
+#[repr(align(64))]
+struct LoopBeat {
+    /// The loop's polls so far: a waiter that yielded and finds it
+    /// unchanged knows the loop did not get the core.
     beats: AtomicU64,
     /// The CPU the loop last polled on (`NO_CPU` before it has).
     loop_cpu: AtomicU32,
@@ -251,8 +263,7 @@ impl Handoff {
         Ok(Handoff {
             blocked: AtomicBool::new(false),
             efd: EventFd::new()?,
-            beats: AtomicU64::new(0),
-            loop_cpu: AtomicU32::new(NO_CPU),
+            beat: LoopBeat { beats: AtomicU64::new(0), loop_cpu: AtomicU32::new(NO_CPU) },
         })
     }
 
@@ -261,24 +272,25 @@ impl Handoff {
     /// rseq area, no system call.
     #[inline]
     pub fn beat(&self) {
-        self.beats.store(self.beats.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        let b = &self.beat;
+        b.beats.store(b.beats.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         let cpu = current_cpu();
-        if self.loop_cpu.load(Ordering::Relaxed) != cpu {
-            self.loop_cpu.store(cpu, Ordering::Relaxed);
+        if b.loop_cpu.load(Ordering::Relaxed) != cpu {
+            b.loop_cpu.store(cpu, Ordering::Relaxed);
         }
     }
 
     /// The loop's polls so far.
     #[inline]
     pub fn beats(&self) -> u64 {
-        self.beats.load(Ordering::Relaxed)
+        self.beat.beats.load(Ordering::Relaxed)
     }
 
     /// Whether the calling thread runs on the CPU the loop last polled on:
     /// the two share a core.
     pub fn shares_loop_cpu(&self) -> bool {
         let cpu = current_cpu();
-        cpu != NO_CPU && self.loop_cpu.load(Ordering::Relaxed) == cpu
+        cpu != NO_CPU && self.beat.loop_cpu.load(Ordering::Relaxed) == cpu
     }
 
     /// An application thread that needs the loop (it queued something to

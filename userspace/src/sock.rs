@@ -1125,7 +1125,9 @@ mod tests {
     /// whatever its budget: the loop is runnable and did not get the core.
     /// Nothing here plays the loop after its one beat, so the waiter, with
     /// 30 s of budget, looks at its queue a handful of times and sleeps until
-    /// its deadline; with no hand-off to watch it spins until then.
+    /// its deadline; with no hand-off to watch it spins until then, looking
+    /// more often (how often depends on what else wants the CPU: each yield
+    /// may give another task a slice).
     #[test]
     fn a_waiter_on_the_loops_core_sleeps_when_the_loop_did_not_run() {
         let cpu = core_affinity::get_core_ids().expect("the CPUs we may use")[0];
@@ -1147,7 +1149,7 @@ mod tests {
         let with = looks(Some(&handoff));
         assert!(with <= 5, "{with} looks: it spun");
         let without = looks(None);
-        assert!(without > 100, "{without} looks: it did not spin");
+        assert!(without > 2 * with, "{without} looks without, {with} with: it did not spin");
         assert_eq!(wq.sleepers.load(Ordering::SeqCst), 0);
     }
 

@@ -56,9 +56,9 @@ pub struct NetNsPairOptions {
     pub addr: Option<(Ipv4Addr, u8)>,
     /// The peer's address and prefix length.
     pub peer_addr: Option<(Ipv4Addr, u8)>,
-    /// rx and tx queues of each veth end (a veth has one unless asked). With
-    /// more than one, the peer sends everything on its tx queue 0 (XPS), so
-    /// that it reaches this end's rx queue 0.
+    /// rx and tx queues of the xsknet side's veth, and rx queues of the peer's
+    /// (a veth has one unless asked). The peer has one tx queue: what it sends
+    /// reaches this end's rx queue 0.
     pub queues: u32,
     /// Leave IPv6 on. Off, neither end sends router solicitations or MLD reports,
     /// which keeps counters exact in tests.
@@ -127,9 +127,13 @@ impl NetNsPair {
             pair.created.push(ns);
         }
         let q = opts.queues.max(1);
+        // A veth hands what its peer sends on tx queue N to rx queue N of this
+        // end, and a peer with several picks one by a flow hash seeded at boot
+        // (`skb_tx_hash`): its ARP requests went to queue 1 on one boot, queue 0
+        // on another. The peer has one tx queue, so that traffic reaches queue 0.
         ip_line(&format!(
             "link add name {} numtxqueues {q} numrxqueues {q} netns {} \
-             type veth peer name {} numtxqueues {q} numrxqueues {q} netns {}",
+             type veth peer name {} numtxqueues 1 numrxqueues {q} netns {}",
             pair.ifname, pair.ns, pair.peer_ifname, pair.peer_ns
         ))?;
         for (ns, ifname) in [(&pair.ns, &pair.ifname), (&pair.peer_ns, &pair.peer_ifname)] {
@@ -153,25 +157,6 @@ impl NetNsPair {
         }
         if opts.peer_tx_checksum_off {
             ip_line(&format!("netns exec {} ethtool -K {} tx off", pair.peer_ns, pair.peer_ifname))?;
-        }
-        if q > 1 {
-            // A veth hands what its peer sends on tx queue N to rx queue N of
-            // this end, and the peer picks the queue by a flow hash seeded at
-            // boot (`skb_tx_hash`): its ARP requests went to queue 1 on one
-            // boot, queue 0 on another. Every CPU's traffic on tx queue 0
-            // (XPS, `get_xps_queue`) makes queue 0 the one traffic reaches.
-            let cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
-            let last: u32 = cpus.trim().rsplit(['-', ',']).next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let mask = format!("{:x}", (1u128 << (last + 1)) - 1);
-            let queue = |n: u32| format!("/sys/class/net/{}/queues/tx-{n}/xps_cpus", pair.peer_ifname);
-            let mut cmd = format!("echo {mask} > {}", queue(0));
-            for n in 1..q {
-                cmd.push_str(&format!(" && echo 0 > {}", queue(n)));
-            }
-            let out = Command::new("ip").args(["netns", "exec", &pair.peer_ns, "sh", "-c", &cmd]).output()?;
-            if !out.status.success() {
-                return Err(io::Error::other(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr))));
-            }
         }
         let mac = |ns: &str, ifname: &str| in_netns(ns, || xdp::interface_mac(ifname)).map_err(io::Error::other);
         pair.mac = mac(&pair.ns, &pair.ifname)?;

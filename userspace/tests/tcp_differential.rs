@@ -992,7 +992,8 @@ fn run_linux(script: fn(&mut RawPeer), backlog: i32, accept: bool) -> Run {
     run_linux_with(script, backlog, accept, &[])
 }
 
-/// [`run_linux`] with `TCP_QUICKACK` 0 on every accepted connection.
+/// [`run_linux`] with `TCP_QUICKACK` 0 on the listener after `listen()`,
+/// which its connections inherit.
 fn run_linux_quickack_off(script: fn(&mut RawPeer)) -> Run {
     run_linux_server(script, 511, true, &[], true)
 }
