@@ -484,9 +484,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let us = |u: u64| t0 + Duration::from_micros(u);
-        let mut cb = sack_cb(MSS);
-        cb.srtt_us = 20_000;
-        cb.rack.min_rtt_us = 1_000;
+        let mut cb = rtt_cb(MSS);
         cb.snd_una = 0;
         for (i, at) in [0u64, 1_000, 9_000, 9_500].into_iter().enumerate() {
             let seq = i as u32 * MSS;
@@ -553,9 +551,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = sack_cb(MSS);
-        cb.srtt_us = 20_000;
-        cb.rack.min_rtt_us = 1_000;
+        let mut cb = rtt_cb(MSS);
         cb.rack.log.sent(0, MSS, ms(0), false);
         cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
         cb.rack.log.sent(2 * MSS, 3 * MSS, ms(9), false);
@@ -582,9 +578,7 @@ mod tests {
         const MSS: u32 = 1000;
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut cb = sack_cb(MSS);
-        cb.srtt_us = 20_000;
-        cb.rack.min_rtt_us = 1_000;
+        let mut cb = rtt_cb(MSS);
         cb.rack.log.sent(0, MSS, ms(0), false);
         cb.rack.log.sent(MSS, 2 * MSS, ms(1), false);
         cb.rack.log.sent(0, MSS, ms(10), true);
@@ -627,6 +621,14 @@ mod tests {
         }
     }
 
+    /// [`sack_cb`] with an SRTT of 20 ms and a minimum RTT of 1 ms.
+    fn rtt_cb(mss: u32) -> TcpCb {
+        let mut cb = sack_cb(mss);
+        cb.srtt_us = 20_000;
+        cb.rack.min_rtt_us = 1_000;
+        cb
+    }
+
     /// Segment size of [`odd_sacked_cb`].
     const MSS: u32 = 1000;
 
@@ -636,9 +638,7 @@ mod tests {
     fn odd_sacked_cb(segments: u32, retrans: u32, t0: Instant) -> TcpCb {
         use super::super::scoreboard::Overflow;
         use crate::wire::tcp::SackBlock;
-        let mut cb = sack_cb(MSS);
-        cb.srtt_us = 20_000;
-        cb.rack.min_rtt_us = 1_000;
+        let mut cb = rtt_cb(MSS);
         for i in 0..segments {
             cb.rack.log.sent(i * MSS, (i + 1) * MSS, t0 + Duration::from_micros(u64::from(i) * 100), false);
         }
