@@ -1129,6 +1129,37 @@ fn tcp_quickack_off_on_a_listener_holds_for_its_connections() {
     abort_close_and_end(&mut b, fd, l);
 }
 
+/// The handshake's RTT is the first minimum RTT (`tcpi_min_rtt`) of a
+/// connection with SACK too, passive and active: Linux's `tcp_ack_update_rtt`
+/// takes every sample into it (`tcp_update_rtt_min`), the SYN-ACK's
+/// (`tcp_synack_rtt_meas`) and the SYN's included.
+#[test]
+fn the_handshake_rtt_starts_the_minimum_rtt_with_sack() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
+    syn.options = linux_syn_options();
+    b.send(syn, &[]);
+    let sa = b.one();
+    b.at(ms(5));
+    b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!(b.s.tcp_info(fd).unwrap().min_rtt_us, 5_000, "passive");
+    b.s.setsockopt(fd, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
+    b.s.close(fd).unwrap();
+    assert_eq!(b.one().flags(), RST | ACK, "the reset of the close");
+    let c = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(c, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let syn = b.one();
+    b.at(ms(12));
+    let mut sa = hdr(PPORT, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
+    sa.options = linux_syn_options();
+    b.send(sa, &[]);
+    b.one();
+    assert_eq!(b.s.tcp_info(c).unwrap().min_rtt_us, 7_000, "active");
+    abort_close_and_end(&mut b, c, l);
+}
+
 /// In interactive mode with no reply, the ACK waits for the delayed-ACK
 /// timer (40 ms), which ends the mode (`tcp_delack_timer_handler`): the
 /// next data is ACKed at once again. `TCP_QUICKACK` is not permanent.

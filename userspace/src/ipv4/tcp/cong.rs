@@ -42,6 +42,16 @@ pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration, hz: u32) {
     cb.rto = (Duration::from_micros(u64::from(cb.srtt_us)) + var).min(TCP_RTO_MAX);
 }
 
+/// [`rtt_sample`] of a handshake (`tcp_synack_rtt_meas`, or the SYN's in
+/// `tcp_rcv_synsent_state_process`), which also starts the minimum RTT
+/// whether or not the connection has SACK: Linux's `tcp_ack_update_rtt`
+/// calls `tcp_update_rtt_min` for every sample; with SACK, xsknet's later
+/// ones come from RACK's deliveries, which a handshake has none of.
+pub fn handshake_rtt_sample(cb: &mut TcpCb, rtt: Duration, hz: u32) {
+    rtt_sample(cb, rtt, hz);
+    super::rack::tcp_update_rtt_min(&mut cb.rack, rtt.as_micros().min(u128::from(u32::MAX / 8)) as u32, hz);
+}
+
 /// `tcp_init_metrics`: a handshake that gave no RTT sample (its SYN or
 /// SYN-ACK was retransmitted) leaves the RTO at 3 s rather than 1 s
 /// (RFC 6298 §5.7); the first sample then sets it as usual.

@@ -471,11 +471,11 @@ fn rcv_synsent(
         let ts_ok = timestamps::synsent_agree(cb, &net.tcp.ts_clock, r.options.timestamp, now);
         if cb.retransmits == 0 {
             if let Some((_, sent)) = cb.rtt_probe.take() {
-                cong::rtt_sample(cb, now.saturating_duration_since(sent), net.tcp.hz);
+                cong::handshake_rtt_sample(cb, now.saturating_duration_since(sent), net.tcp.hz);
             }
         } else if let Some(rtt) = ts_ok.then(|| timestamps::ack_rtt(cb, &net.tcp.ts_clock, r, now)).flatten() {
             // The SYN was sent again (Karn): its echoed TSval times it.
-            cong::rtt_sample(cb, rtt, net.tcp.hz);
+            cong::handshake_rtt_sample(cb, rtt, net.tcp.hz);
         }
         cb.rtt_probe = None;
         cong::no_handshake_sample(cb);
@@ -1883,10 +1883,10 @@ fn create_openreq_child(
     // tcp_synack_rtt_meas: no sample from a SYN-ACK sent more than once
     // (Karn), nor from a cookie (no record of when its SYN-ACK went).
     if req.num_timeout == 0 && req.num_retrans == 0 && !req.from_cookie {
-        cong::rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at), net.tcp.hz);
+        cong::handshake_rtt_sample(&mut cb, now.saturating_duration_since(req.sent_at), net.tcp.hz);
     } else if let Some(rtt) = timestamps::ack_rtt(&cb, &net.tcp.ts_clock, &seg.repr, now) {
         // The SYN-ACK's echoed TSval times it (a cookie's, or one sent again).
-        cong::rtt_sample(&mut cb, rtt, net.tcp.hz);
+        cong::handshake_rtt_sample(&mut cb, rtt, net.tcp.hz);
     }
     cong::no_handshake_sample(&mut cb);
     net.mib.TcpPassiveOpens += 1;
