@@ -78,6 +78,12 @@ fn linux_syn_options() -> TcpOptions {
     TcpOptions { mss: Some(1460), sack_permitted: true, window_scale: Some(10), ..TcpOptions::default() }
 }
 
+/// A SYN or SYN-ACK from the peer as Linux sends it: its options and its
+/// window (`sport` → `dport`).
+fn syn_hdr(sport: u16, dport: u16, seq: u32, ack: u32, fl: u8) -> TcpRepr {
+    TcpRepr { options: linux_syn_options(), ..hdr(sport, dport, seq, ack, fl, SYN_WINDOW) }
+}
+
 /// A header from the peer (`sport` → `dport`).
 fn hdr(sport: u16, dport: u16, seq: u32, ack: u32, fl: u8, window: u16) -> TcpRepr {
     TcpRepr { src_port: sport, dst_port: dport, seq, ack, flags: fl, window, ..TcpRepr::default() }
@@ -236,8 +242,7 @@ impl Bench {
     /// A passive open from the peer's `pport` with Linux's SYN options; returns
     /// our ISN (the handshake complete, the child on the accept queue).
     fn handshake_in(&mut self, pport: u16) -> u32 {
-        let mut syn = hdr(pport, LPORT, PISN, 0, SYN, SYN_WINDOW);
-        syn.options = linux_syn_options();
+        let syn = syn_hdr(pport, LPORT, PISN, 0, SYN);
         self.send(syn, &[]);
         let sa = self.one();
         assert_eq!(sa.flags(), SYN | ACK);
@@ -265,8 +270,7 @@ impl Bench {
         let syn = self.one();
         let port = syn.r.src_port;
         let iss = syn.r.seq;
-        let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-        sa.options = linux_syn_options();
+        let sa = syn_hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK);
         self.send(sa, &[]);
         let ack = self.one();
         assert_eq!((ack.flags(), ack.r.seq, ack.r.ack), (ACK, iss.wrapping_add(1), PISN + 1));
@@ -322,8 +326,7 @@ fn passive_open_answers_with_linux_syn_ack_and_accepts() {
     let mut b = Bench::new();
     let l = b.listener(16);
     assert_eq!(b.s.accept(l), Err(Errno::EAGAIN));
-    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     assert_eq!((sa.r.src_port, sa.r.dst_port), (LPORT, PPORT));
@@ -416,8 +419,7 @@ fn syn_ack_carries_only_the_options_the_syn_had() {
 fn retransmitted_syn_gets_the_syn_ack_again() {
     let mut b = Bench::new();
     let l = b.listener(16);
-    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let first = b.one();
     b.at(ms(500));
@@ -444,8 +446,7 @@ fn retransmitted_syn_gets_the_syn_ack_again() {
 fn syn_ack_is_retransmitted_with_backoff_then_the_request_goes() {
     let mut b = Bench::new();
     let l = b.listener(16);
-    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let first = b.one();
     // reqsk_timer_handler: TCP_TIMEOUT_INIT << num_timeout, tcp_synack_retries 5.
@@ -482,8 +483,7 @@ fn backlog_one_holds_two_children_then_syns_are_dropped() {
     b.handshake_in(PPORT);
     b.handshake_in(PPORT + 1);
     // sk_acceptq_is_full: 2 > 1. The SYN is dropped silently.
-    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 2, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     b.none();
     let m = b.s.snmp();
@@ -524,8 +524,7 @@ fn a_syn_dropped_by_a_full_accept_queue_is_captured_with_its_reason() {
     let _l = b.listener(1);
     b.handshake_in(PPORT);
     b.handshake_in(PPORT + 1);
-    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 2, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     b.none();
     assert_eq!(b.s.snmp().TcpExtListenOverflows, 1);
@@ -553,8 +552,7 @@ fn final_ack_to_a_full_accept_queue_is_dropped_and_the_syn_ack_resent() {
     let l = b.listener(1);
     b.handshake_in(PPORT);
     // Two requests wait while the accept queue holds one child.
-    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 1, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa1 = b.one();
     let mut syn2 = syn;
@@ -632,8 +630,7 @@ fn active_open_sends_syn_with_options_and_completes_through_poll() {
     assert_eq!(b.s.send(fd, b"x"), Err(Errno::EAGAIN));
     let iss = syn.r.seq;
     b.at(ms(10));
-    let mut sa = hdr(PPORT, syn.r.src_port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    let sa = syn_hdr(PPORT, syn.r.src_port, PISN, iss.wrapping_add(1), SYN | ACK);
     b.send(sa, &[]);
     let ack = b.one();
     // tcp_send_ack after tcp_finish_connect: our window from rcv_ssthresh, scaled by 10.
@@ -692,8 +689,7 @@ fn simultaneous_open_goes_through_syn_recv() {
     let syn = b.one();
     let (port, iss) = (syn.r.src_port, syn.r.seq);
     // The peer's SYN crosses ours.
-    let mut psyn = hdr(PPORT, port, PISN, 0, SYN, SYN_WINDOW);
-    psyn.options = linux_syn_options();
+    let psyn = syn_hdr(PPORT, port, PISN, 0, SYN);
     b.send(psyn, &[]);
     let sa = b.one();
     assert_eq!((sa.flags(), sa.r.seq, sa.r.ack, sa.r.window), (SYN | ACK, iss, PISN + 1, SYN_WINDOW));
@@ -705,8 +701,7 @@ fn simultaneous_open_goes_through_syn_recv() {
     assert_eq!(sa.r.options, TcpOptions { timestamp: own_ts, ..linux_syn_options() });
     assert_eq!(b.state(fd), TcpState::SynRecv);
     // Its SYN-ACK answers ours (tcp_validate_incoming lets this SYN pass in SYN-RECV).
-    let mut psa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    psa.options = linux_syn_options();
+    let psa = syn_hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK);
     b.send(psa, &[]);
     assert_eq!(b.state(fd), TcpState::Established);
     // tcp_data_queue takes the SYN as a retransmission: an ACK at once.
@@ -1137,8 +1132,7 @@ fn tcp_quickack_off_on_a_listener_holds_for_its_connections() {
 fn the_handshake_rtt_starts_the_minimum_rtt_with_sack() {
     let mut b = Bench::new();
     let l = b.listener(16);
-    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     b.at(ms(5));
@@ -1152,8 +1146,7 @@ fn the_handshake_rtt_starts_the_minimum_rtt_with_sack() {
     assert_eq!(b.s.connect(c, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
     let syn = b.one();
     b.at(ms(12));
-    let mut sa = hdr(PPORT, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    let sa = syn_hdr(PPORT, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK);
     b.send(sa, &[]);
     b.one();
     assert_eq!(b.s.tcp_info(c).unwrap().min_rtt_us, 7_000, "active");
@@ -1216,8 +1209,7 @@ fn tcp_quickack_off_before_connect_saves_the_third_ack() {
     assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
     let syn = b.one();
     let (port, iss) = (syn.r.src_port, syn.r.seq);
-    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    let sa = syn_hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK);
     b.send(sa, &[]);
     b.none();
     assert_eq!(b.state(fd), TcpState::Established);
@@ -1230,8 +1222,7 @@ fn tcp_quickack_off_before_connect_saves_the_third_ack() {
     b.s.setsockopt(fd2, SockOpt::TcpQuickAck(false)).unwrap();
     assert_eq!(b.s.connect(fd2, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
     let syn2 = b.one();
-    let mut sa2 = hdr(PPORT, syn2.r.src_port, PISN, syn2.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa2.options = linux_syn_options();
+    let sa2 = syn_hdr(PPORT, syn2.r.src_port, PISN, syn2.r.seq.wrapping_add(1), SYN | ACK);
     b.send(sa2, &[]);
     b.none();
     b.at(ms(5 + 199));
@@ -1893,8 +1884,7 @@ fn a_writer_with_so_sndbuf_waits_at_tcp_mem_max_and_retries_after_acks() {
         let syn = b.one();
         let (port, iss) = (syn.r.src_port, syn.r.seq);
         b.at(ms(10));
-        let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-        sa.options = linux_syn_options();
+        let sa = syn_hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK);
         b.send(sa, &[]);
         b.one();
         b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(1), ACK, PEER_WIN), &[]);
@@ -1951,8 +1941,7 @@ fn an_orphan_over_tcp_mem_max_is_reset_at_its_retransmission_timer() {
     let fd = b.s.socket(SockType::Stream).unwrap();
     assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT + 1)), Err(Errno::EINPROGRESS));
     let syn = b.one();
-    let mut sa = hdr(PPORT + 1, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    let sa = syn_hdr(PPORT + 1, syn.r.src_port, PISN, syn.r.seq.wrapping_add(1), SYN | ACK);
     b.send(sa, &[]);
     b.out();
     assert_eq!(b.s.send(fd, &pattern(8192)), Ok(8192));
@@ -2579,8 +2568,7 @@ fn a_higher_syn_reopens_a_time_wait_four_tuple_through_the_listener() {
     // A new one: the listener answers with ISN = snd_nxt + 65535 + 2
     // (tcp_timewait_state_process).
     let nisn = PISN + 1_000_000;
-    let mut syn = hdr(PPORT, LPORT, nisn, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, nisn, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     assert_eq!((sa.flags(), sa.r.seq, sa.r.ack), (SYN | ACK, iss.wrapping_add(2 + 65537), nisn + 1));
@@ -2691,8 +2679,7 @@ fn an_orphans_fin_is_retransmitted_eight_times_then_given_up() {
 fn rst_to_a_request_sock_drops_it_as_a_failed_attempt() {
     let mut b = Bench::new();
     let l = b.listener(16);
-    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     // tcp_check_req: an in-window RST ends the request.
@@ -2797,8 +2784,7 @@ fn a_handshake_without_rtt_sample_leaves_the_rto_at_3s() {
     b.at(secs(1));
     b.one();
     b.at(ms(1200));
-    let mut sa = hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK, SYN_WINDOW);
-    sa.options = linux_syn_options();
+    let sa = syn_hdr(PPORT, port, PISN, iss.wrapping_add(1), SYN | ACK);
     b.send(sa, &[]);
     b.one();
     // tcp_init_metrics: RTO 3 s (TCP_TIMEOUT_FALLBACK), no SRTT.
@@ -2816,8 +2802,7 @@ fn a_handshake_without_rtt_sample_leaves_the_rto_at_3s() {
     // Passive: the SYN-ACK went twice (a retransmitted SYN), so the final
     // ACK gives no sample either (tcp_synack_rtt_meas).
     let l = b.listener(4);
-    let mut psyn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    psyn.options = linux_syn_options();
+    let psyn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(psyn, &[]);
     let sa = b.one();
     b.at(ms(4500));
@@ -2846,8 +2831,7 @@ fn sockets_lists_every_kind_as_ss_shows_them() {
     b.out();
     // A second child still on the accept queue, and a SYN still in the SYN queue.
     b.handshake_in(PPORT + 1);
-    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 2, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     b.one();
     // A UDP socket with one datagram waiting.
@@ -3237,8 +3221,7 @@ fn keepalive_options_are_checked_as_linux_checks_them() {
 fn syns_held(b: &mut Bench, ports: std::ops::Range<u16>) -> Vec<Seg> {
     ports
         .map(|p| {
-            let mut syn = hdr(p, LPORT, PISN, 0, SYN, SYN_WINDOW);
-            syn.options = linux_syn_options();
+            let syn = syn_hdr(p, LPORT, PISN, 0, SYN);
             b.send(syn, &[]);
             b.one()
         })
@@ -3255,8 +3238,7 @@ fn a_full_syn_queue_answers_with_a_syn_cookie_and_its_ack_connects() {
     let l = b.listener(1);
     let held = syns_held(&mut b, PPORT..PPORT + 2);
     assert!(held.iter().all(|s| s.r.options.window_scale.is_some()), "ordinary SYN-ACKs");
-    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 2, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     assert_eq!((sa.flags(), sa.r.ack), (SYN | ACK, PISN + 1));
@@ -3306,8 +3288,7 @@ fn a_stray_ack_with_a_bad_cookie_gets_a_reset() {
     assert_eq!((rst.flags(), rst.r.seq), (RST, 12345));
     assert_eq!((b.s.snmp().TcpExtSyncookiesFailed, b.s.snmp().TcpExtSyncookiesRecv), (1, 0));
     // A cookie older than two minutes fails too.
-    let mut syn = hdr(PPORT + 5, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 5, LPORT, PISN, 0, SYN);
     b.at(secs(10));
     b.send(syn, &[]);
     let sa = b.out().into_iter().find(|s| s.r.dst_port == PPORT + 5).expect("the cookie SYN-ACK");
@@ -3326,8 +3307,7 @@ fn without_syncookies_a_full_syn_queue_drops_the_syn() {
     let mut b = Bench::with_config(|c| c.tcp_syncookies = xsknet::ipv4::tcp::syncookies::TcpSyncookies::Off);
     let l = b.listener(1);
     syns_held(&mut b, PPORT..PPORT + 2);
-    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 2, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     b.none();
     let m = b.s.snmp();
@@ -3345,16 +3325,14 @@ fn a_syn_flood_keeps_the_syn_queue_bounded_and_a_client_still_connects() {
     let mut b = Bench::new();
     let l = b.listener(16);
     for p in 0..5000u16 {
-        let mut syn = hdr(1024 + p, LPORT, PISN.wrapping_add(u32::from(p)), 0, SYN, SYN_WINDOW);
-        syn.options = linux_syn_options();
+        let syn = syn_hdr(1024 + p, LPORT, PISN.wrapping_add(u32::from(p)), 0, SYN);
         b.send(syn, &[]);
         b.w.take_transmitted();
     }
     let m = b.s.snmp();
     assert_eq!(m.TcpExtSyncookiesSent, 5000 - 17, "17 request socks (qlen > 16 is full), then cookies");
     assert_eq!(states(&b), vec![(TcpState::SynRecv, 17), (TcpState::Listen, 1)]);
-    let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     b.send(hdr(PPORT, LPORT, PISN + 1, sa.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
@@ -3388,8 +3366,7 @@ fn tcp_max_tw_buckets_bounds_time_wait() {
     assert_eq!((m.TcpExtTCPTimeWaitOverflow, m.TcpEstabResets), (1, 0));
     // The third 4-tuple is free: the same SYN is a new connection at once,
     // while the first's gets the TIME-WAIT ACK.
-    let mut syn = hdr(PPORT + 2, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 2, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     assert_eq!(b.one().flags(), SYN | ACK);
     b.s.close(l).unwrap();
@@ -4231,8 +4208,7 @@ fn rtt_after_a_retransmission(with_ts: bool) -> (u32, u32) {
         (fd, iss, tsval)
     } else {
         let l = b.listener(16);
-        let mut syn = hdr(PPORT, LPORT, PISN, 0, SYN, SYN_WINDOW);
-        syn.options = linux_syn_options();
+        let syn = syn_hdr(PPORT, LPORT, PISN, 0, SYN);
         b.send(syn, &[]);
         let sa = b.one();
         b.at(ms(10));
@@ -4418,8 +4394,7 @@ fn a_syn_cookie_with_timestamps_keeps_window_scale_and_sack() {
     assert!((10_000..74_000).contains(&info.rtt_us), "RTT from TSecr: {}", info.rtt_us);
     assert_eq!(b.s.snmp().TcpExtSyncookiesRecv, 1);
     // A cookie ACK without timestamps gets no window scale or SACK.
-    let mut syn = hdr(PPORT + 1, LPORT, PISN, 0, SYN, SYN_WINDOW);
-    syn.options = linux_syn_options();
+    let syn = syn_hdr(PPORT + 1, LPORT, PISN, 0, SYN);
     b.send(syn, &[]);
     let sa = b.one();
     assert_eq!(sa.r.options, TcpOptions { mss: Some(1460), ..TcpOptions::default() });
