@@ -23,7 +23,7 @@ pub use crate::stream::CongAlgo;
 /// `TCP_RTO_MIN`; at most `TCP_RTO_MAX`. `hz`: the kernel's `HZ`, for
 /// the minimum RTT ([`super::rack::tcp_update_rtt_min`]).
 pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration, hz: u32) {
-    let us = rtt.as_micros().min(u128::from(u32::MAX / 8)) as u32;
+    let us = rtt_us(rtt);
     let m = us.max(1);
     // tcp_update_rtt_min, for a connection without SACK (with SACK, RACK
     // keeps it from the same deliveries, `super::rack`): `tcpi_min_rtt`.
@@ -49,7 +49,15 @@ pub fn rtt_sample(cb: &mut TcpCb, rtt: Duration, hz: u32) {
 /// ones come from RACK's deliveries, which a handshake has none of.
 pub fn handshake_rtt_sample(cb: &mut TcpCb, rtt: Duration, hz: u32) {
     rtt_sample(cb, rtt, hz);
-    super::rack::tcp_update_rtt_min(&mut cb.rack, rtt.as_micros().min(u128::from(u32::MAX / 8)) as u32, hz);
+    // Without SACK, rtt_sample has taken it into the minimum already.
+    if cb.sack_ok {
+        super::rack::tcp_update_rtt_min(&mut cb.rack, rtt_us(rtt), hz);
+    }
+}
+
+/// An RTT in µs, at most what SRTT's fixed point (× 8) holds in a `u32`.
+fn rtt_us(rtt: Duration) -> u32 {
+    rtt.as_micros().min(u128::from(u32::MAX / 8)) as u32
 }
 
 /// `tcp_init_metrics`: a handshake that gave no RTT sample (its SYN or
