@@ -49,9 +49,14 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let receivers: Vec<&str> =
         v["throughput"].as_array().unwrap().iter().map(|t| t["receiver"].as_str().unwrap()).collect();
-    assert_eq!(receivers, ["xdp-drop", "xsk-rxdrop", "kernel-udp", "xsknet-sink", "xsknet-sink-pcap"]);
+    assert_eq!(
+        receivers,
+        ["xdp-drop", "xsk-rxdrop", "xsk-rxdrop-touch", "kernel-udp", "xsknet-sink", "xsknet-sink-pcap"]
+    );
+    // The bare loop that reads its packets says so.
+    assert!(v["throughput"][2]["median"]["detail"]["receiver"]["touched"].as_u64().is_some(), "{}", v["throughput"][2]);
     // The --pcap row says what its capture wrote and dropped.
-    let pcap = &v["throughput"][4]["median"]["detail"]["receiver"];
+    let pcap = &v["throughput"][5]["median"]["detail"]["receiver"];
     assert!(pcap["pcap"].as_str().is_some_and(|l| l.contains("frames written")), "{pcap}");
     assert!(pcap["XskCaptureDrops"].as_u64().is_some(), "{pcap}");
     for t in v["throughput"].as_array().unwrap() {
@@ -76,7 +81,9 @@ fn quick_run_measures_every_receiver_and_cleans_up() {
         .sum();
     assert!(scrapes >= 3, "{scrapes} scrapes in three runs");
     let latency = v["latency"].as_array().unwrap();
-    assert_eq!(latency.len(), 8, "4 servers x 2 rates");
+    assert_eq!(latency.len(), 10, "5 servers x 2 rates");
+    // The bare AF_XDP echo (the floor beside run to completion) answers byte for byte too.
+    assert!(latency.iter().any(|l| l["server"] == "xsk-echo"), "no xsk-echo row");
     for l in latency {
         assert!(l["result"]["echo"]["received"].as_u64().unwrap() > 0, "{} answered nothing: {l}", l["server"]);
     }

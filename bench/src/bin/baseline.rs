@@ -78,6 +78,25 @@ enum What {
         frames: u32,
         #[arg(long, default_value_t = 4096)]
         ring_size: u32,
+        /// Read the first 64 bytes of each packet (its headers), the least a
+        /// receiver that looks at what it got does.
+        #[arg(long)]
+        touch: bool,
+    },
+    /// A bare AF_XDP UDP echo: each IPv4 UDP datagram off the rx ring goes back out of the same
+    /// frame with its Ethernet and IPv4 addresses and UDP ports swapped (the checksums hold:
+    /// swapping keeps the sums), anything else back to the fill ring. No stack: the round trip
+    /// AF_XDP itself costs, the floor of any AF_XDP echo on the same path.
+    XskEcho {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        ip: Ipv4Addr,
+        /// The same defaults as `xsknet echo`, so that the two compare.
+        #[arg(long, default_value_t = 8192)]
+        frames: u32,
+        #[arg(long, default_value_t = 4096)]
+        ring_size: u32,
     },
     /// A kernel UDP socket read with recvmmsg, BATCH datagrams per call.
     UdpSink {
@@ -167,7 +186,10 @@ fn main() -> ExitCode {
     let deadline = cli.duration.map(|s| Instant::now() + Duration::from_secs_f64(s));
     let result = match cli.what {
         What::XdpDrop { iface, ip } => xdp_drop(&iface, ip, deadline),
-        What::XskRxdrop { iface, ip, frames, ring_size } => xsk_rxdrop(&iface, ip, frames, ring_size, deadline),
+        What::XskRxdrop { iface, ip, frames, ring_size, touch } => {
+            xsk_rxdrop(&iface, ip, frames, ring_size, touch, deadline)
+        }
+        What::XskEcho { iface, ip, frames, ring_size } => xsk_echo(&iface, ip, frames, ring_size, deadline),
         What::UdpSink { bind, batch, rcvbuf } => udp_sink(bind, batch, rcvbuf, deadline),
         What::UdpEcho { bind, mode } => udp_echo(bind, mode, deadline),
         What::TcpEcho { bind, mode } => tcp_echo(bind, mode, deadline),
@@ -232,7 +254,23 @@ fn xdp_drop(iface: &str, ip: Ipv4Addr, deadline: Option<Instant>) -> Result<serd
     Ok(json!({ "receiver": "xdp-drop", "received": s.drop, "elapsed_s": t0.elapsed().as_secs_f64(), "xdp_prog": s }))
 }
 
-fn xsk_rxdrop(
+/// Turns the IPv4 UDP datagram in `pkt` (an Ethernet frame) around in place; false for
+/// anything else (not IPv4, IP options, not UDP, too short).
+fn swap_udp(pkt: &mut [u8]) -> bool {
+    const ETH: usize = 14;
+    if pkt.len() < ETH + 20 + 8 || pkt[12..14] != [0x08, 0x00] || pkt[ETH] != 0x45 || pkt[ETH + 9] != 17 {
+        return false;
+    }
+    let (dst, src) = pkt[..12].split_at_mut(6);
+    dst.swap_with_slice(src);
+    let (saddr, daddr) = pkt[ETH + 12..ETH + 20].split_at_mut(4);
+    saddr.swap_with_slice(daddr);
+    let (sport, dport) = pkt[ETH + 20..ETH + 24].split_at_mut(2);
+    sport.swap_with_slice(dport);
+    true
+}
+
+fn xsk_echo(
     iface: &str,
     ip: Ipv4Addr,
     frames: u32,
@@ -245,13 +283,75 @@ fn xsk_rxdrop(
     let mut cfg = XskConfig::new(iface, 0);
     cfg.bind_mode = BindMode::Auto;
     cfg.set_ring_sizes(ring_size);
-    let mut dev = XskDevice::open(umem, &cfg)?;
+    let mut dev = XskDevice::open(umem.clone(), &cfg)?;
+    prog.register_xsk(0, dev.as_fd())?;
+    let mut free: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();
+    dev.fill(&mut free);
+    let mut batch: Vec<Desc> = Vec::with_capacity(64);
+    let mut tx: Vec<Desc> = Vec::with_capacity(64);
+    let (mut echoed, mut other, mut tx_full, mut polls) = (0u64, 0u64, 0u64, 0u64);
+    ready("xsk-echo");
+    let t0 = Instant::now();
+    loop {
+        polls += 1;
+        if polls.is_multiple_of(4096) && stop(deadline) {
+            break;
+        }
+        dev.complete(&mut free);
+        dev.receive(64, &mut batch);
+        if batch.is_empty() {
+            dev.wake_rx();
+            continue;
+        }
+        let mut batch_len = 0;
+        for mut d in batch.drain(..) {
+            let at = d.offset as usize;
+            let len = d.len as usize;
+            let turned = d.nr_frags == 0 && umem.frame_mut(&mut d.frame).get_mut(at..at + len).is_some_and(swap_udp);
+            if turned {
+                batch_len += 1;
+                tx.push(d);
+            } else {
+                other += 1;
+                free.push(d.frame);
+            }
+        }
+        dev.transmit(&mut tx);
+        // What the tx ring had no room for is dropped, and counted.
+        tx_full += tx.len() as u64;
+        echoed += (batch_len - tx.len()) as u64;
+        free.extend(tx.drain(..).map(|d| d.frame));
+        dev.fill(&mut free);
+    }
+    Ok(json!({
+        "server": "xsk-echo", "received": echoed + other + tx_full, "echoed": echoed, "other": other,
+        "tx_ring_full": tx_full,
+        "elapsed_s": t0.elapsed().as_secs_f64(), "xdp_statistics": dev.stats(), "xdp_prog": prog.stats()?,
+    }))
+}
+
+fn xsk_rxdrop(
+    iface: &str,
+    ip: Ipv4Addr,
+    frames: u32,
+    ring_size: u32,
+    touch: bool,
+    deadline: Option<Instant>,
+) -> Result<serde_json::Value, BoxError> {
+    let mut prog = attach(iface, ip)?;
+    let (umem, pool) = Umem::new(frames, 2048)?;
+    let umem = Arc::new(umem);
+    let mut cfg = XskConfig::new(iface, 0);
+    cfg.bind_mode = BindMode::Auto;
+    cfg.set_ring_sizes(ring_size);
+    let mut dev = XskDevice::open(umem.clone(), &cfg)?;
     prog.register_xsk(0, dev.as_fd())?;
     let mut free: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();
     dev.fill(&mut free);
     let mut batch: Vec<Desc> = Vec::with_capacity(64);
     let mut received: u64 = 0;
     let mut polls: u64 = 0;
+    let mut touched: u64 = 0;
     ready("xsk-rxdrop");
     let t0 = Instant::now();
     loop {
@@ -265,6 +365,13 @@ fn xsk_rxdrop(
             continue;
         }
         received += batch.len() as u64;
+        if touch {
+            for d in &batch {
+                let at = d.offset as usize;
+                let bytes = umem.frame(&d.frame).get(at..at + (d.len as usize).min(64)).unwrap_or(&[]);
+                touched = touched.wrapping_add(bytes.iter().map(|&b| u64::from(b)).sum::<u64>());
+            }
+        }
         free.extend(batch.drain(..).map(|d| d.frame));
         dev.fill(&mut free);
     }
@@ -272,6 +379,7 @@ fn xsk_rxdrop(
     Ok(json!({
         "receiver": "xsk-rxdrop", "received": received, "elapsed_s": t0.elapsed().as_secs_f64(),
         "xdp_statistics": x, "xdp_prog": prog.stats()?, "zero_copy": dev.zero_copy(),
+        "touched": touch.then_some(touched),
     }))
 }
 
@@ -649,4 +757,73 @@ fn tcp_connect_rate(
         "errors": errors, "timeout_ms": timeout_ms, "rate": rate,
         "elapsed_s": t0.elapsed().as_secs_f64(), "connect_us": Percentiles::from_ns(&h),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swap_udp;
+
+    /// A 60-byte IPv4 UDP frame from 10.0.0.1:9000 to 10.0.0.2:7, with its checksums.
+    fn frame() -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&46u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&9000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&7u16.to_be_bytes());
+        f[38..40].copy_from_slice(&26u16.to_be_bytes());
+        f[42..].fill(0x41);
+        let ip = checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&ip.to_be_bytes());
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 17, 0, 26]);
+        pseudo.extend_from_slice(&f[34..60]);
+        let udp = checksum(&pseudo);
+        f[40..42].copy_from_slice(&udp.to_be_bytes());
+        f
+    }
+
+    /// RFC 1071's sum, folded and complemented.
+    fn checksum(b: &[u8]) -> u16 {
+        let mut s: u32 = b.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+
+    #[test]
+    fn a_udp_datagram_is_turned_around_with_valid_checksums() {
+        let mut f = frame();
+        assert!(swap_udp(&mut f));
+        assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 1]);
+        assert_eq!(&f[6..12], &[2, 0, 0, 0, 0, 2]);
+        assert_eq!(&f[26..34], &[10, 0, 0, 2, 10, 0, 0, 1]);
+        assert_eq!(&f[34..38], &[0, 7, 0x23, 0x28]);
+        // A header with its checksum in sums to zero (RFC 1071).
+        assert_eq!(checksum(&f[14..34]), 0);
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 17, 0, 26]);
+        pseudo.extend_from_slice(&f[34..60]);
+        assert_eq!(checksum(&pseudo), 0);
+    }
+
+    #[test]
+    fn anything_else_is_left_alone() {
+        let orig = frame();
+        for (at, v) in [(12, 0x86), (14, 0x46), (23, 6)] {
+            let mut f = orig.clone();
+            f[at] = v;
+            let before = f.clone();
+            assert!(!swap_udp(&mut f), "byte {at} = {v:#x}");
+            assert_eq!(f, before);
+        }
+        assert!(!swap_udp(&mut orig.clone()[..41]), "shorter than its headers");
+    }
 }
