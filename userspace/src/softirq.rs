@@ -47,6 +47,10 @@ use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr, PktTyp
 /// shared free list.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Polls that received nothing after which the fill ring is topped up all the
+/// same (about 35 µs of idle polls): see [`Napi::poll`].
+const REFILL_IDLE_POLLS: u32 = 1024;
+
 /// What the loop did: its busy share is our `si`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoopStats {
@@ -270,6 +274,10 @@ pub struct Napi<D: NetDevice> {
     epoch: Instant,
     /// When the cache is next trimmed.
     housekeeping_at: Option<Instant>,
+    /// The last poll received: the next one tops the fill ring up.
+    refill_due: bool,
+    /// Polls since the fill ring was last topped up.
+    idle_since_refill: u32,
     /// The time of the last poll.
     last_poll: Option<Instant>,
 }
@@ -285,9 +293,11 @@ impl<D: NetDevice> Napi<D> {
             weight,
             epoch: Instant::now(),
             housekeeping_at: None,
+            refill_due: false,
+            idle_since_refill: 0,
             last_poll: None,
         };
-        napi.refill();
+        napi.refill_due = napi.refill();
         napi
     }
 
@@ -323,9 +333,12 @@ impl<D: NetDevice> Napi<D> {
 
     /// Keeps the fill ring full: from the local cache first, topped up from
     /// the shared list when the cache runs low.
-    fn refill(&mut self) -> usize {
-        self.q.top_up(self.dev.fill_room());
-        self.dev.fill(self.q.cache())
+    /// Whether the ring was left short (the cache and the shared list had
+    /// too few frames: the socks or the application hold them).
+    fn refill(&mut self) -> bool {
+        let room = self.dev.fill_room();
+        self.q.top_up(room);
+        self.dev.fill(self.q.cache()) < room
     }
 
     /// One NAPI poll at `now`, for the socks in `socks` (receive) and those
@@ -362,6 +375,22 @@ impl<D: NetDevice> Napi<D> {
         }
         let mut tx = self.xmit(net);
 
+        // The fill ring, for what the last poll received: here, after the
+        // replies have gone, not in the poll that received, and not in a
+        // poll that follows idle ones. Its room is read from the ring's
+        // consumer index, a cache line the kernel writes for every frame it
+        // takes (on veth on the *sender's* CPU): reading it costs a transfer
+        // between cores, which a frame that has just arrived would wait
+        // behind. A ring left short (frames held by the socks) is topped up
+        // at every poll until it is full again; otherwise every
+        // REFILL_IDLE_POLLS idle polls, with the frames the application gave back.
+        if self.refill_due || self.idle_since_refill >= REFILL_IDLE_POLLS {
+            self.refill_due = self.refill();
+            self.idle_since_refill = 0;
+        } else {
+            self.idle_since_refill += 1;
+        }
+
         let mut batch = std::mem::take(&mut self.rx_batch);
         self.dev.receive(self.weight, &mut batch);
         let rx = batch.len();
@@ -389,7 +418,7 @@ impl<D: NetDevice> Napi<D> {
             }
         }
         self.rx_batch = batch;
-        self.refill();
+        self.refill_due |= rx > 0;
         // Then the timers: after the receive work, so that a loop resumed
         // after a pause takes the ACKs that waited in the rx ring before it
         // decides that a loss probe or a retransmission is due. (Linux takes

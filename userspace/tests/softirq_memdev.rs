@@ -760,6 +760,33 @@ fn fill_ring_is_kept_full_and_empty_fill_ring_drops_are_counted() {
     assert_census(&s);
 }
 
+/// The fill ring is topped up at the start of the poll after the one that
+/// received, once the replies have gone: the poll that receives does not read
+/// the ring's consumer index between a frame's arrival and its delivery.
+#[test]
+fn the_fill_ring_is_topped_up_in_the_poll_after_the_one_that_received() {
+    let (mut s, w) = stack_with(|_| {});
+    let fd = s.socket(SockType::Dgram).unwrap();
+    s.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    use xsknet::netdevice::NetDevice;
+    assert_eq!(s.device().fill_room(), 0, "filled at start");
+    assert!(w.inject(&udp_frame(40000, 7, b"one")));
+    assert!(w.inject(&udp_frame(40000, 7, b"two")));
+    let r = s.poll(Instant::now());
+    assert_eq!(r.rx, 2);
+    assert_eq!(s.device().fill_room(), 2, "not in the poll that received");
+    let mut buf = [0u8; 8];
+    assert_eq!(s.recv_from(fd, &mut buf).unwrap().0, 3);
+    s.poll(Instant::now());
+    assert_eq!(s.device().fill_room(), 0, "the next poll tops it up");
+    // Idle polls leave it alone; it stays full.
+    for _ in 0..2000 {
+        s.poll(Instant::now());
+    }
+    assert_eq!(s.device().fill_room(), 0);
+    assert_census(&s);
+}
+
 /// A deterministic random mix of good and bad traffic, reads and sends:
 /// after every step each frame is in exactly one place.
 #[test]
