@@ -254,11 +254,27 @@ fn xdp_drop(iface: &str, ip: Ipv4Addr, deadline: Option<Instant>) -> Result<serd
     Ok(json!({ "receiver": "xdp-drop", "received": s.drop, "elapsed_s": t0.elapsed().as_secs_f64(), "xdp_prog": s }))
 }
 
-/// Turns the IPv4 UDP datagram in `pkt` (an Ethernet frame) around in place; false for
-/// anything else (not IPv4, IP options, not UDP, too short).
-fn swap_udp(pkt: &mut [u8]) -> bool {
+/// Turns the IPv4 UDP datagram in `pkt` (an Ethernet frame) around in place when it is
+/// one `xsknet echo` would answer: unicast to us (`ip`), not a fragment, no IP options,
+/// with IP and UDP lengths that fit the frame. False, and `pkt` untouched, for anything
+/// else. The checksums stay valid: each sum covers the swapped fields both ways round
+/// (RFC 1071 is commutative).
+fn swap_udp(pkt: &mut [u8], ip: Ipv4Addr) -> bool {
     const ETH: usize = 14;
-    if pkt.len() < ETH + 20 + 8 || pkt[12..14] != [0x08, 0x00] || pkt[ETH] != 0x45 || pkt[ETH + 9] != 17 {
+    let be16 = |p: &[u8], at: usize| usize::from(u16::from_be_bytes([p[at], p[at + 1]]));
+    if pkt.len() < ETH + 20 + 8
+        || pkt[0] & 1 != 0
+        || pkt[12..14] != [0x08, 0x00]
+        || pkt[ETH] != 0x45
+        || pkt[ETH + 9] != 17
+        || be16(pkt, ETH + 6) & 0x3fff != 0
+        || pkt[ETH + 16..ETH + 20] != ip.octets()
+    {
+        return false;
+    }
+    let tot_len = be16(pkt, ETH + 2);
+    let udp_len = be16(pkt, ETH + 24);
+    if tot_len < 28 || ETH + tot_len > pkt.len() || udp_len < 8 || udp_len > tot_len - 20 {
         return false;
     }
     let (dst, src) = pkt[..12].split_at_mut(6);
@@ -307,7 +323,8 @@ fn xsk_echo(
         for mut d in batch.drain(..) {
             let at = d.offset as usize;
             let len = d.len as usize;
-            let turned = d.nr_frags == 0 && umem.frame_mut(&mut d.frame).get_mut(at..at + len).is_some_and(swap_udp);
+            let turned =
+                d.nr_frags == 0 && umem.frame_mut(&mut d.frame).get_mut(at..at + len).is_some_and(|p| swap_udp(p, ip));
             if turned {
                 batch_len += 1;
                 tx.push(d);
@@ -762,6 +779,7 @@ fn tcp_connect_rate(
 #[cfg(test)]
 mod tests {
     use super::swap_udp;
+    use std::net::Ipv4Addr;
 
     /// A 60-byte IPv4 UDP frame from 10.0.0.1:9000 to 10.0.0.2:7, with its checksums.
     fn frame() -> Vec<u8> {
@@ -801,7 +819,7 @@ mod tests {
     #[test]
     fn a_udp_datagram_is_turned_around_with_valid_checksums() {
         let mut f = frame();
-        assert!(swap_udp(&mut f));
+        assert!(swap_udp(&mut f, US));
         assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 1]);
         assert_eq!(&f[6..12], &[2, 0, 0, 0, 0, 2]);
         assert_eq!(&f[26..34], &[10, 0, 0, 2, 10, 0, 0, 1]);
@@ -814,16 +832,41 @@ mod tests {
         assert_eq!(checksum(&pseudo), 0);
     }
 
+    const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
     #[test]
     fn anything_else_is_left_alone() {
         let orig = frame();
-        for (at, v) in [(12, 0x86), (14, 0x46), (23, 6)] {
+        let cases: [(&str, usize, u8); 9] = [
+            ("not IPv4", 12, 0x86),
+            ("IP options", 14, 0x46),
+            ("not UDP", 23, 6),
+            ("broadcast or multicast MAC", 0, 0x01),
+            ("a first fragment (MF)", 20, 0x20),
+            ("a later fragment (offset)", 21, 0x01),
+            ("not our address", 33, 3),
+            ("IP total length past the frame", 17, 47),
+            ("UDP length past the IP datagram", 39, 27),
+        ];
+        for (what, at, v) in cases {
             let mut f = orig.clone();
             f[at] = v;
             let before = f.clone();
-            assert!(!swap_udp(&mut f), "byte {at} = {v:#x}");
-            assert_eq!(f, before);
+            assert!(!swap_udp(&mut f, US), "{what}: byte {at} = {v:#x}");
+            assert_eq!(f, before, "{what}");
         }
-        assert!(!swap_udp(&mut orig.clone()[..41]), "shorter than its headers");
+        let mut short_udp = orig.clone();
+        short_udp[38..40].copy_from_slice(&7u16.to_be_bytes());
+        assert!(!swap_udp(&mut short_udp, US), "UDP length below its header");
+        assert!(!swap_udp(&mut orig.clone()[..41], US), "shorter than its headers");
+        // DF alone is not a fragment.
+        let mut df = orig.clone();
+        df[20] = 0x40;
+        assert!(swap_udp(&mut df, US));
+        // Ethernet padding past the IP datagram is allowed, as in ip_rcv.
+        let mut padded = orig.clone();
+        padded[16..18].copy_from_slice(&40u16.to_be_bytes());
+        padded[38..40].copy_from_slice(&20u16.to_be_bytes());
+        assert!(swap_udp(&mut padded, US));
     }
 }

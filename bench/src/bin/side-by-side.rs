@@ -1779,7 +1779,7 @@ fn markdown(
             t.worst_run().map(loss_where).unwrap_or_default()
         ));
     }
-    md.push_str(&maxima_text(maxima, searches));
+    md.push_str(&maxima_text(maxima, searches, latency));
     if !latency.is_empty() {
         md.push_str("\n| UDP echo server | offered | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     }
@@ -1805,15 +1805,31 @@ fn markdown(
 }
 
 /// The paragraph saying what the latency loads are shares of: the maximum of each xsknet echo
-/// server and how it was found (the search's trials), or that `--max-pps` gave it.
-fn maxima_text(maxima: &BTreeMap<&'static str, f64>, searches: &BTreeMap<&'static str, PacedMax>) -> String {
+/// server and how it was found (the search's trials), or that `--max-pps` gave it, each with
+/// the servers of `latency` whose offered rates it set ([`paced_by`]).
+fn maxima_text(
+    maxima: &BTreeMap<&'static str, f64>,
+    searches: &BTreeMap<&'static str, PacedMax>,
+    latency: &[LatencyPoint],
+) -> String {
     if maxima.is_empty() {
         return String::new();
     }
-    let beside = |s: &str| if s == "xsknet-echo" { "kernel-echo-busy" } else { "kernel-echo-blocking" };
+    let beside = |of: &str| {
+        let mut paced: Vec<&str> = Vec::new();
+        for s in latency.iter().map(|l| l.server.as_str()).filter(|s| paced_by(s) == of && *s != of) {
+            if !paced.contains(&s) {
+                paced.push(s);
+            }
+        }
+        if paced.is_empty() {
+            String::new()
+        } else {
+            format!(" (and {} beside it)", paced.join(", "))
+        }
+    };
     if searches.is_empty() {
-        let parts: Vec<String> =
-            maxima.iter().map(|(s, m)| format!("{s} (and {} beside it) {m:.0} pps", beside(s))).collect();
+        let parts: Vec<String> = maxima.iter().map(|(s, m)| format!("{s}{} {m:.0} pps", beside(s))).collect();
         return format!(
             "\nThe latency loads given as shares are of the maximum given with --max-pps: {}.\n",
             parts.join("; ")
@@ -1833,7 +1849,7 @@ fn maxima_text(maxima: &BTreeMap<&'static str, f64>, searches: &BTreeMap<&'stati
     );
     for (s, m) in searches {
         md.push_str(&format!(
-            "- {s} (and {} beside it): **{} pps**{}; at full rate {:.0} pps; paced trials: {}.\n",
+            "- {s}{}: **{} pps**{}; at full rate {:.0} pps; paced trials: {}.\n",
             beside(s),
             m.pps(),
             if m.lossless() { "" } else { " (no rate tried was served: the lowest tried)" },
@@ -1931,11 +1947,13 @@ fn goals(throughput: &[Throughput], latency: &[LatencyPoint], flood: &[FloodRow]
         if l.share.is_none_or(|f| f <= 0.5) {
             let no_loss = l.server == "xsknet-echo";
             let ok = x50 <= k50 && x99 <= k99 && (!no_loss || l.lost() == 0);
-            // Run to completion: the bare AF_XDP echo's figures beside, the floor on this path.
+            // Run to completion: the bare AF_XDP echo's p50 beside, the floor on this path. Its
+            // tail is no floor: a loop with no pacing of its own, it varies from run to run
+            // (docs/benchmarks.md, "Latency").
             let floor = latency
                 .iter()
                 .find(|b| no_loss && b.server == "xsk-echo" && b.load_index == l.load_index)
-                .and_then(|b| Some(format!(" (bare AF_XDP echo: p50 {:.1}, p99 {:.1})", b.rtt("p50")?, b.rtt("p99")?)))
+                .and_then(|b| Some(format!(" (bare AF_XDP echo's p50: {:.1})", b.rtt("p50")?)))
                 .unwrap_or_default();
             out.push_str(&format!(
                 "| {label}: p50 and p99 ≤ {kernel}'s{}, {} | p50 {x50:.1} vs {k50:.1} µs, p99 {x99:.1} vs {k99:.1} µs, lost {} vs {}{floor} | {} |\n",
