@@ -122,6 +122,9 @@ struct Cli {
     /// the medians.
     #[arg(long, requires = "tcp_only", conflicts_with_all = ["loss_only", "requests_only", "bulk_only"])]
     receive_only: bool,
+    /// Run only the throughput rows (for working on the receive path; not with --update-readme).
+    #[arg(long, conflicts_with_all = ["update_readme", "flood_only", "latency_only", "tcp_only", "observability_only"])]
+    throughput_only: bool,
     /// Leave the TCP section out.
     #[arg(long)]
     no_tcp: bool,
@@ -1454,9 +1457,9 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
             }
         }
     }
-    let observed = if udp { b.observability()? } else { Vec::new() };
+    let observed = if udp && !cli.throughput_only { b.observability()? } else { Vec::new() };
 
-    let latency_on = !cli.flood_only && !cli.tcp_only && !cli.observability_only;
+    let latency_on = !cli.flood_only && !cli.tcp_only && !cli.observability_only && !cli.throughput_only;
     if latency_on {
         eprintln!("== latency: UDP echo, 64-byte frames, {} s per point", cli.latency_secs);
     }
@@ -1489,9 +1492,15 @@ fn measure(b: &Bench) -> Result<(), BoxError> {
         }
     }
 
-    let flood = if cli.latency_only || cli.tcp_only || cli.observability_only { Vec::new() } else { b.flood()? };
+    let flood = if cli.latency_only || cli.tcp_only || cli.observability_only || cli.throughput_only {
+        Vec::new()
+    } else {
+        b.flood()?
+    };
 
-    let tcp = if cli.tcp_only || !(cli.flood_only || cli.latency_only || cli.no_tcp || cli.observability_only) {
+    let tcp = if cli.tcp_only
+        || !(cli.flood_only || cli.latency_only || cli.no_tcp || cli.observability_only || cli.throughput_only)
+    {
         let t = tcp_bench::TcpBench {
             ns: b.pair.ns(),
             ifname: b.pair.ifname(),
