@@ -65,6 +65,8 @@ impl Errno {
     pub const ENONET: Errno = Errno(libc::ENONET);
     /// Protocol error: an ICMP parameter problem about a datagram we sent.
     pub const EPROTO: Errno = Errno(libc::EPROTO);
+    /// Already there (`epoll_ctl` adding a descriptor twice).
+    pub const EEXIST: Errno = Errno(libc::EEXIST);
 
     /// The symbolic name, as in `errno.h`.
     pub fn name(self) -> &'static str {
@@ -97,6 +99,7 @@ impl Errno {
             libc::EHOSTDOWN => "EHOSTDOWN",
             libc::ENONET => "ENONET",
             libc::EPROTO => "EPROTO",
+            libc::EEXIST => "EEXIST",
             _ => "E?",
         }
     }

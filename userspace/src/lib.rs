@@ -14,6 +14,7 @@
 //! | socket tables | [`inet_hashtables`] | socks by what packets are addressed to |
 //! | `sk_buff`, sock and its queues | [`skbuff`], [`sock`], [`stream`] | a frame with offsets; receive and write queues, wait queue; a TCP sock's byte buffers and state word |
 //! | fd table | [`fdtable`] | descriptors, lowest free first |
+//! | `epoll` | [`eventpoll`] | the interest and ready lists: which of many descriptors are ready, without a scan |
 //! | socket API | [`socket`], [`handoff`] | the calls, run to completion or threaded; the threaded loop's hand-off of a shared core to the threads it woke |
 //! | the composition | [`stack`] | the parts above, lent to each other per call |
 //! | time | [`timer`], [`jiffies`] | deadlines per owner, run on time passed in; the kernel's tick (`HZ`) TCP's clocks copy |
@@ -42,6 +43,7 @@ pub mod control;
 pub mod cpu;
 pub mod device;
 pub mod errno;
+pub mod eventpoll;
 pub mod fdtable;
 pub mod handoff;
 pub mod inet_diag;
@@ -79,6 +81,7 @@ pub mod xsk;
 pub mod testing;
 
 pub use errno::Errno;
+pub use eventpoll::{EpollEvent, EpollFd, EpollOp};
 pub use fdtable::Fd;
 pub use ipv4::tcp::prot::Shutdown;
 pub use sock::{PmtuDisc, SockType};

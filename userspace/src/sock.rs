@@ -364,8 +364,24 @@ pub enum WaitFor {
     Any,
 }
 
-/// Threads sleeping on a sock (`sk_wq`). Wakers check a counter first, so a
-/// sock nobody sleeps on costs one atomic load per wake-up.
+/// What a wake-up says may have become true (the key `__wake_up` passes to
+/// a wait queue entry's function): `EPOLLOUT` alone for the write-space
+/// wake-up (`sk_write_space`), 0 for any other (data, an error, a state
+/// change: the watcher looks at everything).
+pub(crate) const WAKE_ANY: u32 = 0;
+
+/// A function a wake-up calls, as a wait queue entry's `func` is called
+/// (`wait_queue_entry_t`; epoll's `ep_poll_callback`). It runs on the
+/// thread that wakes (the loop), so it must be short and must not block.
+pub(crate) trait WakeCallback: Send + Sync {
+    /// The sock may have changed; `key` is [`WAKE_ANY`] or the events that
+    /// may now be true (`EPOLLOUT`).
+    fn wake(&self, key: u32);
+}
+
+/// Threads sleeping on a sock (`sk_wq`), and the epoll instances watching
+/// it. Wakers check counters first, so a sock nobody sleeps on and nobody
+/// watches costs two atomic loads per wake-up.
 #[derive(Default)]
 pub struct WaitQueue {
     sleepers: AtomicUsize,
@@ -375,6 +391,10 @@ pub struct WaitQueue {
     /// How long a waiter spins before it sleeps, ns (`SO_BUSY_POLL`,
     /// `net.core.busy_read`): see [`wait_event_for`].
     busy_poll_ns: AtomicU64,
+    /// How many entries `callbacks` holds, read before taking its lock.
+    n_callbacks: AtomicUsize,
+    /// The epoll instances watching the sock (`crate::eventpoll`).
+    callbacks: Mutex<Vec<Arc<dyn WakeCallback>>>,
 }
 
 impl WaitQueue {
@@ -387,6 +407,9 @@ impl WaitQueue {
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) > 0 {
             self.wake_up_sleepers();
+        }
+        if self.n_callbacks.load(Ordering::Relaxed) > 0 {
+            self.run_callbacks(WAKE_ANY);
         }
     }
 
@@ -410,6 +433,34 @@ impl WaitQueue {
         if self.write_sleepers.load(Ordering::Relaxed) > 0 {
             self.wake_up_writers();
         }
+        if self.n_callbacks.load(Ordering::Relaxed) > 0 {
+            self.run_callbacks(libc::EPOLLOUT as u32);
+        }
+    }
+
+    /// Out of line, as the sleepers' wake-up.
+    #[cold]
+    #[inline(never)]
+    fn run_callbacks(&self, key: u32) {
+        let callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        for c in callbacks.iter() {
+            c.wake(key);
+        }
+    }
+
+    /// Adds a function every wake-up calls (`add_wait_queue` with an entry
+    /// whose `func` is epoll's callback).
+    pub(crate) fn add_callback(&self, c: Arc<dyn WakeCallback>) {
+        let mut callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        callbacks.push(c);
+        self.n_callbacks.store(callbacks.len(), Ordering::SeqCst);
+    }
+
+    /// Removes the function added as `c` (`remove_wait_queue`).
+    pub(crate) fn remove_callback(&self, c: &Arc<dyn WakeCallback>) {
+        let mut callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        callbacks.retain(|x| !Arc::ptr_eq(x, c));
+        self.n_callbacks.store(callbacks.len(), Ordering::SeqCst);
     }
 
     /// Out of line, so that the check above inlines into the per-packet path.
@@ -935,6 +986,16 @@ impl Sock {
                 let both = s.fin_rcvd.load(Ordering::Acquire) && s.wr_shut.load(Ordering::Acquire);
                 both || (s.state() == TcpState::Close && t.cb().is_none() && s.rcv_capacity() > 0)
             }
+        }
+    }
+
+    /// Whether nothing more will come from the peer (`EPOLLRDHUP`, as
+    /// `tcp_poll` reports `RCV_SHUTDOWN`: its FIN came, or reading was shut
+    /// down here). Never for a datagram sock.
+    pub fn peer_shut(&self) -> bool {
+        match &self.proto {
+            ProtoSock::Udp(_) => false,
+            ProtoSock::Tcp(t) => t.stream.fin_rcvd.load(Ordering::Acquire) || t.stream.rd_shut.load(Ordering::Acquire),
         }
     }
 

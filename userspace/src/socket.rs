@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use crate::errno::Errno;
+use crate::eventpoll::{sock_poll, EpollEvent, EpollFd, EpollOp};
 use crate::fdtable::{Fd, FdView};
 use crate::handoff::{Blocked, Handoff};
 use crate::ipv4::af_inet::sk_prot;
@@ -365,22 +366,8 @@ pub(crate) fn sock_sendmsg(
 fn readiness(sock: Option<&Sock>, events: i16) -> i16 {
     match sock {
         None => POLLNVAL,
-        Some(s) => {
-            let mut r = 0;
-            if s.readable() {
-                r |= POLLIN;
-            }
-            if s.writable() {
-                r |= POLLOUT;
-            }
-            if s.has_err() {
-                r |= POLLERR;
-            }
-            if s.hung_up() {
-                r |= POLLHUP;
-            }
-            r & (events | POLLERR | POLLHUP)
-        }
+        // poll(2)'s bits are epoll's for these four (`POLLRDHUP` too).
+        Some(s) => (sock_poll(s) as i16) & (events | POLLERR | POLLHUP),
     }
 }
 
@@ -807,6 +794,7 @@ impl<D: NetDevice> Stack<D> {
     /// `EBADF` for a descriptor not open.
     pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
         let sock = self.files.close(fd)?;
+        self.epolls.forget(fd);
         self.socks.unhash(&sock, sock.protocol);
         if sock.sock_type == SockType::Stream {
             tcp_prot::tcp_close(&mut self.proto_ctx(), &sock);
@@ -843,6 +831,72 @@ impl<D: NetDevice> Stack<D> {
     /// Descriptors open now.
     pub fn open_fds(&self) -> usize {
         self.files.open_count()
+    }
+
+    /// `epoll_create1(0)`: a new epoll instance ([`crate::eventpoll`]), in
+    /// the lowest free slot of the stack's table of them.
+    pub fn epoll_create(&mut self) -> EpollFd {
+        self.epolls.create()
+    }
+
+    /// `epoll_ctl(2)`: watch `fd` for `event.events` (`EPOLLIN`,
+    /// `EPOLLOUT`, `EPOLLRDHUP`; `EPOLLET`, `EPOLLONESHOT`), handing back
+    /// `event.data` with each event; change that, or stop watching.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` when `ep` or `fd` is not open; `EEXIST` to add an `fd` twice;
+    /// `ENOENT` to change or remove an `fd` not added; `EINVAL` for events
+    /// not listed above.
+    pub fn epoll_ctl(&mut self, ep: EpollFd, op: EpollOp, fd: Fd, event: EpollEvent) -> Result<(), Errno> {
+        let e = self.epolls.get_mut(ep)?;
+        let sock = self.files.get(fd)?;
+        e.ctl(op, fd, sock, event)
+    }
+
+    /// `epoll_wait(2)`: drives the loop until a watched descriptor is ready
+    /// or the timeout passes (`None`: forever, `Some(0)`: just look), and
+    /// fills `events` with what is ready; returns how many. Only the
+    /// descriptors whose sock was woken since they were last found not
+    /// ready are looked at, not every watched one.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` when `ep` is not open; `EINVAL` when `events` is empty
+    /// (`maxevents` ≤ 0).
+    pub fn epoll_wait(
+        &mut self,
+        ep: EpollFd,
+        events: &mut [EpollEvent],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        if events.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let n = self.epolls.get_mut(ep)?.send_events(events);
+        if n > 0 || timeout == Some(Duration::ZERO) {
+            // Just a look (a server's turn in its own loop): no clock read.
+            return Ok(n);
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let n = self.epolls.get_mut(ep)?.send_events(events);
+            let now = Instant::now();
+            if n > 0 || deadline.is_some_and(|d| now >= d) {
+                return Ok(n);
+            }
+            self.poll(now);
+        }
+    }
+
+    /// Closes the epoll instance `ep` (`close(epfd)`): what it watched is
+    /// watched no more.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` when `ep` is not open.
+    pub fn epoll_close(&mut self, ep: EpollFd) -> Result<(), Errno> {
+        self.epolls.close(ep)
     }
 }
 

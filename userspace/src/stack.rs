@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::eventpoll::EpollTable;
 use crate::fdtable::{FdTable, DEFAULT_MAX_FDS};
 use crate::inet_diag::{inet_diag, SockDiag};
 use crate::inet_hashtables::InetHashTables;
@@ -195,6 +196,8 @@ pub struct Stack<D: NetDevice> {
     pub(crate) net: Net,
     pub(crate) socks: InetHashTables,
     pub(crate) files: FdTable,
+    /// The epoll instances (`crate::eventpoll`).
+    pub(crate) epolls: EpollTable,
     /// Socks with something on their write queue, for the poller.
     pub(crate) tx_scheduled: Arc<ArrayQueue<Arc<Sock>>>,
     /// Datagrams read from socks since closed (UdpInDatagrams of dead socks).
@@ -251,6 +254,7 @@ impl<D: NetDevice> Stack<D> {
             net,
             socks: InetHashTables::default(),
             files: FdTable::new(cfg.max_fds),
+            epolls: EpollTable::default(),
             tx_scheduled: Arc::new(ArrayQueue::new(cfg.max_fds.max(1))),
             closed_datagrams_read: 0,
             out_no_routes: Arc::default(),

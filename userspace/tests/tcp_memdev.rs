@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xsknet::eventpoll::{EPOLLET, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::snmp::Mib;
 use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -22,7 +23,9 @@ use xsknet::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN 
 use xsknet::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use xsknet::wire::tcp::{flags, SackBlock, TcpOptions, TcpPacket, TcpRepr};
 use xsknet::wire::{build, EthernetAddress};
-use xsknet::{Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpInfo, TcpState};
+use xsknet::{
+    EpollEvent, EpollOp, Errno, Fd, PollFd, Shutdown, SockOpt, SockType, Stack, StackConfig, TcpInfo, TcpState,
+};
 
 const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -4833,5 +4836,47 @@ fn autotuning_starts_from_ten_segments_of_the_mss_data_carries() {
     let mut b = Bench::new();
     let (l, fd, _) = b.accepted();
     assert_eq!(b.s.tcp_info(fd).unwrap().rcv_space, 14_600);
+    abort_close_and_end(&mut b, fd, l);
+}
+
+/// epoll over TCP (`fs/eventpoll.c` on `tcp_poll`): a listener is reported
+/// once the handshake completes and leaves the ready list when its accept
+/// queue is empty; a connection, edge-triggered, is reported when data comes
+/// and not again until more happens, then with `EPOLLRDHUP` at the peer's
+/// FIN; `EPOLL_CTL_MOD` to `EPOLLOUT` reports the room to send at once.
+#[test]
+fn epoll_reports_the_listener_then_the_data_then_the_fin() {
+    let mut b = Bench::new();
+    let l = b.listener(16);
+    let ep = b.s.epoll_create();
+    b.s.epoll_ctl(ep, EpollOp::Add, l, EpollEvent::new(EPOLLIN, 1)).unwrap();
+    let mut ev = [EpollEvent::default(); 8];
+    let now = Some(Duration::ZERO);
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(0));
+    let iss = b.handshake_in(PPORT);
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(1));
+    assert_eq!(ev[0], EpollEvent::new(EPOLLIN, 1));
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(1), "level-triggered: still there while a child waits");
+    let (fd, _) = b.s.accept(l).unwrap();
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(0), "the accept queue is empty");
+
+    b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLIN | EPOLLRDHUP | EPOLLET, 2)).unwrap();
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(0), "nothing to read yet");
+    peer_data(&mut b, iss, 0, b"hello");
+    let _ = b.out();
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(1));
+    assert_eq!(ev[0], EpollEvent::new(EPOLLIN, 2));
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(0), "edge-triggered: once per wake-up, though unread");
+    let mut buf = [0u8; 16];
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(5));
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 5, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    let _ = b.out();
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(1));
+    assert_eq!(ev[0], EpollEvent::new(EPOLLIN | EPOLLRDHUP, 2), "the end of the stream");
+    b.s.epoll_ctl(ep, EpollOp::Mod, fd, EpollEvent::new(EPOLLOUT, 3)).unwrap();
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Ok(1));
+    assert_eq!(ev[0], EpollEvent::new(EPOLLOUT, 3), "CLOSE-WAIT may still send");
+    b.s.epoll_close(ep).unwrap();
+    assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Err(Errno::EBADF));
     abort_close_and_end(&mut b, fd, l);
 }

@@ -30,10 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use xsknet::eventpoll::{EPOLLET, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 use xsknet::netdevice::NetDevice;
 use xsknet::report::{AppStats, HttpStats};
 use xsknet::softirq::LoopStats;
-use xsknet::{signal, Errno, Fd, Shutdown, SockOpt, Stack, StackHandle, ThreadedStack};
+use xsknet::{signal, EpollEvent, EpollFd, EpollOp, Errno, Fd, Shutdown, SockOpt, Stack, StackHandle, ThreadedStack};
 
 use super::{should_stop, tcp_serve, BoxError, ServeArgs, Ticker};
 
@@ -786,34 +787,99 @@ impl OpenFileCache {
     }
 }
 
-/// A listener and its connections, served run-to-completion.
+/// How often every connection is looked at whether ready or not, for the
+/// clocks it runs on (idle timeout, lingering close): the rest of the time
+/// only the ready ones are.
+const SWEEP: Duration = Duration::from_millis(50);
+
+/// A listener and its connections, served run-to-completion: an epoll
+/// instance says which are ready (edge-triggered, for input and room to
+/// send, as nginx asks), and a sweep every [`SWEEP`] runs the clocks.
 struct HttpService {
     listen_fd: Fd,
-    conns: Vec<Conn>,
+    ep: EpollFd,
+    events: Vec<EpollEvent>,
+    /// Connections by descriptor number.
+    conns: Vec<Option<Conn>>,
+    next_sweep: Instant,
     scratch: Vec<u8>,
     caches: Caches,
     stats: HttpStats,
 }
 
 impl HttpService {
-    /// Accepts what waits, then moves every connection on.
+    fn new<D: NetDevice>(stack: &mut Stack<D>, listen_fd: Fd, now: Instant) -> Result<HttpService, Errno> {
+        let ep = stack.epoll_create();
+        stack.epoll_ctl(ep, EpollOp::Add, listen_fd, EpollEvent::new(EPOLLIN, listen_fd.0 as u64))?;
+        Ok(HttpService {
+            listen_fd,
+            ep,
+            events: vec![EpollEvent::default(); 256],
+            conns: Vec::new(),
+            next_sweep: now + SWEEP,
+            scratch: vec![0; MAX_REQUEST_HEAD],
+            caches: Caches::default(),
+            stats: HttpStats::default(),
+        })
+    }
+
+    /// Accepts what waits, then moves on every connection that is ready
+    /// (every one, when a sweep is due).
     fn serve<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant) {
+        let n = stack.epoll_wait(self.ep, &mut self.events, Some(Duration::ZERO)).unwrap_or(0);
+        for i in 0..n {
+            let fd = Fd(self.events[i].data as i32);
+            if fd == self.listen_fd {
+                self.accept(stack, now);
+            } else {
+                self.serve_one(stack, cfg, now, fd);
+            }
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP;
+            for slot in 0..self.conns.len() {
+                if self.conns[slot].is_some() {
+                    self.serve_one(stack, cfg, now, Fd(slot as i32));
+                }
+            }
+        }
+    }
+
+    fn accept<D: NetDevice>(&mut self, stack: &mut Stack<D>, now: Instant) {
         while let Ok((fd, _)) = stack.accept(self.listen_fd) {
             self.stats.connections += 1;
             // Responses go out whole: no Nagle wait for the last segment of one.
             let _ = stack.setsockopt(fd, SockOpt::TcpNodelay(true));
-            self.conns.push(Conn::new(fd, now));
-        }
-        let mut i = 0;
-        while i < self.conns.len() {
-            let c = &mut self.conns[i];
-            if c.serve(stack, cfg, &mut self.stats, &mut self.caches, now, &mut self.scratch) == Progress::Open {
-                i += 1;
-            } else {
-                let c = self.conns.swap_remove(i);
-                let _ = stack.close(c.fd);
+            let events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+            if stack.epoll_ctl(self.ep, EpollOp::Add, fd, EpollEvent::new(events, fd.0 as u64)).is_err() {
+                let _ = stack.close(fd);
+                continue;
             }
+            let slot = fd.0 as usize;
+            if self.conns.len() <= slot {
+                self.conns.resize_with(slot + 1, || None);
+            }
+            self.conns[slot] = Some(Conn::new(fd, now));
         }
+    }
+
+    /// One connection's turn; closes it when it is over.
+    fn serve_one<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant, fd: Fd) {
+        let slot = fd.0 as usize;
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        if c.serve(stack, cfg, &mut self.stats, &mut self.caches, now, &mut self.scratch) == Progress::Closed {
+            self.conns[slot] = None;
+            let _ = stack.close(fd);
+        }
+    }
+
+    /// Closes every connection, the listener and the epoll instance.
+    fn close<D: NetDevice>(self, stack: &mut Stack<D>) {
+        for c in self.conns.into_iter().flatten() {
+            let _ = stack.close(c.fd);
+        }
+        let _ = stack.close(self.listen_fd);
+        let _ = stack.epoll_close(self.ep);
     }
 }
 
@@ -856,13 +922,7 @@ fn run_to_completion<D: NetDevice>(
     interval: Option<Duration>,
 ) -> Result<(Stack<D>, LoopStats, HttpStats), BoxError> {
     let listen_fd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local))?;
-    let mut svc = HttpService {
-        listen_fd,
-        conns: Vec::new(),
-        scratch: vec![0; MAX_REQUEST_HEAD],
-        caches: Caches::default(),
-        stats: HttpStats::default(),
-    };
+    let mut svc = HttpService::new(&mut stack, listen_fd, Instant::now())?;
     println!("xsknet: ready: {setup}");
     let mut stats = LoopStats::start();
     let mut ticker = Ticker::new(interval);
@@ -887,13 +947,11 @@ fn run_to_completion<D: NetDevice>(
     while Instant::now() < drain_until {
         stack.poll(Instant::now());
     }
-    for c in svc.conns.drain(..) {
-        let _ = stack.close(c.fd);
-    }
-    let _ = stack.close(svc.listen_fd);
+    let http_stats = std::mem::take(&mut svc.stats);
+    svc.close(&mut stack);
     crate::finish_tcp(&mut stack);
     stack.release_backlog();
-    Ok((stack, stats, svc.stats))
+    Ok((stack, stats, http_stats))
 }
 
 /// Adds one connection's counts to the total.

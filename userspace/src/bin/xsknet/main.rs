@@ -665,7 +665,7 @@ fn run_to_completion<D: NetDevice>(
     let fd = stack.socket(SockType::Dgram)?;
     stack.bind(fd, local).map_err(|e| bind_error(e, local.port()))?;
     let lfd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local.port()))?;
-    let mut tcp = tcp_serve::TcpService::new(tcp_mode(app), lfd);
+    let mut tcp = tcp_serve::TcpService::new(&mut stack, tcp_mode(app), lfd)?;
     println!("xsknet: ready: {setup}");
     let _ = xdp;
     let mut stats = LoopStats::start();

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use xsknet::eventpoll::{EPOLLET, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 use xsknet::netdevice::NetDevice;
-use xsknet::{Errno, Fd, SockOpt, SockType, Stack, StackHandle};
+use xsknet::{EpollEvent, EpollFd, EpollOp, Errno, Fd, SockOpt, SockType, Stack, StackHandle};
 
 /// What the TCP service did, for the exit report.
 #[derive(Debug, Default)]
@@ -39,11 +40,23 @@ struct Conn {
     eof: bool,
 }
 
-/// A listener and its connections, served run-to-completion.
+/// The events a connection is watched for: edge-triggered, as nginx asks,
+/// since a connection's turn runs until a call would block.
+const CONN_EVENTS: u32 = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+/// How many ready descriptors one turn takes (the rest wait for the next).
+const EVENTS_PER_TURN: usize = 256;
+
+/// A listener and its connections, served run-to-completion: an epoll
+/// instance says which are ready, so a turn costs what is ready, not what
+/// is open.
 pub struct TcpService {
     mode: Mode,
     listen_fd: Fd,
-    conns: Vec<Conn>,
+    ep: EpollFd,
+    events: Vec<EpollEvent>,
+    /// Connections by descriptor number.
+    conns: Vec<Option<Conn>>,
     buf: Vec<u8>,
     /// When the descriptor limit was last reported.
     emfile_warned: Option<std::time::Instant>,
@@ -169,25 +182,58 @@ pub fn listener_threaded(h: &StackHandle, local: SocketAddrV4, l: &Listen) -> Re
 
 impl TcpService {
     /// Serves connections accepted on `listen_fd`.
-    pub fn new(mode: Mode, listen_fd: Fd) -> TcpService {
-        TcpService {
+    ///
+    /// # Errors
+    ///
+    /// What `epoll_ctl` says about `listen_fd` (`EBADF`: not open).
+    pub fn new<D: NetDevice>(stack: &mut Stack<D>, mode: Mode, listen_fd: Fd) -> Result<TcpService, Errno> {
+        let ep = stack.epoll_create();
+        stack.epoll_ctl(ep, EpollOp::Add, listen_fd, EpollEvent::new(EPOLLIN, fd_word(listen_fd)))?;
+        Ok(TcpService {
             mode,
             listen_fd,
+            ep,
+            events: vec![EpollEvent::default(); EVENTS_PER_TURN],
             conns: Vec::new(),
             buf: vec![0; 64 * 1024],
             emfile_warned: None,
             stats: Arc::default(),
+        })
+    }
+
+    /// Accepts what waits, then reads (and echoes) on every connection that
+    /// is ready, as far as the buffers allow without blocking.
+    pub fn serve<D: NetDevice>(&mut self, stack: &mut Stack<D>) {
+        let n = stack.epoll_wait(self.ep, &mut self.events, Some(Duration::ZERO)).unwrap_or(0);
+        for i in 0..n {
+            let fd = Fd(self.events[i].data as i32);
+            if fd == self.listen_fd {
+                self.accept(stack);
+                continue;
+            }
+            if !self.serve_one(stack, fd) {
+                if let Some(c) = self.conns.get_mut(fd.0 as usize).and_then(Option::take) {
+                    let _ = stack.close(c.fd);
+                }
+            }
         }
     }
 
-    /// Accepts what waits, then reads (and echoes) on every connection, as
-    /// far as the buffers allow without blocking.
-    pub fn serve<D: NetDevice>(&mut self, stack: &mut Stack<D>) {
+    fn accept<D: NetDevice>(&mut self, stack: &mut Stack<D>) {
         loop {
             match stack.accept(self.listen_fd) {
                 Ok((fd, _)) => {
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    self.conns.push(Conn { fd, pending: Vec::new(), eof: false });
+                    // Ready already (data came with the handshake): on the ready list at once.
+                    if stack.epoll_ctl(self.ep, EpollOp::Add, fd, EpollEvent::new(CONN_EVENTS, fd_word(fd))).is_err() {
+                        let _ = stack.close(fd);
+                        continue;
+                    }
+                    let slot = fd.0 as usize;
+                    if self.conns.len() <= slot {
+                        self.conns.resize_with(slot + 1, || None);
+                    }
+                    self.conns[slot] = Some(Conn { fd, pending: Vec::new(), eof: false });
                 }
                 Err(Errno::EMFILE) => {
                     warn_emfile(&mut self.emfile_warned);
@@ -196,20 +242,11 @@ impl TcpService {
                 Err(_) => break,
             }
         }
-        let mut i = 0;
-        while i < self.conns.len() {
-            if self.serve_one(stack, i) {
-                i += 1;
-            } else {
-                let c = self.conns.swap_remove(i);
-                let _ = stack.close(c.fd);
-            }
-        }
     }
 
-    /// One connection's turn; false when it is over.
-    fn serve_one<D: NetDevice>(&mut self, stack: &mut Stack<D>, i: usize) -> bool {
-        let c = &mut self.conns[i];
+    /// One connection's turn, until a call would block; false when it is over.
+    fn serve_one<D: NetDevice>(&mut self, stack: &mut Stack<D>, fd: Fd) -> bool {
+        let Some(c) = self.conns.get_mut(fd.0 as usize).and_then(Option::as_mut) else { return true };
         loop {
             if !c.pending.is_empty() {
                 match stack.send(c.fd, &c.pending) {
@@ -249,11 +286,17 @@ impl TcpService {
 
     /// Closes every connection and the listener.
     pub fn close<D: NetDevice>(self, stack: &mut Stack<D>) {
-        for c in self.conns {
+        for c in self.conns.into_iter().flatten() {
             let _ = stack.close(c.fd);
         }
         let _ = stack.close(self.listen_fd);
+        let _ = stack.epoll_close(self.ep);
     }
+}
+
+/// A descriptor as epoll's user word.
+fn fd_word(fd: Fd) -> u64 {
+    fd.0 as u64
 }
 
 /// The threaded service: accepts on this thread until `stop()`, one thread
