@@ -286,13 +286,15 @@ fn swap_udp(pkt: &mut [u8], ip: Ipv4Addr) -> bool {
     true
 }
 
-fn xsk_echo(
+/// Our XDP program on `iface` for `ip`, and an AF_XDP socket on its queue 0 with a UMEM of
+/// `frames` 2 KiB frames and rings of `ring_size`, registered with the program, its fill ring
+/// full: the program, the UMEM, the socket and the frames left over.
+fn open_xsk(
     iface: &str,
     ip: Ipv4Addr,
     frames: u32,
     ring_size: u32,
-    deadline: Option<Instant>,
-) -> Result<serde_json::Value, BoxError> {
+) -> Result<(XdpProgram, Arc<Umem>, XskDevice, Vec<Frame>), BoxError> {
     let mut prog = attach(iface, ip)?;
     let (umem, pool) = Umem::new(frames, 2048)?;
     let umem = Arc::new(umem);
@@ -303,6 +305,17 @@ fn xsk_echo(
     prog.register_xsk(0, dev.as_fd())?;
     let mut free: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();
     dev.fill(&mut free);
+    Ok((prog, umem, dev, free))
+}
+
+fn xsk_echo(
+    iface: &str,
+    ip: Ipv4Addr,
+    frames: u32,
+    ring_size: u32,
+    deadline: Option<Instant>,
+) -> Result<serde_json::Value, BoxError> {
+    let (prog, umem, mut dev, mut free) = open_xsk(iface, ip, frames, ring_size)?;
     let mut batch: Vec<Desc> = Vec::with_capacity(64);
     let mut tx: Vec<Desc> = Vec::with_capacity(64);
     let (mut echoed, mut other, mut tx_full, mut polls) = (0u64, 0u64, 0u64, 0u64);
@@ -355,16 +368,7 @@ fn xsk_rxdrop(
     touch: bool,
     deadline: Option<Instant>,
 ) -> Result<serde_json::Value, BoxError> {
-    let mut prog = attach(iface, ip)?;
-    let (umem, pool) = Umem::new(frames, 2048)?;
-    let umem = Arc::new(umem);
-    let mut cfg = XskConfig::new(iface, 0);
-    cfg.bind_mode = BindMode::Auto;
-    cfg.set_ring_sizes(ring_size);
-    let mut dev = XskDevice::open(umem.clone(), &cfg)?;
-    prog.register_xsk(0, dev.as_fd())?;
-    let mut free: Vec<Frame> = std::iter::from_fn(|| pool.get()).collect();
-    dev.fill(&mut free);
+    let (prog, umem, mut dev, mut free) = open_xsk(iface, ip, frames, ring_size)?;
     let mut batch: Vec<Desc> = Vec::with_capacity(64);
     let mut received: u64 = 0;
     let mut polls: u64 = 0;
