@@ -1,17 +1,19 @@
 //! The socket API driven by random calls: `socket`, `bind`, `connect`, `listen`, `accept`,
-//! `sendto`, `send`, `recvfrom`, `recv`, `shutdown`, `setsockopt`, `close` and the getters,
+//! `sendto`, `send`, `recvfrom`, `recv`, `shutdown`, `setsockopt`, `close` and the getters
+//! (`poll`, and `epoll` beside it),
 //! with random arguments, through the public [`xsknet::Stack`] methods, with frames and
 //! virtual time in between, and a peer that answers ARP.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+use xsknet::eventpoll::{EPOLLIN, EPOLLOUT};
 use xsknet::socket::{PollFd, POLLIN, POLLOUT};
 use xsknet::stream::CongAlgo;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use xsknet::wire::build;
 use xsknet::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
-use xsknet::{Errno, Fd, PmtuDisc, SockOpt, SockType};
+use xsknet::{EpollEvent, EpollOp, Errno, Fd, PmtuDisc, SockOpt, SockType};
 
 use super::input::Input;
 use super::rx::{check_counters, port, Harness, MAX_OPS, OUR_IP, PEER_IP, PEER_MAC};
@@ -46,7 +48,7 @@ pub mod call {
     /// `shutdown(fd, how)`.
     pub const SHUTDOWN: u8 = 17;
     /// The getters: `getsockname`, `getpeername`, `SO_ERROR`, `IP_MTU_DISCOVER`, `IP_MTU`,
-    /// `TCP_INFO`, `poll`.
+    /// `TCP_INFO`, `poll`, and `epoll` beside `poll`.
     pub const GET: u8 = 18;
     /// The peer answers every ARP request we sent since it last looked.
     pub const ARP_ANSWER: u8 = 19;
@@ -255,6 +257,16 @@ fn step(h: &mut Harness, tag: u8, inp: &mut Input<'_>, zeros: &[u8], buf: &mut [
             let mut fds = [PollFd::new(fd, POLLIN | POLLOUT)];
             let n = s.poll_fds(&mut fds, Some(Duration::ZERO));
             assert!(n <= 1);
+            // epoll beside poll: a level-triggered instance reports what poll just did.
+            let ep = s.epoll_create();
+            if errno(s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLIN | EPOLLOUT, 7))).is_some() {
+                let mut ev = [EpollEvent::default(); 2];
+                let m = s.epoll_wait(ep, &mut ev, Some(Duration::ZERO)).expect("an open instance, room for one");
+                assert!(m <= 1);
+                let got = if m == 1 { ev[0].events } else { 0 };
+                assert_eq!(got, fds[0].revents as u32, "epoll and poll disagree on {fd:?}");
+            }
+            s.epoll_close(ep).expect("the instance just made");
         }
         call::ARP_ANSWER => {
             let out = h.take();
