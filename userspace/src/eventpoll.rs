@@ -24,8 +24,9 @@
 //!   the same values as Linux's (`include/uapi/linux/eventpoll.h`);
 //! * `epoll_ctl` errors as `epoll_ctl(2)`: `EEXIST` to add a descriptor
 //!   twice, `ENOENT` to change or remove one not added, `EBADF` for a
-//!   descriptor not open, `EINVAL` for events this instance does not know
-//!   (`EPOLLEXCLUSIVE`, `EPOLLWAKEUP`, …);
+//!   descriptor not open; and, where Linux accepts them, `EINVAL` for the
+//!   bits this module does not implement (`EPOLLPRI`, `EPOLLRDNORM`,
+//!   `EPOLLEXCLUSIVE`, `EPOLLWAKEUP`, …): refused rather than ignored;
 //! * closing a descriptor removes it from every instance
 //!   (`eventpoll_release`);
 //! * an instance is not a descriptor of the fd table but an [`EpollFd`] of
@@ -96,24 +97,26 @@ pub enum EpollOp {
 pub struct EpollFd(pub u32);
 
 /// Descriptors whose sock was woken and not yet looked at (`rdllist`): each
-/// at most once, in the order they were woken.
+/// at most once, in the order they were woken, with the id of the item that
+/// queued it (a descriptor removed and added again while on the list is a
+/// new item: the old entry is passed over, as Linux unlinks it).
 #[derive(Default)]
 struct ReadyList {
-    fds: Mutex<Vec<Fd>>,
+    fds: Mutex<Vec<(Fd, u64)>>,
     /// Whether `fds` may hold any: read without the lock, so that an
     /// `epoll_wait` that finds nothing costs one load.
     nonempty: AtomicBool,
 }
 
 impl ReadyList {
-    fn push(&self, fd: Fd) {
+    fn push(&self, fd: Fd, id: u64) {
         let mut fds = self.fds.lock().unwrap_or_else(|e| e.into_inner());
-        fds.push(fd);
+        fds.push((fd, id));
         self.nonempty.store(true, Ordering::Release);
     }
 
     /// Everything on the list, which is left empty; `spare` (emptied) takes its place.
-    fn take(&self, spare: &mut Vec<Fd>) {
+    fn take(&self, spare: &mut Vec<(Fd, u64)>) {
         spare.clear();
         if !self.nonempty.load(Ordering::Acquire) {
             return;
@@ -128,6 +131,8 @@ impl ReadyList {
 struct EpHook {
     ready: Arc<ReadyList>,
     fd: Fd,
+    /// This item's number in its instance, never reused.
+    id: u64,
     /// The events asked for: a write-space wake-up does not queue a
     /// descriptor that asked only for input. 0 while a one-shot is spent.
     events: AtomicU32,
@@ -144,7 +149,7 @@ impl WakeCallback for EpHook {
             return;
         }
         if !self.queued.swap(true, Ordering::AcqRel) {
-            self.ready.push(self.fd);
+            self.ready.push(self.fd, self.id);
         }
     }
 }
@@ -192,7 +197,12 @@ pub struct EventPoll {
     items: HashMap<Fd, EpItem>,
     ready: Arc<ReadyList>,
     /// The ready list as last taken, kept for its allocation.
-    spare: Vec<Fd>,
+    spare: Vec<(Fd, u64)>,
+    /// Level-triggered descriptors reported by the last call, kept for the
+    /// allocation: they go back on the list after what did not fit.
+    requeue: Vec<(Fd, u64)>,
+    /// The id of the next item added.
+    next_id: u64,
 }
 
 impl EventPoll {
@@ -215,9 +225,11 @@ impl EventPoll {
                 if self.items.contains_key(&fd) {
                     return Err(Errno::EEXIST);
                 }
+                self.next_id += 1;
                 let hook = Arc::new(EpHook {
                     ready: self.ready.clone(),
                     fd,
+                    id: self.next_id,
                     events: AtomicU32::new(events),
                     queued: AtomicBool::new(false),
                 });
@@ -267,12 +279,14 @@ impl EventPoll {
             return 0;
         }
         let mut n = 0;
-        for &fd in &taken {
-            // Closed or removed since it was woken: gone from the list.
-            let Some(item) = self.items.get_mut(&fd) else { continue };
+        for &(fd, id) in &taken {
+            // Closed or removed since it was woken (and perhaps added again: a new item).
+            let Some(item) = self.items.get_mut(&fd).filter(|i| i.hook.id == id) else { continue };
             if n == events.len() {
-                // No room: it waits for the next call, still queued.
-                self.ready.push(fd);
+                // No room: it waits for the next call, still queued, ahead of
+                // the level-triggered ones reported now (`ep_send_events`
+                // splices the rest back at the head), so all take turns.
+                self.ready.push(fd, id);
                 continue;
             }
             // Off the list before the look, so that a wake-up from now on queues it again.
@@ -287,10 +301,14 @@ impl EventPoll {
                 item.events &= !EP_EVENTS;
                 item.hook.events.store(item.events, Ordering::Relaxed);
             } else if item.events & EPOLLET == 0 && !item.hook.queued.swap(true, Ordering::AcqRel) {
-                // Level-triggered: looked at again next time (`ep_send_events`).
-                self.ready.push(fd);
+                // Level-triggered: looked at again next time, at the tail.
+                self.requeue.push((fd, id));
             }
         }
+        for &(fd, id) in &self.requeue {
+            self.ready.push(fd, id);
+        }
+        self.requeue.clear();
         self.spare = taken;
         n
     }

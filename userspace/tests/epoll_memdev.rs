@@ -226,3 +226,78 @@ fn epoll_wait_drives_the_loop_until_the_timeout() {
     assert_eq!(b.read(fd), Ok(11));
     assert_eq!(b.s.epoll_wait(ep, &mut ev, Some(Duration::from_millis(2))), Ok(0), "the timeout passes");
 }
+
+/// Linux (ep_send_events + ep_done_scan) puts the items that did not fit
+/// back at the head and the level-triggered ones it reported at the tail, so
+/// with maxevents 1 two always-ready descriptors take turns.
+#[test]
+fn level_triggered_with_small_maxevents_does_not_starve() {
+    let mut b = Bench::new();
+    let ep = b.s.epoll_create();
+    let a = b.udp(7);
+    let c = b.udp(8);
+    b.s.epoll_ctl(ep, EpollOp::Add, a, EpollEvent::new(EPOLLIN, 1)).unwrap();
+    b.s.epoll_ctl(ep, EpollOp::Add, c, EpollEvent::new(EPOLLIN, 2)).unwrap();
+    b.datagram(7, b"a");
+    b.datagram(8, b"c");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let mut one = [EpollEvent::default(); 1];
+        assert_eq!(b.s.epoll_wait(ep, &mut one, NOW), Ok(1));
+        seen.push(one[0].data);
+    }
+    assert!(seen.contains(&2), "the second descriptor is never reported: {seen:?}");
+}
+
+/// EPOLLOUT level-triggered on many always-writable UDP sockets, maxevents 4:
+/// every descriptor must come up within a few calls.
+#[test]
+fn level_triggered_epollout_round_robins() {
+    let mut b = Bench::new();
+    let ep = b.s.epoll_create();
+    for i in 0..10u16 {
+        let fd = b.udp(100 + i);
+        b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLOUT, i as u64)).unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let mut four = [EpollEvent::default(); 4];
+        let n = b.s.epoll_wait(ep, &mut four, NOW).unwrap();
+        for e in &four[..n] {
+            seen.insert(e.data);
+        }
+    }
+    assert_eq!(seen.len(), 10, "only {seen:?} reported in 10 calls");
+}
+
+/// A descriptor closed while on the ready list, its number reused and added
+/// again before the next epoll_wait: reported once, not twice.
+#[test]
+fn fd_reuse_before_the_next_wait_is_not_reported_twice() {
+    let mut b = Bench::new();
+    let ep = b.s.epoll_create();
+    let fd = b.udp(7);
+    b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLIN, 1)).unwrap();
+    b.datagram(7, b"d");
+    b.s.close(fd).unwrap();
+    let again = b.udp(8);
+    assert_eq!(again, fd);
+    b.datagram(8, b"e");
+    b.s.epoll_ctl(ep, EpollOp::Add, again, EpollEvent::new(EPOLLIN, 2)).unwrap();
+    assert_eq!(b.ready(ep), vec![(EPOLLIN, 2)], "first wait");
+    assert_eq!(b.ready(ep), vec![(EPOLLIN, 2)], "second wait");
+}
+
+/// EPOLL_CTL_DEL then EPOLL_CTL_ADD of a ready descriptor before the next
+/// epoll_wait: one event.
+#[test]
+fn del_then_add_is_reported_once() {
+    let mut b = Bench::new();
+    let ep = b.s.epoll_create();
+    let fd = b.udp(7);
+    b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLIN | EPOLLET, 1)).unwrap();
+    b.datagram(7, b"d");
+    b.s.epoll_ctl(ep, EpollOp::Del, fd, EpollEvent::default()).unwrap();
+    b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLIN | EPOLLET, 2)).unwrap();
+    assert_eq!(b.ready(ep), vec![(EPOLLIN, 2)]);
+}
