@@ -4880,3 +4880,31 @@ fn epoll_reports_the_listener_then_the_data_then_the_fin() {
     assert_eq!(b.s.epoll_wait(ep, &mut ev, now), Err(Errno::EBADF));
     abort_close_and_end(&mut b, fd, l);
 }
+
+fn ep_now(b: &mut Bench, ep: xsknet::EpollFd) -> Vec<(u32, u64)> {
+    let mut ev = [EpollEvent::default(); 16];
+    let n = b.s.epoll_wait(ep, &mut ev, Some(Duration::ZERO)).unwrap();
+    ev[..n].iter().map(|e| (e.events, e.data)).collect()
+}
+
+/// An ACK that frees room in the send buffer is a write-space wake-up
+/// (`sk_write_space`, keyed EPOLLOUT): an edge-triggered watcher of input
+/// alone, its data unread, is not told EPOLLIN again.
+#[test]
+fn epoll_et_input_is_not_reported_again_by_an_ack() {
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    let ep = b.s.epoll_create();
+    b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(EPOLLIN | EPOLLET, 3)).unwrap();
+    peer_data(&mut b, iss, 0, b"hello");
+    let _ = b.out();
+    assert_eq!(ep_now(&mut b, ep), vec![(EPOLLIN, 3)]);
+    assert_eq!(ep_now(&mut b, ep), vec![]);
+    b.s.setsockopt(fd, SockOpt::TcpNodelay(true)).unwrap();
+    assert_eq!(b.s.send(fd, b"reply"), Ok(5));
+    let _ = b.out();
+    b.send(hdr(PPORT, LPORT, PISN + 1 + 5, iss.wrapping_add(1 + 5), ACK, PEER_WIN), &[]);
+    let _ = b.out();
+    assert_eq!(ep_now(&mut b, ep), vec![], "an ACK re-reported unread input");
+    abort_close_and_end(&mut b, fd, l);
+}

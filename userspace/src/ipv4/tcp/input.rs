@@ -949,9 +949,11 @@ fn tcp_ack(
     // tcp_cong_control's last step: the pacing rate for the window and RTT as they are now.
     super::pacing::tcp_update_pacing_rate(cb);
     if bytes > 0 {
-        // tcp_check_space → tcp_new_space → sk_write_space: room in the send buffer.
+        // tcp_check_space → tcp_new_space → sk_write_space: room in the send
+        // buffer, a wake-up keyed EPOLLOUT for the writers (and pollers), not
+        // the readers: an edge-triggered EPOLLIN watcher is not told again.
         super::wmem::tcp_check_space(net, cb);
-        cb.sock.wq.wake_up();
+        cb.sock.wq.wake_up_write_space();
     }
     Ok(())
 }
