@@ -313,16 +313,6 @@ impl EventPoll {
         n
     }
 
-    /// Descriptors watched.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether nothing is watched.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Stops watching everything (the instance is closed).
     fn release(&mut self) {
         for (_, item) in self.items.drain() {

@@ -880,12 +880,15 @@ impl<D: NetDevice> Stack<D> {
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            let n = self.epolls.get_mut(ep)?.send_events(events);
             let now = Instant::now();
-            if n > 0 || deadline.is_some_and(|d| now >= d) {
-                return Ok(n);
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(0);
             }
             self.poll(now);
+            let n = self.epolls.get_mut(ep)?.send_events(events);
+            if n > 0 {
+                return Ok(n);
+            }
         }
     }
 
