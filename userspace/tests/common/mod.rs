@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xsknet::testing::{run_in, spawn_in, NetNsPair, NetNsPairOptions};
+use xsknet::testing::{run_in, NetNsPair, NetNsPairOptions};
 use xsknet::wire::ethernet::{self, EthernetAddress, EthernetRepr};
 use xsknet::wire::icmp::{self, IcmpRepr};
 use xsknet::wire::ipv4::{self, Ipv4Packet};
@@ -86,6 +86,19 @@ impl Xsknet {
     /// Starts `xsknet COMMAND --iface IFNAME --ip 10.77.0.2/24 --port PORT
     /// --stats-json …` in namespace `ns`, with `extra` arguments appended.
     pub fn spawn_command(ns: &str, command: &str, ifname: &str, port: u16, extra: &[&str]) -> Xsknet {
+        Xsknet::spawn_command_env(ns, command, ifname, port, extra, &[])
+    }
+
+    /// [`Xsknet::spawn_command`] with `env` set in xsknet's environment
+    /// (`XSKNET_RUN_DIR`, for one: a test's own directory of control sockets).
+    pub fn spawn_command_env(
+        ns: &str,
+        command: &str,
+        ifname: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Xsknet {
         let json_path = std::env::temp_dir().join(format!(
             "xsknet-test-{}-{}.json",
             std::process::id(),
@@ -97,7 +110,13 @@ impl Xsknet {
         let json = json_path.to_string_lossy().into_owned();
         let mut args = vec![BIN, command, "--iface", ifname, "--ip", &ip, "--port", &port, "--stats-json", &json];
         args.extend_from_slice(extra);
-        let mut child = spawn_in(ns, &args);
+        let mut child = xsknet::testing::command_in(ns, &args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ip netns exec {ns}: {e} (apt-get install iproute2)"));
         let (tx, lines) = mpsc::channel();
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -134,7 +153,19 @@ impl Xsknet {
     /// [`Xsknet::spawn_command`], then waits for the `ready` line as
     /// [`Xsknet::start_echo`] does.
     pub fn start_command(ns: &str, command: &str, ifname: &str, port: u16, extra: &[&str]) -> Xsknet {
-        let mut x = Xsknet::spawn_command(ns, command, ifname, port, extra);
+        Xsknet::start_command_env(ns, command, ifname, port, extra, &[])
+    }
+
+    /// [`Xsknet::start_command`] with `env` set, as [`Xsknet::spawn_command_env`].
+    pub fn start_command_env(
+        ns: &str,
+        command: &str,
+        ifname: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Xsknet {
+        let mut x = Xsknet::spawn_command_env(ns, command, ifname, port, extra, env);
         if let Err(e) = x.wait_ready(READY_TIMEOUT) {
             panic!("xsknet did not become ready: {e}");
         }
