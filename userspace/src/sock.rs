@@ -953,8 +953,7 @@ impl Sock {
                     return t.accept_backlog() > 0;
                 }
                 s.rcv_queued() >= t.rcvlowat.load(Ordering::Relaxed).max(1)
-                    || s.fin_rcvd.load(Ordering::Acquire)
-                    || s.rd_shut.load(Ordering::Acquire)
+                    || self.stream_shutdown().0
                     || (s.rcv_queued() > 0 && s.state() != TcpState::Established)
             }
         }
@@ -976,27 +975,46 @@ impl Sock {
         }
     }
 
-    /// Whether the connection is over in both directions (`POLLHUP`, as
-    /// `tcp_poll` reports it: both shut down, or closed after a connection).
+    /// The stream's `sk_shutdown` as `tcp_poll` reads it: (`RCV_SHUTDOWN`,
+    /// `SEND_SHUTDOWN`). Receiving ends with the peer's FIN or a local
+    /// `shutdown(SHUT_RD)`/`close()`, sending with `shutdown(SHUT_WR)`/`close()`,
+    /// and both with `tcp_done` (a RST, a refused or timed-out connect, the
+    /// retransmission limit), which sets `SHUTDOWN_MASK`
+    /// (net/ipv4/tcp.c `tcp_done`). Never for a datagram sock.
+    fn stream_shutdown(&self) -> (bool, bool) {
+        match &self.proto {
+            ProtoSock::Udp(_) => (false, false),
+            ProtoSock::Tcp(t) => {
+                let s = &t.stream;
+                // tcp_done ran: the connection (or the attempt) is over, its
+                // control block gone, its buffers left to read.
+                let done = s.state() == TcpState::Close && t.cb().is_none() && s.rcv_capacity() > 0;
+                let rcv = done || s.fin_rcvd.load(Ordering::Acquire) || s.rd_shut.load(Ordering::Acquire);
+                let snd = done || s.wr_shut.load(Ordering::Acquire);
+                (rcv, snd)
+            }
+        }
+    }
+
+    /// `POLLHUP`, as `tcp_poll` reports it: shut down both ways, or in
+    /// CLOSE (a socket not yet connected included: Linux reports
+    /// `POLLOUT | POLLHUP` for a fresh TCP socket). Never for a datagram sock.
     pub fn hung_up(&self) -> bool {
         match &self.proto {
             ProtoSock::Udp(_) => false,
             ProtoSock::Tcp(t) => {
-                let s = &t.stream;
-                let both = s.fin_rcvd.load(Ordering::Acquire) && s.wr_shut.load(Ordering::Acquire);
-                both || (s.state() == TcpState::Close && t.cb().is_none() && s.rcv_capacity() > 0)
+                let (rcv, snd) = self.stream_shutdown();
+                (rcv && snd) || t.stream.state() == TcpState::Close
             }
         }
     }
 
     /// Whether nothing more will come from the peer (`EPOLLRDHUP`, as
-    /// `tcp_poll` reports `RCV_SHUTDOWN`: its FIN came, or reading was shut
-    /// down here). Never for a datagram sock.
+    /// `tcp_poll` reports `RCV_SHUTDOWN`: its FIN came, reading was shut
+    /// down here, or the connection ended in `tcp_done`). Never for a
+    /// datagram sock.
     pub fn peer_shut(&self) -> bool {
-        match &self.proto {
-            ProtoSock::Udp(_) => false,
-            ProtoSock::Tcp(t) => t.stream.fin_rcvd.load(Ordering::Acquire) || t.stream.rd_shut.load(Ordering::Acquire),
-        }
+        self.stream_shutdown().0
     }
 
     /// Whether an asynchronous error is pending (`POLLERR`).

@@ -66,8 +66,12 @@ pub const POLLOUT: i16 = libc::POLLOUT;
 pub const POLLERR: i16 = libc::POLLERR;
 /// The descriptor is not open.
 pub const POLLNVAL: i16 = libc::POLLNVAL;
-/// The connection is over both ways.
+/// The connection is over both ways, or a stream socket is not connected
+/// (`tcp_poll`).
 pub const POLLHUP: i16 = libc::POLLHUP;
+/// Nothing more will be received: the peer's FIN, `shutdown(SHUT_RD)`, or
+/// the connection's end (`RCV_SHUTDOWN`). Reported only when asked for.
+pub const POLLRDHUP: i16 = libc::POLLRDHUP;
 
 /// A socket option (`setsockopt(2)`), with Linux's meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

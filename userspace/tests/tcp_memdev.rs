@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use xsknet::eventpoll::{EPOLLET, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 use xsknet::netdevice::{MemDevice, MemWire};
 use xsknet::snmp::Mib;
-use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+use xsknet::socket::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
 use xsknet::stream::CongAlgo;
 use xsknet::umem::Umem;
 use xsknet::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
@@ -675,12 +675,54 @@ fn rst_ack_to_our_syn_refuses_the_connection() {
     // What a closed Linux port answers: RST|ACK, seq 0, ack ISS + 1.
     b.send(hdr(PPORT, syn.r.src_port, 0, iss.wrapping_add(1), RST | ACK, 0), &[]);
     b.none();
-    // tcp_poll after tcp_done: shut both ways, with an error.
-    assert_eq!(b.revents(fd, POLLIN | POLLOUT), POLLIN | POLLOUT | POLLERR | POLLHUP);
+    // tcp_poll after tcp_done: shut both ways (SHUTDOWN_MASK), with an error;
+    // Linux reports 0x201d here (a refused connect to 127.0.0.1:1).
+    let all = POLLIN | POLLOUT | POLLRDHUP;
+    assert_eq!(b.revents(fd, all), POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP);
     assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ECONNREFUSED)));
     let m = b.s.snmp();
     assert_eq!((m.TcpActiveOpens, m.TcpAttemptFails, m.TcpEstabResets, m.TcpCurrEstab), (1, 1, 0, 0));
     b.s.close(fd).unwrap();
+    b.end();
+}
+
+/// `tcp_poll`'s hang-up bits, each as Linux 6.18 reports them (the values
+/// in the comments are what `poll(2)` returned for a kernel socket in the
+/// same place, asked for POLLIN | POLLOUT | POLLRDHUP): a fresh socket is
+/// POLLOUT | POLLHUP (0x14); shut down both ways before the peer's FIN,
+/// everything but POLLERR (0x2015); reset by the peer, everything
+/// (0x201d), and then the first send fails with ECONNRESET, the next with
+/// EPIPE, and reads return 0.
+#[test]
+fn poll_hang_up_bits_are_tcp_polls() {
+    let mut b = Bench::new();
+    let all = POLLIN | POLLOUT | POLLRDHUP;
+    let fresh = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.revents(fresh, all), POLLOUT | POLLHUP, "a fresh socket");
+    b.s.close(fresh).unwrap();
+
+    let (fd, port, iss) = b.connected();
+    assert_eq!(b.revents(fd, all), POLLOUT, "connected");
+    b.s.shutdown(fd, Shutdown::Both).unwrap();
+    assert_eq!(b.revents(fd, all), POLLIN | POLLOUT | POLLHUP | POLLRDHUP, "shut down both ways, no FIN yet");
+    b.poll();
+    let fin = b.one();
+    assert_eq!((fin.flags() & FIN, fin.r.seq), (FIN, iss.wrapping_add(1)));
+    b.s.close(fd).unwrap();
+    b.send(hdr(PPORT, port, PISN + 1, iss.wrapping_add(2), RST | ACK, 0), &[]);
+    b.none();
+
+    let (l, fd, iss) = b.accepted();
+    assert_eq!(b.revents(fd, all), POLLOUT, "accepted");
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), RST | ACK, 0), &[]);
+    b.none();
+    assert_eq!(b.revents(fd, all), POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP, "reset by the peer");
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::ECONNRESET));
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::EPIPE));
+    assert_eq!(b.s.recv(fd, &mut [0u8; 8]), Ok(0));
+    assert_eq!(b.revents(fd, all), POLLIN | POLLOUT | POLLHUP | POLLRDHUP, "the error taken");
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
     b.end();
 }
 
