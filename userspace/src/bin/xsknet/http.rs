@@ -191,6 +191,8 @@ pub struct Conn {
     lingering_until: Option<Instant>,
     /// The last read or send that moved bytes.
     last_active: Instant,
+    /// Which connection this is, for the server's timer heap (0 outside it).
+    id: u64,
 }
 
 impl Conn {
@@ -208,7 +210,14 @@ impl Conn {
             peer_eof: false,
             lingering_until: None,
             last_active: now,
+            id: 0,
         }
+    }
+
+    /// When its clock next needs looking at: the end of its lingering
+    /// close, or else of its idle timeout.
+    fn deadline(&self, cfg: &Config) -> Instant {
+        self.lingering_until.unwrap_or(self.last_active + cfg.idle_timeout)
     }
 
     /// Moves the connection as far as it goes without waiting: sends what
@@ -787,28 +796,36 @@ impl OpenFileCache {
     }
 }
 
-/// How often every connection is looked at whether ready or not, for the
-/// clocks it runs on (idle timeout, lingering close): the rest of the time
-/// only the ready ones are.
-const SWEEP: Duration = Duration::from_millis(50);
+/// A connection's clock in the timer heap: when, which descriptor, and which
+/// connection on it (descriptors are reused; a stale entry is dropped).
+type Timer = std::cmp::Reverse<(Instant, i32, u64)>;
 
 /// A listener and its connections, served run-to-completion: an epoll
 /// instance says which are ready (edge-triggered, for input and room to
-/// send, as nginx asks), and a sweep every [`SWEEP`] runs the clocks.
+/// send, as nginx asks), and a heap of deadlines runs the clocks (idle
+/// timeout, lingering close), as nginx's timer tree does: a turn with
+/// nothing due looks at the earliest deadline only.
 struct HttpService {
     listen_fd: Fd,
     ep: EpollFd,
     events: Vec<EpollEvent>,
     /// Connections by descriptor number.
     conns: Vec<Option<Conn>>,
-    next_sweep: Instant,
+    /// Each open connection's entry, due at or before its deadline:
+    /// activity moves a deadline later without touching the heap, and an
+    /// entry found due early goes back in at the real deadline (lazily, as
+    /// nginx's `ngx_event_add_timer` skips small moves). A lingering close
+    /// adds a second entry at its end, sooner than the idle clock's.
+    timers: std::collections::BinaryHeap<Timer>,
+    /// Connections accepted so far: each one's id in its heap entry.
+    accepted: u64,
     scratch: Vec<u8>,
     caches: Caches,
     stats: HttpStats,
 }
 
 impl HttpService {
-    fn new<D: NetDevice>(stack: &mut Stack<D>, listen_fd: Fd, now: Instant) -> Result<HttpService, Errno> {
+    fn new<D: NetDevice>(stack: &mut Stack<D>, listen_fd: Fd) -> Result<HttpService, Errno> {
         let ep = stack.epoll_create();
         stack.epoll_ctl(ep, EpollOp::Add, listen_fd, EpollEvent::new(EPOLLIN, listen_fd.0 as u64))?;
         Ok(HttpService {
@@ -816,36 +833,54 @@ impl HttpService {
             ep,
             events: vec![EpollEvent::default(); 256],
             conns: Vec::new(),
-            next_sweep: now + SWEEP,
+            timers: std::collections::BinaryHeap::new(),
+            accepted: 0,
             scratch: vec![0; MAX_REQUEST_HEAD],
             caches: Caches::default(),
             stats: HttpStats::default(),
         })
     }
 
-    /// Accepts what waits, then moves on every connection that is ready
-    /// (every one, when a sweep is due).
+    /// Accepts what waits, moves on every connection that is ready, then
+    /// runs the clocks that are due.
     fn serve<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant) {
         let n = stack.epoll_wait(self.ep, &mut self.events, Some(Duration::ZERO)).unwrap_or(0);
         for i in 0..n {
             let fd = Fd(self.events[i].data as i32);
             if fd == self.listen_fd {
-                self.accept(stack, now);
+                self.accept(stack, cfg, now);
             } else {
                 self.serve_one(stack, cfg, now, fd);
             }
         }
-        if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP;
-            for slot in 0..self.conns.len() {
-                if self.conns[slot].is_some() {
-                    self.serve_one(stack, cfg, now, Fd(slot as i32));
-                }
+        self.run_timers(stack, cfg, now);
+    }
+
+    /// The clocks due at `now`: a connection whose deadline really passed
+    /// gets a turn (which closes it, or sends its 408 and restarts the
+    /// clock); one active since goes back in at its new deadline.
+    fn run_timers<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant) {
+        while let Some(&std::cmp::Reverse((at, fd, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let deadline = |conns: &[Option<Conn>]| match conns.get(fd as usize) {
+                Some(Some(c)) if c.id == id => Some(c.deadline(cfg)),
+                _ => None,
+            };
+            let Some(due) = deadline(&self.conns) else { continue };
+            if due <= now {
+                self.serve_one(stack, cfg, now, Fd(fd));
+            }
+            if let Some(due) = deadline(&self.conns) {
+                // At least a millisecond on: this loop ends whatever the turn did.
+                self.timers.push(std::cmp::Reverse((due.max(now + Duration::from_millis(1)), fd, id)));
             }
         }
     }
 
-    fn accept<D: NetDevice>(&mut self, stack: &mut Stack<D>, now: Instant) {
+    fn accept<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant) {
         while let Ok((fd, _)) = stack.accept(self.listen_fd) {
             self.stats.connections += 1;
             // Responses go out whole: no Nagle wait for the last segment of one.
@@ -859,7 +894,11 @@ impl HttpService {
             if self.conns.len() <= slot {
                 self.conns.resize_with(slot + 1, || None);
             }
-            self.conns[slot] = Some(Conn::new(fd, now));
+            self.accepted += 1;
+            let mut c = Conn::new(fd, now);
+            c.id = self.accepted;
+            self.timers.push(std::cmp::Reverse((c.deadline(cfg), fd.0, c.id)));
+            self.conns[slot] = Some(c);
         }
     }
 
@@ -867,9 +906,13 @@ impl HttpService {
     fn serve_one<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant, fd: Fd) {
         let slot = fd.0 as usize;
         let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let lingering = c.lingering_until.is_some();
         if c.serve(stack, cfg, &mut self.stats, &mut self.caches, now, &mut self.scratch) == Progress::Closed {
             self.conns[slot] = None;
             let _ = stack.close(fd);
+        } else if let (Some(until), false) = (c.lingering_until, lingering) {
+            // Its lingering close began: due sooner than its idle clock.
+            self.timers.push(std::cmp::Reverse((until, fd.0, c.id)));
         }
     }
 
@@ -922,7 +965,7 @@ fn run_to_completion<D: NetDevice>(
     interval: Option<Duration>,
 ) -> Result<(Stack<D>, LoopStats, HttpStats), BoxError> {
     let listen_fd = tcp_serve::listener(&mut stack, local, listen).map_err(|e| listen_error(e, local))?;
-    let mut svc = HttpService::new(&mut stack, listen_fd, Instant::now())?;
+    let mut svc = HttpService::new(&mut stack, listen_fd)?;
     println!("xsknet: ready: {setup}");
     let mut stats = LoopStats::start();
     let mut ticker = Ticker::new(interval);
