@@ -516,7 +516,7 @@ impl<D: NetDevice> Stack<D> {
     /// (sorted; a few: listeners, UDP sockets), not hashed. A publication
     /// walks this every 100 ms: with 4 000 connections, the list of socks
     /// seen that each one was searched in before took 7 ms of the loop's
-    /// time; this takes about 0.5 ms (docs/benchmarks.md, "Idle connections").
+    /// time; this takes about 0.5 ms (docs/benchmarks.md, `bench/idle-conns.sh`).
     fn all_socks(&self) -> impl Iterator<Item = &Arc<Sock>> {
         let mut bound: Vec<&Arc<Sock>> = self.socks.socks().collect();
         bound.sort_unstable_by_key(|s| Arc::as_ptr(s));
