@@ -47,11 +47,14 @@ use crate::sock::{Sock, WakeCallback, WAKE_ANY};
 pub const EPOLLIN: u32 = libc::EPOLLIN as u32;
 /// Room to write.
 pub const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
-/// The peer has shut its side down (its FIN came): reads will reach the end.
+/// Nothing more will be received (`RCV_SHUTDOWN`): the peer's FIN came,
+/// `shutdown(SHUT_RD)` or `close()` here, or the connection ended
+/// (`tcp_done`: a RST, a refused or timed-out connect): reads reach the end.
 pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
 /// An error is pending (always reported).
 pub const EPOLLERR: u32 = libc::EPOLLERR as u32;
-/// The connection is over both ways (always reported).
+/// Shut down both ways, or a stream socket in CLOSE, a fresh one included
+/// (`tcp_poll`; always reported).
 pub const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 /// Edge-triggered: reported once per wake-up, not while it stays ready.
 pub const EPOLLET: u32 = libc::EPOLLET as u32;
@@ -173,7 +176,10 @@ impl EpItem {
 /// event bits; the same bits `poll(2)` reports for the first four.
 pub(crate) fn sock_poll(sock: &Sock) -> u32 {
     let mut r = 0;
-    if sock.readable() {
+    // A pending error makes a read return at once, but `tcp_poll` reports it
+    // as EPOLLERR only: EPOLLIN for a stream is data or RCV_SHUTDOWN.
+    let readable = if sock.tcp().is_some() { sock.is_closed() || sock.data_ready() } else { sock.readable() };
+    if readable {
         r |= EPOLLIN;
     }
     if sock.writable() {

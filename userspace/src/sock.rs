@@ -942,9 +942,13 @@ impl Sock {
     /// Whether a read would not block (`POLLIN`): data, an error, or closed;
     /// for a stream also the peer's FIN, and for a listener a child to accept.
     pub fn readable(&self) -> bool {
-        if self.err.load(Ordering::Relaxed) != 0 || self.is_closed() {
-            return true;
-        }
+        self.err.load(Ordering::Relaxed) != 0 || self.is_closed() || self.data_ready()
+    }
+
+    /// Whether there is something to read, an error aside: datagrams; for a
+    /// stream, data (`SO_RCVLOWAT` bytes) or `RCV_SHUTDOWN`; for a listener,
+    /// a child to accept (`tcp_stream_is_readable`, `inet_csk_listen_poll`).
+    pub fn data_ready(&self) -> bool {
         match &self.proto {
             ProtoSock::Udp(_) => !self.receive_queue.is_empty(),
             ProtoSock::Tcp(t) => {
@@ -986,9 +990,7 @@ impl Sock {
             ProtoSock::Udp(_) => (false, false),
             ProtoSock::Tcp(t) => {
                 let s = &t.stream;
-                // tcp_done ran: the connection (or the attempt) is over, its
-                // control block gone, its buffers left to read.
-                let done = s.state() == TcpState::Close && t.cb().is_none() && s.rcv_capacity() > 0;
+                let done = s.done.load(Ordering::Acquire);
                 let rcv = done || s.fin_rcvd.load(Ordering::Acquire) || s.rd_shut.load(Ordering::Acquire);
                 let snd = done || s.wr_shut.load(Ordering::Acquire);
                 (rcv, snd)

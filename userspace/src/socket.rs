@@ -66,7 +66,7 @@ pub const POLLOUT: i16 = libc::POLLOUT;
 pub const POLLERR: i16 = libc::POLLERR;
 /// The descriptor is not open.
 pub const POLLNVAL: i16 = libc::POLLNVAL;
-/// The connection is over both ways, or a stream socket is not connected
+/// Shut down both ways, or a stream socket in CLOSE, a fresh one included
 /// (`tcp_poll`).
 pub const POLLHUP: i16 = libc::POLLHUP;
 /// Nothing more will be received: the peer's FIN, `shutdown(SHUT_RD)`, or

@@ -513,7 +513,8 @@ impl<D: NetDevice> Stack<D> {
     /// Every sock that can hold frames, once: those bound in the socket
     /// tables, then those reachable through a descriptor and not bound.
     /// A descriptor's sock is looked up by address among the bound ones
-    /// (sorted; a few: listeners, UDP sockets), not hashed. A publication
+    /// (sorted: listeners, UDP sockets, actively opened connections; not
+    /// the accepted ones), not hashed. A publication
     /// walks this every 100 ms: with 4 000 connections, the list of socks
     /// seen that each one was searched in before took 7 ms of the loop's
     /// time; this takes about 0.5 ms (docs/benchmarks.md, `bench/idle-conns.sh`).

@@ -144,6 +144,10 @@ pub struct StreamSock {
     pub(crate) fin_rcvd: AtomicBool,
     /// `shutdown(SHUT_RD)` or `close()`: reads return 0.
     pub(crate) rd_shut: AtomicBool,
+    /// `tcp_done` ran (a RST, a refused or timed-out connect, the
+    /// retransmission limit, the end of a connection): `sk_shutdown` is
+    /// `SHUTDOWN_MASK`, both ways shut. Cleared by the next `connect`.
+    pub(crate) done: AtomicBool,
     /// The loop holds a delayed ACK that a read draining the buffer may
     /// send at once (`tcp_cleanup_rbuf`): set when the delayed-ACK timer is
     /// armed, cleared when an ACK goes. A read that empties the buffer with
@@ -183,6 +187,7 @@ impl Default for StreamSock {
             snd: Mutex::new(None),
             fin_rcvd: AtomicBool::new(false),
             rd_shut: AtomicBool::new(false),
+            done: AtomicBool::new(false),
             ack_on_read: AtomicBool::new(false),
             nospace: AtomicBool::new(false),
             wr_shut: AtomicBool::new(false),

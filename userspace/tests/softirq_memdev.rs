@@ -1529,3 +1529,97 @@ fn arp_flood_keeps_the_table_bounded_and_the_active_neighbour() {
     s.close(fd).unwrap();
     assert_census(&s);
 }
+
+/// The frame census and UdpInDatagrams count each sock once, whichever
+/// tables hold it: UDP socks bound (in both the socket table and the
+/// descriptor table), fresh ones (descriptor table only), TCP socks beside
+/// them, with descriptors closed and reused in between.
+#[test]
+fn census_counts_each_sock_once_whatever_tables_hold_it() {
+    let (mut s, w) = stack();
+    learn_peer(&mut s, &w);
+    let mut tcp = Vec::new();
+    for _ in 0..40 {
+        tcp.push(s.socket(SockType::Stream).unwrap());
+    }
+    let a = s.socket(SockType::Dgram).unwrap();
+    s.bind(a, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    for fd in tcp.drain(..20) {
+        s.close(fd).unwrap();
+    }
+    let fresh = s.socket(SockType::Dgram).unwrap();
+    let b = s.socket(SockType::Dgram).unwrap();
+    s.bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9)).unwrap();
+    for i in 0..5u8 {
+        w.inject(&udp_frame(40000, 7, &[i]));
+        w.inject(&udp_frame(40000, 9, &[i]));
+    }
+    s.poll(Instant::now());
+    assert_eq!(s.frame_census().in_socks, 10);
+    assert_census(&s);
+    let mut buf = [0u8; 8];
+    for _ in 0..3 {
+        s.recv_from(a, &mut buf).unwrap();
+    }
+    assert_eq!(s.snmp().UdpInDatagrams, 3);
+    assert_eq!(s.frame_census().in_socks, 7);
+    s.close(b).unwrap();
+    assert_eq!(s.frame_census().in_socks, 2);
+    assert_eq!(s.snmp().UdpInDatagrams, 3);
+    assert_census(&s);
+    s.close(fresh).unwrap();
+    s.close(a).unwrap();
+    for fd in tcp {
+        s.close(fd).unwrap();
+    }
+    assert_eq!(s.snmp().UdpInDatagrams, 3);
+    assert_census(&s);
+}
+
+/// UdpInDatagrams with readers on their own threads: each datagram read
+/// counted once, while the socks stay open and after they close.
+#[test]
+fn threaded_readers_count_each_datagram_once() {
+    let (s, w) = stack();
+    let t = ThreadedStack::spawn(s).unwrap();
+    let h = t.handle();
+    w.inject(&arp(ArpOperation::Request, EthernetAddress::BROADCAST, EthernetAddress::default()));
+    let fds: Vec<Fd> = (0..3u16)
+        .map(|i| {
+            let fd = h.socket(SockType::Dgram).unwrap();
+            h.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7 + i)).unwrap();
+            fd
+        })
+        .collect();
+    let readers: Vec<_> = fds
+        .iter()
+        .map(|&fd| {
+            let h = t.handle();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                let mut n = 0;
+                while h.recv_from(fd, &mut buf, Some(Duration::from_millis(300))).is_ok() {
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for i in 0..60u16 {
+        w.inject(&udp_frame(40000, 7 + i % 3, &[i as u8]));
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let read: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(read, 60);
+    assert_eq!(h.snapshot().unwrap().mib.UdpInDatagrams, 60);
+    h.close(fds[0]).unwrap();
+    assert_eq!(h.snapshot().unwrap().mib.UdpInDatagrams, 60);
+    for &fd in &fds[1..] {
+        h.close(fd).unwrap();
+    }
+    let (s, _) = t.stop().unwrap();
+    assert_eq!(s.snmp().UdpInDatagrams, 60);
+    assert_census(&s);
+}

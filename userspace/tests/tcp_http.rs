@@ -466,3 +466,87 @@ fn tcp_client_example_fetches_from_a_kernel_server() {
     assert!(stdout.contains("tcp_info: state CLOSE-WAIT "), "{stdout}");
     assert!(stdout.contains("frames: all accounted for"), "{stdout}");
 }
+
+/// The idle and lingering-close clocks (the timer heap): a silent
+/// connection is closed at its idle timeout, not later; one that keeps
+/// sending requests is not closed; a connection accepted on a descriptor
+/// just freed keeps a clock of its own (the freed one's entry does not
+/// close it early); a lingering close ends about 2 s after our FIN.
+#[test]
+fn idle_and_linger_clocks_are_kept_per_connection() {
+    if !testing::require_root("idle_and_linger_clocks_are_kept_per_connection") {
+        return;
+    }
+    let pair = pair();
+    let site = Site::new();
+    let x = start(&pair, &site, &["--idle-timeout", "1"]);
+    let addr: std::net::SocketAddr = SocketAddrV4::new(SERVER_ADDR, HTTP_PORT).into();
+    let results = in_netns(pair.peer_ns(), || {
+        let connect = move || {
+            let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        };
+        // Until the server closes: how long, and whether by FIN (not reset).
+        let closed_after = |mut s: TcpStream| {
+            let t = Instant::now();
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return (t.elapsed(), true),
+                    Ok(_) => {}
+                    Err(_) => return (t.elapsed(), false),
+                }
+            }
+        };
+        let silent = std::thread::spawn(move || closed_after(connect()));
+        let busy = std::thread::spawn(move || {
+            let mut s = connect();
+            let mut served = 0;
+            for _ in 0..5 {
+                s.write_all(b"GET /f1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.ends_with(&content(1)) || !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).expect("a response, not a close");
+                    assert!(n > 0, "closed while busy after {served} responses");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                served += 1;
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            served
+        });
+        let reused = std::thread::spawn(move || {
+            let a = connect();
+            std::thread::sleep(Duration::from_millis(800));
+            drop(a);
+            std::thread::sleep(Duration::from_millis(20));
+            closed_after(connect())
+        });
+        let linger = std::thread::spawn(move || {
+            let mut s = connect();
+            s.write_all(b"GET /f1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            let fin = Instant::now();
+            // Our bytes are read and dropped while it lingers; once it has
+            // closed they are answered with a reset.
+            loop {
+                if s.write_all(b"x").is_err() || fin.elapsed() > Duration::from_secs(10) {
+                    return fin.elapsed();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        (silent.join().unwrap(), busy.join().unwrap(), reused.join().unwrap(), linger.join().unwrap())
+    });
+    let (silent, busy, reused, linger) = results;
+    assert!(silent.1 && (900..1400).contains(&silent.0.as_millis()), "silent: {silent:?}, the idle timeout is 1 s");
+    assert_eq!(busy, 5, "a connection with a request every 0.6 s is not idle");
+    assert!(reused.1 && (900..1400).contains(&reused.0.as_millis()), "on a reused descriptor: {reused:?}");
+    assert!((1800..2700).contains(&linger.as_millis()), "lingering close ended {linger:?} after our FIN (2 s)");
+    let f = x.stop();
+    f.assert_clean_exit();
+    let _ = http_counts(&f);
+}

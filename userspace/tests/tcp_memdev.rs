@@ -4950,3 +4950,136 @@ fn epoll_et_input_is_not_reported_again_by_an_ack() {
     assert_eq!(ep_now(&mut b, ep), vec![], "an ACK re-reported unread input");
     abort_close_and_end(&mut b, fd, l);
 }
+
+/// More of `tcp_poll`'s cases beside what Linux 6.18 reports for a kernel
+/// socket in the same place (poll asked for POLLIN | POLLOUT | POLLRDHUP):
+/// a connect that timed out 0x201d, then 0x2015 once SO_ERROR is read, reads
+/// 0 and sends EPIPE; LAST-ACK and then CLOSE, and TIME-WAIT with the
+/// descriptor still open, 0x2015; a reset with 5 bytes unread 0x201d, and
+/// recv gives the bytes, then ECONNRESET, then 0; a reset in CLOSE-WAIT
+/// leaves EPIPE as the error; an edge-triggered watcher is told of a reset
+/// (IN|OUT|RDHUP asked: 0x201d; OUT only: 0x1c).
+#[test]
+fn poll_hang_up_bits_after_a_timeout_the_close_and_a_reset() {
+    let all = POLLIN | POLLOUT | POLLRDHUP;
+    let done = POLLIN | POLLOUT | POLLHUP | POLLRDHUP;
+    let mut buf = [0u8; 64];
+
+    let mut b = Bench::new();
+    let fd = b.s.socket(SockType::Stream).unwrap();
+    assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+    let _ = b.one();
+    assert_eq!(b.revents(fd, all), 0, "connecting");
+    for t in [1u64, 2, 3, 4, 5, 7, 11, 19, 35, 67, 131] {
+        b.at(secs(t));
+        let _ = b.out();
+    }
+    assert_eq!(b.revents(fd, all), done | POLLERR, "the connect timed out");
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ETIMEDOUT)));
+    assert_eq!(b.revents(fd, all), done);
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    assert_eq!(b.s.send(fd, b"x"), Err(Errno::EPIPE));
+    b.s.close(fd).unwrap();
+    b.end();
+
+    // The peer's FIN, then ours: LAST-ACK, then CLOSE.
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    let _ = b.out();
+    assert_eq!(b.revents(fd, all), POLLIN | POLLOUT | POLLRDHUP, "CLOSE-WAIT");
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    let fin = b.one();
+    assert_eq!(b.revents(fd, all), done, "LAST-ACK");
+    b.send(hdr(PPORT, LPORT, PISN + 2, fin.r.seq.wrapping_add(1), ACK, PEER_WIN), &[]);
+    assert_eq!(b.revents(fd, all), done, "CLOSE");
+    assert_eq!((b.s.send(fd, b"x"), b.s.recv(fd, &mut buf)), (Err(Errno::EPIPE), Ok(0)));
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+
+    // Ours first, then the peer's: TIME-WAIT, the descriptor still open.
+    let mut b = Bench::new();
+    let (l, fd, _) = b.accepted();
+    b.s.shutdown(fd, Shutdown::Write).unwrap();
+    let fin = b.one();
+    b.send(hdr(PPORT, LPORT, PISN + 1, fin.r.seq.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    let _ = b.out();
+    assert_eq!(b.revents(fd, all), done, "TIME-WAIT");
+    assert_eq!((b.s.recv(fd, &mut buf), b.s.send(fd, b"x")), (Ok(0), Err(Errno::EPIPE)));
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+
+    // A reset with bytes unread: the bytes, then the error, then the end.
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    peer_data(&mut b, iss, 0, b"hello");
+    let _ = b.out();
+    b.send(hdr(PPORT, LPORT, PISN + 6, iss.wrapping_add(1), RST | ACK, 0), &[]);
+    b.none();
+    assert_eq!(b.revents(fd, all), done | POLLERR, "reset, 5 bytes unread");
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(5));
+    assert_eq!(b.s.recv(fd, &mut buf), Err(Errno::ECONNRESET));
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    assert_eq!(b.revents(fd, all), done);
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+
+    // A reset in CLOSE-WAIT: EPIPE (tcp_reset).
+    let mut b = Bench::new();
+    let (l, fd, iss) = b.accepted();
+    b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), FIN | ACK, PEER_WIN), &[]);
+    let _ = b.out();
+    b.send(hdr(PPORT, LPORT, PISN + 2, iss.wrapping_add(1), RST | ACK, 0), &[]);
+    b.none();
+    assert_eq!(b.revents(fd, all), done | POLLERR, "reset in CLOSE-WAIT");
+    assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::EPIPE)));
+    b.s.close(fd).unwrap();
+    b.s.close(l).unwrap();
+    b.end();
+
+    // Edge-triggered watchers are told of a reset.
+    for (asked, told) in [(EPOLLIN | EPOLLOUT | EPOLLRDHUP, done | POLLERR), (EPOLLOUT, POLLOUT | POLLERR | POLLHUP)] {
+        let mut b = Bench::new();
+        let (l, fd, iss) = b.accepted();
+        let ep = b.s.epoll_create();
+        b.s.epoll_ctl(ep, EpollOp::Add, fd, EpollEvent::new(asked | EPOLLET, 7)).unwrap();
+        assert_eq!(ep_now(&mut b, ep), [(EPOLLOUT, 7)]);
+        assert_eq!(ep_now(&mut b, ep), []);
+        b.send(hdr(PPORT, LPORT, PISN + 1, iss.wrapping_add(1), RST | ACK, 0), &[]);
+        b.none();
+        assert_eq!(ep_now(&mut b, ep), [(told as u16 as u32, 7)], "asked {asked:#x}");
+        assert_eq!(ep_now(&mut b, ep), []);
+        b.s.epoll_close(ep).unwrap();
+        b.s.close(fd).unwrap();
+        b.s.close(l).unwrap();
+        b.end();
+    }
+}
+
+/// `shutdown()` of a socket still connecting is `tcp_disconnect` in Linux
+/// (inet_shutdown, case TCP_SYN_SENT): the attempt ends, CLOSE with
+/// `sk_shutdown` 0 and `sk_err` ECONNRESET, whichever way it was shut. Linux
+/// 6.18: shutdown returns 0, poll 0x1c (POLLOUT | POLLERR | POLLHUP), SO_ERROR
+/// ECONNRESET, then 0x14, recv ENOTCONN, send EPIPE.
+#[test]
+fn shutdown_while_connecting_is_a_disconnect() {
+    let all = POLLIN | POLLOUT | POLLRDHUP;
+    for how in [Shutdown::Write, Shutdown::Read, Shutdown::Both] {
+        let mut b = Bench::new();
+        let fd = b.s.socket(SockType::Stream).unwrap();
+        assert_eq!(b.s.connect(fd, SocketAddrV4::new(PEER_IP, PPORT)), Err(Errno::EINPROGRESS));
+        let _ = b.one();
+        assert_eq!(b.s.shutdown(fd, how), Ok(()));
+        b.none();
+        assert_eq!(b.revents(fd, all), POLLOUT | POLLERR | POLLHUP, "{how:?}");
+        assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::ECONNRESET)), "{how:?}");
+        assert_eq!(b.revents(fd, all), POLLOUT | POLLHUP, "{how:?}");
+        assert_eq!(b.s.recv(fd, &mut [0u8; 8]), Err(Errno::ENOTCONN), "{how:?}");
+        assert_eq!(b.state(fd), TcpState::Close, "{how:?}");
+        b.s.close(fd).unwrap();
+        b.end();
+    }
+}

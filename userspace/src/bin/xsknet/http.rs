@@ -815,10 +815,16 @@ struct HttpService {
     /// activity moves a deadline later without touching the heap, and an
     /// entry found due early goes back in at the real deadline (lazily, as
     /// nginx's `ngx_event_add_timer` skips small moves). A lingering close
-    /// adds a second entry at its end, sooner than the idle clock's.
+    /// adds a second entry at its end, sooner than the idle clock's. A
+    /// closed connection's entries are dropped when due, or sooner by
+    /// [`HttpService::drop_stale_timers`].
     timers: std::collections::BinaryHeap<Timer>,
     /// Connections accepted so far: each one's id in its heap entry.
     accepted: u64,
+    /// Connections open now.
+    open: usize,
+    /// When the descriptor limit was last reported.
+    emfile_warned: Option<Instant>,
     scratch: Vec<u8>,
     caches: Caches,
     stats: HttpStats,
@@ -835,6 +841,8 @@ impl HttpService {
             conns: Vec::new(),
             timers: std::collections::BinaryHeap::new(),
             accepted: 0,
+            open: 0,
+            emfile_warned: None,
             scratch: vec![0; MAX_REQUEST_HEAD],
             caches: Caches::default(),
             stats: HttpStats::default(),
@@ -880,8 +888,32 @@ impl HttpService {
         }
     }
 
+    /// A closed connection's entries stay in the heap until due: when they
+    /// outnumber the open connections' (twice over, and by 1024), they go,
+    /// and the heap gives back its memory, so that it is bounded by the
+    /// connections open, not by those accepted within an idle timeout (a
+    /// client connecting and closing in a loop). Linear, so at most once per
+    /// as many closes as there are entries: constant per close on average.
+    fn drop_stale_timers(&mut self) {
+        if self.timers.len() <= 2 * self.open + 1024 {
+            return;
+        }
+        let conns = &self.conns;
+        self.timers
+            .retain(|std::cmp::Reverse((_, fd, id))| matches!(conns.get(*fd as usize), Some(Some(c)) if c.id == *id));
+        self.timers.shrink_to(2 * self.timers.len() + 1024);
+    }
+
     fn accept<D: NetDevice>(&mut self, stack: &mut Stack<D>, cfg: &Config, now: Instant) {
-        while let Ok((fd, _)) = stack.accept(self.listen_fd) {
+        loop {
+            let fd = match stack.accept(self.listen_fd) {
+                Ok((fd, _)) => fd,
+                Err(Errno::EMFILE) => {
+                    tcp_serve::warn_emfile(&mut self.emfile_warned);
+                    return;
+                }
+                Err(_) => return,
+            };
             self.stats.connections += 1;
             // Responses go out whole: no Nagle wait for the last segment of one.
             let _ = stack.setsockopt(fd, SockOpt::TcpNodelay(true));
@@ -895,6 +927,7 @@ impl HttpService {
                 self.conns.resize_with(slot + 1, || None);
             }
             self.accepted += 1;
+            self.open += 1;
             let mut c = Conn::new(fd, now);
             c.id = self.accepted;
             self.timers.push(std::cmp::Reverse((c.deadline(cfg), fd.0, c.id)));
@@ -910,6 +943,8 @@ impl HttpService {
         if c.serve(stack, cfg, &mut self.stats, &mut self.caches, now, &mut self.scratch) == Progress::Closed {
             self.conns[slot] = None;
             let _ = stack.close(fd);
+            self.open -= 1;
+            self.drop_stale_timers();
         } else if let (Some(until), false) = (c.lingering_until, lingering) {
             // Its lingering close began: due sooner than its idle clock.
             self.timers.push(std::cmp::Reverse((until, fd.0, c.id)));

@@ -66,7 +66,7 @@ pub struct TcpService {
 
 /// Says (at most once a minute) that connections wait in the accept queue
 /// because the descriptor limit is reached.
-fn warn_emfile(last: &mut Option<std::time::Instant>) {
+pub(crate) fn warn_emfile(last: &mut Option<std::time::Instant>) {
     if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
         *last = Some(std::time::Instant::now());
         eprintln!(

@@ -236,6 +236,8 @@ pub fn tcp_done(net: &mut Net, cb: &mut TcpCb) {
     if matches!(cb.state, TcpState::SynSent | TcpState::SynRecv) {
         net.mib.TcpAttemptFails += 1;
     }
+    // SHUTDOWN_MASK, seen by whoever the state change wakes.
+    cb.tsk().stream.done.store(true, Ordering::Release);
     tcp_set_state(net, cb, TcpState::Close);
     cb.rto_at = None;
     cb.delack_at = None;

@@ -102,6 +102,7 @@ fn tcp_v4_connect(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, addr: SocketAddrV4) -
     tsk.stream.fin_rcvd.store(false, Ordering::Relaxed);
     tsk.stream.wr_shut.store(false, Ordering::Relaxed);
     tsk.stream.rd_shut.store(false, Ordering::Relaxed);
+    tsk.stream.done.store(false, Ordering::Relaxed);
     let now = cx.now;
     // tcp_connect_init: the MSS offered and used from the route's MTU, a
     // path MTU learnt from ICMP included (`dst_metric_advmss`, `tcp_sync_mss`).
@@ -223,7 +224,8 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
     }
     match s.state() {
         TcpState::Listen => Err(Errno::ENOTCONN),
-        TcpState::Close if tsk.cb().is_none() && capacity == 0 => Err(Errno::ENOTCONN),
+        // Never connected, or the attempt was disconnected: no RCV_SHUTDOWN.
+        TcpState::Close if !s.done.load(Ordering::Acquire) => Err(Errno::ENOTCONN),
         TcpState::Close => Ok((0, 0)),
         _ => Err(Errno::EAGAIN),
     }
@@ -387,43 +389,70 @@ pub fn tcp_keepalive_rearm(net: &mut Net, id: CbId, idle_changed: bool, now: std
     }
 }
 
-/// `tcp_shutdown`: `SHUT_WR` queues our FIN after the data; `SHUT_RD`
-/// makes reads return 0.
+/// `inet_shutdown` → `tcp_shutdown`: `SHUT_WR` queues our FIN after the
+/// data; `SHUT_RD` makes reads return 0. On a socket still connecting it
+/// is `tcp_disconnect`, whichever way: the attempt ends without a RST, the
+/// socket back in CLOSE, not shut down, with `ECONNRESET` pending
+/// (net/ipv4/af_inet.c `inet_shutdown`, case `TCP_SYN_SENT`). In CLOSE
+/// the bits are set anyway and `ENOTCONN` returned, as Linux does (a
+/// poller then sees `POLLRDHUP` after `SHUT_RD`).
 ///
 /// # Errors
 ///
-/// `ENOTCONN` on a socket that is not connected.
+/// `ENOTCONN` in CLOSE (never connected, or over) and on a listener.
 pub fn tcp_shutdown(cx: &mut ProtoCtx<'_>, sock: &Arc<Sock>, how: Shutdown) -> Result<(), Errno> {
     let tsk = sock.tcp().ok_or(Errno::EOPNOTSUPP)?;
     let state = tsk.stream.state();
-    if matches!(state, TcpState::Close | TcpState::Listen) && tsk.cb().is_none()
-        || state == TcpState::Listen
-        || state == TcpState::Close && tsk.stream.rcv_capacity() == 0
-    {
+    if state == TcpState::Listen {
         return Err(Errno::ENOTCONN);
+    }
+    if state == TcpState::SynSent {
+        if let Some(id) = tsk.cb() {
+            if let Some(mut cb) = cx.net.tcp.take(id) {
+                tcp_disconnect(cx.net, &mut cb);
+                finish(cx.net, id, cb, Fate::Done);
+                return Ok(());
+            }
+        }
     }
     if matches!(how, Shutdown::Read | Shutdown::Both) {
         tsk.stream.rd_shut.store(true, Ordering::Release);
-        sock.wq.wake_up();
     }
     if matches!(how, Shutdown::Write | Shutdown::Both) {
         tsk.stream.wr_shut.store(true, Ordering::Release);
+    }
+    sock.wq.wake_up();
+    if state == TcpState::Close {
+        return Err(Errno::ENOTCONN);
+    }
+    if matches!(how, Shutdown::Write | Shutdown::Both) {
         if let Some(id) = tsk.cb() {
             if let Some(mut cb) = cx.net.tcp.take(id) {
-                if cb.state == TcpState::SynSent {
-                    tcp_done(cx.net, &mut cb);
-                } else {
-                    // As in `tcp_close`: pending data first, then the FIN.
-                    let umem = cx.q.umem().clone();
-                    tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
-                    tcp_close_state(cx.net, &mut cb);
-                    tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
-                }
+                // As in `tcp_close`: pending data first, then the FIN.
+                let umem = cx.q.umem().clone();
+                tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
+                tcp_close_state(cx.net, &mut cb);
+                tcp_write_xmit(cx.net, cx.q, &umem, &mut cb, cx.now);
                 finish(cx.net, id, cb, Fate::Keep);
             }
         }
     }
     Ok(())
+}
+
+/// `tcp_disconnect` of an attempt in SYN-SENT: CLOSE without a RST (none
+/// is owed for a SYN), `ECONNRESET` as the socket's error, its shutdown
+/// bits cleared, so that it may connect again (net/ipv4/tcp.c). Not a
+/// failed attempt in the MIB: Linux counts `TcpAttemptFails` in `tcp_done`,
+/// which a disconnect does not call.
+fn tcp_disconnect(net: &mut Net, cb: &mut TcpCb) {
+    let stream = &cb.tsk().stream;
+    stream.rd_shut.store(false, Ordering::Release);
+    stream.wr_shut.store(false, Ordering::Release);
+    stream.done.store(false, Ordering::Release);
+    cb.sock.set_err(Errno::ECONNRESET);
+    tcp_set_state(net, cb, TcpState::Close);
+    cb.rto_at = None;
 }
 
 /// `tcp_close`: the application lets go of the sock. A listener resets
