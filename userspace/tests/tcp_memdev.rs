@@ -5035,6 +5035,9 @@ fn poll_hang_up_bits_after_a_timeout_the_close_and_a_reset() {
     b.send(hdr(PPORT, LPORT, PISN + 2, iss.wrapping_add(1), RST | ACK, 0), &[]);
     b.none();
     assert_eq!(b.revents(fd, all), done | POLLERR, "reset in CLOSE-WAIT");
+    // The FIN came first: reads end the stream (SOCK_DONE), the error stays.
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
+    assert_eq!(b.s.recv(fd, &mut buf), Ok(0));
     assert_eq!(b.s.socket_error(fd), Ok(Some(Errno::EPIPE)));
     b.s.close(fd).unwrap();
     b.s.close(l).unwrap();

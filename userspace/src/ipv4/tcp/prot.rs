@@ -216,10 +216,15 @@ pub fn tcp_recvmsg(sock: &Arc<Sock>, scheduled: &ArrayQueue<Arc<Sock>>, buf: &mu
     if buf.is_empty() {
         return Ok((0, 0));
     }
+    // tcp_recvmsg: the peer's FIN (SOCK_DONE) ends the stream before a
+    // pending error is reported, which stays for the next send or SO_ERROR.
+    if s.fin_rcvd.load(Ordering::Acquire) {
+        return Ok((0, 0));
+    }
     if let Some(e) = sock.take_err() {
         return Err(e);
     }
-    if s.fin_rcvd.load(Ordering::Acquire) || s.rd_shut.load(Ordering::Acquire) {
+    if s.rd_shut.load(Ordering::Acquire) {
         return Ok((0, 0));
     }
     match s.state() {
