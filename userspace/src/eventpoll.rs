@@ -176,10 +176,7 @@ impl EpItem {
 /// event bits; the same bits `poll(2)` reports for the first four.
 pub(crate) fn sock_poll(sock: &Sock) -> u32 {
     let mut r = 0;
-    // A pending error makes a read return at once, but `tcp_poll` reports it
-    // as EPOLLERR only: EPOLLIN for a stream is data or RCV_SHUTDOWN.
-    let readable = if sock.tcp().is_some() { sock.is_closed() || sock.data_ready() } else { sock.readable() };
-    if readable {
+    if sock.poll_in() {
         r |= EPOLLIN;
     }
     if sock.writable() {

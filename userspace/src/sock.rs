@@ -945,6 +945,17 @@ impl Sock {
         self.err.load(Ordering::Relaxed) != 0 || self.is_closed() || self.data_ready()
     }
 
+    /// `POLLIN` as `udp_poll` and `tcp_poll` report it: for a datagram sock
+    /// [`Sock::readable`]; for a stream a pending error alone is `POLLERR`,
+    /// not `POLLIN` (which is data, `RCV_SHUTDOWN`, or a child to accept),
+    /// though it makes a blocked read return.
+    pub(crate) fn poll_in(&self) -> bool {
+        match &self.proto {
+            ProtoSock::Udp(_) => self.readable(),
+            ProtoSock::Tcp(_) => self.is_closed() || self.data_ready(),
+        }
+    }
+
     /// Whether there is something to read, an error aside: datagrams; for a
     /// stream, data (`SO_RCVLOWAT` bytes) or `RCV_SHUTDOWN`; for a listener,
     /// a child to accept (`tcp_stream_is_readable`, `inet_csk_listen_poll`).

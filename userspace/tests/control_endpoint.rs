@@ -187,7 +187,11 @@ fn a_killed_instance_leaves_a_stale_socket_that_is_replaced_or_cleared() {
     std::fs::create_dir_all(&run_dir).unwrap();
     let env = [("XSKNET_RUN_DIR", run_dir.as_os_str())];
     let xsknet = |ns: &str, history: &std::path::Path, args: &[&str]| xsknet_env(ns, history, args, &env);
-    let start_echo = |extra: &[&str]| Xsknet::start_command_env(ns, "echo", ifname, ECHO_PORT, extra, &env);
+    let start_echo = |extra: &[&str]| {
+        let mut x = Xsknet::spawn_command_env(ns, "echo", ifname, ECHO_PORT, extra, &env);
+        x.wait_ready(READY_TIMEOUT).unwrap_or_else(|e| panic!("xsknet did not become ready: {e}"));
+        x
+    };
     let mut x = start_echo(&[]);
     let list = ok_stdout(&xsknet(ns, &history, &["list"]));
     let line = list.lines().find(|l| l.starts_with(ifname)).unwrap_or_else(|| panic!("{list}"));

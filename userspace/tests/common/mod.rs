@@ -153,19 +153,7 @@ impl Xsknet {
     /// [`Xsknet::spawn_command`], then waits for the `ready` line as
     /// [`Xsknet::start_echo`] does.
     pub fn start_command(ns: &str, command: &str, ifname: &str, port: u16, extra: &[&str]) -> Xsknet {
-        Xsknet::start_command_env(ns, command, ifname, port, extra, &[])
-    }
-
-    /// [`Xsknet::start_command`] with `env` set, as [`Xsknet::spawn_command_env`].
-    pub fn start_command_env(
-        ns: &str,
-        command: &str,
-        ifname: &str,
-        port: u16,
-        extra: &[&str],
-        env: &[(&str, &std::ffi::OsStr)],
-    ) -> Xsknet {
-        let mut x = Xsknet::spawn_command_env(ns, command, ifname, port, extra, env);
+        let mut x = Xsknet::spawn_command(ns, command, ifname, port, extra);
         if let Err(e) = x.wait_ready(READY_TIMEOUT) {
             panic!("xsknet did not become ready: {e}");
         }
